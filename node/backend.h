@@ -1,0 +1,116 @@
+/* The kernel backend contract: one table of operations that the agent drives.
+ * `linux` implements it on the real kernel (node/linux/), `sim` in memory
+ * (node/sim/). The agent above it knows nothing of cgroup files or netlink.
+ *
+ * Threads: the agent calls every operation from one worker thread, in order,
+ * so a backend never sees two operations at once; operations may block for
+ * the I/O they do (mkfs, mount) but none waits for a guest: stop sends the
+ * halt signal and returns, and the agent calls kill after the timeout.
+ * Exec is the exception: it runs in a second lane, concurrently with the
+ * others, and only reads backend state.
+ *
+ * Every operation is idempotent: create of an existing guest with the same
+ * spec, start of a running guest, stop of a stopped one, destroy of a guest
+ * that is gone all succeed. Returns are 0 or -errno; -EBUSY and -EPERM carry
+ * the lock and private flags, -ENOSPC a full disk, -ENOENT an unknown guest. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/types.h>
+
+#include "proto/spec.h"
+#include "proto/usage.h"
+
+typedef struct backend backend_t;
+
+/* What the node tells the master in hello. */
+struct node_facts {
+    char kernel[65];     /* uname release */
+    char cgroup[8];      /* "v1", "v2" or "hybrid" */
+    char backend[16];    /* "linux" or "sim" */
+    uint32_t cpus;       /* millicores available to guests */
+    uint64_t memory;     /* bytes available to guests */
+    uint64_t disk;       /* bytes available for guest disk images */
+    uint32_t max_guests; /* guests this node accepts */
+};
+
+/* Where a guest stands, as the backend sees it. */
+enum guest_state {
+    GUEST_ABSENT,  /* nothing of the guest exists on this node */
+    GUEST_STOPPED, /* created (disk, rootfs), no process */
+    GUEST_RUNNING, /* its init runs */
+};
+
+/* What the agent keeps about a running guest so it can re-adopt it after a
+ * restart: the init's pid and its start time (field 22 of /proc/PID/stat),
+ * which together name the process even if the pid is reused. */
+struct guest_runtime {
+    pid_t pid;           /* init's pid in the host's pid namespace, 0 when stopped */
+    uint64_t start_time; /* init's start time in clock ticks since boot */
+};
+
+/* A command to run inside a running guest. */
+struct exec_request {
+    char *const *argv;   /* NULL-terminated, argv[0] is looked up in the guest's PATH */
+    uint32_t timeout_ms; /* killed after this long, 0 = 30 s */
+    uint32_t max_output; /* bytes kept per stream, the rest is counted and dropped */
+};
+
+struct exec_result {
+    int exit_code;  /* exit status, or -1 when killed by a signal */
+    int signal;     /* the signal that killed it, 0 when it exited */
+    bool timed_out; /* killed at the timeout */
+    char *out;      /* captured stdout (malloc'd, caller frees) */
+    size_t out_len; /* bytes in out */
+    char *err;      /* captured stderr (malloc'd, caller frees) */
+    size_t err_len; /* bytes in err */
+    bool truncated; /* some output was dropped at max_output */
+};
+
+struct backend_ops {
+    const char *name;
+    /* Fills the node's facts. */
+    int (*probe)(backend_t *b, struct node_facts *out);
+    /* Makes the guest's disk and root filesystem; leaves it stopped. */
+    int (*create)(backend_t *b, const struct guest_spec *spec);
+    /* Starts the guest's init; fills rt. */
+    int (*start)(backend_t *b, const struct guest_spec *spec, struct guest_runtime *rt);
+    /* Sends the halt signal to init; the guest may take time to stop. */
+    int (*stop)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
+    /* Kills every process of the guest (SIGKILL to its cgroup) and waits for them. */
+    int (*kill)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
+    /* Removes everything of a stopped guest: cgroups, mounts, disk image, netns. */
+    int (*destroy)(backend_t *b, const struct guest_spec *spec);
+    /* Applies spec's limits to a created (running or stopped) guest. */
+    int (*set_limits)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
+    /* Applies spec's addresses and network limits to a running guest. */
+    int (*apply_network)(backend_t *b, const struct guest_spec *spec,
+                         const struct guest_runtime *rt);
+    /* Where the guest stands; for a running one, checks rt still names its init. */
+    int (*state)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
+                 enum guest_state *out);
+    /* Measures usage. */
+    int (*usage)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
+                 struct guest_usage *out);
+    /* Runs a command inside a running guest and waits for it. */
+    int (*exec)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
+                const struct exec_request *req, struct exec_result *res);
+    /* Frees the backend. */
+    void (*free)(backend_t *b);
+};
+
+/* Every backend embeds this first and reaches its own state with container_of. */
+struct backend {
+    const struct backend_ops *ops;
+};
+
+static inline void
+exec_result_clear(struct exec_result *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+    r->out_len = r->err_len = 0;
+}
