@@ -1,0 +1,208 @@
+/* The wire protocol's messages as typed values (protocol v1).
+ *
+ * One message is one ZeroMQ frame holding one msgpack map:
+ *   { "v": 1, "type": "guest.apply", "id": 42, ...type-specific fields }
+ * "v" is the protocol's major version; a peer with a higher major is refused.
+ * Minor changes only add optional fields, which older peers ignore. "id" is
+ * the sender's request id; ack, nack and exec results name the request they
+ * answer in "ref". docs/protocol.md is the reference for every field.
+ *
+ * Decoding (msg_decode) is the only place a msgpack object is looked at:
+ * nothing raw escapes proto/. It never trusts the peer: every field is type-
+ * and range-checked, counts are checked against the bytes left before
+ * anything is allocated, strings, arrays, maps and nesting are capped. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/spec.h"
+#include "proto/usage.h"
+
+#define PROTO_VERSION       1
+#define PROTO_MAX_FRAME     (8u << 20) /* ZMQ_MAXMSGSIZE on both ends */
+#define PROTO_MAX_STRING    4096       /* any string field, except exec output */
+#define PROTO_MAX_ARRAY     65536      /* any array or map, except where capped lower */
+#define PROTO_MAX_DEPTH     8          /* nesting of maps and arrays */
+#define PROTO_MAX_INVENTORY 65536      /* guests in one hello */
+#define PROTO_MAX_SAMPLES   4096       /* samples in one usage batch */
+#define PROTO_MAX_ARGV      256        /* arguments of one exec */
+#define PROTO_MAX_EXEC_OUT  (1u << 20) /* bytes of stdout or stderr in an exec result */
+#define PROTO_MAX_LABELS    32         /* node labels in hello */
+
+enum msg_type {
+    MSG_INVALID = 0,
+    /* node -> master */
+    MSG_HELLO,       /* "hello" */
+    MSG_HEARTBEAT,   /* "heartbeat" */
+    MSG_ACK,         /* "ack" */
+    MSG_NACK,        /* "nack" */
+    MSG_USAGE,       /* "usage" */
+    MSG_EVENT,       /* "event" */
+    MSG_EXEC_RESULT, /* "guest.exec.result" */
+    /* master -> node */
+    MSG_WELCOME,       /* "welcome": the master's answer to hello */
+    MSG_GUEST_APPLY,   /* "guest.apply" */
+    MSG_GUEST_START,   /* "guest.start" */
+    MSG_GUEST_STOP,    /* "guest.stop" */
+    MSG_GUEST_DESTROY, /* "guest.destroy" */
+    MSG_GUEST_EXEC,    /* "guest.exec" */
+    MSG_TYPE_COUNT
+};
+
+/* Machine-readable error codes carried by nack (and mapped to HTTP statuses
+ * by the master's API). The wire form is the lower-case string in the comment. */
+enum msg_error {
+    MSG_ERR_NONE = 0,
+    MSG_ERR_BAD_REQUEST,  /* "bad_request": malformed or out-of-range field */
+    MSG_ERR_UNKNOWN_TYPE, /* "unknown_type": a message type this peer does not know */
+    MSG_ERR_VERSION,      /* "version": a protocol major version this peer does not speak */
+    MSG_ERR_NOT_FOUND,    /* "not_found": unknown guest */
+    MSG_ERR_CONFLICT,     /* "conflict": the guest's state forbids it (e.g. destroy running) */
+    MSG_ERR_STALE,        /* "stale": generation older than the one applied */
+    MSG_ERR_LOCKED,       /* "locked": the guest's lock flag is set */
+    MSG_ERR_PRIVATE,      /* "private": exec into a private guest */
+    MSG_ERR_NO_SPACE,     /* "no_space": disk full, or a limit below current use */
+    MSG_ERR_UNSUPPORTED,  /* "unsupported": this node cannot do it (kernel, backend) */
+    MSG_ERR_BUSY,         /* "busy": try again later */
+    MSG_ERR_INTERNAL,     /* "internal": anything else; the message says what */
+    MSG_ERR_COUNT
+};
+
+/* One guest in a node's inventory. */
+struct msg_inventory_item {
+    char id[SPEC_ID_LEN + 1];    /* guest id */
+    char name[NAME_MAX_LEN + 1]; /* guest name */
+    uint64_t generation;         /* generation the node has applied */
+    bool running;                /* its init runs */
+};
+
+struct msg_hello {
+    char node[NAME_MAX_LEN + 1];                /* the node's name (also its ZeroMQ identity) */
+    char agent_version[32];                     /* vfleet version of the agent */
+    char kernel[65];                            /* uname release */
+    char cgroup[8];                             /* "v1", "v2", "hybrid" */
+    char backend[16];                           /* "linux", "sim" */
+    uint32_t cpus;                              /* capacity: millicores */
+    uint64_t memory;                            /* capacity: bytes */
+    uint64_t disk;                              /* capacity: bytes */
+    uint32_t max_guests;                        /* capacity: guests */
+    uint32_t n_labels;                          /* entries in labels */
+    struct spec_label labels[PROTO_MAX_LABELS]; /* node labels from its config */
+    uint32_t n_inventory;                       /* entries in inventory */
+    struct msg_inventory_item *inventory;       /* every guest on the node (owned) */
+};
+
+struct msg_heartbeat {
+    uint64_t seq;       /* increases by one per heartbeat since the agent started */
+    uint32_t n_guests;  /* guests on the node */
+    uint32_t n_running; /* of which running */
+};
+
+struct msg_welcome {
+    uint32_t heartbeat_ms; /* how often the master wants heartbeats */
+    uint32_t usage_ms;     /* how often the master wants usage batches */
+};
+
+struct msg_ack {
+    uint64_t ref;             /* id of the request acknowledged */
+    char id[SPEC_ID_LEN + 1]; /* guest id, "" when not about a guest */
+    uint64_t generation;      /* generation now applied on the node */
+    bool running;             /* the guest's init runs after the command */
+};
+
+struct msg_nack {
+    uint64_t ref;                       /* id of the request refused (0 when unreadable) */
+    char id[SPEC_ID_LEN + 1];           /* guest id, "" when not about a guest */
+    enum msg_error code;                /* machine-readable reason */
+    char message[PROTO_MAX_STRING + 1]; /* human-readable detail */
+};
+
+struct msg_usage {
+    uint32_t n_samples;          /* entries in samples */
+    struct guest_usage *samples; /* one per guest (owned) */
+};
+
+struct msg_event {
+    char id[SPEC_ID_LEN + 1];           /* guest id, "" for a node event */
+    char kind[32];                      /* "started", "stopped", "exited", "oom", "lost", ... */
+    uint64_t time_ms;                   /* wall clock, ms since the epoch */
+    int32_t exit_code;                  /* for "exited": status, -1 when killed by a signal */
+    char message[PROTO_MAX_STRING + 1]; /* human-readable detail */
+};
+
+/* guest.start, guest.stop and guest.destroy name the guest and the
+ * generation the master last sent, so a node that is behind can say so. */
+struct msg_guest_ref {
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    uint64_t generation;      /* master's current generation of the guest */
+    uint32_t timeout;         /* guest.stop: seconds before SIGKILL, 0 = the spec's */
+};
+
+struct msg_guest_exec {
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    uint32_t argc;            /* entries in argv */
+    char **argv;              /* NULL-terminated (owned) */
+    uint32_t timeout_ms;      /* 0 = 30 s */
+    uint32_t max_output;      /* bytes per stream, at most PROTO_MAX_EXEC_OUT, 0 = 64 KiB */
+};
+
+struct msg_exec_result {
+    uint64_t ref;             /* id of the guest.exec request */
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    int32_t exit_code;        /* exit status, -1 when killed by a signal */
+    int32_t signal;           /* killing signal, 0 when it exited */
+    bool timed_out;           /* killed at the timeout */
+    bool truncated;           /* output was cut at max_output */
+    uint32_t out_len;         /* bytes in out */
+    char *out;                /* stdout (owned, not NUL-terminated) */
+    uint32_t err_len;         /* bytes in err */
+    char *err;                /* stderr (owned, not NUL-terminated) */
+};
+
+/* A decoded (or to-be-encoded) message. Free with msg_clear. */
+struct msg {
+    enum msg_type type; /* which member of the union is set */
+    uint64_t id;        /* sender's request id */
+    union {
+        struct msg_hello hello;
+        struct msg_heartbeat heartbeat;
+        struct msg_welcome welcome;
+        struct msg_ack ack;
+        struct msg_nack nack;
+        struct msg_usage usage;
+        struct msg_event event;
+        struct msg_exec_result exec_result;
+        struct guest_spec apply;    /* MSG_GUEST_APPLY */
+        struct msg_guest_ref guest; /* MSG_GUEST_START, _STOP, _DESTROY */
+        struct msg_guest_exec exec; /* MSG_GUEST_EXEC */
+    } u;
+};
+
+/* Frees what a message owns and zeroes it. NULL-safe. */
+void msg_clear(struct msg *m);
+
+/* Encodes m into a new buffer (*buf, *len; caller frees). Returns 0, or
+ * -EINVAL when m holds a value the protocol cannot carry (checked with the
+ * same rules as decoding, so what we send the peer would accept). */
+int msg_encode(const struct msg *m, char **buf, size_t *len);
+
+/* Decodes one frame into m (zeroed first; msg_clear it after, also on
+ * failure). Returns 0, or:
+ *   -EBADMSG  not a well-formed, bounded msgpack map of known shape
+ *   -EPROTONOSUPPORT  a higher major version ("v")
+ *   -ENOMSG   a well-formed message of a type this side does not know
+ *   -EINVAL   a known type with a missing, mistyped or out-of-range field
+ * In every failure case where the frame carried a readable "id", m->id is set
+ * so the caller can nack it. When err is not NULL it receives a static
+ * description of the first problem ("field 'limits.memory': not an integer"). */
+int msg_decode(const char *buf, size_t len, struct msg *m, const char **err);
+
+/* Names on the wire. */
+const char *msg_type_name(enum msg_type t);
+enum msg_type msg_type_from_name(const char *s);
+const char *msg_error_name(enum msg_error e);
+enum msg_error msg_error_from_name(const char *s);
+/* Maps a backend's -errno to the nack code a peer should see. */
+enum msg_error msg_error_from_errno(int err);
