@@ -195,9 +195,9 @@ int msg_encode(const struct msg *m, char **buf, size_t *len);
  *   -ENOMSG   a well-formed message of a type this side does not know
  *   -EINVAL   a known type with a missing, mistyped or out-of-range field
  * In every failure case where the frame carried a readable "id", m->id is set
- * so the caller can nack it. When err is not NULL it receives a static
- * description of the first problem ("field 'limits.memory': not an integer"). */
-int msg_decode(const char *buf, size_t len, struct msg *m, const char **err);
+ * so the caller can nack it. When errbuf is not NULL it receives a description
+ * of the first problem ("field 'limits.memory': not an integer"). */
+int msg_decode(const char *buf, size_t len, struct msg *m, char *errbuf, size_t errlen);
 
 /* Names on the wire. */
 const char *msg_type_name(enum msg_type t);
