@@ -1,0 +1,456 @@
+/* Detection, dispatch to the v1/v2 driver, and the file helpers both share. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "node/linux/cgroup.h"
+#include "node/linux/cgroup_driver.h"
+
+/* A guest id becomes a directory name in every hierarchy, so it must be one
+ * plain path component: no "/", no "." or "..", nothing a shell or the
+ * kernel would read specially. */
+static int
+cgroup_check_name(const char *s)
+{
+    if (!s || !*s || strlen(s) > CGROUP_ID_MAX)
+        return -EINVAL;
+    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return -EINVAL;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.';
+        if (!ok)
+            return -EINVAL;
+    }
+    /* "cgroup.*" and controller-looking names would clash with control files. */
+    if (strncmp(s, "cgroup.", 7) == 0)
+        return -EINVAL;
+    return 0;
+}
+
+static bool
+cgroup_is_fs(const char *path, long magic)
+{
+    struct statfs sfs;
+    return statfs(path, &sfs) == 0 && sfs.f_type == magic;
+}
+
+int
+cgroup_detect(const char *root, enum cgroup_mode *out)
+{
+    struct statfs sfs;
+    if (statfs(root, &sfs) < 0)
+        return -errno;
+    if (sfs.f_type == CGROUP2_SUPER_MAGIC) {
+        *out = CGROUP_V2;
+        return 0;
+    }
+    if (sfs.f_type != TMPFS_MAGIC)
+        return -ENOMEDIUM;
+
+    /* A tmpfs root is v1 when any controller hierarchy hangs off it. */
+    static const char *const ctrls[] = {"memory", "pids", "cpu", "cpuacct", "blkio", "devices"};
+    bool v1 = false;
+    for (size_t i = 0; i < ARRAY_SIZE(ctrls) && !v1; i++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", root, ctrls[i]);
+        v1 = cgroup_is_fs(p, CGROUP_SUPER_MAGIC);
+    }
+    if (!v1)
+        return -ENOMEDIUM;
+    _cleanup_free_ char *unified = xasprintf("%s/unified", root);
+    *out = cgroup_is_fs(unified, CGROUP2_SUPER_MAGIC) ? CGROUP_HYBRID : CGROUP_V1;
+    return 0;
+}
+
+const char *
+cgroup_mode_to_string(enum cgroup_mode mode)
+{
+    switch (mode) {
+    case CGROUP_V1:
+        return "v1";
+    case CGROUP_V2:
+        return "v2";
+    case CGROUP_HYBRID:
+        return "hybrid";
+    }
+    return "unknown";
+}
+
+static int
+cgroup_mgr_make(const char *root, const char *prefix, enum cgroup_mode mode,
+                const struct cgroup_ops *ops, cgroup_mgr_t **ret)
+{
+    if (!root || !*root || cgroup_check_name(prefix) < 0)
+        return -EINVAL;
+    cgroup_mgr_t *m = xcalloc(1, sizeof(*m));
+    m->ops = ops;
+    m->mode = mode;
+    m->root = xstrdup(root);
+    size_t len = strlen(m->root);
+    while (len > 1 && m->root[len - 1] == '/')
+        m->root[--len] = '\0';
+    m->prefix = xstrdup(prefix);
+    int r = ops->init(m);
+    if (r < 0) {
+        cgroup_mgr_destroy(&m);
+        return r;
+    }
+    log_debug("cgroup: driver=%s mode=%s root=\"%s\" prefix=\"%s\"", ops->name,
+              cgroup_mode_to_string(mode), m->root, m->prefix);
+    *ret = m;
+    return 0;
+}
+
+int
+cgroup_mgr_new(const char *root, const char *prefix, cgroup_mgr_t **ret)
+{
+    enum cgroup_mode mode;
+    int r = cgroup_detect(root, &mode);
+    if (r < 0)
+        return r;
+    return cgroup_mgr_make(root, prefix, mode, mode == CGROUP_V2 ? &cgroup_v2_ops : &cgroup_v1_ops,
+                           ret);
+}
+
+int
+cgroup_mgr_new_v1(const char *root, const char *prefix, cgroup_mgr_t **ret)
+{
+    return cgroup_mgr_make(root, prefix, CGROUP_V1, &cgroup_v1_ops, ret);
+}
+
+int
+cgroup_mgr_new_v2(const char *root, const char *prefix, cgroup_mgr_t **ret)
+{
+    return cgroup_mgr_make(root, prefix, CGROUP_V2, &cgroup_v2_ops, ret);
+}
+
+void
+cgroup_mgr_destroy(cgroup_mgr_t **mgr)
+{
+    if (!mgr || !*mgr)
+        return;
+    cgroup_mgr_t *m = *mgr;
+    if (m->ops && m->ops->fini)
+        m->ops->fini(m);
+    free(m->root);
+    free(m->prefix);
+    free(m);
+    *mgr = NULL;
+}
+
+enum cgroup_mode
+cgroup_mgr_mode(const cgroup_mgr_t *mgr)
+{
+    return mgr->mode;
+}
+
+bool
+cgroup_has_device_policy(const cgroup_mgr_t *mgr)
+{
+    return mgr->ops->device_policy;
+}
+
+void
+cgroup_mgr_set_test_hooks(cgroup_mgr_t *mgr, const struct cgroup_test_hooks *hooks)
+{
+    if (hooks)
+        mgr->hooks = *hooks;
+    else
+        memset(&mgr->hooks, 0, sizeof(mgr->hooks));
+}
+
+/* The public per-guest calls: check the id, then hand over to the driver. */
+
+int
+cgroup_create(cgroup_mgr_t *mgr, const char *id)
+{
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->create(mgr, id);
+}
+
+bool
+cgroup_exists(cgroup_mgr_t *mgr, const char *id)
+{
+    return cgroup_check_name(id) == 0 && mgr->ops->exists(mgr, id);
+}
+
+int
+cgroup_attach(cgroup_mgr_t *mgr, const char *id, pid_t pid)
+{
+    if (pid <= 0)
+        return -EINVAL;
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->attach(mgr, id, pid);
+}
+
+int
+cgroup_open_v2_fd(cgroup_mgr_t *mgr, const char *id)
+{
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->open_v2_fd(mgr, id);
+}
+
+int
+cgroup_procs_paths(cgroup_mgr_t *mgr, const char *id, char ***ret)
+{
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->procs_paths(mgr, id, ret);
+}
+
+void
+cgroup_strv_free(char ***strv)
+{
+    if (!strv || !*strv)
+        return;
+    for (char **p = *strv; *p; p++)
+        free(*p);
+    free(*strv);
+    *strv = NULL;
+}
+
+int
+cgroup_set_limits(cgroup_mgr_t *mgr, const char *id, const struct spec_limits *l)
+{
+    if (!l || l->n_io_devs > SPEC_MAX_IO_DEVS)
+        return -EINVAL;
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->set_limits(mgr, id, l);
+}
+
+int
+cgroup_usage(cgroup_mgr_t *mgr, const char *id, struct guest_usage *u)
+{
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->usage(mgr, id, u);
+}
+
+int
+cgroup_pids(cgroup_mgr_t *mgr, const char *id, pid_t **ret, size_t *n)
+{
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->pids(mgr, id, ret, n);
+}
+
+int
+cgroup_kill(cgroup_mgr_t *mgr, const char *id)
+{
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->kill(mgr, id);
+}
+
+int
+cgroup_destroy(cgroup_mgr_t *mgr, const char *id)
+{
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->destroy(mgr, id);
+}
+
+/* Shared file helpers. */
+
+int
+cgroup_write(cgroup_mgr_t *m, const char *dir, const char *file, const char *value)
+{
+    _cleanup_free_ char *path = xasprintf("%s/%s", dir, file);
+    if (m->hooks.written)
+        m->hooks.written(path, value, m->hooks.userdata);
+    /* O_TRUNC does nothing on cgroupfs but keeps a fake tree's files exact. */
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(value);
+    ssize_t n = write(fd, value, len);
+    if (n < 0) {
+        int r = -errno;
+        log_debug("cgroup: write \"%s\" to %s: %s", value, path, strerror(-r));
+        return r;
+    }
+    return (size_t)n == len ? 0 : -EIO;
+}
+
+int
+cgroup_writef(cgroup_mgr_t *m, const char *dir, const char *file, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *value = NULL;
+    int n = vasprintf(&value, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        abort();
+    return cgroup_write(m, dir, file, value);
+}
+
+int
+cgroup_read(const char *dir, const char *file, char **ret)
+{
+    _cleanup_free_ char *path = xasprintf("%s/%s", dir, file);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t cap = 4096, len = 0;
+    _cleanup_free_ char *buf = xmalloc(cap + 1);
+    for (;;) {
+        if (len == cap) {
+            if (cap >= CGROUP_READ_MAX)
+                return -EFBIG;
+            cap *= 2;
+            buf = xrealloc(buf, cap + 1);
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    *ret = move_ptr(buf);
+    return 0;
+}
+
+static int
+cgroup_parse_u64(const char *s, const char **end, uint64_t *ret)
+{
+    if (strncmp(s, "max", 3) == 0) {
+        *ret = UINT64_MAX;
+        *end = s + 3;
+        return 0;
+    }
+    if (*s < '0' || *s > '9')
+        return -EBADMSG;
+    errno = 0;
+    char *e;
+    unsigned long long v = strtoull(s, &e, 10);
+    if (errno == ERANGE)
+        return -ERANGE;
+    *ret = v;
+    *end = e;
+    return 0;
+}
+
+int
+cgroup_read_u64(const char *dir, const char *file, uint64_t *ret)
+{
+    _cleanup_free_ char *text = NULL;
+    int r = cgroup_read(dir, file, &text);
+    if (r < 0)
+        return r;
+    const char *end;
+    r = cgroup_parse_u64(text, &end, ret);
+    if (r < 0)
+        return r;
+    return (*end == '\n' || *end == '\0') ? 0 : -EBADMSG;
+}
+
+int
+cgroup_text_key(const char *text, const char *key, uint64_t *ret)
+{
+    size_t klen = strlen(key);
+    for (const char *line = text; line && *line;) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
+            const char *end;
+            int r = cgroup_parse_u64(line + klen + 1, &end, ret);
+            if (r < 0)
+                return r;
+            return (*end == '\n' || *end == '\0') ? 0 : -EBADMSG;
+        }
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    return -ENODATA;
+}
+
+int
+cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *ret)
+{
+    _cleanup_free_ char *text = NULL;
+    int r = cgroup_read(dir, file, &text);
+    if (r < 0)
+        return r;
+    return cgroup_text_key(text, key, ret);
+}
+
+bool
+cgroup_file_exists(const char *dir, const char *file)
+{
+    _cleanup_free_ char *path = xasprintf("%s/%s", dir, file);
+    return access(path, F_OK) == 0;
+}
+
+int
+cgroup_parse_pids(const char *text, pid_t **pids, size_t *n)
+{
+    for (const char *p = text; *p;) {
+        if (*p == '\n') {
+            p++;
+            continue;
+        }
+        errno = 0;
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v <= 0 || v > INT32_MAX || (*end != '\n' && *end != '\0'))
+            return -EBADMSG;
+        *pids = xreallocarray(*pids, *n + 1, sizeof(pid_t));
+        (*pids)[(*n)++] = (pid_t)v;
+        p = end;
+    }
+    return 0;
+}
+
+int
+cgroup_mkdir(cgroup_mgr_t *m, const char *path)
+{
+    if (mkdir(path, 0755) < 0) {
+        if (errno != EEXIST)
+            return -errno;
+        return 0;
+    }
+    if (m->hooks.populate) {
+        int r = m->hooks.populate(path, m->hooks.userdata);
+        if (r < 0)
+            return r;
+    }
+    return 1;
+}
+
+int
+cgroup_rmdir(cgroup_mgr_t *m, const char *path)
+{
+    if (access(path, F_OK) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (m->hooks.unpopulate) {
+        int r = m->hooks.unpopulate(path, m->hooks.userdata);
+        if (r < 0)
+            return r;
+    }
+    for (unsigned i = 0;; i++) {
+        if (rmdir(path) == 0 || errno == ENOENT)
+            return 0;
+        if (errno != EBUSY || i >= 50)
+            return -errno;
+        cgroup_sleep_ms(10);
+    }
+}
+
+void
+cgroup_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}

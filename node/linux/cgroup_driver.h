@@ -1,0 +1,82 @@
+/* Internal to the cgroup layer: the driver table, the manager's layout and
+ * the file helpers the v1 and v2 drivers share. Nothing outside
+ * node/linux/cgroup*.c includes this; the public contract is cgroup.h. */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/mem.h"
+#include "node/linux/cgroup.h"
+
+/* The largest control file read whole (cgroup.procs of a busy guest). */
+#define CGROUP_READ_MAX (8u << 20)
+
+/* One driver: the public per-guest operations, with the id already checked. */
+struct cgroup_ops {
+    const char *name; /* "v1" or "v2", for debug logs */
+    int (*init)(cgroup_mgr_t *m);
+    void (*fini)(cgroup_mgr_t *m);
+    int (*create)(cgroup_mgr_t *m, const char *id);
+    bool (*exists)(cgroup_mgr_t *m, const char *id);
+    int (*attach)(cgroup_mgr_t *m, const char *id, pid_t pid);
+    int (*open_v2_fd)(cgroup_mgr_t *m, const char *id);
+    int (*procs_paths)(cgroup_mgr_t *m, const char *id, char ***ret);
+    int (*set_limits)(cgroup_mgr_t *m, const char *id, const struct spec_limits *l);
+    int (*usage)(cgroup_mgr_t *m, const char *id, struct guest_usage *u);
+    int (*pids)(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n);
+    int (*kill)(cgroup_mgr_t *m, const char *id);
+    int (*destroy)(cgroup_mgr_t *m, const char *id);
+    bool device_policy; /* the driver enforces the guest device list */
+};
+
+extern const struct cgroup_ops cgroup_v1_ops;
+extern const struct cgroup_ops cgroup_v2_ops;
+
+struct cgroup_mgr {
+    const struct cgroup_ops *ops;   /* the driver */
+    enum cgroup_mode mode;          /* what detection found (or what was forced) */
+    char *root;                     /* the cgroup mount root, no trailing slash */
+    char *prefix;                   /* vfleet's directory under each hierarchy */
+    struct cgroup_test_hooks hooks; /* fake-tree hooks, zero in production */
+    void *driver;                   /* the driver's private state */
+};
+
+/* Writes value to dir/file with one write() (O_WRONLY|O_TRUNC|O_CLOEXEC; the
+ * kernel takes one value per write). Returns 0 or -errno. */
+int cgroup_write(cgroup_mgr_t *m, const char *dir, const char *file, const char *value);
+int cgroup_writef(cgroup_mgr_t *m, const char *dir, const char *file, const char *fmt, ...)
+    _printf_(4, 5);
+
+/* Reads dir/file whole (at most CGROUP_READ_MAX bytes) into a malloc'd,
+ * NUL-terminated string. Returns 0 or -errno (-EFBIG past the cap). */
+int cgroup_read(const char *dir, const char *file, char **ret);
+
+/* Reads a file holding one number ("max" reads as UINT64_MAX). */
+int cgroup_read_u64(const char *dir, const char *file, uint64_t *ret);
+
+/* Finds "key value" in a flat-keyed text (memory.stat, pids.events, ...).
+ * Returns 0, or -ENODATA when the key is absent, -EBADMSG on a bad number. */
+int cgroup_text_key(const char *text, const char *key, uint64_t *ret);
+
+/* Reads dir/file and looks key up in it. */
+int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *ret);
+
+/* True when dir/file exists. */
+bool cgroup_file_exists(const char *dir, const char *file);
+
+/* Parses a cgroup.procs text into a malloc'd pid array (appended to *pids,
+ * *n updated). Returns 0 or -EBADMSG. */
+int cgroup_parse_pids(const char *text, pid_t **pids, size_t *n);
+
+/* Makes a cgroup directory (an existing one is fine) and runs the populate
+ * hook when it was new. Returns 1 when created, 0 when it existed, or -errno. */
+int cgroup_mkdir(cgroup_mgr_t *m, const char *path);
+
+/* Removes a cgroup directory; a missing one is fine. Retries -EBUSY briefly,
+ * as the kernel may still be letting the last task go. */
+int cgroup_rmdir(cgroup_mgr_t *m, const char *path);
+
+/* Sleeps ms milliseconds (for the bounded waits of kill and rmdir). */
+void cgroup_sleep_ms(unsigned ms);

@@ -1,0 +1,636 @@
+/* The cgroup v1 driver: one directory per guest in each controller hierarchy.
+ *
+ * Limits (spec_limits field -> file, 0 = unset -> the unlimited value):
+ *   procs      -> pids.max                      ("max")
+ *   memory     -> memory.limit_in_bytes         ("-1")
+ *   memory+swap-> memory.memsw.limit_in_bytes   ("-1" when memory or swap is unset)
+ *   rss        -> memory.soft_limit_in_bytes    ("-1")
+ *   cpu_weight -> cpu.shares = weight*1024/100, clamped 2..262144 (0 -> 1024)
+ *   cpu_max    -> cpu.cfs_period_us 100000, cpu.cfs_quota_us = millicores*100 ("-1")
+ *   cpu_burst  -> cpu.cfs_burst_us = millicores*100, at most the quota (if the file exists)
+ *   io_weight  -> blkio.weight (or blkio.bfq.weight) = weight*5 clamped 10..1000, so the
+ *                 v2 default 100 lands on the v1 default 500; skipped when neither exists
+ *   io_devs    -> blkio.throttle.{read,write}_{bps,iops}_device "maj:min value"
+ * Device policy (at create): devices.deny "a", then devices.allow of the fixed list. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/mtime.h"
+#include "node/linux/cgroup_driver.h"
+
+enum v1_ctrl {
+    V1_CPU,
+    V1_CPUACCT,
+    V1_CPUSET,
+    V1_MEMORY,
+    V1_PIDS,
+    V1_BLKIO,
+    V1_DEVICES,
+    V1_FREEZER,
+    V1_N
+};
+
+static const char *const v1_ctrl_names[V1_N] = {
+    [V1_CPU] = "cpu",         [V1_CPUACCT] = "cpuacct", [V1_CPUSET] = "cpuset",
+    [V1_MEMORY] = "memory",   [V1_PIDS] = "pids",       [V1_BLKIO] = "blkio",
+    [V1_DEVICES] = "devices", [V1_FREEZER] = "freezer",
+};
+
+/* The device nodes a guest may use: what a minimal /dev needs, nothing that
+ * reaches host disks. */
+static const char *const v1_allowed_devices[] = {
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",   "c 1:9 rwm",
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
+};
+
+struct v1_state {
+    char *hier[V1_N]; /* mount directory of each controller's hierarchy, NULL when absent */
+    bool first[V1_N]; /* this controller is the first of its hierarchy (visit it once) */
+};
+
+static struct v1_state *
+v1(cgroup_mgr_t *m)
+{
+    return m->driver;
+}
+
+/* <hierarchy>/<prefix>/<id>, or <hierarchy>/<prefix> when id is NULL; NULL when the
+ * controller is not mounted. */
+static char *
+v1_dir(cgroup_mgr_t *m, enum v1_ctrl c, const char *id)
+{
+    struct v1_state *s = v1(m);
+    if (!s->hier[c])
+        return NULL;
+    if (!id)
+        return xasprintf("%s/%s", s->hier[c], m->prefix);
+    return xasprintf("%s/%s/%s", s->hier[c], m->prefix, id);
+}
+
+static int
+v1_init(cgroup_mgr_t *m)
+{
+    struct v1_state *s = xcalloc(1, sizeof(*s));
+    m->driver = s;
+    int found = 0;
+    for (int c = 0; c < V1_N; c++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", m->root, v1_ctrl_names[c]);
+        struct statfs sfs;
+        if (statfs(p, &sfs) < 0 || sfs.f_type != CGROUP_SUPER_MAGIC) {
+            log_debug("cgroup: v1 controller %s not mounted at %s, ignoring", v1_ctrl_names[c], p);
+            continue;
+        }
+        /* "cpu" and "cpuacct" are often symlinks to one "cpu,cpuacct" mount. */
+        char *real = realpath(p, NULL);
+        if (!real)
+            return -errno;
+        s->hier[c] = real;
+        s->first[c] = true;
+        for (int o = 0; o < c; o++)
+            if (s->hier[o] && strcmp(s->hier[o], real) == 0)
+                s->first[c] = false;
+        found++;
+    }
+    return found ? 0 : -ENOMEDIUM;
+}
+
+static void
+v1_fini(cgroup_mgr_t *m)
+{
+    struct v1_state *s = v1(m);
+    if (!s)
+        return;
+    for (int c = 0; c < V1_N; c++)
+        free(s->hier[c]);
+    free(s);
+    m->driver = NULL;
+}
+
+/* cpuset refuses tasks until cpus and mems are set; copy them from the parent. */
+static int
+v1_cpuset_inherit(cgroup_mgr_t *m, const char *parent, const char *dir)
+{
+    static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        _cleanup_free_ char *cur = NULL, *want = NULL;
+        int r = cgroup_read(dir, files[i], &cur);
+        if (r < 0)
+            return r;
+        if (cur[0] != '\n' && cur[0] != '\0')
+            continue;
+        r = cgroup_read(parent, files[i], &want);
+        if (r < 0)
+            return r;
+        want[strcspn(want, "\n")] = '\0';
+        r = cgroup_write(m, dir, files[i], want);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static bool
+v1_has_line(const char *text, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = text; p && *p;) {
+        if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == '\0'))
+            return true;
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return false;
+}
+
+/* Applies the device policy unless devices.list already shows exactly it:
+ * rewriting it on a running guest would deny everything for a moment. */
+static int
+v1_devices_apply(cgroup_mgr_t *m, const char *dir)
+{
+    _cleanup_free_ char *list = NULL;
+    int r = cgroup_read(dir, "devices.list", &list);
+    if (r < 0)
+        return r;
+    size_t lines = 0;
+    for (const char *p = list; *p; p++)
+        lines += *p == '\n';
+    bool same = lines == ARRAY_SIZE(v1_allowed_devices);
+    for (size_t i = 0; same && i < ARRAY_SIZE(v1_allowed_devices); i++)
+        same = v1_has_line(list, v1_allowed_devices[i]);
+    if (same)
+        return 0;
+    r = cgroup_write(m, dir, "devices.deny", "a");
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < ARRAY_SIZE(v1_allowed_devices); i++) {
+        r = cgroup_write(m, dir, "devices.allow", v1_allowed_devices[i]);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int
+v1_create(cgroup_mgr_t *m, const char *id)
+{
+    struct v1_state *s = v1(m);
+    for (int c = 0; c < V1_N; c++) {
+        if (!s->hier[c] || !s->first[c])
+            continue;
+        _cleanup_free_ char *parent = v1_dir(m, c, NULL);
+        _cleanup_free_ char *dir = v1_dir(m, c, id);
+        int r = cgroup_mkdir(m, parent);
+        if (r < 0)
+            return r;
+        if (c == V1_CPUSET && (r = v1_cpuset_inherit(m, s->hier[c], parent)) < 0)
+            return r;
+        r = cgroup_mkdir(m, dir);
+        if (r < 0)
+            return r;
+        if (c == V1_CPUSET && (r = v1_cpuset_inherit(m, parent, dir)) < 0)
+            return r;
+        if (c == V1_DEVICES && (r = v1_devices_apply(m, dir)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+static bool
+v1_exists(cgroup_mgr_t *m, const char *id)
+{
+    struct v1_state *s = v1(m);
+    for (int c = 0; c < V1_N; c++) {
+        if (!s->hier[c])
+            continue;
+        _cleanup_free_ char *dir = v1_dir(m, c, id);
+        if (access(dir, F_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int
+v1_attach(cgroup_mgr_t *m, const char *id, pid_t pid)
+{
+    struct v1_state *s = v1(m);
+    for (int c = 0; c < V1_N; c++) {
+        if (!s->hier[c] || !s->first[c])
+            continue;
+        _cleanup_free_ char *dir = v1_dir(m, c, id);
+        int r = cgroup_writef(m, dir, "cgroup.procs", "%d", (int)pid);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int
+v1_open_v2_fd(cgroup_mgr_t *m, const char *id)
+{
+    return -EOPNOTSUPP;
+}
+
+static int
+v1_procs_paths(cgroup_mgr_t *m, const char *id, char ***ret)
+{
+    struct v1_state *s = v1(m);
+    char **v = xcalloc(V1_N + 1, sizeof(char *));
+    size_t n = 0;
+    for (int c = 0; c < V1_N; c++) {
+        if (!s->hier[c] || !s->first[c])
+            continue;
+        _cleanup_free_ char *dir = v1_dir(m, c, id);
+        v[n++] = xasprintf("%s/cgroup.procs", dir);
+    }
+    *ret = v;
+    return 0;
+}
+
+/* A limit value in v1 syntax: "-1" for unset. */
+static void
+v1_fmt_limit(char *buf, size_t len, uint64_t v)
+{
+    if (v == 0 || v == UINT64_MAX)
+        snprintf(buf, len, "-1");
+    else
+        snprintf(buf, len, "%" PRIu64, v);
+}
+
+static int
+v1_set_memory(cgroup_mgr_t *m, const char *id, const struct spec_limits *l)
+{
+    _cleanup_free_ char *dir = v1_dir(m, V1_MEMORY, id);
+    if (!dir)
+        return (l->memory || l->rss || l->swap) ? -EOPNOTSUPP : 0;
+
+    char mem[32], memsw[32], soft[32];
+    uint64_t want_memsw = 0;
+    if (l->memory && l->swap)
+        want_memsw = l->memory > UINT64_MAX - l->swap ? 0 : l->memory + l->swap;
+    v1_fmt_limit(mem, sizeof(mem), l->memory);
+    v1_fmt_limit(memsw, sizeof(memsw), want_memsw);
+    v1_fmt_limit(soft, sizeof(soft), l->rss);
+
+    int r;
+    if (!cgroup_file_exists(dir, "memory.memsw.limit_in_bytes")) {
+        if (l->swap)
+            return -EOPNOTSUPP;
+        r = cgroup_write(m, dir, "memory.limit_in_bytes", mem);
+    } else {
+        /* The kernel keeps limit <= memsw.limit at every step: when the new
+         * memory limit would pass the current memsw limit, raise memsw first;
+         * otherwise lower (or set) the memory limit first. */
+        uint64_t cur_memsw;
+        r = cgroup_read_u64(dir, "memory.memsw.limit_in_bytes", &cur_memsw);
+        if (r < 0)
+            return r;
+        uint64_t new_mem = l->memory ? l->memory : UINT64_MAX;
+        if (new_mem > cur_memsw) {
+            r = cgroup_write(m, dir, "memory.memsw.limit_in_bytes", memsw);
+            if (r >= 0)
+                r = cgroup_write(m, dir, "memory.limit_in_bytes", mem);
+        } else {
+            r = cgroup_write(m, dir, "memory.limit_in_bytes", mem);
+            if (r >= 0)
+                r = cgroup_write(m, dir, "memory.memsw.limit_in_bytes", memsw);
+        }
+    }
+    if (r < 0)
+        return r;
+    return cgroup_write(m, dir, "memory.soft_limit_in_bytes", soft);
+}
+
+static uint64_t
+v1_clamp(uint64_t v, uint64_t lo, uint64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static int
+v1_set_cpu(cgroup_mgr_t *m, const char *id, const struct spec_limits *l)
+{
+    _cleanup_free_ char *dir = v1_dir(m, V1_CPU, id);
+    if (!dir)
+        return (l->cpu_weight || l->cpu_max || l->cpu_burst) ? -EOPNOTSUPP : 0;
+    uint64_t weight = l->cpu_weight ? l->cpu_weight : 100;
+    int r =
+        cgroup_writef(m, dir, "cpu.shares", "%" PRIu64, v1_clamp(weight * 1024 / 100, 2, 262144));
+    if (r < 0)
+        return r;
+    /* The kernel refuses a burst above the quota, so clear the burst before
+     * the quota changes and set it after. The smallest quota is 1 ms. */
+    bool burst = cgroup_file_exists(dir, "cpu.cfs_burst_us");
+    if (!burst && l->cpu_burst)
+        return -EOPNOTSUPP;
+    if (burst && (r = cgroup_write(m, dir, "cpu.cfs_burst_us", "0")) < 0)
+        return r;
+    if ((r = cgroup_write(m, dir, "cpu.cfs_period_us", "100000")) < 0)
+        return r;
+    uint64_t quota = l->cpu_max ? v1_clamp((uint64_t)l->cpu_max * 100, 1000, UINT32_MAX) : 0;
+    if (quota)
+        r = cgroup_writef(m, dir, "cpu.cfs_quota_us", "%" PRIu64, quota);
+    else
+        r = cgroup_write(m, dir, "cpu.cfs_quota_us", "-1");
+    if (r < 0)
+        return r;
+    if (burst && quota && l->cpu_burst) {
+        uint64_t b = (uint64_t)l->cpu_burst * 100;
+        r = cgroup_writef(m, dir, "cpu.cfs_burst_us", "%" PRIu64, b > quota ? quota : b);
+    }
+    return r;
+}
+
+static const struct spec_io_dev *
+v1_find_dev(const struct spec_limits *l, unsigned maj, unsigned min)
+{
+    for (uint32_t i = 0; i < l->n_io_devs; i++)
+        if (l->io_devs[i].major == maj && l->io_devs[i].minor == min)
+            return &l->io_devs[i];
+    return NULL;
+}
+
+static uint64_t
+v1_dev_value(const struct spec_io_dev *d, int which)
+{
+    switch (which) {
+    case 0:
+        return d->read_bps;
+    case 1:
+        return d->write_bps;
+    case 2:
+        return d->read_iops;
+    default:
+        return d->write_iops;
+    }
+}
+
+static int
+v1_set_blkio(cgroup_mgr_t *m, const char *id, const struct spec_limits *l)
+{
+    _cleanup_free_ char *dir = v1_dir(m, V1_BLKIO, id);
+    if (!dir)
+        return l->n_io_devs ? -EOPNOTSUPP : 0;
+    int r;
+    uint64_t weight = v1_clamp((uint64_t)(l->io_weight ? l->io_weight : 100) * 5, 10, 1000);
+    if (cgroup_file_exists(dir, "blkio.weight"))
+        r = cgroup_writef(m, dir, "blkio.weight", "%" PRIu64, weight);
+    else if (cgroup_file_exists(dir, "blkio.bfq.weight"))
+        r = cgroup_writef(m, dir, "blkio.bfq.weight", "%" PRIu64, weight);
+    else {
+        log_debug("cgroup: %s has no blkio weight (no BFQ/CFQ), io_weight ignored", dir);
+        r = 0;
+    }
+    if (r < 0)
+        return r;
+
+    static const char *const files[] = {
+        "blkio.throttle.read_bps_device",
+        "blkio.throttle.write_bps_device",
+        "blkio.throttle.read_iops_device",
+        "blkio.throttle.write_iops_device",
+    };
+    for (int f = 0; f < 4; f++) {
+        /* Remove the caps on devices the spec no longer lists. */
+        _cleanup_free_ char *cur = NULL;
+        r = cgroup_read(dir, files[f], &cur);
+        if (r < 0)
+            return r;
+        for (char *line = cur; line && *line;) {
+            unsigned maj, min;
+            const struct spec_io_dev *d;
+            if (sscanf(line, "%u:%u", &maj, &min) == 2 &&
+                (!(d = v1_find_dev(l, maj, min)) || v1_dev_value(d, f) == 0)) {
+                r = cgroup_writef(m, dir, files[f], "%u:%u 0", maj, min);
+                if (r < 0)
+                    return r;
+            }
+            line = strchr(line, '\n');
+            if (line)
+                line++;
+        }
+        for (uint32_t i = 0; i < l->n_io_devs; i++) {
+            const struct spec_io_dev *d = &l->io_devs[i];
+            uint64_t v = v1_dev_value(d, f);
+            if (v == 0)
+                continue;
+            r = cgroup_writef(m, dir, files[f], "%u:%u %" PRIu64, d->major, d->minor, v);
+            if (r < 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
+static int
+v1_set_limits(cgroup_mgr_t *m, const char *id, const struct spec_limits *l)
+{
+    if (!v1_exists(m, id))
+        return -ENOENT;
+    _cleanup_free_ char *pids = v1_dir(m, V1_PIDS, id);
+    int r;
+    if (pids) {
+        if (l->procs)
+            r = cgroup_writef(m, pids, "pids.max", "%" PRIu64, l->procs);
+        else
+            r = cgroup_write(m, pids, "pids.max", "max");
+        if (r < 0)
+            return r;
+    } else if (l->procs)
+        return -EOPNOTSUPP;
+    if ((r = v1_set_memory(m, id, l)) < 0)
+        return r;
+    if ((r = v1_set_cpu(m, id, l)) < 0)
+        return r;
+    return v1_set_blkio(m, id, l);
+}
+
+/* Sums the "maj:min Read N" and "maj:min Write N" lines of a blkio stat file. */
+static void
+v1_blkio_sum(const char *dir, const char *file, uint64_t *rd, uint64_t *wr)
+{
+    _cleanup_free_ char *text = NULL;
+    if (cgroup_read(dir, file, &text) < 0)
+        return;
+    for (char *line = text; line && *line;) {
+        unsigned maj, min;
+        char op[16];
+        uint64_t v;
+        if (sscanf(line, "%u:%u %15s %" SCNu64, &maj, &min, op, &v) == 4) {
+            if (strcmp(op, "Read") == 0)
+                *rd += v;
+            else if (strcmp(op, "Write") == 0)
+                *wr += v;
+        }
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+}
+
+static int
+v1_usage(cgroup_mgr_t *m, const char *id, struct guest_usage *u)
+{
+    if (!v1_exists(m, id))
+        return -ENOENT;
+    /* Every read is best effort: a controller or file this kernel lacks leaves 0. */
+    _cleanup_free_ char *cpuacct = v1_dir(m, V1_CPUACCT, id);
+    if (cpuacct)
+        (void)cgroup_read_u64(cpuacct, "cpuacct.usage", &u->cpu_ns);
+
+    _cleanup_free_ char *mem = v1_dir(m, V1_MEMORY, id);
+    if (mem) {
+        (void)cgroup_read_u64(mem, "memory.usage_in_bytes", &u->memory);
+        (void)cgroup_read_u64(mem, "memory.max_usage_in_bytes", &u->memory_peak);
+        (void)cgroup_read_u64(mem, "memory.failcnt", &u->failcnt[USAGE_FAIL_MEMORY]);
+        (void)cgroup_read_key(mem, "memory.oom_control", "oom_kill", &u->failcnt[USAGE_FAIL_OOM]);
+        _cleanup_free_ char *stat = NULL;
+        if (cgroup_read(mem, "memory.stat", &stat) >= 0) {
+            uint64_t rss = 0, mapped = 0;
+            (void)cgroup_text_key(stat, "total_rss", &rss);
+            (void)cgroup_text_key(stat, "total_mapped_file", &mapped);
+            u->rss = rss + mapped;
+            (void)cgroup_text_key(stat, "total_swap", &u->swap);
+        }
+    }
+
+    _cleanup_free_ char *pids = v1_dir(m, V1_PIDS, id);
+    if (pids) {
+        (void)cgroup_read_u64(pids, "pids.current", &u->procs);
+        (void)cgroup_read_key(pids, "pids.events", "max", &u->failcnt[USAGE_FAIL_PROCS]);
+    }
+
+    _cleanup_free_ char *blkio = v1_dir(m, V1_BLKIO, id);
+    if (blkio) {
+        v1_blkio_sum(blkio, "blkio.throttle.io_service_bytes", &u->io_read_bytes,
+                     &u->io_write_bytes);
+        v1_blkio_sum(blkio, "blkio.throttle.io_serviced", &u->io_read_ops, &u->io_write_ops);
+    }
+    return 0;
+}
+
+/* The union of cgroup.procs over every hierarchy (a process half attached
+ * still belongs to the guest). Missing directories count as empty. */
+static int
+v1_all_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
+{
+    struct v1_state *s = v1(m);
+    for (int c = 0; c < V1_N; c++) {
+        if (!s->hier[c] || !s->first[c])
+            continue;
+        _cleanup_free_ char *dir = v1_dir(m, c, id);
+        _cleanup_free_ char *text = NULL;
+        int r = cgroup_read(dir, "cgroup.procs", &text);
+        if (r == -ENOENT)
+            continue;
+        if (r < 0)
+            return r;
+        if ((r = cgroup_parse_pids(text, ret, n)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int
+v1_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
+{
+    _cleanup_free_ char *dir = v1_dir(m, V1_PIDS, id);
+    if (!dir)
+        dir = v1_dir(m, V1_MEMORY, id);
+    if (!dir)
+        return -EOPNOTSUPP;
+    _cleanup_free_ char *text = NULL;
+    int r = cgroup_read(dir, "cgroup.procs", &text);
+    if (r < 0)
+        return r;
+    _cleanup_free_ pid_t *pids = NULL;
+    size_t count = 0;
+    if ((r = cgroup_parse_pids(text, &pids, &count)) < 0)
+        return r;
+    *ret = move_ptr(pids);
+    *n = count;
+    return 0;
+}
+
+static int
+v1_kill(cgroup_mgr_t *m, const char *id)
+{
+    _cleanup_free_ char *freezer = v1_dir(m, V1_FREEZER, id);
+    if (freezer && access(freezer, F_OK) < 0) {
+        free(freezer);
+        freezer = NULL;
+    }
+    uint64_t deadline = time_mono_ms() + CGROUP_KILL_TIMEOUT_MS;
+    unsigned nap = 1;
+    for (;;) {
+        _cleanup_free_ pid_t *pids = NULL;
+        size_t n = 0;
+        int r = v1_all_pids(m, id, &pids, &n);
+        if (r < 0)
+            return r;
+        if (n == 0)
+            return 0;
+        if (time_mono_ms() > deadline) {
+            log_debug("cgroup: guest=%s still has %zu processes after kill", id, n);
+            return -EBUSY;
+        }
+        /* Frozen, the guest cannot fork new processes between our read of
+         * cgroup.procs and the kills; the killed ones die at the thaw. */
+        if (freezer)
+            (void)cgroup_write(m, freezer, "freezer.state", "FROZEN");
+        for (size_t i = 0; i < n; i++)
+            (void)kill(pids[i], SIGKILL);
+        if (freezer)
+            (void)cgroup_write(m, freezer, "freezer.state", "THAWED");
+        cgroup_sleep_ms(nap);
+        if (nap < 64)
+            nap *= 2;
+    }
+}
+
+static int
+v1_destroy(cgroup_mgr_t *m, const char *id)
+{
+    struct v1_state *s = v1(m);
+    int r = v1_kill(m, id);
+    if (r < 0)
+        return r;
+    int ret = 0;
+    for (int c = 0; c < V1_N; c++) {
+        if (!s->hier[c] || !s->first[c])
+            continue;
+        _cleanup_free_ char *dir = v1_dir(m, c, id);
+        r = cgroup_rmdir(m, dir);
+        if (r < 0 && ret == 0)
+            ret = r;
+    }
+    return ret;
+}
+
+const struct cgroup_ops cgroup_v1_ops = {
+    .name = "v1",
+    .init = v1_init,
+    .fini = v1_fini,
+    .create = v1_create,
+    .exists = v1_exists,
+    .attach = v1_attach,
+    .open_v2_fd = v1_open_v2_fd,
+    .procs_paths = v1_procs_paths,
+    .set_limits = v1_set_limits,
+    .usage = v1_usage,
+    .pids = v1_pids,
+    .kill = v1_kill,
+    .destroy = v1_destroy,
+    .device_policy = true,
+};

@@ -1,0 +1,439 @@
+/* Tests for the cgroup v1 driver on the real kernel: needs root and a v1
+ * memory hierarchy at /sys/fs/cgroup/memory (exits 77 otherwise). Every
+ * cgroup lives under a per-run prefix "vfleet-test-<pid>", removed at the end
+ * even when a test fails. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/mem.h"
+#include "node/linux/cgroup.h"
+
+#define ROOT "/sys/fs/cgroup"
+
+static const char *const ctrls[] = {"cpu",  "cpuacct", "cpuset",  "memory",
+                                    "pids", "blkio",   "devices", "freezer"};
+
+static char prefix[64];
+static cgroup_mgr_t *mgr;
+
+static char *
+file_text(const char *ctrl, const char *id, const char *file)
+{
+    _cleanup_free_ char *path = xasprintf("%s/%s/%s/%s/%s", ROOT, ctrl, prefix, id, file);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return xasprintf("<%s: %s>", path, strerror(errno));
+    char *buf = xcalloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void
+expect_file(const char *ctrl, const char *id, const char *file, const char *want)
+{
+    _cleanup_free_ char *got = file_text(ctrl, id, file);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s/%s: got \"%s\", want \"%s\"", ctrl, file, got, want);
+}
+
+static bool
+has_line(const char *text, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+static char *
+make_id(const char *what)
+{
+    return xasprintf("g%d-%s", (int)getpid(), what);
+}
+
+/* Forks a child that attaches itself to the guest's cgroup and then runs fn;
+ * its exit status comes back from waitpid. */
+static pid_t
+spawn_in(const char *id, int (*fn)(void *), void *arg)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (cgroup_attach(mgr, id, getpid()) < 0)
+            _exit(100);
+        _exit(fn(arg));
+    }
+    return pid;
+}
+
+static int
+wait_status(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    return st;
+}
+
+static void
+test_limits_roundtrip(void **state)
+{
+    _cleanup_free_ char *id = make_id("lim");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    assert_int_equal(cgroup_create(mgr, id), 0); /* idempotent */
+    assert_true(cgroup_exists(mgr, id));
+
+    struct spec_limits l = {
+        .procs = 50,
+        .memory = 64 << 20,
+        .rss = 32 << 20,
+        .swap = 16 << 20,
+        .cpu_weight = 200,
+        .cpu_max = 1500,
+        .cpu_burst = 500,
+        .io_weight = 300,
+        .n_io_devs = 1,
+        .io_devs = {{.major = 7, .minor = 0, .read_bps = 1048576, .write_iops = 100}},
+    };
+    bool loop0 = access("/sys/block/loop0", F_OK) == 0;
+    if (!loop0)
+        l.n_io_devs = 0;
+    assert_int_equal(cgroup_set_limits(mgr, id, &l), 0);
+    expect_file("pids", id, "pids.max", "50\n");
+    expect_file("memory", id, "memory.limit_in_bytes", "67108864\n");
+    expect_file("memory", id, "memory.memsw.limit_in_bytes", "83886080\n");
+    expect_file("memory", id, "memory.soft_limit_in_bytes", "33554432\n");
+    expect_file("cpu", id, "cpu.shares", "2048\n");
+    expect_file("cpu", id, "cpu.cfs_period_us", "100000\n");
+    expect_file("cpu", id, "cpu.cfs_quota_us", "150000\n");
+    expect_file("cpu", id, "cpu.cfs_burst_us", "50000\n");
+    if (loop0) {
+        expect_file("blkio", id, "blkio.throttle.read_bps_device", "7:0 1048576\n");
+        expect_file("blkio", id, "blkio.throttle.write_iops_device", "7:0 100\n");
+        expect_file("blkio", id, "blkio.throttle.write_bps_device", "");
+        expect_file("blkio", id, "blkio.throttle.read_iops_device", "");
+    }
+
+    /* Lower memory and swap: the memory limit must go down before memsw. */
+    l.memory = 32 << 20;
+    l.swap = 8 << 20;
+    l.cpu_max = 500;
+    l.cpu_burst = 900; /* clamped to the quota */
+    assert_int_equal(cgroup_set_limits(mgr, id, &l), 0);
+    expect_file("memory", id, "memory.limit_in_bytes", "33554432\n");
+    expect_file("memory", id, "memory.memsw.limit_in_bytes", "41943040\n");
+    expect_file("cpu", id, "cpu.cfs_quota_us", "50000\n");
+    expect_file("cpu", id, "cpu.cfs_burst_us", "50000\n");
+
+    /* Raise both past the old memsw: memsw must go up first. */
+    l.memory = 128 << 20;
+    l.swap = 64 << 20;
+    l.io_devs[0].read_bps = 0; /* drop the read cap, keep the write iops one */
+    assert_int_equal(cgroup_set_limits(mgr, id, &l), 0);
+    expect_file("memory", id, "memory.limit_in_bytes", "134217728\n");
+    expect_file("memory", id, "memory.memsw.limit_in_bytes", "201326592\n");
+    if (loop0) {
+        expect_file("blkio", id, "blkio.throttle.read_bps_device", "");
+        expect_file("blkio", id, "blkio.throttle.write_iops_device", "7:0 100\n");
+    }
+
+    /* Everything unset: the unlimited values, and no device caps left. */
+    struct spec_limits none = {0};
+    assert_int_equal(cgroup_set_limits(mgr, id, &none), 0);
+    expect_file("pids", id, "pids.max", "max\n");
+    _cleanup_free_ char *unlimited = file_text("memory", "", "memory.limit_in_bytes");
+    expect_file("memory", id, "memory.limit_in_bytes", unlimited);
+    expect_file("memory", id, "memory.memsw.limit_in_bytes", unlimited);
+    expect_file("memory", id, "memory.soft_limit_in_bytes", unlimited);
+    expect_file("cpu", id, "cpu.shares", "1024\n");
+    expect_file("cpu", id, "cpu.cfs_quota_us", "-1\n");
+    expect_file("cpu", id, "cpu.cfs_burst_us", "0\n");
+    if (loop0)
+        expect_file("blkio", id, "blkio.throttle.write_iops_device", "");
+
+    /* The device allow-list, exactly. */
+    _cleanup_free_ char *devs = file_text("devices", id, "devices.list");
+    static const char *const want[] = {"c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",
+                                       "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
+                                       "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"};
+    size_t lines = 0;
+    for (const char *p = devs; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, ARRAY_SIZE(want));
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+        if (!has_line(devs, want[i]))
+            fail_msg("devices.list lacks \"%s\": %s", want[i], devs);
+
+    /* Unknown guests and bad ids. */
+    assert_int_equal(cgroup_set_limits(mgr, "nosuchguest", &l), -ENOENT);
+    assert_int_equal(cgroup_create(mgr, "../evil"), -EINVAL);
+    assert_int_equal(cgroup_create(mgr, ""), -EINVAL);
+
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+}
+
+static int
+child_wait_pipe(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    (void)!read(fd, &c, 1);
+    return 0;
+}
+
+static void
+test_attach_and_kill(void **state)
+{
+    _cleanup_free_ char *id = make_id("att");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t kids[3];
+    for (int i = 0; i < 3; i++)
+        kids[i] = spawn_in(id, child_wait_pipe, &p[0]);
+
+    /* Wait until all three have attached themselves. */
+    for (int tries = 0;; tries++) {
+        _cleanup_free_ pid_t *pids = NULL;
+        size_t n = 0;
+        assert_int_equal(cgroup_pids(mgr, id, &pids, &n), 0);
+        if (n == 3) {
+            for (int i = 0; i < 3; i++) {
+                bool found = false;
+                for (size_t j = 0; j < n; j++)
+                    found |= pids[j] == kids[i];
+                assert_true(found);
+            }
+            break;
+        }
+        assert_true(tries < 1000);
+        usleep(2000);
+    }
+    /* Every hierarchy's cgroup.procs holds them. */
+    char **paths = NULL;
+    assert_int_equal(cgroup_procs_paths(mgr, id, &paths), 0);
+    size_t np = 0;
+    for (char **q = paths; *q; q++, np++) {
+        FILE *f = fopen(*q, "re");
+        assert_non_null(f);
+        int count = 0, v;
+        while (fscanf(f, "%d", &v) == 1)
+            count += v == kids[0] || v == kids[1] || v == kids[2];
+        fclose(f);
+        if (count != 3)
+            fail_msg("%s holds %d of the 3 children", *q, count);
+    }
+    assert_int_equal(np, ARRAY_SIZE(ctrls));
+    cgroup_strv_free(&paths);
+    assert_null(paths);
+    assert_int_equal(cgroup_open_v2_fd(mgr, id), -EOPNOTSUPP);
+
+    assert_int_equal(cgroup_kill(mgr, id), 0);
+    _cleanup_free_ pid_t *left = NULL;
+    size_t n = 99;
+    assert_int_equal(cgroup_pids(mgr, id, &left, &n), 0);
+    assert_int_equal(n, 0);
+    for (int i = 0; i < 3; i++) {
+        int st = wait_status(kids[i]);
+        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    }
+    close(p[0]);
+    close(p[1]);
+
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+    assert_false(cgroup_exists(mgr, id));
+    for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
+        _cleanup_free_ char *dir = xasprintf("%s/%s/%s/%s", ROOT, ctrls[i], prefix, id);
+        if (access(dir, F_OK) == 0)
+            fail_msg("%s left behind", dir);
+    }
+    assert_int_equal(cgroup_destroy(mgr, id), 0); /* idempotent */
+    assert_int_equal(cgroup_kill(mgr, id), 0);
+}
+
+/* Forks (holding each child) until a fork fails; exits 0 when forks failed
+ * with EAGAIN after at least one success, 1..3 otherwise. */
+static int
+child_fork_until_refused(void *arg)
+{
+    int ok = 0, eagain = 0;
+    for (int i = 0; i < 5; i++) {
+        pid_t p = fork();
+        if (p == 0) {
+            pause();
+            _exit(0);
+        }
+        if (p > 0)
+            ok++;
+        else if (errno == EAGAIN)
+            eagain++;
+        else
+            return 3;
+    }
+    if (ok == 0)
+        return 1;
+    return eagain > 0 ? 0 : 2;
+}
+
+static void
+test_pids_limit(void **state)
+{
+    _cleanup_free_ char *id = make_id("pids");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    struct spec_limits l = {.procs = 2};
+    assert_int_equal(cgroup_set_limits(mgr, id, &l), 0);
+    pid_t kid = spawn_in(id, child_fork_until_refused, NULL);
+    int st = wait_status(kid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+
+    struct guest_usage u = {0};
+    assert_int_equal(cgroup_usage(mgr, id, &u), 0);
+    assert_true(u.failcnt[USAGE_FAIL_PROCS] >= 3);
+    assert_int_equal(u.procs, 1); /* the one grandchild that got in */
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+}
+
+static int
+child_eat_memory(void *arg)
+{
+    size_t len = 64 << 20;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return 1;
+    for (size_t i = 0; i < len; i += 4096)
+        p[i] = 1;
+    return 0; /* survived: the limit did not hold */
+}
+
+static void
+test_memory_oom(void **state)
+{
+    _cleanup_free_ char *id = make_id("oom");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    /* One page of swap: 0 would mean "swap unlimited". */
+    struct spec_limits l = {.memory = 16 << 20, .swap = 4096};
+    assert_int_equal(cgroup_set_limits(mgr, id, &l), 0);
+    pid_t kid = spawn_in(id, child_eat_memory, NULL);
+    int st = wait_status(kid);
+    if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
+        fail_msg("child was not OOM-killed: status 0x%x", st);
+
+    struct guest_usage u = {0};
+    assert_int_equal(cgroup_usage(mgr, id, &u), 0);
+    assert_true(u.failcnt[USAGE_FAIL_OOM] >= 1);
+    assert_true(u.failcnt[USAGE_FAIL_MEMORY] >= 1);
+    assert_true(u.memory_peak >= (8u << 20));
+    assert_true(u.memory_peak <= (16u << 20) + 4096);
+    assert_int_equal(u.procs, 0);
+    assert_true(u.cpu_ns > 0);
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+}
+
+/* In the guest: /dev/null opens, a block node made outside cannot be opened
+ * and a new one cannot be made. Exit 0 when all three hold. */
+static int
+child_devices(void *arg)
+{
+    const char *dir = arg;
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    close(fd);
+    _cleanup_free_ char *outside = xasprintf("%s/blk-outside", dir);
+    fd = open(outside, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 || errno != EPERM)
+        return 2;
+    _cleanup_free_ char *inside = xasprintf("%s/blk-inside", dir);
+    if (mknod(inside, S_IFBLK | 0600, makedev(7, 0)) == 0 || errno != EPERM)
+        return 3;
+    return 0;
+}
+
+static void
+test_devices(void **state)
+{
+    if (access("/dev/loop0", F_OK) < 0)
+        skip();
+    _cleanup_free_ char *id = make_id("dev");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    char tmpl[] = "/tmp/vfleet-cgroup-dev-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    _cleanup_free_ char *outside = xasprintf("%s/blk-outside", tmpl);
+    /* The control: outside the cgroup the same node can be made and opened. */
+    assert_int_equal(mknod(outside, S_IFBLK | 0600, makedev(7, 0)), 0);
+    int fd = open(outside, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    close(fd);
+
+    pid_t kid = spawn_in(id, child_devices, tmpl);
+    int st = wait_status(kid);
+    unlink(outside);
+    _cleanup_free_ char *inside = xasprintf("%s/blk-inside", tmpl);
+    unlink(inside);
+    rmdir(tmpl);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+}
+
+static int
+setup(void **state)
+{
+    snprintf(prefix, sizeof(prefix), "vfleet-test-%d", (int)getpid());
+    return cgroup_mgr_new(ROOT, prefix, &mgr) == 0 ? 0 : -1;
+}
+
+/* Removes whatever a failed test left: guests under the prefix, then the prefix. */
+static int
+teardown(void **state)
+{
+    static const char *const what[] = {"lim", "att", "pids", "oom", "dev"};
+    for (size_t i = 0; i < ARRAY_SIZE(what); i++) {
+        _cleanup_free_ char *id = make_id(what[i]);
+        (void)cgroup_destroy(mgr, id);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
+        _cleanup_free_ char *dir = xasprintf("%s/%s/%s", ROOT, ctrls[i], prefix);
+        (void)rmdir(dir);
+    }
+    cgroup_mgr_destroy(&mgr);
+    cgroup_mgr_destroy(&mgr); /* NULL-safe */
+    return 0;
+}
+
+int
+main(void)
+{
+    struct statfs sfs;
+    if (geteuid() != 0 || statfs(ROOT "/memory", &sfs) < 0 || sfs.f_type != CGROUP_SUPER_MAGIC) {
+        fprintf(stderr, "skip: needs root and a cgroup v1 memory hierarchy\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_limits_roundtrip), cmocka_unit_test(test_attach_and_kill),
+        cmocka_unit_test(test_pids_limit),       cmocka_unit_test(test_memory_oom),
+        cmocka_unit_test(test_devices),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
