@@ -133,7 +133,7 @@ test_put_get_reload(void **state)
     record(a, ID2, "web2", 5);
     record(b, ID1, "web1", 3);
     b->desired = STORE_DESIRED_STOPPED;
-    b->rt = (struct guest_runtime){0};
+    memset(&b->rt, 0, sizeof(b->rt));
     assert_int_equal(store_put(s, a), 0);
     assert_int_equal(store_put(s, b), 0);
     assert_int_equal(store_count(s), 2);

@@ -509,17 +509,19 @@ int
 usage_from_json(const json_t *j, struct guest_usage *out, char *errfield, size_t n)
 {
     struct ctx c = {.errfield = errfield, .n = n};
-    struct guest_usage u = *out;
+    struct guest_usage u;
     int r;
 
     if (errfield && n)
         errfield[0] = '\0';
     if (!json_is_object(j))
         return fail(&c, "(root)");
+    /* memcpy, not assignment, so padding bytes are kept and callers may memcmp. */
+    memcpy(&u, out, sizeof(u));
     r = read_object(&c, j, usage_fields, ARRAY_SIZE(usage_fields), &u);
     if (r < 0)
         return r;
-    *out = u;
+    memcpy(out, &u, sizeof(u));
     return 0;
 }
 

@@ -28,24 +28,24 @@ full_spec(struct guest_spec *s)
     s->stop_timeout = 45;
     s->flags = SPEC_FLAG_PRIVATE | SPEC_FLAG_LOCK;
     s->autostart = true;
-    s->limits = (struct spec_limits){
-        .procs = 64,
-        .memory = 256ULL << 20,
-        .rss = 200ULL << 20,
-        .swap = 64ULL << 20,
-        .cpu_weight = 200,
-        .cpu_max = 1500,
-        .cpu_burst = 250,
-        .io_weight = 300,
-        .disk = 1ULL << 30,
-        .inodes = 100000,
-        .nofile = 1024,
-        .tcp_sockets = 500,
-        .net_in = 10000000,
-        .net_out = 20000000,
-        .n_io_devs = 2,
-        .io_devs = {{8, 0, 1000, 2000, 30, 40}, {253, 7, 5, 6, 7, 8}},
-    };
+    /* Field by field: a compound literal may bring uninitialised padding. */
+    s->limits.procs = 64;
+    s->limits.memory = 256ULL << 20;
+    s->limits.rss = 200ULL << 20;
+    s->limits.swap = 64ULL << 20;
+    s->limits.cpu_weight = 200;
+    s->limits.cpu_max = 1500;
+    s->limits.cpu_burst = 250;
+    s->limits.io_weight = 300;
+    s->limits.disk = 1ULL << 30;
+    s->limits.inodes = 100000;
+    s->limits.nofile = 1024;
+    s->limits.tcp_sockets = 500;
+    s->limits.net_in = 10000000;
+    s->limits.net_out = 20000000;
+    s->limits.n_io_devs = 2;
+    s->limits.io_devs[0] = (struct spec_io_dev){8, 0, 1000, 2000, 30, 40};
+    s->limits.io_devs[1] = (struct spec_io_dev){253, 7, 5, 6, 7, 8};
     s->caps_add = 1ULL << spec_cap_from_name("net_admin");
     s->caps_drop = 1ULL << spec_cap_from_name("mknod");
     s->n_addrs = 3;
@@ -336,10 +336,12 @@ test_patch(void **state)
 static void
 test_usage(void **state)
 {
-    struct guest_usage a = {0}, b = {0}, c;
+    struct guest_usage a, b, c;
     char f[64];
     json_t *j;
 
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
     strcpy(a.id, ID);
     a.time_ms = 1700000000000ULL;
     a.cpu_ns = 123456789;
@@ -354,7 +356,7 @@ test_usage(void **state)
     json_decref(j);
     assert_memory_equal(&a, &b, sizeof(a));
 
-    c = b;
+    memcpy(&c, &b, sizeof(c));
     j = parse("{\"cpu_ns\":5,\"failcnt\":{\"procs\":1}}");
     assert_int_equal(usage_from_json(j, &c, f, sizeof(f)), 0);
     json_decref(j);
