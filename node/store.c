@@ -343,8 +343,13 @@ store_open(const char *dir, store_t **out)
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return -errno;
-    if (mkdirat(dfd, GUESTS_DIR, 0700) < 0 && errno != EEXIST)
+    if (mkdirat(dfd, GUESTS_DIR, 0700) == 0) {
+        /* The first record's durability rests on the directory entry existing too. */
+        if (fsync(dfd) < 0)
+            return -errno;
+    } else if (errno != EEXIST) {
         return -errno;
+    }
 
     s = xcalloc(1, sizeof(*s));
     s->guests_fd = -EBADF;

@@ -14,7 +14,7 @@
  *    "caps_add":["net_admin"],"caps_drop":["mknod"],"ips":["10.0.0.5","2001:db8::5"],
  *    "labels":{"tier":"web"}}
  *
- * Decisions (docs/api.md repeats them for API clients):
+ * Decisions (the API reference must repeat them for clients):
  * - Every field is always emitted; a limit of 0 means "not set" as in spec.h
  *   and is emitted as 0, so a reader never has to guess a default.
  * - Sizes (memory, rss, swap, disk, io read_bps/write_bps) are emitted as byte
