@@ -11,8 +11,10 @@
  *
  * Every operation is idempotent: create of an existing guest with the same
  * spec, start of a running guest, stop of a stopped one, destroy of a guest
- * that is gone all succeed. Returns are 0 or -errno; -EBUSY and -EPERM carry
- * the lock and private flags, -ENOSPC a full disk, -ENOENT an unknown guest. */
+ * that is gone all succeed. Returns are 0 or -errno; -ENOLCK and -EACCES carry
+ * the lock and private flags (distinct from -EBUSY, a state conflict such as
+ * destroying a running guest), -ENOSPC a full disk or a limit below current
+ * use, -ENOENT an unknown guest, -ESRCH exec into a guest that is not running. */
 #pragma once
 
 #include <stdbool.h>

@@ -1,0 +1,540 @@
+#include "node/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/mtime.h"
+#include "proto/spec_json.h"
+
+#define RECORD_VERSION 1
+#define GUESTS_DIR     "guests"
+#define TMP_SUFFIX     ".tmp"
+#define JSON_SUFFIX    ".json"
+
+struct store {
+    int lock_fd;                   /* <dir>/lock, flock'd LOCK_EX for the store's life */
+    int guests_fd;                 /* <dir>/guests, O_DIRECTORY */
+    struct store_record **recs;    /* records, each malloc'd, sorted by spec.id */
+    size_t n;                      /* records used */
+    size_t cap;                    /* records allocated */
+    struct store_problem *problem; /* what store_open set aside */
+    size_t n_problem;              /* entries in problem */
+};
+
+/* jansson's own cleanup helper (json_auto_t is the same thing). */
+#define _cleanup_json_ _cleanup_(json_decrefp)
+
+static void
+closedirp(DIR **d)
+{
+    if (*d)
+        closedir(*d);
+}
+
+const char *
+store_desired_name(enum store_desired d)
+{
+    return d == STORE_DESIRED_RUNNING ? "running" : "stopped";
+}
+
+int
+store_desired_from_name(const char *name)
+{
+    if (strcmp(name, "running") == 0)
+        return STORE_DESIRED_RUNNING;
+    if (strcmp(name, "stopped") == 0)
+        return STORE_DESIRED_STOPPED;
+    return -EINVAL;
+}
+
+static bool
+has_suffix(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* mkdir -p with mode 0700 for what it creates; existing directories are kept as they are. */
+static int
+mkdir_p(const char *path)
+{
+    _cleanup_free_ char *p = xstrdup(path);
+
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c != '\0')
+            continue;
+        char saved = *c;
+        *c = '\0';
+        if (mkdir(p, 0700) < 0 && errno != EEXIST)
+            return -errno;
+        *c = saved;
+        if (saved == '\0')
+            break;
+    }
+    return 0;
+}
+
+/* Binary search by id: the index of the record, or where it would go (*found false). */
+static size_t
+find(const store_t *s, const char *id, bool *found)
+{
+    size_t lo = 0, hi = s->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s->recs[mid]->spec.id, id);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+/* Puts rec (owned by the store from now on) in memory, replacing a record with the same id. */
+static void
+insert(store_t *s, struct store_record *rec)
+{
+    bool found;
+    size_t i = find(s, rec->spec.id, &found);
+
+    if (found) {
+        free(s->recs[i]);
+        s->recs[i] = rec;
+        return;
+    }
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->recs = xreallocarray(s->recs, s->cap, sizeof(*s->recs));
+    }
+    memmove(&s->recs[i + 1], &s->recs[i], (s->n - i) * sizeof(*s->recs));
+    s->recs[i] = rec;
+    s->n++;
+}
+
+static json_t *
+record_to_json(const struct store_record *r)
+{
+    json_t *j = json_object();
+
+    json_object_set_new(j, "version", json_integer(RECORD_VERSION));
+    json_object_set_new(j, "spec", spec_to_json(&r->spec));
+    json_object_set_new(j, "applied_generation", json_integer((json_int_t)r->applied_generation));
+    json_object_set_new(j, "desired", json_string(store_desired_name(r->desired)));
+    json_object_set_new(
+        j, "runtime",
+        json_pack("{s:i,s:I}", "pid", (int)r->rt.pid, "start_time", (json_int_t)r->rt.start_time));
+    json_object_set_new(j, "baseline", usage_to_json(&r->baseline));
+    return j;
+}
+
+/* A non-negative JSON integer, or -EINVAL. */
+static int
+get_u64(const json_t *v, uint64_t max, uint64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
+        return -EINVAL;
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+#define BAD(what)                                                                                  \
+    do {                                                                                           \
+        snprintf(detail, n, "%s", (what));                                                         \
+        return -EINVAL;                                                                            \
+    } while (0)
+
+static int
+record_from_json(const json_t *j, struct store_record *r, char *detail, size_t n)
+{
+    const json_t *v, *rt;
+    uint64_t x;
+    char field[64];
+    int d;
+
+    memset(r, 0, sizeof(*r));
+    if (!json_is_object(j))
+        BAD("not an object");
+    if (get_u64(json_object_get(j, "version"), INT_MAX, &x) < 0 || x != RECORD_VERSION)
+        BAD("version");
+    if (!(v = json_object_get(j, "spec")))
+        BAD("spec");
+    if (spec_from_json(v, &r->spec, field, sizeof(field)) < 0) {
+        snprintf(detail, n, "spec.%s", field);
+        return -EINVAL;
+    }
+    if (get_u64(json_object_get(j, "applied_generation"), INT64_MAX, &r->applied_generation) < 0)
+        BAD("applied_generation");
+    v = json_object_get(j, "desired");
+    if (!json_is_string(v) || (d = store_desired_from_name(json_string_value(v))) < 0)
+        BAD("desired");
+    r->desired = (enum store_desired)d;
+    rt = json_object_get(j, "runtime");
+    if (!json_is_object(rt) || get_u64(json_object_get(rt, "pid"), INT_MAX, &x) < 0)
+        BAD("runtime.pid");
+    r->rt.pid = (pid_t)x;
+    if (get_u64(json_object_get(rt, "start_time"), INT64_MAX, &r->rt.start_time) < 0)
+        BAD("runtime.start_time");
+    /* Older records may have no baseline: all-zero counters are the right start. */
+    v = json_object_get(j, "baseline");
+    if (v && usage_from_json(v, &r->baseline, field, sizeof(field)) < 0) {
+        snprintf(detail, n, "baseline.%s", field);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Reads one record file. Returns 0 or -errno, with detail saying what was wrong. */
+static int
+load_file(int dirfd, const char *name, struct store_record *r, char *detail, size_t n)
+{
+    _cleanup_close_ int fd = -EBADF;
+    _cleanup_free_ char *buf = NULL;
+    _cleanup_json_ json_t *j = NULL;
+    json_error_t jerr;
+    struct stat st;
+    size_t len = 0;
+    int k;
+
+    fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(detail, n, "open: %m");
+        return -errno;
+    }
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(detail, n, "not a regular file");
+        return -EINVAL;
+    }
+    if (st.st_size > STORE_MAX_RECORD) {
+        snprintf(detail, n, "larger than %u bytes", STORE_MAX_RECORD);
+        return -EFBIG;
+    }
+    buf = xmalloc((size_t)st.st_size + 1);
+    while (len < (size_t)st.st_size) {
+        ssize_t got = read(fd, buf + len, (size_t)st.st_size - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(detail, n, "read: %m");
+            return -errno;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got;
+    }
+    j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j) {
+        snprintf(detail, n, "line %d: %.72s", jerr.line, jerr.text);
+        return -EBADMSG;
+    }
+    k = record_from_json(j, r, detail, n);
+    if (k < 0)
+        return k;
+    /* The file name is the identity the store looks records up by. */
+    if (strlen(name) != SPEC_ID_LEN + strlen(JSON_SUFFIX) ||
+        strncmp(name, r->spec.id, SPEC_ID_LEN) != 0) {
+        snprintf(detail, n, "spec.id does not match the file name");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Renames a record that could not be read out of the way, never deleting it:
+ * it may be the only copy of a guest's spec and an operator can repair it. */
+static void
+quarantine(store_t *s, const char *name, int error, const char *detail)
+{
+    struct store_problem *p;
+
+    s->problem = xreallocarray(s->problem, s->n_problem + 1, sizeof(*s->problem));
+    p = &s->problem[s->n_problem++];
+    memset(p, 0, sizeof(*p));
+    snprintf(p->file, sizeof(p->file), "%s", name);
+    snprintf(p->detail, sizeof(p->detail), "%s", detail);
+    p->error = error;
+    for (uint64_t ms = time_real_ms(), tries = 0; tries < 100; ms++, tries++) {
+        char to[sizeof(p->quarantined)];
+        if (snprintf(to, sizeof(to), "%s.corrupt-%" PRIu64, name, ms) >= (int)sizeof(to))
+            break;
+        if (renameat2(s->guests_fd, name, s->guests_fd, to, RENAME_NOREPLACE) == 0) {
+            memcpy(p->quarantined, to, sizeof(to));
+            (void)fsync(s->guests_fd);
+            break;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    log_debug("store: record \"%s\" unreadable (%s), moved to \"%s\"", name, detail,
+              p->quarantined);
+}
+
+static int
+load_all(store_t *s)
+{
+    _cleanup_(closedirp) DIR *d = NULL;
+    struct dirent *de;
+    int fd;
+
+    fd = openat(s->guests_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    d = fdopendir(fd);
+    if (!d) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    while ((errno = 0, de = readdir(d))) {
+        const char *name = de->d_name;
+        struct store_record *rec;
+        char detail[96] = "";
+        int r;
+
+        if (name[0] == '.') {
+            /* A write that a crash interrupted: the record it was replacing is intact. */
+            if (has_suffix(name, JSON_SUFFIX TMP_SUFFIX) && unlinkat(s->guests_fd, name, 0) < 0 &&
+                errno != ENOENT)
+                return -errno;
+            continue;
+        }
+        if (!has_suffix(name, JSON_SUFFIX))
+            continue;
+        if (s->n >= STORE_MAX_GUESTS)
+            return -ENOSPC;
+        rec = xmalloc(sizeof(*rec));
+        r = load_file(s->guests_fd, name, rec, detail, sizeof(detail));
+        if (r < 0) {
+            free(rec);
+            quarantine(s, name, r, detail);
+            continue;
+        }
+        insert(s, rec);
+    }
+    return errno ? -errno : 0;
+}
+
+int
+store_open(const char *dir, store_t **out)
+{
+    _cleanup_(store_close) store_t *s = NULL;
+    _cleanup_close_ int dfd = -EBADF;
+    int r;
+
+    r = mkdir_p(dir);
+    if (r < 0)
+        return r;
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    if (mkdirat(dfd, GUESTS_DIR, 0700) == 0) {
+        /* The first record's durability rests on the directory entry existing too. */
+        if (fsync(dfd) < 0)
+            return -errno;
+    } else if (errno != EEXIST) {
+        return -errno;
+    }
+
+    s = xcalloc(1, sizeof(*s));
+    s->guests_fd = -EBADF;
+    s->lock_fd = openat(dfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (s->lock_fd < 0)
+        return -errno;
+    /* flock locks belong to the open file description, so a second store_open of
+     * the same dir fails even inside this process: two writers would race on temp files. */
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0)
+        return errno == EWOULDBLOCK ? -EBUSY : -errno;
+    s->guests_fd = openat(dfd, GUESTS_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (s->guests_fd < 0)
+        return -errno;
+    r = load_all(s);
+    if (r < 0)
+        return r;
+    r = (int)s->n_problem;
+    *out = move_ptr(s);
+    return r;
+}
+
+void
+store_close(store_t **sp)
+{
+    store_t *s = *sp;
+
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->recs[i]);
+    free(s->recs);
+    free(s->problem);
+    closep(&s->guests_fd);
+    closep(&s->lock_fd);
+    free(s);
+    *sp = NULL;
+}
+
+size_t
+store_problem_count(const store_t *s)
+{
+    return s->n_problem;
+}
+
+const struct store_problem *
+store_problem_at(const store_t *s, size_t i)
+{
+    return i < s->n_problem ? &s->problem[i] : NULL;
+}
+
+const struct store_record *
+store_get(const store_t *s, const char *id)
+{
+    bool found;
+    size_t i = find(s, id, &found);
+    return found ? s->recs[i] : NULL;
+}
+
+const struct store_record *
+store_find_by_name(const store_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->recs[i]->spec.name, name) == 0)
+            return s->recs[i];
+    return NULL;
+}
+
+size_t
+store_count(const store_t *s)
+{
+    return s->n;
+}
+
+const struct store_record *
+store_at(const store_t *s, size_t i)
+{
+    return i < s->n ? s->recs[i] : NULL;
+}
+
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        buf += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes text to tmp, fsyncs it and renames it over name, then fsyncs the
+ * directory. *renamed tells the caller whether name now holds text, which is
+ * true even when only the final directory fsync failed. */
+static int
+write_atomic(int dirfd, const char *tmp, const char *name, const char *text, bool *renamed)
+{
+    _cleanup_close_ int fd = -EBADF;
+    int r;
+
+    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        /* Left by an earlier failed put: we hold the lock, so no one else writes it. */
+        (void)unlinkat(dirfd, tmp, 0);
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    }
+    if (fd < 0)
+        return -errno;
+    r = write_all(fd, text, strlen(text));
+    if (r >= 0 && fsync(fd) < 0)
+        r = -errno;
+    if (r >= 0 && close(move_fd(fd)) < 0)
+        r = -errno;
+    if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+        r = -errno;
+    if (r < 0) {
+        (void)unlinkat(dirfd, tmp, 0);
+        return r;
+    }
+    *renamed = true;
+    /* The rename is durable only once the directory entry is. */
+    if (fsync(dirfd) < 0)
+        return -errno;
+    return 0;
+}
+
+int
+store_put(store_t *s, const struct store_record *rec)
+{
+    _cleanup_json_ json_t *j = NULL;
+    _cleanup_free_ char *text = NULL;
+    char name[SPEC_ID_LEN + 16], tmp[SPEC_ID_LEN + 24];
+    struct store_record *copy;
+    bool found, renamed = false;
+    int r;
+
+    if (spec_validate(&rec->spec, NULL) < 0)
+        return -EINVAL;
+    if (rec->desired != STORE_DESIRED_STOPPED && rec->desired != STORE_DESIRED_RUNNING)
+        return -EINVAL;
+    if (rec->applied_generation > INT64_MAX || rec->rt.pid < 0 || rec->rt.start_time > INT64_MAX)
+        return -EINVAL;
+    (void)find(s, rec->spec.id, &found);
+    if (!found && s->n >= STORE_MAX_GUESTS)
+        return -ENOSPC;
+
+    j = record_to_json(rec);
+    text = json_dumps(j, JSON_INDENT(2));
+    if (!text)
+        return -ENOMEM;
+    if (strlen(text) > STORE_MAX_RECORD)
+        return -EFBIG;
+    /* spec_validate guarantees the id is a UUID: safe as a file name. */
+    snprintf(name, sizeof(name), "%s" JSON_SUFFIX, rec->spec.id);
+    snprintf(tmp, sizeof(tmp), ".%s" JSON_SUFFIX TMP_SUFFIX, rec->spec.id);
+    r = write_atomic(s->guests_fd, tmp, name, text, &renamed);
+    /* Memory follows what the file now says, so a later put or reload agrees with it. */
+    if (renamed) {
+        copy = xmalloc(sizeof(*copy));
+        memcpy(copy, rec, sizeof(*copy));
+        insert(s, copy);
+    }
+    return r < 0 ? r : 0;
+}
+
+int
+store_delete(store_t *s, const char *id)
+{
+    char name[SPEC_ID_LEN + 16];
+    bool found;
+    size_t i = find(s, id, &found);
+
+    if (!found)
+        return -ENOENT;
+    snprintf(name, sizeof(name), "%s" JSON_SUFFIX, s->recs[i]->spec.id);
+    if (unlinkat(s->guests_fd, name, 0) < 0 && errno != ENOENT)
+        return -errno;
+    /* The file is gone: memory follows even if making that durable fails below. */
+    free(s->recs[i]);
+    memmove(&s->recs[i], &s->recs[i + 1], (s->n - i - 1) * sizeof(*s->recs));
+    s->n--;
+    if (fsync(s->guests_fd) < 0)
+        return -errno;
+    return 0;
+}

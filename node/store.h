@@ -1,0 +1,96 @@
+/* The agent's local store: what this node knows about each of its guests, on
+ * disk, so guests survive an agent restart (re-adopted by pid + start time)
+ * and the node can tell the master what it has applied.
+ *
+ * Layout under the state directory (default STORE_DEFAULT_DIR):
+ *   <dir>/lock               flock'd while a store is open: one agent per dir
+ *   <dir>/guests/<id>.json   one record per guest (see below)
+ *   <dir>/guests/.<id>.json.tmp            a write in progress; removed on open
+ *   <dir>/guests/<id>.json.corrupt-<ms>    a record that could not be read,
+ *                                          set aside on open, never deleted
+ *
+ * A record is {"version":1,"spec":{...spec_json...},"applied_generation":3,
+ * "desired":"running","runtime":{"pid":1234,"start_time":5678},
+ * "baseline":{...usage_json...}}. Unknown top-level keys are ignored so a
+ * newer agent's records stay readable by an older one; the spec inside is
+ * read strictly.
+ *
+ * Writes are atomic and durable: the record goes to a temp file in the same
+ * directory (O_EXCL), is fsync'd, renamed over the old one, and the directory
+ * is fsync'd, so after a crash a record is either the old or the new one.
+ *
+ * Threads: a store_t is not thread-safe; the agent uses it from one thread. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/backend.h"
+#include "proto/spec.h"
+#include "proto/usage.h"
+
+#define STORE_DEFAULT_DIR "/var/lib/vfleet"
+#define STORE_MAX_GUESTS  65536      /* records one store holds (PROTO_MAX_INVENTORY) */
+#define STORE_MAX_RECORD  (1u << 20) /* bytes of one record file; larger is corrupt */
+
+typedef struct store store_t;
+
+/* The run state the master asked for. */
+enum store_desired {
+    STORE_DESIRED_STOPPED, /* "stopped" */
+    STORE_DESIRED_RUNNING, /* "running" */
+};
+
+/* One guest as the node keeps it. A plain value. */
+struct store_record {
+    struct guest_spec spec;      /* the desired spec as last received */
+    uint64_t applied_generation; /* the generation the node has applied to the backend */
+    enum store_desired desired;  /* run state the master asked for */
+    struct guest_runtime rt;     /* init pid + start time when running, zeros when not */
+    struct guest_usage baseline; /* counter baselines carried across restarts */
+};
+
+/* A record file that store_open could not read and set aside. */
+struct store_problem {
+    char file[80];        /* the file's name in <dir>/guests */
+    char quarantined[96]; /* the name it was renamed to, "" if the rename failed */
+    int error;            /* why: -EBADMSG unreadable JSON, -EINVAL bad content, -EFBIG, ... */
+    char detail[96];      /* the JSON error text or the bad field's name */
+};
+
+/* Opens (creating with mode 0700 as needed) the store in dir and loads every
+ * record. Stray temp files are removed. A record that cannot be read is
+ * renamed to <name>.corrupt-<unix ms> and listed in store_problems; the caller
+ * should log each at warning level. Returns the number of such problems (>= 0)
+ * with *out set, or -errno: -EBUSY when another store has dir open (even in
+ * this process), -EIO/-EACCES/... when the directory cannot be used. */
+int store_open(const char *dir, store_t **out);
+/* Closes the store and frees it; NULL-safe, clears *s. Records are on disk already. */
+void store_close(store_t **s);
+
+/* The problems store_open found: count, and each by index (valid until close). */
+size_t store_problem_count(const store_t *s);
+const struct store_problem *store_problem_at(const store_t *s, size_t i);
+
+/* Looks a record up. The pointer stays valid until the next store_put,
+ * store_delete or store_close; copy what you keep. NULL when absent. */
+const struct store_record *store_get(const store_t *s, const char *id);
+/* The first record (in id order) whose spec has this name, or NULL. */
+const struct store_record *store_find_by_name(const store_t *s, const char *name);
+
+/* Writes a record (new or replacing the one with the same spec.id) durably,
+ * then updates memory. Returns 0, -EINVAL when rec->spec fails spec_validate
+ * or desired is out of range, -ENOSPC at STORE_MAX_GUESTS, or -errno from the
+ * file system (memory is unchanged then). */
+int store_put(store_t *s, const struct store_record *rec);
+/* Removes a record from disk (durably) and memory. -ENOENT when absent. */
+int store_delete(store_t *s, const char *id);
+
+/* Iteration in id order: records 0 .. store_count()-1. Indices shift on put
+ * and delete; pointers are valid as for store_get. */
+size_t store_count(const store_t *s);
+const struct store_record *store_at(const store_t *s, size_t i);
+
+/* "running"/"stopped" and back (-EINVAL for anything else). */
+const char *store_desired_name(enum store_desired d);
+int store_desired_from_name(const char *name);

@@ -1,0 +1,341 @@
+/* Tests for node/store: durable guest records under a state directory. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/mem.h"
+#include "node/store.h"
+
+#define ID1 "11111111-1111-4111-8111-111111111111"
+#define ID2 "22222222-2222-4222-8222-222222222222"
+#define ID3 "33333333-3333-4333-8333-333333333333"
+
+/* Per-test state: a fresh directory named after the pid, removed in teardown. */
+struct fixture {
+    char dir[128];    /* the state dir (does not exist until store_open) */
+    char guests[160]; /* its guests/ subdirectory */
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static int
+setup(void **state)
+{
+    static unsigned n;
+    struct fixture *f = xcalloc(1, sizeof(*f));
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vfleet-store-test-%d-%u/state", (int)getpid(), n++);
+    snprintf(f->guests, sizeof(f->guests), "%s/guests", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+    char *slash = strrchr(f->dir, '/');
+
+    *slash = '\0';
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void
+record(struct store_record *r, const char *id, const char *name, uint64_t gen)
+{
+    memset(r, 0, sizeof(*r));
+    strcpy(r->spec.id, id);
+    strcpy(r->spec.name, name);
+    r->spec.generation = gen;
+    strcpy(r->spec.template_name, "busybox");
+    r->spec.limits.memory = 256ULL << 20;
+    r->spec.limits.cpu_max = 500;
+    r->spec.n_labels = 1;
+    strcpy(r->spec.labels[0].key, "tier");
+    strcpy(r->spec.labels[0].value, "web");
+    r->applied_generation = gen - 1;
+    r->desired = STORE_DESIRED_RUNNING;
+    r->rt.pid = 4242;
+    r->rt.start_time = 987654321;
+    strcpy(r->baseline.id, id);
+    r->baseline.cpu_ns = 5000000000ULL;
+    r->baseline.net_rx_bytes = 77;
+}
+
+static void
+write_file(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fp = fopen(path, "we");
+    assert_non_null(fp);
+    fputs(text, fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static bool
+file_exists(const char *dir, const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* The name of the one entry in dir starting with prefix, or "" (caller frees). */
+static char *
+find_entry(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char *found = xstrdup("");
+
+    assert_non_null(d);
+    while ((de = readdir(d)))
+        if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) {
+            free(found);
+            found = xstrdup(de->d_name);
+        }
+    closedir(d);
+    return found;
+}
+
+static void
+test_put_get_reload(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    _cleanup_free_ struct store_record *b = xmalloc(sizeof(*b));
+    _cleanup_(store_close) store_t *s = NULL;
+    struct stat st;
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    assert_int_equal(stat(f->guests, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(store_count(s), 0);
+    record(a, ID2, "web2", 5);
+    record(b, ID1, "web1", 3);
+    b->desired = STORE_DESIRED_STOPPED;
+    memset(&b->rt, 0, sizeof(b->rt));
+    assert_int_equal(store_put(s, a), 0);
+    assert_int_equal(store_put(s, b), 0);
+    assert_int_equal(store_count(s), 2);
+    assert_memory_equal(store_get(s, ID2), a, sizeof(*a));
+    assert_memory_equal(store_find_by_name(s, "web1"), b, sizeof(*b));
+    assert_null(store_get(s, ID3));
+    assert_null(store_find_by_name(s, "web3"));
+    /* Iteration is in id order, whatever the order of puts. */
+    assert_string_equal(store_at(s, 0)->spec.id, ID1);
+    assert_string_equal(store_at(s, 1)->spec.id, ID2);
+    assert_null(store_at(s, 2));
+
+    /* One store per directory, even within a process. */
+    {
+        store_t *other = NULL;
+        assert_int_equal(store_open(f->dir, &other), -EBUSY);
+        assert_null(other);
+    }
+
+    /* A fresh store reads back exactly what was put. */
+    store_close(&s);
+    assert_null(s);
+    assert_int_equal(store_open(f->dir, &s), 0);
+    assert_int_equal(store_count(s), 2);
+    assert_memory_equal(store_get(s, ID2), a, sizeof(*a));
+    assert_memory_equal(store_get(s, ID1), b, sizeof(*b));
+}
+
+static void
+test_put_invalid(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    _cleanup_(store_close) store_t *s = NULL;
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    record(a, ID1, "web1", 1);
+    strcpy(a->spec.id, "../../etc/passwd");
+    assert_int_equal(store_put(s, a), -EINVAL);
+    record(a, ID1, "web1", 1);
+    a->desired = 7;
+    assert_int_equal(store_put(s, a), -EINVAL);
+    assert_int_equal(store_count(s), 0);
+    assert_false(file_exists(f->guests, ID1 ".json"));
+}
+
+/* Replacing a record leaves no temp file, and a temp file a crash left behind
+ * (for an existing record or a new one) is ignored and removed on open. */
+static void
+test_atomic_replace(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    _cleanup_(store_close) store_t *s = NULL;
+    _cleanup_free_ char *tmp = NULL;
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    record(a, ID1, "web1", 1);
+    assert_int_equal(store_put(s, a), 0);
+    record(a, ID1, "web1", 2);
+    assert_int_equal(store_put(s, a), 0);
+    assert_true(store_get(s, ID1)->spec.generation == 2);
+    assert_int_equal(store_count(s), 1);
+    tmp = find_entry(f->guests, "." ID1);
+    assert_string_equal(tmp, "");
+    store_close(&s);
+
+    /* A crash mid-write: half a record in the temp files, the old record intact. */
+    write_file(f->guests, "." ID1 ".json.tmp", "{\"version\":1,\"spec\":{\"id\":");
+    write_file(f->guests, "." ID2 ".json.tmp", "{");
+    assert_int_equal(store_open(f->dir, &s), 0);
+    assert_int_equal(store_count(s), 1);
+    assert_true(store_get(s, ID1)->spec.generation == 2);
+    assert_null(store_get(s, ID2));
+    assert_false(file_exists(f->guests, "." ID1 ".json.tmp"));
+    assert_false(file_exists(f->guests, "." ID2 ".json.tmp"));
+
+    /* A stray temp file does not block the next write either. */
+    write_file(f->guests, "." ID1 ".json.tmp", "junk");
+    record(a, ID1, "web1", 3);
+    assert_int_equal(store_put(s, a), 0);
+    store_close(&s);
+    assert_int_equal(store_open(f->dir, &s), 0);
+    assert_true(store_get(s, ID1)->spec.generation == 3);
+}
+
+/* A record that cannot be read is set aside under a new name, not deleted,
+ * and the rest of the store loads. */
+static void
+test_corrupt_quarantined(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    _cleanup_(store_close) store_t *s = NULL;
+    _cleanup_free_ char *q2 = NULL, *q3 = NULL;
+    const struct store_problem *p;
+    char path[256], buf[64] = "";
+    FILE *fp;
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    record(a, ID1, "web1", 1);
+    assert_int_equal(store_put(s, a), 0);
+    store_close(&s);
+    write_file(f->guests, ID2 ".json", "{\"version\":1,\"spec\":{\"id\":");
+    /* Well-formed JSON with a typo in the spec is corrupt too: strict all the way. */
+    write_file(f->guests, ID3 ".json",
+               "{\"version\":1,\"spec\":{\"id\":\"" ID3 "\",\"nmae\":\"x\"},"
+               "\"applied_generation\":0,\"desired\":\"stopped\","
+               "\"runtime\":{\"pid\":0,\"start_time\":0}}");
+
+    assert_int_equal(store_open(f->dir, &s), 2);
+    assert_int_equal(store_count(s), 1);
+    assert_non_null(store_get(s, ID1));
+    assert_int_equal(store_problem_count(s), 2);
+    for (size_t i = 0; i < 2; i++) {
+        p = store_problem_at(s, i);
+        if (strcmp(p->file, ID2 ".json") == 0) {
+            assert_int_equal(p->error, -EBADMSG);
+        } else {
+            assert_string_equal(p->file, ID3 ".json");
+            assert_int_equal(p->error, -EINVAL);
+            assert_string_equal(p->detail, "spec.nmae");
+        }
+        assert_non_null(strstr(p->quarantined, ".json.corrupt-"));
+        assert_true(file_exists(f->guests, p->quarantined));
+    }
+    assert_null(store_problem_at(s, 2));
+    assert_false(file_exists(f->guests, ID2 ".json"));
+    assert_false(file_exists(f->guests, ID3 ".json"));
+    /* The bytes are kept as they were. */
+    q2 = find_entry(f->guests, ID2 ".json.corrupt-");
+    snprintf(path, sizeof(path), "%s/%s", f->guests, q2);
+    fp = fopen(path, "re");
+    assert_non_null(fp);
+    assert_non_null(fgets(buf, sizeof(buf), fp));
+    fclose(fp);
+    assert_string_equal(buf, "{\"version\":1,\"spec\":{\"id\":");
+
+    /* Quarantined files are not records: the next open is clean. */
+    store_close(&s);
+    assert_int_equal(store_open(f->dir, &s), 0);
+    assert_int_equal(store_count(s), 1);
+    q3 = find_entry(f->guests, ID3 ".json.corrupt-");
+    assert_string_not_equal(q3, "");
+}
+
+/* A record whose file name does not match its id is not trusted. */
+static void
+test_misnamed_record(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    _cleanup_(store_close) store_t *s = NULL;
+    char from[256], to[256];
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    record(a, ID1, "web1", 1);
+    assert_int_equal(store_put(s, a), 0);
+    store_close(&s);
+    snprintf(from, sizeof(from), "%s/%s.json", f->guests, ID1);
+    snprintf(to, sizeof(to), "%s/%s.json", f->guests, ID2);
+    assert_int_equal(rename(from, to), 0);
+    assert_int_equal(store_open(f->dir, &s), 1);
+    assert_int_equal(store_count(s), 0);
+    assert_string_equal(store_problem_at(s, 0)->detail, "spec.id does not match the file name");
+}
+
+static void
+test_delete_durable(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    _cleanup_(store_close) store_t *s = NULL;
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    record(a, ID1, "web1", 1);
+    assert_int_equal(store_put(s, a), 0);
+    record(a, ID2, "web2", 1);
+    assert_int_equal(store_put(s, a), 0);
+    assert_int_equal(store_delete(s, ID1), 0);
+    assert_int_equal(store_delete(s, ID1), -ENOENT);
+    assert_null(store_get(s, ID1));
+    assert_int_equal(store_count(s), 1);
+    assert_false(file_exists(f->guests, ID1 ".json"));
+    store_close(&s);
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    assert_int_equal(store_count(s), 1);
+    assert_null(store_get(s, ID1));
+    assert_non_null(store_get(s, ID2));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_put_get_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_atomic_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_quarantined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_misnamed_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_durable, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
