@@ -205,8 +205,12 @@ teardown(void **state)
             rmdir(cg_dirs[i]);
     spawner_destroy(&spawner);
     assert_null(spawner);
-    if (rootfs[0])
+    if (rootfs[0]) {
+        char log[128];
+        snprintf(log, sizeof(log), "%s.console.log", rootfs);
+        unlink(log);
         remove_tree(rootfs);
+    }
     return 0;
 }
 
