@@ -99,7 +99,10 @@ int spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_re
  * PR_SET_NO_NEW_PRIVS, a clean environment (PATH=/usr/sbin:/usr/bin:/sbin:/bin),
  * stdin from /dev/null, stdout and stderr captured. The command gets its own
  * process group; at the timeout the group is SIGKILLed (res->timed_out).
- * Output past req->max_output per stream is read and dropped (res->truncated).
+ * Output past req->max_output per stream (0 = 64 KiB, at most 16 MiB) is read
+ * and dropped (res->truncated); res->out and res->err are always allocated and
+ * NUL-terminated. req->timeout_ms 0 = 30 s. The caller stops reading 5 s after
+ * the timeout even if a process that escaped the group still holds the pipes.
  * A command that cannot be exec'd exits 127 (126 when not executable) with a
  * message on stderr. Returns 0 with res filled (the caller frees it with
  * exec_result_clear), -ESRCH when pid is not that guest's init any more,

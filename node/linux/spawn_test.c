@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -125,8 +127,12 @@ stop_guest(struct guest *g)
 {
     if (g->res.pid <= 0)
         return;
+    /* The pidfd names init: not readable while it runs, readable once it has exited. */
+    struct pollfd pfd = {.fd = g->res.pidfd, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 0), 0);
     /* SIGKILL to init ends the whole pid namespace. */
     kill(g->res.pid, SIGKILL);
+    assert_int_equal(poll(&pfd, 1, -1), 1);
     int st;
     assert_int_equal(waitpid(g->res.pid, &st, 0), g->res.pid);
     track(g->res.pid, false);
@@ -756,6 +762,71 @@ test_guest_survives_spawner_death(void **state)
     stop_guest(&g);
 }
 
+/* What the fake agent in test_guest_survives_agent_death reports. */
+struct agent_report {
+    int r;                   /* spawner_start's result */
+    pid_t spawner;           /* its spawner */
+    struct spawn_result res; /* the guest's init */
+};
+
+static void
+test_guest_survives_agent_death(void **state)
+{
+    /* As a subreaper we inherit the orphans and can check who reaps them. */
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t agent = fork();
+    assert_true(agent >= 0);
+    if (agent == 0) {
+        /* A short-lived agent: its own spawner, one guest, then gone without cleanup. */
+        struct agent_report rep = {0};
+        struct guest g;
+        make_cfg(&g.cfg, "vf-orphan", spec_default_caps());
+        spawner_t *sp = spawner_new(&rep.r);
+        if (sp) {
+            rep.spawner = spawner_pid(sp);
+            rep.r = spawner_start(sp, &g.cfg, &rep.res);
+        }
+        (void)!write(p[1], &rep, sizeof(rep));
+        _exit(0);
+    }
+    close(p[1]);
+    struct agent_report rep;
+    assert_int_equal(read(p[0], &rep, sizeof(rep)), sizeof(rep));
+    close(p[0]);
+    assert_int_equal(waitpid(agent, NULL, 0), agent);
+    assert_int_equal(rep.r, 0);
+    track(rep.res.pid, true);
+    /* The orphaned spawner sees end of file and exits; it is ours to reap now. */
+    assert_int_equal(waitpid(rep.spawner, NULL, 0), rep.spawner);
+
+    /* The guest outlived its agent, and we (the subreaper) are its parent now. */
+    assert_int_equal(proc_is_same(rep.res.pid, rep.res.start_time), 1);
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)rep.res.pid);
+    FILE *f = fopen(path, "re");
+    assert_non_null(f);
+    int ppid = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "PPid: %d", &ppid) == 1)
+            break;
+    fclose(f);
+    assert_int_equal(ppid, getpid());
+
+    /* A new agent's spawner re-adopts it by pid + start time. */
+    struct guest g = {.res = {.pid = rep.res.pid, .start_time = rep.res.start_time}};
+    make_cfg(&g.cfg, "vf-orphan", spec_default_caps());
+    g.res.pidfd = (int)syscall(SYS_pidfd_open, g.res.pid, 0);
+    assert_true(g.res.pidfd >= 0);
+    struct exec_result r;
+    RUN(&g, &r, "hostname");
+    assert_string_equal(r.out, "vf-orphan\n");
+    exec_result_clear(&r);
+    stop_guest(&g);
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0), 0);
+}
+
 static void *
 idle_thread(void *arg)
 {
@@ -779,6 +850,44 @@ test_refuses_threads(void **state)
     close(p[0]);
 }
 
+struct concurrent {
+    struct guest *g;        /* where to run */
+    char word[16];          /* what to echo */
+    int r;                  /* spawner_exec's result */
+    struct exec_result res; /* its output */
+};
+
+static void *
+exec_thread(void *arg)
+{
+    struct concurrent *c = arg;
+    char script[64];
+    snprintf(script, sizeof(script), "sleep 0.2; echo %s", c->word);
+    c->r = run_in(spawner, c->g, 10000, 0, &c->res, "sh", "-c", script, NULL);
+    return NULL;
+}
+
+/* Execs from several threads share one spawner without mixing up replies. */
+static void
+test_exec_from_threads(void **state)
+{
+    struct concurrent c[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = (struct concurrent){.g = &exec_guest};
+        snprintf(c[i].word, sizeof(c[i].word), "word%d", i);
+        assert_int_equal(pthread_create(&t[i], NULL, exec_thread, &c[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(c[i].r, 0);
+        char want[20];
+        snprintf(want, sizeof(want), "%s\n", c[i].word);
+        assert_string_equal(c[i].res.out, want);
+        exec_result_clear(&c[i].res);
+    }
+}
+
 int
 main(void)
 {
@@ -798,7 +907,10 @@ main(void)
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_console_log),
         cmocka_unit_test(test_guest_survives_spawner_death),
+        cmocka_unit_test(test_guest_survives_agent_death),
+        /* Last: these make threads, and spawner_new refuses a threaded process. */
         cmocka_unit_test(test_refuses_threads),
+        cmocka_unit_test_setup_teardown(test_exec_from_threads, exec_setup, exec_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
