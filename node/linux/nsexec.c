@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -98,6 +99,13 @@ run_command(const struct nsexec_params *p)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
         dprintf(2, "vfleet exec: no_new_privs: %s\n", strerror(errno));
         _exit(126);
+    }
+    if (p->cfg->nofile) {
+        struct rlimit rl = {.rlim_cur = p->cfg->nofile, .rlim_max = p->cfg->nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            dprintf(2, "vfleet exec: RLIMIT_NOFILE: %s\n", strerror(errno));
+            _exit(126);
+        }
     }
     int r = guest_init_drop_caps(p->cfg->caps);
     if (r < 0) {

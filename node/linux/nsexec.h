@@ -34,7 +34,7 @@ struct nsexec_status {
 
 /* Everything the helper needs; descriptors are O_CLOEXEC and owned by it. */
 struct nsexec_params {
-    const struct spawn_config *cfg; /* cgroup_procs, cgroup2 and caps */
+    const struct spawn_config *cfg; /* cgroup_procs, cgroup2, caps and nofile */
     int ns[NSEXEC_NS_COUNT];        /* /proc/PID/ns/... of the guest's init */
     char *const *argv;              /* NULL-terminated command */
     uint32_t timeout_ms;            /* the command's process group is killed after this */

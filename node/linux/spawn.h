@@ -14,8 +14,12 @@
  *    guest process ever has a parent-death signal;
  *  - the agent reaps init: it gets a pidfd for it (spawn_result.pidfd) to
  *    watch in its event loop and calls waitid(P_PIDFD) or waitpid(pid) when
- *    it becomes readable; an agent must therefore not reap children it does
- *    not know with waitpid(-1) and throw the status away;
+ *    it becomes readable (init's exit status is the guest's). A failed start
+ *    is reaped by spawner_start itself. If the spawner dies in the middle of
+ *    a start, the half-made child exits on its own and the agent should reap
+ *    it like any unknown child (a periodic waitpid(-1, WNOHANG) that ignores
+ *    pids it does not track is fine, as long as nothing else in the agent,
+ *    such as uv_spawn, expects to reap its own children);
  *  - when the agent exits or crashes, init is re-parented to the nearest
  *    subreaper or the host's init, which reaps it; a restarted agent re-adopts
  *    the guest by pid + start time (proc.h) and watches it with pidfd_open(),
@@ -94,8 +98,9 @@ int spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_re
 
 /* Runs req->argv inside the running guest whose init is (pid, start_time): a
  * helper joins every namespace of init and cfg's cgroups (cfg->cgroup_procs and
- * cfg->cgroup2; the other fields of cfg are ignored), then forks the command
- * inside the guest's pid namespace, with bounding set cfg->caps,
+ * cfg->cgroup2), then forks the command inside the guest's pid namespace, with
+ * bounding set cfg->caps, RLIMIT_NOFILE cfg->nofile (the other fields of cfg
+ * are ignored),
  * PR_SET_NO_NEW_PRIVS, a clean environment (PATH=/usr/sbin:/usr/bin:/sbin:/bin),
  * stdin from /dev/null, stdout and stderr captured. The command gets its own
  * process group; at the timeout the group is SIGKILLed (res->timed_out).

@@ -381,6 +381,9 @@ test_caps_default(void **state)
     assert_true(cap_line(r.out, "CapBnd:\t") == spec_default_caps());
     assert_non_null(strstr(r.out, "NoNewPrivs:\t1"));
     exec_result_clear(&r);
+    RUN(&g, &r, "cat", "/proc/self/limits");
+    assert_non_null(strstr(r.out, "Max open files            4096                 4096"));
+    exec_result_clear(&r);
 
     /* CAP_MKNOD is in the default set: mknod works (the control for the next test). */
     RUN(&g, &r, "mknod", "/tmp/blk", "b", "8", "0");
