@@ -1,0 +1,41 @@
+/* What a new guest's init process does to itself between clone3 and exec:
+ * waits for the spawner to put it into its cgroups, unshares its cgroup
+ * namespace, builds the guest's root (private propagation, rootfs bound onto
+ * itself, pivot_root, /proc, read-only /sys, a small /dev, masked /proc
+ * paths), brings up lo, sets the hostname, domainname and RLIMIT_NOFILE, drops
+ * the capability bounding set and execs the guest's init.
+ *
+ * Runs only in the child of the spawner's clone3, a single-threaded process. */
+#pragma once
+
+#include <stdint.h>
+
+#include "common/mem.h"
+#include "node/linux/spawn.h"
+
+/* What the child writes to its error pipe when a step fails; on success the
+ * pipe (O_CLOEXEC) closes at exec and the parent reads end-of-file. */
+struct guest_init_error {
+    int32_t err;                /* a positive errno */
+    char what[SPAWN_ERROR_MAX]; /* the step that failed, NUL-terminated */
+};
+
+/* The descriptors the child needs; all O_CLOEXEC. */
+struct guest_init_fds {
+    int sync; /* read end: one byte once the parent has set up the cgroups, EOF = abort */
+    int err;  /* write end: a struct guest_init_error on failure */
+    int log;  /* init's stdout and stderr (the console log, opened for append) */
+    int null; /* /dev/null, init's stdin */
+};
+
+/* Resets every signal to its default action and unblocks all: a child must
+ * not inherit the spawner's SA_NOCLDWAIT or any mask. */
+void guest_init_reset_signals(void);
+
+/* Drops every capability not in keep (bit = CAP_*) from the bounding set and
+ * clears the inheritable and ambient sets, so that root's next exec gets
+ * exactly keep. Needs CAP_SETPCAP. Returns 0 or -errno. */
+int guest_init_drop_caps(uint64_t keep);
+
+/* Never returns: execs cfg->init or _exits(1) after reporting on fds->err. */
+_noreturn_ void guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds);

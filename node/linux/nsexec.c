@@ -1,0 +1,187 @@
+/* The helper joins the guest in two steps because setns(CLONE_NEWPID) only
+ * moves the caller's *children* into the pid namespace: the helper itself
+ * stays outside (where it can still kill the command's process group by its
+ * host pid) and forks the command, which starts inside. Cgroups are joined
+ * first, while the helper still sees the host's /sys/fs/cgroup. */
+#include "node/linux/nsexec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "node/linux/guest_init.h"
+
+const char *const nsexec_ns_names[NSEXEC_NS_COUNT] = {
+    [NSEXEC_NS_CGROUP] = "cgroup", [NSEXEC_NS_IPC] = "ipc", [NSEXEC_NS_UTS] = "uts",
+    [NSEXEC_NS_NET] = "net",       [NSEXEC_NS_PID] = "pid", [NSEXEC_NS_MNT] = "mnt",
+};
+
+static const int ns_types[NSEXEC_NS_COUNT] = {
+    [NSEXEC_NS_CGROUP] = CLONE_NEWCGROUP, [NSEXEC_NS_IPC] = CLONE_NEWIPC,
+    [NSEXEC_NS_UTS] = CLONE_NEWUTS,       [NSEXEC_NS_NET] = CLONE_NEWNET,
+    [NSEXEC_NS_PID] = CLONE_NEWPID,       [NSEXEC_NS_MNT] = CLONE_NEWNS,
+};
+
+static void
+write_status(int fd, const struct nsexec_status *st)
+{
+    ssize_t n;
+    do {
+        n = write(fd, st, sizeof(*st));
+    } while (n < 0 && errno == EINTR);
+}
+
+_printf_(3, 4) _noreturn_ static void fail(int fd, int err, const char *fmt, ...)
+{
+    struct nsexec_status st = {.err = err > 0 ? err : EIO};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st.what, sizeof(st.what), fmt, ap);
+    va_end(ap);
+    write_status(fd, &st);
+    _exit(1);
+}
+
+static int
+write_pid(const char *path, pid_t pid)
+{
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char buf[16];
+    int len = snprintf(buf, sizeof(buf), "%d", (int)pid);
+    if (write(fd, buf, (size_t)len) != len)
+        return -errno;
+    return 0;
+}
+
+static void
+join_cgroups(const struct spawn_config *cfg, int status_fd)
+{
+    pid_t self = getpid();
+    for (uint32_t i = 0; i < cfg->n_cgroup_procs; i++) {
+        int r = write_pid(cfg->cgroup_procs[i], self);
+        if (r < 0)
+            fail(status_fd, -r, "join cgroup %s", cfg->cgroup_procs[i]);
+    }
+    if (cfg->cgroup2[0]) {
+        char path[SPAWN_PATH_MAX + 16];
+        snprintf(path, sizeof(path), "%s/cgroup.procs", cfg->cgroup2);
+        int r = write_pid(path, self);
+        if (r < 0)
+            fail(status_fd, -r, "join cgroup %s", cfg->cgroup2);
+    }
+}
+
+/* The command itself, inside every namespace of the guest. */
+_noreturn_ static void
+run_command(const struct nsexec_params *p)
+{
+    /* Its own process group, so the timeout kills what it started too. */
+    (void)setsid();
+    if (dup2(p->null, 0) < 0 || dup2(p->out, 1) < 0 || dup2(p->err, 2) < 0)
+        _exit(126);
+    if (chdir("/") < 0) {
+        dprintf(2, "vfleet exec: chdir /: %s\n", strerror(errno));
+        _exit(126);
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        dprintf(2, "vfleet exec: no_new_privs: %s\n", strerror(errno));
+        _exit(126);
+    }
+    if (p->cfg->nofile) {
+        struct rlimit rl = {.rlim_cur = p->cfg->nofile, .rlim_max = p->cfg->nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            dprintf(2, "vfleet exec: RLIMIT_NOFILE: %s\n", strerror(errno));
+            _exit(126);
+        }
+    }
+    int r = guest_init_drop_caps(p->cfg->caps);
+    if (r < 0) {
+        dprintf(2, "vfleet exec: capabilities: %s\n", strerror(-r));
+        _exit(126);
+    }
+    (void)close_range(3, ~0U, 0);
+
+    static char *clean_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "TERM=dumb", NULL};
+    /* execvp searches the PATH of environ, so the clean environment goes there. */
+    environ = clean_env;
+    execvp(p->argv[0], p->argv);
+    int err = errno;
+    dprintf(2, "vfleet exec: \"%s\": %s\n", p->argv[0], strerror(err));
+    _exit(err == ENOENT ? 127 : 126);
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+nsexec_run(const struct nsexec_params *p)
+{
+    guest_init_reset_signals();
+    join_cgroups(p->cfg, p->status);
+    for (int i = 0; i < NSEXEC_NS_COUNT; i++) {
+        if (setns(p->ns[i], ns_types[i]) < 0)
+            fail(p->status, errno, "join %s namespace", nsexec_ns_names[i]);
+        close(p->ns[i]);
+    }
+
+    pid_t child = fork();
+    if (child < 0)
+        fail(p->status, errno, "fork");
+    if (child == 0) {
+        close(p->status);
+        run_command(p);
+    }
+    close(p->out);
+    close(p->err);
+    close(p->null);
+
+    struct nsexec_status st = {0};
+    /* pidfd_open exists wherever clone3 does (Linux 5.3), which the spawner needs anyway. */
+    int pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+    if (pidfd < 0) {
+        int err = errno;
+        (void)kill(child, SIGKILL);
+        fail(p->status, err, "pidfd_open");
+    }
+    int64_t deadline = now_ms() + p->timeout_ms;
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            /* The group may not exist yet if the child has not reached setsid. */
+            (void)kill(-child, SIGKILL);
+            (void)kill(child, SIGKILL);
+            st.timed_out = 1;
+            break;
+        }
+        struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+        int r = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
+        if (r > 0)
+            break;
+        if (r < 0 && errno != EINTR)
+            fail(p->status, errno, "poll the command");
+    }
+    while (waitpid(child, &st.wstatus, 0) < 0) {
+        if (errno != EINTR)
+            fail(p->status, errno, "wait for the command");
+    }
+    write_status(p->status, &st);
+    _exit(0);
+}

@@ -1,0 +1,123 @@
+/* Parsing /proc/PID/stat is the one subtle part: the second field is the
+ * command name in parentheses and may itself contain spaces and ')', so the
+ * fields are counted from the *last* ')' on the line. */
+#include "node/linux/proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/mem.h"
+
+/* /proc/PID/stat is about 300 bytes; a command name is at most 64. */
+#define STAT_MAX 1024
+
+/* Reads a whole small /proc file into buf (NUL-terminated). Returns its length or -errno. */
+static ssize_t
+read_small(const char *path, char *buf, size_t size)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    size_t len = 0;
+    while (len < size - 1) {
+        ssize_t n = read(fd, buf + len, size - 1 - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == ESRCH ? -ESRCH : -errno;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
+/* Parses a stat line: the state letter (field 3) and the start time (field 22). */
+static int
+parse_stat(const char *line, char *state, uint64_t *start_time)
+{
+    const char *p = strrchr(line, ')');
+    if (!p || p[1] != ' ')
+        return -EBADMSG;
+    p += 2;
+    /* Field 3 is the state; field 22 is 19 fields further on. */
+    if (*p == '\0' || p[1] != ' ')
+        return -EBADMSG;
+    *state = *p;
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return -EBADMSG;
+        p++;
+    }
+    if (*p < '0' || *p > '9')
+        return -EBADMSG;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno != 0 || (*end != ' ' && *end != '\n' && *end != '\0'))
+        return -EBADMSG;
+    *start_time = v;
+    return 0;
+}
+
+static int
+read_stat(pid_t pid, char *state, uint64_t *start_time)
+{
+    if (pid <= 0)
+        return -ESRCH;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    char buf[STAT_MAX];
+    ssize_t n = read_small(path, buf, sizeof(buf));
+    if (n < 0)
+        return (int)n;
+    return parse_stat(buf, state, start_time);
+}
+
+int
+proc_start_time(pid_t pid, uint64_t *out)
+{
+    char state;
+    return read_stat(pid, &state, out);
+}
+
+int
+proc_is_same(pid_t pid, uint64_t start_time)
+{
+    char state;
+    uint64_t t;
+    int r = read_stat(pid, &state, &t);
+    if (r == -ESRCH)
+        return 0;
+    if (r < 0)
+        return r;
+    /* A zombie (Z) or a dead task (X) has exited even though its pid is still held. */
+    return t == start_time && state != 'Z' && state != 'X';
+}
+
+int
+proc_thread_count(void)
+{
+    char buf[4096];
+    ssize_t n = read_small("/proc/self/status", buf, sizeof(buf));
+    if (n < 0)
+        return (int)n;
+    const char *p = strstr(buf, "\nThreads:");
+    if (!p)
+        return -EBADMSG;
+    p += strlen("\nThreads:");
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || v <= 0 || v > 1000000)
+        return -EBADMSG;
+    return (int)v;
+}

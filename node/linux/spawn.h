@@ -1,0 +1,121 @@
+/* The spawner: a single-threaded helper process that does every fork and
+ * clone3 of the linux backend, so the agent (which has libzmq I/O threads and
+ * a libuv worker pool) never clones itself (STYLE.md: never clone() in a
+ * process that has threads).
+ *
+ * spawner_new() forks the spawner; it must be called before the process
+ * starts any thread (it checks and refuses with -EBUSY). The agent then talks
+ * to it over an AF_UNIX SOCK_SEQPACKET socketpair with fixed-size request and
+ * response structs; file descriptors travel with SCM_RIGHTS.
+ *
+ * Reaping design. A guest's init is created with CLONE_PARENT, so its parent
+ * is the process that called spawner_new() (the agent), not the spawner:
+ *  - the spawner can die or be restarted without touching any guest, and no
+ *    guest process ever has a parent-death signal;
+ *  - the agent reaps init: it gets a pidfd for it (spawn_result.pidfd) to
+ *    watch in its event loop and calls waitid(P_PIDFD) or waitpid(pid) when
+ *    it becomes readable (init's exit status is the guest's). A failed start
+ *    is reaped by spawner_start itself. If the spawner dies in the middle of
+ *    a start, the half-made child exits on its own and the agent should reap
+ *    it like any unknown child (a periodic waitpid(-1, WNOHANG) that ignores
+ *    pids it does not track is fine, as long as nothing else in the agent,
+ *    such as uv_spawn, expects to reap its own children);
+ *  - when the agent exits or crashes, init is re-parented to the nearest
+ *    subreaper or the host's init, which reaps it; a restarted agent re-adopts
+ *    the guest by pid + start time (proc.h) and watches it with pidfd_open(),
+ *    which works for processes that are not its children.
+ * The spawner's own children (exec helpers, see spawner_exec) are reaped
+ * automatically: the spawner sets SA_NOCLDWAIT on SIGCHLD.
+ *
+ * Threads: a spawner_t may be used from any thread; requests are serialised by
+ * an internal mutex, held only while the spawner answers (for a start, until
+ * the guest's init has exec'd), not while an exec'd command runs, so an exec
+ * can run concurrently with other operations. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "node/backend.h"
+
+#define SPAWN_PATH_MAX    256 /* bytes, with the NUL, of every path in spawn_config */
+#define SPAWN_ARG_MAX     256 /* bytes, with the NUL, of an init argument or env entry */
+#define SPAWN_MAX_ARGS    8   /* init arguments after argv[0] */
+#define SPAWN_MAX_ENV     8   /* extra environment entries for init */
+#define SPAWN_MAX_CGROUPS 16  /* cgroup v1 cgroup.procs files a guest is put into */
+#define SPAWN_NAME_MAX    65  /* hostname/domainname bytes with the NUL (the kernel's limit) */
+#define SPAWN_ERROR_MAX   160 /* bytes of the error text in spawn_result */
+
+/* How to start a guest: a plain value, copied as a whole over the socket.
+ * Every string is NUL-terminated within its array (spawner_start checks). */
+struct spawn_config {
+    char rootfs[SPAWN_PATH_MAX];              /* an already-mounted directory: the guest's / */
+    char hostname[SPAWN_NAME_MAX];            /* the guest's hostname (uts namespace) */
+    char domainname[SPAWN_NAME_MAX];          /* NIS domain name, "" = leave empty */
+    char init[SPAWN_PATH_MAX];                /* absolute path of init inside the guest */
+    char args[SPAWN_MAX_ARGS][SPAWN_ARG_MAX]; /* init's argv[1..], up to the first "" */
+    char env[SPAWN_MAX_ENV][SPAWN_ARG_MAX];   /* "NAME=value" added to init's env, up to "" */
+    uint64_t caps;                            /* capability bounding set, bit = CAP_* */
+    uint64_t nofile;                          /* RLIMIT_NOFILE soft and hard, 0 = leave */
+    char console_log[SPAWN_PATH_MAX]; /* host file init's stdout/stderr append to, "" = /dev/null */
+    uint32_t n_cgroup_procs;          /* entries used in cgroup_procs */
+    char cgroup_procs[SPAWN_MAX_CGROUPS][SPAWN_PATH_MAX]; /* v1 cgroup.procs files to join */
+    char cgroup2[SPAWN_PATH_MAX]; /* cgroup2 directory to clone into, "" = none */
+};
+
+/* What spawner_start gives back. */
+struct spawn_result {
+    pid_t pid;                   /* init's pid in the host's pid namespace */
+    uint64_t start_time;         /* init's start time (proc_start_time) */
+    int pidfd;                   /* a pidfd for init (O_CLOEXEC), owned by the caller, or -1 */
+    char error[SPAWN_ERROR_MAX]; /* on failure, which step failed and why; "" otherwise */
+};
+
+typedef struct spawner spawner_t;
+
+/* Forks the spawner process. Call before any thread exists. Returns NULL and
+ * sets *err (when err is not NULL) to -EBUSY if the process has threads or to
+ * the -errno of the failing call. */
+spawner_t *spawner_new(int *err);
+
+/* Stops the spawner (closes its socket and reaps it); running guests are not
+ * touched. NULL-safe; clears *sp. */
+void spawner_destroy(spawner_t **sp);
+
+/* The spawner process's pid (for tests and diagnostics). */
+pid_t spawner_pid(const spawner_t *sp);
+
+/* Starts a guest: clone3 into new pid, mount, uts, ipc, net namespaces (into
+ * cfg->cgroup2 with CLONE_INTO_CGROUP when set), writes the child's pid into
+ * every cfg->cgroup_procs file, then lets the child unshare its cgroup
+ * namespace, build its root (guest_init.h) and exec cfg->init. Returns 0 when
+ * init has exec'd (res filled, res->pidfd owned by the caller), or -errno with
+ * res->error saying which step failed; a half-started child has then been
+ * killed and reaped. -EINVAL for a malformed cfg, -EPIPE when the spawner is
+ * gone (create a new one). */
+int spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_result *res);
+
+/* Runs req->argv inside the running guest whose init is (pid, start_time): a
+ * helper joins every namespace of init and cfg's cgroups (cfg->cgroup_procs and
+ * cfg->cgroup2), then forks the command inside the guest's pid namespace, with
+ * bounding set cfg->caps, RLIMIT_NOFILE cfg->nofile (the other fields of cfg
+ * are ignored),
+ * PR_SET_NO_NEW_PRIVS, a clean environment (PATH=/usr/sbin:/usr/bin:/sbin:/bin),
+ * stdin from /dev/null, stdout and stderr captured. The command gets its own
+ * process group; at the timeout the group is SIGKILLed (res->timed_out).
+ * Output past req->max_output per stream (0 = 64 KiB, at most 16 MiB) is read
+ * and dropped (res->truncated); res->out and res->err are always allocated and
+ * NUL-terminated. req->timeout_ms 0 = 30 s. The caller stops reading 5 s after
+ * the timeout even if a process that escaped the group still holds the pipes.
+ * A command that cannot be exec'd exits 127 (126 when not executable) with a
+ * message on stderr. Returns 0 with res filled (the caller frees it with
+ * exec_result_clear), -ESRCH when pid is not that guest's init any more,
+ * -EINVAL for a bad request, -errno otherwise. Blocks the calling thread for
+ * the command's run time, but not the spawner. */
+int spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t start_time,
+                 const struct exec_request *req, struct exec_result *res);
+
+/* Limits on an exec request. */
+#define SPAWN_EXEC_MAX_ARGS  64   /* arguments, argv[0] included */
+#define SPAWN_EXEC_ARGS_SIZE 4096 /* bytes of all arguments with their NULs */
