@@ -336,7 +336,8 @@ int
 disk_create(const char *image, uint64_t size, uint64_t inodes)
 {
     size = disk_align(size);
-    if (size < DISK_MIN_SIZE || size > DISK_MAX_SIZE)
+    /* The path goes to mkfs as an argument: never let it read as an option. */
+    if (image[0] != '/' || size < DISK_MIN_SIZE || size > DISK_MAX_SIZE)
         return -EINVAL;
     if (inodes == 0)
         inodes = size / DISK_BYTES_PER_INODE;
@@ -659,7 +660,7 @@ int
 disk_resize(const char *image, const char *mountpoint, uint64_t new_size)
 {
     new_size = disk_align(new_size);
-    if (new_size < DISK_MIN_SIZE || new_size > DISK_MAX_SIZE)
+    if (image[0] != '/' || new_size < DISK_MIN_SIZE || new_size > DISK_MAX_SIZE)
         return -EINVAL;
 
     _cleanup_close_ int imgfd = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -708,7 +709,9 @@ disk_resize(const char *image, const char *mountpoint, uint64_t new_size)
         if (statvfs(mountpoint, &sv) < 0)
             return -errno;
         /* What the filesystem holds: everything but its free blocks, so the
-         * journal, inode tables and bitmaps count as use. */
+         * journal, inode tables and bitmaps count as use. info.blocks may lag
+         * behind an online grow not yet written back; that only makes a
+         * refused mounted shrink say -EBUSY instead of -ENOSPC. */
         uint64_t used = (info.blocks - sv.f_bfree) * (uint64_t)info.block_size;
         if (new_size < used || disk_inodes_at(&info, new_blocks) < u.inodes_used)
             return -ENOSPC;

@@ -41,6 +41,8 @@
  * a clean environment; their failure is -EIO, with their output logged at
  * debug level.
  *
+ * Paths: image is absolute (it is passed to mkfs and resize2fs as an argument).
+ *
  * Threads: no shared state; safe from any thread of a threaded process (no
  * fork). Operations on the same image must not run concurrently. */
 #pragma once
@@ -102,7 +104,12 @@ int disk_info(const char *image, struct disk_info *out);
  * with its loop device. Returns -EBUSY when something else is mounted at
  * mountpoint or image is attached to a loop device already (mounted
  * elsewhere), -ENAMETOOLONG when loopdev is too short; on failure nothing
- * stays attached or mounted. */
+ * stays attached or mounted.
+ * nosuid and nodev guard the host: a setuid file or device node a guest
+ * writes is inert at its host path. Inside the guest the overlay mount's own
+ * flags decide (rootfs.h: nodev, not nosuid), so the guest's setuid programs
+ * still work (checked by hand: a setuid file copied up onto this mount runs
+ * setuid through the overlay, and not through this mount). */
 int disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n);
 
 /* Finds the loop device image is attached to (compared by device and inode
