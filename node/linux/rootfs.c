@@ -54,6 +54,13 @@ rootfs_mount(const char *template_dir, const char *disk_mount, const char *targe
     if (!rootfs_path_ok(lower) || !rootfs_path_ok(disk) || !rootfs_path_ok(target))
         return -EINVAL;
 
+    /* An upper dir on the host's filesystem would escape the disk limit. */
+    int m = mountinfo_is_mountpoint(disk);
+    if (m < 0)
+        return m;
+    if (m == 0)
+        return -ENOENT;
+
     _cleanup_free_ char *upper = xasprintf("%s/upper", disk);
     _cleanup_free_ char *work = xasprintf("%s/work", disk);
 

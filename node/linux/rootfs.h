@@ -35,7 +35,9 @@
  * (created on first use; upper takes the template root's mode and owner) as
  * upper and work dirs. disk_mount is where the guest's disk is mounted.
  * Idempotent: 0 when this overlay (same upper dir) is already mounted there.
- * Returns -EBUSY when something else is mounted at target, -ENOTDIR when
+ * Returns -ENOENT when disk_mount is not a mount point (an upper dir on the
+ * host's filesystem would escape the disk limit), -EBUSY when something else
+ * is mounted at target, -ENOTDIR when
  * template_dir is not a directory, -EINVAL when a path holds a character
  * overlayfs options can not carry (',', ':', '\\', whitespace). */
 int rootfs_mount(const char *template_dir, const char *disk_mount, const char *target);

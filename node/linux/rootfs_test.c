@@ -167,6 +167,12 @@ test_bad_paths(void **state)
     snprintf(bad, sizeof(bad), "%s/file", fx->dir);
     write_file(bad, "");
     assert_int_equal(rootfs_mount(bad, fx->disk, fx->root), -ENOTDIR);
+    /* A disk directory that is not a mounted disk is refused. */
+    snprintf(bad, sizeof(bad), "%s/tmpl", fx->dir);
+    assert_int_equal(mkdir(bad, 0755), 0);
+    assert_int_equal(rootfs_mount(bad, fx->disk, fx->root), -ENOENT);
+    snprintf(bad, sizeof(bad), "%s/upper", fx->disk);
+    assert_int_equal(access(bad, F_OK), -1);
     assert_int_equal(rootfs_umount(fx->root), 0);
 }
 
