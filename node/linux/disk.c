@@ -1,0 +1,736 @@
+/* Guest disks: sparse ext4 images on loop devices; see disk.h. */
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/loop.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/capability.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "node/linux/disk.h"
+#include "node/linux/mountinfo.h"
+
+#define DISK_ALIGN          4096ULL
+#define DISK_OUTPUT_MAX     4096 /* bytes of a helper program's output kept */
+#define DISK_ATTACH_TRIES   32   /* LOOP_CTL_GET_FREE races lost before giving up */
+#define EXT4_MAGIC          0xEF53
+#define EXT4_INCOMPAT_64BIT 0x80
+
+/* The environment helper programs run with: nothing of the agent's leaks in
+ * (MKE2FS_CONFIG, E2FSPROGS_* and locale would change their behaviour). */
+static char *const disk_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+
+/* Finds a helper program in the sbin/bin directories; returns its path in buf. */
+static int
+disk_which(const char *prog, char *buf, size_t n)
+{
+    static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
+    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+        int len = snprintf(buf, n, "%s/%s", dirs[i], prog);
+        if (len < 0 || (size_t)len >= n)
+            return -ENAMETOOLONG;
+        if (access(buf, X_OK) == 0)
+            return 0;
+    }
+    return -ENOENT;
+}
+
+static void
+closedirp(DIR **d)
+{
+    if (*d)
+        closedir(*d);
+}
+
+static void
+posix_spawn_file_actions_destroyp(posix_spawn_file_actions_t **fa)
+{
+    if (*fa)
+        posix_spawn_file_actions_destroy(*fa);
+}
+
+static void
+posix_spawnattr_destroyp(posix_spawnattr_t **a)
+{
+    if (*a)
+        posix_spawnattr_destroy(*a);
+}
+
+/* Runs argv (argv[0] a program name) with stdin from /dev/null and stdout +
+ * stderr captured, and waits for it. posix_spawn, never fork: the agent has
+ * threads. The child gets default signal dispositions and an empty mask.
+ * Writes the exit status to *status (-1 when killed by a signal) and up to
+ * DISK_OUTPUT_MAX bytes of output to out (NUL-terminated) when out is not
+ * NULL. Returns 0 when the program ran, -errno when it could not be run. */
+static int
+disk_spawn(const char *const argv[], int *status, char *out, size_t out_size)
+{
+    char path[PATH_MAX];
+    int r = disk_which(argv[0], path, sizeof(path));
+    if (r < 0)
+        return r;
+
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    _cleanup_close_ int rd = p[0];
+    _cleanup_close_ int wr = p[1];
+
+    posix_spawn_file_actions_t fa_store;
+    posix_spawnattr_t attr_store;
+    _cleanup_(posix_spawn_file_actions_destroyp) posix_spawn_file_actions_t *fa = NULL;
+    _cleanup_(posix_spawnattr_destroyp) posix_spawnattr_t *attr = NULL;
+    if ((r = posix_spawn_file_actions_init(&fa_store)) != 0)
+        return -r;
+    fa = &fa_store;
+    if ((r = posix_spawnattr_init(&attr_store)) != 0)
+        return -r;
+    attr = &attr_store;
+
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    if ((r = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
+        (r = posix_spawn_file_actions_adddup2(fa, wr, 1)) != 0 ||
+        (r = posix_spawn_file_actions_adddup2(fa, wr, 2)) != 0 ||
+        (r = posix_spawnattr_setsigmask(attr, &none)) != 0 ||
+        (r = posix_spawnattr_setsigdefault(attr, &all)) != 0 ||
+        (r = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) != 0)
+        return -r;
+
+    pid_t pid;
+    r = posix_spawn(&pid, path, fa, attr, (char *const *)argv, disk_env);
+    if (r != 0)
+        return -r;
+    closep(&wr);
+    wr = -EBADF;
+
+    /* Drain the pipe to EOF so the child never blocks on a full pipe. */
+    char tmp[512];
+    size_t kept = 0;
+    for (;;) {
+        ssize_t k = read(rd, tmp, sizeof(tmp));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        if (out && out_size > 1 && kept < out_size - 1) {
+            size_t c = (size_t)k < out_size - 1 - kept ? (size_t)k : out_size - 1 - kept;
+            memcpy(out + kept, tmp, c);
+            kept += c;
+        }
+    }
+    if (out && out_size > 0)
+        out[kept] = '\0';
+
+    int ws;
+    while (waitpid(pid, &ws, 0) < 0) {
+        if (errno != EINTR)
+            return -errno;
+    }
+    *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    return 0;
+}
+
+/* Runs argv and maps its result: 0 when it exits with a status in ok_mask
+ * (bit n = exit status n is success), -EIO otherwise. */
+static int
+disk_run(const char *const argv[], unsigned ok_mask, char *out, size_t out_size)
+{
+    char buf[DISK_OUTPUT_MAX];
+    if (!out) {
+        out = buf;
+        out_size = sizeof(buf);
+    }
+    int status = -1;
+    int r = disk_spawn(argv, &status, out, out_size);
+    if (r < 0) {
+        log_debug("disk: cannot run %s: %s", argv[0], strerror(-r));
+        return r;
+    }
+    if (status < 0 || status >= 32 || !(ok_mask & (1u << status))) {
+        log_debug("disk: %s %s exited with %d: %s", argv[0], argv[1] ? argv[1] : "", status, out);
+        return -EIO;
+    }
+    return 0;
+}
+
+static uint64_t
+disk_align(uint64_t size)
+{
+    return size & ~(DISK_ALIGN - 1);
+}
+
+/* Reads the ext4 superblock (1024 bytes at offset 1024) from an open image. */
+static int
+disk_info_fd(int fd, struct disk_info *out)
+{
+    uint8_t sb[1024];
+    ssize_t k = pread(fd, sb, sizeof(sb), 1024);
+    if (k < 0)
+        return -errno;
+    if (k != (ssize_t)sizeof(sb))
+        return -EINVAL;
+
+    uint16_t magic;
+    uint32_t inodes, blocks_lo, blocks_hi, free_lo, free_hi, free_inodes, log_bs, bpg, ipg,
+        incompat;
+    memcpy(&inodes, sb + 0x00, 4);
+    memcpy(&blocks_lo, sb + 0x04, 4);
+    memcpy(&free_lo, sb + 0x0C, 4);
+    memcpy(&free_inodes, sb + 0x10, 4);
+    memcpy(&log_bs, sb + 0x18, 4);
+    memcpy(&bpg, sb + 0x20, 4);
+    memcpy(&ipg, sb + 0x28, 4);
+    memcpy(&magic, sb + 0x38, 2);
+    memcpy(&incompat, sb + 0x60, 4);
+    memcpy(&blocks_hi, sb + 0x150, 4);
+    memcpy(&free_hi, sb + 0x158, 4);
+    if (le16toh(magic) != EXT4_MAGIC || le32toh(log_bs) > 6 || le32toh(bpg) == 0 ||
+        le32toh(ipg) == 0)
+        return -EINVAL;
+
+    out->block_size = 1024u << le32toh(log_bs);
+    out->blocks = le32toh(blocks_lo);
+    out->free_blocks = le32toh(free_lo);
+    if (le32toh(incompat) & EXT4_INCOMPAT_64BIT) {
+        out->blocks |= (uint64_t)le32toh(blocks_hi) << 32;
+        out->free_blocks |= (uint64_t)le32toh(free_hi) << 32;
+    }
+    out->free_inodes = le32toh(free_inodes);
+    out->inodes = le32toh(inodes);
+    out->blocks_per_group = le32toh(bpg);
+    out->inodes_per_group = le32toh(ipg);
+    return 0;
+}
+
+int
+disk_info(const char *image, struct disk_info *out)
+{
+    _cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    return disk_info_fd(fd, out);
+}
+
+/* True when the loop device whose sysfs directory is sysdir (/sys/block/loopN
+ * or /sys/dev/block/M:m) is attached to the file st describes. */
+static bool
+disk_loop_backs(const char *sysdir, const struct stat *st)
+{
+    _cleanup_free_ char *p = xasprintf("%s/loop/backing_file", sysdir);
+    _cleanup_fclose_ FILE *f = fopen(p, "re");
+    if (!f)
+        return false;
+    char path[PATH_MAX + 16];
+    if (!fgets(path, sizeof(path), f))
+        return false;
+    path[strcspn(path, "\n")] = '\0';
+    struct stat bst;
+    /* A deleted backing file reads "path (deleted)" and fails to stat: no match. */
+    return stat(path, &bst) == 0 && bst.st_dev == st->st_dev && bst.st_ino == st->st_ino;
+}
+
+/* Writes "/dev/<name>" for the block device major:minor to buf. */
+static int
+disk_devpath(unsigned major, unsigned minor, char *buf, size_t n)
+{
+    char link[64], target[PATH_MAX];
+    snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major, minor);
+    ssize_t k = readlink(link, target, sizeof(target) - 1);
+    if (k < 0)
+        return -errno;
+    target[k] = '\0';
+    const char *name = strrchr(target, '/');
+    name = name ? name + 1 : target;
+    int len = snprintf(buf, n, "/dev/%s", name);
+    if (len < 0 || (size_t)len >= n)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int
+disk_find_loop(const char *image, char *loopdev, size_t n)
+{
+    struct stat st;
+    if (stat(image, &st) < 0)
+        return -errno;
+    _cleanup_(closedirp) DIR *d = opendir("/sys/block");
+    if (!d)
+        return -errno;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, "loop", 4) != 0)
+            continue;
+        char sysdir[300];
+        snprintf(sysdir, sizeof(sysdir), "/sys/block/%s", de->d_name);
+        if (!disk_loop_backs(sysdir, &st))
+            continue;
+        if (loopdev) {
+            int len = snprintf(loopdev, n, "/dev/%s", de->d_name);
+            if (len < 0 || (size_t)len >= n)
+                return -ENAMETOOLONG;
+        }
+        return 0;
+    }
+    return -ENOENT;
+}
+
+/* Looks up the disk mounted at mountpoint: fills e, and st_dir with the sysfs
+ * directory of its device. Returns 0, -ENOENT when nothing is mounted there,
+ * -EINVAL when the mount is not ext4 on a loop device. */
+static int
+disk_mounted(const char *mountpoint, struct mountinfo_entry *e, char *sysdir, size_t n)
+{
+    int r = mountinfo_find(mountpoint, e);
+    if (r < 0)
+        return r;
+    snprintf(sysdir, n, "/sys/dev/block/%u:%u", e->major, e->minor);
+    _cleanup_free_ char *loopdir = xasprintf("%s/loop", sysdir);
+    if (strcmp(e->fstype, "ext4") != 0 || access(loopdir, F_OK) < 0) {
+        mountinfo_entry_clear(e);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Whether image is the disk mounted at mountpoint: 1 yes (loop device path in
+ * loopdev), 0 nothing mounted there, -EBUSY something else is. */
+static int
+disk_mounted_image(const char *image, const struct stat *st, const char *mountpoint, char *loopdev,
+                   size_t n)
+{
+    _cleanup_(mountinfo_entry_clear) struct mountinfo_entry e = {0};
+    char sysdir[64];
+    int r = disk_mounted(mountpoint, &e, sysdir, sizeof(sysdir));
+    if (r == -ENOENT)
+        return 0;
+    if (r == -EINVAL)
+        return -EBUSY;
+    if (r < 0)
+        return r;
+    if (!disk_loop_backs(sysdir, st))
+        return -EBUSY;
+    if (loopdev && (r = disk_devpath(e.major, e.minor, loopdev, n)) < 0)
+        return r;
+    return 1;
+}
+
+int
+disk_create(const char *image, uint64_t size, uint64_t inodes)
+{
+    size = disk_align(size);
+    /* The path goes to mkfs as an argument: never let it read as an option. */
+    if (image[0] != '/' || size < DISK_MIN_SIZE || size > DISK_MAX_SIZE)
+        return -EINVAL;
+    if (inodes == 0)
+        inodes = size / DISK_BYTES_PER_INODE;
+    if (inodes < DISK_MIN_INODES || inodes > size / DISK_MIN_BYTES_PER_INODE || inodes > UINT32_MAX)
+        return -EINVAL;
+
+    bool created = true;
+    _cleanup_close_ int fd = open(image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        created = false;
+        fd = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    }
+    if (fd < 0)
+        return -errno;
+
+    if (!created) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            return -errno;
+        if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+            return -EEXIST;
+        struct disk_info info;
+        if (disk_info_fd(fd, &info) == 0)
+            return info.inodes >= inodes ? 0 : -EEXIST;
+        /* Same size, no filesystem: a create that died before mkfs finished.
+         * Make it sparse and zero again, unless something uses it. */
+        if (disk_find_loop(image, NULL, 0) == 0)
+            return -EBUSY;
+        if (ftruncate(fd, 0) < 0)
+            return -errno;
+    }
+    if (ftruncate(fd, (off_t)size) < 0) {
+        int r = -errno;
+        if (created)
+            unlink(image);
+        return r;
+    }
+
+    uint32_t bs = size < DISK_SMALL_SIZE ? 1024 : 4096;
+    char bs_s[16], inodes_s[24], journal_s[32];
+    snprintf(bs_s, sizeof(bs_s), "%" PRIu32, bs);
+    snprintf(inodes_s, sizeof(inodes_s), "%" PRIu64, inodes);
+    uint64_t journal_mib = size >> 26; /* 1/64 of the image */
+    snprintf(journal_s, sizeof(journal_s), "size=%" PRIu64, journal_mib ? journal_mib : 1);
+    const char *argv[24] = {"mkfs.ext4", "-q", "-F", "-b", bs_s, "-m", "0", "-N", inodes_s};
+    size_t i = 9;
+    /* Images from DISK_SMALL_SIZE up keep mke2fs's default journal. */
+    if (bs == 1024) {
+        argv[i++] = "-J";
+        argv[i++] = journal_s;
+    }
+    argv[i++] = "-E";
+    argv[i++] = "lazy_itable_init=1,lazy_journal_init=1,nodiscard,assume_storage_prezeroed=1";
+    argv[i++] = image;
+    argv[i] = NULL;
+    int r = disk_run(argv, 1u << 0, NULL, 0);
+    if (r < 0 && created)
+        unlink(image);
+    return r;
+}
+
+/* Attaches the open image imgfd to a free loop device with autoclear. Returns
+ * the loop device's open fd (the caller's reference keeps it attached until
+ * the mount takes its own) and its path in loopdev. */
+static int
+disk_attach(int imgfd, const char *image, char *loopdev, size_t n)
+{
+    _cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (ctl < 0)
+        return -errno;
+
+    struct loop_info64 info = {.lo_flags = LO_FLAGS_AUTOCLEAR};
+    /* lo_file_name is informational (losetup shows it); the kernel keeps the
+     * real path in sysfs, so a long name is simply cut. */
+    snprintf((char *)info.lo_file_name, sizeof(info.lo_file_name), "%s", image);
+
+    for (int attempt = 0; attempt < DISK_ATTACH_TRIES; attempt++) {
+        int nr = ioctl(ctl, LOOP_CTL_GET_FREE);
+        if (nr < 0)
+            return -errno;
+        int len = snprintf(loopdev, n, "/dev/loop%d", nr);
+        if (len < 0 || (size_t)len >= n)
+            return -ENAMETOOLONG;
+        _cleanup_close_ int lfd = open(loopdev, O_RDWR | O_CLOEXEC);
+        if (lfd < 0) {
+            /* The node can lag behind the device on a slow devtmpfs; try another. */
+            if (errno == ENOENT || errno == ENXIO)
+                continue;
+            return -errno;
+        }
+
+        struct loop_config cfg = {.fd = (uint32_t)imgfd, .info = info};
+        if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0)
+            goto attached;
+        if (errno == EBUSY)
+            continue; /* someone took it between GET_FREE and CONFIGURE */
+        if (errno != EINVAL && errno != ENOTTY)
+            return -errno;
+
+        /* Kernel before 5.8: attach, then set the flags. An agent dying
+         * between the two leaks this loop device, which LOOP_CONFIGURE avoids. */
+        if (ioctl(lfd, LOOP_SET_FD, imgfd) < 0) {
+            if (errno == EBUSY)
+                continue;
+            return -errno;
+        }
+        if (ioctl(lfd, LOOP_SET_STATUS64, &info) < 0) {
+            int r = -errno;
+            (void)ioctl(lfd, LOOP_CLR_FD, 0);
+            return r;
+        }
+    attached:
+        /* Direct I/O keeps the image's blocks out of the host page cache, so
+         * guest data is cached once (in the guest's filesystem), not twice.
+         * The kernel refuses it when the backing filesystem cannot do it;
+         * buffered I/O is correct, only costlier. */
+        if (ioctl(lfd, LOOP_SET_DIRECT_IO, 1UL) < 0)
+            log_debug("disk: direct I/O refused on %s for \"%s\": %m, ignoring", loopdev, image);
+        return move_fd(lfd);
+    }
+    return -EBUSY;
+}
+
+int
+disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
+{
+    char dev[64];
+    struct stat st;
+    _cleanup_close_ int imgfd = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (imgfd < 0)
+        return -errno;
+    if (fstat(imgfd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL;
+
+    if (mkdir(mountpoint, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    int r = disk_mounted_image(image, &st, mountpoint, dev, sizeof(dev));
+    if (r < 0)
+        return r;
+    if (r == 0) {
+        /* Attached but not mounted here: mounted elsewhere. Two loop devices
+         * on one image would corrupt it. */
+        if (disk_find_loop(image, NULL, 0) == 0)
+            return -EBUSY;
+        _cleanup_close_ int lfd = disk_attach(imgfd, image, dev, sizeof(dev));
+        if (lfd < 0)
+            return lfd;
+        if (mount(dev, mountpoint, "ext4", MS_NOSUID | MS_NODEV, "errors=remount-ro") < 0)
+            return -errno; /* closing lfd detaches the device (autoclear) */
+    }
+    if (loopdev && (r = strscpy(loopdev, dev, n)) < 0)
+        return r;
+    return 0;
+}
+
+/* Waits up to two seconds for the loop device at sysdir to stop backing the
+ * file whose backing_file text was `was`; udev may hold it open briefly after
+ * the unmount, and autoclear detaches it at the last close. */
+static bool
+disk_wait_detached(const char *sysdir, const char *was)
+{
+    _cleanup_free_ char *p = xasprintf("%s/loop/backing_file", sysdir);
+    for (int i = 0; i < 200; i++) {
+        char now[PATH_MAX + 16] = "";
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f || !fgets(now, sizeof(now), f) || strcmp(now, was) != 0)
+            return true;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+int
+disk_umount(const char *mountpoint)
+{
+    _cleanup_(mountinfo_entry_clear) struct mountinfo_entry e = {0};
+    char sysdir[64];
+    int r = disk_mounted(mountpoint, &e, sysdir, sizeof(sysdir));
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+
+    char was[PATH_MAX + 16] = "";
+    {
+        _cleanup_free_ char *p = xasprintf("%s/loop/backing_file", sysdir);
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f || !fgets(was, sizeof(was), f))
+            return -EINVAL;
+    }
+
+    bool lazy = false;
+    if (umount2(mountpoint, UMOUNT_NOFOLLOW) < 0) {
+        if (errno != EBUSY)
+            return -errno;
+        log_debug("disk: \"%s\" busy, detaching lazily", mountpoint);
+        if (umount2(mountpoint, UMOUNT_NOFOLLOW | MNT_DETACH) < 0)
+            return -errno;
+        lazy = true;
+    }
+    if (disk_wait_detached(sysdir, was))
+        return 0;
+    log_debug("disk: loop device %s still attached after unmounting \"%s\"%s", sysdir, mountpoint,
+              lazy ? " (busy, detached lazily)" : "");
+    return -EBUSY;
+}
+
+int
+disk_usage(const char *mountpoint, struct disk_usage *out)
+{
+    int r = mountinfo_is_mountpoint(mountpoint);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return -ENOENT;
+    struct statvfs sv;
+    if (statvfs(mountpoint, &sv) < 0)
+        return -errno;
+    *out = (struct disk_usage){
+        .bytes_total = (uint64_t)sv.f_blocks * sv.f_frsize,
+        .bytes_used = (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize,
+        .inodes_total = sv.f_files,
+        .inodes_used = sv.f_files - sv.f_ffree,
+    };
+    return 0;
+}
+
+/* Inodes a filesystem of the given geometry has at new_blocks blocks. */
+static uint64_t
+disk_inodes_at(const struct disk_info *info, uint64_t new_blocks)
+{
+    uint64_t groups = (new_blocks + info->blocks_per_group - 1) / info->blocks_per_group;
+    return groups * info->inodes_per_group;
+}
+
+/* ext4 online resize (EXT4_IOC_RESIZE_FS) needs CAP_SYS_RESOURCE in the
+ * initial user namespace; root without it (some sandboxes) can only grow
+ * offline. */
+static bool
+disk_can_resize_online(void)
+{
+    cap_t caps = cap_get_proc();
+    if (!caps)
+        return false;
+    cap_flag_value_t v = CAP_CLEAR;
+    int r = cap_get_flag(caps, CAP_SYS_RESOURCE, CAP_EFFECTIVE, &v);
+    cap_free(caps);
+    return r == 0 && v == CAP_SET;
+}
+
+/* Grows the mounted disk: file, loop capacity, then ext4 online resize. */
+static int
+disk_grow_online(int imgfd, const char *loopdev, uint64_t new_size)
+{
+    if (!disk_can_resize_online())
+        return -EPERM;
+    struct stat st;
+    if (fstat(imgfd, &st) < 0)
+        return -errno;
+    if ((uint64_t)st.st_size < new_size && ftruncate(imgfd, (off_t)new_size) < 0)
+        return -errno;
+    _cleanup_close_ int lfd = open(loopdev, O_RDWR | O_CLOEXEC);
+    if (lfd < 0)
+        return -errno;
+    if (ioctl(lfd, LOOP_SET_CAPACITY, 0) < 0)
+        return -errno;
+    const char *argv[] = {"resize2fs", loopdev, NULL};
+    return disk_run(argv, 1u << 0, NULL, 0);
+}
+
+/* Checks an unmounted image; e2fsck -p exits 1 when it fixed something. */
+static int
+disk_fsck(const char *image)
+{
+    const char *argv[] = {"e2fsck", "-f", "-p", image, NULL};
+    return disk_run(argv, (1u << 0) | (1u << 1), NULL, 0);
+}
+
+/* Resizes an unmounted image. */
+static int
+disk_resize_offline(int imgfd, const char *image, uint64_t new_size)
+{
+    struct stat st;
+    if (fstat(imgfd, &st) < 0)
+        return -errno;
+    /* resize2fs wants a freshly checked filesystem, and the check leaves the
+     * superblock's free counts exact for the use test below. */
+    int r = disk_fsck(image);
+    if (r < 0)
+        return r;
+    struct disk_info info;
+    if ((r = disk_info_fd(imgfd, &info)) < 0)
+        return r;
+    uint64_t new_blocks = new_size / info.block_size;
+    if (new_blocks == info.blocks)
+        return 0;
+
+    if (new_blocks < info.blocks) {
+        if (new_blocks < info.blocks - info.free_blocks ||
+            disk_inodes_at(&info, new_blocks) < info.inodes - info.free_inodes)
+            return -ENOSPC;
+    } else if ((uint64_t)st.st_size < new_size && ftruncate(imgfd, (off_t)new_size) < 0) {
+        return -errno;
+    }
+
+    char size_s[32], out[DISK_OUTPUT_MAX];
+    snprintf(size_s, sizeof(size_s), "%" PRIu64 "K", new_size / 1024);
+    const char *argv[] = {"resize2fs", image, size_s, NULL};
+    if ((r = disk_run(argv, 1u << 0, out, sizeof(out))) < 0)
+        return r == -EIO && strstr(out, "smaller than minimum") ? -ENOSPC : r;
+    if ((uint64_t)st.st_size > new_size && ftruncate(imgfd, (off_t)new_size) < 0)
+        return -errno;
+    return 0;
+}
+
+int
+disk_resize(const char *image, const char *mountpoint, uint64_t new_size)
+{
+    new_size = disk_align(new_size);
+    if (image[0] != '/' || new_size < DISK_MIN_SIZE || new_size > DISK_MAX_SIZE)
+        return -EINVAL;
+
+    _cleanup_close_ int imgfd = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (imgfd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(imgfd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL;
+
+    char loopdev[64];
+    int mounted = 0;
+    if (mountpoint) {
+        mounted = disk_mounted_image(image, &st, mountpoint, loopdev, sizeof(loopdev));
+        if (mounted == -EBUSY)
+            return -EINVAL; /* something else is mounted there */
+        if (mounted < 0)
+            return mounted;
+    }
+    if (!mounted && disk_find_loop(image, NULL, 0) == 0)
+        return -EBUSY;
+
+    if (mounted) {
+        /* The superblock in the file is as of the last write-back; flush so
+         * the size read below is the kernel's current one. */
+        _cleanup_close_ int mfd = open(mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (mfd < 0)
+            return -errno;
+        if (syncfs(mfd) < 0)
+            return -errno;
+    }
+    struct disk_info info;
+    int r = disk_info_fd(imgfd, &info);
+    if (r < 0)
+        return r;
+    uint64_t new_blocks = new_size / info.block_size;
+    if (new_blocks == info.blocks)
+        return 0;
+
+    if (mounted) {
+        struct disk_usage u;
+        struct statvfs sv;
+        if ((r = disk_usage(mountpoint, &u)) < 0)
+            return r;
+        if (statvfs(mountpoint, &sv) < 0)
+            return -errno;
+        /* What the filesystem holds: everything but its free blocks, so the
+         * journal, inode tables and bitmaps count as use. info.blocks may lag
+         * behind an online grow not yet written back; that only makes a
+         * refused mounted shrink say -EBUSY instead of -ENOSPC. */
+        uint64_t used = (info.blocks - sv.f_bfree) * (uint64_t)info.block_size;
+        if (new_size < used || disk_inodes_at(&info, new_blocks) < u.inodes_used)
+            return -ENOSPC;
+        if (new_blocks < info.blocks)
+            return -EBUSY; /* ext4 can not shrink online */
+        return disk_grow_online(imgfd, loopdev, new_size);
+    }
+    return disk_resize_offline(imgfd, image, new_size);
+}
+
+int
+disk_destroy(const char *image)
+{
+    int r = disk_find_loop(image, NULL, 0);
+    if (r == 0)
+        return -EBUSY;
+    if (r != -ENOENT)
+        return r;
+    if (unlink(image) < 0 && errno != ENOENT)
+        return -errno;
+    return 0;
+}
