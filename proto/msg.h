@@ -30,6 +30,7 @@
 #define PROTO_MAX_ARGV      256        /* arguments of one exec */
 #define PROTO_MAX_EXEC_OUT  (1u << 20) /* bytes of stdout or stderr in an exec result */
 #define PROTO_MAX_LABELS    32         /* node labels in hello */
+#define PROTO_MAX_OBJECTS   (1u << 20) /* msgpack objects (keys included) in one frame */
 
 enum msg_type {
     MSG_INVALID = 0,
