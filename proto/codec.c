@@ -1392,9 +1392,10 @@ msg_encode(const struct msg *m, char **buf, size_t *len)
 
     msgpack_packer_init(&pk, &out, outbuf_write);
     msgpack_pack_map(&pk, 3 + body_fields(m));
+    /* "id" first, so a receiver can nack even a frame cut short. */
+    pk_ku64(&pk, "id", m->id);
     pk_ku64(&pk, "v", PROTO_VERSION);
     pk_kstr(&pk, "type", msg_type_name(m->type));
-    pk_ku64(&pk, "id", m->id);
     pk_body(&pk, m);
     if (out.len > PROTO_MAX_FRAME) {
         free(out.data);
