@@ -1201,9 +1201,35 @@ test_error_names_and_errno(void **state)
     assert_int_equal(msg_error_from_errno(-EPERM), MSG_ERR_INTERNAL);
 }
 
+/* With VFLEET_WRITE_SEEDS=dir, writes one valid frame of every type to dir
+ * (the fuzzer's seed corpus, tests/fuzz/corpus/decode) before testing. */
+static void
+write_seeds(const char *dir)
+{
+    for (int t = MSG_INVALID + 1; t < MSG_TYPE_COUNT; t++) {
+        struct msg m;
+        char *buf = NULL, path[4096];
+        size_t len = 0;
+
+        fill(&m, (enum msg_type)t);
+        if (msg_encode(&m, &buf, &len) < 0)
+            abort();
+        snprintf(path, sizeof(path), "%s/%s.msgpack", dir, msg_type_name((enum msg_type)t));
+        FILE *fp = fopen(path, "we");
+        if (!fp || fwrite(buf, 1, len, fp) != len || fclose(fp) != 0)
+            abort();
+        free(buf);
+        msg_clear(&m);
+    }
+}
+
 int
 main(void)
 {
+    const char *seeds = getenv("VFLEET_WRITE_SEEDS");
+    if (seeds)
+        write_seeds(seeds);
+
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_every_type),
         cmocka_unit_test(test_roundtrip_minimal),
