@@ -652,6 +652,8 @@ check_msg(struct ctx *c, const struct msg *m)
         TRY(check_guest_id(c, "guest", m->u.guest.id, true));
         CHECK(m->u.guest.generation >= 1, "generation", "zero");
         CHECK(m->u.guest.timeout <= 3600, "timeout", "above one hour");
+        CHECK(m->type == MSG_GUEST_STOP || m->u.guest.timeout == 0, "timeout",
+              "only guest.stop has one");
         return 0;
     case MSG_GUEST_EXEC:
         return check_exec(c, &m->u.exec);
@@ -957,7 +959,9 @@ decode_body(struct ctx *c, const msgpack_object *top, struct msg *m)
     case MSG_GUEST_DESTROY:
         TRY(get_str(c, top, "guest", true, m->u.guest.id, sizeof(m->u.guest.id)));
         TRY(get_u64(c, top, "generation", true, UINT64_MAX, &m->u.guest.generation));
-        TRY(get_u32(c, top, "timeout", false, UINT32_MAX, &m->u.guest.timeout));
+        /* Only guest.stop has a timeout; elsewhere the key is unknown. */
+        if (m->type == MSG_GUEST_STOP)
+            TRY(get_u32(c, top, "timeout", false, UINT32_MAX, &m->u.guest.timeout));
         return 0;
     case MSG_GUEST_EXEC: {
         struct msg_guest_exec *e = &m->u.exec;
