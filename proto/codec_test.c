@@ -431,6 +431,54 @@ test_roundtrip_minimal(void **state)
     msg_clear(&out);
 }
 
+/* The largest inventory and usage batch the caps allow still fit one frame
+ * and the object bound, so the caps do not contradict each other. */
+static void
+test_roundtrip_at_caps(void **state)
+{
+    struct msg in, out;
+    char *buf = NULL;
+    size_t len = 0;
+
+    fill(&in, MSG_HELLO);
+    free(in.u.hello.inventory);
+    in.u.hello.n_inventory = PROTO_MAX_INVENTORY;
+    in.u.hello.inventory = xcalloc(PROTO_MAX_INVENTORY, sizeof(*in.u.hello.inventory));
+    for (uint32_t i = 0; i < PROTO_MAX_INVENTORY; i++) {
+        struct msg_inventory_item *it = &in.u.hello.inventory[i];
+        snprintf(it->id, sizeof(it->id), "00000000-0000-4000-8000-%012x", i);
+        snprintf(it->name, sizeof(it->name), "guest-%u", i);
+        it->generation = UINT64_MAX - i;
+        it->running = i % 2;
+    }
+    assert_int_equal(msg_encode(&in, &buf, &len), 0);
+    assert_int_equal(msg_decode(buf, len, &out, NULL, 0), 0);
+    cmp_msg(&in, &out);
+    msg_clear(&in);
+    msg_clear(&out);
+    free(buf);
+
+    fill(&in, MSG_USAGE);
+    in.u.usage.samples =
+        xreallocarray(in.u.usage.samples, PROTO_MAX_SAMPLES, sizeof(struct guest_usage));
+    for (uint32_t i = 2; i < PROTO_MAX_SAMPLES; i++)
+        in.u.usage.samples[i] = in.u.usage.samples[i % 2];
+    in.u.usage.n_samples = PROTO_MAX_SAMPLES;
+    assert_int_equal(msg_encode(&in, &buf, &len), 0);
+    assert_int_equal(msg_decode(buf, len, &out, NULL, 0), 0);
+    cmp_msg(&in, &out);
+    msg_clear(&in);
+    msg_clear(&out);
+    free(buf);
+
+    /* One over either cap is refused by the encoder. */
+    fill(&in, MSG_USAGE);
+    in.u.usage.n_samples = PROTO_MAX_SAMPLES + 1;
+    assert_int_equal(msg_encode(&in, &buf, &len), -EINVAL);
+    in.u.usage.n_samples = 2;
+    msg_clear(&in);
+}
+
 /* ------------------------------------------------------------ frame builder */
 
 /* A frame assembled by hand, for inputs our encoder would never produce. */
@@ -1240,6 +1288,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_every_type),
         cmocka_unit_test(test_roundtrip_minimal),
+        cmocka_unit_test(test_roundtrip_at_caps),
         cmocka_unit_test(test_reject_not_a_map),
         cmocka_unit_test(test_reject_wrong_field_type),
         cmocka_unit_test(test_reject_every_truncation),
