@@ -7,10 +7,19 @@
  * the sender's request id; ack, nack and exec results name the request they
  * answer in "ref". docs/protocol.md is the reference for every field.
  *
+ * Field keys are the struct fields' names, except: a message's guest id is
+ * "guest" (because "id" is the request id), guest_spec travels as a nested
+ * "spec" map in which template_name is "template" and addrs is "ips" (text
+ * "10.0.0.5/32"), caps and flags are arrays of names, labels a map, exec
+ * output a bin. The encoder writes every field; optional ones may be absent.
+ *
  * Decoding (msg_decode) is the only place a msgpack object is looked at:
  * nothing raw escapes proto/. It never trusts the peer: every field is type-
  * and range-checked, counts are checked against the bytes left before
- * anything is allocated, strings, arrays, maps and nesting are capped. */
+ * anything is allocated, strings, arrays, maps and nesting are capped.
+ *
+ * Threading: no state; every function may be called from any thread on
+ * distinct messages. */
 #pragma once
 
 #include <stdbool.h>
@@ -30,6 +39,7 @@
 #define PROTO_MAX_ARGV      256        /* arguments of one exec */
 #define PROTO_MAX_EXEC_OUT  (1u << 20) /* bytes of stdout or stderr in an exec result */
 #define PROTO_MAX_LABELS    32         /* node labels in hello */
+#define PROTO_MAX_OBJECTS   (1u << 20) /* msgpack objects (keys included) in one frame */
 
 enum msg_type {
     MSG_INVALID = 0,
@@ -183,9 +193,11 @@ struct msg {
 /* Frees what a message owns and zeroes it. NULL-safe. */
 void msg_clear(struct msg *m);
 
-/* Encodes m into a new buffer (*buf, *len; caller frees). Returns 0, or
- * -EINVAL when m holds a value the protocol cannot carry (checked with the
- * same rules as decoding, so what we send the peer would accept). */
+/* Encodes m into a new buffer (*buf, *len; caller frees with free()). m->id
+ * is written as the request id. Returns 0, or -EINVAL when m holds a value
+ * the protocol cannot carry (checked with the same rules as decoding, so what
+ * we send the peer would accept; also when the frame would exceed
+ * PROTO_MAX_FRAME). On failure *buf is NULL. m is not modified. */
 int msg_encode(const struct msg *m, char **buf, size_t *len);
 
 /* Decodes one frame into m (zeroed first; msg_clear it after, also on
@@ -195,14 +207,26 @@ int msg_encode(const struct msg *m, char **buf, size_t *len);
  *   -ENOMSG   a well-formed message of a type this side does not know
  *   -EINVAL   a known type with a missing, mistyped or out-of-range field
  * In every failure case where the frame carried a readable "id", m->id is set
- * so the caller can nack it. When errbuf is not NULL it receives a description
- * of the first problem ("field 'limits.memory': not an integer"). */
+ * so the caller can nack it ("readable": an unsigned "id" in the top-level
+ * map before the first byte the pre-scan refused). On -EINVAL m->type is also
+ * set. When errbuf is not NULL it receives a description of the first problem
+ * ("field 'spec.limits.memory': not an unsigned integer"), "" on success.
+ * An unknown nack "code" (added by a newer peer) decodes as MSG_ERR_INTERNAL.
+ * buf is only read during the call; nothing in m points into it. */
 int msg_decode(const char *buf, size_t len, struct msg *m, char *errbuf, size_t errlen);
 
-/* Names on the wire. */
+/* Names on the wire (static strings). The _name functions return NULL for
+ * MSG_INVALID / MSG_ERR_NONE and out-of-range values; the _from_name ones
+ * return MSG_INVALID / MSG_ERR_NONE for an unknown or NULL name. */
 const char *msg_type_name(enum msg_type t);
 enum msg_type msg_type_from_name(const char *s);
 const char *msg_error_name(enum msg_error e);
 enum msg_error msg_error_from_name(const char *s);
-/* Maps a backend's -errno to the nack code a peer should see. */
+/* Maps a backend's -errno (the sign is ignored) to the nack code a peer
+ * should see, so backends choose their errno by the code they mean:
+ *   0 -> MSG_ERR_NONE            EINVAL -> bad_request     ENOENT -> not_found
+ *   EEXIST, EALREADY -> conflict ESTALE -> stale           ENOLCK -> locked
+ *   EACCES -> private            ENOSPC, EDQUOT -> no_space
+ *   EOPNOTSUPP, ENOSYS -> unsupported                      EAGAIN, EBUSY -> busy
+ *   anything else (EPERM, EIO, ...) -> internal */
 enum msg_error msg_error_from_errno(int err);

@@ -1,0 +1,138 @@
+/* Names of message types and error codes, the errno mapping, and msg_clear.
+ * The wire names live in one table each so the codec, the master's API and
+ * the CLI cannot disagree about them. */
+#include "proto/msg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+
+static const char *const type_names[MSG_TYPE_COUNT] = {
+    [MSG_INVALID] = NULL,
+    [MSG_HELLO] = "hello",
+    [MSG_HEARTBEAT] = "heartbeat",
+    [MSG_ACK] = "ack",
+    [MSG_NACK] = "nack",
+    [MSG_USAGE] = "usage",
+    [MSG_EVENT] = "event",
+    [MSG_EXEC_RESULT] = "guest.exec.result",
+    [MSG_WELCOME] = "welcome",
+    [MSG_GUEST_APPLY] = "guest.apply",
+    [MSG_GUEST_START] = "guest.start",
+    [MSG_GUEST_STOP] = "guest.stop",
+    [MSG_GUEST_DESTROY] = "guest.destroy",
+    [MSG_GUEST_EXEC] = "guest.exec",
+};
+
+static const char *const error_names[MSG_ERR_COUNT] = {
+    [MSG_ERR_NONE] = NULL,
+    [MSG_ERR_BAD_REQUEST] = "bad_request",
+    [MSG_ERR_UNKNOWN_TYPE] = "unknown_type",
+    [MSG_ERR_VERSION] = "version",
+    [MSG_ERR_NOT_FOUND] = "not_found",
+    [MSG_ERR_CONFLICT] = "conflict",
+    [MSG_ERR_STALE] = "stale",
+    [MSG_ERR_LOCKED] = "locked",
+    [MSG_ERR_PRIVATE] = "private",
+    [MSG_ERR_NO_SPACE] = "no_space",
+    [MSG_ERR_UNSUPPORTED] = "unsupported",
+    [MSG_ERR_BUSY] = "busy",
+    [MSG_ERR_INTERNAL] = "internal",
+};
+
+const char *
+msg_type_name(enum msg_type t)
+{
+    return (unsigned)t < MSG_TYPE_COUNT ? type_names[t] : NULL;
+}
+
+enum msg_type
+msg_type_from_name(const char *s)
+{
+    if (!s)
+        return MSG_INVALID;
+    for (unsigned i = 1; i < MSG_TYPE_COUNT; i++)
+        if (strcmp(type_names[i], s) == 0)
+            return (enum msg_type)i;
+    return MSG_INVALID;
+}
+
+const char *
+msg_error_name(enum msg_error e)
+{
+    return (unsigned)e < MSG_ERR_COUNT ? error_names[e] : NULL;
+}
+
+enum msg_error
+msg_error_from_name(const char *s)
+{
+    if (!s)
+        return MSG_ERR_NONE;
+    for (unsigned i = 1; i < MSG_ERR_COUNT; i++)
+        if (strcmp(error_names[i], s) == 0)
+            return (enum msg_error)i;
+    return MSG_ERR_NONE;
+}
+
+enum msg_error
+msg_error_from_errno(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case 0:
+        return MSG_ERR_NONE;
+    case EINVAL:
+        return MSG_ERR_BAD_REQUEST;
+    case ENOENT:
+        return MSG_ERR_NOT_FOUND;
+    case EEXIST:
+    case EALREADY:
+        return MSG_ERR_CONFLICT;
+    case ESTALE:
+        return MSG_ERR_STALE;
+    case ENOLCK:
+        return MSG_ERR_LOCKED;
+    case EACCES:
+        return MSG_ERR_PRIVATE;
+    case ENOSPC:
+    case EDQUOT:
+        return MSG_ERR_NO_SPACE;
+    case EOPNOTSUPP:
+    case ENOSYS:
+        return MSG_ERR_UNSUPPORTED;
+    case EAGAIN:
+    case EBUSY:
+        return MSG_ERR_BUSY;
+    default:
+        return MSG_ERR_INTERNAL;
+    }
+}
+
+void
+msg_clear(struct msg *m)
+{
+    if (!m)
+        return;
+    switch (m->type) {
+    case MSG_HELLO:
+        free(m->u.hello.inventory);
+        break;
+    case MSG_USAGE:
+        free(m->u.usage.samples);
+        break;
+    case MSG_GUEST_EXEC:
+        if (m->u.exec.argv)
+            for (char **a = m->u.exec.argv; *a; a++)
+                free(*a);
+        free(m->u.exec.argv);
+        break;
+    case MSG_EXEC_RESULT:
+        free(m->u.exec_result.out);
+        free(m->u.exec_result.err);
+        break;
+    default:
+        break;
+    }
+    memset(m, 0, sizeof(*m));
+}
