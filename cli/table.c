@@ -113,21 +113,33 @@ table_print(const table_t *t, FILE *f)
             width[i % t->ncols] = w;
     }
     for (size_t r = 0; r < nrows; r++) {
+        char *line = NULL;
+        size_t len = 0;
+        FILE *l = open_memstream(&line, &len);
+        if (!l) {
+            fputs("out of memory\n", stderr);
+            abort();
+        }
         for (size_t c = 0; c < t->ncols; c++) {
             size_t i = r * t->ncols + c;
             const char *s = i < t->ncells ? t->cells[i] : "";
             size_t pad = width[c] - table_width(s);
-            bool last = c + 1 == t->ncols;
 
             if (c > 0)
-                fputs("  ", f);
+                fputs("  ", l);
             if (t->right[c])
-                fprintf(f, "%*s", (int)pad, "");
-            fputs(s, f);
-            if (!t->right[c] && !last)
-                fprintf(f, "%*s", (int)pad, "");
+                fprintf(l, "%*s", (int)pad, "");
+            fputs(s, l);
+            if (!t->right[c])
+                fprintf(l, "%*s", (int)pad, "");
         }
+        fclose(l);
+        /* Empty or short trailing cells leave padding behind; drop it. */
+        while (len > 0 && line[len - 1] == ' ')
+            len--;
+        fwrite(line, 1, len, f);
         fputc('\n', f);
+        free(line);
     }
 }
 

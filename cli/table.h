@@ -4,8 +4,8 @@
  * are as wide as their widest cell (counted in UTF-8 characters), separated
  * by two spaces, left-aligned unless set right (numbers). Control characters
  * in cells are shown as '?', because cells carry names and labels the master
- * returns and they must not drive the operator's terminal. The last column is
- * not padded, so lines carry no trailing spaces.
+ * returns and they must not drive the operator's terminal. Trailing padding is
+ * dropped, so lines carry no trailing spaces.
  *
  * A table is a class: table_new()/table_destroy(). One thread at a time. */
 #pragma once
