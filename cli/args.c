@@ -180,6 +180,19 @@ args_timeout(const char *s, long *out)
 }
 
 int
+args_idempotency_key(const char *s)
+{
+    /* The master stores keys; bound them and keep them printable so one can
+     * be read back from a log and typed again. */
+    if (!*s || strlen(s) > HTTP_UUID_LEN)
+        return -EINVAL;
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("-_.:", *p))
+            return -EINVAL;
+    return 0;
+}
+
+int
 args_kv_put(json_t *obj, const char *arg, const char *what, char *err, size_t errlen)
 {
     const char *eq = strchr(arg, '=');
@@ -366,15 +379,10 @@ args_guest_create(int argc, char **argv, struct args_create *out, char *err, siz
                                  ARGS_MAX_TIMEOUT);
             break;
         case ARGS_OPT_KEY:
-            /* The master stores keys; bound them and keep them printable so
-             * one can be read back from a log and typed again. */
-            if (!*optarg || strlen(optarg) > HTTP_UUID_LEN)
-                return args_fail(err, errlen, "--idempotency-key: 1 to %d characters",
-                                 HTTP_UUID_LEN);
-            for (const char *p = optarg; *p; p++)
-                if (!isalnum((unsigned char)*p) && !strchr("-_.:", *p))
-                    return args_fail(err, errlen,
-                                     "--idempotency-key: only letters, digits and - _ . :");
+            if (args_idempotency_key(optarg) < 0)
+                return args_fail(
+                    err, errlen,
+                    "--idempotency-key: 1 to %d letters, digits and - _ . :", HTTP_UUID_LEN);
             snprintf(out->idempotency_key, sizeof(out->idempotency_key), "%s", optarg);
             break;
         case '?':

@@ -60,5 +60,7 @@ int args_size(const char *s, uint64_t *out);
 int args_count(const char *s, uint64_t *out);
 /* CPU cores as a positive decimal ("0.5", "2") up to ARGS_MAX_CPU. */
 int args_cpu(const char *s, double *cores);
+/* An Idempotency-Key: 1..HTTP_UUID_LEN of letters, digits and "-_.:". */
+int args_idempotency_key(const char *s);
 /* A --timeout in seconds, 1..ARGS_MAX_TIMEOUT. */
 int args_timeout(const char *s, long *out);

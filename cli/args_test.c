@@ -154,9 +154,10 @@ test_create_errors(void **state)
     CREATE_FAILS("spread or binpack", "create", "web1", "--template", "t", "--algorithm", "rr");
     CREATE_FAILS("only applies with --wait", "create", "web1", "--template", "t", "--timeout", "5");
     CREATE_FAILS("seconds, 1 to", "create", "web1", "--template", "t", "--wait", "--timeout", "0");
-    CREATE_FAILS("1 to 36 characters", "create", "web1", "--template", "t", "--idempotency-key",
+    CREATE_FAILS("1 to 36 letters", "create", "web1", "--template", "t", "--idempotency-key",
                  "0123456789012345678901234567890123456789");
-    CREATE_FAILS("only letters", "create", "web1", "--template", "t", "--idempotency-key", "a b");
+    CREATE_FAILS("1 to 36 letters", "create", "web1", "--template", "t", "--idempotency-key",
+                 "a b");
     CREATE_FAILS("unknown option \"--bogus\"", "create", "web1", "--template", "t", "--bogus");
     CREATE_FAILS("needs a value", "create", "web1", "--template");
 }

@@ -154,7 +154,10 @@ int
 cli_call(struct cli_ctx *ctx, const struct http_request *req, const char *what,
          struct http_result *res)
 {
-    int r = http_request_send(ctx->http, req, res);
+    struct http_request with_key = *req;
+    if (!with_key.idempotency_key)
+        with_key.idempotency_key = ctx->idempotency_key;
+    int r = http_request_send(ctx->http, &with_key, res);
     if (r == -EHOSTUNREACH) {
         fprintf(ctx->err, "vfleet: master unreachable at %s: %s (after %u attempt%s)\n",
                 http_client_base_url(ctx->http), res->error, res->attempts,
@@ -162,7 +165,9 @@ cli_call(struct cli_ctx *ctx, const struct http_request *req, const char *what,
         /* The POST may or may not have been applied. Running it again with
          * the same key is safe; running it with a new one could duplicate. */
         if (res->key[0])
-            fprintf(ctx->err, "vfleet: to retry safely, add --idempotency-key %s\n", res->key);
+            fprintf(ctx->err,
+                    "vfleet: to retry safely, run the same command with --idempotency-key %s\n",
+                    res->key);
         fprintf(ctx->err, "vfleet: set VFLEET_MASTER or --master to the master's URL\n");
         return CLI_EXIT_UNREACHABLE;
     }

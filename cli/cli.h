@@ -29,10 +29,11 @@ enum cli_exit {
 
 /* The context a command runs in. Owned by the caller of the command. */
 struct cli_ctx {
-    http_client_t *http; /* the master's API; borrowed */
-    bool json;           /* print the server's JSON instead of tables */
-    FILE *out;           /* results */
-    FILE *err;           /* diagnostics and errors */
+    http_client_t *http;         /* the master's API; borrowed */
+    bool json;                   /* print the server's JSON instead of tables */
+    FILE *out;                   /* results */
+    FILE *err;                   /* diagnostics and errors */
+    const char *idempotency_key; /* --idempotency-key for a POST that gives none, or NULL */
 };
 
 /* Prints "vfleet: <message>" to ctx->err and returns CLI_EXIT_USAGE. */

@@ -267,6 +267,20 @@ test_keys_differ_per_command(void **state)
     assert_string_equal(fx->fake.reqs[1].url, "/v1/guests/a/stop");
 }
 
+/* The global --idempotency-key reaches any POST, not only create. */
+static void
+test_global_key_for_any_post(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200, "{\"state\":\"running\"}");
+    fx->ctx.idempotency_key = "again-1";
+    assert_int_equal(RUN(cmd_guest_run, "restart", "a"), CLI_EXIT_OK);
+    assert_int_equal(RUN(cmd_node_run, "cordon", "h1"), CLI_EXIT_OK);
+    assert_string_equal(fx->fake.reqs[0].key, "again-1");
+    assert_string_equal(fx->fake.reqs[1].key, "again-1");
+    assert_string_equal(fx->fake.reqs[1].url, "/v1/nodes/h1/cordon");
+}
+
 /* A PATCH that was sent is not repeated: a second attempt could report a
  * different outcome than the first, which may have been applied. */
 static void
@@ -495,7 +509,7 @@ test_unreachable_master(void **state)
         RUN(cmd_guest_run, "create", "web1", "--template", "t", "--idempotency-key", "retry-me"),
         CLI_EXIT_UNREACHABLE);
     flush(fx);
-    assert_non_null(strstr(fx->err, "add --idempotency-key retry-me"));
+    assert_non_null(strstr(fx->err, "with --idempotency-key retry-me"));
     http_client_destroy(&dead);
 }
 
@@ -507,6 +521,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_given_key_is_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_retry_keeps_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_differ_per_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_global_key_for_any_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch_not_retried_after_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_exit_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_message, setup, teardown),

@@ -30,14 +30,12 @@ pool_create(struct cli_ctx *ctx, int argc, char **argv)
         {"cidr", required_argument, NULL, 'c'},
         {"gateway", required_argument, NULL, 'g'},
         {"selector", required_argument, NULL, 's'},
-        {"idempotency-key", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     _cleanup_(http_result_clear) struct http_result res = {0};
     _cleanup_free_ char *what = NULL;
     json_t *body = json_object();
-    const char *key = NULL;
     char err[256];
     int c, code;
 
@@ -78,13 +76,6 @@ pool_create(struct cli_ctx *ctx, int argc, char **argv)
             }
             break;
         }
-        case 'k':
-            key = optarg;
-            if (strlen(key) > HTTP_UUID_LEN || !*key) {
-                json_decref(body);
-                return cli_usage_error(ctx, "--idempotency-key: 1 to %d characters", HTTP_UUID_LEN);
-            }
-            break;
         default:
             json_decref(body);
             return cli_usage_error(ctx, "pool create: %s \"%s\"",
@@ -103,8 +94,7 @@ pool_create(struct cli_ctx *ctx, int argc, char **argv)
     const char *name = argv[optind];
     json_object_set_new(body, "name", json_string(name));
     what = xasprintf("pool \"%s\"", name);
-    struct http_request req = {
-        .method = "POST", .path = "/v1/pools", .body = body, .idempotency_key = key};
+    struct http_request req = {.method = "POST", .path = "/v1/pools", .body = body};
     code = cli_call(ctx, &req, what, &res);
     json_decref(body);
     if (code != CLI_EXIT_OK)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cmd.h"
 #include "common/log.h"
 
@@ -30,6 +31,9 @@ main_help(FILE *f)
           "  --master URL  the master's API (default: $VFLEET_MASTER, else " CLI_DEFAULT_MASTER
           ")\n"
           "  --json        print the master's JSON instead of tables\n"
+          "  --idempotency-key K\n"
+          "                the key for this command's POST (default: a random UUID);\n"
+          "                give the one printed by a failed attempt to retry it safely\n"
           "  --debug       log HTTP attempts on stderr\n"
           "  --help        this text\n"
           "\n"
@@ -93,6 +97,13 @@ main(int argc, char **argv)
             master = argv[++i];
         } else if (!dashdash && !strncmp(a, "--master=", 9)) {
             master = a + 9;
+        } else if (!dashdash && !strcmp(a, "--idempotency-key")) {
+            if (i + 1 >= argc || args_idempotency_key(argv[i + 1]) < 0)
+                return cli_usage_error(&ctx,
+                                       "--idempotency-key: 1 to %d letters, digits and "
+                                       "- _ . :",
+                                       HTTP_UUID_LEN);
+            ctx.idempotency_key = argv[++i];
         } else {
             if (!strcmp(a, "--"))
                 dashdash = true;
