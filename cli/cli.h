@@ -20,7 +20,7 @@
 /* The exit codes. Scripts depend on them: never renumber. */
 enum cli_exit {
     CLI_EXIT_OK = 0,          /* done */
-    CLI_EXIT_FAILURE = 1,     /* anything else: a 5xx, a malformed reply, a local error */
+    CLI_EXIT_FAILURE = 1,     /* anything else: a 5xx, a bad reply, a failed --wait */
     CLI_EXIT_USAGE = 2,       /* bad arguments, found locally or refused by the master (400) */
     CLI_EXIT_NOT_FOUND = 3,   /* the named node, guest or pool does not exist (404) */
     CLI_EXIT_CONFLICT = 4,    /* the request conflicts with the cluster's state (409, 422) */

@@ -267,6 +267,24 @@ test_keys_differ_per_command(void **state)
     assert_string_equal(fx->fake.reqs[1].url, "/v1/guests/a/stop");
 }
 
+/* A wait that ends with the guest not running is a failure. */
+static void
+test_wait_not_running_fails(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 201, "{\"name\":\"web1\",\"state\":\"pending\"}");
+    assert_int_equal(RUN(cmd_guest_run, "create", "web1", "--template", "t", "--wait"),
+                     CLI_EXIT_FAILURE);
+    reply(fx, 200, "{\"name\":\"web1\",\"state\":\"error\"}");
+    assert_int_equal(RUN(cmd_guest_run, "start", "web1", "--wait"), CLI_EXIT_FAILURE);
+    /* Without --wait a pending guest is the expected answer. */
+    reply(fx, 201, "{\"name\":\"web2\",\"state\":\"pending\"}");
+    assert_int_equal(RUN(cmd_guest_run, "create", "web2", "--template", "t"), CLI_EXIT_OK);
+    flush(fx);
+    assert_string_equal(fx->fake.reqs[1].query, "wait=running");
+    assert_non_null(strstr(fx->err, "guest web1 is error, not running, after the wait"));
+}
+
 /* The global --idempotency-key reaches any POST, not only create. */
 static void
 test_global_key_for_any_post(void **state)
@@ -521,6 +539,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_given_key_is_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_retry_keeps_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_differ_per_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_not_running_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_global_key_for_any_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch_not_retried_after_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_exit_codes, setup, teardown),

@@ -297,6 +297,20 @@ guest_simple(struct cli_ctx *ctx, int argc, char **argv, const char *method, con
     return CLI_EXIT_OK;
 }
 
+/* After ?wait=running the master answers when the guest runs, fails, or the
+ * wait times out; the guest exists in every case, so the reply is a 2xx and
+ * only its state tells. A script that asked to wait must not see 0 for a
+ * guest that is not running. */
+static int
+guest_check_running(struct cli_ctx *ctx, const char *name, const json_t *g)
+{
+    if (!strcmp(cli_str(g, "state"), "running"))
+        return CLI_EXIT_OK;
+    fprintf(ctx->err, "vfleet: guest %s is %s, not running, after the wait\n", name,
+            *cli_str(g, "state") ? cli_str(g, "state") : "in an unknown state");
+    return CLI_EXIT_FAILURE;
+}
+
 /* `start NAME [--wait [--timeout S]]`. */
 static int
 guest_start(struct cli_ctx *ctx, int argc, char **argv)
@@ -358,7 +372,7 @@ guest_start(struct cli_ctx *ctx, int argc, char **argv)
         cli_print_json(ctx, res.body);
     else
         fprintf(ctx->out, "guest %s: %s\n", name, cli_str(res.body, "state"));
-    return CLI_EXIT_OK;
+    return wait ? guest_check_running(ctx, name, res.body) : CLI_EXIT_OK;
 }
 
 static int
@@ -395,13 +409,13 @@ guest_create(struct cli_ctx *ctx, int argc, char **argv)
         return code;
     if (ctx->json) {
         cli_print_json(ctx, res.body);
-        return CLI_EXIT_OK;
+    } else {
+        _cleanup_free_ char *ips = guest_join(json_object_get(res.body, "ips"));
+        fprintf(ctx->out, "guest %s created on %s: %s, ips %s\n", a.name,
+                *cli_str(res.body, "node") ? cli_str(res.body, "node") : "-",
+                cli_str(res.body, "state"), ips);
     }
-    _cleanup_free_ char *ips = guest_join(json_object_get(res.body, "ips"));
-    fprintf(ctx->out, "guest %s created on %s: %s, ips %s\n", a.name,
-            *cli_str(res.body, "node") ? cli_str(res.body, "node") : "-",
-            cli_str(res.body, "state"), ips);
-    return CLI_EXIT_OK;
+    return a.wait ? guest_check_running(ctx, a.name, res.body) : CLI_EXIT_OK;
 }
 
 static int
