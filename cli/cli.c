@@ -259,7 +259,8 @@ cli_get_list(struct cli_ctx *ctx, const char *path, const char *key, json_t **it
         }
         json_array_extend(all, arr);
         const char *next = json_string_value(json_object_get(res.body, "next"));
-        if (!next || !*next || json_array_size(arr) == 0)
+        /* An empty page or a cursor that does not move would loop forever. */
+        if (!next || !*next || json_array_size(arr) == 0 || (after && !strcmp(after, next)))
             break;
         free(after);
         after = xstrdup(next);

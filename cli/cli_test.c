@@ -443,6 +443,23 @@ test_guest_ls_filters_and_pages(void **state)
                                  "b     pending (applying 1/3)  -       -       -     -  -\n");
 }
 
+/* A master that hands back the same cursor cannot keep the CLI looping. */
+static void
+test_list_stuck_cursor_stops(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200,
+          "{\"pools\":[{\"name\":\"p\",\"cidr\":\"10.0.0.0/24\",\"size\":253,"
+          "\"allocated\":1,\"family\":\"ipv4\"}],\"next\":\"p\"}");
+    assert_int_equal(RUN(cmd_pool_run, "ls"), CLI_EXIT_OK);
+    flush(fx);
+    assert_int_equal(fx->fake.n, 2);
+    assert_string_equal(fx->fake.reqs[1].query, "after=p");
+    assert_string_equal(fx->out, "NAME  CIDR         GATEWAY  FAMILY   USED  SELECTOR\n"
+                                 "p     10.0.0.0/24  -        ipv4    1/253  -\n"
+                                 "p     10.0.0.0/24  -        ipv4    1/253  -\n");
+}
+
 static void
 test_exec_exit_code_and_output(void **state)
 {
@@ -549,6 +566,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_json_prints_server_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_ls_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_ls_filters_and_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_stuck_cursor_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_exit_code_and_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_create_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_master, setup, teardown),
