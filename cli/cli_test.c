@@ -1,0 +1,575 @@
+/* Tests for the commands end to end over HTTP: the vf_cli library against
+ * a canned master (libmicrohttpd on 127.0.0.1, a port the kernel picks) and
+ * against a port nothing listens on. They prove the exit codes, the
+ * Idempotency-Key handling and retries, the request each command sends, and
+ * what it prints. The real master's end-to-end tests come with the master. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <cmocka.h>
+
+#include "cli/cmd.h"
+#include "common/mem.h"
+
+#define ARGV(...)    ((char *[]){__VA_ARGS__, NULL})
+#define ARGC(...)    ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
+#define RUN(fn, ...) fn(&fx->ctx, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__))
+
+#define FAKE_MAX_REQS 16
+
+/* One request the fake master saw. */
+struct fake_req {
+    char method[16]; /* HTTP method */
+    char url[256];   /* path without the query */
+    char query[256]; /* decoded "k=v&k=v" in arrival order */
+    char key[64];    /* Idempotency-Key header, "" when absent */
+    char body[2048]; /* request body as received */
+};
+
+/* The canned master: answers every request with one status and body, after
+ * dropping the first `drop` connections without a reply. */
+struct fake {
+    struct MHD_Daemon *d;                /* the HTTP server */
+    pthread_mutex_t lock;                /* guards everything below */
+    unsigned status;                     /* reply status */
+    const char *reply;                   /* reply body (JSON text) */
+    const char *reply2;                  /* body for requests after the first, or NULL */
+    unsigned drop;                       /* connections still to drop */
+    unsigned n;                          /* requests seen (dropped ones too) */
+    struct fake_req reqs[FAKE_MAX_REQS]; /* the first FAKE_MAX_REQS requests */
+};
+
+/* Per-connection upload buffer. */
+struct fake_upload {
+    char buf[2048]; /* body so far */
+    size_t len;     /* bytes in buf */
+};
+
+struct fixture {
+    struct fake fake;    /* the canned master */
+    http_client_t *http; /* client pointed at it */
+    struct cli_ctx ctx;  /* what commands run with */
+    char *out, *err;     /* captured output */
+    size_t out_len, err_len;
+};
+
+static enum MHD_Result
+fake_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct fake_req *r = cls;
+    size_t n = strlen(r->query);
+    snprintf(r->query + n, sizeof(r->query) - n, "%s%s=%s", n ? "&" : "", key, value ? value : "");
+    return MHD_YES;
+}
+
+static enum MHD_Result
+fake_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+             const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    struct fake *f = cls;
+    struct fake_upload *up = *con_cls;
+
+    if (!up) {
+        *con_cls = xcalloc(1, sizeof(*up));
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        if (n > sizeof(up->buf) - 1 - up->len)
+            n = sizeof(up->buf) - 1 - up->len;
+        memcpy(up->buf + up->len, upload_data, n);
+        up->len += n;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    pthread_mutex_lock(&f->lock);
+    unsigned i = f->n++;
+    if (i < FAKE_MAX_REQS) {
+        struct fake_req *r = &f->reqs[i];
+        const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+        snprintf(r->method, sizeof(r->method), "%s", method);
+        snprintf(r->url, sizeof(r->url), "%s", url);
+        snprintf(r->key, sizeof(r->key), "%s", key ? key : "");
+        memcpy(r->body, up->buf, up->len + 1);
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, fake_arg, r);
+    }
+    bool drop = f->drop > 0;
+    if (drop)
+        f->drop--;
+    const char *text = i > 0 && f->reply2 ? f->reply2 : f->reply;
+    unsigned status = f->status;
+    pthread_mutex_unlock(&f->lock);
+
+    if (drop)
+        return MHD_NO; /* closes the connection without a reply */
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void
+fake_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+               enum MHD_RequestTerminationCode toe)
+{
+    free(*con_cls);
+    *con_cls = NULL;
+}
+
+static int
+setup(void **state)
+{
+    struct fixture *fx = xcalloc(1, sizeof(*fx));
+    pthread_mutex_init(&fx->fake.lock, NULL);
+    fx->fake.status = 200;
+    fx->fake.reply = "{}";
+    fx->fake.d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, fake_handler, &fx->fake,
+        MHD_OPTION_NOTIFY_COMPLETED, fake_completed, NULL, MHD_OPTION_SOCK_ADDR,
+        &(struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
+        MHD_OPTION_END);
+    assert_non_null(fx->fake.d);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(fx->fake.d, MHD_DAEMON_INFO_BIND_PORT);
+    assert_non_null(info);
+    _cleanup_free_ char *url = xasprintf("http://127.0.0.1:%u", (unsigned)info->port);
+    fx->http = http_client_new(url);
+    assert_non_null(fx->http);
+    http_client_set_retries(fx->http, 3, 1);
+    fx->ctx.http = fx->http;
+    fx->ctx.out = open_memstream(&fx->out, &fx->out_len);
+    fx->ctx.err = open_memstream(&fx->err, &fx->err_len);
+    *state = fx;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *fx = *state;
+    MHD_stop_daemon(fx->fake.d);
+    http_client_destroy(&fx->http);
+    fclose(fx->ctx.out);
+    fclose(fx->ctx.err);
+    free(fx->out);
+    free(fx->err);
+    pthread_mutex_destroy(&fx->fake.lock);
+    free(fx);
+    return 0;
+}
+
+/* Flushes the captured streams so out/err hold everything written. */
+static void
+flush(struct fixture *fx)
+{
+    fflush(fx->ctx.out);
+    fflush(fx->ctx.err);
+}
+
+static void
+reply(struct fixture *fx, unsigned status, const char *body)
+{
+    fx->fake.status = status;
+    fx->fake.reply = body;
+}
+
+static bool
+is_uuid(const char *s)
+{
+    if (strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
+            return false;
+    }
+    return s[14] == '4';
+}
+
+static void
+test_create_sends_body_and_key(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 201,
+          "{\"name\":\"web1\",\"node\":\"h1\",\"state\":\"running\",\"ips\":[\"10.88.0.2\"]}");
+
+    int rc = RUN(cmd_guest_run, "create", "web1", "--template", "busybox", "--memory", "256M",
+                 "--wait", "--timeout", "30");
+    flush(fx);
+    assert_int_equal(rc, CLI_EXIT_OK);
+    assert_int_equal(fx->fake.n, 1);
+    struct fake_req *r = &fx->fake.reqs[0];
+    assert_string_equal(r->method, "POST");
+    assert_string_equal(r->url, "/v1/guests");
+    assert_string_equal(r->query, "wait=running&timeout=30");
+    assert_true(is_uuid(r->key));
+    json_t *body = json_loads(r->body, 0, NULL);
+    assert_non_null(body);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(body, "limits"), "memory")),
+                     268435456);
+    json_decref(body);
+    assert_string_equal(fx->out, "guest web1 created on h1: running, ips 10.88.0.2\n");
+}
+
+static void
+test_given_key_is_sent(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 201, "{\"name\":\"web1\"}");
+    assert_int_equal(
+        RUN(cmd_guest_run, "create", "web1", "--template", "t", "--idempotency-key", "my-key-7"),
+        CLI_EXIT_OK);
+    assert_string_equal(fx->fake.reqs[0].key, "my-key-7");
+}
+
+/* The master drops two connections after reading the request (as if it
+ * restarted mid-create); the CLI retries and every attempt carries the same
+ * key, so the master can apply the create once. */
+static void
+test_post_retry_keeps_key(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 201, "{\"name\":\"web1\",\"state\":\"pending\"}");
+    fx->fake.drop = 2;
+
+    int rc = RUN(cmd_guest_run, "create", "web1", "--template", "t");
+    flush(fx);
+    assert_int_equal(rc, CLI_EXIT_OK);
+    assert_int_equal(fx->fake.n, 3);
+    assert_true(is_uuid(fx->fake.reqs[0].key));
+    assert_string_equal(fx->fake.reqs[1].key, fx->fake.reqs[0].key);
+    assert_string_equal(fx->fake.reqs[2].key, fx->fake.reqs[0].key);
+    assert_string_equal(fx->fake.reqs[2].body, fx->fake.reqs[0].body);
+}
+
+/* Two separate commands get two different keys. */
+static void
+test_keys_differ_per_command(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200, "{\"state\":\"running\"}");
+    assert_int_equal(RUN(cmd_guest_run, "start", "a"), CLI_EXIT_OK);
+    assert_int_equal(RUN(cmd_guest_run, "stop", "a"), CLI_EXIT_OK);
+    assert_int_equal(fx->fake.n, 2);
+    assert_true(is_uuid(fx->fake.reqs[0].key));
+    assert_true(is_uuid(fx->fake.reqs[1].key));
+    assert_string_not_equal(fx->fake.reqs[0].key, fx->fake.reqs[1].key);
+    assert_string_equal(fx->fake.reqs[1].url, "/v1/guests/a/stop");
+}
+
+/* A wait that ends with the guest not running is a failure. */
+static void
+test_wait_not_running_fails(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 201, "{\"name\":\"web1\",\"state\":\"pending\"}");
+    assert_int_equal(RUN(cmd_guest_run, "create", "web1", "--template", "t", "--wait"),
+                     CLI_EXIT_FAILURE);
+    reply(fx, 200, "{\"name\":\"web1\",\"state\":\"error\"}");
+    assert_int_equal(RUN(cmd_guest_run, "start", "web1", "--wait"), CLI_EXIT_FAILURE);
+    /* Without --wait a pending guest is the expected answer. */
+    reply(fx, 201, "{\"name\":\"web2\",\"state\":\"pending\"}");
+    assert_int_equal(RUN(cmd_guest_run, "create", "web2", "--template", "t"), CLI_EXIT_OK);
+    flush(fx);
+    assert_string_equal(fx->fake.reqs[1].query, "wait=running");
+    assert_non_null(strstr(fx->err, "guest web1 is error, not running, after the wait"));
+}
+
+/* The global --idempotency-key reaches any POST, not only create. */
+static void
+test_global_key_for_any_post(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200, "{\"state\":\"running\"}");
+    fx->ctx.idempotency_key = "again-1";
+    assert_int_equal(RUN(cmd_guest_run, "restart", "a"), CLI_EXIT_OK);
+    assert_int_equal(RUN(cmd_node_run, "cordon", "h1"), CLI_EXIT_OK);
+    assert_string_equal(fx->fake.reqs[0].key, "again-1");
+    assert_string_equal(fx->fake.reqs[1].key, "again-1");
+    assert_string_equal(fx->fake.reqs[1].url, "/v1/nodes/h1/cordon");
+}
+
+/* A PATCH that was sent is not repeated: a second attempt could report a
+ * different outcome than the first, which may have been applied. */
+static void
+test_patch_not_retried_after_send(void **state)
+{
+    struct fixture *fx = *state;
+    fx->fake.drop = 1;
+    int rc = RUN(cmd_guest_run, "set", "web1", "--memory", "1G");
+    flush(fx);
+    assert_int_equal(rc, CLI_EXIT_UNREACHABLE);
+    assert_int_equal(fx->fake.n, 1);
+    assert_string_equal(fx->fake.reqs[0].method, "PATCH");
+    assert_string_equal(fx->fake.reqs[0].key, ""); /* keys are for POST */
+}
+
+static void
+test_status_exit_codes(void **state)
+{
+    struct fixture *fx = *state;
+    static const struct {
+        unsigned status;
+        int code;
+    } cases[] = {
+        {400, CLI_EXIT_USAGE},    {404, CLI_EXIT_NOT_FOUND}, {409, CLI_EXIT_CONFLICT},
+        {422, CLI_EXIT_CONFLICT}, {500, CLI_EXIT_FAILURE},   {503, CLI_EXIT_FAILURE},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        reply(fx, cases[i].status,
+              "{\"error\":{\"code\":\"x\",\"message\":\"it went wrong\",\"field\":\"name\"}}");
+        int rc = RUN(cmd_guest_run, "show", "web1");
+        if (rc != cases[i].code)
+            print_error("status %u: exit %d\n", cases[i].status, rc);
+        assert_int_equal(rc, cases[i].code);
+    }
+    flush(fx);
+    assert_non_null(strstr(fx->err, "vfleet: it went wrong (field \"name\") [x]\n"));
+}
+
+static void
+test_not_found_message(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 404, "{\"error\":{\"code\":\"not_found\",\"message\":\"no guest \\\"ghost\\\"\"}}");
+    assert_int_equal(RUN(cmd_guest_run, "rm", "ghost"), CLI_EXIT_NOT_FOUND);
+    flush(fx);
+    assert_string_equal(fx->fake.reqs[0].method, "DELETE");
+    assert_string_equal(fx->err, "vfleet: no guest \"ghost\" [not_found]\n");
+    assert_string_equal(fx->out, "");
+}
+
+static void
+test_unplaceable_explains(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 422,
+          "{\"error\":{\"code\":\"unplaceable\",\"message\":\"no node fits guest \\\"big\\\"\","
+          "\"placement\":{\"nodes_evaluated\":3,\"nodes_feasible\":0,\"filters\":["
+          "{\"filter\":\"memory\",\"rejected\":2,\"reason\":\"needs 64G\"},"
+          "{\"filter\":\"cordoned\",\"rejected\":1}]}}}");
+    assert_int_equal(RUN(cmd_guest_run, "create", "big", "--template", "t", "--memory", "64G"),
+                     CLI_EXIT_CONFLICT);
+    flush(fx);
+    assert_string_equal(fx->err, "vfleet: no node fits guest \"big\" [unplaceable]\n"
+                                 "  placement: 3 nodes evaluated, 0 feasible\n"
+                                 "    memory: rejected 2 (needs 64G)\n"
+                                 "    cordoned: rejected 1\n");
+}
+
+static void
+test_usage_error_sends_nothing(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(RUN(cmd_guest_run, "create", "web1", "--memory", "1G"), CLI_EXIT_USAGE);
+    assert_int_equal(RUN(cmd_guest_run, "show", "NotAName"), CLI_EXIT_USAGE);
+    assert_int_equal(RUN(cmd_guest_run, "frobnicate"), CLI_EXIT_USAGE);
+    assert_int_equal(RUN(cmd_node_run, "cordon"), CLI_EXIT_USAGE);
+    assert_int_equal(RUN(cmd_pool_run, "create", "p", "--cidr", "10.0.0.1"), CLI_EXIT_USAGE);
+    assert_int_equal(RUN(cmd_guest_run, "exec", "web1", "ls"), CLI_EXIT_USAGE);
+    assert_int_equal(fx->fake.n, 0);
+}
+
+static void
+test_json_prints_server_json(void **state)
+{
+    struct fixture *fx = *state;
+    const char *g = "{\"name\":\"web1\",\"state\":\"running\",\"limits\":{\"memory\":268435456}}";
+    reply(fx, 200, g);
+    fx->ctx.json = true;
+    assert_int_equal(RUN(cmd_guest_run, "show", "web1"), CLI_EXIT_OK);
+    flush(fx);
+    json_t *got = json_loads(fx->out, 0, NULL);
+    json_t *want = json_loads(g, 0, NULL);
+    assert_non_null(got);
+    assert_true(json_equal(got, want));
+    json_decref(got);
+    json_decref(want);
+}
+
+static void
+test_node_ls_table(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200,
+          "{\"nodes\":[{\"name\":\"h1\",\"state\":\"ready\",\"cordoned\":false,"
+          "\"labels\":{\"zone\":\"a\"},\"guests\":2,"
+          "\"capacity\":{\"cpus\":8,\"memory\":17179869184,\"disk\":107374182400,"
+          "\"max_guests\":100},"
+          "\"allocated\":{\"cpus\":1.5,\"memory\":536870912,\"disk\":2147483648}},"
+          "{\"name\":\"host-two\",\"state\":\"down\",\"cordoned\":true,\"labels\":{},"
+          "\"guests\":0,\"capacity\":{\"cpus\":4,\"memory\":8589934592,\"disk\":0},"
+          "\"allocated\":{}}]}");
+    assert_int_equal(RUN(cmd_node_run, "ls"), CLI_EXIT_OK);
+    flush(fx);
+    assert_string_equal(fx->fake.reqs[0].url, "/v1/nodes");
+    assert_string_equal(fx->out,
+                        "NAME      STATE          GUESTS   CPUS    MEMORY     DISK  LABELS\n"
+                        "h1        ready           2/100  1.5/8  512M/16G  2G/100G  zone=a\n"
+                        "host-two  down,cordoned       0    0/4      0/8G      0/0  -\n");
+}
+
+static void
+test_guest_ls_filters_and_pages(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200,
+          "{\"guests\":[{\"name\":\"a\",\"state\":\"running\",\"node\":\"h1\","
+          "\"generation\":2,\"applied_generation\":2,"
+          "\"limits\":{\"cpu_max\":0.5,\"memory\":268435456,\"disk\":1073741824},"
+          "\"ips\":[\"10.88.0.2\",\"fd00::2\"]}],\"next\":\"a\"}");
+    fx->fake.reply2 = "{\"guests\":[{\"name\":\"b\",\"state\":\"pending\",\"generation\":3,"
+                      "\"applied_generation\":1,\"limits\":{},\"ips\":[]}]}";
+    assert_int_equal(
+        RUN(cmd_guest_run, "ls", "--node", "h1", "--state", "running", "--label", "tier=web"),
+        CLI_EXIT_OK);
+    flush(fx);
+    assert_int_equal(fx->fake.n, 2);
+    assert_string_equal(fx->fake.reqs[0].query, "node=h1&state=running&label=tier=web");
+    assert_string_equal(fx->fake.reqs[1].query, "node=h1&state=running&label=tier=web&after=a");
+    assert_string_equal(fx->out, "NAME  STATE                   NODE  CPU  MEMORY  DISK  IPS\n"
+                                 "a     running                 h1    0.5    256M    1G  "
+                                 "10.88.0.2,fd00::2\n"
+                                 "b     pending (applying 1/3)  -       -       -     -  -\n");
+}
+
+/* A master that hands back the same cursor cannot keep the CLI looping. */
+static void
+test_list_stuck_cursor_stops(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200,
+          "{\"pools\":[{\"name\":\"p\",\"cidr\":\"10.0.0.0/24\",\"size\":253,"
+          "\"allocated\":1,\"family\":\"ipv4\"}],\"next\":\"p\"}");
+    assert_int_equal(RUN(cmd_pool_run, "ls"), CLI_EXIT_OK);
+    flush(fx);
+    assert_int_equal(fx->fake.n, 2);
+    assert_string_equal(fx->fake.reqs[1].query, "after=p");
+    assert_string_equal(fx->out, "NAME  CIDR         GATEWAY  FAMILY   USED  SELECTOR\n"
+                                 "p     10.0.0.0/24  -        ipv4    1/253  -\n"
+                                 "p     10.0.0.0/24  -        ipv4    1/253  -\n");
+}
+
+static void
+test_exec_exit_code_and_output(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200,
+          "{\"exit_code\":3,\"signal\":0,\"timed_out\":false,\"stdout\":\"hi\\n\","
+          "\"stderr\":\"oops\\n\",\"truncated\":false}");
+    assert_int_equal(RUN(cmd_guest_run, "exec", "web1", "--timeout", "5", "--", "sh", "-c",
+                         "echo hi; echo oops >&2; exit 3"),
+                     3);
+    flush(fx);
+    assert_string_equal(fx->out, "hi\n");
+    assert_string_equal(fx->err, "oops\n");
+    json_t *body = json_loads(fx->fake.reqs[0].body, 0, NULL);
+    json_t *want = json_pack("{s:[s,s,s],s:i}", "argv", "sh", "-c",
+                             "echo hi; echo oops >&2; exit 3", "timeout", 5);
+    assert_true(json_equal(body, want));
+    json_decref(body);
+    json_decref(want);
+
+    reply(fx, 200, "{\"exit_code\":null,\"signal\":9,\"stdout\":\"\",\"stderr\":\"\"}");
+    assert_int_equal(RUN(cmd_guest_run, "exec", "web1", "--", "sleep", "100"), 128 + 9);
+}
+
+static void
+test_pool_create_body(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 201, "{\"name\":\"default\",\"cidr\":\"10.88.0.0/16\",\"size\":65534}");
+    assert_int_equal(RUN(cmd_pool_run, "create", "default", "--cidr", "10.88.0.0/16", "--gateway",
+                         "10.88.0.1", "--selector", "zone=a"),
+                     CLI_EXIT_OK);
+    flush(fx);
+    json_t *body = json_loads(fx->fake.reqs[0].body, 0, NULL);
+    json_t *want = json_pack("{s:s,s:s,s:s,s:{s:s}}", "name", "default", "cidr", "10.88.0.0/16",
+                             "gateway", "10.88.0.1", "selector", "zone", "a");
+    assert_true(json_equal(body, want));
+    json_decref(body);
+    json_decref(want);
+    assert_true(is_uuid(fx->fake.reqs[0].key));
+    assert_string_equal(fx->out, "pool default created: 10.88.0.0/16, 65534 addresses\n");
+
+    reply(fx, 409, "{\"error\":{\"code\":\"conflict\",\"message\":\"pool has allocations\"}}");
+    assert_int_equal(RUN(cmd_pool_run, "rm", "default"), CLI_EXIT_CONFLICT);
+}
+
+/* A port that was just bound and closed: nothing listens there, so the
+ * connection is refused at once. */
+static unsigned
+closed_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void
+test_unreachable_master(void **state)
+{
+    struct fixture *fx = *state;
+    _cleanup_free_ char *url = xasprintf("http://127.0.0.1:%u", closed_port());
+    http_client_t *dead = http_client_new(url);
+    assert_non_null(dead);
+    http_client_set_retries(dead, 2, 1);
+    fx->ctx.http = dead;
+
+    assert_int_equal(RUN(cmd_node_run, "ls"), CLI_EXIT_UNREACHABLE);
+    flush(fx);
+    _cleanup_free_ char *want = xasprintf("vfleet: master unreachable at %s: ", url);
+    assert_non_null(strstr(fx->err, want));
+    assert_non_null(strstr(fx->err, "(after 3 attempts)"));
+    assert_null(strstr(fx->err, "idempotency-key")); /* a GET has nothing to repeat safely */
+
+    /* A create that never arrived tells the operator how to retry without
+     * risking a duplicate. */
+    assert_int_equal(
+        RUN(cmd_guest_run, "create", "web1", "--template", "t", "--idempotency-key", "retry-me"),
+        CLI_EXIT_UNREACHABLE);
+    flush(fx);
+    assert_non_null(strstr(fx->err, "with --idempotency-key retry-me"));
+    http_client_destroy(&dead);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_sends_body_and_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_given_key_is_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_retry_keeps_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_differ_per_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_not_running_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_global_key_for_any_post, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patch_not_retried_after_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_exit_codes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_found_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unplaceable_explains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_error_sends_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_prints_server_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_ls_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_ls_filters_and_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_stuck_cursor_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_exit_code_and_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_create_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreachable_master, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

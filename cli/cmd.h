@@ -1,0 +1,19 @@
+/* The `vfleet` command groups. Each takes argv with the group's verb at
+ * argv[0] ("ls", "create", ...), runs it against ctx, and returns an exit code
+ * (enum cli_exit; `guest exec` returns the remote command's). argv may be
+ * permuted by getopt. Not thread-safe (getopt). */
+#pragma once
+
+#include "cli/cli.h"
+
+/* `vfleet node ls|show|cordon|uncordon`. */
+int cmd_node_run(struct cli_ctx *ctx, int argc, char **argv);
+/* `vfleet guest create|ls|show|start|stop|restart|rm|set|exec|usage`. */
+int cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv);
+/* `vfleet pool create|ls|rm`. */
+int cmd_pool_run(struct cli_ctx *ctx, int argc, char **argv);
+
+/* Help for each group, written to f. */
+void cmd_node_help(FILE *f);
+void cmd_guest_help(FILE *f);
+void cmd_pool_help(FILE *f);

@@ -1,0 +1,640 @@
+/* `vfleet guest ...`: guests and their lifecycle (cmd.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cmd.h"
+#include "cli/table.h"
+
+#define GUEST_EXEC_MAX_ARGV 256 /* arguments passed to `guest exec` */
+#define GUEST_HTTP_SLACK    30  /* seconds the HTTP exchange outlives a server-side wait */
+
+void
+cmd_guest_help(FILE *f)
+{
+    fputs("Usage: vfleet guest COMMAND\n"
+          "\n"
+          "  create NAME --template T [options]   place and create a guest\n"
+          "  ls [--node N] [--state S] [--label k=v]...\n"
+          "                                       list guests (filters combine)\n"
+          "  show NAME                            one guest in full\n"
+          "  start NAME [--wait [--timeout S]]    start a stopped guest\n"
+          "  stop NAME                            stop a guest (its disk stays)\n"
+          "  restart NAME                         stop and start again\n"
+          "  rm NAME                              destroy a guest and release its addresses\n"
+          "  set NAME [limits] [--label k=v]... [--unlabel k]... [--flags private,lock|none]\n"
+          "                                       change a guest (a JSON merge patch)\n"
+          "  exec NAME [--timeout S] -- CMD ARGS...\n"
+          "                                       run a command in the guest; exits with its code\n"
+          "  usage NAME                           the latest resource usage sample\n"
+          "\n"
+          "Limits (create and set):\n"
+          "  --memory SIZE  --rss SIZE  --swap SIZE  --disk SIZE      sizes: 4096, 256M, 1.5G\n"
+          "  --procs N  --inodes N  --nofile N  --tcp-sockets N\n"
+          "  --cpu CORES  --cpu-burst CORES                           CPU ceiling: 0.5, 2\n"
+          "  --cpu-weight N  --io-weight N                            shares, 1 to 10000\n"
+          "  --net-in RATE  --net-out RATE                            rates: 10mbit, 1gbit\n"
+          "\n"
+          "Create options:\n"
+          "  --template T          root filesystem template (required)\n"
+          "  --ip auto|ADDR        an address from a pool, repeatable (default: the master's)\n"
+          "  --label k=v           a label on the guest, repeatable\n"
+          "  --constraint k=v      place only on nodes with this label, repeatable\n"
+          "  --group G             anti-affinity group: at most one per node\n"
+          "  --node N              pin to node N\n"
+          "  --algorithm A         spread or binpack (default: the cluster's)\n"
+          "  --wait                return once the guest runs (or fails)\n"
+          "  --timeout S           seconds to wait, with --wait\n"
+          "  --idempotency-key K   reuse K to retry a create safely (default: a random UUID)\n"
+          "\n"
+          "Every command takes --json to print the master's JSON.\n",
+          f);
+}
+
+/* The state column: the observed state, marked while the node has not yet
+ * applied the latest generation. */
+static void
+guest_add_state(table_t *t, const json_t *g)
+{
+    long long gen = cli_int(g, "generation");
+    long long applied = cli_int(g, "applied_generation");
+    if (json_object_get(g, "applied_generation") && applied < gen)
+        table_addf(t, "%s (applying %lld/%lld)", cli_str(g, "state"), applied, gen);
+    else
+        table_add(t, cli_str(g, "state"));
+}
+
+static void
+guest_add_size(table_t *t, const json_t *limits, const char *key)
+{
+    char buf[32];
+    long long v = cli_int(limits, key);
+    table_add(t, v > 0 ? table_size((uint64_t)v, buf, sizeof(buf)) : "-");
+}
+
+static void
+guest_add_cores(table_t *t, const json_t *limits, const char *key)
+{
+    double v = cli_num(limits, key);
+    if (v > 0)
+        table_addf(t, "%g", v);
+    else
+        table_add(t, "-");
+}
+
+static void
+guest_add_count(table_t *t, const json_t *limits, const char *key)
+{
+    long long v = cli_int(limits, key);
+    if (v > 0)
+        table_addf(t, "%lld", v);
+    else
+        table_add(t, "-");
+}
+
+/* A JSON array of strings joined with commas, "-" when empty. Caller frees. */
+static char *
+guest_join(const json_t *arr)
+{
+    char *out = NULL;
+    size_t len = 0, i;
+    json_t *v;
+    FILE *f = open_memstream(&out, &len);
+
+    if (!f)
+        abort();
+    json_array_foreach(arr, i, v) fprintf(f, "%s%s", i ? "," : "", json_string_value(v) ?: "?");
+    if (json_array_size(arr) == 0)
+        fputc('-', f);
+    fclose(f);
+    return out;
+}
+
+static int
+guest_ls(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"node", required_argument, NULL, 'n'},
+        {"state", required_argument, NULL, 's'},
+        {"label", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const headers[] = {"NAME", "STATE", "NODE", "CPU", "MEMORY", "DISK", "IPS"};
+    _cleanup_(table_destroy) table_t *t = NULL;
+    char *query = NULL;
+    size_t qlen = 0;
+    FILE *q = open_memstream(&query, &qlen);
+    _cleanup_free_ char *path = NULL;
+    json_t *guests = NULL;
+    int c;
+
+    if (!q)
+        abort();
+    fputs("/v1/guests", q);
+    char sep = '?';
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        _cleanup_free_ char *e = NULL;
+        switch (c) {
+        case 'h':
+            fclose(q);
+            free(query);
+            cmd_guest_help(ctx->out);
+            return CLI_EXIT_OK;
+        case 'n':
+            if (!name_is_valid(optarg)) {
+                fclose(q);
+                free(query);
+                return cli_usage_error(ctx, "ls: --node \"%s\" is not a valid name", optarg);
+            }
+            fprintf(q, "%cnode=%s", sep, optarg);
+            break;
+        case 's':
+            e = http_escape(optarg);
+            fprintf(q, "%cstate=%s", sep, e);
+            break;
+        case 'l':
+            if (!strchr(optarg, '=')) {
+                fclose(q);
+                free(query);
+                return cli_usage_error(ctx, "ls: --label \"%s\": expected KEY=VALUE", optarg);
+            }
+            e = http_escape(optarg);
+            fprintf(q, "%clabel=%s", sep, e);
+            break;
+        default:
+            fclose(q);
+            free(query);
+            return cli_usage_error(ctx, "ls: %s \"%s\"",
+                                   c == ':' ? "option needs a value" : "unknown option",
+                                   argv[optind - 1]);
+        }
+        sep = '&';
+    }
+    fclose(q);
+    path = query;
+    if (optind < argc)
+        return cli_usage_error(ctx, "ls: unexpected argument \"%s\"", argv[optind]);
+
+    int code = cli_get_list(ctx, path, "guests", &guests);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        json_t *wrap = json_pack("{s:o}", "guests", guests);
+        cli_print_json(ctx, wrap);
+        json_decref(wrap);
+        return CLI_EXIT_OK;
+    }
+    t = table_new(ARRAY_SIZE(headers), headers);
+    table_align_right(t, 3);
+    table_align_right(t, 4);
+    table_align_right(t, 5);
+    size_t i;
+    json_t *g;
+    json_array_foreach(guests, i, g)
+    {
+        json_t *limits = json_object_get(g, "limits");
+        _cleanup_free_ char *ips = guest_join(json_object_get(g, "ips"));
+        table_add(t, cli_str(g, "name"));
+        guest_add_state(t, g);
+        table_add(t, *cli_str(g, "node") ? cli_str(g, "node") : "-");
+        guest_add_cores(t, limits, "cpu_max");
+        guest_add_size(t, limits, "memory");
+        guest_add_size(t, limits, "disk");
+        table_add(t, ips);
+    }
+    if (table_rows(t) == 0)
+        fputs("No guests.\n", ctx->out);
+    else
+        table_print(t, ctx->out);
+    json_decref(guests);
+    return CLI_EXIT_OK;
+}
+
+/* Prints a guest object as "key: value" lines. */
+static void
+guest_print(struct cli_ctx *ctx, const json_t *g)
+{
+    _cleanup_(table_destroy) table_t *t = table_new(2, NULL);
+    _cleanup_free_ char *ips = guest_join(json_object_get(g, "ips"));
+    _cleanup_free_ char *flags = guest_join(json_object_get(g, "flags"));
+    _cleanup_free_ char *labels = cli_labels(json_object_get(g, "labels"));
+    json_t *l = json_object_get(g, "limits");
+
+    table_add(t, "name:");
+    table_add(t, cli_str(g, "name"));
+    table_add(t, "id:");
+    table_add(t, cli_str(g, "id"));
+    table_add(t, "node:");
+    table_add(t, *cli_str(g, "node") ? cli_str(g, "node") : "-");
+    table_add(t, "state:");
+    guest_add_state(t, g);
+    table_add(t, "generation:");
+    table_addf(t, "%lld (applied %lld)", cli_int(g, "generation"),
+               cli_int(g, "applied_generation"));
+    table_add(t, "template:");
+    table_add(t, cli_str(g, "template"));
+    table_add(t, "ips:");
+    table_add(t, ips);
+    table_add(t, "labels:");
+    table_add(t, labels);
+    table_add(t, "flags:");
+    table_add(t, flags);
+    table_add(t, "created:");
+    table_add(t, cli_str(g, "created"));
+    table_add(t, "updated:");
+    table_add(t, cli_str(g, "updated"));
+
+    table_add(t, "limits:");
+    table_add(t, "");
+    static const char *const sizes[] = {"memory", "rss", "swap", "disk"};
+    static const char *const counts[] = {"procs",      "inodes",    "nofile", "tcp_sockets",
+                                         "cpu_weight", "io_weight", "net_in", "net_out"};
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+        table_addf(t, "  %s:", sizes[i]);
+        guest_add_size(t, l, sizes[i]);
+    }
+    table_add(t, "  cpu_max:");
+    guest_add_cores(t, l, "cpu_max");
+    table_add(t, "  cpu_burst:");
+    guest_add_cores(t, l, "cpu_burst");
+    for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
+        table_addf(t, "  %s:", counts[i]);
+        guest_add_count(t, l, counts[i]);
+    }
+    table_print(t, ctx->out);
+}
+
+/* GET|DELETE /v1/guests/NAME and the POST verbs without a body. */
+static int
+guest_simple(struct cli_ctx *ctx, int argc, char **argv, const char *method, const char *verb)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    const char *name;
+
+    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_guest_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    path = verb ? xasprintf("/v1/guests/%s/%s", name, verb) : xasprintf("/v1/guests/%s", name);
+    what = xasprintf("guest \"%s\"", name);
+    struct http_request req = {.method = method, .path = path};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json)
+        cli_print_json(ctx, res.body);
+    else if (!strcmp(method, "GET"))
+        guest_print(ctx, res.body);
+    else if (!strcmp(method, "DELETE"))
+        fprintf(ctx->out, "guest %s removed\n", name);
+    else
+        fprintf(ctx->out, "guest %s: %s\n", name, cli_str(res.body, "state"));
+    return CLI_EXIT_OK;
+}
+
+/* After ?wait=running the master answers when the guest runs, fails, or the
+ * wait times out; the guest exists in every case, so the reply is a 2xx and
+ * only its state tells. A script that asked to wait must not see 0 for a
+ * guest that is not running. */
+static int
+guest_check_running(struct cli_ctx *ctx, const char *name, const json_t *g)
+{
+    if (!strcmp(cli_str(g, "state"), "running"))
+        return CLI_EXIT_OK;
+    fprintf(ctx->err, "vfleet: guest %s is %s, not running, after the wait\n", name,
+            *cli_str(g, "state") ? cli_str(g, "state") : "in an unknown state");
+    return CLI_EXIT_FAILURE;
+}
+
+/* `start NAME [--wait [--timeout S]]`. */
+static int
+guest_start(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"wait", no_argument, NULL, 'w'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    bool wait = false;
+    long timeout = 0;
+    int c;
+
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            cmd_guest_help(ctx->out);
+            return CLI_EXIT_OK;
+        case 'w':
+            wait = true;
+            break;
+        case 't':
+            if (args_timeout(optarg, &timeout) < 0)
+                return cli_usage_error(ctx, "start: --timeout \"%s\": seconds, 1 to %d", optarg,
+                                       ARGS_MAX_TIMEOUT);
+            break;
+        default:
+            return cli_usage_error(ctx, "start: %s \"%s\"",
+                                   c == ':' ? "option needs a value" : "unknown option",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != argc || !name_is_valid(argv[optind]))
+        return cli_usage_error(ctx, "start: expected one guest NAME");
+    if (timeout && !wait)
+        return cli_usage_error(ctx, "start: --timeout only applies with --wait");
+    const char *name = argv[optind];
+    if (wait && timeout)
+        path = xasprintf("/v1/guests/%s/start?wait=running&timeout=%ld", name, timeout);
+    else if (wait)
+        path = xasprintf("/v1/guests/%s/start?wait=running", name);
+    else
+        path = xasprintf("/v1/guests/%s/start", name);
+    what = xasprintf("guest \"%s\"", name);
+    struct http_request req = {
+        .method = "POST",
+        .path = path,
+        .timeout = wait ? (timeout ? timeout : HTTP_DEFAULT_TIMEOUT) + GUEST_HTTP_SLACK : 0,
+    };
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json)
+        cli_print_json(ctx, res.body);
+    else
+        fprintf(ctx->out, "guest %s: %s\n", name, cli_str(res.body, "state"));
+    return wait ? guest_check_running(ctx, name, res.body) : CLI_EXIT_OK;
+}
+
+static int
+guest_create(struct cli_ctx *ctx, int argc, char **argv)
+{
+    _cleanup_(args_create_clear) struct args_create a = {0};
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    char err[512];
+
+    int r = args_guest_create(argc, argv, &a, err, sizeof(err));
+    if (r == ARGS_HELP) {
+        cmd_guest_help(ctx->out);
+        return CLI_EXIT_OK;
+    }
+    if (r < 0)
+        return cli_usage_error(ctx, "%s", err);
+    if (a.wait && a.timeout)
+        path = xasprintf("/v1/guests?wait=running&timeout=%ld", a.timeout);
+    else if (a.wait)
+        path = xstrdup("/v1/guests?wait=running");
+    else
+        path = xstrdup("/v1/guests");
+    what = xasprintf("guest \"%s\"", a.name);
+    struct http_request req = {
+        .method = "POST",
+        .path = path,
+        .body = a.body,
+        .idempotency_key = a.idempotency_key[0] ? a.idempotency_key : NULL,
+        .timeout = a.wait ? (a.timeout ? a.timeout : HTTP_DEFAULT_TIMEOUT) + GUEST_HTTP_SLACK : 0,
+    };
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        cli_print_json(ctx, res.body);
+    } else {
+        _cleanup_free_ char *ips = guest_join(json_object_get(res.body, "ips"));
+        fprintf(ctx->out, "guest %s created on %s: %s, ips %s\n", a.name,
+                *cli_str(res.body, "node") ? cli_str(res.body, "node") : "-",
+                cli_str(res.body, "state"), ips);
+    }
+    return a.wait ? guest_check_running(ctx, a.name, res.body) : CLI_EXIT_OK;
+}
+
+static int
+guest_set(struct cli_ctx *ctx, int argc, char **argv)
+{
+    _cleanup_(args_set_clear) struct args_set a = {0};
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    char err[512];
+
+    int r = args_guest_set(argc, argv, &a, err, sizeof(err));
+    if (r == ARGS_HELP) {
+        cmd_guest_help(ctx->out);
+        return CLI_EXIT_OK;
+    }
+    if (r < 0)
+        return cli_usage_error(ctx, "%s", err);
+    path = xasprintf("/v1/guests/%s", a.name);
+    what = xasprintf("guest \"%s\"", a.name);
+    struct http_request req = {.method = "PATCH", .path = path, .body = a.body};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json)
+        cli_print_json(ctx, res.body);
+    else
+        fprintf(ctx->out, "guest %s updated (generation %lld)\n", a.name,
+                cli_int(res.body, "generation"));
+    return CLI_EXIT_OK;
+}
+
+/* Writes a JSON string's bytes (which may hold NULs) to f. */
+static void
+guest_write_string(FILE *f, const json_t *s)
+{
+    if (json_is_string(s))
+        fwrite(json_string_value(s), 1, json_string_length(s), f);
+    fflush(f);
+}
+
+/* `exec NAME [--timeout S] -- CMD ARGS...`. The "--" is found before getopt
+ * runs, because GNU getopt would otherwise mix NAME into the command. */
+static int
+guest_exec(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    long timeout = 0;
+    int dash = -1, c;
+
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--")) {
+            dash = i;
+            break;
+        }
+    optind = 0;
+    opterr = 0;
+    int nopt = dash < 0 ? argc : dash;
+    while ((c = getopt_long(nopt, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            cmd_guest_help(ctx->out);
+            return CLI_EXIT_OK;
+        case 't':
+            if (args_timeout(optarg, &timeout) < 0)
+                return cli_usage_error(ctx, "exec: --timeout \"%s\": seconds, 1 to %d", optarg,
+                                       ARGS_MAX_TIMEOUT);
+            break;
+        default:
+            return cli_usage_error(ctx, "exec: %s \"%s\"",
+                                   c == ':' ? "option needs a value" : "unknown option",
+                                   argv[optind - 1]);
+        }
+    }
+    if (dash < 0 || dash + 1 >= argc)
+        return cli_usage_error(ctx, "exec: expected NAME -- CMD [ARGS...]");
+    if (optind + 1 != nopt || !name_is_valid(argv[optind]))
+        return cli_usage_error(ctx, "exec: expected one guest NAME before \"--\"");
+    if (argc - dash - 1 > GUEST_EXEC_MAX_ARGV)
+        return cli_usage_error(ctx, "exec: at most %d arguments", GUEST_EXEC_MAX_ARGV);
+
+    const char *name = argv[optind];
+    json_t *body = json_object();
+    json_t *av = json_array();
+    for (int i = dash + 1; i < argc; i++) {
+        json_t *s = json_string(argv[i]);
+        if (!s) {
+            json_decref(av);
+            json_decref(body);
+            return cli_usage_error(ctx, "exec: argument %d is not valid UTF-8", i - dash);
+        }
+        json_array_append_new(av, s);
+    }
+    json_object_set_new(body, "argv", av);
+    if (timeout)
+        json_object_set_new(body, "timeout", json_integer(timeout));
+    path = xasprintf("/v1/guests/%s/exec", name);
+    what = xasprintf("guest \"%s\"", name);
+    struct http_request req = {
+        .method = "POST",
+        .path = path,
+        .body = body,
+        .timeout = (timeout ? timeout : HTTP_DEFAULT_TIMEOUT) + GUEST_HTTP_SLACK,
+    };
+    int code = cli_call(ctx, &req, what, &res);
+    json_decref(body);
+    if (code != CLI_EXIT_OK)
+        return code;
+
+    json_t *r = res.body;
+    json_t *ec = json_object_get(r, "exit_code");
+    long long sig = cli_int(r, "signal");
+    if (ctx->json) {
+        cli_print_json(ctx, r);
+    } else {
+        guest_write_string(ctx->out, json_object_get(r, "stdout"));
+        guest_write_string(ctx->err, json_object_get(r, "stderr"));
+    }
+    if (json_is_true(json_object_get(r, "truncated")))
+        fprintf(ctx->err, "vfleet: guest %s: output was truncated by the master\n", name);
+    if (json_is_true(json_object_get(r, "timed_out"))) {
+        fprintf(ctx->err, "vfleet: guest %s: command timed out\n", name);
+        return 124; /* as timeout(1) does */
+    }
+    if (sig > 0 && sig < 128) {
+        fprintf(ctx->err, "vfleet: guest %s: command killed by signal %lld\n", name, sig);
+        return 128 + (int)sig;
+    }
+    if (!json_is_integer(ec) || json_integer_value(ec) < 0 || json_integer_value(ec) > 255) {
+        fprintf(ctx->err, "vfleet: guest %s: the reply has no exit code\n", name);
+        return CLI_EXIT_FAILURE;
+    }
+    return (int)json_integer_value(ec);
+}
+
+static int
+guest_usage(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const bytes[] = {"memory",         "memory_peak",  "rss",
+                                        "swap",           "disk_bytes",   "io_read_bytes",
+                                        "io_write_bytes", "net_rx_bytes", "net_tx_bytes"};
+    static const char *const counts[] = {"procs",        "disk_inodes",    "io_read_ops",
+                                         "io_write_ops", "net_rx_packets", "net_tx_packets",
+                                         "tcp_sockets"};
+    static const char *const fails[] = {"procs", "memory", "oom", "disk", "tcp"};
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_(table_destroy) table_t *t = NULL;
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    const char *name;
+    char buf[32];
+
+    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_guest_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    path = xasprintf("/v1/guests/%s/usage", name);
+    what = xasprintf("guest \"%s\"", name);
+    struct http_request req = {.method = "GET", .path = path};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        cli_print_json(ctx, res.body);
+        return CLI_EXIT_OK;
+    }
+    json_t *u = res.body;
+    t = table_new(2, NULL);
+    table_align_right(t, 1);
+    table_add(t, "time:");
+    table_add(t, cli_str(u, "time"));
+    table_add(t, "cpu:");
+    table_addf(t, "%.3fs", (double)cli_int(u, "cpu_ns") / 1e9);
+    for (size_t i = 0; i < ARRAY_SIZE(bytes); i++) {
+        table_addf(t, "%s:", bytes[i]);
+        table_add(t, table_size((uint64_t)cli_int(u, bytes[i]), buf, sizeof(buf)));
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
+        table_addf(t, "%s:", counts[i]);
+        table_addf(t, "%lld", cli_int(u, counts[i]));
+    }
+    json_t *fc = json_object_get(u, "failcnt");
+    for (size_t i = 0; i < ARRAY_SIZE(fails); i++) {
+        table_addf(t, "failcnt %s:", fails[i]);
+        table_addf(t, "%lld", cli_int(fc, fails[i]));
+    }
+    table_print(t, ctx->out);
+    return CLI_EXIT_OK;
+}
+
+int
+cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
+{
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") ||
+        !strcmp(argv[0], "help")) {
+        cmd_guest_help(argc < 1 ? ctx->err : ctx->out);
+        return argc < 1 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    const char *v = argv[0];
+    if (!strcmp(v, "create"))
+        return guest_create(ctx, argc, argv);
+    if (!strcmp(v, "ls") || !strcmp(v, "list"))
+        return guest_ls(ctx, argc, argv);
+    if (!strcmp(v, "show"))
+        return guest_simple(ctx, argc, argv, "GET", NULL);
+    if (!strcmp(v, "start"))
+        return guest_start(ctx, argc, argv);
+    if (!strcmp(v, "stop") || !strcmp(v, "restart"))
+        return guest_simple(ctx, argc, argv, "POST", v);
+    if (!strcmp(v, "rm"))
+        return guest_simple(ctx, argc, argv, "DELETE", NULL);
+    if (!strcmp(v, "set"))
+        return guest_set(ctx, argc, argv);
+    if (!strcmp(v, "exec"))
+        return guest_exec(ctx, argc, argv);
+    if (!strcmp(v, "usage"))
+        return guest_usage(ctx, argc, argv);
+    return cli_usage_error(ctx, "guest: unknown command \"%s\" (see vfleet guest --help)", v);
+}

@@ -1,0 +1,191 @@
+/* `vfleet node ...`: the node registry (cmd.h). */
+#include <errno.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cmd.h"
+#include "cli/table.h"
+
+void
+cmd_node_help(FILE *f)
+{
+    fputs("Usage: vfleet node COMMAND\n"
+          "\n"
+          "  ls             list nodes: state, guests, allocated/capacity\n"
+          "  show NAME      one node in full\n"
+          "  cordon NAME    stop placing new guests on NAME (its guests keep running)\n"
+          "  uncordon NAME  allow placements on NAME again\n"
+          "\n"
+          "Every command takes --json to print the master's JSON.\n",
+          f);
+}
+
+/* "allocated/capacity" for one resource of a node. */
+static void
+node_add_usage(table_t *t, const json_t *node, const char *key, bool size)
+{
+    const json_t *alloc = json_object_get(node, "allocated");
+    const json_t *cap = json_object_get(node, "capacity");
+    char a[32], c[32];
+
+    if (size)
+        table_addf(t, "%s/%s", table_size((uint64_t)cli_int(alloc, key), a, sizeof(a)),
+                   table_size((uint64_t)cli_int(cap, key), c, sizeof(c)));
+    else
+        table_addf(t, "%g/%g", cli_num(alloc, key), cli_num(cap, key));
+}
+
+static const char *
+node_state(const json_t *node, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s%s", cli_str(node, "state"),
+             json_is_true(json_object_get(node, "cordoned")) ? ",cordoned" : "");
+    return buf;
+}
+
+static int
+node_ls(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const headers[] = {"NAME",   "STATE", "GUESTS", "CPUS",
+                                          "MEMORY", "DISK",  "LABELS"};
+    _cleanup_(table_destroy) table_t *t = NULL;
+    const char *unused;
+    json_t *nodes = NULL;
+    size_t i;
+    json_t *n;
+
+    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_node_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    int code = cli_get_list(ctx, "/v1/nodes", "nodes", &nodes);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        json_t *wrap = json_pack("{s:o}", "nodes", nodes);
+        cli_print_json(ctx, wrap);
+        json_decref(wrap);
+        return CLI_EXIT_OK;
+    }
+    t = table_new(ARRAY_SIZE(headers), headers);
+    table_align_right(t, 2);
+    table_align_right(t, 3);
+    table_align_right(t, 4);
+    table_align_right(t, 5);
+    json_array_foreach(nodes, i, n)
+    {
+        char buf[64];
+        _cleanup_free_ char *labels = cli_labels(json_object_get(n, "labels"));
+        long long max = cli_int(json_object_get(n, "capacity"), "max_guests");
+
+        table_add(t, cli_str(n, "name"));
+        table_add(t, node_state(n, buf, sizeof(buf)));
+        if (max > 0)
+            table_addf(t, "%lld/%lld", cli_int(n, "guests"), max);
+        else
+            table_addf(t, "%lld", cli_int(n, "guests"));
+        node_add_usage(t, n, "cpus", false);
+        node_add_usage(t, n, "memory", true);
+        node_add_usage(t, n, "disk", true);
+        table_add(t, labels);
+    }
+    if (table_rows(t) == 0)
+        fputs("No nodes.\n", ctx->out);
+    else
+        table_print(t, ctx->out);
+    json_decref(nodes);
+    return CLI_EXIT_OK;
+}
+
+static int
+node_show(struct cli_ctx *ctx, int argc, char **argv)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_(table_destroy) table_t *t = NULL;
+    _cleanup_free_ char *path = NULL, *what = NULL, *labels = NULL;
+    const char *name;
+    char buf[64];
+
+    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_node_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    path = xasprintf("/v1/nodes/%s", name);
+    what = xasprintf("node \"%s\"", name);
+    struct http_request req = {.method = "GET", .path = path};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        cli_print_json(ctx, res.body);
+        return CLI_EXIT_OK;
+    }
+    json_t *n = res.body;
+    labels = cli_labels(json_object_get(n, "labels"));
+    t = table_new(2, NULL);
+    table_add(t, "name:");
+    table_add(t, cli_str(n, "name"));
+    table_add(t, "state:");
+    table_add(t, node_state(n, buf, sizeof(buf)));
+    table_add(t, "labels:");
+    table_add(t, labels);
+    table_add(t, "guests:");
+    table_addf(t, "%lld (max %lld)", cli_int(n, "guests"),
+               cli_int(json_object_get(n, "capacity"), "max_guests"));
+    table_add(t, "cpus:");
+    node_add_usage(t, n, "cpus", false);
+    table_add(t, "memory:");
+    node_add_usage(t, n, "memory", true);
+    table_add(t, "disk:");
+    node_add_usage(t, n, "disk", true);
+    table_add(t, "kernel:");
+    table_add(t, cli_str(n, "kernel"));
+    table_add(t, "cgroup:");
+    table_add(t, cli_str(n, "cgroup"));
+    table_add(t, "backend:");
+    table_add(t, cli_str(n, "backend"));
+    table_add(t, "last seen:");
+    table_add(t, cli_str(n, "last_seen"));
+    table_print(t, ctx->out);
+    return CLI_EXIT_OK;
+}
+
+static int
+node_cordon(struct cli_ctx *ctx, int argc, char **argv, bool cordon)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    const char *name;
+
+    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_node_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    path = xasprintf("/v1/nodes/%s/%s", name, cordon ? "cordon" : "uncordon");
+    what = xasprintf("node \"%s\"", name);
+    struct http_request req = {.method = "POST", .path = path};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json)
+        cli_print_json(ctx, res.body);
+    else
+        fprintf(ctx->out, "node %s %s\n", name, cordon ? "cordoned" : "uncordoned");
+    return CLI_EXIT_OK;
+}
+
+int
+cmd_node_run(struct cli_ctx *ctx, int argc, char **argv)
+{
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") ||
+        !strcmp(argv[0], "help")) {
+        cmd_node_help(argc < 1 ? ctx->err : ctx->out);
+        return argc < 1 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[0], "ls") || !strcmp(argv[0], "list"))
+        return node_ls(ctx, argc, argv);
+    if (!strcmp(argv[0], "show"))
+        return node_show(ctx, argc, argv);
+    if (!strcmp(argv[0], "cordon"))
+        return node_cordon(ctx, argc, argv, true);
+    if (!strcmp(argv[0], "uncordon"))
+        return node_cordon(ctx, argc, argv, false);
+    return cli_usage_error(ctx, "node: unknown command \"%s\" (see vfleet node --help)", argv[0]);
+}

@@ -1,0 +1,149 @@
+/* vfleet: the operator's command line, a thin client of the master's REST API.
+ *
+ * This file only reads the global flags and dispatches to the command groups
+ * in cmd_*.c; everything else lives in the vf_cli library so tests can run
+ * commands in-process. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cmd.h"
+#include "common/log.h"
+
+static void
+main_help(FILE *f)
+{
+    fputs("Usage: vfleet [--master URL] [--json] GROUP COMMAND [ARGS...]\n"
+          "\n"
+          "The operator's command line for a vfleet cluster: a client of the master's\n"
+          "REST API (docs/api.md).\n"
+          "\n"
+          "Groups:\n"
+          "  node    ls | show NAME | cordon NAME | uncordon NAME\n"
+          "  guest   create | ls | show | start | stop | restart | rm | set | exec | usage\n"
+          "  pool    create | ls | rm\n"
+          "  health  is the master up? (GET /healthz)\n"
+          "\n"
+          "  vfleet GROUP --help shows a group's commands and options.\n"
+          "\n"
+          "Global options (anywhere before a \"--\"):\n"
+          "  --master URL  the master's API (default: $VFLEET_MASTER, else " CLI_DEFAULT_MASTER
+          ")\n"
+          "  --json        print the master's JSON instead of tables\n"
+          "  --idempotency-key K\n"
+          "                the key for this command's POST (default: a random UUID);\n"
+          "                give the one printed by a failed attempt to retry it safely\n"
+          "  --debug       log HTTP attempts on stderr\n"
+          "  --help        this text\n"
+          "\n"
+          "Every POST carries an Idempotency-Key (a random UUID unless given) and is\n"
+          "retried with the same key when the connection fails, so a master restart\n"
+          "never creates anything twice.\n"
+          "\n"
+          "Exit codes:\n"
+          "  0  success\n"
+          "  1  other failure: a 5xx reply, a malformed reply, a local error, or a\n"
+          "     --wait that ended with the guest not running\n"
+          "  2  usage error: bad arguments, found here or refused by the master (400)\n"
+          "  3  not found: no such node, guest or pool (404)\n"
+          "  4  conflict: refused by the cluster's state (409), or no node can take\n"
+          "     the guest (422; the placement explanation is printed)\n"
+          "  5  master unreachable: connection refused, name not resolved, timed out\n"
+          "  guest exec exits with the remote command's code (128+N for signal N,\n"
+          "  124 when it timed out).\n",
+          f);
+}
+
+static int
+main_health(struct cli_ctx *ctx, int argc, char **argv)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    struct http_request req = {.method = "GET", .path = "/healthz"};
+
+    if (argc > 1)
+        return cli_usage_error(ctx, "health: unexpected argument \"%s\"", argv[1]);
+    int code = cli_call(ctx, &req, "master", &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json)
+        cli_print_json(ctx, res.body);
+    else
+        fprintf(ctx->out, "master %s: ok\n", http_client_base_url(ctx->http));
+    return CLI_EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+    _cleanup_(http_client_destroy) http_client_t *http = NULL;
+    struct cli_ctx ctx = {.out = stdout, .err = stderr};
+    const char *master = getenv("VFLEET_MASTER");
+    int debug = 0;
+    int n = 1;
+
+    /* Global flags may appear anywhere up to a "--" (after which the words
+     * belong to `guest exec`'s command); they are taken out of argv so the
+     * groups see only their own arguments. */
+    bool dashdash = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!dashdash && !strcmp(a, "--json")) {
+            ctx.json = true;
+        } else if (!dashdash && !strcmp(a, "--debug")) {
+            debug = 1;
+        } else if (!dashdash && !strcmp(a, "--master")) {
+            if (i + 1 >= argc)
+                return cli_usage_error(&ctx, "--master needs a URL");
+            master = argv[++i];
+        } else if (!dashdash && !strncmp(a, "--master=", 9)) {
+            master = a + 9;
+        } else if (!dashdash && !strcmp(a, "--idempotency-key")) {
+            if (i + 1 >= argc || args_idempotency_key(argv[i + 1]) < 0)
+                return cli_usage_error(&ctx,
+                                       "--idempotency-key: 1 to %d letters, digits and "
+                                       "- _ . :",
+                                       HTTP_UUID_LEN);
+            ctx.idempotency_key = argv[++i];
+        } else {
+            if (!strcmp(a, "--"))
+                dashdash = true;
+            argv[n++] = argv[i];
+        }
+    }
+    argc = n;
+    argv[argc] = NULL;
+    log_setup("vfleet", LOG_SINK_STDERR, debug ? LOG_DEBUG : LOG_WARNING);
+
+    if (argc < 2) {
+        main_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *group = argv[1];
+    if (!strcmp(group, "--help") || !strcmp(group, "-h") || !strcmp(group, "help")) {
+        main_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(group, "--version")) {
+        puts("vfleet 0.1.0");
+        return CLI_EXIT_OK;
+    }
+    if (!master || !*master)
+        master = CLI_DEFAULT_MASTER;
+    http = http_client_new(master);
+    if (!http) {
+        fputs("vfleet: cannot start libcurl\n", stderr);
+        return CLI_EXIT_FAILURE;
+    }
+    ctx.http = http;
+
+    if (!strcmp(group, "node"))
+        return cmd_node_run(&ctx, argc - 2, argv + 2);
+    if (!strcmp(group, "guest"))
+        return cmd_guest_run(&ctx, argc - 2, argv + 2);
+    if (!strcmp(group, "pool"))
+        return cmd_pool_run(&ctx, argc - 2, argv + 2);
+    if (!strcmp(group, "health"))
+        return main_health(&ctx, argc - 1, argv + 1);
+    return cli_usage_error(&ctx, "unknown group \"%s\" (see vfleet --help)", group);
+}
