@@ -249,6 +249,10 @@ db_observed_from_string(const char *s)
 static int
 db_errno(int rc)
 {
+    /* A deferred foreign key fails at COMMIT: a row refers to one that does
+     * not exist (an address allocated to a guest that was never inserted). */
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return -ENOENT;
     switch (rc & 0xff) {
     case SQLITE_OK:
     case SQLITE_ROW:
