@@ -6,6 +6,7 @@
 
 #include "common/mem.h"
 #include "master/hmap.h"
+#include "proto/spec.h"
 
 /* One node of the index. Slots never move, so a slot number is a stable id
  * for the ring and the group sets while the node exists. */
@@ -97,6 +98,18 @@ sched_config_default(struct sched_config *c)
         .sample_min = 2,
         .walk_budget = 8,
         .seed = 1,
+    };
+}
+
+void
+sched_resources_from_spec(const struct sched_config *cfg, const struct guest_spec *spec,
+                          struct sched_resources *out)
+{
+    *out = (struct sched_resources){
+        .cpu = spec->limits.cpu_max ? spec->limits.cpu_max : cfg->default_cpu,
+        .memory = spec->limits.memory ? spec->limits.memory : cfg->default_memory,
+        .disk = spec->limits.disk,
+        .addrs = spec->n_addrs,
     };
 }
 

@@ -92,6 +92,12 @@ struct sched_resources {
     uint32_t addrs;  /* addresses on the node */
 };
 
+struct guest_spec;
+/* What a guest spec charges: cpu_max (or cfg default_cpu when unset), the
+ * memory limit (or cfg default_memory), the disk size and the address count. */
+void sched_resources_from_spec(const struct sched_config *cfg, const struct guest_spec *spec,
+                               struct sched_resources *out);
+
 struct sched_capacity {
     uint64_t cpu;        /* millicores, 0 = not reported (not checked) */
     uint64_t memory;     /* bytes, 0 = not reported (not checked) */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "master/sched.h"
+#include "proto/spec.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)
@@ -408,6 +409,29 @@ test_scale(void **state)
     }
 }
 
+static void
+test_resources_from_spec(void **state)
+{
+    struct sched_config c;
+    struct sched_resources r;
+    static struct guest_spec spec;
+
+    sched_config_default(&c);
+    memset(&spec, 0, sizeof(spec));
+    spec.limits.disk = GiB;
+    spec.n_addrs = 2;
+    sched_resources_from_spec(&c, &spec, &r);
+    assert_int_equal(r.cpu, c.default_cpu);
+    assert_int_equal(r.memory, c.default_memory);
+    assert_int_equal(r.disk, GiB);
+    assert_int_equal(r.addrs, 2);
+    spec.limits.cpu_max = 500;
+    spec.limits.memory = 128 * MiB;
+    sched_resources_from_spec(&c, &spec, &r);
+    assert_int_equal(r.cpu, 500);
+    assert_int_equal(r.memory, 128 * MiB);
+}
+
 /* Sampling is bounded: on a large empty cluster a spread placement looks at
  * K = ceil(log2 N) nodes, not all of them. */
 static void
@@ -428,11 +452,17 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spread_even),   cmocka_unit_test(test_binpack_fills_first),
-        cmocka_unit_test(test_constraints),   cmocka_unit_test(test_pin),
-        cmocka_unit_test(test_anti_affinity), cmocka_unit_test(test_node_states),
-        cmocka_unit_test(test_overcommit),    cmocka_unit_test(test_explanation_exact),
-        cmocka_unit_test(test_release),       cmocka_unit_test(test_sample_bound),
+        cmocka_unit_test(test_spread_even),
+        cmocka_unit_test(test_binpack_fills_first),
+        cmocka_unit_test(test_constraints),
+        cmocka_unit_test(test_pin),
+        cmocka_unit_test(test_anti_affinity),
+        cmocka_unit_test(test_node_states),
+        cmocka_unit_test(test_overcommit),
+        cmocka_unit_test(test_explanation_exact),
+        cmocka_unit_test(test_release),
+        cmocka_unit_test(test_sample_bound),
+        cmocka_unit_test(test_resources_from_spec),
         cmocka_unit_test(test_scale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
