@@ -334,6 +334,52 @@ test_outer_rollback(void **state)
     assert_int_equal(db_ip_count_guest(f->db, "g1"), 1);
 }
 
+/* A /22 filled to the last address, holes punched, the allocator reloaded
+ * from the database: the holes and only the holes come back. */
+static void
+test_fill_reload(void **state)
+{
+    struct fx *f = *state;
+    struct ipam_config cfg = {.max_per_guest = 1024};
+    struct ipam_request rq = {.family = AF_INET};
+    static bool taken[1024], released[1024];
+    struct netaddr a;
+    int n = 0;
+
+    ipam_destroy(&f->ip);
+    assert_int_equal(ipam_new(f->db, &cfg, &f->ip, NULL, 0), 0);
+    pool(f, "big", "10.20.0.0/22", "10.20.0.1");
+    memset(taken, 0, sizeof(taken));
+    memset(released, 0, sizeof(released));
+    while (ipam_alloc(f->ip, "g0", &rq, 1, NULL, 0, &a, f->err, sizeof(f->err)) == 0) {
+        unsigned off = (unsigned)(a.bytes[2] & 3) * 256 + a.bytes[3];
+        assert_false(taken[off]);
+        taken[off] = true;
+        n++;
+    }
+    assert_int_equal(n, 1021); /* 1024 - network - broadcast - gateway */
+    assert_int_equal(db_ip_count_guest(f->db, "g0"), 1021);
+    assert_false(taken[0] || taken[1] || taken[1023]);
+    for (unsigned off = 7; off < 1023; off += 10) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "10.20.%u.%u", off / 256, off % 256);
+        assert_int_equal(ipam_release(f->ip, buf), 0);
+        released[off] = true;
+    }
+    ipam_destroy(&f->ip);
+    assert_int_equal(ipam_new(f->db, &cfg, &f->ip, NULL, 0), 0);
+    n = 0;
+    while (ipam_alloc(f->ip, "g1", &rq, 1, NULL, 0, &a, f->err, sizeof(f->err)) == 0) {
+        unsigned off = (unsigned)(a.bytes[2] & 3) * 256 + a.bytes[3];
+        assert_true(released[off]);
+        released[off] = false;
+        n++;
+    }
+    assert_int_equal(n, 102);
+    for (unsigned off = 0; off < 1024; off++)
+        assert_false(released[off]);
+}
+
 int
 main(void)
 {
@@ -346,6 +392,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_selector, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limit_and_atomic_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outer_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fill_reload, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
