@@ -321,11 +321,19 @@ pool_build(const char *name, const char *cidr, const char *gateway, const struct
     return 0;
 }
 
+/* Keeps pools in name order, the order auto tries them in, so the choice is
+ * the same before and after a restart (the db lists them by name). */
 static void
 pool_add(ipam_t *ip, struct ipool *p)
 {
+    size_t i = 0;
+
     ip->pools = xreallocarray(ip->pools, ip->n_pools + 1, sizeof(*ip->pools));
-    ip->pools[ip->n_pools++] = p;
+    while (i < ip->n_pools && strcmp(ip->pools[i]->name, p->name) < 0)
+        i++;
+    memmove(&ip->pools[i + 1], &ip->pools[i], (ip->n_pools - i) * sizeof(*ip->pools));
+    ip->pools[i] = p;
+    ip->n_pools++;
 }
 
 static char *

@@ -67,7 +67,8 @@ size_t ipam_pool_count(ipam_t *ip);
 
 struct ipam_request {
     const char *address; /* an explicit address ("10.0.0.7", no prefix), NULL = auto */
-    int family;          /* for auto: AF_INET, AF_INET6, or AF_UNSPEC (IPv4 pools first) */
+    int family;          /* for auto: AF_INET, AF_INET6, or AF_UNSPEC (IPv4 pools first);
+                          * matching pools are tried in name order */
     const char *pool;    /* for auto: only this pool, NULL = any matching pool */
 };
 

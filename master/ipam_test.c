@@ -138,7 +138,7 @@ test_explicit(void **state)
     pool(f, "p2", "10.8.0.0/29", NULL);
     assert_int_equal(explicit1(f, "g2", "10.8.0.2"), 0);
     assert_int_equal(auto1(f, "g3", AF_INET, &t), 0);
-    assert_string_equal(t, "10.2.0.2"); /* pools in creation order: p1 first */
+    assert_string_equal(t, "10.2.0.2"); /* pools in name order: p1 first */
     {
         struct ipam_request rq = {.family = AF_INET, .pool = "p2"};
         struct netaddr a;
