@@ -1,0 +1,238 @@
+/* The master's durable state in SQLite: nodes, guests, IP pools and
+ * allocations, idempotency keys.
+ *
+ * One connection, owned by the master's loop thread (the single writer);
+ * nothing here locks, and a db_t must not be used from two threads. The file
+ * runs in WAL mode with synchronous=FULL (a committed transaction survives
+ * power loss) and foreign keys on. The schema is versioned with
+ * PRAGMA user_version and migrated forward on open; a file written by a newer
+ * master is refused rather than guessed at.
+ *
+ * The layer is agnostic of JSON shapes: specs, labels, kernel facts and pool
+ * selectors are stored as the JSON text the caller hands in.
+ *
+ * Records passed to the list callbacks borrow their strings from SQLite and
+ * are valid only during the call. Records filled by *_get own their strings;
+ * release them with the matching *_clear.
+ *
+ * Every function returns >= 0 on success or -errno: -ENOENT (no such row),
+ * -EEXIST (a unique key is taken), -EADDRINUSE (an address is taken), -EBUSY
+ * (rows still refer to it), -ESTALE (compare-and-set lost), -EINVAL (bad
+ * argument), -EIO/-ENOSPC/-EROFS (storage). db_errmsg() has SQLite's text for
+ * the last failure. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct db db_t;
+
+/* The schema version this build writes (the number of migrations). */
+#define DB_SCHEMA_VERSION 1
+
+enum db_node_state {
+    DB_NODE_READY,   /* heartbeats arrive */
+    DB_NODE_SUSPECT, /* heartbeats late */
+    DB_NODE_DOWN,    /* heartbeats missing past the down threshold */
+};
+
+enum db_desired {
+    DB_DESIRED_RUNNING, /* the guest should run */
+    DB_DESIRED_STOPPED, /* the guest should exist but not run */
+};
+
+enum db_observed {
+    DB_OBS_PENDING, /* not yet reported by its node */
+    DB_OBS_RUNNING, /* running on its node */
+    DB_OBS_STOPPED, /* created and stopped on its node */
+    DB_OBS_UNKNOWN, /* its node is down */
+    DB_OBS_LOST,    /* its node came back without it */
+    DB_OBS_ORPHAN,  /* a node reported it but the master did not know it */
+    DB_OBS_ERROR,   /* the node failed to apply it */
+    DB__OBS_MAX,
+};
+
+const char *db_node_state_to_string(enum db_node_state s);
+int db_node_state_from_string(const char *s); /* the enum value or -EINVAL */
+const char *db_desired_to_string(enum db_desired d);
+int db_desired_from_string(const char *s);
+const char *db_observed_to_string(enum db_observed o);
+int db_observed_from_string(const char *s);
+
+struct db_node {
+    char *name;               /* primary key, a name */
+    char *labels;             /* JSON object of the node's labels */
+    char *kernel;             /* JSON object of kernel facts from hello */
+    uint64_t cpus;            /* CPU capacity in millicores */
+    uint64_t memory;          /* memory capacity, bytes */
+    uint64_t disk;            /* disk capacity for guest images, bytes */
+    uint32_t max_guests;      /* guests this node accepts, 0 = unlimited */
+    uint32_t max_addrs;       /* guest addresses this node accepts, 0 = unlimited */
+    bool cordoned;            /* operator said: no new guests here */
+    enum db_node_state state; /* last heartbeat state */
+    uint64_t last_seen_ms;    /* wall clock of the last message, ms since epoch */
+    uint64_t created_ms;      /* wall clock of the first hello */
+    uint64_t updated_ms;      /* wall clock of the last change */
+};
+
+struct db_label {
+    const char *key;   /* a name */
+    const char *value; /* any text */
+};
+
+struct db_guest {
+    char *id;                    /* primary key, a UUID */
+    char *name;                  /* unique, a name */
+    char *node;                  /* the node it is placed on, NULL = unplaced */
+    char *spec;                  /* the spec as JSON text */
+    char *group;                 /* anti-affinity group, NULL = none */
+    char *message;               /* last error text from the node, NULL = none */
+    uint64_t generation;         /* bumped on every change, >= 1 */
+    uint64_t applied_generation; /* highest generation the node acked */
+    enum db_desired desired;     /* what the operator asked for */
+    enum db_observed observed;   /* what the node last reported */
+    uint64_t created_ms;         /* wall clock of creation */
+    uint64_t updated_ms;         /* wall clock of the last change */
+};
+
+struct db_pool {
+    char *name;          /* primary key, a name */
+    char *cidr;          /* the network, "10.0.0.0/24" */
+    char *gateway;       /* gateway address, NULL = none */
+    int family;          /* AF_INET or AF_INET6 */
+    char *selector;      /* JSON object: node labels that must all match, "{}" = any node */
+    uint64_t created_ms; /* wall clock of creation */
+};
+
+struct db_ip {
+    char *address;       /* canonical text form (inet_ntop), primary key */
+    char *pool;          /* the pool it came from */
+    char *guest_id;      /* the guest it belongs to */
+    uint64_t created_ms; /* wall clock of allocation */
+};
+
+struct db_idem {
+    char *key;           /* the Idempotency-Key header, primary key */
+    char *method;        /* HTTP method of the first request */
+    char *path;          /* request path of the first request */
+    char *request_hash;  /* hash of the first request's body, to spot key reuse */
+    int status;          /* HTTP status of the stored response */
+    char *body;          /* the stored response body */
+    uint64_t created_ms; /* wall clock of the first request */
+};
+
+/* Opens (creating if needed) and migrates the database. path may be
+ * ":memory:". On failure, when err is not NULL, a sentence for the operator
+ * goes there. Returns 0, -EPROTONOSUPPORT when the file's schema is newer than
+ * DB_SCHEMA_VERSION, -EBADMSG when it is not a usable database, or -errno. */
+int db_open(const char *path, db_t **out, char *err, size_t errlen);
+/* Closes; NULL-safe, clears *pdb. An open transaction is rolled back. */
+void db_destroy(db_t **pdb);
+/* SQLite's message for the last failure on this connection. */
+const char *db_errmsg(db_t *db);
+/* The schema version stored in the file. */
+int db_schema_version(db_t *db);
+/* The journal mode in use ("wal" normally; "memory" for ":memory:"). Owned by db. */
+const char *db_journal_mode(db_t *db);
+
+/* Transactions nest: the outermost begin is BEGIN IMMEDIATE, inner ones are
+ * savepoints. Every mutating function below runs in its own (nested)
+ * transaction, so a caller can group several into one atomic change.
+ * Rollback of a savepoint undoes only what happened since its begin. */
+int db_begin(db_t *db);
+int db_commit(db_t *db);
+int db_rollback(db_t *db);
+/* Depth of open transactions, 0 = none. */
+unsigned db_tx_depth(db_t *db);
+
+enum db_tx_event {
+    DB_TX_BEGIN,    /* a transaction or savepoint opened at depth */
+    DB_TX_COMMIT,   /* the one at depth was committed (released, for a savepoint) */
+    DB_TX_ROLLBACK, /* the one at depth was rolled back */
+};
+/* Lets an in-memory index mirror the database: fn is called after each
+ * transaction event with the depth it concerns (1 = outermost). A module that
+ * updates memory inside a transaction keeps an undo log and replays it on
+ * DB_TX_ROLLBACK. At most 8 hooks; returns -ENOSPC beyond. */
+int db_tx_hook_add(db_t *db, void (*fn)(void *userdata, enum db_tx_event ev, unsigned depth),
+                   void *userdata);
+void db_tx_hook_remove(db_t *db, void *userdata);
+
+/* ---- nodes ---- */
+
+/* Inserts or updates a node from its hello: capacity, labels, kernel facts,
+ * state, last_seen. Keeps cordoned and created_ms of an existing row. */
+int db_node_upsert(db_t *db, const struct db_node *n);
+int db_node_set_state(db_t *db, const char *name, enum db_node_state state, uint64_t last_seen_ms);
+int db_node_set_cordoned(db_t *db, const char *name, bool cordoned);
+/* -EBUSY while guests are placed on it. */
+int db_node_delete(db_t *db, const char *name);
+int db_node_get(db_t *db, const char *name, struct db_node *out);
+void db_node_clear(struct db_node *n);
+/* Calls cb for nodes in name order with name > after (NULL = from the start),
+ * at most limit (0 = all). cb returning nonzero stops the walk, and a negative
+ * value is returned. Returns the number of rows visited or -errno. */
+int db_node_list(db_t *db, const char *after, unsigned limit,
+                 int (*cb)(void *userdata, const struct db_node *n), void *userdata);
+
+/* ---- guests ---- */
+
+/* Labels are written to an index table for label filters; they are not read
+ * back (the spec carries them). */
+int db_guest_insert(db_t *db, const struct db_guest *g, const struct db_label *labels,
+                    size_t n_labels);
+/* Replaces node, spec, group, desired state and labels and sets generation to
+ * g->generation, only when the stored generation is expect_generation
+ * (compare-and-set: -ESTALE otherwise). g->generation must be greater. */
+int db_guest_update(db_t *db, const struct db_guest *g, const struct db_label *labels,
+                    size_t n_labels, uint64_t expect_generation);
+/* What the node reported; message may be NULL. */
+int db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const char *message);
+/* Raises applied_generation to gen (never lowers it). */
+int db_guest_set_applied(db_t *db, const char *id, uint64_t gen);
+/* Deletes the guest, its labels and its address allocations. */
+int db_guest_delete(db_t *db, const char *id);
+int db_guest_get_by_id(db_t *db, const char *id, struct db_guest *out);
+int db_guest_get_by_name(db_t *db, const char *name, struct db_guest *out);
+void db_guest_clear(struct db_guest *g);
+
+struct db_guest_filter {
+    const char *node;        /* only guests on this node, NULL = any */
+    int observed;            /* only this enum db_observed, -1 = any */
+    const char *label_key;   /* only guests with this label ... */
+    const char *label_value; /* ... set to this value (both or neither) */
+    const char *after;       /* page cursor: names greater than this, NULL = start */
+    unsigned limit;          /* page size, 0 = all */
+};
+/* Guests in name order matching every set filter; as db_node_list. Each
+ * filter combination has its own prepared statement that uses an index. */
+int db_guest_list(db_t *db, const struct db_guest_filter *f,
+                  int (*cb)(void *userdata, const struct db_guest *g), void *userdata);
+
+/* ---- pools and addresses ---- */
+
+int db_pool_insert(db_t *db, const struct db_pool *p);
+/* -EBUSY while addresses of the pool are allocated. */
+int db_pool_delete(db_t *db, const char *name);
+int db_pool_get(db_t *db, const char *name, struct db_pool *out);
+void db_pool_clear(struct db_pool *p);
+int db_pool_list(db_t *db, int (*cb)(void *userdata, const struct db_pool *p), void *userdata);
+
+/* -EADDRINUSE when the address is allocated already (the primary key says so). */
+int db_ip_insert(db_t *db, const char *address, const char *pool, const char *guest_id);
+int db_ip_delete(db_t *db, const char *address);
+/* Addresses of one pool, or of one guest (the other argument NULL). */
+int db_ip_list(db_t *db, const char *pool, const char *guest_id,
+               int (*cb)(void *userdata, const struct db_ip *ip), void *userdata);
+/* Number of addresses allocated to a guest. */
+int db_ip_count_guest(db_t *db, const char *guest_id);
+
+/* ---- idempotency keys ---- */
+
+/* -EEXIST when the key is stored already. */
+int db_idem_put(db_t *db, const struct db_idem *r);
+int db_idem_get(db_t *db, const char *key, struct db_idem *out);
+void db_idem_clear(struct db_idem *r);
+/* Deletes keys created before before_ms; returns how many. */
+int db_idem_expire(db_t *db, uint64_t before_ms);

@@ -1,0 +1,424 @@
+/* Tests for master/db: migrations, durability across reopen, refusal of a
+ * newer schema, uniqueness, idempotency keys, WAL, lists and transactions. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sqlite3.h>
+#include <cmocka.h>
+
+#include "master/db.h"
+
+struct fx {
+    char dir[64];  /* a private temporary directory */
+    char path[96]; /* the database file inside it */
+    db_t *db;      /* open on path */
+};
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vfleet-db-test-%d-XXXXXX", (int)getpid());
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/state.db", f->dir);
+    assert_int_equal(db_open(f->path, &f->db, NULL, 0), 0);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    char p[128];
+
+    db_destroy(&f->db);
+    assert_null(f->db);
+    snprintf(p, sizeof(p), "%s", f->path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-wal", f->path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", f->path);
+    unlink(p);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void
+add_node(db_t *db, const char *name)
+{
+    struct db_node n = {.name = (char *)name,
+                        .labels = "{\"zone\":\"a\"}",
+                        .cpus = 4000,
+                        .memory = 1ULL << 33,
+                        .disk = 1ULL << 36,
+                        .state = DB_NODE_READY};
+    assert_int_equal(db_node_upsert(db, &n), 0);
+}
+
+static int
+add_guest(db_t *db, const char *id, const char *name, const char *node)
+{
+    struct db_guest g = {.id = (char *)id,
+                         .name = (char *)name,
+                         .node = (char *)node,
+                         .spec = "{\"name\":\"x\"}",
+                         .generation = 1,
+                         .desired = DB_DESIRED_RUNNING,
+                         .observed = DB_OBS_PENDING};
+    return db_guest_insert(db, &g, NULL, 0);
+}
+
+static int
+sql_int(const char *path, const char *sql)
+{
+    sqlite3 *c;
+    sqlite3_stmt *s;
+    int v = -1;
+
+    assert_int_equal(sqlite3_open(path, &c), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(c, sql, -1, &s, NULL), SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(c);
+    return v;
+}
+
+static void
+test_migrate_from_empty(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(db_schema_version(f->db), DB_SCHEMA_VERSION);
+    assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+                                      "AND name IN ('nodes', 'guests', 'guest_labels', 'pools', "
+                                      "'ip_allocs', 'idempotency')"),
+                     6);
+    /* Opening again is a no-op migration. */
+    db_destroy(&f->db);
+    assert_int_equal(db_open(f->path, &f->db, NULL, 0), 0);
+    assert_int_equal(db_schema_version(f->db), DB_SCHEMA_VERSION);
+}
+
+static void
+test_wal(void **state)
+{
+    struct fx *f = *state;
+    sqlite3 *c;
+    sqlite3_stmt *s;
+
+    assert_string_equal(db_journal_mode(f->db), "wal");
+    /* WAL is a property of the file: another connection sees it. */
+    assert_int_equal(sqlite3_open(f->path, &c), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(c, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(c);
+}
+
+static void
+test_reopen_keeps_data(void **state)
+{
+    struct fx *f = *state;
+    struct db_node n;
+    struct db_guest g;
+
+    add_node(f->db, "h1");
+    assert_int_equal(db_node_set_cordoned(f->db, "h1", true), 0);
+    assert_int_equal(add_guest(f->db, "id-1", "web1", "h1"), 0);
+    assert_int_equal(db_guest_set_observed(f->db, "id-1", DB_OBS_RUNNING, NULL), 0);
+    assert_int_equal(db_ip_insert(f->db, "10.0.0.5", "nopool", "id-1"), -ENOENT);
+    db_destroy(&f->db);
+
+    assert_int_equal(db_open(f->path, &f->db, NULL, 0), 0);
+    assert_int_equal(db_node_get(f->db, "h1", &n), 0);
+    assert_string_equal(n.labels, "{\"zone\":\"a\"}");
+    assert_true(n.cordoned);
+    assert_int_equal(n.cpus, 4000);
+    db_node_clear(&n);
+    assert_int_equal(db_guest_get_by_name(f->db, "web1", &g), 0);
+    assert_string_equal(g.id, "id-1");
+    assert_string_equal(g.node, "h1");
+    assert_int_equal(g.observed, DB_OBS_RUNNING);
+    assert_int_equal(g.generation, 1);
+    db_guest_clear(&g);
+    /* A hello again updates capacity but keeps the operator's cordon. */
+    add_node(f->db, "h1");
+    assert_int_equal(db_node_get(f->db, "h1", &n), 0);
+    assert_true(n.cordoned);
+    db_node_clear(&n);
+    assert_int_equal(db_node_delete(f->db, "h1"), -EBUSY);
+    assert_int_equal(db_node_get(f->db, "nope", &n), -ENOENT);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+    struct fx *f = *state;
+    char err[256];
+    sqlite3 *c;
+
+    db_destroy(&f->db);
+    assert_int_equal(sqlite3_open(f->path, &c), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(c, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(c);
+    assert_int_equal(db_open(f->path, &f->db, err, sizeof(err)), -EPROTONOSUPPORT);
+    assert_null(f->db);
+    assert_non_null(strstr(err, "schema version 99"));
+    assert_non_null(strstr(err, "newer"));
+    /* And the file is left as it was. */
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 99);
+}
+
+static void
+test_not_a_database(void **state)
+{
+    struct fx *f = *state;
+    char path[128], err[256];
+    db_t *db = NULL;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/garbage.db", f->dir);
+    fp = fopen(path, "we");
+    assert_non_null(fp);
+    fputs("this is not an SQLite file, not even close; padding padding padding padding", fp);
+    fclose(fp);
+    assert_true(db_open(path, &db, err, sizeof(err)) < 0);
+    assert_null(db);
+    assert_true(strlen(err) > 0);
+    unlink(path);
+}
+
+static void
+test_unique_name_and_id(void **state)
+{
+    struct fx *f = *state;
+
+    add_node(f->db, "h1");
+    assert_int_equal(add_guest(f->db, "id-1", "web1", "h1"), 0);
+    assert_int_equal(add_guest(f->db, "id-2", "web1", "h1"), -EEXIST);
+    assert_int_equal(add_guest(f->db, "id-1", "web2", "h1"), -EEXIST);
+    assert_int_equal(add_guest(f->db, "id-3", "web3", "ghost"), -ENOENT);
+    assert_int_equal(add_guest(f->db, "id-4", "web4", NULL), 0);
+}
+
+static void
+test_address_unique(void **state)
+{
+    struct fx *f = *state;
+    struct db_pool p = {.name = "p1", .cidr = "10.0.0.0/24", .family = 2};
+
+    assert_int_equal(db_pool_insert(f->db, &p), 0);
+    assert_int_equal(db_pool_insert(f->db, &p), -EEXIST);
+    assert_int_equal(add_guest(f->db, "id-1", "a", NULL), 0);
+    assert_int_equal(add_guest(f->db, "id-2", "b", NULL), 0);
+    assert_int_equal(db_ip_insert(f->db, "10.0.0.5", "p1", "id-1"), 0);
+    assert_int_equal(db_ip_insert(f->db, "10.0.0.5", "p1", "id-2"), -EADDRINUSE);
+    assert_int_equal(db_ip_insert(f->db, "10.0.0.6", "p1", "id-2"), 0);
+    assert_int_equal(db_ip_count_guest(f->db, "id-2"), 1);
+    assert_int_equal(db_pool_delete(f->db, "p1"), -EBUSY);
+    /* Deleting a guest cascades to its addresses. */
+    assert_int_equal(db_guest_delete(f->db, "id-1"), 0);
+    assert_int_equal(db_guest_delete(f->db, "id-1"), -ENOENT);
+    assert_int_equal(db_ip_insert(f->db, "10.0.0.5", "p1", "id-2"), 0);
+    /* An address for a guest that never gets inserted fails at commit. */
+    assert_int_equal(db_begin(f->db), 0);
+    assert_int_equal(db_ip_insert(f->db, "10.0.0.9", "p1", "ghost"), 0);
+    assert_int_equal(db_commit(f->db), -ENOENT);
+    assert_int_equal(db_tx_depth(f->db), 0);
+    assert_int_equal(db_ip_count_guest(f->db, "ghost"), 0);
+}
+
+static void
+test_idempotency(void **state)
+{
+    struct fx *f = *state;
+    struct db_idem r = {.key = "k1",
+                        .method = "POST",
+                        .path = "/v1/guests",
+                        .request_hash = "abc",
+                        .status = 201,
+                        .body = "{\"name\":\"web1\"}",
+                        .created_ms = 1000};
+    struct db_idem got;
+
+    assert_int_equal(db_idem_put(f->db, &r), 0);
+    assert_int_equal(db_idem_put(f->db, &r), -EEXIST);
+    assert_int_equal(db_idem_get(f->db, "k1", &got), 0);
+    assert_string_equal(got.method, "POST");
+    assert_string_equal(got.path, "/v1/guests");
+    assert_string_equal(got.request_hash, "abc");
+    assert_int_equal(got.status, 201);
+    assert_string_equal(got.body, "{\"name\":\"web1\"}");
+    assert_int_equal(got.created_ms, 1000);
+    db_idem_clear(&got);
+    assert_int_equal(db_idem_get(f->db, "k2", &got), -ENOENT);
+    r.key = "k2";
+    r.created_ms = 5000;
+    assert_int_equal(db_idem_put(f->db, &r), 0);
+    assert_int_equal(db_idem_expire(f->db, 2000), 1);
+    assert_int_equal(db_idem_get(f->db, "k1", &got), -ENOENT);
+    assert_int_equal(db_idem_get(f->db, "k2", &got), 0);
+    db_idem_clear(&got);
+}
+
+static int
+count_cb(void *userdata, const struct db_guest *g)
+{
+    char *names = userdata;
+
+    strcat(names, g->name);
+    strcat(names, ",");
+    return 0;
+}
+
+static void
+test_guest_list_filters(void **state)
+{
+    struct fx *f = *state;
+    char names[512];
+    struct db_label web[] = {{"tier", "web"}}, db_[] = {{"tier", "db"}};
+
+    add_node(f->db, "h1");
+    add_node(f->db, "h2");
+    for (int i = 0; i < 6; i++) {
+        char id[16], name[16];
+        snprintf(id, sizeof(id), "id-%d", i);
+        snprintf(name, sizeof(name), "g%d", i);
+        struct db_guest g = {.id = id,
+                             .name = name,
+                             .node = i % 2 ? "h2" : "h1",
+                             .spec = "{}",
+                             .generation = 1,
+                             .desired = DB_DESIRED_RUNNING,
+                             .observed = i < 3 ? DB_OBS_RUNNING : DB_OBS_PENDING};
+        assert_int_equal(db_guest_insert(f->db, &g, i % 3 ? web : db_, 1), 0);
+    }
+    names[0] = 0;
+    assert_int_equal(
+        db_guest_list(f->db, &(struct db_guest_filter){.observed = -1}, count_cb, names), 6);
+    assert_string_equal(names, "g0,g1,g2,g3,g4,g5,");
+    names[0] = 0;
+    db_guest_list(f->db, &(struct db_guest_filter){.node = "h1", .observed = -1}, count_cb, names);
+    assert_string_equal(names, "g0,g2,g4,");
+    names[0] = 0;
+    db_guest_list(f->db, &(struct db_guest_filter){.observed = DB_OBS_RUNNING}, count_cb, names);
+    assert_string_equal(names, "g0,g1,g2,");
+    names[0] = 0;
+    db_guest_list(
+        f->db, &(struct db_guest_filter){.observed = -1, .label_key = "tier", .label_value = "db"},
+        count_cb, names);
+    assert_string_equal(names, "g0,g3,");
+    names[0] = 0;
+    db_guest_list(
+        f->db,
+        &(struct db_guest_filter){
+            .node = "h2", .observed = DB_OBS_PENDING, .label_key = "tier", .label_value = "web"},
+        count_cb, names);
+    assert_string_equal(names, "g5,");
+    /* Paging: two at a time after a cursor. */
+    names[0] = 0;
+    assert_int_equal(
+        db_guest_list(f->db, &(struct db_guest_filter){.observed = -1, .after = "g1", .limit = 2},
+                      count_cb, names),
+        2);
+    assert_string_equal(names, "g2,g3,");
+    assert_int_equal(db_guest_list(f->db,
+                                   &(struct db_guest_filter){.observed = -1, .label_key = "x"},
+                                   count_cb, names),
+                     -EINVAL);
+}
+
+static void
+test_guest_update_cas(void **state)
+{
+    struct fx *f = *state;
+    struct db_guest g;
+    struct db_label l[] = {{"tier", "web"}};
+
+    add_node(f->db, "h1");
+    assert_int_equal(add_guest(f->db, "id-1", "web1", "h1"), 0);
+    struct db_guest u = {.id = "id-1",
+                         .node = "h1",
+                         .spec = "{\"v\":2}",
+                         .generation = 2,
+                         .desired = DB_DESIRED_STOPPED};
+    assert_int_equal(db_guest_update(f->db, &u, l, 1, 1), 0);
+    /* A second writer that read generation 1 loses. */
+    u.generation = 3;
+    assert_int_equal(db_guest_update(f->db, &u, NULL, 0, 1), -ESTALE);
+    u.id = "nope";
+    assert_int_equal(db_guest_update(f->db, &u, NULL, 0, 2), -ENOENT);
+    assert_int_equal(db_guest_set_applied(f->db, "id-1", 2), 0);
+    assert_int_equal(db_guest_set_applied(f->db, "id-1", 1), 0);
+    assert_int_equal(db_guest_get_by_id(f->db, "id-1", &g), 0);
+    assert_int_equal(g.generation, 2);
+    assert_int_equal(g.applied_generation, 2);
+    assert_int_equal(g.desired, DB_DESIRED_STOPPED);
+    assert_string_equal(g.spec, "{\"v\":2}");
+    db_guest_clear(&g);
+}
+
+static unsigned hook_events[3];
+
+static void
+hook(void *userdata, enum db_tx_event ev, unsigned depth)
+{
+    hook_events[ev]++;
+}
+
+static void
+test_transactions(void **state)
+{
+    struct fx *f = *state;
+    struct db_guest g;
+
+    memset(hook_events, 0, sizeof(hook_events));
+    assert_int_equal(db_tx_hook_add(f->db, hook, f), 0);
+    assert_int_equal(db_begin(f->db), 0);
+    assert_int_equal(add_guest(f->db, "id-1", "a", NULL), 0);
+    assert_int_equal(db_begin(f->db), 0);
+    assert_int_equal(add_guest(f->db, "id-2", "b", NULL), 0);
+    assert_int_equal(db_tx_depth(f->db), 2);
+    assert_int_equal(db_rollback(f->db), 0);
+    assert_int_equal(db_commit(f->db), 0);
+    assert_int_equal(db_tx_depth(f->db), 0);
+    assert_int_equal(db_guest_get_by_id(f->db, "id-1", &g), 0);
+    db_guest_clear(&g);
+    assert_int_equal(db_guest_get_by_id(f->db, "id-2", &g), -ENOENT);
+    /* Two explicit begins plus one per insert. */
+    assert_int_equal(hook_events[DB_TX_BEGIN], 4);
+    assert_int_equal(hook_events[DB_TX_ROLLBACK], 1);
+    assert_int_equal(hook_events[DB_TX_COMMIT], 3);
+    assert_int_equal(db_commit(f->db), -EINVAL);
+    db_tx_hook_remove(f->db, f);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_migrate_from_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_name_and_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_address_unique, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_list_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_update_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
