@@ -20,6 +20,10 @@ struct link {
     char *endpoint; /* what the dealer connects to, for link_reconnect */
 };
 
+struct link_auth {
+    zactor_t *actor; /* czmq's zauth actor, serving inproc://zeromq.zap.01 */
+};
+
 static pthread_once_t link_ctx_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -101,8 +105,39 @@ link_fail(link_t *l, int *err, int r)
     return NULL;
 }
 
+static bool
+link_key_valid(const char *key)
+{
+    uint8_t bin[32];
+
+    return key && strlen(key) == LINK_KEY_LEN && zmq_z85_decode(bin, key) != NULL;
+}
+
+static int
+link_set_keys(void *handle, const struct link_keys *keys, bool server)
+{
+    if (!link_key_valid(keys->public_key) || !link_key_valid(keys->secret_key) ||
+        (!server && !link_key_valid(keys->server_key)))
+        return -EINVAL;
+    if (server && link_setopt_int(handle, ZMQ_CURVE_SERVER, 1) < 0)
+        return -zmq_errno();
+    if (zmq_setsockopt(handle, ZMQ_CURVE_PUBLICKEY, keys->public_key, LINK_KEY_LEN) < 0 ||
+        zmq_setsockopt(handle, ZMQ_CURVE_SECRETKEY, keys->secret_key, LINK_KEY_LEN) < 0)
+        return -zmq_errno();
+    if (!server && zmq_setsockopt(handle, ZMQ_CURVE_SERVERKEY, keys->server_key, LINK_KEY_LEN) < 0)
+        return -zmq_errno();
+    return 0;
+}
+
 link_t *
 link_new_dealer(const char *endpoint, const char *identity, int *err)
+{
+    return link_new_dealer_curve(endpoint, identity, NULL, err);
+}
+
+link_t *
+link_new_dealer_curve(const char *endpoint, const char *identity, const struct link_keys *keys,
+                      int *err)
 {
     link_t *l;
     int r;
@@ -112,6 +147,8 @@ link_new_dealer(const char *endpoint, const char *identity, int *err)
     l = link_alloc(ZMQ_DEALER);
     if (!l)
         return link_fail(NULL, err, -EMFILE);
+    if (keys && (r = link_set_keys(l->handle, keys, false)) < 0)
+        return link_fail(l, err, r);
 
     if (zmq_setsockopt(l->handle, ZMQ_ROUTING_ID, identity, strlen(identity)) < 0)
         return link_fail(l, err, -zmq_errno());
@@ -152,6 +189,12 @@ link_reconnect(link_t *l)
 link_t *
 link_new_router(const char *endpoint, int *err)
 {
+    return link_new_router_curve(endpoint, NULL, err);
+}
+
+link_t *
+link_new_router_curve(const char *endpoint, const struct link_keys *keys, int *err)
+{
     link_t *l;
     int r;
 
@@ -160,6 +203,8 @@ link_new_router(const char *endpoint, int *err)
     l = link_alloc(ZMQ_ROUTER);
     if (!l)
         return link_fail(NULL, err, -EMFILE);
+    if (keys && (r = link_set_keys(l->handle, keys, true)) < 0)
+        return link_fail(l, err, r);
 
     if ((r = link_common_options(l->handle)) < 0)
         return link_fail(l, err, r);
@@ -321,4 +366,41 @@ void *
 link_zsocket(link_t *l)
 {
     return l ? l->handle : NULL;
+}
+
+link_auth_t *
+link_auth_new(const char *client_certs_dir, int *err)
+{
+    link_auth_t *a;
+
+    pthread_once(&link_ctx_once, link_ctx_init);
+    a = xcalloc(1, sizeof(*a));
+    a->actor = zactor_new(zauth, NULL);
+    if (!a->actor) {
+        free(a);
+        if (err)
+            *err = -ENOMEM;
+        return NULL;
+    }
+    /* Each command is acknowledged, so connections accepted after this call
+     * are already checked against the directory. */
+    if (zstr_sendx(a->actor, "CURVE", client_certs_dir ? client_certs_dir : CURVE_ALLOW_ANY, NULL) <
+            0 ||
+        zsock_wait(a->actor) < 0) {
+        link_auth_destroy(&a);
+        if (err)
+            *err = -EIO;
+        return NULL;
+    }
+    return a;
+}
+
+void
+link_auth_destroy(link_auth_t **ap)
+{
+    if (!ap || !*ap)
+        return;
+    zactor_destroy(&(*ap)->actor);
+    free(*ap);
+    *ap = NULL;
 }

@@ -33,7 +33,19 @@
 #define LINK_HEARTBEAT_TMO  15000 /* no traffic for this long drops the connection */
 #define LINK_CONNECT_TMO_MS 5000  /* TCP connect attempt timeout */
 
+#define LINK_KEY_LEN 40 /* a CurveZMQ key in Z85 text, without the NUL */
+
 typedef struct link link_t;
+typedef struct link_auth link_auth_t;
+
+/* CurveZMQ keys in Z85 text (as czmq's zcert_public_txt/zcert_secret_txt give
+ * them); each LINK_KEY_LEN characters. A plain value; the strings are copied
+ * into the socket at creation. */
+struct link_keys {
+    const char *public_key; /* this end's public key */
+    const char *secret_key; /* this end's secret key */
+    const char *server_key; /* dealer only: the master's public key */
+};
 
 /* Creates a node's DEALER socket and starts connecting it to endpoint
  * ("tcp://master:7070", "ipc:///path"). identity is the node's routing id:
@@ -44,6 +56,13 @@ typedef struct link link_t;
  * unacknowledged. Returns the link, or NULL with *err set to -EINVAL (bad
  * identity or endpoint), -EPROTONOSUPPORT, or another -errno from libzmq. */
 link_t *link_new_dealer(const char *endpoint, const char *identity, int *err);
+
+/* The same with CurveZMQ: the connection is encrypted and the dealer
+ * authenticates the master by keys->server_key. keys NULL means plaintext
+ * (link_new_dealer). A wrong key gives -EINVAL. A handshake the master refuses
+ * is a protocol error: libzmq does not retry it (see link_reconnect). */
+link_t *link_new_dealer_curve(const char *endpoint, const char *identity,
+                              const struct link_keys *keys, int *err);
 
 /* Drops a dealer's connection state and connects again. libzmq reconnects by
  * itself after a broken connection, but NOT after a protocol error: a frame
@@ -59,6 +78,24 @@ int link_reconnect(link_t *l);
  * that reconnects with the same identity takes over its routing id. Returns
  * the link, or NULL with *err set (-EADDRINUSE, -EINVAL, ...). */
 link_t *link_new_router(const char *endpoint, int *err);
+
+/* The same as a CurveZMQ server (keys->server_key unused). Which clients may
+ * connect is decided by the process's ZAP handler, link_auth_new; without one
+ * libzmq lets any client that knows the server's public key in. */
+link_t *link_new_router_curve(const char *endpoint, const struct link_keys *keys, int *err);
+
+/* Starts czmq's zauth actor (a thread; once per process, before the first
+ * curve router accepts connections) to authenticate CurveZMQ clients of every
+ * link in the process: only clients whose public certificate is in
+ * client_certs_dir (zcert_save_public files; reloaded when the directory
+ * changes) get in; NULL lets any client in (encryption without client
+ * authentication). zauth of czmq 4.2 reports no User-Id, so the master cannot
+ * yet tell from a message which key sent it: a listed client could claim
+ * another node's identity. Returns NULL with *err set on failure. */
+link_auth_t *link_auth_new(const char *client_certs_dir, int *err);
+
+/* Stops the authenticator. NULL-safe; clears *ap. */
+void link_auth_destroy(link_auth_t **ap);
 
 /* Closes the socket (waiting at most LINK_LINGER_MS, at process exit, for
  * unsent messages) and frees the link. NULL-safe; clears *lp. */

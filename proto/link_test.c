@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -496,6 +497,109 @@ test_bad_identities(void **state)
     expect_msg(f->router, long_id, "long");
 }
 
+/* Waits (bounded) for a monitor event; other events are skipped. */
+static bool
+wait_event(zsock_t *mon, uint16_t want)
+{
+    for (int i = 0; i < LINK_TEST_TRIES; i++) {
+        uint8_t ev[6];
+        char ep[256];
+        uint16_t num;
+
+        wait_for(zsock_resolve(mon), ZMQ_POLLIN);
+        while (zmq_recv(zsock_resolve(mon), ev, sizeof(ev), ZMQ_DONTWAIT) == sizeof(ev)) {
+            assert_true(zmq_recv(zsock_resolve(mon), ep, sizeof(ep), 0) >= 0);
+            memcpy(&num, ev, sizeof(num));
+            if (num == want)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* CurveZMQ with zauth: a listed client talks, an unlisted key and a plaintext
+ * client are refused at the handshake and never get a message through. */
+static void
+test_curve(void **state)
+{
+    struct fixture *f = *state;
+    char certs[128], path[200], mon_ep[64], peer[LINK_PEER_SIZE];
+    zcert_t *server = zcert_new(), *client = zcert_new(), *other = zcert_new();
+    link_auth_t *auth;
+    link_t *router, *good, *bad, *plain;
+    zsock_t *mon;
+    void *buf = NULL;
+    size_t len = 0;
+    int err = 0;
+
+    assert_non_null(server);
+    assert_non_null(client);
+    assert_non_null(other);
+    snprintf(certs, sizeof(certs), "%s/certs", f->dir);
+    assert_int_equal(mkdir(certs, 0700), 0);
+    snprintf(path, sizeof(path), "%s/c1.crt", certs);
+    assert_int_equal(zcert_save_public(client, path), 0);
+    auth = link_auth_new(certs, &err);
+    assert_non_null(auth);
+
+    struct link_keys skeys = {zcert_public_txt(server), zcert_secret_txt(server), NULL};
+    struct link_keys ckeys = {zcert_public_txt(client), zcert_secret_txt(client),
+                              zcert_public_txt(server)};
+    struct link_keys okeys = {zcert_public_txt(other), zcert_secret_txt(other),
+                              zcert_public_txt(server)};
+    struct link_keys broken = {"short", zcert_secret_txt(client), zcert_public_txt(server)};
+
+    assert_null(link_new_dealer_curve(f->ep2, "c1", &broken, &err));
+    assert_int_equal(err, -EINVAL);
+    router = link_new_router_curve(f->ep2, &skeys, &err);
+    assert_non_null(router);
+    snprintf(mon_ep, sizeof(mon_ep), "inproc://link-test-curve-%d", (int)getpid());
+    assert_int_equal(
+        zmq_socket_monitor(link_zsocket(router), mon_ep,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL),
+        0);
+    mon = zsock_new(ZMQ_PAIR);
+    assert_non_null(mon);
+    assert_int_equal(zmq_connect(zsock_resolve(mon), mon_ep), 0);
+
+    bad = link_new_dealer_curve(f->ep2, "c2", &okeys, &err);
+    assert_non_null(bad);
+    assert_true(wait_event(mon, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH));
+    assert_int_equal(link_send(bad, NULL, "let me in", 9), -EAGAIN);
+
+    plain = link_new_dealer(f->ep2, "c3", &err);
+    assert_non_null(plain);
+    assert_true(wait_event(mon, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL));
+    assert_int_equal(link_send(plain, NULL, "let me in", 9), -EAGAIN);
+
+    good = link_new_dealer_curve(f->ep2, "c1", &ckeys, &err);
+    assert_non_null(good);
+    assert_int_equal(send_wait(good, NULL, "secret", 6), 0);
+    assert_int_equal(recv_wait(router, peer, sizeof(peer), &buf, &len), 0);
+    assert_string_equal(peer, "c1");
+    assert_int_equal(len, 6);
+    assert_memory_equal(buf, "secret", 6);
+    free(buf);
+    assert_int_equal(link_send(router, "c1", "reply", 5), 0);
+    assert_int_equal(link_send(router, "c2", "reply", 5), -EHOSTUNREACH);
+    assert_int_equal(link_send(router, "c3", "reply", 5), -EHOSTUNREACH);
+    assert_int_equal(recv_wait(good, NULL, 0, &buf, &len), 0);
+    free(buf);
+
+    zsock_destroy(&mon);
+    link_destroy(&good);
+    link_destroy(&bad);
+    link_destroy(&plain);
+    link_destroy(&router);
+    link_auth_destroy(&auth);
+    assert_null(auth);
+    unlink(path);
+    rmdir(certs);
+    zcert_destroy(&server);
+    zcert_destroy(&client);
+    zcert_destroy(&other);
+}
+
 /* czmq's shared context must not take SIGINT/SIGTERM from the program. */
 static void
 test_no_signal_handlers(void **state)
@@ -522,6 +626,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_hostile_multipart_to_router, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_multipart_to_dealer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_identities, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_curve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_signal_handlers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
