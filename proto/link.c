@@ -18,6 +18,7 @@ struct link {
     void *handle;   /* its libzmq socket */
     bool router;    /* ROUTER (master) rather than DEALER (node) */
     char *endpoint; /* what the dealer connects to, for link_reconnect */
+    bool draining;  /* link_reconnect: waiting for the old connection to go */
 };
 
 struct link_auth {
@@ -80,15 +81,18 @@ link_common_options(void *handle)
 }
 
 static link_t *
-link_alloc(int type)
+link_alloc(int type, int *err)
 {
     link_t *l;
     zsock_t *sock;
 
     pthread_once(&link_ctx_once, link_ctx_init);
     sock = zsock_new(type);
-    if (!sock)
+    if (!sock) {
+        /* zmq_socket fails with EMFILE (ZMQ_MAX_SOCKETS) or ETERM. */
+        *err = zmq_errno() ? -zmq_errno() : -EMFILE;
         return NULL;
+    }
     l = xcalloc(1, sizeof(*l));
     l->sock = sock;
     l->handle = zsock_resolve(sock);
@@ -144,9 +148,9 @@ link_new_dealer_curve(const char *endpoint, const char *identity, const struct l
 
     if (!endpoint || !identity || !link_identity_valid(identity, strlen(identity)))
         return link_fail(NULL, err, -EINVAL);
-    l = link_alloc(ZMQ_DEALER);
+    l = link_alloc(ZMQ_DEALER, &r);
     if (!l)
-        return link_fail(NULL, err, -EMFILE);
+        return link_fail(NULL, err, r);
     if (keys && (r = link_set_keys(l->handle, keys, false)) < 0)
         return link_fail(l, err, r);
 
@@ -171,19 +175,48 @@ link_new_dealer_curve(const char *endpoint, const char *identity, const struct l
     return l;
 }
 
-int
-link_reconnect(link_t *l)
+/* Finishes a link_reconnect once the old connection is gone. With IMMEDIATE
+ * the pipe to a connection belongs to its session, and zmq_disconnect ends
+ * the session asynchronously: until then the socket still hands messages to
+ * the dying pipe, where they are lost. So sends are refused until no pipe is
+ * writable (POLLOUT clear) and only then the new connection is started. Every
+ * link call steps this, and zwatch's prepare handle calls link_readable on
+ * each loop iteration; the old pipe's end wakes the loop through ZMQ_FD. */
+static int
+link_step(link_t *l)
 {
-    if (!l || l->router)
-        return -EINVAL;
-    /* A session that ended on a protocol error is still listed under its
-     * endpoint; disconnecting removes it (ENOENT if it is already gone). */
-    if (zmq_disconnect(l->handle, l->endpoint) < 0 && zmq_errno() != ENOENT)
+    int events = 0;
+    size_t sz = sizeof(events);
+
+    if (!l->draining)
+        return 0;
+    if (zmq_getsockopt(l->handle, ZMQ_EVENTS, &events, &sz) < 0)
         return -zmq_errno();
+    if (events & ZMQ_POLLOUT)
+        return -EAGAIN;
+    l->draining = false;
     if (zmq_connect(l->handle, l->endpoint) < 0)
         return -zmq_errno();
     log_debug("link: reconnecting to \"%s\"", l->endpoint);
     return 0;
+}
+
+int
+link_reconnect(link_t *l)
+{
+    int r;
+
+    if (!l || l->router)
+        return -EINVAL;
+    if (!l->draining) {
+        /* A session that ended on a protocol error is still listed under its
+         * endpoint; disconnecting removes it (ENOENT if it is already gone). */
+        if (zmq_disconnect(l->handle, l->endpoint) < 0 && zmq_errno() != ENOENT)
+            return -zmq_errno();
+        l->draining = true;
+    }
+    r = link_step(l);
+    return r == -EAGAIN ? 0 : r;
 }
 
 link_t *
@@ -200,9 +233,9 @@ link_new_router_curve(const char *endpoint, const struct link_keys *keys, int *e
 
     if (!endpoint)
         return link_fail(NULL, err, -EINVAL);
-    l = link_alloc(ZMQ_ROUTER);
+    l = link_alloc(ZMQ_ROUTER, &r);
     if (!l)
-        return link_fail(NULL, err, -EMFILE);
+        return link_fail(NULL, err, r);
     if (keys && (r = link_set_keys(l->handle, keys, true)) < 0)
         return link_fail(l, err, r);
 
@@ -250,6 +283,10 @@ link_send(link_t *l, const char *peer, const void *buf, size_t len)
             return -zmq_errno();
     } else if (peer) {
         return -EINVAL;
+    } else if (l->draining) {
+        int r = link_step(l);
+        if (r < 0 || l->draining)
+            return r < 0 ? r : -EAGAIN;
     }
     if (zmq_send(l->handle, buf, len, ZMQ_DONTWAIT) < 0)
         return -zmq_errno();
@@ -277,7 +314,7 @@ link_drain(void *handle)
 }
 
 static void
-zmq_msg_closep(zmq_msg_t *m)
+link_msg_closep(zmq_msg_t *m)
 {
     zmq_msg_close(m);
 }
@@ -285,14 +322,15 @@ zmq_msg_closep(zmq_msg_t *m)
 int
 link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
 {
-    _cleanup_(zmq_msg_closep) zmq_msg_t id;
-    _cleanup_(zmq_msg_closep) zmq_msg_t body;
+    _cleanup_(link_msg_closep) zmq_msg_t id;
+    _cleanup_(link_msg_closep) zmq_msg_t body;
     bool bad = false;
 
     zmq_msg_init(&id);
     zmq_msg_init(&body);
     if (!l || !buf || !len || (l->router && (!peer || peer_len == 0)))
         return -EINVAL;
+    (void)link_step(l);
 
     if (l->router) {
         if (zmq_msg_recv(&id, l->handle, ZMQ_DONTWAIT) < 0)
@@ -357,7 +395,10 @@ link_readable(link_t *l)
     int events = 0;
     size_t sz = sizeof(events);
 
-    if (!l || zmq_getsockopt(l->handle, ZMQ_EVENTS, &events, &sz) < 0)
+    if (!l)
+        return false;
+    (void)link_step(l);
+    if (zmq_getsockopt(l->handle, ZMQ_EVENTS, &events, &sz) < 0)
         return false;
     return events & ZMQ_POLLIN;
 }

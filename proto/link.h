@@ -64,13 +64,17 @@ link_t *link_new_dealer(const char *endpoint, const char *identity, int *err);
 link_t *link_new_dealer_curve(const char *endpoint, const char *identity,
                               const struct link_keys *keys, int *err);
 
-/* Drops a dealer's connection state and connects again. libzmq reconnects by
+/* Drops a dealer's connection and connects again. libzmq reconnects by
  * itself after a broken connection, but NOT after a protocol error: a frame
  * over PROTO_MAX_FRAME from the master, a malformed ZMTP frame or a failed
  * CURVE handshake ends that connection for good, and sends then fail with
  * -EAGAIN forever. The node agent therefore calls this when the master has
  * been silent (no message received, or no send accepted) for longer than its
- * liveness timeout. Returns 0, -EINVAL on a router, or -errno from libzmq. */
+ * liveness timeout. It does not block: link_send returns -EAGAIN until the
+ * old connection is gone (messages handed to it would be lost) and the new
+ * one is up; the old connection's end is noticed by any later call on the
+ * link (zwatch makes one every loop iteration). Returns 0, -EINVAL on a
+ * router, or -errno from libzmq. */
 int link_reconnect(link_t *l);
 
 /* Creates the master's ROUTER socket bound to endpoint ("tcp://0.0.0.0:7070").

@@ -102,7 +102,10 @@ send_wait(link_t *l, const char *peer, const void *buf, size_t len)
         int r = link_send(l, peer, buf, len);
         if (r != -EAGAIN && r != -EHOSTUNREACH)
             return r;
+        /* POLLOUT may already be set (a link_reconnect still draining), so
+         * also pause, as an application retrying from a timer would. */
         wait_for(link_zsocket(l), ZMQ_POLLOUT);
+        usleep(10000);
     }
     return -ETIMEDOUT;
 }
@@ -296,6 +299,29 @@ test_reconnect(void **state)
     assert_non_null(f->router);
     assert_int_equal(send_wait(f->dealer, NULL, "two", 3), 0);
     expect_msg(f->router, "n1", "two");
+}
+
+/* link_reconnect on a healthy dealer: sends are refused (-EAGAIN) until the
+ * old connection is gone and the new one is up, so nothing is handed to the
+ * dying connection and lost, and the link works as before. */
+static void
+test_reconnect_healthy(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(send_wait(f->dealer, NULL, "one", 3), 0);
+    expect_msg(f->router, "n1", "one");
+    assert_int_equal(link_reconnect(f->dealer), 0);
+    assert_int_equal(link_send(f->dealer, NULL, "lost", 4), -EAGAIN);
+    assert_int_equal(send_wait(f->dealer, NULL, "two", 3), 0);
+    expect_msg(f->router, "n1", "two");
+    assert_int_equal(send_wait(f->router, "n1", "back", 4), 0);
+    expect_msg(f->dealer, "", "back");
+    /* Twice in a row is fine too. */
+    assert_int_equal(link_reconnect(f->dealer), 0);
+    assert_int_equal(link_reconnect(f->dealer), 0);
+    assert_int_equal(send_wait(f->dealer, NULL, "three", 5), 0);
+    expect_msg(f->router, "n1", "three");
 }
 
 /* A peer sending a frame over ZMQ_MAXMSGSIZE loses its connection (never
@@ -621,6 +647,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_constructor_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_queue_without_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_healthy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversize_to_router, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversize_to_dealer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_multipart_to_router, setup, teardown),

@@ -37,6 +37,9 @@ struct fx {
     zsock_t *raw;              /* a hostile raw socket, if any */
     zwatch_t w;                /* the watcher under test */
     bool w_init;               /* w was initialised */
+    zwatch_t w2;               /* a second watcher (ping-pong) */
+    bool w2_init;              /* w2 was initialised */
+    unsigned pongs;            /* replies seen by the dealer watcher */
     unsigned closed;           /* close callbacks seen */
     unsigned received;         /* messages seen by the callback */
     uint32_t next_seq;         /* the sequence number expected next (burst) */
@@ -114,6 +117,8 @@ teardown(void **state)
 
     if (f->w_init)
         zwatch_close(&f->w, on_closed);
+    if (f->w2_init)
+        zwatch_close(&f->w2, NULL);
     uv_close((uv_handle_t *)&f->guard, NULL);
     uv_close((uv_handle_t *)&f->timer, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
@@ -298,6 +303,51 @@ test_send_consumes_edge(void **state)
     free(buf);
 }
 
+/* Both ends watched in one loop, each callback answering at once: every send
+ * inside a callback may eat the other watcher's edge. 1000 round trips. */
+#define PINGS 1000
+
+static void
+ping_router_cb(zwatch_t *w, const char *peer, const void *buf, size_t len, void *userdata)
+{
+    struct fx *f = userdata;
+
+    f->received++;
+    assert_int_equal(link_send(f->router, peer, buf, len), 0);
+}
+
+static void
+ping_dealer_cb(zwatch_t *w, const char *peer, const void *buf, size_t len, void *userdata)
+{
+    struct fx *f = userdata;
+    uint32_t seq;
+
+    assert_int_equal(len, sizeof(seq));
+    memcpy(&seq, buf, sizeof(seq));
+    if (seq != f->pongs)
+        f->in_order = false;
+    f->pongs++;
+    seq++;
+    if (seq < PINGS)
+        assert_int_equal(link_send(f->dealer, NULL, &seq, sizeof(seq)), 0);
+}
+
+static void
+test_ping_pong(void **state)
+{
+    struct fx *f = *state;
+    uint32_t zero = 0;
+
+    assert_int_equal(zwatch_init(&f->loop, &f->w, f->router, ping_router_cb, f), 0);
+    f->w_init = true;
+    assert_int_equal(zwatch_init(&f->loop, &f->w2, f->dealer, ping_dealer_cb, f), 0);
+    f->w2_init = true;
+    dealer_send(f, &zero, sizeof(zero));
+    run_until(f, &f->pongs, PINGS);
+    assert_int_equal(f->received, PINGS);
+    assert_true(f->in_order);
+}
+
 /* A callback may close the watcher: no further callback, and the messages
  * after it stay in the socket. */
 static void
@@ -396,6 +446,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_consumes_edge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping_pong, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_in_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
