@@ -1,0 +1,660 @@
+/* Tests for proto/link: the ZeroMQ transport of raw frames.
+ *
+ * Every test uses ipc:// endpoints in its own temporary directory. Waits are
+ * bounded loops (LINK_TEST_TRIES polls of 50 ms) that only guard against a
+ * hang; nothing asserts how long anything takes. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <czmq.h>
+#include <zmq.h>
+
+#include "proto/link.h"
+#include "proto/msg.h"
+
+#define LINK_TEST_TRIES 200 /* 200 x 50 ms: a 10 s guard against hangs */
+
+struct fixture {
+    char dir[64];   /* private temporary directory for the sockets */
+    char ep[128];   /* the router's endpoint */
+    char ep2[128];  /* a second endpoint for raw routers */
+    link_t *router; /* the master side */
+    link_t *dealer; /* the node side, identity "n1" */
+    zsock_t *raw;   /* a hostile raw socket, if the test makes one */
+    uint8_t *big;   /* PROTO_MAX_FRAME + 1 bytes */
+};
+
+static int
+setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    int err = 0;
+
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vf-link-%d-XXXXXX", (int)getpid());
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->ep, sizeof(f->ep), "ipc://%s/master", f->dir);
+    snprintf(f->ep2, sizeof(f->ep2), "ipc://%s/raw", f->dir);
+    f->router = link_new_router(f->ep, &err);
+    assert_non_null(f->router);
+    f->dealer = link_new_dealer(f->ep, "n1", &err);
+    assert_non_null(f->dealer);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+    char path[200];
+
+    link_destroy(&f->router);
+    link_destroy(&f->dealer);
+    assert_null(f->router);
+    zsock_destroy(&f->raw);
+    free(f->big);
+    snprintf(path, sizeof(path), "%s/master", f->dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/raw", f->dir);
+    unlink(path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void
+wait_for(void *handle, short events)
+{
+    zmq_pollitem_t item = {.socket = handle, .events = events};
+    zmq_poll(&item, 1, 50);
+}
+
+/* Receives the next message, waiting at most the guard time. Returns the
+ * first result that is not -EAGAIN, or -ETIMEDOUT. */
+static int
+recv_wait(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
+{
+    for (int i = 0; i < LINK_TEST_TRIES; i++) {
+        int r = link_recv(l, peer, peer_len, buf, len);
+        if (r != -EAGAIN)
+            return r;
+        wait_for(link_zsocket(l), ZMQ_POLLIN);
+    }
+    return -ETIMEDOUT;
+}
+
+/* Sends, retrying while the connection is not up yet (-EAGAIN). */
+static int
+send_wait(link_t *l, const char *peer, const void *buf, size_t len)
+{
+    for (int i = 0; i < LINK_TEST_TRIES; i++) {
+        int r = link_send(l, peer, buf, len);
+        if (r != -EAGAIN && r != -EHOSTUNREACH)
+            return r;
+        /* POLLOUT may already be set (a link_reconnect still draining), so
+         * also pause, as an application retrying from a timer would. */
+        wait_for(link_zsocket(l), ZMQ_POLLOUT);
+        usleep(10000);
+    }
+    return -ETIMEDOUT;
+}
+
+static void
+expect_msg(link_t *l, const char *want_peer, const char *want)
+{
+    char peer[LINK_PEER_SIZE] = "junk";
+    void *buf = NULL;
+    size_t len = 0;
+
+    assert_int_equal(recv_wait(l, peer, sizeof(peer), &buf, &len), 0);
+    assert_string_equal(peer, want_peer);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(buf, want, len);
+    free(buf);
+}
+
+static zsock_t *
+raw_socket(int type, const char *identity, const char *endpoint, bool bind)
+{
+    zsock_t *s = zsock_new(type);
+    void *h;
+
+    assert_non_null(s);
+    h = zsock_resolve(s);
+    if (identity)
+        assert_int_equal(zmq_setsockopt(h, ZMQ_ROUTING_ID, identity, strlen(identity)), 0);
+    if (type == ZMQ_ROUTER) {
+        int on = 1;
+        assert_int_equal(zmq_setsockopt(h, ZMQ_ROUTER_MANDATORY, &on, sizeof(on)), 0);
+    }
+    if (bind)
+        assert_int_equal(zmq_bind(h, endpoint), 0);
+    else
+        assert_int_equal(zmq_connect(h, endpoint), 0);
+    return s;
+}
+
+static void
+test_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    char peer[LINK_PEER_SIZE] = "junk";
+    void *buf = NULL;
+    size_t len = 1;
+
+    assert_int_equal(send_wait(f->dealer, NULL, "hello", 5), 0);
+    /* The router learns the dealer's identity from the connection. */
+    expect_msg(f->router, "n1", "hello");
+    assert_int_equal(link_send(f->router, "n1", "welcome", 7), 0);
+    expect_msg(f->dealer, "", "welcome");
+
+    /* An empty frame is a frame; judging it is the codec's business. */
+    assert_int_equal(link_send(f->dealer, NULL, "", 0), 0);
+    assert_int_equal(recv_wait(f->router, peer, sizeof(peer), &buf, &len), 0);
+    assert_string_equal(peer, "n1");
+    assert_int_equal(len, 0);
+    assert_non_null(buf);
+    free(buf);
+
+    /* A dealer may pass no peer buffer. */
+    assert_int_equal(link_send(f->router, "n1", "x", 1), 0);
+    assert_int_equal(recv_wait(f->dealer, NULL, 0, &buf, &len), 0);
+    assert_int_equal(len, 1);
+    free(buf);
+
+    assert_int_equal(link_recv(f->dealer, NULL, 0, &buf, &len), -EAGAIN);
+    assert_int_equal(link_recv(f->router, peer, sizeof(peer), &buf, &len), -EAGAIN);
+    assert_false(link_readable(f->router));
+    assert_true(link_fd(f->router) >= 0);
+}
+
+static void
+test_send_errors(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(send_wait(f->dealer, NULL, "hello", 5), 0);
+    expect_msg(f->router, "n1", "hello");
+
+    assert_int_equal(link_send(f->router, "nobody", "x", 1), -EHOSTUNREACH);
+    assert_int_equal(link_send(f->router, NULL, "x", 1), -EINVAL);
+    assert_int_equal(link_send(f->router, "", "x", 1), -EINVAL);
+    assert_int_equal(link_send(f->router, "bad id", "x", 1), -EINVAL);
+    assert_int_equal(link_send(f->dealer, "n1", "x", 1), -EINVAL);
+    assert_int_equal(link_send(f->dealer, NULL, NULL, 1), -EINVAL);
+
+    f->big = calloc(1, PROTO_MAX_FRAME + 1);
+    assert_non_null(f->big);
+    assert_int_equal(link_send(f->dealer, NULL, f->big, PROTO_MAX_FRAME + 1), -EMSGSIZE);
+    assert_int_equal(link_send(f->router, "n1", f->big, PROTO_MAX_FRAME + 1), -EMSGSIZE);
+    /* The largest frame allowed goes through whole. */
+    f->big[PROTO_MAX_FRAME - 1] = 0x5a;
+    assert_int_equal(link_send(f->router, "n1", f->big, PROTO_MAX_FRAME), 0);
+    {
+        void *buf = NULL;
+        size_t len = 0;
+        assert_int_equal(recv_wait(f->dealer, NULL, 0, &buf, &len), 0);
+        assert_int_equal(len, PROTO_MAX_FRAME);
+        assert_int_equal(((uint8_t *)buf)[PROTO_MAX_FRAME - 1], 0x5a);
+        free(buf);
+    }
+}
+
+static void
+test_constructor_errors(void **state)
+{
+    struct fixture *f = *state;
+    char long_id[LINK_IDENTITY_MAX + 2];
+    int err = 0;
+
+    memset(long_id, 'a', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    assert_null(link_new_dealer(f->ep, "", &err));
+    assert_int_equal(err, -EINVAL);
+    err = 0;
+    assert_null(link_new_dealer(f->ep, "with space", &err));
+    assert_int_equal(err, -EINVAL);
+    err = 0;
+    assert_null(link_new_dealer(f->ep, long_id, &err));
+    assert_int_equal(err, -EINVAL);
+    err = 0;
+    assert_null(link_new_dealer(NULL, "n9", &err));
+    assert_int_equal(err, -EINVAL);
+    err = 0;
+    assert_null(link_new_dealer("bogus://x", "n9", &err));
+    assert_true(err < 0);
+    /* A second master on the same TCP port is refused. (ipc:// would not be:
+     * libzmq unlinks and takes over an existing socket path.) */
+    {
+        char ep[256];
+        size_t sz = sizeof(ep);
+        link_t *r1 = link_new_router("tcp://127.0.0.1:*", &err);
+        assert_non_null(r1);
+        assert_int_equal(zmq_getsockopt(link_zsocket(r1), ZMQ_LAST_ENDPOINT, ep, &sz), 0);
+        err = 0;
+        assert_null(link_new_router(ep, &err));
+        assert_int_equal(err, -EADDRINUSE);
+        link_destroy(&r1);
+    }
+    /* err may be NULL. */
+    assert_null(link_new_router(NULL, NULL));
+
+    long_id[LINK_IDENTITY_MAX] = '\0';
+    link_t *l = link_new_dealer(f->ep, long_id, &err);
+    assert_non_null(l);
+    link_destroy(&l);
+    assert_null(l);
+    link_destroy(&l);
+    link_destroy(NULL);
+}
+
+/* IMMEDIATE: with no peer there is no queue, so the application hears about
+ * the outage instead of filling a queue for a dead master. */
+static void
+test_no_queue_without_peer(void **state)
+{
+    struct fixture *f = *state;
+    int err = 0;
+    char ep[200];
+
+    snprintf(ep, sizeof(ep), "ipc://%s/nobody", f->dir);
+    link_t *l = link_new_dealer(ep, "n5", &err);
+    assert_non_null(l);
+    assert_int_equal(link_send(l, NULL, "x", 1), -EAGAIN);
+    link_destroy(&l);
+}
+
+/* The master goes away and comes back on the same endpoint: sends fail with
+ * -EAGAIN meanwhile, and the dealer reconnects by itself. */
+static void
+test_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    int r = 0, err = 0;
+
+    assert_int_equal(send_wait(f->dealer, NULL, "one", 3), 0);
+    expect_msg(f->router, "n1", "one");
+    link_destroy(&f->router);
+
+    for (int i = 0; i < LINK_TEST_TRIES; i++) {
+        r = link_send(f->dealer, NULL, "lost", 4);
+        if (r == -EAGAIN)
+            break;
+        usleep(50000);
+    }
+    assert_int_equal(r, -EAGAIN);
+
+    f->router = link_new_router(f->ep, &err);
+    assert_non_null(f->router);
+    assert_int_equal(send_wait(f->dealer, NULL, "two", 3), 0);
+    expect_msg(f->router, "n1", "two");
+}
+
+/* link_reconnect on a healthy dealer: sends are refused (-EAGAIN) until the
+ * old connection is gone and the new one is up, so nothing is handed to the
+ * dying connection and lost, and the link works as before. */
+static void
+test_reconnect_healthy(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(send_wait(f->dealer, NULL, "one", 3), 0);
+    expect_msg(f->router, "n1", "one");
+    assert_int_equal(link_reconnect(f->dealer), 0);
+    assert_int_equal(link_send(f->dealer, NULL, "lost", 4), -EAGAIN);
+    assert_int_equal(send_wait(f->dealer, NULL, "two", 3), 0);
+    expect_msg(f->router, "n1", "two");
+    assert_int_equal(send_wait(f->router, "n1", "back", 4), 0);
+    expect_msg(f->dealer, "", "back");
+    /* Twice in a row is fine too. */
+    assert_int_equal(link_reconnect(f->dealer), 0);
+    assert_int_equal(link_reconnect(f->dealer), 0);
+    assert_int_equal(send_wait(f->dealer, NULL, "three", 5), 0);
+    expect_msg(f->router, "n1", "three");
+}
+
+/* A peer sending a frame over ZMQ_MAXMSGSIZE loses its connection (never
+ * delivered, never an error to the application); the peer reconnects and its
+ * next message arrives. Like the application would, the peer re-sends until
+ * it gets through, because whatever was in flight with the big frame is lost. */
+static void
+test_oversize_to_router(void **state)
+{
+    struct fixture *f = *state;
+    void *raw;
+    bool got = false;
+
+    f->big = calloc(1, PROTO_MAX_FRAME + 1);
+    assert_non_null(f->big);
+    f->raw = raw_socket(ZMQ_DEALER, "big", f->ep, false);
+    raw = zsock_resolve(f->raw);
+    assert_int_equal(zmq_send(raw, f->big, PROTO_MAX_FRAME + 1, 0), PROTO_MAX_FRAME + 1);
+
+    for (int i = 0; i < LINK_TEST_TRIES && !got; i++) {
+        char peer[LINK_PEER_SIZE];
+        void *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        assert_int_equal(zmq_send(raw, "after", 5, ZMQ_DONTWAIT), 5);
+        wait_for(link_zsocket(f->router), ZMQ_POLLIN);
+        while ((r = link_recv(f->router, peer, sizeof(peer), &buf, &len)) == 0) {
+            assert_string_equal(peer, "big");
+            assert_int_equal(len, 5);
+            assert_memory_equal(buf, "after", 5);
+            free(buf);
+            got = true;
+        }
+        assert_int_equal(r, -EAGAIN);
+    }
+    assert_true(got);
+    /* The honest dealer was not disturbed. */
+    assert_int_equal(send_wait(f->dealer, NULL, "fine", 4), 0);
+    expect_msg(f->router, "n1", "fine");
+}
+
+/* The same from the master's side: the node drops the connection on an
+ * oversized frame instead of allocating it. libzmq treats this as a protocol
+ * error and does not reconnect by itself (see link_reconnect); after
+ * link_reconnect the next message from the master arrives. */
+static void
+test_oversize_to_dealer(void **state)
+{
+    struct fixture *f = *state;
+    char mon_ep[64];
+    zsock_t *mon;
+    void *raw;
+    link_t *d;
+    int err = 0, r = -1;
+    bool got = false, disconnected = false;
+
+    f->big = calloc(1, PROTO_MAX_FRAME + 1);
+    assert_non_null(f->big);
+    f->raw = raw_socket(ZMQ_ROUTER, NULL, f->ep2, true);
+    raw = zsock_resolve(f->raw);
+    assert_int_equal(zmq_setsockopt(raw, ZMQ_ROUTER_HANDOVER, &(int){1}, sizeof(int)), 0);
+    d = link_new_dealer(f->ep2, "n2", &err);
+    assert_non_null(d);
+    assert_int_equal(link_reconnect(f->router), -EINVAL);
+    snprintf(mon_ep, sizeof(mon_ep), "inproc://link-test-mon-%d", (int)getpid());
+    assert_int_equal(zmq_socket_monitor(link_zsocket(d), mon_ep, ZMQ_EVENT_DISCONNECTED), 0);
+    mon = zsock_new(ZMQ_PAIR);
+    assert_non_null(mon);
+    assert_int_equal(zmq_connect(zsock_resolve(mon), mon_ep), 0);
+
+    /* The raw router knows n2 once the connection is up. */
+    for (int i = 0; i < LINK_TEST_TRIES && r < 0; i++) {
+        r = zmq_send(raw, "n2", 2, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        if (r < 0)
+            usleep(50000);
+    }
+    assert_int_equal(r, 2);
+    assert_int_equal(zmq_send(raw, f->big, PROTO_MAX_FRAME + 1, 0), PROTO_MAX_FRAME + 1);
+
+    /* The dealer drops the connection: that is the only event monitored. */
+    for (int i = 0; i < LINK_TEST_TRIES && !disconnected; i++) {
+        char ev[64];
+        wait_for(zsock_resolve(mon), ZMQ_POLLIN);
+        /* An event is two frames: event number and value, then the endpoint. */
+        if (zmq_recv(zsock_resolve(mon), ev, sizeof(ev), ZMQ_DONTWAIT) >= 0) {
+            assert_int_equal(zmq_recv(zsock_resolve(mon), ev, sizeof(ev), 0) >= 0, 1);
+            disconnected = true;
+        }
+    }
+    assert_true(disconnected);
+    assert_int_equal(link_recv(d, NULL, 0, &(void *){NULL}, &(size_t){0}), -EAGAIN);
+    assert_int_equal(link_reconnect(d), 0);
+
+    for (int i = 0; i < LINK_TEST_TRIES && !got; i++) {
+        void *buf = NULL;
+        size_t len = 0;
+
+        if (zmq_send(raw, "n2", 2, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 2)
+            assert_int_equal(zmq_send(raw, "after", 5, 0), 5);
+        wait_for(link_zsocket(d), ZMQ_POLLIN);
+        while ((r = link_recv(d, NULL, 0, &buf, &len)) == 0) {
+            assert_int_equal(len, 5);
+            assert_memory_equal(buf, "after", 5);
+            free(buf);
+            got = true;
+        }
+        assert_int_equal(r, -EAGAIN);
+    }
+    assert_true(got);
+    zsock_destroy(&mon);
+    link_destroy(&d);
+}
+
+/* A hostile peer sends multipart messages a node never sends: each is read
+ * whole and dropped as -EBADMSG, and the link keeps working. */
+static void
+test_hostile_multipart_to_router(void **state)
+{
+    struct fixture *f = *state;
+    char peer[LINK_PEER_SIZE];
+    void *buf = NULL;
+    size_t len = 0;
+    void *raw;
+
+    f->raw = raw_socket(ZMQ_DEALER, "evil", f->ep, false);
+    raw = zsock_resolve(f->raw);
+    assert_int_equal(zsock_send(f->raw, "sss", "a", "b", "c"), 0);
+    assert_int_equal(recv_wait(f->router, peer, sizeof(peer), &buf, &len), -EBADMSG);
+    /* REQ-style: an empty delimiter before the body. */
+    assert_int_equal(zmq_send(raw, "", 0, ZMQ_SNDMORE), 0);
+    assert_int_equal(zmq_send(raw, "x", 1, 0), 1);
+    assert_int_equal(recv_wait(f->router, peer, sizeof(peer), &buf, &len), -EBADMSG);
+    /* Many parts. */
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(zmq_send(raw, "p", 1, ZMQ_SNDMORE), 1);
+    assert_int_equal(zmq_send(raw, "p", 1, 0), 1);
+    assert_int_equal(recv_wait(f->router, peer, sizeof(peer), &buf, &len), -EBADMSG);
+
+    assert_int_equal(zmq_send(raw, "ok", 2, 0), 2);
+    expect_msg(f->router, "evil", "ok");
+    assert_int_equal(send_wait(f->dealer, NULL, "n1 too", 6), 0);
+    expect_msg(f->router, "n1", "n1 too");
+    assert_int_equal(link_recv(f->router, peer, sizeof(peer), &buf, &len), -EAGAIN);
+}
+
+static void
+test_hostile_multipart_to_dealer(void **state)
+{
+    struct fixture *f = *state;
+    void *buf = NULL;
+    size_t len = 0;
+    link_t *d;
+    int err = 0, r = -1;
+
+    f->raw = raw_socket(ZMQ_ROUTER, NULL, f->ep2, true);
+    d = link_new_dealer(f->ep2, "n3", &err);
+    assert_non_null(d);
+    for (int i = 0; i < LINK_TEST_TRIES && r < 0; i++) {
+        r = zsock_send(f->raw, "sss", "n3", "a", "b");
+        if (r < 0)
+            usleep(50000);
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(recv_wait(d, NULL, 0, &buf, &len), -EBADMSG);
+    assert_int_equal(zsock_send(f->raw, "ss", "n3", "ok"), 0);
+    expect_msg(d, "", "ok");
+    link_destroy(&d);
+}
+
+/* Identities the router refuses: none (libzmq's generated binary id), not
+ * printable, or longer than the caller's buffer. */
+static void
+test_bad_identities(void **state)
+{
+    struct fixture *f = *state;
+    char peer[LINK_PEER_SIZE];
+    char small[16];
+    char long_id[201];
+    void *buf = NULL;
+    size_t len = 0;
+
+    f->raw = raw_socket(ZMQ_DEALER, NULL, f->ep, false);
+    assert_int_equal(zstr_send(f->raw, "anon"), 0);
+    assert_int_equal(recv_wait(f->router, peer, sizeof(peer), &buf, &len), -EBADMSG);
+    zsock_destroy(&f->raw);
+
+    f->raw = raw_socket(ZMQ_DEALER, "tab\there", f->ep, false);
+    assert_int_equal(zstr_send(f->raw, "tab"), 0);
+    assert_int_equal(recv_wait(f->router, peer, sizeof(peer), &buf, &len), -EBADMSG);
+    zsock_destroy(&f->raw);
+
+    memset(long_id, 'L', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    f->raw = raw_socket(ZMQ_DEALER, long_id, f->ep, false);
+    assert_int_equal(zstr_send(f->raw, "long"), 0);
+    assert_int_equal(recv_wait(f->router, small, sizeof(small), &buf, &len), -EBADMSG);
+    assert_int_equal(zstr_send(f->raw, "long"), 0);
+    expect_msg(f->router, long_id, "long");
+}
+
+/* Waits (bounded) for a monitor event; other events are skipped. */
+static bool
+wait_event(zsock_t *mon, uint16_t want)
+{
+    for (int i = 0; i < LINK_TEST_TRIES; i++) {
+        uint8_t ev[6];
+        char ep[256];
+        uint16_t num;
+
+        wait_for(zsock_resolve(mon), ZMQ_POLLIN);
+        while (zmq_recv(zsock_resolve(mon), ev, sizeof(ev), ZMQ_DONTWAIT) == sizeof(ev)) {
+            assert_true(zmq_recv(zsock_resolve(mon), ep, sizeof(ep), 0) >= 0);
+            memcpy(&num, ev, sizeof(num));
+            if (num == want)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* CurveZMQ with zauth: a listed client talks, an unlisted key and a plaintext
+ * client are refused at the handshake and never get a message through. */
+static void
+test_curve(void **state)
+{
+    struct fixture *f = *state;
+    char certs[128], path[200], mon_ep[64], peer[LINK_PEER_SIZE];
+    zcert_t *server = zcert_new(), *client = zcert_new(), *other = zcert_new();
+    link_auth_t *auth;
+    link_t *router, *good, *bad, *plain;
+    zsock_t *mon;
+    void *buf = NULL;
+    size_t len = 0;
+    int err = 0;
+
+    assert_non_null(server);
+    assert_non_null(client);
+    assert_non_null(other);
+    snprintf(certs, sizeof(certs), "%s/certs", f->dir);
+    assert_int_equal(mkdir(certs, 0700), 0);
+    snprintf(path, sizeof(path), "%s/c1.crt", certs);
+    assert_int_equal(zcert_save_public(client, path), 0);
+    auth = link_auth_new(certs, &err);
+    assert_non_null(auth);
+
+    struct link_keys skeys = {zcert_public_txt(server), zcert_secret_txt(server), NULL};
+    struct link_keys ckeys = {zcert_public_txt(client), zcert_secret_txt(client),
+                              zcert_public_txt(server)};
+    struct link_keys okeys = {zcert_public_txt(other), zcert_secret_txt(other),
+                              zcert_public_txt(server)};
+    struct link_keys broken = {"short", zcert_secret_txt(client), zcert_public_txt(server)};
+
+    assert_null(link_new_dealer_curve(f->ep2, "c1", &broken, &err));
+    assert_int_equal(err, -EINVAL);
+    router = link_new_router_curve(f->ep2, &skeys, &err);
+    assert_non_null(router);
+    snprintf(mon_ep, sizeof(mon_ep), "inproc://link-test-curve-%d", (int)getpid());
+    assert_int_equal(
+        zmq_socket_monitor(link_zsocket(router), mon_ep,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL),
+        0);
+    mon = zsock_new(ZMQ_PAIR);
+    assert_non_null(mon);
+    assert_int_equal(zmq_connect(zsock_resolve(mon), mon_ep), 0);
+
+    bad = link_new_dealer_curve(f->ep2, "c2", &okeys, &err);
+    assert_non_null(bad);
+    assert_true(wait_event(mon, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH));
+    assert_int_equal(link_send(bad, NULL, "let me in", 9), -EAGAIN);
+
+    plain = link_new_dealer(f->ep2, "c3", &err);
+    assert_non_null(plain);
+    assert_true(wait_event(mon, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL));
+    assert_int_equal(link_send(plain, NULL, "let me in", 9), -EAGAIN);
+
+    good = link_new_dealer_curve(f->ep2, "c1", &ckeys, &err);
+    assert_non_null(good);
+    assert_int_equal(send_wait(good, NULL, "secret", 6), 0);
+    assert_int_equal(recv_wait(router, peer, sizeof(peer), &buf, &len), 0);
+    assert_string_equal(peer, "c1");
+    assert_int_equal(len, 6);
+    assert_memory_equal(buf, "secret", 6);
+    free(buf);
+    assert_int_equal(link_send(router, "c1", "reply", 5), 0);
+    assert_int_equal(link_send(router, "c2", "reply", 5), -EHOSTUNREACH);
+    assert_int_equal(link_send(router, "c3", "reply", 5), -EHOSTUNREACH);
+    assert_int_equal(recv_wait(good, NULL, 0, &buf, &len), 0);
+    free(buf);
+
+    zsock_destroy(&mon);
+    link_destroy(&good);
+    link_destroy(&bad);
+    link_destroy(&plain);
+    link_destroy(&router);
+    link_auth_destroy(&auth);
+    assert_null(auth);
+    unlink(path);
+    rmdir(certs);
+    zcert_destroy(&server);
+    zcert_destroy(&client);
+    zcert_destroy(&other);
+}
+
+/* czmq's shared context must not take SIGINT/SIGTERM from the program. */
+static void
+test_no_signal_handlers(void **state)
+{
+    struct sigaction sa;
+
+    assert_int_equal(sigaction(SIGINT, NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_DFL);
+    assert_int_equal(sigaction(SIGTERM, NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_DFL);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_constructor_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_queue_without_peer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_healthy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversize_to_router, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversize_to_dealer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_multipart_to_router, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_multipart_to_dealer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_identities, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_curve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_signal_handlers, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
