@@ -23,6 +23,7 @@
 
 struct store {
     int lock_fd;                   /* <dir>/lock, flock'd LOCK_EX for the store's life */
+    bool readonly;                 /* opened by store_open_readonly: no writes, no lock */
     int guests_fd;                 /* <dir>/guests, O_DIRECTORY */
     struct store_record **recs;    /* records, each malloc'd, sorted by spec.id */
     size_t n;                      /* records used */
@@ -269,7 +270,8 @@ quarantine(store_t *s, const char *name, int error, const char *detail)
     snprintf(p->file, sizeof(p->file), "%s", name);
     snprintf(p->detail, sizeof(p->detail), "%s", detail);
     p->error = error;
-    for (uint64_t ms = time_real_ms(), tries = 0; tries < 100; ms++, tries++) {
+    /* A reader leaves the file where it is: only the agent owns the store. */
+    for (uint64_t ms = time_real_ms(), tries = s->readonly ? 100 : 0; tries < 100; ms++, tries++) {
         char to[sizeof(p->quarantined)];
         if (snprintf(to, sizeof(to), "%s.corrupt-%" PRIu64, name, ms) >= (int)sizeof(to))
             break;
@@ -309,8 +311,8 @@ load_all(store_t *s)
 
         if (name[0] == '.') {
             /* A write that a crash interrupted: the record it was replacing is intact. */
-            if (has_suffix(name, JSON_SUFFIX TMP_SUFFIX) && unlinkat(s->guests_fd, name, 0) < 0 &&
-                errno != ENOENT)
+            if (!s->readonly && has_suffix(name, JSON_SUFFIX TMP_SUFFIX) &&
+                unlinkat(s->guests_fd, name, 0) < 0 && errno != ENOENT)
                 return -errno;
             continue;
         }
@@ -328,6 +330,28 @@ load_all(store_t *s)
         insert(s, rec);
     }
     return errno ? -errno : 0;
+}
+
+int
+store_open_readonly(const char *dir, store_t **out)
+{
+    _cleanup_(store_close) store_t *s = xcalloc(1, sizeof(*s));
+    char path[4096];
+    int r;
+
+    s->readonly = true;
+    s->lock_fd = -EBADF;
+    if (snprintf(path, sizeof(path), "%s/" GUESTS_DIR, dir) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    s->guests_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->guests_fd < 0)
+        return -errno;
+    r = load_all(s);
+    if (r < 0)
+        return r;
+    r = (int)s->n_problem;
+    *out = move_ptr(s);
+    return r;
 }
 
 int
@@ -489,6 +513,9 @@ store_put(store_t *s, const struct store_record *rec)
     bool found, renamed = false;
     int r;
 
+    if (s->readonly)
+        return -EROFS;
+
     if (spec_validate(&rec->spec, NULL) < 0)
         return -EINVAL;
     if (rec->desired != STORE_DESIRED_STOPPED && rec->desired != STORE_DESIRED_RUNNING)
@@ -525,6 +552,8 @@ store_delete(store_t *s, const char *id)
     bool found;
     size_t i = find(s, id, &found);
 
+    if (s->readonly)
+        return -EROFS;
     if (!found)
         return -ENOENT;
     snprintf(name, sizeof(name), "%s" JSON_SUFFIX, s->recs[i]->spec.id);

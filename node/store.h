@@ -66,6 +66,12 @@ struct store_problem {
  * this process), -EIO/-EACCES/... when the directory cannot be used. */
 int store_open(const char *dir, store_t **out);
 /* Closes the store and frees it; NULL-safe, clears *s. Records are on disk already. */
+/* Opens dir for reading only, without the lock, while an agent may own it
+ * (vfleet-node ls, status, enter): records are replaced by rename, so each is
+ * read whole. Nothing is written, moved or removed; put and delete return
+ * -EROFS. Returns like store_open. */
+int store_open_readonly(const char *dir, store_t **out);
+
 void store_close(store_t **s);
 
 /* The problems store_open found: count, and each by index (valid until close). */

@@ -332,6 +332,31 @@ disk_mounted_image(const char *image, const struct stat *st, const char *mountpo
     return 1;
 }
 
+/* Runs mkfs.ext4 on image for a filesystem of size bytes with about
+ * `inodes` inodes. */
+static int
+disk_mkfs(const char *image, uint64_t size, uint64_t inodes)
+{
+    uint32_t bs = size < DISK_SMALL_SIZE ? 1024 : 4096;
+    char bs_s[16], inodes_s[24], journal_s[32];
+    snprintf(bs_s, sizeof(bs_s), "%" PRIu32, bs);
+    snprintf(inodes_s, sizeof(inodes_s), "%" PRIu64, inodes);
+    uint64_t journal_mib = size >> 26; /* 1/64 of the image */
+    snprintf(journal_s, sizeof(journal_s), "size=%" PRIu64, journal_mib ? journal_mib : 1);
+    const char *argv[24] = {"mkfs.ext4", "-q", "-F", "-b", bs_s, "-m", "0", "-N", inodes_s};
+    size_t i = 9;
+    /* Images from DISK_SMALL_SIZE up keep mke2fs's default journal. */
+    if (bs == 1024) {
+        argv[i++] = "-J";
+        argv[i++] = journal_s;
+    }
+    argv[i++] = "-E";
+    argv[i++] = "lazy_itable_init=1,lazy_journal_init=1,nodiscard,assume_storage_prezeroed=1";
+    argv[i++] = image;
+    argv[i] = NULL;
+    return disk_run(argv, 1u << 0, NULL, 0);
+}
+
 int
 disk_create(const char *image, uint64_t size, uint64_t inodes)
 {
@@ -376,24 +401,23 @@ disk_create(const char *image, uint64_t size, uint64_t inodes)
         return r;
     }
 
-    uint32_t bs = size < DISK_SMALL_SIZE ? 1024 : 4096;
-    char bs_s[16], inodes_s[24], journal_s[32];
-    snprintf(bs_s, sizeof(bs_s), "%" PRIu32, bs);
-    snprintf(inodes_s, sizeof(inodes_s), "%" PRIu64, inodes);
-    uint64_t journal_mib = size >> 26; /* 1/64 of the image */
-    snprintf(journal_s, sizeof(journal_s), "size=%" PRIu64, journal_mib ? journal_mib : 1);
-    const char *argv[24] = {"mkfs.ext4", "-q", "-F", "-b", bs_s, "-m", "0", "-N", inodes_s};
-    size_t i = 9;
-    /* Images from DISK_SMALL_SIZE up keep mke2fs's default journal. */
-    if (bs == 1024) {
-        argv[i++] = "-J";
-        argv[i++] = journal_s;
+    /* mke2fs rounds the inodes of a group down to fill whole inode-table
+     * blocks, so -N can yield a few less than asked: ask again for the
+     * shortfall until the filesystem holds at least the limit. */
+    uint64_t ask = inodes;
+    int r = -EIO;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        struct disk_info info;
+        r = disk_mkfs(image, size, ask);
+        if (r < 0)
+            break;
+        r = disk_info_fd(fd, &info);
+        if (r < 0 || info.inodes >= inodes)
+            break;
+        uint64_t groups = (info.blocks + info.blocks_per_group - 1) / info.blocks_per_group;
+        ask += (inodes - info.inodes + groups - 1) / groups * groups;
+        r = -EIO;
     }
-    argv[i++] = "-E";
-    argv[i++] = "lazy_itable_init=1,lazy_journal_init=1,nodiscard,assume_storage_prezeroed=1";
-    argv[i++] = image;
-    argv[i] = NULL;
-    int r = disk_run(argv, 1u << 0, NULL, 0);
     if (r < 0 && created)
         unlink(image);
     return r;

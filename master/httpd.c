@@ -1,0 +1,323 @@
+#include "master/httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+
+/* A request in flight: built by its connection thread, answered by the loop. */
+struct pending {
+    struct http_req req;         /* what the handler sees */
+    struct MHD_Connection *conn; /* the connection, for queries and headers */
+    char *upload;                /* body bytes received so far */
+    size_t upload_len;           /* bytes in upload */
+    bool too_large;              /* the body went past HTTPD_MAX_BODY */
+    char *path;                  /* copy of the URL path */
+    char *method;                /* copy of the method */
+    struct pending *next;        /* in the server's inbox */
+    pthread_cond_t cond;         /* signalled when answered */
+    bool answered;               /* status and response are set */
+    bool abandoned;              /* the connection thread timed out: the loop frees it */
+    unsigned status;             /* HTTP status */
+    char *response;              /* JSON text, malloc'd, or NULL */
+};
+
+struct httpd {
+    struct MHD_Daemon *daemon; /* libmicrohttpd */
+    uv_loop_t *loop;           /* the loop handlers run on */
+    uv_async_t wake;           /* wakes the loop when the inbox has work */
+    pthread_mutex_t lock;      /* guards inbox, pending answers and stopping */
+    struct pending *inbox;     /* requests waiting for the loop (LIFO, reversed on drain) */
+    httpd_handler handler;     /* the master's request handler */
+    void *userdata;            /* passed to handler */
+    bool stopping;             /* httpd_destroy runs: refuse new requests */
+};
+
+static void
+on_wake_closed(uv_handle_t *handle)
+{
+    free(container_of((uv_async_t *)handle, httpd_t, wake));
+}
+
+static void
+pending_free(struct pending *p)
+{
+    json_decref(p->req.body);
+    free(p->upload);
+    free(p->path);
+    free(p->method);
+    free(p->response);
+    pthread_cond_destroy(&p->cond);
+    free(p);
+}
+
+static httpd_t *
+server_of(struct pending *p)
+{
+    return p->req.internal;
+}
+
+static void
+on_wake(uv_async_t *a)
+{
+    httpd_t *h = a->data;
+    struct pending *list, *rev = NULL;
+
+    pthread_mutex_lock(&h->lock);
+    list = h->inbox;
+    h->inbox = NULL;
+    pthread_mutex_unlock(&h->lock);
+    /* The inbox is a stack; handle requests in arrival order. */
+    while (list) {
+        struct pending *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    while (rev) {
+        struct pending *n = rev->next;
+        h->handler(&rev->req, h->userdata);
+        rev = n;
+    }
+}
+
+void
+httpd_respond(struct http_req *req, unsigned status, json_t *body)
+{
+    struct pending *p = container_of(req, struct pending, req);
+    httpd_t *h = server_of(p);
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+    json_decref(body);
+    pthread_mutex_lock(&h->lock);
+    if (p->abandoned) {
+        /* The client's thread gave up waiting; nobody reads this answer. */
+        pthread_mutex_unlock(&h->lock);
+        free(text);
+        pending_free(p);
+        return;
+    }
+    p->status = status;
+    p->response = text;
+    p->answered = true;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+void
+httpd_error(struct http_req *req, unsigned status, const char *code, const char *field,
+            const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *e = json_pack("{s:s, s:s}", "code", code, "message", msg);
+    if (field)
+        json_object_set_new(e, "field", json_string(field));
+    httpd_respond(req, status, json_pack("{s:o}", "error", e));
+}
+
+const char *
+httpd_query(const struct http_req *req, const char *name)
+{
+    struct pending *p = container_of(req, struct pending, req);
+    return MHD_lookup_connection_value(p->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *
+httpd_header(const struct http_req *req, const char *name)
+{
+    struct pending *p = container_of(req, struct pending, req);
+    return MHD_lookup_connection_value(p->conn, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result
+send_text(struct MHD_Connection *conn, unsigned status, char *text)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    if (!text)
+        text = xstrdup("");
+    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (*text)
+        MHD_add_response_header(r, "Content-Type", "application/json");
+    ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static char *
+error_text(const char *code, const char *message)
+{
+    json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+/* Hands the request to the loop and waits for its answer. */
+static unsigned
+dispatch(httpd_t *h, struct pending *p, char **response)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += HTTPD_MAX_WAIT_S;
+    pthread_mutex_lock(&h->lock);
+    if (h->stopping) {
+        pthread_mutex_unlock(&h->lock);
+        *response = error_text("unavailable", "the master is shutting down");
+        return 503;
+    }
+    p->next = h->inbox;
+    h->inbox = p;
+    pthread_mutex_unlock(&h->lock);
+    uv_async_send(&h->wake);
+
+    pthread_mutex_lock(&h->lock);
+    while (!p->answered) {
+        if (pthread_cond_timedwait(&p->cond, &h->lock, &until) == ETIMEDOUT && !p->answered) {
+            p->abandoned = true;
+            pthread_mutex_unlock(&h->lock);
+            *response = error_text("unavailable", "the master did not answer in time");
+            return 503;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    *response = move_ptr(p->response);
+    return p->status;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    httpd_t *h = cls;
+    struct pending *p = *con_cls;
+
+    if (!p) {
+        p = xcalloc(1, sizeof(*p));
+        p->conn = conn;
+        p->path = xstrdup(url);
+        p->method = xstrdup(method);
+        p->req.path = p->path;
+        p->req.method = p->method;
+        p->req.internal = h;
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&p->cond, &attr);
+        pthread_condattr_destroy(&attr);
+        *con_cls = p;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (p->upload_len + *upload_size > HTTPD_MAX_BODY) {
+            p->too_large = true;
+        } else {
+            p->upload = xrealloc(p->upload, p->upload_len + *upload_size + 1);
+            memcpy(p->upload + p->upload_len, upload_data, *upload_size);
+            p->upload_len += *upload_size;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    /* The whole request is in. */
+    if (p->too_large)
+        return send_text(conn, 413, error_text("too_large", "request body is too large"));
+    if (p->upload_len) {
+        json_error_t jerr;
+        p->req.body = json_loadb(p->upload, p->upload_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!p->req.body) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "request body is not valid JSON: %s (line %d)", jerr.text,
+                     jerr.line);
+            return send_text(conn, 400, error_text("bad_request", msg));
+        }
+    }
+    p->req.idem_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+
+    char *response = NULL;
+    unsigned status = dispatch(h, p, &response);
+    return send_text(conn, status, response);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    httpd_t *h = cls;
+    struct pending *p = *con_cls;
+
+    if (!p)
+        return;
+    pthread_mutex_lock(&h->lock);
+    bool loop_owns = p->abandoned;
+    pthread_mutex_unlock(&h->lock);
+    /* An abandoned request still held by the loop is freed by httpd_respond. */
+    if (!loop_owns)
+        pending_free(p);
+    *con_cls = NULL;
+}
+
+httpd_t *
+httpd_new(uv_loop_t *loop, const char *addr, uint16_t port, httpd_handler handler, void *userdata,
+          int *err)
+{
+    httpd_t *h = xcalloc(1, sizeof(*h));
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+
+    if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+        *err = -EINVAL;
+        free(h);
+        return NULL;
+    }
+    h->loop = loop;
+    h->handler = handler;
+    h->userdata = userdata;
+    pthread_mutex_init(&h->lock, NULL);
+    uv_async_init(loop, &h->wake, on_wake);
+    h->wake.data = h;
+    h->daemon = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, port,
+        NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)HTTPD_MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(HTTPD_MAX_WAIT_S + 30),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+    if (!h->daemon) {
+        *err = -EADDRINUSE;
+        pthread_mutex_destroy(&h->lock);
+        uv_close((uv_handle_t *)&h->wake, on_wake_closed);
+        return NULL;
+    }
+    return h;
+}
+
+void
+httpd_destroy(httpd_t **ph)
+{
+    httpd_t *h = *ph;
+
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->stopping = true;
+    pthread_mutex_unlock(&h->lock);
+    /* Requests already queued get an answer so their threads can finish. */
+    on_wake(&h->wake);
+    MHD_stop_daemon(h->daemon);
+    pthread_mutex_destroy(&h->lock);
+    uv_close((uv_handle_t *)&h->wake, on_wake_closed);
+    *ph = NULL;
+}

@@ -1,0 +1,37 @@
+/* The node agent: the link to the master, the guests' lifecycle, the local
+ * store and usage reports, in one libuv loop.
+ *
+ * The agent turns master commands into backend operations. Backend
+ * operations run on libuv's thread pool, one at a time and in arrival order
+ * (a "lane"), so the loop never blocks on mkfs or mount and the backend never
+ * sees two operations at once; exec has a lane of its own. Every command is
+ * idempotent on (guest id, generation), is answered with ack or nack, and is
+ * recorded in the store before it is acknowledged. */
+#pragma once
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "node/backend.h"
+#include "proto/msg.h"
+
+typedef struct agent agent_t;
+
+struct agent_config {
+    char name[NAME_MAX_LEN + 1];                /* node name, also its ZeroMQ identity */
+    char master[256];                           /* master endpoint: tcp://host:port or ipc://path */
+    char state_dir[256];                        /* local store, e.g. /var/lib/vfleet */
+    uint32_t heartbeat_ms;                      /* heartbeat interval */
+    uint32_t usage_ms;                          /* usage sampling interval */
+    uint32_t n_labels;                          /* entries in labels */
+    struct spec_label labels[PROTO_MAX_LABELS]; /* node labels reported in hello */
+};
+
+/* Creates the agent on loop, opens its store, re-adopts the guests it finds
+ * there and connects to the master. Takes ownership of backend. Returns NULL
+ * and sets *err (-errno) on failure. */
+agent_t *agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, int *err);
+/* Stops the agent's handles; guests keep running. NULL-safe; clears *p. */
+void agent_destroy(agent_t **p);
+/* Asks the agent to close its handles so uv_run returns (for signals). */
+void agent_shutdown(agent_t *a);

@@ -1,0 +1,536 @@
+#include "node/linux/linux_backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/errtext.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/mtime.h"
+#include "node/linux/cgroup.h"
+#include "node/linux/disk.h"
+#include "node/linux/nsexec.h"
+#include "node/linux/proc.h"
+#include "node/linux/rootfs.h"
+#include "node/linux/spawn.h"
+
+struct linux_backend {
+    struct backend base;     /* must stay first: the agent sees a backend_t */
+    struct linux_config cfg; /* copy of the configuration */
+    cgroup_mgr_t *cgroups;   /* cgroup driver picked at start-up */
+    spawner_t *spawner;      /* the single-threaded clone3 helper */
+};
+
+/* Paths of one guest's files. */
+struct guest_paths {
+    char dir[512];     /* data/<id> */
+    char image[560];   /* data/<id>/disk.img */
+    char disk[560];    /* data/<id>/disk */
+    char root[560];    /* data/<id>/root */
+    char console[560]; /* data/<id>/console.log */
+    char tmpl[560];    /* templates/<name> */
+};
+
+static struct linux_backend *
+lb(backend_t *b)
+{
+    return container_of(b, struct linux_backend, base);
+}
+
+static void
+paths_of(const struct linux_backend *l, const struct guest_spec *s, struct guest_paths *p)
+{
+    snprintf(p->dir, sizeof(p->dir), "%s/data/%s", l->cfg.state_dir, s->id);
+    snprintf(p->image, sizeof(p->image), "%s/disk.img", p->dir);
+    snprintf(p->disk, sizeof(p->disk), "%s/disk", p->dir);
+    snprintf(p->root, sizeof(p->root), "%s/root", p->dir);
+    snprintf(p->console, sizeof(p->console), "%s/console.log", p->dir);
+    snprintf(p->tmpl, sizeof(p->tmpl), "%s/%s", l->cfg.templates, s->template_name);
+}
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+    char buf[600];
+
+    if (strscpy(buf, path, sizeof(buf)) < 0)
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int
+lx_probe(backend_t *b, struct node_facts *out)
+{
+    struct linux_backend *l = lb(b);
+    struct utsname u;
+    struct sysinfo si;
+    struct statvfs sv;
+
+    memset(out, 0, sizeof(*out));
+    if (uname(&u) == 0)
+        strscpy(out->kernel, u.release, sizeof(out->kernel));
+    enum cgroup_mode mode;
+    if (cgroup_detect(l->cfg.cgroup_root[0] ? l->cfg.cgroup_root : "/sys/fs/cgroup", &mode) == 0)
+        strscpy(out->cgroup, cgroup_mode_to_string(mode), sizeof(out->cgroup));
+    strscpy(out->backend, "linux", sizeof(out->backend));
+    out->cpus = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN) * 1000;
+    if (sysinfo(&si) == 0)
+        out->memory = (uint64_t)si.totalram * si.mem_unit;
+    if (statvfs(l->cfg.state_dir, &sv) == 0)
+        out->disk = (uint64_t)sv.f_blocks * sv.f_frsize;
+    out->max_guests = l->cfg.max_guests ? l->cfg.max_guests : 1000;
+    return 0;
+}
+
+static int
+lx_create(backend_t *b, const struct guest_spec *s)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    struct stat st;
+    int r;
+
+    paths_of(l, s, &p);
+    if (stat(p.tmpl, &st) < 0 || !S_ISDIR(st.st_mode))
+        return errtext_fail(-ENOENT, "template \"%s\" is not on this node", s->template_name);
+    r = mkdir_p(p.dir, 0700);
+    if (r < 0)
+        return r;
+    /* An existing image is the guest's disk, whatever size the spec now asks
+     * for: set_limits resizes it, create never replaces it. */
+    struct disk_info di;
+    if (stat(p.image, &st) < 0 || disk_info(p.image, &di) == -EINVAL) {
+        r = disk_create(p.image, s->limits.disk ? s->limits.disk : LINUX_DEFAULT_DISK,
+                        s->limits.inodes);
+        if (r < 0)
+            return errtext_fail(r, "cannot create the disk image: size must be 16M..256T and "
+                                   "inodes at most one per KiB");
+    }
+    r = disk_mount(p.image, p.disk, NULL, 0);
+    if (r < 0)
+        return r;
+    r = rootfs_mount(p.tmpl, p.disk, p.root);
+    if (r < 0)
+        return r;
+    return cgroup_create(l->cgroups, s->id);
+}
+
+/* The spawner's view of a guest: root, identity, caps and cgroups. */
+static int
+spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struct guest_paths *p,
+                struct spawn_config *c)
+{
+    _cleanup_(cgroup_strv_free) char **procs = NULL;
+    int r;
+
+    memset(c, 0, sizeof(*c));
+    strscpy(c->rootfs, p->root, sizeof(c->rootfs));
+    strscpy(c->hostname, s->name, sizeof(c->hostname));
+    strscpy(c->domainname, s->domainname, sizeof(c->domainname));
+    strscpy(c->init, s->init[0] ? s->init : "/sbin/init", sizeof(c->init));
+    c->caps = spec_effective_caps(s);
+    /* Without a device policy (cgroup v2 without a BPF program) a guest's root
+     * could mknod a host disk and open it: take CAP_MKNOD away instead. */
+    if (!cgroup_has_device_policy(l->cgroups))
+        c->caps &= ~(1ULL << CAP_MKNOD);
+    c->nofile = s->limits.nofile;
+    strscpy(c->console_log, p->console, sizeof(c->console_log));
+    r = cgroup_procs_paths(l->cgroups, s->id, &procs);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; procs && procs[i]; i++) {
+        if (i >= SPAWN_MAX_CGROUPS)
+            return -E2BIG;
+        if (strscpy(c->cgroup_procs[i], procs[i], SPAWN_PATH_MAX) < 0)
+            return -ENAMETOOLONG;
+        c->n_cgroup_procs = (uint32_t)i + 1;
+    }
+    return 0;
+}
+
+static int
+lx_start(backend_t *b, const struct guest_spec *s, struct guest_runtime *rt)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    struct spawn_config c;
+    struct spawn_result res = {.pidfd = -1};
+    int r;
+
+    if (rt->pid && proc_is_same(rt->pid, rt->start_time) > 0)
+        return 0; /* already running */
+    /* After a host reboot the mounts are gone: make them again. */
+    r = lx_create(b, s);
+    if (r < 0)
+        return r;
+    r = cgroup_set_limits(l->cgroups, s->id, &s->limits);
+    if (r < 0)
+        return r;
+    paths_of(l, s, &p);
+    r = spawn_config_of(l, s, &p, &c);
+    if (r < 0)
+        return r;
+    r = spawner_start(l->spawner, &c, &res);
+    if (r == -EPIPE) {
+        /* The spawner died; a new one cannot be forked now that threads run. */
+        log_error("guest=%s spawner is gone: restart the agent", s->name);
+        return r;
+    }
+    if (r < 0)
+        return errtext_fail(r, "%s", res.error);
+    if (res.pidfd >= 0)
+        close(res.pidfd); /* the agent opens its own pidfd to watch init */
+    rt->pid = res.pid;
+    rt->start_time = res.start_time;
+    return 0;
+}
+
+static int
+lx_stop(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt)
+{
+    int sig = s->halt_signal ? (int)s->halt_signal : SIGTERM;
+
+    if (!rt->pid || proc_is_same(rt->pid, rt->start_time) <= 0)
+        return 0;
+    if (kill(rt->pid, sig) < 0 && errno != ESRCH)
+        return -errno;
+    return 0;
+}
+
+static int
+lx_kill(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt)
+{
+    struct linux_backend *l = lb(b);
+
+    if (!cgroup_exists(l->cgroups, s->id))
+        return 0;
+    return cgroup_kill(l->cgroups, s->id);
+}
+
+static int
+rm_rf_dir(const char *path)
+{
+    /* Only the few files the backend itself makes live here. */
+    static const char *const files[] = {"console.log", "disk.img"};
+    static const char *const dirs[] = {"root", "disk"};
+    char buf[700];
+
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        snprintf(buf, sizeof(buf), "%s/%s", path, files[i]);
+        if (unlink(buf) < 0 && errno != ENOENT)
+            return -errno;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+        snprintf(buf, sizeof(buf), "%s/%s", path, dirs[i]);
+        if (rmdir(buf) < 0 && errno != ENOENT)
+            return -errno;
+    }
+    if (rmdir(path) < 0 && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
+static int
+lx_destroy(backend_t *b, const struct guest_spec *s)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    int r;
+
+    paths_of(l, s, &p);
+    r = cgroup_destroy(l->cgroups, s->id);
+    if (r < 0)
+        return r;
+    r = rootfs_umount(p.root);
+    if (r < 0)
+        return r;
+    r = disk_umount(p.disk);
+    if (r < 0)
+        return r;
+    r = disk_destroy(p.image);
+    if (r < 0)
+        return r;
+    return rm_rf_dir(p.dir);
+}
+
+/* Changes the size of a guest's disk. A running guest's filesystem grows
+ * online (ext4 resize, which needs CAP_SYS_RESOURCE on the host); a stopped
+ * guest's disk is unmounted, resized offline (grow or shrink) and mounted
+ * again. Shrinking below use is refused with -ENOSPC and changes nothing. */
+static int
+resize_disk(struct linux_backend *l, const struct guest_spec *s, const struct guest_paths *p,
+            bool running, uint64_t size, uint64_t old_size)
+{
+    int r;
+
+    if (running) {
+        /* disk_resize checks use first: below use is -ENOSPC, above it -EBUSY. */
+        r = disk_resize(p->image, p->disk, size);
+        if (r == -EBUSY && size < old_size)
+            return errtext_fail(-EBUSY, "a running guest's disk cannot shrink (ext4 shrinks "
+                                        "offline only): stop the guest and apply again");
+        if (r == -EPERM)
+            return errtext_fail(-EOPNOTSUPP,
+                                "growing a running guest's disk needs CAP_SYS_RESOURCE, which "
+                                "this host's bounding set lacks: stop the guest and apply again");
+        if (r == -ENOSPC)
+            errtext_set("the new disk size is below what the guest uses");
+        return r;
+    }
+    r = rootfs_umount(p->root);
+    if (r >= 0)
+        r = disk_umount(p->disk);
+    if (r < 0)
+        return errtext_fail(r, "cannot unmount the stopped guest's disk to resize it");
+    int resized = disk_resize(p->image, NULL, size);
+    if (resized == -ENOSPC)
+        errtext_set("the new disk size is below what the guest uses");
+    /* Mount again whether or not the resize worked: the guest keeps its disk. */
+    r = disk_mount(p->image, p->disk, NULL, 0);
+    if (r >= 0)
+        r = rootfs_mount(p->tmpl, p->disk, p->root);
+    return resized < 0 ? resized : r;
+}
+
+static int
+lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    struct disk_info di;
+    uint64_t size = (s->limits.disk ? s->limits.disk : LINUX_DEFAULT_DISK) & ~4095ULL;
+    bool running = rt->pid && proc_is_same(rt->pid, rt->start_time) > 0;
+    int r;
+
+    paths_of(l, s, &p);
+    r = disk_info(p.image, &di);
+    if (r < 0)
+        return errtext_fail(r, "cannot read the guest's disk image");
+    uint64_t old_size = (uint64_t)di.blocks * di.block_size;
+    if (old_size != size) {
+        r = resize_disk(l, s, &p, running, size, old_size);
+        if (r < 0)
+            return r;
+        r = disk_info(p.image, &di);
+        if (r < 0)
+            return r;
+    }
+    /* ext4 fixes the inode count at mkfs; it grows with the disk only. A limit
+     * above what the filesystem has cannot be met. */
+    if (s->limits.inodes > di.inodes)
+        return errtext_fail(-EOPNOTSUPP,
+                            "the inode count of an existing disk is fixed (%llu); it grows "
+                            "only with the disk size",
+                            (unsigned long long)di.inodes);
+    r = cgroup_set_limits(l->cgroups, s->id, &s->limits);
+    if (r < 0)
+        errtext_set("cannot apply cgroup limits");
+    return r;
+}
+
+static int
+lx_apply_network(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt)
+{
+    /* Guest networking (veth, addresses, tc, nftables) is not built yet: a
+     * guest has its own network namespace with only loopback. */
+    return 0;
+}
+
+static int
+lx_state(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
+         enum guest_state *out)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    struct stat st;
+
+    paths_of(l, s, &p);
+    if (rt->pid && proc_is_same(rt->pid, rt->start_time) > 0)
+        *out = GUEST_RUNNING;
+    else if (stat(p.image, &st) == 0)
+        *out = GUEST_STOPPED;
+    else
+        *out = GUEST_ABSENT;
+    return 0;
+}
+
+static int
+lx_usage(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
+         struct guest_usage *u)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    struct disk_usage du;
+    int r;
+
+    paths_of(l, s, &p);
+    r = cgroup_usage(l->cgroups, s->id, u);
+    if (r < 0)
+        return r;
+    if (disk_usage(p.disk, &du) == 0) {
+        u->disk_bytes = du.bytes_used;
+        u->disk_inodes = du.inodes_used;
+    }
+    u->time_ms = time_real_ms();
+    return 0;
+}
+
+static int
+lx_exec(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
+        const struct exec_request *req, struct exec_result *res)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    struct spawn_config c;
+    int r;
+
+    paths_of(l, s, &p);
+    r = spawn_config_of(l, s, &p, &c);
+    if (r < 0)
+        return r;
+    return spawner_exec(l->spawner, &c, rt->pid, rt->start_time, req, res);
+}
+
+static void
+lx_free(backend_t *b)
+{
+    struct linux_backend *l = lb(b);
+
+    spawner_destroy(&l->spawner);
+    cgroup_mgr_destroy(&l->cgroups);
+    free(l);
+}
+
+static const struct backend_ops linux_ops = {
+    .name = "linux",
+    .probe = lx_probe,
+    .create = lx_create,
+    .start = lx_start,
+    .stop = lx_stop,
+    .kill = lx_kill,
+    .destroy = lx_destroy,
+    .set_limits = lx_set_limits,
+    .apply_network = lx_apply_network,
+    .state = lx_state,
+    .usage = lx_usage,
+    .exec = lx_exec,
+    .free = lx_free,
+};
+
+backend_t *
+linux_backend_new(const struct linux_config *cfg, int *err)
+{
+    struct linux_backend *l = xcalloc(1, sizeof(*l));
+    int r;
+
+    l->base.ops = &linux_ops;
+    l->cfg = *cfg;
+    /* The spawner first: it must fork while this process has one thread. */
+    l->spawner = spawner_new(&r);
+    if (!l->spawner)
+        goto fail;
+    r = cgroup_mgr_new(cfg->cgroup_root[0] ? cfg->cgroup_root : "/sys/fs/cgroup", "vfleet",
+                       &l->cgroups);
+    if (r < 0)
+        goto fail;
+    char data[300];
+    snprintf(data, sizeof(data), "%s/data", cfg->state_dir);
+    r = mkdir_p(data, 0700);
+    if (r < 0)
+        goto fail;
+    return &l->base;
+fail:
+    *err = r;
+    lx_free(&l->base);
+    return NULL;
+}
+
+int
+linux_enter(const char *state_dir, const struct guest_spec *spec, const struct guest_runtime *rt,
+            char **argv)
+{
+    struct linux_backend l = {0};
+    struct guest_paths p;
+    struct spawn_config c;
+    struct nsexec_params np = {0};
+    struct nsexec_status st = {0};
+    int pipefd[2], r;
+
+    if (!rt->pid || proc_is_same(rt->pid, rt->start_time) <= 0)
+        return -ESRCH;
+    strscpy(l.cfg.state_dir, state_dir, sizeof(l.cfg.state_dir));
+    r = cgroup_mgr_new("/sys/fs/cgroup", "vfleet", &l.cgroups);
+    if (r < 0)
+        return r;
+    paths_of(&l, spec, &p);
+    r = spawn_config_of(&l, spec, &p, &c);
+    cgroup_mgr_destroy(&l.cgroups);
+    if (r < 0)
+        return r;
+    for (int i = 0; i < NSEXEC_NS_COUNT; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)rt->pid, nsexec_ns_names[i]);
+        np.ns[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (np.ns[i] < 0) {
+            r = -errno;
+            while (i-- > 0)
+                close(np.ns[i]);
+            return r;
+        }
+    }
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return -errno;
+    np.cfg = &c;
+    np.argv = argv;
+    np.timeout_ms = UINT32_MAX; /* an interactive session ends when its user says so */
+    np.null = fcntl(0, F_DUPFD_CLOEXEC, 3);
+    np.out = fcntl(1, F_DUPFD_CLOEXEC, 3);
+    np.err = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    np.status = pipefd[1];
+    pid_t child = fork();
+    if (child < 0) {
+        r = -errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return r;
+    }
+    if (child == 0)
+        nsexec_run(&np);
+    close(pipefd[1]);
+    close(np.null);
+    close(np.out);
+    close(np.err);
+    for (int i = 0; i < NSEXEC_NS_COUNT; i++)
+        close(np.ns[i]);
+    ssize_t n = read(pipefd[0], &st, sizeof(st));
+    close(pipefd[0]);
+    while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+        ;
+    if (n != (ssize_t)sizeof(st))
+        return -EIO;
+    if (st.err)
+        return -st.err;
+    if (WIFEXITED(st.wstatus))
+        return WEXITSTATUS(st.wstatus);
+    return 128 + WTERMSIG(st.wstatus);
+}

@@ -1,0 +1,458 @@
+/* vfleet-node: the node agent, and its local admin commands.
+ *
+ *   vfleet-node [run]        the daemon: connects to the master, drives guests
+ *   vfleet-node ls           guests in the local store, with their state
+ *   vfleet-node status       the agent and a summary of its guests
+ *   vfleet-node enter NAME   a shell inside a running guest
+ *
+ * The local commands read the store directly, so they work while the master
+ * (or the agent) is down. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/units.h"
+#include "node/agent.h"
+#include "node/linux/linux_backend.h"
+#include "node/linux/proc.h"
+#include "node/sim/sim.h"
+#include "node/store.h"
+
+#define DEFAULT_CONFIG    "/etc/vfleet/node.conf"
+#define DEFAULT_STATE_DIR "/var/lib/vfleet"
+#define DEFAULT_MASTER    "tcp://127.0.0.1:7401"
+
+/* Exit codes shared with the vfleet CLI: usage errors, not found, failures. */
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOT_FOUND = 3 };
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: vfleet-node [run] [options]\n"
+               "       vfleet-node ls [--json] [--state-dir DIR]\n"
+               "       vfleet-node status [--state-dir DIR]\n"
+               "       vfleet-node enter NAME [--state-dir DIR] [-- COMMAND...]\n"
+               "\n"
+               "options:\n"
+               "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
+               "  -n, --name NAME        node name (default: the host name)\n"
+               "  -m, --master ENDPOINT  master endpoint (default " DEFAULT_MASTER ")\n"
+               "  -s, --state-dir DIR    local store (default " DEFAULT_STATE_DIR ")\n"
+               "  -b, --backend NAME     linux (default) or sim\n"
+               "  -t, --templates DIR    template directory (default STATE_DIR/templates)\n"
+               "      --heartbeat MS     heartbeat interval in milliseconds (default 5000)\n"
+               "      --usage-interval S usage sampling interval in seconds (default 10)\n"
+               "  -l, --log-level LEVEL  err, warning, notice, info (default), debug\n"
+               "      --json             machine-readable output (ls)\n"
+               "  -h, --help             this text\n");
+}
+
+struct options {
+    config_t *cfg;    /* file values overridden by flags */
+    const char *verb; /* run, ls, status, enter */
+    char **rest;      /* arguments after the verb */
+    int n_rest;       /* entries in rest */
+    bool json;        /* --json */
+};
+
+static int
+parse_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"name", required_argument, NULL, 'n'},
+        {"master", required_argument, NULL, 'm'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"backend", required_argument, NULL, 'b'},
+        {"templates", required_argument, NULL, 't'},
+        {"heartbeat", required_argument, NULL, 'H'},
+        {"usage-interval", required_argument, NULL, 'U'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *config_path = NULL;
+    config_t *flags = config_new();
+    int c, r;
+
+    /* Options may come before and after the verb: parse, take the verb, parse again. */
+    for (int pass = 0; pass < 2; pass++) {
+        while ((c = getopt_long(argc, argv, "+c:n:m:s:b:t:l:h", longopts, NULL)) != -1) {
+            const char *key = NULL;
+            switch (c) {
+            case 'c':
+                config_path = optarg;
+                break;
+            case 'n':
+                key = "name";
+                break;
+            case 'm':
+                key = "master";
+                break;
+            case 's':
+                key = "state_dir";
+                break;
+            case 'b':
+                key = "backend";
+                break;
+            case 't':
+                key = "templates";
+                break;
+            case 'H':
+                key = "heartbeat_ms";
+                break;
+            case 'U':
+                key = "usage_interval";
+                break;
+            case 'l':
+                key = "log_level";
+                break;
+            case 'j':
+                o->json = true;
+                break;
+            case 'h':
+                usage(stdout);
+                exit(0);
+            default:
+                usage(stderr);
+                config_destroy(&flags);
+                return -EINVAL;
+            }
+            if (key)
+                config_set(flags, "node", key, optarg);
+        }
+        if (pass == 0)
+            o->verb = optind < argc ? argv[optind++] : "run";
+    }
+    o->rest = argv + optind;
+    o->n_rest = argc - optind;
+
+    int line = 0;
+    r = config_load(config_path ? config_path : DEFAULT_CONFIG, &o->cfg, &line);
+    if (r == -ENOENT && !config_path) {
+        o->cfg = config_new();
+    } else if (r == -EBADMSG) {
+        fprintf(stderr, "vfleet-node: %s:%d: cannot parse this line\n",
+                config_path ? config_path : DEFAULT_CONFIG, line);
+        config_destroy(&flags);
+        return r;
+    } else if (r < 0) {
+        fprintf(stderr, "vfleet-node: cannot read \"%s\": %s\n",
+                config_path ? config_path : DEFAULT_CONFIG, strerror(-r));
+        config_destroy(&flags);
+        return r;
+    }
+    /* Flags win over the file. */
+    static const char *const keys[] = {"name",      "master",       "state_dir",      "backend",
+                                       "templates", "heartbeat_ms", "usage_interval", "log_level"};
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        const char *v = config_get(flags, "node", keys[i]);
+        if (v)
+            config_set(o->cfg, "node", keys[i], v);
+    }
+    config_destroy(&flags);
+    return 0;
+}
+
+static const char *
+opt_str(const struct options *o, const char *key, const char *def)
+{
+    const char *v = config_get(o->cfg, "node", key);
+    return v && *v ? v : def;
+}
+
+static int
+add_label(const char *key, const char *value, void *userdata)
+{
+    struct agent_config *ac = userdata;
+
+    if (ac->n_labels >= PROTO_MAX_LABELS || !name_is_valid(key) ||
+        strlen(value) > SPEC_LABEL_VAL_MAX) {
+        fprintf(stderr, "vfleet-node: label \"%s\" is invalid or one too many\n", key);
+        return -EINVAL;
+    }
+    strscpy(ac->labels[ac->n_labels].key, key, sizeof(ac->labels[0].key));
+    strscpy(ac->labels[ac->n_labels].value, value, sizeof(ac->labels[0].value));
+    ac->n_labels++;
+    return 0;
+}
+
+static uv_signal_t sigterm, sigint;
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+    agent_t *a = s->data;
+
+    log_notice("signal %d received, stopping the agent (guests keep running)", signum);
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&sigint, NULL);
+    agent_shutdown(a);
+}
+
+/* Holds an exclusive lock on STATE_DIR/vfleet-node.pid for the agent's life,
+ * so a second agent on the same store refuses to start. */
+static int
+take_pidfile(const char *state_dir)
+{
+    _cleanup_free_ char *path = xasprintf("%s/vfleet-node.pid", state_dir);
+    char buf[32];
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int r = -errno;
+        close(fd);
+        return r == -EWOULDBLOCK ? -EALREADY : r;
+    }
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+static int
+cmd_run(struct options *o)
+{
+    struct agent_config ac = {0};
+    const char *state_dir = opt_str(o, "state_dir", DEFAULT_STATE_DIR);
+    const char *backend_name = opt_str(o, "backend", "linux");
+    uint64_t v;
+    char host[NAME_MAX_LEN + 1] = "";
+    int r, err = 0;
+
+    gethostname(host, sizeof(host) - 1);
+    if (strscpy(ac.name, opt_str(o, "name", host), sizeof(ac.name)) < 0 ||
+        !name_is_valid(ac.name)) {
+        fprintf(stderr, "vfleet-node: node name \"%s\" is not a valid name (a DNS label)\n",
+                opt_str(o, "name", host));
+        return EXIT_USAGE;
+    }
+    if (strscpy(ac.master, opt_str(o, "master", DEFAULT_MASTER), sizeof(ac.master)) < 0 ||
+        strscpy(ac.state_dir, state_dir, sizeof(ac.state_dir)) < 0) {
+        fprintf(stderr, "vfleet-node: master endpoint or state directory too long\n");
+        return EXIT_USAGE;
+    }
+    r = config_get_u64(o->cfg, "node", "heartbeat_ms", &v);
+    if (r == 0 && v >= 100 && v <= 600000)
+        ac.heartbeat_ms = (uint32_t)v;
+    else if (r != -ENOENT) {
+        fprintf(stderr, "vfleet-node: heartbeat_ms must be 100..600000\n");
+        return EXIT_USAGE;
+    }
+    r = config_get_u64(o->cfg, "node", "usage_interval", &v);
+    if (r == 0 && v >= 1 && v <= 3600)
+        ac.usage_ms = (uint32_t)v * 1000;
+    else if (r != -ENOENT) {
+        fprintf(stderr, "vfleet-node: usage_interval must be 1..3600 seconds\n");
+        return EXIT_USAGE;
+    }
+    if (config_foreach(o->cfg, "labels", add_label, &ac) < 0)
+        return EXIT_USAGE;
+    if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "vfleet-node: cannot create \"%s\": %m\n", state_dir);
+        return EXIT_FAIL;
+    }
+    _cleanup_close_ int pidfd = take_pidfile(state_dir);
+    if (pidfd < 0) {
+        fprintf(stderr, "vfleet-node: %s\n",
+                pidfd == -EALREADY ? "another agent runs on this state directory"
+                                   : strerror(-pidfd));
+        return EXIT_FAIL;
+    }
+
+    /* The backend comes first: the linux backend forks its single-threaded
+     * spawner here, before libzmq starts its I/O threads. */
+    backend_t *b;
+    if (strcmp(backend_name, "linux") == 0) {
+        struct linux_config lc = {0};
+        _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
+        strscpy(lc.state_dir, state_dir, sizeof(lc.state_dir));
+        strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
+        b = linux_backend_new(&lc, &err);
+    } else if (strcmp(backend_name, "sim") == 0) {
+        struct sim_config sc = {.seed = 1};
+        b = sim_backend_new(&sc);
+    } else {
+        fprintf(stderr, "vfleet-node: unknown backend \"%s\" (linux or sim)\n", backend_name);
+        return EXIT_USAGE;
+    }
+    if (!b) {
+        log_error("node=%s backend \"%s\" failed to start: %s", ac.name, backend_name,
+                  strerror(-err));
+        return EXIT_FAIL;
+    }
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    agent_t *a = agent_new(&loop, &ac, b, &err);
+    if (!a) {
+        log_error("node=%s cannot start: %s", ac.name, strerror(-err));
+        uv_loop_close(&loop);
+        return EXIT_FAIL;
+    }
+    uv_signal_init(&loop, &sigterm);
+    uv_signal_init(&loop, &sigint);
+    sigterm.data = sigint.data = a;
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    log_notice("node=%s agent running, master \"%s\", state \"%s\", backend %s", ac.name, ac.master,
+               state_dir, backend_name);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    agent_destroy(&a);
+    uv_loop_close(&loop);
+    return 0;
+}
+
+static const char *
+record_state(const struct store_record *rec)
+{
+    if (rec->rt.pid && proc_is_same(rec->rt.pid, rec->rt.start_time))
+        return "running";
+    return "stopped";
+}
+
+static int
+open_store(const struct options *o, store_t **s)
+{
+    const char *dir = opt_str(o, "state_dir", DEFAULT_STATE_DIR);
+    int r = store_open_readonly(dir, s);
+
+    if (r < 0)
+        fprintf(stderr, "vfleet-node: cannot open the store in \"%s\": %s\n", dir, strerror(-r));
+    return r;
+}
+
+static int
+cmd_ls(struct options *o)
+{
+    _cleanup_(store_close) store_t *s = NULL;
+
+    if (open_store(o, &s) < 0)
+        return EXIT_FAIL;
+    if (!o->json)
+        printf("%-24s %-36s %5s %-8s %8s\n", "NAME", "ID", "GEN", "STATE", "PID");
+    else
+        printf("[");
+    for (size_t i = 0; i < store_count(s); i++) {
+        const struct store_record *rec = store_at(s, i);
+        const char *st = record_state(rec);
+        if (o->json)
+            printf("%s{\"name\":\"%s\",\"id\":\"%s\",\"generation\":%" PRIu64
+                   ",\"state\":\"%s\",\"pid\":%d}",
+                   i ? "," : "", rec->spec.name, rec->spec.id, rec->applied_generation, st,
+                   strcmp(st, "running") == 0 ? (int)rec->rt.pid : 0);
+        else
+            printf("%-24s %-36s %5" PRIu64 " %-8s %8d\n", rec->spec.name, rec->spec.id,
+                   rec->applied_generation, st, strcmp(st, "running") == 0 ? (int)rec->rt.pid : 0);
+    }
+    if (o->json)
+        printf("]\n");
+    return 0;
+}
+
+static int
+cmd_status(struct options *o)
+{
+    const char *dir = opt_str(o, "state_dir", DEFAULT_STATE_DIR);
+    _cleanup_(store_close) store_t *s = NULL;
+    _cleanup_free_ char *path = xasprintf("%s/vfleet-node.pid", dir);
+    size_t running = 0;
+    int agent_pid = 0;
+
+    if (open_store(o, &s) < 0)
+        return EXIT_FAIL;
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+        char buf[32] = "";
+        if (pread(fd, buf, sizeof(buf) - 1, 0) > 0)
+            agent_pid = atoi(buf);
+    }
+    for (size_t i = 0; i < store_count(s); i++)
+        running += strcmp(record_state(store_at(s, i)), "running") == 0;
+    if (agent_pid)
+        printf("agent:   running (pid %d)\n", agent_pid);
+    else
+        printf("agent:   not running\n");
+    printf("store:   %s\n", dir);
+    printf("guests:  %zu (%zu running)\n", store_count(s), running);
+    return 0;
+}
+
+static int
+cmd_enter(struct options *o)
+{
+    _cleanup_(store_close) store_t *s = NULL;
+
+    if (o->n_rest < 1) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (open_store(o, &s) < 0)
+        return EXIT_FAIL;
+    const struct store_record *rec = store_find_by_name(s, o->rest[0]);
+    if (!rec) {
+        fprintf(stderr, "vfleet-node: no guest \"%s\" on this node\n", o->rest[0]);
+        return EXIT_NOT_FOUND;
+    }
+    if (strcmp(record_state(rec), "running") != 0) {
+        fprintf(stderr, "vfleet-node: guest \"%s\" is not running\n", rec->spec.name);
+        return EXIT_FAIL;
+    }
+    if (rec->spec.flags & SPEC_FLAG_PRIVATE) {
+        fprintf(stderr, "vfleet-node: guest \"%s\" is private: no enter\n", rec->spec.name);
+        return EXIT_FAIL;
+    }
+    char *shell[] = {"/bin/sh", "-l", NULL};
+    char **argv = o->n_rest > 1 ? o->rest + 1 : shell;
+    int r = linux_enter(opt_str(o, "state_dir", DEFAULT_STATE_DIR), &rec->spec, &rec->rt, argv);
+    if (r < 0) {
+        fprintf(stderr, "vfleet-node: cannot enter \"%s\": %s\n", rec->spec.name, strerror(-r));
+        return EXIT_FAIL;
+    }
+    return r; /* the command's exit status */
+}
+
+int
+main(int argc, char **argv)
+{
+    struct options o = {0};
+    int level, r;
+
+    if (parse_options(argc, argv, &o) < 0)
+        return EXIT_USAGE;
+    level = log_level_from_string(opt_str(&o, "log_level", "info"));
+    log_setup("vfleet-node", LOG_SINK_STDERR, level < 0 ? LOG_INFO : level);
+
+    if (strcmp(o.verb, "run") == 0)
+        r = cmd_run(&o);
+    else if (strcmp(o.verb, "ls") == 0)
+        r = cmd_ls(&o);
+    else if (strcmp(o.verb, "status") == 0)
+        r = cmd_status(&o);
+    else if (strcmp(o.verb, "enter") == 0)
+        r = cmd_enter(&o);
+    else {
+        fprintf(stderr, "vfleet-node: unknown command \"%s\"\n", o.verb);
+        usage(stderr);
+        r = EXIT_USAGE;
+    }
+    config_destroy(&o.cfg);
+    return r;
+}

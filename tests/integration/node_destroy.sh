@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Stop and destroy: halt signal then kill after the timeout; destroy leaves no
+# cgroup, mount, loop device, disk image or process behind; both idempotent.
+. "$(dirname "$0")/lib.sh"
+
+build_template
+start_agent h1
+nodectl h1 wait-hello >/dev/null || fail "no hello"
+
+G=$(uuid)
+nodectl h1 apply "$(spec gone "$G" '{"disk":"32M"}')" >/dev/null || fail "apply"
+nodectl h1 start "$G" >/dev/null || fail "start"
+pid=$("$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk '$1=="gone" {print $5}')
+img=$(find "$T/h1" -name '*.img' | head -1)
+[ -n "$img" ] || fail "no disk image"
+loop=$(losetup -j "$img" | cut -d: -f1)
+[ -n "$loop" ] || fail "no loop device for $img"
+
+# A guest that ignores the halt signal is killed after stop_timeout.
+nodectl h1 exec "$G" -- sh -c 'trap "" TERM; sleep 1000 </dev/null >/dev/null 2>&1 &' >/dev/null
+nodectl h1 stop "$G" 1 2 >/dev/null || fail "stop"
+alive "$pid" && fail "init still runs after stop"
+[ -z "$(cat /sys/fs/cgroup/pids/vfleet/$G/cgroup.procs 2>/dev/null)" ] || fail "processes left after stop"
+nodectl h1 stop "$G" >/dev/null || fail "second stop is not a no-op"
+ok "stop halts the guest (and kills what ignores the signal); a second stop is a no-op"
+
+nodectl h1 start "$G" >/dev/null || fail "restart"
+nodectl h1 destroy "$G" >/dev/null || fail "destroy"
+for c in /sys/fs/cgroup/*/vfleet/$G; do [ -e "$c" ] && fail "cgroup left: $c"; done
+grep -q "$G" /proc/self/mountinfo && fail "mount left"
+[ -e "$img" ] && fail "disk image left"
+losetup -a | grep -q "$img" && fail "loop device left"
+[ -e "/sys/block/${loop#/dev/}/loop/backing_file" ] && grep -q "$G" "/sys/block/${loop#/dev/}/loop/backing_file" && fail "loop still bound"
+pgrep -f "sleep 1000" && fail "a guest process is left"
+[ -e "$T/h1/guests/$G.json" ] && fail "store record left"
+nodectl h1 destroy "$G" >/dev/null || fail "second destroy is not a no-op"
+ok "destroy leaves no cgroup, mount, loop device, image, record or process; it is idempotent"

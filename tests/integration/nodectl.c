@@ -1,0 +1,406 @@
+/* nodectl: a tiny stand-in master for tests. It binds a ROUTER on the
+ * endpoint a node agent connects to, sends one command through the real wire
+ * protocol (proto/: codec and link) and prints the node's answer as JSON.
+ *
+ *   nodectl -e ENDPOINT -n NODE [-t SECONDS] wait-hello
+ *   nodectl ... apply SPEC.json          (or - for stdin)
+ *   nodectl ... start|stop|destroy ID [GENERATION]
+ *   nodectl ... exec ID -- ARGV...       (stdout/stderr replayed, exits with the code)
+ *   nodectl ... usage ID                 (waits for a usage batch naming ID)
+ *   nodectl ... raw FILE                 (sends FILE's bytes as one frame, prints the answer)
+ *
+ * Exit status: 0 ack, 1 nack, 2 usage error, 3 timeout, or the exec's code. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/mem.h"
+#include "common/mtime.h"
+#include "proto/link.h"
+#include "proto/msg.h"
+#include "proto/spec_json.h"
+
+enum { EXIT_ACK = 0, EXIT_NACK = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3 };
+
+static link_t *router;
+static const char *node;
+static uint64_t deadline_ms;
+
+static void
+welcome(void)
+{
+    struct msg w = {.type = MSG_WELCOME, .id = 1};
+    _cleanup_free_ char *buf = NULL;
+    size_t len;
+
+    w.u.welcome.heartbeat_ms = 1000;
+    w.u.welcome.usage_ms = 1000;
+    if (msg_encode(&w, &buf, &len) == 0)
+        link_send(router, node, buf, len);
+}
+
+/* Receives the next message from our node (answering hellos), or times out. */
+static int
+next_msg(struct msg *m)
+{
+    char peer[LINK_PEER_SIZE];
+    char err[256];
+
+    while (time_mono_ms() < deadline_ms) {
+        void *buf = NULL;
+        size_t len = 0;
+        int r = link_recv(router, peer, sizeof(peer), &buf, &len);
+        if (r == -EAGAIN) {
+            usleep(2000);
+            continue;
+        }
+        if (r < 0)
+            continue;
+        r = msg_decode(buf, len, m, err, sizeof(err));
+        free(buf);
+        if (r < 0) {
+            fprintf(stderr, "nodectl: undecodable frame from \"%s\": %s\n", peer, err);
+            msg_clear(m);
+            continue;
+        }
+        if (strcmp(peer, node) != 0) {
+            msg_clear(m);
+            continue;
+        }
+        if (m->type == MSG_HELLO)
+            welcome();
+        if (m->type == MSG_HEARTBEAT) {
+            /* Echo it, as the master does, so the agent knows we are here. */
+            struct msg echo = {.type = MSG_HEARTBEAT, .id = m->id};
+            echo.u.heartbeat = m->u.heartbeat;
+            _cleanup_free_ char *out = NULL;
+            size_t outlen;
+            if (msg_encode(&echo, &out, &outlen) == 0)
+                link_send(router, node, out, outlen);
+        }
+        return 0;
+    }
+    return -ETIMEDOUT;
+}
+
+/* Sends a frame to the node, retrying while it has not (re)connected yet. */
+static int
+send_frame(const void *buf, size_t len)
+{
+    while (time_mono_ms() < deadline_ms) {
+        int r = link_send(router, node, buf, len);
+        if (r == 0)
+            return 0;
+        if (r != -EHOSTUNREACH && r != -EAGAIN)
+            return r;
+        /* Drain what arrives meanwhile (hello from a reconnecting node). */
+        struct msg m;
+        char peer[LINK_PEER_SIZE];
+        void *in = NULL;
+        size_t inlen;
+        if (link_recv(router, peer, sizeof(peer), &in, &inlen) == 0) {
+            if (msg_decode(in, inlen, &m, NULL, 0) == 0 && m.type == MSG_HELLO &&
+                strcmp(peer, node) == 0)
+                welcome();
+            msg_clear(&m);
+            free(in);
+        }
+        usleep(10000);
+    }
+    return -ETIMEDOUT;
+}
+
+static int
+send_msg(struct msg *m)
+{
+    _cleanup_free_ char *buf = NULL;
+    size_t len;
+    int r = msg_encode(m, &buf, &len);
+
+    if (r < 0) {
+        fprintf(stderr, "nodectl: cannot encode: %s\n", strerror(-r));
+        return r;
+    }
+    return send_frame(buf, len);
+}
+
+static void
+print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    printf("%s\n", s);
+    free(s);
+    json_decref(j);
+}
+
+/* Waits for the ack, nack or exec result answering request id; prints it. */
+static int
+await_answer(uint64_t id)
+{
+    struct msg m;
+
+    for (;;) {
+        if (next_msg(&m) < 0) {
+            fprintf(stderr, "nodectl: no answer from \"%s\" in time\n", node);
+            return EXIT_TIMEOUT;
+        }
+        int rc = -1;
+        if (m.type == MSG_ACK && m.u.ack.ref == id) {
+            print_json(json_pack("{s:b, s:s, s:I, s:b}", "ok", 1, "id", m.u.ack.id, "generation",
+                                 (json_int_t)m.u.ack.generation, "running", m.u.ack.running));
+            rc = EXIT_ACK;
+        } else if (m.type == MSG_NACK && m.u.nack.ref == id) {
+            print_json(json_pack("{s:b, s:s, s:s, s:s}", "ok", 0, "id", m.u.nack.id, "code",
+                                 msg_error_name(m.u.nack.code), "message", m.u.nack.message));
+            rc = EXIT_NACK;
+        } else if (m.type == MSG_EXEC_RESULT && m.u.exec_result.ref == id) {
+            struct msg_exec_result *e = &m.u.exec_result;
+            fwrite(e->out, 1, e->out_len, stdout);
+            fwrite(e->err, 1, e->err_len, stderr);
+            if (e->timed_out)
+                fprintf(stderr, "nodectl: exec timed out\n");
+            if (e->truncated)
+                fprintf(stderr, "nodectl: exec output truncated\n");
+            rc = e->signal ? 128 + e->signal : e->exit_code;
+        }
+        msg_clear(&m);
+        if (rc >= 0)
+            return rc;
+    }
+}
+
+static int
+read_file(const char *path, char **buf, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
+    size_t cap = 4096, n = 0;
+    char *b;
+
+    if (!f)
+        return -errno;
+    b = xmalloc(cap);
+    for (;;) {
+        size_t k = fread(b + n, 1, cap - n, f);
+        n += k;
+        if (k == 0)
+            break;
+        if (n == cap)
+            b = xrealloc(b, cap *= 2);
+    }
+    if (f != stdin)
+        fclose(f);
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+static int
+cmd_apply(const char *path)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    json_error_t jerr;
+    struct msg m = {.type = MSG_GUEST_APPLY, .id = (uint64_t)time_real_ms()};
+    char field[128] = "";
+
+    if (read_file(path, &text, &len) < 0) {
+        fprintf(stderr, "nodectl: cannot read \"%s\"\n", path);
+        return EXIT_USAGE;
+    }
+    json_t *j = json_loadb(text, len, 0, &jerr);
+    if (!j) {
+        fprintf(stderr, "nodectl: bad JSON: %s\n", jerr.text);
+        return EXIT_USAGE;
+    }
+    int r = spec_from_json(j, &m.u.apply, field, sizeof(field));
+    json_decref(j);
+    if (r < 0) {
+        fprintf(stderr, "nodectl: bad spec field \"%s\"\n", field);
+        return EXIT_USAGE;
+    }
+    if (send_msg(&m) < 0)
+        return EXIT_TIMEOUT;
+    return await_answer(m.id);
+}
+
+static int
+cmd_guest(enum msg_type t, int argc, char **argv)
+{
+    struct msg m = {.type = t, .id = (uint64_t)time_real_ms()};
+
+    if (argc < 1 || strscpy(m.u.guest.id, argv[0], sizeof(m.u.guest.id)) < 0)
+        return EXIT_USAGE;
+    /* The generation the master last sent; the agent only reports it back. */
+    m.u.guest.generation = argc > 1 ? strtoull(argv[1], NULL, 10) : 1;
+    if (argc > 2)
+        m.u.guest.timeout = (uint32_t)strtoul(argv[2], NULL, 10);
+    if (send_msg(&m) < 0)
+        return EXIT_TIMEOUT;
+    return await_answer(m.id);
+}
+
+static int
+cmd_exec(int argc, char **argv)
+{
+    struct msg m = {.type = MSG_GUEST_EXEC, .id = (uint64_t)time_real_ms()};
+    int i = 1;
+
+    if (argc < 2 || strscpy(m.u.exec.id, argv[0], sizeof(m.u.exec.id)) < 0)
+        return EXIT_USAGE;
+    if (strcmp(argv[1], "--") == 0)
+        i = 2;
+    if (i >= argc)
+        return EXIT_USAGE;
+    m.u.exec.argc = (uint32_t)(argc - i);
+    m.u.exec.argv = argv + i; /* borrowed: not msg_clear'd */
+    m.u.exec.timeout_ms = 20000;
+    m.u.exec.max_output = 1 << 20;
+    if (send_msg(&m) < 0)
+        return EXIT_TIMEOUT;
+    return await_answer(m.id);
+}
+
+static int
+cmd_usage(const char *id)
+{
+    struct msg m;
+
+    for (;;) {
+        if (next_msg(&m) < 0) {
+            fprintf(stderr, "nodectl: no usage for \"%s\" in time\n", id);
+            return EXIT_TIMEOUT;
+        }
+        if (m.type == MSG_USAGE) {
+            for (uint32_t i = 0; i < m.u.usage.n_samples; i++) {
+                if (strcmp(m.u.usage.samples[i].id, id) == 0) {
+                    print_json(usage_to_json(&m.u.usage.samples[i]));
+                    msg_clear(&m);
+                    return 0;
+                }
+            }
+        }
+        msg_clear(&m);
+    }
+}
+
+static int
+cmd_wait_hello(void)
+{
+    struct msg m;
+
+    for (;;) {
+        if (next_msg(&m) < 0) {
+            fprintf(stderr, "nodectl: no hello from \"%s\" in time\n", node);
+            return EXIT_TIMEOUT;
+        }
+        if (m.type == MSG_HELLO) {
+            json_t *inv = json_array();
+            for (uint32_t i = 0; i < m.u.hello.n_inventory; i++) {
+                const struct msg_inventory_item *it = &m.u.hello.inventory[i];
+                json_array_append_new(inv,
+                                      json_pack("{s:s, s:s, s:I, s:b}", "id", it->id, "name",
+                                                it->name, "generation", (json_int_t)it->generation,
+                                                "running", it->running));
+            }
+            print_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "node", m.u.hello.node, "cgroup",
+                                 m.u.hello.cgroup, "backend", m.u.hello.backend, "memory",
+                                 (json_int_t)m.u.hello.memory, "max_guests",
+                                 (json_int_t)m.u.hello.max_guests, "inventory", inv));
+            msg_clear(&m);
+            return 0;
+        }
+        msg_clear(&m);
+    }
+}
+
+static int
+cmd_raw(const char *path)
+{
+    _cleanup_free_ char *buf = NULL;
+    size_t len;
+    struct msg m;
+
+    if (read_file(path, &buf, &len) < 0)
+        return EXIT_USAGE;
+    if (send_frame(buf, len) < 0)
+        return EXIT_TIMEOUT;
+    /* The answer to a raw frame is whatever nack comes next. */
+    for (;;) {
+        if (next_msg(&m) < 0)
+            return EXIT_TIMEOUT;
+        if (m.type == MSG_NACK) {
+            print_json(json_pack("{s:b, s:I, s:s, s:s}", "ok", 0, "ref", (json_int_t)m.u.nack.ref,
+                                 "code", msg_error_name(m.u.nack.code), "message",
+                                 m.u.nack.message));
+            msg_clear(&m);
+            return EXIT_NACK;
+        }
+        msg_clear(&m);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *endpoint = NULL;
+    unsigned timeout = 30;
+    int c, err = 0, rc;
+
+    while ((c = getopt(argc, argv, "+e:n:t:")) != -1) {
+        switch (c) {
+        case 'e':
+            endpoint = optarg;
+            break;
+        case 'n':
+            node = optarg;
+            break;
+        case 't':
+            timeout = (unsigned)atoi(optarg);
+            break;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    if (!endpoint || !node || optind >= argc) {
+        fprintf(stderr, "usage: nodectl -e ENDPOINT -n NODE [-t SECONDS] COMMAND ...\n");
+        return EXIT_USAGE;
+    }
+    router = link_new_router(endpoint, &err);
+    if (!router) {
+        fprintf(stderr, "nodectl: cannot bind \"%s\": %s\n", endpoint, strerror(-err));
+        return EXIT_USAGE;
+    }
+    deadline_ms = time_mono_ms() + timeout * 1000ULL;
+    const char *verb = argv[optind];
+    int n = argc - optind - 1;
+    char **args = argv + optind + 1;
+
+    if (strcmp(verb, "wait-hello") == 0)
+        rc = cmd_wait_hello();
+    else if (strcmp(verb, "apply") == 0 && n == 1)
+        rc = cmd_apply(args[0]);
+    else if (strcmp(verb, "start") == 0)
+        rc = cmd_guest(MSG_GUEST_START, n, args);
+    else if (strcmp(verb, "stop") == 0)
+        rc = cmd_guest(MSG_GUEST_STOP, n, args);
+    else if (strcmp(verb, "destroy") == 0)
+        rc = cmd_guest(MSG_GUEST_DESTROY, n, args);
+    else if (strcmp(verb, "exec") == 0)
+        rc = cmd_exec(n, args);
+    else if (strcmp(verb, "usage") == 0 && n == 1)
+        rc = cmd_usage(args[0]);
+    else if (strcmp(verb, "raw") == 0 && n == 1)
+        rc = cmd_raw(args[0]);
+    else {
+        fprintf(stderr, "nodectl: unknown command \"%s\"\n", verb);
+        rc = EXIT_USAGE;
+    }
+    link_destroy(&router);
+    return rc;
+}
