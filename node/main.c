@@ -87,9 +87,14 @@ parse_options(int argc, char **argv, struct options *o)
     config_t *flags = config_new();
     int c, r;
 
-    /* Options may come before and after the verb: parse, take the verb, parse again. */
+    /* Options may come before the verb and after it, mixed with its arguments
+     * ("enter NAME --state-dir D -- CMD"): the first pass stops at the verb,
+     * the second parses the rest as its own argument vector, permuting. */
+    char **av = argv;
+    int ac = argc;
     for (int pass = 0; pass < 2; pass++) {
-        while ((c = getopt_long(argc, argv, "+c:n:m:s:b:t:l:h", longopts, NULL)) != -1) {
+        const char *opts = pass == 0 ? "+c:n:m:s:b:t:l:h" : "c:n:m:s:b:t:l:h";
+        while ((c = getopt_long(ac, av, opts, longopts, NULL)) != -1) {
             const char *key = NULL;
             switch (c) {
             case 'c':
@@ -133,11 +138,16 @@ parse_options(int argc, char **argv, struct options *o)
             if (key)
                 config_set(flags, "node", key, optarg);
         }
-        if (pass == 0)
-            o->verb = optind < argc ? argv[optind++] : "run";
+        if (pass == 0) {
+            o->verb = optind < argc ? argv[optind] : "run";
+            /* The verb stands where a program name would: getopt skips it. */
+            av = argv + (optind < argc ? optind : argc - 1);
+            ac = argc - (int)(av - argv);
+            optind = 0;
+        }
     }
-    o->rest = argv + optind;
-    o->n_rest = argc - optind;
+    o->rest = av + optind;
+    o->n_rest = ac - optind;
 
     int line = 0;
     r = config_load(config_path ? config_path : DEFAULT_CONFIG, &o->cfg, &line);
@@ -347,20 +357,23 @@ cmd_ls(struct options *o)
     if (open_store(o, &s) < 0)
         return EXIT_FAIL;
     if (!o->json)
-        printf("%-24s %-36s %5s %-8s %8s\n", "NAME", "ID", "GEN", "STATE", "PID");
+        printf("%-24s %-36s %5s %-8s %8s %s\n", "NAME", "ID", "GEN", "STATE", "PID", "FLAGS");
     else
         printf("[");
     for (size_t i = 0; i < store_count(s); i++) {
         const struct store_record *rec = store_at(s, i);
         const char *st = record_state(rec);
+        bool priv = rec->spec.flags & SPEC_FLAG_PRIVATE, lock = rec->spec.flags & SPEC_FLAG_LOCK;
+        const char *flags = priv && lock ? "private,lock" : priv ? "private" : lock ? "lock" : "-";
+        int pid = strcmp(st, "running") == 0 ? (int)rec->rt.pid : 0;
         if (o->json)
             printf("%s{\"name\":\"%s\",\"id\":\"%s\",\"generation\":%" PRIu64
-                   ",\"state\":\"%s\",\"pid\":%d}",
-                   i ? "," : "", rec->spec.name, rec->spec.id, rec->applied_generation, st,
-                   strcmp(st, "running") == 0 ? (int)rec->rt.pid : 0);
+                   ",\"state\":\"%s\",\"pid\":%d,\"flags\":[%s%s%s]}",
+                   i ? "," : "", rec->spec.name, rec->spec.id, rec->applied_generation, st, pid,
+                   priv ? "\"private\"" : "", priv && lock ? "," : "", lock ? "\"lock\"" : "");
         else
-            printf("%-24s %-36s %5" PRIu64 " %-8s %8d\n", rec->spec.name, rec->spec.id,
-                   rec->applied_generation, st, strcmp(st, "running") == 0 ? (int)rec->rt.pid : 0);
+            printf("%-24s %-36s %5" PRIu64 " %-8s %8d %s\n", rec->spec.name, rec->spec.id,
+                   rec->applied_generation, st, pid, flags);
     }
     if (o->json)
         printf("]\n");
@@ -420,7 +433,11 @@ cmd_enter(struct options *o)
         return EXIT_FAIL;
     }
     char *shell[] = {"/bin/sh", "-l", NULL};
-    char **argv = o->n_rest > 1 ? o->rest + 1 : shell;
+    char **argv = o->rest + 1;
+    if (o->n_rest > 1 && strcmp(argv[0], "--") == 0)
+        argv++;
+    if (!*argv)
+        argv = shell;
     int r = linux_enter(opt_str(o, "state_dir", DEFAULT_STATE_DIR), &rec->spec, &rec->rt, argv);
     if (r < 0) {
         fprintf(stderr, "vfleet-node: cannot enter \"%s\": %s\n", rec->spec.name, strerror(-r));

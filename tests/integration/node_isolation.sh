@@ -18,6 +18,16 @@ ok "two guests running"
 [ "$(nodectl h1 exec "$A" -- hostname)" = alpha ] || fail "hostname is not the guest's"
 ok "hostname is the guest's"
 
+# The local admin's shell into a guest: same namespaces and bounding set as exec.
+[ "$("$VFLEET_BIN/vfleet-node" enter alpha --state-dir "$T/h1" -- hostname </dev/null)" = alpha ] ||
+    fail "vfleet-node enter does not land in the guest"
+set +e
+"$VFLEET_BIN/vfleet-node" enter alpha --state-dir "$T/h1" -- sh -c 'exit 5' </dev/null
+rc=$?
+set -e
+[ $rc -eq 5 ] || fail "enter returned $rc, want the command's 5"
+ok "vfleet-node enter runs inside the guest"
+
 # Only the guest's processes are visible, and its init is pid 1.
 ps_out=$(nodectl h1 exec "$A" -- ps -o pid,args)
 echo "$ps_out" | awk 'NR>1 && $1==1 {found=1} END {exit !found}' || fail "init is not pid 1: $ps_out"

@@ -42,7 +42,10 @@ GEN=4 nodectl h1 apply "$(GEN=4 spec flags "$G" '{"disk":"32M"}' '"flags":["priv
 nodectl h1 start "$G" >/dev/null || fail "start after unlock"
 out=$(nodectl h1 exec "$G" -- true) && fail "exec into a private guest"
 echo "$out" | grep -q private || fail "private: $out"
-ok "lock refuses start, private refuses exec"
+"$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk '$1=="flags" {print $6}' | grep -qx private ||
+    fail "vfleet-node ls does not report the private flag"
+"$VFLEET_BIN/vfleet-node" enter flags --state-dir "$T/h1" -- true 2>/dev/null && fail "enter into a private guest"
+ok "lock refuses start, private refuses exec and enter; ls reports the flags"
 
 # A name already used by another guest is a conflict; a disk below use is refused.
 out=$(nodectl h1 apply "$(spec flags "$(uuid)" '{"disk":"32M"}')") && fail "duplicate name"
