@@ -11,7 +11,8 @@
 # 3. Runs the peers with hyperfine (-N, warm-up 5, 60 runs): each starts
 #    /bin/true in new pid, mount, uts, ipc and net namespaces rooted at the
 #    tree and waits for it to exit (the commands of
-#    shared/reference/performance-anchors.md section B).
+#    shared/reference/performance-anchors.md section B); plus a bare exec of
+#    the tree's /bin/true, the scale of one exec on this machine.
 # 4. Runs bench_start (60 runs, warm-up 5) on the template.
 # 5. Prints one table: median, p90, ratio to vfleet's start and to bwrap.
 #
@@ -50,6 +51,9 @@ cgroot=/sys/fs/cgroup
 # LXC makes lxc.pivot in every hierarchy and leaves it: remove it only when
 # this run made it.
 pivot_before=$(find "$cgroot" -mindepth 2 -maxdepth 2 -type d -name lxc.pivot | sort)
+# nspawn leaves empty /run/systemd/nspawn/{locks,propagate}: likewise.
+nspawn_run_before=
+if [ -d /run/systemd/nspawn ]; then nspawn_run_before=1; fi
 cleanup() {
     for d in "$cgroot"/*/lxc.payload."$name" "$cgroot"/*/lxc.monitor."$name" \
         "$cgroot"/*/lxc.pivot; do
@@ -59,6 +63,10 @@ cleanup() {
         esac
         rmdir "$d" 2>/dev/null || echo "bench/start.sh: could not remove $d" >&2
     done
+    if [ -z "$nspawn_run_before" ] && [ -d /run/systemd/nspawn ]; then
+        rmdir /run/systemd/nspawn/propagate /run/systemd/nspawn/locks /run/systemd/nspawn \
+            2>/dev/null || echo "bench/start.sh: /run/systemd/nspawn is not empty; left" >&2
+    fi
     if [ "${KEEP:-0}" = 1 ]; then
         echo "kept $work"
     else
@@ -86,6 +94,7 @@ echo "tools: $(hyperfine --version), $(bwrap --version), lxc $(lxc-execute --ver
 
 echo "== peers (hyperfine -N --warmup $warmup --runs $runs)"
 hyperfine -N --warmup "$warmup" --runs "$runs" --style basic --export-json "$work/peers.json" \
+    -n "exec true (no ns)" "$rootfs/bin/true" \
     -n unshare "unshare --fork --pid --mount --uts --ipc --net --mount-proc=$rootfs/proc chroot $rootfs /bin/true" \
     -n bwrap "bwrap --unshare-pid --unshare-net --unshare-uts --unshare-ipc --bind $rootfs / --proc /proc --dev /dev /bin/true" \
     -n lxc-execute "lxc-execute -n $name -f $work/lxc.conf -P $work/lxcpath -- /bin/true" \
