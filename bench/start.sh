@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Guest start, vfleet against its peers, in one run on one machine.
+#
+#   bench/start.sh [BUILD_DIR]      BUILD_DIR defaults to ./build (needs bin/bench_start)
+#
+# 1. Installs the peers for this benchmark only, when missing: bubblewrap,
+#    lxc, systemd-container and hyperfine (never part of deploy/install-deps).
+# 2. Builds the busybox template (deploy/templates/busybox) in a scratch dir;
+#    the peers run a copy of the same tree (nspawn and LXC may leave files in
+#    the root they are given; vfleet's template must stay pristine).
+# 3. Runs the peers with hyperfine (-N, warm-up 5, 60 runs): each starts
+#    /bin/true in new pid, mount, uts, ipc and net namespaces rooted at the
+#    tree and waits for it to exit (the commands of
+#    shared/reference/performance-anchors.md section B); plus a bare exec of
+#    the tree's /bin/true, the scale of one exec on this machine.
+# 4. Runs bench_start (60 runs, warm-up 5) on the template.
+# 5. Prints one table: median, p90, ratio to vfleet's start and to bwrap.
+#
+# Environment: RUNS (60), WARMUP (5), KEEP=1 keeps the scratch dir.
+# Needs root. Cleans up after itself: the vfleet guest (bench_start destroys
+# it), LXC's cgroups for its container, the scratch dir.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/.." && pwd)
+build=$(cd "${1:-$src/build}" && pwd)
+runs=${RUNS:-60}
+warmup=${WARMUP:-5}
+bench_start=$build/bin/bench_start
+
+die() { echo "bench/start.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "needs root"
+[ -x "$bench_start" ] || die "no $bench_start: build first (cmake --build $build)"
+
+need=()
+command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v lxc-execute >/dev/null || need+=(lxc)
+command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v jq >/dev/null || need+=(jq)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing for this benchmark only: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" \
+        >/dev/null
+fi
+
+work=$(mktemp -d /var/tmp/vfleet-bench.XXXXXX)
+name=vfbench$$
+cgroot=/sys/fs/cgroup
+# LXC makes lxc.pivot in every hierarchy and leaves it: remove it only when
+# this run made it.
+pivot_before=$(find "$cgroot" -mindepth 2 -maxdepth 2 -type d -name lxc.pivot | sort)
+# nspawn leaves empty /run/systemd/nspawn/{locks,propagate}: likewise.
+nspawn_run_before=
+if [ -d /run/systemd/nspawn ]; then nspawn_run_before=1; fi
+cleanup() {
+    for d in "$cgroot"/*/lxc.payload."$name" "$cgroot"/*/lxc.monitor."$name" \
+        "$cgroot"/*/lxc.pivot; do
+        [ -d "$d" ] || continue
+        case $d in
+        */lxc.pivot) grep -qxF "$d" <<<"$pivot_before" && continue ;;
+        esac
+        rmdir "$d" 2>/dev/null || echo "bench/start.sh: could not remove $d" >&2
+    done
+    if [ -z "$nspawn_run_before" ] && [ -d /run/systemd/nspawn ]; then
+        rmdir /run/systemd/nspawn/propagate /run/systemd/nspawn/locks /run/systemd/nspawn \
+            2>/dev/null || echo "bench/start.sh: /run/systemd/nspawn is not empty; left" >&2
+    fi
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "kept $work"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+
+VFLEET_BUSYBOX=${VFLEET_BUSYBOX:-/bin/busybox} "$src/deploy/templates/busybox" \
+    "$work/templates/busybox" >/dev/null
+rootfs=$work/rootfs
+cp -a "$work/templates/busybox" "$rootfs"
+mkdir -p "$work/lxcpath"
+cat >"$work/lxc.conf" <<EOF
+lxc.rootfs.path = dir:$rootfs
+lxc.uts.name = guest
+lxc.net.0.type = empty
+lxc.apparmor.profile = unconfined
+EOF
+
+echo "machine: kernel $(uname -r), $(nproc) cpus ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))," \
+    "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+echo "tools: $(hyperfine --version), $(bwrap --version), lxc $(lxc-execute --version)," \
+    "$(systemd-nspawn --version | head -1), $(unshare --version)"
+
+echo "== peers (hyperfine -N --warmup $warmup --runs $runs)"
+hyperfine -N --warmup "$warmup" --runs "$runs" --style basic --export-json "$work/peers.json" \
+    -n "exec true (no ns)" "$rootfs/bin/true" \
+    -n unshare "unshare --fork --pid --mount --uts --ipc --net --mount-proc=$rootfs/proc chroot $rootfs /bin/true" \
+    -n bwrap "bwrap --unshare-pid --unshare-net --unshare-uts --unshare-ipc --bind $rootfs / --proc /proc --dev /dev /bin/true" \
+    -n lxc-execute "lxc-execute -n $name -f $work/lxc.conf -P $work/lxcpath -- /bin/true" \
+    -n systemd-nspawn "systemd-nspawn -q -D $rootfs --register=no --keep-unit --private-network /bin/true" \
+    2> >(grep -v 'Attempted to remove disk file system' >&2)
+
+echo "== vfleet (bench_start -n $runs -w $warmup)"
+"$bench_start" -n "$runs" -w "$warmup" -j "$work/vfleet.json" "$work/templates/busybox"
+
+# One table. p90 is the nearest rank over the times, as bench_start computes it.
+jq -r -s '
+  def p90: sort | .[((length * 90 + 99) / 100 | floor) - 1];
+  [.[].results[] | {name: .command, median, p90: (.times | p90)}]
+  | (map(select(.name == "vfleet start"))[0].median) as $v
+  | (map(select(.name == "bwrap"))[0].median) as $bw
+  | .[] | [.name, .median * 1e3, .p90 * 1e3, .median / $v, .median / $bw] | @tsv
+' "$work/peers.json" "$work/vfleet.json" |
+    awk -F'\t' 'BEGIN { printf "%-22s %10s %10s %14s %8s\n", "tool", "median ms", "p90 ms", "x vfleet start", "x bwrap" }
+                 { printf "%-22s %10.2f %10.2f %14.2f %8.2f\n", $1, $2, $3, $4, $5 }'
+cat <<'EOF'
+note: peers' times include exec of the tool itself, its exec of /bin/true, the exit and the
+      namespace teardown (hyperfine waits for the exit). vfleet's start runs in the resident
+      agent (no launcher exec) and ends when the guest's init has exec'd, but includes the cgroup
+      (one per v1 hierarchy, 8 here), limits (pids, memory, cpu, nofile), the idempotent mount checks and
+      the overlay on a loop-mounted ext4 disk; stop/kill/teardown are not timed. start+mounts also
+      attaches the loop device and mounts ext4 + overlay; start+exec adds an exec of /bin/true
+      inside the guest until it exits (the closest to the peers' workload). x_ columns: median
+      divided by vfleet start's / bwrap's median (below 1 = faster).
+EOF
