@@ -8,7 +8,7 @@ start_agent h1
 nodectl h1 wait-hello >/dev/null || fail "no hello"
 
 G=$(uuid)
-limits='{"procs":24,"memory":"48M","swap":"1M","rss":"40M","disk":"64M","inodes":4000,"nofile":300,"cpu_max":0.5,"cpu_weight":200}'
+limits='{"procs":24,"memory":"48M","swap":"1M","rss":"40M","disk":"64M","inodes":4000,"nofile":300,"cpu_max":0.5,"cpu_burst":0.25,"cpu_weight":200,"io":[{"device":"7:0","read_bps":"10M","write_iops":500}]}'
 nodectl h1 apply "$(spec lim "$G" "$limits")" >/dev/null || fail "apply"
 nodectl h1 start "$G" >/dev/null || fail "start"
 ex() { nodectl h1 exec "$G" -- "$@"; }
@@ -83,4 +83,8 @@ cg=/sys/fs/cgroup
 [ "$(cat $cg/cpu/vfleet/$G/cpu.cfs_quota_us)" = 50000 ] || fail "cpu quota"
 [ "$(cat $cg/cpu/vfleet/$G/cpu.shares)" = 2048 ] || fail "cpu shares"
 [ "$(cat $cg/memory/vfleet/$G/memory.soft_limit_in_bytes)" = $((40 << 20)) ] || fail "rss soft limit"
-ok "cpu ceiling, cpu weight and resident soft limit are in the kernel"
+[ "$(cat $cg/cpu/vfleet/$G/cpu.cfs_burst_us)" = 25000 ] || fail "cpu burst"
+[ "$(cat $cg/memory/vfleet/$G/memory.memsw.limit_in_bytes)" = $((49 << 20)) ] || fail "swap (memory+swap)"
+grep -qx "7:0 10485760" $cg/blkio/vfleet/$G/blkio.throttle.read_bps_device || fail "io read_bps"
+grep -qx "7:0 500" $cg/blkio/vfleet/$G/blkio.throttle.write_iops_device || fail "io write_iops"
+ok "cpu ceiling and burst, cpu weight, resident soft limit, swap and per-device io caps are in the kernel"
