@@ -544,6 +544,11 @@ job_done(uv_work_t *w, int status)
             send_nack_errno(a, j->ref, j->spec.id, j->result, "destroy", j->errtext);
             break;
         }
+        /* The exit watch was stopped when the destroy was queued: reap init
+         * here if it is our child (after kill the cgroup is empty, so it is a
+         * zombie by now; an adopted init belongs to the host's init). */
+        if (j->rt.pid)
+            (void)waitpid(j->rt.pid, NULL, WNOHANG);
         store_delete(a->store, j->spec.id);
         log_info("node=%s guest=%s destroyed", a->cfg.name, j->spec.name);
         {

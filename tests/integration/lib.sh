@@ -39,6 +39,10 @@ has_cap() {
     (( (16#$(awk '/^CapBnd/ {print $2}' /proc/self/status) >> bit) & 1 ))
 }
 
+# A worker command line unique to this run, so process checks never see
+# another scenario's processes (scenarios may run at the same time).
+WORKER="sleep 9$RANDOM$RANDOM"
+
 # A uuid for a guest id.
 uuid() { cat /proc/sys/kernel/random/uuid; }
 

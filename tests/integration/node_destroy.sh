@@ -17,7 +17,7 @@ loop=$(losetup -j "$img" | cut -d: -f1)
 [ -n "$loop" ] || fail "no loop device for $img"
 
 # A guest that ignores the halt signal is killed after stop_timeout.
-nodectl h1 exec "$G" -- sh -c 'trap "" TERM; sleep 1000 </dev/null >/dev/null 2>&1 &' >/dev/null
+nodectl h1 exec "$G" -- sh -c "trap '' TERM; $WORKER </dev/null >/dev/null 2>&1 &" >/dev/null
 nodectl h1 stop "$G" 1 2 >/dev/null || fail "stop"
 alive "$pid" && fail "init still runs after stop"
 [ -z "$(cat /sys/fs/cgroup/pids/vfleet/$G/cgroup.procs 2>/dev/null)" ] || fail "processes left after stop"
@@ -25,13 +25,15 @@ nodectl h1 stop "$G" >/dev/null || fail "second stop is not a no-op"
 ok "stop halts the guest (and kills what ignores the signal); a second stop is a no-op"
 
 nodectl h1 start "$G" >/dev/null || fail "restart"
+pid=$("$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk '$1=="gone" {print $5}')
 nodectl h1 destroy "$G" >/dev/null || fail "destroy"
+[ -e "/proc/$pid" ] && fail "destroyed guest's init $pid is left (a zombie nobody reaps?)"
 for c in /sys/fs/cgroup/*/vfleet/$G; do [ -e "$c" ] && fail "cgroup left: $c"; done
 grep -q "$G" /proc/self/mountinfo && fail "mount left"
 [ -e "$img" ] && fail "disk image left"
 losetup -a | grep -q "$img" && fail "loop device left"
 [ -e "/sys/block/${loop#/dev/}/loop/backing_file" ] && grep -q "$G" "/sys/block/${loop#/dev/}/loop/backing_file" && fail "loop still bound"
-pgrep -f "sleep 1000" && fail "a guest process is left"
+pgrep -fx "$WORKER" && fail "a guest process is left"
 [ -e "$T/h1/guests/$G.json" ] && fail "store record left"
 nodectl h1 destroy "$G" >/dev/null || fail "second destroy is not a no-op"
 ok "destroy leaves no cgroup, mount, loop device, image, record or process; it is idempotent"

@@ -17,17 +17,17 @@ for n in r1 r2 r3; do
 done
 # A worker process in each guest, to check more than init survives.
 for id in "${ids[@]}"; do
-    nodectl h1 exec "$id" -- sh -c 'sleep 1000 </dev/null >/dev/null 2>&1 &' >/dev/null || fail "exec"
+    nodectl h1 exec "$id" -- sh -c "$WORKER </dev/null >/dev/null 2>&1 &" >/dev/null || fail "exec"
 done
 before=$(for n in r1 r2 r3; do "$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk -v n=$n '$1==n {print $5}'; done)
-nworkers=$(pgrep -fc 'sleep 1000')
+nworkers=$(pgrep -fxc "$WORKER")
 [ "$nworkers" -ge 3 ] || fail "workers not started"
 ok "three guests running with workers; init pids: $(echo $before)"
 
 kill -9 "$(agent_pid h1)"
 sleep 1
 for p in $before; do alive "$p" || fail "guest init $p died with the agent"; done
-[ "$(pgrep -fc 'sleep 1000')" -eq "$nworkers" ] || fail "guest workers died with the agent"
+[ "$(pgrep -fxc "$WORKER")" -eq "$nworkers" ] || fail "guest workers died with the agent"
 ok "kill -9 of the agent: every guest process survives"
 
 # The local admin works while the agent is down.
@@ -44,10 +44,10 @@ sys.exit(0 if i and i[0]["running"] and i[0]["generation"]==1 else 1)' "$id" || 
 done
 after=$(for n in r1 r2 r3; do "$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk -v n=$n '$1==n {print $5}'; done)
 [ "$before" = "$after" ] || fail "init pids changed: $before -> $after"
-[ "$(pgrep -fc 'sleep 1000')" -eq "$nworkers" ] || fail "workers changed after re-adoption"
+[ "$(pgrep -fxc "$WORKER")" -eq "$nworkers" ] || fail "workers changed after re-adoption"
 # Start of a running guest is a no-op, not a second start.
 nodectl h1 start "${ids[0]}" >/dev/null || fail "start of a running guest"
-[ "$(pgrep -fc 'sleep 1000')" -eq "$nworkers" ] || fail "a guest was started twice"
+[ "$(pgrep -fxc "$WORKER")" -eq "$nworkers" ] || fail "a guest was started twice"
 ok "restarted agent re-adopts the guests with the same init pids; nothing started twice"
 
 # The re-adopted guest is still fully managed: exec and stop work.
