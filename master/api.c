@@ -211,10 +211,10 @@ const char *
 api_filter_name(enum sched_filter f)
 {
     static const char *const names[SCHED__F_MAX] = {
-        [SCHED_F_STATE] = "ready",         [SCHED_F_CORDONED] = "cordoned",
+        [SCHED_F_STATE] = "ready",           [SCHED_F_CORDONED] = "cordoned",
         [SCHED_F_CONSTRAINT] = "constraint", [SCHED_F_ANTI_AFFINITY] = "group",
-        [SCHED_F_GUESTS] = "max_guests",   [SCHED_F_CPU] = "cpus",
-        [SCHED_F_MEMORY] = "memory",       [SCHED_F_DISK] = "disk",
+        [SCHED_F_GUESTS] = "max_guests",     [SCHED_F_CPU] = "cpus",
+        [SCHED_F_MEMORY] = "memory",         [SCHED_F_DISK] = "disk",
         [SCHED_F_ADDRS] = "addresses",
     };
     return (unsigned)f < SCHED__F_MAX ? names[f] : "unknown";
@@ -257,14 +257,14 @@ api_placement_json(const struct sched_result *r, bool pin_unknown, const char *p
         }
         json_array_append_new(filters, o);
     }
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:o}", "algorithm", sched_algo_name(r->algo),
-                          "nodes_total", (json_int_t)r->nodes_total, "nodes_evaluated",
-                          (json_int_t)r->nodes_evaluated, "nodes_feasible",
-                          (json_int_t)r->nodes_feasible, "filters", filters);
+    json_t *o =
+        json_pack("{s:s, s:I, s:I, s:I, s:o}", "algorithm", sched_algo_name(r->algo), "nodes_total",
+                  (json_int_t)r->nodes_total, "nodes_evaluated", (json_int_t)r->nodes_evaluated,
+                  "nodes_feasible", (json_int_t)r->nodes_feasible, "filters", filters);
     if (r->near_miss.node[0])
         json_object_set_new(o, "near_miss",
-                            json_pack("{s:s, s:s, s:I, s:I}", "node", r->near_miss.node,
-                                      "resource", api_filter_name(r->near_miss.filter), "need",
+                            json_pack("{s:s, s:s, s:I, s:I}", "node", r->near_miss.node, "resource",
+                                      api_filter_name(r->near_miss.filter), "need",
                                       (json_int_t)r->near_miss.need, "free",
                                       (json_int_t)r->near_miss.free));
     return o;
@@ -299,8 +299,7 @@ resources_json(uint64_t cpu_millis, uint64_t memory, uint64_t disk, uint32_t max
 }
 
 json_t *
-api_node_json(const struct registry_node *n, const struct sched_node_info *info,
-              bool with_orphans)
+api_node_json(const struct registry_node *n, const struct sched_node_info *info, bool with_orphans)
 {
     json_t *labels = json_object();
 
@@ -313,9 +312,9 @@ api_node_json(const struct registry_node *n, const struct sched_node_info *info,
         n->kernel, "cgroup", n->cgroup, "backend", n->backend, "agent_version", n->agent_version,
         "last_seen", time_json(n->last_seen_real));
     if (info) {
-        json_object_set_new(o, "allocated",
-                            resources_json(info->used.cpu, info->used.memory, info->used.disk,
-                                           info->guests));
+        json_object_set_new(
+            o, "allocated",
+            resources_json(info->used.cpu, info->used.memory, info->used.disk, info->guests));
         json_object_set_new(o, "guests", json_integer(info->guests));
         json_object_set_new(o, "addresses", json_integer(info->used.addrs));
     } else {
@@ -387,8 +386,7 @@ api_exec_json(const struct msg_exec_result *r)
                           r->timed_out, "truncated", r->truncated);
 
     json_object_set_new(o, "exit_code",
-                        r->signal || r->exit_code < 0 ? json_null()
-                                                      : json_integer(r->exit_code));
+                        r->signal || r->exit_code < 0 ? json_null() : json_integer(r->exit_code));
     json_object_set_new(o, "stdout", output_json(r->out, r->out_len));
     json_object_set_new(o, "stderr", output_json(r->err, r->err_len));
     return o;

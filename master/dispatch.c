@@ -193,8 +193,7 @@ dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
         struct cmd *o = *pp;
         if (o->type != c->type || strcmp(o->guest, c->guest) != 0)
             continue;
-        if (c->type != MSG_GUEST_APPLY && c->type != MSG_GUEST_START &&
-            c->type != MSG_GUEST_STOP)
+        if (c->type != MSG_GUEST_APPLY && c->type != MSG_GUEST_START && c->type != MSG_GUEST_STOP)
             continue;
         c->next = o->next;
         *pp = c;

@@ -36,11 +36,11 @@ typedef int (*dispatch_send_fn)(void *userdata, const char *node, const void *bu
 typedef bool (*dispatch_ready_fn)(void *userdata, const char *node);
 
 struct dispatch_config {
-    uint32_t resend_ms;     /* first re-send after this silence; 0 = 5000 */
-    uint32_t resend_max_ms; /* re-send interval cap; 0 = 60000 */
-    dispatch_send_fn send;  /* the transport */
+    uint32_t resend_ms;      /* first re-send after this silence; 0 = 5000 */
+    uint32_t resend_max_ms;  /* re-send interval cap; 0 = 60000 */
+    dispatch_send_fn send;   /* the transport */
     dispatch_ready_fn ready; /* node liveness; NULL = always ready */
-    void *userdata;         /* passed to send and ready */
+    void *userdata;          /* passed to send and ready */
     /* The monotonic clock in ms; NULL = time_mono_ms. */
     uint64_t (*clock_ms)(void *userdata);
     void *clock_userdata; /* passed to clock_ms */

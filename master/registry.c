@@ -12,13 +12,13 @@
 #define REGISTRY_DOWN_DEFAULT_MS    30000
 
 struct registry {
-    db_t *db;                      /* persistence (borrowed) */
-    sched_t *sched;                /* the scheduler's node index (borrowed) */
-    struct registry_config cfg;    /* thresholds and clock */
-    struct hmap_str by_name;       /* name -> struct registry_node * */
-    struct registry_node **nodes;  /* every node, in insertion order */
-    size_t n_nodes;                /* entries in nodes */
-    size_t cap_nodes;              /* allocated entries in nodes */
+    db_t *db;                     /* persistence (borrowed) */
+    sched_t *sched;               /* the scheduler's node index (borrowed) */
+    struct registry_config cfg;   /* thresholds and clock */
+    struct hmap_str by_name;      /* name -> struct registry_node * */
+    struct registry_node **nodes; /* every node, in insertion order */
+    size_t n_nodes;               /* entries in nodes */
+    size_t cap_nodes;             /* allocated entries in nodes */
 };
 
 static uint64_t
@@ -205,9 +205,8 @@ registry_hello(registry_t *r, const struct msg_hello *h, struct registry_node **
     json_t *labels = json_object();
     for (uint32_t i = 0; i < h->n_labels; i++)
         json_object_set_new(labels, h->labels[i].key, json_string(h->labels[i].value));
-    json_t *kernel = json_pack("{s:s, s:s, s:s, s:s}", "kernel", tmp.kernel, "cgroup",
-                               tmp.cgroup, "backend", tmp.backend, "agent_version",
-                               tmp.agent_version);
+    json_t *kernel = json_pack("{s:s, s:s, s:s, s:s}", "kernel", tmp.kernel, "cgroup", tmp.cgroup,
+                               "backend", tmp.backend, "agent_version", tmp.agent_version);
     _cleanup_free_ char *labels_text = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
     _cleanup_free_ char *kernel_text = json_dumps(kernel, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(labels);
@@ -269,9 +268,9 @@ registry_seen(registry_t *r, const char *name)
 }
 
 struct id_list {
-    char **ids;  /* guest ids */
-    size_t n;    /* entries used */
-    size_t cap;  /* entries allocated */
+    char **ids; /* guest ids */
+    size_t n;   /* entries used */
+    size_t cap; /* entries allocated */
 };
 
 static int
