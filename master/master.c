@@ -622,10 +622,15 @@ static void
 on_nack(master_t *m, const char *node, const struct msg_nack *n)
 {
     struct dispatch_done done = {0};
-    bool matched = dispatch_complete(m->disp, node, n->ref, &done) == 0;
     struct nack_ctx ctx = {.nack = n};
 
-    if (!matched)
+    /* Busy means "later": the command stays queued and goes again with backoff. */
+    if (n->code == MSG_ERR_BUSY && dispatch_defer(m->disp, node, n->ref, &done) == 0) {
+        log_info("node=%s busy with guest %s, %s deferred: %s", node, done.guest,
+                 msg_type_name(done.type), n->message);
+        return;
+    }
+    if (dispatch_complete(m->disp, node, n->ref, &done) < 0)
         return;
     log_warning("node=%s refused %s of guest %s: %s: %s", node, msg_type_name(done.type),
                 done.guest, msg_error_name(n->code), n->message);
@@ -639,9 +644,6 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
     default:
         break;
     }
-    /* A re-sent stop superseded by a later one is no failure. */
-    if (n->code == MSG_ERR_BUSY && done.type == MSG_GUEST_STOP)
-        return;
     guest_observed(m, done.guest, DB_OBS_ERROR, n->message);
 }
 
