@@ -43,6 +43,7 @@ struct fx {
     int err;                  /* result of the last loop call */
     char errtext[256];        /* its text */
     const char *algorithm;    /* cluster default for the next master */
+    char web[256];            /* the web UI directory of the source tree */
 };
 
 static struct fx F;
@@ -93,6 +94,7 @@ start_master(struct fx *f)
     c.resend_ms = 500;
     c.wait_default_s = 20;
     c.sched.algo = strcmp(f->algorithm, "spread") == 0 ? SCHED_SPREAD : SCHED_BINPACK;
+    c.web_dir = f->web;
     f->err = master_new(&f->loop, &c, &f->master, f->errtext, sizeof(f->errtext));
 }
 
@@ -298,6 +300,8 @@ group_setup(void **state)
     F.call.data = &F;
     sem_init(&F.done, 0, 0);
     F.algorithm = "spread";
+    snprintf(F.web, sizeof(F.web), "%s/master/web",
+             getenv("VFLEET_SOURCE_DIR") ? getenv("VFLEET_SOURCE_DIR") : ".");
 
     /* A free port: try a few derived from the pid. */
     for (int i = 0; i < 50; i++) {
@@ -655,11 +659,61 @@ test_cordon(void **state)
     delete_all_guests();
 }
 
+/* GET of a static file, the path sent as it is; returns the status and
+ * copies the Content-Type. */
+static long
+get_static(const char *path, char *ctype, size_t n)
+{
+    CURL *c = curl_easy_init();
+    struct buf b = {0};
+    char url[512];
+    long status = 0;
+    char *ct = NULL;
+
+    snprintf(url, sizeof(url), "%s%s", F.url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+    }
+    snprintf(ctype, n, "%s", ct ? ct : "");
+    curl_easy_cleanup(c);
+    free(b.p);
+    return status;
+}
+
+static void
+test_web_ui(void **state)
+{
+    char ct[128];
+
+    if (access(F.web, R_OK) != 0)
+        skip();
+    assert_int_equal(get_static("/", ct, sizeof(ct)), 200);
+    assert_non_null(strstr(ct, "text/html"));
+    assert_int_equal(get_static("/app.js", ct, sizeof(ct)), 200);
+    assert_non_null(strstr(ct, "javascript"));
+    assert_int_equal(get_static("/app.css", ct, sizeof(ct)), 200);
+    assert_non_null(strstr(ct, "text/css"));
+    assert_int_equal(get_static("/nope.html", ct, sizeof(ct)), 404);
+    assert_int_equal(get_static("/../CMakeLists.txt", ct, sizeof(ct)), 404);
+    assert_int_equal(get_static("/%2e%2e/CMakeLists.txt", ct, sizeof(ct)), 404);
+    assert_int_equal(get_static("/.hidden", ct, sizeof(ct)), 404);
+    assert_int_equal(get_static("//etc/passwd", ct, sizeof(ct)), 404);
+    /* The API is not shadowed by the files. */
+    assert_int_equal(get_static("/healthz", ct, sizeof(ct)), 200);
+    assert_non_null(strstr(ct, "application/json"));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_health_and_routes),
+        cmocka_unit_test(test_web_ui),
         cmocka_unit_test(test_pool_idempotent),
         cmocka_unit_test(test_spread_30),
         cmocka_unit_test(test_binpack),
