@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
 #include "common/mem.h"
@@ -29,6 +30,8 @@
 #define MASTER_BATCH_MAX      1000  /* guests in one batch create */
 #define MASTER_IDEM_KEY_MAX   36    /* Idempotency-Key length */
 #define MASTER_MAX_WAIT_S     (HTTPD_MAX_WAIT_S - 10)
+#define MASTER_IDEM_KEEP_MS   (48ULL * 3600 * 1000) /* keys live at least 24 h; we keep 48 */
+#define MASTER_IDEM_SWEEP_MS  (10ULL * 60 * 1000)   /* how often old keys are deleted */
 
 enum wait_kind {
     WAIT_RUNNING, /* create or start with ?wait=running */
@@ -81,6 +84,7 @@ struct master {
     struct waiter *waiters;               /* held requests */
     struct hmap_str usage;                /* guest id -> struct usage_entry * */
     bool stopping;                        /* master_shutdown ran */
+    uint64_t next_sweep;                  /* monotonic ms of the next key expiry */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -766,9 +770,17 @@ on_tick(uv_timer_t *t)
 {
     master_t *m = t->data;
 
+    uint64_t now = time_mono_ms();
+
     registry_tick(m->reg, on_node_change, m);
     dispatch_tick(m->disp);
-    waiters_expire(m, time_mono_ms());
+    waiters_expire(m, now);
+    if (now >= m->next_sweep) {
+        uint64_t real = time_real_ms();
+        m->next_sweep = now + MASTER_IDEM_SWEEP_MS;
+        if (real > MASTER_IDEM_KEEP_MS && db_idem_expire(m->db, real - MASTER_IDEM_KEEP_MS) < 0)
+            log_warning("cannot expire old idempotency keys: %s, ignoring", db_errmsg(m->db));
+    }
 }
 
 /* ---- idempotency ------------------------------------------------------ */
@@ -2091,6 +2103,21 @@ reserve_guest(void *userdata, const struct db_guest *g)
     return 0;
 }
 
+/* An ipc:// endpoint's directory (/run/vfleet) may not exist yet after boot. */
+static void
+ipc_parent_dir(const char *endpoint)
+{
+    if (strncmp(endpoint, "ipc://", 6) != 0)
+        return;
+    _cleanup_free_ char *dir = xstrdup(endpoint + 6);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        log_debug("cannot create \"%s\": %s, ignoring", dir, strerror(errno));
+}
+
 int
 master_new(uv_loop_t *loop, const struct master_config *cfg, master_t **out, char *err,
            size_t errlen)
@@ -2154,6 +2181,7 @@ master_new(uv_loop_t *loop, const struct master_config *cfg, master_t **out, cha
         struct mlink *ml = &m->links[i];
         ml->master = m;
         ml->index = (int)i;
+        ipc_parent_dir(m->cfg.binds[i]);
         ml->link = link_new_router(m->cfg.binds[i], &r);
         if (!ml->link) {
             snprintf(err, errlen, "cannot bind %s: %s", m->cfg.binds[i], strerror(-r));
