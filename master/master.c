@@ -85,7 +85,42 @@ struct master {
     struct hmap_str usage;                /* guest id -> struct usage_entry * */
     bool stopping;                        /* master_shutdown ran */
     uint64_t next_sweep;                  /* monotonic ms of the next key expiry */
+    uv_prepare_t flush;                   /* commits the batch before the loop blocks */
+    bool flush_init;                      /* flush initialised */
+    bool batch_open;                      /* a transaction groups node messages */
 };
+
+/* Node messages arrive in bursts (acks, events, usage of many guests); each
+ * write in its own transaction would be one fsync each. Writes made while
+ * handling node messages share one transaction that is committed before the
+ * loop blocks again (or before a held request is answered from it), so a
+ * burst costs one fsync. HTTP handlers run in the poll phase, after the
+ * commit, never inside the batch. */
+static void
+batch_begin(master_t *m)
+{
+    if (m->batch_open || db_tx_depth(m->db) != 0)
+        return;
+    if (db_begin(m->db) >= 0)
+        m->batch_open = true;
+}
+
+static void
+batch_commit(master_t *m)
+{
+    if (!m->batch_open)
+        return;
+    m->batch_open = false;
+    if (db_commit(m->db) < 0)
+        log_error("cannot store node reports: %s; they are reconciled on the next hello",
+                  db_errmsg(m->db));
+}
+
+static void
+on_flush(uv_prepare_t *p)
+{
+    batch_commit(p->data);
+}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -315,6 +350,13 @@ static void
 waiters_answer(master_t *m, enum wait_kind kind, const char *guest, uint64_t ref,
                void (*fn)(master_t *m, struct waiter *w, void *ctx), void *ctx)
 {
+    /* What a client is told is durable first. */
+    bool any = false;
+    for (struct waiter *w = m->waiters; w && !any; w = w->next)
+        any = w->kind == kind && (!guest || !strcmp(w->guest, guest)) && (!ref || w->ref == ref);
+    if (!any)
+        return;
+    batch_commit(m);
     for (struct waiter **pp = &m->waiters; *pp;) {
         struct waiter *w = *pp;
         if (w->kind != kind || (guest && strcmp(w->guest, guest) != 0) || (ref && w->ref != ref)) {
@@ -593,8 +635,12 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
     if (!a->id[0])
         return;
     if (matched && done.type == MSG_GUEST_DESTROY) {
-        if (guest_remove(m, a->id) >= 0 || true)
-            waiters_answer(m, WAIT_DELETE, a->id, 0, answer_204, NULL);
+        /* Gone from the node; a record already gone (forced delete) is fine. */
+        int r = guest_remove(m, a->id);
+        if (r < 0 && r != -ENOENT)
+            log_error("guest %s destroyed on node=%s but its record stays: %s", a->id, node,
+                      strerror(-r));
+        waiters_answer(m, WAIT_DELETE, a->id, 0, answer_204, NULL);
         return;
     }
     if (db_guest_get_by_id(m->db, a->id, &g) < 0)
@@ -711,6 +757,7 @@ on_frame(zwatch_t *w, const char *peer, const void *buf, size_t len, void *userd
         msg_clear(&msg);
         return;
     }
+    batch_begin(m);
     if (msg.type == MSG_HELLO) {
         on_hello(m, ml, peer, &msg);
         msg_clear(&msg);
@@ -2195,6 +2242,10 @@ master_new(uv_loop_t *loop, const struct master_config *cfg, master_t **out, cha
         }
         ml->watching = true;
     }
+    uv_prepare_init(loop, &m->flush);
+    m->flush.data = m;
+    m->flush_init = true;
+    uv_prepare_start(&m->flush, on_flush);
     uv_timer_init(loop, &m->tick);
     m->tick.data = m;
     m->tick_init = true;
@@ -2239,6 +2290,11 @@ master_shutdown(master_t *m)
     if (m->tick_init) {
         uv_close((uv_handle_t *)&m->tick, NULL);
         m->tick_init = false;
+    }
+    batch_commit(m);
+    if (m->flush_init) {
+        uv_close((uv_handle_t *)&m->flush, NULL);
+        m->flush_init = false;
     }
 }
 
