@@ -1676,7 +1676,11 @@ h_guest_lifecycle(master_t *m, struct http_req *req, const char *name, enum life
     }
     enum db_desired want = op == LC_STOP ? DB_DESIRED_STOPPED : DB_DESIRED_RUNNING;
     r = db_begin(m->db);
-    if (r >= 0 && want != g.desired)
+    if (r < 0) {
+        reply_errno(req, -EIO, NULL, "the store is not writable");
+        goto out;
+    }
+    if (want != g.desired)
         r = guest_store(m, &g, &spec, want);
     if (r >= 0) {
         db_guest_clear(&g);
@@ -1887,8 +1891,11 @@ h_node_cordon(master_t *m, struct http_req *req, const char *name, bool cordon)
         return;
     }
     int r = db_begin(m->db);
-    if (r >= 0)
-        r = registry_cordon(m->reg, name, cordon);
+    if (r < 0) {
+        reply_errno(req, -EIO, NULL, "the store is not writable");
+        return;
+    }
+    r = registry_cordon(m->reg, name, cordon);
     json_t *o = node_json(m, n, true);
     if (r >= 0)
         r = idem_store(m, req, &id, 200, o);
