@@ -91,6 +91,8 @@ start_master(struct fx *f)
     c.heartbeat_ms = 200;
     c.usage_ms = 200;
     c.tick_ms = 50;
+    c.suspect_after_ms = 1500;
+    c.down_after_ms = 3000;
     c.resend_ms = 500;
     c.wait_default_s = 20;
     c.sched.algo = strcmp(f->algorithm, "spread") == 0 ? SCHED_SPREAD : SCHED_BINPACK;
@@ -111,28 +113,52 @@ free_master(struct fx *f)
 }
 
 static void
+start_agent(struct fx *f, int i)
+{
+    struct agent_config ac = {.heartbeat_ms = 200, .usage_ms = 200};
+    struct sim_config sc = {.cpus = 8000,
+                            .memory = 16ULL << 30,
+                            .disk = 1ULL << 40,
+                            .max_guests = 200,
+                            .seed = (uint64_t)i + 1};
+    int err = 0;
+
+    snprintf(ac.name, sizeof(ac.name), "n%d", i + 1);
+    snprintf(ac.master, sizeof(ac.master), "%s", f->endpoint);
+    snprintf(ac.state_dir, sizeof(ac.state_dir), "%s/n%d", f->dir, i + 1);
+    mkdir(ac.state_dir, 0700);
+    ac.n_labels = 1;
+    snprintf(ac.labels[0].key, sizeof(ac.labels[0].key), "zone");
+    snprintf(ac.labels[0].value, sizeof(ac.labels[0].value), "%s", i == 0 ? "a" : "b");
+    f->agents[i] = agent_new(&f->loop, &ac, sim_backend_new(&sc), &err);
+    if (!f->agents[i])
+        f->err = err;
+}
+
+static void
 start_agents(struct fx *f)
 {
-    for (int i = 0; i < N_NODES; i++) {
-        struct agent_config ac = {.heartbeat_ms = 200, .usage_ms = 200};
-        struct sim_config sc = {.cpus = 8000,
-                                .memory = 16ULL << 30,
-                                .disk = 1ULL << 40,
-                                .max_guests = 200,
-                                .seed = (uint64_t)i + 1};
-        int err = 0;
+    for (int i = 0; i < N_NODES; i++)
+        start_agent(f, i);
+}
 
-        snprintf(ac.name, sizeof(ac.name), "n%d", i + 1);
-        snprintf(ac.master, sizeof(ac.master), "%s", f->endpoint);
-        snprintf(ac.state_dir, sizeof(ac.state_dir), "%s/n%d", f->dir, i + 1);
-        mkdir(ac.state_dir, 0700);
-        ac.n_labels = 1;
-        snprintf(ac.labels[0].key, sizeof(ac.labels[0].key), "zone");
-        snprintf(ac.labels[0].value, sizeof(ac.labels[0].value), "%s", i == 0 ? "a" : "b");
-        f->agents[i] = agent_new(&f->loop, &ac, sim_backend_new(&sc), &err);
-        if (!f->agents[i])
-            f->err = err;
-    }
+static void
+stop_n3(struct fx *f)
+{
+    agent_shutdown(f->agents[2]);
+}
+
+static void
+free_n3(struct fx *f)
+{
+    agent_destroy(&f->agents[2]);
+}
+
+static void
+start_n3(struct fx *f)
+{
+    f->err = 0;
+    start_agent(f, 2);
 }
 
 static void
@@ -708,6 +734,69 @@ test_web_ui(void **state)
     assert_non_null(strstr(ct, "application/json"));
 }
 
+static bool
+node_state_is(const json_t *o, const void *arg)
+{
+    return strcmp(str(o, "state"), arg) == 0;
+}
+
+static bool
+none_unknown(const json_t *o, const void *arg)
+{
+    json_t *g;
+    size_t i;
+
+    json_array_foreach(json_object_get(o, "guests"), i,
+                       g) if (!strcmp(str(g, "state"), "unknown")) return false;
+    return json_array_size(json_object_get(o, "guests")) == 3;
+}
+
+static void
+test_node_down_and_back(void **state)
+{
+    json_t *o = NULL, *g;
+    size_t i;
+
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
+                               "{\"name\":\"d%d\",\"template\":\"busybox\",\"node\":\"n3\"}", k),
+                         201);
+        assert_string_equal(str(o, "state"), "running");
+        json_decref(o);
+    }
+    on_loop(stop_n3);
+    on_loop(free_n3);
+    json_decref(poll_until("/v1/nodes/n3", node_state_is, "down"));
+    assert_int_equal(http("GET", "/v1/guests?node=n3", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "guests")), 3);
+    json_array_foreach(json_object_get(o, "guests"), i, g)
+    {
+        assert_string_equal(str(g, "state"), "unknown");
+        assert_string_equal(str(g, "node"), "n3"); /* never moved */
+    }
+    json_decref(o);
+    /* A pin to a down node is refused with the reason. */
+    assert_int_equal(httpf("POST", "/v1/guests", &o,
+                           "{\"name\":\"d9\",\"template\":\"busybox\",\"node\":\"n3\"}"),
+                     422);
+    json_t *f = json_array_get(
+        json_object_get(json_object_get(json_object_get(o, "error"), "placement"), "filters"), 0);
+    assert_string_equal(str(f, "filter"), "ready");
+    json_decref(o);
+    /* Starting a guest on a down node is a conflict; deleting it needs force. */
+    assert_int_equal(http("POST", "/v1/guests/d0/start", NULL, NULL, NULL), 409);
+    assert_int_equal(http("DELETE", "/v1/guests/d0", NULL, NULL, NULL), 503);
+
+    on_loop(start_n3);
+    assert_int_equal(F.err, 0);
+    json_decref(poll_until("/v1/nodes/n3", node_state_is, "ready"));
+    json_decref(poll_until("/v1/guests?node=n3", none_unknown, NULL));
+    assert_int_equal(http("GET", "/v1/guests", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "guests")), 3); /* no copies */
+    json_decref(o);
+    delete_all_guests();
+}
+
 int
 main(void)
 {
@@ -722,6 +811,7 @@ main(void)
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_idempotent_create_and_batch),
         cmocka_unit_test(test_cordon),
+        cmocka_unit_test(test_node_down_and_back),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
