@@ -748,13 +748,14 @@ none_unknown(const json_t *o, const void *arg)
 
     json_array_foreach(json_object_get(o, "guests"), i,
                        g) if (!strcmp(str(g, "state"), "unknown")) return false;
-    return json_array_size(json_object_get(o, "guests")) == 3;
+    return json_array_size(json_object_get(o, "guests")) == 2;
 }
 
 static void
 test_node_down_and_back(void **state)
 {
     json_t *o = NULL, *g;
+    char d1_id[40] = "", path[512];
     size_t i;
 
     for (int k = 0; k < 3; k++) {
@@ -762,13 +763,18 @@ test_node_down_and_back(void **state)
                                "{\"name\":\"d%d\",\"template\":\"busybox\",\"node\":\"n3\"}", k),
                          201);
         assert_string_equal(str(o, "state"), "running");
+        if (k == 1)
+            snprintf(d1_id, sizeof(d1_id), "%s", str(o, "id"));
         json_decref(o);
     }
+    /* Forgetting d2 without its node: it stays there and comes back as an orphan. */
+    assert_int_equal(http("DELETE", "/v1/guests/d2?force=true", NULL, NULL, NULL), 204);
+
     on_loop(stop_n3);
     on_loop(free_n3);
     json_decref(poll_until("/v1/nodes/n3", node_state_is, "down"));
     assert_int_equal(http("GET", "/v1/guests?node=n3", NULL, NULL, &o), 200);
-    assert_int_equal(json_array_size(json_object_get(o, "guests")), 3);
+    assert_int_equal(json_array_size(json_object_get(o, "guests")), 2);
     json_array_foreach(json_object_get(o, "guests"), i, g)
     {
         assert_string_equal(str(g, "state"), "unknown");
@@ -787,14 +793,28 @@ test_node_down_and_back(void **state)
     assert_int_equal(http("POST", "/v1/guests/d0/start", NULL, NULL, NULL), 409);
     assert_int_equal(http("DELETE", "/v1/guests/d0", NULL, NULL, NULL), 503);
 
+    /* The node comes back without d1: lost, and never re-created. */
+    snprintf(path, sizeof(path), "%s/n3/guests/%s.json", F.dir, d1_id);
+    assert_int_equal(unlink(path), 0);
     on_loop(start_n3);
     assert_int_equal(F.err, 0);
     json_decref(poll_until("/v1/nodes/n3", node_state_is, "ready"));
     json_decref(poll_until("/v1/guests?node=n3", none_unknown, NULL));
-    assert_int_equal(http("GET", "/v1/guests", NULL, NULL, &o), 200);
-    assert_int_equal(json_array_size(json_object_get(o, "guests")), 3); /* no copies */
+    assert_int_equal(http("GET", "/v1/guests/d1", NULL, NULL, &o), 200);
+    assert_string_equal(str(o, "state"), "lost");
     json_decref(o);
-    delete_all_guests();
+    assert_int_equal(http("GET", "/v1/nodes/n3", NULL, NULL, &o), 200);
+    json_t *orphans = json_object_get(o, "orphans");
+    assert_int_equal(json_array_size(orphans), 1);
+    assert_string_equal(str(json_array_get(orphans, 0), "name"), "d2");
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "guests")), 2); /* no copies */
+    json_decref(o);
+    delete_all_guests(); /* d1 (lost) at once, d0 through its node */
+    assert_int_equal(http("GET", "/v1/guests", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "guests")), 0);
+    json_decref(o);
 }
 
 int
