@@ -2076,6 +2076,15 @@ on_request(struct http_req *req, void *userdata)
     log_debug("%s %s -> %s", req->method, req->path, api_route_name(am.route));
     switch (am.route) {
     case API_HEALTH:
+        /* A write lock proves the store takes writes (a read-only file does not). */
+        r = db_begin(m->db);
+        if (r >= 0)
+            r = db_commit(m->db);
+        if (r < 0) {
+            httpd_error(req, 503, "unavailable", NULL, "the store is not writable: %s",
+                        db_errmsg(m->db));
+            break;
+        }
         httpd_respond(req, 200,
                       json_pack("{s:s, s:s, s:I}", "status", "ok", "version", API_VERSION, "nodes",
                                 (json_int_t)registry_count(m->reg)));
