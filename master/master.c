@@ -85,6 +85,7 @@ struct master {
     struct hmap_str usage;                /* guest id -> struct usage_entry * */
     bool stopping;                        /* master_shutdown ran */
     uint64_t next_sweep;                  /* monotonic ms of the next key expiry */
+    uint64_t next_poke;                   /* monotonic ms of the next hello request */
     uv_prepare_t flush;                   /* commits the batch before the loop blocks */
     bool flush_init;                      /* flush initialised */
     bool batch_open;                      /* a transaction groups node messages */
@@ -812,6 +813,30 @@ on_node_change(void *userdata, struct registry_node *n, enum db_node_state old)
                db_node_state_to_string(n->state));
 }
 
+/* Nodes known from the database that have not said hello to this master
+ * (it restarted) are asked to, as soon as their connection is back, rather
+ * than at their next heartbeat: until then they take no new guests. A send
+ * to a node that is not connected fails at once and costs nothing. */
+static void
+poke_unwelcomed(master_t *m)
+{
+    struct msg n = {.type = MSG_NACK};
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+
+    n.u.nack.code = MSG_ERR_NOT_FOUND;
+    snprintf(n.u.nack.message, sizeof(n.u.nack.message), "unknown node: say hello");
+    if (msg_encode(&n, &buf, &len) < 0)
+        return;
+    for (size_t i = 0; i < registry_count(m->reg); i++) {
+        struct registry_node *rn = registry_at(m->reg, i);
+        if (rn->welcomed)
+            continue;
+        for (unsigned k = 0; k < m->n_links; k++)
+            link_send(m->links[k].link, rn->name, buf, len);
+    }
+}
+
 static void
 on_tick(uv_timer_t *t)
 {
@@ -822,6 +847,10 @@ on_tick(uv_timer_t *t)
     registry_tick(m->reg, on_node_change, m);
     dispatch_tick(m->disp);
     waiters_expire(m, now);
+    if (now >= m->next_poke) {
+        m->next_poke = now + 1000;
+        poke_unwelcomed(m);
+    }
     if (now >= m->next_sweep) {
         uint64_t real = time_real_ms();
         m->next_sweep = now + MASTER_IDEM_SWEEP_MS;
