@@ -271,8 +271,18 @@ main(int argc, char **argv)
         char *slash = strrchr(dir, '/');
         if (slash && slash != dir) {
             *slash = '\0';
-            if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                log_debug("cannot create \"%s\": %m", dir);
+            /* Every missing component, as mkdir -p. */
+            for (char *p = dir + 1;; p++) {
+                if (*p == '/' || *p == '\0') {
+                    char saved = *p;
+                    *p = '\0';
+                    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                        log_debug("cannot create \"%s\": %m", dir);
+                    *p = saved;
+                    if (!saved)
+                        break;
+                }
+            }
         }
     }
 

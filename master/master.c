@@ -2206,8 +2206,17 @@ ipc_parent_dir(const char *endpoint)
     if (!slash || slash == dir)
         return;
     *slash = '\0';
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        log_debug("cannot create \"%s\": %s, ignoring", dir, strerror(errno));
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            log_debug("cannot create \"%s\": %s, ignoring", dir, strerror(errno));
+        *p = c;
+        if (!c)
+            break;
+    }
 }
 
 int
