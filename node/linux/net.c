@@ -405,7 +405,7 @@ rate_set(struct nl_sock *s, int ifindex, uint64_t bps)
     if (r < 0)
         return nl_to_errno(r);
     rtnl_qdisc_tbf_set_rate(q, (int)rate, (int)bucket, 0);
-    r = rtnl_qdisc_tbf_set_limit_by_latency(q, 50000);
+    r = rtnl_qdisc_tbf_set_limit_by_latency(q, 200000);
     if (r < 0)
         return nl_to_errno(r);
     return nl_to_errno(rtnl_qdisc_add(s, q, NLM_F_CREATE | NLM_F_REPLACE));
