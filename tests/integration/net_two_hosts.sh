@@ -113,7 +113,16 @@ if exA ping -c 3 -i 0.2 -W 2 -I 10.88.2.5 10.88.2.5 >/dev/null 2>&1; then fail "
 spoof=$(inns "$HA" nft list counter netdev vfleet "spoof_$IFA" | awk '/packets/ {print $2}')
 [ "${spoof:-0}" -ge 1 ] || fail "spoofed packets counted: ${spoof:-none}"
 exA ping -c 1 -W 2 10.88.2.5 >/dev/null || fail "A's own address no longer works"
-ok "packets with another guest's source are dropped and counted ($spoof)"
+# ARP claiming B's address, and IPv6 from B's address, are dropped and counted too.
+exA arping -c 2 -w 2 -s 10.88.2.5 -I eth0 169.254.0.1 >/dev/null 2>&1 || true
+spoof2=$(inns "$HA" nft list counter netdev vfleet "spoof_$IFA" | awk '/packets/ {print $2}')
+[ "$spoof2" -gt "$spoof" ] || fail "spoofed ARP not counted ($spoof -> $spoof2)"
+nsenter --net=/proc/$pidA/ns/net sysctl -qw net.ipv6.ip_nonlocal_bind=1
+if exA ping6 -c 2 -W 2 -I fd00:88:2::5 fd00:88:2::5 >/dev/null 2>&1; then fail "spoofed ping6 got answers"; fi
+spoof3=$(inns "$HA" nft list counter netdev vfleet "spoof_$IFA" | awk '/packets/ {print $2}')
+[ "$spoof3" -gt "$spoof2" ] || fail "spoofed IPv6 not counted ($spoof2 -> $spoof3)"
+exA ping6 -c 1 -W 2 fd00:88:2::5 >/dev/null || fail "A's own IPv6 address no longer works"
+ok "packets (IPv4, ARP, IPv6) with another guest's source are dropped and counted ($spoof3)"
 
 # Speed: B's outbound limit (tc on B's eth0) over a 2 MiB transfer to A.
 exB httpd -h /www -p 80 || fail "httpd in B"
@@ -158,7 +167,8 @@ sleep 1.5
 u=$(nodectl ha usage "$A")
 [ "$(json_get "$u" tcp_sockets)" = 3 ] || fail "tcp_sockets reported $(json_get "$u" tcp_sockets), want 3: $u"
 [ "$(json_get "$u" failcnt.tcp)" -ge 1 ] || fail "failcnt.tcp not counted: $u"
-for p in "${HOLD[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+for p in "${HOLD[@]}"; do pkill -P "$p" 2>/dev/null || true; done
+wait "${HOLD[@]}" 2>/dev/null || true
 ok "TCP limit refuses connection 4 of 3; 3 established reported, refusal counted"
 
 # Addresses added and removed live.
@@ -175,14 +185,23 @@ routes | grep -q "10.88.1.6" && fail "routes view still lists 10.88.1.6"
 inns "$HA" ip route show 10.88.1.6 | grep -q . && fail "host route to 10.88.1.6 left"
 ok "an address added and removed live shows inside the guest and in vfleet-node routes"
 
-# Counters survive a restart of the guest (the veth is made anew).
+# Counters survive a restart of the agent (the baseline is in the store) and
+# then of the guest (the veth is made anew; the adopted guest's last counters
+# are folded in when it stops).
 before=$(json_get "$(nodectl ha usage "$A")" net_rx_bytes)
+kill -9 "$(agent_pid ha)"
+AGENT_NETNS=$HA start_agent ha
+nodectl ha wait-hello >/dev/null || fail "no hello after the agent restart"
+exB ping -q -c 10 -i 0.05 -s 1000 10.88.1.5 >/dev/null || fail "ping after agent restart"
+mid=$(json_get "$(nodectl ha usage "$A")" net_rx_bytes)
+[ "$mid" -ge $((before + 10 * 1042)) ] || fail "net_rx_bytes $before -> $mid across an agent restart"
+before=$mid
 nodectl ha stop "$A" >/dev/null || fail "stop A"
 sleep 1
 nodectl ha start "$A" >/dev/null || fail "start A again"
 after=$(json_get "$(nodectl ha usage "$A")" net_rx_bytes)
 [ "$after" -ge "$before" ] || fail "net_rx_bytes went back from $before to $after across a restart"
-ok "traffic counters are monotonic across a guest restart ($before -> $after)"
+ok "traffic counters are monotonic across an agent restart and a guest restart ($before -> $after)"
 
 # Destroy leaves nothing behind on host A.
 nodectl ha stop "$A" >/dev/null || fail "stop A"
