@@ -201,34 +201,43 @@ add_label(const char *key, const char *value, void *userdata)
     return 0;
 }
 
-/* The [network] section: nat_uplink names the interface toward the outside
- * (masquerade for guest sources leaving through it), nat_sources the guest
- * ranges that are NATed (comma-separated, default the private ranges). */
+/* The [network] section: uplink names the host's outside interface; nat
+ * (bool) masquerades guest sources in nat_sources (comma-separated prefixes,
+ * default the private ranges) leaving through it; proxy_neigh (bool) answers
+ * ARP and NDP on it for guest addresses. */
 static int
 net_config_read(const config_t *c, struct net_config *out)
 {
-    const char *uplink = config_get(c, "network", "nat_uplink");
+    const char *uplink = config_get(c, "network", "uplink");
     const char *sources = config_get(c, "network", "nat_sources");
     char buf[1024];
 
     memset(out, 0, sizeof(*out));
-    if (!uplink || !*uplink)
-        return 0;
-    if (strscpy(out->uplink, uplink, sizeof(out->uplink)) < 0) {
-        fprintf(stderr, "vfleet-node: nat_uplink \"%s\" is longer than an interface name\n",
-                uplink);
+    if (uplink && strscpy(out->uplink, uplink, sizeof(out->uplink)) < 0) {
+        fprintf(stderr, "vfleet-node: uplink \"%s\" is longer than an interface name\n", uplink);
+        return -EINVAL;
+    }
+    int r = config_get_bool(c, "network", "nat", &out->nat);
+    if (r >= 0 || r == -ENOENT)
+        r = config_get_bool(c, "network", "proxy_neigh", &out->proxy_neigh);
+    if (r < 0 && r != -ENOENT) {
+        fprintf(stderr, "vfleet-node: [network] nat and proxy_neigh are booleans\n");
+        return -EINVAL;
+    }
+    if ((out->nat || out->proxy_neigh) && !out->uplink[0]) {
+        fprintf(stderr, "vfleet-node: [network] nat and proxy_neigh need uplink\n");
         return -EINVAL;
     }
     strscpy(buf, sources && *sources ? sources : "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fd00::/8",
             sizeof(buf));
     char *save = NULL;
     for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-        if (out->n_nat >= NET_NFT_MAX_NAT || netaddr_parse(t, &out->nat[out->n_nat]) < 0) {
+        if (out->n_nat >= NET_NFT_MAX_NAT || netaddr_parse(t, &out->nat_sources[out->n_nat]) < 0) {
             fprintf(stderr, "vfleet-node: nat_sources: \"%s\" is not a prefix or one too many\n",
                     t);
             return -EINVAL;
         }
-        netaddr_mask(&out->nat[out->n_nat]);
+        netaddr_mask(&out->nat_sources[out->n_nat]);
         out->n_nat++;
     }
     return 0;

@@ -10,6 +10,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/veth.h>
+#include <netlink/route/neighbour.h>
 #include <netlink/route/qdisc.h>
 #include <netlink/route/qdisc/tbf.h>
 #include <netlink/route/route.h>
@@ -32,6 +33,7 @@ struct net_guest {
     char id[SPEC_ID_LEN + 1]; /* the guest */
     int nsfd;                 /* its network namespace, held open */
     char *nft;                /* the nftables script last applied (malloc'd) */
+    struct guest_spec *last;  /* the spec last applied in full (malloc'd), NULL before */
 };
 
 struct net {
@@ -61,6 +63,7 @@ net_destroy(net_t **p)
     for (size_t i = 0; i < n->n_guests; i++) {
         close(n->guests[i].nsfd);
         free(n->guests[i].nft);
+        free(n->guests[i].last);
     }
     free(n->guests);
     free(n);
@@ -112,6 +115,7 @@ guest_forget(net_t *n, struct net_guest *g)
 {
     close(g->nsfd);
     free(g->nft);
+    free(g->last);
     *g = n->guests[--n->n_guests];
 }
 
@@ -181,6 +185,12 @@ route_putp(struct rtnl_route **r)
 {
     if (*r)
         rtnl_route_put(*r);
+}
+static void
+neigh_putp(struct rtnl_neigh **ne)
+{
+    if (*ne)
+        rtnl_neigh_put(*ne);
 }
 static void
 qdisc_putp(struct rtnl_qdisc **q)
@@ -270,6 +280,15 @@ addr_add(struct nl_sock *s, int ifindex, struct nl_addr *local, int scope)
         rtnl_addr_set_flags(a, IFA_F_NODAD);
     int r = rtnl_addr_add(s, a, NLM_F_CREATE | NLM_F_REPLACE);
     return r == -NLE_EXIST ? 0 : nl_to_errno(r);
+}
+
+static bool
+in_spec_addr(const struct guest_spec *s, const struct netaddr *x)
+{
+    for (uint32_t i = 0; i < s->n_addrs; i++)
+        if (netaddr_equal(&s->addrs[i], x))
+            return true;
+    return false;
 }
 
 static bool
@@ -411,6 +430,53 @@ rate_set(struct nl_sock *s, int ifindex, uint64_t bps)
     return nl_to_errno(rtnl_qdisc_add(s, q, NLM_F_CREATE | NLM_F_REPLACE));
 }
 
+/* Adds or removes a proxy NDP entry for addr on ifindex. */
+static int
+proxy_ndp(struct nl_sock *s, int ifindex, const struct netaddr *addr, bool add)
+{
+    _cleanup_(neigh_putp) struct rtnl_neigh *ne = rtnl_neigh_alloc();
+    _cleanup_(addr_putp) struct nl_addr *x = nladdr_of(addr, 128);
+
+    rtnl_neigh_set_family(ne, AF_INET6);
+    rtnl_neigh_set_ifindex(ne, ifindex);
+    rtnl_neigh_set_dst(ne, x);
+    rtnl_neigh_set_flags(ne, NTF_PROXY);
+    int r = add ? rtnl_neigh_add(s, ne, NLM_F_CREATE | NLM_F_REPLACE) : rtnl_neigh_delete(s, ne, 0);
+    if (!add && (r == -NLE_OBJ_NOTFOUND || r == -NLE_NOADDR))
+        return 0;
+    return nl_to_errno(r);
+}
+
+/* Brings the uplink's proxy NDP entries for the guest from the addresses it
+ * had (old, may be NULL) to those of spec (NULL: none). */
+static int
+proxy_sync(net_t *n, struct nl_sock *s, const struct guest_spec *old, const struct guest_spec *spec)
+{
+    int ifindex, r;
+
+    if (!n->cfg.proxy_neigh || !n->cfg.uplink[0])
+        return 0;
+    r = link_index(s, n->cfg.uplink, &ifindex);
+    if (r < 0)
+        return r;
+    for (uint32_t i = 0; old && i < old->n_addrs; i++) {
+        const struct netaddr *a = &old->addrs[i];
+        if (a->family != AF_INET6 || (spec && in_spec_addr(spec, a)))
+            continue;
+        r = proxy_ndp(s, ifindex, a, false);
+        if (r < 0)
+            return r;
+    }
+    for (uint32_t i = 0; spec && i < spec->n_addrs; i++) {
+        if (spec->addrs[i].family != AF_INET6)
+            continue;
+        r = proxy_ndp(s, ifindex, &spec->addrs[i], true);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 /* ---- namespaces ------------------------------------------------------- */
 
 static int
@@ -466,7 +532,8 @@ host_setup(net_t *n)
 
     if (n->host_ready)
         return 0;
-    _cleanup_free_ char *script = net_nft_host_script(n->cfg.uplink, n->cfg.nat, n->cfg.n_nat);
+    _cleanup_free_ char *script =
+        net_nft_host_script(n->cfg.nat ? n->cfg.uplink : "", n->cfg.nat_sources, n->cfg.n_nat);
     r = net_nft_run(script, err, sizeof(err));
     if (r < 0) {
         log_debug("nft host set-up failed: %s", err);
@@ -479,6 +546,17 @@ host_setup(net_t *n)
     r = write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
     if (r < 0 && r != -ENOENT)
         return r;
+    if (n->cfg.proxy_neigh && n->cfg.uplink[0]) {
+        char path[128];
+        snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/proxy_arp", n->cfg.uplink);
+        r = write_sysctl(path, "1");
+        if (r < 0)
+            return r;
+        snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/proxy_ndp", n->cfg.uplink);
+        r = write_sysctl(path, "1");
+        if (r < 0 && r != -ENOENT)
+            return r;
+    }
     n->host_ready = true;
     return 0;
 }
@@ -625,6 +703,12 @@ net_apply(net_t *n, const struct guest_spec *spec, pid_t pid)
     r = rate_set(s, ifindex, spec->limits.net_in);
     if (r < 0)
         return r;
+    r = proxy_sync(n, s, g->last, spec);
+    if (r < 0)
+        return r;
+    if (!g->last)
+        g->last = xmalloc(sizeof(*g->last));
+    *g->last = *spec;
 
     /* Replacing the rules restarts the connection count, so an unchanged
      * rule set is left alone. */
@@ -683,6 +767,12 @@ net_remove(net_t *n, const struct guest_spec *spec)
         return r;
     }
     struct net_guest *g = guest_find(n, spec->id);
+    /* The addresses it had and those it has now: either may be the newer. */
+    r = proxy_sync(n, s, g && g->last ? g->last : spec, NULL);
+    if (r >= 0 && g && g->last)
+        r = proxy_sync(n, s, spec, NULL);
+    if (r < 0)
+        return r;
     if (g)
         guest_forget(n, g);
     return 0;

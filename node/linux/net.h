@@ -17,6 +17,12 @@
  * A guest without addresses has no network besides loopback, and nothing is
  * changed on the host for it.
  *
+ * Options (net_config): NAT masquerades guest sources in private ranges
+ * leaving through the uplink; proxy_neigh makes guests reachable on the
+ * uplink's own segment (proxy_arp on the uplink, which answers for every
+ * address routed elsewhere, and one proxy NDP entry per guest IPv6 address,
+ * as the kernel answers NDP only for listed addresses).
+ *
  * A net_t holds, per guest, a descriptor of the guest's network namespace
  * taken when its network was applied: it keeps the namespace, and with it the
  * veth and its counters, alive after the guest's init exits, so the agent can
@@ -45,9 +51,11 @@
 typedef struct net net_t;
 
 struct net_config {
-    char uplink[IFNAMSIZ];               /* NAT: masquerade leaving through it, "" = no NAT */
-    uint32_t n_nat;                      /* entries used in nat */
-    struct netaddr nat[NET_NFT_MAX_NAT]; /* guest source ranges that are NATed */
+    char uplink[IFNAMSIZ];                       /* the host's outside interface, "" = none */
+    bool nat;                                    /* masquerade nat sources leaving through uplink */
+    uint32_t n_nat;                              /* entries used in nat_sources */
+    struct netaddr nat_sources[NET_NFT_MAX_NAT]; /* guest source ranges that are NATed */
+    bool proxy_neigh; /* answer ARP/NDP on uplink for guest addresses (off by default) */
 };
 
 /* Creates the networking state; touches nothing on the host until the first

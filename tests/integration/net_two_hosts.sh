@@ -50,7 +50,7 @@ dd if=/dev/urandom of="$TEMPLATES/busybox/www/big" bs=1M count=2 status=none
 echo hello >"$TEMPLATES/busybox/www/index.html"
 
 AGENT_NETNS=$HA start_agent ha
-printf '[network]\nnat_uplink = fab\nnat_sources = 10.88.2.0/24\n' >"$T/hb.conf"
+printf "[network]\nuplink = fab\nnat = true\nnat_sources = 10.88.2.0/24\n" >"$T/hb.conf"
 AGENT_NETNS=$HB AGENT_CONFIG=$T/hb.conf start_agent hb
 nodectl ha wait-hello >/dev/null || fail "no hello from ha"
 nodectl hb wait-hello >/dev/null || fail "no hello from hb"
