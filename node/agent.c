@@ -466,7 +466,7 @@ job_run(uv_work_t *w)
             if (ops->net_per_run && ops->usage(b, &j->spec, &j->rt, &j->last) >= 0)
                 j->have_last = true;
             int r = ops->apply_network(b, &j->spec, &none);
-            if (r < 0)
+            if (r < 0 && r != -ENOENT)
                 j->result = r;
         }
         break;
