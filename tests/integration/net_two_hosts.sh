@@ -189,7 +189,9 @@ ok "an address added and removed live shows inside the guest and in vfleet-node 
 # then of the guest (the veth is made anew; the adopted guest's last counters
 # are folded in when it stops).
 before=$(json_get "$(nodectl ha usage "$A")" net_rx_bytes)
-kill -9 "$(agent_pid ha)"
+old=$(agent_pid ha)
+kill -9 "$old"
+wait "$old" 2>/dev/null || true # its store lock goes with it
 AGENT_NETNS=$HA start_agent ha
 nodectl ha wait-hello >/dev/null || fail "no hello after the agent restart"
 exB ping -q -c 10 -i 0.05 -s 1000 10.88.1.5 >/dev/null || fail "ping after agent restart"
