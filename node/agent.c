@@ -51,6 +51,8 @@ struct job {
     struct guest_spec *usage_specs;  /* JOB_USAGE input */
     struct guest_runtime *usage_rts; /* JOB_USAGE input */
     size_t n_samples;                /* JOB_USAGE entries */
+    struct guest_usage last;         /* JOB_KILL: the run's last network counters */
+    bool have_last;                  /* JOB_KILL: last was read and is to be folded */
     int result;                      /* backend return */
     char errtext[ERRTEXT_MAX];       /* the backend's detail when result < 0 */
     uv_work_t work;                  /* libuv thread-pool request */
@@ -111,6 +113,18 @@ struct agent {
     bool handles_ready;         /* timers and the watcher are initialised */
     bool closing;               /* agent_shutdown was called */
 };
+
+/* Adds the network counters of from to into (the fields that count per run
+ * in a backend with net_per_run). */
+static void
+usage_fold_net(struct guest_usage *into, const struct guest_usage *from)
+{
+    into->net_rx_bytes += from->net_rx_bytes;
+    into->net_tx_bytes += from->net_tx_bytes;
+    into->net_rx_packets += from->net_rx_packets;
+    into->net_tx_packets += from->net_tx_packets;
+    into->failcnt[USAGE_FAIL_TCP] += from->failcnt[USAGE_FAIL_TCP];
+}
 
 /* ---- sending ---------------------------------------------------------- */
 
@@ -424,12 +438,37 @@ job_run(uv_work_t *w)
         break;
     case JOB_START:
         j->result = ops->start(b, &j->spec, &j->rt);
+        if (j->result >= 0) {
+            /* A guest runs with its network or not at all: a start whose
+             * network cannot be applied is undone. */
+            int r = ops->apply_network(b, &j->spec, &j->rt);
+            if (r < 0) {
+                char why[ERRTEXT_MAX];
+                strscpy(why, errtext_get(), sizeof(why));
+                struct guest_runtime none = {0};
+                ops->kill(b, &j->spec, &j->rt);
+                ops->apply_network(b, &j->spec, &none);
+                errtext_set("cannot set up the guest's network: %s", why[0] ? why : strerror(-r));
+                j->result = r;
+            }
+        }
         break;
     case JOB_STOP:
         j->result = ops->stop(b, &j->spec, &j->rt);
         break;
     case JOB_KILL:
         j->result = ops->kill(b, &j->spec, &j->rt);
+        if (j->result >= 0) {
+            /* The run's network counters are read once the guest is dead
+             * (the backend keeps them until told otherwise), then its network
+             * goes: the loop thread folds them into the baseline. */
+            struct guest_runtime none = {0};
+            if (ops->net_per_run && ops->usage(b, &j->spec, &j->rt, &j->last) >= 0)
+                j->have_last = true;
+            int r = ops->apply_network(b, &j->spec, &none);
+            if (r < 0 && r != -ENOENT)
+                j->result = r;
+        }
         break;
     case JOB_DESTROY:
         j->result = j->rt.pid ? ops->kill(b, &j->spec, &j->rt) : 0;
@@ -531,9 +570,13 @@ job_done(uv_work_t *w, int status)
         }
         break;
     case JOB_KILL:
+        if (g && j->have_last) {
+            usage_fold_net(&g->rec.baseline, &j->last);
+            store_save(a, g);
+        }
         if (g && j->result < 0)
             log_error("node=%s guest=%s kill failed: %s", a->cfg.name, j->spec.name,
-                      strerror(-j->result));
+                      j->errtext[0] ? j->errtext : strerror(-j->result));
         /* The pidfd watch reports the exit and answers the stop. */
         break;
     case JOB_DESTROY:
@@ -585,9 +628,15 @@ job_done(uv_work_t *w, int status)
     case JOB_USAGE: {
         struct msg m = {.type = MSG_USAGE};
         size_t n = 0;
-        for (size_t i = 0; i < j->n_samples; i++)
-            if (j->samples[i].time_ms)
-                j->samples[n++] = j->samples[i];
+        for (size_t i = 0; i < j->n_samples; i++) {
+            if (!j->samples[i].time_ms)
+                continue;
+            /* Counters since creation: earlier runs' totals plus this run's. */
+            const struct guest *sg = guest_find(a, j->samples[i].id);
+            if (sg && a->backend->ops->net_per_run)
+                usage_fold_net(&j->samples[i], &sg->rec.baseline);
+            j->samples[n++] = j->samples[i];
+        }
         a->usage_pending = false;
         if (n == 0)
             break;

@@ -73,6 +73,11 @@ struct exec_result {
 
 struct backend_ops {
     const char *name;
+    /* The network counters of usage (net_* and failcnt[USAGE_FAIL_TCP]) count
+     * from the guest's last start, not from its creation: the agent keeps the
+     * earlier runs' totals as baselines and adds them (linux: the veth and its
+     * counters are made anew on every start). */
+    bool net_per_run;
     /* Fills the node's facts. */
     int (*probe)(backend_t *b, struct node_facts *out);
     /* Makes the guest's disk and root filesystem; leaves it stopped. */
@@ -87,7 +92,10 @@ struct backend_ops {
     int (*destroy)(backend_t *b, const struct guest_spec *spec);
     /* Applies spec's limits to a created (running or stopped) guest. */
     int (*set_limits)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
-    /* Applies spec's addresses and network limits to a running guest. */
+    /* Applies spec's addresses and network limits to a running guest. With a
+     * stopped runtime (rt->pid 0) it removes what is left of the guest's
+     * network instead: the agent calls it so after kill, once it has read the
+     * last counters with usage. */
     int (*apply_network)(backend_t *b, const struct guest_spec *spec,
                          const struct guest_runtime *rt);
     /* Where the guest stands; for a running one, checks rt still names its init. */

@@ -25,6 +25,7 @@
 #include "common/units.h"
 #include "node/agent.h"
 #include "node/linux/linux_backend.h"
+#include "node/linux/net.h"
 #include "node/linux/proc.h"
 #include "node/sim/sim.h"
 #include "node/store.h"
@@ -42,6 +43,7 @@ usage(FILE *f)
     fprintf(f, "usage: vfleet-node [run] [options]\n"
                "       vfleet-node ls [--json] [--state-dir DIR]\n"
                "       vfleet-node status [--state-dir DIR]\n"
+               "       vfleet-node routes [--json] [--state-dir DIR]\n"
                "       vfleet-node enter NAME [--state-dir DIR] [-- COMMAND...]\n"
                "\n"
                "options:\n"
@@ -199,6 +201,48 @@ add_label(const char *key, const char *value, void *userdata)
     return 0;
 }
 
+/* The [network] section: uplink names the host's outside interface; nat
+ * (bool) masquerades guest sources in nat_sources (comma-separated prefixes,
+ * default the private ranges) leaving through it; proxy_neigh (bool) answers
+ * ARP and NDP on it for guest addresses. */
+static int
+net_config_read(const config_t *c, struct net_config *out)
+{
+    const char *uplink = config_get(c, "network", "uplink");
+    const char *sources = config_get(c, "network", "nat_sources");
+    char buf[1024];
+
+    memset(out, 0, sizeof(*out));
+    if (uplink && strscpy(out->uplink, uplink, sizeof(out->uplink)) < 0) {
+        fprintf(stderr, "vfleet-node: uplink \"%s\" is longer than an interface name\n", uplink);
+        return -EINVAL;
+    }
+    int r = config_get_bool(c, "network", "nat", &out->nat);
+    if (r >= 0 || r == -ENOENT)
+        r = config_get_bool(c, "network", "proxy_neigh", &out->proxy_neigh);
+    if (r < 0 && r != -ENOENT) {
+        fprintf(stderr, "vfleet-node: [network] nat and proxy_neigh are booleans\n");
+        return -EINVAL;
+    }
+    if ((out->nat || out->proxy_neigh) && !out->uplink[0]) {
+        fprintf(stderr, "vfleet-node: [network] nat and proxy_neigh need uplink\n");
+        return -EINVAL;
+    }
+    strscpy(buf, sources && *sources ? sources : "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fd00::/8",
+            sizeof(buf));
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        if (out->n_nat >= NET_NFT_MAX_NAT || netaddr_parse(t, &out->nat_sources[out->n_nat]) < 0) {
+            fprintf(stderr, "vfleet-node: nat_sources: \"%s\" is not a prefix or one too many\n",
+                    t);
+            return -EINVAL;
+        }
+        netaddr_mask(&out->nat_sources[out->n_nat]);
+        out->n_nat++;
+    }
+    return 0;
+}
+
 static uv_signal_t sigterm, sigint;
 
 static void
@@ -295,6 +339,8 @@ cmd_run(struct options *o)
         _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
         strscpy(lc.state_dir, state_dir, sizeof(lc.state_dir));
         strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
+        if (net_config_read(o->cfg, &lc.net) < 0)
+            return EXIT_USAGE;
         b = linux_backend_new(&lc, &err);
     } else if (strcmp(backend_name, "sim") == 0) {
         struct sim_config sc = {.seed = 1};
@@ -374,6 +420,43 @@ cmd_ls(struct options *o)
         else
             printf("%-24s %-36s %5" PRIu64 " %-8s %8d %s\n", rec->spec.name, rec->spec.id,
                    rec->applied_generation, st, pid, flags);
+    }
+    if (o->json)
+        printf("]\n");
+    return 0;
+}
+
+/* The routes view (FreeVPS routes_ipv4): every address of every guest in the
+ * store, the host veth it is routed to, the guest, and whether the host
+ * route is in the kernel of this network namespace now. */
+static int
+cmd_routes(struct options *o)
+{
+    _cleanup_(store_close) store_t *s = NULL;
+    char addr[NETADDR_STRLEN], ifname[IFNAMSIZ];
+
+    if (open_store(o, &s) < 0)
+        return EXIT_FAIL;
+    if (!o->json)
+        printf("%-40s %-15s %-24s %s\n", "ADDRESS", "INTERFACE", "GUEST", "ROUTE");
+    else
+        printf("[");
+    bool first = true;
+    for (size_t i = 0; i < store_count(s); i++) {
+        const struct store_record *rec = store_at(s, i);
+        net_ifname(rec->spec.id, ifname);
+        for (uint32_t k = 0; k < rec->spec.n_addrs; k++) {
+            const struct netaddr *a = &rec->spec.addrs[k];
+            netaddr_format(a, false, addr, sizeof(addr));
+            const char *st = net_route_present(&rec->spec, a) > 0 ? "up" : "down";
+            if (o->json)
+                printf("%s{\"address\":\"%s\",\"interface\":\"%s\",\"guest\":\"%s\","
+                       "\"id\":\"%s\",\"route\":\"%s\"}",
+                       first ? "" : ",", addr, ifname, rec->spec.name, rec->spec.id, st);
+            else
+                printf("%-40s %-15s %-24s %s\n", addr, ifname, rec->spec.name, st);
+            first = false;
+        }
     }
     if (o->json)
         printf("]\n");
@@ -461,6 +544,8 @@ main(int argc, char **argv)
         r = cmd_run(&o);
     else if (strcmp(o.verb, "ls") == 0)
         r = cmd_ls(&o);
+    else if (strcmp(o.verb, "routes") == 0)
+        r = cmd_routes(&o);
     else if (strcmp(o.verb, "status") == 0)
         r = cmd_status(&o);
     else if (strcmp(o.verb, "enter") == 0)

@@ -19,6 +19,7 @@
 #include "common/mtime.h"
 #include "node/linux/cgroup.h"
 #include "node/linux/disk.h"
+#include "node/linux/net.h"
 #include "node/linux/nsexec.h"
 #include "node/linux/proc.h"
 #include "node/linux/rootfs.h"
@@ -29,6 +30,7 @@ struct linux_backend {
     struct linux_config cfg; /* copy of the configuration */
     cgroup_mgr_t *cgroups;   /* cgroup driver picked at start-up */
     spawner_t *spawner;      /* the single-threaded clone3 helper */
+    net_t *net;              /* guest networking (veth, routes, tc, nftables) */
 };
 
 /* Paths of one guest's files. */
@@ -258,6 +260,9 @@ lx_destroy(backend_t *b, const struct guest_spec *s)
     int r;
 
     paths_of(l, s, &p);
+    r = net_remove(l->net, s);
+    if (r < 0)
+        return errtext_fail(r, "cannot remove the guest's network");
     r = cgroup_destroy(l->cgroups, s->id);
     if (r < 0)
         return r;
@@ -351,9 +356,21 @@ lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_runti
 static int
 lx_apply_network(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt)
 {
-    /* Guest networking (veth, addresses, tc, nftables) is not built yet: a
-     * guest has its own network namespace with only loopback. */
-    return 0;
+    struct linux_backend *l = lb(b);
+    int r;
+
+    if (!rt->pid) {
+        r = net_remove(l->net, s);
+        if (r < 0)
+            errtext_set("cannot remove the guest's network");
+        return r;
+    }
+    if (proc_is_same(rt->pid, rt->start_time) <= 0)
+        return -ESRCH;
+    r = net_apply(l->net, s, rt->pid);
+    if (r < 0)
+        errtext_set("cannot apply the guest's network (veth, addresses, routes, tc, nftables)");
+    return r;
 }
 
 static int
@@ -391,6 +408,8 @@ lx_usage(backend_t *b, const struct guest_spec *s, const struct guest_runtime *r
         u->disk_bytes = du.bytes_used;
         u->disk_inodes = du.inodes_used;
     }
+    bool running = rt->pid && proc_is_same(rt->pid, rt->start_time) > 0;
+    net_usage(l->net, s, running ? rt->pid : 0, u);
     u->time_ms = time_real_ms();
     return 0;
 }
@@ -418,11 +437,13 @@ lx_free(backend_t *b)
 
     spawner_destroy(&l->spawner);
     cgroup_mgr_destroy(&l->cgroups);
+    net_destroy(&l->net);
     free(l);
 }
 
 static const struct backend_ops linux_ops = {
     .name = "linux",
+    .net_per_run = true,
     .probe = lx_probe,
     .create = lx_create,
     .start = lx_start,
@@ -445,6 +466,7 @@ linux_backend_new(const struct linux_config *cfg, int *err)
 
     l->base.ops = &linux_ops;
     l->cfg = *cfg;
+    l->net = net_new(&cfg->net);
     /* The spawner first: it must fork while this process has one thread. */
     l->spawner = spawner_new(&r);
     if (!l->spawner)

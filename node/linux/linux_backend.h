@@ -12,6 +12,7 @@
 #pragma once
 
 #include "node/backend.h"
+#include "node/linux/net.h"
 #include "proto/spec.h"
 
 #define LINUX_DEFAULT_DISK (10ULL << 30) /* disk image size when limits.disk is unset */
@@ -21,6 +22,7 @@ struct linux_config {
     char templates[256];   /* template directories */
     char cgroup_root[256]; /* cgroup mount root, "" = /sys/fs/cgroup */
     uint32_t max_guests;   /* guests this node accepts, 0 = 1000 */
+    struct net_config net; /* guest networking: NAT */
 };
 
 /* Creates the backend and forks its spawner: call before the process starts

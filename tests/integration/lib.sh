@@ -16,6 +16,7 @@ fi
 T=$(mktemp -d /tmp/vft.XXXXXX)
 TEMPLATES=$T/templates
 declare -a AGENT_PIDS=()
+declare -a NETNS_LIST=()
 FAILED=0
 
 log() { printf '%s [%s] %s\n' "$(date +%T)" "${0##*/}" "$*"; }
@@ -57,11 +58,22 @@ start_agent() {
     local name=$1
     mkdir -p "$T/$name"
     ln -sfn "$TEMPLATES" "$T/$name/templates"
-    "$VFLEET_BIN/vfleet-node" run --name "$name" --master "ipc://$T/$name/master.sock" \
+    # AGENT_NETNS runs the agent in that network namespace (in the root mount
+    # namespace, unlike `ip netns exec`); AGENT_CONFIG passes a config file.
+    ${AGENT_NETNS:+nsenter --net=/run/netns/$AGENT_NETNS --} \
+        "$VFLEET_BIN/vfleet-node" run --name "$name" --master "ipc://$T/$name/master.sock" \
         --state-dir "$T/$name" --heartbeat 500 --usage-interval 1 --log-level debug \
+        ${AGENT_CONFIG:+--config "$AGENT_CONFIG"} \
         >>"$T/$name/agent.log" 2>&1 &
     AGENT_PIDS+=($!)
     eval "AGENT_PID_${name//-/_}=$!"
+}
+
+# netns NAME: creates a network namespace the cleanup deletes.
+netns() {
+    ip netns add "$1"
+    NETNS_LIST+=("$1")
+    ip -n "$1" link set lo up
 }
 
 agent_pid() { eval "echo \${AGENT_PID_${1//-/_}}"; }
@@ -117,6 +129,8 @@ cleanup() {
             [ -f "$f" ] && { echo "---- $f (tail)"; tail -40 "$f"; }
         done
     fi
+    # Network namespaces the scenario made (guests' own die with their inits).
+    for ns in "${NETNS_LIST[@]}"; do ip netns del "$ns" 2>/dev/null; done
     rm -rf "$T"
     exit $rc
 }

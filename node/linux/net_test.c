@@ -1,0 +1,238 @@
+/* Tests for guest networking: the interface name, the nftables scripts as
+ * text, the established-connection count, and (as root) net_apply and
+ * net_remove against the kernel inside a network namespace of the test's own,
+ * with a child process standing in for the guest. */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/mem.h"
+#include "node/linux/net.h"
+#include "node/linux/net_nft.h"
+
+static void
+test_ifname(void **state)
+{
+    char n[IFNAMSIZ];
+
+    net_ifname("0E09ECC8-1e2f-4a5b-8c9d-0123456789ab", n);
+    assert_string_equal(n, "vf0e09ecc81e");
+    assert_true(strlen(n) < IFNAMSIZ);
+    /* Only the first ten hex digits count: ids differing later collide, which
+     * is why the master's ids are random UUIDs (2^40 names). */
+    net_ifname("0e09ecc8-1e00-0000-0000-000000000000", n);
+    assert_string_equal(n, "vf0e09ecc81e");
+    net_ifname("ab", n);
+    assert_string_equal(n, "vfab");
+}
+
+static void
+parse(const char *text, struct netaddr *a)
+{
+    assert_int_equal(netaddr_parse(text, a), 0);
+}
+
+static void
+test_guest_script(void **state)
+{
+    struct netaddr a[3];
+
+    parse("10.88.1.5", &a[0]);
+    parse("fd00:88::5", &a[1]);
+    parse("10.88.1.6", &a[2]);
+    _cleanup_free_ char *s = net_nft_guest_script("vfabc", a, 3, 7);
+    assert_non_null(strstr(s, "add rule inet vfleet g_vfabc ct state new meta l4proto tcp ct "
+                              "count over 7 counter name \"tcp_vfabc\" reject with tcp reset\n"));
+    assert_non_null(strstr(s, "add element inet vfleet from_guest { \"vfabc\" : jump g_vfabc }"));
+    assert_non_null(strstr(s, "add element inet vfleet to_guest { \"vfabc\" : jump g_vfabc }"));
+    assert_non_null(strstr(s, "hook ingress device \"vfabc\""));
+    assert_non_null(strstr(s, "ether type arp arp saddr ip != { 10.88.1.5, 10.88.1.6 } counter "
+                              "name \"spoof_vfabc\" drop\n"));
+    assert_non_null(strstr(s, "ether type ip ip saddr != { 10.88.1.5, 10.88.1.6 } counter"));
+    assert_non_null(strstr(s, "ip6 saddr != { fe80::/10, fd00:88::5 } ip6 saddr != :: counter"));
+    assert_non_null(strstr(s, "ip6 saddr :: icmpv6 type != nd-neighbor-solicit counter"));
+
+    /* Without a limit there is no connlimit rule; without IPv4 every ARP
+     * and IPv4 packet from the guest is spoofed. */
+    _cleanup_free_ char *s6 = net_nft_guest_script("vfabc", &a[1], 1, 0);
+    assert_null(strstr(s6, "ct count"));
+    assert_non_null(strstr(s6, "g_vfabc ether type arp counter name \"spoof_vfabc\" drop\n"));
+    assert_non_null(strstr(s6, "g_vfabc ether type ip counter name \"spoof_vfabc\" drop\n"));
+}
+
+static void
+test_host_script(void **state)
+{
+    struct netaddr nat[2];
+
+    parse("10.0.0.0/8", &nat[0]);
+    parse("fd00::/8", &nat[1]);
+    _cleanup_free_ char *none = net_nft_host_script("", nat, 2);
+    assert_null(strstr(none, "masquerade"));
+    assert_non_null(strstr(none, "add rule inet vfleet forward iifname vmap @from_guest\n"));
+    assert_non_null(strstr(none, "add rule inet vfleet output oifname vmap @to_guest\n"));
+    _cleanup_free_ char *s = net_nft_host_script("eth1", nat, 2);
+    assert_non_null(
+        strstr(s, "add rule inet vfleet postrouting oifname \"eth1\" ip saddr { 10.0.0.0/8 } "
+                  "masquerade\n"));
+    assert_non_null(strstr(s, "oifname \"eth1\" ip6 saddr { fd00::/8 } masquerade\n"));
+}
+
+static void
+test_delete_script(void **state)
+{
+    _cleanup_free_ char *s = net_nft_guest_delete("vfabc");
+    /* Elements before the chain they jump to, each delete after its add. */
+    char *el = strstr(s, "delete element inet vfleet from_guest { \"vfabc\" }");
+    char *ch = strstr(s, "delete chain inet vfleet g_vfabc");
+    assert_non_null(el);
+    assert_non_null(ch);
+    assert_true(el < ch);
+    _cleanup_free_ char *h = net_nft_guest_hook_delete("vfabc", false);
+    assert_null(strstr(h, "chain"));
+    assert_non_null(strstr(h, "delete counter netdev vfleet spoof_vfabc"));
+}
+
+static void
+test_count_established(void **state)
+{
+    char path[] = "/tmp/vf-net-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text =
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt\n"
+        "   0: 0100007F:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000\n"
+        "   1: 0501580A:0050 0201580A:C350 01 00000000:00000000 00:00000000 00000000\n"
+        "   2: 0501580A:0050 0201580A:C351 01 00000000:00000000 00:00000000 00000000\n"
+        "   3: 0501580A:0050 0201580A:C352 06 00000000:00000000 00:00000000 00000000\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    assert_int_equal(net_count_established(path), 2);
+    unlink(path);
+    assert_int_equal(net_count_established(path), -ENOENT);
+}
+
+/* ---- against the kernel, in a namespace of our own -------------------- */
+
+static pid_t guest = -1;
+
+/* A child in its own network namespace, standing for a guest's init. */
+static pid_t
+guest_start(void)
+{
+    int p[2];
+    char c;
+
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNET) < 0)
+            _exit(1);
+        if (write(p[1], "x", 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    close(p[1]);
+    assert_int_equal(read(p[0], &c, 1), 1);
+    close(p[0]);
+    return pid;
+}
+
+static int
+kernel_setup(void **state)
+{
+    if (geteuid() != 0)
+        return 0;
+    /* Everything below happens in this private namespace, never the host's. */
+    if (unshare(CLONE_NEWNET) < 0)
+        return -1;
+    guest = guest_start();
+    return 0;
+}
+
+static int
+kernel_teardown(void **state)
+{
+    if (guest > 0) {
+        kill(guest, SIGKILL);
+        waitpid(guest, NULL, 0);
+    }
+    return 0;
+}
+
+static void
+test_apply_and_remove(void **state)
+{
+    if (geteuid() != 0 || guest <= 0)
+        skip();
+    struct guest_spec s = {0};
+    strcpy(s.id, "1234abcd-0000-4000-8000-000000000001");
+    strcpy(s.name, "t1");
+    parse("10.99.0.5", &s.addrs[0]);
+    parse("fd00:99::5", &s.addrs[1]);
+    s.n_addrs = 2;
+    s.limits.net_in = 1000000;
+    s.limits.net_out = 2000000;
+    s.limits.tcp_sockets = 2;
+    struct net_config cfg = {0};
+    net_t *n = net_new(&cfg);
+    char ifname[IFNAMSIZ];
+    net_ifname(s.id, ifname);
+
+    assert_int_equal(net_apply(n, &s, guest), 0);
+    assert_int_not_equal(if_nametoindex(ifname), 0);
+    assert_int_equal(net_route_present(&s, &s.addrs[0]), 1);
+    assert_int_equal(net_route_present(&s, &s.addrs[1]), 1);
+    assert_int_equal(net_nft_guest_present(ifname), 1);
+    /* Idempotent. */
+    assert_int_equal(net_apply(n, &s, guest), 0);
+
+    /* One address swapped for another: routes follow. */
+    struct netaddr old = s.addrs[0];
+    parse("10.99.0.6", &s.addrs[0]);
+    assert_int_equal(net_apply(n, &s, guest), 0);
+    assert_int_equal(net_route_present(&s, &s.addrs[0]), 1);
+    assert_int_equal(net_route_present(&s, &old), 0);
+
+    struct guest_usage u = {0};
+    assert_int_equal(net_usage(n, &s, guest, &u), 0);
+    assert_int_equal(u.tcp_sockets, 0);
+
+    assert_int_equal(net_remove(n, &s), 0);
+    assert_int_equal(if_nametoindex(ifname), 0);
+    assert_int_equal(net_nft_guest_present(ifname), 0);
+    assert_int_equal(net_route_present(&s, &s.addrs[0]), 0);
+    /* Idempotent too. */
+    assert_int_equal(net_remove(n, &s), 0);
+    net_destroy(&n);
+    assert_null(n);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ifname),
+        cmocka_unit_test(test_guest_script),
+        cmocka_unit_test(test_host_script),
+        cmocka_unit_test(test_delete_script),
+        cmocka_unit_test(test_count_established),
+        cmocka_unit_test_setup_teardown(test_apply_and_remove, kernel_setup, kernel_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
