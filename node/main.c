@@ -56,6 +56,7 @@ usage(FILE *f)
                "      --heartbeat MS     heartbeat interval in milliseconds (default 5000)\n"
                "      --usage-interval S usage sampling interval in seconds (default 10)\n"
                "  -L, --label KEY=VALUE  a node label (repeatable; adds to [labels] of the file)\n"
+               "      --max-guests N     guests this node accepts (linux; default 1000)\n"
                "\n"
                "simulated nodes (--backend sim):\n"
                "      --sim-nodes N      run N simulated nodes in this process, named\n"
@@ -100,6 +101,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"usage-interval", required_argument, NULL, 'U'},
         {"log-level", required_argument, NULL, 'l'},
         {"label", required_argument, NULL, 'L'},
+        {"max-guests", required_argument, NULL, 'X'},
         {"sim-nodes", required_argument, NULL, 'N'},
         {"sim-cpus", required_argument, NULL, 'C'},
         {"sim-memory", required_argument, NULL, 'M'},
@@ -157,6 +159,9 @@ parse_options(int argc, char **argv, struct options *o)
                 config_set(flags, "labels", k, eq + 1);
                 break;
             }
+            case 'X':
+                key = "max_guests";
+                break;
             case 'N':
                 key = "sim_nodes";
                 break;
@@ -214,7 +219,7 @@ parse_options(int argc, char **argv, struct options *o)
     static const char *const keys[] = {
         "name",         "master",         "state_dir",      "backend",   "templates",
         "heartbeat_ms", "usage_interval", "log_level",      "sim_nodes", "sim_cpus",
-        "sim_memory",   "sim_disk",       "sim_max_guests", "sim_seed"};
+        "sim_memory",   "sim_disk",       "sim_max_guests", "sim_seed",  "max_guests"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         const char *v = config_get(flags, "node", keys[i]);
         if (v)
@@ -485,6 +490,13 @@ cmd_run(struct options *o)
         _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
         strscpy(lc.state_dir, state_dir, sizeof(lc.state_dir));
         strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
+        r = config_get_u64(o->cfg, "node", "max_guests", &v);
+        if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
+            lc.max_guests = (uint32_t)v;
+        else if (r != -ENOENT) {
+            fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS);
+            return EXIT_USAGE;
+        }
         b = linux_backend_new(&lc, &err);
     } else if (strcmp(backend_name, "sim") == 0) {
         struct sim_config sc;
