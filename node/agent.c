@@ -86,6 +86,7 @@ struct guest {
     bool stopping;            /* a stop was asked and init has not exited */
     bool destroying;          /* a destroy is queued: refuse new work */
     int handles_open;         /* handles still to close before free */
+    bool orphaned;            /* out of the agent's table: the last close callback frees it */
 };
 
 struct agent {
@@ -262,7 +263,8 @@ guest_handle_closed(uv_handle_t *h)
 {
     struct guest *g = h->data;
 
-    if (--g->handles_open == 0)
+    /* A guest still in the table (agent_shutdown closed its timer) is freed by agent_destroy. */
+    if (--g->handles_open == 0 && g->orphaned)
         free(g);
 }
 
@@ -297,6 +299,7 @@ guest_remove(agent_t *a, struct guest *g)
             break;
         }
     }
+    g->orphaned = true;
     watch_stop(g);
     if (g->timer_init) {
         g->handles_open++;
@@ -1089,9 +1092,12 @@ agent_destroy(agent_t **p)
     if (!a)
         return;
     /* Guests whose handles are still closing are freed by their close callbacks. */
-    for (size_t i = 0; i < a->n_guests; i++)
+    for (size_t i = 0; i < a->n_guests; i++) {
         if (a->guests[i]->handles_open == 0)
             free(a->guests[i]);
+        else
+            a->guests[i]->orphaned = true;
+    }
     free(a->guests);
     store_close(&a->store);
     link_destroy(&a->link);
