@@ -2,6 +2,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -38,7 +41,10 @@ struct httpd {
     httpd_handler handler;     /* the master's request handler */
     void *userdata;            /* passed to handler */
     bool stopping;             /* httpd_destroy runs: refuse new requests */
+    char *static_dir;          /* web UI files, NULL = none */
 };
+
+#define HTTPD_MAX_STATIC (8u << 20) /* bytes of one static file */
 
 static void
 on_wake_closed(uv_handle_t *handle)
@@ -199,6 +205,100 @@ dispatch(httpd_t *h, struct pending *p, char **response)
     return p->status;
 }
 
+void
+httpd_set_static(httpd_t *h, const char *dir)
+{
+    free(h->static_dir);
+    h->static_dir = dir ? xstrdup(dir) : NULL;
+}
+
+static const char *
+content_type(const char *path)
+{
+    static const struct {
+        const char *ext;  /* file name ending */
+        const char *type; /* its Content-Type */
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+    };
+    size_t n = strlen(path);
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        size_t e = strlen(types[i].ext);
+        if (n >= e && strcmp(path + n - e, types[i].ext) == 0)
+            return types[i].type;
+    }
+    return "application/octet-stream";
+}
+
+/* A URL path is served only when every segment is a plain file name. */
+static bool
+static_path_ok(const char *url)
+{
+    const char *p = url;
+
+    if (*p != '/' || strlen(url) > 1024)
+        return false;
+    while (*p == '/') {
+        const char *seg = p + 1, *end = strchr(seg, '/');
+        size_t len = end ? (size_t)(end - seg) : strlen(seg);
+        if (len == 0 || seg[0] == '.')
+            return false;
+        for (size_t i = 0; i < len; i++)
+            if (seg[i] == '\\' || (unsigned char)seg[i] < 0x20)
+                return false;
+        p = seg + len;
+    }
+    return *p == '\0';
+}
+
+static enum MHD_Result
+send_static(httpd_t *h, struct MHD_Connection *conn, const char *url)
+{
+    const char *rel = strcmp(url, "/") == 0 ? "/index.html" : url;
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+    struct stat st;
+    int dir, fd;
+
+    if (!static_path_ok(rel))
+        return send_text(conn, 404, error_text("not_found", "no such file"));
+    dir = open(h->static_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return send_text(conn, 404, error_text("not_found", "no such file"));
+    fd = openat(dir, rel + 1, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    close(dir);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > HTTPD_MAX_STATIC) {
+        if (fd >= 0)
+            close(fd);
+        return send_text(conn, 404, error_text("not_found", "no such file"));
+    }
+    r = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", content_type(rel));
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    ret = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static bool
+is_api_path(const char *url)
+{
+    return strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0 || strcmp(url, "/healthz") == 0;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
@@ -206,6 +306,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     httpd_t *h = cls;
     struct pending *p = *con_cls;
 
+    if (!p && h->static_dir && !is_api_path(url) &&
+        (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+        return send_static(h, conn, url);
     if (!p) {
         p = xcalloc(1, sizeof(*p));
         p->conn = conn;
@@ -318,6 +421,8 @@ httpd_destroy(httpd_t **ph)
     on_wake(&h->wake);
     MHD_stop_daemon(h->daemon);
     pthread_mutex_destroy(&h->lock);
+    free(h->static_dir);
+    h->static_dir = NULL;
     uv_close((uv_handle_t *)&h->wake, on_wake_closed);
     *ph = NULL;
 }

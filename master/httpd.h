@@ -39,6 +39,12 @@ typedef void (*httpd_handler)(struct http_req *req, void *userdata);
  * *err on failure. */
 httpd_t *httpd_new(uv_loop_t *loop, const char *addr, uint16_t port, httpd_handler handler,
                    void *userdata, int *err);
+/* Serves the files under dir (copied) for GET and HEAD requests whose path
+ * is outside /v1/ and /healthz, in the connection thread: "/" is
+ * index.html, a path with a ".." or "." segment, a hidden file or anything
+ * but a regular file is a 404, Content-Type follows the extension. Call
+ * before the first request; NULL turns it off. */
+void httpd_set_static(httpd_t *h, const char *dir);
 /* Stops accepting and joins the connection threads. Requests still queued are
  * handed to the handler one last time; the caller must have answered every
  * request it holds first. Loop thread only; NULL-safe; clears *p. The memory

@@ -1,0 +1,393 @@
+#include "master/api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "common/mem.h"
+#include "common/units.h"
+#include "proto/spec_json.h"
+
+/* One row of the route table. A pattern is split in segments; "*" matches a
+ * name. */
+struct route_def {
+    enum api_route route; /* what it is */
+    const char *method;   /* HTTP method */
+    const char *pattern;  /* path with "*" for the name segment */
+    const char *name;     /* for logs */
+};
+
+static const struct route_def routes[] = {
+    {API_HEALTH, "GET", "/healthz", "health"},
+    {API_NODES_LIST, "GET", "/v1/nodes", "node.list"},
+    {API_NODE_GET, "GET", "/v1/nodes/*", "node.get"},
+    {API_NODE_CORDON, "POST", "/v1/nodes/*/cordon", "node.cordon"},
+    {API_NODE_UNCORDON, "POST", "/v1/nodes/*/uncordon", "node.uncordon"},
+    {API_GUESTS_LIST, "GET", "/v1/guests", "guest.list"},
+    {API_GUEST_CREATE, "POST", "/v1/guests", "guest.create"},
+    {API_GUEST_BATCH, "POST", "/v1/guests:batch", "guest.batch"},
+    {API_GUEST_GET, "GET", "/v1/guests/*", "guest.get"},
+    {API_GUEST_PATCH, "PATCH", "/v1/guests/*", "guest.patch"},
+    {API_GUEST_DELETE, "DELETE", "/v1/guests/*", "guest.delete"},
+    {API_GUEST_START, "POST", "/v1/guests/*/start", "guest.start"},
+    {API_GUEST_STOP, "POST", "/v1/guests/*/stop", "guest.stop"},
+    {API_GUEST_RESTART, "POST", "/v1/guests/*/restart", "guest.restart"},
+    {API_GUEST_EXEC, "POST", "/v1/guests/*/exec", "guest.exec"},
+    {API_GUEST_USAGE, "GET", "/v1/guests/*/usage", "guest.usage"},
+    {API_POOLS_LIST, "GET", "/v1/pools", "pool.list"},
+    {API_POOL_CREATE, "POST", "/v1/pools", "pool.create"},
+    {API_POOL_DELETE, "DELETE", "/v1/pools/*", "pool.delete"},
+};
+
+/* Matches path against pattern; the "*" segment is copied to name. Returns
+ * 1 on a match, 0 on none, -1 when only the name is not a valid name. */
+static int
+match(const char *pattern, const char *path, char *name, size_t n)
+{
+    const char *p = pattern, *s = path;
+    bool bad_name = false;
+
+    while (*p && *s) {
+        if (*p == '*') {
+            const char *end = strchr(s, '/');
+            size_t len = end ? (size_t)(end - s) : strlen(s);
+            if (len == 0)
+                return 0;
+            if (len >= n) {
+                bad_name = true;
+                name[0] = '\0';
+            } else {
+                memcpy(name, s, len);
+                name[len] = '\0';
+                if (!name_is_valid(name))
+                    bad_name = true;
+            }
+            s += len;
+            p++;
+            continue;
+        }
+        if (*p != *s)
+            return 0;
+        p++;
+        s++;
+    }
+    /* A trailing slash is not part of any route. */
+    if (*p || *s)
+        return 0;
+    return bad_name ? -1 : 1;
+}
+
+int
+api_route(const char *method, const char *path, struct api_match *out)
+{
+    bool path_known = false, bad_name = false;
+
+    *out = (struct api_match){.route = API_NONE};
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        char name[NAME_MAX_LEN + 1] = "";
+        int m = match(routes[i].pattern, path, name, sizeof(name));
+        if (m == 0)
+            continue;
+        if (m < 0) {
+            bad_name = true;
+            continue;
+        }
+        path_known = true;
+        if (strcmp(routes[i].method, method) != 0)
+            continue;
+        out->route = routes[i].route;
+        memcpy(out->name, name, sizeof(out->name));
+        return 0;
+    }
+    if (path_known)
+        return -EOPNOTSUPP;
+    (void)bad_name;
+    return -ENOENT;
+}
+
+const char *
+api_route_name(enum api_route r)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
+        if (routes[i].route == r)
+            return routes[i].name;
+    return "none";
+}
+
+void
+api_error_from_errno(int err, struct api_error *out)
+{
+    switch (abs(err)) {
+    case EINVAL:
+    case E2BIG:
+    case EADDRNOTAVAIL:
+    case EBADMSG:
+        *out = (struct api_error){400, "bad_request"};
+        break;
+    case ENOENT:
+        *out = (struct api_error){404, "not_found"};
+        break;
+    case EEXIST:
+    case EADDRINUSE:
+    case EBUSY:
+    case ESTALE:
+    case EALREADY:
+    case EPERM:
+        *out = (struct api_error){409, "conflict"};
+        break;
+    case ENOSPC:
+        *out = (struct api_error){422, "unplaceable"};
+        break;
+    case ETIMEDOUT:
+        *out = (struct api_error){504, "unavailable"};
+        break;
+    default:
+        *out = (struct api_error){503, "unavailable"};
+        break;
+    }
+}
+
+void
+api_error_from_nack(enum msg_error code, struct api_error *out)
+{
+    switch (code) {
+    case MSG_ERR_BAD_REQUEST:
+        *out = (struct api_error){400, "bad_request"};
+        break;
+    case MSG_ERR_CONFLICT:
+    case MSG_ERR_STALE:
+    case MSG_ERR_LOCKED:
+    case MSG_ERR_PRIVATE:
+    case MSG_ERR_NO_SPACE:
+    case MSG_ERR_UNSUPPORTED:
+    case MSG_ERR_NOT_FOUND:
+        *out = (struct api_error){409, "conflict"};
+        break;
+    default:
+        *out = (struct api_error){503, "unavailable"};
+        break;
+    }
+}
+
+json_t *
+api_error_json(const char *code, const char *field, const char *message)
+{
+    json_t *e = json_pack("{s:s, s:s}", "code", code, "message", message ? message : "");
+
+    if (field)
+        json_object_set_new(e, "field", json_string(field));
+    return json_pack("{s:o}", "error", e);
+}
+
+void
+api_time_format(uint64_t ms, char *buf, size_t n)
+{
+    struct tm tm;
+    time_t t = (time_t)(ms / 1000);
+
+    if (!ms || !gmtime_r(&t, &tm)) {
+        snprintf(buf, n, "%s", "");
+        return;
+    }
+    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+}
+
+static json_t *
+time_json(uint64_t ms)
+{
+    char buf[40];
+
+    if (!ms)
+        return json_null();
+    api_time_format(ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+const char *
+api_filter_name(enum sched_filter f)
+{
+    static const char *const names[SCHED__F_MAX] = {
+        [SCHED_F_STATE] = "ready",           [SCHED_F_CORDONED] = "cordoned",
+        [SCHED_F_CONSTRAINT] = "constraint", [SCHED_F_ANTI_AFFINITY] = "group",
+        [SCHED_F_GUESTS] = "max_guests",     [SCHED_F_CPU] = "cpus",
+        [SCHED_F_MEMORY] = "memory",         [SCHED_F_DISK] = "disk",
+        [SCHED_F_ADDRS] = "addresses",
+    };
+    return (unsigned)f < SCHED__F_MAX ? names[f] : "unknown";
+}
+
+static void
+amount(enum sched_filter f, uint64_t v, char *buf, size_t n)
+{
+    if (f == SCHED_F_MEMORY || f == SCHED_F_DISK)
+        units_format_size(v, buf, n);
+    else if (f == SCHED_F_CPU)
+        snprintf(buf, n, "%g cores", (double)v / 1000.0);
+    else
+        snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+json_t *
+api_placement_json(const struct sched_result *r, bool pin_unknown, const char *pin)
+{
+    json_t *filters = json_array();
+
+    if (pin_unknown) {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "no node named \"%s\"", pin ? pin : "");
+        json_array_append_new(filters, json_pack("{s:s, s:I, s:s}", "filter", "pinned", "rejected",
+                                                 (json_int_t)r->nodes_total, "reason", reason));
+    }
+    for (int f = 0; f < SCHED__F_MAX; f++) {
+        if (!r->rejected[f])
+            continue;
+        json_t *o = json_pack("{s:s, s:I}", "filter", api_filter_name(f), "rejected",
+                              (json_int_t)r->rejected[f]);
+        if (r->near_miss.node[0] && r->near_miss.filter == (enum sched_filter)f) {
+            char need[48], fr[48], reason[256];
+            amount(r->near_miss.filter, r->near_miss.need, need, sizeof(need));
+            amount(r->near_miss.filter, r->near_miss.free, fr, sizeof(fr));
+            snprintf(reason, sizeof(reason), "needs %s, the most free is %s (node %s)", need, fr,
+                     r->near_miss.node);
+            json_object_set_new(o, "reason", json_string(reason));
+        }
+        json_array_append_new(filters, o);
+    }
+    json_t *o =
+        json_pack("{s:s, s:I, s:I, s:I, s:o}", "algorithm", sched_algo_name(r->algo), "nodes_total",
+                  (json_int_t)r->nodes_total, "nodes_evaluated", (json_int_t)r->nodes_evaluated,
+                  "nodes_feasible", (json_int_t)r->nodes_feasible, "filters", filters);
+    if (r->near_miss.node[0])
+        json_object_set_new(o, "near_miss",
+                            json_pack("{s:s, s:s, s:I, s:I}", "node", r->near_miss.node, "resource",
+                                      api_filter_name(r->near_miss.filter), "need",
+                                      (json_int_t)r->near_miss.need, "free",
+                                      (json_int_t)r->near_miss.free));
+    return o;
+}
+
+json_t *
+api_guest_json(const struct db_guest *g, const struct guest_spec *spec)
+{
+    json_t *o = spec_to_json(spec);
+
+    json_object_set_new(o, "id", json_string(g->id));
+    json_object_set_new(o, "name", json_string(g->name));
+    json_object_set_new(o, "node", g->node ? json_string(g->node) : json_null());
+    json_object_set_new(o, "state", json_string(db_observed_to_string(g->observed)));
+    json_object_set_new(o, "desired", json_string(db_desired_to_string(g->desired)));
+    json_object_set_new(o, "generation", json_integer((json_int_t)g->generation));
+    json_object_set_new(o, "applied_generation", json_integer((json_int_t)g->applied_generation));
+    json_object_set_new(o, "group", g->group ? json_string(g->group) : json_null());
+    if (g->message)
+        json_object_set_new(o, "message", json_string(g->message));
+    json_object_set_new(o, "created", time_json(g->created_ms));
+    json_object_set_new(o, "updated", time_json(g->updated_ms));
+    return o;
+}
+
+static json_t *
+resources_json(uint64_t cpu_millis, uint64_t memory, uint64_t disk, uint32_t max_guests)
+{
+    return json_pack("{s:f, s:I, s:I, s:I}", "cpus", (double)cpu_millis / 1000.0, "memory",
+                     (json_int_t)memory, "disk", (json_int_t)disk, "max_guests",
+                     (json_int_t)max_guests);
+}
+
+json_t *
+api_node_json(const struct registry_node *n, const struct sched_node_info *info, bool with_orphans)
+{
+    json_t *labels = json_object();
+
+    for (uint32_t i = 0; i < n->n_labels; i++)
+        json_object_set_new(labels, n->labels[i].key, json_string(n->labels[i].value));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:b, s:o, s:o, s:s, s:s, s:s, s:s, s:o}", "name", n->name, "state",
+        db_node_state_to_string(n->state), "cordoned", n->cordoned, "labels", labels, "capacity",
+        resources_json(n->cap.cpu, n->cap.memory, n->cap.disk, n->cap.max_guests), "kernel",
+        n->kernel, "cgroup", n->cgroup, "backend", n->backend, "agent_version", n->agent_version,
+        "last_seen", time_json(n->last_seen_real));
+    if (info) {
+        json_object_set_new(
+            o, "allocated",
+            resources_json(info->used.cpu, info->used.memory, info->used.disk, info->guests));
+        json_object_set_new(o, "guests", json_integer(info->guests));
+        json_object_set_new(o, "addresses", json_integer(info->used.addrs));
+    } else {
+        json_object_set_new(o, "allocated", resources_json(0, 0, 0, 0));
+        json_object_set_new(o, "guests", json_integer(0));
+    }
+    if (with_orphans)
+        json_object_set_new(o, "orphans", n->orphans ? json_copy(n->orphans) : json_array());
+    else
+        json_object_set_new(o, "orphan_count",
+                            json_integer(n->orphans ? (json_int_t)json_array_size(n->orphans) : 0));
+    return o;
+}
+
+json_t *
+api_pool_json(const struct db_pool *p, const struct ipam_pool_info *info)
+{
+    json_t *sel = json_loads(p->selector ? p->selector : "{}", 0, NULL);
+    json_t *o;
+
+    if (!json_is_object(sel)) {
+        json_decref(sel);
+        sel = json_object();
+    }
+    o = json_pack("{s:s, s:s, s:s, s:o}", "name", p->name, "cidr", p->cidr, "family",
+                  p->family == AF_INET6 ? "ipv6" : "ipv4", "selector", sel);
+    json_object_set_new(o, "gateway", p->gateway ? json_string(p->gateway) : json_null());
+    json_object_set_new(o, "allocated",
+                        json_integer(info ? (json_int_t)info->allocated : (json_int_t)0));
+    if (info && info->usable > (1ULL << 53)) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)info->usable);
+        json_object_set_new(o, "size", json_string(buf));
+    } else {
+        json_object_set_new(o, "size", json_integer(info ? (json_int_t)info->usable : 0));
+    }
+    json_object_set_new(o, "created", time_json(p->created_ms));
+    return o;
+}
+
+json_t *
+api_usage_json(const struct guest_usage *u)
+{
+    json_t *o = usage_to_json(u);
+
+    json_object_del(o, "time_ms");
+    json_object_set_new(o, "time", time_json(u->time_ms));
+    return o;
+}
+
+/* Output as a JSON string; bytes that are not UTF-8 become '?'. */
+static json_t *
+output_json(const char *buf, uint32_t len)
+{
+    json_t *s = json_stringn(buf ? buf : "", len);
+
+    if (s)
+        return s;
+    _cleanup_free_ char *copy = xmalloc(len + 1);
+    for (uint32_t i = 0; i < len; i++)
+        copy[i] = (unsigned char)buf[i] < 0x80 && buf[i] ? buf[i] : '?';
+    return json_stringn(copy, len);
+}
+
+json_t *
+api_exec_json(const struct msg_exec_result *r)
+{
+    json_t *o = json_pack("{s:I, s:b, s:b}", "signal", (json_int_t)r->signal, "timed_out",
+                          r->timed_out, "truncated", r->truncated);
+
+    json_object_set_new(o, "exit_code",
+                        r->signal || r->exit_code < 0 ? json_null() : json_integer(r->exit_code));
+    json_object_set_new(o, "stdout", output_json(r->out, r->out_len));
+    json_object_set_new(o, "stderr", output_json(r->err, r->err_len));
+    return o;
+}

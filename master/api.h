@@ -1,0 +1,101 @@
+/* The REST API's shape: the route table, the one mapping from -errno (and
+ * from a node's nack code) to an HTTP status and error code, and the JSON of
+ * every object the API returns (docs/openapi.yaml is the contract).
+ *
+ * No state: master.c owns the logic and calls these. Pure functions, safe
+ * from any thread. Every json_t returned is a new reference the caller owns. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "master/db.h"
+#include "master/ipam.h"
+#include "master/registry.h"
+#include "master/sched.h"
+#include "proto/msg.h"
+
+#define API_VERSION "0.1.0"
+
+enum api_route {
+    API_NONE,
+    API_HEALTH,        /* GET /healthz */
+    API_NODES_LIST,    /* GET /v1/nodes */
+    API_NODE_GET,      /* GET /v1/nodes/{name} */
+    API_NODE_CORDON,   /* POST /v1/nodes/{name}/cordon */
+    API_NODE_UNCORDON, /* POST /v1/nodes/{name}/uncordon */
+    API_GUESTS_LIST,   /* GET /v1/guests */
+    API_GUEST_CREATE,  /* POST /v1/guests */
+    API_GUEST_BATCH,   /* POST /v1/guests:batch */
+    API_GUEST_GET,     /* GET /v1/guests/{name} */
+    API_GUEST_PATCH,   /* PATCH /v1/guests/{name} */
+    API_GUEST_DELETE,  /* DELETE /v1/guests/{name} */
+    API_GUEST_START,   /* POST /v1/guests/{name}/start */
+    API_GUEST_STOP,    /* POST /v1/guests/{name}/stop */
+    API_GUEST_RESTART, /* POST /v1/guests/{name}/restart */
+    API_GUEST_EXEC,    /* POST /v1/guests/{name}/exec */
+    API_GUEST_USAGE,   /* GET /v1/guests/{name}/usage */
+    API_POOLS_LIST,    /* GET /v1/pools */
+    API_POOL_CREATE,   /* POST /v1/pools */
+    API_POOL_DELETE,   /* DELETE /v1/pools/{name} */
+    API__ROUTE_MAX,
+};
+
+struct api_match {
+    enum api_route route;        /* the route */
+    char name[NAME_MAX_LEN + 1]; /* the {name} path segment, "" when none */
+};
+
+/* Matches a request. Returns 0 with out filled; -ENOENT when no route has
+ * this path, or its {name} is not a valid name (404); -EOPNOTSUPP when the
+ * path exists but not with this method (405). */
+int api_route(const char *method, const char *path, struct api_match *out);
+/* The route's name for logs ("guest.create"). */
+const char *api_route_name(enum api_route r);
+
+struct api_error {
+    unsigned status;  /* HTTP status */
+    const char *code; /* the error code of the contract, a static string */
+};
+/* The one table from -errno to status and code (sign ignored):
+ *   EINVAL, E2BIG, EADDRNOTAVAIL, EBADMSG -> 400 bad_request
+ *   ENOENT -> 404 not_found
+ *   EEXIST, EADDRINUSE, EBUSY, ESTALE, EALREADY, EPERM -> 409 conflict
+ *   ENOSPC -> 422 unplaceable
+ *   ETIMEDOUT -> 504 unavailable
+ *   EHOSTUNREACH, ENOTCONN, EAGAIN, EIO, EROFS, ESHUTDOWN, anything else -> 503 unavailable */
+void api_error_from_errno(int err, struct api_error *out);
+/* A node's nack code: bad_request -> 400; conflict, stale, locked, private,
+ * no_space, unsupported, not_found -> 409 conflict; busy, internal and the
+ * rest -> 503 unavailable. */
+void api_error_from_nack(enum msg_error code, struct api_error *out);
+/* {"error":{"code":code,"message":message[,"field":field]}} */
+json_t *api_error_json(const char *code, const char *field, const char *message);
+
+/* RFC 3339 UTC with milliseconds ("2026-11-22T19:46:24.123Z") of a wall
+ * clock time in ms; "" for 0. */
+void api_time_format(uint64_t ms, char *buf, size_t n);
+
+/* A failed placement as the contract's Placement object: filters renamed to
+ * the API's names (ready, cordoned, pinned, constraint, group, cpus, memory,
+ * disk, max_guests, addresses), with a reason for the near miss. pin_unknown
+ * is set when the pinned node does not exist (all nodes count as rejected by
+ * "pinned"). */
+json_t *api_placement_json(const struct sched_result *r, bool pin_unknown, const char *pin);
+/* The API's name of a scheduler filter. */
+const char *api_filter_name(enum sched_filter f);
+
+/* A guest: the spec's fields (spec_to_json) plus node, state, generation,
+ * applied_generation, desired, group, message, created, updated. */
+json_t *api_guest_json(const struct db_guest *g, const struct guest_spec *spec);
+/* A node; info (allocations from sched) may be NULL; orphans are included
+ * when with_orphans (always as an array). */
+json_t *api_node_json(const struct registry_node *n, const struct sched_node_info *info,
+                      bool with_orphans);
+/* A pool; info may be NULL (allocated 0, size unknown). */
+json_t *api_pool_json(const struct db_pool *p, const struct ipam_pool_info *info);
+/* The latest usage sample, as the contract's Usage. */
+json_t *api_usage_json(const struct guest_usage *u);
+/* An exec result, as the contract's ExecResult (exit_code null when signalled). */
+json_t *api_exec_json(const struct msg_exec_result *r);
