@@ -9,7 +9,7 @@ MASTER_ARGS="--heartbeat-ms 300 --suspect-after 2 --down-after 4"
 start_cluster 2
 
 for i in 1 2 3 4; do
-    vf guest create "f$i" --template busybox --memory 64M --disk 32M --algorithm spread >/dev/null ||
+    vf guest create "f$i" --template busybox --memory 64M --disk 32M --cpu 0.1 --algorithm spread >/dev/null ||
         fail "create f$i"
 done
 wait_for 120 "4 guests running" all_running 4

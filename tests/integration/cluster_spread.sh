@@ -7,7 +7,7 @@
 start_cluster 3
 
 for i in $(seq 1 30); do
-    vf guest create "s$i" --template busybox --memory 64M --disk 32M --ip auto \
+    vf guest create "s$i" --template busybox --memory 64M --disk 32M --cpu 0.1 --ip auto \
         --algorithm spread >/dev/null || fail "create s$i"
 done
 ok "30 creates accepted"
