@@ -236,6 +236,30 @@ dispatch_complete(dispatch_t *d, const char *node, uint64_t ref, struct dispatch
     return -ENOENT;
 }
 
+int
+dispatch_defer(dispatch_t *d, const char *node, uint64_t ref, struct dispatch_done *out)
+{
+    struct outbox *b = box_get(d, node, false);
+
+    if (!b || !ref)
+        return -ENOENT;
+    for (struct cmd *c = b->head; c; c = c->next) {
+        if (c->id != ref)
+            continue;
+        out->id = c->id;
+        out->type = c->type;
+        memcpy(out->guest, c->guest, sizeof(out->guest));
+        out->generation = c->generation;
+        if (c->type == MSG_GUEST_EXEC)
+            return -ENOENT;
+        uint64_t doubled = (uint64_t)c->interval_ms * 2;
+        c->interval_ms = doubled > d->cfg.resend_max_ms ? d->cfg.resend_max_ms : (uint32_t)doubled;
+        c->next_ms = now_ms(d) + c->interval_ms;
+        return 0;
+    }
+    return -ENOENT;
+}
+
 void
 dispatch_cancel(dispatch_t *d, const char *node, uint64_t ref)
 {

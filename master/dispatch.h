@@ -67,6 +67,10 @@ int64_t dispatch_queue(dispatch_t *d, const char *node, struct msg *m);
  * -ENOENT when no such command is waiting (a duplicate or coalesced answer). */
 int dispatch_complete(dispatch_t *d, const char *node, uint64_t ref, struct dispatch_done *out);
 
+/* Leaves the command node's answer names queued for a later re-send (with
+ * backoff): the node said busy. Returns 0 with *out filled, or -ENOENT. */
+int dispatch_defer(dispatch_t *d, const char *node, uint64_t ref, struct dispatch_done *out);
+
 /* Drops a waiting command (an exec whose HTTP request timed out). */
 void dispatch_cancel(dispatch_t *d, const char *node, uint64_t ref);
 /* Drops every waiting command about a guest (it was deleted). */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "common/config.h"
@@ -262,6 +263,27 @@ main(int argc, char **argv)
     if (bad) {
         config_destroy(&cfg);
         return EXIT_USAGE;
+    }
+
+    /* /var/lib/vfleet may not exist on a fresh host. */
+    if (strcmp(mc.db_path, ":memory:") != 0) {
+        _cleanup_free_ char *dir = xstrdup(mc.db_path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            /* Every missing component, as mkdir -p. */
+            for (char *p = dir + 1;; p++) {
+                if (*p == '/' || *p == '\0') {
+                    char saved = *p;
+                    *p = '\0';
+                    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                        log_debug("cannot create \"%s\": %m", dir);
+                    *p = saved;
+                    if (!saved)
+                        break;
+                }
+            }
+        }
     }
 
     uv_loop_t loop;

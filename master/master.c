@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
 #include "common/mem.h"
@@ -29,6 +30,8 @@
 #define MASTER_BATCH_MAX      1000  /* guests in one batch create */
 #define MASTER_IDEM_KEY_MAX   36    /* Idempotency-Key length */
 #define MASTER_MAX_WAIT_S     (HTTPD_MAX_WAIT_S - 10)
+#define MASTER_IDEM_KEEP_MS   (48ULL * 3600 * 1000) /* keys live at least 24 h; we keep 48 */
+#define MASTER_IDEM_SWEEP_MS  (10ULL * 60 * 1000)   /* how often old keys are deleted */
 
 enum wait_kind {
     WAIT_RUNNING, /* create or start with ?wait=running */
@@ -81,7 +84,44 @@ struct master {
     struct waiter *waiters;               /* held requests */
     struct hmap_str usage;                /* guest id -> struct usage_entry * */
     bool stopping;                        /* master_shutdown ran */
+    uint64_t next_sweep;                  /* monotonic ms of the next key expiry */
+    uint64_t next_poke;                   /* monotonic ms of the next hello request */
+    uv_prepare_t flush;                   /* commits the batch before the loop blocks */
+    bool flush_init;                      /* flush initialised */
+    bool batch_open;                      /* a transaction groups node messages */
 };
+
+/* Node messages arrive in bursts (acks, events, usage of many guests); each
+ * write in its own transaction would be one fsync each. Writes made while
+ * handling node messages share one transaction that is committed before the
+ * loop blocks again (or before a held request is answered from it), so a
+ * burst costs one fsync. HTTP handlers run in the poll phase, after the
+ * commit, never inside the batch. */
+static void
+batch_begin(master_t *m)
+{
+    if (m->batch_open || db_tx_depth(m->db) != 0)
+        return;
+    if (db_begin(m->db) >= 0)
+        m->batch_open = true;
+}
+
+static void
+batch_commit(master_t *m)
+{
+    if (!m->batch_open)
+        return;
+    m->batch_open = false;
+    if (db_commit(m->db) < 0)
+        log_error("cannot store node reports: %s; they are reconciled on the next hello",
+                  db_errmsg(m->db));
+}
+
+static void
+on_flush(uv_prepare_t *p)
+{
+    batch_commit(p->data);
+}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -311,6 +351,13 @@ static void
 waiters_answer(master_t *m, enum wait_kind kind, const char *guest, uint64_t ref,
                void (*fn)(master_t *m, struct waiter *w, void *ctx), void *ctx)
 {
+    /* What a client is told is durable first. */
+    bool any = false;
+    for (struct waiter *w = m->waiters; w && !any; w = w->next)
+        any = w->kind == kind && (!guest || !strcmp(w->guest, guest)) && (!ref || w->ref == ref);
+    if (!any)
+        return;
+    batch_commit(m);
     for (struct waiter **pp = &m->waiters; *pp;) {
         struct waiter *w = *pp;
         if (w->kind != kind || (guest && strcmp(w->guest, guest) != 0) || (ref && w->ref != ref)) {
@@ -589,8 +636,12 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
     if (!a->id[0])
         return;
     if (matched && done.type == MSG_GUEST_DESTROY) {
-        if (guest_remove(m, a->id) >= 0 || true)
-            waiters_answer(m, WAIT_DELETE, a->id, 0, answer_204, NULL);
+        /* Gone from the node; a record already gone (forced delete) is fine. */
+        int r = guest_remove(m, a->id);
+        if (r < 0 && r != -ENOENT)
+            log_error("guest %s destroyed on node=%s but its record stays: %s", a->id, node,
+                      strerror(-r));
+        waiters_answer(m, WAIT_DELETE, a->id, 0, answer_204, NULL);
         return;
     }
     if (db_guest_get_by_id(m->db, a->id, &g) < 0)
@@ -622,10 +673,15 @@ static void
 on_nack(master_t *m, const char *node, const struct msg_nack *n)
 {
     struct dispatch_done done = {0};
-    bool matched = dispatch_complete(m->disp, node, n->ref, &done) == 0;
     struct nack_ctx ctx = {.nack = n};
 
-    if (!matched)
+    /* Busy means "later": the command stays queued and goes again with backoff. */
+    if (n->code == MSG_ERR_BUSY && dispatch_defer(m->disp, node, n->ref, &done) == 0) {
+        log_info("node=%s busy with guest %s, %s deferred: %s", node, done.guest,
+                 msg_type_name(done.type), n->message);
+        return;
+    }
+    if (dispatch_complete(m->disp, node, n->ref, &done) < 0)
         return;
     log_warning("node=%s refused %s of guest %s: %s: %s", node, msg_type_name(done.type),
                 done.guest, msg_error_name(n->code), n->message);
@@ -639,9 +695,6 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
     default:
         break;
     }
-    /* A re-sent stop superseded by a later one is no failure. */
-    if (n->code == MSG_ERR_BUSY && done.type == MSG_GUEST_STOP)
-        return;
     guest_observed(m, done.guest, DB_OBS_ERROR, n->message);
 }
 
@@ -705,6 +758,7 @@ on_frame(zwatch_t *w, const char *peer, const void *buf, size_t len, void *userd
         msg_clear(&msg);
         return;
     }
+    batch_begin(m);
     if (msg.type == MSG_HELLO) {
         on_hello(m, ml, peer, &msg);
         msg_clear(&msg);
@@ -759,14 +813,50 @@ on_node_change(void *userdata, struct registry_node *n, enum db_node_state old)
                db_node_state_to_string(n->state));
 }
 
+/* Nodes known from the database that have not said hello to this master
+ * (it restarted) are asked to, as soon as their connection is back, rather
+ * than at their next heartbeat: until then they take no new guests. A send
+ * to a node that is not connected fails at once and costs nothing. */
+static void
+poke_unwelcomed(master_t *m)
+{
+    struct msg n = {.type = MSG_NACK};
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+
+    n.u.nack.code = MSG_ERR_NOT_FOUND;
+    snprintf(n.u.nack.message, sizeof(n.u.nack.message), "unknown node: say hello");
+    if (msg_encode(&n, &buf, &len) < 0)
+        return;
+    for (size_t i = 0; i < registry_count(m->reg); i++) {
+        struct registry_node *rn = registry_at(m->reg, i);
+        if (rn->welcomed)
+            continue;
+        for (unsigned k = 0; k < m->n_links; k++)
+            link_send(m->links[k].link, rn->name, buf, len);
+    }
+}
+
 static void
 on_tick(uv_timer_t *t)
 {
     master_t *m = t->data;
 
+    uint64_t now = time_mono_ms();
+
     registry_tick(m->reg, on_node_change, m);
     dispatch_tick(m->disp);
-    waiters_expire(m, time_mono_ms());
+    waiters_expire(m, now);
+    if (now >= m->next_poke) {
+        m->next_poke = now + 1000;
+        poke_unwelcomed(m);
+    }
+    if (now >= m->next_sweep) {
+        uint64_t real = time_real_ms();
+        m->next_sweep = now + MASTER_IDEM_SWEEP_MS;
+        if (real > MASTER_IDEM_KEEP_MS && db_idem_expire(m->db, real - MASTER_IDEM_KEEP_MS) < 0)
+            log_warning("cannot expire old idempotency keys: %s, ignoring", db_errmsg(m->db));
+    }
 }
 
 /* ---- idempotency ------------------------------------------------------ */
@@ -1615,7 +1705,11 @@ h_guest_lifecycle(master_t *m, struct http_req *req, const char *name, enum life
     }
     enum db_desired want = op == LC_STOP ? DB_DESIRED_STOPPED : DB_DESIRED_RUNNING;
     r = db_begin(m->db);
-    if (r >= 0 && want != g.desired)
+    if (r < 0) {
+        reply_errno(req, -EIO, NULL, "the store is not writable");
+        goto out;
+    }
+    if (want != g.desired)
         r = guest_store(m, &g, &spec, want);
     if (r >= 0) {
         db_guest_clear(&g);
@@ -1826,8 +1920,11 @@ h_node_cordon(master_t *m, struct http_req *req, const char *name, bool cordon)
         return;
     }
     int r = db_begin(m->db);
-    if (r >= 0)
-        r = registry_cordon(m->reg, name, cordon);
+    if (r < 0) {
+        reply_errno(req, -EIO, NULL, "the store is not writable");
+        return;
+    }
+    r = registry_cordon(m->reg, name, cordon);
     json_t *o = node_json(m, n, true);
     if (r >= 0)
         r = idem_store(m, req, &id, 200, o);
@@ -2008,6 +2105,15 @@ on_request(struct http_req *req, void *userdata)
     log_debug("%s %s -> %s", req->method, req->path, api_route_name(am.route));
     switch (am.route) {
     case API_HEALTH:
+        /* A write lock proves the store takes writes (a read-only file does not). */
+        r = db_begin(m->db);
+        if (r >= 0)
+            r = db_commit(m->db);
+        if (r < 0) {
+            httpd_error(req, 503, "unavailable", NULL, "the store is not writable: %s",
+                        db_errmsg(m->db));
+            break;
+        }
         httpd_respond(req, 200,
                       json_pack("{s:s, s:s, s:I}", "status", "ok", "version", API_VERSION, "nodes",
                                 (json_int_t)registry_count(m->reg)));
@@ -2089,6 +2195,30 @@ reserve_guest(void *userdata, const struct db_guest *g)
     return 0;
 }
 
+/* An ipc:// endpoint's directory (/run/vfleet) may not exist yet after boot. */
+static void
+ipc_parent_dir(const char *endpoint)
+{
+    if (strncmp(endpoint, "ipc://", 6) != 0)
+        return;
+    _cleanup_free_ char *dir = xstrdup(endpoint + 6);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            log_debug("cannot create \"%s\": %s, ignoring", dir, strerror(errno));
+        *p = c;
+        if (!c)
+            break;
+    }
+}
+
 int
 master_new(uv_loop_t *loop, const struct master_config *cfg, master_t **out, char *err,
            size_t errlen)
@@ -2152,6 +2282,7 @@ master_new(uv_loop_t *loop, const struct master_config *cfg, master_t **out, cha
         struct mlink *ml = &m->links[i];
         ml->master = m;
         ml->index = (int)i;
+        ipc_parent_dir(m->cfg.binds[i]);
         ml->link = link_new_router(m->cfg.binds[i], &r);
         if (!ml->link) {
             snprintf(err, errlen, "cannot bind %s: %s", m->cfg.binds[i], strerror(-r));
@@ -2165,6 +2296,10 @@ master_new(uv_loop_t *loop, const struct master_config *cfg, master_t **out, cha
         }
         ml->watching = true;
     }
+    uv_prepare_init(loop, &m->flush);
+    m->flush.data = m;
+    m->flush_init = true;
+    uv_prepare_start(&m->flush, on_flush);
     uv_timer_init(loop, &m->tick);
     m->tick.data = m;
     m->tick_init = true;
@@ -2209,6 +2344,11 @@ master_shutdown(master_t *m)
     if (m->tick_init) {
         uv_close((uv_handle_t *)&m->tick, NULL);
         m->tick_init = false;
+    }
+    batch_commit(m);
+    if (m->flush_init) {
+        uv_close((uv_handle_t *)&m->flush, NULL);
+        m->flush_init = false;
     }
 }
 

@@ -1,0 +1,244 @@
+/* Tests for master/api: the route table (methods, names, 404 vs 405), the
+ * -errno and nack tables, and the JSON the contract promises (placement
+ * filter names, guest, node, pool, usage and exec shapes). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <cmocka.h>
+
+#include "master/api.h"
+
+static void
+test_routes(void **state)
+{
+    struct api_match m;
+
+    assert_int_equal(api_route("GET", "/healthz", &m), 0);
+    assert_int_equal(m.route, API_HEALTH);
+    assert_int_equal(api_route("POST", "/v1/guests", &m), 0);
+    assert_int_equal(m.route, API_GUEST_CREATE);
+    assert_int_equal(api_route("POST", "/v1/guests:batch", &m), 0);
+    assert_int_equal(m.route, API_GUEST_BATCH);
+    assert_int_equal(api_route("GET", "/v1/guests/web1", &m), 0);
+    assert_int_equal(m.route, API_GUEST_GET);
+    assert_string_equal(m.name, "web1");
+    assert_int_equal(api_route("PATCH", "/v1/guests/web1", &m), 0);
+    assert_int_equal(m.route, API_GUEST_PATCH);
+    assert_int_equal(api_route("DELETE", "/v1/guests/web1", &m), 0);
+    assert_int_equal(m.route, API_GUEST_DELETE);
+    assert_int_equal(api_route("POST", "/v1/guests/web1/restart", &m), 0);
+    assert_int_equal(m.route, API_GUEST_RESTART);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/usage", &m), 0);
+    assert_int_equal(m.route, API_GUEST_USAGE);
+    assert_int_equal(api_route("POST", "/v1/nodes/h-1/uncordon", &m), 0);
+    assert_int_equal(m.route, API_NODE_UNCORDON);
+    assert_string_equal(m.name, "h-1");
+    assert_int_equal(api_route("DELETE", "/v1/pools/default", &m), 0);
+    assert_int_equal(m.route, API_POOL_DELETE);
+
+    /* Known path, wrong method: 405; unknown path or bad name: 404. */
+    assert_int_equal(api_route("PUT", "/v1/guests/web1", &m), -EOPNOTSUPP);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/exec", &m), -EOPNOTSUPP);
+    assert_int_equal(api_route("GET", "/v1/guests/Web_1", &m), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/", &m), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/a/b/c", &m), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/", &m), -ENOENT);
+    assert_int_equal(api_route("GET", "/v2/nodes", &m), -ENOENT);
+    char longname[200];
+    memset(longname, 'a', sizeof(longname));
+    memcpy(longname, "/v1/nodes/", 10);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_int_equal(api_route("GET", longname, &m), -ENOENT);
+    assert_string_equal(api_route_name(API_GUEST_CREATE), "guest.create");
+}
+
+static void
+test_error_tables(void **state)
+{
+    struct api_error e;
+    const struct {
+        int err;
+        unsigned status;
+        const char *code;
+    } cases[] = {
+        {-EINVAL, 400, "bad_request"},       {-E2BIG, 400, "bad_request"},
+        {-ENOENT, 404, "not_found"},         {-EEXIST, 409, "conflict"},
+        {-EADDRINUSE, 409, "conflict"},      {-EBUSY, 409, "conflict"},
+        {-ENOSPC, 422, "unplaceable"},       {-EIO, 503, "unavailable"},
+        {-EHOSTUNREACH, 503, "unavailable"}, {-ETIMEDOUT, 504, "unavailable"},
+        {EEXIST, 409, "conflict"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        api_error_from_errno(cases[i].err, &e);
+        assert_int_equal(e.status, cases[i].status);
+        assert_string_equal(e.code, cases[i].code);
+    }
+    api_error_from_nack(MSG_ERR_BAD_REQUEST, &e);
+    assert_int_equal(e.status, 400);
+    api_error_from_nack(MSG_ERR_LOCKED, &e);
+    assert_int_equal(e.status, 409);
+    api_error_from_nack(MSG_ERR_PRIVATE, &e);
+    assert_string_equal(e.code, "conflict");
+    api_error_from_nack(MSG_ERR_INTERNAL, &e);
+    assert_int_equal(e.status, 503);
+
+    json_t *j = api_error_json("conflict", "name", "taken");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "field")),
+                        "name");
+    json_decref(j);
+    j = api_error_json("conflict", NULL, "taken");
+    assert_null(json_object_get(json_object_get(j, "error"), "field"));
+    json_decref(j);
+}
+
+static void
+test_placement_names(void **state)
+{
+    struct sched_result r = {.algo = SCHED_SPREAD, .nodes_total = 5, .nodes_evaluated = 5};
+
+    r.rejected[SCHED_F_STATE] = 1;
+    r.rejected[SCHED_F_ANTI_AFFINITY] = 1;
+    r.rejected[SCHED_F_GUESTS] = 1;
+    r.rejected[SCHED_F_CPU] = 1;
+    r.rejected[SCHED_F_MEMORY] = 1;
+    snprintf(r.near_miss.node, sizeof(r.near_miss.node), "h2");
+    r.near_miss.filter = SCHED_F_MEMORY;
+    r.near_miss.need = 64ULL << 30;
+    r.near_miss.free = 12ULL << 30;
+    json_t *p = api_placement_json(&r, false, NULL);
+    json_t *f = json_object_get(p, "filters");
+    const char *want[] = {"ready", "group", "max_guests", "cpus", "memory"};
+    assert_int_equal(json_array_size(f), 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(f, i), "filter")),
+                            want[i]);
+    const char *reason = json_string_value(json_object_get(json_array_get(f, 4), "reason"));
+    assert_non_null(reason);
+    assert_non_null(strstr(reason, "64G"));
+    assert_non_null(strstr(reason, "12G"));
+    assert_string_equal(json_string_value(json_object_get(p, "algorithm")), "spread");
+    assert_int_equal(json_integer_value(json_object_get(p, "nodes_evaluated")), 5);
+    json_decref(p);
+
+    struct sched_result none = {.algo = SCHED_BINPACK, .nodes_total = 3};
+    p = api_placement_json(&none, true, "zz");
+    f = json_array_get(json_object_get(p, "filters"), 0);
+    assert_string_equal(json_string_value(json_object_get(f, "filter")), "pinned");
+    assert_int_equal(json_integer_value(json_object_get(f, "rejected")), 3);
+    json_decref(p);
+    assert_string_equal(api_filter_name(SCHED_F_ADDRS), "addresses");
+    assert_string_equal(api_filter_name(SCHED_F_CONSTRAINT), "constraint");
+}
+
+static void
+test_guest_json(void **state)
+{
+    struct guest_spec s = {.generation = 3, .limits = {.memory = 256u << 20, .cpu_max = 500}};
+    struct db_guest g = {.id = "11111111-1111-4111-8111-111111111111",
+                         .name = "web1",
+                         .node = "h1",
+                         .generation = 3,
+                         .applied_generation = 2,
+                         .desired = DB_DESIRED_RUNNING,
+                         .observed = DB_OBS_RUNNING,
+                         .created_ms = 1795000000123ULL,
+                         .updated_ms = 1795000000456ULL};
+
+    snprintf(s.id, sizeof(s.id), "%s", g.id);
+    snprintf(s.name, sizeof(s.name), "web1");
+    snprintf(s.template_name, sizeof(s.template_name), "busybox");
+    json_t *o = api_guest_json(&g, &s);
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "running");
+    assert_string_equal(json_string_value(json_object_get(o, "node")), "h1");
+    assert_string_equal(json_string_value(json_object_get(o, "template")), "busybox");
+    assert_int_equal(json_integer_value(json_object_get(o, "generation")), 3);
+    assert_int_equal(json_integer_value(json_object_get(o, "applied_generation")), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "limits"), "memory")),
+                     256 << 20);
+    assert_true(json_is_array(json_object_get(o, "ips")));
+    assert_true(json_is_object(json_object_get(o, "labels")));
+    assert_string_equal(json_string_value(json_object_get(o, "created")),
+                        "2026-11-18T11:06:40.123Z");
+    json_decref(o);
+
+    char t[40];
+    api_time_format(0, t, sizeof(t));
+    assert_string_equal(t, "");
+}
+
+static void
+test_node_pool_usage_exec_json(void **state)
+{
+    struct registry_node n = {.name = "h1",
+                              .kernel = "6.1.0",
+                              .cgroup = "hybrid",
+                              .backend = "linux",
+                              .cap = {.cpu = 4000, .memory = 8ULL << 30, .max_guests = 10},
+                              .state = DB_NODE_SUSPECT,
+                              .n_labels = 1,
+                              .link = -1};
+    struct sched_node_info info = {.used = {.cpu = 1500, .memory = 1ULL << 30}, .guests = 2};
+
+    snprintf(n.labels[0].key, sizeof(n.labels[0].key), "zone");
+    snprintf(n.labels[0].value, sizeof(n.labels[0].value), "a");
+    json_t *o = api_node_json(&n, &info, true);
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "suspect");
+    assert_true(json_real_value(json_object_get(json_object_get(o, "capacity"), "cpus")) == 4.0);
+    assert_true(json_real_value(json_object_get(json_object_get(o, "allocated"), "cpus")) == 1.5);
+    assert_int_equal(json_integer_value(json_object_get(o, "guests")), 2);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "labels"), "zone")),
+                        "a");
+    assert_int_equal(json_array_size(json_object_get(o, "orphans")), 0);
+    assert_true(json_is_null(json_object_get(o, "last_seen")));
+    json_decref(o);
+
+    struct db_pool p = {
+        .name = "v6", .cidr = "2001:db8::/64", .family = AF_INET6, .selector = "{\"zone\":\"a\"}"};
+    struct ipam_pool_info pi = {.usable = UINT64_MAX, .allocated = 3};
+    o = api_pool_json(&p, &pi);
+    assert_string_equal(json_string_value(json_object_get(o, "family")), "ipv6");
+    assert_true(json_is_string(json_object_get(o, "size"))); /* above 2^53 */
+    assert_int_equal(json_integer_value(json_object_get(o, "allocated")), 3);
+    assert_true(json_is_null(json_object_get(o, "gateway")));
+    json_decref(o);
+
+    struct guest_usage u = {.time_ms = 1795000000000ULL, .cpu_ns = 42};
+    o = api_usage_json(&u);
+    assert_true(json_is_string(json_object_get(o, "time")));
+    assert_null(json_object_get(o, "time_ms"));
+    assert_int_equal(json_integer_value(json_object_get(o, "cpu_ns")), 42);
+    json_decref(o);
+
+    char out[] = "hi\n", err[] = "\xff\xfe";
+    struct msg_exec_result r = {.exit_code = 0, .out = out, .out_len = 3, .err = err, .err_len = 2};
+    o = api_exec_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(o, "exit_code")), 0);
+    assert_string_equal(json_string_value(json_object_get(o, "stdout")), "hi\n");
+    assert_string_equal(json_string_value(json_object_get(o, "stderr")), "??");
+    json_decref(o);
+    r.signal = 9;
+    r.exit_code = -1;
+    o = api_exec_json(&r);
+    assert_true(json_is_null(json_object_get(o, "exit_code")));
+    assert_int_equal(json_integer_value(json_object_get(o, "signal")), 9);
+    json_decref(o);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_error_tables),
+        cmocka_unit_test(test_placement_names),
+        cmocka_unit_test(test_guest_json),
+        cmocka_unit_test(test_node_pool_usage_exec_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,267 @@
+/* Tests for master/dispatch: ids and ack matching, re-send after the
+ * timeout with backoff, no re-send while the node is not ready, flush on
+ * hello, coalescing of applies (in place) and starts, exec sent once, defer
+ * on busy, forgetting a guest. A fake transport records frames. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "master/dispatch.h"
+
+#define MAX_SENT 64
+
+struct fx {
+    dispatch_t *d;             /* under test */
+    uint64_t now;              /* fake clock, ms */
+    bool ready;                /* what the ready callback says */
+    int fail;                  /* send result when nonzero */
+    size_t n_sent;             /* frames sent */
+    struct msg sent[MAX_SENT]; /* decoded copies */
+};
+
+static uint64_t
+fake_clock(void *userdata)
+{
+    return ((struct fx *)userdata)->now;
+}
+
+static int
+fake_send(void *userdata, const char *node, const void *buf, size_t len)
+{
+    struct fx *f = userdata;
+
+    if (f->fail)
+        return f->fail;
+    assert_true(f->n_sent < MAX_SENT);
+    assert_int_equal(msg_decode(buf, len, &f->sent[f->n_sent], NULL, 0), 0);
+    f->n_sent++;
+    return 0;
+}
+
+static bool
+fake_ready(void *userdata, const char *node)
+{
+    return ((struct fx *)userdata)->ready;
+}
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct dispatch_config c = {.resend_ms = 1000,
+                                .resend_max_ms = 4000,
+                                .send = fake_send,
+                                .ready = fake_ready,
+                                .userdata = f,
+                                .clock_ms = fake_clock,
+                                .clock_userdata = f};
+
+    f->ready = true;
+    f->now = 100;
+    f->d = dispatch_new(&c);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+
+    for (size_t i = 0; i < f->n_sent; i++)
+        msg_clear(&f->sent[i]);
+    dispatch_destroy(&f->d);
+    assert_null(f->d);
+    free(f);
+    return 0;
+}
+
+static const char *G1 = "11111111-1111-4111-8111-111111111111";
+static const char *G2 = "22222222-2222-4222-8222-222222222222";
+
+static int64_t
+apply(struct fx *f, const char *id, uint64_t gen)
+{
+    struct msg m = {.type = MSG_GUEST_APPLY};
+
+    snprintf(m.u.apply.id, sizeof(m.u.apply.id), "%s", id);
+    snprintf(m.u.apply.name, sizeof(m.u.apply.name), "g");
+    snprintf(m.u.apply.template_name, sizeof(m.u.apply.template_name), "busybox");
+    m.u.apply.generation = gen;
+    return dispatch_queue(f->d, "h1", &m);
+}
+
+static int64_t
+ref(struct fx *f, enum msg_type t, const char *id)
+{
+    struct msg m = {.type = t};
+
+    snprintf(m.u.guest.id, sizeof(m.u.guest.id), "%s", id);
+    m.u.guest.generation = 1;
+    return dispatch_queue(f->d, "h1", &m);
+}
+
+static void
+test_ids_and_ack(void **state)
+{
+    struct fx *f = *state;
+    struct dispatch_done done;
+
+    int64_t a = apply(f, G1, 1), s = ref(f, MSG_GUEST_START, G1);
+    assert_true(a > 0 && s > a);
+    assert_int_equal(f->n_sent, 2);
+    assert_int_equal(f->sent[0].id, (uint64_t)a);
+    assert_int_equal(f->sent[0].type, MSG_GUEST_APPLY);
+    assert_int_equal(f->sent[1].type, MSG_GUEST_START);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_INVALID, NULL), 2);
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)a, &done), 0);
+    assert_int_equal(done.type, MSG_GUEST_APPLY);
+    assert_string_equal(done.guest, G1);
+    assert_int_equal(done.generation, 1);
+    /* A duplicate answer, or one from another node, matches nothing. */
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)a, &done), -ENOENT);
+    assert_int_equal(dispatch_complete(f->d, "h2", (uint64_t)s, &done), -ENOENT);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_GUEST_START, G1), 1);
+}
+
+static void
+test_resend_with_backoff(void **state)
+{
+    struct fx *f = *state;
+
+    int64_t a = apply(f, G1, 1);
+    assert_int_equal(f->n_sent, 1);
+    f->now += 999;
+    assert_int_equal(dispatch_tick(f->d), 0);
+    f->now += 1;
+    assert_int_equal(dispatch_tick(f->d), 1);
+    assert_int_equal(f->sent[1].id, (uint64_t)a); /* same id on a re-send */
+    f->now += 1000;
+    assert_int_equal(dispatch_tick(f->d), 0); /* the interval doubled */
+    f->now += 1000;
+    assert_int_equal(dispatch_tick(f->d), 1);
+    f->now += 4000;
+    assert_int_equal(dispatch_tick(f->d), 1); /* capped at resend_max_ms */
+    f->now += 4000;
+    assert_int_equal(dispatch_tick(f->d), 1);
+
+    /* Not ready: nothing goes, and nothing is lost. */
+    f->ready = false;
+    f->now += 100000;
+    assert_int_equal(dispatch_tick(f->d), 0);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_INVALID, NULL), 1);
+    /* The node says hello: flush sends the outbox at once. */
+    size_t before = f->n_sent;
+    dispatch_flush(f->d, "h1");
+    assert_int_equal(f->n_sent, before + 1);
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)a, NULL), 0);
+    f->ready = true;
+    f->now += 100000;
+    assert_int_equal(dispatch_tick(f->d), 0);
+}
+
+static void
+test_failed_send_stays_queued(void **state)
+{
+    struct fx *f = *state;
+
+    f->fail = -EHOSTUNREACH;
+    int64_t a = apply(f, G1, 1);
+    assert_true(a > 0);
+    assert_int_equal(f->n_sent, 0);
+    f->fail = 0;
+    f->now += 1000;
+    assert_int_equal(dispatch_tick(f->d), 1);
+    assert_int_equal(f->sent[0].id, (uint64_t)a);
+}
+
+static void
+test_coalescing(void **state)
+{
+    struct fx *f = *state;
+    struct dispatch_done done;
+
+    int64_t a1 = apply(f, G1, 1);
+    int64_t s1 = ref(f, MSG_GUEST_START, G1);
+    int64_t b1 = apply(f, G2, 1);
+    int64_t a2 = apply(f, G1, 2); /* replaces a1 in place */
+    int64_t s2 = ref(f, MSG_GUEST_START, G1);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_INVALID, NULL), 3);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_GUEST_APPLY, G1), 1);
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)a1, NULL), -ENOENT);
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)s1, NULL), -ENOENT);
+
+    /* A flush sends the apply of generation 2 before the start, then G2. */
+    size_t before = f->n_sent;
+    dispatch_flush(f->d, "h1");
+    assert_int_equal(f->n_sent, before + 3);
+    assert_int_equal(f->sent[before].id, (uint64_t)a2);
+    assert_int_equal(f->sent[before].u.apply.generation, 2);
+    assert_int_equal(f->sent[before + 1].id, (uint64_t)s2);
+    assert_int_equal(f->sent[before + 2].id, (uint64_t)b1);
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)a2, &done), 0);
+    assert_int_equal(done.generation, 2);
+
+    /* Forgetting a guest drops everything about it. */
+    ref(f, MSG_GUEST_STOP, G2);
+    dispatch_forget_guest(f->d, "h1", G2);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_INVALID, NULL), 1);
+}
+
+static void
+test_exec_once_and_defer(void **state)
+{
+    struct fx *f = *state;
+    struct msg m = {.type = MSG_GUEST_EXEC};
+    char *argv[] = {"echo", "hi", NULL};
+    struct dispatch_done done;
+
+    snprintf(m.u.exec.id, sizeof(m.u.exec.id), "%s", G1);
+    m.u.exec.argc = 2;
+    m.u.exec.argv = argv;
+    int64_t e = dispatch_queue(f->d, "h1", &m);
+    assert_true(e > 0);
+    assert_int_equal(f->n_sent, 1);
+    f->now += 100000;
+    assert_int_equal(dispatch_tick(f->d), 0); /* never re-sent */
+    dispatch_flush(f->d, "h1");
+    assert_int_equal(f->n_sent, 1);
+    assert_int_equal(dispatch_defer(f->d, "h1", (uint64_t)e, &done), -ENOENT);
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)e, &done), 0);
+    assert_int_equal(done.type, MSG_GUEST_EXEC);
+    /* An exec that cannot be sent fails at once. */
+    f->fail = -EHOSTUNREACH;
+    assert_int_equal(dispatch_queue(f->d, "h1", &m), -EHOSTUNREACH);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_INVALID, NULL), 0);
+    f->fail = 0;
+
+    /* busy: the start stays and goes again after the (doubled) interval. */
+    int64_t s = ref(f, MSG_GUEST_START, G1);
+    size_t before = f->n_sent;
+    assert_int_equal(dispatch_defer(f->d, "h1", (uint64_t)s, &done), 0);
+    assert_int_equal(done.type, MSG_GUEST_START);
+    f->now += 1999;
+    assert_int_equal(dispatch_tick(f->d), 0);
+    f->now += 1;
+    assert_int_equal(dispatch_tick(f->d), 1);
+    assert_int_equal(f->n_sent, before + 1);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ids_and_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resend_with_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_send_stays_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_once_and_defer, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

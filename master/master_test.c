@@ -1,0 +1,835 @@
+/* End to end in one process: the master actor on a temporary database with
+ * an ipc:// endpoint and a localhost HTTP port, and three node agents with
+ * the sim backend on the same libuv loop (run by a background thread). The
+ * test thread drives everything through real HTTP (libcurl), as the CLI
+ * does. Polls have generous bounds; they fail a test, they never measure it. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "master/master.h"
+#include "node/agent.h"
+#include "node/sim/sim.h"
+
+#define N_NODES 3
+
+struct fx {
+    char dir[96];             /* temporary directory */
+    char endpoint[160];       /* ipc:// endpoint of the master */
+    char db[160];             /* database path */
+    char url[64];             /* http://127.0.0.1:PORT */
+    uint16_t port;            /* HTTP port */
+    uv_loop_t loop;           /* shared by master and agents */
+    uv_async_t call;          /* runs fn on the loop thread */
+    void (*fn)(struct fx *f); /* what to run there */
+    sem_t done;               /* posted when fn returned */
+    pthread_t thread;         /* runs the loop */
+    master_t *master;         /* the actor */
+    agent_t *agents[N_NODES]; /* the nodes */
+    int err;                  /* result of the last loop call */
+    char errtext[256];        /* its text */
+    const char *algorithm;    /* cluster default for the next master */
+    char web[256];            /* the web UI directory of the source tree */
+};
+
+static struct fx F;
+
+/* ---- running things on the loop thread -------------------------------- */
+
+static void
+on_call(uv_async_t *a)
+{
+    struct fx *f = a->data;
+    if (f->fn) {
+        f->fn(f);
+        f->fn = NULL;
+        sem_post(&f->done);
+    }
+}
+
+static void
+on_loop(void (*fn)(struct fx *f))
+{
+    F.fn = fn;
+    uv_async_send(&F.call);
+    sem_wait(&F.done);
+}
+
+static void *
+loop_main(void *arg)
+{
+    struct fx *f = arg;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static void
+start_master(struct fx *f)
+{
+    struct master_config c;
+
+    master_config_default(&c);
+    c.db_path = f->db;
+    c.http_addr = "127.0.0.1";
+    c.http_port = f->port;
+    c.binds[0] = f->endpoint;
+    c.n_binds = 1;
+    c.heartbeat_ms = 200;
+    c.usage_ms = 200;
+    c.tick_ms = 50;
+    c.suspect_after_ms = 1500;
+    c.down_after_ms = 3000;
+    c.resend_ms = 500;
+    c.wait_default_s = 20;
+    c.sched.algo = strcmp(f->algorithm, "spread") == 0 ? SCHED_SPREAD : SCHED_BINPACK;
+    c.web_dir = f->web;
+    f->err = master_new(&f->loop, &c, &f->master, f->errtext, sizeof(f->errtext));
+}
+
+static void
+stop_master(struct fx *f)
+{
+    master_shutdown(f->master);
+}
+
+static void
+free_master(struct fx *f)
+{
+    master_destroy(&f->master);
+}
+
+static void
+start_agent(struct fx *f, int i)
+{
+    struct agent_config ac = {.heartbeat_ms = 200, .usage_ms = 200};
+    struct sim_config sc = {.cpus = 8000,
+                            .memory = 16ULL << 30,
+                            .disk = 1ULL << 40,
+                            .max_guests = 200,
+                            .seed = (uint64_t)i + 1};
+    int err = 0;
+
+    snprintf(ac.name, sizeof(ac.name), "n%d", i + 1);
+    snprintf(ac.master, sizeof(ac.master), "%s", f->endpoint);
+    snprintf(ac.state_dir, sizeof(ac.state_dir), "%s/n%d", f->dir, i + 1);
+    mkdir(ac.state_dir, 0700);
+    ac.n_labels = 1;
+    snprintf(ac.labels[0].key, sizeof(ac.labels[0].key), "zone");
+    snprintf(ac.labels[0].value, sizeof(ac.labels[0].value), "%s", i == 0 ? "a" : "b");
+    f->agents[i] = agent_new(&f->loop, &ac, sim_backend_new(&sc), &err);
+    if (!f->agents[i])
+        f->err = err;
+}
+
+static void
+start_agents(struct fx *f)
+{
+    for (int i = 0; i < N_NODES; i++)
+        start_agent(f, i);
+}
+
+static void
+stop_n3(struct fx *f)
+{
+    agent_shutdown(f->agents[2]);
+}
+
+static void
+free_n3(struct fx *f)
+{
+    agent_destroy(&f->agents[2]);
+}
+
+static void
+start_n3(struct fx *f)
+{
+    f->err = 0;
+    start_agent(f, 2);
+}
+
+static void
+stop_all(struct fx *f)
+{
+    for (int i = 0; i < N_NODES; i++)
+        agent_shutdown(f->agents[i]);
+    master_shutdown(f->master);
+    uv_close((uv_handle_t *)&f->call, NULL);
+}
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+struct buf {
+    char *p;  /* body received */
+    size_t n; /* bytes */
+};
+
+static size_t
+on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct buf *b = userdata;
+    size_t n = size * nmemb;
+
+    b->p = xrealloc(b->p, b->n + n + 1);
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return n;
+}
+
+/* Sends one request; returns the status and, when out is not NULL, the
+ * parsed body (NULL when empty). */
+static long
+http(const char *method, const char *path, const char *body, const char *idem, json_t **out)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    struct buf b = {0};
+    char url[512], hdr[128];
+    long status = 0;
+
+    snprintf(url, sizeof(url), "%s%s", F.url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    if (idem) {
+        snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", idem);
+        h = curl_slist_append(h, hdr);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (out)
+        *out = b.n ? json_loads(b.p, 0, NULL) : NULL;
+    free(b.p);
+    return status;
+}
+
+static long httpf(const char *method, const char *path, json_t **out, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static long
+httpf(const char *method, const char *path, json_t **out, const char *fmt, ...)
+{
+    char body[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    return http(method, path, body, NULL, out);
+}
+
+static const char *
+str(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static json_int_t
+num(const json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+/* Polls GET path until pred holds; fails after about 20 s. */
+static json_t *
+poll_until(const char *path, bool (*pred)(const json_t *o, const void *arg), const void *arg)
+{
+    for (int i = 0; i < 400; i++) {
+        json_t *o = NULL;
+        if (http("GET", path, NULL, NULL, &o) == 200 && pred(o, arg))
+            return o;
+        json_decref(o);
+        usleep(50 * 1000);
+    }
+    fail_msg("condition on %s never held", path);
+    return NULL;
+}
+
+static bool
+nodes_ready(const json_t *o, const void *arg)
+{
+    json_t *nodes = json_object_get(o, "nodes"), *n;
+    size_t i, ready = 0;
+
+    json_array_foreach(nodes, i, n) ready += strcmp(str(n, "state"), "ready") == 0;
+    return ready == N_NODES;
+}
+
+static bool
+guest_applied(const json_t *o, const void *arg)
+{
+    return num(o, "applied_generation") >= *(const json_int_t *)arg &&
+           strcmp(str(o, "state"), "running") == 0;
+}
+
+static bool
+guest_state(const json_t *o, const void *arg)
+{
+    return strcmp(str(o, "state"), arg) == 0;
+}
+
+static void
+delete_all_guests(void)
+{
+    json_t *l = NULL, *g;
+    size_t i;
+
+    assert_int_equal(http("GET", "/v1/guests?limit=5000", NULL, NULL, &l), 200);
+    json_array_foreach(json_object_get(l, "guests"), i, g)
+    {
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/guests/%s", str(g, "name"));
+        assert_int_equal(http("DELETE", path, NULL, NULL, NULL), 204);
+    }
+    json_decref(l);
+}
+
+/* ---- fixture ---------------------------------------------------------- */
+
+static int
+group_setup(void **state)
+{
+    log_setup("master_test", LOG_SINK_STDERR, getenv("VFLEET_DEBUG") ? LOG_DEBUG : LOG_WARNING);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    snprintf(F.dir, sizeof(F.dir), "/tmp/vfleet-master-test-%d-XXXXXX", (int)getpid());
+    if (!mkdtemp(F.dir))
+        return -1;
+    snprintf(F.endpoint, sizeof(F.endpoint), "ipc://%s/master.sock", F.dir);
+    snprintf(F.db, sizeof(F.db), "%s/master.db", F.dir);
+    uv_loop_init(&F.loop);
+    uv_async_init(&F.loop, &F.call, on_call);
+    F.call.data = &F;
+    sem_init(&F.done, 0, 0);
+    F.algorithm = "spread";
+    snprintf(F.web, sizeof(F.web), "%s/master/web",
+             getenv("VFLEET_SOURCE_DIR") ? getenv("VFLEET_SOURCE_DIR") : ".");
+
+    /* A free port: try a few derived from the pid. */
+    for (int i = 0; i < 50; i++) {
+        F.port = (uint16_t)(20000 + ((getpid() * 7 + i * 131) % 30000));
+        F.err = 0;
+        start_master(&F);
+        if (F.err == 0)
+            break;
+        uv_run(&F.loop, UV_RUN_NOWAIT);
+    }
+    if (F.err < 0) {
+        fprintf(stderr, "master: %s\n", F.errtext);
+        return -1;
+    }
+    snprintf(F.url, sizeof(F.url), "http://127.0.0.1:%u", (unsigned)F.port);
+    start_agents(&F);
+    if (F.err < 0)
+        return -1;
+    pthread_create(&F.thread, NULL, loop_main, &F);
+    json_decref(poll_until("/v1/nodes", nodes_ready, NULL));
+    return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+    char cmd[160];
+
+    on_loop(stop_all);
+    pthread_join(F.thread, NULL);
+    /* Let the closing handles finish, then free. */
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    master_destroy(&F.master);
+    for (int i = 0; i < N_NODES; i++)
+        agent_destroy(&F.agents[i]);
+    uv_run(&F.loop, UV_RUN_NOWAIT);
+    uv_loop_close(&F.loop);
+    sem_destroy(&F.done);
+    curl_global_cleanup();
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", F.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", F.dir);
+    return 0;
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void
+test_health_and_routes(void **state)
+{
+    json_t *o = NULL;
+
+    assert_int_equal(http("GET", "/healthz", NULL, NULL, &o), 200);
+    assert_string_equal(str(o, "status"), "ok");
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/nope", NULL, NULL, &o), 404);
+    assert_string_equal(str(json_object_get(o, "error"), "code"), "not_found");
+    json_decref(o);
+    assert_int_equal(http("PUT", "/v1/guests", NULL, NULL, NULL), 405);
+    assert_int_equal(http("GET", "/v1/guests/nobody", NULL, NULL, NULL), 404);
+    assert_int_equal(http("POST", "/v1/guests", "{not json", NULL, NULL), 400);
+    assert_int_equal(httpf("POST", "/v1/guests", &o,
+                           "{\"name\":\"a\",\"template\":\"t\","
+                           "\"limits\":{\"memry\":1}}"),
+                     400);
+    assert_string_equal(str(json_object_get(o, "error"), "field"), "limits.memry");
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/nodes/n1", NULL, NULL, &o), 200);
+    assert_string_equal(str(o, "state"), "ready");
+    assert_true(json_is_array(json_object_get(o, "orphans")));
+    json_decref(o);
+}
+
+static void
+test_pool_idempotent(void **state)
+{
+    json_t *a = NULL, *b = NULL;
+    const char *body = "{\"name\":\"default\",\"cidr\":\"10.77.0.0/24\",\"gateway\":\"10.77.0.1\"}";
+
+    assert_int_equal(http("POST", "/v1/pools", body, "pool-key-1", &a), 201);
+    assert_int_equal(http("POST", "/v1/pools", body, "pool-key-1", &b), 201);
+    assert_true(json_equal(a, b));
+    assert_int_equal(http("POST", "/v1/pools", "{\"name\":\"other\",\"cidr\":\"10.78.0.0/24\"}",
+                          "pool-key-1", NULL),
+                     409);
+    assert_int_equal(http("POST", "/v1/pools", body, NULL, NULL), 409); /* name taken */
+    json_decref(a);
+    json_decref(b);
+}
+
+static void
+test_spread_30(void **state)
+{
+    int per_node[N_NODES] = {0};
+    json_t *l = NULL, *g;
+    size_t i;
+
+    for (int k = 0; k < 30; k++) {
+        json_t *o = NULL;
+        char path[] = "/v1/guests?wait=running&timeout=20";
+        long st = httpf("POST", path, &o,
+                        "{\"name\":\"s%d\",\"template\":\"busybox\",\"ips\":[\"auto\"],"
+                        "\"limits\":{\"memory\":\"256M\",\"disk\":\"1G\",\"cpu_max\":0.5},"
+                        "\"algorithm\":\"spread\"}",
+                        k);
+        assert_int_equal(st, 201);
+        assert_string_equal(str(o, "state"), "running");
+        json_decref(o);
+    }
+    assert_int_equal(http("GET", "/v1/guests?limit=1000", NULL, NULL, &l), 200);
+    json_t *guests = json_object_get(l, "guests");
+    assert_int_equal(json_array_size(guests), 30);
+    json_t *seen = json_object();
+    json_array_foreach(guests, i, g)
+    {
+        const char *node = str(g, "node");
+        assert_int_equal(strlen(node), 2);
+        per_node[node[1] - '1']++;
+        assert_string_equal(str(g, "state"), "running");
+        assert_int_equal(num(json_object_get(g, "limits"), "memory"), 256 << 20);
+        json_t *ips = json_object_get(g, "ips");
+        assert_int_equal(json_array_size(ips), 1);
+        const char *ip = json_string_value(json_array_get(ips, 0));
+        assert_null(json_object_get(seen, ip));
+        json_object_set_new(seen, ip, json_true());
+    }
+    for (int n = 0; n < N_NODES; n++)
+        assert_true(per_node[n] >= 9 && per_node[n] <= 11);
+    json_decref(seen);
+    json_decref(l);
+
+    /* Node views agree with the placements. */
+    assert_int_equal(http("GET", "/v1/nodes/n1", NULL, NULL, &l), 200);
+    assert_int_equal(num(l, "guests"), per_node[0]);
+    json_decref(l);
+
+    delete_all_guests();
+    assert_int_equal(http("GET", "/v1/pools", NULL, NULL, &l), 200);
+    assert_int_equal(num(json_array_get(json_object_get(l, "pools"), 0), "allocated"), 0);
+    json_decref(l);
+    assert_int_equal(http("GET", "/v1/nodes/n2", NULL, NULL, &l), 200);
+    assert_int_equal(num(l, "guests"), 0);
+    json_decref(l);
+}
+
+static void
+test_binpack(void **state)
+{
+    char first[8] = "";
+
+    for (int k = 0; k < 4; k++) {
+        json_t *o = NULL;
+        assert_int_equal(httpf("POST", "/v1/guests", &o,
+                               "{\"name\":\"b%d\",\"template\":\"busybox\","
+                               "\"limits\":{\"memory\":\"1G\"},\"algorithm\":\"binpack\"}",
+                               k),
+                         201);
+        if (!first[0])
+            snprintf(first, sizeof(first), "%s", str(o, "node"));
+        assert_string_equal(str(o, "node"), first);
+        json_decref(o);
+    }
+    delete_all_guests();
+}
+
+static void
+test_constraints_and_groups(void **state)
+{
+    json_t *o = NULL;
+    char seen[N_NODES + 1] = "";
+
+    assert_int_equal(httpf("POST", "/v1/guests", &o,
+                           "{\"name\":\"za\",\"template\":\"busybox\",\"constraints\":{\"zone\":"
+                           "\"a\"}}"),
+                     201);
+    assert_string_equal(str(o, "node"), "n1");
+    json_decref(o);
+    assert_int_equal(httpf("POST", "/v1/guests", &o,
+                           "{\"name\":\"pinned\",\"template\":\"busybox\",\"node\":\"n3\"}"),
+                     201);
+    assert_string_equal(str(o, "node"), "n3");
+    json_decref(o);
+    for (int k = 0; k < N_NODES; k++) {
+        assert_int_equal(httpf("POST", "/v1/guests", &o,
+                               "{\"name\":\"g%d\",\"template\":\"busybox\",\"group\":\"web\"}", k),
+                         201);
+        const char *node = str(o, "node");
+        assert_null(strstr(seen, node + 1));
+        strcat(seen, node + 1);
+        json_decref(o);
+    }
+    /* A fourth member of the group has nowhere to go. */
+    assert_int_equal(httpf("POST", "/v1/guests", &o,
+                           "{\"name\":\"g9\",\"template\":\"busybox\",\"group\":\"web\"}"),
+                     422);
+    json_t *p = json_object_get(json_object_get(o, "error"), "placement");
+    assert_non_null(p);
+    assert_string_equal(str(json_array_get(json_object_get(p, "filters"), 0), "filter"), "group");
+    assert_int_equal(num(json_array_get(json_object_get(p, "filters"), 0), "rejected"), N_NODES);
+    json_decref(o);
+    /* An unknown pin and an impossible size explain themselves. */
+    assert_int_equal(httpf("POST", "/v1/guests", &o,
+                           "{\"name\":\"nope\",\"template\":\"busybox\",\"node\":\"zz\"}"),
+                     422);
+    json_decref(o);
+    assert_int_equal(httpf("POST", "/v1/guests", &o,
+                           "{\"name\":\"huge\",\"template\":\"busybox\",\"limits\":{\"memory\":"
+                           "\"1T\"}}"),
+                     422);
+    p = json_object_get(json_object_get(o, "error"), "placement");
+    assert_string_equal(str(json_object_get(o, "error"), "code"), "unplaceable");
+    assert_int_equal(num(p, "nodes_feasible"), 0);
+    assert_string_equal(str(json_array_get(json_object_get(p, "filters"), 0), "filter"), "memory");
+    assert_non_null(json_object_get(json_array_get(json_object_get(p, "filters"), 0), "reason"));
+    json_decref(o);
+    delete_all_guests();
+}
+
+static void
+test_patch_exec_usage(void **state)
+{
+    json_t *o = NULL;
+    json_int_t two = 2;
+
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running&timeout=20", &o,
+                           "{\"name\":\"p1\",\"template\":\"busybox\",\"labels\":{\"tier\":"
+                           "\"web\",\"old\":\"x\"},\"limits\":{\"memory\":\"256M\"}}"),
+                     201);
+    assert_string_equal(str(o, "state"), "running");
+    json_decref(o);
+    assert_int_equal(httpf("PATCH", "/v1/guests/p1", &o,
+                           "{\"limits\":{\"memory\":\"512M\"},\"labels\":{\"tier\":\"db\","
+                           "\"old\":null}}"),
+                     200);
+    assert_int_equal(num(o, "generation"), 2);
+    assert_int_equal(num(json_object_get(o, "limits"), "memory"), 512 << 20);
+    assert_string_equal(str(json_object_get(o, "labels"), "tier"), "db");
+    assert_null(json_object_get(json_object_get(o, "labels"), "old"));
+    json_decref(o);
+    json_decref(poll_until("/v1/guests/p1", guest_applied, &two));
+    assert_int_equal(httpf("PATCH", "/v1/guests/p1", &o, "{\"name\":\"other\"}"), 409);
+    json_decref(o);
+    assert_int_equal(httpf("PATCH", "/v1/guests/p1", &o, "{\"limits\":{\"memory\":\"1T\"}}"), 422);
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests?label=tier=db", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "guests")), 1);
+    json_decref(o);
+
+    assert_int_equal(httpf("POST", "/v1/guests/p1/exec", &o, "{\"argv\":[\"echo\",\"hi\"]}"), 200);
+    assert_int_equal(num(o, "exit_code"), 0);
+    assert_string_equal(str(o, "stdout"), "echo hi\n");
+    json_decref(o);
+    assert_int_equal(httpf("POST", "/v1/guests/p1/exec", &o, "{\"argv\":[\"false\"]}"), 200);
+    assert_int_equal(num(o, "exit_code"), 1);
+    json_decref(o);
+
+    delete_all_guests();
+}
+
+static bool
+has_time(const json_t *o, const void *arg)
+{
+    return json_is_string(json_object_get(o, "time"));
+}
+
+static void
+test_usage(void **state)
+{
+    json_t *o = NULL;
+
+    assert_int_equal(
+        httpf("POST", "/v1/guests?wait=running", &o, "{\"name\":\"u1\",\"template\":\"busybox\"}"),
+        201);
+    json_decref(o);
+    json_decref(poll_until("/v1/guests/u1/usage", has_time, NULL));
+    delete_all_guests();
+    assert_int_equal(http("GET", "/v1/guests/u1/usage", NULL, NULL, NULL), 404);
+}
+
+static void
+test_idempotent_create_and_batch(void **state)
+{
+    json_t *a = NULL, *b = NULL, *l = NULL;
+    const char *body = "{\"name\":\"i1\",\"template\":\"busybox\",\"ips\":[\"auto\"]}";
+
+    assert_int_equal(http("POST", "/v1/guests", body, "create-key-1", &a), 201);
+    assert_int_equal(http("POST", "/v1/guests", body, "create-key-1", &b), 201);
+    assert_string_equal(str(a, "id"), str(b, "id"));
+    json_decref(b);
+    assert_int_equal(http("POST", "/v1/guests", "{\"name\":\"i2\",\"template\":\"busybox\"}",
+                          "create-key-1", &b),
+                     409);
+    json_decref(b);
+    /* Without the key the same body is a new request: the name is taken. */
+    assert_int_equal(http("POST", "/v1/guests", body, NULL, NULL), 409);
+    assert_int_equal(http("POST", "/v1/guests", body, "bad key!", NULL), 400);
+
+    assert_int_equal(http("POST", "/v1/guests:batch",
+                          "{\"guests\":[{\"name\":\"k1\",\"template\":\"busybox\"},"
+                          "{\"name\":\"i1\",\"template\":\"busybox\"},"
+                          "{\"name\":\"k2\",\"template\":\"busybox\",\"ips\":[\"auto\"]}]}",
+                          "batch-key-1", &l),
+                     200);
+    json_t *res = json_object_get(l, "results");
+    assert_int_equal(json_array_size(res), 3);
+    assert_string_equal(str(json_array_get(res, 0), "name"), "k1");
+    assert_string_equal(str(json_object_get(json_array_get(res, 1), "error"), "code"), "conflict");
+    assert_string_equal(str(json_array_get(res, 2), "name"), "k2");
+    json_decref(l);
+    json_decref(poll_until("/v1/guests/k2", guest_state, "running"));
+
+    /* The key survives a master restart; the guests keep running and the
+     * nodes come back by themselves (nack not_found -> hello). */
+    on_loop(stop_master);
+    on_loop(free_master);
+    F.algorithm = "spread";
+    on_loop(start_master);
+    assert_int_equal(F.err, 0);
+    assert_int_equal(http("POST", "/v1/guests", body, "create-key-1", &b), 201);
+    assert_string_equal(str(a, "id"), str(b, "id"));
+    json_decref(b);
+    json_decref(poll_until("/v1/nodes", nodes_ready, NULL));
+    json_decref(poll_until("/v1/guests/i1", guest_state, "running"));
+    assert_int_equal(http("GET", "/v1/guests", NULL, NULL, &l), 200);
+    assert_int_equal(json_array_size(json_object_get(l, "guests")), 3);
+    json_decref(l);
+    assert_int_equal(http("GET", "/v1/nodes/n1", NULL, NULL, &l), 200);
+    assert_int_equal(json_array_size(json_object_get(l, "orphans")), 0);
+    json_decref(l);
+    json_decref(a);
+    delete_all_guests();
+}
+
+static void
+test_cordon(void **state)
+{
+    json_t *o = NULL;
+
+    assert_int_equal(http("POST", "/v1/nodes/n2/cordon", NULL, NULL, &o), 200);
+    assert_true(json_is_true(json_object_get(o, "cordoned")));
+    json_decref(o);
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(httpf("POST", "/v1/guests", &o,
+                               "{\"name\":\"c%d\",\"template\":\"busybox\","
+                               "\"algorithm\":\"spread\"}",
+                               k),
+                         201);
+        assert_string_not_equal(str(o, "node"), "n2");
+        json_decref(o);
+    }
+    assert_int_equal(http("POST", "/v1/nodes/n2/uncordon", NULL, NULL, &o), 200);
+    assert_true(json_is_false(json_object_get(o, "cordoned")));
+    json_decref(o);
+    assert_int_equal(http("POST", "/v1/nodes/zz/cordon", NULL, NULL, NULL), 404);
+    delete_all_guests();
+}
+
+/* GET of a static file, the path sent as it is; returns the status and
+ * copies the Content-Type. */
+static long
+get_static(const char *path, char *ctype, size_t n)
+{
+    CURL *c = curl_easy_init();
+    struct buf b = {0};
+    char url[512];
+    long status = 0;
+    char *ct = NULL;
+
+    snprintf(url, sizeof(url), "%s%s", F.url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+    }
+    snprintf(ctype, n, "%s", ct ? ct : "");
+    curl_easy_cleanup(c);
+    free(b.p);
+    return status;
+}
+
+static void
+test_web_ui(void **state)
+{
+    char ct[128];
+
+    if (access(F.web, R_OK) != 0)
+        skip();
+    assert_int_equal(get_static("/", ct, sizeof(ct)), 200);
+    assert_non_null(strstr(ct, "text/html"));
+    assert_int_equal(get_static("/app.js", ct, sizeof(ct)), 200);
+    assert_non_null(strstr(ct, "javascript"));
+    assert_int_equal(get_static("/app.css", ct, sizeof(ct)), 200);
+    assert_non_null(strstr(ct, "text/css"));
+    assert_int_equal(get_static("/nope.html", ct, sizeof(ct)), 404);
+    assert_int_equal(get_static("/../CMakeLists.txt", ct, sizeof(ct)), 404);
+    assert_int_equal(get_static("/%2e%2e/CMakeLists.txt", ct, sizeof(ct)), 404);
+    assert_int_equal(get_static("/.hidden", ct, sizeof(ct)), 404);
+    assert_int_equal(get_static("//etc/passwd", ct, sizeof(ct)), 404);
+    /* The API is not shadowed by the files. */
+    assert_int_equal(get_static("/healthz", ct, sizeof(ct)), 200);
+    assert_non_null(strstr(ct, "application/json"));
+}
+
+static bool
+node_state_is(const json_t *o, const void *arg)
+{
+    return strcmp(str(o, "state"), arg) == 0;
+}
+
+static bool
+none_unknown(const json_t *o, const void *arg)
+{
+    json_t *g;
+    size_t i;
+
+    json_array_foreach(json_object_get(o, "guests"), i,
+                       g) if (!strcmp(str(g, "state"), "unknown")) return false;
+    return json_array_size(json_object_get(o, "guests")) == 2;
+}
+
+static void
+test_node_down_and_back(void **state)
+{
+    json_t *o = NULL, *g;
+    char d1_id[40] = "", path[512];
+    size_t i;
+
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
+                               "{\"name\":\"d%d\",\"template\":\"busybox\",\"node\":\"n3\"}", k),
+                         201);
+        assert_string_equal(str(o, "state"), "running");
+        if (k == 1)
+            snprintf(d1_id, sizeof(d1_id), "%s", str(o, "id"));
+        json_decref(o);
+    }
+    /* Forgetting d2 without its node: it stays there and comes back as an orphan. */
+    assert_int_equal(http("DELETE", "/v1/guests/d2?force=true", NULL, NULL, NULL), 204);
+
+    on_loop(stop_n3);
+    on_loop(free_n3);
+    json_decref(poll_until("/v1/nodes/n3", node_state_is, "down"));
+    assert_int_equal(http("GET", "/v1/guests?node=n3", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "guests")), 2);
+    json_array_foreach(json_object_get(o, "guests"), i, g)
+    {
+        assert_string_equal(str(g, "state"), "unknown");
+        assert_string_equal(str(g, "node"), "n3"); /* never moved */
+    }
+    json_decref(o);
+    /* A pin to a down node is refused with the reason. */
+    assert_int_equal(httpf("POST", "/v1/guests", &o,
+                           "{\"name\":\"d9\",\"template\":\"busybox\",\"node\":\"n3\"}"),
+                     422);
+    json_t *f = json_array_get(
+        json_object_get(json_object_get(json_object_get(o, "error"), "placement"), "filters"), 0);
+    assert_string_equal(str(f, "filter"), "ready");
+    json_decref(o);
+    /* Starting a guest on a down node is a conflict; deleting it needs force. */
+    assert_int_equal(http("POST", "/v1/guests/d0/start", NULL, NULL, NULL), 409);
+    assert_int_equal(http("DELETE", "/v1/guests/d0", NULL, NULL, NULL), 503);
+
+    /* The node comes back without d1: lost, and never re-created. */
+    snprintf(path, sizeof(path), "%s/n3/guests/%s.json", F.dir, d1_id);
+    assert_int_equal(unlink(path), 0);
+    on_loop(start_n3);
+    assert_int_equal(F.err, 0);
+    json_decref(poll_until("/v1/nodes/n3", node_state_is, "ready"));
+    json_decref(poll_until("/v1/guests?node=n3", none_unknown, NULL));
+    assert_int_equal(http("GET", "/v1/guests/d1", NULL, NULL, &o), 200);
+    assert_string_equal(str(o, "state"), "lost");
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/nodes/n3", NULL, NULL, &o), 200);
+    json_t *orphans = json_object_get(o, "orphans");
+    assert_int_equal(json_array_size(orphans), 1);
+    assert_string_equal(str(json_array_get(orphans, 0), "name"), "d2");
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "guests")), 2); /* no copies */
+    json_decref(o);
+    delete_all_guests(); /* d1 (lost) at once, d0 through its node */
+    assert_int_equal(http("GET", "/v1/guests", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "guests")), 0);
+    json_decref(o);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_health_and_routes),
+        cmocka_unit_test(test_web_ui),
+        cmocka_unit_test(test_pool_idempotent),
+        cmocka_unit_test(test_spread_30),
+        cmocka_unit_test(test_binpack),
+        cmocka_unit_test(test_constraints_and_groups),
+        cmocka_unit_test(test_patch_exec_usage),
+        cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_idempotent_create_and_batch),
+        cmocka_unit_test(test_cordon),
+        cmocka_unit_test(test_node_down_and_back),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
