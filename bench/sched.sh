@@ -15,6 +15,11 @@
 #   --clients N   requests in flight at once (default 4)
 #   --no-ips      guests without an address (skips IPAM)
 #   --keep        leave the master and the nodes running at the end
+#   --liveness S  the master's --suspect-after S (and --down-after 2S); default
+#                 600, so that a master or node loop that falls behind under the
+#                 load does not turn nodes suspect and the run measures
+#                 placement; --liveness 15 is the master's default (see
+#                 docs/performance.md for what happens then)
 #
 # What is measured (all on loopback, on this machine, master and nodes sharing it):
 #   placed/s      guests / time from the first request to the last reply: the
@@ -34,7 +39,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${VFLEET_BIN:-$top/build/bin}
-NODES=5000 GUESTS=100000 BATCH=1000 CLIENTS=4 IPS=1 KEEP=0
+NODES=5000 GUESTS=100000 BATCH=1000 CLIENTS=4 IPS=1 KEEP=0 LIVENESS=600
 NOMAD_RATE=3750
 
 while [ $# -gt 0 ]; do
@@ -46,6 +51,7 @@ while [ $# -gt 0 ]; do
     --clients) CLIENTS=$2; shift 2 ;;
     --no-ips) IPS=0; shift ;;
     --keep) KEEP=1; shift ;;
+    --liveness) LIVENESS=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "sched.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -85,7 +91,7 @@ trap cleanup EXIT
 per_node=$(((GUESTS + NODES - 1) / NODES * 2 + 10))
 
 "$BIN/vfleet-master" --db "$D/master.db" --listen "127.0.0.1:$PORT" --bind "ipc://$D/master.sock" \
-    --log-level warning >"$D/master.log" 2>&1 &
+    --suspect-after "$LIVENESS" --down-after $((2 * LIVENESS)) --log-level warning >"$D/master.log" 2>&1 &
 MASTER_PID=$!
 for _ in $(seq 100); do "$BIN/vfleet" health >/dev/null 2>&1 && break; sleep 0.1; done
 "$BIN/vfleet" health >/dev/null || { tail "$D/master.log" >&2; exit 1; }
@@ -131,7 +137,7 @@ EOF
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
     -d '{"guests":[]}' "$URL/v1/guests:batch")
 if [ "$code" = 404 ] || [ "$code" = 405 ]; then MODE=single; else MODE=batch; fi
-log "placing $GUESTS guests on $NODES nodes ($MODE requests, $CLIENTS in flight)"
+log "placing $GUESTS guests on $NODES nodes ($MODE requests, $CLIENTS in flight, suspect after ${LIVENESS}s)"
 
 t0=$(now)
 if [ $MODE = batch ]; then
@@ -164,25 +170,38 @@ for _ in $(seq 36000); do
     sleep 0.2
 done
 t_end=$(now)
+# CPU seconds each side used over the whole run (user + system).
+cpu_of() { awk -v t="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / t}' "/proc/$1/stat"; }
+cpu_master=$(cpu_of "$MASTER_PID")
+cpu_sim=$(cpu_of "$SIM_PID")
 
 running=$(curl -s "$URL/v1/nodes?limit=100000" | python3 -c 'import json,sys; print(sum(n["guests"] for n in json.load(sys.stdin)["nodes"]))' 2>/dev/null || echo "?")
 errors=$(curl -s "$URL/v1/guests?state=error&limit=100000" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["guests"]))' 2>/dev/null || echo "?")
 
 python3 - "$D/latency.txt" "$D/out" "$MODE" "$GUESTS" "$NODES" "$BATCH" "$t0" "$t_api" "$t_end" \
-    "$NOMAD_RATE" "$running" "$errors" <<'EOF'
-import json, os, sys
+    "$NOMAD_RATE" "$running" "$errors" "$cpu_master" "$cpu_sim" <<'EOF'
+import collections, json, os, sys
 lat, outdir, mode, n, nodes, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 t0, t_api, t_end, nomad = float(sys.argv[7]), float(sys.argv[8]), float(sys.argv[9]), float(sys.argv[10])
 rows = [l.split() for l in open(lat) if l.strip()]
 times = sorted(float(r[1]) for r in rows)
 bad_http = sum(1 for r in rows if not r[0].startswith("2"))
 failed = 0
+why = collections.Counter()
 if mode == "batch":
     for f in os.listdir(outdir):
         try:
-            failed += sum(1 for r in json.load(open(os.path.join(outdir, f)))["results"] if "error" in r)
+            for r in json.load(open(os.path.join(outdir, f)))["results"]:
+                if "error" in r:
+                    failed += 1
+                    e = r["error"]
+                    fl = (e.get("placement") or {}).get("filters") or []
+                    why["%s: %s" % (e.get("code"), ", ".join(
+                        "%s rejected %s" % (f.get("filter"), f.get("rejected")) for f in fl)
+                        or e.get("message", "")[:100])] += 1
         except Exception:
             failed += batch
+            why["unreadable reply"] += batch
 def pct(p):
     return times[min(len(times) - 1, int(p * len(times)))] if times else float("nan")
 placed = n / (t_api - t0)
@@ -191,9 +210,12 @@ print()
 print("nodes               %d simulated (one process)" % nodes)
 print("guests              %d (%s requests: %d, non-2xx: %d, per-guest errors: %d)" % (n, mode, len(rows), bad_http, failed))
 print("guests on nodes     %s (master's count), in state error: %s" % (sys.argv[11], sys.argv[12]))
+for w, k in why.most_common(5):
+    print("  error x%-9d %s" % (k, w))
 print("placed              %.1f s  -> %.0f placements/s (placed, addressed, committed)" % (t_api - t0, placed))
 print("end to end          %.1f s  -> %.0f placements/s (also dispatched, started, acked)" % (t_end - t0, e2e))
 print("request latency     p50 %.3f s, p99 %.3f s, max %.3f s (one request = %s)" % (pct(.5), pct(.99), times[-1] if times else float("nan"), "%d guests" % batch if mode == "batch" else "1 guest"))
+print("cpu used            master %s s, simulated nodes %s s (%d cores here)" % (sys.argv[13], sys.argv[14], os.cpu_count()))
 print("Nomad C1M           %.0f placements/s (1M containers, 5,000 hosts, 5 servers, < 5 min)" % nomad)
 print("ratio               %.2f x Nomad (end to end), %.2f x (placed)" % (e2e / nomad, placed / nomad))
 EOF
