@@ -174,12 +174,15 @@ t_end=$(now)
 cpu_of() { awk -v t="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / t}' "/proc/$1/stat"; }
 cpu_master=$(cpu_of "$MASTER_PID")
 cpu_sim=$(cpu_of "$SIM_PID")
+hwm_of() { awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+mem_master=$(hwm_of "$MASTER_PID")
+mem_sim=$(hwm_of "$SIM_PID")
 
 running=$(curl -s "$URL/v1/nodes?limit=100000" | python3 -c 'import json,sys; print(sum(n["guests"] for n in json.load(sys.stdin)["nodes"]))' 2>/dev/null || echo "?")
 errors=$(curl -s "$URL/v1/guests?state=error&limit=100000" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["guests"]))' 2>/dev/null || echo "?")
 
 python3 - "$D/latency.txt" "$D/out" "$MODE" "$GUESTS" "$NODES" "$BATCH" "$t0" "$t_api" "$t_end" \
-    "$NOMAD_RATE" "$running" "$errors" "$cpu_master" "$cpu_sim" <<'EOF'
+    "$NOMAD_RATE" "$running" "$errors" "$cpu_master" "$cpu_sim" "$mem_master" "$mem_sim" <<'EOF'
 import collections, json, os, sys
 lat, outdir, mode, n, nodes, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 t0, t_api, t_end, nomad = float(sys.argv[7]), float(sys.argv[8]), float(sys.argv[9]), float(sys.argv[10])
@@ -216,6 +219,7 @@ print("placed              %.1f s  -> %.0f placements/s (placed, addressed, comm
 print("end to end          %.1f s  -> %.0f placements/s (also dispatched, started, acked)" % (t_end - t0, e2e))
 print("request latency     p50 %.3f s, p99 %.3f s, max %.3f s (one request = %s)" % (pct(.5), pct(.99), times[-1] if times else float("nan"), "%d guests" % batch if mode == "batch" else "1 guest"))
 print("cpu used            master %s s, simulated nodes %s s (%d cores here)" % (sys.argv[13], sys.argv[14], os.cpu_count()))
+print("peak memory         master %s MiB, simulated nodes %s MiB" % (sys.argv[15], sys.argv[16]))
 print("Nomad C1M           %.0f placements/s (1M containers, 5,000 hosts, 5 servers, < 5 min)" % nomad)
 print("ratio               %.2f x Nomad (end to end), %.2f x (placed)" % (e2e / nomad, placed / nomad))
 EOF
