@@ -173,6 +173,12 @@ cluster_teardown() {
         [ -f "$rec" ] || continue
         pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["runtime"]["pid"])' "$rec" 2>/dev/null)
         [ -n "$pid" ] && [ "$pid" != 0 ] && kill -9 "$pid" 2>/dev/null
+        # A guest started just before its agent died has no pid in its record
+        # yet: whatever runs in its cgroups goes too.
+        id=$(basename "$rec" .json)
+        for procs in /sys/fs/cgroup/*/vfleet/"$id"/cgroup.procs; do
+            [ -r "$procs" ] && xargs -r kill -9 <"$procs" 2>/dev/null
+        done
     done
     sleep 0.3
     grep " $CL/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do
