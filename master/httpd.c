@@ -393,11 +393,12 @@ httpd_new(uv_loop_t *loop, const char *addr, uint16_t port, httpd_handler handle
     pthread_mutex_init(&h->lock, NULL);
     uv_async_init(loop, &h->wake, on_wake);
     h->wake.data = h;
-    h->daemon = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, port,
-        NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)HTTPD_MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(HTTPD_MAX_WAIT_S + 30),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                     MHD_USE_POLL | MHD_USE_ERROR_LOG,
+                                 port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sin,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_MAX_CONNS,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(HTTPD_MAX_WAIT_S + 30),
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (!h->daemon) {
         *err = -EADDRINUSE;
         pthread_mutex_destroy(&h->lock);

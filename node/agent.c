@@ -54,6 +54,7 @@ struct job {
     struct guest_usage last;         /* JOB_KILL: the run's last network counters */
     bool have_last;                  /* JOB_KILL: last was read and is to be folded */
     int result;                      /* backend return */
+    enum guest_state state_after;    /* fake_pids: the state after JOB_STOP/JOB_KILL */
     char errtext[ERRTEXT_MAX];       /* the backend's detail when result < 0 */
     uv_work_t work;                  /* libuv thread-pool request */
 };
@@ -78,6 +79,7 @@ struct exit_watch {
 /* A guest the agent knows, with the handles that watch it. Freed only after
  * its handles are closed. */
 struct guest {
+    agent_t *agent;           /* the agent that owns it (several may share a loop) */
     struct store_record rec;  /* what the store holds */
     struct exit_watch *watch; /* watches init while running, else NULL */
     uv_timer_t stop_timer;    /* stop timeout, then kill */
@@ -86,6 +88,7 @@ struct guest {
     bool stopping;            /* a stop was asked and init has not exited */
     bool destroying;          /* a destroy is queued: refuse new work */
     int handles_open;         /* handles still to close before free */
+    bool orphaned;            /* out of the agent's table: the last close callback frees it */
 };
 
 struct agent {
@@ -259,6 +262,7 @@ guest_add(agent_t *a, const struct store_record *rec)
 {
     struct guest *g = xcalloc(1, sizeof(*g));
 
+    g->agent = a;
     g->rec = *rec;
     if (a->n_guests == a->cap_guests) {
         a->cap_guests = a->cap_guests ? a->cap_guests * 2 : 16;
@@ -273,7 +277,8 @@ guest_handle_closed(uv_handle_t *h)
 {
     struct guest *g = h->data;
 
-    if (--g->handles_open == 0)
+    /* A guest still in the table (agent_shutdown closed its timer) is freed by agent_destroy. */
+    if (--g->handles_open == 0 && g->orphaned)
         free(g);
 }
 
@@ -308,6 +313,7 @@ guest_remove(agent_t *a, struct guest *g)
             break;
         }
     }
+    g->orphaned = true;
     watch_stop(g);
     if (g->timer_init) {
         g->handles_open++;
@@ -335,6 +341,11 @@ static void on_init_exit(uv_poll_t *p, int status, int events);
 static int
 watch_init(agent_t *a, struct guest *g)
 {
+    /* A fake pid may name some unrelated real process: never watch it. The
+     * stop and kill jobs ask the backend instead (job_run). */
+    if (a->cfg.fake_pids)
+        return 0;
+
     int fd = (int)syscall(SYS_pidfd_open, g->rec.rt.pid, 0);
 
     if (fd < 0)
@@ -455,9 +466,15 @@ job_run(uv_work_t *w)
         break;
     case JOB_STOP:
         j->result = ops->stop(b, &j->spec, &j->rt);
+        j->state_after = GUEST_RUNNING;
+        if (j->result >= 0 && j->agent->cfg.fake_pids)
+            (void)ops->state(b, &j->spec, &j->rt, &j->state_after);
         break;
     case JOB_KILL:
         j->result = ops->kill(b, &j->spec, &j->rt);
+        j->state_after = GUEST_RUNNING;
+        if (j->result >= 0 && j->agent->cfg.fake_pids)
+            (void)ops->state(b, &j->spec, &j->rt, &j->state_after);
         if (j->result >= 0) {
             /* The run's network counters are read once the guest is dead
              * (the backend keeps them until told otherwise), then its network
@@ -568,6 +585,10 @@ job_done(uv_work_t *w, int status)
             g->stop_ref = 0;
             g->stopping = false;
         }
+        /* Without a pidfd to watch, the state the job saw is the exit. */
+        if (g && j->result >= 0 && a->cfg.fake_pids && g->rec.rt.pid &&
+            j->state_after != GUEST_RUNNING)
+            guest_stopped(a, g, 0, "init exited");
         break;
     case JOB_KILL:
         if (g && j->have_last) {
@@ -578,6 +599,9 @@ job_done(uv_work_t *w, int status)
             log_error("node=%s guest=%s kill failed: %s", a->cfg.name, j->spec.name,
                       j->errtext[0] ? j->errtext : strerror(-j->result));
         /* The pidfd watch reports the exit and answers the stop. */
+        if (g && j->result >= 0 && a->cfg.fake_pids && g->rec.rt.pid &&
+            j->state_after != GUEST_RUNNING)
+            guest_stopped(a, g, -1, "killed");
         break;
     case JOB_DESTROY:
         if (!g)
@@ -678,12 +702,12 @@ on_init_exit(uv_poll_t *p, int status, int events)
 {
     struct exit_watch *w = p->data;
     struct guest *g = w->guest;
-    agent_t *a = p->loop->data;
     int wstatus = 0, code = -1;
     char why[64] = "init exited";
 
     if (!g)
         return;
+    agent_t *a = g->agent;
 
     /* Reap it when it is our child; an adopted init is reaped by the host's init. */
     if (waitpid(g->rec.rt.pid, &wstatus, WNOHANG) == g->rec.rt.pid) {
@@ -704,7 +728,7 @@ static void
 on_stop_timeout(uv_timer_t *t)
 {
     struct guest *g = t->data;
-    agent_t *a = t->loop->data;
+    agent_t *a = g->agent;
 
     if (!g->rec.rt.pid)
         return;
@@ -1049,7 +1073,6 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     int r;
 
     a->loop = loop;
-    loop->data = a;
     a->cfg = *cfg;
     a->backend = backend;
     if (!a->cfg.heartbeat_ms)
@@ -1060,7 +1083,7 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     r = backend->ops->probe(backend, &a->facts);
     if (r < 0)
         goto fail;
-    r = store_open(cfg->state_dir, &a->store);
+    r = cfg->memory_store ? store_open_memory(&a->store) : store_open(cfg->state_dir, &a->store);
     if (r < 0)
         goto fail;
     if (r > 0)
@@ -1123,9 +1146,12 @@ agent_destroy(agent_t **p)
     if (!a)
         return;
     /* Guests whose handles are still closing are freed by their close callbacks. */
-    for (size_t i = 0; i < a->n_guests; i++)
+    for (size_t i = 0; i < a->n_guests; i++) {
         if (a->guests[i]->handles_open == 0)
             free(a->guests[i]);
+        else
+            a->guests[i]->orphaned = true;
+    }
     free(a->guests);
     store_close(&a->store);
     link_destroy(&a->link);

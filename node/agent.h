@@ -25,9 +25,12 @@ struct agent_config {
     uint32_t usage_ms;                          /* usage sampling interval */
     uint32_t n_labels;                          /* entries in labels */
     struct spec_label labels[PROTO_MAX_LABELS]; /* node labels reported in hello */
+    bool memory_store; /* keep guest records in memory only (store_open_memory): sim nodes */
+    bool fake_pids;    /* the backend's init pids are not processes (sim): no pidfd watch */
 };
 
-/* Creates the agent on loop, opens its store, re-adopts the guests it finds
+/* Creates the agent on loop (several agents may share one loop: vfleet-node
+ * --sim-nodes runs thousands), opens its store, re-adopts the guests it finds
  * there and connects to the master. Takes ownership of backend. Returns NULL
  * and sets *err (-errno) on failure. */
 agent_t *agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, int *err);

@@ -11,11 +11,13 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <czmq.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -55,6 +57,18 @@ usage(FILE *f)
                "  -t, --templates DIR    template directory (default STATE_DIR/templates)\n"
                "      --heartbeat MS     heartbeat interval in milliseconds (default 5000)\n"
                "      --usage-interval S usage sampling interval in seconds (default 10)\n"
+               "  -L, --label KEY=VALUE  a node label (repeatable; adds to [labels] of the file)\n"
+               "      --max-guests N     guests this node accepts (linux; default 1000)\n"
+               "\n"
+               "simulated nodes (--backend sim):\n"
+               "      --sim-nodes N      run N simulated nodes in this process, named\n"
+               "                         NAME-0001 .. NAME-N (NAME defaults to \"sim\"), guests\n"
+               "                         in memory only; without it, one node named NAME\n"
+               "      --sim-cpus MC      millicores each offers (default 16000)\n"
+               "      --sim-memory SIZE  memory each offers (default 64G)\n"
+               "      --sim-disk SIZE    disk each offers (default 1T)\n"
+               "      --sim-max-guests N guests each accepts (default 1000)\n"
+               "      --sim-seed N       seed of the synthetic usage (default 1; node i uses N+i)\n"
                "  -l, --log-level LEVEL  err, warning, notice, info (default), debug\n"
                "      --json             machine-readable output (ls)\n"
                "  -h, --help             this text\n");
@@ -69,6 +83,13 @@ struct options {
 };
 
 static int
+copy_label(const char *key, const char *value, void *userdata)
+{
+    config_set(userdata, "labels", key, value);
+    return 0;
+}
+
+static int
 parse_options(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
@@ -81,6 +102,14 @@ parse_options(int argc, char **argv, struct options *o)
         {"heartbeat", required_argument, NULL, 'H'},
         {"usage-interval", required_argument, NULL, 'U'},
         {"log-level", required_argument, NULL, 'l'},
+        {"label", required_argument, NULL, 'L'},
+        {"max-guests", required_argument, NULL, 'X'},
+        {"sim-nodes", required_argument, NULL, 'N'},
+        {"sim-cpus", required_argument, NULL, 'C'},
+        {"sim-memory", required_argument, NULL, 'M'},
+        {"sim-disk", required_argument, NULL, 'D'},
+        {"sim-max-guests", required_argument, NULL, 'G'},
+        {"sim-seed", required_argument, NULL, 'S'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -95,7 +124,7 @@ parse_options(int argc, char **argv, struct options *o)
     char **av = argv;
     int ac = argc;
     for (int pass = 0; pass < 2; pass++) {
-        const char *opts = pass == 0 ? "+c:n:m:s:b:t:l:h" : "c:n:m:s:b:t:l:h";
+        const char *opts = pass == 0 ? "+c:n:m:s:b:t:l:L:h" : "c:n:m:s:b:t:l:L:h";
         while ((c = getopt_long(ac, av, opts, longopts, NULL)) != -1) {
             const char *key = NULL;
             switch (c) {
@@ -125,6 +154,38 @@ parse_options(int argc, char **argv, struct options *o)
                 break;
             case 'l':
                 key = "log_level";
+                break;
+            case 'L': {
+                char *eq = strchr(optarg, '=');
+                if (!eq || eq == optarg) {
+                    fprintf(stderr, "vfleet-node: --label wants KEY=VALUE, not \"%s\"\n", optarg);
+                    config_destroy(&flags);
+                    return -EINVAL;
+                }
+                _cleanup_free_ char *k = xstrndup(optarg, (size_t)(eq - optarg));
+                config_set(flags, "labels", k, eq + 1);
+                break;
+            }
+            case 'X':
+                key = "max_guests";
+                break;
+            case 'N':
+                key = "sim_nodes";
+                break;
+            case 'C':
+                key = "sim_cpus";
+                break;
+            case 'M':
+                key = "sim_memory";
+                break;
+            case 'D':
+                key = "sim_disk";
+                break;
+            case 'G':
+                key = "sim_max_guests";
+                break;
+            case 'S':
+                key = "sim_seed";
                 break;
             case 'j':
                 o->json = true;
@@ -167,13 +228,16 @@ parse_options(int argc, char **argv, struct options *o)
         return r;
     }
     /* Flags win over the file. */
-    static const char *const keys[] = {"name",      "master",       "state_dir",      "backend",
-                                       "templates", "heartbeat_ms", "usage_interval", "log_level"};
+    static const char *const keys[] = {
+        "name",         "master",         "state_dir",      "backend",   "templates",
+        "heartbeat_ms", "usage_interval", "log_level",      "sim_nodes", "sim_cpus",
+        "sim_memory",   "sim_disk",       "sim_max_guests", "sim_seed",  "max_guests"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         const char *v = config_get(flags, "node", keys[i]);
         if (v)
             config_set(o->cfg, "node", keys[i], v);
     }
+    config_foreach(flags, "labels", copy_label, o->cfg);
     config_destroy(&flags);
     return 0;
 }
@@ -245,15 +309,145 @@ net_config_read(const config_t *c, struct net_config *out)
 
 static uv_signal_t sigterm, sigint;
 
+/* The agents this process runs: one, or --sim-nodes of them on one loop. */
+struct agents {
+    agent_t **a; /* owned */
+    size_t n;    /* entries in a */
+};
+
 static void
 on_signal(uv_signal_t *s, int signum)
 {
-    agent_t *a = s->data;
+    struct agents *all = s->data;
 
-    log_notice("signal %d received, stopping the agent (guests keep running)", signum);
+    log_notice("signal %d received, stopping %zu agent(s) (guests keep running)", signum, all->n);
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
-    agent_shutdown(a);
+    for (size_t i = 0; i < all->n; i++)
+        agent_shutdown(all->a[i]);
+}
+
+/* Runs the loop with every agent of all until a signal stops them, then frees them. */
+static int
+run_agents(uv_loop_t *loop, struct agents *all)
+{
+    uv_signal_init(loop, &sigterm);
+    uv_signal_init(loop, &sigint);
+    sigterm.data = sigint.data = all;
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_run(loop, UV_RUN_DEFAULT);
+    for (size_t i = 0; i < all->n; i++)
+        agent_destroy(&all->a[i]);
+    uv_loop_close(loop);
+    return 0;
+}
+
+/* The simulated node's capacity and seed from the --sim-* flags or the file. */
+static int
+sim_config_from(const struct options *o, struct sim_config *sc)
+{
+    uint64_t v;
+    int r;
+
+    *sc = (struct sim_config){
+        .cpus = 16000, .memory = 64ULL << 30, .disk = 1ULL << 40, .max_guests = 1000, .seed = 1};
+    if ((r = config_get_u64(o->cfg, "node", "sim_cpus", &v)) == 0 && v >= 1 && v <= UINT32_MAX)
+        sc->cpus = (uint32_t)v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: --sim-cpus wants millicores 1..2^32-1\n"), -EINVAL;
+    if ((r = config_get_size(o->cfg, "node", "sim_memory", &v)) == 0 && v > 0)
+        sc->memory = v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: --sim-memory wants a size such as 64G\n"), -EINVAL;
+    if ((r = config_get_size(o->cfg, "node", "sim_disk", &v)) == 0 && v > 0)
+        sc->disk = v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: --sim-disk wants a size such as 1T\n"), -EINVAL;
+    r = config_get_u64(o->cfg, "node", "sim_max_guests", &v);
+    if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
+        sc->max_guests = (uint32_t)v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: --sim-max-guests wants 1..%d\n", STORE_MAX_GUESTS),
+               -EINVAL;
+    if ((r = config_get_u64(o->cfg, "node", "sim_seed", &v)) == 0)
+        sc->seed = v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: --sim-seed wants a number\n"), -EINVAL;
+    return 0;
+}
+
+/* vfleet-node run --backend sim --sim-nodes N: N agents on one loop, each its
+ * own DEALER identity, sim backend (seed + i) and memory store, so thousands
+ * of nodes cost a few file descriptors each and nothing on disk. */
+static int
+run_sim_nodes(const struct options *o, const struct agent_config *base, uint64_t n)
+{
+    struct sim_config sc;
+    struct rlimit rl;
+    uv_loop_t loop;
+    int err = 0;
+
+    if (sim_config_from(o, &sc) < 0)
+        return EXIT_USAGE;
+    /* Each node holds a ZeroMQ socket (its mailbox fd) and a connection to the
+     * master: raise the soft descriptor limit as far as the hard one allows. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 3 * n + 64) {
+        fprintf(stderr,
+                "vfleet-node: %" PRIu64 " simulated nodes need about %" PRIu64
+                " file descriptors, the limit is %llu (raise it with ulimit -n)\n",
+                n, 3 * n + 64, (unsigned long long)rl.rlim_cur);
+        return EXIT_FAIL;
+    }
+    /* czmq allows 1024 sockets per process unless told otherwise, before the first one. */
+    zsys_set_max_sockets((size_t)n + 64);
+
+    struct agents all = {.a = xcalloc(n, sizeof(agent_t *)), .n = 0};
+    uv_loop_init(&loop);
+    for (uint64_t i = 0; i < n; i++) {
+        struct agent_config ac = *base;
+        struct sim_config nc = sc;
+
+        if (snprintf(ac.name, sizeof(ac.name), "%s-%04" PRIu64, base->name, i + 1) >=
+                (int)sizeof(ac.name) ||
+            !name_is_valid(ac.name)) {
+            fprintf(stderr, "vfleet-node: \"%s-%04" PRIu64 "\" is not a valid node name\n",
+                    base->name, i + 1);
+            err = -EINVAL;
+            break;
+        }
+        ac.memory_store = true;
+        ac.fake_pids = true;
+        nc.seed = sc.seed + i;
+        all.a[i] = agent_new(&loop, &ac, sim_backend_new(&nc), &err);
+        if (!all.a[i]) {
+            log_error("node=%s cannot start: %s", ac.name, strerror(-err));
+            break;
+        }
+        all.n++;
+    }
+    if (all.n < n) {
+        for (size_t i = 0; i < all.n; i++)
+            agent_shutdown(all.a[i]);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        for (size_t i = 0; i < all.n; i++)
+            agent_destroy(&all.a[i]);
+        uv_loop_close(&loop);
+        free(all.a);
+        return err == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
+    }
+    log_notice("%" PRIu64 " simulated nodes %s-0001..%s-%04" PRIu64
+               " running, master \"%s\", %u millicores, %" PRIu64 " MiB memory, %" PRIu64
+               " GiB disk, %u guests each",
+               n, base->name, base->name, n, base->master, sc.cpus, sc.memory >> 20, sc.disk >> 30,
+               sc.max_guests);
+    run_agents(&loop, &all);
+    free(all.a);
+    return 0;
 }
 
 /* Holds an exclusive lock on STATE_DIR/vfleet-node.pid for the agent's life,
@@ -287,11 +481,20 @@ cmd_run(struct options *o)
     struct agent_config ac = {0};
     const char *state_dir = opt_str(o, "state_dir", DEFAULT_STATE_DIR);
     const char *backend_name = opt_str(o, "backend", "linux");
-    uint64_t v;
+    uint64_t v, sim_nodes;
     char host[NAME_MAX_LEN + 1] = "";
     int r, err = 0;
 
     gethostname(host, sizeof(host) - 1);
+    r = config_get_u64(o->cfg, "node", "sim_nodes", &sim_nodes);
+    if (r == -ENOENT)
+        sim_nodes = 0;
+    else if (r < 0 || sim_nodes < 1 || sim_nodes > 100000 || strcmp(backend_name, "sim") != 0) {
+        fprintf(stderr, "vfleet-node: --sim-nodes wants 1..100000 and --backend sim\n");
+        return EXIT_USAGE;
+    }
+    if (sim_nodes && !config_get(o->cfg, "node", "name"))
+        strscpy(host, "sim", sizeof(host));
     if (strscpy(ac.name, opt_str(o, "name", host), sizeof(ac.name)) < 0 ||
         !name_is_valid(ac.name)) {
         fprintf(stderr, "vfleet-node: node name \"%s\" is not a valid name (a DNS label)\n",
@@ -330,6 +533,8 @@ cmd_run(struct options *o)
                                    : strerror(-pidfd));
         return EXIT_FAIL;
     }
+    if (sim_nodes)
+        return run_sim_nodes(o, &ac, sim_nodes);
 
     /* The backend comes first: the linux backend forks its single-threaded
      * spawner here, before libzmq starts its I/O threads. */
@@ -341,9 +546,19 @@ cmd_run(struct options *o)
         strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
         if (net_config_read(o->cfg, &lc.net) < 0)
             return EXIT_USAGE;
+        r = config_get_u64(o->cfg, "node", "max_guests", &v);
+        if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
+            lc.max_guests = (uint32_t)v;
+        else if (r != -ENOENT) {
+            fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS);
+            return EXIT_USAGE;
+        }
         b = linux_backend_new(&lc, &err);
     } else if (strcmp(backend_name, "sim") == 0) {
-        struct sim_config sc = {.seed = 1};
+        struct sim_config sc;
+        if (sim_config_from(o, &sc) < 0)
+            return EXIT_USAGE;
+        ac.fake_pids = true;
         b = sim_backend_new(&sc);
     } else {
         fprintf(stderr, "vfleet-node: unknown backend \"%s\" (linux or sim)\n", backend_name);
@@ -363,17 +578,10 @@ cmd_run(struct options *o)
         uv_loop_close(&loop);
         return EXIT_FAIL;
     }
-    uv_signal_init(&loop, &sigterm);
-    uv_signal_init(&loop, &sigint);
-    sigterm.data = sigint.data = a;
-    uv_signal_start(&sigterm, on_signal, SIGTERM);
-    uv_signal_start(&sigint, on_signal, SIGINT);
+    struct agents all = {.a = &a, .n = 1};
     log_notice("node=%s agent running, master \"%s\", state \"%s\", backend %s", ac.name, ac.master,
                state_dir, backend_name);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    agent_destroy(&a);
-    uv_loop_close(&loop);
-    return 0;
+    return run_agents(&loop, &all);
 }
 
 static const char *

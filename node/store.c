@@ -24,6 +24,7 @@
 struct store {
     int lock_fd;                   /* <dir>/lock, flock'd LOCK_EX for the store's life */
     bool readonly;                 /* opened by store_open_readonly: no writes, no lock */
+    bool memory;                   /* opened by store_open_memory: nothing on disk */
     int guests_fd;                 /* <dir>/guests, O_DIRECTORY */
     struct store_record **recs;    /* records, each malloc'd, sorted by spec.id */
     size_t n;                      /* records used */
@@ -395,6 +396,18 @@ store_open(const char *dir, store_t **out)
     return r;
 }
 
+int
+store_open_memory(store_t **out)
+{
+    store_t *s = xcalloc(1, sizeof(*s));
+
+    s->memory = true;
+    s->lock_fd = -EBADF;
+    s->guests_fd = -EBADF;
+    *out = s;
+    return 0;
+}
+
 void
 store_close(store_t **sp)
 {
@@ -526,6 +539,12 @@ store_put(store_t *s, const struct store_record *rec)
     if (!found && s->n >= STORE_MAX_GUESTS)
         return -ENOSPC;
 
+    if (s->memory) {
+        copy = xmalloc(sizeof(*copy));
+        memcpy(copy, rec, sizeof(*copy));
+        insert(s, copy);
+        return 0;
+    }
     j = record_to_json(rec);
     text = json_dumps(j, JSON_INDENT(2));
     if (!text)
@@ -556,14 +575,16 @@ store_delete(store_t *s, const char *id)
         return -EROFS;
     if (!found)
         return -ENOENT;
-    snprintf(name, sizeof(name), "%s" JSON_SUFFIX, s->recs[i]->spec.id);
-    if (unlinkat(s->guests_fd, name, 0) < 0 && errno != ENOENT)
-        return -errno;
+    if (!s->memory) {
+        snprintf(name, sizeof(name), "%s" JSON_SUFFIX, s->recs[i]->spec.id);
+        if (unlinkat(s->guests_fd, name, 0) < 0 && errno != ENOENT)
+            return -errno;
+    }
     /* The file is gone: memory follows even if making that durable fails below. */
     free(s->recs[i]);
     memmove(&s->recs[i], &s->recs[i + 1], (s->n - i - 1) * sizeof(*s->recs));
     s->n--;
-    if (fsync(s->guests_fd) < 0)
+    if (!s->memory && fsync(s->guests_fd) < 0)
         return -errno;
     return 0;
 }

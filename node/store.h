@@ -72,6 +72,13 @@ int store_open(const char *dir, store_t **out);
  * -EROFS. Returns like store_open. */
 int store_open_readonly(const char *dir, store_t **out);
 
+/* Opens an empty store that lives in memory only: the same API, nothing read
+ * or written on disk, no lock, records gone at store_close. For simulated
+ * nodes (vfleet-node --sim-nodes), thousands per process, whose guests are
+ * not real either. Returns 0 with *out set; never fails (allocation failure
+ * aborts). */
+int store_open_memory(store_t **out);
+
 void store_close(store_t **s);
 
 /* The problems store_open found: count, and each by index (valid until close). */

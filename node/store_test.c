@@ -326,6 +326,80 @@ test_delete_durable(void **state)
     assert_non_null(store_get(s, ID2));
 }
 
+/* Counts the open file descriptors of this process. */
+static int
+count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* The memory store keeps the API's semantics (validation, id order,
+ * replacement, delete) without touching the disk: no directory appears, no
+ * descriptor stays open, and two of them coexist in one process (no lock). */
+static void
+test_memory_store(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    _cleanup_(store_close) store_t *s = NULL;
+    _cleanup_(store_close) store_t *t = NULL;
+    int fds = count_fds();
+
+    assert_int_equal(store_open_memory(&s), 0);
+    assert_int_equal(store_open_memory(&t), 0);
+    assert_int_equal(count_fds(), fds);
+    assert_int_equal(store_count(s), 0);
+    assert_int_equal(store_problem_count(s), 0);
+
+    record(a, ID3, "web3", 1);
+    assert_int_equal(store_put(s, a), 0);
+    record(a, ID1, "web1", 2);
+    assert_int_equal(store_put(s, a), 0);
+    record(a, ID2, "web2", 1);
+    assert_int_equal(store_put(t, a), 0);
+    assert_int_equal(store_count(s), 2);
+    assert_int_equal(store_count(t), 1);
+    assert_string_equal(store_at(s, 0)->spec.id, ID1);
+    assert_string_equal(store_at(s, 1)->spec.id, ID3);
+    assert_null(store_get(s, ID2));
+    assert_string_equal(store_find_by_name(s, "web3")->spec.id, ID3);
+    assert_int_equal(store_get(s, ID1)->rt.pid, 4242);
+    assert_int_equal(store_get(s, ID1)->baseline.net_rx_bytes, 77);
+
+    /* Replacing keeps one record per id. */
+    record(a, ID1, "web1", 5);
+    a->desired = STORE_DESIRED_STOPPED;
+    assert_int_equal(store_put(s, a), 0);
+    assert_int_equal(store_count(s), 2);
+    assert_int_equal(store_get(s, ID1)->applied_generation, 4);
+    assert_int_equal(store_get(s, ID1)->desired, STORE_DESIRED_STOPPED);
+
+    /* The same validation as on disk, with memory unchanged on refusal. */
+    record(a, ID2, "Not A Name", 1);
+    assert_int_equal(store_put(s, a), -EINVAL);
+    record(a, ID2, "web2", 1);
+    a->desired = 7;
+    assert_int_equal(store_put(s, a), -EINVAL);
+    assert_int_equal(store_count(s), 2);
+
+    assert_int_equal(store_delete(s, ID3), 0);
+    assert_int_equal(store_delete(s, ID3), -ENOENT);
+    assert_null(store_get(s, ID3));
+    assert_int_equal(store_count(s), 1);
+    assert_int_equal(store_count(t), 1);
+
+    /* Nothing was written anywhere: not in the fixture's dir, not in the default one's place. */
+    assert_int_equal(access(f->dir, F_OK), -1);
+    assert_int_equal(count_fds(), fds);
+}
+
 int
 main(void)
 {
@@ -336,6 +410,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_misnamed_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_store, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,9 +102,125 @@ for p in k: v=v[p]
 print(str(v).lower() if isinstance(v,bool) else v)' "$1" "$2"
 }
 
+# ---- cluster helpers: a master and node agents through deploy/local-cluster ----
+#
+# start_cluster NODES [SIM] starts a master and NODES real node agents, each in
+# its own network namespace (vf-<prefix>N, the prefix holds this shell's pid so
+# parallel runs never share one), plus SIM simulated nodes, all under $T/c,
+# with the master's HTTP API on a free loopback port. MASTER_ARGS and
+# NODE_ARGS add flags. The EXIT trap tears everything down (cluster_teardown).
+CL=$T/c
+CL_PREFIX=t$$h
+CL_STARTED=0
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# local_cluster ARGS...: deploy/local-cluster with this scenario's environment.
+local_cluster() {
+    VFLEET_LOCAL_DIR=$CL VFLEET_LOCAL_PORT=$CL_PORT VFLEET_LOCAL_PREFIX=$CL_PREFIX \
+        VFLEET_MASTER_ARGS="--log-level debug ${MASTER_ARGS:-}" \
+        VFLEET_NODE_ARGS="--heartbeat 500 --usage-interval 1 --log-level debug ${NODE_ARGS:-}" \
+        VFLEET_SIM_ARGS="${SIM_ARGS:-}" VFLEET_BIN=$VFLEET_BIN \
+        "$VFLEET_SOURCE_DIR/deploy/local-cluster" "$@"
+}
+
+start_cluster() {
+    local nodes=$1 sim=${2:-0}
+    CL_PORT=${CL_PORT:-$(free_port)}
+    export VFLEET_MASTER=http://127.0.0.1:$CL_PORT
+    [ -x "$VFLEET_BIN/vfleet-master" ] || {
+        echo "SKIP: no vfleet-master built"
+        exit 77
+    }
+    CL_STARTED=1
+    local_cluster up --nodes "$nodes" --sim "$sim" >>"$T/cluster.log" 2>&1 ||
+        fail "local-cluster up failed: $(tail -5 "$T/cluster.log")"
+    ok "cluster up: $nodes nodes, $sim simulated, $VFLEET_MASTER"
+}
+
+# node N: the name of real node N.
+node() { echo "$CL_PREFIX$1"; }
+node_dir() { echo "$CL/$1"; }
+cl_agent_pid() { cat "$CL/$1/agent.pid"; }
+cl_master_pid() { cat "$CL/master.pid"; }
+
+# vf ARGS...: the CLI against this scenario's master.
+vf() { "$VFLEET_BIN/vfleet" "$@"; }
+
+# pyj EXPR: evaluates a Python expression over the JSON on stdin (bound to d).
+pyj() {
+    python3 -c 'import json,sys,collections
+d=json.load(sys.stdin)
+v=eval(sys.argv[1])
+print(json.dumps(v) if isinstance(v,(dict,list)) else (str(v).lower() if isinstance(v,bool) else v))' "$1"
+}
+
+# wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.2 s until it succeeds.
+wait_for() {
+    local secs=$1 what=$2
+    shift 2
+    local end=$((SECONDS + secs))
+    while ! "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $end ] || fail "timed out after ${secs}s waiting for: $what"
+        sleep 0.2
+    done
+}
+
+# guest_field NAME FIELD: one field of a guest as the master reports it.
+guest_field() { vf --json guest show "$1" | pyj "d[\"$2\"]"; }
+# node_state NAME: a node's state as the master reports it.
+node_state() { vf --json node show "$1" | pyj 'd["state"]'; }
+# count_state STATE: guests the master lists in STATE.
+count_state() { vf --json guest ls --state "$1" | pyj 'len(d["guests"])'; }
+all_running() { [ "$(count_state running)" -eq "$1" ]; }
+is_node_state() { [ "$(node_state "$1")" = "$2" ]; }
+
+# Stops every process, guest, mount, cgroup and namespace the cluster made.
+cluster_teardown() {
+    [ "$CL_STARTED" = 1 ] || return 0
+    local f rec pid id
+    for f in "$CL"/*/agent.pid "$CL"/master.pid; do
+        [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+    done
+    sleep 0.2
+    for rec in "$CL"/*/guests/*.json; do
+        [ -f "$rec" ] || continue
+        pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["runtime"]["pid"])' "$rec" 2>/dev/null)
+        [ -n "$pid" ] && [ "$pid" != 0 ] && kill -9 "$pid" 2>/dev/null
+        # A guest started just before its agent died has no pid in its record
+        # yet: whatever runs in its cgroups goes too.
+        id=$(basename "$rec" .json)
+        for procs in /sys/fs/cgroup/*/vfleet/"$id"/cgroup.procs; do
+            [ -r "$procs" ] && xargs -r kill -9 <"$procs" 2>/dev/null
+        done
+    done
+    sleep 0.3
+    grep " $CL/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null
+    done
+    for rec in "$CL"/*/guests/*.json; do
+        [ -f "$rec" ] || continue
+        id=$(basename "$rec" .json)
+        for c in /sys/fs/cgroup/*/vfleet/"$id"; do
+            [ -d "$c" ] && rmdir "$c" 2>/dev/null
+        done
+    done
+    for ns in $(ip netns list | awk '{print $1}' | grep "^vf-$CL_PREFIX"); do
+        ip netns del "$ns" 2>/dev/null
+    done
+    if [ "${1:-0}" -ne 0 ] && [ "${1:-0}" -ne 77 ]; then
+        for f in "$CL"/master.log "$CL"/*/agent.log "$T"/cluster.log; do
+            [ -f "$f" ] && { echo "---- $f (tail)"; tail -40 "$f"; }
+        done
+    fi
+}
+
 cleanup() {
     local rc=$?
     set +e
+    cluster_teardown $rc
     for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
     sleep 0.2
     # Kill every guest this scenario started: their inits are recorded in the stores.
