@@ -129,6 +129,15 @@ node() { echo "$CL_PREFIX$1"; }
 node_dir() { echo "$CL/$1"; }
 cl_agent_pid() { cat "$CL/$1/agent.pid"; }
 cl_master_pid() { cat "$CL/master.pid"; }
+# kill9_wait PID: kill -9 and wait until the process is gone (or a zombie).
+kill9_wait() {
+    kill -9 "$1"
+    for _ in $(seq 100); do
+        alive "$1" || return 0
+        sleep 0.1
+    done
+    fail "process $1 survived kill -9"
+}
 
 # vf ARGS...: the CLI against this scenario's master.
 vf() { "$VFLEET_BIN/vfleet" "$@"; }
