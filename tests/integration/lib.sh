@@ -213,6 +213,8 @@ cluster_teardown() {
 cleanup() {
     local rc=$?
     set +e
+    # Nothing may interrupt the clean-up itself.
+    trap '' HUP INT PIPE TERM
     cluster_teardown $rc
     for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
     sleep 0.2
@@ -242,3 +244,9 @@ cleanup() {
     exit $rc
 }
 trap cleanup EXIT
+# A scenario stopped by a signal (ctest's timeout, a closed pipe, ^C) still
+# cleans up: exiting from these traps runs the EXIT trap.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
