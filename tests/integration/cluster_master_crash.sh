@@ -45,7 +45,7 @@ clients=$!
 
 # Crash the master once some creates went through and more are in flight.
 wait_for 60 "40 answered creates" eval '[ "$(wc -l <"$T/results")" -ge 40 ]'
-kill -9 "$(cl_master_pid)"
+kill9_wait "$(cl_master_pid)"
 crashed_at=$(wc -l <"$T/results")
 ok "master killed with $crashed_at of 200 creates answered"
 sleep 1
@@ -85,7 +85,7 @@ ok "200 distinct addresses"
 
 # The nodes' inventories: a second master restart makes every node say hello
 # with what it holds; the master must find nothing unknown (orphan) or missing (lost).
-kill -9 "$(cl_master_pid)"
+kill9_wait "$(cl_master_pid)"
 local_cluster up >>"$T/cluster.log" 2>&1 || fail "second master restart"
 wait_for 60 "200 guests running after the second restart" all_running 200
 sum=$(vf --json node ls | pyj 'sum(n["guests"] for n in d["nodes"])')

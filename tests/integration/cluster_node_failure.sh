@@ -21,7 +21,7 @@ before=$(vf --json guest ls | pyj 'sorted((g["name"], g["node"], g["id"]) for g 
 pids=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" | pyj '" ".join(str(g["pid"]) for g in d)')
 ok "4 guests running; on $h1: $on_h1 (inits $pids)"
 
-kill -9 "$(cl_agent_pid "$h1")"
+kill9_wait "$(cl_agent_pid "$h1")"
 sleep 0.5
 for p in $pids; do alive "$p" || fail "guest init $p died with the agent"; done
 ok "agent of $h1 killed; its guests' inits live"

@@ -145,6 +145,15 @@ node() { echo "$CL_PREFIX$1"; }
 node_dir() { echo "$CL/$1"; }
 cl_agent_pid() { cat "$CL/$1/agent.pid"; }
 cl_master_pid() { cat "$CL/master.pid"; }
+# kill9_wait PID: kill -9 and wait until the process is gone (or a zombie).
+kill9_wait() {
+    kill -9 "$1"
+    for _ in $(seq 100); do
+        alive "$1" || return 0
+        sleep 0.1
+    done
+    fail "process $1 survived kill -9"
+}
 
 # vf ARGS...: the CLI against this scenario's master.
 vf() { "$VFLEET_BIN/vfleet" "$@"; }
@@ -220,6 +229,8 @@ cluster_teardown() {
 cleanup() {
     local rc=$?
     set +e
+    # Nothing may interrupt the clean-up itself.
+    trap '' HUP INT PIPE TERM
     cluster_teardown $rc
     for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
     sleep 0.2
@@ -251,3 +262,9 @@ cleanup() {
     exit $rc
 }
 trap cleanup EXIT
+# A scenario stopped by a signal (ctest's timeout, a closed pipe, ^C) still
+# cleans up: exiting from these traps runs the EXIT trap.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
