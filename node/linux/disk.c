@@ -466,8 +466,8 @@ disk_attach(int imgfd, const char *image, char *loopdev, size_t n)
         if (errno == EINVAL) {
             cfg.info.lo_flags &= ~(uint32_t)LO_FLAGS_DIRECT_IO;
             if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0) {
-                log_debug("disk: direct I/O refused on %s for \"%s\", using buffered I/O",
-                          loopdev, image);
+                log_debug("disk: direct I/O refused on %s for \"%s\", using buffered I/O", loopdev,
+                          image);
                 return move_fd(lfd);
             }
         }
