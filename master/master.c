@@ -1121,10 +1121,22 @@ create_one(master_t *m, const json_t *body, struct created *out, json_t **resp,
     sreq.group = group ? json_string_value(group) : NULL;
     r = sched_place(m->sched, &sreq, &sres);
     if (r == -ENOSPC || r == -ENOENT) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "no node can take guest \"%s\"", spec->name);
-        e->status = 422;
-        e->body = api_error_json("unplaceable", NULL, msg);
+        char msg[160];
+        /* Nodes exist but none is ready (a master that just restarted, before
+         * the nodes said hello again; a network cut): that passes, so it is a
+         * 503 to retry, not a 422 that says the request can never fit. */
+        bool none_ready = r == -ENOSPC && !sreq.pin && sres.nodes_total > 0 &&
+                          sres.rejected[SCHED_F_STATE] == sres.nodes_total;
+        if (none_ready) {
+            snprintf(msg, sizeof(msg), "no node is ready to take guest \"%s\" (%u known); retry",
+                     spec->name, sres.nodes_total);
+            e->status = 503;
+            e->body = api_error_json("unavailable", NULL, msg);
+        } else {
+            snprintf(msg, sizeof(msg), "no node can take guest \"%s\"", spec->name);
+            e->status = 422;
+            e->body = api_error_json("unplaceable", NULL, msg);
+        }
         json_object_set_new(json_object_get(e->body, "error"), "placement",
                             api_placement_json(&sres, r == -ENOENT, sreq.pin));
         goto fail;
