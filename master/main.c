@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "common/config.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "master/master.h"
@@ -271,18 +272,9 @@ main(int argc, char **argv)
         char *slash = strrchr(dir, '/');
         if (slash && slash != dir) {
             *slash = '\0';
-            /* Every missing component, as mkdir -p. */
-            for (char *p = dir + 1;; p++) {
-                if (*p == '/' || *p == '\0') {
-                    char saved = *p;
-                    *p = '\0';
-                    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                        log_debug("cannot create \"%s\": %m", dir);
-                    *p = saved;
-                    if (!saved)
-                        break;
-                }
-            }
+            int mr = fs_mkdir_p(dir, 0700);
+            if (mr < 0)
+                log_debug("cannot create \"%s\": %s", dir, strerror(-mr));
         }
     }
 

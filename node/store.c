@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
@@ -64,26 +65,6 @@ has_suffix(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* mkdir -p with mode 0700 for what it creates; existing directories are kept as they are. */
-static int
-mkdir_p(const char *path)
-{
-    _cleanup_free_ char *p = xstrdup(path);
-
-    for (char *c = p + 1;; c++) {
-        if (*c != '/' && *c != '\0')
-            continue;
-        char saved = *c;
-        *c = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST)
-            return -errno;
-        *c = saved;
-        if (saved == '\0')
-            break;
-    }
-    return 0;
 }
 
 /* Binary search by id: the index of the record, or where it would go (*found false). */
@@ -362,7 +343,7 @@ store_open(const char *dir, store_t **out)
     _cleanup_close_ int dfd = -EBADF;
     int r;
 
-    r = mkdir_p(dir);
+    r = fs_mkdir_p(dir, 0700);
     if (r < 0)
         return r;
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/errtext.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
@@ -61,26 +62,6 @@ paths_of(const struct linux_backend *l, const struct guest_spec *s, struct guest
 }
 
 static int
-mkdir_p(const char *path, mode_t mode)
-{
-    char buf[600];
-
-    if (strscpy(buf, path, sizeof(buf)) < 0)
-        return -ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
-static int
 lx_probe(backend_t *b, struct node_facts *out)
 {
     struct linux_backend *l = lb(b);
@@ -115,7 +96,7 @@ lx_create(backend_t *b, const struct guest_spec *s)
     paths_of(l, s, &p);
     if (stat(p.tmpl, &st) < 0 || !S_ISDIR(st.st_mode))
         return errtext_fail(-ENOENT, "template \"%s\" is not on this node", s->template_name);
-    r = mkdir_p(p.dir, 0700);
+    r = fs_mkdir_p(p.dir, 0700);
     if (r < 0)
         return r;
     /* An existing image is the guest's disk, whatever size the spec now asks
@@ -477,7 +458,7 @@ linux_backend_new(const struct linux_config *cfg, int *err)
         goto fail;
     char data[300];
     snprintf(data, sizeof(data), "%s/data", cfg->state_dir);
-    r = mkdir_p(data, 0700);
+    r = fs_mkdir_p(data, 0700);
     if (r < 0)
         goto fail;
     return &l->base;
