@@ -14,43 +14,46 @@
 void
 cmd_guest_help(FILE *f)
 {
-    fputs("Usage: vfleet guest COMMAND\n"
-          "\n"
-          "  create NAME --template T [options]   place and create a guest\n"
-          "  ls [--node N] [--state S] [--label k=v]...\n"
-          "                                       list guests (filters combine)\n"
-          "  show NAME                            one guest in full\n"
-          "  start NAME [--wait [--timeout S]]    start a stopped guest\n"
-          "  stop NAME                            stop a guest (its disk stays)\n"
-          "  restart NAME                         stop and start again\n"
-          "  rm NAME                              destroy a guest and release its addresses\n"
-          "  set NAME [limits] [--label k=v]... [--unlabel k]... [--flags private,lock|none]\n"
-          "                                       change a guest (a JSON merge patch)\n"
-          "  exec NAME [--timeout S] -- CMD ARGS...\n"
-          "                                       run a command in the guest; exits with its code\n"
-          "  usage NAME                           the latest resource usage sample\n"
-          "\n"
-          "Limits (create and set):\n"
-          "  --memory SIZE  --rss SIZE  --swap SIZE  --disk SIZE      sizes: 4096, 256M, 1.5G\n"
-          "  --procs N  --inodes N  --nofile N  --tcp-sockets N\n"
-          "  --cpu CORES  --cpu-burst CORES                           CPU ceiling: 0.5, 2\n"
-          "  --cpu-weight N  --io-weight N                            shares, 1 to 10000\n"
-          "  --net-in RATE  --net-out RATE                            rates: 10mbit, 1gbit\n"
-          "\n"
-          "Create options:\n"
-          "  --template T          root filesystem template (required)\n"
-          "  --ip auto|ADDR        an address from a pool, repeatable (default: the master's)\n"
-          "  --label k=v           a label on the guest, repeatable\n"
-          "  --constraint k=v      place only on nodes with this label, repeatable\n"
-          "  --group G             anti-affinity group: at most one per node\n"
-          "  --node N              pin to node N\n"
-          "  --algorithm A         spread or binpack (default: the cluster's)\n"
-          "  --wait                return once the guest runs (or fails)\n"
-          "  --timeout S           seconds to wait, with --wait\n"
-          "  --idempotency-key K   reuse K to retry a create safely (default: a random UUID)\n"
-          "\n"
-          "Every command takes --json to print the master's JSON.\n",
-          f);
+    fputs(
+        "Usage: vfleet guest COMMAND\n"
+        "\n"
+        "  create NAME --template T [options]   place and create a guest\n"
+        "  ls [--node N] [--state S] [--label k=v]...\n"
+        "                                       list guests (filters combine)\n"
+        "  show NAME                            one guest in full\n"
+        "  start NAME [--wait [--timeout S]]    start a stopped guest\n"
+        "  stop NAME                            stop a guest (its disk stays)\n"
+        "  restart NAME                         stop and start again\n"
+        "  rm NAME                              destroy a guest and release its addresses\n"
+        "  set NAME [limits] [--label k=v]... [--unlabel k]... [--flags private,lock|none]\n"
+        "                                       change a guest (a JSON merge patch)\n"
+        "  exec NAME [--timeout S] -- CMD ARGS...\n"
+        "                                       run a command in the guest; exits with its code\n"
+        "  usage NAME                           the latest resource usage sample\n"
+        "  traffic NAME [--reset]               traffic since the last reset (FreeVPS trafstat);\n"
+        "                                       --reset ends the period and starts a new one\n"
+        "\n"
+        "Limits (create and set):\n"
+        "  --memory SIZE  --rss SIZE  --swap SIZE  --disk SIZE      sizes: 4096, 256M, 1.5G\n"
+        "  --procs N  --inodes N  --nofile N  --tcp-sockets N\n"
+        "  --cpu CORES  --cpu-burst CORES                           CPU ceiling: 0.5, 2\n"
+        "  --cpu-weight N  --io-weight N                            shares, 1 to 10000\n"
+        "  --net-in RATE  --net-out RATE                            rates: 10mbit, 1gbit\n"
+        "\n"
+        "Create options:\n"
+        "  --template T          root filesystem template (required)\n"
+        "  --ip auto|ADDR        an address from a pool, repeatable (default: the master's)\n"
+        "  --label k=v           a label on the guest, repeatable\n"
+        "  --constraint k=v      place only on nodes with this label, repeatable\n"
+        "  --group G             anti-affinity group: at most one per node\n"
+        "  --node N              pin to node N\n"
+        "  --algorithm A         spread or binpack (default: the cluster's)\n"
+        "  --wait                return once the guest runs (or fails)\n"
+        "  --timeout S           seconds to wait, with --wait\n"
+        "  --idempotency-key K   reuse K to retry a create safely (default: a random UUID)\n"
+        "\n"
+        "Every command takes --json to print the master's JSON.\n",
+        f);
 }
 
 /* The state column: the observed state, marked while the node has not yet
@@ -609,6 +612,62 @@ guest_usage(struct cli_ctx *ctx, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+static int
+guest_traffic(struct cli_ctx *ctx, int argc, char **argv)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_(table_destroy) table_t *t = NULL;
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    bool reset = false;
+    const char *name;
+    char buf[32];
+
+    /* "--reset" may stand anywhere among the arguments. */
+    char *args[3];
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--reset"))
+            reset = true;
+        else if (n < 3)
+            args[n++] = argv[i];
+        else
+            return cli_usage_error(ctx, "traffic: expected one guest NAME");
+    }
+    int r = cli_simple_args(ctx, n, args, 1, &name, cmd_guest_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    path = xasprintf("/v1/guests/%s/traffic%s", name, reset ? "/reset" : "");
+    what = xasprintf("guest \"%s\"", name);
+    struct http_request req = {.method = reset ? "POST" : "GET", .path = path};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        cli_print_json(ctx, res.body);
+        return CLI_EXIT_OK;
+    }
+    json_t *o = res.body;
+    const char *since = cli_str(o, "since");
+    t = table_new(2, NULL);
+    table_align_right(t, 1);
+    table_add(t, "since:");
+    table_add(t, *since ? since : "the guest's start");
+    table_add(t, "until:");
+    table_add(t, cli_str(o, "sampled"));
+    table_add(t, "in:");
+    table_addf(t, "%s (%lld packets)",
+               table_size((uint64_t)cli_int(o, "rx_bytes"), buf, sizeof(buf)),
+               cli_int(o, "rx_packets"));
+    table_add(t, "out:");
+    table_addf(t, "%s (%lld packets)",
+               table_size((uint64_t)cli_int(o, "tx_bytes"), buf, sizeof(buf)),
+               cli_int(o, "tx_packets"));
+    table_print(t, ctx->out);
+    if (reset)
+        fprintf(ctx->out, "counter reset: a new period starts now\n");
+    return CLI_EXIT_OK;
+}
+
 int
 cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -636,5 +695,7 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_exec(ctx, argc, argv);
     if (!strcmp(v, "usage"))
         return guest_usage(ctx, argc, argv);
+    if (!strcmp(v, "traffic"))
+        return guest_traffic(ctx, argc, argv);
     return cli_usage_error(ctx, "guest: unknown command \"%s\" (see vfleet guest --help)", v);
 }

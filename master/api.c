@@ -37,6 +37,8 @@ static const struct route_def routes[] = {
     {API_GUEST_RESTART, "POST", "/v1/guests/*/restart", "guest.restart"},
     {API_GUEST_EXEC, "POST", "/v1/guests/*/exec", "guest.exec"},
     {API_GUEST_USAGE, "GET", "/v1/guests/*/usage", "guest.usage"},
+    {API_GUEST_TRAFFIC, "GET", "/v1/guests/*/traffic", "guest.traffic"},
+    {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/*/traffic/reset", "guest.traffic.reset"},
     {API_POOLS_LIST, "GET", "/v1/pools", "pool.list"},
     {API_POOL_CREATE, "POST", "/v1/pools", "pool.create"},
     {API_POOL_DELETE, "DELETE", "/v1/pools/*", "pool.delete"},

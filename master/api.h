@@ -20,25 +20,27 @@
 
 enum api_route {
     API_NONE,
-    API_HEALTH,        /* GET /healthz */
-    API_NODES_LIST,    /* GET /v1/nodes */
-    API_NODE_GET,      /* GET /v1/nodes/{name} */
-    API_NODE_CORDON,   /* POST /v1/nodes/{name}/cordon */
-    API_NODE_UNCORDON, /* POST /v1/nodes/{name}/uncordon */
-    API_GUESTS_LIST,   /* GET /v1/guests */
-    API_GUEST_CREATE,  /* POST /v1/guests */
-    API_GUEST_BATCH,   /* POST /v1/guests:batch */
-    API_GUEST_GET,     /* GET /v1/guests/{name} */
-    API_GUEST_PATCH,   /* PATCH /v1/guests/{name} */
-    API_GUEST_DELETE,  /* DELETE /v1/guests/{name} */
-    API_GUEST_START,   /* POST /v1/guests/{name}/start */
-    API_GUEST_STOP,    /* POST /v1/guests/{name}/stop */
-    API_GUEST_RESTART, /* POST /v1/guests/{name}/restart */
-    API_GUEST_EXEC,    /* POST /v1/guests/{name}/exec */
-    API_GUEST_USAGE,   /* GET /v1/guests/{name}/usage */
-    API_POOLS_LIST,    /* GET /v1/pools */
-    API_POOL_CREATE,   /* POST /v1/pools */
-    API_POOL_DELETE,   /* DELETE /v1/pools/{name} */
+    API_HEALTH,              /* GET /healthz */
+    API_NODES_LIST,          /* GET /v1/nodes */
+    API_NODE_GET,            /* GET /v1/nodes/{name} */
+    API_NODE_CORDON,         /* POST /v1/nodes/{name}/cordon */
+    API_NODE_UNCORDON,       /* POST /v1/nodes/{name}/uncordon */
+    API_GUESTS_LIST,         /* GET /v1/guests */
+    API_GUEST_CREATE,        /* POST /v1/guests */
+    API_GUEST_BATCH,         /* POST /v1/guests:batch */
+    API_GUEST_GET,           /* GET /v1/guests/{name} */
+    API_GUEST_PATCH,         /* PATCH /v1/guests/{name} */
+    API_GUEST_DELETE,        /* DELETE /v1/guests/{name} */
+    API_GUEST_START,         /* POST /v1/guests/{name}/start */
+    API_GUEST_STOP,          /* POST /v1/guests/{name}/stop */
+    API_GUEST_RESTART,       /* POST /v1/guests/{name}/restart */
+    API_GUEST_EXEC,          /* POST /v1/guests/{name}/exec */
+    API_GUEST_USAGE,         /* GET /v1/guests/{name}/usage */
+    API_GUEST_TRAFFIC,       /* GET /v1/guests/{name}/traffic */
+    API_GUEST_TRAFFIC_RESET, /* POST /v1/guests/{name}/traffic/reset */
+    API_POOLS_LIST,          /* GET /v1/pools */
+    API_POOL_CREATE,         /* POST /v1/pools */
+    API_POOL_DELETE,         /* DELETE /v1/pools/{name} */
     API__ROUTE_MAX,
 };
 

@@ -86,6 +86,17 @@ static const char *const db_migrations[] = {
     "  created INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX idempotency_created ON idempotency(created);",
+    /* 2: FreeVPS trafstat semantics. The point a guest's traffic counter was
+     * last reset at, as the node's cumulative counters then: the resettable
+     * counter is the latest sample minus this mark. */
+    "CREATE TABLE traffic_marks ("
+    "  guest_id TEXT PRIMARY KEY REFERENCES guests(id) ON DELETE CASCADE,"
+    "  rx_bytes INTEGER NOT NULL,"
+    "  tx_bytes INTEGER NOT NULL,"
+    "  rx_packets INTEGER NOT NULL,"
+    "  tx_packets INTEGER NOT NULL,"
+    "  since INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 _Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,
@@ -119,6 +130,8 @@ enum db_stmt_id {
     ST_IDEM_PUT,
     ST_IDEM_GET,
     ST_IDEM_EXPIRE,
+    ST_MARK_GET,
+    ST_MARK_PUT,
     ST__MAX,
 };
 
@@ -173,6 +186,11 @@ static const char *const db_stmt_sql[ST__MAX] = {
     [ST_IDEM_GET] = "SELECT key, method, path, request_hash, status, body, created "
                     "FROM idempotency WHERE key = ?1",
     [ST_IDEM_EXPIRE] = "DELETE FROM idempotency WHERE created < ?1",
+    [ST_MARK_GET] = "SELECT rx_bytes, tx_bytes, rx_packets, tx_packets, since "
+                    "FROM traffic_marks WHERE guest_id = ?1",
+    [ST_MARK_PUT] = "INSERT OR REPLACE INTO traffic_marks "
+                    "(guest_id, rx_bytes, tx_bytes, rx_packets, tx_packets, since) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 /* Guest list filters: bit 0 node, bit 1 observed, bit 2 label. */
@@ -1290,4 +1308,42 @@ db_idem_expire(db_t *db, uint64_t before_ms)
     bind_u64(s, 1, before_ms);
     r = step_done(db, s, -EINVAL, false);
     return r < 0 ? r : sqlite3_changes(db->conn);
+}
+
+/* ---- traffic marks ---- */
+
+int
+db_traffic_mark_get(db_t *db, const char *guest_id, struct db_traffic_mark *out)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = stmt(db, ST_MARK_GET);
+    int rc;
+
+    bind_text(s, 1, guest_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return -ENOENT;
+    if (rc != SQLITE_ROW)
+        return db_errno(rc);
+    *out = (struct db_traffic_mark){
+        .rx_bytes = col_u64(s, 0),
+        .tx_bytes = col_u64(s, 1),
+        .rx_packets = col_u64(s, 2),
+        .tx_packets = col_u64(s, 3),
+        .since_ms = col_u64(s, 4),
+    };
+    return 0;
+}
+
+int
+db_traffic_mark_put(db_t *db, const char *guest_id, const struct db_traffic_mark *m)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = stmt(db, ST_MARK_PUT);
+
+    bind_text(s, 1, guest_id);
+    bind_u64(s, 2, m->rx_bytes);
+    bind_u64(s, 3, m->tx_bytes);
+    bind_u64(s, 4, m->rx_packets);
+    bind_u64(s, 5, m->tx_packets);
+    bind_u64(s, 6, m->since_ms);
+    return step_done(db, s, -ENOENT, false);
 }

@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */
@@ -120,6 +120,16 @@ struct db_idem {
     int status;          /* HTTP status of the stored response */
     char *body;          /* the stored response body */
     uint64_t created_ms; /* wall clock of the first request */
+};
+
+/* Where a guest's resettable traffic counter (FreeVPS trafstat) was last
+ * reset: the node's cumulative counters at that moment. */
+struct db_traffic_mark {
+    uint64_t rx_bytes;   /* cumulative bytes into the guest at the reset */
+    uint64_t tx_bytes;   /* cumulative bytes out of the guest at the reset */
+    uint64_t rx_packets; /* cumulative packets in at the reset */
+    uint64_t tx_packets; /* cumulative packets out at the reset */
+    uint64_t since_ms;   /* wall clock of the reset */
 };
 
 /* Opens (creating if needed) and migrates the database. path may be
@@ -236,3 +246,8 @@ int db_idem_get(db_t *db, const char *key, struct db_idem *out);
 void db_idem_clear(struct db_idem *r);
 /* Deletes keys created before before_ms; returns how many. */
 int db_idem_expire(db_t *db, uint64_t before_ms);
+
+/* The guest's traffic mark: 0, or -ENOENT when its counter was never reset. */
+int db_traffic_mark_get(db_t *db, const char *guest_id, struct db_traffic_mark *out);
+/* Sets the guest's traffic mark (replacing any); the row goes with the guest. */
+int db_traffic_mark_put(db_t *db, const char *guest_id, const struct db_traffic_mark *m);

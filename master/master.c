@@ -1854,6 +1854,86 @@ h_guest_usage(master_t *m, struct http_req *req, const char *name)
     db_guest_clear(&g);
 }
 
+/* FreeVPS trafstat: a traffic counter that a read can reset. The node's
+ * counters are cumulative and monotonic (baselines survive restarts), so the
+ * resettable counter is the latest sample minus a mark stored at the last
+ * reset; a reset answers the values it ends and moves the mark. A retried
+ * reset with the same Idempotency-Key replays its answer, it does not reset
+ * twice. */
+/* A counter below its mark started again (a guest rebuilt from nothing):
+ * everything it counted is new. */
+static uint64_t
+since_mark(uint64_t now, uint64_t mark)
+{
+    return now >= mark ? now - mark : now;
+}
+
+static void
+h_guest_traffic(master_t *m, struct http_req *req, const char *name, bool reset)
+{
+    struct db_guest g = {0};
+    struct db_traffic_mark mark = {0};
+    struct idem id;
+    char since[40] = "", sampled[40];
+    int r;
+
+    if (reset && idem_begin(m, req, &id))
+        return;
+    r = db_guest_get_by_name(m->db, name, &g);
+    if (r < 0) {
+        reply_errno(req, r, NULL, "no such guest");
+        return;
+    }
+    struct usage_entry *e = hmap_str_get(&m->usage, g.id);
+    if (!e) {
+        httpd_error(req, 404, "not_found", NULL, "no usage sample of guest \"%s\" yet", name);
+        goto out;
+    }
+    r = db_traffic_mark_get(m->db, g.id, &mark);
+    if (r < 0 && r != -ENOENT) {
+        reply_errno(req, -EIO, NULL, "cannot read the traffic mark");
+        goto out;
+    }
+    const struct guest_usage *u = &e->u;
+    if (mark.since_ms)
+        api_time_format(mark.since_ms, since, sizeof(since));
+    api_time_format(u->time_ms, sampled, sizeof(sampled));
+    json_t *o =
+        json_pack("{s:I, s:I, s:I, s:I, s:o, s:s, s:b}", "rx_bytes",
+                  (json_int_t)since_mark(u->net_rx_bytes, mark.rx_bytes), "tx_bytes",
+                  (json_int_t)since_mark(u->net_tx_bytes, mark.tx_bytes), "rx_packets",
+                  (json_int_t)since_mark(u->net_rx_packets, mark.rx_packets), "tx_packets",
+                  (json_int_t)since_mark(u->net_tx_packets, mark.tx_packets), "since",
+                  since[0] ? json_string(since) : json_null(), "sampled", sampled, "reset", reset);
+    if (!reset) {
+        httpd_respond(req, 200, o);
+        goto out;
+    }
+    struct db_traffic_mark now = {
+        .rx_bytes = u->net_rx_bytes,
+        .tx_bytes = u->net_tx_bytes,
+        .rx_packets = u->net_rx_packets,
+        .tx_packets = u->net_tx_packets,
+        .since_ms = u->time_ms,
+    };
+    r = db_begin(m->db);
+    if (r >= 0) {
+        r = db_traffic_mark_put(m->db, g.id, &now);
+        if (r >= 0)
+            r = idem_store(m, req, &id, 200, o);
+        r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    }
+    if (r < 0) {
+        json_decref(o);
+        reply_errno(req, -EIO, NULL, "cannot store the traffic mark");
+        goto out;
+    }
+    log_notice("guest=%s traffic counter reset", name);
+    httpd_respond(req, 200, o);
+out:
+    db_guest_clear(&g);
+}
+
 /* ---- nodes ------------------------------------------------------------ */
 
 static json_t *
@@ -2172,6 +2252,10 @@ on_request(struct http_req *req, void *userdata)
         break;
     case API_GUEST_USAGE:
         h_guest_usage(m, req, am.name);
+        break;
+    case API_GUEST_TRAFFIC:
+    case API_GUEST_TRAFFIC_RESET:
+        h_guest_traffic(m, req, am.name, am.route == API_GUEST_TRAFFIC_RESET);
         break;
     case API_POOLS_LIST:
         h_pool_list(m, req);

@@ -605,6 +605,61 @@ test_usage(void **state)
     assert_int_equal(http("GET", "/v1/guests/u1/usage", NULL, NULL, NULL), 404);
 }
 
+/* True once the traffic counter has counted more than arg's rx_bytes. */
+static bool
+traffic_above(const json_t *o, const void *arg)
+{
+    return num(o, "rx_bytes") > *(const json_int_t *)arg;
+}
+
+static void
+test_traffic_reset(void **state)
+{
+    json_t *o = NULL, *r = NULL;
+    json_int_t zero = 0, before;
+
+    assert_int_equal(
+        httpf("POST", "/v1/guests?wait=running", &o, "{\"name\":\"t1\",\"template\":\"busybox\"}"),
+        201);
+    json_decref(o);
+    /* Before any reset the counter is everything since the guest began. */
+    o = poll_until("/v1/guests/t1/traffic", traffic_above, &zero);
+    assert_true(json_is_null(json_object_get(o, "since")));
+    before = num(o, "rx_bytes");
+    json_decref(o);
+    /* A reset answers the values it ends (at least what was read before)... */
+    assert_int_equal(http("POST", "/v1/guests/t1/traffic/reset", NULL, "trafstat-key-1", &r), 200);
+    assert_true(num(r, "rx_bytes") >= before);
+    assert_true(json_is_true(json_object_get(r, "reset")));
+    /* ...and a retry with the same key replays that answer, it does not reset twice. */
+    assert_int_equal(http("POST", "/v1/guests/t1/traffic/reset", NULL, "trafstat-key-1", &o), 200);
+    assert_true(json_equal(o, r));
+    json_decref(o);
+    /* After the reset the counter is the cumulative counter minus the mark
+     * (the cumulative value the reset ended): checked on a read that falls
+     * between two reads of the same usage sample. */
+    bool checked = false;
+    for (int i = 0; i < 50 && !checked; i++) {
+        json_t *u1 = NULL, *u2 = NULL;
+        assert_int_equal(http("GET", "/v1/guests/t1/usage", NULL, NULL, &u1), 200);
+        assert_int_equal(http("GET", "/v1/guests/t1/traffic", NULL, NULL, &o), 200);
+        assert_int_equal(http("GET", "/v1/guests/t1/usage", NULL, NULL, &u2), 200);
+        if (strcmp(str(u1, "time"), str(u2, "time")) == 0) {
+            assert_int_equal(num(o, "rx_bytes"), num(u1, "net_rx_bytes") - num(r, "rx_bytes"));
+            assert_int_equal(num(o, "tx_bytes"), num(u1, "net_tx_bytes") - num(r, "tx_bytes"));
+            assert_true(json_is_string(json_object_get(o, "since")));
+            checked = true;
+        }
+        json_decref(u1);
+        json_decref(u2);
+        json_decref(o);
+    }
+    assert_true(checked);
+    json_decref(r);
+    delete_all_guests();
+    assert_int_equal(http("GET", "/v1/guests/t1/traffic", NULL, NULL, NULL), 404);
+}
+
 static void
 test_idempotent_create_and_batch(void **state)
 {
@@ -827,6 +882,7 @@ main(void)
         cmocka_unit_test(test_constraints_and_groups),
         cmocka_unit_test(test_patch_exec_usage),
         cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_traffic_reset),
         cmocka_unit_test(test_idempotent_create_and_batch),
         cmocka_unit_test(test_cordon),
         cmocka_unit_test(test_node_down_and_back),
