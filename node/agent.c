@@ -446,6 +446,14 @@ job_run(uv_work_t *w)
             j->result = ops->set_limits(b, &j->spec, &j->rt);
         if (j->result >= 0 && j->rt.pid)
             j->result = ops->apply_network(b, &j->spec, &j->rt);
+        if (j->result < 0 && !j->existed) {
+            /* A create that failed half-way leaves nothing behind (no record
+             * will name it): undo what the backend made, keep the reason. */
+            char why[ERRTEXT_MAX];
+            strscpy(why, errtext_get(), sizeof(why));
+            (void)ops->destroy(b, &j->spec);
+            errtext_set("%s", why);
+        }
         break;
     case JOB_START:
         j->result = ops->start(b, &j->spec, &j->rt);

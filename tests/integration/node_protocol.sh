@@ -54,4 +54,10 @@ GEN=5 nodectl h1 apply "$(GEN=5 spec flags "$G" '{"disk":"32M"}')" >/dev/null
 nodectl h1 exec "$G" -- dd if=/dev/zero of=/fill bs=1M count=20 >/dev/null 2>&1 || true
 out=$(GEN=6 nodectl h1 apply "$(GEN=6 spec flags "$G" '{"disk":"16M"}')") && fail "shrink below use"
 [ "$(json_get "$out" code)" = no_space ] || [ "$(json_get "$out" code)" = conflict ] || fail "shrink: $out"
-ok "duplicate names and disks below use are refused with clear codes"
+# A create that fails half-way (an inode count the disk cannot hold) leaves nothing behind.
+B=$(uuid)
+out=$(nodectl h1 apply "$(spec bad "$B" '{"disk":"16M","inodes":100000}')") && fail "impossible inode count accepted"
+[ ! -e "$T/h1/data/$B" ] && [ ! -e "$T/h1/guests/$B.json" ] || fail "a failed create left files: $out"
+for c in /sys/fs/cgroup/*/vfleet/$B; do [ -e "$c" ] && fail "a failed create left cgroup $c"; done
+grep -q "$B" /proc/self/mountinfo && fail "a failed create left a mount"
+ok "duplicate names and disks below use are refused with clear codes; a failed create leaves nothing"
