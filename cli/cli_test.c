@@ -338,6 +338,52 @@ test_status_exit_codes(void **state)
 }
 
 static void
+test_ip_add_rm_requests(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200, "{\"name\":\"web1\",\"generation\":3,\"ips\":[\"10.88.1.2\",\"10.88.1.3\"]}");
+
+    assert_int_equal(RUN(cmd_guest_run, "ip", "add", "web1"), CLI_EXIT_OK);
+    assert_int_equal(RUN(cmd_guest_run, "ip", "add", "web1", "2001:db8::7"), CLI_EXIT_OK);
+    assert_int_equal(RUN(cmd_guest_run, "ip", "rm", "web1", "10.88.1.3"), CLI_EXIT_OK);
+    flush(fx);
+    assert_int_equal(fx->fake.n, 3);
+    assert_string_equal(fx->fake.reqs[0].method, "POST");
+    assert_string_equal(fx->fake.reqs[0].url, "/v1/guests/web1/ips");
+    assert_string_equal(fx->fake.reqs[0].body, "{\"ip\":\"auto\"}");
+    json_t *b = json_loads(fx->fake.reqs[1].body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(b, "ip")), "2001:db8::7");
+    json_decref(b);
+    assert_string_equal(fx->fake.reqs[2].method, "DELETE");
+    assert_string_equal(fx->fake.reqs[2].url, "/v1/guests/web1/ips/10.88.1.3");
+    assert_non_null(strstr(fx->out, "guest web1 address added (generation 3): ips "
+                                    "10.88.1.2,10.88.1.3\n"));
+    /* Bad input is refused before anything is sent. */
+    assert_int_equal(RUN(cmd_guest_run, "ip", "rm", "web1"), CLI_EXIT_USAGE);
+    assert_int_equal(RUN(cmd_guest_run, "ip", "add", "web1", "10.0.0.300"), CLI_EXIT_USAGE);
+    assert_int_equal(RUN(cmd_guest_run, "ip", "rm", "web1", "auto"), CLI_EXIT_USAGE);
+    assert_int_equal(RUN(cmd_guest_run, "ip", "flip", "web1"), CLI_EXIT_USAGE);
+    assert_int_equal(fx->fake.n, 3);
+}
+
+static void
+test_node_routes_table(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200,
+          "{\"node\":\"h1\",\"routes\":[{\"address\":\"10.88.1.2\",\"interface\":"
+          "\"vf0123456789\",\"guest\":\"web1\"}]}");
+
+    assert_int_equal(RUN(cmd_node_run, "routes", "h1"), CLI_EXIT_OK);
+    flush(fx);
+    assert_string_equal(fx->fake.reqs[0].url, "/v1/nodes/h1/routes");
+    assert_non_null(strstr(fx->out, "ADDRESS"));
+    assert_non_null(strstr(fx->out, "10.88.1.2"));
+    assert_non_null(strstr(fx->out, "vf0123456789"));
+    assert_non_null(strstr(fx->out, "web1"));
+}
+
+static void
 test_not_found_message(void **state)
 {
     struct fixture *fx = *state;
@@ -554,6 +600,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_sends_body_and_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_given_key_is_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ip_add_rm_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_routes_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_retry_keeps_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_differ_per_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_not_running_fails, setup, teardown),

@@ -6,9 +6,9 @@
 
 #include "cli/cli.h"
 
-/* `vfleet node ls|show|cordon|uncordon`. */
+/* `vfleet node ls|show|routes|cordon|uncordon`. */
 int cmd_node_run(struct cli_ctx *ctx, int argc, char **argv);
-/* `vfleet guest create|ls|show|start|stop|restart|rm|set|exec|usage`. */
+/* `vfleet guest create|ls|show|start|stop|restart|rm|set|exec|usage|ip add|ip rm`. */
 int cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet pool create|ls|rm`. */
 int cmd_pool_run(struct cli_ctx *ctx, int argc, char **argv);

@@ -7,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/cmd.h"
 #include "cli/table.h"
+#include "common/netaddr.h"
 
 #define GUEST_EXEC_MAX_ARGV 256 /* arguments passed to `guest exec` */
 #define GUEST_HTTP_SLACK    30  /* seconds the HTTP exchange outlives a server-side wait */
@@ -30,6 +31,8 @@ cmd_guest_help(FILE *f)
         "  exec NAME [--timeout S] -- CMD ARGS...\n"
         "                                       run a command in the guest; exits with its code\n"
         "  usage NAME                           the latest resource usage sample\n"
+        "  ip add NAME [auto|auto4|auto6|ADDR]  one more address from a pool (default auto)\n"
+        "  ip rm NAME ADDR                      remove an address, back to its pool\n"
         "  traffic NAME [--reset]               traffic since the last reset (FreeVPS trafstat);\n"
         "                                       --reset ends the period and starts a new one\n"
         "\n"
@@ -668,6 +671,59 @@ guest_traffic(struct cli_ctx *ctx, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* `ip add NAME [auto|ADDR]` and `ip rm NAME ADDR`: the running guest gets
+ * or loses the address live (the node diffs them on the apply). */
+static int
+guest_ip(struct cli_ctx *ctx, int argc, char **argv)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    json_t *body = NULL;
+    struct netaddr a;
+
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            cmd_guest_help(ctx->out);
+            return CLI_EXIT_OK;
+        }
+    bool add = argc >= 2 && !strcmp(argv[1], "add");
+    bool rm = argc >= 2 && !strcmp(argv[1], "rm");
+    if (!add && !rm)
+        return cli_usage_error(ctx, "ip: expected add or rm (see vfleet guest --help)");
+    if (argc < 3 || argc > 4 || (rm && argc != 4))
+        return cli_usage_error(ctx, "ip %s: expected NAME %s", argv[1],
+                               add ? "[auto|auto4|auto6|ADDR]" : "ADDR");
+    const char *name = argv[2];
+    const char *addr = argc == 4 ? argv[3] : "auto";
+    if (!name_is_valid(name))
+        return cli_usage_error(ctx, "ip %s: \"%s\" is not a valid name", argv[1], name);
+    bool is_auto =
+        add && (!strcmp(addr, "auto") || !strcmp(addr, "auto4") || !strcmp(addr, "auto6"));
+    if (!is_auto && netaddr_parse_host(addr, &a) < 0)
+        return cli_usage_error(ctx, "ip %s: \"%s\" is not an address", argv[1], addr);
+    what = xasprintf("guest \"%s\"", name);
+    if (add) {
+        path = xasprintf("/v1/guests/%s/ips", name);
+        body = json_pack("{s:s}", "ip", addr);
+    } else {
+        /* A parsed address is hex digits, dots and colons: nothing to escape. */
+        path = xasprintf("/v1/guests/%s/ips/%s", name, addr);
+    }
+    struct http_request req = {.method = add ? "POST" : "DELETE", .path = path, .body = body};
+    int code = cli_call(ctx, &req, what, &res);
+    json_decref(body);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        cli_print_json(ctx, res.body);
+        return CLI_EXIT_OK;
+    }
+    _cleanup_free_ char *ips = guest_join(json_object_get(res.body, "ips"));
+    fprintf(ctx->out, "guest %s %s (generation %lld): ips %s\n", name,
+            add ? "address added" : "address removed", cli_int(res.body, "generation"), ips);
+    return CLI_EXIT_OK;
+}
+
 int
 cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -697,5 +753,7 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_usage(ctx, argc, argv);
     if (!strcmp(v, "traffic"))
         return guest_traffic(ctx, argc, argv);
+    if (!strcmp(v, "ip"))
+        return guest_ip(ctx, argc, argv);
     return cli_usage_error(ctx, "guest: unknown command \"%s\" (see vfleet guest --help)", v);
 }

@@ -15,6 +15,7 @@ cmd_node_help(FILE *f)
           "  show NAME      one node in full\n"
           "  cordon NAME    stop placing new guests on NAME (its guests keep running)\n"
           "  uncordon NAME  allow placements on NAME again\n"
+          "  routes NAME    addresses routed to the node's guests: address, interface, guest\n"
           "\n"
           "Every command takes --json to print the master's JSON.\n",
           f);
@@ -148,6 +149,45 @@ node_show(struct cli_ctx *ctx, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* `routes NAME`: the master's view of address -> host interface -> guest. */
+static int
+node_routes(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const headers[] = {"ADDRESS", "INTERFACE", "GUEST"};
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_(table_destroy) table_t *t = NULL;
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    const char *name;
+    size_t i;
+    json_t *rt;
+
+    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_node_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    path = xasprintf("/v1/nodes/%s/routes", name);
+    what = xasprintf("node \"%s\"", name);
+    struct http_request req = {.method = "GET", .path = path};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        cli_print_json(ctx, res.body);
+        return CLI_EXIT_OK;
+    }
+    t = table_new(ARRAY_SIZE(headers), headers);
+    json_array_foreach(json_object_get(res.body, "routes"), i, rt)
+    {
+        table_add(t, cli_str(rt, "address"));
+        table_add(t, cli_str(rt, "interface"));
+        table_add(t, cli_str(rt, "guest"));
+    }
+    if (table_rows(t) == 0)
+        fputs("No routes.\n", ctx->out);
+    else
+        table_print(t, ctx->out);
+    return CLI_EXIT_OK;
+}
+
 static int
 node_cordon(struct cli_ctx *ctx, int argc, char **argv, bool cordon)
 {
@@ -183,6 +223,8 @@ cmd_node_run(struct cli_ctx *ctx, int argc, char **argv)
         return node_ls(ctx, argc, argv);
     if (!strcmp(argv[0], "show"))
         return node_show(ctx, argc, argv);
+    if (!strcmp(argv[0], "routes"))
+        return node_routes(ctx, argc, argv);
     if (!strcmp(argv[0], "cordon"))
         return node_cordon(ctx, argc, argv, true);
     if (!strcmp(argv[0], "uncordon"))

@@ -16,7 +16,7 @@
 struct route_def {
     enum api_route route; /* what it is */
     const char *method;   /* HTTP method */
-    const char *pattern;  /* path with "*" for the name segment */
+    const char *pattern;  /* path with "*" for the name segment, "+" for the address */
     const char *name;     /* for logs */
 };
 
@@ -42,17 +42,33 @@ static const struct route_def routes[] = {
     {API_POOLS_LIST, "GET", "/v1/pools", "pool.list"},
     {API_POOL_CREATE, "POST", "/v1/pools", "pool.create"},
     {API_POOL_DELETE, "DELETE", "/v1/pools/*", "pool.delete"},
+    {API_GUEST_IP_ADD, "POST", "/v1/guests/*/ips", "guest.ip_add"},
+    {API_GUEST_IP_DEL, "DELETE", "/v1/guests/*/ips/+", "guest.ip_del"},
+    {API_NODE_ROUTES, "GET", "/v1/nodes/*/routes", "node.routes"},
 };
 
-/* Matches path against pattern; the "*" segment is copied to name. Returns
- * 1 on a match, 0 on none, -1 when only the name is not a valid name. */
+/* Matches path against pattern; the "*" segment is copied to name, the "+"
+ * segment to arg (an address: its syntax is the handler's business, only
+ * its length is bounded here). Returns 1 on a match, 0 on none, -1 when only
+ * the name is not a valid name. */
 static int
-match(const char *pattern, const char *path, char *name, size_t n)
+match(const char *pattern, const char *path, char *name, size_t n, char *arg, size_t argn)
 {
     const char *p = pattern, *s = path;
     bool bad_name = false;
 
     while (*p && *s) {
+        if (*p == '+') {
+            const char *end = strchr(s, '/');
+            size_t len = end ? (size_t)(end - s) : strlen(s);
+            if (len == 0 || len >= argn)
+                return 0;
+            memcpy(arg, s, len);
+            arg[len] = '\0';
+            s += len;
+            p++;
+            continue;
+        }
         if (*p == '*') {
             const char *end = strchr(s, '/');
             size_t len = end ? (size_t)(end - s) : strlen(s);
@@ -89,8 +105,8 @@ api_route(const char *method, const char *path, struct api_match *out)
 
     *out = (struct api_match){.route = API_NONE};
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
-        char name[NAME_MAX_LEN + 1] = "";
-        int m = match(routes[i].pattern, path, name, sizeof(name));
+        char name[NAME_MAX_LEN + 1] = "", arg[NETADDR_STRLEN] = "";
+        int m = match(routes[i].pattern, path, name, sizeof(name), arg, sizeof(arg));
         if (m == 0)
             continue;
         if (m < 0) {
@@ -102,6 +118,7 @@ api_route(const char *method, const char *path, struct api_match *out)
             continue;
         out->route = routes[i].route;
         memcpy(out->name, name, sizeof(out->name));
+        memcpy(out->arg, arg, sizeof(out->arg));
         return 0;
     }
     if (path_known)
@@ -392,4 +409,19 @@ api_exec_json(const struct msg_exec_result *r)
     json_object_set_new(o, "stdout", output_json(r->out, r->out_len));
     json_object_set_new(o, "stderr", output_json(r->err, r->err_len));
     return o;
+}
+
+void
+api_ifname(const char *id, char out[16])
+{
+    size_t k = 2;
+
+    out[0] = 'v';
+    out[1] = 'f';
+    for (const char *c = id; *c && k < 12; c++) {
+        if (*c == '-')
+            continue;
+        out[k++] = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
+    }
+    out[k] = '\0';
 }

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/netaddr.h"
 #include "master/db.h"
 #include "master/ipam.h"
 #include "master/registry.h"
@@ -41,16 +42,21 @@ enum api_route {
     API_POOLS_LIST,          /* GET /v1/pools */
     API_POOL_CREATE,         /* POST /v1/pools */
     API_POOL_DELETE,         /* DELETE /v1/pools/{name} */
+    API_GUEST_IP_ADD,        /* POST /v1/guests/{name}/ips */
+    API_GUEST_IP_DEL,        /* DELETE /v1/guests/{name}/ips/{addr} */
+    API_NODE_ROUTES,         /* GET /v1/nodes/{name}/routes */
     API__ROUTE_MAX,
 };
 
 struct api_match {
     enum api_route route;        /* the route */
     char name[NAME_MAX_LEN + 1]; /* the {name} path segment, "" when none */
+    char arg[NETADDR_STRLEN];    /* the {addr} path segment (not checked), "" when none */
 };
 
 /* Matches a request. Returns 0 with out filled; -ENOENT when no route has
- * this path, or its {name} is not a valid name (404); -EOPNOTSUPP when the
+ * this path, or its {name} is not a valid name, or its {addr} is empty or
+ * longer than an address can be (404); -EOPNOTSUPP when the
  * path exists but not with this method (405). */
 int api_route(const char *method, const char *path, struct api_match *out);
 /* The route's name for logs ("guest.create"). */
@@ -99,5 +105,9 @@ json_t *api_node_json(const struct registry_node *n, const struct sched_node_inf
 json_t *api_pool_json(const struct db_pool *p, const struct ipam_pool_info *info);
 /* The latest usage sample, as the contract's Usage. */
 json_t *api_usage_json(const struct guest_usage *u);
+/* The host-side interface name of a guest's veth, as the node names it
+ * (node/linux/net.c): "vf" and the first 10 hex digits of the id without
+ * dashes, lower case. */
+void api_ifname(const char *id, char out[16]);
 /* An exec result, as the contract's ExecResult (exit_code null when signalled). */
 json_t *api_exec_json(const struct msg_exec_result *r);

@@ -41,6 +41,17 @@ test_routes(void **state)
     assert_string_equal(m.name, "h-1");
     assert_int_equal(api_route("DELETE", "/v1/pools/default", &m), 0);
     assert_int_equal(m.route, API_POOL_DELETE);
+    assert_int_equal(api_route("POST", "/v1/guests/web1/ips", &m), 0);
+    assert_int_equal(m.route, API_GUEST_IP_ADD);
+    assert_int_equal(api_route("DELETE", "/v1/guests/web1/ips/2001:db8::7", &m), 0);
+    assert_int_equal(m.route, API_GUEST_IP_DEL);
+    assert_string_equal(m.name, "web1");
+    assert_string_equal(m.arg, "2001:db8::7");
+    assert_int_equal(api_route("GET", "/v1/nodes/h1/routes", &m), 0);
+    assert_int_equal(m.route, API_NODE_ROUTES);
+    assert_string_equal(m.arg, "");
+    assert_int_equal(api_route("DELETE", "/v1/guests/web1/ips/", &m), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/ips/10.0.0.1", &m), -EOPNOTSUPP);
 
     /* Known path, wrong method: 405; unknown path or bad name: 404. */
     assert_int_equal(api_route("PUT", "/v1/guests/web1", &m), -EOPNOTSUPP);

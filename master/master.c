@@ -1854,6 +1854,201 @@ h_guest_usage(master_t *m, struct http_req *req, const char *name)
     db_guest_clear(&g);
 }
 
+/* ---- addresses -------------------------------------------------------- */
+
+/* Parses {"ip":"auto"|"auto4"|"auto6"|ADDR} into an ipam request whose
+ * address points into body. Returns 0 or -EINVAL. */
+static int
+ip_request(const json_t *body, struct ipam_request *out)
+{
+    json_t *v = json_is_object(body) ? json_object_get(body, "ip") : NULL;
+    const char *s = json_string_value(v);
+    struct netaddr a;
+
+    if (!s || json_object_size(body) != 1)
+        return -EINVAL;
+    *out = (struct ipam_request){.family = AF_UNSPEC};
+    if (strcmp(s, "auto") == 0)
+        return 0;
+    if (strcmp(s, "auto4") == 0 || strcmp(s, "auto6") == 0) {
+        out->family = s[4] == '4' ? AF_INET : AF_INET6;
+        return 0;
+    }
+    if (netaddr_parse_host(s, &a) < 0)
+        return -EINVAL;
+    out->address = s;
+    return 0;
+}
+
+/* The node's labels as ipam wants them (pointers into the registry). */
+static size_t
+node_labels(master_t *m, const char *node, struct db_label *out)
+{
+    struct registry_node *rn = registry_get(m->reg, node);
+    size_t n = 0;
+
+    for (uint32_t i = 0; rn && i < rn->n_labels; i++)
+        out[n++] = (struct db_label){rn->labels[i].key, rn->labels[i].value};
+    return n;
+}
+
+/* POST /v1/guests/{name}/ips: one more address, from a pool that serves the
+ * guest's node. The allocation and the new generation share a transaction,
+ * so a failed store leaves neither; the node then diffs the addresses of the
+ * running guest when the apply arrives. */
+static void
+h_guest_ip_add(master_t *m, struct http_req *req, const char *name)
+{
+    struct db_guest g = {0};
+    struct guest_spec spec;
+    struct ipam_request rq;
+    struct db_label nl[PROTO_MAX_LABELS];
+    char ierr[256] = "";
+    struct idem id;
+    json_t *o = NULL;
+    int r;
+
+    if (idem_begin(m, req, &id))
+        return;
+    if (ip_request(req->body, &rq) < 0) {
+        httpd_error(req, 400, "bad_request", "ip",
+                    "the body must be {\"ip\": \"auto\", \"auto4\", \"auto6\" or an address}");
+        return;
+    }
+    r = guest_load(m, name, NULL, &g, &spec);
+    if (r < 0) {
+        reply_errno(req, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
+        return;
+    }
+    if (!g.node) {
+        httpd_error(req, 409, "conflict", NULL, "guest \"%s\" is on no node", name);
+        goto out;
+    }
+    if (spec.n_addrs >= m->cfg.max_ips || spec.n_addrs >= SPEC_MAX_ADDRS) {
+        httpd_error(req, 409, "conflict", "ip", "guest \"%s\" holds %u addresses, the most allowed",
+                    name, spec.n_addrs);
+        goto out;
+    }
+    /* The node's address count is a scheduled resource like memory. */
+    struct sched_resources old_res, new_res;
+    spec_resources(m, &spec, &old_res);
+    new_res = old_res;
+    new_res.addrs++;
+    struct sched_request sreq = {
+        .res = new_res, .pin = g.node, .group = g.group, .algo = SCHED_DEFAULT};
+    struct sched_result sres;
+    sched_release(m->sched, g.node, &old_res, g.group);
+    r = sched_place(m->sched, &sreq, &sres);
+    if (r < 0) {
+        sched_reserve(m->sched, g.node, &old_res, g.group);
+        reply_unplaceable(req, g.name, &sres, r == -ENOENT, g.node);
+        goto out;
+    }
+
+    r = db_begin(m->db);
+    if (r >= 0) {
+        size_t n_nl = node_labels(m, g.node, nl);
+        r = ipam_alloc(m->ipam, g.id, &rq, 1, nl, n_nl, &spec.addrs[spec.n_addrs], ierr,
+                       sizeof(ierr));
+        if (r >= 0) {
+            spec.n_addrs++;
+            r = guest_store(m, &g, &spec, g.desired);
+        }
+        /* A retry with the same key replays this answer, not a second address. */
+        if (r >= 0) {
+            o = guest_json_by_id(m, g.id);
+            r = o ? idem_store(m, req, &id, 200, o) : -EIO;
+        }
+        if (r >= 0)
+            r = db_commit(m->db);
+        else
+            db_rollback(m->db);
+    }
+    if (r < 0) {
+        json_decref(o);
+        sched_release(m->sched, g.node, &new_res, g.group);
+        sched_reserve(m->sched, g.node, &old_res, g.group);
+        if (r == -ENOSPC)
+            httpd_error(req, 409, "conflict", "ip", "no free address for node %s: %s", g.node,
+                        ierr);
+        else if (r == -ESTALE)
+            reply_errno(req, -EBUSY, NULL, "the guest changed meanwhile; retry");
+        else
+            reply_errno(req, r, "ip", ierr[0] ? ierr : "cannot store the address");
+        goto out;
+    }
+    char buf[NETADDR_STRLEN];
+    log_info("guest=%s address %s added (generation %" PRIu64 ")", g.name,
+             netaddr_format(&spec.addrs[spec.n_addrs - 1], false, buf, sizeof(buf)), g.generation);
+    queue_apply(m, g.node, &spec);
+    httpd_respond(req, 200, o);
+out:
+    db_guest_clear(&g);
+}
+
+/* DELETE /v1/guests/{name}/ips/{addr}: the address goes back to its pool in
+ * the transaction that stores the spec without it. */
+static void
+h_guest_ip_del(master_t *m, struct http_req *req, const char *name, const char *addr)
+{
+    struct db_guest g = {0};
+    struct guest_spec spec;
+    struct netaddr a;
+    char buf[NETADDR_STRLEN];
+    uint32_t at;
+    int r;
+
+    if (netaddr_parse_host(addr, &a) < 0) {
+        httpd_error(req, 400, "bad_request", "ip", "\"%s\" is not an address", addr);
+        return;
+    }
+    r = guest_load(m, name, NULL, &g, &spec);
+    if (r < 0) {
+        reply_errno(req, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
+        return;
+    }
+    for (at = 0; at < spec.n_addrs && !netaddr_equal(&spec.addrs[at], &a); at++)
+        ;
+    if (at == spec.n_addrs) {
+        httpd_error(req, 404, "not_found", "ip", "guest \"%s\" has no address %s", name, addr);
+        goto out;
+    }
+    struct sched_resources old_res, new_res;
+    spec_resources(m, &spec, &old_res);
+    netaddr_format(&a, false, buf, sizeof(buf));
+    memmove(&spec.addrs[at], &spec.addrs[at + 1], (spec.n_addrs - at - 1) * sizeof(spec.addrs[0]));
+    spec.n_addrs--;
+    spec_resources(m, &spec, &new_res);
+
+    r = db_begin(m->db);
+    if (r >= 0) {
+        r = ipam_release(m->ipam, buf);
+        /* An address in the spec without a row (a store repaired by hand)
+         * still leaves the spec. */
+        if (r == -ENOENT)
+            r = 0;
+        if (r >= 0)
+            r = guest_store(m, &g, &spec, g.desired);
+        if (r >= 0)
+            r = db_commit(m->db);
+        else
+            db_rollback(m->db);
+    }
+    if (r < 0) {
+        reply_errno(req, r == -ESTALE ? -EBUSY : r, NULL, "cannot store the change");
+        goto out;
+    }
+    if (g.node) {
+        sched_release(m->sched, g.node, &old_res, g.group);
+        sched_reserve(m->sched, g.node, &new_res, g.group);
+        queue_apply(m, g.node, &spec);
+    }
+    log_info("guest=%s address %s removed (generation %" PRIu64 ")", g.name, buf, g.generation);
+    httpd_respond(req, 200, guest_json_by_id(m, g.id));
+out:
+    db_guest_clear(&g);
+}
+
 /* FreeVPS trafstat: a traffic counter that a read can reset. The node's
  * counters are cumulative and monotonic (baselines survive restarts), so the
  * resettable counter is the latest sample minus a mark stored at the last
@@ -1997,6 +2192,57 @@ h_node_get(master_t *m, struct http_req *req, const char *name)
         return;
     }
     httpd_respond(req, 200, node_json(m, n, true));
+}
+
+struct routes_ctx {
+    json_t *routes; /* the answer's array */
+    int err;        /* first unreadable spec, 0 = none */
+};
+
+static int
+route_guest(void *userdata, const struct db_guest *g)
+{
+    struct routes_ctx *c = userdata;
+    json_t *j = json_loads(g->spec, 0, NULL);
+    struct guest_spec spec = {0};
+    char ifname[16], buf[NETADDR_STRLEN];
+
+    if (!j || spec_from_json(j, &spec, NULL, 0) < 0) {
+        json_decref(j);
+        log_debug("guest=%s stored spec unreadable, its routes are left out", g->name);
+        c->err = -EBADMSG;
+        return 0;
+    }
+    json_decref(j);
+    api_ifname(g->id, ifname);
+    for (uint32_t i = 0; i < spec.n_addrs; i++)
+        json_array_append_new(c->routes,
+                              json_pack("{s:s, s:s, s:s}", "address",
+                                        netaddr_format(&spec.addrs[i], false, buf, sizeof(buf)),
+                                        "interface", ifname, "guest", g->name));
+    return 0;
+}
+
+/* GET /v1/nodes/{name}/routes: address -> host interface -> guest, from
+ * the master's state (what the node is told to have). */
+static void
+h_node_routes(master_t *m, struct http_req *req, const char *name)
+{
+    struct db_guest_filter f = {.node = name, .observed = -1};
+    struct routes_ctx c = {.routes = json_array()};
+
+    if (!registry_get(m->reg, name)) {
+        json_decref(c.routes);
+        httpd_error(req, 404, "not_found", NULL, "no node named \"%s\"", name);
+        return;
+    }
+    int r = db_guest_list(m->db, &f, route_guest, &c);
+    if (r < 0) {
+        json_decref(c.routes);
+        reply_errno(req, r, NULL, "cannot list the node's guests");
+        return;
+    }
+    httpd_respond(req, 200, json_pack("{s:s, s:o}", "node", name, "routes", c.routes));
 }
 
 static void
@@ -2265,6 +2511,15 @@ on_request(struct http_req *req, void *userdata)
         break;
     case API_POOL_DELETE:
         h_pool_delete(m, req, am.name);
+        break;
+    case API_GUEST_IP_ADD:
+        h_guest_ip_add(m, req, am.name);
+        break;
+    case API_GUEST_IP_DEL:
+        h_guest_ip_del(m, req, am.name, am.arg);
+        break;
+    case API_NODE_ROUTES:
+        h_node_routes(m, req, am.name);
         break;
     default:
         httpd_error(req, 404, "not_found", NULL, "no such route");

@@ -586,6 +586,117 @@ test_patch_exec_usage(void **state)
 }
 
 static bool
+has_ip(const json_t *ips, const char *ip)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(ips, i, v) if (strcmp(json_string_value(v), ip) == 0) return true;
+    return false;
+}
+
+static void
+test_ip_add_rm(void **state)
+{
+    json_t *o = NULL, *b = NULL;
+    json_int_t four = 4;
+    char ifname[16] = "vf";
+
+    /* A pool only for zone b: its addresses never reach n1 (zone a). */
+    assert_int_equal(
+        http("POST", "/v1/pools",
+             "{\"name\":\"zb\",\"cidr\":\"10.79.0.0/24\",\"selector\":{\"zone\":\"b\"}}", NULL,
+             NULL),
+        201);
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
+                           "{\"name\":\"ip1\",\"template\":\"busybox\",\"node\":\"n1\","
+                           "\"ips\":[\"auto\"]}"),
+                     201);
+    json_decref(o);
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running", &b,
+                           "{\"name\":\"ip2\",\"template\":\"busybox\",\"node\":\"n2\","
+                           "\"ips\":[\"auto\"]}"),
+                     201);
+    const char *taken = json_string_value(json_array_get(json_object_get(b, "ips"), 0));
+    assert_non_null(taken);
+
+    /* auto: a second address, a new generation. */
+    assert_int_equal(httpf("POST", "/v1/guests/ip1/ips", &o, "{\"ip\":\"auto\"}"), 200);
+    assert_int_equal(num(o, "generation"), 2);
+    assert_int_equal(json_array_size(json_object_get(o, "ips")), 2);
+    assert_true(strncmp(json_string_value(json_array_get(json_object_get(o, "ips"), 1)), "10.77.0.",
+                        8) == 0);
+    for (const char *c = str(o, "id"); *c && strlen(ifname) < 12; c++)
+        if (*c != '-')
+            strncat(ifname, c, 1);
+    json_decref(o);
+    /* An address another guest holds, or the guest's own again: 409. */
+    assert_int_equal(httpf("POST", "/v1/guests/ip1/ips", &o, "{\"ip\":\"%s\"}", taken), 409);
+    assert_string_equal(str(json_object_get(o, "error"), "code"), "conflict");
+    json_decref(o);
+    /* A pool that does not serve the node, no pool at all, a bad body: 400. */
+    assert_int_equal(httpf("POST", "/v1/guests/ip1/ips", &o, "{\"ip\":\"10.79.0.5\"}"), 400);
+    json_decref(o);
+    assert_int_equal(httpf("POST", "/v1/guests/ip1/ips", &o, "{\"ip\":\"192.0.2.1\"}"), 400);
+    json_decref(o);
+    assert_int_equal(httpf("POST", "/v1/guests/ip1/ips", &o, "{\"ip\":\"10.77.0.300\"}"), 400);
+    json_decref(o);
+    assert_int_equal(httpf("POST", "/v1/guests/ip1/ips", &o, "{\"addr\":\"auto\"}"), 400);
+    json_decref(o);
+    assert_int_equal(httpf("POST", "/v1/guests/nobody/ips", &o, "{\"ip\":\"auto\"}"), 404);
+    json_decref(o);
+    /* An explicit free address; a retry with the same key replays the answer
+     * instead of acting again. */
+    assert_int_equal(http("POST", "/v1/guests/ip1/ips", "{\"ip\":\"10.77.0.200\"}", "ip-key-1", &o),
+                     200);
+    assert_int_equal(num(o, "generation"), 3);
+    assert_true(has_ip(json_object_get(o, "ips"), "10.77.0.200"));
+    json_decref(o);
+    assert_int_equal(http("POST", "/v1/guests/ip1/ips", "{\"ip\":\"10.77.0.200\"}", "ip-key-1", &o),
+                     200);
+    assert_int_equal(num(o, "generation"), 3);
+    json_decref(o);
+
+    /* The routes view of n1 lists it on the guest's interface; n2's does not. */
+    assert_int_equal(http("GET", "/v1/nodes/n1/routes", NULL, NULL, &o), 200);
+    json_t *rt;
+    size_t i, n_ip1 = 0;
+    bool seen = false;
+    json_array_foreach(json_object_get(o, "routes"), i, rt)
+    {
+        if (strcmp(str(rt, "guest"), "ip1") != 0)
+            continue;
+        n_ip1++;
+        assert_string_equal(str(rt, "interface"), ifname);
+        seen |= strcmp(str(rt, "address"), "10.77.0.200") == 0;
+    }
+    assert_int_equal(n_ip1, 3);
+    assert_true(seen);
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/nodes/n2/routes", NULL, NULL, &o), 200);
+    json_array_foreach(json_object_get(o, "routes"), i, rt)
+        assert_string_not_equal(str(rt, "address"), "10.77.0.200");
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/nodes/zz/routes", NULL, NULL, NULL), 404);
+
+    /* Removal: gone from the guest, its generation bumped, free for another. */
+    assert_int_equal(http("DELETE", "/v1/guests/ip1/ips/10.77.0.200", NULL, NULL, &o), 200);
+    assert_int_equal(num(o, "generation"), 4);
+    assert_int_equal(json_array_size(json_object_get(o, "ips")), 2);
+    assert_false(has_ip(json_object_get(o, "ips"), "10.77.0.200"));
+    json_decref(o);
+    assert_int_equal(http("DELETE", "/v1/guests/ip1/ips/10.77.0.200", NULL, NULL, NULL), 404);
+    assert_int_equal(http("DELETE", "/v1/guests/ip1/ips/nonsense", NULL, NULL, NULL), 400);
+    json_decref(poll_until("/v1/guests/ip1", guest_applied, &four));
+    assert_int_equal(httpf("POST", "/v1/guests/ip2/ips", &o, "{\"ip\":\"10.77.0.200\"}"), 200);
+    assert_true(has_ip(json_object_get(o, "ips"), "10.77.0.200"));
+    json_decref(o);
+    json_decref(b);
+    delete_all_guests();
+    assert_int_equal(http("DELETE", "/v1/pools/zb", NULL, NULL, NULL), 204);
+}
+
+static bool
 has_time(const json_t *o, const void *arg)
 {
     return json_is_string(json_object_get(o, "time"));
@@ -881,6 +992,7 @@ main(void)
         cmocka_unit_test(test_binpack),
         cmocka_unit_test(test_constraints_and_groups),
         cmocka_unit_test(test_patch_exec_usage),
+        cmocka_unit_test(test_ip_add_rm),
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_traffic_reset),
         cmocka_unit_test(test_idempotent_create_and_batch),
