@@ -1836,21 +1836,34 @@ out:
     db_guest_clear(&g);
 }
 
+/* The latest usage sample of the guest called name, with the guest's row in
+ * *g (the caller clears it). Answers the 404 itself and returns NULL when
+ * there is no such guest or no sample yet. */
+static const struct guest_usage *
+latest_usage(master_t *m, struct http_req *req, const char *name, struct db_guest *g)
+{
+    int r = db_guest_get_by_name(m->db, name, g);
+
+    if (r < 0) {
+        reply_errno(req, r, NULL, "no such guest");
+        return NULL;
+    }
+    struct usage_entry *e = hmap_str_get(&m->usage, g->id);
+    if (!e) {
+        httpd_error(req, 404, "not_found", NULL, "no usage sample of guest \"%s\" yet", name);
+        return NULL;
+    }
+    return &e->u;
+}
+
 static void
 h_guest_usage(master_t *m, struct http_req *req, const char *name)
 {
     struct db_guest g = {0};
-    int r = db_guest_get_by_name(m->db, name, &g);
+    const struct guest_usage *u = latest_usage(m, req, name, &g);
 
-    if (r < 0) {
-        reply_errno(req, r, NULL, "no such guest");
-        return;
-    }
-    struct usage_entry *e = hmap_str_get(&m->usage, g.id);
-    if (!e)
-        httpd_error(req, 404, "not_found", NULL, "no usage sample of guest \"%s\" yet", name);
-    else
-        httpd_respond(req, 200, api_usage_json(&e->u));
+    if (u)
+        httpd_respond(req, 200, api_usage_json(u));
     db_guest_clear(&g);
 }
 
@@ -2074,22 +2087,14 @@ h_guest_traffic(master_t *m, struct http_req *req, const char *name, bool reset)
 
     if (reset && idem_begin(m, req, &id))
         return;
-    r = db_guest_get_by_name(m->db, name, &g);
-    if (r < 0) {
-        reply_errno(req, r, NULL, "no such guest");
-        return;
-    }
-    struct usage_entry *e = hmap_str_get(&m->usage, g.id);
-    if (!e) {
-        httpd_error(req, 404, "not_found", NULL, "no usage sample of guest \"%s\" yet", name);
+    const struct guest_usage *u = latest_usage(m, req, name, &g);
+    if (!u)
         goto out;
-    }
     r = db_traffic_mark_get(m->db, g.id, &mark);
     if (r < 0 && r != -ENOENT) {
         reply_errno(req, -EIO, NULL, "cannot read the traffic mark");
         goto out;
     }
-    const struct guest_usage *u = &e->u;
     if (mark.since_ms)
         api_time_format(mark.since_ms, since, sizeof(since));
     api_time_format(u->time_ms, sampled, sizeof(sampled));
