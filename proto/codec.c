@@ -847,24 +847,8 @@ decode_sample(struct ctx *c, const msgpack_object *o, struct guest_usage *u)
         return fail(c, -EINVAL, "field '%s': not a map", c->path);
     TRY(get_str(c, o, "guest", true, u->id, sizeof(u->id)));
     TRY(get_u64(c, o, "time_ms", true, UINT64_MAX, &u->time_ms));
-#define U(f) TRY(get_u64(c, o, #f, false, UINT64_MAX, &u->f))
-    U(cpu_ns);
-    U(memory);
-    U(memory_peak);
-    U(rss);
-    U(swap);
-    U(procs);
-    U(disk_bytes);
-    U(disk_inodes);
-    U(io_read_bytes);
-    U(io_write_bytes);
-    U(io_read_ops);
-    U(io_write_ops);
-    U(net_rx_bytes);
-    U(net_tx_bytes);
-    U(net_rx_packets);
-    U(net_tx_packets);
-    U(tcp_sockets);
+#define U(f) TRY(get_u64(c, o, #f, false, UINT64_MAX, &u->f));
+    USAGE_U64_FIELDS(U)
 #undef U
     r = get_container(c, o, "failcnt", false, MSGPACK_OBJECT_MAP, PROTO_MAX_ARRAY, &fc);
     if (r <= 0)
@@ -1216,27 +1200,12 @@ pk_spec(msgpack_packer *pk, const struct guest_spec *s)
 static void
 pk_sample(msgpack_packer *pk, const struct guest_usage *u)
 {
-    msgpack_pack_map(pk, 20);
+    /* guest, time_ms, the counters, failcnt */
+    msgpack_pack_map(pk, 3 + USAGE_N_U64_FIELDS);
     pk_kstr(pk, "guest", u->id);
     pk_ku64(pk, "time_ms", u->time_ms);
-#define U(f) pk_ku64(pk, #f, u->f)
-    U(cpu_ns);
-    U(memory);
-    U(memory_peak);
-    U(rss);
-    U(swap);
-    U(procs);
-    U(disk_bytes);
-    U(disk_inodes);
-    U(io_read_bytes);
-    U(io_write_bytes);
-    U(io_read_ops);
-    U(io_write_ops);
-    U(net_rx_bytes);
-    U(net_tx_bytes);
-    U(net_rx_packets);
-    U(net_tx_packets);
-    U(tcp_sockets);
+#define U(f) pk_ku64(pk, #f, u->f);
+    USAGE_U64_FIELDS(U)
 #undef U
     pk_str(pk, "failcnt");
     msgpack_pack_map(pk, USAGE_FAIL_COUNT);

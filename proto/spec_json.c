@@ -90,24 +90,10 @@ static const struct field io_fields[] = {
 static const struct field usage_fields[] = {
     F("id", K_STR, struct guest_usage, id),
     F("time_ms", K_U64, struct guest_usage, time_ms),
-    F("cpu_ns", K_U64, struct guest_usage, cpu_ns),
-    F("memory", K_U64, struct guest_usage, memory),
-    F("memory_peak", K_U64, struct guest_usage, memory_peak),
-    F("rss", K_U64, struct guest_usage, rss),
-    F("swap", K_U64, struct guest_usage, swap),
-    F("procs", K_U64, struct guest_usage, procs),
-    F("disk_bytes", K_U64, struct guest_usage, disk_bytes),
-    F("disk_inodes", K_U64, struct guest_usage, disk_inodes),
-    F("io_read_bytes", K_U64, struct guest_usage, io_read_bytes),
-    F("io_write_bytes", K_U64, struct guest_usage, io_write_bytes),
-    F("io_read_ops", K_U64, struct guest_usage, io_read_ops),
-    F("io_write_ops", K_U64, struct guest_usage, io_write_ops),
-    F("net_rx_bytes", K_U64, struct guest_usage, net_rx_bytes),
-    F("net_tx_bytes", K_U64, struct guest_usage, net_tx_bytes),
-    F("net_rx_packets", K_U64, struct guest_usage, net_rx_packets),
-    F("net_tx_packets", K_U64, struct guest_usage, net_tx_packets),
-    F("tcp_sockets", K_U64, struct guest_usage, tcp_sockets),
-    F("failcnt", K_FAILCNT, struct guest_usage, failcnt),
+#define USAGE_F(f) F(#f, K_U64, struct guest_usage, f),
+    USAGE_U64_FIELDS(USAGE_F)
+#undef USAGE_F
+        F("failcnt", K_FAILCNT, struct guest_usage, failcnt),
 };
 
 /* Wire names of enum usage_fail, in its order. */
