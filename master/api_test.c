@@ -19,53 +19,57 @@ test_routes(void **state)
 {
     struct api_match m;
 
-    assert_int_equal(api_route("GET", "/healthz", &m), 0);
+    assert_int_equal(api_route("GET", "/healthz", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_HEALTH);
-    assert_int_equal(api_route("POST", "/v1/guests", &m), 0);
+    assert_int_equal(api_route("POST", "/v1/guests", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_CREATE);
-    assert_int_equal(api_route("POST", "/v1/guests:batch", &m), 0);
+    assert_int_equal(api_route("POST", "/v1/guests:batch", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_BATCH);
-    assert_int_equal(api_route("GET", "/v1/guests/web1", &m), 0);
+    assert_int_equal(api_route("GET", "/v1/guests/web1", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_GET);
     assert_string_equal(m.name, "web1");
-    assert_int_equal(api_route("PATCH", "/v1/guests/web1", &m), 0);
+    assert_int_equal(api_route("PATCH", "/v1/guests/web1", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_PATCH);
-    assert_int_equal(api_route("DELETE", "/v1/guests/web1", &m), 0);
+    assert_int_equal(api_route("DELETE", "/v1/guests/web1", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_DELETE);
-    assert_int_equal(api_route("POST", "/v1/guests/web1/restart", &m), 0);
+    assert_int_equal(api_route("POST", "/v1/guests/web1/restart", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_RESTART);
-    assert_int_equal(api_route("GET", "/v1/guests/web1/usage", &m), 0);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/usage", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_USAGE);
-    assert_int_equal(api_route("POST", "/v1/nodes/h-1/uncordon", &m), 0);
+    assert_int_equal(api_route("POST", "/v1/nodes/h-1/uncordon", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_NODE_UNCORDON);
     assert_string_equal(m.name, "h-1");
-    assert_int_equal(api_route("DELETE", "/v1/pools/default", &m), 0);
+    assert_int_equal(api_route("DELETE", "/v1/pools/default", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_POOL_DELETE);
-    assert_int_equal(api_route("POST", "/v1/guests/web1/ips", &m), 0);
+    assert_int_equal(api_route("POST", "/v1/guests/web1/ips", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_IP_ADD);
-    assert_int_equal(api_route("DELETE", "/v1/guests/web1/ips/2001:db8::7", &m), 0);
+    assert_int_equal(api_route("DELETE", "/v1/guests/web1/ips/2001:db8::7", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_IP_DEL);
     assert_string_equal(m.name, "web1");
     assert_string_equal(m.arg, "2001:db8::7");
-    assert_int_equal(api_route("GET", "/v1/nodes/h1/routes", &m), 0);
+    assert_int_equal(api_route("GET", "/v1/nodes/h1/routes", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_NODE_ROUTES);
     assert_string_equal(m.arg, "");
-    assert_int_equal(api_route("DELETE", "/v1/guests/web1/ips/", &m), -ENOENT);
-    assert_int_equal(api_route("GET", "/v1/guests/web1/ips/10.0.0.1", &m), -EOPNOTSUPP);
+    assert_int_equal(api_route("DELETE", "/v1/guests/web1/ips/", &m, NULL, 0), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/ips/10.0.0.1", &m, NULL, 0), -EOPNOTSUPP);
 
     /* Known path, wrong method: 405; unknown path or bad name: 404. */
-    assert_int_equal(api_route("PUT", "/v1/guests/web1", &m), -EOPNOTSUPP);
-    assert_int_equal(api_route("GET", "/v1/guests/web1/exec", &m), -EOPNOTSUPP);
-    assert_int_equal(api_route("GET", "/v1/guests/Web_1", &m), -ENOENT);
-    assert_int_equal(api_route("GET", "/v1/guests/", &m), -ENOENT);
-    assert_int_equal(api_route("GET", "/v1/guests/a/b/c", &m), -ENOENT);
-    assert_int_equal(api_route("GET", "/v1/guests/web1/", &m), -ENOENT);
-    assert_int_equal(api_route("GET", "/v2/nodes", &m), -ENOENT);
+    char allow[64];
+    assert_int_equal(api_route("PUT", "/v1/guests/web1", &m, allow, sizeof(allow)), -EOPNOTSUPP);
+    assert_string_equal(allow, "GET, PATCH, DELETE");
+    assert_int_equal(api_route("GET", "/v1/guests", &m, allow, sizeof(allow)), 0);
+    assert_non_null(m.handler);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/exec", &m, NULL, 0), -EOPNOTSUPP);
+    assert_int_equal(api_route("GET", "/v1/guests/Web_1", &m, NULL, 0), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/", &m, NULL, 0), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/a/b/c", &m, NULL, 0), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/", &m, NULL, 0), -ENOENT);
+    assert_int_equal(api_route("GET", "/v2/nodes", &m, NULL, 0), -ENOENT);
     char longname[200];
     memset(longname, 'a', sizeof(longname));
     memcpy(longname, "/v1/nodes/", 10);
     longname[sizeof(longname) - 1] = '\0';
-    assert_int_equal(api_route("GET", longname, &m), -ENOENT);
+    assert_int_equal(api_route("GET", longname, &m, NULL, 0), -ENOENT);
     assert_string_equal(api_route_name(API_GUEST_CREATE), "guest.create");
 }
 
@@ -78,11 +82,18 @@ test_error_tables(void **state)
         unsigned status;
         const char *code;
     } cases[] = {
-        {-EINVAL, 400, "bad_request"},       {-E2BIG, 400, "bad_request"},
-        {-ENOENT, 404, "not_found"},         {-EEXIST, 409, "conflict"},
-        {-EADDRINUSE, 409, "conflict"},      {-EBUSY, 409, "conflict"},
-        {-ENOSPC, 422, "unplaceable"},       {-EIO, 503, "unavailable"},
-        {-EHOSTUNREACH, 503, "unavailable"}, {-ETIMEDOUT, 504, "unavailable"},
+        {-EINVAL, 400, "bad_request"},
+        {-E2BIG, 400, "bad_request"},
+        {-ENOENT, 404, "not_found"},
+        {-EEXIST, 409, "conflict"},
+        {-EADDRINUSE, 409, "conflict"},
+        {-EBUSY, 409, "conflict"},
+        {-EXFULL, 422, "unplaceable"},
+        {-EIO, 503, "unavailable"},
+        {-ENOSPC, 507, "insufficient_storage"},
+        {-ENOLCK, 409, "conflict"},
+        {-EHOSTUNREACH, 503, "unavailable"},
+        {-ETIMEDOUT, 504, "unavailable"},
         {EEXIST, 409, "conflict"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

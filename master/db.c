@@ -259,6 +259,12 @@ db_tx_hook_remove(db_t *db, void *userdata)
             db->hooks[i] = (struct db_hook){0};
 }
 
+int
+db_tx_error(db_t *db)
+{
+    return db->tx_error;
+}
+
 unsigned
 db_tx_depth(db_t *db)
 {
@@ -293,6 +299,7 @@ db_rollback(db_t *db)
 
     if (d == 0)
         return -EINVAL;
+    db->tx_error = -ECANCELED;
     if (d == 1)
         r = dbi_exec(db, "ROLLBACK");
     else {
@@ -328,6 +335,7 @@ db_commit(db_t *db)
         r = dbi_exec(db, sql);
     }
     if (r < 0) {
+        db->tx_error = r;
         /* A failed COMMIT (a deferred foreign key, a full disk) leaves the
          * transaction open or already rolled back; either way it is undone. */
         if (d == 1 && !sqlite3_get_autocommit(db->conn))

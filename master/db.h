@@ -155,6 +155,10 @@ int db_commit(db_t *db);
 int db_rollback(db_t *db);
 /* Depth of open transactions, 0 = none. */
 unsigned db_tx_depth(db_t *db);
+/* Why the transaction whose rollback is being reported was undone: the
+ * -errno of a failed commit (-ENOSPC for a full disk), or -ECANCELED for a
+ * rollback the caller asked for. Meaningful inside a DB_TX_ROLLBACK hook. */
+int db_tx_error(db_t *db);
 
 enum db_tx_event {
     DB_TX_BEGIN,    /* a transaction or savepoint opened at depth */

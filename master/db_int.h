@@ -26,6 +26,7 @@ struct db {
     size_t n_stmts;                              /* entries in stmts */
     sqlite3_stmt *guest_lists[DB_GUEST_FILTERS]; /* one per filter combination */
     unsigned depth;                              /* open transactions */
+    int tx_error;                                /* why the last transaction was undone */
     char journal_mode[16];                       /* what PRAGMA journal_mode said */
     struct db_hook hooks[8];                     /* transaction listeners */
 };

@@ -17,19 +17,20 @@
 
 /* A request in flight: built by its connection thread, answered by the loop. */
 struct pending {
-    struct http_req req;         /* what the handler sees */
-    struct MHD_Connection *conn; /* the connection, for queries and headers */
-    char *upload;                /* body bytes received so far */
-    size_t upload_len;           /* bytes in upload */
-    bool too_large;              /* the body went past HTTPD_MAX_BODY */
-    char *path;                  /* copy of the URL path */
-    char *method;                /* copy of the method */
-    struct pending *next;        /* in the server's inbox */
-    pthread_cond_t cond;         /* signalled when answered */
-    bool answered;               /* status and response are set */
-    bool abandoned;              /* the connection thread timed out: the loop frees it */
-    unsigned status;             /* HTTP status */
-    char *response;              /* JSON text, malloc'd, or NULL */
+    struct http_req req;                 /* what the handler sees */
+    struct MHD_Connection *conn;         /* the connection, for queries and headers */
+    char *upload;                        /* body bytes received so far */
+    size_t upload_len;                   /* bytes in upload */
+    bool too_large;                      /* the body went past HTTPD_MAX_BODY */
+    char *path;                          /* copy of the URL path */
+    char *method;                        /* copy of the method */
+    struct pending *next;                /* in the server's inbox */
+    pthread_cond_t cond;                 /* signalled when answered */
+    bool answered;                       /* status and response are set */
+    bool abandoned;                      /* the connection thread timed out: the loop frees it */
+    unsigned status;                     /* HTTP status */
+    char *response;                      /* JSON text, malloc'd, or NULL */
+    char *headers[HTTPD_MAX_HEADERS][2]; /* extra response headers (name, value), owned */
 };
 
 struct httpd {
@@ -60,6 +61,10 @@ pending_free(struct pending *p)
     free(p->path);
     free(p->method);
     free(p->response);
+    for (size_t i = 0; i < HTTPD_MAX_HEADERS; i++) {
+        free(p->headers[i][0]);
+        free(p->headers[i][1]);
+    }
     pthread_cond_destroy(&p->cond);
     free(p);
 }
@@ -118,6 +123,19 @@ httpd_respond(struct http_req *req, unsigned status, json_t *body)
 }
 
 void
+httpd_set_header(struct http_req *req, const char *name, const char *value)
+{
+    struct pending *p = container_of(req, struct pending, req);
+
+    for (size_t i = 0; i < HTTPD_MAX_HEADERS; i++)
+        if (!p->headers[i][0]) {
+            p->headers[i][0] = xstrdup(name);
+            p->headers[i][1] = xstrdup(value);
+            return;
+        }
+}
+
+void
 httpd_error(struct http_req *req, unsigned status, const char *code, const char *field,
             const char *fmt, ...)
 {
@@ -148,7 +166,8 @@ httpd_header(const struct http_req *req, const char *name)
 }
 
 static enum MHD_Result
-send_text(struct MHD_Connection *conn, unsigned status, char *text)
+send_text_headers(struct MHD_Connection *conn, unsigned status, char *text,
+                  char *const (*headers)[2])
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
@@ -158,9 +177,17 @@ send_text(struct MHD_Connection *conn, unsigned status, char *text)
     r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (*text)
         MHD_add_response_header(r, "Content-Type", "application/json");
+    for (size_t i = 0; headers && i < HTTPD_MAX_HEADERS && headers[i][0]; i++)
+        MHD_add_response_header(r, headers[i][0], headers[i][1]);
     ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result
+send_text(struct MHD_Connection *conn, unsigned status, char *text)
+{
+    return send_text_headers(conn, status, text, NULL);
 }
 
 static char *
@@ -293,6 +320,50 @@ send_static(httpd_t *h, struct MHD_Connection *conn, const char *url)
     return ret;
 }
 
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* libmicrohttpd's own unescaping would turn "%00" into a NUL that cuts the
+ * path or argument short ("/v1/guests/a1%00x" read as "a1"); this one
+ * decodes %XX but turns every decoded control byte into 0x01, which no name
+ * or path accepts. */
+static size_t
+unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *w = s;
+
+    for (const char *r = s; *r; r++) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+            unsigned char c = (unsigned char)(hi << 4 | lo);
+            *w++ = (char)(c < 0x20 || c == 0x7f ? 0x01 : c);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
+static bool
+has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
 static bool
 is_api_path(const char *url)
 {
@@ -338,6 +409,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     }
 
     /* The whole request is in. */
+    if (has_control(p->path))
+        return send_text(conn, 400,
+                         error_text("bad_request", "the path holds a control character"));
     if (p->too_large)
         return send_text(conn, 413, error_text("too_large", "request body is too large"));
     if (p->upload_len) {
@@ -354,7 +428,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 
     char *response = NULL;
     unsigned status = dispatch(h, p, &response);
-    return send_text(conn, status, response);
+    /* An abandoned request belongs to the loop: its headers are not ours. */
+    return send_text_headers(conn, status, response, p->abandoned ? NULL : p->headers);
 }
 
 static void
@@ -398,7 +473,8 @@ httpd_new(uv_loop_t *loop, const char *addr, uint16_t port, httpd_handler handle
                                  port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sin,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_MAX_CONNS,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(HTTPD_MAX_WAIT_S + 30),
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                 MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
     if (!h->daemon) {
         *err = -EADDRINUSE;
         pthread_mutex_destroy(&h->lock);
