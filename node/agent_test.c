@@ -228,8 +228,9 @@ handshake(struct fixture *f, struct msg *hello)
 
 /* ---- fixture -------------------------------------------------------- */
 
+/* A sim backend whose guests take stop_delay_ms to halt after the signal. */
 static backend_t *
-new_backend(void)
+new_backend_slow(uint32_t stop_delay_ms)
 {
     struct sim_config sc = {
         .cpus = 8000,
@@ -237,8 +238,15 @@ new_backend(void)
         .disk = 100ULL << 30,
         .max_guests = 8,
         .seed = 7,
+        .stop_delay_ms = stop_delay_ms,
     };
     return sim_backend_new(&sc);
+}
+
+static backend_t *
+new_backend(void)
+{
+    return new_backend_slow(0);
 }
 
 /* Starts the agent on backend (taken), on the fixture's disk store. */
@@ -408,9 +416,10 @@ test_lifecycle(void **state)
     expect_nack(f, send_guest(f, MSG_GUEST_START, ID1), MSG_ERR_NOT_FOUND);
 }
 
-/* Packs {"v":1,"type":type,"id":id} plus one more key when extra_key is set. */
+/* Sends {"v":v,"type":type,"id":id}, plus extra_key mapped to the number 42
+ * when extra_key is set. */
 static void
-send_packed(struct fixture *f, const char *type, uint64_t id, const char *extra_key)
+send_packed(struct fixture *f, uint32_t v, const char *type, uint64_t id, const char *extra_key)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -419,7 +428,7 @@ send_packed(struct fixture *f, const char *type, uint64_t id, const char *extra_
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, extra_key ? 4 : 3);
     msgpack_pack_str_with_body(&pk, "v", 1);
-    msgpack_pack_uint32(&pk, PROTO_VERSION);
+    msgpack_pack_uint32(&pk, v);
     msgpack_pack_str_with_body(&pk, "type", 4);
     msgpack_pack_str_with_body(&pk, type, strlen(type));
     msgpack_pack_str_with_body(&pk, "id", 2);
@@ -444,14 +453,14 @@ test_bad_frames(void **state)
     msg_clear(&hello);
 
     /* A type the agent does not know: nacked with its request id. */
-    send_packed(f, "guest.frobnicate", 77, NULL);
+    send_packed(f, PROTO_VERSION, "guest.frobnicate", 77, NULL);
     expect_nack(f, 77, MSG_ERR_UNKNOWN_TYPE);
     /* A known type that is not a command for a node. */
     struct msg e = {.type = MSG_EVENT};
     strcpy(e.u.event.kind, "oom");
     expect_nack(f, send_cmd(f, &e), MSG_ERR_UNKNOWN_TYPE);
     /* A command with a mistyped field: nacked with its id. */
-    send_packed(f, "guest.start", 78, "guest");
+    send_packed(f, PROTO_VERSION, "guest.start", 78, "guest");
     expect_nack(f, 78, MSG_ERR_BAD_REQUEST);
     /* Not msgpack at all: nacked without an id (ref 0). */
     send_raw(f, garbage, sizeof(garbage) - 1);
@@ -460,21 +469,7 @@ test_bad_frames(void **state)
     send_raw(f, "", 0);
     expect_nack(f, 0, MSG_ERR_BAD_REQUEST);
     /* A newer major version. */
-    {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 3);
-        msgpack_pack_str_with_body(&pk, "v", 1);
-        msgpack_pack_uint32(&pk, PROTO_VERSION + 1);
-        msgpack_pack_str_with_body(&pk, "type", 4);
-        msgpack_pack_str_with_body(&pk, "guest.start", 11);
-        msgpack_pack_str_with_body(&pk, "id", 2);
-        msgpack_pack_uint64(&pk, 79);
-        send_raw(f, sb.data, sb.size);
-        msgpack_sbuffer_destroy(&sb);
-    }
+    send_packed(f, PROTO_VERSION + 1, "guest.start", 79, NULL);
     expect_nack(f, 79, MSG_ERR_VERSION);
 
     /* Still alive and answering: a full apply + start. */
@@ -512,6 +507,39 @@ test_lane_fifo(void **state)
     expect_ack(f, destroy, ID3, 1, false);
     expect_event(f, ID3, "destroyed");
     assert_false(stored(f, ID3, NULL));
+}
+
+/* A guest that ignores the halt signal is killed at the stop timeout; the
+ * stop is answered then. */
+static void
+test_stop_timeout(void **state)
+{
+    struct fixture *f = *state;
+    struct guest_spec s;
+    struct store_record rec;
+    struct msg hello;
+
+    start_agent(f, new_backend_slow(3600 * 1000));
+    handshake(f, &hello);
+    msg_clear(&hello);
+    fill_spec(&s, ID1, "slow", 1);
+    expect_ack(f, send_apply(f, &s), ID1, 1, false);
+    expect_ack(f, send_guest(f, MSG_GUEST_START, ID1), ID1, 1, true);
+    expect_event(f, ID1, "started");
+
+    struct msg m = {.type = MSG_GUEST_STOP};
+    strcpy(m.u.guest.id, ID1);
+    m.u.guest.generation = 1;
+    m.u.guest.timeout = 1;
+    uint64_t stop = send_cmd(f, &m);
+    /* A second stop while the first waits: the first is answered busy. */
+    uint64_t stop2 = send_cmd(f, &m);
+    expect_nack(f, stop, MSG_ERR_BUSY);
+    expect_event(f, ID1, "stopped");
+    expect_ack(f, stop2, ID1, 1, false);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.rt.pid, 0);
+    assert_int_equal(rec.desired, STORE_DESIRED_STOPPED);
 }
 
 /* An agent starting on a store that holds guests reports them in hello
@@ -569,6 +597,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lane_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_inventory, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
