@@ -113,9 +113,11 @@ bool agent_cmd_handle(agent_t *a, const struct msg *m);
 
 /* ---- agent_jobs.c: backend operations on the lanes ---------------------- */
 
-/* Each queues a job with copies of g's spec and runtime as of now; its done
- * records the outcome and answers request ref (0: an internal job, nothing to
- * answer). */
+/* Each queues a job on its lane with copies of g's spec and runtime; apply,
+ * start, stop and destroy take them afresh from the table when they leave
+ * the queue (after every earlier job's done), so they act on what the jobs
+ * before them did. Its done records the outcome and answers request ref (0:
+ * an internal job, nothing to answer). */
 /* Create (unless existed), then apply spec's limits and, when running, network. */
 void agent_job_apply(agent_t *a, const struct agent_guest *g, uint64_t ref,
                      const struct guest_spec *spec, bool existed);
