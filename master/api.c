@@ -322,6 +322,7 @@ api_guest_json(const struct db_guest *g, const struct guest_spec *spec)
     json_object_set_new(o, "generation", json_integer((json_int_t)g->generation));
     json_object_set_new(o, "applied_generation", json_integer((json_int_t)g->applied_generation));
     json_object_set_new(o, "group", g->group ? json_string(g->group) : json_null());
+    json_object_set_new(o, "deleting", json_boolean(g->deleting));
     if (g->message)
         json_object_set_new(o, "message", json_string(g->message));
     json_object_set_new(o, "created", time_json(g->created_ms));

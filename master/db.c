@@ -260,6 +260,25 @@ db_tx_hook_remove(db_t *db, void *userdata)
 }
 
 int
+db_probe_write(db_t *db)
+{
+    if (db->commit_error == 0) {
+        /* Nothing failed lately: a write lock proves the file takes writes
+         * (a read-only file does not), without writing. */
+        int r = db_begin(db);
+        return r < 0 ? r : db_commit(db);
+    }
+    /* The last commit failed: write for real (a row in and out again). */
+    int r = db_begin(db);
+    if (r < 0)
+        return r;
+    r = dbi_exec(db, "INSERT INTO idempotency (key, method, path, request_hash, status, body, "
+                     "created) VALUES ('\x01probe', '', '', '', 0, '', 0); DELETE FROM "
+                     "idempotency WHERE key = '\x01probe'");
+    return dbi_tx_end(db, r);
+}
+
+int
 db_tx_error(db_t *db)
 {
     return db->tx_error;
@@ -334,6 +353,8 @@ db_commit(db_t *db)
         snprintf(sql, sizeof(sql), "RELEASE vf%u", d);
         r = dbi_exec(db, sql);
     }
+    if (d == 1)
+        db->commit_error = r < 0 ? r : 0;
     if (r < 0) {
         db->tx_error = r;
         /* A failed COMMIT (a deferred foreign key, a full disk) leaves the

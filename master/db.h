@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */
@@ -94,6 +94,7 @@ struct db_guest {
     enum db_observed observed;   /* what the node last reported */
     uint64_t created_ms;         /* wall clock of creation */
     uint64_t updated_ms;         /* wall clock of the last change */
+    bool deleting;               /* a DELETE was accepted: its node is told to destroy it */
 };
 
 struct db_pool {
@@ -155,6 +156,10 @@ int db_commit(db_t *db);
 int db_rollback(db_t *db);
 /* Depth of open transactions, 0 = none. */
 unsigned db_tx_depth(db_t *db);
+/* Whether the store takes writes now: a write lock normally, a real write
+ * when the last commit failed (a full disk that may have room again).
+ * Returns 0 or the -errno of the failure (-ENOSPC, -EROFS, ...). */
+int db_probe_write(db_t *db);
 /* Why the transaction whose rollback is being reported was undone: the
  * -errno of a failed commit (-ENOSPC for a full disk), or -ECANCELED for a
  * rollback the caller asked for. Meaningful inside a DB_TX_ROLLBACK hook. */
@@ -205,6 +210,8 @@ int db_guest_update(db_t *db, const struct db_guest *g, const struct db_label *l
 int db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const char *message);
 /* Raises applied_generation to gen (never lowers it). */
 int db_guest_set_applied(db_t *db, const char *id, uint64_t gen);
+/* Marks the guest as being deleted (durably, before its node is told). */
+int db_guest_set_deleting(db_t *db, const char *id);
 /* Deletes the guest, its labels and its address allocations. */
 int db_guest_delete(db_t *db, const char *id);
 int db_guest_get_by_id(db_t *db, const char *id, struct db_guest *out);

@@ -8,9 +8,10 @@
 
 #include "common/mem.h"
 
-#define GUEST_COLS                                                                                 \
+#define GUEST_INSERT_COLS                                                                          \
     "id, name, node, spec, grp, message, generation, applied_generation, desired, observed, "      \
     "created, updated"
+#define GUEST_COLS GUEST_INSERT_COLS ", deleting"
 
 static const char sql_guest_get_id[] = "SELECT " GUEST_COLS " FROM guests WHERE id = ?1";
 static const char sql_guest_get_name[] = "SELECT " GUEST_COLS " FROM guests WHERE name = ?1";
@@ -18,7 +19,7 @@ static const char sql_label_delete_guest[] = "DELETE FROM guest_labels WHERE gue
 static const char sql_label_insert[] =
     "INSERT INTO guest_labels (key, value, guest_id) VALUES (?1, ?2, ?3)";
 static const char sql_guest_insert[] =
-    "INSERT INTO guests (" GUEST_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+    "INSERT INTO guests (" GUEST_INSERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
     "?8, ?9, ?10, ?11, ?11)";
 static const char sql_guest_update[] =
     "UPDATE guests SET node = ?2, spec = ?3, grp = ?4, desired = ?5, "
@@ -29,6 +30,8 @@ static const char sql_guest_set_applied[] =
     "UPDATE guests SET applied_generation = MAX(applied_generation, ?2), "
     "updated = ?3 WHERE id = ?1";
 static const char sql_guest_delete[] = "DELETE FROM guests WHERE id = ?1";
+static const char sql_guest_set_deleting[] =
+    "UPDATE guests SET deleting = 1, updated = ?2 WHERE id = ?1";
 
 /* ---- guests ---- */
 
@@ -169,6 +172,16 @@ db_guest_set_applied(db_t *db, const char *id, uint64_t gen)
 }
 
 int
+db_guest_set_deleting(db_t *db, const char *id)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_guest_set_deleting);
+
+    dbi_bind_text(s, 1, id);
+    dbi_bind_u64(s, 2, dbi_now_ms());
+    return dbi_step_done(db, s, -EINVAL, true);
+}
+
+int
 db_guest_delete(db_t *db, const char *id)
 {
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_guest_delete);
@@ -196,6 +209,7 @@ guest_from_row(sqlite3_stmt *s, struct db_guest *g, char *(*str)(sqlite3_stmt *,
         .observed = o < 0 ? DB_OBS_UNKNOWN : (enum db_observed)o,
         .created_ms = dbi_col_u64(s, 10),
         .updated_ms = dbi_col_u64(s, 11),
+        .deleting = sqlite3_column_int(s, 12) != 0,
     };
 }
 

@@ -27,6 +27,7 @@ struct db {
     sqlite3_stmt *guest_lists[DB_GUEST_FILTERS]; /* one per filter combination */
     unsigned depth;                              /* open transactions */
     int tx_error;                                /* why the last transaction was undone */
+    int commit_error;                            /* the last outermost commit's result */
     char journal_mode[16];                       /* what PRAGMA journal_mode said */
     struct db_hook hooks[8];                     /* transaction listeners */
 };

@@ -91,6 +91,10 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "  tx_packets INTEGER NOT NULL,"
     "  since INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+    /* 3: a DELETE is recorded before the node is told, so an accepted
+     * delete survives a master restart and a full disk refuses it before
+     * anything happens on the node. */
+    "ALTER TABLE guests ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0 CHECK (deleting IN (0, 1));",
 };
 
 _Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,

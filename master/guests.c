@@ -178,6 +178,9 @@ send_after(master_t *m, void *ctx, int err)
 {
     struct send_ctx *s = ctx;
 
+    /* A destroy replaces whatever was still to be sent about the guest. */
+    if (err == 0 && s->msg.type == MSG_GUEST_DESTROY)
+        dispatch_forget_guest(m->disp, s->node, s->msg.u.guest.id);
     if (err == 0 && dispatch_queue(m->disp, s->node, &s->msg) < 0)
         log_error("guest=%s cannot encode %s for node=%s", s->msg.u.guest.id,
                   msg_type_name(s->msg.type), s->node);
@@ -252,11 +255,20 @@ placement_fail(struct guest_err *e, int r, const char *name, const char *node)
     return guest_fail(e, -EXFULL, NULL, "no node can take guest \"%s\"", name);
 }
 
+bool
+guests_deleting(master_t *m, const struct db_guest *g)
+{
+    return g->deleting || (g->node && dispatch_pending(m->disp, g->node, MSG_GUEST_DESTROY, g->id));
+}
+
 int
 guests_change(master_t *m, struct db_guest *g, const struct guest_spec *cur,
               struct guest_spec *next, struct guest_err *e)
 {
     struct sched_resources old_res, new_res;
+
+    if (guests_deleting(m, g))
+        return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
     int r = db_begin(m->db);
 
     if (r < 0)
@@ -315,7 +327,7 @@ guests_lifecycle(master_t *m, const char *name, enum guest_op op, struct db_gues
     if (!g->node || g->observed == DB_OBS_LOST || g->observed == DB_OBS_UNKNOWN)
         return guest_fail(e, -ESTALE, NULL, "guest \"%s\" is %s", g->name,
                           g->node ? db_observed_to_string(g->observed) : "on no node");
-    if (dispatch_pending(m->disp, g->node, MSG_GUEST_DESTROY, g->id))
+    if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
     if (op != GUEST_STOP && (spec->flags & SPEC_FLAG_LOCK))
         return guest_fail(e, -ENOLCK, "flags", "guest \"%s\" is locked: clear the lock flag first",
@@ -423,10 +435,19 @@ guests_delete(master_t *m, const char *name, bool force, char id[SPEC_ID_LEN + 1
         waiters_guest_deleted(m, id);
         return 0;
     }
-    /* The destroy replaces whatever was still to be sent about the guest. */
-    dispatch_forget_guest(m->disp, g.node, g.id);
-    guests_send(m, g.node, MSG_GUEST_DESTROY, g.id, g.generation);
+    /* The delete is recorded first; the node is told once it is durable
+     * (a full disk refuses it before anything happens on the node). */
+    r = db_begin(m->db);
+    if (r >= 0) {
+        r = db_guest_set_deleting(m->db, g.id);
+        if (r >= 0)
+            guests_send(m, g.node, MSG_GUEST_DESTROY, g.id, g.generation);
+        r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    }
     db_guest_clear(&g);
+    if (r < 0)
+        return guest_fail(e, r, NULL, "cannot record the delete: %s; nothing changed",
+                          strerror(-r));
     return 1;
 }
 

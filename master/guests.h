@@ -60,6 +60,9 @@ json_t *guests_json(master_t *m, const char *id);
 /* What a spec charges its node. */
 void guests_resources(master_t *m, const struct guest_spec *s, struct sched_resources *res);
 
+/* A DELETE of the guest was accepted (recorded, or its destroy queued). */
+bool guests_deleting(master_t *m, const struct db_guest *g);
+
 /* ---- create ---- */
 
 /* A create as the API asks it, parsed. */

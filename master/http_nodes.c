@@ -14,11 +14,8 @@
 void
 h_health(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    /* A write lock proves the store takes writes (a read-only file does not). */
-    int r = db_begin(m->db);
+    int r = db_probe_write(m->db);
 
-    if (r >= 0)
-        r = db_commit(m->db);
     if (r < 0) {
         http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
         return;

@@ -125,7 +125,7 @@ free_master(struct fx *f)
 FX_UNUSED static void
 start_agent(struct fx *f, int i)
 {
-    struct agent_config ac = {.heartbeat_ms = 200, .usage_ms = 200};
+    struct agent_config ac = {.heartbeat_ms = 200, .usage_ms = 200, .fake_pids = true};
     struct sim_config sc = {.cpus = 8000,
                             .memory = 16ULL << 30,
                             .disk = 1ULL << 40,

@@ -27,7 +27,7 @@ collect_guest(void *userdata, const struct db_guest *g)
 static void
 reconcile_missing(master_t *m, const char *node, struct db_guest *g, const struct guest_spec *spec)
 {
-    if (dispatch_pending(m->disp, node, MSG_GUEST_DESTROY, g->id)) {
+    if (guests_deleting(m, g)) {
         /* It was being destroyed and is gone: the destroy is done. */
         if (guests_remove(m, g->id) >= 0)
             waiters_guest_deleted(m, g->id);
@@ -62,14 +62,19 @@ reconcile_guest(master_t *m, const char *node, const char *id,
     }
     if (item->generation > 0)
         db_guest_set_applied(m->db, id, item->generation);
+    if (guests_deleting(m, &g)) {
+        /* Accepted for deletion (before a master restart, say): destroy. */
+        guests_send(m, node, MSG_GUEST_DESTROY, id, g.generation);
+        db_guest_clear(&g);
+        return;
+    }
     if (item->generation < g.generation)
         guests_send_apply(m, node, &spec);
     if (g.desired == DB_DESIRED_RUNNING && !item->running)
         guests_send(m, node, MSG_GUEST_START, id, g.generation);
     else if (g.desired == DB_DESIRED_STOPPED && item->running)
         guests_send(m, node, MSG_GUEST_STOP, id, g.generation);
-    if (!dispatch_pending(m->disp, node, MSG_GUEST_DESTROY, id))
-        guests_observed(m, id, item->running ? DB_OBS_RUNNING : DB_OBS_STOPPED, NULL);
+    guests_observed(m, id, item->running ? DB_OBS_RUNNING : DB_OBS_STOPPED, NULL);
     db_guest_clear(&g);
 }
 

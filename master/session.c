@@ -108,7 +108,7 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
     }
     if (a->generation > 0)
         db_guest_set_applied(m->db, a->id, a->generation);
-    if (dispatch_pending(m->disp, node, MSG_GUEST_DESTROY, a->id)) {
+    if (guests_deleting(m, &g)) {
         db_guest_clear(&g);
         return;
     }
@@ -199,8 +199,7 @@ on_event(master_t *m, const char *node, const struct msg_event *e)
         return;
     if (db_guest_get_by_id(m->db, e->id, &g) < 0)
         return;
-    if (g.node && !strcmp(g.node, node) &&
-        !dispatch_pending(m->disp, node, MSG_GUEST_DESTROY, e->id))
+    if (g.node && !strcmp(g.node, node) && !guests_deleting(m, &g))
         guests_observed(m, e->id, obs, obs == DB_OBS_STOPPED && e->message[0] ? e->message : NULL);
     db_guest_clear(&g);
 }
