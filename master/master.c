@@ -2219,7 +2219,7 @@ route_guest(void *userdata, const struct db_guest *g)
         return 0;
     }
     json_decref(j);
-    api_ifname(g->id, ifname);
+    spec_ifname(g->id, ifname);
     for (uint32_t i = 0; i < spec.n_addrs; i++)
         json_array_append_new(c->routes,
                               json_pack("{s:s, s:s, s:s}", "address",
