@@ -28,19 +28,20 @@
 #include <stdint.h>
 
 /* How a limit's number is read, written and shown; the stored value is
- * always an unsigned integer of the row's type. X(unit, metavar, json, shown):
- * the CLI's metavariable, the JSON value's form and the unit in the docs.
+ * always an unsigned integer of the row's type.
+ * X(unit, metavar, json, json_unit, wire_unit): the CLI's metavariable, the
+ * JSON value's form, and the unit JSON and the msgpack integer count in.
  *   COUNT   a plain count, shown as is
  *   BYTES   bytes: JSON reads 268435456 or "256M", the CLI shows 256M
  *   RATE    bits per second: JSON reads 10000000 or "10mbit", the CLI shows 10mbit
- *   MCORES  millicores, read and written as cores (0.5) by JSON and the CLI
+ *   MCORES  millicores on the wire, cores (0.5) in JSON and the CLI
  *   WEIGHT  a relative share 1..max; 0 leaves the kernel's default (100) */
 #define SPEC_UNIT_KINDS(X)                                                                         \
-    X(COUNT, "N", "integer", "count")                                                              \
-    X(BYTES, "SIZE", "integer or \"256M\"", "bytes")                                               \
-    X(RATE, "RATE", "integer or \"10mbit\"", "bits/s")                                             \
-    X(MCORES, "CORES", "number (0.5)", "cores")                                                    \
-    X(WEIGHT, "N", "integer", "weight")
+    X(COUNT, "N", "integer", "", "")                                                               \
+    X(BYTES, "SIZE", "integer or \"256M\"", "bytes", "bytes")                                      \
+    X(RATE, "RATE", "integer or \"10mbit\"", "bits/s", "bits/s")                                   \
+    X(MCORES, "CORES", "number (0.5)", "cores", "millicores")                                      \
+    X(WEIGHT, "N", "integer", "", "")
 
 #define SPEC_UNIT_ID_(unit, ...) SPEC_UNIT_##unit,
 enum spec_unit { SPEC_UNIT_KINDS(SPEC_UNIT_ID_) };
