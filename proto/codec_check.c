@@ -65,23 +65,6 @@ terminated(const char *s, size_t size)
     return memchr(s, '\0', size) != NULL;
 }
 
-static bool
-is_uuid(const char *s)
-{
-    if (strnlen(s, SPEC_ID_LEN + 1) != SPEC_ID_LEN)
-        return false;
-    for (int i = 0; i < SPEC_ID_LEN; i++) {
-        char ch = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (ch != '-')
-                return false;
-        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Printable ASCII and any UTF-8 byte, no control characters. */
 static bool
 is_printable(const char *s)
@@ -105,7 +88,7 @@ check_guest_id(struct codec_ctx *c, const char *key, const char *id, bool requir
     CHECK(terminated(id, SPEC_ID_LEN + 1), key, "not terminated");
     if (!required && id[0] == '\0')
         return 0;
-    CHECK(is_uuid(id), key, "not a lower-case UUID");
+    CHECK(spec_is_uuid(id), key, "not a lower-case UUID");
     return 0;
 }
 

@@ -115,8 +115,8 @@ spec_cap_name(unsigned cap)
     return cap < ARRAY_SIZE(cap_names) ? cap_names[cap] : NULL;
 }
 
-static bool
-is_uuid(const char *s)
+bool
+spec_is_uuid(const char *s)
 {
     if (strnlen(s, SPEC_ID_LEN + 1) != SPEC_ID_LEN)
         return false;
@@ -157,7 +157,7 @@ spec_validate(const struct guest_spec *s, const char **field)
     const struct spec_limits *l = &s->limits;
     uint64_t known_caps = 0;
 
-    if (!is_uuid(s->id))
+    if (!spec_is_uuid(s->id))
         FAIL("id");
     if (!name_is_valid(s->name))
         FAIL("name");

@@ -123,6 +123,9 @@ uint64_t spec_effective_caps(const struct guest_spec *s);
  * the first bad field (a static string) when field is not NULL. */
 int spec_validate(const struct guest_spec *s, const char **field);
 
+/* A guest id: a UUID in lower-case text form (36 characters). */
+bool spec_is_uuid(const char *s);
+
 /* The host-side name of a guest's veth, shared by the node that creates it
  * and the master that reports routes through it: "vf" and the first 10 hex
  * digits of the id without dashes, lower case ("vf0e09ecc81e" for
