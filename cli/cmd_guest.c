@@ -36,27 +36,24 @@ cmd_guest_help(FILE *f)
         "  traffic NAME [--reset]               traffic since the last reset (FreeVPS trafstat);\n"
         "                                       --reset ends the period and starts a new one\n"
         "\n"
-        "Limits (create and set):\n"
-        "  --memory SIZE  --rss SIZE  --swap SIZE  --disk SIZE      sizes: 4096, 256M, 1.5G\n"
-        "  --procs N  --inodes N  --nofile N  --tcp-sockets N\n"
-        "  --cpu CORES  --cpu-burst CORES                           CPU ceiling: 0.5, 2\n"
-        "  --cpu-weight N  --io-weight N                            shares, 1 to 10000\n"
-        "  --net-in RATE  --net-out RATE                            rates: 10mbit, 1gbit\n"
-        "\n"
-        "Create options:\n"
-        "  --template T          root filesystem template (required)\n"
-        "  --ip auto|ADDR        an address from a pool, repeatable (default: the master's)\n"
-        "  --label k=v           a label on the guest, repeatable\n"
-        "  --constraint k=v      place only on nodes with this label, repeatable\n"
-        "  --group G             anti-affinity group: at most one per node\n"
-        "  --node N              pin to node N\n"
-        "  --algorithm A         spread or binpack (default: the cluster's)\n"
-        "  --wait                return once the guest runs (or fails)\n"
-        "  --timeout S           seconds to wait, with --wait\n"
-        "  --idempotency-key K   reuse K to retry a create safely (default: a random UUID)\n"
-        "\n"
-        "Every command takes --json to print the master's JSON.\n",
+        "Limits (create and set):\n",
         f);
+    args_limits_help(f);
+    fputs("\n"
+          "Create options:\n"
+          "  --template T          root filesystem template (required)\n"
+          "  --ip auto|ADDR        an address from a pool, repeatable (default: the master's)\n"
+          "  --label k=v           a label on the guest, repeatable\n"
+          "  --constraint k=v      place only on nodes with this label, repeatable\n"
+          "  --group G             anti-affinity group: at most one per node\n"
+          "  --node N              pin to node N\n"
+          "  --algorithm A         spread or binpack (default: the cluster's)\n"
+          "  --wait                return once the guest runs (or fails)\n"
+          "  --timeout S           seconds to wait, with --wait\n"
+          "  --idempotency-key K   reuse K to retry a create safely (default: a random UUID)\n"
+          "\n"
+          "Every command takes --json to print the master's JSON.\n",
+          f);
 }
 
 /* The state column: the observed state, marked while the node has not yet
@@ -98,6 +95,30 @@ guest_add_count(table_t *t, const json_t *limits, const char *key)
         table_addf(t, "%lld", v);
     else
         table_add(t, "-");
+}
+
+/* A limit's cell, shown by its unit; "-" when not set. */
+static void
+guest_add_limit(table_t *t, const json_t *limits, const char *key, enum spec_unit unit)
+{
+    char buf[32];
+    long long v = cli_int(limits, key);
+
+    switch (unit) {
+    case SPEC_UNIT_BYTES:
+        guest_add_size(t, limits, key);
+        break;
+    case SPEC_UNIT_MCORES:
+        guest_add_cores(t, limits, key);
+        break;
+    case SPEC_UNIT_RATE:
+        table_add(t, v > 0 ? table_rate((uint64_t)v, buf, sizeof(buf)) : "-");
+        break;
+    case SPEC_UNIT_COUNT:
+    case SPEC_UNIT_WEIGHT:
+        guest_add_count(t, limits, key);
+        break;
+    }
 }
 
 /* A JSON array of strings joined with commas, "-" when empty. Caller frees. */
@@ -257,21 +278,12 @@ guest_print(struct cli_ctx *ctx, const json_t *g)
 
     table_add(t, "limits:");
     table_add(t, "");
-    static const char *const sizes[] = {"memory", "rss", "swap", "disk"};
-    static const char *const counts[] = {"procs",      "inodes",    "nofile", "tcp_sockets",
-                                         "cpu_weight", "io_weight", "net_in", "net_out"};
-    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
-        table_addf(t, "  %s:", sizes[i]);
-        guest_add_size(t, l, sizes[i]);
-    }
-    table_add(t, "  cpu_max:");
-    guest_add_cores(t, l, "cpu_max");
-    table_add(t, "  cpu_burst:");
-    guest_add_cores(t, l, "cpu_burst");
-    for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
-        table_addf(t, "  %s:", counts[i]);
-        guest_add_count(t, l, counts[i]);
-    }
+    /* One row per limit, in the table's order (proto/spec_fields.h). */
+#define GUEST_LIMIT_ROW_(name, type, unit, ...)                                                    \
+    table_add(t, "  " #name ":");                                                                  \
+    guest_add_limit(t, l, #name, SPEC_UNIT_##unit);
+    SPEC_LIMIT_FIELDS(GUEST_LIMIT_ROW_)
+#undef GUEST_LIMIT_ROW_
     table_print(t, ctx->out);
 }
 

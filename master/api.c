@@ -431,18 +431,3 @@ api_exec_json(const struct msg_exec_result *r)
     json_object_set_new(o, "stderr", output_json(r->err, r->err_len));
     return o;
 }
-
-void
-api_ifname(const char *id, char out[16])
-{
-    size_t k = 2;
-
-    out[0] = 'v';
-    out[1] = 'f';
-    for (const char *c = id; *c && k < 12; c++) {
-        if (*c == '-')
-            continue;
-        out[k++] = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
-    }
-    out[k] = '\0';
-}

@@ -117,9 +117,5 @@ json_t *api_node_json(const struct registry_node *n, const struct sched_node_inf
 json_t *api_pool_json(const struct db_pool *p, const struct ipam_pool_info *info);
 /* The latest usage sample, as the contract's Usage. */
 json_t *api_usage_json(const struct guest_usage *u);
-/* The host-side interface name of a guest's veth, as the node names it
- * (node/linux/net.c): "vf" and the first 10 hex digits of the id without
- * dashes, lower case. */
-void api_ifname(const char *id, char out[16]);
 /* An exec result, as the contract's ExecResult (exit_code null when signalled). */
 json_t *api_exec_json(const struct msg_exec_result *r);

@@ -146,7 +146,7 @@ route_guest(void *userdata, const struct db_guest *g)
         log_debug("guest=%s stored spec unreadable, its routes are left out", g->name);
         return 0;
     }
-    api_ifname(g->id, ifname);
+    spec_ifname(g->id, ifname);
     for (uint32_t i = 0; i < spec.n_addrs; i++)
         json_array_append_new(c->routes,
                               json_pack("{s:s, s:s, s:s}", "address",

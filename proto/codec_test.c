@@ -980,6 +980,85 @@ test_reject_out_of_range(void **state)
     assert_null(buf);
 }
 
+/* The limits map on the wire is the limits table (proto/spec_fields.h) plus
+ * "io": every row travels, at its largest valid value, and one more than
+ * that is refused naming the limit, on decode and on encode. */
+static void
+test_limit_table_on_the_wire(void **state)
+{
+    struct msg in, out;
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    char err[256];
+    msgpack_unpacked up;
+    size_t off = 0;
+
+    fill(&in, MSG_GUEST_APPLY);
+    for (size_t i = 0; i < SPEC_N_LIMITS; i++)
+        spec_limit_set(&in.u.apply.limits, &spec_limit_descs[i], spec_limit_descs[i].max);
+    assert_int_equal(msg_encode(&in, &buf, &len), 0);
+    assert_int_equal(msg_decode(buf, len, &out, err, sizeof(err)), 0);
+    for (size_t i = 0; i < SPEC_N_LIMITS; i++)
+        assert_true(spec_limit_get(&out.u.apply.limits, &spec_limit_descs[i]) ==
+                    spec_limit_descs[i].max);
+    cmp_msg(&in, &out);
+
+    /* The map's size comes from the table: every row and "io", nothing else. */
+    msgpack_unpacked_init(&up);
+    assert_int_equal(msgpack_unpack_next(&up, buf, len, &off), MSGPACK_UNPACK_SUCCESS);
+    const msgpack_object *spec = NULL, *limits = NULL;
+    for (uint32_t i = 0; i < up.data.via.map.size; i++)
+        if (up.data.via.map.ptr[i].key.via.str.size == 4 &&
+            !memcmp(up.data.via.map.ptr[i].key.via.str.ptr, "spec", 4))
+            spec = &up.data.via.map.ptr[i].val;
+    assert_non_null(spec);
+    for (uint32_t i = 0; i < spec->via.map.size; i++)
+        if (spec->via.map.ptr[i].key.via.str.size == 6 &&
+            !memcmp(spec->via.map.ptr[i].key.via.str.ptr, "limits", 6))
+            limits = &spec->via.map.ptr[i].val;
+    assert_non_null(limits);
+    assert_int_equal(limits->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(limits->via.map.size, SPEC_N_LIMITS + 1);
+    msgpack_unpacked_destroy(&up);
+    msg_clear(&out);
+
+    for (size_t i = 0; i < SPEC_N_LIMITS; i++) {
+        const struct spec_limit_desc *d = &spec_limit_descs[i];
+        uint64_t type_max = d->size == 4 ? UINT32_MAX : UINT64_MAX;
+        char what[64];
+        struct frame f;
+
+        snprintf(what, sizeof(what), "spec.%s", d->path);
+        /* Wider than the member: refused by the decoder's type check. */
+        if (type_max < UINT64_MAX) {
+            apply_frame(&f, 40 + i, 1, UUID1, "web1");
+            p_str(&f, "limits");
+            msgpack_pack_map(&f.pk, 1);
+            p_str(&f, d->key);
+            msgpack_pack_uint64(&f.pk, type_max + 1);
+            expect(&f, -EINVAL, 40 + i, what);
+            frame_done(&f);
+        }
+        if (d->max == type_max)
+            continue;
+        /* Above the row's max: refused by spec_validate, by its name. */
+        apply_frame(&f, 60 + i, 1, UUID1, "web1");
+        p_str(&f, "limits");
+        msgpack_pack_map(&f.pk, 1);
+        p_str(&f, d->key);
+        msgpack_pack_uint64(&f.pk, d->max + 1);
+        expect(&f, -EINVAL, 60 + i, what);
+        frame_done(&f);
+        /* And the encoder refuses to send it. */
+        fill(&in, MSG_GUEST_APPLY);
+        spec_limit_set(&in.u.apply.limits, d, d->max + 1);
+        free(buf);
+        buf = NULL;
+        assert_int_equal(msg_encode(&in, &buf, &len), -EINVAL);
+        assert_null(buf);
+    }
+}
+
 static void
 test_reject_trailing(void **state)
 {
@@ -1298,6 +1377,7 @@ main(void)
         cmocka_unit_test(test_reject_version),
         cmocka_unit_test(test_reject_missing_field),
         cmocka_unit_test(test_reject_out_of_range),
+        cmocka_unit_test(test_limit_table_on_the_wire),
         cmocka_unit_test(test_reject_trailing),
         cmocka_unit_test(test_reject_nul_duplicate_and_misc),
         cmocka_unit_test(test_hostile_bounded_memory),
