@@ -285,6 +285,28 @@ test_wait_not_running_fails(void **state)
     assert_non_null(strstr(fx->err, "guest web1 is error, not running, after the wait"));
 }
 
+/* stop --wait waits for "stopped", restart --wait for "running"; the final
+ * state decides the exit code, and a refusal (409) is not 0. */
+static void
+test_stop_restart_wait(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200, "{\"name\":\"a\",\"state\":\"stopped\"}");
+    assert_int_equal(RUN(cmd_guest_run, "stop", "a", "--wait", "--timeout", "9"), CLI_EXIT_OK);
+    reply(fx, 200, "{\"name\":\"a\",\"state\":\"running\"}");
+    assert_int_equal(RUN(cmd_guest_run, "stop", "a", "--wait"), CLI_EXIT_FAILURE);
+    assert_int_equal(RUN(cmd_guest_run, "restart", "a", "--wait"), CLI_EXIT_OK);
+    reply(fx, 409, "{\"error\":{\"code\":\"conflict\",\"message\":\"guest a is locked\"}}");
+    assert_int_equal(RUN(cmd_guest_run, "restart", "a"), CLI_EXIT_CONFLICT);
+    assert_int_equal(RUN(cmd_guest_run, "stop", "a", "--timeout", "9"), CLI_EXIT_USAGE);
+    flush(fx);
+    assert_string_equal(fx->fake.reqs[0].url, "/v1/guests/a/stop");
+    assert_string_equal(fx->fake.reqs[0].query, "wait=stopped&timeout=9");
+    assert_string_equal(fx->fake.reqs[2].url, "/v1/guests/a/restart");
+    assert_string_equal(fx->fake.reqs[2].query, "wait=running");
+    assert_non_null(strstr(fx->err, "guest a is running, not stopped, after the wait"));
+}
+
 /* The global --idempotency-key reaches any POST, not only create. */
 static void
 test_global_key_for_any_post(void **state)
@@ -638,6 +660,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_post_retry_keeps_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_differ_per_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_not_running_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_restart_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_restart_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_global_key_for_any_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch_not_retried_after_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_exit_codes, setup, teardown),

@@ -45,6 +45,25 @@ test_bad_paths_and_params(void **state)
 }
 
 static void
+test_limits_that_round_to_zero(void **state)
+{
+    const char *bodies[] = {
+        "{\"name\":\"z1\",\"template\":\"busybox\",\"limits\":{\"memory\":\"0.0000001K\"}}",
+        "{\"name\":\"z1\",\"template\":\"busybox\",\"limits\":{\"cpu_max\":0.0000001}}",
+        "{\"name\":\"z1\",\"template\":\"busybox\",\"limits\":{\"net_in\":\"0.1bit\"}}",
+    };
+    const char *fields[] = {"limits.memory", "limits.cpu_max", "limits.net_in"};
+    json_t *o = NULL;
+
+    for (size_t i = 0; i < ARRAY_SIZE(bodies); i++) {
+        assert_int_equal(http("POST", "/v1/guests", bodies[i], NULL, &o), 400);
+        assert_string_equal(str(json_object_get(o, "error"), "field"), fields[i]);
+        json_decref(o);
+    }
+    assert_int_equal(http("GET", "/v1/guests/z1", NULL, NULL, NULL), 404);
+}
+
+static void
 test_batch_and_405(void **state)
 {
     json_t *o = NULL;
@@ -128,6 +147,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_paths_and_params),
+        cmocka_unit_test(test_limits_that_round_to_zero),
         cmocka_unit_test(test_batch_and_405),
         cmocka_unit_test(test_lock_and_waits),
         cmocka_unit_test(test_placement_errors),
