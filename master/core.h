@@ -10,6 +10,7 @@
  *   waiters.c     held HTTP requests
  *   idem.c        idempotency keys
  *   usage.c       the latest usage sample per guest
+ *   events.c      what happened, stored with the change and published after it
  *   routes.c      the HTTP edge: the route table and one errno -> status map
  *   http_guests.c, http_nodes.c, http_pools.c   HTTP handlers per resource
  *
@@ -40,6 +41,7 @@ typedef struct charges charges_t;
 typedef struct oncommit oncommit_t;
 struct waiter;
 struct spec_cache;
+struct events;
 
 /* One bound ROUTER endpoint. */
 struct mlink {
@@ -68,6 +70,7 @@ struct master {
     struct waiter *waiters;               /* held requests */
     struct hmap_str usage;                /* guest id -> struct usage_entry * */
     struct spec_cache *specs;             /* parsed specs by guest id */
+    struct events *events;                /* event subscribers */
     bool stopping;                        /* master_shutdown ran */
     uint64_t next_sweep;                  /* monotonic ms of the next key expiry */
     uint64_t next_poke;                   /* monotonic ms of the next hello request */

@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */
@@ -133,6 +133,18 @@ struct db_traffic_mark {
     uint64_t since_ms;   /* wall clock of the reset */
 };
 
+/* One event: what happened, in the order of its sequence number. */
+struct db_event {
+    uint64_t seq;         /* its sequence number (assigned by the store, increasing) */
+    uint64_t time_ms;     /* wall clock, ms since epoch (0 = now, on insert) */
+    const char *type;     /* "guest.state", "node.state", ... (docs/api.md lists them) */
+    const char *node;     /* the node it concerns, NULL = none */
+    const char *guest_id; /* the guest it concerns, NULL = none */
+    const char *guest;    /* that guest's name, NULL = none */
+    const char *message;  /* a sentence for people, NULL = none */
+    const char *data;     /* a JSON object with the details, NULL = none */
+};
+
 /* Opens (creating if needed) and migrates the database. path may be
  * ":memory:". On failure, when err is not NULL, a sentence for the operator
  * goes there. Returns 0, -EPROTONOSUPPORT when the file's schema is newer than
@@ -206,7 +218,8 @@ int db_guest_insert(db_t *db, const struct db_guest *g, const struct db_label *l
  * (compare-and-set: -ESTALE otherwise). g->generation must be greater. */
 int db_guest_update(db_t *db, const struct db_guest *g, const struct db_label *labels,
                     size_t n_labels, uint64_t expect_generation);
-/* What the node reported; message may be NULL. */
+/* What the node reported; message may be NULL. Returns 1 when the observed
+ * state changed, 0 when it was the same, or -errno. */
 int db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const char *message);
 /* Raises applied_generation to gen (never lowers it). */
 int db_guest_set_applied(db_t *db, const char *id, uint64_t gen);
@@ -257,6 +270,17 @@ int db_idem_get(db_t *db, const char *key, struct db_idem *out);
 void db_idem_clear(struct db_idem *r);
 /* Deletes keys created before before_ms; returns how many. */
 int db_idem_expire(db_t *db, uint64_t before_ms);
+
+/* ---- events ---- */
+
+/* Appends an event; *seq (may be NULL) gets its sequence number. */
+int db_event_insert(db_t *db, const struct db_event *e, uint64_t *seq);
+/* Events with seq > after, oldest first, at most limit (0 = all); the
+ * records borrow their strings for the call. Returns rows visited or -errno. */
+int db_event_list(db_t *db, uint64_t after, unsigned limit,
+                  int (*cb)(void *userdata, const struct db_event *e), void *userdata);
+/* The oldest and newest sequence numbers stored (0, 0 when there are none). */
+int db_event_bounds(db_t *db, uint64_t *first, uint64_t *last);
 
 /* The guest's traffic mark: 0, or -ENOENT when its counter was never reset. */
 int db_traffic_mark_get(db_t *db, const char *guest_id, struct db_traffic_mark *out);

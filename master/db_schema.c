@@ -95,6 +95,20 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
      * delete survives a master restart and a full disk refuses it before
      * anything happens on the node. */
     "ALTER TABLE guests ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0 CHECK (deleting IN (0, 1));",
+    /* 4: what happened, in order. The sequence number is the row id,
+     * AUTOINCREMENT so a number is never reused after the newest rows were
+     * deleted: a client resuming after seq N never sees an older event. */
+    "CREATE TABLE events ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time INTEGER NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  node TEXT,"
+    "  guest_id TEXT,"
+    "  guest TEXT,"
+    "  message TEXT,"
+    "  data TEXT"
+    ");"
+    "CREATE INDEX events_time ON events(time);",
 };
 
 _Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,

@@ -9,6 +9,7 @@
 #include "common/mtime.h"
 #include "master/api.h"
 #include "master/charges.h"
+#include "master/events.h"
 #include "master/guests.h"
 #include "proto/spec_json.h"
 
@@ -151,6 +152,8 @@ guests_create(master_t *m, const struct guest_create_req *rq, struct guest_creat
     if (r >= 0)
         r = insert(m, out, e);
     if (r >= 0) {
+        events_emit(m, "guest.created", out->node, out->spec.id, out->spec.name, NULL,
+                    "guest %s created on node %s", out->spec.name, out->node);
         guests_send_apply(m, out->node, &out->spec);
         guests_send(m, out->node, MSG_GUEST_START, out->spec.id, 1);
         r = db_commit(m->db);

@@ -12,6 +12,7 @@
 #include "common/mtime.h"
 #include "master/api.h"
 #include "master/charges.h"
+#include "master/events.h"
 #include "master/oncommit.h"
 #include "master/usage.h"
 #include "master/waiters.h"
@@ -398,6 +399,7 @@ guests_remove(master_t *m, const char *id)
             strscpy(f->id, id, sizeof(f->id));
             strscpy(f->node, g.node ? g.node : "", sizeof(f->node));
             oncommit_add(m->oncommit, forget_after, f);
+            events_emit(m, "guest.deleted", g.node, id, g.name, NULL, "guest %s deleted", g.name);
         }
         r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
     }
@@ -491,7 +493,19 @@ guests_exec(master_t *m, const char *name, char **argv, uint32_t argc, uint32_t 
 void
 guests_observed(master_t *m, const char *id, enum db_observed obs, const char *message)
 {
+    struct db_guest g = {0};
+
+    if (db_guest_get_by_id(m->db, id, &g) < 0)
+        return;
+    enum db_observed from = g.observed;
     if (db_guest_set_observed(m->db, id, obs, message) < 0)
-        log_debug("guest=%s cannot store observed state, ignoring", id);
+        log_debug("guest=%s cannot store observed state, ignoring", g.name);
+    else if (from != obs)
+        events_emit(m, "guest.state", g.node, id, g.name,
+                    json_pack("{s:s, s:s}", "from", db_observed_to_string(from), "to",
+                              db_observed_to_string(obs)),
+                    "guest %s is %s%s%s", g.name, db_observed_to_string(obs), message ? ": " : "",
+                    message ? message : "");
+    db_guest_clear(&g);
     waiters_guest_state(m, id, obs);
 }

@@ -14,6 +14,7 @@
 #include "common/mtime.h"
 #include "master/charges.h"
 #include "master/core.h"
+#include "master/events.h"
 #include "master/guests.h"
 #include "master/http_edge.h"
 #include "master/idem.h"
@@ -97,8 +98,11 @@ dispatch_ready_cb(void *userdata, const char *node)
 static void
 on_node_change(void *userdata, struct registry_node *n, enum db_node_state old)
 {
-    log_notice("node=%s %s -> %s", n->name, db_node_state_to_string(old),
-               db_node_state_to_string(n->state));
+    const char *from = db_node_state_to_string(old), *to = db_node_state_to_string(n->state);
+
+    log_notice("node=%s %s -> %s", n->name, from, to);
+    events_emit(userdata, "node.state", n->name, NULL, NULL,
+                json_pack("{s:s, s:s}", "from", from, "to", to), "node %s is %s", n->name, to);
 }
 
 static void
@@ -333,6 +337,7 @@ master_destroy(master_t **pm)
     oncommit_destroy(&m->oncommit);
     charges_destroy(&m->charges);
     guests_cache_free(m);
+    free(m->events);
     sched_destroy(&m->sched);
     db_destroy(&m->db);
     free(m);
