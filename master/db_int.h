@@ -11,8 +11,8 @@
 #include "master/db.h"
 #include "master/hmap.h"
 
-/* Guest list filters: bit 0 node, bit 1 observed, bit 2 label. */
-#define DB_GUEST_FILTERS 8
+/* Guest list filters: bit 0 node, bit 1 observed, bit 2 label, bit 3 project. */
+#define DB_GUEST_FILTERS 16
 
 struct db_hook {
     void (*fn)(void *userdata, enum db_tx_event ev, unsigned depth); /* NULL = free slot */
