@@ -32,15 +32,16 @@ enum auth_role {
 };
 
 #define AUTH_ROLE_BIT(r) (1u << (r))
-#define AUTH_ANY         (AUTH_ROLE_BIT(AUTH_ADMIN) | AUTH_ROLE_BIT(AUTH_OPERATOR) | AUTH_ROLE_BIT(AUTH_TENANT))
-#define AUTH_STAFF       (AUTH_ROLE_BIT(AUTH_ADMIN) | AUTH_ROLE_BIT(AUTH_OPERATOR))
-#define AUTH_ADMIN_ONLY  AUTH_ROLE_BIT(AUTH_ADMIN)
+#define AUTH_ANY                                                                                   \
+    (AUTH_ROLE_BIT(AUTH_ADMIN) | AUTH_ROLE_BIT(AUTH_OPERATOR) | AUTH_ROLE_BIT(AUTH_TENANT))
+#define AUTH_STAFF      (AUTH_ROLE_BIT(AUTH_ADMIN) | AUTH_ROLE_BIT(AUTH_OPERATOR))
+#define AUTH_ADMIN_ONLY AUTH_ROLE_BIT(AUTH_ADMIN)
 
-#define AUTH_ID_LEN     12  /* "tk" and 10 hex digits */
-#define AUTH_TOKEN_LEN  77  /* id, '.', 64 hex digits */
-#define AUTH_HASH_LEN   64  /* SHA-256 in hex */
-#define AUTH_MAX_TTL_S  (10ULL * 365 * 86400)
-#define AUTH_DESC_MAX   200 /* bytes of a token's description */
+#define AUTH_ID_LEN    12 /* "tk" and 10 hex digits */
+#define AUTH_TOKEN_LEN 77 /* id, '.', 64 hex digits */
+#define AUTH_HASH_LEN  64 /* SHA-256 in hex */
+#define AUTH_MAX_TTL_S (10ULL * 365 * 86400)
+#define AUTH_DESC_MAX  200 /* bytes of a token's description */
 
 /* The caller of a request, as the domain sees it. */
 struct caller {
@@ -74,7 +75,7 @@ struct auth_token_req {
  * gets its text, shown this once; row the stored record (cleared by the
  * caller with db_token_clear). -EINVAL, -ENOENT (no such project), or the
  * store's -errno; e says which field. */
-int auth_token_create(master_t *m, const struct auth_token_req *rq,
-                      char secret[AUTH_TOKEN_LEN + 1], struct db_token *row, struct guest_err *e);
+int auth_token_create(master_t *m, const struct auth_token_req *rq, char secret[AUTH_TOKEN_LEN + 1],
+                      struct db_token *row, struct guest_err *e);
 /* Deletes a token by id: -ENOENT when there is none. */
 int auth_token_delete(master_t *m, const char *id);

@@ -309,9 +309,9 @@ struct db_quota {
 };
 
 struct db_project {
-    char *name;           /* primary key, a name */
+    char *name;            /* primary key, a name */
     struct db_quota quota; /* its limits */
-    uint64_t created_ms;  /* wall clock of creation */
+    uint64_t created_ms;   /* wall clock of creation */
 };
 
 /* -EEXIST when the name is taken. */

@@ -9,8 +9,8 @@
 
 #define PROJECT_COLS "name, max_guests, max_cpu, max_memory, max_disk, max_addrs, created"
 
-static const char sql_project_insert[] = "INSERT INTO projects (" PROJECT_COLS
-                                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char sql_project_insert[] =
+    "INSERT INTO projects (" PROJECT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 static const char sql_project_quota[] =
     "UPDATE projects SET max_guests = ?2, max_cpu = ?3, max_memory = ?4, max_disk = ?5, "
     "max_addrs = ?6 WHERE name = ?1";

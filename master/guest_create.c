@@ -168,11 +168,8 @@ static int
 create_quota(master_t *m, const struct guest_created *out, struct guest_err *e)
 {
     const struct db_charge *c = &out->row.charge;
-    struct db_quota d = {.guests = 1,
-                         .cpu = c->cpu,
-                         .memory = c->memory,
-                         .disk = c->disk,
-                         .addrs = c->addrs};
+    struct db_quota d = {
+        .guests = 1, .cpu = c->cpu, .memory = c->memory, .disk = c->disk, .addrs = c->addrs};
 
     return projects_check(m, out->project, &d, e);
 }

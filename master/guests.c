@@ -188,9 +188,9 @@ charge_of(master_t *m, const struct guest_spec *s)
 }
 
 struct legacy_ctx {
-    master_t *m;   /* the master */
+    master_t *m;                  /* the master */
     char (*ids)[SPEC_ID_LEN + 1]; /* guests without a charge */
-    size_t n, cap; /* entries used and allocated */
+    size_t n, cap;                /* entries used and allocated */
 };
 
 static int
@@ -365,8 +365,8 @@ change_quota(master_t *m, const struct caller *c, const struct db_guest *g,
 }
 
 int
-guests_change(master_t *m, const struct caller *c, struct db_guest *g,
-              const struct guest_spec *cur, struct guest_spec *next, struct guest_err *e)
+guests_change(master_t *m, const struct caller *c, struct db_guest *g, const struct guest_spec *cur,
+              struct guest_spec *next, struct guest_err *e)
 {
     struct sched_resources old_res, new_res;
     struct db_charge before = g->charged ? g->charge : charge_of(m, cur);

@@ -103,11 +103,11 @@ struct guest_create_req {
 
 /* A guest just created: its row and spec as stored. */
 struct guest_created {
-    struct guest_spec spec;       /* as stored, with its id and addresses */
-    char node[NAME_MAX_LEN + 1];  /* where it goes */
-    char group[NAME_MAX_LEN + 1]; /* its group, "" = none */
+    struct guest_spec spec;         /* as stored, with its id and addresses */
+    char node[NAME_MAX_LEN + 1];    /* where it goes */
+    char group[NAME_MAX_LEN + 1];   /* its group, "" = none */
     char project[NAME_MAX_LEN + 1]; /* its project */
-    struct db_guest row;          /* the stored row (its strings point into this struct) */
+    struct db_guest row;            /* the stored row (its strings point into this struct) */
 };
 
 /* Validates (what c may ask), places, allocates, stores one guest and
@@ -158,8 +158,8 @@ int guests_remove(master_t *m, const char *id);
 
 /* Sends argv to the guest's node (at once: an exec is not a change of
  * state). *ref is the command's request id, node its node. */
-int guests_exec(master_t *m, const struct caller *c, const char *name, char **argv,
-                uint32_t argc, uint32_t timeout_ms, uint64_t *ref, char node[NAME_MAX_LEN + 1],
+int guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, uint32_t argc,
+                uint32_t timeout_ms, uint64_t *ref, char node[NAME_MAX_LEN + 1],
                 char id[SPEC_ID_LEN + 1], struct guest_err *e);
 
 /* ---- addresses (guest_addrs.c) ---- */
@@ -167,8 +167,7 @@ int guests_exec(master_t *m, const struct caller *c, const char *name, char **ar
 /* One more address from a pool that serves the guest's node; out_id gets
  * the guest's id. */
 int guests_ip_add(master_t *m, const struct caller *c, const char *name,
-                  const struct ipam_request *rq, char out_id[SPEC_ID_LEN + 1],
-                  struct guest_err *e);
+                  const struct ipam_request *rq, char out_id[SPEC_ID_LEN + 1], struct guest_err *e);
 /* The address goes back to its pool. */
 int guests_ip_del(master_t *m, const struct caller *c, const char *name, const char *addr,
                   char out_id[SPEC_ID_LEN + 1], struct guest_err *e);

@@ -194,9 +194,9 @@ reply_unauthorized(struct http_req *req, int r)
 {
     httpd_set_header(req, "WWW-Authenticate", "Bearer realm=\"vfleet\"");
     http_reply_errno(req, r, NULL, "%s",
-                     r == -ENOKEY         ? "a bearer token is required (Authorization: Bearer ...)"
+                     r == -ENOKEY        ? "a bearer token is required (Authorization: Bearer ...)"
                      : r == -EKEYEXPIRED ? "the token has expired"
-                                          : "the token is not valid");
+                                         : "the token is not valid");
 }
 
 void

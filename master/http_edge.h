@@ -2,10 +2,9 @@
  * Origin, Content-Type), authenticates the caller (a bearer token, or root
  * over the Unix socket; auth.h), routes every request through the table in
  * api.c to its handler (refusing a role the route does not allow), and maps
- * errors to statuses in one place (api_error_from_errno). Handlers (http_*.c) parse the request, call
- * the guest domain (guests.h) or the registry, and answer; they never
- * change the store themselves except to wrap a domain call and its
- * idempotency key in one transaction.
+ * errors to statuses in one place (api_error_from_errno). Handlers (http_*.c) parse the request,
+ * call the guest domain (guests.h) or the registry, and answer; they never change the store
+ * themselves except to wrap a domain call and its idempotency key in one transaction.
  *
  * Loop thread only. */
 #pragma once

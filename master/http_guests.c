@@ -17,8 +17,8 @@
 /* ---- create ---- */
 
 /* The members of a create body that are not the spec's. */
-static const char *const create_extra[] = {"constraints", "group",  "node",
-                                           "algorithm",   "ips",    "project"};
+static const char *const create_extra[] = {"constraints", "group", "node",
+                                           "algorithm",   "ips",   "project"};
 
 static int
 parse_constraints(const json_t *v, struct guest_create_req *rq, struct guest_err *e)
@@ -331,8 +331,7 @@ h_guest_list(master_t *m, struct http_req *req, const struct api_match *am)
     char lkey[NAME_MAX_LEN + 1];
     const char *after;
 
-    if (http_page_params(req, &c.limit, &after) < 0 ||
-        list_filters(req, &am->caller, &f, lkey) < 0)
+    if (http_page_params(req, &c.limit, &after) < 0 || list_filters(req, &am->caller, &f, lkey) < 0)
         return;
     f.after = after;
     f.limit = c.limit;
@@ -504,8 +503,7 @@ h_guest_delete(master_t *m, struct http_req *req, const struct api_match *am)
         httpd_error(req, 400, "bad_request", "force", "force must be true or false");
         return;
     }
-    int r = guests_delete(m, &am->caller, am->name, force && !strcmp(force, "true"), id, node,
-                          &e);
+    int r = guests_delete(m, &am->caller, am->name, force && !strcmp(force, "true"), id, node, &e);
     if (r < 0)
         http_reply_guest_err(req, r, &e);
     else if (r == 0)

@@ -90,8 +90,7 @@ http_listen(master_t *m, char *err, size_t errlen)
     tls_creds_clear(&creds);
     if (!m->httpd) {
         if (r == -EADDRINUSE)
-            snprintf(err, errlen, "cannot listen on %s:%u", c->http_addr,
-                     (unsigned)c->http_port);
+            snprintf(err, errlen, "cannot listen on %s:%u", c->http_addr, (unsigned)c->http_port);
         else
             snprintf(err, errlen, "cannot listen on %s:%u%s%s: %s", c->http_addr,
                      (unsigned)c->http_port, c->api_socket ? " or " : "",

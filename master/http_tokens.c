@@ -137,8 +137,7 @@ h_token_create(master_t *m, struct http_req *req, const struct api_match *am)
         http_reply_guest_err(req, r, &e);
     } else {
         log_notice("token=%s created (role %s%s%s) by %s", row.id, row.role,
-                   row.project ? ", project " : "", row.project ? row.project : "",
-                   am->caller.who);
+                   row.project ? ", project " : "", row.project ? row.project : "", am->caller.who);
         httpd_respond(req, 201, o);
     }
     db_token_clear(&row);

@@ -60,22 +60,22 @@ struct listener {
 };
 
 struct httpd {
-    struct listener tcp;       /* the TCP listener (daemon NULL when none) */
-    struct listener local;     /* the Unix socket listener (daemon NULL when none) */
-    char *unix_path;           /* the socket's path, removed at destroy */
-    char *tls_cert;            /* PEM copies: libmicrohttpd keeps pointers to them */
-    char *tls_key;             /* ... */
-    uv_loop_t *loop;           /* the loop handlers run on */
-    uv_async_t wake;           /* wakes the loop when the inbox has work */
-    uv_timer_t expiry;         /* answers requests held too long */
-    unsigned open_handles;     /* wake and expiry not yet closed */
-    pthread_mutex_t lock;      /* guards inbox, request states and stopping */
-    struct pending *inbox;     /* requests waiting for the loop (LIFO, reversed on drain) */
-    struct pending *held;      /* requests the handler has (loop thread only) */
-    httpd_handler handler;     /* the master's request handler */
-    void *userdata;            /* passed to handler */
-    bool stopping;             /* httpd_destroy runs: refuse new requests */
-    char *static_dir;          /* web UI files, NULL = none */
+    struct listener tcp;   /* the TCP listener (daemon NULL when none) */
+    struct listener local; /* the Unix socket listener (daemon NULL when none) */
+    char *unix_path;       /* the socket's path, removed at destroy */
+    char *tls_cert;        /* PEM copies: libmicrohttpd keeps pointers to them */
+    char *tls_key;         /* ... */
+    uv_loop_t *loop;       /* the loop handlers run on */
+    uv_async_t wake;       /* wakes the loop when the inbox has work */
+    uv_timer_t expiry;     /* answers requests held too long */
+    unsigned open_handles; /* wake and expiry not yet closed */
+    pthread_mutex_t lock;  /* guards inbox, request states and stopping */
+    struct pending *inbox; /* requests waiting for the loop (LIFO, reversed on drain) */
+    struct pending *held;  /* requests the handler has (loop thread only) */
+    httpd_handler handler; /* the master's request handler */
+    void *userdata;        /* passed to handler */
+    bool stopping;         /* httpd_destroy runs: refuse new requests */
+    char *static_dir;      /* web UI files, NULL = none */
 };
 
 #define HTTPD_MAX_STATIC   (8u << 20) /* bytes of one static file */

@@ -24,12 +24,12 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define HTTPD_MAX_BODY    (4u << 20) /* bytes of request body */
-#define HTTPD_MAX_WAIT_S  600        /* the longest a request may be held */
-#define HTTPD_MAX_CONNS   1000       /* default connections per listener */
-#define HTTPD_MAX_PER_ADDR 64        /* default connections from one client address */
-#define HTTPD_IDLE_S      30         /* default idle timeout, seconds */
-#define HTTPD_MAX_HEADERS 4          /* extra response headers per request */
+#define HTTPD_MAX_BODY     (4u << 20) /* bytes of request body */
+#define HTTPD_MAX_WAIT_S   600        /* the longest a request may be held */
+#define HTTPD_MAX_CONNS    1000       /* default connections per listener */
+#define HTTPD_MAX_PER_ADDR 64         /* default connections from one client address */
+#define HTTPD_IDLE_S       30         /* default idle timeout, seconds */
+#define HTTPD_MAX_HEADERS  4          /* extra response headers per request */
 
 typedef struct httpd httpd_t;
 

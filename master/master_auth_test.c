@@ -193,9 +193,8 @@ test_tenant_cross_project(void **state)
     make_project("p1", NULL);
     make_project("p2", NULL);
     as_admin();
-    assert_int_equal(http("POST", "/v1/pools", "{\"name\":\"xp\",\"cidr\":\"10.61.0.0/24\"}", NULL,
-                          NULL),
-                     201);
+    assert_int_equal(
+        http("POST", "/v1/pools", "{\"name\":\"xp\",\"cidr\":\"10.61.0.0/24\"}", NULL, NULL), 201);
     char *t1 = make_token("tenant", "p1", NULL), *t2 = make_token("tenant", "p2", "1h");
     as(t2);
     assert_int_equal(create("x2", "\"ips\":[\"auto\"]"), 201);
@@ -212,9 +211,10 @@ test_tenant_cross_project(void **state)
         json_decref(o);
     }
     /* Lists hold nothing of p2, whatever is asked. */
-    const char *lists[] = {"/v1/guests", "/v1/guests?project=p2", "/v1/guests?label=a=b",
-                           "/v1/guests?state=running", "/v1/guests?node=n1",
-                           "/v1/guests?node=n2", "/v1/guests?node=n3"};
+    const char *lists[] = {"/v1/guests",           "/v1/guests?project=p2",
+                           "/v1/guests?label=a=b", "/v1/guests?state=running",
+                           "/v1/guests?node=n1",   "/v1/guests?node=n2",
+                           "/v1/guests?node=n3"};
     for (i = 0; i < ARRAY_SIZE(lists); i++) {
         size_t k;
         assert_int_equal(http("GET", lists[i], NULL, NULL, &o), 200);
@@ -265,10 +265,11 @@ test_tenant_limits(void **state)
     char *t = make_token("tenant", "p3", NULL);
 
     as(t);
-    assert_int_equal(call_err("POST", "/v1/guests",
-                              "{\"name\":\"y1\",\"template\":\"busybox\",\"caps_add\":[\"sys_admin\"]}",
-                              "forbidden", "caps_add"),
-                     403);
+    assert_int_equal(
+        call_err("POST", "/v1/guests",
+                 "{\"name\":\"y1\",\"template\":\"busybox\",\"caps_add\":[\"sys_admin\"]}",
+                 "forbidden", "caps_add"),
+        403);
     assert_int_equal(call_err("POST", "/v1/guests",
                               "{\"name\":\"y1\",\"template\":\"busybox\",\"flags\":[\"private\"]}",
                               "forbidden", "flags"),
@@ -287,9 +288,8 @@ test_tenant_limits(void **state)
     assert_int_equal(call_err("PATCH", "/v1/guests/y1", "{\"caps_add\":[\"net_admin\"]}",
                               "bad_request", "caps_add"),
                      400);
-    assert_int_equal(call_err("PATCH", "/v1/guests/y1", "{\"flags\":[\"private\"]}", "forbidden",
-                              "flags"),
-                     403);
+    assert_int_equal(
+        call_err("PATCH", "/v1/guests/y1", "{\"flags\":[\"private\"]}", "forbidden", "flags"), 403);
     assert_int_equal(generation_of("y1"), gen);
     as(t);
     /* The lock flag is the tenant's own. */
@@ -300,9 +300,8 @@ test_tenant_limits(void **state)
     for (size_t i = 0; i < ARRAY_SIZE(staff); i++)
         assert_int_equal(call_err("GET", staff[i], NULL, "forbidden", NULL), 403);
     assert_int_equal(http("POST", "/v1/nodes/n1/cordon", NULL, NULL, NULL), 403);
-    assert_int_equal(http("POST", "/v1/pools", "{\"name\":\"tp\",\"cidr\":\"10.62.0.0/24\"}",
-                          NULL, NULL),
-                     403);
+    assert_int_equal(
+        http("POST", "/v1/pools", "{\"name\":\"tp\",\"cidr\":\"10.62.0.0/24\"}", NULL, NULL), 403);
     assert_int_equal(http("POST", "/v1/tokens", "{\"role\":\"admin\"}", NULL, NULL), 403);
     assert_int_equal(http("POST", "/v1/projects", "{\"name\":\"mine\"}", NULL, NULL), 403);
     assert_int_equal(http("PATCH", "/v1/projects/p3", "{\"quota\":{\"guests\":null}}", NULL, NULL),
@@ -345,9 +344,8 @@ test_quota(void **state)
 
     make_project("q1", "{\"guests\":2,\"memory\":\"160M\",\"addresses\":1}");
     as_admin();
-    assert_int_equal(http("POST", "/v1/pools", "{\"name\":\"qp\",\"cidr\":\"10.63.0.0/24\"}", NULL,
-                          NULL),
-                     201);
+    assert_int_equal(
+        http("POST", "/v1/pools", "{\"name\":\"qp\",\"cidr\":\"10.63.0.0/24\"}", NULL, NULL), 201);
     char *t = make_token("tenant", "q1", NULL);
     as(t);
     assert_int_equal(create("z1", "\"ips\":[\"auto\"]"), 201);
@@ -361,9 +359,8 @@ test_quota(void **state)
     as(t);
     assert_int_equal(create("z2", NULL), 201);
     /* The guests quota, by name. */
-    assert_int_equal(http("POST", "/v1/guests", "{\"name\":\"z3\",\"template\":\"busybox\"}", NULL,
-                          &o),
-                     409);
+    assert_int_equal(
+        http("POST", "/v1/guests", "{\"name\":\"z3\",\"template\":\"busybox\"}", NULL, &o), 409);
     assert_string_equal(str(json_object_get(o, "error"), "field"), "quota.guests");
     assert_non_null(strstr(str(json_object_get(o, "error"), "message"), "q1"));
     json_decref(o);
@@ -375,8 +372,8 @@ test_quota(void **state)
     assert_int_equal(http("GET", "/v1/guests/z2", NULL, NULL, &o), 200);
     assert_int_equal(num(json_object_get(o, "limits"), "memory"), 64 << 20);
     json_decref(o);
-    assert_int_equal(http("PATCH", "/v1/guests/z2", "{\"limits\":{\"memory\":\"96M\"}}", NULL, NULL),
-                     200);
+    assert_int_equal(
+        http("PATCH", "/v1/guests/z2", "{\"limits\":{\"memory\":\"96M\"}}", NULL, NULL), 200);
     /* Shrinking is always allowed, also past a lowered quota. */
     as_admin();
     assert_int_equal(http("PATCH", "/v1/projects/q1", "{\"quota\":{\"memory\":\"64M\"}}", NULL, &o),
@@ -385,8 +382,8 @@ test_quota(void **state)
     assert_int_equal(num(json_object_get(o, "usage"), "guests"), 2);
     json_decref(o);
     as(t);
-    assert_int_equal(http("PATCH", "/v1/guests/z2", "{\"limits\":{\"memory\":\"80M\"}}", NULL, NULL),
-                     200);
+    assert_int_equal(
+        http("PATCH", "/v1/guests/z2", "{\"limits\":{\"memory\":\"80M\"}}", NULL, NULL), 200);
     assert_int_equal(http("PATCH", "/v1/guests/z2", "{\"labels\":{\"k\":\"v\"}}", NULL, NULL), 200);
     assert_int_equal(http("DELETE", "/v1/guests/z2", NULL, NULL, NULL), 204);
     as_admin();
@@ -396,9 +393,9 @@ test_quota(void **state)
 
 /* Eight creates at once for the project's last guest: exactly one passes. */
 struct racer {
-    char name[16];  /* the guest */
-    char auth[200]; /* the token header */
-    long status;    /* what it got */
+    char name[16];         /* the guest */
+    char auth[200];        /* the token header */
+    long status;           /* what it got */
     pthread_barrier_t *go; /* all start together */
 };
 

@@ -38,28 +38,29 @@
 #define N_NODES 3
 
 struct fx {
-    char dir[96];             /* temporary directory */
-    char endpoint[160];       /* ipc:// endpoint of the master */
-    char db[200];             /* database path */
-    char url[64];             /* http://127.0.0.1:PORT */
-    uint16_t port;            /* HTTP port */
-    uv_loop_t loop;           /* shared by master and agents */
-    uv_async_t call;          /* runs fn on the loop thread */
-    void (*fn)(struct fx *f); /* what to run there */
-    sem_t done;               /* posted when fn returned */
-    pthread_t thread;         /* runs the loop */
-    master_t *master;         /* the actor */
-    agent_t *agents[N_NODES]; /* the nodes */
-    int err;                  /* result of the last loop call */
-    char errtext[256];        /* its text */
-    const char *algorithm;    /* cluster default for the next master */
-    char db_dir[160];         /* where the database goes, "" = dir */
-    char web[256];            /* the web UI directory of the source tree */
-    char cafile[160];         /* the master's self-signed certificate, trusted as a CA */
-    char sock[160];           /* the master's Unix socket */
+    char dir[96];                   /* temporary directory */
+    char endpoint[160];             /* ipc:// endpoint of the master */
+    char db[200];                   /* database path */
+    char url[64];                   /* http://127.0.0.1:PORT */
+    uint16_t port;                  /* HTTP port */
+    uv_loop_t loop;                 /* shared by master and agents */
+    uv_async_t call;                /* runs fn on the loop thread */
+    void (*fn)(struct fx *f);       /* what to run there */
+    sem_t done;                     /* posted when fn returned */
+    pthread_t thread;               /* runs the loop */
+    master_t *master;               /* the actor */
+    agent_t *agents[N_NODES];       /* the nodes */
+    int err;                        /* result of the last loop call */
+    char errtext[256];              /* its text */
+    const char *algorithm;          /* cluster default for the next master */
+    char db_dir[160];               /* where the database goes, "" = dir */
+    char web[256];                  /* the web UI directory of the source tree */
+    char cafile[160];               /* the master's self-signed certificate, trusted as a CA */
+    char sock[160];                 /* the master's Unix socket */
     char admin[AUTH_TOKEN_LEN + 1]; /* an admin token made at setup */
-    char auth[200];           /* the Authorization header http() sends, "" = none */
-    bool over_unix;           /* http() goes over the Unix socket instead */
+    char auth[200];                 /* the Authorization header http() sends, "" = none */
+    bool over_unix;                 /* http() goes over the Unix socket instead */
+    unsigned idle_s;                /* the next master's HTTP idle timeout, 0 = its default */
 };
 
 static struct fx F;
@@ -116,6 +117,7 @@ start_master(struct fx *f)
     c.sched.algo = strcmp(f->algorithm, "spread") == 0 ? SCHED_SPREAD : SCHED_BINPACK;
     c.web_dir = f->web;
     c.tls_dir = f->dir;
+    c.http_idle_s = f->idle_s;
     c.api_socket = f->sock;
     f->err = master_new(&f->loop, &c, &f->master, f->errtext, sizeof(f->errtext));
 }

@@ -43,8 +43,7 @@ show(int display, uint64_t v, char *buf, size_t n)
 }
 
 int
-projects_check(master_t *m, const char *project, const struct db_quota *delta,
-               struct guest_err *e)
+projects_check(master_t *m, const char *project, const struct db_quota *delta, struct guest_err *e)
 {
     struct db_project p = {0};
     struct db_quota used;

@@ -19,9 +19,9 @@
 
 #include "common/mem.h"
 
-#define TLS_MAX_FILE  (1u << 20)                /* bytes of a PEM file */
+#define TLS_MAX_FILE  (1u << 20)               /* bytes of a PEM file */
 #define TLS_LIFETIME  (10LL * 365 * 24 * 3600) /* a self-signed certificate's life */
-#define TLS_MAX_NAMES 64                      /* subject alternative names */
+#define TLS_MAX_NAMES 64                       /* subject alternative names */
 
 void
 tls_creds_clear(struct tls_creds *c)
@@ -242,8 +242,8 @@ make_pair(const char *extra, struct tls_creds *out)
     snprintf(cn, sizeof(cn), "vfleet-master %s", host[0] ? host : "localhost");
     r = gnutls_x509_privkey_init(&key);
     if (r >= 0)
-        r = gnutls_x509_privkey_generate(
-            key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
+        r = gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
+                                         GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
     if (r >= 0)
         r = gnutls_x509_crt_init(&crt);
     if (r >= 0)
