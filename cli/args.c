@@ -30,6 +30,7 @@ enum {
     ARGS_OPT_CONSTRAINT,
     ARGS_OPT_GROUP,
     ARGS_OPT_NODE,
+    ARGS_OPT_PROJECT,
     ARGS_OPT_ALGORITHM,
     ARGS_OPT_WAIT,
     ARGS_OPT_TIMEOUT,
@@ -54,6 +55,7 @@ static const struct option args_create_opts[] = {
     {"constraint", required_argument, NULL, ARGS_OPT_CONSTRAINT},
     {"group", required_argument, NULL, ARGS_OPT_GROUP},
     {"node", required_argument, NULL, ARGS_OPT_NODE},
+    {"project", required_argument, NULL, ARGS_OPT_PROJECT},
     {"algorithm", required_argument, NULL, ARGS_OPT_ALGORITHM},
     {"wait", no_argument, NULL, ARGS_OPT_WAIT},
     {"timeout", required_argument, NULL, ARGS_OPT_TIMEOUT},
@@ -371,6 +373,11 @@ args_guest_create(int argc, char **argv, struct args_create *out, char *err, siz
             if (!name_is_valid(optarg))
                 return args_fail(err, errlen, "--node \"%s\": not a valid node name", optarg);
             json_object_set_new(body, "node", json_string(optarg));
+            break;
+        case ARGS_OPT_PROJECT:
+            if (!name_is_valid(optarg))
+                return args_fail(err, errlen, "--project \"%s\": not a valid project name", optarg);
+            json_object_set_new(body, "project", json_string(optarg));
             break;
         case ARGS_OPT_ALGORITHM:
             if (strcmp(optarg, "spread") != 0 && strcmp(optarg, "binpack") != 0)
