@@ -279,10 +279,15 @@ const char *
 api_filter_name(enum sched_filter f)
 {
     static const char *const names[SCHED__F_MAX] = {
-        [SCHED_F_STATE] = "ready",           [SCHED_F_CORDONED] = "cordoned",
-        [SCHED_F_CONSTRAINT] = "constraint", [SCHED_F_ANTI_AFFINITY] = "group",
-        [SCHED_F_GUESTS] = "max_guests",     [SCHED_F_CPU] = "cpus",
-        [SCHED_F_MEMORY] = "memory",         [SCHED_F_DISK] = "disk",
+        [SCHED_F_STATE] = "ready",
+        [SCHED_F_CORDONED] = "cordoned",
+        [SCHED_F_CONSTRAINT] = "constraint",
+        [SCHED_F_TEMPLATE] = "template",
+        [SCHED_F_ANTI_AFFINITY] = "group",
+        [SCHED_F_GUESTS] = "max_guests",
+        [SCHED_F_CPU] = "cpus",
+        [SCHED_F_MEMORY] = "memory",
+        [SCHED_F_DISK] = "disk",
         [SCHED_F_ADDRS] = "addresses",
     };
     return (unsigned)f < SCHED__F_MAX ? names[f] : "unknown";
@@ -391,6 +396,14 @@ api_node_json(const struct registry_node *n, const struct sched_node_info *info,
         json_object_set_new(o, "allocated", resources_json(0, 0, 0, 0));
         json_object_set_new(o, "guests", json_integer(0));
     }
+    json_t *templates = json_array();
+    if (n->templates && n->templates[0]) {
+        _cleanup_free_ char *list = xstrdup(n->templates);
+        char *save = NULL;
+        for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            json_array_append_new(templates, json_string(t));
+    }
+    json_object_set_new(o, "templates", templates);
     if (with_orphans)
         json_object_set_new(o, "orphans", n->orphans ? json_copy(n->orphans) : json_array());
     else

@@ -43,6 +43,7 @@ place(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
                                  .n_constraints = rq->n_cons,
                                  .pin = rq->pin,
                                  .group = rq->group,
+                                 .template_name = out->spec.template_name,
                                  .algo = rq->algo};
     struct sched_result *res = &e->result;
 
@@ -61,6 +62,11 @@ place(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
             return guest_fail(e, -EAGAIN, NULL,
                               "no node is ready to take guest \"%s\" (%u known); retry",
                               out->spec.name, res->nodes_total);
+        if (res->rejected[SCHED_F_TEMPLATE] && !res->nodes_feasible)
+            return guest_fail(e, -EXFULL, "template",
+                              "no node can take guest \"%s\": %u node(s) lack template \"%s\"",
+                              out->spec.name, res->rejected[SCHED_F_TEMPLATE],
+                              out->spec.template_name);
         return guest_fail(e, -EXFULL, NULL, "no node can take guest \"%s\"", out->spec.name);
     }
     if (r < 0)
