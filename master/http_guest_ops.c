@@ -30,7 +30,7 @@ lifecycle(master_t *m, struct http_req *req, const struct api_match *am, enum gu
     int64_t wait_ms = http_wait_param(m, req, what);
     json_t *resp = NULL;
 
-    if (wait_ms < 0 || idem_begin(m, req, &id))
+    if (wait_ms < 0 || idem_begin(m, req, am->caller.who, &id))
         return;
     int r = db_begin(m->db);
     if (r < 0) {
@@ -144,7 +144,7 @@ h_guest_exec(master_t *m, struct http_req *req, const struct api_match *am)
     json_int_t secs;
     uint64_t ref;
 
-    if (idem_begin(m, req, &id) || parse_exec(req, &argv, &argc, &secs) < 0)
+    if (idem_begin(m, req, am->caller.who, &id) || parse_exec(req, &argv, &argc, &secs) < 0)
         return;
     int r = guests_exec(m, &am->caller, am->name, argv, argc, (uint32_t)secs * 1000, &ref, node,
                         gid, &e);
@@ -227,7 +227,8 @@ traffic(master_t *m, struct http_req *req, const struct api_match *am, bool rese
 
     const char *name = am->name;
 
-    if ((reset && idem_begin(m, req, &key)) || guest_id(m, req, &am->caller, name, id) < 0)
+    if ((reset && idem_begin(m, req, am->caller.who, &key)) ||
+        guest_id(m, req, &am->caller, name, id) < 0)
         return;
     int r = reset ? db_begin(m->db) : 0;
     if (r < 0) {
@@ -301,7 +302,7 @@ h_guest_ip_add(master_t *m, struct http_req *req, const struct api_match *am)
     struct idem id;
     json_t *o = NULL;
 
-    if (idem_begin(m, req, &id))
+    if (idem_begin(m, req, am->caller.who, &id))
         return;
     if (ip_request(req->body, &rq) < 0) {
         httpd_error(req, 400, "bad_request", "ip",

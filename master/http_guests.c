@@ -171,7 +171,7 @@ h_guest_create(master_t *m, struct http_req *req, const struct api_match *am)
     int64_t wait_ms = http_wait_param(m, req, "running");
     int r;
 
-    if (wait_ms < 0 || idem_begin(m, req, &id))
+    if (wait_ms < 0 || idem_begin(m, req, am->caller.who, &id))
         goto out;
     if (!req->body) {
         httpd_error(req, 400, "bad_request", "(root)", "a JSON body is required");
@@ -215,7 +215,7 @@ h_guest_batch(master_t *m, struct http_req *req, const struct api_match *am)
     size_t n, i;
     json_t *v;
 
-    if (idem_begin(m, req, &id))
+    if (idem_begin(m, req, am->caller.who, &id))
         return;
     if (!json_is_array(list) || json_object_size(req->body) != 1) {
         httpd_error(req, 400, "bad_request", "guests", "the body must be {\"guests\":[...]}");

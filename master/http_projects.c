@@ -124,7 +124,7 @@ h_project_create(master_t *m, struct http_req *req, const struct api_match *am)
     struct idem id;
     json_t *o = NULL;
 
-    if (idem_begin(m, req, &id))
+    if (idem_begin(m, req, am->caller.who, &id))
         return;
     int r = members_only(req->body, "name", "quota", &e);
     if (r >= 0 && !http_json_is_name(json_object_get(req->body, "name")))

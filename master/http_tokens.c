@@ -111,7 +111,7 @@ h_token_create(master_t *m, struct http_req *req, const struct api_match *am)
     struct idem id;
     json_t *o = NULL;
 
-    if (idem_begin(m, req, &id))
+    if (idem_begin(m, req, am->caller.who, &id))
         return;
     int r = parse_token(req->body, &rq, &e);
     if (r >= 0)

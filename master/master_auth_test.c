@@ -614,6 +614,35 @@ test_cross_origin(void **state)
     json_decref(o);
 }
 
+/* An Idempotency-Key is the caller's: another caller's same request with it
+ * is a 409, never a replay of the first caller's answer. */
+static void
+test_idem_per_caller(void **state)
+{
+    const char *body = "{\"argv\":[\"echo\",\"secret\"]}";
+    json_t *o = NULL;
+
+    make_project("k1", NULL);
+    char *t = make_token("tenant", "k1", NULL), *op = make_token("operator", NULL, NULL);
+    as(t);
+    assert_int_equal(create("kg", NULL), 201);
+    assert_int_equal(http("POST", "/v1/guests/kg/exec", body, "shared-key-1", &o), 200);
+    assert_string_equal(str(o, "stdout"), "echo secret\n");
+    json_decref(o);
+    /* The same caller replays. */
+    assert_int_equal(http("POST", "/v1/guests/kg/exec", body, "shared-key-1", &o), 200);
+    assert_string_equal(str(o, "stdout"), "echo secret\n");
+    json_decref(o);
+    as(op);
+    assert_int_equal(http("POST", "/v1/guests/kg/exec", body, "shared-key-1", &o), 409);
+    assert_string_equal(str(json_object_get(o, "error"), "field"), "Idempotency-Key");
+    json_decref(o);
+    as_admin();
+    delete_all_guests();
+    free(t);
+    free(op);
+}
+
 int
 main(void)
 {
@@ -626,6 +655,7 @@ main(void)
         cmocka_unit_test(test_tls_pin_and_plain),
         cmocka_unit_test(test_unix_socket_root),
         cmocka_unit_test(test_cross_origin),
+        cmocka_unit_test(test_idem_per_caller),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
