@@ -299,9 +299,10 @@ db_begin(db_t *db)
     char sql[48];
     int r;
 
-    if (db->depth == 0)
+    if (db->depth == 0) {
         r = dbi_exec(db, "BEGIN IMMEDIATE");
-    else {
+        db->changes_at_begin = sqlite3_total_changes64(db->conn);
+    } else {
         snprintf(sql, sizeof(sql), "SAVEPOINT vf%u", db->depth + 1);
         r = dbi_exec(db, sql);
     }
@@ -356,7 +357,10 @@ db_commit(db_t *db)
         snprintf(sql, sizeof(sql), "RELEASE vf%u", d);
         r = dbi_exec(db, sql);
     }
-    if (d == 1)
+    /* Only a commit that wrote something proves the store takes writes
+     * again: an empty one (a batch of heartbeats) leaves the last failure
+     * standing, so health keeps probing with a real write. */
+    if (d == 1 && (r < 0 || sqlite3_total_changes64(db->conn) != db->changes_at_begin))
         db->commit_error = r < 0 ? r : 0;
     if (r < 0) {
         db->tx_error = r;

@@ -28,6 +28,7 @@ struct db {
     unsigned depth;                              /* open transactions */
     int tx_error;                                /* why the last transaction was undone */
     int commit_error;                            /* the last outermost commit's result */
+    int64_t changes_at_begin;                    /* total changes when the outermost began */
     char journal_mode[16];                       /* what PRAGMA journal_mode said */
     struct db_hook hooks[8];                     /* transaction listeners */
 };

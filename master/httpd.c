@@ -591,6 +591,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         pending_free(p);
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+/* libmicrohttpd's messages (a client over its limit, a failed handshake)
+ * are about clients, not the master: debug only. */
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
