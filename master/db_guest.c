@@ -24,7 +24,6 @@ static const char sql_guest_insert[] =
 static const char sql_guest_update[] =
     "UPDATE guests SET node = ?2, spec = ?3, grp = ?4, desired = ?5, "
     "generation = ?6, updated = ?7 WHERE id = ?1 AND generation = ?8";
-static const char sql_guest_get_observed[] = "SELECT observed FROM guests WHERE id = ?1";
 static const char sql_guest_set_observed[] =
     "UPDATE guests SET observed = ?2, message = ?3, updated = ?4 WHERE id = ?1";
 static const char sql_guest_set_applied[] =
@@ -154,19 +153,11 @@ db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const
 
     if (!db_observed_to_string(observed))
         return -EINVAL;
-    int old = -1;
-    {
-        _cleanup_stmt_ sqlite3_stmt *q = dbi_stmt(db, sql_guest_get_observed);
-        dbi_bind_text(q, 1, id);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            old = db_observed_from_string((const char *)sqlite3_column_text(q, 0));
-    }
     dbi_bind_text(s, 1, id);
     dbi_bind_text(s, 2, db_observed_to_string(observed));
     dbi_bind_text(s, 3, message);
     dbi_bind_u64(s, 4, dbi_now_ms());
-    int r = dbi_step_done(db, s, -EINVAL, true);
-    return r < 0 ? r : old != (int)observed;
+    return dbi_step_done(db, s, -EINVAL, true);
 }
 
 int
