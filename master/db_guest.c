@@ -217,14 +217,10 @@ static int
 guest_get(db_t *db, const char *sql, const char *key, struct db_guest *out)
 {
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql);
-    int rc;
+    int r = dbi_step_row(db, s, key);
 
-    dbi_bind_text(s, 1, key);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return -ENOENT;
-    if (rc != SQLITE_ROW)
-        return dbi_errno(rc);
+    if (r < 0)
+        return r;
     guest_from_row(s, out, dbi_col_dup);
     return 0;
 }
