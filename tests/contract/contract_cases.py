@@ -336,6 +336,9 @@ def create(c, g, n1, n2):
     r = c.call("POST", "/v1/guests", dict(ok, node="nope"), expect=422, why="pinned to no node")
     c.check((r.get("error", "placement", "filters", 0) or {}).get("filter") == "pinned", "pinned filter")
     c.call("POST", "/v1/guests", dict(ok, constraints={"zone": "nowhere"}), expect=422, why="constraint")
+    r = c.call("POST", "/v1/guests", dict(ok, template="nosuch"), expect=422, why="no node has it")
+    c.check([f["filter"] for f in r.get("error", "placement", "filters") or []] == ["template"],
+            "the template filter explains it: %s" % r.text[:300])
     c.call("POST", "/v1/guests", dict(ok, name="solo1", group="solo"), expect=201)
     c.call("POST", "/v1/guests", dict(ok, name="solo2", group="solo"), expect=201)
     r = c.call("POST", "/v1/guests", dict(ok, name="solo3", group="solo"), expect=422, why="group")
