@@ -28,6 +28,7 @@ struct pending {
     pthread_cond_t cond;                 /* signalled when answered */
     bool answered;                       /* status and response are set */
     bool abandoned;                      /* the connection thread timed out: the loop frees it */
+    bool counted;                        /* in the server's inflight count */
     unsigned status;                     /* HTTP status */
     char *response;                      /* JSON text, malloc'd, or NULL */
     char *headers[HTTPD_MAX_HEADERS][2]; /* extra response headers (name, value), owned */
@@ -42,8 +43,12 @@ struct httpd {
     httpd_handler handler;     /* the master's request handler */
     void *userdata;            /* passed to handler */
     bool stopping;             /* httpd_destroy runs: refuse new requests */
+    unsigned inflight;         /* requests handed to the loop whose answer is not sent yet */
+    pthread_cond_t drained;    /* signalled when inflight drops to 0 */
     char *static_dir;          /* web UI files, NULL = none */
 };
+
+#define HTTPD_DRAIN_S 2 /* how long httpd_destroy lets given answers go out */
 
 #define HTTPD_MAX_STATIC (8u << 20) /* bytes of one static file */
 
@@ -199,6 +204,17 @@ error_text(const char *code, const char *message)
     return s;
 }
 
+/* Takes p out of the inflight count (lock held). */
+static void
+uncount(httpd_t *h, struct pending *p)
+{
+    if (!p->counted)
+        return;
+    p->counted = false;
+    if (--h->inflight == 0)
+        pthread_cond_broadcast(&h->drained);
+}
+
 /* Hands the request to the loop and waits for its answer. */
 static unsigned
 dispatch(httpd_t *h, struct pending *p, char **response)
@@ -215,6 +231,8 @@ dispatch(httpd_t *h, struct pending *p, char **response)
     }
     p->next = h->inbox;
     h->inbox = p;
+    p->counted = true;
+    h->inflight++;
     pthread_mutex_unlock(&h->lock);
     uv_async_send(&h->wake);
 
@@ -222,6 +240,7 @@ dispatch(httpd_t *h, struct pending *p, char **response)
     while (!p->answered) {
         if (pthread_cond_timedwait(&p->cond, &h->lock, &until) == ETIMEDOUT && !p->answered) {
             p->abandoned = true;
+            uncount(h, p);
             pthread_mutex_unlock(&h->lock);
             *response = error_text("unavailable", "the master did not answer in time");
             return 503;
@@ -443,6 +462,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     pthread_mutex_lock(&h->lock);
     bool loop_owns = p->abandoned;
+    if (!loop_owns)
+        uncount(h, p);
     pthread_mutex_unlock(&h->lock);
     /* An abandoned request still held by the loop is freed by httpd_respond. */
     if (!loop_owns)
@@ -466,6 +487,11 @@ httpd_new(uv_loop_t *loop, const char *addr, uint16_t port, httpd_handler handle
     h->handler = handler;
     h->userdata = userdata;
     pthread_mutex_init(&h->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->drained, &attr);
+    pthread_condattr_destroy(&attr);
     uv_async_init(loop, &h->wake, on_wake);
     h->wake.data = h;
     h->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -477,6 +503,7 @@ httpd_new(uv_loop_t *loop, const char *addr, uint16_t port, httpd_handler handle
                                  MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
     if (!h->daemon) {
         *err = -EADDRINUSE;
+        pthread_cond_destroy(&h->drained);
         pthread_mutex_destroy(&h->lock);
         uv_close((uv_handle_t *)&h->wake, on_wake_closed);
         return NULL;
@@ -496,7 +523,17 @@ httpd_destroy(httpd_t **ph)
     pthread_mutex_unlock(&h->lock);
     /* Requests already queued get an answer so their threads can finish. */
     on_wake(&h->wake);
+    /* Stopping the daemon cuts its connections: first let the answers given
+     * (the 503s of held requests included) go out, for a bounded time. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += HTTPD_DRAIN_S;
+    pthread_mutex_lock(&h->lock);
+    while (h->inflight && pthread_cond_timedwait(&h->drained, &h->lock, &until) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&h->lock);
     MHD_stop_daemon(h->daemon);
+    pthread_cond_destroy(&h->drained);
     pthread_mutex_destroy(&h->lock);
     free(h->static_dir);
     h->static_dir = NULL;
