@@ -293,6 +293,8 @@ api_filter_name(enum sched_filter f)
     return (unsigned)f < SCHED__F_MAX ? names[f] : "unknown";
 }
 
+/* An amount of a resource in the API's units, for people: sizes as "12G",
+ * CPU in cores, the rest as counts. */
 static void
 amount(enum sched_filter f, uint64_t v, char *buf, size_t n)
 {
@@ -302,6 +304,17 @@ amount(enum sched_filter f, uint64_t v, char *buf, size_t n)
         snprintf(buf, n, "%g cores", (double)v / 1000.0);
     else
         snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+/* The same amount as a JSON number in the API's units: cores for cpus (the
+ * scheduler counts millicores), bytes for memory and disk, counts for the
+ * rest, as a node's capacity and a guest's limits are given. */
+static json_t *
+amount_json(enum sched_filter f, uint64_t v)
+{
+    if (f == SCHED_F_CPU)
+        return json_real((double)v / 1000.0);
+    return json_integer((json_int_t)v);
 }
 
 json_t *
@@ -336,10 +349,10 @@ api_placement_json(const struct sched_result *r, bool pin_unknown, const char *p
                   "nodes_feasible", (json_int_t)r->nodes_feasible, "filters", filters);
     if (r->near_miss.node[0])
         json_object_set_new(o, "near_miss",
-                            json_pack("{s:s, s:s, s:I, s:I}", "node", r->near_miss.node, "resource",
+                            json_pack("{s:s, s:s, s:o, s:o}", "node", r->near_miss.node, "resource",
                                       api_filter_name(r->near_miss.filter), "need",
-                                      (json_int_t)r->near_miss.need, "free",
-                                      (json_int_t)r->near_miss.free));
+                                      amount_json(r->near_miss.filter, r->near_miss.need), "free",
+                                      amount_json(r->near_miss.filter, r->near_miss.free)));
     return o;
 }
 
@@ -358,8 +371,7 @@ api_guest_json(const struct db_guest *g, const struct guest_spec *spec)
     json_object_set_new(o, "applied_generation", json_integer((json_int_t)g->applied_generation));
     json_object_set_new(o, "group", g->group ? json_string(g->group) : json_null());
     json_object_set_new(o, "deleting", json_boolean(g->deleting));
-    if (g->message)
-        json_object_set_new(o, "message", json_string(g->message));
+    json_object_set_new(o, "message", g->message ? json_string(g->message) : json_null());
     json_object_set_new(o, "created", time_json(g->created_ms));
     json_object_set_new(o, "updated", time_json(g->updated_ms));
     return o;
@@ -395,6 +407,7 @@ api_node_json(const struct registry_node *n, const struct sched_node_info *info,
     } else {
         json_object_set_new(o, "allocated", resources_json(0, 0, 0, 0));
         json_object_set_new(o, "guests", json_integer(0));
+        json_object_set_new(o, "addresses", json_integer(0));
     }
     json_t *templates = json_array();
     if (n->templates && n->templates[0]) {

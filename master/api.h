@@ -124,10 +124,11 @@ json_t *api_placement_json(const struct sched_result *r, bool pin_unknown, const
 const char *api_filter_name(enum sched_filter f);
 
 /* A guest: the spec's fields (spec_to_json) plus project, node, state,
- * generation, applied_generation, desired, group, message, created,
- * updated. */
+ * generation, applied_generation, desired, group, deleting, message,
+ * created, updated; node, group and message are null when not set. */
 json_t *api_guest_json(const struct db_guest *g, const struct guest_spec *spec);
-/* A node; info (allocations from sched) may be NULL; orphans are included
+/* A node; info (allocations from sched) may be NULL (then allocated,
+ * guests and addresses are 0); orphans are included
  * when with_orphans (always as an array). */
 json_t *api_node_json(const struct registry_node *n, const struct sched_node_info *info,
                       bool with_orphans);

@@ -215,6 +215,16 @@ dbi_step_done(db_t *db, sqlite3_stmt *s, int on_constraint, bool need_change)
 }
 
 int
+dbi_step_row(db_t *db, sqlite3_stmt *s, const char *key)
+{
+    dbi_bind_text(s, 1, key);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return -ENOENT;
+    return rc == SQLITE_ROW ? 0 : dbi_errno(rc);
+}
+
+int
 dbi_walk(db_t *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *cb, void *userdata), void *cb,
          void *userdata)
 {

@@ -230,8 +230,7 @@ int db_guest_insert(db_t *db, const struct db_guest *g, const struct db_label *l
  * (compare-and-set: -ESTALE otherwise). g->generation must be greater. */
 int db_guest_update(db_t *db, const struct db_guest *g, const struct db_label *labels,
                     size_t n_labels, uint64_t expect_generation);
-/* What the node reported; message may be NULL. Returns 1 when the observed
- * state changed, 0 when it was the same, or -errno. */
+/* What the node reported; message may be NULL. */
 int db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const char *message);
 /* Raises applied_generation to gen (never lowers it). */
 int db_guest_set_applied(db_t *db, const char *id, uint64_t gen);

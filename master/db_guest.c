@@ -28,7 +28,6 @@ static const char sql_guest_update[] =
 static const char sql_guest_set_charge[] =
     "UPDATE guests SET charge_cpu = ?2, charge_memory = ?3, charge_disk = ?4, charge_addrs = ?5 "
     "WHERE id = ?1";
-static const char sql_guest_get_observed[] = "SELECT observed FROM guests WHERE id = ?1";
 static const char sql_guest_set_observed[] =
     "UPDATE guests SET observed = ?2, message = ?3, updated = ?4 WHERE id = ?1";
 static const char sql_guest_set_applied[] =
@@ -167,19 +166,11 @@ db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const
 
     if (!db_observed_to_string(observed))
         return -EINVAL;
-    int old = -1;
-    {
-        _cleanup_stmt_ sqlite3_stmt *q = dbi_stmt(db, sql_guest_get_observed);
-        dbi_bind_text(q, 1, id);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            old = db_observed_from_string((const char *)sqlite3_column_text(q, 0));
-    }
     dbi_bind_text(s, 1, id);
     dbi_bind_text(s, 2, db_observed_to_string(observed));
     dbi_bind_text(s, 3, message);
     dbi_bind_u64(s, 4, dbi_now_ms());
-    int r = dbi_step_done(db, s, -EINVAL, true);
-    return r < 0 ? r : old != (int)observed;
+    return dbi_step_done(db, s, -EINVAL, true);
 }
 
 int
@@ -258,14 +249,10 @@ static int
 guest_get(db_t *db, const char *sql, const char *key, struct db_guest *out)
 {
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql);
-    int rc;
+    int r = dbi_step_row(db, s, key);
 
-    dbi_bind_text(s, 1, key);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return -ENOENT;
-    if (rc != SQLITE_ROW)
-        return dbi_errno(rc);
+    if (r < 0)
+        return r;
     guest_from_row(s, out, dbi_col_dup);
     return 0;
 }

@@ -63,6 +63,9 @@ uint64_t dbi_col_u64(sqlite3_stmt *s, int i);
  * on_constraint; a statement that changed nothing gives -ENOENT when
  * need_change is set. */
 int dbi_step_done(db_t *db, sqlite3_stmt *s, int on_constraint, bool need_change);
+/* Binds key as ?1 and steps to the one row it names: 0 with the row
+ * current, -ENOENT when there is none, or -errno. */
+int dbi_step_row(db_t *db, sqlite3_stmt *s, const char *key);
 /* Walks the rows of a bound statement through a row converter and callback;
  * returns the rows visited or -errno. */
 int dbi_walk(db_t *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *cb, void *userdata),

@@ -239,7 +239,10 @@ guests_charge_legacy(master_t *m)
 
 struct send_ctx {
     char node[NAME_MAX_LEN + 1]; /* to whom */
-    struct msg msg;              /* what */
+    enum msg_type type;          /* what */
+    char id[SPEC_ID_LEN + 1];    /* start, stop, destroy: the guest */
+    uint64_t generation;         /* and its generation */
+    struct guest_spec *spec;     /* apply: the spec (owned) */
 };
 
 static void
@@ -248,34 +251,55 @@ send_after(master_t *m, void *ctx, int err)
     struct send_ctx *s = ctx;
 
     /* A destroy replaces whatever was still to be sent about the guest. */
-    if (err == 0 && s->msg.type == MSG_GUEST_DESTROY)
-        dispatch_forget_guest(m->disp, s->node, s->msg.u.guest.id);
-    if (err == 0 && dispatch_queue(m->disp, s->node, &s->msg) < 0)
-        log_error("guest=%s cannot encode %s for node=%s", s->msg.u.guest.id,
-                  msg_type_name(s->msg.type), s->node);
+    if (err == 0 && s->type == MSG_GUEST_DESTROY)
+        dispatch_forget_guest(m->disp, s->node, s->id);
+    if (err == 0) {
+        /* Not zeroed whole: the union is as large as the largest message, and
+         * only the member used is read. */
+        struct msg msg;
+        int64_t r;
+        msg.type = s->type;
+        msg.id = 0;
+        if (s->spec) {
+            /* The spec moves into the message for the encoder, and back. */
+            memcpy(&msg.u.apply, s->spec, sizeof(*s->spec));
+            r = dispatch_queue(m->disp, s->node, &msg);
+        } else {
+            msg.u.guest = (struct msg_guest_ref){0};
+            strscpy(msg.u.guest.id, s->id, sizeof(msg.u.guest.id));
+            msg.u.guest.generation = s->generation;
+            r = dispatch_queue(m->disp, s->node, &msg);
+        }
+        if (r < 0)
+            log_error("guest=%s cannot encode %s for node=%s", s->spec ? s->spec->id : s->id,
+                      msg_type_name(s->type), s->node);
+    }
+    free(s->spec);
     free(s);
 }
 
 void
 guests_send_apply(master_t *m, const char *node, const struct guest_spec *spec)
 {
-    struct send_ctx *s = xcalloc(1, sizeof(*s));
+    struct send_ctx *s = xmalloc(sizeof(*s));
 
     strscpy(s->node, node, sizeof(s->node));
-    s->msg.type = MSG_GUEST_APPLY;
-    s->msg.u.apply = *spec;
+    s->type = MSG_GUEST_APPLY;
+    s->spec = xmalloc(sizeof(*s->spec));
+    memcpy(s->spec, spec, sizeof(*spec));
     oncommit_add(m->oncommit, send_after, s);
 }
 
 void
 guests_send(master_t *m, const char *node, enum msg_type type, const char *id, uint64_t gen)
 {
-    struct send_ctx *s = xcalloc(1, sizeof(*s));
+    struct send_ctx *s = xmalloc(sizeof(*s));
 
     strscpy(s->node, node, sizeof(s->node));
-    s->msg.type = type;
-    strscpy(s->msg.u.guest.id, id, sizeof(s->msg.u.guest.id));
-    s->msg.u.guest.generation = gen;
+    s->type = type;
+    strscpy(s->id, id, sizeof(s->id));
+    s->generation = gen;
+    s->spec = NULL;
     oncommit_add(m->oncommit, send_after, s);
 }
 
@@ -607,21 +631,26 @@ guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, 
 /* ---- what the nodes report ---- */
 
 void
-guests_observed(master_t *m, const char *id, enum db_observed obs, const char *message)
+guests_observed(master_t *m, const struct db_guest *g, enum db_observed obs, const char *message)
+{
+    if (db_guest_set_observed(m->db, g->id, obs, message) < 0)
+        log_debug("guest=%s cannot store observed state, ignoring", g->name);
+    else if (g->observed != obs)
+        events_emit(m, "guest.state", g->node, g->id, g->name,
+                    json_pack("{s:s, s:s}", "from", db_observed_to_string(g->observed), "to",
+                              db_observed_to_string(obs)),
+                    "guest %s is %s%s%s", g->name, db_observed_to_string(obs), message ? ": " : "",
+                    message ? message : "");
+    waiters_guest_state(m, g->id, obs);
+}
+
+void
+guests_observed_id(master_t *m, const char *id, enum db_observed obs, const char *message)
 {
     struct db_guest g = {0};
 
     if (db_guest_get_by_id(m->db, id, &g) < 0)
         return;
-    enum db_observed from = g.observed;
-    if (db_guest_set_observed(m->db, id, obs, message) < 0)
-        log_debug("guest=%s cannot store observed state, ignoring", g.name);
-    else if (from != obs)
-        events_emit(m, "guest.state", g.node, id, g.name,
-                    json_pack("{s:s, s:s}", "from", db_observed_to_string(from), "to",
-                              db_observed_to_string(obs)),
-                    "guest %s is %s%s%s", g.name, db_observed_to_string(obs), message ? ": " : "",
-                    message ? message : "");
+    guests_observed(m, &g, obs, message);
     db_guest_clear(&g);
-    waiters_guest_state(m, id, obs);
 }

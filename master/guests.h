@@ -174,9 +174,12 @@ int guests_ip_del(master_t *m, const struct caller *c, const char *name, const c
 
 /* ---- what the nodes report ---- */
 
-/* Records the guest's observed state (and the node's reason) and answers
- * whoever waits for it. */
-void guests_observed(master_t *m, const char *id, enum db_observed obs, const char *message);
+/* Records the guest's observed state (and the node's reason), with an event
+ * when it changed from g->observed, and answers whoever waits for it. */
+void guests_observed(master_t *m, const struct db_guest *g, enum db_observed obs,
+                     const char *message);
+/* The same for a guest known by its id only. */
+void guests_observed_id(master_t *m, const char *id, enum db_observed obs, const char *message);
 
 /* ---- to the node, after the commit ---- */
 

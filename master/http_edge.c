@@ -140,6 +140,21 @@ host_is_ours(master_t *m, const char *host)
     return false;
 }
 
+/* application/json or application/merge-patch+json, parameters allowed. */
+static bool
+media_is_json(const char *type)
+{
+    static const char *const types[] = {"application/json", "application/merge-patch+json"};
+
+    for (size_t i = 0; type && i < ARRAY_SIZE(types); i++) {
+        size_t n = strlen(types[i]);
+        if (strncasecmp(type, types[i], n) == 0 &&
+            (type[n] == '\0' || type[n] == ';' || type[n] == ' '))
+            return true;
+    }
+    return false;
+}
+
 /* Browsers must not drive the API from another origin: the Host must be a
  * name of this master and an Origin, when sent, this very origin. Requests
  * over the Unix socket come from no browser. */
@@ -164,9 +179,8 @@ check_origin(master_t *m, struct http_req *req, char *why, size_t n)
         }
     }
     /* A form or a simple cross-origin request can send text/plain or form
-     * data; the API reads JSON only. */
-    if (req->body && (!type || strncasecmp(type, "application/json", 16) != 0 ||
-                      (type[16] && type[16] != ';' && type[16] != ' '))) {
+     * data; the API reads JSON only (a PATCH may say merge-patch+json). */
+    if (req->body && !media_is_json(type)) {
         snprintf(why, n, "the body must be sent as Content-Type: application/json");
         return -EPROTOTYPE;
     }

@@ -105,12 +105,18 @@ cordon(master_t *m, struct http_req *req, const struct api_match *am, bool on)
         http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
         return;
     }
+    bool was = n->cordoned;
     r = registry_cordon(m->reg, name, on);
     json_t *o = node_json(m, n, true);
     if (r >= 0)
         r = idem_store(m, req, &id, 200, o);
     r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
     if (r < 0) {
+        /* registry_cordon set the node in memory once its row was written;
+         * the rollback undid the row, so the node goes back too (a 507
+         * changes nothing). */
+        n->cordoned = was;
+        sched_node_cordon(m->sched, name, was);
         json_decref(o);
         http_reply_errno(req, r, NULL, "cannot store the cordon: %s", strerror(-r));
         return;

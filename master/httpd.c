@@ -44,6 +44,7 @@ struct pending {
                                             its httpd_respond, which then only frees */
     bool handler_done;                   /* an expired request's handler answered */
     bool conn_gone;                      /* an expired request's connection completed */
+    bool counted;                        /* in the server's inflight count */
     unsigned status;                     /* HTTP status */
     char *response;                      /* JSON text, malloc'd, or NULL */
     char *headers[HTTPD_MAX_HEADERS][2]; /* extra response headers (name, value), owned */
@@ -60,23 +61,27 @@ struct listener {
 };
 
 struct httpd {
-    struct listener tcp;   /* the TCP listener (daemon NULL when none) */
-    struct listener local; /* the Unix socket listener (daemon NULL when none) */
-    char *unix_path;       /* the socket's path, removed at destroy */
-    char *tls_cert;        /* PEM copies: libmicrohttpd keeps pointers to them */
-    char *tls_key;         /* ... */
-    uv_loop_t *loop;       /* the loop handlers run on */
-    uv_async_t wake;       /* wakes the loop when the inbox has work */
-    uv_timer_t expiry;     /* answers requests held too long */
-    unsigned open_handles; /* wake and expiry not yet closed */
-    pthread_mutex_t lock;  /* guards inbox, request states and stopping */
-    struct pending *inbox; /* requests waiting for the loop (LIFO, reversed on drain) */
-    struct pending *held;  /* requests the handler has (loop thread only) */
-    httpd_handler handler; /* the master's request handler */
-    void *userdata;        /* passed to handler */
-    bool stopping;         /* httpd_destroy runs: refuse new requests */
-    char *static_dir;      /* web UI files, NULL = none */
+    struct listener tcp;    /* the TCP listener (daemon NULL when none) */
+    struct listener local;  /* the Unix socket listener (daemon NULL when none) */
+    char *unix_path;        /* the socket's path, removed at destroy */
+    char *tls_cert;         /* PEM copies: libmicrohttpd keeps pointers to them */
+    char *tls_key;          /* ... */
+    uv_loop_t *loop;        /* the loop handlers run on */
+    uv_async_t wake;        /* wakes the loop when the inbox has work */
+    uv_timer_t expiry;      /* answers requests held too long */
+    unsigned open_handles;  /* wake and expiry not yet closed */
+    pthread_mutex_t lock;   /* guards inbox, request states and stopping */
+    struct pending *inbox;  /* requests waiting for the loop (LIFO, reversed on drain) */
+    struct pending *held;   /* requests the handler has (loop thread only) */
+    httpd_handler handler;  /* the master's request handler */
+    void *userdata;         /* passed to handler */
+    bool stopping;          /* httpd_destroy runs: refuse new requests */
+    unsigned inflight;      /* requests handed over whose exchange has not completed */
+    pthread_cond_t drained; /* signalled when inflight drops to 0 */
+    char *static_dir;       /* web UI files, NULL = none */
 };
+
+#define HTTPD_DRAIN_S 2 /* how long httpd_destroy lets given answers go out */
 
 #define HTTPD_MAX_STATIC   (8u << 20) /* bytes of one static file */
 #define HTTPD_EXPIRY_MS    1000       /* how often held requests are checked */
@@ -311,6 +316,8 @@ hand_over(httpd_t *h, struct pending *p)
 {
     MHD_suspend_connection(p->conn);
     pthread_mutex_lock(&h->lock);
+    p->counted = true;
+    h->inflight++;
     if (h->stopping) {
         /* No loop will see it: answer now, through the same resume path. */
         p->status = 503;
@@ -581,6 +588,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     pthread_mutex_lock(&h->lock);
+    if (p->counted) {
+        p->counted = false;
+        if (--h->inflight == 0)
+            pthread_cond_broadcast(&h->drained);
+    }
     /* An expired request whose handler has not answered yet is freed by
      * its httpd_respond. */
     bool loop_owns = p->expired && !p->handler_done;
@@ -690,6 +702,11 @@ httpd_new(uv_loop_t *loop, const struct httpd_config *cfg, httpd_handler handler
         h->tls_key = xstrdup(cfg->tls_key ? cfg->tls_key : "");
     }
     pthread_mutex_init(&h->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->drained, &attr);
+    pthread_condattr_destroy(&attr);
     uv_async_init(loop, &h->wake, on_wake);
     uv_timer_init(loop, &h->expiry);
     h->wake.data = h->expiry.data = h;
@@ -730,6 +747,15 @@ httpd_destroy(httpd_t **ph)
     on_wake(&h->wake);
     while (h->held)
         expire(h, h->held, "the master is shutting down");
+    /* Stopping a daemon cuts its connections: first let the answers given
+     * (the 503s included) go out, for a bounded time. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += HTTPD_DRAIN_S;
+    pthread_mutex_lock(&h->lock);
+    while (h->inflight && pthread_cond_timedwait(&h->drained, &h->lock, &until) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&h->lock);
     if (h->tcp.daemon)
         MHD_stop_daemon(h->tcp.daemon);
     /* libmicrohttpd closes the listening sockets, the one it was handed too. */
@@ -737,6 +763,7 @@ httpd_destroy(httpd_t **ph)
         MHD_stop_daemon(h->local.daemon);
     if (h->unix_path)
         unlink(h->unix_path);
+    pthread_cond_destroy(&h->drained);
     pthread_mutex_destroy(&h->lock);
     free(h->static_dir);
     free(h->unix_path);
