@@ -126,8 +126,10 @@ guests_spec(master_t *m, const struct db_guest *g, struct guest_spec *spec)
     int r = j ? spec_from_json(j, spec, NULL, 0) : -EBADMSG;
     json_decref(j);
     if (r < 0) {
+        /* The master wrote it: unreadable is the master's fault, not the
+         * client's (a 503, not a 400). */
         log_debug("guest=%s stored spec unreadable", g->name);
-        return -EBADMSG;
+        return -EIO;
     }
     cache_put(m, g->id, g->generation, spec);
     return 0;

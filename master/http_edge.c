@@ -86,8 +86,13 @@ http_wait_param(master_t *m, struct http_req *req, const char *what)
     const char *w = httpd_query(req, "wait"), *t = httpd_query(req, "timeout");
     unsigned long long s = m->cfg.wait_default_s;
 
-    if (!w)
+    if (!w) {
+        if (t) {
+            httpd_error(req, 400, "bad_request", "timeout", "timeout goes with wait=%s", what);
+            return -1;
+        }
         return 0;
+    }
     if (strcmp(w, what) != 0) {
         httpd_error(req, 400, "bad_request", "wait", "wait must be \"%s\"", what);
         return -1;

@@ -110,8 +110,8 @@ start_master(struct fx *f)
     c.heartbeat_ms = 200;
     c.usage_ms = 200;
     c.tick_ms = 50;
-    c.suspect_after_ms = 1500;
-    c.down_after_ms = 3000;
+    c.suspect_after_ms = 3000; /* generous: a loaded CI machine must not flap */
+    c.down_after_ms = 6000;
     c.resend_ms = 500;
     c.wait_default_s = 20;
     c.sched.algo = strcmp(f->algorithm, "spread") == 0 ? SCHED_SPREAD : SCHED_BINPACK;

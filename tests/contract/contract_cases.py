@@ -453,6 +453,7 @@ def lifecycle(c, g):
         right = "stopped" if op == "stop" else "running"
         c.call("POST", path, query=[("wait", right), ("timeout", "0")], expect=400, why="timeout 0")
         c.call("POST", path, query=[("wait", right), ("timeout", "1e3")], expect=400, why="timeout 1e3")
+        c.call("POST", path, query=[("timeout", "5")], expect=400, why="timeout without wait")
         c.call("POST", path, headers={"Idempotency-Key": "no spaces"}, expect=400, why="bad key")
         c.call("POST", "/v1/guests/nope/" + op, expect=404)
         c.call("POST", "/v1/guests/a%00b/" + op, expect=400, why="control character")
