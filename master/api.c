@@ -48,6 +48,9 @@ static const struct route_def routes[] = {
     {API_GUEST_IP_ADD, "POST", "/v1/guests/*/ips", "guest.ip_add", h_guest_ip_add},
     {API_GUEST_IP_DEL, "DELETE", "/v1/guests/*/ips/+", "guest.ip_del", h_guest_ip_del},
     {API_NODE_ROUTES, "GET", "/v1/nodes/*/routes", "node.routes", h_node_routes},
+    {API_NODE_ORPHANS, "GET", "/v1/nodes/*/orphans", "node.orphans", h_node_orphans},
+    {API_ORPHAN_ADOPT, "POST", "/v1/nodes/*/orphans/+/adopt", "orphan.adopt", h_orphan_adopt},
+    {API_ORPHAN_DESTROY, "DELETE", "/v1/nodes/*/orphans/+", "orphan.destroy", h_orphan_destroy},
 };
 
 /* Matches path against pattern; the "*" segment is copied to name, the "+"

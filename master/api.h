@@ -46,6 +46,9 @@ enum api_route {
     API_GUEST_IP_ADD,        /* POST /v1/guests/{name}/ips */
     API_GUEST_IP_DEL,        /* DELETE /v1/guests/{name}/ips/{addr} */
     API_NODE_ROUTES,         /* GET /v1/nodes/{name}/routes */
+    API_NODE_ORPHANS,        /* GET /v1/nodes/{name}/orphans */
+    API_ORPHAN_ADOPT,        /* POST /v1/nodes/{name}/orphans/{id}/adopt */
+    API_ORPHAN_DESTROY,      /* DELETE /v1/nodes/{name}/orphans/{id} */
     API__ROUTE_MAX,
 };
 

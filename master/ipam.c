@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -513,6 +514,36 @@ load_ip(void *userdata, const struct db_ip *dip)
     return 0;
 }
 
+static int
+load_hold(void *userdata, const struct db_hold *h)
+{
+    return load_ip(userdata, &(struct db_ip){.address = h->address, .pool = h->pool});
+}
+
+#define IPAM_REBUILD_MAX (1u << 20) /* offsets below a cursor scanned for the free set */
+
+/* The frontier where the last run left it, and the offsets below it that
+ * are neither allocated nor held as the free set (lowest handed out first). */
+static int
+load_cursor(ipam_t *ip, struct ipool *p)
+{
+    uint64_t cur = 0;
+    int r = db_pool_get_cursor(ip->db, p->name, &cur);
+
+    if (r < 0)
+        return r;
+    if (cur > p->last) {
+        p->exhausted = true;
+        cur = p->last;
+    }
+    p->frontier = cur;
+    uint64_t from = cur > IPAM_REBUILD_MAX ? cur - IPAM_REBUILD_MAX : 0;
+    for (uint64_t off = p->exhausted ? p->last + 1 : cur; off > from; off--)
+        if (!reserved(p, off - 1) && !hmap_u64_get(&p->allocated, off - 1))
+            freed_push(p, off - 1);
+    return 0;
+}
+
 int
 ipam_new(db_t *db, const struct ipam_config *cfg, ipam_t **out, char *err, size_t errlen)
 {
@@ -525,8 +556,13 @@ ipam_new(db_t *db, const struct ipam_config *cfg, ipam_t **out, char *err, size_
     r = db_pool_list(db, load_pool, &c);
     if (r >= 0 && c.r < 0)
         r = c.r;
-    for (size_t i = 0; r >= 0 && i < ip->n_pools; i++)
+    for (size_t i = 0; r >= 0 && i < ip->n_pools; i++) {
         r = db_ip_list(db, ip->pools[i]->name, NULL, load_ip, ip->pools[i]);
+        if (r >= 0)
+            r = db_hold_list(db, ip->pools[i]->name, NULL, NULL, load_hold, ip->pools[i]);
+        if (r >= 0)
+            r = load_cursor(ip, ip->pools[i]);
+    }
     if (r >= 0)
         r = db_tx_hook_add(db, ipam_tx_hook, ip);
     if (r < 0) {
@@ -655,7 +691,13 @@ alloc_auto(ipam_t *ip, const char *guest_id, const struct ipam_request *rq,
                     return r;
                 }
                 take(ip, p, off, from_frontier, prev_frontier, prev_exhausted);
-                return 0;
+                /* The cursor goes with the allocation (and back with its rollback). */
+                r = from_frontier ? db_pool_set_cursor(ip->db, p->name,
+                                                       p->exhausted ? p->last + 1 : p->frontier)
+                                  : 0;
+                if (r < 0)
+                    seterr(err, errlen, "cannot store the pool's cursor: %s", strerror(-r));
+                return r;
             }
         }
     }
@@ -851,4 +893,166 @@ ipam_release_guest(ipam_t *ip, const char *guest_id)
     }
     r = db_commit(ip->db);
     return r < 0 ? r : (int)l.n;
+}
+
+/* ---- orphans' holds ---- */
+
+/* Frees one held offset in memory (its row is gone). */
+static void
+unhold_mem(ipam_t *ip, const char *address)
+{
+    struct netaddr a;
+    struct ipool *p;
+
+    if (netaddr_parse_host(address, &a) < 0 || !(p = pool_for_addr(ip, &a)))
+        return;
+    uint64_t off = offset_of(p, &a);
+    if (hmap_u64_del(&p->allocated, off)) {
+        freed_push(p, off);
+        undo_push(ip, (struct undo){.kind = UNDO_RELEASE, .pool = p, .off = off});
+    }
+}
+
+struct hold_list {
+    char (*addr)[NETADDR_STRLEN];   /* the addresses */
+    char (*pool)[NAME_MAX_LEN + 1]; /* their pools */
+    size_t n;                       /* entries used */
+};
+
+static int
+collect_hold(void *userdata, const struct db_hold *h)
+{
+    struct hold_list *l = userdata;
+
+    l->addr = xreallocarray(l->addr, l->n + 1, sizeof(*l->addr));
+    l->pool = xreallocarray(l->pool, l->n + 1, sizeof(*l->pool));
+    snprintf(l->addr[l->n], NETADDR_STRLEN, "%s", h->address);
+    snprintf(l->pool[l->n], NAME_MAX_LEN + 1, "%s", h->pool);
+    l->n++;
+    return 0;
+}
+
+static int
+collect_alloc(void *userdata, const struct db_ip *dip)
+{
+    return collect_hold(userdata, &(struct db_hold){.address = dip->address, .pool = dip->pool});
+}
+
+static int
+tx_end(ipam_t *ip, int r, struct hold_list *l)
+{
+    free(l->addr);
+    free(l->pool);
+    if (r < 0) {
+        (void)db_rollback(ip->db);
+        return r;
+    }
+    r = db_commit(ip->db);
+    return r < 0 ? r : (int)l->n;
+}
+
+int
+ipam_hold_guest(ipam_t *ip, const char *guest_id, const char *node)
+{
+    struct hold_list l = {0};
+    int r = db_begin(ip->db);
+
+    if (r < 0)
+        return r;
+    r = db_ip_list(ip->db, NULL, guest_id, collect_alloc, &l);
+    /* Memory does not change: the offsets stay taken, now by the hold. */
+    for (size_t i = 0; r >= 0 && i < l.n; i++) {
+        r = db_ip_delete(ip->db, l.addr[i]);
+        if (r >= 0)
+            r = db_hold_insert(ip->db, l.addr[i], l.pool[i], node, guest_id);
+    }
+    return tx_end(ip, r, &l);
+}
+
+int
+ipam_hold(ipam_t *ip, const char *address, const char *node, const char *guest_id)
+{
+    char buf[NETADDR_STRLEN];
+    struct netaddr a;
+    struct ipool *p;
+
+    if (!address || netaddr_parse_host(address, &a) < 0)
+        return -EINVAL;
+    p = pool_for_addr(ip, &a);
+    if (!p || reserved(p, offset_of(p, &a)))
+        return -EADDRNOTAVAIL;
+    uint64_t off = offset_of(p, &a);
+    if (hmap_u64_get(&p->allocated, off))
+        return -EADDRINUSE;
+    netaddr_format(&a, false, buf, sizeof(buf));
+    int r = db_begin(ip->db);
+    if (r < 0)
+        return r;
+    r = db_hold_insert(ip->db, buf, p->name, node, guest_id);
+    if (r < 0) {
+        (void)db_rollback(ip->db);
+        return r;
+    }
+    take(ip, p, off, false, 0, false);
+    return db_commit(ip->db);
+}
+
+int
+ipam_release_holds(ipam_t *ip, const char *node, const char *guest_id)
+{
+    struct hold_list l = {0};
+    int r = db_begin(ip->db);
+
+    if (r < 0)
+        return r;
+    r = db_hold_list(ip->db, NULL, node, guest_id, collect_hold, &l);
+    for (size_t i = 0; r >= 0 && i < l.n; i++) {
+        r = db_hold_delete(ip->db, l.addr[i]);
+        if (r >= 0)
+            unhold_mem(ip, l.addr[i]);
+    }
+    return tx_end(ip, r, &l);
+}
+
+int
+ipam_adopt_holds(ipam_t *ip, const char *node, const char *guest_id)
+{
+    struct hold_list l = {0};
+    int r = db_begin(ip->db);
+
+    if (r < 0)
+        return r;
+    r = db_hold_list(ip->db, NULL, node, guest_id, collect_hold, &l);
+    for (size_t i = 0; r >= 0 && i < l.n; i++) {
+        r = db_hold_delete(ip->db, l.addr[i]);
+        if (r >= 0)
+            r = db_ip_insert(ip->db, l.addr[i], l.pool[i], guest_id);
+    }
+    return tx_end(ip, r, &l);
+}
+
+struct is_of_ctx {
+    const char *address; /* wanted */
+    bool found;          /* it is there */
+};
+
+static int
+is_of_ip(void *userdata, const struct db_ip *dip)
+{
+    struct is_of_ctx *c = userdata;
+    c->found |= strcmp(dip->address, c->address) == 0;
+    return 0;
+}
+
+bool
+ipam_is_of(ipam_t *ip, const char *address, const char *guest_id)
+{
+    char buf[NETADDR_STRLEN];
+    struct netaddr a;
+
+    if (!address || netaddr_parse_host(address, &a) < 0)
+        return false;
+    struct is_of_ctx c = {.address = netaddr_format(&a, false, buf, sizeof(buf))};
+    (void)db_ip_list(ip->db, NULL, guest_id, is_of_ip, &c);
+    return c.found;
 }
