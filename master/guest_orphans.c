@@ -243,6 +243,29 @@ guests_orphans_digest(master_t *m, const char *node, uint64_t *digest, uint32_t 
     *running += c.run;
 }
 
+struct is_of_ctx {
+    const char *address; /* wanted, canonical */
+    bool found;          /* it is the guest's */
+};
+
+static int
+is_of_ip(void *userdata, const struct db_ip *dip)
+{
+    struct is_of_ctx *c = userdata;
+    c->found |= strcmp(dip->address, c->address) == 0;
+    return 0;
+}
+
+/* Whether address (canonical) is allocated to guest_id. */
+static bool
+addr_is_of(master_t *m, const char *address, const char *guest_id)
+{
+    struct is_of_ctx c = {.address = address};
+
+    (void)db_ip_list(m->db, NULL, guest_id, is_of_ip, &c);
+    return c.found;
+}
+
 /* Keeps the spec's addresses that are the orphan's (held) or free; the
  * others leave it. Returns how many left. */
 static uint32_t
@@ -260,7 +283,7 @@ adopt_addrs(master_t *m, const char *node, struct guest_spec *spec)
         struct netaddr got;
         netaddr_format(&spec->addrs[i], false, addr, sizeof(addr));
         struct ipam_request rq = {.address = addr};
-        if (ipam_is_of(m->ipam, addr, spec->id) ||
+        if (addr_is_of(m, addr, spec->id) ||
             ipam_alloc(m->ipam, spec->id, &rq, 1, nl, n_nl, &got, NULL, 0) >= 0)
             spec->addrs[kept++] = spec->addrs[i];
         else

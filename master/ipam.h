@@ -110,5 +110,3 @@ int ipam_release_holds(ipam_t *ip, const char *node, const char *guest_id);
 /* Turns the orphan's holds into allocations of the guest with its id (adopted);
  * returns how many. */
 int ipam_adopt_holds(ipam_t *ip, const char *node, const char *guest_id);
-/* Whether address is allocated to guest_id or held by the orphan guest_id. */
-bool ipam_is_of(ipam_t *ip, const char *address, const char *guest_id);
