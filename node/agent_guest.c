@@ -347,7 +347,9 @@ agent_guest_digest(const agent_t *a)
 
     for (size_t i = 0; i < a->n_guests; i++) {
         const struct agent_guest *g = a->guests[i];
-        d += msg_digest_item(g->rec.spec.id, g->rec.applied_generation, g->rec.rt.pid != 0);
+        /* One being created is not there until its apply is done (and acked). */
+        if (g->rec.applied_generation)
+            d += msg_digest_item(g->rec.spec.id, g->rec.applied_generation, g->rec.rt.pid != 0);
     }
     return d;
 }

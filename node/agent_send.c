@@ -197,7 +197,8 @@ agent_send_heartbeat(agent_t *a)
     struct msg m = {.type = MSG_HEARTBEAT};
 
     m.u.heartbeat.seq = ++a->heartbeat_seq;
-    m.u.heartbeat.n_guests = (uint32_t)a->n_guests;
+    for (size_t i = 0; i < a->n_guests; i++)
+        m.u.heartbeat.n_guests += a->guests[i]->rec.applied_generation != 0;
     m.u.heartbeat.n_running = (uint32_t)agent_guest_running(a);
     m.u.heartbeat.digest = agent_guest_digest(a);
     /* What the outbox holds goes first: the digest already counts it. */
