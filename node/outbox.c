@@ -145,7 +145,7 @@ on_timer(uv_timer_t *t)
 void
 outbox_push(outbox_t *o, uint64_t id, bool lead, void *buf, size_t len)
 {
-    size_t at = o->n;
+    size_t at;
 
     if (lead && o->n > 0 && o->f[0].lead)
         remove_at(o, 0);
@@ -160,8 +160,7 @@ outbox_push(outbox_t *o, uint64_t id, bool lead, void *buf, size_t len)
         o->cap = o->cap ? o->cap * 2 : 16;
         o->f = xreallocarray(o->f, o->cap, sizeof(*o->f));
     }
-    if (lead)
-        at = 0;
+    at = lead ? 0 : o->n;
     memmove(&o->f[at + 1], &o->f[at], (o->n - at) * sizeof(*o->f));
     o->f[at] = (struct oframe){.id = id, .lead = lead, .buf = buf, .len = len};
     o->n++;

@@ -21,7 +21,7 @@ h1=$(node 1)
 h2=$(node 2)
 
 for g in pa pb pc pd; do
-    vf guest create "$g" --template busybox --memory 64M --disk 32M --cpu 0.1 --node "$h1" \
+    vf guest create "$g" --template busybox --memory 64M --disk 32M --cpu 0.1 --ip auto --node "$h1" \
         >/dev/null || fail "create $g"
 done
 wait_for 120 "4 guests running" all_running 4
@@ -97,7 +97,7 @@ vf --json node orphans "$h1" | pyj 'd["orphans"][0]["ips"]' | grep -q "\"$pb_ip\
     fail "pb's address $pb_ip not held: $(vf --json node orphans "$h1")"
 ok "cut past the down threshold (10 s): $h1 down, guests unknown, nothing moved; healed: pa, pc under the same inits, pd exited (stays off), pb an orphan holding $pb_ip"
 
-vf guest create pe --template busybox --memory 64M --disk 32M --cpu 0.1 --node "$h1" >/dev/null ||
+vf guest create pe --template busybox --memory 64M --disk 32M --cpu 0.1 --ip auto --node "$h1" >/dev/null ||
     fail "create pe"
 wait_for 60 "pe running" eval '[ "$(guest_field pe state)" = running ]'
 [ "$(ip_of pe)" != "$pb_ip" ] || fail "pe got the orphan's address $pb_ip"
