@@ -118,8 +118,9 @@ wait_for 30 "$h1 down" is_node_state "$h1" down
 kill9_wait "$(cl_agent_pid "$h1")"
 kill -9 "$pc_pid"
 rm -f "$(node_dir "$h1")/guests/$pc_id.json"
-local_cluster up >>"$T/cluster.log" 2>&1 || fail "restart the agent of $h1"
+# (local-cluster up waits for every node to be ready: heal first.)
 heal_node 1
+local_cluster up >>"$T/cluster.log" 2>&1 || fail "restart the agent of $h1"
 wait_for 30 "$h1 ready" is_node_state "$h1" ready
 wait_for 10 "pc lost" eval '[ "$(guest_field pc state)" = lost ]'
 wait_for 10 "pe an orphan" eval '[ "$(orphans)" = pe ]'
