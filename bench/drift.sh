@@ -56,12 +56,16 @@ for r in $(seq "$ROUNDS"); do
     sleep 1
     heal_node 1
     t0=$(ms)
-    until state_is "$g" stopped && node_is "$h1" ready; do
+    until node_is "$h1" ready; do
+        [ $(($(ms) - t0)) -lt 60000 ] || break
+        sleep 0.02
+    done
+    rejoin_t+=("$(($(ms) - t0))")
+    until state_is "$g" stopped; do
         [ $(($(ms) - t0)) -lt 60000 ] || break
         sleep 0.02
     done
     cut_t+=("$(($(ms) - t0))")
-    rejoin_t+=("$(until_ms node_is "$h1" ready)")
     sleep 3
     state_is "$g" running && restarted=$((restarted + 1))
     vf guest stop "$g" >/dev/null 2>&1 || true
