@@ -91,7 +91,8 @@ arm(outbox_t *o, uint64_t now)
 
     if (!o->timer_init)
         return;
-    for (size_t i = 0; i < o->n; i++) {
+    /* After a failed send nothing goes before its retry. */
+    for (size_t i = 0; !o->retry_at && i < o->n; i++) {
         if (!o->f[i].lead && !o->open)
             break;
         if (o->f[i].sent && (!next || o->f[i].due_ms < next))
@@ -101,7 +102,9 @@ arm(outbox_t *o, uint64_t now)
         uv_timer_stop(&o->timer);
         return;
     }
-    uv_timer_start(&o->timer, on_timer, next > now ? next - now : 0, 0);
+    /* Never 0: a timer re-armed with 0 from its own callback runs again in
+     * the same loop turn (libuv does not advance its clock there). */
+    uv_timer_start(&o->timer, on_timer, next > now ? next - now : 1, 0);
 }
 
 void

@@ -132,6 +132,33 @@ test_link_down_retry_in_order(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Opened (welcome) while the link is down with a frame sent before: the
+ * retry must not spin the loop (a 0 ms timer re-armed from its callback). */
+static void
+test_open_while_down_does_not_spin(void **state)
+{
+    uv_loop_t loop;
+    struct wire w = {0};
+    (void)state;
+    uv_loop_init(&loop);
+    struct outbox_config cfg = {
+        .retry_ms = 50, .resend_ms = 5000, .send = wire_send, .userdata = &w};
+    outbox_t *o = outbox_new(&loop, &cfg);
+
+    push(o, 1, true, "h");
+    push(o, 2, false, "e");
+    outbox_open(o, true); /* the hello again (not acked), then the event */
+    assert_int_equal(w.n, 3);
+    w.down = true;
+    outbox_open(o, true); /* everything due again, and the send fails */
+    run_ms(&loop, 200);   /* returns only if the loop is not stuck in timers */
+    assert_true(w.failures >= 2 && w.failures <= 8);
+    outbox_close(o);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    outbox_destroy(&o);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void
 test_bound_drops_oldest(void **state)
 {
@@ -165,6 +192,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gate_lead_order_ack),
         cmocka_unit_test(test_link_down_retry_in_order),
+        cmocka_unit_test(test_open_while_down_does_not_spin),
         cmocka_unit_test(test_bound_drops_oldest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
