@@ -122,7 +122,7 @@ local_cluster() {
     VFLEET_LOCAL_DIR=$CL VFLEET_LOCAL_PORT=$CL_PORT VFLEET_LOCAL_PREFIX=$CL_PREFIX \
         VFLEET_MASTER_ARGS="--log-level debug ${MASTER_ARGS:-}" \
         VFLEET_NODE_ARGS="--heartbeat 500 --usage-interval 1 --log-level debug ${NODE_ARGS:-}" \
-        VFLEET_SIM_ARGS="${SIM_ARGS:-}" VFLEET_BIN=$VFLEET_BIN \
+        VFLEET_SIM_ARGS="${SIM_ARGS:-}" VFLEET_BIN=$VFLEET_BIN VFLEET_LOCAL_LINK=${CL_LINK:-ipc} \
         "$VFLEET_SOURCE_DIR/deploy/local-cluster" "$@"
 }
 
@@ -192,6 +192,18 @@ count_state() { vf --json guest ls --state "$1" | pyj 'len(d["guests"])'; }
 all_running() { [ "$(count_state running)" -eq "$1" ]; }
 is_node_state() { [ "$(node_state "$1")" = "$2" ]; }
 
+# cut_node N / heal_node N: node N's link to the master dropped (both ways)
+# by nftables in its own namespace, and restored. Needs CL_LINK=tcp.
+cut_node() {
+    ip netns exec "vf-$(node "$1")" nft -f - <<EOF
+table inet vftestcut {
+    chain out { type filter hook output priority -10; ip daddr 172.31.0.2 drop; }
+    chain in { type filter hook input priority -10; ip saddr 172.31.0.2 drop; }
+}
+EOF
+}
+heal_node() { ip netns exec "vf-$(node "$1")" nft delete table inet vftestcut; }
+
 # Stops every process, guest, mount, cgroup and namespace the cluster made.
 cluster_teardown() {
     [ "$CL_STARTED" = 1 ] || return 0
@@ -199,6 +211,8 @@ cluster_teardown() {
     for f in "$CL"/*/agent.pid "$CL"/master.pid; do
         [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
     done
+    # The tcp link's forwarder and the children it forked per connection.
+    [ -s "$CL/link.pid" ] && kill -9 -- "-$(cat "$CL/link.pid")" 2>/dev/null
     sleep 0.2
     for rec in "$CL"/*/guests/*.json; do
         [ -f "$rec" ] || continue
