@@ -25,8 +25,8 @@ MASTER_ARGS="--heartbeat-ms 500 --suspect-after 5 --down-after 10"
 start_cluster 1
 h1=$(node 1)
 ms() { echo $(($(date +%s%N) / 1000000)); }
-state_is() { curl -sf "$VFLEET_MASTER/v1/guests/$1" | grep -q "\"state\": *\"$2\""; }
-node_is() { curl -sf "$VFLEET_MASTER/v1/nodes/$1" | grep -q "\"state\": *\"$2\""; }
+state_is() { api_curl -sf "/v1/guests/$1" | grep -q "\"state\": *\"$2\""; }
+node_is() { api_curl -sf "/v1/nodes/$1" | grep -q "\"state\": *\"$2\""; }
 # until_ms CMD...: polls CMD every 20 ms (at most 60 s); prints the ms it took.
 until_ms() {
     local t0 n=0

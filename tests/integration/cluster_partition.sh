@@ -35,7 +35,7 @@ init_of() { "$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" 
 gid() { guest_field "$1" id; }
 ip_of() { vf --json guest show "$1" | pyj 'd["ips"][0]'; }
 orphans() { vf --json node orphans "$h1" | pyj '" ".join(sorted(o["name"] for o in d["orphans"]))'; }
-api() { curl -sS -o /dev/null -w '%{http_code}' -X "$1" "$VFLEET_MASTER$2"; }
+api() { api_curl -sS -o /dev/null -w '%{http_code}' -X "$1" "$2"; }
 
 before=$(inits)
 ok "4 guests on $h1 over tcp://: $before"
@@ -135,9 +135,9 @@ vf guest ip add pa "$pe_ip" >/dev/null || fail "pe's address $pe_ip was not free
 ok "destroyed behind the agent: pc lost, never re-created; orphan pe destroyed on request, $pe_ip free again"
 
 # ---- 4. the restart policy ----------------------------------------------------
-curl -sS -f -X POST "$VFLEET_MASTER/v1/guests?wait=running" -H 'Content-Type: application/json' \
+api_curl -sS -f -X POST -H 'Content-Type: application/json' \
     -d "{\"name\":\"pf\",\"template\":\"busybox\",\"node\":\"$h2\",\"restart\":\"on-failure\",\"restart_backoff\":1,\"limits\":{\"memory\":\"64M\",\"disk\":\"32M\"}}" \
-    >/dev/null || fail "create pf"
+    "/v1/guests?wait=running" >/dev/null || fail "create pf"
 pf_pid=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h2")" | pyj "[g['pid'] for g in d if g['name']=='pf'][0]")
 kill -9 "$pf_pid"
 pf_new() { "$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h2")" | pyj "[g['pid'] for g in d if g['name']=='pf'][0]"; }
