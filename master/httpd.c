@@ -1,6 +1,7 @@
 #include "master/httpd.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -32,6 +33,18 @@ struct pending {
     unsigned status;                     /* HTTP status */
     char *response;                      /* JSON text, malloc'd, or NULL */
     char *headers[HTTPD_MAX_HEADERS][2]; /* extra response headers (name, value), owned */
+};
+
+/* One exchange as its connection thread sees it: the request handed to the
+ * loop (if any) and what the access log says of it. Owned by the connection,
+ * so it is still there when the loop has taken an abandoned request. */
+struct exchange {
+    struct pending *p;     /* the API request, NULL for a static file */
+    struct timespec start; /* when the request's headers were in (CLOCK_MONOTONIC) */
+    char *method;          /* copy of the method */
+    char *path;            /* copy of the URL path */
+    unsigned status;       /* the status sent, 0 = none */
+    uint64_t bytes;        /* body bytes sent */
 };
 
 struct httpd {
@@ -171,7 +184,7 @@ httpd_header(const struct http_req *req, const char *name)
 }
 
 static enum MHD_Result
-send_text_headers(struct MHD_Connection *conn, unsigned status, char *text,
+send_text_headers(struct exchange *x, struct MHD_Connection *conn, unsigned status, char *text,
                   char *const (*headers)[2])
 {
     struct MHD_Response *r;
@@ -179,6 +192,8 @@ send_text_headers(struct MHD_Connection *conn, unsigned status, char *text,
 
     if (!text)
         text = xstrdup("");
+    x->status = status;
+    x->bytes = strlen(text);
     r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (*text)
         MHD_add_response_header(r, "Content-Type", "application/json");
@@ -190,9 +205,9 @@ send_text_headers(struct MHD_Connection *conn, unsigned status, char *text,
 }
 
 static enum MHD_Result
-send_text(struct MHD_Connection *conn, unsigned status, char *text)
+send_text(struct exchange *x, struct MHD_Connection *conn, unsigned status, char *text)
 {
-    return send_text_headers(conn, status, text, NULL);
+    return send_text_headers(x, conn, status, text, NULL);
 }
 
 static char *
@@ -306,7 +321,7 @@ static_path_ok(const char *url)
 }
 
 static enum MHD_Result
-send_static(httpd_t *h, struct MHD_Connection *conn, const char *url)
+send_static(httpd_t *h, struct exchange *x, struct MHD_Connection *conn, const char *url)
 {
     const char *rel = strcmp(url, "/") == 0 ? "/index.html" : url;
     struct MHD_Response *r;
@@ -315,16 +330,16 @@ send_static(httpd_t *h, struct MHD_Connection *conn, const char *url)
     int dir, fd;
 
     if (!static_path_ok(rel))
-        return send_text(conn, 404, error_text("not_found", "no such file"));
+        return send_text(x, conn, 404, error_text("not_found", "no such file"));
     dir = open(h->static_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0)
-        return send_text(conn, 404, error_text("not_found", "no such file"));
+        return send_text(x, conn, 404, error_text("not_found", "no such file"));
     fd = openat(dir, rel + 1, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     close(dir);
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > HTTPD_MAX_STATIC) {
         if (fd >= 0)
             close(fd);
-        return send_text(conn, 404, error_text("not_found", "no such file"));
+        return send_text(x, conn, 404, error_text("not_found", "no such file"));
     }
     r = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
     if (!r) {
@@ -334,6 +349,8 @@ send_static(httpd_t *h, struct MHD_Connection *conn, const char *url)
     MHD_add_response_header(r, "Content-Type", content_type(rel));
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    x->status = 200;
+    x->bytes = (uint64_t)st.st_size;
     ret = MHD_queue_response(conn, 200, r);
     MHD_destroy_response(r);
     return ret;
@@ -394,13 +411,21 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
            const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
     httpd_t *h = cls;
-    struct pending *p = *con_cls;
+    struct exchange *x = *con_cls;
 
-    if (!p && h->static_dir && !is_api_path(url) &&
-        (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
-        return send_static(h, conn, url);
+    if (!x) {
+        x = xcalloc(1, sizeof(*x));
+        clock_gettime(CLOCK_MONOTONIC, &x->start);
+        x->method = xstrdup(method);
+        x->path = xstrdup(url);
+        *con_cls = x;
+        if (h->static_dir && !is_api_path(url) &&
+            (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+            return send_static(h, x, conn, url);
+    }
+    struct pending *p = x->p;
     if (!p) {
-        p = xcalloc(1, sizeof(*p));
+        p = x->p = xcalloc(1, sizeof(*p));
         p->conn = conn;
         p->path = xstrdup(url);
         p->method = xstrdup(method);
@@ -412,7 +437,6 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
         pthread_cond_init(&p->cond, &attr);
         pthread_condattr_destroy(&attr);
-        *con_cls = p;
         return MHD_YES;
     }
     if (*upload_size) {
@@ -429,10 +453,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 
     /* The whole request is in. */
     if (has_control(p->path))
-        return send_text(conn, 400,
+        return send_text(x, conn, 400,
                          error_text("bad_request", "the path holds a control character"));
     if (p->too_large)
-        return send_text(conn, 413, error_text("too_large", "request body is too large"));
+        return send_text(x, conn, 413, error_text("too_large", "request body is too large"));
     if (p->upload_len) {
         json_error_t jerr;
         p->req.body = json_loadb(p->upload, p->upload_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -440,7 +464,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
             char msg[300];
             snprintf(msg, sizeof(msg), "request body is not valid JSON: %s (line %d)", jerr.text,
                      jerr.line);
-            return send_text(conn, 400, error_text("bad_request", msg));
+            return send_text(x, conn, 400, error_text("bad_request", msg));
         }
     }
     p->req.idem_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
@@ -448,7 +472,48 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     char *response = NULL;
     unsigned status = dispatch(h, p, &response);
     /* An abandoned request belongs to the loop: its headers are not ours. */
-    return send_text_headers(conn, status, response, p->abandoned ? NULL : p->headers);
+    return send_text_headers(x, conn, status, response, p->abandoned ? NULL : p->headers);
+}
+
+/* The access log line of one exchange: method, path, status, body bytes,
+ * duration and client address, and how it ended when it did not end well. */
+static void
+access_log(const struct exchange *x, struct MHD_Connection *conn,
+           enum MHD_RequestTerminationCode toe)
+{
+    static const char *const ends[] = {
+        [MHD_REQUEST_TERMINATED_COMPLETED_OK] = NULL,
+        [MHD_REQUEST_TERMINATED_WITH_ERROR] = "error",
+        [MHD_REQUEST_TERMINATED_TIMEOUT_REACHED] = "timeout",
+        [MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN] = "shutdown",
+        [MHD_REQUEST_TERMINATED_READ_ERROR] = "read_error",
+        [MHD_REQUEST_TERMINATED_CLIENT_ABORT] = "client_abort",
+    };
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char client[INET6_ADDRSTRLEN] = "-";
+    struct timespec now;
+
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, client,
+                  sizeof(client));
+    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, client,
+                  sizeof(client));
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double ms = (double)(now.tv_sec - x->start.tv_sec) * 1e3 +
+                (double)(now.tv_nsec - x->start.tv_nsec) / 1e6;
+    const char *end = (unsigned)toe < ARRAY_SIZE(ends) ? ends[toe] : "error";
+    const struct log_field f[] = {
+        {"method", x->method, 0},
+        {"path", x->path, 0},
+        {"status", NULL, x->status},
+        {"bytes", NULL, (double)x->bytes},
+        {"duration_ms", NULL, (double)(int64_t)(ms * 1000) / 1000},
+        {"client", client, 0},
+        {"end", end, 0},
+    };
+    log_struct(LOG_INFO, f, ARRAY_SIZE(f) - (end ? 0 : 1), "http");
 }
 
 static void
@@ -456,18 +521,26 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
     httpd_t *h = cls;
-    struct pending *p = *con_cls;
+    struct exchange *x = *con_cls;
 
-    if (!p)
+    if (!x)
         return;
-    pthread_mutex_lock(&h->lock);
-    bool loop_owns = p->abandoned;
-    if (!loop_owns)
-        uncount(h, p);
-    pthread_mutex_unlock(&h->lock);
-    /* An abandoned request still held by the loop is freed by httpd_respond. */
-    if (!loop_owns)
-        pending_free(p);
+    if (log_access_enabled && LOG_INFO <= log_max_level)
+        access_log(x, conn, toe);
+    struct pending *p = x->p;
+    if (p) {
+        pthread_mutex_lock(&h->lock);
+        bool loop_owns = p->abandoned;
+        if (!loop_owns)
+            uncount(h, p);
+        pthread_mutex_unlock(&h->lock);
+        /* An abandoned request still held by the loop is freed by httpd_respond. */
+        if (!loop_owns)
+            pending_free(p);
+    }
+    free(x->method);
+    free(x->path);
+    free(x);
     *con_cls = NULL;
 }
 
