@@ -40,6 +40,7 @@ usage(FILE *f)
           "      --log-format F       text or json (default text)\n"
           "      --access-log yes|no  one log line per HTTP request (default yes)\n"
           "      --help-config        every configuration key, its type and range\n"
+          "      --check-config       read and check the configuration, then exit\n"
           "  -h, --help\n",
           f);
 }
@@ -133,14 +134,15 @@ static const struct config_key master_keys[] = {
 /* Reads argv into flags (section "master"); returns 0, 1 for a help text
  * printed, or -EINVAL for a usage error (printed). */
 static int
-parse_args(int argc, char **argv, config_t *flags, const char **config_path)
+parse_args(int argc, char **argv, config_t *flags, const char **config_path, bool *check_only)
 {
-    struct option longopts[ARRAY_SIZE(master_keys) + 4] = {
+    struct option longopts[ARRAY_SIZE(master_keys) + 5] = {
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {"help-config", no_argument, NULL, 'K'},
+        {"check-config", no_argument, NULL, 'C'},
     };
-    size_t n = 3;
+    size_t n = 4;
     int c;
 
     for (size_t i = 0; i < ARRAY_SIZE(master_keys); i++)
@@ -154,6 +156,8 @@ parse_args(int argc, char **argv, config_t *flags, const char **config_path)
         } else if (c == 'h') {
             usage(stdout);
             return 1;
+        } else if (c == 'C') {
+            *check_only = true;
         } else if (c == 'K') {
             config_print_schema(stdout, master_keys, ARRAY_SIZE(master_keys));
             return 1;
@@ -324,7 +328,8 @@ main(int argc, char **argv)
     char addr[64];
     int r;
 
-    r = parse_args(argc, argv, flags, &config_path);
+    bool check_only = false;
+    r = parse_args(argc, argv, flags, &config_path, &check_only);
     if (r == 0)
         cfg = load_config(config_path, flags);
     config_destroy(&flags);
@@ -341,6 +346,12 @@ main(int argc, char **argv)
     if (fill_master_config(cfg, &mc, addr, sizeof(addr), &binds) < 0) {
         config_destroy(&cfg);
         return EXIT_USAGE;
+    }
+    if (check_only) {
+        printf("vfleet-master: configuration \"%s\" is valid\n",
+               config_path ? config_path : DEFAULT_CONFIG);
+        config_destroy(&cfg);
+        return 0;
     }
     protect_db(mc.db_path);
 

@@ -76,6 +76,7 @@ usage(FILE *f)
                "      --log-format F     text (default) or json\n"
                "      --json             machine-readable output (ls)\n"
                "      --help-config      every configuration key, its type and range\n"
+               "      --check-config     read and check the configuration, then exit\n"
                "  -h, --help             this text\n");
 }
 
@@ -171,6 +172,7 @@ struct options {
     char **rest;      /* arguments after the verb */
     int n_rest;       /* entries in rest */
     bool json;        /* --json */
+    bool check_only;  /* --check-config: read and check, then exit */
 };
 
 static int
@@ -205,6 +207,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {"help-config", no_argument, NULL, 'K'},
+        {"check-config", no_argument, NULL, 'Q'},
         {0},
     };
     const char *config_path = NULL;
@@ -292,6 +295,9 @@ parse_options(int argc, char **argv, struct options *o)
             case 'K':
                 config_print_schema(stdout, node_keys, ARRAY_SIZE(node_keys));
                 exit(0);
+            case 'Q':
+                o->check_only = true;
+                break;
             default:
                 usage(stderr);
                 config_destroy(&flags);
@@ -382,33 +388,28 @@ net_config_read(const config_t *c, struct net_config *out)
 {
     const char *uplink = config_get(c, "network", "uplink");
     const char *sources = config_get(c, "network", "nat_sources");
-    char buf[1024];
+    char buf[1024], where[512];
 
+    /* Types and ranges were checked against node_keys; what is left is the
+     * rule across keys. */
     memset(out, 0, sizeof(*out));
-    if (uplink && strscpy(out->uplink, uplink, sizeof(out->uplink)) < 0) {
-        fprintf(stderr, "vfleet-node: uplink \"%s\" is longer than an interface name\n", uplink);
-        return -EINVAL;
-    }
-    int r = config_get_bool(c, "network", "nat", &out->nat);
-    if (r >= 0 || r == -ENOENT)
-        r = config_get_bool(c, "network", "proxy_neigh", &out->proxy_neigh);
-    if (r < 0 && r != -ENOENT) {
-        fprintf(stderr, "vfleet-node: [network] nat and proxy_neigh are booleans\n");
-        return -EINVAL;
-    }
+    if (uplink)
+        strscpy(out->uplink, uplink, sizeof(out->uplink));
+    (void)config_get_bool(c, "network", "nat", &out->nat);
+    (void)config_get_bool(c, "network", "proxy_neigh", &out->proxy_neigh);
     if ((out->nat || out->proxy_neigh) && !out->uplink[0]) {
-        fprintf(stderr, "vfleet-node: [network] nat and proxy_neigh need uplink\n");
+        const char *k = out->nat ? "nat" : "proxy_neigh";
+        fprintf(stderr, "vfleet-node: %s: [network] %s: needs uplink (the outside interface)\n",
+                config_origin(c, "network", k, NULL, where, sizeof(where)), k);
         return -EINVAL;
     }
     strscpy(buf, sources && *sources ? sources : "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fd00::/8",
             sizeof(buf));
     char *save = NULL;
-    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-        if (out->n_nat >= NET_NFT_MAX_NAT || netaddr_parse(t, &out->nat_sources[out->n_nat]) < 0) {
-            fprintf(stderr, "vfleet-node: nat_sources: \"%s\" is not a prefix or one too many\n",
-                    t);
-            return -EINVAL;
-        }
+    for (char *t = strtok_r(buf, ", ", &save); t && out->n_nat < NET_NFT_MAX_NAT;
+         t = strtok_r(NULL, ", ", &save)) {
+        if (netaddr_parse(t, &out->nat_sources[out->n_nat]) < 0)
+            return -EINVAL; /* checked by check_prefixes */
         netaddr_mask(&out->nat_sources[out->n_nat]);
         out->n_nat++;
     }
@@ -858,6 +859,16 @@ main(int argc, char **argv)
 
     if (parse_options(argc, argv, &o) < 0)
         return EXIT_USAGE;
+    if (o.check_only) {
+        struct net_config nc;
+        if (net_config_read(o.cfg, &nc) < 0) {
+            config_destroy(&o.cfg);
+            return EXIT_USAGE;
+        }
+        printf("vfleet-node: configuration is valid\n");
+        config_destroy(&o.cfg);
+        return 0;
+    }
     level = log_level_from_string(opt_str(&o, "log_level", "info"));
     log_setup("vfleet-node", LOG_SINK_STDERR, level < 0 ? LOG_INFO : level);
     log_set_format((enum log_format)log_format_from_string(opt_str(&o, "log_format", "text")));
