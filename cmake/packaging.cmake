@@ -68,7 +68,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/completions/_vfleet
 
 foreach(_c master node)
   install(FILES ${PROJECT_SOURCE_DIR}/docs/config.md
-          DESTINATION ${CMAKE_INSTALL_DOCDIR}/../vfleet-${_c} COMPONENT ${_c})
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/vfleet-${_c} COMPONENT ${_c})
 endforeach()
 
 # Man pages from scdoc sources (man/*.scd), gzipped as Debian ships them.

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# The .deb packages, installed as an operator would on two clean Debian 12
+# hosts, run from their installed files.
+#
+#   1. deploy/build-debs builds vfleet-master, vfleet-node and vfleet.
+#   2. Two roots, "master host" and "node host": overlays over one cached
+#      debootstrap root (deploy/deb-root, built once), each with its own
+#      network namespace, joined by a veth (10.254.77.0/24) as by a LAN.
+#   3. dpkg -i the packages, apt-get -f install pulls their dependencies from
+#      the Debian mirror (downloaded .debs are cached between runs).
+#   4. Checks what was installed: files, the vfleet user, the state
+#      directories' owners and modes, the units (systemd-analyze verify), the
+#      man pages, the completion.
+#   5. Edits the installed configs as README "Install on real hosts" says,
+#      checks them with --check-config, and runs the installed master and
+#      agent with the units' own ExecStart= lines (the master as the unit's
+#      User=), builds the busybox template with the installed script, and
+#      through the installed CLI: node ls shows the node ready, a pool, a
+#      real guest created and reached with exec; the database is 0600.
+#   6. What `systemctl stop vfleet-node` does with KillMode=process (SIGTERM
+#      to the main process only; no systemd runs here): the guest keeps
+#      running, and the agent started again adopts it.
+#
+# Needs root and the mirror; exits 77 without either.
+set -euo pipefail
+src=${VFLEET_SOURCE_DIR:?}
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
+
+log() { printf '%s [pkg_install] %s\n' "$(date +%T)" "$*"; }
+fail() { log "FAIL: $*"; exit 1; }
+ok() { log "ok: $*"; }
+t0=$(date +%s)
+
+T=$(mktemp -d /tmp/vfpkg.XXXXXX)
+id=$$
+NSM=vfpkgm$id
+NSN=vfpkgn$id
+M=$T/master-host
+N=$T/node-host
+MASTER_PID=
+AGENT_PID=
+
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
+
+# Every process whose root is inside dir.
+procs_in() {
+    local p r
+    for p in /proc/[0-9]*; do
+        r=$(readlink "$p/root" 2>/dev/null) || continue
+        case $r in "$1" | "$1"/*) echo "${p#/proc/}" ;; esac
+    done
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap '' HUP INT PIPE TERM
+    if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+        for f in "$T"/master.log "$T"/agent*.log "$T"/apt-*.log; do
+            [ -f "$f" ] && { echo "---- $f (tail)"; tail -30 "$f"; }
+        done
+    fi
+    [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null
+    [ -n "$MASTER_PID" ] && kill "$MASTER_PID" 2>/dev/null
+    sleep 0.5
+    # Guests and anything else still running inside the two roots.
+    for r in "$N" "$M"; do
+        for p in $(procs_in "$r"); do kill -9 "$p" 2>/dev/null; done
+    done
+    sleep 0.3
+    grep " $T/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null
+    done
+    for c in /sys/fs/cgroup/*/vfleet/* /sys/fs/cgroup/vfleet/*; do
+        [ -d "$c" ] || continue
+        [ -n "${GUEST_ID:-}" ] && [ "${c##*/}" = "$GUEST_ID" ] && rmdir "$c" 2>/dev/null
+    done
+    ip netns del "$NSM" 2>/dev/null
+    ip netns del "$NSN" 2>/dev/null
+    rm -rf --one-file-system "$T"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- 1. the packages ----
+"$src/deploy/build-debs" "$T/debs" >"$T/build.log" 2>&1 || {
+    tail -30 "$T/build.log"
+    fail "deploy/build-debs"
+}
+debs=("$T"/debs/*.deb)
+[ ${#debs[@]} -eq 3 ] || fail "expected 3 packages, got ${debs[*]}"
+ok "built ${debs[*]##*/} ($(($(date +%s) - t0)) s)"
+
+# ---- 2. two clean hosts ----
+if ! base=$("$src/deploy/deb-root" 2>"$T/deb-root.log" | tail -n1) || [ ! -d "$base" ]; then
+    if grep -qi "fail\|resolve\|connect" "$T/deb-root.log"; then
+        cat "$T/deb-root.log"
+        echo "SKIP: cannot build the Debian root (no mirror?)"
+        exit 77
+    fi
+    fail "deploy/deb-root: $(cat "$T/deb-root.log")"
+fi
+cache=$(dirname "$base")
+for r in "$M" "$N"; do
+    mkdir -p "$r" "$r.upper" "$r.work"
+    mount -t overlay overlay -o "lowerdir=$base,upperdir=$r.upper,workdir=$r.work" "$r"
+    mount -t proc proc "$r/proc"
+    mount --rbind /dev "$r/dev"
+    mount --make-rslave "$r/dev"
+    mount -t tmpfs -o mode=0755 tmpfs "$r/run"
+    mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
+done
+# The agent needs /sys (cgroups, network devices); the master does not.
+mount --rbind /sys "$N/sys"
+mount --make-rslave "$N/sys"
+ip netns add "$NSM"
+ip netns add "$NSN"
+ip -n "$NSM" link add lan type veth peer name lan netns "$NSN"
+ip -n "$NSM" addr add 10.254.77.1/24 dev lan
+ip -n "$NSN" addr add 10.254.77.2/24 dev lan
+for ns in "$NSM" "$NSN"; do
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link set lan up
+done
+inm() { nsenter --net="/run/netns/$NSM" chroot "$M" "$@"; }
+inn() { nsenter --net="/run/netns/$NSN" chroot "$N" "$@"; }
+ok "two hosts from $base"
+
+# ---- 3. install ----
+# apt inside the roots: the host's network namespace (the mirror), the
+# cached archive of downloaded packages, one root at a time.
+install_pkgs() { # ROOT NAME DEBS...
+    local r=$1 name=$2
+    shift 2
+    mkdir -p "$r/root/debs"
+    cp "$@" "$r/root/debs/"
+    mount --bind "$cache/archives" "$r/var/cache/apt/archives"
+    cp /etc/resolv.conf "$r/etc/resolv.conf"
+    chroot "$r" sh -c 'dpkg -i /root/debs/*.deb' >"$T/apt-$name.log" 2>&1 || true
+    if ! chroot "$r" env DEBIAN_FRONTEND=noninteractive apt-get -f install -y -q \
+        --no-install-recommends >>"$T/apt-$name.log" 2>&1; then
+        # The cached lists may name versions the mirror no longer has.
+        chroot "$r" apt-get update -q >>"$T/apt-$name.log" 2>&1
+        chroot "$r" env DEBIAN_FRONTEND=noninteractive apt-get -f install -y -q \
+            --no-install-recommends >>"$T/apt-$name.log" 2>&1 || fail "apt-get -f install on $name"
+    fi
+    for d in "$@"; do
+        p=$(dpkg-deb -f "$d" Package)
+        chroot "$r" dpkg-query -W -f='${Status}\n' "$p" | grep -q "install ok installed" ||
+            fail "$p is not installed on $name"
+    done
+}
+t1=$(date +%s)
+install_pkgs "$M" master "$T"/debs/vfleet-master_*.deb "$T"/debs/vfleet_*.deb
+install_pkgs "$N" node "$T"/debs/vfleet-node_*.deb "$T"/debs/vfleet_*.deb
+# The busybox template needs busybox-static (a Recommends of vfleet-node).
+chroot "$N" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static \
+    >>"$T/apt-node.log" 2>&1 || fail "apt-get install busybox-static"
+ok "installed with dependencies from the mirror ($(($(date +%s) - t1)) s)"
+
+# ---- 4. what was installed ----
+for f in usr/bin/vfleet-master lib/systemd/system/vfleet-master.service etc/vfleet/master.conf \
+    usr/share/man/man8/vfleet-master.8.gz usr/share/vfleet/web/index.html usr/bin/vfleet \
+    usr/share/man/man1/vfleet.1.gz usr/share/bash-completion/completions/vfleet \
+    usr/share/zsh/vendor-completions/_vfleet usr/share/doc/vfleet-master/config.md; do
+    [ -e "$M/$f" ] || fail "master host: /$f missing"
+done
+for f in usr/bin/vfleet-node lib/systemd/system/vfleet-node.service etc/vfleet/node.conf \
+    usr/share/man/man8/vfleet-node.8.gz usr/share/vfleet/templates/busybox \
+    usr/share/vfleet/templates/vfleet-init usr/share/doc/vfleet-node/config.md; do
+    [ -e "$N/$f" ] || fail "node host: /$f missing"
+done
+chroot "$M" getent passwd vfleet | grep -q ':/usr/sbin/nologin$' || fail "no system user vfleet"
+[ "$(chroot "$M" stat -c '%U %a' /var/lib/vfleet/master)" = "vfleet 700" ] ||
+    fail "master state dir is $(chroot "$M" stat -c '%U %a' /var/lib/vfleet/master)"
+[ "$(chroot "$N" stat -c '%U %a' /var/lib/vfleet/node)" = "root 700" ] ||
+    fail "node state dir is $(chroot "$N" stat -c '%U %a' /var/lib/vfleet/node)"
+grep -qx /etc/vfleet/master.conf "$M/var/lib/dpkg/info/vfleet-master.conffiles" ||
+    fail "master.conf is not a conffile"
+zcat "$M/usr/share/man/man8/vfleet-master.8.gz" | grep -q '^\.SH OPTIONS' || fail "man page"
+for r in "$M:vfleet-master" "$N:vfleet-node"; do
+    root=${r%%:*} unit=${r#*:}
+    chroot "$root" systemd-analyze verify --man=no "/lib/systemd/system/$unit.service" >"$T/verify.log" 2>&1 ||
+        fail "systemd-analyze verify $unit: $(cat "$T/verify.log")"
+done
+grep -qx 'KillMode=process' "$N/lib/systemd/system/vfleet-node.service" || fail "node unit KillMode"
+got=$(chroot "$M" bash -c '. /usr/share/bash-completion/completions/vfleet
+    COMP_WORDS=(vfleet guest ip ""); COMP_CWORD=3; _vfleet; echo "${COMPREPLY[*]}"')
+[ "$got" = "add rm" ] || fail "installed bash completion: \"$got\""
+ok "files, user, state dirs (vfleet 0700, root 0700), conffiles, units verified, man, completion"
+
+# ---- 5. configure and run, as the README says ----
+sed -i -e 's|^bind = .*|bind = tcp://10.254.77.1:7401|' "$M/etc/vfleet/master.conf"
+sed -i -e 's|^#name = .*|name = node1|' -e 's|^master = .*|master = tcp://10.254.77.1:7401|' \
+    -e 's|^#zone = a|zone = a|' "$N/etc/vfleet/node.conf"
+inm vfleet-master --check-config >/dev/null || fail "master.conf does not check"
+inn vfleet-node --check-config >/dev/null || fail "node.conf does not check"
+# The units' own command lines and users.
+unit_exec() { sed -n 's/^ExecStart=//p' "$1"; }
+read -r -a master_cmd <<<"$(unit_exec "$M/lib/systemd/system/vfleet-master.service")"
+read -r -a node_cmd <<<"$(unit_exec "$N/lib/systemd/system/vfleet-node.service")"
+user=$(sed -n 's/^User=//p' "$M/lib/systemd/system/vfleet-master.service")
+[ "$user" = vfleet ] || fail "master unit User=$user"
+uid=$(chroot "$M" id -u vfleet)
+gid=$(chroot "$M" id -g vfleet)
+nsenter --net="/run/netns/$NSM" chroot --userspec="$uid:$gid" --groups="$gid" "$M" \
+    sh -c 'umask 077; exec "$@"' _ "${master_cmd[@]}" >"$T/master.log" 2>&1 &
+MASTER_PID=$!
+start_agent() {
+    nsenter --net="/run/netns/$NSN" chroot "$N" sh -c 'umask 077; exec "$@"' _ "${node_cmd[@]}" \
+        >>"$T/agent.log" 2>&1 &
+    AGENT_PID=$!
+}
+start_agent
+vf() { inm vfleet "$@"; }
+wait_for() { # SECONDS COMMAND...: until COMMAND succeeds
+    local end=$(($(date +%s) + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$end" ] || return 1
+        sleep 0.2
+    done
+}
+node_ready() { vf node ls | awk '$1 == "node1" && $2 == "ready"' | grep -q .; }
+wait_for 20 node_ready || fail "node1 not ready: $(vf node ls 2>&1)"
+vf node ls | sed 's/^/    /'
+ok "installed master and agent (units' ExecStart, master as user vfleet): node1 ready"
+grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z vfleet-master\[[0-9]+\] info: http method=GET path=/v1/nodes status=200 ' \
+    "$T/master.log" || fail "no dated access log line in the master's log"
+[ "$(chroot "$M" stat -c '%U %a' /var/lib/vfleet/master/master.db)" = "vfleet 600" ] ||
+    fail "master.db is $(chroot "$M" stat -c '%U %a' /var/lib/vfleet/master/master.db)"
+ok "dated log lines with the access log; master.db vfleet 0600"
+
+inn /usr/share/vfleet/templates/busybox /var/lib/vfleet/templates/busybox >"$T/template.log" 2>&1 ||
+    fail "template: $(cat "$T/template.log")"
+vf pool create lan --cidr 10.254.78.0/24 --selector zone=a >/dev/null || fail "pool create"
+vf guest create g1 --template busybox --memory 64M --disk 32M --cpu 0.2 --ip auto --wait \
+    >"$T/create.log" 2>&1 || fail "guest create: $(cat "$T/create.log")"
+out=$(vf guest exec g1 -- sh -c 'echo $((6 * 7))') || fail "guest exec: $out"
+[ "$out" = 42 ] || fail "guest exec said \"$out\""
+GUEST_ID=$(inn vfleet-node ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+gpid=$(inn vfleet-node ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["pid"])')
+[ "$gpid" -gt 0 ] && alive "$gpid" || fail "guest init pid \"$gpid\""
+ok "guest g1 ($GUEST_ID) created and running through the installed CLI (init pid $gpid)"
+
+# ---- 6. stop and start the agent as its unit does ----
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+AGENT_PID=
+sleep 0.5
+alive "$gpid" || fail "the guest died with the agent"
+inn vfleet-node status | grep -q '^agent: *not running' || fail "agent still running"
+ok "agent stopped (SIGTERM to the main process, KillMode=process): guest $gpid still runs"
+start_agent
+wait_for 20 node_ready || fail "node1 not ready after the restart"
+wait_for 20 sh -c "[ \"\$(nsenter --net=/run/netns/$NSN chroot $N vfleet-node ls --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"pid\"])')\" = $gpid ]" ||
+    fail "the restarted agent does not report pid $gpid"
+out=$(vf guest exec g1 -- echo adopted) || fail "exec after the restart: $out"
+[ "$out" = adopted ] || fail "exec after the restart said \"$out\""
+ok "agent started again: it adopted guest g1 (same init, exec works)"
+
+vf guest rm g1 >/dev/null || fail "guest rm"
+gone() { ! alive "$gpid"; }
+wait_for 20 gone || fail "guest init $gpid still alive after rm"
+for c in /sys/fs/cgroup/*/vfleet/"$GUEST_ID" /sys/fs/cgroup/vfleet/"$GUEST_ID"; do
+    [ -d "$c" ] && fail "guest cgroup $c left after rm"
+done
+ok "guest removed, its cgroups too; total $(($(date +%s) - t0)) s"
+echo "1 passed, 0 failed"
