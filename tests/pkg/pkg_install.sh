@@ -18,8 +18,14 @@
 #      through the installed CLI: node ls shows the node ready, a pool, a
 #      real guest created and reached with exec; the database is 0600.
 #   6. What `systemctl stop vfleet-node` does with KillMode=process (SIGTERM
-#      to the main process only; no systemd runs here): the guest keeps
-#      running, and the agent started again adopts it.
+#      to the main process only): the guest keeps running, and the agent
+#      started again adopts it.
+#   7. The units under a real systemd: a third root booted with
+#      systemd-nspawn (when installed): vfleet-master.service runs sandboxed
+#      as vfleet and answers; vfleet-node.service (sim backend: real guests
+#      need cgroup hierarchies a container does not get) registers; a process
+#      left in the agent unit's cgroup, as guests are on cgroup v1 hosts,
+#      survives `systemctl stop` and `start` of the unit.
 #
 # Needs root and the mirror; exits 77 without either.
 set -euo pipefail
@@ -39,6 +45,8 @@ M=$T/master-host
 N=$T/node-host
 MASTER_PID=
 AGENT_PID=
+NSPAWN_PID=
+CG=vfpkg$id
 
 alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
 
@@ -62,6 +70,11 @@ cleanup() {
     fi
     [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null
     [ -n "$MASTER_PID" ] && kill "$MASTER_PID" 2>/dev/null
+    if [ -n "$NSPAWN_PID" ]; then
+        kill "$NSPAWN_PID" 2>/dev/null # nspawn shuts the container down
+        for _ in $(seq 50); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.2; done
+        kill -9 "$NSPAWN_PID" 2>/dev/null
+    fi
     sleep 0.5
     # Guests and anything else still running inside the two roots.
     for r in "$N" "$M"; do
@@ -74,6 +87,10 @@ cleanup() {
     for c in /sys/fs/cgroup/*/vfleet/* /sys/fs/cgroup/vfleet/*; do
         [ -d "$c" ] || continue
         [ -n "${GUEST_ID:-}" ] && [ "${c##*/}" = "$GUEST_ID" ] && rmdir "$c" 2>/dev/null
+    done
+    # The cgroups nspawn ran in (see step 7), deepest first.
+    for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+        [ -d "$h/$CG" ] && find "$h/$CG" -depth -type d -exec rmdir {} \; 2>/dev/null
     done
     ip netns del "$NSM" 2>/dev/null
     ip netns del "$NSN" 2>/dev/null
@@ -269,5 +286,94 @@ wait_for 20 gone || fail "guest init $gpid still alive after rm"
 for c in /sys/fs/cgroup/*/vfleet/"$GUEST_ID" /sys/fs/cgroup/vfleet/"$GUEST_ID"; do
     [ -d "$c" ] && fail "guest cgroup $c left after rm"
 done
-ok "guest removed, its cgroups too; total $(($(date +%s) - t0)) s"
+ok "guest removed, its cgroups too"
+
+# ---- 7. the units under a real systemd ----
+if ! command -v systemd-nspawn >/dev/null; then
+    log "systemd-nspawn missing (deploy/install-deps installs systemd-container): units not run under systemd"
+    log "total $(($(date +%s) - t0)) s"
+    echo "1 passed, 0 failed"
+    exit 0
+fi
+S=$T/systemd-host
+mkdir -p "$S" "$S.upper" "$S.work"
+mount -t overlay overlay -o "lowerdir=$base,upperdir=$S.upper,workdir=$S.work" "$S"
+mount -t proc proc "$S/proc"
+install_pkgs "$S" systemd "$T"/debs/vfleet-master_*.deb "$T"/debs/vfleet-node_*.deb \
+    "$T"/debs/vfleet_*.deb
+umount "$S/var/cache/apt/archives" "$S/proc"
+sed -i -e 's|^#name = .*|name = nspawn1|' -e 's|^#backend = .*|backend = sim|' "$S/etc/vfleet/node.conf"
+# nspawn without a host systemd (--keep-unit, no registration) makes its
+# cgroups below its own: give it one of ours in the tracking hierarchies.
+(
+    for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+        if [ -f "$h/cgroup.procs" ] && [ ! -d "$h/memory" ]; then
+            mkdir -p "$h/$CG" && echo "$BASHPID" >"$h/$CG/cgroup.procs"
+        fi
+    done
+    exec systemd-nspawn -q -D "$S" --register=no --keep-unit -b --private-network
+) >"$T/nspawn.log" 2>&1 &
+NSPAWN_PID=$!
+booted() { # the container's init is up and has finished booting
+    CPID=$(pgrep -P "$NSPAWN_PID" | head -n1) && [ -n "$CPID" ] &&
+        nsenter -t "$CPID" -a systemctl is-system-running 2>/dev/null | grep -Eq 'running|degraded'
+}
+wait_for 60 booted || fail "the container did not boot: $(tail -5 "$T/nspawn.log")"
+CPID=$(pgrep -P "$NSPAWN_PID" | head -n1)
+ins() { nsenter -t "$CPID" -a "$@"; }
+ins systemctl start vfleet-master || fail "systemctl start vfleet-master"
+health() { ins vfleet health; }
+wait_for 20 health || fail "vfleet-master.service does not answer: $(ins journalctl -u vfleet-master --no-pager | tail -5)"
+mpid=$(ins systemctl show -P MainPID vfleet-master)
+[ "$(ins stat -c %U "/proc/$mpid")" = vfleet ] || fail "the master's unit does not run it as vfleet"
+ins grep -q '^CapEff:[[:space:]]*0000000000000000' "/proc/$mpid/status" ||
+    fail "the master has capabilities"
+ok "vfleet-master.service under systemd: active, user vfleet, no capabilities, answers"
+ins systemctl start vfleet-node || fail "systemctl start vfleet-node"
+nready() { ins vfleet node ls | awk '$1 == "nspawn1" && $2 == "ready"' | grep -q .; }
+wait_for 20 nready || fail "vfleet-node.service did not register: $(ins journalctl -u vfleet-node --no-pager | tail -5)"
+# A stand-in guest: a process in the unit's cgroup of systemd's tracking
+# hierarchy, where guests are on cgroup v1 and hybrid hosts.
+ucg=$(ins systemctl show -P ControlGroup vfleet-node)
+# The shell joins the cgroup, starts the stand-in detached (it keeps the
+# cgroup) and exits, so nothing of this script stays in the container.
+ins sh -c 'for h in /sys/fs/cgroup/unified /sys/fs/cgroup/systemd /sys/fs/cgroup; do
+        [ -f "$h$1/cgroup.procs" ] && { echo $$ >"$h$1/cgroup.procs"; break; }
+    done
+    setsid sleep 1000 </dev/null >/dev/null 2>&1 &' _ "$ucg"
+spid=$(ins sh -c 'for p in /proc/[0-9]*; do
+        [ "$(cat $p/comm 2>/dev/null)" = sleep ] && grep -q "vfleet-node.service" $p/cgroup &&
+            echo ${p#/proc/}
+    done; true' | head -n1)
+[ -n "$spid" ] || fail "could not place a process in vfleet-node.service"
+ins systemctl stop vfleet-node
+[ "$(ins systemctl show -P ActiveState vfleet-node)" = inactive ] || fail "vfleet-node did not stop"
+running() { ins sh -c 'kill -0 "$1"' _ "$spid"; }
+running || fail "systemctl stop vfleet-node killed a process of its cgroup (KillMode)"
+ins systemctl start vfleet-node || fail "systemctl start vfleet-node with a process left in its cgroup"
+wait_for 20 nready || fail "vfleet-node.service did not register again"
+running || fail "the leftover process died at the unit's start"
+ins sh -c 'kill "$1"' _ "$spid"
+ok "vfleet-node.service under systemd: registers; stop and start leave a process of its cgroup running"
+# The control: with systemd's default KillMode the same stop kills it, so
+# the check above can fail.
+mkdir -p "$S/etc/systemd/system/vfleet-node.service.d"
+printf '[Service]\nKillMode=control-group\n' >"$S/etc/systemd/system/vfleet-node.service.d/kill.conf"
+ins systemctl daemon-reload
+ins systemctl restart vfleet-node
+ins sh -c 'for h in /sys/fs/cgroup/unified /sys/fs/cgroup/systemd /sys/fs/cgroup; do
+        [ -f "$h$1/cgroup.procs" ] && { echo $$ >"$h$1/cgroup.procs"; break; }
+    done
+    setsid sleep 1001 </dev/null >/dev/null 2>&1 &' _ "$ucg"
+spid=$(ins sh -c 'for p in /proc/[0-9]*; do
+        [ "$(cat $p/comm 2>/dev/null)" = sleep ] && grep -q "vfleet-node.service" $p/cgroup &&
+            echo ${p#/proc/}
+    done; true' | head -n1)
+[ -n "$spid" ] || fail "could not place the control process"
+ins systemctl stop vfleet-node
+gone_c() { ! running; }
+wait_for 10 gone_c || fail "control: KillMode=control-group left the process running"
+ok "control: with KillMode=control-group the same stop kills it"
+ins systemctl stop vfleet-master vfleet-node
+log "total $(($(date +%s) - t0)) s"
 echo "1 passed, 0 failed"
