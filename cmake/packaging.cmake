@@ -124,7 +124,7 @@ set(CPACK_DEBIAN_MASTER_DESCRIPTION "vfleet cluster master
  and the web UI. Runs as the system user vfleet.")
 set(CPACK_DEBIAN_MASTER_PACKAGE_RECOMMENDS "vfleet")
 set(CPACK_DEBIAN_MASTER_PACKAGE_CONTROL_EXTRA
-    "${PROJECT_SOURCE_DIR}/deploy/deb/master/postinst;${PROJECT_SOURCE_DIR}/deploy/deb/master/conffiles")
+    "${PROJECT_SOURCE_DIR}/deploy/deb/master/postinst;${PROJECT_SOURCE_DIR}/deploy/deb/master/prerm;${PROJECT_SOURCE_DIR}/deploy/deb/master/conffiles")
 set(CPACK_DEBIAN_MASTER_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_NODE_PACKAGE_NAME vfleet-node)
@@ -136,7 +136,7 @@ set(CPACK_DEBIAN_NODE_PACKAGE_DEPENDS "e2fsprogs, util-linux, mount")
 set(CPACK_DEBIAN_NODE_PACKAGE_RECOMMENDS "busybox-static, vfleet")
 set(CPACK_DEBIAN_NODE_PACKAGE_SUGGESTS "debootstrap")
 set(CPACK_DEBIAN_NODE_PACKAGE_CONTROL_EXTRA
-    "${PROJECT_SOURCE_DIR}/deploy/deb/node/postinst;${PROJECT_SOURCE_DIR}/deploy/deb/node/conffiles")
+    "${PROJECT_SOURCE_DIR}/deploy/deb/node/postinst;${PROJECT_SOURCE_DIR}/deploy/deb/node/prerm;${PROJECT_SOURCE_DIR}/deploy/deb/node/conffiles")
 set(CPACK_DEBIAN_NODE_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_CLI_PACKAGE_NAME vfleet)

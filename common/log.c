@@ -290,9 +290,9 @@ format_line(struct line *l, int level, const char *file, int lineno, const char 
     l->buf[l->len++] = '\n';
 }
 
-static void
-emit(int level, const char *file, int lineno, const struct log_field *fields, size_t n,
-     const char *fmt, va_list ap)
+_printf_(6, 0) static void emit(int level, const char *file, int lineno,
+                                const struct log_field *fields, size_t n, const char *fmt,
+                                va_list ap)
 {
     int saved = errno;
     char msg[2048];

@@ -291,9 +291,11 @@ parse_options(int argc, char **argv, struct options *o)
                 break;
             case 'h':
                 usage(stdout);
+                config_destroy(&flags);
                 exit(0);
             case 'K':
                 config_print_schema(stdout, node_keys, ARRAY_SIZE(node_keys));
+                config_destroy(&flags);
                 exit(0);
             case 'Q':
                 o->check_only = true;
@@ -584,6 +586,30 @@ take_pidfile(const char *state_dir)
     return fd;
 }
 
+/* Makes the state directory (owner-only: it holds every guest's spec and
+ * the disks) and takes its lock. Returns the lock's fd, or -1 (printed). */
+static int
+open_state_dir(const char *state_dir)
+{
+    struct stat st;
+    int r;
+
+    if ((r = fs_mkdir_p(state_dir, 0700)) < 0 || stat(state_dir, &st) < 0) {
+        fprintf(stderr, "vfleet-node: cannot create \"%s\": %s\n", state_dir,
+                strerror(r < 0 ? -r : errno));
+        return -1;
+    }
+    if ((st.st_mode & 0077) && chmod(state_dir, st.st_mode & 0700) == 0)
+        log_notice("state directory \"%s\" made owner-only (0700)", state_dir);
+    int fd = take_pidfile(state_dir);
+    if (fd < 0) {
+        fprintf(stderr, "vfleet-node: %s\n",
+                fd == -EALREADY ? "another agent runs on this state directory" : strerror(-fd));
+        return -1;
+    }
+    return fd;
+}
+
 static int
 cmd_run(struct options *o)
 {
@@ -631,22 +657,9 @@ cmd_run(struct options *o)
     }
     if (config_foreach(o->cfg, "labels", add_label, &ac) < 0)
         return EXIT_USAGE;
-    /* The store holds every guest's spec and the disks: owner-only. */
-    struct stat st;
-    if ((r = fs_mkdir_p(state_dir, 0700)) < 0 || stat(state_dir, &st) < 0) {
-        fprintf(stderr, "vfleet-node: cannot create \"%s\": %s\n", state_dir,
-                strerror(r < 0 ? -r : errno));
+    _cleanup_close_ int pidfd = open_state_dir(state_dir);
+    if (pidfd < 0)
         return EXIT_FAIL;
-    }
-    if ((st.st_mode & 0077) && chmod(state_dir, st.st_mode & 0700) == 0)
-        log_notice("state directory \"%s\" made owner-only (0700)", state_dir);
-    _cleanup_close_ int pidfd = take_pidfile(state_dir);
-    if (pidfd < 0) {
-        fprintf(stderr, "vfleet-node: %s\n",
-                pidfd == -EALREADY ? "another agent runs on this state directory"
-                                   : strerror(-pidfd));
-        return EXIT_FAIL;
-    }
     if (sim_nodes)
         return run_sim_nodes(o, &ac, sim_nodes);
 

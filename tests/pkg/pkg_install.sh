@@ -332,20 +332,35 @@ ok "vfleet-master.service under systemd: active, user vfleet, no capabilities, a
 ins systemctl start vfleet-node || fail "systemctl start vfleet-node"
 nready() { ins vfleet node ls | awk '$1 == "nspawn1" && $2 == "ready"' | grep -q .; }
 wait_for 20 nready || fail "vfleet-node.service did not register: $(ins journalctl -u vfleet-node --no-pager | tail -5)"
+# An upgrade (the same packages again): the postinsts restart running
+# services, edited configs stay.
+ins sh -c 'DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold /root/debs/vfleet-master_*.deb \
+    /root/debs/vfleet-node_*.deb' >"$T/upgrade.log" 2>&1 || fail "reinstall: $(tail -5 "$T/upgrade.log")"
+[ "$(ins systemctl show -P MainPID vfleet-master)" != "$mpid" ] || fail "the upgrade did not restart the master"
+health_and_node() { health && nready; }
+wait_for 20 health_and_node || fail "master or node not back after the upgrade"
+grep -q '^name = nspawn1$' "$S/etc/vfleet/node.conf" || fail "the upgrade lost the edited node.conf"
+ok "reinstall: both services restarted by the postinsts, edited node.conf kept"
 # A stand-in guest: a process in the unit's cgroup of systemd's tracking
 # hierarchy, where guests are on cgroup v1 and hybrid hosts.
 ucg=$(ins systemctl show -P ControlGroup vfleet-node)
 # The shell joins the cgroup, starts the stand-in detached (it keeps the
 # cgroup) and exits, so nothing of this script stays in the container.
-ins sh -c 'for h in /sys/fs/cgroup/unified /sys/fs/cgroup/systemd /sys/fs/cgroup; do
-        [ -f "$h$1/cgroup.procs" ] && { echo $$ >"$h$1/cgroup.procs"; break; }
-    done
-    setsid sleep 1000 </dev/null >/dev/null 2>&1 &' _ "$ucg"
-spid=$(ins sh -c 'for p in /proc/[0-9]*; do
-        [ "$(cat $p/comm 2>/dev/null)" = sleep ] && grep -q "vfleet-node.service" $p/cgroup &&
-            echo ${p#/proc/}
-    done; true' | head -n1)
-[ -n "$spid" ] || fail "could not place a process in vfleet-node.service"
+place_standin() { # SECONDS: a `sleep SECONDS` in the unit's cgroup; sets spid
+    ins sh -c 'for h in /sys/fs/cgroup/unified /sys/fs/cgroup/systemd /sys/fs/cgroup; do
+            [ -f "$h$1/cgroup.procs" ] && { echo $$ >"$h$1/cgroup.procs"; break; }
+        done
+        setsid sleep "$2" </dev/null >/dev/null 2>&1 &' _ "$ucg" "$1"
+    find_standin() {
+        spid=$(ins sh -c 'for p in /proc/[0-9]*; do
+                [ "$(cat $p/cmdline 2>/dev/null | tr "\0" " ")" = "sleep $1 " ] &&
+                    grep -q "vfleet-node.service" $p/cgroup && echo ${p#/proc/}
+            done; true' _ "$1" | head -n1)
+        [ -n "$spid" ]
+    }
+    wait_for 10 find_standin "$1"
+}
+place_standin 1000 || fail "could not place a process in vfleet-node.service"
 ins systemctl stop vfleet-node
 [ "$(ins systemctl show -P ActiveState vfleet-node)" = inactive ] || fail "vfleet-node did not stop"
 running() { ins sh -c 'kill -0 "$1"' _ "$spid"; }
@@ -361,15 +376,7 @@ mkdir -p "$S/etc/systemd/system/vfleet-node.service.d"
 printf '[Service]\nKillMode=control-group\n' >"$S/etc/systemd/system/vfleet-node.service.d/kill.conf"
 ins systemctl daemon-reload
 ins systemctl restart vfleet-node
-ins sh -c 'for h in /sys/fs/cgroup/unified /sys/fs/cgroup/systemd /sys/fs/cgroup; do
-        [ -f "$h$1/cgroup.procs" ] && { echo $$ >"$h$1/cgroup.procs"; break; }
-    done
-    setsid sleep 1001 </dev/null >/dev/null 2>&1 &' _ "$ucg"
-spid=$(ins sh -c 'for p in /proc/[0-9]*; do
-        [ "$(cat $p/comm 2>/dev/null)" = sleep ] && grep -q "vfleet-node.service" $p/cgroup &&
-            echo ${p#/proc/}
-    done; true' | head -n1)
-[ -n "$spid" ] || fail "could not place the control process"
+place_standin 1001 || fail "could not place the control process"
 ins systemctl stop vfleet-node
 gone_c() { ! running; }
 wait_for 10 gone_c || fail "control: KillMode=control-group left the process running"
