@@ -2,7 +2,8 @@
 # The .deb packages, installed as an operator would on two clean Debian 12
 # hosts, run from their installed files.
 #
-#   1. deploy/build-debs builds vfleet-master, vfleet-node and vfleet.
+#   1. CPack builds vfleet-master, vfleet-node and vfleet (in ctest's build
+#      tree when it installs to /usr, else with deploy/build-debs).
 #   2. Two roots, "master host" and "node host": overlays over one cached
 #      debootstrap root (deploy/deb-root, built once), each with its own
 #      network namespace, joined by a veth (10.254.77.0/24) as by a LAN.
@@ -103,10 +104,21 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- 1. the packages ----
-"$src/deploy/build-debs" "$T/debs" >"$T/build.log" 2>&1 || {
-    tail -30 "$T/build.log"
-    fail "deploy/build-debs"
-}
+# From the tree ctest runs in when it installs to /usr (a fresh build does),
+# else as the README says, with deploy/build-debs (its own build-deb/).
+build=${VFLEET_BUILD_DIR:-}
+if [ -n "$build" ] && grep -qx 'CMAKE_INSTALL_PREFIX:PATH=/usr' "$build/CMakeCache.txt" 2>/dev/null; then
+    (cd "$build" && cpack -G DEB -B "$T/debs") >"$T/build.log" 2>&1 || {
+        tail -30 "$T/build.log"
+        fail "cpack in $build"
+    }
+    rm -rf "$T/debs/_CPack_Packages"
+else
+    "$src/deploy/build-debs" "$T/debs" >"$T/build.log" 2>&1 || {
+        tail -30 "$T/build.log"
+        fail "deploy/build-debs"
+    }
+fi
 debs=("$T"/debs/*.deb)
 [ ${#debs[@]} -eq 3 ] || fail "expected 3 packages, got ${debs[*]}"
 ok "built ${debs[*]##*/} ($(($(date +%s) - t0)) s)"
