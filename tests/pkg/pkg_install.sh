@@ -225,6 +225,9 @@ ok "files, user, state dirs (vfleet 0700, root 0700), conffiles, units verified,
 sed -i -e 's|^bind = .*|bind = tcp://10.254.77.1:7401|' "$M/etc/vfleet/master.conf"
 sed -i -e 's|^#name = .*|name = node1|' -e 's|^master = .*|master = tcp://10.254.77.1:7401|' \
     -e 's|^#zone = a|zone = a|' "$N/etc/vfleet/node.conf"
+# The template first: an agent reports its templates when it says hello.
+inn /usr/share/vfleet/templates/busybox /var/lib/vfleet/templates/busybox >"$T/template.log" 2>&1 ||
+    fail "template: $(cat "$T/template.log")"
 inm vfleet-master --check-config >/dev/null || fail "master.conf does not check"
 inn vfleet-node --check-config >/dev/null || fail "node.conf does not check"
 # The units' own command lines and users.
@@ -263,8 +266,6 @@ grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z vfleet-master\[[0-9]+\] info: ht
     fail "master.db is $(chroot "$M" stat -c '%U %a' /var/lib/vfleet/master/master.db)"
 ok "dated log lines with the access log; master.db vfleet 0600"
 
-inn /usr/share/vfleet/templates/busybox /var/lib/vfleet/templates/busybox >"$T/template.log" 2>&1 ||
-    fail "template: $(cat "$T/template.log")"
 vf pool create lan --cidr 10.254.78.0/24 --selector zone=a >/dev/null || fail "pool create"
 vf guest create g1 --template busybox --memory 64M --disk 32M --cpu 0.2 --ip auto --wait \
     >"$T/create.log" 2>&1 || fail "guest create: $(cat "$T/create.log")"
