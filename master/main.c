@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <arpa/inet.h>
 #include <uv.h>
 
@@ -15,9 +17,11 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "master/master.h"
+#include "master/tls.h"
 
 #define DEFAULT_CONFIG "/etc/vfleet/master.conf"
 #define DEFAULT_DB     "/var/lib/vfleet/master/master.db"
+#define DEFAULT_SOCKET "/run/vfleet-master/api.sock"
 #define EXIT_USAGE     2
 
 static void
@@ -29,6 +33,13 @@ usage(FILE *f)
           "      --listen ADDR:PORT   REST API (default 127.0.0.1:7400)\n"
           "      --bind ENDPOINT      node endpoint, repeatable (default tcp://127.0.0.1:7401)\n"
           "      --web DIR            serve the web UI from DIR\n"
+          "      --socket PATH        API for root on this host (default " DEFAULT_SOCKET
+          "; \"\" = none)\n"
+          "      --tls-cert FILE, --tls-key FILE   the API's certificate and key (PEM)\n"
+          "                           (default: self-signed, made at first start)\n"
+          "      --tls yes|no         TLS on the TCP listener (default yes)\n"
+          "      --api-names NAMES    more names of the API (certificate, Host check)\n"
+          "      --http-max-connections N, --http-max-per-address N, --http-idle-timeout S\n"
           "      --heartbeat-ms N     heartbeat interval asked of nodes (default 5000)\n"
           "      --suspect-after S    seconds of silence before suspect (default 15)\n"
           "      --down-after S       seconds of silence before down (default 30)\n"
@@ -94,6 +105,37 @@ check_binds(const char *key, const char *value, char *why, size_t n)
     return 0;
 }
 
+/* socket: "" (none) or an absolute path that fits a sockaddr_un. */
+static int
+check_socket(const char *key, const char *value, char *why, size_t n)
+{
+    struct sockaddr_un sun;
+
+    if (!*value)
+        return 0;
+    if (value[0] != '/')
+        return snprintf(why, n, "\"%s\" is not an absolute path", value), -EINVAL;
+    if (strlen(value) >= sizeof(sun.sun_path))
+        return snprintf(why, n, "longer than %zu characters", sizeof(sun.sun_path) - 1), -EINVAL;
+    return 0;
+}
+
+/* api_names: DNS names or addresses, comma- or space-separated. */
+static int
+check_names(const char *key, const char *value, char *why, size_t n)
+{
+    _cleanup_free_ char *copy = xstrdup(value);
+    char *save = NULL;
+
+    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        if (strlen(t) > 253)
+            return snprintf(why, n, "\"%.40s...\" is longer than 253 characters", t), -EINVAL;
+        if (t[strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:")])
+            return snprintf(why, n, "\"%s\" is not a DNS name or an address", t), -EINVAL;
+    }
+    return 0;
+}
+
 #define LEVELS "emerg|alert|crit|err|error|warning|warn|notice|info|debug"
 
 /* Every key of master.conf (docs/config.md describes each; a test checks that
@@ -105,6 +147,21 @@ static const struct config_key master_keys[] = {
     {"master", "bind", CONFIG_STRING, 0, 0, NULL, "bind", check_binds,
      "ZeroMQ endpoints the node agents connect to"},
     {"master", "web", CONFIG_STRING, 0, 4000, NULL, "web", NULL, "directory of the web UI files"},
+    {"master", "socket", CONFIG_STRING, 0, 0, NULL, "socket", check_socket,
+     "the API's Unix socket (root there is admin), \"\" = none"},
+    {"master", "tls", CONFIG_BOOL, 0, 0, NULL, "tls", NULL, "TLS on the TCP listener"},
+    {"master", "tls_cert", CONFIG_STRING, 0, 4000, NULL, "tls-cert", NULL,
+     "the API's PEM certificate (chain); none = self-signed"},
+    {"master", "tls_key", CONFIG_STRING, 0, 4000, NULL, "tls-key", NULL,
+     "the private key of tls_cert (PEM)"},
+    {"master", "api_names", CONFIG_STRING, 0, 4000, NULL, "api-names", check_names,
+     "more names of the API: certificate, Host check"},
+    {"master", "http_max_connections", CONFIG_U64, 16, 100000, NULL, "http-max-connections", NULL,
+     "API connections per listener"},
+    {"master", "http_max_per_address", CONFIG_U64, 1, 100000, NULL, "http-max-per-address", NULL,
+     "API connections from one client address"},
+    {"master", "http_idle_timeout", CONFIG_U64, 1, 3600, NULL, "http-idle-timeout", NULL,
+     "seconds before an idle API connection is closed"},
     {"master", "heartbeat_ms", CONFIG_U64, 100, 600000, NULL, "heartbeat-ms", NULL,
      "heartbeat interval asked of the nodes, ms"},
     {"master", "suspect_after", CONFIG_U64, 1, 86400, NULL, "suspect-after", NULL,
@@ -228,6 +285,57 @@ get_ratio(const config_t *cfg, const char *key, double def)
     return s ? strtod(s, NULL) : def; /* checked by config_check */
 }
 
+/* The API's listeners, TLS and connection bounds (docs/config.md). Returns
+ * 0, or -EINVAL for tls_cert without tls_key or the other way (printed). */
+static int
+fill_api_config(const config_t *cfg, struct master_config *mc)
+{
+    const char *s = config_get(cfg, "master", "socket");
+    char where[512];
+    uint64_t u;
+    bool b;
+
+    mc->api_socket = !s ? DEFAULT_SOCKET : *s ? s : NULL;
+    if (config_get_bool(cfg, "master", "tls", &b) == 0)
+        mc->tls_off = !b;
+    mc->tls_cert = config_get(cfg, "master", "tls_cert");
+    mc->tls_key = config_get(cfg, "master", "tls_key");
+    if ((s = config_get(cfg, "master", "api_names")) && *s)
+        mc->api_names = s;
+    if (config_get_u64(cfg, "master", "http_max_connections", &u) == 0)
+        mc->http_max_conns = (uint32_t)u;
+    if (config_get_u64(cfg, "master", "http_max_per_address", &u) == 0)
+        mc->http_max_per_addr = (uint32_t)u;
+    if (config_get_u64(cfg, "master", "http_idle_timeout", &u) == 0)
+        mc->http_idle_s = (uint32_t)u;
+    if (!mc->tls_cert != !mc->tls_key) {
+        const char *k = mc->tls_cert ? "tls_cert" : "tls_key";
+        fprintf(stderr, "vfleet-master: %s: [master] %s: tls_cert and tls_key go together\n",
+                config_origin(cfg, "master", k, NULL, where, sizeof(where)), k);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* --check-config: an operator's certificate and key are read and matched
+ * now, not at the next start. Returns 0 or -errno (printed). */
+static int
+check_tls_files(const config_t *cfg, const struct master_config *mc)
+{
+    struct tls_creds creds = {0};
+    char why[512], where[512];
+    int r;
+
+    if (mc->tls_off || !mc->tls_cert)
+        return 0;
+    r = tls_load(mc->tls_cert, mc->tls_key, &creds, why, sizeof(why));
+    tls_creds_clear(&creds);
+    if (r < 0)
+        fprintf(stderr, "vfleet-master: %s: [master] tls_cert: %s\n",
+                config_origin(cfg, "master", "tls_cert", NULL, where, sizeof(where)), why);
+    return r;
+}
+
 /* Fills mc from a checked config; binds points into *binds (owned by the
  * caller). Returns 0, or -EINVAL for a rule across keys (printed). */
 static int
@@ -276,7 +384,7 @@ fill_master_config(const config_t *cfg, struct master_config *mc, char *addr, si
                 mc->down_after_ms / 1000, mc->suspect_after_ms / 1000);
         return -EINVAL;
     }
-    return 0;
+    return fill_api_config(cfg, mc);
 }
 
 /* The database holds exec output and every spec: owner-only, in an owner-only
@@ -302,6 +410,35 @@ protect_db(const char *db_path)
         struct stat st;
         if (stat(p, &st) == 0 && (st.st_mode & 0077) && chmod(p, st.st_mode & 0700) < 0)
             log_warning("cannot make \"%s\" owner-only: %m, ignoring", p);
+    }
+}
+
+/* Each API connection is a file descriptor: allow them all. */
+static void
+raise_nofile(void)
+{
+    struct rlimit nofile;
+
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max > 65536 ? 65536 : nofile.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+}
+
+/* The Unix socket's directory (/run/vfleet-master: systemd makes it for the
+ * unit, RuntimeDirectory=; by hand, the master does). */
+static void
+make_socket_dir(const char *path)
+{
+    if (!path)
+        return;
+    _cleanup_free_ char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        int r = fs_mkdir_p(dir, 0700);
+        if (r < 0)
+            log_debug("cannot create \"%s\": %s", dir, strerror(-r));
     }
 }
 
@@ -348,12 +485,18 @@ main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (check_only) {
+        if (check_tls_files(cfg, &mc) < 0) {
+            config_destroy(&cfg);
+            return EXIT_USAGE;
+        }
         printf("vfleet-master: configuration \"%s\" is valid\n",
                config_path ? config_path : DEFAULT_CONFIG);
         config_destroy(&cfg);
         return 0;
     }
     protect_db(mc.db_path);
+    raise_nofile();
+    make_socket_dir(mc.api_socket);
 
     uv_loop_t loop;
     master_t *m = NULL;
@@ -372,9 +515,9 @@ main(int argc, char **argv)
     sig_term.data = sig_int.data = m;
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
-    log_notice("master running: api http://%s:%u, db \"%s\", %u node endpoint(s), %s", mc.http_addr,
-               (unsigned)mc.http_port, mc.db_path, mc.n_binds ? mc.n_binds : 1,
-               sched_algo_name(mc.sched.algo));
+    log_notice("master running: api %s://%s:%u, db \"%s\", %u node endpoint(s), %s",
+               mc.tls_off ? "http" : "https", mc.http_addr, (unsigned)mc.http_port, mc.db_path,
+               mc.n_binds ? mc.n_binds : 1, sched_algo_name(mc.sched.algo));
     uv_run(&loop, UV_RUN_DEFAULT);
     master_destroy(&m);
     uv_run(&loop, UV_RUN_NOWAIT);

@@ -43,6 +43,13 @@ $(cat "$tmp/diff")"
     if [ $prog = node ]; then
         # sim_nodes needs the sim backend, nat an uplink: the example shows both.
         sed -i -E 's/^#?backend = .*/backend = sim/' "$tmp/all.conf"
+    else
+        # --check-config reads tls_cert and tls_key: a real pair where the
+        # example names the operator's files.
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+            -subj /CN=localhost -keyout "$tmp/api.key" -out "$tmp/api.crt" 2>/dev/null
+        sed -i -E "s|^tls_cert = .*|tls_cert = $tmp/api.crt|; s|^tls_key = .*|tls_key = $tmp/api.key|" \
+            "$tmp/all.conf"
     fi
     "$bin/vfleet-$prog" --config "$tmp/all.conf" --check-config >/dev/null ||
         fail "$prog.conf with every key uncommented does not pass --check-config"
@@ -70,6 +77,16 @@ out=$("$bin/vfleet-master" --config "$tmp/bad.conf" --check-config 2>&1)
 out=$("$bin/vfleet-master" --config "$tmp/bad.conf" --max-ips 0 --check-config 2>&1)
 [ "$out" = "vfleet-master: --max-ips: [master] max_ips: 0 is out of range (1 to 64)" ] ||
     fail "bad flag: $out"
+# tls_cert without tls_key, and a certificate that cannot be read.
+printf '[master]\ntls_cert = %s/none.crt\n' "$tmp" >"$tmp/tls.conf"
+out=$("$bin/vfleet-master" --config "$tmp/tls.conf" --check-config 2>&1)
+[ "$out" = "vfleet-master: $tmp/tls.conf:2: [master] tls_cert: tls_cert and tls_key go together" ] ||
+    fail "tls_cert alone: $out"
+printf 'tls_key = %s/none.key\n' "$tmp" >>"$tmp/tls.conf"
+out=$("$bin/vfleet-master" --config "$tmp/tls.conf" --check-config 2>&1)
+rc=$?
+[ $rc -eq 2 ] && [[ "$out" == "vfleet-master: $tmp/tls.conf:2: [master] tls_cert: "*none.crt* ]] ||
+    fail "unreadable tls_cert ($rc): $out"
 out=$("$bin/vfleet-node" --config "$tmp/bad.conf" --check-config 2>&1)
 [ "$out" = "vfleet-node: $tmp/bad.conf:2: [master] listen: unknown section" ] ||
     fail "wrong file: $out"
