@@ -3,7 +3,8 @@
 # Groups, commands and options are read from the program's own help
 # (`vfleet --help`, `vfleet GROUP --help`), so the completion follows the
 # installed vfleet and never needs a second list; guest, node and pool names
-# are asked of the master (`vfleet GROUP ls`, at most 2 seconds).
+# are asked of the master (`vfleet GROUP ls`, at most 2 seconds, with the
+# --master, --token, --pin and --ca given on the command line).
 
 _vfleet_groups()
 {
@@ -32,12 +33,13 @@ _vfleet_options()
     } | grep -o -- '--[a-z][a-z-]*' | sort -u
 }
 
-# Names from the master's table (first column, header skipped).
+# Names from the master's table (first column, header skipped); $2...: the
+# global options that reach and trust the master.
 _vfleet_names()
 {
-    local master=()
-    [ -n "$2" ] && master=(--master "$2")
-    timeout 2 vfleet "${master[@]}" "$1" ls 2>/dev/null | awk 'NR > 1 { print $1 }'
+    local group=$1
+    shift
+    timeout 2 vfleet "$@" "$group" ls 2>/dev/null | awk 'NR > 1 { print $1 }'
 }
 
 _vfleet()
@@ -53,13 +55,13 @@ _vfleet()
     fi
 
     # The words that are not global options: group, command, arguments.
-    local i w group="" command="" sub="" master="" args=()
+    local i w group="" command="" sub="" master=() args=()
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
         case $w in
         --) return ;; # a command line for `guest exec`: nothing to complete
-        --master)
-            master=${words[i + 1]}
+        --master | --token | --pin | --ca)
+            master+=("$w" "${words[i + 1]}")
             ((i++))
             continue
             ;;
@@ -82,15 +84,28 @@ _vfleet()
 
     # Option values.
     case $prev in
-    --master | --idempotency-key | --template | --cidr | --gateway | --ip | --label | \
-        --constraint | --selector | --unlabel | --group | --memory | --rss | --swap | --disk | \
-        --procs | --inodes | --nofile | --tcp-sockets | --cpu | --cpu-burst | --cpu-weight | \
-        --io-weight | --net-in | --net-out | --timeout | --state)
+    --master | --token | --pin | --idempotency-key | --template | --cidr | --gateway | --ip | \
+        --label | --constraint | --selector | --unlabel | --group | --memory | --rss | --swap | \
+        --disk | --procs | --inodes | --nofile | --tcp-sockets | --cpu | --cpu-burst | \
+        --cpu-weight | --io-weight | --net-in | --net-out | --timeout | --state | --ttl | \
+        --description | --guests | --cpus | --addresses)
         [ "$prev" = --state ] && mapfile -t COMPREPLY < <(compgen -W "pending running stopped unknown lost orphan error" -- "$cur")
+        return
+        ;;
+    --ca)
+        mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         return
         ;;
     --algorithm)
         mapfile -t COMPREPLY < <(compgen -W "spread binpack" -- "$cur")
+        return
+        ;;
+    --role)
+        mapfile -t COMPREPLY < <(compgen -W "admin operator tenant" -- "$cur")
+        return
+        ;;
+    --project)
+        mapfile -t COMPREPLY < <(compgen -W "$(_vfleet_names project "${master[@]}")" -- "$cur")
         return
         ;;
     --flags)
@@ -98,7 +113,7 @@ _vfleet()
         return
         ;;
     --node)
-        mapfile -t COMPREPLY < <(compgen -W "$(_vfleet_names node "$master")" -- "$cur")
+        mapfile -t COMPREPLY < <(compgen -W "$(_vfleet_names node "${master[@]}")" -- "$cur")
         return
         ;;
     esac
@@ -116,7 +131,7 @@ _vfleet()
         mapfile -t COMPREPLY < <(compgen -W "$(_vfleet_subcommands "$group" ip)" -- "$cur")
     elif [ ${#args[@]} -eq 0 ] && [ "$command" != create ] && [ "$command" != ls ]; then
         # The first argument of every other command names an existing object.
-        mapfile -t COMPREPLY < <(compgen -W "$(_vfleet_names "$group" "$master")" -- "$cur")
+        mapfile -t COMPREPLY < <(compgen -W "$(_vfleet_names "$group" "${master[@]}")" -- "$cur")
     fi
 }
 
