@@ -15,15 +15,21 @@
 #   5. Edits the installed configs as README "Install on real hosts" says,
 #      checks them with --check-config, and runs the installed master and
 #      agent with the units' own ExecStart= lines (the master as the unit's
-#      User=), builds the busybox template with the installed script, and
-#      through the installed CLI: node ls shows the node ready, a pool, a
-#      real guest created and reached with exec; the database is 0600.
+#      User=, its socket in the directory the unit's RuntimeDirectory=
+#      makes), builds the busybox template with the installed script, and
+#      through the installed CLI: root on the master host over the API's
+#      Unix socket by default (no token): node ls shows the node ready, a
+#      token made; from the node host over HTTPS with the logged pin and the
+#      token (refused without the token, and with a wrong pin); a pool, a
+#      real guest created and reached with exec; the database, the TLS key
+#      and the socket are 0600 and the master's user's.
 #   6. What `systemctl stop vfleet-node` does with KillMode=process (SIGTERM
 #      to the main process only): the guest keeps running, and the agent
 #      started again adopts it.
 #   7. The units under a real systemd: a third root booted with
 #      systemd-nspawn (when installed): vfleet-master.service runs sandboxed
-#      as vfleet and answers; vfleet-node.service (sim backend: real guests
+#      as vfleet and answers root's CLI over its socket in the unit's
+#      runtime directory; vfleet-node.service (sim backend: real guests
 #      need cgroup hierarchies a container does not get) registers; a process
 #      left in the agent unit's cgroup, as guests are on cgroup v1 hosts,
 #      survives `systemctl stop` and `start` of the unit.
@@ -216,13 +222,16 @@ for r in "$M:vfleet-master" "$N:vfleet-node"; do
         fail "systemd-analyze verify $unit: $(cat "$T/verify.log")"
 done
 grep -qx 'KillMode=process' "$N/lib/systemd/system/vfleet-node.service" || fail "node unit KillMode"
+grep -qx 'RuntimeDirectory=vfleet-master' "$M/lib/systemd/system/vfleet-master.service" ||
+    fail "master unit: no RuntimeDirectory for the API's socket"
 got=$(chroot "$M" bash -c '. /usr/share/bash-completion/completions/vfleet
     COMP_WORDS=(vfleet guest ip ""); COMP_CWORD=3; _vfleet; echo "${COMPREPLY[*]}"')
 [ "$got" = "add rm" ] || fail "installed bash completion: \"$got\""
 ok "files, user, state dirs (vfleet 0700, root 0700), conffiles, units verified, man, completion"
 
 # ---- 5. configure and run, as the README says ----
-sed -i -e 's|^bind = .*|bind = tcp://10.254.77.1:7401|' "$M/etc/vfleet/master.conf"
+sed -i -e 's|^bind = .*|bind = tcp://10.254.77.1:7401|' -e 's|^listen = .*|listen = 10.254.77.1:7400|' \
+    "$M/etc/vfleet/master.conf"
 sed -i -e 's|^#name = .*|name = node1|' -e 's|^master = .*|master = tcp://10.254.77.1:7401|' \
     -e 's|^#zone = a|zone = a|' "$N/etc/vfleet/node.conf"
 # The template first: an agent reports its templates when it says hello.
@@ -238,6 +247,10 @@ user=$(sed -n 's/^User=//p' "$M/lib/systemd/system/vfleet-master.service")
 [ "$user" = vfleet ] || fail "master unit User=$user"
 uid=$(chroot "$M" id -u vfleet)
 gid=$(chroot "$M" id -g vfleet)
+# The directory systemd makes for the unit (RuntimeDirectory=, its mode).
+rdir=$(sed -n 's/^RuntimeDirectory=//p' "$M/lib/systemd/system/vfleet-master.service")
+rmode=$(sed -n 's/^RuntimeDirectoryMode=//p' "$M/lib/systemd/system/vfleet-master.service")
+install -d -o "$uid" -g "$gid" -m "$rmode" "$M/run/$rdir"
 nsenter --net="/run/netns/$NSM" chroot --userspec="$uid:$gid" --groups="$gid" "$M" \
     sh -c 'umask 077; exec "$@"' _ "${master_cmd[@]}" >"$T/master.log" 2>&1 &
 MASTER_PID=$!
@@ -260,21 +273,46 @@ node_ready() { vf node ls | awk '$1 == "node1" && $2 == "ready"' | grep -q .; }
 wait_for 20 node_ready || fail "node1 not ready: $(vf node ls 2>&1)"
 vf node ls | sed 's/^/    /'
 ok "installed master and agent (units' ExecStart, master as user vfleet): node1 ready"
-grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z vfleet-master\[[0-9]+\] info: http method=GET path=/v1/nodes status=200 ' \
-    "$T/master.log" || fail "no dated access log line in the master's log"
-[ "$(chroot "$M" stat -c '%U %a' /var/lib/vfleet/master/master.db)" = "vfleet 600" ] ||
-    fail "master.db is $(chroot "$M" stat -c '%U %a' /var/lib/vfleet/master/master.db)"
-ok "dated log lines with the access log; master.db vfleet 0600"
+# Root's CLI went over the socket, with no token: the access log says so.
+grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z vfleet-master\[[0-9]+\] info: http method=GET path=/v1/nodes status=200 .* client=unix uid=0$' \
+    "$T/master.log" || fail "no dated access log line of root's CLI over the socket in the master's log"
+[ "$(vf health)" = "master unix:/run/vfleet-master/api.sock: ok" ] || fail "vf health: $(vf health)"
+for f in master.db:600 api.key:600 api.crt:644; do
+    got=$(chroot "$M" stat -c '%U %a' "/var/lib/vfleet/master/${f%:*}")
+    [ "$got" = "vfleet ${f#*:}" ] || fail "${f%:*} is $got"
+done
+[ "$(chroot "$M" stat -c '%U %a %F' /run/vfleet-master/api.sock)" = "vfleet 600 socket" ] ||
+    fail "api.sock is $(chroot "$M" stat -c '%U %a %F' /run/vfleet-master/api.sock)"
+ok "dated log lines with the access log (root's CLI: client=unix uid=0); master.db, api.key, api.sock vfleet 0600"
+
+# From the node host: HTTPS with the pin the master logged, and a token.
+pin=$(grep -o 'public key pin sha256//[A-Za-z0-9+/=]*' "$T/master.log" | head -1 | awk '{print $4}')
+[ -n "$pin" ] || fail "the master logged no pin"
+token=$(vf token create --role operator --description pkg_install) || fail "token create"
+remote() { inn env VFLEET_MASTER=https://10.254.77.1:7400 VFLEET_PIN="$pin" vfleet "$@"; }
+remote --token "$token" node ls | grep -q '^node1 ' || fail "node ls over HTTPS with pin and token"
+set +e
+remote node ls >/dev/null 2>&1
+rc_notoken=$?
+wrong=${pin:0:12}$([ "${pin:12:1}" = A ] && echo B || echo A)${pin:13}
+remote --token "$token" --pin "$wrong" node ls >/dev/null 2>&1
+rc_wrongpin=$?
+set -e
+[ $rc_notoken -eq 6 ] || fail "without a token the CLI exited $rc_notoken, not 6"
+[ $rc_wrongpin -eq 6 ] || fail "with a wrong pin the CLI exited $rc_wrongpin, not 6"
+ok "node host over HTTPS: pin $pin and an operator token; no token or a wrong pin: refused (6)"
 
 vf pool create lan --cidr 10.254.78.0/24 --selector zone=a >/dev/null || fail "pool create"
 vf guest create g1 --template busybox --memory 64M --disk 32M --cpu 0.2 --ip auto --wait \
     >"$T/create.log" 2>&1 || fail "guest create: $(cat "$T/create.log")"
 out=$(vf guest exec g1 -- sh -c 'echo $((6 * 7))') || fail "guest exec: $out"
 [ "$out" = 42 ] || fail "guest exec said \"$out\""
+out=$(remote --token "$token" guest exec g1 -- echo over-tls) || fail "guest exec over HTTPS: $out"
+[ "$out" = over-tls ] || fail "guest exec over HTTPS said \"$out\""
 GUEST_ID=$(inn vfleet-node ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 gpid=$(inn vfleet-node ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["pid"])')
 [ "$gpid" -gt 0 ] && alive "$gpid" || fail "guest init pid \"$gpid\""
-ok "guest g1 ($GUEST_ID) created and running through the installed CLI (init pid $gpid)"
+ok "guest g1 ($GUEST_ID) created and running through the installed CLI (init pid $gpid), exec over the socket and over HTTPS"
 
 # ---- 6. stop and start the agent as its unit does ----
 kill -TERM "$AGENT_PID"
@@ -341,7 +379,15 @@ mpid=$(ins systemctl show -P MainPID vfleet-master)
 [ "$(ins stat -c %U "/proc/$mpid")" = vfleet ] || fail "the master's unit does not run it as vfleet"
 ins grep -q '^CapEff:[[:space:]]*0000000000000000' "/proc/$mpid/status" ||
     fail "the master has capabilities"
-ok "vfleet-master.service under systemd: active, user vfleet, no capabilities, answers"
+[ "$(ins vfleet health)" = "master unix:/run/vfleet-master/api.sock: ok" ] ||
+    fail "root's CLI does not use the socket: $(ins vfleet health 2>&1)"
+[ "$(ins stat -c '%U %a' /run/vfleet-master /run/vfleet-master/api.sock | tr '\n' ' ')" = "vfleet 700 vfleet 600 " ] ||
+    fail "runtime directory and socket: $(ins stat -c '%n %U %a' /run/vfleet-master /run/vfleet-master/api.sock)"
+[ "$(ins stat -c '%U %a' /var/lib/vfleet/master/api.key)" = "vfleet 600" ] ||
+    fail "api.key under systemd: $(ins stat -c '%U %a' /var/lib/vfleet/master/api.key)"
+ins journalctl -u vfleet-master --no-pager | grep -q 'public key pin sha256//' ||
+    fail "the journal has no pin: $(ins journalctl -u vfleet-master --no-pager | tail -5)"
+ok "vfleet-master.service under systemd: active, user vfleet, no capabilities, TLS key made, answers root's CLI over /run/vfleet-master/api.sock"
 ins systemctl start vfleet-node || fail "systemctl start vfleet-node"
 nready() { ins vfleet node ls | awk '$1 == "nspawn1" && $2 == "ready"' | grep -q .; }
 wait_for 20 nready || fail "vfleet-node.service did not register: $(ins journalctl -u vfleet-node --no-pager | tail -5)"
