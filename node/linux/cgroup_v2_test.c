@@ -238,6 +238,32 @@ test_limits_exact_bytes(void **state)
     assert_int_equal(cgroup_set_limits(f->mgr, "nosuch", &none), -ENOENT);
 }
 
+/* Debian's 6.1 kernel has iocost built in (io.weight in every cgroup) and BFQ
+ * as a module (io.bfq.weight appears once it is loaded): each weighs other
+ * devices, so both are written, BFQ's capped at its maximum of 1000. */
+static void
+test_io_weight_both_schedulers(void **state)
+{
+    struct fake *f = *state;
+    assert_int_equal(cgroup_create(f->mgr, "g1"), 0);
+    _cleanup_free_ char *dir = xasprintf("%s/vfleet/g1", f->root);
+    put(dir, "io.bfq.weight", "default 100\n");
+    f->trace[0] = '\0';
+    struct spec_limits l = {.io_weight = 3000};
+    assert_int_equal(cgroup_set_limits(f->mgr, "g1", &l), 0);
+    assert_non_null(strstr(f->trace, "vfleet/g1/io.weight\tdefault 3000\n"
+                                     "vfleet/g1/io.bfq.weight\tdefault 1000\n"));
+
+    /* BFQ alone (a kernel without iocost). */
+    _cleanup_free_ char *iow = xasprintf("%s/io.weight", dir);
+    assert_int_equal(unlink(iow), 0);
+    f->trace[0] = '\0';
+    l.io_weight = 300;
+    assert_int_equal(cgroup_set_limits(f->mgr, "g1", &l), 0);
+    assert_null(strstr(f->trace, "io.weight\t"));
+    assert_non_null(strstr(f->trace, "vfleet/g1/io.bfq.weight\tdefault 300\n"));
+}
+
 static void
 test_usage_parsing(void **state)
 {
@@ -337,6 +363,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_enables_controllers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_exact_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_weight_both_schedulers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach_kill_destroy, setup, teardown),
     };
