@@ -147,12 +147,12 @@ CL=$T/c
 CL_PREFIX=t$$h
 CL_STARTED=0
 
-# free_port: a loopback TCP port nothing listens on (from the ephemeral
-# range's far end, which the kernel hands out last).
+# free_port: a loopback TCP port nothing listens on, below the kernel's
+# ephemeral range (32768 up) so no outgoing connection takes it meanwhile.
 free_port() {
     local p
     for _ in $(seq 200); do
-        p=$((40000 + RANDOM % 20000))
+        p=$((20000 + RANDOM % 12000))
         ss -Hltn "sport = :$p" | grep -q . || {
             echo "$p"
             return 0

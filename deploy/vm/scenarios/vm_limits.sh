@@ -162,16 +162,21 @@ nodectl h1 start "$C" >/dev/null || fail "start C"
 nodectl h1 start "$D" >/dev/null || fail "start D"
 [ "$(cat "$(cg_path "$D" cpu.weight)")" = 400 ] || fail "cpu.weight of D"
 usec() { awk '$1 == "usage_usec" {print $2}' "$(cg_path "$1" cpu.stat)"; }
+# Two detached spinners in each guest (one exec per guest: nodectl is the
+# agent's only master), then a 3 s window while all four run.
+spin='for i in 1 2; do timeout 12 sh -c "while :; do :; done" </dev/null >/dev/null 2>&1 & done'
+nodectl h1 exec "$C" -- sh -c "$spin" >/dev/null || fail "spin in C"
+nodectl h1 exec "$D" -- sh -c "$spin" >/dev/null || fail "spin in D"
+spinning() { [ "$(cat "$(cg_path "$1" pids.current)")" -ge 3 ]; }
+wait_for 10 "spinners in C" spinning "$C"
+wait_for 10 "spinners in D" spinning "$D"
 c0=$(usec "$C") d0=$(usec "$D")
-spin='for i in 1 2; do timeout 4 sh -c "while :; do :; done" & done; wait'
-nodectl h1 exec "$C" -- sh -c "$spin" &
-sc=$!
-nodectl h1 exec "$D" -- sh -c "$spin" || true
-wait $sc || true
+sleep 3
 dc=$(($(usec "$C") - c0)) dd=$(($(usec "$D") - d0))
 log "cpu under contention: C (weight 100) ${dc}us, D (weight 400) ${dd}us"
 [ "$dd" -ge $((2 * dc)) ] || fail "D (weight 400) got ${dd}us, C (weight 100) ${dc}us"
-ok "cpu.weight: D (400) got $((dd / (dc > 0 ? dc : 1)))x the CPU of C (100) under contention"
+[ "$dc" -gt 0 ] || fail "C got no CPU at all under contention"
+ok "cpu.weight: D (400) got $(awk -v a="$dd" -v b="$dc" 'BEGIN {printf "%.1f", a / b}')x the CPU of C (100) under contention"
 
 # Everything goes with the guests: no cgroup left after destroy.
 for g in "$A" "$S" "$C" "$D"; do
