@@ -4,7 +4,8 @@
 #
 # Environment (set by ctest): VFLEET_BIN (build/bin), VFLEET_TESTBIN
 # (build/tests), VFLEET_SOURCE_DIR; VFLEET_VM=1 inside the VM test host
-# (deploy/vm-test). JSON is read with jq; the cgroup paths come from
+# (deploy/vm-test), and VFLEET_TEMPLATE_SEED there: a directory of built
+# templates copied instead of built (under emulation a build takes long). JSON is read with jq; the cgroup paths come from
 # cg_path, so a scenario runs on v1, hybrid and pure v2 hosts alike.
 set -euo pipefail
 
@@ -79,9 +80,15 @@ WORKER="sleep 9$RANDOM$RANDOM"
 # A uuid for a guest id.
 uuid() { cat /proc/sys/kernel/random/uuid; }
 
+# build_template [DIR]: the busybox template in DIR (default $TEMPLATES).
 build_template() {
-    if [ ! -x "$TEMPLATES/busybox/sbin/init" ]; then
-        "$VFLEET_SOURCE_DIR/deploy/templates/busybox" "$TEMPLATES/busybox" >/dev/null
+    local dir=${1:-$TEMPLATES}
+    [ -x "$dir/busybox/sbin/init" ] && return 0
+    if [ -x "${VFLEET_TEMPLATE_SEED:-}/busybox/sbin/init" ]; then
+        mkdir -p "$dir"
+        cp -a "$VFLEET_TEMPLATE_SEED/busybox" "$dir/"
+    else
+        "$VFLEET_SOURCE_DIR/deploy/templates/busybox" "$dir/busybox" >/dev/null
     fi
 }
 
@@ -179,6 +186,7 @@ start_cluster() {
         exit 77
     }
     CL_STARTED=1
+    [ "$nodes" -gt 0 ] && [ -n "${VFLEET_TEMPLATE_SEED:-}" ] && build_template "$CL/templates"
     local_cluster up --nodes "$nodes" --sim "$sim" >>"$T/cluster.log" 2>&1 ||
         fail "local-cluster up failed: $(tail -5 "$T/cluster.log")"
     ok "cluster up: $nodes nodes, $sim simulated, $VFLEET_MASTER"
