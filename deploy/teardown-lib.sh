@@ -6,7 +6,7 @@
 # hybrid's unified one, or pure v2). Needs jq. Every function ignores what is
 # already gone and returns 0.
 #
-#   teardown_cgroup_dirs ID   every cgroup directory of guest ID, deepest layout first
+#   teardown_cgroup_dirs ID   every cgroup directory of guest ID that exists, in any layout
 #   teardown_guests DIR       kill, unmount and remove what the node stores under
 #                             DIR/*/guests/ name, then unmount everything under DIR
 #   teardown_mounts DIR       unmount everything under DIR, deepest first
