@@ -1,9 +1,10 @@
-/* The REST API's shape: the route table, the one mapping from -errno (and
- * from a node's nack code) to an HTTP status and error code, and the JSON of
- * every object the API returns (docs/openapi.yaml is the contract).
+/* The REST API's shape: the route table (a handler per row), the one
+ * mapping from -errno (and from a node's nack code) to an HTTP status and
+ * error code, and the JSON of every object the API returns
+ * (docs/openapi.yaml is the contract).
  *
- * No state: master.c owns the logic and calls these. Pure functions, safe
- * from any thread. Every json_t returned is a new reference the caller owns. */
+ * No state: pure functions, safe from any thread. Every json_t returned is a
+ * new reference the caller owns. */
 #pragma once
 
 #include <jansson.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "common/netaddr.h"
+#include "master/auth.h"
 #include "master/db.h"
 #include "master/ipam.h"
 #include "master/registry.h"
@@ -45,20 +47,40 @@ enum api_route {
     API_GUEST_IP_ADD,        /* POST /v1/guests/{name}/ips */
     API_GUEST_IP_DEL,        /* DELETE /v1/guests/{name}/ips/{addr} */
     API_NODE_ROUTES,         /* GET /v1/nodes/{name}/routes */
+    API_TOKENS_LIST,         /* GET /v1/tokens */
+    API_TOKEN_CREATE,        /* POST /v1/tokens */
+    API_TOKEN_DELETE,        /* DELETE /v1/tokens/{id} */
+    API_PROJECTS_LIST,       /* GET /v1/projects */
+    API_PROJECT_CREATE,      /* POST /v1/projects */
+    API_PROJECT_GET,         /* GET /v1/projects/{name} */
+    API_PROJECT_PATCH,       /* PATCH /v1/projects/{name} */
+    API_PROJECT_DELETE,      /* DELETE /v1/projects/{name} */
     API__ROUTE_MAX,
 };
 
+struct http_req;
+struct api_match;
+typedef struct master master_t;
+/* Answers one request of its route (http_*.c), on the master's loop thread. */
+typedef void (*api_handler)(master_t *m, struct http_req *req, const struct api_match *am);
+
 struct api_match {
     enum api_route route;        /* the route */
+    api_handler handler;         /* its handler */
+    unsigned roles;              /* AUTH_ROLE_BIT of the roles that may use it */
+    bool public;                 /* answered without authentication (health) */
     char name[NAME_MAX_LEN + 1]; /* the {name} path segment, "" when none */
     char arg[NETADDR_STRLEN];    /* the {addr} path segment (not checked), "" when none */
+    struct caller caller;        /* who asks (filled by the edge after matching) */
 };
 
 /* Matches a request. Returns 0 with out filled; -ENOENT when no route has
  * this path, or its {name} is not a valid name, or its {addr} is empty or
- * longer than an address can be (404); -EOPNOTSUPP when the
- * path exists but not with this method (405). */
-int api_route(const char *method, const char *path, struct api_match *out);
+ * longer than an address can be (404); -EOPNOTSUPP when the path exists but
+ * not with this method (405), with the methods it has in allow ("GET,
+ * POST") when allow is not NULL. */
+int api_route(const char *method, const char *path, struct api_match *out, char *allow,
+              size_t allow_len);
 /* The route's name for logs ("guest.create"). */
 const char *api_route_name(enum api_route r);
 
@@ -67,12 +89,19 @@ struct api_error {
     const char *code; /* the error code of the contract, a static string */
 };
 /* The one table from -errno to status and code (sign ignored):
- *   EINVAL, E2BIG, EADDRNOTAVAIL, EBADMSG -> 400 bad_request
+ *   EINVAL, E2BIG, EADDRNOTAVAIL, EBADMSG, EDOM -> 400 bad_request
+ *   ENOKEY, EKEYREJECTED, EKEYEXPIRED -> 401 unauthorized (no, unknown or
+ *     expired token)
+ *   EACCES -> 403 forbidden (the caller's role may not do it)
  *   ENOENT -> 404 not_found
- *   EEXIST, EADDRINUSE, EBUSY, ESTALE, EALREADY, EPERM -> 409 conflict
- *   ENOSPC -> 422 unplaceable
+ *   EEXIST, EADDRINUSE, EBUSY, ESTALE, EALREADY, EPERM, ENOLCK -> 409 conflict
+ *   EDQUOT -> 409 quota_exceeded (a project's quota; the field names it)
+ *   EPROTOTYPE -> 415 unsupported_media_type (a body that is not JSON)
+ *   EXFULL -> 422 unplaceable (no node can take it)
+ *   ENOSPC -> 507 insufficient_storage (the master's store is full)
  *   ETIMEDOUT -> 504 unavailable
- *   EHOSTUNREACH, ENOTCONN, EAGAIN, EIO, EROFS, ESHUTDOWN, anything else -> 503 unavailable */
+ *   EHOSTUNREACH, ENOTCONN, EAGAIN, EIO, EROFS, ESHUTDOWN, ECANCELED,
+ *   anything else -> 503 unavailable */
 void api_error_from_errno(int err, struct api_error *out);
 /* A node's nack code: bad_request -> 400; conflict, stale, locked, private,
  * no_space, unsupported, not_found -> 409 conflict; busy, internal and the
@@ -94,10 +123,12 @@ json_t *api_placement_json(const struct sched_result *r, bool pin_unknown, const
 /* The API's name of a scheduler filter. */
 const char *api_filter_name(enum sched_filter f);
 
-/* A guest: the spec's fields (spec_to_json) plus node, state, generation,
- * applied_generation, desired, group, message, created, updated. */
+/* A guest: the spec's fields (spec_to_json) plus project, node, state,
+ * generation, applied_generation, desired, group, deleting, message,
+ * created, updated; node, group and message are null when not set. */
 json_t *api_guest_json(const struct db_guest *g, const struct guest_spec *spec);
-/* A node; info (allocations from sched) may be NULL; orphans are included
+/* A node; info (allocations from sched) may be NULL (then allocated,
+ * guests and addresses are 0); orphans are included
  * when with_orphans (always as an array). */
 json_t *api_node_json(const struct registry_node *n, const struct sched_node_info *info,
                       bool with_orphans);
@@ -105,9 +136,10 @@ json_t *api_node_json(const struct registry_node *n, const struct sched_node_inf
 json_t *api_pool_json(const struct db_pool *p, const struct ipam_pool_info *info);
 /* The latest usage sample, as the contract's Usage. */
 json_t *api_usage_json(const struct guest_usage *u);
-/* The host-side interface name of a guest's veth, as the node names it
- * (node/linux/net.c): "vf" and the first 10 hex digits of the id without
- * dashes, lower case. */
-void api_ifname(const char *id, char out[16]);
+/* A project with its quota and what its guests use (0 in a quota = null:
+ * no limit); cpus in cores, memory and disk in bytes. */
+json_t *api_project_json(const struct db_project *p, const struct db_quota *usage);
+/* A token as listed (never its secret nor its hash). */
+json_t *api_token_json(const struct db_token *t);
 /* An exec result, as the contract's ExecResult (exit_code null when signalled). */
 json_t *api_exec_json(const struct msg_exec_result *r);
