@@ -45,6 +45,7 @@ struct job {
     bool existed;                    /* JOB_APPLY: the guest was already created */
     struct guest_spec spec;          /* the guest's spec as of queueing */
     struct guest_runtime rt;         /* runtime in, and out of JOB_START */
+    struct guest_ids ids;            /* the guest's uid block (store record) */
     struct msg_guest_exec exec;      /* JOB_EXEC request (argv owned) */
     struct exec_result exec_res;     /* JOB_EXEC result */
     struct guest_usage *samples;     /* JOB_USAGE: one per entry of usage_specs */
@@ -398,6 +399,7 @@ job_new(agent_t *a, struct lane *l, enum job_kind kind, uint64_t ref, const stru
     if (g) {
         j->spec = g->rec.spec;
         j->rt = g->rec.rt;
+        j->ids = g->rec.ids;
     }
     return j;
 }
@@ -441,9 +443,9 @@ job_run(uv_work_t *w)
     errtext_clear();
     switch (j->kind) {
     case JOB_APPLY:
-        j->result = j->existed ? 0 : ops->create(b, &j->spec);
+        j->result = j->existed ? 0 : ops->create(b, &j->spec, &j->ids);
         if (j->result >= 0)
-            j->result = ops->set_limits(b, &j->spec, &j->rt);
+            j->result = ops->set_limits(b, &j->spec, &j->ids, &j->rt);
         if (j->result >= 0 && j->rt.pid)
             j->result = ops->apply_network(b, &j->spec, &j->rt);
         if (j->result < 0 && !j->existed) {
@@ -456,7 +458,7 @@ job_run(uv_work_t *w)
         }
         break;
     case JOB_START:
-        j->result = ops->start(b, &j->spec, &j->rt);
+        j->result = ops->start(b, &j->spec, &j->ids, &j->rt);
         if (j->result >= 0) {
             /* A guest runs with its network or not at all: a start whose
              * network cannot be applied is undone. */
@@ -766,12 +768,28 @@ cmd_apply(agent_t *a, const struct msg *m)
         send_ack(a, m->id, g);
         return;
     }
+    if (g && !store_ids_match(&g->rec, s)) {
+        send_nack(a, m->id, s->id, MSG_ERR_UNSUPPORTED,
+                  "the privileged flag is fixed when a guest is created: recreate the guest");
+        return;
+    }
     bool existed = g != NULL;
     if (!g) {
         struct store_record rec = {.spec = *s, .applied_generation = 0};
         if ((uint32_t)a->n_guests >= a->facts.max_guests) {
             send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "node is at its guest limit");
             return;
+        }
+        /* Its own block of host uids, from those no guest of ours holds
+         * (including guests whose create is still queued). */
+        if (!(s->flags & SPEC_FLAG_PRIVILEGED)) {
+            _cleanup_free_ uint32_t *used = xcalloc(a->n_guests + 1, sizeof(*used));
+            for (size_t i = 0; i < a->n_guests; i++)
+                used[i] = a->guests[i]->rec.ids.uid_base;
+            if (store_uid_block_pick(used, a->n_guests, &rec.ids) < 0) {
+                send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "no free block of host uids");
+                return;
+            }
         }
         g = guest_add(a, &rec);
     }

@@ -108,6 +108,8 @@ static const struct {
 } flag_names[] = {
     {SPEC_FLAG_PRIVATE, "private"},
     {SPEC_FLAG_LOCK, "lock"},
+    {SPEC_FLAG_PRIVILEGED, "privileged"},
+    {SPEC_FLAG_NESTING, "nesting"},
 };
 
 #define MAX_CORES 1024 /* the ceiling spec_validate allows, in cores */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -22,9 +23,12 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "node/linux/console.h"
 #include "node/linux/guest_init.h"
+#include "node/linux/idmap.h"
 #include "node/linux/nsexec.h"
 #include "node/linux/proc.h"
+#include "node/linux/sysfilter.h"
 
 #define SPAWN_MAX_FDS 3 /* descriptors in one response */
 
@@ -37,8 +41,9 @@
 #define EXEC_MAX_OUTPUT         (16 * 1024 * 1024)
 
 enum spawn_op {
-    SPAWN_OP_START = 1, /* start a guest: cfg */
-    SPAWN_OP_EXEC = 2,  /* run a command in a guest: cfg (cgroups, caps), pid, argv */
+    SPAWN_OP_START = 1,  /* start a guest: cfg */
+    SPAWN_OP_EXEC = 2,   /* run a command in a guest: cfg (cgroups, caps), pid, argv */
+    SPAWN_OP_USERNS = 3, /* a user namespace fd: cfg.uid_base, cfg.uid_count */
 };
 
 struct spawn_request {
@@ -80,8 +85,11 @@ config_check(const struct spawn_config *c)
         !terminated(c->hostname, sizeof(c->hostname)) ||
         !terminated(c->domainname, sizeof(c->domainname)) ||
         !terminated(c->init, sizeof(c->init)) ||
-        !terminated(c->console_log, sizeof(c->console_log)) ||
-        !terminated(c->cgroup2, sizeof(c->cgroup2)) || c->n_cgroup_procs > SPAWN_MAX_CGROUPS)
+        !terminated(c->console_ring, sizeof(c->console_ring)) ||
+        !terminated(c->lxcfs, sizeof(c->lxcfs)) || !terminated(c->cgroup2, sizeof(c->cgroup2)) ||
+        c->n_cgroup_procs > SPAWN_MAX_CGROUPS || c->filter >= SYSFILTER_VARIANTS ||
+        (c->uid_base == 0) != (c->uid_count == 0) ||
+        (uint64_t)c->uid_base + c->uid_count > UINT32_MAX)
         return -EINVAL;
     for (size_t i = 0; i < SPAWN_MAX_ARGS; i++)
         if (!terminated(c->args[i], sizeof(c->args[i])))
@@ -197,19 +205,29 @@ write_pid_file(const char *path, pid_t pid)
     return 0;
 }
 
-/* The parent's half of a start: cgroups, then the go byte, then the child's verdict. */
+/* The parent's half of a start: the console reader and the child into the
+ * cgroups, the child's id maps and file limit, then the go byte, then the
+ * child's verdict. */
 static int
-release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, int err_r,
+release_child(pid_t pid, pid_t reader, const struct spawn_config *cfg, int sync_w, int err_r,
               struct spawn_response *resp)
 {
     int r = proc_start_time(pid, &resp->start_time);
     if (r < 0)
         return set_error(resp, -r, "read start time of %d", (int)pid);
     for (uint32_t i = 0; i < cfg->n_cgroup_procs; i++) {
-        r = write_pid_file(cfg->cgroup_procs[i], pid);
+        r = reader > 0 ? write_pid_file(cfg->cgroup_procs[i], reader) : 0;
+        if (r == 0)
+            r = write_pid_file(cfg->cgroup_procs[i], pid);
         if (r < 0)
             return set_error(resp, -r, "add %d to %s", (int)pid, cfg->cgroup_procs[i]);
     }
+    if (cfg->uid_base && (r = idmap_write(pid, cfg->uid_base, cfg->uid_count)) < 0)
+        return set_error(resp, -r, "write the uid and gid maps of %d", (int)pid);
+    /* From outside: inside a user namespace root may not raise a hard limit. */
+    struct rlimit rl = {.rlim_cur = cfg->nofile, .rlim_max = cfg->nofile};
+    if (cfg->nofile && prlimit(pid, RLIMIT_NOFILE, &rl, NULL) < 0)
+        return set_error(resp, errno, "RLIMIT_NOFILE %llu", (unsigned long long)cfg->nofile);
     if (write(sync_w, "g", 1) != 1)
         return set_error(resp, errno, "release the child");
 
@@ -227,19 +245,53 @@ release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, int err_r,
     return set_error(resp, e.err, "guest setup: %s", e.what);
 }
 
+/* Init's stdout and stderr: the write end of a pipe whose reader process
+ * (forked here, *reader set) copies into the console ring; /dev/null
+ * without a ring. Returns the fd or -errno with resp set. */
+static int
+open_console(int sock, const struct spawn_config *cfg, struct spawn_response *resp, pid_t *reader)
+{
+    *reader = 0;
+    if (!cfg->console_ring[0]) {
+        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        return fd < 0 ? set_error(resp, errno, "open /dev/null") : fd;
+    }
+    _cleanup_close_ int ring = console_ring_open(cfg->console_ring, cfg->console_size);
+    if (ring < 0)
+        return set_error(resp, -ring, "open console ring %s", cfg->console_ring);
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return set_error(resp, errno, "pipe");
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        close(p[0]);
+        close(p[1]);
+        return set_error(resp, err, "fork the console reader");
+    }
+    if (pid == 0) {
+        close(sock);
+        close(p[1]);
+        console_reader_run(p[0], ring);
+    }
+    close(p[0]);
+    *reader = pid;
+    return p[1];
+}
+
 static int
 do_start(int sock, const struct spawn_config *cfg, struct spawn_response *resp, int *out_fd)
 {
+    /* Compiled once per spawner; the child only loads it. */
+    if (!sysfilter_get(cfg->filter))
+        return set_error(resp, errno, "compile the syscall filter");
     _cleanup_close_ int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0)
         return set_error(resp, errno, "open /dev/null");
-    _cleanup_close_ int log = -EBADF;
-    if (cfg->console_log[0])
-        log = open(cfg->console_log, O_WRONLY | O_APPEND | O_CREAT | O_NOCTTY | O_CLOEXEC, 0640);
-    else
-        log = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    pid_t reader;
+    _cleanup_close_ int log = open_console(sock, cfg, resp, &reader);
     if (log < 0)
-        return set_error(resp, errno, "open console log %s", cfg->console_log);
+        return log;
     _cleanup_close_ int cg2 = -EBADF;
     if (cfg->cgroup2[0]) {
         cg2 = open(cfg->cgroup2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -256,9 +308,11 @@ do_start(int sock, const struct spawn_config *cfg, struct spawn_response *resp, 
 
     int pidfd = -1;
     /* CLONE_PARENT: init becomes the agent's child, not ours (see spawn.h). */
+    /* With CLONE_NEWUSER the kernel makes the user namespace first, so the
+     * others belong to it and the guest's root administers them. */
     struct clone_args args = {
         .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
-                 CLONE_PARENT | CLONE_PIDFD,
+                 CLONE_PARENT | CLONE_PIDFD | (cfg->uid_base ? CLONE_NEWUSER : 0),
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
         /* With CLONE_PARENT the kernel wants 0 here and uses our own exit
          * signal (SIGCHLD, we were forked), so the agent gets SIGCHLD. */
@@ -282,7 +336,9 @@ do_start(int sock, const struct spawn_config *cfg, struct spawn_response *resp, 
     resp->pid = (int32_t)pid;
     close(move_fd(sync_r));
     close(move_fd(err_w));
-    if (release_child((pid_t)pid, cfg, sync_w, err_r, resp) < 0) {
+    /* Only init and the reader may hold the pipe: the reader ends with it. */
+    close(move_fd(log));
+    if (release_child((pid_t)pid, reader, cfg, sync_w, err_r, resp) < 0) {
         /* The agent reaps the killed child: it is the agent's child. */
         (void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
         return resp->result;
@@ -331,6 +387,8 @@ do_exec(int sock, const struct spawn_request *req, struct spawn_response *resp, 
         return set_error(resp, -r, "bad command");
     if (proc_is_same(req->pid, req->start_time) != 1)
         return set_error(resp, ESRCH, "guest init %d", (int)req->pid);
+    if (!sysfilter_get(req->cfg.filter))
+        return set_error(resp, errno, "compile the syscall filter");
 
     int ns[NSEXEC_NS_COUNT];
     for (int i = 0; i < NSEXEC_NS_COUNT; i++)
@@ -436,6 +494,12 @@ spawner_main(int sock)
         } else if (req.op == SPAWN_OP_EXEC) {
             if (do_exec(sock, &req, &resp, fds) == 0)
                 resp.n_fds = 3;
+        } else if (req.op == SPAWN_OP_USERNS && req.cfg.uid_base) {
+            fds[0] = idmap_userns_fd(req.cfg.uid_base, req.cfg.uid_count);
+            if (fds[0] >= 0)
+                resp.n_fds = 1;
+            else
+                set_error(&resp, -fds[0], "make a user namespace");
         } else {
             set_error(&resp, EOPNOTSUPP, "op %u", req.op);
         }
@@ -568,6 +632,26 @@ spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_result
     res->start_time = resp.start_time;
     res->pidfd = fds[0];
     return 0;
+}
+
+int
+spawner_userns(spawner_t *sp, uint32_t base, uint32_t count)
+{
+    _cleanup_free_ struct spawn_request *req = xcalloc(1, sizeof(*req));
+    req->op = SPAWN_OP_USERNS;
+    req->cfg.uid_base = base;
+    req->cfg.uid_count = count;
+    if (!base || config_check(&req->cfg) < 0)
+        return -EINVAL;
+    struct spawn_response resp;
+    int fds[SPAWN_MAX_FDS];
+    size_t n_fds = 0;
+    int r = call(sp, req, &resp, fds, 1, &n_fds);
+    if (r < 0)
+        return r;
+    if (resp.result < 0)
+        return resp.result;
+    return n_fds == 1 ? fds[0] : -EPROTO;
 }
 
 static int64_t

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "common/mem.h"
+#include "node/linux/console.h"
 #include "node/linux/proc.h"
 #include "node/linux/spawn.h"
 #include "proto/spec.h"
@@ -213,7 +214,7 @@ teardown(void **state)
     assert_null(spawner);
     if (rootfs[0]) {
         char log[128];
-        snprintf(log, sizeof(log), "%s.console.log", rootfs);
+        snprintf(log, sizeof(log), "%s.console.ring", rootfs);
         unlink(log);
         remove_tree(rootfs);
     }
@@ -704,32 +705,66 @@ test_start_errors(void **state)
     assert_no_zombie();
 
     make_cfg(&cfg, "vf-bad", spec_default_caps());
-    strcpy(cfg.console_log, "/nonexistent-dir/log");
+    strcpy(cfg.console_ring, "/nonexistent-dir/ring");
+    cfg.console_size = CONSOLE_RING_MIN;
     assert_int_equal(spawner_start(spawner, &cfg, &res), -ENOENT);
     assert_no_zombie();
+    make_cfg(&cfg, "vf-bad", spec_default_caps());
+    cfg.uid_base = 100000; /* without a count */
+    assert_int_equal(spawner_start(spawner, &cfg, &res), -EINVAL);
 
     make_cfg(&cfg, "vf-bad", spec_default_caps());
     memset(cfg.hostname, 'x', sizeof(cfg.hostname));
     assert_int_equal(spawner_start(spawner, &cfg, &res), -EINVAL);
 }
 
-static void
-test_console_log(void **state)
+/* Waits up to 5 s until the ring at path holds want; returns what it holds. */
+static struct console_log
+ring_wait(const char *path, const char *want)
 {
-    char log[128];
-    snprintf(log, sizeof(log), "%s.console.log", rootfs);
+    struct console_log c = {0};
+    for (int i = 0; i < 500; i++) {
+        free(c.data);
+        if (console_ring_read(path, 0, &c) == 0 && strstr(c.data, want))
+            break;
+        usleep(10000);
+    }
+    return c;
+}
+
+static void
+test_console_ring(void **state)
+{
+    char ring[128];
+    snprintf(ring, sizeof(ring), "%s.console.ring", rootfs);
     struct guest g;
     make_cfg(&g.cfg, "vf-log", spec_default_caps());
-    strcpy(g.cfg.console_log, log);
+    strcpy(g.cfg.console_ring, ring);
+    g.cfg.console_size = CONSOLE_RING_MIN;
     strcpy(g.cfg.args[1], "echo hello from init; echo and stderr >&2; exec sleep 1000");
     start_guest(&g);
-    /* The guest's view of its own init's stdout is the host file: wait for the lines. */
+    /* The reader copies init's stdout and stderr into the ring. */
+    struct console_log c = ring_wait(ring, "hello from init\nand stderr\n");
+    assert_non_null(strstr(c.data, "hello from init\nand stderr\n"));
+    free(c.data);
+
+    /* 256 KiB through init's stdout: the host file stays header + 4 KiB,
+     * holding the last 4 KiB. */
     struct exec_result r;
-    RUN(&g, &r, "sh", "-c", "while [ \"$(cat /proc/1/comm)\" != sleep ]; do sleep 0.01; done");
+    RUN(&g, &r, "sh", "-c",
+        "yes 0123456789abcdef | head -c 262144 > /proc/1/fd/1; echo THE-END > /proc/1/fd/1");
     exec_result_clear(&r);
-    assert_true(file_contains(log, "hello from init\nand stderr\n"));
+    c = ring_wait(ring, "THE-END\n");
+    assert_int_equal(c.len, CONSOLE_RING_MIN);
+    assert_true(c.total >= 262144 + 8);
+    assert_string_equal(c.data + c.len - 8, "THE-END\n");
+    free(c.data);
+    struct stat st;
+    assert_int_equal(stat(ring, &st), 0);
+    assert_int_equal(st.st_size, CONSOLE_HEADER + CONSOLE_RING_MIN);
+    assert_true(st.st_blocks * 512 <= CONSOLE_HEADER + CONSOLE_RING_MIN + 4096);
     stop_guest(&g);
-    unlink(log);
+    unlink(ring);
 }
 
 /* ---- the spawner's own life ---- */
@@ -908,7 +943,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_exec_wrong_guest, exec_setup, exec_teardown),
         cmocka_unit_test(test_cgroups),
         cmocka_unit_test(test_start_errors),
-        cmocka_unit_test(test_console_log),
+        cmocka_unit_test(test_console_ring),
         cmocka_unit_test(test_guest_survives_spawner_death),
         cmocka_unit_test(test_guest_survives_agent_death),
         /* Last: these make threads, and spawner_new refuses a threaded process. */
