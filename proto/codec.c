@@ -669,7 +669,8 @@ static const char *const fail_names[USAGE_FAIL_COUNT] = {
     [USAGE_FAIL_DISK] = "disk",   [USAGE_FAIL_TCP] = "tcp",
 };
 
-static const char *const flag_names[] = {"private", "lock"}; /* bit 0, bit 1 */
+/* Bit i of enum spec_flag (proto/spec.h); spec_json.c names them the same way. */
+static const char *const flag_names[] = {"private", "lock", "privileged", "nesting"};
 
 static int
 decode_labels(struct ctx *c, const msgpack_object *map, struct spec_label *labels, uint32_t *n,

@@ -33,13 +33,15 @@
 
 /* Files in /proc that leak host state or act on the host: /dev/null is bound over them. */
 static const char *const masked_files[] = {
-    "/proc/kcore",       "/proc/keys",          "/proc/sysrq-trigger", "/proc/timer_list",
+    "/proc/kcore",       "/proc/keys",          "/proc/timer_list",
     "/proc/sched_debug", "/proc/latency_stats", "/proc/timer_stats",
 };
 /* Directories hidden under an empty read-only tmpfs. */
 static const char *const masked_dirs[] = {"/proc/acpi", "/proc/scsi", "/sys/firmware"};
-/* Directories the guest may read but not write (host-wide knobs). */
-static const char *const readonly_dirs[] = {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"};
+/* Paths the guest may read but not write (host-wide knobs); a write to
+ * sysrq-trigger fails with EROFS instead of vanishing into /dev/null. */
+static const char *const readonly_dirs[] = {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq",
+                                            "/proc/sysrq-trigger"};
 
 /* The device nodes of /dev; /dev/console is another /dev/null until console
  * handling exists, so init's writes to it vanish instead of reaching the host. */
@@ -159,19 +161,20 @@ mount_if_exists(const char *src, const char *target, const char *type, unsigned 
 }
 
 /* Nothing we mount may propagate back to the host, and pivot_root needs the
- * old root's mount to be private and the new root to be a mount point. */
+ * old root's mount to be private and the new root to be a mount point. Ends
+ * in the new root, so pivot resolves no host path. */
 static void
 bind_root(const char *rootfs)
 {
     do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     do_mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL);
+    if (chdir(rootfs) < 0)
+        fail(errno, "chdir %s", rootfs);
 }
 
 static void
 pivot(const char *rootfs)
 {
-    if (chdir(rootfs) < 0)
-        fail(errno, "chdir %s", rootfs);
     /* pivot_root(".", ".") stacks the old root on top of the new one, so it
      * can be detached without a put_old directory inside the guest. */
     if (syscall(SYS_pivot_root, ".", ".") < 0)
@@ -359,17 +362,20 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
         _exit(1);
     close(fds->sync);
 
-    /* The spawner has written our uid and gid maps. */
-    int r = cfg->uid_base ? guest_init_become_root() : 0;
-    if (r < 0)
-        fail(-r, "become root of the user namespace");
     /* Only now, inside the guest's cgroups, so they become its cgroup root. */
     if (unshare(CLONE_NEWCGROUP) < 0)
         fail(errno, "unshare the cgroup namespace");
 
+    /* Host paths first, while we are still host uid 0 (the owner of the
+     * node's 0700 state directories) with the user namespace's capabilities. */
     struct detached d;
     bind_root(cfg->rootfs);
     detach_mounts(cfg, &d);
+    /* The spawner has written our uid and gid maps: become the guest's root
+     * (host uid_base); from here on only the guest's own tree is touched. */
+    int r = cfg->uid_base ? guest_init_become_root() : 0;
+    if (r < 0)
+        fail(-r, "become root of the user namespace");
     pivot(cfg->rootfs);
     make_mounts(&d);
     loopback_up();

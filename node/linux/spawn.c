@@ -262,6 +262,14 @@ open_console(int sock, const struct spawn_config *cfg, struct spawn_response *re
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return set_error(resp, errno, "pipe");
+    /* The guest's root owns its console, so it may reopen it as
+     * /proc/1/fd/1 (a common way for jobs to reach the console). */
+    if (cfg->uid_base && fchown(p[1], cfg->uid_base, cfg->uid_base) < 0) {
+        int err = errno;
+        close(p[0]);
+        close(p[1]);
+        return set_error(resp, err, "chown the console pipe");
+    }
     pid_t pid = fork();
     if (pid < 0) {
         int err = errno;
