@@ -40,6 +40,7 @@ int idmap_userns_fd(uint32_t base, uint32_t count);
  * names a target only this guest uses). */
 int idmap_mount(const char *dir, int userns_fd, const char *target);
 
-/* Unmounts target; 0 when nothing is mounted there. -EBUSY while an overlay
- * still uses it as its lower layer. */
+/* Unmounts target; 0 when nothing is mounted there. (An overlay keeps its
+ * own private clone of its layers, so this works under a mounted overlay;
+ * the backend unmounts the overlay first all the same.) */
 int idmap_umount(const char *target);

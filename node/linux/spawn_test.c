@@ -31,7 +31,7 @@
 #define BUSYBOX "/bin/busybox"
 
 static const char *const applets[] = {"sh", "sleep", "ps",   "hostname", "cat",   "mknod", "mount",
-                                      "id", "ls",    "head", "yes",      "touch", "rm"};
+                                      "id", "ls",    "head", "yes",      "touch", "rm",    "wc"};
 
 /* What every test shares: the rootfs and a spawner made before any thread. */
 static char rootfs[64];
@@ -420,6 +420,60 @@ test_caps_without_mknod(void **state)
     assert_non_null(strstr(r.err, "not permitted"));
     exec_result_clear(&r);
 
+    stop_guest(&g);
+}
+
+/* A guest in its own user namespace: root inside is host uid base, files of
+ * host root read as nobody, the host's device nodes are bound in, exec lands
+ * in the namespace as its root, and the syscall filter is on for both. */
+static void
+test_user_namespace(void **state)
+{
+    const uint32_t base = 0xF2000000u;
+    struct guest g;
+    make_cfg(&g.cfg, "vf-userns", spec_default_caps());
+    g.cfg.uid_base = base;
+    g.cfg.uid_count = 65536;
+    start_guest(&g);
+    struct exec_result r;
+
+    char status[64], line[256];
+    snprintf(status, sizeof(status), "/proc/%d/status", (int)g.res.pid);
+    FILE *f = fopen(status, "re");
+    assert_non_null(f);
+    unsigned uid = 0, seccomp = 0;
+    while (fgets(line, sizeof(line), f)) {
+        sscanf(line, "Uid:\t%u", &uid);
+        sscanf(line, "Seccomp:\t%u", &seccomp);
+    }
+    fclose(f);
+    assert_int_equal(uid, base);
+    assert_int_equal(seccomp, 2);
+
+    RUN(&g, &r, "id", "-u");
+    assert_string_equal(r.out, "0\n");
+    exec_result_clear(&r);
+    RUN(&g, &r, "cat", "/proc/self/uid_map");
+    unsigned in, out, count;
+    assert_int_equal(sscanf(r.out, "%u %u %u", &in, &out, &count), 3);
+    assert_int_equal(in, 0);
+    assert_int_equal(out, base);
+    assert_int_equal(count, 65536);
+    exec_result_clear(&r);
+    /* The tree belongs to host root: nobody inside, and not writable. */
+    RUN(&g, &r, "sh", "-c", "ls -ln /bin/busybox; touch /tmp/x");
+    assert_non_null(strstr(r.out, " 65534 "));
+    assert_int_not_equal(r.exit_code, 0);
+    exec_result_clear(&r);
+    RUN(&g, &r, "sh", "-c", "echo x >/dev/null && head -c 4 /dev/urandom | wc -c; ls -l /dev/null");
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "4\n"));
+    assert_non_null(strstr(r.out, "crw-rw-rw-"));
+    exec_result_clear(&r);
+    /* Device nodes cannot be made in a user namespace, whatever the caps. */
+    RUN(&g, &r, "mknod", "/dev/blk", "b", "8", "0");
+    assert_int_not_equal(r.exit_code, 0);
+    exec_result_clear(&r);
     stop_guest(&g);
 }
 
@@ -944,6 +998,7 @@ main(void)
         cmocka_unit_test(test_cgroups),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_console_ring),
+        cmocka_unit_test(test_user_namespace),
         cmocka_unit_test(test_guest_survives_spawner_death),
         cmocka_unit_test(test_guest_survives_agent_death),
         /* Last: these make threads, and spawner_new refuses a threaded process. */
