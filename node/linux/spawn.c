@@ -245,11 +245,74 @@ release_child(pid_t pid, pid_t reader, const struct spawn_config *cfg, int sync_
     return set_error(resp, e.err, "guest setup: %s", e.what);
 }
 
+/* A console reader forked ahead of time (off the start's critical path),
+ * waiting on a socketpair for its pipe and ring; see open_console. */
+struct standby {
+    pid_t pid; /* the waiting process, 0 = none */
+    int sock;  /* our end of its socketpair */
+};
+
+/* Forks the next standby reader, unless one waits already. A failure only
+ * means the next start forks it itself. */
+static void
+standby_make(int agent_sock, struct standby *sb)
+{
+    int sv[2];
+
+    if (sb->pid)
+        return;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return;
+    }
+    if (pid == 0) {
+        int fds[SPAWN_MAX_FDS];
+        size_t n = 0;
+        char byte;
+        close(agent_sock);
+        close(sv[0]);
+        /* End of file (the spawner is gone) or garbage: nothing to read. */
+        if (recv_msg(sv[1], &byte, 1, fds, 2, &n) < 0 || n != 2)
+            _exit(0);
+        close(sv[1]);
+        console_reader_run(fds[0], fds[1]);
+    }
+    close(sv[1]);
+    sb->pid = pid;
+    sb->sock = sv[0];
+}
+
+/* Hands pipe_r and ring to the standby reader (forking one first when none
+ * waits). Returns its pid or -errno. */
+static pid_t
+standby_take(int agent_sock, struct standby *sb, int pipe_r, int ring)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        standby_make(agent_sock, sb);
+        if (!sb->pid)
+            return -EAGAIN;
+        int fds[2] = {pipe_r, ring};
+        int r = send_msg(sb->sock, "c", 1, fds, 2);
+        pid_t pid = sb->pid;
+        close(sb->sock);
+        *sb = (struct standby){.pid = 0, .sock = -1};
+        if (r == 0)
+            return pid;
+        /* It died while waiting: make another. */
+    }
+    return -EPIPE;
+}
+
 /* Init's stdout and stderr: the write end of a pipe whose reader process
- * (forked here, *reader set) copies into the console ring; /dev/null
- * without a ring. Returns the fd or -errno with resp set. */
+ * (a standby, *reader set) copies into the console ring; /dev/null without
+ * a ring. Returns the fd or -errno with resp set. */
 static int
-open_console(int sock, const struct spawn_config *cfg, struct spawn_response *resp, pid_t *reader)
+open_console(int sock, struct standby *sb, const struct spawn_config *cfg,
+             struct spawn_response *resp, pid_t *reader)
 {
     *reader = 0;
     if (!cfg->console_ring[0]) {
@@ -262,33 +325,26 @@ open_console(int sock, const struct spawn_config *cfg, struct spawn_response *re
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return set_error(resp, errno, "pipe");
+    _cleanup_close_ int pipe_r = p[0];
     /* The guest's root owns its console, so it may reopen it as
      * /proc/1/fd/1 (a common way for jobs to reach the console). */
     if (cfg->uid_base && fchown(p[1], cfg->uid_base, cfg->uid_base) < 0) {
         int err = errno;
-        close(p[0]);
         close(p[1]);
         return set_error(resp, err, "chown the console pipe");
     }
-    pid_t pid = fork();
+    pid_t pid = standby_take(sock, sb, pipe_r, ring);
     if (pid < 0) {
-        int err = errno;
-        close(p[0]);
         close(p[1]);
-        return set_error(resp, err, "fork the console reader");
+        return set_error(resp, -pid, "start the console reader");
     }
-    if (pid == 0) {
-        close(sock);
-        close(p[1]);
-        console_reader_run(p[0], ring);
-    }
-    close(p[0]);
     *reader = pid;
     return p[1];
 }
 
 static int
-do_start(int sock, const struct spawn_config *cfg, struct spawn_response *resp, int *out_fd)
+do_start(int sock, struct standby *sb, const struct spawn_config *cfg, struct spawn_response *resp,
+         int *out_fd)
 {
     /* Compiled once per spawner; the child only loads it. */
     if (!sysfilter_get(cfg->filter))
@@ -297,7 +353,7 @@ do_start(int sock, const struct spawn_config *cfg, struct spawn_response *resp, 
     if (null < 0)
         return set_error(resp, errno, "open /dev/null");
     pid_t reader;
-    _cleanup_close_ int log = open_console(sock, cfg, resp, &reader);
+    _cleanup_close_ int log = open_console(sock, sb, cfg, resp, &reader);
     if (log < 0)
         return log;
     _cleanup_close_ int cg2 = -EBADF;
@@ -483,6 +539,8 @@ spawner_main(int sock)
 
     /* Big enough to be kept off the stack; the spawner is single-threaded. */
     static struct spawn_request req;
+    struct standby sb = {.pid = 0, .sock = -1};
+    standby_make(sock, &sb);
     for (;;) {
         int fds[SPAWN_MAX_FDS] = {-1, -1, -1};
         size_t n_fds;
@@ -497,7 +555,7 @@ spawner_main(int sock)
         else if (config_check(&req.cfg) < 0)
             set_error(&resp, EINVAL, "bad config");
         else if (req.op == SPAWN_OP_START) {
-            if (do_start(sock, &req.cfg, &resp, &fds[0]) == 0)
+            if (do_start(sock, &sb, &req.cfg, &resp, &fds[0]) == 0)
                 resp.n_fds = 1;
         } else if (req.op == SPAWN_OP_EXEC) {
             if (do_exec(sock, &req, &resp, fds) == 0)
@@ -515,6 +573,8 @@ spawner_main(int sock)
         close_all(fds, SPAWN_MAX_FDS);
         if (r < 0)
             _exit(r == -EPIPE ? 0 : 1);
+        /* The next guest's console reader, now that the agent has its answer. */
+        standby_make(sock, &sb);
     }
 }
 

@@ -91,8 +91,10 @@ void spawner_destroy(spawner_t **sp);
 /* The spawner process's pid (for tests and diagnostics). */
 pid_t spawner_pid(const spawner_t *sp);
 
-/* Starts a guest: forks the console reader (console.h) when cfg->console_ring
- * is set, clone3 into new pid, mount, uts, ipc, net namespaces, and a new
+/* Starts a guest: hands the console pipe to a reader process (console.h)
+ * when cfg->console_ring is set (the spawner forks the next reader ahead of
+ * time, after answering, so the start does not wait for that fork), clone3
+ * into new pid, mount, uts, ipc, net namespaces, and a new
  * user namespace when cfg->uid_base is set (into cfg->cgroup2 with
  * CLONE_INTO_CGROUP when set), writes the uid and gid maps, sets
  * RLIMIT_NOFILE from outside (guest root may not raise a hard limit), writes

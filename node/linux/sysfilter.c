@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -18,6 +20,10 @@
 /* Syscall numbers probed per architecture: above every table libseccomp 2.5
  * has (x86_64 and i386 end below 460). */
 #define SYSFILTER_MAX_NR 1024
+/* Runs of unknown numbers below the highest known one (x86_64 has one,
+ * 335..423; i386 five), and the room the prefix may take. */
+#define SYSFILTER_MAX_RUNS   24
+#define SYSFILTER_PREFIX_MAX 192
 
 /* Always EPERM: what reaches host-wide kernel state no guest may touch. */
 static const char *const denied[] = {
@@ -71,37 +77,36 @@ in_list(const char *name, const char *const *list, size_t n)
     return false;
 }
 
-/* Adds the rule for one syscall name. Returns 0 or -errno. */
+/* Adds the rule for one syscall name on top of the default (allow).
+ * Returns 0 or -errno. */
 static int
 add_rule(scmp_filter_ctx ctx, const char *name, unsigned flags)
 {
     int nr = seccomp_syscall_resolve_name(name);
-    int r;
+    int r = 0;
 
     if (nr == __NR_SCMP_ERROR)
         return 0;
-    if (in_list(name, denied, ARRAY_SIZE(denied)))
+    if (in_list(name, denied, ARRAY_SIZE(denied))) {
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
-    else if (flags & SYSFILTER_NESTING)
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-    else if (in_list(name, namespace_calls, ARRAY_SIZE(namespace_calls)))
+    } else if (flags & SYSFILTER_NESTING) {
+        return 0;
+    } else if (in_list(name, namespace_calls, ARRAY_SIZE(namespace_calls))) {
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
-    else if (strcmp(name, "clone3") == 0)
-        return 0; /* the default action: ENOSYS */
-    else if (strcmp(name, "clone") == 0) {
-        /* Allowed without namespace flags; EPERM with any of them (one
-         * rule per flag: a masked compare matches one exact pattern). */
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-                             SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NS_FLAGS, 0));
+    } else if (strcmp(name, "clone3") == 0) {
+        /* Its flags live in memory the filter cannot read: glibc falls back
+         * to clone on ENOSYS, whose flags it can. */
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
+    } else if (strcmp(name, "clone") == 0) {
+        /* EPERM with any namespace flag: one rule per flag, as a masked
+         * compare matches one exact pattern. */
         static const uint64_t each[] = {CLONE_NEWNS,   CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
                                         CLONE_NEWUSER, CLONE_NEWPID,    CLONE_NEWNET};
         for (size_t i = 0; r == 0 && i < ARRAY_SIZE(each); i++)
             r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
                                  SCMP_A0(SCMP_CMP_MASKED_EQ, each[i], each[i]));
-    } else
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-    /* A name shared by both architectures was added already. */
-    return r == -EEXIST ? 0 : r;
+    }
+    return r;
 }
 
 static void
@@ -111,31 +116,133 @@ release_ctx(scmp_filter_ctx *ctx)
         seccomp_release(*ctx);
 }
 
-/* Reads the exported program back from its memfd. */
+/* Reads the exported program back from its memfd, after room for prefix
+ * instructions. */
 static int
-read_program(int fd, struct sysfilter *out)
+read_program(int fd, size_t prefix, struct sysfilter *out)
 {
     struct stat st;
     if (fstat(fd, &st) < 0)
         return -errno;
     size_t size = (size_t)st.st_size;
-    if (size == 0 || size % sizeof(struct sock_filter) != 0 ||
-        size / sizeof(struct sock_filter) > BPF_MAXINSNS)
+    size_t n = size / sizeof(struct sock_filter);
+    if (size == 0 || size % sizeof(struct sock_filter) != 0 || n + prefix > BPF_MAXINSNS)
         return -E2BIG;
-    out->insns = xmalloc(size);
-    ssize_t n = pread(fd, out->insns, size, 0);
-    if (n != (ssize_t)size) {
+    out->insns = xcalloc(n + prefix, sizeof(struct sock_filter));
+    ssize_t got = pread(fd, out->insns + prefix, size, 0);
+    if (got != (ssize_t)size) {
         sysfilter_clear(out);
-        return n < 0 ? -errno : -EIO;
+        return got < 0 ? -errno : -EIO;
     }
-    out->len = (uint16_t)(size / sizeof(struct sock_filter));
+    out->len = (uint16_t)(n + prefix);
     return 0;
+}
+
+/* The syscall numbers libseccomp does not name on one architecture: the
+ * runs below its highest known number, and everything above it. */
+struct unknown {
+    uint32_t audit_arch;                  /* AUDIT_ARCH_* as seccomp_data.arch says */
+    uint32_t max;                         /* highest number libseccomp knows */
+    uint32_t n_runs;                      /* entries used in runs */
+    uint32_t runs[SYSFILTER_MAX_RUNS][2]; /* [first, last] numbers of each unknown run */
+};
+
+static int
+find_unknown(uint32_t arch, struct unknown *u)
+{
+    bool in_run = false;
+    int max = -1;
+
+    *u = (struct unknown){.audit_arch = arch};
+    for (int nr = 0; nr < SYSFILTER_MAX_NR; nr++) {
+        _cleanup_free_ char *name = seccomp_syscall_resolve_num_arch(arch, nr);
+        if (name)
+            max = nr;
+    }
+    if (max < 0)
+        return -ENOSYS;
+    u->max = (uint32_t)max;
+    for (int nr = 0; nr <= max; nr++) {
+        _cleanup_free_ char *name = seccomp_syscall_resolve_num_arch(arch, nr);
+        if (!name && !in_run) {
+            if (u->n_runs == SYSFILTER_MAX_RUNS)
+                return -E2BIG;
+            u->runs[u->n_runs][0] = (uint32_t)nr;
+            in_run = true;
+        }
+        if (name && in_run) {
+            u->runs[u->n_runs++][1] = (uint32_t)nr - 1;
+            in_run = false;
+        }
+    }
+    return 0;
+}
+
+static struct sock_filter
+stmt(uint16_t code, uint32_t k)
+{
+    return (struct sock_filter){.code = code, .k = k};
+}
+
+static struct sock_filter
+jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf)
+{
+    return (struct sock_filter){.code = code, .jt = jt, .jf = jf, .k = k};
+}
+
+/* The checks of one architecture: ENOSYS for an unknown number, then on to
+ * what follows. Returns the instructions written at f. */
+static size_t
+unknown_checks(const struct unknown *u, bool x32_bit, struct sock_filter *f)
+{
+    const uint32_t enosys = SECCOMP_RET_ERRNO | ENOSYS;
+    size_t n = 0;
+
+    f[n++] = stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    /* x32 numbers carry bit 30: leave them to libseccomp (it kills them). */
+    if (x32_bit)
+        f[n++] = jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, (uint8_t)(u->n_runs * 3 + 2), 0);
+    for (uint32_t i = 0; i < u->n_runs; i++) {
+        f[n++] = jump(BPF_JMP | BPF_JGE | BPF_K, u->runs[i][0], 0, 2);
+        f[n++] = jump(BPF_JMP | BPF_JGT | BPF_K, u->runs[i][1], 1, 0);
+        f[n++] = stmt(BPF_RET | BPF_K, enosys);
+    }
+    f[n++] = jump(BPF_JMP | BPF_JGT | BPF_K, u->max, 0, 1);
+    f[n++] = stmt(BPF_RET | BPF_K, enosys);
+    return n;
+}
+
+/* The prefix before libseccomp's program: per architecture, ENOSYS for the
+ * numbers libseccomp does not know; everything else falls through to it.
+ * Returns the prefix length (at most SYSFILTER_PREFIX_MAX). */
+static size_t
+build_prefix(const struct unknown *u, size_t n_arch, struct sock_filter *f)
+{
+    struct sock_filter body[2][SYSFILTER_PREFIX_MAX / 2];
+    size_t len[2] = {0, 0}, n = 0;
+
+    for (size_t a = 0; a < n_arch; a++)
+        len[a] = unknown_checks(&u[a], u[a].audit_arch == AUDIT_ARCH_X86_64, body[a]);
+    /* ld arch; per arch: jeq arch (else next arch), its checks, ja to the end. */
+    f[n++] = stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    for (size_t a = 0; a < n_arch; a++) {
+        size_t rest = 0; /* instructions after this arch's block */
+        for (size_t b = a + 1; b < n_arch; b++)
+            rest += len[b] + 2;
+        f[n++] = jump(BPF_JMP | BPF_JEQ | BPF_K, u[a].audit_arch, 0, (uint8_t)(len[a] + 1));
+        memcpy(&f[n], body[a], len[a] * sizeof(*f));
+        n += len[a];
+        f[n++] = stmt(BPF_JMP | BPF_JA, (uint32_t)rest);
+    }
+    return n;
 }
 
 int
 sysfilter_build(unsigned flags, struct sysfilter *out)
 {
-    _cleanup_(release_ctx) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(ENOSYS));
+    _cleanup_(release_ctx) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    struct unknown u[2];
+    size_t n_arch = 0;
     int r;
 
     *out = (struct sysfilter){0};
@@ -152,12 +259,14 @@ sysfilter_build(unsigned flags, struct sysfilter *out)
     /* no_new_privs is the caller's choice (exec'd commands set it, init not). */
     if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)) < 0)
         return r;
-    /* A binary tree of syscall numbers: a few comparisons per syscall. */
-    (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     for (size_t a = 0; a < ARRAY_SIZE(arches) && arches[a]; a++) {
-        for (int nr = 0; nr < SYSFILTER_MAX_NR; nr++) {
+        if ((r = find_unknown(arches[a], &u[n_arch])) < 0)
+            return r;
+        n_arch++;
+        for (int nr = 0; nr <= (int)u[a].max; nr++) {
             _cleanup_free_ char *name = seccomp_syscall_resolve_num_arch(arches[a], nr);
-            if (name && (r = add_rule(ctx, name, flags)) < 0)
+            /* A name both architectures share was added already. */
+            if (name && (r = add_rule(ctx, name, flags)) < 0 && r != -EEXIST)
                 return r;
         }
     }
@@ -166,7 +275,13 @@ sysfilter_build(unsigned flags, struct sysfilter *out)
         return -errno;
     if ((r = seccomp_export_bpf(ctx, fd)) < 0)
         return r;
-    return read_program(fd, out);
+    struct sock_filter prefix[SYSFILTER_PREFIX_MAX];
+    size_t n_prefix = build_prefix(u, n_arch, prefix);
+    r = read_program(fd, n_prefix, out);
+    if (r < 0)
+        return r;
+    memcpy(out->insns, prefix, n_prefix * sizeof(*prefix));
+    return 0;
 }
 
 void
