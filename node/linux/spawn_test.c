@@ -425,7 +425,8 @@ test_caps_without_mknod(void **state)
 
 /* A guest in its own user namespace: root inside is host uid base, files of
  * host root read as nobody, the host's device nodes are bound in, exec lands
- * in the namespace as its root, and the syscall filter is on for both. */
+ * in the namespace as its root, and the syscall filter is on (the rest of
+ * the battery: tests/integration/node_isolation.sh). */
 static void
 test_user_namespace(void **state)
 {
@@ -469,10 +470,6 @@ test_user_namespace(void **state)
     assert_int_equal(r.exit_code, 0);
     assert_non_null(strstr(r.out, "4\n"));
     assert_non_null(strstr(r.out, "crw-rw-rw-"));
-    exec_result_clear(&r);
-    /* Device nodes cannot be made in a user namespace, whatever the caps. */
-    RUN(&g, &r, "mknod", "/dev/blk", "b", "8", "0");
-    assert_int_not_equal(r.exit_code, 0);
     exec_result_clear(&r);
     stop_guest(&g);
 }
@@ -802,21 +799,14 @@ test_console_ring(void **state)
     assert_non_null(strstr(c.data, "hello from init\nand stderr\n"));
     free(c.data);
 
-    /* 256 KiB through init's stdout: the host file stays header + 4 KiB,
-     * holding the last 4 KiB. */
+    /* What a guest process writes to init's stdout lands there too (the
+     * ring's bounds: console_test; a 5 MiB flood: node_isolation.sh). */
     struct exec_result r;
-    RUN(&g, &r, "sh", "-c",
-        "yes 0123456789abcdef | head -c 262144 > /proc/1/fd/1; echo THE-END > /proc/1/fd/1");
+    RUN(&g, &r, "sh", "-c", "echo THE-END >/proc/1/fd/1");
     exec_result_clear(&r);
     c = ring_wait(ring, "THE-END\n");
-    assert_int_equal(c.len, CONSOLE_RING_MIN);
-    assert_true(c.total >= 262144 + 8);
-    assert_string_equal(c.data + c.len - 8, "THE-END\n");
+    assert_non_null(strstr(c.data, "THE-END\n"));
     free(c.data);
-    struct stat st;
-    assert_int_equal(stat(ring, &st), 0);
-    assert_int_equal(st.st_size, CONSOLE_HEADER + CONSOLE_RING_MIN);
-    assert_true(st.st_blocks * 512 <= CONSOLE_HEADER + CONSOLE_RING_MIN + 4096);
     stop_guest(&g);
     unlink(ring);
 }
