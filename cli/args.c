@@ -8,49 +8,20 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/mem.h"
 #include "common/units.h"
 #include "proto/spec.h"
 
-/* How a limit flag's value is read. */
-enum args_kind {
-    ARGS_SIZE,   /* bytes, suffixes allowed */
-    ARGS_COUNT,  /* a plain number */
-    ARGS_CORES,  /* CPU cores, a decimal */
-    ARGS_WEIGHT, /* a share 1..10000 */
-    ARGS_RATE,   /* bits per second, suffixes allowed */
-};
+/* The limit flags: one per row of SPEC_LIMIT_FIELDS (proto/spec_fields.h),
+ * which gives the flag, the JSON key, the unit and the valid range. The CLI
+ * keeps its own copy of the table because it does not link proto. */
+static const struct spec_limit_desc args_limits[SPEC_N_LIMITS] = {
+    SPEC_LIMIT_FIELDS(SPEC_LIMIT_DESC_INIT_)};
 
-/* One limit flag and the member of "limits" it sets. */
-struct args_limit {
-    const char *flag;    /* long option without "--" */
-    const char *key;     /* member of the API's limits object */
-    enum args_kind kind; /* how the value is read */
-};
-
-static const struct args_limit args_limits[] = {
-    {"procs", "procs", ARGS_COUNT},
-    {"memory", "memory", ARGS_SIZE},
-    {"rss", "rss", ARGS_SIZE},
-    {"swap", "swap", ARGS_SIZE},
-    {"cpu", "cpu_max", ARGS_CORES},
-    {"cpu-burst", "cpu_burst", ARGS_CORES},
-    {"cpu-weight", "cpu_weight", ARGS_WEIGHT},
-    {"io-weight", "io_weight", ARGS_WEIGHT},
-    {"disk", "disk", ARGS_SIZE},
-    {"inodes", "inodes", ARGS_COUNT},
-    {"nofile", "nofile", ARGS_COUNT},
-    {"tcp-sockets", "tcp_sockets", ARGS_COUNT},
-    {"net-in", "net_in", ARGS_RATE},
-    {"net-out", "net_out", ARGS_RATE},
-};
-
-/* ARGS_LIMIT_OPTIONS below lists the same flags in the same order. */
-_Static_assert(ARRAY_SIZE(args_limits) == 14, "ARGS_LIMIT_OPTIONS must match args_limits");
-
-/* getopt_long values: limits take ARGS_OPT_LIMIT + their index. */
+/* getopt_long values: limits take ARGS_OPT_LIMIT + their row number. */
 enum {
     ARGS_OPT_TEMPLATE = 0x100,
     ARGS_OPT_IP,
@@ -67,21 +38,10 @@ enum {
     ARGS_OPT_LIMIT = 0x200,
 };
 
+#define ARGS_LIMIT_OPTION_(name, type, unit, flag, ...)                                            \
+    {flag, required_argument, NULL, ARGS_OPT_LIMIT + SPEC_LIMIT_##name},
 #define ARGS_LIMIT_OPTIONS                                                                         \
-    {"procs", required_argument, NULL, ARGS_OPT_LIMIT + 0},                                        \
-        {"memory", required_argument, NULL, ARGS_OPT_LIMIT + 1},                                   \
-        {"rss", required_argument, NULL, ARGS_OPT_LIMIT + 2},                                      \
-        {"swap", required_argument, NULL, ARGS_OPT_LIMIT + 3},                                     \
-        {"cpu", required_argument, NULL, ARGS_OPT_LIMIT + 4},                                      \
-        {"cpu-burst", required_argument, NULL, ARGS_OPT_LIMIT + 5},                                \
-        {"cpu-weight", required_argument, NULL, ARGS_OPT_LIMIT + 6},                               \
-        {"io-weight", required_argument, NULL, ARGS_OPT_LIMIT + 7},                                \
-        {"disk", required_argument, NULL, ARGS_OPT_LIMIT + 8},                                     \
-        {"inodes", required_argument, NULL, ARGS_OPT_LIMIT + 9},                                   \
-        {"nofile", required_argument, NULL, ARGS_OPT_LIMIT + 10},                                  \
-        {"tcp-sockets", required_argument, NULL, ARGS_OPT_LIMIT + 11},                             \
-        {"net-in", required_argument, NULL, ARGS_OPT_LIMIT + 12},                                  \
-        {"net-out", required_argument, NULL, ARGS_OPT_LIMIT + 13},                                 \
+    SPEC_LIMIT_FIELDS(ARGS_LIMIT_OPTION_)                                                          \
     {                                                                                              \
         "help", no_argument, NULL, 'h'                                                             \
     }
@@ -224,51 +184,98 @@ args_kv_put(json_t *obj, const char *arg, const char *what, char *err, size_t er
     return 0;
 }
 
-/* Reads one limit flag's value into limits. */
+/* Reads --cpu / --cpu-burst: cores above 0 that come to at least one
+ * millicore and at most the row's max, as a JSON number of cores. */
 static int
-args_limit_put(json_t *limits, const struct args_limit *l, const char *s, char *err, size_t errlen)
+args_cores_put(json_t *limits, const struct spec_limit_desc *l, const char *s, char *err,
+               size_t errlen)
+{
+    double cores = 0;
+
+    if (args_cpu(s, &cores) < 0 || cores * 1000.0 > (double)l->max || cores * 1000.0 < 0.5)
+        return args_fail(err, errlen, "--%s \"%s\": CPU cores, a number from 0.001 up to %llu",
+                         l->flag, s, (unsigned long long)(l->max / 1000));
+    json_object_set_new(limits, l->key, json_real(cores));
+    return 0;
+}
+
+/* Why a size or rate was refused with -ERANGE: too large, or, with a zero
+ * whole part ("0.0000001K"), not zero but less than one unit (`small`). */
+static const char *
+args_range_reason(const char *s, const char *small)
+{
+    return strtod(s, NULL) < 1.0 ? small : "too large";
+}
+
+/* Reads one limit flag's value into limits, by the row's unit and range. */
+static int
+args_limit_put(json_t *limits, const struct spec_limit_desc *l, const char *s, char *err,
+               size_t errlen)
 {
     uint64_t v = 0;
-    double cores = 0;
     int r;
 
-    switch (l->kind) {
-    case ARGS_SIZE:
+    switch (l->unit) {
+    case SPEC_UNIT_BYTES:
         r = args_size(s, &v);
         if (r < 0)
-            return args_fail(err, errlen,
-                             "--%s \"%s\": %s (a size in bytes, or with K, M, G, T: \"256M\")",
-                             l->flag, s, r == -ERANGE ? "too large" : "not a size");
+            return args_fail(
+                err, errlen, "--%s \"%s\": %s (a size in bytes, or with K, M, G, T: \"256M\")",
+                l->flag, s,
+                r == -ERANGE ? args_range_reason(s, "less than one byte") : "not a size");
         break;
-    case ARGS_COUNT:
+    case SPEC_UNIT_COUNT:
         r = args_count(s, &v);
         if (r < 0)
             return args_fail(err, errlen, "--%s \"%s\": %s", l->flag, s,
                              r == -ERANGE ? "too large" : "not a whole number");
         break;
-    case ARGS_WEIGHT:
+    case SPEC_UNIT_WEIGHT:
         r = args_count(s, &v);
-        if (r < 0 || v < 1 || v > 10000)
-            return args_fail(err, errlen, "--%s \"%s\": a weight is 1 to 10000", l->flag, s);
+        if (r < 0 || v < 1 || v > l->max)
+            return args_fail(err, errlen, "--%s \"%s\": a weight is 1 to %llu", l->flag, s,
+                             (unsigned long long)l->max);
         break;
-    case ARGS_RATE:
+    case SPEC_UNIT_RATE:
         r = units_parse_rate(s, &v);
         if (r < 0 || v > INT64_MAX)
             return args_fail(err, errlen,
-                             "--%s \"%s\": not a rate (bits per second, or \"10mbit\", "
-                             "\"1gbit\", \"5mbps\")",
-                             l->flag, s);
+                             "--%s \"%s\": %s (bits per second, or \"10mbit\", \"1gbit\", "
+                             "\"5mbps\")",
+                             l->flag, s,
+                             r == -ERANGE || v > INT64_MAX
+                                 ? args_range_reason(s, "less than one bit/s")
+                                 : "not a rate");
         break;
-    case ARGS_CORES:
-        r = args_cpu(s, &cores);
-        if (r < 0)
-            return args_fail(err, errlen, "--%s \"%s\": CPU cores, a number above 0 up to %d",
-                             l->flag, s, ARGS_MAX_CPU);
-        json_object_set_new(limits, l->key, json_real(cores));
-        return 0;
+    case SPEC_UNIT_MCORES:
+        return args_cores_put(limits, l, s, err, errlen);
     }
+    if (v > l->max)
+        return args_fail(err, errlen, "--%s \"%s\": at most %llu", l->flag, s,
+                         (unsigned long long)l->max);
     json_object_set_new(limits, l->key, json_integer((json_int_t)v));
     return 0;
+}
+
+void
+args_limits_help(FILE *f)
+{
+    static const char *const metavar[SPEC_N_UNITS] = {
+#define ARGS_METAVAR_(unit, metavar, ...) [SPEC_UNIT_##unit] = metavar,
+        SPEC_UNIT_KINDS(ARGS_METAVAR_)
+#undef ARGS_METAVAR_
+    };
+
+    for (size_t i = 0; i < SPEC_N_LIMITS; i++) {
+        const struct spec_limit_desc *l = &args_limits[i];
+        char opt[32];
+        snprintf(opt, sizeof(opt), "--%s %s", l->flag, metavar[l->unit]);
+        fprintf(f, "  %-22s%s\n", opt, l->help);
+    }
+    fprintf(f,
+            "  SIZE: 4096, 256M, 1.5G (bytes)  RATE: 10mbit, 1gbit (bits/s)  CORES: 0.5, 2\n"
+            "  weights: 1 to %d; a SIZE, RATE or N of 0 sets no limit\n",
+            SPEC_MAX_WEIGHT);
 }
 
 /* Reports getopt's complaint about argv[optind - 1]. */
@@ -389,7 +396,7 @@ args_guest_create(int argc, char **argv, struct args_create *out, char *err, siz
         case ':':
             return args_bad_option(argc, argv, c, err, errlen);
         default:
-            assert(c >= ARGS_OPT_LIMIT && c < ARGS_OPT_LIMIT + (int)ARRAY_SIZE(args_limits));
+            assert(c >= ARGS_OPT_LIMIT && c < ARGS_OPT_LIMIT + SPEC_N_LIMITS);
             r = args_limit_put(args_child(body, "limits", json_object),
                                &args_limits[c - ARGS_OPT_LIMIT], optarg, err, errlen);
             if (r < 0)
@@ -482,7 +489,7 @@ args_guest_set(int argc, char **argv, struct args_set *out, char *err, size_t er
         case ':':
             return args_bad_option(argc, argv, c, err, errlen);
         default:
-            assert(c >= ARGS_OPT_LIMIT && c < ARGS_OPT_LIMIT + (int)ARRAY_SIZE(args_limits));
+            assert(c >= ARGS_OPT_LIMIT && c < ARGS_OPT_LIMIT + SPEC_N_LIMITS);
             r = args_limit_put(args_child(body, "limits", json_object),
                                &args_limits[c - ARGS_OPT_LIMIT], optarg, err, errlen);
             if (r < 0)

@@ -13,13 +13,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cli/http.h"
 #include "common/name.h"
+#include "proto/spec_fields.h"
 
-#define ARGS_HELP        1     /* returned when --help (or -h) was given */
-#define ARGS_MAX_TIMEOUT 86400 /* longest --timeout accepted, seconds */
-#define ARGS_MAX_CPU     4096  /* largest --cpu / --cpu-burst, cores */
+#define ARGS_HELP        1                        /* returned when --help (or -h) was given */
+#define ARGS_MAX_TIMEOUT 86400                    /* longest --timeout accepted, seconds */
+#define ARGS_MAX_CPU     (SPEC_MAX_MCORES / 1000) /* largest --cpu / --cpu-burst, cores */
 
 /* `guest create`, parsed. */
 struct args_create {
@@ -42,6 +44,10 @@ struct args_set {
  * out->body is set only on 0; free it with args_create_clear(). */
 int args_guest_create(int argc, char **argv, struct args_create *out, char *err, size_t errlen);
 void args_create_clear(struct args_create *a);
+
+/* Prints one line per limit flag (the limits table of proto/spec_fields.h)
+ * and what its values look like, for `vfleet guest --help`. */
+void args_limits_help(FILE *f);
 
 /* Parses `set NAME [limits] [--label k=v]... [--unlabel k]... [--flags F,F|none]`.
  * At least one change is required. Returns 0, ARGS_HELP or -EINVAL. */

@@ -100,6 +100,8 @@ test_every_limit_flag(void **state)
         {"--net-in", "10mbit", "{\"net_in\":10000000}"},
         {"--net-out", "1mbps", "{\"net_out\":8000000}"},
     };
+    /* A limit added to proto/spec_fields.h needs its case here. */
+    assert_int_equal(ARRAY_SIZE(cases), SPEC_N_LIMITS);
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct args_set s;
         char err[256] = "";
@@ -144,6 +146,17 @@ test_create_errors(void **state)
     CREATE_FAILS("CPU cores", "create", "web1", "--template", "t", "--cpu", "1e3");
     CREATE_FAILS("CPU cores", "create", "web1", "--template", "t", "--cpu", "5000");
     CREATE_FAILS("weight is 1 to 10000", "create", "web1", "--template", "t", "--cpu-weight", "0");
+    CREATE_FAILS("weight is 1 to 10000", "create", "web1", "--template", "t", "--io-weight",
+                 "10001");
+    /* The ceiling comes from the limits table: 1024 cores, as the master checks. */
+    CREATE_FAILS("up to 1024", "create", "web1", "--template", "t", "--cpu", "1025");
+    CREATE_FAILS("up to 1024", "create", "web1", "--template", "t", "--cpu-burst", "2000");
+    /* Not zero, but zero once rounded: refused, never sent as 0 ("not set"). */
+    CREATE_FAILS("from 0.001", "create", "web1", "--template", "t", "--cpu", "0.0001");
+    CREATE_FAILS("less than one byte", "create", "web1", "--template", "t", "--memory",
+                 "0.0000001K");
+    CREATE_FAILS("less than one byte", "create", "web1", "--template", "t", "--disk", "0.5");
+    CREATE_FAILS("less than one bit/s", "create", "web1", "--template", "t", "--net-in", "0.1bit");
     CREATE_FAILS("not a rate", "create", "web1", "--template", "t", "--net-in", "fast");
     CREATE_FAILS("expected KEY=VALUE", "create", "web1", "--template", "t", "--label", "tier");
     CREATE_FAILS("key must be", "create", "web1", "--template", "t", "--label", "Tier=web");
@@ -247,6 +260,46 @@ test_scalar_parsers(void **state)
     assert_int_equal(args_cpu("0x10", &d), -EINVAL);
     assert_int_equal(args_timeout("86400", &t), 0);
     assert_int_equal(args_timeout("86401", &t), -ERANGE);
+    assert_int_equal(args_size("0.0000001K", &v), -ERANGE);
+}
+
+/* The smallest values that are not zero still reach the master. */
+static void
+test_smallest_limits(void **state)
+{
+    struct args_set s;
+    char err[256] = "";
+
+    assert_int_equal(SET(&s, err, "set", "g1", "--cpu", "0.0005", "--memory", "0.001K", "--net-out",
+                         "0.001kbit"),
+                     0);
+    json_is(json_object_get(s.body, "limits"), "{\"cpu_max\":0.0005,\"memory\":1,\"net_out\":1}");
+    args_set_clear(&s);
+    assert_int_equal(SET(&s, err, "set", "g1", "--memory", "0", "--cpu", "1024"), 0);
+    json_is(json_object_get(s.body, "limits"), "{\"memory\":0,\"cpu_max\":1024.0}");
+    args_set_clear(&s);
+}
+
+/* --help lists every limit flag with its help text from the table. */
+static void
+test_limits_help(void **state)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    assert_non_null(f);
+    args_limits_help(f);
+    fclose(f);
+    assert_non_null(strstr(text, "  --memory SIZE         memory hard limit\n"));
+    assert_non_null(strstr(text, "  --cpu CORES           CPU ceiling\n"));
+    assert_non_null(strstr(text, "  --tcp-sockets N       established TCP connections\n"));
+    assert_non_null(strstr(text, "  --net-in RATE         inbound rate\n"));
+    size_t lines = 0;
+    for (const char *p = text; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, SPEC_N_LIMITS + 2); /* a line per limit, two about the forms */
+    free(text);
 }
 
 int
@@ -257,7 +310,8 @@ main(void)
         cmocka_unit_test(test_every_limit_flag), cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_create_help),      cmocka_unit_test(test_set_body),
         cmocka_unit_test(test_set_errors),       cmocka_unit_test(test_kv_put),
-        cmocka_unit_test(test_scalar_parsers),
+        cmocka_unit_test(test_scalar_parsers),   cmocka_unit_test(test_smallest_limits),
+        cmocka_unit_test(test_limits_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -285,6 +285,28 @@ test_wait_not_running_fails(void **state)
     assert_non_null(strstr(fx->err, "guest web1 is error, not running, after the wait"));
 }
 
+/* stop --wait waits for "stopped", restart --wait for "running"; the final
+ * state decides the exit code, and a refusal (409) is not 0. */
+static void
+test_stop_restart_wait(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200, "{\"name\":\"a\",\"state\":\"stopped\"}");
+    assert_int_equal(RUN(cmd_guest_run, "stop", "a", "--wait", "--timeout", "9"), CLI_EXIT_OK);
+    reply(fx, 200, "{\"name\":\"a\",\"state\":\"running\"}");
+    assert_int_equal(RUN(cmd_guest_run, "stop", "a", "--wait"), CLI_EXIT_FAILURE);
+    assert_int_equal(RUN(cmd_guest_run, "restart", "a", "--wait"), CLI_EXIT_OK);
+    reply(fx, 409, "{\"error\":{\"code\":\"conflict\",\"message\":\"guest a is locked\"}}");
+    assert_int_equal(RUN(cmd_guest_run, "restart", "a"), CLI_EXIT_CONFLICT);
+    assert_int_equal(RUN(cmd_guest_run, "stop", "a", "--timeout", "9"), CLI_EXIT_USAGE);
+    flush(fx);
+    assert_string_equal(fx->fake.reqs[0].url, "/v1/guests/a/stop");
+    assert_string_equal(fx->fake.reqs[0].query, "wait=stopped&timeout=9");
+    assert_string_equal(fx->fake.reqs[2].url, "/v1/guests/a/restart");
+    assert_string_equal(fx->fake.reqs[2].query, "wait=running");
+    assert_non_null(strstr(fx->err, "guest a is running, not stopped, after the wait"));
+}
+
 /* The global --idempotency-key reaches any POST, not only create. */
 static void
 test_global_key_for_any_post(void **state)
@@ -441,6 +463,39 @@ test_json_prints_server_json(void **state)
     assert_true(json_equal(got, want));
     json_decref(got);
     json_decref(want);
+}
+
+/* `guest show` prints one row per limit of the limits table, each in its
+ * unit: sizes as 256M, cores as 0.5, rates as 10mbit, "-" when not set. */
+static void
+test_guest_show_limits(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200,
+          "{\"name\":\"web1\",\"id\":\"0e09ecc8-1e2f-4a5b-8c9d-0123456789ab\",\"node\":\"h1\","
+          "\"state\":\"running\",\"generation\":2,\"applied_generation\":2,"
+          "\"template\":\"busybox\",\"ips\":[],\"labels\":{},\"flags\":[],"
+          "\"limits\":{\"procs\":64,\"memory\":268435456,\"rss\":0,\"swap\":0,"
+          "\"cpu_weight\":200,\"cpu_max\":0.5,\"cpu_burst\":0,\"io_weight\":0,"
+          "\"disk\":1073741824,\"inodes\":0,\"nofile\":1024,\"tcp_sockets\":0,"
+          "\"net_in\":10000000,\"net_out\":1500000000,\"io\":[]}}");
+    assert_int_equal(RUN(cmd_guest_run, "show", "web1"), CLI_EXIT_OK);
+    flush(fx);
+    assert_non_null(strstr(fx->out, "limits:\n"
+                                    "  procs:        64\n"
+                                    "  memory:       256M\n"
+                                    "  rss:          -\n"
+                                    "  swap:         -\n"
+                                    "  cpu_weight:   200\n"
+                                    "  cpu_max:      0.5\n"
+                                    "  cpu_burst:    -\n"
+                                    "  io_weight:    -\n"
+                                    "  disk:         1G\n"
+                                    "  inodes:       -\n"
+                                    "  nofile:       1024\n"
+                                    "  tcp_sockets:  -\n"
+                                    "  net_in:       10mbit\n"
+                                    "  net_out:      1.5gbit\n"));
 }
 
 static void
@@ -605,6 +660,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_post_retry_keeps_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_differ_per_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_not_running_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_restart_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_restart_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_global_key_for_any_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch_not_retried_after_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_exit_codes, setup, teardown),
@@ -612,6 +669,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unplaceable_explains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_error_sends_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_prints_server_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_show_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_ls_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_ls_filters_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_stuck_cursor_stops, setup, teardown),

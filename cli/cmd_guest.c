@@ -23,8 +23,8 @@ cmd_guest_help(FILE *f)
         "                                       list guests (filters combine)\n"
         "  show NAME                            one guest in full\n"
         "  start NAME [--wait [--timeout S]]    start a stopped guest\n"
-        "  stop NAME                            stop a guest (its disk stays)\n"
-        "  restart NAME                         stop and start again\n"
+        "  stop NAME [--wait [--timeout S]]     stop a guest (its disk stays)\n"
+        "  restart NAME [--wait [--timeout S]]  stop and start again\n"
         "  rm NAME                              destroy a guest and release its addresses\n"
         "  set NAME [limits] [--label k=v]... [--unlabel k]... [--flags private,lock|none]\n"
         "                                       change a guest (a JSON merge patch)\n"
@@ -36,27 +36,24 @@ cmd_guest_help(FILE *f)
         "  traffic NAME [--reset]               traffic since the last reset (FreeVPS trafstat);\n"
         "                                       --reset ends the period and starts a new one\n"
         "\n"
-        "Limits (create and set):\n"
-        "  --memory SIZE  --rss SIZE  --swap SIZE  --disk SIZE      sizes: 4096, 256M, 1.5G\n"
-        "  --procs N  --inodes N  --nofile N  --tcp-sockets N\n"
-        "  --cpu CORES  --cpu-burst CORES                           CPU ceiling: 0.5, 2\n"
-        "  --cpu-weight N  --io-weight N                            shares, 1 to 10000\n"
-        "  --net-in RATE  --net-out RATE                            rates: 10mbit, 1gbit\n"
-        "\n"
-        "Create options:\n"
-        "  --template T          root filesystem template (required)\n"
-        "  --ip auto|ADDR        an address from a pool, repeatable (default: the master's)\n"
-        "  --label k=v           a label on the guest, repeatable\n"
-        "  --constraint k=v      place only on nodes with this label, repeatable\n"
-        "  --group G             anti-affinity group: at most one per node\n"
-        "  --node N              pin to node N\n"
-        "  --algorithm A         spread or binpack (default: the cluster's)\n"
-        "  --wait                return once the guest runs (or fails)\n"
-        "  --timeout S           seconds to wait, with --wait\n"
-        "  --idempotency-key K   reuse K to retry a create safely (default: a random UUID)\n"
-        "\n"
-        "Every command takes --json to print the master's JSON.\n",
+        "Limits (create and set):\n",
         f);
+    args_limits_help(f);
+    fputs("\n"
+          "Create options:\n"
+          "  --template T          root filesystem template (required)\n"
+          "  --ip auto|ADDR        an address from a pool, repeatable (default: the master's)\n"
+          "  --label k=v           a label on the guest, repeatable\n"
+          "  --constraint k=v      place only on nodes with this label, repeatable\n"
+          "  --group G             anti-affinity group: at most one per node\n"
+          "  --node N              pin to node N\n"
+          "  --algorithm A         spread or binpack (default: the cluster's)\n"
+          "  --wait                return once the guest runs (or fails)\n"
+          "  --timeout S           seconds to wait, with --wait\n"
+          "  --idempotency-key K   reuse K to retry a create safely (default: a random UUID)\n"
+          "\n"
+          "Every command takes --json to print the master's JSON.\n",
+          f);
 }
 
 /* The state column: the observed state, marked while the node has not yet
@@ -100,6 +97,30 @@ guest_add_count(table_t *t, const json_t *limits, const char *key)
         table_add(t, "-");
 }
 
+/* A limit's cell, shown by its unit; "-" when not set. */
+static void
+guest_add_limit(table_t *t, const json_t *limits, const char *key, enum spec_unit unit)
+{
+    char buf[32];
+    long long v = cli_int(limits, key);
+
+    switch (unit) {
+    case SPEC_UNIT_BYTES:
+        guest_add_size(t, limits, key);
+        break;
+    case SPEC_UNIT_MCORES:
+        guest_add_cores(t, limits, key);
+        break;
+    case SPEC_UNIT_RATE:
+        table_add(t, v > 0 ? table_rate((uint64_t)v, buf, sizeof(buf)) : "-");
+        break;
+    case SPEC_UNIT_COUNT:
+    case SPEC_UNIT_WEIGHT:
+        guest_add_count(t, limits, key);
+        break;
+    }
+}
+
 /* A JSON array of strings joined with commas, "-" when empty. Caller frees. */
 static char *
 guest_join(const json_t *arr)
@@ -118,6 +139,36 @@ guest_join(const json_t *arr)
     return out;
 }
 
+/* The guests of a list as a table. */
+static void
+guest_ls_print(struct cli_ctx *ctx, const json_t *guests)
+{
+    static const char *const headers[] = {"NAME", "STATE", "NODE", "CPU", "MEMORY", "DISK", "IPS"};
+    _cleanup_(table_destroy) table_t *t = table_new(ARRAY_SIZE(headers), headers);
+    size_t i;
+    json_t *g;
+
+    table_align_right(t, 3);
+    table_align_right(t, 4);
+    table_align_right(t, 5);
+    json_array_foreach(guests, i, g)
+    {
+        json_t *limits = json_object_get(g, "limits");
+        _cleanup_free_ char *ips = guest_join(json_object_get(g, "ips"));
+        table_add(t, cli_str(g, "name"));
+        guest_add_state(t, g);
+        table_add(t, *cli_str(g, "node") ? cli_str(g, "node") : "-");
+        guest_add_cores(t, limits, "cpu_max");
+        guest_add_size(t, limits, "memory");
+        guest_add_size(t, limits, "disk");
+        table_add(t, ips);
+    }
+    if (table_rows(t) == 0)
+        fputs("No guests.\n", ctx->out);
+    else
+        table_print(t, ctx->out);
+}
+
 static int
 guest_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -128,8 +179,6 @@ guest_ls(struct cli_ctx *ctx, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const headers[] = {"NAME", "STATE", "NODE", "CPU", "MEMORY", "DISK", "IPS"};
-    _cleanup_(table_destroy) table_t *t = NULL;
     char *query = NULL;
     size_t qlen = 0;
     FILE *q = open_memstream(&query, &qlen);
@@ -195,28 +244,7 @@ guest_ls(struct cli_ctx *ctx, int argc, char **argv)
         json_decref(wrap);
         return CLI_EXIT_OK;
     }
-    t = table_new(ARRAY_SIZE(headers), headers);
-    table_align_right(t, 3);
-    table_align_right(t, 4);
-    table_align_right(t, 5);
-    size_t i;
-    json_t *g;
-    json_array_foreach(guests, i, g)
-    {
-        json_t *limits = json_object_get(g, "limits");
-        _cleanup_free_ char *ips = guest_join(json_object_get(g, "ips"));
-        table_add(t, cli_str(g, "name"));
-        guest_add_state(t, g);
-        table_add(t, *cli_str(g, "node") ? cli_str(g, "node") : "-");
-        guest_add_cores(t, limits, "cpu_max");
-        guest_add_size(t, limits, "memory");
-        guest_add_size(t, limits, "disk");
-        table_add(t, ips);
-    }
-    if (table_rows(t) == 0)
-        fputs("No guests.\n", ctx->out);
-    else
-        table_print(t, ctx->out);
+    guest_ls_print(ctx, guests);
     json_decref(guests);
     return CLI_EXIT_OK;
 }
@@ -239,6 +267,14 @@ guest_print(struct cli_ctx *ctx, const json_t *g)
     table_add(t, *cli_str(g, "node") ? cli_str(g, "node") : "-");
     table_add(t, "state:");
     guest_add_state(t, g);
+    if (*cli_str(g, "message")) {
+        table_add(t, "reason:");
+        table_add(t, cli_str(g, "message"));
+    }
+    if (json_is_true(json_object_get(g, "deleting"))) {
+        table_add(t, "deleting:");
+        table_add(t, "yes (waiting for its node)");
+    }
     table_add(t, "generation:");
     table_addf(t, "%lld (applied %lld)", cli_int(g, "generation"),
                cli_int(g, "applied_generation"));
@@ -257,21 +293,12 @@ guest_print(struct cli_ctx *ctx, const json_t *g)
 
     table_add(t, "limits:");
     table_add(t, "");
-    static const char *const sizes[] = {"memory", "rss", "swap", "disk"};
-    static const char *const counts[] = {"procs",      "inodes",    "nofile", "tcp_sockets",
-                                         "cpu_weight", "io_weight", "net_in", "net_out"};
-    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
-        table_addf(t, "  %s:", sizes[i]);
-        guest_add_size(t, l, sizes[i]);
-    }
-    table_add(t, "  cpu_max:");
-    guest_add_cores(t, l, "cpu_max");
-    table_add(t, "  cpu_burst:");
-    guest_add_cores(t, l, "cpu_burst");
-    for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
-        table_addf(t, "  %s:", counts[i]);
-        guest_add_count(t, l, counts[i]);
-    }
+    /* One row per limit, in the table's order (proto/spec_fields.h). */
+#define GUEST_LIMIT_ROW_(name, type, unit, ...)                                                    \
+    table_add(t, "  " #name ":");                                                                  \
+    guest_add_limit(t, l, #name, SPEC_UNIT_##unit);
+    SPEC_LIMIT_FIELDS(GUEST_LIMIT_ROW_)
+#undef GUEST_LIMIT_ROW_
     table_print(t, ctx->out);
 }
 
@@ -303,23 +330,26 @@ guest_simple(struct cli_ctx *ctx, int argc, char **argv, const char *method, con
     return CLI_EXIT_OK;
 }
 
-/* After ?wait=running the master answers when the guest runs, fails, or the
- * wait times out; the guest exists in every case, so the reply is a 2xx and
- * only its state tells. A script that asked to wait must not see 0 for a
- * guest that is not running. */
+/* After ?wait=running (or stopped) the master answers when the guest gets
+ * there, fails, or the wait times out; the guest exists in every case, so
+ * the reply is a 2xx and only its state tells. A script that asked to wait
+ * must not see 0 for a guest that did not get there. */
 static int
-guest_check_running(struct cli_ctx *ctx, const char *name, const json_t *g)
+guest_check_state(struct cli_ctx *ctx, const char *name, const json_t *g, const char *want)
 {
-    if (!strcmp(cli_str(g, "state"), "running"))
+    if (!strcmp(cli_str(g, "state"), want))
         return CLI_EXIT_OK;
-    fprintf(ctx->err, "vfleet: guest %s is %s, not running, after the wait\n", name,
-            *cli_str(g, "state") ? cli_str(g, "state") : "in an unknown state");
+    fprintf(ctx->err, "vfleet: guest %s is %s, not %s, after the wait%s%s\n", name,
+            *cli_str(g, "state") ? cli_str(g, "state") : "in an unknown state", want,
+            *cli_str(g, "message") ? ": " : "", cli_str(g, "message"));
     return CLI_EXIT_FAILURE;
 }
 
-/* `start NAME [--wait [--timeout S]]`. */
+/* `start|stop|restart NAME [--wait [--timeout S]]`: with --wait the answer
+ * comes when the guest runs (stop: is stopped), and the final state is
+ * printed. */
 static int
-guest_start(struct cli_ctx *ctx, int argc, char **argv)
+guest_lifecycle(struct cli_ctx *ctx, int argc, char **argv, const char *verb)
 {
     static const struct option opts[] = {
         {"wait", no_argument, NULL, 'w'},
@@ -327,6 +357,7 @@ guest_start(struct cli_ctx *ctx, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    const char *want = !strcmp(verb, "stop") ? "stopped" : "running";
     _cleanup_(http_result_clear) struct http_result res = {0};
     _cleanup_free_ char *path = NULL, *what = NULL;
     bool wait = false;
@@ -345,26 +376,26 @@ guest_start(struct cli_ctx *ctx, int argc, char **argv)
             break;
         case 't':
             if (args_timeout(optarg, &timeout) < 0)
-                return cli_usage_error(ctx, "start: --timeout \"%s\": seconds, 1 to %d", optarg,
+                return cli_usage_error(ctx, "%s: --timeout \"%s\": seconds, 1 to %d", verb, optarg,
                                        ARGS_MAX_TIMEOUT);
             break;
         default:
-            return cli_usage_error(ctx, "start: %s \"%s\"",
+            return cli_usage_error(ctx, "%s: %s \"%s\"", verb,
                                    c == ':' ? "option needs a value" : "unknown option",
                                    argv[optind - 1]);
         }
     }
     if (optind + 1 != argc || !name_is_valid(argv[optind]))
-        return cli_usage_error(ctx, "start: expected one guest NAME");
+        return cli_usage_error(ctx, "%s: expected one guest NAME", verb);
     if (timeout && !wait)
-        return cli_usage_error(ctx, "start: --timeout only applies with --wait");
+        return cli_usage_error(ctx, "%s: --timeout only applies with --wait", verb);
     const char *name = argv[optind];
     if (wait && timeout)
-        path = xasprintf("/v1/guests/%s/start?wait=running&timeout=%ld", name, timeout);
+        path = xasprintf("/v1/guests/%s/%s?wait=%s&timeout=%ld", name, verb, want, timeout);
     else if (wait)
-        path = xasprintf("/v1/guests/%s/start?wait=running", name);
+        path = xasprintf("/v1/guests/%s/%s?wait=%s", name, verb, want);
     else
-        path = xasprintf("/v1/guests/%s/start", name);
+        path = xasprintf("/v1/guests/%s/%s", name, verb);
     what = xasprintf("guest \"%s\"", name);
     struct http_request req = {
         .method = "POST",
@@ -378,7 +409,7 @@ guest_start(struct cli_ctx *ctx, int argc, char **argv)
         cli_print_json(ctx, res.body);
     else
         fprintf(ctx->out, "guest %s: %s\n", name, cli_str(res.body, "state"));
-    return wait ? guest_check_running(ctx, name, res.body) : CLI_EXIT_OK;
+    return wait ? guest_check_state(ctx, name, res.body, want) : CLI_EXIT_OK;
 }
 
 static int
@@ -421,7 +452,7 @@ guest_create(struct cli_ctx *ctx, int argc, char **argv)
                 *cli_str(res.body, "node") ? cli_str(res.body, "node") : "-",
                 cli_str(res.body, "state"), ips);
     }
-    return a.wait ? guest_check_running(ctx, a.name, res.body) : CLI_EXIT_OK;
+    return a.wait ? guest_check_state(ctx, a.name, res.body, "running") : CLI_EXIT_OK;
 }
 
 static int
@@ -739,10 +770,8 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_ls(ctx, argc, argv);
     if (!strcmp(v, "show"))
         return guest_simple(ctx, argc, argv, "GET", NULL);
-    if (!strcmp(v, "start"))
-        return guest_start(ctx, argc, argv);
-    if (!strcmp(v, "stop") || !strcmp(v, "restart"))
-        return guest_simple(ctx, argc, argv, "POST", v);
+    if (!strcmp(v, "start") || !strcmp(v, "stop") || !strcmp(v, "restart"))
+        return guest_lifecycle(ctx, argc, argv, v);
     if (!strcmp(v, "rm"))
         return guest_simple(ctx, argc, argv, "DELETE", NULL);
     if (!strcmp(v, "set"))

@@ -176,3 +176,36 @@ table_size(uint64_t bytes, char *buf, size_t n)
         snprintf(buf, n, "%" PRIu64 "%c", whole, units[u]);
     return buf;
 }
+
+char *
+table_rate(uint64_t bits, char *buf, size_t n)
+{
+    static const char *const units[] = {"kbit", "mbit", "gbit", "tbit", "pbit", "ebit"};
+    uint64_t div = 1000;
+    unsigned u = 0;
+
+    if (bits < 1000) {
+        snprintf(buf, n, "%" PRIu64 "bit", bits);
+        return buf;
+    }
+    /* The largest unit that leaves at least 1; tenths rounded in integers. */
+    while (u + 1 < ARRAY_SIZE(units) && bits / div >= 1000) {
+        div *= 1000;
+        u++;
+    }
+    uint64_t whole = bits / div;
+    uint64_t tenths = (bits % div + div / 20) / (div / 10);
+    if (tenths == 10) {
+        whole++;
+        tenths = 0;
+    }
+    if (whole == 1000 && u + 1 < ARRAY_SIZE(units)) {
+        whole = 1;
+        u++;
+    }
+    if (tenths)
+        snprintf(buf, n, "%" PRIu64 ".%" PRIu64 "%s", whole, tenths, units[u]);
+    else
+        snprintf(buf, n, "%" PRIu64 "%s", whole, units[u]);
+    return buf;
+}

@@ -44,3 +44,8 @@ void table_print(const table_t *t, FILE *f);
 /* Formats a byte count for people: "512", "256M", "1.5G", "117.7M" (binary
  * units, at most one decimal, trailing ".0" dropped). Returns buf. */
 char *table_size(uint64_t bytes, char *buf, size_t n);
+
+/* Formats a rate in bits per second as tc and the API read it: "512bit",
+ * "10mbit", "1.5gbit" (decimal units, at most one decimal, trailing ".0"
+ * dropped). Returns buf. */
+char *table_rate(uint64_t bits_per_sec, char *buf, size_t n);

@@ -100,6 +100,28 @@ test_human_sizes(void **state)
     size_is(UINT64_MAX, "16E");
 }
 
+static void
+rate_is(uint64_t v, const char *want)
+{
+    char buf[32];
+    assert_string_equal(table_rate(v, buf, sizeof(buf)), want);
+}
+
+/* Rates as the API and tc read them: decimal units of bits per second. */
+static void
+test_human_rates(void **state)
+{
+    rate_is(0, "0bit");
+    rate_is(999, "999bit");
+    rate_is(1000, "1kbit");
+    rate_is(10000000, "10mbit");
+    rate_is(1500000000ULL, "1.5gbit");
+    rate_is(8000000, "8mbit");
+    rate_is(999960, "1mbit"); /* 999.96kbit rounds up to the next unit */
+    rate_is(123456789, "123.5mbit");
+    rate_is(UINT64_MAX, "18.4ebit");
+}
+
 int
 main(void)
 {
@@ -108,6 +130,7 @@ main(void)
         cmocka_unit_test(test_no_trailing_spaces_and_partial_row),
         cmocka_unit_test(test_utf8_width_and_control_chars),
         cmocka_unit_test(test_human_sizes),
+        cmocka_unit_test(test_human_rates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

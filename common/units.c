@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -53,11 +54,18 @@ static const struct suffix rate_suffixes[] = {
     {"tbps", 8000000000000ULL},
 };
 
-/* Parses "<digits>[.<digits>]<suffix>" exactly, with 128-bit intermediates. */
+/* Fraction digits kept: 10^20 times the largest multiplier (2^60) still fits
+ * 128 bits, and a digit past the 20th is worth less than 1/80 of a byte. */
+#define FRAC_DIV_MAX ((unsigned __int128)10000000000ULL * 10000000000ULL)
+
+/* Parses "<digits>[.<digits>]<suffix>" exactly, with 128-bit intermediates.
+ * A value that is not zero but comes to less than one unit ("0.1", "0.0000001K")
+ * is -ERANGE: read as 0 it would silently mean "not set". */
 static int
 parse_scaled(const char *s, const struct suffix *tab, size_t ntab, uint64_t *out)
 {
     unsigned __int128 whole = 0, frac = 0, frac_div = 1;
+    bool nonzero = false;
     const char *p = s;
 
     if (!s)
@@ -68,6 +76,7 @@ parse_scaled(const char *s, const struct suffix *tab, size_t ntab, uint64_t *out
         return -EINVAL;
     for (; isdigit((unsigned char)*p); p++) {
         whole = whole * 10 + (unsigned)(*p - '0');
+        nonzero |= *p != '0';
         if (whole > UINT64_MAX)
             return -ERANGE;
     }
@@ -76,8 +85,8 @@ parse_scaled(const char *s, const struct suffix *tab, size_t ntab, uint64_t *out
         if (!isdigit((unsigned char)*p))
             return -EINVAL;
         for (; isdigit((unsigned char)*p); p++) {
-            /* Digits past the 18th cannot change a 64-bit result by a whole unit. */
-            if (frac_div < 1000000000000000000ULL) {
+            nonzero |= *p != '0';
+            if (frac_div < FRAC_DIV_MAX) {
                 frac = frac * 10 + (unsigned)(*p - '0');
                 frac_div *= 10;
             }
@@ -97,7 +106,7 @@ parse_scaled(const char *s, const struct suffix *tab, size_t ntab, uint64_t *out
         if (whole != 0 && v / whole != tab[i].mult)
             return -ERANGE;
         v += frac * tab[i].mult / frac_div;
-        if (v > UINT64_MAX)
+        if (v > UINT64_MAX || (v == 0 && nonzero))
             return -ERANGE;
         *out = (uint64_t)v;
         return 0;

@@ -10,7 +10,9 @@
  * second (tc's rule). A plain number is bits per second.
  *
  * Every parser returns 0, -EINVAL for text it cannot read and -ERANGE when the
- * value does not fit in 64 bits. */
+ * value does not fit in 64 bits, or when it is not zero but comes to less
+ * than one byte or bit ("0.5", "0.0000001K"): callers read 0 as "not set",
+ * so a tiny value must not silently turn into that. */
 #pragma once
 
 #include <stddef.h>

@@ -43,7 +43,25 @@ test_size_errors(void **state)
     assert_int_equal(units_parse_size("18446744073709551616", &v), -ERANGE);
     assert_int_equal(units_parse_size("99999999999999999999999", &v), -ERANGE);
     assert_int_equal(units_parse_size("20000000T", &v), -ERANGE);
+    /* Not zero, but less than a byte: never "0", which means "not set". */
+    assert_int_equal(units_parse_size("0.0000001K", &v), -ERANGE);
+    assert_int_equal(units_parse_size("0.5", &v), -ERANGE);
+    assert_int_equal(units_parse_size("0.00000000000000000000001E", &v), -ERANGE);
     assert_true(v == 7);
+}
+
+/* Zero written any way is zero; a fraction that makes a whole unit counts. */
+static void
+test_size_small(void **state)
+{
+    size_ok("0.0", 0);
+    size_ok("0.000K", 0);
+    size_ok("0.001K", 1); /* 1.024 bytes */
+    size_ok("1.5", 1);    /* fractions of a byte are dropped */
+    size_ok("0.5K", 512);
+    /* The 19th and 20th fraction digits still count with E (2^60 bytes). */
+    size_ok("0.0000000000000000009E", 1);
+    size_ok("0.00000000000000000087E", 1);
 }
 
 static void
@@ -61,6 +79,12 @@ test_rates(void **state)
     assert_int_equal(units_parse_rate("2.5mbit", &v), 0);
     assert_true(v == 2500000ULL);
     assert_int_equal(units_parse_rate("10M", &v), -EINVAL);
+    v = 7;
+    assert_int_equal(units_parse_rate("0.1bit", &v), -ERANGE);
+    assert_int_equal(units_parse_rate("0.0000001kbit", &v), -ERANGE);
+    assert_true(v == 7);
+    assert_int_equal(units_parse_rate("0.001kbit", &v), 0);
+    assert_true(v == 1);
 }
 
 static void
@@ -89,8 +113,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_size_suffixes), cmocka_unit_test(test_size_errors),
-        cmocka_unit_test(test_rates),         cmocka_unit_test(test_u64),
-        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_size_small),    cmocka_unit_test(test_rates),
+        cmocka_unit_test(test_u64),           cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 
 #include "common/mem.h"
 #include "common/units.h"
+#include "master/http_handlers.h"
 #include "proto/spec_json.h"
 
 /* One row of the route table. A pattern is split in segments; "*" matches a
@@ -18,33 +19,35 @@ struct route_def {
     const char *method;   /* HTTP method */
     const char *pattern;  /* path with "*" for the name segment, "+" for the address */
     const char *name;     /* for logs */
+    api_handler handler;  /* who answers it */
 };
 
 static const struct route_def routes[] = {
-    {API_HEALTH, "GET", "/healthz", "health"},
-    {API_NODES_LIST, "GET", "/v1/nodes", "node.list"},
-    {API_NODE_GET, "GET", "/v1/nodes/*", "node.get"},
-    {API_NODE_CORDON, "POST", "/v1/nodes/*/cordon", "node.cordon"},
-    {API_NODE_UNCORDON, "POST", "/v1/nodes/*/uncordon", "node.uncordon"},
-    {API_GUESTS_LIST, "GET", "/v1/guests", "guest.list"},
-    {API_GUEST_CREATE, "POST", "/v1/guests", "guest.create"},
-    {API_GUEST_BATCH, "POST", "/v1/guests:batch", "guest.batch"},
-    {API_GUEST_GET, "GET", "/v1/guests/*", "guest.get"},
-    {API_GUEST_PATCH, "PATCH", "/v1/guests/*", "guest.patch"},
-    {API_GUEST_DELETE, "DELETE", "/v1/guests/*", "guest.delete"},
-    {API_GUEST_START, "POST", "/v1/guests/*/start", "guest.start"},
-    {API_GUEST_STOP, "POST", "/v1/guests/*/stop", "guest.stop"},
-    {API_GUEST_RESTART, "POST", "/v1/guests/*/restart", "guest.restart"},
-    {API_GUEST_EXEC, "POST", "/v1/guests/*/exec", "guest.exec"},
-    {API_GUEST_USAGE, "GET", "/v1/guests/*/usage", "guest.usage"},
-    {API_GUEST_TRAFFIC, "GET", "/v1/guests/*/traffic", "guest.traffic"},
-    {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/*/traffic/reset", "guest.traffic.reset"},
-    {API_POOLS_LIST, "GET", "/v1/pools", "pool.list"},
-    {API_POOL_CREATE, "POST", "/v1/pools", "pool.create"},
-    {API_POOL_DELETE, "DELETE", "/v1/pools/*", "pool.delete"},
-    {API_GUEST_IP_ADD, "POST", "/v1/guests/*/ips", "guest.ip_add"},
-    {API_GUEST_IP_DEL, "DELETE", "/v1/guests/*/ips/+", "guest.ip_del"},
-    {API_NODE_ROUTES, "GET", "/v1/nodes/*/routes", "node.routes"},
+    {API_HEALTH, "GET", "/healthz", "health", h_health},
+    {API_NODES_LIST, "GET", "/v1/nodes", "node.list", h_node_list},
+    {API_NODE_GET, "GET", "/v1/nodes/*", "node.get", h_node_get},
+    {API_NODE_CORDON, "POST", "/v1/nodes/*/cordon", "node.cordon", h_node_cordon},
+    {API_NODE_UNCORDON, "POST", "/v1/nodes/*/uncordon", "node.uncordon", h_node_uncordon},
+    {API_GUESTS_LIST, "GET", "/v1/guests", "guest.list", h_guest_list},
+    {API_GUEST_CREATE, "POST", "/v1/guests", "guest.create", h_guest_create},
+    {API_GUEST_BATCH, "POST", "/v1/guests:batch", "guest.batch", h_guest_batch},
+    {API_GUEST_GET, "GET", "/v1/guests/*", "guest.get", h_guest_get},
+    {API_GUEST_PATCH, "PATCH", "/v1/guests/*", "guest.patch", h_guest_patch},
+    {API_GUEST_DELETE, "DELETE", "/v1/guests/*", "guest.delete", h_guest_delete},
+    {API_GUEST_START, "POST", "/v1/guests/*/start", "guest.start", h_guest_start},
+    {API_GUEST_STOP, "POST", "/v1/guests/*/stop", "guest.stop", h_guest_stop},
+    {API_GUEST_RESTART, "POST", "/v1/guests/*/restart", "guest.restart", h_guest_restart},
+    {API_GUEST_EXEC, "POST", "/v1/guests/*/exec", "guest.exec", h_guest_exec},
+    {API_GUEST_USAGE, "GET", "/v1/guests/*/usage", "guest.usage", h_guest_usage},
+    {API_GUEST_TRAFFIC, "GET", "/v1/guests/*/traffic", "guest.traffic", h_guest_traffic},
+    {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/*/traffic/reset", "guest.traffic.reset",
+     h_guest_traffic_reset},
+    {API_POOLS_LIST, "GET", "/v1/pools", "pool.list", h_pool_list},
+    {API_POOL_CREATE, "POST", "/v1/pools", "pool.create", h_pool_create},
+    {API_POOL_DELETE, "DELETE", "/v1/pools/*", "pool.delete", h_pool_delete},
+    {API_GUEST_IP_ADD, "POST", "/v1/guests/*/ips", "guest.ip_add", h_guest_ip_add},
+    {API_GUEST_IP_DEL, "DELETE", "/v1/guests/*/ips/+", "guest.ip_del", h_guest_ip_del},
+    {API_NODE_ROUTES, "GET", "/v1/nodes/*/routes", "node.routes", h_node_routes},
 };
 
 /* Matches path against pattern; the "*" segment is copied to name, the "+"
@@ -99,10 +102,14 @@ match(const char *pattern, const char *path, char *name, size_t n, char *arg, si
 }
 
 int
-api_route(const char *method, const char *path, struct api_match *out)
+api_route(const char *method, const char *path, struct api_match *out, char *allow,
+          size_t allow_len)
 {
     bool path_known = false, bad_name = false;
+    size_t at = 0;
 
+    if (allow && allow_len)
+        allow[0] = '\0';
     *out = (struct api_match){.route = API_NONE};
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
         char name[NAME_MAX_LEN + 1] = "", arg[NETADDR_STRLEN] = "";
@@ -114,9 +121,16 @@ api_route(const char *method, const char *path, struct api_match *out)
             continue;
         }
         path_known = true;
-        if (strcmp(routes[i].method, method) != 0)
+        if (strcmp(routes[i].method, method) != 0) {
+            if (allow && at < allow_len) {
+                int n =
+                    snprintf(allow + at, allow_len - at, "%s%s", at ? ", " : "", routes[i].method);
+                at += n > 0 ? (size_t)n : 0;
+            }
             continue;
+        }
         out->route = routes[i].route;
+        out->handler = routes[i].handler;
         memcpy(out->name, name, sizeof(out->name));
         memcpy(out->arg, arg, sizeof(out->arg));
         return 0;
@@ -144,6 +158,7 @@ api_error_from_errno(int err, struct api_error *out)
     case E2BIG:
     case EADDRNOTAVAIL:
     case EBADMSG:
+    case EDOM:
         *out = (struct api_error){400, "bad_request"};
         break;
     case ENOENT:
@@ -155,10 +170,15 @@ api_error_from_errno(int err, struct api_error *out)
     case ESTALE:
     case EALREADY:
     case EPERM:
+    case ENOLCK:
         *out = (struct api_error){409, "conflict"};
         break;
-    case ENOSPC:
+    case EXFULL:
         *out = (struct api_error){422, "unplaceable"};
+        break;
+    case ENOSPC:
+    case EDQUOT:
+        *out = (struct api_error){507, "insufficient_storage"};
         break;
     case ETIMEDOUT:
         *out = (struct api_error){504, "unavailable"};
@@ -230,15 +250,22 @@ const char *
 api_filter_name(enum sched_filter f)
 {
     static const char *const names[SCHED__F_MAX] = {
-        [SCHED_F_STATE] = "ready",           [SCHED_F_CORDONED] = "cordoned",
-        [SCHED_F_CONSTRAINT] = "constraint", [SCHED_F_ANTI_AFFINITY] = "group",
-        [SCHED_F_GUESTS] = "max_guests",     [SCHED_F_CPU] = "cpus",
-        [SCHED_F_MEMORY] = "memory",         [SCHED_F_DISK] = "disk",
+        [SCHED_F_STATE] = "ready",
+        [SCHED_F_CORDONED] = "cordoned",
+        [SCHED_F_CONSTRAINT] = "constraint",
+        [SCHED_F_TEMPLATE] = "template",
+        [SCHED_F_ANTI_AFFINITY] = "group",
+        [SCHED_F_GUESTS] = "max_guests",
+        [SCHED_F_CPU] = "cpus",
+        [SCHED_F_MEMORY] = "memory",
+        [SCHED_F_DISK] = "disk",
         [SCHED_F_ADDRS] = "addresses",
     };
     return (unsigned)f < SCHED__F_MAX ? names[f] : "unknown";
 }
 
+/* An amount of a resource in the API's units, for people: sizes as "12G",
+ * CPU in cores, the rest as counts. */
 static void
 amount(enum sched_filter f, uint64_t v, char *buf, size_t n)
 {
@@ -248,6 +275,17 @@ amount(enum sched_filter f, uint64_t v, char *buf, size_t n)
         snprintf(buf, n, "%g cores", (double)v / 1000.0);
     else
         snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+/* The same amount as a JSON number in the API's units: cores for cpus (the
+ * scheduler counts millicores), bytes for memory and disk, counts for the
+ * rest, as a node's capacity and a guest's limits are given. */
+static json_t *
+amount_json(enum sched_filter f, uint64_t v)
+{
+    if (f == SCHED_F_CPU)
+        return json_real((double)v / 1000.0);
+    return json_integer((json_int_t)v);
 }
 
 json_t *
@@ -282,10 +320,10 @@ api_placement_json(const struct sched_result *r, bool pin_unknown, const char *p
                   "nodes_feasible", (json_int_t)r->nodes_feasible, "filters", filters);
     if (r->near_miss.node[0])
         json_object_set_new(o, "near_miss",
-                            json_pack("{s:s, s:s, s:I, s:I}", "node", r->near_miss.node, "resource",
+                            json_pack("{s:s, s:s, s:o, s:o}", "node", r->near_miss.node, "resource",
                                       api_filter_name(r->near_miss.filter), "need",
-                                      (json_int_t)r->near_miss.need, "free",
-                                      (json_int_t)r->near_miss.free));
+                                      amount_json(r->near_miss.filter, r->near_miss.need), "free",
+                                      amount_json(r->near_miss.filter, r->near_miss.free)));
     return o;
 }
 
@@ -302,8 +340,8 @@ api_guest_json(const struct db_guest *g, const struct guest_spec *spec)
     json_object_set_new(o, "generation", json_integer((json_int_t)g->generation));
     json_object_set_new(o, "applied_generation", json_integer((json_int_t)g->applied_generation));
     json_object_set_new(o, "group", g->group ? json_string(g->group) : json_null());
-    if (g->message)
-        json_object_set_new(o, "message", json_string(g->message));
+    json_object_set_new(o, "deleting", json_boolean(g->deleting));
+    json_object_set_new(o, "message", g->message ? json_string(g->message) : json_null());
     json_object_set_new(o, "created", time_json(g->created_ms));
     json_object_set_new(o, "updated", time_json(g->updated_ms));
     return o;
@@ -339,7 +377,16 @@ api_node_json(const struct registry_node *n, const struct sched_node_info *info,
     } else {
         json_object_set_new(o, "allocated", resources_json(0, 0, 0, 0));
         json_object_set_new(o, "guests", json_integer(0));
+        json_object_set_new(o, "addresses", json_integer(0));
     }
+    json_t *templates = json_array();
+    if (n->templates && n->templates[0]) {
+        _cleanup_free_ char *list = xstrdup(n->templates);
+        char *save = NULL;
+        for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            json_array_append_new(templates, json_string(t));
+    }
+    json_object_set_new(o, "templates", templates);
     if (with_orphans)
         json_object_set_new(o, "orphans", n->orphans ? json_copy(n->orphans) : json_array());
     else
@@ -409,19 +456,4 @@ api_exec_json(const struct msg_exec_result *r)
     json_object_set_new(o, "stdout", output_json(r->out, r->out_len));
     json_object_set_new(o, "stderr", output_json(r->err, r->err_len));
     return o;
-}
-
-void
-api_ifname(const char *id, char out[16])
-{
-    size_t k = 2;
-
-    out[0] = 'v';
-    out[1] = 'f';
-    for (const char *c = id; *c && k < 12; c++) {
-        if (*c == '-')
-            continue;
-        out[k++] = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
-    }
-    out[k] = '\0';
 }

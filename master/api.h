@@ -1,9 +1,10 @@
-/* The REST API's shape: the route table, the one mapping from -errno (and
- * from a node's nack code) to an HTTP status and error code, and the JSON of
- * every object the API returns (docs/openapi.yaml is the contract).
+/* The REST API's shape: the route table (a handler per row), the one
+ * mapping from -errno (and from a node's nack code) to an HTTP status and
+ * error code, and the JSON of every object the API returns
+ * (docs/openapi.yaml is the contract).
  *
- * No state: master.c owns the logic and calls these. Pure functions, safe
- * from any thread. Every json_t returned is a new reference the caller owns. */
+ * No state: pure functions, safe from any thread. Every json_t returned is a
+ * new reference the caller owns. */
 #pragma once
 
 #include <jansson.h>
@@ -48,17 +49,26 @@ enum api_route {
     API__ROUTE_MAX,
 };
 
+struct http_req;
+struct api_match;
+typedef struct master master_t;
+/* Answers one request of its route (http_*.c), on the master's loop thread. */
+typedef void (*api_handler)(master_t *m, struct http_req *req, const struct api_match *am);
+
 struct api_match {
     enum api_route route;        /* the route */
+    api_handler handler;         /* its handler */
     char name[NAME_MAX_LEN + 1]; /* the {name} path segment, "" when none */
     char arg[NETADDR_STRLEN];    /* the {addr} path segment (not checked), "" when none */
 };
 
 /* Matches a request. Returns 0 with out filled; -ENOENT when no route has
  * this path, or its {name} is not a valid name, or its {addr} is empty or
- * longer than an address can be (404); -EOPNOTSUPP when the
- * path exists but not with this method (405). */
-int api_route(const char *method, const char *path, struct api_match *out);
+ * longer than an address can be (404); -EOPNOTSUPP when the path exists but
+ * not with this method (405), with the methods it has in allow ("GET,
+ * POST") when allow is not NULL. */
+int api_route(const char *method, const char *path, struct api_match *out, char *allow,
+              size_t allow_len);
 /* The route's name for logs ("guest.create"). */
 const char *api_route_name(enum api_route r);
 
@@ -67,12 +77,14 @@ struct api_error {
     const char *code; /* the error code of the contract, a static string */
 };
 /* The one table from -errno to status and code (sign ignored):
- *   EINVAL, E2BIG, EADDRNOTAVAIL, EBADMSG -> 400 bad_request
+ *   EINVAL, E2BIG, EADDRNOTAVAIL, EBADMSG, EDOM -> 400 bad_request
  *   ENOENT -> 404 not_found
- *   EEXIST, EADDRINUSE, EBUSY, ESTALE, EALREADY, EPERM -> 409 conflict
- *   ENOSPC -> 422 unplaceable
+ *   EEXIST, EADDRINUSE, EBUSY, ESTALE, EALREADY, EPERM, ENOLCK -> 409 conflict
+ *   EXFULL -> 422 unplaceable (no node can take it)
+ *   ENOSPC, EDQUOT -> 507 insufficient_storage (the master's store is full)
  *   ETIMEDOUT -> 504 unavailable
- *   EHOSTUNREACH, ENOTCONN, EAGAIN, EIO, EROFS, ESHUTDOWN, anything else -> 503 unavailable */
+ *   EHOSTUNREACH, ENOTCONN, EAGAIN, EIO, EROFS, ESHUTDOWN, ECANCELED,
+ *   anything else -> 503 unavailable */
 void api_error_from_errno(int err, struct api_error *out);
 /* A node's nack code: bad_request -> 400; conflict, stale, locked, private,
  * no_space, unsupported, not_found -> 409 conflict; busy, internal and the
@@ -95,9 +107,11 @@ json_t *api_placement_json(const struct sched_result *r, bool pin_unknown, const
 const char *api_filter_name(enum sched_filter f);
 
 /* A guest: the spec's fields (spec_to_json) plus node, state, generation,
- * applied_generation, desired, group, message, created, updated. */
+ * applied_generation, desired, group, deleting, message, created, updated;
+ * node, group and message are null when not set. */
 json_t *api_guest_json(const struct db_guest *g, const struct guest_spec *spec);
-/* A node; info (allocations from sched) may be NULL; orphans are included
+/* A node; info (allocations from sched) may be NULL (then allocated,
+ * guests and addresses are 0); orphans are included
  * when with_orphans (always as an array). */
 json_t *api_node_json(const struct registry_node *n, const struct sched_node_info *info,
                       bool with_orphans);
@@ -105,9 +119,5 @@ json_t *api_node_json(const struct registry_node *n, const struct sched_node_inf
 json_t *api_pool_json(const struct db_pool *p, const struct ipam_pool_info *info);
 /* The latest usage sample, as the contract's Usage. */
 json_t *api_usage_json(const struct guest_usage *u);
-/* The host-side interface name of a guest's veth, as the node names it
- * (node/linux/net.c): "vf" and the first 10 hex digits of the id without
- * dashes, lower case. */
-void api_ifname(const char *id, char out[16]);
 /* An exec result, as the contract's ExecResult (exit_code null when signalled). */
 json_t *api_exec_json(const struct msg_exec_result *r);

@@ -19,53 +19,57 @@ test_routes(void **state)
 {
     struct api_match m;
 
-    assert_int_equal(api_route("GET", "/healthz", &m), 0);
+    assert_int_equal(api_route("GET", "/healthz", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_HEALTH);
-    assert_int_equal(api_route("POST", "/v1/guests", &m), 0);
+    assert_int_equal(api_route("POST", "/v1/guests", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_CREATE);
-    assert_int_equal(api_route("POST", "/v1/guests:batch", &m), 0);
+    assert_int_equal(api_route("POST", "/v1/guests:batch", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_BATCH);
-    assert_int_equal(api_route("GET", "/v1/guests/web1", &m), 0);
+    assert_int_equal(api_route("GET", "/v1/guests/web1", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_GET);
     assert_string_equal(m.name, "web1");
-    assert_int_equal(api_route("PATCH", "/v1/guests/web1", &m), 0);
+    assert_int_equal(api_route("PATCH", "/v1/guests/web1", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_PATCH);
-    assert_int_equal(api_route("DELETE", "/v1/guests/web1", &m), 0);
+    assert_int_equal(api_route("DELETE", "/v1/guests/web1", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_DELETE);
-    assert_int_equal(api_route("POST", "/v1/guests/web1/restart", &m), 0);
+    assert_int_equal(api_route("POST", "/v1/guests/web1/restart", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_RESTART);
-    assert_int_equal(api_route("GET", "/v1/guests/web1/usage", &m), 0);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/usage", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_USAGE);
-    assert_int_equal(api_route("POST", "/v1/nodes/h-1/uncordon", &m), 0);
+    assert_int_equal(api_route("POST", "/v1/nodes/h-1/uncordon", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_NODE_UNCORDON);
     assert_string_equal(m.name, "h-1");
-    assert_int_equal(api_route("DELETE", "/v1/pools/default", &m), 0);
+    assert_int_equal(api_route("DELETE", "/v1/pools/default", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_POOL_DELETE);
-    assert_int_equal(api_route("POST", "/v1/guests/web1/ips", &m), 0);
+    assert_int_equal(api_route("POST", "/v1/guests/web1/ips", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_IP_ADD);
-    assert_int_equal(api_route("DELETE", "/v1/guests/web1/ips/2001:db8::7", &m), 0);
+    assert_int_equal(api_route("DELETE", "/v1/guests/web1/ips/2001:db8::7", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_GUEST_IP_DEL);
     assert_string_equal(m.name, "web1");
     assert_string_equal(m.arg, "2001:db8::7");
-    assert_int_equal(api_route("GET", "/v1/nodes/h1/routes", &m), 0);
+    assert_int_equal(api_route("GET", "/v1/nodes/h1/routes", &m, NULL, 0), 0);
     assert_int_equal(m.route, API_NODE_ROUTES);
     assert_string_equal(m.arg, "");
-    assert_int_equal(api_route("DELETE", "/v1/guests/web1/ips/", &m), -ENOENT);
-    assert_int_equal(api_route("GET", "/v1/guests/web1/ips/10.0.0.1", &m), -EOPNOTSUPP);
+    assert_int_equal(api_route("DELETE", "/v1/guests/web1/ips/", &m, NULL, 0), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/ips/10.0.0.1", &m, NULL, 0), -EOPNOTSUPP);
 
     /* Known path, wrong method: 405; unknown path or bad name: 404. */
-    assert_int_equal(api_route("PUT", "/v1/guests/web1", &m), -EOPNOTSUPP);
-    assert_int_equal(api_route("GET", "/v1/guests/web1/exec", &m), -EOPNOTSUPP);
-    assert_int_equal(api_route("GET", "/v1/guests/Web_1", &m), -ENOENT);
-    assert_int_equal(api_route("GET", "/v1/guests/", &m), -ENOENT);
-    assert_int_equal(api_route("GET", "/v1/guests/a/b/c", &m), -ENOENT);
-    assert_int_equal(api_route("GET", "/v1/guests/web1/", &m), -ENOENT);
-    assert_int_equal(api_route("GET", "/v2/nodes", &m), -ENOENT);
+    char allow[64];
+    assert_int_equal(api_route("PUT", "/v1/guests/web1", &m, allow, sizeof(allow)), -EOPNOTSUPP);
+    assert_string_equal(allow, "GET, PATCH, DELETE");
+    assert_int_equal(api_route("GET", "/v1/guests", &m, allow, sizeof(allow)), 0);
+    assert_non_null(m.handler);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/exec", &m, NULL, 0), -EOPNOTSUPP);
+    assert_int_equal(api_route("GET", "/v1/guests/Web_1", &m, NULL, 0), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/", &m, NULL, 0), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/a/b/c", &m, NULL, 0), -ENOENT);
+    assert_int_equal(api_route("GET", "/v1/guests/web1/", &m, NULL, 0), -ENOENT);
+    assert_int_equal(api_route("GET", "/v2/nodes", &m, NULL, 0), -ENOENT);
     char longname[200];
     memset(longname, 'a', sizeof(longname));
     memcpy(longname, "/v1/nodes/", 10);
     longname[sizeof(longname) - 1] = '\0';
-    assert_int_equal(api_route("GET", longname, &m), -ENOENT);
+    assert_int_equal(api_route("GET", longname, &m, NULL, 0), -ENOENT);
     assert_string_equal(api_route_name(API_GUEST_CREATE), "guest.create");
 }
 
@@ -78,11 +82,18 @@ test_error_tables(void **state)
         unsigned status;
         const char *code;
     } cases[] = {
-        {-EINVAL, 400, "bad_request"},       {-E2BIG, 400, "bad_request"},
-        {-ENOENT, 404, "not_found"},         {-EEXIST, 409, "conflict"},
-        {-EADDRINUSE, 409, "conflict"},      {-EBUSY, 409, "conflict"},
-        {-ENOSPC, 422, "unplaceable"},       {-EIO, 503, "unavailable"},
-        {-EHOSTUNREACH, 503, "unavailable"}, {-ETIMEDOUT, 504, "unavailable"},
+        {-EINVAL, 400, "bad_request"},
+        {-E2BIG, 400, "bad_request"},
+        {-ENOENT, 404, "not_found"},
+        {-EEXIST, 409, "conflict"},
+        {-EADDRINUSE, 409, "conflict"},
+        {-EBUSY, 409, "conflict"},
+        {-EXFULL, 422, "unplaceable"},
+        {-EIO, 503, "unavailable"},
+        {-ENOSPC, 507, "insufficient_storage"},
+        {-ENOLCK, 409, "conflict"},
+        {-EHOSTUNREACH, 503, "unavailable"},
+        {-ETIMEDOUT, 504, "unavailable"},
         {EEXIST, 409, "conflict"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -145,6 +156,26 @@ test_placement_names(void **state)
     json_decref(p);
     assert_string_equal(api_filter_name(SCHED_F_ADDRS), "addresses");
     assert_string_equal(api_filter_name(SCHED_F_CONSTRAINT), "constraint");
+
+    /* A CPU near miss is in cores, as capacities and limits are, not in
+     * the scheduler's millicores; memory stays in bytes. */
+    struct sched_result cpu = {.algo = SCHED_SPREAD, .nodes_total = 1, .nodes_evaluated = 1};
+    cpu.rejected[SCHED_F_CPU] = 1;
+    snprintf(cpu.near_miss.node, sizeof(cpu.near_miss.node), "h1");
+    cpu.near_miss.filter = SCHED_F_CPU;
+    cpu.near_miss.need = 2500;
+    cpu.near_miss.free = 500;
+    p = api_placement_json(&cpu, false, NULL);
+    json_t *nm = json_object_get(p, "near_miss");
+    assert_string_equal(json_string_value(json_object_get(nm, "resource")), "cpus");
+    assert_true(json_number_value(json_object_get(nm, "need")) == 2.5);
+    assert_true(json_number_value(json_object_get(nm, "free")) == 0.5);
+    json_decref(p);
+    p = api_placement_json(&r, false, NULL);
+    nm = json_object_get(p, "near_miss");
+    assert_true(json_is_integer(json_object_get(nm, "need")));
+    assert_int_equal(json_integer_value(json_object_get(nm, "need")), 64LL << 30);
+    json_decref(p);
 }
 
 static void
@@ -176,6 +207,9 @@ test_guest_json(void **state)
     assert_true(json_is_object(json_object_get(o, "labels")));
     assert_string_equal(json_string_value(json_object_get(o, "created")),
                         "2026-11-18T11:06:40.123Z");
+    /* Nullable members are always there: null when not set. */
+    assert_true(json_is_null(json_object_get(o, "group")));
+    assert_true(json_is_null(json_object_get(o, "message")));
     json_decref(o);
 
     char t[40];
@@ -207,6 +241,11 @@ test_node_pool_usage_exec_json(void **state)
                         "a");
     assert_int_equal(json_array_size(json_object_get(o, "orphans")), 0);
     assert_true(json_is_null(json_object_get(o, "last_seen")));
+    json_decref(o);
+    /* Without the scheduler's figures the node still has every member. */
+    o = api_node_json(&n, NULL, false);
+    assert_int_equal(json_integer_value(json_object_get(o, "addresses")), 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "orphan_count")), 0);
     json_decref(o);
 
     struct db_pool p = {

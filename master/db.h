@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 4
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */
@@ -94,6 +94,7 @@ struct db_guest {
     enum db_observed observed;   /* what the node last reported */
     uint64_t created_ms;         /* wall clock of creation */
     uint64_t updated_ms;         /* wall clock of the last change */
+    bool deleting;               /* a DELETE was accepted: its node is told to destroy it */
 };
 
 struct db_pool {
@@ -132,6 +133,18 @@ struct db_traffic_mark {
     uint64_t since_ms;   /* wall clock of the reset */
 };
 
+/* One event: what happened, in the order of its sequence number. */
+struct db_event {
+    uint64_t seq;         /* its sequence number (assigned by the store, increasing) */
+    uint64_t time_ms;     /* wall clock, ms since epoch (0 = now, on insert) */
+    const char *type;     /* "guest.state", "node.state", ... (docs/api.md lists them) */
+    const char *node;     /* the node it concerns, NULL = none */
+    const char *guest_id; /* the guest it concerns, NULL = none */
+    const char *guest;    /* that guest's name, NULL = none */
+    const char *message;  /* a sentence for people, NULL = none */
+    const char *data;     /* a JSON object with the details, NULL = none */
+};
+
 /* Opens (creating if needed) and migrates the database. path may be
  * ":memory:". On failure, when err is not NULL, a sentence for the operator
  * goes there. Returns 0, -EPROTONOSUPPORT when the file's schema is newer than
@@ -155,6 +168,14 @@ int db_commit(db_t *db);
 int db_rollback(db_t *db);
 /* Depth of open transactions, 0 = none. */
 unsigned db_tx_depth(db_t *db);
+/* Whether the store takes writes now: a write lock normally, a real write
+ * when the last commit failed (a full disk that may have room again).
+ * Returns 0 or the -errno of the failure (-ENOSPC, -EROFS, ...). */
+int db_probe_write(db_t *db);
+/* Why the transaction whose rollback is being reported was undone: the
+ * -errno of a failed commit (-ENOSPC for a full disk), or -ECANCELED for a
+ * rollback the caller asked for. Meaningful inside a DB_TX_ROLLBACK hook. */
+int db_tx_error(db_t *db);
 
 enum db_tx_event {
     DB_TX_BEGIN,    /* a transaction or savepoint opened at depth */
@@ -201,6 +222,8 @@ int db_guest_update(db_t *db, const struct db_guest *g, const struct db_label *l
 int db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const char *message);
 /* Raises applied_generation to gen (never lowers it). */
 int db_guest_set_applied(db_t *db, const char *id, uint64_t gen);
+/* Marks the guest as being deleted (durably, before its node is told). */
+int db_guest_set_deleting(db_t *db, const char *id);
 /* Deletes the guest, its labels and its address allocations. */
 int db_guest_delete(db_t *db, const char *id);
 int db_guest_get_by_id(db_t *db, const char *id, struct db_guest *out);
@@ -246,6 +269,17 @@ int db_idem_get(db_t *db, const char *key, struct db_idem *out);
 void db_idem_clear(struct db_idem *r);
 /* Deletes keys created before before_ms; returns how many. */
 int db_idem_expire(db_t *db, uint64_t before_ms);
+
+/* ---- events ---- */
+
+/* Appends an event; *seq (may be NULL) gets its sequence number. */
+int db_event_insert(db_t *db, const struct db_event *e, uint64_t *seq);
+/* Events with seq > after, oldest first, at most limit (0 = all); the
+ * records borrow their strings for the call. Returns rows visited or -errno. */
+int db_event_list(db_t *db, uint64_t after, unsigned limit,
+                  int (*cb)(void *userdata, const struct db_event *e), void *userdata);
+/* The oldest and newest sequence numbers stored (0, 0 when there are none). */
+int db_event_bounds(db_t *db, uint64_t *first, uint64_t *last);
 
 /* The guest's traffic mark: 0, or -ENOENT when its counter was never reset. */
 int db_traffic_mark_get(db_t *db, const char *guest_id, struct db_traffic_mark *out);

@@ -377,6 +377,49 @@ hook(void *userdata, enum db_tx_event ev, unsigned depth)
     hook_events[ev]++;
 }
 
+struct ev_seen {
+    uint64_t seqs[8]; /* sequence numbers seen */
+    int n;            /* entries */
+};
+
+static int
+ev_cb(void *userdata, const struct db_event *e)
+{
+    struct ev_seen *s = userdata;
+    if (s->n < 8)
+        s->seqs[s->n++] = e->seq;
+    return 0;
+}
+
+static void
+test_events(void **state)
+{
+    struct fx *f = *state;
+    struct db_event e = {.type = "guest.state", .guest = "web1", .data = "{\"to\":\"running\"}"};
+    uint64_t s1, s2, s3, first, last;
+    struct ev_seen seen = {0};
+
+    assert_int_equal(db_event_bounds(f->db, &first, &last), 0);
+    assert_int_equal(first, 0);
+    assert_int_equal(last, 0);
+    assert_int_equal(db_event_insert(f->db, &e, &s1), 0);
+    assert_int_equal(db_event_insert(f->db, &e, &s2), 0);
+    /* A rolled-back event leaves no gap that a later one fills behind a reader. */
+    assert_int_equal(db_begin(f->db), 0);
+    assert_int_equal(db_event_insert(f->db, &e, &s3), 0);
+    assert_int_equal(db_rollback(f->db), 0);
+    assert_int_equal(db_event_insert(f->db, &e, &s3), 0);
+    assert_true(s1 < s2 && s2 < s3);
+    assert_int_equal(db_event_list(f->db, s1, 0, ev_cb, &seen), 2);
+    assert_int_equal(seen.seqs[0], s2);
+    assert_int_equal(seen.seqs[1], s3);
+    assert_int_equal(db_event_bounds(f->db, &first, &last), 0);
+    assert_int_equal(first, s1);
+    assert_int_equal(last, s3);
+    e.type = NULL;
+    assert_int_equal(db_event_insert(f->db, &e, NULL), -EINVAL);
+}
+
 static void
 test_transactions(void **state)
 {
@@ -419,6 +462,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_guest_list_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_update_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,19 +17,21 @@
 
 /* A request in flight: built by its connection thread, answered by the loop. */
 struct pending {
-    struct http_req req;         /* what the handler sees */
-    struct MHD_Connection *conn; /* the connection, for queries and headers */
-    char *upload;                /* body bytes received so far */
-    size_t upload_len;           /* bytes in upload */
-    bool too_large;              /* the body went past HTTPD_MAX_BODY */
-    char *path;                  /* copy of the URL path */
-    char *method;                /* copy of the method */
-    struct pending *next;        /* in the server's inbox */
-    pthread_cond_t cond;         /* signalled when answered */
-    bool answered;               /* status and response are set */
-    bool abandoned;              /* the connection thread timed out: the loop frees it */
-    unsigned status;             /* HTTP status */
-    char *response;              /* JSON text, malloc'd, or NULL */
+    struct http_req req;                 /* what the handler sees */
+    struct MHD_Connection *conn;         /* the connection, for queries and headers */
+    char *upload;                        /* body bytes received so far */
+    size_t upload_len;                   /* bytes in upload */
+    bool too_large;                      /* the body went past HTTPD_MAX_BODY */
+    char *path;                          /* copy of the URL path */
+    char *method;                        /* copy of the method */
+    struct pending *next;                /* in the server's inbox */
+    pthread_cond_t cond;                 /* signalled when answered */
+    bool answered;                       /* status and response are set */
+    bool abandoned;                      /* the connection thread timed out: the loop frees it */
+    bool counted;                        /* in the server's inflight count */
+    unsigned status;                     /* HTTP status */
+    char *response;                      /* JSON text, malloc'd, or NULL */
+    char *headers[HTTPD_MAX_HEADERS][2]; /* extra response headers (name, value), owned */
 };
 
 struct httpd {
@@ -41,8 +43,12 @@ struct httpd {
     httpd_handler handler;     /* the master's request handler */
     void *userdata;            /* passed to handler */
     bool stopping;             /* httpd_destroy runs: refuse new requests */
+    unsigned inflight;         /* requests handed to the loop whose answer is not sent yet */
+    pthread_cond_t drained;    /* signalled when inflight drops to 0 */
     char *static_dir;          /* web UI files, NULL = none */
 };
+
+#define HTTPD_DRAIN_S 2 /* how long httpd_destroy lets given answers go out */
 
 #define HTTPD_MAX_STATIC (8u << 20) /* bytes of one static file */
 
@@ -60,6 +66,10 @@ pending_free(struct pending *p)
     free(p->path);
     free(p->method);
     free(p->response);
+    for (size_t i = 0; i < HTTPD_MAX_HEADERS; i++) {
+        free(p->headers[i][0]);
+        free(p->headers[i][1]);
+    }
     pthread_cond_destroy(&p->cond);
     free(p);
 }
@@ -118,6 +128,19 @@ httpd_respond(struct http_req *req, unsigned status, json_t *body)
 }
 
 void
+httpd_set_header(struct http_req *req, const char *name, const char *value)
+{
+    struct pending *p = container_of(req, struct pending, req);
+
+    for (size_t i = 0; i < HTTPD_MAX_HEADERS; i++)
+        if (!p->headers[i][0]) {
+            p->headers[i][0] = xstrdup(name);
+            p->headers[i][1] = xstrdup(value);
+            return;
+        }
+}
+
+void
 httpd_error(struct http_req *req, unsigned status, const char *code, const char *field,
             const char *fmt, ...)
 {
@@ -148,7 +171,8 @@ httpd_header(const struct http_req *req, const char *name)
 }
 
 static enum MHD_Result
-send_text(struct MHD_Connection *conn, unsigned status, char *text)
+send_text_headers(struct MHD_Connection *conn, unsigned status, char *text,
+                  char *const (*headers)[2])
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
@@ -158,9 +182,17 @@ send_text(struct MHD_Connection *conn, unsigned status, char *text)
     r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (*text)
         MHD_add_response_header(r, "Content-Type", "application/json");
+    for (size_t i = 0; headers && i < HTTPD_MAX_HEADERS && headers[i][0]; i++)
+        MHD_add_response_header(r, headers[i][0], headers[i][1]);
     ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result
+send_text(struct MHD_Connection *conn, unsigned status, char *text)
+{
+    return send_text_headers(conn, status, text, NULL);
 }
 
 static char *
@@ -170,6 +202,17 @@ error_text(const char *code, const char *message)
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return s;
+}
+
+/* Takes p out of the inflight count (lock held). */
+static void
+uncount(httpd_t *h, struct pending *p)
+{
+    if (!p->counted)
+        return;
+    p->counted = false;
+    if (--h->inflight == 0)
+        pthread_cond_broadcast(&h->drained);
 }
 
 /* Hands the request to the loop and waits for its answer. */
@@ -188,6 +231,8 @@ dispatch(httpd_t *h, struct pending *p, char **response)
     }
     p->next = h->inbox;
     h->inbox = p;
+    p->counted = true;
+    h->inflight++;
     pthread_mutex_unlock(&h->lock);
     uv_async_send(&h->wake);
 
@@ -195,6 +240,7 @@ dispatch(httpd_t *h, struct pending *p, char **response)
     while (!p->answered) {
         if (pthread_cond_timedwait(&p->cond, &h->lock, &until) == ETIMEDOUT && !p->answered) {
             p->abandoned = true;
+            uncount(h, p);
             pthread_mutex_unlock(&h->lock);
             *response = error_text("unavailable", "the master did not answer in time");
             return 503;
@@ -293,6 +339,50 @@ send_static(httpd_t *h, struct MHD_Connection *conn, const char *url)
     return ret;
 }
 
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* libmicrohttpd's own unescaping would turn "%00" into a NUL that cuts the
+ * path or argument short ("/v1/guests/a1%00x" read as "a1"); this one
+ * decodes %XX but turns every decoded control byte into 0x01, which no name
+ * or path accepts. */
+static size_t
+unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *w = s;
+
+    for (const char *r = s; *r; r++) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+            unsigned char c = (unsigned char)(hi << 4 | lo);
+            *w++ = (char)(c < 0x20 || c == 0x7f ? 0x01 : c);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
+static bool
+has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
 static bool
 is_api_path(const char *url)
 {
@@ -338,6 +428,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     }
 
     /* The whole request is in. */
+    if (has_control(p->path))
+        return send_text(conn, 400,
+                         error_text("bad_request", "the path holds a control character"));
     if (p->too_large)
         return send_text(conn, 413, error_text("too_large", "request body is too large"));
     if (p->upload_len) {
@@ -354,7 +447,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 
     char *response = NULL;
     unsigned status = dispatch(h, p, &response);
-    return send_text(conn, status, response);
+    /* An abandoned request belongs to the loop: its headers are not ours. */
+    return send_text_headers(conn, status, response, p->abandoned ? NULL : p->headers);
 }
 
 static void
@@ -368,6 +462,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     pthread_mutex_lock(&h->lock);
     bool loop_owns = p->abandoned;
+    if (!loop_owns)
+        uncount(h, p);
     pthread_mutex_unlock(&h->lock);
     /* An abandoned request still held by the loop is freed by httpd_respond. */
     if (!loop_owns)
@@ -391,6 +487,11 @@ httpd_new(uv_loop_t *loop, const char *addr, uint16_t port, httpd_handler handle
     h->handler = handler;
     h->userdata = userdata;
     pthread_mutex_init(&h->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->drained, &attr);
+    pthread_condattr_destroy(&attr);
     uv_async_init(loop, &h->wake, on_wake);
     h->wake.data = h;
     h->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -398,9 +499,11 @@ httpd_new(uv_loop_t *loop, const char *addr, uint16_t port, httpd_handler handle
                                  port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sin,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_MAX_CONNS,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(HTTPD_MAX_WAIT_S + 30),
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                 MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
     if (!h->daemon) {
         *err = -EADDRINUSE;
+        pthread_cond_destroy(&h->drained);
         pthread_mutex_destroy(&h->lock);
         uv_close((uv_handle_t *)&h->wake, on_wake_closed);
         return NULL;
@@ -420,7 +523,17 @@ httpd_destroy(httpd_t **ph)
     pthread_mutex_unlock(&h->lock);
     /* Requests already queued get an answer so their threads can finish. */
     on_wake(&h->wake);
+    /* Stopping the daemon cuts its connections: first let the answers given
+     * (the 503s of held requests included) go out, for a bounded time. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += HTTPD_DRAIN_S;
+    pthread_mutex_lock(&h->lock);
+    while (h->inflight && pthread_cond_timedwait(&h->drained, &h->lock, &until) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&h->lock);
     MHD_stop_daemon(h->daemon);
+    pthread_cond_destroy(&h->drained);
     pthread_mutex_destroy(&h->lock);
     free(h->static_dir);
     h->static_dir = NULL;

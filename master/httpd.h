@@ -15,9 +15,10 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define HTTPD_MAX_BODY   (4u << 20) /* bytes of request body */
-#define HTTPD_MAX_WAIT_S 600        /* the longest a request may be held */
-#define HTTPD_MAX_CONNS  256        /* concurrent connections (one thread each) */
+#define HTTPD_MAX_BODY    (4u << 20) /* bytes of request body */
+#define HTTPD_MAX_WAIT_S  600        /* the longest a request may be held */
+#define HTTPD_MAX_CONNS   256        /* concurrent connections (one thread each) */
+#define HTTPD_MAX_HEADERS 4          /* extra response headers per request */
 
 typedef struct httpd httpd_t;
 
@@ -54,6 +55,9 @@ void httpd_destroy(httpd_t **p);
 /* Answers req with status and body (stolen; NULL for no body). Loop thread
  * only; exactly once per request. */
 void httpd_respond(struct http_req *req, unsigned status, json_t *body);
+/* Adds a response header (at most HTTPD_MAX_HEADERS per request; both
+ * strings are copied). Call before httpd_respond. */
+void httpd_set_header(struct http_req *req, const char *name, const char *value);
 /* Answers with {"error":{"code":code,"message":message[,"field":field]}}. */
 void httpd_error(struct http_req *req, unsigned status, const char *code, const char *field,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));

@@ -3,10 +3,14 @@
  *
  * The agent turns master commands into backend operations. Backend
  * operations run on libuv's thread pool, one at a time and in arrival order
- * (a "lane"), so the loop never blocks on mkfs or mount and the backend never
- * sees two operations at once; exec has a lane of its own. Every command is
- * idempotent on (guest id, generation), is answered with ack or nack, and is
- * recorded in the store before it is acknowledged. */
+ * (a lane, node/lane.h), so the loop never blocks on mkfs or mount and the
+ * backend never sees two operations at once; exec has a lane of its own.
+ * Every command is idempotent on (guest id, generation), is answered with
+ * ack or nack, and is recorded in the store before it is acknowledged.
+ *
+ * Threads: every function here is for the loop thread. The agent owns its
+ * backend, store and link; the loop is the caller's and may carry other
+ * agents. Its insides are described in node/agent_internal.h. */
 #pragma once
 
 #include <stdint.h>
@@ -34,7 +38,11 @@ struct agent_config {
  * there and connects to the master. Takes ownership of backend. Returns NULL
  * and sets *err (-errno) on failure. */
 agent_t *agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, int *err);
-/* Stops the agent's handles; guests keep running. NULL-safe; clears *p. */
+/* Frees the agent, its backend, store and link; guests keep running. Call
+ * it once uv_run has returned after agent_shutdown (queued backend
+ * operations keep the loop alive until they are done, and must be).
+ * NULL-safe; clears *p. */
 void agent_destroy(agent_t **p);
-/* Asks the agent to close its handles so uv_run returns (for signals). */
+/* Asks the agent to close its handles so uv_run returns (for signals).
+ * Operations already queued still run and answer. Idempotent, NULL-safe. */
 void agent_shutdown(agent_t *a);

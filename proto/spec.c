@@ -54,6 +54,33 @@ static const char *const cap_names[] = {
 
 #define BIT(c) (1ULL << (c))
 
+const struct spec_limit_desc spec_limit_descs[SPEC_N_LIMITS] = {
+    SPEC_LIMIT_FIELDS(SPEC_LIMIT_DESC_INIT_)};
+
+/* Every row's type is one the codec and spec_limit_get know, and its max fits
+ * it, so a value in range always fits the member. */
+#define SPEC_LIMIT_CHECK_(name, type, unit, flag, max, help)                                       \
+    _Static_assert(sizeof(type) == sizeof(uint32_t) || sizeof(type) == sizeof(uint64_t),           \
+                   #name ": a limit is uint32_t or uint64_t");                                     \
+    _Static_assert((uint64_t)(type)(max) == (uint64_t)(max), #name ": max does not fit its type");
+SPEC_LIMIT_FIELDS(SPEC_LIMIT_CHECK_)
+#undef SPEC_LIMIT_CHECK_
+
+void
+spec_ifname(const char *id, char out[SPEC_IFNAME_SIZE])
+{
+    size_t k = 2;
+
+    out[0] = 'v';
+    out[1] = 'f';
+    for (const char *c = id; *c && k < 12; c++) {
+        if (*c == '-')
+            continue;
+        out[k++] = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
+    }
+    out[k] = '\0';
+}
+
 uint64_t
 spec_default_caps(void)
 {
@@ -88,8 +115,8 @@ spec_cap_name(unsigned cap)
     return cap < ARRAY_SIZE(cap_names) ? cap_names[cap] : NULL;
 }
 
-static bool
-is_uuid(const char *s)
+bool
+spec_is_uuid(const char *s)
 {
     if (strnlen(s, SPEC_ID_LEN + 1) != SPEC_ID_LEN)
         return false;
@@ -130,7 +157,7 @@ spec_validate(const struct guest_spec *s, const char **field)
     const struct spec_limits *l = &s->limits;
     uint64_t known_caps = 0;
 
-    if (!is_uuid(s->id))
+    if (!spec_is_uuid(s->id))
         FAIL("id");
     if (!name_is_valid(s->name))
         FAIL("name");
@@ -148,12 +175,9 @@ spec_validate(const struct guest_spec *s, const char **field)
         FAIL("stop_timeout");
     if (s->flags & ~(uint32_t)SPEC_FLAGS_ALL)
         FAIL("flags");
-    if (l->cpu_weight > 10000)
-        FAIL("limits.cpu_weight");
-    if (l->io_weight > 10000)
-        FAIL("limits.io_weight");
-    if (l->cpu_max > 1024 * 1000 || l->cpu_burst > 1024 * 1000)
-        FAIL("limits.cpu_max");
+    for (size_t i = 0; i < SPEC_N_LIMITS; i++)
+        if (spec_limit_get(l, &spec_limit_descs[i]) > spec_limit_descs[i].max)
+            FAIL(spec_limit_descs[i].path);
     if (l->n_io_devs > SPEC_MAX_IO_DEVS)
         FAIL("limits.io");
     if (l->rss && l->memory && l->rss > l->memory)

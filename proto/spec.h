@@ -7,10 +7,12 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/name.h"
 #include "common/netaddr.h"
+#include "proto/spec_fields.h"
 
 #define SPEC_ID_LEN        36  /* a UUID in text form, without the NUL */
 #define SPEC_MAX_ADDRS     64  /* wire cap; the cluster default is 16 (configurable) */
@@ -43,24 +45,52 @@ struct spec_io_dev {
     uint64_t write_iops; /* write operations per second, 0 = no cap */
 };
 
+/* One member per row of SPEC_LIMIT_FIELDS (spec_fields.h), in its order:
+ * uint64_t procs, memory, rss, swap; uint32_t cpu_weight, cpu_max, cpu_burst,
+ * io_weight; uint64_t disk, inodes, nofile, tcp_sockets, net_in, net_out. */
+#define SPEC_LIMIT_MEMBER_(name, type, ...) type name;
+
 struct spec_limits {
-    uint64_t procs;       /* processes and threads (pids controller) */
-    uint64_t memory;      /* memory hard limit, bytes */
-    uint64_t rss;         /* resident soft limit: reclaim past it (FreeVPS "Context RSS") */
-    uint64_t swap;        /* swap allowed beyond memory, bytes */
-    uint32_t cpu_weight;  /* relative CPU share 1..10000 (cgroup v2 scale), 0 = default 100 */
-    uint32_t cpu_max;     /* CPU ceiling in millicores (1000 = one core), 0 = none */
-    uint32_t cpu_burst;   /* burst allowance above the ceiling, in millicores, 0 = none */
-    uint32_t io_weight;   /* relative I/O share 1..10000, 0 = default 100 */
-    uint64_t disk;        /* disk space, bytes: the size of the guest's ext4 image */
-    uint64_t inodes;      /* inode count of the guest's filesystem */
-    uint64_t nofile;      /* open files per process (RLIMIT_NOFILE) */
-    uint64_t tcp_sockets; /* established TCP connections */
-    uint64_t net_in;      /* inbound rate, bits per second */
-    uint64_t net_out;     /* outbound rate, bits per second */
-    uint32_t n_io_devs;   /* entries used in io_devs */
+    SPEC_LIMIT_FIELDS(SPEC_LIMIT_MEMBER_) /* the scalar limits, described in spec_fields.h */
+    uint32_t n_io_devs;                   /* entries used in io_devs */
     struct spec_io_dev io_devs[SPEC_MAX_IO_DEVS]; /* per-device bandwidth and iops caps */
 };
+
+/* The table as data (spec.c), indexed by enum spec_limit_id. */
+extern const struct spec_limit_desc spec_limit_descs[SPEC_N_LIMITS];
+
+/* Builds a struct spec_limit_desc from a row of SPEC_LIMIT_FIELDS, for code
+ * that keeps its own copy of the table (the CLI does not link proto). */
+#define SPEC_LIMIT_DESC_INIT_(name, type, unit_, flag_, max_, help_)                               \
+    {                                                                                              \
+        .key = #name,                                                                              \
+        .path = "limits." #name,                                                                   \
+        .offset = (unsigned)offsetof(struct spec_limits, name),                                    \
+        .size = (unsigned)sizeof(((struct spec_limits *)0)->name),                                 \
+        .unit = SPEC_UNIT_##unit_,                                                                 \
+        .flag = flag_,                                                                             \
+        .max = max_,                                                                               \
+        .help = help_,                                                                             \
+    },
+
+/* The value of the limit d describes, widened to 64 bits. */
+static inline uint64_t
+spec_limit_get(const struct spec_limits *l, const struct spec_limit_desc *d)
+{
+    const char *p = (const char *)l + d->offset;
+    return d->size == sizeof(uint32_t) ? *(const uint32_t *)p : *(const uint64_t *)p;
+}
+
+/* Stores v into the limit d describes; v must fit the member (d->size). */
+static inline void
+spec_limit_set(struct spec_limits *l, const struct spec_limit_desc *d, uint64_t v)
+{
+    char *p = (char *)l + d->offset;
+    if (d->size == sizeof(uint32_t))
+        *(uint32_t *)p = (uint32_t)v;
+    else
+        *(uint64_t *)p = v;
+}
 
 struct spec_label {
     char key[SPEC_LABEL_KEY_MAX + 1];   /* a name (name_is_valid) */
@@ -97,6 +127,17 @@ uint64_t spec_effective_caps(const struct guest_spec *s);
  * addresses). Returns 0 or -EINVAL, and on error points *field at the name of
  * the first bad field (a static string) when field is not NULL. */
 int spec_validate(const struct guest_spec *s, const char **field);
+
+/* A guest id: a UUID in lower-case text form (36 characters). */
+bool spec_is_uuid(const char *s);
+
+/* The host-side name of a guest's veth, shared by the node that creates it
+ * and the master that reports routes through it: "vf" and the first 10 hex
+ * digits of the id without dashes, lower case ("vf0e09ecc81e" for
+ * "0E09ECC8-1e2f-..."). out has IFNAMSIZ (16) bytes; a shorter id gives a
+ * shorter name. */
+#define SPEC_IFNAME_SIZE 16
+void spec_ifname(const char *id, char out[SPEC_IFNAME_SIZE]);
 
 /* Capability names without the "cap_" prefix, lower case ("net_admin"):
  * returns the number or -EINVAL; and back (NULL for an unknown number). */

@@ -19,8 +19,7 @@ enum kind {
     K_U64,    /* uint64_t, integer or decimal string */
     K_U32,    /* uint32_t, integer */
     K_SIZE,   /* uint64_t bytes, integer or "256M" */
-    K_RATE,   /* uint64_t bits per second, integer or "10mbit" */
-    K_CORES,  /* uint32_t millicores, read and written as cores */
+    K_LIMIT,  /* a row of SPEC_LIMIT_FIELDS, read and written by its unit */
     K_BOOL,   /* bool */
     K_SIGNAL, /* uint32_t signal number, written as a name */
     K_FLAGS,  /* uint32_t enum spec_flag bits, an array of names */
@@ -33,15 +32,16 @@ enum kind {
 };
 
 struct field {
-    const char *name; /* JSON key */
-    enum kind kind;   /* how the value is read and written */
-    size_t offset;    /* offset of the member in its struct */
-    size_t size;      /* for K_STR: size of the char array */
+    const char *name;                  /* JSON key */
+    enum kind kind;                    /* how the value is read and written */
+    size_t offset;                     /* offset of the member in its struct */
+    size_t size;                       /* for K_STR: size of the char array */
+    const struct spec_limit_desc *lim; /* for K_LIMIT: the limit's row */
 };
 
 #define F(name, kind, type, member)                                                                \
     {                                                                                              \
-        name, kind, offsetof(type, member), sizeof(((type *)0)->member)                            \
+        name, kind, offsetof(type, member), sizeof(((type *)0)->member), NULL                      \
     }
 
 static const struct field spec_fields[] = {
@@ -62,23 +62,14 @@ static const struct field spec_fields[] = {
     F("labels", K_LABELS, struct guest_spec, n_labels),
 };
 
+/* The limits table's rows, then the per-device list. */
+#define LIMIT_F(name, ...)                                                                         \
+    {#name, K_LIMIT, offsetof(struct spec_limits, name), sizeof(((struct spec_limits *)0)->name),  \
+     &spec_limit_descs[SPEC_LIMIT_##name]},
 static const struct field limit_fields[] = {
-    F("procs", K_U64, struct spec_limits, procs),
-    F("memory", K_SIZE, struct spec_limits, memory),
-    F("rss", K_SIZE, struct spec_limits, rss),
-    F("swap", K_SIZE, struct spec_limits, swap),
-    F("cpu_weight", K_U32, struct spec_limits, cpu_weight),
-    F("cpu_max", K_CORES, struct spec_limits, cpu_max),
-    F("cpu_burst", K_CORES, struct spec_limits, cpu_burst),
-    F("io_weight", K_U32, struct spec_limits, io_weight),
-    F("io", K_IO, struct spec_limits, n_io_devs),
-    F("disk", K_SIZE, struct spec_limits, disk),
-    F("inodes", K_U64, struct spec_limits, inodes),
-    F("nofile", K_U64, struct spec_limits, nofile),
-    F("tcp_sockets", K_U64, struct spec_limits, tcp_sockets),
-    F("net_in", K_RATE, struct spec_limits, net_in),
-    F("net_out", K_RATE, struct spec_limits, net_out),
+    SPEC_LIMIT_FIELDS(LIMIT_F) F("io", K_IO, struct spec_limits, n_io_devs),
 };
+#undef LIMIT_F
 
 static const struct field io_fields[] = {
     F("read_bps", K_SIZE, struct spec_io_dev, read_bps),
@@ -111,8 +102,6 @@ static const struct {
     {SPEC_FLAG_PRIVILEGED, "privileged"},
     {SPEC_FLAG_NESTING, "nesting"},
 };
-
-#define MAX_CORES 1024 /* the ceiling spec_validate allows, in cores */
 
 /* Where an error is reported: the caller's buffer and the path of the object
  * being read ("limits", "limits.io[2]"), so messages name nested keys. */
@@ -169,18 +158,54 @@ read_u32(const json_t *v, uint32_t *out)
     return 0;
 }
 
-/* Cores as a JSON number, to millicores. */
+/* Cores as a JSON number, to millicores, at most max millicores. A value
+ * above 0 that rounds to 0 millicores is refused: 0 means "no ceiling". */
 static int
-read_cores(const json_t *v, uint32_t *out)
+read_cores(const json_t *v, uint64_t max, uint32_t *out)
 {
     double d;
+    long long m;
 
     if (!json_is_number(v))
         return -EINVAL;
     d = json_number_value(v);
-    if (!(d >= 0.0 && d <= MAX_CORES))
+    if (!(d >= 0.0 && d * 1000.0 <= (double)max))
         return -EINVAL;
-    *out = (uint32_t)llround(d * 1000.0);
+    m = llround(d * 1000.0);
+    if (d > 0.0 && m == 0)
+        return -EINVAL;
+    *out = (uint32_t)m;
+    return 0;
+}
+
+/* One limit, by its unit. The range check is spec_validate's, so a value
+ * the decoder lets through is refused there with the limit's name; only the
+ * member's width (and cores' scale) is checked here. */
+static int
+read_limit(const json_t *v, const struct spec_limit_desc *d, struct spec_limits *l)
+{
+    uint64_t x = 0;
+    uint32_t m;
+    int r;
+
+    switch (d->unit) {
+    case SPEC_UNIT_MCORES:
+        r = read_cores(v, d->max, &m);
+        x = m;
+        break;
+    case SPEC_UNIT_BYTES:
+        r = read_u64(v, units_parse_size, &x);
+        break;
+    case SPEC_UNIT_RATE:
+        r = read_u64(v, units_parse_rate, &x);
+        break;
+    default:
+        r = read_u64(v, units_parse_u64, &x);
+        break;
+    }
+    if (r < 0 || (d->size == sizeof(uint32_t) && x > UINT32_MAX))
+        return -EINVAL;
+    spec_limit_set(l, d, x);
     return 0;
 }
 
@@ -401,14 +426,11 @@ read_field(struct ctx *c, const struct field *f, const json_t *v, void *base)
     case K_SIZE:
         r = read_u64(v, units_parse_size, p);
         break;
-    case K_RATE:
-        r = read_u64(v, units_parse_rate, p);
-        break;
     case K_U32:
         r = read_u32(v, p);
         break;
-    case K_CORES:
-        r = read_cores(v, p);
+    case K_LIMIT:
+        r = read_limit(v, f->lim, base);
         break;
     case K_BOOL:
         if (!json_is_boolean(v))
@@ -588,12 +610,13 @@ field_json(const struct field *f, const void *base)
         return str_json(p, strnlen(p, f->size - 1));
     case K_U64:
     case K_SIZE:
-    case K_RATE:
         return u64_json(*(const uint64_t *)p);
     case K_U32:
         return json_integer(*(const uint32_t *)p);
-    case K_CORES:
-        return json_real(*(const uint32_t *)p / 1000.0);
+    case K_LIMIT:
+        if (f->lim->unit == SPEC_UNIT_MCORES)
+            return json_real((double)spec_limit_get(base, f->lim) / 1000.0);
+        return u64_json(spec_limit_get(base, f->lim));
     case K_BOOL:
         return json_boolean(*(const bool *)p);
     case K_SIGNAL:

@@ -7,21 +7,25 @@
  *    "flags":["private","lock"],"autostart":true,
  *    "limits":{"procs":64,"memory":268435456,"rss":0,"swap":0,"cpu_weight":100,
  *              "cpu_max":0.5,"cpu_burst":0.25,"io_weight":100,
- *              "io":[{"device":"8:0","read_bps":0,"write_bps":0,"read_iops":0,
- *                     "write_iops":0}],
  *              "disk":1073741824,"inodes":100000,"nofile":1024,"tcp_sockets":0,
- *              "net_in":0,"net_out":0},
+ *              "net_in":0,"net_out":0,
+ *              "io":[{"device":"8:0","read_bps":0,"write_bps":0,"read_iops":0,
+ *                     "write_iops":0}]},
  *    "caps_add":["net_admin"],"caps_drop":["mknod"],"ips":["10.0.0.5","2001:db8::5"],
  *    "labels":{"tier":"web"}}
  *
  * Decisions (the API reference must repeat them for clients):
  * - Every field is always emitted; a limit of 0 means "not set" as in spec.h
  *   and is emitted as 0, so a reader never has to guess a default.
+ * - "limits" holds one key per row of SPEC_LIMIT_FIELDS (spec_fields.h), read
+ *   and written by the row's unit, then "io".
  * - Sizes (memory, rss, swap, disk, io read_bps/write_bps) are emitted as byte
  *   counts and read as an integer or a suffixed string ("256M", "1.5G");
  *   rates (net_in, net_out) are bits per second, read as an integer or "10mbit".
  * - cpu_max and cpu_burst are cores as a number (0.5 = 500 millicores), rounded
  *   to the nearest millicore, 0..1024 cores.
+ * - A limit that is not 0 but comes to 0 in its unit ("0.0000001K", 0.0001
+ *   cores) is an error naming the field, never 0 ("not set", i.e. unlimited).
  * - halt_signal is a name ("SIGTERM"; "TERM", lower case and a number are also
  *   read); 0 (the default, SIGTERM) is emitted as "" so it reads back as 0.
  * - A 64-bit value above 2^63-1 (which JSON integers in jansson cannot hold) is

@@ -175,8 +175,10 @@ test_size_forms(void **state)
     assert_true(s->limits.io_devs[0].read_bps == 10ULL << 20);
     assert_true(s->limits.io_devs[0].write_iops == 0);
     /* Cores: integers and fractions, rounded to millicores. */
-    assert_int_equal(apply(s, "{\"limits\":{\"cpu_max\":2,\"cpu_burst\":0.0004}}", f), 0);
+    assert_int_equal(apply(s, "{\"limits\":{\"cpu_max\":2,\"cpu_burst\":0.0005}}", f), 0);
     assert_int_equal(s->limits.cpu_max, 2000);
+    assert_int_equal(s->limits.cpu_burst, 1);
+    assert_int_equal(apply(s, "{\"limits\":{\"cpu_burst\":0}}", f), 0);
     assert_int_equal(s->limits.cpu_burst, 0);
     assert_int_equal(apply(s, "{\"limits\":{\"cpu_max\":0.0015}}", f), 0);
     assert_int_equal(s->limits.cpu_max, 2);
@@ -303,6 +305,73 @@ test_errors(void **state)
     bad("{\"labels\":{\"Bad Key\":\"v\"}}", "labels");
 }
 
+/* A limit that is not zero but rounds to zero is refused with its name: 0
+ * means "not set" (unlimited), which is never what a tiny value asked for.
+ * Out-of-range values name the limit too. */
+static void
+test_limit_rounding_and_range(void **state)
+{
+    bad("{\"limits\":{\"memory\":\"0.0000001K\"}}", "limits.memory");
+    bad("{\"limits\":{\"swap\":\"0.5\"}}", "limits.swap");
+    bad("{\"limits\":{\"disk\":\"0.0000000000000000000001E\"}}", "limits.disk");
+    bad("{\"limits\":{\"net_in\":\"0.1bit\"}}", "limits.net_in");
+    bad("{\"limits\":{\"net_out\":\"0.0001kbit\"}}", "limits.net_out");
+    bad("{\"limits\":{\"cpu_max\":0.0000001}}", "limits.cpu_max");
+    bad("{\"limits\":{\"cpu_burst\":0.0004}}", "limits.cpu_burst");
+    bad("{\"limits\":{\"io\":[{\"device\":\"8:0\",\"read_bps\":\"0.5\"}]}}",
+        "limits.io[0].read_bps");
+    bad("{\"limits\":{\"io_weight\":10001}}", "limits.io_weight");
+    bad("{\"limits\":{\"cpu_max\":1024.001}}", "limits.cpu_max");
+    bad("{\"limits\":{\"cpu_weight\":4294967296}}", "limits.cpu_weight");
+    bad("{\"limits\":{\"procs\":\"18446744073709551616\"}}", "limits.procs");
+
+    /* Zero written any way is still zero, and the smallest real values stay. */
+    _cleanup_free_ struct guest_spec *s = xmalloc(sizeof(*s));
+    char f[64];
+    full_spec(s);
+    assert_int_equal(apply(s, "{\"limits\":{\"memory\":\"0.0K\",\"cpu_max\":0.0,\"swap\":0}}", f),
+                     0);
+    assert_true(s->limits.memory == 0 && s->limits.cpu_max == 0 && s->limits.swap == 0);
+    assert_int_equal(apply(s,
+                           "{\"limits\":{\"rss\":0,\"memory\":\"0.001K\",\"cpu_max\":0.0005,\"net_"
+                           "in\":\"0.001kbit\"}}",
+                           f),
+                     0);
+    assert_true(s->limits.memory == 1 && s->limits.cpu_max == 1 && s->limits.net_in == 1);
+    assert_int_equal(apply(s, "{\"limits\":{\"cpu_max\":1024,\"cpu_weight\":10000}}", f), 0);
+    assert_int_equal(s->limits.cpu_max, 1024000);
+}
+
+/* Every row of the limits table is a JSON key of "limits" (with "io"), and
+ * each one round-trips on its own at a distinct value. */
+static void
+test_every_limit_key(void **state)
+{
+    _cleanup_free_ struct guest_spec *a = xcalloc(1, sizeof(*a));
+    _cleanup_free_ struct guest_spec *b = xcalloc(1, sizeof(*b));
+
+    full_spec(a);
+    a->limits.rss = 0; /* free of the memory bound, so any memory value passes */
+    json_t *j = spec_to_json(a);
+    json_t *limits = json_object_get(j, "limits");
+    assert_int_equal(json_object_size(limits), SPEC_N_LIMITS + 1);
+    assert_non_null(json_object_get(limits, "io"));
+    json_decref(j);
+    for (size_t i = 0; i < SPEC_N_LIMITS; i++) {
+        const struct spec_limit_desc *d = &spec_limit_descs[i];
+        assert_non_null(strchr(d->path, '.'));
+        /* Descending, so rss (after memory) stays below memory. */
+        spec_limit_set(&a->limits, d, 2000 - i);
+        j = spec_to_json(a);
+        assert_non_null(json_object_get(json_object_get(j, "limits"), d->key));
+        memset(b, 0, sizeof(*b));
+        assert_int_equal(spec_from_json(j, b, NULL, 0), 0);
+        json_decref(j);
+        assert_true(spec_limit_get(&b->limits, d) == spec_limit_get(&a->limits, d));
+    }
+    assert_memory_equal(&a->limits, &b->limits, sizeof(a->limits));
+}
+
 /* A partial object changes exactly the fields it names. */
 static void
 test_patch(void **state)
@@ -381,9 +450,14 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_round_trip_edges),
-        cmocka_unit_test(test_size_forms), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_patch),      cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_round_trip_edges),
+        cmocka_unit_test(test_size_forms),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_patch),
+        cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_limit_rounding_and_range),
+        cmocka_unit_test(test_every_limit_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -135,6 +136,70 @@ test_limits(void **state)
     refused(&s, "limits.rss");
     s.limits.memory = 0; /* rss alone is fine */
     assert_int_equal(spec_validate(&s, NULL), 0);
+    /* Each limit is named for itself: a burst out of range is not "cpu_max". */
+    valid(&s);
+    s.limits.cpu_burst = 1024 * 1000 + 1;
+    refused(&s, "limits.cpu_burst");
+}
+
+/* The limits table: one row per member of struct spec_limits before the I/O
+ * list, in member order, with distinct keys and flags, and spec_validate
+ * enforcing every row's max by the row's name. */
+static void
+test_limit_table(void **state)
+{
+    struct guest_spec s;
+    size_t covered = 0;
+
+    assert_int_equal(SPEC_N_LIMITS, 14);
+    for (size_t i = 0; i < SPEC_N_LIMITS; i++) {
+        const struct spec_limit_desc *d = &spec_limit_descs[i];
+        char path[64];
+
+        assert_int_equal(d->offset, covered);
+        assert_true(d->size == 4 || d->size == 8);
+        covered = d->offset + d->size;
+        snprintf(path, sizeof(path), "limits.%s", d->key);
+        assert_string_equal(d->path, path);
+        assert_true(d->help[0] && d->flag[0] && d->max > 0);
+        for (size_t j = 0; j < i; j++) {
+            assert_string_not_equal(d->key, spec_limit_descs[j].key);
+            assert_string_not_equal(d->flag, spec_limit_descs[j].flag);
+        }
+        /* The largest valid value is accepted and read back whole. */
+        valid(&s);
+        spec_limit_set(&s.limits, d, d->max);
+        assert_true(spec_limit_get(&s.limits, d) == d->max);
+        if (!strcmp(d->key, "rss"))
+            s.limits.memory = 0; /* rss is also bounded by memory */
+        assert_int_equal(spec_validate(&s, NULL), 0);
+        /* One more is refused, naming the limit, when the type can hold it. */
+        if (d->max < (d->size == 4 ? UINT32_MAX : UINT64_MAX)) {
+            spec_limit_set(&s.limits, d, d->max + 1);
+            refused(&s, d->path);
+        }
+    }
+    assert_int_equal(covered, offsetof(struct spec_limits, n_io_devs));
+    assert_int_equal(spec_limit_descs[SPEC_LIMIT_cpu_max].unit, SPEC_UNIT_MCORES);
+    assert_int_equal(spec_limit_descs[SPEC_LIMIT_memory].unit, SPEC_UNIT_BYTES);
+    assert_ptr_equal((char *)&s.limits + spec_limit_descs[SPEC_LIMIT_net_out].offset,
+                     (char *)&s.limits.net_out);
+}
+
+/* The veth name the node creates and the master reports. */
+static void
+test_ifname(void **state)
+{
+    char n[SPEC_IFNAME_SIZE];
+
+    spec_ifname("0E09ECC8-1e2f-4a5b-8c9d-0123456789ab", n);
+    assert_string_equal(n, "vf0e09ecc81e");
+    spec_ifname("0e09ecc8-1e00-0000-0000-000000000000", n);
+    assert_string_equal(n, "vf0e09ecc81e");
+    spec_ifname("ab", n);
+    assert_string_equal(n, "vfab");
+    spec_ifname("", n);
+    assert_string_equal(n, "vf");
 }
 
 static void
@@ -248,6 +313,8 @@ main(void)
         cmocka_unit_test(test_identity_fields),
         cmocka_unit_test(test_paths_and_process),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_limit_table),
+        cmocka_unit_test(test_ifname),
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_labels),
         cmocka_unit_test(test_caps),

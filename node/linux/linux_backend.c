@@ -156,6 +156,25 @@ mount_root(struct linux_backend *l, const struct guest_ids *ids, const struct gu
     return r < 0 ? r : rootfs_mount(lower, p->disk, p->root);
 }
 
+/* The templates under dir: its subdirectories whose names are names. */
+static void
+probe_templates(const char *dir, struct node_facts *out)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) && out->n_templates < PROTO_MAX_TEMPLATES) {
+        struct stat st;
+        if (!name_is_valid(e->d_name) || fstatat(dirfd(d), e->d_name, &st, 0) < 0 ||
+            !S_ISDIR(st.st_mode))
+            continue;
+        strscpy(out->templates[out->n_templates++], e->d_name, sizeof(out->templates[0]));
+    }
+    closedir(d);
+}
+
 static int
 lx_probe(backend_t *b, struct node_facts *out)
 {
@@ -181,6 +200,7 @@ lx_probe(backend_t *b, struct node_facts *out)
         out->disk = have > l->cfg.disk_reserve ? have - l->cfg.disk_reserve : 0;
     }
     out->max_guests = l->cfg.max_guests ? l->cfg.max_guests : 1000;
+    probe_templates(l->cfg.templates, out);
     return 0;
 }
 

@@ -70,19 +70,13 @@ net_destroy(net_t **p)
     *p = NULL;
 }
 
+/* The name is proto's, so the master reports the interface the node made. */
+_Static_assert(IFNAMSIZ == SPEC_IFNAME_SIZE, "a veth name is an interface name");
+
 void
 net_ifname(const char *id, char out[IFNAMSIZ])
 {
-    size_t k = 2;
-
-    out[0] = 'v';
-    out[1] = 'f';
-    for (const char *c = id; *c && k < 12; c++) {
-        if (*c == '-')
-            continue;
-        out[k++] = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
-    }
-    out[k] = '\0';
+    spec_ifname(id, out);
 }
 
 static struct net_guest *

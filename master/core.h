@@ -1,0 +1,91 @@
+/* The master's state, shared by the modules that make up the master:
+ *
+ *   master.c      the loop and lifecycle: links, the tick, start and stop
+ *   oncommit.c    work that waits for the transaction it depends on
+ *   charges.c     scheduler charges that follow transactions
+ *   session.c     the node session: frames in, ack, nack, event, usage
+ *   reconcile.c   a node's hello against the store
+ *   guests.c      the guest domain: load, change, remove, lifecycle
+ *   guest_create.c, guest_addrs.c   the guest domain: create, addresses
+ *   waiters.c     held HTTP requests
+ *   idem.c        idempotency keys
+ *   usage.c       the latest usage sample per guest
+ *   events.c      what happened, stored with the change and published after it
+ *   routes.c      the HTTP edge: the route table and one errno -> status map
+ *   http_guests.c, http_nodes.c, http_pools.c   HTTP handlers per resource
+ *
+ * Everything here runs on the master's loop thread; nothing locks. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "master/db.h"
+#include "master/dispatch.h"
+#include "master/hmap.h"
+#include "master/httpd.h"
+#include "master/ipam.h"
+#include "master/master.h"
+#include "master/registry.h"
+#include "master/sched.h"
+#include "proto/link.h"
+#include "proto/zwatch.h"
+
+#define MASTER_LIST_DEFAULT 500  /* page size when the request names none */
+#define MASTER_LIST_MAX     5000 /* largest page */
+#define MASTER_BATCH_MAX    1000 /* guests in one batch create */
+#define MASTER_MAX_WAIT_S   (HTTPD_MAX_WAIT_S - 10)
+
+typedef struct charges charges_t;
+typedef struct oncommit oncommit_t;
+struct waiter;
+struct spec_cache;
+struct events;
+
+/* One bound ROUTER endpoint. */
+struct mlink {
+    link_t *link;     /* the socket */
+    zwatch_t watch;   /* its libuv driver */
+    master_t *master; /* back pointer for the callback */
+    int index;        /* position in master.links */
+    bool watching;    /* watch initialised */
+};
+
+struct master {
+    uv_loop_t *loop;                      /* the actor's loop */
+    struct master_config cfg;             /* as given, defaults filled */
+    db_t *db;                             /* durable state */
+    sched_t *sched;                       /* placement index */
+    charges_t *charges;                   /* sched changes that follow transactions */
+    oncommit_t *oncommit;                 /* work waiting for a commit */
+    ipam_t *ipam;                         /* addresses */
+    registry_t *reg;                      /* nodes */
+    dispatch_t *disp;                     /* outboxes */
+    httpd_t *httpd;                       /* REST front */
+    struct mlink links[MASTER_MAX_BINDS]; /* node links */
+    unsigned n_links;                     /* entries in links */
+    uv_timer_t tick;                      /* liveness, re-sends, wait timeouts */
+    bool tick_init;                       /* tick initialised */
+    struct waiter *waiters;               /* held requests */
+    struct hmap_str usage;                /* guest id -> struct usage_entry * */
+    struct spec_cache *specs;             /* parsed specs by guest id */
+    struct events *events;                /* event subscribers */
+    bool stopping;                        /* master_shutdown ran */
+    uint64_t next_sweep;                  /* monotonic ms of the next key expiry */
+    uint64_t next_poke;                   /* monotonic ms of the next hello request */
+    uv_prepare_t flush;                   /* commits the batch before the loop blocks */
+    bool flush_init;                      /* flush initialised */
+    bool batch_open;                      /* a transaction groups node messages */
+};
+
+/* Node messages arrive in bursts (acks, events, usage of many guests); each
+ * write in its own transaction would be one fsync each. Writes made while
+ * handling node messages share one transaction, committed before the loop
+ * blocks again; whatever depends on it (a reply) waits for that commit
+ * (oncommit.h). batch_commit returns the commit's result. */
+void master_batch_begin(master_t *m);
+int master_batch_commit(master_t *m);
+
+/* Whether the node is welcomed, not down and has a link. */
+bool master_node_connected(master_t *m, const char *node);

@@ -1,0 +1,79 @@
+/* The events table: what happened in the cluster, in order. */
+#include "master/db_int.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <string.h>
+
+#include "common/mem.h"
+
+static const char sql_event_insert[] =
+    "INSERT INTO events (time, type, node, guest_id, guest, message, data) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char sql_event_list[] =
+    "SELECT seq, time, type, node, guest_id, guest, message, data FROM events "
+    "WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+static const char sql_event_first[] = "SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) "
+                                      "FROM events";
+
+int
+db_event_insert(db_t *db, const struct db_event *e, uint64_t *seq)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_event_insert);
+
+    if (!e->type)
+        return -EINVAL;
+    dbi_bind_u64(s, 1, e->time_ms ? e->time_ms : dbi_now_ms());
+    dbi_bind_text(s, 2, e->type);
+    dbi_bind_text(s, 3, e->node);
+    dbi_bind_text(s, 4, e->guest_id);
+    dbi_bind_text(s, 5, e->guest);
+    dbi_bind_text(s, 6, e->message);
+    dbi_bind_text(s, 7, e->data);
+    int r = dbi_step_done(db, s, -EEXIST, false);
+    if (r >= 0 && seq)
+        *seq = (uint64_t)sqlite3_last_insert_rowid(db->conn);
+    return r;
+}
+
+typedef int (*event_cb)(void *, const struct db_event *);
+
+static int
+event_row(sqlite3_stmt *s, void *cb, void *userdata)
+{
+    struct db_event e = {
+        .seq = dbi_col_u64(s, 0),
+        .time_ms = dbi_col_u64(s, 1),
+        .type = dbi_col_borrow(s, 2),
+        .node = dbi_col_borrow(s, 3),
+        .guest_id = dbi_col_borrow(s, 4),
+        .guest = dbi_col_borrow(s, 5),
+        .message = dbi_col_borrow(s, 6),
+        .data = dbi_col_borrow(s, 7),
+    };
+    return ((event_cb)cb)(userdata, &e);
+}
+
+int
+db_event_list(db_t *db, uint64_t after, unsigned limit,
+              int (*cb)(void *userdata, const struct db_event *e), void *userdata)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_event_list);
+
+    dbi_bind_u64(s, 1, after);
+    sqlite3_bind_int64(s, 2, limit ? (sqlite3_int64)limit : -1);
+    return dbi_walk(db, s, event_row, (void *)cb, userdata);
+}
+
+int
+db_event_bounds(db_t *db, uint64_t *first, uint64_t *last)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_event_first);
+    int rc = sqlite3_step(s);
+
+    if (rc != SQLITE_ROW)
+        return dbi_errno(rc);
+    *first = dbi_col_u64(s, 0);
+    *last = dbi_col_u64(s, 1);
+    return 0;
+}

@@ -1,0 +1,74 @@
+/* What the db_*.c files share: the connection's state and the statement,
+ * binding and transaction helpers. Private to the store (master/db*.c);
+ * everything else uses db.h. */
+#pragma once
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/log.h"
+#include "master/db.h"
+#include "master/hmap.h"
+
+/* Guest list filters: bit 0 node, bit 1 observed, bit 2 label. */
+#define DB_GUEST_FILTERS 8
+
+struct db_hook {
+    void (*fn)(void *userdata, enum db_tx_event ev, unsigned depth); /* NULL = free slot */
+    void *userdata;                                                  /* handed to fn */
+};
+
+struct db {
+    sqlite3 *conn;                               /* the one connection */
+    struct hmap_u64 stmt_index;                  /* SQL text address -> index in stmts */
+    sqlite3_stmt **stmts;                        /* prepared on first use */
+    size_t n_stmts;                              /* entries in stmts */
+    sqlite3_stmt *guest_lists[DB_GUEST_FILTERS]; /* one per filter combination */
+    unsigned depth;                              /* open transactions */
+    int tx_error;                                /* why the last transaction was undone */
+    int commit_error;                            /* the last outermost commit's result */
+    char journal_mode[16];                       /* what PRAGMA journal_mode said */
+    struct db_hook hooks[8];                     /* transaction listeners */
+};
+
+/* The migrations, oldest first (db_schema.c); entry i takes the schema from
+ * version i to i + 1. */
+extern const char *const db_migrations[DB_SCHEMA_VERSION];
+
+/* Maps an SQLite result code to -errno. */
+int dbi_errno(int rc);
+/* Wall clock in ms, the time stamps of rows. */
+uint64_t dbi_now_ms(void);
+/* Runs SQL without results. */
+int dbi_exec(db_t *db, const char *sql);
+/* The prepared statement of a constant SQL text, prepared on first use and
+ * kept: sql must be a static string (its address is the cache key). */
+sqlite3_stmt *dbi_stmt(db_t *db, const char *sql);
+/* Prepares sql into *slot unless it is prepared already. */
+sqlite3_stmt *dbi_stmt_prepare(db_t *db, sqlite3_stmt **slot, const char *sql);
+/* Resets a statement and its bindings (the cleanup of _cleanup_stmt_). */
+void dbi_stmt_resetp(sqlite3_stmt **s);
+#define _cleanup_stmt_ _cleanup_(dbi_stmt_resetp)
+
+/* NULL binds SQL NULL; the text must outlive the statement's step. */
+void dbi_bind_text(sqlite3_stmt *s, int i, const char *v);
+void dbi_bind_u64(sqlite3_stmt *s, int i, uint64_t v);
+/* A column as a copy the caller frees, or borrowed until the next step. */
+char *dbi_col_dup(sqlite3_stmt *s, int i);
+char *dbi_col_borrow(sqlite3_stmt *s, int i);
+uint64_t dbi_col_u64(sqlite3_stmt *s, int i);
+/* Steps a statement that returns no rows. Constraint failures become
+ * on_constraint; a statement that changed nothing gives -ENOENT when
+ * need_change is set. */
+int dbi_step_done(db_t *db, sqlite3_stmt *s, int on_constraint, bool need_change);
+/* Binds key as ?1 and steps to the one row it names: 0 with the row
+ * current, -ENOENT when there is none, or -errno. */
+int dbi_step_row(db_t *db, sqlite3_stmt *s, const char *key);
+/* Walks the rows of a bound statement through a row converter and callback;
+ * returns the rows visited or -errno. */
+int dbi_walk(db_t *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *cb, void *userdata),
+             void *cb, void *userdata);
+/* The tail of a mutating function: commit when r >= 0, else roll back and
+ * keep r. */
+int dbi_tx_end(db_t *db, int r);

@@ -1,0 +1,115 @@
+/* The schema of the master's store, as its migrations. */
+#include "master/db_int.h"
+
+#include "common/mem.h"
+
+/* Migrations, oldest first. Entry i takes the schema from version i to i + 1;
+ * each runs in its own transaction together with the user_version bump, so a
+ * crash leaves the file at a whole version. Never edit a released entry:
+ * append a new one. */
+const char *const db_migrations[DB_SCHEMA_VERSION] = {
+    /* 1: the initial schema. */
+    "CREATE TABLE nodes ("
+    "  name TEXT PRIMARY KEY,"
+    "  labels TEXT NOT NULL DEFAULT '{}',"
+    "  kernel TEXT NOT NULL DEFAULT '{}',"
+    "  cpus INTEGER NOT NULL CHECK (cpus >= 0),"
+    "  memory INTEGER NOT NULL CHECK (memory >= 0),"
+    "  disk INTEGER NOT NULL CHECK (disk >= 0),"
+    "  max_guests INTEGER NOT NULL DEFAULT 0,"
+    "  max_addrs INTEGER NOT NULL DEFAULT 0,"
+    "  cordoned INTEGER NOT NULL DEFAULT 0 CHECK (cordoned IN (0, 1)),"
+    "  state TEXT NOT NULL CHECK (state IN ('ready', 'suspect', 'down')),"
+    "  last_seen INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE guests ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  node TEXT REFERENCES nodes(name) ON DELETE RESTRICT,"
+    "  spec TEXT NOT NULL,"
+    "  grp TEXT,"
+    "  message TEXT,"
+    "  generation INTEGER NOT NULL CHECK (generation >= 1),"
+    "  applied_generation INTEGER NOT NULL DEFAULT 0,"
+    "  desired TEXT NOT NULL CHECK (desired IN ('running', 'stopped')),"
+    "  observed TEXT NOT NULL CHECK (observed IN ('pending', 'running', 'stopped',"
+    "    'unknown', 'lost', 'orphan', 'error')),"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX guests_node ON guests(node, name);"
+    "CREATE INDEX guests_observed ON guests(observed, name);"
+    "CREATE TABLE guest_labels ("
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  guest_id TEXT NOT NULL REFERENCES guests(id) ON DELETE CASCADE"
+    "    DEFERRABLE INITIALLY DEFERRED,"
+    "  PRIMARY KEY (key, value, guest_id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX guest_labels_guest ON guest_labels(guest_id);"
+    "CREATE TABLE pools ("
+    "  name TEXT PRIMARY KEY,"
+    "  cidr TEXT NOT NULL,"
+    "  gateway TEXT,"
+    "  family INTEGER NOT NULL,"
+    "  selector TEXT NOT NULL DEFAULT '{}',"
+    "  created INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    /* The primary key on the address is the guarantee that one address is
+     * never on two guests, whatever the in-memory allocator believes. The
+     * guest reference is deferred so a create can allocate addresses before
+     * it inserts the guest row, in one transaction. */
+    "CREATE TABLE ip_allocs ("
+    "  address TEXT PRIMARY KEY,"
+    "  pool TEXT NOT NULL REFERENCES pools(name) ON DELETE RESTRICT,"
+    "  guest_id TEXT NOT NULL REFERENCES guests(id) ON DELETE CASCADE"
+    "    DEFERRABLE INITIALLY DEFERRED,"
+    "  created INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX ip_allocs_pool ON ip_allocs(pool);"
+    "CREATE INDEX ip_allocs_guest ON ip_allocs(guest_id);"
+    "CREATE TABLE idempotency ("
+    "  key TEXT PRIMARY KEY,"
+    "  method TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  request_hash TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  created INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX idempotency_created ON idempotency(created);",
+    /* 2: FreeVPS trafstat semantics. The point a guest's traffic counter was
+     * last reset at, as the node's cumulative counters then: the resettable
+     * counter is the latest sample minus this mark. */
+    "CREATE TABLE traffic_marks ("
+    "  guest_id TEXT PRIMARY KEY REFERENCES guests(id) ON DELETE CASCADE,"
+    "  rx_bytes INTEGER NOT NULL,"
+    "  tx_bytes INTEGER NOT NULL,"
+    "  rx_packets INTEGER NOT NULL,"
+    "  tx_packets INTEGER NOT NULL,"
+    "  since INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
+    /* 3: a DELETE is recorded before the node is told, so an accepted
+     * delete survives a master restart and a full disk refuses it before
+     * anything happens on the node. */
+    "ALTER TABLE guests ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0 CHECK (deleting IN (0, 1));",
+    /* 4: what happened, in order. The sequence number is the row id,
+     * AUTOINCREMENT so a number is never reused after the newest rows were
+     * deleted: a client resuming after seq N never sees an older event. */
+    "CREATE TABLE events ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time INTEGER NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  node TEXT,"
+    "  guest_id TEXT,"
+    "  guest TEXT,"
+    "  message TEXT,"
+    "  data TEXT"
+    ");"
+    "CREATE INDEX events_time ON events(time);",
+};
+
+_Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,
+               "DB_SCHEMA_VERSION must be the number of migrations");

@@ -1,0 +1,114 @@
+#include "master/events.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/mtime.h"
+#include "master/oncommit.h"
+
+struct event_sub {
+    events_fn fn;   /* NULL = free slot */
+    void *userdata; /* handed to fn */
+};
+
+struct events {
+    struct event_sub subs[EVENTS_MAX_SUBS]; /* who hears of committed events */
+};
+
+/* An event waiting for its commit; the strings live in the struct. */
+struct pending_event {
+    struct db_event e; /* points into the strings below */
+    char *strings[6];  /* owned copies */
+};
+
+static struct events *
+events_of(master_t *m)
+{
+    if (!m->events)
+        m->events = xcalloc(1, sizeof(*m->events));
+    return m->events;
+}
+
+static void
+publish_after(master_t *m, void *ctx, int err)
+{
+    struct pending_event *p = ctx;
+
+    if (err == 0 && m->events)
+        for (size_t i = 0; i < EVENTS_MAX_SUBS; i++)
+            if (m->events->subs[i].fn)
+                m->events->subs[i].fn(m->events->subs[i].userdata, &p->e);
+    for (size_t i = 0; i < ARRAY_SIZE(p->strings); i++)
+        free(p->strings[i]);
+    free(p);
+}
+
+static const char *
+keep(struct pending_event *p, size_t i, const char *s)
+{
+    p->strings[i] = s ? xstrdup(s) : NULL;
+    return p->strings[i];
+}
+
+void
+events_emit(master_t *m, const char *type, const char *node, const char *guest_id,
+            const char *guest, json_t *data, const char *fmt, ...)
+{
+    struct pending_event *p = xcalloc(1, sizeof(*p));
+    char msg[512] = "";
+    va_list ap;
+
+    if (fmt) {
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+    }
+    _cleanup_free_ char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    p->e = (struct db_event){
+        .time_ms = time_real_ms(),
+        .type = keep(p, 0, type),
+        .node = keep(p, 1, node),
+        .guest_id = keep(p, 2, guest_id),
+        .guest = keep(p, 3, guest),
+        .message = keep(p, 4, fmt ? msg : NULL),
+        .data = keep(p, 5, text),
+    };
+    int r = db_event_insert(m->db, &p->e, &p->e.seq);
+    if (r < 0) {
+        /* Inside the change's transaction, a failed insert fails its commit
+         * too; outside one, the event alone is lost. */
+        log_debug("cannot store event %s: %s", type, strerror(-r));
+        publish_after(m, p, r);
+        return;
+    }
+    oncommit_add(m->oncommit, publish_after, p);
+}
+
+int
+events_subscribe(master_t *m, events_fn fn, void *userdata)
+{
+    struct events *ev = events_of(m);
+
+    for (size_t i = 0; i < EVENTS_MAX_SUBS; i++)
+        if (!ev->subs[i].fn) {
+            ev->subs[i] = (struct event_sub){fn, userdata};
+            return 0;
+        }
+    return -ENOSPC;
+}
+
+void
+events_unsubscribe(master_t *m, void *userdata)
+{
+    if (!m->events)
+        return;
+    for (size_t i = 0; i < EVENTS_MAX_SUBS; i++)
+        if (m->events->subs[i].userdata == userdata)
+            m->events->subs[i] = (struct event_sub){0};
+}

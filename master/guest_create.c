@@ -1,0 +1,186 @@
+/* The guest domain: create (guests.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/mtime.h"
+#include "master/api.h"
+#include "master/charges.h"
+#include "master/events.h"
+#include "master/guests.h"
+#include "proto/spec_json.h"
+
+static void
+uuid_v4(char out[SPEC_ID_LEN + 1])
+{
+    uint8_t b[16];
+    size_t got = 0;
+
+    while (got < sizeof(b)) {
+        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        else if (errno != EINTR)
+            abort(); /* no randomness at all: nothing sensible to do */
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    snprintf(out, SPEC_ID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+/* Places the guest (the charge follows the caller's transaction). */
+static int
+place(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
+      struct guest_err *e)
+{
+    struct sched_request sreq = {.constraints = rq->cons,
+                                 .n_constraints = rq->n_cons,
+                                 .pin = rq->pin,
+                                 .group = rq->group,
+                                 .template_name = out->spec.template_name,
+                                 .algo = rq->algo};
+    struct sched_result *res = &e->result;
+
+    guests_resources(m, &out->spec, &sreq.res);
+    sreq.res.addrs = (uint32_t)rq->n_ips;
+    int r = charges_place(m->charges, &sreq, res);
+    if (r == -ENOSPC || r == -ENOENT) {
+        e->placement = true;
+        e->pin_unknown = r == -ENOENT;
+        strscpy(e->pin, rq->pin ? rq->pin : "", sizeof(e->pin));
+        /* Nodes exist but none is ready (a master that just restarted,
+         * before the nodes said hello again; a network cut): that passes,
+         * so it is a 503 to retry, not a 422 that says it can never fit. */
+        if (r == -ENOSPC && !rq->pin && res->nodes_total > 0 &&
+            res->rejected[SCHED_F_STATE] == res->nodes_total)
+            return guest_fail(e, -EAGAIN, NULL,
+                              "no node is ready to take guest \"%s\" (%u known); retry",
+                              out->spec.name, res->nodes_total);
+        if (res->rejected[SCHED_F_TEMPLATE] && !res->nodes_feasible)
+            return guest_fail(e, -EXFULL, "template",
+                              "no node can take guest \"%s\": %u node(s) lack template \"%s\"",
+                              out->spec.name, res->rejected[SCHED_F_TEMPLATE],
+                              out->spec.template_name);
+        return guest_fail(e, -EXFULL, NULL, "no node can take guest \"%s\"", out->spec.name);
+    }
+    if (r < 0)
+        return guest_fail(e, r, NULL, "the placement request is invalid");
+    strscpy(out->node, res->node, sizeof(out->node));
+    strscpy(out->group, rq->group ? rq->group : "", sizeof(out->group));
+    return 0;
+}
+
+/* Allocates the requested addresses from pools that serve the node. */
+static int
+allocate(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
+         struct guest_err *e)
+{
+    struct registry_node *rn = registry_get(m->reg, out->node);
+    struct db_label nl[PROTO_MAX_LABELS];
+    size_t n_nl = 0;
+    char ierr[200] = "";
+
+    if (!rq->n_ips)
+        return 0;
+    for (uint32_t i = 0; rn && i < rn->n_labels; i++)
+        nl[n_nl++] = (struct db_label){rn->labels[i].key, rn->labels[i].value};
+    int r = ipam_alloc(m->ipam, out->spec.id, rq->ips, rq->n_ips, nl, n_nl, out->spec.addrs, ierr,
+                       sizeof(ierr));
+    if (r == -ENOSPC)
+        return guest_fail(e, -EXFULL, "ips", "no free address for node %s: %s", out->node, ierr);
+    if (r < 0)
+        return guest_fail(e, r, "ips", "%s", ierr[0] ? ierr : strerror(-r));
+    out->spec.n_addrs = (uint32_t)rq->n_ips;
+    return 0;
+}
+
+static int
+insert(master_t *m, struct guest_created *out, struct guest_err *e)
+{
+    struct guest_spec *spec = &out->spec;
+    struct db_label labels[SPEC_MAX_LABELS];
+    json_t *j = spec_to_json(spec);
+    _cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
+    uint64_t now = time_real_ms();
+
+    json_decref(j);
+    for (uint32_t i = 0; i < spec->n_labels; i++)
+        labels[i] = (struct db_label){spec->labels[i].key, spec->labels[i].value};
+    out->row = (struct db_guest){.id = spec->id,
+                                 .name = spec->name,
+                                 .node = out->node,
+                                 .spec = text,
+                                 .group = out->group[0] ? out->group : NULL,
+                                 .generation = 1,
+                                 .desired = DB_DESIRED_RUNNING,
+                                 .observed = DB_OBS_PENDING,
+                                 .created_ms = now,
+                                 .updated_ms = now};
+    int r = db_guest_insert(m->db, &out->row, labels, spec->n_labels);
+    out->row.spec = NULL; /* the text is freed here; the spec is the struct */
+    if (r == -EEXIST)
+        return guest_fail(e, r, "name", "a guest named \"%s\" exists", spec->name);
+    if (r == -EADDRINUSE)
+        return guest_fail(e, r, "ips", "an address is taken");
+    if (r < 0)
+        return guest_fail(e, r, NULL, "cannot store the guest: %s", db_errmsg(m->db));
+    return 0;
+}
+
+int
+guests_create(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
+              struct guest_err *e)
+{
+    struct db_guest old = {0};
+    int r;
+
+    *out = (struct guest_created){.spec = rq->spec};
+    uuid_v4(out->spec.id);
+    out->spec.generation = 1;
+    if (db_guest_get_by_name(m->db, out->spec.name, &old) == 0) {
+        db_guest_clear(&old);
+        return guest_fail(e, -EEXIST, "name", "a guest named \"%s\" exists", out->spec.name);
+    }
+    if (rq->n_ips > m->cfg.max_ips)
+        return guest_fail(e, -E2BIG, "ips", "at most %u addresses per guest", m->cfg.max_ips);
+    r = db_begin(m->db);
+    if (r < 0)
+        return guest_fail(e, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
+    r = place(m, rq, out, e);
+    if (r >= 0)
+        r = allocate(m, rq, out, e);
+    if (r >= 0)
+        r = insert(m, out, e);
+    if (r >= 0) {
+        events_emit(m, "guest.created", out->node, out->spec.id, out->spec.name, NULL,
+                    "guest %s created on node %s", out->spec.name, out->node);
+        guests_send_apply(m, out->node, &out->spec);
+        guests_send(m, out->node, MSG_GUEST_START, out->spec.id, 1);
+        r = db_commit(m->db);
+        if (r < 0)
+            return guest_fail(e, r, NULL, "cannot store the guest: %s", strerror(-r));
+        guests_cache_forget(m, out->spec.id);
+        log_info("guest=%s id=%s placed on node=%s", out->spec.name, out->spec.id, out->node);
+        return 0;
+    }
+    db_rollback(m->db);
+    return r;
+}
+
+json_t *
+guests_created_json(const struct guest_created *c)
+{
+    struct db_guest row = c->row;
+
+    row.id = (char *)c->spec.id;
+    row.name = (char *)c->spec.name;
+    row.node = (char *)c->node;
+    row.group = c->group[0] ? (char *)c->group : NULL;
+    return api_guest_json(&row, &c->spec);
+}

@@ -1,0 +1,542 @@
+#include "master/guests.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/mtime.h"
+#include "master/api.h"
+#include "master/charges.h"
+#include "master/events.h"
+#include "master/oncommit.h"
+#include "master/usage.h"
+#include "master/waiters.h"
+#include "proto/spec_json.h"
+
+#define SPEC_CACHE_MAX 1024 /* parsed specs kept; a guest_spec is about 12 KB */
+
+int
+guest_fail(struct guest_err *e, int err, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+
+    e->field = field;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+/* ---- the spec cache ---- */
+
+struct spec_cache_entry {
+    char id[SPEC_ID_LEN + 1]; /* the key */
+    uint64_t generation;      /* the row generation the spec was parsed at */
+    struct guest_spec spec;   /* the parsed spec */
+};
+
+struct spec_cache {
+    struct hmap_str map; /* id -> struct spec_cache_entry * */
+    size_t cursor;       /* where the next eviction looks */
+};
+
+void
+guests_cache_new(master_t *m)
+{
+    m->specs = xcalloc(1, sizeof(*m->specs));
+}
+
+void
+guests_cache_free(master_t *m)
+{
+    struct spec_cache *c = m->specs;
+
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->map.cap; i++)
+        if (c->map.slots && c->map.slots[i].key)
+            free(c->map.slots[i].val);
+    hmap_str_free(&c->map);
+    free(c);
+    m->specs = NULL;
+}
+
+void
+guests_cache_forget(master_t *m, const char *id)
+{
+    struct spec_cache_entry *e = hmap_str_get(&m->specs->map, id);
+
+    if (e) {
+        hmap_str_del(&m->specs->map, id);
+        free(e);
+    }
+}
+
+/* Drops one entry, walking the slots from a rotating cursor. */
+static void
+cache_evict_one(struct spec_cache *c)
+{
+    for (size_t k = 0; k < c->map.cap; k++) {
+        size_t i = (c->cursor + k) & (c->map.cap - 1);
+        if (!c->map.slots[i].key)
+            continue;
+        struct spec_cache_entry *e = c->map.slots[i].val;
+        c->cursor = i + 1;
+        hmap_str_del(&c->map, e->id);
+        free(e);
+        return;
+    }
+}
+
+static void
+cache_put(master_t *m, const char *id, uint64_t generation, const struct guest_spec *spec)
+{
+    struct spec_cache *c = m->specs;
+    struct spec_cache_entry *e = hmap_str_get(&c->map, id);
+
+    if (!e) {
+        if (c->map.len >= SPEC_CACHE_MAX)
+            cache_evict_one(c);
+        e = xmalloc(sizeof(*e));
+        strscpy(e->id, id, sizeof(e->id));
+        hmap_str_put(&c->map, e->id, e);
+    }
+    e->generation = generation;
+    e->spec = *spec;
+}
+
+/* ---- reading ---- */
+
+int
+guests_spec(master_t *m, const struct db_guest *g, struct guest_spec *spec)
+{
+    struct spec_cache_entry *e = hmap_str_get(&m->specs->map, g->id);
+
+    if (e && e->generation == g->generation) {
+        *spec = e->spec;
+        return 0;
+    }
+    json_t *j = json_loads(g->spec, 0, NULL);
+    *spec = (struct guest_spec){0};
+    int r = j ? spec_from_json(j, spec, NULL, 0) : -EBADMSG;
+    json_decref(j);
+    if (r < 0) {
+        /* The master wrote it: unreadable is the master's fault, not the
+         * client's (a 503, not a 400). */
+        log_debug("guest=%s stored spec unreadable", g->name);
+        return -EIO;
+    }
+    cache_put(m, g->id, g->generation, spec);
+    return 0;
+}
+
+int
+guests_load(master_t *m, const char *name, const char *id, struct db_guest *g,
+            struct guest_spec *spec)
+{
+    int r = name ? db_guest_get_by_name(m->db, name, g) : db_guest_get_by_id(m->db, id, g);
+
+    if (r < 0)
+        return r;
+    r = guests_spec(m, g, spec);
+    if (r < 0)
+        db_guest_clear(g);
+    return r;
+}
+
+json_t *
+guests_json(master_t *m, const char *id)
+{
+    struct db_guest g = {0};
+    struct guest_spec spec;
+
+    if (guests_load(m, NULL, id, &g, &spec) < 0)
+        return NULL;
+    json_t *o = api_guest_json(&g, &spec);
+    db_guest_clear(&g);
+    return o;
+}
+
+void
+guests_resources(master_t *m, const struct guest_spec *s, struct sched_resources *res)
+{
+    sched_resources_from_spec(sched_config(m->sched), s, res);
+    res->addrs = s->n_addrs;
+}
+
+/* ---- to the node, after the commit ---- */
+
+struct send_ctx {
+    char node[NAME_MAX_LEN + 1]; /* to whom */
+    enum msg_type type;          /* what */
+    char id[SPEC_ID_LEN + 1];    /* start, stop, destroy: the guest */
+    uint64_t generation;         /* and its generation */
+    struct guest_spec *spec;     /* apply: the spec (owned) */
+};
+
+static void
+send_after(master_t *m, void *ctx, int err)
+{
+    struct send_ctx *s = ctx;
+
+    /* A destroy replaces whatever was still to be sent about the guest. */
+    if (err == 0 && s->type == MSG_GUEST_DESTROY)
+        dispatch_forget_guest(m->disp, s->node, s->id);
+    if (err == 0) {
+        /* Not zeroed whole: the union is as large as the largest message, and
+         * only the member used is read. */
+        struct msg msg;
+        int64_t r;
+        msg.type = s->type;
+        msg.id = 0;
+        if (s->spec) {
+            /* The spec moves into the message for the encoder, and back. */
+            memcpy(&msg.u.apply, s->spec, sizeof(*s->spec));
+            r = dispatch_queue(m->disp, s->node, &msg);
+        } else {
+            msg.u.guest = (struct msg_guest_ref){0};
+            strscpy(msg.u.guest.id, s->id, sizeof(msg.u.guest.id));
+            msg.u.guest.generation = s->generation;
+            r = dispatch_queue(m->disp, s->node, &msg);
+        }
+        if (r < 0)
+            log_error("guest=%s cannot encode %s for node=%s", s->spec ? s->spec->id : s->id,
+                      msg_type_name(s->type), s->node);
+    }
+    free(s->spec);
+    free(s);
+}
+
+void
+guests_send_apply(master_t *m, const char *node, const struct guest_spec *spec)
+{
+    struct send_ctx *s = xmalloc(sizeof(*s));
+
+    strscpy(s->node, node, sizeof(s->node));
+    s->type = MSG_GUEST_APPLY;
+    s->spec = xmalloc(sizeof(*s->spec));
+    memcpy(s->spec, spec, sizeof(*spec));
+    oncommit_add(m->oncommit, send_after, s);
+}
+
+void
+guests_send(master_t *m, const char *node, enum msg_type type, const char *id, uint64_t gen)
+{
+    struct send_ctx *s = xmalloc(sizeof(*s));
+
+    strscpy(s->node, node, sizeof(s->node));
+    s->type = type;
+    strscpy(s->id, id, sizeof(s->id));
+    s->generation = gen;
+    s->spec = NULL;
+    oncommit_add(m->oncommit, send_after, s);
+}
+
+/* ---- change ---- */
+
+static void
+spec_labels(const struct guest_spec *s, struct db_label *out)
+{
+    for (uint32_t i = 0; i < s->n_labels; i++)
+        out[i] = (struct db_label){s->labels[i].key, s->labels[i].value};
+}
+
+/* Stores spec and desired under a new generation (compare-and-set on the
+ * generation g was read at) and brings g up to date. */
+static int
+store_spec(master_t *m, struct db_guest *g, struct guest_spec *spec, enum db_desired desired)
+{
+    struct db_label labels[SPEC_MAX_LABELS];
+    uint64_t gen = g->generation + 1;
+
+    spec->generation = gen;
+    json_t *j = spec_to_json(spec);
+    _cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    spec_labels(spec, labels);
+    struct db_guest ng = *g;
+    ng.spec = text;
+    ng.generation = gen;
+    ng.desired = desired;
+    int r = db_guest_update(m->db, &ng, labels, spec->n_labels, g->generation);
+    if (r < 0)
+        return r;
+    g->generation = gen;
+    g->desired = desired;
+    g->updated_ms = time_real_ms();
+    cache_put(m, g->id, gen, spec);
+    return 0;
+}
+
+static int
+placement_fail(struct guest_err *e, int r, const char *name, const char *node)
+{
+    e->placement = true;
+    e->pin_unknown = r == -ENOENT;
+    strscpy(e->pin, node ? node : "", sizeof(e->pin));
+    return guest_fail(e, -EXFULL, NULL, "no node can take guest \"%s\"", name);
+}
+
+bool
+guests_deleting(master_t *m, const struct db_guest *g)
+{
+    return g->deleting || (g->node && dispatch_pending(m->disp, g->node, MSG_GUEST_DESTROY, g->id));
+}
+
+int
+guests_change(master_t *m, struct db_guest *g, const struct guest_spec *cur,
+              struct guest_spec *next, struct guest_err *e)
+{
+    struct sched_resources old_res, new_res;
+
+    if (guests_deleting(m, g))
+        return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
+    int r = db_begin(m->db);
+
+    if (r < 0)
+        return guest_fail(e, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
+    if (g->node) {
+        guests_resources(m, cur, &old_res);
+        guests_resources(m, next, &new_res);
+        r = charges_resize(m->charges, g->node, g->group, &old_res, &new_res, &e->result);
+        if (r < 0) {
+            db_rollback(m->db);
+            return placement_fail(e, r, g->name, g->node);
+        }
+    }
+    r = store_spec(m, g, next, g->desired);
+    if (r >= 0 && g->node)
+        guests_send_apply(m, g->node, next);
+    r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    if (r == -ESTALE)
+        return guest_fail(e, -ESTALE, NULL, "the guest changed meanwhile; retry");
+    if (r < 0)
+        return guest_fail(e, r, NULL, "cannot store the change: %s", strerror(-r));
+    return 0;
+}
+
+int
+guests_revert(master_t *m, const char *id, uint64_t gen, const struct guest_spec *before)
+{
+    struct db_guest g = {0};
+    struct guest_spec cur, back = *before;
+    struct guest_err e = {0};
+    int r = guests_load(m, NULL, id, &g, &cur);
+
+    if (r < 0)
+        return r;
+    if (g.generation == gen) {
+        r = guests_change(m, &g, &cur, &back, &e);
+        if (r >= 0)
+            log_info("guest=%s generation %llu refused by its node; back to the spec before it "
+                     "as generation %llu",
+                     g.name, (unsigned long long)gen, (unsigned long long)g.generation);
+    }
+    db_guest_clear(&g);
+    return r;
+}
+
+/* ---- lifecycle ---- */
+
+int
+guests_lifecycle(master_t *m, const char *name, enum guest_op op, struct db_guest *g,
+                 struct guest_spec *spec, struct guest_err *e)
+{
+    int r = guests_load(m, name, NULL, g, spec);
+
+    if (r < 0)
+        return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
+    if (!g->node || g->observed == DB_OBS_LOST || g->observed == DB_OBS_UNKNOWN)
+        return guest_fail(e, -ESTALE, NULL, "guest \"%s\" is %s", g->name,
+                          g->node ? db_observed_to_string(g->observed) : "on no node");
+    if (guests_deleting(m, g))
+        return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
+    if (op != GUEST_STOP && (spec->flags & SPEC_FLAG_LOCK))
+        return guest_fail(e, -ENOLCK, "flags", "guest \"%s\" is locked: clear the lock flag first",
+                          g->name);
+    enum db_desired want = op == GUEST_STOP ? DB_DESIRED_STOPPED : DB_DESIRED_RUNNING;
+    r = db_begin(m->db);
+    if (r < 0)
+        return guest_fail(e, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
+    if (want != g->desired)
+        r = store_spec(m, g, spec, want);
+    if (r >= 0) {
+        if (g->applied_generation < g->generation)
+            guests_send_apply(m, g->node, spec);
+        if (op == GUEST_STOP || op == GUEST_RESTART)
+            guests_send(m, g->node, MSG_GUEST_STOP, g->id, g->generation);
+        if (op == GUEST_START || op == GUEST_RESTART)
+            guests_send(m, g->node, MSG_GUEST_START, g->id, g->generation);
+    }
+    r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    if (r < 0)
+        return guest_fail(e, r, NULL,
+                          r == -ESTALE ? "the guest changed meanwhile; retry"
+                                       : "cannot store the change");
+    return 0;
+}
+
+/* ---- delete ---- */
+
+struct forget_ctx {
+    char id[SPEC_ID_LEN + 1];    /* the guest */
+    char node[NAME_MAX_LEN + 1]; /* its node, "" = none */
+};
+
+static void
+forget_after(master_t *m, void *ctx, int err)
+{
+    struct forget_ctx *f = ctx;
+
+    if (err == 0) {
+        if (f->node[0])
+            dispatch_forget_guest(m->disp, f->node, f->id);
+        usage_forget(m, f->id);
+        guests_cache_forget(m, f->id);
+    }
+    free(f);
+}
+
+int
+guests_remove(master_t *m, const char *id)
+{
+    struct db_guest g = {0};
+    struct guest_spec spec;
+    struct sched_resources res;
+    int r = guests_load(m, NULL, id, &g, &spec);
+
+    if (r < 0)
+        return r;
+    r = db_begin(m->db);
+    if (r >= 0) {
+        ipam_release_guest(m->ipam, id);
+        r = db_guest_delete(m->db, id);
+        if (r >= 0 && g.node) {
+            guests_resources(m, &spec, &res);
+            r = charges_release(m->charges, g.node, &res, g.group);
+        }
+        if (r >= 0) {
+            struct forget_ctx *f = xcalloc(1, sizeof(*f));
+            strscpy(f->id, id, sizeof(f->id));
+            strscpy(f->node, g.node ? g.node : "", sizeof(f->node));
+            oncommit_add(m->oncommit, forget_after, f);
+            events_emit(m, "guest.deleted", g.node, id, g.name, NULL, "guest %s deleted", g.name);
+        }
+        r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    }
+    if (r >= 0)
+        log_info("guest=%s deleted", g.name);
+    db_guest_clear(&g);
+    return r;
+}
+
+int
+guests_delete(master_t *m, const char *name, bool force, char id[SPEC_ID_LEN + 1],
+              char node[NAME_MAX_LEN + 1], struct guest_err *e)
+{
+    struct db_guest g = {0};
+    struct guest_spec spec;
+    int r = guests_load(m, name, NULL, &g, &spec);
+
+    if (r < 0)
+        return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
+    strscpy(id, g.id, SPEC_ID_LEN + 1);
+    strscpy(node, g.node ? g.node : "", NAME_MAX_LEN + 1);
+    bool now = !g.node || g.observed == DB_OBS_LOST || force;
+    if (!now && !master_node_connected(m, g.node)) {
+        r = guest_fail(e, -EHOSTUNREACH, NULL,
+                       "node %s is not connected; ?force=true deletes the record without it",
+                       g.node);
+        db_guest_clear(&g);
+        return r;
+    }
+    if (now) {
+        r = guests_remove(m, g.id);
+        db_guest_clear(&g);
+        if (r < 0)
+            return guest_fail(e, r, NULL, "cannot delete the guest: %s", strerror(-r));
+        waiters_guest_deleted(m, id);
+        return 0;
+    }
+    /* The delete is recorded first; the node is told once it is durable
+     * (a full disk refuses it before anything happens on the node). */
+    r = db_begin(m->db);
+    if (r >= 0) {
+        r = db_guest_set_deleting(m->db, g.id);
+        if (r >= 0)
+            guests_send(m, g.node, MSG_GUEST_DESTROY, g.id, g.generation);
+        r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    }
+    db_guest_clear(&g);
+    if (r < 0)
+        return guest_fail(e, r, NULL, "cannot record the delete: %s; nothing changed",
+                          strerror(-r));
+    return 1;
+}
+
+/* ---- exec ---- */
+
+int
+guests_exec(master_t *m, const char *name, char **argv, uint32_t argc, uint32_t timeout_ms,
+            uint64_t *ref, char node[NAME_MAX_LEN + 1], char id[SPEC_ID_LEN + 1],
+            struct guest_err *e)
+{
+    struct db_guest g = {0};
+    int r = db_guest_get_by_name(m->db, name, &g);
+
+    if (r < 0)
+        return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
+    if (!master_node_connected(m, g.node)) {
+        r = guest_fail(e, -EHOSTUNREACH, NULL, "node %s is not connected",
+                       g.node ? g.node : "(none)");
+        db_guest_clear(&g);
+        return r;
+    }
+    struct msg c = {.type = MSG_GUEST_EXEC};
+    strscpy(c.u.exec.id, g.id, sizeof(c.u.exec.id));
+    c.u.exec.argc = argc;
+    c.u.exec.argv = argv;
+    c.u.exec.timeout_ms = timeout_ms;
+    int64_t q = dispatch_queue(m->disp, g.node, &c);
+    strscpy(node, g.node, NAME_MAX_LEN + 1);
+    strscpy(id, g.id, SPEC_ID_LEN + 1);
+    db_guest_clear(&g);
+    if (q < 0)
+        return guest_fail(e, q == -EINVAL ? -EINVAL : -EHOSTUNREACH, NULL,
+                          q == -EINVAL ? "the command cannot be sent"
+                                       : "the node is not reachable");
+    *ref = (uint64_t)q;
+    return 0;
+}
+
+/* ---- what the nodes report ---- */
+
+void
+guests_observed(master_t *m, const struct db_guest *g, enum db_observed obs, const char *message)
+{
+    if (db_guest_set_observed(m->db, g->id, obs, message) < 0)
+        log_debug("guest=%s cannot store observed state, ignoring", g->name);
+    else if (g->observed != obs)
+        events_emit(m, "guest.state", g->node, g->id, g->name,
+                    json_pack("{s:s, s:s}", "from", db_observed_to_string(g->observed), "to",
+                              db_observed_to_string(obs)),
+                    "guest %s is %s%s%s", g->name, db_observed_to_string(obs), message ? ": " : "",
+                    message ? message : "");
+    waiters_guest_state(m, g->id, obs);
+}
+
+void
+guests_observed_id(master_t *m, const char *id, enum db_observed obs, const char *message)
+{
+    struct db_guest g = {0};
+
+    if (db_guest_get_by_id(m->db, id, &g) < 0)
+        return;
+    guests_observed(m, &g, obs, message);
+    db_guest_clear(&g);
+}

@@ -1,0 +1,169 @@
+/* The guest domain: what the master does to a guest, with no HTTP in it.
+ *
+ * Every function returns >= 0 or -errno, and on failure fills a struct
+ * guest_err with the bad field and a sentence; the HTTP edge (routes.h)
+ * maps the errno to a status. The codes the edge relies on:
+ *   -EINVAL, -E2BIG  a bad request (field says which)
+ *   -ENOENT          no such guest (or node, or address)
+ *   -EEXIST, -EADDRINUSE, -EBUSY, -ESTALE, -ENOLCK  a conflict with the
+ *                    guest's state (locked, being deleted, changed meanwhile)
+ *   -EXFULL          no node can take it (err->placement explains)
+ *   -EAGAIN          no node is ready now: retry (err->placement explains)
+ *   -EHOSTUNREACH    its node is not connected
+ *   -ENOSPC, -EIO, -EROFS ...  the store could not take the change
+ *
+ * Changes are made in a transaction (a savepoint inside the caller's when
+ * the caller holds one open, as the HTTP edge does to store an idempotency
+ * key with the change). Scheduler charges and addresses follow it
+ * (charges.h, ipam.h), and what the node must be told goes out only after
+ * the outermost commit (oncommit.h): a rollback leaves nothing behind.
+ *
+ * Parsed specs are cached by guest id and generation, so a lookup reads the
+ * row but parses its JSON spec only when it changed.
+ *
+ * Loop thread only. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "master/core.h"
+#include "master/ipam.h"
+#include "proto/spec.h"
+
+struct guest_err {
+    const char *field;          /* the bad field (static, the request's or field_buf), NULL */
+    char field_buf[64];         /* room for a field name the parser reports */
+    char message[256];          /* what went wrong, for the client */
+    bool placement;             /* a placement failed: result explains it */
+    bool pin_unknown;           /* the pinned node does not exist */
+    char pin[NAME_MAX_LEN + 1]; /* the node the placement was pinned to, "" = none */
+    struct sched_result result; /* the scheduler's explanation */
+};
+
+/* Fills e and returns err (negative). */
+int guest_fail(struct guest_err *e, int err, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- reading ---- */
+
+/* A guest by name (id NULL) or id (name NULL), its row (the caller clears
+ * it with db_guest_clear) and its spec. -ENOENT, -EBADMSG (an unreadable
+ * stored spec) or -errno. */
+int guests_load(master_t *m, const char *name, const char *id, struct db_guest *g,
+                struct guest_spec *spec);
+/* The spec of a row the caller read (a list callback). 0 or -EBADMSG. */
+int guests_spec(master_t *m, const struct db_guest *g, struct guest_spec *spec);
+/* The API's view of a guest, NULL when it is gone. */
+json_t *guests_json(master_t *m, const char *id);
+/* What a spec charges its node. */
+void guests_resources(master_t *m, const struct guest_spec *s, struct sched_resources *res);
+
+/* A DELETE of the guest was accepted (recorded, or its destroy queued). */
+bool guests_deleting(master_t *m, const struct db_guest *g);
+
+/* ---- create ---- */
+
+/* A create as the API asks it, parsed. */
+struct guest_create_req {
+    struct guest_spec spec;                    /* the guest (id and generation are chosen here) */
+    struct sched_label cons[SCHED_MAX_LABELS]; /* node labels that must match */
+    size_t n_cons;                             /* entries in cons */
+    const char *pin;                           /* only this node, NULL = any */
+    const char *group;                         /* anti-affinity group, NULL = none */
+    enum sched_algo algo;                      /* SCHED_DEFAULT = the cluster's */
+    struct ipam_request ips[SPEC_MAX_ADDRS];   /* addresses to allocate */
+    size_t n_ips;                              /* entries in ips */
+};
+
+/* A guest just created: its row and spec as stored. */
+struct guest_created {
+    struct guest_spec spec;       /* as stored, with its id and addresses */
+    char node[NAME_MAX_LEN + 1];  /* where it goes */
+    char group[NAME_MAX_LEN + 1]; /* its group, "" = none */
+    struct db_guest row;          /* the stored row (its strings point into this struct) */
+};
+
+/* Validates, places, allocates and stores one guest. Its apply and start go
+ * to the node once the outermost transaction commits. */
+int guests_create(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
+                  struct guest_err *e);
+/* The API's view of a created guest, from what create built. */
+json_t *guests_created_json(const struct guest_created *c);
+
+/* ---- change ---- */
+
+/* Stores next as the guest's new spec (a new generation) after checking
+ * that its node can take any growth; the node gets it after the commit.
+ * g is updated to the new generation. */
+int guests_change(master_t *m, struct db_guest *g, const struct guest_spec *cur,
+                  struct guest_spec *next, struct guest_err *e);
+
+/* The node refused generation gen: stores before as the next generation,
+ * unless the guest changed since gen (then the newer change stands). */
+int guests_revert(master_t *m, const char *id, uint64_t gen, const struct guest_spec *before);
+
+/* ---- lifecycle ---- */
+
+enum guest_op { GUEST_START, GUEST_STOP, GUEST_RESTART };
+
+/* Sets the desired state for op (a new generation when it changes) and
+ * sends the commands after the commit. *g and *spec are the guest after
+ * the change (the caller clears g). -ENOLCK for a start of a locked guest,
+ * -EBUSY while it is being deleted, -ESTALE when it has no node, is lost or
+ * its node is down. */
+int guests_lifecycle(master_t *m, const char *name, enum guest_op op, struct db_guest *g,
+                     struct guest_spec *spec, struct guest_err *e);
+
+/* ---- delete ---- */
+
+/* Deletes a guest. Returns 0 when the record is gone already (no node, a
+ * lost guest, force), 1 when the destroy was sent to the node and the
+ * record goes with its ack (id and node are filled for the caller's wait),
+ * or -errno (-EHOSTUNREACH: the node is not connected and force is off). */
+int guests_delete(master_t *m, const char *name, bool force, char id[SPEC_ID_LEN + 1],
+                  char node[NAME_MAX_LEN + 1], struct guest_err *e);
+/* Deletes a guest's record, addresses, charge, outbox and usage. */
+int guests_remove(master_t *m, const char *id);
+
+/* ---- exec ---- */
+
+/* Sends argv to the guest's node (at once: an exec is not a change of
+ * state). *ref is the command's request id, node its node. */
+int guests_exec(master_t *m, const char *name, char **argv, uint32_t argc, uint32_t timeout_ms,
+                uint64_t *ref, char node[NAME_MAX_LEN + 1], char id[SPEC_ID_LEN + 1],
+                struct guest_err *e);
+
+/* ---- addresses (guest_addrs.c) ---- */
+
+/* One more address from a pool that serves the guest's node; out_id gets
+ * the guest's id. */
+int guests_ip_add(master_t *m, const char *name, const struct ipam_request *rq,
+                  char out_id[SPEC_ID_LEN + 1], struct guest_err *e);
+/* The address goes back to its pool. */
+int guests_ip_del(master_t *m, const char *name, const char *addr, char out_id[SPEC_ID_LEN + 1],
+                  struct guest_err *e);
+
+/* ---- what the nodes report ---- */
+
+/* Records the guest's observed state (and the node's reason), with an event
+ * when it changed from g->observed, and answers whoever waits for it. */
+void guests_observed(master_t *m, const struct db_guest *g, enum db_observed obs,
+                     const char *message);
+/* The same for a guest known by its id only. */
+void guests_observed_id(master_t *m, const char *id, enum db_observed obs, const char *message);
+
+/* ---- to the node, after the commit ---- */
+
+/* Queues the guest's spec for its node once the open transaction commits. */
+void guests_send_apply(master_t *m, const char *node, const struct guest_spec *spec);
+/* Queues start, stop or destroy of a guest at a generation, the same way. */
+void guests_send(master_t *m, const char *node, enum msg_type type, const char *id, uint64_t gen);
+
+/* ---- the spec cache ---- */
+
+void guests_cache_new(master_t *m);
+void guests_cache_free(master_t *m);
+/* Forgets a guest's cached spec. */
+void guests_cache_forget(master_t *m, const char *id);

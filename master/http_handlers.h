@@ -1,0 +1,39 @@
+/* The REST API's handlers, one per route of the table in api.c. Each parses
+ * its request, calls the guest domain (guests.h) or the registry, and
+ * answers exactly once (now, or later through a waiter). Loop thread only. */
+#pragma once
+
+#include "master/api.h"
+#include "master/httpd.h"
+
+/* http_nodes.c */
+void h_health(master_t *m, struct http_req *req, const struct api_match *am);
+void h_node_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_node_get(master_t *m, struct http_req *req, const struct api_match *am);
+void h_node_cordon(master_t *m, struct http_req *req, const struct api_match *am);
+void h_node_uncordon(master_t *m, struct http_req *req, const struct api_match *am);
+void h_node_routes(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* http_guests.c: the guest collection and one guest as a whole */
+void h_guest_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_create(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_batch(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_get(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_patch(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_delete(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* http_guest_ops.c: what is done to a guest */
+void h_guest_start(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_stop(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_restart(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_exec(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_usage(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_traffic(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_traffic_reset(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_ip_add(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_ip_del(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* http_pools.c */
+void h_pool_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_pool_create(master_t *m, struct http_req *req, const struct api_match *am);
+void h_pool_delete(master_t *m, struct http_req *req, const struct api_match *am);

@@ -1,0 +1,184 @@
+/* HTTP handlers: health and nodes. */
+#include <errno.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "master/api.h"
+#include "master/guests.h"
+#include "master/http_edge.h"
+#include "master/http_handlers.h"
+#include "master/idem.h"
+#include "proto/spec.h"
+
+void
+h_health(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    int r = db_probe_write(m->db);
+
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
+        return;
+    }
+    httpd_respond(req, 200,
+                  json_pack("{s:s, s:s, s:I}", "status", "ok", "version", API_VERSION, "nodes",
+                            (json_int_t)registry_count(m->reg)));
+}
+
+static json_t *
+node_json(master_t *m, const struct registry_node *n, bool with_orphans)
+{
+    struct sched_node_info info;
+    bool have = sched_node_info(m->sched, n->name, &info) == 0;
+    return api_node_json(n, have ? &info : NULL, with_orphans);
+}
+
+struct node_list_ctx {
+    master_t *m;                 /* the master */
+    json_t *items;               /* the page */
+    unsigned n;                  /* rows seen */
+    char last[NAME_MAX_LEN + 1]; /* last name */
+};
+
+static int
+list_node(void *userdata, const struct db_node *dn)
+{
+    struct node_list_ctx *c = userdata;
+    struct registry_node *n = registry_get(c->m->reg, dn->name);
+
+    if (n)
+        json_array_append_new(c->items, node_json(c->m, n, false));
+    strscpy(c->last, dn->name, sizeof(c->last));
+    c->n++;
+    return 0;
+}
+
+void
+h_node_list(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct node_list_ctx c = {.m = m};
+    unsigned limit;
+    const char *after;
+
+    if (http_page_params(req, &limit, &after) < 0)
+        return;
+    c.items = json_array();
+    int r = db_node_list(m->db, after, limit, list_node, &c);
+    if (r < 0) {
+        json_decref(c.items);
+        http_reply_errno(req, r, NULL, "cannot list nodes");
+        return;
+    }
+    json_t *o = json_pack("{s:o}", "nodes", c.items);
+    if (c.n == limit)
+        json_object_set_new(o, "next", json_string(c.last));
+    httpd_respond(req, 200, o);
+}
+
+void
+h_node_get(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct registry_node *n = registry_get(m->reg, am->name);
+
+    if (!n) {
+        httpd_error(req, 404, "not_found", NULL, "no node named \"%s\"", am->name);
+        return;
+    }
+    httpd_respond(req, 200, node_json(m, n, true));
+}
+
+static void
+cordon(master_t *m, struct http_req *req, const char *name, bool on)
+{
+    struct idem id;
+
+    if (idem_begin(m, req, &id))
+        return;
+    struct registry_node *n = registry_get(m->reg, name);
+    if (!n) {
+        httpd_error(req, 404, "not_found", NULL, "no node named \"%s\"", name);
+        return;
+    }
+    int r = db_begin(m->db);
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
+        return;
+    }
+    bool was = n->cordoned;
+    r = registry_cordon(m->reg, name, on);
+    json_t *o = node_json(m, n, true);
+    if (r >= 0)
+        r = idem_store(m, req, &id, 200, o);
+    r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    if (r < 0) {
+        /* registry_cordon set the node in memory once its row was written;
+         * the rollback undid the row, so the node goes back too (a 507
+         * changes nothing). */
+        n->cordoned = was;
+        sched_node_cordon(m->sched, name, was);
+        json_decref(o);
+        http_reply_errno(req, r, NULL, "cannot store the cordon: %s", strerror(-r));
+        return;
+    }
+    log_notice("node=%s %s", name, on ? "cordoned" : "uncordoned");
+    httpd_respond(req, 200, o);
+}
+
+void
+h_node_cordon(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    cordon(m, req, am->name, true);
+}
+
+void
+h_node_uncordon(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    cordon(m, req, am->name, false);
+}
+
+struct routes_ctx {
+    master_t *m;    /* the master */
+    json_t *routes; /* the answer's array */
+};
+
+static int
+route_guest(void *userdata, const struct db_guest *g)
+{
+    struct routes_ctx *c = userdata;
+    struct guest_spec spec;
+    char ifname[16], buf[NETADDR_STRLEN];
+
+    if (guests_spec(c->m, g, &spec) < 0) {
+        log_debug("guest=%s stored spec unreadable, its routes are left out", g->name);
+        return 0;
+    }
+    spec_ifname(g->id, ifname);
+    for (uint32_t i = 0; i < spec.n_addrs; i++)
+        json_array_append_new(c->routes,
+                              json_pack("{s:s, s:s, s:s}", "address",
+                                        netaddr_format(&spec.addrs[i], false, buf, sizeof(buf)),
+                                        "interface", ifname, "guest", g->name));
+    return 0;
+}
+
+/* GET /v1/nodes/{name}/routes: address -> host interface -> guest, from
+ * the master's state (what the node is told to have). */
+void
+h_node_routes(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct db_guest_filter f = {.node = am->name, .observed = -1};
+    struct routes_ctx c = {.m = m};
+
+    if (!registry_get(m->reg, am->name)) {
+        httpd_error(req, 404, "not_found", NULL, "no node named \"%s\"", am->name);
+        return;
+    }
+    c.routes = json_array();
+    int r = db_guest_list(m->db, &f, route_guest, &c);
+    if (r < 0) {
+        json_decref(c.routes);
+        http_reply_errno(req, r, NULL, "cannot list the node's guests");
+        return;
+    }
+    httpd_respond(req, 200, json_pack("{s:s, s:o}", "node", am->name, "routes", c.routes));
+}

@@ -1,0 +1,171 @@
+/* The HTTP edge against bad input and the guest lifecycle's answers, end to
+ * end in one process (master_fixture.h): encoded control bytes, bad page
+ * parameters, empty batches, 405 with Allow, a locked guest, waits on
+ * start and stop, unknown pins. */
+#include "master/master_fixture.h"
+
+static void
+create_guest(const char *name)
+{
+    char path[] = "/v1/guests?wait=running&timeout=20";
+    json_t *o = NULL;
+
+    assert_int_equal(
+        httpf("POST", path, &o,
+              "{\"name\":\"%s\",\"template\":\"busybox\",\"limits\":{\"cpu_max\":0.1}}", name),
+        201);
+    assert_string_equal(str(o, "state"), "running");
+    json_decref(o);
+}
+
+static void
+test_bad_paths_and_params(void **state)
+{
+    json_t *o = NULL;
+
+    create_guest("a1");
+    /* "a1%00x" is not a lookup of "a1". */
+    assert_int_equal(http("GET", "/v1/guests/a1%00x", NULL, NULL, &o), 400);
+    json_decref(o);
+    assert_int_equal(http("DELETE", "/v1/guests/a1%00x", NULL, NULL, NULL), 400);
+    assert_int_equal(http("GET", "/v1/guests?after=a%00", NULL, NULL, NULL), 400);
+    assert_int_equal(http("GET", "/v1/guests/a1", NULL, NULL, NULL), 200);
+    const char *bad_limits[] = {"-1", "0", "abc", "+5", "%205", "99999999999999999999"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad_limits); i++) {
+        char path[96];
+        snprintf(path, sizeof(path), "/v1/guests?limit=%s", bad_limits[i]);
+        assert_int_equal(http("GET", path, NULL, NULL, &o), 400);
+        assert_string_equal(str(json_object_get(o, "error"), "field"), "limit");
+        json_decref(o);
+    }
+    assert_int_equal(http("GET", "/v1/nodes?limit=-1", NULL, NULL, NULL), 400);
+    assert_int_equal(http("GET", "/v1/guests?limit=7", NULL, NULL, NULL), 200);
+    assert_int_equal(http("DELETE", "/v1/guests/a1?force=maybe", NULL, NULL, NULL), 400);
+    delete_all_guests();
+}
+
+static void
+test_limits_that_round_to_zero(void **state)
+{
+    const char *bodies[] = {
+        "{\"name\":\"z1\",\"template\":\"busybox\",\"limits\":{\"memory\":\"0.0000001K\"}}",
+        "{\"name\":\"z1\",\"template\":\"busybox\",\"limits\":{\"cpu_max\":0.0000001}}",
+        "{\"name\":\"z1\",\"template\":\"busybox\",\"limits\":{\"net_in\":\"0.1bit\"}}",
+    };
+    const char *fields[] = {"limits.memory", "limits.cpu_max", "limits.net_in"};
+    json_t *o = NULL;
+
+    for (size_t i = 0; i < ARRAY_SIZE(bodies); i++) {
+        assert_int_equal(http("POST", "/v1/guests", bodies[i], NULL, &o), 400);
+        assert_string_equal(str(json_object_get(o, "error"), "field"), fields[i]);
+        json_decref(o);
+    }
+    assert_int_equal(http("GET", "/v1/guests/z1", NULL, NULL, NULL), 404);
+}
+
+static void
+test_batch_and_405(void **state)
+{
+    json_t *o = NULL;
+    struct hdr_want allow = {.name = "allow:"};
+
+    assert_int_equal(http("POST", "/v1/guests:batch", "{\"guests\":[]}", NULL, &o), 400);
+    assert_string_equal(str(json_object_get(o, "error"), "field"), "guests");
+    json_decref(o);
+    assert_int_equal(http_h("PUT", "/v1/guests/a1", "{}", NULL, &o, &allow), 405);
+    assert_string_equal(allow.value, "GET, PATCH, DELETE");
+    assert_string_equal(str(json_object_get(o, "error"), "code"), "method_not_allowed");
+    json_decref(o);
+    allow.value[0] = '\0';
+    assert_int_equal(http_h("DELETE", "/v1/guests", NULL, NULL, NULL, &allow), 405);
+    assert_string_equal(allow.value, "GET, POST");
+    assert_int_equal(http("POST", "/v1/guests", "{\"name\":", NULL, NULL), 400);
+}
+
+static void
+test_lock_and_waits(void **state)
+{
+    json_t *o = NULL;
+
+    create_guest("l1");
+    /* stop ?wait=stopped answers when it stopped. */
+    assert_int_equal(http("POST", "/v1/guests/l1/stop?wait=stopped&timeout=20", NULL, NULL, &o),
+                     200);
+    assert_string_equal(str(o, "state"), "stopped");
+    assert_string_equal(str(o, "desired"), "stopped");
+    json_decref(o);
+    assert_int_equal(http("POST", "/v1/guests/l1/stop?wait=running", NULL, NULL, NULL), 400);
+    /* A locked guest does not start, and nothing changes. */
+    assert_int_equal(http("PATCH", "/v1/guests/l1", "{\"flags\":[\"lock\"]}", NULL, &o), 200);
+    json_int_t gen = num(o, "generation");
+    json_decref(o);
+    assert_int_equal(http("POST", "/v1/guests/l1/start", NULL, NULL, &o), 409);
+    assert_string_equal(str(json_object_get(o, "error"), "field"), "flags");
+    json_decref(o);
+    assert_int_equal(http("POST", "/v1/guests/l1/restart", NULL, NULL, NULL), 409);
+    assert_int_equal(http("GET", "/v1/guests/l1", NULL, NULL, &o), 200);
+    assert_int_equal(num(o, "generation"), gen);
+    assert_string_equal(str(o, "desired"), "stopped");
+    json_decref(o);
+    /* Unlocked, start ?wait=running answers when it runs. */
+    assert_int_equal(http("PATCH", "/v1/guests/l1", "{\"flags\":[]}", NULL, NULL), 200);
+    assert_int_equal(http("POST", "/v1/guests/l1/start?wait=running&timeout=20", NULL, NULL, &o),
+                     200);
+    assert_string_equal(str(o, "state"), "running");
+    json_decref(o);
+    delete_all_guests();
+}
+
+static void
+test_placement_errors(void **state)
+{
+    json_t *o = NULL;
+
+    assert_int_equal(http("POST", "/v1/guests",
+                          "{\"name\":\"p1\",\"template\":\"busybox\",\"node\":\"nope\"}", NULL, &o),
+                     422);
+    json_t *e = json_object_get(o, "error");
+    assert_string_equal(str(e, "code"), "unplaceable");
+    json_t *f = json_array_get(json_object_get(json_object_get(e, "placement"), "filters"), 0);
+    assert_string_equal(str(f, "filter"), "pinned");
+    json_decref(o);
+    /* More memory than any node has: the near miss is in the contract's units. */
+    assert_int_equal(
+        http("POST", "/v1/guests",
+             "{\"name\":\"p2\",\"template\":\"busybox\",\"limits\":{\"memory\":\"1T\"}}", NULL, &o),
+        422);
+    json_t *nm =
+        json_object_get(json_object_get(json_object_get(o, "error"), "placement"), "near_miss");
+    assert_string_equal(str(nm, "resource"), "memory");
+    assert_true(num(nm, "need") == 1LL << 40);
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests/p2", NULL, NULL, NULL), 404);
+    /* A template no node has: 422 naming it, never placed. */
+    assert_int_equal(
+        http("POST", "/v1/guests", "{\"name\":\"p3\",\"template\":\"nosuch\"}", NULL, &o), 422);
+    e = json_object_get(o, "error");
+    assert_string_equal(str(e, "field"), "template");
+    assert_non_null(strstr(str(e, "message"), "nosuch"));
+    f = json_array_get(json_object_get(json_object_get(e, "placement"), "filters"), 0);
+    assert_string_equal(str(f, "filter"), "template");
+    assert_int_equal(num(f, "rejected"), N_NODES);
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests/p3", NULL, NULL, NULL), 404);
+    /* Nodes list their templates. */
+    assert_int_equal(http("GET", "/v1/nodes/n1", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "templates")), 2);
+    json_decref(o);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_paths_and_params),
+        cmocka_unit_test(test_limits_that_round_to_zero),
+        cmocka_unit_test(test_batch_and_405),
+        cmocka_unit_test(test_lock_and_waits),
+        cmocka_unit_test(test_placement_errors),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,163 @@
+/* "A reply is a promise": with the master's database on a small filesystem
+ * that is full, every change is refused with 507 and changes nothing —
+ * create, PATCH, DELETE, address add, start/stop — while reads keep
+ * working; once there is room again the same requests succeed. End to end
+ * in one process (master_fixture.h), the store on a tmpfs of its own. */
+#include <fcntl.h>
+#include <sys/mount.h>
+
+#include "master/master_fixture.h"
+
+static char mnt[120];
+static char filler[260];
+
+static int
+setup(void **state)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "skipped: mounting a small tmpfs needs root\n");
+        exit(77);
+    }
+    snprintf(mnt, sizeof(mnt), "/tmp/vfleet-store-test-%d", (int)getpid());
+    if (mkdir(mnt, 0700) < 0 || mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m") < 0) {
+        perror("tmpfs");
+        return -1;
+    }
+    snprintf(F.db_dir, sizeof(F.db_dir), "%s", mnt);
+    snprintf(filler, sizeof(filler), "%s/filler", mnt);
+    return group_setup(state);
+}
+
+static int
+teardown(void **state)
+{
+    int r = group_teardown(state);
+    umount2(mnt, MNT_DETACH);
+    rmdir(mnt);
+    return r;
+}
+
+/* Fills the filesystem to the last byte. */
+static void
+fill(void)
+{
+    int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    char buf[4096];
+
+    assert_true(fd >= 0);
+    memset(buf, 0xa5, sizeof(buf));
+    while (write(fd, buf, sizeof(buf)) > 0)
+        ;
+    while (write(fd, buf, 1) > 0)
+        ;
+    close(fd);
+}
+
+static void
+json_field(const char *path, const char *key, json_t **out)
+{
+    json_t *o = NULL;
+    assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
+    *out = json_deep_copy(json_object_get(o, key));
+    json_decref(o);
+}
+
+static void
+test_full_store(void **state)
+{
+    json_t *o = NULL, *before = NULL, *after = NULL;
+    long st = 0;
+
+    assert_int_equal(
+        http("POST", "/v1/pools", "{\"name\":\"p\",\"cidr\":\"10.9.0.0/24\"}", NULL, NULL), 201);
+    assert_int_equal(
+        http("POST", "/v1/guests?wait=running&timeout=20",
+             "{\"name\":\"g1\",\"template\":\"busybox\",\"limits\":{\"memory\":\"64M\","
+             "\"cpu_max\":0.1}}",
+             NULL, NULL),
+        201);
+    fill();
+    /* SQLite's write-ahead log may still have room for a few writes; the
+     * first create that needs more is refused, and it is not there. */
+    int i;
+    for (i = 0; i < 300; i++) {
+        char body[160], name[16];
+        snprintf(name, sizeof(name), "f%d", i);
+        snprintf(body, sizeof(body),
+                 "{\"name\":\"%s\",\"template\":\"busybox\",\"limits\":{\"cpu_max\":0.01}}", name);
+        st = http("POST", "/v1/guests", body, NULL, &o);
+        if (st != 201) {
+            char path[64];
+            assert_int_equal(st, 507);
+            assert_string_equal(str(json_object_get(o, "error"), "code"), "insufficient_storage");
+            json_decref(o);
+            snprintf(path, sizeof(path), "/v1/guests/%s", name);
+            assert_int_equal(http("GET", path, NULL, NULL, NULL), 404);
+            break;
+        }
+        json_decref(o);
+    }
+    assert_true(i < 300);
+    json_field("/v1/guests/g1", "limits", &before);
+
+    /* PATCH: 507, and the guest keeps its generation and limits. */
+    json_int_t gen;
+    assert_int_equal(http("GET", "/v1/guests/g1", NULL, NULL, &o), 200);
+    gen = num(o, "generation");
+    json_decref(o);
+    assert_int_equal(http("PATCH", "/v1/guests/g1", "{\"limits\":{\"memory\":\"96M\"}}", NULL, &o),
+                     507);
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests/g1", NULL, NULL, &o), 200);
+    assert_int_equal(num(o, "generation"), gen);
+    assert_string_equal(str(o, "state"), "running");
+    json_decref(o);
+    json_field("/v1/guests/g1", "limits", &after);
+    assert_true(json_equal(before, after));
+    json_decref(after);
+
+    /* An address: 507, none allocated. */
+    assert_int_equal(http("POST", "/v1/guests/g1/ips", "{\"ip\":\"auto\"}", NULL, NULL), 507);
+    json_field("/v1/guests/g1", "ips", &after);
+    assert_int_equal(json_array_size(after), 0);
+    json_decref(after);
+    assert_int_equal(http("GET", "/v1/pools", NULL, NULL, &o), 200);
+    assert_int_equal(num(json_array_get(json_object_get(o, "pools"), 0), "allocated"), 0);
+    json_decref(o);
+
+    /* DELETE: 507, nothing is sent to the node: the guest runs on. */
+    assert_int_equal(http("DELETE", "/v1/guests/g1", NULL, NULL, &o), 507);
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests/g1", NULL, NULL, &o), 200);
+    assert_string_equal(str(o, "state"), "running");
+    assert_false(json_is_true(json_object_get(o, "deleting")));
+    json_decref(o);
+    /* Stop: 507, still running and desired running. */
+    assert_int_equal(http("POST", "/v1/guests/g1/stop", NULL, NULL, NULL), 507);
+    assert_int_equal(http("GET", "/v1/guests/g1", NULL, NULL, &o), 200);
+    assert_string_equal(str(o, "desired"), "running");
+    json_decref(o);
+    /* Reads work, and the master says why it cannot write. */
+    assert_int_equal(http("GET", "/v1/guests", NULL, NULL, NULL), 200);
+    assert_int_equal(http("GET", "/healthz", NULL, NULL, NULL), 507);
+
+    /* Room again: the same requests go through. */
+    assert_int_equal(unlink(filler), 0);
+    assert_int_equal(http("GET", "/healthz", NULL, NULL, NULL), 200);
+    assert_int_equal(http("PATCH", "/v1/guests/g1", "{\"limits\":{\"memory\":\"96M\"}}", NULL, &o),
+                     200);
+    json_decref(o);
+    assert_int_equal(http("POST", "/v1/guests/g1/ips", "{\"ip\":\"auto\"}", NULL, NULL), 200);
+    json_decref(before);
+    delete_all_guests();
+    assert_int_equal(http("DELETE", "/v1/pools/p", NULL, NULL, NULL), 204);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_store),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

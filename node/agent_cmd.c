@@ -1,0 +1,181 @@
+/* The master's commands to a node. Each handler checks the command against
+ * the guest table and either answers at once (an idempotent repeat, a state
+ * that forbids it) or queues the job whose done answers. Every command is
+ * idempotent on (guest id, generation). Loop thread. */
+#include <string.h>
+
+#include "common/mem.h"
+#include "node/agent_internal.h"
+
+typedef void (*cmd_fn)(agent_t *a, const struct msg *m);
+
+static void
+cmd_apply(agent_t *a, const struct msg *m)
+{
+    const struct guest_spec *s = &m->u.apply;
+    struct agent_guest *g = agent_guest_find(a, s->id);
+    struct agent_guest *same_name = agent_guest_find_name(a, s->name);
+
+    if (same_name && same_name != g) {
+        agent_send_nack(a, m->id, s->id, MSG_ERR_CONFLICT,
+                        "another guest on this node has that name");
+        return;
+    }
+    if (g && g->destroying) {
+        agent_send_nack(a, m->id, s->id, MSG_ERR_CONFLICT, "guest is being destroyed");
+        return;
+    }
+    if (g && s->generation <= g->rec.applied_generation) {
+        /* Already applied (a re-send), or older than what we have: nothing to do. */
+        agent_send_ack(a, m->id, g);
+        return;
+    }
+    if (g && !store_ids_match(&g->rec, s)) {
+        agent_send_nack(a, m->id, s->id, MSG_ERR_UNSUPPORTED,
+                        "the privileged flag is fixed when a guest is created: recreate the guest");
+        return;
+    }
+    bool existed = g != NULL;
+    if (!g) {
+        struct store_record rec = {.spec = *s, .applied_generation = 0};
+        if ((uint32_t)a->n_guests >= a->facts.max_guests) {
+            agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "node is at its guest limit");
+            return;
+        }
+        /* Its own block of host uids, from those no guest of ours holds
+         * (including guests whose create is still queued). */
+        if (!(s->flags & SPEC_FLAG_PRIVILEGED)) {
+            _cleanup_free_ uint32_t *used = xcalloc(a->n_guests + 1, sizeof(*used));
+            for (size_t i = 0; i < a->n_guests; i++)
+                used[i] = a->guests[i]->rec.ids.uid_base;
+            if (store_uid_block_pick(used, a->n_guests, &rec.ids) < 0) {
+                agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "no free block of host uids");
+                return;
+            }
+        }
+        g = agent_guest_add(a, &rec);
+    }
+    agent_job_apply(a, g, m->id, s, existed);
+}
+
+/* The guest a command names, or NULL after nacking it. */
+static struct agent_guest *
+cmd_guest(agent_t *a, const struct msg *m, const char *id)
+{
+    struct agent_guest *g = agent_guest_find(a, id);
+
+    if (!g) {
+        agent_send_nack(a, m->id, id, MSG_ERR_NOT_FOUND, "no such guest on this node");
+        return NULL;
+    }
+    if (g->destroying) {
+        agent_send_nack(a, m->id, id, MSG_ERR_CONFLICT, "guest is being destroyed");
+        return NULL;
+    }
+    return g;
+}
+
+static void
+cmd_start(agent_t *a, const struct msg *m)
+{
+    struct agent_guest *g = cmd_guest(a, m, m->u.guest.id);
+
+    if (!g)
+        return;
+    if (g->rec.spec.flags & SPEC_FLAG_LOCK) {
+        agent_send_nack(a, m->id, g->rec.spec.id, MSG_ERR_LOCKED, "guest is locked");
+        return;
+    }
+    if (g->rec.rt.pid && !g->stopping) {
+        agent_send_ack(a, m->id, g);
+        return;
+    }
+    if (g->stopping) {
+        agent_send_nack(a, m->id, g->rec.spec.id, MSG_ERR_BUSY, "guest is stopping");
+        return;
+    }
+    agent_job_start(a, g, m->id);
+}
+
+static void
+cmd_stop(agent_t *a, const struct msg *m)
+{
+    struct agent_guest *g = cmd_guest(a, m, m->u.guest.id);
+    uint32_t timeout;
+
+    if (!g)
+        return;
+    if (!g->rec.rt.pid) {
+        g->rec.desired = STORE_DESIRED_STOPPED;
+        agent_guest_save(a, g);
+        agent_send_ack(a, m->id, g);
+        return;
+    }
+    if (g->stop_ref && g->stop_ref != m->id)
+        /* A second stop while one is pending: answer the earlier one now. */
+        agent_send_nack(a, g->stop_ref, g->rec.spec.id, MSG_ERR_BUSY, "superseded by a later stop");
+    g->stop_ref = m->id;
+    if (g->stopping)
+        return;
+    g->stopping = true;
+    timeout = m->u.guest.timeout ? m->u.guest.timeout : g->rec.spec.stop_timeout;
+    if (!timeout)
+        timeout = 30;
+    agent_guest_arm_stop(a, g, timeout);
+    agent_job_stop(a, g, m->id);
+}
+
+static void
+cmd_destroy(agent_t *a, const struct msg *m)
+{
+    struct agent_guest *g = agent_guest_find(a, m->u.guest.id);
+
+    if (!g) {
+        /* Gone is gone: destroy is idempotent. */
+        agent_send_ack_gone(a, m->id, m->u.guest.id, 0);
+        return;
+    }
+    if (g->destroying)
+        return; /* the pending destroy answers */
+    g->destroying = true;
+    agent_guest_quiet(g);
+    agent_job_destroy(a, g, m->id);
+}
+
+static void
+cmd_exec(agent_t *a, const struct msg *m)
+{
+    const struct msg_guest_exec *e = &m->u.exec;
+    struct agent_guest *g = cmd_guest(a, m, e->id);
+
+    if (!g)
+        return;
+    if (g->rec.spec.flags & SPEC_FLAG_PRIVATE) {
+        agent_send_nack(a, m->id, e->id, MSG_ERR_PRIVATE, "guest is private: no exec");
+        return;
+    }
+    if (g->rec.spec.flags & SPEC_FLAG_LOCK) {
+        agent_send_nack(a, m->id, e->id, MSG_ERR_LOCKED, "guest is locked");
+        return;
+    }
+    if (!g->rec.rt.pid) {
+        agent_send_nack(a, m->id, e->id, MSG_ERR_CONFLICT, "guest is not running");
+        return;
+    }
+    agent_job_exec(a, g, m->id, e);
+}
+
+/* The commands a node accepts, by message type; NULL for the rest. */
+static const cmd_fn cmds[MSG_TYPE_COUNT] = {
+    [MSG_GUEST_APPLY] = cmd_apply,     [MSG_GUEST_START] = cmd_start, [MSG_GUEST_STOP] = cmd_stop,
+    [MSG_GUEST_DESTROY] = cmd_destroy, [MSG_GUEST_EXEC] = cmd_exec,
+};
+
+bool
+agent_cmd_handle(agent_t *a, const struct msg *m)
+{
+    if ((unsigned)m->type >= MSG_TYPE_COUNT || !cmds[m->type])
+        return false;
+    cmds[m->type](a, m);
+    return true;
+}

@@ -1,0 +1,167 @@
+/* The node agent's insides, shared by its files and nothing else.
+ *
+ *   agent.c        lifecycle, the session with the master (hello, welcome,
+ *                  heartbeat, reconnect), frames in, the usage timer,
+ *                  re-adoption at start
+ *   agent_cmd.c    the master's commands (guest.apply/start/stop/destroy/
+ *                  exec): checks against the guest table, then a job
+ *   agent_jobs.c   the job kinds: one {run, done} pair per kind, on lanes
+ *   agent_guest.c  the guest table, the pidfd watch on init, stop timeouts,
+ *                  what happens when a guest stops
+ *   agent_send.c   every message to the master (the one caller of link_send)
+ *
+ * Threads: everything here runs on the loop thread, except the jobs' run
+ * functions (agent_jobs.c), which run on the thread pool and touch only their
+ * job's own copies and the backend. The guest table, the store and the link
+ * are the loop thread's alone. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "node/agent.h"
+#include "node/backend.h"
+#include "node/lane.h"
+#include "node/store.h"
+#include "proto/link.h"
+#include "proto/msg.h"
+#include "proto/zwatch.h"
+
+/* A pidfd watch on a guest's init. Allocated per start and freed by its
+ * close callback, because a closed libuv handle cannot be reused at once. */
+struct agent_watch {
+    uv_poll_t poll;            /* readable when init exits */
+    int pidfd;                 /* the pidfd polled, owned */
+    struct agent_guest *guest; /* the guest, NULL once detached */
+};
+
+/* A guest the agent knows, with the handles that watch it. Owned by the
+ * agent's table; freed only after its handles are closed. */
+struct agent_guest {
+    agent_t *agent;            /* the agent that owns it (several may share a loop) */
+    struct store_record rec;   /* what the store holds */
+    struct agent_watch *watch; /* watches init while running, else NULL */
+    uv_timer_t stop_timer;     /* stop timeout, then kill */
+    bool timer_init;           /* stop_timer is initialised */
+    uint64_t stop_ref;         /* request id of a pending guest.stop, 0 = none */
+    bool stopping;             /* a stop was asked and init has not exited */
+    bool destroying;           /* a destroy is queued: refuse new work */
+    int handles_open;          /* handles still to close before free */
+    bool orphaned;             /* out of the agent's table: the last close callback frees it */
+};
+
+struct agent {
+    uv_loop_t *loop;             /* the loop everything runs on (borrowed) */
+    struct agent_config cfg;     /* copy of the configuration */
+    backend_t *backend;          /* owned */
+    store_t *store;              /* owned */
+    link_t *link;                /* DEALER to the master, owned */
+    zwatch_t watch;              /* ZeroMQ readiness in the loop */
+    uv_timer_t heartbeat;        /* heartbeat and hello retries */
+    uv_timer_t usage;            /* usage sampling */
+    lane_t *ops;                 /* lifecycle lane (apply .. usage), owned */
+    lane_t *execs;               /* exec lane, owned */
+    struct agent_guest **guests; /* the guest table, owned */
+    size_t n_guests;             /* entries used */
+    size_t cap_guests;           /* entries allocated */
+    struct node_facts facts;     /* from the backend's probe */
+    uint64_t next_id;            /* our request ids */
+    uint64_t heartbeat_seq;      /* heartbeats sent */
+    bool welcomed;               /* the master answered our hello */
+    uint64_t last_hello_ms;      /* when hello was last sent */
+    uint64_t last_rx_ms;         /* when the master was last heard from */
+    unsigned unanswered_hellos;  /* hellos sent since the last welcome */
+    bool usage_pending;          /* a usage job is queued or running */
+    bool handles_ready;          /* timers and the watcher are initialised */
+    bool closing;                /* agent_shutdown was called */
+};
+
+/* ---- agent_send.c: messages to the master ------------------------------ */
+
+/* Encodes m (giving it the next request id when m->id is 0) and sends it. A
+ * failed send is logged and dropped: the master re-sends unacknowledged
+ * commands, so a lost answer costs a retry. m stays the caller's. */
+void agent_send(agent_t *a, struct msg *m);
+/* ack of request ref about g (its id, applied generation, running); g NULL
+ * for an ack about no guest. */
+void agent_send_ack(agent_t *a, uint64_t ref, const struct agent_guest *g);
+/* ack of request ref about a guest that is no longer in the table. */
+void agent_send_ack_gone(agent_t *a, uint64_t ref, const char *id, uint64_t generation);
+/* nack of request ref; id may be NULL. */
+void agent_send_nack(agent_t *a, uint64_t ref, const char *id, enum msg_error code,
+                     const char *text);
+/* nack with "what: detail", detail being the backend's errtext when it gave
+ * one, else strerror(-err); the code comes from msg_error_from_errno. */
+void agent_send_nack_errno(agent_t *a, uint64_t ref, const char *id, int err, const char *what,
+                           const char *detail);
+/* A guest event ("started", "stopped", "exited", "destroyed"); text may be NULL. */
+void agent_send_event(agent_t *a, const char *id, const char *kind, int exit_code,
+                      const char *text);
+/* hello with the node's facts, labels and the guest table as inventory. */
+void agent_send_hello(agent_t *a);
+/* A heartbeat with the table's guest and running counts. */
+void agent_send_heartbeat(agent_t *a);
+
+/* ---- agent_cmd.c: the master's commands -------------------------------- */
+
+/* Handles one decoded message of a command type (guest.*): answers it now
+ * (ack, nack) or queues the job whose done answers it. Returns false, having
+ * done nothing, when m's type is not a command a node accepts. */
+bool agent_cmd_handle(agent_t *a, const struct msg *m);
+
+/* ---- agent_jobs.c: backend operations on the lanes ---------------------- */
+
+/* Each queues a job on its lane with copies of g's spec and runtime; apply,
+ * start, stop and destroy take them afresh from the table when they leave
+ * the queue (after every earlier job's done), so they act on what the jobs
+ * before them did. Its done records the outcome and answers request ref (0:
+ * an internal job, nothing to answer). */
+/* Create (unless existed), then apply spec's limits and, when running, network. */
+void agent_job_apply(agent_t *a, const struct agent_guest *g, uint64_t ref,
+                     const struct guest_spec *spec, bool existed);
+/* Start init and its network. */
+void agent_job_start(agent_t *a, const struct agent_guest *g, uint64_t ref);
+/* Send the halt signal; g->stop_ref is answered when init has gone. */
+void agent_job_stop(agent_t *a, const struct agent_guest *g, uint64_t ref);
+/* Kill everything of the guest, fold the run's network counters, drop its network. */
+void agent_job_kill(agent_t *a, const struct agent_guest *g);
+/* Kill if running, then remove everything of the guest. */
+void agent_job_destroy(agent_t *a, const struct agent_guest *g, uint64_t ref);
+/* Run e (copied) inside the guest, on the exec lane. */
+void agent_job_exec(agent_t *a, const struct agent_guest *g, uint64_t ref,
+                    const struct msg_guest_exec *e);
+/* Sample every running guest that is not being destroyed (at most
+ * PROTO_MAX_SAMPLES) and send one usage batch. Returns the number of guests
+ * sampled; 0 queues nothing. Sets a->usage_pending until the batch is sent. */
+size_t agent_job_usage(agent_t *a);
+
+/* ---- agent_guest.c: the guest table ------------------------------------ */
+
+struct agent_guest *agent_guest_find(agent_t *a, const char *id);
+struct agent_guest *agent_guest_find_name(agent_t *a, const char *name);
+/* Adds a guest with a copy of rec to the table (not to the store). */
+struct agent_guest *agent_guest_add(agent_t *a, const struct store_record *rec);
+/* Takes g out of the table and frees it once its handles are closed. */
+void agent_guest_remove(agent_t *a, struct agent_guest *g);
+/* Writes g's record to the store; logs a failure. Returns 0 or -errno. */
+int agent_guest_save(agent_t *a, struct agent_guest *g);
+/* Watches init's pidfd so the agent learns when the guest stops, whoever
+ * stopped it (adopted guests too, which are not our children). Does nothing
+ * with fake pids. Returns 0 or -errno. */
+int agent_guest_watch(agent_t *a, struct agent_guest *g);
+/* Stops watching init and cancels a pending stop timeout. */
+void agent_guest_quiet(struct agent_guest *g);
+/* Arms the stop timeout: after timeout_s seconds a still running guest is killed. */
+void agent_guest_arm_stop(agent_t *a, struct agent_guest *g, uint32_t timeout_s);
+/* Records that g's init is gone: clears the runtime, saves, sends the
+ * "stopped" (asked for) or "exited" event and answers a pending stop. */
+void agent_guest_stopped(agent_t *a, struct agent_guest *g, int exit_code, const char *why);
+/* Guests in the table whose init runs. */
+size_t agent_guest_running(const agent_t *a);
+/* agent_shutdown: closes every guest's handles; guests stay in the table. */
+void agent_guest_close_all(agent_t *a);
+/* agent_destroy: frees the table; guests whose handles are still closing
+ * are freed by their close callbacks. */
+void agent_guest_free_all(agent_t *a);

@@ -1,0 +1,562 @@
+/* The agent's jobs: backend operations queued on a lane (node/lane.h) and
+ * run on libuv's thread pool, so the loop never blocks on mkfs or mount.
+ *
+ * Each kind is a {run, done} pair in job_ops[]. run is on a thread-pool
+ * thread and touches only the job's own copies (spec, runtime, payload) and
+ * the backend; done is back on the loop thread and alone records the outcome
+ * in the guest table and the store, then answers the master. Lifecycle jobs
+ * share one lane, so the backend sees one operation at a time, in arrival
+ * order; exec has a lane of its own (backend.h allows it to run alongside). */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "common/errtext.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "node/agent_internal.h"
+
+/* What a queued backend operation does. */
+enum job_kind {
+    JOB_APPLY,   /* create if absent, then apply limits */
+    JOB_START,   /* start init */
+    JOB_STOP,    /* send the halt signal */
+    JOB_KILL,    /* SIGKILL the guest's cgroup */
+    JOB_DESTROY, /* kill if running, then remove everything */
+    JOB_EXEC,    /* run a command inside */
+    JOB_USAGE,   /* sample every running guest */
+    JOB__MAX
+};
+
+/* One backend operation. The job owns copies of everything its run reads,
+ * so the loop thread may change guests meanwhile. */
+struct job {
+    agent_t *agent;            /* back pointer for done */
+    enum job_kind kind;        /* index into job_ops */
+    uint64_t ref;              /* request id to answer, 0 for internal jobs */
+    bool fake_pids;            /* the agent's cfg.fake_pids, read by run */
+    struct guest_spec spec;    /* the guest's spec as of queueing (unused by usage) */
+    struct guest_runtime rt;   /* runtime in, and out of start */
+    struct guest_ids ids;      /* the guest's uid block (its store record) */
+    int result;                /* backend return */
+    char errtext[ERRTEXT_MAX]; /* the backend's detail when result < 0 */
+    union {
+        struct {
+            bool existed; /* the guest was already created */
+        } apply;
+        struct {
+            enum guest_state after; /* fake_pids: the state after the halt signal */
+        } stop;
+        struct {
+            enum guest_state after;  /* fake_pids: the state after the kill */
+            struct guest_usage last; /* the run's last network counters */
+            bool have_last;          /* last was read and is to be folded */
+        } kill;
+        struct {
+            struct msg_guest_exec req; /* the request (argv owned) */
+            struct exec_result res;    /* the result (buffers owned) */
+        } exec;
+        struct {
+            size_t n;                  /* guests sampled */
+            struct guest_spec *specs;  /* their specs (owned) */
+            struct guest_runtime *rts; /* their runtimes (owned) */
+            struct guest_usage *out;   /* one sample per guest (owned) */
+        } usage;
+    } u; /* the kind's own payload */
+};
+
+/* What a job takes from its guest when it leaves the queue (job_start). */
+enum job_fresh {
+    FRESH_NONE, /* nothing: the copies made at queueing are the ones to use */
+    FRESH_RT,   /* the runtime (apply brings its own, newer spec) */
+    FRESH_ALL,  /* spec and runtime */
+};
+
+/* A job kind. */
+struct job_ops {
+    const char *name;     /* for logs */
+    bool exec_lane;       /* runs on the exec lane, else on the lifecycle lane */
+    enum job_fresh fresh; /* what to take from the guest at start */
+    /* On a thread-pool thread: sets j->result (and the payload's outputs). */
+    void (*run)(struct job *j, backend_t *b);
+    /* On the loop thread; g is the job's guest if still in the table, else NULL. */
+    void (*done)(agent_t *a, struct job *j, struct agent_guest *g);
+    /* Frees the payload; NULL when it owns nothing. */
+    void (*clear)(struct job *j);
+};
+
+static const struct job_ops job_ops[JOB__MAX];
+
+/* Adds the network counters of from to into (the fields that count per run
+ * in a backend with net_per_run). */
+static void
+usage_fold_net(struct guest_usage *into, const struct guest_usage *from)
+{
+    into->net_rx_bytes += from->net_rx_bytes;
+    into->net_tx_bytes += from->net_tx_bytes;
+    into->net_rx_packets += from->net_rx_packets;
+    into->net_tx_packets += from->net_tx_packets;
+    into->failcnt[USAGE_FAIL_TCP] += from->failcnt[USAGE_FAIL_TCP];
+}
+
+/* The backend's detail for the log, else the errno's text. */
+static const char *
+job_why(const struct job *j)
+{
+    return j->errtext[0] ? j->errtext : strerror(-j->result);
+}
+
+/* ---- the generic part: queue, run, done ------------------------------- */
+
+static struct job *
+job_new(agent_t *a, enum job_kind kind, uint64_t ref, const struct agent_guest *g)
+{
+    struct job *j = xcalloc(1, sizeof(*j));
+
+    j->agent = a;
+    j->kind = kind;
+    j->ref = ref;
+    j->fake_pids = a->cfg.fake_pids;
+    if (g) {
+        j->spec = g->rec.spec;
+        j->rt = g->rec.rt;
+        j->ids = g->rec.ids;
+    }
+    return j;
+}
+
+/* On the loop thread, as the job leaves its lane's queue: every earlier job
+ * of the lane is done, so the guest's record says what they did. A start
+ * queued behind an apply starts with the spec just applied; a destroy queued
+ * behind a start kills the init that start made. The kill of an init that
+ * exited keeps the runtime it was queued with (the record has dropped it). */
+static void
+job_start(void *arg)
+{
+    struct job *j = arg;
+    enum job_fresh fresh = job_ops[j->kind].fresh;
+    const struct agent_guest *g;
+
+    if (fresh == FRESH_NONE || !(g = agent_guest_find(j->agent, j->spec.id)))
+        return;
+    j->rt = g->rec.rt;
+    if (fresh == FRESH_ALL)
+        j->spec = g->rec.spec;
+}
+
+static void
+job_run(void *arg)
+{
+    struct job *j = arg;
+
+    errtext_clear();
+    job_ops[j->kind].run(j, j->agent->backend);
+    if (j->result < 0)
+        strscpy(j->errtext, errtext_get(), sizeof(j->errtext));
+}
+
+static void
+job_done(void *arg)
+{
+    struct job *j = arg;
+    agent_t *a = j->agent;
+    const struct job_ops *ops = &job_ops[j->kind];
+
+    log_debug("node=%s guest=%s job %s done: %d", a->cfg.name, j->spec.name, ops->name, j->result);
+    ops->done(a, j, j->spec.id[0] ? agent_guest_find(a, j->spec.id) : NULL);
+    if (ops->clear)
+        ops->clear(j);
+    free(j);
+}
+
+static const struct lane_fns job_fns = {job_start, job_run, job_done};
+
+static void
+job_push(agent_t *a, struct job *j)
+{
+    lane_push(job_ops[j->kind].exec_lane ? a->execs : a->ops, &job_fns, j);
+}
+
+/* ---- apply ------------------------------------------------------------ */
+
+static void
+apply_run(struct job *j, backend_t *b)
+{
+    const struct backend_ops *ops = b->ops;
+    bool existed = j->u.apply.existed;
+
+    j->result = existed ? 0 : ops->create(b, &j->spec, &j->ids);
+    if (j->result >= 0)
+        j->result = ops->set_limits(b, &j->spec, &j->ids, &j->rt);
+    if (j->result >= 0 && j->rt.pid)
+        j->result = ops->apply_network(b, &j->spec, &j->rt);
+    if (j->result < 0 && !existed) {
+        /* A create that failed half-way leaves nothing behind (no record
+         * will name it): undo what the backend made, keep the reason. */
+        char why[ERRTEXT_MAX];
+        strscpy(why, errtext_get(), sizeof(why));
+        (void)ops->destroy(b, &j->spec);
+        errtext_set("%s", why);
+    }
+}
+
+static void
+apply_done(agent_t *a, struct job *j, struct agent_guest *g)
+{
+    if (!g)
+        return;
+    if (j->result < 0) {
+        log_error("node=%s guest=%s apply of generation %" PRIu64 " failed: %s", a->cfg.name,
+                  j->spec.name, j->spec.generation, job_why(j));
+        if (!j->u.apply.existed) {
+            /* Nothing of a failed create is kept: the record goes too. */
+            store_delete(a->store, j->spec.id);
+            agent_guest_remove(a, g);
+        }
+        agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "apply", j->errtext);
+        return;
+    }
+    g->rec.spec = j->spec;
+    g->rec.applied_generation = j->spec.generation;
+    if (agent_guest_save(a, g) < 0) {
+        agent_send_nack(a, j->ref, j->spec.id, MSG_ERR_INTERNAL, "cannot write local store");
+        return;
+    }
+    log_info("node=%s guest=%s generation %" PRIu64 " applied", a->cfg.name, j->spec.name,
+             j->spec.generation);
+    agent_send_ack(a, j->ref, g);
+}
+
+void
+agent_job_apply(agent_t *a, const struct agent_guest *g, uint64_t ref,
+                const struct guest_spec *spec, bool existed)
+{
+    struct job *j = job_new(a, JOB_APPLY, ref, g);
+
+    j->spec = *spec;
+    j->u.apply.existed = existed;
+    job_push(a, j);
+}
+
+/* ---- start ------------------------------------------------------------ */
+
+static void
+start_run(struct job *j, backend_t *b)
+{
+    const struct backend_ops *ops = b->ops;
+
+    j->result = ops->start(b, &j->spec, &j->ids, &j->rt);
+    if (j->result < 0)
+        return;
+    /* A guest runs with its network or not at all: a start whose network
+     * cannot be applied is undone. */
+    int r = ops->apply_network(b, &j->spec, &j->rt);
+    if (r < 0) {
+        char why[ERRTEXT_MAX];
+        strscpy(why, errtext_get(), sizeof(why));
+        struct guest_runtime none = {0};
+        ops->kill(b, &j->spec, &j->rt);
+        ops->apply_network(b, &j->spec, &none);
+        errtext_set("cannot set up the guest's network: %s", why[0] ? why : strerror(-r));
+        j->result = r;
+    }
+}
+
+static void
+start_done(agent_t *a, struct job *j, struct agent_guest *g)
+{
+    if (!g)
+        return;
+    if (j->result < 0) {
+        log_error("node=%s guest=%s start failed: %s", a->cfg.name, j->spec.name, job_why(j));
+        agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "start", j->errtext);
+        return;
+    }
+    g->rec.rt = j->rt;
+    g->rec.desired = STORE_DESIRED_RUNNING;
+    agent_guest_save(a, g);
+    if (!a->closing && agent_guest_watch(a, g) < 0)
+        log_warning("node=%s guest=%s cannot watch init pid %d, ignoring", a->cfg.name,
+                    j->spec.name, (int)j->rt.pid);
+    log_info("node=%s guest=%s started, init pid %d", a->cfg.name, j->spec.name, (int)j->rt.pid);
+    agent_send_ack(a, j->ref, g);
+    agent_send_event(a, j->spec.id, "started", 0, "");
+}
+
+void
+agent_job_start(agent_t *a, const struct agent_guest *g, uint64_t ref)
+{
+    job_push(a, job_new(a, JOB_START, ref, g));
+}
+
+/* ---- stop ------------------------------------------------------------- */
+
+static void
+stop_run(struct job *j, backend_t *b)
+{
+    j->result = b->ops->stop(b, &j->spec, &j->rt);
+    j->u.stop.after = GUEST_RUNNING;
+    if (j->result >= 0 && j->fake_pids)
+        (void)b->ops->state(b, &j->spec, &j->rt, &j->u.stop.after);
+}
+
+static void
+stop_done(agent_t *a, struct job *j, struct agent_guest *g)
+{
+    if (!g)
+        return;
+    if (j->result < 0 && g->stop_ref) {
+        agent_send_nack_errno(a, g->stop_ref, j->spec.id, j->result, "stop", j->errtext);
+        g->stop_ref = 0;
+        g->stopping = false;
+    }
+    /* Without a pidfd to watch, the state the job saw is the exit; with
+     * one, the watch reports the exit and answers the stop. */
+    if (j->result >= 0 && j->fake_pids && g->rec.rt.pid && j->u.stop.after != GUEST_RUNNING)
+        agent_guest_stopped(a, g, 0, "init exited");
+}
+
+void
+agent_job_stop(agent_t *a, const struct agent_guest *g, uint64_t ref)
+{
+    job_push(a, job_new(a, JOB_STOP, ref, g));
+}
+
+/* ---- kill ------------------------------------------------------------- */
+
+static void
+kill_run(struct job *j, backend_t *b)
+{
+    const struct backend_ops *ops = b->ops;
+
+    j->result = ops->kill(b, &j->spec, &j->rt);
+    j->u.kill.after = GUEST_RUNNING;
+    if (j->result < 0)
+        return;
+    if (j->fake_pids)
+        (void)ops->state(b, &j->spec, &j->rt, &j->u.kill.after);
+    /* The run's network counters are read once the guest is dead (the
+     * backend keeps them until told otherwise), then its network goes: done
+     * folds them into the baseline. */
+    struct guest_runtime none = {0};
+    if (ops->net_per_run && ops->usage(b, &j->spec, &j->rt, &j->u.kill.last) >= 0)
+        j->u.kill.have_last = true;
+    int r = ops->apply_network(b, &j->spec, &none);
+    if (r < 0 && r != -ENOENT)
+        j->result = r;
+}
+
+static void
+kill_done(agent_t *a, struct job *j, struct agent_guest *g)
+{
+    if (!g)
+        return;
+    if (j->u.kill.have_last) {
+        usage_fold_net(&g->rec.baseline, &j->u.kill.last);
+        agent_guest_save(a, g);
+    }
+    if (j->result < 0)
+        log_error("node=%s guest=%s kill failed: %s", a->cfg.name, j->spec.name, job_why(j));
+    /* With a pidfd, the watch reports the exit and answers the stop. */
+    if (j->result >= 0 && j->fake_pids && g->rec.rt.pid && j->u.kill.after != GUEST_RUNNING)
+        agent_guest_stopped(a, g, -1, "killed");
+}
+
+void
+agent_job_kill(agent_t *a, const struct agent_guest *g)
+{
+    job_push(a, job_new(a, JOB_KILL, 0, g));
+}
+
+/* ---- destroy ---------------------------------------------------------- */
+
+static void
+destroy_run(struct job *j, backend_t *b)
+{
+    j->result = j->rt.pid ? b->ops->kill(b, &j->spec, &j->rt) : 0;
+    if (j->result >= 0)
+        j->result = b->ops->destroy(b, &j->spec);
+}
+
+static void
+destroy_done(agent_t *a, struct job *j, struct agent_guest *g)
+{
+    if (!g)
+        return;
+    if (j->result < 0) {
+        g->destroying = false;
+        agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "destroy", j->errtext);
+        return;
+    }
+    /* The exit watch was stopped when the destroy was queued: reap init here
+     * if it is our child (after kill the cgroup is empty, so it is a zombie
+     * by now; an adopted init belongs to the host's init). A fake pid is no
+     * child of ours, and may be some unrelated one's. */
+    if (j->rt.pid && !j->fake_pids)
+        (void)waitpid(j->rt.pid, NULL, WNOHANG);
+    store_delete(a->store, j->spec.id);
+    log_info("node=%s guest=%s destroyed", a->cfg.name, j->spec.name);
+    agent_send_ack_gone(a, j->ref, j->spec.id, g->rec.applied_generation);
+    agent_send_event(a, j->spec.id, "destroyed", 0, "");
+    agent_guest_remove(a, g);
+}
+
+void
+agent_job_destroy(agent_t *a, const struct agent_guest *g, uint64_t ref)
+{
+    job_push(a, job_new(a, JOB_DESTROY, ref, g));
+}
+
+/* ---- exec ------------------------------------------------------------- */
+
+static void
+exec_run(struct job *j, backend_t *b)
+{
+    struct exec_request req = {
+        .argv = j->u.exec.req.argv,
+        .timeout_ms = j->u.exec.req.timeout_ms,
+        .max_output = j->u.exec.req.max_output,
+    };
+
+    j->result = b->ops->exec(b, &j->spec, &j->rt, &req, &j->u.exec.res);
+}
+
+static void
+exec_done(agent_t *a, struct job *j, struct agent_guest *g)
+{
+    struct msg m = {.type = MSG_EXEC_RESULT};
+    struct msg_exec_result *e = &m.u.exec_result;
+    const struct exec_result *res = &j->u.exec.res;
+
+    /* The answer does not depend on the guest still being in the table. */
+    (void)g;
+    if (j->result < 0) {
+        agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "exec", j->errtext);
+        return;
+    }
+    e->ref = j->ref;
+    memcpy(e->id, j->spec.id, sizeof(e->id));
+    e->exit_code = res->exit_code;
+    e->signal = res->signal;
+    e->timed_out = res->timed_out;
+    e->truncated = res->truncated;
+    e->out = res->out;
+    e->out_len = (uint32_t)res->out_len;
+    e->err = res->err;
+    e->err_len = (uint32_t)res->err_len;
+    agent_send(a, &m); /* the buffers stay owned by the job */
+}
+
+static void
+exec_clear(struct job *j)
+{
+    if (j->u.exec.req.argv) {
+        for (uint32_t i = 0; i < j->u.exec.req.argc; i++)
+            free(j->u.exec.req.argv[i]);
+        free(j->u.exec.req.argv);
+    }
+    exec_result_clear(&j->u.exec.res);
+}
+
+void
+agent_job_exec(agent_t *a, const struct agent_guest *g, uint64_t ref,
+               const struct msg_guest_exec *e)
+{
+    struct job *j = job_new(a, JOB_EXEC, ref, g);
+
+    j->u.exec.req = *e;
+    j->u.exec.req.argv = xcalloc(e->argc + 1, sizeof(char *));
+    for (uint32_t i = 0; i < e->argc; i++)
+        j->u.exec.req.argv[i] = xstrdup(e->argv[i]);
+    job_push(a, j);
+}
+
+/* ---- usage ------------------------------------------------------------ */
+
+static void
+usage_run(struct job *j, backend_t *b)
+{
+    for (size_t i = 0; i < j->u.usage.n; i++) {
+        struct guest_usage *u = &j->u.usage.out[i];
+        memcpy(u->id, j->u.usage.specs[i].id, sizeof(u->id));
+        if (b->ops->usage(b, &j->u.usage.specs[i], &j->u.usage.rts[i], u) < 0)
+            u->time_ms = 0; /* marks the sample as failed; it is not sent */
+    }
+    j->result = 0;
+}
+
+static void
+usage_done(agent_t *a, struct job *j, struct agent_guest *g)
+{
+    struct msg m = {.type = MSG_USAGE};
+    struct guest_usage *out = j->u.usage.out;
+    size_t n = 0;
+
+    (void)g; /* a batch is about many guests: g is always NULL */
+    for (size_t i = 0; i < j->u.usage.n; i++) {
+        if (!out[i].time_ms)
+            continue;
+        /* Counters since creation: earlier runs' totals plus this run's. */
+        const struct agent_guest *sg = agent_guest_find(a, out[i].id);
+        if (sg && a->backend->ops->net_per_run)
+            usage_fold_net(&out[i], &sg->rec.baseline);
+        out[n++] = out[i];
+    }
+    a->usage_pending = false;
+    if (n == 0)
+        return;
+    m.u.usage.n_samples = (uint32_t)n;
+    m.u.usage.samples = out;
+    agent_send(a, &m); /* the samples stay owned by the job */
+}
+
+static void
+usage_clear(struct job *j)
+{
+    free(j->u.usage.specs);
+    free(j->u.usage.rts);
+    free(j->u.usage.out);
+}
+
+size_t
+agent_job_usage(agent_t *a)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < a->n_guests; i++)
+        n += a->guests[i]->rec.rt.pid != 0 && !a->guests[i]->destroying;
+    if (n == 0)
+        return 0;
+    if (n > PROTO_MAX_SAMPLES)
+        n = PROTO_MAX_SAMPLES;
+    struct job *j = job_new(a, JOB_USAGE, 0, NULL);
+    j->u.usage.specs = xcalloc(n, sizeof(*j->u.usage.specs));
+    j->u.usage.rts = xcalloc(n, sizeof(*j->u.usage.rts));
+    j->u.usage.out = xcalloc(n, sizeof(*j->u.usage.out));
+    for (size_t i = 0, k = 0; i < a->n_guests && k < n; i++) {
+        const struct agent_guest *g = a->guests[i];
+        if (!g->rec.rt.pid || g->destroying)
+            continue;
+        j->u.usage.specs[k] = g->rec.spec;
+        j->u.usage.rts[k] = g->rec.rt;
+        k++;
+    }
+    j->u.usage.n = n;
+    a->usage_pending = true;
+    job_push(a, j);
+    return n;
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+static const struct job_ops job_ops[JOB__MAX] = {
+    [JOB_APPLY] = {"apply", false, FRESH_RT, apply_run, apply_done, NULL},
+    [JOB_START] = {"start", false, FRESH_ALL, start_run, start_done, NULL},
+    [JOB_STOP] = {"stop", false, FRESH_ALL, stop_run, stop_done, NULL},
+    [JOB_KILL] = {"kill", false, FRESH_NONE, kill_run, kill_done, NULL},
+    [JOB_DESTROY] = {"destroy", false, FRESH_ALL, destroy_run, destroy_done, NULL},
+    /* exec runs beside the lifecycle lane, so there is no "earlier job" to wait for. */
+    [JOB_EXEC] = {"exec", true, FRESH_NONE, exec_run, exec_done, exec_clear},
+    [JOB_USAGE] = {"usage", false, FRESH_NONE, usage_run, usage_done, usage_clear},
+};

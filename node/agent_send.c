@@ -1,0 +1,144 @@
+/* Every message the agent sends to the master goes through here: this file
+ * is the one caller of link_send (an outbox that re-sends until the master
+ * acknowledges would sit between agent_send and link_send). Loop thread. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/errtext.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/mtime.h"
+#include "node/agent_internal.h"
+
+#define VFLEET_VERSION "0.1.0"
+
+void
+agent_send(agent_t *a, struct msg *m)
+{
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+
+    if (!m->id)
+        m->id = ++a->next_id;
+    int r = msg_encode(m, &buf, &len);
+    if (r < 0) {
+        log_error("node=%s cannot encode %s: %s", a->cfg.name, msg_type_name(m->type),
+                  strerror(-r));
+        return;
+    }
+    r = link_send(a->link, NULL, buf, len);
+    if (r < 0)
+        /* The master re-sends unacked commands, so a dropped answer costs a retry only. */
+        log_warning("node=%s send %s failed: %s, ignoring", a->cfg.name, msg_type_name(m->type),
+                    strerror(-r));
+}
+
+void
+agent_send_ack(agent_t *a, uint64_t ref, const struct agent_guest *g)
+{
+    struct msg m = {.type = MSG_ACK};
+
+    m.u.ack.ref = ref;
+    if (g) {
+        memcpy(m.u.ack.id, g->rec.spec.id, sizeof(m.u.ack.id));
+        m.u.ack.generation = g->rec.applied_generation;
+        m.u.ack.running = g->rec.rt.pid != 0;
+    }
+    agent_send(a, &m);
+}
+
+void
+agent_send_ack_gone(agent_t *a, uint64_t ref, const char *id, uint64_t generation)
+{
+    struct msg m = {.type = MSG_ACK};
+
+    m.u.ack.ref = ref;
+    strscpy(m.u.ack.id, id, sizeof(m.u.ack.id));
+    m.u.ack.generation = generation;
+    agent_send(a, &m);
+}
+
+void
+agent_send_nack(agent_t *a, uint64_t ref, const char *id, enum msg_error code, const char *text)
+{
+    struct msg m = {.type = MSG_NACK};
+
+    m.u.nack.ref = ref;
+    m.u.nack.code = code;
+    if (id)
+        strscpy(m.u.nack.id, id, sizeof(m.u.nack.id));
+    snprintf(m.u.nack.message, sizeof(m.u.nack.message), "%s", text);
+    agent_send(a, &m);
+}
+
+void
+agent_send_nack_errno(agent_t *a, uint64_t ref, const char *id, int err, const char *what,
+                      const char *detail)
+{
+    char text[ERRTEXT_MAX + 64];
+
+    snprintf(text, sizeof(text), "%s: %s", what, detail && *detail ? detail : strerror(-err));
+    agent_send_nack(a, ref, id, msg_error_from_errno(err), text);
+}
+
+void
+agent_send_event(agent_t *a, const char *id, const char *kind, int exit_code, const char *text)
+{
+    struct msg m = {.type = MSG_EVENT};
+
+    strscpy(m.u.event.id, id, sizeof(m.u.event.id));
+    strscpy(m.u.event.kind, kind, sizeof(m.u.event.kind));
+    m.u.event.time_ms = time_real_ms();
+    m.u.event.exit_code = exit_code;
+    snprintf(m.u.event.message, sizeof(m.u.event.message), "%s", text ? text : "");
+    agent_send(a, &m);
+}
+
+void
+agent_send_hello(agent_t *a)
+{
+    struct msg m = {.type = MSG_HELLO};
+    struct msg_hello *h = &m.u.hello;
+
+    strscpy(h->node, a->cfg.name, sizeof(h->node));
+    strscpy(h->agent_version, VFLEET_VERSION, sizeof(h->agent_version));
+    strscpy(h->kernel, a->facts.kernel, sizeof(h->kernel));
+    strscpy(h->cgroup, a->facts.cgroup, sizeof(h->cgroup));
+    strscpy(h->backend, a->facts.backend, sizeof(h->backend));
+    h->cpus = a->facts.cpus;
+    h->memory = a->facts.memory;
+    h->disk = a->facts.disk;
+    h->max_guests = a->facts.max_guests;
+    h->n_templates = a->facts.n_templates;
+    for (uint32_t i = 0; i < h->n_templates; i++)
+        strscpy(h->templates[i].name, a->facts.templates[i], sizeof(h->templates[i].name));
+    h->n_labels = a->cfg.n_labels;
+    memcpy(h->labels, a->cfg.labels, sizeof(h->labels));
+    h->n_inventory = (uint32_t)a->n_guests;
+    h->inventory = xcalloc(a->n_guests ? a->n_guests : 1, sizeof(*h->inventory));
+    for (size_t i = 0; i < a->n_guests; i++) {
+        const struct agent_guest *g = a->guests[i];
+        memcpy(h->inventory[i].id, g->rec.spec.id, sizeof(h->inventory[i].id));
+        memcpy(h->inventory[i].name, g->rec.spec.name, sizeof(h->inventory[i].name));
+        h->inventory[i].generation = g->rec.applied_generation;
+        h->inventory[i].running = g->rec.rt.pid != 0;
+    }
+    agent_send(a, &m);
+    msg_clear(&m);
+    a->last_hello_ms = time_mono_ms();
+    a->unanswered_hellos++;
+    log_info("node=%s hello sent to \"%s\" with %zu guests", a->cfg.name, a->cfg.master,
+             a->n_guests);
+}
+
+void
+agent_send_heartbeat(agent_t *a)
+{
+    struct msg m = {.type = MSG_HEARTBEAT};
+
+    m.u.heartbeat.seq = ++a->heartbeat_seq;
+    m.u.heartbeat.n_guests = (uint32_t)a->n_guests;
+    m.u.heartbeat.n_running = (uint32_t)agent_guest_running(a);
+    agent_send(a, &m);
+}

@@ -1,0 +1,57 @@
+/* A lane: a FIFO of jobs run on libuv's thread pool, one at a time.
+ *
+ * A job is a set of callbacks (struct lane_fns) and an argument. start is
+ * called on the loop thread when the job leaves the queue, run then on a
+ * thread-pool thread, done afterwards on the loop thread. The next job's
+ * start comes only after the previous job's done has returned, so within a
+ * lane jobs see each other's effects in the order they were pushed (start is
+ * where a job takes its snapshot of state that earlier jobs' done changed),
+ * and whatever a lane's jobs touch on the worker side needs no lock among
+ * them. Distinct lanes run concurrently (each holds at most one thread-pool
+ * thread).
+ *
+ * The lane knows nothing of what its jobs do: the node agent uses one lane
+ * for guest lifecycle operations and one for exec.
+ *
+ * Ownership: the argument stays the caller's; the lane only passes it to run
+ * and done (done is where the caller usually frees it). The lane owns its
+ * queue entries.
+ *
+ * Threads: every function here is for the loop thread. run must not call
+ * them. start must not push; done may push onto any lane, this one included. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+typedef struct lane lane_t;
+
+/* What a kind of job does; the caller keeps the table (usually static const). */
+struct lane_fns {
+    void (*start)(void *arg); /* loop thread, as the job leaves the queue; may be NULL */
+    void (*run)(void *arg);   /* a thread-pool thread */
+    void (*done)(void *arg);  /* loop thread, after run returned */
+};
+
+/* A new, idle lane on loop; never NULL (allocation failure aborts). */
+lane_t *lane_new(uv_loop_t *loop);
+
+/* Frees an idle lane (lane_pending() == 0: the loop has run every job's done,
+ * which uv_run does before it returns, since queued work keeps the loop
+ * alive). Destroying a lane that still has jobs is a bug (assert). NULL-safe;
+ * clears *p. */
+void lane_destroy(lane_t **p);
+
+/* Appends a job; it starts at once (start is called from within lane_push)
+ * when the lane is idle. fns must outlive the job; its run and done must not
+ * be NULL. Never fails (allocation failure aborts). */
+void lane_push(lane_t *l, const struct lane_fns *fns, void *arg);
+
+/* Jobs pushed whose done has not returned yet (queued, running or finishing). */
+size_t lane_pending(const lane_t *l);
+
+/* Jobs whose done has returned since lane_new. */
+uint64_t lane_completed(const lane_t *l);

@@ -1,0 +1,237 @@
+/* The range and form checks of the msgpack codec (codec.h), run on the typed
+ * struct by both msg_encode and msg_decode, so we never send what the peer
+ * would refuse. They also guard against a caller's unterminated buffers
+ * before anything is encoded. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/codec.h"
+
+/* ---------------------------------------------------------------- errors */
+
+int
+codec_fail(struct codec_ctx *c, int rc, const char *fmt, ...)
+{
+    if (!c->failed && c->err && c->errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err, c->errlen, fmt, ap);
+        va_end(ap);
+    }
+    c->failed = true;
+    return rc;
+}
+
+int
+codec_fail_field(struct codec_ctx *c, int rc, const char *key, const char *fmt, ...)
+{
+    char what[96];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return codec_fail(c, rc, "field '%s%s%s': %s", c->path, c->path[0] ? "." : "", key, what);
+}
+
+size_t
+codec_path_push(struct codec_ctx *c, const char *fmt, ...)
+{
+    size_t old = strlen(c->path);
+    size_t n = old;
+    va_list ap;
+
+    if (n > 0 && fmt[0] != '[' && n + 1 < sizeof(c->path))
+        c->path[n++] = '.';
+    va_start(ap, fmt);
+    vsnprintf(c->path + n, sizeof(c->path) - n, fmt, ap);
+    va_end(ap);
+    return old;
+}
+
+void
+codec_path_pop(struct codec_ctx *c, size_t old)
+{
+    c->path[old] = '\0';
+}
+
+/* ---------------------------------------------------------------- checks */
+
+static bool
+terminated(const char *s, size_t size)
+{
+    return memchr(s, '\0', size) != NULL;
+}
+
+/* Printable ASCII and any UTF-8 byte, no control characters. */
+static bool
+is_printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+#define CHECK(cond, key, ...)                                                                      \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return codec_fail_field(c, -EINVAL, key, __VA_ARGS__);                                 \
+    } while (0)
+
+/* A guest id field: a UUID, or "" when optional. */
+static int
+check_guest_id(struct codec_ctx *c, const char *key, const char *id, bool required)
+{
+    CHECK(terminated(id, SPEC_ID_LEN + 1), key, "not terminated");
+    if (!required && id[0] == '\0')
+        return 0;
+    CHECK(spec_is_uuid(id), key, "not a lower-case UUID");
+    return 0;
+}
+
+static int
+check_text(struct codec_ctx *c, const char *key, const char *s, size_t size, bool printable)
+{
+    CHECK(terminated(s, size), key, "longer than %zu bytes", size - 1);
+    CHECK(!printable || is_printable(s), key, "contains control characters");
+    return 0;
+}
+
+static int
+check_labels(struct codec_ctx *c, const struct spec_label *l, uint32_t n, uint32_t max)
+{
+    CHECK(n <= max, "labels", "%u entries exceed %u", n, max);
+    for (uint32_t i = 0; i < n; i++) {
+        CHECK(terminated(l[i].key, sizeof(l[i].key)) && name_is_valid(l[i].key), "labels",
+              "key %u is not a name", i);
+        CHECK(terminated(l[i].value, sizeof(l[i].value)) && is_printable(l[i].value), "labels",
+              "value of '%s' is not printable text", l[i].key);
+        for (uint32_t j = 0; j < i; j++)
+            CHECK(strcmp(l[i].key, l[j].key) != 0, "labels", "key '%s' given twice", l[i].key);
+    }
+    return 0;
+}
+
+static int
+check_hello(struct codec_ctx *c, const struct msg_hello *h)
+{
+    CHECK(terminated(h->node, sizeof(h->node)) && name_is_valid(h->node), "node", "not a name");
+    TRY(check_text(c, "agent_version", h->agent_version, sizeof(h->agent_version), true));
+    CHECK(h->agent_version[0], "agent_version", "empty");
+    TRY(check_text(c, "kernel", h->kernel, sizeof(h->kernel), true));
+    CHECK(terminated(h->cgroup, sizeof(h->cgroup)) &&
+              (strcmp(h->cgroup, "v1") == 0 || strcmp(h->cgroup, "v2") == 0 ||
+               strcmp(h->cgroup, "hybrid") == 0),
+          "cgroup", "not v1, v2 or hybrid");
+    CHECK(terminated(h->backend, sizeof(h->backend)) && name_is_valid(h->backend), "backend",
+          "not a name");
+    TRY(check_labels(c, h->labels, h->n_labels, PROTO_MAX_LABELS));
+    CHECK(h->n_templates <= PROTO_MAX_TEMPLATES, "templates", "%u entries exceed %u",
+          h->n_templates, PROTO_MAX_TEMPLATES);
+    for (uint32_t i = 0; i < h->n_templates; i++)
+        CHECK(terminated(h->templates[i].name, sizeof(h->templates[i].name)) &&
+                  name_is_valid(h->templates[i].name),
+              "templates", "entry %u is not a name", i);
+    CHECK(h->n_inventory <= PROTO_MAX_INVENTORY, "inventory", "%u entries exceed %u",
+          h->n_inventory, PROTO_MAX_INVENTORY);
+    CHECK(h->n_inventory == 0 || h->inventory, "inventory", "missing");
+    for (uint32_t i = 0; i < h->n_inventory; i++) {
+        const struct msg_inventory_item *it = &h->inventory[i];
+        size_t old = codec_path_push(c, "inventory[%u]", i);
+        TRY(check_guest_id(c, "id", it->id, true));
+        CHECK(terminated(it->name, sizeof(it->name)) && name_is_valid(it->name), "name",
+              "not a name");
+        codec_path_pop(c, old);
+    }
+    return 0;
+}
+
+static int
+check_exec(struct codec_ctx *c, const struct msg_guest_exec *e)
+{
+    TRY(check_guest_id(c, "guest", e->id, true));
+    CHECK(e->argc >= 1 && e->argc <= PROTO_MAX_ARGV && e->argv, "argv", "needs 1 to %u entries",
+          PROTO_MAX_ARGV);
+    for (uint32_t i = 0; i < e->argc; i++) {
+        CHECK(e->argv[i], "argv", "entry %u missing", i);
+        CHECK(strnlen(e->argv[i], PROTO_MAX_STRING + 1) <= PROTO_MAX_STRING, "argv",
+              "entry %u longer than %u bytes", i, PROTO_MAX_STRING);
+    }
+    CHECK(e->argv[0][0], "argv", "empty program name");
+    CHECK(e->timeout_ms <= 3600u * 1000, "timeout_ms", "above one hour");
+    CHECK(e->max_output <= PROTO_MAX_EXEC_OUT, "max_output", "exceeds %u", PROTO_MAX_EXEC_OUT);
+    return 0;
+}
+
+int
+codec_check_msg(struct codec_ctx *c, const struct msg *m)
+{
+    const char *field = NULL;
+
+    switch (m->type) {
+    case MSG_HELLO:
+        return check_hello(c, &m->u.hello);
+    case MSG_HEARTBEAT:
+        CHECK(m->u.heartbeat.n_running <= m->u.heartbeat.n_guests, "n_running", "exceeds n_guests");
+        return 0;
+    case MSG_WELCOME:
+        CHECK(m->u.welcome.heartbeat_ms >= 100 && m->u.welcome.heartbeat_ms <= 3600000,
+              "heartbeat_ms", "not within 100..3600000");
+        CHECK(m->u.welcome.usage_ms >= 100 && m->u.welcome.usage_ms <= 3600000, "usage_ms",
+              "not within 100..3600000");
+        return 0;
+    case MSG_ACK:
+        return check_guest_id(c, "guest", m->u.ack.id, false);
+    case MSG_NACK:
+        TRY(check_guest_id(c, "guest", m->u.nack.id, false));
+        CHECK(m->u.nack.code > MSG_ERR_NONE && m->u.nack.code < MSG_ERR_COUNT, "code",
+              "not an error code");
+        return check_text(c, "message", m->u.nack.message, sizeof(m->u.nack.message), false);
+    case MSG_USAGE:
+        CHECK(m->u.usage.n_samples <= PROTO_MAX_SAMPLES, "samples", "%u entries exceed %u",
+              m->u.usage.n_samples, PROTO_MAX_SAMPLES);
+        CHECK(m->u.usage.n_samples == 0 || m->u.usage.samples, "samples", "missing");
+        for (uint32_t i = 0; i < m->u.usage.n_samples; i++) {
+            size_t old = codec_path_push(c, "samples[%u]", i);
+            TRY(check_guest_id(c, "guest", m->u.usage.samples[i].id, true));
+            codec_path_pop(c, old);
+        }
+        return 0;
+    case MSG_EVENT:
+        TRY(check_guest_id(c, "guest", m->u.event.id, false));
+        CHECK(terminated(m->u.event.kind, sizeof(m->u.event.kind)) &&
+                  name_is_valid(m->u.event.kind),
+              "kind", "not a name");
+        return check_text(c, "message", m->u.event.message, sizeof(m->u.event.message), false);
+    case MSG_EXEC_RESULT: {
+        const struct msg_exec_result *r = &m->u.exec_result;
+        TRY(check_guest_id(c, "guest", r->id, true));
+        CHECK(r->signal >= 0 && r->signal <= 64, "signal", "not within 0..64");
+        CHECK(r->out_len <= PROTO_MAX_EXEC_OUT && (r->out_len == 0 || r->out), "out", "bad length");
+        CHECK(r->err_len <= PROTO_MAX_EXEC_OUT && (r->err_len == 0 || r->err), "err", "bad length");
+        return 0;
+    }
+    case MSG_GUEST_APPLY: {
+        size_t old = codec_path_push(c, "spec");
+        CHECK(spec_validate(&m->u.apply, &field) == 0, field ? field : "?", "invalid");
+        codec_path_pop(c, old);
+        return 0;
+    }
+    case MSG_GUEST_START:
+    case MSG_GUEST_STOP:
+    case MSG_GUEST_DESTROY:
+        TRY(check_guest_id(c, "guest", m->u.guest.id, true));
+        CHECK(m->u.guest.generation >= 1, "generation", "zero");
+        CHECK(m->u.guest.timeout <= 3600, "timeout", "above one hour");
+        CHECK(m->type == MSG_GUEST_STOP || m->u.guest.timeout == 0, "timeout",
+              "only guest.stop has one");
+        return 0;
+    case MSG_GUEST_EXEC:
+        return check_exec(c, &m->u.exec);
+    default:
+        return codec_fail(c, -EINVAL, "unknown message type %d", (int)m->type);
+    }
+}
