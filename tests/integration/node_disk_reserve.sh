@@ -10,6 +10,32 @@ build_template
 # with what this scenario writes (other sessions share the host's disk).
 mkdir -p "$T/h1"
 mount -t tmpfs -o size=1g,mode=0700 vfreserve "$T/h1"
+# lib.sh's cleanup unmounts everything under $T before it removes the
+# guests' cgroups by the records in $T/*/guests, which live on that tmpfs:
+# remove them first (after killing the agent and the guests), and never fail.
+reserve_cleanup() {
+    set +e
+    local rec id pid c
+    kill "$(agent_pid h1)" 2>/dev/null
+    for rec in "$T"/h1/guests/*.json; do
+        [ -f "$rec" ] || continue
+        pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["runtime"]["pid"])' "$rec" 2>/dev/null)
+        [ -n "$pid" ] && [ "$pid" != 0 ] && kill -9 "$pid" 2>/dev/null
+    done
+    sleep 0.5
+    for rec in "$T"/h1/guests/*.json; do
+        [ -f "$rec" ] || continue
+        id=$(basename "$rec" .json)
+        for c in /sys/fs/cgroup/*/vfleet/"$id"; do
+            [ -d "$c" ] || continue
+            xargs -r kill -9 <"$c/cgroup.procs" 2>/dev/null
+        done
+        sleep 0.2
+        for c in /sys/fs/cgroup/*/vfleet/"$id"; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
+    done
+    return 0
+}
+trap 'rc=$?; reserve_cleanup; (exit $rc); cleanup' EXIT
 py_statvfs() { python3 -c 'import os,sys; s=os.statvfs(sys.argv[1]); print(s.f_bavail*s.f_frsize, s.f_blocks*s.f_frsize)' "$T/h1"; }
 hello_disk() { nodectl h1 wait-hello | pyj 'd["disk"]'; }
 restart_agent() {

@@ -24,13 +24,17 @@ CYCLES=${ISO_CYCLES:-100}
 build_template
 
 KEY= MARKER=/vfiso-marker-$$ LXPID=
+# Runs in the EXIT trap before lib.sh's cleanup, which it must always reach:
+# nothing here may fail (set -e holds in traps too).
 battery_cleanup() {
+    set +e
     [ -n "$KEY" ] && keyctl unlink "$KEY" @u >/dev/null 2>&1
     rm -f "$MARKER"
     if [ -n "$LXPID" ]; then
         kill "$LXPID" 2>/dev/null
         umount -l "$T/lxcfs" 2>/dev/null
     fi
+    return 0
 }
 trap 'rc=$?; battery_cleanup; (exit $rc); cleanup' EXIT
 
