@@ -21,8 +21,14 @@
  *                  and cgroup create + limits on the existing cgroup. They are
  *                  printed, not written to the JSON file.
  *
+ * The guest is a default one: its own user namespace (a uid block far from
+ * any a node on this host hands out), the seccomp filter, the console ring
+ * and its reader, and the LXCFS files when LXCFS is mounted (-L DIR, default
+ * /var/lib/lxcfs; the backend warns and goes on without). -P makes it
+ * privileged (no user namespace), as guests were before issue 10.
+ *
  * Usage: bench_start [-n RUNS] [-w WARMUP] [-m MODES] [-s STATE_DIR] [-j FILE]
- *                    TEMPLATE_DIR
+ *                    [-P] [-L LXCFS_DIR] TEMPLATE_DIR
  * TEMPLATE_DIR is a built template (deploy/templates/busybox DEST); the guest
  * is made from it by name, with its parent directory as the template
  * directory. MODES is a comma list of start, mounts, exec, parts. -j writes the

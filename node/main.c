@@ -741,6 +741,21 @@ cmd_status(struct options *o)
     return 0;
 }
 
+/* The record of the guest named by the first argument, from the store read
+ * without the lock: 0 with *rec set, or the exit code after saying why. */
+static int
+local_guest(const struct options *o, store_t **s, const struct store_record **rec)
+{
+    if (open_store(o, s) < 0)
+        return EXIT_FAIL;
+    *rec = store_find_by_name(*s, o->rest[0]);
+    if (!*rec) {
+        fprintf(stderr, "vfleet-node: no guest \"%s\" on this node\n", o->rest[0]);
+        return EXIT_NOT_FOUND;
+    }
+    return 0;
+}
+
 static int
 cmd_enter(struct options *o)
 {
@@ -750,13 +765,10 @@ cmd_enter(struct options *o)
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (open_store(o, &s) < 0)
-        return EXIT_FAIL;
-    const struct store_record *rec = store_find_by_name(s, o->rest[0]);
-    if (!rec) {
-        fprintf(stderr, "vfleet-node: no guest \"%s\" on this node\n", o->rest[0]);
-        return EXIT_NOT_FOUND;
-    }
+    const struct store_record *rec;
+    int rc = local_guest(o, &s, &rec);
+    if (rc)
+        return rc;
     if (strcmp(record_state(rec), "running") != 0) {
         fprintf(stderr, "vfleet-node: guest \"%s\" is not running\n", rec->spec.name);
         return EXIT_FAIL;
@@ -789,13 +801,10 @@ cmd_console(struct options *o)
         fprintf(stderr, "vfleet-node: console NAME --log (the console is output only)\n");
         return EXIT_USAGE;
     }
-    if (open_store(o, &s) < 0)
-        return EXIT_FAIL;
-    const struct store_record *rec = store_find_by_name(s, o->rest[0]);
-    if (!rec) {
-        fprintf(stderr, "vfleet-node: no guest \"%s\" on this node\n", o->rest[0]);
-        return EXIT_NOT_FOUND;
-    }
+    const struct store_record *rec;
+    int rc = local_guest(o, &s, &rec);
+    if (rc)
+        return rc;
     struct console_log log;
     int r = linux_console_read(opt_str(o, "state_dir", DEFAULT_STATE_DIR), &rec->spec, 0, &log);
     if (r == -ENOENT) {
