@@ -72,7 +72,7 @@ console_ring_open(const char *path, uint64_t capacity)
         return -errno;
     if (flock(fd, LOCK_EX) < 0)
         return -errno;
-    _cleanup_(unlockp) int locked = fd;
+    _cleanup_(unlockp) _unused_ int locked = fd;
     int r = read_header(fd, &h);
     if (r == 0 && h.capacity == capacity)
         return move_fd(fd);
@@ -94,7 +94,7 @@ console_ring_append(int fd, const void *buf, size_t len)
 
     if (flock(fd, LOCK_EX) < 0)
         return -errno;
-    _cleanup_(unlockp) int locked = fd;
+    _cleanup_(unlockp) _unused_ int locked = fd;
     int r = read_header(fd, &h);
     if (r < 0)
         return r;
@@ -147,7 +147,7 @@ console_ring_read(const char *path, size_t max, struct console_log *out)
         return -errno;
     if (flock(fd, LOCK_SH) < 0)
         return -errno;
-    _cleanup_(unlockp) int locked = fd;
+    _cleanup_(unlockp) _unused_ int locked = fd;
     int r = read_header(fd, &h);
     if (r < 0)
         return r;
