@@ -205,20 +205,17 @@ write_pid_file(const char *path, pid_t pid)
     return 0;
 }
 
-/* The parent's half of a start: the console reader and the child into the
- * cgroups, the child's id maps and file limit, then the go byte, then the
- * child's verdict. */
+/* The parent's half of a start: the child into the cgroups, its id maps
+ * and file limit, then the go byte, then the child's verdict. */
 static int
-release_child(pid_t pid, pid_t reader, const struct spawn_config *cfg, int sync_w, int err_r,
+release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, int err_r,
               struct spawn_response *resp)
 {
     int r = proc_start_time(pid, &resp->start_time);
     if (r < 0)
         return set_error(resp, -r, "read start time of %d", (int)pid);
     for (uint32_t i = 0; i < cfg->n_cgroup_procs; i++) {
-        r = reader > 0 ? write_pid_file(cfg->cgroup_procs[i], reader) : 0;
-        if (r == 0)
-            r = write_pid_file(cfg->cgroup_procs[i], pid);
+        r = write_pid_file(cfg->cgroup_procs[i], pid);
         if (r < 0)
             return set_error(resp, -r, "add %d to %s", (int)pid, cfg->cgroup_procs[i]);
     }
@@ -342,9 +339,22 @@ open_console(int sock, struct standby *sb, const struct spawn_config *cfg,
     return p[1];
 }
 
+/* Moves the console reader of the guest just started into its cgroups
+ * (its memory and CPU count as the guest's, and the guest's kill ends it),
+ * after the agent has its answer: v1 cgroup.procs writes cost tens of
+ * microseconds each, eight hierarchies on a hybrid host. A reader that is
+ * gone already (the guest died) is nothing to move. */
+static void
+move_reader(pid_t reader, const struct spawn_config *cfg)
+{
+    for (uint32_t i = 0; reader > 0 && i < cfg->n_cgroup_procs; i++)
+        if (write_pid_file(cfg->cgroup_procs[i], reader) == -ESRCH)
+            return;
+}
+
 static int
 do_start(int sock, struct standby *sb, const struct spawn_config *cfg, struct spawn_response *resp,
-         int *out_fd)
+         int *out_fd, pid_t *reader)
 {
     /* Compiled once per spawner; the child only loads it. */
     if (!sysfilter_get(cfg->filter))
@@ -352,8 +362,7 @@ do_start(int sock, struct standby *sb, const struct spawn_config *cfg, struct sp
     _cleanup_close_ int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0)
         return set_error(resp, errno, "open /dev/null");
-    pid_t reader;
-    _cleanup_close_ int log = open_console(sock, sb, cfg, resp, &reader);
+    _cleanup_close_ int log = open_console(sock, sb, cfg, resp, reader);
     if (log < 0)
         return log;
     _cleanup_close_ int cg2 = -EBADF;
@@ -402,7 +411,7 @@ do_start(int sock, struct standby *sb, const struct spawn_config *cfg, struct sp
     close(move_fd(err_w));
     /* Only init and the reader may hold the pipe: the reader ends with it. */
     close(move_fd(log));
-    if (release_child((pid_t)pid, reader, cfg, sync_w, err_r, resp) < 0) {
+    if (release_child((pid_t)pid, cfg, sync_w, err_r, resp) < 0) {
         /* The agent reaps the killed child: it is the agent's child. */
         (void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
         return resp->result;
@@ -540,6 +549,7 @@ spawner_main(int sock)
     /* Big enough to be kept off the stack; the spawner is single-threaded. */
     static struct spawn_request req;
     struct standby sb = {.pid = 0, .sock = -1};
+    pid_t reader = 0; /* the last start's console reader, to move after the answer */
     standby_make(sock, &sb);
     for (;;) {
         int fds[SPAWN_MAX_FDS] = {-1, -1, -1};
@@ -555,8 +565,10 @@ spawner_main(int sock)
         else if (config_check(&req.cfg) < 0)
             set_error(&resp, EINVAL, "bad config");
         else if (req.op == SPAWN_OP_START) {
-            if (do_start(sock, &sb, &req.cfg, &resp, &fds[0]) == 0)
+            if (do_start(sock, &sb, &req.cfg, &resp, &fds[0], &reader) == 0)
                 resp.n_fds = 1;
+            else
+                reader = 0; /* it ends with the killed child's pipe */
         } else if (req.op == SPAWN_OP_EXEC) {
             if (do_exec(sock, &req, &resp, fds) == 0)
                 resp.n_fds = 3;
@@ -573,7 +585,12 @@ spawner_main(int sock)
         close_all(fds, SPAWN_MAX_FDS);
         if (r < 0)
             _exit(r == -EPIPE ? 0 : 1);
-        /* The next guest's console reader, now that the agent has its answer. */
+        /* Now that the agent has its answer: the reader into the guest's
+         * cgroups (req still holds the start's config), the next standby. */
+        if (reader > 0) {
+            move_reader(reader, &req.cfg);
+            reader = 0;
+        }
         standby_make(sock, &sb);
     }
 }
