@@ -98,7 +98,8 @@ pid_t spawner_pid(const spawner_t *sp);
  * user namespace when cfg->uid_base is set (into cfg->cgroup2 with
  * CLONE_INTO_CGROUP when set), writes the uid and gid maps, sets
  * RLIMIT_NOFILE from outside (guest root may not raise a hard limit), writes
- * the child's and the reader's pids into every cfg->cgroup_procs file, then
+ * the child's pid into every cfg->cgroup_procs file (the reader's follows
+ * after the answer, off the start's path), then
  * lets the child unshare its cgroup namespace, build its root
  * (guest_init.h), load the syscall filter (sysfilter.h) and exec cfg->init.
  * Returns 0 when init has exec'd (res filled, res->pidfd owned by the
