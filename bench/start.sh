@@ -60,8 +60,12 @@ nspawn_run_before=
 if [ -d /run/systemd/nspawn ]; then nspawn_run_before=1; fi
 lxpid=
 cleanup() {
+    # set -e holds in traps: nothing here may stop the clean-up half-way.
+    set +e
     if [ -n "$lxpid" ]; then
         kill "$lxpid" 2>/dev/null
+        # lxcfs unmounts itself on TERM; this is for one that could not.
+        for _ in $(seq 20); do grep -q " $work/lxcfs " /proc/self/mounts || break; sleep 0.1; done
         umount -l "$work/lxcfs" 2>/dev/null
     fi
     for d in "$cgroot"/*/lxc.payload."$name" "$cgroot"/*/lxc.monitor."$name" \
