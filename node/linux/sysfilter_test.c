@@ -96,7 +96,9 @@ run_probes(unsigned flags, bool nnp, int *res)
 {
     const struct sysfilter *f = sysfilter_get(flags);
     assert_non_null(f);
-    assert_true(f->len > 0 && f->len <= 4096);
+    /* Small: the kernel checks and converts every instruction at each guest
+     * start (an allowlist of every syscall was 1,070 and cost 1.5 ms). */
+    assert_true(f->len > 0 && f->len <= 256);
     int pipefd[2];
     assert_int_equal(pipe(pipefd), 0);
     pid_t pid = fork();
