@@ -88,11 +88,12 @@ h_node_get(master_t *m, struct http_req *req, const struct api_match *am)
 }
 
 static void
-cordon(master_t *m, struct http_req *req, const char *name, bool on)
+cordon(master_t *m, struct http_req *req, const struct api_match *am, bool on)
 {
+    const char *name = am->name;
     struct idem id;
 
-    if (idem_begin(m, req, &id))
+    if (idem_begin(m, req, am->caller.who, &id))
         return;
     struct registry_node *n = registry_get(m->reg, name);
     if (!n) {
@@ -127,13 +128,13 @@ cordon(master_t *m, struct http_req *req, const char *name, bool on)
 void
 h_node_cordon(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    cordon(m, req, am->name, true);
+    cordon(m, req, am, true);
 }
 
 void
 h_node_uncordon(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    cordon(m, req, am->name, false);
+    cordon(m, req, am, false);
 }
 
 struct routes_ctx {

@@ -53,7 +53,7 @@ reconcile_guest(master_t *m, const char *node, const char *id,
     struct db_guest g = {0};
     struct guest_spec spec;
 
-    if (guests_load(m, NULL, id, &g, &spec) < 0)
+    if (guests_load(m, NULL, NULL, id, &g, &spec) < 0)
         return;
     if (!item) {
         reconcile_missing(m, node, &g, &spec);

@@ -13,6 +13,10 @@ import time
 
 BIG = b'{"name":"x","pad":"' + b"x" * (4 << 20) + b'"}'  # over the 4 MiB body cap
 
+# How to reach the master: the TLS context that trusts its certificate and
+# the admin token (contract_test.py sets them once the master runs).
+TLS = {"ctx": None, "token": None}
+
 
 def wait_for(what, fn, secs=20.0, step=0.1):
     """Polls fn until it returns something true; raises after secs."""
@@ -30,9 +34,9 @@ def wait_for(what, fn, secs=20.0, step=0.1):
 
 def quiet_get(port, path):
     """A GET outside the contract's bookkeeping (polling): (status, JSON)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=TLS["ctx"])
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"Authorization": "Bearer %s" % TLS["token"]})
         r = conn.getresponse()
         return r.status, json.loads(r.read() or b"null")
     finally:
@@ -49,6 +53,7 @@ def run(c, cl):
     batch(c)
     lists(c, n1)
     get_one(c)
+    access(c)
     lifecycle(c, g)
     patch(c, g)
     execs(c)
@@ -113,6 +118,10 @@ def health_and_routes(c):
         ("GET", "/v1/guests/x1/ips/10.0.0.1"),
         ("PATCH", "/v1/pools"),
         ("GET", "/v1/pools/x1"),
+        ("PATCH", "/v1/tokens"),
+        ("GET", "/v1/tokens/x1"),
+        ("DELETE", "/v1/projects"),
+        ("POST", "/v1/projects/x1"),
     ]:
         c.call(method, path, expect=405)
 
@@ -605,6 +614,150 @@ def ips(c):
     c.call("DELETE", "/v1/guests/a%00b/ips/10.89.0.1", expect=400, why="control character")
 
 
+# ---- tokens, projects, roles, quotas, and what every operation refuses ----
+
+# What the full-store phase tries to change (made in access()).
+FULL_STORE = {"token": None, "project": "full-proj"}
+
+BAD_TOKEN = "tk0000000000." + "0" * 64
+
+
+def make_token(c, body, **kw):
+    r = c.call("POST", "/v1/tokens", body, expect=201, **kw)
+    return r.get("token")
+
+
+def sweep(c):
+    """Every operation refuses a request without a token or with an unknown
+    one (401; health needs none), one from another origin (403), and a body
+    that is not JSON (415) -- before it does anything."""
+    for (method, tmpl), op in sorted(c.spec.ops.items()):
+        path = tmpl.replace("{name}", "sweep").replace("{addr}", "10.0.0.1")
+        if op["operationId"] != "health":
+            c.call(method, path, auth=False, expect=401, why="no token")
+            c.call(method, path, auth=BAD_TOKEN, expect=401, why="an unknown token")
+        c.call(method, path, headers={"Origin": "https://evil.example"}, expect=403,
+               why="another origin")
+        if "requestBody" in op:
+            c.call(method, path, raw="{}", ctype="text/plain", expect=415, why="text/plain")
+
+
+def tokens(c):
+    c.call("GET", "/v1/tokens", expect=200)
+    c.call("POST", "/v1/tokens", {"role": "boss"}, expect=400, why="no such role")
+    c.call("POST", "/v1/tokens", {"role": "tenant"}, expect=400, why="a tenant without project")
+    c.call("POST", "/v1/tokens", {"role": "admin", "project": "default"}, expect=400,
+           why="an admin with a project")
+    c.call("POST", "/v1/tokens", {"role": "operator", "ttl": "soon"}, expect=400, why="bad ttl")
+    c.call("POST", "/v1/tokens", {"role": "tenant", "project": "nope"}, expect=404,
+           why="no such project")
+    c.call("POST", "/v1/tokens", raw=BIG, expect=413)
+    k = {"Idempotency-Key": "tok-1"}
+    a = c.call("POST", "/v1/tokens", {"role": "operator"}, headers=k, expect=201)
+    b = c.call("POST", "/v1/tokens", {"role": "operator"}, headers=k, expect=201, why="replay")
+    c.check(a.get("token") == b.get("token"), "a replayed token create gives the same token")
+    c.call("POST", "/v1/tokens", {"role": "admin"}, headers=k, expect=409, why="key reused")
+    op = a.get("token")
+    exp = make_token(c, {"role": "admin", "ttl": 1, "description": "short"})
+    c.call("GET", "/v1/guests", auth=exp, expect=200, why="before it expires")
+    time.sleep(1.3)
+    c.call("GET", "/v1/guests", auth=exp, expect=401, why="an expired token")
+    c.call("GET", "/v1/tokens", auth=op, expect=403, why="an operator")
+    c.call("POST", "/v1/tokens", {"role": "admin"}, auth=op, expect=403, why="an operator")
+    c.call("DELETE", "/v1/tokens/" + a.get("id"), auth=op, expect=403, why="an operator")
+    c.call("POST", "/v1/projects", {"name": "opp"}, auth=op, expect=403, why="an operator")
+    c.call("PATCH", "/v1/projects/default", {"quota": {"guests": 1}}, auth=op, expect=403,
+           why="an operator")
+    c.call("DELETE", "/v1/projects/default", auth=op, expect=403, why="an operator")
+    c.call("GET", "/v1/nodes", auth=op, expect=200, why="an operator")
+    c.call("DELETE", "/v1/tokens/" + a.get("id"), expect=204)
+    c.call("GET", "/v1/nodes", auth=op, expect=401, why="a deleted token")
+    c.call("DELETE", "/v1/tokens/" + a.get("id"), expect=404, why="deleted")
+    c.call("DELETE", "/v1/tokens/a%00b", expect=400, why="control character")
+    FULL_STORE["token"] = c.call("POST", "/v1/tokens", {"role": "operator"}, expect=201).get("id")
+
+
+def projects(c):
+    c.call("GET", "/v1/projects", expect=200)
+    c.call("POST", "/v1/projects", {"name": "Bad_"}, expect=400, why="not a name")
+    c.call("POST", "/v1/projects", {"name": "p1", "quota": {"memory": "lots"}}, expect=400,
+           why="not a size")
+    c.call("POST", "/v1/projects", {"name": "p1", "quota": {"guests": -1}}, expect=400,
+           why="a negative count")
+    c.call("POST", "/v1/projects", raw=BIG, expect=413)
+    c.call("POST", "/v1/projects", {"name": "p1", "quota": {"guests": 2, "memory": "256M",
+                                                             "addresses": 1, "cpus": 4}},
+           expect=201)
+    c.call("POST", "/v1/projects", {"name": "p1"}, expect=409, why="name taken")
+    c.call("POST", "/v1/projects", {"name": "p2"}, expect=201)
+    c.call("POST", "/v1/projects", {"name": FULL_STORE["project"]}, expect=201)
+    c.call("GET", "/v1/projects/p1", expect=200)
+    c.call("GET", "/v1/projects/nope", expect=404)
+    c.call("GET", "/v1/projects/a%00b", expect=400, why="control character")
+    c.call("PATCH", "/v1/projects/p2", {"quota": {"disk": "10G", "cpus": None}}, expect=200)
+    c.call("PATCH", "/v1/projects/p2", {"quota": {"cpus": "many"}}, expect=400, why="not cores")
+    c.call("PATCH", "/v1/projects/p2", raw=BIG, expect=413)
+    c.call("PATCH", "/v1/projects/nope", {"quota": {"guests": 1}}, expect=404)
+    c.call("POST", "/v1/projects", {"name": "p3"}, expect=201)
+    c.call("DELETE", "/v1/projects/p3", expect=204)
+    c.call("GET", "/v1/projects/p3", expect=404, why="deleted")
+    c.call("DELETE", "/v1/projects/default", expect=409, why="default")
+    c.call("DELETE", "/v1/projects/nope", expect=404)
+    c.call("DELETE", "/v1/projects/a%00b", expect=400, why="control character")
+
+
+def tenants(c):
+    t1 = make_token(c, {"role": "tenant", "project": "p1"})
+    t2 = make_token(c, {"role": "tenant", "project": "p2"})
+    # p2's guest, and another project's objects as tenant 1 sees them: 404.
+    c.call("POST", "/v1/guests", {"name": "t2g", "template": "busybox"}, auth=t2, expect=201)
+    c.call("GET", "/v1/guests/t2g", auth=t1, expect=404, why="another project's guest")
+    c.call("PATCH", "/v1/guests/t2g", {"labels": {"a": "b"}}, auth=t1, expect=404,
+           why="another project's guest")
+    c.call("POST", "/v1/guests/t2g/exec", {"argv": ["true"]}, auth=t1, expect=404,
+           why="another project's guest")
+    c.call("DELETE", "/v1/guests/t2g", auth=t1, expect=404, why="another project's guest")
+    c.call("GET", "/v1/projects/p2", auth=t1, expect=404, why="another project")
+    r = c.call("GET", "/v1/guests", auth=t1, expect=200)
+    c.check(not r.get("guests"), "tenant 1 lists no guest of another project")
+    r = c.call("GET", "/v1/projects", auth=t1, expect=200)
+    c.check([p["name"] for p in r.get("projects") or []] == ["p1"], "tenant 1 sees p1 only")
+    # What a tenant may not do.
+    c.call("GET", "/v1/nodes", auth=t1, expect=403, why="a tenant")
+    c.call("GET", "/v1/pools", auth=t1, expect=403, why="a tenant")
+    c.call("POST", "/v1/guests", {"name": "t1x", "template": "busybox", "caps_add": ["sys_admin"]},
+           auth=t1, expect=403, why="a tenant adding capabilities")
+    c.call("POST", "/v1/guests", {"name": "t1x", "template": "busybox", "flags": ["private"]},
+           auth=t1, expect=403, why="a tenant setting private")
+    # Quotas of p1: 2 guests, 256M, 1 address. (A PATCH with a foreign
+    # origin or no token changes nothing: the sweep covered every route.)
+    c.call("POST", "/v1/guests", {"name": "q1", "template": "busybox",
+                                  "limits": {"memory": "128M"}, "ips": ["auto"]},
+           auth=t1, expect=201)
+    c.call("POST", "/v1/guests/q1/ips", {"ip": "auto"}, auth=t1, expect=409, why="addresses quota")
+    c.call("POST", "/v1/guests", {"name": "q2", "template": "busybox",
+                                  "limits": {"memory": "128M"}}, auth=t1, expect=201)
+    r = c.call("POST", "/v1/guests", {"name": "q3", "template": "busybox"}, auth=t1, expect=409,
+               why="guests quota")
+    c.check(r.get("error", "field") == "quota.guests", "the guests quota is named")
+    r = c.call("PATCH", "/v1/guests/q2", {"limits": {"memory": "256M"}}, auth=t1, expect=409,
+               why="memory quota")
+    c.check(r.get("error", "field") == "quota.memory", "the memory quota is named")
+    r = c.call("GET", "/v1/projects/p1", auth=t1, expect=200)
+    c.check(r.get("usage", "guests") == 2, "p1 holds 2 guests")
+    c.call("DELETE", "/v1/projects/p1", expect=409, why="guests and tokens in it")
+    for name in ("q1", "q2"):
+        c.call("DELETE", "/v1/guests/" + name, auth=t1, expect=204)
+    c.call("DELETE", "/v1/guests/t2g", auth=t2, expect=204)
+
+
+def access(c):
+    sweep(c)
+    tokens(c)
+    projects(c)
+    tenants(c)
+
+
 # ---- delete ----
 
 
@@ -642,6 +795,11 @@ def full_store(c, cl, n1):
         c.call("POST", "/v1/guests/web1/traffic/reset", expect=507)
         c.call("POST", "/v1/guests/web1/ips", {"ip": "auto4"}, expect=507)
         c.call("DELETE", "/v1/guests/web1/ips/" + web1["ips"][0], expect=507)
+        c.call("POST", "/v1/tokens", {"role": "operator"}, expect=507)
+        c.call("DELETE", "/v1/tokens/" + FULL_STORE["token"], expect=507)
+        c.call("POST", "/v1/projects", {"name": "full-p"}, expect=507)
+        c.call("PATCH", "/v1/projects/" + FULL_STORE["project"], {"quota": {"guests": 7}}, expect=507)
+        c.call("DELETE", "/v1/projects/" + FULL_STORE["project"], expect=507)
         # Health writes for real once a commit failed.
         c.call("GET", "/healthz", expect=507)
     finally:
