@@ -4,6 +4,7 @@
  *   vfleet-node ls           guests in the local store, with their state
  *   vfleet-node status       the agent and a summary of its guests
  *   vfleet-node enter NAME   a shell inside a running guest
+ *   vfleet-node console NAME --log   the tail of a guest's console
  *
  * The local commands read the store directly, so they work while the master
  * (or the agent) is down. */
@@ -29,6 +30,7 @@
 #include "common/mem.h"
 #include "common/units.h"
 #include "node/agent.h"
+#include "node/linux/console.h"
 #include "node/linux/linux_backend.h"
 #include "node/linux/net.h"
 #include "node/linux/proc.h"
@@ -50,6 +52,7 @@ usage(FILE *f)
                "       vfleet-node status [--state-dir DIR]\n"
                "       vfleet-node routes [--json] [--state-dir DIR]\n"
                "       vfleet-node enter NAME [--state-dir DIR] [-- COMMAND...]\n"
+               "       vfleet-node console NAME --log [--state-dir DIR]\n"
                "\n"
                "options:\n"
                "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
@@ -77,6 +80,7 @@ usage(FILE *f)
                "      --json             machine-readable output (ls)\n"
                "      --help-config      every configuration key, its type and range\n"
                "      --check-config     read and check the configuration, then exit\n"
+               "      --log              console: print what the guest's console holds\n"
                "  -h, --help             this text\n");
 }
 
@@ -140,6 +144,12 @@ static const struct config_key node_keys[] = {
      "usage sampling interval, s"},
     {"node", "max_guests", CONFIG_U64, 1, STORE_MAX_GUESTS, NULL, "max-guests", NULL,
      "guests this node accepts (linux)"},
+    {"node", "console_ring", CONFIG_SIZE, 4096, 64ULL << 20, NULL, NULL, NULL,
+     "bytes of console output kept per guest (linux)"},
+    {"node", "disk_reserve", CONFIG_SIZE, 0, 0, NULL, NULL, NULL,
+     "free space below which new disks and growth are refused, 0 = none (linux)"},
+    {"node", "lxcfs", CONFIG_STRING, 1, 255, NULL, NULL, NULL,
+     "the LXCFS mount whose files become guests' /proc views (linux)"},
     {"node", "log_level", CONFIG_CHOICE, 0, 0, LEVELS, "log-level", NULL,
      "most verbose level logged"},
     {"node", "log_format", CONFIG_CHOICE, 0, 0, "text|json", "log-format", NULL, "log line format"},
@@ -173,6 +183,7 @@ struct options {
     int n_rest;       /* entries in rest */
     bool json;        /* --json */
     bool check_only;  /* --check-config: read and check, then exit */
+    bool log;         /* --log */
 };
 
 static int
@@ -205,6 +216,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"sim-seed", required_argument, NULL, 'S'},
         {"log-format", required_argument, NULL, 'F'},
         {"json", no_argument, NULL, 'j'},
+        {"log", no_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
         {"help-config", no_argument, NULL, 'K'},
         {"check-config", no_argument, NULL, 'Q'},
@@ -288,6 +300,9 @@ parse_options(int argc, char **argv, struct options *o)
                 break;
             case 'j':
                 o->json = true;
+                break;
+            case 'g':
+                o->log = true;
                 break;
             case 'h':
                 usage(stdout);
@@ -415,6 +430,44 @@ net_config_read(const config_t *c, struct net_config *out)
         netaddr_mask(&out->nat_sources[out->n_nat]);
         out->n_nat++;
     }
+    return 0;
+}
+
+/* The linux backend's settings: [node] max_guests, console_ring,
+ * disk_reserve, lxcfs, templates and the [network] section. */
+static int
+linux_config_read(const struct options *o, const char *state_dir, struct linux_config *lc)
+{
+    _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
+    uint64_t v;
+    int r;
+
+    strscpy(lc->state_dir, state_dir, sizeof(lc->state_dir));
+    strscpy(lc->templates, opt_str(o, "templates", tdir), sizeof(lc->templates));
+    if (net_config_read(o->cfg, &lc->net) < 0)
+        return -EINVAL;
+    r = config_get_u64(o->cfg, "node", "max_guests", &v);
+    if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
+        lc->max_guests = (uint32_t)v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS),
+               -EINVAL;
+    r = config_get_size(o->cfg, "node", "console_ring", &v);
+    if (r == 0 && v >= CONSOLE_RING_MIN && v <= CONSOLE_RING_MAX)
+        lc->console_ring = v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: console_ring must be a size from 4K to 64M\n"),
+               -EINVAL;
+    lc->disk_reserve = LINUX_DEFAULT_RESERVE;
+    r = config_get_size(o->cfg, "node", "disk_reserve", &v);
+    if (r == 0)
+        lc->disk_reserve = v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: disk_reserve must be a size such as 2G (0 = none)\n"),
+               -EINVAL;
+    const char *lxcfs = config_get(o->cfg, "node", "lxcfs");
+    if (lxcfs && (lxcfs[0] != '/' || strscpy(lc->lxcfs, lxcfs, sizeof(lc->lxcfs)) < 0))
+        return fprintf(stderr, "vfleet-node: lxcfs must be an absolute path\n"), -EINVAL;
     return 0;
 }
 
@@ -668,18 +721,8 @@ cmd_run(struct options *o)
     backend_t *b;
     if (strcmp(backend_name, "linux") == 0) {
         struct linux_config lc = {0};
-        _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
-        strscpy(lc.state_dir, state_dir, sizeof(lc.state_dir));
-        strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
-        if (net_config_read(o->cfg, &lc.net) < 0)
+        if (linux_config_read(o, state_dir, &lc) < 0)
             return EXIT_USAGE;
-        r = config_get_u64(o->cfg, "node", "max_guests", &v);
-        if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
-            lc.max_guests = (uint32_t)v;
-        else if (r != -ENOENT) {
-            fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS);
-            return EXIT_USAGE;
-        }
         b = linux_backend_new(&lc, &err);
     } else if (strcmp(backend_name, "sim") == 0) {
         struct sim_config sc;
@@ -826,6 +869,21 @@ cmd_status(struct options *o)
     return 0;
 }
 
+/* The record of the guest named by the first argument, from the store read
+ * without the lock: 0 with *rec set, or the exit code after saying why. */
+static int
+local_guest(const struct options *o, store_t **s, const struct store_record **rec)
+{
+    if (open_store(o, s) < 0)
+        return EXIT_FAIL;
+    *rec = store_find_by_name(*s, o->rest[0]);
+    if (!*rec) {
+        fprintf(stderr, "vfleet-node: no guest \"%s\" on this node\n", o->rest[0]);
+        return EXIT_NOT_FOUND;
+    }
+    return 0;
+}
+
 static int
 cmd_enter(struct options *o)
 {
@@ -835,13 +893,10 @@ cmd_enter(struct options *o)
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (open_store(o, &s) < 0)
-        return EXIT_FAIL;
-    const struct store_record *rec = store_find_by_name(s, o->rest[0]);
-    if (!rec) {
-        fprintf(stderr, "vfleet-node: no guest \"%s\" on this node\n", o->rest[0]);
-        return EXIT_NOT_FOUND;
-    }
+    const struct store_record *rec;
+    int rc = local_guest(o, &s, &rec);
+    if (rc)
+        return rc;
     if (strcmp(record_state(rec), "running") != 0) {
         fprintf(stderr, "vfleet-node: guest \"%s\" is not running\n", rec->spec.name);
         return EXIT_FAIL;
@@ -862,6 +917,47 @@ cmd_enter(struct options *o)
         return EXIT_FAIL;
     }
     return r; /* the command's exit status */
+}
+
+/* The tail of a guest's console, from its ring on this node. */
+static int
+cmd_console(struct options *o)
+{
+    _cleanup_(store_close) store_t *s = NULL;
+
+    if (o->n_rest != 1 || !o->log) {
+        fprintf(stderr, "vfleet-node: console NAME --log (the console is output only)\n");
+        return EXIT_USAGE;
+    }
+    const struct store_record *rec;
+    int rc = local_guest(o, &s, &rec);
+    if (rc)
+        return rc;
+    struct console_log log;
+    int r = linux_console_read(opt_str(o, "state_dir", DEFAULT_STATE_DIR), &rec->spec, 0, &log);
+    if (r == -ENOENT) {
+        fprintf(stderr,
+                "vfleet-node: guest \"%s\" has no console yet (not started since it was "
+                "created or since the node had console rings)\n",
+                rec->spec.name);
+        return EXIT_FAIL;
+    }
+    if (r < 0) {
+        fprintf(stderr, "vfleet-node: cannot read the console of \"%s\": %s\n", rec->spec.name,
+                strerror(-r));
+        return EXIT_FAIL;
+    }
+    size_t done = 0;
+    while (done < log.len) {
+        ssize_t n = write(1, log.data + done, log.len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    free(log.data);
+    return done == log.len ? 0 : EXIT_FAIL;
 }
 
 int
@@ -896,6 +992,8 @@ main(int argc, char **argv)
         r = cmd_status(&o);
     else if (strcmp(o.verb, "enter") == 0)
         r = cmd_enter(&o);
+    else if (strcmp(o.verb, "console") == 0)
+        r = cmd_console(&o);
     else {
         fprintf(stderr, "vfleet-node: unknown command \"%s\"\n", o.verb);
         usage(stderr);
