@@ -30,6 +30,7 @@
 #include "common/mem.h"
 #include "common/units.h"
 #include "node/agent.h"
+#include "node/node_config.h"
 #include "node/linux/console.h"
 #include "node/linux/linux_backend.h"
 #include "node/linux/net.h"
@@ -83,98 +84,6 @@ usage(FILE *f)
                "      --log              console: print what the guest's console holds\n"
                "  -h, --help             this text\n");
 }
-
-static int
-check_name(const char *key, const char *value, char *why, size_t n)
-{
-    if (!name_is_valid(value))
-        return snprintf(why, n, "\"%s\" is not a valid name (a DNS label)", value), -EINVAL;
-    return 0;
-}
-
-static int
-check_endpoint(const char *key, const char *value, char *why, size_t n)
-{
-    if (strncmp(value, "tcp://", 6) != 0 && strncmp(value, "ipc://", 6) != 0)
-        return snprintf(why, n, "\"%s\" is not a tcp:// or ipc:// endpoint", value), -EINVAL;
-    return 0;
-}
-
-static int
-check_label(const char *key, const char *value, char *why, size_t n)
-{
-    if (!name_is_valid(key))
-        return snprintf(why, n, "\"%s\" is not a valid label key (a DNS label)", key), -EINVAL;
-    return 0;
-}
-
-static int
-check_prefixes(const char *key, const char *value, char *why, size_t n)
-{
-    _cleanup_free_ char *copy = xstrdup(value);
-    struct netaddr a;
-    char *save = NULL;
-    unsigned count = 0;
-
-    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-        if (netaddr_parse(t, &a) < 0)
-            return snprintf(why, n, "\"%s\" is not an address prefix", t), -EINVAL;
-        if (++count > NET_NFT_MAX_NAT)
-            return snprintf(why, n, "more than %d prefixes", NET_NFT_MAX_NAT), -EINVAL;
-    }
-    return 0;
-}
-
-#define LEVELS "emerg|alert|crit|err|error|warning|warn|notice|info|debug"
-
-/* Every key of node.conf (docs/config.md describes each; a test checks that
- * the page and /etc/vfleet/node.conf name them all). */
-static const struct config_key node_keys[] = {
-    {"node", "name", CONFIG_STRING, 0, 0, NULL, "name", check_name, "node name (the host name)"},
-    {"node", "master", CONFIG_STRING, 0, 255, NULL, "master", check_endpoint,
-     "the master's ZeroMQ endpoint"},
-    {"node", "state_dir", CONFIG_STRING, 0, 255, NULL, "state-dir", NULL,
-     "local store, guest disks, lock"},
-    {"node", "backend", CONFIG_CHOICE, 0, 0, "linux|sim", "backend", NULL, "guest backend"},
-    {"node", "templates", CONFIG_STRING, 0, 255, NULL, "templates", NULL,
-     "directory of guest templates"},
-    {"node", "heartbeat_ms", CONFIG_U64, 100, 600000, NULL, "heartbeat", NULL,
-     "heartbeat interval, ms (the master's welcome wins)"},
-    {"node", "usage_interval", CONFIG_U64, 1, 3600, NULL, "usage-interval", NULL,
-     "usage sampling interval, s"},
-    {"node", "max_guests", CONFIG_U64, 1, STORE_MAX_GUESTS, NULL, "max-guests", NULL,
-     "guests this node accepts (linux)"},
-    {"node", "console_ring", CONFIG_SIZE, 4096, 64ULL << 20, NULL, NULL, NULL,
-     "bytes of console output kept per guest (linux)"},
-    {"node", "disk_reserve", CONFIG_SIZE, 0, 0, NULL, NULL, NULL,
-     "free space below which new disks and growth are refused, 0 = none (linux)"},
-    {"node", "lxcfs", CONFIG_STRING, 1, 255, NULL, NULL, NULL,
-     "the LXCFS mount whose files become guests' /proc views (linux)"},
-    {"node", "log_level", CONFIG_CHOICE, 0, 0, LEVELS, "log-level", NULL,
-     "most verbose level logged"},
-    {"node", "log_format", CONFIG_CHOICE, 0, 0, "text|json", "log-format", NULL, "log line format"},
-    {"node", "sim_nodes", CONFIG_U64, 1, 100000, NULL, "sim-nodes", NULL,
-     "simulated nodes in this process (sim)"},
-    {"node", "sim_cpus", CONFIG_U64, 1, UINT32_MAX, NULL, "sim-cpus", NULL,
-     "millicores each simulated node offers"},
-    {"node", "sim_memory", CONFIG_SIZE, 1, 0, NULL, "sim-memory", NULL,
-     "memory each simulated node offers"},
-    {"node", "sim_disk", CONFIG_SIZE, 1, 0, NULL, "sim-disk", NULL,
-     "disk each simulated node offers"},
-    {"node", "sim_max_guests", CONFIG_U64, 1, STORE_MAX_GUESTS, NULL, "sim-max-guests", NULL,
-     "guests each simulated node accepts"},
-    {"node", "sim_seed", CONFIG_U64, 0, 0, NULL, "sim-seed", NULL, "seed of the synthetic usage"},
-    {"labels", "*", CONFIG_STRING, 0, SPEC_LABEL_VAL_MAX, NULL, "label", check_label,
-     "a node label KEY = VALUE, for constraints and pools"},
-    {"network", "uplink", CONFIG_STRING, 0, IFNAMSIZ - 1, NULL, NULL, NULL,
-     "the host's outside interface"},
-    {"network", "nat", CONFIG_BOOL, 0, 0, NULL, NULL, NULL,
-     "masquerade guest sources leaving through uplink"},
-    {"network", "nat_sources", CONFIG_STRING, 0, 0, NULL, NULL, check_prefixes,
-     "prefixes NAT applies to"},
-    {"network", "proxy_neigh", CONFIG_BOOL, 0, 0, NULL, NULL, NULL,
-     "answer ARP/NDP on uplink for guest addresses"},
-};
 
 struct options {
     config_t *cfg;    /* file values overridden by flags */
@@ -309,7 +218,7 @@ parse_options(int argc, char **argv, struct options *o)
                 config_destroy(&flags);
                 exit(0);
             case 'K':
-                config_print_schema(stdout, node_keys, ARRAY_SIZE(node_keys));
+                config_print_schema(stdout, node_config_keys, node_config_n_keys);
                 config_destroy(&flags);
                 exit(0);
             case 'Q':
@@ -365,7 +274,7 @@ parse_options(int argc, char **argv, struct options *o)
     config_destroy(&flags);
     /* An unknown key or a bad value stops here, with its file and line. */
     char err[1024];
-    if (config_check(o->cfg, node_keys, ARRAY_SIZE(node_keys), err, sizeof(err)) < 0) {
+    if (config_check(o->cfg, node_config_keys, node_config_n_keys, err, sizeof(err)) < 0) {
         fprintf(stderr, "vfleet-node: %s\n", err);
         config_destroy(&o->cfg);
         return -EINVAL;
@@ -407,7 +316,7 @@ net_config_read(const config_t *c, struct net_config *out)
     const char *sources = config_get(c, "network", "nat_sources");
     char buf[1024], where[512];
 
-    /* Types and ranges were checked against node_keys; what is left is the
+    /* Types and ranges were checked against node_config_keys; what is left is the
      * rule across keys. */
     memset(out, 0, sizeof(*out));
     if (uplink)
