@@ -19,7 +19,7 @@ reserve_cleanup() {
     kill "$(agent_pid h1)" 2>/dev/null
     for rec in "$T"/h1/guests/*.json; do
         [ -f "$rec" ] || continue
-        pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["runtime"]["pid"])' "$rec" 2>/dev/null)
+        pid=$(jq -r '.runtime.pid' "$rec" 2>/dev/null)
         [ -n "$pid" ] && [ "$pid" != 0 ] && kill -9 "$pid" 2>/dev/null
     done
     sleep 0.5
@@ -36,8 +36,14 @@ reserve_cleanup() {
     return 0
 }
 trap 'rc=$?; reserve_cleanup; (exit $rc); cleanup' EXIT
-py_statvfs() { python3 -c 'import os,sys; s=os.statvfs(sys.argv[1]); print(s.f_bavail*s.f_frsize, s.f_blocks*s.f_frsize)' "$T/h1"; }
-hello_disk() { nodectl h1 wait-hello | pyj 'd["disk"]'; }
+# Free and total bytes of the state directory's filesystem (statvfs: f_bavail
+# and f_blocks in f_frsize units).
+py_statvfs() {
+    local avail frsize blocks
+    read -r avail frsize blocks < <(stat -f -c '%a %S %b' "$T/h1")
+    echo $((avail * frsize)) $((blocks * frsize))
+}
+hello_disk() { nodectl h1 wait-hello | jv '.disk'; }
 restart_agent() {
     local pid
     pid=$(agent_pid h1)
@@ -45,7 +51,10 @@ restart_agent() {
     for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
     AGENT_CONFIG=$1 start_agent h1
 }
-near() { python3 -c 'import sys; a,b,tol=map(int,sys.argv[1:]); sys.exit(0 if abs(a-b)<=tol else 1)' "$@"; }
+near() {
+    local d=$(($1 - $2))
+    [ "${d#-}" -le "$3" ]
+}
 
 R=$((256 << 20))
 MiB4=$((4 << 20))
@@ -83,15 +92,15 @@ out=$(nodectl h1 apply "$(spec beta "$B" '{"disk":"64M"}')")
 rc=$?
 set -e
 [ $rc -eq 1 ] || fail "apply of a new guest under the reserve: rc $rc ($out)"
-[ "$(pyj 'd["code"]' <<<"$out")" = no_space ] || fail "nack code: $out"
-pyj 'd["message"]' <<<"$out" | grep -q reserve || fail "nack message: $out"
+[ "$(jv '.code' <<<"$out")" = no_space ] || fail "nack code: $out"
+jv '.message' <<<"$out" | grep -q reserve || fail "nack message: $out"
 [ ! -e "$T/h1/data/$B" ] || fail "a refused create left $T/h1/data/$B"
-ok "new guest refused: $(pyj 'd["message"]' <<<"$out")"
+ok "new guest refused: $(jv '.message' <<<"$out")"
 set +e
 out=$(GEN=2 nodectl h1 apply "$(GEN=2 spec alpha "$A" '{"disk":"256M"}')")
 rc=$?
 set -e
-[ $rc -eq 1 ] && [ "$(pyj 'd["code"]' <<<"$out")" = no_space ] || fail "growth under the reserve: $out"
+[ $rc -eq 1 ] && [ "$(jv '.code' <<<"$out")" = no_space ] || fail "growth under the reserve: $out"
 [ "$(nodectl h1 exec "$A" -- hostname)" = alpha ] || fail "alpha stopped working"
 nodectl h1 stop "$A" 5 >/dev/null || fail "stop alpha"
 nodectl h1 start "$A" >/dev/null || fail "start alpha under the reserve"

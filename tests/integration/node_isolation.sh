@@ -75,8 +75,8 @@ nodectl_t() {
 }
 # val OUTPUT KEY: the value after KEY on its line.
 val() { awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' <<<"$1"; }
-record() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r.get("ids",{}).get(sys.argv[2],0))' "$T/h1/guests/$1.json" "$2"; }
-init_pid() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["runtime"]["pid"])' "$T/h1/guests/$1.json"; }
+record() { jq -r ".ids.$2 // 0" "$T/h1/guests/$1.json"; }
+init_pid() { jq -r '.runtime.pid' "$T/h1/guests/$1.json"; }
 # want WHAT GOT EXPECTED: a numeric/string criterion, logged with its figure.
 want() { [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"; }
 

@@ -16,15 +16,10 @@ nodectl h1 apply "$(spec old "$L" '{"disk":"32M"}' '"flags":["privileged"]')" >/
 nodectl h1 start "$L" >/dev/null || fail "start"
 kill "$(agent_pid h1)"
 wait_for 10 "agent gone" sh -c "! kill -0 $(agent_pid h1) 2>/dev/null"
-python3 - "$T/h1/guests/$L.json" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-del r["ids"]
-r["spec"].pop("flags", None)
-json.dump(r, open(sys.argv[1], "w"))
-EOF
+jq 'del(.ids) | del(.spec.flags)' "$T/h1/guests/$L.json" >"$T/legacy.json" &&
+    mv "$T/legacy.json" "$T/h1/guests/$L.json"
 start_agent h1
-nodectl h1 wait-hello | pyj 'd["inventory"][0]["running"]' | grep -qx true || fail "not re-adopted"
+nodectl h1 wait-hello | jv '.inventory[0].running' | grep -qx true || fail "not re-adopted"
 [ "$(nodectl h1 exec "$L" -- cat /proc/self/uid_map | awk '{print $1, $2, $3}')" = "0 0 4294967295" ] ||
     fail "the legacy guest is not in the host's user namespace"
 ok "a record without ids is re-adopted and runs privileged"
@@ -37,7 +32,7 @@ nodectl h1 exec "$L" -- sh -c 'grep -q "^Seccomp:[[:space:]]*2" /proc/1/status' 
     fail "the restarted legacy guest has no syscall filter"
 GEN=2 nodectl h1 apply "$(GEN=2 spec old "$L" '{"disk":"32M","procs":100}')" >/dev/null ||
     fail "a new generation of a legacy guest"
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit("ids" in r)' "$T/h1/guests/$L.json" ||
+jq -e 'has("ids") | not' "$T/h1/guests/$L.json" >/dev/null ||
     fail "the legacy record gained ids"
 ok "restarted: still privileged, now filtered; new generations apply and the record stays legacy"
 
@@ -48,5 +43,5 @@ set +e
 out=$(GEN=2 nodectl h1 apply "$(GEN=2 spec new "$U" '{"disk":"32M"}' '"flags":["privileged"]')")
 rc=$?
 set -e
-[ $rc -eq 1 ] && [ "$(pyj 'd["code"]' <<<"$out")" = unsupported ] || fail "flag flip: $out"
-ok "a guest with a uid block cannot become privileged: $(pyj 'd["message"]' <<<"$out")"
+[ $rc -eq 1 ] && [ "$(jv '.code' <<<"$out")" = unsupported ] || fail "flag flip: $out"
+ok "a guest with a uid block cannot become privileged: $(jv '.message' <<<"$out")"
