@@ -539,14 +539,15 @@ disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
     return 0;
 }
 
-/* Waits up to two seconds for the loop device at sysdir to stop backing the
- * file whose backing_file text was `was`; udev may hold it open briefly after
- * the unmount, and autoclear detaches it at the last close. */
+/* Waits up to ten seconds for the loop device at sysdir to stop backing the
+ * file whose backing_file text was `was`: udev, blkid or any other scanner of
+ * block devices may hold it open for a moment after the unmount (longer on a
+ * loaded host), and autoclear detaches it at the last close. */
 static bool
 disk_wait_detached(const char *sysdir, const char *was)
 {
     _cleanup_free_ char *p = xasprintf("%s/loop/backing_file", sysdir);
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 1000; i++) {
         char now[PATH_MAX + 16] = "";
         _cleanup_fclose_ FILE *f = fopen(p, "re");
         if (!f || !fgets(now, sizeof(now), f) || strcmp(now, was) != 0)
