@@ -26,7 +26,7 @@ cmd_guest_help(FILE *f)
         "  stop NAME [--wait [--timeout S]]     stop a guest (its disk stays)\n"
         "  restart NAME [--wait [--timeout S]]  stop and start again\n"
         "  rm NAME                              destroy a guest and release its addresses\n"
-        "  set NAME [limits] [--label k=v]... [--unlabel k]... [--flags private,lock|none]\n"
+        "  set NAME [limits] [--label k=v]... [--unlabel k]... [--flags private,lock,...|none]\n"
         "                                       change a guest (a JSON merge patch)\n"
         "  exec NAME [--timeout S] -- CMD ARGS...\n"
         "                                       run a command in the guest; exits with its code\n"

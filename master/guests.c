@@ -359,12 +359,28 @@ guests_deleting(master_t *m, const struct db_guest *g)
     return g->deleting || (g->node && dispatch_pending(m->disp, g->node, MSG_GUEST_DESTROY, g->id));
 }
 
+/* What only an admin may do to a guest: make it privileged (no user
+ * namespace: its root is host root) or let it nest namespaces. A system
+ * caller (c NULL: the master itself, an import) may. */
+int
+guests_admin_flags(const struct caller *c, uint32_t before, uint32_t after, struct guest_err *e)
+{
+    uint32_t admin_only = SPEC_FLAG_PRIVILEGED | SPEC_FLAG_NESTING;
+
+    if (!c || c->role == AUTH_ADMIN || !((before ^ after) & admin_only))
+        return 0;
+    return guest_fail(e, -EACCES, "flags", "only an admin may set the privileged or nesting flag");
+}
+
 /* What a tenant may not change: capabilities it did not have, flags other
- * than lock. */
+ * than lock; and what only an admin may change. */
 static int
 tenant_change(const struct caller *c, const struct guest_spec *cur, const struct guest_spec *next,
               struct guest_err *e)
 {
+    int r = guests_admin_flags(c, cur->flags, next->flags, e);
+    if (r < 0)
+        return r;
     if (!c || c->role != AUTH_TENANT)
         return 0;
     if (next->caps_add & ~cur->caps_add)

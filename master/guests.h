@@ -85,6 +85,11 @@ int guests_charge_legacy(master_t *m);
 /* A DELETE of the guest was accepted (recorded, or its destroy queued). */
 bool guests_deleting(master_t *m, const struct db_guest *g);
 
+/* -EACCES unless c may change the admin-only flags between before and
+ * after (privileged, nesting). */
+int guests_admin_flags(const struct caller *c, uint32_t before, uint32_t after,
+                       struct guest_err *e);
+
 /* ---- create ---- */
 
 /* A create as the API asks it, parsed. */

@@ -102,6 +102,7 @@ sched_config_default(struct sched_config *c)
         .weight_disk = 1.0,
         .default_cpu = 1000,
         .default_memory = 256ULL << 20,
+        .default_disk = 10ULL << 30,
         .full_scan_below = 64,
         .sample_min = 2,
         .walk_budget = 8,
@@ -116,7 +117,7 @@ sched_resources_from_spec(const struct sched_config *cfg, const struct guest_spe
     *out = (struct sched_resources){
         .cpu = spec->limits.cpu_max ? spec->limits.cpu_max : cfg->default_cpu,
         .memory = spec->limits.memory ? spec->limits.memory : cfg->default_memory,
-        .disk = spec->limits.disk,
+        .disk = spec->limits.disk ? spec->limits.disk : cfg->default_disk,
         .addrs = spec->n_addrs,
     };
 }

@@ -76,6 +76,8 @@ struct sched_config {
     double weight_disk;       /* fill weight of disk */
     uint32_t default_cpu;     /* millicores charged to a guest without cpu_max */
     uint64_t default_memory;  /* bytes charged to a guest without a memory limit */
+    uint64_t default_disk;    /* bytes charged to a guest without a disk limit (the image a
+                                 node makes for it then: 10 GiB) */
     uint32_t full_scan_below; /* clusters of at most this many nodes are scanned whole */
     uint32_t sample_min;      /* K never below this (>= 1) */
     uint32_t walk_budget;     /* once a node fits, stop after K * this many nodes looked at */
@@ -95,7 +97,9 @@ struct sched_resources {
 
 struct guest_spec;
 /* What a guest spec charges: cpu_max (or cfg default_cpu when unset), the
- * memory limit (or cfg default_memory), the disk size and the address count. */
+ * memory limit (or cfg default_memory), the disk size (or cfg default_disk:
+ * a node makes an image of that size when none is given) and the address
+ * count. */
 void sched_resources_from_spec(const struct sched_config *cfg, const struct guest_spec *spec,
                                struct sched_resources *out);
 

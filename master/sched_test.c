@@ -484,6 +484,11 @@ test_resources_from_spec(void **state)
     sched_resources_from_spec(&c, &spec, &r);
     assert_int_equal(r.cpu, 500);
     assert_int_equal(r.memory, 128 * MiB);
+    /* No disk limit: the image a node makes then (10 GiB) is what it costs. */
+    spec.limits.disk = 0;
+    sched_resources_from_spec(&c, &spec, &r);
+    assert_int_equal(r.disk, c.default_disk);
+    assert_int_equal(c.default_disk, 10 * GiB);
 }
 
 /* Sampling is bounded: on a large empty cluster a spread placement looks at
