@@ -167,6 +167,12 @@ int guests_exec(master_t *m, const struct caller *c, const char *name, char **ar
                 uint32_t timeout_ms, uint64_t *ref, char node[NAME_MAX_LEN + 1],
                 char id[SPEC_ID_LEN + 1], struct guest_err *e);
 
+/* Asks the guest's node for the last max_bytes of its console (0 = 64 KiB,
+ * at most PROTO_MAX_CONSOLE), as for exec. */
+int guests_console(master_t *m, const struct caller *c, const char *name, uint32_t max_bytes,
+                   uint64_t *ref, char node[NAME_MAX_LEN + 1], char id[SPEC_ID_LEN + 1],
+                   struct guest_err *e);
+
 /* ---- addresses (guest_addrs.c) ---- */
 
 /* One more address from a pool that serves the guest's node; out_id gets
