@@ -165,7 +165,9 @@ int sched_node_remove(sched_t *s, const char *name);
 int sched_node_set_state(sched_t *s, const char *name, enum sched_node_state state);
 int sched_node_cordon(sched_t *s, const char *name, bool cordoned);
 #define SCHED_MAX_TEMPLATES 64 /* distinct template names in the cluster */
-/* The templates a node has (its hello). -ENOENT for an unknown node,
+/* The templates a node has (its hello); until a node said, the template
+ * filter does not judge it (a node loaded from the store is not ready
+ * anyway). -ENOENT for an unknown node,
  * -E2BIG when the cluster would know more than SCHED_MAX_TEMPLATES names
  * (the names beyond are not recorded). */
 int sched_node_templates(sched_t *s, const char *name, const char *const *templates, size_t n);

@@ -172,6 +172,8 @@ test_if_ready(void **state)
 
     assert_int_equal(sched_node_upsert(s, "h1", &cap_std, NULL, 0), 0);
     assert_int_equal(sched_node_set_state(s, "h1", SCHED_NODE_DOWN), 0);
+    /* A node known from the store only: down, its templates not said yet. */
+    rq.template_name = "busybox";
     assert_int_equal(sched_place(s, &rq, &res), -ENOSPC);
     assert_int_equal(res.rejected[SCHED_F_STATE], 1);
     rq.if_ready = true;
