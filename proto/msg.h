@@ -187,7 +187,7 @@ struct msg_exec_result {
 };
 
 #define MIGRATE_SECRET_LEN   64  /* a one-time transfer secret: 32 random bytes in hex */
-#define MIGRATE_DIGEST_LEN   64  /* an image digest: BLAKE2b-256 in hex */
+#define MIGRATE_DIGEST_LEN   64  /* an image digest: SHA-256 in hex */
 #define MIGRATE_KEY_LEN      40  /* a CurveZMQ public key in Z85 */
 #define MIGRATE_ENDPOINT_MAX 255 /* a data channel endpoint, "tcp://10.87.255.2:40123" */
 
