@@ -112,6 +112,22 @@ struct backend_ops {
                 const struct exec_request *req, struct exec_result *res);
     /* Frees the backend. */
     void (*free)(backend_t *b);
+
+    /* ---- moving a guest (agent_migrate.c); each optional: NULL means the
+     * backend has nothing to do there (sim: no image, nothing to freeze) ---- */
+    /* The guest's disk image and the file an incoming one is written to,
+     * both n bytes. */
+    int (*migrate_paths)(backend_t *b, const struct guest_spec *spec, char *image, char *incoming,
+                         size_t n);
+    /* Freezes the guest so its image holds still (its processes when rt names
+     * a running init, then its filesystem), or thaws it. Idempotent. */
+    int (*migrate_freeze)(backend_t *b, const struct guest_spec *spec,
+                          const struct guest_runtime *rt, bool freeze);
+    /* 1 when the guest's processes are frozen, 0 when not. */
+    int (*migrate_frozen)(backend_t *b, const struct guest_spec *spec);
+    /* The CRIU preflight: 0 when checkpoint/restore would work on this host,
+     * else -errno with the reason in why. */
+    int (*migrate_criu)(backend_t *b, char *why, size_t n);
 };
 
 /* Every backend embeds this first and reaches its own state with container_of. */

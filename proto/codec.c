@@ -295,6 +295,7 @@ static const struct wire_field migrate_commit_fields[] = {
     MIG("digest", W_STR, true, digest),
     MIG("start", W_BOOL, false, start),
     MIG_COUNTERS(struct msg_migrate, counters),
+    MIG("spec", W_MAP, true, spec, .max = PROTO_MAX_ARRAY, .sub = &spec_table),
 };
 
 static const struct wire_field migrate_finish_fields[] = {
@@ -305,6 +306,7 @@ static const struct wire_field migrate_finish_fields[] = {
 static const struct wire_field migrate_abort_fields[] = {
     MIG("op", W_STR, true, op),
     MIG("guest", W_STR, true, id),
+    MIG("role", W_STR, true, role),
     MIG("start", W_BOOL, false, start),
 };
 #undef MIG

@@ -207,7 +207,11 @@ check_migrate(struct codec_ctx *c, enum msg_type t, const struct msg_migrate *mg
         TRY(check_endpoint(c, "endpoint", mg->endpoint, sizeof(mg->endpoint), true));
     if (t == MSG_MIGRATE_COMMIT)
         TRY(check_hex(c, "digest", mg->digest, MIGRATE_DIGEST_LEN, true));
-    if (t == MSG_MIGRATE_PREPARE) {
+    if (t == MSG_MIGRATE_ABORT)
+        CHECK(terminated(mg->role, sizeof(mg->role)) &&
+                  (!strcmp(mg->role, "source") || !strcmp(mg->role, "target")),
+              "role", "not source or target");
+    if (t == MSG_MIGRATE_PREPARE || t == MSG_MIGRATE_COMMIT) {
         size_t old = codec_path_push(c, "spec");
         CHECK(spec_validate(&mg->spec, &field) == 0, field ? field : "?", "invalid");
         codec_path_pop(c, old);

@@ -97,8 +97,10 @@ fill_migrate(struct msg_migrate *mg, enum msg_type t)
         strcpy(mg->peer_key, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
         mg->live = true;
     }
-    if (t == MSG_MIGRATE_PREPARE)
+    if (t == MSG_MIGRATE_PREPARE || t == MSG_MIGRATE_COMMIT)
         fill_spec(&mg->spec);
+    if (t == MSG_MIGRATE_ABORT)
+        strcpy(mg->role, "source");
     if (t == MSG_MIGRATE_SEND)
         strcpy(mg->endpoint, "tcp://10.87.255.3:40123");
     if (t == MSG_MIGRATE_COMMIT) {
@@ -457,11 +459,11 @@ cmp_msg(const struct msg *x, const struct msg *y)
         break;
     }
     case MSG_MIGRATE_PREPARE:
+    case MSG_MIGRATE_COMMIT:
         cmp_spec(&x->u.migrate.spec, &y->u.migrate.spec);
         assert_memory_equal(&x->u.migrate, &y->u.migrate, offsetof(struct msg_migrate, spec));
         break;
     case MSG_MIGRATE_SEND:
-    case MSG_MIGRATE_COMMIT:
     case MSG_MIGRATE_FINISH:
     case MSG_MIGRATE_ABORT:
         assert_memory_equal(&x->u.migrate, &y->u.migrate, sizeof(x->u.migrate));

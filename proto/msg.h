@@ -212,9 +212,10 @@ struct msg_migrate {
     char peer_key[MIGRATE_KEY_LEN + 1];      /* prepare, send: the other node's public key, "" */
     bool live;                               /* prepare, send: near-live (copy while it runs) */
     bool start;                              /* commit: start on the target; abort: start again */
+    char role[8];                            /* abort: "source" or "target" */
     char digest[MIGRATE_DIGEST_LEN + 1];     /* commit: the digest the source sent */
     struct msg_migrate_counters counters;    /* commit: the counters to continue from */
-    struct guest_spec spec;                  /* prepare: the guest as the target will run it */
+    struct guest_spec spec;                  /* prepare, commit: the guest as the target runs it */
 };
 
 /* guest.migrate.status: a node's answer to a migrate command (ref), or a

@@ -21,6 +21,7 @@
 #include "common/mtime.h"
 #include "node/linux/cgroup.h"
 #include "node/linux/disk.h"
+#include "node/linux/migrate.h"
 #include "node/linux/net.h"
 #include "node/linux/nsexec.h"
 #include "node/linux/proc.h"
@@ -432,6 +433,58 @@ lx_exec(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt
     return spawner_exec(l->spawner, &c, rt->pid, rt->start_time, req, res);
 }
 
+/* ---- moving a guest (node/linux/migrate.h) ---- */
+
+static int
+lx_migrate_paths(backend_t *b, const struct guest_spec *s, char *image, char *incoming, size_t n)
+{
+    struct guest_paths p;
+
+    paths_of(lb(b), s, &p);
+    if (snprintf(image, n, "%s", p.image) >= (int)n ||
+        snprintf(incoming, n, "%s.incoming", p.image) >= (int)n)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+static void
+migrate_cgroups_of(struct linux_backend *l, struct migrate_cgroups *cg)
+{
+    cg->root = l->cfg.cgroup_root[0] ? l->cfg.cgroup_root : "/sys/fs/cgroup";
+    cg->prefix = "vfleet";
+    cg->v2 = cgroup_mgr_mode(l->cgroups) == CGROUP_V2;
+}
+
+static int
+lx_migrate_freeze(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
+                  bool freeze)
+{
+    struct linux_backend *l = lb(b);
+    struct migrate_cgroups cg;
+    struct guest_paths p;
+
+    migrate_cgroups_of(l, &cg);
+    paths_of(l, s, &p);
+    bool running = rt->pid && proc_is_same(rt->pid, rt->start_time) > 0;
+    return migrate_freeze(&cg, s->id, p.disk, running, freeze);
+}
+
+static int
+lx_migrate_frozen(backend_t *b, const struct guest_spec *s)
+{
+    struct migrate_cgroups cg;
+
+    migrate_cgroups_of(lb(b), &cg);
+    return migrate_frozen(&cg, s->id);
+}
+
+static int
+lx_migrate_criu(backend_t *b, char *why, size_t n)
+{
+    (void)b;
+    return migrate_criu_check(why, n);
+}
+
 static void
 lx_free(backend_t *b)
 {
@@ -458,6 +511,10 @@ static const struct backend_ops linux_ops = {
     .usage = lx_usage,
     .exec = lx_exec,
     .free = lx_free,
+    .migrate_paths = lx_migrate_paths,
+    .migrate_freeze = lx_migrate_freeze,
+    .migrate_frozen = lx_migrate_frozen,
+    .migrate_criu = lx_migrate_criu,
 };
 
 backend_t *
