@@ -150,8 +150,16 @@ cmd_exec(agent_t *a, const struct msg *m)
 
 /* The commands a node accepts, by message type; NULL for the rest. */
 static const cmd_fn cmds[MSG_TYPE_COUNT] = {
-    [MSG_GUEST_APPLY] = cmd_apply,     [MSG_GUEST_START] = cmd_start, [MSG_GUEST_STOP] = cmd_stop,
-    [MSG_GUEST_DESTROY] = cmd_destroy, [MSG_GUEST_EXEC] = cmd_exec,
+    [MSG_GUEST_APPLY] = cmd_apply,
+    [MSG_GUEST_START] = cmd_start,
+    [MSG_GUEST_STOP] = cmd_stop,
+    [MSG_GUEST_DESTROY] = cmd_destroy,
+    [MSG_GUEST_EXEC] = cmd_exec,
+    [MSG_MIGRATE_PREPARE] = agent_migrate_cmd,
+    [MSG_MIGRATE_SEND] = agent_migrate_cmd,
+    [MSG_MIGRATE_COMMIT] = agent_migrate_cmd,
+    [MSG_MIGRATE_FINISH] = agent_migrate_cmd,
+    [MSG_MIGRATE_ABORT] = agent_migrate_cmd,
 };
 
 bool

@@ -53,29 +53,30 @@ struct agent_guest {
 };
 
 struct agent {
-    uv_loop_t *loop;             /* the loop everything runs on (borrowed) */
-    struct agent_config cfg;     /* copy of the configuration */
-    backend_t *backend;          /* owned */
-    store_t *store;              /* owned */
-    link_t *link;                /* DEALER to the master, owned */
-    zwatch_t watch;              /* ZeroMQ readiness in the loop */
-    uv_timer_t heartbeat;        /* heartbeat and hello retries */
-    uv_timer_t usage;            /* usage sampling */
-    lane_t *ops;                 /* lifecycle lane (apply .. usage), owned */
-    lane_t *execs;               /* exec lane, owned */
-    struct agent_guest **guests; /* the guest table, owned */
-    size_t n_guests;             /* entries used */
-    size_t cap_guests;           /* entries allocated */
-    struct node_facts facts;     /* from the backend's probe */
-    uint64_t next_id;            /* our request ids */
-    uint64_t heartbeat_seq;      /* heartbeats sent */
-    bool welcomed;               /* the master answered our hello */
-    uint64_t last_hello_ms;      /* when hello was last sent */
-    uint64_t last_rx_ms;         /* when the master was last heard from */
-    unsigned unanswered_hellos;  /* hellos sent since the last welcome */
-    bool usage_pending;          /* a usage job is queued or running */
-    bool handles_ready;          /* timers and the watcher are initialised */
-    bool closing;                /* agent_shutdown was called */
+    uv_loop_t *loop;              /* the loop everything runs on (borrowed) */
+    struct agent_config cfg;      /* copy of the configuration */
+    backend_t *backend;           /* owned */
+    store_t *store;               /* owned */
+    link_t *link;                 /* DEALER to the master, owned */
+    zwatch_t watch;               /* ZeroMQ readiness in the loop */
+    uv_timer_t heartbeat;         /* heartbeat and hello retries */
+    uv_timer_t usage;             /* usage sampling */
+    lane_t *ops;                  /* lifecycle lane (apply .. usage), owned */
+    lane_t *execs;                /* exec lane, owned */
+    struct agent_guest **guests;  /* the guest table, owned */
+    size_t n_guests;              /* entries used */
+    size_t cap_guests;            /* entries allocated */
+    struct node_facts facts;      /* from the backend's probe */
+    uint64_t next_id;             /* our request ids */
+    uint64_t heartbeat_seq;       /* heartbeats sent */
+    bool welcomed;                /* the master answered our hello */
+    uint64_t last_hello_ms;       /* when hello was last sent */
+    uint64_t last_rx_ms;          /* when the master was last heard from */
+    unsigned unanswered_hellos;   /* hellos sent since the last welcome */
+    bool usage_pending;           /* a usage job is queued or running */
+    bool handles_ready;           /* timers and the watcher are initialised */
+    bool closing;                 /* agent_shutdown was called */
+    struct migration *migrations; /* guests moving in or out (agent_migrate.c) */
 };
 
 /* ---- agent_send.c: messages to the master ------------------------------ */
@@ -136,6 +137,13 @@ void agent_job_exec(agent_t *a, const struct agent_guest *g, uint64_t ref,
  * PROTO_MAX_SAMPLES) and send one usage batch. Returns the number of guests
  * sampled; 0 queues nothing. Sets a->usage_pending until the batch is sent. */
 size_t agent_job_usage(agent_t *a);
+
+/* ---- agent_migrate.c: guests moving between nodes ---------------------- */
+
+/* guest.migrate.prepare, send, commit, finish and abort. */
+void agent_migrate_cmd(agent_t *a, const struct msg *m);
+/* agent_shutdown: stops the copies and receivers; guests stay as they are. */
+void agent_migrate_close_all(agent_t *a);
 
 /* ---- agent_guest.c: the guest table ------------------------------------ */
 

@@ -307,6 +307,28 @@ net_config_read(const config_t *c, struct net_config *out)
     return 0;
 }
 
+/* The [migrate] section: address is where this node's data channel listens
+ * for guests moving in (an address the other nodes reach; the port is
+ * chosen per move); without it the channel is an ipc:// socket in the
+ * state directory, which only reaches nodes on the same machine. */
+static int
+migrate_config_read(const config_t *c, struct agent_config *ac)
+{
+    const char *addr = config_get(c, "migrate", "address");
+    struct netaddr na;
+
+    if (!addr)
+        return 0;
+    if (netaddr_parse_host(addr, &na) < 0 ||
+        strscpy(ac->data_address, addr, sizeof(ac->data_address)) < 0) {
+        fprintf(stderr, "vfleet-node: [migrate] address \"%s\" is not an address\n", addr);
+        return -EINVAL;
+    }
+    if (na.family == AF_INET6)
+        snprintf(ac->data_address, sizeof(ac->data_address), "[%s]", addr);
+    return 0;
+}
+
 static uv_signal_t sigterm, sigint;
 
 /* The agents this process runs: one, or --sim-nodes of them on one loop. */
@@ -520,7 +542,8 @@ cmd_run(struct options *o)
         fprintf(stderr, "vfleet-node: usage_interval must be 1..3600 seconds\n");
         return EXIT_USAGE;
     }
-    if (config_foreach(o->cfg, "labels", add_label, &ac) < 0)
+    if (config_foreach(o->cfg, "labels", add_label, &ac) < 0 ||
+        migrate_config_read(o->cfg, &ac) < 0)
         return EXIT_USAGE;
     if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "vfleet-node: cannot create \"%s\": %m\n", state_dir);
