@@ -48,6 +48,11 @@ static const struct route_def routes[] = {
     {API_GUEST_IP_ADD, "POST", "/v1/guests/*/ips", "guest.ip_add", h_guest_ip_add},
     {API_GUEST_IP_DEL, "DELETE", "/v1/guests/*/ips/+", "guest.ip_del", h_guest_ip_del},
     {API_NODE_ROUTES, "GET", "/v1/nodes/*/routes", "node.routes", h_node_routes},
+    {API_OPERATIONS_LIST, "GET", "/v1/operations", "operation.list", h_operations_list},
+    {API_OPERATION_GET, "GET", "/v1/operations/*", "operation.get", h_operation_get},
+    {API_OPERATION_CANCEL, "DELETE", "/v1/operations/*", "operation.cancel", h_operation_cancel},
+    {API_GUEST_MOVE, "POST", "/v1/guests/*/move", "guest.move", h_guest_move},
+    {API_NODE_DRAIN, "POST", "/v1/nodes/*/drain", "node.drain", h_node_drain},
 };
 
 /* Matches path against pattern; the "*" segment is copied to name, the "+"

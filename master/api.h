@@ -46,6 +46,11 @@ enum api_route {
     API_GUEST_IP_ADD,        /* POST /v1/guests/{name}/ips */
     API_GUEST_IP_DEL,        /* DELETE /v1/guests/{name}/ips/{addr} */
     API_NODE_ROUTES,         /* GET /v1/nodes/{name}/routes */
+    API_OPERATIONS_LIST,     /* GET /v1/operations */
+    API_OPERATION_GET,       /* GET /v1/operations/{id} */
+    API_OPERATION_CANCEL,    /* DELETE /v1/operations/{id} */
+    API_GUEST_MOVE,          /* POST /v1/guests/{name}/move */
+    API_NODE_DRAIN,          /* POST /v1/nodes/{name}/drain */
     API__ROUTE_MAX,
 };
 

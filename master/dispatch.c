@@ -144,6 +144,12 @@ msg_guest_id(const struct msg *m)
         return m->u.guest.id;
     case MSG_GUEST_EXEC:
         return m->u.exec.id;
+    case MSG_MIGRATE_PREPARE:
+    case MSG_MIGRATE_SEND:
+    case MSG_MIGRATE_COMMIT:
+    case MSG_MIGRATE_FINISH:
+    case MSG_MIGRATE_ABORT:
+        return m->u.migrate.id;
     default:
         return "";
     }
@@ -161,7 +167,8 @@ dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
     c->type = m->type;
     strscpy(c->guest, msg_guest_id(m), sizeof(c->guest));
     c->generation = m->type == MSG_GUEST_APPLY ? m->u.apply.generation : m->u.guest.generation;
-    if (m->type == MSG_GUEST_EXEC)
+    if (m->type == MSG_GUEST_EXEC ||
+        (m->type >= MSG_MIGRATE_PREPARE && m->type <= MSG_MIGRATE_ABORT))
         c->generation = 0;
     m->id = c->id;
     r = msg_encode(m, &c->buf, &c->len);

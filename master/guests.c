@@ -13,6 +13,7 @@
 #include "master/api.h"
 #include "master/charges.h"
 #include "master/events.h"
+#include "master/guests_move.h"
 #include "master/oncommit.h"
 #include "master/usage.h"
 #include "master/waiters.h"
@@ -296,6 +297,8 @@ guests_change(master_t *m, struct db_guest *g, const struct guest_spec *cur,
 
     if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
+    if (guests_moving(m, g->id))
+        return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is moving; change it afterwards", g->name);
     int r = db_begin(m->db);
 
     if (r < 0)
@@ -356,6 +359,9 @@ guests_lifecycle(master_t *m, const char *name, enum guest_op op, struct db_gues
                           g->node ? db_observed_to_string(g->observed) : "on no node");
     if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
+    if (guests_moving(m, g->id))
+        return guest_fail(e, -EBUSY, NULL,
+                          "guest \"%s\" is moving; start or stop it once the move ends", g->name);
     if (op != GUEST_STOP && (spec->flags & SPEC_FLAG_LOCK))
         return guest_fail(e, -ENOLCK, "flags", "guest \"%s\" is locked: clear the lock flag first",
                           g->name);
@@ -447,6 +453,12 @@ guests_delete(master_t *m, const char *name, bool force, char id[SPEC_ID_LEN + 1
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
     strscpy(id, g.id, SPEC_ID_LEN + 1);
     strscpy(node, g.node ? g.node : "", NAME_MAX_LEN + 1);
+    if (guests_moving(m, g.id)) {
+        r = guest_fail(e, -EBUSY, NULL,
+                       "guest \"%s\" is moving; cancel the move or delete it afterwards", g.name);
+        db_guest_clear(&g);
+        return r;
+    }
     bool now = !g.node || g.observed == DB_OBS_LOST || force;
     if (!now && !master_node_connected(m, g.node)) {
         r = guest_fail(e, -EHOSTUNREACH, NULL,

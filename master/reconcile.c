@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "master/guests.h"
+#include "master/guests_move.h"
 #include "master/waiters.h"
 
 struct reconcile_ctx {
@@ -55,6 +56,10 @@ reconcile_guest(master_t *m, const char *node, const char *id,
 
     if (guests_load(m, NULL, id, &g, &spec) < 0)
         return;
+    if (!item && guests_moving(m, id)) {
+        db_guest_clear(&g);
+        return;
+    }
     if (!item) {
         reconcile_missing(m, node, &g, &spec);
         db_guest_clear(&g);
@@ -62,6 +67,12 @@ reconcile_guest(master_t *m, const char *node, const char *id,
     }
     if (item->generation > 0)
         db_guest_set_applied(m->db, id, item->generation);
+    if (guests_moving(m, id)) {
+        /* The move decides what runs where: nothing is started or stopped. */
+        guests_observed(m, &g, item->running ? DB_OBS_RUNNING : DB_OBS_STOPPED, NULL);
+        db_guest_clear(&g);
+        return;
+    }
     if (guests_deleting(m, &g)) {
         /* Accepted for deletion (before a master restart, say): destroy. */
         guests_send(m, node, MSG_GUEST_DESTROY, id, g.generation);

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "master/guests.h"
+#include "master/operations.h"
 #include "master/reconcile.h"
 #include "master/usage.h"
 #include "master/waiters.h"
@@ -80,6 +81,7 @@ on_hello(master_t *m, struct mlink *ml, const char *peer, const struct msg *msg)
     /* Whatever was unanswered goes again, then the inventory is reconciled. */
     dispatch_flush(m->disp, peer);
     reconcile_hello(m, peer, h);
+    operations_node_hello(m, peer);
 }
 
 static void
@@ -171,6 +173,13 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
     case MSG_GUEST_EXEC:
         waiters_nack(m, WAIT_EXEC, NULL, n->ref, n);
         return;
+    case MSG_MIGRATE_PREPARE:
+    case MSG_MIGRATE_SEND:
+    case MSG_MIGRATE_COMMIT:
+    case MSG_MIGRATE_FINISH:
+    case MSG_MIGRATE_ABORT:
+        operations_nacked(m, node, done.type, done.guest, n);
+        return;
     case MSG_GUEST_DESTROY:
         waiters_nack(m, WAIT_DELETE, done.guest, 0, n);
         return;
@@ -230,6 +239,9 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
     case MSG_EXEC_RESULT:
         if (dispatch_complete(m->disp, peer, msg->u.exec_result.ref, NULL) == 0)
             waiters_exec_result(m, msg->u.exec_result.ref, &msg->u.exec_result);
+        break;
+    case MSG_MIGRATE_STATUS:
+        operations_report(m, peer, &msg->u.migrate_status);
         break;
     default:
         send_nack(m, ml, peer, msg->id, MSG_ERR_UNKNOWN_TYPE, "not a message a master accepts");

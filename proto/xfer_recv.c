@@ -350,7 +350,7 @@ recv_main(void *arg)
 
     while (!atomic_load(&r->stop)) {
         zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&it, 1, 200) < 0 && errno != EINTR)
+        if (zmq_poll(&it, 1, 50) < 0 && errno != EINTR)
             break;
         for (int budget = 0; budget < 256 && (it.revents & ZMQ_POLLIN); budget++) {
             int ev = 0;
