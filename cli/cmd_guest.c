@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/cmd.h"
+#include "cli/cmd_op.h"
 #include "cli/table.h"
 #include "common/netaddr.h"
 
@@ -35,6 +36,12 @@ cmd_guest_help(FILE *f)
         "  ip rm NAME ADDR                      remove an address, back to its pool\n"
         "  traffic NAME [--reset]               traffic since the last reset (FreeVPS trafstat);\n"
         "                                       --reset ends the period and starts a new one\n"
+        "  move NAME [--to NODE] [--live] [--renumber] [--constraint k=v]... [--no-wait]\n"
+        "                                       move it to another node (the scheduler's choice\n"
+        "                                       unless --to); --live copies while it runs and\n"
+        "                                       stops it only for the last delta; --renumber\n"
+        "                                       gives new addresses where the old cannot follow;\n"
+        "                                       waits, with progress, unless --no-wait\n"
         "\n"
         "Limits (create and set):\n",
         f);
@@ -784,5 +791,7 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_traffic(ctx, argc, argv);
     if (!strcmp(v, "ip"))
         return guest_ip(ctx, argc, argv);
+    if (!strcmp(v, "move"))
+        return cmd_move_guest(ctx, argc, argv);
     return cli_usage_error(ctx, "guest: unknown command \"%s\" (see vfleet guest --help)", v);
 }

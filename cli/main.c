@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/cmd.h"
+#include "cli/cmd_op.h"
 #include "common/log.h"
 
 static void
@@ -20,8 +21,9 @@ main_help(FILE *f)
           "REST API (docs/api.md).\n"
           "\n"
           "Groups:\n"
-          "  node    ls | show NAME | cordon NAME | uncordon NAME\n"
-          "  guest   create | ls | show | start | stop | restart | rm | set | exec | usage\n"
+          "  node    ls | show NAME | cordon NAME | uncordon NAME | drain NAME\n"
+          "  guest   create | ls | show | start | stop | restart | rm | set | exec | usage | move\n"
+          "  op      ls | show ID | wait ID | cancel ID: long operations (moves, drains)\n"
           "  pool    create | ls | rm\n"
           "  health  is the master up? (GET /healthz)\n"
           "\n"
@@ -143,6 +145,8 @@ main(int argc, char **argv)
         return cmd_guest_run(&ctx, argc - 2, argv + 2);
     if (!strcmp(group, "pool"))
         return cmd_pool_run(&ctx, argc - 2, argv + 2);
+    if (!strcmp(group, "op") || !strcmp(group, "operation"))
+        return cmd_op_run(&ctx, argc - 2, argv + 2);
     if (!strcmp(group, "health"))
         return main_health(&ctx, argc - 1, argv + 1);
     return cli_usage_error(&ctx, "unknown group \"%s\" (see vfleet --help)", group);

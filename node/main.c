@@ -329,6 +329,23 @@ migrate_config_read(const config_t *c, struct agent_config *ac)
     return 0;
 }
 
+/* [node] cgroup_prefix: where this node's guests' cgroups go. One per node
+ * when several nodes share a kernel (the local cluster), so the two copies of
+ * a moving guest never share a cgroup. */
+static int
+cgroup_prefix_read(const config_t *c, struct linux_config *lc)
+{
+    const char *p = config_get(c, "node", "cgroup_prefix");
+
+    if (!p)
+        return 0;
+    if (!name_is_valid(p) || strscpy(lc->cgroup_prefix, p, sizeof(lc->cgroup_prefix)) < 0) {
+        fprintf(stderr, "vfleet-node: cgroup_prefix \"%s\" is not a name\n", p);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static uv_signal_t sigterm, sigint;
 
 /* The agents this process runs: one, or --sim-nodes of them on one loop. */
@@ -567,7 +584,7 @@ cmd_run(struct options *o)
         _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
         strscpy(lc.state_dir, state_dir, sizeof(lc.state_dir));
         strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
-        if (net_config_read(o->cfg, &lc.net) < 0)
+        if (net_config_read(o->cfg, &lc.net) < 0 || cgroup_prefix_read(o->cfg, &lc) < 0)
             return EXIT_USAGE;
         r = config_get_u64(o->cfg, "node", "max_guests", &v);
         if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
@@ -752,7 +769,8 @@ cmd_enter(struct options *o)
         argv++;
     if (!*argv)
         argv = shell;
-    int r = linux_enter(opt_str(o, "state_dir", DEFAULT_STATE_DIR), &rec->spec, &rec->rt, argv);
+    int r = linux_enter(opt_str(o, "state_dir", DEFAULT_STATE_DIR),
+                        config_get(o->cfg, "node", "cgroup_prefix"), &rec->spec, &rec->rt, argv);
     if (r < 0) {
         fprintf(stderr, "vfleet-node: cannot enter \"%s\": %s\n", rec->spec.name, strerror(-r));
         return EXIT_FAIL;

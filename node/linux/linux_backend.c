@@ -20,6 +20,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/cgroup.h"
+#include "node/linux/announce.h"
 #include "node/linux/disk.h"
 #include "node/linux/migrate.h"
 #include "node/linux/net.h"
@@ -356,6 +357,18 @@ lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_runti
     return r;
 }
 
+/* The segment learns that the guest's addresses are here now (a moved guest,
+ * an added address); proxy ARP/NDP answers what follows. */
+static void
+announce_here(struct linux_backend *l, const struct guest_spec *s)
+{
+    int r = announce_addrs(l->cfg.net.uplink, s);
+
+    if (r < 0)
+        log_debug("guest=%s cannot announce its addresses on %s: %s, ignoring", s->name,
+                  l->cfg.net.uplink, strerror(-r));
+}
+
 static int
 lx_apply_network(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt)
 {
@@ -373,6 +386,8 @@ lx_apply_network(backend_t *b, const struct guest_spec *s, const struct guest_ru
     r = net_apply(l->net, s, rt->pid);
     if (r < 0)
         errtext_set("cannot apply the guest's network (veth, addresses, routes, tc, nftables)");
+    else if (l->cfg.net.proxy_neigh && l->cfg.net.uplink[0])
+        announce_here(l, s);
     return r;
 }
 
@@ -451,7 +466,7 @@ static void
 migrate_cgroups_of(struct linux_backend *l, struct migrate_cgroups *cg)
 {
     cg->root = l->cfg.cgroup_root[0] ? l->cfg.cgroup_root : "/sys/fs/cgroup";
-    cg->prefix = "vfleet";
+    cg->prefix = l->cfg.cgroup_prefix[0] ? l->cfg.cgroup_prefix : "vfleet";
     cg->v2 = cgroup_mgr_mode(l->cgroups) == CGROUP_V2;
 }
 
@@ -530,8 +545,8 @@ linux_backend_new(const struct linux_config *cfg, int *err)
     l->spawner = spawner_new(&r);
     if (!l->spawner)
         goto fail;
-    r = cgroup_mgr_new(cfg->cgroup_root[0] ? cfg->cgroup_root : "/sys/fs/cgroup", "vfleet",
-                       &l->cgroups);
+    r = cgroup_mgr_new(cfg->cgroup_root[0] ? cfg->cgroup_root : "/sys/fs/cgroup",
+                       cfg->cgroup_prefix[0] ? cfg->cgroup_prefix : "vfleet", &l->cgroups);
     if (r < 0)
         goto fail;
     char data[300];
@@ -547,8 +562,8 @@ fail:
 }
 
 int
-linux_enter(const char *state_dir, const struct guest_spec *spec, const struct guest_runtime *rt,
-            char **argv)
+linux_enter(const char *state_dir, const char *cgroup_prefix, const struct guest_spec *spec,
+            const struct guest_runtime *rt, char **argv)
 {
     struct linux_backend l = {0};
     struct guest_paths p;
@@ -560,7 +575,8 @@ linux_enter(const char *state_dir, const struct guest_spec *spec, const struct g
     if (!rt->pid || proc_is_same(rt->pid, rt->start_time) <= 0)
         return -ESRCH;
     strscpy(l.cfg.state_dir, state_dir, sizeof(l.cfg.state_dir));
-    r = cgroup_mgr_new("/sys/fs/cgroup", "vfleet", &l.cgroups);
+    r = cgroup_mgr_new("/sys/fs/cgroup", cgroup_prefix && *cgroup_prefix ? cgroup_prefix : "vfleet",
+                       &l.cgroups);
     if (r < 0)
         return r;
     paths_of(&l, spec, &p);

@@ -18,11 +18,13 @@
 #define LINUX_DEFAULT_DISK (10ULL << 30) /* disk image size when limits.disk is unset */
 
 struct linux_config {
-    char state_dir[256];   /* per-guest data lives in state_dir/data */
-    char templates[256];   /* template directories */
-    char cgroup_root[256]; /* cgroup mount root, "" = /sys/fs/cgroup */
-    uint32_t max_guests;   /* guests this node accepts, 0 = 1000 */
-    struct net_config net; /* guest networking: NAT */
+    char state_dir[256];    /* per-guest data lives in state_dir/data */
+    char templates[256];    /* template directories */
+    char cgroup_root[256];  /* cgroup mount root, "" = /sys/fs/cgroup */
+    char cgroup_prefix[64]; /* the cgroup directory of this node's guests, "" = "vfleet" (one
+                             * per node where several share a kernel: the local cluster) */
+    uint32_t max_guests;    /* guests this node accepts, 0 = 1000 */
+    struct net_config net;  /* guest networking: NAT */
 };
 
 /* Creates the backend and forks its spawner: call before the process starts
@@ -33,5 +35,5 @@ backend_t *linux_backend_new(const struct linux_config *cfg, int *err);
  * stdout and stderr (vfleet-node enter), joining every namespace and cgroup of
  * the guest with its bounding set. For a single-threaded process only (it
  * forks). Returns the command's exit status, or -errno. */
-int linux_enter(const char *state_dir, const struct guest_spec *spec,
+int linux_enter(const char *state_dir, const char *cgroup_prefix, const struct guest_spec *spec,
                 const struct guest_runtime *rt, char **argv);

@@ -158,19 +158,43 @@ static pthread_once_t criu_once = PTHREAD_ONCE_INIT;
 static int criu_result;
 static char criu_why[256];
 
+/* The line of criu's complaint that says why: the first about the vDSO (what
+ * fails on kernels whose vDSO layout criu 3.17 does not know), else the
+ * first error, without criu's "Error (file:line): " prefix. */
+static void
+criu_reason(char *text, char *out, size_t n)
+{
+    char *pick = NULL, *save = NULL;
+
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (strstr(l, "vdso") || strstr(l, "vDSO")) {
+            pick = l;
+            break;
+        }
+        if (!pick && strncmp(l, "Error", 5) == 0)
+            pick = l;
+    }
+    if (pick && strncmp(pick, "Error (", 7) == 0 && strstr(pick, "): "))
+        pick = strstr(pick, "): ") + 3;
+    snprintf(out, n, "%s", pick ? pick : "criu check failed");
+}
+
 static void
 criu_run(void)
 {
     const char *const argv[] = {"criu", "check", NULL};
-    char err[256] = "";
+    char err[4096] = "";
     int r = runprog(argv, NULL, err, sizeof(err));
 
     if (r == 0) {
         criu_result = 0;
         snprintf(criu_why, sizeof(criu_why), "criu check passed");
+    } else if (r < 0) {
+        criu_result = r;
+        snprintf(criu_why, sizeof(criu_why), "%s", err[0] ? err : "criu is not installed");
     } else {
-        criu_result = r < 0 ? r : -EOPNOTSUPP;
-        snprintf(criu_why, sizeof(criu_why), "%s", err[0] ? err : "criu check failed");
+        criu_result = -EOPNOTSUPP;
+        criu_reason(err, criu_why, sizeof(criu_why));
     }
 }
 

@@ -29,16 +29,15 @@ which(const char *name, char *out, size_t n)
     return -ENOENT;
 }
 
-/* The last non-empty line of text, in place. */
+/* text without its trailing newlines and spaces. */
 static void
-last_line(char *text, char *err, size_t errlen)
+trimmed(char *text, char *err, size_t errlen)
 {
     size_t n = strlen(text);
 
     while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
         text[--n] = '\0';
-    char *nl = strrchr(text, '\n');
-    snprintf(err, errlen, "%s", nl ? nl + 1 : text);
+    snprintf(err, errlen, "%s", text);
 }
 
 static int
@@ -122,6 +121,6 @@ runprog(const char *const argv[], const struct runprog_io *io, char *err, size_t
         if (errno != EINTR)
             return -errno;
     if (err)
-        last_line(text, err, errlen);
+        trimmed(text, err, errlen);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

@@ -17,5 +17,6 @@ struct runprog_io {
 /* Runs argv[0] (looked up in /usr/sbin:/usr/bin:/sbin:/bin) with io and
  * waits. Returns its exit status (0..255; 128 + N when killed by signal N),
  * or -errno when it could not be run (-ENOENT: not installed). err (may be
- * NULL) gets the last non-empty line it wrote to stderr. */
+ * NULL) gets what it wrote to stderr (the tail, when it said more), lines
+ * kept, trailing newlines removed. */
 int runprog(const char *const argv[], const struct runprog_io *io, char *err, size_t errlen);

@@ -10,7 +10,7 @@ vf guest create p1 --template busybox --memory 128M --disk 32M --wait --timeout 
     fail "create p1"
 id=$(guest_field p1 id)
 gen=$(guest_field p1 generation)
-cg=/sys/fs/cgroup/memory/vfleet/$id/memory.limit_in_bytes
+cg=$(echo /sys/fs/cgroup/memory/vfleet*/$id/memory.limit_in_bytes)
 [ -r "$cg" ] || fail "no memory cgroup $cg"
 [ "$(cat "$cg")" -eq $((128 << 20)) ] || fail "limit before: $(cat "$cg")"
 pid=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$(node 1)")" | pyj 'd[0]["pid"]')
@@ -32,7 +32,7 @@ ok "PATCH reached the cgroup: $(cat "$cg") bytes, same init $pid, generation app
 # Lowering works too, and so does a second limit in the same PATCH.
 vf guest set p1 --memory 96M --procs 50 >/dev/null || fail "set --memory --procs"
 wait_for 30 "cgroup limit 96M" limit_is $((96 << 20))
-pids_max=/sys/fs/cgroup/pids/vfleet/$id/pids.max
+pids_max=$(echo /sys/fs/cgroup/pids/vfleet*/$id/pids.max)
 if [ -r "$pids_max" ]; then
     pids_is() { [ "$(cat "$pids_max")" = 50 ]; }
     wait_for 30 "pids.max 50" pids_is

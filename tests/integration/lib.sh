@@ -201,7 +201,7 @@ cluster_teardown() {
         # A guest started just before its agent died has no pid in its record
         # yet: whatever runs in its cgroups goes too.
         id=$(basename "$rec" .json)
-        for procs in /sys/fs/cgroup/*/vfleet/"$id"/cgroup.procs; do
+        for procs in /sys/fs/cgroup/*/vfleet*/"$id"/cgroup.procs; do
             [ -r "$procs" ] && xargs -r kill -9 <"$procs" 2>/dev/null
         done
     done
@@ -212,9 +212,13 @@ cluster_teardown() {
     for rec in "$CL"/*/guests/*.json; do
         [ -f "$rec" ] || continue
         id=$(basename "$rec" .json)
-        for c in /sys/fs/cgroup/*/vfleet/"$id"; do
+        for c in /sys/fs/cgroup/*/vfleet*/"$id"; do
             [ -d "$c" ] && rmdir "$c" 2>/dev/null
         done
+    done
+    # Each node's own cgroup directory (local-cluster's cgroup_prefix).
+    for c in /sys/fs/cgroup/*/vfleet-"$CL_PREFIX"* /sys/fs/cgroup/unified/vfleet-"$CL_PREFIX"*; do
+        [ -d "$c" ] && rmdir "$c" 2>/dev/null
     done
     for ns in $(ip netns list | awk '{print $1}' | grep "^vf-$CL_PREFIX"); do
         ip netns del "$ns" 2>/dev/null
