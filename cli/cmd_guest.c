@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/cmd.h"
+#include "cli/cmd_archive.h"
 #include "cli/cmd_op.h"
 #include "cli/table.h"
 #include "common/netaddr.h"
@@ -42,6 +43,11 @@ cmd_guest_help(FILE *f)
         "                                       stops it only for the last delta; --renumber\n"
         "                                       gives new addresses where the old cannot follow;\n"
         "                                       waits, with progress, unless --no-wait\n"
+        "  export NAME -o FILE [--keep]         the guest (spec and files) as one archive\n"
+        "                                       (zstd-compressed tar, SHA-256 checked); --keep\n"
+        "                                       leaves the master's copy\n"
+        "  import FILE [--name N] [--to NODE] [--constraint k=v]...\n"
+        "                                       a new guest from an archive, anywhere\n"
         "\n"
         "Limits (create and set):\n",
         f);
@@ -793,5 +799,9 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_ip(ctx, argc, argv);
     if (!strcmp(v, "move"))
         return cmd_move_guest(ctx, argc, argv);
+    if (!strcmp(v, "export"))
+        return cmd_archive_export(ctx, argc, argv);
+    if (!strcmp(v, "import"))
+        return cmd_archive_import(ctx, argc, argv);
     return cli_usage_error(ctx, "guest: unknown command \"%s\" (see vfleet guest --help)", v);
 }

@@ -53,6 +53,12 @@ static const struct route_def routes[] = {
     {API_OPERATION_CANCEL, "DELETE", "/v1/operations/*", "operation.cancel", h_operation_cancel},
     {API_GUEST_MOVE, "POST", "/v1/guests/*/move", "guest.move", h_guest_move},
     {API_NODE_DRAIN, "POST", "/v1/nodes/*/drain", "node.drain", h_node_drain},
+    {API_GUEST_EXPORT, "POST", "/v1/guests/*/export", "guest.export", h_guest_export},
+    {API_GUEST_IMPORT, "POST", "/v1/guests:import", "guest.import", h_guest_import},
+    {API_ARCHIVE_CREATE, "POST", "/v1/archives", "archive.create", h_archive_create},
+    {API_ARCHIVE_GET, "GET", "/v1/archives/*", "archive.get", h_archive_get},
+    {API_ARCHIVE_PUT, "POST", "/v1/archives/*", "archive.put", h_archive_put},
+    {API_ARCHIVE_DELETE, "DELETE", "/v1/archives/*", "archive.delete", h_archive_delete},
 };
 
 /* Matches path against pattern; the "*" segment is copied to name, the "+"

@@ -51,6 +51,12 @@ enum api_route {
     API_OPERATION_CANCEL,    /* DELETE /v1/operations/{id} */
     API_GUEST_MOVE,          /* POST /v1/guests/{name}/move */
     API_NODE_DRAIN,          /* POST /v1/nodes/{name}/drain */
+    API_GUEST_EXPORT,        /* POST /v1/guests/{name}/export */
+    API_GUEST_IMPORT,        /* POST /v1/guests:import */
+    API_ARCHIVE_CREATE,      /* POST /v1/archives */
+    API_ARCHIVE_GET,         /* GET /v1/archives/{id} */
+    API_ARCHIVE_PUT,         /* POST /v1/archives/{id} */
+    API_ARCHIVE_DELETE,      /* DELETE /v1/archives/{id} */
     API__ROUTE_MAX,
 };
 

@@ -75,6 +75,7 @@ struct guest_create_req {
     enum sched_algo algo;                      /* SCHED_DEFAULT = the cluster's */
     struct ipam_request ips[SPEC_MAX_ADDRS];   /* addresses to allocate */
     size_t n_ips;                              /* entries in ips */
+    bool quiet; /* an import: its operation tells the node, not an apply and a start */
 };
 
 /* A guest just created: its row and spec as stored. */

@@ -39,6 +39,14 @@ void h_operation_get(master_t *m, struct http_req *req, const struct api_match *
 void h_operation_cancel(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_move(master_t *m, struct http_req *req, const struct api_match *am);
 void h_node_drain(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_export(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_import(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* http_archives.c: archives to upload (import) and download (export) */
+void h_archive_create(master_t *m, struct http_req *req, const struct api_match *am);
+void h_archive_put(master_t *m, struct http_req *req, const struct api_match *am);
+void h_archive_get(master_t *m, struct http_req *req, const struct api_match *am);
+void h_archive_delete(master_t *m, struct http_req *req, const struct api_match *am);
 
 /* http_pools.c */
 void h_pool_list(master_t *m, struct http_req *req, const struct api_match *am);

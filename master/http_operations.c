@@ -14,6 +14,7 @@
 #include "master/idem.h"
 #include "master/op_drain.h"
 #include "master/op_move.h"
+#include "master/op_transfer.h"
 
 /* ---- reading ---- */
 
@@ -270,4 +271,69 @@ h_node_drain(master_t *m, struct http_req *req, const struct api_match *am)
     rq.live = json_is_true(json_object_get(req->body, "live"));
     rq.renumber = json_is_true(json_object_get(req->body, "renumber"));
     start_op(m, req, &id, start_drain, &rq);
+}
+
+static int
+start_export(master_t *m, const void *rq, char id[SPEC_ID_LEN + 1], struct guest_err *e)
+{
+    return op_export_start(m, rq, id, e);
+}
+
+static int
+start_import(master_t *m, const void *rq, char id[SPEC_ID_LEN + 1], struct guest_err *e)
+{
+    return op_import_start(m, rq, id, e);
+}
+
+void
+h_guest_export(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct idem id;
+
+    if (idem_begin(m, req, &id) || check_body(req, NULL, 0) < 0)
+        return;
+    start_op(m, req, &id, start_export, am->name);
+}
+
+/* {"archive": id, "name"?, "to"?, "constraints"?} */
+void
+h_guest_import(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    static const char *const allowed[] = {"archive", "name", "to", "constraints"};
+    struct sched_label cons[SCHED_MAX_LABELS];
+    struct op_import_req rq = {0};
+    struct op_move_req mv = {0};
+    struct idem id;
+    json_t *v;
+
+    (void)am;
+    if (idem_begin(m, req, &id) || check_body(req, allowed, ARRAY_SIZE(allowed)) < 0)
+        return;
+    rq.archive = json_string_value(json_object_get(req->body, "archive"));
+    if (!rq.archive || !spec_is_uuid(rq.archive)) {
+        httpd_error(req, 400, "bad_request", "archive", "archive must be an archive's id");
+        return;
+    }
+    if ((v = json_object_get(req->body, "name")) && !http_json_is_name(v)) {
+        httpd_error(req, 400, "bad_request", "name", "name must be a name");
+        return;
+    }
+    rq.name = json_string_value(v);
+    /* to and constraints read as a move's do. */
+    json_t *keep = json_object();
+    if ((v = json_object_get(req->body, "to")))
+        json_object_set(keep, "to", v);
+    if ((v = json_object_get(req->body, "constraints")))
+        json_object_set(keep, "constraints", v);
+    json_t *body = req->body;
+    ((struct http_req *)req)->body = keep;
+    int r = parse_move(req, &mv, cons);
+    ((struct http_req *)req)->body = body;
+    if (r >= 0) {
+        rq.to = mv.to;
+        rq.cons = mv.cons;
+        rq.n_cons = mv.n_cons;
+        start_op(m, req, &id, start_import, &rq);
+    }
+    json_decref(keep);
 }

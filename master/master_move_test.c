@@ -7,6 +7,8 @@
  * ended operation. */
 #include "master/master_fixture.h"
 
+#include "common/base64.h"
+
 static void
 create_on(const char *name, const char *node)
 {
@@ -166,6 +168,73 @@ test_drain_empties_the_node(void **state)
     delete_all_guests();
 }
 
+/* Export to an archive, download it, upload it again and import it as a
+ * new guest (the sim backend has no files: the archive holds the manifest). */
+static void
+test_export_import(void **state)
+{
+    json_t *o = NULL;
+    long st;
+    char path[160];
+
+    create_on("ex1", "n1");
+    assert_int_equal(http("POST", "/v1/guests/ex1/export", NULL, NULL, &o), 202);
+    snprintf(path, sizeof(path), "/v1/operations/%s", str(o, "id"));
+    json_decref(o);
+    o = poll_until(path, op_ended, NULL);
+    if (strcmp(str(o, "state"), "done") != 0)
+        fail_msg("export ended %s: %s", str(o, "state"), str(o, "error"));
+    json_t *res = json_object_get(o, "result");
+    char archive[64], sha[65];
+    snprintf(archive, sizeof(archive), "%s", str(res, "archive"));
+    snprintf(sha, sizeof(sha), "%s", str(res, "sha256"));
+    json_int_t size = num(res, "size");
+    assert_true(size > 0);
+    json_decref(o);
+
+    snprintf(path, sizeof(path), "/v1/archives/%s?offset=0", archive);
+    assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
+    assert_true(json_is_true(json_object_get(o, "eof")));
+    char *data = xstrdup(str(o, "data"));
+    json_decref(o);
+
+    /* Upload it back: a wrong offset is a conflict that says where to go on. */
+    assert_int_equal(httpf("POST", "/v1/archives", &o, "{\"size\":%lld,\"sha256\":\"%s\"}",
+                           (long long)size, sha),
+                     201);
+    char up[64];
+    snprintf(up, sizeof(up), "%s", str(o, "id"));
+    json_decref(o);
+    snprintf(path, sizeof(path), "/v1/archives/%s", up);
+    assert_int_equal(httpf("POST", path, NULL, "{\"offset\":5,\"data\":\"%s\"}", data), 409);
+    assert_int_equal(httpf("POST", path, &o, "{\"offset\":0,\"data\":\"%s\"}", data), 200);
+    assert_true(json_is_true(json_object_get(o, "complete")));
+    json_decref(o);
+    free(data);
+
+    st = httpf("POST", "/v1/guests:import", &o, "{\"archive\":\"%s\",\"name\":\"ex2\"}", up);
+    assert_int_equal(st, 202);
+    snprintf(path, sizeof(path), "/v1/operations/%s", str(o, "id"));
+    json_decref(o);
+    o = poll_until(path, op_ended, NULL);
+    if (strcmp(str(o, "state"), "done") != 0)
+        fail_msg("import ended %s: %s", str(o, "state"), str(o, "error"));
+    json_decref(o);
+    json_t *a = get_guest("ex1"), *b = poll_until("/v1/guests/ex2", guest_state, "running");
+    assert_string_not_equal(str(a, "id"), str(b, "id"));
+    assert_string_equal(str(a, "template"), str(b, "template"));
+    assert_true(json_equal(json_object_get(a, "limits"), json_object_get(b, "limits")));
+    json_decref(a);
+    json_decref(b);
+    /* A name taken is a conflict before anything moves. */
+    assert_int_equal(
+        httpf("POST", "/v1/guests:import", NULL, "{\"archive\":\"%s\",\"name\":\"ex2\"}", up), 409);
+    snprintf(path, sizeof(path), "/v1/archives/%s", up);
+    assert_int_equal(http("DELETE", path, NULL, NULL, NULL), 204);
+    assert_int_equal(http("GET", path, NULL, NULL, NULL), 404);
+    delete_all_guests();
+}
+
 int
 main(void)
 {
@@ -173,6 +242,7 @@ main(void)
         cmocka_unit_test(test_move_keeps_the_guest),
         cmocka_unit_test(test_move_refusals),
         cmocka_unit_test(test_drain_empties_the_node),
+        cmocka_unit_test(test_export_import),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

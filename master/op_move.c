@@ -63,34 +63,7 @@ next_spec(const struct op *o, struct guest_spec *s)
 
 /* ---- commands, after the commit ---- */
 
-struct queued {
-    char node[NAME_MAX_LEN + 1]; /* to whom */
-    struct msg msg;              /* what */
-};
-
-static void
-queue_after(master_t *m, void *ctx, int err)
-{
-    struct queued *q = ctx;
-
-    if (err == 0 && dispatch_queue(m->disp, q->node, &q->msg) < 0)
-        log_error("node=%s cannot encode %s", q->node, msg_type_name(q->msg.type));
-    free(q);
-}
-
-/* A migrate command about o for node, filled by the caller through *out. */
-static struct msg_migrate *
-queue(master_t *m, struct op *o, const char *node, enum msg_type type)
-{
-    struct queued *q = xcalloc(1, sizeof(*q));
-
-    strscpy(q->node, node, sizeof(q->node));
-    q->msg.type = type;
-    strscpy(q->msg.u.migrate.op, o->id, sizeof(q->msg.u.migrate.op));
-    strscpy(q->msg.u.migrate.id, o->guest_id, sizeof(q->msg.u.migrate.id));
-    oncommit_add(m->oncommit, queue_after, q);
-    return &q->msg.u.migrate;
-}
+#define queue operations_queue
 
 static void
 send_prepare(master_t *m, struct op *o)

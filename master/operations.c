@@ -15,6 +15,7 @@
 #include "master/api.h"
 #include "master/db_operations.h"
 #include "master/events.h"
+#include "master/oncommit.h"
 
 #define SAVE_EVERY_MS 2000 /* progress is stored at most this often */
 
@@ -25,8 +26,11 @@ struct operations {
 static const struct op_kind_ops *const kinds[OP__KINDS] = {
     [OP_MOVE] = &op_move_ops,
     [OP_DRAIN] = &op_drain_ops,
+    [OP_EXPORT] = &op_export_ops,
+    [OP_IMPORT] = &op_import_ops,
 };
-static const char *const kind_names[OP__KINDS] = {[OP_MOVE] = "move", [OP_DRAIN] = "drain"};
+static const char *const kind_names[OP__KINDS] = {
+    [OP_MOVE] = "move", [OP_DRAIN] = "drain", [OP_EXPORT] = "export", [OP_IMPORT] = "import"};
 static const char *const state_names[] = {[OP_RUNNING] = "running",
                                           [OP_DONE] = "done",
                                           [OP_FAILED] = "failed",
@@ -87,6 +91,14 @@ ops_of(master_t *m)
     if (!m->ops)
         m->ops = xcalloc(1, sizeof(*m->ops));
     return m->ops;
+}
+
+static void
+op_release(master_t *m, struct op *o)
+{
+    if (o->rt && kinds[o->kind]->release)
+        kinds[o->kind]->release(m, o);
+    o->rt = NULL;
 }
 
 static void
@@ -152,6 +164,61 @@ operations_children(master_t *m, const char *parent)
     for (struct op *o = ops_of(m)->head; o; o = o->next)
         n += !o->gone && o->state == OP_RUNNING && strcmp(o->parent, parent) == 0;
     return n;
+}
+
+/* ---- params and commands ---- */
+
+bool
+op_pbool(const struct op *o, const char *k)
+{
+    return json_is_true(json_object_get(o->params, k));
+}
+
+const char *
+op_pstr(const struct op *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o->params, k));
+    return s ? s : "";
+}
+
+uint64_t
+op_pu64(const struct op *o, const char *k)
+{
+    return (uint64_t)json_integer_value(json_object_get(o->params, k));
+}
+
+void
+op_pset(struct op *o, const char *k, json_t *v)
+{
+    json_object_set_new(o->params, k, v);
+}
+
+struct queued {
+    char node[NAME_MAX_LEN + 1]; /* to whom */
+    struct msg msg;              /* what */
+};
+
+static void
+queue_after(master_t *m, void *ctx, int err)
+{
+    struct queued *q = ctx;
+
+    if (err == 0 && dispatch_queue(m->disp, q->node, &q->msg) < 0)
+        log_error("node=%s cannot encode %s", q->node, msg_type_name(q->msg.type));
+    free(q);
+}
+
+struct msg_migrate *
+operations_queue(master_t *m, const struct op *o, const char *node, enum msg_type type)
+{
+    struct queued *q = xcalloc(1, sizeof(*q));
+
+    strscpy(q->node, node, sizeof(q->node));
+    q->msg.type = type;
+    strscpy(q->msg.u.migrate.op, o->id, sizeof(q->msg.u.migrate.op));
+    strscpy(q->msg.u.migrate.id, o->guest_id, sizeof(q->msg.u.migrate.id));
+    oncommit_add(m->oncommit, queue_after, q);
+    return &q->msg.u.migrate;
 }
 
 /* ---- the store ---- */
@@ -476,6 +543,7 @@ operations_tick(master_t *m, uint64_t now)
         struct op *o = *p;
         if (o->gone) {
             *p = o->next;
+            op_release(m, o);
             op_free(o);
         } else {
             p = &o->next;
@@ -524,6 +592,7 @@ operations_free(master_t *m)
     while (m->ops->head) {
         struct op *o = m->ops->head;
         m->ops->head = o->next;
+        op_release(m, o);
         op_free(o);
     }
     free(m->ops);

@@ -24,7 +24,7 @@
 #include "master/core.h"
 #include "proto/msg.h"
 
-enum op_kind { OP_MOVE, OP_DRAIN, OP__KINDS };
+enum op_kind { OP_MOVE, OP_DRAIN, OP_EXPORT, OP_IMPORT, OP__KINDS };
 enum op_state { OP_RUNNING, OP_DONE, OP_FAILED, OP_CANCELLED };
 
 /* One running operation in memory (finished ones live in the store only). */
@@ -54,6 +54,7 @@ struct op {
     uint64_t rate_bytes; /* bytes_done then */
     uint64_t saved_mono; /* when progress was last stored */
     bool gone;           /* finished and stored: freed at the next tick */
+    void *rt;            /* the kind's runtime (a receiver, a sending thread), or NULL */
     struct op *next;     /* in the list */
 };
 
@@ -70,6 +71,8 @@ struct op_kind_ops {
     /* After a master restart (charges to take again, commands to re-send),
      * and when a node the operation involves says hello (node). */
     void (*resume)(master_t *m, struct op *o, const char *node);
+    /* Frees o->rt (NULL: nothing to free). */
+    void (*release)(master_t *m, struct op *o);
 };
 
 /* Loads the running operations and resumes them. */
@@ -117,9 +120,21 @@ void operations_node_hello(master_t *m, const char *node);
 /* The tick (master.c). */
 void operations_tick(master_t *m, uint64_t now_mono);
 
+/* A migrate command about o for node, queued once the open transaction
+ * commits; the caller fills the fields its type carries. */
+struct msg_migrate *operations_queue(master_t *m, const struct op *o, const char *node,
+                                     enum msg_type type);
+/* The params object's members, tolerant of absent ones. */
+bool op_pbool(const struct op *o, const char *k);
+const char *op_pstr(const struct op *o, const char *k);
+uint64_t op_pu64(const struct op *o, const char *k);
+void op_pset(struct op *o, const char *k, json_t *v);
+
 /* The kinds. */
 extern const struct op_kind_ops op_move_ops;
 extern const struct op_kind_ops op_drain_ops;
+extern const struct op_kind_ops op_export_ops;
+extern const struct op_kind_ops op_import_ops;
 /* "move", "drain" and back (-EINVAL). */
 const char *operations_kind_name(enum op_kind k);
 const char *operations_state_name(enum op_state s);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/errtext.h"
@@ -21,6 +22,8 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "proto/spec_json.h"
+#include "archive/archive.h"
 
 /* ---- the list, the status ---- */
 
@@ -256,6 +259,8 @@ cmd_prepare(agent_t *a, const struct msg *msg)
     m->ref = msg->id;
     strscpy(m->secret, mg->secret, sizeof(m->secret));
     r = incoming_path(a, &mg->spec, mg->op, m->incoming, sizeof(m->incoming));
+    if (r >= 0 && mg->archive && strlen(m->incoming) + 5 < sizeof(m->incoming))
+        strcat(m->incoming, ".vfx"); /* an import: an archive, unpacked at commit */
     _cleanup_free_ char *dir = xstrdup(m->incoming);
     if (r >= 0)
         r = fs_mkdir_p(dirname(dir), 0700);
@@ -322,13 +327,16 @@ cmd_commit(agent_t *a, const struct msg *msg)
     struct agent_guest *g = agent_guest_find(a, mg->id);
     char incoming[512], why[256];
 
+    int r = incoming_path(a, &mg->spec, mg->op, incoming, sizeof(incoming));
+    if (r >= 0 && mg->archive && strlen(incoming) + 5 < sizeof(incoming))
+        strcat(incoming, ".vfx");
     if (g) {
         /* Committed before (an answer lost, an agent restarted): do it again,
          * it is idempotent, and answer with what is. */
-        mig_job(a, m, mg->id, MJ_COMMIT, msg->id, mg->op, mg->start);
+        mig_job_file(a, mg->id, MJ_COMMIT, msg->id, mg->op, mg->start,
+                     mg->archive && access(incoming, F_OK) == 0 ? incoming : "");
         return;
     }
-    int r = incoming_path(a, &mg->spec, mg->op, incoming, sizeof(incoming));
     if (r >= 0)
         r = commit_check(m, incoming, mg->digest, why, sizeof(why));
     else
@@ -336,7 +344,7 @@ cmd_commit(agent_t *a, const struct msg *msg)
     if (r >= 0) {
         if (m)
             xfer_recv_destroy(&m->recv);
-        r = commit_install(a, &mg->spec, incoming);
+        r = mg->archive ? 0 : commit_install(a, &mg->spec, incoming);
         if (r < 0)
             snprintf(why, sizeof(why), "cannot move the image in place: %s", strerror(-r));
     }
@@ -353,9 +361,9 @@ cmd_commit(agent_t *a, const struct msg *msg)
     rec.baseline.failcnt[USAGE_FAIL_TCP] = mg->counters.tcp_refused;
     g = agent_guest_add(a, &rec);
     agent_guest_save(a, g);
-    log_info("node=%s guest=%s op=%s image in place, committing", a->cfg.name, mg->spec.name,
-             mg->op);
-    mig_job(a, m, mg->id, MJ_COMMIT, msg->id, mg->op, mg->start);
+    log_info("node=%s guest=%s op=%s %s, committing", a->cfg.name, mg->spec.name, mg->op,
+             mg->archive ? "archive here" : "image in place");
+    mig_job_file(a, mg->id, MJ_COMMIT, msg->id, mg->op, mg->start, mg->archive ? incoming : "");
 }
 
 /* ---- finish (source) and abort (target) ---- */
@@ -408,19 +416,21 @@ abort_target(agent_t *a, const struct msg *msg)
 /* ---- the jobs: backend operations on the lifecycle lane ---- */
 
 struct mjob {
-    agent_t *agent;            /* back pointer */
-    enum mig_job_kind kind;    /* what it does */
-    char op[SPEC_ID_LEN + 1];  /* the operation */
-    char id[SPEC_ID_LEN + 1];  /* the guest */
-    uint64_t ref;              /* the command answered */
-    bool flag;                 /* commit, thaw: start the guest; destroy: it is a finish */
-    bool fake_pids;            /* the agent's cfg.fake_pids */
-    struct guest_spec spec;    /* the guest, as the job leaves the queue */
-    struct guest_runtime rt;   /* its runtime, in and out */
-    int result;                /* the backend's */
-    char errtext[ERRTEXT_MAX]; /* its detail */
-    struct guest_usage run;    /* freeze: the current run's counters */
-    bool have_run;             /* run was read */
+    agent_t *agent;              /* back pointer */
+    enum mig_job_kind kind;      /* what it does */
+    char op[SPEC_ID_LEN + 1];    /* the operation */
+    char id[SPEC_ID_LEN + 1];    /* the guest */
+    uint64_t ref;                /* the command answered */
+    bool flag;                   /* commit, thaw: start the guest; destroy: it is a finish */
+    bool fake_pids;              /* the agent's cfg.fake_pids */
+    struct guest_spec spec;      /* the guest, as the job leaves the queue */
+    struct guest_runtime rt;     /* its runtime, in and out */
+    int result;                  /* the backend's */
+    char errtext[ERRTEXT_MAX];   /* its detail */
+    struct guest_usage run;      /* freeze: the current run's counters */
+    bool have_run;               /* run was read */
+    char path[512];              /* commit: the archive to unpack, "" = none; pack: the output */
+    char node[NAME_MAX_LEN + 1]; /* pack: this node, for the manifest */
 };
 
 static void
@@ -480,6 +490,44 @@ run_destroy(backend_t *b, struct mjob *j)
     return r < 0 ? r : ops->destroy(b, &j->spec);
 }
 
+/* Import: the archive's files into the new guest's disk. */
+static int
+run_unpack(backend_t *b, struct mjob *j)
+{
+    _cleanup_close_ int fd = open(j->path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return errtext_fail(-errno, "cannot open the archive: %s", strerror(errno));
+    return b->ops->migrate_unpack ? b->ops->migrate_unpack(b, &j->spec, fd) : 0;
+}
+
+/* Export: the guest's archive, manifest first. */
+static int
+run_pack(backend_t *b, struct mjob *j)
+{
+    char created[40], err[ERRTEXT_MAX] = "";
+    json_t *spec = spec_to_json(&j->spec);
+
+    time_t now = time(NULL);
+    strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    json_t *man = json_pack("{s:i, s:o, s:s, s:s, s:s}", "format", ARCHIVE_FORMAT, "spec", spec,
+                            "template", j->spec.template_name, "from", j->node, "created", created);
+    _cleanup_free_ char *text = json_dumps(man, JSON_COMPACT);
+    json_decref(man);
+    _cleanup_close_ int fd = open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errtext_fail(-errno, "cannot write the archive: %s", strerror(errno));
+    if (b->ops->migrate_pack)
+        return b->ops->migrate_pack(b, &j->spec, &j->rt, text, fd);
+    /* A backend without files (sim): the manifest alone. */
+    char empty[] = "/tmp/vfleet-empty-XXXXXX";
+    if (!mkdtemp(empty))
+        return -errno;
+    int r = archive_pack(text, empty, NULL, fd, NULL, err, sizeof(err));
+    rmdir(empty);
+    return r < 0 ? errtext_fail(r, "%s", err) : 0;
+}
+
 static void
 mjob_run(void *arg)
 {
@@ -503,6 +551,8 @@ mjob_run(void *arg)
         break;
     case MJ_COMMIT:
         j->result = ops->create(b, &j->spec);
+        if (j->result >= 0 && j->path[0])
+            j->result = run_unpack(b, j);
         if (j->result >= 0)
             j->result = ops->set_limits(b, &j->spec, &j->rt);
         if (j->result >= 0 && j->flag)
@@ -510,6 +560,9 @@ mjob_run(void *arg)
         break;
     case MJ_DESTROY:
         j->result = run_destroy(b, j);
+        break;
+    case MJ_PACK:
+        j->result = run_pack(b, j);
         break;
     }
     if (j->result < 0)
@@ -602,6 +655,12 @@ mjob_done(void *arg)
     struct agent_guest *g = agent_guest_find(a, j->id);
 
     switch (j->kind) {
+    case MJ_PACK: {
+        struct migration *m = mig_find(a, j->op);
+        if (m)
+            mig_packed(a, m, j->result, j->errtext);
+        break;
+    }
     case MJ_FREEZE: {
         struct migration *m = mig_find(a, j->op);
         if (m)
@@ -612,6 +671,8 @@ mjob_done(void *arg)
         done_thaw(a, j, g);
         break;
     case MJ_COMMIT:
+        if (j->path[0] && j->result >= 0)
+            incoming_remove(j->path, false); /* the archive is unpacked */
         done_commit(a, j, g);
         break;
     case MJ_DESTROY:
@@ -627,9 +688,18 @@ void
 mig_job(agent_t *a, struct migration *m, const char *id, enum mig_job_kind kind, uint64_t ref,
         const char *op, bool flag)
 {
+    (void)m;
+    mig_job_file(a, id, kind, ref, op, flag, "");
+}
+
+void
+mig_job_file(agent_t *a, const char *id, enum mig_job_kind kind, uint64_t ref, const char *op,
+             bool flag, const char *path)
+{
     struct mjob *j = xcalloc(1, sizeof(*j));
 
-    (void)m;
+    strscpy(j->path, path, sizeof(j->path));
+    strscpy(j->node, a->cfg.name, sizeof(j->node));
     j->agent = a;
     j->kind = kind;
     strscpy(j->op, op, sizeof(j->op));

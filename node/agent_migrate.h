@@ -47,6 +47,8 @@ struct migration {
     char target[XFER_ENDPOINT_MAX + 1];     /* the target's endpoint */
     char restart_to[XFER_ENDPOINT_MAX + 1]; /* a new endpoint to restart with, "" none */
     bool live;                              /* near-live */
+    bool archive;                           /* an export: an archive of the guest is sent */
+    char file[512];                         /* export: the packed archive, "" = the disk image */
     bool was_running;                       /* the guest ran when the move began here */
     enum mig_step step;                     /* where it is */
     xfer_send_t *send;                      /* the sender (the thread's while it runs) */
@@ -101,9 +103,15 @@ enum mig_job_kind {
     MJ_THAW,    /* thaw (source abort) */
     MJ_COMMIT,  /* create, limits, start (target) */
     MJ_DESTROY, /* kill, thaw, destroy (source finish, target abort) */
+    MJ_PACK,    /* export: write the guest's archive to path */
 };
 void mig_job(agent_t *a, struct migration *m, const char *id, enum mig_job_kind kind, uint64_t ref,
              const char *op, bool start);
+/* The same with a file: MJ_COMMIT's archive to unpack (import), MJ_PACK's output. */
+void mig_job_file(agent_t *a, const char *id, enum mig_job_kind kind, uint64_t ref, const char *op,
+                  bool flag, const char *path);
+/* The pack job is done (agent_migrate_send.c). */
+void mig_packed(agent_t *a, struct migration *m, int result, const char *why);
 /* The freeze job is done (agent_migrate_send.c). */
 void mig_frozen(agent_t *a, struct migration *m, int result, const char *why,
                 const struct guest_usage *run);

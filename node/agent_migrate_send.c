@@ -69,7 +69,13 @@ pass_main(void *arg)
         r = xfer_send_new(m->target, m->secret, NULL, &m->send);
     if (r < 0)
         snprintf(m->err, sizeof(m->err), "cannot connect to the target: %s", strerror(-r));
-    if (r >= 0 && b->ops->migrate_paths) {
+    if (r >= 0 && m->file[0]) {
+        fd = open(m->file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            r = -errno;
+        if (r < 0)
+            snprintf(m->err, sizeof(m->err), "cannot open the archive: %s", strerror(-r));
+    } else if (r >= 0 && b->ops->migrate_paths) {
         r = b->ops->migrate_paths(b, &spec, image, incoming, sizeof(image));
         fd = r < 0 ? -1 : open(image, O_RDONLY | O_CLOEXEC);
         if (r >= 0 && fd < 0)
@@ -186,9 +192,25 @@ mig_on_wake(uv_async_t *h)
         return;
     }
     m->step = MIG_SENT;
+    if (m->file[0])
+        (void)unlink(m->file); /* the archive is where it was sent now */
     log_info("node=%s guest %s op=%s sent: pass %u, %llu bytes, %u session(s)", a->cfg.name, m->id,
              m->op, m->stats.pass, (unsigned long long)m->stats.sent, m->stats.sessions);
     mig_status(a, m, "send", "done", 0, NULL);
+}
+
+void
+mig_packed(agent_t *a, struct migration *m, int result, const char *why)
+{
+    if (result < 0) {
+        m->step = MIG_FAILED;
+        (void)unlink(m->file);
+        mig_status(a, m, "send", "failed", result, why);
+        return;
+    }
+    m->frozen_ms = time_real_ms();
+    m->step = MIG_FINAL;
+    start_pass(m, true);
 }
 
 void
@@ -302,7 +324,14 @@ mig_send(agent_t *a, const struct msg *msg)
                   a->backend->ops->migrate_frozen(a->backend, &g->rec.spec) == 1;
     log_info("node=%s guest=%s op=%s sending to %s (%s%s)", a->cfg.name, g->rec.spec.name, mg->op,
              mg->endpoint, m->live ? "near-live" : "cold", frozen ? ", frozen already" : "");
-    if (frozen) {
+    if (mg->archive) {
+        /* An export: the guest's files, packed (frozen meanwhile), then sent. */
+        m->archive = true;
+        snprintf(m->file, sizeof(m->file), "%s/export-%.8s.vfx",
+                 a->cfg.state_dir[0] ? a->cfg.state_dir : "/tmp", m->op);
+        m->step = MIG_FREEZING;
+        mig_job_file(a, m->id, MJ_PACK, m->ref, m->op, false, m->file);
+    } else if (frozen) {
         /* An agent restarted after the freeze: only the last pass is left. */
         snprintf(m->note, sizeof(m->note), "resumed with the guest frozen");
         m->step = MIG_FREEZING;

@@ -128,6 +128,14 @@ struct backend_ops {
     /* The CRIU preflight: 0 when checkpoint/restore would work on this host,
      * else -errno with the reason in why. */
     int (*migrate_criu)(backend_t *b, char *why, size_t n);
+    /* Writes a vfleet archive (archive/archive.h) of the guest's files with
+     * manifest to out_fd; a running guest is frozen meanwhile, so what is
+     * packed is consistent. NULL: an archive with no files. */
+    int (*migrate_pack)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
+                        const char *manifest, int out_fd);
+    /* Unpacks the archive at in_fd into a created, stopped guest's files
+     * (before its root is mounted again by start). NULL: nothing to unpack. */
+    int (*migrate_unpack)(backend_t *b, const struct guest_spec *spec, int in_fd);
 };
 
 /* Every backend embeds this first and reaches its own state with container_of. */

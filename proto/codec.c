@@ -279,6 +279,7 @@ static const struct wire_field migrate_prepare_fields[] = {
     MIG("secret", W_STR, true, secret),
     MIG("peer_key", W_STR, false, peer_key),
     MIG("live", W_BOOL, false, live),
+    MIG("archive", W_BOOL, false, archive),
     MIG("spec", W_MAP, true, spec, .max = PROTO_MAX_ARRAY, .sub = &spec_table),
 };
 
@@ -286,7 +287,7 @@ static const struct wire_field migrate_send_fields[] = {
     MIG("op", W_STR, true, op),         MIG("guest", W_STR, true, id),
     MIG("peer", W_STR, true, peer),     MIG("endpoint", W_STR, true, endpoint),
     MIG("secret", W_STR, true, secret), MIG("peer_key", W_STR, false, peer_key),
-    MIG("live", W_BOOL, false, live),
+    MIG("live", W_BOOL, false, live),   MIG("archive", W_BOOL, false, archive),
 };
 
 static const struct wire_field migrate_commit_fields[] = {
@@ -294,6 +295,7 @@ static const struct wire_field migrate_commit_fields[] = {
     MIG("guest", W_STR, true, id),
     MIG("digest", W_STR, true, digest),
     MIG("start", W_BOOL, false, start),
+    MIG("archive", W_BOOL, false, archive),
     MIG_COUNTERS(struct msg_migrate, counters),
     MIG("spec", W_MAP, true, spec, .max = PROTO_MAX_ARRAY, .sub = &spec_table),
 };

@@ -109,6 +109,8 @@ fill_migrate(struct msg_migrate *mg, enum msg_type t)
     }
     if (t == MSG_MIGRATE_COMMIT || t == MSG_MIGRATE_ABORT)
         mg->start = true;
+    if (t == MSG_MIGRATE_SEND || t == MSG_MIGRATE_COMMIT)
+        mg->archive = true;
 }
 
 FX_UNUSED static void

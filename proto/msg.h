@@ -213,9 +213,11 @@ struct msg_migrate {
     bool live;                               /* prepare, send: near-live (copy while it runs) */
     bool start;                              /* commit: start on the target; abort: start again */
     char role[8];                            /* abort: "source" or "target" */
-    char digest[MIGRATE_DIGEST_LEN + 1];     /* commit: the digest the source sent */
-    struct msg_migrate_counters counters;    /* commit: the counters to continue from */
-    struct guest_spec spec;                  /* prepare, commit: the guest as the target runs it */
+    bool archive; /* send: pack the guest's files (an export) instead of its image; prepare,
+                   * commit: what arrives is an archive to unpack into a new disk (an import) */
+    char digest[MIGRATE_DIGEST_LEN + 1];  /* commit: the digest the source sent */
+    struct msg_migrate_counters counters; /* commit: the counters to continue from */
+    struct guest_spec spec;               /* prepare, commit: the guest as the target runs it */
 };
 
 /* guest.migrate.status: a node's answer to a migrate command (ref), or a

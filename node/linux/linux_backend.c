@@ -20,6 +20,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/cgroup.h"
+#include "archive/archive.h"
 #include "node/linux/announce.h"
 #include "node/linux/disk.h"
 #include "node/linux/migrate.h"
@@ -500,6 +501,55 @@ lx_migrate_criu(backend_t *b, char *why, size_t n)
     return migrate_criu_check(why, n);
 }
 
+/* The guest's disk mounted (a stopped guest's after a reboot is not). */
+static int
+disk_ready(struct linux_backend *l, const struct guest_spec *s, struct guest_paths *p)
+{
+    paths_of(l, s, p);
+    int r = disk_mount(p->image, p->disk, NULL, 0);
+    return r < 0 ? errtext_fail(r, "cannot mount the guest's disk") : 0;
+}
+
+static int
+lx_migrate_pack(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
+                const char *manifest, int out_fd)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    char err[ERRTEXT_MAX] = "";
+
+    int r = disk_ready(l, s, &p);
+    if (r < 0)
+        return r;
+    /* What it changed over its template: the overlay's upper directory. */
+    _cleanup_free_ char *upper = xasprintf("%s/upper", p.disk);
+    r = lx_migrate_freeze(b, s, rt, true);
+    if (r < 0)
+        return r;
+    r = archive_pack(manifest, upper, NULL, out_fd, NULL, err, sizeof(err));
+    int t = lx_migrate_freeze(b, s, rt, false);
+    if (r < 0)
+        return errtext_fail(r, "%s", err);
+    return t;
+}
+
+static int
+lx_migrate_unpack(backend_t *b, const struct guest_spec *s, int in_fd)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    char err[ERRTEXT_MAX] = "";
+
+    int r = disk_ready(l, s, &p);
+    /* Files change under an overlay only while it is not mounted. */
+    if (r >= 0 && (r = rootfs_umount(p.root)) < 0)
+        return errtext_fail(r, "cannot unmount the guest's root to fill it");
+    _cleanup_free_ char *upper = xasprintf("%s/upper", p.disk);
+    if (r >= 0 && (r = archive_unpack(in_fd, upper, err, sizeof(err))) < 0)
+        return errtext_fail(r, "%s", err);
+    return r;
+}
+
 static void
 lx_free(backend_t *b)
 {
@@ -530,6 +580,8 @@ static const struct backend_ops linux_ops = {
     .migrate_freeze = lx_migrate_freeze,
     .migrate_frozen = lx_migrate_frozen,
     .migrate_criu = lx_migrate_criu,
+    .migrate_pack = lx_migrate_pack,
+    .migrate_unpack = lx_migrate_unpack,
 };
 
 backend_t *
