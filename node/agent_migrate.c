@@ -192,13 +192,17 @@ marker_write(const char *incoming, const char *op, const char *endpoint)
     return 0;
 }
 
-/* Starts the receiver, on the endpoint a previous life bound when it can. */
+/* Starts the receiver, on the endpoint a previous life bound when it can.
+ * The master sends imports itself: it reaches the node the way the node
+ * reaches it, so with an ipc:// master link the receiver is ipc:// too. */
 static int
-recv_start(agent_t *a, struct migration *m, bool fresh, const char *old_endpoint)
+recv_start(agent_t *a, struct migration *m, bool fresh, const char *old_endpoint,
+           bool from_master)
 {
     _cleanup_free_ char *state = xasprintf("%s.state", m->incoming);
+    bool ipc = !a->cfg.data_address[0] || (from_master && !strncmp(a->cfg.master, "ipc://", 6));
     _cleanup_free_ char *bind =
-        a->cfg.data_address[0] ? xasprintf("tcp://%s:*", a->cfg.data_address)
+        !ipc ? xasprintf("tcp://%s:*", a->cfg.data_address)
                                : xasprintf("ipc://%s/migrate-%.8s.sock",
                                            a->cfg.state_dir[0] ? a->cfg.state_dir : "/tmp", m->op);
     int r = -EADDRINUSE;
@@ -267,7 +271,7 @@ cmd_prepare(agent_t *a, const struct msg *msg)
     marker_read(m->incoming, mg->op, old, sizeof(old));
     /* Another operation's leftovers are never resumed into. */
     if (r >= 0)
-        r = recv_start(a, m, !old[0], old);
+        r = recv_start(a, m, !old[0], old, mg->archive);
     if (r < 0) {
         snprintf(why, sizeof(why), "cannot receive the image: %s", strerror(-r));
         mig_status(a, m, "prepare", "failed", r, why);
