@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/cmd.h"
+#include "cli/cmd_archive.h"
 #include "cli/cmd_op.h"
 #include "common/log.h"
 
@@ -24,6 +25,7 @@ main_help(FILE *f)
           "  node    ls | show NAME | cordon NAME | uncordon NAME | drain NAME\n"
           "  guest   create | ls | show | start | stop | restart | rm | set | exec | usage | move\n"
           "  op      ls | show ID | wait ID | cancel ID: long operations (moves, drains)\n"
+          "  import  vserver DIR | openvz CTID.conf | freevps SELF --root DIR [--dry-run]\n"
           "  pool    create | ls | rm\n"
           "  health  is the master up? (GET /healthz)\n"
           "\n"
@@ -147,6 +149,13 @@ main(int argc, char **argv)
         return cmd_pool_run(&ctx, argc - 2, argv + 2);
     if (!strcmp(group, "op") || !strcmp(group, "operation"))
         return cmd_op_run(&ctx, argc - 2, argv + 2);
+    if (!strcmp(group, "import")) {
+        if (argc < 3 || !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) {
+            cmd_import_help(argc < 3 ? stderr : stdout);
+            return argc < 3 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+        }
+        return cmd_import_run(&ctx, argc - 1, argv + 1);
+    }
     if (!strcmp(group, "health"))
         return main_health(&ctx, argc - 1, argv + 1);
     return cli_usage_error(&ctx, "unknown group \"%s\" (see vfleet --help)", group);

@@ -299,7 +299,7 @@ h_guest_export(master_t *m, struct http_req *req, const struct api_match *am)
 void
 h_guest_import(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    static const char *const allowed[] = {"archive", "name", "to", "constraints"};
+    static const char *const allowed[] = {"archive", "name", "to", "constraints", "keep_ips"};
     struct sched_label cons[SCHED_MAX_LABELS];
     struct op_import_req rq = {0};
     struct op_move_req mv = {0};
@@ -319,6 +319,11 @@ h_guest_import(master_t *m, struct http_req *req, const struct api_match *am)
         return;
     }
     rq.name = json_string_value(v);
+    if ((v = json_object_get(req->body, "keep_ips")) && !json_is_boolean(v)) {
+        httpd_error(req, 400, "bad_request", "keep_ips", "keep_ips must be true or false");
+        return;
+    }
+    rq.keep_ips = json_is_true(v);
     /* to and constraints read as a move's do. */
     json_t *keep = json_object();
     if ((v = json_object_get(req->body, "to")))

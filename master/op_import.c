@@ -201,7 +201,7 @@ sender_start(master_t *m, struct op *o)
  * name asked for), its addresses asked anew, of the same families. */
 static int
 request_from(master_t *m, const struct op_import_req *rq, struct guest_create_req *c,
-             json_t **manifest, struct guest_err *e)
+             json_t **manifest, char (*addrs)[NETADDR_STRLEN], struct guest_err *e)
 {
     char path[PATH_MAX_ARCHIVE], err[256] = "";
     _cleanup_free_ char *text = NULL;
@@ -220,12 +220,19 @@ request_from(master_t *m, const struct op_import_req *rq, struct guest_create_re
                           ARCHIVE_FORMAT);
     if (rq->name)
         json_object_set_new(spec, "name", json_string(rq->name));
+    /* An importer's manifest has no id nor generation: create chooses them. */
+    c->spec = (struct guest_spec){.id = "00000000-0000-4000-8000-000000000000", .generation = 1};
     r = spec_from_json(spec, &c->spec, e->field_buf, sizeof(e->field_buf));
     if (r < 0)
         return guest_fail(e, -EINVAL, "archive", "the archive's spec is invalid (%s)",
                           e->field_buf);
-    for (uint32_t i = 0; i < c->spec.n_addrs; i++)
-        c->ips[c->n_ips++] = (struct ipam_request){.family = c->spec.addrs[i].family};
+    for (uint32_t i = 0; i < c->spec.n_addrs; i++) {
+        c->ips[c->n_ips] = (struct ipam_request){.family = c->spec.addrs[i].family};
+        if (rq->keep_ips)
+            c->ips[c->n_ips].address =
+                netaddr_format(&c->spec.addrs[i], false, addrs[i], NETADDR_STRLEN);
+        c->n_ips++;
+    }
     c->spec.n_addrs = 0;
     c->pin = rq->to;
     c->algo = SCHED_DEFAULT;
@@ -271,6 +278,7 @@ op_import_start(master_t *m, const struct op_import_req *rq, char id[SPEC_ID_LEN
                 struct guest_err *e)
 {
     struct guest_create_req *c = xcalloc(1, sizeof(*c));
+    char(*addrs)[NETADDR_STRLEN] = xcalloc(SPEC_MAX_ADDRS, NETADDR_STRLEN);
     json_t *manifest = NULL;
     int r = archives_upload_verify(m, rq->archive);
 
@@ -282,12 +290,13 @@ op_import_start(master_t *m, const struct op_import_req *rq, char id[SPEC_ID_LEN
     else if (r < 0)
         r = guest_fail(e, r, "archive", "no archive %s", rq->archive);
     if (r >= 0)
-        r = request_from(m, rq, c, &manifest, e);
+        r = request_from(m, rq, c, &manifest, addrs, e);
     if (r >= 0 && (r = db_begin(m->db)) >= 0) {
         r = start_locked(m, rq, c, id, e);
         r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
     }
     json_decref(manifest);
+    free(addrs);
     free(c);
     return r;
 }

@@ -30,6 +30,7 @@ struct op_import_req {
     const char *to;                 /* the node, NULL = the scheduler's choice */
     const struct sched_label *cons; /* node labels the node must have */
     size_t n_cons;                  /* entries in cons */
+    bool keep_ips;                  /* ask for the archive's own addresses, not new ones */
 };
 
 /* Starts importing an uploaded archive; id gets the operation's id. */
