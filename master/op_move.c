@@ -215,8 +215,8 @@ result_json(struct op *o)
 {
     json_t *r = json_pack("{s:s, s:s, s:s}", "from", o->node, "to", o->target, "mode",
                           pb(o, "live") ? "near-live" : "cold");
-    const char *keys[] = {"digest",      "downtime_ms", "bytes_sent", "bytes_image",
-                          "duration_ms", "note",        "renumbered", "warning"};
+    const char *keys[] = {"digest",  "downtime_ms", "bytes_sent", "duration_ms",
+                          "copy_ms", "note",        "renumbered", "warning"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         json_t *v = json_object_get(o->params, keys[i]);
@@ -312,7 +312,7 @@ on_sent(master_t *m, struct op *o, const struct msg_migrate_status *st)
     set(o, "digest", json_string(st->digest));
     set(o, "frozen_ms", json_integer((json_int_t)st->frozen_ms));
     set(o, "bytes_sent", json_integer((json_int_t)st->bytes_done));
-    set(o, "bytes_image", json_integer((json_int_t)st->bytes_total));
+    set(o, "copy_ms", json_integer((json_int_t)st->copy_ms));
     set(o, "counters",
         json_pack("{s:I, s:I, s:I, s:I, s:I}", "net_rx_bytes",
                   (json_int_t)st->counters.net_rx_bytes, "net_tx_bytes",

@@ -124,6 +124,11 @@ mig_status(agent_t *a, const struct migration *m, const char *phase, const char 
         m->stats.scanned < m->stats.data_total ? m->stats.scanned : m->stats.data_total;
     if (m->step == MIG_SENT) {
         xfer_hex_encode(m->digest, XFER_HASH_LEN, st->digest);
+        /* Done: every pass's bytes (a near-live move sends changed chunks again). */
+        st->bytes_done = m->bytes_sent;
+        if (st->bytes_total < m->bytes_sent)
+            st->bytes_total = m->bytes_sent;
+        st->copy_ms = m->copy_ms;
         st->frozen_ms = m->frozen_ms;
         st->running = m->was_running;
         st->counters = m->counters;

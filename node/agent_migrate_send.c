@@ -102,6 +102,7 @@ start_pass(struct migration *m, bool final)
     m->err[0] = '\0';
     atomic_store(&m->cancel, false);
     atomic_store(&m->thread_done, false);
+    m->pass_started = time_mono_ms();
     int r = pthread_create(&m->thread, NULL, pass_main, m);
     if (r != 0) {
         m->step = MIG_FAILED;
@@ -168,6 +169,9 @@ mig_on_wake(uv_async_t *h)
     pthread_join(m->thread, NULL);
     m->thread_on = false;
     m->stats = m->progress;
+    m->copy_ms += time_mono_ms() - m->pass_started;
+    if (m->result >= 0)
+        m->bytes_sent += m->stats.sent;
     if (m->abort_pending) {
         continue_abort(a, m);
         return;

@@ -514,6 +514,30 @@ take_pidfile(const char *state_dir)
     return fd;
 }
 
+/* The linux backend as the options configure it; -EINVAL after saying why
+ * on stderr. *out is NULL with *err set when the backend did not start. */
+static int
+linux_backend_from(const struct options *o, const char *state_dir, backend_t **out, int *err)
+{
+    struct linux_config lc = {0};
+    _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
+    uint64_t v;
+
+    strscpy(lc.state_dir, state_dir, sizeof(lc.state_dir));
+    strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
+    if (net_config_read(o->cfg, &lc.net) < 0 || cgroup_prefix_read(o->cfg, &lc) < 0)
+        return -EINVAL;
+    int r = config_get_u64(o->cfg, "node", "max_guests", &v);
+    if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS) {
+        lc.max_guests = (uint32_t)v;
+    } else if (r != -ENOENT) {
+        fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS);
+        return -EINVAL;
+    }
+    *out = linux_backend_new(&lc, err);
+    return 0;
+}
+
 static int
 cmd_run(struct options *o)
 {
@@ -580,20 +604,8 @@ cmd_run(struct options *o)
      * spawner here, before libzmq starts its I/O threads. */
     backend_t *b;
     if (strcmp(backend_name, "linux") == 0) {
-        struct linux_config lc = {0};
-        _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
-        strscpy(lc.state_dir, state_dir, sizeof(lc.state_dir));
-        strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
-        if (net_config_read(o->cfg, &lc.net) < 0 || cgroup_prefix_read(o->cfg, &lc) < 0)
+        if (linux_backend_from(o, state_dir, &b, &err) < 0)
             return EXIT_USAGE;
-        r = config_get_u64(o->cfg, "node", "max_guests", &v);
-        if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
-            lc.max_guests = (uint32_t)v;
-        else if (r != -ENOENT) {
-            fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS);
-            return EXIT_USAGE;
-        }
-        b = linux_backend_new(&lc, &err);
     } else if (strcmp(backend_name, "sim") == 0) {
         struct sim_config sc;
         if (sim_config_from(o, &sc) < 0)

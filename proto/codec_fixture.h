@@ -131,6 +131,7 @@ fill_migrate_status(struct msg_migrate_status *st)
     strcpy(st->digest, DIGEST64);
     st->frozen_ms = 1795000000000ULL;
     st->running_ms = 1795000000123ULL;
+    st->copy_ms = 4321;
     st->running = true;
     st->counters = (struct msg_migrate_counters){10, 20, 30, 40, 50};
     strcpy(st->note, "criu check failed: vdso");
