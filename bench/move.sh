@@ -106,7 +106,7 @@ for size in $SIZES; do
         --ip "10.87.0.$((200 + ${#size}))" --wait --timeout 300 >/dev/null
     id=$(vf --json guest show "$g" | pyj 'd["id"]')
     fill=$(($(bytes "$size") * FILL / 100 / 1048576))
-    vf guest exec --timeout 600 "$g" -- sh -c "dd if=/dev/urandom of=/root/fill bs=1M count=$fill \
+    vf guest exec --timeout 500 "$g" -- sh -c "dd if=/dev/urandom of=/root/fill bs=1M count=$fill \
         2>/dev/null; sync" >/dev/null
     tree=$(du -sb "$DIR/c/$n1/data/$id/disk/upper" | awk '{print $1}')
     tz=$(baseline "$id" "$n1" "$n2")
@@ -120,7 +120,7 @@ for size in $SIZES; do
         "$(python3 -c "print($(r bytes_sent)/1048576/max($(r copy_ms),1)*1000)")" "$tz" "$tzr"
 
     # Near-live back, with a writer changing CHURN MiB during the first pass.
-    vf guest exec --timeout 600 "$g" -- sh -c "sleep 1; dd if=/dev/urandom of=/root/churn bs=1M \
+    vf guest exec --timeout 500 "$g" -- sh -c "sleep 1; dd if=/dev/urandom of=/root/churn bs=1M \
         count=$CHURN conv=fsync 2>/dev/null" >/dev/null &
     w=$!
     op=$(move "$g" "$n1" --live)

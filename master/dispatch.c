@@ -293,6 +293,24 @@ dispatch_forget_guest(dispatch_t *d, const char *node, const char *guest_id)
 }
 
 void
+dispatch_forget_migrate(dispatch_t *d, const char *node, const char *guest_id)
+{
+    struct outbox *b = box_get(d, node, false);
+
+    for (struct cmd **pp = b ? &b->head : NULL; pp && *pp;) {
+        struct cmd *c = *pp;
+        if (strcmp(c->guest, guest_id) == 0 && c->type >= MSG_MIGRATE_PREPARE &&
+            c->type <= MSG_MIGRATE_ABORT) {
+            *pp = c->next;
+            b->len--;
+            cmd_free(c);
+        } else {
+            pp = &c->next;
+        }
+    }
+}
+
+void
 dispatch_flush(dispatch_t *d, const char *node)
 {
     struct outbox *b = box_get(d, node, false);

@@ -509,6 +509,11 @@ guests_exec(master_t *m, const char *name, char **argv, uint32_t argc, uint32_t 
         db_guest_clear(&g);
         return r;
     }
+    if (guests_moving(m, g.id)) {
+        r = guest_fail(e, -EBUSY, NULL, "guest \"%s\" is moving; run it afterwards", g.name);
+        db_guest_clear(&g);
+        return r;
+    }
     struct msg c = {.type = MSG_GUEST_EXEC};
     strscpy(c.u.exec.id, g.id, sizeof(c.u.exec.id));
     c.u.exec.argc = argc;

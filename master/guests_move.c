@@ -251,7 +251,7 @@ guests_move_commit(master_t *m, const struct guests_move_done *d)
     }
     if (r >= 0) {
         guests_cache_forget(m, d->id);
-        dispatch_forget_guest(m->disp, source, d->id);
+        dispatch_forget_migrate(m->disp, source, d->id);
         events_emit(
             m, "guest.moved", d->target, d->id, g.name,
             json_pack("{s:s, s:s, s:s}", "from", source, "to", d->target, "operation", d->op),

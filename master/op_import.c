@@ -309,7 +309,7 @@ begin_abort(master_t *m, struct op *o, bool cancelled, const char *why)
     import_release(m, o);
     op_pset(o, "abort_why", json_string(why));
     op_pset(o, "abort_cancelled", json_boolean(cancelled));
-    dispatch_forget_guest(m->disp, o->target, o->guest_id);
+    dispatch_forget_migrate(m->disp, o->target, o->guest_id);
     (void)operations_step(m, o, "abort", "%s", why);
     send_abort(m, o);
 }

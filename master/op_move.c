@@ -252,8 +252,8 @@ begin_abort(master_t *m, struct op *o, bool cancelled, const char *why)
     set(o, "abort_target", json_true());
     set(o, "abort_source", json_boolean(sent));
     set(o, "abort_sequenced", json_boolean(sequenced));
-    dispatch_forget_guest(m->disp, o->target, o->guest_id);
-    dispatch_forget_guest(m->disp, o->node, o->guest_id);
+    dispatch_forget_migrate(m->disp, o->target, o->guest_id);
+    dispatch_forget_migrate(m->disp, o->node, o->guest_id);
     (void)operations_step(m, o, "abort", "%s", why);
     send_abort(m, o, true);
     if (sent && !sequenced)
@@ -363,10 +363,13 @@ static void
 on_finished(master_t *m, struct op *o, bool ok, const char *message)
 {
     if (!ok) {
+        /* Asked again in a while (the tick); given up after FINISH_GIVE_UP_MS. */
         set(o, "warning", json_string(message));
+        set(o, "_finish_again_mono", json_integer((json_int_t)(time_mono_ms() + 5000)));
         (void)operations_store(m, o);
-        return; /* dispatch asks again; the tick gives up after a while */
+        return;
     }
+    json_object_del(o->params, "warning"); /* an earlier try's, now moot */
     set(o, "duration_ms", json_integer((json_int_t)(time_real_ms() - pu(o, "started_ms"))));
     (void)operations_end(m, o, OP_DONE, result_json(o), NULL);
 }
@@ -425,7 +428,11 @@ move_tick(master_t *m, struct op *o, uint64_t now)
         begin_abort(m, o, false, "the source went silent during the copy");
     else if (is(o->step, "commit") && now - o->step_mono > COMMIT_TIMEOUT_MS)
         begin_abort(m, o, false, "the target did not confirm the commit in time");
-    else if (is(o->step, "finish") && now - o->step_mono > FINISH_GIVE_UP_MS) {
+    else if (is(o->step, "finish") && pu(o, "_finish_again_mono") &&
+             now >= pu(o, "_finish_again_mono") && now - o->step_mono <= FINISH_GIVE_UP_MS) {
+        json_object_del(o->params, "_finish_again_mono");
+        send_finish(m, o);
+    } else if (is(o->step, "finish") && now - o->step_mono > FINISH_GIVE_UP_MS) {
         set(o, "warning",
             json_string("the source's copy was not removed: it is reported as an "
                         "orphan of that node"));

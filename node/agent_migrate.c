@@ -496,7 +496,17 @@ run_destroy(backend_t *b, struct mjob *j)
         if (r == -ENOENT)
             r = 0;
     }
-    return r < 0 ? r : ops->destroy(b, &j->spec);
+    if (r < 0)
+        return r;
+    /* A large image the loop device is still writing back leaves it attached
+     * for a while after the unmount (-EBUSY): wait for it, within reason. */
+    r = ops->destroy(b, &j->spec);
+    for (int tries = 0; r == -EBUSY && tries < 30; tries++) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+        r = ops->destroy(b, &j->spec);
+    }
+    return r;
 }
 
 /* Import: the archive's files into the new guest's disk. */
