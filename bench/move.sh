@@ -14,8 +14,8 @@
 #              --churn MiB (default 50) during the first copy: freeze, send
 #              what changed, start on the target
 # and the same tree (the guest's files: its overlay's upper directory) is
-# piped across the same link with `tar | zstd -T0 -3 | nc` into `nc | zstd -d
-# | tar -x`, in the same run.
+# piped across the same link with `tar | zstd -T0 -3 | socat` into `socat |
+# zstd -d | tar -x`, in the same run.
 #
 # Figures:
 #   move s        the operation, first request to done (stop or freeze,
@@ -50,7 +50,9 @@ done
 for p in vfleet-master vfleet-node vfleet; do
     [ -x "$BIN/$p" ] || { echo "move.sh: no $BIN/$p: build first" >&2; exit 1; }
 done
-command -v zstd >/dev/null || { echo "move.sh: needs zstd (deploy/install-deps)" >&2; exit 1; }
+for p in zstd socat; do
+    command -v $p >/dev/null || { echo "move.sh: needs $p (deploy/install-deps)" >&2; exit 1; }
+done
 
 DIR=${BENCH_DIR:-$(mktemp -d /tmp/vfleet-move.XXXXXX)}
 PREFIX=mb$$h
@@ -80,21 +82,25 @@ move() {
     vf --json guest move "$1" --to "$2" ${3:-} 2>/dev/null | tail -1
 }
 
-# baseline ID FROM TO: tar | zstd | nc of the guest's upper dir, seconds.
+# baseline ID FROM TO: tar | zstd over TCP (socat) of the guest's upper dir,
+# seconds.
 baseline() {
     local id=$1 from=$2 to=$3 src dst port=45678 t0 t1
     src=$DIR/c/$from/data/$id/disk/upper
     dst=$DIR/untar
     rm -rf "$dst"
     mkdir -p "$dst"
-    nsenter --net="/run/netns/vf-$to" -- busybox nc -l -p $port | zstd -d -q | tar -x -C "$dst" &
+    nsenter --net="/run/netns/vf-$to" -- socat -u TCP-LISTEN:$port,reuseaddr STDOUT |
+        zstd -d -q | tar -x -C "$dst" &
     local rx=$!
-    sleep 0.3
+    sleep 0.5
     t0=$(date +%s.%N)
     tar -C "$src" -cf - . | zstd -q -T0 -3 |
-        nsenter --net="/run/netns/vf-$from" -- busybox nc -w 5 "10.87.255.${to#"$PREFIX"}" $port
+        nsenter --net="/run/netns/vf-$from" -- socat -u STDIN "TCP:10.87.255.${to#"$PREFIX"}:$port"
     wait "$rx"
     t1=$(date +%s.%N)
+    [ "$(du -sb "$dst" | awk '{print $1}')" -ge $(($(du -sb "$src" | awk '{print $1}') * 9 / 10)) ] ||
+        echo "move.sh: the baseline did not arrive whole" >&2
     python3 -c "print(f'{$t1-$t0:.2f}')"
 }
 
@@ -119,16 +125,17 @@ for size in $SIZES; do
         "$(r downtime_ms)" "$(mib "$(r bytes_sent)")" \
         "$(python3 -c "print($(r bytes_sent)/1048576/max($(r copy_ms),1)*1000)")" "$tz" "$tzr"
 
-    # Near-live back, with a writer changing CHURN MiB during the first pass.
-    vf guest exec --timeout 500 "$g" -- sh -c "sleep 1; dd if=/dev/urandom of=/root/churn bs=1M \
-        count=$CHURN conv=fsync 2>/dev/null" >/dev/null &
-    w=$!
+    # Near-live back, with a writer changing CHURN MiB during the first pass:
+    # started in the guest before the move (an exec waits for no child), it
+    # writes 10 MiB at a time, each synced, from 0.3 s on.
+    vf guest exec "$g" -- sh -c "(sleep 0.3; for i in \$(seq $((CHURN / 10))); do \
+        dd if=/dev/urandom of=/root/churn bs=1M count=10 seek=\$(((i - 1) * 10)) \
+        conv=notrunc,fsync; done) </dev/null >/dev/null 2>&1 &" >/dev/null
     op=$(move "$g" "$n1" --live)
-    wait "$w" 2>/dev/null || true
     printf '%-6s %-10s %8.2f %8.2f %12s %9s %8.0f %11s %8s\n' "$size" near-live \
         "$(python3 -c "print($(r duration_ms)/1000)")" "$(python3 -c "print($(r copy_ms)/1000)")" \
         "$(r downtime_ms)" "$(mib "$(r bytes_sent)")" \
         "$(python3 -c "print($(r bytes_sent)/1048576/max($(r copy_ms),1)*1000)")" "" ""
-    echo "$op" | pyj "d['result'].get('note','')" | sed 's/^/  note: /'
+    echo "  frozen pass: $(mib "$(r frozen_bytes)") MiB; note: $(r note)"
     vf guest rm "$g" >/dev/null
 done

@@ -77,7 +77,12 @@ meta_write(master_t *m, const char *id, const struct archives_info *in)
 
     if (r >= 0) {
         snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        r = json_dump_file(j, tmp, JSON_COMPACT) == 0 && rename(tmp, path) == 0 ? 0 : -EIO;
+        errno = 0;
+        r = json_dump_file(j, tmp, JSON_COMPACT) == 0 && rename(tmp, path) == 0
+                ? 0
+                : -(errno ? errno : EIO);
+        if (r < 0)
+            (void)unlink(tmp);
     }
     json_decref(j);
     return r;
@@ -133,7 +138,14 @@ archives_upload_new(master_t *m, uint64_t size, const char *sha256, char id[SPEC
     _cleanup_close_ int fd = r < 0 ? -1 : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (r >= 0 && fd < 0)
         r = -errno;
-    return r < 0 ? r : meta_write(m, id, &in);
+    /* The room for it now, so a full disk is said at once (not mid-upload). */
+    if (r >= 0 && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size) < 0 && errno != EOPNOTSUPP)
+        r = -errno;
+    if (r >= 0)
+        r = meta_write(m, id, &in);
+    if (r < 0 && fd >= 0)
+        (void)unlink(path);
+    return r;
 }
 
 int
@@ -159,6 +171,15 @@ archives_upload_put(master_t *m, const char *id, uint64_t offset, const uint8_t 
         return -errno;
     *received = offset + len;
     return 0;
+}
+
+int
+archives_upload_truncate(master_t *m, const char *id, uint64_t offset)
+{
+    char path[PATH_MAX_ARCHIVE];
+    int r = file_of(m, id, "vfx", path, sizeof(path));
+
+    return r < 0 ? r : truncate(path, (off_t)offset) < 0 ? -errno : 0;
 }
 
 static int

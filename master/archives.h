@@ -41,6 +41,8 @@ int archives_upload_new(master_t *m, uint64_t size, const char *sha256, char id[
 /* Appends a chunk at offset (= what arrived so far); *received after it. */
 int archives_upload_put(master_t *m, const char *id, uint64_t offset, const uint8_t *data,
                         size_t len, uint64_t *received);
+/* Takes the chunks from offset on back (their answer could not be kept). */
+int archives_upload_truncate(master_t *m, const char *id, uint64_t offset);
 /* Checks a complete upload's SHA-256 against the announced one. */
 int archives_upload_verify(master_t *m, const char *id);
 

@@ -34,11 +34,11 @@ guests_move_check(master_t *m, const struct db_guest *g, const struct guest_spec
                           operations_for_guest(m, g->id)->id);
     if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
+    if (!master_node_connected(m, g->node))
+        return guest_fail(e, -EHOSTUNREACH, NULL, "node %s is not connected", g->node);
     if (g->observed != DB_OBS_RUNNING && g->observed != DB_OBS_STOPPED)
         return guest_fail(e, -ESTALE, NULL, "guest \"%s\" is %s; it moves when running or stopped",
                           g->name, db_observed_to_string(g->observed));
-    if (!master_node_connected(m, g->node))
-        return guest_fail(e, -EHOSTUNREACH, NULL, "node %s is not connected", g->node);
     if (g->observed == DB_OBS_RUNNING && (spec->flags & SPEC_FLAG_LOCK))
         return guest_fail(e, -ENOLCK, "flags",
                           "guest \"%s\" is locked: a running one cannot start elsewhere", g->name);
@@ -148,7 +148,7 @@ guests_move_addrs(master_t *m, const struct db_guest *g, const char *target, boo
         if (!p.pool[0] || pool_serves(m, p.pool, n, why, sizeof(why)))
             continue;
         if (!renumber)
-            return guest_fail(e, -EADDRNOTAVAIL, "ips",
+            return guest_fail(e, -EXFULL, "ips",
                               "address %s cannot move to node %s: %s (--renumber gives it a "
                               "new address there)",
                               buf, target, why);

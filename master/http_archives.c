@@ -13,6 +13,7 @@
 #include "master/archives.h"
 #include "master/http_edge.h"
 #include "master/http_handlers.h"
+#include "master/idem.h"
 
 static json_t *
 info_json(const char *id, const struct archives_info *in)
@@ -28,6 +29,27 @@ is_sha256(const char *s)
     return s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
 }
 
+/* Answers status with o, stored under the request's Idempotency-Key first
+ * (a retry whose answer was lost gets this one). On failure answers the
+ * error and returns it: the caller undoes what the answer reported. */
+static int
+respond_kept(master_t *m, struct http_req *req, const struct idem *key, unsigned status, json_t *o)
+{
+    int r = db_begin(m->db);
+
+    if (r >= 0) {
+        r = idem_store(m, req, key, status, o);
+        r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    }
+    if (r < 0) {
+        json_decref(o);
+        http_reply_errno(req, r, NULL, "cannot store the answer: %s", db_errmsg(m->db));
+        return r;
+    }
+    httpd_respond(req, status, o);
+    return 0;
+}
+
 /* POST /v1/archives {"size": N, "sha256": "..."}: a new upload. */
 void
 h_archive_create(master_t *m, struct http_req *req, const struct api_match *am)
@@ -36,8 +58,11 @@ h_archive_create(master_t *m, struct http_req *req, const struct api_match *am)
     const char *sha = json_string_value(json_object_get(req->body, "sha256"));
     char id[SPEC_ID_LEN + 1];
     struct archives_info in;
+    struct idem key;
 
     (void)am;
+    if (idem_begin(m, req, &key))
+        return;
     if (!json_is_object(req->body) || json_object_size(req->body) != 2 || !json_is_integer(size) ||
         json_integer_value(size) < 1) {
         httpd_error(req, 400, "bad_request", "size",
@@ -55,7 +80,8 @@ h_archive_create(master_t *m, struct http_req *req, const struct api_match *am)
         http_reply_errno(req, r, NULL, "cannot make room for the archive: %s", strerror(-r));
         return;
     }
-    httpd_respond(req, 201, info_json(id, &in));
+    if (respond_kept(m, req, &key, 201, info_json(id, &in)) < 0)
+        (void)archives_delete(m, id);
 }
 
 /* POST /v1/archives/{id} {"offset": N, "data": base64}: the next chunk. */
@@ -66,7 +92,10 @@ h_archive_put(master_t *m, struct http_req *req, const struct api_match *am)
     json_t *data = json_object_get(req->body, "data");
     struct archives_info in;
     uint64_t received = 0;
+    struct idem key;
 
+    if (idem_begin(m, req, &key))
+        return;
     if (!json_is_integer(off) || json_integer_value(off) < 0 || !json_is_string(data) ||
         json_string_length(data) > base64_len(ARCHIVES_CHUNK_MAX)) {
         httpd_error(req, 400, "bad_request", "data",
@@ -92,7 +121,8 @@ h_archive_put(master_t *m, struct http_req *req, const struct api_match *am)
                          r == -EEXIST ? "the archive is complete" : strerror(-r));
         return;
     }
-    httpd_respond(req, 200, info_json(am->name, &in));
+    if (respond_kept(m, req, &key, 200, info_json(am->name, &in)) < 0)
+        (void)archives_upload_truncate(m, am->name, (uint64_t)json_integer_value(off));
 }
 
 /* GET /v1/archives/{id}[?offset=N]: what is known; with offset, a chunk. */

@@ -63,6 +63,10 @@ h_operations_list(master_t *m, struct http_req *req, const struct api_match *am)
                     "an operation id is a UUID");
         return;
     }
+    if (guest && !name_is_valid(guest)) {
+        httpd_error(req, 400, "bad_request", "guest", "guest must be a guest's name");
+        return;
+    }
     if (guest && db_guest_get_by_name(m->db, guest, &g) == 0)
         f.guest_id = g.id;
     else if (guest)

@@ -16,6 +16,7 @@
 #include "common/mem.h"
 #include "master/db_operations.h"
 #include "master/guests_move.h"
+#include "master/oncommit.h"
 #include "master/op_move.h"
 
 #define DRAIN_LIMIT_MAX 32 /* moves at a time */
@@ -190,6 +191,26 @@ count_guests(master_t *m, const char *node)
     return n;
 }
 
+struct cordon_undo {
+    char node[NAME_MAX_LEN + 1]; /* the node the drain cordoned */
+    bool was;                    /* cordoned before */
+};
+
+/* The store's cordon is undone with the drain's transaction; the memory's
+ * follows. */
+static void
+cordon_after(master_t *m, void *ctx, int err)
+{
+    struct cordon_undo *u = ctx;
+    struct registry_node *n = registry_get(m->reg, u->node);
+
+    if (err < 0 && n) {
+        n->cordoned = u->was;
+        sched_node_cordon(m->sched, u->node, u->was);
+    }
+    free(u);
+}
+
 int
 op_drain_start(master_t *m, const struct op_drain_req *rq, char id[SPEC_ID_LEN + 1],
                struct guest_err *e)
@@ -202,10 +223,18 @@ op_drain_start(master_t *m, const struct op_drain_req *rq, char id[SPEC_ID_LEN +
         if (strcmp(p->node, rq->node) == 0)
             return guest_fail(e, -EBUSY, NULL, "node %s is being drained by operation %s", rq->node,
                               p->id);
+    struct registry_node *n = registry_get(m->reg, rq->node);
+    bool was = n->cordoned;
     int r = db_begin(m->db);
     if (r < 0)
         return guest_fail(e, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
     r = registry_cordon(m->reg, rq->node, true);
+    if (r >= 0) {
+        struct cordon_undo *u = xcalloc(1, sizeof(*u));
+        strscpy(u->node, rq->node, sizeof(u->node));
+        u->was = was;
+        oncommit_add(m->oncommit, cordon_after, u);
+    }
     struct op *o = r >= 0 ? operations_add(m, OP_DRAIN, NULL) : NULL;
     if (o) {
         strscpy(o->node, rq->node, sizeof(o->node));
@@ -220,10 +249,7 @@ op_drain_start(master_t *m, const struct op_drain_req *rq, char id[SPEC_ID_LEN +
                             rq->node, rq->limit);
     }
     r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
-    if (r < 0) {
-        if (o)
-            o->gone = true;
+    if (r < 0)
         return guest_fail(e, r, NULL, "cannot start the drain: %s", strerror(-r));
-    }
     return 0;
 }

@@ -381,12 +381,22 @@ import_tick(master_t *m, struct op *o, uint64_t now)
 }
 
 static int
-import_cancel(master_t *m, struct op *o, char *why, size_t n)
+import_cancellable(const struct op *o, char *why, size_t n)
 {
     if (strcmp(o->step, "prepare") != 0 && strcmp(o->step, "send") != 0) {
         snprintf(why, n, "the import is at step %s; it ends by itself", o->step);
         return -EBUSY;
     }
+    return 0;
+}
+
+static int
+import_cancel(master_t *m, struct op *o, char *why, size_t n)
+{
+    int r = import_cancellable(o, why, n);
+
+    if (r < 0)
+        return r;
     o->cancel = true;
     begin_abort(m, o, true, "cancelled");
     return 0;
@@ -420,6 +430,7 @@ const struct op_kind_ops op_import_ops = {
     .name = "import",
     .report = import_report,
     .tick = import_tick,
+    .cancellable = import_cancellable,
     .cancel = import_cancel,
     .resume = import_resume,
     .release = import_release,

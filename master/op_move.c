@@ -129,17 +129,6 @@ send_abort(master_t *m, struct op *o, bool target)
 
 /* ---- start ---- */
 
-static void
-created_after(master_t *m, void *ctx, int err)
-{
-    struct op *o;
-
-    /* A rolled-back create leaves nothing, in memory either. */
-    if (err < 0 && (o = operations_find(m, ctx)))
-        o->gone = true;
-    free(ctx);
-}
-
 /* Places, plans the addresses and records the op, inside a transaction. */
 static int
 start_locked(master_t *m, const struct op_move_req *rq, struct db_guest *g,
@@ -176,7 +165,6 @@ start_locked(master_t *m, const struct op_move_req *rq, struct db_guest *g,
     set(o, "_secret", json_string(secret));
     set(o, "_spec", spec_to_json(&next));
     strscpy(id, o->id, SPEC_ID_LEN + 1);
-    oncommit_add(m->oncommit, created_after, xstrdup(o->id));
     r = operations_step(m, o, "prepare", "%s move to node %s begins",
                         rq->live ? "near-live" : "cold", target);
     if (r < 0)
@@ -216,7 +204,8 @@ result_json(struct op *o)
     json_t *r = json_pack("{s:s, s:s, s:s}", "from", o->node, "to", o->target, "mode",
                           pb(o, "live") ? "near-live" : "cold");
     const char *keys[] = {"digest",  "downtime_ms", "bytes_sent", "duration_ms",
-                          "copy_ms", "note",        "renumbered", "warning"};
+                          "copy_ms", "note",        "renumbered", "warning",
+                          "frozen_bytes"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         json_t *v = json_object_get(o->params, keys[i]);
@@ -313,6 +302,8 @@ on_sent(master_t *m, struct op *o, const struct msg_migrate_status *st)
     set(o, "frozen_ms", json_integer((json_int_t)st->frozen_ms));
     set(o, "bytes_sent", json_integer((json_int_t)st->bytes_done));
     set(o, "copy_ms", json_integer((json_int_t)st->copy_ms));
+    if (pb(o, "live"))
+        set(o, "frozen_bytes", json_integer((json_int_t)st->last_bytes));
     set(o, "counters",
         json_pack("{s:I, s:I, s:I, s:I, s:I}", "net_rx_bytes",
                   (json_int_t)st->counters.net_rx_bytes, "net_tx_bytes",
@@ -441,7 +432,7 @@ move_tick(master_t *m, struct op *o, uint64_t now)
 }
 
 static int
-move_cancel(master_t *m, struct op *o, char *why, size_t n)
+move_cancellable(const struct op *o, char *why, size_t n)
 {
     if (!is(o->step, "prepare") && !is(o->step, "send")) {
         snprintf(why, n,
@@ -450,6 +441,16 @@ move_cancel(master_t *m, struct op *o, char *why, size_t n)
                  o->step);
         return -EBUSY;
     }
+    return 0;
+}
+
+static int
+move_cancel(master_t *m, struct op *o, char *why, size_t n)
+{
+    int r = move_cancellable(o, why, n);
+
+    if (r < 0)
+        return r;
     o->cancel = true;
     begin_abort(m, o, true, "cancelled");
     return 0;
@@ -491,6 +492,7 @@ const struct op_kind_ops op_move_ops = {
     .name = "move",
     .report = move_report,
     .tick = move_tick,
+    .cancellable = move_cancellable,
     .cancel = move_cancel,
     .resume = move_resume,
 };

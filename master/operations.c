@@ -19,8 +19,11 @@
 
 #define SAVE_EVERY_MS 2000 /* progress is stored at most this often */
 
+struct queued;
+
 struct operations {
-    struct op *head; /* running operations, and finished ones until the next tick */
+    struct op *head;      /* running operations, and finished ones until the next tick */
+    struct queued *loose; /* commands queued outside any transaction, oldest first */
 };
 
 static const struct op_kind_ops *const kinds[OP__KINDS] = {
@@ -109,6 +112,17 @@ op_free(struct op *o)
     free(o);
 }
 
+/* A create whose transaction rolls back leaves nothing, in memory either. */
+static void
+added_after(master_t *m, void *ctx, int err)
+{
+    struct op *o;
+
+    if (err < 0 && (o = operations_find(m, ctx)))
+        o->gone = true;
+    free(ctx);
+}
+
 struct op *
 operations_add(master_t *m, enum op_kind kind, const char *parent)
 {
@@ -125,6 +139,7 @@ operations_add(master_t *m, enum op_kind kind, const char *parent)
     o->step_mono = o->heard_mono = time_mono_ms();
     o->next = ops->head;
     ops->head = o;
+    oncommit_add(m->oncommit, added_after, xstrdup(o->id));
     return o;
 }
 
@@ -196,6 +211,7 @@ op_pset(struct op *o, const char *k, json_t *v)
 struct queued {
     char node[NAME_MAX_LEN + 1]; /* to whom */
     struct msg msg;              /* what */
+    struct queued *next;         /* operations.loose */
 };
 
 static void
@@ -217,7 +233,19 @@ operations_queue(master_t *m, const struct op *o, const char *node, enum msg_typ
     q->msg.type = type;
     strscpy(q->msg.u.migrate.op, o->id, sizeof(q->msg.u.migrate.op));
     strscpy(q->msg.u.migrate.id, o->guest_id, sizeof(q->msg.u.migrate.id));
-    oncommit_add(m->oncommit, queue_after, q);
+    /* The caller fills the message in after this returns: it must not go at
+     * once. Outside a transaction it goes with the loop's batch. */
+    if (db_tx_depth(m->db) == 0)
+        master_batch_begin(m);
+    if (db_tx_depth(m->db) == 0) {
+        struct operations *ops = ops_of(m);
+        struct queued **pp = &ops->loose;
+        while (*pp)
+            pp = &(*pp)->next;
+        *pp = q; /* the store refuses a transaction: the next tick sends it */
+    } else {
+        oncommit_add(m->oncommit, queue_after, q);
+    }
     return &q->msg.u.migrate;
 }
 
@@ -466,6 +494,20 @@ operations_json(master_t *m, const char *id)
     return j;
 }
 
+/* After the cancel's transaction: the kind acts, or the request is undone. */
+static void
+cancel_after(master_t *m, void *ctx, int err)
+{
+    struct op *o = operations_find(m, ctx);
+    char why[256];
+
+    if (o && err < 0)
+        o->cancel = false;
+    else if (o)
+        (void)kinds[o->kind]->cancel(m, o, why, sizeof(why));
+    free(ctx);
+}
+
 int
 operations_cancel(master_t *m, const char *id, char *why, size_t n)
 {
@@ -475,7 +517,20 @@ operations_cancel(master_t *m, const char *id, char *why, size_t n)
         snprintf(why, n, "no running operation %s", id);
         return -ENOENT;
     }
-    return kinds[o->kind]->cancel(m, o, why, n);
+    if (o->cancel)
+        return 0; /* asked already: it winds down */
+    int r = kinds[o->kind]->cancellable ? kinds[o->kind]->cancellable(o, why, n) : 0;
+    if (r < 0)
+        return r;
+    o->cancel = true;
+    r = operations_store(m, o);
+    if (r < 0) {
+        o->cancel = false;
+        snprintf(why, n, "cannot store the cancel: %s", strerror(-r));
+        return r;
+    }
+    oncommit_add(m->oncommit, cancel_after, xstrdup(o->id));
+    return 0;
 }
 
 /* ---- the loop ---- */
@@ -536,6 +591,11 @@ operations_tick(master_t *m, uint64_t now)
     struct operations *ops = ops_of(m);
 
     master_batch_begin(m);
+    while (ops->loose) {
+        struct queued *q = ops->loose;
+        ops->loose = q->next;
+        queue_after(m, q, 0);
+    }
     for (struct op *o = ops->head; o; o = o->next)
         if (!o->gone && o->state == OP_RUNNING)
             kinds[o->kind]->tick(m, o, now);
@@ -581,6 +641,10 @@ operations_new(master_t *m)
         log_notice("op=%s %s %s resumes at step %s", o->id, kind_names[o->kind],
                    o->guest[0] ? o->guest : o->node, o->step);
         kinds[o->kind]->resume(m, o, NULL);
+        /* A cancel stored just before the master stopped, not yet acted on. */
+        char why[256];
+        if (o->cancel && o->state == OP_RUNNING && !o->gone)
+            (void)kinds[o->kind]->cancel(m, o, why, sizeof(why));
     }
 }
 
@@ -594,6 +658,11 @@ operations_free(master_t *m)
         m->ops->head = o->next;
         op_release(m, o);
         op_free(o);
+    }
+    while (m->ops->loose) {
+        struct queued *q = m->ops->loose;
+        m->ops->loose = q->next;
+        free(q);
     }
     free(m->ops);
     m->ops = NULL;

@@ -65,8 +65,11 @@ struct op_kind_ops {
                    const struct msg_migrate_status *st);
     /* Every tick: deadlines, children. */
     void (*tick)(master_t *m, struct op *o, uint64_t now_mono);
-    /* A cancel: 0 when it goes ahead (the kind winds the operation down),
-     * -EBUSY with why when it cannot any more. */
+    /* Whether a cancel may go ahead now: 0, or -EBUSY with why (NULL:
+     * always). Changes nothing. */
+    int (*cancellable)(const struct op *o, char *why, size_t n);
+    /* A cancel, once it is stored (o->cancel): the kind winds the operation
+     * down. 0, or -EBUSY with why when it cannot any more. */
     int (*cancel)(master_t *m, struct op *o, char *why, size_t n);
     /* After a master restart (charges to take again, commands to re-send),
      * and when a node the operation involves says hello (node). */
@@ -80,7 +83,8 @@ void operations_new(master_t *m);
 void operations_free(master_t *m);
 
 /* A new running operation (not stored yet: operations_store does that in
- * the caller's transaction). */
+ * the caller's transaction; when that transaction rolls back, the operation
+ * is dropped from memory too). */
 struct op *operations_add(master_t *m, enum op_kind kind, const char *parent);
 /* Writes o in the open transaction (or alone). 0 or -errno. */
 int operations_store(master_t *m, struct op *o);
@@ -106,7 +110,9 @@ size_t operations_children(master_t *m, const char *parent);
 json_t *operations_json(master_t *m, const char *id);
 json_t *operations_op_json(const struct op *o);
 /* Asks o to stop: 0, -ENOENT (no such running operation), -EBUSY (past the
- * point where it can), why says. */
+ * point where it can), why says. Inside a transaction only the request is
+ * stored; the kind winds the operation down once it commits (a rollback
+ * leaves the operation as it was). */
 int operations_cancel(master_t *m, const char *id, char *why, size_t n);
 
 /* A node's guest.migrate.status (session.c). */

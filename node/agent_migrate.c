@@ -129,6 +129,7 @@ mig_status(agent_t *a, const struct migration *m, const char *phase, const char 
         if (st->bytes_total < m->bytes_sent)
             st->bytes_total = m->bytes_sent;
         st->copy_ms = m->copy_ms;
+        st->last_bytes = m->stats.sent;
         st->frozen_ms = m->frozen_ms;
         st->running = m->was_running;
         st->counters = m->counters;

@@ -330,6 +330,7 @@ static const struct wire_field migrate_status_fields[] = {
     W("frozen_ms", W_U64, false, struct msg_migrate_status, frozen_ms),
     W("running_ms", W_U64, false, struct msg_migrate_status, running_ms),
     W("copy_ms", W_U64, false, struct msg_migrate_status, copy_ms),
+    W("last_bytes", W_U64, false, struct msg_migrate_status, last_bytes),
     W("running", W_BOOL, false, struct msg_migrate_status, running),
     MIG_COUNTERS(struct msg_migrate_status, counters),
     W("note", W_STR, false, struct msg_migrate_status, note),

@@ -132,6 +132,7 @@ fill_migrate_status(struct msg_migrate_status *st)
     st->frozen_ms = 1795000000000ULL;
     st->running_ms = 1795000000123ULL;
     st->copy_ms = 4321;
+    st->last_bytes = 52428800;
     st->running = true;
     st->counters = (struct msg_migrate_counters){10, 20, 30, 40, 50};
     strcpy(st->note, "criu check failed: vdso");

@@ -239,6 +239,7 @@ struct msg_migrate_status {
     uint64_t frozen_ms;                      /* send done: when the guest stopped or froze */
     uint64_t running_ms;                     /* commit done: when it ran on the target */
     uint64_t copy_ms;                        /* send done: how long the copy passes took */
+    uint64_t last_bytes;                     /* send done: bytes of the last pass (frozen) */
     bool running;                            /* send done: it ran before; commit done: runs now */
     struct msg_migrate_counters counters;    /* send done: the guest's counters so far */
     char note[PROTO_MAX_STRING + 1];         /* send: how it was moved (the CRIU preflight) */

@@ -73,6 +73,12 @@ NOT_EXERCISED = {
     ("listPools", "503"): _SHUTDOWN_ONLY,
     ("createPool", "503"): _SHUTDOWN_ONLY,
     ("deletePool", "503"): _SHUTDOWN_ONLY,
+    ("listOperations", "503"): _SHUTDOWN_ONLY,
+    ("getOperation", "503"): _SHUTDOWN_ONLY,
+    ("cancelOperation", "503"): _SHUTDOWN_ONLY,
+    ("drainNode", "503"): _SHUTDOWN_ONLY,
+    ("createArchive", "503"): "the archives' directory failing for another reason than a full disk",
+    ("putArchiveChunk", "503"): "the archives' directory failing for another reason than a full disk",
     ("deleteGuest", "409"): "a node that refuses a destroy: the sim backend never does",
     ("addGuestIp", "422"): "a node's address capacity: simulated nodes report none",
 }

@@ -90,7 +90,7 @@ set +e
 vf guest move mv --to "$n2" >"$T/refused.out" 2>&1
 rc=$?
 set -e
-[ $rc -eq 2 ] || fail "a move with a per-host address exited $rc: $(cat "$T/refused.out")"
+[ $rc -eq 4 ] || fail "a move with a per-host address exited $rc: $(cat "$T/refused.out")"
 grep -q "cannot move to node $n2" "$T/refused.out" || fail "no reason: $(cat "$T/refused.out")"
 [ "$(guest_field mv node)" = "$n1" ] || fail "a refused move moved"
 vf guest move mv --to "$n2" --renumber >/dev/null || fail "renumbered move"
