@@ -55,6 +55,7 @@ for p in zstd socat; do
 done
 
 DIR=${BENCH_DIR:-$(mktemp -d /tmp/vfleet-move.XXXXXX)}
+mkdir -p "$DIR"
 PREFIX=mb$$h
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export VFLEET_MASTER=http://127.0.0.1:$PORT

@@ -11,13 +11,13 @@
 #include <stdint.h>
 
 struct import_plan {
-    json_t *spec;      /* the guest, as POST /v1/guests takes it (name, template, limits, ips...) */
-    char root[1024];   /* the guest's root tree on this host */
-    json_t *unmapped;  /* [{"setting", "value", "why"}]: what has no equivalent */
-    json_t *notes;     /* ["..."]: what was decided */
-    json_t *excludes;  /* paths under root left out (device nodes a guest may not have) */
+    json_t *spec;     /* the guest, as POST /v1/guests takes it (name, template, limits, ips...) */
+    char root[1024];  /* the guest's root tree on this host */
+    json_t *unmapped; /* [{"setting", "value", "why"}]: what has no equivalent */
+    json_t *notes;    /* ["..."]: what was decided */
+    json_t *excludes; /* paths under root left out (device nodes a guest may not have) */
     uint64_t root_bytes; /* bytes the tree uses */
-    char error[512];   /* why it failed */
+    char error[512];     /* why it failed */
 };
 
 void import_plan_init(struct import_plan *p, const char *template_name);

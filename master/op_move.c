@@ -203,9 +203,8 @@ result_json(struct op *o)
 {
     json_t *r = json_pack("{s:s, s:s, s:s}", "from", o->node, "to", o->target, "mode",
                           pb(o, "live") ? "near-live" : "cold");
-    const char *keys[] = {"digest",  "downtime_ms", "bytes_sent", "duration_ms",
-                          "copy_ms", "note",        "renumbered", "warning",
-                          "frozen_bytes"};
+    const char *keys[] = {"digest", "downtime_ms", "bytes_sent", "duration_ms", "copy_ms",
+                          "note",   "renumbered",  "warning",    "frozen_bytes"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         json_t *v = json_object_get(o->params, keys[i]);

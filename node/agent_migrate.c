@@ -202,15 +202,14 @@ marker_write(const char *incoming, const char *op, const char *endpoint)
  * The master sends imports itself: it reaches the node the way the node
  * reaches it, so with an ipc:// master link the receiver is ipc:// too. */
 static int
-recv_start(agent_t *a, struct migration *m, bool fresh, const char *old_endpoint,
-           bool from_master)
+recv_start(agent_t *a, struct migration *m, bool fresh, const char *old_endpoint, bool from_master)
 {
     _cleanup_free_ char *state = xasprintf("%s.state", m->incoming);
     bool ipc = !a->cfg.data_address[0] || (from_master && !strncmp(a->cfg.master, "ipc://", 6));
     _cleanup_free_ char *bind =
         !ipc ? xasprintf("tcp://%s:*", a->cfg.data_address)
-                               : xasprintf("ipc://%s/migrate-%.8s.sock",
-                                           a->cfg.state_dir[0] ? a->cfg.state_dir : "/tmp", m->op);
+             : xasprintf("ipc://%s/migrate-%.8s.sock",
+                         a->cfg.state_dir[0] ? a->cfg.state_dir : "/tmp", m->op);
     int r = -EADDRINUSE;
     struct xfer_recv_config c = {
         .secret = m->secret, .path = m->incoming, .state = state, .fresh = fresh};

@@ -69,9 +69,9 @@ struct migration {
     uint8_t digest[XFER_HASH_LEN];          /* the image's digest, once sent */
     struct xfer_stats stats;                /* the last pass's figures */
     uint64_t frozen_ms;                     /* when the guest stopped or froze */
-    uint64_t copy_ms;      /* how long the passes took, summed */
-    uint64_t pass_started; /* monotonic ms the running pass began */
-    uint64_t bytes_sent;   /* payload bytes of every pass */
+    uint64_t copy_ms;                       /* how long the passes took, summed */
+    uint64_t pass_started;                  /* monotonic ms the running pass began */
+    uint64_t bytes_sent;                    /* payload bytes of every pass */
     struct msg_migrate_counters counters;   /* the guest's counters at that moment */
     char note[256];                         /* how it went (the CRIU preflight) */
     bool abort_pending;                     /* an abort waits for the thread */

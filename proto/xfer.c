@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,17 @@ xfer_chunk_hash(int fd, uint64_t off, size_t len, uint64_t seek[2], uint8_t *buf
     return 0;
 }
 
+void
+xfer_digest_of(const uint8_t (*hashes)[XFER_HASH_LEN], uint64_t n, uint8_t out[XFER_HASH_LEN])
+{
+    struct xfer_digest st;
+
+    digest_init(&st);
+    for (uint64_t i = 0; i < n; i++)
+        digest_add(&st, hashes[i]);
+    digest_end(&st, out);
+}
+
 int
 xfer_file_digest(int fd, uint8_t out[XFER_HASH_LEN])
 {
@@ -512,6 +524,13 @@ pass_hash(struct pass *p, uint64_t i)
     return zero ? 0 : 1;
 }
 
+static bool
+pass_changed(const struct pass *p, uint64_t i)
+{
+    return !p->s->prev || i >= p->s->prev_chunks ||
+           memcmp(p->s->prev[i], p->hashes[i], XFER_HASH_LEN) != 0;
+}
+
 /* Sends chunk i if it changed: 1 sent or not needed, 0 on silence. */
 static int
 pass_chunk(struct pass *p, uint64_t i)
@@ -525,15 +544,15 @@ pass_chunk(struct pass *p, uint64_t i)
     if (inbuf < 0)
         return inbuf;
     bool zero = p->known[i] == 3;
-    if (!zero && !inbuf) {
-        /* Hashed in an earlier session: read it again (it may have changed). */
+    if (!zero && !inbuf && pass_changed(p, i)) {
+        /* Hashed before (the scan ahead, an earlier session) and to be sent:
+         * read it again, as it is now. */
         inbuf = pass_hash(p, i);
         if (inbuf < 0)
             return inbuf;
         zero = !inbuf;
     }
-    bool changed = !p->s->prev || i >= p->s->prev_chunks ||
-                   memcmp(p->s->prev[i], p->hashes[i], XFER_HASH_LEN) != 0;
+    bool changed = pass_changed(p, i);
     if (!zero)
         p->st.scanned += len;
     /* A first pass leaves zeros out (the receiver's file is sparse); a later
@@ -585,6 +604,66 @@ pass_end(struct pass *p)
             memcpy(p->theirs, h.hash, XFER_HASH_LEN);
             return 1;
         }
+    }
+}
+
+/* A later pass compares every chunk's hash with the last pass's: hash them
+ * all first on a few threads (the pass then reads only what changed). */
+#define SCAN_THREADS 4
+#define SCAN_STRIPE  64 /* chunks a thread takes in a row (16 MiB) */
+
+struct scan {
+    struct pass *p; /* hashes and known filled in (disjoint chunks per thread) */
+    unsigned k, n;  /* this thread's stripe, of n */
+    int result;     /* 0 or -errno */
+};
+
+static void *
+scan_main(void *arg)
+{
+    struct scan *sc = arg;
+    struct pass *p = sc->p;
+    uint64_t seek[2] = {UINT64_MAX, 0};
+    _cleanup_free_ uint8_t *buf = xmalloc(XFER_CHUNK);
+    bool zero;
+
+    for (uint64_t i0 = (uint64_t)sc->k * SCAN_STRIPE; i0 < p->chunks;
+         i0 += (uint64_t)sc->n * SCAN_STRIPE) {
+        if (p->cancel && atomic_load(p->cancel))
+            return NULL;
+        for (uint64_t i = i0; i < i0 + SCAN_STRIPE && i < p->chunks; i++) {
+            uint64_t off;
+            size_t len;
+            pass_chunk_range(p, i, &off, &len);
+            sc->result = xfer_chunk_hash(p->fd, off, len, seek, buf, p->hashes[i], &zero);
+            if (sc->result < 0)
+                return NULL;
+            p->known[i] = zero ? 3 : 1;
+        }
+    }
+    return NULL;
+}
+
+static void
+pass_scan(struct pass *p)
+{
+    struct scan sc[SCAN_THREADS];
+    pthread_t t[SCAN_THREADS];
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = cpus < 2 ? 1 : cpus > SCAN_THREADS ? SCAN_THREADS : (unsigned)cpus;
+    bool started[SCAN_THREADS] = {false};
+
+    for (unsigned k = 0; k < n; k++) {
+        sc[k] = (struct scan){.p = p, .k = k, .n = n};
+        started[k] = pthread_create(&t[k], NULL, scan_main, &sc[k]) == 0;
+        if (!started[k])
+            scan_main(&sc[k]);
+    }
+    for (unsigned k = 0; k < n; k++) {
+        if (started[k])
+            pthread_join(t[k], NULL);
+        if (sc[k].result < 0) /* what failed is hashed again in the pass, and fails there */
+            memset(p->known, 0, p->chunks);
     }
 }
 
@@ -693,6 +772,8 @@ xfer_send_pass(xfer_send_t *s, int fd, bool final, atomic_bool *cancel, xfer_pro
         .pass = s->pass, .final = final, .data_total = fd >= 0 ? data_bytes(fd, p.size) : 0};
     p.heard_ms = time_mono_ms();
     p.seek[0] = UINT64_MAX;
+    if (s->prev && fd >= 0)
+        pass_scan(&p);
     for (;;) {
         p.st.scanned = p.st.sent = p.st.skipped = 0;
         r = pass_session(&p);

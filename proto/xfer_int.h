@@ -58,3 +58,5 @@ bool xfer_is_zero(const uint8_t *buf, size_t len);
  * as zeros and set *zero; otherwise the bytes are in buf. 0 or -errno. */
 int xfer_chunk_hash(int fd, uint64_t off, size_t len, uint64_t seek[2], uint8_t *buf,
                     uint8_t out[XFER_HASH_LEN], bool *zero);
+/* The image digest of n chunk hashes in order. */
+void xfer_digest_of(const uint8_t (*hashes)[XFER_HASH_LEN], uint64_t n, uint8_t out[XFER_HASH_LEN]);

@@ -1,7 +1,13 @@
 /* The data channel's receiver (xfer.h): a ROUTER on its own thread that
  * checks each session's secret, writes chunks where they belong, grants
- * credit as it writes, persists how far a pass got, and at the end of a final
- * pass reads the file back and reports its digest. */
+ * credit as it writes, persists how far a pass got, and reports the digest
+ * of what it reads back from disk at the end of a final pass.
+ *
+ * The read-back is spread over the passes: after each fdatasync the chunks
+ * written since are read back and their hashes kept, so the end of a final
+ * pass reads only what that pass wrote since the last sync (a near-live
+ * move's frozen delta), and the digest comes from the kept hashes. A
+ * receiver that did not start the file itself (a restart) reads it all. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -39,7 +45,97 @@ struct xfer_recv {
     bool final;        /* the pass is the last */
     uint64_t unsynced; /* bytes written since the last fdatasync */
     uint8_t *buf;      /* scratch for the digest */
+    /* What is on disk, read back after fdatasync. */
+    bool fresh;                     /* the file was started empty by us */
+    bool kept;                      /* disk[] holds every chunk's hash (else: read it all) */
+    uint64_t chunks;                /* chunks of the image disk[] is for */
+    uint8_t (*disk)[XFER_HASH_LEN]; /* per chunk: the hash of its bytes on disk */
+    uint8_t *dirty;                 /* per chunk: written since it was read back */
+    uint64_t *todo;                 /* the dirty chunks, in the order written */
+    size_t n_todo;                  /* entries in todo */
+    size_t todo_cap;                /* allocated entries of todo */
 };
+
+static size_t
+chunk_len(uint64_t size, uint64_t i)
+{
+    uint64_t off = i * XFER_CHUNK;
+
+    return size - off < XFER_CHUNK ? (size_t)(size - off) : XFER_CHUNK;
+}
+
+/* At a HELLO that sized the file: the hashes start as zeros when the file
+ * was started empty by us and has kept this size; otherwise none are kept. */
+static void
+kept_size(xfer_recv_t *r, uint64_t size, bool resized)
+{
+    uint64_t n = (size + XFER_CHUNK - 1) / XFER_CHUNK;
+
+    if (r->disk && r->chunks == n && !resized)
+        return;
+    free(r->disk);
+    free(r->dirty);
+    r->disk = NULL;
+    r->dirty = NULL;
+    r->n_todo = 0;
+    r->chunks = n;
+    r->kept = r->fresh && resized && n > 0;
+    r->fresh = false;
+    if (!r->kept)
+        return;
+    r->disk = xcalloc(n, XFER_HASH_LEN);
+    r->dirty = xcalloc(n, 1);
+    for (uint64_t i = 0; i < n; i++)
+        xfer_zero_hash(chunk_len(size, i), r->disk[i]);
+}
+
+static void
+mark_dirty(xfer_recv_t *r, uint64_t offset)
+{
+    uint64_t i = offset / XFER_CHUNK;
+
+    if (!r->kept || i >= r->chunks || r->dirty[i])
+        return;
+    if (r->n_todo == r->todo_cap) {
+        r->todo_cap = r->todo_cap ? r->todo_cap * 2 : 256;
+        r->todo = xreallocarray(r->todo, r->todo_cap, sizeof(*r->todo));
+    }
+    r->dirty[i] = 1;
+    r->todo[r->n_todo++] = i;
+}
+
+/* Reads back what was written since the last time (after an fdatasync). */
+static int
+read_back(xfer_recv_t *r, uint64_t size)
+{
+    uint64_t seek[2] = {UINT64_MAX, 0};
+    bool zero;
+
+    if (!r->kept || !r->n_todo)
+        return 0;
+    if (!r->buf)
+        r->buf = xmalloc(XFER_CHUNK);
+    for (size_t k = 0; k < r->n_todo; k++) {
+        uint64_t i = r->todo[k];
+        int rc = xfer_chunk_hash(r->fd, i * XFER_CHUNK, chunk_len(size, i), seek, r->buf,
+                                 r->disk[i], &zero);
+        if (rc < 0)
+            return rc;
+        r->dirty[i] = 0;
+    }
+    r->n_todo = 0;
+    return 0;
+}
+
+/* The digest of what is on disk: from the kept hashes, or read whole. */
+static int
+disk_digest(xfer_recv_t *r, uint8_t out[XFER_HASH_LEN])
+{
+    if (!r->kept)
+        return xfer_file_digest(r->fd, out);
+    xfer_digest_of(r->disk, r->chunks, out);
+    return 0;
+}
 
 static void
 set_status(xfer_recv_t *r, void (*fn)(struct xfer_recv_status *st, const void *arg),
@@ -84,9 +180,12 @@ persist(xfer_recv_t *r)
     if (fdatasync(r->fd) < 0)
         return -errno;
     r->unsynced = 0;
+    xfer_recv_status(r, &st);
+    int rc = read_back(r, st.size);
+    if (rc < 0)
+        return rc;
     if (!r->state)
         return 0;
-    xfer_recv_status(r, &st);
     if (st.done)
         xfer_hex_encode(st.digest, XFER_HASH_LEN, hex);
     _cleanup_free_ char *tmp = xasprintf("%s.tmp", r->state);
@@ -168,11 +267,13 @@ on_hello(xfer_recv_t *r, const uint8_t *peer, size_t peer_len, const struct xfer
         return;
     }
     struct stat sb;
+    bool resized = false;
     if (fstat(r->fd, &sb) < 0 ||
-        ((uint64_t)sb.st_size != h->len && ftruncate(r->fd, (off_t)h->len) < 0)) {
+        ((uint64_t)sb.st_size != h->len && (resized = true, ftruncate(r->fd, (off_t)h->len) < 0))) {
         fail_session(r, -errno, "cannot size the image: %s", strerror(errno));
         return;
     }
+    kept_size(r, h->len, resized);
     struct hello_arg ha = {h, &resume};
     set_status(r, st_hello, &ha);
     r->in_session = true;
@@ -233,6 +334,7 @@ on_chunk(xfer_recv_t *r, const struct xfer_hdr *h, zmq_msg_t *payload)
         fail_session(r, -errno, "cannot punch a hole: %s", strerror(errno));
         return;
     }
+    mark_dirty(r, h->offset);
     uint64_t end = h->offset + h->len;
     set_status(r, st_offset, &end);
     r->unsynced += h->len;
@@ -282,7 +384,7 @@ on_end(xfer_recv_t *r, const struct xfer_hdr *h)
     }
     int rc = persist(r);
     if (rc >= 0 && h->final)
-        rc = xfer_file_digest(r->fd, e.digest);
+        rc = disk_digest(r, e.digest);
     if (rc < 0) {
         fail_session(r, rc, "cannot finish the image: %s", strerror(-rc));
         return;
@@ -374,6 +476,7 @@ open_file(xfer_recv_t *r, const struct xfer_recv_config *cfg)
     if (cfg->fresh) {
         if (ftruncate(r->fd, 0) < 0)
             return -errno;
+        r->fresh = true;
         if (cfg->state && unlink(cfg->state) < 0 && errno != ENOENT)
             return -errno;
         return 0;
@@ -468,6 +571,9 @@ xfer_recv_destroy(xfer_recv_t **p)
     pthread_mutex_destroy(&r->lock);
     free(r->state);
     free(r->buf);
+    free(r->disk);
+    free(r->dirty);
+    free(r->todo);
     free(r);
     *p = NULL;
 }
