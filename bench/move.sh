@@ -10,9 +10,10 @@
 # 60) with random data (incompressible: the worst case for zstd and the one
 # a disk image shows) is moved:
 #   cold       vfleet guest move: stop, copy the image, start on the target
-#   near-live  vfleet guest move --live while a writer in the guest changes
-#              --churn MiB (default 50) during the first copy: freeze, send
-#              what changed, start on the target
+#   near-live  vfleet guest move --live while a writer in the guest keeps
+#              rewriting --churn MiB (default 50) of its data in place: the
+#              first pass copies it, freeze, send what changed (those MiB),
+#              start on the target
 # and the same tree (the guest's files: its overlay's upper directory) is
 # piped across the same link with `tar | zstd -T0 -3 | socat` into `socat |
 # zstd -d | tar -x`, in the same run.
@@ -23,6 +24,7 @@
 #   copy s        the copy passes on the source, summed
 #   downtime ms   cold: the stop's start to running on the target; near-live:
 #                 frozen to running on the target
+#   frozen MiB    near-live: the last pass, sent with the guest frozen
 #   sent MiB      payload bytes on the data channel (near-live: both passes)
 #   MiB/s         sent / copy
 #   tar|zstd s    the baseline pipeline over the same link; its MiB/s counts
@@ -126,12 +128,14 @@ for size in $SIZES; do
         "$(r downtime_ms)" "$(mib "$(r bytes_sent)")" \
         "$(python3 -c "print($(r bytes_sent)/1048576/max($(r copy_ms),1)*1000)")" "$tz" "$tzr"
 
-    # Near-live back, with a writer changing CHURN MiB during the first pass:
-    # started in the guest before the move (an exec waits for no child), it
-    # writes 10 MiB at a time, each synced, from 0.3 s on.
-    vf guest exec "$g" -- sh -c "(sleep 0.3; for i in \$(seq $((CHURN / 10))); do \
-        dd if=/dev/urandom of=/root/churn bs=1M count=10 seek=\$(((i - 1) * 10)) \
-        conv=notrunc,fsync; done) </dev/null >/dev/null 2>&1 &" >/dev/null
+    # Near-live back, with a writer in the guest (started before the move:
+    # an exec waits for no child) that rewrites the first CHURN MiB of the
+    # fill file in place with fresh random bytes, synced, again and again
+    # until the guest is frozen: the chunks the first pass copied have
+    # changed by then, and the frozen pass sends them.
+    vf guest exec "$g" -- sh -c "(sleep 0.2; while :; do dd if=/dev/urandom of=/root/fill \
+        bs=1M count=$CHURN conv=notrunc,fsync; sleep 0.3; done) </dev/null >/dev/null 2>&1 &" \
+        >/dev/null
     op=$(move "$g" "$n1" --live)
     printf '%-6s %-10s %8.2f %8.2f %12s %9s %8.0f %11s %8s\n' "$size" near-live \
         "$(python3 -c "print($(r duration_ms)/1000)")" "$(python3 -c "print($(r copy_ms)/1000)")" \

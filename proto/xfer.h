@@ -24,11 +24,14 @@
  *     (GnuTLS, with the CPU's SHA extensions), checked before it is written;
  *     the image's digest is the SHA-256 of its chunks' hashes in order
  *     (a hole counts as zeros), computed by the sender from what it read and
- *     by the receiver from what it reads back from disk after fdatasync at
- *     the end of a final pass, and the two must agree;
- *   - incremental: a later pass of the same sender compares each chunk's hash
- *     with the previous pass's and sends only the chunks that changed
- *     (near-live moves: copy while the guest runs, freeze, send the delta);
+ *     by the receiver from what it reads back from disk after fdatasync (the
+ *     chunks written since the last sync, every 64 MiB and at the end of a
+ *     pass; a restarted receiver reads the whole file at the end), and the
+ *     two must agree;
+ *   - incremental: a later pass of the same sender hashes every chunk again
+ *     (on a few threads, ahead of the sending), compares with the previous
+ *     pass's hashes and sends only the chunks that changed (near-live moves:
+ *     copy while the guest runs, freeze, send the delta);
  *   - resumable: DATA frames carry a session and a sequence number; a gap (a
  *     dropped link loses what was queued on it) makes the receiver ignore the
  *     rest of the session, the sender's silence timer runs out, and a new
