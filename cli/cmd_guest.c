@@ -28,11 +28,13 @@ cmd_guest_help(FILE *f)
         "  stop NAME [--wait [--timeout S]]     stop a guest (its disk stays)\n"
         "  restart NAME [--wait [--timeout S]]  stop and start again\n"
         "  rm NAME                              destroy a guest and release its addresses\n"
-        "  set NAME [limits] [--label k=v]... [--unlabel k]... [--flags private,lock|none]\n"
+        "  set NAME [limits] [--label k=v]... [--unlabel k]... [--flags private,lock,...|none]\n"
         "                                       change a guest (a JSON merge patch)\n"
         "  exec NAME [--timeout S] -- CMD ARGS...\n"
         "                                       run a command in the guest; exits with its code\n"
         "  usage NAME                           the latest resource usage sample\n"
+        "  console NAME --log [--bytes N]       the tail of the guest's console (its node keeps 1 "
+        "MiB)\n"
         "  ip add NAME [auto|auto4|auto6|ADDR]  one more address from a pool (default auto)\n"
         "  ip rm NAME ADDR                      remove an address, back to its pool\n"
         "  traffic NAME [--reset]               traffic since the last reset (FreeVPS trafstat);\n"
@@ -48,6 +50,10 @@ cmd_guest_help(FILE *f)
         "                                       leaves the master's copy\n"
         "  import FILE [--name N] [--to NODE] [--constraint k=v]...\n"
         "                                       a new guest from an archive, anywhere\n"
+        "  adopt NODE ID                        an orphan on NODE back under the master, with\n"
+        "                                       its addresses that are free\n"
+        "  destroy-orphan NODE ID               destroy an orphan on NODE and free its addresses\n"
+        "                                       (`vfleet node orphans NODE` lists them)\n"
         "\n"
         "Limits (create and set):\n",
         f);
@@ -59,7 +65,8 @@ cmd_guest_help(FILE *f)
           "  --label k=v           a label on the guest, repeatable\n"
           "  --constraint k=v      place only on nodes with this label, repeatable\n"
           "  --group G             anti-affinity group: at most one per node\n"
-          "  --node N              pin to node N\n"
+          "  --node N              pin to node N (not for a tenant token)\n"
+          "  --project P           its project (default: the token's, or \"default\")\n"
           "  --algorithm A         spread or binpack (default: the cluster's)\n"
           "  --wait                return once the guest runs (or fails)\n"
           "  --timeout S           seconds to wait, with --wait\n"
@@ -768,6 +775,34 @@ guest_ip(struct cli_ctx *ctx, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* `adopt NODE ID` and `destroy-orphan NODE ID`: an orphan resolved. */
+static int
+guest_orphan(struct cli_ctx *ctx, int argc, char **argv, bool adopt)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = NULL, *what = NULL;
+
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        cmd_guest_help(ctx->out);
+        return CLI_EXIT_OK;
+    }
+    if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
+        return cli_usage_error(ctx, "guest %s: wants NODE ID (see vfleet guest --help)", argv[0]);
+    path = xasprintf("/v1/nodes/%s/orphans/%s%s", argv[1], argv[2], adopt ? "/adopt" : "");
+    what = xasprintf("orphan %s on node \"%s\"", argv[2], argv[1]);
+    struct http_request req = {.method = adopt ? "POST" : "DELETE", .path = path};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json && res.body)
+        cli_print_json(ctx, res.body);
+    else if (adopt)
+        fprintf(ctx->out, "guest %s adopted on node %s\n", cli_str(res.body, "name"), argv[1]);
+    else
+        fprintf(ctx->out, "orphan %s destroyed on node %s\n", argv[2], argv[1]);
+    return CLI_EXIT_OK;
+}
+
 int
 cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -793,6 +828,8 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_exec(ctx, argc, argv);
     if (!strcmp(v, "usage"))
         return guest_usage(ctx, argc, argv);
+    if (!strcmp(v, "console"))
+        return cmd_guest_console(ctx, argc, argv);
     if (!strcmp(v, "traffic"))
         return guest_traffic(ctx, argc, argv);
     if (!strcmp(v, "ip"))
@@ -803,5 +840,7 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return cmd_archive_export(ctx, argc, argv);
     if (!strcmp(v, "import"))
         return cmd_archive_import(ctx, argc, argv);
+    if (!strcmp(v, "adopt") || !strcmp(v, "destroy-orphan"))
+        return guest_orphan(ctx, argc, argv, !strcmp(v, "adopt"));
     return cli_usage_error(ctx, "guest: unknown command \"%s\" (see vfleet guest --help)", v);
 }

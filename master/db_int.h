@@ -11,8 +11,8 @@
 #include "master/db.h"
 #include "master/hmap.h"
 
-/* Guest list filters: bit 0 node, bit 1 observed, bit 2 label. */
-#define DB_GUEST_FILTERS 8
+/* Guest list filters: bit 0 node, bit 1 observed, bit 2 label, bit 3 project. */
+#define DB_GUEST_FILTERS 16
 
 struct db_hook {
     void (*fn)(void *userdata, enum db_tx_event ev, unsigned depth); /* NULL = free slot */
@@ -28,6 +28,7 @@ struct db {
     unsigned depth;                              /* open transactions */
     int tx_error;                                /* why the last transaction was undone */
     int commit_error;                            /* the last outermost commit's result */
+    int64_t changes_at_begin;                    /* total changes when the outermost began */
     char journal_mode[16];                       /* what PRAGMA journal_mode said */
     struct db_hook hooks[8];                     /* transaction listeners */
 };

@@ -228,7 +228,7 @@ guests_move_commit(master_t *m, const struct guests_move_done *d)
     struct db_guest g = {0};
     struct guest_spec cur;
     struct sched_resources res;
-    int r = guests_load(m, NULL, d->id, &g, &cur);
+    int r = guests_load(m, NULL, NULL, d->id, &g, &cur);
 
     if (r < 0)
         return r;

@@ -61,7 +61,7 @@ h_archive_create(master_t *m, struct http_req *req, const struct api_match *am)
     struct idem key;
 
     (void)am;
-    if (idem_begin(m, req, &key))
+    if (idem_begin(m, req, am->caller.who, &key))
         return;
     if (!json_is_object(req->body) || json_object_size(req->body) != 2 || !json_is_integer(size) ||
         json_integer_value(size) < 1) {
@@ -94,7 +94,7 @@ h_archive_put(master_t *m, struct http_req *req, const struct api_match *am)
     uint64_t received = 0;
     struct idem key;
 
-    if (idem_begin(m, req, &key))
+    if (idem_begin(m, req, am->caller.who, &key))
         return;
     if (!json_is_integer(off) || json_integer_value(off) < 0 || !json_is_string(data) ||
         json_string_length(data) > base64_len(ARCHIVES_CHUNK_MAX)) {

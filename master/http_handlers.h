@@ -13,6 +13,9 @@ void h_node_get(master_t *m, struct http_req *req, const struct api_match *am);
 void h_node_cordon(master_t *m, struct http_req *req, const struct api_match *am);
 void h_node_uncordon(master_t *m, struct http_req *req, const struct api_match *am);
 void h_node_routes(master_t *m, struct http_req *req, const struct api_match *am);
+void h_node_orphans(master_t *m, struct http_req *req, const struct api_match *am);
+void h_orphan_adopt(master_t *m, struct http_req *req, const struct api_match *am);
+void h_orphan_destroy(master_t *m, struct http_req *req, const struct api_match *am);
 
 /* http_guests.c: the guest collection and one guest as a whole */
 void h_guest_list(master_t *m, struct http_req *req, const struct api_match *am);
@@ -28,6 +31,7 @@ void h_guest_stop(master_t *m, struct http_req *req, const struct api_match *am)
 void h_guest_restart(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_exec(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_usage(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_console(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_traffic(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_traffic_reset(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_ip_add(master_t *m, struct http_req *req, const struct api_match *am);
@@ -52,3 +56,15 @@ void h_archive_delete(master_t *m, struct http_req *req, const struct api_match 
 void h_pool_list(master_t *m, struct http_req *req, const struct api_match *am);
 void h_pool_create(master_t *m, struct http_req *req, const struct api_match *am);
 void h_pool_delete(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* http_tokens.c */
+void h_token_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_token_create(master_t *m, struct http_req *req, const struct api_match *am);
+void h_token_delete(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* http_projects.c */
+void h_project_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_create(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_get(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_patch(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_delete(master_t *m, struct http_req *req, const struct api_match *am);

@@ -250,7 +250,7 @@ h_guest_move(master_t *m, struct http_req *req, const struct api_match *am)
     struct op_move_req rq = {.guest = am->name};
     struct idem id;
 
-    if (idem_begin(m, req, &id) || parse_move(req, &rq, cons) < 0)
+    if (idem_begin(m, req, am->caller.who, &id) || parse_move(req, &rq, cons) < 0)
         return;
     start_op(m, req, &id, start_move, &rq);
 }
@@ -263,7 +263,8 @@ h_node_drain(master_t *m, struct http_req *req, const struct api_match *am)
     struct idem id;
     json_t *v;
 
-    if (idem_begin(m, req, &id) || check_body(req, allowed, ARRAY_SIZE(allowed)) < 0)
+    if (idem_begin(m, req, am->caller.who, &id) ||
+        check_body(req, allowed, ARRAY_SIZE(allowed)) < 0)
         return;
     if ((v = json_object_get(req->body, "limit"))) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 32) {
@@ -294,7 +295,7 @@ h_guest_export(master_t *m, struct http_req *req, const struct api_match *am)
 {
     struct idem id;
 
-    if (idem_begin(m, req, &id) || check_body(req, NULL, 0) < 0)
+    if (idem_begin(m, req, am->caller.who, &id) || check_body(req, NULL, 0) < 0)
         return;
     start_op(m, req, &id, start_export, am->name);
 }
@@ -311,7 +312,8 @@ h_guest_import(master_t *m, struct http_req *req, const struct api_match *am)
     json_t *v;
 
     (void)am;
-    if (idem_begin(m, req, &id) || check_body(req, allowed, ARRAY_SIZE(allowed)) < 0)
+    if (idem_begin(m, req, am->caller.who, &id) ||
+        check_body(req, allowed, ARRAY_SIZE(allowed)) < 0)
         return;
     rq.archive = json_string_value(json_object_get(req->body, "archive"));
     if (!rq.archive || !spec_is_uuid(rq.archive)) {

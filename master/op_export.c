@@ -69,7 +69,7 @@ op_export_start(master_t *m, const char *name, char id[SPEC_ID_LEN + 1], struct 
     struct db_guest g = {0};
     struct guest_spec spec;
     char secret[2 * XFER_SECRET_LEN + 1];
-    int r = guests_load(m, name, NULL, &g, &spec);
+    int r = guests_load(m, NULL, name, NULL, &g, &spec);
 
     if (r < 0)
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");

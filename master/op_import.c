@@ -248,7 +248,7 @@ start_locked(master_t *m, const struct op_import_req *rq, struct guest_create_re
 {
     struct guest_created *g = xcalloc(1, sizeof(*g));
     char secret[2 * XFER_SECRET_LEN + 1];
-    int r = guests_create(m, c, g, e);
+    int r = guests_create(m, NULL, c, g, e);
 
     if (r < 0) {
         free(g);

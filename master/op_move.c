@@ -179,7 +179,7 @@ op_move_start(master_t *m, const struct op_move_req *rq, char id[SPEC_ID_LEN + 1
 {
     struct db_guest g = {0};
     struct guest_spec spec;
-    int r = guests_load(m, rq->guest, NULL, &g, &spec);
+    int r = guests_load(m, NULL, rq->guest, NULL, &g, &spec);
 
     if (r < 0)
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");

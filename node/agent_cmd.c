@@ -2,11 +2,47 @@
  * the guest table and either answers at once (an idempotent repeat, a state
  * that forbids it) or queues the job whose done answers. Every command is
  * idempotent on (guest id, generation). Loop thread. */
+#include <stdio.h>
 #include <string.h>
 
+#include "common/mem.h"
 #include "node/agent_internal.h"
 
 typedef void (*cmd_fn)(agent_t *a, const struct msg *m);
+
+/* An address of s that another guest of this node holds (an orphan the
+ * master forgot, say) is refused, never taken over: one address is never on
+ * two guests. Nacks m naming both and returns true. */
+static bool
+addr_taken(agent_t *a, const struct msg *m, const struct agent_guest *g, const struct guest_spec *s)
+{
+    uint32_t k = 0;
+    const struct agent_guest *o = agent_guest_addr_owner(a, g, s, &k);
+    char addr[NETADDR_STRLEN], text[320];
+
+    if (!o)
+        return false;
+    netaddr_format(&s->addrs[k], false, addr, sizeof(addr));
+    snprintf(text, sizeof(text),
+             "address %s of guest %s (%s) belongs to guest %s (%s) on this node", addr, s->name,
+             s->id, o->rec.spec.name, o->rec.spec.id);
+    agent_send_nack(a, m->id, s->id, MSG_ERR_CONFLICT, text);
+    return true;
+}
+
+int
+agent_pick_ids(agent_t *a, const struct guest_spec *s, struct guest_ids *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->flags & SPEC_FLAG_PRIVILEGED)
+        return 0;
+    /* From the blocks no guest of ours holds (including guests whose create
+     * is still queued). */
+    _cleanup_free_ uint32_t *used = xcalloc(a->n_guests + 1, sizeof(*used));
+    for (size_t i = 0; i < a->n_guests; i++)
+        used[i] = a->guests[i]->rec.ids.uid_base;
+    return store_uid_block_pick(used, a->n_guests, out);
+}
 
 static void
 cmd_apply(agent_t *a, const struct msg *m)
@@ -24,9 +60,16 @@ cmd_apply(agent_t *a, const struct msg *m)
         agent_send_nack(a, m->id, s->id, MSG_ERR_CONFLICT, "guest is being destroyed");
         return;
     }
+    if (addr_taken(a, m, g, s))
+        return;
     if (g && s->generation <= g->rec.applied_generation) {
         /* Already applied (a re-send), or older than what we have: nothing to do. */
         agent_send_ack(a, m->id, g);
+        return;
+    }
+    if (g && !store_ids_match(&g->rec, s)) {
+        agent_send_nack(a, m->id, s->id, MSG_ERR_UNSUPPORTED,
+                        "the privileged flag is fixed when a guest is created: recreate the guest");
         return;
     }
     bool existed = g != NULL;
@@ -34,6 +77,10 @@ cmd_apply(agent_t *a, const struct msg *m)
         struct store_record rec = {.spec = *s, .applied_generation = 0};
         if ((uint32_t)a->n_guests >= a->facts.max_guests) {
             agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "node is at its guest limit");
+            return;
+        }
+        if (agent_pick_ids(a, s, &rec.ids) < 0) {
+            agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "no free block of host uids");
             return;
         }
         g = agent_guest_add(a, &rec);
@@ -77,6 +124,8 @@ cmd_start(agent_t *a, const struct msg *m)
         agent_send_nack(a, m->id, g->rec.spec.id, MSG_ERR_BUSY, "guest is stopping");
         return;
     }
+    /* Asked for: the restart policy counts afresh from here. */
+    g->restarts = 0;
     agent_job_start(a, g, m->id);
 }
 
@@ -148,6 +197,23 @@ cmd_exec(agent_t *a, const struct msg *m)
     agent_job_exec(a, g, m->id, e);
 }
 
+/* The tail of the console: a read, beside the lifecycle lane. A private
+ * guest's console is its own, as its shell is. */
+static void
+cmd_console(agent_t *a, const struct msg *m)
+{
+    const struct msg_guest_console *c = &m->u.console;
+    struct agent_guest *g = cmd_guest(a, m, c->id);
+
+    if (!g)
+        return;
+    if (g->rec.spec.flags & SPEC_FLAG_PRIVATE) {
+        agent_send_nack(a, m->id, c->id, MSG_ERR_PRIVATE, "guest is private: no console");
+        return;
+    }
+    agent_job_console(a, g, m->id, c->max_bytes);
+}
+
 /* The commands a node accepts, by message type; NULL for the rest. */
 static const cmd_fn cmds[MSG_TYPE_COUNT] = {
     [MSG_GUEST_APPLY] = cmd_apply,
@@ -155,6 +221,7 @@ static const cmd_fn cmds[MSG_TYPE_COUNT] = {
     [MSG_GUEST_STOP] = cmd_stop,
     [MSG_GUEST_DESTROY] = cmd_destroy,
     [MSG_GUEST_EXEC] = cmd_exec,
+    [MSG_GUEST_CONSOLE] = cmd_console,
     [MSG_MIGRATE_PREPARE] = agent_migrate_cmd,
     [MSG_MIGRATE_SEND] = agent_migrate_cmd,
     [MSG_MIGRATE_COMMIT] = agent_migrate_cmd,

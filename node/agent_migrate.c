@@ -368,6 +368,13 @@ cmd_commit(agent_t *a, const struct msg *msg)
     rec.baseline.net_rx_packets = mg->counters.net_rx_packets;
     rec.baseline.net_tx_packets = mg->counters.net_tx_packets;
     rec.baseline.failcnt[USAGE_FAIL_TCP] = mg->counters.tcp_refused;
+    /* Its block of host uids here; the commit job gives its files those ids
+     * (the source's block is another one, or none). */
+    if (agent_pick_ids(a, &mg->spec, &rec.ids) < 0) {
+        mig_status_ref(a, msg->id, mg->op, mg->id, "commit", "failed", -ENOSPC,
+                       "no free block of host uids on this node");
+        return;
+    }
     g = agent_guest_add(a, &rec);
     agent_guest_save(a, g);
     log_info("node=%s guest=%s op=%s %s, committing", a->cfg.name, mg->spec.name, mg->op,
@@ -434,6 +441,7 @@ struct mjob {
     bool fake_pids;              /* the agent's cfg.fake_pids */
     struct guest_spec spec;      /* the guest, as the job leaves the queue */
     struct guest_runtime rt;     /* its runtime, in and out */
+    struct guest_ids ids;        /* its block of host uids here */
     int result;                  /* the backend's */
     char errtext[ERRTEXT_MAX];   /* its detail */
     struct guest_usage run;      /* freeze: the current run's counters */
@@ -451,6 +459,7 @@ mjob_start(void *arg)
     if (g) {
         j->spec = g->rec.spec;
         j->rt = g->rec.rt;
+        j->ids = g->rec.ids;
     }
 }
 
@@ -459,7 +468,7 @@ static int
 start_with_network(backend_t *b, struct mjob *j)
 {
     const struct backend_ops *ops = b->ops;
-    int r = ops->start(b, &j->spec, &j->rt);
+    int r = ops->start(b, &j->spec, &j->ids, &j->rt);
 
     if (r < 0)
         return r;
@@ -569,11 +578,13 @@ mjob_run(void *arg)
         j->result = ops->migrate_freeze ? ops->migrate_freeze(b, &j->spec, &j->rt, false) : 0;
         break;
     case MJ_COMMIT:
-        j->result = ops->create(b, &j->spec);
+        j->result = ops->create(b, &j->spec, &j->ids);
         if (j->result >= 0 && j->path[0])
             j->result = run_unpack(b, j);
+        if (j->result >= 0 && ops->migrate_ids)
+            j->result = ops->migrate_ids(b, &j->spec, &j->ids);
         if (j->result >= 0)
-            j->result = ops->set_limits(b, &j->spec, &j->rt);
+            j->result = ops->set_limits(b, &j->spec, &j->ids, &j->rt);
         if (j->result >= 0 && j->flag)
             j->result = start_with_network(b, j);
         break;

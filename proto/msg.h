@@ -40,18 +40,21 @@
 #define PROTO_MAX_EXEC_OUT  (1u << 20) /* bytes of stdout or stderr in an exec result */
 #define PROTO_MAX_LABELS    32         /* node labels in hello */
 #define PROTO_MAX_TEMPLATES 64         /* templates a node reports in hello */
+#define PROTO_MAX_CONSOLE   (1u << 20) /* bytes of console in a guest.console.result */
 #define PROTO_MAX_OBJECTS   (1u << 20) /* msgpack objects (keys included) in one frame */
 
 enum msg_type {
     MSG_INVALID = 0,
     /* node -> master */
-    MSG_HELLO,       /* "hello" */
-    MSG_HEARTBEAT,   /* "heartbeat" */
-    MSG_ACK,         /* "ack" */
-    MSG_NACK,        /* "nack" */
-    MSG_USAGE,       /* "usage" */
-    MSG_EVENT,       /* "event" */
-    MSG_EXEC_RESULT, /* "guest.exec.result" */
+    MSG_HELLO,          /* "hello" */
+    MSG_HEARTBEAT,      /* "heartbeat" */
+    MSG_ACK,            /* "ack" */
+    MSG_NACK,           /* "nack" */
+    MSG_USAGE,          /* "usage" */
+    MSG_EVENT,          /* "event" */
+    MSG_EXEC_RESULT,    /* "guest.exec.result" */
+    MSG_INVENTORY,      /* "inventory": the answer to inventory.get */
+    MSG_CONSOLE_RESULT, /* "guest.console.result": the answer to guest.console */
     /* master -> node */
     MSG_WELCOME,       /* "welcome": the master's answer to hello */
     MSG_GUEST_APPLY,   /* "guest.apply" */
@@ -59,6 +62,8 @@ enum msg_type {
     MSG_GUEST_STOP,    /* "guest.stop" */
     MSG_GUEST_DESTROY, /* "guest.destroy" */
     MSG_GUEST_EXEC,    /* "guest.exec" */
+    MSG_INVENTORY_GET, /* "inventory.get": the master's view differs, send what you have */
+    MSG_GUEST_CONSOLE, /* "guest.console": the tail of a guest's console */
     /* moving a guest between nodes (docs/protocol.md, "Moving a guest") */
     MSG_MIGRATE_PREPARE, /* "guest.migrate.prepare": to the target */
     MSG_MIGRATE_SEND,    /* "guest.migrate.send": to the source */
@@ -94,12 +99,18 @@ struct msg_inventory_item {
     char name[NAME_MAX_LEN + 1]; /* guest name */
     uint64_t generation;         /* generation the node has applied */
     bool running;                /* its init runs */
+    char desired[8];             /* "running", "stopped" (the node's record), "" = not said */
 };
 
 /* A root filesystem template the node has. */
 struct msg_template {
     char name[NAME_MAX_LEN + 1]; /* the template's name, a name */
 };
+/* One guest's part of the inventory digest a heartbeat carries: both ends
+ * add these up (mod 2^64) over the guests they believe the node has, so a
+ * difference in any guest's presence, applied generation or run state shows
+ * in the next heartbeat. An FNV-1a hash of the three. */
+uint64_t msg_digest_item(const char *id, uint64_t generation, bool running);
 
 struct msg_hello {
     char node[NAME_MAX_LEN + 1];                /* the node's name (also its ZeroMQ identity) */
@@ -123,11 +134,13 @@ struct msg_heartbeat {
     uint64_t seq;       /* increases by one per heartbeat since the agent started */
     uint32_t n_guests;  /* guests on the node */
     uint32_t n_running; /* of which running */
+    uint64_t digest;    /* sum of msg_digest_item over the guests, 0 = not sent */
 };
 
 struct msg_welcome {
     uint32_t heartbeat_ms; /* how often the master wants heartbeats */
     uint32_t usage_ms;     /* how often the master wants usage batches */
+    uint64_t ref;          /* id of the hello it answers (the node's outbox drops it), 0 = any */
 };
 
 struct msg_ack {
@@ -155,6 +168,22 @@ struct msg_event {
     uint64_t time_ms;                   /* wall clock, ms since the epoch */
     int32_t exit_code;                  /* for "exited": status, -1 when killed by a signal */
     char message[PROTO_MAX_STRING + 1]; /* human-readable detail */
+    int32_t signal;                     /* for "exited": the killing signal, 0 = none or unknown */
+    char desired[8];                    /* the node's desired state after it, "" = unchanged */
+};
+
+/* inventory: what the node has now, in answer to inventory.get. */
+struct msg_inventory {
+    uint64_t ref;                         /* id of the inventory.get it answers */
+    uint32_t n_inventory;                 /* entries in inventory */
+    struct msg_inventory_item *inventory; /* every guest on the node (owned) */
+    struct guest_spec spec;               /* the guest inventory.get named; id "" = none */
+};
+
+/* inventory.get: the master asks for the node's inventory, and for one
+ * guest's spec when it names one (an orphan it wants to know). */
+struct msg_inventory_get {
+    char id[SPEC_ID_LEN + 1]; /* guest whose spec to include, "" = none */
 };
 
 /* guest.start, guest.stop and guest.destroy name the guest and the
@@ -245,6 +274,20 @@ struct msg_migrate_status {
     char note[PROTO_MAX_STRING + 1];         /* send: how it was moved (the CRIU preflight) */
 };
 
+/* guest.console: the last max_bytes of a guest's console ring. */
+struct msg_guest_console {
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    uint32_t max_bytes;       /* at most PROTO_MAX_CONSOLE, 0 = 64 KiB */
+};
+
+struct msg_console_result {
+    uint64_t ref;             /* id of the guest.console request */
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    uint64_t total;           /* bytes ever written to the console; total - len were dropped */
+    uint32_t len;             /* bytes in data */
+    char *data;               /* the tail, oldest first (owned, not NUL-terminated) */
+};
+
 /* A decoded (or to-be-encoded) message. Free with msg_clear. */
 struct msg {
     enum msg_type type; /* which member of the union is set */
@@ -258,9 +301,13 @@ struct msg {
         struct msg_usage usage;
         struct msg_event event;
         struct msg_exec_result exec_result;
+        struct msg_console_result console_result;
+        struct msg_inventory inventory;
+        struct msg_inventory_get inventory_get;
         struct guest_spec apply;                  /* MSG_GUEST_APPLY */
         struct msg_guest_ref guest;               /* MSG_GUEST_START, _STOP, _DESTROY */
         struct msg_guest_exec exec;               /* MSG_GUEST_EXEC */
+        struct msg_guest_console console;         /* MSG_GUEST_CONSOLE */
         struct msg_migrate migrate;               /* MSG_MIGRATE_PREPARE .. _ABORT */
         struct msg_migrate_status migrate_status; /* MSG_MIGRATE_STATUS */
     } u;

@@ -15,6 +15,10 @@ import time
 
 BIG = b'{"name":"x","pad":"' + b"x" * (4 << 20) + b'"}'  # over the 4 MiB body cap
 
+# How to reach the master: the TLS context that trusts its certificate and
+# the admin token (contract_test.py sets them once the master runs).
+TLS = {"ctx": None, "token": None}
+
 
 def wait_for(what, fn, secs=20.0, step=0.1):
     """Polls fn until it returns something true; raises after secs."""
@@ -32,9 +36,9 @@ def wait_for(what, fn, secs=20.0, step=0.1):
 
 def quiet_get(port, path):
     """A GET outside the contract's bookkeeping (polling): (status, JSON)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=TLS["ctx"])
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"Authorization": "Bearer %s" % TLS["token"]})
         r = conn.getresponse()
         return r.status, json.loads(r.read() or b"null")
     finally:
@@ -51,16 +55,19 @@ def run(c, cl):
     batch(c)
     lists(c, n1)
     get_one(c)
+    access(c)
     lifecycle(c, g)
     patch(c, g)
     execs(c)
     usage_traffic(c)
+    console(c)
     ips(c)
     operations(c, cl, n1, n2)
     held_operations(c, cl, n1, n2)
     delete(c)
     full_store(c, cl, n1)
     node_silent(c, cl, n1)
+    orphans(c, cl, n1)
     shutdown(c, cl, n1)
 
 
@@ -125,6 +132,14 @@ def health_and_routes(c):
         ("PUT", "/v1/operations/x1"),
         ("GET", "/v1/archives"),
         ("PATCH", "/v1/archives/x1"),
+        ("PATCH", "/v1/tokens"),
+        ("GET", "/v1/tokens/x1"),
+        ("DELETE", "/v1/projects"),
+        ("POST", "/v1/projects/x1"),
+        ("POST", "/v1/nodes/x1/orphans"),
+        ("POST", "/v1/guests/x1/console"),
+        ("GET", "/v1/nodes/x1/orphans/x2/adopt"),
+        ("POST", "/v1/nodes/x1/orphans/x2"),
     ]:
         c.call(method, path, expect=405)
 
@@ -262,7 +277,7 @@ def create(c, g, n1, n2):
                                       "labels": {"tier": "web"}, "node": n1},
                query=[("wait", "running"), ("timeout", "20")], expect=201)
     c.check(r.get("state") == "running", "wait=running answers a running guest: %r" % r.get("state"))
-    for name in ("web2", "victim", "fdel", "held1", "held2"):
+    for name in ("web2", "victim", "fdel", "fdel2", "held1", "held2"):
         c.call("POST", "/v1/guests", {"name": name, "template": "busybox", "node": n1,
                                       "ips": ["auto"]}, expect=201)
     r = c.call("POST", "/v1/guests", {"name": "bigproc", "template": "busybox",
@@ -274,7 +289,7 @@ def create(c, g, n1, n2):
                                   "node": n1}, expect=201)
     c.call("POST", "/v1/guests", {"name": "many", "template": "busybox", "node": n2,
                                   "ips": ["auto"] * 16}, expect=201)
-    for name in ("web1", "web2", "victim", "fdel", "held1", "held2", "locked", "priv"):
+    for name in ("web1", "web2", "victim", "fdel", "fdel2", "held1", "held2", "locked", "priv"):
         g.wait(name, "running")
     # Locked once it runs (a node does not start a locked guest).
     r = c.call("PATCH", "/v1/guests/locked", {"flags": ["lock"]}, expect=200)
@@ -488,6 +503,10 @@ def patch(c, g):
                ctype="application/merge-patch+json")
     c.check(r.get("labels") == {"tier": "db"} and r.get("limits", "memory") == 0, "null removes and resets")
     c.call("PATCH", p, {"name": "web2", "template": "busybox"}, expect=200, why="unchanged fixed members")
+    r = c.call("PATCH", p, {"restart": "on-failure", "restart_max": 3, "restart_backoff": 10},
+               expect=200)
+    c.check(r.get("restart") == "on-failure" and r.get("restart_max") == 3
+            and r.get("restart_backoff") == 10, "a restart policy: %s" % r.text[:200])
     bad_bodies(c, "PATCH", p, [
         ("no body", None),
         ("empty object", {}),
@@ -553,6 +572,19 @@ def execs(c):
 
 
 # ---- usage and traffic ----
+
+
+def console(c):
+    r = c.call("GET", "/v1/guests/web1/console", expect=200)
+    c.check(r.get("total") is not None and r.get("dropped") == r.get("total") - len(r.get("data") or ""),
+            "console: total, dropped and data agree: %s" % r.text[:200])
+    r = c.call("GET", "/v1/guests/web1/console", query=[("bytes", "3")], expect=200)
+    c.check(len(r.get("data") or "") <= 3, "console: at most the bytes asked for")
+    for bad in ("0", "x", "1048577", "-1"):
+        c.call("GET", "/v1/guests/web1/console", query=[("bytes", bad)], expect=400,
+               why="bytes " + bad)
+    c.call("GET", "/v1/guests/nope/console", expect=404)
+    c.call("GET", "/v1/guests/priv/console", expect=409, why="a private guest's console is its own")
 
 
 def usage_traffic(c):
@@ -846,6 +878,150 @@ def held_operations(c, cl, n1, n2):
     c.call("POST", "/v1/nodes/%s/uncordon" % src, expect=200)
 
 
+# ---- tokens, projects, roles, quotas, and what every operation refuses ----
+
+# What the full-store phase tries to change (made in access()).
+FULL_STORE = {"token": None, "project": "full-proj"}
+
+BAD_TOKEN = "tk0000000000." + "0" * 64
+
+
+def make_token(c, body, **kw):
+    r = c.call("POST", "/v1/tokens", body, expect=201, **kw)
+    return r.get("token")
+
+
+def sweep(c):
+    """Every operation refuses a request without a token or with an unknown
+    one (401; health needs none), one from another origin (403), and a body
+    that is not JSON (415) -- before it does anything."""
+    for (method, tmpl), op in sorted(c.spec.ops.items()):
+        path = tmpl.replace("{name}", "sweep").replace("{addr}", "10.0.0.1")
+        if op["operationId"] != "health":
+            c.call(method, path, auth=False, expect=401, why="no token")
+            c.call(method, path, auth=BAD_TOKEN, expect=401, why="an unknown token")
+        c.call(method, path, headers={"Origin": "https://evil.example"}, expect=403,
+               why="another origin")
+        if "requestBody" in op:
+            c.call(method, path, raw="{}", ctype="text/plain", expect=415, why="text/plain")
+
+
+def tokens(c):
+    c.call("GET", "/v1/tokens", expect=200)
+    c.call("POST", "/v1/tokens", {"role": "boss"}, expect=400, why="no such role")
+    c.call("POST", "/v1/tokens", {"role": "tenant"}, expect=400, why="a tenant without project")
+    c.call("POST", "/v1/tokens", {"role": "admin", "project": "default"}, expect=400,
+           why="an admin with a project")
+    c.call("POST", "/v1/tokens", {"role": "operator", "ttl": "soon"}, expect=400, why="bad ttl")
+    c.call("POST", "/v1/tokens", {"role": "tenant", "project": "nope"}, expect=404,
+           why="no such project")
+    c.call("POST", "/v1/tokens", raw=BIG, expect=413)
+    k = {"Idempotency-Key": "tok-1"}
+    a = c.call("POST", "/v1/tokens", {"role": "operator"}, headers=k, expect=201)
+    b = c.call("POST", "/v1/tokens", {"role": "operator"}, headers=k, expect=201, why="replay")
+    c.check(a.get("token") == b.get("token"), "a replayed token create gives the same token")
+    c.call("POST", "/v1/tokens", {"role": "admin"}, headers=k, expect=409, why="key reused")
+    op = a.get("token")
+    exp = make_token(c, {"role": "admin", "ttl": 1, "description": "short"})
+    c.call("GET", "/v1/guests", auth=exp, expect=200, why="before it expires")
+    time.sleep(1.3)
+    c.call("GET", "/v1/guests", auth=exp, expect=401, why="an expired token")
+    c.call("GET", "/v1/tokens", auth=op, expect=403, why="an operator")
+    c.call("POST", "/v1/tokens", {"role": "admin"}, auth=op, expect=403, why="an operator")
+    c.call("DELETE", "/v1/tokens/" + a.get("id"), auth=op, expect=403, why="an operator")
+    c.call("POST", "/v1/projects", {"name": "opp"}, auth=op, expect=403, why="an operator")
+    c.call("PATCH", "/v1/projects/default", {"quota": {"guests": 1}}, auth=op, expect=403,
+           why="an operator")
+    c.call("DELETE", "/v1/projects/default", auth=op, expect=403, why="an operator")
+    c.call("GET", "/v1/nodes", auth=op, expect=200, why="an operator")
+    c.call("DELETE", "/v1/tokens/" + a.get("id"), expect=204)
+    c.call("GET", "/v1/nodes", auth=op, expect=401, why="a deleted token")
+    c.call("DELETE", "/v1/tokens/" + a.get("id"), expect=404, why="deleted")
+    c.call("DELETE", "/v1/tokens/a%00b", expect=400, why="control character")
+    FULL_STORE["token"] = c.call("POST", "/v1/tokens", {"role": "operator"}, expect=201).get("id")
+
+
+def projects(c):
+    c.call("GET", "/v1/projects", expect=200)
+    c.call("POST", "/v1/projects", {"name": "Bad_"}, expect=400, why="not a name")
+    c.call("POST", "/v1/projects", {"name": "p1", "quota": {"memory": "lots"}}, expect=400,
+           why="not a size")
+    c.call("POST", "/v1/projects", {"name": "p1", "quota": {"guests": -1}}, expect=400,
+           why="a negative count")
+    c.call("POST", "/v1/projects", raw=BIG, expect=413)
+    c.call("POST", "/v1/projects", {"name": "p1", "quota": {"guests": 2, "memory": "256M",
+                                                             "addresses": 1, "cpus": 4}},
+           expect=201)
+    c.call("POST", "/v1/projects", {"name": "p1"}, expect=409, why="name taken")
+    c.call("POST", "/v1/projects", {"name": "p2"}, expect=201)
+    c.call("POST", "/v1/projects", {"name": FULL_STORE["project"]}, expect=201)
+    c.call("GET", "/v1/projects/p1", expect=200)
+    c.call("GET", "/v1/projects/nope", expect=404)
+    c.call("GET", "/v1/projects/a%00b", expect=400, why="control character")
+    c.call("PATCH", "/v1/projects/p2", {"quota": {"disk": "10G", "cpus": None}}, expect=200)
+    c.call("PATCH", "/v1/projects/p2", {"quota": {"cpus": "many"}}, expect=400, why="not cores")
+    c.call("PATCH", "/v1/projects/p2", raw=BIG, expect=413)
+    c.call("PATCH", "/v1/projects/nope", {"quota": {"guests": 1}}, expect=404)
+    c.call("POST", "/v1/projects", {"name": "p3"}, expect=201)
+    c.call("DELETE", "/v1/projects/p3", expect=204)
+    c.call("GET", "/v1/projects/p3", expect=404, why="deleted")
+    c.call("DELETE", "/v1/projects/default", expect=409, why="default")
+    c.call("DELETE", "/v1/projects/nope", expect=404)
+    c.call("DELETE", "/v1/projects/a%00b", expect=400, why="control character")
+
+
+def tenants(c):
+    t1 = make_token(c, {"role": "tenant", "project": "p1"})
+    t2 = make_token(c, {"role": "tenant", "project": "p2"})
+    # p2's guest, and another project's objects as tenant 1 sees them: 404.
+    c.call("POST", "/v1/guests", {"name": "t2g", "template": "busybox"}, auth=t2, expect=201)
+    c.call("GET", "/v1/guests/t2g", auth=t1, expect=404, why="another project's guest")
+    c.call("PATCH", "/v1/guests/t2g", {"labels": {"a": "b"}}, auth=t1, expect=404,
+           why="another project's guest")
+    c.call("POST", "/v1/guests/t2g/exec", {"argv": ["true"]}, auth=t1, expect=404,
+           why="another project's guest")
+    c.call("DELETE", "/v1/guests/t2g", auth=t1, expect=404, why="another project's guest")
+    c.call("GET", "/v1/projects/p2", auth=t1, expect=404, why="another project")
+    r = c.call("GET", "/v1/guests", auth=t1, expect=200)
+    c.check(not r.get("guests"), "tenant 1 lists no guest of another project")
+    r = c.call("GET", "/v1/projects", auth=t1, expect=200)
+    c.check([p["name"] for p in r.get("projects") or []] == ["p1"], "tenant 1 sees p1 only")
+    # What a tenant may not do.
+    c.call("GET", "/v1/nodes", auth=t1, expect=403, why="a tenant")
+    c.call("GET", "/v1/pools", auth=t1, expect=403, why="a tenant")
+    c.call("POST", "/v1/guests", {"name": "t1x", "template": "busybox", "caps_add": ["sys_admin"]},
+           auth=t1, expect=403, why="a tenant adding capabilities")
+    c.call("POST", "/v1/guests", {"name": "t1x", "template": "busybox", "flags": ["private"]},
+           auth=t1, expect=403, why="a tenant setting private")
+    # Quotas of p1: 2 guests, 256M, 1 address. (A PATCH with a foreign
+    # origin or no token changes nothing: the sweep covered every route.)
+    c.call("POST", "/v1/guests", {"name": "q1", "template": "busybox",
+                                  "limits": {"memory": "128M"}, "ips": ["auto"]},
+           auth=t1, expect=201)
+    c.call("POST", "/v1/guests/q1/ips", {"ip": "auto"}, auth=t1, expect=409, why="addresses quota")
+    c.call("POST", "/v1/guests", {"name": "q2", "template": "busybox",
+                                  "limits": {"memory": "128M"}}, auth=t1, expect=201)
+    r = c.call("POST", "/v1/guests", {"name": "q3", "template": "busybox"}, auth=t1, expect=409,
+               why="guests quota")
+    c.check(r.get("error", "field") == "quota.guests", "the guests quota is named")
+    r = c.call("PATCH", "/v1/guests/q2", {"limits": {"memory": "256M"}}, auth=t1, expect=409,
+               why="memory quota")
+    c.check(r.get("error", "field") == "quota.memory", "the memory quota is named")
+    r = c.call("GET", "/v1/projects/p1", auth=t1, expect=200)
+    c.check(r.get("usage", "guests") == 2, "p1 holds 2 guests")
+    c.call("DELETE", "/v1/projects/p1", expect=409, why="guests and tokens in it")
+    for name in ("q1", "q2"):
+        c.call("DELETE", "/v1/guests/" + name, auth=t1, expect=204)
+    c.call("DELETE", "/v1/guests/t2g", auth=t2, expect=204)
+
+
+def access(c):
+    sweep(c)
+    tokens(c)
+    projects(c)
+    tenants(c)
+
+
 # ---- delete ----
 
 
@@ -894,6 +1070,11 @@ def full_store(c, cl, n1):
         c.call("POST", "/v1/archives", {"size": 1 << 20, "sha256": "0" * 64}, expect=507)
         c.call("POST", "/v1/archives/" + KEPT["upload"], {"offset": 0, "data": "AAAA"},
                headers={"Idempotency-Key": "full-chunk"}, expect=507, why="its key cannot be stored")
+        c.call("POST", "/v1/tokens", {"role": "operator"}, expect=507)
+        c.call("DELETE", "/v1/tokens/" + FULL_STORE["token"], expect=507)
+        c.call("POST", "/v1/projects", {"name": "full-p"}, expect=507)
+        c.call("PATCH", "/v1/projects/" + FULL_STORE["project"], {"quota": {"guests": 7}}, expect=507)
+        c.call("DELETE", "/v1/projects/" + FULL_STORE["project"], expect=507)
         # Health writes for real once a commit failed.
         c.call("GET", "/healthz", expect=507)
     finally:
@@ -932,6 +1113,9 @@ def background(c, *args, **kw):
     return t, out
 
 
+fdel_ids = []
+
+
 def node_silent(c, cl, n1):
     cl.agent.send_signal(signal.SIGSTOP)
     try:
@@ -956,6 +1140,8 @@ def node_silent(c, cl, n1):
         # An exec the node never answers: 504 after its timeout plus 10 s.
         ex, xout = background(c, "POST", "/v1/guests/full/exec", {"argv": ["ls"], "timeout": 1},
                               expect=504, timeout=60, why="the node does not answer")
+        co, cout = background(c, "GET", "/v1/guests/full/console", expect=504, timeout=60,
+                              why="the node does not answer")
         wait_for("%s down" % n1, lambda: quiet_get(cl.port, "/v1/nodes/" + n1)[1]["state"] == "down",
                  secs=30)
         wait_for("every node down", lambda: all(
@@ -969,17 +1155,53 @@ def node_silent(c, cl, n1):
         c.call("POST", "/v1/guests/held1/export", expect=503, why="node not connected")
         c.call("POST", "/v1/guests:import", {"archive": KEPT["archive"], "name": "late-i"},
                expect=503, why="no node is ready")
+        c.call("GET", "/v1/guests/held1/console", expect=503, why="node not connected")
         c.call("POST", "/v1/guests/held1/stop", expect=409, why="unknown: its node is down")
         c.call("DELETE", "/v1/guests/fdel", expect=503, why="node not connected")
         c.call("DELETE", "/v1/guests/fdel", query=[("force", "true")], expect=204, why="force")
+        c.call("DELETE", "/v1/guests/fdel2", query=[("force", "true")], expect=204, why="force")
+        fdel_ids.extend(o["id"] for o in quiet_get(cl.port, "/v1/nodes/%s/orphans" % n1)[1]["orphans"]
+                        if o["name"] in ("fdel", "fdel2"))
         ex.join(60)
         c.check("r" in xout, "the held exec was answered")
+        co.join(60)
+        c.check("r" in cout, "the held console read was answered")
     finally:
         cl.agent.send_signal(signal.SIGCONT)
     deleting.join(90)
     c.check("r" in dout, "the held delete was answered")
     wait_for("nodes ready again", lambda: sum(
         n["state"] == "ready" for n in quiet_get(cl.port, "/v1/nodes")[1]["nodes"]) == 2, secs=30)
+
+
+# ---- orphans: guests force-deleted while their node was away ----
+
+
+def orphans(c, cl, n1):
+    base = "/v1/nodes/%s/orphans" % n1
+    wait_for("fdel and fdel2 seen again as orphans", lambda: sum(
+        o["seen"] and o["name"] in ("fdel", "fdel2")
+        for o in quiet_get(cl.port, base)[1]["orphans"]) == 2, secs=30)
+    r = c.call("GET", base, expect=200)
+    c.check(len(fdel_ids) == 2, "both force-deleted guests were orphans at once: %r" % fdel_ids)
+    c.call("GET", "/v1/nodes/nope/orphans", expect=404)
+    unknown = "00000000-0000-4000-8000-000000000000"
+    c.call("POST", "%s/%s/adopt" % (base, unknown), expect=404, why="no such orphan")
+    c.call("DELETE", "%s/%s" % (base, unknown), expect=404, why="no such orphan")
+    by_name = {o["name"]: o["id"] for o in r.get("orphans") or []}
+    c.call("GET", "/v1/nodes/n%00/orphans", expect=400, why="a control character")
+    c.call("POST", "%s/%s%%00/adopt" % (base, unknown), expect=400, why="a control character")
+    c.call("DELETE", "%s/%s%%00" % (base, unknown), expect=400, why="a control character")
+    # Its name is taken meanwhile: 409, and it stays an orphan.
+    c.call("POST", "/v1/guests", {"name": "fdel", "template": "busybox", "node": n1}, expect=201)
+    c.call("POST", "%s/%s/adopt" % (base, by_name["fdel"]), expect=409, why="its name is taken")
+    c.call("DELETE", "/v1/guests/fdel", expect=204)
+    r = c.call("POST", "%s/%s/adopt" % (base, by_name["fdel"]), expect=201)
+    c.check(r.get("name") == "fdel" and r.get("node") == n1, "adopted fdel: %s" % r.text[:300])
+    c.call("POST", "%s/%s/adopt" % (base, by_name["fdel"]), expect=404, why="adopted already")
+    c.call("DELETE", "%s/%s" % (base, by_name["fdel2"]), expect=204)
+    wait_for("fdel2 gone", lambda: all(
+        o["name"] != "fdel2" for o in quiet_get(cl.port, base)[1]["orphans"]), secs=30)
 
 
 # ---- the master stops with requests held: 503 ----
