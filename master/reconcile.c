@@ -158,7 +158,8 @@ reconcile_orphans(master_t *m, const char *node, const struct msg_inventory_item
     struct orphan_walk w = {.reported = reported};
 
     for (uint32_t i = 0; i < n; i++) {
-        if (hmap_str_get(managed, items[i].id))
+        /* A moving guest is on both nodes until the move ends: not an orphan. */
+        if (hmap_str_get(managed, items[i].id) || guests_moving(m, items[i].id))
             continue;
         int r = guests_orphan_seen(m, node, &items[i]);
         if (r == 1)

@@ -6,6 +6,8 @@
 # there. Afterwards the file matches, the counters went on from where they
 # were (the trafstat view too), a guest on host 3 pings both addresses, and
 # nothing of mv is left on host 1 (store record, disk, mounts, veth, routes).
+# Host 2 has a guest already, so mv gets another block of host uids there
+# than on host 1: its files are shifted into it, and its root owns them.
 # Then a near-live move back (--live) with a measured downtime, an address
 # that cannot follow (a per-host pool) refused, and --renumber. All traffic
 # stays in the namespaces local-cluster made.
@@ -37,6 +39,13 @@ rx0=$(rx)
 traffic0=$(vf --json guest traffic mv | pyj 'd["rx_bytes"]')
 ok "mv on $n1 with 10.87.0.10 and fd00:87::10, file $sum, $rx0 bytes in"
 
+# A guest on host 2 first, so mv's block of host uids there is not the one
+# it has on host 1: its files must be shifted into the new block.
+vf guest create filler --template busybox --memory 32M --disk 32M --cpu 0.1 --node "$n2" \
+    --wait --timeout 120 >/dev/null || fail "create filler"
+base1=$(jq -r '.ids.uid_base' "$CL/$n1/guests/$id.json")
+[ "$base1" -gt 0 ] || fail "mv has no uid block on $n1"
+
 vf guest move mv --to "$n2" >"$T/move.out" 2>&1 || fail "move: $(cat "$T/move.out")"
 grep -q "move mv: done" "$T/move.out" || fail "move said: $(cat "$T/move.out")"
 [ "$(guest_field mv node)" = "$n2" ] || fail "mv is on $(guest_field mv node)"
@@ -50,6 +59,17 @@ ok "mv moved to $n2: $(tail -1 "$T/move.out")"
 got=$(vf guest exec mv -- sha256sum /root/data | awk '{print $1}')
 [ "$got" = "$sum" ] || fail "the file changed: $got, want $sum"
 ok "the file matches after the move"
+
+# Its own files, as its root and on the host in its block here.
+base2=$(jq -r '.ids.uid_base' "$CL/$n2/guests/$id.json")
+[ "$base2" -gt 0 ] && [ "$base2" != "$base1" ] || fail "uid block on $n2: $base2 (on $n1: $base1)"
+owner=$(vf guest exec mv -- stat -c %u:%g /root/data)
+[ "$owner" = "0:0" ] || fail "the moved file is owned by $owner inside the guest"
+vf guest exec mv -- sh -c 'touch /root/new && rm /root/new' || fail "guest root cannot write /root"
+upper=$(find "$CL/$n2/data/$id" -path '*/upper/root/data' 2>/dev/null | head -1)
+[ -n "$upper" ] || fail "no upper/root/data under $CL/$n2/data/$id"
+[ "$(stat -c %u "$upper")" = "$base2" ] || fail "on $n2 the file's owner is $(stat -c %u "$upper"), not $base2"
+ok "files shifted from host uids $base1.. to $n2's block $base2..; root inside owns them"
 
 vf guest exec peer -- ping -c 3 -W 2 10.87.0.10 >/dev/null || fail "peer cannot ping 10.87.0.10 after"
 vf guest exec peer -- ping6 -c 3 -W 2 fd00:87::10 >/dev/null || fail "peer cannot ping fd00:87::10 after"
@@ -80,6 +100,8 @@ echo "$note" | grep -qi "criu" || fail "no CRIU preflight said: $note"
 got=$(vf guest exec mv -- sha256sum /root/data | awk '{print $1}')
 [ "$got" = "$sum" ] || fail "the file changed in the live move"
 [ "$(guest_field mv node)" = "$n1" ] || fail "mv not back on $n1"
+owner=$(vf guest exec mv -- stat -c %u:%g /root/more)
+[ "$owner" = "0:0" ] || fail "after the live move /root/more is owned by $owner inside the guest"
 vf guest exec peer -- ping -c 2 -W 2 10.87.0.10 >/dev/null || fail "peer cannot ping after the live move"
 ok "near-live move back to $n1: downtime $down ms; $note"
 
@@ -102,3 +124,4 @@ ok "a per-host address is refused with its reason; --renumber replaces it ($ips)
 
 vf guest rm mv >/dev/null
 vf guest rm peer >/dev/null
+vf guest rm filler >/dev/null

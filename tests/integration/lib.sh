@@ -219,6 +219,15 @@ api_curl() {
     curl --unix-socket "${VFLEET_MASTER#unix:}" "${@:1:$#-1}" "http://localhost$path"
 }
 
+# pyj EXPR: evaluates a Python expression over the JSON on stdin (bound to d)
+# (the move, drain, export and import scenarios; the others use jq).
+pyj() {
+    python3 -c 'import json,sys,collections
+d=json.load(sys.stdin)
+v=eval(sys.argv[1])
+print(json.dumps(v) if isinstance(v,(dict,list)) else (str(v).lower() if isinstance(v,bool) else v))' "$1"
+}
+
 # wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.2 s until it succeeds.
 wait_for() {
     local secs=$1 what=$2
