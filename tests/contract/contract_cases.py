@@ -989,6 +989,12 @@ def tenants(c):
     # What a tenant may not do.
     c.call("GET", "/v1/nodes", auth=t1, expect=403, why="a tenant")
     c.call("GET", "/v1/pools", auth=t1, expect=403, why="a tenant")
+    # Moves, drains, exports, imports and archives are for operators.
+    c.call("POST", "/v1/guests/t2g/move", auth=t2, expect=403, why="a tenant moving its guest")
+    c.call("POST", "/v1/guests/t2g/export", auth=t2, expect=403, why="a tenant exporting")
+    c.call("GET", "/v1/operations", auth=t1, expect=403, why="a tenant")
+    c.call("POST", "/v1/archives", {"size": 1, "sha256": "0" * 64}, auth=t1, expect=403,
+           why="a tenant")
     c.call("POST", "/v1/guests", {"name": "t1x", "template": "busybox", "caps_add": ["sys_admin"]},
            auth=t1, expect=403, why="a tenant adding capabilities")
     c.call("POST", "/v1/guests", {"name": "t1x", "template": "busybox", "flags": ["private"]},
