@@ -19,6 +19,8 @@
 static _Thread_local uint32_t shift_from; /* the old block's first id */
 static _Thread_local uint32_t shift_to;   /* the new block's first id */
 static _Thread_local uint32_t shift_n;    /* ids in a block */
+static _Thread_local uint32_t min_uid;    /* idshift_base_of: the lowest owner seen */
+static _Thread_local bool min_seen;       /* idshift_base_of: an entry was seen */
 
 static uint32_t
 shifted(uint32_t id)
@@ -98,4 +100,33 @@ idshift_tree(const char *dir, uint32_t to, uint32_t count)
     if (r < 0)
         return -errno;
     return r > 0 ? -r : 1;
+}
+
+static int
+min_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)path;
+    /* Overlay whiteouts (0:0 character devices) are made by the kernel with
+     * the mounter's ids, not the guest's: they say nothing of its block. */
+    if (ftw->level == 0 || type == FTW_NS || (S_ISCHR(st->st_mode) && st->st_rdev == 0))
+        return 0;
+    if (!min_seen || st->st_uid < min_uid)
+        min_uid = st->st_uid;
+    min_seen = true;
+    return 0;
+}
+
+int
+idshift_base_of(const char *dir, uint32_t count, uint32_t *base)
+{
+    if (count == 0)
+        return -EINVAL;
+    min_seen = false;
+    min_uid = 0;
+    if (nftw(dir, min_one, 64, FTW_PHYS | FTW_MOUNT) < 0)
+        return -errno;
+    if (!min_seen)
+        return -ENOENT;
+    *base = min_uid - min_uid % count;
+    return 0;
 }

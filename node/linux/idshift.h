@@ -25,3 +25,9 @@
  * 1 when something was shifted, 0 when the tree is already in that block,
  * or -errno (-EINVAL for a bad block). */
 int idshift_tree(const char *dir, uint32_t to, uint32_t count);
+
+/* The block the files under dir (not dir itself) come with: the lowest
+ * owner among them (overlay whiteouts left out), rounded down to a block boundary (a guest's tree
+ * has files of its root). For a tree unpacked into a directory made here, whose own owner says
+ * nothing of where the files came from. 0, -ENOENT for an empty tree, or -errno. */
+int idshift_base_of(const char *dir, uint32_t count, uint32_t *base);

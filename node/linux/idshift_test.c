@@ -175,6 +175,29 @@ test_shift(void **state)
 }
 
 static void
+test_base_of(void **state)
+{
+    (void)state;
+    uint32_t base = 1;
+
+    /* After test_shift: every entry is in OLD's block but "foreign". */
+    assert_int_equal(idshift_base_of(dir, BLOCK, &base), 0);
+    assert_int_equal(base, OLD);
+    assert_int_equal(chown(dir, 0, 0), 0); /* the root itself does not count */
+    assert_int_equal(idshift_base_of(dir, BLOCK, &base), 0);
+    assert_int_equal(base, OLD);
+    /* A whiteout (0/0 character device, host root's) does not count. */
+    char w[256];
+    p(w, sizeof(w), "gone");
+    assert_int_equal(mknod(w, S_IFCHR | 0000, 0), 0);
+    assert_int_equal(idshift_base_of(dir, BLOCK, &base), 0);
+    assert_int_equal(base, OLD);
+    make("low", 0644, 33, 33);
+    assert_int_equal(idshift_base_of(dir, BLOCK, &base), 0);
+    assert_int_equal(base, 0);
+}
+
+static void
 test_bad(void **state)
 {
     (void)state;
@@ -188,6 +211,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shift),
+        cmocka_unit_test(test_base_of),
         cmocka_unit_test(test_bad),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

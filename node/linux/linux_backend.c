@@ -713,6 +713,13 @@ lx_migrate_unpack(backend_t *b, const struct guest_spec *s, int in_fd)
     _cleanup_free_ char *upper = xasprintf("%s/upper", p.disk);
     if (r >= 0 && (r = archive_unpack(in_fd, upper, err, sizeof(err))) < 0)
         return errtext_fail(r, "%s", err);
+    /* The root names the block the files came with (lx_migrate_ids shifts
+     * from it): the source's, read from the files themselves. */
+    struct stat st;
+    uint32_t base;
+    if (r >= 0 && idshift_base_of(upper, IDMAP_BLOCK, &base) == 0 && stat(upper, &st) == 0 &&
+        st.st_uid != base && (chown(upper, base, base) < 0 || chmod(upper, st.st_mode & 07777) < 0))
+        return errtext_fail(-errno, "cannot mark the unpacked files' uid block");
     return r;
 }
 

@@ -4,7 +4,9 @@
 # hard link, and a template file it deleted; `vfleet guest export ex -o FILE`
 # writes one archive; `vfleet guest import FILE --name ex2 --to host2`
 # restores it as a new guest that runs on host 2 with the same files and
-# metadata and the same limits, the deleted file still deleted.
+# metadata and the same limits, the deleted file still deleted. Host 2 has a
+# guest already, so ex2 gets another block of host uids than ex: the files
+# are shifted into it.
 . "$(dirname "$0")/lib.sh"
 
 command -v nsenter >/dev/null || { echo "SKIP: no nsenter"; exit 77; }
@@ -27,6 +29,8 @@ zstd -dc "$T/ex.vfx" >"$T/ex.tar" && tar -tf "$T/ex.tar" >"$T/ex.list" || fail "
 [ "$(guest_field ex state)" = running ] || fail "ex stopped by the export"
 ok "exported ex: $(tail -1 "$T/export.out")"
 
+vf guest create filler --template busybox --memory 32M --disk 32M --node "$n2" --wait \
+    --timeout 120 >/dev/null || fail "create filler"
 vf guest import "$T/ex.vfx" --name ex2 --to "$n2" >"$T/import.out" 2>&1 ||
     fail "import: $(cat "$T/import.out")"
 [ "$(guest_field ex2 node)" = "$n2" ] || fail "ex2 on $(guest_field ex2 node)"
@@ -38,7 +42,11 @@ got=$(vf guest exec ex2 -- sha256sum /root/data | awk '{print $1}')
 meta=$(vf guest exec ex2 -- stat -c '%u:%g %a %h' /root/data)
 [ "$meta" = "1234:4321 640 2" ] || fail "owner, mode or links lost: $meta"
 vf guest exec ex2 -- test -e /etc/profile && fail "a file deleted in ex came back in ex2"
+b1=$(jq -r '.ids.uid_base' "$CL/$n1/guests/$(guest_field ex id).json")
+b2=$(jq -r '.ids.uid_base' "$CL/$n2/guests/$(guest_field ex2 id).json")
+[ "$b1" != "$b2" ] || fail "ex and ex2 have the same uid block $b1: nothing was shifted"
 ok "imported as ex2 on $n2: data, owner, mode, hard link and deletions kept"
 
 vf guest rm ex >/dev/null
 vf guest rm ex2 >/dev/null
+vf guest rm filler >/dev/null
