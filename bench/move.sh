@@ -24,11 +24,14 @@
 #   copy s        the copy passes on the source, summed
 #   downtime ms   cold: the stop's start to running on the target; near-live:
 #                 frozen to running on the target
-#   frozen MiB    near-live: the last pass, sent with the guest frozen
+#   frozen pass   near-live (the line below it): MiB of the last pass, sent
+#                 with the guest frozen, and the CRIU preflight's verdict
 #   sent MiB      payload bytes on the data channel (near-live: both passes)
 #   MiB/s         sent / copy
 #   tar|zstd s    the baseline pipeline over the same link; its MiB/s counts
 #                 the tree's bytes
+#   ratio         cold: copy s / tar|zstd s (below 1: the data channel is
+#                 faster than the pipeline)
 #
 # Environment: VFLEET_BIN (default <repo>/build/bin), BENCH_DIR (default a new
 # /tmp/vfleet-move.XXXXXX, removed at the end unless --keep).
@@ -60,7 +63,8 @@ DIR=${BENCH_DIR:-$(mktemp -d /tmp/vfleet-move.XXXXXX)}
 mkdir -p "$DIR"
 PREFIX=mb$$h
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export VFLEET_MASTER=http://127.0.0.1:$PORT
+# The master's Unix socket (local-cluster's; root needs no token on it).
+export VFLEET_MASTER=unix:$DIR/c/api.sock
 lc() {
     VFLEET_LOCAL_DIR=$DIR/c VFLEET_LOCAL_PORT=$PORT VFLEET_LOCAL_PREFIX=$PREFIX VFLEET_BIN=$BIN \
         VFLEET_NODE_ARGS="--usage-interval 2" "$top/deploy/local-cluster" "$@"
@@ -107,8 +111,8 @@ baseline() {
     python3 -c "print(f'{$t1-$t0:.2f}')"
 }
 
-printf '%-6s %-10s %8s %8s %12s %9s %8s %11s %8s\n' disk mode "move s" "copy s" "downtime ms" \
-    "sent MiB" "MiB/s" "tar|zstd s" "MiB/s"
+printf '%-6s %-10s %8s %8s %12s %9s %8s %11s %8s %6s\n' disk mode "move s" "copy s" \
+    "downtime ms" "sent MiB" "MiB/s" "tar|zstd s" "MiB/s" ratio
 for size in $SIZES; do
     g=bm$(echo "$size" | tr 'A-Z' 'a-z')
     vf guest create "$g" --template busybox --memory 256M --disk "$size" --cpu 1 --node "$n1" \
@@ -123,10 +127,11 @@ for size in $SIZES; do
 
     op=$(move "$g" "$n2")
     r() { echo "$op" | pyj "d['result'].get('$1', 0)"; }
-    printf '%-6s %-10s %8.2f %8.2f %12s %9s %8.0f %11s %8s\n' "$size" cold \
+    printf '%-6s %-10s %8.2f %8.2f %12s %9s %8.0f %11s %8s %6.2f\n' "$size" cold \
         "$(python3 -c "print($(r duration_ms)/1000)")" "$(python3 -c "print($(r copy_ms)/1000)")" \
         "$(r downtime_ms)" "$(mib "$(r bytes_sent)")" \
-        "$(python3 -c "print($(r bytes_sent)/1048576/max($(r copy_ms),1)*1000)")" "$tz" "$tzr"
+        "$(python3 -c "print($(r bytes_sent)/1048576/max($(r copy_ms),1)*1000)")" "$tz" "$tzr" \
+        "$(python3 -c "print($(r copy_ms)/1000/$tz)")"
 
     # Near-live back, with a writer in the guest (started before the move:
     # an exec waits for no child) that rewrites the first CHURN MiB of the
