@@ -6,6 +6,8 @@
 
 #include "cli/args.h"
 #include "cli/cmd.h"
+#include "cli/cmd_archive.h"
+#include "cli/cmd_op.h"
 #include "cli/table.h"
 #include "common/netaddr.h"
 
@@ -37,6 +39,17 @@ cmd_guest_help(FILE *f)
         "  ip rm NAME ADDR                      remove an address, back to its pool\n"
         "  traffic NAME [--reset]               traffic since the last reset (FreeVPS trafstat);\n"
         "                                       --reset ends the period and starts a new one\n"
+        "  move NAME [--to NODE] [--live] [--renumber] [--constraint k=v]... [--no-wait]\n"
+        "                                       move it to another node (the scheduler's choice\n"
+        "                                       unless --to); --live copies while it runs and\n"
+        "                                       stops it only for the last delta; --renumber\n"
+        "                                       gives new addresses where the old cannot follow;\n"
+        "                                       waits, with progress, unless --no-wait\n"
+        "  export NAME -o FILE [--keep]         the guest (spec and files) as one archive\n"
+        "                                       (zstd-compressed tar, SHA-256 checked); --keep\n"
+        "                                       leaves the master's copy\n"
+        "  import FILE [--name N] [--to NODE] [--constraint k=v]...\n"
+        "                                       a new guest from an archive, anywhere\n"
         "  adopt NODE ID                        an orphan on NODE back under the master, with\n"
         "                                       its addresses that are free\n"
         "  destroy-orphan NODE ID               destroy an orphan on NODE and free its addresses\n"
@@ -821,6 +834,12 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_traffic(ctx, argc, argv);
     if (!strcmp(v, "ip"))
         return guest_ip(ctx, argc, argv);
+    if (!strcmp(v, "move"))
+        return cmd_move_guest(ctx, argc, argv);
+    if (!strcmp(v, "export"))
+        return cmd_archive_export(ctx, argc, argv);
+    if (!strcmp(v, "import"))
+        return cmd_archive_import(ctx, argc, argv);
     if (!strcmp(v, "adopt") || !strcmp(v, "destroy-orphan"))
         return guest_orphan(ctx, argc, argv, !strcmp(v, "adopt"));
     return cli_usage_error(ctx, "guest: unknown command \"%s\" (see vfleet guest --help)", v);

@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/cmd.h"
+#include "cli/cmd_op.h"
 #include "cli/table.h"
 
 void
@@ -16,6 +17,9 @@ cmd_node_help(FILE *f)
           "  cordon NAME    stop placing new guests on NAME (its guests keep running)\n"
           "  uncordon NAME  allow placements on NAME again\n"
           "  routes NAME    addresses routed to the node's guests: address, interface, guest\n"
+          "  drain NAME [--limit N] [--live] [--renumber] [--no-wait]\n"
+          "                 cordon NAME and move every guest off it, N at a time (default 2);\n"
+          "                 a guest that cannot move is reported and stays\n"
           "  orphans NAME   guests the node has that the master does not manage, with the\n"
           "                 addresses held for them (resolve with `vfleet guest adopt` or\n"
           "                 `vfleet guest destroy-orphan`)\n"
@@ -284,5 +288,7 @@ cmd_node_run(struct cli_ctx *ctx, int argc, char **argv)
         return node_cordon(ctx, argc, argv, true);
     if (!strcmp(argv[0], "uncordon"))
         return node_cordon(ctx, argc, argv, false);
+    if (!strcmp(argv[0], "drain"))
+        return cmd_move_drain(ctx, argc, argv);
     return cli_usage_error(ctx, "node: unknown command \"%s\" (see vfleet node --help)", argv[0]);
 }

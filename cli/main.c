@@ -10,6 +10,8 @@
 
 #include "cli/args.h"
 #include "cli/cmd.h"
+#include "cli/cmd_archive.h"
+#include "cli/cmd_op.h"
 #include "common/log.h"
 
 static void
@@ -22,8 +24,10 @@ main_help(FILE *f)
           "REST API (docs/api.md).\n"
           "\n"
           "Groups:\n"
-          "  node    ls | show NAME | cordon NAME | uncordon NAME\n"
-          "  guest   create | ls | show | start | stop | restart | rm | set | exec | usage\n"
+          "  node    ls | show NAME | cordon NAME | uncordon NAME | drain NAME\n"
+          "  guest   create | ls | show | start | stop | restart | rm | set | exec | usage | move\n"
+          "  op      ls | show ID | wait ID | cancel ID: long operations (moves, drains)\n"
+          "  import  vserver DIR | openvz CTID.conf | freevps SELF --root DIR [--dry-run]\n"
           "  pool    create | ls | rm\n"
           "  token   create | ls | rm     API tokens (admin)\n"
           "  project create | set | ls | show | rm   projects and quotas\n"
@@ -171,6 +175,15 @@ main(int argc, char **argv)
         return cmd_token_run(&ctx, argc - 2, argv + 2);
     if (!strcmp(group, "project"))
         return cmd_project_run(&ctx, argc - 2, argv + 2);
+    if (!strcmp(group, "op") || !strcmp(group, "operation"))
+        return cmd_op_run(&ctx, argc - 2, argv + 2);
+    if (!strcmp(group, "import")) {
+        if (argc < 3 || !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) {
+            cmd_import_help(argc < 3 ? stderr : stdout);
+            return argc < 3 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+        }
+        return cmd_import_run(&ctx, argc - 1, argv + 1);
+    }
     if (!strcmp(group, "health"))
         return main_health(&ctx, argc - 1, argv + 1);
     return cli_usage_error(&ctx, "unknown group \"%s\" (see vfleet --help)", group);

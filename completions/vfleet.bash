@@ -2,8 +2,8 @@
 #
 # Groups, commands and options are read from the program's own help
 # (`vfleet --help`, `vfleet GROUP --help`), so the completion follows the
-# installed vfleet and never needs a second list; guest, node and pool names
-# are asked of the master (`vfleet GROUP ls`, at most 2 seconds, with the
+# installed vfleet and never needs a second list; guest, node, pool, project
+# names and operation ids are asked of the master (`vfleet GROUP ls`, at most 2 seconds, with the
 # --master, --token, --pin and --ca given on the command line).
 
 _vfleet_groups()
@@ -88,11 +88,15 @@ _vfleet()
         --label | --constraint | --selector | --unlabel | --group | --memory | --rss | --swap | \
         --disk | --procs | --inodes | --nofile | --tcp-sockets | --cpu | --cpu-burst | \
         --cpu-weight | --io-weight | --net-in | --net-out | --timeout | --state | --ttl | \
-        --description | --guests | --cpus | --addresses)
-        [ "$prev" = --state ] && mapfile -t COMPREPLY < <(compgen -W "pending running stopped unknown lost orphan error" -- "$cur")
+        --description | --guests | --cpus | --addresses | --limit | --name | --guest | --parent)
+        if [ "$prev" = --state ] && [ "$group" = op ]; then
+            mapfile -t COMPREPLY < <(compgen -W "running done failed cancelled" -- "$cur")
+        elif [ "$prev" = --state ]; then
+            mapfile -t COMPREPLY < <(compgen -W "pending running stopped unknown lost orphan error" -- "$cur")
+        fi
         return
         ;;
-    --ca)
+    --ca | -o | --root)
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         return
         ;;
@@ -112,7 +116,7 @@ _vfleet()
         mapfile -t COMPREPLY < <(compgen -W "private lock private,lock none" -- "$cur")
         return
         ;;
-    --node)
+    --node | --to)
         mapfile -t COMPREPLY < <(compgen -W "$(_vfleet_names node "${master[@]}")" -- "$cur")
         return
         ;;
@@ -129,6 +133,9 @@ _vfleet()
         mapfile -t COMPREPLY < <(compgen -W "$(_vfleet_commands "$group")" -- "$cur")
     elif [ "$command" = ip ] && [ -z "$sub" ]; then
         mapfile -t COMPREPLY < <(compgen -W "$(_vfleet_subcommands "$group" ip)" -- "$cur")
+    elif [ "$group" = import ] || { [ "$group" = guest ] && [ "$command" = import ]; }; then
+        # A source directory or configuration, an archive: files.
+        mapfile -t COMPREPLY < <(compgen -f -- "$cur")
     elif [ ${#args[@]} -eq 0 ] && [ "$command" != create ] && [ "$command" != ls ]; then
         # The first argument of every other command names an existing object.
         mapfile -t COMPREPLY < <(compgen -W "$(_vfleet_names "$group" "${master[@]}")" -- "$cur")

@@ -11,12 +11,15 @@
 #                             DIR/*/guests/ name, then unmount everything under DIR
 #   teardown_mounts DIR       unmount everything under DIR, deepest first
 
-# The agent's cgroup prefix under each hierarchy (node/linux/linux_backend.c).
+# The agent's cgroup prefix under each hierarchy (node/linux/linux_backend.c):
+# "vfleet", or "vfleet-..." where a node has its own ([node] cgroup_prefix,
+# the local cluster's nodes).
 TEARDOWN_CG_ROOT=${TEARDOWN_CG_ROOT:-/sys/fs/cgroup}
 
 teardown_cgroup_dirs() {
     local id=$1 d
-    for d in "$TEARDOWN_CG_ROOT"/*/vfleet/"$id" "$TEARDOWN_CG_ROOT/vfleet/$id"; do
+    for d in "$TEARDOWN_CG_ROOT"/*/vfleet/"$id" "$TEARDOWN_CG_ROOT"/*/vfleet-*/"$id" \
+        "$TEARDOWN_CG_ROOT/vfleet/$id" "$TEARDOWN_CG_ROOT"/vfleet-*/"$id"; do
         [ -d "$d" ] && echo "$d"
     done
     return 0

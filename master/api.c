@@ -71,6 +71,19 @@ static const struct route_def routes[] = {
      h_orphan_adopt, STAFF},
     {API_ORPHAN_DESTROY, "DELETE", "/v1/nodes/{name}/orphans/{id}", "orphan.destroy",
      h_orphan_destroy, STAFF},
+    {API_OPERATIONS_LIST, "GET", "/v1/operations", "operation.list", h_operations_list, STAFF},
+    {API_OPERATION_GET, "GET", "/v1/operations/{name}", "operation.get", h_operation_get, STAFF},
+    {API_OPERATION_CANCEL, "DELETE", "/v1/operations/{name}", "operation.cancel",
+     h_operation_cancel, STAFF},
+    {API_GUEST_MOVE, "POST", "/v1/guests/{name}/move", "guest.move", h_guest_move, STAFF},
+    {API_NODE_DRAIN, "POST", "/v1/nodes/{name}/drain", "node.drain", h_node_drain, STAFF},
+    {API_GUEST_EXPORT, "POST", "/v1/guests/{name}/export", "guest.export", h_guest_export, STAFF},
+    {API_GUEST_IMPORT, "POST", "/v1/guests:import", "guest.import", h_guest_import, STAFF},
+    {API_ARCHIVE_CREATE, "POST", "/v1/archives", "archive.create", h_archive_create, STAFF},
+    {API_ARCHIVE_GET, "GET", "/v1/archives/{name}", "archive.get", h_archive_get, STAFF},
+    {API_ARCHIVE_PUT, "POST", "/v1/archives/{name}", "archive.put", h_archive_put, STAFF},
+    {API_ARCHIVE_DELETE, "DELETE", "/v1/archives/{name}", "archive.delete", h_archive_delete,
+     STAFF},
 };
 
 /* Matches path against pattern, an OpenAPI path template: the "{name}"

@@ -48,6 +48,17 @@ enum api_route {
     API_GUEST_IP_ADD,        /* POST /v1/guests/{name}/ips */
     API_GUEST_IP_DEL,        /* DELETE /v1/guests/{name}/ips/{addr} */
     API_NODE_ROUTES,         /* GET /v1/nodes/{name}/routes */
+    API_OPERATIONS_LIST,     /* GET /v1/operations */
+    API_OPERATION_GET,       /* GET /v1/operations/{id} */
+    API_OPERATION_CANCEL,    /* DELETE /v1/operations/{id} */
+    API_GUEST_MOVE,          /* POST /v1/guests/{name}/move */
+    API_NODE_DRAIN,          /* POST /v1/nodes/{name}/drain */
+    API_GUEST_EXPORT,        /* POST /v1/guests/{name}/export */
+    API_GUEST_IMPORT,        /* POST /v1/guests:import */
+    API_ARCHIVE_CREATE,      /* POST /v1/archives */
+    API_ARCHIVE_GET,         /* GET /v1/archives/{id} */
+    API_ARCHIVE_PUT,         /* POST /v1/archives/{id} */
+    API_ARCHIVE_DELETE,      /* DELETE /v1/archives/{id} */
     API_TOKENS_LIST,         /* GET /v1/tokens */
     API_TOKEN_CREATE,        /* POST /v1/tokens */
     API_TOKEN_DELETE,        /* DELETE /v1/tokens/{id} */

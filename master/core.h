@@ -11,6 +11,7 @@
  *   idem.c        idempotency keys
  *   usage.c       the latest usage sample per guest
  *   events.c      what happened, stored with the change and published after it
+ *   operations.c  long actions (move, drain) driven by the loop; op_move.c, op_drain.c
  *   routes.c      the HTTP edge: the route table and one errno -> status map
  *   http_guests.c, http_nodes.c, http_pools.c   HTTP handlers per resource
  *
@@ -42,6 +43,7 @@ typedef struct oncommit oncommit_t;
 struct waiter;
 struct spec_cache;
 struct events;
+struct operations;
 
 /* One bound ROUTER endpoint. */
 struct mlink {
@@ -71,6 +73,7 @@ struct master {
     struct hmap_str usage;                /* guest id -> struct usage_entry * */
     struct spec_cache *specs;             /* parsed specs by guest id */
     struct events *events;                /* event subscribers */
+    struct operations *ops;               /* running operations (operations.h) */
     bool stopping;                        /* master_shutdown ran */
     uint64_t next_sweep;                  /* monotonic ms of the next key expiry */
     uint64_t next_poke;                   /* monotonic ms of the next hello request */

@@ -187,6 +187,33 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "  WHEN EXISTS (SELECT 1 FROM ip_allocs WHERE address = NEW.address)"
     "  BEGIN SELECT RAISE(ABORT, 'address allocated'); END;"
     "ALTER TABLE pools ADD COLUMN cursor INTEGER NOT NULL DEFAULT 0;",
+    /* 7: long actions (move, drain, export, import) with where they stand,
+     * so the master's loop drives them on after a restart. */
+    "CREATE TABLE operations ("
+    "  id TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('move', 'drain', 'export', 'import')),"
+    "  parent TEXT,"
+    "  guest_id TEXT,"
+    "  guest TEXT,"
+    "  node TEXT,"
+    "  target TEXT,"
+    "  state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed', 'cancelled')),"
+    "  step TEXT NOT NULL,"
+    "  bytes_done INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_total INTEGER NOT NULL DEFAULT 0,"
+    "  rate INTEGER NOT NULL DEFAULT 0,"
+    "  params TEXT NOT NULL DEFAULT '{}',"
+    "  result TEXT,"
+    "  error TEXT,"
+    "  cancel INTEGER NOT NULL DEFAULT 0 CHECK (cancel IN (0, 1)),"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  finished INTEGER"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX operations_state ON operations(state, created);"
+    "CREATE INDEX operations_created ON operations(created, id);"
+    "CREATE INDEX operations_guest ON operations(guest_id);"
+    "CREATE INDEX operations_parent ON operations(parent);",
 };
 
 _Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,

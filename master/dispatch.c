@@ -144,6 +144,12 @@ msg_guest_id(const struct msg *m)
         return m->u.guest.id;
     case MSG_GUEST_EXEC:
         return m->u.exec.id;
+    case MSG_MIGRATE_PREPARE:
+    case MSG_MIGRATE_SEND:
+    case MSG_MIGRATE_COMMIT:
+    case MSG_MIGRATE_FINISH:
+    case MSG_MIGRATE_ABORT:
+        return m->u.migrate.id;
     case MSG_GUEST_CONSOLE:
         return m->u.console.id;
     default:
@@ -171,7 +177,8 @@ dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
     c->type = m->type;
     strscpy(c->guest, msg_guest_id(m), sizeof(c->guest));
     c->generation = m->type == MSG_GUEST_APPLY ? m->u.apply.generation : m->u.guest.generation;
-    if (sent_once(m->type))
+    /* A migrate message's union has no generation: its step is what counts. */
+    if (sent_once(m->type) || (m->type >= MSG_MIGRATE_PREPARE && m->type <= MSG_MIGRATE_ABORT))
         c->generation = 0;
     m->id = c->id;
     r = msg_encode(m, &c->buf, &c->len);
@@ -286,6 +293,24 @@ dispatch_forget_guest(dispatch_t *d, const char *node, const char *guest_id)
     for (struct cmd **pp = &b->head; *pp;) {
         struct cmd *c = *pp;
         if (strcmp(c->guest, guest_id) == 0) {
+            *pp = c->next;
+            b->len--;
+            cmd_free(c);
+        } else {
+            pp = &c->next;
+        }
+    }
+}
+
+void
+dispatch_forget_migrate(dispatch_t *d, const char *node, const char *guest_id)
+{
+    struct outbox *b = box_get(d, node, false);
+
+    for (struct cmd **pp = b ? &b->head : NULL; pp && *pp;) {
+        struct cmd *c = *pp;
+        if (strcmp(c->guest, guest_id) == 0 && c->type >= MSG_MIGRATE_PREPARE &&
+            c->type <= MSG_MIGRATE_ABORT) {
             *pp = c->next;
             b->len--;
             cmd_free(c);

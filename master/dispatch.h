@@ -75,6 +75,9 @@ int dispatch_defer(dispatch_t *d, const char *node, uint64_t ref, struct dispatc
 void dispatch_cancel(dispatch_t *d, const char *node, uint64_t ref);
 /* Drops every waiting command about a guest (it was deleted). */
 void dispatch_forget_guest(dispatch_t *d, const char *node, const char *guest_id);
+/* Drops the guest's waiting guest.migrate.* commands only (a move that ends
+ * or is undone: an exec in flight still gets its answer). */
+void dispatch_forget_migrate(dispatch_t *d, const char *node, const char *guest_id);
 
 /* Re-sends every waiting command of node now, in queue order. */
 void dispatch_flush(dispatch_t *d, const char *node);

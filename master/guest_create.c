@@ -221,8 +221,10 @@ guests_create(master_t *m, const struct caller *c, const struct guest_create_req
     if (r >= 0) {
         events_emit(m, "guest.created", out->node, out->spec.id, out->spec.name, NULL,
                     "guest %s created on node %s", out->spec.name, out->node);
-        guests_send_apply(m, out->node, &out->spec);
-        guests_send(m, out->node, MSG_GUEST_START, out->spec.id, 1);
+        if (!rq->quiet) {
+            guests_send_apply(m, out->node, &out->spec);
+            guests_send(m, out->node, MSG_GUEST_START, out->spec.id, 1);
+        }
         r = db_commit(m->db);
         if (r < 0)
             return guest_fail(e, r, NULL, "cannot store the guest: %s", strerror(-r));

@@ -13,6 +13,7 @@
 #include "master/api.h"
 #include "master/charges.h"
 #include "master/events.h"
+#include "master/guests_move.h"
 #include "master/oncommit.h"
 #include "master/usage.h"
 #include "master/waiters.h"
@@ -417,6 +418,8 @@ guests_change(master_t *m, const struct caller *c, struct db_guest *g, const str
         return guest_fail(e, -ENOENT, NULL, "no such guest");
     if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
+    if (guests_moving(m, g->id))
+        return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is moving; change it afterwards", g->name);
     int r = tenant_change(c, cur, next, e);
     if (r < 0)
         return r;
@@ -484,6 +487,9 @@ guests_lifecycle(master_t *m, const struct caller *c, const char *name, enum gue
                           g->node ? db_observed_to_string(g->observed) : "on no node");
     if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
+    if (guests_moving(m, g->id))
+        return guest_fail(e, -EBUSY, NULL,
+                          "guest \"%s\" is moving; start or stop it once the move ends", g->name);
     if (op != GUEST_STOP && (spec->flags & SPEC_FLAG_LOCK))
         return guest_fail(e, -ENOLCK, "flags", "guest \"%s\" is locked: clear the lock flag first",
                           g->name);
@@ -575,6 +581,12 @@ guests_delete(master_t *m, const struct caller *c, const char *name, bool force,
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
     strscpy(id, g.id, SPEC_ID_LEN + 1);
     strscpy(node, g.node ? g.node : "", NAME_MAX_LEN + 1);
+    if (guests_moving(m, g.id)) {
+        r = guest_fail(e, -EBUSY, NULL,
+                       "guest \"%s\" is moving; cancel the move or delete it afterwards", g.name);
+        db_guest_clear(&g);
+        return r;
+    }
     /* Force means "without the node" only when the node cannot be told: a
      * connected node destroys the guest, and waits for nothing else. */
     bool connected = g.node && master_node_connected(m, g.node);
@@ -632,6 +644,11 @@ send_once(master_t *m, const struct caller *c, const char *name, struct msg *cmd
     if (!master_node_connected(m, g.node)) {
         r = guest_fail(e, -EHOSTUNREACH, NULL, "node %s is not connected",
                        g.node ? g.node : "(none)");
+        db_guest_clear(&g);
+        return r;
+    }
+    if (guests_moving(m, g.id)) {
+        r = guest_fail(e, -EBUSY, NULL, "guest \"%s\" is moving; ask again afterwards", g.name);
         db_guest_clear(&g);
         return r;
     }

@@ -104,6 +104,7 @@ struct guest_create_req {
     size_t n_ips;                              /* entries in ips */
     const char *project;                       /* its project, NULL = the caller's (a
                                                   tenant's) or "default" */
+    bool quiet; /* an import: its operation tells the node, not an apply and a start */
 };
 
 /* A guest just created: its row and spec as stored. */

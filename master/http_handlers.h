@@ -37,6 +37,21 @@ void h_guest_traffic_reset(master_t *m, struct http_req *req, const struct api_m
 void h_guest_ip_add(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_ip_del(master_t *m, struct http_req *req, const struct api_match *am);
 
+/* http_operations.c: operations and the actions that start one */
+void h_operations_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_operation_get(master_t *m, struct http_req *req, const struct api_match *am);
+void h_operation_cancel(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_move(master_t *m, struct http_req *req, const struct api_match *am);
+void h_node_drain(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_export(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_import(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* http_archives.c: archives to upload (import) and download (export) */
+void h_archive_create(master_t *m, struct http_req *req, const struct api_match *am);
+void h_archive_put(master_t *m, struct http_req *req, const struct api_match *am);
+void h_archive_get(master_t *m, struct http_req *req, const struct api_match *am);
+void h_archive_delete(master_t *m, struct http_req *req, const struct api_match *am);
+
 /* http_pools.c */
 void h_pool_list(master_t *m, struct http_req *req, const struct api_match *am);
 void h_pool_create(master_t *m, struct http_req *req, const struct api_match *am);

@@ -19,6 +19,7 @@
 #include "master/http_edge.h"
 #include "master/idem.h"
 #include "master/oncommit.h"
+#include "master/operations.h"
 #include "master/session.h"
 #include "master/usage.h"
 #include "master/waiters.h"
@@ -114,6 +115,7 @@ on_tick(uv_timer_t *t)
     registry_tick(m->reg, on_node_change, m);
     dispatch_tick(m->disp);
     waiters_expire(m, now);
+    operations_tick(m, now);
     if (now >= m->next_poke) {
         m->next_poke = now + 1000;
         session_poke_unwelcomed(m);
@@ -227,6 +229,7 @@ open_state(master_t *m, char *err, size_t errlen)
                                  .ready = dispatch_ready_cb,
                                  .userdata = m};
     m->disp = dispatch_new(&dc);
+    operations_new(m);
     return 0;
 }
 
@@ -328,6 +331,7 @@ master_destroy(master_t **pm)
     for (unsigned i = 0; i < m->n_links; i++)
         link_destroy(&m->links[i].link);
     usage_free(m);
+    operations_free(m);
     dispatch_destroy(&m->disp);
     registry_destroy(&m->reg);
     ipam_destroy(&m->ipam);

@@ -7,6 +7,7 @@
 #include "common/mem.h"
 #include "master/events.h"
 #include "master/guests.h"
+#include "master/guests_move.h"
 #include "master/session.h"
 #include "master/waiters.h"
 
@@ -95,6 +96,10 @@ reconcile_guest(master_t *m, const char *node, const char *id,
 
     if (guests_load(m, NULL, NULL, id, &g, &spec) < 0)
         return;
+    if (!item && guests_moving(m, id)) {
+        db_guest_clear(&g);
+        return;
+    }
     if (!item) {
         reconcile_missing(m, node, &g, &spec);
         db_guest_clear(&g);
@@ -102,6 +107,12 @@ reconcile_guest(master_t *m, const char *node, const char *id,
     }
     if (item->generation > 0)
         db_guest_set_applied(m->db, id, item->generation);
+    if (guests_moving(m, id)) {
+        /* The move decides what runs where: nothing is started or stopped. */
+        guests_observed(m, &g, item->running ? DB_OBS_RUNNING : DB_OBS_STOPPED, NULL);
+        db_guest_clear(&g);
+        return;
+    }
     if (guests_deleting(m, &g)) {
         /* Accepted for deletion (before a master restart, say): destroy. */
         guests_send(m, node, MSG_GUEST_DESTROY, id, g.generation);
@@ -147,7 +158,8 @@ reconcile_orphans(master_t *m, const char *node, const struct msg_inventory_item
     struct orphan_walk w = {.reported = reported};
 
     for (uint32_t i = 0; i < n; i++) {
-        if (hmap_str_get(managed, items[i].id))
+        /* A moving guest is on both nodes until the move ends: not an orphan. */
+        if (hmap_str_get(managed, items[i].id) || guests_moving(m, items[i].id))
             continue;
         int r = guests_orphan_seen(m, node, &items[i]);
         if (r == 1)

@@ -8,6 +8,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "master/guests.h"
+#include "master/operations.h"
 #include "master/oncommit.h"
 #include "master/reconcile.h"
 #include "master/usage.h"
@@ -160,6 +161,7 @@ on_hello(master_t *m, struct mlink *ml, const char *peer, const struct msg *msg)
     /* Whatever was unanswered goes again, then the inventory is reconciled. */
     dispatch_flush(m->disp, peer);
     reconcile_hello(m, peer, h);
+    operations_node_hello(m, peer);
 }
 
 static void
@@ -253,6 +255,13 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
     case MSG_GUEST_EXEC:
         waiters_nack(m, WAIT_EXEC, NULL, n->ref, n);
         return;
+    case MSG_MIGRATE_PREPARE:
+    case MSG_MIGRATE_SEND:
+    case MSG_MIGRATE_COMMIT:
+    case MSG_MIGRATE_FINISH:
+    case MSG_MIGRATE_ABORT:
+        operations_nacked(m, node, done.type, done.guest, n);
+        return;
     case MSG_GUEST_CONSOLE:
         waiters_nack(m, WAIT_CONSOLE, NULL, n->ref, n);
         return;
@@ -298,6 +307,9 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
     case MSG_EXEC_RESULT:
         if (dispatch_complete(m->disp, peer, msg->u.exec_result.ref, NULL) == 0)
             waiters_exec_result(m, msg->u.exec_result.ref, &msg->u.exec_result);
+        break;
+    case MSG_MIGRATE_STATUS:
+        operations_report(m, peer, &msg->u.migrate_status);
         break;
     case MSG_CONSOLE_RESULT:
         /* Only the node asked answers: the outbox entry is that node's. */

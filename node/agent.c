@@ -293,6 +293,7 @@ agent_shutdown(agent_t *a)
         uv_close((uv_handle_t *)&a->usage, NULL);
         zwatch_close(&a->watch, NULL);
     }
+    agent_migrate_close_all(a);
     outbox_close(a->outbox);
     agent_guest_close_all(a);
 }

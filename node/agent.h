@@ -29,8 +29,9 @@ struct agent_config {
     uint32_t usage_ms;                          /* usage sampling interval */
     uint32_t n_labels;                          /* entries in labels */
     struct spec_label labels[PROTO_MAX_LABELS]; /* node labels reported in hello */
-    bool memory_store; /* keep guest records in memory only (store_open_memory): sim nodes */
-    bool fake_pids;    /* the backend's init pids are not processes (sim): no pidfd watch */
+    bool memory_store;     /* keep guest records in memory only (store_open_memory): sim nodes */
+    bool fake_pids;        /* the backend's init pids are not processes (sim): no pidfd watch */
+    char data_address[64]; /* where moving guests' data channel listens ("10.87.255.2"), "" = ipc */
 };
 
 /* Creates the agent on loop (several agents may share one loop: vfleet-node

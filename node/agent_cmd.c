@@ -30,6 +30,20 @@ addr_taken(agent_t *a, const struct msg *m, const struct agent_guest *g, const s
     return true;
 }
 
+int
+agent_pick_ids(agent_t *a, const struct guest_spec *s, struct guest_ids *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->flags & SPEC_FLAG_PRIVILEGED)
+        return 0;
+    /* From the blocks no guest of ours holds (including guests whose create
+     * is still queued). */
+    _cleanup_free_ uint32_t *used = xcalloc(a->n_guests + 1, sizeof(*used));
+    for (size_t i = 0; i < a->n_guests; i++)
+        used[i] = a->guests[i]->rec.ids.uid_base;
+    return store_uid_block_pick(used, a->n_guests, out);
+}
+
 static void
 cmd_apply(agent_t *a, const struct msg *m)
 {
@@ -65,16 +79,9 @@ cmd_apply(agent_t *a, const struct msg *m)
             agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "node is at its guest limit");
             return;
         }
-        /* Its own block of host uids, from those no guest of ours holds
-         * (including guests whose create is still queued). */
-        if (!(s->flags & SPEC_FLAG_PRIVILEGED)) {
-            _cleanup_free_ uint32_t *used = xcalloc(a->n_guests + 1, sizeof(*used));
-            for (size_t i = 0; i < a->n_guests; i++)
-                used[i] = a->guests[i]->rec.ids.uid_base;
-            if (store_uid_block_pick(used, a->n_guests, &rec.ids) < 0) {
-                agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "no free block of host uids");
-                return;
-            }
+        if (agent_pick_ids(a, s, &rec.ids) < 0) {
+            agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "no free block of host uids");
+            return;
         }
         g = agent_guest_add(a, &rec);
     }
@@ -209,9 +216,17 @@ cmd_console(agent_t *a, const struct msg *m)
 
 /* The commands a node accepts, by message type; NULL for the rest. */
 static const cmd_fn cmds[MSG_TYPE_COUNT] = {
-    [MSG_GUEST_APPLY] = cmd_apply, [MSG_GUEST_START] = cmd_start,
-    [MSG_GUEST_STOP] = cmd_stop,   [MSG_GUEST_DESTROY] = cmd_destroy,
-    [MSG_GUEST_EXEC] = cmd_exec,   [MSG_GUEST_CONSOLE] = cmd_console,
+    [MSG_GUEST_APPLY] = cmd_apply,
+    [MSG_GUEST_START] = cmd_start,
+    [MSG_GUEST_STOP] = cmd_stop,
+    [MSG_GUEST_DESTROY] = cmd_destroy,
+    [MSG_GUEST_EXEC] = cmd_exec,
+    [MSG_GUEST_CONSOLE] = cmd_console,
+    [MSG_MIGRATE_PREPARE] = agent_migrate_cmd,
+    [MSG_MIGRATE_SEND] = agent_migrate_cmd,
+    [MSG_MIGRATE_COMMIT] = agent_migrate_cmd,
+    [MSG_MIGRATE_FINISH] = agent_migrate_cmd,
+    [MSG_MIGRATE_ABORT] = agent_migrate_cmd,
 };
 
 bool

@@ -83,6 +83,7 @@ struct agent {
     bool usage_pending;     /* a usage job is queued or running */
     bool handles_ready;     /* timers and the watcher are initialised */
     bool closing;           /* agent_shutdown was called */
+    struct migration *migrations; /* guests moving in or out (agent_migrate.c) */
 };
 
 /* ---- agent_send.c: messages to the master ------------------------------ */
@@ -122,6 +123,10 @@ void agent_send_heartbeat(agent_t *a);
 
 /* ---- agent_cmd.c: the master's commands -------------------------------- */
 
+/* A new guest's block of host uids on this node (zeros for a privileged
+ * guest): 0, or -ENOSPC when no block is free. */
+int agent_pick_ids(agent_t *a, const struct guest_spec *s, struct guest_ids *out);
+
 /* Handles one decoded message of a command type (guest.*): answers it now
  * (ack, nack) or queues the job whose done answers it. Returns false, having
  * done nothing, when m's type is not a command a node accepts. */
@@ -153,6 +158,13 @@ void agent_job_exec(agent_t *a, const struct agent_guest *g, uint64_t ref,
  * PROTO_MAX_SAMPLES) and send one usage batch. Returns the number of guests
  * sampled; 0 queues nothing. Sets a->usage_pending until the batch is sent. */
 size_t agent_job_usage(agent_t *a);
+
+/* ---- agent_migrate.c: guests moving between nodes ---------------------- */
+
+/* guest.migrate.prepare, send, commit, finish and abort. */
+void agent_migrate_cmd(agent_t *a, const struct msg *m);
+/* agent_shutdown: stops the copies and receivers; guests stay as they are. */
+void agent_migrate_close_all(agent_t *a);
 
 /* ---- agent_guest.c: the guest table ------------------------------------ */
 

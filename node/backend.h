@@ -144,6 +144,35 @@ struct backend_ops {
                    struct console_log *out);
     /* Frees the backend. */
     void (*free)(backend_t *b);
+
+    /* ---- moving a guest (agent_migrate.c); each optional: NULL means the
+     * backend has nothing to do there (sim: no image, nothing to freeze) ---- */
+    /* The guest's disk image and the file an incoming one is written to,
+     * both n bytes. */
+    int (*migrate_paths)(backend_t *b, const struct guest_spec *spec, char *image, char *incoming,
+                         size_t n);
+    /* Freezes the guest so its image holds still (its processes when rt names
+     * a running init, then its filesystem), or thaws it. Idempotent. */
+    int (*migrate_freeze)(backend_t *b, const struct guest_spec *spec,
+                          const struct guest_runtime *rt, bool freeze);
+    /* 1 when the guest's processes are frozen, 0 when not. */
+    int (*migrate_frozen)(backend_t *b, const struct guest_spec *spec);
+    /* The CRIU preflight: 0 when checkpoint/restore would work on this host,
+     * else -errno with the reason in why. */
+    int (*migrate_criu)(backend_t *b, char *why, size_t n);
+    /* Writes a vfleet archive (archive/archive.h) of the guest's files with
+     * manifest to out_fd; a running guest is frozen meanwhile, so what is
+     * packed is consistent. NULL: an archive with no files. */
+    int (*migrate_pack)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
+                        const char *manifest, int out_fd);
+    /* Unpacks the archive at in_fd into a created, stopped guest's files
+     * (before its root is mounted again by start). NULL: nothing to unpack. */
+    int (*migrate_unpack)(backend_t *b, const struct guest_spec *spec, int in_fd);
+    /* Gives a moved-in or imported guest's files (created, stopped) the ids
+     * of its block here: what belonged to the block its files came with (the
+     * source node's, or 0.. for a privileged source) is shifted into ids'
+     * block. NULL: nothing to do (no files). */
+    int (*migrate_ids)(backend_t *b, const struct guest_spec *spec, const struct guest_ids *ids);
 };
 
 /* Every backend embeds this first and reaches its own state with container_of. */

@@ -342,8 +342,47 @@ net_config_read(const config_t *c, struct net_config *out)
     return 0;
 }
 
+/* The [migrate] section: address is where this node's data channel listens
+ * for guests moving in (an address the other nodes reach; the port is
+ * chosen per move); without it the channel is an ipc:// socket in the
+ * state directory, which only reaches nodes on the same machine. */
+static int
+migrate_config_read(const config_t *c, struct agent_config *ac)
+{
+    const char *addr = config_get(c, "migrate", "address");
+    struct netaddr na;
+
+    if (!addr)
+        return 0;
+    if (netaddr_parse_host(addr, &na) < 0 ||
+        strscpy(ac->data_address, addr, sizeof(ac->data_address)) < 0) {
+        fprintf(stderr, "vfleet-node: [migrate] address \"%s\" is not an address\n", addr);
+        return -EINVAL;
+    }
+    if (na.family == AF_INET6)
+        snprintf(ac->data_address, sizeof(ac->data_address), "[%s]", addr);
+    return 0;
+}
+
+/* [node] cgroup_prefix: where this node's guests' cgroups go. One per node
+ * when several nodes share a kernel (the local cluster), so the two copies of
+ * a moving guest never share a cgroup. */
+static int
+cgroup_prefix_read(const config_t *c, struct linux_config *lc)
+{
+    const char *p = config_get(c, "node", "cgroup_prefix");
+
+    if (!p)
+        return 0;
+    if (!name_is_valid(p) || strscpy(lc->cgroup_prefix, p, sizeof(lc->cgroup_prefix)) < 0) {
+        fprintf(stderr, "vfleet-node: cgroup_prefix \"%s\" is not a name\n", p);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* The linux backend's settings: [node] max_guests, console_ring,
- * disk_reserve, lxcfs, templates and the [network] section. */
+ * disk_reserve, lxcfs, cgroup_prefix, templates and the [network] section. */
 static int
 linux_config_read(const struct options *o, const char *state_dir, struct linux_config *lc)
 {
@@ -353,7 +392,7 @@ linux_config_read(const struct options *o, const char *state_dir, struct linux_c
 
     strscpy(lc->state_dir, state_dir, sizeof(lc->state_dir));
     strscpy(lc->templates, opt_str(o, "templates", tdir), sizeof(lc->templates));
-    if (net_config_read(o->cfg, &lc->net) < 0)
+    if (net_config_read(o->cfg, &lc->net) < 0 || cgroup_prefix_read(o->cfg, lc) < 0)
         return -EINVAL;
     r = config_get_u64(o->cfg, "node", "max_guests", &v);
     if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
@@ -617,7 +656,8 @@ cmd_run(struct options *o)
         fprintf(stderr, "vfleet-node: usage_interval must be 1..3600 seconds\n");
         return EXIT_USAGE;
     }
-    if (config_foreach(o->cfg, "labels", add_label, &ac) < 0)
+    if (config_foreach(o->cfg, "labels", add_label, &ac) < 0 ||
+        migrate_config_read(o->cfg, &ac) < 0)
         return EXIT_USAGE;
     _cleanup_close_ int pidfd = open_state_dir(state_dir);
     if (pidfd < 0)
@@ -820,7 +860,8 @@ cmd_enter(struct options *o)
         argv++;
     if (!*argv)
         argv = shell;
-    int r = linux_enter(opt_str(o, "state_dir", DEFAULT_STATE_DIR), &rec->spec, &rec->rt, argv);
+    int r = linux_enter(opt_str(o, "state_dir", DEFAULT_STATE_DIR),
+                        config_get(o->cfg, "node", "cgroup_prefix"), &rec->spec, &rec->rt, argv);
     if (r < 0) {
         fprintf(stderr, "vfleet-node: cannot enter \"%s\": %s\n", rec->spec.name, strerror(-r));
         return EXIT_FAIL;

@@ -54,6 +54,16 @@ check_prefixes(const char *key, const char *value, char *why, size_t n)
     return 0;
 }
 
+static int
+check_host(const char *key, const char *value, char *why, size_t n)
+{
+    struct netaddr a;
+
+    if (netaddr_parse_host(value, &a) < 0)
+        return snprintf(why, n, "\"%s\" is not an address", value), -EINVAL;
+    return 0;
+}
+
 #define LEVELS "emerg|alert|crit|err|error|warning|warn|notice|info|debug"
 
 /* Every key of node.conf (docs/config.md describes each; a test checks that
@@ -79,6 +89,8 @@ const struct config_key node_config_keys[] = {
      "free space below which new disks and growth are refused, 0 = none (linux)"},
     {"node", "lxcfs", CONFIG_STRING, 1, 255, NULL, NULL, NULL,
      "the LXCFS mount whose files become guests' /proc views (linux)"},
+    {"node", "cgroup_prefix", CONFIG_STRING, 1, 63, NULL, NULL, check_name,
+     "the cgroup directory of this node's guests (linux; one per node sharing a kernel)"},
     {"node", "log_level", CONFIG_CHOICE, 0, 0, LEVELS, "log-level", NULL,
      "most verbose level logged"},
     {"node", "log_format", CONFIG_CHOICE, 0, 0, "text|json", "log-format", NULL, "log line format"},
@@ -103,6 +115,8 @@ const struct config_key node_config_keys[] = {
      "prefixes NAT applies to"},
     {"network", "proxy_neigh", CONFIG_BOOL, 0, 0, NULL, NULL, NULL,
      "answer ARP/NDP on uplink for guest addresses"},
+    {"migrate", "address", CONFIG_STRING, 0, 63, NULL, NULL, check_host,
+     "where the data channel listens for guests moving in"},
 };
 
 const size_t node_config_n_keys = ARRAY_SIZE(node_config_keys);

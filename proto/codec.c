@@ -300,6 +300,81 @@ static const struct wire_field exec_fields[] = {
     W("max_output", W_U32, false, struct msg_guest_exec, max_output),
 };
 
+/* Moving a guest: the five commands share struct msg_migrate, each table
+ * naming the fields its type carries; the status answers them all. */
+#define MIG(key, kind, req, member, ...) W(key, kind, req, struct msg_migrate, member, __VA_ARGS__)
+#define MIG_COUNTERS(type, member)                                                                 \
+    W("net_rx_bytes", W_U64, false, type, member.net_rx_bytes),                                    \
+        W("net_tx_bytes", W_U64, false, type, member.net_tx_bytes),                                \
+        W("net_rx_packets", W_U64, false, type, member.net_rx_packets),                            \
+        W("net_tx_packets", W_U64, false, type, member.net_tx_packets),                            \
+        W("tcp_refused", W_U64, false, type, member.tcp_refused)
+
+static const struct wire_field migrate_prepare_fields[] = {
+    MIG("op", W_STR, true, op),
+    MIG("guest", W_STR, true, id),
+    MIG("peer", W_STR, true, peer),
+    MIG("secret", W_STR, true, secret),
+    MIG("peer_key", W_STR, false, peer_key),
+    MIG("live", W_BOOL, false, live),
+    MIG("archive", W_BOOL, false, archive),
+    MIG("spec", W_MAP, true, spec, .max = PROTO_MAX_ARRAY, .sub = &spec_table),
+};
+
+static const struct wire_field migrate_send_fields[] = {
+    MIG("op", W_STR, true, op),         MIG("guest", W_STR, true, id),
+    MIG("peer", W_STR, true, peer),     MIG("endpoint", W_STR, true, endpoint),
+    MIG("secret", W_STR, true, secret), MIG("peer_key", W_STR, false, peer_key),
+    MIG("live", W_BOOL, false, live),   MIG("archive", W_BOOL, false, archive),
+};
+
+static const struct wire_field migrate_commit_fields[] = {
+    MIG("op", W_STR, true, op),
+    MIG("guest", W_STR, true, id),
+    MIG("digest", W_STR, true, digest),
+    MIG("start", W_BOOL, false, start),
+    MIG("archive", W_BOOL, false, archive),
+    MIG_COUNTERS(struct msg_migrate, counters),
+    MIG("spec", W_MAP, true, spec, .max = PROTO_MAX_ARRAY, .sub = &spec_table),
+};
+
+static const struct wire_field migrate_finish_fields[] = {
+    MIG("op", W_STR, true, op),
+    MIG("guest", W_STR, true, id),
+};
+
+static const struct wire_field migrate_abort_fields[] = {
+    MIG("op", W_STR, true, op),
+    MIG("guest", W_STR, true, id),
+    MIG("role", W_STR, true, role),
+    MIG("start", W_BOOL, false, start),
+};
+#undef MIG
+
+static const struct wire_field migrate_status_fields[] = {
+    W("ref", W_U64, true, struct msg_migrate_status, ref),
+    W("op", W_STR, true, struct msg_migrate_status, op),
+    W("guest", W_STR, true, struct msg_migrate_status, id),
+    W("phase", W_STR, true, struct msg_migrate_status, phase),
+    W("state", W_STR, true, struct msg_migrate_status, state),
+    W("code", W_STR, false, struct msg_migrate_status, code),
+    W("message", W_STR, false, struct msg_migrate_status, message),
+    W("endpoint", W_STR, false, struct msg_migrate_status, endpoint),
+    W("key", W_STR, false, struct msg_migrate_status, key),
+    W("pass", W_U32, false, struct msg_migrate_status, pass),
+    W("bytes_done", W_U64, false, struct msg_migrate_status, bytes_done),
+    W("bytes_total", W_U64, false, struct msg_migrate_status, bytes_total),
+    W("digest", W_STR, false, struct msg_migrate_status, digest),
+    W("frozen_ms", W_U64, false, struct msg_migrate_status, frozen_ms),
+    W("running_ms", W_U64, false, struct msg_migrate_status, running_ms),
+    W("copy_ms", W_U64, false, struct msg_migrate_status, copy_ms),
+    W("last_bytes", W_U64, false, struct msg_migrate_status, last_bytes),
+    W("running", W_BOOL, false, struct msg_migrate_status, running),
+    MIG_COUNTERS(struct msg_migrate_status, counters),
+    W("note", W_STR, false, struct msg_migrate_status, note),
+};
+#undef MIG_COUNTERS
+
 /* Every message's fields after the envelope ("id", "v", "type"), relative to
  * its member of struct msg's union. */
 static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
@@ -320,6 +395,12 @@ static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
     [MSG_INVENTORY_GET] = TABLE(inventory_get_fields),
     [MSG_CONSOLE_RESULT] = TABLE(console_result_fields),
     [MSG_GUEST_CONSOLE] = TABLE(console_fields),
+    [MSG_MIGRATE_PREPARE] = TABLE(migrate_prepare_fields),
+    [MSG_MIGRATE_SEND] = TABLE(migrate_send_fields),
+    [MSG_MIGRATE_COMMIT] = TABLE(migrate_commit_fields),
+    [MSG_MIGRATE_FINISH] = TABLE(migrate_finish_fields),
+    [MSG_MIGRATE_ABORT] = TABLE(migrate_abort_fields),
+    [MSG_MIGRATE_STATUS] = TABLE(migrate_status_fields),
 };
 
 /* --------------------------------------------------------------- decoding */

@@ -197,6 +197,92 @@ check_exec(struct codec_ctx *c, const struct msg_guest_exec *e)
     return 0;
 }
 
+/* Lower-case hex of exactly len digits, or "" when optional. */
+static int
+check_hex(struct codec_ctx *c, const char *key, const char *s, size_t len, bool required)
+{
+    CHECK(terminated(s, len + 1), key, "longer than %zu bytes", len);
+    if (!required && s[0] == '\0')
+        return 0;
+    CHECK(strlen(s) == len && strspn(s, "0123456789abcdef") == len, key,
+          "not %zu lower-case hex digits", len);
+    return 0;
+}
+
+/* A data channel endpoint: tcp:// or ipc://, printable, no spaces. */
+static int
+check_endpoint(struct codec_ctx *c, const char *key, const char *s, size_t size, bool required)
+{
+    TRY(check_text(c, key, s, size, true));
+    if (!required && s[0] == '\0')
+        return 0;
+    CHECK((strncmp(s, "tcp://", 6) == 0 || strncmp(s, "ipc://", 6) == 0) && s[6] && !strchr(s, ' '),
+          key, "not a tcp:// or ipc:// endpoint");
+    return 0;
+}
+
+static int
+check_migrate(struct codec_ctx *c, enum msg_type t, const struct msg_migrate *mg)
+{
+    const char *field = NULL;
+
+    TRY(check_guest_id(c, "op", mg->op, true));
+    TRY(check_guest_id(c, "guest", mg->id, true));
+    if (t == MSG_MIGRATE_PREPARE || t == MSG_MIGRATE_SEND) {
+        CHECK(terminated(mg->peer, sizeof(mg->peer)) && name_is_valid(mg->peer), "peer",
+              "not a name");
+        TRY(check_hex(c, "secret", mg->secret, MIGRATE_SECRET_LEN, true));
+        TRY(check_text(c, "peer_key", mg->peer_key, sizeof(mg->peer_key), true));
+    }
+    if (t == MSG_MIGRATE_SEND)
+        TRY(check_endpoint(c, "endpoint", mg->endpoint, sizeof(mg->endpoint), true));
+    if (t == MSG_MIGRATE_COMMIT)
+        TRY(check_hex(c, "digest", mg->digest, MIGRATE_DIGEST_LEN, true));
+    if (t == MSG_MIGRATE_ABORT)
+        CHECK(terminated(mg->role, sizeof(mg->role)) &&
+                  (!strcmp(mg->role, "source") || !strcmp(mg->role, "target")),
+              "role", "not source or target");
+    if (t == MSG_MIGRATE_PREPARE || t == MSG_MIGRATE_COMMIT) {
+        size_t old = codec_path_push(c, "spec");
+        CHECK(spec_validate(&mg->spec, &field) == 0, field ? field : "?", "invalid");
+        codec_path_pop(c, old);
+        CHECK(strcmp(mg->spec.id, mg->id) == 0, "guest", "not the spec's id");
+    }
+    return 0;
+}
+
+static bool
+one_of(const char *s, size_t size, const char *const *words)
+{
+    if (!terminated(s, size))
+        return false;
+    for (; *words; words++)
+        if (strcmp(s, *words) == 0)
+            return true;
+    return false;
+}
+
+static int
+check_migrate_status(struct codec_ctx *c, const struct msg_migrate_status *st)
+{
+    static const char *const phases[] = {"prepare", "send", "commit", "finish", "abort", NULL};
+    static const char *const states[] = {"ready", "progress", "done", "failed", NULL};
+
+    TRY(check_guest_id(c, "op", st->op, true));
+    TRY(check_guest_id(c, "guest", st->id, true));
+    CHECK(one_of(st->phase, sizeof(st->phase), phases), "phase", "not a migrate phase");
+    CHECK(one_of(st->state, sizeof(st->state), states), "state", "not a migrate state");
+    CHECK(terminated(st->code, sizeof(st->code)) &&
+              (!st->code[0] || msg_error_from_name(st->code) != MSG_ERR_NONE),
+          "code", "not an error code");
+    TRY(check_text(c, "message", st->message, sizeof(st->message), false));
+    TRY(check_endpoint(c, "endpoint", st->endpoint, sizeof(st->endpoint), false));
+    TRY(check_text(c, "key", st->key, sizeof(st->key), true));
+    TRY(check_hex(c, "digest", st->digest, MIGRATE_DIGEST_LEN, false));
+    CHECK(st->bytes_done <= st->bytes_total, "bytes_done", "exceeds bytes_total");
+    return check_text(c, "note", st->note, sizeof(st->note), false);
+}
+
 int
 codec_check_msg(struct codec_ctx *c, const struct msg *m)
 {
@@ -264,6 +350,14 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
         return 0;
     case MSG_GUEST_EXEC:
         return check_exec(c, &m->u.exec);
+    case MSG_MIGRATE_PREPARE:
+    case MSG_MIGRATE_SEND:
+    case MSG_MIGRATE_COMMIT:
+    case MSG_MIGRATE_FINISH:
+    case MSG_MIGRATE_ABORT:
+        return check_migrate(c, m->type, &m->u.migrate);
+    case MSG_MIGRATE_STATUS:
+        return check_migrate_status(c, &m->u.migrate_status);
     case MSG_INVENTORY:
         return check_inventory_msg(c, &m->u.inventory);
     case MSG_INVENTORY_GET:

@@ -84,6 +84,63 @@ fill_spec(struct guest_spec *s)
     strcpy(s->labels[1].value, "ops@example.org");
 }
 
+#define SECRET64 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define DIGEST64 "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+
+/* The fields a migrate command of type t carries (codec.c's tables); the
+ * rest stay zero so a whole-struct comparison holds after a round trip. */
+FX_UNUSED static void
+fill_migrate(struct msg_migrate *mg, enum msg_type t)
+{
+    strcpy(mg->op, UUID2);
+    strcpy(mg->id, UUID1);
+    if (t == MSG_MIGRATE_PREPARE || t == MSG_MIGRATE_SEND) {
+        strcpy(mg->peer, "h3");
+        strcpy(mg->secret, SECRET64);
+        strcpy(mg->peer_key, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
+        mg->live = true;
+    }
+    if (t == MSG_MIGRATE_PREPARE || t == MSG_MIGRATE_COMMIT)
+        fill_spec(&mg->spec);
+    if (t == MSG_MIGRATE_ABORT)
+        strcpy(mg->role, "source");
+    if (t == MSG_MIGRATE_SEND)
+        strcpy(mg->endpoint, "tcp://10.87.255.3:40123");
+    if (t == MSG_MIGRATE_COMMIT) {
+        strcpy(mg->digest, DIGEST64);
+        mg->counters = (struct msg_migrate_counters){1, 2, 3, 4, 5};
+    }
+    if (t == MSG_MIGRATE_COMMIT || t == MSG_MIGRATE_ABORT)
+        mg->start = true;
+    if (t == MSG_MIGRATE_SEND || t == MSG_MIGRATE_COMMIT)
+        mg->archive = true;
+}
+
+FX_UNUSED static void
+fill_migrate_status(struct msg_migrate_status *st)
+{
+    st->ref = 77;
+    strcpy(st->op, UUID2);
+    strcpy(st->id, UUID1);
+    strcpy(st->phase, "send");
+    strcpy(st->state, "done");
+    strcpy(st->code, "internal");
+    strcpy(st->message, "sent 3 chunks");
+    strcpy(st->endpoint, "ipc:///run/vfleet/x.sock");
+    strcpy(st->key, "");
+    st->pass = 2;
+    st->bytes_done = 1000;
+    st->bytes_total = 4096;
+    strcpy(st->digest, DIGEST64);
+    st->frozen_ms = 1795000000000ULL;
+    st->running_ms = 1795000000123ULL;
+    st->copy_ms = 4321;
+    st->last_bytes = 52428800;
+    st->running = true;
+    st->counters = (struct msg_migrate_counters){10, 20, 30, 40, 50};
+    strcpy(st->note, "criu check failed: vdso");
+}
+
 /* One fully populated message of type t. */
 FX_UNUSED static void
 fill(struct msg *m, enum msg_type t)
@@ -215,6 +272,16 @@ fill(struct msg *m, enum msg_type t)
         m->u.exec.argv[2] = xstrdup("echo 'hi there'; exit 3");
         m->u.exec.timeout_ms = 10000;
         m->u.exec.max_output = 4096;
+        break;
+    case MSG_MIGRATE_PREPARE:
+    case MSG_MIGRATE_SEND:
+    case MSG_MIGRATE_COMMIT:
+    case MSG_MIGRATE_FINISH:
+    case MSG_MIGRATE_ABORT:
+        fill_migrate(&m->u.migrate, t);
+        break;
+    case MSG_MIGRATE_STATUS:
+        fill_migrate_status(&m->u.migrate_status);
         break;
     case MSG_GUEST_CONSOLE:
         strcpy(m->u.console.id, UUID1);
@@ -451,6 +518,20 @@ cmp_msg(const struct msg *x, const struct msg *y)
         EQ_U(max_output);
         break;
     }
+    case MSG_MIGRATE_PREPARE:
+    case MSG_MIGRATE_COMMIT:
+        cmp_spec(&x->u.migrate.spec, &y->u.migrate.spec);
+        assert_memory_equal(&x->u.migrate, &y->u.migrate, offsetof(struct msg_migrate, spec));
+        break;
+    case MSG_MIGRATE_SEND:
+    case MSG_MIGRATE_FINISH:
+    case MSG_MIGRATE_ABORT:
+        assert_memory_equal(&x->u.migrate, &y->u.migrate, sizeof(x->u.migrate));
+        break;
+    case MSG_MIGRATE_STATUS:
+        assert_memory_equal(&x->u.migrate_status, &y->u.migrate_status,
+                            sizeof(x->u.migrate_status));
+        break;
     case MSG_GUEST_CONSOLE: {
         const struct msg_guest_console *a = &x->u.console, *b = &y->u.console;
         EQ_S(id);

@@ -28,6 +28,12 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_GUEST_CONSOLE] = "guest.console",
     [MSG_CONSOLE_RESULT] = "guest.console.result",
     [MSG_INVENTORY_GET] = "inventory.get",
+    [MSG_MIGRATE_PREPARE] = "guest.migrate.prepare",
+    [MSG_MIGRATE_SEND] = "guest.migrate.send",
+    [MSG_MIGRATE_COMMIT] = "guest.migrate.commit",
+    [MSG_MIGRATE_FINISH] = "guest.migrate.finish",
+    [MSG_MIGRATE_ABORT] = "guest.migrate.abort",
+    [MSG_MIGRATE_STATUS] = "guest.migrate.status",
 };
 
 static const char *const error_names[MSG_ERR_COUNT] = {

@@ -64,6 +64,13 @@ enum msg_type {
     MSG_GUEST_EXEC,    /* "guest.exec" */
     MSG_INVENTORY_GET, /* "inventory.get": the master's view differs, send what you have */
     MSG_GUEST_CONSOLE, /* "guest.console": the tail of a guest's console */
+    /* moving a guest between nodes (docs/protocol.md, "Moving a guest") */
+    MSG_MIGRATE_PREPARE, /* "guest.migrate.prepare": to the target */
+    MSG_MIGRATE_SEND,    /* "guest.migrate.send": to the source */
+    MSG_MIGRATE_COMMIT,  /* "guest.migrate.commit": to the target */
+    MSG_MIGRATE_FINISH,  /* "guest.migrate.finish": to the source */
+    MSG_MIGRATE_ABORT,   /* "guest.migrate.abort": to either */
+    MSG_MIGRATE_STATUS,  /* "guest.migrate.status": node -> master, answers the five */
     MSG_TYPE_COUNT
 };
 
@@ -208,6 +215,65 @@ struct msg_exec_result {
     char *err;                /* stderr (owned, not NUL-terminated) */
 };
 
+#define MIGRATE_SECRET_LEN   64  /* a one-time transfer secret: 32 random bytes in hex */
+#define MIGRATE_DIGEST_LEN   64  /* an image digest: SHA-256 in hex */
+#define MIGRATE_KEY_LEN      40  /* a CurveZMQ public key in Z85 */
+#define MIGRATE_ENDPOINT_MAX 255 /* a data channel endpoint, "tcp://10.87.255.2:40123" */
+
+/* The network counters a moved guest continues from (what the source
+ * counted over the guest's life), so traffic never resets with a move. */
+struct msg_migrate_counters {
+    uint64_t net_rx_bytes;   /* bytes into the guest */
+    uint64_t net_tx_bytes;   /* bytes out of the guest */
+    uint64_t net_rx_packets; /* packets in */
+    uint64_t net_tx_packets; /* packets out */
+    uint64_t tcp_refused;    /* failcnt.tcp: connections refused at the socket limit */
+};
+
+/* guest.migrate.prepare / send / commit / finish / abort: one struct, each
+ * type carrying the fields its table lists (codec.c). */
+struct msg_migrate {
+    char op[SPEC_ID_LEN + 1];                /* the operation, a UUID */
+    char id[SPEC_ID_LEN + 1];                /* the guest */
+    char peer[NAME_MAX_LEN + 1];             /* prepare, send: the other node */
+    char endpoint[MIGRATE_ENDPOINT_MAX + 1]; /* send: the target's data channel */
+    char secret[MIGRATE_SECRET_LEN + 1];     /* prepare, send: the one-time transfer secret */
+    char peer_key[MIGRATE_KEY_LEN + 1];      /* prepare, send: the other node's public key, "" */
+    bool live;                               /* prepare, send: near-live (copy while it runs) */
+    bool start;                              /* commit: start on the target; abort: start again */
+    char role[8];                            /* abort: "source" or "target" */
+    bool archive; /* send: pack the guest's files (an export) instead of its image; prepare,
+                   * commit: what arrives is an archive to unpack into a new disk (an import) */
+    char digest[MIGRATE_DIGEST_LEN + 1];  /* commit: the digest the source sent */
+    struct msg_migrate_counters counters; /* commit: the counters to continue from */
+    struct guest_spec spec;               /* prepare, commit: the guest as the target runs it */
+};
+
+/* guest.migrate.status: a node's answer to a migrate command (ref), or a
+ * progress report about one (state "progress"). */
+struct msg_migrate_status {
+    uint64_t ref;                            /* the command it answers */
+    char op[SPEC_ID_LEN + 1];                /* the operation */
+    char id[SPEC_ID_LEN + 1];                /* the guest */
+    char phase[16];                          /* "prepare", "send", "commit", "finish", "abort" */
+    char state[16];                          /* "ready", "progress", "done", "failed" */
+    char code[16];                           /* failed: an error code name, else "" */
+    char message[PROTO_MAX_STRING + 1];      /* what happened, for people */
+    char endpoint[MIGRATE_ENDPOINT_MAX + 1]; /* prepare ready: where the source connects */
+    char key[MIGRATE_KEY_LEN + 1];           /* prepare ready: the target's public key, "" */
+    uint32_t pass;                           /* send: the copy pass (1, 2 for near-live) */
+    uint64_t bytes_done;                     /* send: bytes of this pass sent so far */
+    uint64_t bytes_total;                    /* send: bytes of data (not holes) in this pass */
+    char digest[MIGRATE_DIGEST_LEN + 1];     /* send done: the image's digest, both sides agree */
+    uint64_t frozen_ms;                      /* send done: when the guest stopped or froze */
+    uint64_t running_ms;                     /* commit done: when it ran on the target */
+    uint64_t copy_ms;                        /* send done: how long the copy passes took */
+    uint64_t last_bytes;                     /* send done: bytes of the last pass (frozen) */
+    bool running;                            /* send done: it ran before; commit done: runs now */
+    struct msg_migrate_counters counters;    /* send done: the guest's counters so far */
+    char note[PROTO_MAX_STRING + 1];         /* send: how it was moved (the CRIU preflight) */
+};
+
 /* guest.console: the last max_bytes of a guest's console ring. */
 struct msg_guest_console {
     char id[SPEC_ID_LEN + 1]; /* guest id */
@@ -238,10 +304,12 @@ struct msg {
         struct msg_console_result console_result;
         struct msg_inventory inventory;
         struct msg_inventory_get inventory_get;
-        struct guest_spec apply;          /* MSG_GUEST_APPLY */
-        struct msg_guest_ref guest;       /* MSG_GUEST_START, _STOP, _DESTROY */
-        struct msg_guest_exec exec;       /* MSG_GUEST_EXEC */
-        struct msg_guest_console console; /* MSG_GUEST_CONSOLE */
+        struct guest_spec apply;                  /* MSG_GUEST_APPLY */
+        struct msg_guest_ref guest;               /* MSG_GUEST_START, _STOP, _DESTROY */
+        struct msg_guest_exec exec;               /* MSG_GUEST_EXEC */
+        struct msg_guest_console console;         /* MSG_GUEST_CONSOLE */
+        struct msg_migrate migrate;               /* MSG_MIGRATE_PREPARE .. _ABORT */
+        struct msg_migrate_status migrate_status; /* MSG_MIGRATE_STATUS */
     } u;
 };
 

@@ -20,9 +20,13 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/cgroup.h"
+#include "archive/archive.h"
+#include "node/linux/announce.h"
 #include "node/linux/console.h"
 #include "node/linux/disk.h"
 #include "node/linux/idmap.h"
+#include "node/linux/idshift.h"
+#include "node/linux/migrate.h"
 #include "node/linux/mountinfo.h"
 #include "node/linux/net.h"
 #include "node/linux/nsexec.h"
@@ -499,6 +503,18 @@ lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_ids *
     return r;
 }
 
+/* The segment learns that the guest's addresses are here now (a moved guest,
+ * an added address); proxy ARP/NDP answers what follows. */
+static void
+announce_here(struct linux_backend *l, const struct guest_spec *s)
+{
+    int r = announce_addrs(l->cfg.net.uplink, s);
+
+    if (r < 0)
+        log_debug("guest=%s cannot announce its addresses on %s: %s, ignoring", s->name,
+                  l->cfg.net.uplink, strerror(-r));
+}
+
 static int
 lx_apply_network(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt)
 {
@@ -516,6 +532,8 @@ lx_apply_network(backend_t *b, const struct guest_spec *s, const struct guest_ru
     r = net_apply(l->net, s, rt->pid);
     if (r < 0)
         errtext_set("cannot apply the guest's network (veth, addresses, routes, tc, nftables)");
+    else if (l->cfg.net.proxy_neigh && l->cfg.net.uplink[0])
+        announce_here(l, s);
     return r;
 }
 
@@ -597,6 +615,134 @@ linux_console_read(const char *state_dir, const struct guest_spec *spec, size_t 
     return console_ring_read(p.console, max, out);
 }
 
+/* ---- moving a guest (node/linux/migrate.h) ---- */
+
+static int
+lx_migrate_paths(backend_t *b, const struct guest_spec *s, char *image, char *incoming, size_t n)
+{
+    struct guest_paths p;
+
+    paths_of(lb(b), s, &p);
+    if (snprintf(image, n, "%s", p.image) >= (int)n ||
+        snprintf(incoming, n, "%s.incoming", p.image) >= (int)n)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+static void
+migrate_cgroups_of(struct linux_backend *l, struct migrate_cgroups *cg)
+{
+    cg->root = l->cfg.cgroup_root[0] ? l->cfg.cgroup_root : "/sys/fs/cgroup";
+    cg->prefix = l->cfg.cgroup_prefix[0] ? l->cfg.cgroup_prefix : "vfleet";
+    cg->v2 = cgroup_mgr_mode(l->cgroups) == CGROUP_V2;
+}
+
+static int
+lx_migrate_freeze(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
+                  bool freeze)
+{
+    struct linux_backend *l = lb(b);
+    struct migrate_cgroups cg;
+    struct guest_paths p;
+
+    migrate_cgroups_of(l, &cg);
+    paths_of(l, s, &p);
+    bool running = rt->pid && proc_is_same(rt->pid, rt->start_time) > 0;
+    return migrate_freeze(&cg, s->id, p.disk, running, freeze);
+}
+
+static int
+lx_migrate_frozen(backend_t *b, const struct guest_spec *s)
+{
+    struct migrate_cgroups cg;
+
+    migrate_cgroups_of(lb(b), &cg);
+    return migrate_frozen(&cg, s->id);
+}
+
+static int
+lx_migrate_criu(backend_t *b, char *why, size_t n)
+{
+    (void)b;
+    return migrate_criu_check(why, n);
+}
+
+/* The guest's disk mounted (a stopped guest's after a reboot is not). */
+static int
+disk_ready(struct linux_backend *l, const struct guest_spec *s, struct guest_paths *p)
+{
+    paths_of(l, s, p);
+    int r = disk_mount(p->image, p->disk, NULL, 0);
+    return r < 0 ? errtext_fail(r, "cannot mount the guest's disk") : 0;
+}
+
+static int
+lx_migrate_pack(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
+                const char *manifest, int out_fd)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    char err[ERRTEXT_MAX] = "";
+
+    int r = disk_ready(l, s, &p);
+    if (r < 0)
+        return r;
+    /* What it changed over its template: the overlay's upper directory. */
+    _cleanup_free_ char *upper = xasprintf("%s/upper", p.disk);
+    r = lx_migrate_freeze(b, s, rt, true);
+    if (r < 0)
+        return r;
+    r = archive_pack(manifest, upper, NULL, out_fd, NULL, err, sizeof(err));
+    int t = lx_migrate_freeze(b, s, rt, false);
+    if (r < 0)
+        return errtext_fail(r, "%s", err);
+    return t;
+}
+
+static int
+lx_migrate_unpack(backend_t *b, const struct guest_spec *s, int in_fd)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    char err[ERRTEXT_MAX] = "";
+
+    int r = disk_ready(l, s, &p);
+    /* Files change under an overlay only while it is not mounted. */
+    if (r >= 0 && (r = rootfs_umount(p.root)) < 0)
+        return errtext_fail(r, "cannot unmount the guest's root to fill it");
+    _cleanup_free_ char *upper = xasprintf("%s/upper", p.disk);
+    if (r >= 0 && (r = archive_unpack(in_fd, upper, err, sizeof(err))) < 0)
+        return errtext_fail(r, "%s", err);
+    /* The root names the block the files came with (lx_migrate_ids shifts
+     * from it): the source's, read from the files themselves. */
+    struct stat st;
+    uint32_t base;
+    if (r >= 0 && idshift_base_of(upper, IDMAP_BLOCK, &base) == 0 && stat(upper, &st) == 0 &&
+        st.st_uid != base && (chown(upper, base, base) < 0 || chmod(upper, st.st_mode & 07777) < 0))
+        return errtext_fail(-errno, "cannot mark the unpacked files' uid block");
+    return r;
+}
+
+static int
+lx_migrate_ids(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
+{
+    struct guest_paths p;
+
+    int r = disk_ready(lb(b), s, &p);
+    /* Files change under an overlay only while it is not mounted. */
+    if (r >= 0 && (r = rootfs_umount(p.root)) < 0)
+        return errtext_fail(r, "cannot unmount the guest's root to give its files its ids");
+    _cleanup_free_ char *upper = xasprintf("%s/upper", p.disk);
+    r = idshift_tree(upper, ids ? ids->uid_base : 0, IDMAP_BLOCK);
+    if (r < 0)
+        return errtext_fail(r, "cannot give the guest's files the ids of its block here: %s",
+                            strerror(-r));
+    if (r > 0)
+        log_info("guest=%s files shifted to host ids %u..%u", s->name, ids ? ids->uid_base : 0,
+                 (ids ? ids->uid_base : 0) + IDMAP_BLOCK - 1);
+    return 0;
+}
+
 static void
 lx_free(backend_t *b)
 {
@@ -624,6 +770,13 @@ static const struct backend_ops linux_ops = {
     .exec = lx_exec,
     .console = lx_console,
     .free = lx_free,
+    .migrate_paths = lx_migrate_paths,
+    .migrate_freeze = lx_migrate_freeze,
+    .migrate_frozen = lx_migrate_frozen,
+    .migrate_criu = lx_migrate_criu,
+    .migrate_pack = lx_migrate_pack,
+    .migrate_unpack = lx_migrate_unpack,
+    .migrate_ids = lx_migrate_ids,
 };
 
 backend_t *
@@ -639,8 +792,8 @@ linux_backend_new(const struct linux_config *cfg, int *err)
     l->spawner = spawner_new(&r);
     if (!l->spawner)
         goto fail;
-    r = cgroup_mgr_new(cfg->cgroup_root[0] ? cfg->cgroup_root : "/sys/fs/cgroup", "vfleet",
-                       &l->cgroups);
+    r = cgroup_mgr_new(cfg->cgroup_root[0] ? cfg->cgroup_root : "/sys/fs/cgroup",
+                       cfg->cgroup_prefix[0] ? cfg->cgroup_prefix : "vfleet", &l->cgroups);
     if (r < 0)
         goto fail;
     char data[300];
@@ -656,8 +809,8 @@ fail:
 }
 
 int
-linux_enter(const char *state_dir, const struct guest_spec *spec, const struct guest_runtime *rt,
-            char **argv)
+linux_enter(const char *state_dir, const char *cgroup_prefix, const struct guest_spec *spec,
+            const struct guest_runtime *rt, char **argv)
 {
     struct linux_backend l = {0};
     struct guest_paths p;
@@ -669,7 +822,8 @@ linux_enter(const char *state_dir, const struct guest_spec *spec, const struct g
     if (!rt->pid || proc_is_same(rt->pid, rt->start_time) <= 0)
         return -ESRCH;
     strscpy(l.cfg.state_dir, state_dir, sizeof(l.cfg.state_dir));
-    r = cgroup_mgr_new("/sys/fs/cgroup", "vfleet", &l.cgroups);
+    r = cgroup_mgr_new("/sys/fs/cgroup", cgroup_prefix && *cgroup_prefix ? cgroup_prefix : "vfleet",
+                       &l.cgroups);
     if (r < 0)
         return r;
     paths_of(&l, spec, &p);

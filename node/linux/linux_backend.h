@@ -31,14 +31,16 @@
 #define LINUX_DEFAULT_LXCFS   "/var/lib/lxcfs"
 
 struct linux_config {
-    char state_dir[256];   /* per-guest data lives in state_dir/data */
-    char templates[256];   /* template directories */
-    char cgroup_root[256]; /* cgroup mount root, "" = /sys/fs/cgroup */
-    uint32_t max_guests;   /* guests this node accepts, 0 = 1000 */
-    struct net_config net; /* guest networking: NAT */
-    uint64_t console_ring; /* bytes of console kept per guest, 0 = CONSOLE_RING_DEFAULT */
-    uint64_t disk_reserve; /* free bytes below which images are not made or grown, 0 = none */
-    char lxcfs[256];       /* LXCFS mount, "" = LINUX_DEFAULT_LXCFS */
+    char state_dir[256];    /* per-guest data lives in state_dir/data */
+    char templates[256];    /* template directories */
+    char cgroup_root[256];  /* cgroup mount root, "" = /sys/fs/cgroup */
+    uint32_t max_guests;    /* guests this node accepts, 0 = 1000 */
+    struct net_config net;  /* guest networking: NAT */
+    uint64_t console_ring;  /* bytes of console kept per guest, 0 = CONSOLE_RING_DEFAULT */
+    uint64_t disk_reserve;  /* free bytes below which images are not made or grown, 0 = none */
+    char lxcfs[256];        /* LXCFS mount, "" = LINUX_DEFAULT_LXCFS */
+    char cgroup_prefix[64]; /* the cgroup directory of this node's guests, "" = "vfleet" (one
+                             * per node where several share a kernel: the local cluster) */
 };
 
 /* Creates the backend and forks its spawner: call before the process starts
@@ -54,5 +56,5 @@ int linux_console_read(const char *state_dir, const struct guest_spec *spec, siz
  * stdout and stderr (vfleet-node enter), joining every namespace and cgroup of
  * the guest with its bounding set. For a single-threaded process only (it
  * forks). Returns the command's exit status, or -errno. */
-int linux_enter(const char *state_dir, const struct guest_spec *spec,
+int linux_enter(const char *state_dir, const char *cgroup_prefix, const struct guest_spec *spec,
                 const struct guest_runtime *rt, char **argv);

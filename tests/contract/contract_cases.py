@@ -4,6 +4,8 @@ Contract.call; `expect` says which status the case is about, and the few
 `c.check` lines check what a schema cannot (a replay is the same answer, a
 507 changed nothing, a near miss is in cores)."""
 
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -60,6 +62,8 @@ def run(c, cl):
     usage_traffic(c)
     console(c)
     ips(c)
+    operations(c, cl, n1, n2)
+    held_operations(c, cl, n1, n2)
     delete(c)
     full_store(c, cl, n1)
     node_silent(c, cl, n1)
@@ -120,6 +124,14 @@ def health_and_routes(c):
         ("GET", "/v1/guests/x1/ips/10.0.0.1"),
         ("PATCH", "/v1/pools"),
         ("GET", "/v1/pools/x1"),
+        ("GET", "/v1/guests/x1/move"),
+        ("DELETE", "/v1/guests/x1/export"),
+        ("GET", "/v1/guests:import"),
+        ("GET", "/v1/nodes/x1/drain"),
+        ("POST", "/v1/operations"),
+        ("PUT", "/v1/operations/x1"),
+        ("GET", "/v1/archives"),
+        ("PATCH", "/v1/archives/x1"),
         ("PATCH", "/v1/tokens"),
         ("GET", "/v1/tokens/x1"),
         ("DELETE", "/v1/projects"),
@@ -637,6 +649,235 @@ def ips(c):
     c.call("DELETE", "/v1/guests/a%00b/ips/10.89.0.1", expect=400, why="control character")
 
 
+# ---- operations: moves, a drain, export and import between the two sim nodes ----
+
+NO_OP = "00000000-0000-4000-8000-000000000000"
+KEPT = {}  # what later phases use: an uploaded archive, a running operation's id
+
+
+def op_ended(cl, oid, secs=60):
+    """Waits for an operation's end (outside the bookkeeping); its JSON."""
+    def ended():
+        o = quiet_get(cl.port, "/v1/operations/" + oid)[1]
+        return o if o["state"] != "running" else None
+    return wait_for("operation %s" % oid, ended, secs)
+
+
+def operations(c, cl, n1, n2):
+    r = c.call("POST", "/v1/guests", {"name": "mover", "template": "busybox", "node": n1,
+                                      "ips": ["auto"]},
+               query=[("wait", "running"), ("timeout", "20")], expect=201)
+    before = r.json
+    r = c.call("POST", "/v1/guests/mover/move", {"to": n2}, expect=202)
+    c.check(r.headers.get("location") == "/v1/operations/%s" % r.get("id"),
+            "a move's Location: %r" % r.headers.get("location"))
+    c.check(r.get("kind") == "move" and r.get("target") == n2, "the move: %s" % r.text[:300])
+    o = op_ended(cl, r.get("id"))
+    r = c.call("GET", "/v1/operations/" + o["id"], expect=200)
+    c.check(r.get("state") == "done" and r.get("result", "to") == n2,
+            "the move is done: %s" % r.text[:400])
+    g = c.call("GET", "/v1/guests/mover", expect=200)
+    c.check(g.get("node") == n2 and g.get("id") == before["id"] and g.get("ips") == before["ips"]
+            and g.get("generation") == before["generation"] + 1,
+            "a moved guest keeps its id and addresses: %s" % g.text[:300])
+    wait_for("mover running", lambda: quiet_get(cl.port, "/v1/guests/mover")[1]["state"] == "running")
+    # The scheduler chooses (no body); a replay is the first operation.
+    k = {"Idempotency-Key": "move-key-1"}
+    a = c.call("POST", "/v1/guests/mover/move", headers=k, expect=202)
+    b = c.call("POST", "/v1/guests/mover/move", headers=k, expect=202, why="replay")
+    c.check(a.get("id") == b.get("id"), "a replayed move is the first operation")
+    c.check(op_ended(cl, a.get("id"))["result"]["to"] == n1, "the scheduler chose the other node")
+    wait_for("mover running", lambda: quiet_get(cl.port, "/v1/guests/mover")[1]["state"] == "running")
+    c.call("POST", "/v1/guests/mover/move", {"to": n2, "live": True}, expect=202, why="near-live")
+    wait_for("mover on %s" % n2, lambda: quiet_get(cl.port, "/v1/guests/mover")[1]["node"] == n2
+             and quiet_get(cl.port, "/v1/guests/mover")[1]["state"] == "running")
+    p = "/v1/guests/mover/move"
+    bad_bodies(c, "POST", p, [
+        ("not JSON", "{"),
+        ("an array", []),
+        ("unknown member", {"speed": 1}),
+        ("live not a boolean", {"live": "yes"}),
+        ("renumber not a boolean", {"renumber": 1}),
+        ("to not a name", {"to": "Bad_"}),
+        ("to its own node", {"to": n2}),
+        ("constraints not an object", {"constraints": 5}),
+        ("constraint value", {"constraints": {"k": 5}}),
+    ])
+    c.call("POST", p, {"to": n1}, headers={"Idempotency-Key": "a b"}, expect=400, why="bad key")
+    c.call("POST", p, raw=BIG, expect=413)
+    c.call("POST", p, {"to": "nope"}, expect=422, why="no such node")
+    r = c.call("POST", p, {"constraints": {"zone": "nowhere"}}, expect=422, why="constraint")
+    c.check(r.get("error", "placement") is not None, "a 422 move explains the placement")
+    c.call("POST", "/v1/guests/locked/move", expect=409, why="locked and running")
+    c.call("POST", "/v1/guests/nope/move", expect=404)
+    c.call("POST", "/v1/guests/a%00b/move", expect=400, why="control character")
+    c.call("POST", p, {"to": n1}, headers=k, expect=409, why="key reused")
+
+    # The list, its filters and pages.
+    r = c.call("GET", "/v1/operations", expect=200)
+    c.check(len(r.get("operations") or []) >= 3, "three moves listed")
+    r = c.call("GET", "/v1/operations", query=[("guest", "mover"), ("state", "done")], expect=200)
+    c.check(all(x["guest"] == "mover" and x["state"] == "done" for x in r.get("operations") or []),
+            "?guest and ?state filter")
+    r = c.call("GET", "/v1/operations", query=[("limit", "1")], expect=200)
+    nxt = r.get("next")
+    r2 = c.call("GET", "/v1/operations", query=[("limit", "1"), ("after", nxt or NO_OP)], expect=200)
+    c.check(nxt and r2.get("operations", 0, "id") not in (None, nxt), "the next page")
+    c.call("GET", "/v1/operations", query=[("guest", "nobody")], expect=200, why="no such guest")
+    for why, q in [("state", [("state", "sleeping")]), ("parent", [("parent", "x")]),
+                   ("after", [("after", "web1")]), ("limit 0", [("limit", "0")]),
+                   ("guest", [("guest", "Bad_")])]:
+        c.call("GET", "/v1/operations", query=q, expect=400, why=why)
+    c.call("GET", "/v1/operations/" + NO_OP, expect=404)
+    c.call("GET", "/v1/operations/web1", expect=404, why="not an id")
+    c.call("GET", "/v1/operations/a%00b", expect=400, why="control character")
+    c.call("DELETE", "/v1/operations/" + o["id"], expect=409, why="ended")
+    c.call("DELETE", "/v1/operations/" + NO_OP, expect=404)
+    c.call("DELETE", "/v1/operations/a%00b", expect=400, why="control character")
+
+    # A drain of n2: every guest leaves, but one of an anti-affinity group
+    # whose other member is on n1 (reported, left running).
+    r = c.call("POST", "/v1/nodes/%s/drain" % n2, {"limit": 4}, expect=202)
+    d = op_ended(cl, r.get("id"), secs=120)
+    c.check(d["kind"] == "drain" and d["result"] is not None, "the drain ended: %s" % d)
+    r = c.call("GET", "/v1/operations", query=[("parent", d["id"])], expect=200)
+    c.check(len(r.get("operations") or []) >= 1
+            and all(x["parent"] == d["id"] for x in r.get("operations") or []), "?parent lists its moves")
+    left = [x["name"] for x in quiet_get(cl.port, "/v1/guests?node=" + n2)[1]["guests"]]
+    c.check(sorted(left) == sorted(d["result"]["failed"]),
+            "what stayed on %s is what the drain reports: %s, %s" % (n2, left, d["result"]))
+    c.check(quiet_get(cl.port, "/v1/nodes/" + n2)[1]["cordoned"], "a drained node is cordoned")
+    c.call("POST", "/v1/nodes/%s/uncordon" % n2, expect=200)
+    p = "/v1/nodes/%s/drain" % n2
+    bad_bodies(c, "POST", p, [
+        ("an array", []),
+        ("limit 0", {"limit": 0}),
+        ("limit 33", {"limit": 33}),
+        ("limit a string", {"limit": "2"}),
+        ("live not a boolean", {"live": "no"}),
+        ("unknown member", {"speed": 1}),
+    ])
+    c.call("POST", p, raw=BIG, expect=413)
+    c.call("POST", "/v1/nodes/nope/drain", expect=404)
+    c.call("POST", "/v1/nodes/a%00b/drain", expect=400, why="control character")
+
+    # Export mover, download the archive; upload it again and import it.
+    r = c.call("POST", "/v1/guests/mover/export", expect=202)
+    e = op_ended(cl, r.get("id"))
+    c.check(e["state"] == "done", "the export is done: %s" % e)
+    aid = e["result"]["archive"]
+    c.call("POST", "/v1/guests/mover/export", {"x": 1}, expect=400, why="a body")
+    c.call("POST", "/v1/guests/nope/export", expect=404)
+    c.call("POST", "/v1/guests/a%00b/export", expect=400, why="control character")
+    a = c.call("GET", "/v1/archives/" + aid, expect=200)
+    c.check(a.get("complete") is True and a.get("kind") == "export", "the export's archive")
+    data = b""
+    while len(data) < a.get("size"):
+        r = c.call("GET", "/v1/archives/" + aid, query=[("offset", str(len(data)))], expect=200)
+        data += base64.b64decode(r.get("data"))
+        if r.get("eof"):
+            break
+    sha = hashlib.sha256(data).hexdigest()
+    c.check(sha == e["result"]["sha256"], "the download has the export's checksum")
+    c.call("GET", "/v1/archives/" + aid, query=[("offset", "x")], expect=400, why="offset x")
+    c.call("GET", "/v1/archives/" + aid, query=[("offset", str(len(data) + 1))], expect=400,
+           why="offset past the end")
+    c.call("GET", "/v1/archives/" + NO_OP, expect=404)
+    c.call("GET", "/v1/archives/a%00b", expect=400, why="control character")
+    c.call("DELETE", "/v1/archives/" + aid, expect=204)
+    c.call("DELETE", "/v1/archives/" + aid, expect=404, why="deleted")
+    c.call("DELETE", "/v1/archives/a%00b", expect=400, why="control character")
+
+    k = {"Idempotency-Key": "archive-key-1"}
+    u = c.call("POST", "/v1/archives", {"size": len(data), "sha256": sha}, headers=k, expect=201)
+    u2 = c.call("POST", "/v1/archives", {"size": len(data), "sha256": sha}, headers=k, expect=201,
+                why="replay")
+    c.check(u.get("id") == u2.get("id"), "a replayed upload create is the first upload")
+    uid = u.get("id")
+    bad_bodies(c, "POST", "/v1/archives", [
+        ("no body", None), ("an array", []), ("no sha256", {"size": 5}),
+        ("size 0", {"size": 0, "sha256": sha}), ("sha256 not hex", {"size": 5, "sha256": "x"}),
+        ("unknown member", {"size": 5, "sha256": sha, "x": 1}),
+    ])
+    c.call("POST", "/v1/archives", raw=BIG, expect=413)
+    half = len(data) // 2
+    chunk = lambda off, end: {"offset": off, "data": base64.b64encode(data[off:end]).decode()}
+    c.call("POST", "/v1/archives/" + uid, chunk(half, len(data)), expect=409, why="not the next offset")
+    c.call("POST", "/v1/archives/" + uid, chunk(0, half), expect=200)
+    k = {"Idempotency-Key": "chunk-key-1"}
+    a = c.call("POST", "/v1/archives/" + uid, chunk(half, len(data)), headers=k, expect=200)
+    b = c.call("POST", "/v1/archives/" + uid, chunk(half, len(data)), headers=k, expect=200,
+               why="replay")
+    c.check(a.json == b.json and a.get("complete") is True, "the upload is complete: %s" % a.text[:200])
+    c.call("POST", "/v1/archives/" + uid, chunk(0, 1), expect=409, why="complete")
+    bad_bodies(c, "POST", "/v1/archives/" + uid, [
+        ("no body", None), ("an array", []), ("offset negative", {"offset": -1, "data": ""}),
+        ("data not base64", {"offset": 0, "data": "!!!!"}), ("no data", {"offset": 0}),
+    ])
+    c.call("POST", "/v1/archives/" + uid, raw=BIG, expect=413)
+    c.call("POST", "/v1/archives/" + NO_OP, chunk(0, 1), expect=404)
+    c.call("POST", "/v1/archives/a%00b", chunk(0, 1), expect=400, why="control character")
+    part = c.call("POST", "/v1/archives", {"size": len(data), "sha256": sha}, expect=201).get("id")
+
+    p = "/v1/guests:import"
+    r = c.call("POST", p, {"archive": uid, "name": "imported", "to": n1}, expect=202)
+    i = op_ended(cl, r.get("id"))
+    c.check(i["state"] == "done" and i["result"]["guest"] == "imported", "the import: %s" % i)
+    g = c.call("GET", "/v1/guests/imported", expect=200)
+    c.check(g.get("node") == n1 and g.get("id") != before["id"], "an imported guest is a new one")
+    bad_bodies(c, "POST", p, [
+        ("no body", None), ("an array", []), ("no archive", {"name": "x1"}),
+        ("archive not an id", {"archive": "x"}), ("bad name", {"archive": uid, "name": "Bad_"}),
+        ("keep_ips not a boolean", {"archive": uid, "keep_ips": "yes"}),
+        ("unknown member", {"archive": uid, "x": 1}),
+    ])
+    c.call("POST", p, raw=BIG, expect=413)
+    c.call("POST", p, {"archive": NO_OP}, expect=404)
+    c.call("POST", p, {"archive": uid, "name": "mover"}, expect=409, why="name taken")
+    c.call("POST", p, {"archive": part, "name": "imp2"}, expect=409, why="not arrived whole")
+    r = c.call("POST", p, {"archive": uid, "name": "imp2", "constraints": {"zone": "nowhere"}},
+               expect=422)
+    KEPT["archive"] = uid
+
+
+# ---- operations held: a node that does not answer keeps a move and a drain running ----
+
+
+def held_operations(c, cl, n1, n2):
+    mover = quiet_get(cl.port, "/v1/guests/mover")[1]
+    src = mover["node"]
+    dst = n1 if src == n2 else n2
+    cl.agent.send_signal(signal.SIGSTOP)
+    try:
+        r = c.call("POST", "/v1/guests/mover/move", {"to": dst}, expect=202)
+        mv = r.get("id")
+        c.call("POST", "/v1/guests/mover/move", {"to": dst}, expect=409, why="moving already")
+        c.call("POST", "/v1/guests/mover/export", expect=409, why="moving")
+        c.call("POST", "/v1/guests/mover/stop", expect=409, why="moving")
+        c.call("PATCH", "/v1/guests/mover", {"labels": {"a": "b"}}, expect=409, why="moving")
+        dr = c.call("POST", "/v1/nodes/%s/drain" % src, expect=202).get("id")
+        c.call("POST", "/v1/nodes/%s/drain" % src, expect=409, why="being drained")
+        cl.fill_store()
+        try:
+            c.call("DELETE", "/v1/operations/" + mv, expect=507)
+        finally:
+            cl.free_store()
+        wait_for("a writable store", lambda: quiet_get(cl.port, "/healthz")[0] == 200)
+        r = c.call("DELETE", "/v1/operations/" + mv, expect=202)
+        c.check(r.get("cancel_requested") is True, "a cancel is recorded")
+        c.call("DELETE", "/v1/operations/" + dr, expect=202)
+    finally:
+        cl.agent.send_signal(signal.SIGCONT)
+    for oid in (mv, dr):
+        o = op_ended(cl, oid, secs=120)
+        c.check(o["state"] == "cancelled", "a cancelled operation ends cancelled: %s" % o)
+    g = quiet_get(cl.port, "/v1/guests/mover")[1]
+    c.check(g["node"] == src and g["id"] == mover["id"], "a cancelled move leaves the guest: %s" % g)
+    wait_for("mover running", lambda: quiet_get(cl.port, "/v1/guests/mover")[1]["state"] == "running",
+             secs=30)
+    c.call("POST", "/v1/nodes/%s/uncordon" % src, expect=200)
+
+
 # ---- tokens, projects, roles, quotas, and what every operation refuses ----
 
 # What the full-store phase tries to change (made in access()).
@@ -748,6 +989,12 @@ def tenants(c):
     # What a tenant may not do.
     c.call("GET", "/v1/nodes", auth=t1, expect=403, why="a tenant")
     c.call("GET", "/v1/pools", auth=t1, expect=403, why="a tenant")
+    # Moves, drains, exports, imports and archives are for operators.
+    c.call("POST", "/v1/guests/t2g/move", auth=t2, expect=403, why="a tenant moving its guest")
+    c.call("POST", "/v1/guests/t2g/export", auth=t2, expect=403, why="a tenant exporting")
+    c.call("GET", "/v1/operations", auth=t1, expect=403, why="a tenant")
+    c.call("POST", "/v1/archives", {"size": 1, "sha256": "0" * 64}, auth=t1, expect=403,
+           why="a tenant")
     c.call("POST", "/v1/guests", {"name": "t1x", "template": "busybox", "caps_add": ["sys_admin"]},
            auth=t1, expect=403, why="a tenant adding capabilities")
     c.call("POST", "/v1/guests", {"name": "t1x", "template": "busybox", "flags": ["private"]},
@@ -800,6 +1047,9 @@ def delete(c):
 
 def full_store(c, cl, n1):
     web1 = c.call("GET", "/v1/guests/web1", expect=200).json
+    n_ops = len(quiet_get(cl.port, "/v1/operations")[1]["operations"])
+    KEPT["upload"] = c.call("POST", "/v1/archives", {"size": 3, "sha256": "0" * 64},
+                            expect=201).get("id")
     cl.fill_store()
     try:
         c.call("POST", "/v1/pools", {"name": "full1", "cidr": "10.95.0.0/24"}, expect=507)
@@ -818,6 +1068,14 @@ def full_store(c, cl, n1):
         c.call("POST", "/v1/guests/web1/traffic/reset", expect=507)
         c.call("POST", "/v1/guests/web1/ips", {"ip": "auto4"}, expect=507)
         c.call("DELETE", "/v1/guests/web1/ips/" + web1["ips"][0], expect=507)
+        c.call("POST", "/v1/guests/web1/move", expect=507)
+        c.call("POST", "/v1/guests/web1/export", expect=507)
+        c.call("POST", "/v1/nodes/%s/drain" % n1, expect=507)
+        c.call("POST", "/v1/guests:import", {"archive": KEPT["archive"], "name": "full-i"},
+               expect=507)
+        c.call("POST", "/v1/archives", {"size": 1 << 20, "sha256": "0" * 64}, expect=507)
+        c.call("POST", "/v1/archives/" + KEPT["upload"], {"offset": 0, "data": "AAAA"},
+               headers={"Idempotency-Key": "full-chunk"}, expect=507, why="its key cannot be stored")
         c.call("POST", "/v1/tokens", {"role": "operator"}, expect=507)
         c.call("DELETE", "/v1/tokens/" + FULL_STORE["token"], expect=507)
         c.call("POST", "/v1/projects", {"name": "full-p"}, expect=507)
@@ -833,6 +1091,11 @@ def full_store(c, cl, n1):
     c.check(r.get("cordoned") is False, "a cordon answered 507 left the node uncordoned")
     c.call("GET", "/v1/guests/full-g", expect=404, why="a create answered 507")
     c.call("GET", "/v1/guests/full-b", expect=404, why="a batch answered 507")
+    c.call("GET", "/v1/guests/full-i", expect=404, why="an import answered 507")
+    c.check(len(quiet_get(cl.port, "/v1/operations")[1]["operations"]) == n_ops,
+            "no operation began with a 507")
+    c.check(c.call("GET", "/v1/archives/" + KEPT["upload"], expect=200).get("received") == 0,
+            "a chunk answered 507 was taken back")
     r = c.call("GET", "/v1/guests/web1", expect=200)
     for key in ("generation", "labels", "ips", "desired", "deleting"):
         c.check(r.get(key) == web1.get(key), "web1's %s after the 507s: %r, was %r"
@@ -894,6 +1157,10 @@ def node_silent(c, cl, n1):
         c.check(r.get("error", "placement", "filters", 0, "filter") == "ready",
                 "the 503 explains: no node ready: %s" % r.text[:300])
         c.call("POST", "/v1/guests/held1/exec", {"argv": ["ls"]}, expect=503, why="node not connected")
+        c.call("POST", "/v1/guests/held1/move", expect=503, why="node not connected")
+        c.call("POST", "/v1/guests/held1/export", expect=503, why="node not connected")
+        c.call("POST", "/v1/guests:import", {"archive": KEPT["archive"], "name": "late-i"},
+               expect=503, why="no node is ready")
         c.call("GET", "/v1/guests/held1/console", expect=503, why="node not connected")
         c.call("POST", "/v1/guests/held1/stop", expect=409, why="unknown: its node is down")
         c.call("DELETE", "/v1/guests/fdel", expect=503, why="node not connected")

@@ -59,14 +59,17 @@ cg_mode() {
 # as on the host's layout (memory.max on v2, memory.limit_in_bytes on v1);
 # on v1 its prefix names the hierarchy, and cgroup.procs is the pids one's.
 cg_path() {
-    local id=$1 file=$2 ctl
+    local id=$1 file=$2 ctl p
+    # The node's prefix: "vfleet", or a local cluster node's "vfleet-...".
     if [ "$(cg_mode)" = v2 ]; then
-        echo "/sys/fs/cgroup/vfleet/$id/$file"
+        for p in /sys/fs/cgroup/vfleet*/"$id"; do [ -d "$p" ] && break; done
+        echo "$p/$file"
         return
     fi
     ctl=${file%%.*}
     [ "$ctl" = cgroup ] && ctl=pids
-    echo "/sys/fs/cgroup/$ctl/vfleet/$id/$file"
+    for p in /sys/fs/cgroup/"$ctl"/vfleet*/"$id"; do [ -d "$p" ] && break; done
+    echo "$p/$file"
 }
 
 # cg_left ID: prints guest ID's cgroup directories that still exist, in any
@@ -216,6 +219,15 @@ api_curl() {
     curl --unix-socket "${VFLEET_MASTER#unix:}" "${@:1:$#-1}" "http://localhost$path"
 }
 
+# pyj EXPR: evaluates a Python expression over the JSON on stdin (bound to d)
+# (the move, drain, export and import scenarios; the others use jq).
+pyj() {
+    python3 -c 'import json,sys,collections
+d=json.load(sys.stdin)
+v=eval(sys.argv[1])
+print(json.dumps(v) if isinstance(v,(dict,list)) else (str(v).lower() if isinstance(v,bool) else v))' "$1"
+}
+
 # wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.2 s until it succeeds.
 wait_for() {
     local secs=$1 what=$2
@@ -251,7 +263,7 @@ heal_node() { ip netns exec "vf-$(node "$1")" nft delete table inet vftestcut; }
 # Stops every process, guest, mount, cgroup and namespace the cluster made.
 cluster_teardown() {
     [ "$CL_STARTED" = 1 ] || return 0
-    local f ns
+    local f ns c
     for f in "$CL"/*/agent.pid "$CL"/master.pid; do
         [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
     done
@@ -259,6 +271,10 @@ cluster_teardown() {
     [ -s "$CL/link.pid" ] && kill -9 -- "-$(cat "$CL/link.pid")" 2>/dev/null
     sleep 0.2
     teardown_guests "$CL"
+    # Each node's own cgroup directory (local-cluster's cgroup_prefix).
+    for c in /sys/fs/cgroup/*/vfleet-"$CL_PREFIX"* /sys/fs/cgroup/unified/vfleet-"$CL_PREFIX"*; do
+        [ -d "$c" ] && rmdir "$c" 2>/dev/null
+    done
     for ns in $(ip netns list | awk '{print $1}' | grep "^vf-$CL_PREFIX"); do
         ip netns del "$ns" 2>/dev/null
     done

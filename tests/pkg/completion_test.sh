@@ -42,11 +42,15 @@ bash_expect() {
                    COMPREPLY=(); _vfleet; echo "${COMPREPLY[*]}"' _ "$src/completions/vfleet.bash" "$@")
     [ "$got" = "$want" ] || fail "bash [$*]: got \"$got\", want \"$want\""
 }
-bash_expect "node guest pool token project health help" vfleet ""
+bash_expect "node guest op import pool token project health help" vfleet ""
 bash_expect "guest" vfleet gu
-bash_expect "create ls show start stop restart rm set exec usage console ip traffic adopt destroy-orphan" vfleet guest ""
+bash_expect "create ls show start stop restart rm set exec usage console ip traffic move export import adopt destroy-orphan" vfleet guest ""
 bash_expect "add" vfleet guest ip a
-bash_expect "ls show cordon uncordon routes orphans" vfleet node ""
+bash_expect "ls show cordon uncordon routes drain orphans" vfleet node ""
+bash_expect "ls show wait cancel" vfleet op ""
+bash_expect "vserver openvz freevps" vfleet import ""
+bash_expect "running done failed cancelled" vfleet op ls --state ""
+bash_expect "pending running stopped unknown lost orphan error" vfleet guest ls --state ""
 bash_expect "lan4 lan6" vfleet pool rm ""
 bash_expect "lan6" vfleet --json pool rm lan6
 bash_expect "create set ls show rm" vfleet project ""
@@ -62,6 +66,9 @@ bash_expect "--algorithm" vfleet guest create web --alg
 bash_expect "spread binpack" vfleet guest create web --algorithm ""
 bash_expect "--cidr" vfleet pool create p --ci
 bash_expect "" vfleet guest exec web -- ""
+echo x >"$tmp/web.vfx"
+bash_expect "$tmp/web.vfx" vfleet guest import "$tmp/we"
+bash_expect "$tmp/web.vfx" vfleet import openvz "$tmp/we"
 # Every option a group's help names is offered.
 opts=$(bash -c '. "$1"; COMP_WORDS=(vfleet guest create x --); COMP_CWORD=4; _vfleet; echo "${COMPREPLY[*]}"' _ "$src/completions/vfleet.bash")
 for o in --template --memory --net-out --wait --master --token --pin --ca --json; do
@@ -87,9 +94,11 @@ zsh_expect() {
     got=${got% }
     [ "$got" = "$want" ] || fail "zsh [$*]: got \"$got\", want \"$want\""
 }
-zsh_expect "node guest pool token project health help" vfleet ""
-zsh_expect "create ls show start stop restart rm set exec usage console ip traffic adopt destroy-orphan" vfleet guest ""
+zsh_expect "node guest op import pool token project health help" vfleet ""
+zsh_expect "create ls show start stop restart rm set exec usage console ip traffic move export import adopt destroy-orphan" vfleet guest ""
 zsh_expect "add rm" vfleet guest ip ""
+zsh_expect "ls show wait cancel" vfleet op ""
+zsh_expect "running done failed cancelled" vfleet op ls --state ""
 zsh_expect "lan4 lan6" vfleet pool rm ""
 zsh_expect "admin operator tenant" vfleet token create --role ""
 zsh_expect "default proj1" vfleet project rm ""

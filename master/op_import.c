@@ -1,0 +1,437 @@
+/* Importing an archive (op_transfer.h). The master is the sending end: a
+ * thread of its own runs the copy pass (proto/xfer.h blocks) and wakes the
+ * loop for progress and at the end. Params: "archive", "endpoint",
+ * "_secret", "_spec" (the new guest's spec), "abort_why". */
+#include "master/op_transfer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "archive/archive.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "master/archives.h"
+#include "master/guests_move.h"
+#include "proto/spec_json.h"
+#include "proto/xfer.h"
+
+#define PREPARE_TIMEOUT_MS (60 * 1000)  /* the node must be listening by then */
+#define COMMIT_TIMEOUT_MS  (300 * 1000) /* unpacking a large archive takes a while */
+
+/* The sending thread and what it tells the loop. */
+struct sender {
+    master_t *m;                          /* the master */
+    char op[SPEC_ID_LEN + 1];             /* the operation */
+    pthread_t thread;                     /* runs send_main */
+    uv_async_t wake;                      /* thread -> loop */
+    pthread_mutex_t lock;                 /* guards stats */
+    struct xfer_stats stats;              /* progress */
+    atomic_bool done;                     /* the pass returned */
+    bool joined;                          /* the thread was joined */
+    atomic_bool cancel;                   /* stops it */
+    int result;                           /* its result */
+    char err[256];                        /* its sentence */
+    uint8_t digest[XFER_HASH_LEN];        /* what was sent */
+    char endpoint[XFER_ENDPOINT_MAX + 1]; /* the node's */
+    char secret[MIGRATE_SECRET_LEN + 1];  /* the transfer's */
+    char path[PATH_MAX_ARCHIVE];          /* the archive */
+};
+
+static void
+spec_of(const struct op *o, struct guest_spec *s)
+{
+    *s = (struct guest_spec){0};
+    json_t *j = json_object_get(o->params, "_spec");
+    if (!j || spec_from_json(j, s, NULL, 0) < 0)
+        log_error("op=%s the new guest's spec cannot be read back", o->id);
+}
+
+static void
+send_prepare(master_t *m, struct op *o)
+{
+    struct msg_migrate *mg = operations_queue(m, o, o->target, MSG_MIGRATE_PREPARE);
+
+    strscpy(mg->peer, "master", sizeof(mg->peer));
+    strscpy(mg->secret, op_pstr(o, "_secret"), sizeof(mg->secret));
+    mg->archive = true;
+    spec_of(o, &mg->spec);
+}
+
+static void
+send_commit(master_t *m, struct op *o)
+{
+    struct msg_migrate *mg = operations_queue(m, o, o->target, MSG_MIGRATE_COMMIT);
+
+    strscpy(mg->digest, op_pstr(o, "digest"), sizeof(mg->digest));
+    mg->start = true;
+    mg->archive = true;
+    spec_of(o, &mg->spec);
+}
+
+static void
+send_abort(master_t *m, struct op *o)
+{
+    struct msg_migrate *mg = operations_queue(m, o, o->target, MSG_MIGRATE_ABORT);
+
+    strscpy(mg->role, "target", sizeof(mg->role));
+}
+
+/* ---- the sending thread ---- */
+
+static void
+on_progress(void *userdata, const struct xfer_stats *st)
+{
+    struct sender *s = userdata;
+
+    pthread_mutex_lock(&s->lock);
+    s->stats = *st;
+    pthread_mutex_unlock(&s->lock);
+    uv_async_send(&s->wake);
+}
+
+static void *
+send_main(void *arg)
+{
+    struct sender *s = arg;
+    xfer_send_t *x = NULL;
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    int r = fd < 0 ? -errno : xfer_send_new(s->endpoint, s->secret, NULL, &x);
+
+    if (r < 0)
+        snprintf(s->err, sizeof(s->err), "cannot send the archive: %s", strerror(-r));
+    else
+        r = xfer_send_pass(x, fd, true, &s->cancel, on_progress, s, s->digest, NULL, s->err,
+                           sizeof(s->err));
+    xfer_send_destroy(&x);
+    if (fd >= 0)
+        close(fd);
+    s->result = r;
+    atomic_store(&s->done, true);
+    uv_async_send(&s->wake);
+    return NULL;
+}
+
+static void begin_abort(master_t *m, struct op *o, bool cancelled, const char *why);
+
+static void
+on_wake(uv_async_t *h)
+{
+    struct sender *s = h->data;
+    master_t *m = s->m;
+    struct op *o = operations_find(m, s->op);
+
+    if (!o || o->rt != s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    struct xfer_stats st = s->stats;
+    pthread_mutex_unlock(&s->lock);
+    master_batch_begin(m);
+    operations_progress(m, o, st.sent + st.resumed, st.data_total);
+    if (!atomic_load(&s->done) || s->joined)
+        return;
+    pthread_join(s->thread, NULL);
+    s->joined = true;
+    if (s->result < 0) {
+        begin_abort(m, o, false, s->err);
+        return;
+    }
+    char hex[2 * XFER_HASH_LEN + 1];
+    xfer_hex_encode(s->digest, XFER_HASH_LEN, hex);
+    op_pset(o, "digest", json_string(hex));
+    (void)operations_step(m, o, "commit", "archive sent; node %s unpacks and starts the guest",
+                          o->target);
+    send_commit(m, o);
+}
+
+static void
+sender_closed(uv_handle_t *h)
+{
+    struct sender *s = h->data;
+
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static void
+import_release(master_t *m, struct op *o)
+{
+    struct sender *s = o->rt;
+
+    (void)m;
+    if (!s)
+        return;
+    atomic_store(&s->cancel, true);
+    if (!s->joined)
+        pthread_join(s->thread, NULL);
+    o->rt = NULL;
+    uv_close((uv_handle_t *)&s->wake, sender_closed);
+}
+
+static void
+sender_start(master_t *m, struct op *o)
+{
+    struct sender *s = xcalloc(1, sizeof(*s));
+
+    import_release(m, o);
+    s->m = m;
+    strscpy(s->op, o->id, sizeof(s->op));
+    strscpy(s->endpoint, op_pstr(o, "endpoint"), sizeof(s->endpoint));
+    strscpy(s->secret, op_pstr(o, "_secret"), sizeof(s->secret));
+    archives_path(m, op_pstr(o, "archive"), s->path, sizeof(s->path));
+    pthread_mutex_init(&s->lock, NULL);
+    uv_async_init(m->loop, &s->wake, on_wake);
+    s->wake.data = s;
+    o->rt = s;
+    if (pthread_create(&s->thread, NULL, send_main, s) != 0) {
+        s->joined = true; /* there is no thread */
+        o->rt = NULL;
+        uv_close((uv_handle_t *)&s->wake, sender_closed);
+        begin_abort(m, o, false, "cannot start the sending thread");
+    }
+}
+
+/* ---- start ---- */
+
+/* The create request an archive's manifest makes: its spec (a new id, the
+ * name asked for), its addresses asked anew, of the same families. */
+static int
+request_from(master_t *m, const struct op_import_req *rq, struct guest_create_req *c,
+             json_t **manifest, char (*addrs)[NETADDR_STRLEN], struct guest_err *e)
+{
+    char path[PATH_MAX_ARCHIVE], err[256] = "";
+    _cleanup_free_ char *text = NULL;
+
+    archives_path(m, rq->archive, path, sizeof(path));
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return guest_fail(e, -ENOENT, "archive", "no archive %s", rq->archive);
+    int r = archive_manifest(fd, &text, err, sizeof(err));
+    if (r < 0)
+        return guest_fail(e, -EINVAL, "archive", "%s", err);
+    *manifest = json_loads(text, 0, NULL);
+    json_t *spec = json_object_get(*manifest, "spec");
+    if (json_integer_value(json_object_get(*manifest, "format")) != ARCHIVE_FORMAT || !spec)
+        return guest_fail(e, -EINVAL, "archive", "the archive's manifest is not format %d",
+                          ARCHIVE_FORMAT);
+    if (rq->name)
+        json_object_set_new(spec, "name", json_string(rq->name));
+    /* An importer's manifest has no id nor generation: create chooses them. */
+    c->spec = (struct guest_spec){.id = "00000000-0000-4000-8000-000000000000", .generation = 1};
+    r = spec_from_json(spec, &c->spec, e->field_buf, sizeof(e->field_buf));
+    if (r < 0)
+        return guest_fail(e, -EINVAL, "archive", "the archive's spec is invalid (%s)",
+                          e->field_buf);
+    for (uint32_t i = 0; i < c->spec.n_addrs; i++) {
+        c->ips[c->n_ips] = (struct ipam_request){.family = c->spec.addrs[i].family};
+        if (rq->keep_ips)
+            c->ips[c->n_ips].address =
+                netaddr_format(&c->spec.addrs[i], false, addrs[i], NETADDR_STRLEN);
+        c->n_ips++;
+    }
+    c->spec.n_addrs = 0;
+    c->pin = rq->to;
+    c->algo = SCHED_DEFAULT;
+    c->quiet = true;
+    for (size_t i = 0; i < rq->n_cons && i < SCHED_MAX_LABELS; i++)
+        c->cons[c->n_cons++] = rq->cons[i];
+    return 0;
+}
+
+static int
+start_locked(master_t *m, const struct op_import_req *rq, struct guest_create_req *c,
+             char id[SPEC_ID_LEN + 1], struct guest_err *e)
+{
+    struct guest_created *g = xcalloc(1, sizeof(*g));
+    char secret[2 * XFER_SECRET_LEN + 1];
+    int r = guests_create(m, NULL, c, g, e);
+
+    if (r < 0) {
+        free(g);
+        return r;
+    }
+    struct op *o = operations_add(m, OP_IMPORT, NULL);
+    strscpy(o->guest_id, g->spec.id, sizeof(o->guest_id));
+    strscpy(o->guest, g->spec.name, sizeof(o->guest));
+    strscpy(o->target, g->node, sizeof(o->target));
+    xfer_secret_new(secret);
+    op_pset(o, "archive", json_string(rq->archive));
+    op_pset(o, "_secret", json_string(secret));
+    op_pset(o, "_spec", spec_to_json(&g->spec));
+    free(g);
+    strscpy(id, o->id, SPEC_ID_LEN + 1);
+    r = operations_step(m, o, "prepare", "guest %s placed on node %s", o->guest, o->target);
+    if (r < 0) {
+        o->gone = true;
+        return guest_fail(e, r, NULL, "cannot store the operation: %s", strerror(-r));
+    }
+    send_prepare(m, o);
+    return 0;
+}
+
+int
+op_import_start(master_t *m, const struct op_import_req *rq, char id[SPEC_ID_LEN + 1],
+                struct guest_err *e)
+{
+    struct guest_create_req *c = xcalloc(1, sizeof(*c));
+    char(*addrs)[NETADDR_STRLEN] = xcalloc(SPEC_MAX_ADDRS, NETADDR_STRLEN);
+    json_t *manifest = NULL;
+    int r = archives_upload_verify(m, rq->archive);
+
+    if (r == -EAGAIN)
+        r = guest_fail(e, -EBUSY, "archive", "archive %s has not arrived whole", rq->archive);
+    else if (r == -EBADMSG)
+        r = guest_fail(e, -EINVAL, "archive", "archive %s does not have the checksum announced",
+                       rq->archive);
+    else if (r < 0)
+        r = guest_fail(e, r, "archive", "no archive %s", rq->archive);
+    if (r >= 0)
+        r = request_from(m, rq, c, &manifest, addrs, e);
+    if (r >= 0 && (r = db_begin(m->db)) >= 0) {
+        r = start_locked(m, rq, c, id, e);
+        r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    }
+    json_decref(manifest);
+    free(addrs);
+    free(c);
+    return r;
+}
+
+/* ---- the steps ---- */
+
+static void
+begin_abort(master_t *m, struct op *o, bool cancelled, const char *why)
+{
+    import_release(m, o);
+    op_pset(o, "abort_why", json_string(why));
+    op_pset(o, "abort_cancelled", json_boolean(cancelled));
+    dispatch_forget_migrate(m->disp, o->target, o->guest_id);
+    (void)operations_step(m, o, "abort", "%s", why);
+    send_abort(m, o);
+}
+
+/* The target dropped what it had: the new guest goes from the record too. */
+static void
+abort_done(master_t *m, struct op *o)
+{
+    int r = guests_remove(m, o->guest_id);
+
+    if (r < 0 && r != -ENOENT)
+        log_error("op=%s guest %s stays recorded: %s", o->id, o->guest, strerror(-r));
+    (void)operations_end(m, o, op_pbool(o, "abort_cancelled") ? OP_CANCELLED : OP_FAILED, NULL,
+                         "%s", op_pstr(o, "abort_why"));
+}
+
+static void
+committed(master_t *m, struct op *o, const struct msg_migrate_status *st)
+{
+    struct db_guest g = {0};
+
+    if (db_guest_get_by_id(m->db, o->guest_id, &g) == 0) {
+        db_guest_set_applied(m->db, g.id, g.generation);
+        guests_observed(m, &g, st->running ? DB_OBS_RUNNING : DB_OBS_STOPPED, NULL);
+        db_guest_clear(&g);
+    }
+    (void)operations_end(m, o, OP_DONE,
+                         json_pack("{s:s, s:s, s:s}", "guest", o->guest, "node", o->target,
+                                   "archive", op_pstr(o, "archive")),
+                         NULL);
+}
+
+static void
+import_report(master_t *m, struct op *o, const char *node, const struct msg_migrate_status *st)
+{
+    bool failed = strcmp(st->state, "failed") == 0;
+    char why[PROTO_MAX_STRING + 64];
+
+    (void)node;
+    snprintf(why, sizeof(why), "node %s: %.4000s", o->target, st->message);
+    if (strcmp(o->step, "abort") == 0) {
+        if (strcmp(st->phase, "abort") == 0 && !failed)
+            abort_done(m, o);
+        return;
+    }
+    if (strcmp(st->phase, "prepare") == 0 && strcmp(o->step, "prepare") == 0) {
+        if (failed) {
+            begin_abort(m, o, false, why);
+            return;
+        }
+        op_pset(o, "endpoint", json_string(st->endpoint));
+        (void)operations_step(m, o, "send", "the master sends the archive to node %s", o->target);
+        sender_start(m, o);
+    } else if (strcmp(st->phase, "commit") == 0 && strcmp(o->step, "commit") == 0) {
+        if (failed)
+            begin_abort(m, o, false, why);
+        else if (strcmp(st->state, "done") == 0)
+            committed(m, o, st);
+    }
+}
+
+static void
+import_tick(master_t *m, struct op *o, uint64_t now)
+{
+    if (strcmp(o->step, "prepare") == 0 && now - o->step_mono > PREPARE_TIMEOUT_MS)
+        begin_abort(m, o, false, "the node did not get ready in time");
+    else if (strcmp(o->step, "commit") == 0 && now - o->step_mono > COMMIT_TIMEOUT_MS)
+        begin_abort(m, o, false, "the node did not confirm the import in time");
+}
+
+static int
+import_cancellable(const struct op *o, char *why, size_t n)
+{
+    if (strcmp(o->step, "prepare") != 0 && strcmp(o->step, "send") != 0) {
+        snprintf(why, n, "the import is at step %s; it ends by itself", o->step);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+static int
+import_cancel(master_t *m, struct op *o, char *why, size_t n)
+{
+    int r = import_cancellable(o, why, n);
+
+    if (r < 0)
+        return r;
+    o->cancel = true;
+    begin_abort(m, o, true, "cancelled");
+    return 0;
+}
+
+static void
+import_resume(master_t *m, struct op *o, const char *node)
+{
+    if (node) {
+        /* A restarted node lost its receiver: listen again, send again. */
+        if (strcmp(o->step, "send") == 0) {
+            import_release(m, o);
+            (void)operations_step(m, o, "prepare", "node %s came back; it listens again",
+                                  o->target);
+            send_prepare(m, o);
+        }
+        return;
+    }
+    if (strcmp(o->step, "prepare") == 0 || strcmp(o->step, "send") == 0) {
+        (void)operations_step(m, o, "prepare", "the master came back; node %s listens again",
+                              o->target);
+        send_prepare(m, o);
+    } else if (strcmp(o->step, "commit") == 0) {
+        send_commit(m, o);
+    } else if (strcmp(o->step, "abort") == 0) {
+        send_abort(m, o);
+    }
+}
+
+const struct op_kind_ops op_import_ops = {
+    .name = "import",
+    .report = import_report,
+    .tick = import_tick,
+    .cancellable = import_cancellable,
+    .cancel = import_cancel,
+    .resume = import_resume,
+    .release = import_release,
+};
