@@ -9,6 +9,7 @@
 
 #include "common/mem.h"
 #include "common/units.h"
+#include "master/db_usage.h"
 #include "master/http_handlers.h"
 #include "proto/spec_json.h"
 
@@ -48,6 +49,9 @@ static const struct route_def routes[] = {
     {API_GUEST_IP_ADD, "POST", "/v1/guests/*/ips", "guest.ip_add", h_guest_ip_add},
     {API_GUEST_IP_DEL, "DELETE", "/v1/guests/*/ips/+", "guest.ip_del", h_guest_ip_del},
     {API_NODE_ROUTES, "GET", "/v1/nodes/*/routes", "node.routes", h_node_routes},
+    {API_EVENTS, "GET", "/v1/events", "event.list", h_events},
+    {API_USAGE_TRAFFIC, "GET", "/v1/usage/traffic", "usage.traffic", h_usage_traffic},
+    {API_METRICS, "GET", "/metrics", "metrics", h_metrics},
 };
 
 /* Matches path against pattern; the "*" segment is copied to name, the "+"
@@ -139,6 +143,18 @@ api_route(const char *method, const char *path, struct api_match *out, char *all
         return -EOPNOTSUPP;
     (void)bad_name;
     return -ENOENT;
+}
+
+size_t
+api_route_count(void)
+{
+    return ARRAY_SIZE(routes);
+}
+
+const char *
+api_route_name_at(size_t i)
+{
+    return i < ARRAY_SIZE(routes) ? routes[i].name : NULL;
 }
 
 const char *
@@ -415,6 +431,24 @@ api_usage_json(const struct guest_usage *u)
 
     json_object_del(o, "time_ms");
     json_object_set_new(o, "time", time_json(u->time_ms));
+    return o;
+}
+
+json_t *
+api_usage_point_json(const struct db_roll *r)
+{
+    json_t *o = json_pack("{s:o, s:I}", "time", time_json(r->time_ms), "samples", (json_int_t)r->n);
+
+    for (unsigned i = 0; i < USAGE_N_METRICS; i++) {
+        json_t *v;
+        if (db_usage_is_counter(i))
+            v = json_pack("{s:I}", "increase", (json_int_t)r->sum[i]);
+        else
+            v = json_pack("{s:I, s:I, s:I}", "min", (json_int_t)r->min[i], "max",
+                          (json_int_t)r->max[i], "avg",
+                          (json_int_t)(r->n ? r->sum[i] / r->n : 0));
+        json_object_set_new(o, db_usage_metric_name(i), v);
+    }
     return o;
 }
 

@@ -46,6 +46,9 @@ enum api_route {
     API_GUEST_IP_ADD,        /* POST /v1/guests/{name}/ips */
     API_GUEST_IP_DEL,        /* DELETE /v1/guests/{name}/ips/{addr} */
     API_NODE_ROUTES,         /* GET /v1/nodes/{name}/routes */
+    API_EVENTS,              /* GET /v1/events */
+    API_USAGE_TRAFFIC,       /* GET /v1/usage/traffic */
+    API_METRICS,             /* GET /metrics */
     API__ROUTE_MAX,
 };
 
@@ -117,5 +120,12 @@ json_t *api_node_json(const struct registry_node *n, const struct sched_node_inf
 json_t *api_pool_json(const struct db_pool *p, const struct ipam_pool_info *info);
 /* The latest usage sample, as the contract's Usage. */
 json_t *api_usage_json(const struct guest_usage *u);
+/* One bucket of usage history, as the contract's UsagePoint: time, samples,
+ * and per metric {min, max, avg} for a gauge or {increase} for a counter. */
+struct db_roll;
+json_t *api_usage_point_json(const struct db_roll *r);
+/* The number of routes and the name of the i-th (metrics label values). */
+size_t api_route_count(void);
+const char *api_route_name_at(size_t i);
 /* An exec result, as the contract's ExecResult (exit_code null when signalled). */
 json_t *api_exec_json(const struct msg_exec_result *r);

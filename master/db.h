@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */
@@ -224,6 +224,10 @@ int db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, c
 int db_guest_set_applied(db_t *db, const char *id, uint64_t gen);
 /* Marks the guest as being deleted (durably, before its node is told). */
 int db_guest_set_deleting(db_t *db, const char *id);
+/* The smallest context number (>= SPEC_MIN_CONTEXT) no guest has, in the
+ * caller's transaction (so guests created in it count). -ENOSPC past
+ * SPEC_MAX_CONTEXT. */
+int db_guest_free_context(db_t *db, uint32_t *out);
 /* Deletes the guest, its labels and its address allocations. */
 int db_guest_delete(db_t *db, const char *id);
 int db_guest_get_by_id(db_t *db, const char *id, struct db_guest *out);
@@ -278,6 +282,10 @@ int db_event_insert(db_t *db, const struct db_event *e, uint64_t *seq);
  * records borrow their strings for the call. Returns rows visited or -errno. */
 int db_event_list(db_t *db, uint64_t after, unsigned limit,
                   int (*cb)(void *userdata, const struct db_event *e), void *userdata);
+/* Deletes events older than before_ms, and those more than keep (0 = no
+ * bound) behind last, never one above last (the newest committed).
+ * Returns events deleted or -errno. */
+int db_event_expire(db_t *db, uint64_t before_ms, uint64_t keep, uint64_t last);
 /* The oldest and newest sequence numbers stored (0, 0 when there are none). */
 int db_event_bounds(db_t *db, uint64_t *first, uint64_t *last);
 

@@ -13,6 +13,8 @@ static const char sql_event_insert[] =
 static const char sql_event_list[] =
     "SELECT seq, time, type, node, guest_id, guest, message, data FROM events "
     "WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+static const char sql_event_expire_age[] = "DELETE FROM events WHERE time < ?1 AND seq <= ?2";
+static const char sql_event_expire_count[] = "DELETE FROM events WHERE seq <= ?1";
 static const char sql_event_first[] = "SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) "
                                       "FROM events";
 
@@ -76,4 +78,26 @@ db_event_bounds(db_t *db, uint64_t *first, uint64_t *last)
     *first = dbi_col_u64(s, 0);
     *last = dbi_col_u64(s, 1);
     return 0;
+}
+
+int
+db_event_expire(db_t *db, uint64_t before_ms, uint64_t keep, uint64_t last)
+{
+    int r = db_begin(db), n = 0;
+
+    if (r < 0)
+        return r;
+    _cleanup_stmt_ sqlite3_stmt *a = dbi_stmt(db, sql_event_expire_age);
+    dbi_bind_u64(a, 1, before_ms);
+    dbi_bind_u64(a, 2, last);
+    r = dbi_step_done(db, a, -EEXIST, false);
+    n += r >= 0 ? sqlite3_changes(db->conn) : 0;
+    if (r >= 0 && keep && last > keep) {
+        _cleanup_stmt_ sqlite3_stmt *c = dbi_stmt(db, sql_event_expire_count);
+        dbi_bind_u64(c, 1, last - keep);
+        r = dbi_step_done(db, c, -EEXIST, false);
+        n += r >= 0 ? sqlite3_changes(db->conn) : 0;
+    }
+    r = dbi_tx_end(db, r);
+    return r < 0 ? r : n;
 }

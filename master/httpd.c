@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "master/http_stream.h"
 
 /* A request in flight: built by its connection thread, answered by the loop. */
 struct pending {
@@ -29,7 +30,10 @@ struct pending {
     bool answered;                       /* status and response are set */
     bool abandoned;                      /* the connection thread timed out: the loop frees it */
     unsigned status;                     /* HTTP status */
-    char *response;                      /* JSON text, malloc'd, or NULL */
+    char *response;                      /* the body, malloc'd, or NULL */
+    size_t response_len;                 /* its bytes */
+    char *content_type;                  /* its type, NULL = JSON */
+    http_stream_t *stream;               /* a body that stays open, instead of response */
     char *headers[HTTPD_MAX_HEADERS][2]; /* extra response headers (name, value), owned */
 };
 
@@ -43,6 +47,8 @@ struct httpd {
     void *userdata;            /* passed to handler */
     bool stopping;             /* httpd_destroy runs: refuse new requests */
     char *static_dir;          /* web UI files, NULL = none */
+    httpd_observer observer;   /* told of every answer (loop thread), NULL = none */
+    void *observer_data;       /* passed to observer */
 };
 
 #define HTTPD_MAX_STATIC (8u << 20) /* bytes of one static file */
@@ -61,6 +67,7 @@ pending_free(struct pending *p)
     free(p->path);
     free(p->method);
     free(p->response);
+    free(p->content_type);
     for (size_t i = 0; i < HTTPD_MAX_HEADERS; i++) {
         free(p->headers[i][0]);
         free(p->headers[i][1]);
@@ -99,27 +106,65 @@ on_wake(uv_async_t *a)
     }
 }
 
-void
-httpd_respond(struct http_req *req, unsigned status, json_t *body)
+/* Hands an answer to the connection thread: body text (len bytes) or a
+ * stream, both stolen. */
+static void
+answer(struct http_req *req, unsigned status, const char *type, char *text, size_t len,
+       http_stream_t *stream)
 {
     struct pending *p = container_of(req, struct pending, req);
     httpd_t *h = server_of(p);
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 
-    json_decref(body);
+    if (h->observer)
+        h->observer(h->observer_data, req, status);
     pthread_mutex_lock(&h->lock);
     if (p->abandoned) {
         /* The client's thread gave up waiting; nobody reads this answer. */
         pthread_mutex_unlock(&h->lock);
         free(text);
+        if (stream)
+            http_stream_abandon(stream);
         pending_free(p);
         return;
     }
     p->status = status;
     p->response = text;
+    p->response_len = len;
+    p->content_type = type ? xstrdup(type) : NULL;
+    p->stream = stream;
     p->answered = true;
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&h->lock);
+}
+
+void
+httpd_respond(struct http_req *req, unsigned status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+    json_decref(body);
+    answer(req, status, NULL, text, text ? strlen(text) : 0, NULL);
+}
+
+void
+httpd_respond_text(struct http_req *req, unsigned status, const char *content_type, char *text,
+                   size_t len)
+{
+    answer(req, status, content_type, text, len, NULL);
+}
+
+void
+httpd_respond_stream(struct http_req *req, unsigned status, const char *content_type,
+                     http_stream_t *stream)
+{
+    answer(req, status, content_type, NULL, 0, stream);
+}
+
+void
+httpd_set_observer(httpd_t *h, httpd_observer fn, void *userdata)
+{
+    h->observer = fn;
+    h->observer_data = userdata;
 }
 
 void
@@ -166,22 +211,38 @@ httpd_header(const struct http_req *req, const char *name)
 }
 
 static enum MHD_Result
-send_text_headers(struct MHD_Connection *conn, unsigned status, char *text,
-                  char *const (*headers)[2])
+send_answer(struct MHD_Connection *conn, unsigned status, char *text, size_t len,
+            const char *type, http_stream_t *stream, char *const (*headers)[2])
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
 
-    if (!text)
-        text = xstrdup("");
-    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (*text)
-        MHD_add_response_header(r, "Content-Type", "application/json");
+    if (stream) {
+        r = http_stream_mhd_response(stream);
+        if (!r)
+            return MHD_NO;
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+    } else {
+        if (!text) {
+            text = xstrdup("");
+            len = 0;
+        }
+        r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    }
+    if (stream || len)
+        MHD_add_response_header(r, "Content-Type", type ? type : "application/json");
     for (size_t i = 0; headers && i < HTTPD_MAX_HEADERS && headers[i][0]; i++)
         MHD_add_response_header(r, headers[i][0], headers[i][1]);
     ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result
+send_text_headers(struct MHD_Connection *conn, unsigned status, char *text,
+                  char *const (*headers)[2])
+{
+    return send_answer(conn, status, text, text ? strlen(text) : 0, NULL, NULL, headers);
 }
 
 static enum MHD_Result
@@ -367,7 +428,8 @@ has_control(const char *s)
 static bool
 is_api_path(const char *url)
 {
-    return strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0 || strcmp(url, "/healthz") == 0;
+    return strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0 ||
+           strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0;
 }
 
 static enum MHD_Result
@@ -429,7 +491,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     char *response = NULL;
     unsigned status = dispatch(h, p, &response);
     /* An abandoned request belongs to the loop: its headers are not ours. */
-    return send_text_headers(conn, status, response, p->abandoned ? NULL : p->headers);
+    if (p->abandoned || !p->answered)
+        return send_text_headers(conn, status, response, NULL);
+    return send_answer(conn, status, response, p->response_len, p->content_type,
+                       move_ptr(p->stream), p->headers);
 }
 
 static void

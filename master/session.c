@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "master/guests.h"
+#include "master/metrics.h"
 #include "master/reconcile.h"
 #include "master/usage.h"
 #include "master/waiters.h"
@@ -89,6 +90,8 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
     bool matched = dispatch_complete(m->disp, node, a->ref, &done) == 0;
     struct db_guest g = {0};
 
+    if (matched)
+        metrics_dispatch_answer(m, &done, true);
     if (!a->id[0])
         return;
     if (matched && done.type == MSG_GUEST_DESTROY) {
@@ -165,6 +168,7 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
     }
     if (dispatch_complete(m->disp, node, n->ref, &done) < 0)
         return;
+    metrics_dispatch_answer(m, &done, false);
     log_warning("node=%s refused %s of guest %s: %s: %s", node, msg_type_name(done.type),
                 done.guest, msg_error_name(n->code), n->message);
     switch (done.type) {
@@ -191,6 +195,10 @@ on_event(master_t *m, const char *node, const struct msg_event *e)
 
     if (!e->id[0])
         return;
+    if (!strcmp(e->kind, "oom")) {
+        usage_oom(m, node, e->id, e->count);
+        return;
+    }
     if (!strcmp(e->kind, "started"))
         obs = DB_OBS_RUNNING;
     else if (!strcmp(e->kind, "stopped") || !strcmp(e->kind, "exited"))
@@ -222,7 +230,7 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
         on_nack(m, peer, &msg->u.nack);
         break;
     case MSG_USAGE:
-        usage_report(m, &msg->u.usage);
+        usage_report(m, peer, &msg->u.usage);
         break;
     case MSG_EVENT:
         on_event(m, peer, &msg->u.event);

@@ -113,6 +113,7 @@ static const struct wire_field spec_fields[] = {
     W("domainname", W_STR, false, struct guest_spec, domainname),
     W("halt_signal", W_U32, false, struct guest_spec, halt_signal),
     W("stop_timeout", W_U32, false, struct guest_spec, stop_timeout),
+    W("context", W_U32, false, struct guest_spec, context),
     W("autostart", W_BOOL, false, struct guest_spec, autostart),
     W("flags", W_FLAGS, false, struct guest_spec, flags, .max = ARRAY_SIZE(flag_names)),
     W("limits", W_MAP, false, struct guest_spec, limits, .max = PROTO_MAX_ARRAY,
@@ -169,15 +170,13 @@ static const struct wire_field hello_fields[] = {
     {                                                                                              \
         .key = name, .kind = W_U64, .off = (i) * sizeof(uint64_t), .size = sizeof(uint64_t)        \
     }
-static const struct wire_field failcnt_fields[] = {
-    FAILCNT_W(USAGE_FAIL_PROCS, "procs"), FAILCNT_W(USAGE_FAIL_MEMORY, "memory"),
-    FAILCNT_W(USAGE_FAIL_OOM, "oom"),     FAILCNT_W(USAGE_FAIL_DISK, "disk"),
-    FAILCNT_W(USAGE_FAIL_TCP, "tcp"),
-};
+#define FAILCNT_FIELD(e, name) FAILCNT_W(e, #name),
+static const struct wire_field failcnt_fields[] = {USAGE_FAIL_FIELDS(FAILCNT_FIELD)};
+#undef FAILCNT_FIELD
 _Static_assert(ARRAY_SIZE(failcnt_fields) == USAGE_FAIL_COUNT, "a failcnt key per enum usage_fail");
 static const struct wire_table failcnt_table = TABLE(failcnt_fields);
 
-#define USAGE_W(f) W(#f, W_U64, false, struct guest_usage, f),
+#define USAGE_W(f, k) W(#f, W_U64, false, struct guest_usage, f),
 static const struct wire_field sample_fields[] = {
     W("guest", W_STR, true, struct guest_usage, id),
     W("time_ms", W_U64, true, struct guest_usage, time_ms),
@@ -226,6 +225,7 @@ static const struct wire_field event_fields[] = {
     W("time_ms", W_U64, true, struct msg_event, time_ms),
     W("exit_code", W_I32, false, struct msg_event, exit_code),
     W("message", W_STR, false, struct msg_event, message),
+    W("count", W_U64, false, struct msg_event, count),
 };
 
 static const struct wire_field exec_result_fields[] = {

@@ -154,6 +154,7 @@ fill(struct msg *m, enum msg_type t)
         m->u.event.time_ms = 1795000000000ULL;
         m->u.event.exit_code = -1;
         strcpy(m->u.event.message, "killed by signal 9");
+        m->u.event.count = 2;
         break;
     case MSG_EXEC_RESULT: {
         struct msg_exec_result *r = &m->u.exec_result;
@@ -356,6 +357,7 @@ cmp_msg(const struct msg *x, const struct msg *y)
         EQ_U(time_ms);
         EQ_U(exit_code);
         EQ_S(message);
+        EQ_U(count);
         break;
     }
     case MSG_EXEC_RESULT: {

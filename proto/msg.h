@@ -148,6 +148,7 @@ struct msg_event {
     uint64_t time_ms;                   /* wall clock, ms since the epoch */
     int32_t exit_code;                  /* for "exited": status, -1 when killed by a signal */
     char message[PROTO_MAX_STRING + 1]; /* human-readable detail */
+    uint64_t count;                     /* for "oom": OOM kills in the guest's cgroup so far */
 };
 
 /* guest.start, guest.stop and guest.destroy name the guest and the
