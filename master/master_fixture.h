@@ -28,6 +28,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/mtime.h"
 #include "master/master.h"
 #include "node/agent.h"
 #include "node/sim/sim.h"
@@ -52,6 +53,8 @@ struct fx {
     const char *algorithm;    /* cluster default for the next master */
     char db_dir[160];         /* where the database goes, "" = dir */
     char web[256];            /* the web UI directory of the source tree */
+    uint64_t clock_ms;        /* the master's wall clock when set (test clock), 0 = real */
+    uint32_t events_max_count; /* the next master's event retention by count, 0 = default */
 };
 
 static struct fx F;
@@ -87,6 +90,17 @@ loop_main(void *arg)
     return NULL;
 }
 
+/* The master's wall clock: the test's when it set one. Read on the loop
+ * thread, set by the test thread while the loop waits (on_loop) or with an
+ * atomic store. */
+FX_UNUSED static uint64_t
+fx_clock(void *userdata)
+{
+    struct fx *f = userdata;
+    uint64_t t = __atomic_load_n(&f->clock_ms, __ATOMIC_SEQ_CST);
+    return t ? t : time_real_ms();
+}
+
 FX_UNUSED static void
 start_master(struct fx *f)
 {
@@ -107,6 +121,9 @@ start_master(struct fx *f)
     c.wait_default_s = 20;
     c.sched.algo = strcmp(f->algorithm, "spread") == 0 ? SCHED_SPREAD : SCHED_BINPACK;
     c.web_dir = f->web;
+    c.clock_ms = fx_clock;
+    c.clock_userdata = f;
+    c.events_max_count = f->events_max_count;
     f->err = master_new(&f->loop, &c, &f->master, f->errtext, sizeof(f->errtext));
 }
 

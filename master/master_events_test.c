@@ -1,0 +1,387 @@
+/* The event stream end to end over real HTTP: a Server-Sent Events client
+ * that resumes with the last id it saw receives every later event exactly
+ * once; JSON lines and the JSON page agree with it; a client behind the
+ * retention gets a gap; OOM kills reported twice (a usage sample and the
+ * node's notification) are one event; a failcnt that grew is a limit event. */
+#include "master/master_fixture.h"
+
+#include "master/core.h"
+#include "master/events.h"
+#include "master/usage.h"
+
+#define MAX_SEEN 4096
+
+/* One SSE client's reading. */
+struct sse {
+    uint64_t last_id;          /* Last-Event-ID to send */
+    unsigned stop_after;       /* abort after this many events, 0 = never */
+    char stop_type[48];        /* or after an event of this type for stop_guest */
+    char stop_guest[64];       /* (data contains this guest name) */
+    uint64_t seqs[MAX_SEEN];   /* ids received, in order */
+    char types[MAX_SEEN][48];  /* their event types */
+    unsigned n;                /* entries in seqs */
+    char line[8192];           /* the line being read */
+    size_t len;                /* bytes in line */
+    uint64_t id;               /* the current event's id */
+    char type[48];             /* its type */
+    bool stop;                 /* the condition held: abort */
+    pthread_t thread;          /* the reader */
+};
+
+/* Handles one line of the SSE stream. */
+static void
+sse_line(struct sse *s, const char *l)
+{
+    if (!strncmp(l, "id: ", 4))
+        s->id = strtoull(l + 4, NULL, 10);
+    else if (!strncmp(l, "event: ", 7))
+        snprintf(s->type, sizeof(s->type), "%s", l + 7);
+    else if (!strncmp(l, "data: ", 6) && s->n < MAX_SEEN) {
+        s->seqs[s->n] = s->id;
+        snprintf(s->types[s->n], sizeof(s->types[0]), "%s", s->type);
+        s->n++;
+        if (s->stop_after && s->n >= s->stop_after)
+            s->stop = true;
+        if (s->stop_type[0] && !strcmp(s->type, s->stop_type) && strstr(l, s->stop_guest))
+            s->stop = true;
+    }
+}
+
+static size_t
+sse_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct sse *s = userdata;
+    size_t n = size * nmemb;
+
+    for (size_t i = 0; i < n && !s->stop; i++) {
+        if (data[i] != '\n') {
+            if (s->len < sizeof(s->line) - 1)
+                s->line[s->len++] = data[i];
+            continue;
+        }
+        s->line[s->len] = '\0';
+        sse_line(s, s->line);
+        s->len = 0;
+    }
+    return s->stop ? 0 : n; /* 0 aborts the transfer: the client goes away */
+}
+
+static void *
+sse_main(void *arg)
+{
+    struct sse *s = arg;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Accept: text/event-stream");
+    char url[128], hdr[64];
+
+    {
+        snprintf(hdr, sizeof(hdr), "Last-Event-ID: %llu", (unsigned long long)s->last_id);
+        h = curl_slist_append(h, hdr);
+    }
+    snprintf(url, sizeof(url), "%s/v1/events", F.url);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sse_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_perform(c);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* The newest event's seq, from the JSON page. */
+static uint64_t
+newest(void)
+{
+    json_t *o = NULL;
+    uint64_t next = 0;
+
+    do {
+        char path[96];
+        json_decref(o);
+        snprintf(path, sizeof(path), "/v1/events?after=%llu&limit=5000",
+                 (unsigned long long)next);
+        assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
+        next = (uint64_t)num(o, "next");
+    } while (json_array_size(json_object_get(o, "events")) == 5000);
+    json_decref(o);
+    return next;
+}
+
+/* The seqs the store has after `after`, up to and including `upto`. */
+static unsigned
+stored(uint64_t after, uint64_t upto, uint64_t *out, unsigned max)
+{
+    json_t *o = NULL, *e;
+    char path[96];
+    size_t i;
+    unsigned n = 0;
+
+    snprintf(path, sizeof(path), "/v1/events?after=%llu&limit=5000", (unsigned long long)after);
+    assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
+    json_array_foreach(json_object_get(o, "events"), i, e) if ((uint64_t)num(e, "seq") <= upto &&
+                                                                n < max) out[n++] =
+        (uint64_t)num(e, "seq");
+    json_decref(o);
+    return n;
+}
+
+static void
+create(const char *name)
+{
+    char body[128];
+    snprintf(body, sizeof(body), "{\"name\":\"%s\",\"template\":\"busybox\"}", name);
+    assert_int_equal(http("POST", "/v1/guests?wait=running", body, NULL, NULL), 201);
+}
+
+static void
+test_resume_exactly_once(void **state)
+{
+    static struct sse a, b;
+    uint64_t want[MAX_SEEN];
+    char path[64];
+
+    (void)state;
+    uint64_t c0 = newest();
+    a = (struct sse){.last_id = c0, .stop_after = 5};
+    pthread_create(&a.thread, NULL, sse_main, &a);
+    /* Events while the first client reads: a handful of guests. */
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "r%d", i);
+        create(path);
+    }
+    pthread_join(a.thread, NULL);
+    assert_int_equal(a.n, 5);
+    /* The first client saw the store's first five after c0, in order. */
+    assert_int_equal(stored(c0, a.seqs[4], want, MAX_SEEN), 5);
+    for (unsigned i = 0; i < 5; i++)
+        assert_int_equal(a.seqs[i], want[i]);
+
+    /* It is away while more happens; then it comes back with its last id. */
+    assert_int_equal(http("DELETE", "/v1/guests/r0", NULL, NULL, NULL), 204);
+    create("r3");
+    b = (struct sse){.last_id = a.seqs[4]};
+    snprintf(b.stop_type, sizeof(b.stop_type), "guest.created");
+    snprintf(b.stop_guest, sizeof(b.stop_guest), "\"marker\"");
+    pthread_create(&b.thread, NULL, sse_main, &b);
+    usleep(200 * 1000);
+    create("marker");
+    pthread_join(b.thread, NULL);
+    assert_true(b.n > 0);
+    assert_string_equal(b.types[b.n - 1], "guest.created");
+    /* Every event after its last id, each once, in order, none missing. */
+    unsigned n = stored(a.seqs[4], b.seqs[b.n - 1], want, MAX_SEEN);
+    assert_int_equal(b.n, n);
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(b.seqs[i], want[i]);
+    assert_int_equal(b.seqs[0], a.seqs[4] + 1);
+    delete_all_guests();
+}
+
+static void
+test_json_lines(void **state)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Accept: application/x-ndjson");
+    struct buf body = {0};
+    char url[160];
+    uint64_t want[MAX_SEEN], prev = 0;
+    unsigned n = 0;
+
+    (void)state;
+    create("j1");
+    uint64_t top = newest();
+    /* Without follow the stream ends after the last stored event. */
+    snprintf(url, sizeof(url), "%s/v1/events?after=%llu&type=guest.*", F.url,
+             (unsigned long long)(top > 20 ? top - 20 : 0));
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    assert_non_null(body.p);
+    for (char *l = strtok(body.p, "\n"); l; l = strtok(NULL, "\n")) {
+        json_t *e = json_loads(l, 0, NULL);
+        assert_non_null(e);
+        assert_true(strncmp(str(e, "type"), "guest.", 6) == 0);
+        assert_true((uint64_t)num(e, "seq") > prev);
+        prev = (uint64_t)num(e, "seq");
+        n++;
+        json_decref(e);
+    }
+    free(body.p);
+    /* The same as the page with the same filter. */
+    json_t *o = NULL, *e;
+    size_t i;
+    unsigned k = 0;
+    snprintf(url, sizeof(url), "/v1/events?after=%llu&type=guest.*",
+             (unsigned long long)(top > 20 ? top - 20 : 0));
+    assert_int_equal(http("GET", url, NULL, NULL, &o), 200);
+    json_array_foreach(json_object_get(o, "events"), i, e) want[k++] = (uint64_t)num(e, "seq");
+    json_decref(o);
+    assert_int_equal(n, k);
+    assert_int_equal(prev, want[k - 1]);
+    delete_all_guests();
+}
+
+/* ---- usage events ---- */
+
+static struct {
+    char id[SPEC_ID_LEN + 1]; /* the guest */
+    struct guest_usage u;     /* the sample */
+    uint64_t oom;             /* the notification's count */
+} U;
+
+static void
+inject_sample(struct fx *f)
+{
+    struct msg_usage mu = {.n_samples = 1, .samples = &U.u};
+
+    memcpy(U.u.id, U.id, sizeof(U.u.id));
+    U.u.time_ms = time_real_ms();
+    master_batch_begin(f->master);
+    usage_report(f->master, "n3", &mu);
+    f->err = master_batch_commit(f->master);
+}
+
+static void
+inject_oom(struct fx *f)
+{
+    master_batch_begin(f->master);
+    usage_oom(f->master, "n3", U.id, U.oom);
+    f->err = master_batch_commit(f->master);
+}
+
+static unsigned
+count_events(const char *query, json_int_t *sum_field, const char *field)
+{
+    json_t *o = NULL, *e;
+    size_t i;
+    unsigned n = 0;
+
+    assert_int_equal(http("GET", query, NULL, NULL, &o), 200);
+    json_array_foreach(json_object_get(o, "events"), i, e)
+    {
+        n++;
+        if (sum_field)
+            *sum_field += json_integer_value(json_object_get(json_object_get(e, "data"), field));
+    }
+    json_decref(o);
+    return n;
+}
+
+static void
+sample(uint64_t oom, uint64_t procs)
+{
+    usleep(2000); /* each sample newer than the last */
+    U.u.failcnt[USAGE_FAIL_OOM] = oom;
+    U.u.failcnt[USAGE_FAIL_PROCS] = procs;
+    on_loop(inject_sample);
+    assert_int_equal(F.err, 0);
+}
+
+static void
+notify(uint64_t count)
+{
+    U.oom = count;
+    on_loop(inject_oom);
+    assert_int_equal(F.err, 0);
+}
+
+static void
+test_oom_and_limits(void **state)
+{
+    json_t *g = NULL;
+    json_int_t kills = 0, hits = 0;
+
+    (void)state;
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running", &g,
+                           "{\"name\":\"o1\",\"template\":\"busybox\",\"node\":\"n3\"}"),
+                     201);
+    strscpy(U.id, str(g, "id"), sizeof(U.id));
+    json_decref(g);
+    on_loop(stop_n3);
+    on_loop(free_n3);
+
+    sample(0, 0);
+    sample(1, 0); /* a kill seen in a sample */
+    notify(1);    /* the node's notification of the same kill: nothing new */
+    notify(2);    /* a second kill, notified first */
+    sample(2, 3); /* ... then sampled: nothing new; three fork refusals */
+    sample(0, 3); /* the guest restarted: a new cgroup counts from 0 */
+    notify(1);    /* its first kill */
+    sample(1, 3);
+
+    assert_int_equal(count_events("/v1/events?type=guest.oom&guest=o1", &kills, "kills"), 3);
+    assert_int_equal(kills, 3);
+    assert_int_equal(count_events("/v1/events?type=guest.limit&guest=o1", &hits, "hits"), 1);
+    assert_int_equal(hits, 3);
+    on_loop(start_n3);
+    json_decref(poll_until("/v1/nodes", nodes_ready, NULL));
+    delete_all_guests();
+}
+
+/* ---- retention ---- */
+
+static void
+expire_now(struct fx *f)
+{
+    f->err = events_expire(f->master, true);
+}
+
+static void
+test_gap(void **state)
+{
+    static struct sse s;
+    json_t *o = NULL;
+
+    (void)state;
+    /* A master that keeps only 5 events. */
+    on_loop(stop_master);
+    on_loop(free_master);
+    F.events_max_count = 5;
+    on_loop(start_master);
+    assert_int_equal(F.err, 0);
+    json_decref(poll_until("/v1/nodes", nodes_ready, NULL));
+    create("g1");
+    create("g2");
+    on_loop(expire_now);
+    assert_true(F.err > 0);
+    /* The page says what was dropped: everything before the oldest kept. */
+    assert_int_equal(http("GET", "/v1/events?after=0", NULL, NULL, &o), 200);
+    json_t *gap = json_object_get(o, "gap"), *events = json_object_get(o, "events");
+    assert_non_null(gap);
+    assert_true(json_array_size(events) >= 5);
+    uint64_t first = (uint64_t)num(json_array_get(events, 0), "seq");
+    assert_true(first > 6);
+    assert_int_equal(num(gap, "from"), 1);
+    assert_int_equal(num(gap, "to"), (json_int_t)(first - 1));
+    json_decref(o);
+
+    /* So does the stream, first, then the events kept. */
+    s = (struct sse){.last_id = 1, .stop_after = 6};
+    pthread_create(&s.thread, NULL, sse_main, &s);
+    pthread_join(s.thread, NULL);
+    assert_int_equal(s.n, 6);
+    assert_string_equal(s.types[0], "gap");
+    assert_int_equal(s.seqs[0], first - 1);
+    for (unsigned i = 1; i < 6; i++)
+        assert_int_equal(s.seqs[i], first - 1 + i);
+    delete_all_guests();
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resume_exactly_once),
+        cmocka_unit_test(test_json_lines),
+        cmocka_unit_test(test_oom_and_limits),
+        cmocka_unit_test(test_gap),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
