@@ -112,13 +112,15 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     /* 5: usage history and the FreeVPS context numbers.
      * usage_last is each guest's latest sample (the node's values) and the
      * master's own running counters (never going backwards, across node
-     * restarts and moves), as USAGE_N_METRICS little-endian u64, and the
+     * restarts and moves), as USAGE_N_METRICS unsigned LEB128 varints, and the
      * OOM kill count events were emitted up to (oom_seen); it stays
      * after the guest is deleted (deleted = 1) so its history keeps a name.
      * usage_raw holds samples (gauges as measured, counters as the increase
-     * since the guest's previous sample), usage_1m and usage_1h rollups
+     * since the guest's previous sample), keyed by time first so a round of
+     * samples appends to a few pages (a guest's raw rows are read only for
+     * the last hour: a scan of that hour), usage_1m and usage_1h rollups
      * (n samples; gauges min, max and sum; counters the increase), each
-     * keyed by the start of its period. usage_meta keeps the rollup marks.
+     * keyed by the start of its period.
      * The columns follow proto/usage.h's USAGE_U64_FIELDS and failcnt
      * (db_usage.c checks them at open). Guests get a context number from 3
      * in creation order; the unique index guards it. */
@@ -136,9 +138,8 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "  net_rx_packets INTEGER, net_tx_packets INTEGER, tcp_sockets INTEGER,"
     "  failcnt_procs INTEGER, failcnt_memory INTEGER, failcnt_oom INTEGER,"
     "  failcnt_disk INTEGER, failcnt_tcp INTEGER,"
-    "  PRIMARY KEY (guest_id, time)"
+    "  PRIMARY KEY (time, guest_id)"
     ") WITHOUT ROWID;"
-    "CREATE INDEX usage_raw_time ON usage_raw(time);"
     "CREATE TABLE usage_1m ("
     "  guest_id TEXT NOT NULL, time INTEGER NOT NULL, n INTEGER NOT NULL,"
     "  cpu_ns INTEGER, memory_min INTEGER, memory_max INTEGER, memory_sum INTEGER,"
@@ -173,7 +174,6 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "  PRIMARY KEY (guest_id, time)"
     ") WITHOUT ROWID;"
     "CREATE INDEX usage_1h_time ON usage_1h(time);"
-    "CREATE TABLE usage_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "UPDATE guests SET spec = json_set(spec, '$.context', 2 + (SELECT COUNT(*) FROM guests g"
     "  WHERE g.created < guests.created OR (g.created = guests.created AND g.id <= guests.id)));"
     "CREATE UNIQUE INDEX guests_context ON guests(json_extract(spec, '$.context'));",

@@ -94,6 +94,26 @@ static const char sql_series_1m[] =
 static const char sql_series_1h[] =
     "SELECT (time / ?4) * ?4 AS b, SUM(n)" AGG_ROLLS " FROM usage_1h " SERIES_WHERE;
 
+#define ROLL_Q_GAUGE(f) ", ?, ?, ?"
+#define ROLL_Q_COUNTER(f) ", ?"
+#define ROLL_Q(f, k) ROLL_Q_##k(f)
+#define ROLL_FQ(e, f) ROLL_Q_COUNTER(f)
+#define ROLL_QS USAGE_U64_FIELDS(ROLL_Q) USAGE_FAIL_FIELDS(ROLL_FQ)
+static const char sql_put_1m[] = "INSERT OR REPLACE INTO usage_1m (guest_id, time, n" ROLL_COLS
+                                 ") VALUES (?, ?, ?" ROLL_QS ")";
+static const char sql_put_1h[] = "INSERT OR REPLACE INTO usage_1h (guest_id, time, n" ROLL_COLS
+                                 ") VALUES (?, ?, ?" ROLL_QS ")";
+static const char sql_trim_1m[] = "DELETE FROM usage_1m WHERE guest_id = ?1 AND time < ?2";
+static const char sql_trim_1h[] = "DELETE FROM usage_1h WHERE guest_id = ?1 AND time < ?2";
+static const char sql_sum_raw[] = "SELECT guest_id, COUNT(*)" AGG_RAWS
+                                  " FROM usage_raw WHERE time >= ?1 AND time < ?2 GROUP BY guest_id";
+static const char sql_sum_1m[] = "SELECT guest_id, SUM(n)" AGG_ROLLS
+                                 " FROM usage_1m WHERE time >= ?1 AND time < ?2 GROUP BY guest_id";
+static const char sql_sum_1m_guest[] =
+    "SELECT guest_id, SUM(n)" AGG_ROLLS
+    " FROM usage_1m WHERE guest_id = ?3 AND time >= ?1 AND time < ?2 GROUP BY guest_id";
+static const char sql_raw_first[] = "SELECT MIN(time) FROM usage_raw";
+
 static const char sql_expire_raw[] = "DELETE FROM usage_raw WHERE time < ?1";
 static const char sql_expire_1m[] = "DELETE FROM usage_1m WHERE time < ?1";
 static const char sql_expire_1h[] = "DELETE FROM usage_1h WHERE time < ?1";
@@ -122,8 +142,6 @@ static const char sql_last_get[] =
 static const char sql_last_deleted[] = "UPDATE usage_last SET deleted = 1 WHERE guest_id = ?1";
 static const char sql_last_name[] = "SELECT name FROM usage_last WHERE guest_id = ?1";
 static const char sql_last_expire[] = "DELETE FROM usage_last WHERE deleted = 1 AND time < ?1";
-static const char sql_meta_get[] = "SELECT value FROM usage_meta WHERE key = ?1";
-static const char sql_meta_put[] = "INSERT OR REPLACE INTO usage_meta (key, value) VALUES (?1, ?2)";
 
 /* ---- rolls ---- */
 
@@ -159,43 +177,58 @@ roll_from_row(sqlite3_stmt *s, int col, struct db_roll *r)
 
 /* ---- usage_last ---- */
 
-/* The vector as little-endian u64, the blob's form on any host. */
-static void
-vec_to_blob(const uint64_t v[USAGE_N_METRICS], unsigned char out[USAGE_N_METRICS * 8])
+/* The vector as unsigned LEB128 varints (most values are small: a row of
+ * usage_last is rewritten with every sample, so its size is write cost).
+ * Returns the bytes used. */
+static size_t
+vec_to_blob(const uint64_t v[USAGE_N_METRICS], unsigned char out[USAGE_N_METRICS * 10])
 {
-    for (unsigned i = 0; i < USAGE_N_METRICS; i++)
-        for (unsigned b = 0; b < 8; b++)
-            out[i * 8 + b] = (unsigned char)(v[i] >> (8 * b));
+    size_t n = 0;
+
+    for (unsigned i = 0; i < USAGE_N_METRICS; i++) {
+        uint64_t x = v[i];
+        do {
+            out[n++] = (unsigned char)((x & 0x7f) | (x > 0x7f ? 0x80 : 0));
+            x >>= 7;
+        } while (x);
+    }
+    return n;
 }
 
-/* A blob shorter than the vector (an older build's) leaves the rest 0. */
+/* A blob shorter than the vector (an older build's) leaves the rest 0; a
+ * malformed one stops where it breaks. */
 static void
 vec_from_blob(const void *blob, int len, uint64_t v[USAGE_N_METRICS])
 {
     const unsigned char *p = blob;
+    int at = 0;
 
     memset(v, 0, USAGE_N_METRICS * sizeof(*v));
-    for (unsigned i = 0; p && i < USAGE_N_METRICS && (int)(i * 8 + 8) <= len; i++)
-        for (unsigned b = 0; b < 8; b++)
-            v[i] |= (uint64_t)p[i * 8 + b] << (8 * b);
+    for (unsigned i = 0; p && i < USAGE_N_METRICS && at < len; i++) {
+        for (unsigned shift = 0; at < len && shift < 64; shift += 7) {
+            unsigned char b = p[at++];
+            v[i] |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                break;
+        }
+    }
 }
 
 int
 db_usage_last_put(db_t *db, const struct db_usage_last *l)
 {
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_last_put);
-    unsigned char sample[USAGE_N_METRICS * 8], totals[USAGE_N_METRICS * 8];
+    unsigned char sample[USAGE_N_METRICS * 10], totals[USAGE_N_METRICS * 10];
 
     if (!l->guest_id || !l->name)
         return -EINVAL;
-    vec_to_blob(l->sample, sample);
-    vec_to_blob(l->totals, totals);
+    size_t ns = vec_to_blob(l->sample, sample), nt = vec_to_blob(l->totals, totals);
     dbi_bind_text(s, 1, l->guest_id);
     dbi_bind_text(s, 2, l->name);
     dbi_bind_text(s, 3, l->node);
     dbi_bind_u64(s, 4, l->time_ms);
-    sqlite3_bind_blob(s, 5, sample, sizeof(sample), SQLITE_STATIC);
-    sqlite3_bind_blob(s, 6, totals, sizeof(totals), SQLITE_STATIC);
+    sqlite3_bind_blob(s, 5, sample, (int)ns, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 6, totals, (int)nt, SQLITE_STATIC);
     sqlite3_bind_int(s, 7, l->deleted);
     dbi_bind_u64(s, 8, l->oom_seen);
     return dbi_step_done(db, s, -EEXIST, false);
@@ -320,25 +353,75 @@ db_usage_expire(db_t *db, enum db_usage_tier t, uint64_t before)
 }
 
 int
-db_usage_meta_get(db_t *db, const char *key, uint64_t *value)
+db_usage_roll_put(db_t *db, enum db_usage_tier t, const char *guest_id, const struct db_roll *r)
 {
-    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_meta_get);
-    int rc;
+    if (t != DB_TIER_1M && t != DB_TIER_1H)
+        return -EINVAL;
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, t == DB_TIER_1M ? sql_put_1m : sql_put_1h);
+    int col = 1;
 
-    dbi_bind_text(s, 1, key);
-    rc = sqlite3_step(s);
-    *value = rc == SQLITE_ROW ? dbi_col_u64(s, 0) : 0;
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : dbi_errno(rc);
+    dbi_bind_text(s, col++, guest_id);
+    dbi_bind_u64(s, col++, r->time_ms);
+    dbi_bind_u64(s, col++, r->n);
+    for (unsigned i = 0; i < USAGE_N_METRICS; i++) {
+        if (metric_kind[i] == USAGE_GAUGE) {
+            dbi_bind_u64(s, col++, r->min[i]);
+            dbi_bind_u64(s, col++, r->max[i]);
+        }
+        dbi_bind_u64(s, col++, r->sum[i]);
+    }
+    return dbi_step_done(db, s, -EEXIST, false);
 }
 
 int
-db_usage_meta_put(db_t *db, const char *key, uint64_t value)
+db_usage_trim(db_t *db, enum db_usage_tier t, const char *guest_id, uint64_t before)
 {
-    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_meta_put);
+    if (t != DB_TIER_1M && t != DB_TIER_1H)
+        return -EINVAL;
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, t == DB_TIER_1M ? sql_trim_1m : sql_trim_1h);
 
-    dbi_bind_text(s, 1, key);
-    dbi_bind_u64(s, 2, value);
+    dbi_bind_text(s, 1, guest_id);
+    dbi_bind_u64(s, 2, before);
     return dbi_step_done(db, s, -EEXIST, false);
+}
+
+typedef int (*sum_cb)(void *, const char *, const struct db_roll *);
+
+static int
+sum_row(sqlite3_stmt *s, void *cb, void *userdata)
+{
+    struct db_roll r = {.n = dbi_col_u64(s, 1)};
+
+    roll_from_row(s, 2, &r);
+    return ((sum_cb)cb)(userdata, dbi_col_borrow(s, 0), &r);
+}
+
+int
+db_usage_sums(db_t *db, enum db_usage_tier t, uint64_t from, uint64_t to, const char *guest_id,
+              int (*cb)(void *userdata, const char *guest_id, const struct db_roll *r),
+              void *userdata)
+{
+    const char *sql = t == DB_TIER_RAW ? (guest_id ? NULL : sql_sum_raw)
+                      : t == DB_TIER_1M ? (guest_id ? sql_sum_1m_guest : sql_sum_1m)
+                                        : NULL;
+    if (!sql)
+        return -EINVAL;
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql);
+    dbi_bind_u64(s, 1, from);
+    dbi_bind_u64(s, 2, to);
+    if (guest_id)
+        dbi_bind_text(s, 3, guest_id);
+    return dbi_walk(db, s, sum_row, (void *)cb, userdata);
+}
+
+int
+db_usage_raw_first(db_t *db, uint64_t *time_ms)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_raw_first);
+    int rc = sqlite3_step(s);
+
+    *time_ms = rc == SQLITE_ROW ? dbi_col_u64(s, 0) : 0;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : dbi_errno(rc);
 }
 
 /* ---- reading ---- */

@@ -1,6 +1,6 @@
 /* The usage tables of the store: each guest's latest sample and running
  * counters (usage_last), its raw samples (usage_raw) and their 1-minute and
- * 1-hour rollups (usage_1m, usage_1h), and the rollup marks (usage_meta).
+ * 1-hour rollups (usage_1m, usage_1h).
  * Schema 5 (db_schema.c); the columns follow proto/usage.h's metric vector.
  *
  * A row of any tier is a struct db_roll: n samples, and per metric of the
@@ -84,9 +84,18 @@ int db_usage_expire(db_t *db, enum db_usage_tier t, uint64_t before);
  * before. Returns rows deleted. */
 int db_usage_last_expire(db_t *db, uint64_t before);
 
-/* Rollup marks by key; 0 when never set. */
-int db_usage_meta_get(db_t *db, const char *key, uint64_t *value);
-int db_usage_meta_put(db_t *db, const char *key, uint64_t value);
+/* Writes one rollup row of tier t (1M or 1H), replacing the period's. */
+int db_usage_roll_put(db_t *db, enum db_usage_tier t, const char *guest_id, const struct db_roll *r);
+/* Deletes the guest's rows of tier t (1M or 1H) with time < before. */
+int db_usage_trim(db_t *db, enum db_usage_tier t, const char *guest_id, uint64_t before);
+/* Per guest, the aggregate of tier t's rows (RAW or 1M) with from <= time
+ * < to (only guest_id's when not NULL; 1M only), as one roll (time_ms 0). */
+int db_usage_sums(db_t *db, enum db_usage_tier t, uint64_t from, uint64_t to, const char *guest_id,
+                  int (*cb)(void *userdata, const char *guest_id, const struct db_roll *r),
+                  void *userdata);
+/* The oldest raw sample's time, 0 when there is none. */
+int db_usage_raw_first(db_t *db, uint64_t *time_ms);
+
 
 /* The guest's rows of tier t with from <= time < to, aggregated into
  * buckets of step ms (bucket start = time rounded down to step), oldest

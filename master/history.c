@@ -11,73 +11,48 @@
 #include "common/mem.h"
 #include "master/hmap.h"
 
-/* The rollup marks: everything before wm_1m is in usage_1m, everything
- * before wm_1h in usage_1h. Mirrors usage_meta; changed only after the
- * commit that stored them. */
+/* A guest's rollups in the making: the minute its samples are being summed
+ * into and the hour its finished minutes are being summed into. A finished
+ * period is written as one row in the node batch's transaction when the
+ * guest's first sample of the next one arrives (or, for a guest that went
+ * quiet, by history_tick). */
+struct history_acc {
+    char id[SPEC_ID_LEN + 1]; /* the guest, the map's key */
+    uint64_t minute;          /* start of the minute in min */
+    struct db_roll min;       /* its samples so far */
+    unsigned in_minute;       /* samples of the current minute */
+    uint64_t pend_minute;     /* start of the finished minute in pend */
+    struct db_roll pend;      /* a finished minute not written yet */
+    unsigned spread;          /* pend is written with this + 1st sample of the next minute */
+    uint64_t hour;            /* start of the hour in hour */
+    struct db_roll hr;        /* its finished minutes so far */
+    uint64_t last_ms;         /* master clock of the last sample (idle accumulators go) */
+};
+
 struct history {
-    bool loaded;        /* read from the store */
-    uint64_t wm_1m;     /* end (exclusive) of the minutes rolled up */
-    uint64_t wm_1h;     /* end (exclusive) of the hours rolled up */
-    uint64_t next_tick; /* master clock of the next history_tick's work */
+    bool loaded;          /* caught up with the store at start */
+    struct hmap_str accs; /* guest id -> struct history_acc * */
+    uint64_t next_tick;   /* master clock of the next history_tick */
+    uint64_t next_raw;    /* ... of the next raw expiry (each minute) */
+    uint64_t next_rolls;  /* ... of the next expiry of idle guests' rollups (each hour) */
 };
 
 /* A sample later than this after the fact is kept out of history: the raw
  * rows its minute would be rolled up from again may be gone. */
 #define HISTORY_LATE_MS   (50ULL * 60 * 1000)
 #define HISTORY_FUTURE_MS (10ULL * 60 * 1000)
-
-static const char meta_1m[] = "rolled_1m";
-static const char meta_1h[] = "rolled_1h";
-
-static struct history *
-history_of(master_t *m)
-{
-    if (!m->history)
-        m->history = xcalloc(1, sizeof(*m->history));
-    struct history *h = m->history;
-    if (!h->loaded) {
-        if (db_usage_meta_get(m->db, meta_1m, &h->wm_1m) < 0 ||
-            db_usage_meta_get(m->db, meta_1h, &h->wm_1h) < 0)
-            return h; /* try again next time; the marks stay 0 meanwhile */
-        h->loaded = true;
-    }
-    return h;
-}
-
-void
-history_free(master_t *m)
-{
-    free(m->history);
-    m->history = NULL;
-}
+/* A guest's finished minute is written with one of its first samples of
+ * the next minute (which one depends on the guest), so the writes of many
+ * guests whose minutes end together spread over that minute's batches. */
+#define HISTORY_SPREAD 6
+/* Queries read rollups only of periods that ended this long ago, by when
+ * every accumulator of them was written (the spread, the grace and a tick). */
+#define HISTORY_SETTLED_MS (2 * DB_TIER_1M_MS + HISTORY_GRACE_MS + HISTORY_TICK_MS)
 
 static uint64_t
 floor_to(uint64_t t, uint64_t unit)
 {
     return t - t % unit;
-}
-
-int
-history_record(master_t *m, const char *guest_id, uint64_t time_ms,
-               const uint64_t v[USAGE_N_METRICS])
-{
-    struct history *h = history_of(m);
-    uint64_t now = master_now_ms(m);
-
-    if (time_ms + HISTORY_LATE_MS < now || time_ms > now + HISTORY_FUTURE_MS) {
-        log_debug("guest %s: a sample of %llu is too far from now for history, ignoring", guest_id,
-                  (unsigned long long)time_ms);
-        return 0;
-    }
-    int r = db_usage_raw_insert(m->db, guest_id, time_ms, v);
-    if (r < 0 || time_ms >= h->wm_1m)
-        return r;
-    /* Its minute was rolled up already: again, with this sample. */
-    uint64_t min = floor_to(time_ms, DB_TIER_1M_MS), hour = floor_to(time_ms, DB_TIER_1H_MS);
-    r = db_usage_roll_1m(m->db, min, min + DB_TIER_1M_MS, guest_id);
-    if (r >= 0 && hour < h->wm_1h)
-        r = db_usage_roll_1h(m->db, hour, hour + DB_TIER_1H_MS, guest_id);
-    return r;
 }
 
 static uint64_t
@@ -92,34 +67,254 @@ max_u64(uint64_t a, uint64_t b)
     return a > b ? a : b;
 }
 
-/* Rolls up to *wm_1m, *wm_1h and expires, inside the caller's transaction. */
-static int
-roll_and_expire(master_t *m, const struct history *h, uint64_t now, uint64_t *wm_1m,
-                uint64_t *wm_1h)
+static struct history_acc *
+acc_get(struct history *h, const char *id, uint64_t t)
 {
-    uint64_t target_1m = now > HISTORY_GRACE_MS ? floor_to(now - HISTORY_GRACE_MS, DB_TIER_1M_MS)
-                                                : 0;
+    struct history_acc *a = hmap_str_get(&h->accs, id);
+
+    if (!a) {
+        a = xcalloc(1, sizeof(*a));
+        strscpy(a->id, id, sizeof(a->id));
+        a->minute = floor_to(t, DB_TIER_1M_MS);
+        a->hour = floor_to(t, DB_TIER_1H_MS);
+        a->spread = (unsigned)(hmap_hash_str(id) % HISTORY_SPREAD);
+        hmap_str_put(&h->accs, a->id, a);
+    }
+    return a;
+}
+
+/* The current minute and hour of every guest from what the store has
+ * (a master restarted mid-period carries on with it). */
+struct load_ctx {
+    struct history *h; /* the accumulators */
+    uint64_t now;      /* the periods in progress hold this */
+};
+
+static int
+load_min(void *userdata, const char *id, const struct db_roll *r)
+{
+    struct load_ctx *c = userdata;
+    struct history_acc *a = acc_get(c->h, id, c->now);
+    a->min = *r;
+    a->min.time_ms = a->minute;
+    return 0;
+}
+
+static int
+load_hour(void *userdata, const char *id, const struct db_roll *r)
+{
+    struct load_ctx *c = userdata;
+    struct history_acc *a = acc_get(c->h, id, c->now);
+    a->hr = *r;
+    a->hr.time_ms = a->hour;
+    return 0;
+}
+
+/* One guest's hour so far, from its written minutes. */
+static int
+load_hour_one(void *userdata, const char *id, const struct db_roll *r)
+{
+    struct history_acc *a = userdata;
+    (void)id;
+    a->hr = *r;
+    a->hr.time_ms = a->hour;
+    return 0;
+}
+
+/* At start: the minutes and hours the raw samples hold are rolled up again
+ * (a master that stopped mid-minute never wrote it), then the periods in
+ * progress are read back into accumulators. */
+static int
+history_load(master_t *m, struct history *h)
+{
+    uint64_t now = master_now_ms(m), first = 0;
+    uint64_t minute = floor_to(now, DB_TIER_1M_MS), hour = floor_to(now, DB_TIER_1H_MS);
+    int r = db_usage_raw_first(m->db, &first);
+
+    if (r >= 0 && first && first < minute)
+        r = db_usage_roll_1m(m->db, floor_to(first, DB_TIER_1M_MS), minute, NULL);
+    if (r >= 0 && first && floor_to(first, DB_TIER_1H_MS) < hour)
+        r = db_usage_roll_1h(m->db, floor_to(first, DB_TIER_1H_MS), hour, NULL);
+    struct load_ctx c = {h, now};
+    if (r >= 0)
+        r = db_usage_sums(m->db, DB_TIER_RAW, minute, minute + DB_TIER_1M_MS, NULL, load_min, &c);
+    if (r >= 0)
+        r = db_usage_sums(m->db, DB_TIER_1M, hour, minute, NULL, load_hour, &c);
+    return r < 0 ? r : 0;
+}
+
+static struct history *
+history_of(master_t *m)
+{
+    if (!m->history)
+        m->history = xcalloc(1, sizeof(*m->history));
+    struct history *h = m->history;
+    if (!h->loaded) {
+        int r = history_load(m, h);
+        if (r < 0)
+            log_warning("cannot read the usage history back: %s; trying again", strerror(-r));
+        h->loaded = r >= 0;
+    }
+    return h;
+}
+
+int
+history_init(master_t *m)
+{
+    return history_of(m)->loaded ? 0 : -EIO;
+}
+
+void
+history_free(master_t *m)
+{
+    struct history *h = m->history;
+
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->accs.cap; i++)
+        if (h->accs.slots && h->accs.slots[i].key)
+            free(h->accs.slots[i].val);
+    hmap_str_free(&h->accs);
+    free(h);
+    m->history = NULL;
+}
+
+/* Writes the hour row and trims the guest's hours past retention. */
+static int
+flush_hour(master_t *m, struct history_acc *a)
+{
     int r = 0;
 
-    *wm_1m = max_u64(h->wm_1m, target_1m);
-    if (*wm_1m > h->wm_1m)
-        r = db_usage_roll_1m(m->db, h->wm_1m, *wm_1m, NULL);
-    *wm_1h = max_u64(h->wm_1h, floor_to(*wm_1m, DB_TIER_1H_MS));
-    if (r >= 0 && *wm_1h > h->wm_1h)
-        r = db_usage_roll_1h(m->db, h->wm_1h, *wm_1h, NULL);
-    /* Nothing goes before it was rolled into the next tier. */
-    if (r >= 0 && now > HISTORY_RAW_MS)
-        r = db_usage_expire(m->db, DB_TIER_RAW, min_u64(now - HISTORY_RAW_MS, *wm_1m));
+    if (a->hr.n) {
+        a->hr.time_ms = a->hour;
+        r = db_usage_roll_put(m->db, DB_TIER_1H, a->id, &a->hr);
+        uint64_t now = master_now_ms(m);
+        if (r >= 0 && now > HISTORY_1H_MS)
+            r = db_usage_trim(m->db, DB_TIER_1H, a->id, now - HISTORY_1H_MS);
+    }
+    a->hr = (struct db_roll){0};
+    return r;
+}
+
+/* Writes the finished minute (trimming the guest's minutes past retention)
+ * and adds it to its hour, writing the hour first when the minute is in a
+ * newer one. */
+static int
+flush_pend(master_t *m, struct history_acc *a)
+{
+    uint64_t now = master_now_ms(m);
+    int r = 0;
+
+    if (!a->pend.n)
+        return 0;
+    a->pend.time_ms = a->pend_minute;
+    r = db_usage_roll_put(m->db, DB_TIER_1M, a->id, &a->pend);
     if (r >= 0 && now > HISTORY_1M_MS)
-        r = db_usage_expire(m->db, DB_TIER_1M, min_u64(now - HISTORY_1M_MS, *wm_1h));
-    if (r >= 0 && now > HISTORY_1H_MS)
-        r = db_usage_expire(m->db, DB_TIER_1H, now - HISTORY_1H_MS);
-    if (r >= 0 && now > HISTORY_1H_MS)
-        r = db_usage_last_expire(m->db, now - HISTORY_1H_MS);
-    if (r >= 0)
-        r = db_usage_meta_put(m->db, meta_1m, *wm_1m);
-    if (r >= 0)
-        r = db_usage_meta_put(m->db, meta_1h, *wm_1h);
+        r = db_usage_trim(m->db, DB_TIER_1M, a->id, now - HISTORY_1M_MS);
+    uint64_t hour = floor_to(a->pend_minute, DB_TIER_1H_MS);
+    if (r >= 0 && hour > a->hour) {
+        r = flush_hour(m, a);
+        a->hour = hour;
+    }
+    db_roll_merge(&a->hr, &a->pend);
+    a->pend = (struct db_roll){0};
+    return r;
+}
+
+/* The current minute is finished: it waits in pend (an older one still
+ * there is written first). */
+static int
+finish_minute(master_t *m, struct history_acc *a)
+{
+    int r = flush_pend(m, a);
+
+    if (a->min.n) {
+        a->pend = a->min;
+        a->pend_minute = a->minute;
+    }
+    a->min = (struct db_roll){0};
+    a->in_minute = 0;
+    return r;
+}
+
+/* A sample for a minute already written: that minute again from the raw
+ * samples, and its hour (the accumulator's, or the written row). */
+static int
+late_sample(master_t *m, struct history_acc *a, uint64_t minute)
+{
+    uint64_t hour = floor_to(minute, DB_TIER_1H_MS);
+    int r = db_usage_roll_1m(m->db, minute, minute + DB_TIER_1M_MS, a->id);
+
+    if (r < 0)
+        return r;
+    if (hour < a->hour)
+        return db_usage_roll_1h(m->db, hour, hour + DB_TIER_1H_MS, a->id);
+    /* Its hour is in the making: summed again from the written minutes. */
+    a->hr = (struct db_roll){0};
+    return db_usage_sums(m->db, DB_TIER_1M, a->hour, a->hour + DB_TIER_1H_MS, a->id,
+                         load_hour_one, a);
+}
+
+int
+history_record(master_t *m, const char *guest_id, uint64_t time_ms,
+               const uint64_t v[USAGE_N_METRICS])
+{
+    struct history *h = history_of(m);
+    uint64_t now = master_now_ms(m), minute = floor_to(time_ms, DB_TIER_1M_MS);
+    struct db_roll one = {.time_ms = minute, .n = 1};
+
+    if (time_ms + HISTORY_LATE_MS < now || time_ms > now + HISTORY_FUTURE_MS) {
+        log_debug("guest %s: a sample of %llu is too far from now for history, ignoring", guest_id,
+                  (unsigned long long)time_ms);
+        return 0;
+    }
+    int r = db_usage_raw_insert(m->db, guest_id, time_ms, v);
+    if (r < 0)
+        return r;
+    struct history_acc *a = acc_get(h, guest_id, time_ms);
+    a->last_ms = now;
+    for (unsigned i = 0; i < USAGE_N_METRICS; i++)
+        one.min[i] = one.max[i] = one.sum[i] = v[i];
+    if (minute < a->minute && minute == a->pend_minute && a->pend.n) {
+        db_roll_merge(&a->pend, &one); /* not written yet: simply late */
+        return 0;
+    }
+    if (minute < a->minute)
+        return late_sample(m, a, minute);
+    if (minute > a->minute) {
+        r = finish_minute(m, a);
+        a->minute = minute;
+    }
+    db_roll_merge(&a->min, &one);
+    if (r >= 0 && a->pend.n && ++a->in_minute > a->spread)
+        r = flush_pend(m, a);
+    return r;
+}
+
+/* Writes what a quiet guest finished; forgets accumulators idle for long. */
+static int
+flush_quiet(master_t *m, struct history *h, uint64_t now)
+{
+    int r = 0;
+
+    for (size_t i = 0; i < h->accs.cap && r >= 0; i++) {
+        if (!h->accs.slots || !h->accs.slots[i].key)
+            continue;
+        struct history_acc *a = h->accs.slots[i].val;
+        /* A finished minute waits its turn for a minute at most. */
+        if (a->min.n && a->minute + DB_TIER_1M_MS + HISTORY_GRACE_MS <= now)
+            r = finish_minute(m, a);
+        if (r >= 0 && a->pend.n && a->pend_minute + 2 * DB_TIER_1M_MS + HISTORY_GRACE_MS <= now)
+            r = flush_pend(m, a);
+        if (r >= 0 && a->hr.n && a->hour + DB_TIER_1H_MS + HISTORY_GRACE_MS <= now)
+            r = flush_hour(m, a);
+        if (r >= 0 && !a->min.n && !a->pend.n && !a->hr.n &&
+            a->last_ms + 2 * DB_TIER_1H_MS < now) {
+            hmap_str_del(&h->accs, a->id);
+            free(a);
+            i = (size_t)-1; /* the table moved: from the start */
+        }
+    }
     return r;
 }
 
@@ -127,24 +322,47 @@ int
 history_tick(master_t *m, bool force)
 {
     struct history *h = history_of(m);
-    uint64_t now = master_now_ms(m), wm_1m, wm_1h;
+    uint64_t now = master_now_ms(m);
+    int r = 0;
 
     if (!h->loaded || (!force && now < h->next_tick))
         return 0;
     h->next_tick = now + HISTORY_TICK_MS;
-    (void)master_batch_commit(m);
-    int r = db_begin(m->db);
-    if (r < 0)
-        return r;
-    r = roll_and_expire(m, h, now, &wm_1m, &wm_1h);
-    r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
-    if (r < 0) {
-        log_warning("cannot roll usage history up: %s; trying again later", strerror(-r));
-        return r;
+    /* The work joins the node batch's transaction. */
+    master_batch_begin(m);
+    r = flush_quiet(m, h, now);
+    if (r >= 0 && (force || now >= h->next_raw) && now > HISTORY_RAW_MS) {
+        /* Whole minutes go, so a minute rolled up again at start is complete. */
+        h->next_raw = now + DB_TIER_1M_MS;
+        r = db_usage_expire(m->db, DB_TIER_RAW, floor_to(now - HISTORY_RAW_MS, DB_TIER_1M_MS));
     }
-    h->wm_1m = wm_1m;
-    h->wm_1h = wm_1h;
-    return 0;
+    if (r >= 0 && (force || now >= h->next_rolls) && now > HISTORY_1M_MS) {
+        /* Guests that still report trim their own rows; this is for the rest. */
+        h->next_rolls = now + DB_TIER_1H_MS;
+        r = db_usage_expire(m->db, DB_TIER_1M, floor_to(now - HISTORY_1M_MS, DB_TIER_1H_MS));
+        if (r >= 0 && now > HISTORY_1H_MS)
+            r = db_usage_expire(m->db, DB_TIER_1H, now - HISTORY_1H_MS);
+        if (r >= 0 && now > HISTORY_1H_MS)
+            r = db_usage_last_expire(m->db, now - HISTORY_1H_MS);
+    }
+    if (r < 0)
+        log_warning("cannot roll usage history up: %s; trying again later", strerror(-r));
+    return r < 0 ? r : 0;
+}
+
+void
+history_forget(master_t *m, const char *guest_id)
+{
+    struct history *h = m->history;
+    struct history_acc *a = h ? hmap_str_get(&h->accs, guest_id) : NULL;
+
+    if (!a)
+        return;
+    /* Its last periods are written: a deleted guest's history stays. */
+    if (finish_minute(m, a) < 0 || flush_pend(m, a) < 0 || flush_hour(m, a) < 0)
+        log_debug("guest %s: cannot write its last usage periods, ignoring", guest_id);
+    hmap_str_del(&h->accs, guest_id);
+    free(a);
 }
 
 /* ---- series ---- */
@@ -176,6 +394,13 @@ series_add(void *userdata, const struct db_roll *r)
 
 static const uint64_t tier_period[DB__TIER_MAX] = {1, DB_TIER_1M_MS, DB_TIER_1H_MS};
 
+/* The end of the periods of a tier that are written for every guest. */
+static uint64_t
+settled(uint64_t now, uint64_t period)
+{
+    return now > HISTORY_SETTLED_MS ? floor_to(now - HISTORY_SETTLED_MS, period) : 0;
+}
+
 /* The finest tier that still has data at from, and at least step. */
 static enum db_usage_tier
 tier_for(uint64_t now, uint64_t from, uint64_t step)
@@ -192,8 +417,8 @@ history_series(master_t *m, const char *guest_id, uint64_t from, uint64_t to, ui
                uint64_t *step_out, enum db_usage_tier *tier_out,
                int (*cb)(void *userdata, const struct db_roll *r), void *userdata)
 {
-    struct history *h = history_of(m);
-    enum db_usage_tier t = tier_for(master_now_ms(m), from, step ? step : 1);
+    uint64_t now = master_now_ms(m);
+    enum db_usage_tier t = tier_for(now, from, step ? step : 1);
     uint64_t p = tier_period[t];
     struct series s = {0};
     int r = 0;
@@ -206,7 +431,8 @@ history_series(master_t *m, const char *guest_id, uint64_t from, uint64_t to, ui
     if ((to - from) / step >= HISTORY_MAX_POINTS)
         return -E2BIG;
     /* Coarse tiers up to their marks, the finer ones after. */
-    uint64_t cut[DB__TIER_MAX] = {to, min_u64(to, h->wm_1m), min_u64(to, h->wm_1h)};
+    uint64_t cut[DB__TIER_MAX] = {to, min_u64(to, settled(now, DB_TIER_1M_MS)),
+                                  min_u64(to, settled(now, DB_TIER_1H_MS))};
     uint64_t start = from;
     for (int k = (int)t; k >= 0 && r >= 0; k--) {
         uint64_t end = k == (int)DB_TIER_RAW ? to : cut[k];
@@ -339,19 +565,18 @@ history_traffic(master_t *m, enum history_period p, uint64_t from, uint64_t to,
                 const char *guest_id, int (*cb)(void *userdata, const struct history_traffic *t),
                 void *userdata)
 {
-    struct history *h = history_of(m);
+    uint64_t now = master_now_ms(m);
     struct traffic_sum s = {.m = m};
     const char *fmt = period_fmt[(unsigned)p < ARRAY_SIZE(period_fmt) ? p : 0];
     /* usage_1h up to its mark, usage_1m up to its own, raw after. */
-    uint64_t bound[DB__TIER_MAX + 1] = {from, max_u64(from, min_u64(to, h->wm_1h)),
-                                        max_u64(from, min_u64(to, h->wm_1m)), to};
+    uint64_t bound[DB__TIER_MAX + 1] = {
+        from, max_u64(from, min_u64(to, settled(now, DB_TIER_1H_MS))),
+        max_u64(from, min_u64(to, settled(now, DB_TIER_1M_MS))), to};
     static const enum db_usage_tier order[DB__TIER_MAX] = {DB_TIER_1H, DB_TIER_1M, DB_TIER_RAW};
     int r = 0;
 
     for (int k = 0; k < DB__TIER_MAX && r >= 0; k++) {
-        uint64_t start = max_u64(bound[k], from), end = bound[k + 1];
-        if (k == DB__TIER_MAX - 1)
-            start = max_u64(start, bound[k]);
+        uint64_t start = bound[k], end = bound[k + 1];
         if (end > start)
             r = db_usage_traffic(m->db, order[k], fmt, start, end, guest_id, traffic_add, &s);
     }

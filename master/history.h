@@ -6,13 +6,18 @@
  *
  * A rollup holds, per metric of proto/usage.h, the minimum, maximum and
  * average of a gauge and the increase of a counter. usage.c records each
- * sample (history_record) in the transaction of the node's batch; the
- * master's tick rolls finished minutes and hours up and drops what expired
- * (history_tick), in a transaction of its own. The marks of what was rolled
- * up are in the store, so a restarted master carries on where it stopped:
- * a raw row is never dropped before its minute was rolled up, nor a minute
- * before its hour. A sample that arrives for a minute already rolled up
- * (a late batch) rolls that minute, and its hour, up again.
+ * sample (history_record) in the transaction of the node's batch: a raw
+ * row, and the sample is added to the guest's minute in memory. A guest's
+ * first sample of a new minute writes the finished minute (one row), and
+ * the first minute of a new hour the finished hour, in the same
+ * transaction; each write also trims that guest's rows past retention, so
+ * the store's work is spread over the batches, a few pages per guest.
+ * history_tick (the master's tick, in the batch too) writes what quiet
+ * guests finished and drops expired raw rows. A restarted master rolls the
+ * raw rows it has up again (a minute in progress at a stop was never
+ * written) and reads the periods in progress back. A sample that arrives
+ * for a minute already written (a late batch) rolls that minute, and its
+ * hour, up again.
  *
  * Times are the samples' own (the node's wall clock, ms); "now" is the
  * master's clock (master_now_ms), which tests replace.
@@ -31,6 +36,10 @@
 #define HISTORY_GRACE_MS 15000ULL /* a minute is rolled up this long after it ended */
 #define HISTORY_TICK_MS  10000ULL /* how often history_tick does its work */
 #define HISTORY_MAX_POINTS 10000  /* buckets in one series */
+
+/* At start: rolls up what the raw samples hold (a master stopped mid-minute
+ * never wrote that minute) and reads the periods in progress back. */
+int history_init(master_t *m);
 
 /* Records one sample: gauges as measured, counters as the increase since the
  * guest's previous sample. Returns 0 or -errno from the store. */
@@ -82,7 +91,9 @@ int history_traffic(master_t *m, enum history_period p, uint64_t from, uint64_t 
                     const char *guest_id,
                     int (*cb)(void *userdata, const struct history_traffic *t), void *userdata);
 
-/* Frees the in-memory marks. */
+/* A deleted guest: its periods in progress are written and forgotten. */
+void history_forget(master_t *m, const char *guest_id);
+/* Frees the accumulators. */
 void history_free(master_t *m);
 
 /* Parses a time of the API: Unix seconds ("1714521600"), RFC 3339 in UTC

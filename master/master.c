@@ -221,6 +221,8 @@ open_state(master_t *m, char *err, size_t errlen)
     r = db_usage_check_schema(m->db, err, errlen);
     if (r >= 0 && (r = events_init(m)) < 0)
         snprintf(err, errlen, "cannot read the events: %s", db_errmsg(m->db));
+    if (r >= 0 && (r = history_init(m)) < 0)
+        snprintf(err, errlen, "cannot read the usage history: %s", db_errmsg(m->db));
     if (r < 0)
         return r;
     m->oncommit = oncommit_new(m, m->db);

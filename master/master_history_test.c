@@ -36,6 +36,8 @@ inject(struct fx *f)
     f->err = master_batch_commit(f->master);
     if (f->err >= 0)
         f->err = history_tick(f->master, true);
+    if (f->err >= 0)
+        f->err = master_batch_commit(f->master);
 }
 
 /* The i-th sample of the test's series at time t: memory cycles through

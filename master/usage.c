@@ -297,6 +297,7 @@ usage_forget(master_t *m, const char *guest_id)
         log_debug("guest %s: cannot mark its usage deleted: %s, ignoring", guest_id,
                   strerror(-r));
     entry_drop(usage_of(m), guest_id);
+    history_forget(m, guest_id);
 }
 
 void

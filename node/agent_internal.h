@@ -39,10 +39,13 @@ struct agent_watch {
 
 /* A guest the agent knows, with the handles that watch it. Owned by the
  * agent's table; freed only after its handles are closed. */
+struct agent_oom;
+
 struct agent_guest {
     agent_t *agent;            /* the agent that owns it (several may share a loop) */
     struct store_record rec;   /* what the store holds */
     struct agent_watch *watch; /* watches init while running, else NULL */
+    struct agent_oom *oom;     /* watches the OOM notification while running, else NULL */
     uv_timer_t stop_timer;     /* stop timeout, then kill */
     bool timer_init;           /* stop_timer is initialised */
     uint64_t stop_ref;         /* request id of a pending guest.stop, 0 = none */
@@ -136,6 +139,14 @@ void agent_job_exec(agent_t *a, const struct agent_guest *g, uint64_t ref,
  * PROTO_MAX_SAMPLES) and send one usage batch. Returns the number of guests
  * sampled; 0 queues nothing. Sets a->usage_pending until the batch is sent. */
 size_t agent_job_usage(agent_t *a);
+
+/* ---- agent_oom.c: the kernel's OOM notification ------------------------ */
+
+/* Starts watching g's OOM notification (a job opens it through the backend);
+ * nothing when the backend has none or g has a watch. */
+void agent_oom_arm(agent_t *a, struct agent_guest *g);
+/* Stops watching (g stopped, or goes). */
+void agent_oom_disarm(struct agent_guest *g);
 
 /* ---- agent_guest.c: the guest table ------------------------------------ */
 

@@ -409,11 +409,27 @@ lx_usage(backend_t *b, const struct guest_spec *s, const struct guest_runtime *r
     if (disk_usage(p.disk, &du) == 0) {
         u->disk_bytes = du.bytes_used;
         u->disk_inodes = du.inodes_used;
+        /* The kernel counts no ENOSPC: 1 while the filesystem is full, which
+         * the master counts as a limit hit each time it becomes so. */
+        u->failcnt[USAGE_FAIL_DISK] = du.full;
     }
     bool running = rt->pid && proc_is_same(rt->pid, rt->start_time) > 0;
     net_usage(l->net, s, running ? rt->pid : 0, u);
     u->time_ms = time_real_ms();
     return 0;
+}
+
+static int
+lx_oom_watch(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt, bool *prio)
+{
+    (void)rt;
+    return cgroup_oom_watch(lb(b)->cgroups, s->id, prio);
+}
+
+static int
+lx_oom_read(backend_t *b, const struct guest_spec *s, int fd, uint64_t *count)
+{
+    return cgroup_oom_read(lb(b)->cgroups, s->id, fd, count);
 }
 
 static int
@@ -456,6 +472,8 @@ static const struct backend_ops linux_ops = {
     .apply_network = lx_apply_network,
     .state = lx_state,
     .usage = lx_usage,
+    .oom_watch = lx_oom_watch,
+    .oom_read = lx_oom_read,
     .exec = lx_exec,
     .free = lx_free,
 };
