@@ -25,8 +25,13 @@ struct usage_entry {
     uint64_t sample[USAGE_N_METRICS];  /* the node's values in it */
     uint64_t totals[USAGE_N_METRICS];  /* the master's counters (sums of increases) */
     uint64_t oom_seen;                 /* the node's OOM count events were emitted up to */
+    bool fresh;                        /* a new guest: its counts started at 0 here */
     struct guest_usage latest;         /* the sample with the totals as counters */
 };
+
+/* A guest created this recently has no OOM or limit history the master did
+ * not see: its first sample's failcnts are news, not a baseline. */
+#define USAGE_FRESH_MS (10ULL * 60 * 1000)
 
 /* The cache, and which entries the open transaction changed: a rollback
  * drops them, and they are read again from the store as it is then. */
@@ -140,6 +145,7 @@ entry_get(master_t *m, const char *id, bool from_guest)
         }
         strscpy(e->name, g.name, sizeof(e->name));
         strscpy(e->placed, g.node ? g.node : "", sizeof(e->placed));
+        e->fresh = g.created_ms + USAGE_FRESH_MS > master_now_ms(m);
         db_guest_clear(&g);
     }
     entry_latest(e);
@@ -236,11 +242,12 @@ record(master_t *m, struct usage_entry *e, const char *node, const struct guest_
         else
             inc[i] = !had || now[i] < e->sample[i] ? now[i] : now[i] - e->sample[i];
     }
-    if (had) {
+    if (had || e->fresh) {
         limit_events(m, e, node, inc, now);
         (void)oom_check(m, e, node, now[USAGE_N_U64_FIELDS + USAGE_FAIL_OOM]);
     } else if (!e->oom_seen) {
-        /* First sight: the count is history, not news. */
+        /* First sight of a guest older than this master's view of it (an
+         * upgraded store): the count is history, not news. */
         e->oom_seen = now[USAGE_N_U64_FIELDS + USAGE_FAIL_OOM];
     }
     for (unsigned i = 0; i < USAGE_N_METRICS; i++)

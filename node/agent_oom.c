@@ -12,6 +12,7 @@
  * descriptor the poll is stopped, so one wake is one read. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -27,6 +28,7 @@ struct agent_oom {
     struct agent_guest *guest; /* the guest, NULL once disarmed */
     struct guest_spec spec;    /* the guest's spec, for the backend's read */
     bool prio;                 /* poll for POLLPRI, else readable */
+    uint64_t reported;         /* the count last sent */
     bool reading;              /* a read job holds fd */
     bool closed;               /* uv_close was called */
 };
@@ -40,8 +42,14 @@ struct oom_job {
     int fd;                  /* arm: the descriptor opened, or -errno */
     bool prio;               /* arm: its poll kind */
     uint64_t count;          /* read: the OOM kills counted */
+    uint64_t reported;       /* read: the count sent before */
     int result;              /* read: 0 or -errno */
 };
+
+/* The notification comes as the cgroup runs out of memory, the kill a
+ * moment later: a read that sees no new kill looks again for a while. */
+#define OOM_SETTLE_TRIES 20
+#define OOM_SETTLE_MS    50
 
 static void
 oom_closed(uv_handle_t *h)
@@ -84,6 +92,11 @@ read_run(void *arg)
     backend_t *b = j->agent->backend;
 
     j->result = b->ops->oom_read(b, &j->spec, j->oom->fd, &j->count);
+    for (int i = 0; i < OOM_SETTLE_TRIES && j->result >= 0 && j->count <= j->reported; i++) {
+        struct timespec ts = {.tv_nsec = OOM_SETTLE_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        j->result = b->ops->oom_read(b, &j->spec, j->oom->fd, &j->count);
+    }
 }
 
 static void on_wake(uv_poll_t *p, int status, int events);
@@ -107,7 +120,11 @@ read_done(void *arg)
     if (j->result < 0) {
         log_debug("node=%s guest=%s cannot read its OOM count: %s, ignoring", a->cfg.name,
                   j->spec.name, strerror(-j->result));
+    } else if (j->count == o->reported) {
+        log_debug("node=%s guest=%s OOM notification without a new kill", a->cfg.name,
+                  j->spec.name);
     } else {
+        o->reported = j->count;
         struct msg m = {.type = MSG_EVENT};
         strscpy(m.u.event.id, j->spec.id, sizeof(m.u.event.id));
         strscpy(m.u.event.kind, "oom", sizeof(m.u.event.kind));
@@ -141,6 +158,7 @@ on_wake(uv_poll_t *p, int status, int events)
     j->agent = o->agent;
     j->oom = o;
     j->spec = o->spec;
+    j->reported = o->reported;
     o->reading = true;
     lane_push(o->agent->ops, &read_fns, j);
 }
@@ -154,6 +172,9 @@ arm_run(void *arg)
     backend_t *b = j->agent->backend;
 
     j->fd = b->ops->oom_watch(b, &j->spec, &j->rt, &j->prio);
+    /* Kills before the watch (an agent restarted) are not news. */
+    if (j->fd >= 0 && b->ops->oom_read(b, &j->spec, j->fd, &j->count) < 0)
+        j->count = 0;
 }
 
 static void
@@ -181,6 +202,7 @@ arm_done(void *arg)
     o->guest = g;
     o->spec = j->spec;
     o->prio = j->prio;
+    o->reported = j->count;
     if (uv_poll_init(a->loop, &o->poll, o->fd) < 0) {
         close(o->fd);
         free(o);
