@@ -235,6 +235,9 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
     case MSG_EVENT:
         on_event(m, peer, &msg->u.event);
         break;
+    case MSG_TRAFFIC_GET:
+        usage_trafstat(m, peer, msg->id, msg->u.traffic_get.reset);
+        break;
     case MSG_EXEC_RESULT:
         if (dispatch_complete(m->disp, peer, msg->u.exec_result.ref, NULL) == 0)
             waiters_exec_result(m, msg->u.exec_result.ref, &msg->u.exec_result);

@@ -43,6 +43,12 @@ void usage_forget(master_t *m, const char *guest_id);
 /* Frees the cache. */
 void usage_free(master_t *m);
 
+/* A node's traffic.get (ref): answers with a traffic message of the
+ * trafstat counters of every guest placed on node that has a sample,
+ * resetting each (reset) in the batch's transaction; the answer goes after
+ * its commit, or a nack when it failed (usage_trafstat.c). */
+void usage_trafstat(master_t *m, const char *node, uint64_t ref, bool reset);
+
 /* A guest's resettable traffic counter (FreeVPS trafstat): the totals
  * minus a mark stored at the last reset. */
 struct usage_traffic {

@@ -262,6 +262,26 @@ static const struct wire_field exec_fields[] = {
     W("max_output", W_U32, false, struct msg_guest_exec, max_output),
 };
 
+static const struct wire_field traffic_get_fields[] = {
+    W("reset", W_BOOL, false, struct msg_traffic_get, reset),
+};
+
+static const struct wire_field traffic_item_fields[] = {
+    W("guest", W_STR, true, struct msg_traffic_item, id),
+    W("rx_bytes", W_U64, true, struct msg_traffic_item, rx_bytes),
+    W("tx_bytes", W_U64, true, struct msg_traffic_item, tx_bytes),
+    W("rx_packets", W_U64, false, struct msg_traffic_item, rx_packets),
+    W("tx_packets", W_U64, false, struct msg_traffic_item, tx_packets),
+};
+static const struct wire_table traffic_item_table = TABLE(traffic_item_fields);
+
+static const struct wire_field traffic_fields[] = {
+    W("ref", W_U64, true, struct msg_traffic, ref),
+    W("guests", W_LIST, true, struct msg_traffic, items,
+      .count = offsetof(struct msg_traffic, n_items), .max = PROTO_MAX_SAMPLES,
+      .elem = sizeof(struct msg_traffic_item), .owned = true, .sub = &traffic_item_table),
+};
+
 /* Every message's fields after the envelope ("id", "v", "type"), relative to
  * its member of struct msg's union. */
 static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
@@ -272,6 +292,8 @@ static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
     [MSG_USAGE] = TABLE(usage_fields),
     [MSG_EVENT] = TABLE(event_fields),
     [MSG_EXEC_RESULT] = TABLE(exec_result_fields),
+    [MSG_TRAFFIC_GET] = TABLE(traffic_get_fields),
+    [MSG_TRAFFIC] = TABLE(traffic_fields),
     [MSG_WELCOME] = TABLE(welcome_fields),
     [MSG_GUEST_APPLY] = TABLE(apply_fields),
     [MSG_GUEST_START] = TABLE(guest_ref_fields),

@@ -231,6 +231,18 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
         return 0;
     case MSG_GUEST_EXEC:
         return check_exec(c, &m->u.exec);
+    case MSG_TRAFFIC_GET:
+        return 0;
+    case MSG_TRAFFIC:
+        CHECK(m->u.traffic.n_items <= PROTO_MAX_SAMPLES, "guests", "%u entries exceed %u",
+              m->u.traffic.n_items, PROTO_MAX_SAMPLES);
+        CHECK(m->u.traffic.n_items == 0 || m->u.traffic.items, "guests", "missing");
+        for (uint32_t i = 0; i < m->u.traffic.n_items; i++) {
+            size_t old = codec_path_push(c, "guests[%u]", i);
+            TRY(check_guest_id(c, "guest", m->u.traffic.items[i].id, true));
+            codec_path_pop(c, old);
+        }
+        return 0;
     default:
         return codec_fail(c, -EINVAL, "unknown message type %d", (int)m->type);
     }

@@ -18,12 +18,14 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_USAGE] = "usage",
     [MSG_EVENT] = "event",
     [MSG_EXEC_RESULT] = "guest.exec.result",
+    [MSG_TRAFFIC_GET] = "traffic.get",
     [MSG_WELCOME] = "welcome",
     [MSG_GUEST_APPLY] = "guest.apply",
     [MSG_GUEST_START] = "guest.start",
     [MSG_GUEST_STOP] = "guest.stop",
     [MSG_GUEST_DESTROY] = "guest.destroy",
     [MSG_GUEST_EXEC] = "guest.exec",
+    [MSG_TRAFFIC] = "traffic",
 };
 
 static const char *const error_names[MSG_ERR_COUNT] = {
@@ -130,6 +132,9 @@ msg_clear(struct msg *m)
     case MSG_EXEC_RESULT:
         free(m->u.exec_result.out);
         free(m->u.exec_result.err);
+        break;
+    case MSG_TRAFFIC:
+        free(m->u.traffic.items);
         break;
     default:
         break;

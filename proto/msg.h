@@ -52,6 +52,7 @@ enum msg_type {
     MSG_USAGE,       /* "usage" */
     MSG_EVENT,       /* "event" */
     MSG_EXEC_RESULT, /* "guest.exec.result" */
+    MSG_TRAFFIC_GET, /* "traffic.get": the trafstat counters of the node's guests */
     /* master -> node */
     MSG_WELCOME,       /* "welcome": the master's answer to hello */
     MSG_GUEST_APPLY,   /* "guest.apply" */
@@ -59,6 +60,7 @@ enum msg_type {
     MSG_GUEST_STOP,    /* "guest.stop" */
     MSG_GUEST_DESTROY, /* "guest.destroy" */
     MSG_GUEST_EXEC,    /* "guest.exec" */
+    MSG_TRAFFIC,       /* "traffic": the answer to traffic.get */
     MSG_TYPE_COUNT
 };
 
@@ -151,6 +153,29 @@ struct msg_event {
     uint64_t count;                     /* for "oom": OOM kills in the guest's cgroup so far */
 };
 
+/* traffic.get: the node reads FreeVPS trafstat, whose counters the master
+ * keeps (so the API's view and the node's agree). */
+struct msg_traffic_get {
+    bool reset; /* move each guest's mark to now (trafstat is reset by reading) */
+};
+
+/* One guest's traffic since its mark. */
+struct msg_traffic_item {
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    uint64_t rx_bytes;        /* bytes into the guest */
+    uint64_t tx_bytes;        /* bytes out of the guest */
+    uint64_t rx_packets;      /* packets in */
+    uint64_t tx_packets;      /* packets out */
+};
+
+/* traffic: the master's answer, for every guest placed on the node that has
+ * a usage sample. */
+struct msg_traffic {
+    uint64_t ref;                   /* id of the traffic.get */
+    uint32_t n_items;               /* entries in items */
+    struct msg_traffic_item *items; /* owned */
+};
+
 /* guest.start, guest.stop and guest.destroy name the guest and the
  * generation the master last sent, so a node that is behind can say so. */
 struct msg_guest_ref {
@@ -193,6 +218,8 @@ struct msg {
         struct msg_usage usage;
         struct msg_event event;
         struct msg_exec_result exec_result;
+        struct msg_traffic_get traffic_get;
+        struct msg_traffic traffic;
         struct guest_spec apply;    /* MSG_GUEST_APPLY */
         struct msg_guest_ref guest; /* MSG_GUEST_START, _STOP, _DESTROY */
         struct msg_guest_exec exec; /* MSG_GUEST_EXEC */

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# What observing a cluster costs the master, end to end: a master and
+# simulated nodes (one vfleet-node --sim-nodes process) with G guests
+# (default 1,000) reporting usage every 10 s. Prints:
+#   - one scrape of GET /metrics: the median and worst time of 20 scrapes
+#     (curl's total time on loopback: the master renders while its loop
+#     waits), the exposition's size and series;
+#   - the master's CPU over a window of usage reports (history written in
+#     the node batches), and what the store grew by.
+# Not a test (never in ctest): it prints figures, it asserts nothing.
+#
+#   bench/observe.sh [--guests N] [--nodes N] [--window S] [--keep]
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${VFLEET_BIN:-$top/build/bin}
+GUESTS=1000
+NODES=10
+WINDOW=120
+KEEP=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --guests) GUESTS=$2; shift 2 ;;
+    --nodes) NODES=$2; shift 2 ;;
+    --window) WINDOW=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    *) echo "usage: $0 [--guests N] [--nodes N] [--window S] [--keep]" >&2; exit 2 ;;
+    esac
+done
+
+D=${BENCH_DIR:-$(mktemp -d /tmp/vfleet-observe-bench.XXXXXX)}
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$PORT
+cleanup() {
+    [ -s "$D/sim.pid" ] && kill "$(cat "$D/sim.pid")" 2>/dev/null
+    [ -s "$D/master.pid" ] && kill "$(cat "$D/master.pid")" 2>/dev/null
+    sleep 0.5
+    [ "$KEEP" = 1 ] || rm -rf "$D"
+}
+trap cleanup EXIT
+
+"$BIN/vfleet-master" --db "$D/master.db" --listen "127.0.0.1:$PORT" --bind "ipc://$D/master.sock" \
+    --log-level warning >"$D/master.log" 2>&1 &
+echo $! >"$D/master.pid"
+"$BIN/vfleet-node" run --backend sim --sim-nodes "$NODES" --name sim --master "ipc://$D/master.sock" \
+    --state-dir "$D/sim" --usage-interval 10 --log-level warning >"$D/sim.log" 2>&1 &
+echo $! >"$D/sim.pid"
+for _ in $(seq 100); do
+    n=$(curl -sf "$URL/v1/nodes" 2>/dev/null | python3 -c 'import json,sys; print(sum(1 for n in json.load(sys.stdin)["nodes"] if n["state"]=="ready"))' 2>/dev/null || echo 0)
+    [ "$n" -ge "$NODES" ] && break
+    sleep 0.2
+done
+
+# The guests, 1,000 per batch request.
+made=0
+while [ $made -lt "$GUESTS" ]; do
+    n=$((GUESTS - made > 1000 ? 1000 : GUESTS - made))
+    python3 -c 'import json,sys; s,n=int(sys.argv[1]),int(sys.argv[2]); print(json.dumps({"guests":[{"name":"b%d"%i,"template":"busybox","limits":{"memory":"64M","disk":"1G","cpu_max":0.1}} for i in range(s,s+n)]}))' "$made" "$n" >"$D/batch.json"
+    curl -sf -X POST -H 'Content-Type: application/json' --data @"$D/batch.json" "$URL/v1/guests:batch" >/dev/null
+    made=$((made + n))
+done
+running() { curl -sf "$URL/v1/guests?state=running&limit=5000" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["guests"]))'; }
+for _ in $(seq 300); do [ "$(running)" -ge "$GUESTS" ] && break; sleep 1; done
+echo "$GUESTS guests running on $NODES simulated nodes; waiting for two usage rounds"
+sleep 21
+
+# Scrapes.
+times=()
+for _ in $(seq 20); do
+    times+=("$(curl -s -o "$D/metrics.txt" -w '%{time_total}' "$URL/metrics")")
+done
+sorted=$(printf '%s\n' "${times[@]}" | sort -n)
+echo "GET /metrics: median $(echo "$sorted" | sed -n 10p) s, worst $(echo "$sorted" | tail -1) s," \
+    "$(wc -c <"$D/metrics.txt") bytes, $(grep -vc '^#' "$D/metrics.txt") series"
+
+# The master's CPU and the store over a window of usage reports.
+pid=$(cat "$D/master.pid")
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+size() { du -cb "$D"/master.db* | tail -1 | cut -f1; }
+c0=$(cpu)
+s0=$(size)
+sleep "$WINDOW"
+c1=$(cpu)
+s1=$(size)
+hz=$(getconf CLK_TCK)
+python3 -c 'import sys; c0,c1,hz,w,s0,s1,g=map(float,sys.argv[1:]); print("master CPU over %ds of usage reports: %.2f%% of one core (%.1f ms per 10 s round of %d samples); store grew %.1f MB (WAL included)" % (w, 100*(c1-c0)/hz/w, 1000*(c1-c0)/hz/(w/10), g, (s1-s0)/1e6))' \
+    "$c0" "$c1" "$hz" "$WINDOW" "$s0" "$s1" "$GUESTS"
