@@ -13,6 +13,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/agent_internal.h"
+#include "node/vservers_fs.h"
 
 #define HELLO_RETRY_MS 2000 /* re-send hello until the master welcomes us */
 
@@ -107,7 +108,12 @@ on_frame(zwatch_t *w, const char *peer, const void *buf, size_t len, void *userd
     case MSG_WELCOME:
         on_welcome(a, &m.u.welcome);
         break;
+    case MSG_TRAFFIC:
+        (void)vservers_fs_on_message(a->vfs, &m);
+        break;
     case MSG_NACK:
+        if (vservers_fs_on_message(a->vfs, &m))
+            break;
         /* A master that restarted does not know us: say hello again. */
         if (m.u.nack.code == MSG_ERR_NOT_FOUND && !m.u.nack.id[0]) {
             a->welcomed = false;
@@ -204,6 +210,9 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     a->handles_ready = true;
 
     adopt_all(a);
+    if (a->cfg.vservers[0] && !(a->vfs = vservers_fs_start(a, a->cfg.vservers, &r)))
+        log_warning("node=%s cannot mount the FreeVPS views at \"%s\": %s, ignoring", cfg->name,
+                    a->cfg.vservers, strerror(-r));
     agent_send_hello(a);
     uv_timer_start(&a->heartbeat, on_heartbeat, a->cfg.heartbeat_ms, a->cfg.heartbeat_ms);
     uv_timer_start(&a->usage, on_usage, a->cfg.usage_ms, a->cfg.usage_ms);
@@ -222,6 +231,7 @@ agent_shutdown(agent_t *a)
         return;
     a->closing = true;
     log_info("node=%s shutting down; guests keep running", a->cfg.name);
+    vservers_fs_stop(&a->vfs);
     if (a->handles_ready) {
         uv_close((uv_handle_t *)&a->heartbeat, NULL);
         uv_close((uv_handle_t *)&a->usage, NULL);

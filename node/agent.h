@@ -31,6 +31,7 @@ struct agent_config {
     struct spec_label labels[PROTO_MAX_LABELS]; /* node labels reported in hello */
     bool memory_store; /* keep guest records in memory only (store_open_memory): sim nodes */
     bool fake_pids;    /* the backend's init pids are not processes (sim): no pidfd watch */
+    char vservers[256]; /* where the FreeVPS views are mounted (FUSE), "" = nowhere */
 };
 
 /* Creates the agent on loop (several agents may share one loop: vfleet-node

@@ -29,6 +29,10 @@
 #include "proto/msg.h"
 #include "proto/zwatch.h"
 
+#define VFLEET_VERSION "0.1.0" /* the agent's version (hello, the FreeVPS setup view) */
+
+typedef struct vservers_fs vservers_fs_t;
+
 /* A pidfd watch on a guest's init. Allocated per start and freed by its
  * close callback, because a closed libuv handle cannot be reused at once. */
 struct agent_watch {
@@ -78,6 +82,7 @@ struct agent {
     unsigned unanswered_hellos;  /* hellos sent since the last welcome */
     bool usage_pending;          /* a usage job is queued or running */
     bool handles_ready;          /* timers and the watcher are initialised */
+    vservers_fs_t *vfs;          /* the FreeVPS views' filesystem, NULL = not mounted */
     bool closing;                /* agent_shutdown was called */
 };
 

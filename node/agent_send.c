@@ -11,7 +11,6 @@
 #include "common/mtime.h"
 #include "node/agent_internal.h"
 
-#define VFLEET_VERSION "0.1.0"
 
 void
 agent_send(agent_t *a, struct msg *m)

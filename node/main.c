@@ -31,6 +31,7 @@
 #include "node/linux/proc.h"
 #include "node/sim/sim.h"
 #include "node/store.h"
+#include "node/vservers_cli.h"
 
 #define DEFAULT_CONFIG    "/etc/vfleet/node.conf"
 #define DEFAULT_STATE_DIR "/var/lib/vfleet"
@@ -47,6 +48,7 @@ usage(FILE *f)
                "       vfleet-node status [--state-dir DIR]\n"
                "       vfleet-node routes [--json] [--state-dir DIR]\n"
                "       vfleet-node enter NAME [--state-dir DIR] [-- COMMAND...]\n"
+               "       vfleet-node vservers setup|trafstat|routes_ipv4 [--state-dir DIR]\n"
                "\n"
                "options:\n"
                "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
@@ -59,6 +61,8 @@ usage(FILE *f)
                "      --usage-interval S usage sampling interval in seconds (default 10)\n"
                "  -L, --label KEY=VALUE  a node label (repeatable; adds to [labels] of the file)\n"
                "      --max-guests N     guests this node accepts (linux; default 1000)\n"
+               "      --vservers DIR     mount the FreeVPS views there (FUSE; default\n"
+               "                         STATE_DIR/vservers with the linux backend; none = off)\n"
                "\n"
                "simulated nodes (--backend sim):\n"
                "      --sim-nodes N      run N simulated nodes in this process, named\n"
@@ -104,6 +108,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"log-level", required_argument, NULL, 'l'},
         {"label", required_argument, NULL, 'L'},
         {"max-guests", required_argument, NULL, 'X'},
+        {"vservers", required_argument, NULL, 'V'},
         {"sim-nodes", required_argument, NULL, 'N'},
         {"sim-cpus", required_argument, NULL, 'C'},
         {"sim-memory", required_argument, NULL, 'M'},
@@ -169,6 +174,9 @@ parse_options(int argc, char **argv, struct options *o)
             case 'X':
                 key = "max_guests";
                 break;
+            case 'V':
+                key = "vservers";
+                break;
             case 'N':
                 key = "sim_nodes";
                 break;
@@ -231,7 +239,8 @@ parse_options(int argc, char **argv, struct options *o)
     static const char *const keys[] = {
         "name",         "master",         "state_dir",      "backend",   "templates",
         "heartbeat_ms", "usage_interval", "log_level",      "sim_nodes", "sim_cpus",
-        "sim_memory",   "sim_disk",       "sim_max_guests", "sim_seed",  "max_guests"};
+        "sim_memory",   "sim_disk",       "sim_max_guests", "sim_seed",  "max_guests",
+        "vservers"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         const char *v = config_get(flags, "node", keys[i]);
         if (v)
@@ -475,6 +484,23 @@ take_pidfile(const char *state_dir)
     return fd;
 }
 
+/* Where the FreeVPS views go: --vservers / [node] vservers, "none" for
+ * nowhere; by default STATE_DIR/vservers when by_default. */
+static void
+vservers_path(const struct options *o, const char *state_dir, bool by_default, char *out,
+              size_t n)
+{
+    const char *v = opt_str(o, "vservers", NULL);
+    _cleanup_free_ char *def = xasprintf("%s/vservers", state_dir);
+
+    if (!v)
+        v = by_default ? def : "";
+    if (!strcmp(v, "none"))
+        v = "";
+    if (strscpy(out, v, n) < 0)
+        out[0] = '\0';
+}
+
 static int
 cmd_run(struct options *o)
 {
@@ -546,6 +572,8 @@ cmd_run(struct options *o)
         strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
         if (net_config_read(o->cfg, &lc.net) < 0)
             return EXIT_USAGE;
+        vservers_path(o, state_dir, true, ac.vservers, sizeof(ac.vservers));
+        strscpy(lc.vservers, ac.vservers, sizeof(lc.vservers));
         r = config_get_u64(o->cfg, "node", "max_guests", &v);
         if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
             lc.max_guests = (uint32_t)v;
@@ -559,6 +587,7 @@ cmd_run(struct options *o)
         if (sim_config_from(o, &sc) < 0)
             return EXIT_USAGE;
         ac.fake_pids = true;
+        vservers_path(o, state_dir, false, ac.vservers, sizeof(ac.vservers));
         b = sim_backend_new(&sc);
     } else {
         fprintf(stderr, "vfleet-node: unknown backend \"%s\" (linux or sim)\n", backend_name);
@@ -737,6 +766,21 @@ cmd_enter(struct options *o)
     return r; /* the command's exit status */
 }
 
+static int
+cmd_vservers(struct options *o)
+{
+    const char *dir = opt_str(o, "state_dir", DEFAULT_STATE_DIR);
+    char mount[256];
+
+    if (o->n_rest != 1) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    vservers_path(o, dir, true, mount, sizeof(mount));
+    int r = vservers_cli(dir, mount, o->rest[0]);
+    return r == -EINVAL ? EXIT_USAGE : r < 0 ? EXIT_FAIL : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -758,6 +802,8 @@ main(int argc, char **argv)
         r = cmd_status(&o);
     else if (strcmp(o.verb, "enter") == 0)
         r = cmd_enter(&o);
+    else if (strcmp(o.verb, "vservers") == 0)
+        r = cmd_vservers(&o);
     else {
         fprintf(stderr, "vfleet-node: unknown command \"%s\"\n", o.verb);
         usage(stderr);

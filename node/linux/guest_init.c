@@ -206,6 +206,33 @@ make_mounts(void)
     }
 }
 
+/* The FreeVPS views (the agent's FUSE mount, whose files answer each
+ * caller by its cgroup): taken from the host before pivot_root, attached
+ * at /dev/vservers after it. FreeVPS had them at /proc/vservers, but a
+ * procfs instance takes no new mount point; /dev is the guest's own tmpfs,
+ * made here. -1 when there is none. */
+static int
+grab_vservers(const struct spawn_config *cfg)
+{
+    if (!cfg->vservers[0])
+        return -1;
+    int fd = (int)open_tree(AT_FDCWD, cfg->vservers, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd < 0)
+        fail(errno, "open_tree %s", cfg->vservers);
+    return fd;
+}
+
+static void
+attach_vservers(int fd)
+{
+    if (fd < 0)
+        return;
+    make_dir("/dev/vservers", 0555);
+    if (move_mount(fd, "", AT_FDCWD, "/dev/vservers", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        fail(errno, "mount the FreeVPS views on /dev/vservers");
+    close(fd);
+}
+
 static void
 loopback_up(void)
 {
@@ -256,8 +283,10 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
     if (unshare(CLONE_NEWCGROUP) < 0)
         fail(errno, "unshare the cgroup namespace");
 
+    int vservers = grab_vservers(cfg);
     enter_root(cfg->rootfs);
     make_mounts();
+    attach_vservers(vservers);
     loopback_up();
     set_identity(cfg);
 

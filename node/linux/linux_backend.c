@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sys/statfs.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
@@ -140,6 +141,17 @@ lx_create(backend_t *b, const struct guest_spec *s)
 }
 
 /* The spawner's view of a guest: root, identity, caps and cgroups. */
+#define FUSE_SUPER_MAGIC 0x65735546 /* linux/magic.h names it only in the kernel's tree */
+
+static void
+vservers_bind_of(struct linux_backend *l, struct spawn_config *c)
+{
+    struct statfs sf;
+
+    if (l->cfg.vservers[0] && statfs(l->cfg.vservers, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC)
+        strscpy(c->vservers, l->cfg.vservers, sizeof(c->vservers));
+}
+
 static int
 spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struct guest_paths *p,
                 struct spawn_config *c)
@@ -159,6 +171,7 @@ spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struc
         c->caps &= ~(1ULL << CAP_MKNOD);
     c->nofile = s->limits.nofile;
     strscpy(c->console_log, p->console, sizeof(c->console_log));
+    vservers_bind_of(l, c);
     r = cgroup_procs_paths(l->cgroups, s->id, &procs);
     if (r < 0)
         return r;
@@ -172,6 +185,8 @@ spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struc
     return 0;
 }
 
+/* The FreeVPS views go into a guest only when the agent serves them (a
+ * FUSE mount there), never as a plain host directory. */
 static int
 lx_start(backend_t *b, const struct guest_spec *s, struct guest_runtime *rt)
 {

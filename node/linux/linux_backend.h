@@ -23,6 +23,7 @@ struct linux_config {
     char cgroup_root[256]; /* cgroup mount root, "" = /sys/fs/cgroup */
     uint32_t max_guests;   /* guests this node accepts, 0 = 1000 */
     struct net_config net; /* guest networking: NAT */
+    char vservers[256];    /* the FreeVPS views' mount, bound into guests; "" = none */
 };
 
 /* Creates the backend and forks its spawner: call before the process starts

@@ -81,7 +81,8 @@ config_check(const struct spawn_config *c)
         !terminated(c->domainname, sizeof(c->domainname)) ||
         !terminated(c->init, sizeof(c->init)) ||
         !terminated(c->console_log, sizeof(c->console_log)) ||
-        !terminated(c->cgroup2, sizeof(c->cgroup2)) || c->n_cgroup_procs > SPAWN_MAX_CGROUPS)
+        !terminated(c->cgroup2, sizeof(c->cgroup2)) ||
+        !terminated(c->vservers, sizeof(c->vservers)) || c->n_cgroup_procs > SPAWN_MAX_CGROUPS)
         return -EINVAL;
     for (size_t i = 0; i < SPAWN_MAX_ARGS; i++)
         if (!terminated(c->args[i], sizeof(c->args[i])))
