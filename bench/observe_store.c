@@ -51,16 +51,25 @@ cmp_u64(const void *a, const void *b)
 static void
 make_guests(master_t *m, unsigned n, char (*ids)[SPEC_ID_LEN + 1])
 {
-    struct db_node node = {.name = "n1", .labels = "{}", .kernel = "{}", .cpus = 1000000,
-                           .memory = 1ULL << 40, .disk = 1ULL << 50};
+    struct db_node node = {.name = "n1",
+                           .labels = "{}",
+                           .kernel = "{}",
+                           .cpus = 1000000,
+                           .memory = 1ULL << 40,
+                           .disk = 1ULL << 50};
     db_begin(m->db);
     db_node_upsert(m->db, &node);
     for (unsigned i = 0; i < n; i++) {
         char name[32];
         snprintf(ids[i], SPEC_ID_LEN + 1, "00000000-0000-4000-8000-%012x", i);
         snprintf(name, sizeof(name), "g%u", i);
-        struct db_guest g = {.id = ids[i], .name = name, .node = "n1", .spec = "{}",
-                             .generation = 1, .created_ms = 1, .updated_ms = 1};
+        struct db_guest g = {.id = ids[i],
+                             .name = name,
+                             .node = "n1",
+                             .spec = "{}",
+                             .generation = 1,
+                             .created_ms = 1,
+                             .updated_ms = 1};
         if (db_guest_insert(m->db, &g, NULL, 0) < 0) {
             fprintf(stderr, "insert: %s\n", db_errmsg(m->db));
             exit(1);
@@ -90,9 +99,9 @@ storage(const char *path, unsigned guests)
         uint64_t bytes = (uint64_t)sqlite3_column_int64(s, 1), rows = 0;
         char q[128];
         sqlite3_stmt *c;
-        const char *table = strncmp(name, "usage_raw", 9) == 0  ? "usage_raw"
-                            : strncmp(name, "usage_1m", 8) == 0 ? "usage_1m"
-                            : strncmp(name, "usage_1h", 8) == 0 ? "usage_1h"
+        const char *table = strncmp(name, "usage_raw", 9) == 0     ? "usage_raw"
+                            : strncmp(name, "usage_1m", 8) == 0    ? "usage_1m"
+                            : strncmp(name, "usage_1h", 8) == 0    ? "usage_1h"
                             : strncmp(name, "usage_last", 10) == 0 ? "usage_last"
                                                                    : "usage_meta";
         snprintf(q, sizeof(q), "SELECT COUNT(*) FROM %s", table);
@@ -115,7 +124,7 @@ main(int argc, char **argv)
     const char *dir = argc > 3 ? argv[3] : "/var/tmp";
     char path[256], err[256];
     master_t *m = xcalloc(1, sizeof(*m));
-    char (*ids)[SPEC_ID_LEN + 1] = xcalloc(guests, sizeof(*ids));
+    char(*ids)[SPEC_ID_LEN + 1] = xcalloc(guests, sizeof(*ids));
     struct guest_usage *s = xcalloc(guests, sizeof(*s));
 
     snprintf(path, sizeof(path), "%s/vfleet-observe-bench-%d.db", dir, (int)getpid());
@@ -173,15 +182,14 @@ main(int argc, char **argv)
                 max_tick = t3 - t2;
         }
     }
-    printf("%u guests, a sample each every 10 s, %u simulated hours (%" PRIu64 " rounds)\n",
-           guests, hours, rounds);
+    printf("%u guests, a sample each every 10 s, %u simulated hours (%" PRIu64 " rounds)\n", guests,
+           hours, rounds);
     printf("usage_report: %.1f us per sample (%.2f ms per round of %u), commit %.2f ms per round,"
            " worst round %.2f ms\n",
            (double)batch_ns / 1e3 / (double)(rounds * guests), (double)batch_ns / 1e6 / rounds,
            guests, (double)commit_ns / 1e6 / rounds, (double)max_batch / 1e6);
     printf("history_tick with work (over 1 ms): %" PRIu64 " times, %.2f ms mean, %.2f ms worst\n",
-           ticks,
-           ticks ? (double)tick_ns / 1e6 / ticks : 0.0, (double)max_tick / 1e6);
+           ticks, ticks ? (double)tick_ns / 1e6 / ticks : 0.0, (double)max_tick / 1e6);
     qsort(round_ns, rounds, sizeof(*round_ns), cmp_u64);
     printf("a round (samples, commit, tick): p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms\n",
            (double)round_ns[rounds / 2] / 1e6, (double)round_ns[rounds * 9 / 10] / 1e6,

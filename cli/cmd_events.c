@@ -35,12 +35,12 @@ cmd_events_help(FILE *f)
 
 /* What the command was asked. */
 struct events_opts {
-    bool follow;            /* stream */
-    const char *types;      /* --type */
-    const char *guest;      /* --guest */
-    const char *node;       /* --node */
+    bool follow;              /* stream */
+    const char *types;        /* --type */
+    const char *guest;        /* --guest */
+    const char *node;         /* --node */
     unsigned long long after; /* --after */
-    bool have_after;        /* --after given */
+    bool have_after;          /* --after given */
     unsigned long long limit; /* --limit, 0 = all */
 };
 
@@ -48,10 +48,10 @@ static int
 events_parse(struct cli_ctx *ctx, int argc, char **argv, struct events_opts *o)
 {
     static const struct option longopts[] = {
-        {"follow", no_argument, NULL, 'f'}, {"type", required_argument, NULL, 't'},
+        {"follow", no_argument, NULL, 'f'},      {"type", required_argument, NULL, 't'},
         {"guest", required_argument, NULL, 'g'}, {"node", required_argument, NULL, 'n'},
         {"after", required_argument, NULL, 'a'}, {"limit", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     char *end;
     int c;
@@ -141,7 +141,8 @@ events_list(struct cli_ctx *ctx, const struct events_opts *o)
         int code = cli_call(ctx, &req, "events", &res);
         if (code != CLI_EXIT_OK)
             return code;
-        json_t *gap = json_object_get(res.body, "gap"), *events = json_object_get(res.body, "events");
+        json_t *gap = json_object_get(res.body, "gap"),
+               *events = json_object_get(res.body, "events");
         if (gap) {
             json_t *e = json_pack("{s:I, s:s, s:O}", "seq", (json_int_t)cli_int(gap, "to"), "type",
                                   "gap", "data", gap);
@@ -166,9 +167,9 @@ events_list(struct cli_ctx *ctx, const struct events_opts *o)
 
 /* The follower's state. */
 struct follow {
-    struct cli_ctx *ctx;         /* where to print */
-    unsigned long long last;     /* the last seq printed (the resume point) */
-    bool have_last;              /* a resume point exists */
+    struct cli_ctx *ctx;     /* where to print */
+    unsigned long long last; /* the last seq printed (the resume point) */
+    bool have_last;          /* a resume point exists */
 };
 
 static int
@@ -204,8 +205,8 @@ events_follow(struct cli_ctx *ctx, const struct events_opts *o)
         if (fw.have_last)
             snprintf(after, sizeof(after), "&after=%llu", fw.last);
         path = xasprintf("/v1/events?follow=true%s%s", after, f);
-        int r = http_request_lines(ctx->http, path, "application/x-ndjson", &status, follow_line,
-                                   &fw);
+        int r =
+            http_request_lines(ctx->http, path, "application/x-ndjson", &status, follow_line, &fw);
         if (r == 0 && status >= 300)
             return cli_exit_for_status(status);
         if (r < 0 && ++failures > 30) {

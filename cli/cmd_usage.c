@@ -91,8 +91,8 @@ history_sparks(struct cli_ctx *ctx, const json_t *points, double step_s)
 static void
 history_table(struct cli_ctx *ctx, const json_t *points, double step_s)
 {
-    static const char *const hdr[] = {"TIME", "SAMPLES", "CPU", "MEMORY AVG", "MEMORY MAX",
-                                      "PROCS", "NET IN", "NET OUT"};
+    static const char *const hdr[] = {"TIME",       "SAMPLES", "CPU",    "MEMORY AVG",
+                                      "MEMORY MAX", "PROCS",   "NET IN", "NET OUT"};
     _cleanup_(table_destroy) table_t *t = table_new(ARRAY_SIZE(hdr), hdr);
     size_t i;
     json_t *p;
@@ -118,9 +118,12 @@ int
 cmd_guest_usage_history(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"since", required_argument, NULL, 's'}, {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},    {"step", required_argument, NULL, 'p'},
-        {"spark", no_argument, NULL, 'k'},       {"help", no_argument, NULL, 'h'},
+        {"since", required_argument, NULL, 's'},
+        {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},
+        {"step", required_argument, NULL, 'p'},
+        {"spark", no_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *from = NULL, *to = NULL, *step = NULL;
@@ -161,9 +164,9 @@ cmd_guest_usage_history(struct cli_ctx *ctx, int argc, char **argv)
     _cleanup_free_ char *f = http_escape(since ? since : from ? from : "-1h");
     _cleanup_free_ char *tt = to ? http_escape(to) : NULL;
     _cleanup_free_ char *st = step ? http_escape(step) : NULL;
-    _cleanup_free_ char *path = xasprintf("/v1/guests/%s/usage?from=%s%s%s%s%s", name, f,
-                                          tt ? "&to=" : "", tt ? tt : "", st ? "&step=" : "",
-                                          st ? st : "");
+    _cleanup_free_ char *path =
+        xasprintf("/v1/guests/%s/usage?from=%s%s%s%s%s", name, f, tt ? "&to=" : "", tt ? tt : "",
+                  st ? "&step=" : "", st ? st : "");
     _cleanup_free_ char *what = xasprintf("guest \"%s\"", name);
     _cleanup_(http_result_clear) struct http_result res = {0};
     struct http_request req = {.method = "GET", .path = path};
@@ -201,9 +204,12 @@ static int
 traffic_parse(struct cli_ctx *ctx, int argc, char **argv, struct traffic_opts *o)
 {
     static const struct option longopts[] = {
-        {"period", required_argument, NULL, 'p'}, {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},     {"guest", required_argument, NULL, 'g'},
-        {"csv", no_argument, NULL, 'c'},          {"help", no_argument, NULL, 'h'},
+        {"period", required_argument, NULL, 'p'},
+        {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},
+        {"guest", required_argument, NULL, 'g'},
+        {"csv", no_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -247,10 +253,9 @@ usage_traffic(struct cli_ctx *ctx, int argc, char **argv)
         return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     _cleanup_free_ char *f = o.from ? http_escape(o.from) : NULL;
     _cleanup_free_ char *t = o.to ? http_escape(o.to) : NULL;
-    _cleanup_free_ char *path =
-        xasprintf("/v1/usage/traffic?period=%s%s%s%s%s%s%s", o.period, f ? "&from=" : "",
-                  f ? f : "", t ? "&to=" : "", t ? t : "", o.guest ? "&guest=" : "",
-                  o.guest ? o.guest : "");
+    _cleanup_free_ char *path = xasprintf(
+        "/v1/usage/traffic?period=%s%s%s%s%s%s%s", o.period, f ? "&from=" : "", f ? f : "",
+        t ? "&to=" : "", t ? t : "", o.guest ? "&guest=" : "", o.guest ? o.guest : "");
     _cleanup_(http_result_clear) struct http_result res = {0};
     struct http_request req = {.method = "GET", .path = path, .accept = o.csv ? "text/csv" : NULL};
     int code = cli_call(ctx, &req, "traffic", &res);
@@ -291,6 +296,5 @@ cmd_usage_run(struct cli_ctx *ctx, int argc, char **argv)
     }
     if (!strcmp(argv[0], "traffic"))
         return usage_traffic(ctx, argc, argv);
-    return cli_usage_error(ctx, "usage: unknown command \"%s\" (see vfleet usage --help)",
-                           argv[0]);
+    return cli_usage_error(ctx, "usage: unknown command \"%s\" (see vfleet usage --help)", argv[0]);
 }

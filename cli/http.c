@@ -208,8 +208,8 @@ http_attempt(http_client_t *c, const struct http_request *req, const char *url, 
 
     curl_easy_reset(h);
     errbuf[0] = '\0';
-    _cleanup_free_ char *accept = xasprintf("Accept: %s", req->accept ? req->accept
-                                                                     : "application/json");
+    _cleanup_free_ char *accept =
+        xasprintf("Accept: %s", req->accept ? req->accept : "application/json");
     hdrs = curl_slist_append(hdrs, accept);
     /* libcurl would wait for a 100 Continue before a larger body; the API
      * answers every request at once, so the wait only costs time. */
@@ -329,13 +329,13 @@ http_request_send(http_client_t *c, const struct http_request *req, struct http_
 
 /* The line reader's state. */
 struct http_lines {
-    char buf[64 * 1024]; /* the line being read */
-    size_t len;          /* bytes in buf */
+    char buf[64 * 1024];                                       /* the line being read */
+    size_t len;                                                /* bytes in buf */
     int (*line)(void *userdata, const char *text, size_t len); /* the caller's callback */
-    void *userdata;      /* passed to line */
-    bool stopped;        /* line asked to stop */
-    long status;         /* the reply's status, once headers are in */
-    CURL *h;             /* the handle, for the status */
+    void *userdata;                                            /* passed to line */
+    bool stopped;                                              /* line asked to stop */
+    long status; /* the reply's status, once headers are in */
+    CURL *h;     /* the handle, for the status */
 };
 
 static size_t

@@ -79,8 +79,7 @@ int http_request_send(http_client_t *c, const struct http_request *req, struct h
  * body with status 2xx (*status set), 1 when line stopped it, or the
  * -errno of http_request_send (the connection broke: the caller resumes). */
 int http_request_lines(http_client_t *c, const char *path, const char *accept, long *status,
-                       int (*line)(void *userdata, const char *text, size_t len),
-                       void *userdata);
+                       int (*line)(void *userdata, const char *text, size_t len), void *userdata);
 
 /* Releases what out holds and zeroes it. */
 void http_result_clear(struct http_result *out);

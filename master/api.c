@@ -445,8 +445,7 @@ api_usage_point_json(const struct db_roll *r)
             v = json_pack("{s:I}", "increase", (json_int_t)r->sum[i]);
         else
             v = json_pack("{s:I, s:I, s:I}", "min", (json_int_t)r->min[i], "max",
-                          (json_int_t)r->max[i], "avg",
-                          (json_int_t)(r->n ? r->sum[i] / r->n : 0));
+                          (json_int_t)r->max[i], "avg", (json_int_t)(r->n ? r->sum[i] / r->n : 0));
         json_object_set_new(o, db_usage_metric_name(i), v);
     }
     return o;

@@ -13,14 +13,14 @@
 
 /* ---- the metric vector's columns ---- */
 
-#define KIND_OF(f, k) USAGE_##k,
+#define KIND_OF(f, k)   USAGE_##k,
 #define KIND_FAIL(e, f) USAGE_COUNTER,
-static const unsigned char metric_kind[USAGE_N_METRICS] = {
-    USAGE_U64_FIELDS(KIND_OF) USAGE_FAIL_FIELDS(KIND_FAIL)};
+static const unsigned char metric_kind[USAGE_N_METRICS] = {USAGE_U64_FIELDS(KIND_OF)
+                                                               USAGE_FAIL_FIELDS(KIND_FAIL)};
 #undef KIND_OF
 #undef KIND_FAIL
 
-#define NAME_OF(f, k) #f,
+#define NAME_OF(f, k)   #f,
 #define NAME_FAIL(e, f) "failcnt_" #f,
 static const char *const metric_name[USAGE_N_METRICS] = {USAGE_U64_FIELDS(NAME_OF)
                                                              USAGE_FAIL_FIELDS(NAME_FAIL)};
@@ -40,36 +40,36 @@ db_usage_metric_name(unsigned i)
 }
 
 /* Raw columns: one per metric. */
-#define RAW_COL(f, k) ", " #f
+#define RAW_COL(f, k)  ", " #f
 #define RAW_FCOL(e, f) ", failcnt_" #f
-#define RAW_COLS USAGE_U64_FIELDS(RAW_COL) USAGE_FAIL_FIELDS(RAW_FCOL)
-#define RAW_Q(f, k) ", ?"
-#define RAW_FQ(e, f) ", ?"
+#define RAW_COLS       USAGE_U64_FIELDS(RAW_COL) USAGE_FAIL_FIELDS(RAW_FCOL)
+#define RAW_Q(f, k)    ", ?"
+#define RAW_FQ(e, f)   ", ?"
 
 /* Rollup columns: gauges min, max, sum; counters the increase. */
-#define ROLL_COL_GAUGE(f) ", " f "_min, " f "_max, " f "_sum"
+#define ROLL_COL_GAUGE(f)   ", " f "_min, " f "_max, " f "_sum"
 #define ROLL_COL_COUNTER(f) ", " f
-#define ROLL_COL(f, k) ROLL_COL_##k(#f)
-#define ROLL_FCOL(e, f) ROLL_COL_COUNTER("failcnt_" #f)
-#define ROLL_COLS USAGE_U64_FIELDS(ROLL_COL) USAGE_FAIL_FIELDS(ROLL_FCOL)
+#define ROLL_COL(f, k)      ROLL_COL_##k(#f)
+#define ROLL_FCOL(e, f)     ROLL_COL_COUNTER("failcnt_" #f)
+#define ROLL_COLS           USAGE_U64_FIELDS(ROLL_COL) USAGE_FAIL_FIELDS(ROLL_FCOL)
 
 /* Aggregates of raw rows, in the rollup columns' order. */
-#define AGG_RAW_GAUGE(f) ", MIN(" f "), MAX(" f "), SUM(" f ")"
+#define AGG_RAW_GAUGE(f)   ", MIN(" f "), MAX(" f "), SUM(" f ")"
 #define AGG_RAW_COUNTER(f) ", SUM(" f ")"
-#define AGG_RAW(f, k) AGG_RAW_##k(#f)
-#define AGG_RAW_F(e, f) AGG_RAW_COUNTER("failcnt_" #f)
-#define AGG_RAWS USAGE_U64_FIELDS(AGG_RAW) USAGE_FAIL_FIELDS(AGG_RAW_F)
+#define AGG_RAW(f, k)      AGG_RAW_##k(#f)
+#define AGG_RAW_F(e, f)    AGG_RAW_COUNTER("failcnt_" #f)
+#define AGG_RAWS           USAGE_U64_FIELDS(AGG_RAW) USAGE_FAIL_FIELDS(AGG_RAW_F)
 
 /* Aggregates of rollup rows, in the rollup columns' order. */
-#define AGG_ROLL_GAUGE(f) ", MIN(" f "_min), MAX(" f "_max), SUM(" f "_sum)"
+#define AGG_ROLL_GAUGE(f)   ", MIN(" f "_min), MAX(" f "_max), SUM(" f "_sum)"
 #define AGG_ROLL_COUNTER(f) ", SUM(" f ")"
-#define AGG_ROLL(f, k) AGG_ROLL_##k(#f)
-#define AGG_ROLL_F(e, f) AGG_ROLL_COUNTER("failcnt_" #f)
-#define AGG_ROLLS USAGE_U64_FIELDS(AGG_ROLL) USAGE_FAIL_FIELDS(AGG_ROLL_F)
+#define AGG_ROLL(f, k)      AGG_ROLL_##k(#f)
+#define AGG_ROLL_F(e, f)    AGG_ROLL_COUNTER("failcnt_" #f)
+#define AGG_ROLLS           USAGE_U64_FIELDS(AGG_ROLL) USAGE_FAIL_FIELDS(AGG_ROLL_F)
 
 static const char sql_raw_insert[] =
-    "INSERT OR IGNORE INTO usage_raw (guest_id, time" RAW_COLS ") VALUES (?, ?" USAGE_U64_FIELDS(
-        RAW_Q) USAGE_FAIL_FIELDS(RAW_FQ) ")";
+    "INSERT OR IGNORE INTO usage_raw (guest_id, time" RAW_COLS
+    ") VALUES (?, ?" USAGE_U64_FIELDS(RAW_Q) USAGE_FAIL_FIELDS(RAW_FQ) ")";
 
 #define ROLL_1M_SELECT                                                                             \
     "INSERT OR REPLACE INTO usage_1m (guest_id, time, n" ROLL_COLS ") "                            \
@@ -94,19 +94,20 @@ static const char sql_series_1m[] =
 static const char sql_series_1h[] =
     "SELECT (time / ?4) * ?4 AS b, SUM(n)" AGG_ROLLS " FROM usage_1h " SERIES_WHERE;
 
-#define ROLL_Q_GAUGE(f) ", ?, ?, ?"
+#define ROLL_Q_GAUGE(f)   ", ?, ?, ?"
 #define ROLL_Q_COUNTER(f) ", ?"
-#define ROLL_Q(f, k) ROLL_Q_##k(f)
-#define ROLL_FQ(e, f) ROLL_Q_COUNTER(f)
-#define ROLL_QS USAGE_U64_FIELDS(ROLL_Q) USAGE_FAIL_FIELDS(ROLL_FQ)
-static const char sql_put_1m[] = "INSERT OR REPLACE INTO usage_1m (guest_id, time, n" ROLL_COLS
-                                 ") VALUES (?, ?, ?" ROLL_QS ")";
-static const char sql_put_1h[] = "INSERT OR REPLACE INTO usage_1h (guest_id, time, n" ROLL_COLS
-                                 ") VALUES (?, ?, ?" ROLL_QS ")";
+#define ROLL_Q(f, k)      ROLL_Q_##k(f)
+#define ROLL_FQ(e, f)     ROLL_Q_COUNTER(f)
+#define ROLL_QS           USAGE_U64_FIELDS(ROLL_Q) USAGE_FAIL_FIELDS(ROLL_FQ)
+static const char sql_put_1m[] =
+    "INSERT OR REPLACE INTO usage_1m (guest_id, time, n" ROLL_COLS ") VALUES (?, ?, ?" ROLL_QS ")";
+static const char sql_put_1h[] =
+    "INSERT OR REPLACE INTO usage_1h (guest_id, time, n" ROLL_COLS ") VALUES (?, ?, ?" ROLL_QS ")";
 static const char sql_trim_1m[] = "DELETE FROM usage_1m WHERE guest_id = ?1 AND time < ?2";
 static const char sql_trim_1h[] = "DELETE FROM usage_1h WHERE guest_id = ?1 AND time < ?2";
-static const char sql_sum_raw[] = "SELECT guest_id, COUNT(*)" AGG_RAWS
-                                  " FROM usage_raw WHERE time >= ?1 AND time < ?2 GROUP BY guest_id";
+static const char sql_sum_raw[] =
+    "SELECT guest_id, COUNT(*)" AGG_RAWS
+    " FROM usage_raw WHERE time >= ?1 AND time < ?2 GROUP BY guest_id";
 static const char sql_sum_1m[] = "SELECT guest_id, SUM(n)" AGG_ROLLS
                                  " FROM usage_1m WHERE time >= ?1 AND time < ?2 GROUP BY guest_id";
 static const char sql_sum_1m_guest[] =
@@ -119,7 +120,7 @@ static const char sql_expire_1m[] = "DELETE FROM usage_1m WHERE time < ?1";
 static const char sql_expire_1h[] = "DELETE FROM usage_1h WHERE time < ?1";
 
 #define TRAFFIC_SELECT                                                                             \
-    "SELECT guest_id, strftime(?1, time / 1000, 'unixepoch') AS p, SUM(net_rx_bytes), "          \
+    "SELECT guest_id, strftime(?1, time / 1000, 'unixepoch') AS p, SUM(net_rx_bytes), "            \
     "SUM(net_tx_bytes), SUM(net_rx_packets), SUM(net_tx_packets) FROM "
 #define TRAFFIC_ALL   " WHERE time >= ?2 AND time < ?3 GROUP BY guest_id, p"
 #define TRAFFIC_GUEST " WHERE guest_id = ?4 AND time >= ?2 AND time < ?3 GROUP BY guest_id, p"
@@ -401,7 +402,7 @@ db_usage_sums(db_t *db, enum db_usage_tier t, uint64_t from, uint64_t to, const 
               int (*cb)(void *userdata, const char *guest_id, const struct db_roll *r),
               void *userdata)
 {
-    const char *sql = t == DB_TIER_RAW ? (guest_id ? NULL : sql_sum_raw)
+    const char *sql = t == DB_TIER_RAW  ? (guest_id ? NULL : sql_sum_raw)
                       : t == DB_TIER_1M ? (guest_id ? sql_sum_1m_guest : sql_sum_1m)
                                         : NULL;
     if (!sql)

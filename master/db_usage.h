@@ -29,11 +29,11 @@ enum db_usage_tier {
 
 /* Aggregated samples of one guest over one period. */
 struct db_roll {
-    uint64_t time_ms;                /* start of the period (a raw sample's own time) */
-    uint64_t n;                      /* samples aggregated */
-    uint64_t min[USAGE_N_METRICS];   /* gauges: the lowest value; counters: unused */
-    uint64_t max[USAGE_N_METRICS];   /* gauges: the highest value; counters: unused */
-    uint64_t sum[USAGE_N_METRICS];   /* gauges: the sum (average = sum / n); counters: increase */
+    uint64_t time_ms;              /* start of the period (a raw sample's own time) */
+    uint64_t n;                    /* samples aggregated */
+    uint64_t min[USAGE_N_METRICS]; /* gauges: the lowest value; counters: unused */
+    uint64_t max[USAGE_N_METRICS]; /* gauges: the highest value; counters: unused */
+    uint64_t sum[USAGE_N_METRICS]; /* gauges: the sum (average = sum / n); counters: increase */
 };
 
 /* Whether metric i of the vector is a counter (USAGE_COUNTER) or a gauge. */
@@ -46,14 +46,14 @@ void db_roll_merge(struct db_roll *a, const struct db_roll *b);
 
 /* A guest's latest sample and running counters. */
 struct db_usage_last {
-    const char *guest_id;              /* the guest (borrowed) */
-    const char *name;                  /* its name when last seen (borrowed) */
-    const char *node;                  /* the node that sent the sample (borrowed, may be NULL) */
-    uint64_t time_ms;                  /* the sample's time */
-    uint64_t sample[USAGE_N_METRICS];  /* the node's values (counters cumulative on the node) */
-    uint64_t totals[USAGE_N_METRICS];  /* the master's counters: the sum of increases */
-    bool deleted;                      /* the guest is gone; the row names its history */
-    uint64_t oom_seen;                 /* the node's OOM count events were emitted up to */
+    const char *guest_id;             /* the guest (borrowed) */
+    const char *name;                 /* its name when last seen (borrowed) */
+    const char *node;                 /* the node that sent the sample (borrowed, may be NULL) */
+    uint64_t time_ms;                 /* the sample's time */
+    uint64_t sample[USAGE_N_METRICS]; /* the node's values (counters cumulative on the node) */
+    uint64_t totals[USAGE_N_METRICS]; /* the master's counters: the sum of increases */
+    bool deleted;                     /* the guest is gone; the row names its history */
+    uint64_t oom_seen;                /* the node's OOM count events were emitted up to */
 };
 
 int db_usage_last_put(db_t *db, const struct db_usage_last *l);
@@ -85,7 +85,8 @@ int db_usage_expire(db_t *db, enum db_usage_tier t, uint64_t before);
 int db_usage_last_expire(db_t *db, uint64_t before);
 
 /* Writes one rollup row of tier t (1M or 1H), replacing the period's. */
-int db_usage_roll_put(db_t *db, enum db_usage_tier t, const char *guest_id, const struct db_roll *r);
+int db_usage_roll_put(db_t *db, enum db_usage_tier t, const char *guest_id,
+                      const struct db_roll *r);
 /* Deletes the guest's rows of tier t (1M or 1H) with time < before. */
 int db_usage_trim(db_t *db, enum db_usage_tier t, const char *guest_id, uint64_t before);
 /* Per guest, the aggregate of tier t's rows (RAW or 1M) with from <= time
@@ -95,7 +96,6 @@ int db_usage_sums(db_t *db, enum db_usage_tier t, uint64_t from, uint64_t to, co
                   void *userdata);
 /* The oldest raw sample's time, 0 when there is none. */
 int db_usage_raw_first(db_t *db, uint64_t *time_ms);
-
 
 /* The guest's rows of tier t with from <= time < to, aggregated into
  * buckets of step ms (bucket start = time rounded down to step), oldest

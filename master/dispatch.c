@@ -35,11 +35,11 @@ struct outbox {
 };
 
 struct dispatch {
-    struct dispatch_config cfg; /* as given, defaults filled in */
-    struct hmap_str boxes;      /* node name -> struct outbox * */
-    struct outbox **all;        /* every outbox, for ticks */
-    size_t n_all;               /* entries in all */
-    uint64_t next_id;           /* the next request id */
+    struct dispatch_config cfg;  /* as given, defaults filled in */
+    struct hmap_str boxes;       /* node name -> struct outbox * */
+    struct outbox **all;         /* every outbox, for ticks */
+    size_t n_all;                /* entries in all */
+    uint64_t next_id;            /* the next request id */
     struct dispatch_stats stats; /* counts since start (metrics) */
 };
 

@@ -145,8 +145,8 @@ events_expire(master_t *m, bool force)
         return 0;
     ev->next_expire = now + EVENTS_EXPIRE_EVERY_MS;
     (void)master_batch_commit(m);
-    int r = db_event_expire(m->db, now > age ? now - age : 0, m->cfg.events_max_count,
-                            ev->committed);
+    int r =
+        db_event_expire(m->db, now > age ? now - age : 0, m->cfg.events_max_count, ev->committed);
     if (r < 0)
         log_warning("cannot apply the events' retention: %s; trying again later", strerror(-r));
     else if (r > 0)

@@ -15,16 +15,16 @@
 
 /* One open GET /v1/events. */
 struct event_stream {
-    master_t *m;                /* the master */
-    http_stream_t *hs;          /* the response body */
-    struct event_filter f;      /* what the client wants */
-    uint64_t cursor;            /* the last seq written or passed over */
-    bool sse;                   /* Server-Sent Events, else JSON lines */
-    bool follow;                /* stays open for new events */
-    bool behind;                /* the buffer was full: waits for a ROOM note */
-    bool ended;                 /* the body was ended (no follow) */
-    uint64_t last_write;        /* monotonic ms of the last write */
-    struct event_stream *next;  /* in the master's list */
+    master_t *m;               /* the master */
+    http_stream_t *hs;         /* the response body */
+    struct event_filter f;     /* what the client wants */
+    uint64_t cursor;           /* the last seq written or passed over */
+    bool sse;                  /* Server-Sent Events, else JSON lines */
+    bool follow;               /* stays open for new events */
+    bool behind;               /* the buffer was full: waits for a ROOM note */
+    bool ended;                /* the body was ended (no follow) */
+    uint64_t last_write;       /* monotonic ms of the last write */
+    struct event_stream *next; /* in the master's list */
 };
 
 struct event_streams {
@@ -168,8 +168,8 @@ write_gap(struct event_stream *s, uint64_t committed)
     uint64_t from = s->cursor + 1;
     json_t *o = json_pack("{s:I, s:s, s:n, s:n, s:n, s:s, s:{s:I, s:I}}", "seq", (json_int_t)to,
                           "type", "gap", "node", "guest", "guest_id", "message",
-                          "events were dropped by retention before they were read", "data",
-                          "from", (json_int_t)from, "to", (json_int_t)to);
+                          "events were dropped by retention before they were read", "data", "from",
+                          (json_int_t)from, "to", (json_int_t)to);
     r = put(s, format_event(s, "gap", to, o));
     if (r == 0)
         s->cursor = to;
@@ -305,8 +305,7 @@ event_stream_open(master_t *m, struct http_req *req, const struct event_stream_r
     s->next = ss->list;
     ss->list = s;
     ss->n++;
-    httpd_respond_stream(req, 200, rq->sse ? "text/event-stream" : "application/x-ndjson",
-                         s->hs);
+    httpd_respond_stream(req, 200, rq->sse ? "text/event-stream" : "application/x-ndjson", s->hs);
     /* SSE clients learn the retry delay once; the first bytes also tell
      * the client the stream is open. */
     if (s->sse)

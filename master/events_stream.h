@@ -23,10 +23,10 @@
 
 #include "master/core.h"
 
-#define EVENT_STREAMS_MAX          64          /* open streams */
-#define EVENT_STREAM_BUFFER        (256 << 10) /* bytes buffered per stream */
-#define EVENT_STREAM_KEEPALIVE_MS  15000       /* a keepalive after this much silence */
-#define EVENT_FILTER_MAX_TYPES     16          /* types in one filter */
+#define EVENT_STREAMS_MAX         64          /* open streams */
+#define EVENT_STREAM_BUFFER       (256 << 10) /* bytes buffered per stream */
+#define EVENT_STREAM_KEEPALIVE_MS 15000       /* a keepalive after this much silence */
+#define EVENT_FILTER_MAX_TYPES    16          /* types in one filter */
 
 /* What a reader wants; empty fields match anything. */
 struct event_filter {

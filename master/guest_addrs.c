@@ -32,8 +32,8 @@ address_event(master_t *m, const struct db_guest *g, const char *action, const s
 
     netaddr_format(a, false, buf, sizeof(buf));
     events_emit(m, "guest.address", g->node, g->id, g->name,
-                json_pack("{s:s, s:s}", "action", action, "address", buf), "guest %s: address %s %s",
-                g->name, buf, action);
+                json_pack("{s:s, s:s}", "action", action, "address", buf),
+                "guest %s: address %s %s", g->name, buf, action);
 }
 
 int

@@ -251,8 +251,8 @@ late_sample(master_t *m, struct history_acc *a, uint64_t minute)
         return db_usage_roll_1h(m->db, hour, hour + DB_TIER_1H_MS, a->id);
     /* Its hour is in the making: summed again from the written minutes. */
     a->hr = (struct db_roll){0};
-    return db_usage_sums(m->db, DB_TIER_1M, a->hour, a->hour + DB_TIER_1H_MS, a->id,
-                         load_hour_one, a);
+    return db_usage_sums(m->db, DB_TIER_1M, a->hour, a->hour + DB_TIER_1H_MS, a->id, load_hour_one,
+                         a);
 }
 
 int
@@ -306,10 +306,12 @@ flush_quiet(master_t *m, struct history *h, uint64_t now)
             r = finish_minute(m, a);
         if (r >= 0 && a->pend.n && a->pend_minute + 2 * DB_TIER_1M_MS + HISTORY_GRACE_MS <= now)
             r = flush_pend(m, a);
-        if (r >= 0 && a->hr.n && a->hour + DB_TIER_1H_MS + HISTORY_GRACE_MS <= now)
+        /* An hour is whole once none of its minutes waits any more. */
+        if (r >= 0 && a->hr.n && a->hour + DB_TIER_1H_MS + HISTORY_GRACE_MS <= now &&
+            (!a->pend.n || floor_to(a->pend_minute, DB_TIER_1H_MS) > a->hour) &&
+            (!a->min.n || floor_to(a->minute, DB_TIER_1H_MS) > a->hour))
             r = flush_hour(m, a);
-        if (r >= 0 && !a->min.n && !a->pend.n && !a->hr.n &&
-            a->last_ms + 2 * DB_TIER_1H_MS < now) {
+        if (r >= 0 && !a->min.n && !a->pend.n && !a->hr.n && a->last_ms + 2 * DB_TIER_1H_MS < now) {
             hmap_str_del(&h->accs, a->id);
             free(a);
             i = (size_t)-1; /* the table moved: from the start */
@@ -488,17 +490,17 @@ history_period_start(enum history_period p, uint64_t t)
 
 /* One guest and period being summed; the key points into it. */
 struct traffic_acc {
-    char key[SPEC_ID_LEN + 48];     /* "guest_id\tperiod" */
-    struct history_traffic t;       /* the sums; strings point into key and name */
-    char name[NAME_MAX_LEN + 1];    /* the guest's name */
+    char key[SPEC_ID_LEN + 48];  /* "guest_id\tperiod" */
+    struct history_traffic t;    /* the sums; strings point into key and name */
+    char name[NAME_MAX_LEN + 1]; /* the guest's name */
 };
 
 struct traffic_sum {
-    master_t *m;             /* for names */
-    struct hmap_str map;     /* key -> struct traffic_acc * */
+    master_t *m;              /* for names */
+    struct hmap_str map;      /* key -> struct traffic_acc * */
     struct traffic_acc **all; /* the same, in arrival order */
-    size_t n;                /* entries in all */
-    size_t cap;              /* allocated */
+    size_t n;                 /* entries in all */
+    size_t cap;               /* allocated */
 };
 
 static int
@@ -628,7 +630,8 @@ parse_rfc3339(const char *s, uint64_t *out_ms)
     unsigned ms = 0;
 
     if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || n == 0)
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+        n == 0)
         return -EINVAL;
     s += n;
     if (*s == '.') {

@@ -30,12 +30,12 @@
 #include "master/core.h"
 #include "master/db_usage.h"
 
-#define HISTORY_RAW_MS   (3600ULL * 1000)
-#define HISTORY_1M_MS    (48ULL * 3600 * 1000)
-#define HISTORY_1H_MS    (400ULL * 86400 * 1000)
-#define HISTORY_GRACE_MS 15000ULL /* a minute is rolled up this long after it ended */
-#define HISTORY_TICK_MS  10000ULL /* how often history_tick does its work */
-#define HISTORY_MAX_POINTS 10000  /* buckets in one series */
+#define HISTORY_RAW_MS     (3600ULL * 1000)
+#define HISTORY_1M_MS      (48ULL * 3600 * 1000)
+#define HISTORY_1H_MS      (400ULL * 86400 * 1000)
+#define HISTORY_GRACE_MS   15000ULL /* a minute is rolled up this long after it ended */
+#define HISTORY_TICK_MS    10000ULL /* how often history_tick does its work */
+#define HISTORY_MAX_POINTS 10000    /* buckets in one series */
 
 /* At start: rolls up what the raw samples hold (a master stopped mid-minute
  * never wrote that minute) and reads the periods in progress back. */

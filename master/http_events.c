@@ -48,19 +48,18 @@ parse_request(master_t *m, struct http_req *req, struct event_stream_req *rq, bo
                            "type must be a comma-separated list of at most %d event types",
                            EVENT_FILTER_MAX_TYPES),
                -EINVAL;
-    if (guest && (!name_is_valid(guest) || strscpy(rq->filter.guest, guest,
-                                                    sizeof(rq->filter.guest)) < 0))
+    if (guest &&
+        (!name_is_valid(guest) || strscpy(rq->filter.guest, guest, sizeof(rq->filter.guest)) < 0))
         return httpd_error(req, 400, "bad_request", "guest", "guest must be a name"), -EINVAL;
-    if (node && (!name_is_valid(node) || strscpy(rq->filter.node, node,
-                                                  sizeof(rq->filter.node)) < 0))
+    if (node &&
+        (!name_is_valid(node) || strscpy(rq->filter.node, node, sizeof(rq->filter.node)) < 0))
         return httpd_error(req, 400, "bad_request", "node", "node must be a name"), -EINVAL;
     if (follow && strcmp(follow, "true") && strcmp(follow, "false"))
         return httpd_error(req, 400, "bad_request", "follow", "follow must be true or false"),
                -EINVAL;
     rq->sse = accepts(req, "text/event-stream");
     rq->follow = rq->sse || (follow && !strcmp(follow, "true"));
-    *stream = rq->sse || accepts(req, "application/x-ndjson") ||
-              accepts(req, "application/jsonl");
+    *stream = rq->sse || accepts(req, "application/x-ndjson") || accepts(req, "application/jsonl");
     /* SSE's reconnection header wins: it is where the client stands. */
     const char *from = last && *last ? last : after;
     if (from && parse_seq(from, &rq->after) < 0)
@@ -114,8 +113,9 @@ page(master_t *m, struct http_req *req, const struct event_stream_req *rq)
     /* What retention dropped between the resume point and the oldest kept. */
     uint64_t gap_to = first ? first - 1 : p.committed;
     if (r >= 0 && rq->after < gap_to && rq->after < p.committed) {
-        json_object_set_new(o, "gap", json_pack("{s:I, s:I}", "from", (json_int_t)(rq->after + 1),
-                                                "to", (json_int_t)gap_to));
+        json_object_set_new(
+            o, "gap",
+            json_pack("{s:I, s:I}", "from", (json_int_t)(rq->after + 1), "to", (json_int_t)gap_to));
         p.next = gap_to;
     }
     p.events = json_array();

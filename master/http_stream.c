@@ -11,22 +11,22 @@
 #include "common/mem.h"
 
 struct http_stream {
-    pthread_mutex_t lock;   /* guards everything below but the loop-only fields */
-    pthread_cond_t cond;    /* data arrived, or the stream ended */
-    char *buf;              /* bytes not sent yet */
-    size_t len;             /* bytes in buf */
-    size_t max;             /* capacity of buf */
-    bool ended;             /* the loop writes no more */
-    bool gone;              /* libmicrohttpd is done with it (client away) */
-    bool want_room;         /* the loop waits for the buffer to drain */
-    bool note_room;         /* a ROOM note is due */
-    bool note_gone;         /* a GONE note is due */
-    bool wake_closed;       /* the loop closed wake: nobody may send on it */
-    int refs;               /* the loop's and libmicrohttpd's */
-    uv_async_t wake;        /* tells the loop about room or a departure */
-    http_stream_fn fn;      /* the loop's callback (loop only) */
-    void *userdata;         /* passed to fn (loop only) */
-    bool released;          /* the loop let go (loop only) */
+    pthread_mutex_t lock; /* guards everything below but the loop-only fields */
+    pthread_cond_t cond;  /* data arrived, or the stream ended */
+    char *buf;            /* bytes not sent yet */
+    size_t len;           /* bytes in buf */
+    size_t max;           /* capacity of buf */
+    bool ended;           /* the loop writes no more */
+    bool gone;            /* libmicrohttpd is done with it (client away) */
+    bool want_room;       /* the loop waits for the buffer to drain */
+    bool note_room;       /* a ROOM note is due */
+    bool note_gone;       /* a GONE note is due */
+    bool wake_closed;     /* the loop closed wake: nobody may send on it */
+    int refs;             /* the loop's and libmicrohttpd's */
+    uv_async_t wake;      /* tells the loop about room or a departure */
+    http_stream_fn fn;    /* the loop's callback (loop only) */
+    void *userdata;       /* passed to fn (loop only) */
+    bool released;        /* the loop let go (loop only) */
 };
 
 static void

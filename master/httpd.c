@@ -211,8 +211,8 @@ httpd_header(const struct http_req *req, const char *name)
 }
 
 static enum MHD_Result
-send_answer(struct MHD_Connection *conn, unsigned status, char *text, size_t len,
-            const char *type, http_stream_t *stream, char *const (*headers)[2])
+send_answer(struct MHD_Connection *conn, unsigned status, char *text, size_t len, const char *type,
+            http_stream_t *stream, char *const (*headers)[2])
 {
     struct MHD_Response *r;
     enum MHD_Result ret;

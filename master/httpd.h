@@ -58,8 +58,8 @@ void httpd_destroy(httpd_t **p);
 void httpd_respond(struct http_req *req, unsigned status, json_t *body);
 /* Answers req with status and a body of another type than JSON (text and
  * its len bytes stolen; content_type copied). Loop thread only; exactly once. */
-void httpd_respond_text(struct http_req *req, unsigned status, const char *content_type,
-                        char *text, size_t len);
+void httpd_respond_text(struct http_req *req, unsigned status, const char *content_type, char *text,
+                        size_t len);
 /* Answers req with status and a body that stays open (http_stream.h): the
  * stream's reference for the connection is taken here. */
 struct http_stream;

@@ -13,19 +13,19 @@
 
 /* One SSE client's reading. */
 struct sse {
-    uint64_t last_id;          /* Last-Event-ID to send */
-    unsigned stop_after;       /* abort after this many events, 0 = never */
-    char stop_type[48];        /* or after an event of this type for stop_guest */
-    char stop_guest[64];       /* (data contains this guest name) */
-    uint64_t seqs[MAX_SEEN];   /* ids received, in order */
-    char types[MAX_SEEN][48];  /* their event types */
-    unsigned n;                /* entries in seqs */
-    char line[8192];           /* the line being read */
-    size_t len;                /* bytes in line */
-    uint64_t id;               /* the current event's id */
-    char type[48];             /* its type */
-    bool stop;                 /* the condition held: abort */
-    pthread_t thread;          /* the reader */
+    uint64_t last_id;         /* Last-Event-ID to send */
+    unsigned stop_after;      /* abort after this many events, 0 = never */
+    char stop_type[48];       /* or after an event of this type for stop_guest */
+    char stop_guest[64];      /* (data contains this guest name) */
+    uint64_t seqs[MAX_SEEN];  /* ids received, in order */
+    char types[MAX_SEEN][48]; /* their event types */
+    unsigned n;               /* entries in seqs */
+    char line[8192];          /* the line being read */
+    size_t len;               /* bytes in line */
+    uint64_t id;              /* the current event's id */
+    char type[48];            /* its type */
+    bool stop;                /* the condition held: abort */
+    pthread_t thread;         /* the reader */
 };
 
 /* Handles one line of the SSE stream. */
@@ -100,8 +100,7 @@ newest(void)
     do {
         char path[96];
         json_decref(o);
-        snprintf(path, sizeof(path), "/v1/events?after=%llu&limit=5000",
-                 (unsigned long long)next);
+        snprintf(path, sizeof(path), "/v1/events?after=%llu&limit=5000", (unsigned long long)next);
         assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
         next = (uint64_t)num(o, "next");
     } while (json_array_size(json_object_get(o, "events")) == 5000);
@@ -120,8 +119,8 @@ stored(uint64_t after, uint64_t upto, uint64_t *out, unsigned max)
 
     snprintf(path, sizeof(path), "/v1/events?after=%llu&limit=5000", (unsigned long long)after);
     assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
-    json_array_foreach(json_object_get(o, "events"), i, e) if ((uint64_t)num(e, "seq") <= upto &&
-                                                                n < max) out[n++] =
+    json_array_foreach(json_object_get(o, "events"), i,
+                       e) if ((uint64_t)num(e, "seq") <= upto && n < max) out[n++] =
         (uint64_t)num(e, "seq");
     json_decref(o);
     return n;

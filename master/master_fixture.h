@@ -36,24 +36,24 @@
 #define N_NODES 3
 
 struct fx {
-    char dir[96];             /* temporary directory */
-    char endpoint[160];       /* ipc:// endpoint of the master */
-    char db[200];             /* database path */
-    char url[64];             /* http://127.0.0.1:PORT */
-    uint16_t port;            /* HTTP port */
-    uv_loop_t loop;           /* shared by master and agents */
-    uv_async_t call;          /* runs fn on the loop thread */
-    void (*fn)(struct fx *f); /* what to run there */
-    sem_t done;               /* posted when fn returned */
-    pthread_t thread;         /* runs the loop */
-    master_t *master;         /* the actor */
-    agent_t *agents[N_NODES]; /* the nodes */
-    int err;                  /* result of the last loop call */
-    char errtext[256];        /* its text */
-    const char *algorithm;    /* cluster default for the next master */
-    char db_dir[160];         /* where the database goes, "" = dir */
-    char web[256];            /* the web UI directory of the source tree */
-    uint64_t clock_ms;        /* the master's wall clock when set (test clock), 0 = real */
+    char dir[96];              /* temporary directory */
+    char endpoint[160];        /* ipc:// endpoint of the master */
+    char db[200];              /* database path */
+    char url[64];              /* http://127.0.0.1:PORT */
+    uint16_t port;             /* HTTP port */
+    uv_loop_t loop;            /* shared by master and agents */
+    uv_async_t call;           /* runs fn on the loop thread */
+    void (*fn)(struct fx *f);  /* what to run there */
+    sem_t done;                /* posted when fn returned */
+    pthread_t thread;          /* runs the loop */
+    master_t *master;          /* the actor */
+    agent_t *agents[N_NODES];  /* the nodes */
+    int err;                   /* result of the last loop call */
+    char errtext[256];         /* its text */
+    const char *algorithm;     /* cluster default for the next master */
+    char db_dir[160];          /* where the database goes, "" = dir */
+    char web[256];             /* the web UI directory of the source tree */
+    uint64_t clock_ms;         /* the master's wall clock when set (test clock), 0 = real */
     uint32_t events_max_count; /* the next master's event retention by count, 0 = default */
 };
 

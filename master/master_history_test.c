@@ -63,8 +63,7 @@ series(uint64_t base, uint64_t first, uint64_t last)
         sample_at(i, base + i * STEP_MS);
 }
 
-static json_t *
-usage_query(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *usage_query(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static json_t *
 usage_query(const char *fmt, ...)
@@ -268,8 +267,8 @@ test_billing(void **state)
     S.u.net_tx_bytes = 0;
     __atomic_store_n(&F.clock_ms, t, __ATOMIC_SEQ_CST);
     on_loop(inject);
-    o = usage_query("/v1/guests/h1/usage?from=%llu&to=%llu&step=10",
-                    (unsigned long long)t / 1000, (unsigned long long)(t + 1000) / 1000);
+    o = usage_query("/v1/guests/h1/usage?from=%llu&to=%llu&step=10", (unsigned long long)t / 1000,
+                    (unsigned long long)(t + 1000) / 1000);
     json_t *p = json_array_get(json_object_get(o, "points"), 0);
     assert_int_equal(metric(p, "net_rx_bytes", "increase"), 7000);
     assert_int_equal(metric(p, "net_tx_bytes", "increase"), 0);

@@ -37,12 +37,12 @@ struct http_count {
 
 #define DISPATCH_TYPES MSG_TYPE_COUNT
 struct metrics {
-    struct http_count *http;                  /* one per (route, status) seen */
-    size_t n_http;                            /* entries in http */
-    uint64_t placements[3];                   /* placed, unplaceable, failed */
-    struct histogram placement;               /* placement durations */
-    uint64_t answers[DISPATCH_TYPES][2];      /* per command type: nacked, acked */
-    struct histogram dispatch;                /* queued -> answered */
+    struct http_count *http;             /* one per (route, status) seen */
+    size_t n_http;                       /* entries in http */
+    uint64_t placements[3];              /* placed, unplaceable, failed */
+    struct histogram placement;          /* placement durations */
+    uint64_t answers[DISPATCH_TYPES][2]; /* per command type: nacked, acked */
+    struct histogram dispatch;           /* queued -> answered */
 };
 
 static struct metrics *
@@ -165,10 +165,14 @@ nodes_out(FILE *f, master_t *m)
             struct registry_node *rn = registry_at(m->reg, i);
             struct sched_node_info info = {0};
             (void)sched_node_info(m->sched, rn->name, &info);
-            double v[] = {(double)rn->cap.cpu / 1000,      (double)rn->cap.memory,
-                          (double)rn->cap.disk,            (double)rn->cap.max_guests,
-                          (double)info.used.cpu / 1000,    (double)info.used.memory,
-                          (double)info.used.disk,          (double)info.guests,
+            double v[] = {(double)rn->cap.cpu / 1000,
+                          (double)rn->cap.memory,
+                          (double)rn->cap.disk,
+                          (double)rn->cap.max_guests,
+                          (double)info.used.cpu / 1000,
+                          (double)info.used.memory,
+                          (double)info.used.disk,
+                          (double)info.guests,
                           (double)dispatch_pending(m->disp, rn->name, MSG_INVALID, NULL)};
             fprintf(f, "%s{node=\"%s\"} %.17g\n", fam[k].name, rn->name, v[k]);
         }
@@ -178,9 +182,9 @@ nodes_out(FILE *f, master_t *m)
 /* How each metric of the usage vector is exported: its name, whether it is
  * scaled (cpu_ns to seconds) and its help. Order: proto/usage.h's vector. */
 static const struct {
-    const char *name;  /* the Prometheus name */
-    double scale;      /* multiplier */
-    const char *help;  /* the help text */
+    const char *name; /* the Prometheus name */
+    double scale;     /* multiplier */
+    const char *help; /* the help text */
 } usage_metrics[] = {
     {"vfleet_guest_cpu_seconds_total", 1e-9, "CPU time the guest used."},
     {"vfleet_guest_memory_bytes", 1, "Memory charged to the guest."},
@@ -205,18 +209,18 @@ _Static_assert(ARRAY_SIZE(usage_metrics) == USAGE_N_U64_FIELDS,
 
 /* One guest as the scrape sees it. */
 struct guest_row {
-    char name[NAME_MAX_LEN + 1];  /* its name */
-    char node[NAME_MAX_LEN + 1];  /* its node, "" unplaced */
-    uint64_t v[USAGE_N_METRICS];  /* its latest sample, counters as totals */
-    bool have;                    /* a sample exists */
+    char name[NAME_MAX_LEN + 1]; /* its name */
+    char node[NAME_MAX_LEN + 1]; /* its node, "" unplaced */
+    uint64_t v[USAGE_N_METRICS]; /* its latest sample, counters as totals */
+    bool have;                   /* a sample exists */
 };
 
 struct guests_scan {
-    master_t *m;                      /* the master */
-    struct guest_row *rows;           /* every guest */
-    size_t n;                         /* entries in rows */
-    uint64_t states[DB__OBS_MAX];     /* guests by observed state */
-    FILE *info;                       /* the vfleet_guest_info lines */
+    master_t *m;                  /* the master */
+    struct guest_row *rows;       /* every guest */
+    size_t n;                     /* entries in rows */
+    uint64_t states[DB__OBS_MAX]; /* guests by observed state */
+    FILE *info;                   /* the vfleet_guest_info lines */
 };
 
 static int
@@ -236,8 +240,9 @@ guest_seen(void *userdata, const struct db_guest *g)
     if (u)
         usage_to_vec(u, r->v);
     unsigned ctx = guests_spec(s->m, g, &spec) == 0 ? spec.context : 0;
-    fprintf(s->info, "vfleet_guest_info{guest=\"%s\",node=\"%s\",id=\"%s\",state=\"%s\","
-                     "context=\"%u\"} 1\n",
+    fprintf(s->info,
+            "vfleet_guest_info{guest=\"%s\",node=\"%s\",id=\"%s\",state=\"%s\","
+            "context=\"%u\"} 1\n",
             g->name, r->node, g->id, db_observed_to_string(g->observed), ctx);
     return 0;
 }
@@ -268,8 +273,9 @@ guest_usage_out(FILE *f, const struct guests_scan *s)
            "Times the guest hit a limit (OpenVZ failcnt; disk: times it became full).");
     for (size_t k = 0; k < s->n; k++)
         for (unsigned j = 0; s->rows[k].have && j < USAGE_FAIL_COUNT; j++)
-            fprintf(f, "vfleet_guest_limit_hits_total{guest=\"%s\",node=\"%s\",resource=\"%s\"} "
-                       "%llu\n",
+            fprintf(f,
+                    "vfleet_guest_limit_hits_total{guest=\"%s\",node=\"%s\",resource=\"%s\"} "
+                    "%llu\n",
                     s->rows[k].name, s->rows[k].node, fail_names[j],
                     (unsigned long long)s->rows[k].v[USAGE_N_U64_FIELDS + j]);
 }
@@ -326,10 +332,12 @@ control_out(FILE *f, master_t *m)
         for (int a = 0; a < 2; a++)
             if (mt->answers[t][a])
                 fprintf(f, "vfleet_dispatch_answers_total{command=\"%s\",result=\"%s\"} %llu\n",
-                        msg_type_name(t), a ? "ack" : "nack", (unsigned long long)mt->answers[t][a]);
+                        msg_type_name(t), a ? "ack" : "nack",
+                        (unsigned long long)mt->answers[t][a]);
     histogram_out(f, "vfleet_dispatch_answer_duration_seconds",
                   "Time from queueing a command to the node's answer.", &mt->dispatch);
-    family(f, "vfleet_http_requests_total", "counter", "HTTP requests answered, by route and status.");
+    family(f, "vfleet_http_requests_total", "counter",
+           "HTTP requests answered, by route and status.");
     for (size_t i = 0; i < mt->n_http; i++)
         fprintf(f, "vfleet_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n", mt->http[i].route,
                 mt->http[i].status, (unsigned long long)mt->http[i].n);

@@ -17,16 +17,16 @@
 
 /* What the master knows of one guest's usage. */
 struct usage_entry {
-    char id[SPEC_ID_LEN + 1];          /* the key */
-    char name[NAME_MAX_LEN + 1];       /* the guest's name */
-    char placed[NAME_MAX_LEN + 1];     /* the node it is placed on, as last read */
-    char node[NAME_MAX_LEN + 1];       /* the node of the last sample */
-    uint64_t time_ms;                  /* the last sample's time, 0 = none yet */
-    uint64_t sample[USAGE_N_METRICS];  /* the node's values in it */
-    uint64_t totals[USAGE_N_METRICS];  /* the master's counters (sums of increases) */
-    uint64_t oom_seen;                 /* the node's OOM count events were emitted up to */
-    bool fresh;                        /* a new guest: its counts started at 0 here */
-    struct guest_usage latest;         /* the sample with the totals as counters */
+    char id[SPEC_ID_LEN + 1];         /* the key */
+    char name[NAME_MAX_LEN + 1];      /* the guest's name */
+    char placed[NAME_MAX_LEN + 1];    /* the node it is placed on, as last read */
+    char node[NAME_MAX_LEN + 1];      /* the node of the last sample */
+    uint64_t time_ms;                 /* the last sample's time, 0 = none yet */
+    uint64_t sample[USAGE_N_METRICS]; /* the node's values in it */
+    uint64_t totals[USAGE_N_METRICS]; /* the master's counters (sums of increases) */
+    uint64_t oom_seen;                /* the node's OOM count events were emitted up to */
+    bool fresh;                       /* a new guest: its counts started at 0 here */
+    struct guest_usage latest;        /* the sample with the totals as counters */
 };
 
 /* A guest created this recently has no OOM or limit history the master did
@@ -36,10 +36,10 @@ struct usage_entry {
 /* The cache, and which entries the open transaction changed: a rollback
  * drops them, and they are read again from the store as it is then. */
 struct usage {
-    struct hmap_str map;               /* guest id -> struct usage_entry * */
-    char (*dirty)[SPEC_ID_LEN + 1];    /* ids changed in the open transaction */
-    size_t n_dirty;                    /* entries in dirty */
-    size_t cap_dirty;                  /* allocated */
+    struct hmap_str map;            /* guest id -> struct usage_entry * */
+    char (*dirty)[SPEC_ID_LEN + 1]; /* ids changed in the open transaction */
+    size_t n_dirty;                 /* entries in dirty */
+    size_t cap_dirty;               /* allocated */
 };
 
 static void
@@ -200,8 +200,8 @@ oom_check(master_t *m, struct usage_entry *e, const char *node, uint64_t count)
                    (unsigned long long)kills);
         events_emit(m, "guest.oom", node, e->id, e->name,
                     json_pack("{s:I, s:I}", "kills", (json_int_t)kills, "count", (json_int_t)count),
-                    "the OOM killer killed %llu process(es) in guest %s",
-                    (unsigned long long)kills, e->name);
+                    "the OOM killer killed %llu process(es) in guest %s", (unsigned long long)kills,
+                    e->name);
     }
     return true;
 }
@@ -301,8 +301,7 @@ usage_forget(master_t *m, const char *guest_id)
     int r = db_usage_last_mark_deleted(m->db, guest_id);
 
     if (r < 0)
-        log_debug("guest %s: cannot mark its usage deleted: %s, ignoring", guest_id,
-                  strerror(-r));
+        log_debug("guest %s: cannot mark its usage deleted: %s, ignoring", guest_id, strerror(-r));
     entry_drop(usage_of(m), guest_id);
     history_forget(m, guest_id);
 }

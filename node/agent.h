@@ -29,8 +29,8 @@ struct agent_config {
     uint32_t usage_ms;                          /* usage sampling interval */
     uint32_t n_labels;                          /* entries in labels */
     struct spec_label labels[PROTO_MAX_LABELS]; /* node labels reported in hello */
-    bool memory_store; /* keep guest records in memory only (store_open_memory): sim nodes */
-    bool fake_pids;    /* the backend's init pids are not processes (sim): no pidfd watch */
+    bool memory_store;  /* keep guest records in memory only (store_open_memory): sim nodes */
+    bool fake_pids;     /* the backend's init pids are not processes (sim): no pidfd watch */
     char vservers[256]; /* where the FreeVPS views are mounted (FUSE), "" = nowhere */
 };
 

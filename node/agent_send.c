@@ -11,7 +11,6 @@
 #include "common/mtime.h"
 #include "node/agent_internal.h"
 
-
 void
 agent_send(agent_t *a, struct msg *m)
 {

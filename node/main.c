@@ -237,10 +237,9 @@ parse_options(int argc, char **argv, struct options *o)
     }
     /* Flags win over the file. */
     static const char *const keys[] = {
-        "name",         "master",         "state_dir",      "backend",   "templates",
-        "heartbeat_ms", "usage_interval", "log_level",      "sim_nodes", "sim_cpus",
-        "sim_memory",   "sim_disk",       "sim_max_guests", "sim_seed",  "max_guests",
-        "vservers"};
+        "name",           "master",    "state_dir",  "backend",  "templates",  "heartbeat_ms",
+        "usage_interval", "log_level", "sim_nodes",  "sim_cpus", "sim_memory", "sim_disk",
+        "sim_max_guests", "sim_seed",  "max_guests", "vservers"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         const char *v = config_get(flags, "node", keys[i]);
         if (v)
@@ -487,8 +486,7 @@ take_pidfile(const char *state_dir)
 /* Where the FreeVPS views go: --vservers / [node] vservers, "none" for
  * nowhere; by default STATE_DIR/vservers when by_default. */
 static void
-vservers_path(const struct options *o, const char *state_dir, bool by_default, char *out,
-              size_t n)
+vservers_path(const struct options *o, const char *state_dir, bool by_default, char *out, size_t n)
 {
     const char *v = opt_str(o, "vservers", NULL);
     _cleanup_free_ char *def = xasprintf("%s/vservers", state_dir);
@@ -499,6 +497,45 @@ vservers_path(const struct options *o, const char *state_dir, bool by_default, c
         v = "";
     if (strscpy(out, v, n) < 0)
         out[0] = '\0';
+}
+
+/* The node's backend as the options say; NULL with *bad set for a bad
+ * option (a message went to stderr), else with *err the backend's failure. */
+static backend_t *
+backend_from(struct options *o, const char *state_dir, const char *backend_name,
+             struct agent_config *ac, int *err, bool *bad)
+{
+    uint64_t v;
+    int r;
+
+    if (strcmp(backend_name, "linux") == 0) {
+        struct linux_config lc = {0};
+        _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
+        strscpy(lc.state_dir, state_dir, sizeof(lc.state_dir));
+        strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
+        if (net_config_read(o->cfg, &lc.net) < 0)
+            return *bad = true, NULL;
+        vservers_path(o, state_dir, true, ac->vservers, sizeof(ac->vservers));
+        strscpy(lc.vservers, ac->vservers, sizeof(lc.vservers));
+        r = config_get_u64(o->cfg, "node", "max_guests", &v);
+        if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
+            lc.max_guests = (uint32_t)v;
+        else if (r != -ENOENT) {
+            fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS);
+            return *bad = true, NULL;
+        }
+        return linux_backend_new(&lc, err);
+    }
+    if (strcmp(backend_name, "sim") == 0) {
+        struct sim_config sc;
+        if (sim_config_from(o, &sc) < 0)
+            return *bad = true, NULL;
+        ac->fake_pids = true;
+        vservers_path(o, state_dir, false, ac->vservers, sizeof(ac->vservers));
+        return sim_backend_new(&sc);
+    }
+    fprintf(stderr, "vfleet-node: unknown backend \"%s\" (linux or sim)\n", backend_name);
+    return *bad = true, NULL;
 }
 
 static int
@@ -564,35 +601,10 @@ cmd_run(struct options *o)
 
     /* The backend comes first: the linux backend forks its single-threaded
      * spawner here, before libzmq starts its I/O threads. */
-    backend_t *b;
-    if (strcmp(backend_name, "linux") == 0) {
-        struct linux_config lc = {0};
-        _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
-        strscpy(lc.state_dir, state_dir, sizeof(lc.state_dir));
-        strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
-        if (net_config_read(o->cfg, &lc.net) < 0)
-            return EXIT_USAGE;
-        vservers_path(o, state_dir, true, ac.vservers, sizeof(ac.vservers));
-        strscpy(lc.vservers, ac.vservers, sizeof(lc.vservers));
-        r = config_get_u64(o->cfg, "node", "max_guests", &v);
-        if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
-            lc.max_guests = (uint32_t)v;
-        else if (r != -ENOENT) {
-            fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS);
-            return EXIT_USAGE;
-        }
-        b = linux_backend_new(&lc, &err);
-    } else if (strcmp(backend_name, "sim") == 0) {
-        struct sim_config sc;
-        if (sim_config_from(o, &sc) < 0)
-            return EXIT_USAGE;
-        ac.fake_pids = true;
-        vservers_path(o, state_dir, false, ac.vservers, sizeof(ac.vservers));
-        b = sim_backend_new(&sc);
-    } else {
-        fprintf(stderr, "vfleet-node: unknown backend \"%s\" (linux or sim)\n", backend_name);
+    bool bad = false;
+    backend_t *b = backend_from(o, state_dir, backend_name, &ac, &err, &bad);
+    if (bad)
         return EXIT_USAGE;
-    }
     if (!b) {
         log_error("node=%s backend \"%s\" failed to start: %s", ac.name, backend_name,
                   strerror(-err));

@@ -82,8 +82,7 @@ vservers_cli(const char *state_dir, const char *mount, const char *file)
 {
     if (strcmp(file, "setup") && strcmp(file, "trafstat") && strcmp(file, "routes_ipv4") &&
         strcmp(file, "self")) {
-        fprintf(stderr, "vfleet-node: no view \"%s\" (setup, trafstat, routes_ipv4, self)\n",
-                file);
+        fprintf(stderr, "vfleet-node: no view \"%s\" (setup, trafstat, routes_ipv4, self)\n", file);
         return -EINVAL;
     }
     int r = mount[0] ? from_mount(mount, file) : -ENOENT;

@@ -47,9 +47,10 @@ enum vs_ino {
     INO__MAX,
 };
 
-static const char *const ino_names[INO__MAX] = {
-    [INO_SETUP] = "setup", [INO_TRAFSTAT] = "trafstat", [INO_ROUTES] = "routes_ipv4",
-    [INO_SELF] = "self"};
+static const char *const ino_names[INO__MAX] = {[INO_SETUP] = "setup",
+                                                [INO_TRAFSTAT] = "trafstat",
+                                                [INO_ROUTES] = "routes_ipv4",
+                                                [INO_SELF] = "self"};
 
 /* An open file: its text. */
 struct vs_open {
@@ -59,26 +60,26 @@ struct vs_open {
 
 /* A trafstat open waiting for the master. */
 struct vs_wait {
-    fuse_req_t req;             /* the open to answer */
-    struct fuse_file_info fi;   /* its file info */
-    uint64_t ref;               /* our traffic.get's request id */
-    uint64_t deadline;          /* monotonic ms: EIO after */
-    struct vs_wait *next;       /* in the list */
+    fuse_req_t req;           /* the open to answer */
+    struct fuse_file_info fi; /* its file info */
+    uint64_t ref;             /* our traffic.get's request id */
+    uint64_t deadline;        /* monotonic ms: EIO after */
+    struct vs_wait *next;     /* in the list */
 };
 
 struct vservers_fs {
-    agent_t *agent;             /* the agent */
-    struct fuse_session *se;    /* libfuse's session */
-    struct fuse_buf buf;        /* the request buffer, reused */
-    uv_poll_t poll;             /* the session's fd */
-    uv_timer_t timer;           /* trafstat timeouts */
-    int open_handles;           /* poll and timer not closed yet */
-    char mount[256];            /* where it is mounted */
-    struct vs_wait *waits;      /* trafstat opens waiting for the master */
-    struct vs_peak *peaks;      /* the highest RSS each guest's self view saw */
-    size_t n_peaks;             /* entries in peaks */
-    unsigned jobs;              /* self samples on the lane: they hold the memory */
-    bool stopped;               /* the session is gone: no reply to anything */
+    agent_t *agent;          /* the agent */
+    struct fuse_session *se; /* libfuse's session */
+    struct fuse_buf buf;     /* the request buffer, reused */
+    uv_poll_t poll;          /* the session's fd */
+    uv_timer_t timer;        /* trafstat timeouts */
+    int open_handles;        /* poll and timer not closed yet */
+    char mount[256];         /* where it is mounted */
+    struct vs_wait *waits;   /* trafstat opens waiting for the master */
+    struct vs_peak *peaks;   /* the highest RSS each guest's self view saw */
+    size_t n_peaks;          /* entries in peaks */
+    unsigned jobs;           /* self samples on the lane: they hold the memory */
+    bool stopped;            /* the session is gone: no reply to anything */
 };
 
 /* A guest's highest sampled RSS (self's "Max RSS memory"). */
@@ -273,8 +274,8 @@ wait_answer(vservers_fs_t *fs, struct vs_wait *w, const struct msg_traffic *t)
         struct agent_guest *g = agent_guest_find(fs->agent, t->items[i].id);
         if (!g)
             continue; /* a guest that left this node since */
-        rows[n++] = (struct vs_traffic){g->rec.spec.context, t->items[i].rx_bytes,
-                                        t->items[i].tx_bytes};
+        rows[n++] =
+            (struct vs_traffic){g->rec.spec.context, t->items[i].rx_bytes, t->items[i].tx_bytes};
     }
     char *text = vs_render_trafstat(rows, n, &len);
     reply_text(w->req, &w->fi, text, len);
@@ -361,13 +362,13 @@ static void fs_maybe_free(vservers_fs_t *fs);
 
 /* The sample taken on the lifecycle lane (like every backend operation). */
 struct self_job {
-    vservers_fs_t *fs;         /* the filesystem */
-    fuse_req_t req;            /* the open to answer */
-    struct fuse_file_info fi;  /* its file info */
-    struct guest_spec spec;    /* the guest */
-    struct guest_runtime rt;   /* its run */
-    struct guest_usage u;      /* the sample */
-    int result;                /* the backend's */
+    vservers_fs_t *fs;        /* the filesystem */
+    fuse_req_t req;           /* the open to answer */
+    struct fuse_file_info fi; /* its file info */
+    struct guest_spec spec;   /* the guest */
+    struct guest_runtime rt;  /* its run */
+    struct guest_usage u;     /* the sample */
+    int result;               /* the backend's */
 };
 
 static void
@@ -402,16 +403,31 @@ self_fill(vservers_fs_t *fs, const struct agent_guest *g, const struct guest_usa
     const struct spec_limits *l = &sp->limits;
     uint64_t in = sp->limits.net_in, out = sp->limits.net_out;
 
-    *s = (struct vs_self){
-        .context = sp->context, .flags = sp->flags, .init_pid = g->rec.rt.pid,
-        .capbset = spec_effective_caps(sp), .procs_limit = l->procs, .procs = u->procs,
-        .tasks = u->procs, .memory_limit = l->memory, .memory = u->memory,
-        .memory_peak = u->memory_peak, .rss_limit = l->rss, .rss = u->rss,
-        .rss_peak = rss_peak(fs, sp->id, u->rss), .disk_limit = l->disk,
-        .disk = u->disk_bytes, .files_limit = l->inodes, .files = u->disk_inodes,
-        .tcp_limit = l->tcp_sockets, .tcp = u->tcp_sockets,
-        .speed_kbit = (in && out ? (in < out ? in : out) : in ? in : out) / 1000,
-        .incoming = u->net_rx_bytes, .outgoing = u->net_tx_bytes};
+    *s = (struct vs_self){.context = sp->context,
+                          .flags = sp->flags,
+                          .init_pid = g->rec.rt.pid,
+                          .capbset = spec_effective_caps(sp),
+                          .procs_limit = l->procs,
+                          .procs = u->procs,
+                          .tasks = u->procs,
+                          .memory_limit = l->memory,
+                          .memory = u->memory,
+                          .memory_peak = u->memory_peak,
+                          .rss_limit = l->rss,
+                          .rss = u->rss,
+                          .rss_peak = rss_peak(fs, sp->id, u->rss),
+                          .disk_limit = l->disk,
+                          .disk = u->disk_bytes,
+                          .files_limit = l->inodes,
+                          .files = u->disk_inodes,
+                          .tcp_limit = l->tcp_sockets,
+                          .tcp = u->tcp_sockets,
+                          .speed_kbit = (in && out ? (in < out ? in : out)
+                                         : in      ? in
+                                                   : out) /
+                                        1000,
+                          .incoming = u->net_rx_bytes,
+                          .outgoing = u->net_tx_bytes};
     strscpy(s->nodename, sp->name, sizeof(s->nodename));
     strscpy(s->domainname, sp->domainname, sizeof(s->domainname));
     if (sp->n_addrs) {

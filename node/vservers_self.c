@@ -30,7 +30,10 @@ static const struct {
     enum self_kind kind; /* how the value is written */
     size_t off;          /* where it is in struct vs_self */
 } fields[] = {
-#define F(label, kind, member) {label, kind, offsetof(struct vs_self, member)}
+#define F(label, kind, member)                                                                     \
+    {                                                                                              \
+        label, kind, offsetof(struct vs_self, member)                                              \
+    }
     F("vserver id", K_U32, context),
     F("nodename", K_STR, nodename),
     F("domainname", K_STR, domainname),
@@ -76,7 +79,11 @@ render_field(FILE *f, const struct vs_self *s, size_t i)
     case K_FLAGS: {
         uint32_t fl = *(const uint32_t *)p;
         bool priv = fl & SPEC_FLAG_PRIVATE, lock = fl & SPEC_FLAG_LOCK;
-        fprintf(f, "%s\n", priv && lock ? "private,lock" : priv ? "private" : lock ? "lock" : "none");
+        fprintf(f, "%s\n",
+                priv && lock ? "private,lock"
+                : priv       ? "private"
+                : lock       ? "lock"
+                             : "none");
         return;
     }
     case K_HEX:

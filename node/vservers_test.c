@@ -49,8 +49,10 @@ golden(const char *name, const char *text)
 static void
 test_setup(void **state)
 {
-    struct vs_setup s = {.version = VS_VERSION, .build = "vfleet 0.1.0 linux 6.1.0-18-amd64",
-                         .contexts = 3, .active = 2},
+    struct vs_setup s = {.version = VS_VERSION,
+                         .build = "vfleet 0.1.0 linux 6.1.0-18-amd64",
+                         .contexts = 3,
+                         .active = 2},
                     back;
     size_t len;
     _cleanup_free_ char *text = vs_render_setup(&s, &len);

@@ -61,7 +61,7 @@ struct spawn_config {
     char console_log[SPAWN_PATH_MAX]; /* host file init's stdout/stderr append to, "" = /dev/null */
     uint32_t n_cgroup_procs;          /* entries used in cgroup_procs */
     char cgroup_procs[SPAWN_MAX_CGROUPS][SPAWN_PATH_MAX]; /* v1 cgroup.procs files to join */
-    char cgroup2[SPAWN_PATH_MAX]; /* cgroup2 directory to clone into, "" = none */
+    char cgroup2[SPAWN_PATH_MAX];  /* cgroup2 directory to clone into, "" = none */
     char vservers[SPAWN_PATH_MAX]; /* the FreeVPS views' mount, bound at /dev/vservers; "" = none */
 };
 
