@@ -13,6 +13,10 @@ int cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet pool create|ls|rm`. */
 int cmd_pool_run(struct cli_ctx *ctx, int argc, char **argv);
 
+/* `vfleet token create|ls|rm`. */
+int cmd_token_run(struct cli_ctx *ctx, int argc, char **argv);
+/* `vfleet project create|set|ls|show|rm`. */
+int cmd_project_run(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet events [--follow] [--type ...]` (argv[0] is "events"). */
 int cmd_events_run(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet usage traffic`. */
@@ -25,5 +29,7 @@ int cmd_guest_usage_history(struct cli_ctx *ctx, int argc, char **argv);
 void cmd_node_help(FILE *f);
 void cmd_guest_help(FILE *f);
 void cmd_pool_help(FILE *f);
+void cmd_token_help(FILE *f);
+void cmd_project_help(FILE *f);
 void cmd_events_help(FILE *f);
 void cmd_usage_help(FILE *f);

@@ -242,6 +242,22 @@ traffic_parse(struct cli_ctx *ctx, int argc, char **argv, struct traffic_opts *o
     return 0;
 }
 
+/* A period's start as the table shows it: 2024-05, 2024-05-01 or
+ * 2024-05-01 07:00 (UTC). */
+static const char *
+period_short(const char *period, const char *start, char *buf, size_t len)
+{
+    if (strlen(start) < 16)
+        return start;
+    if (!strcmp(period, "month"))
+        snprintf(buf, len, "%.7s", start);
+    else if (!strcmp(period, "day"))
+        snprintf(buf, len, "%.10s", start);
+    else
+        snprintf(buf, len, "%.10s %.5s", start, start + 11);
+    return buf;
+}
+
 static int
 usage_traffic(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -274,11 +290,11 @@ usage_traffic(struct cli_ctx *ctx, int argc, char **argv)
     table_align_right(tb, 3);
     size_t i;
     json_t *row;
-    char a[32], b[32];
+    char a[32], b[32], per[24];
     json_array_foreach(json_object_get(res.body, "rows"), i, row)
     {
         table_add(tb, cli_str(row, "guest"));
-        table_add(tb, cli_str(row, "period"));
+        table_add(tb, period_short(o.period, cli_str(row, "period"), per, sizeof(per)));
         table_add(tb, table_size((uint64_t)cli_int(row, "rx_bytes"), a, sizeof(a)));
         table_add(tb, table_size((uint64_t)cli_int(row, "tx_bytes"), b, sizeof(b)));
     }

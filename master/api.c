@@ -18,46 +18,69 @@
 struct route_def {
     enum api_route route; /* what it is */
     const char *method;   /* HTTP method */
-    const char *pattern;  /* path with "*" for the name segment, "+" for the address */
+    const char *pattern;  /* the OpenAPI path template: {name} a name, any other {x} an argument */
     const char *name;     /* for logs */
     api_handler handler;  /* who answers it */
+    unsigned roles;       /* who may use it (the guest domain narrows a tenant to its project) */
 };
+
+#define ANY   AUTH_ANY
+#define STAFF AUTH_STAFF
+#define ADMIN AUTH_ADMIN_ONLY
+#define OPEN  0 /* no authentication */
 
 static const struct route_def routes[] = {
-    {API_HEALTH, "GET", "/healthz", "health", h_health},
-    {API_NODES_LIST, "GET", "/v1/nodes", "node.list", h_node_list},
-    {API_NODE_GET, "GET", "/v1/nodes/*", "node.get", h_node_get},
-    {API_NODE_CORDON, "POST", "/v1/nodes/*/cordon", "node.cordon", h_node_cordon},
-    {API_NODE_UNCORDON, "POST", "/v1/nodes/*/uncordon", "node.uncordon", h_node_uncordon},
-    {API_GUESTS_LIST, "GET", "/v1/guests", "guest.list", h_guest_list},
-    {API_GUEST_CREATE, "POST", "/v1/guests", "guest.create", h_guest_create},
-    {API_GUEST_BATCH, "POST", "/v1/guests:batch", "guest.batch", h_guest_batch},
-    {API_GUEST_GET, "GET", "/v1/guests/*", "guest.get", h_guest_get},
-    {API_GUEST_PATCH, "PATCH", "/v1/guests/*", "guest.patch", h_guest_patch},
-    {API_GUEST_DELETE, "DELETE", "/v1/guests/*", "guest.delete", h_guest_delete},
-    {API_GUEST_START, "POST", "/v1/guests/*/start", "guest.start", h_guest_start},
-    {API_GUEST_STOP, "POST", "/v1/guests/*/stop", "guest.stop", h_guest_stop},
-    {API_GUEST_RESTART, "POST", "/v1/guests/*/restart", "guest.restart", h_guest_restart},
-    {API_GUEST_EXEC, "POST", "/v1/guests/*/exec", "guest.exec", h_guest_exec},
-    {API_GUEST_USAGE, "GET", "/v1/guests/*/usage", "guest.usage", h_guest_usage},
-    {API_GUEST_TRAFFIC, "GET", "/v1/guests/*/traffic", "guest.traffic", h_guest_traffic},
-    {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/*/traffic/reset", "guest.traffic.reset",
-     h_guest_traffic_reset},
-    {API_POOLS_LIST, "GET", "/v1/pools", "pool.list", h_pool_list},
-    {API_POOL_CREATE, "POST", "/v1/pools", "pool.create", h_pool_create},
-    {API_POOL_DELETE, "DELETE", "/v1/pools/*", "pool.delete", h_pool_delete},
-    {API_GUEST_IP_ADD, "POST", "/v1/guests/*/ips", "guest.ip_add", h_guest_ip_add},
-    {API_GUEST_IP_DEL, "DELETE", "/v1/guests/*/ips/+", "guest.ip_del", h_guest_ip_del},
-    {API_NODE_ROUTES, "GET", "/v1/nodes/*/routes", "node.routes", h_node_routes},
-    {API_EVENTS, "GET", "/v1/events", "event.list", h_events},
-    {API_USAGE_TRAFFIC, "GET", "/v1/usage/traffic", "usage.traffic", h_usage_traffic},
-    {API_METRICS, "GET", "/metrics", "metrics", h_metrics},
+    {API_HEALTH, "GET", "/healthz", "health", h_health, OPEN},
+    {API_NODES_LIST, "GET", "/v1/nodes", "node.list", h_node_list, STAFF},
+    {API_NODE_GET, "GET", "/v1/nodes/{name}", "node.get", h_node_get, STAFF},
+    {API_NODE_CORDON, "POST", "/v1/nodes/{name}/cordon", "node.cordon", h_node_cordon, STAFF},
+    {API_NODE_UNCORDON, "POST", "/v1/nodes/{name}/uncordon", "node.uncordon", h_node_uncordon,
+     STAFF},
+    {API_GUESTS_LIST, "GET", "/v1/guests", "guest.list", h_guest_list, ANY},
+    {API_GUEST_CREATE, "POST", "/v1/guests", "guest.create", h_guest_create, ANY},
+    {API_GUEST_BATCH, "POST", "/v1/guests:batch", "guest.batch", h_guest_batch, ANY},
+    {API_GUEST_GET, "GET", "/v1/guests/{name}", "guest.get", h_guest_get, ANY},
+    {API_GUEST_PATCH, "PATCH", "/v1/guests/{name}", "guest.patch", h_guest_patch, ANY},
+    {API_GUEST_DELETE, "DELETE", "/v1/guests/{name}", "guest.delete", h_guest_delete, ANY},
+    {API_GUEST_START, "POST", "/v1/guests/{name}/start", "guest.start", h_guest_start, ANY},
+    {API_GUEST_STOP, "POST", "/v1/guests/{name}/stop", "guest.stop", h_guest_stop, ANY},
+    {API_GUEST_RESTART, "POST", "/v1/guests/{name}/restart", "guest.restart", h_guest_restart, ANY},
+    {API_GUEST_EXEC, "POST", "/v1/guests/{name}/exec", "guest.exec", h_guest_exec, ANY},
+    {API_GUEST_USAGE, "GET", "/v1/guests/{name}/usage", "guest.usage", h_guest_usage, ANY},
+    {API_GUEST_TRAFFIC, "GET", "/v1/guests/{name}/traffic", "guest.traffic", h_guest_traffic, ANY},
+    {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/{name}/traffic/reset", "guest.traffic.reset",
+     h_guest_traffic_reset, ANY},
+    {API_POOLS_LIST, "GET", "/v1/pools", "pool.list", h_pool_list, STAFF},
+    {API_POOL_CREATE, "POST", "/v1/pools", "pool.create", h_pool_create, STAFF},
+    {API_POOL_DELETE, "DELETE", "/v1/pools/{name}", "pool.delete", h_pool_delete, STAFF},
+    {API_GUEST_IP_ADD, "POST", "/v1/guests/{name}/ips", "guest.ip_add", h_guest_ip_add, ANY},
+    {API_GUEST_IP_DEL, "DELETE", "/v1/guests/{name}/ips/{addr}", "guest.ip_del", h_guest_ip_del,
+     ANY},
+    {API_NODE_ROUTES, "GET", "/v1/nodes/{name}/routes", "node.routes", h_node_routes, STAFF},
+    {API_TOKENS_LIST, "GET", "/v1/tokens", "token.list", h_token_list, ADMIN},
+    {API_TOKEN_CREATE, "POST", "/v1/tokens", "token.create", h_token_create, ADMIN},
+    {API_TOKEN_DELETE, "DELETE", "/v1/tokens/{name}", "token.delete", h_token_delete, ADMIN},
+    {API_PROJECTS_LIST, "GET", "/v1/projects", "project.list", h_project_list, ANY},
+    {API_PROJECT_CREATE, "POST", "/v1/projects", "project.create", h_project_create, ADMIN},
+    {API_PROJECT_GET, "GET", "/v1/projects/{name}", "project.get", h_project_get, ANY},
+    {API_PROJECT_PATCH, "PATCH", "/v1/projects/{name}", "project.patch", h_project_patch, ADMIN},
+    {API_PROJECT_DELETE, "DELETE", "/v1/projects/{name}", "project.delete", h_project_delete,
+     ADMIN},
+    {API_NODE_ORPHANS, "GET", "/v1/nodes/{name}/orphans", "node.orphans", h_node_orphans, STAFF},
+    {API_ORPHAN_ADOPT, "POST", "/v1/nodes/{name}/orphans/{id}/adopt", "orphan.adopt",
+     h_orphan_adopt, STAFF},
+    {API_ORPHAN_DESTROY, "DELETE", "/v1/nodes/{name}/orphans/{id}", "orphan.destroy",
+     h_orphan_destroy, STAFF},
+    {API_EVENTS, "GET", "/v1/events", "event.list", h_events, STAFF},
+    {API_USAGE_TRAFFIC, "GET", "/v1/usage/traffic", "usage.traffic", h_usage_traffic, STAFF},
+    {API_METRICS, "GET", "/metrics", "metrics", h_metrics, STAFF},
 };
 
-/* Matches path against pattern; the "*" segment is copied to name, the "+"
- * segment to arg (an address: its syntax is the handler's business, only
- * its length is bounded here). Returns 1 on a match, 0 on none, -1 when only
- * the name is not a valid name. */
+/* Matches path against pattern, an OpenAPI path template: the "{name}"
+ * segment must be a valid name and is copied to name; any other "{...}"
+ * segment (an address, an id) is copied to arg, only its length checked (its
+ * syntax is the handler's business). Returns 1 on a match, 0 on none, -1 when
+ * only the name is not a valid name. */
 static int
 match(const char *pattern, const char *path, char *name, size_t n, char *arg, size_t argn)
 {
@@ -65,39 +88,34 @@ match(const char *pattern, const char *path, char *name, size_t n, char *arg, si
     bool bad_name = false;
 
     while (*p && *s) {
-        if (*p == '+') {
-            const char *end = strchr(s, '/');
-            size_t len = end ? (size_t)(end - s) : strlen(s);
-            if (len == 0 || len >= argn)
+        if (*p != '{') {
+            if (*p != *s)
+                return 0;
+            p++;
+            s++;
+            continue;
+        }
+        const char *close = strchr(p, '}');
+        const char *end = strchr(s, '/');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        bool is_name = close && (size_t)(close - p) == 5 && strncmp(p, "{name}", 6) == 0;
+        if (!close || len == 0)
+            return 0;
+        if (!is_name) {
+            if (len >= argn)
                 return 0;
             memcpy(arg, s, len);
             arg[len] = '\0';
-            s += len;
-            p++;
-            continue;
+        } else if (len >= n) {
+            bad_name = true;
+            name[0] = '\0';
+        } else {
+            memcpy(name, s, len);
+            name[len] = '\0';
+            bad_name |= !name_is_valid(name);
         }
-        if (*p == '*') {
-            const char *end = strchr(s, '/');
-            size_t len = end ? (size_t)(end - s) : strlen(s);
-            if (len == 0)
-                return 0;
-            if (len >= n) {
-                bad_name = true;
-                name[0] = '\0';
-            } else {
-                memcpy(name, s, len);
-                name[len] = '\0';
-                if (!name_is_valid(name))
-                    bad_name = true;
-            }
-            s += len;
-            p++;
-            continue;
-        }
-        if (*p != *s)
-            return 0;
-        p++;
-        s++;
+        s += len;
+        p = close + 1;
     }
     /* A trailing slash is not part of any route. */
     if (*p || *s)
@@ -135,6 +153,8 @@ api_route(const char *method, const char *path, struct api_match *out, char *all
         }
         out->route = routes[i].route;
         out->handler = routes[i].handler;
+        out->roles = routes[i].roles;
+        out->public = routes[i].roles == OPEN;
         memcpy(out->name, name, sizeof(out->name));
         memcpy(out->arg, arg, sizeof(out->arg));
         return 0;
@@ -143,18 +163,6 @@ api_route(const char *method, const char *path, struct api_match *out, char *all
         return -EOPNOTSUPP;
     (void)bad_name;
     return -ENOENT;
-}
-
-size_t
-api_route_count(void)
-{
-    return ARRAY_SIZE(routes);
-}
-
-const char *
-api_route_name_at(size_t i)
-{
-    return i < ARRAY_SIZE(routes) ? routes[i].name : NULL;
 }
 
 const char *
@@ -177,8 +185,22 @@ api_error_from_errno(int err, struct api_error *out)
     case EDOM:
         *out = (struct api_error){400, "bad_request"};
         break;
+    case ENOKEY:
+    case EKEYREJECTED:
+    case EKEYEXPIRED:
+        *out = (struct api_error){401, "unauthorized"};
+        break;
+    case EACCES:
+        *out = (struct api_error){403, "forbidden"};
+        break;
     case ENOENT:
         *out = (struct api_error){404, "not_found"};
+        break;
+    case EDQUOT:
+        *out = (struct api_error){409, "quota_exceeded"};
+        break;
+    case EPROTOTYPE:
+        *out = (struct api_error){415, "unsupported_media_type"};
         break;
     case EEXIST:
     case EADDRINUSE:
@@ -193,7 +215,6 @@ api_error_from_errno(int err, struct api_error *out)
         *out = (struct api_error){422, "unplaceable"};
         break;
     case ENOSPC:
-    case EDQUOT:
         *out = (struct api_error){507, "insufficient_storage"};
         break;
     case ETIMEDOUT:
@@ -280,6 +301,8 @@ api_filter_name(enum sched_filter f)
     return (unsigned)f < SCHED__F_MAX ? names[f] : "unknown";
 }
 
+/* An amount of a resource in the API's units, for people: sizes as "12G",
+ * CPU in cores, the rest as counts. */
 static void
 amount(enum sched_filter f, uint64_t v, char *buf, size_t n)
 {
@@ -289,6 +312,17 @@ amount(enum sched_filter f, uint64_t v, char *buf, size_t n)
         snprintf(buf, n, "%g cores", (double)v / 1000.0);
     else
         snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+/* The same amount as a JSON number in the API's units: cores for cpus (the
+ * scheduler counts millicores), bytes for memory and disk, counts for the
+ * rest, as a node's capacity and a guest's limits are given. */
+static json_t *
+amount_json(enum sched_filter f, uint64_t v)
+{
+    if (f == SCHED_F_CPU)
+        return json_real((double)v / 1000.0);
+    return json_integer((json_int_t)v);
 }
 
 json_t *
@@ -323,10 +357,10 @@ api_placement_json(const struct sched_result *r, bool pin_unknown, const char *p
                   "nodes_feasible", (json_int_t)r->nodes_feasible, "filters", filters);
     if (r->near_miss.node[0])
         json_object_set_new(o, "near_miss",
-                            json_pack("{s:s, s:s, s:I, s:I}", "node", r->near_miss.node, "resource",
+                            json_pack("{s:s, s:s, s:o, s:o}", "node", r->near_miss.node, "resource",
                                       api_filter_name(r->near_miss.filter), "need",
-                                      (json_int_t)r->near_miss.need, "free",
-                                      (json_int_t)r->near_miss.free));
+                                      amount_json(r->near_miss.filter, r->near_miss.need), "free",
+                                      amount_json(r->near_miss.filter, r->near_miss.free)));
     return o;
 }
 
@@ -337,6 +371,7 @@ api_guest_json(const struct db_guest *g, const struct guest_spec *spec)
 
     json_object_set_new(o, "id", json_string(g->id));
     json_object_set_new(o, "name", json_string(g->name));
+    json_object_set_new(o, "project", json_string(g->project ? g->project : "default"));
     json_object_set_new(o, "node", g->node ? json_string(g->node) : json_null());
     json_object_set_new(o, "state", json_string(db_observed_to_string(g->observed)));
     json_object_set_new(o, "desired", json_string(db_desired_to_string(g->desired)));
@@ -344,8 +379,7 @@ api_guest_json(const struct db_guest *g, const struct guest_spec *spec)
     json_object_set_new(o, "applied_generation", json_integer((json_int_t)g->applied_generation));
     json_object_set_new(o, "group", g->group ? json_string(g->group) : json_null());
     json_object_set_new(o, "deleting", json_boolean(g->deleting));
-    if (g->message)
-        json_object_set_new(o, "message", json_string(g->message));
+    json_object_set_new(o, "message", g->message ? json_string(g->message) : json_null());
     json_object_set_new(o, "created", time_json(g->created_ms));
     json_object_set_new(o, "updated", time_json(g->updated_ms));
     return o;
@@ -381,6 +415,7 @@ api_node_json(const struct registry_node *n, const struct sched_node_info *info,
     } else {
         json_object_set_new(o, "allocated", resources_json(0, 0, 0, 0));
         json_object_set_new(o, "guests", json_integer(0));
+        json_object_set_new(o, "addresses", json_integer(0));
     }
     json_t *templates = json_array();
     if (n->templates && n->templates[0]) {
@@ -431,6 +466,44 @@ api_usage_json(const struct guest_usage *u)
 
     json_object_del(o, "time_ms");
     json_object_set_new(o, "time", time_json(u->time_ms));
+    return o;
+}
+
+static json_t *
+limit_json(uint64_t v)
+{
+    return v ? json_integer((json_int_t)v) : json_null();
+}
+
+static json_t *
+quota_json(const struct db_quota *q, bool nulls)
+{
+    json_t *cpus = q->cpu || !nulls ? json_real((double)q->cpu / 1000.0) : json_null();
+
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "guests",
+                     nulls ? limit_json(q->guests) : json_integer((json_int_t)q->guests), "cpus",
+                     cpus, "memory",
+                     nulls ? limit_json(q->memory) : json_integer((json_int_t)q->memory), "disk",
+                     nulls ? limit_json(q->disk) : json_integer((json_int_t)q->disk), "addresses",
+                     nulls ? limit_json(q->addrs) : json_integer((json_int_t)q->addrs));
+}
+
+json_t *
+api_project_json(const struct db_project *p, const struct db_quota *usage)
+{
+    return json_pack("{s:s, s:o, s:o, s:o}", "name", p->name, "quota", quota_json(&p->quota, true),
+                     "usage", quota_json(usage, false), "created", time_json(p->created_ms));
+}
+
+json_t *
+api_token_json(const struct db_token *t)
+{
+    json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "id", t->id, "role", t->role, "created",
+                          time_json(t->created_ms), "expires", time_json(t->expires_ms));
+
+    json_object_set_new(o, "project", t->project ? json_string(t->project) : json_null());
+    json_object_set_new(o, "description",
+                        t->description ? json_string(t->description) : json_null());
     return o;
 }
 

@@ -1,6 +1,6 @@
 /* Guests' FreeVPS context numbers: the smallest free one from
  * SPEC_MIN_CONTEXT, read through the unique index on the spec's context
- * (schema 5), so numbers of deleted guests are reused as FreeVPS did. */
+ * (schema 7), so numbers of deleted guests are reused as FreeVPS did. */
 #include "master/db_int.h"
 
 #include <errno.h>

@@ -109,7 +109,85 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "  data TEXT"
     ");"
     "CREATE INDEX events_time ON events(time);",
-    /* 5: usage history and the FreeVPS context numbers.
+    /* 5: projects with quotas, the project of every guest (existing guests
+     * go to "default") and what each guest is charged to it (NULL until the
+     * master charges the rows of older schemas at start), and API tokens,
+     * stored as the SHA-256 of the secret. guests.project has no foreign
+     * key: SQLite cannot add one with a non-NULL default, and a project is
+     * deleted only when no guest is in it (checked in the same transaction). */
+    "CREATE TABLE projects ("
+    "  name TEXT PRIMARY KEY,"
+    "  max_guests INTEGER NOT NULL DEFAULT 0 CHECK (max_guests >= 0),"
+    "  max_cpu INTEGER NOT NULL DEFAULT 0 CHECK (max_cpu >= 0),"
+    "  max_memory INTEGER NOT NULL DEFAULT 0 CHECK (max_memory >= 0),"
+    "  max_disk INTEGER NOT NULL DEFAULT 0 CHECK (max_disk >= 0),"
+    "  max_addrs INTEGER NOT NULL DEFAULT 0 CHECK (max_addrs >= 0),"
+    "  created INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "INSERT INTO projects (name, created) VALUES ('default', "
+    "  CAST(strftime('%s', 'now') AS INTEGER) * 1000);"
+    "ALTER TABLE guests ADD COLUMN project TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE guests ADD COLUMN charge_cpu INTEGER;"
+    "ALTER TABLE guests ADD COLUMN charge_memory INTEGER;"
+    "ALTER TABLE guests ADD COLUMN charge_disk INTEGER;"
+    "ALTER TABLE guests ADD COLUMN charge_addrs INTEGER;"
+    "CREATE INDEX guests_project ON guests(project, name);"
+    "CREATE TABLE tokens ("
+    "  id TEXT PRIMARY KEY,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'tenant')),"
+    "  project TEXT REFERENCES projects(name) ON DELETE RESTRICT,"
+    "  description TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL DEFAULT 0,"
+    "  CHECK ((role = 'tenant') = (project IS NOT NULL))"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX tokens_project ON tokens(project);",
+    /* 6: when the master and a node disagree. node_msgs: what a node's
+     * outbox sent and the master stored (by node, request id and a hash of
+     * the frame), so a re-send is acknowledged again and not applied twice.
+     * orphans: guests a node has that the master does not manage (forgotten
+     * with force while the node was unreachable, or never known), with the
+     * spec when the master has it. ip_holds: addresses an orphan holds; the
+     * triggers keep an address out of both tables at once, so it is never on
+     * two guests. pools.cursor: where auto allocation goes on after a
+     * restart. */
+    "CREATE TABLE node_msgs ("
+    "  node TEXT NOT NULL,"
+    "  id INTEGER NOT NULL,"
+    "  hash INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (node, id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX node_msgs_at ON node_msgs(at);"
+    "CREATE TABLE orphans ("
+    "  node TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  generation INTEGER NOT NULL DEFAULT 0,"
+    "  running INTEGER NOT NULL DEFAULT 0 CHECK (running IN (0, 1)),"
+    "  seen INTEGER NOT NULL DEFAULT 0 CHECK (seen IN (0, 1)),"
+    "  spec TEXT,"
+    "  reason TEXT NOT NULL,"
+    "  since INTEGER NOT NULL,"
+    "  PRIMARY KEY (node, id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE ip_holds ("
+    "  address TEXT PRIMARY KEY,"
+    "  pool TEXT NOT NULL REFERENCES pools(name) ON DELETE RESTRICT,"
+    "  node TEXT NOT NULL,"
+    "  guest_id TEXT NOT NULL,"
+    "  created INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX ip_holds_guest ON ip_holds(node, guest_id);"
+    "CREATE TRIGGER ip_allocs_not_held BEFORE INSERT ON ip_allocs"
+    "  WHEN EXISTS (SELECT 1 FROM ip_holds WHERE address = NEW.address)"
+    "  BEGIN SELECT RAISE(ABORT, 'address held by an orphan'); END;"
+    "CREATE TRIGGER ip_holds_not_allocated BEFORE INSERT ON ip_holds"
+    "  WHEN EXISTS (SELECT 1 FROM ip_allocs WHERE address = NEW.address)"
+    "  BEGIN SELECT RAISE(ABORT, 'address allocated'); END;"
+    "ALTER TABLE pools ADD COLUMN cursor INTEGER NOT NULL DEFAULT 0;",
+    /* 7: usage history and the FreeVPS context numbers.
      * usage_last is each guest's latest sample (the node's values) and the
      * master's own running counters (never going backwards, across node
      * restarts and moves), as USAGE_N_METRICS unsigned LEB128 varints, and the

@@ -1,7 +1,7 @@
 /* The usage tables of the store: each guest's latest sample and running
  * counters (usage_last), its raw samples (usage_raw) and their 1-minute and
  * 1-hour rollups (usage_1m, usage_1h).
- * Schema 5 (db_schema.c); the columns follow proto/usage.h's metric vector.
+ * Schema 7 (db_schema.c); the columns follow proto/usage.h's metric vector.
  *
  * A row of any tier is a struct db_roll: n samples, and per metric of the
  * vector a minimum, a maximum and a sum for gauges, the increase (in sum)

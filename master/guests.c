@@ -126,21 +126,33 @@ guests_spec(master_t *m, const struct db_guest *g, struct guest_spec *spec)
     int r = j ? spec_from_json(j, spec, NULL, 0) : -EBADMSG;
     json_decref(j);
     if (r < 0) {
+        /* The master wrote it: unreadable is the master's fault, not the
+         * client's (a 503, not a 400). */
         log_debug("guest=%s stored spec unreadable", g->name);
-        return -EBADMSG;
+        return -EIO;
     }
     cache_put(m, g->id, g->generation, spec);
     return 0;
 }
 
+bool
+guests_visible(const struct caller *c, const struct db_guest *g)
+{
+    return auth_sees_project(c, g->project);
+}
+
 int
-guests_load(master_t *m, const char *name, const char *id, struct db_guest *g,
-            struct guest_spec *spec)
+guests_load(master_t *m, const struct caller *c, const char *name, const char *id,
+            struct db_guest *g, struct guest_spec *spec)
 {
     int r = name ? db_guest_get_by_name(m->db, name, g) : db_guest_get_by_id(m->db, id, g);
 
     if (r < 0)
         return r;
+    if (!guests_visible(c, g)) {
+        db_guest_clear(g);
+        return -ENOENT;
+    }
     r = guests_spec(m, g, spec);
     if (r < 0)
         db_guest_clear(g);
@@ -153,7 +165,7 @@ guests_json(master_t *m, const char *id)
     struct db_guest g = {0};
     struct guest_spec spec;
 
-    if (guests_load(m, NULL, id, &g, &spec) < 0)
+    if (guests_load(m, NULL, NULL, id, &g, &spec) < 0)
         return NULL;
     json_t *o = api_guest_json(&g, &spec);
     db_guest_clear(&g);
@@ -165,6 +177,64 @@ guests_resources(master_t *m, const struct guest_spec *s, struct sched_resources
 {
     sched_resources_from_spec(sched_config(m->sched), s, res);
     res->addrs = s->n_addrs;
+}
+
+/* What a spec charges its project. */
+static struct db_charge
+charge_of(master_t *m, const struct guest_spec *s)
+{
+    struct sched_resources res;
+
+    guests_resources(m, s, &res);
+    return (struct db_charge){res.cpu, res.memory, res.disk, res.addrs};
+}
+
+struct legacy_ctx {
+    master_t *m;                  /* the master */
+    char (*ids)[SPEC_ID_LEN + 1]; /* guests without a charge */
+    size_t n, cap;                /* entries used and allocated */
+};
+
+static int
+legacy_guest(void *userdata, const struct db_guest *g)
+{
+    struct legacy_ctx *l = userdata;
+
+    if (g->charged)
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->ids = xrealloc(l->ids, l->cap * sizeof(*l->ids));
+    }
+    strscpy(l->ids[l->n++], g->id, SPEC_ID_LEN + 1);
+    return 0;
+}
+
+int
+guests_charge_legacy(master_t *m)
+{
+    struct db_guest_filter all = {.observed = -1};
+    struct legacy_ctx l = {.m = m};
+    int r = db_guest_list(m->db, &all, legacy_guest, &l);
+
+    if (r >= 0 && l.n)
+        r = db_begin(m->db);
+    for (size_t i = 0; r >= 0 && i < l.n; i++) {
+        struct db_guest g = {0};
+        struct guest_spec spec;
+        /* An unreadable spec is charged nothing rather than stop the master. */
+        struct db_charge c = {0};
+        if (guests_load(m, NULL, NULL, l.ids[i], &g, &spec) >= 0)
+            c = charge_of(m, &spec);
+        db_guest_clear(&g);
+        r = db_guest_set_charge(m->db, l.ids[i], &c);
+    }
+    if (l.n)
+        r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    if (r >= 0 && l.n)
+        log_info("%zu guests from before projects charged to their project", l.n);
+    free(l.ids);
+    return r;
 }
 
 /* ---- to the node, after the commit ---- */
@@ -261,11 +331,14 @@ store_spec(master_t *m, struct db_guest *g, struct guest_spec *spec, enum db_des
     ng.spec = text;
     ng.generation = gen;
     ng.desired = desired;
+    ng.charge = charge_of(m, spec);
     int r = db_guest_update(m->db, &ng, labels, spec->n_labels, g->generation);
     if (r < 0)
         return r;
     g->generation = gen;
     g->desired = desired;
+    g->charge = ng.charge;
+    g->charged = true;
     g->updated_ms = time_real_ms();
     cache_put(m, g->id, gen, spec);
     return 0;
@@ -286,15 +359,52 @@ guests_deleting(master_t *m, const struct db_guest *g)
     return g->deleting || (g->node && dispatch_pending(m->disp, g->node, MSG_GUEST_DESTROY, g->id));
 }
 
+/* What a tenant may not change: capabilities it did not have, flags other
+ * than lock. */
+static int
+tenant_change(const struct caller *c, const struct guest_spec *cur, const struct guest_spec *next,
+              struct guest_err *e)
+{
+    if (!c || c->role != AUTH_TENANT)
+        return 0;
+    if (next->caps_add & ~cur->caps_add)
+        return guest_fail(e, -EACCES, "caps_add", "a tenant cannot add capabilities");
+    if ((next->flags ^ cur->flags) & ~(uint32_t)GUESTS_TENANT_FLAGS)
+        return guest_fail(e, -EACCES, "flags", "a tenant may set only the lock flag");
+    return 0;
+}
+
+/* The quota check of a change just written: growth only. */
+static int
+change_quota(master_t *m, const struct caller *c, const struct db_guest *g,
+             const struct db_charge *before, struct guest_err *e)
+{
+    struct db_quota d = {0};
+
+    if (!c)
+        return 0;
+    d.cpu = g->charge.cpu > before->cpu ? g->charge.cpu - before->cpu : 0;
+    d.memory = g->charge.memory > before->memory ? g->charge.memory - before->memory : 0;
+    d.disk = g->charge.disk > before->disk ? g->charge.disk - before->disk : 0;
+    d.addrs = g->charge.addrs > before->addrs ? g->charge.addrs - before->addrs : 0;
+    return projects_check(m, g->project ? g->project : PROJECTS_DEFAULT, &d, e);
+}
+
 int
-guests_change(master_t *m, struct db_guest *g, const struct guest_spec *cur,
+guests_change(master_t *m, const struct caller *c, struct db_guest *g, const struct guest_spec *cur,
               struct guest_spec *next, struct guest_err *e)
 {
     struct sched_resources old_res, new_res;
+    struct db_charge before = g->charged ? g->charge : charge_of(m, cur);
 
+    if (!guests_visible(c, g))
+        return guest_fail(e, -ENOENT, NULL, "no such guest");
     if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
-    int r = db_begin(m->db);
+    int r = tenant_change(c, cur, next, e);
+    if (r < 0)
+        return r;
+    r = db_begin(m->db);
 
     if (r < 0)
         return guest_fail(e, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
@@ -308,6 +418,10 @@ guests_change(master_t *m, struct db_guest *g, const struct guest_spec *cur,
         }
     }
     r = store_spec(m, g, next, g->desired);
+    if (r >= 0 && (r = change_quota(m, c, g, &before, e)) < 0) {
+        db_rollback(m->db);
+        return r;
+    }
     if (r >= 0 && g->node)
         guests_send_apply(m, g->node, next);
     r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
@@ -324,12 +438,12 @@ guests_revert(master_t *m, const char *id, uint64_t gen, const struct guest_spec
     struct db_guest g = {0};
     struct guest_spec cur, back = *before;
     struct guest_err e = {0};
-    int r = guests_load(m, NULL, id, &g, &cur);
+    int r = guests_load(m, NULL, NULL, id, &g, &cur);
 
     if (r < 0)
         return r;
     if (g.generation == gen) {
-        r = guests_change(m, &g, &cur, &back, &e);
+        r = guests_change(m, NULL, &g, &cur, &back, &e);
         if (r >= 0)
             log_info("guest=%s generation %llu refused by its node; back to the spec before it "
                      "as generation %llu",
@@ -342,10 +456,10 @@ guests_revert(master_t *m, const char *id, uint64_t gen, const struct guest_spec
 /* ---- lifecycle ---- */
 
 int
-guests_lifecycle(master_t *m, const char *name, enum guest_op op, struct db_guest *g,
-                 struct guest_spec *spec, struct guest_err *e)
+guests_lifecycle(master_t *m, const struct caller *c, const char *name, enum guest_op op,
+                 struct db_guest *g, struct guest_spec *spec, struct guest_err *e)
 {
-    int r = guests_load(m, name, NULL, g, spec);
+    int r = guests_load(m, c, name, NULL, g, spec);
 
     if (r < 0)
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
@@ -406,7 +520,7 @@ guests_remove(master_t *m, const char *id)
     struct db_guest g = {0};
     struct guest_spec spec;
     struct sched_resources res;
-    int r = guests_load(m, NULL, id, &g, &spec);
+    int r = guests_load(m, NULL, NULL, id, &g, &spec);
 
     if (r < 0)
         return r;
@@ -434,19 +548,23 @@ guests_remove(master_t *m, const char *id)
 }
 
 int
-guests_delete(master_t *m, const char *name, bool force, char id[SPEC_ID_LEN + 1],
-              char node[NAME_MAX_LEN + 1], struct guest_err *e)
+guests_delete(master_t *m, const struct caller *c, const char *name, bool force,
+              char id[SPEC_ID_LEN + 1], char node[NAME_MAX_LEN + 1], struct guest_err *e)
 {
     struct db_guest g = {0};
     struct guest_spec spec;
-    int r = guests_load(m, name, NULL, &g, &spec);
+    int r = guests_load(m, c, name, NULL, &g, &spec);
 
     if (r < 0)
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
     strscpy(id, g.id, SPEC_ID_LEN + 1);
     strscpy(node, g.node ? g.node : "", NAME_MAX_LEN + 1);
-    bool now = !g.node || g.observed == DB_OBS_LOST || force;
-    if (!now && !master_node_connected(m, g.node)) {
+    /* Force means "without the node" only when the node cannot be told: a
+     * connected node destroys the guest, and waits for nothing else. */
+    bool connected = g.node && master_node_connected(m, g.node);
+    bool forget = force && g.node && !connected && g.observed != DB_OBS_LOST;
+    bool now = !g.node || g.observed == DB_OBS_LOST || forget;
+    if (!now && !connected) {
         r = guest_fail(e, -EHOSTUNREACH, NULL,
                        "node %s is not connected; ?force=true deletes the record without it",
                        g.node);
@@ -454,7 +572,8 @@ guests_delete(master_t *m, const char *name, bool force, char id[SPEC_ID_LEN + 1
         return r;
     }
     if (now) {
-        r = guests_remove(m, g.id);
+        /* Its copy on the unreachable node becomes an orphan that keeps its addresses. */
+        r = forget ? guests_forget(m, g.id) : guests_remove(m, g.id);
         db_guest_clear(&g);
         if (r < 0)
             return guest_fail(e, r, NULL, "cannot delete the guest: %s", strerror(-r));
@@ -480,13 +599,17 @@ guests_delete(master_t *m, const char *name, bool force, char id[SPEC_ID_LEN + 1
 /* ---- exec ---- */
 
 int
-guests_exec(master_t *m, const char *name, char **argv, uint32_t argc, uint32_t timeout_ms,
-            uint64_t *ref, char node[NAME_MAX_LEN + 1], char id[SPEC_ID_LEN + 1],
-            struct guest_err *e)
+guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, uint32_t argc,
+            uint32_t timeout_ms, uint64_t *ref, char node[NAME_MAX_LEN + 1],
+            char id[SPEC_ID_LEN + 1], struct guest_err *e)
 {
     struct db_guest g = {0};
     int r = db_guest_get_by_name(m->db, name, &g);
 
+    if (r >= 0 && !guests_visible(c, &g)) {
+        db_guest_clear(&g);
+        r = -ENOENT;
+    }
     if (r < 0)
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
     if (!master_node_connected(m, g.node)) {
@@ -495,12 +618,12 @@ guests_exec(master_t *m, const char *name, char **argv, uint32_t argc, uint32_t 
         db_guest_clear(&g);
         return r;
     }
-    struct msg c = {.type = MSG_GUEST_EXEC};
-    strscpy(c.u.exec.id, g.id, sizeof(c.u.exec.id));
-    c.u.exec.argc = argc;
-    c.u.exec.argv = argv;
-    c.u.exec.timeout_ms = timeout_ms;
-    int64_t q = dispatch_queue(m->disp, g.node, &c);
+    struct msg cmd = {.type = MSG_GUEST_EXEC};
+    strscpy(cmd.u.exec.id, g.id, sizeof(cmd.u.exec.id));
+    cmd.u.exec.argc = argc;
+    cmd.u.exec.argv = argv;
+    cmd.u.exec.timeout_ms = timeout_ms;
+    int64_t q = dispatch_queue(m->disp, g.node, &cmd);
     strscpy(node, g.node, NAME_MAX_LEN + 1);
     strscpy(id, g.id, SPEC_ID_LEN + 1);
     db_guest_clear(&g);

@@ -454,8 +454,8 @@ history_series(master_t *m, const char *guest_id, uint64_t from, uint64_t to, ui
 /* ---- billing ---- */
 
 static const char *const period_names[] = {"hour", "day", "month"};
-static const char *const period_fmt[] = {"%Y-%m-%dT%H:00:00Z", "%Y-%m-%dT00:00:00Z",
-                                         "%Y-%m-01T00:00:00Z"};
+static const char *const period_fmt[] = {"%Y-%m-%dT%H:00:00.000Z", "%Y-%m-%dT00:00:00.000Z",
+                                         "%Y-%m-01T00:00:00.000Z"};
 
 int
 history_period_from_string(const char *s)

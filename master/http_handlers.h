@@ -13,6 +13,9 @@ void h_node_get(master_t *m, struct http_req *req, const struct api_match *am);
 void h_node_cordon(master_t *m, struct http_req *req, const struct api_match *am);
 void h_node_uncordon(master_t *m, struct http_req *req, const struct api_match *am);
 void h_node_routes(master_t *m, struct http_req *req, const struct api_match *am);
+void h_node_orphans(master_t *m, struct http_req *req, const struct api_match *am);
+void h_orphan_adopt(master_t *m, struct http_req *req, const struct api_match *am);
+void h_orphan_destroy(master_t *m, struct http_req *req, const struct api_match *am);
 
 /* http_guests.c: the guest collection and one guest as a whole */
 void h_guest_list(master_t *m, struct http_req *req, const struct api_match *am);
@@ -38,6 +41,17 @@ void h_pool_list(master_t *m, struct http_req *req, const struct api_match *am);
 void h_pool_create(master_t *m, struct http_req *req, const struct api_match *am);
 void h_pool_delete(master_t *m, struct http_req *req, const struct api_match *am);
 
+/* http_tokens.c */
+void h_token_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_token_create(master_t *m, struct http_req *req, const struct api_match *am);
+void h_token_delete(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* http_projects.c */
+void h_project_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_create(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_get(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_patch(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_delete(master_t *m, struct http_req *req, const struct api_match *am);
 /* http_events.c */
 void h_events(master_t *m, struct http_req *req, const struct api_match *am);
 

@@ -11,22 +11,23 @@
 #include "common/mem.h"
 
 struct http_stream {
-    pthread_mutex_t lock; /* guards everything below but the loop-only fields */
-    pthread_cond_t cond;  /* data arrived, or the stream ended */
-    char *buf;            /* bytes not sent yet */
-    size_t len;           /* bytes in buf */
-    size_t max;           /* capacity of buf */
-    bool ended;           /* the loop writes no more */
-    bool gone;            /* libmicrohttpd is done with it (client away) */
-    bool want_room;       /* the loop waits for the buffer to drain */
-    bool note_room;       /* a ROOM note is due */
-    bool note_gone;       /* a GONE note is due */
-    bool wake_closed;     /* the loop closed wake: nobody may send on it */
-    int refs;             /* the loop's and libmicrohttpd's */
-    uv_async_t wake;      /* tells the loop about room or a departure */
-    http_stream_fn fn;    /* the loop's callback (loop only) */
-    void *userdata;       /* passed to fn (loop only) */
-    bool released;        /* the loop let go (loop only) */
+    pthread_mutex_t lock;        /* guards everything below but the loop-only fields */
+    struct MHD_Connection *conn; /* the connection, once libmicrohttpd has the response */
+    bool suspended;              /* the reader found nothing and suspended the connection */
+    char *buf;                   /* bytes not sent yet */
+    size_t len;                  /* bytes in buf */
+    size_t max;                  /* capacity of buf */
+    bool ended;                  /* the loop writes no more */
+    bool gone;                   /* libmicrohttpd is done with it (client away) */
+    bool want_room;              /* the loop waits for the buffer to drain */
+    bool note_room;              /* a ROOM note is due */
+    bool note_gone;              /* a GONE note is due */
+    bool wake_closed;            /* the loop closed wake: nobody may send on it */
+    int refs;                    /* the loop's and libmicrohttpd's */
+    uv_async_t wake;             /* tells the loop about room or a departure */
+    http_stream_fn fn;           /* the loop's callback (loop only) */
+    void *userdata;              /* passed to fn (loop only) */
+    bool released;               /* the loop let go (loop only) */
 };
 
 static void
@@ -38,7 +39,6 @@ unref_locked(http_stream_t *s, bool *free_it)
 static void
 stream_free(http_stream_t *s)
 {
-    pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
     free(s->buf);
     free(s);
@@ -80,7 +80,6 @@ http_stream_new(uv_loop_t *loop, size_t max, http_stream_fn fn, void *userdata)
     http_stream_t *s = xcalloc(1, sizeof(*s));
 
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
     s->max = max;
     s->buf = xmalloc(max);
     s->refs = 1;
@@ -99,9 +98,22 @@ wake_locked(http_stream_t *s)
         uv_async_send(&s->wake);
 }
 
+/* With the lock held: the connection that waits for data to resume once
+ * the lock is let go (NULL = none). A suspended connection is never closed
+ * by libmicrohttpd, so it is still there when the caller resumes it. */
+static struct MHD_Connection *
+to_resume_locked(http_stream_t *s)
+{
+    if (!s->suspended || s->gone)
+        return NULL;
+    s->suspended = false;
+    return s->conn;
+}
+
 int
 http_stream_write(http_stream_t *s, const char *buf, size_t len)
 {
+    struct MHD_Connection *resume = NULL;
     int r = 0;
 
     pthread_mutex_lock(&s->lock);
@@ -113,9 +125,11 @@ http_stream_write(http_stream_t *s, const char *buf, size_t len)
     } else {
         memcpy(s->buf + s->len, buf, len);
         s->len += len;
-        pthread_cond_signal(&s->cond);
+        resume = to_resume_locked(s);
     }
     pthread_mutex_unlock(&s->lock);
+    if (resume)
+        MHD_resume_connection(resume);
     return r;
 }
 
@@ -133,8 +147,10 @@ http_stream_end(http_stream_t *s)
 {
     pthread_mutex_lock(&s->lock);
     s->ended = true;
-    pthread_cond_signal(&s->cond);
+    struct MHD_Connection *resume = to_resume_locked(s);
     pthread_mutex_unlock(&s->lock);
+    if (resume)
+        MHD_resume_connection(resume);
 }
 
 void
@@ -160,9 +176,14 @@ reader(void *cls, uint64_t pos, char *out, size_t max)
 
     (void)pos;
     pthread_mutex_lock(&s->lock);
-    /* A thread of its own per connection: waiting here blocks nobody else. */
-    while (!s->len && !s->ended)
-        pthread_cond_wait(&s->cond, &s->lock);
+    /* Nothing yet: the connection sleeps until the loop writes (returning 0
+     * without suspending would spin the listener's thread). */
+    if (!s->len && !s->ended) {
+        s->suspended = true;
+        MHD_suspend_connection(s->conn);
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+    }
     if (!s->len) {
         pthread_mutex_unlock(&s->lock);
         return MHD_CONTENT_READER_END_OF_STREAM;
@@ -197,10 +218,11 @@ reader_free(void *cls)
 }
 
 void *
-http_stream_mhd_response(http_stream_t *s)
+http_stream_mhd_response(http_stream_t *s, void *conn)
 {
     pthread_mutex_lock(&s->lock);
     s->refs++;
+    s->conn = conn;
     pthread_mutex_unlock(&s->lock);
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, reader, s, reader_free);

@@ -5,14 +5,15 @@
  * (GET /v1/events) is its user.
  *
  * Threads: http_stream_new, _write, _room, _end and _release on the loop
- * thread; http_stream_mhd_response on libmicrohttpd's connection thread
- * (httpd.c). A lock guards the buffer between them; the loop is woken
- * through a uv_async of the stream's own.
+ * thread; http_stream_mhd_response and the body's reader on libmicrohttpd's
+ * listener thread (httpd.c). A lock guards the buffer between them; the
+ * loop is woken through a uv_async of the stream's own.
  *
- * The server here runs a thread per connection, so the connection's
- * content reader waits on a condition variable for data; the keepalives
- * the stream's user writes (a few bytes every few seconds) are what notices
- * a client that went away. */
+ * The server's one epoll thread serves every connection, so the reader
+ * never waits: when the buffer is empty it suspends the connection
+ * (MHD_suspend_connection) and the next write, or the end, resumes it. The
+ * keepalives the stream's user writes (a few bytes every few seconds) are
+ * what notices a client that went away. */
 #pragma once
 
 #include <stdbool.h>
@@ -43,10 +44,10 @@ void http_stream_end(http_stream_t *s);
  * too). No note comes after. The memory goes when both sides let go. */
 void http_stream_release(http_stream_t *s);
 
-/* libmicrohttpd's side (httpd.c): the response whose body is the stream;
- * it holds a reference until libmicrohttpd frees it. Returns a struct
- * MHD_Response *, or NULL. */
-void *http_stream_mhd_response(http_stream_t *s);
+/* libmicrohttpd's side (httpd.c): the response whose body is the stream,
+ * for conn (a struct MHD_Connection *); it holds a reference until
+ * libmicrohttpd frees it. Returns a struct MHD_Response *, or NULL. */
+void *http_stream_mhd_response(http_stream_t *s, void *conn);
 /* httpd.c could not hand the stream to a connection (the client's request
  * was abandoned): the stream is gone. */
 void http_stream_abandon(http_stream_t *s);

@@ -80,6 +80,7 @@ sse_main(void *arg)
     }
     snprintf(url, sizeof(url), "%s/v1/events", F.url);
     curl_easy_setopt(c, CURLOPT_URL, url);
+    h = fx_secure(c, h);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sse_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
@@ -195,6 +196,7 @@ test_json_lines(void **state)
     snprintf(url, sizeof(url), "%s/v1/events?after=%llu&type=guest.*", F.url,
              (unsigned long long)(top > 20 ? top - 20 : 0));
     curl_easy_setopt(c, CURLOPT_URL, url);
+    h = fx_secure(c, h);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);

@@ -247,7 +247,7 @@ test_billing(void **state)
             time_t secs = (time_t)((base + h * HOUR_MS) / 1000);
             struct tm tm;
             gmtime_r(&secs, &tm);
-            strftime(want, sizeof(want), "%Y-%m-%dT%H:00:00Z", &tm);
+            strftime(want, sizeof(want), "%Y-%m-%dT%H:00:00.000Z", &tm);
             if (strcmp(str(r, "guest"), "h1") != 0 || strcmp(str(r, "period"), want) != 0)
                 continue;
             hours++;
@@ -288,6 +288,7 @@ test_billing(void **state)
     snprintf(url, sizeof(url), "%s/v1/usage/traffic?period=day&guest=h1&from=%llu", F.url,
              (unsigned long long)(base - 3 * HOUR_MS) / 1000);
     curl_easy_setopt(c, CURLOPT_URL, url);
+    h = fx_secure(c, h);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);

@@ -122,14 +122,15 @@ local_cluster() {
     VFLEET_LOCAL_DIR=$CL VFLEET_LOCAL_PORT=$CL_PORT VFLEET_LOCAL_PREFIX=$CL_PREFIX \
         VFLEET_MASTER_ARGS="--log-level debug ${MASTER_ARGS:-}" \
         VFLEET_NODE_ARGS="--heartbeat 500 --usage-interval 1 --log-level debug ${NODE_ARGS:-}" \
-        VFLEET_SIM_ARGS="${SIM_ARGS:-}" VFLEET_BIN=$VFLEET_BIN \
+        VFLEET_SIM_ARGS="${SIM_ARGS:-}" VFLEET_BIN=$VFLEET_BIN VFLEET_LOCAL_LINK=${CL_LINK:-ipc} \
         "$VFLEET_SOURCE_DIR/deploy/local-cluster" "$@"
 }
 
 start_cluster() {
     local nodes=$1 sim=${2:-0}
     CL_PORT=${CL_PORT:-$(free_port)}
-    export VFLEET_MASTER=http://127.0.0.1:$CL_PORT
+    # Scenarios run as root on the master's host: the API's Unix socket.
+    export VFLEET_MASTER=unix:$CL/api.sock
     [ -x "$VFLEET_BIN/vfleet-master" ] || {
         echo "SKIP: no vfleet-master built"
         exit 77
@@ -157,6 +158,11 @@ kill9_wait() {
 
 # vf ARGS...: the CLI against this scenario's master.
 vf() { "$VFLEET_BIN/vfleet" "$@"; }
+# api_curl ARGS... PATH: curl to the master's API as root (its Unix socket).
+api_curl() {
+    local path=${*: -1}
+    curl --unix-socket "${VFLEET_MASTER#unix:}" "${@:1:$#-1}" "http://localhost$path"
+}
 
 # pyj EXPR: evaluates a Python expression over the JSON on stdin (bound to d).
 pyj() {
@@ -186,6 +192,18 @@ count_state() { vf --json guest ls --state "$1" | pyj 'len(d["guests"])'; }
 all_running() { [ "$(count_state running)" -eq "$1" ]; }
 is_node_state() { [ "$(node_state "$1")" = "$2" ]; }
 
+# cut_node N / heal_node N: node N's link to the master dropped (both ways)
+# by nftables in its own namespace, and restored. Needs CL_LINK=tcp.
+cut_node() {
+    ip netns exec "vf-$(node "$1")" nft -f - <<EOF
+table inet vftestcut {
+    chain out { type filter hook output priority -10; ip daddr 172.31.0.2 drop; }
+    chain in { type filter hook input priority -10; ip saddr 172.31.0.2 drop; }
+}
+EOF
+}
+heal_node() { ip netns exec "vf-$(node "$1")" nft delete table inet vftestcut; }
+
 # Stops every process, guest, mount, cgroup and namespace the cluster made.
 cluster_teardown() {
     [ "$CL_STARTED" = 1 ] || return 0
@@ -193,6 +211,8 @@ cluster_teardown() {
     for f in "$CL"/*/agent.pid "$CL"/master.pid; do
         [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
     done
+    # The tcp link's forwarder and the children it forked per connection.
+    [ -s "$CL/link.pid" ] && kill -9 -- "-$(cat "$CL/link.pid")" 2>/dev/null
     sleep 0.2
     for rec in "$CL"/*/guests/*.json; do
         [ -f "$rec" ] || continue
