@@ -13,12 +13,14 @@
 void
 cmd_usage_help(FILE *f)
 {
-    fputs("Usage: vfleet usage traffic [--period hour|day|month] [--from T] [--to T]\n"
-          "                            [--guest NAME] [--csv]\n"
+    fputs("Usage: vfleet usage COMMAND\n"
           "\n"
-          "  Traffic in and out per guest and period (UTC), for billing. It continues\n"
-          "  across agent and guest restarts and moves; deleted guests still count.\n"
+          "  traffic [--period hour|day|month] [--from T] [--to T] [--guest NAME] [--csv]\n"
+          "                 traffic in and out per guest and period (UTC), for billing;\n"
+          "                 it continues across agent and guest restarts and moves, and\n"
+          "                 deleted guests still count\n"
           "\n"
+          "Options of traffic:\n"
           "  --period P   hour, day (default) or month\n"
           "  --from T     the first period is the one holding T (default: the current one)\n"
           "  --to T       up to T (default: now)\n"
@@ -26,7 +28,7 @@ cmd_usage_help(FILE *f)
           "  --csv        the master's CSV (guest,id,period,rx_bytes,tx_bytes,...)\n"
           "\n"
           "Times: Unix seconds, RFC 3339 (2024-05-01T00:00:00Z), now, or -DURATION\n"
-          "(-6h, -2d: that long ago).\n",
+          "(-6h, -2d: that long ago). Operators and admins only.\n",
           f);
 }
 

@@ -17,6 +17,7 @@ struct http_stream {
     char *buf;                   /* bytes not sent yet */
     size_t len;                  /* bytes in buf */
     size_t max;                  /* capacity of buf */
+    uint64_t sent;               /* bytes handed to libmicrohttpd so far */
     bool ended;                  /* the loop writes no more */
     bool gone;                   /* libmicrohttpd is done with it (client away) */
     bool want_room;              /* the loop waits for the buffer to drain */
@@ -192,6 +193,7 @@ reader(void *cls, uint64_t pos, char *out, size_t max)
     memmove(out, s->buf, (size_t)n);
     memmove(s->buf, s->buf + n, s->len - (size_t)n);
     s->len -= (size_t)n;
+    s->sent += (uint64_t)n;
     if (s->want_room && s->len <= s->max / 2) {
         s->want_room = false;
         s->note_room = true;
@@ -229,6 +231,38 @@ http_stream_mhd_response(http_stream_t *s, void *conn)
     if (!r)
         reader_free(s);
     return r;
+}
+
+http_stream_t *
+http_stream_ref(http_stream_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->refs++;
+    pthread_mutex_unlock(&s->lock);
+    return s;
+}
+
+void
+http_stream_unref(http_stream_t *s)
+{
+    bool free_it;
+
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    unref_locked(s, &free_it);
+    pthread_mutex_unlock(&s->lock);
+    if (free_it)
+        stream_free(s);
+}
+
+uint64_t
+http_stream_sent(http_stream_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    uint64_t n = s->sent;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 void

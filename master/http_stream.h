@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 typedef struct http_stream http_stream_t;
@@ -48,6 +49,12 @@ void http_stream_release(http_stream_t *s);
  * for conn (a struct MHD_Connection *); it holds a reference until
  * libmicrohttpd frees it. Returns a struct MHD_Response *, or NULL. */
 void *http_stream_mhd_response(http_stream_t *s, void *conn);
+/* Another reference, for a reader of http_stream_sent (the access log),
+ * and its end. */
+http_stream_t *http_stream_ref(http_stream_t *s);
+void http_stream_unref(http_stream_t *s);
+/* Bytes libmicrohttpd took from the stream so far. */
+uint64_t http_stream_sent(http_stream_t *s);
 /* httpd.c could not hand the stream to a connection (the client's request
  * was abandoned): the stream is gone. */
 void http_stream_abandon(http_stream_t *s);

@@ -30,13 +30,13 @@ sleep 4
 n=$(oom_events)
 [ "$n" -eq 1 ] || fail "$n guest.oom events for one kill: $(vf events --type guest.oom)"
 ev=$(vf --json events --type guest.oom --guest o1)
-echo "$ev" | pyj 'd["guest"]' | grep -qx o1 || fail "the event does not name o1: $ev"
-echo "$ev" | pyj 'd["data"]["kills"]' | grep -qx 1 || fail "kills is not 1: $ev"
-ok "exactly one guest.oom event naming o1: $(echo "$ev" | pyj 'd["message"]')"
+echo "$ev" | jv '.guest' | grep -qx o1 || fail "the event does not name o1: $ev"
+echo "$ev" | jv '.data.kills' | grep -qx 1 || fail "kills is not 1: $ev"
+ok "exactly one guest.oom event naming o1: $(echo "$ev" | jv '.message')"
 grep -q "OOM notification" "$CL/$(guest_field o1 node)/agent.log" ||
     fail "the node did not hear the kernel's notification (only usage saw it?)"
 ok "the node heard the kernel's OOM notification"
-fc=$(vf --json guest usage o1 | pyj 'd["failcnt"]["oom"]')
+fc=$(vf --json guest usage o1 | jv '.failcnt.oom')
 [ "$fc" -ge 1 ] || fail "usage failcnt.oom is $fc"
 ok "usage: failcnt.oom = $fc"
 vf guest rm o1 >/dev/null || fail "rm o1"

@@ -21,22 +21,29 @@ wait_for 30 "a usage sample of m1" has_usage
 ok "m1 runs on a simulated node and reports usage"
 
 # The exposition passes promtool's checks.
-curl -sf "$VFLEET_MASTER/metrics" -o "$T/metrics.txt" || fail "GET /metrics"
+api_curl -sf -o "$T/metrics.txt" /metrics || fail "GET /metrics"
 grep -q '^vfleet_guest_memory_bytes{guest="m1",node="' "$T/metrics.txt" ||
     fail "no memory series of m1: $(grep -c . "$T/metrics.txt") lines"
 promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1 ||
     fail "promtool check metrics: $(cat "$T/promtool.out")"
 ok "promtool check metrics passes ($(wc -l <"$T/metrics.txt") lines)"
 
-# A real Prometheus scraping every second.
+# A real Prometheus scraping every second, over HTTPS (the master's
+# self-signed certificate as its CA) with an operator's token.
 PROM_PORT=$(free_port)
 mkdir -p "$T/prom"
+vf token create --role operator --description prometheus >"$T/prom/token" || fail "token create"
 cat >"$T/prom/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
 scrape_configs:
   - job_name: vfleet
+    scheme: https
+    tls_config:
+      ca_file: $CL/api.crt
+    authorization:
+      credentials_file: $T/prom/token
     static_configs:
       - targets: ["127.0.0.1:$CL_PORT"]
 EOF
@@ -48,19 +55,21 @@ PROM=http://127.0.0.1:$PROM_PORT
 
 prom_query() { curl -sf --get "$PROM/api/v1/query" --data-urlencode "query=$1"; }
 target_up() {
-    prom_query 'up{job="vfleet"}' | pyj 'd["status"]=="success" and len(d["data"]["result"])==1 and d["data"]["result"][0]["value"][1]=="1"' | grep -qx true
+    prom_query 'up{job="vfleet"}' |
+        jv '.status == "success" and (.data.result | length) == 1 and .data.result[0].value[1] == "1"' |
+        grep -qx true
 }
 wait_for 60 "Prometheus to scrape the master" target_up
 ok "Prometheus: up{job=\"vfleet\"} = 1"
 
 memory_series() {
     prom_query 'vfleet_guest_memory_bytes{guest="m1"}' |
-        pyj 'd["status"]=="success" and len(d["data"]["result"])==1 and float(d["data"]["result"][0]["value"][1])>0' |
+        jv '.status == "success" and (.data.result | length) == 1 and (.data.result[0].value[1] | tonumber) > 0' |
         grep -qx true
 }
 wait_for 30 "m1's memory series in Prometheus" memory_series
 ok "Prometheus has vfleet_guest_memory_bytes{guest=\"m1\"} > 0"
-running=$(prom_query 'vfleet_guests{state="running"}' | pyj 'd["data"]["result"][0]["value"][1]')
+running=$(prom_query 'vfleet_guests{state="running"}' | jv '.data.result[0].value[1]')
 [ "$running" -ge 1 ] || fail "vfleet_guests{state=running} = $running"
 ok "Prometheus: vfleet_guests{state=\"running\"} = $running"
 

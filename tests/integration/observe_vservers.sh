@@ -23,8 +23,8 @@ for g in v1 v2; do
 done
 ctx1=$(guest_field v1 context)
 ctx2=$(guest_field v2 context)
-ip1=$(vf --json guest show v1 | pyj 'd["ips"][0].split("/")[0]')
-ip2=$(vf --json guest show v2 | pyj 'd["ips"][0].split("/")[0]')
+ip1=$(vf --json guest show v1 | jv '.ips[0] | split("/")[0]')
+ip2=$(vf --json guest show v2 | jv '.ips[0] | split("/")[0]')
 [ "$ctx1" -ge 3 ] && [ "$ctx2" -ge 3 ] && [ "$ctx1" != "$ctx2" ] || fail "contexts $ctx1 $ctx2"
 ok "v1 is context $ctx1 ($ip1), v2 context $ctx2 ($ip2)"
 
@@ -52,7 +52,7 @@ out1=$(awk -v c="$ctx1" '$1 == c {print $3}' "$T/traf1")
 cat "$V/trafstat" >"$T/traf2"
 out2=$(awk -v c="$ctx1" '$1 == c {print $3}' "$T/traf2")
 [ "${out2:-0}" -lt 2000 ] || fail "trafstat was not reset by reading: $(cat "$T/traf2")"
-since=$(vf --json guest traffic v1 | pyj 'd["since"]')
+since=$(vf --json guest traffic v1 | jv '.since')
 [ "$since" != None ] && [ -n "$since" ] || fail "the API did not see the reset (since=$since)"
 ok "trafstat: v1 sent $out1 bytes; the read reset it (then $out2); the API's mark moved too"
 
