@@ -15,17 +15,18 @@ void
 cmd_events_help(FILE *f)
 {
     fputs("Usage: vfleet events [--follow] [--type T[,T...]] [--guest NAME] [--node NAME]\n"
-          "                     [--after SEQ] [--limit N]\n"
+          "                     [--project NAME] [--after SEQ] [--limit N]\n"
           "\n"
           "Lists the cluster's events, oldest first (guest.created, guest.placed,\n"
           "guest.state, guest.oom, guest.limit, guest.address, node.state, ...).\n"
-          "Operators and admins only.\n"
+          "A tenant reads its project's events only.\n"
           "\n"
           "  --follow       keep printing events as they happen (from the newest on,\n"
           "                 or after --after); reconnects and resumes where it stopped\n"
           "  --type T,...   only these types; \"guest.*\" matches a prefix\n"
           "  --guest NAME   only events about this guest\n"
           "  --node NAME    only events about this node\n"
+          "  --project NAME only events about this project's guests\n"
           "  --after SEQ    only events after sequence number SEQ\n"
           "  --limit N      at most N events (without --follow; default all)\n"
           "\n"
@@ -40,6 +41,7 @@ struct events_opts {
     const char *types;        /* --type */
     const char *guest;        /* --guest */
     const char *node;         /* --node */
+    const char *project;      /* --project */
     unsigned long long after; /* --after */
     bool have_after;          /* --after given */
     unsigned long long limit; /* --limit, 0 = all */
@@ -49,10 +51,15 @@ static int
 events_parse(struct cli_ctx *ctx, int argc, char **argv, struct events_opts *o)
 {
     static const struct option longopts[] = {
-        {"follow", no_argument, NULL, 'f'},      {"type", required_argument, NULL, 't'},
-        {"guest", required_argument, NULL, 'g'}, {"node", required_argument, NULL, 'n'},
-        {"after", required_argument, NULL, 'a'}, {"limit", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"follow", no_argument, NULL, 'f'},
+        {"type", required_argument, NULL, 't'},
+        {"guest", required_argument, NULL, 'g'},
+        {"node", required_argument, NULL, 'n'},
+        {"after", required_argument, NULL, 'a'},
+        {"limit", required_argument, NULL, 'l'},
+        {"project", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     char *end;
     int c;
@@ -60,7 +67,7 @@ events_parse(struct cli_ctx *ctx, int argc, char **argv, struct events_opts *o)
     *o = (struct events_opts){0};
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+ft:g:n:a:l:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+ft:g:n:p:a:l:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'f':
             o->follow = true;
@@ -70,9 +77,10 @@ events_parse(struct cli_ctx *ctx, int argc, char **argv, struct events_opts *o)
             break;
         case 'g':
         case 'n':
+        case 'p':
             if (!name_is_valid(optarg))
                 return cli_usage_error(ctx, "events: \"%s\" is not a valid name", optarg);
-            *(c == 'g' ? &o->guest : &o->node) = optarg;
+            *(c == 'g' ? &o->guest : c == 'n' ? &o->node : &o->project) = optarg;
             break;
         case 'a':
         case 'l':
@@ -102,8 +110,9 @@ static char *
 filters(const struct events_opts *o)
 {
     _cleanup_free_ char *t = o->types ? http_escape(o->types) : NULL;
-    return xasprintf("%s%s%s%s%s%s", t ? "&type=" : "", t ? t : "", o->guest ? "&guest=" : "",
-                     o->guest ? o->guest : "", o->node ? "&node=" : "", o->node ? o->node : "");
+    return xasprintf("%s%s%s%s%s%s%s%s", t ? "&type=" : "", t ? t : "", o->guest ? "&guest=" : "",
+                     o->guest ? o->guest : "", o->node ? "&node=" : "", o->node ? o->node : "",
+                     o->project ? "&project=" : "", o->project ? o->project : "");
 }
 
 /* One event as a line of text: SEQ TIME TYPE NODE GUEST MESSAGE. */

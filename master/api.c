@@ -71,7 +71,7 @@ static const struct route_def routes[] = {
      h_orphan_adopt, STAFF},
     {API_ORPHAN_DESTROY, "DELETE", "/v1/nodes/{name}/orphans/{id}", "orphan.destroy",
      h_orphan_destroy, STAFF},
-    {API_EVENTS, "GET", "/v1/events", "event.list", h_events, STAFF},
+    {API_EVENTS, "GET", "/v1/events", "event.list", h_events, ANY},
     {API_USAGE_TRAFFIC, "GET", "/v1/usage/traffic", "usage.traffic", h_usage_traffic, STAFF},
     {API_METRICS, "GET", "/metrics", "metrics", h_metrics, STAFF},
 };

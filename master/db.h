@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 7
+#define DB_SCHEMA_VERSION 8
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */
@@ -155,6 +155,7 @@ struct db_event {
     const char *guest;    /* that guest's name, NULL = none */
     const char *message;  /* a sentence for people, NULL = none */
     const char *data;     /* a JSON object with the details, NULL = none */
+    const char *project;  /* the guest's project (on insert, NULL = the guest row's), NULL = none */
 };
 
 /* Opens (creating if needed) and migrates the database. path may be
@@ -296,6 +297,8 @@ int db_idem_expire(db_t *db, uint64_t before_ms);
 
 /* Appends an event; *seq (may be NULL) gets its sequence number. */
 int db_event_insert(db_t *db, const struct db_event *e, uint64_t *seq);
+/* The project of the guest guest_id into out: 0, -ENOENT (no such guest). */
+int db_event_project_of(db_t *db, const char *guest_id, char *out, size_t n);
 /* Events with seq > after, oldest first, at most limit (0 = all); the
  * records borrow their strings for the call. Returns rows visited or -errno. */
 int db_event_list(db_t *db, uint64_t after, unsigned limit,

@@ -255,6 +255,13 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "UPDATE guests SET spec = json_set(spec, '$.context', 2 + (SELECT COUNT(*) FROM guests g"
     "  WHERE g.created < guests.created OR (g.created = guests.created AND g.id <= guests.id)));"
     "CREATE UNIQUE INDEX guests_context ON guests(json_extract(spec, '$.context'));",
+
+    /* 8: the project of a guest's event, kept when the guest is gone (a
+     * tenant reads its project's events). Existing events of live guests
+     * get their guest's. */
+    "ALTER TABLE events ADD COLUMN project TEXT;"
+    "UPDATE events SET project = (SELECT project FROM guests WHERE guests.id = events.guest_id)"
+    "  WHERE guest_id IS NOT NULL;",
 };
 
 _Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,

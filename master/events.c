@@ -27,7 +27,7 @@ struct events {
 /* An event waiting for its commit; the strings live in the struct. */
 struct pending_event {
     struct db_event e; /* points into the strings below */
-    char *strings[6];  /* owned copies */
+    char *strings[7];  /* owned copies */
 };
 
 static struct events *
@@ -76,6 +76,9 @@ events_emit(master_t *m, const char *type, const char *node, const char *guest_i
     }
     _cleanup_free_ char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
+    char project[NAME_MAX_LEN + 1] = "";
+    if (guest_id && db_event_project_of(m->db, guest_id, project, sizeof(project)) < 0)
+        project[0] = '\0'; /* an orphan's or a gone guest's: no project */
     p->e = (struct db_event){
         .time_ms = master_now_ms(m),
         .type = keep(p, 0, type),
@@ -84,6 +87,7 @@ events_emit(master_t *m, const char *type, const char *node, const char *guest_i
         .guest = keep(p, 3, guest),
         .message = keep(p, 4, fmt ? msg : NULL),
         .data = keep(p, 5, text),
+        .project = keep(p, 6, project[0] ? project : NULL),
     };
     int r = db_event_insert(m->db, &p->e, &p->e.seq);
     if (r < 0) {

@@ -73,6 +73,10 @@ type_matches(const char *want, const char *type)
 bool
 event_filter_match(const struct event_filter *f, const struct db_event *e)
 {
+    if (f->nothing)
+        return false;
+    if (f->project[0] && (!e->project || strcmp(f->project, e->project) != 0))
+        return false;
     if (f->guest[0] && (!e->guest || strcmp(f->guest, e->guest) != 0))
         return false;
     if (f->node[0] && (!e->node || strcmp(f->node, e->node) != 0))
@@ -103,6 +107,7 @@ event_json(const struct db_event *e)
     json_object_set_new(o, "node", str_or_null(e->node));
     json_object_set_new(o, "guest", str_or_null(e->guest));
     json_object_set_new(o, "guest_id", str_or_null(e->guest_id));
+    json_object_set_new(o, "project", str_or_null(e->project));
     json_object_set_new(o, "message", str_or_null(e->message));
     json_object_set_new(o, "data", json_is_object(data) ? data : json_object());
     if (data && !json_is_object(data))
@@ -166,10 +171,10 @@ write_gap(struct event_stream *s, uint64_t committed)
     if (to <= s->cursor)
         return 0;
     uint64_t from = s->cursor + 1;
-    json_t *o = json_pack("{s:I, s:s, s:n, s:n, s:n, s:s, s:{s:I, s:I}}", "seq", (json_int_t)to,
-                          "type", "gap", "node", "guest", "guest_id", "message",
-                          "events were dropped by retention before they were read", "data", "from",
-                          (json_int_t)from, "to", (json_int_t)to);
+    json_t *o = json_pack("{s:I, s:s, s:n, s:n, s:n, s:n, s:s, s:{s:I, s:I}}", "seq",
+                          (json_int_t)to, "type", "gap", "node", "guest", "guest_id", "project",
+                          "message", "events were dropped by retention before they were read",
+                          "data", "from", (json_int_t)from, "to", (json_int_t)to);
     r = put(s, format_event(s, "gap", to, o));
     if (r == 0)
         s->cursor = to;

@@ -34,6 +34,8 @@ struct event_filter {
     unsigned n_types;                       /* entries in types, 0 = every type */
     char guest[NAME_MAX_LEN + 1];           /* the guest's name */
     char node[NAME_MAX_LEN + 1];            /* the node's name */
+    char project[NAME_MAX_LEN + 1]; /* the guest's project (events without one never match) */
+    bool nothing;                   /* matches no event (a tenant asking for another project) */
 };
 
 /* Parses "a,b,guest.*" into f. -EINVAL for a bad or too long list. */

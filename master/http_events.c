@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "master/auth.h"
 #include "master/events.h"
 #include "master/events_stream.h"
 #include "master/http_edge.h"
@@ -36,8 +37,10 @@ accepts(const struct http_req *req, const char *type)
 /* Filter, resume point and format from the query and headers; answers 400
  * itself on a bad parameter. */
 static int
-parse_request(master_t *m, struct http_req *req, struct event_stream_req *rq, bool *stream)
+parse_request(master_t *m, struct http_req *req, const struct caller *who,
+              struct event_stream_req *rq, bool *stream)
 {
+    const char *project = httpd_query(req, "project");
     const char *type = httpd_query(req, "type"), *guest = httpd_query(req, "guest");
     const char *node = httpd_query(req, "node"), *after = httpd_query(req, "after");
     const char *follow = httpd_query(req, "follow"), *last = httpd_header(req, "Last-Event-ID");
@@ -54,6 +57,16 @@ parse_request(master_t *m, struct http_req *req, struct event_stream_req *rq, bo
     if (node &&
         (!name_is_valid(node) || strscpy(rq->filter.node, node, sizeof(rq->filter.node)) < 0))
         return httpd_error(req, 400, "bad_request", "node", "node must be a name"), -EINVAL;
+    if (project && !name_is_valid(project))
+        return httpd_error(req, 400, "bad_request", "project", "project must be a name"), -EINVAL;
+    /* A tenant reads its project's events only (node events have none);
+     * asking for another project reads nothing, as a guest list does. */
+    if (who->role == AUTH_TENANT) {
+        rq->filter.nothing = project && strcmp(project, who->project) != 0;
+        project = who->project;
+    }
+    if (project)
+        strscpy(rq->filter.project, project, sizeof(rq->filter.project));
     if (follow && strcmp(follow, "true") && strcmp(follow, "false"))
         return httpd_error(req, 400, "bad_request", "follow", "follow must be true or false"),
                -EINVAL;
@@ -143,8 +156,7 @@ h_events(master_t *m, struct http_req *req, const struct api_match *am)
     struct event_stream_req rq;
     bool stream = false;
 
-    (void)am;
-    if (parse_request(m, req, &rq, &stream) < 0)
+    if (parse_request(m, req, &am->caller, &rq, &stream) < 0)
         return;
     if (!stream) {
         page(m, req, &rq);

@@ -375,14 +375,65 @@ test_gap(void **state)
     delete_all_guests();
 }
 
+/* A tenant reads its project's events only: its guests' (also once they
+ * are gone), no node's, nothing when it asks for another project. */
+static void
+test_tenant_project(void **state)
+{
+    json_t *o = NULL, *e;
+    char body[160], tok[AUTH_TOKEN_LEN + 1], auth[200];
+    size_t i;
+
+    (void)state;
+    uint64_t top = newest();
+    assert_int_equal(http("POST", "/v1/projects", "{\"name\":\"pe\"}", NULL, NULL), 201);
+    assert_int_equal(
+        http("POST", "/v1/tokens", "{\"role\":\"tenant\",\"project\":\"pe\"}", NULL, &o), 201);
+    snprintf(tok, sizeof(tok), "%s", str(o, "token"));
+    json_decref(o);
+    create("x1"); /* default project */
+    snprintf(body, sizeof(body), "{\"name\":\"p1\",\"template\":\"busybox\",\"project\":\"pe\"}");
+    assert_int_equal(http("POST", "/v1/guests?wait=running", body, NULL, NULL), 201);
+    assert_int_equal(http("DELETE", "/v1/guests/p1", NULL, NULL, NULL), 204);
+
+    /* The admin filters by project: p1's events, its deletion too. */
+    snprintf(body, sizeof(body), "/v1/events?after=%llu&project=pe", (unsigned long long)top);
+    assert_int_equal(http("GET", body, NULL, NULL, &o), 200);
+    bool deleted = false;
+    json_array_foreach(json_object_get(o, "events"), i, e)
+    {
+        assert_string_equal(str(e, "guest"), "p1");
+        assert_string_equal(str(e, "project"), "pe");
+        deleted |= !strcmp(str(e, "type"), "guest.deleted");
+    }
+    assert_true(deleted);
+    json_decref(o);
+
+    /* The tenant sees the same, whatever project it names. */
+    memcpy(auth, F.auth, sizeof(auth));
+    snprintf(F.auth, sizeof(F.auth), "Authorization: Bearer %s", tok);
+    snprintf(body, sizeof(body), "/v1/events?after=%llu", (unsigned long long)top);
+    assert_int_equal(http("GET", body, NULL, NULL, &o), 200);
+    assert_true(json_array_size(json_object_get(o, "events")) >= 3);
+    json_array_foreach(json_object_get(o, "events"), i, e)
+        assert_string_equal(str(e, "project"), "pe");
+    json_decref(o);
+    snprintf(body, sizeof(body), "/v1/events?after=%llu&project=default", (unsigned long long)top);
+    assert_int_equal(http("GET", body, NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "events")), 0);
+    json_decref(o);
+    assert_int_equal(http("GET", "/metrics", NULL, NULL, NULL), 403);
+    memcpy(F.auth, auth, sizeof(auth));
+    assert_int_equal(http("DELETE", "/v1/guests/x1", NULL, NULL, NULL), 204);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resume_exactly_once),
-        cmocka_unit_test(test_json_lines),
-        cmocka_unit_test(test_oom_and_limits),
-        cmocka_unit_test(test_gap),
+        cmocka_unit_test(test_resume_exactly_once), cmocka_unit_test(test_json_lines),
+        cmocka_unit_test(test_oom_and_limits),      cmocka_unit_test(test_gap),
+        cmocka_unit_test(test_tenant_project),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

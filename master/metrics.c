@@ -209,10 +209,11 @@ _Static_assert(ARRAY_SIZE(usage_metrics) == USAGE_N_U64_FIELDS,
 
 /* One guest as the scrape sees it. */
 struct guest_row {
-    char name[NAME_MAX_LEN + 1]; /* its name */
-    char node[NAME_MAX_LEN + 1]; /* its node, "" unplaced */
-    uint64_t v[USAGE_N_METRICS]; /* its latest sample, counters as totals */
-    bool have;                   /* a sample exists */
+    char name[NAME_MAX_LEN + 1];    /* its name */
+    char node[NAME_MAX_LEN + 1];    /* its node, "" unplaced */
+    char project[NAME_MAX_LEN + 1]; /* its project */
+    uint64_t v[USAGE_N_METRICS];    /* its latest sample, counters as totals */
+    bool have;                      /* a sample exists */
 };
 
 struct guests_scan {
@@ -236,14 +237,15 @@ guest_seen(void *userdata, const struct db_guest *g)
     struct guest_row *r = &s->rows[s->n++];
     strscpy(r->name, g->name, sizeof(r->name));
     strscpy(r->node, g->node ? g->node : "", sizeof(r->node));
+    strscpy(r->project, g->project ? g->project : "default", sizeof(r->project));
     r->have = u != NULL;
     if (u)
         usage_to_vec(u, r->v);
     unsigned ctx = guests_spec(s->m, g, &spec) == 0 ? spec.context : 0;
     fprintf(s->info,
-            "vfleet_guest_info{guest=\"%s\",node=\"%s\",id=\"%s\",state=\"%s\","
-            "context=\"%u\"} 1\n",
-            g->name, r->node, g->id, db_observed_to_string(g->observed), ctx);
+            "vfleet_guest_info{guest=\"%s\",node=\"%s\",project=\"%s\",id=\"%s\","
+            "state=\"%s\",context=\"%u\"} 1\n",
+            g->name, r->node, r->project, g->id, db_observed_to_string(g->observed), ctx);
     return 0;
 }
 
@@ -260,8 +262,8 @@ guest_usage_out(FILE *f, const struct guests_scan *s)
         for (size_t k = 0; k < s->n; k++) {
             if (!s->rows[k].have)
                 continue;
-            fprintf(f, "%s{guest=\"%s\",node=\"%s\"} ", usage_metrics[i].name, s->rows[k].name,
-                    s->rows[k].node);
+            fprintf(f, "%s{guest=\"%s\",node=\"%s\",project=\"%s\"} ", usage_metrics[i].name,
+                    s->rows[k].name, s->rows[k].node, s->rows[k].project);
             /* Integers as integers: exact, and much cheaper to print. */
             if (usage_metrics[i].scale == 1)
                 fprintf(f, "%llu\n", (unsigned long long)s->rows[k].v[i]);
@@ -274,9 +276,9 @@ guest_usage_out(FILE *f, const struct guests_scan *s)
     for (size_t k = 0; k < s->n; k++)
         for (unsigned j = 0; s->rows[k].have && j < USAGE_FAIL_COUNT; j++)
             fprintf(f,
-                    "vfleet_guest_limit_hits_total{guest=\"%s\",node=\"%s\",resource=\"%s\"} "
-                    "%llu\n",
-                    s->rows[k].name, s->rows[k].node, fail_names[j],
+                    "vfleet_guest_limit_hits_total{guest=\"%s\",node=\"%s\",project=\"%s\","
+                    "resource=\"%s\"} %llu\n",
+                    s->rows[k].name, s->rows[k].node, s->rows[k].project, fail_names[j],
                     (unsigned long long)s->rows[k].v[USAGE_N_U64_FIELDS + j]);
 }
 

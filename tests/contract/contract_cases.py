@@ -622,8 +622,14 @@ def observe(c):
     r = c.call("GET", "/metrics", expect=200)
     c.check('vfleet_guest_memory_bytes{guest="web1"' in r.text, "web1's memory series")
     t = make_token(c, {"role": "tenant", "project": "default"})
-    for path in ("/metrics", "/v1/events", "/v1/usage/traffic"):
+    for path in ("/metrics", "/v1/usage/traffic"):
         c.call("GET", path, auth=t, expect=403, why="a tenant")
+    r = c.call("GET", "/v1/events", query=[("after", "0")], auth=t, expect=200, why="a tenant")
+    c.check(r.get("events") and all(e["project"] == "default" for e in r.get("events")),
+            "a tenant reads its project's events")
+    r = c.call("GET", "/v1/events", query=[("project", "p2")], auth=t, expect=200,
+               why="a tenant naming another project")
+    c.check(not r.get("events"), "a tenant reads nothing of another project")
 
 
 # ---- addresses ----
