@@ -3,8 +3,9 @@
 # simulated nodes (one vfleet-node --sim-nodes process) with G guests
 # (default 1,000) reporting usage every 10 s. Prints:
 #   - one scrape of GET /metrics: the median and worst time of 20 scrapes
-#     (curl's total time on loopback: the master renders while its loop
-#     waits), the exposition's size and series;
+#     (curl's total time on loopback over HTTPS with an operator's token, as
+#     Prometheus scrapes: the master renders while its loop waits), the
+#     exposition's size and series;
 #   - the master's CPU over a window of usage reports (history written in
 #     the node batches), and what the store grew by.
 # Not a test (never in ctest): it prints figures, it asserts nothing.
@@ -30,7 +31,10 @@ done
 
 D=${BENCH_DIR:-$(mktemp -d /tmp/vfleet-observe-bench.XXXXXX)}
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL=http://127.0.0.1:$PORT
+URL=https://127.0.0.1:$PORT
+SOCK=$D/api.sock
+# Set-up goes through the master's Unix socket (root, no token).
+api() { curl -sf --unix-socket "$SOCK" "$@"; }
 cleanup() {
     [ -s "$D/sim.pid" ] && kill "$(cat "$D/sim.pid")" 2>/dev/null
     [ -s "$D/master.pid" ] && kill "$(cat "$D/master.pid")" 2>/dev/null
@@ -40,13 +44,13 @@ cleanup() {
 trap cleanup EXIT
 
 "$BIN/vfleet-master" --db "$D/master.db" --listen "127.0.0.1:$PORT" --bind "ipc://$D/master.sock" \
-    --log-level warning >"$D/master.log" 2>&1 &
+    --socket "$SOCK" --access-log no --log-level warning >"$D/master.log" 2>&1 &
 echo $! >"$D/master.pid"
 "$BIN/vfleet-node" run --backend sim --sim-nodes "$NODES" --name sim --master "ipc://$D/master.sock" \
     --state-dir "$D/sim" --usage-interval 10 --log-level warning >"$D/sim.log" 2>&1 &
 echo $! >"$D/sim.pid"
 for _ in $(seq 100); do
-    n=$(curl -sf "$URL/v1/nodes" 2>/dev/null | python3 -c 'import json,sys; print(sum(1 for n in json.load(sys.stdin)["nodes"] if n["state"]=="ready"))' 2>/dev/null || echo 0)
+    n=$(api http://localhost/v1/nodes 2>/dev/null | python3 -c 'import json,sys; print(sum(1 for n in json.load(sys.stdin)["nodes"] if n["state"]=="ready"))' 2>/dev/null || echo 0)
     [ "$n" -ge "$NODES" ] && break
     sleep 0.2
 done
@@ -56,18 +60,22 @@ made=0
 while [ $made -lt "$GUESTS" ]; do
     n=$((GUESTS - made > 1000 ? 1000 : GUESTS - made))
     python3 -c 'import json,sys; s,n=int(sys.argv[1]),int(sys.argv[2]); print(json.dumps({"guests":[{"name":"b%d"%i,"template":"busybox","limits":{"memory":"64M","disk":"1G","cpu_max":0.1}} for i in range(s,s+n)]}))' "$made" "$n" >"$D/batch.json"
-    curl -sf -X POST -H 'Content-Type: application/json' --data @"$D/batch.json" "$URL/v1/guests:batch" >/dev/null
+    api -X POST -H 'Content-Type: application/json' --data @"$D/batch.json" http://localhost/v1/guests:batch >/dev/null
     made=$((made + n))
 done
-running() { curl -sf "$URL/v1/guests?state=running&limit=5000" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["guests"]))'; }
+running() { api "http://localhost/v1/guests?state=running&limit=5000" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["guests"]))'; }
 for _ in $(seq 300); do [ "$(running)" -ge "$GUESTS" ] && break; sleep 1; done
 echo "$GUESTS guests running on $NODES simulated nodes; waiting for two usage rounds"
 sleep 21
 
-# Scrapes.
+# Scrapes, as Prometheus does them: HTTPS, the master's certificate as CA,
+# an operator's token, a new connection each time.
+TOKEN=$(api -X POST -H 'Content-Type: application/json' -d '{"role":"operator"}' \
+    http://localhost/v1/tokens | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 times=()
 for _ in $(seq 20); do
-    times+=("$(curl -s -o "$D/metrics.txt" -w '%{time_total}' "$URL/metrics")")
+    times+=("$(curl -s --cacert "$D/api.crt" -H "Authorization: Bearer $TOKEN" -o "$D/metrics.txt" \
+        -w '%{time_total}' "$URL/metrics")")
 done
 sorted=$(printf '%s\n' "${times[@]}" | sort -n)
 echo "GET /metrics: median $(echo "$sorted" | sed -n 10p) s, worst $(echo "$sorted" | tail -1) s," \
