@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/mem.h"
 #include "node/agent_internal.h"
 
 typedef void (*cmd_fn)(agent_t *a, const struct msg *m);
@@ -52,12 +53,28 @@ cmd_apply(agent_t *a, const struct msg *m)
         agent_send_ack(a, m->id, g);
         return;
     }
+    if (g && !store_ids_match(&g->rec, s)) {
+        agent_send_nack(a, m->id, s->id, MSG_ERR_UNSUPPORTED,
+                        "the privileged flag is fixed when a guest is created: recreate the guest");
+        return;
+    }
     bool existed = g != NULL;
     if (!g) {
         struct store_record rec = {.spec = *s, .applied_generation = 0};
         if ((uint32_t)a->n_guests >= a->facts.max_guests) {
             agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "node is at its guest limit");
             return;
+        }
+        /* Its own block of host uids, from those no guest of ours holds
+         * (including guests whose create is still queued). */
+        if (!(s->flags & SPEC_FLAG_PRIVILEGED)) {
+            _cleanup_free_ uint32_t *used = xcalloc(a->n_guests + 1, sizeof(*used));
+            for (size_t i = 0; i < a->n_guests; i++)
+                used[i] = a->guests[i]->rec.ids.uid_base;
+            if (store_uid_block_pick(used, a->n_guests, &rec.ids) < 0) {
+                agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "no free block of host uids");
+                return;
+            }
         }
         g = agent_guest_add(a, &rec);
     }

@@ -85,6 +85,7 @@ struct agent {
     uint64_t heartbeat_seq; /* heartbeats sent */
     bool welcomed;          /* the master answered our hello */
     uint64_t last_hello_ms; /* when hello was last sent */
+    uint64_t hello_id;      /* the request id of the last hello sent */
     uint64_t last_rx_ms;    /* when the master was last heard from */
     bool usage_pending;     /* a usage job is queued or running */
     bool handles_ready;     /* timers and the watcher are initialised */

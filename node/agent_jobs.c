@@ -40,6 +40,7 @@ struct job {
     bool fake_pids;            /* the agent's cfg.fake_pids, read by run */
     struct guest_spec spec;    /* the guest's spec as of queueing (unused by usage) */
     struct guest_runtime rt;   /* runtime in, and out of start */
+    struct guest_ids ids;      /* the guest's uid block (its store record) */
     int result;                /* backend return */
     char errtext[ERRTEXT_MAX]; /* the backend's detail when result < 0 */
     union {
@@ -122,6 +123,7 @@ job_new(agent_t *a, enum job_kind kind, uint64_t ref, const struct agent_guest *
     if (g) {
         j->spec = g->rec.spec;
         j->rt = g->rec.rt;
+        j->ids = g->rec.ids;
     }
     return j;
 }
@@ -186,9 +188,9 @@ apply_run(struct job *j, backend_t *b)
     const struct backend_ops *ops = b->ops;
     bool existed = j->u.apply.existed;
 
-    j->result = existed ? 0 : ops->create(b, &j->spec);
+    j->result = existed ? 0 : ops->create(b, &j->spec, &j->ids);
     if (j->result >= 0)
-        j->result = ops->set_limits(b, &j->spec, &j->rt);
+        j->result = ops->set_limits(b, &j->spec, &j->ids, &j->rt);
     if (j->result >= 0 && j->rt.pid)
         j->result = ops->apply_network(b, &j->spec, &j->rt);
     if (j->result < 0 && !existed) {
@@ -246,7 +248,7 @@ start_run(struct job *j, backend_t *b)
 {
     const struct backend_ops *ops = b->ops;
 
-    j->result = ops->start(b, &j->spec, &j->rt);
+    j->result = ops->start(b, &j->spec, &j->ids, &j->rt);
     if (j->result < 0)
         return;
     /* A guest runs with its network or not at all: a start whose network

@@ -100,3 +100,13 @@ vservers_cli(const char *state_dir, const char *mount, const char *file)
                 strerror(-r));
     return r;
 }
+
+void
+vservers_mount_path(const char *value, const char *state_dir, bool by_default, char *out, size_t n)
+{
+    _cleanup_free_ char *def = xasprintf("%s/vservers", state_dir);
+    const char *v = value ? value : by_default ? def : "";
+
+    if (!strcmp(v, "none") || strscpy(out, v, n) < 0)
+        out[0] = '\0';
+}

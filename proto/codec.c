@@ -81,8 +81,9 @@ struct wire_table {
         fields, ARRAY_SIZE(fields)                                                                 \
     }
 
-/* Flag names by bit number: bit 0 is SPEC_FLAG_PRIVATE, bit 1 SPEC_FLAG_LOCK. */
-static const char *const flag_names[] = {"private", "lock"};
+/* Flag names by bit number: bit i is 1u << i of enum spec_flag (proto/spec.h);
+ * spec_json.c names them the same way. */
+static const char *const flag_names[] = {"private", "lock", "privileged", "nesting"};
 
 /* guest.apply's spec: the limits table (spec_fields.h), then the I/O list. */
 static const struct wire_field io_fields[] = {
