@@ -26,6 +26,8 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_GUEST_STOP] = "guest.stop",
     [MSG_GUEST_DESTROY] = "guest.destroy",
     [MSG_GUEST_EXEC] = "guest.exec",
+    [MSG_GUEST_CONSOLE] = "guest.console",
+    [MSG_CONSOLE_RESULT] = "guest.console.result",
     [MSG_INVENTORY_GET] = "inventory.get",
     [MSG_TRAFFIC] = "traffic",
 };
@@ -153,6 +155,9 @@ msg_clear(struct msg *m)
         break;
     case MSG_TRAFFIC:
         free(m->u.traffic.items);
+        break;
+    case MSG_CONSOLE_RESULT:
+        free(m->u.console_result.data);
         break;
     default:
         break;
