@@ -307,7 +307,8 @@ int db_event_list(db_t *db, uint64_t after, unsigned limit,
  * bound) behind last, never one above last (the newest committed).
  * Returns events deleted or -errno. */
 int db_event_expire(db_t *db, uint64_t before_ms, uint64_t keep, uint64_t last);
-/* The oldest and newest sequence numbers stored (0, 0 when there are none). */
+/* The oldest sequence number stored (0 when none is) and the newest ever
+ * given, also when retention dropped it (0 when none ever was). */
 int db_event_bounds(db_t *db, uint64_t *first, uint64_t *last);
 
 /* ---- projects ---- */

@@ -16,8 +16,12 @@ static const char sql_event_list[] =
     "WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 static const char sql_event_expire_age[] = "DELETE FROM events WHERE time < ?1 AND seq <= ?2";
 static const char sql_event_expire_count[] = "DELETE FROM events WHERE seq <= ?1";
-static const char sql_event_first[] = "SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) "
-                                      "FROM events";
+/* The newest is the highest number ever given (sqlite_sequence, as
+ * AUTOINCREMENT keeps it), not the highest kept: retention may have dropped
+ * every event, and a number is never given twice. */
+static const char sql_event_first[] =
+    "SELECT COALESCE(MIN(seq), 0), MAX(COALESCE(MAX(seq), 0), "
+    "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)) FROM events";
 
 int
 db_event_insert(db_t *db, const struct db_event *e, uint64_t *seq)

@@ -1,6 +1,7 @@
 /* GET /v1/events: a page of JSON, JSON lines, or Server-Sent Events
  * (events_stream.h says how a stream resumes and what a gap is). */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,7 @@ parse_seq(const char *s, uint64_t *out)
         return -EINVAL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
+    if (errno || *end || v > INT64_MAX) /* SQLite's and JSON's integers are signed */
         return -EINVAL;
     *out = v;
     return 0;
@@ -75,9 +76,18 @@ parse_request(master_t *m, struct http_req *req, const struct caller *who,
     *stream = rq->sse || accepts(req, "application/x-ndjson") || accepts(req, "application/jsonl");
     /* SSE's reconnection header wins: it is where the client stands. */
     const char *from = last && *last ? last : after;
+    const char *field = last && *last ? "Last-Event-ID" : "after";
     if (from && parse_seq(from, &rq->after) < 0)
-        return httpd_error(req, 400, "bad_request", last && *last ? "Last-Event-ID" : "after",
+        return httpd_error(req, 400, "bad_request", field,
                            "the resume point must be an event sequence number"),
+               -EINVAL;
+    /* Past the newest event: not a point this master's log had (another
+     * master's, or a store put back from a backup). Waiting for it would
+     * silently skip every event up to it. */
+    if (from && rq->after > events_committed(m))
+        return httpd_error(req, 400, "bad_request", field,
+                           "the resume point %llu is past the newest event (%llu)",
+                           (unsigned long long)rq->after, (unsigned long long)events_committed(m)),
                -EINVAL;
     /* Without a resume point a follower starts with what happens next,
      * anyone else with the oldest event kept. */

@@ -5,11 +5,14 @@
  * node's notification) are one event; a failcnt that grew is a limit event. */
 #include "master/master_fixture.h"
 
+#include <stdatomic.h>
+#include <sys/socket.h>
+
 #include "master/core.h"
 #include "master/events.h"
 #include "master/usage.h"
 
-#define MAX_SEEN 4096
+#define MAX_SEEN 8192
 
 /* One SSE client's reading. */
 struct sse {
@@ -427,13 +430,192 @@ test_tenant_project(void **state)
     assert_int_equal(http("DELETE", "/v1/guests/x1", NULL, NULL, NULL), 204);
 }
 
+/* The status of an SSE request with this Last-Event-ID (for answers that
+ * are not a stream: a refused one ends at once). */
+static long
+sse_status(const char *last_id)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Accept: text/event-stream");
+    char url[128], hdr[128];
+    long status = 0;
+
+    snprintf(hdr, sizeof(hdr), "Last-Event-ID: %s", last_id);
+    h = curl_slist_append(h, hdr);
+    snprintf(url, sizeof(url), "%s/v1/events", F.url);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    h = fx_secure(c, h);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sse_body);
+    static struct sse sink;
+    sink = (struct sse){0};
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    else
+        fprintf(stderr, "sse_status(%s): %s\n", last_id, curl_easy_strerror(rc));
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* Resume points that are not a point of this log are refused (400) and
+ * change nothing: junk, signs, numbers past int64, past the newest event. */
+static void
+test_hostile_resume(void **state)
+{
+    static const char *const bad[] = {"abc",
+                                      "-1",
+                                      "+5",
+                                      " 5",
+                                      "5x",
+                                      "1e3",
+                                      "0x10",
+                                      "99999999999999999999",
+                                      "9223372036854775808"};
+    json_t *o = NULL;
+    char path[128], beyond[32];
+
+    (void)state;
+    uint64_t top = newest();
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(path, sizeof(path), "/v1/events?after=%s", bad[i]);
+        /* curl sends the query as given: escape what a URL cannot hold. */
+        for (char *p = path; *p; p++)
+            if (*p == ' ' || *p == '+')
+                *p = *p == ' ' ? '_' : '~';
+        assert_int_equal(http("GET", path, NULL, NULL, &o), 400);
+        assert_string_equal(str(json_object_get(o, "error"), "code"), "bad_request");
+        json_decref(o);
+        /* A header's value loses its leading spaces: " 5" is 5 there. */
+        if (bad[i][0] != ' ')
+            assert_int_equal(sse_status(bad[i]), 400);
+    }
+    snprintf(beyond, sizeof(beyond), "%llu", (unsigned long long)top + 1000);
+    snprintf(path, sizeof(path), "/v1/events?after=%s", beyond);
+    assert_int_equal(http("GET", path, NULL, NULL, &o), 400);
+    assert_string_equal(str(json_object_get(o, "error"), "field"), "after");
+    json_decref(o);
+    assert_int_equal(sse_status(beyond), 400);
+    /* The newest itself is a fine resume point: nothing after it yet. */
+    snprintf(path, sizeof(path), "/v1/events?after=%llu", (unsigned long long)top);
+    assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "events")), 0);
+    assert_int_equal(num(o, "next"), (json_int_t)top);
+    json_decref(o);
+    assert_int_equal(newest(), top);
+}
+
+/* A client that stops reading: its stream falls behind (a bounded buffer)
+ * while the master answers everyone else, and when it reads again it gets
+ * every event once, in order, from the store. */
+#define FLOOD 6000
+
+static void
+flood(struct fx *f)
+{
+    static char pad[1025];
+
+    memset(pad, 'x', sizeof(pad) - 1);
+    master_batch_begin(f->master);
+    for (unsigned i = 0; i < FLOOD; i++)
+        events_emit(f->master, "test.flood", NULL, NULL, NULL, json_pack("{s:s}", "pad", pad),
+                    "flood %u", i);
+    f->err = master_batch_commit(f->master);
+}
+
+struct slow {
+    struct sse s;        /* what it read */
+    atomic_bool go;      /* may read */
+    atomic_bool started; /* got the first bytes */
+};
+
+static size_t
+slow_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct slow *w = userdata;
+
+    atomic_store(&w->started, true);
+    while (!atomic_load(&w->go))
+        usleep(10000);
+    return sse_body(data, size, nmemb, &w->s);
+}
+
+static int
+small_rcvbuf(void *userdata, curl_socket_t fd, curlsocktype purpose)
+{
+    int n = 4096;
+
+    (void)userdata;
+    (void)purpose;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof(n));
+    return CURL_SOCKOPT_OK;
+}
+
+static void *
+slow_main(void *arg)
+{
+    struct slow *w = arg;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Accept: text/event-stream");
+    char url[128], hdr[64];
+
+    snprintf(hdr, sizeof(hdr), "Last-Event-ID: %llu", (unsigned long long)w->s.last_id);
+    h = curl_slist_append(h, hdr);
+    snprintf(url, sizeof(url), "%s/v1/events", F.url);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    h = fx_secure(c, h);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, small_rcvbuf);
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 1024L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, slow_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_perform(c);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void
+test_slow_client(void **state)
+{
+    static struct slow w;
+    json_t *o = NULL;
+
+    (void)state;
+    uint64_t top = newest();
+    w = (struct slow){.s = {.last_id = top, .stop_after = FLOOD}};
+    pthread_create(&w.s.thread, NULL, slow_main, &w);
+    while (!atomic_load(&w.started))
+        usleep(10000);
+    /* ~6.6 MB of events for a client that reads nothing. */
+    on_loop(flood);
+    assert_int_equal(F.err, 0);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(http("GET", "/v1/nodes", NULL, NULL, &o), 200);
+        json_decref(o);
+        usleep(50000);
+    }
+    atomic_store(&w.go, true);
+    pthread_join(w.s.thread, NULL);
+    assert_int_equal(w.s.n, FLOOD);
+    for (unsigned i = 0; i < FLOOD; i++) {
+        assert_int_equal(w.s.seqs[i], top + 1 + i);
+        assert_string_equal(w.s.types[i], "test.flood");
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_exactly_once), cmocka_unit_test(test_json_lines),
         cmocka_unit_test(test_oom_and_limits),      cmocka_unit_test(test_gap),
-        cmocka_unit_test(test_tenant_project),
+        cmocka_unit_test(test_tenant_project),      cmocka_unit_test(test_hostile_resume),
+        cmocka_unit_test(test_slow_client),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
