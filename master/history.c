@@ -501,6 +501,7 @@ struct traffic_sum {
     struct traffic_acc **all; /* the same, in arrival order */
     size_t n;                 /* entries in all */
     size_t cap;               /* allocated */
+    size_t max;               /* rows allowed (the answer's bound) */
 };
 
 static int
@@ -514,6 +515,8 @@ traffic_add(void *userdata, const struct db_traffic_row *r)
     snprintf(key, sizeof(key), "%s\t%s", r->guest_id, r->period);
     struct traffic_acc *a = hmap_str_get(&s->map, key);
     if (!a) {
+        if (s->n >= s->max)
+            return -E2BIG;
         a = xcalloc(1, sizeof(*a));
         memcpy(a->key, key, sizeof(a->key));
         a->key[strcspn(a->key, "\t")] = '\0';
@@ -568,7 +571,7 @@ history_traffic(master_t *m, enum history_period p, uint64_t from, uint64_t to,
                 void *userdata)
 {
     uint64_t now = master_now_ms(m);
-    struct traffic_sum s = {.m = m};
+    struct traffic_sum s = {.m = m, .max = m->cfg.traffic_max_rows};
     const char *fmt = period_fmt[(unsigned)p < ARRAY_SIZE(period_fmt) ? p : 0];
     /* usage_1h up to its mark, usage_1m up to its own, raw after. */
     uint64_t bound[DB__TIER_MAX + 1] = {

@@ -86,7 +86,8 @@ struct history_traffic {
 };
 /* Traffic per guest (or only guest_id) per period with from <= time < to
  * (whole hours), ordered by guest name, guest id and period. Deleted guests
- * are included: their traffic still counts. Returns rows or -errno. */
+ * are included: their traffic still counts. Returns rows, -E2BIG beyond
+ * cfg.traffic_max_rows rows (the answer is built in memory), or -errno. */
 int history_traffic(master_t *m, enum history_period p, uint64_t from, uint64_t to,
                     const char *guest_id,
                     int (*cb)(void *userdata, const struct history_traffic *t), void *userdata);

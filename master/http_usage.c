@@ -176,7 +176,13 @@ h_usage_traffic(master_t *m, struct http_req *req, const struct api_match *am)
     if (r < 0) {
         free(csv);
         json_decref(o.rows);
-        http_reply_errno(req, r, NULL, "cannot read the traffic: %s", strerror(-r));
+        if (r == -E2BIG)
+            httpd_error(req, 400, "bad_request", "from",
+                        "more than %u rows: narrow from and to, name a guest or take a longer "
+                        "period",
+                        m->cfg.traffic_max_rows);
+        else
+            http_reply_errno(req, r, NULL, "cannot read the traffic: %s", strerror(-r));
         return;
     }
     if (want_csv) {

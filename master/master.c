@@ -45,6 +45,7 @@ master_config_default(struct master_config *c)
     c->max_ips = 16;
     c->events_max_age_s = 30 * 86400;
     c->events_max_count = 100000;
+    c->traffic_max_rows = 200000;
     sched_config_default(&c->sched);
 }
 
@@ -199,6 +200,7 @@ config_fill(master_t *m, const struct master_config *cfg)
     DEF(http_addr);
     DEF(events_max_age_s);
     DEF(events_max_count);
+    DEF(traffic_max_rows);
 #undef DEF
     if (m->cfg.usage_ms < 100)
         m->cfg.usage_ms = 100;

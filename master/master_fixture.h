@@ -64,6 +64,7 @@ struct fx {
     unsigned idle_s;                /* the next master's HTTP idle timeout, 0 = its default */
     uint64_t clock_ms;              /* the master's wall clock when set (test clock), 0 = real */
     uint32_t events_max_count;      /* the next master's event retention by count, 0 = default */
+    uint32_t traffic_max_rows;      /* the next master's traffic answer bound, 0 = default */
 };
 
 static struct fx F;
@@ -136,6 +137,7 @@ start_master(struct fx *f)
     c.clock_ms = fx_clock;
     c.clock_userdata = f;
     c.events_max_count = f->events_max_count;
+    c.traffic_max_rows = f->traffic_max_rows;
     f->err = master_new(&f->loop, &c, &f->master, f->errtext, sizeof(f->errtext));
 }
 

@@ -258,6 +258,19 @@ test_billing(void **state)
     assert_int_equal(hours, 3);
     json_decref(o);
 
+    /* An answer is built in memory: past its bound in rows, a clear 400
+     * instead of a master that grows with the question. */
+    F.traffic_max_rows = 2;
+    restart_master();
+    assert_int_equal(http("GET", "/v1/usage/traffic?period=hour&from=-4h", NULL, NULL, &o), 400);
+    assert_string_equal(str(json_object_get(o, "error"), "field"), "from");
+    json_decref(o);
+    assert_int_equal(
+        http("GET", "/v1/usage/traffic?period=month&guest=h1&from=-4h", NULL, NULL, &o), 200);
+    json_decref(o);
+    F.traffic_max_rows = 0;
+    restart_master();
+
     /* A counter that goes backwards (the node lost its baseline, or the
      * guest moved and counts from 0 there) adds its new value, never a
      * negative amount. */
