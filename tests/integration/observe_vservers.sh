@@ -71,5 +71,18 @@ grep -qx "vserver id: $ctx2" "$T/self2" && grep -qx 'nodename: v2' "$T/self2" ||
 # the views reach it all the same (the mount allows other users).
 map=$(vf guest exec v1 -- cat /proc/self/uid_map | awk '{print $1 ":" $2; exit}')
 ok "each guest reads its own /dev/vservers/self (contexts $ctx1, $ctx2; v1's uid map $map)"
+# A guest asking for the node's files by name gets nothing, and its try
+# does not reset the node's trafstat.
+vf guest exec v1 -- ping -c 10 -i 0.05 -s 1000 "$ip2" >/dev/null || fail "ping v1 -> v2 (2)"
+sleep 2.5
+for f in trafstat setup routes_ipv4 ../trafstat; do
+    if vf guest exec v1 -- cat "/dev/vservers/$f" >"$T/peek" 2>/dev/null; then
+        fail "v1 reads /dev/vservers/$f: $(cat "$T/peek")"
+    fi
+done
+cat "$V/trafstat" >"$T/traf3"
+out3=$(awk -v c="$ctx1" '$1 == c {print $3}' "$T/traf3")
+[ "${out3:-0}" -gt 10000 ] || fail "a guest's try reset trafstat: $(cat "$T/traf3")"
+ok "a guest cannot open trafstat, setup or routes_ipv4 (and its tries reset nothing: v1 sent $out3)"
 if cat "$V/self" >/dev/null 2>&1; then fail "the host reads a self view"; fi
 ok "the host has no self view"
