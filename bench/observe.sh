@@ -5,7 +5,10 @@
 #   - one scrape of GET /metrics: the median and worst time of 20 scrapes
 #     (curl's total time on loopback over HTTPS with an operator's token, as
 #     Prometheus scrapes: the master renders while its loop waits), the
-#     exposition's size and series;
+#     exposition's size and series; then the same for a peer, Prometheus's
+#     node exporter serving that same exposition (prometheus-node-exporter,
+#     installed for the benchmark only, never by deploy/install-deps), and
+#     the ratio of the medians;
 #   - the master's CPU over a window of usage reports (history written in
 #     the node batches), and what the store grew by.
 # Not a test (never in ctest): it prints figures, it asserts nothing.
@@ -38,6 +41,7 @@ api() { curl -sf --unix-socket "$SOCK" "$@"; }
 cleanup() {
     [ -s "$D/sim.pid" ] && kill "$(cat "$D/sim.pid")" 2>/dev/null
     [ -s "$D/master.pid" ] && kill "$(cat "$D/master.pid")" 2>/dev/null
+    [ -s "$D/peer.pid" ] && kill "$(cat "$D/peer.pid")" 2>/dev/null
     sleep 0.5
     [ "$KEEP" = 1 ] || rm -rf "$D"
 }
@@ -80,6 +84,43 @@ done
 sorted=$(printf '%s\n' "${times[@]}" | sort -n)
 echo "GET /metrics: median $(echo "$sorted" | sed -n 10p) s, worst $(echo "$sorted" | tail -1) s," \
     "$(wc -c <"$D/metrics.txt") bytes, $(grep -vc '^#' "$D/metrics.txt") series"
+
+# The peer: Prometheus's own node exporter (Debian's prometheus-node-exporter,
+# Go, client_golang) serving the very exposition the master just answered,
+# through its textfile collector (which reads and parses the file at every
+# scrape, then renders it), over HTTPS with the master's certificate and key:
+# the same series, bytes and TLS handshake, from the reference exporter.
+# Only the textfile collector runs and the exporter's own metrics are off.
+if command -v prometheus-node-exporter >/dev/null; then
+    mkdir -p "$D/textfile"
+    cp "$D/metrics.txt" "$D/textfile/vfleet.prom"
+    printf 'tls_server_config:\n  cert_file: %s\n  key_file: %s\n' "$D/api.crt" "$D/api.key" >"$D/web.yml"
+    PPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    prometheus-node-exporter --collector.disable-defaults --collector.textfile \
+        --collector.textfile.directory="$D/textfile" --web.disable-exporter-metrics \
+        --web.listen-address="127.0.0.1:$PPORT" --web.config.file="$D/web.yml" \
+        --log.level=warn >"$D/peer.log" 2>&1 &
+    echo $! >"$D/peer.pid"
+    for _ in $(seq 50); do
+        curl -s --cacert "$D/api.crt" -o /dev/null "https://127.0.0.1:$PPORT/metrics" && break
+        sleep 0.1
+    done
+    ptimes=()
+    for _ in $(seq 20); do
+        ptimes+=("$(curl -s --cacert "$D/api.crt" -o "$D/peer.txt" -w '%{time_total}' \
+            "https://127.0.0.1:$PPORT/metrics")")
+    done
+    kill "$(cat "$D/peer.pid")" 2>/dev/null || true
+    rm -f "$D/peer.pid"
+    psorted=$(printf '%s\n' "${ptimes[@]}" | sort -n)
+    pmed=$(echo "$psorted" | sed -n 10p)
+    vmed=$(echo "$sorted" | sed -n 10p)
+    echo "peer (prometheus-node-exporter $(prometheus-node-exporter --version 2>&1 | awk 'NR==1{print $3}'), textfile of the same exposition):" \
+        "median $pmed s, worst $(echo "$psorted" | tail -1) s, $(grep -vc '^#' "$D/peer.txt") series;" \
+        "vfleet / peer = $(python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$vmed" "$pmed")"
+else
+    echo "peer skipped: no prometheus-node-exporter (apt-get install --no-install-recommends prometheus-node-exporter)"
+fi
 
 # The master's CPU and the store over a window of usage reports.
 pid=$(cat "$D/master.pid")

@@ -73,7 +73,7 @@ map=$(vf guest exec v1 -- cat /proc/self/uid_map | awk '{print $1 ":" $2; exit}'
 ok "each guest reads its own /dev/vservers/self (contexts $ctx1, $ctx2; v1's uid map $map)"
 # A guest asking for the node's files by name gets nothing, and its try
 # does not reset the node's trafstat.
-vf guest exec v1 -- ping -c 10 -i 0.05 -s 1000 "$ip2" >/dev/null || fail "ping v1 -> v2 (2)"
+vf guest exec v1 -- ping -c 20 -i 0.05 -s 1000 "$ip2" >/dev/null || fail "ping v1 -> v2 (2)"
 sleep 2.5
 for f in trafstat setup routes_ipv4 ../trafstat; do
     if vf guest exec v1 -- cat "/dev/vservers/$f" >"$T/peek" 2>/dev/null; then
