@@ -15,16 +15,17 @@
 
 /* One open GET /v1/events. */
 struct event_stream {
-    master_t *m;               /* the master */
-    http_stream_t *hs;         /* the response body */
-    struct event_filter f;     /* what the client wants */
-    uint64_t cursor;           /* the last seq written or passed over */
-    bool sse;                  /* Server-Sent Events, else JSON lines */
-    bool follow;               /* stays open for new events */
-    bool behind;               /* the buffer was full: waits for a ROOM note */
-    bool ended;                /* the body was ended (no follow) */
-    uint64_t last_write;       /* monotonic ms of the last write */
-    struct event_stream *next; /* in the master's list */
+    master_t *m;                 /* the master */
+    http_stream_t *hs;           /* the response body */
+    struct event_filter f;       /* what the client wants */
+    uint64_t cursor;             /* the last seq written or passed over */
+    bool sse;                    /* Server-Sent Events, else JSON lines */
+    bool follow;                 /* stays open for new events */
+    char who[NAME_MAX_LEN + 16]; /* the caller's name (per-caller bound) */
+    bool behind;                 /* the buffer was full: waits for a ROOM note */
+    bool ended;                  /* the body was ended (no follow) */
+    uint64_t last_write;         /* monotonic ms of the last write */
+    struct event_stream *next;   /* in the master's list */
 };
 
 struct event_streams {
@@ -293,6 +294,11 @@ event_stream_open(master_t *m, struct http_req *req, const struct event_stream_r
 
     if (ss->n >= EVENT_STREAMS_MAX)
         return -EAGAIN;
+    unsigned mine = 0;
+    for (struct event_stream *o = ss->list; o; o = o->next)
+        mine += !strcmp(o->who, rq->who);
+    if (mine >= EVENT_STREAMS_PER_CALLER)
+        return -EMFILE;
     if (!ss->subscribed) {
         int r = events_subscribe(m, on_event, m);
         if (r < 0)
@@ -303,6 +309,7 @@ event_stream_open(master_t *m, struct http_req *req, const struct event_stream_r
     s->m = m;
     s->f = rq->filter;
     s->cursor = rq->after;
+    memcpy(s->who, rq->who, sizeof(s->who));
     s->sse = rq->sse;
     s->follow = rq->sse || rq->follow;
     s->last_write = time_mono_ms();

@@ -24,6 +24,7 @@
 #include "master/core.h"
 
 #define EVENT_STREAMS_MAX         64          /* open streams */
+#define EVENT_STREAMS_PER_CALLER  16          /* open streams of one token (or the socket's root) */
 #define EVENT_STREAM_BUFFER       (256 << 10) /* bytes buffered per stream */
 #define EVENT_STREAM_KEEPALIVE_MS 15000       /* a keepalive after this much silence */
 #define EVENT_FILTER_MAX_TYPES    16          /* types in one filter */
@@ -47,13 +48,15 @@ json_t *event_json(const struct db_event *e);
 
 /* GET /v1/events (http_events.c parses the request). */
 struct event_stream_req {
-    struct event_filter filter; /* what to send */
-    uint64_t after;             /* send events with seq > after */
-    bool sse;                   /* Server-Sent Events, else JSON lines */
-    bool follow;                /* stay open for new events (SSE always does) */
+    struct event_filter filter;  /* what to send */
+    uint64_t after;              /* send events with seq > after */
+    bool sse;                    /* Server-Sent Events, else JSON lines */
+    bool follow;                 /* stay open for new events (SSE always does) */
+    char who[NAME_MAX_LEN + 16]; /* the caller (struct caller's who): its streams are counted */
 };
-/* Answers req with the stream. -EAGAIN when EVENT_STREAMS_MAX are open
- * (nothing answered then). */
+/* Answers req with the stream. -EAGAIN when EVENT_STREAMS_MAX are open,
+ * -EMFILE when the caller has EVENT_STREAMS_PER_CALLER open, so that one
+ * token cannot take every stream (nothing answered then). */
 int event_stream_open(master_t *m, struct http_req *req, const struct event_stream_req *rq);
 
 /* Keepalives; called by the tick. */

@@ -47,6 +47,7 @@ parse_request(master_t *m, struct http_req *req, const struct caller *who,
     const char *follow = httpd_query(req, "follow"), *last = httpd_header(req, "Last-Event-ID");
 
     *rq = (struct event_stream_req){0};
+    strscpy(rq->who, who->who, sizeof(rq->who));
     if (type && event_filter_types(&rq->filter, type) < 0)
         return httpd_error(req, 400, "bad_request", "type",
                            "type must be a comma-separated list of at most %d event types",
@@ -176,6 +177,10 @@ h_events(master_t *m, struct http_req *req, const struct api_match *am)
     if (r == -EAGAIN)
         httpd_error(req, 503, "unavailable", NULL, "too many event streams are open (%d)",
                     EVENT_STREAMS_MAX);
+    else if (r == -EMFILE)
+        httpd_error(req, 503, "unavailable", NULL,
+                    "this caller has %d event streams open: close one first",
+                    EVENT_STREAMS_PER_CALLER);
     else if (r < 0)
         http_reply_errno(req, r, NULL, "cannot open the event stream: %s", strerror(-r));
 }

@@ -10,6 +10,7 @@
 
 #include "master/core.h"
 #include "master/events.h"
+#include "master/events_stream.h"
 #include "master/usage.h"
 
 #define MAX_SEEN 8192
@@ -608,6 +609,119 @@ test_slow_client(void **state)
     }
 }
 
+/* An SSE stream held open until quit, as the token in F.auth. */
+struct hold {
+    atomic_bool quit;   /* close it */
+    atomic_bool opened; /* the stream's first bytes came */
+    atomic_long status; /* the answer's status once it ended */
+    pthread_t thread;   /* the holder */
+};
+
+static size_t
+hold_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct hold *w = userdata;
+
+    (void)data;
+    atomic_store(&w->opened, true);
+    return size * nmemb;
+}
+
+static int
+hold_progress(void *userdata, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    struct hold *w = userdata;
+
+    (void)a, (void)b, (void)c, (void)d;
+    return atomic_load(&w->quit) ? 1 : 0;
+}
+
+static void *
+hold_main(void *arg)
+{
+    struct hold *w = arg;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Accept: text/event-stream");
+    char url[128];
+    long status = 0;
+
+    snprintf(url, sizeof(url), "%s/v1/events", F.url);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    h = fx_secure(c, h);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hold_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, hold_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, w);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    atomic_store(&w->status, status ? status : -1);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* Starts w as the token tok and waits until its stream is open or over. */
+static void
+hold_start(struct hold *w, const char *tok)
+{
+    char admin[sizeof(F.auth)];
+
+    memcpy(admin, F.auth, sizeof(admin));
+    snprintf(F.auth, sizeof(F.auth), "Authorization: Bearer %s", tok);
+    *w = (struct hold){0};
+    pthread_create(&w->thread, NULL, hold_main, w);
+    for (int t = 0; t < 2000 && !atomic_load(&w->opened) && !atomic_load(&w->status); t++)
+        usleep(5000);
+    memcpy(F.auth, admin, sizeof(admin));
+}
+
+static char *
+new_token(void)
+{
+    json_t *o = NULL;
+
+    assert_int_equal(http("POST", "/v1/tokens", "{\"role\":\"operator\"}", NULL, &o), 201);
+    char *t = strdup(str(o, "token"));
+    json_decref(o);
+    return t;
+}
+
+/* One token cannot take every stream: past EVENT_STREAMS_PER_CALLER its
+ * next is 503, while another token still gets one. */
+static void
+test_streams_per_caller(void **state)
+{
+    static struct hold w[EVENT_STREAMS_PER_CALLER + 2];
+    char *a = new_token(), *b = new_token();
+
+    (void)state;
+    for (int i = 0; i < EVENT_STREAMS_PER_CALLER; i++) {
+        hold_start(&w[i], a);
+        assert_true(atomic_load(&w[i].opened));
+    }
+    struct hold *extra = &w[EVENT_STREAMS_PER_CALLER], *other = extra + 1;
+    hold_start(extra, a);
+    pthread_join(extra->thread, NULL);
+    assert_int_equal(atomic_load(&extra->status), 503);
+    /* Another caller is not locked out. */
+    hold_start(other, b);
+    assert_true(atomic_load(&other->opened));
+    for (int i = 0; i < EVENT_STREAMS_PER_CALLER; i++)
+        atomic_store(&w[i].quit, true);
+    atomic_store(&other->quit, true);
+    for (int i = 0; i < EVENT_STREAMS_PER_CALLER; i++) {
+        pthread_join(w[i].thread, NULL);
+        assert_int_equal(atomic_load(&w[i].status), 200);
+    }
+    pthread_join(other->thread, NULL);
+    assert_int_equal(atomic_load(&other->status), 200);
+    free(a);
+    free(b);
+}
+
 int
 main(void)
 {
@@ -615,7 +729,7 @@ main(void)
         cmocka_unit_test(test_resume_exactly_once), cmocka_unit_test(test_json_lines),
         cmocka_unit_test(test_oom_and_limits),      cmocka_unit_test(test_gap),
         cmocka_unit_test(test_tenant_project),      cmocka_unit_test(test_hostile_resume),
-        cmocka_unit_test(test_slow_client),
+        cmocka_unit_test(test_slow_client),         cmocka_unit_test(test_streams_per_caller),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
