@@ -197,7 +197,8 @@ cli_call(struct cli_ctx *ctx, const struct http_request *req, const char *what,
         cli_report_status(ctx, res, what);
         return code;
     }
-    if (res->raw_len > 0 && !res->body) {
+    /* A reply asked for in another type (CSV) is the caller's to read. */
+    if (res->raw_len > 0 && !res->body && !req->accept) {
         fprintf(ctx->err, "vfleet: %s %s: the master's reply is not JSON\n", req->method,
                 req->path);
         return CLI_EXIT_FAILURE;

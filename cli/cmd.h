@@ -19,6 +19,13 @@ int cmd_pool_run(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_token_run(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet project create|set|ls|show|rm`. */
 int cmd_project_run(struct cli_ctx *ctx, int argc, char **argv);
+/* `vfleet events [--follow] [--type ...]` (argv[0] is "events"). */
+int cmd_events_run(struct cli_ctx *ctx, int argc, char **argv);
+/* `vfleet usage traffic`. */
+int cmd_usage_run(struct cli_ctx *ctx, int argc, char **argv);
+/* `vfleet guest usage NAME --since D|--from T [--to T] [--step S] [--spark]`
+ * (argv[0] is "usage"). */
+int cmd_guest_usage_history(struct cli_ctx *ctx, int argc, char **argv);
 
 /* Help for each group, written to f. */
 void cmd_node_help(FILE *f);
@@ -26,3 +33,5 @@ void cmd_guest_help(FILE *f);
 void cmd_pool_help(FILE *f);
 void cmd_token_help(FILE *f);
 void cmd_project_help(FILE *f);
+void cmd_events_help(FILE *f);
+void cmd_usage_help(FILE *f);

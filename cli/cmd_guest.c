@@ -33,6 +33,8 @@ cmd_guest_help(FILE *f)
         "  exec NAME [--timeout S] -- CMD ARGS...\n"
         "                                       run a command in the guest; exits with its code\n"
         "  usage NAME                           the latest resource usage sample\n"
+        "  usage NAME --since 6h [--step 5m] [--spark]\n"
+        "        NAME --from T [--to T] ...     its history: a table, or sparklines\n"
         "  console NAME --log [--bytes N]       the tail of the guest's console (its node keeps 1 "
         "MiB)\n"
         "  ip add NAME [auto|auto4|auto6|ADDR]  one more address from a pool (default auto)\n"
@@ -629,6 +631,12 @@ guest_usage(struct cli_ctx *ctx, int argc, char **argv)
     const char *name;
     char buf[32];
 
+    /* A range asks for the history. */
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "--since", 7) || !strncmp(argv[i], "--from", 6) ||
+            !strncmp(argv[i], "--to", 4) || !strncmp(argv[i], "--step", 6) ||
+            !strcmp(argv[i], "--spark"))
+            return cmd_guest_usage_history(ctx, argc, argv);
     int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_guest_help);
     if (r)
         return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;

@@ -254,7 +254,9 @@ http_attempt(http_client_t *c, const struct http_request *req, const char *url, 
 
     curl_easy_reset(h);
     errbuf[0] = '\0';
-    hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    _cleanup_free_ char *accept =
+        xasprintf("Accept: %s", req->accept ? req->accept : "application/json");
+    hdrs = curl_slist_append(hdrs, accept);
     /* libcurl would wait for a 100 Continue before a larger body; the API
      * answers every request at once, so the wait only costs time. */
     hdrs = curl_slist_append(hdrs, "Expect:");
@@ -384,4 +386,78 @@ http_request_send(http_client_t *c, const struct http_request *req, struct http_
         delay = delay > UINT32_MAX / 2 ? delay : delay * 2;
     }
     return http_errno(rc);
+}
+
+/* The line reader's state. */
+struct http_lines {
+    char buf[64 * 1024];                                       /* the line being read */
+    size_t len;                                                /* bytes in buf */
+    int (*line)(void *userdata, const char *text, size_t len); /* the caller's callback */
+    void *userdata;                                            /* passed to line */
+    bool stopped;                                              /* line asked to stop */
+    long status; /* the reply's status, once headers are in */
+    CURL *h;     /* the handle, for the status */
+};
+
+static size_t
+http_lines_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct http_lines *l = userdata;
+    size_t n = size * nmemb;
+
+    if (!l->status)
+        curl_easy_getinfo(l->h, CURLINFO_RESPONSE_CODE, &l->status);
+    for (size_t i = 0; i < n; i++) {
+        if (ptr[i] != '\n') {
+            /* An overlong line is cut: the rest of it is dropped. */
+            if (l->len < sizeof(l->buf) - 1)
+                l->buf[l->len++] = ptr[i];
+            continue;
+        }
+        if (l->len && l->buf[l->len - 1] == '\r')
+            l->len--;
+        l->buf[l->len] = '\0';
+        size_t len = l->len;
+        l->len = 0;
+        if (l->status >= 200 && l->status < 300 && l->line(l->userdata, l->buf, len)) {
+            l->stopped = true;
+            return 0;
+        }
+    }
+    return n;
+}
+
+int
+http_request_lines(http_client_t *c, const char *path, const char *accept, long *status,
+                   int (*line)(void *userdata, const char *text, size_t len), void *userdata)
+{
+    _cleanup_(curl_slist_freep) struct curl_slist *hdrs = NULL;
+    _cleanup_free_ char *url = xasprintf("%s%s", c->base, path);
+    _cleanup_free_ char *acc = xasprintf("Accept: %s", accept);
+    struct http_lines *l = xcalloc(1, sizeof(*l));
+    CURL *h = c->curl;
+
+    l->line = line;
+    l->userdata = userdata;
+    l->h = h;
+    curl_easy_reset(h);
+    hdrs = curl_slist_append(hdrs, acc);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)HTTP_CONNECT_TIMEOUT);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, HTTP_USER_AGENT);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_lines_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, l);
+    /* A stream that stays silent longer than its keepalives is dead. */
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    int r = l->stopped ? 1 : rc == CURLE_OK ? 0 : http_errno(rc);
+    free(l);
+    return r;
 }

@@ -33,6 +33,7 @@ struct http_request {
     const json_t *body;          /* JSON body, or NULL for none */
     const char *idempotency_key; /* POST only; NULL = a fresh random UUID for this call */
     long timeout;                /* seconds for the whole exchange, 0 = HTTP_DEFAULT_TIMEOUT */
+    const char *accept;          /* the Accept header, NULL = application/json */
 };
 
 /* What came back. Fill with http_request_send(), release with http_result_clear(). */
@@ -85,6 +86,15 @@ const char *http_client_base_url(const http_client_t *c);
  *   -EIO          any other transport failure (out->error says which)
  * out is always initialised, so http_result_clear() is always safe. */
 int http_request_send(http_client_t *c, const struct http_request *req, struct http_result *out);
+
+/* Reads a reply that streams (JSON lines, Server-Sent Events) line by line
+ * as it arrives, with no timeout and no retry: GET path with the Accept
+ * header accept, and line(userdata, text, len) for every line (without its
+ * newline; return nonzero to stop). Returns 0 when the server ended the
+ * body with status 2xx (*status set), 1 when line stopped it, or the
+ * -errno of http_request_send (the connection broke: the caller resumes). */
+int http_request_lines(http_client_t *c, const char *path, const char *accept, long *status,
+                       int (*line)(void *userdata, const char *text, size_t len), void *userdata);
 
 /* Releases what out holds and zeroes it. */
 void http_result_clear(struct http_result *out);

@@ -31,6 +31,8 @@ main_help(FILE *f)
           "  pool    create | ls | rm\n"
           "  token   create | ls | rm     API tokens (admin)\n"
           "  project create | set | ls | show | rm   projects and quotas\n"
+          "  events  [--follow] [--type T] [--guest NAME] [--node NAME]: what happened\n"
+          "  usage   traffic [--period hour|day|month] [--csv]: traffic for billing\n"
           "  health  is the master up? (GET /healthz)\n"
           "\n"
           "  vfleet GROUP --help shows a group's commands and options.\n"
@@ -184,6 +186,10 @@ main(int argc, char **argv)
         }
         return cmd_import_run(&ctx, argc - 1, argv + 1);
     }
+    if (!strcmp(group, "events"))
+        return cmd_events_run(&ctx, argc - 1, argv + 1);
+    if (!strcmp(group, "usage"))
+        return cmd_usage_run(&ctx, argc - 2, argv + 2);
     if (!strcmp(group, "health"))
         return main_health(&ctx, argc - 1, argv + 1);
     return cli_usage_error(&ctx, "unknown group \"%s\" (see vfleet --help)", group);

@@ -9,6 +9,7 @@
 
 #include "common/mem.h"
 #include "common/units.h"
+#include "master/db_usage.h"
 #include "master/http_handlers.h"
 #include "proto/spec_json.h"
 
@@ -84,6 +85,9 @@ static const struct route_def routes[] = {
     {API_ARCHIVE_PUT, "POST", "/v1/archives/{name}", "archive.put", h_archive_put, STAFF},
     {API_ARCHIVE_DELETE, "DELETE", "/v1/archives/{name}", "archive.delete", h_archive_delete,
      STAFF},
+    {API_EVENTS, "GET", "/v1/events", "event.list", h_events, ANY},
+    {API_USAGE_TRAFFIC, "GET", "/v1/usage/traffic", "usage.traffic", h_usage_traffic, STAFF},
+    {API_METRICS, "GET", "/metrics", "metrics", h_metrics, STAFF},
 };
 
 /* Matches path against pattern, an OpenAPI path template: the "{name}"
@@ -514,6 +518,23 @@ api_token_json(const struct db_token *t)
     json_object_set_new(o, "project", t->project ? json_string(t->project) : json_null());
     json_object_set_new(o, "description",
                         t->description ? json_string(t->description) : json_null());
+    return o;
+}
+
+json_t *
+api_usage_point_json(const struct db_roll *r)
+{
+    json_t *o = json_pack("{s:o, s:I}", "time", time_json(r->time_ms), "samples", (json_int_t)r->n);
+
+    for (unsigned i = 0; i < USAGE_N_METRICS; i++) {
+        json_t *v;
+        if (db_usage_is_counter(i))
+            v = json_pack("{s:I}", "increase", (json_int_t)r->sum[i]);
+        else
+            v = json_pack("{s:I, s:I, s:I}", "min", (json_int_t)r->min[i], "max",
+                          (json_int_t)r->max[i], "avg", (json_int_t)(r->n ? r->sum[i] / r->n : 0));
+        json_object_set_new(o, db_usage_metric_name(i), v);
+    }
     return o;
 }
 

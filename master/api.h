@@ -70,6 +70,9 @@ enum api_route {
     API_NODE_ORPHANS,        /* GET /v1/nodes/{name}/orphans */
     API_ORPHAN_ADOPT,        /* POST /v1/nodes/{name}/orphans/{id}/adopt */
     API_ORPHAN_DESTROY,      /* DELETE /v1/nodes/{name}/orphans/{id} */
+    API_EVENTS,              /* GET /v1/events */
+    API_USAGE_TRAFFIC,       /* GET /v1/usage/traffic */
+    API_METRICS,             /* GET /metrics */
     API__ROUTE_MAX,
 };
 
@@ -156,6 +159,11 @@ json_t *api_usage_json(const struct guest_usage *u);
 json_t *api_project_json(const struct db_project *p, const struct db_quota *usage);
 /* A token as listed (never its secret nor its hash). */
 json_t *api_token_json(const struct db_token *t);
+/* One bucket of usage history, as the contract's UsagePoint: time, samples,
+ * and per metric {min, max, avg} for a gauge or {increase} for a counter. */
+struct db_roll;
+json_t *api_usage_point_json(const struct db_roll *r);
+
 /* A console read, as the contract's Console: {total, dropped, data}. */
 json_t *api_console_json(const struct msg_console_result *r);
 /* An exec result, as the contract's ExecResult (exit_code null when signalled). */

@@ -9,9 +9,12 @@
  *   guest_create.c, guest_addrs.c   the guest domain: create, addresses
  *   waiters.c     held HTTP requests
  *   idem.c        idempotency keys
- *   usage.c       the latest usage sample per guest
+ *   usage.c       usage samples: the latest, the master's counters, OOM and limit events
+ *   history.c     usage history: raw samples, 1-minute and 1-hour rollups, billing
  *   events.c      what happened, stored with the change and published after it
  *   operations.c  long actions (move, drain) driven by the loop; op_move.c, op_drain.c
+ *   events_stream.c  the event stream (GET /v1/events), resumable
+ *   metrics.c     the Prometheus exposition (GET /metrics)
  *   routes.c      the HTTP edge: the route table and one errno -> status map
  *   http_guests.c, http_nodes.c, http_pools.c   HTTP handlers per resource
  *
@@ -44,6 +47,10 @@ struct waiter;
 struct spec_cache;
 struct events;
 struct operations;
+struct usage;
+struct history;
+struct metrics;
+struct event_streams;
 
 /* One bound ROUTER endpoint. */
 struct mlink {
@@ -70,7 +77,10 @@ struct master {
     uv_timer_t tick;                      /* liveness, re-sends, wait timeouts */
     bool tick_init;                       /* tick initialised */
     struct waiter *waiters;               /* held requests */
-    struct hmap_str usage;                /* guest id -> struct usage_entry * */
+    struct usage *usage;                  /* usage cache (usage.c) */
+    struct history *history;              /* rollup marks (history.c) */
+    struct metrics *metrics;              /* counters and histograms (metrics.c) */
+    struct event_streams *streams;        /* open event streams (events_stream.c) */
     struct spec_cache *specs;             /* parsed specs by guest id */
     struct events *events;                /* event subscribers */
     struct operations *ops;               /* running operations (operations.h) */
@@ -89,6 +99,10 @@ struct master {
  * (oncommit.h). batch_commit returns the commit's result. */
 void master_batch_begin(master_t *m);
 int master_batch_commit(master_t *m);
+
+/* The master's wall clock in ms since the epoch (cfg.clock_ms, which tests
+ * replace, or time_real_ms): event times, history and retention. */
+uint64_t master_now_ms(master_t *m);
 
 /* Whether the node is welcomed, not down and has a link. */
 bool master_node_connected(master_t *m, const char *node);

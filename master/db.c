@@ -531,7 +531,12 @@ db_open(const char *path, db_t **out, char *err, size_t errlen)
              (const char *)sqlite3_column_text(s, 0));
     sqlite3_finalize(s);
 
-    r = dbi_exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
+    /* journal_size_limit 0: the WAL is cut to nothing when it starts over
+     * after a checkpoint, so every commit appends to it; a full disk then
+     * refuses the next change (507) instead of the WAL's old frames taking
+     * writes until a checkpoint fails, and a burst's WAL does not stay. */
+    r = dbi_exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
+                     "PRAGMA journal_size_limit = 0;");
     if (r >= 0)
         r = migrate(db, err, errlen);
     if (r < 0) {

@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 7
+#define DB_SCHEMA_VERSION 9
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */
@@ -155,6 +155,7 @@ struct db_event {
     const char *guest;    /* that guest's name, NULL = none */
     const char *message;  /* a sentence for people, NULL = none */
     const char *data;     /* a JSON object with the details, NULL = none */
+    const char *project;  /* the guest's project (on insert, NULL = the guest row's), NULL = none */
 };
 
 /* Opens (creating if needed) and migrates the database. path may be
@@ -241,6 +242,10 @@ int db_guest_set_desired(db_t *db, const char *id, enum db_desired desired);
 int db_guest_set_deleting(db_t *db, const char *id);
 /* Stores a guest's charge (a row from before schema 5, charged at start). */
 int db_guest_set_charge(db_t *db, const char *id, const struct db_charge *c);
+/* The smallest context number (>= SPEC_MIN_CONTEXT) no guest has, in the
+ * caller's transaction (so guests created in it count). -ENOSPC past
+ * SPEC_MAX_CONTEXT. */
+int db_guest_free_context(db_t *db, uint32_t *out);
 /* Deletes the guest, its labels and its address allocations. */
 int db_guest_delete(db_t *db, const char *id);
 int db_guest_get_by_id(db_t *db, const char *id, struct db_guest *out);
@@ -292,11 +297,18 @@ int db_idem_expire(db_t *db, uint64_t before_ms);
 
 /* Appends an event; *seq (may be NULL) gets its sequence number. */
 int db_event_insert(db_t *db, const struct db_event *e, uint64_t *seq);
+/* The project of the guest guest_id into out: 0, -ENOENT (no such guest). */
+int db_event_project_of(db_t *db, const char *guest_id, char *out, size_t n);
 /* Events with seq > after, oldest first, at most limit (0 = all); the
  * records borrow their strings for the call. Returns rows visited or -errno. */
 int db_event_list(db_t *db, uint64_t after, unsigned limit,
                   int (*cb)(void *userdata, const struct db_event *e), void *userdata);
-/* The oldest and newest sequence numbers stored (0, 0 when there are none). */
+/* Deletes events older than before_ms, and those more than keep (0 = no
+ * bound) behind last, never one above last (the newest committed).
+ * Returns events deleted or -errno. */
+int db_event_expire(db_t *db, uint64_t before_ms, uint64_t keep, uint64_t last);
+/* The oldest sequence number stored (0 when none is) and the newest ever
+ * given, also when retention dropped it (0 when none ever was). */
 int db_event_bounds(db_t *db, uint64_t *first, uint64_t *last);
 
 /* ---- projects ---- */

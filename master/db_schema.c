@@ -214,6 +214,81 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "CREATE INDEX operations_created ON operations(created, id);"
     "CREATE INDEX operations_guest ON operations(guest_id);"
     "CREATE INDEX operations_parent ON operations(parent);",
+    /* 8: usage history and the FreeVPS context numbers.
+     * usage_last is each guest's latest sample (the node's values) and the
+     * master's own running counters (never going backwards, across node
+     * restarts and moves), as USAGE_N_METRICS unsigned LEB128 varints, and the
+     * OOM kill count events were emitted up to (oom_seen); it stays
+     * after the guest is deleted (deleted = 1) so its history keeps a name.
+     * usage_raw holds samples (gauges as measured, counters as the increase
+     * since the guest's previous sample), keyed by time first so a round of
+     * samples appends to a few pages (a guest's raw rows are read only for
+     * the last hour: a scan of that hour), usage_1m and usage_1h rollups
+     * (n samples; gauges min, max and sum; counters the increase), each
+     * keyed by the start of its period.
+     * The columns follow proto/usage.h's USAGE_U64_FIELDS and failcnt
+     * (db_usage.c checks them at open). Guests get a context number from 3
+     * in creation order; the unique index guards it. */
+    "CREATE TABLE usage_last ("
+    "  guest_id TEXT PRIMARY KEY, name TEXT NOT NULL, node TEXT, time INTEGER NOT NULL,"
+    "  sample BLOB NOT NULL, totals BLOB NOT NULL, oom_seen INTEGER NOT NULL DEFAULT 0,"
+    "  deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1))"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE usage_raw ("
+    "  guest_id TEXT NOT NULL, time INTEGER NOT NULL,"
+    "  cpu_ns INTEGER, memory INTEGER, memory_peak INTEGER, rss INTEGER,"
+    "  swap INTEGER, procs INTEGER, disk_bytes INTEGER, disk_inodes INTEGER,"
+    "  io_read_bytes INTEGER, io_write_bytes INTEGER, io_read_ops INTEGER,"
+    "  io_write_ops INTEGER, net_rx_bytes INTEGER, net_tx_bytes INTEGER,"
+    "  net_rx_packets INTEGER, net_tx_packets INTEGER, tcp_sockets INTEGER,"
+    "  failcnt_procs INTEGER, failcnt_memory INTEGER, failcnt_oom INTEGER,"
+    "  failcnt_disk INTEGER, failcnt_tcp INTEGER,"
+    "  PRIMARY KEY (time, guest_id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE usage_1m ("
+    "  guest_id TEXT NOT NULL, time INTEGER NOT NULL, n INTEGER NOT NULL,"
+    "  cpu_ns INTEGER, memory_min INTEGER, memory_max INTEGER, memory_sum INTEGER,"
+    "  memory_peak_min INTEGER, memory_peak_max INTEGER, memory_peak_sum INTEGER,"
+    "  rss_min INTEGER, rss_max INTEGER, rss_sum INTEGER, swap_min INTEGER,"
+    "  swap_max INTEGER, swap_sum INTEGER, procs_min INTEGER, procs_max INTEGER,"
+    "  procs_sum INTEGER, disk_bytes_min INTEGER, disk_bytes_max INTEGER,"
+    "  disk_bytes_sum INTEGER, disk_inodes_min INTEGER, disk_inodes_max INTEGER,"
+    "  disk_inodes_sum INTEGER, io_read_bytes INTEGER, io_write_bytes INTEGER,"
+    "  io_read_ops INTEGER, io_write_ops INTEGER, net_rx_bytes INTEGER,"
+    "  net_tx_bytes INTEGER, net_rx_packets INTEGER, net_tx_packets INTEGER,"
+    "  tcp_sockets_min INTEGER, tcp_sockets_max INTEGER, tcp_sockets_sum INTEGER,"
+    "  failcnt_procs INTEGER, failcnt_memory INTEGER, failcnt_oom INTEGER,"
+    "  failcnt_disk INTEGER, failcnt_tcp INTEGER,"
+    "  PRIMARY KEY (guest_id, time)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX usage_1m_time ON usage_1m(time);"
+    "CREATE TABLE usage_1h ("
+    "  guest_id TEXT NOT NULL, time INTEGER NOT NULL, n INTEGER NOT NULL,"
+    "  cpu_ns INTEGER, memory_min INTEGER, memory_max INTEGER, memory_sum INTEGER,"
+    "  memory_peak_min INTEGER, memory_peak_max INTEGER, memory_peak_sum INTEGER,"
+    "  rss_min INTEGER, rss_max INTEGER, rss_sum INTEGER, swap_min INTEGER,"
+    "  swap_max INTEGER, swap_sum INTEGER, procs_min INTEGER, procs_max INTEGER,"
+    "  procs_sum INTEGER, disk_bytes_min INTEGER, disk_bytes_max INTEGER,"
+    "  disk_bytes_sum INTEGER, disk_inodes_min INTEGER, disk_inodes_max INTEGER,"
+    "  disk_inodes_sum INTEGER, io_read_bytes INTEGER, io_write_bytes INTEGER,"
+    "  io_read_ops INTEGER, io_write_ops INTEGER, net_rx_bytes INTEGER,"
+    "  net_tx_bytes INTEGER, net_rx_packets INTEGER, net_tx_packets INTEGER,"
+    "  tcp_sockets_min INTEGER, tcp_sockets_max INTEGER, tcp_sockets_sum INTEGER,"
+    "  failcnt_procs INTEGER, failcnt_memory INTEGER, failcnt_oom INTEGER,"
+    "  failcnt_disk INTEGER, failcnt_tcp INTEGER,"
+    "  PRIMARY KEY (guest_id, time)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX usage_1h_time ON usage_1h(time);"
+    "UPDATE guests SET spec = json_set(spec, '$.context', 2 + (SELECT COUNT(*) FROM guests g"
+    "  WHERE g.created < guests.created OR (g.created = guests.created AND g.id <= guests.id)));"
+    "CREATE UNIQUE INDEX guests_context ON guests(json_extract(spec, '$.context'));",
+
+    /* 9: the project of a guest's event, kept when the guest is gone (a
+     * tenant reads its project's events). Existing events of live guests
+     * get their guest's. */
+    "ALTER TABLE events ADD COLUMN project TEXT;"
+    "UPDATE events SET project = (SELECT project FROM guests WHERE guests.id = events.guest_id)"
+    "  WHERE guest_id IS NOT NULL;",
 };
 
 _Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,

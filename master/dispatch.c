@@ -21,6 +21,7 @@ struct cmd {
     char *buf;                   /* the encoded frame */
     size_t len;                  /* bytes in buf */
     uint64_t next_ms;            /* monotonic time of the next (re-)send */
+    uint64_t queued_ms;          /* monotonic time it was queued (answer latency) */
     uint32_t interval_ms;        /* the current re-send interval */
     bool sent;                   /* went out at least once */
     struct cmd *next;            /* queue order */
@@ -34,11 +35,12 @@ struct outbox {
 };
 
 struct dispatch {
-    struct dispatch_config cfg; /* as given, defaults filled in */
-    struct hmap_str boxes;      /* node name -> struct outbox * */
-    struct outbox **all;        /* every outbox, for ticks */
-    size_t n_all;               /* entries in all */
-    uint64_t next_id;           /* the next request id */
+    struct dispatch_config cfg;  /* as given, defaults filled in */
+    struct hmap_str boxes;       /* node name -> struct outbox * */
+    struct outbox **all;         /* every outbox, for ticks */
+    size_t n_all;                /* entries in all */
+    uint64_t next_id;            /* the next request id */
+    struct dispatch_stats stats; /* counts since start (metrics) */
 };
 
 static uint64_t
@@ -119,6 +121,10 @@ cmd_send(dispatch_t *d, const struct outbox *b, struct cmd *c, uint64_t now)
 {
     int r = d->cfg.send(d->cfg.userdata, b->name, c->buf, c->len);
 
+    if (r >= 0) {
+        d->stats.sent++;
+        d->stats.resent += c->sent;
+    }
     if (c->sent) {
         uint64_t doubled = (uint64_t)c->interval_ms * 2;
         c->interval_ms = doubled > d->cfg.resend_max_ms ? d->cfg.resend_max_ms : (uint32_t)doubled;
@@ -188,6 +194,8 @@ dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
         return r;
     }
     c->interval_ms = d->cfg.resend_ms;
+    c->queued_ms = now_ms(d);
+    d->stats.queued++;
 
     if (sent_once(c->type)) {
         /* Sent once: a second run of a command is not harmless. */
@@ -244,6 +252,7 @@ dispatch_complete(dispatch_t *d, const char *node, uint64_t ref, struct dispatch
             out->type = c->type;
             memcpy(out->guest, c->guest, sizeof(out->guest));
             out->generation = c->generation;
+            out->queued_ms = c->queued_ms;
         }
         *pp = c->next;
         b->len--;
@@ -267,6 +276,7 @@ dispatch_defer(dispatch_t *d, const char *node, uint64_t ref, struct dispatch_do
         out->type = c->type;
         memcpy(out->guest, c->guest, sizeof(out->guest));
         out->generation = c->generation;
+        out->queued_ms = c->queued_ms;
         if (sent_once(c->type))
             return -ENOENT;
         uint64_t doubled = (uint64_t)c->interval_ms * 2;
@@ -370,4 +380,10 @@ dispatch_pending(const dispatch_t *d, const char *node, enum msg_type type, cons
     for (const struct cmd *c = b->head; c; c = c->next)
         n += c->type == type && strcmp(c->guest, guest) == 0;
     return n;
+}
+
+void
+dispatch_get_stats(const dispatch_t *d, struct dispatch_stats *out)
+{
+    *out = d->stats;
 }

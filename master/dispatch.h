@@ -52,9 +52,18 @@ struct dispatch_done {
     enum msg_type type;          /* MSG_GUEST_APPLY, ... */
     char guest[SPEC_ID_LEN + 1]; /* the guest it concerned */
     uint64_t generation;         /* the generation it carried */
+    uint64_t queued_ms;          /* the clock when it was queued (its answer's latency) */
+};
+
+/* What the outboxes did since start (the master's metrics). */
+struct dispatch_stats {
+    uint64_t queued; /* commands queued */
+    uint64_t sent;   /* frames put on the wire, re-sends included */
+    uint64_t resent; /* of which re-sends */
 };
 
 dispatch_t *dispatch_new(const struct dispatch_config *cfg);
+void dispatch_get_stats(const dispatch_t *d, struct dispatch_stats *out);
 void dispatch_destroy(dispatch_t **pd);
 
 /* Queues m (its id is assigned here; m is not modified otherwise and stays

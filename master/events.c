@@ -18,12 +18,16 @@ struct event_sub {
 
 struct events {
     struct event_sub subs[EVENTS_MAX_SUBS]; /* who hears of committed events */
+    uint64_t committed;                     /* the highest seq published */
+    uint64_t next_expire;                   /* master clock of the next retention run */
 };
+
+#define EVENTS_EXPIRE_EVERY_MS 60000ULL
 
 /* An event waiting for its commit; the strings live in the struct. */
 struct pending_event {
     struct db_event e; /* points into the strings below */
-    char *strings[6];  /* owned copies */
+    char *strings[7];  /* owned copies */
 };
 
 static struct events *
@@ -39,6 +43,8 @@ publish_after(master_t *m, void *ctx, int err)
 {
     struct pending_event *p = ctx;
 
+    if (err == 0 && m->events && p->e.seq > m->events->committed)
+        m->events->committed = p->e.seq;
     if (err == 0 && m->events)
         for (size_t i = 0; i < EVENTS_MAX_SUBS; i++)
             if (m->events->subs[i].fn)
@@ -70,14 +76,18 @@ events_emit(master_t *m, const char *type, const char *node, const char *guest_i
     }
     _cleanup_free_ char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
+    char project[NAME_MAX_LEN + 1] = "";
+    if (guest_id && db_event_project_of(m->db, guest_id, project, sizeof(project)) < 0)
+        project[0] = '\0'; /* an orphan's or a gone guest's: no project */
     p->e = (struct db_event){
-        .time_ms = time_real_ms(),
+        .time_ms = master_now_ms(m),
         .type = keep(p, 0, type),
         .node = keep(p, 1, node),
         .guest_id = keep(p, 2, guest_id),
         .guest = keep(p, 3, guest),
         .message = keep(p, 4, fmt ? msg : NULL),
         .data = keep(p, 5, text),
+        .project = keep(p, 6, project[0] ? project : NULL),
     };
     int r = db_event_insert(m->db, &p->e, &p->e.seq);
     if (r < 0) {
@@ -111,4 +121,46 @@ events_unsubscribe(master_t *m, void *userdata)
     for (size_t i = 0; i < EVENTS_MAX_SUBS; i++)
         if (m->events->subs[i].userdata == userdata)
             m->events->subs[i] = (struct event_sub){0};
+}
+
+int
+events_init(master_t *m)
+{
+    uint64_t first = 0, last = 0;
+    int r = db_event_bounds(m->db, &first, &last);
+
+    events_of(m)->committed = last;
+    return r;
+}
+
+uint64_t
+events_committed(master_t *m)
+{
+    return events_of(m)->committed;
+}
+
+int
+events_expire(master_t *m, bool force)
+{
+    struct events *ev = events_of(m);
+    uint64_t now = master_now_ms(m), age = (uint64_t)m->cfg.events_max_age_s * 1000;
+
+    if (!force && now < ev->next_expire)
+        return 0;
+    ev->next_expire = now + EVENTS_EXPIRE_EVERY_MS;
+    (void)master_batch_commit(m);
+    int r =
+        db_event_expire(m->db, now > age ? now - age : 0, m->cfg.events_max_count, ev->committed);
+    if (r < 0)
+        log_warning("cannot apply the events' retention: %s; trying again later", strerror(-r));
+    else if (r > 0)
+        log_debug("%d event(s) past retention deleted", r);
+    return r;
+}
+
+void
+events_free(master_t *m)
+{
+    free(m->events);
+    m->events = NULL;
 }

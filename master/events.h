@@ -4,9 +4,15 @@
  * handed to subscribers (the event stream, metrics) after that commit — an
  * event is never published for a change that did not happen.
  *
- * Event types (docs/api.md, "Events"):
- *   guest.created, guest.deleted, guest.state (data: from, to)
- *   node.state (data: from, to), node.hello
+ * Event types (docs/api.md, "Events", is the catalogue):
+ *   guest.created, guest.placed, guest.deleted, guest.state (data: from, to),
+ *   guest.address (data: action, address), guest.oom (data: kills, count),
+ *   guest.limit (data: resource, hits, count), guest.orphan, guest.lost,
+ *   node.state (data: from, to)
+ *
+ * Retention: events older than cfg.events_max_age_s, and all but the newest
+ * cfg.events_max_count, are deleted by the tick; a reader asking for older
+ * ones is told what it missed (events_stream.c, the "gap" event).
  *
  * Loop thread only. */
 #pragma once
@@ -27,3 +33,16 @@ typedef void (*events_fn)(void *userdata, const struct db_event *e);
 #define EVENTS_MAX_SUBS 64
 int events_subscribe(master_t *m, events_fn fn, void *userdata);
 void events_unsubscribe(master_t *m, void *userdata);
+
+/* Reads the newest sequence number from the store; call at start, outside
+ * any transaction. */
+int events_init(master_t *m);
+/* The highest sequence number published (its transaction committed): a
+ * reader of the store must not go past it, events above it may still be
+ * rolled back. */
+uint64_t events_committed(master_t *m);
+/* Applies retention, at most once a minute of the master's clock (force:
+ * now), in a transaction of its own. Returns events deleted or -errno. */
+int events_expire(master_t *m, bool force);
+/* Frees the subscriber table. */
+void events_free(master_t *m);

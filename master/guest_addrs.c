@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "master/charges.h"
+#include "master/events.h"
 #include "master/guests.h"
 
 /* The node's labels as ipam wants them (pointers into the registry). */
@@ -21,6 +22,18 @@ node_labels(master_t *m, const char *node, struct db_label *out)
     for (uint32_t i = 0; rn && i < rn->n_labels; i++)
         out[n++] = (struct db_label){rn->labels[i].key, rn->labels[i].value};
     return n;
+}
+
+/* guest.address, in the change's transaction. */
+static void
+address_event(master_t *m, const struct db_guest *g, const char *action, const struct netaddr *a)
+{
+    char buf[NETADDR_STRLEN];
+
+    netaddr_format(a, false, buf, sizeof(buf));
+    events_emit(m, "guest.address", g->node, g->id, g->name,
+                json_pack("{s:s, s:s}", "action", action, "address", buf),
+                "guest %s: address %s %s", g->name, buf, action);
 }
 
 int
@@ -61,6 +74,8 @@ guests_ip_add(master_t *m, const struct caller *c, const char *name, const struc
         next.n_addrs++;
         r = guests_change(m, c, &g, &spec, &next, e);
     }
+    if (r >= 0)
+        address_event(m, &g, "added", &next.addrs[next.n_addrs - 1]);
     r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
     if (r >= 0)
         log_info("guest=%s address %s added (generation %" PRIu64 ")", g.name,
@@ -112,6 +127,8 @@ guests_ip_del(master_t *m, const struct caller *c, const char *name, const char 
         r = 0;
     if (r >= 0)
         r = guests_change(m, c, &g, &spec, &next, e);
+    if (r >= 0)
+        address_event(m, &g, "removed", &a);
     r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
     if (r >= 0)
         log_info("guest=%s address %s removed (generation %" PRIu64 ")", g.name, buf, g.generation);

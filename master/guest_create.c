@@ -11,6 +11,7 @@
 #include "master/charges.h"
 #include "master/events.h"
 #include "master/guests.h"
+#include "master/metrics.h"
 #include "proto/spec_json.h"
 
 static void
@@ -49,7 +50,9 @@ place(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
 
     guests_resources(m, &out->spec, &sreq.res);
     sreq.res.addrs = (uint32_t)rq->n_ips;
+    uint64_t t0 = time_mono_ns();
     int r = charges_place(m->charges, &sreq, res);
+    metrics_placement(m, r, time_mono_ns() - t0);
     if (r == -ENOSPC || r == -ENOENT) {
         e->placement = true;
         e->pin_unknown = r == -ENOENT;
@@ -79,6 +82,12 @@ place(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
         return guest_fail(e, r, NULL, "the placement request is invalid");
     strscpy(out->node, res->node, sizeof(out->node));
     strscpy(out->group, rq->group ? rq->group : "", sizeof(out->group));
+    events_emit(m, "guest.placed", out->node, out->spec.id, out->spec.name,
+                json_pack("{s:s, s:I, s:I}", "algorithm", sched_algo_name(res->algo),
+                          "nodes_feasible", (json_int_t)res->nodes_feasible, "nodes_total",
+                          (json_int_t)res->nodes_total),
+                "guest %s placed on node %s (%s, %u of %u nodes fit)", out->spec.name, out->node,
+                sched_algo_name(res->algo), res->nodes_feasible, res->nodes_total);
     return 0;
 }
 
@@ -211,7 +220,11 @@ guests_create(master_t *m, const struct caller *c, const struct guest_create_req
     r = db_begin(m->db);
     if (r < 0)
         return guest_fail(e, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
-    r = place(m, rq, out, e);
+    r = db_guest_free_context(m->db, &out->spec.context);
+    if (r < 0)
+        guest_fail(e, r, NULL, "no context number is free: %s", strerror(-r));
+    if (r >= 0)
+        r = place(m, rq, out, e);
     if (r >= 0)
         r = allocate(m, rq, out, e);
     if (r >= 0)

@@ -15,6 +15,7 @@
 #include "common/mtime.h"
 #include "master/events.h"
 #include "master/guests.h"
+#include "master/usage.h"
 #include "master/waiters.h"
 
 static uint64_t
@@ -53,6 +54,10 @@ guests_node_event(master_t *m, const char *node, const struct msg_event *e)
 
     if (!e->id[0])
         return;
+    if (!strcmp(e->kind, "oom")) {
+        usage_oom(m, node, e->id, e->count); /* a kill of a guest the node runs for the master */
+        return;
+    }
     if (db_guest_get_by_id(m->db, e->id, &g) < 0 || !g.node || strcmp(g.node, node) != 0) {
         /* Not a guest the master placed there: an orphan's news. */
         db_guest_clear(&g);

@@ -548,6 +548,8 @@ guests_remove(master_t *m, const char *id)
         return r;
     r = db_begin(m->db);
     if (r >= 0) {
+        /* Before the row goes: the event takes the guest's project from it. */
+        events_emit(m, "guest.deleted", g.node, id, g.name, NULL, "guest %s deleted", g.name);
         ipam_release_guest(m->ipam, id);
         r = db_guest_delete(m->db, id);
         if (r >= 0 && g.node) {
@@ -559,7 +561,6 @@ guests_remove(master_t *m, const char *id)
             strscpy(f->id, id, sizeof(f->id));
             strscpy(f->node, g.node ? g.node : "", sizeof(f->node));
             oncommit_add(m->oncommit, forget_after, f);
-            events_emit(m, "guest.deleted", g.node, id, g.name, NULL, "guest %s deleted", g.name);
         }
         r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
     }

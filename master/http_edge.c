@@ -268,7 +268,8 @@ http_serve(struct http_req *req, void *userdata)
         httpd_error(req, 400, "bad_request", "(root)", "%s", req->body_error);
         return;
     }
-    log_debug("%s %s -> %s (%s)", req->method, req->path, api_route_name(am.route),
+    req->route = api_route_name(am.route);
+    log_debug("%s %s -> %s (%s)", req->method, req->path, req->route,
               am.public ? "public" : am.caller.who);
     am.handler(m, req, &am);
 }

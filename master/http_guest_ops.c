@@ -225,6 +225,11 @@ h_guest_usage(master_t *m, struct http_req *req, const struct api_match *am)
 
     if (guest_id(m, req, &am->caller, am->name, id) < 0)
         return;
+    /* A range asks for history; without one, the latest sample as ever. */
+    if (httpd_query(req, "from") || httpd_query(req, "to") || httpd_query(req, "step")) {
+        http_usage_history(m, req, am->name, id);
+        return;
+    }
     const struct guest_usage *u = usage_latest(m, id);
     if (!u) {
         httpd_error(req, 404, "not_found", NULL, "no usage sample of guest \"%s\" yet", am->name);

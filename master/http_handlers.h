@@ -68,3 +68,12 @@ void h_project_create(master_t *m, struct http_req *req, const struct api_match 
 void h_project_get(master_t *m, struct http_req *req, const struct api_match *am);
 void h_project_patch(master_t *m, struct http_req *req, const struct api_match *am);
 void h_project_delete(master_t *m, struct http_req *req, const struct api_match *am);
+/* http_events.c */
+void h_events(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* http_usage.c: history and billing */
+void http_usage_history(master_t *m, struct http_req *req, const char *name, const char *id);
+void h_usage_traffic(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* metrics.c */
+void h_metrics(master_t *m, struct http_req *req, const struct api_match *am);

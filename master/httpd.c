@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "master/http_stream.h"
 
 /* Where a request is. The connection's thread (libmicrohttpd's) and the
  * loop thread hand it to each other; the lock guards the moves. */
@@ -47,12 +48,16 @@ struct pending {
     bool conn_gone;                      /* an expired request's connection completed */
     bool counted;                        /* in the server's inflight count */
     unsigned status;                     /* HTTP status */
-    char *response;                      /* JSON text, malloc'd, or NULL */
+    char *response;                      /* the body, malloc'd, or NULL */
+    size_t response_len;                 /* its bytes */
+    char *content_type;                  /* its type, NULL = JSON */
+    http_stream_t *stream;               /* a body that stays open, instead of response */
     char *headers[HTTPD_MAX_HEADERS][2]; /* extra response headers (name, value), owned */
     struct timespec start;               /* when its headers were in (CLOCK_MONOTONIC), for the
                                             access log */
     unsigned sent_status;                /* the status sent (access log), 0 = none */
     uint64_t sent_bytes;                 /* body bytes sent (access log) */
+    http_stream_t *sent_stream;          /* or the stream sent, whose bytes count (referenced) */
 };
 
 struct httpd;
@@ -66,24 +71,26 @@ struct listener {
 };
 
 struct httpd {
-    struct listener tcp;    /* the TCP listener (daemon NULL when none) */
-    struct listener local;  /* the Unix socket listener (daemon NULL when none) */
-    char *unix_path;        /* the socket's path, removed at destroy */
-    char *tls_cert;         /* PEM copies: libmicrohttpd keeps pointers to them */
-    char *tls_key;          /* ... */
-    uv_loop_t *loop;        /* the loop handlers run on */
-    uv_async_t wake;        /* wakes the loop when the inbox has work */
-    uv_timer_t expiry;      /* answers requests held too long */
-    unsigned open_handles;  /* wake and expiry not yet closed */
-    pthread_mutex_t lock;   /* guards inbox, request states and stopping */
-    struct pending *inbox;  /* requests waiting for the loop (LIFO, reversed on drain) */
-    struct pending *held;   /* requests the handler has (loop thread only) */
-    httpd_handler handler;  /* the master's request handler */
-    void *userdata;         /* passed to handler */
-    bool stopping;          /* httpd_destroy runs: refuse new requests */
-    unsigned inflight;      /* requests handed over whose exchange has not completed */
-    pthread_cond_t drained; /* signalled when inflight drops to 0 */
-    char *static_dir;       /* web UI files, NULL = none */
+    struct listener tcp;     /* the TCP listener (daemon NULL when none) */
+    struct listener local;   /* the Unix socket listener (daemon NULL when none) */
+    char *unix_path;         /* the socket's path, removed at destroy */
+    char *tls_cert;          /* PEM copies: libmicrohttpd keeps pointers to them */
+    char *tls_key;           /* ... */
+    uv_loop_t *loop;         /* the loop handlers run on */
+    uv_async_t wake;         /* wakes the loop when the inbox has work */
+    uv_timer_t expiry;       /* answers requests held too long */
+    unsigned open_handles;   /* wake and expiry not yet closed */
+    pthread_mutex_t lock;    /* guards inbox, request states and stopping */
+    struct pending *inbox;   /* requests waiting for the loop (LIFO, reversed on drain) */
+    struct pending *held;    /* requests the handler has (loop thread only) */
+    httpd_handler handler;   /* the master's request handler */
+    void *userdata;          /* passed to handler */
+    bool stopping;           /* httpd_destroy runs: refuse new requests */
+    unsigned inflight;       /* requests handed over whose exchange has not completed */
+    pthread_cond_t drained;  /* signalled when inflight drops to 0 */
+    char *static_dir;        /* web UI files, NULL = none */
+    httpd_observer observer; /* told of every answer (loop thread), NULL = none */
+    void *observer_data;     /* passed to observer */
 };
 
 #define HTTPD_DRAIN_S 2 /* how long httpd_destroy lets given answers go out */
@@ -109,6 +116,10 @@ pending_free(struct pending *p)
     free(p->path);
     free(p->method);
     free(p->response);
+    free(p->content_type);
+    if (p->stream)
+        http_stream_abandon(p->stream);
+    http_stream_unref(p->sent_stream);
     for (size_t i = 0; i < HTTPD_MAX_HEADERS; i++) {
         free(p->headers[i][0]);
         free(p->headers[i][1]);
@@ -156,19 +167,32 @@ held_remove(httpd_t *h, struct pending *p)
     p->held_prev = p->held_next = NULL;
 }
 
-/* Hands the answer to libmicrohttpd's thread. p must not be touched after
- * (the connection may complete and free it at once), unless it expired. */
+/* Hands the answer (a body of len bytes and its type, or a stream; both
+ * stolen) to libmicrohttpd's thread. p must not be touched after (the
+ * connection may complete and free it at once), unless it expired. */
 static void
-finish(httpd_t *h, struct pending *p, unsigned status, char *text)
+finish_body(httpd_t *h, struct pending *p, unsigned status, char *text, size_t len,
+            const char *type, http_stream_t *stream)
 {
     struct MHD_Connection *conn = p->conn;
 
     pthread_mutex_lock(&h->lock);
     p->status = status;
     p->response = text;
+    p->response_len = len;
+    p->content_type = type ? xstrdup(type) : NULL;
+    p->stream = stream;
     p->state = P_ANSWERED;
     pthread_mutex_unlock(&h->lock);
     MHD_resume_connection(conn);
+}
+
+/* Hands the answer to libmicrohttpd's thread. p must not be touched after
+ * (the connection may complete and free it at once), unless it expired. */
+static void
+finish(httpd_t *h, struct pending *p, unsigned status, char *text)
+{
+    finish_body(h, p, status, text, text ? strlen(text) : 0, NULL, NULL);
 }
 
 static void
@@ -222,15 +246,22 @@ on_expiry(uv_timer_t *t)
     }
 }
 
-void
-httpd_respond(struct http_req *req, unsigned status, json_t *body)
+/* The handler's answer: a body of len bytes of type (NULL = JSON), or a
+ * stream; both stolen. */
+static void
+answer(struct http_req *req, unsigned status, const char *type, char *text, size_t len,
+       http_stream_t *stream)
 {
     struct pending *p = container_of(req, struct pending, req);
     httpd_t *h = server_of(p);
 
+    if (h->observer)
+        h->observer(h->observer_data, req, status);
     if (p->expired) {
         /* The client got a 503 already; nobody reads this answer. */
-        json_decref(body);
+        free(text);
+        if (stream)
+            http_stream_abandon(stream);
         pthread_mutex_lock(&h->lock);
         bool free_it = p->conn_gone;
         p->handler_done = true;
@@ -239,10 +270,38 @@ httpd_respond(struct http_req *req, unsigned status, json_t *body)
             pending_free(p);
         return;
     }
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(body);
     held_remove(h, p);
-    finish(h, p, status, text);
+    finish_body(h, p, status, text, len, type, stream);
+}
+
+void
+httpd_respond(struct http_req *req, unsigned status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+    json_decref(body);
+    answer(req, status, NULL, text, text ? strlen(text) : 0, NULL);
+}
+
+void
+httpd_respond_text(struct http_req *req, unsigned status, const char *content_type, char *text,
+                   size_t len)
+{
+    answer(req, status, content_type, text, len, NULL);
+}
+
+void
+httpd_respond_stream(struct http_req *req, unsigned status, const char *content_type,
+                     http_stream_t *stream)
+{
+    answer(req, status, content_type, NULL, 0, stream);
+}
+
+void
+httpd_set_observer(httpd_t *h, httpd_observer fn, void *userdata)
+{
+    h->observer = fn;
+    h->observer_data = userdata;
 }
 
 void
@@ -290,26 +349,44 @@ httpd_header(const struct http_req *req, const char *name)
 
 /* ---- libmicrohttpd's side ----------------------------------------------- */
 
-/* Queues a JSON (or empty) answer on p's connection; what is sent is noted
- * for the access log. */
+/* Queues an answer on p's connection: a body of len bytes (stolen; NULL =
+ * none) of type (NULL = JSON), or a stream that stays open (its response
+ * holds it); what is sent is noted for the access log. */
 static enum MHD_Result
-send_text_headers(struct pending *p, unsigned status, char *text, char *const (*headers)[2])
+send_body(struct pending *p, unsigned status, char *text, size_t len, const char *type,
+          http_stream_t *stream, char *const (*headers)[2])
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
 
-    if (!text)
-        text = xstrdup("");
     p->sent_status = status;
-    p->sent_bytes = strlen(text);
-    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (*text)
-        MHD_add_response_header(r, "Content-Type", "application/json");
+    if (stream) {
+        r = http_stream_mhd_response(stream, p->conn);
+        if (!r)
+            return MHD_NO;
+        p->sent_stream = http_stream_ref(stream);
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+    } else {
+        if (!text) {
+            text = xstrdup("");
+            len = 0;
+        }
+        p->sent_bytes = len;
+        r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    }
+    if (stream || len)
+        MHD_add_response_header(r, "Content-Type", type ? type : "application/json");
     for (size_t i = 0; headers && i < HTTPD_MAX_HEADERS && headers[i][0]; i++)
         MHD_add_response_header(r, headers[i][0], headers[i][1]);
     ret = MHD_queue_response(p->conn, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result
+send_text_headers(struct pending *p, unsigned status, char *text, char *const (*headers)[2])
+{
+    return send_body(p, status, text, text ? strlen(text) : 0, NULL, NULL, headers);
 }
 
 static enum MHD_Result
@@ -350,10 +427,12 @@ send_answer(httpd_t *h, struct pending *p)
     pthread_mutex_lock(&h->lock);
     unsigned status = p->status;
     char *text = move_ptr(p->response);
+    http_stream_t *stream = move_ptr(p->stream);
     bool expired = p->expired;
     pthread_mutex_unlock(&h->lock);
     /* An expired request's headers were set for an answer never sent. */
-    return send_text_headers(p, status, text, expired ? NULL : p->headers);
+    return send_body(p, status, text, p->response_len, p->content_type, stream,
+                     expired ? NULL : p->headers);
 }
 
 static struct http_peer
@@ -509,7 +588,8 @@ has_control(const char *s)
 static bool
 is_api_path(const char *url)
 {
-    return strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0 || strcmp(url, "/healthz") == 0;
+    return strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0 ||
+           strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0;
 }
 
 static struct pending *
@@ -639,7 +719,8 @@ access_log(const struct pending *p, enum MHD_RequestTerminationCode toe)
     f[n++] = (struct log_field){"method", p->method, 0};
     f[n++] = (struct log_field){"path", p->path, 0};
     f[n++] = (struct log_field){"status", NULL, p->sent_status};
-    f[n++] = (struct log_field){"bytes", NULL, (double)p->sent_bytes};
+    f[n++] = (struct log_field){
+        "bytes", NULL, (double)(p->sent_stream ? http_stream_sent(p->sent_stream) : p->sent_bytes)};
     f[n++] = (struct log_field){"duration_ms", NULL, (double)(int64_t)(ms * 1000) / 1000};
     f[n++] = (struct log_field){"client", client_of(p, addr, sizeof(addr)), 0};
     if (p->req.peer.unix_socket && p->req.peer.uid >= 0)

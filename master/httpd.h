@@ -56,6 +56,7 @@ struct http_peer {
  * httpd_respond. */
 struct http_req {
     const char *method;     /* "GET", "POST", "PATCH", "DELETE", ... */
+    const char *route;      /* the route's name once the handler set it ("guest.get"), or NULL */
     const char *path;       /* the URL path, no query */
     json_t *body;           /* parsed JSON body, NULL when there was none */
     const char *body_error; /* set when a body was sent but is not JSON (400) */
@@ -73,7 +74,7 @@ typedef void (*httpd_handler)(struct http_req *req, void *userdata);
 httpd_t *httpd_new(uv_loop_t *loop, const struct httpd_config *cfg, httpd_handler handler,
                    void *userdata, int *err);
 /* Serves the files under dir (copied) for GET and HEAD requests whose path
- * is outside /v1/ and /healthz, in the connection thread: "/" is
+ * is outside /v1/, /healthz and /metrics, in the connection thread: "/" is
  * index.html, a path with a ".." or "." segment, a hidden file or anything
  * but a regular file is a 404, Content-Type follows the extension. Call
  * before the first request; NULL turns it off. */
@@ -88,6 +89,18 @@ void httpd_destroy(httpd_t **p);
 /* Answers req with status and body (stolen; NULL for no body). Loop thread
  * only; exactly once per request. */
 void httpd_respond(struct http_req *req, unsigned status, json_t *body);
+/* Answers req with status and a body of another type than JSON (text and
+ * its len bytes stolen; content_type copied). Loop thread only; exactly once. */
+void httpd_respond_text(struct http_req *req, unsigned status, const char *content_type, char *text,
+                        size_t len);
+/* Answers req with status and a body that stays open (http_stream.h): the
+ * stream's reference for the connection is taken here. */
+struct http_stream;
+void httpd_respond_stream(struct http_req *req, unsigned status, const char *content_type,
+                          struct http_stream *stream);
+/* Called on the loop thread for every answer, before it goes (metrics). */
+typedef void (*httpd_observer)(void *userdata, const struct http_req *req, unsigned status);
+void httpd_set_observer(httpd_t *h, httpd_observer fn, void *userdata);
 /* Adds a response header (at most HTTPD_MAX_HEADERS per request; both
  * strings are copied). Call before httpd_respond. */
 void httpd_set_header(struct http_req *req, const char *name, const char *value);

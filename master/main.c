@@ -47,6 +47,8 @@ usage(FILE *f)
           "      --overcommit-cpu R   CPU overcommit ratio (default 4)\n"
           "      --overcommit-memory R, --overcommit-disk R   (default 1)\n"
           "      --max-ips N          addresses per guest (default 16)\n"
+          "      --events-max-age-days D, --events-max-count N   event retention\n"
+          "                           (default 30 days, 100000 events)\n"
           "      --log-level L        debug, info, notice, warning, err (default info)\n"
           "      --log-format F       text or json (default text)\n"
           "      --access-log yes|no  one log line per HTTP request (default yes)\n"
@@ -177,6 +179,10 @@ static const struct config_key master_keys[] = {
     {"master", "overcommit_disk", CONFIG_RATIO, 1, 1000, NULL, "overcommit-disk", NULL,
      "disk overcommit ratio"},
     {"master", "max_ips", CONFIG_U64, 1, 64, NULL, "max-ips", NULL, "addresses per guest"},
+    {"master", "events_max_age_days", CONFIG_U64, 1, 3650, NULL, "events-max-age-days", NULL,
+     "events older than this are dropped"},
+    {"master", "events_max_count", CONFIG_U64, 1000, 100000000, NULL, "events-max-count", NULL,
+     "at most this many events are kept"},
     {"master", "log_level", CONFIG_CHOICE, 0, 0, LEVELS, "log-level", NULL,
      "most verbose level logged"},
     {"master", "log_format", CONFIG_CHOICE, 0, 0, "text|json", "log-format", NULL,
@@ -370,6 +376,10 @@ fill_master_config(const config_t *cfg, struct master_config *mc, char *addr, si
         mc->down_after_ms = (uint32_t)u * 1000;
     if (config_get_u64(cfg, "master", "max_ips", &u) == 0)
         mc->max_ips = (uint32_t)u;
+    if (config_get_u64(cfg, "master", "events_max_age_days", &u) == 0)
+        mc->events_max_age_s = (uint32_t)u * 86400;
+    if (config_get_u64(cfg, "master", "events_max_count", &u) == 0)
+        mc->events_max_count = (uint32_t)u;
     if ((s = config_get(cfg, "master", "algorithm")))
         mc->sched.algo = (enum sched_algo)sched_algo_from_string(s);
     mc->sched.overcommit_cpu = get_ratio(cfg, "overcommit_cpu", mc->sched.overcommit_cpu);

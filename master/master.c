@@ -15,9 +15,13 @@
 #include "master/charges.h"
 #include "master/core.h"
 #include "master/events.h"
+#include "master/db_usage.h"
+#include "master/events_stream.h"
 #include "master/guests.h"
+#include "master/history.h"
 #include "master/http_edge.h"
 #include "master/idem.h"
+#include "master/metrics.h"
 #include "master/oncommit.h"
 #include "master/operations.h"
 #include "master/session.h"
@@ -40,7 +44,16 @@ master_config_default(struct master_config *c)
     c->tick_ms = 250;
     c->wait_default_s = 60;
     c->max_ips = 16;
+    c->events_max_age_s = 30 * 86400;
+    c->events_max_count = 100000;
+    c->traffic_max_rows = 200000;
     sched_config_default(&c->sched);
+}
+
+uint64_t
+master_now_ms(master_t *m)
+{
+    return m->cfg.clock_ms ? m->cfg.clock_ms(m->cfg.clock_userdata) : time_real_ms();
 }
 
 /* ---- the batch of node reports ---- */
@@ -121,6 +134,9 @@ on_tick(uv_timer_t *t)
         session_poke_unwelcomed(m);
     }
     idem_sweep(m, now);
+    (void)history_tick(m, false);
+    events_expire(m, false);
+    event_streams_tick(m);
 }
 
 /* ---- start and stop ---- */
@@ -184,6 +200,9 @@ config_fill(master_t *m, const struct master_config *cfg)
     DEF(max_ips);
     DEF(db_path);
     DEF(http_addr);
+    DEF(events_max_age_s);
+    DEF(events_max_count);
+    DEF(traffic_max_rows);
 #undef DEF
     if (m->cfg.usage_ms < 100)
         m->cfg.usage_ms = 100;
@@ -203,6 +222,13 @@ open_state(master_t *m, char *err, size_t errlen)
         return r;
     m->sched = sched_new(&m->cfg.sched);
     m->charges = charges_new(m->sched, m->db);
+    r = db_usage_check_schema(m->db, err, errlen);
+    if (r >= 0 && (r = events_init(m)) < 0)
+        snprintf(err, errlen, "cannot read the events: %s", db_errmsg(m->db));
+    if (r >= 0 && (r = history_init(m)) < 0)
+        snprintf(err, errlen, "cannot read the usage history: %s", db_errmsg(m->db));
+    if (r < 0)
+        return r;
     m->oncommit = oncommit_new(m, m->db);
     guests_cache_new(m);
     struct registry_config rc = {.suspect_after_ms = m->cfg.suspect_after_ms,
@@ -285,6 +311,7 @@ master_new(uv_loop_t *loop, const struct master_config *cfg, master_t **out, cha
     r = http_listen(m, err, errlen);
     if (r < 0)
         goto fail;
+    httpd_set_observer(m->httpd, metrics_http_observer, m);
     *out = m;
     return 0;
 
@@ -302,6 +329,7 @@ master_shutdown(master_t *m)
         return;
     m->stopping = true;
     (void)master_batch_commit(m);
+    event_streams_shutdown(m);
     waiters_shutdown(m);
     httpd_destroy(&m->httpd);
     for (unsigned i = 0; i < m->n_links; i++)
@@ -332,13 +360,15 @@ master_destroy(master_t **pm)
         link_destroy(&m->links[i].link);
     usage_free(m);
     operations_free(m);
+    history_free(m);
+    metrics_free(m);
+    events_free(m);
     dispatch_destroy(&m->disp);
     registry_destroy(&m->reg);
     ipam_destroy(&m->ipam);
     oncommit_destroy(&m->oncommit);
     charges_destroy(&m->charges);
     guests_cache_free(m);
-    free(m->events);
     sched_destroy(&m->sched);
     db_destroy(&m->db);
     free(m);

@@ -63,6 +63,13 @@ struct master_config {
     uint32_t wait_default_s;             /* ?wait=running without timeout; 0 = 60 */
     uint32_t max_ips;                    /* addresses per guest; 0 = 16 */
     struct sched_config sched;           /* placement policy */
+    uint32_t events_max_age_s;           /* events older than this are dropped; 0 = 30 days */
+    uint32_t events_max_count;           /* at most this many are kept; 0 = 100000 */
+    uint32_t traffic_max_rows;           /* rows of one traffic answer; 0 = 200000 */
+    /* The wall clock in ms since the epoch for event times, usage history
+     * and retention; NULL = time_real_ms. Tests drive time with it. */
+    uint64_t (*clock_ms)(void *userdata);
+    void *clock_userdata; /* passed to clock_ms */
 };
 
 /* Fills the defaults (sched_config_default included). */

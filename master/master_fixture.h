@@ -28,6 +28,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/mtime.h"
 #include "master/auth.h"
 #include "master/core.h"
 #include "master/guests.h"
@@ -61,6 +62,9 @@ struct fx {
     char auth[200];                 /* the Authorization header http() sends, "" = none */
     bool over_unix;                 /* http() goes over the Unix socket instead */
     unsigned idle_s;                /* the next master's HTTP idle timeout, 0 = its default */
+    uint64_t clock_ms;              /* the master's wall clock when set (test clock), 0 = real */
+    uint32_t events_max_count;      /* the next master's event retention by count, 0 = default */
+    uint32_t traffic_max_rows;      /* the next master's traffic answer bound, 0 = default */
 };
 
 static struct fx F;
@@ -96,6 +100,17 @@ loop_main(void *arg)
     return NULL;
 }
 
+/* The master's wall clock: the test's when it set one. Read on the loop
+ * thread, set by the test thread while the loop waits (on_loop) or with an
+ * atomic store. */
+FX_UNUSED static uint64_t
+fx_clock(void *userdata)
+{
+    struct fx *f = userdata;
+    uint64_t t = __atomic_load_n(&f->clock_ms, __ATOMIC_SEQ_CST);
+    return t ? t : time_real_ms();
+}
+
 FX_UNUSED static void
 start_master(struct fx *f)
 {
@@ -119,6 +134,10 @@ start_master(struct fx *f)
     c.tls_dir = f->dir;
     c.http_idle_s = f->idle_s;
     c.api_socket = f->sock;
+    c.clock_ms = fx_clock;
+    c.clock_userdata = f;
+    c.events_max_count = f->events_max_count;
+    c.traffic_max_rows = f->traffic_max_rows;
     f->err = master_new(&f->loop, &c, &f->master, f->errtext, sizeof(f->errtext));
 }
 
@@ -235,6 +254,15 @@ on_header(char *data, size_t size, size_t nmemb, void *userdata)
         snprintf(h->value, sizeof(h->value), "%.*s", (int)len, v);
     }
     return n;
+}
+
+/* Makes a hand-made curl handle talk to the master as http() does: its
+ * certificate trusted, the admin token appended to h (returned). */
+FX_UNUSED static struct curl_slist *
+fx_secure(CURL *c, struct curl_slist *h)
+{
+    curl_easy_setopt(c, CURLOPT_CAINFO, F.cafile);
+    return F.auth[0] ? curl_slist_append(h, F.auth) : h;
 }
 
 /* Sends one request; returns the status and, when out is not NULL, the

@@ -9,6 +9,7 @@
 #include "common/mtime.h"
 #include "master/guests.h"
 #include "master/operations.h"
+#include "master/metrics.h"
 #include "master/oncommit.h"
 #include "master/reconcile.h"
 #include "master/usage.h"
@@ -171,6 +172,8 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
     bool matched = dispatch_complete(m->disp, node, a->ref, &done) == 0;
     struct db_guest g = {0};
 
+    if (matched)
+        metrics_dispatch_answer(m, &done, true);
     if (!a->id[0])
         return;
     if (matched && done.type == MSG_GUEST_DESTROY) {
@@ -249,6 +252,7 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
     }
     if (dispatch_complete(m->disp, node, n->ref, &done) < 0)
         return;
+    metrics_dispatch_answer(m, &done, false);
     log_warning("node=%s refused %s of guest %s: %s: %s", node, msg_type_name(done.type),
                 done.guest, msg_error_name(n->code), n->message);
     switch (done.type) {
@@ -299,10 +303,13 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
         on_nack(m, peer, &msg->u.nack);
         break;
     case MSG_USAGE:
-        usage_report(m, &msg->u.usage);
+        usage_report(m, peer, &msg->u.usage);
         break;
     case MSG_EVENT:
         guests_node_event(m, peer, &msg->u.event);
+        break;
+    case MSG_TRAFFIC_GET:
+        usage_trafstat(m, peer, msg->id, msg->u.traffic_get.reset);
         break;
     case MSG_EXEC_RESULT:
         if (dispatch_complete(m->disp, peer, msg->u.exec_result.ref, NULL) == 0)

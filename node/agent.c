@@ -14,6 +14,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/agent_internal.h"
+#include "node/vservers_fs.h"
 
 #define HELLO_RETRY_MS 2000 /* the outbox re-sends hello this often until welcome */
 #define HELLO_GIVEUP   3    /* hello intervals without welcome before reconnecting */
@@ -139,8 +140,12 @@ on_frame(zwatch_t *w, const char *peer, const void *buf, size_t len, void *userd
         /* The master has stored what we told it. */
         outbox_ack(a->outbox, m.u.ack.ref);
         break;
+    case MSG_TRAFFIC:
+        (void)vservers_fs_on_message(a->vfs, &m);
+        break;
     case MSG_NACK:
-        on_nack(a, &m.u.nack);
+        if (!vservers_fs_on_message(a->vfs, &m))
+            on_nack(a, &m.u.nack);
         break;
     case MSG_INVENTORY_GET:
         agent_send_inventory(a, m.id, m.u.inventory_get.id);
@@ -270,6 +275,9 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     a->handles_ready = true;
 
     adopt_all(a);
+    if (a->cfg.vservers[0] && !(a->vfs = vservers_fs_start(a, a->cfg.vservers, &r)))
+        log_warning("node=%s cannot mount the FreeVPS views at \"%s\": %s, ignoring", cfg->name,
+                    a->cfg.vservers, strerror(-r));
     agent_send_hello(a);
     uv_timer_start(&a->heartbeat, on_heartbeat, a->cfg.heartbeat_ms, a->cfg.heartbeat_ms);
     uv_timer_start(&a->usage, on_usage, a->cfg.usage_ms, a->cfg.usage_ms);
@@ -288,6 +296,7 @@ agent_shutdown(agent_t *a)
         return;
     a->closing = true;
     log_info("node=%s shutting down; guests keep running", a->cfg.name);
+    vservers_fs_stop(&a->vfs);
     if (a->handles_ready) {
         uv_close((uv_handle_t *)&a->heartbeat, NULL);
         uv_close((uv_handle_t *)&a->usage, NULL);

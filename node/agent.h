@@ -32,6 +32,7 @@ struct agent_config {
     bool memory_store;     /* keep guest records in memory only (store_open_memory): sim nodes */
     bool fake_pids;        /* the backend's init pids are not processes (sim): no pidfd watch */
     char data_address[64]; /* where moving guests' data channel listens ("10.87.255.2"), "" = ipc */
+    char vservers[256];    /* where the FreeVPS views are mounted (FUSE), "" = nowhere */
 };
 
 /* Creates the agent on loop (several agents may share one loop: vfleet-node

@@ -75,6 +75,7 @@ watch_stop(struct agent_guest *g)
 {
     struct agent_watch *w = g->watch;
 
+    agent_oom_disarm(g);
     if (!w)
         return;
     w->guest = NULL;
@@ -179,7 +180,10 @@ agent_guest_watch(agent_t *a, struct agent_guest *g)
     }
     w->poll.data = w;
     g->watch = w;
-    return uv_poll_start(&w->poll, UV_READABLE, on_init_exit);
+    r = uv_poll_start(&w->poll, UV_READABLE, on_init_exit);
+    if (r >= 0)
+        agent_oom_arm(a, g);
+    return r;
 }
 
 void

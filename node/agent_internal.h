@@ -30,6 +30,10 @@
 #include "proto/msg.h"
 #include "proto/zwatch.h"
 
+#define VFLEET_VERSION "0.1.0" /* the agent's version (hello, the FreeVPS setup view) */
+
+typedef struct vservers_fs vservers_fs_t;
+
 /* A pidfd watch on a guest's init. Allocated per start and freed by its
  * close callback, because a closed libuv handle cannot be reused at once. */
 struct agent_watch {
@@ -40,10 +44,13 @@ struct agent_watch {
 
 /* A guest the agent knows, with the handles that watch it. Owned by the
  * agent's table; freed only after its handles are closed. */
+struct agent_oom;
+
 struct agent_guest {
     agent_t *agent;            /* the agent that owns it (several may share a loop) */
     struct store_record rec;   /* what the store holds */
     struct agent_watch *watch; /* watches init while running, else NULL */
+    struct agent_oom *oom;     /* watches the OOM notification while running, else NULL */
     uv_timer_t stop_timer;     /* stop timeout, then kill */
     bool timer_init;           /* stop_timer is initialised */
     uv_timer_t restart_timer;  /* the restart policy's back-off */
@@ -82,6 +89,7 @@ struct agent {
     uint64_t last_rx_ms;    /* when the master was last heard from */
     bool usage_pending;     /* a usage job is queued or running */
     bool handles_ready;     /* timers and the watcher are initialised */
+    vservers_fs_t *vfs;     /* the FreeVPS views' filesystem, NULL = not mounted */
     bool closing;           /* agent_shutdown was called */
     struct migration *migrations; /* guests moving in or out (agent_migrate.c) */
 };
@@ -165,6 +173,13 @@ size_t agent_job_usage(agent_t *a);
 void agent_migrate_cmd(agent_t *a, const struct msg *m);
 /* agent_shutdown: stops the copies and receivers; guests stay as they are. */
 void agent_migrate_close_all(agent_t *a);
+/* ---- agent_oom.c: the kernel's OOM notification ------------------------ */
+
+/* Starts watching g's OOM notification (a job opens it through the backend);
+ * nothing when the backend has none or g has a watch. */
+void agent_oom_arm(agent_t *a, struct agent_guest *g);
+/* Stops watching (g stopped, or goes). */
+void agent_oom_disarm(struct agent_guest *g);
 
 /* ---- agent_guest.c: the guest table ------------------------------------ */
 

@@ -12,8 +12,6 @@
 #include "common/mtime.h"
 #include "node/agent_internal.h"
 
-#define VFLEET_VERSION "0.1.0"
-
 int
 agent_send_frame(void *agent, const void *buf, size_t len)
 {

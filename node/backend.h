@@ -133,6 +133,15 @@ struct backend_ops {
     /* Measures usage. */
     int (*usage)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
                  struct guest_usage *out);
+    /* The kernel's OOM notification for a running guest: a descriptor the
+     * agent polls (readable, or POLLPRI with *prio set) and closes; NULL or
+     * -EOPNOTSUPP when the backend has none (sim). */
+    int (*oom_watch)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
+                     bool *prio);
+    /* After the descriptor woke: consumes the notification and reads the
+     * OOM kills counted in the guest (the sample's failcnt.oom). -ENOENT
+     * when the guest's cgroup is gone. */
+    int (*oom_read)(backend_t *b, const struct guest_spec *spec, int fd, uint64_t *count);
     /* Runs a command inside a running guest and waits for it. */
     int (*exec)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
                 const struct exec_request *req, struct exec_result *res);

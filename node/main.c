@@ -37,6 +37,7 @@
 #include "node/linux/proc.h"
 #include "node/sim/sim.h"
 #include "node/store.h"
+#include "node/vservers_cli.h"
 
 #define DEFAULT_CONFIG    "/etc/vfleet/node.conf"
 #define DEFAULT_STATE_DIR "/var/lib/vfleet/node"
@@ -53,6 +54,7 @@ usage(FILE *f)
                "       vfleet-node status [--state-dir DIR]\n"
                "       vfleet-node routes [--json] [--state-dir DIR]\n"
                "       vfleet-node enter NAME [--state-dir DIR] [-- COMMAND...]\n"
+               "       vfleet-node vservers setup|trafstat|routes_ipv4 [--state-dir DIR]\n"
                "       vfleet-node console NAME --log [--state-dir DIR]\n"
                "\n"
                "options:\n"
@@ -66,6 +68,8 @@ usage(FILE *f)
                "      --usage-interval S usage sampling interval in seconds (default 10)\n"
                "  -L, --label KEY=VALUE  a node label (repeatable; adds to [labels] of the file)\n"
                "      --max-guests N     guests this node accepts (linux; default 1000)\n"
+               "      --vservers DIR     mount the FreeVPS views there (FUSE; default\n"
+               "                         STATE_DIR/vservers with the linux backend; none = off)\n"
                "\n"
                "simulated nodes (--backend sim):\n"
                "      --sim-nodes N      run N simulated nodes in this process, named\n"
@@ -117,6 +121,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"log-level", required_argument, NULL, 'l'},
         {"label", required_argument, NULL, 'L'},
         {"max-guests", required_argument, NULL, 'X'},
+        {"vservers", required_argument, NULL, 'V'},
         {"sim-nodes", required_argument, NULL, 'N'},
         {"sim-cpus", required_argument, NULL, 'C'},
         {"sim-memory", required_argument, NULL, 'M'},
@@ -188,6 +193,9 @@ parse_options(int argc, char **argv, struct options *o)
             }
             case 'X':
                 key = "max_guests";
+                break;
+            case 'V':
+                key = "vservers";
                 break;
             case 'N':
                 key = "sim_nodes";
@@ -262,9 +270,9 @@ parse_options(int argc, char **argv, struct options *o)
     }
     /* Flags win over the file. */
     static const char *const keys[] = {
-        "name",           "master",    "state_dir",  "backend",   "templates",  "heartbeat_ms",
-        "usage_interval", "log_level", "sim_nodes",  "sim_cpus",  "sim_memory", "sim_disk",
-        "sim_max_guests", "sim_seed",  "max_guests", "log_format"};
+        "name",           "master",    "state_dir",  "backend",    "templates",  "heartbeat_ms",
+        "usage_interval", "log_level", "sim_nodes",  "sim_cpus",   "sim_memory", "sim_disk",
+        "sim_max_guests", "sim_seed",  "max_guests", "log_format", "vservers"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         const char *v = config_get(flags, "node", keys[i]);
         if (v)
@@ -672,12 +680,17 @@ cmd_run(struct options *o)
         struct linux_config lc = {0};
         if (linux_config_read(o, state_dir, &lc) < 0)
             return EXIT_USAGE;
+        vservers_mount_path(opt_str(o, "vservers", NULL), state_dir, true, ac.vservers,
+                            sizeof(ac.vservers));
+        strscpy(lc.vservers, ac.vservers, sizeof(lc.vservers));
         b = linux_backend_new(&lc, &err);
     } else if (strcmp(backend_name, "sim") == 0) {
         struct sim_config sc;
         if (sim_config_from(o, &sc) < 0)
             return EXIT_USAGE;
         ac.fake_pids = true;
+        vservers_mount_path(opt_str(o, "vservers", NULL), state_dir, false, ac.vservers,
+                            sizeof(ac.vservers));
         b = sim_backend_new(&sc);
     } else {
         fprintf(stderr, "vfleet-node: unknown backend \"%s\" (linux or sim)\n", backend_name);
@@ -869,6 +882,21 @@ cmd_enter(struct options *o)
     return r; /* the command's exit status */
 }
 
+static int
+cmd_vservers(struct options *o)
+{
+    const char *dir = opt_str(o, "state_dir", DEFAULT_STATE_DIR);
+    char mount[256];
+
+    if (o->n_rest != 1) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    vservers_mount_path(opt_str(o, "vservers", NULL), dir, true, mount, sizeof(mount));
+    int r = vservers_cli(dir, mount, o->rest[0]);
+    return r == -EINVAL ? EXIT_USAGE : r < 0 ? EXIT_FAIL : 0;
+}
+
 /* The tail of a guest's console, from its ring on this node. */
 static int
 cmd_console(struct options *o)
@@ -942,6 +970,8 @@ main(int argc, char **argv)
         r = cmd_status(&o);
     else if (strcmp(o.verb, "enter") == 0)
         r = cmd_enter(&o);
+    else if (strcmp(o.verb, "vservers") == 0)
+        r = cmd_vservers(&o);
     else if (strcmp(o.verb, "console") == 0)
         r = cmd_console(&o);
     else {

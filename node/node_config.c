@@ -91,6 +91,8 @@ const struct config_key node_config_keys[] = {
      "the LXCFS mount whose files become guests' /proc views (linux)"},
     {"node", "cgroup_prefix", CONFIG_STRING, 1, 63, NULL, NULL, check_name,
      "the cgroup directory of this node's guests (linux; one per node sharing a kernel)"},
+    {"node", "vservers", CONFIG_STRING, 0, 255, NULL, "vservers", NULL,
+     "where the FreeVPS views are mounted (FUSE), none = nowhere"},
     {"node", "log_level", CONFIG_CHOICE, 0, 0, LEVELS, "log-level", NULL,
      "most verbose level logged"},
     {"node", "log_format", CONFIG_CHOICE, 0, 0, "text|json", "log-format", NULL, "log line format"},

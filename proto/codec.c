@@ -116,6 +116,7 @@ static const struct wire_field spec_fields[] = {
     W("domainname", W_STR, false, struct guest_spec, domainname),
     W("halt_signal", W_U32, false, struct guest_spec, halt_signal),
     W("stop_timeout", W_U32, false, struct guest_spec, stop_timeout),
+    W("context", W_U32, false, struct guest_spec, context),
     W("autostart", W_BOOL, false, struct guest_spec, autostart),
     W("restart", W_NAME, false, struct guest_spec, restart, .names = spec_restart_names,
       .max = SPEC_N_RESTART),
@@ -190,15 +191,13 @@ static const struct wire_field inventory_get_fields[] = {
     {                                                                                              \
         .key = name, .kind = W_U64, .off = (i) * sizeof(uint64_t), .size = sizeof(uint64_t)        \
     }
-static const struct wire_field failcnt_fields[] = {
-    FAILCNT_W(USAGE_FAIL_PROCS, "procs"), FAILCNT_W(USAGE_FAIL_MEMORY, "memory"),
-    FAILCNT_W(USAGE_FAIL_OOM, "oom"),     FAILCNT_W(USAGE_FAIL_DISK, "disk"),
-    FAILCNT_W(USAGE_FAIL_TCP, "tcp"),
-};
+#define FAILCNT_FIELD(e, name) FAILCNT_W(e, #name),
+static const struct wire_field failcnt_fields[] = {USAGE_FAIL_FIELDS(FAILCNT_FIELD)};
+#undef FAILCNT_FIELD
 _Static_assert(ARRAY_SIZE(failcnt_fields) == USAGE_FAIL_COUNT, "a failcnt key per enum usage_fail");
 static const struct wire_table failcnt_table = TABLE(failcnt_fields);
 
-#define USAGE_W(f) W(#f, W_U64, false, struct guest_usage, f),
+#define USAGE_W(f, k) W(#f, W_U64, false, struct guest_usage, f),
 static const struct wire_field sample_fields[] = {
     W("guest", W_STR, true, struct guest_usage, id),
     W("time_ms", W_U64, true, struct guest_usage, time_ms),
@@ -251,6 +250,7 @@ static const struct wire_field event_fields[] = {
     W("message", W_STR, false, struct msg_event, message),
     W("signal", W_I32, false, struct msg_event, signal),
     W("desired", W_STR, false, struct msg_event, desired),
+    W("count", W_U64, false, struct msg_event, count),
 };
 
 static const struct wire_field exec_result_fields[] = {
@@ -375,6 +375,26 @@ static const struct wire_field migrate_status_fields[] = {
 };
 #undef MIG_COUNTERS
 
+static const struct wire_field traffic_get_fields[] = {
+    W("reset", W_BOOL, false, struct msg_traffic_get, reset),
+};
+
+static const struct wire_field traffic_item_fields[] = {
+    W("guest", W_STR, true, struct msg_traffic_item, id),
+    W("rx_bytes", W_U64, true, struct msg_traffic_item, rx_bytes),
+    W("tx_bytes", W_U64, true, struct msg_traffic_item, tx_bytes),
+    W("rx_packets", W_U64, false, struct msg_traffic_item, rx_packets),
+    W("tx_packets", W_U64, false, struct msg_traffic_item, tx_packets),
+};
+static const struct wire_table traffic_item_table = TABLE(traffic_item_fields);
+
+static const struct wire_field traffic_fields[] = {
+    W("ref", W_U64, true, struct msg_traffic, ref),
+    W("guests", W_LIST, true, struct msg_traffic, items,
+      .count = offsetof(struct msg_traffic, n_items), .max = PROTO_MAX_SAMPLES,
+      .elem = sizeof(struct msg_traffic_item), .owned = true, .sub = &traffic_item_table),
+};
+
 /* Every message's fields after the envelope ("id", "v", "type"), relative to
  * its member of struct msg's union. */
 static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
@@ -386,6 +406,8 @@ static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
     [MSG_EVENT] = TABLE(event_fields),
     [MSG_EXEC_RESULT] = TABLE(exec_result_fields),
     [MSG_INVENTORY] = TABLE(inventory_msg_fields),
+    [MSG_TRAFFIC_GET] = TABLE(traffic_get_fields),
+    [MSG_TRAFFIC] = TABLE(traffic_fields),
     [MSG_WELCOME] = TABLE(welcome_fields),
     [MSG_GUEST_APPLY] = TABLE(apply_fields),
     [MSG_GUEST_START] = TABLE(guest_ref_fields),

@@ -283,6 +283,34 @@ check_migrate_status(struct codec_ctx *c, const struct msg_migrate_status *st)
     return check_text(c, "note", st->note, sizeof(st->note), false);
 }
 
+static int
+check_usage(struct codec_ctx *c, const struct msg_usage *u)
+{
+    CHECK(u->n_samples <= PROTO_MAX_SAMPLES, "samples", "%u entries exceed %u", u->n_samples,
+          PROTO_MAX_SAMPLES);
+    CHECK(u->n_samples == 0 || u->samples, "samples", "missing");
+    for (uint32_t i = 0; i < u->n_samples; i++) {
+        size_t old = codec_path_push(c, "samples[%u]", i);
+        TRY(check_guest_id(c, "guest", u->samples[i].id, true));
+        codec_path_pop(c, old);
+    }
+    return 0;
+}
+
+static int
+check_traffic(struct codec_ctx *c, const struct msg_traffic *t)
+{
+    CHECK(t->n_items <= PROTO_MAX_SAMPLES, "guests", "%u entries exceed %u", t->n_items,
+          PROTO_MAX_SAMPLES);
+    CHECK(t->n_items == 0 || t->items, "guests", "missing");
+    for (uint32_t i = 0; i < t->n_items; i++) {
+        size_t old = codec_path_push(c, "guests[%u]", i);
+        TRY(check_guest_id(c, "guest", t->items[i].id, true));
+        codec_path_pop(c, old);
+    }
+    return 0;
+}
+
 int
 codec_check_msg(struct codec_ctx *c, const struct msg *m)
 {
@@ -308,15 +336,7 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
               "not an error code");
         return check_text(c, "message", m->u.nack.message, sizeof(m->u.nack.message), false);
     case MSG_USAGE:
-        CHECK(m->u.usage.n_samples <= PROTO_MAX_SAMPLES, "samples", "%u entries exceed %u",
-              m->u.usage.n_samples, PROTO_MAX_SAMPLES);
-        CHECK(m->u.usage.n_samples == 0 || m->u.usage.samples, "samples", "missing");
-        for (uint32_t i = 0; i < m->u.usage.n_samples; i++) {
-            size_t old = codec_path_push(c, "samples[%u]", i);
-            TRY(check_guest_id(c, "guest", m->u.usage.samples[i].id, true));
-            codec_path_pop(c, old);
-        }
-        return 0;
+        return check_usage(c, &m->u.usage);
     case MSG_EVENT:
         TRY(check_guest_id(c, "guest", m->u.event.id, false));
         CHECK(terminated(m->u.event.kind, sizeof(m->u.event.kind)) &&
@@ -362,6 +382,10 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
         return check_inventory_msg(c, &m->u.inventory);
     case MSG_INVENTORY_GET:
         return check_guest_id(c, "guest", m->u.inventory_get.id, false);
+    case MSG_TRAFFIC_GET:
+        return 0;
+    case MSG_TRAFFIC:
+        return check_traffic(c, &m->u.traffic);
     case MSG_GUEST_CONSOLE:
         TRY(check_guest_id(c, "guest", m->u.console.id, true));
         CHECK(m->u.console.max_bytes <= PROTO_MAX_CONSOLE, "max_bytes", "above %u",

@@ -225,6 +225,22 @@ fill(struct msg *m, enum msg_type t)
                 u->failcnt[k] = 10 + k + i;
         }
         break;
+    case MSG_TRAFFIC_GET:
+        m->u.traffic_get.reset = true;
+        break;
+    case MSG_TRAFFIC:
+        m->u.traffic.ref = 77;
+        m->u.traffic.n_items = 2;
+        m->u.traffic.items = xcalloc(2, sizeof(struct msg_traffic_item));
+        for (unsigned i = 0; i < 2; i++) {
+            struct msg_traffic_item *it = &m->u.traffic.items[i];
+            strcpy(it->id, i ? UUID2 : UUID1);
+            it->rx_bytes = 1000 + i;
+            it->tx_bytes = 2000 + i;
+            it->rx_packets = 10 + i;
+            it->tx_packets = 20 + i;
+        }
+        break;
     case MSG_EVENT:
         strcpy(m->u.event.id, UUID1);
         strcpy(m->u.event.kind, "exited");
@@ -233,6 +249,7 @@ fill(struct msg *m, enum msg_type t)
         strcpy(m->u.event.message, "killed by signal 9");
         m->u.event.signal = 9;
         strcpy(m->u.event.desired, "stopped");
+        m->u.event.count = 2;
         break;
     case MSG_EXEC_RESULT: {
         struct msg_exec_result *r = &m->u.exec_result;
@@ -470,6 +487,24 @@ cmp_msg(const struct msg *x, const struct msg *y)
         }
         break;
     }
+    case MSG_TRAFFIC_GET: {
+        const struct msg_traffic_get *a = &x->u.traffic_get, *b = &y->u.traffic_get;
+        EQ_U(reset);
+        break;
+    }
+    case MSG_TRAFFIC: {
+        const struct msg_traffic *a = &x->u.traffic, *b = &y->u.traffic;
+        EQ_U(ref);
+        EQ_U(n_items);
+        for (uint32_t i = 0; i < a->n_items; i++) {
+            EQ_S(items[i].id);
+            EQ_U(items[i].rx_bytes);
+            EQ_U(items[i].tx_bytes);
+            EQ_U(items[i].rx_packets);
+            EQ_U(items[i].tx_packets);
+        }
+        break;
+    }
     case MSG_EVENT: {
         const struct msg_event *a = &x->u.event, *b = &y->u.event;
         EQ_S(id);
@@ -479,6 +514,7 @@ cmp_msg(const struct msg *x, const struct msg *y)
         EQ_S(message);
         EQ_U(signal);
         EQ_S(desired);
+        EQ_U(count);
         break;
     }
     case MSG_EXEC_RESULT: {

@@ -19,6 +19,7 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_EVENT] = "event",
     [MSG_EXEC_RESULT] = "guest.exec.result",
     [MSG_INVENTORY] = "inventory",
+    [MSG_TRAFFIC_GET] = "traffic.get",
     [MSG_WELCOME] = "welcome",
     [MSG_GUEST_APPLY] = "guest.apply",
     [MSG_GUEST_START] = "guest.start",
@@ -34,6 +35,7 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_MIGRATE_FINISH] = "guest.migrate.finish",
     [MSG_MIGRATE_ABORT] = "guest.migrate.abort",
     [MSG_MIGRATE_STATUS] = "guest.migrate.status",
+    [MSG_TRAFFIC] = "traffic",
 };
 
 static const char *const error_names[MSG_ERR_COUNT] = {
@@ -156,6 +158,9 @@ msg_clear(struct msg *m)
     case MSG_EXEC_RESULT:
         free(m->u.exec_result.out);
         free(m->u.exec_result.err);
+        break;
+    case MSG_TRAFFIC:
+        free(m->u.traffic.items);
         break;
     case MSG_CONSOLE_RESULT:
         free(m->u.console_result.data);

@@ -55,6 +55,7 @@ enum msg_type {
     MSG_EXEC_RESULT,    /* "guest.exec.result" */
     MSG_INVENTORY,      /* "inventory": the answer to inventory.get */
     MSG_CONSOLE_RESULT, /* "guest.console.result": the answer to guest.console */
+    MSG_TRAFFIC_GET,    /* "traffic.get": the trafstat counters of the node's guests */
     /* master -> node */
     MSG_WELCOME,       /* "welcome": the master's answer to hello */
     MSG_GUEST_APPLY,   /* "guest.apply" */
@@ -63,6 +64,7 @@ enum msg_type {
     MSG_GUEST_DESTROY, /* "guest.destroy" */
     MSG_GUEST_EXEC,    /* "guest.exec" */
     MSG_INVENTORY_GET, /* "inventory.get": the master's view differs, send what you have */
+    MSG_TRAFFIC,       /* "traffic": the answer to traffic.get */
     MSG_GUEST_CONSOLE, /* "guest.console": the tail of a guest's console */
     /* moving a guest between nodes (docs/protocol.md, "Moving a guest") */
     MSG_MIGRATE_PREPARE, /* "guest.migrate.prepare": to the target */
@@ -168,6 +170,7 @@ struct msg_event {
     uint64_t time_ms;                   /* wall clock, ms since the epoch */
     int32_t exit_code;                  /* for "exited": status, -1 when killed by a signal */
     char message[PROTO_MAX_STRING + 1]; /* human-readable detail */
+    uint64_t count;                     /* for "oom": OOM kills in the guest's cgroup so far */
     int32_t signal;                     /* for "exited": the killing signal, 0 = none or unknown */
     char desired[8];                    /* the node's desired state after it, "" = unchanged */
 };
@@ -184,6 +187,29 @@ struct msg_inventory {
  * guest's spec when it names one (an orphan it wants to know). */
 struct msg_inventory_get {
     char id[SPEC_ID_LEN + 1]; /* guest whose spec to include, "" = none */
+};
+
+/* traffic.get: the node reads FreeVPS trafstat, whose counters the master
+ * keeps (so the API's view and the node's agree). */
+struct msg_traffic_get {
+    bool reset; /* move each guest's mark to now (trafstat is reset by reading) */
+};
+
+/* One guest's traffic since its mark. */
+struct msg_traffic_item {
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    uint64_t rx_bytes;        /* bytes into the guest */
+    uint64_t tx_bytes;        /* bytes out of the guest */
+    uint64_t rx_packets;      /* packets in */
+    uint64_t tx_packets;      /* packets out */
+};
+
+/* traffic: the master's answer, for every guest placed on the node that has
+ * a usage sample. */
+struct msg_traffic {
+    uint64_t ref;                   /* id of the traffic.get */
+    uint32_t n_items;               /* entries in items */
+    struct msg_traffic_item *items; /* owned */
 };
 
 /* guest.start, guest.stop and guest.destroy name the guest and the
@@ -304,6 +330,8 @@ struct msg {
         struct msg_console_result console_result;
         struct msg_inventory inventory;
         struct msg_inventory_get inventory_get;
+        struct msg_traffic_get traffic_get;       /* MSG_TRAFFIC_GET */
+        struct msg_traffic traffic;               /* MSG_TRAFFIC */
         struct guest_spec apply;                  /* MSG_GUEST_APPLY */
         struct msg_guest_ref guest;               /* MSG_GUEST_START, _STOP, _DESTROY */
         struct msg_guest_exec exec;               /* MSG_GUEST_EXEC */

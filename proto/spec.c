@@ -194,6 +194,9 @@ spec_validate(const struct guest_spec *s, const char **field)
         FAIL("halt_signal");
     if (s->stop_timeout > 3600)
         FAIL("stop_timeout");
+    /* FreeVPS numbered contexts from 3 (0 and 1 were the host's, 2 a spectator). */
+    if (s->context != 0 && (s->context < SPEC_MIN_CONTEXT || s->context > SPEC_MAX_CONTEXT))
+        FAIL("context");
     if (s->flags & ~(uint32_t)SPEC_FLAGS_ALL)
         FAIL("flags");
     if (s->restart >= SPEC_N_RESTART)

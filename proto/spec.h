@@ -111,10 +111,15 @@ struct spec_label {
     char value[SPEC_LABEL_VAL_MAX + 1]; /* any printable text */
 };
 
+/* The range of a guest's context number (its FreeVPS "vserver id"). */
+#define SPEC_MIN_CONTEXT 3
+#define SPEC_MAX_CONTEXT 65535
+
 struct guest_spec {
     char id[SPEC_ID_LEN + 1];             /* stable identity, a UUID chosen by the master */
     char name[NAME_MAX_LEN + 1];          /* the guest's name, a DNS label; also its hostname */
     uint64_t generation;                  /* bumped by the master on every change, >= 1 */
+    uint32_t context;                     /* FreeVPS context (>= 3, the master's), 0 = none */
     char template_name[NAME_MAX_LEN + 1]; /* root filesystem template, a name */
     char init[SPEC_PATH_MAX + 1];         /* absolute path of the guest's init ("" = /sbin/init) */
     char domainname[SPEC_PATH_MAX + 1];   /* NIS domain name, "" = none */

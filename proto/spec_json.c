@@ -54,6 +54,7 @@ static const struct field spec_fields[] = {
     F("domainname", K_STR, struct guest_spec, domainname),
     F("halt_signal", K_SIGNAL, struct guest_spec, halt_signal),
     F("stop_timeout", K_U32, struct guest_spec, stop_timeout),
+    F("context", K_U32, struct guest_spec, context),
     F("flags", K_FLAGS, struct guest_spec, flags),
     F("autostart", K_BOOL, struct guest_spec, autostart),
     F("restart", K_RESTART, struct guest_spec, restart),
@@ -85,17 +86,16 @@ static const struct field io_fields[] = {
 static const struct field usage_fields[] = {
     F("id", K_STR, struct guest_usage, id),
     F("time_ms", K_U64, struct guest_usage, time_ms),
-#define USAGE_F(f) F(#f, K_U64, struct guest_usage, f),
+#define USAGE_F(f, k) F(#f, K_U64, struct guest_usage, f),
     USAGE_U64_FIELDS(USAGE_F)
 #undef USAGE_F
         F("failcnt", K_FAILCNT, struct guest_usage, failcnt),
 };
 
 /* Wire names of enum usage_fail, in its order. */
-static const char *const failcnt_names[USAGE_FAIL_COUNT] = {
-    [USAGE_FAIL_PROCS] = "procs", [USAGE_FAIL_MEMORY] = "memory", [USAGE_FAIL_OOM] = "oom",
-    [USAGE_FAIL_DISK] = "disk",   [USAGE_FAIL_TCP] = "tcp",
-};
+#define FAILCNT_NAME(e, name) [e] = #name,
+static const char *const failcnt_names[USAGE_FAIL_COUNT] = {USAGE_FAIL_FIELDS(FAILCNT_NAME)};
+#undef FAILCNT_NAME
 
 static const struct {
     uint32_t bit;     /* enum spec_flag */

@@ -236,6 +236,20 @@ cgroup_usage(cgroup_mgr_t *mgr, const char *id, struct guest_usage *u)
 }
 
 int
+cgroup_oom_watch(cgroup_mgr_t *mgr, const char *id, bool *prio)
+{
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->oom_watch(mgr, id, prio);
+}
+
+int
+cgroup_oom_read(cgroup_mgr_t *mgr, const char *id, int fd, uint64_t *count)
+{
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->oom_read(mgr, id, fd, count);
+}
+
+int
 cgroup_pids(cgroup_mgr_t *mgr, const char *id, pid_t **ret, size_t *n)
 {
     int r = cgroup_check_name(id);

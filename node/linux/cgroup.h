@@ -134,6 +134,18 @@ int cgroup_set_limits(cgroup_mgr_t *mgr, const char *id, const struct spec_limit
  * -ENOENT when the guest has no cgroup. */
 int cgroup_usage(cgroup_mgr_t *mgr, const char *id, struct guest_usage *u);
 
+/* The kernel's OOM notification for the guest's memory cgroup: a
+ * descriptor (O_CLOEXEC, non-blocking; the caller closes it) that becomes
+ * readable (v1: an eventfd registered on memory.oom_control through
+ * cgroup.event_control) or, with *prio set, raises POLLPRI (v2: a change of
+ * memory.events) when the OOM killer acts in the guest. -ENOENT when the
+ * guest has no memory cgroup. */
+int cgroup_oom_watch(cgroup_mgr_t *mgr, const char *id, bool *prio);
+/* After fd woke: consumes the notification (so the next one wakes it again)
+ * and reads the OOM kills the cgroup counted (v1 memory.oom_control and v2
+ * memory.events "oom_kill"). -ENOENT when the cgroup is gone. */
+int cgroup_oom_read(cgroup_mgr_t *mgr, const char *id, int fd, uint64_t *count);
+
 /* The pids in the guest's cgroup (processes, not threads): a malloc'd array
  * in *ret (the caller frees), its length in *n. */
 int cgroup_pids(cgroup_mgr_t *mgr, const char *id, pid_t **ret, size_t *n);

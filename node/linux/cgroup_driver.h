@@ -28,6 +28,8 @@ struct cgroup_ops {
     int (*pids)(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n);
     int (*kill)(cgroup_mgr_t *m, const char *id);
     int (*destroy)(cgroup_mgr_t *m, const char *id);
+    int (*oom_watch)(cgroup_mgr_t *m, const char *id, bool *prio);
+    int (*oom_read)(cgroup_mgr_t *m, const char *id, int fd, uint64_t *count);
     bool device_policy; /* the driver enforces the guest device list */
 };
 

@@ -13,6 +13,7 @@
  *   io_devs    -> blkio.throttle.{read,write}_{bps,iops}_device "maj:min value"
  * Device policy (at create): devices.deny "a", then devices.allow of the fixed list. */
 #include <errno.h>
+#include <sys/eventfd.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -618,6 +619,46 @@ v1_destroy(cgroup_mgr_t *m, const char *id)
     return ret;
 }
 
+/* ---- OOM notification (memory.oom_control through cgroup.event_control) ---- */
+
+static int
+v1_oom_watch(cgroup_mgr_t *m, const char *id, bool *prio)
+{
+    _cleanup_free_ char *mem = v1_exists(m, id) ? v1_dir(m, V1_MEMORY, id) : NULL;
+    if (!mem)
+        return -ENOENT;
+    _cleanup_free_ char *path = xasprintf("%s/memory.oom_control", mem);
+    _cleanup_close_ int ctl = open(path, O_RDONLY | O_CLOEXEC);
+    if (ctl < 0)
+        return -errno;
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0)
+        return -errno;
+    /* The registration holds the eventfd; the control file may close. */
+    int r = cgroup_writef(m, mem, "cgroup.event_control", "%d %d", efd, ctl);
+    if (r < 0) {
+        close(efd);
+        return r;
+    }
+    *prio = false;
+    return efd;
+}
+
+static int
+v1_oom_read(cgroup_mgr_t *m, const char *id, int fd, uint64_t *count)
+{
+    uint64_t n;
+    /* Drains the eventfd; it also fires when the cgroup goes away. */
+    while (read(fd, &n, sizeof(n)) < 0 && errno == EINTR)
+        ;
+    _cleanup_free_ char *mem = v1_exists(m, id) ? v1_dir(m, V1_MEMORY, id) : NULL;
+    if (!mem)
+        return -ENOENT;
+    *count = 0;
+    int r = cgroup_read_key(mem, "memory.oom_control", "oom_kill", count);
+    return r == -ENODATA ? 0 : r;
+}
+
 const struct cgroup_ops cgroup_v1_ops = {
     .name = "v1",
     .init = v1_init,
@@ -632,5 +673,7 @@ const struct cgroup_ops cgroup_v1_ops = {
     .pids = v1_pids,
     .kill = v1_kill,
     .destroy = v1_destroy,
+    .oom_watch = v1_oom_watch,
+    .oom_read = v1_oom_read,
     .device_policy = true,
 };

@@ -430,6 +430,37 @@ v2_destroy(cgroup_mgr_t *m, const char *id)
     return cgroup_rmdir(m, dir);
 }
 
+/* ---- OOM notification (a change of memory.events raises POLLPRI) ---- */
+
+static int
+v2_oom_watch(cgroup_mgr_t *m, const char *id, bool *prio)
+{
+    _cleanup_free_ char *dir = v2_dir(m, id);
+    _cleanup_free_ char *path = xasprintf("%s/memory.events", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+    if (fd < 0)
+        return -errno;
+    *prio = true;
+    return fd;
+}
+
+static int
+v2_oom_read(cgroup_mgr_t *m, const char *id, int fd, uint64_t *count)
+{
+    char buf[1024];
+    (void)m;
+    (void)id;
+    /* Reading the file from its start is what re-arms the notification. */
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n < 0)
+        return errno == ENODEV ? -ENOENT : -errno;
+    buf[n] = '\0';
+    *count = 0;
+    int r = cgroup_text_key(buf, "oom_kill", count);
+    return r == -ENODATA ? 0 : r;
+}
+
 const struct cgroup_ops cgroup_v2_ops = {
     .name = "v2",
     .init = v2_init,
@@ -444,5 +475,7 @@ const struct cgroup_ops cgroup_v2_ops = {
     .pids = v2_pids,
     .kill = v2_kill,
     .destroy = v2_destroy,
+    .oom_watch = v2_oom_watch,
+    .oom_read = v2_oom_read,
     .device_policy = true,
 };

@@ -648,6 +648,7 @@ disk_usage(const char *mountpoint, struct disk_usage *out)
         .bytes_used = (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize,
         .inodes_total = sv.f_files,
         .inodes_used = sv.f_files - sv.f_ffree,
+        .full = sv.f_bavail == 0 || sv.f_favail == 0,
     };
     return 0;
 }

@@ -54,6 +54,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define DISK_MIN_SIZE            (16ULL << 20)  /* smallest image accepted */
@@ -83,6 +84,7 @@ struct disk_usage {
     uint64_t bytes_used;   /* bytes in use */
     uint64_t inodes_total; /* inode count */
     uint64_t inodes_used;  /* inodes in use */
+    bool full;             /* no free block or no free inode now */
 };
 
 /* Makes a sparse image of size bytes (rounded down to 4 KiB) holding an empty

@@ -309,6 +309,33 @@ make_mounts(const struct detached *d)
     }
 }
 
+/* The FreeVPS views (the agent's FUSE mount, whose files answer each
+ * caller by its cgroup): taken from the host before pivot_root, attached
+ * at /dev/vservers after it. FreeVPS had them at /proc/vservers, but a
+ * procfs instance takes no new mount point; /dev is the guest's own tmpfs,
+ * made here. -1 when there is none. */
+static int
+grab_vservers(const struct spawn_config *cfg)
+{
+    if (!cfg->vservers[0])
+        return -1;
+    int fd = (int)open_tree(AT_FDCWD, cfg->vservers, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd < 0)
+        fail(errno, "open_tree %s", cfg->vservers);
+    return fd;
+}
+
+static void
+attach_vservers(int fd)
+{
+    if (fd < 0)
+        return;
+    make_dir("/dev/vservers", 0555);
+    if (move_mount(fd, "", AT_FDCWD, "/dev/vservers", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        fail(errno, "mount the FreeVPS views on /dev/vservers");
+    close(fd);
+}
+
 static void
 loopback_up(void)
 {
@@ -371,6 +398,7 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
     struct detached d;
     bind_root(cfg->rootfs);
     detach_mounts(cfg, &d);
+    int vservers = grab_vservers(cfg);
     /* The spawner has written our uid and gid maps: become the guest's root
      * (host uid_base); from here on only the guest's own tree is touched. */
     int r = cfg->uid_base ? guest_init_become_root() : 0;
@@ -378,6 +406,7 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
         fail(-r, "become root of the user namespace");
     pivot(cfg->rootfs);
     make_mounts(&d);
+    attach_vservers(vservers);
     loopback_up();
     set_identity(cfg);
     const struct sysfilter *filter = sysfilter_get(cfg->filter);

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sys/statfs.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
@@ -242,6 +243,17 @@ lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
     return cgroup_create(l->cgroups, s->id);
 }
 
+#define FUSE_SUPER_MAGIC 0x65735546 /* linux/magic.h names it only in the kernel's tree */
+
+static void
+vservers_bind_of(struct linux_backend *l, struct spawn_config *c)
+{
+    struct statfs sf;
+
+    if (l->cfg.vservers[0] && statfs(l->cfg.vservers, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC)
+        strscpy(c->vservers, l->cfg.vservers, sizeof(c->vservers));
+}
+
 /* The LXCFS mount to take /proc files from, or NULL (warned) when it is not there. */
 static const char *
 lxcfs_dir(const struct linux_backend *l, const struct guest_spec *s)
@@ -281,6 +293,7 @@ spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struc
     if (!cgroup_has_device_policy(l->cgroups))
         c->caps &= ~(1ULL << CAP_MKNOD);
     c->nofile = s->limits.nofile;
+    vservers_bind_of(l, c);
     c->filter = s->flags & SPEC_FLAG_NESTING ? SYSFILTER_NESTING : 0;
     if (ids && ids->uid_base) {
         c->uid_base = ids->uid_base;
@@ -299,6 +312,8 @@ spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struc
     return 0;
 }
 
+/* The FreeVPS views go into a guest only when the agent serves them (a
+ * FUSE mount there), never as a plain host directory. */
 static int
 lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
          struct guest_runtime *rt)
@@ -571,11 +586,27 @@ lx_usage(backend_t *b, const struct guest_spec *s, const struct guest_runtime *r
     if (disk_usage(p.disk, &du) == 0) {
         u->disk_bytes = du.bytes_used;
         u->disk_inodes = du.inodes_used;
+        /* The kernel counts no ENOSPC: 1 while the filesystem is full, which
+         * the master counts as a limit hit each time it becomes so. */
+        u->failcnt[USAGE_FAIL_DISK] = du.full;
     }
     bool running = rt->pid && proc_is_same(rt->pid, rt->start_time) > 0;
     net_usage(l->net, s, running ? rt->pid : 0, u);
     u->time_ms = time_real_ms();
     return 0;
+}
+
+static int
+lx_oom_watch(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt, bool *prio)
+{
+    (void)rt;
+    return cgroup_oom_watch(lb(b)->cgroups, s->id, prio);
+}
+
+static int
+lx_oom_read(backend_t *b, const struct guest_spec *s, int fd, uint64_t *count)
+{
+    return cgroup_oom_read(lb(b)->cgroups, s->id, fd, count);
 }
 
 static int
@@ -767,6 +798,8 @@ static const struct backend_ops linux_ops = {
     .apply_network = lx_apply_network,
     .state = lx_state,
     .usage = lx_usage,
+    .oom_watch = lx_oom_watch,
+    .oom_read = lx_oom_read,
     .exec = lx_exec,
     .console = lx_console,
     .free = lx_free,

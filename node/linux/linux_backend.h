@@ -41,6 +41,7 @@ struct linux_config {
     char lxcfs[256];        /* LXCFS mount, "" = LINUX_DEFAULT_LXCFS */
     char cgroup_prefix[64]; /* the cgroup directory of this node's guests, "" = "vfleet" (one
                              * per node where several share a kernel: the local cluster) */
+    char vservers[256];     /* the FreeVPS views' mount, bound into guests; "" = none */
 };
 
 /* Creates the backend and forks its spawner: call before the process starts

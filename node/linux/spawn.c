@@ -87,8 +87,8 @@ config_check(const struct spawn_config *c)
         !terminated(c->init, sizeof(c->init)) ||
         !terminated(c->console_ring, sizeof(c->console_ring)) ||
         !terminated(c->lxcfs, sizeof(c->lxcfs)) || !terminated(c->cgroup2, sizeof(c->cgroup2)) ||
-        c->n_cgroup_procs > SPAWN_MAX_CGROUPS || c->filter >= SYSFILTER_VARIANTS ||
-        (c->uid_base == 0) != (c->uid_count == 0) ||
+        !terminated(c->vservers, sizeof(c->vservers)) || c->n_cgroup_procs > SPAWN_MAX_CGROUPS ||
+        c->filter >= SYSFILTER_VARIANTS || (c->uid_base == 0) != (c->uid_count == 0) ||
         (uint64_t)c->uid_base + c->uid_count > UINT32_MAX)
         return -EINVAL;
     for (size_t i = 0; i < SPAWN_MAX_ARGS; i++)

@@ -66,7 +66,8 @@ struct spawn_config {
     char lxcfs[SPAWN_PATH_MAX]; /* an LXCFS mount whose proc files cover /proc's, "" = none */
     uint32_t n_cgroup_procs;    /* entries used in cgroup_procs */
     char cgroup_procs[SPAWN_MAX_CGROUPS][SPAWN_PATH_MAX]; /* v1 cgroup.procs files to join */
-    char cgroup2[SPAWN_PATH_MAX]; /* cgroup2 directory to clone into, "" = none */
+    char cgroup2[SPAWN_PATH_MAX];  /* cgroup2 directory to clone into, "" = none */
+    char vservers[SPAWN_PATH_MAX]; /* the FreeVPS views' mount, bound at /dev/vservers; "" = none */
 };
 
 /* What spawner_start gives back. */

@@ -60,6 +60,7 @@ def run(c, cl):
     patch(c, g)
     execs(c)
     usage_traffic(c)
+    observe(c)
     console(c)
     ips(c)
     operations(c, cl, n1, n2)
@@ -140,6 +141,9 @@ def health_and_routes(c):
         ("POST", "/v1/guests/x1/console"),
         ("GET", "/v1/nodes/x1/orphans/x2/adopt"),
         ("POST", "/v1/nodes/x1/orphans/x2"),
+        ("POST", "/v1/usage/traffic"),
+        ("DELETE", "/v1/events"),
+        ("PUT", "/metrics"),
     ]:
         c.call(method, path, expect=405)
 
@@ -610,6 +614,49 @@ def usage_traffic(c):
         c.call("GET", "/v1/guests/a%00b/" + path, expect=400, why="control character")
     c.call("POST", "/v1/guests/nope/traffic/reset", expect=404)
     c.call("POST", "/v1/guests/a%00b/traffic/reset", expect=400, why="control character")
+
+
+# ---- history, billing, events, metrics ----
+
+
+def observe(c):
+    r = c.call("GET", "/v1/guests/web1/usage", query=[("from", "-10m"), ("step", "1")], expect=200)
+    c.check(r.get("resolution") == "raw" and r.get("points") and r.get("latest") is not None,
+            "10 minutes at 1 s are raw samples, with the latest: %r" % r.text[:300])
+    r = c.call("GET", "/v1/guests/web1/usage", query=[("from", "-1h"), ("step", "60")], expect=200)
+    c.check(r.get("resolution") == "1m", "an hour by minutes is the 1-minute tier")
+    for q in ([("from", "yesterday")], [("step", "fast")], [("from", "-1h"), ("to", "-2h")]):
+        c.call("GET", "/v1/guests/web1/usage", query=q, expect=400, why="bad range")
+    r = c.call("GET", "/v1/usage/traffic", query=[("period", "hour")], expect=200)
+    c.check(any(row["guest"] == "web1" for row in r.get("rows") or []), "web1 has traffic rows")
+    r = c.call("GET", "/v1/usage/traffic", query=[("period", "month"), ("guest", "web1")],
+               headers={"Accept": "text/csv"}, expect=200)
+    c.check(r.text.startswith("guest,id,period,"), "CSV starts with its header: %r" % r.text[:40])
+    c.call("GET", "/v1/usage/traffic", query=[("period", "week")], expect=400)
+    c.call("GET", "/v1/usage/traffic", query=[("guest", "nope")], expect=404)
+    r = c.call("GET", "/v1/events", query=[("after", "0"), ("limit", "5")], expect=200)
+    c.check(len(r.get("events") or []) == 5, "a page of 5 events")
+    nxt = r.get("next")
+    r = c.call("GET", "/v1/events", query=[("after", str(nxt)), ("type", "guest.*"),
+                                           ("guest", "web1")], expect=200)
+    c.check(all(e["guest"] == "web1" for e in r.get("events") or []), "filtered by guest")
+    r = c.call("GET", "/v1/events", query=[("after", "0"), ("type", "guest.created")],
+               headers={"Accept": "application/x-ndjson"}, expect=200)
+    seqs = [json.loads(x)["seq"] for x in r.text.splitlines() if x]
+    c.check(len(seqs) >= 2 and seqs == sorted(set(seqs)), "JSON lines in order: %r" % seqs[:10])
+    c.call("GET", "/v1/events", query=[("limit", "0")], expect=400)
+    c.call("GET", "/v1/events", query=[("after", "x")], expect=400)
+    r = c.call("GET", "/metrics", expect=200)
+    c.check('vfleet_guest_memory_bytes{guest="web1"' in r.text, "web1's memory series")
+    t = make_token(c, {"role": "tenant", "project": "default"})
+    for path in ("/metrics", "/v1/usage/traffic"):
+        c.call("GET", path, auth=t, expect=403, why="a tenant")
+    r = c.call("GET", "/v1/events", query=[("after", "0")], auth=t, expect=200, why="a tenant")
+    c.check(r.get("events") and all(e["project"] == "default" for e in r.get("events")),
+            "a tenant reads its project's events")
+    r = c.call("GET", "/v1/events", query=[("project", "p2")], auth=t, expect=200,
+               why="a tenant naming another project")
+    c.check(not r.get("events"), "a tenant reads nothing of another project")
 
 
 # ---- addresses ----

@@ -1,0 +1,389 @@
+/* The master's Prometheus metrics (metrics.h). */
+#include "master/metrics.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/mtime.h"
+#include "master/api.h"
+#include "master/db_usage.h"
+#include "master/events.h"
+#include "master/events_stream.h"
+#include "master/guests.h"
+#include "master/http_handlers.h"
+#include "master/usage.h"
+
+/* A histogram of durations in seconds. */
+#define HIST_BUCKETS 12
+struct histogram {
+    uint64_t counts[HIST_BUCKETS + 1]; /* per bucket (not cumulative), the last is +Inf */
+    double sum;                        /* seconds observed */
+    uint64_t n;                        /* observations */
+};
+
+static const double bounds[HIST_BUCKETS] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05,
+                                            0.1,    0.5,    1,     5,     10,   60};
+
+/* HTTP answers by route and status. */
+struct http_count {
+    const char *route; /* a route name (static), "none" */
+    unsigned status;   /* the status */
+    uint64_t n;        /* answers */
+};
+
+#define DISPATCH_TYPES MSG_TYPE_COUNT
+struct metrics {
+    struct http_count *http;             /* one per (route, status) seen */
+    size_t n_http;                       /* entries in http */
+    uint64_t placements[3];              /* placed, unplaceable, failed */
+    struct histogram placement;          /* placement durations */
+    uint64_t answers[DISPATCH_TYPES][2]; /* per command type: nacked, acked */
+    struct histogram dispatch;           /* queued -> answered */
+};
+
+static struct metrics *
+metrics_of(master_t *m)
+{
+    if (!m->metrics)
+        m->metrics = xcalloc(1, sizeof(*m->metrics));
+    return m->metrics;
+}
+
+void
+metrics_free(master_t *m)
+{
+    if (!m->metrics)
+        return;
+    free(m->metrics->http);
+    free(m->metrics);
+    m->metrics = NULL;
+}
+
+static void
+observe(struct histogram *h, double secs)
+{
+    size_t i = 0;
+
+    while (i < HIST_BUCKETS && secs > bounds[i])
+        i++;
+    h->counts[i]++;
+    h->sum += secs;
+    h->n++;
+}
+
+void
+metrics_http_observer(void *userdata, const struct http_req *req, unsigned status)
+{
+    struct metrics *mt = metrics_of(userdata);
+    const char *route = req->route ? req->route : "none";
+
+    for (size_t i = 0; i < mt->n_http; i++)
+        if (mt->http[i].status == status && !strcmp(mt->http[i].route, route)) {
+            mt->http[i].n++;
+            return;
+        }
+    mt->http = xrealloc(mt->http, (mt->n_http + 1) * sizeof(*mt->http));
+    mt->http[mt->n_http++] = (struct http_count){route, status, 1};
+}
+
+void
+metrics_placement(master_t *m, int r, uint64_t ns)
+{
+    struct metrics *mt = metrics_of(m);
+
+    mt->placements[r == 0 ? 0 : (r == -EXFULL || r == -ENOSPC) ? 1 : 2]++;
+    observe(&mt->placement, (double)ns / 1e9);
+}
+
+void
+metrics_dispatch_answer(master_t *m, const struct dispatch_done *d, bool acked)
+{
+    struct metrics *mt = metrics_of(m);
+    uint64_t now = time_mono_ms();
+
+    if ((unsigned)d->type < DISPATCH_TYPES)
+        mt->answers[d->type][acked]++;
+    observe(&mt->dispatch, now > d->queued_ms ? (double)(now - d->queued_ms) / 1e3 : 0);
+}
+
+/* ---- rendering ---- */
+
+static void
+family(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+histogram_out(FILE *f, const char *name, const char *help, const struct histogram *h)
+{
+    uint64_t cum = 0;
+
+    family(f, name, "histogram", help);
+    for (size_t i = 0; i < HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
+    }
+    cum += h->counts[HIST_BUCKETS];
+    fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
+            (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->n);
+}
+
+static void
+nodes_out(FILE *f, master_t *m)
+{
+    static const struct {
+        const char *name; /* the metric */
+        const char *help; /* its help */
+    } fam[] = {
+        {"vfleet_node_capacity_cpus", "CPUs the node offers to guests."},
+        {"vfleet_node_capacity_memory_bytes", "Memory the node offers to guests."},
+        {"vfleet_node_capacity_disk_bytes", "Disk the node offers to guest images."},
+        {"vfleet_node_capacity_guests", "Guests the node accepts (0 = no limit)."},
+        {"vfleet_node_allocated_cpus", "CPUs the guests placed on the node reserve."},
+        {"vfleet_node_allocated_memory_bytes", "Memory the guests placed on the node reserve."},
+        {"vfleet_node_allocated_disk_bytes", "Disk the guests placed on the node reserve."},
+        {"vfleet_node_allocated_guests", "Guests placed on the node."},
+        {"vfleet_node_outbox_commands", "Commands waiting for the node's answer."},
+    };
+    size_t n = registry_count(m->reg);
+    uint64_t states[3] = {0};
+
+    for (size_t i = 0; i < n; i++)
+        states[registry_at(m->reg, i)->state < 3 ? registry_at(m->reg, i)->state : 2]++;
+    family(f, "vfleet_nodes", "gauge", "Nodes by state.");
+    for (int s = 0; s < 3; s++)
+        fprintf(f, "vfleet_nodes{state=\"%s\"} %llu\n", db_node_state_to_string(s),
+                (unsigned long long)states[s]);
+    for (size_t k = 0; k < ARRAY_SIZE(fam); k++) {
+        family(f, fam[k].name, "gauge", fam[k].help);
+        for (size_t i = 0; i < n; i++) {
+            struct registry_node *rn = registry_at(m->reg, i);
+            struct sched_node_info info = {0};
+            (void)sched_node_info(m->sched, rn->name, &info);
+            double v[] = {(double)rn->cap.cpu / 1000,
+                          (double)rn->cap.memory,
+                          (double)rn->cap.disk,
+                          (double)rn->cap.max_guests,
+                          (double)info.used.cpu / 1000,
+                          (double)info.used.memory,
+                          (double)info.used.disk,
+                          (double)info.guests,
+                          (double)dispatch_pending(m->disp, rn->name, MSG_INVALID, NULL)};
+            fprintf(f, "%s{node=\"%s\"} %.17g\n", fam[k].name, rn->name, v[k]);
+        }
+    }
+}
+
+/* How each metric of the usage vector is exported: its name, whether it is
+ * scaled (cpu_ns to seconds) and its help. Order: proto/usage.h's vector. */
+static const struct {
+    const char *name; /* the Prometheus name */
+    double scale;     /* multiplier */
+    const char *help; /* the help text */
+} usage_metrics[] = {
+    {"vfleet_guest_cpu_seconds_total", 1e-9, "CPU time the guest used."},
+    {"vfleet_guest_memory_bytes", 1, "Memory charged to the guest."},
+    {"vfleet_guest_memory_peak_bytes", 1, "The highest memory charged to the guest."},
+    {"vfleet_guest_rss_bytes", 1, "Resident memory of the guest."},
+    {"vfleet_guest_swap_bytes", 1, "Swap the guest uses."},
+    {"vfleet_guest_processes", 1, "Processes and threads in the guest."},
+    {"vfleet_guest_disk_used_bytes", 1, "Bytes used on the guest's filesystem."},
+    {"vfleet_guest_disk_used_inodes", 1, "Inodes used on the guest's filesystem."},
+    {"vfleet_guest_io_read_bytes_total", 1, "Bytes the guest read from block devices."},
+    {"vfleet_guest_io_written_bytes_total", 1, "Bytes the guest wrote to block devices."},
+    {"vfleet_guest_io_reads_total", 1, "Block device reads of the guest."},
+    {"vfleet_guest_io_writes_total", 1, "Block device writes of the guest."},
+    {"vfleet_guest_network_receive_bytes_total", 1, "Bytes into the guest."},
+    {"vfleet_guest_network_transmit_bytes_total", 1, "Bytes out of the guest."},
+    {"vfleet_guest_network_receive_packets_total", 1, "Packets into the guest."},
+    {"vfleet_guest_network_transmit_packets_total", 1, "Packets out of the guest."},
+    {"vfleet_guest_tcp_established_sockets", 1, "Established TCP connections of the guest."},
+};
+_Static_assert(ARRAY_SIZE(usage_metrics) == USAGE_N_U64_FIELDS,
+               "a Prometheus metric per USAGE_U64_FIELDS entry");
+
+/* One guest as the scrape sees it. */
+struct guest_row {
+    char name[NAME_MAX_LEN + 1];    /* its name */
+    char node[NAME_MAX_LEN + 1];    /* its node, "" unplaced */
+    char project[NAME_MAX_LEN + 1]; /* its project */
+    uint64_t v[USAGE_N_METRICS];    /* its latest sample, counters as totals */
+    bool have;                      /* a sample exists */
+};
+
+struct guests_scan {
+    master_t *m;                  /* the master */
+    struct guest_row *rows;       /* every guest */
+    size_t n;                     /* entries in rows */
+    uint64_t states[DB__OBS_MAX]; /* guests by observed state */
+    FILE *info;                   /* the vfleet_guest_info lines */
+};
+
+static int
+guest_seen(void *userdata, const struct db_guest *g)
+{
+    struct guests_scan *s = userdata;
+    struct guest_spec spec;
+    const struct guest_usage *u = usage_latest(s->m, g->id);
+
+    if ((unsigned)g->observed < DB__OBS_MAX)
+        s->states[g->observed]++;
+    s->rows = xrealloc(s->rows, (s->n + 1) * sizeof(*s->rows));
+    struct guest_row *r = &s->rows[s->n++];
+    strscpy(r->name, g->name, sizeof(r->name));
+    strscpy(r->node, g->node ? g->node : "", sizeof(r->node));
+    strscpy(r->project, g->project ? g->project : "default", sizeof(r->project));
+    r->have = u != NULL;
+    if (u)
+        usage_to_vec(u, r->v);
+    unsigned ctx = guests_spec(s->m, g, &spec) == 0 ? spec.context : 0;
+    fprintf(s->info,
+            "vfleet_guest_info{guest=\"%s\",node=\"%s\",project=\"%s\",id=\"%s\","
+            "state=\"%s\",context=\"%u\"} 1\n",
+            g->name, r->node, r->project, g->id, db_observed_to_string(g->observed), ctx);
+    return 0;
+}
+
+#define FAIL_NAME(e, name) [e] = #name,
+static const char *const fail_names[USAGE_FAIL_COUNT] = {USAGE_FAIL_FIELDS(FAIL_NAME)};
+#undef FAIL_NAME
+
+static void
+guest_usage_out(FILE *f, const struct guests_scan *s)
+{
+    for (unsigned i = 0; i < USAGE_N_U64_FIELDS; i++) {
+        family(f, usage_metrics[i].name, db_usage_is_counter(i) ? "counter" : "gauge",
+               usage_metrics[i].help);
+        for (size_t k = 0; k < s->n; k++) {
+            if (!s->rows[k].have)
+                continue;
+            fprintf(f, "%s{guest=\"%s\",node=\"%s\",project=\"%s\"} ", usage_metrics[i].name,
+                    s->rows[k].name, s->rows[k].node, s->rows[k].project);
+            /* Integers as integers: exact, and much cheaper to print. */
+            if (usage_metrics[i].scale == 1)
+                fprintf(f, "%llu\n", (unsigned long long)s->rows[k].v[i]);
+            else
+                fprintf(f, "%.9f\n", (double)s->rows[k].v[i] * usage_metrics[i].scale);
+        }
+    }
+    family(f, "vfleet_guest_limit_hits_total", "counter",
+           "Times the guest hit a limit (OpenVZ failcnt; disk: times it became full).");
+    for (size_t k = 0; k < s->n; k++)
+        for (unsigned j = 0; s->rows[k].have && j < USAGE_FAIL_COUNT; j++)
+            fprintf(f,
+                    "vfleet_guest_limit_hits_total{guest=\"%s\",node=\"%s\",project=\"%s\","
+                    "resource=\"%s\"} %llu\n",
+                    s->rows[k].name, s->rows[k].node, s->rows[k].project, fail_names[j],
+                    (unsigned long long)s->rows[k].v[USAGE_N_U64_FIELDS + j]);
+}
+
+static int
+guests_out(FILE *f, master_t *m)
+{
+    struct guests_scan s = {.m = m};
+    struct db_guest_filter all = {.observed = -1};
+    char *info = NULL;
+    size_t info_len = 0;
+
+    s.info = open_memstream(&info, &info_len);
+    if (!s.info)
+        return -ENOMEM;
+    int r = db_guest_list(m->db, &all, guest_seen, &s);
+    fclose(s.info);
+    if (r >= 0) {
+        family(f, "vfleet_guests", "gauge", "Guests by observed state.");
+        for (int st = 0; st < DB__OBS_MAX; st++)
+            fprintf(f, "vfleet_guests{state=\"%s\"} %llu\n", db_observed_to_string(st),
+                    (unsigned long long)s.states[st]);
+        family(f, "vfleet_guest_info", "gauge", "Every guest, with its id, state and context.");
+        fwrite(info, 1, info_len, f);
+        guest_usage_out(f, &s);
+    }
+    free(info);
+    free(s.rows);
+    return r < 0 ? r : 0;
+}
+
+static void
+control_out(FILE *f, master_t *m)
+{
+    static const char *const results[] = {"placed", "unplaceable", "failed"};
+    struct metrics *mt = metrics_of(m);
+    struct dispatch_stats ds;
+
+    family(f, "vfleet_placements_total", "counter", "Placement decisions by result.");
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "vfleet_placements_total{result=\"%s\"} %llu\n", results[i],
+                (unsigned long long)mt->placements[i]);
+    histogram_out(f, "vfleet_placement_duration_seconds", "Time a placement decision took.",
+                  &mt->placement);
+    dispatch_get_stats(m->disp, &ds);
+    family(f, "vfleet_dispatch_commands_total", "counter", "Commands queued for nodes.");
+    fprintf(f, "vfleet_dispatch_commands_total %llu\n", (unsigned long long)ds.queued);
+    family(f, "vfleet_dispatch_sends_total", "counter", "Command frames sent, re-sends included.");
+    fprintf(f, "vfleet_dispatch_sends_total %llu\n", (unsigned long long)ds.sent);
+    family(f, "vfleet_dispatch_resends_total", "counter", "Command frames sent again.");
+    fprintf(f, "vfleet_dispatch_resends_total %llu\n", (unsigned long long)ds.resent);
+    family(f, "vfleet_dispatch_answers_total", "counter", "Node answers by command and result.");
+    for (int t = 0; t < DISPATCH_TYPES; t++)
+        for (int a = 0; a < 2; a++)
+            if (mt->answers[t][a])
+                fprintf(f, "vfleet_dispatch_answers_total{command=\"%s\",result=\"%s\"} %llu\n",
+                        msg_type_name(t), a ? "ack" : "nack",
+                        (unsigned long long)mt->answers[t][a]);
+    histogram_out(f, "vfleet_dispatch_answer_duration_seconds",
+                  "Time from queueing a command to the node's answer.", &mt->dispatch);
+    family(f, "vfleet_http_requests_total", "counter",
+           "HTTP requests answered, by route and status.");
+    for (size_t i = 0; i < mt->n_http; i++)
+        fprintf(f, "vfleet_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n", mt->http[i].route,
+                mt->http[i].status, (unsigned long long)mt->http[i].n);
+    family(f, "vfleet_event_streams", "gauge", "Open event streams.");
+    fprintf(f, "vfleet_event_streams %u\n", event_streams_count(m));
+    family(f, "vfleet_event_sequence", "gauge", "The newest event's sequence number.");
+    fprintf(f, "vfleet_event_sequence %llu\n", (unsigned long long)events_committed(m));
+}
+
+int
+metrics_render(master_t *m, char **out, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+
+    if (!f)
+        return -ENOMEM;
+    nodes_out(f, m);
+    int r = guests_out(f, m);
+    control_out(f, m);
+    fclose(f);
+    if (r < 0) {
+        free(buf);
+        return r;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+void
+h_metrics(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    char *text = NULL;
+    size_t len = 0;
+
+    (void)am;
+    /* A scrape sees what is committed. */
+    (void)master_batch_commit(m);
+    int r = metrics_render(m, &text, &len);
+    if (r < 0) {
+        httpd_error(req, 503, "unavailable", NULL, "cannot read the metrics: %s", strerror(-r));
+        return;
+    }
+    httpd_respond_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
