@@ -104,6 +104,17 @@ static const struct wire_field limits_fields[] = {
 #undef LIMIT_W
 static const struct wire_table limits_table = TABLE(limits_fields);
 
+/* The provision group: the same members as the JSON form, keys and search
+ * domains as their joined strings. */
+static const struct wire_field provision_fields[] = {
+    W("password_hash", W_STR, false, struct spec_provision, password_hash),
+    W("ssh_keys", W_STR, false, struct spec_provision, ssh_keys),
+    W("dns", W_IPS, false, struct spec_provision, dns,
+      .count = offsetof(struct spec_provision, n_dns), .max = SPEC_MAX_DNS),
+    W("search", W_STR, false, struct spec_provision, search),
+};
+static const struct wire_table provision_table = TABLE(provision_fields);
+
 static const struct wire_field spec_fields[] = {
     W("id", W_STR, true, struct guest_spec, id),
     W("name", W_STR, true, struct guest_spec, name),
@@ -123,6 +134,8 @@ static const struct wire_field spec_fields[] = {
       .max = SPEC_MAX_ADDRS),
     W("labels", W_LABELS, false, struct guest_spec, labels,
       .count = offsetof(struct guest_spec, n_labels), .max = SPEC_MAX_LABELS),
+    W("provision", W_MAP, false, struct guest_spec, provision, .max = PROTO_MAX_ARRAY,
+      .sub = &provision_table),
 };
 static const struct wire_table spec_table = TABLE(spec_fields);
 
