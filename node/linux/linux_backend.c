@@ -24,6 +24,7 @@
 #include "node/linux/net.h"
 #include "node/linux/nsexec.h"
 #include "node/linux/proc.h"
+#include "node/linux/provision.h"
 #include "node/linux/rootfs.h"
 #include "node/linux/spawn.h"
 
@@ -319,6 +320,18 @@ resize_disk(struct linux_backend *l, const struct guest_spec *s, const struct gu
     return resized < 0 ? resized : r;
 }
 
+/* The provision group into the guest's files, when it changed (provision.h);
+ * every apply comes through set_limits, so a create and a later change
+ * alike are written before the guest (next) starts. */
+static int
+lx_provision(const struct guest_paths *p, const struct guest_spec *s)
+{
+    char stamp[600];
+
+    snprintf(stamp, sizeof(stamp), "%s/provision.stamp", p->dir);
+    return provision_apply(p->root, stamp, &s->provision);
+}
+
 static int
 lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt)
 {
@@ -351,8 +364,8 @@ lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_runti
                             (unsigned long long)di.inodes);
     r = cgroup_set_limits(l->cgroups, s->id, &s->limits);
     if (r < 0)
-        errtext_set("cannot apply cgroup limits");
-    return r;
+        return errtext_fail(r, "cannot apply cgroup limits");
+    return lx_provision(&p, s);
 }
 
 static int
