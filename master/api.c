@@ -9,6 +9,7 @@
 
 #include "common/mem.h"
 #include "common/units.h"
+#include "master/guests.h"
 #include "master/http_handlers.h"
 #include "proto/spec_json.h"
 
@@ -374,6 +375,7 @@ api_guest_json(const struct db_guest *g, const struct guest_spec *spec)
     json_object_set_new(o, "message", g->message ? json_string(g->message) : json_null());
     json_object_set_new(o, "created", time_json(g->created_ms));
     json_object_set_new(o, "updated", time_json(g->updated_ms));
+    guest_provision_view(o);
     return o;
 }
 

@@ -62,6 +62,17 @@ struct guest_err {
 int guest_fail(struct guest_err *e, int err, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* ---- provisioning (guest_provision.c) ---- */
+
+/* In a create or patch body's spec (JSON, changed in place): a "provision"
+ * member's "password" in clear becomes "password_hash" (yescrypt), null
+ * becomes "!" (no password login). Returns 0 or -EINVAL (both given, not a
+ * string, empty, over 512 bytes) with e set; -EIO when libcrypt fails. */
+int guest_provision_input(json_t *spec, struct guest_err *e);
+/* In a guest's JSON for the API: "provision.password_hash" becomes
+ * "provision.password", true when a password is set. */
+void guest_provision_view(json_t *guest);
+
 /* ---- reading ---- */
 
 /* Whether c may see guest g (a tenant: only its project's). */
