@@ -275,6 +275,46 @@ static const struct wire_field exec_fields[] = {
     W("max_output", W_U32, false, struct msg_guest_exec, max_output),
 };
 
+/* The interactive session and its stream. */
+static const struct wire_field shell_fields[] = {
+    W("guest", W_STR, true, struct msg_shell_open, id),
+    W("session", W_U64, true, struct msg_shell_open, session),
+    W("argv", W_ARGV, false, struct msg_shell_open, argv,
+      .count = offsetof(struct msg_shell_open, argc), .max = PROTO_MAX_ARGV),
+    W("tty", W_BOOL, false, struct msg_shell_open, tty),
+    W("cols", W_U32, false, struct msg_shell_open, cols),
+    W("rows", W_U32, false, struct msg_shell_open, rows),
+    W("term", W_STR, false, struct msg_shell_open, term),
+};
+
+static const struct wire_field stream_ctl_fields[] = {
+    W("session", W_U64, true, struct msg_stream_ctl, session),
+    W("cols", W_U32, false, struct msg_stream_ctl, cols),
+    W("rows", W_U32, false, struct msg_stream_ctl, rows),
+    W("signal", W_U32, false, struct msg_stream_ctl, signal),
+    W("close", W_BOOL, false, struct msg_stream_ctl, close),
+};
+
+static const struct wire_field stream_data_fields[] = {
+    W("session", W_U64, true, struct msg_stream_data, session),
+    W("fd", W_U32, false, struct msg_stream_data, fd),
+    W("eof", W_BOOL, false, struct msg_stream_data, eof),
+    W("data", W_BIN, false, struct msg_stream_data, data,
+      .count = offsetof(struct msg_stream_data, len), .max = PROTO_STREAM_CHUNK),
+};
+
+static const struct wire_field stream_ack_fields[] = {
+    W("session", W_U64, true, struct msg_stream_ack, session),
+    W("bytes", W_U32, true, struct msg_stream_ack, bytes),
+};
+
+static const struct wire_field stream_exit_fields[] = {
+    W("session", W_U64, true, struct msg_stream_exit, session),
+    W("exit_code", W_I32, true, struct msg_stream_exit, exit_code),
+    W("signal", W_I32, false, struct msg_stream_exit, signal),
+    W("message", W_STR, false, struct msg_stream_exit, message),
+};
+
 /* Every message's fields after the envelope ("id", "v", "type"), relative to
  * its member of struct msg's union. */
 static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
@@ -291,6 +331,11 @@ static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
     [MSG_GUEST_STOP] = TABLE(guest_stop_fields),
     [MSG_GUEST_DESTROY] = TABLE(guest_ref_fields),
     [MSG_GUEST_EXEC] = TABLE(exec_fields),
+    [MSG_SHELL_OPEN] = TABLE(shell_fields),
+    [MSG_STREAM_CTL] = TABLE(stream_ctl_fields),
+    [MSG_STREAM_DATA] = TABLE(stream_data_fields),
+    [MSG_STREAM_ACK] = TABLE(stream_ack_fields),
+    [MSG_STREAM_EXIT] = TABLE(stream_exit_fields),
 };
 
 /* --------------------------------------------------------------- decoding */

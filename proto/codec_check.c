@@ -166,6 +166,58 @@ check_exec(struct codec_ctx *c, const struct msg_guest_exec *e)
     return 0;
 }
 
+static int
+check_shell(struct codec_ctx *c, const struct msg_shell_open *sh)
+{
+    TRY(check_guest_id(c, "guest", sh->id, true));
+    CHECK(sh->session >= 1, "session", "zero");
+    CHECK(sh->argc <= PROTO_MAX_ARGV && (sh->argc == 0 || sh->argv), "argv",
+          "needs at most %u entries", PROTO_MAX_ARGV);
+    for (uint32_t i = 0; i < sh->argc; i++) {
+        CHECK(sh->argv[i], "argv", "entry %u missing", i);
+        CHECK(strnlen(sh->argv[i], PROTO_MAX_STRING + 1) <= PROTO_MAX_STRING, "argv",
+              "entry %u longer than %u bytes", i, PROTO_MAX_STRING);
+    }
+    CHECK(sh->argc == 0 || sh->argv[0][0], "argv", "empty program name");
+    CHECK(sh->cols <= 65535 && sh->rows <= 65535, "cols", "above 65535");
+    CHECK(terminated(sh->term, sizeof(sh->term)), "term", "too long");
+    for (const char *t = sh->term; *t; t++)
+        CHECK((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') ||
+                  *t == '-' || *t == '_' || *t == '.' || *t == '+',
+              "term", "not a terminal name");
+    return 0;
+}
+
+static int
+check_stream(struct codec_ctx *c, const struct msg *m)
+{
+    switch (m->type) {
+    case MSG_STREAM_CTL:
+        CHECK(m->u.stream_ctl.session >= 1, "session", "zero");
+        CHECK(m->u.stream_ctl.cols <= 65535 && m->u.stream_ctl.rows <= 65535, "cols",
+              "above 65535");
+        CHECK(m->u.stream_ctl.signal < 65, "signal", "not within 0..64");
+        return 0;
+    case MSG_STREAM_DATA:
+        CHECK(m->u.stream_data.session >= 1, "session", "zero");
+        CHECK(m->u.stream_data.fd <= 2, "fd", "not 0, 1 or 2");
+        CHECK(m->u.stream_data.len <= PROTO_STREAM_CHUNK &&
+                  (m->u.stream_data.len == 0 || m->u.stream_data.data),
+              "data", "bad length");
+        return 0;
+    case MSG_STREAM_ACK:
+        CHECK(m->u.stream_ack.session >= 1, "session", "zero");
+        CHECK(m->u.stream_ack.bytes <= PROTO_STREAM_WINDOW, "bytes", "above the window");
+        return 0;
+    default: /* MSG_STREAM_EXIT */
+        CHECK(m->u.stream_exit.session >= 1, "session", "zero");
+        CHECK(m->u.stream_exit.signal >= 0 && m->u.stream_exit.signal <= 64, "signal",
+              "not within 0..64");
+        return check_text(c, "message", m->u.stream_exit.message, sizeof(m->u.stream_exit.message),
+                          false);
+    }
+}
+
 int
 codec_check_msg(struct codec_ctx *c, const struct msg *m)
 {
@@ -231,6 +283,13 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
         return 0;
     case MSG_GUEST_EXEC:
         return check_exec(c, &m->u.exec);
+    case MSG_SHELL_OPEN:
+        return check_shell(c, &m->u.shell);
+    case MSG_STREAM_CTL:
+    case MSG_STREAM_DATA:
+    case MSG_STREAM_ACK:
+    case MSG_STREAM_EXIT:
+        return check_stream(c, m);
     default:
         return codec_fail(c, -EINVAL, "unknown message type %d", (int)m->type);
     }

@@ -24,6 +24,11 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_GUEST_STOP] = "guest.stop",
     [MSG_GUEST_DESTROY] = "guest.destroy",
     [MSG_GUEST_EXEC] = "guest.exec",
+    [MSG_SHELL_OPEN] = "guest.shell",
+    [MSG_STREAM_CTL] = "stream.ctl",
+    [MSG_STREAM_DATA] = "stream.data",
+    [MSG_STREAM_ACK] = "stream.ack",
+    [MSG_STREAM_EXIT] = "stream.exit",
 };
 
 static const char *const error_names[MSG_ERR_COUNT] = {
@@ -130,6 +135,15 @@ msg_clear(struct msg *m)
     case MSG_EXEC_RESULT:
         free(m->u.exec_result.out);
         free(m->u.exec_result.err);
+        break;
+    case MSG_SHELL_OPEN:
+        if (m->u.shell.argv)
+            for (char **a = m->u.shell.argv; *a; a++)
+                free(*a);
+        free(m->u.shell.argv);
+        break;
+    case MSG_STREAM_DATA:
+        free(m->u.stream_data.data);
         break;
     default:
         break;
