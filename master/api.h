@@ -55,6 +55,8 @@ enum api_route {
     API_PROJECT_GET,         /* GET /v1/projects/{name} */
     API_PROJECT_PATCH,       /* PATCH /v1/projects/{name} */
     API_PROJECT_DELETE,      /* DELETE /v1/projects/{name} */
+    API_GUEST_SHELL,         /* GET /v1/guests/{name}/shell (WebSocket) */
+    API_TEMPLATES_LIST,      /* GET /v1/templates */
     API__ROUTE_MAX,
 };
 

@@ -33,6 +33,13 @@ void h_guest_traffic_reset(master_t *m, struct http_req *req, const struct api_m
 void h_guest_ip_add(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_ip_del(master_t *m, struct http_req *req, const struct api_match *am);
 
+/* http_ws.c: interactive sessions over a WebSocket */
+void h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am);
+/* A browser cannot set Authorization on a WebSocket: its token comes as the
+ * subprotocol "bearer.TOKEN" of an upgrade request. Returns "Bearer TOKEN"
+ * in buf (n bytes), or NULL when the request carries none. */
+const char *http_ws_bearer(struct http_req *req, char *buf, size_t n);
+
 /* http_pools.c */
 void h_pool_list(master_t *m, struct http_req *req, const struct api_match *am);
 void h_pool_create(master_t *m, struct http_req *req, const struct api_match *am);

@@ -20,6 +20,7 @@
 #include "master/idem.h"
 #include "master/oncommit.h"
 #include "master/session.h"
+#include "master/shell.h"
 #include "master/usage.h"
 #include "master/waiters.h"
 #include "proto/spec_json.h"
@@ -114,6 +115,7 @@ on_tick(uv_timer_t *t)
     registry_tick(m->reg, on_node_change, m);
     dispatch_tick(m->disp);
     waiters_expire(m, now);
+    shell_tick(m);
     if (now >= m->next_poke) {
         m->next_poke = now + 1000;
         session_poke_unwelcomed(m);
@@ -300,6 +302,7 @@ master_shutdown(master_t *m)
     m->stopping = true;
     (void)master_batch_commit(m);
     waiters_shutdown(m);
+    shell_close_all(m);
     httpd_destroy(&m->httpd);
     for (unsigned i = 0; i < m->n_links; i++)
         if (m->links[i].watching) {

@@ -1,6 +1,10 @@
 /* The operator's console and the provisioning API, end to end in one
  * process (master_fixture.h): a guest created with a password, SSH keys and
  * name servers, what the API shows of them, and changes later. */
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include "master/master_fixture.h"
 
 #define KEY "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0nYc me@laptop"
@@ -96,12 +100,145 @@ test_patch_spec_fields(void **state)
     delete_all_guests();
 }
 
+/* ---- a WebSocket client over the master's Unix socket (root: admin) ---- */
+
+static int
+ws_connect(const char *path_query, char *status_line, size_t n)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    char req[1024], resp[4096];
+    size_t got = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    strscpy(sun.sun_path, F.sock, sizeof(sun.sun_path));
+    assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    int len = snprintf(req, sizeof(req),
+                       "GET %s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: vfleet.v1\r\n\r\n",
+                       path_query);
+    assert_int_equal(write(fd, req, (size_t)len), len);
+    /* The answer's head, byte by byte so no frame byte is taken with it. */
+    while (got < sizeof(resp) - 1) {
+        assert_int_equal(read(fd, resp + got, 1), 1);
+        got++;
+        if (got >= 4 && !memcmp(resp + got - 4, "\r\n\r\n", 4))
+            break;
+    }
+    resp[got] = '\0';
+    snprintf(status_line, n, "%.*s", (int)strcspn(resp, "\r"), resp);
+    if (strstr(resp, " 101 "))
+        assert_non_null(strstr(resp, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    return fd;
+}
+
+static void
+ws_send(int fd, unsigned op, const void *data, size_t n)
+{
+    unsigned char f[256] = {(unsigned char)(0x80 | op), (unsigned char)(0x80 | n), 1, 2, 3, 4};
+    assert_true(n < 126);
+    for (size_t i = 0; i < n; i++)
+        f[6 + i] = ((const unsigned char *)data)[i] ^ f[2 + (i & 3)];
+    assert_int_equal(write(fd, f, 6 + n), (ssize_t)(6 + n));
+}
+
+/* Reads frames until the close frame: output into out, the exit text into
+ * ex. Returns the number of frames. */
+static int
+ws_read_all(int fd, char *out, size_t outn, char *ex, size_t exn)
+{
+    unsigned char buf[65536];
+    size_t len = 0, o = 0;
+    int frames = 0;
+
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_true(poll(&p, 1, 10000) == 1);
+        ssize_t k = read(fd, buf + len, sizeof(buf) - len);
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+        while (len >= 2) {
+            size_t pl = buf[1] & 0x7f, hl = 2;
+            if (pl == 126) {
+                if (len < 4)
+                    break;
+                pl = (size_t)buf[2] << 8 | buf[3];
+                hl = 4;
+            }
+            if (len < hl + pl)
+                break;
+            unsigned op = buf[0] & 0x0f;
+            frames++;
+            if (op == 0x2 && pl > 1 && o + pl - 1 < outn) {
+                memcpy(out + o, buf + hl + 1, pl - 1);
+                o += pl - 1;
+                out[o] = '\0';
+            } else if (op == 0x1) {
+                snprintf(ex, exn, "%.*s", (int)pl, buf + hl);
+            } else if (op == 0x8) {
+                return frames;
+            }
+            memmove(buf, buf + hl + pl, len - hl - pl);
+            len -= hl + pl;
+        }
+    }
+    return frames;
+}
+
+static void
+test_shell(void **state)
+{
+    char status[128], out[8192] = "", ex[512] = "";
+    json_t *o = NULL;
+    int fd;
+
+    assert_int_equal(http("POST", "/v1/guests?wait=running&timeout=20",
+                          "{\"name\":\"sh1\",\"template\":\"busybox\"}", NULL, &o),
+                     201);
+    json_decref(o);
+
+    /* A command: its output, its exit code. */
+    fd = ws_connect("/v1/guests/sh1/shell?tty=false&command=%5B%22hostname%22%5D", status,
+                    sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    ws_read_all(fd, out, sizeof(out), ex, sizeof(ex));
+    assert_string_equal(out, "sh1\n");
+    assert_non_null(strstr(ex, "\"exit\":0"));
+    close(fd);
+
+    /* A terminal: input, echo, output, exit with a status. */
+    fd = ws_connect("/v1/guests/sh1/shell?cols=100&rows=30", status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    ws_send(fd, 0x1, "{\"resize\":[120,40]}", 19);
+    ws_send(fd, 0x2, "\0hostname\r", 10);
+    ws_send(fd, 0x2, "\0exit 3\r", 8);
+    ws_read_all(fd, out, sizeof(out), ex, sizeof(ex));
+    assert_non_null(strstr(out, "hostname\r\nsh1\r\n"));
+    assert_non_null(strstr(ex, "\"exit\":3"));
+    close(fd);
+
+    /* Refused before any upgrade: a private guest, an unknown one, no upgrade. */
+    assert_int_equal(http("PATCH", "/v1/guests/sh1", "{\"flags\":[\"private\"]}", NULL, &o), 200);
+    json_decref(o);
+    fd = ws_connect("/v1/guests/sh1/shell", status, sizeof(status));
+    assert_non_null(strstr(status, " 409 "));
+    close(fd);
+    fd = ws_connect("/v1/guests/nosuch/shell", status, sizeof(status));
+    assert_non_null(strstr(status, " 404 "));
+    close(fd);
+    assert_int_equal(http("GET", "/v1/guests/sh1/shell", NULL, NULL, &o), 400);
+    json_decref(o);
+    delete_all_guests();
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_provision),
         cmocka_unit_test(test_patch_spec_fields),
+        cmocka_unit_test(test_shell),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -65,6 +65,7 @@ on_welcome(agent_t *a, const struct msg_welcome *w)
 {
     a->welcomed = true;
     a->unanswered_hellos = 0;
+    agent_shell_close_all(a, "the link to the master was reset");
     if (w->heartbeat_ms && w->heartbeat_ms != a->cfg.heartbeat_ms) {
         a->cfg.heartbeat_ms = w->heartbeat_ms;
         uv_timer_start(&a->heartbeat, on_heartbeat, a->cfg.heartbeat_ms, a->cfg.heartbeat_ms);
@@ -227,6 +228,7 @@ agent_shutdown(agent_t *a)
         uv_close((uv_handle_t *)&a->usage, NULL);
         zwatch_close(&a->watch, NULL);
     }
+    agent_shell_close_all(a, "the agent stops");
     agent_guest_close_all(a);
 }
 

@@ -150,8 +150,15 @@ cmd_exec(agent_t *a, const struct msg *m)
 
 /* The commands a node accepts, by message type; NULL for the rest. */
 static const cmd_fn cmds[MSG_TYPE_COUNT] = {
-    [MSG_GUEST_APPLY] = cmd_apply,     [MSG_GUEST_START] = cmd_start, [MSG_GUEST_STOP] = cmd_stop,
-    [MSG_GUEST_DESTROY] = cmd_destroy, [MSG_GUEST_EXEC] = cmd_exec,
+    [MSG_GUEST_APPLY] = cmd_apply,
+    [MSG_GUEST_START] = cmd_start,
+    [MSG_GUEST_STOP] = cmd_stop,
+    [MSG_GUEST_DESTROY] = cmd_destroy,
+    [MSG_GUEST_EXEC] = cmd_exec,
+    [MSG_SHELL_OPEN] = agent_shell_open,
+    [MSG_STREAM_DATA] = agent_shell_stream,
+    [MSG_STREAM_ACK] = agent_shell_stream,
+    [MSG_STREAM_CTL] = agent_shell_stream,
 };
 
 bool

@@ -76,6 +76,7 @@ struct agent {
     bool usage_pending;          /* a usage job is queued or running */
     bool handles_ready;          /* timers and the watcher are initialised */
     bool closing;                /* agent_shutdown was called */
+    void *shells;                /* interactive sessions (agent_shell.c), NULL = none */
 };
 
 /* ---- agent_send.c: messages to the master ------------------------------ */
@@ -103,6 +104,15 @@ void agent_send_event(agent_t *a, const char *id, const char *kind, int exit_cod
 void agent_send_hello(agent_t *a);
 /* A heartbeat with the table's guest and running counts. */
 void agent_send_heartbeat(agent_t *a);
+
+/* ---- agent_shell.c: interactive sessions (guest.shell) ------------------ */
+
+/* guest.shell: starts a session (acked when the command runs). */
+void agent_shell_open(agent_t *a, const struct msg *m);
+/* stream.data, stream.ack and stream.ctl of a session. */
+void agent_shell_stream(agent_t *a, const struct msg *m);
+/* Hangs up every session (the link was reset, or the agent stops). */
+void agent_shell_close_all(agent_t *a, const char *why);
 
 /* ---- agent_cmd.c: the master's commands -------------------------------- */
 

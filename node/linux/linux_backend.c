@@ -26,6 +26,7 @@
 #include "node/linux/proc.h"
 #include "node/linux/provision.h"
 #include "node/linux/rootfs.h"
+#include "node/linux/shell.h"
 #include "node/linux/spawn.h"
 
 struct linux_backend {
@@ -445,6 +446,27 @@ lx_exec(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt
     return spawner_exec(l->spawner, &c, rt->pid, rt->start_time, req, res);
 }
 
+/* guest.shell: a stream helper joins the guest as exec's does and hands
+ * the command's ends over (node/linux/nsexec_stream.h). */
+static int
+lx_shell(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
+         const struct shell_request *req, struct shell_proc *out)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    struct spawn_config c;
+    int sock, r;
+
+    paths_of(l, s, &p);
+    r = spawn_config_of(l, s, &p, &c);
+    if (r < 0)
+        return r;
+    r = spawner_stream(l->spawner, &c, rt->pid, rt->start_time, req, &sock);
+    if (r < 0)
+        return r;
+    return linux_shell_handshake(sock, 10000, out);
+}
+
 static void
 lx_free(backend_t *b)
 {
@@ -470,6 +492,7 @@ static const struct backend_ops linux_ops = {
     .state = lx_state,
     .usage = lx_usage,
     .exec = lx_exec,
+    .shell = lx_shell,
     .free = lx_free,
 };
 
