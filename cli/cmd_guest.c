@@ -30,6 +30,9 @@ cmd_guest_help(FILE *f)
         "                                       change a guest (a JSON merge patch)\n"
         "  exec NAME [--timeout S] -- CMD ARGS...\n"
         "                                       run a command in the guest; exits with its code\n"
+        "  shell NAME [-t|-T] [-- CMD ARGS...]  an interactive session (root's login shell, or\n"
+        "                                       CMD) on a terminal (-t) or on stdin/stdout (-T);\n"
+        "                                       exits with its code\n"
         "  usage NAME                           the latest resource usage sample\n"
         "  ip add NAME [auto|auto4|auto6|ADDR]  one more address from a pool (default auto)\n"
         "  ip rm NAME ADDR                      remove an address, back to its pool\n"
@@ -39,6 +42,8 @@ cmd_guest_help(FILE *f)
         "Limits (create and set):\n",
         f);
     args_limits_help(f);
+    fputs("\n", f);
+    args_spec_help(f);
     fputs("\n"
           "Create options:\n"
           "  --template T          root filesystem template (required)\n"
@@ -426,7 +431,7 @@ guest_create(struct cli_ctx *ctx, int argc, char **argv)
         cmd_guest_help(ctx->out);
         return CLI_EXIT_OK;
     }
-    if (r < 0)
+    if (r < 0 || args_spec_read_files(a.body, &a.files, err, sizeof(err)) < 0)
         return cli_usage_error(ctx, "%s", err);
     if (a.wait && a.timeout)
         path = xasprintf("/v1/guests?wait=running&timeout=%ld", a.timeout);
@@ -469,7 +474,7 @@ guest_set(struct cli_ctx *ctx, int argc, char **argv)
         cmd_guest_help(ctx->out);
         return CLI_EXIT_OK;
     }
-    if (r < 0)
+    if (r < 0 || args_spec_read_files(a.body, &a.files, err, sizeof(err)) < 0)
         return cli_usage_error(ctx, "%s", err);
     path = xasprintf("/v1/guests/%s", a.name);
     what = xasprintf("guest \"%s\"", a.name);
@@ -779,6 +784,8 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_set(ctx, argc, argv);
     if (!strcmp(v, "exec"))
         return guest_exec(ctx, argc, argv);
+    if (!strcmp(v, "shell"))
+        return cmd_guest_shell(ctx, argc, argv);
     if (!strcmp(v, "usage"))
         return guest_usage(ctx, argc, argv);
     if (!strcmp(v, "traffic"))
