@@ -40,6 +40,9 @@ void h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am
  * in buf (n bytes), or NULL when the request carries none. */
 const char *http_ws_bearer(struct http_req *req, char *buf, size_t n);
 
+/* http_templates.c */
+void h_template_list(master_t *m, struct http_req *req, const struct api_match *am);
+
 /* http_pools.c */
 void h_pool_list(master_t *m, struct http_req *req, const struct api_match *am);
 void h_pool_create(master_t *m, struct http_req *req, const struct api_match *am);

@@ -232,6 +232,27 @@ test_shell(void **state)
     delete_all_guests();
 }
 
+/* The templates the nodes report, which node has which. */
+static void
+test_templates(void **state)
+{
+    json_t *o = NULL, *t;
+
+    assert_int_equal(http("GET", "/v1/templates", NULL, NULL, &o), 200);
+    json_t *list = json_object_get(o, "templates");
+    assert_int_equal(json_array_size(list), 2);
+    t = json_array_get(list, 0);
+    assert_string_equal(str(t, "name"), "busybox");
+    assert_int_equal(num(t, "node_count"), N_NODES);
+    assert_int_equal(json_array_size(json_object_get(t, "nodes")), N_NODES);
+    /* The sim backend computes no checksum: null, never a made-up one. */
+    assert_true(json_is_null(json_object_get(json_array_get(json_object_get(t, "nodes"), 0),
+                                             "checksum")));
+    assert_true(json_is_true(json_object_get(t, "consistent")));
+    assert_string_equal(str(json_array_get(list, 1), "name"), "debian");
+    json_decref(o);
+}
+
 int
 main(void)
 {
@@ -239,6 +260,7 @@ main(void)
         cmocka_unit_test(test_provision),
         cmocka_unit_test(test_patch_spec_fields),
         cmocka_unit_test(test_shell),
+        cmocka_unit_test(test_templates),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

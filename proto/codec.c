@@ -146,6 +146,8 @@ static const struct wire_field apply_fields[] = {
 /* hello, its templates and its inventory. */
 static const struct wire_field template_fields[] = {
     W("name", W_STR, true, struct msg_template, name),
+    W("size", W_U64, false, struct msg_template, size),
+    W("checksum", W_STR, false, struct msg_template, checksum),
 };
 static const struct wire_table template_table = TABLE(template_fields);
 

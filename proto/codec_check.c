@@ -131,10 +131,16 @@ check_hello(struct codec_ctx *c, const struct msg_hello *h)
     TRY(check_labels(c, h->labels, h->n_labels, PROTO_MAX_LABELS));
     CHECK(h->n_templates <= PROTO_MAX_TEMPLATES, "templates", "%u entries exceed %u",
           h->n_templates, PROTO_MAX_TEMPLATES);
-    for (uint32_t i = 0; i < h->n_templates; i++)
+    for (uint32_t i = 0; i < h->n_templates; i++) {
+        const char *sum = h->templates[i].checksum;
         CHECK(terminated(h->templates[i].name, sizeof(h->templates[i].name)) &&
                   name_is_valid(h->templates[i].name),
               "templates", "entry %u is not a name", i);
+        CHECK(terminated(sum, sizeof(h->templates[i].checksum)) &&
+                  (!sum[0] || (strlen(sum) == 71 && !strncmp(sum, "sha256:", 7) &&
+                               strspn(sum + 7, "0123456789abcdef") == 64)),
+              "templates", "entry %u: checksum is not sha256:HEX", i);
+    }
     CHECK(h->n_inventory <= PROTO_MAX_INVENTORY, "inventory", "%u entries exceed %u",
           h->n_inventory, PROTO_MAX_INVENTORY);
     CHECK(h->n_inventory == 0 || h->inventory, "inventory", "missing");

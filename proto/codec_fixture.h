@@ -113,6 +113,9 @@ fill(struct msg *m, enum msg_type t)
         h->n_templates = 2;
         strcpy(h->templates[0].name, "busybox");
         strcpy(h->templates[1].name, "debian-12");
+        h->templates[1].size = 312345678;
+        strcpy(h->templates[1].checksum,
+               "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
         h->n_inventory = 2;
         h->inventory = xcalloc(2, sizeof(*h->inventory));
         strcpy(h->inventory[0].id, UUID1);
@@ -324,8 +327,11 @@ cmp_msg(const struct msg *x, const struct msg *y)
         EQ_U(n_labels);
         cmp_labels(a->labels, b->labels, a->n_labels);
         EQ_U(n_templates);
-        for (uint32_t i = 0; i < a->n_templates; i++)
+        for (uint32_t i = 0; i < a->n_templates; i++) {
             EQ_S(templates[i].name);
+            EQ_U(templates[i].size);
+            EQ_S(templates[i].checksum);
+        }
         EQ_U(n_inventory);
         for (uint32_t i = 0; i < a->n_inventory; i++) {
             EQ_S(inventory[i].id);

@@ -100,6 +100,8 @@ struct msg_inventory_item {
 /* A root filesystem template the node has. */
 struct msg_template {
     char name[NAME_MAX_LEN + 1]; /* the template's name, a name */
+    uint64_t size;               /* bytes of its files, 0 = not known */
+    char checksum[72];           /* "sha256:" and 64 hex digits of its tree, "" = not known */
 };
 
 struct msg_hello {

@@ -28,6 +28,7 @@
 #include "node/linux/rootfs.h"
 #include "node/linux/shell.h"
 #include "node/linux/spawn.h"
+#include "node/linux/template_sum.h"
 
 struct linux_backend {
     struct backend base;     /* must stay first: the agent sees a backend_t */
@@ -64,9 +65,10 @@ paths_of(const struct linux_backend *l, const struct guest_spec *s, struct guest
     snprintf(p->tmpl, sizeof(p->tmpl), "%s/%s", l->cfg.templates, s->template_name);
 }
 
-/* The templates under dir: its subdirectories whose names are names. */
+/* The templates under dir: its subdirectories whose names are names, with
+ * their size and sum (cached in the state directory: template_sum.h). */
 static void
-probe_templates(const char *dir, struct node_facts *out)
+probe_templates(const char *dir, const char *state_dir, struct node_facts *out)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -78,7 +80,14 @@ probe_templates(const char *dir, struct node_facts *out)
         if (!name_is_valid(e->d_name) || fstatat(dirfd(d), e->d_name, &st, 0) < 0 ||
             !S_ISDIR(st.st_mode))
             continue;
-        strscpy(out->templates[out->n_templates++], e->d_name, sizeof(out->templates[0]));
+        uint32_t i = out->n_templates++;
+        char path[600], cache[600];
+        strscpy(out->templates[i], e->d_name, sizeof(out->templates[0]));
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        snprintf(cache, sizeof(cache), "%s/template-sums", state_dir);
+        if (template_sum_cached(path, e->d_name, cache, out->template_sum[i],
+                                &out->template_size[i]) < 0)
+            log_warning("template \"%s\": cannot compute its checksum, ignoring", e->d_name);
     }
     closedir(d);
 }
@@ -104,7 +113,7 @@ lx_probe(backend_t *b, struct node_facts *out)
     if (statvfs(l->cfg.state_dir, &sv) == 0)
         out->disk = (uint64_t)sv.f_blocks * sv.f_frsize;
     out->max_guests = l->cfg.max_guests ? l->cfg.max_guests : 1000;
-    probe_templates(l->cfg.templates, out);
+    probe_templates(l->cfg.templates, l->cfg.state_dir, out);
     return 0;
 }
 
