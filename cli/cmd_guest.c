@@ -172,7 +172,7 @@ guest_ls_print(struct cli_ctx *ctx, const json_t *guests)
     if (table_rows(t) == 0)
         fputs("No guests.\n", ctx->out);
     else
-        table_print(t, ctx->out);
+        cli_print_table(ctx, t);
 }
 
 static int
@@ -305,7 +305,7 @@ guest_print(struct cli_ctx *ctx, const json_t *g)
     guest_add_limit(t, l, #name, SPEC_UNIT_##unit);
     SPEC_LIMIT_FIELDS(GUEST_LIMIT_ROW_)
 #undef GUEST_LIMIT_ROW_
-    table_print(t, ctx->out);
+    cli_print_table(ctx, t);
 }
 
 /* GET|DELETE /v1/guests/NAME and the POST verbs without a body. */
@@ -648,7 +648,7 @@ guest_usage(struct cli_ctx *ctx, int argc, char **argv)
         table_addf(t, "failcnt %s:", fails[i]);
         table_addf(t, "%lld", cli_int(fc, fails[i]));
     }
-    table_print(t, ctx->out);
+    cli_print_table(ctx, t);
     return CLI_EXIT_OK;
 }
 
@@ -702,7 +702,7 @@ guest_traffic(struct cli_ctx *ctx, int argc, char **argv)
     table_addf(t, "%s (%lld packets)",
                table_size((uint64_t)cli_int(o, "tx_bytes"), buf, sizeof(buf)),
                cli_int(o, "tx_packets"));
-    table_print(t, ctx->out);
+    cli_print_table(ctx, t);
     if (reset)
         fprintf(ctx->out, "counter reset: a new period starts now\n");
     return CLI_EXIT_OK;

@@ -429,6 +429,25 @@ api_node_json(const struct registry_node *n, const struct sched_node_info *info,
     return o;
 }
 
+void
+api_node_usable(json_t *node, double cpu, double memory, double disk)
+{
+    json_t *cap = json_object_get(node, "capacity");
+    double c = json_number_value(json_object_get(cap, "cpus"));
+    json_int_t mem = json_integer_value(json_object_get(cap, "memory"));
+    json_int_t dsk = json_integer_value(json_object_get(cap, "disk"));
+
+    cpu = cpu >= 1 ? cpu : 1;
+    memory = memory >= 1 ? memory : 1;
+    disk = disk >= 1 ? disk : 1;
+    json_object_set_new(node, "overcommit",
+                        json_pack("{s:f, s:f, s:f}", "cpus", cpu, "memory", memory, "disk", disk));
+    json_object_set_new(node, "usable",
+                        json_pack("{s:f, s:I, s:I}", "cpus", c * cpu, "memory",
+                                  (json_int_t)((double)mem * memory), "disk",
+                                  (json_int_t)((double)dsk * disk)));
+}
+
 json_t *
 api_pool_json(const struct db_pool *p, const struct ipam_pool_info *info)
 {

@@ -30,7 +30,11 @@ node_json(master_t *m, const struct registry_node *n, bool with_orphans)
 {
     struct sched_node_info info;
     bool have = sched_node_info(m->sched, n->name, &info) == 0;
-    return api_node_json(n, have ? &info : NULL, with_orphans);
+    json_t *o = api_node_json(n, have ? &info : NULL, with_orphans);
+
+    api_node_usable(o, m->cfg.sched.overcommit_cpu, m->cfg.sched.overcommit_memory,
+                    m->cfg.sched.overcommit_disk);
+    return o;
 }
 
 struct node_list_ctx {
