@@ -122,6 +122,8 @@ cmd_destroy(agent_t *a, const struct msg *m)
         return; /* the pending destroy answers */
     g->destroying = true;
     agent_guest_quiet(g);
+    /* A session's terminal pins the guest's mounts: hang them up first. */
+    agent_shell_close_guest(a, g->rec.spec.id, "the guest is destroyed");
     agent_job_destroy(a, g, m->id);
 }
 

@@ -111,6 +111,9 @@ void agent_send_heartbeat(agent_t *a);
 void agent_shell_open(agent_t *a, const struct msg *m);
 /* stream.data, stream.ack and stream.ctl of a session. */
 void agent_shell_stream(agent_t *a, const struct msg *m);
+/* Hangs up the sessions in one guest (it is destroyed: an open terminal of
+ * its devpts would keep its filesystems busy), each with a stream.exit. */
+void agent_shell_close_guest(agent_t *a, const char *id, const char *why);
 /* Hangs up every session (the link was reset, or the agent stops). */
 void agent_shell_close_all(agent_t *a, const char *why);
 

@@ -160,8 +160,11 @@ send_exit(struct shell_sess *s, const char *why)
             m.u.stream_exit.signal = WTERMSIG(s->st.wstatus);
     } else if (s->ended) {
         s->st.what[sizeof(s->st.what) - 1] = '\0';
-        snprintf(m.u.stream_exit.message, sizeof(m.u.stream_exit.message), "%s: %s", s->st.what,
-                 strerror(s->st.err));
+        if (s->st.err == EPIPE)
+            snprintf(m.u.stream_exit.message, sizeof(m.u.stream_exit.message), "%s", s->st.what);
+        else
+            snprintf(m.u.stream_exit.message, sizeof(m.u.stream_exit.message), "%s: %s", s->st.what,
+                     strerror(s->st.err));
     }
     if (why)
         snprintf(m.u.stream_exit.message, sizeof(m.u.stream_exit.message), "%s", why);
@@ -265,7 +268,8 @@ read_status(struct shell_sess *s)
     if (n != (ssize_t)sizeof(s->st)) {
         /* The helper died without a word (the spawner was killed). */
         s->st = (struct shell_status){.err = EPIPE};
-        snprintf(s->st.what, sizeof(s->st.what), "the stream helper went away");
+        snprintf(s->st.what, sizeof(s->st.what),
+                 "the session ended without the command's status (the guest stopped?)");
     }
     s->ended = true;
     close(s->p.ctl);
@@ -487,6 +491,18 @@ agent_shell_stream(agent_t *a, const struct msg *m)
     }
     if (s->p.ctl >= 0 || s->ended)
         update_polls(s);
+}
+
+void
+agent_shell_close_guest(agent_t *a, const char *id, const char *why)
+{
+    for (struct shell_sess *s = *list_of(a), *n; s; s = n) {
+        n = s->next;
+        if (strcmp(s->guest, id) != 0 || s->closing)
+            continue;
+        send_exit(s, why);
+        teardown(s);
+    }
 }
 
 void

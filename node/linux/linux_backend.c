@@ -246,7 +246,8 @@ static int
 rm_rf_dir(const char *path)
 {
     /* Only the few files the backend itself makes live here. */
-    static const char *const files[] = {"console.log", "disk.img"};
+    static const char *const files[] = {"console.log", "disk.img", "provision.stamp",
+                                        "provision.stamp.new"};
     static const char *const dirs[] = {"root", "disk"};
     char buf[700];
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The operator's console in a browser: a real cluster (tests/integration's
+# lib.sh), an admin token, then browser_console.py drives Chromium through
+# the UI. Screenshots land in $VFLEET_SCREENSHOTS (default docs/screenshots).
+. "$VFLEET_SOURCE_DIR/tests/integration/lib.sh"
+
+for b in /usr/bin/chromium /usr/bin/chromedriver; do
+    [ -x "$b" ] || {
+        echo "SKIP: $b is missing (deploy/install-deps installs chromium and chromium-driver)"
+        exit 77
+    }
+done
+/usr/bin/python3 -c 'import selenium' 2>/dev/null || {
+    echo "SKIP: python3-selenium is missing (deploy/install-deps)"
+    exit 77
+}
+
+start_cluster 1
+tok=$(vf token create --role admin --description browser-test) || fail "token create"
+url=https://127.0.0.1:$CL_PORT
+# A second guest, so the list and its filters have something to show.
+vf guest create other --template busybox --memory 64M --ip auto --label tier=db --wait \
+    --timeout 60 >/dev/null || fail "create other"
+ok "cluster up, UI at $url"
+
+VFLEET_URL=$url VFLEET_TOKEN_UI=$tok VFLEET_PROFILE=$T/chromium \
+    VFLEET_SCREENSHOTS=${VFLEET_SCREENSHOTS:-$VFLEET_SOURCE_DIR/docs/screenshots} \
+    /usr/bin/python3 "$VFLEET_SOURCE_DIR/tests/browser/browser_console.py" || fail "the browser run failed"
+ok "the console works in Chromium"
