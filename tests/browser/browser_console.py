@@ -44,6 +44,7 @@ def browser():
 def shot(d, name, width=1400):
     os.makedirs(SHOTS, exist_ok=True)
     d.set_window_size(width, 1000)
+    d.execute_script("window.scrollTo(0, 0)")
     time.sleep(0.6)
     # The whole page, not just the window.
     h = d.execute_script("return Math.max(document.body.scrollHeight, 600)")
