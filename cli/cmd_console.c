@@ -143,3 +143,86 @@ cmd_template_run(struct cli_ctx *ctx, int argc, char **argv)
     return cli_usage_error(ctx, "template: unknown command \"%s\" (see vfleet template --help)",
                            argv[0]);
 }
+
+/* One POST of a guest; the reply's state in *state (copied, n bytes). */
+static int
+guest_post(struct cli_ctx *ctx, const char *name, const char *op, json_t *body, char *state,
+           size_t n)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = xasprintf("/v1/guests/%s/%s", name, op);
+    _cleanup_free_ char *what = xasprintf("guest \"%s\"", name);
+    struct http_request req = {.method = "POST", .path = path, .body = body, .timeout = 200};
+    int r = cli_call(ctx, &req, what, &res);
+
+    if (r == CLI_EXIT_OK && state)
+        snprintf(state, n, "%s", cli_str(res.body, "state"));
+    if (r == CLI_EXIT_OK && ctx->json && !strcmp(op, "rebuild"))
+        cli_print_json(ctx, res.body);
+    return r;
+}
+
+/* `rebuild NAME [--template T]`: a running guest is stopped first and
+ * started again after, each step waited for. */
+int
+cmd_guest_rebuild(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"template", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    const char *tmpl = NULL;
+    char state[32] = "";
+    int c;
+
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            cmd_guest_help(ctx->out);
+            return CLI_EXIT_OK;
+        }
+        if (c != 'T')
+            return cli_usage_error(ctx, "rebuild: %s \"%s\"",
+                                   c == ':' ? "option needs a value" : "unknown option",
+                                   argv[optind - 1]);
+        if (!name_is_valid(optarg))
+            return cli_usage_error(ctx, "rebuild: --template \"%s\": not a name", optarg);
+        tmpl = optarg;
+    }
+    if (optind + 1 != argc || !name_is_valid(argv[optind]))
+        return cli_usage_error(ctx, "rebuild: expected one guest NAME");
+    const char *name = argv[optind];
+    _cleanup_free_ char *path = xasprintf("/v1/guests/%s", name);
+    _cleanup_free_ char *what = xasprintf("guest \"%s\"", name);
+    struct http_request get = {.method = "GET", .path = path};
+    int r = cli_call(ctx, &get, what, &res);
+    if (r != CLI_EXIT_OK)
+        return r;
+    bool was_running = !strcmp(cli_str(res.body, "desired"), "running");
+    if (was_running) {
+        r = guest_post(ctx, name, "stop?wait=stopped&timeout=120", NULL, state, sizeof(state));
+        if (r != CLI_EXIT_OK)
+            return r;
+        if (strcmp(state, "stopped") != 0) {
+            fprintf(ctx->err, "vfleet: guest \"%s\" did not stop (%s)\n", name, state);
+            return CLI_EXIT_FAILURE;
+        }
+    }
+    _cleanup_(json_decrefp) json_t *body =
+        tmpl ? json_pack("{s:s}", "template", tmpl) : json_object();
+    r = guest_post(ctx, name, "rebuild", body, NULL, 0);
+    if (r != CLI_EXIT_OK)
+        return r;
+    if (!ctx->json)
+        fprintf(ctx->out, "guest %s rebuilt from %s\n", name,
+                tmpl ? tmpl : cli_str(res.body, "template"));
+    if (!was_running)
+        return CLI_EXIT_OK;
+    r = guest_post(ctx, name, "start?wait=running&timeout=120", NULL, state, sizeof(state));
+    if (r == CLI_EXIT_OK && !ctx->json)
+        fprintf(ctx->out, "guest %s %s\n", name, state);
+    return r == CLI_EXIT_OK && strcmp(state, "running") != 0 ? CLI_EXIT_FAILURE : r;
+}

@@ -33,6 +33,9 @@ cmd_guest_help(FILE *f)
         "  shell NAME [-t|-T] [-- CMD ARGS...]  an interactive session (root's login shell, or\n"
         "                                       CMD) on a terminal (-t) or on stdin/stdout (-T);\n"
         "                                       exits with its code\n"
+        "  rebuild NAME [--template T]          reinstall the guest's files from a template,\n"
+        "                                       keeping its id, addresses, limits, history\n"
+        "                                       (a running guest is stopped and started again)\n"
         "  usage NAME                           the latest resource usage sample\n"
         "  ip add NAME [auto|auto4|auto6|ADDR]  one more address from a pool (default auto)\n"
         "  ip rm NAME ADDR                      remove an address, back to its pool\n"
@@ -786,6 +789,8 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_exec(ctx, argc, argv);
     if (!strcmp(v, "shell"))
         return cmd_guest_shell(ctx, argc, argv);
+    if (!strcmp(v, "rebuild"))
+        return cmd_guest_rebuild(ctx, argc, argv);
     if (!strcmp(v, "usage"))
         return guest_usage(ctx, argc, argv);
     if (!strcmp(v, "traffic"))

@@ -24,7 +24,7 @@ main_help(FILE *f)
           "Groups:\n"
           "  node     ls | show | routes | cordon | uncordon\n"
           "  guest    create | ls | show | start | stop | restart | rm | set | exec | shell |\n"
-          "           usage | traffic | ip add | ip rm\n"
+          "           rebuild | usage | traffic | ip add | ip rm\n"
           "  template ls                  root filesystem templates and where they are\n"
           "  pool     create | ls | rm\n"
           "  token    create | ls | rm    API tokens (admin)\n"

@@ -48,6 +48,7 @@ static const struct route_def routes[] = {
     {API_GUEST_USAGE, "GET", "/v1/guests/*/usage", "guest.usage", h_guest_usage, ANY},
     {API_GUEST_SHELL, "GET", "/v1/guests/*/shell", "guest.shell", h_guest_shell, ANY},
     {API_TEMPLATES_LIST, "GET", "/v1/templates", "template.list", h_template_list, ANY},
+    {API_GUEST_REBUILD, "POST", "/v1/guests/*/rebuild", "guest.rebuild", h_guest_rebuild, ANY},
     {API_GUEST_TRAFFIC, "GET", "/v1/guests/*/traffic", "guest.traffic", h_guest_traffic, ANY},
     {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/*/traffic/reset", "guest.traffic.reset",
      h_guest_traffic_reset, ANY},

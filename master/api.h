@@ -57,6 +57,7 @@ enum api_route {
     API_PROJECT_DELETE,      /* DELETE /v1/projects/{name} */
     API_GUEST_SHELL,         /* GET /v1/guests/{name}/shell (WebSocket) */
     API_TEMPLATES_LIST,      /* GET /v1/templates */
+    API_GUEST_REBUILD,       /* POST /v1/guests/{name}/rebuild */
     API__ROUTE_MAX,
 };
 

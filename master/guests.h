@@ -73,6 +73,16 @@ int guest_provision_input(json_t *spec, struct guest_err *e);
  * "provision.password", true when a password is set. */
 void guest_provision_view(json_t *guest);
 
+/* ---- rebuild (guest_rebuild.c) ---- */
+
+/* Reinstalls stopped guest g (row and spec cur, loaded by the caller) from
+ * tmpl (NULL: its own template): next gets the new spec, stored and sent as
+ * a new generation. -EBUSY when it is not stopped or its node lacks tmpl,
+ * -ENOLCK when locked, -EHOSTUNREACH when its node is not connected,
+ * -EINVAL for a bad name; e says which. */
+int guests_rebuild(master_t *m, const struct caller *c, struct db_guest *g, struct guest_spec *cur,
+                   const char *tmpl, struct guest_spec *next, struct guest_err *e);
+
 /* ---- reading ---- */
 
 /* Whether c may see guest g (a tenant: only its project's). */

@@ -42,6 +42,7 @@ const char *http_ws_bearer(struct http_req *req, char *buf, size_t n);
 
 /* http_templates.c */
 void h_template_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_rebuild(master_t *m, struct http_req *req, const struct api_match *am);
 
 /* http_pools.c */
 void h_pool_list(master_t *m, struct http_req *req, const struct api_match *am);

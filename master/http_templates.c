@@ -1,13 +1,20 @@
-/* GET /v1/templates: the root filesystem templates the nodes report in
- * their hello, with the size and checksum each node computed for its copy
- * (node/linux/template_sum.h), so an operator sees which nodes can take a
- * guest of a template and whether their copies are the same. */
+/* Templates at the API: GET /v1/templates, the root filesystem templates
+ * the nodes report in their hello, with the size and checksum each node
+ * computed for its copy (node/linux/template_sum.h), so an operator sees
+ * which nodes can take a guest of a template and whether their copies are
+ * the same; and POST /v1/guests/{name}/rebuild, a guest reinstalled from a
+ * template (master/guest_rebuild.c). */
 #include <string.h>
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "common/mem.h"
 #include "master/auth.h"
+#include "master/guests.h"
+#include "master/http_edge.h"
+#include "master/idem.h"
+#include "master/waiters.h"
 #include "master/core.h"
 #include "master/http_handlers.h"
 #include "master/registry.h"
@@ -55,11 +62,10 @@ h_template_list(master_t *m, struct http_req *req, const struct api_match *am)
             json_array_foreach(sums, j, s) seen = seen || json_equal(s, sum);
             if (!seen)
                 json_array_append(sums, sum);
-            json_array_append_new(
-                json_object_get(e, "nodes"),
-                json_pack("{s:s, s:s, s:I, s:o}", "node", n->name, "state",
-                          db_node_state_to_string(n->state), "size", (json_int_t)t->size,
-                          "checksum", sum));
+            json_array_append_new(json_object_get(e, "nodes"),
+                                  json_pack("{s:s, s:s, s:I, s:o}", "node", n->name, "state",
+                                            db_node_state_to_string(n->state), "size",
+                                            (json_int_t)t->size, "checksum", sum));
         }
     }
     /* In name order; a tenant sees no node names (nodes are not its). */
@@ -80,4 +86,66 @@ h_template_list(master_t *m, struct http_req *req, const struct api_match *am)
     free(items);
     json_decref(list);
     httpd_respond(req, 200, json_pack("{s:o}", "templates", sorted));
+}
+
+#define REBUILD_WAIT_MS 120000 /* a rebuild empties a disk layer: give it time */
+
+void
+h_guest_rebuild(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct db_guest g = {0};
+    struct guest_spec spec, next;
+    struct guest_err e = {0};
+    struct idem id;
+    const char *tmpl = NULL, *k;
+    json_t *v;
+    int r;
+
+    if (req->body && !json_is_object(req->body)) {
+        httpd_error(req, 400, "bad_request", "(root)", "the body must be {\"template\": NAME}");
+        return;
+    }
+    json_object_foreach(req->body, k, v)
+    {
+        if (strcmp(k, "template") != 0 || !json_is_string(v)) {
+            httpd_error(req, 400, "bad_request", k, "the body takes only template, a name");
+            return;
+        }
+        tmpl = json_string_value(v);
+    }
+    if (idem_begin(m, req, am->caller.who, &id))
+        return;
+    r = guests_load(m, &am->caller, am->name, NULL, &g, &spec);
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
+        return;
+    }
+    /* The change and the request's key commit together: a retry with the
+     * same key replays this answer instead of rebuilding twice. */
+    r = db_begin(m->db);
+    if (r >= 0) {
+        r = guests_rebuild(m, &am->caller, &g, &spec, tmpl, &next, &e);
+        if (r >= 0) {
+            json_t *resp = api_guest_json(&g, &next);
+            r = idem_store(m, req, &id, 200, resp);
+            json_decref(resp);
+            if (r < 0)
+                guest_fail(&e, r, NULL, "cannot store the request's key");
+        }
+        r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    }
+    if (r < 0) {
+        if (!e.message[0])
+            guest_fail(&e, r, NULL, "cannot store the change: %s", strerror(-r));
+        http_reply_guest_err(req, r, &e);
+        db_guest_clear(&g);
+        return;
+    }
+    /* Answered once the node has rebuilt it, or refused (then undone). */
+    struct waiter *w = waiter_add(m, req, WAIT_APPLY, g.id, g.node, REBUILD_WAIT_MS);
+    w->status = 200;
+    w->generation = g.generation;
+    w->before = xmalloc(sizeof(*w->before));
+    *w->before = spec;
+    db_guest_clear(&g);
 }

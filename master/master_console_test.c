@@ -246,8 +246,8 @@ test_templates(void **state)
     assert_int_equal(num(t, "node_count"), N_NODES);
     assert_int_equal(json_array_size(json_object_get(t, "nodes")), N_NODES);
     /* The sim backend computes no checksum: null, never a made-up one. */
-    assert_true(json_is_null(json_object_get(json_array_get(json_object_get(t, "nodes"), 0),
-                                             "checksum")));
+    assert_true(
+        json_is_null(json_object_get(json_array_get(json_object_get(t, "nodes"), 0), "checksum")));
     assert_true(json_is_true(json_object_get(t, "consistent")));
     assert_string_equal(str(json_array_get(list, 1), "name"), "debian");
     json_decref(o);

@@ -39,8 +39,8 @@ struct node_facts {
     uint32_t max_guests;  /* guests this node accepts */
     uint32_t n_templates; /* entries in templates */
     char templates[PROTO_MAX_TEMPLATES][NAME_MAX_LEN + 1]; /* templates guests can be made from */
-    uint64_t template_size[PROTO_MAX_TEMPLATES];           /* bytes of each one's files, 0 = unknown */
-    char template_sum[PROTO_MAX_TEMPLATES][72];            /* "sha256:..." of each, "" = unknown */
+    uint64_t template_size[PROTO_MAX_TEMPLATES]; /* bytes of each one's files, 0 = unknown */
+    char template_sum[PROTO_MAX_TEMPLATES][72];  /* "sha256:..." of each, "" = unknown */
 };
 
 /* Where a guest stands, as the backend sees it. */

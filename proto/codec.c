@@ -136,6 +136,7 @@ static const struct wire_field spec_fields[] = {
       .count = offsetof(struct guest_spec, n_labels), .max = SPEC_MAX_LABELS),
     W("provision", W_MAP, false, struct guest_spec, provision, .max = PROTO_MAX_ARRAY,
       .sub = &provision_table),
+    W("rebuild", W_U32, false, struct guest_spec, rebuild),
 };
 static const struct wire_table spec_table = TABLE(spec_fields);
 

@@ -79,6 +79,7 @@ fill_spec(struct guest_spec *s)
     strcpy(s->provision.ssh_keys, "ssh-ed25519 AAAAC3Nza me@x\nssh-rsa AAAAB3Nza ops");
     assert_int_equal(netaddr_parse("192.0.2.53", &s->provision.dns[0]), 0);
     s->provision.n_dns = 1;
+    s->rebuild = 3;
     strcpy(s->provision.search, "example.org corp.example");
     strcpy(s->labels[0].key, "tier");
     strcpy(s->labels[0].value, "front end");
@@ -292,6 +293,7 @@ cmp_spec(const struct guest_spec *a, const struct guest_spec *b)
     }
     EQ_U(caps_add);
     EQ_U(caps_drop);
+    EQ_U(rebuild);
     EQ_S(provision.password_hash);
     EQ_S(provision.ssh_keys);
     EQ_S(provision.search);

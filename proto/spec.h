@@ -129,6 +129,8 @@ struct guest_spec {
     uint32_t n_labels;                    /* entries used in labels */
     struct spec_label labels[SPEC_MAX_LABELS]; /* operator labels */
     struct spec_provision provision;           /* files written into the guest */
+    uint32_t rebuild;                          /* bumped by a rebuild: the node reinstalls the
+                                                  guest's files from its template when it changes */
 };
 
 /* The default bounding set: Docker's 14 capabilities. */

@@ -65,6 +65,7 @@ static const struct field spec_fields[] = {
     F("ips", K_IPS, struct guest_spec, n_addrs),
     F("labels", K_LABELS, struct guest_spec, n_labels),
     F("provision", K_PROV, struct guest_spec, provision),
+    F("rebuild", K_U32, struct guest_spec, rebuild),
 };
 
 static const struct field provision_fields[] = {

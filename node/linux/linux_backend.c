@@ -25,6 +25,7 @@
 #include "node/linux/nsexec.h"
 #include "node/linux/proc.h"
 #include "node/linux/provision.h"
+#include "node/linux/rebuild.h"
 #include "node/linux/rootfs.h"
 #include "node/linux/shell.h"
 #include "node/linux/spawn.h"
@@ -246,8 +247,9 @@ static int
 rm_rf_dir(const char *path)
 {
     /* Only the few files the backend itself makes live here. */
-    static const char *const files[] = {"console.log", "disk.img", "provision.stamp",
-                                        "provision.stamp.new"};
+    static const char *const files[] = {"console.log",     "disk.img",
+                                        "provision.stamp", "provision.stamp.new",
+                                        "rebuild.stamp",   "rebuild.stamp.new"};
     static const char *const dirs[] = {"root", "disk"};
     char buf[700];
 
@@ -376,6 +378,11 @@ lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_runti
     r = cgroup_set_limits(l->cgroups, s->id, &s->limits);
     if (r < 0)
         return errtext_fail(r, "cannot apply cgroup limits");
+    /* A rebuild (the spec's counter moved) before the provisioning it resets. */
+    struct rebuild_paths rp = {.dir = p.dir, .disk = p.disk, .root = p.root, .tmpl = p.tmpl};
+    r = rebuild_apply(&rp, s->rebuild, running);
+    if (r < 0)
+        return r;
     return lx_provision(&p, s);
 }
 

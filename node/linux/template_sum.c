@@ -34,9 +34,13 @@ entry(gnutls_hash_hd_t h, int dirfd, const char *name, const char *rel, int dept
 
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
-    char type = S_ISDIR(st.st_mode) ? 'd' : S_ISREG(st.st_mode) ? 'f' : S_ISLNK(st.st_mode) ? 'l'
-                : S_ISCHR(st.st_mode) ? 'c' : S_ISBLK(st.st_mode) ? 'b' : S_ISFIFO(st.st_mode) ? 'p'
-                                                                                              : 's';
+    char type = S_ISDIR(st.st_mode)    ? 'd'
+                : S_ISREG(st.st_mode)  ? 'f'
+                : S_ISLNK(st.st_mode)  ? 'l'
+                : S_ISCHR(st.st_mode)  ? 'c'
+                : S_ISBLK(st.st_mode)  ? 'b'
+                : S_ISFIFO(st.st_mode) ? 'p'
+                                       : 's';
     int n = snprintf(head, sizeof(head), "%s/%s%c%c%o:%u:%u:", rel, name, '\0', type,
                      (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid);
     if (type == 'f')

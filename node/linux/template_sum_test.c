@@ -63,8 +63,7 @@ test_sums(void **state)
 static void
 test_cache(void **state)
 {
-    char a[TEMPLATE_SUM_LEN + 1], c[TEMPLATE_SUM_LEN + 1], path[PATH_MAX + 8],
-        cache[PATH_MAX + 8];
+    char a[TEMPLATE_SUM_LEN + 1], c[TEMPLATE_SUM_LEN + 1], path[PATH_MAX + 8], cache[PATH_MAX + 8];
     uint64_t sa, sc;
     (void)state;
 

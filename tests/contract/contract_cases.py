@@ -125,6 +125,7 @@ def health_and_routes(c):
         ("POST", "/v1/projects/x1"),
         ("POST", "/v1/guests/x1/shell"),
         ("POST", "/v1/templates"),
+        ("GET", "/v1/guests/x1/rebuild"),
     ]:
         c.call(method, path, expect=405)
 
@@ -475,6 +476,17 @@ def console(c):
     c.call("GET", "/v1/guests/locked/shell", headers=WS, expect=409, why="locked")
     c.call("GET", "/v1/guests/full/shell", query=[("command", "nope")], headers=WS, expect=(400, 409),
            why="command not a JSON array")
+    # Rebuild: a stopped guest from its own template, refusals first.
+    c.call("POST", "/v1/guests", {"name": "rb1", "template": "busybox"},
+           query=[("wait", "running"), ("timeout", "20")], expect=201)
+    c.call("POST", "/v1/guests/rb1/rebuild", {}, expect=409, why="running")
+    c.call("POST", "/v1/guests/rb1/stop", query=[("wait", "stopped"), ("timeout", "20")], expect=200)
+    c.call("POST", "/v1/guests/rb1/rebuild", {"template": 5}, expect=400, why="not a name")
+    c.call("POST", "/v1/guests/rb1/rebuild", {"template": "nosuch"}, expect=409, why="no such template")
+    c.call("POST", "/v1/guests/nope/rebuild", {}, expect=404)
+    r = c.call("POST", "/v1/guests/rb1/rebuild", {"template": "debian"}, expect=200)
+    c.check(r.get("template") == "debian" and r.get("rebuild") == 1, "rebuilt onto debian: %s" % r.text[:200])
+    c.call("DELETE", "/v1/guests/rb1", expect=204)
     r = c.call("GET", "/v1/templates", expect=200)
     names = [t.get("name") for t in r.get("templates") or []]
     c.check("busybox" in names, "the nodes' templates are listed: %s" % names)

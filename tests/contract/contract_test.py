@@ -89,6 +89,10 @@ NOT_EXERCISED = {
     ("getGuestShell", "504"): "a node that never answers guest.shell: the sim backend always does",
     ("listTemplates", "403"): "every role may list templates (a tenant sees no node names)",
     ("listTemplates", "503"): _SHUTDOWN_ONLY,
+    ("rebuildGuest", "403"): "every role may rebuild its guests",
+    ("rebuildGuest", "413"): "the body limit is tested on other POST routes; this one takes a template name",
+    ("rebuildGuest", "503"): "the guest's node not connected: " + _SHUTDOWN_ONLY,
+    ("rebuildGuest", "507"): "the full store is tested on other changes",
 }
 
 # Operations whose request body the server takes apart itself: a batch

@@ -87,6 +87,28 @@ vf guest exec c1 -- cat /etc/resolv.conf | grep -q '^nameserver 2001:db8::53$' |
     fail "resolv.conf after set: $(vf guest exec c1 -- cat /etc/resolv.conf)"
 ok "provisioned: yescrypt hash in shadow, authorized_keys 0700 dir, resolv.conf, changed live"
 
+# Rebuild: the guest's files back to the template's, its id, addresses and
+# provisioning kept (written again into the fresh files).
+id=$(guest_field c1 id)
+ips=$(vf --json guest show c1 | pyj 'd["ips"]')
+vf guest exec c1 -- sh -c 'echo mine > /root/scratch' || fail "write a file"
+vf guest rebuild c1 >"$T/rebuild.out" || fail "rebuild: $(cat "$T/rebuild.out")"
+[ "$(guest_field c1 state)" = running ] || fail "c1 not running after the rebuild"
+[ "$(guest_field c1 id)" = "$id" ] || fail "the id changed"
+[ "$(vf --json guest show c1 | pyj 'd["ips"]')" = "$ips" ] || fail "the addresses changed"
+[ "$(guest_field c1 rebuild)" = 1 ] || fail "the rebuild counter is $(guest_field c1 rebuild)"
+if vf guest exec c1 -- test -e /root/scratch; then fail "the guest's own file survived the rebuild"; fi
+[ "$(vf guest exec c1 -- cat /root/.ssh/authorized_keys)" = \
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0nYcTest ops@test" ] || fail "keys not written again"
+vf guest exec c1 -- cat /etc/resolv.conf | grep -q '^nameserver 2001:db8::53$' ||
+    fail "resolv.conf not written again"
+set +e
+api_curl -s -o "$T/rb.json" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -d '{"template":"nosuch"}' /v1/guests/c1/rebuild >"$T/rb.code"
+set -e
+[ "$(cat "$T/rb.code")" = 409 ] || fail "a rebuild of a running guest: $(cat "$T/rb.code") $(cat "$T/rb.json")"
+ok "rebuilt: same id and addresses, its own file gone, provisioning written again; running: 409"
+
 # Private: no shell.
 vf guest set c1 --flags private >/dev/null || fail "set private"
 set +e
