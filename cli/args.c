@@ -321,6 +321,18 @@ args_child(json_t *parent, const char *key, json_t *(*make)(void))
     return c;
 }
 
+/* An option of the spec-field table (args_spec.h) or a limit. */
+static int
+args_spec_or_limit(json_t *body, int c, const char *arg, struct args_spec_files *files, char *err,
+                   size_t errlen)
+{
+    if (c >= ARGS_SPEC_BASE && c < ARGS_SPEC_END)
+        return args_spec_put(body, c, arg, files, err, errlen);
+    assert(c >= ARGS_OPT_LIMIT && c < ARGS_OPT_LIMIT + SPEC_N_LIMITS);
+    return args_limit_put(args_child(body, "limits", json_object), &args_limits[c - ARGS_OPT_LIMIT],
+                          arg, err, errlen);
+}
+
 int
 args_guest_create(int argc, char **argv, struct args_create *out, char *err, size_t errlen)
 {
@@ -402,15 +414,7 @@ args_guest_create(int argc, char **argv, struct args_create *out, char *err, siz
         case ':':
             return args_bad_option(argc, argv, c, err, errlen);
         default:
-            if (c >= ARGS_SPEC_BASE && c < ARGS_SPEC_END) {
-                r = args_spec_put(body, c, optarg, &out->files, err, errlen);
-                if (r < 0)
-                    return r;
-                break;
-            }
-            assert(c >= ARGS_OPT_LIMIT && c < ARGS_OPT_LIMIT + SPEC_N_LIMITS);
-            r = args_limit_put(args_child(body, "limits", json_object),
-                               &args_limits[c - ARGS_OPT_LIMIT], optarg, err, errlen);
+            r = args_spec_or_limit(body, c, optarg, &out->files, err, errlen);
             if (r < 0)
                 return r;
             break;
@@ -501,15 +505,7 @@ args_guest_set(int argc, char **argv, struct args_set *out, char *err, size_t er
         case ':':
             return args_bad_option(argc, argv, c, err, errlen);
         default:
-            if (c >= ARGS_SPEC_BASE && c < ARGS_SPEC_END) {
-                r = args_spec_put(body, c, optarg, &out->files, err, errlen);
-                if (r < 0)
-                    return r;
-                break;
-            }
-            assert(c >= ARGS_OPT_LIMIT && c < ARGS_OPT_LIMIT + SPEC_N_LIMITS);
-            r = args_limit_put(args_child(body, "limits", json_object),
-                               &args_limits[c - ARGS_OPT_LIMIT], optarg, err, errlen);
+            r = args_spec_or_limit(body, c, optarg, &out->files, err, errlen);
             if (r < 0)
                 return r;
             break;

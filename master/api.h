@@ -58,6 +58,9 @@ enum api_route {
     API_GUEST_SHELL,         /* GET /v1/guests/{name}/shell (WebSocket) */
     API_TEMPLATES_LIST,      /* GET /v1/templates */
     API_GUEST_REBUILD,       /* POST /v1/guests/{name}/rebuild */
+    API_NODE_ORPHANS,        /* GET /v1/nodes/{name}/orphans */
+    API_ORPHAN_ADOPT,        /* POST /v1/nodes/{name}/orphans/{id}/adopt */
+    API_ORPHAN_DESTROY,      /* DELETE /v1/nodes/{name}/orphans/{id} */
     API__ROUTE_MAX,
 };
 

@@ -423,7 +423,8 @@ patch_to_spec_json(const json_t *patch, const struct guest_spec *cur, json_t **o
             }
             json_object_set_new(in, k,
                                 !strcmp(k, "limits") ? patch_limits(v) : patch_labels(v, cur));
-        } else if (!strcmp(k, "flags") || !strcmp(k, "provision") || !strcmp(k, "init") ||
+        } else if (!strcmp(k, "flags") || !strcmp(k, "restart") || !strcmp(k, "restart_max") ||
+                   !strcmp(k, "restart_backoff") || !strcmp(k, "provision") || !strcmp(k, "init") ||
                    !strcmp(k, "domainname") || !strcmp(k, "halt_signal") ||
                    !strcmp(k, "stop_timeout") || !strcmp(k, "autostart") ||
                    !strcmp(k, "caps_add") || !strcmp(k, "caps_drop")) {

@@ -61,6 +61,7 @@ struct registry_node {
     char *templates;                            /* templates from hello, comma-joined, owned */
     struct msg_template *template_info;         /* the same with size and checksum, owned */
     uint32_t n_template_info;                   /* entries in template_info */
+    uint64_t last_msg_id; /* master: highest request id heard from it (a lower hello is stale) */
 };
 
 /* Called by registry_tick after a node changed state (old -> new). */

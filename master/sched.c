@@ -453,7 +453,7 @@ evaluate(const sched_t *s, struct walk *w, const struct snode *n)
     double score, fl;
 
     w->out->nodes_evaluated++;
-    if (n->state != SCHED_NODE_READY)
+    if (n->state != SCHED_NODE_READY && !w->req->if_ready)
         f = SCHED_F_STATE;
     else if (n->cordoned)
         f = SCHED_F_CORDONED;
@@ -626,7 +626,8 @@ sched_place(sched_t *s, const struct sched_request *req, struct sched_result *ou
     out->near_miss = (struct sched_near_miss){0};
     strscpy(out->node, w.best->name, sizeof(out->node));
     out->score = w.best_score;
-    charge(s, w.best, &req->res, req->group);
+    if (!req->if_ready)
+        charge(s, w.best, &req->res, req->group);
     return 0;
 }
 

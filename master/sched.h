@@ -123,6 +123,8 @@ struct sched_request {
     const char *group;                     /* anti-affinity group, NULL = none */
     const char *template_name;             /* a template the node must have, NULL = any */
     enum sched_algo algo;                  /* SCHED_DEFAULT = the cluster's */
+    bool if_ready;                         /* a question: would it fit if every node were
+                                              ready? Nothing is charged. */
 };
 
 struct sched_near_miss {

@@ -161,6 +161,28 @@ test_templates(void **state)
     sched_destroy(&s);
 }
 
+/* "Would it fit if every node were ready?" answers without charging. */
+static void
+test_if_ready(void **state)
+{
+    sched_t *s = new_sched(SCHED_BINPACK);
+    struct sched_request rq = req_of(100, MiB, MiB);
+    struct sched_result res;
+    struct sched_node_info info;
+
+    assert_int_equal(sched_node_upsert(s, "h1", &cap_std, NULL, 0), 0);
+    assert_int_equal(sched_node_set_state(s, "h1", SCHED_NODE_DOWN), 0);
+    assert_int_equal(sched_place(s, &rq, &res), -ENOSPC);
+    assert_int_equal(res.rejected[SCHED_F_STATE], 1);
+    rq.if_ready = true;
+    assert_int_equal(sched_place(s, &rq, &res), 0);
+    assert_string_equal(res.node, "h1");
+    assert_int_equal(sched_node_info(s, "h1", &info), 0);
+    assert_int_equal(info.guests, 0);
+    assert_int_equal(info.used.memory, 0);
+    sched_destroy(&s);
+}
+
 static void
 test_pin(void **state)
 {
@@ -489,6 +511,7 @@ main(void)
         cmocka_unit_test(test_constraints),
         cmocka_unit_test(test_pin),
         cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_if_ready),
         cmocka_unit_test(test_anti_affinity),
         cmocka_unit_test(test_node_states),
         cmocka_unit_test(test_overcommit),

@@ -2,11 +2,33 @@
  * the guest table and either answers at once (an idempotent repeat, a state
  * that forbids it) or queues the job whose done answers. Every command is
  * idempotent on (guest id, generation). Loop thread. */
+#include <stdio.h>
 #include <string.h>
 
+#include "common/mem.h"
 #include "node/agent_internal.h"
 
 typedef void (*cmd_fn)(agent_t *a, const struct msg *m);
+
+/* An address of s that another guest of this node holds (an orphan the
+ * master forgot, say) is refused, never taken over: one address is never on
+ * two guests. Nacks m naming both and returns true. */
+static bool
+addr_taken(agent_t *a, const struct msg *m, const struct agent_guest *g, const struct guest_spec *s)
+{
+    uint32_t k = 0;
+    const struct agent_guest *o = agent_guest_addr_owner(a, g, s, &k);
+    char addr[NETADDR_STRLEN], text[320];
+
+    if (!o)
+        return false;
+    netaddr_format(&s->addrs[k], false, addr, sizeof(addr));
+    snprintf(text, sizeof(text),
+             "address %s of guest %s (%s) belongs to guest %s (%s) on this node", addr, s->name,
+             s->id, o->rec.spec.name, o->rec.spec.id);
+    agent_send_nack(a, m->id, s->id, MSG_ERR_CONFLICT, text);
+    return true;
+}
 
 static void
 cmd_apply(agent_t *a, const struct msg *m)
@@ -24,9 +46,16 @@ cmd_apply(agent_t *a, const struct msg *m)
         agent_send_nack(a, m->id, s->id, MSG_ERR_CONFLICT, "guest is being destroyed");
         return;
     }
+    if (addr_taken(a, m, g, s))
+        return;
     if (g && s->generation <= g->rec.applied_generation) {
         /* Already applied (a re-send), or older than what we have: nothing to do. */
         agent_send_ack(a, m->id, g);
+        return;
+    }
+    if (g && !store_ids_match(&g->rec, s)) {
+        agent_send_nack(a, m->id, s->id, MSG_ERR_UNSUPPORTED,
+                        "the privileged flag is fixed when a guest is created: recreate the guest");
         return;
     }
     bool existed = g != NULL;
@@ -35,6 +64,17 @@ cmd_apply(agent_t *a, const struct msg *m)
         if ((uint32_t)a->n_guests >= a->facts.max_guests) {
             agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "node is at its guest limit");
             return;
+        }
+        /* Its own block of host uids, from those no guest of ours holds
+         * (including guests whose create is still queued). */
+        if (!(s->flags & SPEC_FLAG_PRIVILEGED)) {
+            _cleanup_free_ uint32_t *used = xcalloc(a->n_guests + 1, sizeof(*used));
+            for (size_t i = 0; i < a->n_guests; i++)
+                used[i] = a->guests[i]->rec.ids.uid_base;
+            if (store_uid_block_pick(used, a->n_guests, &rec.ids) < 0) {
+                agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "no free block of host uids");
+                return;
+            }
         }
         g = agent_guest_add(a, &rec);
     }
@@ -77,6 +117,8 @@ cmd_start(agent_t *a, const struct msg *m)
         agent_send_nack(a, m->id, g->rec.spec.id, MSG_ERR_BUSY, "guest is stopping");
         return;
     }
+    /* Asked for: the restart policy counts afresh from here. */
+    g->restarts = 0;
     agent_job_start(a, g, m->id);
 }
 

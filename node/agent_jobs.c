@@ -9,12 +9,14 @@
  * order; exec has a lane of its own (backend.h allows it to run alongside). */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 
 #include "common/errtext.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/mtime.h"
 #include "node/agent_internal.h"
 
 /* What a queued backend operation does. */
@@ -38,6 +40,7 @@ struct job {
     bool fake_pids;            /* the agent's cfg.fake_pids, read by run */
     struct guest_spec spec;    /* the guest's spec as of queueing (unused by usage) */
     struct guest_runtime rt;   /* runtime in, and out of start */
+    struct guest_ids ids;      /* the guest's uid block (its store record) */
     int result;                /* backend return */
     char errtext[ERRTEXT_MAX]; /* the backend's detail when result < 0 */
     union {
@@ -120,6 +123,7 @@ job_new(agent_t *a, enum job_kind kind, uint64_t ref, const struct agent_guest *
     if (g) {
         j->spec = g->rec.spec;
         j->rt = g->rec.rt;
+        j->ids = g->rec.ids;
     }
     return j;
 }
@@ -184,9 +188,9 @@ apply_run(struct job *j, backend_t *b)
     const struct backend_ops *ops = b->ops;
     bool existed = j->u.apply.existed;
 
-    j->result = existed ? 0 : ops->create(b, &j->spec);
+    j->result = existed ? 0 : ops->create(b, &j->spec, &j->ids);
     if (j->result >= 0)
-        j->result = ops->set_limits(b, &j->spec, &j->rt);
+        j->result = ops->set_limits(b, &j->spec, &j->ids, &j->rt);
     if (j->result >= 0 && j->rt.pid)
         j->result = ops->apply_network(b, &j->spec, &j->rt);
     if (j->result < 0 && !existed) {
@@ -244,7 +248,7 @@ start_run(struct job *j, backend_t *b)
 {
     const struct backend_ops *ops = b->ops;
 
-    j->result = ops->start(b, &j->spec, &j->rt);
+    j->result = ops->start(b, &j->spec, &j->ids, &j->rt);
     if (j->result < 0)
         return;
     /* A guest runs with its network or not at all: a start whose network
@@ -273,6 +277,9 @@ start_done(agent_t *a, struct job *j, struct agent_guest *g)
     }
     g->rec.rt = j->rt;
     g->rec.desired = STORE_DESIRED_RUNNING;
+    /* At re-adoption, a gone init of this boot exited by itself. */
+    strscpy(g->rec.boot_id, a->boot_id, sizeof(g->rec.boot_id));
+    g->started_ms = time_mono_ms();
     agent_guest_save(a, g);
     if (!a->closing && agent_guest_watch(a, g) < 0)
         log_warning("node=%s guest=%s cannot watch init pid %d, ignoring", a->cfg.name,
@@ -312,7 +319,7 @@ stop_done(agent_t *a, struct job *j, struct agent_guest *g)
     /* Without a pidfd to watch, the state the job saw is the exit; with
      * one, the watch reports the exit and answers the stop. */
     if (j->result >= 0 && j->fake_pids && g->rec.rt.pid && j->u.stop.after != GUEST_RUNNING)
-        agent_guest_stopped(a, g, 0, "init exited");
+        agent_guest_stopped(a, g, 0, 0, "init exited");
 }
 
 void
@@ -358,7 +365,7 @@ kill_done(agent_t *a, struct job *j, struct agent_guest *g)
         log_error("node=%s guest=%s kill failed: %s", a->cfg.name, j->spec.name, job_why(j));
     /* With a pidfd, the watch reports the exit and answers the stop. */
     if (j->result >= 0 && j->fake_pids && g->rec.rt.pid && j->u.kill.after != GUEST_RUNNING)
-        agent_guest_stopped(a, g, -1, "killed");
+        agent_guest_stopped(a, g, -1, SIGKILL, "killed");
 }
 
 void

@@ -125,12 +125,19 @@ echo_heartbeat(struct fixture *f, const struct msg *hb)
     send_cmd(f, &m);
 }
 
-/* The next frame that is not a heartbeat (heartbeats are echoed). */
+/* The next frame that is not a heartbeat (heartbeats are echoed). Events
+ * and exec results are acknowledged as the master does once they are
+ * stored, so the agent's outbox does not send them again. */
 static void
 recv_msg(struct fixture *f, struct msg *m, const char *what)
 {
     for (;;) {
         recv_any(f, m, what);
+        if (m->type == MSG_EVENT || m->type == MSG_EXEC_RESULT) {
+            struct msg ack = {.type = MSG_ACK};
+            ack.u.ack.ref = m->id;
+            send_cmd(f, &ack);
+        }
         if (m->type != MSG_HEARTBEAT)
             return;
         echo_heartbeat(f, m);
@@ -223,6 +230,7 @@ handshake(struct fixture *f, struct msg *hello)
     assert_int_equal(hello->u.hello.max_guests, 8);
     w.u.welcome.heartbeat_ms = f->heartbeat_ms;
     w.u.welcome.usage_ms = 3600 * 1000;
+    w.u.welcome.ref = hello->id;
     send_cmd(f, &w);
 }
 
@@ -557,11 +565,11 @@ test_hello_inventory(void **state)
     fill_spec(&r1.spec, ID1, "web1", 4);
     r1.applied_generation = 4;
     r1.desired = STORE_DESIRED_RUNNING;
-    assert_int_equal(b->ops->create(b, &r1.spec), 0);
-    assert_int_equal(b->ops->start(b, &r1.spec, &r1.rt), 0);
+    assert_int_equal(b->ops->create(b, &r1.spec, &r1.ids), 0);
+    assert_int_equal(b->ops->start(b, &r1.spec, &r1.ids, &r1.rt), 0);
     fill_spec(&r2.spec, ID2, "db1", 2);
     r2.applied_generation = 2;
-    assert_int_equal(b->ops->create(b, &r2.spec), 0);
+    assert_int_equal(b->ops->create(b, &r2.spec, &r2.ids), 0);
     assert_true(store_open(f->state, &s) >= 0);
     assert_int_equal(store_put(s, &r1), 0);
     assert_int_equal(store_put(s, &r2), 0);

@@ -4,6 +4,7 @@
  *   vfleet-node ls           guests in the local store, with their state
  *   vfleet-node status       the agent and a summary of its guests
  *   vfleet-node enter NAME   a shell inside a running guest
+ *   vfleet-node console NAME --log   the tail of a guest's console
  *
  * The local commands read the store directly, so they work while the master
  * (or the agent) is down. */
@@ -17,15 +18,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <net/if.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "common/config.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/units.h"
 #include "node/agent.h"
+#include "node/node_config.h"
+#include "node/linux/console.h"
 #include "node/linux/linux_backend.h"
 #include "node/linux/net.h"
 #include "node/linux/proc.h"
@@ -33,7 +39,7 @@
 #include "node/store.h"
 
 #define DEFAULT_CONFIG    "/etc/vfleet/node.conf"
-#define DEFAULT_STATE_DIR "/var/lib/vfleet"
+#define DEFAULT_STATE_DIR "/var/lib/vfleet/node"
 #define DEFAULT_MASTER    "tcp://127.0.0.1:7401"
 
 /* Exit codes shared with the vfleet CLI: usage errors, not found, failures. */
@@ -47,6 +53,7 @@ usage(FILE *f)
                "       vfleet-node status [--state-dir DIR]\n"
                "       vfleet-node routes [--json] [--state-dir DIR]\n"
                "       vfleet-node enter NAME [--state-dir DIR] [-- COMMAND...]\n"
+               "       vfleet-node console NAME --log [--state-dir DIR]\n"
                "\n"
                "options:\n"
                "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
@@ -70,7 +77,11 @@ usage(FILE *f)
                "      --sim-max-guests N guests each accepts (default 1000)\n"
                "      --sim-seed N       seed of the synthetic usage (default 1; node i uses N+i)\n"
                "  -l, --log-level LEVEL  err, warning, notice, info (default), debug\n"
+               "      --log-format F     text (default) or json\n"
                "      --json             machine-readable output (ls)\n"
+               "      --help-config      every configuration key, its type and range\n"
+               "      --check-config     read and check the configuration, then exit\n"
+               "      --log              console: print what the guest's console holds\n"
                "  -h, --help             this text\n");
 }
 
@@ -80,6 +91,8 @@ struct options {
     char **rest;      /* arguments after the verb */
     int n_rest;       /* entries in rest */
     bool json;        /* --json */
+    bool check_only;  /* --check-config: read and check, then exit */
+    bool log;         /* --log */
 };
 
 static int
@@ -110,8 +123,12 @@ parse_options(int argc, char **argv, struct options *o)
         {"sim-disk", required_argument, NULL, 'D'},
         {"sim-max-guests", required_argument, NULL, 'G'},
         {"sim-seed", required_argument, NULL, 'S'},
+        {"log-format", required_argument, NULL, 'F'},
         {"json", no_argument, NULL, 'j'},
+        {"log", no_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
+        {"help-config", no_argument, NULL, 'K'},
+        {"check-config", no_argument, NULL, 'Q'},
         {0},
     };
     const char *config_path = NULL;
@@ -155,6 +172,9 @@ parse_options(int argc, char **argv, struct options *o)
             case 'l':
                 key = "log_level";
                 break;
+            case 'F':
+                key = "log_format";
+                break;
             case 'L': {
                 char *eq = strchr(optarg, '=');
                 if (!eq || eq == optarg) {
@@ -190,9 +210,20 @@ parse_options(int argc, char **argv, struct options *o)
             case 'j':
                 o->json = true;
                 break;
+            case 'g':
+                o->log = true;
+                break;
             case 'h':
                 usage(stdout);
+                config_destroy(&flags);
                 exit(0);
+            case 'K':
+                config_print_schema(stdout, node_config_keys, node_config_n_keys);
+                config_destroy(&flags);
+                exit(0);
+            case 'Q':
+                o->check_only = true;
+                break;
             default:
                 usage(stderr);
                 config_destroy(&flags);
@@ -217,8 +248,10 @@ parse_options(int argc, char **argv, struct options *o)
     if (r == -ENOENT && !config_path) {
         o->cfg = config_new();
     } else if (r == -EBADMSG) {
-        fprintf(stderr, "vfleet-node: %s:%d: cannot parse this line\n",
-                config_path ? config_path : DEFAULT_CONFIG, line);
+        fprintf(stderr,
+                "vfleet-node: %s:%d: not \"key = value\", \"[section]\" or a comment, or longer "
+                "than %d characters\n",
+                config_path ? config_path : DEFAULT_CONFIG, line, CONFIG_MAX_LINE);
         config_destroy(&flags);
         return r;
     } else if (r < 0) {
@@ -229,9 +262,9 @@ parse_options(int argc, char **argv, struct options *o)
     }
     /* Flags win over the file. */
     static const char *const keys[] = {
-        "name",         "master",         "state_dir",      "backend",   "templates",
-        "heartbeat_ms", "usage_interval", "log_level",      "sim_nodes", "sim_cpus",
-        "sim_memory",   "sim_disk",       "sim_max_guests", "sim_seed",  "max_guests"};
+        "name",           "master",    "state_dir",  "backend",   "templates",  "heartbeat_ms",
+        "usage_interval", "log_level", "sim_nodes",  "sim_cpus",  "sim_memory", "sim_disk",
+        "sim_max_guests", "sim_seed",  "max_guests", "log_format"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         const char *v = config_get(flags, "node", keys[i]);
         if (v)
@@ -239,6 +272,13 @@ parse_options(int argc, char **argv, struct options *o)
     }
     config_foreach(flags, "labels", copy_label, o->cfg);
     config_destroy(&flags);
+    /* An unknown key or a bad value stops here, with its file and line. */
+    char err[1024];
+    if (config_check(o->cfg, node_config_keys, node_config_n_keys, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vfleet-node: %s\n", err);
+        config_destroy(&o->cfg);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -274,36 +314,69 @@ net_config_read(const config_t *c, struct net_config *out)
 {
     const char *uplink = config_get(c, "network", "uplink");
     const char *sources = config_get(c, "network", "nat_sources");
-    char buf[1024];
+    char buf[1024], where[512];
 
+    /* Types and ranges were checked against node_config_keys; what is left is the
+     * rule across keys. */
     memset(out, 0, sizeof(*out));
-    if (uplink && strscpy(out->uplink, uplink, sizeof(out->uplink)) < 0) {
-        fprintf(stderr, "vfleet-node: uplink \"%s\" is longer than an interface name\n", uplink);
-        return -EINVAL;
-    }
-    int r = config_get_bool(c, "network", "nat", &out->nat);
-    if (r >= 0 || r == -ENOENT)
-        r = config_get_bool(c, "network", "proxy_neigh", &out->proxy_neigh);
-    if (r < 0 && r != -ENOENT) {
-        fprintf(stderr, "vfleet-node: [network] nat and proxy_neigh are booleans\n");
-        return -EINVAL;
-    }
+    if (uplink)
+        strscpy(out->uplink, uplink, sizeof(out->uplink));
+    (void)config_get_bool(c, "network", "nat", &out->nat);
+    (void)config_get_bool(c, "network", "proxy_neigh", &out->proxy_neigh);
     if ((out->nat || out->proxy_neigh) && !out->uplink[0]) {
-        fprintf(stderr, "vfleet-node: [network] nat and proxy_neigh need uplink\n");
+        const char *k = out->nat ? "nat" : "proxy_neigh";
+        fprintf(stderr, "vfleet-node: %s: [network] %s: needs uplink (the outside interface)\n",
+                config_origin(c, "network", k, NULL, where, sizeof(where)), k);
         return -EINVAL;
     }
     strscpy(buf, sources && *sources ? sources : "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fd00::/8",
             sizeof(buf));
     char *save = NULL;
-    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-        if (out->n_nat >= NET_NFT_MAX_NAT || netaddr_parse(t, &out->nat_sources[out->n_nat]) < 0) {
-            fprintf(stderr, "vfleet-node: nat_sources: \"%s\" is not a prefix or one too many\n",
-                    t);
-            return -EINVAL;
-        }
+    for (char *t = strtok_r(buf, ", ", &save); t && out->n_nat < NET_NFT_MAX_NAT;
+         t = strtok_r(NULL, ", ", &save)) {
+        if (netaddr_parse(t, &out->nat_sources[out->n_nat]) < 0)
+            return -EINVAL; /* checked by check_prefixes */
         netaddr_mask(&out->nat_sources[out->n_nat]);
         out->n_nat++;
     }
+    return 0;
+}
+
+/* The linux backend's settings: [node] max_guests, console_ring,
+ * disk_reserve, lxcfs, templates and the [network] section. */
+static int
+linux_config_read(const struct options *o, const char *state_dir, struct linux_config *lc)
+{
+    _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
+    uint64_t v;
+    int r;
+
+    strscpy(lc->state_dir, state_dir, sizeof(lc->state_dir));
+    strscpy(lc->templates, opt_str(o, "templates", tdir), sizeof(lc->templates));
+    if (net_config_read(o->cfg, &lc->net) < 0)
+        return -EINVAL;
+    r = config_get_u64(o->cfg, "node", "max_guests", &v);
+    if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
+        lc->max_guests = (uint32_t)v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS),
+               -EINVAL;
+    r = config_get_size(o->cfg, "node", "console_ring", &v);
+    if (r == 0 && v >= CONSOLE_RING_MIN && v <= CONSOLE_RING_MAX)
+        lc->console_ring = v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: console_ring must be a size from 4K to 64M\n"),
+               -EINVAL;
+    lc->disk_reserve = LINUX_DEFAULT_RESERVE;
+    r = config_get_size(o->cfg, "node", "disk_reserve", &v);
+    if (r == 0)
+        lc->disk_reserve = v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: disk_reserve must be a size such as 2G (0 = none)\n"),
+               -EINVAL;
+    const char *lxcfs = config_get(o->cfg, "node", "lxcfs");
+    if (lxcfs && (lxcfs[0] != '/' || strscpy(lc->lxcfs, lxcfs, sizeof(lc->lxcfs)) < 0))
+        return fprintf(stderr, "vfleet-node: lxcfs must be an absolute path\n"), -EINVAL;
     return 0;
 }
 
@@ -475,6 +548,30 @@ take_pidfile(const char *state_dir)
     return fd;
 }
 
+/* Makes the state directory (owner-only: it holds every guest's spec and
+ * the disks) and takes its lock. Returns the lock's fd, or -1 (printed). */
+static int
+open_state_dir(const char *state_dir)
+{
+    struct stat st;
+    int r;
+
+    if ((r = fs_mkdir_p(state_dir, 0700)) < 0 || stat(state_dir, &st) < 0) {
+        fprintf(stderr, "vfleet-node: cannot create \"%s\": %s\n", state_dir,
+                strerror(r < 0 ? -r : errno));
+        return -1;
+    }
+    if ((st.st_mode & 0077) && chmod(state_dir, st.st_mode & 0700) == 0)
+        log_notice("state directory \"%s\" made owner-only (0700)", state_dir);
+    int fd = take_pidfile(state_dir);
+    if (fd < 0) {
+        fprintf(stderr, "vfleet-node: %s\n",
+                fd == -EALREADY ? "another agent runs on this state directory" : strerror(-fd));
+        return -1;
+    }
+    return fd;
+}
+
 static int
 cmd_run(struct options *o)
 {
@@ -522,17 +619,9 @@ cmd_run(struct options *o)
     }
     if (config_foreach(o->cfg, "labels", add_label, &ac) < 0)
         return EXIT_USAGE;
-    if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
-        fprintf(stderr, "vfleet-node: cannot create \"%s\": %m\n", state_dir);
+    _cleanup_close_ int pidfd = open_state_dir(state_dir);
+    if (pidfd < 0)
         return EXIT_FAIL;
-    }
-    _cleanup_close_ int pidfd = take_pidfile(state_dir);
-    if (pidfd < 0) {
-        fprintf(stderr, "vfleet-node: %s\n",
-                pidfd == -EALREADY ? "another agent runs on this state directory"
-                                   : strerror(-pidfd));
-        return EXIT_FAIL;
-    }
     if (sim_nodes)
         return run_sim_nodes(o, &ac, sim_nodes);
 
@@ -541,18 +630,8 @@ cmd_run(struct options *o)
     backend_t *b;
     if (strcmp(backend_name, "linux") == 0) {
         struct linux_config lc = {0};
-        _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
-        strscpy(lc.state_dir, state_dir, sizeof(lc.state_dir));
-        strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
-        if (net_config_read(o->cfg, &lc.net) < 0)
+        if (linux_config_read(o, state_dir, &lc) < 0)
             return EXIT_USAGE;
-        r = config_get_u64(o->cfg, "node", "max_guests", &v);
-        if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
-            lc.max_guests = (uint32_t)v;
-        else if (r != -ENOENT) {
-            fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS);
-            return EXIT_USAGE;
-        }
         b = linux_backend_new(&lc, &err);
     } else if (strcmp(backend_name, "sim") == 0) {
         struct sim_config sc;
@@ -699,6 +778,21 @@ cmd_status(struct options *o)
     return 0;
 }
 
+/* The record of the guest named by the first argument, from the store read
+ * without the lock: 0 with *rec set, or the exit code after saying why. */
+static int
+local_guest(const struct options *o, store_t **s, const struct store_record **rec)
+{
+    if (open_store(o, s) < 0)
+        return EXIT_FAIL;
+    *rec = store_find_by_name(*s, o->rest[0]);
+    if (!*rec) {
+        fprintf(stderr, "vfleet-node: no guest \"%s\" on this node\n", o->rest[0]);
+        return EXIT_NOT_FOUND;
+    }
+    return 0;
+}
+
 static int
 cmd_enter(struct options *o)
 {
@@ -708,13 +802,10 @@ cmd_enter(struct options *o)
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (open_store(o, &s) < 0)
-        return EXIT_FAIL;
-    const struct store_record *rec = store_find_by_name(s, o->rest[0]);
-    if (!rec) {
-        fprintf(stderr, "vfleet-node: no guest \"%s\" on this node\n", o->rest[0]);
-        return EXIT_NOT_FOUND;
-    }
+    const struct store_record *rec;
+    int rc = local_guest(o, &s, &rec);
+    if (rc)
+        return rc;
     if (strcmp(record_state(rec), "running") != 0) {
         fprintf(stderr, "vfleet-node: guest \"%s\" is not running\n", rec->spec.name);
         return EXIT_FAIL;
@@ -737,6 +828,47 @@ cmd_enter(struct options *o)
     return r; /* the command's exit status */
 }
 
+/* The tail of a guest's console, from its ring on this node. */
+static int
+cmd_console(struct options *o)
+{
+    _cleanup_(store_close) store_t *s = NULL;
+
+    if (o->n_rest != 1 || !o->log) {
+        fprintf(stderr, "vfleet-node: console NAME --log (the console is output only)\n");
+        return EXIT_USAGE;
+    }
+    const struct store_record *rec;
+    int rc = local_guest(o, &s, &rec);
+    if (rc)
+        return rc;
+    struct console_log log;
+    int r = linux_console_read(opt_str(o, "state_dir", DEFAULT_STATE_DIR), &rec->spec, 0, &log);
+    if (r == -ENOENT) {
+        fprintf(stderr,
+                "vfleet-node: guest \"%s\" has no console yet (not started since it was "
+                "created or since the node had console rings)\n",
+                rec->spec.name);
+        return EXIT_FAIL;
+    }
+    if (r < 0) {
+        fprintf(stderr, "vfleet-node: cannot read the console of \"%s\": %s\n", rec->spec.name,
+                strerror(-r));
+        return EXIT_FAIL;
+    }
+    size_t done = 0;
+    while (done < log.len) {
+        ssize_t n = write(1, log.data + done, log.len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    free(log.data);
+    return done == log.len ? 0 : EXIT_FAIL;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -745,8 +877,19 @@ main(int argc, char **argv)
 
     if (parse_options(argc, argv, &o) < 0)
         return EXIT_USAGE;
+    if (o.check_only) {
+        struct net_config nc;
+        if (net_config_read(o.cfg, &nc) < 0) {
+            config_destroy(&o.cfg);
+            return EXIT_USAGE;
+        }
+        printf("vfleet-node: configuration is valid\n");
+        config_destroy(&o.cfg);
+        return 0;
+    }
     level = log_level_from_string(opt_str(&o, "log_level", "info"));
     log_setup("vfleet-node", LOG_SINK_STDERR, level < 0 ? LOG_INFO : level);
+    log_set_format((enum log_format)log_format_from_string(opt_str(&o, "log_format", "text")));
 
     if (strcmp(o.verb, "run") == 0)
         r = cmd_run(&o);
@@ -758,6 +901,8 @@ main(int argc, char **argv)
         r = cmd_status(&o);
     else if (strcmp(o.verb, "enter") == 0)
         r = cmd_enter(&o);
+    else if (strcmp(o.verb, "console") == 0)
+        r = cmd_console(&o);
     else {
         fprintf(stderr, "vfleet-node: unknown command \"%s\"\n", o.verb);
         usage(stderr);

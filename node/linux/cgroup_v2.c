@@ -10,23 +10,27 @@
  *   cpu_weight -> cpu.weight (1..10000, 0 -> 100)
  *   cpu_max    -> cpu.max "quota 100000" with quota = millicores*100 us (min 1000), or "max 100000"
  *   cpu_burst  -> cpu.max.burst = millicores*100 us, at most the quota
- *   io_weight  -> io.weight "default N" (or io.bfq.weight) when the kernel has one
+ *   io_weight  -> io.weight "default N" and io.bfq.weight "default min(N,1000)", each
+ *                 when the kernel has it (iocost and BFQ weigh different devices)
  *   io_devs    -> io.max "maj:min rbps=N wbps=N riops=N wiops=N" ("max" for 0)
- * There is no device policy: v2 needs a BPF program for that (not done), so
- * cgroup_has_device_policy() says false and the backend drops CAP_MKNOD. */
+ * Device policy (at create): a BPF_PROG_TYPE_CGROUP_DEVICE program allowing
+ * the same list as v1 (devices_bpf.h), so guests on v2 keep CAP_MKNOD. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/cgroup_driver.h"
+#include "node/linux/devices_bpf.h"
 
 /* The controllers a guest needs, in the order they are enabled. */
 static const char *const v2_controllers[] = {"cpu", "io", "memory", "pids"};
@@ -90,6 +94,8 @@ v2_enable_controllers(cgroup_mgr_t *m, const char *dir)
     return cgroup_write(m, dir, "cgroup.subtree_control", buf);
 }
 
+static int v2_devices(const char *dir);
+
 static int
 v2_create(cgroup_mgr_t *m, const char *id)
 {
@@ -103,7 +109,26 @@ v2_create(cgroup_mgr_t *m, const char *id)
     if ((r = v2_enable_controllers(m, base)) < 0)
         return r;
     r = cgroup_mkdir(m, dir);
-    return r < 0 ? r : 0;
+    return r < 0 ? r : v2_devices(dir);
+}
+
+/* Attaches the device program to a guest's cgroup (idempotent). A fake
+ * tree of the tests is a plain directory: no program can go there. */
+static int
+v2_devices(const char *dir)
+{
+    struct statfs sf;
+    _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstatfs(fd, &sf) < 0)
+        return -errno;
+    if (sf.f_type != CGROUP2_SUPER_MAGIC)
+        return 0;
+    int r = devices_bpf_attach(fd);
+    if (r < 0)
+        log_debug("cgroup: device program on %s: %s", dir, strerror(-r));
+    return r;
 }
 
 static bool
@@ -162,23 +187,28 @@ v2_fmt_max(char *buf, size_t len, uint64_t v)
 static int
 v2_set_io(cgroup_mgr_t *m, const char *dir, const struct spec_limits *l)
 {
-    char buf[160];
     int r;
     uint32_t weight = l->io_weight ? l->io_weight : 100;
     if (weight > 10000)
         weight = 10000;
-    snprintf(buf, sizeof(buf), "default %" PRIu32, weight);
-    if (cgroup_file_exists(dir, "io.weight"))
-        r = cgroup_write(m, dir, "io.weight", buf);
-    else if (cgroup_file_exists(dir, "io.bfq.weight"))
+    /* A kernel can have both weights, and each serves other devices: iocost's
+     * io.weight those with io.cost.qos enabled, io.bfq.weight (present once
+     * the BFQ module is loaded) those whose scheduler is bfq. Both are written. */
+    bool any = false;
+    if (cgroup_file_exists(dir, "io.weight")) {
+        if ((r = cgroup_writef(m, dir, "io.weight", "default %" PRIu32, weight)) < 0)
+            return r;
+        any = true;
+    }
+    if (cgroup_file_exists(dir, "io.bfq.weight")) {
         r = cgroup_writef(m, dir, "io.bfq.weight", "default %" PRIu32,
                           weight > 1000 ? 1000 : weight);
-    else {
-        log_debug("cgroup: %s has no io weight, io_weight ignored", dir);
-        r = 0;
+        if (r < 0)
+            return r;
+        any = true;
     }
-    if (r < 0)
-        return r;
+    if (!any)
+        log_debug("cgroup: %s has no io weight, io_weight ignored", dir);
 
     if (!cgroup_file_exists(dir, "io.max"))
         return l->n_io_devs ? -EOPNOTSUPP : 0;
@@ -414,5 +444,5 @@ const struct cgroup_ops cgroup_v2_ops = {
     .pids = v2_pids,
     .kill = v2_kill,
     .destroy = v2_destroy,
-    .device_policy = false,
+    .device_policy = true,
 };

@@ -345,13 +345,22 @@ disk_mkfs(const char *image, uint64_t size, uint64_t inodes)
     snprintf(journal_s, sizeof(journal_s), "size=%" PRIu64, journal_mib ? journal_mib : 1);
     const char *argv[24] = {"mkfs.ext4", "-q", "-F", "-b", bs_s, "-m", "0", "-N", inodes_s};
     size_t i = 9;
+    char ext[160] = "lazy_itable_init=1,lazy_journal_init=1,nodiscard,assume_storage_prezeroed=1";
     /* Images from DISK_SMALL_SIZE up keep mke2fs's default journal. */
     if (bs == 1024) {
         argv[i++] = "-J";
         argv[i++] = journal_s;
+        /* Online growth reserves GDT blocks for 1024x the size (up to 256 of
+         * them) and an online resize asks the journal for that many credits
+         * plus a few; a 1 MiB journal grants 256, so Debian 12's kernel
+         * refused every online grow ("resize2fs wants too many credits").
+         * Reserving for growth up to DISK_SMALL_GROW_MAX keeps it near 130. */
+        uint64_t grow = size * 1024 < DISK_SMALL_GROW_MAX ? size * 1024 : DISK_SMALL_GROW_MAX;
+        size_t len = strlen(ext);
+        snprintf(ext + len, sizeof(ext) - len, ",resize=%" PRIu64, grow / 1024);
     }
     argv[i++] = "-E";
-    argv[i++] = "lazy_itable_init=1,lazy_journal_init=1,nodiscard,assume_storage_prezeroed=1";
+    argv[i++] = ext;
     argv[i++] = image;
     argv[i] = NULL;
     return disk_run(argv, 1u << 0, NULL, 0);
@@ -530,14 +539,15 @@ disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
     return 0;
 }
 
-/* Waits up to two seconds for the loop device at sysdir to stop backing the
- * file whose backing_file text was `was`; udev may hold it open briefly after
- * the unmount, and autoclear detaches it at the last close. */
+/* Waits up to ten seconds for the loop device at sysdir to stop backing the
+ * file whose backing_file text was `was`: udev, blkid or any other scanner of
+ * block devices may hold it open for a moment after the unmount (longer on a
+ * loaded host), and autoclear detaches it at the last close. */
 static bool
 disk_wait_detached(const char *sysdir, const char *was)
 {
     _cleanup_free_ char *p = xasprintf("%s/loop/backing_file", sysdir);
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 1000; i++) {
         char now[PATH_MAX + 16] = "";
         _cleanup_fclose_ FILE *f = fopen(p, "re");
         if (!f || !fgets(now, sizeof(now), f) || strcmp(now, was) != 0)
@@ -546,6 +556,43 @@ disk_wait_detached(const char *sysdir, const char *was)
         nanosleep(&ts, NULL);
     }
     return false;
+}
+
+/* Who keeps the loop device at sysdir (".../block/7:13") in use: a process
+ * with the device open, or a mount namespace that still has it mounted (a
+ * namespace copied while it was mounted). Names the first one found in buf,
+ * for the refusal's text. */
+static void
+disk_who_holds(const char *sysdir, char *buf, size_t n)
+{
+    const char *mm = strrchr(sysdir, '/');
+    unsigned maj, min;
+    char dev[32];
+    DIR *d;
+    struct dirent *e;
+
+    buf[0] = '\0';
+    if (!mm || sscanf(mm + 1, "%u:%u", &maj, &min) != 2 || !(d = opendir("/proc")))
+        return;
+    snprintf(dev, sizeof(dev), " %u:%u ", maj, min);
+    while (!buf[0] && (e = readdir(d))) {
+        char path[300], line[512], comm[32] = "?";
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+        _cleanup_fclose_ FILE *c = fopen(path, "re");
+        if (c && fgets(comm, sizeof(comm), c))
+            comm[strcspn(comm, "\n")] = '\0';
+        snprintf(path, sizeof(path), "/proc/%s/mountinfo", e->d_name);
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        while (f && fgets(line, sizeof(line), f))
+            if (strstr(line, dev)) {
+                snprintf(buf, n, "mounted in the mount namespace of pid %.20s (%.31s)", e->d_name,
+                         comm);
+                break;
+            }
+    }
+    closedir(d);
 }
 
 int
@@ -578,8 +625,10 @@ disk_umount(const char *mountpoint)
     }
     if (disk_wait_detached(sysdir, was))
         return 0;
-    log_debug("disk: loop device %s still attached after unmounting \"%s\"%s", sysdir, mountpoint,
-              lazy ? " (busy, detached lazily)" : "");
+    char who[400];
+    disk_who_holds(sysdir, who, sizeof(who));
+    log_debug("disk: loop device %s still attached after unmounting \"%s\"%s%s%s", sysdir,
+              mountpoint, lazy ? " (busy, detached lazily)" : "", who[0] ? ": " : "", who);
     return -EBUSY;
 }
 

@@ -73,16 +73,28 @@ stamp_write(const char *path, uint32_t v)
     return rename(tmp, path) < 0 ? -errno : 0;
 }
 
-int
-rebuild_apply(const struct rebuild_paths *p, uint32_t want, bool running)
+static void
+stamp_path(const struct rebuild_paths *p, char *out, size_t n)
 {
-    char stamp[600], path[600];
+    snprintf(out, n, "%s/rebuild.stamp", p->dir);
+}
+
+bool
+rebuild_needed(const struct rebuild_paths *p, uint32_t want)
+{
+    char stamp[600];
+
+    stamp_path(p, stamp, sizeof(stamp));
+    return stamp_read(stamp) != want;
+}
+
+int
+rebuild_wipe(const struct rebuild_paths *p, bool running)
+{
+    char path[600];
     struct stat st;
     int r;
 
-    snprintf(stamp, sizeof(stamp), "%s/rebuild.stamp", p->dir);
-    if (stamp_read(stamp) == want)
-        return 0;
     if (running)
         return errtext_fail(-EBUSY, "a running guest cannot be rebuilt: stop it first");
     if (stat(p->tmpl, &st) < 0 || !S_ISDIR(st.st_mode))
@@ -97,13 +109,20 @@ rebuild_apply(const struct rebuild_paths *p, uint32_t want, bool running)
         if (r < 0)
             return errtext_fail(r, "cannot empty %s: %s", path, strerror(-r));
     }
-    r = rootfs_mount(p->tmpl, p->disk, p->root);
-    if (r < 0)
-        return errtext_fail(r, "cannot mount the rebuilt root");
+    return 0;
+}
+
+int
+rebuild_done(const struct rebuild_paths *p, uint32_t want)
+{
+    char stamp[600], path[600];
+    int r;
+
     /* Provisioning goes into the fresh files again. */
     snprintf(path, sizeof(path), "%s/provision.stamp", p->dir);
     if (unlink(path) < 0 && errno != ENOENT)
         return errtext_fail(-errno, "cannot remove %s", path);
+    stamp_path(p, stamp, sizeof(stamp));
     r = stamp_write(stamp, want);
     return r < 0 ? errtext_fail(r, "cannot write %s", stamp) : 0;
 }

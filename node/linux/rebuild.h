@@ -21,7 +21,13 @@ struct rebuild_paths {
     const char *tmpl; /* the template directory the spec names */
 };
 
-/* Rebuilds when want differs from the stamp (absent = 0). Returns 0 (also
- * when nothing was to be done), -EBUSY when the guest runs, -errno with
- * errtext set otherwise. */
-int rebuild_apply(const struct rebuild_paths *p, uint32_t want, bool running);
+/* Whether the guest should be rebuilt: want differs from its stamp
+ * (absent = 0). */
+bool rebuild_needed(const struct rebuild_paths *p, uint32_t want);
+/* The first half: refuses a running guest (-EBUSY), checks the template,
+ * unmounts the overlay and empties the upper and work dirs. The caller
+ * mounts the root again (over the template, idmapped or not), then calls
+ * rebuild_done. -errno with errtext set. */
+int rebuild_wipe(const struct rebuild_paths *p, bool running);
+/* The second half: provisioning is to be written again, the stamp says want. */
+int rebuild_done(const struct rebuild_paths *p, uint32_t want);

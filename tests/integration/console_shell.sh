@@ -80,7 +80,7 @@ echo "$shadow" | grep -q '^root:\$y\$' || fail "root's hash is not yescrypt: $sh
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0nYcTest ops@test" ] || fail "authorized_keys"
 vf guest exec c1 -- cat /etc/resolv.conf | grep -q '^nameserver 192.0.2.53$' || fail "resolv.conf"
 vf guest exec c1 -- ls -ld /root/.ssh | grep -q '^drwx------' || fail ".ssh mode"
-[ "$(vf --json guest show c1 | pyj 'd["provision"]["password"]')" = true ] || fail "password shown"
+[ "$(vf --json guest show c1 | jv '.provision.password')" = true ] || fail "password shown"
 vf --json guest show c1 | grep -q 'horse\|\$y\$' && fail "the password or its hash leaks through the API"
 vf guest set c1 --dns 2001:db8::53 --search corp.example >/dev/null || fail "set --dns"
 vf guest exec c1 -- cat /etc/resolv.conf | grep -q '^nameserver 2001:db8::53$' ||
@@ -90,12 +90,12 @@ ok "provisioned: yescrypt hash in shadow, authorized_keys 0700 dir, resolv.conf,
 # Rebuild: the guest's files back to the template's, its id, addresses and
 # provisioning kept (written again into the fresh files).
 id=$(guest_field c1 id)
-ips=$(vf --json guest show c1 | pyj 'd["ips"]')
+ips=$(vf --json guest show c1 | jv '.ips')
 vf guest exec c1 -- sh -c 'echo mine > /root/scratch' || fail "write a file"
 vf guest rebuild c1 >"$T/rebuild.out" || fail "rebuild: $(cat "$T/rebuild.out")"
 [ "$(guest_field c1 state)" = running ] || fail "c1 not running after the rebuild"
 [ "$(guest_field c1 id)" = "$id" ] || fail "the id changed"
-[ "$(vf --json guest show c1 | pyj 'd["ips"]')" = "$ips" ] || fail "the addresses changed"
+[ "$(vf --json guest show c1 | jv '.ips')" = "$ips" ] || fail "the addresses changed"
 [ "$(guest_field c1 rebuild)" = 1 ] || fail "the rebuild counter is $(guest_field c1 rebuild)"
 if vf guest exec c1 -- test -e /root/scratch; then fail "the guest's own file survived the rebuild"; fi
 [ "$(vf guest exec c1 -- cat /root/.ssh/authorized_keys)" = \
