@@ -226,3 +226,17 @@ cmd_guest_rebuild(struct cli_ctx *ctx, int argc, char **argv)
         fprintf(ctx->out, "guest %s %s\n", name, state);
     return r == CLI_EXIT_OK && strcmp(state, "running") != 0 ? CLI_EXIT_FAILURE : r;
 }
+
+/* `console NAME`: the guest's console, followed until ^] (or a signal). */
+int
+cmd_guest_console(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const char *name = NULL;
+    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_guest_help);
+
+    if (r != 0)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (ctx->json)
+        return cli_usage_error(ctx, "console: --json does not apply to a console");
+    return cli_console_run(ctx, name);
+}

@@ -33,6 +33,8 @@ cmd_guest_help(FILE *f)
         "  shell NAME [-t|-T] [-- CMD ARGS...]  an interactive session (root's login shell, or\n"
         "                                       CMD) on a terminal (-t) or on stdin/stdout (-T);\n"
         "                                       exits with its code\n"
+        "  console NAME                         follow the guest's console (its init's output);\n"
+        "                                       detach with ^] (or ^C)\n"
         "  rebuild NAME [--template T]          reinstall the guest's files from a template,\n"
         "                                       keeping its id, addresses, limits, history\n"
         "                                       (a running guest is stopped and started again)\n"
@@ -823,6 +825,8 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return cmd_guest_shell(ctx, argc, argv);
     if (!strcmp(v, "rebuild"))
         return cmd_guest_rebuild(ctx, argc, argv);
+    if (!strcmp(v, "console"))
+        return cmd_guest_console(ctx, argc, argv);
     if (!strcmp(v, "usage"))
         return guest_usage(ctx, argc, argv);
     if (!strcmp(v, "traffic"))

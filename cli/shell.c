@@ -33,6 +33,8 @@ struct sess {
     int signal;          /* from the exit frame */
     char message[512];   /* from the exit frame */
     bool closed;         /* the close frame came */
+    bool console;        /* following a console: ^] or a signal detaches */
+    bool detached;       /* the operator detached */
 };
 
 static int sig_pipe[2] = {-1, -1};
@@ -213,7 +215,7 @@ frames(struct sess *s)
 
 /* The request line's path and query. */
 static char *
-shell_path(const char *name, char *const *argv, bool tty)
+shell_path(const char *name, char *const *argv, bool tty, bool console)
 {
     struct winsize ws = {.ws_col = 80, .ws_row = 24};
     const char *term = getenv("TERM");
@@ -231,6 +233,8 @@ shell_path(const char *name, char *const *argv, bool tty)
         free(text);
         json_decref(a);
     }
+    if (console)
+        return xasprintf("/v1/guests/%s/shell?console=true&tty=%s", g, tty ? "true" : "false");
     return xasprintf("/v1/guests/%s/shell?tty=%s&cols=%u&rows=%u&term=%s%s%s", g,
                      tty ? "true" : "false", ws.ws_col ? ws.ws_col : 80, ws.ws_row ? ws.ws_row : 24,
                      t, cmd ? "&command=" : "", cmd ? cmd : "");
@@ -316,7 +320,7 @@ pump(struct sess *s, bool tty)
     bool in_open = true;
     unsigned char buf[16384];
 
-    while (!s->closed) {
+    while (!s->closed && !s->detached) {
         struct pollfd p[3] = {
             {.fd = in_open ? STDIN_FILENO : -1, .events = POLLIN},
             {.fd = s->fd, .events = POLLIN},
@@ -331,6 +335,10 @@ pump(struct sess *s, bool tty)
             unsigned char sig;
             while (read(sig_pipe[0], &sig, 1) == 1) {
                 char text[32];
+                if (s->console && sig != SIGWINCH) {
+                    s->detached = true;
+                    break;
+                }
                 int n = sig == SIGWINCH ? 0 : snprintf(text, sizeof(text), "{\"signal\":%u}", sig);
                 if (sig == SIGWINCH)
                     send_resize(s);
@@ -340,7 +348,12 @@ pump(struct sess *s, bool tty)
         }
         if (p[0].revents) {
             ssize_t k = read(STDIN_FILENO, buf, sizeof(buf));
-            if (k > 0) {
+            if (k > 0 && s->console) {
+                /* The console takes no input; ^] (or ^C, raw mode makes it
+                 * a byte) detaches. */
+                if (memchr(buf, 0x1d, (size_t)k) || memchr(buf, 0x03, (size_t)k))
+                    s->detached = true;
+            } else if (k > 0) {
                 if (send_frame(s, 0x2, 0, buf, (size_t)k) < 0)
                     break;
             } else if (k == 0 || errno != EINTR) {
@@ -355,6 +368,11 @@ pump(struct sess *s, bool tty)
         }
     }
     raw_restore();
+    if (s->detached) {
+        (void)send_frame(s, 0x8, -1, "\x03\xe8", 2); /* close 1000 */
+        fprintf(s->ctx->err, "\r\n[detached]\n");
+        return CLI_EXIT_OK;
+    }
     if (s->exit_code >= 0)
         return s->exit_code;
     if (s->signal)
@@ -363,10 +381,28 @@ pump(struct sess *s, bool tty)
     return CLI_EXIT_FAILURE;
 }
 
+static int session_run(struct cli_ctx *ctx, const char *name, char *const *argv, bool tty,
+                       bool console);
+
 int
 cli_shell_run(struct cli_ctx *ctx, const char *name, char *const *argv, bool tty)
 {
-    struct sess s = {.ctx = ctx, .exit_code = -1, .fd = -1};
+    return session_run(ctx, name, argv, tty, false);
+}
+
+int
+cli_console_run(struct cli_ctx *ctx, const char *name)
+{
+    bool tty = isatty(STDIN_FILENO);
+    if (tty)
+        fprintf(ctx->err, "[console of %s; detach with ^]]\n", name);
+    return session_run(ctx, name, NULL, tty, true);
+}
+
+static int
+session_run(struct cli_ctx *ctx, const char *name, char *const *argv, bool tty, bool console)
+{
+    struct sess s = {.ctx = ctx, .exit_code = -1, .fd = -1, .console = console};
     char host[256], err[256];
     void *h = NULL;
     long sock = -1;
@@ -380,14 +416,14 @@ cli_shell_run(struct cli_ctx *ctx, const char *name, char *const *argv, bool tty
     curl_easy_getinfo(s.h, CURLINFO_ACTIVESOCKET, &sock);
     s.fd = (int)sock;
     s.in = xmalloc(FRAME_MAX + 16);
-    _cleanup_free_ char *path = shell_path(name, argv, tty);
+    _cleanup_free_ char *path = shell_path(name, argv, tty, console);
     r = upgrade(&s, host, path, name);
     if (r == CLI_EXIT_OK) {
         if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
             struct sigaction sa = {.sa_handler = on_signal};
             sigemptyset(&sa.sa_mask);
             sigaction(SIGWINCH, &sa, NULL);
-            if (!tty) {
+            if (!tty || console) {
                 sigaction(SIGINT, &sa, NULL);
                 sigaction(SIGTERM, &sa, NULL);
                 sigaction(SIGHUP, &sa, NULL);

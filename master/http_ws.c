@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -40,6 +41,7 @@
 #define UPGRADE_GRACE_MS 10000       /* the client takes the 101 within this */
 #define RBUF_MAX         (64u << 10) /* bytes of one client frame, header included */
 #define ACK_EVERY        (16u << 10) /* output written before the node is told */
+#define WBUF_PAUSE       (64u << 10) /* queued for a client that does not read: stop reading it */
 #define WS_GUID          "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define MAX_SESSIONS     256 /* per master */
 
@@ -276,7 +278,8 @@ flush(struct shell_sess *s)
     if (s->fd < 0)
         return 0; /* not here yet: it waits in wbuf */
     while (s->wlen) {
-        ssize_t n = write(s->fd, s->wbuf, s->wlen);
+        /* A socket (TCP, Unix, or the TLS pair): a gone client is EPIPE. */
+        ssize_t n = send(s->fd, s->wbuf, s->wlen, MSG_NOSIGNAL);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             break;
         if (n <= 0) {
@@ -286,7 +289,9 @@ flush(struct shell_sess *s)
         memmove(s->wbuf, s->wbuf + n, s->wlen - (size_t)n);
         s->wlen -= (size_t)n;
     }
-    if (s->wlen == 0 || s->unacked >= ACK_EVERY)
+    /* Acked only once written (all but ACK_EVERY): a client that does not
+     * read holds the node back, so wbuf stays within the window. */
+    if (s->wlen == 0 || (s->unacked >= ACK_EVERY && s->wlen <= ACK_EVERY))
         node_ack(s);
     if (s->wlen == 0 && s->ended) {
         sess_drop(s);
@@ -426,7 +431,8 @@ update_poll(struct shell_sess *s)
 
     if (!s->polling)
         return;
-    if (!s->ended && s->rlen < RBUF_MAX && s->credit > 0)
+    /* Pings answered to a client that reads nothing would pile up. */
+    if (!s->ended && s->rlen < RBUF_MAX && s->credit > 0 && s->wlen < WBUF_PAUSE)
         ev |= UV_READABLE;
     if (s->wlen)
         ev |= UV_WRITABLE;
@@ -714,7 +720,7 @@ parse_shell(struct http_req *req, struct msg_shell_open *o, const char **why)
 {
     const char *cmd = httpd_query(req, "command"), *tty = httpd_query(req, "tty");
     const char *cols = httpd_query(req, "cols"), *rows = httpd_query(req, "rows");
-    const char *term = httpd_query(req, "term");
+    const char *term = httpd_query(req, "term"), *console = httpd_query(req, "console");
 
     o->tty = !tty || !strcmp(tty, "1") || !strcmp(tty, "true");
     if (tty && !o->tty && strcmp(tty, "0") && strcmp(tty, "false"))
@@ -725,6 +731,11 @@ parse_shell(struct http_req *req, struct msg_shell_open *o, const char **why)
         return *why = "cols and rows are at most 65535", -EINVAL;
     if (term && strscpy(o->term, term, sizeof(o->term)) < 0)
         return *why = "term is too long", -EINVAL;
+    if (console && strcmp(console, "true") && strcmp(console, "false"))
+        return *why = "console must be true or false", -EINVAL;
+    o->console = console && !strcmp(console, "true");
+    if (o->console && cmd)
+        return *why = "console takes no command", -EINVAL;
     if (cmd) {
         json_t *a = json_loads(cmd, 0, NULL), *e;
         size_t i;
@@ -773,7 +784,8 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
     if (spec.flags & (SPEC_FLAG_PRIVATE | SPEC_FLAG_LOCK))
         r = -EBUSY,
         why = spec.flags & SPEC_FLAG_PRIVATE ? "guest is private: no shell" : "guest is locked";
-    else if (g.observed != DB_OBS_RUNNING)
+    else if (g.observed != DB_OBS_RUNNING &&
+             !(httpd_query(req, "console") && !strcmp(httpd_query(req, "console"), "true")))
         r = -EBUSY, why = "guest is not running";
     else if (!g.node || !master_node_connected(m, g.node))
         r = -EHOSTUNREACH, why = "the guest's node is not connected";

@@ -232,6 +232,64 @@ test_shell(void **state)
     delete_all_guests();
 }
 
+/* The console: the ring's history, then the client detaches (a close frame)
+ * and the master goes on serving; a private guest's console is refused. */
+static void
+test_console(void **state)
+{
+    char status[128], out[8192] = "", ex[512] = "";
+    json_t *o = NULL;
+    int fd;
+
+    assert_int_equal(http("POST", "/v1/guests?wait=running&timeout=20",
+                          "{\"name\":\"cn1\",\"template\":\"busybox\"}", NULL, &o),
+                     201);
+    json_decref(o);
+    assert_int_equal(
+        http("GET", "/v1/guests/cn1/shell?console=true&command=%5B%22sh%22%5D", NULL, NULL, &o),
+        400);
+    json_decref(o);
+    fd = ws_connect("/v1/guests/cn1/shell?console=true&tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    /* The history comes first; the client's close frame ends it. */
+    char buf[4096];
+    size_t len = 0;
+    while (!memmem(buf, len, "up (start 1)", 12)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        ssize_t k = read(fd, buf + len, sizeof(buf) - len);
+        assert_true(k > 0);
+        len += (size_t)k;
+    }
+    ws_send(fd, 0x8, "\x03\xe8", 2);
+    ws_read_all(fd, out, sizeof(out), ex, sizeof(ex));
+    close(fd);
+    /* The master still answers, and the node's session is gone: a second
+     * console works the same. */
+    assert_int_equal(http("GET", "/v1/guests/cn1", NULL, NULL, &o), 200);
+    json_decref(o);
+    fd = ws_connect("/v1/guests/cn1/shell?console=true&tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    close(fd); /* gone without a close frame */
+    /* A close frame, and gone before the answer: the master's reply meets a
+     * closed socket (EPIPE, never SIGPIPE). */
+    fd = ws_connect("/v1/guests/cn1/shell?console=true&tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    usleep(300 * 1000); /* the history is on its way, unread */
+    ws_send(fd, 0x8, "\x03\xe8", 2);
+    close(fd);
+    usleep(300 * 1000);
+    assert_int_equal(http("GET", "/v1/guests/cn1", NULL, NULL, &o), 200);
+    json_decref(o);
+
+    assert_int_equal(http("PATCH", "/v1/guests/cn1", "{\"flags\":[\"private\"]}", NULL, &o), 200);
+    json_decref(o);
+    fd = ws_connect("/v1/guests/cn1/shell?console=true", status, sizeof(status));
+    assert_non_null(strstr(status, " 409 "));
+    close(fd);
+    delete_all_guests();
+}
+
 /* The templates the nodes report, which node has which. */
 static void
 test_templates(void **state)
@@ -257,9 +315,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_provision),
-        cmocka_unit_test(test_patch_spec_fields),
-        cmocka_unit_test(test_shell),
+        cmocka_unit_test(test_provision), cmocka_unit_test(test_patch_spec_fields),
+        cmocka_unit_test(test_shell),     cmocka_unit_test(test_console),
         cmocka_unit_test(test_templates),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

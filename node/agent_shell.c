@@ -55,6 +55,9 @@ struct shell_sess {
     bool ended;                  /* the command ended: st holds how */
     bool hung_up;                /* a hang-up was asked */
     bool closing;                /* being torn down */
+    bool console;                /* follows the guest's console instead of a command */
+    uint64_t console_seen;       /* console bytes sent (counted as console_log.total) */
+    bool console_started;        /* the first read (the recent history) was sent */
     struct shell_status st;      /* its end */
     struct shell_sess *next;     /* in the agent's list */
 };
@@ -331,6 +334,82 @@ update_polls(struct shell_sess *s)
     }
 }
 
+/* ---- console: the guest's console ring followed ------------------------- */
+
+#define CONSOLE_TICK_MS 250         /* how often the ring is read */
+#define CONSOLE_HISTORY (16u << 10) /* bytes of history sent first */
+
+static void
+console_send(struct shell_sess *s, const char *p, size_t n)
+{
+    while (n) {
+        size_t k = n < PROTO_STREAM_CHUNK ? n : PROTO_STREAM_CHUNK;
+        struct msg m = {.type = MSG_STREAM_DATA};
+        m.u.stream_data = (struct msg_stream_data){
+            .session = s->session, .fd = 1, .len = (uint32_t)k, .data = (char *)p};
+        agent_send(s->a, &m);
+        s->credit -= (uint32_t)k;
+        p += k;
+        n -= k;
+    }
+}
+
+/* Sends what the ring got since the last tick, as far as the window lets:
+ * the ring keeps what waits (and drops what it cannot keep, which is said). */
+static void
+on_console_tick(uv_timer_t *t)
+{
+    struct shell_sess *s = t->data;
+    struct agent_guest *g = agent_guest_find(s->a, s->guest);
+    backend_t *b = s->a->backend;
+    struct console_log log = {0};
+
+    if (!g) {
+        send_exit(s, "the guest is gone");
+        teardown(s);
+        return;
+    }
+    if (!b->ops->console || s->credit < 512)
+        return;
+    size_t max = s->console_started ? PROTO_STREAM_WINDOW : CONSOLE_HISTORY;
+    if (b->ops->console(b, &g->rec.spec, max, &log) < 0)
+        return; /* no ring yet (never started): keep waiting */
+    if (!s->console_started) {
+        s->console_started = true;
+        s->console_seen = log.total - log.len;
+    }
+    if (log.total > s->console_seen) {
+        uint64_t fresh = log.total - s->console_seen;
+        if (fresh > log.len) {
+            char note[96];
+            int n = snprintf(note, sizeof(note), "\r\n[vfleet: %llu console bytes dropped]\r\n",
+                             (unsigned long long)(fresh - log.len));
+            console_send(s, note, (size_t)n);
+            s->console_seen = log.total - log.len;
+            fresh = log.len;
+        }
+        size_t n = fresh < s->credit ? (size_t)fresh : s->credit;
+        console_send(s, log.data + (log.len - fresh), n);
+        s->console_seen += n;
+    }
+    free(log.data);
+}
+
+/* A console session needs no command: acked at once, then the ring ticks. */
+static void
+console_open(struct shell_sess *s)
+{
+    struct msg m = {.type = MSG_ACK};
+
+    s->console = true;
+    m.u.ack.ref = s->ref;
+    strscpy(m.u.ack.id, s->guest, sizeof(m.u.ack.id));
+    agent_send(s->a, &m);
+    log_info("node=%s guest=%s console session %llu attached", s->a->cfg.name, s->guest,
+             (unsigned long long)s->session);
+    uv_timer_start(&s->timer, on_console_tick, 0, CONSOLE_TICK_MS);
+}
+
 /* ---- start ------------------------------------------------------------- */
 
 static void
@@ -402,7 +481,7 @@ agent_shell_open(agent_t *a, const struct msg *m)
         why = "guest is private: no shell", code = MSG_ERR_PRIVATE;
     else if (g->rec.spec.flags & SPEC_FLAG_LOCK)
         why = "guest is locked", code = MSG_ERR_LOCKED;
-    else if (!g->rec.rt.pid || g->destroying)
+    else if (g->destroying || (!o->console && !g->rec.rt.pid))
         why = "guest is not running";
     else if (find(a, o->session))
         why = "session number in use";
@@ -426,6 +505,11 @@ agent_shell_open(agent_t *a, const struct msg *m)
     s->refs = 2; /* the timer, and the start */
     s->next = *list_of(a);
     *list_of(a) = s;
+    if (o->console) {
+        s->refs = 1; /* the timer only: nothing starts on the pool */
+        console_open(s);
+        return;
+    }
 
     struct shell_work *sw = xcalloc(1, sizeof(*sw));
     sw->a = a;
@@ -456,6 +540,20 @@ agent_shell_stream(agent_t *a, const struct msg *m)
 
     if (!s || s->closing)
         return; /* ended already: its stream.exit is on the way */
+    if (s->console) {
+        /* The console has no input side: input is taken and dropped. */
+        if (m->type == MSG_STREAM_DATA && m->u.stream_data.len) {
+            s->in_done = m->u.stream_data.len;
+            send_ack(s);
+        } else if (m->type == MSG_STREAM_ACK) {
+            uint64_t c = (uint64_t)s->credit + m->u.stream_ack.bytes;
+            s->credit = c > PROTO_STREAM_WINDOW ? PROTO_STREAM_WINDOW : (uint32_t)c;
+        } else if (m->type == MSG_STREAM_CTL && m->u.stream_ctl.close) {
+            send_exit(s, "detached");
+            teardown(s);
+        }
+        return;
+    }
     if (m->type == MSG_STREAM_DATA) {
         const struct msg_stream_data *d = &m->u.stream_data;
         if (d->len > PROTO_STREAM_WINDOW - s->in_len) {

@@ -313,6 +313,7 @@ static const struct wire_field shell_fields[] = {
     W("cols", W_U32, false, struct msg_shell_open, cols),
     W("rows", W_U32, false, struct msg_shell_open, rows),
     W("term", W_STR, false, struct msg_shell_open, term),
+    W("console", W_BOOL, false, struct msg_shell_open, console),
 };
 
 static const struct wire_field stream_ctl_fields[] = {

@@ -235,6 +235,7 @@ fill(struct msg *m, enum msg_type t)
         m->u.shell.cols = 132;
         m->u.shell.rows = 43;
         strcpy(m->u.shell.term, "xterm-256color");
+        m->u.shell.console = true;
         break;
     case MSG_STREAM_CTL:
         m->u.stream_ctl = (struct msg_stream_ctl){
@@ -500,6 +501,7 @@ cmp_msg(const struct msg *x, const struct msg *y)
         EQ_U(cols);
         EQ_U(rows);
         EQ_S(term);
+        EQ_U(console);
         break;
     }
     case MSG_STREAM_CTL: {

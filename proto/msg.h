@@ -226,6 +226,7 @@ struct msg_shell_open {
     uint32_t cols;            /* terminal width, 0..65535 */
     uint32_t rows;            /* terminal height, 0..65535 */
     char term[64];            /* TERM for the command, a printable word, "" = "xterm" */
+    bool console;             /* no command: follow the guest's console (output only) */
 };
 
 /* stream.ctl: what the master's client asks of a running session. */

@@ -109,6 +109,171 @@ set -e
 [ "$(cat "$T/rb.code")" = 409 ] || fail "a rebuild of a running guest: $(cat "$T/rb.code") $(cat "$T/rb.json")"
 ok "rebuilt: same id and addresses, its own file gone, provisioning written again; running: 409"
 
+# The console: what init's stdout gets, followed on a terminal (a Python
+# pty plays it); ^] detaches, the session ends with exit 0.
+python3 - "$VFLEET_BIN/vfleet" <<'PY' >"$T/console.out" || fail "console on a terminal: $(cat "$T/console.out")"
+import os, pty, select, subprocess, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "guest", "console", "c1"])
+out = b""
+def read_until(what, secs):
+    global out
+    end = time.time() + secs
+    while what not in out and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                return False
+    return what in out
+if not read_until(b"detach with", 10):
+    sys.exit("no banner: %r" % out)
+# History: init's line at boot. Then a line written now to init's stdout.
+if not read_until(b"guest c1: up", 10):
+    sys.exit("no history: %r" % out)
+subprocess.run([sys.argv[1], "guest", "exec", "c1", "--", "sh", "-c",
+                "echo hello-console-live > /proc/1/fd/1"], check=True, stdout=subprocess.DEVNULL)
+if not read_until(b"hello-console-live", 15):
+    sys.exit("the live line did not come: %r" % out)
+os.write(fd, b"\x1d")
+if not read_until(b"[detached]", 10):
+    sys.exit("^] did not detach: %r" % out)
+_, st = os.waitpid(pid, 0)
+print(out.decode("utf-8", "replace").replace("\r", ""))
+sys.exit(os.WEXITSTATUS(st))
+PY
+ok "console on a terminal: history, a live line, ^] detached with 0"
+
+# Not on a terminal: SIGTERM detaches (the binary itself in the background:
+# a background job of a script would ignore SIGINT).
+"$VFLEET_BIN/vfleet" guest console c1 >"$T/console2.out" 2>"$T/console2.err" &
+cpid=$!
+in_console() { grep -q "guest c1: up" "$T/console2.out"; }
+wait_for 15 "the console's history" in_console
+kill -TERM $cpid
+set +e
+wait $cpid
+rc=$?
+set -e
+[ $rc -eq 0 ] || fail "console detach by SIGTERM: exit $rc ($(cat "$T/console2.err"))"
+ok "console off a terminal: SIGTERM detached with 0"
+
+# Hostile WebSocket clients, straight on the API's socket: an unmasked
+# frame (1002), frames too large (1009), a client that never reads a
+# command's endless output and one that floods pings without reading: the
+# master's memory stays bounded (the node is held by the window), it keeps
+# answering, and the command is hung up when the client goes.
+python3 - "$CL/api.sock" "$(cl_master_pid)" <<'PY' || fail "hostile WebSocket clients"
+import json, os, socket, struct, sys, time, urllib.parse
+sock, mpid = sys.argv[1], int(sys.argv[2])
+def rss():
+    for l in open("/proc/%d/status" % mpid):
+        if l.startswith("VmRSS:"):
+            return int(l.split()[1]) * 1024
+def ws_open(argv):
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(sock)
+    q = urllib.parse.quote(json.dumps(argv))
+    c.sendall(("GET /v1/guests/c1/shell?tty=false&command=%s HTTP/1.1\r\nHost: x\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n" % q).encode())
+    h = b""
+    while b"\r\n\r\n" not in h:
+        d = c.recv(1)
+        if not d:
+            sys.exit("no answer to the upgrade")
+        h += d
+    if b" 101 " not in h.split(b"\r\n")[0]:
+        sys.exit("upgrade: %r" % h)
+    return c
+def frame(op, payload, masked=True):
+    n = len(payload)
+    hd = bytes([0x80 | op])
+    m = 0x80 if masked else 0
+    if n < 126:
+        hd += bytes([m | n])
+    elif n < 65536:
+        hd += bytes([m | 126]) + struct.pack(">H", n)
+    else:
+        hd += bytes([m | 127]) + struct.pack(">Q", n)
+    if not masked:
+        return hd + payload
+    k = os.urandom(4)
+    return hd + k + bytes(b ^ k[i & 3] for i, b in enumerate(payload))
+def close_code(c):
+    """Reads frames until the close frame; its status code."""
+    c.settimeout(10)
+    buf = b""
+    while True:
+        d = c.recv(65536)
+        if not d:
+            sys.exit("closed without a close frame")
+        buf += d
+        while len(buf) >= 2:
+            n, hl = buf[1] & 0x7f, 2
+            if n == 126:
+                if len(buf) < 4: break
+                n, hl = struct.unpack(">H", buf[2:4])[0], 4
+            elif n == 127:
+                if len(buf) < 10: break
+                n, hl = struct.unpack(">Q", buf[2:10])[0], 10
+            if len(buf) < hl + n: break
+            if buf[0] & 0x0f == 0x8:
+                return struct.unpack(">H", buf[hl:hl + 2])[0]
+            buf = buf[hl + n:]
+for what, data, want in [
+        ("unmasked", frame(0x2, b"\0hi", masked=False), 1002),
+        ("64-bit length", bytes([0x82, 0xff]) + struct.pack(">Q", 1 << 40) + b"abcd", 1009),
+        ("over 64 KiB", bytes([0x82, 0xfe, 0xff, 0xff]) + b"abcd" + b"x" * 1000, 1009)]:
+    c = ws_open(["sleep", "30"])
+    c.sendall(data)
+    got = close_code(c)
+    c.close()
+    if got != want:
+        sys.exit("%s frame: close %d, want %d" % (what, got, want))
+    print("%s frame: close %d" % (what, got))
+before = rss()
+c = ws_open(["cat", "/dev/zero"])
+time.sleep(6)
+grew = rss() - before
+print("never read 6 s of cat /dev/zero: master RSS %+d KiB" % (grew // 1024))
+if grew > 16 << 20:
+    sys.exit("the master buffers for a client that does not read: +%d bytes" % grew)
+c.close()
+c = ws_open(["sleep", "30"])
+c.setblocking(False)
+ping, sent, end = frame(0x9, b"p" * 125), 0, time.time() + 6
+while time.time() < end:
+    try:
+        sent += c.send(ping)
+    except BlockingIOError:
+        time.sleep(0.05)
+grew = rss() - before
+print("%d KiB of pings never read: master RSS %+d KiB" % (sent // 1024, grew // 1024))
+if grew > 16 << 20:
+    sys.exit("the master's pongs pile up: +%d bytes" % grew)
+c.close()
+PY
+vf node ls >/dev/null || fail "the master stopped answering"
+no_cat() { ! vf guest exec c1 -- ps | grep -q 'cat /dev/zero'; }
+wait_for 15 "the unread command hung up" no_cat
+ok "hostile clients: 1002, 1009 twice, an unread endless output and a ping flood kept bounded; hung up"
+
+# Another project's tenant: the guest (and its console) does not exist.
+vf project create pother >/dev/null || fail "project create"
+tok=$(vf token create --role tenant --project pother 2>/dev/null) || fail "tenant token"
+asother() { vf --master "https://127.0.0.1:$CL_PORT" --ca "$CL/api.crt" --token "$tok" "$@"; }
+asother guest ls >/dev/null || fail "the tenant's token does not work"
+set +e
+asother guest console c1 </dev/null >/dev/null 2>"$T/err"; rc_con=$?
+asother guest shell c1 -T -- hostname </dev/null >/dev/null 2>>"$T/err"; rc_sh=$?
+set -e
+[ "$rc_con$rc_sh" = 33 ] || fail "another project's tenant: console $rc_con, shell $rc_sh (want 3): $(cat "$T/err")"
+ok "another project's tenant: console and shell 404"
+
 # Private: no shell.
 vf guest set c1 --flags private >/dev/null || fail "set private"
 set +e
@@ -116,4 +281,9 @@ vf guest shell c1 -T -- hostname 2>"$T/err"
 rc=$?
 set -e
 [ $rc -eq 4 ] || fail "private guest: exit $rc ($(cat "$T/err"))"
-ok "private guest refused: $(cat "$T/err")"
+set +e
+vf guest console c1 </dev/null >/dev/null 2>"$T/err2"
+rc=$?
+set -e
+[ $rc -eq 4 ] || fail "private guest's console: exit $rc ($(cat "$T/err2"))"
+ok "private guest refused: $(cat "$T/err"); its console too"
