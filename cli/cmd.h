@@ -14,7 +14,7 @@ int cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_guest_shell(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet guest rebuild` (cmd_console.c). */
 int cmd_guest_rebuild(struct cli_ctx *ctx, int argc, char **argv);
-/* `vfleet guest console` (cmd_console.c). */
+/* `vfleet guest console NAME [--log [--bytes N]]` (cmd_console.c). */
 int cmd_guest_console(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet template ls` (cmd_console.c). */
 int cmd_template_run(struct cli_ctx *ctx, int argc, char **argv);

@@ -1,5 +1,6 @@
-/* The console commands: `vfleet guest shell` (an interactive session over
- * the API's WebSocket, cli/shell.c) and `vfleet template ls`. */
+/* The console commands: `vfleet guest shell` and `vfleet guest console` (an
+ * interactive session over the API's WebSocket, cli/shell.c, or the
+ * console's tail), `vfleet guest rebuild` and `vfleet template ls`. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,16 +228,73 @@ cmd_guest_rebuild(struct cli_ctx *ctx, int argc, char **argv)
     return r == CLI_EXIT_OK && strcmp(state, "running") != 0 ? CLI_EXIT_FAILURE : r;
 }
 
-/* `console NAME`: the guest's console, followed until ^] (or a signal). */
+/* `console NAME`: the guest's console followed until ^] (or a signal) over
+ * the shell WebSocket (cli/shell.c); `console NAME --log [--bytes N]`: the
+ * tail its node keeps in a bounded ring, printed (GET
+ * /v1/guests/NAME/console). */
 int
 cmd_guest_console(struct cli_ctx *ctx, int argc, char **argv)
 {
-    const char *name = NULL;
-    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_guest_help);
+    static const struct option opts[] = {
+        {"log", no_argument, NULL, 'l'},
+        {"bytes", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    bool log = false;
+    long bytes = 0;
+    char *end;
+    int c;
 
-    if (r != 0)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    if (ctx->json)
-        return cli_usage_error(ctx, "console: --json does not apply to a console");
-    return cli_console_run(ctx, name);
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            cmd_guest_help(ctx->out);
+            return CLI_EXIT_OK;
+        case 'l':
+            log = true;
+            break;
+        case 'b':
+            bytes = strtol(optarg, &end, 10);
+            if (*end || bytes < 1 || bytes > (1L << 20))
+                return cli_usage_error(ctx, "console: --bytes \"%s\": 1 to 1048576", optarg);
+            break;
+        default:
+            return cli_usage_error(ctx, "console: %s \"%s\"",
+                                   c == ':' ? "option needs a value" : "unknown option",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != argc || !name_is_valid(argv[optind]))
+        return cli_usage_error(ctx, "console: expected one guest NAME");
+    const char *name = argv[optind];
+    if (!log) {
+        if (bytes)
+            return cli_usage_error(ctx, "console: --bytes goes with --log");
+        if (ctx->json)
+            return cli_usage_error(ctx, "console: --json goes with --log (a followed console "
+                                        "is a terminal's stream)");
+        return cli_console_run(ctx, name);
+    }
+    path = bytes ? xasprintf("/v1/guests/%s/console?bytes=%ld", name, bytes)
+                 : xasprintf("/v1/guests/%s/console", name);
+    what = xasprintf("guest \"%s\"", name);
+    struct http_request req = {.method = "GET", .path = path};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        cli_print_json(ctx, res.body);
+        return CLI_EXIT_OK;
+    }
+    const char *data = cli_str(res.body, "data");
+    if (cli_int(res.body, "dropped") > 0)
+        fprintf(ctx->err, "vfleet: %lld earlier bytes of the console were dropped\n",
+                cli_int(res.body, "dropped"));
+    fputs(data, ctx->out);
+    return CLI_EXIT_OK;
 }

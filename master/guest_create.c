@@ -152,6 +152,9 @@ admit(master_t *m, const struct caller *c, const struct guest_create_req *rq,
     const char *project = rq->project;
     struct db_project p = {0};
 
+    int ar = guests_admin_flags(c, 0, rq->spec.flags, e);
+    if (ar < 0)
+        return ar;
     if (c && c->role == AUTH_TENANT) {
         /* Another project does not exist for a tenant. */
         if (project && strcmp(project, c->project) != 0)

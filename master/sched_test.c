@@ -172,6 +172,8 @@ test_if_ready(void **state)
 
     assert_int_equal(sched_node_upsert(s, "h1", &cap_std, NULL, 0), 0);
     assert_int_equal(sched_node_set_state(s, "h1", SCHED_NODE_DOWN), 0);
+    /* A node known from the store only: down, its templates not said yet. */
+    rq.template_name = "busybox";
     assert_int_equal(sched_place(s, &rq, &res), -ENOSPC);
     assert_int_equal(res.rejected[SCHED_F_STATE], 1);
     rq.if_ready = true;
@@ -484,6 +486,11 @@ test_resources_from_spec(void **state)
     sched_resources_from_spec(&c, &spec, &r);
     assert_int_equal(r.cpu, 500);
     assert_int_equal(r.memory, 128 * MiB);
+    /* No disk limit: the image a node makes then (10 GiB) is what it costs. */
+    spec.limits.disk = 0;
+    sched_resources_from_spec(&c, &spec, &r);
+    assert_int_equal(r.disk, c.default_disk);
+    assert_int_equal(c.default_disk, 10 * GiB);
 }
 
 /* Sampling is bounded: on a large empty cluster a spread placement looks at

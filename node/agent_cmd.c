@@ -192,17 +192,30 @@ cmd_exec(agent_t *a, const struct msg *m)
     agent_job_exec(a, g, m->id, e);
 }
 
+/* The tail of the console: a read, beside the lifecycle lane. A private
+ * guest's console is its own, as its shell is. */
+static void
+cmd_console(agent_t *a, const struct msg *m)
+{
+    const struct msg_guest_console *c = &m->u.console;
+    struct agent_guest *g = cmd_guest(a, m, c->id);
+
+    if (!g)
+        return;
+    if (g->rec.spec.flags & SPEC_FLAG_PRIVATE) {
+        agent_send_nack(a, m->id, c->id, MSG_ERR_PRIVATE, "guest is private: no console");
+        return;
+    }
+    agent_job_console(a, g, m->id, c->max_bytes);
+}
+
 /* The commands a node accepts, by message type; NULL for the rest. */
 static const cmd_fn cmds[MSG_TYPE_COUNT] = {
-    [MSG_GUEST_APPLY] = cmd_apply,
-    [MSG_GUEST_START] = cmd_start,
-    [MSG_GUEST_STOP] = cmd_stop,
-    [MSG_GUEST_DESTROY] = cmd_destroy,
-    [MSG_GUEST_EXEC] = cmd_exec,
-    [MSG_SHELL_OPEN] = agent_shell_open,
-    [MSG_STREAM_DATA] = agent_shell_stream,
-    [MSG_STREAM_ACK] = agent_shell_stream,
-    [MSG_STREAM_CTL] = agent_shell_stream,
+    [MSG_GUEST_APPLY] = cmd_apply,         [MSG_GUEST_START] = cmd_start,
+    [MSG_GUEST_STOP] = cmd_stop,           [MSG_GUEST_DESTROY] = cmd_destroy,
+    [MSG_GUEST_EXEC] = cmd_exec,           [MSG_GUEST_CONSOLE] = cmd_console,
+    [MSG_SHELL_OPEN] = agent_shell_open,   [MSG_STREAM_DATA] = agent_shell_stream,
+    [MSG_STREAM_ACK] = agent_shell_stream, [MSG_STREAM_CTL] = agent_shell_stream,
 };
 
 bool

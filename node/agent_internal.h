@@ -159,6 +159,7 @@ void agent_job_kill(agent_t *a, const struct agent_guest *g);
 /* Kill if running, then remove everything of the guest. */
 void agent_job_destroy(agent_t *a, const struct agent_guest *g, uint64_t ref);
 /* Run e (copied) inside the guest, on the exec lane. */
+void agent_job_console(agent_t *a, const struct agent_guest *g, uint64_t ref, uint32_t max);
 void agent_job_exec(agent_t *a, const struct agent_guest *g, uint64_t ref,
                     const struct msg_guest_exec *e);
 /* Sample every running guest that is not being destroyed (at most

@@ -282,6 +282,19 @@ static const struct wire_field exec_result_fields[] = {
       .count = offsetof(struct msg_exec_result, err_len), .max = PROTO_MAX_EXEC_OUT),
 };
 
+static const struct wire_field console_result_fields[] = {
+    W("ref", W_U64, true, struct msg_console_result, ref),
+    W("guest", W_STR, true, struct msg_console_result, id),
+    W("total", W_U64, true, struct msg_console_result, total),
+    W("data", W_BIN, false, struct msg_console_result, data,
+      .count = offsetof(struct msg_console_result, len), .max = PROTO_MAX_CONSOLE),
+};
+
+static const struct wire_field console_fields[] = {
+    W("guest", W_STR, true, struct msg_guest_console, id),
+    W("max_bytes", W_U32, false, struct msg_guest_console, max_bytes),
+};
+
 /* guest.start and guest.destroy; only guest.stop has a timeout (elsewhere the
  * key is unknown, and a meaningless 0 is not sent). */
 static const struct wire_field guest_ref_fields[] = {
@@ -367,6 +380,8 @@ static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
     [MSG_STREAM_ACK] = TABLE(stream_ack_fields),
     [MSG_STREAM_EXIT] = TABLE(stream_exit_fields),
     [MSG_INVENTORY_GET] = TABLE(inventory_get_fields),
+    [MSG_CONSOLE_RESULT] = TABLE(console_result_fields),
+    [MSG_GUEST_CONSOLE] = TABLE(console_fields),
 };
 
 /* --------------------------------------------------------------- decoding */

@@ -30,6 +30,8 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_STREAM_DATA] = "stream.data",
     [MSG_STREAM_ACK] = "stream.ack",
     [MSG_STREAM_EXIT] = "stream.exit",
+    [MSG_GUEST_CONSOLE] = "guest.console",
+    [MSG_CONSOLE_RESULT] = "guest.console.result",
     [MSG_INVENTORY_GET] = "inventory.get",
 };
 
@@ -162,6 +164,9 @@ msg_clear(struct msg *m)
         break;
     case MSG_STREAM_DATA:
         free(m->u.stream_data.data);
+        break;
+    case MSG_CONSOLE_RESULT:
+        free(m->u.console_result.data);
         break;
     default:
         break;

@@ -40,6 +40,7 @@
 #define PROTO_MAX_EXEC_OUT  (1u << 20)   /* bytes of stdout or stderr in an exec result */
 #define PROTO_MAX_LABELS    32           /* node labels in hello */
 #define PROTO_MAX_TEMPLATES 64           /* templates a node reports in hello */
+#define PROTO_MAX_CONSOLE   (1u << 20)   /* bytes of console in a guest.console.result */
 #define PROTO_MAX_OBJECTS   (1u << 20)   /* msgpack objects (keys included) in one frame */
 #define PROTO_STREAM_CHUNK  (32u << 10)  /* bytes of one stream.data */
 #define PROTO_STREAM_WINDOW (256u << 10) /* bytes a stream's sender may have unacknowledged */
@@ -47,14 +48,15 @@
 enum msg_type {
     MSG_INVALID = 0,
     /* node -> master */
-    MSG_HELLO,       /* "hello" */
-    MSG_HEARTBEAT,   /* "heartbeat" */
-    MSG_ACK,         /* "ack" */
-    MSG_NACK,        /* "nack" */
-    MSG_USAGE,       /* "usage" */
-    MSG_EVENT,       /* "event" */
-    MSG_EXEC_RESULT, /* "guest.exec.result" */
-    MSG_INVENTORY,   /* "inventory": the answer to inventory.get */
+    MSG_HELLO,          /* "hello" */
+    MSG_HEARTBEAT,      /* "heartbeat" */
+    MSG_ACK,            /* "ack" */
+    MSG_NACK,           /* "nack" */
+    MSG_USAGE,          /* "usage" */
+    MSG_EVENT,          /* "event" */
+    MSG_EXEC_RESULT,    /* "guest.exec.result" */
+    MSG_INVENTORY,      /* "inventory": the answer to inventory.get */
+    MSG_CONSOLE_RESULT, /* "guest.console.result": the answer to guest.console */
     /* master -> node */
     MSG_WELCOME,       /* "welcome": the master's answer to hello */
     MSG_GUEST_APPLY,   /* "guest.apply" */
@@ -69,6 +71,7 @@ enum msg_type {
     MSG_STREAM_ACK,    /* "stream.ack": both ways, bytes consumed (flow control) */
     MSG_STREAM_EXIT,   /* "stream.exit": node -> master, the session's command ended */
     MSG_INVENTORY_GET, /* "inventory.get": the master's view differs, send what you have */
+    MSG_GUEST_CONSOLE, /* "guest.console": the tail of a guest's console */
     MSG_TYPE_COUNT
 };
 
@@ -263,6 +266,20 @@ struct msg_stream_exit {
     char message[PROTO_MAX_STRING + 1]; /* why it could not run or ended early, "" */
 };
 
+/* guest.console: the last max_bytes of a guest's console ring. */
+struct msg_guest_console {
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    uint32_t max_bytes;       /* at most PROTO_MAX_CONSOLE, 0 = 64 KiB */
+};
+
+struct msg_console_result {
+    uint64_t ref;             /* id of the guest.console request */
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    uint64_t total;           /* bytes ever written to the console; total - len were dropped */
+    uint32_t len;             /* bytes in data */
+    char *data;               /* the tail, oldest first (owned, not NUL-terminated) */
+};
+
 /* A decoded (or to-be-encoded) message. Free with msg_clear. */
 struct msg {
     enum msg_type type; /* which member of the union is set */
@@ -276,16 +293,18 @@ struct msg {
         struct msg_usage usage;
         struct msg_event event;
         struct msg_exec_result exec_result;
-        struct msg_inventory inventory;         /* MSG_INVENTORY */
-        struct msg_inventory_get inventory_get; /* MSG_INVENTORY_GET */
-        struct guest_spec apply;                /* MSG_GUEST_APPLY */
-        struct msg_guest_ref guest;             /* MSG_GUEST_START, _STOP, _DESTROY */
-        struct msg_guest_exec exec;             /* MSG_GUEST_EXEC */
-        struct msg_shell_open shell;            /* MSG_SHELL_OPEN */
-        struct msg_stream_ctl stream_ctl;       /* MSG_STREAM_CTL */
-        struct msg_stream_data stream_data;     /* MSG_STREAM_DATA */
-        struct msg_stream_ack stream_ack;       /* MSG_STREAM_ACK */
-        struct msg_stream_exit stream_exit;     /* MSG_STREAM_EXIT */
+        struct msg_console_result console_result; /* MSG_CONSOLE_RESULT */
+        struct msg_inventory inventory;           /* MSG_INVENTORY */
+        struct msg_inventory_get inventory_get;   /* MSG_INVENTORY_GET */
+        struct guest_spec apply;                  /* MSG_GUEST_APPLY */
+        struct msg_guest_ref guest;               /* MSG_GUEST_START, _STOP, _DESTROY */
+        struct msg_guest_exec exec;               /* MSG_GUEST_EXEC */
+        struct msg_guest_console console;         /* MSG_GUEST_CONSOLE */
+        struct msg_shell_open shell;              /* MSG_SHELL_OPEN */
+        struct msg_stream_ctl stream_ctl;         /* MSG_STREAM_CTL */
+        struct msg_stream_data stream_data;       /* MSG_STREAM_DATA */
+        struct msg_stream_ack stream_ack;         /* MSG_STREAM_ACK */
+        struct msg_stream_exit stream_exit;       /* MSG_STREAM_EXIT */
     } u;
 };
 

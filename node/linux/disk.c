@@ -807,6 +807,12 @@ disk_resize(const char *image, const char *mountpoint, uint64_t new_size)
 }
 
 int
+disk_unlink(const char *image)
+{
+    return unlink(image) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int
 disk_destroy(const char *image)
 {
     int r = disk_find_loop(image, NULL, 0);

@@ -418,10 +418,19 @@ lx_destroy(backend_t *b, const struct guest_spec *s)
     r = idmap_umount(p.lower);
     if (r < 0)
         return r;
+    /* -EBUSY: unmounted here, but another mount namespace made while it was
+     * mounted (a service with its own /tmp, an `unshare -m`) still holds a
+     * copy, and with it the loop device. The guest goes all the same: its
+     * image is unlinked and its space comes back when that namespace ends. */
     r = disk_umount(p.disk);
-    if (r < 0)
+    bool held = r == -EBUSY;
+    if (r < 0 && !held)
         return r;
-    r = disk_destroy(p.image);
+    if (held)
+        log_info("disk: %s is still held by another mount namespace; it is freed when that "
+                 "ends",
+                 p.image);
+    r = held ? disk_unlink(p.image) : disk_destroy(p.image);
     if (r < 0)
         return r;
     return rm_rf_dir(p.dir);

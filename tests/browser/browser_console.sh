@@ -4,16 +4,21 @@
 # the UI. Screenshots land in $VFLEET_SCREENSHOTS (default docs/screenshots).
 . "$VFLEET_SOURCE_DIR/tests/integration/lib.sh"
 
-for b in /usr/bin/chromium /usr/bin/chromedriver; do
-    [ -x "$b" ] || {
-        echo "SKIP: $b is missing (deploy/install-deps installs chromium and chromium-driver)"
-        exit 77
-    }
-done
-/usr/bin/python3 -c 'import selenium' 2>/dev/null || {
-    echo "SKIP: python3-selenium is missing (deploy/install-deps)"
+# Skipped (77) without Chromium, unless VFLEET_REQUIRE_BROWSER=1 (deploy/test
+# sets it after install-deps): then a missing browser is a failure, never a
+# skip counted among the passes.
+skip_or_fail() {
+    if [ "${VFLEET_REQUIRE_BROWSER:-0}" = 1 ]; then
+        fail "$1 (VFLEET_REQUIRE_BROWSER=1)"
+    fi
+    echo "SKIP: $1"
     exit 77
 }
+for b in /usr/bin/chromium /usr/bin/chromedriver; do
+    [ -x "$b" ] || skip_or_fail "$b is missing (deploy/install-deps installs chromium and chromium-driver)"
+done
+/usr/bin/python3 -c 'import selenium' 2>/dev/null ||
+    skip_or_fail "python3-selenium is missing (deploy/install-deps)"
 
 start_cluster 1
 tok=$(vf token create --role admin --description browser-test) || fail "token create"
