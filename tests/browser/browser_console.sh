@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The operator's console in a browser: a real cluster (tests/integration's
 # lib.sh), an admin token, then browser_console.py drives Chromium through
-# the UI. Screenshots land in $VFLEET_SCREENSHOTS (default docs/screenshots).
+# the UI. Screenshots land in $VFLEET_SCREENSHOTS (default: screenshots/ in
+# the build directory, so a test run leaves the tree clean; refresh the
+# README's with VFLEET_SCREENSHOTS=$PWD/docs/screenshots ctest -R browser).
 . "$VFLEET_SOURCE_DIR/tests/integration/lib.sh"
 
 # Skipped (77) without Chromium, unless VFLEET_REQUIRE_BROWSER=1 (deploy/test
@@ -29,6 +31,6 @@ vf guest create other --template busybox --memory 64M --ip auto --label tier=db 
 ok "cluster up, UI at $url"
 
 VFLEET_URL=$url VFLEET_TOKEN_UI=$tok VFLEET_PROFILE=$T/chromium \
-    VFLEET_SCREENSHOTS=${VFLEET_SCREENSHOTS:-$VFLEET_SOURCE_DIR/docs/screenshots} \
+    VFLEET_SCREENSHOTS=${VFLEET_SCREENSHOTS:-$VFLEET_TESTBIN/../screenshots} \
     /usr/bin/python3 "$VFLEET_SOURCE_DIR/tests/browser/browser_console.py" || fail "the browser run failed"
 ok "the console works in Chromium"
