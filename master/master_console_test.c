@@ -282,6 +282,28 @@ test_console(void **state)
     assert_int_equal(http("GET", "/v1/guests/cn1", NULL, NULL, &o), 200);
     json_decref(o);
 
+    /* A stopped guest's console is still there to read (its ring is kept);
+     * a shell is not. */
+    assert_int_equal(http("POST", "/v1/guests/cn1/stop?wait=stopped&timeout=20", NULL, NULL, &o),
+                     200);
+    json_decref(o);
+    fd = ws_connect("/v1/guests/cn1/shell?tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 409 "));
+    close(fd);
+    fd = ws_connect("/v1/guests/cn1/shell?console=true&tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    len = 0;
+    while (!memmem(buf, len, "up (start 1)", 12)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        ssize_t k = read(fd, buf + len, sizeof(buf) - len);
+        assert_true(k > 0);
+        len += (size_t)k;
+    }
+    ws_send(fd, 0x8, "\x03\xe8", 2);
+    ws_read_all(fd, out, sizeof(out), ex, sizeof(ex));
+    close(fd);
+
     assert_int_equal(http("PATCH", "/v1/guests/cn1", "{\"flags\":[\"private\"]}", NULL, &o), 200);
     json_decref(o);
     fd = ws_connect("/v1/guests/cn1/shell?console=true", status, sizeof(status));

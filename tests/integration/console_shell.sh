@@ -87,6 +87,39 @@ vf guest exec c1 -- cat /etc/resolv.conf | grep -q '^nameserver 2001:db8::53$' |
     fail "resolv.conf after set: $(vf guest exec c1 -- cat /etc/resolv.conf)"
 ok "provisioned: yescrypt hash in shadow, authorized_keys 0700 dir, resolv.conf, changed live"
 
+# Root's hash verifies the password given, through the system's crypt(3);
+# then a password of odd bytes (a colon, a newline, a tab, quotes, a
+# backslash, UTF-8) is one shadow line whose hash verifies exactly those
+# bytes; a NUL, invalid UTF-8 and a hash that would add a line are refused,
+# changing nothing.
+hash_ok() { # PASSWORD: root's hash in c1's shadow verifies it
+    vf guest exec c1 -- cat /etc/shadow | python3 -W ignore -c '
+import crypt, sys
+pw = sys.argv[1].encode("utf-8", "surrogateescape").decode("utf-8")
+lines = [l for l in sys.stdin.read().splitlines() if l.startswith("root:")]
+sys.exit(0 if len(lines) == 1 and crypt.crypt(pw, lines[0].split(":")[1]) == lines[0].split(":")[1] else 1)' "$1"
+}
+hash_ok "correct horse" || fail "root's hash does not verify the password given at create"
+odd=$'a:b\n\troot::0:0:"\\ \xc3\xa9\xf0\x9f\x98\x80'
+body=$(python3 -c 'import json, sys; print(json.dumps({"provision": {"password": sys.argv[1]}}))' "$odd")
+code=$(api_curl -s -o "$T/pw.json" -w '%{http_code}' -X PATCH -H 'Content-Type: application/merge-patch+json' \
+    -d "$body" /v1/guests/c1)
+[ "$code" = 200 ] || fail "an odd password: $code $(cat "$T/pw.json")"
+wait_for 15 "the odd password's hash in shadow" hash_ok "$odd"
+[ "$(vf guest exec c1 -- cat /etc/shadow | grep -c '^root:')" = 1 ] || fail "shadow got another root line"
+lines=$(vf guest exec c1 -- wc -l /etc/shadow)
+gen=$(guest_field c1 generation)
+for bad in '{"provision":{"password":"a\u0000b"}}' $'{"provision":{"password":"\xff\xfe"}}' \
+    '{"provision":{"password_hash":"$6$salt$abc\nevil::0:0:::::"}}'; do
+    code=$(api_curl -s -o "$T/pw.json" -w '%{http_code}' -X PATCH \
+        -H 'Content-Type: application/merge-patch+json' -d "$bad" /v1/guests/c1)
+    [ "$code" = 400 ] || fail "refused password $bad: $code $(cat "$T/pw.json")"
+done
+[ "$(guest_field c1 generation)" = "$gen" ] || fail "a refused password changed the guest"
+[ "$(vf guest exec c1 -- wc -l /etc/shadow)" = "$lines" ] || fail "a refused password changed shadow"
+hash_ok "$odd" || fail "a refused password changed root's hash"
+ok "passwords: the create one verifies; odd bytes verify exactly; NUL, bad UTF-8, a line in a hash: 400, nothing changed"
+
 # Rebuild: the guest's files back to the template's, its id, addresses and
 # provisioning kept (written again into the fresh files).
 id=$(guest_field c1 id)
