@@ -336,8 +336,10 @@ update_polls(struct shell_sess *s)
 
 /* ---- console: the guest's console ring followed ------------------------- */
 
-#define CONSOLE_TICK_MS 250         /* how often the ring is read */
-#define CONSOLE_HISTORY (16u << 10) /* bytes of history sent first */
+#define CONSOLE_TICK_MS  250         /* how often the ring is read */
+#define CONSOLE_HISTORY  (16u << 10) /* bytes of history sent first */
+#define CONSOLE_READ_MAX (2u << 20)  /* bytes read a tick: further behind, the gap is skipped */
+#define CONSOLE_SLACK    (64u << 10) /* read beyond what was new at the count */
 
 static void
 console_send(struct shell_sess *s, const char *p, size_t n)
@@ -371,7 +373,20 @@ on_console_tick(uv_timer_t *t)
     }
     if (!b->ops->console || s->credit < 512)
         return;
-    size_t max = s->console_started ? PROTO_STREAM_WINDOW : CONSOLE_HISTORY;
+    size_t max = CONSOLE_HISTORY;
+    bool probed = s->console_started; /* max is what was new, plus the slack */
+    if (probed) {
+        /* A byte first, for the ring's count: an idle console costs a
+         * header read a tick, and the bytes are read only when new. */
+        if (b->ops->console(b, &g->rec.spec, 1, &log) < 0)
+            return;
+        free(log.data);
+        if (log.total <= s->console_seen)
+            return;
+        uint64_t want = log.total - s->console_seen + CONSOLE_SLACK;
+        max = want < CONSOLE_READ_MAX ? (size_t)want : CONSOLE_READ_MAX;
+        log = (struct console_log){0};
+    }
     if (b->ops->console(b, &g->rec.spec, max, &log) < 0)
         return; /* no ring yet (never started): keep waiting */
     if (!s->console_started) {
@@ -380,6 +395,11 @@ on_console_tick(uv_timer_t *t)
     }
     if (log.total > s->console_seen) {
         uint64_t fresh = log.total - s->console_seen;
+        if (fresh > log.len && probed && log.len == max && max < CONSOLE_READ_MAX) {
+            /* Written past the slack between the two reads: again next tick. */
+            free(log.data);
+            return;
+        }
         if (fresh > log.len) {
             char note[96];
             int n = snprintf(note, sizeof(note), "\r\n[vfleet: %llu console bytes dropped]\r\n",

@@ -185,13 +185,21 @@ ok "console on a terminal: history, a live line, ^] detached with 0"
 cpid=$!
 in_console() { grep -q "guest c1: up" "$T/console2.out"; }
 wait_for 15 "the console's history" in_console
+# 600 KB at once (over two windows): all of it arrives, in order, none dropped.
+vf guest exec c1 -- sh -c 'head -c 600000 /dev/zero | tr "\0" x > /proc/1/fd/1; echo burst-end > /proc/1/fd/1' ||
+    fail "write a burst to the console"
+burst_done() { grep -q "burst-end" "$T/console2.out"; }
+wait_for 30 "the burst's end on the console" burst_done
+n=$(grep -o 'x*burst-end' "$T/console2.out" | tr -cd x | wc -c)
+[ "$n" = 600000 ] || fail "the console brought $n of 600000 bytes"
+grep -q "dropped" "$T/console2.out" && fail "the console said bytes were dropped"
 kill -TERM $cpid
 set +e
 wait $cpid
 rc=$?
 set -e
 [ $rc -eq 0 ] || fail "console detach by SIGTERM: exit $rc ($(cat "$T/console2.err"))"
-ok "console off a terminal: SIGTERM detached with 0"
+ok "console off a terminal: a 600 KB burst whole and in order, SIGTERM detached with 0"
 
 # Hostile WebSocket clients, straight on the API's socket: an unmasked
 # frame (1002), frames too large (1009), a client that never reads a
