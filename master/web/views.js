@@ -228,8 +228,13 @@ function limitsForm(g, onDone) {
     }
     if (!Object.keys(limits).length) return;
     act(document.getElementById("limits-submit"), async () => {
-      await api("PATCH", "/v1/guests/" + encodeURIComponent(g.name), { limits });
-      for (const [k] of LIMIT_FIELDS) f.elements[k].value = "";
+      const ng = await api("PATCH", "/v1/guests/" + encodeURIComponent(g.name), { limits });
+      // The placeholders say the limits now in force.
+      for (const [k, , kind] of LIMIT_FIELDS) {
+        const cur = ((ng && ng.limits) || {})[k];
+        f.elements[k].value = "";
+        f.elements[k].placeholder = cur ? limitText(kind, cur) : "not set";
+      }
       setStatus("limits changed");
       onDone();
     });
@@ -254,8 +259,11 @@ function provisionForm(g, onDone) {
     if (f.elements.ssh_keys.value.trim()) prov.ssh_keys = lines(f.elements.ssh_keys.value);
     if (!Object.keys(prov).length) return;
     act(document.getElementById("provision-submit"), async () => {
-      await api("PATCH", "/v1/guests/" + encodeURIComponent(g.name), { provision: prov });
+      const ng = await api("PATCH", "/v1/guests/" + encodeURIComponent(g.name), { provision: prov });
       f.reset();
+      const p = (ng && ng.provision) || {};
+      f.elements.dns.placeholder = (p.dns || []).join(" ") || "192.0.2.53";
+      f.elements.search.placeholder = (p.search || []).join(" ");
       setStatus("provisioning changed");
       onDone();
     });
@@ -263,8 +271,9 @@ function provisionForm(g, onDone) {
   return f;
 }
 
-// The terminal: xterm.js on the shell WebSocket.
-function openTerminal(box, name) {
+// The terminal: xterm.js on the shell WebSocket; with asConsole, the
+// guest's console followed instead (output only: what is typed is dropped).
+function openTerminal(box, name, asConsole) {
   box.replaceChildren();
   const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 13, scrollback: 2000 });
   const fit = new FitAddon.FitAddon();
@@ -272,13 +281,15 @@ function openTerminal(box, name) {
   term.open(box);
   fit.fit();
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/v1/guests/" + encodeURIComponent(name) +
-    "/shell?tty=true&term=xterm-256color&cols=" + term.cols + "&rows=" + term.rows;
+    (asConsole ? "/shell?console=true&tty=true" : "/shell?tty=true&term=xterm-256color&cols=" + term.cols + "&rows=" + term.rows);
   const ws = new WebSocket(url, ["vfleet.v1", "bearer." + token()]);
   ws.binaryType = "arraybuffer";
   const enc = new TextEncoder();
   box.dataset.state = "connecting";
+  box.dataset.mode = asConsole ? "console" : "shell";
   ws.onopen = () => {
     box.dataset.state = "open";
+    if (asConsole) term.write("[the console of " + name + ": what it holds, then what comes]\r\n");
     term.focus();
   };
   ws.onmessage = (m) => {
@@ -296,7 +307,7 @@ function openTerminal(box, name) {
     box.dataset.state = "closed";
   };
   term.onData((d) => {
-    if (ws.readyState !== WebSocket.OPEN) return;
+    if (asConsole || ws.readyState !== WebSocket.OPEN) return;
     const bytes = enc.encode(d);
     const frame = new Uint8Array(bytes.length + 1);
     frame.set(bytes, 1);
@@ -410,6 +421,7 @@ VF.views.guest = async (root, args) => {
   const traffic = el("dl.kv#guest-traffic");
   const termBox = el("div#terminal");
   const termBtn = el("button#terminal-open", {}, "Open terminal");
+  const consoleBtn = el("button#console-open", { title: "the guest's console: what its init and its processes write" }, "Console");
   const evBox = el("div.events#guest-events");
   const usageBox = el("div#guest-usage");
   const button = (id, label, fn, cls) => el("button" + (cls ? "." + cls : "") + "#" + id, { type: "button", onclick: (ev) => act(ev.target, fn) }, label);
@@ -475,14 +487,18 @@ VF.views.guest = async (root, args) => {
   let closeTerm = null;
   termBtn.addEventListener("click", () => {
     if (closeTerm) closeTerm();
-    closeTerm = openTerminal(termBox, name);
+    closeTerm = openTerminal(termBox, name, false);
+  });
+  consoleBtn.addEventListener("click", () => {
+    if (closeTerm) closeTerm();
+    closeTerm = openTerminal(termBox, name, true);
   });
   onLeave(() => closeTerm && closeTerm());
   root.append(head, reason,
     el("div.grid", {},
       el("div.card", {}, el("h3", { text: "Summary" }), summary),
       el("div.card", {}, el("h3", { text: "Addresses" }), ipsBox, ipAdd, el("h3", { text: "Traffic" }), traffic, resetTraffic),
-      el("div.card.wide", {}, el("div.toolbar", {}, el("h3", { text: "Terminal" }), el("span.grow"), termBtn), termBox),
+      el("div.card.wide", {}, el("div.toolbar", {}, el("h3", { text: "Terminal" }), el("span.grow"), consoleBtn, termBtn), termBox),
       el("div.card", {}, el("h3", { text: "Usage" }), usageBox),
       el("div.card", {}, el("h3", { text: "Change limits" }), limitsForm(g, refresh)),
       el("div.card", {}, el("h3", { text: "Spec" }), specBox),

@@ -7,6 +7,7 @@ it (with the confirmation). Screenshots of the main pages at 1400 and 800
 pixels go to VFLEET_SCREENSHOTS. The browser never downloads anything: a
 fresh profile, no background networking, no component updates."""
 import os
+import subprocess
 import sys
 import time
 
@@ -118,6 +119,8 @@ def run(d):
     d.find_element(By.ID, "limit-memory").send_keys("160M")
     d.find_element(By.ID, "limits-submit").click()
     wait(d, 40).until(EC.text_to_be_present_in_element((By.ID, "guest-memory"), "160M"))
+    ph = d.find_element(By.ID, "limit-memory").get_attribute("placeholder")
+    assert ph == "160M", "the limits form still offers %r" % ph
     log("memory changed to 160M and shown")
 
     # The terminal: hostname, read from xterm.js's buffer.
@@ -133,6 +136,17 @@ def run(d):
     log("hostname in the terminal printed %r" % NAME)
     shot(d, "guest")
     shot(d, "guest", 800)
+
+    # The console: init's line at boot, then a line written now.
+    d.find_element(By.ID, "console-open").click()
+    wait(d, 30).until(lambda x: x.find_element(By.ID, "terminal").get_attribute("data-state") == "open"
+                      and x.find_element(By.ID, "terminal").get_attribute("data-mode") == "console")
+    wait(d, 30).until(lambda x: ("guest %s: up" % NAME) in screen(x))
+    subprocess.run([os.path.join(os.environ["VFLEET_BIN"], "vfleet"), "guest", "exec", NAME, "--",
+                    "sh", "-c", "echo console-line-from-the-test > /proc/1/fd/1"],
+                   check=True, stdout=subprocess.DEVNULL)
+    wait(d, 30).until(lambda x: "console-line-from-the-test" in screen(x))
+    log("the console showed init's line and a line written now")
 
     # Destroy it, confirming.
     d.find_element(By.ID, "guest-destroy").click()
