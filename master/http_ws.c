@@ -507,7 +507,10 @@ on_async(uv_async_t *a)
             s->state = S_OPEN;
             (void)fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) | O_NONBLOCK);
             s->rbuf = xmalloc(RBUF_MAX);
-            if (h->extra_len <= RBUF_MAX) {
+            if (h->extra_len > RBUF_MAX) {
+                close_frame(s, 1009,
+                            "frame too large"); /* more than a frame came with the request */
+            } else if (h->extra_len) {
                 memcpy(s->rbuf, h->extra, h->extra_len);
                 s->rlen = h->extra_len;
             }
