@@ -59,8 +59,10 @@ raw_restore(void)
     }
 }
 
+/* Raw input; with onlcr, output still turns "\n" into "\r\n": a console
+ * ring holds what init wrote to a pipe, not a terminal's output. */
 static void
-raw_enter(void)
+raw_enter(bool onlcr)
 {
     struct termios t;
 
@@ -68,6 +70,8 @@ raw_enter(void)
         return;
     t = saved_tio;
     cfmakeraw(&t);
+    if (onlcr)
+        t.c_oflag |= OPOST | ONLCR;
     if (tcsetattr(STDIN_FILENO, TCSADRAIN, &t) == 0) {
         raw_on = true;
         atexit(raw_restore);
@@ -430,7 +434,7 @@ session_run(struct cli_ctx *ctx, const char *name, char *const *argv, bool tty, 
             }
         }
         if (tty)
-            raw_enter();
+            raw_enter(console);
         fflush(ctx->out);
         r = pump(&s, tty);
     }

@@ -275,7 +275,8 @@ function provisionForm(g, onDone) {
 // guest's console followed instead (output only: what is typed is dropped).
 function openTerminal(box, name, asConsole) {
   box.replaceChildren();
-  const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 13, scrollback: 2000 });
+  // A console ring holds what init wrote to a pipe: "\n" alone ends a line.
+  const term = new Terminal({ convertEol: !!asConsole, cursorBlink: !asConsole, fontSize: 13, scrollback: 2000 });
   const fit = new FitAddon.FitAddon();
   term.loadAddon(fit);
   term.open(box);

@@ -168,8 +168,11 @@ if not read_until(b"guest c1: up", 10):
     sys.exit("no history: %r" % out)
 subprocess.run([sys.argv[1], "guest", "exec", "c1", "--", "sh", "-c",
                 "echo hello-console-live > /proc/1/fd/1"], check=True, stdout=subprocess.DEVNULL)
-if not read_until(b"hello-console-live", 15):
+if not read_until(b"hello-console-live\r\n", 15):
     sys.exit("the live line did not come: %r" % out)
+# Lines end as on a terminal ("\r\n"), though the ring holds a pipe's "\n".
+if b"guest c1: up\r\n" not in out:
+    sys.exit("the console's lines do not return the carriage: %r" % out[-300:])
 os.write(fd, b"\x1d")
 if not read_until(b"[detached]", 10):
     sys.exit("^] did not detach: %r" % out)
