@@ -14,6 +14,7 @@
 #include "common/mem.h"
 #include "common/units.h"
 #include "proto/spec.h"
+#include "cli/args_spec.h"
 
 /* The limit flags: one per row of SPEC_LIMIT_FIELDS (proto/spec_fields.h),
  * which gives the flag, the JSON key, the unit and the valid range. The CLI
@@ -60,6 +61,7 @@ static const struct option args_create_opts[] = {
     {"wait", no_argument, NULL, ARGS_OPT_WAIT},
     {"timeout", required_argument, NULL, ARGS_OPT_TIMEOUT},
     {"idempotency-key", required_argument, NULL, ARGS_OPT_KEY},
+    ARGS_SPEC_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -68,6 +70,7 @@ static const struct option args_set_opts[] = {
     {"label", required_argument, NULL, ARGS_OPT_LABEL},
     {"unlabel", required_argument, NULL, ARGS_OPT_UNLABEL},
     {"flags", required_argument, NULL, ARGS_OPT_FLAGS},
+    ARGS_SPEC_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -318,6 +321,18 @@ args_child(json_t *parent, const char *key, json_t *(*make)(void))
     return c;
 }
 
+/* An option of the spec-field table (args_spec.h) or a limit. */
+static int
+args_spec_or_limit(json_t *body, int c, const char *arg, struct args_spec_files *files, char *err,
+                   size_t errlen)
+{
+    if (c >= ARGS_SPEC_BASE && c < ARGS_SPEC_END)
+        return args_spec_put(body, c, arg, files, err, errlen);
+    assert(c >= ARGS_OPT_LIMIT && c < ARGS_OPT_LIMIT + SPEC_N_LIMITS);
+    return args_limit_put(args_child(body, "limits", json_object), &args_limits[c - ARGS_OPT_LIMIT],
+                          arg, err, errlen);
+}
+
 int
 args_guest_create(int argc, char **argv, struct args_create *out, char *err, size_t errlen)
 {
@@ -399,9 +414,7 @@ args_guest_create(int argc, char **argv, struct args_create *out, char *err, siz
         case ':':
             return args_bad_option(argc, argv, c, err, errlen);
         default:
-            assert(c >= ARGS_OPT_LIMIT && c < ARGS_OPT_LIMIT + SPEC_N_LIMITS);
-            r = args_limit_put(args_child(body, "limits", json_object),
-                               &args_limits[c - ARGS_OPT_LIMIT], optarg, err, errlen);
+            r = args_spec_or_limit(body, c, optarg, &out->files, err, errlen);
             if (r < 0)
                 return r;
             break;
@@ -496,9 +509,7 @@ args_guest_set(int argc, char **argv, struct args_set *out, char *err, size_t er
         case ':':
             return args_bad_option(argc, argv, c, err, errlen);
         default:
-            assert(c >= ARGS_OPT_LIMIT && c < ARGS_OPT_LIMIT + SPEC_N_LIMITS);
-            r = args_limit_put(args_child(body, "limits", json_object),
-                               &args_limits[c - ARGS_OPT_LIMIT], optarg, err, errlen);
+            r = args_spec_or_limit(body, c, optarg, &out->files, err, errlen);
             if (r < 0)
                 return r;
             break;
@@ -507,7 +518,7 @@ args_guest_set(int argc, char **argv, struct args_set *out, char *err, size_t er
     r = args_take_name(argc, argv, out->name, err, errlen);
     if (r < 0)
         return r;
-    if (json_object_size(body) == 0)
+    if (json_object_size(body) == 0 && !out->files.password && !out->files.n_keys)
         return args_fail(err, errlen,
                          "set: nothing to change (give a limit, --label, "
                          "--unlabel or --flags)");

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli/args_spec.h"
 #include "cli/http.h"
 #include "common/name.h"
 #include "proto/spec_fields.h"
@@ -30,12 +31,14 @@ struct args_create {
     bool wait;                               /* --wait: until the guest runs */
     long timeout;                            /* --timeout seconds, 0 = the master's default */
     char idempotency_key[HTTP_UUID_LEN + 1]; /* --idempotency-key, "" = a random one */
+    struct args_spec_files files;            /* password and key files to read */
 };
 
 /* `guest set`, parsed. */
 struct args_set {
-    char name[NAME_MAX_LEN + 1]; /* the guest's name */
-    json_t *body;                /* the PATCH body (JSON merge patch); owned */
+    char name[NAME_MAX_LEN + 1];  /* the guest's name */
+    json_t *body;                 /* the PATCH body (JSON merge patch); owned */
+    struct args_spec_files files; /* password and key files to read */
 };
 
 /* Parses `create NAME --template T [limits] [--ip A]... [--label k=v]...

@@ -1,6 +1,9 @@
 /* Shared command plumbing: API replies to messages and exit codes (cli.h). */
 #include "cli/cli.h"
 
+#include "cli/table.h"
+#include "cli/yaml.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -81,8 +84,33 @@ cli_print_json(struct cli_ctx *ctx, const json_t *j)
 {
     if (!j)
         return; /* an empty reply (204) has no JSON to show */
+    if (ctx->format == CLI_FORMAT_YAML) {
+        cli_yaml(ctx->out, j);
+        return;
+    }
     json_dumpf(j, ctx->out, JSON_INDENT(2));
     fputc('\n', ctx->out);
+}
+
+void
+cli_print_table(struct cli_ctx *ctx, const struct table *t)
+{
+    if (ctx->format == CLI_FORMAT_CSV)
+        table_print_csv(t, ctx->out);
+    else
+        table_print(t, ctx->out);
+}
+
+int
+cli_format_parse(const char *s, enum cli_format *out)
+{
+    static const char *const names[] = {"table", "json", "yaml", "csv"};
+    for (size_t i = 0; i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (enum cli_format)i;
+            return 0;
+        }
+    return -EINVAL;
 }
 
 /* Prints the scheduler's explanation of a failed placement: how many nodes

@@ -30,10 +30,19 @@ enum cli_exit {
                                  a master that is not the one trusted (certificate, pin) */
 };
 
+/* How results are printed (--output). */
+enum cli_format {
+    CLI_FORMAT_TABLE = 0, /* aligned tables with humanized sizes */
+    CLI_FORMAT_JSON,      /* the master's JSON (also --json) */
+    CLI_FORMAT_YAML,      /* the master's JSON as YAML */
+    CLI_FORMAT_CSV,       /* the tables as CSV */
+};
+
 /* The context a command runs in. Owned by the caller of the command. */
 struct cli_ctx {
     http_client_t *http;         /* the master's API; borrowed */
-    bool json;                   /* print the server's JSON instead of tables */
+    bool json;                   /* print the server's JSON (as JSON or YAML) instead of tables */
+    enum cli_format format;      /* --output; json is set for JSON and YAML */
     FILE *out;                   /* results */
     FILE *err;                   /* diagnostics and errors */
     const char *idempotency_key; /* --idempotency-key for a POST that gives none, or NULL */
@@ -54,8 +63,14 @@ int cli_call(struct cli_ctx *ctx, const struct http_request *req, const char *wh
 /* The exit code for an HTTP status (2xx → 0). */
 int cli_exit_for_status(long status);
 
-/* Prints a JSON document to ctx->out, indented, with a final newline. */
+/* Prints a JSON document to ctx->out, indented, with a final newline (as
+ * YAML with --output yaml). */
 void cli_print_json(struct cli_ctx *ctx, const json_t *j);
+/* Prints a table as the format asks (aligned, or CSV). */
+struct table;
+void cli_print_table(struct cli_ctx *ctx, const struct table *t);
+/* Parses an --output value. Returns 0 or -EINVAL. */
+int cli_format_parse(const char *s, enum cli_format *out);
 
 /* Accessors that tolerate missing or mistyped members (a newer or older
  * master): a string or "", an integer or 0, a number (integer or real) or 0. */

@@ -520,6 +520,69 @@ test_node_ls_table(void **state)
                         "host-two  down,cordoned       0    0/4      0/8G      0/0  -\n");
 }
 
+/* The CPU column counts against what placement uses: capacity times the
+ * overcommit (7.5 cores placed on 2 overcommitted 4 times is 7.5/8). CSV
+ * carries the same table. */
+static void
+test_node_overcommit_and_csv(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200,
+          "{\"nodes\":[{\"name\":\"h1\",\"state\":\"ready\",\"cordoned\":false,"
+          "\"labels\":{\"zone\":\"a,b\"},\"guests\":15,"
+          "\"capacity\":{\"cpus\":2,\"memory\":4294967296,\"disk\":0,\"max_guests\":100},"
+          "\"allocated\":{\"cpus\":7.5,\"memory\":1073741824,\"disk\":0},"
+          "\"usable\":{\"cpus\":8,\"memory\":4294967296,\"disk\":0},"
+          "\"overcommit\":{\"cpus\":4,\"memory\":1,\"disk\":1}}]}");
+    assert_int_equal(RUN(cmd_node_run, "ls"), CLI_EXIT_OK);
+    flush(fx);
+    assert_non_null(strstr(fx->out, "7.5/8 (2x4)"));
+    assert_non_null(strstr(fx->out, "1G/4G  "));
+    fx->ctx.format = CLI_FORMAT_CSV;
+    assert_int_equal(RUN(cmd_node_run, "ls"), CLI_EXIT_OK);
+    flush(fx);
+    assert_non_null(strstr(fx->out, "NAME,STATE,GUESTS,CPUS,MEMORY,DISK,LABELS\r\n"
+                                    "h1,ready,15/100,7.5/8 (2x4),1G/4G,0/0,\"zone=a,b\"\r\n"));
+}
+
+static void
+test_yaml_and_templates(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200,
+          "{\"templates\":[{\"name\":\"busybox\",\"node_count\":2,\"consistent\":false,"
+          "\"checksums\":[\"sha256:aa\",null],\"nodes\":[{\"node\":\"h1\",\"state\":"
+          "\"ready\",\"size\":2097152,\"checksum\":\"sha256:aa\"},{\"node\":\"h2\","
+          "\"state\":\"ready\",\"size\":0,\"checksum\":null}]}]}");
+    assert_int_equal(RUN(cmd_template_run, "ls"), CLI_EXIT_OK);
+    flush(fx);
+    assert_string_equal(fx->fake.reqs[0].url, "/v1/templates");
+    assert_string_equal(fx->out, "TEMPLATE  NODES  SIZE  CHECKSUM\n"
+                                 "busybox   h1,h2  2M    differs\n");
+    fx->ctx.json = true;
+    fx->ctx.format = CLI_FORMAT_YAML;
+    assert_int_equal(RUN(cmd_template_run, "ls"), CLI_EXIT_OK);
+    flush(fx);
+    assert_non_null(strstr(fx->out, "---\n"));
+    assert_string_equal(strstr(fx->out, "---\n"), "---\n"
+                                                  "templates:\n"
+                                                  "  - name: busybox\n"
+                                                  "    node_count: 2\n"
+                                                  "    consistent: false\n"
+                                                  "    checksums:\n"
+                                                  "      - sha256:aa\n"
+                                                  "      - null\n"
+                                                  "    nodes:\n"
+                                                  "      - node: h1\n"
+                                                  "        state: ready\n"
+                                                  "        size: 2097152\n"
+                                                  "        checksum: sha256:aa\n"
+                                                  "      - node: h2\n"
+                                                  "        state: ready\n"
+                                                  "        size: 0\n"
+                                                  "        checksum: null\n");
+}
+
 static void
 test_guest_ls_filters_and_pages(void **state)
 {
@@ -671,6 +734,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_json_prints_server_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_show_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_ls_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_overcommit_and_csv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_yaml_and_templates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_ls_filters_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_stuck_cursor_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_exit_code_and_output, setup, teardown),

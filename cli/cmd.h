@@ -10,8 +10,15 @@
 int cmd_node_run(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet guest create|ls|show|start|stop|restart|rm|set|exec|usage|ip add|ip rm`. */
 int cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv);
-/* `vfleet guest console NAME --log [--bytes N]` (cmd_console.c). */
+/* `vfleet guest shell` (cmd_console.c). */
+int cmd_guest_shell(struct cli_ctx *ctx, int argc, char **argv);
+/* `vfleet guest rebuild` (cmd_console.c). */
+int cmd_guest_rebuild(struct cli_ctx *ctx, int argc, char **argv);
+/* `vfleet guest console NAME [--log [--bytes N]]` (cmd_console.c). */
 int cmd_guest_console(struct cli_ctx *ctx, int argc, char **argv);
+/* `vfleet template ls` (cmd_console.c). */
+int cmd_template_run(struct cli_ctx *ctx, int argc, char **argv);
+void cmd_template_help(FILE *f);
 /* `vfleet pool create|ls|rm`. */
 int cmd_pool_run(struct cli_ctx *ctx, int argc, char **argv);
 

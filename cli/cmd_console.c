@@ -1,16 +1,237 @@
-/* `vfleet guest console NAME --log [--bytes N]`: the tail of a guest's
- * console, as its node keeps it in a bounded ring (GET
- * /v1/guests/NAME/console). */
+/* The console commands: `vfleet guest shell` and `vfleet guest console` (an
+ * interactive session over the API's WebSocket, cli/shell.c, or the
+ * console's tail), `vfleet guest rebuild` and `vfleet template ls`. */
 #include <getopt.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cmd.h"
-#include "cli/http.h"
-#include "common/mem.h"
+#include "cli/table.h"
+#include "cli/shell.h"
 #include "common/name.h"
 
+#define SHELL_MAX_ARGV 256 /* arguments of the command */
+
+/* `shell NAME [-t|-T] [-- CMD ARGS...]`: the "--" is found before getopt
+ * runs, as for exec. Without -t/-T a terminal is used when stdin and stdout
+ * are one (as ssh does). */
+int
+cmd_guest_shell(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"tty", no_argument, NULL, 't'},
+        {"no-tty", no_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int dash = -1, c, tty = -1;
+
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--")) {
+            dash = i;
+            break;
+        }
+    optind = 0;
+    opterr = 0;
+    int nopt = dash < 0 ? argc : dash;
+    while ((c = getopt_long(nopt, argv, ":htT", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            cmd_guest_help(ctx->out);
+            return CLI_EXIT_OK;
+        case 't':
+            tty = 1;
+            break;
+        case 'T':
+            tty = 0;
+            break;
+        default:
+            return cli_usage_error(ctx, "shell: %s \"%s\"",
+                                   c == ':' ? "option needs a value" : "unknown option",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != nopt || !name_is_valid(argv[optind]))
+        return cli_usage_error(ctx, "shell: expected one guest NAME (then -- CMD ARGS...)");
+    if (dash >= 0 && dash + 1 >= argc)
+        return cli_usage_error(ctx, "shell: expected a command after \"--\"");
+    if (dash >= 0 && argc - dash - 1 > SHELL_MAX_ARGV)
+        return cli_usage_error(ctx, "shell: at most %d arguments", SHELL_MAX_ARGV);
+    if (tty < 0)
+        tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    if (tty && !isatty(STDIN_FILENO))
+        return cli_usage_error(ctx, "shell: --tty needs a terminal on stdin");
+    if (ctx->json)
+        return cli_usage_error(ctx, "shell: --json does not apply to an interactive session");
+    return cli_shell_run(ctx, argv[optind], dash >= 0 ? argv + dash + 1 : NULL, tty == 1);
+}
+
+void
+cmd_template_help(FILE *f)
+{
+    fputs("Usage: vfleet template COMMAND\n"
+          "\n"
+          "  ls                                   the templates the nodes have: which nodes,\n"
+          "                                       the size of their files, their checksum\n"
+          "\n"
+          "A checksum column says \"differs\" when nodes hold different copies.\n",
+          f);
+}
+
+static int
+template_ls(struct cli_ctx *ctx, int argc, char **argv)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    struct http_request req = {.method = "GET", .path = "/v1/templates"};
+    const char *name = NULL;
+    int r = cli_simple_args(ctx, argc, argv, 0, &name, cmd_template_help);
+
+    if (r != 0)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    r = cli_call(ctx, &req, "templates", &res);
+    if (r != CLI_EXIT_OK)
+        return r;
+    if (ctx->json) {
+        cli_print_json(ctx, res.body);
+        return CLI_EXIT_OK;
+    }
+    static const char *const head[] = {"TEMPLATE", "NODES", "SIZE", "CHECKSUM"};
+    _cleanup_(table_destroy) table_t *t = table_new(4, head);
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(res.body, "templates"), i, e)
+    {
+        json_t *nodes = json_object_get(e, "nodes"), *n;
+        json_t *sums = json_object_get(e, "checksums");
+        _cleanup_free_ char *list = NULL;
+        size_t k, len = 0;
+        char size[32] = "-";
+        table_add(t, cli_str(e, "name"));
+        json_array_foreach(nodes, k, n)
+        {
+            list = xrealloc(list, len + strlen(cli_str(n, "node")) + 2);
+            len += (size_t)sprintf(list + len, "%s%s", k ? "," : "", cli_str(n, "node"));
+            if (k == 0 && cli_int(n, "size") > 0)
+                table_size((uint64_t)cli_int(n, "size"), size, sizeof(size));
+        }
+        if (list)
+            table_add(t, list);
+        else
+            table_addf(t, "%lld", cli_int(e, "node_count"));
+        table_add(t, size);
+        const char *sum = json_string_value(json_array_get(sums, 0));
+        if (json_array_size(sums) > 1)
+            table_add(t, "differs");
+        else
+            table_addf(t, "%.19s", sum ? sum : "-");
+    }
+    cli_print_table(ctx, t);
+    return CLI_EXIT_OK;
+}
+
+int
+cmd_template_run(struct cli_ctx *ctx, int argc, char **argv)
+{
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") ||
+        !strcmp(argv[0], "help")) {
+        cmd_template_help(argc < 1 ? ctx->err : ctx->out);
+        return argc < 1 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[0], "ls") || !strcmp(argv[0], "list"))
+        return template_ls(ctx, argc, argv);
+    return cli_usage_error(ctx, "template: unknown command \"%s\" (see vfleet template --help)",
+                           argv[0]);
+}
+
+/* One POST of a guest; the reply's state in *state (copied, n bytes). */
+static int
+guest_post(struct cli_ctx *ctx, const char *name, const char *op, json_t *body, char *state,
+           size_t n)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = xasprintf("/v1/guests/%s/%s", name, op);
+    _cleanup_free_ char *what = xasprintf("guest \"%s\"", name);
+    struct http_request req = {.method = "POST", .path = path, .body = body, .timeout = 200};
+    int r = cli_call(ctx, &req, what, &res);
+
+    if (r == CLI_EXIT_OK && state)
+        snprintf(state, n, "%s", cli_str(res.body, "state"));
+    if (r == CLI_EXIT_OK && ctx->json && !strcmp(op, "rebuild"))
+        cli_print_json(ctx, res.body);
+    return r;
+}
+
+/* `rebuild NAME [--template T]`: a running guest is stopped first and
+ * started again after, each step waited for. */
+int
+cmd_guest_rebuild(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"template", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    const char *tmpl = NULL;
+    char state[32] = "";
+    int c;
+
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            cmd_guest_help(ctx->out);
+            return CLI_EXIT_OK;
+        }
+        if (c != 'T')
+            return cli_usage_error(ctx, "rebuild: %s \"%s\"",
+                                   c == ':' ? "option needs a value" : "unknown option",
+                                   argv[optind - 1]);
+        if (!name_is_valid(optarg))
+            return cli_usage_error(ctx, "rebuild: --template \"%s\": not a name", optarg);
+        tmpl = optarg;
+    }
+    if (optind + 1 != argc || !name_is_valid(argv[optind]))
+        return cli_usage_error(ctx, "rebuild: expected one guest NAME");
+    const char *name = argv[optind];
+    _cleanup_free_ char *path = xasprintf("/v1/guests/%s", name);
+    _cleanup_free_ char *what = xasprintf("guest \"%s\"", name);
+    struct http_request get = {.method = "GET", .path = path};
+    int r = cli_call(ctx, &get, what, &res);
+    if (r != CLI_EXIT_OK)
+        return r;
+    bool was_running = !strcmp(cli_str(res.body, "desired"), "running");
+    if (was_running) {
+        r = guest_post(ctx, name, "stop?wait=stopped&timeout=120", NULL, state, sizeof(state));
+        if (r != CLI_EXIT_OK)
+            return r;
+        if (strcmp(state, "stopped") != 0) {
+            fprintf(ctx->err, "vfleet: guest \"%s\" did not stop (%s)\n", name, state);
+            return CLI_EXIT_FAILURE;
+        }
+    }
+    _cleanup_(json_decrefp) json_t *body =
+        tmpl ? json_pack("{s:s}", "template", tmpl) : json_object();
+    r = guest_post(ctx, name, "rebuild", body, NULL, 0);
+    if (r != CLI_EXIT_OK)
+        return r;
+    if (!ctx->json)
+        fprintf(ctx->out, "guest %s rebuilt from %s\n", name,
+                tmpl ? tmpl : cli_str(res.body, "template"));
+    if (!was_running)
+        return CLI_EXIT_OK;
+    r = guest_post(ctx, name, "start?wait=running&timeout=120", NULL, state, sizeof(state));
+    if (r == CLI_EXIT_OK && !ctx->json)
+        fprintf(ctx->out, "guest %s %s\n", name, state);
+    return r == CLI_EXIT_OK && strcmp(state, "running") != 0 ? CLI_EXIT_FAILURE : r;
+}
+
+/* `console NAME`: the guest's console followed until ^] (or a signal) over
+ * the shell WebSocket (cli/shell.c); `console NAME --log [--bytes N]`: the
+ * tail its node keeps in a bounded ring, printed (GET
+ * /v1/guests/NAME/console). */
 int
 cmd_guest_console(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -50,10 +271,15 @@ cmd_guest_console(struct cli_ctx *ctx, int argc, char **argv)
     }
     if (optind + 1 != argc || !name_is_valid(argv[optind]))
         return cli_usage_error(ctx, "console: expected one guest NAME");
-    if (!log)
-        return cli_usage_error(ctx, "console: --log prints what the console holds (an "
-                                    "interactive console is not there yet)");
     const char *name = argv[optind];
+    if (!log) {
+        if (bytes)
+            return cli_usage_error(ctx, "console: --bytes goes with --log");
+        if (ctx->json)
+            return cli_usage_error(ctx, "console: --json goes with --log (a followed console "
+                                        "is a terminal's stream)");
+        return cli_console_run(ctx, name);
+    }
     path = bytes ? xasprintf("/v1/guests/%s/console?bytes=%ld", name, bytes)
                  : xasprintf("/v1/guests/%s/console", name);
     what = xasprintf("guest \"%s\"", name);

@@ -32,11 +32,19 @@ cmd_guest_help(FILE *f)
         "                                       change a guest (a JSON merge patch)\n"
         "  exec NAME [--timeout S] -- CMD ARGS...\n"
         "                                       run a command in the guest; exits with its code\n"
+        "  shell NAME [-t|-T] [-- CMD ARGS...]  an interactive session (root's login shell, or\n"
+        "                                       CMD) on a terminal (-t) or on stdin/stdout (-T);\n"
+        "                                       exits with its code\n"
+        "  console NAME [--log [--bytes N]]     follow the guest's console (its init's output):\n"
+        "                                       what it holds, then what comes; detach with ^]\n"
+        "                                       (or ^C); --log prints the tail its node keeps\n"
+        "                                       (1 MiB) and exits\n"
+        "  rebuild NAME [--template T]          reinstall the guest's files from a template,\n"
+        "                                       keeping its id, addresses, limits, history\n"
+        "                                       (a running guest is stopped and started again)\n"
         "  usage NAME                           the latest resource usage sample\n"
         "  usage NAME --since 6h [--step 5m] [--spark]\n"
         "        NAME --from T [--to T] ...     its history: a table, or sparklines\n"
-        "  console NAME --log [--bytes N]       the tail of the guest's console (its node keeps 1 "
-        "MiB)\n"
         "  ip add NAME [auto|auto4|auto6|ADDR]  one more address from a pool (default auto)\n"
         "  ip rm NAME ADDR                      remove an address, back to its pool\n"
         "  traffic NAME [--reset]               traffic since the last reset (FreeVPS trafstat);\n"
@@ -60,6 +68,8 @@ cmd_guest_help(FILE *f)
         "Limits (create and set):\n",
         f);
     args_limits_help(f);
+    fputs("\n", f);
+    args_spec_help(f);
     fputs("\n"
           "Create options:\n"
           "  --template T          root filesystem template (required)\n"
@@ -188,7 +198,7 @@ guest_ls_print(struct cli_ctx *ctx, const json_t *guests)
     if (table_rows(t) == 0)
         fputs("No guests.\n", ctx->out);
     else
-        table_print(t, ctx->out);
+        cli_print_table(ctx, t);
 }
 
 static int
@@ -321,7 +331,7 @@ guest_print(struct cli_ctx *ctx, const json_t *g)
     guest_add_limit(t, l, #name, SPEC_UNIT_##unit);
     SPEC_LIMIT_FIELDS(GUEST_LIMIT_ROW_)
 #undef GUEST_LIMIT_ROW_
-    table_print(t, ctx->out);
+    cli_print_table(ctx, t);
 }
 
 /* GET|DELETE /v1/guests/NAME and the POST verbs without a body. */
@@ -447,7 +457,7 @@ guest_create(struct cli_ctx *ctx, int argc, char **argv)
         cmd_guest_help(ctx->out);
         return CLI_EXIT_OK;
     }
-    if (r < 0)
+    if (r < 0 || args_spec_read_files(a.body, &a.files, err, sizeof(err)) < 0)
         return cli_usage_error(ctx, "%s", err);
     if (a.wait && a.timeout)
         path = xasprintf("/v1/guests?wait=running&timeout=%ld", a.timeout);
@@ -490,7 +500,7 @@ guest_set(struct cli_ctx *ctx, int argc, char **argv)
         cmd_guest_help(ctx->out);
         return CLI_EXIT_OK;
     }
-    if (r < 0)
+    if (r < 0 || args_spec_read_files(a.body, &a.files, err, sizeof(err)) < 0)
         return cli_usage_error(ctx, "%s", err);
     path = xasprintf("/v1/guests/%s", a.name);
     what = xasprintf("guest \"%s\"", a.name);
@@ -670,7 +680,7 @@ guest_usage(struct cli_ctx *ctx, int argc, char **argv)
         table_addf(t, "failcnt %s:", fails[i]);
         table_addf(t, "%lld", cli_int(fc, fails[i]));
     }
-    table_print(t, ctx->out);
+    cli_print_table(ctx, t);
     return CLI_EXIT_OK;
 }
 
@@ -724,7 +734,7 @@ guest_traffic(struct cli_ctx *ctx, int argc, char **argv)
     table_addf(t, "%s (%lld packets)",
                table_size((uint64_t)cli_int(o, "tx_bytes"), buf, sizeof(buf)),
                cli_int(o, "tx_packets"));
-    table_print(t, ctx->out);
+    cli_print_table(ctx, t);
     if (reset)
         fprintf(ctx->out, "counter reset: a new period starts now\n");
     return CLI_EXIT_OK;
@@ -834,10 +844,14 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_set(ctx, argc, argv);
     if (!strcmp(v, "exec"))
         return guest_exec(ctx, argc, argv);
-    if (!strcmp(v, "usage"))
-        return guest_usage(ctx, argc, argv);
+    if (!strcmp(v, "shell"))
+        return cmd_guest_shell(ctx, argc, argv);
+    if (!strcmp(v, "rebuild"))
+        return cmd_guest_rebuild(ctx, argc, argv);
     if (!strcmp(v, "console"))
         return cmd_guest_console(ctx, argc, argv);
+    if (!strcmp(v, "usage"))
+        return guest_usage(ctx, argc, argv);
     if (!strcmp(v, "traffic"))
         return guest_traffic(ctx, argc, argv);
     if (!strcmp(v, "ip"))

@@ -29,18 +29,33 @@ cmd_node_help(FILE *f)
 }
 
 /* "allocated/capacity" for one resource of a node. */
+/* "allocated/usable", usable being what placement counts against: the
+ * capacity times the overcommit ratio, which is shown when it is not 1
+ * ("7.5/8 (2x4)": 7.5 cores placed on 2 cores overcommitted 4 times). A
+ * master without "usable" (older) gives allocated/capacity. */
 static void
 node_add_usage(table_t *t, const json_t *node, const char *key, bool size)
 {
     const json_t *alloc = json_object_get(node, "allocated");
     const json_t *cap = json_object_get(node, "capacity");
-    char a[32], c[32];
+    const json_t *usable = json_object_get(node, "usable");
+    double ratio = cli_num(json_object_get(node, "overcommit"), key);
+    char a[32], u[32], c[32], over[48] = "";
 
-    if (size)
-        table_addf(t, "%s/%s", table_size((uint64_t)cli_int(alloc, key), a, sizeof(a)),
-                   table_size((uint64_t)cli_int(cap, key), c, sizeof(c)));
-    else
-        table_addf(t, "%g/%g", cli_num(alloc, key), cli_num(cap, key));
+    if (!usable)
+        usable = cap;
+    if (size) {
+        table_size((uint64_t)cli_int(alloc, key), a, sizeof(a));
+        table_size((uint64_t)cli_int(usable, key), u, sizeof(u));
+        table_size((uint64_t)cli_int(cap, key), c, sizeof(c));
+    } else {
+        snprintf(a, sizeof(a), "%g", cli_num(alloc, key));
+        snprintf(u, sizeof(u), "%g", cli_num(usable, key));
+        snprintf(c, sizeof(c), "%g", cli_num(cap, key));
+    }
+    if (ratio > 1)
+        snprintf(over, sizeof(over), " (%sx%g)", c, ratio);
+    table_addf(t, "%s/%s%s", a, u, over);
 }
 
 static const char *
@@ -99,7 +114,7 @@ node_ls(struct cli_ctx *ctx, int argc, char **argv)
     if (table_rows(t) == 0)
         fputs("No nodes.\n", ctx->out);
     else
-        table_print(t, ctx->out);
+        cli_print_table(ctx, t);
     json_decref(nodes);
     return CLI_EXIT_OK;
 }
@@ -152,7 +167,7 @@ node_show(struct cli_ctx *ctx, int argc, char **argv)
     table_add(t, cli_str(n, "backend"));
     table_add(t, "last seen:");
     table_add(t, cli_str(n, "last_seen"));
-    table_print(t, ctx->out);
+    cli_print_table(ctx, t);
     return CLI_EXIT_OK;
 }
 
@@ -191,7 +206,7 @@ node_routes(struct cli_ctx *ctx, int argc, char **argv)
     if (table_rows(t) == 0)
         fputs("No routes.\n", ctx->out);
     else
-        table_print(t, ctx->out);
+        cli_print_table(ctx, t);
     return CLI_EXIT_OK;
 }
 

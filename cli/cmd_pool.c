@@ -154,7 +154,7 @@ pool_ls(struct cli_ctx *ctx, int argc, char **argv)
     if (table_rows(t) == 0)
         fputs("No pools.\n", ctx->out);
     else
-        table_print(t, ctx->out);
+        cli_print_table(ctx, t);
     json_decref(pools);
     return CLI_EXIT_OK;
 }

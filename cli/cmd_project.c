@@ -151,7 +151,7 @@ print_projects(struct cli_ctx *ctx, json_t *list)
     if (table_rows(t) == 0)
         fputs("No projects.\n", ctx->out);
     else
-        table_print(t, ctx->out);
+        cli_print_table(ctx, t);
 }
 
 static int

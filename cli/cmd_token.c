@@ -116,7 +116,7 @@ token_ls(struct cli_ctx *ctx, int argc, char **argv)
     if (table_rows(t) == 0)
         fputs("No tokens.\n", ctx->out);
     else
-        table_print(t, ctx->out);
+        cli_print_table(ctx, t);
     json_decref(tokens);
     return CLI_EXIT_OK;
 }

@@ -461,3 +461,50 @@ http_request_lines(http_client_t *c, const char *path, const char *accept, long 
     free(l);
     return r;
 }
+
+int
+http_connect_raw(http_client_t *c, void **out, char *host, size_t host_n, char *err, size_t errn)
+{
+    CURL *h = curl_easy_init();
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURLcode rc;
+
+    *out = NULL;
+    if (!h)
+        return -EIO;
+    curl_easy_setopt(h, CURLOPT_URL, c->prefix);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)HTTP_CONNECT_TIMEOUT);
+    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    if (c->unix_path)
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    if (c->pin) {
+        curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pin);
+        if (!c->ca_file) {
+            curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+    }
+    rc = curl_easy_perform(h);
+    if (rc != CURLE_OK) {
+        snprintf(err, errn, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        curl_easy_cleanup(h);
+        return http_errno(rc);
+    }
+    /* The Host header: the authority of the base URL, "localhost" for a socket. */
+    const char *auth = strstr(c->prefix, "://");
+    auth = auth ? auth + 3 : c->prefix;
+    snprintf(host, host_n, "%.*s", (int)strcspn(auth, "/"), auth);
+    *out = h;
+    return 0;
+}
+
+const char *
+http_client_auth_header(const http_client_t *c)
+{
+    return c->auth;
+}

@@ -106,3 +106,12 @@ int http_uuid(char buf[static HTTP_UUID_LEN + 1]);
 /* Percent-encodes s for use in a path segment or query value. Returns a
  * malloc'd string the caller frees. */
 char *http_escape(const char *s);
+
+/* A connection to the master and nothing sent on it (libcurl's connect-only
+ * mode, TLS and trust as for requests): *out is a CURL * for curl_easy_send
+ * and curl_easy_recv, freed with curl_easy_cleanup; host receives the Host
+ * header's value. Returns 0 or the -errno of http_request_send with err set. */
+int http_connect_raw(http_client_t *c, void **out, char *host, size_t host_n, char *err,
+                     size_t errn);
+/* "Authorization: Bearer ..." or NULL. Borrowed. */
+const char *http_client_auth_header(const http_client_t *c);

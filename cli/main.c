@@ -17,23 +17,26 @@
 static void
 main_help(FILE *f)
 {
-    fputs("Usage: vfleet [--master URL] [--token T] [--pin PIN | --ca FILE] [--json] GROUP\n"
+    fputs("Usage: vfleet [--master URL] [--token T] [--pin PIN | --ca FILE] [--output F] GROUP\n"
           "              COMMAND [ARGS...]\n"
           "\n"
           "The operator's command line for a vfleet cluster: a client of the master's\n"
           "REST API (docs/api.md).\n"
           "\n"
           "Groups:\n"
-          "  node    ls | show NAME | cordon NAME | uncordon NAME | drain NAME\n"
-          "  guest   create | ls | show | start | stop | restart | rm | set | exec | usage | move\n"
-          "  op      ls | show ID | wait ID | cancel ID: long operations (moves, drains)\n"
-          "  import  vserver DIR | openvz CTID.conf | freevps SELF --root DIR [--dry-run]\n"
-          "  pool    create | ls | rm\n"
-          "  token   create | ls | rm     API tokens (admin)\n"
-          "  project create | set | ls | show | rm   projects and quotas\n"
-          "  events  [--follow] [--type T] [--guest NAME] [--node NAME]: what happened\n"
-          "  usage   traffic [--period hour|day|month] [--csv]: traffic for billing\n"
-          "  health  is the master up? (GET /healthz)\n"
+          "  node     ls | show | routes | cordon | uncordon | drain | orphans\n"
+          "  guest    create | ls | show | start | stop | restart | rm | set | exec | shell |\n"
+          "           console | rebuild | usage | traffic | ip add | ip rm | move | export |\n"
+          "           import | adopt | destroy-orphan\n"
+          "  op       ls | show ID | wait ID | cancel ID: long operations (moves, drains)\n"
+          "  import   vserver DIR | openvz CTID.conf | freevps SELF --root DIR [--dry-run]\n"
+          "  template ls                  root filesystem templates and where they are\n"
+          "  pool     create | ls | rm\n"
+          "  token    create | ls | rm    API tokens (admin)\n"
+          "  project  create | set | ls | show | rm   projects and quotas\n"
+          "  events   [--follow] [--type T] [--guest NAME] [--node NAME]: what happened\n"
+          "  usage    traffic [--period hour|day|month] [--csv]: traffic for billing\n"
+          "  health   is the master up? (GET /healthz)\n"
           "\n"
           "  vfleet GROUP --help shows a group's commands and options.\n"
           "\n"
@@ -47,7 +50,9 @@ main_help(FILE *f)
           "                as vfleet-master logs it at start (default: $VFLEET_PIN)\n"
           "  --ca FILE     trust the master's certificate through these CA certificates\n"
           "                (default: $VFLEET_CA; neither: the system's CA store)\n"
-          "  --json        print the master's JSON instead of tables\n"
+          "  --output F    table (default), json (the master's JSON), yaml, or csv (the\n"
+          "                tables as CSV); -o F for short\n"
+          "  --json        the same as --output json\n"
           "  --idempotency-key K\n"
           "                the key for this command's POST (default: a random UUID);\n"
           "                give the one printed by a failed attempt to retry it safely\n"
@@ -111,6 +116,13 @@ main(int argc, char **argv)
         const char *a = argv[i];
         if (!dashdash && !strcmp(a, "--json")) {
             ctx.json = true;
+            ctx.format = CLI_FORMAT_JSON;
+        } else if (!dashdash &&
+                   (!strcmp(a, "--output") || !strcmp(a, "-o") || !strncmp(a, "--output=", 9))) {
+            const char *v = a[2] == 'o' && a[8] == '=' ? a + 9 : i + 1 < argc ? argv[++i] : NULL;
+            if (!v || cli_format_parse(v, &ctx.format) < 0)
+                return cli_usage_error(&ctx, "--output: table, json, yaml or csv");
+            ctx.json = ctx.format == CLI_FORMAT_JSON || ctx.format == CLI_FORMAT_YAML;
         } else if (!dashdash && !strcmp(a, "--debug")) {
             debug = 1;
         } else if (!dashdash && !strcmp(a, "--master")) {
@@ -169,6 +181,8 @@ main(int argc, char **argv)
 
     if (!strcmp(group, "node"))
         return cmd_node_run(&ctx, argc - 2, argv + 2);
+    if (!strcmp(group, "template"))
+        return cmd_template_run(&ctx, argc - 2, argv + 2);
     if (!strcmp(group, "guest"))
         return cmd_guest_run(&ctx, argc - 2, argv + 2);
     if (!strcmp(group, "pool"))

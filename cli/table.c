@@ -209,3 +209,36 @@ table_rate(uint64_t bits, char *buf, size_t n)
         snprintf(buf, n, "%" PRIu64 "%s", whole, units[u]);
     return buf;
 }
+
+/* One CSV field (RFC 4180): quoted when it holds a comma, quote or newline. */
+static void
+csv_field(const char *s, FILE *f)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+void
+table_print_csv(const table_t *t, FILE *f)
+{
+    size_t nrows = (t->ncells + t->ncols - 1) / t->ncols;
+
+    for (size_t r = 0; r < nrows; r++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            size_t i = r * t->ncols + c;
+            if (c > 0)
+                fputc(',', f);
+            csv_field(i < t->ncells ? t->cells[i] : "", f);
+        }
+        fputs("\r\n", f);
+    }
+}

@@ -41,6 +41,9 @@ size_t table_rows(const table_t *t);
 /* Writes the table; a partly filled last row is padded with empty cells. */
 void table_print(const table_t *t, FILE *f);
 
+/* Writes the table as CSV (RFC 4180: CRLF line ends, fields quoted when
+ * they hold a comma, quote or line end), the header line first. */
+void table_print_csv(const table_t *t, FILE *f);
 /* Formats a byte count for people: "512", "256M", "1.5G", "117.7M" (binary
  * units, at most one decimal, trailing ".0" dropped). Returns buf. */
 char *table_size(uint64_t bytes, char *buf, size_t n);

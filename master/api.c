@@ -10,6 +10,7 @@
 #include "common/mem.h"
 #include "common/units.h"
 #include "master/db_usage.h"
+#include "master/guests.h"
 #include "master/http_handlers.h"
 #include "proto/spec_json.h"
 
@@ -48,6 +49,9 @@ static const struct route_def routes[] = {
     {API_GUEST_EXEC, "POST", "/v1/guests/{name}/exec", "guest.exec", h_guest_exec, ANY},
     {API_GUEST_CONSOLE, "GET", "/v1/guests/{name}/console", "guest.console", h_guest_console, ANY},
     {API_GUEST_USAGE, "GET", "/v1/guests/{name}/usage", "guest.usage", h_guest_usage, ANY},
+    {API_GUEST_SHELL, "GET", "/v1/guests/{name}/shell", "guest.shell", h_guest_shell, ANY},
+    {API_TEMPLATES_LIST, "GET", "/v1/templates", "template.list", h_template_list, ANY},
+    {API_GUEST_REBUILD, "POST", "/v1/guests/{name}/rebuild", "guest.rebuild", h_guest_rebuild, ANY},
     {API_GUEST_TRAFFIC, "GET", "/v1/guests/{name}/traffic", "guest.traffic", h_guest_traffic, ANY},
     {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/{name}/traffic/reset", "guest.traffic.reset",
      h_guest_traffic_reset, ANY},
@@ -396,6 +400,7 @@ api_guest_json(const struct db_guest *g, const struct guest_spec *spec)
     json_object_set_new(o, "message", g->message ? json_string(g->message) : json_null());
     json_object_set_new(o, "created", time_json(g->created_ms));
     json_object_set_new(o, "updated", time_json(g->updated_ms));
+    guest_provision_view(o);
     return o;
 }
 
@@ -445,6 +450,25 @@ api_node_json(const struct registry_node *n, const struct sched_node_info *info,
         json_object_set_new(o, "orphan_count",
                             json_integer(n->orphans ? (json_int_t)json_array_size(n->orphans) : 0));
     return o;
+}
+
+void
+api_node_usable(json_t *node, double cpu, double memory, double disk)
+{
+    json_t *cap = json_object_get(node, "capacity");
+    double c = json_number_value(json_object_get(cap, "cpus"));
+    json_int_t mem = json_integer_value(json_object_get(cap, "memory"));
+    json_int_t dsk = json_integer_value(json_object_get(cap, "disk"));
+
+    cpu = cpu >= 1 ? cpu : 1;
+    memory = memory >= 1 ? memory : 1;
+    disk = disk >= 1 ? disk : 1;
+    json_object_set_new(node, "overcommit",
+                        json_pack("{s:f, s:f, s:f}", "cpus", cpu, "memory", memory, "disk", disk));
+    json_object_set_new(node, "usable",
+                        json_pack("{s:f, s:I, s:I}", "cpus", c * cpu, "memory",
+                                  (json_int_t)((double)mem * memory), "disk",
+                                  (json_int_t)((double)dsk * disk)));
 }
 
 json_t *

@@ -67,6 +67,9 @@ enum api_route {
     API_PROJECT_GET,         /* GET /v1/projects/{name} */
     API_PROJECT_PATCH,       /* PATCH /v1/projects/{name} */
     API_PROJECT_DELETE,      /* DELETE /v1/projects/{name} */
+    API_GUEST_SHELL,         /* GET /v1/guests/{name}/shell (WebSocket) */
+    API_TEMPLATES_LIST,      /* GET /v1/templates */
+    API_GUEST_REBUILD,       /* POST /v1/guests/{name}/rebuild */
     API_NODE_ORPHANS,        /* GET /v1/nodes/{name}/orphans */
     API_ORPHAN_ADOPT,        /* POST /v1/nodes/{name}/orphans/{id}/adopt */
     API_ORPHAN_DESTROY,      /* DELETE /v1/nodes/{name}/orphans/{id} */
@@ -151,6 +154,9 @@ json_t *api_guest_json(const struct db_guest *g, const struct guest_spec *spec);
 json_t *api_node_json(const struct registry_node *n, const struct sched_node_info *info,
                       bool with_orphans);
 /* A pool; info may be NULL (allocated 0, size unknown). */
+/* Adds "overcommit" (the ratios) and "usable" (capacity times them: what
+ * the scheduler places against) to a node's JSON. */
+void api_node_usable(json_t *node, double cpu, double memory, double disk);
 json_t *api_pool_json(const struct db_pool *p, const struct ipam_pool_info *info);
 /* The latest usage sample, as the contract's Usage. */
 json_t *api_usage_json(const struct guest_usage *u);

@@ -90,6 +90,7 @@ struct master {
     uv_prepare_t flush;                   /* commits the batch before the loop blocks */
     bool flush_init;                      /* flush initialised */
     bool batch_open;                      /* a transaction groups node messages */
+    struct shells *shells;                /* interactive sessions (http_ws.c), NULL = none yet */
 };
 
 /* Node messages arrive in bursts (acks, events, usage of many guests); each

@@ -62,6 +62,27 @@ struct guest_err {
 int guest_fail(struct guest_err *e, int err, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* ---- provisioning (guest_provision.c) ---- */
+
+/* In a create or patch body's spec (JSON, changed in place): a "provision"
+ * member's "password" in clear becomes "password_hash" (yescrypt), null
+ * becomes "!" (no password login). Returns 0 or -EINVAL (both given, not a
+ * string, empty, over 512 bytes) with e set; -EIO when libcrypt fails. */
+int guest_provision_input(json_t *spec, struct guest_err *e);
+/* In a guest's JSON for the API: "provision.password_hash" becomes
+ * "provision.password", true when a password is set. */
+void guest_provision_view(json_t *guest);
+
+/* ---- rebuild (guest_rebuild.c) ---- */
+
+/* Reinstalls stopped guest g (row and spec cur, loaded by the caller) from
+ * tmpl (NULL: its own template): next gets the new spec, stored and sent as
+ * a new generation. -EBUSY when it is not stopped or its node lacks tmpl,
+ * -ENOLCK when locked, -EHOSTUNREACH when its node is not connected,
+ * -EINVAL for a bad name; e says which. */
+int guests_rebuild(master_t *m, const struct caller *c, struct db_guest *g, struct guest_spec *cur,
+                   const char *tmpl, struct guest_spec *next, struct guest_err *e);
+
 /* ---- reading ---- */
 
 /* Whether c may see guest g (a tenant: only its project's). */

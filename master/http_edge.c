@@ -1,4 +1,5 @@
 #include "master/http_edge.h"
+#include "master/http_handlers.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -197,7 +198,10 @@ static int
 authenticate(master_t *m, struct http_req *req, struct caller *c)
 {
     const char *auth = httpd_header(req, "Authorization");
+    char ws[600];
 
+    if (!auth)
+        auth = http_ws_bearer(req, ws, sizeof(ws));
     if (auth)
         return auth_token_check(m, auth, c);
     if (req->peer.unix_socket && req->peer.uid == 0) {

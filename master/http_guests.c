@@ -114,6 +114,8 @@ parse_create(const json_t *body, struct guest_create_req *rq, json_t **keep, str
     }
     if ((v = json_object_get(extra, "ips")) && parse_ips(v, rq, e) < 0)
         return -EINVAL;
+    if (guest_provision_input(spec, e) < 0)
+        return -EINVAL;
     if ((v = json_object_get(extra, "project"))) {
         if (!http_json_is_name(v))
             return guest_fail(e, -EINVAL, "project", "project must be a name");
@@ -422,7 +424,11 @@ patch_to_spec_json(const json_t *patch, const struct guest_spec *cur, json_t **o
             json_object_set_new(in, k,
                                 !strcmp(k, "limits") ? patch_limits(v) : patch_labels(v, cur));
         } else if (!strcmp(k, "flags") || !strcmp(k, "restart") || !strcmp(k, "restart_max") ||
-                   !strcmp(k, "restart_backoff")) {
+                   !strcmp(k, "restart_backoff") || !strcmp(k, "provision") || !strcmp(k, "init") ||
+                   !strcmp(k, "domainname") || !strcmp(k, "halt_signal") ||
+                   !strcmp(k, "stop_timeout") || !strcmp(k, "autostart") ||
+                   !strcmp(k, "caps_add") || !strcmp(k, "caps_drop")) {
+            /* Replaced whole; provision is merged member by member. */
             json_object_set(in, k, v);
         } else if (!strcmp(k, "id") || !strcmp(k, "name") || !strcmp(k, "template")) {
             /* Fixed; repeating the current value is harmless. */
@@ -461,6 +467,8 @@ h_guest_patch(master_t *m, struct http_req *req, const struct api_match *am)
         return;
     }
     r = patch_to_spec_json(req->body, &spec, &in, &e);
+    if (r >= 0)
+        r = guest_provision_input(in, &e);
     if (r >= 0) {
         next = spec;
         r = spec_from_json(in, &next, e.field_buf, sizeof(e.field_buf));

@@ -51,6 +51,16 @@ void h_archive_create(master_t *m, struct http_req *req, const struct api_match 
 void h_archive_put(master_t *m, struct http_req *req, const struct api_match *am);
 void h_archive_get(master_t *m, struct http_req *req, const struct api_match *am);
 void h_archive_delete(master_t *m, struct http_req *req, const struct api_match *am);
+/* http_ws.c: interactive sessions over a WebSocket */
+void h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am);
+/* A browser cannot set Authorization on a WebSocket: its token comes as the
+ * subprotocol "bearer.TOKEN" of an upgrade request. Returns "Bearer TOKEN"
+ * in buf (n bytes), or NULL when the request carries none. */
+const char *http_ws_bearer(struct http_req *req, char *buf, size_t n);
+
+/* http_templates.c */
+void h_template_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_rebuild(master_t *m, struct http_req *req, const struct api_match *am);
 
 /* http_pools.c */
 void h_pool_list(master_t *m, struct http_req *req, const struct api_match *am);

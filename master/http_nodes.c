@@ -41,6 +41,9 @@ node_json(master_t *m, const struct registry_node *n, bool with_orphans)
     struct sched_node_info info;
     bool have = sched_node_info(m->sched, n->name, &info) == 0;
     json_t *o = api_node_json(n, have ? &info : NULL, false);
+
+    api_node_usable(o, m->cfg.sched.overcommit_cpu, m->cfg.sched.overcommit_memory,
+                    m->cfg.sched.overcommit_disk);
     json_t *orphans = guests_orphans_json(m, n->name);
     json_t *lost = json_array();
     struct db_guest_filter f = {.node = n->name, .observed = DB_OBS_LOST};

@@ -53,11 +53,20 @@ struct pending {
     char *content_type;                  /* its type, NULL = JSON */
     http_stream_t *stream;               /* a body that stays open, instead of response */
     char *headers[HTTPD_MAX_HEADERS][2]; /* extra response headers (name, value), owned */
+    struct httpd_upgrade *upgrade;       /* a 101 that hands the socket over, or NULL */
     struct timespec start;               /* when its headers were in (CLOCK_MONOTONIC), for the
                                             access log */
     unsigned sent_status;                /* the status sent (access log), 0 = none */
     uint64_t sent_bytes;                 /* body bytes sent (access log) */
     http_stream_t *sent_stream;          /* or the stream sent, whose bytes count (referenced) */
+};
+
+/* Who gets the socket of a 101 answer (libmicrohttpd's thread calls it).
+ * Freed once the socket is handed over; a client that went away before the
+ * 101 was sent leaves it behind (libmicrohttpd never calls back then). */
+struct httpd_upgrade {
+    httpd_upgrade_fn fn; /* the taker */
+    void *userdata;      /* its argument */
 };
 
 struct httpd;
@@ -124,6 +133,7 @@ pending_free(struct pending *p)
         free(p->headers[i][0]);
         free(p->headers[i][1]);
     }
+    free(p->upgrade);
     free(p);
 }
 
@@ -305,6 +315,18 @@ httpd_set_observer(httpd_t *h, httpd_observer fn, void *userdata)
 }
 
 void
+httpd_upgrade(struct http_req *req, httpd_upgrade_fn fn, void *userdata)
+{
+    struct pending *p = container_of(req, struct pending, req);
+
+    if (!p->expired) {
+        p->upgrade = xcalloc(1, sizeof(*p->upgrade));
+        *p->upgrade = (struct httpd_upgrade){fn, userdata};
+    }
+    httpd_respond(req, 101, NULL);
+}
+
+void
 httpd_set_header(struct http_req *req, const char *name, const char *value)
 {
     struct pending *p = container_of(req, struct pending, req);
@@ -420,6 +442,36 @@ hand_over(httpd_t *h, struct pending *p)
     return MHD_YES;
 }
 
+static void
+on_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra,
+            size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    struct httpd_upgrade *u = cls;
+
+    (void)conn;
+    (void)con_cls;
+    u->fn(u->userdata, sock, urh, extra, extra_len);
+    free(u);
+}
+
+/* A 101 whose socket goes to the upgrade's taker once it is sent. */
+static enum MHD_Result
+send_upgrade(struct pending *p)
+{
+    struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgraded, p->upgrade);
+    enum MHD_Result ret;
+
+    if (!r)
+        return MHD_NO;
+    p->upgrade = NULL; /* on_upgraded's now */
+    p->sent_status = 101;
+    for (size_t i = 0; i < HTTPD_MAX_HEADERS && p->headers[i][0]; i++)
+        MHD_add_response_header(r, p->headers[i][0], p->headers[i][1]);
+    ret = MHD_queue_response(p->conn, 101, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* The answer of a resumed connection. */
 static enum MHD_Result
 send_answer(httpd_t *h, struct pending *p)
@@ -430,6 +482,10 @@ send_answer(httpd_t *h, struct pending *p)
     http_stream_t *stream = move_ptr(p->stream);
     bool expired = p->expired;
     pthread_mutex_unlock(&h->lock);
+    if (status == 101 && p->upgrade && !expired) {
+        free(text);
+        return send_upgrade(p);
+    }
     /* An expired request's headers were set for an answer never sent. */
     return send_body(p, status, text, p->response_len, p->content_type, stream,
                      expired ? NULL : p->headers);
@@ -806,7 +862,8 @@ static int
 listener_start(httpd_t *h, struct listener *l, const struct httpd_config *cfg, int fd)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_UPGRADE;
     struct MHD_OptionItem opts[16];
     size_t n = 0;
 

@@ -101,6 +101,17 @@ void httpd_respond_stream(struct http_req *req, unsigned status, const char *con
 /* Called on the loop thread for every answer, before it goes (metrics). */
 typedef void (*httpd_observer)(void *userdata, const struct http_req *req, unsigned status);
 void httpd_set_observer(httpd_t *h, httpd_observer fn, void *userdata);
+/* Takes over the connection of a 101 answer (libmicrohttpd's thread, once
+ * the answer is sent): sock is the client's stream (a socket pair end
+ * when TLS is on), extra the bytes the client sent after its request. The
+ * taker reads and writes sock and must end with
+ * MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE), never close(sock). */
+typedef void (*httpd_upgrade_fn)(void *userdata, int sock, void *urh, const char *extra,
+                                 size_t extra_len);
+/* Answers req with "101 Switching Protocols" and the headers set with
+ * httpd_set_header; fn gets the connection. Loop thread; instead of
+ * httpd_respond. */
+void httpd_upgrade(struct http_req *req, httpd_upgrade_fn fn, void *userdata);
 /* Adds a response header (at most HTTPD_MAX_HEADERS per request; both
  * strings are copied). Call before httpd_respond. */
 void httpd_set_header(struct http_req *req, const char *name, const char *value);

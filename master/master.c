@@ -25,6 +25,7 @@
 #include "master/oncommit.h"
 #include "master/operations.h"
 #include "master/session.h"
+#include "master/shell.h"
 #include "master/usage.h"
 #include "master/waiters.h"
 #include "proto/spec_json.h"
@@ -129,6 +130,7 @@ on_tick(uv_timer_t *t)
     dispatch_tick(m->disp);
     waiters_expire(m, now);
     operations_tick(m, now);
+    shell_tick(m);
     if (now >= m->next_poke) {
         m->next_poke = now + 1000;
         session_poke_unwelcomed(m);
@@ -331,6 +333,7 @@ master_shutdown(master_t *m)
     (void)master_batch_commit(m);
     event_streams_shutdown(m);
     waiters_shutdown(m);
+    shell_close_all(m);
     httpd_destroy(&m->httpd);
     for (unsigned i = 0; i < m->n_links; i++)
         if (m->links[i].watching) {

@@ -166,6 +166,7 @@ registry_destroy(registry_t **pr)
     for (size_t i = 0; i < r->n_nodes; i++) {
         json_decref(r->nodes[i]->orphans);
         free(r->nodes[i]->templates);
+        free(r->nodes[i]->template_info);
         free(r->nodes[i]);
     }
     free(r->nodes);
@@ -190,6 +191,14 @@ struct registry_node *
 registry_at(const registry_t *r, size_t i)
 {
     return i < r->n_nodes ? r->nodes[i] : NULL;
+}
+
+static void *
+xmemdup_array(const void *p, size_t n, size_t size)
+{
+    void *c = xcalloc(n ? n : 1, size);
+    memcpy(c, p, n * size);
+    return c;
 }
 
 static char *
@@ -263,6 +272,9 @@ registry_hello(registry_t *r, const struct msg_hello *h, struct registry_node **
     n->cap = tmp.cap;
     free(n->templates);
     n->templates = templates_join(h);
+    free(n->template_info);
+    n->n_template_info = h->n_templates;
+    n->template_info = xmemdup_array(h->templates, h->n_templates, sizeof(*h->templates));
     n->n_labels = tmp.n_labels;
     memcpy(n->labels, tmp.labels, sizeof(n->labels));
     n->state = DB_NODE_READY;

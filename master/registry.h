@@ -59,6 +59,8 @@ struct registry_node {
     int link;                                   /* master: the link it talks through, -1 none */
     json_t *orphans;                            /* master: guests it has that we do not know */
     char *templates;                            /* templates from hello, comma-joined, owned */
+    struct msg_template *template_info;         /* the same with size and checksum, owned */
+    uint32_t n_template_info;                   /* entries in template_info */
     uint64_t last_msg_id; /* master: highest request id heard from it (a lower hello is stale) */
 };
 

@@ -12,6 +12,7 @@
 #include "master/metrics.h"
 #include "master/oncommit.h"
 #include "master/reconcile.h"
+#include "master/shell.h"
 #include "master/usage.h"
 #include "master/waiters.h"
 
@@ -297,10 +298,17 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
         reconcile_inventory(m, peer, &msg->u.inventory);
         break;
     case MSG_ACK:
-        on_ack(m, peer, &msg->u.ack);
+        if (!shell_on_answer(m, peer, msg))
+            on_ack(m, peer, &msg->u.ack);
         break;
     case MSG_NACK:
-        on_nack(m, peer, &msg->u.nack);
+        if (!shell_on_answer(m, peer, msg))
+            on_nack(m, peer, &msg->u.nack);
+        break;
+    case MSG_STREAM_DATA:
+    case MSG_STREAM_ACK:
+    case MSG_STREAM_EXIT:
+        shell_on_stream(m, peer, msg);
         break;
     case MSG_USAGE:
         usage_report(m, peer, &msg->u.usage);

@@ -74,6 +74,7 @@ on_welcome(agent_t *a, const struct msg_welcome *w)
      * the outbox, which sends the hello again at once, which is welcomed... */
     outbox_ack(a->outbox, w->ref ? w->ref : a->hello_id);
     outbox_open(a->outbox, true);
+    agent_shell_close_all(a, "the link to the master was reset");
     if (w->heartbeat_ms && w->heartbeat_ms != a->cfg.heartbeat_ms) {
         a->cfg.heartbeat_ms = w->heartbeat_ms;
         uv_timer_start(&a->heartbeat, on_heartbeat, a->cfg.heartbeat_ms, a->cfg.heartbeat_ms);
@@ -304,6 +305,7 @@ agent_shutdown(agent_t *a)
     }
     agent_migrate_close_all(a);
     outbox_close(a->outbox);
+    agent_shell_close_all(a, "the agent stops");
     agent_guest_close_all(a);
 }
 

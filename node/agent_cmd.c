@@ -171,6 +171,8 @@ cmd_destroy(agent_t *a, const struct msg *m)
         return; /* the pending destroy answers */
     g->destroying = true;
     agent_guest_quiet(g);
+    /* A session's terminal pins the guest's mounts: hang them up first. */
+    agent_shell_close_guest(a, g->rec.spec.id, "the guest is destroyed");
     agent_job_destroy(a, g, m->id);
 }
 
@@ -227,6 +229,10 @@ static const cmd_fn cmds[MSG_TYPE_COUNT] = {
     [MSG_MIGRATE_COMMIT] = agent_migrate_cmd,
     [MSG_MIGRATE_FINISH] = agent_migrate_cmd,
     [MSG_MIGRATE_ABORT] = agent_migrate_cmd,
+    [MSG_SHELL_OPEN] = agent_shell_open,
+    [MSG_STREAM_DATA] = agent_shell_stream,
+    [MSG_STREAM_ACK] = agent_shell_stream,
+    [MSG_STREAM_CTL] = agent_shell_stream,
 };
 
 bool

@@ -92,6 +92,7 @@ struct agent {
     vservers_fs_t *vfs;     /* the FreeVPS views' filesystem, NULL = not mounted */
     bool closing;           /* agent_shutdown was called */
     struct migration *migrations; /* guests moving in or out (agent_migrate.c) */
+    void *shells;           /* interactive sessions (agent_shell.c), NULL = none */
 };
 
 /* ---- agent_send.c: messages to the master ------------------------------ */
@@ -128,6 +129,18 @@ void agent_send_inventory(agent_t *a, uint64_t ref, const char *id);
 void agent_send_hello(agent_t *a);
 /* A heartbeat with the table's guest and running counts and its digest. */
 void agent_send_heartbeat(agent_t *a);
+
+/* ---- agent_shell.c: interactive sessions (guest.shell) ------------------ */
+
+/* guest.shell: starts a session (acked when the command runs). */
+void agent_shell_open(agent_t *a, const struct msg *m);
+/* stream.data, stream.ack and stream.ctl of a session. */
+void agent_shell_stream(agent_t *a, const struct msg *m);
+/* Hangs up the sessions in one guest (it is destroyed: an open terminal of
+ * its devpts would keep its filesystems busy), each with a stream.exit. */
+void agent_shell_close_guest(agent_t *a, const char *id, const char *why);
+/* Hangs up every session (the link was reset, or the agent stops). */
+void agent_shell_close_all(agent_t *a, const char *why);
 
 /* ---- agent_cmd.c: the master's commands -------------------------------- */
 

@@ -178,8 +178,12 @@ agent_send_hello(agent_t *a)
     h->disk = a->facts.disk;
     h->max_guests = a->facts.max_guests;
     h->n_templates = a->facts.n_templates;
-    for (uint32_t i = 0; i < h->n_templates; i++)
+    for (uint32_t i = 0; i < h->n_templates; i++) {
         strscpy(h->templates[i].name, a->facts.templates[i], sizeof(h->templates[i].name));
+        h->templates[i].size = a->facts.template_size[i];
+        strscpy(h->templates[i].checksum, a->facts.template_sum[i],
+                sizeof(h->templates[i].checksum));
+    }
     h->n_labels = a->cfg.n_labels;
     memcpy(h->labels, a->cfg.labels, sizeof(h->labels));
     h->n_inventory = (uint32_t)a->n_guests;

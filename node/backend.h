@@ -39,6 +39,8 @@ struct node_facts {
     uint32_t max_guests;  /* guests this node accepts */
     uint32_t n_templates; /* entries in templates */
     char templates[PROTO_MAX_TEMPLATES][NAME_MAX_LEN + 1]; /* templates guests can be made from */
+    uint64_t template_size[PROTO_MAX_TEMPLATES]; /* bytes of each one's files, 0 = unknown */
+    char template_sum[PROTO_MAX_TEMPLATES][72];  /* "sha256:..." of each, "" = unknown */
 };
 
 /* Where a guest stands, as the backend sees it. */
@@ -94,6 +96,32 @@ struct exec_result {
     bool truncated; /* some output was dropped at max_output */
 };
 
+/* A command in a running guest whose stdio stays open (guest.shell). */
+struct shell_request {
+    char *const *argv; /* NULL-terminated; NULL or empty = root's login shell */
+    bool tty;          /* on a new terminal of the guest's own devpts */
+    uint16_t cols;     /* the terminal's width */
+    uint16_t rows;     /* its height */
+    const char *term;  /* TERM for the command, NULL = "xterm" */
+};
+
+/* What shell_proc.ctl delivers once, when the command has ended. */
+struct shell_status {
+    int32_t err;     /* 0, or a positive errno when the command could not be run */
+    int32_t wstatus; /* the command's wait status (when err is 0) */
+    int32_t unused;  /* keeps the layout of the linux helper's status */
+    char what[160];  /* when err is not 0, the step that failed */
+};
+
+/* A running command's ends, owned by the caller of shell. */
+struct shell_proc {
+    pid_t pid; /* its host pid, also its process group; 0 = nothing to signal */
+    int in;    /* write end: its stdin (the terminal when tty) */
+    int out;   /* read end: its stdout (the terminal, a dup of in, when tty) */
+    int err;   /* read end: its stderr, -1 when tty */
+    int ctl;   /* read end: one struct shell_status when it ended, then end of file */
+};
+
 struct backend_ops {
     const char *name;
     /* The network counters of usage (net_* and failcnt[USAGE_FAIL_TCP]) count
@@ -145,6 +173,11 @@ struct backend_ops {
     /* Runs a command inside a running guest and waits for it. */
     int (*exec)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
                 const struct exec_request *req, struct exec_result *res);
+    /* Starts a command inside a running guest and returns at once with its
+     * ends (guest.shell); NULL when the backend has none (-EOPNOTSUPP).
+     * Same errors as exec. May run alongside other operations. */
+    int (*shell)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
+                 const struct shell_request *req, struct shell_proc *out);
     /* Reads the last max bytes (0 = all the ring holds) of the guest's
      * console into out (running or stopped guest; read-only, so it may run in
      * the exec lane). -ENOENT when the guest has no console yet (never

@@ -107,6 +107,17 @@ static const struct wire_field limits_fields[] = {
 #undef LIMIT_W
 static const struct wire_table limits_table = TABLE(limits_fields);
 
+/* The provision group: the same members as the JSON form, keys and search
+ * domains as their joined strings. */
+static const struct wire_field provision_fields[] = {
+    W("password_hash", W_STR, false, struct spec_provision, password_hash),
+    W("ssh_keys", W_STR, false, struct spec_provision, ssh_keys),
+    W("dns", W_IPS, false, struct spec_provision, dns,
+      .count = offsetof(struct spec_provision, n_dns), .max = SPEC_MAX_DNS),
+    W("search", W_STR, false, struct spec_provision, search),
+};
+static const struct wire_table provision_table = TABLE(provision_fields);
+
 static const struct wire_field spec_fields[] = {
     W("id", W_STR, true, struct guest_spec, id),
     W("name", W_STR, true, struct guest_spec, name),
@@ -131,6 +142,9 @@ static const struct wire_field spec_fields[] = {
       .max = SPEC_MAX_ADDRS),
     W("labels", W_LABELS, false, struct guest_spec, labels,
       .count = offsetof(struct guest_spec, n_labels), .max = SPEC_MAX_LABELS),
+    W("provision", W_MAP, false, struct guest_spec, provision, .max = PROTO_MAX_ARRAY,
+      .sub = &provision_table),
+    W("rebuild", W_U32, false, struct guest_spec, rebuild),
 };
 static const struct wire_table spec_table = TABLE(spec_fields);
 
@@ -141,6 +155,8 @@ static const struct wire_field apply_fields[] = {
 /* hello, its templates and its inventory. */
 static const struct wire_field template_fields[] = {
     W("name", W_STR, true, struct msg_template, name),
+    W("size", W_U64, false, struct msg_template, size),
+    W("checksum", W_STR, false, struct msg_template, checksum),
 };
 static const struct wire_table template_table = TABLE(template_fields);
 
@@ -395,6 +411,47 @@ static const struct wire_field traffic_fields[] = {
       .elem = sizeof(struct msg_traffic_item), .owned = true, .sub = &traffic_item_table),
 };
 
+/* The interactive session and its stream. */
+static const struct wire_field shell_fields[] = {
+    W("guest", W_STR, true, struct msg_shell_open, id),
+    W("session", W_U64, true, struct msg_shell_open, session),
+    W("argv", W_ARGV, false, struct msg_shell_open, argv,
+      .count = offsetof(struct msg_shell_open, argc), .max = PROTO_MAX_ARGV),
+    W("tty", W_BOOL, false, struct msg_shell_open, tty),
+    W("cols", W_U32, false, struct msg_shell_open, cols),
+    W("rows", W_U32, false, struct msg_shell_open, rows),
+    W("term", W_STR, false, struct msg_shell_open, term),
+    W("console", W_BOOL, false, struct msg_shell_open, console),
+};
+
+static const struct wire_field stream_ctl_fields[] = {
+    W("session", W_U64, true, struct msg_stream_ctl, session),
+    W("cols", W_U32, false, struct msg_stream_ctl, cols),
+    W("rows", W_U32, false, struct msg_stream_ctl, rows),
+    W("signal", W_U32, false, struct msg_stream_ctl, signal),
+    W("close", W_BOOL, false, struct msg_stream_ctl, close),
+};
+
+static const struct wire_field stream_data_fields[] = {
+    W("session", W_U64, true, struct msg_stream_data, session),
+    W("fd", W_U32, false, struct msg_stream_data, fd),
+    W("eof", W_BOOL, false, struct msg_stream_data, eof),
+    W("data", W_BIN, false, struct msg_stream_data, data,
+      .count = offsetof(struct msg_stream_data, len), .max = PROTO_STREAM_CHUNK),
+};
+
+static const struct wire_field stream_ack_fields[] = {
+    W("session", W_U64, true, struct msg_stream_ack, session),
+    W("bytes", W_U32, true, struct msg_stream_ack, bytes),
+};
+
+static const struct wire_field stream_exit_fields[] = {
+    W("session", W_U64, true, struct msg_stream_exit, session),
+    W("exit_code", W_I32, true, struct msg_stream_exit, exit_code),
+    W("signal", W_I32, false, struct msg_stream_exit, signal),
+    W("message", W_STR, false, struct msg_stream_exit, message),
+};
+
 /* Every message's fields after the envelope ("id", "v", "type"), relative to
  * its member of struct msg's union. */
 static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
@@ -414,6 +471,11 @@ static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
     [MSG_GUEST_STOP] = TABLE(guest_stop_fields),
     [MSG_GUEST_DESTROY] = TABLE(guest_ref_fields),
     [MSG_GUEST_EXEC] = TABLE(exec_fields),
+    [MSG_SHELL_OPEN] = TABLE(shell_fields),
+    [MSG_STREAM_CTL] = TABLE(stream_ctl_fields),
+    [MSG_STREAM_DATA] = TABLE(stream_data_fields),
+    [MSG_STREAM_ACK] = TABLE(stream_ack_fields),
+    [MSG_STREAM_EXIT] = TABLE(stream_exit_fields),
     [MSG_INVENTORY_GET] = TABLE(inventory_get_fields),
     [MSG_CONSOLE_RESULT] = TABLE(console_result_fields),
     [MSG_GUEST_CONSOLE] = TABLE(console_fields),

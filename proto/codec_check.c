@@ -158,10 +158,16 @@ check_hello(struct codec_ctx *c, const struct msg_hello *h)
     TRY(check_labels(c, h->labels, h->n_labels, PROTO_MAX_LABELS));
     CHECK(h->n_templates <= PROTO_MAX_TEMPLATES, "templates", "%u entries exceed %u",
           h->n_templates, PROTO_MAX_TEMPLATES);
-    for (uint32_t i = 0; i < h->n_templates; i++)
+    for (uint32_t i = 0; i < h->n_templates; i++) {
+        const char *sum = h->templates[i].checksum;
         CHECK(terminated(h->templates[i].name, sizeof(h->templates[i].name)) &&
                   name_is_valid(h->templates[i].name),
               "templates", "entry %u is not a name", i);
+        CHECK(terminated(sum, sizeof(h->templates[i].checksum)) &&
+                  (!sum[0] || (strlen(sum) == 71 && !strncmp(sum, "sha256:", 7) &&
+                               strspn(sum + 7, "0123456789abcdef") == 64)),
+              "templates", "entry %u: checksum is not sha256:HEX", i);
+    }
     return check_inventory(c, h->inventory, h->n_inventory);
 }
 
@@ -311,6 +317,58 @@ check_traffic(struct codec_ctx *c, const struct msg_traffic *t)
     return 0;
 }
 
+static int
+check_shell(struct codec_ctx *c, const struct msg_shell_open *sh)
+{
+    TRY(check_guest_id(c, "guest", sh->id, true));
+    CHECK(sh->session >= 1, "session", "zero");
+    CHECK(sh->argc <= PROTO_MAX_ARGV && (sh->argc == 0 || sh->argv), "argv",
+          "needs at most %u entries", PROTO_MAX_ARGV);
+    for (uint32_t i = 0; i < sh->argc; i++) {
+        CHECK(sh->argv[i], "argv", "entry %u missing", i);
+        CHECK(strnlen(sh->argv[i], PROTO_MAX_STRING + 1) <= PROTO_MAX_STRING, "argv",
+              "entry %u longer than %u bytes", i, PROTO_MAX_STRING);
+    }
+    CHECK(sh->argc == 0 || sh->argv[0][0], "argv", "empty program name");
+    CHECK(sh->cols <= 65535 && sh->rows <= 65535, "cols", "above 65535");
+    CHECK(terminated(sh->term, sizeof(sh->term)), "term", "too long");
+    for (const char *t = sh->term; *t; t++)
+        CHECK((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') ||
+                  *t == '-' || *t == '_' || *t == '.' || *t == '+',
+              "term", "not a terminal name");
+    return 0;
+}
+
+static int
+check_stream(struct codec_ctx *c, const struct msg *m)
+{
+    switch (m->type) {
+    case MSG_STREAM_CTL:
+        CHECK(m->u.stream_ctl.session >= 1, "session", "zero");
+        CHECK(m->u.stream_ctl.cols <= 65535 && m->u.stream_ctl.rows <= 65535, "cols",
+              "above 65535");
+        CHECK(m->u.stream_ctl.signal < 65, "signal", "not within 0..64");
+        return 0;
+    case MSG_STREAM_DATA:
+        CHECK(m->u.stream_data.session >= 1, "session", "zero");
+        CHECK(m->u.stream_data.fd <= 2, "fd", "not 0, 1 or 2");
+        CHECK(m->u.stream_data.len <= PROTO_STREAM_CHUNK &&
+                  (m->u.stream_data.len == 0 || m->u.stream_data.data),
+              "data", "bad length");
+        return 0;
+    case MSG_STREAM_ACK:
+        CHECK(m->u.stream_ack.session >= 1, "session", "zero");
+        CHECK(m->u.stream_ack.bytes <= PROTO_STREAM_WINDOW, "bytes", "above the window");
+        return 0;
+    default: /* MSG_STREAM_EXIT */
+        CHECK(m->u.stream_exit.session >= 1, "session", "zero");
+        CHECK(m->u.stream_exit.signal >= 0 && m->u.stream_exit.signal <= 64, "signal",
+              "not within 0..64");
+        return check_text(c, "message", m->u.stream_exit.message, sizeof(m->u.stream_exit.message),
+                          false);
+    }
+}
+
 int
 codec_check_msg(struct codec_ctx *c, const struct msg *m)
 {
@@ -378,6 +436,13 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
         return check_migrate(c, m->type, &m->u.migrate);
     case MSG_MIGRATE_STATUS:
         return check_migrate_status(c, &m->u.migrate_status);
+    case MSG_SHELL_OPEN:
+        return check_shell(c, &m->u.shell);
+    case MSG_STREAM_CTL:
+    case MSG_STREAM_DATA:
+    case MSG_STREAM_ACK:
+    case MSG_STREAM_EXIT:
+        return check_stream(c, m);
     case MSG_INVENTORY:
         return check_inventory_msg(c, &m->u.inventory);
     case MSG_INVENTORY_GET:

@@ -78,6 +78,12 @@ fill_spec(struct guest_spec *s)
     assert_int_equal(netaddr_parse("2001:db8::5/128", &s->addrs[1]), 0);
     assert_int_equal(netaddr_parse("192.0.2.0/24", &s->addrs[2]), 0);
     s->n_labels = 2;
+    strcpy(s->provision.password_hash, "$6$saltsalt$0123456789abcdefghijklmnopqrstuvwxyz");
+    strcpy(s->provision.ssh_keys, "ssh-ed25519 AAAAC3Nza me@x\nssh-rsa AAAAB3Nza ops");
+    assert_int_equal(netaddr_parse("192.0.2.53", &s->provision.dns[0]), 0);
+    s->provision.n_dns = 1;
+    s->rebuild = 3;
+    strcpy(s->provision.search, "example.org corp.example");
     strcpy(s->labels[0].key, "tier");
     strcpy(s->labels[0].value, "front end");
     strcpy(s->labels[1].key, "owner");
@@ -168,6 +174,9 @@ fill(struct msg *m, enum msg_type t)
         h->n_templates = 2;
         strcpy(h->templates[0].name, "busybox");
         strcpy(h->templates[1].name, "debian-12");
+        h->templates[1].size = 312345678;
+        strcpy(h->templates[1].checksum,
+               "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
         h->n_inventory = 2;
         h->inventory = xcalloc(2, sizeof(*h->inventory));
         strcpy(h->inventory[0].id, UUID1);
@@ -300,6 +309,39 @@ fill(struct msg *m, enum msg_type t)
     case MSG_MIGRATE_STATUS:
         fill_migrate_status(&m->u.migrate_status);
         break;
+    case MSG_SHELL_OPEN:
+        strcpy(m->u.shell.id, UUID1);
+        m->u.shell.session = 9;
+        m->u.shell.argc = 1;
+        m->u.shell.argv = xcalloc(2, sizeof(char *));
+        m->u.shell.argv[0] = xstrdup("/bin/bash");
+        m->u.shell.tty = true;
+        m->u.shell.cols = 132;
+        m->u.shell.rows = 43;
+        strcpy(m->u.shell.term, "xterm-256color");
+        m->u.shell.console = true;
+        break;
+    case MSG_STREAM_CTL:
+        m->u.stream_ctl = (struct msg_stream_ctl){
+            .session = 9, .cols = 80, .rows = 24, .signal = 2, .close = true};
+        break;
+    case MSG_STREAM_DATA:
+        m->u.stream_data.session = 9;
+        m->u.stream_data.fd = 2;
+        m->u.stream_data.eof = true;
+        m->u.stream_data.len = 4;
+        m->u.stream_data.data = xmalloc(4);
+        memcpy(m->u.stream_data.data, "\x1b[A\0", 4);
+        break;
+    case MSG_STREAM_ACK:
+        m->u.stream_ack = (struct msg_stream_ack){.session = 9, .bytes = 4096};
+        break;
+    case MSG_STREAM_EXIT:
+        m->u.stream_exit.session = 9;
+        m->u.stream_exit.exit_code = -1;
+        m->u.stream_exit.signal = 9;
+        strcpy(m->u.stream_exit.message, "killed");
+        break;
     case MSG_GUEST_CONSOLE:
         strcpy(m->u.console.id, UUID1);
         m->u.console.max_bytes = 65536;
@@ -373,6 +415,12 @@ cmp_spec(const struct guest_spec *a, const struct guest_spec *b)
     }
     EQ_U(caps_add);
     EQ_U(caps_drop);
+    EQ_U(rebuild);
+    EQ_S(provision.password_hash);
+    EQ_S(provision.ssh_keys);
+    EQ_S(provision.search);
+    EQ_U(provision.n_dns);
+    EQ_MEM(provision.dns[0].bytes);
     EQ_U(n_addrs);
     for (uint32_t i = 0; i < a->n_addrs; i++) {
         EQ_U(addrs[i].family);
@@ -403,8 +451,11 @@ cmp_msg(const struct msg *x, const struct msg *y)
         EQ_U(n_labels);
         cmp_labels(a->labels, b->labels, a->n_labels);
         EQ_U(n_templates);
-        for (uint32_t i = 0; i < a->n_templates; i++)
+        for (uint32_t i = 0; i < a->n_templates; i++) {
             EQ_S(templates[i].name);
+            EQ_U(templates[i].size);
+            EQ_S(templates[i].checksum);
+        }
         EQ_U(n_inventory);
         for (uint32_t i = 0; i < a->n_inventory; i++) {
             EQ_S(inventory[i].id);
@@ -568,6 +619,38 @@ cmp_msg(const struct msg *x, const struct msg *y)
         assert_memory_equal(&x->u.migrate_status, &y->u.migrate_status,
                             sizeof(x->u.migrate_status));
         break;
+    case MSG_SHELL_OPEN: {
+        const struct msg_shell_open *a = &x->u.shell, *b = &y->u.shell;
+        EQ_S(id);
+        EQ_U(session);
+        EQ_U(argc);
+        for (uint32_t i = 0; i < a->argc; i++)
+            EQ_S(argv[i]);
+        EQ_U(tty);
+        EQ_U(cols);
+        EQ_U(rows);
+        EQ_S(term);
+        EQ_U(console);
+        break;
+    }
+    case MSG_STREAM_CTL: {
+        const struct msg_stream_ctl *a = &x->u.stream_ctl, *b = &y->u.stream_ctl;
+        EQ_U(session);
+        EQ_U(cols);
+        EQ_U(rows);
+        EQ_U(signal);
+        EQ_U(close);
+        break;
+    }
+    case MSG_STREAM_DATA: {
+        const struct msg_stream_data *a = &x->u.stream_data, *b = &y->u.stream_data;
+        EQ_U(session);
+        EQ_U(fd);
+        EQ_U(eof);
+        EQ_U(len);
+        assert_memory_equal(a->data, b->data, a->len);
+        break;
+    }
     case MSG_GUEST_CONSOLE: {
         const struct msg_guest_console *a = &x->u.console, *b = &y->u.console;
         EQ_S(id);
@@ -581,6 +664,20 @@ cmp_msg(const struct msg *x, const struct msg *y)
         EQ_U(total);
         EQ_U(len);
         assert_memory_equal(a->data, b->data, a->len);
+        break;
+    }
+    case MSG_STREAM_ACK: {
+        const struct msg_stream_ack *a = &x->u.stream_ack, *b = &y->u.stream_ack;
+        EQ_U(session);
+        EQ_U(bytes);
+        break;
+    }
+    case MSG_STREAM_EXIT: {
+        const struct msg_stream_exit *a = &x->u.stream_exit, *b = &y->u.stream_exit;
+        EQ_U(session);
+        EQ_U(exit_code);
+        EQ_U(signal);
+        EQ_S(message);
         break;
     }
     default:

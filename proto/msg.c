@@ -26,6 +26,11 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_GUEST_STOP] = "guest.stop",
     [MSG_GUEST_DESTROY] = "guest.destroy",
     [MSG_GUEST_EXEC] = "guest.exec",
+    [MSG_SHELL_OPEN] = "guest.shell",
+    [MSG_STREAM_CTL] = "stream.ctl",
+    [MSG_STREAM_DATA] = "stream.data",
+    [MSG_STREAM_ACK] = "stream.ack",
+    [MSG_STREAM_EXIT] = "stream.exit",
     [MSG_GUEST_CONSOLE] = "guest.console",
     [MSG_CONSOLE_RESULT] = "guest.console.result",
     [MSG_INVENTORY_GET] = "inventory.get",
@@ -161,6 +166,15 @@ msg_clear(struct msg *m)
         break;
     case MSG_TRAFFIC:
         free(m->u.traffic.items);
+        break;
+    case MSG_SHELL_OPEN:
+        if (m->u.shell.argv)
+            for (char **a = m->u.shell.argv; *a; a++)
+                free(*a);
+        free(m->u.shell.argv);
+        break;
+    case MSG_STREAM_DATA:
+        free(m->u.stream_data.data);
         break;
     case MSG_CONSOLE_RESULT:
         free(m->u.console_result.data);

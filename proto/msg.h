@@ -30,18 +30,20 @@
 #include "proto/usage.h"
 
 #define PROTO_VERSION       1
-#define PROTO_MAX_FRAME     (8u << 20) /* ZMQ_MAXMSGSIZE on both ends */
-#define PROTO_MAX_STRING    4096       /* any string field, except exec output */
-#define PROTO_MAX_ARRAY     65536      /* any array or map, except where capped lower */
-#define PROTO_MAX_DEPTH     8          /* nesting of maps and arrays */
-#define PROTO_MAX_INVENTORY 65536      /* guests in one hello */
-#define PROTO_MAX_SAMPLES   4096       /* samples in one usage batch */
-#define PROTO_MAX_ARGV      256        /* arguments of one exec */
-#define PROTO_MAX_EXEC_OUT  (1u << 20) /* bytes of stdout or stderr in an exec result */
-#define PROTO_MAX_LABELS    32         /* node labels in hello */
-#define PROTO_MAX_TEMPLATES 64         /* templates a node reports in hello */
-#define PROTO_MAX_CONSOLE   (1u << 20) /* bytes of console in a guest.console.result */
-#define PROTO_MAX_OBJECTS   (1u << 20) /* msgpack objects (keys included) in one frame */
+#define PROTO_MAX_FRAME     (8u << 20)   /* ZMQ_MAXMSGSIZE on both ends */
+#define PROTO_MAX_STRING    4096         /* any string field, except exec output */
+#define PROTO_MAX_ARRAY     65536        /* any array or map, except where capped lower */
+#define PROTO_MAX_DEPTH     8            /* nesting of maps and arrays */
+#define PROTO_MAX_INVENTORY 65536        /* guests in one hello */
+#define PROTO_MAX_SAMPLES   4096         /* samples in one usage batch */
+#define PROTO_MAX_ARGV      256          /* arguments of one exec */
+#define PROTO_MAX_EXEC_OUT  (1u << 20)   /* bytes of stdout or stderr in an exec result */
+#define PROTO_MAX_LABELS    32           /* node labels in hello */
+#define PROTO_MAX_TEMPLATES 64           /* templates a node reports in hello */
+#define PROTO_MAX_CONSOLE   (1u << 20)   /* bytes of console in a guest.console.result */
+#define PROTO_MAX_OBJECTS   (1u << 20)   /* msgpack objects (keys included) in one frame */
+#define PROTO_STREAM_CHUNK  (32u << 10)  /* bytes of one stream.data */
+#define PROTO_STREAM_WINDOW (256u << 10) /* bytes a stream's sender may have unacknowledged */
 
 enum msg_type {
     MSG_INVALID = 0,
@@ -63,6 +65,12 @@ enum msg_type {
     MSG_GUEST_STOP,    /* "guest.stop" */
     MSG_GUEST_DESTROY, /* "guest.destroy" */
     MSG_GUEST_EXEC,    /* "guest.exec" */
+    /* interactive sessions (guest.shell and its stream) */
+    MSG_SHELL_OPEN,    /* "guest.shell": master -> node, answered by ack or nack */
+    MSG_STREAM_CTL,    /* "stream.ctl": master -> node, window size, signal, hang up */
+    MSG_STREAM_DATA,   /* "stream.data": both ways, bytes of a session */
+    MSG_STREAM_ACK,    /* "stream.ack": both ways, bytes consumed (flow control) */
+    MSG_STREAM_EXIT,   /* "stream.exit": node -> master, the session's command ended */
     MSG_INVENTORY_GET, /* "inventory.get": the master's view differs, send what you have */
     MSG_TRAFFIC,       /* "traffic": the answer to traffic.get */
     MSG_GUEST_CONSOLE, /* "guest.console": the tail of a guest's console */
@@ -107,6 +115,8 @@ struct msg_inventory_item {
 /* A root filesystem template the node has. */
 struct msg_template {
     char name[NAME_MAX_LEN + 1]; /* the template's name, a name */
+    uint64_t size;               /* bytes of its files, 0 = not known */
+    char checksum[72];           /* "sha256:" and 64 hex digits of its tree, "" = not known */
 };
 /* One guest's part of the inventory digest a heartbeat carries: both ends
  * add these up (mod 2^64) over the guests they believe the node has, so a
@@ -300,6 +310,54 @@ struct msg_migrate_status {
     char note[PROTO_MAX_STRING + 1];         /* send: how it was moved (the CRIU preflight) */
 };
 
+/* guest.shell: a command in a running guest with a stream instead of a
+ * result, on a terminal (a pty in the guest) or on pipes. */
+struct msg_shell_open {
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    uint64_t session;         /* the master's number for the session, >= 1 */
+    uint32_t argc;            /* entries in argv, 0 = root's login shell */
+    char **argv;              /* NULL-terminated (owned; NULL when argc is 0) */
+    bool tty;                 /* on a terminal: one stream, window size, job control */
+    uint32_t cols;            /* terminal width, 0..65535 */
+    uint32_t rows;            /* terminal height, 0..65535 */
+    char term[64];            /* TERM for the command, a printable word, "" = "xterm" */
+    bool console;             /* no command: follow the guest's console (output only) */
+};
+
+/* stream.ctl: what the master's client asks of a running session. */
+struct msg_stream_ctl {
+    uint64_t session; /* the session */
+    uint32_t cols;    /* new terminal width, 0 = unchanged */
+    uint32_t rows;    /* new terminal height, 0 = unchanged */
+    uint32_t signal;  /* a signal for the command's process group, 0 = none */
+    bool close;       /* hang up: the command gets SIGHUP, then SIGKILL */
+};
+
+/* stream.data: bytes of a session. The receiver grants the window back with
+ * stream.ack as it consumes them; a sender never has more than
+ * PROTO_STREAM_WINDOW bytes unacknowledged. */
+struct msg_stream_data {
+    uint64_t session; /* the session */
+    uint32_t fd;      /* node -> master: 1 stdout (the terminal), 2 stderr; master -> node: 0 */
+    bool eof;         /* master -> node: no more input after these bytes */
+    uint32_t len;     /* bytes in data, at most PROTO_STREAM_CHUNK */
+    char *data;       /* the bytes (owned) */
+};
+
+/* stream.ack: the receiver consumed bytes of the other side's data. */
+struct msg_stream_ack {
+    uint64_t session; /* the session */
+    uint32_t bytes;   /* consumed since the last ack, at most PROTO_STREAM_WINDOW */
+};
+
+/* stream.exit: the session ended; no stream.data for it follows. */
+struct msg_stream_exit {
+    uint64_t session;                   /* the session */
+    int32_t exit_code;                  /* exit status, -1 when killed by a signal or not run */
+    int32_t signal;                     /* the killing signal, 0 when it exited */
+    char message[PROTO_MAX_STRING + 1]; /* why it could not run or ended early, "" */
+};
+
 /* guest.console: the last max_bytes of a guest's console ring. */
 struct msg_guest_console {
     char id[SPEC_ID_LEN + 1]; /* guest id */
@@ -327,9 +385,9 @@ struct msg {
         struct msg_usage usage;
         struct msg_event event;
         struct msg_exec_result exec_result;
-        struct msg_console_result console_result;
-        struct msg_inventory inventory;
-        struct msg_inventory_get inventory_get;
+        struct msg_console_result console_result; /* MSG_CONSOLE_RESULT */
+        struct msg_inventory inventory;           /* MSG_INVENTORY */
+        struct msg_inventory_get inventory_get;   /* MSG_INVENTORY_GET */
         struct msg_traffic_get traffic_get;       /* MSG_TRAFFIC_GET */
         struct msg_traffic traffic;               /* MSG_TRAFFIC */
         struct guest_spec apply;                  /* MSG_GUEST_APPLY */
@@ -338,6 +396,11 @@ struct msg {
         struct msg_guest_console console;         /* MSG_GUEST_CONSOLE */
         struct msg_migrate migrate;               /* MSG_MIGRATE_PREPARE .. _ABORT */
         struct msg_migrate_status migrate_status; /* MSG_MIGRATE_STATUS */
+        struct msg_shell_open shell;              /* MSG_SHELL_OPEN */
+        struct msg_stream_ctl stream_ctl;         /* MSG_STREAM_CTL */
+        struct msg_stream_data stream_data;       /* MSG_STREAM_DATA */
+        struct msg_stream_ack stream_ack;         /* MSG_STREAM_ACK */
+        struct msg_stream_exit stream_exit;       /* MSG_STREAM_EXIT */
     } u;
 };
 

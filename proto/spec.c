@@ -240,5 +240,5 @@ spec_validate(const struct guest_spec *s, const char **field)
             if (strcmp(s->labels[i].key, s->labels[j].key) == 0)
                 FAIL("labels");
     }
-    return 0;
+    return spec_provision_validate(&s->provision, field);
 }

@@ -14,14 +14,20 @@
 #include "common/netaddr.h"
 #include "proto/spec_fields.h"
 
-#define SPEC_ID_LEN        36  /* a UUID in text form, without the NUL */
-#define SPEC_MAX_ADDRS     64  /* wire cap; the cluster default is 16 (configurable) */
-#define SPEC_MAX_LABELS    32  /* labels per guest */
-#define SPEC_LABEL_KEY_MAX 63  /* label key length, a name */
-#define SPEC_LABEL_VAL_MAX 255 /* label value length */
-#define SPEC_PATH_MAX      255 /* init path, template name and similar */
-#define SPEC_MAX_IO_DEVS   8   /* per-device I/O caps */
-#define SPEC_CAP_MAX       63  /* capabilities are numbered 0..63 in the masks */
+#define SPEC_ID_LEN        36   /* a UUID in text form, without the NUL */
+#define SPEC_MAX_ADDRS     64   /* wire cap; the cluster default is 16 (configurable) */
+#define SPEC_MAX_LABELS    32   /* labels per guest */
+#define SPEC_LABEL_KEY_MAX 63   /* label key length, a name */
+#define SPEC_LABEL_VAL_MAX 255  /* label value length */
+#define SPEC_PATH_MAX      255  /* init path, template name and similar */
+#define SPEC_MAX_IO_DEVS   8    /* per-device I/O caps */
+#define SPEC_CAP_MAX       63   /* capabilities are numbered 0..63 in the masks */
+#define SPEC_HASH_MAX      127  /* bytes of a crypt(3) password hash */
+#define SPEC_KEYS_MAX      4096 /* bytes of the authorized_keys lines, newlines included */
+#define SPEC_MAX_KEYS      32   /* authorized_keys lines */
+#define SPEC_MAX_DNS       3    /* name servers (what the resolver reads from resolv.conf) */
+#define SPEC_SEARCH_MAX    255  /* bytes of the search domains, space-separated */
+#define SPEC_MAX_SEARCH    6    /* search domains */
 
 /* Guest flags (VServer's context flags, the ones that still mean something). */
 enum spec_flag {
@@ -114,6 +120,17 @@ struct spec_label {
 /* The range of a guest's context number (its FreeVPS "vserver id"). */
 #define SPEC_MIN_CONTEXT 3
 #define SPEC_MAX_CONTEXT 65535
+/* What the node writes into the guest's files (its upper layer) when this
+ * group changes: root's password hash into /etc/shadow, authorized_keys for
+ * root, /etc/resolv.conf. An empty member leaves the guest's file alone, so
+ * a guest that changed its own files keeps them until the group changes. */
+struct spec_provision {
+    char password_hash[SPEC_HASH_MAX + 1]; /* crypt(3) hash for root ($y$, $6$...), "" = leave */
+    char ssh_keys[SPEC_KEYS_MAX + 1];      /* authorized_keys lines joined by '\n', "" = leave */
+    uint32_t n_dns;                        /* entries used in dns */
+    struct netaddr dns[SPEC_MAX_DNS];      /* name servers, host prefix */
+    char search[SPEC_SEARCH_MAX + 1];      /* search domains joined by ' ', "" = none */
+};
 
 struct guest_spec {
     char id[SPEC_ID_LEN + 1];             /* stable identity, a UUID chosen by the master */
@@ -137,6 +154,9 @@ struct guest_spec {
     struct netaddr addrs[SPEC_MAX_ADDRS]; /* IPv4/IPv6 addresses, host prefix */
     uint32_t n_labels;                    /* entries used in labels */
     struct spec_label labels[SPEC_MAX_LABELS]; /* operator labels */
+    struct spec_provision provision;           /* files written into the guest */
+    uint32_t rebuild;                          /* bumped by a rebuild: the node reinstalls the
+                                                  guest's files from its template when it changes */
 };
 
 /* The default bounding set: Docker's 14 capabilities. */
@@ -149,6 +169,14 @@ uint64_t spec_effective_caps(const struct guest_spec *s);
  * addresses). Returns 0 or -EINVAL, and on error points *field at the name of
  * the first bad field (a static string) when field is not NULL. */
 int spec_validate(const struct guest_spec *s, const char **field);
+
+/* Checks a provision group alone (spec_validate calls it): a hash of a known
+ * crypt(3) scheme, key lines that look like OpenSSH public keys, name
+ * servers as host addresses, search domains as domain names. Same return
+ * and *field as spec_validate. */
+int spec_provision_validate(const struct spec_provision *p, const char **field);
+/* True when the group asks for nothing. */
+bool spec_provision_empty(const struct spec_provision *p);
 
 /* A guest id: a UUID in lower-case text form (36 characters). */
 bool spec_is_uuid(const char *s);

@@ -29,7 +29,11 @@ enum kind {
     K_LABELS,  /* n_labels + labels */
     K_LIMITS,  /* the nested limits object */
     K_IO,      /* n_io_devs + io_devs */
-    K_FAILCNT  /* the usage failcnt array, an object */
+    K_FAILCNT, /* the usage failcnt array, an object */
+    K_PROV,    /* the nested provision object */
+    K_KEYS,    /* char array of lines joined by '\n', an array of strings */
+    K_SEARCH,  /* char array of words joined by ' ', an array of strings */
+    K_DNS,     /* n_dns + dns of struct spec_provision, an array of addresses */
 };
 
 struct field {
@@ -65,6 +69,15 @@ static const struct field spec_fields[] = {
     F("caps_drop", K_CAPS, struct guest_spec, caps_drop),
     F("ips", K_IPS, struct guest_spec, n_addrs),
     F("labels", K_LABELS, struct guest_spec, n_labels),
+    F("provision", K_PROV, struct guest_spec, provision),
+    F("rebuild", K_U32, struct guest_spec, rebuild),
+};
+
+static const struct field provision_fields[] = {
+    F("password_hash", K_STR, struct spec_provision, password_hash),
+    F("ssh_keys", K_KEYS, struct spec_provision, ssh_keys),
+    F("dns", K_DNS, struct spec_provision, n_dns),
+    F("search", K_SEARCH, struct spec_provision, search),
 };
 
 /* The limits table's rows, then the per-device list. */
@@ -353,6 +366,49 @@ read_labels(struct ctx *c, const char *key, const json_t *v, struct guest_spec *
     return 0;
 }
 
+/* An array of strings joined into one char array by sep; an element may
+ * not hold sep or be empty (the validator checks the rest). */
+static int
+read_joined(struct ctx *c, const char *key, const json_t *v, char *dst, size_t n, char sep)
+{
+    size_t i, len = 0;
+    json_t *e;
+
+    if (!json_is_array(v))
+        return fail(c, "%s", key);
+    json_array_foreach(v, i, e)
+    {
+        const char *str = json_string_value(e);
+        size_t sl = str ? strlen(str) : 0;
+        if (!str || sl == 0 || memchr(str, sep, sl) || len + sl + (i > 0) >= n)
+            return fail(c, "%s[%zu]", key, i);
+        if (i > 0)
+            dst[len++] = sep;
+        memcpy(dst + len, str, sl);
+        len += sl;
+    }
+    dst[len] = '\0';
+    return 0;
+}
+
+static int
+read_dns(struct ctx *c, const char *key, const json_t *v, struct spec_provision *p)
+{
+    size_t i;
+    json_t *e;
+
+    if (!json_is_array(v) || json_array_size(v) > SPEC_MAX_DNS)
+        return fail(c, "%s", key);
+    json_array_foreach(v, i, e)
+    {
+        char buf[NETADDR_STRLEN];
+        if (read_str(e, buf, sizeof(buf)) < 0 || netaddr_parse_host(buf, &p->dns[i]) < 0)
+            return fail(c, "%s[%zu]", key, i);
+    }
+    p->n_dns = (uint32_t)json_array_size(v);
+    return 0;
+}
+
 static int read_object(struct ctx *c, const json_t *obj, const struct field *tab, size_t ntab,
                        void *base);
 
@@ -462,13 +518,22 @@ read_field(struct ctx *c, const struct field *f, const json_t *v, void *base)
         return read_io(c, f->name, v, base);
     case K_FAILCNT:
         return read_failcnt(c, f->name, v, p);
-    case K_LIMITS: {
+    case K_LIMITS:
+    case K_PROV: {
         struct ctx sub = *c;
         if (!json_is_object(v))
             return fail(c, "%s", f->name);
         snprintf(sub.path, sizeof(sub.path), "%s", f->name);
+        if (f->kind == K_PROV)
+            return read_object(&sub, v, provision_fields, ARRAY_SIZE(provision_fields), p);
         return read_object(&sub, v, limit_fields, ARRAY_SIZE(limit_fields), p);
     }
+    case K_KEYS:
+        return read_joined(c, f->name, v, p, f->size, '\n');
+    case K_SEARCH:
+        return read_joined(c, f->name, v, p, f->size, ' ');
+    case K_DNS:
+        return read_dns(c, f->name, v, base);
     }
     return r < 0 ? fail(c, "%s", f->name) : 0;
 }
@@ -609,6 +674,22 @@ caps_json(uint64_t mask)
 
 static json_t *write_object(const struct field *tab, size_t ntab, const void *base);
 
+/* A char array of sep-joined parts as an array of strings. */
+static json_t *
+joined_json(const char *s, size_t size, char sep)
+{
+    json_t *a = json_array();
+    size_t n = strnlen(s, size - 1);
+
+    for (size_t i = 0; i < n;) {
+        const char *end = memchr(s + i, sep, n - i);
+        size_t len = end ? (size_t)(end - (s + i)) : n - i;
+        json_array_append_new(a, str_json(s + i, len));
+        i += len + 1;
+    }
+    return a;
+}
+
 static json_t *
 field_json(const struct field *f, const void *base)
 {
@@ -681,6 +762,21 @@ field_json(const struct field *f, const void *base)
     }
     case K_LIMITS:
         return write_object(limit_fields, ARRAY_SIZE(limit_fields), p);
+    case K_PROV:
+        return write_object(provision_fields, ARRAY_SIZE(provision_fields), p);
+    case K_KEYS:
+    case K_SEARCH:
+        return joined_json(p, f->size, f->kind == K_KEYS ? '\n' : ' ');
+    case K_DNS: {
+        const struct spec_provision *pr = base;
+        json_t *a = json_array();
+        for (uint32_t i = 0; i < pr->n_dns && i < SPEC_MAX_DNS; i++) {
+            char buf[NETADDR_STRLEN];
+            json_array_append_new(
+                a, json_string(netaddr_format(&pr->dns[i], false, buf, sizeof(buf))));
+        }
+        return a;
+    }
     case K_FAILCNT: {
         json_t *o = json_object();
         for (size_t i = 0; i < USAGE_FAIL_COUNT; i++)

@@ -13,7 +13,9 @@
  *              "io":[{"device":"8:0","read_bps":0,"write_bps":0,"read_iops":0,
  *                     "write_iops":0}]},
  *    "caps_add":["net_admin"],"caps_drop":["mknod"],"ips":["10.0.0.5","2001:db8::5"],
- *    "labels":{"tier":"web"}}
+ *    "labels":{"tier":"web"},
+ *    "provision":{"password_hash":"$y$j9T$...","ssh_keys":["ssh-ed25519 AAAA... me@x"],
+ *                 "dns":["192.0.2.53"],"search":["example.org"]}}
  *
  * Decisions (the API reference must repeat them for clients):
  * - Every field is always emitted; a limit of 0 means "not set" as in spec.h
@@ -33,6 +35,8 @@
  *   emitted as a decimal string, and every integer field also reads a decimal
  *   string, so any spec round-trips.
  * - "ips" are addresses, emitted without the prefix when it is the full length.
+ * - "provision" is merged key by key like "limits"; its lists replace the
+ *   member when present ("ssh_keys": [] clears it).
  * - restart is a policy name: "never", "on-failure" or "always".
  * - null is a type error everywhere: to reset a field, send its zero value.
  *

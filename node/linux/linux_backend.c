@@ -32,8 +32,12 @@
 #include "node/linux/net.h"
 #include "node/linux/nsexec.h"
 #include "node/linux/proc.h"
+#include "node/linux/provision.h"
+#include "node/linux/rebuild.h"
 #include "node/linux/rootfs.h"
+#include "node/linux/shell.h"
 #include "node/linux/spawn.h"
+#include "node/linux/template_sum.h"
 #include "node/linux/sysfilter.h"
 
 struct linux_backend {
@@ -73,6 +77,8 @@ paths_of(const struct linux_backend *l, const struct guest_spec *s, struct guest
     snprintf(p->tmpl, sizeof(p->tmpl), "%s/%s", l->cfg.templates, s->template_name);
 }
 
+/* The templates under dir: its subdirectories whose names are names, with
+ * their size and sum (cached in the state directory: template_sum.h). */
 /* Bytes the guests' disk images occupy on the host (allocated blocks). */
 static uint64_t
 images_allocated(struct linux_backend *l)
@@ -161,7 +167,7 @@ mount_root(struct linux_backend *l, const struct guest_ids *ids, const struct gu
 
 /* The templates under dir: its subdirectories whose names are names. */
 static void
-probe_templates(const char *dir, struct node_facts *out)
+probe_templates(const char *dir, const char *state_dir, struct node_facts *out)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -173,7 +179,14 @@ probe_templates(const char *dir, struct node_facts *out)
         if (!name_is_valid(e->d_name) || fstatat(dirfd(d), e->d_name, &st, 0) < 0 ||
             !S_ISDIR(st.st_mode))
             continue;
-        strscpy(out->templates[out->n_templates++], e->d_name, sizeof(out->templates[0]));
+        uint32_t i = out->n_templates++;
+        char path[600], cache[600];
+        strscpy(out->templates[i], e->d_name, sizeof(out->templates[0]));
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        snprintf(cache, sizeof(cache), "%s/template-sums", state_dir);
+        if (template_sum_cached(path, e->d_name, cache, out->template_sum[i],
+                                &out->template_size[i]) < 0)
+            log_warning("template \"%s\": cannot compute its checksum, ignoring", e->d_name);
     }
     closedir(d);
 }
@@ -203,7 +216,7 @@ lx_probe(backend_t *b, struct node_facts *out)
         out->disk = have > l->cfg.disk_reserve ? have - l->cfg.disk_reserve : 0;
     }
     out->max_guests = l->cfg.max_guests ? l->cfg.max_guests : 1000;
-    probe_templates(l->cfg.templates, out);
+    probe_templates(l->cfg.templates, l->cfg.state_dir, out);
     return 0;
 }
 
@@ -383,7 +396,9 @@ static int
 rm_rf_dir(const char *path)
 {
     /* Only the few files the backend itself makes live here. */
-    static const char *const files[] = {"console.log", "console.ring", "disk.img"};
+    static const char *const files[] = {"console.log",      "console.ring",        "disk.img",
+                                        "provision.stamp",  "provision.stamp.new", "rebuild.stamp",
+                                        "rebuild.stamp.new"};
     static const char *const dirs[] = {"root", "lower", "disk"};
     char buf[700];
 
@@ -481,6 +496,41 @@ resize_disk(struct linux_backend *l, const struct guest_ids *ids, const struct g
     return resized < 0 ? resized : r;
 }
 
+/* The provision group into the guest's files, when it changed (provision.h);
+ * every apply comes through set_limits, so a create and a later change
+ * alike are written before the guest (next) starts. */
+static int
+lx_provision(const struct guest_paths *p, const struct guest_spec *s)
+{
+    char stamp[600];
+
+    snprintf(stamp, sizeof(stamp), "%s/provision.stamp", p->dir);
+    return provision_apply(p->root, stamp, &s->provision);
+}
+
+/* Rebuild (node/linux/rebuild.h) when the spec's counter moved: the root
+ * mounted again over the spec's template, through a new idmapped lower
+ * layer for a guest with a uid block (the template may have changed). */
+static int
+lx_rebuild(struct linux_backend *l, const struct guest_spec *s, const struct guest_ids *ids,
+           const struct guest_paths *p, bool running)
+{
+    struct rebuild_paths rp = {.dir = p->dir, .disk = p->disk, .root = p->root, .tmpl = p->tmpl};
+    int r;
+
+    if (!rebuild_needed(&rp, s->rebuild))
+        return 0;
+    r = rebuild_wipe(&rp, running);
+    if (r < 0)
+        return r;
+    if (ids && ids->uid_base && (r = idmap_umount(p->lower)) < 0)
+        return errtext_fail(r, "cannot unmount the idmapped template to rebuild");
+    r = mount_root(l, ids, p);
+    if (r < 0)
+        return r;
+    return rebuild_done(&rp, s->rebuild);
+}
+
 static int
 lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
               const struct guest_runtime *rt)
@@ -514,8 +564,12 @@ lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_ids *
                             (unsigned long long)di.inodes);
     r = cgroup_set_limits(l->cgroups, s->id, &s->limits);
     if (r < 0)
-        errtext_set("cannot apply cgroup limits");
-    return r;
+        return errtext_fail(r, "cannot apply cgroup limits");
+    /* A rebuild (the spec's counter moved) before the provisioning it resets. */
+    r = lx_rebuild(l, s, ids, &p, running);
+    if (r < 0)
+        return r;
+    return lx_provision(&p, s);
 }
 
 /* The segment learns that the guest's addresses are here now (a moved guest,
@@ -623,6 +677,27 @@ lx_exec(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt
     if (r < 0)
         return r;
     return spawner_exec(l->spawner, &c, rt->pid, rt->start_time, req, res);
+}
+
+/* guest.shell: a stream helper joins the guest as exec's does and hands
+ * the command's ends over (node/linux/nsexec_stream.h). */
+static int
+lx_shell(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
+         const struct shell_request *req, struct shell_proc *out)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+    struct spawn_config c;
+    int sock, r;
+
+    paths_of(l, s, &p);
+    r = spawn_config_of(l, s, NULL, &p, &c);
+    if (r < 0)
+        return r;
+    r = spawner_stream(l->spawner, &c, rt->pid, rt->start_time, req, &sock);
+    if (r < 0)
+        return r;
+    return linux_shell_handshake(sock, 10000, out);
 }
 
 static int
@@ -801,6 +876,7 @@ static const struct backend_ops linux_ops = {
     .oom_watch = lx_oom_watch,
     .oom_read = lx_oom_read,
     .exec = lx_exec,
+    .shell = lx_shell,
     .console = lx_console,
     .free = lx_free,
     .migrate_paths = lx_migrate_paths,

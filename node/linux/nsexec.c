@@ -90,12 +90,12 @@ join_cgroups(const struct spawn_config *cfg, int status_fd)
 }
 
 /* The command itself, inside every namespace of the guest. */
-_noreturn_ static void
-run_command(const struct nsexec_params *p)
+void
+nsexec_command(const struct nsexec_params *p)
 {
     /* Its own process group, so the timeout kills what it started too. */
     (void)setsid();
-    if (dup2(p->null, 0) < 0 || dup2(p->out, 1) < 0 || dup2(p->err, 2) < 0)
+    if (p->null >= 0 && (dup2(p->null, 0) < 0 || dup2(p->out, 1) < 0 || dup2(p->err, 2) < 0))
         _exit(126);
     if (chdir("/") < 0) {
         dprintf(2, "vfleet exec: chdir /: %s\n", strerror(errno));
@@ -121,7 +121,7 @@ run_command(const struct nsexec_params *p)
 
     static char *clean_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "TERM=dumb", NULL};
     /* execvp searches the PATH of environ, so the clean environment goes there. */
-    environ = clean_env;
+    environ = p->env ? (char **)p->env : clean_env;
     execvp(p->argv[0], p->argv);
     int err = errno;
     dprintf(2, "vfleet exec: \"%s\": %s\n", p->argv[0], strerror(err));
@@ -146,7 +146,7 @@ same_userns(int fd)
 }
 
 void
-nsexec_run(const struct nsexec_params *p)
+nsexec_join(const struct nsexec_params *p)
 {
     guest_init_reset_signals();
     join_cgroups(p->cfg, p->status);
@@ -170,13 +170,19 @@ nsexec_run(const struct nsexec_params *p)
         fail(p->status, -root, "become root of the guest's user namespace");
     /* Until the command execs, no guest process may open our image or memory. */
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+void
+nsexec_run(const struct nsexec_params *p)
+{
+    nsexec_join(p);
 
     pid_t child = fork();
     if (child < 0)
         fail(p->status, errno, "fork");
     if (child == 0) {
         close(p->status);
-        run_command(p);
+        nsexec_command(p);
     }
     close(p->out);
     close(p->err);

@@ -44,8 +44,20 @@ struct nsexec_params {
     int null;                       /* /dev/null, the command's stdin */
     int out;                        /* write end of the stdout pipe */
     int err;                        /* write end of the stderr pipe */
-    int status;                     /* write end of the status pipe */
+    int status;                     /* write end of the status pipe (a stream: its socket) */
+    char *const *env;               /* the command's environment, NULL = the clean default */
 };
 
 /* Never returns. */
 _noreturn_ void nsexec_run(const struct nsexec_params *p);
+
+/* The parts of nsexec_run, for the other helpers of its family
+ * (nsexec_stream.c): joins p's cgroups and namespaces (their descriptors
+ * are closed), or writes the failure to p->status and exits. */
+void nsexec_join(const struct nsexec_params *p);
+/* In a child of a joined helper: its own session, stdio from p->null,
+ * p->out, p->err (left as they are when p->null is -1), "/" as the working
+ * directory, no new privileges, RLIMIT_NOFILE, the bounding set, no other
+ * descriptor, p->env (or the clean default), exec p->argv. Never returns
+ * (126/127 when the command cannot run). */
+_noreturn_ void nsexec_command(const struct nsexec_params *p);

@@ -27,6 +27,7 @@
 #include "node/linux/guest_init.h"
 #include "node/linux/idmap.h"
 #include "node/linux/nsexec.h"
+#include "node/linux/nsexec_stream.h"
 #include "node/linux/proc.h"
 #include "node/linux/sysfilter.h"
 
@@ -44,6 +45,7 @@ enum spawn_op {
     SPAWN_OP_START = 1,  /* start a guest: cfg */
     SPAWN_OP_EXEC = 2,   /* run a command in a guest: cfg (cgroups, caps), pid, argv */
     SPAWN_OP_USERNS = 3, /* a user namespace fd: cfg.uid_base, cfg.uid_count */
+    SPAWN_OP_STREAM = 4, /* start a command with open stdio: as exec, and stream */
 };
 
 struct spawn_request {
@@ -54,6 +56,7 @@ struct spawn_request {
     uint32_t timeout_ms;             /* exec: kill the command after this */
     uint32_t argc;                   /* exec: arguments packed in args */
     char args[SPAWN_EXEC_ARGS_SIZE]; /* exec: argc NUL-terminated strings back to back */
+    struct nsexec_stream stream;     /* stream: terminal or pipes (argc 0 = login shell) */
 };
 
 struct spawn_response {
@@ -451,11 +454,41 @@ close_all(int *fds, size_t n)
         }
 }
 
+/* A stream helper (nsexec_stream.h) for a command with open stdio; the
+ * agent gets the helper's socket. */
+static int
+do_stream(int sock, const struct spawn_request *req, char **argv, int ns[NSEXEC_NS_COUNT],
+          struct spawn_response *resp, int out_fds[3])
+{
+    int pair[2] = {-1, -1}, err = 0;
+    pid_t helper = -1;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+        err = errno;
+    else if ((helper = fork()) < 0)
+        err = errno;
+    if (helper == 0) {
+        struct nsexec_params p = {.cfg = &req->cfg, .argv = argv, .null = -1, .status = pair[1]};
+        memcpy(p.ns, ns, sizeof(p.ns));
+        close(sock);
+        close(pair[0]);
+        nsexec_stream_run(&p, &req->stream);
+    }
+    close_all(ns, NSEXEC_NS_COUNT);
+    if (err) {
+        close_all(pair, 2);
+        return set_error(resp, err, "set up the stream helper");
+    }
+    close(pair[1]);
+    out_fds[0] = pair[0];
+    return 0;
+}
+
 static int
 do_exec(int sock, const struct spawn_request *req, struct spawn_response *resp, int out_fds[3])
 {
-    char *argv[SPAWN_EXEC_MAX_ARGS + 1];
-    int r = unpack_args(req, argv);
+    char *argv[SPAWN_EXEC_MAX_ARGS + 1] = {NULL};
+    int r = req->op == SPAWN_OP_STREAM && req->argc == 0 ? 0 : unpack_args(req, argv);
     if (r < 0)
         return set_error(resp, -r, "bad command");
     if (proc_is_same(req->pid, req->start_time) != 1)
@@ -482,6 +515,8 @@ do_exec(int sock, const struct spawn_request *req, struct spawn_response *resp, 
         return set_error(resp, ESRCH, "guest init %d", (int)req->pid);
     }
 
+    if (req->op == SPAWN_OP_STREAM)
+        return do_stream(sock, req, argv, ns, resp, out_fds);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
     int err = null < 0 ? errno : 0;
@@ -569,9 +604,9 @@ spawner_main(int sock)
                 resp.n_fds = 1;
             else
                 reader = 0; /* it ends with the killed child's pipe */
-        } else if (req.op == SPAWN_OP_EXEC) {
+        } else if (req.op == SPAWN_OP_EXEC || req.op == SPAWN_OP_STREAM) {
             if (do_exec(sock, &req, &resp, fds) == 0)
-                resp.n_fds = 3;
+                resp.n_fds = req.op == SPAWN_OP_EXEC ? 3 : 1;
         } else if (req.op == SPAWN_OP_USERNS && req.cfg.uid_base) {
             fds[0] = idmap_userns_fd(req.cfg.uid_base, req.cfg.uid_count);
             if (fds[0] >= 0)
@@ -898,5 +933,38 @@ spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t 
     res->err = err.buf ? err.buf : xcalloc(1, 1);
     res->err_len = err.len;
     res->truncated = out.dropped || err.dropped;
+    return 0;
+}
+
+int
+spawner_stream(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t start_time,
+               const struct shell_request *req, int *sock)
+{
+    *sock = -1;
+    if (config_check(cfg) < 0 || pid <= 0)
+        return -EINVAL;
+    _cleanup_free_ struct spawn_request *rq = xcalloc(1, sizeof(*rq));
+    int r = req->argv && req->argv[0] ? pack_args(rq, req->argv) : 0;
+    if (r < 0)
+        return r;
+    rq->op = SPAWN_OP_STREAM;
+    rq->cfg = *cfg;
+    rq->pid = pid;
+    rq->start_time = start_time;
+    rq->stream = (struct nsexec_stream){
+        .tty = req->tty, .cols = req->cols, .rows = req->rows, .login = rq->argc == 0};
+    if (req->term && strscpy(rq->stream.term, req->term, sizeof(rq->stream.term)) < 0)
+        return -EINVAL;
+    struct spawn_response resp;
+    int fds[SPAWN_MAX_FDS];
+    size_t n_fds = 0;
+    r = call(sp, rq, &resp, fds, 1, &n_fds);
+    if (r < 0)
+        return r;
+    if (resp.result < 0) {
+        log_debug("spawner: stream in guest pid=%d failed: %s", (int)pid, resp.error);
+        return resp.result;
+    }
+    *sock = fds[0];
     return 0;
 }

@@ -135,6 +135,16 @@ int spawner_userns(spawner_t *sp, uint32_t base, uint32_t count);
 int spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t start_time,
                  const struct exec_request *req, struct exec_result *res);
 
+/* Starts req->argv (NULL or empty: root's login shell, from the guest's
+ * /etc/passwd) in the running guest whose init is (pid, start_time), joined
+ * as spawner_exec joins it, with its stdio left open: a terminal of the
+ * guest's devpts when req->tty, else three pipes. Returns at once: 0 with
+ * *sock the stream helper's socket (node/linux/nsexec_stream.h says what
+ * comes over it: the command's pid and ends, then its end), -ESRCH when pid
+ * is not that guest's init, -EINVAL for a bad request, -errno otherwise. */
+int spawner_stream(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t start_time,
+                   const struct shell_request *req, int *sock);
+
 /* Limits on an exec request. */
 #define SPAWN_EXEC_MAX_ARGS  64   /* arguments, argv[0] included */
 #define SPAWN_EXEC_ARGS_SIZE 4096 /* bytes of all arguments with their NULs */

@@ -523,6 +523,30 @@ sim_exec(backend_t *b, const struct guest_spec *spec, const struct guest_runtime
     return 0;
 }
 
+static int
+sim_shell(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
+          const struct shell_request *req, struct shell_proc *out)
+{
+    struct sim *s = to_sim(b);
+    (void)rt;
+    {
+        struct sim_guest *g;
+        LOCKED(s);
+
+        g = get(s, spec->id);
+        if (!g)
+            return -ENOENT;
+        settle(g, now_ns(s));
+        if (spec->flags & SPEC_FLAG_PRIVATE)
+            return -EACCES;
+        if (spec->flags & SPEC_FLAG_LOCK)
+            return -ENOLCK;
+        if (g->state != GUEST_RUNNING)
+            return -ESRCH;
+    }
+    return sim_shell_start(spec, req, out);
+}
+
 /* The console is synthetic and costs no memory per guest: one line per start,
  * as a guest's init would print it, rebuilt on every read. */
 static int
@@ -587,6 +611,7 @@ static const struct backend_ops sim_ops = {
     .state = sim_state,
     .usage = sim_usage,
     .exec = sim_exec,
+    .shell = sim_shell,
     .console = sim_console,
     .free = sim_free,
 };

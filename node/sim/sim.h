@@ -63,3 +63,8 @@ backend_t *sim_backend_new(const struct sim_config *cfg);
 /* Test hook: the guest's init dies (as if it crashed), leaving it stopped.
  * Returns 0 or -ENOENT. */
 int sim_guest_crash(backend_t *b, const char *id);
+
+/* The sim's guest.shell (sim_shell.c): a thread plays a tiny shell on a
+ * socket pair for the guest spec names. Returns 0 with out filled or -errno. */
+int sim_shell_start(const struct guest_spec *spec, const struct shell_request *req,
+                    struct shell_proc *out);

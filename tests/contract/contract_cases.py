@@ -55,13 +55,14 @@ def run(c, cl):
     batch(c)
     lists(c, n1)
     get_one(c)
+    console(c)
     access(c)
     lifecycle(c, g)
     patch(c, g)
     execs(c)
     usage_traffic(c)
     observe(c)
-    console(c)
+    console_log(c)
     ips(c)
     operations(c, cl, n1, n2)
     held_operations(c, cl, n1, n2)
@@ -137,6 +138,9 @@ def health_and_routes(c):
         ("GET", "/v1/tokens/x1"),
         ("DELETE", "/v1/projects"),
         ("POST", "/v1/projects/x1"),
+        ("POST", "/v1/guests/x1/shell"),
+        ("POST", "/v1/templates"),
+        ("GET", "/v1/guests/x1/rebuild"),
         ("POST", "/v1/nodes/x1/orphans"),
         ("POST", "/v1/guests/x1/console"),
         ("GET", "/v1/nodes/x1/orphans/x2/adopt"),
@@ -451,6 +455,73 @@ def get_one(c):
     c.call("GET", "/v1/guests/" + "a" * 64, expect=404, why="a name too long")
 
 
+# ---- the console: shell (refusals before any upgrade) and templates ----
+
+WS = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
+def ws_upgrade(c, path):
+    """A real upgrade on a TLS socket: the status line, then a close frame.
+    http.client cannot take a 101, so this exchange is recorded by hand."""
+    import socket
+    raw = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+    sock = TLS["ctx"].wrap_socket(raw, server_hostname="127.0.0.1")
+    try:
+        head = "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n" % (
+            path, c.port, TLS["token"])
+        head += "".join("%s: %s\r\n" % kv for kv in WS.items()) + "\r\n"
+        sock.sendall(head.encode())
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        status = int(got.split(b" ", 2)[1]) if got.startswith(b"HTTP/1.1 ") else 0
+        if status == 101:
+            c.check(b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in got, "101 carries Sec-WebSocket-Accept")
+            sock.sendall(bytes([0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2]))  # close 1000
+        with c.lock:
+            c.seen.setdefault("getGuestShell", set()).add(str(status))
+            c.cases += 1
+        return status
+    finally:
+        sock.close()
+
+
+def console(c):
+    st = ws_upgrade(c, "/v1/guests/full/shell?tty=false&command=%5B%22hostname%22%5D")
+    c.check(st == 101, "a running guest's shell upgrades: %d" % st)
+    c.call("GET", "/v1/guests/full/shell", expect=400, why="not a WebSocket upgrade")
+    c.call("GET", "/v1/guests/nope/shell", headers=WS, expect=404)
+    c.call("GET", "/v1/guests/locked/shell", headers=WS, expect=409, why="locked")
+    c.call("GET", "/v1/guests/full/shell", query=[("command", "nope")], headers=WS, expect=(400, 409),
+           why="command not a JSON array")
+    st = ws_upgrade(c, "/v1/guests/full/shell?console=true&tty=false")
+    c.check(st == 101, "a guest's console upgrades: %d" % st)
+    c.call("GET", "/v1/guests/full/shell", query=[("console", "true"), ("command", '["sh"]')],
+           headers=WS, expect=400, why="a console takes no command")
+    c.call("GET", "/v1/guests/full/shell", query=[("console", "maybe")], headers=WS, expect=400,
+           why="console not true or false")
+    c.call("GET", "/v1/guests/priv/shell", query=[("console", "true")], headers=WS, expect=409,
+           why="a private guest's console")
+    # Rebuild: a stopped guest from its own template, refusals first.
+    c.call("POST", "/v1/guests", {"name": "rb1", "template": "busybox"},
+           query=[("wait", "running"), ("timeout", "20")], expect=201)
+    c.call("POST", "/v1/guests/rb1/rebuild", {}, expect=409, why="running")
+    c.call("POST", "/v1/guests/rb1/stop", query=[("wait", "stopped"), ("timeout", "20")], expect=200)
+    c.call("POST", "/v1/guests/rb1/rebuild", {"template": 5}, expect=400, why="not a name")
+    c.call("POST", "/v1/guests/rb1/rebuild", {"template": "nosuch"}, expect=409, why="no such template")
+    c.call("POST", "/v1/guests/nope/rebuild", {}, expect=404)
+    r = c.call("POST", "/v1/guests/rb1/rebuild", {"template": "debian"}, expect=200)
+    c.check(r.get("template") == "debian" and r.get("rebuild") == 1, "rebuilt onto debian: %s" % r.text[:200])
+    c.call("DELETE", "/v1/guests/rb1", expect=204)
+    r = c.call("GET", "/v1/templates", expect=200)
+    names = [t.get("name") for t in r.get("templates") or []]
+    c.check("busybox" in names, "the nodes' templates are listed: %s" % names)
+
+
 # ---- lifecycle ----
 
 
@@ -578,7 +649,7 @@ def execs(c):
 # ---- usage and traffic ----
 
 
-def console(c):
+def console_log(c):
     r = c.call("GET", "/v1/guests/web1/console", expect=200)
     c.check(r.get("total") is not None and r.get("dropped") == r.get("total") - len(r.get("data") or ""),
             "console: total, dropped and data agree: %s" % r.text[:200])

@@ -103,7 +103,7 @@ def check(spec_path, api_c, api_md):
                 "%s: path parameters declared %s, in the path %s"
                 % (where, sorted(declared), sorted(used))
             )
-        if not any(s.startswith("2") for s in op.get("responses", {})):
+        if not any(s.startswith("2") or s == "101" for s in op.get("responses", {})):
             problems.append("%s: no success response" % where)
 
     routes = openapi_lib.route_table(api_c)

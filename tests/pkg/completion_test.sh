@@ -42,10 +42,10 @@ bash_expect() {
                    COMPREPLY=(); _vfleet; echo "${COMPREPLY[*]}"' _ "$src/completions/vfleet.bash" "$@")
     [ "$got" = "$want" ] || fail "bash [$*]: got \"$got\", want \"$want\""
 }
-bash_expect "node guest op import pool token project events usage health help" vfleet ""
+bash_expect "node guest op import template pool token project events usage health help" vfleet ""
 bash_expect "guest" vfleet gu
 bash_expect "traffic" vfleet usage ""
-bash_expect "create ls show start stop restart rm set exec usage console ip traffic move export import adopt destroy-orphan" vfleet guest ""
+bash_expect "create ls show start stop restart rm set exec shell console rebuild usage ip traffic move export import adopt destroy-orphan" vfleet guest ""
 bash_expect "add" vfleet guest ip a
 bash_expect "ls show cordon uncordon routes drain orphans" vfleet node ""
 bash_expect "ls show wait cancel" vfleet op ""
@@ -95,8 +95,8 @@ zsh_expect() {
     got=${got% }
     [ "$got" = "$want" ] || fail "zsh [$*]: got \"$got\", want \"$want\""
 }
-zsh_expect "node guest op import pool token project events usage health help" vfleet ""
-zsh_expect "create ls show start stop restart rm set exec usage console ip traffic move export import adopt destroy-orphan" vfleet guest ""
+zsh_expect "node guest op import template pool token project events usage health help" vfleet ""
+zsh_expect "create ls show start stop restart rm set exec shell console rebuild usage ip traffic move export import adopt destroy-orphan" vfleet guest ""
 zsh_expect "add rm" vfleet guest ip ""
 zsh_expect "ls show wait cancel" vfleet op ""
 zsh_expect "running done failed cancelled" vfleet op ls --state ""

@@ -1,0 +1,50 @@
+/* Rebuild: a guest's files go back to a template's (node/linux/rebuild.h),
+ * keeping its id, addresses, limits, project and history. The guest domain
+ * side: who may, from which state, onto which template; the change itself
+ * is a new generation like any PATCH (guests_change), with the template and
+ * the spec's rebuild counter moved, so the node's idempotency on
+ * (guest, generation) and the re-sends after a reconnect hold for it too. */
+#include <errno.h>
+#include <string.h>
+
+#include "common/mem.h"
+#include "master/guests.h"
+#include "master/registry.h"
+
+/* Whether node reports template (its hello's comma-joined list). */
+static bool
+node_has(master_t *m, const char *node, const char *tmpl)
+{
+    const struct registry_node *n = registry_get(m->reg, node);
+
+    for (uint32_t i = 0; n && i < n->n_template_info; i++)
+        if (!strcmp(n->template_info[i].name, tmpl))
+            return true;
+    return false;
+}
+
+int
+guests_rebuild(master_t *m, const struct caller *c, struct db_guest *g, struct guest_spec *cur,
+               const char *tmpl, struct guest_spec *next, struct guest_err *e)
+{
+    if (!tmpl)
+        tmpl = cur->template_name;
+    if (!name_is_valid(tmpl))
+        return guest_fail(e, -EINVAL, "template", "template must be a name");
+    if (cur->flags & SPEC_FLAG_LOCK)
+        return guest_fail(e, -ENOLCK, "flags", "guest \"%s\" is locked", g->name);
+    if (g->observed != DB_OBS_STOPPED || g->desired != DB_DESIRED_STOPPED)
+        return guest_fail(e, -EBUSY, "state",
+                          "guest \"%s\" is %s: stop it first (vfleet guest rebuild stops and "
+                          "starts it)",
+                          g->name, db_observed_to_string(g->observed));
+    if (!g->node || !master_node_connected(m, g->node))
+        return guest_fail(e, -EHOSTUNREACH, NULL, "the guest's node is not connected");
+    if (!node_has(m, g->node, tmpl))
+        return guest_fail(e, -EBUSY, "template",
+                          "node %s has no template \"%s\" (vfleet template ls)", g->node, tmpl);
+    *next = *cur;
+    strscpy(next->template_name, tmpl, sizeof(next->template_name));
+    next->rebuild = cur->rebuild + 1;
+    return guests_change(m, c, g, cur, next, e);
+}

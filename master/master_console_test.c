@@ -1,0 +1,345 @@
+/* The operator's console and the provisioning API, end to end in one
+ * process (master_fixture.h): a guest created with a password, SSH keys and
+ * name servers, what the API shows of them, and changes later. */
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "master/master_fixture.h"
+
+#define KEY "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0nYc me@laptop"
+
+static void
+test_provision(void **state)
+{
+    json_t *o = NULL, *p;
+    char *text;
+
+    assert_int_equal(http("POST", "/v1/guests",
+                          "{\"name\":\"pv1\",\"template\":\"busybox\",\"provision\":{"
+                          "\"password\":\"correct horse battery\",\"ssh_keys\":[\"" KEY "\"],"
+                          "\"dns\":[\"192.0.2.53\"],\"search\":[\"example.org\"]}}",
+                          NULL, &o),
+                     201);
+    p = json_object_get(o, "provision");
+    assert_true(json_is_true(json_object_get(p, "password")));
+    assert_null(json_object_get(p, "password_hash"));
+    assert_string_equal(json_string_value(json_array_get(json_object_get(p, "ssh_keys"), 0)), KEY);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(p, "dns"), 0)),
+                        "192.0.2.53");
+    text = json_dumps(o, 0);
+    assert_null(strstr(text, "horse"));
+    assert_null(strstr(text, "$y$"));
+    free(text);
+    json_decref(o);
+
+    /* The clear text reaches no answer; GET shows the same. */
+    assert_int_equal(http("GET", "/v1/guests/pv1", NULL, NULL, &o), 200);
+    text = json_dumps(o, 0);
+    assert_null(strstr(text, "horse"));
+    assert_null(strstr(text, "password_hash"));
+    free(text);
+    json_decref(o);
+
+    /* Later: no password login, other name servers; the keys stay. */
+    assert_int_equal(http("PATCH", "/v1/guests/pv1",
+                          "{\"provision\":{\"password\":null,\"dns\":[\"2001:db8::53\"]}}", NULL,
+                          &o),
+                     200);
+    p = json_object_get(o, "provision");
+    assert_true(json_is_false(json_object_get(p, "password")));
+    assert_string_equal(json_string_value(json_array_get(json_object_get(p, "dns"), 0)),
+                        "2001:db8::53");
+    assert_int_equal(json_array_size(json_object_get(p, "ssh_keys")), 1);
+    json_decref(o);
+
+    /* Refused, naming the field; nothing changes. */
+    static const struct {
+        const char *body;  /* a PATCH body */
+        const char *field; /* the field the 400 names */
+    } bad[] = {
+        {"{\"provision\":{\"password\":\"\"}}", "provision.password"},
+        {"{\"provision\":{\"password\":\"a\",\"password_hash\":\"!\"}}", "provision.password"},
+        {"{\"provision\":{\"password_hash\":\"clear\"}}", "provision.password_hash"},
+        {"{\"provision\":{\"ssh_keys\":[\"rm -rf /\"]}}", "provision.ssh_keys"},
+        {"{\"provision\":{\"dns\":[\"nameserver\"]}}", "provision.dns[0]"},
+        {"{\"provision\":7}", "provision"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        assert_int_equal(http("PATCH", "/v1/guests/pv1", bad[i].body, NULL, &o), 400);
+        assert_string_equal(str(json_object_get(o, "error"), "field"), bad[i].field);
+        json_decref(o);
+    }
+    delete_all_guests();
+}
+
+/* The spec fields beyond limits are reachable by PATCH. */
+static void
+test_patch_spec_fields(void **state)
+{
+    json_t *o = NULL;
+
+    assert_int_equal(
+        http("POST", "/v1/guests", "{\"name\":\"sf1\",\"template\":\"busybox\"}", NULL, &o), 201);
+    json_decref(o);
+    assert_int_equal(http("PATCH", "/v1/guests/sf1",
+                          "{\"domainname\":\"example.org\",\"init\":\"/bin/init\","
+                          "\"halt_signal\":\"SIGPWR\",\"stop_timeout\":12,\"autostart\":false,"
+                          "\"caps_add\":[\"net_admin\"],\"caps_drop\":[\"mknod\"],"
+                          "\"limits\":{\"io\":[{\"device\":\"8:0\",\"read_bps\":\"10M\"}]}}",
+                          NULL, &o),
+                     200);
+    assert_string_equal(str(o, "domainname"), "example.org");
+    assert_string_equal(str(o, "init"), "/bin/init");
+    assert_string_equal(str(o, "halt_signal"), "SIGPWR");
+    assert_int_equal(num(o, "stop_timeout"), 12);
+    assert_true(json_is_false(json_object_get(o, "autostart")));
+    assert_string_equal(json_string_value(json_array_get(json_object_get(o, "caps_add"), 0)),
+                        "net_admin");
+    json_decref(o);
+    delete_all_guests();
+}
+
+/* ---- a WebSocket client over the master's Unix socket (root: admin) ---- */
+
+static int
+ws_connect(const char *path_query, char *status_line, size_t n)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    char req[1024], resp[4096];
+    size_t got = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    strscpy(sun.sun_path, F.sock, sizeof(sun.sun_path));
+    assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    int len = snprintf(req, sizeof(req),
+                       "GET %s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: vfleet.v1\r\n\r\n",
+                       path_query);
+    assert_int_equal(write(fd, req, (size_t)len), len);
+    /* The answer's head, byte by byte so no frame byte is taken with it. */
+    while (got < sizeof(resp) - 1) {
+        assert_int_equal(read(fd, resp + got, 1), 1);
+        got++;
+        if (got >= 4 && !memcmp(resp + got - 4, "\r\n\r\n", 4))
+            break;
+    }
+    resp[got] = '\0';
+    snprintf(status_line, n, "%.*s", (int)strcspn(resp, "\r"), resp);
+    if (strstr(resp, " 101 "))
+        assert_non_null(strstr(resp, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    return fd;
+}
+
+static void
+ws_send(int fd, unsigned op, const void *data, size_t n)
+{
+    unsigned char f[256] = {(unsigned char)(0x80 | op), (unsigned char)(0x80 | n), 1, 2, 3, 4};
+    assert_true(n < 126);
+    for (size_t i = 0; i < n; i++)
+        f[6 + i] = ((const unsigned char *)data)[i] ^ f[2 + (i & 3)];
+    assert_int_equal(write(fd, f, 6 + n), (ssize_t)(6 + n));
+}
+
+/* Reads frames until the close frame: output into out, the exit text into
+ * ex. Returns the number of frames. */
+static int
+ws_read_all(int fd, char *out, size_t outn, char *ex, size_t exn)
+{
+    unsigned char buf[65536];
+    size_t len = 0, o = 0;
+    int frames = 0;
+
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_true(poll(&p, 1, 10000) == 1);
+        ssize_t k = read(fd, buf + len, sizeof(buf) - len);
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+        while (len >= 2) {
+            size_t pl = buf[1] & 0x7f, hl = 2;
+            if (pl == 126) {
+                if (len < 4)
+                    break;
+                pl = (size_t)buf[2] << 8 | buf[3];
+                hl = 4;
+            }
+            if (len < hl + pl)
+                break;
+            unsigned op = buf[0] & 0x0f;
+            frames++;
+            if (op == 0x2 && pl > 1 && o + pl - 1 < outn) {
+                memcpy(out + o, buf + hl + 1, pl - 1);
+                o += pl - 1;
+                out[o] = '\0';
+            } else if (op == 0x1) {
+                snprintf(ex, exn, "%.*s", (int)pl, buf + hl);
+            } else if (op == 0x8) {
+                return frames;
+            }
+            memmove(buf, buf + hl + pl, len - hl - pl);
+            len -= hl + pl;
+        }
+    }
+    return frames;
+}
+
+static void
+test_shell(void **state)
+{
+    char status[128], out[8192] = "", ex[512] = "";
+    json_t *o = NULL;
+    int fd;
+
+    assert_int_equal(http("POST", "/v1/guests?wait=running&timeout=20",
+                          "{\"name\":\"sh1\",\"template\":\"busybox\"}", NULL, &o),
+                     201);
+    json_decref(o);
+
+    /* A command: its output, its exit code. */
+    fd = ws_connect("/v1/guests/sh1/shell?tty=false&command=%5B%22hostname%22%5D", status,
+                    sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    ws_read_all(fd, out, sizeof(out), ex, sizeof(ex));
+    assert_string_equal(out, "sh1\n");
+    assert_non_null(strstr(ex, "\"exit\":0"));
+    close(fd);
+
+    /* A terminal: input, echo, output, exit with a status. */
+    fd = ws_connect("/v1/guests/sh1/shell?cols=100&rows=30", status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    ws_send(fd, 0x1, "{\"resize\":[120,40]}", 19);
+    ws_send(fd, 0x2, "\0hostname\r", 10);
+    ws_send(fd, 0x2, "\0exit 3\r", 8);
+    ws_read_all(fd, out, sizeof(out), ex, sizeof(ex));
+    assert_non_null(strstr(out, "hostname\r\nsh1\r\n"));
+    assert_non_null(strstr(ex, "\"exit\":3"));
+    close(fd);
+
+    /* Refused before any upgrade: a private guest, an unknown one, no upgrade. */
+    assert_int_equal(http("PATCH", "/v1/guests/sh1", "{\"flags\":[\"private\"]}", NULL, &o), 200);
+    json_decref(o);
+    fd = ws_connect("/v1/guests/sh1/shell", status, sizeof(status));
+    assert_non_null(strstr(status, " 409 "));
+    close(fd);
+    fd = ws_connect("/v1/guests/nosuch/shell", status, sizeof(status));
+    assert_non_null(strstr(status, " 404 "));
+    close(fd);
+    assert_int_equal(http("GET", "/v1/guests/sh1/shell", NULL, NULL, &o), 400);
+    json_decref(o);
+    delete_all_guests();
+}
+
+/* The console: the ring's history, then the client detaches (a close frame)
+ * and the master goes on serving; a private guest's console is refused. */
+static void
+test_console(void **state)
+{
+    char status[128], out[8192] = "", ex[512] = "";
+    json_t *o = NULL;
+    int fd;
+
+    assert_int_equal(http("POST", "/v1/guests?wait=running&timeout=20",
+                          "{\"name\":\"cn1\",\"template\":\"busybox\"}", NULL, &o),
+                     201);
+    json_decref(o);
+    assert_int_equal(
+        http("GET", "/v1/guests/cn1/shell?console=true&command=%5B%22sh%22%5D", NULL, NULL, &o),
+        400);
+    json_decref(o);
+    fd = ws_connect("/v1/guests/cn1/shell?console=true&tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    /* The history comes first; the client's close frame ends it. */
+    char buf[4096];
+    size_t len = 0;
+    while (!memmem(buf, len, "up (start 1)", 12)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        ssize_t k = read(fd, buf + len, sizeof(buf) - len);
+        assert_true(k > 0);
+        len += (size_t)k;
+    }
+    ws_send(fd, 0x8, "\x03\xe8", 2);
+    ws_read_all(fd, out, sizeof(out), ex, sizeof(ex));
+    close(fd);
+    /* The master still answers, and the node's session is gone: a second
+     * console works the same. */
+    assert_int_equal(http("GET", "/v1/guests/cn1", NULL, NULL, &o), 200);
+    json_decref(o);
+    fd = ws_connect("/v1/guests/cn1/shell?console=true&tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    close(fd); /* gone without a close frame */
+    /* A close frame, and gone before the answer: the master's reply meets a
+     * closed socket (EPIPE, never SIGPIPE). */
+    fd = ws_connect("/v1/guests/cn1/shell?console=true&tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    usleep(300 * 1000); /* the history is on its way, unread */
+    ws_send(fd, 0x8, "\x03\xe8", 2);
+    close(fd);
+    usleep(300 * 1000);
+    assert_int_equal(http("GET", "/v1/guests/cn1", NULL, NULL, &o), 200);
+    json_decref(o);
+
+    /* A stopped guest's console is still there to read (its ring is kept);
+     * a shell is not. */
+    assert_int_equal(http("POST", "/v1/guests/cn1/stop?wait=stopped&timeout=20", NULL, NULL, &o),
+                     200);
+    json_decref(o);
+    fd = ws_connect("/v1/guests/cn1/shell?tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 409 "));
+    close(fd);
+    fd = ws_connect("/v1/guests/cn1/shell?console=true&tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    len = 0;
+    while (!memmem(buf, len, "up (start 1)", 12)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        ssize_t k = read(fd, buf + len, sizeof(buf) - len);
+        assert_true(k > 0);
+        len += (size_t)k;
+    }
+    ws_send(fd, 0x8, "\x03\xe8", 2);
+    ws_read_all(fd, out, sizeof(out), ex, sizeof(ex));
+    close(fd);
+
+    assert_int_equal(http("PATCH", "/v1/guests/cn1", "{\"flags\":[\"private\"]}", NULL, &o), 200);
+    json_decref(o);
+    fd = ws_connect("/v1/guests/cn1/shell?console=true", status, sizeof(status));
+    assert_non_null(strstr(status, " 409 "));
+    close(fd);
+    delete_all_guests();
+}
+
+/* The templates the nodes report, which node has which. */
+static void
+test_templates(void **state)
+{
+    json_t *o = NULL, *t;
+
+    assert_int_equal(http("GET", "/v1/templates", NULL, NULL, &o), 200);
+    json_t *list = json_object_get(o, "templates");
+    assert_int_equal(json_array_size(list), 2);
+    t = json_array_get(list, 0);
+    assert_string_equal(str(t, "name"), "busybox");
+    assert_int_equal(num(t, "node_count"), N_NODES);
+    assert_int_equal(json_array_size(json_object_get(t, "nodes")), N_NODES);
+    /* The sim backend computes no checksum: null, never a made-up one. */
+    assert_true(
+        json_is_null(json_object_get(json_array_get(json_object_get(t, "nodes"), 0), "checksum")));
+    assert_true(json_is_true(json_object_get(t, "consistent")));
+    assert_string_equal(str(json_array_get(list, 1), "name"), "debian");
+    json_decref(o);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_provision), cmocka_unit_test(test_patch_spec_fields),
+        cmocka_unit_test(test_shell),     cmocka_unit_test(test_console),
+        cmocka_unit_test(test_templates),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
