@@ -254,6 +254,11 @@ static const struct wire_field exec_fields[] = {
     W("max_output", W_U32, false, struct msg_guest_exec, max_output),
 };
 
+static const struct wire_field join_fields[] = {
+    W("node", W_STR, true, struct msg_join, node),
+    W("key", W_STR, true, struct msg_join, key),
+};
+
 /* Every message's fields after the envelope ("id", "v", "type"), relative to
  * its member of struct msg's union. */
 static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
@@ -270,6 +275,7 @@ static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
     [MSG_GUEST_STOP] = TABLE(guest_stop_fields),
     [MSG_GUEST_DESTROY] = TABLE(guest_ref_fields),
     [MSG_GUEST_EXEC] = TABLE(exec_fields),
+    [MSG_JOIN] = TABLE(join_fields),
 };
 
 /* --------------------------------------------------------------- decoding */

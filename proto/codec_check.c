@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proto/codec.h"
+#include "proto/keys.h"
 
 /* ---------------------------------------------------------------- errors */
 
@@ -225,6 +226,11 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
         return 0;
     case MSG_GUEST_EXEC:
         return check_exec(c, &m->u.exec);
+    case MSG_JOIN:
+        CHECK(terminated(m->u.join.node, sizeof(m->u.join.node)) && name_is_valid(m->u.join.node),
+              "node", "not a name");
+        CHECK(keys_valid(m->u.join.key), "key", "not a CurveZMQ public key (40 Z85 characters)");
+        return 0;
     default:
         return codec_fail(c, -EINVAL, "unknown message type %d", (int)m->type);
     }

@@ -191,6 +191,10 @@ fill(struct msg *m, enum msg_type t)
         m->u.exec.timeout_ms = 10000;
         m->u.exec.max_output = 4096;
         break;
+    case MSG_JOIN:
+        strcpy(m->u.join.node, "node-7");
+        strcpy(m->u.join.key, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
+        break;
     default:
         fail();
     }
@@ -387,6 +391,12 @@ cmp_msg(const struct msg *x, const struct msg *y)
         assert_null(b->argv[b->argc]);
         EQ_U(timeout_ms);
         EQ_U(max_output);
+        break;
+    }
+    case MSG_JOIN: {
+        const struct msg_join *a = &x->u.join, *b = &y->u.join;
+        EQ_S(node);
+        EQ_S(key);
         break;
     }
     default:

@@ -24,6 +24,7 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_GUEST_STOP] = "guest.stop",
     [MSG_GUEST_DESTROY] = "guest.destroy",
     [MSG_GUEST_EXEC] = "guest.exec",
+    [MSG_JOIN] = "join",
 };
 
 static const char *const error_names[MSG_ERR_COUNT] = {

@@ -58,6 +58,8 @@ enum msg_type {
     MSG_GUEST_STOP,    /* "guest.stop" */
     MSG_GUEST_DESTROY, /* "guest.destroy" */
     MSG_GUEST_EXEC,    /* "guest.exec" */
+    /* node -> master, over a join token's CurveZMQ session only */
+    MSG_JOIN, /* "join": register this node's public key */
     MSG_TYPE_COUNT
 };
 
@@ -158,6 +160,13 @@ struct msg_guest_exec {
     uint32_t max_output;      /* bytes per stream, at most PROTO_MAX_EXEC_OUT, 0 = 64 KiB */
 };
 
+/* A node registering its CurveZMQ key, sent with a join token's key pair
+ * (docs/protocol-transport.md, "Joining"); answered by ack or nack. */
+struct msg_join {
+    char node[NAME_MAX_LEN + 1]; /* the name the node will go by */
+    char key[40 + 1];            /* its public key, Z85 */
+};
+
 struct msg_exec_result {
     uint64_t ref;             /* id of the guest.exec request */
     char id[SPEC_ID_LEN + 1]; /* guest id */
@@ -187,6 +196,7 @@ struct msg {
         struct guest_spec apply;    /* MSG_GUEST_APPLY */
         struct msg_guest_ref guest; /* MSG_GUEST_START, _STOP, _DESTROY */
         struct msg_guest_exec exec; /* MSG_GUEST_EXEC */
+        struct msg_join join;       /* MSG_JOIN */
     } u;
 };
 
