@@ -48,6 +48,11 @@ static const struct route_def routes[] = {
     {API_GUEST_IP_ADD, "POST", "/v1/guests/*/ips", "guest.ip_add", h_guest_ip_add},
     {API_GUEST_IP_DEL, "DELETE", "/v1/guests/*/ips/+", "guest.ip_del", h_guest_ip_del},
     {API_NODE_ROUTES, "GET", "/v1/nodes/*/routes", "node.routes", h_node_routes},
+    /* The node link's trust. Admin only once the API has roles (issue 9,
+     * item 4): a join token lets a host become a node, revoke cuts one off. */
+    {API_NODE_REVOKE, "POST", "/v1/nodes/*/revoke", "node.revoke", h_node_revoke},
+    {API_JOIN_TOKEN_CREATE, "POST", "/v1/join-tokens", "join_token.create", h_join_token_create},
+    {API_JOIN_TOKENS_LIST, "GET", "/v1/join-tokens", "join_token.list", h_join_token_list},
 };
 
 /* Matches path against pattern; the "*" segment is copied to name, the "+"

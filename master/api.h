@@ -46,6 +46,9 @@ enum api_route {
     API_GUEST_IP_ADD,        /* POST /v1/guests/{name}/ips */
     API_GUEST_IP_DEL,        /* DELETE /v1/guests/{name}/ips/{addr} */
     API_NODE_ROUTES,         /* GET /v1/nodes/{name}/routes */
+    API_NODE_REVOKE,         /* POST /v1/nodes/{name}/revoke */
+    API_JOIN_TOKEN_CREATE,   /* POST /v1/join-tokens */
+    API_JOIN_TOKENS_LIST,    /* GET /v1/join-tokens */
     API__ROUTE_MAX,
 };
 

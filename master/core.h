@@ -4,6 +4,7 @@
  *   oncommit.c    work that waits for the transaction it depends on
  *   charges.c     scheduler charges that follow transactions
  *   session.c     the node session: frames in, ack, nack, event, usage
+ *   trust.c       the node link's trust: keys, ZAP, join tokens, join, revoke
  *   reconcile.c   a node's hello against the store
  *   guests.c      the guest domain: load, change, remove, lifecycle
  *   guest_create.c, guest_addrs.c   the guest domain: create, addresses
@@ -30,6 +31,7 @@
 #include "master/registry.h"
 #include "master/sched.h"
 #include "proto/link.h"
+#include "proto/ratelimit.h"
 #include "proto/zwatch.h"
 
 #define MASTER_LIST_DEFAULT 500  /* page size when the request names none */
@@ -42,6 +44,7 @@ typedef struct oncommit oncommit_t;
 struct waiter;
 struct spec_cache;
 struct events;
+struct trust;
 
 /* One bound ROUTER endpoint. */
 struct mlink {
@@ -71,6 +74,8 @@ struct master {
     struct hmap_str usage;                /* guest id -> struct usage_entry * */
     struct spec_cache *specs;             /* parsed specs by guest id */
     struct events *events;                /* event subscribers */
+    struct trust *trust;                  /* node keys, join tokens, the ZAP handler */
+    struct ratelimit peer_log;            /* warnings about what peers send */
     bool stopping;                        /* master_shutdown ran */
     uint64_t next_sweep;                  /* monotonic ms of the next key expiry */
     uint64_t next_poke;                   /* monotonic ms of the next hello request */
@@ -86,6 +91,9 @@ struct master {
  * (oncommit.h). batch_commit returns the commit's result. */
 void master_batch_begin(master_t *m);
 int master_batch_commit(master_t *m);
+
+/* Marks a node down now (a revoked one), with its node.state event. */
+void master_node_down(master_t *m, const char *node);
 
 /* Whether the node is welcomed, not down and has a link. */
 bool master_node_connected(master_t *m, const char *node);

@@ -1,5 +1,6 @@
 /* HTTP handlers: health and nodes. */
 #include <errno.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -9,6 +10,7 @@
 #include "master/http_edge.h"
 #include "master/http_handlers.h"
 #include "master/idem.h"
+#include "master/trust.h"
 #include "proto/spec.h"
 
 void
@@ -175,4 +177,121 @@ h_node_routes(master_t *m, struct http_req *req, const struct api_match *am)
         return;
     }
     httpd_respond(req, 200, json_pack("{s:s, s:o}", "node", am->name, "routes", c.routes));
+}
+
+/* POST /v1/nodes/{name}/revoke: the node's key is refused from now on and
+ * its connections are shut (trust.h). Admin only once the API has roles. */
+void
+h_node_revoke(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct idem id;
+
+    if (idem_begin(m, req, &id))
+        return;
+    int r = db_begin(m->db);
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
+        return;
+    }
+    r = trust_revoke(m, am->name);
+    json_t *o = json_pack("{s:s, s:b}", "name", am->name, "revoked", 1);
+    if (r >= 0)
+        r = idem_store(m, req, &id, 200, o);
+    r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    if (r < 0) {
+        json_decref(o);
+        if (r == -ENOENT)
+            httpd_error(req, 404, "not_found", NULL,
+                        "node \"%s\" has no key: it never joined, or was revoked", am->name);
+        else
+            http_reply_errno(req, r, NULL, "cannot revoke node \"%s\": %s", am->name, strerror(-r));
+        return;
+    }
+    httpd_respond(req, 200, o);
+}
+
+/* The body of a token create: {"node": NAME?, "ttl_s": SECONDS?}. Returns 0,
+ * or -1 after answering 400. */
+static int
+parse_token(struct http_req *req, const char **node, uint64_t *ttl_ms)
+{
+    json_t *b = req->body, *v;
+    const char *k;
+
+    *node = NULL;
+    *ttl_ms = 0;
+    if (b && !json_is_object(b)) {
+        httpd_error(req, 400, "bad_request", "(root)", "the body must be a JSON object");
+        return -1;
+    }
+    json_object_foreach(b, k, v)
+    {
+        if (!strcmp(k, "node") && (json_is_null(v) || http_json_is_name(v))) {
+            *node = json_string_value(v);
+        } else if (!strcmp(k, "ttl_s") && json_is_integer(v) && json_integer_value(v) >= 1 &&
+                   (uint64_t)json_integer_value(v) <= TRUST_TOKEN_TTL_MAX_MS / 1000) {
+            *ttl_ms = (uint64_t)json_integer_value(v) * 1000;
+        } else {
+            httpd_error(req, 400, "bad_request", k,
+                        !strcmp(k, "node")    ? "node must be a node name"
+                        : !strcmp(k, "ttl_s") ? "ttl_s must be 1 to 2592000 seconds"
+                                              : "unknown member");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* POST /v1/join-tokens: a single-use join token, shown once. Not stored
+ * under an Idempotency-Key: that would keep its secret in the store; a
+ * retried create makes a second token, and an unused token expires. Admin
+ * only once the API has roles. */
+void
+h_join_token_create(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct trust_token t;
+    const char *node;
+    uint64_t ttl_ms;
+    char created[40], expires[40];
+
+    if (parse_token(req, &node, &ttl_ms) < 0)
+        return;
+    int r = db_begin(m->db);
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
+        return;
+    }
+    r = trust_token_create(m, node, ttl_ms, &t);
+    r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, "cannot make a join token: %s",
+                         r == -EPERM   ? "no node endpoint uses CurveZMQ (bind a tcp:// one)"
+                         : r == -EBUSY ? "too many unused join tokens"
+                                       : strerror(-r));
+        return;
+    }
+    api_time_format(t.created_ms, created, sizeof(created));
+    api_time_format(t.expires_ms, expires, sizeof(expires));
+    log_notice("join token %s made%s%s, expires %s", t.id, t.node[0] ? " for node " : "", t.node,
+               expires);
+    httpd_respond(req, 201,
+                  json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s}", "id", t.id, "token", t.text, "node",
+                            t.node[0] ? t.node : NULL, "created", created, "expires", expires,
+                            "master_fingerprint", trust_fingerprint(m)));
+    sodium_memzero(t.text, sizeof(t.text));
+}
+
+/* GET /v1/join-tokens: every token kept, without secrets. */
+void
+h_join_token_list(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    json_t *arr = json_array();
+    int r = trust_token_list(m, arr);
+
+    if (r < 0) {
+        json_decref(arr);
+        http_reply_errno(req, r, NULL, "cannot list join tokens");
+        return;
+    }
+    httpd_respond(req, 200, json_pack("{s:o}", "tokens", arr));
 }

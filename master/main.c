@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <uv.h>
 
@@ -21,22 +22,26 @@
 static void
 usage(FILE *f)
 {
-    fputs("usage: vfleet-master [OPTIONS]\n"
-          "  -c, --config FILE        INI file (default " DEFAULT_CONFIG ", [master] section)\n"
-          "      --db PATH            state database (default /var/lib/vfleet/master.db)\n"
-          "      --listen ADDR:PORT   REST API (default 127.0.0.1:7400)\n"
-          "      --bind ENDPOINT      node endpoint, repeatable (default tcp://127.0.0.1:7401)\n"
-          "      --web DIR            serve the web UI from DIR\n"
-          "      --heartbeat-ms N     heartbeat interval asked of nodes (default 5000)\n"
-          "      --suspect-after S    seconds of silence before suspect (default 15)\n"
-          "      --down-after S       seconds of silence before down (default 30)\n"
-          "      --algorithm A        spread or binpack (default binpack)\n"
-          "      --overcommit-cpu R   CPU overcommit ratio (default 4)\n"
-          "      --overcommit-memory R, --overcommit-disk R   (default 1)\n"
-          "      --max-ips N          addresses per guest (default 16)\n"
-          "      --log-level L        debug, info, notice, warning, err (default info)\n"
-          "  -h, --help\n",
-          f);
+    fputs(
+        "usage: vfleet-master [OPTIONS]\n"
+        "  -c, --config FILE        INI file (default " DEFAULT_CONFIG ", [master] section)\n"
+        "      --db PATH            state database (default /var/lib/vfleet/master.db)\n"
+        "      --listen ADDR:PORT   REST API (default 127.0.0.1:7400)\n"
+        "      --bind ENDPOINT      node endpoint, repeatable (default tcp://127.0.0.1:7401);\n"
+        "                           tcp:// ones use CurveZMQ, ipc:// ones are plaintext\n"
+        "      --key-file PATH      the master's CurveZMQ key pair (default master.key by the db)\n"
+        "      --insecure           tcp:// node endpoints in PLAINTEXT (trusted networks only)\n"
+        "      --web DIR            serve the web UI from DIR\n"
+        "      --heartbeat-ms N     heartbeat interval asked of nodes (default 5000)\n"
+        "      --suspect-after S    seconds of silence before suspect (default 15)\n"
+        "      --down-after S       seconds of silence before down (default 30)\n"
+        "      --algorithm A        spread or binpack (default binpack)\n"
+        "      --overcommit-cpu R   CPU overcommit ratio (default 4)\n"
+        "      --overcommit-memory R, --overcommit-disk R   (default 1)\n"
+        "      --max-ips N          addresses per guest (default 16)\n"
+        "      --log-level L        debug, info, notice, warning, err (default info)\n"
+        "  -h, --help\n",
+        f);
 }
 
 static uv_signal_t sig_term, sig_int;
@@ -101,6 +106,8 @@ main(int argc, char **argv)
         {"overcommit-disk", required_argument, NULL, 3},
         {"max-ips", required_argument, NULL, 'i'},
         {"log-level", required_argument, NULL, 'l'},
+        {"key-file", required_argument, NULL, 'K'},
+        {"insecure", no_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -120,6 +127,7 @@ main(int argc, char **argv)
         {3, "overcommit_disk"},
         {'i', "max_ips"},
         {'l', "log_level"},
+        {'K', "key_file"},
     };
     _cleanup_free_ char *binds_flag = NULL;
     const char *config_path = NULL;
@@ -133,6 +141,8 @@ main(int argc, char **argv)
             char *n = binds_flag ? xasprintf("%s,%s", binds_flag, optarg) : xstrdup(optarg);
             free(binds_flag);
             binds_flag = n;
+        } else if (c == 'I') {
+            config_set(flags, "master", "insecure", "true");
         } else if (c == 'h') {
             usage(stdout);
             config_destroy(&flags);
@@ -175,6 +185,8 @@ main(int argc, char **argv)
     }
     if (binds_flag)
         config_set(cfg, "master", "bind", binds_flag);
+    if (config_get(flags, "master", "insecure"))
+        config_set(cfg, "master", "insecure", "true");
     config_destroy(&flags);
 
     const char *lv = config_get(cfg, "master", "log_level");
@@ -196,6 +208,11 @@ main(int argc, char **argv)
         mc.db_path = s;
     if ((s = config_get(cfg, "master", "web")))
         mc.web_dir = s;
+    if ((s = config_get(cfg, "master", "key_file")))
+        mc.key_file = s;
+    r = config_get_bool(cfg, "master", "insecure", &mc.insecure);
+    if (r < 0 && r != -ENOENT)
+        BAD("insecure (true or false)");
     if ((s = config_get(cfg, "master", "listen"))) {
         if (parse_listen(s, addr, sizeof(addr), &mc.http_port) < 0)
             BAD("listen (ADDR:PORT)");
@@ -276,6 +293,14 @@ main(int argc, char **argv)
             if (mr < 0)
                 log_debug("cannot create \"%s\": %s", dir, strerror(-mr));
         }
+    }
+
+    /* Every node connection (and every stranger's, until it is refused)
+     * holds a descriptor: take what the hard limit allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
 
     uv_loop_t loop;

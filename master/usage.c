@@ -8,13 +8,16 @@
 
 /* The latest usage sample of one guest. */
 struct usage_entry {
-    char id[SPEC_ID_LEN + 1]; /* the key */
-    struct guest_usage u;     /* the sample */
+    char id[SPEC_ID_LEN + 1];    /* the key */
+    char node[NAME_MAX_LEN + 1]; /* the node it is placed on (guests never move) */
+    struct guest_usage u;        /* the sample */
 };
 
-void
-usage_report(master_t *m, const struct msg_usage *u)
+unsigned
+usage_report(master_t *m, const char *node, const struct msg_usage *u, uint64_t now_ms)
 {
+    unsigned refused = 0;
+
     for (uint32_t i = 0; i < u->n_samples; i++) {
         const struct guest_usage *s = &u->samples[i];
         struct usage_entry *e = hmap_str_get(&m->usage, s->id);
@@ -22,14 +25,26 @@ usage_report(master_t *m, const struct msg_usage *u)
             struct db_guest g = {0};
             if (db_guest_get_by_id(m->db, s->id, &g) < 0)
                 continue;
-            db_guest_clear(&g);
             e = xcalloc(1, sizeof(*e));
             memcpy(e->id, s->id, sizeof(e->id));
+            strscpy(e->node, g.node ? g.node : "", sizeof(e->node));
+            db_guest_clear(&g);
             hmap_str_put(&m->usage, e->id, e);
         }
-        if (s->time_ms >= e->u.time_ms)
-            e->u = *s;
+        /* Only the node a guest is placed on speaks for it. */
+        if (strcmp(e->node, node) != 0) {
+            refused++;
+            continue;
+        }
+        struct guest_usage sample = *s;
+        /* A time from the future would make every true sample after it look
+         * old: the master's clock is the latest a sample can be. */
+        if (sample.time_ms > now_ms)
+            sample.time_ms = now_ms;
+        if (sample.time_ms >= e->u.time_ms)
+            e->u = sample;
     }
+    return refused;
 }
 
 const struct guest_usage *

@@ -10,9 +10,11 @@
 #include "master/core.h"
 #include "proto/msg.h"
 
-/* Keeps each sample of a guest the master knows that is not older than the
- * one it has. */
-void usage_report(master_t *m, const struct msg_usage *u);
+/* Keeps each sample node sent about a guest placed on node that is not
+ * older than the one the master has; a time after now_ms (wall clock) is
+ * taken as now_ms. Returns how many samples were about guests of other
+ * nodes (refused). */
+unsigned usage_report(master_t *m, const char *node, const struct msg_usage *u, uint64_t now_ms);
 /* The latest sample of a guest, NULL when none came yet. */
 const struct guest_usage *usage_latest(master_t *m, const char *guest_id);
 /* Forgets a deleted guest. */

@@ -36,6 +36,14 @@ on_heartbeat(uv_timer_t *t)
         return;
     }
     if (!a->welcomed) {
+        /* Said once per refusal: the master's ZAP handler does not know this
+         * key (revoked, or another master than the one joined). */
+        if (link_refused(a->link) && !a->refused_logged) {
+            log_error("node=%s the master at \"%s\" refused this node's key: revoked, or not "
+                      "the master it joined; retrying",
+                      a->cfg.name, a->cfg.master);
+            a->refused_logged = true;
+        }
         if (now - a->last_hello_ms >= HELLO_RETRY_MS) {
             if (a->unanswered_hellos >= 3) {
                 link_reconnect(a->link);
@@ -64,6 +72,7 @@ static void
 on_welcome(agent_t *a, const struct msg_welcome *w)
 {
     a->welcomed = true;
+    a->refused_logged = false;
     a->unanswered_hellos = 0;
     if (w->heartbeat_ms && w->heartbeat_ms != a->cfg.heartbeat_ms) {
         a->cfg.heartbeat_ms = w->heartbeat_ms;
@@ -190,7 +199,12 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
         log_warning("node=%s %d unreadable guest records were set aside as *.corrupt-*; "
                     "their guests are not managed until repaired",
                     cfg->name, r);
-    a->link = link_new_dealer(cfg->master, cfg->name, &r);
+    if (cfg->curve) {
+        struct link_keys keys = {a->cfg.public_key, a->cfg.secret_key, a->cfg.server_key};
+        a->link = link_new_dealer_curve(cfg->master, cfg->name, &keys, &r);
+    } else {
+        a->link = link_new_dealer(cfg->master, cfg->name, &r);
+    }
     if (!a->link)
         goto fail;
     r = zwatch_init(loop, &a->watch, a->link, on_frame, a);

@@ -29,8 +29,12 @@ struct agent_config {
     uint32_t usage_ms;                          /* usage sampling interval */
     uint32_t n_labels;                          /* entries in labels */
     struct spec_label labels[PROTO_MAX_LABELS]; /* node labels reported in hello */
-    bool memory_store; /* keep guest records in memory only (store_open_memory): sim nodes */
-    bool fake_pids;    /* the backend's init pids are not processes (sim): no pidfd watch */
+    bool memory_store;   /* keep guest records in memory only (store_open_memory): sim nodes */
+    bool fake_pids;      /* the backend's init pids are not processes (sim): no pidfd watch */
+    bool curve;          /* talk CurveZMQ with the keys below (else plaintext) */
+    char public_key[41]; /* curve: this node's public key (Z85) */
+    char secret_key[41]; /* curve: its secret key */
+    char server_key[41]; /* curve: the master's public key, pinned at join */
 };
 
 /* Creates the agent on loop (several agents may share one loop: vfleet-node

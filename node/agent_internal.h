@@ -70,6 +70,7 @@ struct agent {
     uint64_t next_id;            /* our request ids */
     uint64_t heartbeat_seq;      /* heartbeats sent */
     bool welcomed;               /* the master answered our hello */
+    bool refused_logged;         /* the master's refusal of our key was logged */
     uint64_t last_hello_ms;      /* when hello was last sent */
     uint64_t last_rx_ms;         /* when the master was last heard from */
     unsigned unanswered_hellos;  /* hellos sent since the last welcome */

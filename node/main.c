@@ -4,6 +4,7 @@
  *   vfleet-node ls           guests in the local store, with their state
  *   vfleet-node status       the agent and a summary of its guests
  *   vfleet-node enter NAME   a shell inside a running guest
+ *   vfleet-node join         join a master with a token (node/join.h)
  *
  * The local commands read the store directly, so they work while the master
  * (or the agent) is down. */
@@ -26,6 +27,7 @@
 #include "common/mem.h"
 #include "common/units.h"
 #include "node/agent.h"
+#include "node/join.h"
 #include "node/linux/linux_backend.h"
 #include "node/linux/net.h"
 #include "node/linux/proc.h"
@@ -47,11 +49,16 @@ usage(FILE *f)
                "       vfleet-node status [--state-dir DIR]\n"
                "       vfleet-node routes [--json] [--state-dir DIR]\n"
                "       vfleet-node enter NAME [--state-dir DIR] [-- COMMAND...]\n"
+               "       vfleet-node join --master tcp://HOST:PORT --token TOKEN [--name NAME]\n"
+               "                        [--state-dir DIR]\n"
                "\n"
                "options:\n"
                "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
                "  -n, --name NAME        node name (default: the host name)\n"
-               "  -m, --master ENDPOINT  master endpoint (default " DEFAULT_MASTER ")\n"
+               "  -m, --master ENDPOINT  master endpoint (default " DEFAULT_MASTER ", or the one\n"
+               "                         joined); tcp:// needs a join, ipc:// is plaintext\n"
+               "      --token TOKEN      join: the join token (vfleet node token create)\n"
+               "      --insecure         a tcp:// master in PLAINTEXT, without a join\n"
                "  -s, --state-dir DIR    local store (default " DEFAULT_STATE_DIR ")\n"
                "  -b, --backend NAME     linux (default) or sim\n"
                "  -t, --templates DIR    template directory (default STATE_DIR/templates)\n"
@@ -75,11 +82,12 @@ usage(FILE *f)
 }
 
 struct options {
-    config_t *cfg;    /* file values overridden by flags */
-    const char *verb; /* run, ls, status, enter */
-    char **rest;      /* arguments after the verb */
-    int n_rest;       /* entries in rest */
-    bool json;        /* --json */
+    config_t *cfg;     /* file values overridden by flags */
+    const char *verb;  /* run, ls, status, enter */
+    char **rest;       /* arguments after the verb */
+    int n_rest;        /* entries in rest */
+    bool json;         /* --json */
+    const char *token; /* join: --token */
 };
 
 static int
@@ -111,6 +119,8 @@ parse_options(int argc, char **argv, struct options *o)
         {"sim-max-guests", required_argument, NULL, 'G'},
         {"sim-seed", required_argument, NULL, 'S'},
         {"json", no_argument, NULL, 'j'},
+        {"token", required_argument, NULL, 'T'},
+        {"insecure", no_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -190,6 +200,12 @@ parse_options(int argc, char **argv, struct options *o)
             case 'j':
                 o->json = true;
                 break;
+            case 'T':
+                o->token = optarg;
+                break;
+            case 'I':
+                config_set(flags, "node", "insecure", "true");
+                break;
             case 'h':
                 usage(stdout);
                 exit(0);
@@ -229,9 +245,9 @@ parse_options(int argc, char **argv, struct options *o)
     }
     /* Flags win over the file. */
     static const char *const keys[] = {
-        "name",         "master",         "state_dir",      "backend",   "templates",
-        "heartbeat_ms", "usage_interval", "log_level",      "sim_nodes", "sim_cpus",
-        "sim_memory",   "sim_disk",       "sim_max_guests", "sim_seed",  "max_guests"};
+        "name",           "master",    "state_dir",  "backend",  "templates",  "heartbeat_ms",
+        "usage_interval", "log_level", "sim_nodes",  "sim_cpus", "sim_memory", "sim_disk",
+        "sim_max_guests", "sim_seed",  "max_guests", "insecure"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         const char *v = config_get(flags, "node", keys[i]);
         if (v)
@@ -522,6 +538,14 @@ cmd_run(struct options *o)
     }
     if (config_foreach(o->cfg, "labels", add_label, &ac) < 0)
         return EXIT_USAGE;
+    bool insecure = false;
+    if (config_get_bool(o->cfg, "node", "insecure", &insecure) == -EINVAL) {
+        fprintf(stderr, "vfleet-node: insecure is true or false\n");
+        return EXIT_USAGE;
+    }
+    if (join_agent_keys(state_dir, insecure || sim_nodes, config_get(o->cfg, "node", "name"),
+                        config_get(o->cfg, "node", "master"), &ac) < 0)
+        return EXIT_USAGE;
     if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "vfleet-node: cannot create \"%s\": %m\n", state_dir);
         return EXIT_FAIL;
@@ -672,6 +696,20 @@ cmd_routes(struct options *o)
 }
 
 static int
+cmd_join(struct options *o)
+{
+    char host[NAME_MAX_LEN + 1] = "";
+
+    gethostname(host, sizeof(host) - 1);
+    if (!config_get(o->cfg, "node", "master") || !o->token) {
+        fprintf(stderr, "vfleet-node: join needs --master tcp://HOST:PORT and --token TOKEN\n");
+        return EXIT_USAGE;
+    }
+    return join_run(opt_str(o, "master", DEFAULT_MASTER), opt_str(o, "name", host),
+                    opt_str(o, "state_dir", DEFAULT_STATE_DIR), o->token, JOIN_TIMEOUT_S);
+}
+
+static int
 cmd_status(struct options *o)
 {
     const char *dir = opt_str(o, "state_dir", DEFAULT_STATE_DIR);
@@ -758,6 +796,8 @@ main(int argc, char **argv)
         r = cmd_status(&o);
     else if (strcmp(o.verb, "enter") == 0)
         r = cmd_enter(&o);
+    else if (strcmp(o.verb, "join") == 0)
+        r = cmd_join(&o);
     else {
         fprintf(stderr, "vfleet-node: unknown command \"%s\"\n", o.verb);
         usage(stderr);
