@@ -118,8 +118,11 @@ free_port() {
 }
 
 # local_cluster ARGS...: deploy/local-cluster with this scenario's environment.
+# Nodes join with tokens and talk CurveZMQ across the fabric, as in every
+# local cluster; CL_LINK=ipc puts them on the master's ipc:// socket instead.
 local_cluster() {
     VFLEET_LOCAL_DIR=$CL VFLEET_LOCAL_PORT=$CL_PORT VFLEET_LOCAL_PREFIX=$CL_PREFIX \
+        VFLEET_LOCAL_ZPORT=$CL_ZPORT VFLEET_LOCAL_LINK=${CL_LINK:-curve} \
         VFLEET_MASTER_ARGS="--log-level debug ${MASTER_ARGS:-}" \
         VFLEET_NODE_ARGS="--heartbeat 500 --usage-interval 1 --log-level debug ${NODE_ARGS:-}" \
         VFLEET_SIM_ARGS="${SIM_ARGS:-}" VFLEET_BIN=$VFLEET_BIN \
@@ -129,6 +132,7 @@ local_cluster() {
 start_cluster() {
     local nodes=$1 sim=${2:-0}
     CL_PORT=${CL_PORT:-$(free_port)}
+    CL_ZPORT=${CL_ZPORT:-$(free_port)}
     export VFLEET_MASTER=http://127.0.0.1:$CL_PORT
     [ -x "$VFLEET_BIN/vfleet-master" ] || {
         echo "SKIP: no vfleet-master built"
@@ -190,7 +194,7 @@ is_node_state() { [ "$(node_state "$1")" = "$2" ]; }
 cluster_teardown() {
     [ "$CL_STARTED" = 1 ] || return 0
     local f rec pid id
-    for f in "$CL"/*/agent.pid "$CL"/master.pid; do
+    for f in "$CL"/*/agent.pid "$CL"/master.pid "$CL"/relay.pid; do
         [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
     done
     sleep 0.2
