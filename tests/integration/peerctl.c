@@ -12,7 +12,10 @@
  * Commands (each prints one JSON object on stdout):
  *   hello NAME             says hello as NAME every 500 ms and heartbeats,
  *                          for -t seconds: {"welcomed", "nacks", "echoes",
- *                          "echoes_late", "refused", "last_nack"}
+ *                          "echoes_late", "refused", "last_nack",
+ *                          "welcomed_ms", "dropped_ms"} (wall clock ms when
+ *                          first welcomed, and when a welcomed connection was
+ *                          first closed by the master; 0 = never)
  *   ack GUEST FROM TO [GEN]   forged acks of requests FROM..TO about GUEST
  *   usage GUEST TIME_MS    a forged usage sample (counters 2^40)
  *   event GUEST KIND       a forged guest event
@@ -27,6 +30,8 @@
  *                          seconds: {"opened", "closed_by_master"}
  *   flood N                N heartbeats as fast as they go, then an abrupt
  *                          close (RST: unread answers are pending)
+ *   keygen                 prints a fresh public key (Z85), e.g. a wrong
+ *                          master key to pin
  *
  * For the forged ones the answer is whatever comes back within -t seconds
  * (usually nothing: the master ignores them); the scenario checks the
@@ -82,17 +87,21 @@ peer_socket(const char *name)
     }
     zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, strlen(rid));
     zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
+    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof(zero));
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
     if (hb_ms > 0) {
         int tmo = hb_ms * 3;
         zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &hb_ms, sizeof(hb_ms));
         zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof(tmo));
     }
-    if (!plain) {
-        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, keys.public_key, KEYS_Z85_LEN);
-        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, keys.secret_key, KEYS_Z85_LEN);
-        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, master_key ? master_key : keys.master_key,
-                       KEYS_Z85_LEN);
+    /* A key libzmq refuses would leave the socket in plaintext: fail instead. */
+    if (!plain &&
+        (zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, keys.public_key, KEYS_Z85_LEN) < 0 ||
+         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, keys.secret_key, KEYS_Z85_LEN) < 0 ||
+         zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, master_key ? master_key : keys.master_key,
+                        KEYS_Z85_LEN) < 0)) {
+        fprintf(stderr, "peerctl: bad CurveZMQ key: %s\n", zmq_strerror(zmq_errno()));
+        exit(2);
     }
     if (zmq_connect(s, endpoint) < 0) {
         fprintf(stderr, "peerctl: connect %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
@@ -147,41 +156,51 @@ fill_hello(struct msg *m, const char *name)
     m->u.hello.max_guests = 1;
 }
 
-/* Whether the socket's handshake was refused (a monitor on it). */
+/* The socket's refused handshakes and closed connections (a monitor). */
 static void *
-watch_auth(void *s)
+watch_socket(void *s)
 {
     char ep[64];
     void *mon = zmq_socket(ctx, ZMQ_PAIR);
+    int zero = 0;
 
     snprintf(ep, sizeof(ep), "inproc://peerctl-mon-%p", s);
-    zmq_socket_monitor(s, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    zmq_socket_monitor(s, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED);
+    zmq_setsockopt(mon, ZMQ_RCVHWM, &zero, sizeof(zero));
     zmq_connect(mon, ep);
     return mon;
 }
 
+/* Reads the monitor: sets *refused on a refused handshake, and returns
+ * whether a connection was closed. */
 static bool
-was_refused(void *mon)
+watch_read(void *mon, bool *refused)
 {
     uint8_t ev[6];
     char ep[256];
-    bool refused = false;
+    uint16_t event;
+    bool closed = false;
 
-    while (zmq_recv(mon, ev, sizeof(ev), ZMQ_DONTWAIT) == (int)sizeof(ev)) {
+    while (mon && zmq_recv(mon, ev, sizeof(ev), ZMQ_DONTWAIT) == (int)sizeof(ev)) {
         zmq_recv(mon, ep, sizeof(ep), ZMQ_DONTWAIT);
-        refused = true;
+        memcpy(&event, ev, sizeof(event));
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            *refused = true;
+        else
+            closed = true;
     }
-    return refused;
+    return closed;
 }
 
 static int
 cmd_hello(const char *name)
 {
-    void *s = peer_socket(name), *mon = plain ? NULL : watch_auth(s);
+    void *s = peer_socket(name), *mon = watch_socket(s);
     uint64_t end = time_mono_ms() + seconds * 1000ULL, half = time_mono_ms() + seconds * 500ULL;
     uint64_t next = 0;
     unsigned nacks = 0, echoes = 0, late = 0;
     bool welcomed = false, refused = false;
+    uint64_t welcomed_ms = 0, dropped_ms = 0;
     char last[256] = "";
 
     while (time_mono_ms() < end) {
@@ -197,12 +216,15 @@ cmd_hello(const char *name)
             msg_clear(&m);
             next = time_mono_ms() + 500;
         }
-        if (mon && was_refused(mon))
-            refused = true;
+        if (watch_read(mon, &refused) && welcomed_ms && !dropped_ms)
+            dropped_ms = time_real_ms();
         if (recv_msg(s, &m, 50) < 0)
             continue;
-        if (m.type == MSG_WELCOME)
+        if (m.type == MSG_WELCOME) {
             welcomed = true;
+            if (!welcomed_ms)
+                welcomed_ms = time_real_ms();
+        }
         else if (m.type == MSG_NACK) {
             nacks++;
             snprintf(last, sizeof(last), "%.200s", m.u.nack.message);
@@ -215,10 +237,11 @@ cmd_hello(const char *name)
         msg_clear(&m);
     }
     printf("{\"welcomed\": %s, \"nacks\": %u, \"echoes\": %u, \"echoes_late\": %u, "
-           "\"refused\": %s, \"last_nack\": \"%s\"}\n",
-           welcomed ? "true" : "false", nacks, echoes, late, refused ? "true" : "false", last);
-    if (mon)
-        zmq_close(mon);
+           "\"refused\": %s, \"last_nack\": \"%s\", \"welcomed_ms\": %" PRIu64
+           ", \"dropped_ms\": %" PRIu64 "}\n",
+           welcomed ? "true" : "false", nacks, echoes, late, refused ? "true" : "false", last,
+           welcomed_ms, dropped_ms);
+    zmq_close(mon);
     zmq_close(s);
     return 0;
 }
@@ -546,6 +569,12 @@ run(int argc, char **argv)
         return cmd_junk((unsigned)atoi(argv[1]));
     if (!strcmp(c, "flood") && argc == 2)
         return cmd_flood((unsigned)atoi(argv[1]));
+    if (!strcmp(c, "keygen") && argc == 1) {
+        struct keys_file k = {0};
+        keys_generate(&k);
+        printf("%s\n", k.public_key);
+        return 0;
+    }
     return usage_error();
 }
 
@@ -594,7 +623,7 @@ main(int argc, char **argv)
     if (fresh)
         keys_generate(&keys);
     if (!plain && !keyfile && !fresh && strcmp(argv[optind], "junk") != 0 &&
-        strcmp(argv[optind], "plain-mech") != 0)
+        strcmp(argv[optind], "plain-mech") != 0 && strcmp(argv[optind], "keygen") != 0)
         return usage_error();
     ctx = zmq_ctx_new();
     r = run(argc - optind, argv + optind);
