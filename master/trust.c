@@ -501,8 +501,12 @@ revoke_done(master_t *m, void *ctx, int err)
         node_remove(m->trust, c->node);
         unsigned kicked = 0;
         for (unsigned i = 0; i < m->n_links; i++) {
+            struct link_stats before, after;
+            link_get_stats(m->links[i].link, &before);
             (void)link_deny(m->links[i].link, c->node, true);
-            kicked += link_kick(m->links[i].link, c->node) == 0;
+            (void)link_kick(m->links[i].link, c->node);
+            link_get_stats(m->links[i].link, &after);
+            kicked += (unsigned)(after.kicked_asked - before.kicked_asked);
         }
         struct registry_node *n = registry_get(m->reg, c->node);
         if (n)

@@ -27,6 +27,16 @@ on_heartbeat(uv_timer_t *t)
     /* The master echoes every heartbeat. Silence for three intervals means the
      * connection is gone, possibly for good (libzmq does not reconnect after a
      * protocol error): reconnect and say hello again. */
+    /* A refused handshake (our key revoked) ends the session at once: no
+     * need to wait for the silence. */
+    if (a->welcomed && link_refused(a->link)) {
+        log_error("node=%s the master at \"%s\" refused this node's key: revoked, or not the "
+                  "master it joined; retrying",
+                  a->cfg.name, a->cfg.master);
+        a->refused_logged = true;
+        a->welcomed = false;
+        return;
+    }
     if (a->welcomed && now - a->last_rx_ms > 3ULL * a->cfg.heartbeat_ms) {
         log_warning("node=%s master silent for %" PRIu64 " ms, reconnecting", a->cfg.name,
                     now - a->last_rx_ms);

@@ -145,9 +145,9 @@ int link_send(link_t *l, const char *peer, const void *buf, size_t len);
  * from libzmq (-ETERM, -EINTR). */
 int link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len);
 
-/* Router: shuts down the connection peer's messages last came through (the
- * TCP or Unix socket; libzmq then ends the connection as if the peer had
- * closed it). Returns 0, -ENOENT when the peer has no known connection, or
+/* Router: shuts down the connections peer's messages came through lately
+ * (the TCP or Unix sockets; libzmq then ends each as if the peer had closed
+ * it). Returns 0, -ENOENT when the peer has no open connection known, or
  * -EINVAL on a dealer. */
 int link_kick(link_t *l, const char *peer);
 

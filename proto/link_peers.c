@@ -14,6 +14,7 @@
 
 #define MONITOR_EVENTS  (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED)
 #define EVENTS_PER_TICK 100000 /* monitor events read per link_peers_tick */
+#define PEER_CONNS      8      /* connections remembered per name, for link_peers_kick */
 
 /* How to reach one peer name. */
 struct route {
@@ -23,8 +24,13 @@ struct route {
     ino_t ino;                     /* the socket's inode when first seen */
     const void *conn;              /* that connection's tag */
     const void *flooded;           /* tag of a connection shut for flooding */
-    uint64_t window_start;         /* monotonic ms the flood window began */
-    uint32_t window_msgs;          /* messages in the window */
+    struct {
+        int fd;            /* its socket */
+        ino_t ino;         /* the socket's inode when first seen */
+    } recent[PEER_CONNS];  /* connections the name spoke through lately */
+    unsigned n_recent;     /* entries used in recent (a ring once full) */
+    uint64_t window_start; /* monotonic ms the flood window began */
+    uint32_t window_msgs;  /* messages in the window */
 };
 
 /* A connection the monitor reported accepted and not yet closed. */
@@ -133,6 +139,14 @@ route_switch(link_peers_t *p, struct route *rt, const struct link_origin *o)
         rt->conn = o->conn;
         rt->fd = o->fd;
         rt->ino = socket_ino(o->fd);
+        bool known = false;
+        for (unsigned i = 0; i < PEER_CONNS && i < rt->n_recent; i++)
+            known |= rt->recent[i].fd == rt->fd && rt->recent[i].ino == rt->ino;
+        if (!known) {
+            unsigned slot = rt->n_recent++ % PEER_CONNS;
+            rt->recent[slot].fd = rt->fd;
+            rt->recent[slot].ino = rt->ino;
+        }
         snprintf(key, sizeof(key), "%d", o->fd);
         if (o->fd >= 0)
             zhashx_update(p->fdnames, key, xstrdup(o->name));
@@ -205,10 +219,15 @@ int
 link_peers_kick(link_peers_t *p, const char *name)
 {
     struct route *rt = zhashx_lookup(p->routes, name);
+    unsigned shut_now = 0;
 
-    if (!rt || !shut(rt->fd, rt->ino))
+    /* Every connection the name spoke through lately, not only the latest:
+     * two sessions with one key (a copied node) both end. */
+    for (unsigned i = 0; rt && i < PEER_CONNS && i < rt->n_recent; i++)
+        shut_now += shut(rt->recent[i].fd, rt->recent[i].ino);
+    if (!shut_now)
         return -ENOENT;
-    p->stats.kicked_asked++;
+    p->stats.kicked_asked += shut_now;
     return 0;
 }
 

@@ -38,7 +38,8 @@ void link_peers_destroy(link_peers_t **pp);
 int link_peers_seen(link_peers_t *p, const struct link_origin *o, uint64_t now_ms);
 /* The routing id that reaches name: 0, or -EHOSTUNREACH. */
 int link_peers_route(link_peers_t *p, const char *name, const void **id, size_t *len);
-/* Shuts name's current connection: 0 or -ENOENT. */
+/* Shuts name's connections (the last few it spoke through): 0, or -ENOENT
+ * when none is open. */
 int link_peers_kick(link_peers_t *p, const char *name);
 /* Denies or allows name again: 0, -ENOSPC. */
 int link_peers_deny(link_peers_t *p, const char *name, bool deny);

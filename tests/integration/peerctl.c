@@ -65,6 +65,7 @@ static const char *master_key;
 static int hb_ms;
 static unsigned seconds = 3;
 static uint64_t next_id = 1;
+static int sndhwm = 1000; /* forged batches are queued whole: 0 */
 
 static void *ctx;
 
@@ -87,7 +88,7 @@ peer_socket(const char *name)
     }
     zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, strlen(rid));
     zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
-    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof(zero));
+    zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm));
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
     if (hb_ms > 0) {
         int tmo = hb_ms * 3;
@@ -95,11 +96,10 @@ peer_socket(const char *name)
         zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof(tmo));
     }
     /* A key libzmq refuses would leave the socket in plaintext: fail instead. */
-    if (!plain &&
-        (zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, keys.public_key, KEYS_Z85_LEN) < 0 ||
-         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, keys.secret_key, KEYS_Z85_LEN) < 0 ||
-         zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, master_key ? master_key : keys.master_key,
-                        KEYS_Z85_LEN) < 0)) {
+    if (!plain && (zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, keys.public_key, KEYS_Z85_LEN) < 0 ||
+                   zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, keys.secret_key, KEYS_Z85_LEN) < 0 ||
+                   zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, master_key ? master_key : keys.master_key,
+                                  KEYS_Z85_LEN) < 0)) {
         fprintf(stderr, "peerctl: bad CurveZMQ key: %s\n", zmq_strerror(zmq_errno()));
         exit(2);
     }
@@ -224,8 +224,7 @@ cmd_hello(const char *name)
             welcomed = true;
             if (!welcomed_ms)
                 welcomed_ms = time_real_ms();
-        }
-        else if (m.type == MSG_NACK) {
+        } else if (m.type == MSG_NACK) {
             nacks++;
             snprintf(last, sizeof(last), "%.200s", m.u.nack.message);
             if (m.u.nack.code == MSG_ERR_NOT_FOUND)
@@ -250,6 +249,7 @@ cmd_hello(const char *name)
 static int
 forge(struct msg *m, unsigned count)
 {
+    sndhwm = 0;
     void *s = peer_socket(keys.node[0] ? keys.node : "forger");
     uint64_t end = time_mono_ms() + seconds * 1000ULL;
     unsigned sent = 0, nacks = 0, other = 0;
