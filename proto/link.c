@@ -37,7 +37,10 @@ link_ctx_init(void)
 {
     /* czmq installs SIGINT/SIGTERM handlers in zsys_init that would replace
      * libuv's; setting a NULL handler afterwards puts back the ones that were
-     * there before. */
+     * there before. Two I/O threads: libzmq puts each new connection on the
+     * less loaded one, so a storm of strangers' handshakes on one thread
+     * does not queue in front of the nodes' messages (trust_junk.sh). */
+    zsys_set_io_threads(LINK_IO_THREADS);
     zsys_init();
     zsys_handler_set(NULL);
 }

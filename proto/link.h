@@ -44,6 +44,7 @@
 #define LINK_HEARTBEAT_MS   5000  /* ZMTP PING interval on an idle connection */
 #define LINK_HEARTBEAT_TMO  15000 /* no traffic for this long drops the connection */
 #define LINK_CONNECT_TMO_MS 5000  /* TCP connect attempt timeout */
+#define LINK_IO_THREADS     2     /* libzmq I/O threads of the process's context */
 
 #define LINK_KEY_LEN    40    /* a CurveZMQ key in Z85 text, without the NUL */
 #define LINK_MAX_PEERS  65536 /* names a router keeps routes for (and denies) */
