@@ -12,6 +12,7 @@
 
 #include <zmq.h>
 
+#include "common/config.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -193,11 +194,20 @@ join_run(const char *endpoint, const char *name, const char *state_dir, const ch
 }
 
 int
-join_agent_keys(const char *state_dir, bool insecure, bool name_given, bool master_given,
-                struct agent_config *ac)
+join_agent_keys(const config_t *cfg, const char *state_dir, bool sim, struct agent_config *ac)
 {
+    bool name_given = config_get(cfg, "node", "name") != NULL;
+    bool master_given = config_get(cfg, "node", "master") != NULL;
+    bool insecure = false;
     struct keys_file k;
-    int r = join_load(state_dir, &k);
+    int r = config_get_bool(cfg, "node", "insecure", &insecure);
+
+    if (r < 0 && r != -ENOENT) {
+        fprintf(stderr, "vfleet-node: insecure is true or false\n");
+        return r;
+    }
+    insecure |= sim;
+    r = join_load(state_dir, &k);
 
     /* The endpoint a join recorded counts when none was configured. */
     if (r == 0 && !master_given && k.endpoint[0])

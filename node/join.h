@@ -36,12 +36,13 @@ int join_run(const char *endpoint, const char *name, const char *state_dir, cons
 int join_load(const char *state_dir, struct keys_file *k);
 
 struct agent_config;
+typedef struct config config_t;
 
-/* How `vfleet-node run` connects. A tcp:// master without insecure needs
- * the key file of a join: ac gets its keys (curve), and its name and master
- * endpoint when the configuration named none (name_given, master_given); a
- * name other than the key's is refused. ipc:// masters, and tcp:// ones
- * with insecure (logged loudly), are plaintext. Prints why not to stderr and
- * returns -errno. */
-int join_agent_keys(const char *state_dir, bool insecure, bool name_given, bool master_given,
+/* How `vfleet-node run` connects, from cfg's [node] name, master and
+ * insecure. A tcp:// master without insecure needs the key file of a join:
+ * ac gets its keys (curve), and its name and master endpoint when cfg named
+ * none; a name other than the key's is refused. ipc:// masters, tcp:// ones
+ * with insecure (logged loudly) and simulated nodes (sim) are plaintext.
+ * Prints why not to stderr and returns -errno. */
+int join_agent_keys(const config_t *cfg, const char *state_dir, bool sim,
                     struct agent_config *ac);

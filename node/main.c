@@ -538,13 +538,7 @@ cmd_run(struct options *o)
     }
     if (config_foreach(o->cfg, "labels", add_label, &ac) < 0)
         return EXIT_USAGE;
-    bool insecure = false;
-    if (config_get_bool(o->cfg, "node", "insecure", &insecure) == -EINVAL) {
-        fprintf(stderr, "vfleet-node: insecure is true or false\n");
-        return EXIT_USAGE;
-    }
-    if (join_agent_keys(state_dir, insecure || sim_nodes, config_get(o->cfg, "node", "name"),
-                        config_get(o->cfg, "node", "master"), &ac) < 0)
+    if (join_agent_keys(o->cfg, state_dir, sim_nodes > 0, &ac) < 0)
         return EXIT_USAGE;
     if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "vfleet-node: cannot create \"%s\": %m\n", state_dir);
