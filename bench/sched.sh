@@ -33,7 +33,8 @@
 # and compared with Nomad's published C1M run: 1,000,000 containers on 5,000
 # hosts in under 5 minutes with 5 servers, about 3,750 placements/s.
 #
-# Environment: VFLEET_BIN (default <repo>/build/bin), BENCH_DIR (default a new
+# Environment: MASTER_WRAP (a command the master runs under, e.g. a profiler),
+# VFLEET_BIN (default <repo>/build/bin), BENCH_DIR (default a new
 # /tmp/vfleet-bench.XXXXXX, removed at the end unless --keep).
 set -euo pipefail
 
@@ -69,8 +70,11 @@ ulimit -n "$(ulimit -Hn)"
 D=${BENCH_DIR:-$(mktemp -d /tmp/vfleet-bench.XXXXXX)}
 mkdir -p "$D"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL=http://127.0.0.1:$PORT
-export VFLEET_MASTER=$URL
+# The API as root on the master's host: its Unix socket (no token, no TLS).
+SOCK=$D/api.sock
+URL=http://localhost
+export VFLEET_MASTER=unix:$SOCK
+curl() { command curl --unix-socket "$SOCK" "$@"; }
 MASTER_PID= SIM_PID=
 
 now() { date +%s.%N; }
@@ -90,10 +94,11 @@ trap cleanup EXIT
 # Every sim node offers room for its share with margin: 64M and 1G per guest.
 per_node=$(((GUESTS + NODES - 1) / NODES * 2 + 10))
 
-"$BIN/vfleet-master" --db "$D/master.db" --listen "127.0.0.1:$PORT" --bind "ipc://$D/master.sock" \
+# MASTER_WRAP runs the master under a tool (a profiler: "valgrind --tool=callgrind").
+${MASTER_WRAP:-} "$BIN/vfleet-master" --db "$D/master.db" --listen "127.0.0.1:$PORT" --socket "$SOCK" --bind "ipc://$D/master.sock" \
     --suspect-after "$LIVENESS" --down-after $((2 * LIVENESS)) --log-level warning >"$D/master.log" 2>&1 &
 MASTER_PID=$!
-for _ in $(seq 100); do "$BIN/vfleet" health >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 600); do "$BIN/vfleet" health >/dev/null 2>&1 && break; sleep 0.1; done
 "$BIN/vfleet" health >/dev/null || { tail "$D/master.log" >&2; exit 1; }
 
 t_nodes=$(now)
@@ -141,7 +146,7 @@ log "placing $GUESTS guests on $NODES nodes ($MODE requests, $CLIENTS in flight,
 
 t0=$(now)
 if [ $MODE = batch ]; then
-    ls "$D/req" | xargs -P "$CLIENTS" -I{} curl -s -o "$D/out/{}" \
+    ls "$D/req" | xargs -P "$CLIENTS" -I{} curl --unix-socket "$SOCK" -s -o "$D/out/{}" \
         -w '%{http_code} %{time_total}\n' -H 'Content-Type: application/json' \
         -H "Idempotency-Key: bench-{}" --data-binary "@$D/req/{}" "$URL/v1/guests:batch" \
         >"$D/latency.txt"

@@ -30,6 +30,7 @@ enum {
     ARGS_OPT_CONSTRAINT,
     ARGS_OPT_GROUP,
     ARGS_OPT_NODE,
+    ARGS_OPT_PROJECT,
     ARGS_OPT_ALGORITHM,
     ARGS_OPT_WAIT,
     ARGS_OPT_TIMEOUT,
@@ -54,6 +55,7 @@ static const struct option args_create_opts[] = {
     {"constraint", required_argument, NULL, ARGS_OPT_CONSTRAINT},
     {"group", required_argument, NULL, ARGS_OPT_GROUP},
     {"node", required_argument, NULL, ARGS_OPT_NODE},
+    {"project", required_argument, NULL, ARGS_OPT_PROJECT},
     {"algorithm", required_argument, NULL, ARGS_OPT_ALGORITHM},
     {"wait", no_argument, NULL, ARGS_OPT_WAIT},
     {"timeout", required_argument, NULL, ARGS_OPT_TIMEOUT},
@@ -363,15 +365,16 @@ args_guest_create(int argc, char **argv, struct args_create *out, char *err, siz
                 return r;
             break;
         case ARGS_OPT_GROUP:
-            if (!name_is_valid(optarg))
-                return args_fail(err, errlen, "--group \"%s\": not a valid group name", optarg);
-            json_object_set_new(body, "group", json_string(optarg));
-            break;
         case ARGS_OPT_NODE:
+        case ARGS_OPT_PROJECT: {
+            const char *key = c == ARGS_OPT_GROUP  ? "group"
+                              : c == ARGS_OPT_NODE ? "node"
+                                                   : "project";
             if (!name_is_valid(optarg))
-                return args_fail(err, errlen, "--node \"%s\": not a valid node name", optarg);
-            json_object_set_new(body, "node", json_string(optarg));
+                return args_fail(err, errlen, "--%s \"%s\": not a valid %s name", key, optarg, key);
+            json_object_set_new(body, key, json_string(optarg));
             break;
+        }
         case ARGS_OPT_ALGORITHM:
             if (strcmp(optarg, "spread") != 0 && strcmp(optarg, "binpack") != 0)
                 return args_fail(err, errlen, "--algorithm \"%s\": spread or binpack", optarg);

@@ -39,6 +39,9 @@ cli_exit_for_status(long status)
     switch (status) {
     case 400:
         return CLI_EXIT_USAGE;
+    case 401:
+    case 403:
+        return CLI_EXIT_DENIED;
     case 404:
         return CLI_EXIT_NOT_FOUND;
     case 409:
@@ -174,6 +177,14 @@ cli_call(struct cli_ctx *ctx, const struct http_request *req, const char *what,
     if (r == -EINVAL)
         return cli_usage_error(ctx, "bad request to %s: %s", http_client_base_url(ctx->http),
                                res->error);
+    if (r == -EPERM) {
+        fprintf(ctx->err,
+                "vfleet: the master at %s is not the one trusted: %s\n"
+                "vfleet: give --pin sha256//... (the pin vfleet-master logs at start) or --ca "
+                "FILE\n",
+                http_client_base_url(ctx->http), res->error);
+        return CLI_EXIT_DENIED;
+    }
     if (r < 0) {
         fprintf(ctx->err, "vfleet: %s %s: %s\n", req->method, req->path, res->error);
         return CLI_EXIT_FAILURE;

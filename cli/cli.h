@@ -15,7 +15,8 @@
 #include "cli/http.h"
 #include "common/mem.h"
 
-#define CLI_DEFAULT_MASTER "http://127.0.0.1:7400"
+#define CLI_DEFAULT_MASTER "https://127.0.0.1:7400"
+#define CLI_DEFAULT_SOCKET "/run/vfleet-master/api.sock" /* root's way in on the master's host */
 
 /* The exit codes. Scripts depend on them: never renumber. */
 enum cli_exit {
@@ -25,6 +26,8 @@ enum cli_exit {
     CLI_EXIT_NOT_FOUND = 3,   /* the named node, guest or pool does not exist (404) */
     CLI_EXIT_CONFLICT = 4,    /* the request conflicts with the cluster's state (409, 422) */
     CLI_EXIT_UNREACHABLE = 5, /* no reply from the master: refused, unresolvable, timed out */
+    CLI_EXIT_DENIED = 6,      /* no or a refused token (401), a role that may not (403), or
+                                 a master that is not the one trusted (certificate, pin) */
 };
 
 /* The context a command runs in. Owned by the caller of the command. */

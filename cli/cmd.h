@@ -13,7 +13,14 @@ int cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet pool create|ls|rm`. */
 int cmd_pool_run(struct cli_ctx *ctx, int argc, char **argv);
 
+/* `vfleet token create|ls|rm`. */
+int cmd_token_run(struct cli_ctx *ctx, int argc, char **argv);
+/* `vfleet project create|set|ls|show|rm`. */
+int cmd_project_run(struct cli_ctx *ctx, int argc, char **argv);
+
 /* Help for each group, written to f. */
 void cmd_node_help(FILE *f);
 void cmd_guest_help(FILE *f);
 void cmd_pool_help(FILE *f);
+void cmd_token_help(FILE *f);
+void cmd_project_help(FILE *f);

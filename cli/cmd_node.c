@@ -21,7 +21,7 @@ cmd_node_help(FILE *f)
           "  routes NAME    addresses routed to the node's guests: address, interface, guest\n"
           "  token create [--name NAME] [--ttl 1h]\n"
           "                 a single-use join token (shown once); with --name, only NAME\n"
-          "                 may join with it; --ttl: seconds, or with s, m, h or d\n"
+          "                 may join with it; --ttl: seconds, or with s, m, h or d (to 30d)\n"
           "  token ls       join tokens made: id, node, state, expiry (never the secret)\n"
           "  revoke NAME    refuse NAME's key from now on and shut its connections;\n"
           "                 it joins again with a new token\n"
@@ -220,41 +220,6 @@ node_cordon(struct cli_ctx *ctx, int argc, char **argv, bool cordon)
     return CLI_EXIT_OK;
 }
 
-/* "90", "90s", "30m", "1h", "7d" into seconds. */
-static int
-parse_ttl(const char *s, uint64_t *out)
-{
-    char *end;
-    uint64_t mult = 1;
-
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *s == '-')
-        return -EINVAL;
-    if (*end && end[1])
-        return -EINVAL;
-    switch (*end) {
-    case '\0':
-    case 's':
-        break;
-    case 'm':
-        mult = 60;
-        break;
-    case 'h':
-        mult = 3600;
-        break;
-    case 'd':
-        mult = 86400;
-        break;
-    default:
-        return -EINVAL;
-    }
-    if (v == 0 || v > 30ULL * 86400 / mult)
-        return -ERANGE;
-    *out = v * mult;
-    return 0;
-}
-
 /* `token create [--name N] [--ttl T]`: prints the token alone on its first
  * line, so `T=$(vfleet node token create | head -1)` works. */
 static int
@@ -268,7 +233,6 @@ token_create(struct cli_ctx *ctx, int argc, char **argv)
     };
     _cleanup_(http_result_clear) struct http_result res = {0};
     json_t *body = json_object();
-    uint64_t ttl;
     int c;
 
     optind = 0;
@@ -280,8 +244,9 @@ token_create(struct cli_ctx *ctx, int argc, char **argv)
             return CLI_EXIT_OK;
         } else if (c == 'n' && name_is_valid(optarg)) {
             json_object_set_new(body, "node", json_string(optarg));
-        } else if (c == 't' && parse_ttl(optarg, &ttl) == 0) {
-            json_object_set_new(body, "ttl_s", json_integer((json_int_t)ttl));
+        } else if (c == 't') {
+            /* The master reads it (seconds, or with s, m, h or d). */
+            json_object_set_new(body, "ttl", json_string(optarg));
         } else {
             json_decref(body);
             return cli_usage_error(ctx, "node token create: %s \"%s\"",

@@ -17,7 +17,12 @@
 
 struct http_client {
     CURL *curl;              /* one easy handle, reused so connections are kept alive */
-    char *base;              /* base URL without a trailing '/' */
+    char *base;              /* base URL without a trailing '/', as given */
+    char *prefix;            /* what paths are appended to ("http://localhost" for a socket) */
+    char *unix_path;         /* the master's Unix socket, NULL = TCP */
+    char *auth;              /* "Authorization: Bearer ..." header, NULL = none */
+    char *ca_file;           /* CA certificates for https, NULL = the system's */
+    char *pin;               /* the master's public key pin, NULL = none */
     unsigned retries;        /* retries after the first attempt */
     unsigned first_delay_ms; /* delay before the first retry; doubles each time */
 };
@@ -47,9 +52,41 @@ http_client_new(const char *base_url)
     size_t n = strlen(c->base);
     while (n > 0 && c->base[n - 1] == '/')
         c->base[--n] = '\0';
+    if (strncmp(c->base, "unix:", 5) == 0) {
+        c->unix_path = xstrdup(c->base + 5);
+        c->prefix = xstrdup("http://localhost");
+    } else {
+        c->prefix = xstrdup(c->base);
+    }
     c->retries = 3;
     c->first_delay_ms = 250;
     return c;
+}
+
+static void
+set_str(char **slot, const char *v)
+{
+    if (*slot)
+        explicit_bzero(*slot, strlen(*slot));
+    free(*slot);
+    *slot = v && *v ? xstrdup(v) : NULL;
+}
+
+void
+http_client_set_token(http_client_t *c, const char *token)
+{
+    _cleanup_free_ char *h = token && *token ? xasprintf("Authorization: Bearer %s", token) : NULL;
+
+    set_str(&c->auth, h);
+    if (h)
+        explicit_bzero(h, strlen(h));
+}
+
+void
+http_client_set_tls(http_client_t *c, const char *ca_file, const char *pin)
+{
+    set_str(&c->ca_file, ca_file);
+    set_str(&c->pin, pin);
 }
 
 void
@@ -59,6 +96,11 @@ http_client_destroy(http_client_t **c)
         return;
     curl_easy_cleanup((*c)->curl);
     free((*c)->base);
+    free((*c)->prefix);
+    free((*c)->unix_path);
+    set_str(&(*c)->auth, NULL);
+    free((*c)->ca_file);
+    free((*c)->pin);
     free(*c);
     *c = NULL;
 }
@@ -185,6 +227,10 @@ http_errno(CURLcode rc)
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
         return -EINVAL;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_CACERT_BADFILE:
+        return -EPERM;
     default:
         return -EIO;
     }
@@ -218,6 +264,8 @@ http_attempt(http_client_t *c, const struct http_request *req, const char *url, 
         key_hdr = xasprintf("Idempotency-Key: %s", key);
         hdrs = curl_slist_append(hdrs, key_hdr);
     }
+    if (c->auth)
+        hdrs = curl_slist_append(hdrs, c->auth);
     if (!hdrs)
         return CURLE_OUT_OF_MEMORY;
 
@@ -231,6 +279,19 @@ http_attempt(http_client_t *c, const struct http_request *req, const char *url, 
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_sink_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
+    if (c->unix_path)
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    if (c->pin) {
+        curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pin);
+        if (!c->ca_file) {
+            /* The pin is the trust: a self-signed certificate has no CA, and
+             * its names may not include the one used to reach it. */
+            curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+    }
 
     if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
@@ -270,7 +331,7 @@ http_request_send(http_client_t *c, const struct http_request *req, struct http_
         snprintf(out->error, sizeof(out->error), "path \"%s\" does not start with '/'", req->path);
         return -EINVAL;
     }
-    url = xasprintf("%s%s", c->base, req->path);
+    url = xasprintf("%s%s", c->prefix, req->path);
     if (req->body) {
         body = json_dumps(req->body, JSON_COMPACT);
         if (!body) {

@@ -46,10 +46,22 @@ struct http_result {
     char error[256];             /* transport error text, "" when a reply arrived */
 };
 
-/* Creates a client for the master at base_url ("http://127.0.0.1:7400", with
- * or without a trailing '/'; copied). Returns NULL only when libcurl cannot
- * start, which the caller reports as a failure. */
+/* Creates a client for the master at base_url ("https://10.0.0.1:7400",
+ * with or without a trailing '/'; or "unix:/run/vfleet-master/api.sock" for
+ * the master's Unix socket on this host; copied). Returns NULL only when
+ * libcurl cannot start, which the caller reports as a failure. */
 http_client_t *http_client_new(const char *base_url);
+
+/* Sends "Authorization: Bearer token" with every request (NULL = none;
+ * copied). */
+void http_client_set_token(http_client_t *c, const char *token);
+/* How an https master is trusted (both copied, NULL = unset):
+ *   pin      "sha256//BASE64" of its public key, as the master logs it; the
+ *            pin alone authenticates the server (a self-signed certificate
+ *            has no CA to check and may not carry the name used);
+ *   ca_file  PEM certificates to verify its certificate and name with.
+ * Neither: the system's CA store. Both: both must hold. */
+void http_client_set_tls(http_client_t *c, const char *ca_file, const char *pin);
 /* Frees the client. NULL-safe, clears *c. */
 void http_client_destroy(http_client_t **c);
 
@@ -58,7 +70,8 @@ void http_client_destroy(http_client_t **c);
  * long. The default is 3 retries starting at 250 ms. */
 void http_client_set_retries(http_client_t *c, unsigned retries, unsigned first_delay_ms);
 
-/* The master's base URL, without a trailing '/'. Borrowed from the client. */
+/* The master's base URL, without a trailing '/' ("unix:PATH" for the
+ * socket). Borrowed from the client. */
 const char *http_client_base_url(const http_client_t *c);
 
 /* Sends req and waits for the reply. Returns:
@@ -67,6 +80,8 @@ const char *http_client_base_url(const http_client_t *c);
  *                 after every retry (out->error says how)
  *   -EINVAL       the URL is malformed or not http/https (out->error says why)
  *   -EMSGSIZE     the reply exceeded HTTP_MAX_BODY
+ *   -EPERM        the master is not the one trusted: its certificate does not
+ *                 verify, or its key does not match the pin (out->error says how)
  *   -EIO          any other transport failure (out->error says which)
  * out is always initialised, so http_result_clear() is always safe. */
 int http_request_send(http_client_t *c, const struct http_request *req, struct http_result *out);

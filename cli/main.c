@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cmd.h"
@@ -14,7 +15,8 @@
 static void
 main_help(FILE *f)
 {
-    fputs("Usage: vfleet [--master URL] [--json] GROUP COMMAND [ARGS...]\n"
+    fputs("Usage: vfleet [--master URL] [--token T] [--pin PIN | --ca FILE] [--json] GROUP\n"
+          "              COMMAND [ARGS...]\n"
           "\n"
           "The operator's command line for a vfleet cluster: a client of the master's\n"
           "REST API (docs/api.md).\n"
@@ -24,13 +26,22 @@ main_help(FILE *f)
           "          token create [--name N] [--ttl 1h] | token ls | revoke NAME\n"
           "  guest   create | ls | show | start | stop | restart | rm | set | exec | usage\n"
           "  pool    create | ls | rm\n"
+          "  token   create | ls | rm     API tokens (admin)\n"
+          "  project create | set | ls | show | rm   projects and quotas\n"
           "  health  is the master up? (GET /healthz)\n"
           "\n"
           "  vfleet GROUP --help shows a group's commands and options.\n"
           "\n"
           "Global options (anywhere before a \"--\"):\n"
-          "  --master URL  the master's API (default: $VFLEET_MASTER, else " CLI_DEFAULT_MASTER
-          ")\n"
+          "  --master URL  the master's API: https://HOST:PORT, or unix:PATH for its socket\n"
+          "                (default: $VFLEET_MASTER, else unix:" CLI_DEFAULT_SOCKET " when it\n"
+          "                exists (root on the master's host needs no token there), else\n"
+          "                " CLI_DEFAULT_MASTER ")\n"
+          "  --token T     the API token (default: $VFLEET_TOKEN)\n"
+          "  --pin PIN     trust the master whose public key has this pin, sha256//BASE64\n"
+          "                as vfleet-master logs it at start (default: $VFLEET_PIN)\n"
+          "  --ca FILE     trust the master's certificate through these CA certificates\n"
+          "                (default: $VFLEET_CA; neither: the system's CA store)\n"
           "  --json        print the master's JSON instead of tables\n"
           "  --idempotency-key K\n"
           "                the key for this command's POST (default: a random UUID);\n"
@@ -51,6 +62,8 @@ main_help(FILE *f)
           "  4  conflict: refused by the cluster's state (409), or no node can take\n"
           "     the guest (422; the placement explanation is printed)\n"
           "  5  master unreachable: connection refused, name not resolved, timed out\n"
+          "  6  refused: no or a wrong token (401), a role that may not (403), or a\n"
+          "     master that is not the one trusted (certificate, pin)\n"
           "  guest exec exits with the remote command's code (128+N for signal N,\n"
           "  124 when it timed out).\n",
           f);
@@ -80,6 +93,8 @@ main(int argc, char **argv)
     _cleanup_(http_client_destroy) http_client_t *http = NULL;
     struct cli_ctx ctx = {.out = stdout, .err = stderr};
     const char *master = getenv("VFLEET_MASTER");
+    const char *token = getenv("VFLEET_TOKEN"), *pin = getenv("VFLEET_PIN");
+    const char *ca = getenv("VFLEET_CA");
     int debug = 0;
     int n = 1;
 
@@ -99,6 +114,12 @@ main(int argc, char **argv)
             master = argv[++i];
         } else if (!dashdash && !strncmp(a, "--master=", 9)) {
             master = a + 9;
+        } else if (!dashdash &&
+                   (!strcmp(a, "--token") || !strcmp(a, "--pin") || !strcmp(a, "--ca"))) {
+            if (i + 1 >= argc)
+                return cli_usage_error(&ctx, "%s needs a value", a);
+            const char **slot = a[2] == 't' ? &token : a[2] == 'p' ? &pin : &ca;
+            *slot = argv[++i];
         } else if (!dashdash && !strcmp(a, "--idempotency-key")) {
             if (i + 1 >= argc || args_idempotency_key(argv[i + 1]) < 0)
                 return cli_usage_error(&ctx,
@@ -130,12 +151,15 @@ main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (!master || !*master)
-        master = CLI_DEFAULT_MASTER;
+        master =
+            access(CLI_DEFAULT_SOCKET, W_OK) == 0 ? "unix:" CLI_DEFAULT_SOCKET : CLI_DEFAULT_MASTER;
     http = http_client_new(master);
     if (!http) {
         fputs("vfleet: cannot start libcurl\n", stderr);
         return CLI_EXIT_FAILURE;
     }
+    http_client_set_token(http, token);
+    http_client_set_tls(http, ca, pin);
     ctx.http = http;
 
     if (!strcmp(group, "node"))
@@ -144,6 +168,10 @@ main(int argc, char **argv)
         return cmd_guest_run(&ctx, argc - 2, argv + 2);
     if (!strcmp(group, "pool"))
         return cmd_pool_run(&ctx, argc - 2, argv + 2);
+    if (!strcmp(group, "token"))
+        return cmd_token_run(&ctx, argc - 2, argv + 2);
+    if (!strcmp(group, "project"))
+        return cmd_project_run(&ctx, argc - 2, argv + 2);
     if (!strcmp(group, "health"))
         return main_health(&ctx, argc - 1, argv + 1);
     return cli_usage_error(&ctx, "unknown group \"%s\" (see vfleet --help)", group);

@@ -20,39 +20,54 @@ struct route_def {
     const char *pattern;  /* path with "*" for the name segment, "+" for the address */
     const char *name;     /* for logs */
     api_handler handler;  /* who answers it */
+    unsigned roles;       /* who may use it (the guest domain narrows a tenant to its project) */
 };
 
+#define ANY   AUTH_ANY
+#define STAFF AUTH_STAFF
+#define ADMIN AUTH_ADMIN_ONLY
+#define OPEN  0 /* no authentication */
+
 static const struct route_def routes[] = {
-    {API_HEALTH, "GET", "/healthz", "health", h_health},
-    {API_NODES_LIST, "GET", "/v1/nodes", "node.list", h_node_list},
-    {API_NODE_GET, "GET", "/v1/nodes/*", "node.get", h_node_get},
-    {API_NODE_CORDON, "POST", "/v1/nodes/*/cordon", "node.cordon", h_node_cordon},
-    {API_NODE_UNCORDON, "POST", "/v1/nodes/*/uncordon", "node.uncordon", h_node_uncordon},
-    {API_GUESTS_LIST, "GET", "/v1/guests", "guest.list", h_guest_list},
-    {API_GUEST_CREATE, "POST", "/v1/guests", "guest.create", h_guest_create},
-    {API_GUEST_BATCH, "POST", "/v1/guests:batch", "guest.batch", h_guest_batch},
-    {API_GUEST_GET, "GET", "/v1/guests/*", "guest.get", h_guest_get},
-    {API_GUEST_PATCH, "PATCH", "/v1/guests/*", "guest.patch", h_guest_patch},
-    {API_GUEST_DELETE, "DELETE", "/v1/guests/*", "guest.delete", h_guest_delete},
-    {API_GUEST_START, "POST", "/v1/guests/*/start", "guest.start", h_guest_start},
-    {API_GUEST_STOP, "POST", "/v1/guests/*/stop", "guest.stop", h_guest_stop},
-    {API_GUEST_RESTART, "POST", "/v1/guests/*/restart", "guest.restart", h_guest_restart},
-    {API_GUEST_EXEC, "POST", "/v1/guests/*/exec", "guest.exec", h_guest_exec},
-    {API_GUEST_USAGE, "GET", "/v1/guests/*/usage", "guest.usage", h_guest_usage},
-    {API_GUEST_TRAFFIC, "GET", "/v1/guests/*/traffic", "guest.traffic", h_guest_traffic},
+    {API_HEALTH, "GET", "/healthz", "health", h_health, OPEN},
+    {API_NODES_LIST, "GET", "/v1/nodes", "node.list", h_node_list, STAFF},
+    {API_NODE_GET, "GET", "/v1/nodes/*", "node.get", h_node_get, STAFF},
+    {API_NODE_CORDON, "POST", "/v1/nodes/*/cordon", "node.cordon", h_node_cordon, STAFF},
+    {API_NODE_UNCORDON, "POST", "/v1/nodes/*/uncordon", "node.uncordon", h_node_uncordon, STAFF},
+    {API_GUESTS_LIST, "GET", "/v1/guests", "guest.list", h_guest_list, ANY},
+    {API_GUEST_CREATE, "POST", "/v1/guests", "guest.create", h_guest_create, ANY},
+    {API_GUEST_BATCH, "POST", "/v1/guests:batch", "guest.batch", h_guest_batch, ANY},
+    {API_GUEST_GET, "GET", "/v1/guests/*", "guest.get", h_guest_get, ANY},
+    {API_GUEST_PATCH, "PATCH", "/v1/guests/*", "guest.patch", h_guest_patch, ANY},
+    {API_GUEST_DELETE, "DELETE", "/v1/guests/*", "guest.delete", h_guest_delete, ANY},
+    {API_GUEST_START, "POST", "/v1/guests/*/start", "guest.start", h_guest_start, ANY},
+    {API_GUEST_STOP, "POST", "/v1/guests/*/stop", "guest.stop", h_guest_stop, ANY},
+    {API_GUEST_RESTART, "POST", "/v1/guests/*/restart", "guest.restart", h_guest_restart, ANY},
+    {API_GUEST_EXEC, "POST", "/v1/guests/*/exec", "guest.exec", h_guest_exec, ANY},
+    {API_GUEST_USAGE, "GET", "/v1/guests/*/usage", "guest.usage", h_guest_usage, ANY},
+    {API_GUEST_TRAFFIC, "GET", "/v1/guests/*/traffic", "guest.traffic", h_guest_traffic, ANY},
     {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/*/traffic/reset", "guest.traffic.reset",
-     h_guest_traffic_reset},
-    {API_POOLS_LIST, "GET", "/v1/pools", "pool.list", h_pool_list},
-    {API_POOL_CREATE, "POST", "/v1/pools", "pool.create", h_pool_create},
-    {API_POOL_DELETE, "DELETE", "/v1/pools/*", "pool.delete", h_pool_delete},
-    {API_GUEST_IP_ADD, "POST", "/v1/guests/*/ips", "guest.ip_add", h_guest_ip_add},
-    {API_GUEST_IP_DEL, "DELETE", "/v1/guests/*/ips/+", "guest.ip_del", h_guest_ip_del},
-    {API_NODE_ROUTES, "GET", "/v1/nodes/*/routes", "node.routes", h_node_routes},
-    /* The node link's trust. Admin only once the API has roles (issue 9,
-     * item 4): a join token lets a host become a node, revoke cuts one off. */
-    {API_NODE_REVOKE, "POST", "/v1/nodes/*/revoke", "node.revoke", h_node_revoke},
-    {API_JOIN_TOKEN_CREATE, "POST", "/v1/join-tokens", "join_token.create", h_join_token_create},
-    {API_JOIN_TOKENS_LIST, "GET", "/v1/join-tokens", "join_token.list", h_join_token_list},
+     h_guest_traffic_reset, ANY},
+    {API_POOLS_LIST, "GET", "/v1/pools", "pool.list", h_pool_list, STAFF},
+    {API_POOL_CREATE, "POST", "/v1/pools", "pool.create", h_pool_create, STAFF},
+    {API_POOL_DELETE, "DELETE", "/v1/pools/*", "pool.delete", h_pool_delete, STAFF},
+    {API_GUEST_IP_ADD, "POST", "/v1/guests/*/ips", "guest.ip_add", h_guest_ip_add, ANY},
+    {API_GUEST_IP_DEL, "DELETE", "/v1/guests/*/ips/+", "guest.ip_del", h_guest_ip_del, ANY},
+    {API_NODE_ROUTES, "GET", "/v1/nodes/*/routes", "node.routes", h_node_routes, STAFF},
+    {API_TOKENS_LIST, "GET", "/v1/tokens", "token.list", h_token_list, ADMIN},
+    {API_TOKEN_CREATE, "POST", "/v1/tokens", "token.create", h_token_create, ADMIN},
+    {API_TOKEN_DELETE, "DELETE", "/v1/tokens/*", "token.delete", h_token_delete, ADMIN},
+    {API_PROJECTS_LIST, "GET", "/v1/projects", "project.list", h_project_list, ANY},
+    {API_PROJECT_CREATE, "POST", "/v1/projects", "project.create", h_project_create, ADMIN},
+    {API_PROJECT_GET, "GET", "/v1/projects/*", "project.get", h_project_get, ANY},
+    {API_PROJECT_PATCH, "PATCH", "/v1/projects/*", "project.patch", h_project_patch, ADMIN},
+    {API_PROJECT_DELETE, "DELETE", "/v1/projects/*", "project.delete", h_project_delete, ADMIN},
+    /* The node link's trust, admin only: a join token lets a host become a
+     * node, revoke cuts one off. */
+    {API_NODE_REVOKE, "POST", "/v1/nodes/*/revoke", "node.revoke", h_node_revoke, ADMIN},
+    {API_JOIN_TOKEN_CREATE, "POST", "/v1/join-tokens", "join_token.create", h_join_token_create,
+     ADMIN},
+    {API_JOIN_TOKENS_LIST, "GET", "/v1/join-tokens", "join_token.list", h_join_token_list, ADMIN},
 };
 
 /* Matches path against pattern; the "*" segment is copied to name, the "+"
@@ -136,6 +151,8 @@ api_route(const char *method, const char *path, struct api_match *out, char *all
         }
         out->route = routes[i].route;
         out->handler = routes[i].handler;
+        out->roles = routes[i].roles;
+        out->public = routes[i].roles == OPEN;
         memcpy(out->name, name, sizeof(out->name));
         memcpy(out->arg, arg, sizeof(out->arg));
         return 0;
@@ -166,8 +183,22 @@ api_error_from_errno(int err, struct api_error *out)
     case EDOM:
         *out = (struct api_error){400, "bad_request"};
         break;
+    case ENOKEY:
+    case EKEYREJECTED:
+    case EKEYEXPIRED:
+        *out = (struct api_error){401, "unauthorized"};
+        break;
+    case EACCES:
+        *out = (struct api_error){403, "forbidden"};
+        break;
     case ENOENT:
         *out = (struct api_error){404, "not_found"};
+        break;
+    case EDQUOT:
+        *out = (struct api_error){409, "quota_exceeded"};
+        break;
+    case EPROTOTYPE:
+        *out = (struct api_error){415, "unsupported_media_type"};
         break;
     case EEXIST:
     case EADDRINUSE:
@@ -182,7 +213,6 @@ api_error_from_errno(int err, struct api_error *out)
         *out = (struct api_error){422, "unplaceable"};
         break;
     case ENOSPC:
-    case EDQUOT:
         *out = (struct api_error){507, "insufficient_storage"};
         break;
     case ETIMEDOUT:
@@ -255,15 +285,22 @@ const char *
 api_filter_name(enum sched_filter f)
 {
     static const char *const names[SCHED__F_MAX] = {
-        [SCHED_F_STATE] = "ready",           [SCHED_F_CORDONED] = "cordoned",
-        [SCHED_F_CONSTRAINT] = "constraint", [SCHED_F_ANTI_AFFINITY] = "group",
-        [SCHED_F_GUESTS] = "max_guests",     [SCHED_F_CPU] = "cpus",
-        [SCHED_F_MEMORY] = "memory",         [SCHED_F_DISK] = "disk",
+        [SCHED_F_STATE] = "ready",
+        [SCHED_F_CORDONED] = "cordoned",
+        [SCHED_F_CONSTRAINT] = "constraint",
+        [SCHED_F_TEMPLATE] = "template",
+        [SCHED_F_ANTI_AFFINITY] = "group",
+        [SCHED_F_GUESTS] = "max_guests",
+        [SCHED_F_CPU] = "cpus",
+        [SCHED_F_MEMORY] = "memory",
+        [SCHED_F_DISK] = "disk",
         [SCHED_F_ADDRS] = "addresses",
     };
     return (unsigned)f < SCHED__F_MAX ? names[f] : "unknown";
 }
 
+/* An amount of a resource in the API's units, for people: sizes as "12G",
+ * CPU in cores, the rest as counts. */
 static void
 amount(enum sched_filter f, uint64_t v, char *buf, size_t n)
 {
@@ -273,6 +310,17 @@ amount(enum sched_filter f, uint64_t v, char *buf, size_t n)
         snprintf(buf, n, "%g cores", (double)v / 1000.0);
     else
         snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+/* The same amount as a JSON number in the API's units: cores for cpus (the
+ * scheduler counts millicores), bytes for memory and disk, counts for the
+ * rest, as a node's capacity and a guest's limits are given. */
+static json_t *
+amount_json(enum sched_filter f, uint64_t v)
+{
+    if (f == SCHED_F_CPU)
+        return json_real((double)v / 1000.0);
+    return json_integer((json_int_t)v);
 }
 
 json_t *
@@ -307,10 +355,10 @@ api_placement_json(const struct sched_result *r, bool pin_unknown, const char *p
                   "nodes_feasible", (json_int_t)r->nodes_feasible, "filters", filters);
     if (r->near_miss.node[0])
         json_object_set_new(o, "near_miss",
-                            json_pack("{s:s, s:s, s:I, s:I}", "node", r->near_miss.node, "resource",
+                            json_pack("{s:s, s:s, s:o, s:o}", "node", r->near_miss.node, "resource",
                                       api_filter_name(r->near_miss.filter), "need",
-                                      (json_int_t)r->near_miss.need, "free",
-                                      (json_int_t)r->near_miss.free));
+                                      amount_json(r->near_miss.filter, r->near_miss.need), "free",
+                                      amount_json(r->near_miss.filter, r->near_miss.free)));
     return o;
 }
 
@@ -321,6 +369,7 @@ api_guest_json(const struct db_guest *g, const struct guest_spec *spec)
 
     json_object_set_new(o, "id", json_string(g->id));
     json_object_set_new(o, "name", json_string(g->name));
+    json_object_set_new(o, "project", json_string(g->project ? g->project : "default"));
     json_object_set_new(o, "node", g->node ? json_string(g->node) : json_null());
     json_object_set_new(o, "state", json_string(db_observed_to_string(g->observed)));
     json_object_set_new(o, "desired", json_string(db_desired_to_string(g->desired)));
@@ -328,8 +377,7 @@ api_guest_json(const struct db_guest *g, const struct guest_spec *spec)
     json_object_set_new(o, "applied_generation", json_integer((json_int_t)g->applied_generation));
     json_object_set_new(o, "group", g->group ? json_string(g->group) : json_null());
     json_object_set_new(o, "deleting", json_boolean(g->deleting));
-    if (g->message)
-        json_object_set_new(o, "message", json_string(g->message));
+    json_object_set_new(o, "message", g->message ? json_string(g->message) : json_null());
     json_object_set_new(o, "created", time_json(g->created_ms));
     json_object_set_new(o, "updated", time_json(g->updated_ms));
     return o;
@@ -365,7 +413,16 @@ api_node_json(const struct registry_node *n, const struct sched_node_info *info,
     } else {
         json_object_set_new(o, "allocated", resources_json(0, 0, 0, 0));
         json_object_set_new(o, "guests", json_integer(0));
+        json_object_set_new(o, "addresses", json_integer(0));
     }
+    json_t *templates = json_array();
+    if (n->templates && n->templates[0]) {
+        _cleanup_free_ char *list = xstrdup(n->templates);
+        char *save = NULL;
+        for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            json_array_append_new(templates, json_string(t));
+    }
+    json_object_set_new(o, "templates", templates);
     if (with_orphans)
         json_object_set_new(o, "orphans", n->orphans ? json_copy(n->orphans) : json_array());
     else
@@ -407,6 +464,44 @@ api_usage_json(const struct guest_usage *u)
 
     json_object_del(o, "time_ms");
     json_object_set_new(o, "time", time_json(u->time_ms));
+    return o;
+}
+
+static json_t *
+limit_json(uint64_t v)
+{
+    return v ? json_integer((json_int_t)v) : json_null();
+}
+
+static json_t *
+quota_json(const struct db_quota *q, bool nulls)
+{
+    json_t *cpus = q->cpu || !nulls ? json_real((double)q->cpu / 1000.0) : json_null();
+
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "guests",
+                     nulls ? limit_json(q->guests) : json_integer((json_int_t)q->guests), "cpus",
+                     cpus, "memory",
+                     nulls ? limit_json(q->memory) : json_integer((json_int_t)q->memory), "disk",
+                     nulls ? limit_json(q->disk) : json_integer((json_int_t)q->disk), "addresses",
+                     nulls ? limit_json(q->addrs) : json_integer((json_int_t)q->addrs));
+}
+
+json_t *
+api_project_json(const struct db_project *p, const struct db_quota *usage)
+{
+    return json_pack("{s:s, s:o, s:o, s:o}", "name", p->name, "quota", quota_json(&p->quota, true),
+                     "usage", quota_json(usage, false), "created", time_json(p->created_ms));
+}
+
+json_t *
+api_token_json(const struct db_token *t)
+{
+    json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "id", t->id, "role", t->role, "created",
+                          time_json(t->created_ms), "expires", time_json(t->expires_ms));
+
+    json_object_set_new(o, "project", t->project ? json_string(t->project) : json_null());
+    json_object_set_new(o, "description",
+                        t->description ? json_string(t->description) : json_null());
     return o;
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "common/netaddr.h"
+#include "master/auth.h"
 #include "master/db.h"
 #include "master/ipam.h"
 #include "master/registry.h"
@@ -46,6 +47,14 @@ enum api_route {
     API_GUEST_IP_ADD,        /* POST /v1/guests/{name}/ips */
     API_GUEST_IP_DEL,        /* DELETE /v1/guests/{name}/ips/{addr} */
     API_NODE_ROUTES,         /* GET /v1/nodes/{name}/routes */
+    API_TOKENS_LIST,         /* GET /v1/tokens */
+    API_TOKEN_CREATE,        /* POST /v1/tokens */
+    API_TOKEN_DELETE,        /* DELETE /v1/tokens/{id} */
+    API_PROJECTS_LIST,       /* GET /v1/projects */
+    API_PROJECT_CREATE,      /* POST /v1/projects */
+    API_PROJECT_GET,         /* GET /v1/projects/{name} */
+    API_PROJECT_PATCH,       /* PATCH /v1/projects/{name} */
+    API_PROJECT_DELETE,      /* DELETE /v1/projects/{name} */
     API_NODE_REVOKE,         /* POST /v1/nodes/{name}/revoke */
     API_JOIN_TOKEN_CREATE,   /* POST /v1/join-tokens */
     API_JOIN_TOKENS_LIST,    /* GET /v1/join-tokens */
@@ -61,8 +70,11 @@ typedef void (*api_handler)(master_t *m, struct http_req *req, const struct api_
 struct api_match {
     enum api_route route;        /* the route */
     api_handler handler;         /* its handler */
+    unsigned roles;              /* AUTH_ROLE_BIT of the roles that may use it */
+    bool public;                 /* answered without authentication (health) */
     char name[NAME_MAX_LEN + 1]; /* the {name} path segment, "" when none */
     char arg[NETADDR_STRLEN];    /* the {addr} path segment (not checked), "" when none */
+    struct caller caller;        /* who asks (filled by the edge after matching) */
 };
 
 /* Matches a request. Returns 0 with out filled; -ENOENT when no route has
@@ -81,10 +93,15 @@ struct api_error {
 };
 /* The one table from -errno to status and code (sign ignored):
  *   EINVAL, E2BIG, EADDRNOTAVAIL, EBADMSG, EDOM -> 400 bad_request
+ *   ENOKEY, EKEYREJECTED, EKEYEXPIRED -> 401 unauthorized (no, unknown or
+ *     expired token)
+ *   EACCES -> 403 forbidden (the caller's role may not do it)
  *   ENOENT -> 404 not_found
  *   EEXIST, EADDRINUSE, EBUSY, ESTALE, EALREADY, EPERM, ENOLCK -> 409 conflict
+ *   EDQUOT -> 409 quota_exceeded (a project's quota; the field names it)
+ *   EPROTOTYPE -> 415 unsupported_media_type (a body that is not JSON)
  *   EXFULL -> 422 unplaceable (no node can take it)
- *   ENOSPC, EDQUOT -> 507 insufficient_storage (the master's store is full)
+ *   ENOSPC -> 507 insufficient_storage (the master's store is full)
  *   ETIMEDOUT -> 504 unavailable
  *   EHOSTUNREACH, ENOTCONN, EAGAIN, EIO, EROFS, ESHUTDOWN, ECANCELED,
  *   anything else -> 503 unavailable */
@@ -109,10 +126,12 @@ json_t *api_placement_json(const struct sched_result *r, bool pin_unknown, const
 /* The API's name of a scheduler filter. */
 const char *api_filter_name(enum sched_filter f);
 
-/* A guest: the spec's fields (spec_to_json) plus node, state, generation,
- * applied_generation, desired, group, message, created, updated. */
+/* A guest: the spec's fields (spec_to_json) plus project, node, state,
+ * generation, applied_generation, desired, group, deleting, message,
+ * created, updated; node, group and message are null when not set. */
 json_t *api_guest_json(const struct db_guest *g, const struct guest_spec *spec);
-/* A node; info (allocations from sched) may be NULL; orphans are included
+/* A node; info (allocations from sched) may be NULL (then allocated,
+ * guests and addresses are 0); orphans are included
  * when with_orphans (always as an array). */
 json_t *api_node_json(const struct registry_node *n, const struct sched_node_info *info,
                       bool with_orphans);
@@ -120,5 +139,10 @@ json_t *api_node_json(const struct registry_node *n, const struct sched_node_inf
 json_t *api_pool_json(const struct db_pool *p, const struct ipam_pool_info *info);
 /* The latest usage sample, as the contract's Usage. */
 json_t *api_usage_json(const struct guest_usage *u);
+/* A project with its quota and what its guests use (0 in a quota = null:
+ * no limit); cpus in cores, memory and disk in bytes. */
+json_t *api_project_json(const struct db_project *p, const struct db_quota *usage);
+/* A token as listed (never its secret nor its hash). */
+json_t *api_token_json(const struct db_token *t);
 /* An exec result, as the contract's ExecResult (exit_code null when signalled). */
 json_t *api_exec_json(const struct msg_exec_result *r);

@@ -156,6 +156,26 @@ test_placement_names(void **state)
     json_decref(p);
     assert_string_equal(api_filter_name(SCHED_F_ADDRS), "addresses");
     assert_string_equal(api_filter_name(SCHED_F_CONSTRAINT), "constraint");
+
+    /* A CPU near miss is in cores, as capacities and limits are, not in
+     * the scheduler's millicores; memory stays in bytes. */
+    struct sched_result cpu = {.algo = SCHED_SPREAD, .nodes_total = 1, .nodes_evaluated = 1};
+    cpu.rejected[SCHED_F_CPU] = 1;
+    snprintf(cpu.near_miss.node, sizeof(cpu.near_miss.node), "h1");
+    cpu.near_miss.filter = SCHED_F_CPU;
+    cpu.near_miss.need = 2500;
+    cpu.near_miss.free = 500;
+    p = api_placement_json(&cpu, false, NULL);
+    json_t *nm = json_object_get(p, "near_miss");
+    assert_string_equal(json_string_value(json_object_get(nm, "resource")), "cpus");
+    assert_true(json_number_value(json_object_get(nm, "need")) == 2.5);
+    assert_true(json_number_value(json_object_get(nm, "free")) == 0.5);
+    json_decref(p);
+    p = api_placement_json(&r, false, NULL);
+    nm = json_object_get(p, "near_miss");
+    assert_true(json_is_integer(json_object_get(nm, "need")));
+    assert_int_equal(json_integer_value(json_object_get(nm, "need")), 64LL << 30);
+    json_decref(p);
 }
 
 static void
@@ -187,6 +207,9 @@ test_guest_json(void **state)
     assert_true(json_is_object(json_object_get(o, "labels")));
     assert_string_equal(json_string_value(json_object_get(o, "created")),
                         "2026-11-18T11:06:40.123Z");
+    /* Nullable members are always there: null when not set. */
+    assert_true(json_is_null(json_object_get(o, "group")));
+    assert_true(json_is_null(json_object_get(o, "message")));
     json_decref(o);
 
     char t[40];
@@ -218,6 +241,11 @@ test_node_pool_usage_exec_json(void **state)
                         "a");
     assert_int_equal(json_array_size(json_object_get(o, "orphans")), 0);
     assert_true(json_is_null(json_object_get(o, "last_seen")));
+    json_decref(o);
+    /* Without the scheduler's figures the node still has every member. */
+    o = api_node_json(&n, NULL, false);
+    assert_int_equal(json_integer_value(json_object_get(o, "addresses")), 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "orphan_count")), 0);
     json_decref(o);
 
     struct db_pool p = {

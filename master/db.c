@@ -3,9 +3,12 @@
 #include "master/db_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/mem.h"
 #include "common/mtime.h"
@@ -212,6 +215,16 @@ dbi_step_done(db_t *db, sqlite3_stmt *s, int on_constraint, bool need_change)
 }
 
 int
+dbi_step_row(db_t *db, sqlite3_stmt *s, const char *key)
+{
+    dbi_bind_text(s, 1, key);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return -ENOENT;
+    return rc == SQLITE_ROW ? 0 : dbi_errno(rc);
+}
+
+int
 dbi_walk(db_t *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *cb, void *userdata), void *cb,
          void *userdata)
 {
@@ -296,9 +309,10 @@ db_begin(db_t *db)
     char sql[48];
     int r;
 
-    if (db->depth == 0)
+    if (db->depth == 0) {
         r = dbi_exec(db, "BEGIN IMMEDIATE");
-    else {
+        db->changes_at_begin = sqlite3_total_changes64(db->conn);
+    } else {
         snprintf(sql, sizeof(sql), "SAVEPOINT vf%u", db->depth + 1);
         r = dbi_exec(db, sql);
     }
@@ -353,7 +367,10 @@ db_commit(db_t *db)
         snprintf(sql, sizeof(sql), "RELEASE vf%u", d);
         r = dbi_exec(db, sql);
     }
-    if (d == 1)
+    /* Only a commit that wrote something proves the store takes writes
+     * again: an empty one (a batch of heartbeats) leaves the last failure
+     * standing, so health keeps probing with a real write. */
+    if (d == 1 && (r < 0 || sqlite3_total_changes64(db->conn) != db->changes_at_begin))
         db->commit_error = r < 0 ? r : 0;
     if (r < 0) {
         db->tx_error = r;
@@ -443,6 +460,33 @@ migrate(db_t *db, char *err, size_t errlen)
     return 0;
 }
 
+/* The database holds exec output and token hashes: owner-only. The file is
+ * made 0600 before SQLite opens it (SQLite gives its -wal and -shm files
+ * the database's mode), and files an older master left readable to others
+ * are tightened. */
+static int
+tighten(const char *path, char *err, size_t errlen)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+
+    if (strcmp(path, ":memory:") == 0 || path[0] == '\0')
+        return 0;
+    for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+        _cleanup_free_ char *p = xasprintf("%s%s", path, suffixes[i]);
+        _cleanup_close_ int fd =
+            open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (i == 0 ? O_CREAT : 0), 0600);
+        struct stat st;
+
+        if (fd < 0 && (errno == ENOENT && i > 0))
+            continue;
+        if (fd < 0 || fstat(fd, &st) < 0 || ((st.st_mode & 077) && fchmod(fd, 0600) < 0)) {
+            snprintf(err, errlen, "cannot make \"%s\" owner-only: %s", p, strerror(errno));
+            return -errno;
+        }
+    }
+    return 0;
+}
+
 int
 db_open(const char *path, db_t **out, char *err, size_t errlen)
 {
@@ -456,6 +500,9 @@ db_open(const char *path, db_t **out, char *err, size_t errlen)
         errlen = sizeof(dummy);
     }
     err[0] = 0;
+    r = tighten(path, err, errlen);
+    if (r < 0)
+        return r;
     db = xcalloc(1, sizeof(*db));
     rc = sqlite3_open_v2(path, &db->conn,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |

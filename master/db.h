@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 5
+#define DB_SCHEMA_VERSION 6
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */
@@ -81,6 +81,15 @@ struct db_label {
     const char *value; /* any text */
 };
 
+/* What a guest is charged to its project (its scheduler charge when it was
+ * created or last changed). */
+struct db_charge {
+    uint64_t cpu;    /* millicores */
+    uint64_t memory; /* bytes */
+    uint64_t disk;   /* bytes */
+    uint32_t addrs;  /* addresses */
+};
+
 struct db_guest {
     char *id;                    /* primary key, a UUID */
     char *name;                  /* unique, a name */
@@ -95,6 +104,9 @@ struct db_guest {
     uint64_t created_ms;         /* wall clock of creation */
     uint64_t updated_ms;         /* wall clock of the last change */
     bool deleting;               /* a DELETE was accepted: its node is told to destroy it */
+    char *project;               /* the project it belongs to (NULL on insert = "default") */
+    struct db_charge charge;     /* what it is charged to its project */
+    bool charged;                /* charge is stored (rows from before schema 5 have none) */
 };
 
 struct db_pool {
@@ -218,13 +230,14 @@ int db_guest_insert(db_t *db, const struct db_guest *g, const struct db_label *l
  * (compare-and-set: -ESTALE otherwise). g->generation must be greater. */
 int db_guest_update(db_t *db, const struct db_guest *g, const struct db_label *labels,
                     size_t n_labels, uint64_t expect_generation);
-/* What the node reported; message may be NULL. Returns 1 when the observed
- * state changed, 0 when it was the same, or -errno. */
+/* What the node reported; message may be NULL. */
 int db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const char *message);
 /* Raises applied_generation to gen (never lowers it). */
 int db_guest_set_applied(db_t *db, const char *id, uint64_t gen);
 /* Marks the guest as being deleted (durably, before its node is told). */
 int db_guest_set_deleting(db_t *db, const char *id);
+/* Stores a guest's charge (a row from before schema 5, charged at start). */
+int db_guest_set_charge(db_t *db, const char *id, const struct db_charge *c);
 /* Deletes the guest, its labels and its address allocations. */
 int db_guest_delete(db_t *db, const char *id);
 int db_guest_get_by_id(db_t *db, const char *id, struct db_guest *out);
@@ -236,6 +249,7 @@ struct db_guest_filter {
     int observed;            /* only this enum db_observed, -1 = any */
     const char *label_key;   /* only guests with this label ... */
     const char *label_value; /* ... set to this value (both or neither) */
+    const char *project;     /* only guests of this project, NULL = any */
     const char *after;       /* page cursor: names greater than this, NULL = start */
     unsigned limit;          /* page size, 0 = all */
 };
@@ -281,6 +295,59 @@ int db_event_list(db_t *db, uint64_t after, unsigned limit,
                   int (*cb)(void *userdata, const struct db_event *e), void *userdata);
 /* The oldest and newest sequence numbers stored (0, 0 when there are none). */
 int db_event_bounds(db_t *db, uint64_t *first, uint64_t *last);
+
+/* ---- projects ---- */
+
+/* A project's limits; 0 = no limit. */
+struct db_quota {
+    uint64_t guests; /* guests */
+    uint64_t cpu;    /* millicores charged */
+    uint64_t memory; /* bytes charged */
+    uint64_t disk;   /* bytes charged */
+    uint64_t addrs;  /* addresses held */
+};
+
+struct db_project {
+    char *name;            /* primary key, a name */
+    struct db_quota quota; /* its limits */
+    uint64_t created_ms;   /* wall clock of creation */
+};
+
+/* -EEXIST when the name is taken. */
+int db_project_insert(db_t *db, const struct db_project *p);
+/* Replaces the quota. -ENOENT when there is no such project. */
+int db_project_set_quota(db_t *db, const char *name, const struct db_quota *q);
+/* -EBUSY while guests or tokens belong to it. */
+int db_project_delete(db_t *db, const char *name);
+int db_project_get(db_t *db, const char *name, struct db_project *out);
+void db_project_clear(struct db_project *p);
+/* Every project in name order. */
+int db_project_list(db_t *db, int (*cb)(void *userdata, const struct db_project *p),
+                    void *userdata);
+/* What the project's guests are charged, as a quota's fields (guests = their
+ * count). */
+int db_project_usage(db_t *db, const char *name, struct db_quota *out);
+
+/* ---- API tokens ---- */
+
+struct db_token {
+    char *id;            /* primary key, a name (shown, never secret) */
+    char *hash;          /* SHA-256 of the secret token, hex */
+    char *role;          /* "admin", "operator" or "tenant" */
+    char *project;       /* a tenant's project, NULL for the other roles */
+    char *description;   /* the operator's note, NULL = none */
+    uint64_t created_ms; /* wall clock of creation */
+    uint64_t expires_ms; /* wall clock of expiry, 0 = never */
+};
+
+/* -EEXIST when the id or hash is taken, -ENOENT for an unknown project. */
+int db_token_insert(db_t *db, const struct db_token *t);
+/* -ENOENT when there is no such token. */
+int db_token_delete(db_t *db, const char *id);
+int db_token_get_by_hash(db_t *db, const char *hash, struct db_token *out);
+void db_token_clear(struct db_token *t);
+/* Every token in id order. */
+int db_token_list(db_t *db, int (*cb)(void *userdata, const struct db_token *t), void *userdata);
 
 /* The guest's traffic mark: 0, or -ENOENT when its counter was never reset. */
 int db_traffic_mark_get(db_t *db, const char *guest_id, struct db_traffic_mark *out);

@@ -10,7 +10,7 @@
 
 #define GUEST_INSERT_COLS                                                                          \
     "id, name, node, spec, grp, message, generation, applied_generation, desired, observed, "      \
-    "created, updated"
+    "created, updated, project, charge_cpu, charge_memory, charge_disk, charge_addrs"
 #define GUEST_COLS GUEST_INSERT_COLS ", deleting"
 
 static const char sql_guest_get_id[] = "SELECT " GUEST_COLS " FROM guests WHERE id = ?1";
@@ -20,11 +20,14 @@ static const char sql_label_insert[] =
     "INSERT INTO guest_labels (key, value, guest_id) VALUES (?1, ?2, ?3)";
 static const char sql_guest_insert[] =
     "INSERT INTO guests (" GUEST_INSERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-    "?8, ?9, ?10, ?11, ?11)";
+    "?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14, ?15, ?16)";
 static const char sql_guest_update[] =
     "UPDATE guests SET node = ?2, spec = ?3, grp = ?4, desired = ?5, "
-    "generation = ?6, updated = ?7 WHERE id = ?1 AND generation = ?8";
-static const char sql_guest_get_observed[] = "SELECT observed FROM guests WHERE id = ?1";
+    "generation = ?6, updated = ?7, charge_cpu = ?9, charge_memory = ?10, charge_disk = ?11, "
+    "charge_addrs = ?12 WHERE id = ?1 AND generation = ?8";
+static const char sql_guest_set_charge[] =
+    "UPDATE guests SET charge_cpu = ?2, charge_memory = ?3, charge_disk = ?4, charge_addrs = ?5 "
+    "WHERE id = ?1";
 static const char sql_guest_set_observed[] =
     "UPDATE guests SET observed = ?2, message = ?3, updated = ?4 WHERE id = ?1";
 static const char sql_guest_set_applied[] =
@@ -77,6 +80,11 @@ guest_insert_one(db_t *db, const struct db_guest *g)
     dbi_bind_text(s, 9, db_desired_to_string(g->desired));
     dbi_bind_text(s, 10, db_observed_to_string(g->observed));
     dbi_bind_u64(s, 11, dbi_now_ms());
+    dbi_bind_text(s, 12, g->project ? g->project : "default");
+    dbi_bind_u64(s, 13, g->charge.cpu);
+    dbi_bind_u64(s, 14, g->charge.memory);
+    dbi_bind_u64(s, 15, g->charge.disk);
+    dbi_bind_u64(s, 16, g->charge.addrs);
     /* A foreign-key failure here means the node does not exist. */
     int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE)
@@ -130,6 +138,10 @@ db_guest_update(db_t *db, const struct db_guest *g, const struct db_label *label
         dbi_bind_u64(s, 6, g->generation);
         dbi_bind_u64(s, 7, dbi_now_ms());
         dbi_bind_u64(s, 8, expect_generation);
+        dbi_bind_u64(s, 9, g->charge.cpu);
+        dbi_bind_u64(s, 10, g->charge.memory);
+        dbi_bind_u64(s, 11, g->charge.disk);
+        dbi_bind_u64(s, 12, g->charge.addrs);
         r = dbi_step_done(db, s, -EINVAL, true);
         if (r == -EBUSY)
             r = -ENOENT; /* the new node does not exist */
@@ -154,19 +166,11 @@ db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const
 
     if (!db_observed_to_string(observed))
         return -EINVAL;
-    int old = -1;
-    {
-        _cleanup_stmt_ sqlite3_stmt *q = dbi_stmt(db, sql_guest_get_observed);
-        dbi_bind_text(q, 1, id);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            old = db_observed_from_string((const char *)sqlite3_column_text(q, 0));
-    }
     dbi_bind_text(s, 1, id);
     dbi_bind_text(s, 2, db_observed_to_string(observed));
     dbi_bind_text(s, 3, message);
     dbi_bind_u64(s, 4, dbi_now_ms());
-    int r = dbi_step_done(db, s, -EINVAL, true);
-    return r < 0 ? r : old != (int)observed;
+    return dbi_step_done(db, s, -EINVAL, true);
 }
 
 int
@@ -177,6 +181,19 @@ db_guest_set_applied(db_t *db, const char *id, uint64_t gen)
     dbi_bind_text(s, 1, id);
     dbi_bind_u64(s, 2, gen);
     dbi_bind_u64(s, 3, dbi_now_ms());
+    return dbi_step_done(db, s, -EINVAL, true);
+}
+
+int
+db_guest_set_charge(db_t *db, const char *id, const struct db_charge *c)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_guest_set_charge);
+
+    dbi_bind_text(s, 1, id);
+    dbi_bind_u64(s, 2, c->cpu);
+    dbi_bind_u64(s, 3, c->memory);
+    dbi_bind_u64(s, 4, c->disk);
+    dbi_bind_u64(s, 5, c->addrs);
     return dbi_step_done(db, s, -EINVAL, true);
 }
 
@@ -218,7 +235,13 @@ guest_from_row(sqlite3_stmt *s, struct db_guest *g, char *(*str)(sqlite3_stmt *,
         .observed = o < 0 ? DB_OBS_UNKNOWN : (enum db_observed)o,
         .created_ms = dbi_col_u64(s, 10),
         .updated_ms = dbi_col_u64(s, 11),
-        .deleting = sqlite3_column_int(s, 12) != 0,
+        .project = str(s, 12),
+        .charge = {.cpu = dbi_col_u64(s, 13),
+                   .memory = dbi_col_u64(s, 14),
+                   .disk = dbi_col_u64(s, 15),
+                   .addrs = (uint32_t)dbi_col_u64(s, 16)},
+        .charged = sqlite3_column_type(s, 13) != SQLITE_NULL,
+        .deleting = sqlite3_column_int(s, 17) != 0,
     };
 }
 
@@ -226,14 +249,10 @@ static int
 guest_get(db_t *db, const char *sql, const char *key, struct db_guest *out)
 {
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql);
-    int rc;
+    int r = dbi_step_row(db, s, key);
 
-    dbi_bind_text(s, 1, key);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return -ENOENT;
-    if (rc != SQLITE_ROW)
-        return dbi_errno(rc);
+    if (r < 0)
+        return r;
     guest_from_row(s, out, dbi_col_dup);
     return 0;
 }
@@ -259,6 +278,7 @@ db_guest_clear(struct db_guest *g)
     free(g->spec);
     free(g->group);
     free(g->message);
+    free(g->project);
     *g = (struct db_guest){0};
 }
 
@@ -284,17 +304,19 @@ db_guest_list(db_t *db, const struct db_guest_filter *f,
         return -EINVAL;
     if (f->observed >= 0 && !db_observed_to_string(f->observed))
         return -EINVAL;
-    mask = (f->node ? 1u : 0) | (f->observed >= 0 ? 2u : 0) | (f->label_key ? 4u : 0);
+    mask = (f->node ? 1u : 0) | (f->observed >= 0 ? 2u : 0) | (f->label_key ? 4u : 0) |
+           (f->project ? 8u : 0);
     if (!db->guest_lists[mask]) {
         /* Only the set filters appear in the SQL, so SQLite picks the index
          * that serves them (node, observed or the label table) instead of
          * walking every guest to test "?1 IS NULL OR node = ?1". */
         _cleanup_free_ char *sql = xasprintf(
-            "SELECT " GUEST_COLS " FROM guests WHERE name > ?1%s%s%s ORDER BY name LIMIT ?2",
+            "SELECT " GUEST_COLS " FROM guests WHERE name > ?1%s%s%s%s ORDER BY name LIMIT ?2",
             mask & 1 ? " AND node = ?3" : "", mask & 2 ? " AND observed = ?4" : "",
             mask & 4 ? " AND id IN (SELECT guest_id FROM guest_labels WHERE key = ?5 AND "
                        "value = ?6)"
-                     : "");
+                     : "",
+            mask & 8 ? " AND project = ?7" : "");
         dbi_stmt_prepare(db, &db->guest_lists[mask], sql);
     }
     _cleanup_stmt_ sqlite3_stmt *s = db->guest_lists[mask];
@@ -308,6 +330,8 @@ db_guest_list(db_t *db, const struct db_guest_filter *f,
         dbi_bind_text(s, 5, f->label_key);
         dbi_bind_text(s, 6, f->label_value);
     }
+    if (mask & 8)
+        dbi_bind_text(s, 7, f->project);
     r = dbi_walk(db, s, guest_row, (void *)cb, userdata);
     return r;
 }

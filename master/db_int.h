@@ -11,8 +11,8 @@
 #include "master/db.h"
 #include "master/hmap.h"
 
-/* Guest list filters: bit 0 node, bit 1 observed, bit 2 label. */
-#define DB_GUEST_FILTERS 8
+/* Guest list filters: bit 0 node, bit 1 observed, bit 2 label, bit 3 project. */
+#define DB_GUEST_FILTERS 16
 
 struct db_hook {
     void (*fn)(void *userdata, enum db_tx_event ev, unsigned depth); /* NULL = free slot */
@@ -28,6 +28,7 @@ struct db {
     unsigned depth;                              /* open transactions */
     int tx_error;                                /* why the last transaction was undone */
     int commit_error;                            /* the last outermost commit's result */
+    int64_t changes_at_begin;                    /* total changes when the outermost began */
     char journal_mode[16];                       /* what PRAGMA journal_mode said */
     struct db_hook hooks[8];                     /* transaction listeners */
 };
@@ -62,6 +63,9 @@ uint64_t dbi_col_u64(sqlite3_stmt *s, int i);
  * on_constraint; a statement that changed nothing gives -ENOENT when
  * need_change is set. */
 int dbi_step_done(db_t *db, sqlite3_stmt *s, int on_constraint, bool need_change);
+/* Binds key as ?1 and steps to the one row it names: 0 with the row
+ * current, -ENOENT when there is none, or -errno. */
+int dbi_step_row(db_t *db, sqlite3_stmt *s, const char *key);
 /* Walks the rows of a bound statement through a row converter and callback;
  * returns the rows visited or -errno. */
 int dbi_walk(db_t *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *cb, void *userdata),

@@ -43,14 +43,10 @@ int
 db_idem_get(db_t *db, const char *key, struct db_idem *out)
 {
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_idem_get);
-    int rc;
+    int r = dbi_step_row(db, s, key);
 
-    dbi_bind_text(s, 1, key);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return -ENOENT;
-    if (rc != SQLITE_ROW)
-        return dbi_errno(rc);
+    if (r < 0)
+        return r;
     *out = (struct db_idem){
         .key = dbi_col_dup(s, 0),
         .method = dbi_col_dup(s, 1),
@@ -91,14 +87,10 @@ int
 db_traffic_mark_get(db_t *db, const char *guest_id, struct db_traffic_mark *out)
 {
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_mark_get);
-    int rc;
+    int r = dbi_step_row(db, s, guest_id);
 
-    dbi_bind_text(s, 1, guest_id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return -ENOENT;
-    if (rc != SQLITE_ROW)
-        return dbi_errno(rc);
+    if (r < 0)
+        return r;
     *out = (struct db_traffic_mark){
         .rx_bytes = dbi_col_u64(s, 0),
         .tx_bytes = dbi_col_u64(s, 1),

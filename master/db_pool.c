@@ -69,14 +69,10 @@ int
 db_pool_get(db_t *db, const char *name, struct db_pool *out)
 {
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_pool_get);
-    int rc;
+    int r = dbi_step_row(db, s, name);
 
-    dbi_bind_text(s, 1, name);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return -ENOENT;
-    if (rc != SQLITE_ROW)
-        return dbi_errno(rc);
+    if (r < 0)
+        return r;
     pool_from_row(s, out, dbi_col_dup);
     return 0;
 }

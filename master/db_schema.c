@@ -109,7 +109,41 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "  data TEXT"
     ");"
     "CREATE INDEX events_time ON events(time);",
-    /* 5: the node link's trust (docs/protocol-transport.md, "Joining"). A
+    /* 5: projects with quotas, the project of every guest (existing guests
+     * go to "default") and what each guest is charged to it (NULL until the
+     * master charges the rows of older schemas at start), and API tokens,
+     * stored as the SHA-256 of the secret. guests.project has no foreign
+     * key: SQLite cannot add one with a non-NULL default, and a project is
+     * deleted only when no guest is in it (checked in the same transaction). */
+    "CREATE TABLE projects ("
+    "  name TEXT PRIMARY KEY,"
+    "  max_guests INTEGER NOT NULL DEFAULT 0 CHECK (max_guests >= 0),"
+    "  max_cpu INTEGER NOT NULL DEFAULT 0 CHECK (max_cpu >= 0),"
+    "  max_memory INTEGER NOT NULL DEFAULT 0 CHECK (max_memory >= 0),"
+    "  max_disk INTEGER NOT NULL DEFAULT 0 CHECK (max_disk >= 0),"
+    "  max_addrs INTEGER NOT NULL DEFAULT 0 CHECK (max_addrs >= 0),"
+    "  created INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "INSERT INTO projects (name, created) VALUES ('default', "
+    "  CAST(strftime('%s', 'now') AS INTEGER) * 1000);"
+    "ALTER TABLE guests ADD COLUMN project TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE guests ADD COLUMN charge_cpu INTEGER;"
+    "ALTER TABLE guests ADD COLUMN charge_memory INTEGER;"
+    "ALTER TABLE guests ADD COLUMN charge_disk INTEGER;"
+    "ALTER TABLE guests ADD COLUMN charge_addrs INTEGER;"
+    "CREATE INDEX guests_project ON guests(project, name);"
+    "CREATE TABLE tokens ("
+    "  id TEXT PRIMARY KEY,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'tenant')),"
+    "  project TEXT REFERENCES projects(name) ON DELETE RESTRICT,"
+    "  description TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL DEFAULT 0,"
+    "  CHECK ((role = 'tenant') = (project IS NOT NULL))"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX tokens_project ON tokens(project);",
+    /* 6: the node link's trust (docs/protocol-transport.md, "Joining"). A
      * node's CurveZMQ public key, one per node and never shared; and the
      * join tokens, stored by their public key, which is a one-way function
      * of the token's secret (as a hash would be): the table does not give a

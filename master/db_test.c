@@ -13,6 +13,8 @@
 #include <cmocka.h>
 
 #include "master/db.h"
+#include "master/db_int.h"
+#include <sys/stat.h>
 
 struct fx {
     char dir[64];  /* a private temporary directory */
@@ -136,8 +138,7 @@ test_reopen_keeps_data(void **state)
     add_node(f->db, "h1");
     assert_int_equal(db_node_set_cordoned(f->db, "h1", true), 0);
     assert_int_equal(add_guest(f->db, "id-1", "web1", "h1"), 0);
-    assert_int_equal(db_guest_set_observed(f->db, "id-1", DB_OBS_RUNNING, NULL), 1);
-    assert_int_equal(db_guest_set_observed(f->db, "id-1", DB_OBS_RUNNING, "again"), 0);
+    assert_int_equal(db_guest_set_observed(f->db, "id-1", DB_OBS_RUNNING, NULL), 0);
     assert_int_equal(db_ip_insert(f->db, "10.0.0.5", "nopool", "id-1"), -ENOENT);
     db_destroy(&f->db);
 
@@ -448,6 +449,89 @@ test_transactions(void **state)
     db_tx_hook_remove(f->db, f);
 }
 
+/* A store of schema 4 with a guest: its guest lands in "default" without a
+ * charge (the master charges it at start), and the files are made
+ * owner-only. */
+static void
+test_v4_store_upgraded(void **state)
+{
+    struct fx *f = *state;
+    struct db_guest g = {0};
+    struct db_quota u;
+    struct stat st;
+    sqlite3 *c;
+
+    db_destroy(&f->db);
+    unlink(f->path);
+    assert_int_equal(sqlite3_open(f->path, &c), SQLITE_OK);
+    for (int v = 0; v < 4; v++)
+        assert_int_equal(sqlite3_exec(c, db_migrations[v], NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(c,
+                                  "INSERT INTO guests (id, name, spec, generation, desired, "
+                                  "observed, created, updated) VALUES ('id-1', 'old', '{}', 1, "
+                                  "'running', 'pending', 1, 1); PRAGMA user_version = 4;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(c);
+    assert_int_equal(chmod(f->path, 0644), 0);
+    assert_int_equal(db_open(f->path, &f->db, NULL, 0), 0);
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(db_guest_get_by_name(f->db, "old", &g), 0);
+    assert_string_equal(g.project, "default");
+    assert_false(g.charged);
+    db_guest_clear(&g);
+    struct db_charge ch = {.cpu = 500, .memory = 1 << 20, .disk = 0, .addrs = 2};
+    assert_int_equal(db_guest_set_charge(f->db, "id-1", &ch), 0);
+    assert_int_equal(db_guest_get_by_id(f->db, "id-1", &g), 0);
+    assert_true(g.charged);
+    assert_int_equal(g.charge.memory, 1 << 20);
+    db_guest_clear(&g);
+    assert_int_equal(db_project_usage(f->db, "default", &u), 0);
+    assert_int_equal(u.guests, 1);
+    assert_int_equal(u.cpu, 500);
+    assert_int_equal(u.addrs, 2);
+}
+
+static void
+test_projects_and_tokens(void **state)
+{
+    struct fx *f = *state;
+    struct db_project p = {.name = "p1", .quota = {.guests = 3, .memory = 1 << 30}};
+    struct db_token t = {.id = "tk0123456789", .hash = "ab", .role = "tenant", .project = "p1"};
+    struct db_token out = {0};
+
+    assert_int_equal(db_project_insert(f->db, &p), 0);
+    assert_int_equal(db_project_insert(f->db, &p), -EEXIST);
+    assert_int_equal(db_token_insert(f->db, &t), 0);
+    assert_int_equal(db_token_insert(f->db, &t), -EEXIST);
+    t = (struct db_token){.id = "tk1", .hash = "cd", .role = "tenant", .project = "nope"};
+    assert_int_equal(db_token_insert(f->db, &t), -ENOENT);
+    /* A tenant without a project, an admin with one: refused by the schema. */
+    t = (struct db_token){.id = "tk2", .hash = "ef", .role = "tenant"};
+    assert_int_equal(db_token_insert(f->db, &t), -EEXIST);
+    assert_int_equal(db_token_get_by_hash(f->db, "ab", &out), 0);
+    assert_string_equal(out.project, "p1");
+    db_token_clear(&out);
+    /* A project with a token stays. */
+    assert_int_equal(db_project_delete(f->db, "p1"), -EBUSY);
+    assert_int_equal(db_token_delete(f->db, "tk0123456789"), 0);
+    assert_int_equal(db_token_get_by_hash(f->db, "ab", &out), -ENOENT);
+    /* And one with a guest. */
+    struct db_guest g = {.id = "g-1",
+                         .name = "g1",
+                         .spec = "{}",
+                         .project = "p1",
+                         .generation = 1,
+                         .charged = true,
+                         .charge = {.memory = 5}};
+    assert_int_equal(db_guest_insert(f->db, &g, NULL, 0), 0);
+    assert_int_equal(db_project_delete(f->db, "p1"), -EBUSY);
+    assert_int_equal(db_guest_delete(f->db, "g-1"), 0);
+    assert_int_equal(db_project_delete(f->db, "p1"), 0);
+    assert_int_equal(db_project_get(f->db, "p1", &p), -ENOENT);
+}
+
 int
 main(void)
 {
@@ -464,6 +548,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_guest_update_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v4_store_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_projects_and_tokens, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

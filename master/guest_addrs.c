@@ -24,14 +24,14 @@ node_labels(master_t *m, const char *node, struct db_label *out)
 }
 
 int
-guests_ip_add(master_t *m, const char *name, const struct ipam_request *rq,
+guests_ip_add(master_t *m, const struct caller *c, const char *name, const struct ipam_request *rq,
               char out_id[SPEC_ID_LEN + 1], struct guest_err *e)
 {
     struct db_guest g = {0};
     struct guest_spec spec, next;
     struct db_label nl[PROTO_MAX_LABELS];
     char ierr[200] = "", buf[NETADDR_STRLEN];
-    int r = guests_load(m, name, NULL, &g, &spec);
+    int r = guests_load(m, c, name, NULL, &g, &spec);
 
     if (r < 0)
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
@@ -59,7 +59,7 @@ guests_ip_add(master_t *m, const char *name, const struct ipam_request *rq,
         r = guest_fail(e, r, "ip", "%s", ierr[0] ? ierr : "cannot allocate the address");
     if (r >= 0) {
         next.n_addrs++;
-        r = guests_change(m, &g, &spec, &next, e);
+        r = guests_change(m, c, &g, &spec, &next, e);
     }
     r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
     if (r >= 0)
@@ -74,8 +74,8 @@ out:
 }
 
 int
-guests_ip_del(master_t *m, const char *name, const char *addr, char out_id[SPEC_ID_LEN + 1],
-              struct guest_err *e)
+guests_ip_del(master_t *m, const struct caller *c, const char *name, const char *addr,
+              char out_id[SPEC_ID_LEN + 1], struct guest_err *e)
 {
     struct db_guest g = {0};
     struct guest_spec spec, next;
@@ -86,7 +86,7 @@ guests_ip_del(master_t *m, const char *name, const char *addr, char out_id[SPEC_
 
     if (netaddr_parse_host(addr, &a) < 0)
         return guest_fail(e, -EINVAL, "ip", "\"%s\" is not an address", addr);
-    r = guests_load(m, name, NULL, &g, &spec);
+    r = guests_load(m, c, name, NULL, &g, &spec);
     if (r < 0)
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
     strscpy(out_id, g.id, SPEC_ID_LEN + 1);
@@ -111,7 +111,7 @@ guests_ip_del(master_t *m, const char *name, const char *addr, char out_id[SPEC_
     if (r == -ENOENT)
         r = 0;
     if (r >= 0)
-        r = guests_change(m, &g, &spec, &next, e);
+        r = guests_change(m, c, &g, &spec, &next, e);
     r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
     if (r >= 0)
         log_info("guest=%s address %s removed (generation %" PRIu64 ")", g.name, buf, g.generation);

@@ -43,6 +43,7 @@ place(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
                                  .n_constraints = rq->n_cons,
                                  .pin = rq->pin,
                                  .group = rq->group,
+                                 .template_name = out->spec.template_name,
                                  .algo = rq->algo};
     struct sched_result *res = &e->result;
 
@@ -61,6 +62,11 @@ place(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
             return guest_fail(e, -EAGAIN, NULL,
                               "no node is ready to take guest \"%s\" (%u known); retry",
                               out->spec.name, res->nodes_total);
+        if (res->rejected[SCHED_F_TEMPLATE] && !res->nodes_feasible)
+            return guest_fail(e, -EXFULL, "template",
+                              "no node can take guest \"%s\": %u node(s) lack template \"%s\"",
+                              out->spec.name, res->rejected[SCHED_F_TEMPLATE],
+                              out->spec.template_name);
         return guest_fail(e, -EXFULL, NULL, "no node can take guest \"%s\"", out->spec.name);
     }
     if (r < 0)
@@ -106,8 +112,13 @@ insert(master_t *m, struct guest_created *out, struct guest_err *e)
     json_decref(j);
     for (uint32_t i = 0; i < spec->n_labels; i++)
         labels[i] = (struct db_label){spec->labels[i].key, spec->labels[i].value};
+    struct sched_resources res;
+    guests_resources(m, spec, &res);
     out->row = (struct db_guest){.id = spec->id,
                                  .name = spec->name,
+                                 .project = out->project,
+                                 .charge = {res.cpu, res.memory, res.disk, res.addrs},
+                                 .charged = true,
                                  .node = out->node,
                                  .spec = text,
                                  .group = out->group[0] ? out->group : NULL,
@@ -127,14 +138,59 @@ insert(master_t *m, struct guest_created *out, struct guest_err *e)
     return 0;
 }
 
+/* The project of a new guest, and what the caller may not ask for it. */
+static int
+admit(master_t *m, const struct caller *c, const struct guest_create_req *rq,
+      struct guest_created *out, struct guest_err *e)
+{
+    const char *project = rq->project;
+    struct db_project p = {0};
+
+    if (c && c->role == AUTH_TENANT) {
+        /* Another project does not exist for a tenant. */
+        if (project && strcmp(project, c->project) != 0)
+            return guest_fail(e, -ENOENT, "project", "no such project \"%s\"", project);
+        project = c->project;
+        if (rq->spec.caps_add)
+            return guest_fail(e, -EACCES, "caps_add", "a tenant cannot add capabilities");
+        if (rq->spec.flags & ~(uint32_t)GUESTS_TENANT_FLAGS)
+            return guest_fail(e, -EACCES, "flags", "a tenant may set only the lock flag");
+        if (rq->pin)
+            return guest_fail(e, -EACCES, "node", "a tenant cannot choose the node");
+    }
+    if (!project)
+        project = PROJECTS_DEFAULT;
+    int r = db_project_get(m->db, project, &p);
+    db_project_clear(&p);
+    if (r < 0)
+        return guest_fail(e, r, "project", "%s",
+                          r == -ENOENT ? "no such project" : "cannot read the project");
+    strscpy(out->project, project, sizeof(out->project));
+    return 0;
+}
+
+/* The new guest's quota check: its whole charge and one guest more. */
+static int
+create_quota(master_t *m, const struct guest_created *out, struct guest_err *e)
+{
+    const struct db_charge *c = &out->row.charge;
+    struct db_quota d = {
+        .guests = 1, .cpu = c->cpu, .memory = c->memory, .disk = c->disk, .addrs = c->addrs};
+
+    return projects_check(m, out->project, &d, e);
+}
+
 int
-guests_create(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
-              struct guest_err *e)
+guests_create(master_t *m, const struct caller *c, const struct guest_create_req *rq,
+              struct guest_created *out, struct guest_err *e)
 {
     struct db_guest old = {0};
     int r;
 
     *out = (struct guest_created){.spec = rq->spec};
+    r = admit(m, c, rq, out, e);
+    if (r < 0)
+        return r;
     uuid_v4(out->spec.id);
     out->spec.generation = 1;
     if (db_guest_get_by_name(m->db, out->spec.name, &old) == 0) {
@@ -151,6 +207,8 @@ guests_create(master_t *m, const struct guest_create_req *rq, struct guest_creat
         r = allocate(m, rq, out, e);
     if (r >= 0)
         r = insert(m, out, e);
+    if (r >= 0)
+        r = create_quota(m, out, e);
     if (r >= 0) {
         events_emit(m, "guest.created", out->node, out->spec.id, out->spec.name, NULL,
                     "guest %s created on node %s", out->spec.name, out->node);
@@ -175,6 +233,7 @@ guests_created_json(const struct guest_created *c)
     row.id = (char *)c->spec.id;
     row.name = (char *)c->spec.name;
     row.node = (char *)c->node;
+    row.project = (char *)c->project;
     row.group = c->group[0] ? (char *)c->group : NULL;
     return api_guest_json(&row, &c->spec);
 }

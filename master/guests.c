@@ -126,21 +126,33 @@ guests_spec(master_t *m, const struct db_guest *g, struct guest_spec *spec)
     int r = j ? spec_from_json(j, spec, NULL, 0) : -EBADMSG;
     json_decref(j);
     if (r < 0) {
+        /* The master wrote it: unreadable is the master's fault, not the
+         * client's (a 503, not a 400). */
         log_debug("guest=%s stored spec unreadable", g->name);
-        return -EBADMSG;
+        return -EIO;
     }
     cache_put(m, g->id, g->generation, spec);
     return 0;
 }
 
+bool
+guests_visible(const struct caller *c, const struct db_guest *g)
+{
+    return auth_sees_project(c, g->project);
+}
+
 int
-guests_load(master_t *m, const char *name, const char *id, struct db_guest *g,
-            struct guest_spec *spec)
+guests_load(master_t *m, const struct caller *c, const char *name, const char *id,
+            struct db_guest *g, struct guest_spec *spec)
 {
     int r = name ? db_guest_get_by_name(m->db, name, g) : db_guest_get_by_id(m->db, id, g);
 
     if (r < 0)
         return r;
+    if (!guests_visible(c, g)) {
+        db_guest_clear(g);
+        return -ENOENT;
+    }
     r = guests_spec(m, g, spec);
     if (r < 0)
         db_guest_clear(g);
@@ -153,7 +165,7 @@ guests_json(master_t *m, const char *id)
     struct db_guest g = {0};
     struct guest_spec spec;
 
-    if (guests_load(m, NULL, id, &g, &spec) < 0)
+    if (guests_load(m, NULL, NULL, id, &g, &spec) < 0)
         return NULL;
     json_t *o = api_guest_json(&g, &spec);
     db_guest_clear(&g);
@@ -167,11 +179,72 @@ guests_resources(master_t *m, const struct guest_spec *s, struct sched_resources
     res->addrs = s->n_addrs;
 }
 
+/* What a spec charges its project. */
+static struct db_charge
+charge_of(master_t *m, const struct guest_spec *s)
+{
+    struct sched_resources res;
+
+    guests_resources(m, s, &res);
+    return (struct db_charge){res.cpu, res.memory, res.disk, res.addrs};
+}
+
+struct legacy_ctx {
+    master_t *m;                  /* the master */
+    char (*ids)[SPEC_ID_LEN + 1]; /* guests without a charge */
+    size_t n, cap;                /* entries used and allocated */
+};
+
+static int
+legacy_guest(void *userdata, const struct db_guest *g)
+{
+    struct legacy_ctx *l = userdata;
+
+    if (g->charged)
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->ids = xrealloc(l->ids, l->cap * sizeof(*l->ids));
+    }
+    strscpy(l->ids[l->n++], g->id, SPEC_ID_LEN + 1);
+    return 0;
+}
+
+int
+guests_charge_legacy(master_t *m)
+{
+    struct db_guest_filter all = {.observed = -1};
+    struct legacy_ctx l = {.m = m};
+    int r = db_guest_list(m->db, &all, legacy_guest, &l);
+
+    if (r >= 0 && l.n)
+        r = db_begin(m->db);
+    for (size_t i = 0; r >= 0 && i < l.n; i++) {
+        struct db_guest g = {0};
+        struct guest_spec spec;
+        /* An unreadable spec is charged nothing rather than stop the master. */
+        struct db_charge c = {0};
+        if (guests_load(m, NULL, NULL, l.ids[i], &g, &spec) >= 0)
+            c = charge_of(m, &spec);
+        db_guest_clear(&g);
+        r = db_guest_set_charge(m->db, l.ids[i], &c);
+    }
+    if (l.n)
+        r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    if (r >= 0 && l.n)
+        log_info("%zu guests from before projects charged to their project", l.n);
+    free(l.ids);
+    return r;
+}
+
 /* ---- to the node, after the commit ---- */
 
 struct send_ctx {
     char node[NAME_MAX_LEN + 1]; /* to whom */
-    struct msg msg;              /* what */
+    enum msg_type type;          /* what */
+    char id[SPEC_ID_LEN + 1];    /* start, stop, destroy: the guest */
+    uint64_t generation;         /* and its generation */
+    struct guest_spec *spec;     /* apply: the spec (owned) */
 };
 
 static void
@@ -180,34 +253,55 @@ send_after(master_t *m, void *ctx, int err)
     struct send_ctx *s = ctx;
 
     /* A destroy replaces whatever was still to be sent about the guest. */
-    if (err == 0 && s->msg.type == MSG_GUEST_DESTROY)
-        dispatch_forget_guest(m->disp, s->node, s->msg.u.guest.id);
-    if (err == 0 && dispatch_queue(m->disp, s->node, &s->msg) < 0)
-        log_error("guest=%s cannot encode %s for node=%s", s->msg.u.guest.id,
-                  msg_type_name(s->msg.type), s->node);
+    if (err == 0 && s->type == MSG_GUEST_DESTROY)
+        dispatch_forget_guest(m->disp, s->node, s->id);
+    if (err == 0) {
+        /* Not zeroed whole: the union is as large as the largest message, and
+         * only the member used is read. */
+        struct msg msg;
+        int64_t r;
+        msg.type = s->type;
+        msg.id = 0;
+        if (s->spec) {
+            /* The spec moves into the message for the encoder, and back. */
+            memcpy(&msg.u.apply, s->spec, sizeof(*s->spec));
+            r = dispatch_queue(m->disp, s->node, &msg);
+        } else {
+            msg.u.guest = (struct msg_guest_ref){0};
+            strscpy(msg.u.guest.id, s->id, sizeof(msg.u.guest.id));
+            msg.u.guest.generation = s->generation;
+            r = dispatch_queue(m->disp, s->node, &msg);
+        }
+        if (r < 0)
+            log_error("guest=%s cannot encode %s for node=%s", s->spec ? s->spec->id : s->id,
+                      msg_type_name(s->type), s->node);
+    }
+    free(s->spec);
     free(s);
 }
 
 void
 guests_send_apply(master_t *m, const char *node, const struct guest_spec *spec)
 {
-    struct send_ctx *s = xcalloc(1, sizeof(*s));
+    struct send_ctx *s = xmalloc(sizeof(*s));
 
     strscpy(s->node, node, sizeof(s->node));
-    s->msg.type = MSG_GUEST_APPLY;
-    s->msg.u.apply = *spec;
+    s->type = MSG_GUEST_APPLY;
+    s->spec = xmalloc(sizeof(*s->spec));
+    memcpy(s->spec, spec, sizeof(*spec));
     oncommit_add(m->oncommit, send_after, s);
 }
 
 void
 guests_send(master_t *m, const char *node, enum msg_type type, const char *id, uint64_t gen)
 {
-    struct send_ctx *s = xcalloc(1, sizeof(*s));
+    struct send_ctx *s = xmalloc(sizeof(*s));
 
     strscpy(s->node, node, sizeof(s->node));
-    s->msg.type = type;
-    strscpy(s->msg.u.guest.id, id, sizeof(s->msg.u.guest.id));
-    s->msg.u.guest.generation = gen;
+    s->type = type;
+    strscpy(s->id, id, sizeof(s->id));
+    s->generation = gen;
+    s->spec = NULL;
     oncommit_add(m->oncommit, send_after, s);
 }
 
@@ -237,11 +331,14 @@ store_spec(master_t *m, struct db_guest *g, struct guest_spec *spec, enum db_des
     ng.spec = text;
     ng.generation = gen;
     ng.desired = desired;
+    ng.charge = charge_of(m, spec);
     int r = db_guest_update(m->db, &ng, labels, spec->n_labels, g->generation);
     if (r < 0)
         return r;
     g->generation = gen;
     g->desired = desired;
+    g->charge = ng.charge;
+    g->charged = true;
     g->updated_ms = time_real_ms();
     cache_put(m, g->id, gen, spec);
     return 0;
@@ -262,15 +359,52 @@ guests_deleting(master_t *m, const struct db_guest *g)
     return g->deleting || (g->node && dispatch_pending(m->disp, g->node, MSG_GUEST_DESTROY, g->id));
 }
 
+/* What a tenant may not change: capabilities it did not have, flags other
+ * than lock. */
+static int
+tenant_change(const struct caller *c, const struct guest_spec *cur, const struct guest_spec *next,
+              struct guest_err *e)
+{
+    if (!c || c->role != AUTH_TENANT)
+        return 0;
+    if (next->caps_add & ~cur->caps_add)
+        return guest_fail(e, -EACCES, "caps_add", "a tenant cannot add capabilities");
+    if ((next->flags ^ cur->flags) & ~(uint32_t)GUESTS_TENANT_FLAGS)
+        return guest_fail(e, -EACCES, "flags", "a tenant may set only the lock flag");
+    return 0;
+}
+
+/* The quota check of a change just written: growth only. */
+static int
+change_quota(master_t *m, const struct caller *c, const struct db_guest *g,
+             const struct db_charge *before, struct guest_err *e)
+{
+    struct db_quota d = {0};
+
+    if (!c)
+        return 0;
+    d.cpu = g->charge.cpu > before->cpu ? g->charge.cpu - before->cpu : 0;
+    d.memory = g->charge.memory > before->memory ? g->charge.memory - before->memory : 0;
+    d.disk = g->charge.disk > before->disk ? g->charge.disk - before->disk : 0;
+    d.addrs = g->charge.addrs > before->addrs ? g->charge.addrs - before->addrs : 0;
+    return projects_check(m, g->project ? g->project : PROJECTS_DEFAULT, &d, e);
+}
+
 int
-guests_change(master_t *m, struct db_guest *g, const struct guest_spec *cur,
+guests_change(master_t *m, const struct caller *c, struct db_guest *g, const struct guest_spec *cur,
               struct guest_spec *next, struct guest_err *e)
 {
     struct sched_resources old_res, new_res;
+    struct db_charge before = g->charged ? g->charge : charge_of(m, cur);
 
+    if (!guests_visible(c, g))
+        return guest_fail(e, -ENOENT, NULL, "no such guest");
     if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
-    int r = db_begin(m->db);
+    int r = tenant_change(c, cur, next, e);
+    if (r < 0)
+        return r;
+    r = db_begin(m->db);
 
     if (r < 0)
         return guest_fail(e, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
@@ -284,6 +418,10 @@ guests_change(master_t *m, struct db_guest *g, const struct guest_spec *cur,
         }
     }
     r = store_spec(m, g, next, g->desired);
+    if (r >= 0 && (r = change_quota(m, c, g, &before, e)) < 0) {
+        db_rollback(m->db);
+        return r;
+    }
     if (r >= 0 && g->node)
         guests_send_apply(m, g->node, next);
     r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
@@ -300,12 +438,12 @@ guests_revert(master_t *m, const char *id, uint64_t gen, const struct guest_spec
     struct db_guest g = {0};
     struct guest_spec cur, back = *before;
     struct guest_err e = {0};
-    int r = guests_load(m, NULL, id, &g, &cur);
+    int r = guests_load(m, NULL, NULL, id, &g, &cur);
 
     if (r < 0)
         return r;
     if (g.generation == gen) {
-        r = guests_change(m, &g, &cur, &back, &e);
+        r = guests_change(m, NULL, &g, &cur, &back, &e);
         if (r >= 0)
             log_info("guest=%s generation %llu refused by its node; back to the spec before it "
                      "as generation %llu",
@@ -318,10 +456,10 @@ guests_revert(master_t *m, const char *id, uint64_t gen, const struct guest_spec
 /* ---- lifecycle ---- */
 
 int
-guests_lifecycle(master_t *m, const char *name, enum guest_op op, struct db_guest *g,
-                 struct guest_spec *spec, struct guest_err *e)
+guests_lifecycle(master_t *m, const struct caller *c, const char *name, enum guest_op op,
+                 struct db_guest *g, struct guest_spec *spec, struct guest_err *e)
 {
-    int r = guests_load(m, name, NULL, g, spec);
+    int r = guests_load(m, c, name, NULL, g, spec);
 
     if (r < 0)
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
@@ -382,7 +520,7 @@ guests_remove(master_t *m, const char *id)
     struct db_guest g = {0};
     struct guest_spec spec;
     struct sched_resources res;
-    int r = guests_load(m, NULL, id, &g, &spec);
+    int r = guests_load(m, NULL, NULL, id, &g, &spec);
 
     if (r < 0)
         return r;
@@ -410,12 +548,12 @@ guests_remove(master_t *m, const char *id)
 }
 
 int
-guests_delete(master_t *m, const char *name, bool force, char id[SPEC_ID_LEN + 1],
-              char node[NAME_MAX_LEN + 1], struct guest_err *e)
+guests_delete(master_t *m, const struct caller *c, const char *name, bool force,
+              char id[SPEC_ID_LEN + 1], char node[NAME_MAX_LEN + 1], struct guest_err *e)
 {
     struct db_guest g = {0};
     struct guest_spec spec;
-    int r = guests_load(m, name, NULL, &g, &spec);
+    int r = guests_load(m, c, name, NULL, &g, &spec);
 
     if (r < 0)
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
@@ -456,13 +594,17 @@ guests_delete(master_t *m, const char *name, bool force, char id[SPEC_ID_LEN + 1
 /* ---- exec ---- */
 
 int
-guests_exec(master_t *m, const char *name, char **argv, uint32_t argc, uint32_t timeout_ms,
-            uint64_t *ref, char node[NAME_MAX_LEN + 1], char id[SPEC_ID_LEN + 1],
-            struct guest_err *e)
+guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, uint32_t argc,
+            uint32_t timeout_ms, uint64_t *ref, char node[NAME_MAX_LEN + 1],
+            char id[SPEC_ID_LEN + 1], struct guest_err *e)
 {
     struct db_guest g = {0};
     int r = db_guest_get_by_name(m->db, name, &g);
 
+    if (r >= 0 && !guests_visible(c, &g)) {
+        db_guest_clear(&g);
+        r = -ENOENT;
+    }
     if (r < 0)
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
     if (!master_node_connected(m, g.node)) {
@@ -471,12 +613,12 @@ guests_exec(master_t *m, const char *name, char **argv, uint32_t argc, uint32_t 
         db_guest_clear(&g);
         return r;
     }
-    struct msg c = {.type = MSG_GUEST_EXEC};
-    strscpy(c.u.exec.id, g.id, sizeof(c.u.exec.id));
-    c.u.exec.argc = argc;
-    c.u.exec.argv = argv;
-    c.u.exec.timeout_ms = timeout_ms;
-    int64_t q = dispatch_queue(m->disp, g.node, &c);
+    struct msg cmd = {.type = MSG_GUEST_EXEC};
+    strscpy(cmd.u.exec.id, g.id, sizeof(cmd.u.exec.id));
+    cmd.u.exec.argc = argc;
+    cmd.u.exec.argv = argv;
+    cmd.u.exec.timeout_ms = timeout_ms;
+    int64_t q = dispatch_queue(m->disp, g.node, &cmd);
     strscpy(node, g.node, NAME_MAX_LEN + 1);
     strscpy(id, g.id, SPEC_ID_LEN + 1);
     db_guest_clear(&g);
@@ -491,21 +633,26 @@ guests_exec(master_t *m, const char *name, char **argv, uint32_t argc, uint32_t 
 /* ---- what the nodes report ---- */
 
 void
-guests_observed(master_t *m, const char *id, enum db_observed obs, const char *message)
+guests_observed(master_t *m, const struct db_guest *g, enum db_observed obs, const char *message)
+{
+    if (db_guest_set_observed(m->db, g->id, obs, message) < 0)
+        log_debug("guest=%s cannot store observed state, ignoring", g->name);
+    else if (g->observed != obs)
+        events_emit(m, "guest.state", g->node, g->id, g->name,
+                    json_pack("{s:s, s:s}", "from", db_observed_to_string(g->observed), "to",
+                              db_observed_to_string(obs)),
+                    "guest %s is %s%s%s", g->name, db_observed_to_string(obs), message ? ": " : "",
+                    message ? message : "");
+    waiters_guest_state(m, g->id, obs);
+}
+
+void
+guests_observed_id(master_t *m, const char *id, enum db_observed obs, const char *message)
 {
     struct db_guest g = {0};
 
     if (db_guest_get_by_id(m->db, id, &g) < 0)
         return;
-    enum db_observed from = g.observed;
-    if (db_guest_set_observed(m->db, id, obs, message) < 0)
-        log_debug("guest=%s cannot store observed state, ignoring", g.name);
-    else if (from != obs)
-        events_emit(m, "guest.state", g.node, id, g.name,
-                    json_pack("{s:s, s:s}", "from", db_observed_to_string(from), "to",
-                              db_observed_to_string(obs)),
-                    "guest %s is %s%s%s", g.name, db_observed_to_string(obs), message ? ": " : "",
-                    message ? message : "");
+    guests_observed(m, &g, obs, message);
     db_guest_clear(&g);
-    waiters_guest_state(m, id, obs);
 }

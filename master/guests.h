@@ -1,10 +1,15 @@
 /* The guest domain: what the master does to a guest, with no HTTP in it.
  *
  * Every function returns >= 0 or -errno, and on failure fills a struct
- * guest_err with the bad field and a sentence; the HTTP edge (routes.h)
+ * guest_err with the bad field and a sentence; the HTTP edge (api.h)
  * maps the errno to a status. The codes the edge relies on:
  *   -EINVAL, -E2BIG  a bad request (field says which)
- *   -ENOENT          no such guest (or node, or address)
+ *   -ENOENT          no such guest (or node, or address), or one of
+ *                    another project, which a tenant never learns of
+ *   -EACCES          the caller's role may not do this (a tenant adding
+ *                    capabilities, setting a flag other than lock, pinning
+ *                    a node)
+ *   -EDQUOT          the project's quota (field "quota.memory", ...)
  *   -EEXIST, -EADDRINUSE, -EBUSY, -ESTALE, -ENOLCK  a conflict with the
  *                    guest's state (locked, being deleted, changed meanwhile)
  *   -EXFULL          no node can take it (err->placement explains)
@@ -18,6 +23,11 @@
  * (charges.h, ipam.h), and what the node must be told goes out only after
  * the outermost commit (oncommit.h): a rollback leaves nothing behind.
  *
+ * Every operation a caller asks takes its identity (struct caller,
+ * auth.h): a tenant sees, changes and creates guests of its own project
+ * only. A NULL caller is the master itself (a revert after a node's
+ * refusal), which no role or quota restricts.
+ *
  * Parsed specs are cached by guest id and generation, so a lookup reads the
  * row but parses its JSON spec only when it changed.
  *
@@ -28,9 +38,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "master/auth.h"
 #include "master/core.h"
 #include "master/ipam.h"
+#include "master/projects.h"
 #include "proto/spec.h"
+
+/* The flags a tenant may set or clear; every other flag (private, and any
+ * added later) is the operators'. */
+#define GUESTS_TENANT_FLAGS SPEC_FLAG_LOCK
 
 struct guest_err {
     const char *field;          /* the bad field (static, the request's or field_buf), NULL */
@@ -48,17 +64,23 @@ int guest_fail(struct guest_err *e, int err, const char *field, const char *fmt,
 
 /* ---- reading ---- */
 
+/* Whether c may see guest g (a tenant: only its project's). */
+bool guests_visible(const struct caller *c, const struct db_guest *g);
 /* A guest by name (id NULL) or id (name NULL), its row (the caller clears
- * it with db_guest_clear) and its spec. -ENOENT, -EBADMSG (an unreadable
- * stored spec) or -errno. */
-int guests_load(master_t *m, const char *name, const char *id, struct db_guest *g,
-                struct guest_spec *spec);
+ * it with db_guest_clear) and its spec. -ENOENT (also for a guest c may not
+ * see), -EBADMSG (an unreadable stored spec) or -errno. */
+int guests_load(master_t *m, const struct caller *c, const char *name, const char *id,
+                struct db_guest *g, struct guest_spec *spec);
 /* The spec of a row the caller read (a list callback). 0 or -EBADMSG. */
 int guests_spec(master_t *m, const struct db_guest *g, struct guest_spec *spec);
 /* The API's view of a guest, NULL when it is gone. */
 json_t *guests_json(master_t *m, const char *id);
 /* What a spec charges its node. */
 void guests_resources(master_t *m, const struct guest_spec *s, struct sched_resources *res);
+
+/* Charges the guests of a store from before projects (schema 5) to their
+ * project; at start, before any request. */
+int guests_charge_legacy(master_t *m);
 
 /* A DELETE of the guest was accepted (recorded, or its destroy queued). */
 bool guests_deleting(master_t *m, const struct db_guest *g);
@@ -75,30 +97,35 @@ struct guest_create_req {
     enum sched_algo algo;                      /* SCHED_DEFAULT = the cluster's */
     struct ipam_request ips[SPEC_MAX_ADDRS];   /* addresses to allocate */
     size_t n_ips;                              /* entries in ips */
+    const char *project;                       /* its project, NULL = the caller's (a
+                                                  tenant's) or "default" */
 };
 
 /* A guest just created: its row and spec as stored. */
 struct guest_created {
-    struct guest_spec spec;       /* as stored, with its id and addresses */
-    char node[NAME_MAX_LEN + 1];  /* where it goes */
-    char group[NAME_MAX_LEN + 1]; /* its group, "" = none */
-    struct db_guest row;          /* the stored row (its strings point into this struct) */
+    struct guest_spec spec;         /* as stored, with its id and addresses */
+    char node[NAME_MAX_LEN + 1];    /* where it goes */
+    char group[NAME_MAX_LEN + 1];   /* its group, "" = none */
+    char project[NAME_MAX_LEN + 1]; /* its project */
+    struct db_guest row;            /* the stored row (its strings point into this struct) */
 };
 
-/* Validates, places, allocates and stores one guest. Its apply and start go
- * to the node once the outermost transaction commits. */
-int guests_create(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
-                  struct guest_err *e);
+/* Validates (what c may ask), places, allocates, stores one guest and
+ * checks its project's quota. Its apply and start go to the node once the
+ * outermost transaction commits. */
+int guests_create(master_t *m, const struct caller *c, const struct guest_create_req *rq,
+                  struct guest_created *out, struct guest_err *e);
 /* The API's view of a created guest, from what create built. */
 json_t *guests_created_json(const struct guest_created *c);
 
 /* ---- change ---- */
 
 /* Stores next as the guest's new spec (a new generation) after checking
- * that its node can take any growth; the node gets it after the commit.
- * g is updated to the new generation. */
-int guests_change(master_t *m, struct db_guest *g, const struct guest_spec *cur,
-                  struct guest_spec *next, struct guest_err *e);
+ * what c may change, that its node can take any growth and that its
+ * project's quota allows it; the node gets it after the commit. g is
+ * updated to the new generation. */
+int guests_change(master_t *m, const struct caller *c, struct db_guest *g,
+                  const struct guest_spec *cur, struct guest_spec *next, struct guest_err *e);
 
 /* The node refused generation gen: stores before as the next generation,
  * unless the guest changed since gen (then the newer change stands). */
@@ -113,8 +140,8 @@ enum guest_op { GUEST_START, GUEST_STOP, GUEST_RESTART };
  * the change (the caller clears g). -ENOLCK for a start of a locked guest,
  * -EBUSY while it is being deleted, -ESTALE when it has no node, is lost or
  * its node is down. */
-int guests_lifecycle(master_t *m, const char *name, enum guest_op op, struct db_guest *g,
-                     struct guest_spec *spec, struct guest_err *e);
+int guests_lifecycle(master_t *m, const struct caller *c, const char *name, enum guest_op op,
+                     struct db_guest *g, struct guest_spec *spec, struct guest_err *e);
 
 /* ---- delete ---- */
 
@@ -122,8 +149,8 @@ int guests_lifecycle(master_t *m, const char *name, enum guest_op op, struct db_
  * lost guest, force), 1 when the destroy was sent to the node and the
  * record goes with its ack (id and node are filled for the caller's wait),
  * or -errno (-EHOSTUNREACH: the node is not connected and force is off). */
-int guests_delete(master_t *m, const char *name, bool force, char id[SPEC_ID_LEN + 1],
-                  char node[NAME_MAX_LEN + 1], struct guest_err *e);
+int guests_delete(master_t *m, const struct caller *c, const char *name, bool force,
+                  char id[SPEC_ID_LEN + 1], char node[NAME_MAX_LEN + 1], struct guest_err *e);
 /* Deletes a guest's record, addresses, charge, outbox and usage. */
 int guests_remove(master_t *m, const char *id);
 
@@ -131,25 +158,28 @@ int guests_remove(master_t *m, const char *id);
 
 /* Sends argv to the guest's node (at once: an exec is not a change of
  * state). *ref is the command's request id, node its node. */
-int guests_exec(master_t *m, const char *name, char **argv, uint32_t argc, uint32_t timeout_ms,
-                uint64_t *ref, char node[NAME_MAX_LEN + 1], char id[SPEC_ID_LEN + 1],
-                struct guest_err *e);
+int guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, uint32_t argc,
+                uint32_t timeout_ms, uint64_t *ref, char node[NAME_MAX_LEN + 1],
+                char id[SPEC_ID_LEN + 1], struct guest_err *e);
 
 /* ---- addresses (guest_addrs.c) ---- */
 
 /* One more address from a pool that serves the guest's node; out_id gets
  * the guest's id. */
-int guests_ip_add(master_t *m, const char *name, const struct ipam_request *rq,
-                  char out_id[SPEC_ID_LEN + 1], struct guest_err *e);
+int guests_ip_add(master_t *m, const struct caller *c, const char *name,
+                  const struct ipam_request *rq, char out_id[SPEC_ID_LEN + 1], struct guest_err *e);
 /* The address goes back to its pool. */
-int guests_ip_del(master_t *m, const char *name, const char *addr, char out_id[SPEC_ID_LEN + 1],
-                  struct guest_err *e);
+int guests_ip_del(master_t *m, const struct caller *c, const char *name, const char *addr,
+                  char out_id[SPEC_ID_LEN + 1], struct guest_err *e);
 
 /* ---- what the nodes report ---- */
 
-/* Records the guest's observed state (and the node's reason) and answers
- * whoever waits for it. */
-void guests_observed(master_t *m, const char *id, enum db_observed obs, const char *message);
+/* Records the guest's observed state (and the node's reason), with an event
+ * when it changed from g->observed, and answers whoever waits for it. */
+void guests_observed(master_t *m, const struct db_guest *g, enum db_observed obs,
+                     const char *message);
+/* The same for a guest known by its id only. */
+void guests_observed_id(master_t *m, const char *id, enum db_observed obs, const char *message);
 
 /* ---- to the node, after the commit ---- */
 

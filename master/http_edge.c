@@ -1,14 +1,19 @@
 #include "master/http_edge.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "common/log.h"
+#include "common/units.h"
 #include "common/mem.h"
 #include "master/api.h"
+#include "master/auth.h"
 
 void
 http_reply_errno(struct http_req *req, int err, const char *field, const char *fmt, ...)
@@ -82,8 +87,13 @@ http_wait_param(master_t *m, struct http_req *req, const char *what)
     const char *w = httpd_query(req, "wait"), *t = httpd_query(req, "timeout");
     unsigned long long s = m->cfg.wait_default_s;
 
-    if (!w)
+    if (!w) {
+        if (t) {
+            httpd_error(req, 400, "bad_request", "timeout", "timeout goes with wait=%s", what);
+            return -1;
+        }
         return 0;
+    }
     if (strcmp(w, what) != 0) {
         httpd_error(req, 400, "bad_request", "wait", "wait must be \"%s\"", what);
         return -1;
@@ -103,27 +113,153 @@ http_json_is_name(const json_t *j)
     return json_is_string(j) && name_is_valid(json_string_value(j));
 }
 
+/* Whether name (a Host header's host part) is a name of this master: an
+ * address (a browser that went to an address is on that origin), localhost,
+ * the host's name, or one of [master] api_names. A DNS name that merely
+ * resolves here (DNS rebinding) is not. */
+static bool
+host_is_ours(master_t *m, const char *host)
+{
+    char h[256], me[256] = "";
+    unsigned char a[16];
+    size_t n = strlen(host);
+
+    if (n == 0 || n >= sizeof(h))
+        return false;
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        if (!end || (end[1] && end[1] != ':'))
+            return false;
+        snprintf(h, sizeof(h), "%.*s", (int)(end - host - 1), host + 1);
+        return inet_pton(AF_INET6, h, a) == 1;
+    }
+    snprintf(h, sizeof(h), "%.*s", (int)strcspn(host, ":"), host);
+    if (inet_pton(AF_INET, h, a) == 1 || strcasecmp(h, "localhost") == 0)
+        return true;
+    if (gethostname(me, sizeof(me) - 1) == 0 && me[0] && strcasecmp(h, me) == 0)
+        return true;
+    _cleanup_free_ char *names = xstrdup(m->cfg.api_names ? m->cfg.api_names : "");
+    char *save = NULL;
+    for (char *t = strtok_r(names, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+        if (strcasecmp(t, h) == 0)
+            return true;
+    return false;
+}
+
+/* application/json or application/merge-patch+json, parameters allowed. */
+static bool
+media_is_json(const char *type)
+{
+    static const char *const types[] = {"application/json", "application/merge-patch+json"};
+
+    for (size_t i = 0; type && i < ARRAY_SIZE(types); i++) {
+        size_t n = strlen(types[i]);
+        if (strncasecmp(type, types[i], n) == 0 &&
+            (type[n] == '\0' || type[n] == ';' || type[n] == ' '))
+            return true;
+    }
+    return false;
+}
+
+/* Browsers must not drive the API from another origin: the Host must be a
+ * name of this master and an Origin, when sent, this very origin. Requests
+ * over the Unix socket come from no browser. */
+static int
+check_origin(master_t *m, struct http_req *req, char *why, size_t n)
+{
+    const char *host = httpd_header(req, "Host"), *origin = httpd_header(req, "Origin");
+    const char *type = httpd_header(req, "Content-Type");
+
+    if (req->peer.unix_socket)
+        return 0;
+    if (!host || !host_is_ours(m, host)) {
+        snprintf(why, n, "Host \"%s\" is not a name of this master (see [master] api_names)",
+                 host ? host : "");
+        return -EACCES;
+    }
+    if (origin) {
+        _cleanup_free_ char *own = xasprintf("%s://%s", req->peer.tls ? "https" : "http", host);
+        if (strcasecmp(origin, own) != 0) {
+            snprintf(why, n, "cross-origin requests are refused (Origin \"%s\")", origin);
+            return -EACCES;
+        }
+    }
+    /* A form or a simple cross-origin request can send text/plain or form
+     * data; the API reads JSON only (a PATCH may say merge-patch+json). */
+    if (req->body && !media_is_json(type)) {
+        snprintf(why, n, "the body must be sent as Content-Type: application/json");
+        return -EPROTOTYPE;
+    }
+    return 0;
+}
+
+/* The caller: a bearer token, or root over the Unix socket. */
+static int
+authenticate(master_t *m, struct http_req *req, struct caller *c)
+{
+    const char *auth = httpd_header(req, "Authorization");
+
+    if (auth)
+        return auth_token_check(m, auth, c);
+    if (req->peer.unix_socket && req->peer.uid == 0) {
+        *c = (struct caller){.role = AUTH_ADMIN};
+        snprintf(c->who, sizeof(c->who), "root (unix socket)");
+        return 0;
+    }
+    return -ENOKEY;
+}
+
+static void
+reply_unauthorized(struct http_req *req, int r)
+{
+    httpd_set_header(req, "WWW-Authenticate", "Bearer realm=\"vfleet\"");
+    http_reply_errno(req, r, NULL, "%s",
+                     r == -ENOKEY        ? "a bearer token is required (Authorization: Bearer ...)"
+                     : r == -EKEYEXPIRED ? "the token has expired"
+                                         : "the token is not valid");
+}
+
 void
 http_serve(struct http_req *req, void *userdata)
 {
     master_t *m = userdata;
     struct api_match am;
-    char allow[64] = "";
+    char allow[64] = "", why[300];
 
     if (m->stopping) {
         httpd_error(req, 503, "unavailable", NULL, "the master is shutting down");
+        return;
+    }
+    int r = check_origin(m, req, why, sizeof(why));
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, "%s", why);
         return;
     }
     /* A handler's transaction is the outermost one: node reports that share
      * a transaction are committed first, so what it answers is durable when
      * it answers. */
     (void)master_batch_commit(m);
-    int r = api_route(req->method, req->path, &am, allow, sizeof(allow));
+    r = api_route(req->method, req->path, &am, allow, sizeof(allow));
     if (r == -EOPNOTSUPP) {
         httpd_set_header(req, "Allow", allow);
         httpd_error(req, 405, "method_not_allowed", NULL, "%s is not allowed on %s; allowed: %s",
                     req->method, req->path, allow);
         return;
+    }
+    if (r == 0 && !am.public) {
+        r = authenticate(m, req, &am.caller);
+        if (r < 0) {
+            if (r == -ENOKEY || r == -EKEYREJECTED || r == -EKEYEXPIRED)
+                reply_unauthorized(req, r);
+            else
+                http_reply_errno(req, r, NULL, "cannot check the token: %s", strerror(-r));
+            return;
+        }
+        if (!(am.roles & AUTH_ROLE_BIT(am.caller.role))) {
+            http_reply_errno(req, -EACCES, NULL, "a %s may not use %s",
+                             auth_role_name(am.caller.role), api_route_name(am.route));
+            return;
+        }
     }
     if (r < 0) {
         httpd_error(req, 404, "not_found", NULL, "no such object or route: %s", req->path);
@@ -133,6 +269,38 @@ http_serve(struct http_req *req, void *userdata)
         httpd_error(req, 400, "bad_request", "(root)", "%s", req->body_error);
         return;
     }
-    log_debug("%s %s -> %s", req->method, req->path, api_route_name(am.route));
+    log_debug("%s %s -> %s (%s)", req->method, req->path, api_route_name(am.route),
+              am.public ? "public" : am.caller.who);
     am.handler(m, req, &am);
+}
+
+/* A life: seconds as an integer, or "90s", "30m", "12h", "7d". */
+int
+http_json_ttl(const json_t *v, uint64_t *out)
+{
+    static const struct {
+        char unit;     /* the suffix */
+        uint64_t secs; /* seconds in one */
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    uint64_t n;
+
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        *out = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    const char *s = json_string_value(v);
+    size_t len = s ? strlen(s) : 0;
+    if (len < 2 || len > 20)
+        return -EINVAL;
+    _cleanup_free_ char *num = xstrndup(s, len - 1);
+    if (units_parse_u64(num, &n) < 0 || n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+        if (s[len - 1] == units[i].unit) {
+            if (n > UINT64_MAX / units[i].secs)
+                return -EINVAL;
+            *out = n * units[i].secs;
+            return 0;
+        }
+    return -EINVAL;
 }

@@ -20,7 +20,7 @@
 /* ---- lifecycle ---- */
 
 static void
-lifecycle(master_t *m, struct http_req *req, const char *name, enum guest_op op)
+lifecycle(master_t *m, struct http_req *req, const struct api_match *am, enum guest_op op)
 {
     struct db_guest g = {0};
     struct guest_spec spec;
@@ -30,14 +30,14 @@ lifecycle(master_t *m, struct http_req *req, const char *name, enum guest_op op)
     int64_t wait_ms = http_wait_param(m, req, what);
     json_t *resp = NULL;
 
-    if (wait_ms < 0 || idem_begin(m, req, &id))
+    if (wait_ms < 0 || idem_begin(m, req, am->caller.who, &id))
         return;
     int r = db_begin(m->db);
     if (r < 0) {
         http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
         return;
     }
-    r = guests_lifecycle(m, name, op, &g, &spec, &e);
+    r = guests_lifecycle(m, &am->caller, am->name, op, &g, &spec, &e);
     if (r >= 0) {
         resp = api_guest_json(&g, &spec);
         r = idem_store(m, req, &id, 200, resp);
@@ -68,19 +68,19 @@ out:
 void
 h_guest_start(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    lifecycle(m, req, am->name, GUEST_START);
+    lifecycle(m, req, am, GUEST_START);
 }
 
 void
 h_guest_stop(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    lifecycle(m, req, am->name, GUEST_STOP);
+    lifecycle(m, req, am, GUEST_STOP);
 }
 
 void
 h_guest_restart(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    lifecycle(m, req, am->name, GUEST_RESTART);
+    lifecycle(m, req, am, GUEST_RESTART);
 }
 
 /* ---- exec ---- */
@@ -144,9 +144,10 @@ h_guest_exec(master_t *m, struct http_req *req, const struct api_match *am)
     json_int_t secs;
     uint64_t ref;
 
-    if (idem_begin(m, req, &id) || parse_exec(req, &argv, &argc, &secs) < 0)
+    if (idem_begin(m, req, am->caller.who, &id) || parse_exec(req, &argv, &argc, &secs) < 0)
         return;
-    int r = guests_exec(m, am->name, argv, argc, (uint32_t)secs * 1000, &ref, node, gid, &e);
+    int r = guests_exec(m, &am->caller, am->name, argv, argc, (uint32_t)secs * 1000, &ref, node,
+                        gid, &e);
     free(argv);
     if (r < 0) {
         http_reply_guest_err(req, r, &e);
@@ -163,13 +164,18 @@ h_guest_exec(master_t *m, struct http_req *req, const struct api_match *am)
 
 /* ---- usage and traffic ---- */
 
-/* The guest's id by name; answers 404 itself. */
+/* The guest's id by name, if the caller may see it; answers 404 itself. */
 static int
-guest_id(master_t *m, struct http_req *req, const char *name, char id[SPEC_ID_LEN + 1])
+guest_id(master_t *m, struct http_req *req, const struct caller *c, const char *name,
+         char id[SPEC_ID_LEN + 1])
 {
     struct db_guest g = {0};
     int r = db_guest_get_by_name(m->db, name, &g);
 
+    if (r >= 0 && !guests_visible(c, &g)) {
+        db_guest_clear(&g);
+        r = -ENOENT;
+    }
     if (r < 0) {
         http_reply_errno(req, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
         return r;
@@ -184,7 +190,7 @@ h_guest_usage(master_t *m, struct http_req *req, const struct api_match *am)
 {
     char id[SPEC_ID_LEN + 1];
 
-    if (guest_id(m, req, am->name, id) < 0)
+    if (guest_id(m, req, &am->caller, am->name, id) < 0)
         return;
     const struct guest_usage *u = usage_latest(m, id);
     if (!u) {
@@ -213,13 +219,16 @@ traffic_json(const struct usage_traffic *t, bool reset)
  * answers the period it ends (a retry with the same key does not reset
  * twice: it replays). */
 static void
-traffic(master_t *m, struct http_req *req, const char *name, bool reset)
+traffic(master_t *m, struct http_req *req, const struct api_match *am, bool reset)
 {
     char id[SPEC_ID_LEN + 1];
     struct usage_traffic t;
     struct idem key = {0};
 
-    if ((reset && idem_begin(m, req, &key)) || guest_id(m, req, name, id) < 0)
+    const char *name = am->name;
+
+    if ((reset && idem_begin(m, req, am->caller.who, &key)) ||
+        guest_id(m, req, &am->caller, name, id) < 0)
         return;
     int r = reset ? db_begin(m->db) : 0;
     if (r < 0) {
@@ -250,13 +259,13 @@ traffic(master_t *m, struct http_req *req, const char *name, bool reset)
 void
 h_guest_traffic(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    traffic(m, req, am->name, false);
+    traffic(m, req, am, false);
 }
 
 void
 h_guest_traffic_reset(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    traffic(m, req, am->name, true);
+    traffic(m, req, am, true);
 }
 
 /* ---- addresses ---- */
@@ -293,7 +302,7 @@ h_guest_ip_add(master_t *m, struct http_req *req, const struct api_match *am)
     struct idem id;
     json_t *o = NULL;
 
-    if (idem_begin(m, req, &id))
+    if (idem_begin(m, req, am->caller.who, &id))
         return;
     if (ip_request(req->body, &rq) < 0) {
         httpd_error(req, 400, "bad_request", "ip",
@@ -305,7 +314,7 @@ h_guest_ip_add(master_t *m, struct http_req *req, const struct api_match *am)
         http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
         return;
     }
-    r = guests_ip_add(m, am->name, &rq, gid, &e);
+    r = guests_ip_add(m, &am->caller, am->name, &rq, gid, &e);
     /* A retry with the same key replays this answer, not a second address. */
     if (r >= 0) {
         o = guests_json(m, gid);
@@ -329,7 +338,7 @@ h_guest_ip_del(master_t *m, struct http_req *req, const struct api_match *am)
 {
     char gid[SPEC_ID_LEN + 1];
     struct guest_err e = {0};
-    int r = guests_ip_del(m, am->name, am->arg, gid, &e);
+    int r = guests_ip_del(m, &am->caller, am->name, am->arg, gid, &e);
 
     if (r < 0) {
         http_reply_guest_err(req, r, &e);

@@ -17,7 +17,8 @@
 /* ---- create ---- */
 
 /* The members of a create body that are not the spec's. */
-static const char *const create_extra[] = {"constraints", "group", "node", "algorithm", "ips"};
+static const char *const create_extra[] = {"constraints", "group", "node",
+                                           "algorithm",   "ips",   "project"};
 
 static int
 parse_constraints(const json_t *v, struct guest_create_req *rq, struct guest_err *e)
@@ -113,6 +114,11 @@ parse_create(const json_t *body, struct guest_create_req *rq, json_t **keep, str
     }
     if ((v = json_object_get(extra, "ips")) && parse_ips(v, rq, e) < 0)
         return -EINVAL;
+    if ((v = json_object_get(extra, "project"))) {
+        if (!http_json_is_name(v))
+            return guest_fail(e, -EINVAL, "project", "project must be a name");
+        rq->project = json_string_value(v);
+    }
     /* The spec is validated whole: give it the shape of an id and a
      * generation; create chooses the real ones. */
     strscpy(rq->spec.id, "00000000-0000-4000-8000-000000000000", sizeof(rq->spec.id));
@@ -127,8 +133,8 @@ parse_create(const json_t *body, struct guest_create_req *rq, json_t **keep, str
 /* Parses and creates one guest inside the caller's transaction; *resp is
  * the guest (201) or the error body. */
 static int
-create_one(master_t *m, const json_t *body, struct guest_created *c, json_t **resp,
-           unsigned *status)
+create_one(master_t *m, const struct caller *who, const json_t *body, struct guest_created *c,
+           json_t **resp, unsigned *status)
 {
     struct guest_create_req *rq = xcalloc(1, sizeof(*rq));
     struct guest_err e = {0};
@@ -136,7 +142,7 @@ create_one(master_t *m, const json_t *body, struct guest_created *c, json_t **re
     int r = parse_create(body, rq, &keep, &e);
 
     if (r >= 0)
-        r = guests_create(m, rq, c, &e);
+        r = guests_create(m, who, rq, c, &e);
     if (r >= 0) {
         *resp = guests_created_json(c);
         *status = 201;
@@ -165,7 +171,7 @@ h_guest_create(master_t *m, struct http_req *req, const struct api_match *am)
     int64_t wait_ms = http_wait_param(m, req, "running");
     int r;
 
-    if (wait_ms < 0 || idem_begin(m, req, &id))
+    if (wait_ms < 0 || idem_begin(m, req, am->caller.who, &id))
         goto out;
     if (!req->body) {
         httpd_error(req, 400, "bad_request", "(root)", "a JSON body is required");
@@ -176,7 +182,7 @@ h_guest_create(master_t *m, struct http_req *req, const struct api_match *am)
         http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
         goto out;
     }
-    r = create_one(m, req->body, c, &resp, &status);
+    r = create_one(m, &am->caller, req->body, c, &resp, &status);
     if (r < 0) {
         db_rollback(m->db);
         httpd_respond(req, status, resp);
@@ -209,7 +215,7 @@ h_guest_batch(master_t *m, struct http_req *req, const struct api_match *am)
     size_t n, i;
     json_t *v;
 
-    if (idem_begin(m, req, &id))
+    if (idem_begin(m, req, am->caller.who, &id))
         return;
     if (!json_is_array(list) || json_object_size(req->body) != 1) {
         httpd_error(req, 400, "bad_request", "guests", "the body must be {\"guests\":[...]}");
@@ -232,7 +238,7 @@ h_guest_batch(master_t *m, struct http_req *req, const struct api_match *am)
     {
         json_t *resp = NULL;
         unsigned status;
-        (void)create_one(m, v, c, &resp, &status);
+        (void)create_one(m, &am->caller, v, c, &resp, &status);
         json_array_append_new(results, resp);
     }
     free(c);
@@ -271,12 +277,26 @@ list_guest(void *userdata, const struct db_guest *g)
     return 0;
 }
 
-/* ?node=&state=&label=key=value into f (label key copied to lkey). */
+/* ?node=&state=&label=key=value&project= into f (label key copied to
+ * lkey); a tenant's list is its project's, whatever it asks. */
 static int
-list_filters(struct http_req *req, struct db_guest_filter *f, char lkey[NAME_MAX_LEN + 1])
+list_filters(struct http_req *req, const struct caller *who, struct db_guest_filter *f,
+             char lkey[NAME_MAX_LEN + 1])
 {
     const char *state = httpd_query(req, "state"), *label = httpd_query(req, "label");
 
+    f->project = httpd_query(req, "project");
+    if (f->project && !name_is_valid(f->project)) {
+        httpd_error(req, 400, "bad_request", "project", "project must be a name");
+        return -1;
+    }
+    if (who->role == AUTH_TENANT) {
+        /* Another project's list is empty, as if it had no guests. */
+        if (f->project && strcmp(f->project, who->project) != 0)
+            f->project = "";
+        else
+            f->project = who->project;
+    }
     f->node = httpd_query(req, "node");
     if (f->node && !name_is_valid(f->node)) {
         httpd_error(req, 400, "bad_request", "node", "node must be a name");
@@ -311,7 +331,7 @@ h_guest_list(master_t *m, struct http_req *req, const struct api_match *am)
     char lkey[NAME_MAX_LEN + 1];
     const char *after;
 
-    if (http_page_params(req, &c.limit, &after) < 0 || list_filters(req, &f, lkey) < 0)
+    if (http_page_params(req, &c.limit, &after) < 0 || list_filters(req, &am->caller, &f, lkey) < 0)
         return;
     f.after = after;
     f.limit = c.limit;
@@ -333,7 +353,7 @@ h_guest_get(master_t *m, struct http_req *req, const struct api_match *am)
 {
     struct db_guest g = {0};
     struct guest_spec spec;
-    int r = guests_load(m, am->name, NULL, &g, &spec);
+    int r = guests_load(m, &am->caller, am->name, NULL, &g, &spec);
 
     if (r < 0) {
         http_reply_errno(req, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
@@ -434,7 +454,7 @@ h_guest_patch(master_t *m, struct http_req *req, const struct api_match *am)
         httpd_error(req, 400, "bad_request", "(root)", "the body must be a non-empty object");
         return;
     }
-    r = guests_load(m, am->name, NULL, &g, &spec);
+    r = guests_load(m, &am->caller, am->name, NULL, &g, &spec);
     if (r < 0) {
         http_reply_errno(req, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
         return;
@@ -447,7 +467,7 @@ h_guest_patch(master_t *m, struct http_req *req, const struct api_match *am)
             guest_fail(&e, r, e.field_buf, "invalid field %s", e.field_buf);
     }
     if (r >= 0)
-        r = guests_change(m, &g, &spec, &next, &e);
+        r = guests_change(m, &am->caller, &g, &spec, &next, &e);
     if (r < 0) {
         http_reply_guest_err(req, r, &e);
         goto out;
@@ -483,7 +503,7 @@ h_guest_delete(master_t *m, struct http_req *req, const struct api_match *am)
         httpd_error(req, 400, "bad_request", "force", "force must be true or false");
         return;
     }
-    int r = guests_delete(m, am->name, force && !strcmp(force, "true"), id, node, &e);
+    int r = guests_delete(m, &am->caller, am->name, force && !strcmp(force, "true"), id, node, &e);
     if (r < 0)
         http_reply_guest_err(req, r, &e);
     else if (r == 0)

@@ -41,3 +41,15 @@ void h_guest_ip_del(master_t *m, struct http_req *req, const struct api_match *a
 void h_pool_list(master_t *m, struct http_req *req, const struct api_match *am);
 void h_pool_create(master_t *m, struct http_req *req, const struct api_match *am);
 void h_pool_delete(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* http_tokens.c */
+void h_token_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_token_create(master_t *m, struct http_req *req, const struct api_match *am);
+void h_token_delete(master_t *m, struct http_req *req, const struct api_match *am);
+
+/* http_projects.c */
+void h_project_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_create(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_get(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_patch(master_t *m, struct http_req *req, const struct api_match *am);
+void h_project_delete(master_t *m, struct http_req *req, const struct api_match *am);

@@ -90,11 +90,12 @@ h_node_get(master_t *m, struct http_req *req, const struct api_match *am)
 }
 
 static void
-cordon(master_t *m, struct http_req *req, const char *name, bool on)
+cordon(master_t *m, struct http_req *req, const struct api_match *am, bool on)
 {
+    const char *name = am->name;
     struct idem id;
 
-    if (idem_begin(m, req, &id))
+    if (idem_begin(m, req, am->caller.who, &id))
         return;
     struct registry_node *n = registry_get(m->reg, name);
     if (!n) {
@@ -106,12 +107,18 @@ cordon(master_t *m, struct http_req *req, const char *name, bool on)
         http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
         return;
     }
+    bool was = n->cordoned;
     r = registry_cordon(m->reg, name, on);
     json_t *o = node_json(m, n, true);
     if (r >= 0)
         r = idem_store(m, req, &id, 200, o);
     r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
     if (r < 0) {
+        /* registry_cordon set the node in memory once its row was written;
+         * the rollback undid the row, so the node goes back too (a 507
+         * changes nothing). */
+        n->cordoned = was;
+        sched_node_cordon(m->sched, name, was);
         json_decref(o);
         http_reply_errno(req, r, NULL, "cannot store the cordon: %s", strerror(-r));
         return;
@@ -123,13 +130,13 @@ cordon(master_t *m, struct http_req *req, const char *name, bool on)
 void
 h_node_cordon(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    cordon(m, req, am->name, true);
+    cordon(m, req, am, true);
 }
 
 void
 h_node_uncordon(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    cordon(m, req, am->name, false);
+    cordon(m, req, am, false);
 }
 
 struct routes_ctx {
@@ -186,7 +193,7 @@ h_node_revoke(master_t *m, struct http_req *req, const struct api_match *am)
 {
     struct idem id;
 
-    if (idem_begin(m, req, &id))
+    if (idem_begin(m, req, am->caller.who, &id))
         return;
     int r = db_begin(m->db);
     if (r < 0) {
@@ -210,13 +217,15 @@ h_node_revoke(master_t *m, struct http_req *req, const struct api_match *am)
     httpd_respond(req, 200, o);
 }
 
-/* The body of a token create: {"node": NAME?, "ttl_s": SECONDS?}. Returns 0,
- * or -1 after answering 400. */
+/* The body of a join token create: {"node": NAME?, "ttl": LIFE?} (a life as
+ * http_json_ttl reads it, at most 30 days). Returns 0, or -1 after
+ * answering 400. */
 static int
 parse_token(struct http_req *req, const char **node, uint64_t *ttl_ms)
 {
     json_t *b = req->body, *v;
     const char *k;
+    uint64_t ttl_s;
 
     *node = NULL;
     *ttl_ms = 0;
@@ -228,14 +237,15 @@ parse_token(struct http_req *req, const char **node, uint64_t *ttl_ms)
     {
         if (!strcmp(k, "node") && (json_is_null(v) || http_json_is_name(v))) {
             *node = json_string_value(v);
-        } else if (!strcmp(k, "ttl_s") && json_is_integer(v) && json_integer_value(v) >= 1 &&
-                   (uint64_t)json_integer_value(v) <= TRUST_TOKEN_TTL_MAX_MS / 1000) {
-            *ttl_ms = (uint64_t)json_integer_value(v) * 1000;
+        } else if (!strcmp(k, "ttl") && http_json_ttl(v, &ttl_s) == 0 &&
+                   ttl_s <= TRUST_TOKEN_TTL_MAX_MS / 1000) {
+            *ttl_ms = ttl_s * 1000;
         } else {
             httpd_error(req, 400, "bad_request", k,
-                        !strcmp(k, "node")    ? "node must be a node name"
-                        : !strcmp(k, "ttl_s") ? "ttl_s must be 1 to 2592000 seconds"
-                                              : "unknown member");
+                        !strcmp(k, "node")  ? "node must be a node name"
+                        : !strcmp(k, "ttl") ? "ttl must be 1 s to 30 d: seconds, or a number "
+                                              "with s, m, h or d (\"1h\")"
+                                            : "unknown member");
             return -1;
         }
     }

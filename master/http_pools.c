@@ -113,7 +113,7 @@ h_pool_create(master_t *m, struct http_req *req, const struct api_match *am)
     struct ipam_pool_def def;
     char err[256] = "";
 
-    if (idem_begin(m, req, &id) || parse_pool(req, &def, sel) < 0)
+    if (idem_begin(m, req, am->caller.who, &id) || parse_pool(req, &def, sel) < 0)
         return;
     int r = db_begin(m->db);
     if (r < 0) {

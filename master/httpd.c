@@ -3,19 +3,30 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/mtime.h"
 
-/* A request in flight: built by its connection thread, answered by the loop. */
+/* Where a request is. The connection's thread (libmicrohttpd's) and the
+ * loop thread hand it to each other; the lock guards the moves. */
+enum pending_state {
+    P_READING,  /* the request is arriving (libmicrohttpd's thread) */
+    P_QUEUED,   /* suspended, in the inbox or with the handler (the loop's) */
+    P_ANSWERED, /* the answer is set and the connection resumed (libmicrohttpd's again) */
+};
+
+/* A request in flight: built by libmicrohttpd's thread, answered by the loop. */
 struct pending {
     struct http_req req;                 /* what the handler sees */
     struct MHD_Connection *conn;         /* the connection, for queries and headers */
@@ -24,33 +35,65 @@ struct pending {
     bool too_large;                      /* the body went past HTTPD_MAX_BODY */
     char *path;                          /* copy of the URL path */
     char *method;                        /* copy of the method */
+    enum pending_state state;            /* who has it */
     struct pending *next;                /* in the server's inbox */
-    pthread_cond_t cond;                 /* signalled when answered */
-    bool answered;                       /* status and response are set */
-    bool abandoned;                      /* the connection thread timed out: the loop frees it */
+    struct pending *held_prev;           /* in the loop's list of held requests */
+    struct pending *held_next;           /* (loop thread only) */
+    uint64_t deadline;                   /* monotonic ms when the server answers 503 itself */
+    bool expired;                        /* answered 503 by the server: the handler still owes
+                                            its httpd_respond, which then only frees */
+    bool handler_done;                   /* an expired request's handler answered */
+    bool conn_gone;                      /* an expired request's connection completed */
+    bool counted;                        /* in the server's inflight count */
     unsigned status;                     /* HTTP status */
     char *response;                      /* JSON text, malloc'd, or NULL */
     char *headers[HTTPD_MAX_HEADERS][2]; /* extra response headers (name, value), owned */
 };
 
-struct httpd {
-    struct MHD_Daemon *daemon; /* libmicrohttpd */
-    uv_loop_t *loop;           /* the loop handlers run on */
-    uv_async_t wake;           /* wakes the loop when the inbox has work */
-    pthread_mutex_t lock;      /* guards inbox, pending answers and stopping */
-    struct pending *inbox;     /* requests waiting for the loop (LIFO, reversed on drain) */
-    httpd_handler handler;     /* the master's request handler */
-    void *userdata;            /* passed to handler */
-    bool stopping;             /* httpd_destroy runs: refuse new requests */
-    char *static_dir;          /* web UI files, NULL = none */
+struct httpd;
+
+/* One listening socket and its libmicrohttpd daemon. */
+struct listener {
+    struct httpd *h;           /* the server */
+    struct MHD_Daemon *daemon; /* its epoll thread */
+    bool unix_socket;          /* a Unix socket: peers are identified by SO_PEERCRED */
+    bool tls;                  /* TLS on this listener */
 };
 
-#define HTTPD_MAX_STATIC (8u << 20) /* bytes of one static file */
+struct httpd {
+    struct listener tcp;    /* the TCP listener (daemon NULL when none) */
+    struct listener local;  /* the Unix socket listener (daemon NULL when none) */
+    char *unix_path;        /* the socket's path, removed at destroy */
+    char *tls_cert;         /* PEM copies: libmicrohttpd keeps pointers to them */
+    char *tls_key;          /* ... */
+    uv_loop_t *loop;        /* the loop handlers run on */
+    uv_async_t wake;        /* wakes the loop when the inbox has work */
+    uv_timer_t expiry;      /* answers requests held too long */
+    unsigned open_handles;  /* wake and expiry not yet closed */
+    pthread_mutex_t lock;   /* guards inbox, request states and stopping */
+    struct pending *inbox;  /* requests waiting for the loop (LIFO, reversed on drain) */
+    struct pending *held;   /* requests the handler has (loop thread only) */
+    httpd_handler handler;  /* the master's request handler */
+    void *userdata;         /* passed to handler */
+    bool stopping;          /* httpd_destroy runs: refuse new requests */
+    unsigned inflight;      /* requests handed over whose exchange has not completed */
+    pthread_cond_t drained; /* signalled when inflight drops to 0 */
+    char *static_dir;       /* web UI files, NULL = none */
+};
+
+#define HTTPD_DRAIN_S 2 /* how long httpd_destroy lets given answers go out */
+
+#define HTTPD_MAX_STATIC   (8u << 20) /* bytes of one static file */
+#define HTTPD_EXPIRY_MS    1000       /* how often held requests are checked */
+#define HTTPD_TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 static void
-on_wake_closed(uv_handle_t *handle)
+on_handle_closed(uv_handle_t *handle)
 {
-    free(container_of((uv_async_t *)handle, httpd_t, wake));
+    httpd_t *h = handle->data;
+
+    if (--h->open_handles == 0)
+        free(h);
 }
 
 static void
@@ -65,7 +108,6 @@ pending_free(struct pending *p)
         free(p->headers[i][0]);
         free(p->headers[i][1]);
     }
-    pthread_cond_destroy(&p->cond);
     free(p);
 }
 
@@ -73,6 +115,55 @@ static httpd_t *
 server_of(struct pending *p)
 {
     return p->req.internal;
+}
+
+static char *
+error_text(const char *code, const char *message)
+{
+    json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+/* ---- the loop's side ---------------------------------------------------- */
+
+static void
+held_add(httpd_t *h, struct pending *p)
+{
+    p->deadline = time_mono_ms() + (uint64_t)HTTPD_MAX_WAIT_S * 1000;
+    p->held_prev = NULL;
+    p->held_next = h->held;
+    if (h->held)
+        h->held->held_prev = p;
+    h->held = p;
+}
+
+static void
+held_remove(httpd_t *h, struct pending *p)
+{
+    if (p->held_prev)
+        p->held_prev->held_next = p->held_next;
+    else if (h->held == p)
+        h->held = p->held_next;
+    if (p->held_next)
+        p->held_next->held_prev = p->held_prev;
+    p->held_prev = p->held_next = NULL;
+}
+
+/* Hands the answer to libmicrohttpd's thread. p must not be touched after
+ * (the connection may complete and free it at once), unless it expired. */
+static void
+finish(httpd_t *h, struct pending *p, unsigned status, char *text)
+{
+    struct MHD_Connection *conn = p->conn;
+
+    pthread_mutex_lock(&h->lock);
+    p->status = status;
+    p->response = text;
+    p->state = P_ANSWERED;
+    pthread_mutex_unlock(&h->lock);
+    MHD_resume_connection(conn);
 }
 
 static void
@@ -94,8 +185,35 @@ on_wake(uv_async_t *a)
     }
     while (rev) {
         struct pending *n = rev->next;
+        held_add(h, rev);
         h->handler(&rev->req, h->userdata);
         rev = n;
+    }
+}
+
+/* Answers 503 for a request the handler still holds; its own answer, when
+ * it comes, is only freed. */
+static void
+expire(httpd_t *h, struct pending *p, const char *why)
+{
+    held_remove(h, p);
+    p->expired = true;
+    finish(h, p, 503, error_text("unavailable", why));
+}
+
+static void
+on_expiry(uv_timer_t *t)
+{
+    httpd_t *h = t->data;
+    uint64_t now = time_mono_ms();
+
+    for (struct pending *p = h->held, *n; p; p = n) {
+        n = p->held_next;
+        if (p->deadline <= now) {
+            log_warning("http %s %s was not answered in %d s, answering 503", p->method, p->path,
+                        HTTPD_MAX_WAIT_S);
+            expire(h, p, "the master did not answer in time");
+        }
     }
 }
 
@@ -104,22 +222,22 @@ httpd_respond(struct http_req *req, unsigned status, json_t *body)
 {
     struct pending *p = container_of(req, struct pending, req);
     httpd_t *h = server_of(p);
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 
-    json_decref(body);
-    pthread_mutex_lock(&h->lock);
-    if (p->abandoned) {
-        /* The client's thread gave up waiting; nobody reads this answer. */
+    if (p->expired) {
+        /* The client got a 503 already; nobody reads this answer. */
+        json_decref(body);
+        pthread_mutex_lock(&h->lock);
+        bool free_it = p->conn_gone;
+        p->handler_done = true;
         pthread_mutex_unlock(&h->lock);
-        free(text);
-        pending_free(p);
+        if (free_it)
+            pending_free(p);
         return;
     }
-    p->status = status;
-    p->response = text;
-    p->answered = true;
-    pthread_cond_signal(&p->cond);
-    pthread_mutex_unlock(&h->lock);
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(body);
+    held_remove(h, p);
+    finish(h, p, status, text);
 }
 
 void
@@ -165,6 +283,8 @@ httpd_header(const struct http_req *req, const char *name)
     return MHD_lookup_connection_value(p->conn, MHD_HEADER_KIND, name);
 }
 
+/* ---- libmicrohttpd's side ----------------------------------------------- */
+
 static enum MHD_Result
 send_text_headers(struct MHD_Connection *conn, unsigned status, char *text,
                   char *const (*headers)[2])
@@ -190,48 +310,60 @@ send_text(struct MHD_Connection *conn, unsigned status, char *text)
     return send_text_headers(conn, status, text, NULL);
 }
 
-static char *
-error_text(const char *code, const char *message)
+/* Suspends the connection and hands the request to the loop. */
+static enum MHD_Result
+hand_over(httpd_t *h, struct pending *p)
 {
-    json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return s;
-}
-
-/* Hands the request to the loop and waits for its answer. */
-static unsigned
-dispatch(httpd_t *h, struct pending *p, char **response)
-{
-    struct timespec until;
-
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += HTTPD_MAX_WAIT_S;
+    MHD_suspend_connection(p->conn);
     pthread_mutex_lock(&h->lock);
+    p->counted = true;
+    h->inflight++;
     if (h->stopping) {
+        /* No loop will see it: answer now, through the same resume path. */
+        p->status = 503;
+        p->response = error_text("unavailable", "the master is shutting down");
+        p->state = P_ANSWERED;
         pthread_mutex_unlock(&h->lock);
-        *response = error_text("unavailable", "the master is shutting down");
-        return 503;
+        MHD_resume_connection(p->conn);
+        return MHD_YES;
     }
+    p->state = P_QUEUED;
     p->next = h->inbox;
     h->inbox = p;
     pthread_mutex_unlock(&h->lock);
     uv_async_send(&h->wake);
-
-    pthread_mutex_lock(&h->lock);
-    while (!p->answered) {
-        if (pthread_cond_timedwait(&p->cond, &h->lock, &until) == ETIMEDOUT && !p->answered) {
-            p->abandoned = true;
-            pthread_mutex_unlock(&h->lock);
-            *response = error_text("unavailable", "the master did not answer in time");
-            return 503;
-        }
-    }
-    pthread_mutex_unlock(&h->lock);
-    *response = move_ptr(p->response);
-    return p->status;
+    return MHD_YES;
 }
 
+/* The answer of a resumed connection. */
+static enum MHD_Result
+send_answer(httpd_t *h, struct pending *p)
+{
+    pthread_mutex_lock(&h->lock);
+    unsigned status = p->status;
+    char *text = move_ptr(p->response);
+    bool expired = p->expired;
+    pthread_mutex_unlock(&h->lock);
+    /* An expired request's headers were set for an answer never sent. */
+    return send_text_headers(p->conn, status, text, expired ? NULL : p->headers);
+}
+
+static struct http_peer
+peer_of(const struct listener *l, struct MHD_Connection *conn)
+{
+    struct http_peer peer = {.uid = -1, .tls = l->tls};
+    const union MHD_ConnectionInfo *ci;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (!l->unix_socket)
+        return peer;
+    peer.unix_socket = true;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+        peer.uid = (int64_t)cred.uid;
+    return peer;
+}
 void
 httpd_set_static(httpd_t *h, const char *dir)
 {
@@ -370,45 +502,28 @@ is_api_path(const char *url)
     return strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0 || strcmp(url, "/healthz") == 0;
 }
 
-static enum MHD_Result
-on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-           const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+static struct pending *
+pending_new(httpd_t *h, const struct listener *l, struct MHD_Connection *conn, const char *url,
+            const char *method)
 {
-    httpd_t *h = cls;
-    struct pending *p = *con_cls;
+    struct pending *p = xcalloc(1, sizeof(*p));
 
-    if (!p && h->static_dir && !is_api_path(url) &&
-        (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
-        return send_static(h, conn, url);
-    if (!p) {
-        p = xcalloc(1, sizeof(*p));
-        p->conn = conn;
-        p->path = xstrdup(url);
-        p->method = xstrdup(method);
-        p->req.path = p->path;
-        p->req.method = p->method;
-        p->req.internal = h;
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&p->cond, &attr);
-        pthread_condattr_destroy(&attr);
-        *con_cls = p;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        if (p->upload_len + *upload_size > HTTPD_MAX_BODY) {
-            p->too_large = true;
-        } else {
-            p->upload = xrealloc(p->upload, p->upload_len + *upload_size + 1);
-            memcpy(p->upload + p->upload_len, upload_data, *upload_size);
-            p->upload_len += *upload_size;
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
+    p->conn = conn;
+    p->path = xstrdup(url);
+    p->method = xstrdup(method);
+    p->req.path = p->path;
+    p->req.method = p->method;
+    p->req.internal = h;
+    p->req.peer = peer_of(l, conn);
+    return p;
+}
 
-    /* The whole request is in. */
+/* The whole request is in: check it, then hand it over. */
+static enum MHD_Result
+request_complete(httpd_t *h, struct pending *p)
+{
+    struct MHD_Connection *conn = p->conn;
+
     if (has_control(p->path))
         return send_text(conn, 400,
                          error_text("bad_request", "the path holds a control character"));
@@ -424,61 +539,193 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
             return send_text(conn, 400, error_text("bad_request", msg));
         }
     }
+    free(p->upload);
+    p->upload = NULL;
     p->req.idem_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+    return hand_over(h, p);
+}
 
-    char *response = NULL;
-    unsigned status = dispatch(h, p, &response);
-    /* An abandoned request belongs to the loop: its headers are not ours. */
-    return send_text_headers(conn, status, response, p->abandoned ? NULL : p->headers);
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct listener *l = cls;
+    httpd_t *h = l->h;
+    struct pending *p = *con_cls;
+
+    if (!p && h->static_dir && !is_api_path(url) &&
+        (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+        return send_static(h, conn, url);
+    if (!p) {
+        *con_cls = pending_new(h, l, conn, url, method);
+        return MHD_YES;
+    }
+    if (p->state == P_ANSWERED)
+        return send_answer(h, p);
+    if (*upload_size) {
+        if (p->upload_len + *upload_size > HTTPD_MAX_BODY) {
+            p->too_large = true;
+        } else {
+            p->upload = xrealloc(p->upload, p->upload_len + *upload_size + 1);
+            memcpy(p->upload + p->upload_len, upload_data, *upload_size);
+            p->upload_len += *upload_size;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return request_complete(h, p);
 }
 
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
-    httpd_t *h = cls;
+    struct listener *l = cls;
+    httpd_t *h = l->h;
     struct pending *p = *con_cls;
 
     if (!p)
         return;
+    *con_cls = NULL;
     pthread_mutex_lock(&h->lock);
-    bool loop_owns = p->abandoned;
+    if (p->counted) {
+        p->counted = false;
+        if (--h->inflight == 0)
+            pthread_cond_broadcast(&h->drained);
+    }
+    /* An expired request whose handler has not answered yet is freed by
+     * its httpd_respond. */
+    bool loop_owns = p->expired && !p->handler_done;
+    if (loop_owns)
+        p->conn_gone = true;
     pthread_mutex_unlock(&h->lock);
-    /* An abandoned request still held by the loop is freed by httpd_respond. */
     if (!loop_owns)
         pending_free(p);
-    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+/* libmicrohttpd's messages (a client over its limit, a failed handshake)
+ * are about clients, not the master: debug only. */
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_debug("libmicrohttpd: %s", msg);
+}
+
+/* A listening Unix socket at path (0600; a stale socket there is removed,
+ * anything else there is -EEXIST). */
+static int
+unix_listen(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct stat st;
+    int fd;
+
+    if (strscpy(sun.sun_path, path, sizeof(sun.sun_path)) < 0)
+        return -ENAMETOOLONG;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return -EEXIST;
+        if (unlink(path) < 0)
+            return -errno;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0600) < 0 ||
+        listen(fd, 128) < 0) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+static int
+listener_start(httpd_t *h, struct listener *l, const struct httpd_config *cfg, int fd)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem opts[16];
+    size_t n = 0;
+
+#define OPT(o, v, p) opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)}
+    l->h = h;
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)0, NULL);
+    opts[n - 1].value = (intptr_t)mhd_log;
+    OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns ? cfg->max_conns : HTTPD_MAX_CONNS, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s ? cfg->idle_timeout_s : HTTPD_IDLE_S,
+        NULL);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, l);
+    OPT(MHD_OPTION_UNESCAPE_CALLBACK, unescape, l);
+    if (fd >= 0) {
+        l->unix_socket = true;
+        OPT(MHD_OPTION_LISTEN_SOCKET, fd, NULL);
+    } else {
+        if (inet_pton(AF_INET, cfg->addr, &sin.sin_addr) != 1)
+            return -EINVAL;
+        OPT(MHD_OPTION_SOCK_ADDR, 0, &sin);
+        OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            cfg->max_per_addr ? cfg->max_per_addr : HTTPD_MAX_PER_ADDR, NULL);
+        if (cfg->tls_cert) {
+            l->tls = true;
+            flags |= MHD_USE_TLS;
+            OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert);
+            OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key);
+            OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, HTTPD_TLS_PRIORITY);
+        }
+    }
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+    l->daemon = MHD_start_daemon(flags, fd >= 0 ? 0 : cfg->port, NULL, NULL, on_request, l,
+                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    return l->daemon ? 0 : -EADDRINUSE;
 }
 
 httpd_t *
-httpd_new(uv_loop_t *loop, const char *addr, uint16_t port, httpd_handler handler, void *userdata,
+httpd_new(uv_loop_t *loop, const struct httpd_config *cfg, httpd_handler handler, void *userdata,
           int *err)
 {
     httpd_t *h = xcalloc(1, sizeof(*h));
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    int r = 0;
 
-    if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-        *err = -EINVAL;
-        free(h);
-        return NULL;
-    }
     h->loop = loop;
     h->handler = handler;
     h->userdata = userdata;
+    if (cfg->tls_cert) {
+        h->tls_cert = xstrdup(cfg->tls_cert);
+        h->tls_key = xstrdup(cfg->tls_key ? cfg->tls_key : "");
+    }
     pthread_mutex_init(&h->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->drained, &attr);
+    pthread_condattr_destroy(&attr);
     uv_async_init(loop, &h->wake, on_wake);
-    h->wake.data = h;
-    h->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                     MHD_USE_POLL | MHD_USE_ERROR_LOG,
-                                 port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sin,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_MAX_CONNS,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(HTTPD_MAX_WAIT_S + 30),
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                 MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
-    if (!h->daemon) {
-        *err = -EADDRINUSE;
-        pthread_mutex_destroy(&h->lock);
-        uv_close((uv_handle_t *)&h->wake, on_wake_closed);
+    uv_timer_init(loop, &h->expiry);
+    h->wake.data = h->expiry.data = h;
+    h->open_handles = 2;
+    uv_timer_start(&h->expiry, on_expiry, HTTPD_EXPIRY_MS, HTTPD_EXPIRY_MS);
+    uv_unref((uv_handle_t *)&h->expiry);
+    if (cfg->addr)
+        r = listener_start(h, &h->tcp, cfg, -1);
+    if (r >= 0 && cfg->unix_path) {
+        int fd = unix_listen(cfg->unix_path);
+        r = fd < 0 ? fd : listener_start(h, &h->local, cfg, fd);
+        if (fd >= 0 && r < 0)
+            close(fd);
+        if (fd >= 0)
+            h->unix_path = xstrdup(cfg->unix_path);
+    }
+    if (r < 0) {
+        *err = r;
+        httpd_destroy(&h);
         return NULL;
     }
     return h;
@@ -494,12 +741,36 @@ httpd_destroy(httpd_t **ph)
     pthread_mutex_lock(&h->lock);
     h->stopping = true;
     pthread_mutex_unlock(&h->lock);
-    /* Requests already queued get an answer so their threads can finish. */
+    /* Requests already queued get an answer (the handler sees them one
+     * last time); whatever it still holds gets a 503, so no connection is
+     * left suspended, which libmicrohttpd cannot stop with. */
     on_wake(&h->wake);
-    MHD_stop_daemon(h->daemon);
+    while (h->held)
+        expire(h, h->held, "the master is shutting down");
+    /* Stopping a daemon cuts its connections: first let the answers given
+     * (the 503s included) go out, for a bounded time. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += HTTPD_DRAIN_S;
+    pthread_mutex_lock(&h->lock);
+    while (h->inflight && pthread_cond_timedwait(&h->drained, &h->lock, &until) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&h->lock);
+    if (h->tcp.daemon)
+        MHD_stop_daemon(h->tcp.daemon);
+    /* libmicrohttpd closes the listening sockets, the one it was handed too. */
+    if (h->local.daemon)
+        MHD_stop_daemon(h->local.daemon);
+    if (h->unix_path)
+        unlink(h->unix_path);
+    pthread_cond_destroy(&h->drained);
     pthread_mutex_destroy(&h->lock);
     free(h->static_dir);
-    h->static_dir = NULL;
-    uv_close((uv_handle_t *)&h->wake, on_wake_closed);
+    free(h->unix_path);
+    free(h->tls_cert);
+    free(h->tls_key);
+    h->static_dir = h->unix_path = h->tls_cert = h->tls_key = NULL;
+    uv_close((uv_handle_t *)&h->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&h->expiry, on_handle_closed);
     *ph = NULL;
 }

@@ -13,12 +13,15 @@
 #define IDEM_KEEP_MS  (48ULL * 3600 * 1000) /* keys live at least 24 h; we keep 48 */
 #define IDEM_SWEEP_MS (10ULL * 60 * 1000)   /* how often old keys are deleted */
 
+/* The caller is part of the request: a key one caller used never replays
+ * its answer (an exec's output) to another. */
 static void
-request_hash(const struct http_req *req, char out[40])
+request_hash(const struct http_req *req, const char *who, char out[40])
 {
     _cleanup_free_ char *body =
         req->body ? json_dumps(req->body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    _cleanup_free_ char *all = xasprintf("%s %s %s", req->method, req->path, body ? body : "");
+    _cleanup_free_ char *all =
+        xasprintf("%s %s %s %s", who ? who : "", req->method, req->path, body ? body : "");
     uint64_t a = hmap_hash_str(all), b = 1469598103934665603ULL;
 
     for (const char *p = all; *p; p++)
@@ -41,7 +44,7 @@ key_valid(const char *k)
 }
 
 bool
-idem_begin(master_t *m, struct http_req *req, struct idem *id)
+idem_begin(master_t *m, struct http_req *req, const char *who, struct idem *id)
 {
     struct db_idem rec = {0};
 
@@ -54,7 +57,7 @@ idem_begin(master_t *m, struct http_req *req, struct idem *id)
         return true;
     }
     id->key = req->idem_key;
-    request_hash(req, id->hash);
+    request_hash(req, who, id->hash);
     int r = db_idem_get(m->db, req->idem_key, &rec);
     if (r == -ENOENT)
         return false;

@@ -20,8 +20,10 @@ struct idem {
 };
 
 /* Returns true when the request was answered (a replay, a conflict, a bad
- * key); otherwise fills id for idem_store. */
-bool idem_begin(master_t *m, struct http_req *req, struct idem *id);
+ * key); otherwise fills id for idem_store. who (the caller, struct
+ * caller's who) is part of the request: another caller's key is a 409,
+ * never a replay of its answer. */
+bool idem_begin(master_t *m, struct http_req *req, const char *who, struct idem *id);
 /* Stores the answer under the request's key (nothing without a key), inside
  * the caller's transaction. 0 or -errno. */
 int idem_store(master_t *m, const struct http_req *req, const struct idem *id, unsigned status,

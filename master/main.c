@@ -32,6 +32,13 @@ usage(FILE *f)
         "      --key-file PATH      the master's CurveZMQ key pair (default master.key by the db)\n"
         "      --insecure           tcp:// node endpoints in PLAINTEXT (trusted networks only)\n"
         "      --web DIR            serve the web UI from DIR\n"
+        "      --socket PATH        API for root on this host (default "
+        "/run/vfleet-master/api.sock; \"\" = none)\n"
+        "      --tls-cert FILE, --tls-key FILE   the API's certificate and key (PEM)\n"
+        "                           (default: self-signed, made at first start)\n"
+        "      --tls yes|no         TLS on the TCP listener (default yes)\n"
+        "      --api-names NAMES    more names of the API (certificate, Host check)\n"
+        "      --http-max-connections N, --http-max-per-address N, --http-idle-timeout S\n"
         "      --heartbeat-ms N     heartbeat interval asked of nodes (default 5000)\n"
         "      --suspect-after S    seconds of silence before suspect (default 15)\n"
         "      --down-after S       seconds of silence before down (default 30)\n"
@@ -106,6 +113,14 @@ main(int argc, char **argv)
         {"overcommit-disk", required_argument, NULL, 3},
         {"max-ips", required_argument, NULL, 'i'},
         {"log-level", required_argument, NULL, 'l'},
+        {"socket", required_argument, NULL, 4},
+        {"tls-cert", required_argument, NULL, 5},
+        {"tls-key", required_argument, NULL, 6},
+        {"tls", required_argument, NULL, 7},
+        {"api-names", required_argument, NULL, 8},
+        {"http-max-connections", required_argument, NULL, 9},
+        {"http-max-per-address", required_argument, NULL, 10},
+        {"http-idle-timeout", required_argument, NULL, 11},
         {"key-file", required_argument, NULL, 'K'},
         {"insecure", no_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
@@ -127,6 +142,14 @@ main(int argc, char **argv)
         {3, "overcommit_disk"},
         {'i', "max_ips"},
         {'l', "log_level"},
+        {4, "socket"},
+        {5, "tls_cert"},
+        {6, "tls_key"},
+        {7, "tls"},
+        {8, "api_names"},
+        {9, "http_max_connections"},
+        {10, "http_max_per_address"},
+        {11, "http_idle_timeout"},
         {'K', "key_file"},
     };
     _cleanup_free_ char *binds_flag = NULL;
@@ -277,6 +300,37 @@ main(int argc, char **argv)
         mc.max_ips = (uint32_t)u;
     else if (r != -ENOENT)
         BAD("max_ips (1-64)");
+    /* The API's listeners and TLS (docs/config.md). */
+    s = config_get(cfg, "master", "socket");
+    mc.api_socket = !s ? "/run/vfleet-master/api.sock" : *s ? s : NULL;
+    mc.tls_cert = config_get(cfg, "master", "tls_cert");
+    mc.tls_key = config_get(cfg, "master", "tls_key");
+    mc.api_names = config_get(cfg, "master", "api_names");
+    if ((s = config_get(cfg, "master", "tls"))) {
+        if (!strcmp(s, "no") || !strcmp(s, "false") || !strcmp(s, "off"))
+            mc.tls_off = true;
+        else if (strcmp(s, "yes") && strcmp(s, "true") && strcmp(s, "on"))
+            BAD("tls (yes or no)");
+    }
+    const struct {
+        const char *key;  /* [master] key */
+        uint64_t min;     /* its range */
+        uint64_t max;     /* ... */
+        uint32_t *target; /* where it goes */
+    } http_keys[] = {
+        {"http_max_connections", 16, 100000, &mc.http_max_conns},
+        {"http_max_per_address", 1, 100000, &mc.http_max_per_addr},
+        {"http_idle_timeout", 1, 3600, &mc.http_idle_s},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(http_keys); i++) {
+        r = config_get_u64(cfg, "master", http_keys[i].key, &u);
+        if (r == 0 && (u < http_keys[i].min || u > http_keys[i].max))
+            r = -ERANGE;
+        if (r == 0)
+            *http_keys[i].target = (uint32_t)u;
+        else if (r != -ENOENT)
+            BAD(http_keys[i].key);
+    }
 #undef BAD
     if (bad) {
         config_destroy(&cfg);
@@ -295,12 +349,21 @@ main(int argc, char **argv)
         }
     }
 
-    /* Every node connection (and every stranger's, until it is refused)
-     * holds a descriptor: take what the hard limit allows. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    /* Each API and node connection (and each stranger's, until it is
+     * refused) is a file descriptor: allow them all. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max > 65536 ? 65536 : nofile.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    /* The Unix socket's directory (/run/vfleet-master under systemd). */
+    if (mc.api_socket) {
+        _cleanup_free_ char *sdir = xstrdup(mc.api_socket);
+        char *slash = strrchr(sdir, '/');
+        if (slash && slash != sdir) {
+            *slash = '\0';
+            (void)fs_mkdir_p(sdir, 0700);
+        }
     }
 
     uv_loop_t loop;
@@ -320,9 +383,9 @@ main(int argc, char **argv)
     sig_term.data = sig_int.data = m;
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
-    log_notice("master running: api http://%s:%u, db \"%s\", %u node endpoint(s), %s", mc.http_addr,
-               (unsigned)mc.http_port, mc.db_path, mc.n_binds ? mc.n_binds : 1,
-               sched_algo_name(mc.sched.algo));
+    log_notice("master running: api %s://%s:%u, db \"%s\", %u node endpoint(s), %s",
+               mc.tls_off ? "http" : "https", mc.http_addr, (unsigned)mc.http_port, mc.db_path,
+               mc.n_binds ? mc.n_binds : 1, sched_algo_name(mc.sched.algo));
     uv_run(&loop, UV_RUN_DEFAULT);
     master_destroy(&m);
     uv_run(&loop, UV_RUN_NOWAIT);

@@ -220,6 +220,8 @@ open_state(master_t *m, char *err, size_t errlen)
     }
     struct db_guest_filter all = {.observed = -1};
     r = db_guest_list(m->db, &all, reserve_guest, m);
+    if (r >= 0)
+        r = guests_charge_legacy(m);
     if (r < 0) {
         snprintf(err, errlen, "cannot load guests: %s", db_errmsg(m->db));
         return r;
@@ -298,14 +300,9 @@ master_new(uv_loop_t *loop, const struct master_config *cfg, master_t **out, cha
     m->tick_init = true;
     uv_timer_start(&m->tick, on_tick, m->cfg.tick_ms, m->cfg.tick_ms);
 
-    m->httpd = httpd_new(loop, m->cfg.http_addr, m->cfg.http_port, http_serve, m, &r);
-    if (!m->httpd) {
-        snprintf(err, errlen, "cannot listen on %s:%u: %s", m->cfg.http_addr,
-                 (unsigned)m->cfg.http_port, strerror(-r));
+    r = http_listen(m, err, errlen);
+    if (r < 0)
         goto fail;
-    }
-    if (m->cfg.web_dir)
-        httpd_set_static(m->httpd, m->cfg.web_dir);
     *out = m;
     return 0;
 

@@ -39,9 +39,18 @@
 typedef struct master master_t;
 
 struct master_config {
-    const char *db_path;                 /* SQLite file, or ":memory:" */
-    const char *http_addr;               /* listen address, "127.0.0.1" */
-    uint16_t http_port;                  /* listen port, 7400 */
+    const char *db_path;        /* SQLite file, or ":memory:" */
+    const char *http_addr;      /* listen address, "127.0.0.1" */
+    uint16_t http_port;         /* listen port, 7400 */
+    const char *api_socket;     /* Unix socket for root on this host, NULL = none */
+    bool tls_off;               /* plain HTTP on the TCP listener (insecure) */
+    const char *tls_cert;       /* the operator's certificate (PEM file), NULL = self-signed */
+    const char *tls_key;        /* its private key (PEM file) */
+    const char *tls_dir;        /* where the self-signed pair lives, NULL = the db's dir */
+    const char *api_names;      /* more names of the API: Host check, certificate */
+    uint32_t http_max_conns;    /* connections per listener; 0 = 1000 */
+    uint32_t http_max_per_addr; /* connections from one address; 0 = 64 */
+    uint32_t http_idle_s;       /* idle connection timeout; 0 = 30 */
     const char *binds[MASTER_MAX_BINDS]; /* ROUTER endpoints for the node agents */
     unsigned n_binds;                    /* entries in binds */
     const char *key_file;                /* CurveZMQ key pair; NULL = master.key by the db */

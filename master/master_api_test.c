@@ -140,6 +140,21 @@ test_placement_errors(void **state)
     assert_true(num(nm, "need") == 1LL << 40);
     json_decref(o);
     assert_int_equal(http("GET", "/v1/guests/p2", NULL, NULL, NULL), 404);
+    /* A template no node has: 422 naming it, never placed. */
+    assert_int_equal(
+        http("POST", "/v1/guests", "{\"name\":\"p3\",\"template\":\"nosuch\"}", NULL, &o), 422);
+    e = json_object_get(o, "error");
+    assert_string_equal(str(e, "field"), "template");
+    assert_non_null(strstr(str(e, "message"), "nosuch"));
+    f = json_array_get(json_object_get(json_object_get(e, "placement"), "filters"), 0);
+    assert_string_equal(str(f, "filter"), "template");
+    assert_int_equal(num(f, "rejected"), N_NODES);
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests/p3", NULL, NULL, NULL), 404);
+    /* Nodes list their templates. */
+    assert_int_equal(http("GET", "/v1/nodes/n1", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "templates")), 2);
+    json_decref(o);
 }
 
 int

@@ -28,6 +28,9 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "master/auth.h"
+#include "master/core.h"
+#include "master/guests.h"
 #include "master/master.h"
 #include "node/agent.h"
 #include "node/sim/sim.h"
@@ -35,23 +38,29 @@
 #define N_NODES 3
 
 struct fx {
-    char dir[96];             /* temporary directory */
-    char endpoint[160];       /* ipc:// endpoint of the master */
-    char db[200];             /* database path */
-    char url[64];             /* http://127.0.0.1:PORT */
-    uint16_t port;            /* HTTP port */
-    uv_loop_t loop;           /* shared by master and agents */
-    uv_async_t call;          /* runs fn on the loop thread */
-    void (*fn)(struct fx *f); /* what to run there */
-    sem_t done;               /* posted when fn returned */
-    pthread_t thread;         /* runs the loop */
-    master_t *master;         /* the actor */
-    agent_t *agents[N_NODES]; /* the nodes */
-    int err;                  /* result of the last loop call */
-    char errtext[256];        /* its text */
-    const char *algorithm;    /* cluster default for the next master */
-    char db_dir[160];         /* where the database goes, "" = dir */
-    char web[256];            /* the web UI directory of the source tree */
+    char dir[96];                   /* temporary directory */
+    char endpoint[160];             /* ipc:// endpoint of the master */
+    char db[200];                   /* database path */
+    char url[64];                   /* http://127.0.0.1:PORT */
+    uint16_t port;                  /* HTTP port */
+    uv_loop_t loop;                 /* shared by master and agents */
+    uv_async_t call;                /* runs fn on the loop thread */
+    void (*fn)(struct fx *f);       /* what to run there */
+    sem_t done;                     /* posted when fn returned */
+    pthread_t thread;               /* runs the loop */
+    master_t *master;               /* the actor */
+    agent_t *agents[N_NODES];       /* the nodes */
+    int err;                        /* result of the last loop call */
+    char errtext[256];              /* its text */
+    const char *algorithm;          /* cluster default for the next master */
+    char db_dir[160];               /* where the database goes, "" = dir */
+    char web[256];                  /* the web UI directory of the source tree */
+    char cafile[160];               /* the master's self-signed certificate, trusted as a CA */
+    char sock[160];                 /* the master's Unix socket */
+    char admin[AUTH_TOKEN_LEN + 1]; /* an admin token made at setup */
+    char auth[200];                 /* the Authorization header http() sends, "" = none */
+    bool over_unix;                 /* http() goes over the Unix socket instead */
+    unsigned idle_s;                /* the next master's HTTP idle timeout, 0 = its default */
 };
 
 static struct fx F;
@@ -101,12 +110,15 @@ start_master(struct fx *f)
     c.heartbeat_ms = 200;
     c.usage_ms = 200;
     c.tick_ms = 50;
-    c.suspect_after_ms = 1500;
-    c.down_after_ms = 3000;
+    c.suspect_after_ms = 3000; /* generous: a loaded CI machine must not flap */
+    c.down_after_ms = 6000;
     c.resend_ms = 500;
     c.wait_default_s = 20;
     c.sched.algo = strcmp(f->algorithm, "spread") == 0 ? SCHED_SPREAD : SCHED_BINPACK;
     c.web_dir = f->web;
+    c.tls_dir = f->dir;
+    c.http_idle_s = f->idle_s;
+    c.api_socket = f->sock;
     f->err = master_new(&f->loop, &c, &f->master, f->errtext, sizeof(f->errtext));
 }
 
@@ -237,8 +249,14 @@ http_h(const char *method, const char *path, const char *body, const char *idem,
     char url[512], hdr[128];
     long status = 0;
 
-    snprintf(url, sizeof(url), "%s%s", F.url, path);
+    snprintf(url, sizeof(url), "%s%s", F.over_unix ? "http://localhost" : F.url, path);
     curl_easy_setopt(c, CURLOPT_URL, url);
+    if (F.over_unix)
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, F.sock);
+    else
+        curl_easy_setopt(c, CURLOPT_CAINFO, F.cafile);
+    if (F.auth[0])
+        h = curl_slist_append(h, F.auth);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
@@ -366,6 +384,8 @@ group_setup(void **state)
     if (!mkdtemp(F.dir))
         return -1;
     snprintf(F.endpoint, sizeof(F.endpoint), "ipc://%s/master.sock", F.dir);
+    snprintf(F.sock, sizeof(F.sock), "%s/api.sock", F.dir);
+    snprintf(F.cafile, sizeof(F.cafile), "%s/api.crt", F.dir);
     snprintf(F.db, sizeof(F.db), "%s/master.db", F.db_dir[0] ? F.db_dir : F.dir);
     uv_loop_init(&F.loop);
     uv_async_init(&F.loop, &F.call, on_call);
@@ -388,7 +408,17 @@ group_setup(void **state)
         fprintf(stderr, "master: %s\n", F.errtext);
         return -1;
     }
-    snprintf(F.url, sizeof(F.url), "http://127.0.0.1:%u", (unsigned)F.port);
+    snprintf(F.url, sizeof(F.url), "https://127.0.0.1:%u", (unsigned)F.port);
+    /* An admin token for every request (the loop thread does not run yet). */
+    struct auth_token_req tr = {.role = AUTH_ADMIN, .description = "fixture"};
+    struct db_token row = {0};
+    struct guest_err ge = {0};
+    if (auth_token_create(F.master, &tr, F.admin, &row, &ge) < 0) {
+        fprintf(stderr, "admin token: %s\n", ge.message);
+        return -1;
+    }
+    db_token_clear(&row);
+    snprintf(F.auth, sizeof(F.auth), "Authorization: Bearer %s", F.admin);
     start_agents(&F);
     if (F.err < 0)
         return -1;

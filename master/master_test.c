@@ -494,6 +494,7 @@ get_static(const char *path, char *ctype, size_t n)
     snprintf(url, sizeof(url), "%s%s", F.url, path);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(c, CURLOPT_CAINFO, F.cafile);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     if (curl_easy_perform(c) == CURLE_OK) {

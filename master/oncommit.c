@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/mem.h"
 
@@ -19,22 +20,29 @@ struct oncommit {
     size_t cap;        /* allocated entries of v */
 };
 
-/* Takes the entries at or above depth out of the list (in order) and runs
- * them with err. They are detached first: a follow-up may open and commit a
- * transaction of its own. */
+/* The list is ordered by depth, never decreasing from oldest to newest: an
+ * entry is added at the current depth, which is at least that of every
+ * entry before it (a released savepoint's entries move to the level around
+ * it, which is the deepest still open). So the entries a transaction event
+ * concerns are always a tail of the list, and each event costs only what it
+ * concerns. */
+
+/* Takes the tail of entries at or above depth out of the list (in order)
+ * and runs them with err. They are detached first: a follow-up may open and
+ * commit a transaction of its own. */
 static void
 run_from(oncommit_t *o, unsigned depth, int err)
 {
-    size_t keep = 0, n_run = 0;
-    struct pending *run = xcalloc(o->n ? o->n : 1, sizeof(*run));
+    size_t first = o->n;
 
-    for (size_t i = 0; i < o->n; i++) {
-        if (o->v[i].depth >= depth)
-            run[n_run++] = o->v[i];
-        else
-            o->v[keep++] = o->v[i];
-    }
-    o->n = keep;
+    while (first > 0 && o->v[first - 1].depth >= depth)
+        first--;
+    size_t n_run = o->n - first;
+    if (n_run == 0)
+        return;
+    struct pending *run = xmalloc(n_run * sizeof(*run));
+    memcpy(run, &o->v[first], n_run * sizeof(*run));
+    o->n = first;
     for (size_t i = 0; i < n_run; i++)
         run[i].fn(o->m, run[i].ctx, err);
     free(run);
@@ -54,9 +62,8 @@ on_tx(void *userdata, enum db_tx_event ev, unsigned depth)
             break;
         }
         /* A released savepoint hands its follow-ups to the level around it. */
-        for (size_t i = 0; i < o->n; i++)
-            if (o->v[i].depth >= depth)
-                o->v[i].depth = depth - 1;
+        for (size_t i = o->n; i > 0 && o->v[i - 1].depth >= depth; i--)
+            o->v[i - 1].depth = depth - 1;
         break;
     case DB_TX_ROLLBACK: {
         int err = db_tx_error(o->db);

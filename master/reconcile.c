@@ -36,7 +36,7 @@ reconcile_missing(master_t *m, const char *node, struct db_guest *g, const struc
     if (g->applied_generation > 0) {
         if (g->observed != DB_OBS_LOST)
             log_warning("node=%s guest=%s is missing on its node: lost", node, g->name);
-        guests_observed(m, g->id, DB_OBS_LOST, "the node does not have this guest");
+        guests_observed(m, g, DB_OBS_LOST, "the node does not have this guest");
         return;
     }
     /* Never acked: the create is still under way. */
@@ -53,7 +53,7 @@ reconcile_guest(master_t *m, const char *node, const char *id,
     struct db_guest g = {0};
     struct guest_spec spec;
 
-    if (guests_load(m, NULL, id, &g, &spec) < 0)
+    if (guests_load(m, NULL, NULL, id, &g, &spec) < 0)
         return;
     if (!item) {
         reconcile_missing(m, node, &g, &spec);
@@ -74,7 +74,7 @@ reconcile_guest(master_t *m, const char *node, const char *id,
         guests_send(m, node, MSG_GUEST_START, id, g.generation);
     else if (g.desired == DB_DESIRED_STOPPED && item->running)
         guests_send(m, node, MSG_GUEST_STOP, id, g.generation);
-    guests_observed(m, id, item->running ? DB_OBS_RUNNING : DB_OBS_STOPPED, NULL);
+    guests_observed(m, &g, item->running ? DB_OBS_RUNNING : DB_OBS_STOPPED, NULL);
     db_guest_clear(&g);
 }
 

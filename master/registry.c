@@ -69,6 +69,19 @@ mirror(registry_t *r, const struct registry_node *n)
     k = sched_node_upsert(r->sched, n->name, &n->cap, labels, n->n_labels);
     if (k < 0)
         return k;
+    if (n->templates) {
+        /* At most PROTO_MAX_TEMPLATES names, each a name (hello checked). */
+        const char *names[PROTO_MAX_TEMPLATES];
+        size_t nt = 0;
+        _cleanup_free_ char *list = xstrdup(n->templates);
+        char *save = NULL;
+        for (char *t = strtok_r(list, ",", &save); t && nt < PROTO_MAX_TEMPLATES;
+             t = strtok_r(NULL, ",", &save))
+            names[nt++] = t;
+        if (sched_node_templates(r->sched, n->name, names, nt) < 0)
+            log_warning("node=%s reports templates beyond the cluster's %d, ignoring", n->name,
+                        SCHED_MAX_TEMPLATES);
+    }
     sched_node_set_state(r->sched, n->name, sched_state(n->state));
     sched_node_cordon(r->sched, n->name, n->cordoned);
     return 0;
@@ -152,6 +165,7 @@ registry_destroy(registry_t **pr)
         return;
     for (size_t i = 0; i < r->n_nodes; i++) {
         json_decref(r->nodes[i]->orphans);
+        free(r->nodes[i]->templates);
         free(r->nodes[i]);
     }
     free(r->nodes);
@@ -176,6 +190,19 @@ struct registry_node *
 registry_at(const registry_t *r, size_t i)
 {
     return i < r->n_nodes ? r->nodes[i] : NULL;
+}
+
+static char *
+templates_join(const struct msg_hello *h)
+{
+    size_t len = 1;
+
+    for (uint32_t i = 0; i < h->n_templates; i++)
+        len += strlen(h->templates[i].name) + 1;
+    char *s = xcalloc(1, len), *p = s;
+    for (uint32_t i = 0; i < h->n_templates; i++)
+        p += sprintf(p, "%s%s", i ? "," : "", h->templates[i].name);
+    return s;
 }
 
 int
@@ -234,6 +261,8 @@ registry_hello(registry_t *r, const struct msg_hello *h, struct registry_node **
     memcpy(n->backend, tmp.backend, sizeof(n->backend));
     memcpy(n->agent_version, tmp.agent_version, sizeof(n->agent_version));
     n->cap = tmp.cap;
+    free(n->templates);
+    n->templates = templates_join(h);
     n->n_labels = tmp.n_labels;
     memcpy(n->labels, tmp.labels, sizeof(n->labels));
     n->state = DB_NODE_READY;

@@ -58,6 +58,7 @@ struct registry_node {
     uint64_t last_seen_real;                    /* wall clock ms of the last message, 0 = never */
     int link;                                   /* master: the link it talks through, -1 none */
     json_t *orphans;                            /* master: guests it has that we do not know */
+    char *templates;                            /* templates from hello, comma-joined, owned */
 };
 
 /* Called by registry_tick after a node changed state (old -> new). */

@@ -21,6 +21,7 @@ struct snode {
     uint32_t ring_pos;                 /* index in sched.ring */
     uint32_t n_labels;                 /* entries in labels */
     char *labels[SCHED_MAX_LABELS][2]; /* key, value pairs, owned */
+    uint64_t templates;                /* bit i: it has the template sched.templates[i] */
 };
 
 /* An anti-affinity group: which nodes hold how many of its guests. */
@@ -30,25 +31,32 @@ struct sgroup {
 };
 
 struct sched {
-    struct sched_config cfg; /* copied at creation */
-    struct snode **slots;    /* by slot number; NULL = free slot */
-    uint32_t n_slots;        /* slots used or freed */
-    uint32_t slots_cap;      /* allocated entries of slots */
-    uint32_t *free_slots;    /* freed slot numbers to reuse */
-    uint32_t n_free;         /* entries in free_slots */
-    uint32_t *ring;          /* slot numbers of all nodes in random order */
-    uint32_t ring_len;       /* nodes in the ring (= live nodes) */
-    uint32_t cursor;         /* where the next walk starts */
-    struct hmap_str by_name; /* name -> struct snode */
-    struct hmap_str groups;  /* name -> struct sgroup */
-    uint64_t rng;            /* xorshift64* state for the ring shuffle */
+    struct sched_config cfg;              /* copied at creation */
+    struct snode **slots;                 /* by slot number; NULL = free slot */
+    uint32_t n_slots;                     /* slots used or freed */
+    uint32_t slots_cap;                   /* allocated entries of slots */
+    uint32_t *free_slots;                 /* freed slot numbers to reuse */
+    uint32_t n_free;                      /* entries in free_slots */
+    uint32_t *ring;                       /* slot numbers of all nodes in random order */
+    uint32_t ring_len;                    /* nodes in the ring (= live nodes) */
+    uint32_t cursor;                      /* where the next walk starts */
+    struct hmap_str by_name;              /* name -> struct snode */
+    struct hmap_str groups;               /* name -> struct sgroup */
+    uint64_t rng;                         /* xorshift64* state for the ring shuffle */
+    char *templates[SCHED_MAX_TEMPLATES]; /* template names, by bit number, owned */
+    uint32_t n_templates;                 /* entries in templates */
 };
 
 static const char *const filter_names[SCHED__F_MAX] = {
-    [SCHED_F_STATE] = "state",           [SCHED_F_CORDONED] = "cordoned",
-    [SCHED_F_CONSTRAINT] = "constraint", [SCHED_F_ANTI_AFFINITY] = "anti-affinity",
-    [SCHED_F_GUESTS] = "guests",         [SCHED_F_CPU] = "cpu",
-    [SCHED_F_MEMORY] = "memory",         [SCHED_F_DISK] = "disk",
+    [SCHED_F_STATE] = "state",
+    [SCHED_F_CORDONED] = "cordoned",
+    [SCHED_F_CONSTRAINT] = "constraint",
+    [SCHED_F_TEMPLATE] = "template",
+    [SCHED_F_ANTI_AFFINITY] = "anti-affinity",
+    [SCHED_F_GUESTS] = "guests",
+    [SCHED_F_CPU] = "cpu",
+    [SCHED_F_MEMORY] = "memory",
+    [SCHED_F_DISK] = "disk",
     [SCHED_F_ADDRS] = "addresses",
 };
 
@@ -183,6 +191,8 @@ sched_destroy(sched_t **ps)
             sgroup_free(s->groups.slots[i].val);
     hmap_str_free(&s->groups);
     hmap_str_free(&s->by_name);
+    for (uint32_t t = 0; t < s->n_templates; t++)
+        free(s->templates[t]);
     free(s->slots);
     free(s->free_slots);
     free(s->ring);
@@ -380,6 +390,7 @@ struct walk {
     struct snode *best;              /* best feasible node so far */
     double best_score;               /* its score */
     double miss_gap;                 /* near miss: relative shortfall, lower is closer */
+    uint64_t template_bit;           /* the request's template (0 = none knows it) */
     struct sched_result *out;        /* counters and near miss */
 };
 
@@ -448,6 +459,8 @@ evaluate(const sched_t *s, struct walk *w, const struct snode *n)
         f = SCHED_F_CORDONED;
     else if (!constraints_match(n, w->req))
         f = SCHED_F_CONSTRAINT;
+    else if (w->req->template_name && !(n->templates & w->template_bit))
+        f = SCHED_F_TEMPLATE;
     else if (w->group && hmap_u64_get(&w->group->nodes, n->slot))
         f = SCHED_F_ANTI_AFFINITY;
     else if (n->cap.max_guests && !fits(w, n, SCHED_F_GUESTS, n->guests, n->cap.max_guests, 1))
@@ -527,6 +540,31 @@ sample_size(const sched_t *s, uint32_t n)
 }
 
 int
+sched_node_templates(sched_t *s, const char *name, const char *const *templates, size_t n)
+{
+    struct snode *node = node_get(s, name);
+    int r = 0;
+
+    if (!node)
+        return -ENOENT;
+    node->templates = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t t;
+        for (t = 0; t < s->n_templates && strcmp(s->templates[t], templates[i]); t++)
+            ;
+        if (t == s->n_templates) {
+            if (t == SCHED_MAX_TEMPLATES) {
+                r = -E2BIG;
+                continue;
+            }
+            s->templates[s->n_templates++] = xstrdup(templates[i]);
+        }
+        node->templates |= 1ULL << t;
+    }
+    return r;
+}
+
+int
 sched_place(sched_t *s, const struct sched_request *req, struct sched_result *out)
 {
     struct walk w = {.req = req, .out = out};
@@ -544,6 +582,10 @@ sched_place(sched_t *s, const struct sched_request *req, struct sched_result *ou
     out->algo = w.algo;
     if (req->group)
         w.group = hmap_str_get(&s->groups, req->group);
+    if (req->template_name)
+        for (uint32_t t = 0; t < s->n_templates; t++)
+            if (strcmp(s->templates[t], req->template_name) == 0)
+                w.template_bit = 1ULL << t;
 
     if (req->pin) {
         struct snode *p = node_get(s, req->pin);

@@ -49,6 +49,7 @@ enum sched_filter {
     SCHED_F_STATE,         /* node not ready */
     SCHED_F_CORDONED,      /* node cordoned */
     SCHED_F_CONSTRAINT,    /* a label constraint did not match */
+    SCHED_F_TEMPLATE,      /* the node lacks the guest's template */
     SCHED_F_ANTI_AFFINITY, /* the group already has a guest there */
     SCHED_F_GUESTS,        /* the node's max_guests is reached */
     SCHED_F_CPU,           /* not enough CPU (with overcommit) */
@@ -58,8 +59,8 @@ enum sched_filter {
     SCHED__F_MAX,
 };
 
-/* "state", "cordoned", "constraint", "anti-affinity", "guests", "cpu", "memory", "disk",
- * "addresses". */
+/* "state", "cordoned", "constraint", "template", "anti-affinity", "guests", "cpu", "memory",
+ * "disk", "addresses". */
 const char *sched_filter_name(enum sched_filter f);
 const char *sched_algo_name(enum sched_algo a);
 /* "binpack" or "spread": the enum value or -EINVAL. */
@@ -120,6 +121,7 @@ struct sched_request {
     size_t n_constraints;                  /* entries in constraints (<= SCHED_MAX_LABELS) */
     const char *pin;                       /* only this node, NULL = any */
     const char *group;                     /* anti-affinity group, NULL = none */
+    const char *template_name;             /* a template the node must have, NULL = any */
     enum sched_algo algo;                  /* SCHED_DEFAULT = the cluster's */
 };
 
@@ -156,6 +158,11 @@ int sched_node_upsert(sched_t *s, const char *name, const struct sched_capacity 
 int sched_node_remove(sched_t *s, const char *name);
 int sched_node_set_state(sched_t *s, const char *name, enum sched_node_state state);
 int sched_node_cordon(sched_t *s, const char *name, bool cordoned);
+#define SCHED_MAX_TEMPLATES 64 /* distinct template names in the cluster */
+/* The templates a node has (its hello). -ENOENT for an unknown node,
+ * -E2BIG when the cluster would know more than SCHED_MAX_TEMPLATES names
+ * (the names beyond are not recorded). */
+int sched_node_templates(sched_t *s, const char *name, const char *const *templates, size_t n);
 
 struct sched_node_info {
     struct sched_capacity cap;   /* as upserted */

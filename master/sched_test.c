@@ -129,6 +129,38 @@ test_constraints(void **state)
     sched_destroy(&s);
 }
 
+/* Templates: only nodes that have the guest's template take it. */
+static void
+test_templates(void **state)
+{
+    sched_t *s = new_sched(SCHED_SPREAD);
+    const char *t1[] = {"busybox"}, *t2[] = {"busybox", "debian"};
+    struct sched_request rq = req_of(100, MiB, MiB);
+    struct sched_result res;
+
+    assert_int_equal(sched_node_upsert(s, "h1", &cap_std, NULL, 0), 0);
+    assert_int_equal(sched_node_upsert(s, "h2", &cap_std, NULL, 0), 0);
+    assert_int_equal(sched_node_templates(s, "h1", t1, 1), 0);
+    assert_int_equal(sched_node_templates(s, "h2", t2, 2), 0);
+    assert_int_equal(sched_node_templates(s, "nope", t1, 1), -ENOENT);
+    rq.template_name = "debian";
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sched_place(s, &rq, &res), 0);
+        assert_string_equal(res.node, "h2");
+    }
+    assert_int_equal(res.rejected[SCHED_F_TEMPLATE], 1);
+    rq.template_name = "centos";
+    assert_int_equal(sched_place(s, &rq, &res), -ENOSPC);
+    assert_int_equal(res.rejected[SCHED_F_TEMPLATE], 2);
+    /* A node that no longer reports it stops taking it. */
+    assert_int_equal(sched_node_templates(s, "h2", t1, 1), 0);
+    rq.template_name = "debian";
+    assert_int_equal(sched_place(s, &rq, &res), -ENOSPC);
+    rq.template_name = NULL;
+    assert_int_equal(sched_place(s, &rq, &res), 0);
+    sched_destroy(&s);
+}
+
 static void
 test_pin(void **state)
 {
@@ -456,6 +488,7 @@ main(void)
         cmocka_unit_test(test_binpack_fills_first),
         cmocka_unit_test(test_constraints),
         cmocka_unit_test(test_pin),
+        cmocka_unit_test(test_templates),
         cmocka_unit_test(test_anti_affinity),
         cmocka_unit_test(test_node_states),
         cmocka_unit_test(test_overcommit),

@@ -148,7 +148,7 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
     else
         obs = DB_OBS_STOPPED;
     if (matched || obs != g.observed)
-        guests_observed(m, a->id, obs, NULL);
+        guests_observed(m, &g, obs, NULL);
     if (matched && done.type == MSG_GUEST_APPLY)
         waiters_applied(m, a->id, a->generation);
     db_guest_clear(&g);
@@ -209,7 +209,7 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
     }
     if (change_refused(m, node, &done, n))
         return;
-    guests_observed(m, done.guest, DB_OBS_ERROR, n->message);
+    guests_observed_id(m, done.guest, DB_OBS_ERROR, n->message);
     waiters_apply_refused(m, done.guest, done.generation, n);
 }
 
@@ -233,7 +233,7 @@ on_event(master_t *m, const char *node, const struct msg_event *e)
         peer_warning(m, "node=%s sent a %s event about guest %s of node %s: ignored", node, e->kind,
                      e->id, g.node ? g.node : "(none)");
     else if (!guests_deleting(m, &g))
-        guests_observed(m, e->id, obs, obs == DB_OBS_STOPPED && e->message[0] ? e->message : NULL);
+        guests_observed(m, &g, obs, obs == DB_OBS_STOPPED && e->message[0] ? e->message : NULL);
     db_guest_clear(&g);
 }
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <sys/types.h>
 
+#include "proto/msg.h"
 #include "proto/spec.h"
 #include "proto/usage.h"
 
@@ -29,13 +30,15 @@ typedef struct backend backend_t;
 
 /* What the node tells the master in hello. */
 struct node_facts {
-    char kernel[65];     /* uname release */
-    char cgroup[8];      /* "v1", "v2" or "hybrid" */
-    char backend[16];    /* "linux" or "sim" */
-    uint32_t cpus;       /* millicores available to guests */
-    uint64_t memory;     /* bytes available to guests */
-    uint64_t disk;       /* bytes available for guest disk images */
-    uint32_t max_guests; /* guests this node accepts */
+    char kernel[65];      /* uname release */
+    char cgroup[8];       /* "v1", "v2" or "hybrid" */
+    char backend[16];     /* "linux" or "sim" */
+    uint32_t cpus;        /* millicores available to guests */
+    uint64_t memory;      /* bytes available to guests */
+    uint64_t disk;        /* bytes available for guest disk images */
+    uint32_t max_guests;  /* guests this node accepts */
+    uint32_t n_templates; /* entries in templates */
+    char templates[PROTO_MAX_TEMPLATES][NAME_MAX_LEN + 1]; /* templates guests can be made from */
 };
 
 /* Where a guest stands, as the backend sees it. */

@@ -130,7 +130,12 @@ static const struct wire_field apply_fields[] = {
     {.key = "spec", .kind = W_MAP, .required = true, .max = PROTO_MAX_ARRAY, .sub = &spec_table},
 };
 
-/* hello and its inventory. */
+/* hello, its templates and its inventory. */
+static const struct wire_field template_fields[] = {
+    W("name", W_STR, true, struct msg_template, name),
+};
+static const struct wire_table template_table = TABLE(template_fields);
+
 static const struct wire_field inventory_fields[] = {
     W("id", W_STR, true, struct msg_inventory_item, id),
     W("name", W_STR, true, struct msg_inventory_item, name),
@@ -151,6 +156,9 @@ static const struct wire_field hello_fields[] = {
     W("max_guests", W_U32, true, struct msg_hello, max_guests),
     W("labels", W_LABELS, false, struct msg_hello, labels,
       .count = offsetof(struct msg_hello, n_labels), .max = PROTO_MAX_LABELS),
+    W("templates", W_LIST, false, struct msg_hello, templates,
+      .count = offsetof(struct msg_hello, n_templates), .max = PROTO_MAX_TEMPLATES,
+      .elem = sizeof(struct msg_template), .sub = &template_table),
     W("inventory", W_LIST, true, struct msg_hello, inventory,
       .count = offsetof(struct msg_hello, n_inventory), .max = PROTO_MAX_INVENTORY,
       .elem = sizeof(struct msg_inventory_item), .owned = true, .sub = &inventory_table),

@@ -130,6 +130,12 @@ check_hello(struct codec_ctx *c, const struct msg_hello *h)
     CHECK(terminated(h->backend, sizeof(h->backend)) && name_is_valid(h->backend), "backend",
           "not a name");
     TRY(check_labels(c, h->labels, h->n_labels, PROTO_MAX_LABELS));
+    CHECK(h->n_templates <= PROTO_MAX_TEMPLATES, "templates", "%u entries exceed %u",
+          h->n_templates, PROTO_MAX_TEMPLATES);
+    for (uint32_t i = 0; i < h->n_templates; i++)
+        CHECK(terminated(h->templates[i].name, sizeof(h->templates[i].name)) &&
+                  name_is_valid(h->templates[i].name),
+              "templates", "entry %u is not a name", i);
     CHECK(h->n_inventory <= PROTO_MAX_INVENTORY, "inventory", "%u entries exceed %u",
           h->n_inventory, PROTO_MAX_INVENTORY);
     CHECK(h->n_inventory == 0 || h->inventory, "inventory", "missing");

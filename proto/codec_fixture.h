@@ -105,6 +105,9 @@ fill(struct msg *m, enum msg_type t)
         strcpy(h->labels[0].value, "r12");
         strcpy(h->labels[1].key, "ssd");
         strcpy(h->labels[1].value, "yes");
+        h->n_templates = 2;
+        strcpy(h->templates[0].name, "busybox");
+        strcpy(h->templates[1].name, "debian-12");
         h->n_inventory = 2;
         h->inventory = xcalloc(2, sizeof(*h->inventory));
         strcpy(h->inventory[0].id, UUID1);
@@ -282,6 +285,9 @@ cmp_msg(const struct msg *x, const struct msg *y)
         EQ_U(max_guests);
         EQ_U(n_labels);
         cmp_labels(a->labels, b->labels, a->n_labels);
+        EQ_U(n_templates);
+        for (uint32_t i = 0; i < a->n_templates; i++)
+            EQ_S(templates[i].name);
         EQ_U(n_inventory);
         for (uint32_t i = 0; i < a->n_inventory; i++) {
             EQ_S(inventory[i].id);

@@ -39,6 +39,7 @@
 #define PROTO_MAX_ARGV      256        /* arguments of one exec */
 #define PROTO_MAX_EXEC_OUT  (1u << 20) /* bytes of stdout or stderr in an exec result */
 #define PROTO_MAX_LABELS    32         /* node labels in hello */
+#define PROTO_MAX_TEMPLATES 64         /* templates a node reports in hello */
 #define PROTO_MAX_OBJECTS   (1u << 20) /* msgpack objects (keys included) in one frame */
 
 enum msg_type {
@@ -90,6 +91,11 @@ struct msg_inventory_item {
     bool running;                /* its init runs */
 };
 
+/* A root filesystem template the node has. */
+struct msg_template {
+    char name[NAME_MAX_LEN + 1]; /* the template's name, a name */
+};
+
 struct msg_hello {
     char node[NAME_MAX_LEN + 1];                /* the node's name (also its ZeroMQ identity) */
     char agent_version[32];                     /* vfleet version of the agent */
@@ -102,8 +108,10 @@ struct msg_hello {
     uint32_t max_guests;                        /* capacity: guests */
     uint32_t n_labels;                          /* entries in labels */
     struct spec_label labels[PROTO_MAX_LABELS]; /* node labels from its config */
-    uint32_t n_inventory;                       /* entries in inventory */
-    struct msg_inventory_item *inventory;       /* every guest on the node (owned) */
+    uint32_t n_templates;                       /* entries in templates */
+    struct msg_template templates[PROTO_MAX_TEMPLATES]; /* templates it can create guests from */
+    uint32_t n_inventory;                               /* entries in inventory */
+    struct msg_inventory_item *inventory;               /* every guest on the node (owned) */
 };
 
 struct msg_heartbeat {

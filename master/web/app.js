@@ -1,8 +1,32 @@
 // vfleet web UI: polls the master's REST API and shows nodes and guests.
 // Plain JS, no framework, no build step; every value goes in as text.
+//
+// The API wants a bearer token: the page asks for one and keeps it in
+// sessionStorage (gone with the tab, never in a cookie, so no other site
+// can make the browser send it), and sends it as Authorization: Bearer.
 "use strict";
 
 const POLL_MS = 2000;
+const TOKEN_KEY = "vfleet.token";
+
+class AuthError extends Error {}
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+function showLogin(message) {
+  document.getElementById("login").hidden = false;
+  document.getElementById("logout").hidden = true;
+  const status = document.getElementById("status");
+  status.className = message ? "error" : "muted";
+  status.textContent = message || "sign in with an API token";
+}
+
+function signedIn() {
+  document.getElementById("login").hidden = true;
+  document.getElementById("logout").hidden = false;
+}
 
 function humanSize(n) {
   if (typeof n !== "number" || n <= 0) return "-";
@@ -36,7 +60,12 @@ async function fetchAll(path, key) {
   let after = null;
   for (let i = 0; i < 1000; i++) {
     const url = path + "?limit=1000" + (after ? "&after=" + encodeURIComponent(after) : "");
-    const r = await fetch(url, { headers: { Accept: "application/json" } });
+    const r = await fetch(url, {
+      headers: { Accept: "application/json", Authorization: "Bearer " + token() },
+    });
+    if (r.status === 401) throw new AuthError("the token was refused");
+    // A tenant token may not read nodes: show none rather than fail.
+    if (r.status === 403) return null;
     if (!r.ok) throw new Error(path + ": HTTP " + r.status);
     const body = await r.json();
     items = items.concat(body[key] || []);
@@ -49,6 +78,10 @@ async function fetchAll(path, key) {
 function renderNodes(nodes) {
   const tbody = document.getElementById("nodes");
   tbody.replaceChildren();
+  if (nodes === null) {
+    document.getElementById("node-count").textContent = "(not visible to this token)";
+    return;
+  }
   for (const n of nodes) {
     const tr = document.createElement("tr");
     const cap = n.capacity || {}, used = n.allocated || {};
@@ -74,6 +107,7 @@ function renderGuests(guests) {
     const tr = document.createElement("tr");
     const lim = g.limits || {};
     cell(tr, g.name);
+    cell(tr, g.project);
     cell(tr, g.node);
     stateCell(tr, g.state);
     cell(tr, g.applied_generation + "/" + g.generation, "num");
@@ -88,23 +122,52 @@ function renderGuests(guests) {
   document.getElementById("guest-count").textContent = "(" + guests.length + ")";
 }
 
+let timer = null;
+
 async function refresh() {
   const status = document.getElementById("status");
+  timer = null;
+  if (!token()) {
+    showLogin();
+    return;
+  }
+  signedIn();
   try {
     const [nodes, guests] = await Promise.all([
       fetchAll("/v1/nodes", "nodes"),
       fetchAll("/v1/guests", "guests"),
     ]);
     renderNodes(nodes);
-    renderGuests(guests);
+    renderGuests(guests || []);
     status.className = "muted";
     status.textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
+    if (e instanceof AuthError) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      showLogin(e.message);
+      return;
+    }
     status.className = "error";
     status.textContent = "cannot reach the master: " + e.message;
-  } finally {
-    setTimeout(refresh, POLL_MS);
   }
+  timer = setTimeout(refresh, POLL_MS);
 }
+
+document.getElementById("login").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const input = document.getElementById("token");
+  sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+  input.value = "";
+  if (timer) clearTimeout(timer);
+  refresh();
+});
+
+document.getElementById("logout").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (timer) clearTimeout(timer);
+  document.getElementById("nodes").replaceChildren();
+  document.getElementById("guests").replaceChildren();
+  showLogin();
+});
 
 refresh();

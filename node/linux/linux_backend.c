@@ -1,5 +1,6 @@
 #include "node/linux/linux_backend.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -61,6 +62,25 @@ paths_of(const struct linux_backend *l, const struct guest_spec *s, struct guest
     snprintf(p->tmpl, sizeof(p->tmpl), "%s/%s", l->cfg.templates, s->template_name);
 }
 
+/* The templates under dir: its subdirectories whose names are names. */
+static void
+probe_templates(const char *dir, struct node_facts *out)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) && out->n_templates < PROTO_MAX_TEMPLATES) {
+        struct stat st;
+        if (!name_is_valid(e->d_name) || fstatat(dirfd(d), e->d_name, &st, 0) < 0 ||
+            !S_ISDIR(st.st_mode))
+            continue;
+        strscpy(out->templates[out->n_templates++], e->d_name, sizeof(out->templates[0]));
+    }
+    closedir(d);
+}
+
 static int
 lx_probe(backend_t *b, struct node_facts *out)
 {
@@ -82,6 +102,7 @@ lx_probe(backend_t *b, struct node_facts *out)
     if (statvfs(l->cfg.state_dir, &sv) == 0)
         out->disk = (uint64_t)sv.f_blocks * sv.f_frsize;
     out->max_guests = l->cfg.max_guests ? l->cfg.max_guests : 1000;
+    probe_templates(l->cfg.templates, out);
     return 0;
 }
 

@@ -215,6 +215,13 @@ sim_probe(backend_t *b, struct node_facts *out)
     out->memory = s->cfg.memory;
     out->disk = s->cfg.disk;
     out->max_guests = s->cfg.max_guests;
+    /* Templates: a list of names, as a real node has directories. */
+    _cleanup_free_ char *list = xstrdup(s->cfg.templates);
+    char *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t && out->n_templates < PROTO_MAX_TEMPLATES;
+         t = strtok_r(NULL, ",", &save))
+        if (name_is_valid(t))
+            strscpy(out->templates[out->n_templates++], t, sizeof(out->templates[0]));
     return 0;
 }
 
@@ -522,6 +529,7 @@ sim_free(backend_t *b)
     for (size_t i = 0; i < s->n; i++)
         free(s->guests[i]);
     free(s->guests);
+    free((char *)s->cfg.templates);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -549,6 +557,7 @@ sim_backend_new(const struct sim_config *cfg)
 
     s->base.ops = &sim_ops;
     s->cfg = *cfg;
+    s->cfg.templates = xstrdup(cfg->templates ? cfg->templates : "busybox,debian");
     if (s->cfg.max_guests == 0)
         s->cfg.max_guests = DEFAULT_MAX_GUESTS;
     pthread_mutex_init(&s->lock, NULL);

@@ -45,6 +45,8 @@ struct sim_config {
     uint32_t max_guests;    /* guests this node accepts, 0 = 1000 */
     uint64_t seed;          /* seeds every guest's random stream */
     uint32_t stop_delay_ms; /* how long a guest takes to halt after stop, 0 = at once */
+    const char *
+        templates; /* comma-separated template names it reports (copied), NULL = "busybox,debian" */
     /* The clock in ns, monotonic; NULL = time_mono_ns. Tests pass a fake one. */
     uint64_t (*clock_ns)(void *userdata);
     void *clock_userdata; /* passed to clock_ns */

@@ -48,9 +48,9 @@ rej() { echo "$out" | pyj "sum(f['rejected'] for f in d['error']['placement']['f
 ok "w3 refused (exit 4): group rejected 2, max_guests rejected 1"
 
 # The same through HTTP: status 422 with the explanation; nothing was created.
-code=$(curl -s -o "$T/big.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+code=$(api_curl -s -o "$T/big.json" -w '%{http_code}' -H 'Content-Type: application/json' \
     -d '{"name":"big","template":"busybox","limits":{"memory":"64T","disk":"32M"}}' \
-    "$VFLEET_MASTER/v1/guests")
+    /v1/guests)
 [ "$code" = 422 ] || fail "64T guest: HTTP $code: $(cat "$T/big.json")"
 pyj 'd["error"]["placement"]["nodes_evaluated"] == 3 and any(f["filter"]=="memory" and f["rejected"]>=1 for f in d["error"]["placement"]["filters"])' <"$T/big.json" |
     grep -qx true || fail "64T guest: no memory explanation: $(cat "$T/big.json")"

@@ -38,3 +38,29 @@ if [ -r "$pids_max" ]; then
     wait_for 30 "pids.max 50" pids_is
 fi
 ok "lowered to $(cat "$cg") bytes${pids_max:+, pids.max $(cat "$pids_max" 2>/dev/null)}"
+
+# Growing the disk of the running guest where the host cannot grow ext4 while
+# it is mounted (no CAP_SYS_RESOURCE in the bounding set, as on this VM): the
+# node refuses, PATCH answers 409 with the node's reason, the change is undone
+# (the spec before it is stored again) and the guest keeps running as it was.
+if has_cap sys_resource; then
+    ok "this host grows disks online: node_disk_online covers it"
+else
+    gen=$(guest_field p1 generation)
+    set +e
+    out=$(vf guest set p1 --disk 64M 2>&1)
+    rc=$?
+    set -e
+    [ "$rc" -eq 4 ] || fail "set --disk on a running guest: exit $rc, not 4 (conflict): $out"
+    case $out in
+    *CAP_SYS_RESOURCE* | *online*) ;;
+    *) fail "the refusal does not give the node's reason: $out" ;;
+    esac
+    [ "$(guest_field p1 state)" = running ] || fail "p1 is $(guest_field p1 state) after the refusal"
+    [ "$(vf --json guest show p1 | pyj 'd["limits"]["disk"]')" -eq $((32 << 20)) ] ||
+        fail "the refused disk size stayed in the spec"
+    wait_for 30 "the undo is applied" applied
+    [ "$(guest_field p1 generation)" -ge $((gen + 2)) ] || fail "the undo is not a new generation"
+    alive "$pid" || fail "init died"
+    ok "disk growth of the running guest refused (exit 4: ${out##*: }), spec back at 32M, still running"
+fi

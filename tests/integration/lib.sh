@@ -133,7 +133,8 @@ start_cluster() {
     local nodes=$1 sim=${2:-0}
     CL_PORT=${CL_PORT:-$(free_port)}
     CL_ZPORT=${CL_ZPORT:-$(free_port)}
-    export VFLEET_MASTER=http://127.0.0.1:$CL_PORT
+    # Scenarios run as root on the master's host: the API's Unix socket.
+    export VFLEET_MASTER=unix:$CL/api.sock
     [ -x "$VFLEET_BIN/vfleet-master" ] || {
         echo "SKIP: no vfleet-master built"
         exit 77
@@ -161,6 +162,11 @@ kill9_wait() {
 
 # vf ARGS...: the CLI against this scenario's master.
 vf() { "$VFLEET_BIN/vfleet" "$@"; }
+# api_curl ARGS... PATH: curl to the master's API as root (its Unix socket).
+api_curl() {
+    local path=${*: -1}
+    curl --unix-socket "${VFLEET_MASTER#unix:}" "${@:1:$#-1}" "http://localhost$path"
+}
 
 # pyj EXPR: evaluates a Python expression over the JSON on stdin (bound to d).
 pyj() {

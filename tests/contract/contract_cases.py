@@ -1,0 +1,916 @@
+"""The cases of the contract test (contract_test.py): what is sent to the
+running master, phase by phase. Every answer is checked against the spec by
+Contract.call; `expect` says which status the case is about, and the few
+`c.check` lines check what a schema cannot (a replay is the same answer, a
+507 changed nothing, a near miss is in cores)."""
+
+import http.client
+import json
+import os
+import signal
+import threading
+import time
+
+BIG = b'{"name":"x","pad":"' + b"x" * (4 << 20) + b'"}'  # over the 4 MiB body cap
+
+# How to reach the master: the TLS context that trusts its certificate and
+# the admin token (contract_test.py sets them once the master runs).
+TLS = {"ctx": None, "token": None}
+
+
+def wait_for(what, fn, secs=20.0, step=0.1):
+    """Polls fn until it returns something true; raises after secs."""
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        try:
+            v = fn()
+            if v:
+                return v
+        except (OSError, http.client.HTTPException, KeyError, IndexError, TypeError, ValueError):
+            pass
+        time.sleep(step)
+    raise TimeoutError("timed out after %.0fs waiting for %s" % (secs, what))
+
+
+def quiet_get(port, path):
+    """A GET outside the contract's bookkeeping (polling): (status, JSON)."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=TLS["ctx"])
+    try:
+        conn.request("GET", path, headers={"Authorization": "Bearer %s" % TLS["token"]})
+        r = conn.getresponse()
+        return r.status, json.loads(r.read() or b"null")
+    finally:
+        conn.close()
+
+
+def run(c, cl):
+    n1, n2 = cl.nodes
+    g = Guests(c, cl)
+    health_and_routes(c)
+    pools(c)
+    nodes(c, n1, n2)
+    create(c, g, n1, n2)
+    batch(c)
+    lists(c, n1)
+    get_one(c)
+    access(c)
+    lifecycle(c, g)
+    patch(c, g)
+    execs(c)
+    usage_traffic(c)
+    ips(c)
+    delete(c)
+    full_store(c, cl, n1)
+    node_silent(c, cl, n1)
+    shutdown(c, cl, n1)
+
+
+class Guests:
+    """Helpers that wait for a guest's state through the API."""
+
+    def __init__(self, c, cl):
+        self.c, self.cl = c, cl
+
+    def state(self, name):
+        return quiet_get(self.cl.port, "/v1/guests/" + name)[1].get("state")
+
+    def wait(self, name, state, secs=20):
+        wait_for("guest %s %s" % (name, state), lambda: self.state(name) == state, secs)
+
+
+def bad_bodies(c, method, path, bodies, expect=400, **kw):
+    for why, body in bodies:
+        if body is None:
+            c.call(method, path, expect=expect, why=why, **kw)
+        elif isinstance(body, (bytes, str)):
+            c.call(method, path, raw=body, expect=expect, why=why, **kw)
+        else:
+            c.call(method, path, body, expect=expect, why=why, **kw)
+
+
+# ---- health, unknown paths, 405 on every path ----
+
+
+def health_and_routes(c):
+    c.call("GET", "/healthz", expect=200)
+    c.call("GET", "/nope", expect=404, why="no route")
+    c.call("GET", "/v1/guests/", expect=404, why="a trailing slash is no route")
+    c.call("GET", "/v1/guests/web1/nothing", expect=404, why="no route")
+    # A method each path does not have: 405 with Allow (checked against the spec).
+    for method, path in [
+        ("PUT", "/healthz"),
+        ("DELETE", "/v1/nodes"),
+        ("PATCH", "/v1/nodes/x1"),
+        ("POST", "/v1/nodes/x1/routes"),
+        ("GET", "/v1/nodes/x1/cordon"),
+        ("DELETE", "/v1/nodes/x1/uncordon"),
+        ("DELETE", "/v1/guests"),
+        ("GET", "/v1/guests:batch"),
+        ("POST", "/v1/guests/x1"),
+        ("GET", "/v1/guests/x1/start"),
+        ("PUT", "/v1/guests/x1/stop"),
+        ("DELETE", "/v1/guests/x1/restart"),
+        ("GET", "/v1/guests/x1/exec"),
+        ("POST", "/v1/guests/x1/usage"),
+        ("DELETE", "/v1/guests/x1/traffic"),
+        ("GET", "/v1/guests/x1/traffic/reset"),
+        ("GET", "/v1/guests/x1/ips"),
+        ("GET", "/v1/guests/x1/ips/10.0.0.1"),
+        ("PATCH", "/v1/pools"),
+        ("GET", "/v1/pools/x1"),
+        ("PATCH", "/v1/tokens"),
+        ("GET", "/v1/tokens/x1"),
+        ("DELETE", "/v1/projects"),
+        ("POST", "/v1/projects/x1"),
+    ]:
+        c.call(method, path, expect=405)
+
+
+# ---- pools ----
+
+
+def pools(c):
+    c.call("GET", "/v1/pools", expect=200)
+    c.call("POST", "/v1/pools", {"name": "simpool", "cidr": "10.89.0.0/24",
+                                 "selector": {"sim": "true"}}, expect=201)
+    r = c.call("POST", "/v1/pools", {"name": "v6", "cidr": "fd00:89::/120", "gateway": "fd00:89::1",
+                                     "selector": {"sim": "true"}}, expect=201)
+    c.check(r.get("gateway") == "fd00:89::1", "pool v6: gateway %r" % r.get("gateway"))
+    r = c.call("POST", "/v1/pools", {"name": "big6", "cidr": "fd00:90::/64", "gateway": None,
+                                     "selector": {"zone": "nowhere"}}, expect=201)
+    c.check(isinstance(r.get("size"), str), "a /64 pool's size is a decimal string: %r" % r.get("size"))
+    c.call("POST", "/v1/pools", {"name": "spare", "cidr": "10.91.0.0/28"}, expect=201)
+    c.call("POST", "/v1/pools", {"name": "spare2", "cidr": "10.91.1.0/28"}, expect=201)
+    bad_bodies(c, "POST", "/v1/pools", [
+        ("no body", None),
+        ("not JSON", "{bad"),
+        ("an array", []),
+        ("no name", {"cidr": "10.92.0.0/24"}),
+        ("bad name", {"name": "Bad_", "cidr": "10.92.0.0/24"}),
+        ("no cidr", {"name": "x1"}),
+        ("cidr not a string", {"name": "x1", "cidr": 5}),
+        ("cidr not a cidr", {"name": "x1", "cidr": "nonsense"}),
+        ("gateway not a string", {"name": "x1", "cidr": "10.92.0.0/24", "gateway": 5}),
+        ("gateway outside", {"name": "x1", "cidr": "10.92.0.0/24", "gateway": "10.93.0.1"}),
+        ("selector not an object", {"name": "x1", "cidr": "10.92.0.0/24", "selector": "a"}),
+        ("selector key", {"name": "x1", "cidr": "10.92.0.0/24", "selector": {"Bad_": "x"}}),
+        ("selector value", {"name": "x1", "cidr": "10.92.0.0/24", "selector": {"a": 1}}),
+        ("17 selector labels", {"name": "x1", "cidr": "10.92.0.0/24",
+                                "selector": {"k%d" % i: "v" for i in range(17)}}),
+        ("unknown member", {"name": "x1", "cidr": "10.92.0.0/24", "color": "red"}),
+    ])
+    c.call("POST", "/v1/pools", {"name": "simpool", "cidr": "10.92.0.0/24"}, expect=409, why="name taken")
+    c.call("POST", "/v1/pools", {"name": "x2", "cidr": "10.89.0.0/16"}, expect=409, why="overlaps")
+    c.call("POST", "/v1/pools", raw=BIG, expect=413)
+    # Idempotency: a replay is the first answer; the key on another request is 409.
+    k = {"Idempotency-Key": "pool-key-1"}
+    a = c.call("POST", "/v1/pools", {"name": "idem1", "cidr": "10.94.0.0/24"}, headers=k, expect=201)
+    b = c.call("POST", "/v1/pools", {"name": "idem1", "cidr": "10.94.0.0/24"}, headers=k, expect=201,
+               why="replay")
+    c.check(a.json == b.json, "a replayed pool create is the first answer")
+    c.call("POST", "/v1/pools", {"name": "idem2", "cidr": "10.94.1.0/24"}, headers=k, expect=409,
+           why="key reused")
+    c.call("POST", "/v1/pools", {"name": "idem3", "cidr": "10.94.2.0/24"},
+           headers={"Idempotency-Key": "not a key!"}, expect=400, why="bad key")
+    c.call("POST", "/v1/pools", {"name": "idem3", "cidr": "10.94.2.0/24"},
+           headers={"Idempotency-Key": "k" * 37}, expect=400, why="key too long")
+    c.call("DELETE", "/v1/pools/nope", expect=404)
+    c.call("DELETE", "/v1/pools/a%00b", expect=400, why="control character")
+    c.call("DELETE", "/v1/pools/Bad_", expect=404, why="not a name")
+    c.call("DELETE", "/v1/pools/idem1", expect=204)
+    r = c.call("GET", "/v1/pools", expect=200)
+    c.check([p["name"] for p in r.get("pools") or []] == ["big6", "simpool", "spare", "spare2", "v6"],
+            "pools in name order: %s" % r.text[:300])
+
+
+# ---- nodes ----
+
+
+def nodes(c, n1, n2):
+    r = c.call("GET", "/v1/nodes", expect=200)
+    c.check(len(r.get("nodes") or []) == 2, "two nodes listed")
+    r = c.call("GET", "/v1/nodes", query=[("limit", "1")], expect=200)
+    c.check(r.get("next") == n1, "a page of 1 has next=%s: %r" % (n1, r.get("next")))
+    r = c.call("GET", "/v1/nodes", query=[("limit", "1"), ("after", n1)], expect=200)
+    c.check([n["name"] for n in r.get("nodes") or []] == [n2], "the next page holds %s" % n2)
+    c.call("GET", "/v1/nodes", query=[("limit", "99999")], expect=200, why="capped, not refused")
+    for why, q in [("limit 0", [("limit", "0")]), ("limit -1", [("limit", "-1")]),
+                   ("limit abc", [("limit", "abc")]), ("limit 1.5", [("limit", "1.5")]),
+                   ("limit empty", [("limit", "")]), ("limit +1", [("limit", "+1")]),
+                   ("after not a name", [("after", "Bad_")])]:
+        c.call("GET", "/v1/nodes", query=q, expect=400, why=why)
+    r = c.call("GET", "/v1/nodes/" + n1, expect=200)
+    c.check(r.get("orphans") == [], "a node's orphans")
+    c.call("GET", "/v1/nodes/nope", expect=404)
+    c.call("GET", "/v1/nodes/Bad_Name", expect=404, why="not a name")
+    c.call("GET", "/v1/nodes/a%00b", expect=400, why="control character")
+    c.call("GET", "/v1/nodes/%s/routes" % n1, expect=200)
+    c.call("GET", "/v1/nodes/nope/routes", expect=404)
+    c.call("GET", "/v1/nodes/a%01b/routes", expect=400, why="control character")
+    r = c.call("POST", "/v1/nodes/%s/cordon" % n2, expect=200)
+    c.check(r.get("cordoned") is True, "cordoned")
+    r = c.call("POST", "/v1/guests", {"name": "on-cordoned", "template": "busybox", "node": n2},
+               expect=422, why="pinned to a cordoned node")
+    c.check([f["filter"] for f in r.get("error", "placement", "filters") or []] == ["cordoned"],
+            "the cordoned filter explains it: %s" % r.text[:300])
+    r = c.call("POST", "/v1/nodes/%s/uncordon" % n2, expect=200)
+    c.check(r.get("cordoned") is False, "uncordoned")
+    c.call("POST", "/v1/nodes/nope/cordon", expect=404)
+    c.call("POST", "/v1/nodes/nope/uncordon", expect=404)
+    c.call("POST", "/v1/nodes/a%00b/cordon", expect=400, why="control character")
+    c.call("POST", "/v1/nodes/%s/cordon" % n1, headers={"Idempotency-Key": "bad key"}, expect=400)
+    c.call("POST", "/v1/nodes/%s/uncordon" % n1, headers={"Idempotency-Key": ""}, expect=400,
+           why="empty key")
+    k = {"Idempotency-Key": "cordon-key-1"}
+    a = c.call("POST", "/v1/nodes/%s/cordon" % n1, headers=k, expect=200)
+    b = c.call("POST", "/v1/nodes/%s/cordon" % n1, headers=k, expect=200, why="replay")
+    c.check(a.json == b.json, "a replayed cordon is the first answer")
+    c.call("POST", "/v1/nodes/%s/uncordon" % n1, headers=k, expect=409, why="key reused")
+    k = {"Idempotency-Key": "uncordon-key-1"}
+    c.call("POST", "/v1/nodes/%s/uncordon" % n1, headers=k, expect=200)
+    c.call("POST", "/v1/nodes/%s/cordon" % n1, headers=k, expect=409, why="key reused")
+    r = c.call("GET", "/v1/nodes/" + n1, expect=200)
+    c.check(r.get("cordoned") is False, "uncordoned at the end")
+
+
+# ---- create ----
+
+FULL = {
+    "name": "full", "template": "busybox", "init": "/sbin/init", "domainname": "example.org",
+    "halt_signal": "SIGPWR", "stop_timeout": 45, "flags": [], "autostart": True,
+    "limits": {"procs": 64, "memory": "256M", "rss": "128M", "swap": 0, "cpu_weight": 200,
+               "cpu_max": 0.5, "cpu_burst": 0.25, "io_weight": 100, "disk": "1G", "inodes": 100000,
+               "nofile": 1024, "tcp_sockets": 100, "net_in": "10mbit", "net_out": 1000000,
+               "io": [{"device": "8:0", "read_bps": "10M", "write_bps": 0, "read_iops": 0,
+                       "write_iops": 500}]},
+    "caps_add": ["net_admin"], "caps_drop": ["cap_mknod"], "ips": ["auto", "auto6"],
+    "labels": {"tier": "web"}, "constraints": {"sim": "true"}, "group": "grp",
+    "algorithm": "spread",
+}
+
+
+def create(c, g, n1, n2):
+    body = dict(FULL, node=n1)
+    r = c.call("POST", "/v1/guests", body, expect=201)
+    c.check(r.get("group") == "grp" and r.get("node") == n1 and r.get("message") is None,
+            "full: group, node and message: %s" % r.text[:300])
+    c.check(r.get("limits", "cpu_max") == 0.5, "cpu_max in cores")
+    r = c.call("POST", "/v1/guests", {"name": "web1", "template": "busybox", "ips": ["auto"],
+                                      "labels": {"tier": "web"}, "node": n1},
+               query=[("wait", "running"), ("timeout", "20")], expect=201)
+    c.check(r.get("state") == "running", "wait=running answers a running guest: %r" % r.get("state"))
+    for name in ("web2", "victim", "fdel", "held1", "held2"):
+        c.call("POST", "/v1/guests", {"name": name, "template": "busybox", "node": n1,
+                                      "ips": ["auto"]}, expect=201)
+    r = c.call("POST", "/v1/guests", {"name": "bigproc", "template": "busybox",
+                                      "limits": {"procs": "9223372036854775808"}}, expect=201)
+    c.check(r.get("limits", "procs") == "9223372036854775808",
+            "a count above 2^63-1 comes back as a decimal string: %r" % r.get("limits", "procs"))
+    c.call("POST", "/v1/guests", {"name": "locked", "template": "busybox", "node": n1}, expect=201)
+    c.call("POST", "/v1/guests", {"name": "priv", "template": "busybox", "flags": ["private"],
+                                  "node": n1}, expect=201)
+    c.call("POST", "/v1/guests", {"name": "many", "template": "busybox", "node": n2,
+                                  "ips": ["auto"] * 16}, expect=201)
+    for name in ("web1", "web2", "victim", "fdel", "held1", "held2", "locked", "priv"):
+        g.wait(name, "running")
+    # Locked once it runs (a node does not start a locked guest).
+    r = c.call("PATCH", "/v1/guests/locked", {"flags": ["lock"]}, expect=200)
+    c.check(r.get("flags") == ["lock"], "locked")
+
+    ok = {"name": "x1", "template": "busybox"}
+    bad_bodies(c, "POST", "/v1/guests", [
+        ("no body", None),
+        ("not JSON", "{"),
+        ("JSON null", "null"),
+        ("an array", []),
+        ("no name", {"template": "busybox"}),
+        ("bad name", dict(ok, name="Bad_")),
+        ("name not a string", dict(ok, name=5)),
+        ("no template", {"name": "x1"}),
+        ("bad template", dict(ok, template="Bad_")),
+        ("id given", dict(ok, id="11111111-1111-4111-8111-111111111111")),
+        ("generation given", dict(ok, generation=1)),
+        ("unknown member", dict(ok, color="red")),
+        ("limits not an object", dict(ok, limits=5)),
+        ("memory not a size", dict(ok, limits={"memory": "abc"})),
+        ("memory negative", dict(ok, limits={"memory": -1})),
+        ("memory rounds to zero", dict(ok, limits={"memory": "0.0000001K"})),
+        ("cpu_max not a number", dict(ok, limits={"cpu_max": "x"})),
+        ("cpu_max above 1024", dict(ok, limits={"cpu_max": 2000})),
+        ("cpu_max rounds to zero", dict(ok, limits={"cpu_max": 0.0001})),
+        ("cpu_weight above 10000", dict(ok, limits={"cpu_weight": 10001})),
+        ("rss above memory", dict(ok, limits={"memory": "1M", "rss": "2M"})),
+        ("unknown limit", dict(ok, limits={"speed": 1})),
+        ("io without device", dict(ok, limits={"io": [{"read_bps": 1}]})),
+        ("io device malformed", dict(ok, limits={"io": [{"device": "sda"}]})),
+        ("9 io devices", dict(ok, limits={"io": [{"device": "8:%d" % i} for i in range(9)]})),
+        ("unknown flag", dict(ok, flags=["nope"])),
+        ("unknown capability", dict(ok, caps_add=["nope"])),
+        ("unknown signal", dict(ok, halt_signal="SIGNOPE")),
+        ("stop_timeout above 3600", dict(ok, stop_timeout=3601)),
+        ("relative init", dict(ok, init="sbin/init")),
+        ("autostart not a boolean", dict(ok, autostart="yes")),
+        ("label key", dict(ok, labels={"Bad_": "x"})),
+        ("label value", dict(ok, labels={"k": 1})),
+        ("33 labels", dict(ok, labels={"k%d" % i: "v" for i in range(33)})),
+        ("ips not an array", dict(ok, ips="auto")),
+        ("ips entry not a string", dict(ok, ips=[5])),
+        ("17 addresses", dict(ok, ips=["auto"] * 17)),
+        ("address in no pool", dict(ok, ips=["10.200.0.1"])),
+        ("constraints not an object", dict(ok, constraints="x")),
+        ("constraint value", dict(ok, constraints={"k": 5})),
+        ("group not a name", dict(ok, group="Bad_")),
+        ("node not a name", dict(ok, node=5)),
+        ("algorithm", dict(ok, algorithm="fast")),
+    ])
+    for why, q in [("wait=stopped", [("wait", "stopped")]),
+                   ("timeout 0", [("wait", "running"), ("timeout", "0")]),
+                   ("timeout abc", [("wait", "running"), ("timeout", "abc")]),
+                   ("timeout above 86400", [("wait", "running"), ("timeout", "86401")])]:
+        c.call("POST", "/v1/guests", ok, query=q, expect=400, why=why)
+    c.call("POST", "/v1/guests", ok, headers={"Idempotency-Key": "a b"}, expect=400, why="bad key")
+    c.call("POST", "/v1/guests", raw=BIG, expect=413)
+    c.call("POST", "/v1/guests", {"name": "web1", "template": "busybox"}, expect=409, why="name taken")
+    web1_ip = c.call("GET", "/v1/guests/web1", expect=200).get("ips", 0)
+    c.call("POST", "/v1/guests", dict(ok, ips=[web1_ip]), expect=409, why="address taken")
+    # 422, each filter, with the explanation in the API's units.
+    r = c.call("POST", "/v1/guests", dict(ok, limits={"memory": "100G"}), expect=422)
+    nm = r.get("error", "placement", "near_miss") or {}
+    c.check(nm.get("resource") == "memory" and nm.get("need") == 100 << 30,
+            "the memory near miss is in bytes: %s" % nm)
+    r = c.call("POST", "/v1/guests", dict(ok, limits={"cpu_max": 1000}), expect=422)
+    nm = r.get("error", "placement", "near_miss") or {}
+    c.check(nm.get("resource") == "cpus" and nm.get("need") == 1000 and 0 < nm.get("free", 0) <= 64,
+            "the CPU near miss is in cores, not millicores: %s" % nm)
+    r = c.call("POST", "/v1/guests", dict(ok, node="nope"), expect=422, why="pinned to no node")
+    c.check((r.get("error", "placement", "filters", 0) or {}).get("filter") == "pinned", "pinned filter")
+    c.call("POST", "/v1/guests", dict(ok, constraints={"zone": "nowhere"}), expect=422, why="constraint")
+    r = c.call("POST", "/v1/guests", dict(ok, template="nosuch"), expect=422, why="no node has it")
+    c.check([f["filter"] for f in r.get("error", "placement", "filters") or []] == ["template"],
+            "the template filter explains it: %s" % r.text[:300])
+    c.call("POST", "/v1/guests", dict(ok, name="solo1", group="solo"), expect=201)
+    c.call("POST", "/v1/guests", dict(ok, name="solo2", group="solo"), expect=201)
+    r = c.call("POST", "/v1/guests", dict(ok, name="solo3", group="solo"), expect=422, why="group")
+    c.check([f["filter"] for f in r.get("error", "placement", "filters") or []] == ["group"],
+            "the group filter explains it: %s" % r.text[:300])
+    # Idempotency.
+    k = {"Idempotency-Key": "create-key-1"}
+    a = c.call("POST", "/v1/guests", dict(ok, name="idemg"), headers=k, expect=201)
+    b = c.call("POST", "/v1/guests", dict(ok, name="idemg"), headers=k, expect=201, why="replay")
+    c.check(a.get("id") == b.get("id"), "a replayed create is the first guest")
+    c.call("POST", "/v1/guests", dict(ok, name="idemh"), headers=k, expect=409, why="key reused")
+
+
+def batch(c):
+    r = c.call("POST", "/v1/guests:batch", {"guests": [
+        {"name": "b1", "template": "busybox"},
+        {"name": "Bad_", "template": "busybox"},
+        {"name": "b2", "template": "busybox", "limits": {"memory": "100G"}},
+        5,
+    ]}, expect=200)
+    res = r.get("results") or []
+    codes = [x.get("error", {}).get("code") if "error" in x else "guest" for x in res]
+    c.check(codes == ["guest", "bad_request", "unplaceable", "bad_request"],
+            "batch results in order: %s" % codes)
+    bad_bodies(c, "POST", "/v1/guests:batch", [
+        ("no body", None),
+        ("empty object", {}),
+        ("empty batch", {"guests": []}),
+        ("guests not an array", {"guests": "x"}),
+        ("another member", {"guests": [{"name": "b3", "template": "busybox"}], "x": 1}),
+        ("1001 guests", {"guests": [{"name": "b%d" % i, "template": "busybox"} for i in range(1001)]}),
+        ("not JSON", "[["),
+    ])
+    c.call("POST", "/v1/guests:batch", raw=BIG, expect=413)
+    c.call("POST", "/v1/guests:batch", {"guests": [{"name": "b4", "template": "busybox"}]},
+           headers={"Idempotency-Key": "%%%"}, expect=400, why="bad key")
+    k = {"Idempotency-Key": "batch-key-1"}
+    body = {"guests": [{"name": "b5", "template": "busybox"}]}
+    a = c.call("POST", "/v1/guests:batch", body, headers=k, expect=200)
+    b = c.call("POST", "/v1/guests:batch", body, headers=k, expect=200, why="replay")
+    c.check(a.json == b.json, "a replayed batch is the first answer")
+    c.call("POST", "/v1/guests:batch", {"guests": [{"name": "b6", "template": "busybox"}]},
+           headers=k, expect=409, why="key reused")
+
+
+# ---- list and get ----
+
+
+def lists(c, n1):
+    r = c.call("GET", "/v1/guests", expect=200)
+    names = [x["name"] for x in r.get("guests") or []]
+    c.check(names == sorted(names) and "web1" in names, "guests in name order")
+    r = c.call("GET", "/v1/guests", query=[("node", n1)], expect=200)
+    c.check(all(x["node"] == n1 for x in r.get("guests") or []), "?node filters")
+    r = c.call("GET", "/v1/guests", query=[("state", "running")], expect=200)
+    c.check(all(x["state"] == "running" for x in r.get("guests") or []), "?state filters")
+    r = c.call("GET", "/v1/guests", query=[("label", "tier=web")], expect=200)
+    c.check(sorted(x["name"] for x in r.get("guests") or []) == ["full", "web1"], "?label filters")
+    r = c.call("GET", "/v1/guests", query=[("limit", "2")], expect=200)
+    nxt = r.get("next")
+    c.check(nxt == names[1], "a page of 2 ends at the second name: %r" % nxt)
+    r = c.call("GET", "/v1/guests", query=[("limit", "2"), ("after", nxt or "a")], expect=200)
+    c.check([x["name"] for x in r.get("guests") or []] == names[2:4], "the next page")
+    for why, q in [("node", [("node", "Bad_")]), ("state", [("state", "sleeping")]),
+                   ("label without =", [("label", "tier")]), ("label without key", [("label", "=v")]),
+                   ("limit 0", [("limit", "0")]), ("limit x", [("limit", "x")]),
+                   ("after", [("after", "-x")])]:
+        c.call("GET", "/v1/guests", query=q, expect=400, why=why)
+
+
+def get_one(c):
+    r = c.call("GET", "/v1/guests/full", expect=200)
+    c.check(r.get("limits", "io", 0, "device") == "8:0", "limits.io comes back")
+    c.check(r.get("caps_add") == ["net_admin"] and r.get("caps_drop") == ["mknod"], "capabilities")
+    c.check(r.get("halt_signal") == "SIGPWR", "halt_signal by name")
+    c.call("GET", "/v1/guests/nope", expect=404)
+    c.call("GET", "/v1/guests/a1%00x", expect=400, why="an encoded NUL")
+    c.call("GET", "/v1/guests/UPPER", expect=404, why="not a name")
+    c.call("GET", "/v1/guests/" + "a" * 64, expect=404, why="a name too long")
+
+
+# ---- lifecycle ----
+
+
+def lifecycle(c, g):
+    r = c.call("POST", "/v1/guests/web2/stop", query=[("wait", "stopped"), ("timeout", "20")], expect=200)
+    c.check(r.get("state") == "stopped" and r.get("desired") == "stopped", "stop ?wait=stopped")
+    r = c.call("POST", "/v1/guests/web2/start", query=[("wait", "running"), ("timeout", "20")], expect=200)
+    c.check(r.get("state") == "running", "start ?wait=running")
+    r = c.call("POST", "/v1/guests/web2/restart", query=[("wait", "running"), ("timeout", "20")],
+               expect=200)
+    c.check(r.get("state") == "running", "restart ?wait=running")
+    c.call("POST", "/v1/guests/web2/stop", expect=200)
+    g.wait("web2", "stopped")
+    c.call("POST", "/v1/guests/web2/start", expect=200)
+    g.wait("web2", "running")
+    c.call("POST", "/v1/guests/web2/restart", expect=200)
+    g.wait("web2", "running")
+    for op, wrong in (("start", "stopped"), ("stop", "running"), ("restart", "stopped")):
+        path = "/v1/guests/web2/" + op
+        c.call("POST", path, query=[("wait", wrong)], expect=400, why="wait=" + wrong)
+        c.call("POST", path, query=[("wait", "yes")], expect=400, why="wait=yes")
+        right = "stopped" if op == "stop" else "running"
+        c.call("POST", path, query=[("wait", right), ("timeout", "0")], expect=400, why="timeout 0")
+        c.call("POST", path, query=[("wait", right), ("timeout", "1e3")], expect=400, why="timeout 1e3")
+        c.call("POST", path, query=[("timeout", "5")], expect=400, why="timeout without wait")
+        c.call("POST", path, headers={"Idempotency-Key": "no spaces"}, expect=400, why="bad key")
+        c.call("POST", "/v1/guests/nope/" + op, expect=404)
+        c.call("POST", "/v1/guests/a%00b/" + op, expect=400, why="control character")
+    k = {"Idempotency-Key": "start-key-1"}
+    a = c.call("POST", "/v1/guests/web2/start", headers=k, expect=200)
+    b = c.call("POST", "/v1/guests/web2/start", headers=k, expect=200, why="replay")
+    c.check(a.json == b.json, "a replayed start is the first answer")
+    c.call("POST", "/v1/guests/web2/stop", headers=k, expect=409, why="key reused")
+    k = {"Idempotency-Key": "restart-key-1"}
+    c.call("POST", "/v1/guests/web2/restart", headers=k, expect=200)
+    c.call("POST", "/v1/guests/web2/start", headers=k, expect=409, why="key reused")
+    g.wait("web2", "running")
+    r = c.call("POST", "/v1/guests/locked/start", expect=409, why="locked")
+    c.check(r.get("error", "field") == "flags", "a locked start names flags")
+    c.call("POST", "/v1/guests/locked/restart", expect=409, why="locked")
+
+
+# ---- patch ----
+
+
+def patch(c, g):
+    p = "/v1/guests/web2"
+    gen = c.call("GET", p, expect=200).get("generation") or 0
+    r = c.call("PATCH", p, {"limits": {"memory": "512M"}, "labels": {"tier": "db", "x": "y"},
+                            "flags": []}, expect=200)
+    c.check(r.get("limits", "memory") == 512 << 20 and r.get("generation") == gen + 1
+            and r.get("labels") == {"tier": "db", "x": "y"}, "a patch applies: %s" % r.text[:200])
+    r = c.call("PATCH", p, {"labels": {"x": None}, "limits": {"memory": None}}, expect=200,
+               ctype="application/merge-patch+json")
+    c.check(r.get("labels") == {"tier": "db"} and r.get("limits", "memory") == 0, "null removes and resets")
+    c.call("PATCH", p, {"name": "web2", "template": "busybox"}, expect=200, why="unchanged fixed members")
+    bad_bodies(c, "PATCH", p, [
+        ("no body", None),
+        ("empty object", {}),
+        ("an array", []),
+        ("not JSON", "{]"),
+        ("unknown member", {"color": 1}),
+        ("limits not an object", {"limits": 5}),
+        ("memory not a size", {"limits": {"memory": "abc"}}),
+        ("cpu_max negative", {"limits": {"cpu_max": -1}}),
+        ("unknown limit", {"limits": {"speed": 1}}),
+        ("labels not an object", {"labels": 5}),
+        ("label key", {"labels": {"Bad_": "x"}}),
+        ("unknown flag", {"flags": ["nope"]}),
+        ("flags not an array", {"flags": "lock"}),
+        ("generation", {"generation": 9}),
+    ])
+    c.call("PATCH", p, raw=BIG, expect=413)
+    c.call("PATCH", p, {"name": "other"}, expect=409, why="name changed")
+    c.call("PATCH", p, {"template": "other"}, expect=409, why="template changed")
+    r = c.call("PATCH", p, {"limits": {"disk": "1M"}}, expect=409, why="the node refuses it")
+    after = c.call("GET", p, expect=200)
+    c.check(after.get("limits", "disk") != 1 << 20 and after.get("state") == "running",
+            "a refused patch is undone and the guest runs on: %s" % after.text[:200])
+    r = c.call("PATCH", p, {"limits": {"memory": "100G"}}, expect=422, why="does not fit its node")
+    c.check(r.get("error", "placement") is not None, "a 422 patch explains the placement")
+    c.call("PATCH", "/v1/guests/nope", {"labels": {"a": "b"}}, expect=404)
+    c.call("PATCH", "/v1/guests/a%00b", {"labels": {"a": "b"}}, expect=400, why="control character")
+
+
+# ---- exec ----
+
+
+def execs(c):
+    p = "/v1/guests/web1/exec"
+    r = c.call("POST", p, {"argv": ["echo", "hi"]}, expect=200)
+    c.check(r.get("stdout") == "echo hi\n" and r.get("exit_code") == 0, "exec output: %s" % r.text)
+    r = c.call("POST", p, {"argv": ["false"], "timeout": 5}, expect=200)
+    c.check(r.get("exit_code") == 1, "exit code 1")
+    k = {"Idempotency-Key": "exec-key-1"}
+    a = c.call("POST", p, {"argv": ["echo", "once"]}, headers=k, expect=200)
+    b = c.call("POST", p, {"argv": ["echo", "once"]}, headers=k, expect=200, why="replay")
+    c.check(a.json == b.json, "a replayed exec is the first answer")
+    c.call("POST", p, {"argv": ["echo", "twice"]}, headers=k, expect=409, why="key reused")
+    bad_bodies(c, "POST", p, [
+        ("no body", None),
+        ("empty object", {}),
+        ("argv empty", {"argv": []}),
+        ("argv not an array", {"argv": "ls"}),
+        ("argv entry not a string", {"argv": [1]}),
+        ("timeout 0", {"argv": ["x"], "timeout": 0}),
+        ("timeout 581", {"argv": ["x"], "timeout": 581}),
+        ("timeout a string", {"argv": ["x"], "timeout": "5"}),
+        ("unknown member", {"argv": ["x"], "env": {}}),
+        ("257 arguments", {"argv": ["x"] * 257}),
+        ("an argument over 4096 bytes", {"argv": ["x" * 4097]}),
+        ("not JSON", "argv"),
+    ])
+    c.call("POST", p, {"argv": ["x"]}, headers={"Idempotency-Key": "?"}, expect=400, why="bad key")
+    c.call("POST", p, raw=BIG, expect=413)
+    c.call("POST", "/v1/guests/locked/exec", {"argv": ["ls"]}, expect=409, why="locked")
+    c.call("POST", "/v1/guests/priv/exec", {"argv": ["ls"]}, expect=409, why="private")
+    c.call("POST", "/v1/guests/nope/exec", {"argv": ["ls"]}, expect=404)
+
+
+# ---- usage and traffic ----
+
+
+def usage_traffic(c):
+    wait_for("a usage sample of web1",
+             lambda: c.call("GET", "/v1/guests/web1/usage", expect=(200, 404)).status == 200)
+    r = c.call("GET", "/v1/guests/web1/usage", expect=200)
+    c.check(r.get("id") == c.call("GET", "/v1/guests/web1").get("id"), "usage names its guest")
+    r = c.call("GET", "/v1/guests/web1/traffic", expect=200)
+    c.check(r.get("reset") is False, "a read is no reset")
+    r = c.call("POST", "/v1/guests/web1/traffic/reset", expect=200)
+    c.check(r.get("reset") is True, "a reset says so")
+    r = c.call("GET", "/v1/guests/web1/traffic", expect=200)
+    c.check(r.get("since") is not None, "after a reset, since is its time")
+    k = {"Idempotency-Key": "reset-key-1"}
+    a = c.call("POST", "/v1/guests/web1/traffic/reset", headers=k, expect=200)
+    b = c.call("POST", "/v1/guests/web1/traffic/reset", headers=k, expect=200, why="replay")
+    c.check(a.json == b.json, "a replayed reset is the first answer")
+    c.call("POST", "/v1/guests/web2/traffic/reset", headers=k, expect=409, why="key reused")
+    c.call("POST", "/v1/guests/web1/traffic/reset", headers={"Idempotency-Key": "é"}, expect=400,
+           why="bad key")
+    for path in ("usage", "traffic"):
+        c.call("GET", "/v1/guests/nope/" + path, expect=404)
+        c.call("GET", "/v1/guests/a%00b/" + path, expect=400, why="control character")
+    c.call("POST", "/v1/guests/nope/traffic/reset", expect=404)
+    c.call("POST", "/v1/guests/a%00b/traffic/reset", expect=400, why="control character")
+
+
+# ---- addresses ----
+
+
+def ips(c):
+    p = "/v1/guests/web1/ips"
+    for ip in ("auto", "auto4", "auto6", "10.89.0.200"):
+        r = c.call("POST", p, {"ip": ip}, expect=200)
+    c.check("10.89.0.200" in (r.get("ips") or []), "an explicit address is added")
+    c.check(any(":" in a for a in r.get("ips") or []), "auto6 gave an IPv6 address")
+    k = {"Idempotency-Key": "ip-key-1"}
+    a = c.call("POST", p, {"ip": "auto4"}, headers=k, expect=200)
+    b = c.call("POST", p, {"ip": "auto4"}, headers=k, expect=200, why="replay")
+    c.check(a.json == b.json, "a replayed address add is the first answer")
+    c.call("POST", p, {"ip": "auto6"}, headers=k, expect=409, why="key reused")
+    bad_bodies(c, "POST", p, [
+        ("no body", None),
+        ("empty object", {}),
+        ("ip not a string", {"ip": 5}),
+        ("not an address", {"ip": "zzz"}),
+        ("another member", {"ip": "auto", "x": 1}),
+        ("not JSON", "ip"),
+        ("address in no pool", {"ip": "10.200.0.1"}),
+    ])
+    c.call("POST", p, {"ip": "auto"}, headers={"Idempotency-Key": "a/b"}, expect=400, why="bad key")
+    c.call("POST", p, raw=BIG, expect=413)
+    c.call("POST", p, {"ip": "10.89.0.200"}, expect=409, why="held by this guest")
+    c.call("POST", "/v1/guests/many/ips", {"ip": "auto"}, expect=409, why="at the address limit")
+    c.call("POST", "/v1/guests/nope/ips", {"ip": "auto"}, expect=404)
+    c.call("POST", "/v1/guests/a%00b/ips", {"ip": "auto"}, expect=400, why="control character")
+    c.call("DELETE", p + "/10.89.0.200", expect=200)
+    c.call("DELETE", p + "/10.89.0.200", expect=404, why="no longer held")
+    c.call("DELETE", p + "/zzz", expect=400, why="not an address")
+    c.call("DELETE", p + "/" + "1" * 60, expect=404, why="longer than an address: no route")
+    c.call("DELETE", "/v1/guests/nope/ips/10.89.0.1", expect=404)
+    c.call("DELETE", "/v1/guests/a%00b/ips/10.89.0.1", expect=400, why="control character")
+
+
+# ---- tokens, projects, roles, quotas, and what every operation refuses ----
+
+# What the full-store phase tries to change (made in access()).
+FULL_STORE = {"token": None, "project": "full-proj"}
+
+BAD_TOKEN = "tk0000000000." + "0" * 64
+
+
+def make_token(c, body, **kw):
+    r = c.call("POST", "/v1/tokens", body, expect=201, **kw)
+    return r.get("token")
+
+
+def sweep(c):
+    """Every operation refuses a request without a token or with an unknown
+    one (401; health needs none), one from another origin (403), and a body
+    that is not JSON (415) -- before it does anything."""
+    for (method, tmpl), op in sorted(c.spec.ops.items()):
+        path = tmpl.replace("{name}", "sweep").replace("{addr}", "10.0.0.1")
+        if op["operationId"] != "health":
+            c.call(method, path, auth=False, expect=401, why="no token")
+            c.call(method, path, auth=BAD_TOKEN, expect=401, why="an unknown token")
+        c.call(method, path, headers={"Origin": "https://evil.example"}, expect=403,
+               why="another origin")
+        if "requestBody" in op:
+            c.call(method, path, raw="{}", ctype="text/plain", expect=415, why="text/plain")
+
+
+def tokens(c):
+    c.call("GET", "/v1/tokens", expect=200)
+    c.call("POST", "/v1/tokens", {"role": "boss"}, expect=400, why="no such role")
+    c.call("POST", "/v1/tokens", {"role": "tenant"}, expect=400, why="a tenant without project")
+    c.call("POST", "/v1/tokens", {"role": "admin", "project": "default"}, expect=400,
+           why="an admin with a project")
+    c.call("POST", "/v1/tokens", {"role": "operator", "ttl": "soon"}, expect=400, why="bad ttl")
+    c.call("POST", "/v1/tokens", {"role": "tenant", "project": "nope"}, expect=404,
+           why="no such project")
+    c.call("POST", "/v1/tokens", raw=BIG, expect=413)
+    k = {"Idempotency-Key": "tok-1"}
+    a = c.call("POST", "/v1/tokens", {"role": "operator"}, headers=k, expect=201)
+    b = c.call("POST", "/v1/tokens", {"role": "operator"}, headers=k, expect=201, why="replay")
+    c.check(a.get("token") == b.get("token"), "a replayed token create gives the same token")
+    c.call("POST", "/v1/tokens", {"role": "admin"}, headers=k, expect=409, why="key reused")
+    op = a.get("token")
+    exp = make_token(c, {"role": "admin", "ttl": 1, "description": "short"})
+    c.call("GET", "/v1/guests", auth=exp, expect=200, why="before it expires")
+    time.sleep(1.3)
+    c.call("GET", "/v1/guests", auth=exp, expect=401, why="an expired token")
+    c.call("GET", "/v1/tokens", auth=op, expect=403, why="an operator")
+    c.call("POST", "/v1/tokens", {"role": "admin"}, auth=op, expect=403, why="an operator")
+    c.call("DELETE", "/v1/tokens/" + a.get("id"), auth=op, expect=403, why="an operator")
+    c.call("POST", "/v1/projects", {"name": "opp"}, auth=op, expect=403, why="an operator")
+    c.call("PATCH", "/v1/projects/default", {"quota": {"guests": 1}}, auth=op, expect=403,
+           why="an operator")
+    c.call("DELETE", "/v1/projects/default", auth=op, expect=403, why="an operator")
+    c.call("GET", "/v1/nodes", auth=op, expect=200, why="an operator")
+    c.call("DELETE", "/v1/tokens/" + a.get("id"), expect=204)
+    c.call("GET", "/v1/nodes", auth=op, expect=401, why="a deleted token")
+    c.call("DELETE", "/v1/tokens/" + a.get("id"), expect=404, why="deleted")
+    c.call("DELETE", "/v1/tokens/a%00b", expect=400, why="control character")
+    FULL_STORE["token"] = c.call("POST", "/v1/tokens", {"role": "operator"}, expect=201).get("id")
+
+
+def projects(c):
+    c.call("GET", "/v1/projects", expect=200)
+    c.call("POST", "/v1/projects", {"name": "Bad_"}, expect=400, why="not a name")
+    c.call("POST", "/v1/projects", {"name": "p1", "quota": {"memory": "lots"}}, expect=400,
+           why="not a size")
+    c.call("POST", "/v1/projects", {"name": "p1", "quota": {"guests": -1}}, expect=400,
+           why="a negative count")
+    c.call("POST", "/v1/projects", raw=BIG, expect=413)
+    c.call("POST", "/v1/projects", {"name": "p1", "quota": {"guests": 2, "memory": "256M",
+                                                             "addresses": 1, "cpus": 4}},
+           expect=201)
+    c.call("POST", "/v1/projects", {"name": "p1"}, expect=409, why="name taken")
+    c.call("POST", "/v1/projects", {"name": "p2"}, expect=201)
+    c.call("POST", "/v1/projects", {"name": FULL_STORE["project"]}, expect=201)
+    c.call("GET", "/v1/projects/p1", expect=200)
+    c.call("GET", "/v1/projects/nope", expect=404)
+    c.call("GET", "/v1/projects/a%00b", expect=400, why="control character")
+    c.call("PATCH", "/v1/projects/p2", {"quota": {"disk": "10G", "cpus": None}}, expect=200)
+    c.call("PATCH", "/v1/projects/p2", {"quota": {"cpus": "many"}}, expect=400, why="not cores")
+    c.call("PATCH", "/v1/projects/p2", raw=BIG, expect=413)
+    c.call("PATCH", "/v1/projects/nope", {"quota": {"guests": 1}}, expect=404)
+    c.call("POST", "/v1/projects", {"name": "p3"}, expect=201)
+    c.call("DELETE", "/v1/projects/p3", expect=204)
+    c.call("GET", "/v1/projects/p3", expect=404, why="deleted")
+    c.call("DELETE", "/v1/projects/default", expect=409, why="default")
+    c.call("DELETE", "/v1/projects/nope", expect=404)
+    c.call("DELETE", "/v1/projects/a%00b", expect=400, why="control character")
+
+
+def tenants(c):
+    t1 = make_token(c, {"role": "tenant", "project": "p1"})
+    t2 = make_token(c, {"role": "tenant", "project": "p2"})
+    # p2's guest, and another project's objects as tenant 1 sees them: 404.
+    c.call("POST", "/v1/guests", {"name": "t2g", "template": "busybox"}, auth=t2, expect=201)
+    c.call("GET", "/v1/guests/t2g", auth=t1, expect=404, why="another project's guest")
+    c.call("PATCH", "/v1/guests/t2g", {"labels": {"a": "b"}}, auth=t1, expect=404,
+           why="another project's guest")
+    c.call("POST", "/v1/guests/t2g/exec", {"argv": ["true"]}, auth=t1, expect=404,
+           why="another project's guest")
+    c.call("DELETE", "/v1/guests/t2g", auth=t1, expect=404, why="another project's guest")
+    c.call("GET", "/v1/projects/p2", auth=t1, expect=404, why="another project")
+    r = c.call("GET", "/v1/guests", auth=t1, expect=200)
+    c.check(not r.get("guests"), "tenant 1 lists no guest of another project")
+    r = c.call("GET", "/v1/projects", auth=t1, expect=200)
+    c.check([p["name"] for p in r.get("projects") or []] == ["p1"], "tenant 1 sees p1 only")
+    # What a tenant may not do.
+    c.call("GET", "/v1/nodes", auth=t1, expect=403, why="a tenant")
+    c.call("GET", "/v1/pools", auth=t1, expect=403, why="a tenant")
+    c.call("POST", "/v1/guests", {"name": "t1x", "template": "busybox", "caps_add": ["sys_admin"]},
+           auth=t1, expect=403, why="a tenant adding capabilities")
+    c.call("POST", "/v1/guests", {"name": "t1x", "template": "busybox", "flags": ["private"]},
+           auth=t1, expect=403, why="a tenant setting private")
+    # Quotas of p1: 2 guests, 256M, 1 address. (A PATCH with a foreign
+    # origin or no token changes nothing: the sweep covered every route.)
+    c.call("POST", "/v1/guests", {"name": "q1", "template": "busybox",
+                                  "limits": {"memory": "128M"}, "ips": ["auto"]},
+           auth=t1, expect=201)
+    c.call("POST", "/v1/guests/q1/ips", {"ip": "auto"}, auth=t1, expect=409, why="addresses quota")
+    c.call("POST", "/v1/guests", {"name": "q2", "template": "busybox",
+                                  "limits": {"memory": "128M"}}, auth=t1, expect=201)
+    r = c.call("POST", "/v1/guests", {"name": "q3", "template": "busybox"}, auth=t1, expect=409,
+               why="guests quota")
+    c.check(r.get("error", "field") == "quota.guests", "the guests quota is named")
+    r = c.call("PATCH", "/v1/guests/q2", {"limits": {"memory": "256M"}}, auth=t1, expect=409,
+               why="memory quota")
+    c.check(r.get("error", "field") == "quota.memory", "the memory quota is named")
+    r = c.call("GET", "/v1/projects/p1", auth=t1, expect=200)
+    c.check(r.get("usage", "guests") == 2, "p1 holds 2 guests")
+    c.call("DELETE", "/v1/projects/p1", expect=409, why="guests and tokens in it")
+    for name in ("q1", "q2"):
+        c.call("DELETE", "/v1/guests/" + name, auth=t1, expect=204)
+    c.call("DELETE", "/v1/guests/t2g", auth=t2, expect=204)
+
+
+def access(c):
+    sweep(c)
+    tokens(c)
+    projects(c)
+    tenants(c)
+
+
+# ---- delete ----
+
+
+def delete(c):
+    c.call("DELETE", "/v1/guests/web2", query=[("force", "maybe")], expect=400, why="force=maybe")
+    c.call("DELETE", "/v1/guests/nope", expect=404)
+    c.call("DELETE", "/v1/guests/a%00b", expect=400, why="control character")
+    c.call("DELETE", "/v1/guests/web2", expect=204)
+    c.call("GET", "/v1/guests/web2", expect=404, why="deleted")
+    c.call("DELETE", "/v1/guests/b1", query=[("force", "false")], expect=204)
+    c.call("DELETE", "/v1/pools/simpool", expect=409, why="addresses allocated")
+    c.call("DELETE", "/v1/pools/spare2", expect=204)
+
+
+# ---- a full store: 507, and nothing changed ----
+
+
+def full_store(c, cl, n1):
+    web1 = c.call("GET", "/v1/guests/web1", expect=200).json
+    cl.fill_store()
+    try:
+        c.call("POST", "/v1/pools", {"name": "full1", "cidr": "10.95.0.0/24"}, expect=507)
+        c.call("DELETE", "/v1/pools/spare", expect=507)
+        c.call("POST", "/v1/nodes/%s/cordon" % n1, expect=507)
+        c.call("POST", "/v1/nodes/%s/uncordon" % n1, expect=507)
+        c.call("POST", "/v1/guests", {"name": "full-g", "template": "busybox"}, expect=507)
+        c.call("POST", "/v1/guests:batch", {"guests": [{"name": "full-b", "template": "busybox"}]},
+               expect=507)
+        c.call("PATCH", "/v1/guests/web1", {"labels": {"full": "yes"}}, expect=507)
+        c.call("DELETE", "/v1/guests/web1", expect=507)
+        c.call("POST", "/v1/guests/web1/stop", expect=507)
+        k = {"Idempotency-Key": "full-start"}
+        c.call("POST", "/v1/guests/web1/start", headers=k, expect=507, why="its key cannot be stored")
+        c.call("POST", "/v1/guests/web1/restart", headers=k, expect=507, why="its key cannot be stored")
+        c.call("POST", "/v1/guests/web1/traffic/reset", expect=507)
+        c.call("POST", "/v1/guests/web1/ips", {"ip": "auto4"}, expect=507)
+        c.call("DELETE", "/v1/guests/web1/ips/" + web1["ips"][0], expect=507)
+        c.call("POST", "/v1/tokens", {"role": "operator"}, expect=507)
+        c.call("DELETE", "/v1/tokens/" + FULL_STORE["token"], expect=507)
+        c.call("POST", "/v1/projects", {"name": "full-p"}, expect=507)
+        c.call("PATCH", "/v1/projects/" + FULL_STORE["project"], {"quota": {"guests": 7}}, expect=507)
+        c.call("DELETE", "/v1/projects/" + FULL_STORE["project"], expect=507)
+        # Health writes for real once a commit failed.
+        c.call("GET", "/healthz", expect=507)
+    finally:
+        cl.free_store()
+    wait_for("a writable store", lambda: quiet_get(cl.port, "/healthz")[0] == 200)
+    # A 507 changed nothing.
+    r = c.call("GET", "/v1/nodes/" + n1, expect=200)
+    c.check(r.get("cordoned") is False, "a cordon answered 507 left the node uncordoned")
+    c.call("GET", "/v1/guests/full-g", expect=404, why="a create answered 507")
+    c.call("GET", "/v1/guests/full-b", expect=404, why="a batch answered 507")
+    r = c.call("GET", "/v1/guests/web1", expect=200)
+    for key in ("generation", "labels", "ips", "desired", "deleting"):
+        c.check(r.get(key) == web1.get(key), "web1's %s after the 507s: %r, was %r"
+                % (key, r.get(key), web1.get(key)))
+    r = c.call("GET", "/v1/pools", expect=200)
+    c.check("full1" not in [p["name"] for p in r.get("pools") or []], "a pool answered 507")
+    c.check("spare" in [p["name"] for p in r.get("pools") or []], "a pool delete answered 507")
+
+
+# ---- a silent node: 404 before its first sample, 409 while deleting, 504, 503 ----
+
+
+def background(c, *args, **kw):
+    out = {}
+
+    def go():
+        out["r"] = c.call(*args, **kw)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t, out
+
+
+def node_silent(c, cl, n1):
+    cl.agent.send_signal(signal.SIGSTOP)
+    try:
+        # The node is still ready for a moment: a guest placed now has no sample.
+        c.call("POST", "/v1/guests", {"name": "nosample", "template": "busybox", "node": n1},
+               expect=201)
+        c.call("GET", "/v1/guests/nosample/usage", expect=404, why="no sample yet")
+        c.call("GET", "/v1/guests/nosample/traffic", expect=404, why="no sample yet")
+        c.call("POST", "/v1/guests/nosample/traffic/reset", expect=404, why="no sample yet")
+        # A delete waits for the node; meanwhile the guest is being deleted.
+        deleting, dout = background(c, "DELETE", "/v1/guests/victim", expect=(204, 503),
+                                    timeout=90, why="the node confirms once it runs again")
+        wait_for("victim deleting", lambda: quiet_get(cl.port, "/v1/guests/victim")[1]["deleting"])
+        v = "/v1/guests/victim"
+        c.call("PATCH", v, {"labels": {"a": "b"}}, expect=409, why="being deleted")
+        c.call("POST", v + "/start", expect=409, why="being deleted")
+        c.call("POST", v + "/stop", expect=409, why="being deleted")
+        c.call("POST", v + "/restart", expect=409, why="being deleted")
+        c.call("POST", v + "/ips", {"ip": "auto"}, expect=409, why="being deleted")
+        vip = quiet_get(cl.port, v)[1]["ips"][0]
+        c.call("DELETE", "%s/ips/%s" % (v, vip), expect=409, why="being deleted")
+        # An exec the node never answers: 504 after its timeout plus 10 s.
+        ex, xout = background(c, "POST", "/v1/guests/full/exec", {"argv": ["ls"], "timeout": 1},
+                              expect=504, timeout=60, why="the node does not answer")
+        wait_for("%s down" % n1, lambda: quiet_get(cl.port, "/v1/nodes/" + n1)[1]["state"] == "down",
+                 secs=30)
+        wait_for("every node down", lambda: all(
+            n["state"] != "ready" for n in quiet_get(cl.port, "/v1/nodes")[1]["nodes"]), secs=30)
+        r = c.call("POST", "/v1/guests", {"name": "late", "template": "busybox"}, expect=503,
+                   why="no node is ready")
+        c.check(r.get("error", "placement", "filters", 0, "filter") == "ready",
+                "the 503 explains: no node ready: %s" % r.text[:300])
+        c.call("POST", "/v1/guests/held1/exec", {"argv": ["ls"]}, expect=503, why="node not connected")
+        c.call("POST", "/v1/guests/held1/stop", expect=409, why="unknown: its node is down")
+        c.call("DELETE", "/v1/guests/fdel", expect=503, why="node not connected")
+        c.call("DELETE", "/v1/guests/fdel", query=[("force", "true")], expect=204, why="force")
+        ex.join(60)
+        c.check("r" in xout, "the held exec was answered")
+    finally:
+        cl.agent.send_signal(signal.SIGCONT)
+    deleting.join(90)
+    c.check("r" in dout, "the held delete was answered")
+    wait_for("nodes ready again", lambda: sum(
+        n["state"] == "ready" for n in quiet_get(cl.port, "/v1/nodes")[1]["nodes"]) == 2, secs=30)
+
+
+# ---- the master stops with requests held: 503 ----
+
+
+def shutdown(c, cl, n1):
+    wait_for("held1 and held2 running", lambda: all(
+        quiet_get(cl.port, "/v1/guests/" + n)[1]["state"] == "running" for n in ("held1", "held2")),
+        secs=30)
+    c.call("POST", "/v1/guests/held2/stop", query=[("wait", "stopped")], expect=200)
+    cl.agent.send_signal(signal.SIGSTOP)
+    try:
+        held = [
+            background(c, "PATCH", "/v1/guests/held1", {"labels": {"a": "b"}}, expect=503,
+                       why="held at shutdown"),
+            background(c, "POST", "/v1/guests/held2/start", query=[("wait", "running")], expect=503,
+                       why="held at shutdown"),
+            background(c, "POST", "/v1/guests/web1/stop", query=[("wait", "stopped")], expect=503,
+                       why="held at shutdown"),
+            background(c, "POST", "/v1/guests/full/restart", query=[("wait", "running")], expect=503,
+                       why="held at shutdown"),
+            background(c, "POST", "/v1/guests/held1/exec", {"argv": ["ls"]}, expect=503,
+                       why="held at shutdown"),
+            background(c, "POST", "/v1/guests", {"name": "at-exit", "template": "busybox", "node": n1},
+                       query=[("wait", "running")], expect=503, why="held at shutdown"),
+            background(c, "DELETE", "/v1/guests/priv", expect=503, why="held at shutdown"),
+        ]
+        time.sleep(1.0)  # every request is in and held
+        cl.master.send_signal(signal.SIGTERM)
+        for t, out in held:
+            t.join(30)
+            c.check("r" in out, "a held request was answered at shutdown")
+        cl.master.wait(30)
+        c.check(cl.master.returncode == 0, "the master exits 0 on SIGTERM: %s" % cl.master.returncode)
+    finally:
+        cl.agent.send_signal(signal.SIGCONT)
+    os.kill(cl.agent.pid, signal.SIGTERM)

@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""Static checks of docs/openapi.yaml beyond the OpenAPI meta-schema (which
+deploy/test runs first, with @seriousme/openapi-schema-validator):
+
+- the YAML has no duplicated key (one swallowed a route once);
+- every schema is a valid JSON Schema 2020-12 schema (the meta-schema of
+  OpenAPI 3.1 does not look inside schemas);
+- every example validates against its schema;
+- every {param} of a path is declared as a path parameter, and no other;
+- operationIds are unique;
+- the operations are exactly the rows of the route table in master/api.c,
+  and exactly the routes of the table in docs/api.md.
+
+Usage: spec_check.py [docs/openapi.yaml [master/api.c [docs/api.md]]];
+exits 1 on any finding, printing each.
+"""
+
+import os
+import re
+import sys
+
+import jsonschema
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import openapi_lib  # noqa: E402
+
+# What a schema that is broken (but passed its meta-schema) raises in use.
+UNUSABLE = (jsonschema.RefResolutionError, jsonschema.exceptions.UnknownType)
+
+TOP = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
+def api_md_routes(path):
+    """(METHOD, template) of the rows of the routes table of docs/api.md:
+    "| `POST /v1/guests/{name}/stop[?wait=stopped&timeout=S]` | ..."."""
+    out = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"^\| `(GET|PUT|POST|PATCH|DELETE) (/[^`\[?]*)", line)
+            if m:
+                out.add((m.group(1), m.group(2)))
+    return out
+
+
+def check(spec_path, api_c, api_md):
+    problems = []
+    try:
+        spec = openapi_lib.Spec(spec_path)
+    except (openapi_lib.SpecError, Exception) as e:  # a parse error is the finding
+        return ["%s: %s" % (spec_path, e)]
+
+    meta = jsonschema.Draft202012Validator
+    n_schemas = n_examples = 0
+    for where, schema in spec.iter_schemas():
+        n_schemas += 1
+        try:
+            meta.check_schema(schema)
+        except jsonschema.SchemaError as e:
+            problems.append("%s: not a JSON Schema 2020-12 schema: %s" % (where, e.message))
+            continue
+        try:
+            # Every $ref in it resolves, to a schema that can be used.
+            for probe in (None, 0, "", [], {}):
+                spec.validator(schema).is_valid(probe)
+            for i, ex in enumerate(schema.get("examples", []) if isinstance(schema, dict) else []):
+                n_examples += 1
+                for err in spec.errors(schema, ex):
+                    problems.append("%s: examples[%d] does not validate: %s" % (where, i, err))
+        except UNUSABLE as e:
+            problems.append("%s: unusable: %s" % (where, str(e).splitlines()[0]))
+
+    # Examples of request and response bodies.
+    def body_examples(where, content):
+        nonlocal n_examples
+        for mt, body in (content or {}).items():
+            if "example" in body and "schema" in body:
+                n_examples += 1
+                try:
+                    for err in spec.errors(body["schema"], body["example"]):
+                        problems.append("%s %s: example does not validate: %s" % (where, mt, err))
+                except UNUSABLE as e:
+                    problems.append("%s %s: unusable: %s" % (where, mt, str(e).splitlines()[0]))
+
+    ids = {}
+    for (m, tmpl), op in spec.ops.items():
+        where = "%s %s" % (m, tmpl)
+        body_examples(where + " requestBody", spec.deref(op.get("requestBody", {})).get("content"))
+        for status, r in op.get("responses", {}).items():
+            body_examples("%s %s" % (where, status), spec.deref(r).get("content"))
+        oid = op.get("operationId")
+        if not oid:
+            problems.append("%s: no operationId" % where)
+        elif oid in ids:
+            problems.append("%s: operationId %s also names %s" % (where, oid, ids[oid]))
+        else:
+            ids[oid] = where
+        declared = {
+            spec.deref(p)["name"] for p in op["parameters"] if spec.deref(p).get("in") == "path"
+        }
+        used = set(re.findall(r"\{([^}]+)\}", tmpl))
+        if declared != used:
+            problems.append(
+                "%s: path parameters declared %s, in the path %s"
+                % (where, sorted(declared), sorted(used))
+            )
+        if not any(s.startswith("2") for s in op.get("responses", {})):
+            problems.append("%s: no success response" % where)
+
+    routes = openapi_lib.route_table(api_c)
+    documented = set(spec.ops)
+    for m, p in sorted(routes - documented):
+        problems.append("route %s %s of master/api.c is not in %s" % (m, p, spec_path))
+    for m, p in sorted(documented - routes):
+        problems.append("operation %s %s is not a route of master/api.c" % (m, p))
+    md = api_md_routes(api_md)
+    for m, p in sorted(documented - md):
+        problems.append("operation %s %s is not in the routes table of %s" % (m, p, api_md))
+    for m, p in sorted(md - documented):
+        problems.append("%s lists %s %s, which is no operation" % (api_md, m, p))
+
+    if not problems:
+        print(
+            "spec_check: %s: %d operations = the %d routes of master/api.c = the routes of %s; "
+            "%d schemas valid, %d examples valid"
+            % (spec_path, len(spec.ops), len(routes), os.path.basename(api_md), n_schemas, n_examples)
+        )
+    return problems
+
+
+def main(argv):
+    spec_path = argv[1] if len(argv) > 1 else os.path.join(TOP, "docs", "openapi.yaml")
+    api_c = argv[2] if len(argv) > 2 else os.path.join(TOP, "master", "api.c")
+    api_md = argv[3] if len(argv) > 3 else os.path.join(TOP, "docs", "api.md")
+    problems = check(spec_path, api_c, api_md)
+    for p in problems:
+        print("spec_check: " + p, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
