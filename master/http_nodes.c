@@ -187,7 +187,7 @@ h_node_routes(master_t *m, struct http_req *req, const struct api_match *am)
 }
 
 /* POST /v1/nodes/{name}/revoke: the node's key is refused from now on and
- * its connections are shut (trust.h). Admin only once the API has roles. */
+ * its connections are shut (trust.h). Admin only (the route table). */
 void
 h_node_revoke(master_t *m, struct http_req *req, const struct api_match *am)
 {
@@ -255,7 +255,7 @@ parse_token(struct http_req *req, const char **node, uint64_t *ttl_ms)
 /* POST /v1/join-tokens: a single-use join token, shown once. Not stored
  * under an Idempotency-Key: that would keep its secret in the store; a
  * retried create makes a second token, and an unused token expires. Admin
- * only once the API has roles. */
+ * only (the route table). */
 void
 h_join_token_create(master_t *m, struct http_req *req, const struct api_match *am)
 {
