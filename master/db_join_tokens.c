@@ -58,16 +58,11 @@ int
 db_join_token_get(db_t *db, const char *id, struct db_join_token *out)
 {
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_token_get);
-    int rc;
+    int r = dbi_step_row(db, s, id);
 
-    dbi_bind_text(s, 1, id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return -ENOENT;
-    if (rc != SQLITE_ROW)
-        return dbi_errno(rc);
-    token_from_row(s, out);
-    return 0;
+    if (r == 0)
+        token_from_row(s, out);
+    return r;
 }
 
 int

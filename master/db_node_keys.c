@@ -44,16 +44,11 @@ int
 db_node_key_get(db_t *db, const char *name, struct db_node_key *out)
 {
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_key_get);
-    int rc;
+    int r = dbi_step_row(db, s, name);
 
-    dbi_bind_text(s, 1, name);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return -ENOENT;
-    if (rc != SQLITE_ROW)
-        return dbi_errno(rc);
-    key_from_row(s, out);
-    return 0;
+    if (r == 0)
+        key_from_row(s, out);
+    return r;
 }
 
 int

@@ -166,7 +166,7 @@ parse_line(char *line, struct keys_file *k)
 
     if (!eq)
         return -EBADMSG;
-    char *name = line, *value = eq + 1, *end = eq;
+    char *name = line + strspn(line, " \t"), *value = eq + 1, *end = eq;
     while (end > name && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
     *end = '\0';

@@ -196,7 +196,11 @@ link_watch_handshakes(link_t *l)
     char ep[64];
     int hwm = 0;
 
-    snprintf(ep, sizeof(ep), "inproc://vf-link-mon-%p", (void *)l);
+    uint64_t rnd = 0;
+    /* Random, not the address: see link_peers_new. */
+    if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        rnd = (uint64_t)(uintptr_t)l ^ time_mono_ns();
+    snprintf(ep, sizeof(ep), "inproc://vf-link-mon-%016llx", (unsigned long long)rnd);
     l->monitor = zsock_new(ZMQ_PAIR);
     if (!l->monitor ||
         zmq_socket_monitor(l->handle, ep,

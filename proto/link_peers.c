@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -11,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/mtime.h"
 
 #define MONITOR_EVENTS  (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED)
 #define EVENTS_PER_TICK 100000 /* monitor events read per link_peers_tick */
@@ -73,7 +75,12 @@ link_peers_new(void *router, int *err)
     zhashx_set_destructor(p->conns, free_item);
     p->fdnames = zhashx_new();
     zhashx_set_destructor(p->fdnames, free_item);
-    snprintf(ep, sizeof(ep), "inproc://vf-link-peers-%p", (void *)p);
+    uint64_t rnd = 0;
+    /* Random, not the address: a freed monitor's endpoint is unbound
+     * asynchronously, and the next link could get the same address. */
+    if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        rnd = (uint64_t)(uintptr_t)p ^ time_mono_ns();
+    snprintf(ep, sizeof(ep), "inproc://vf-link-peers-%016llx", (unsigned long long)rnd);
     /* libzmq sends monitor events blocking from its I/O thread: an unlimited
      * receive queue here keeps a slow reader from ever stalling that thread. */
     p->monitor = zsock_new(ZMQ_PAIR);

@@ -24,10 +24,11 @@
  *   rtt N                  hello, then N heartbeat round trips one after the
  *                          other: {"n", "median_us", "p90_us", "p99_us"}
  *   plain-mech NAME        a PLAIN-mechanism client saying hello
- *   junk N                 N raw TCP connections sending garbage (bogus
+ *   junk N [PAUSE_MS]      N raw TCP connections sending garbage (bogus
  *                          greetings, random bytes, truncated CURVE hellos),
- *                          each reopened when the master closes it, for -t
- *                          seconds: {"opened", "closed_by_master"}
+ *                          each reopened PAUSE_MS (default 0) after the
+ *                          master closes it, for -t seconds:
+ *                          {"opened", "closed_by_master"}
  *   flood N                N heartbeats as fast as they go, then an abrupt
  *                          close (RST: unread answers are pending)
  *   keygen                 prints a fresh public key (Z85), e.g. a wrong
@@ -473,12 +474,13 @@ tcp_open(const struct sockaddr_in *sa)
 }
 
 static int
-cmd_junk(unsigned n)
+cmd_junk(unsigned n, unsigned pause_ms)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};
     char host[64];
     unsigned port;
     struct pollfd *p = xcalloc(n, sizeof(*p));
+    uint64_t *reopen = xcalloc(n, sizeof(*reopen)); /* when a closed one comes back */
     uint64_t opened = 0, closed = 0, end = time_mono_ms() + seconds * 1000ULL;
     uint8_t buf[512];
 
@@ -492,10 +494,18 @@ cmd_junk(unsigned n)
         opened += p[i].fd >= 0;
     }
     while (time_mono_ms() < end) {
-        if (poll(p, n, 100) <= 0)
+        uint64_t now = time_mono_ms();
+        for (unsigned i = 0; i < n; i++)
+            if (p[i].fd < 0 && reopen[i] && now >= reopen[i]) {
+                p[i].fd = tcp_open(&sa);
+                p[i].events = POLLOUT;
+                opened += p[i].fd >= 0;
+                reopen[i] = p[i].fd < 0 ? now + pause_ms + 1 : 0;
+            }
+        if (poll(p, n, pause_ms ? 10 : 100) <= 0)
             continue;
         for (unsigned i = 0; i < n; i++) {
-            if (!p[i].revents)
+            if (!p[i].revents || p[i].fd < 0)
                 continue;
             if (p[i].revents & POLLOUT) {
                 (void)!write(p[i].fd, buf, garbage(i, buf, sizeof(buf)));
@@ -504,9 +514,14 @@ cmd_junk(unsigned n)
                 /* The master closed it: a new one takes its place. */
                 close(p[i].fd);
                 closed++;
-                p[i].fd = tcp_open(&sa);
-                p[i].events = POLLOUT;
-                opened += p[i].fd >= 0;
+                p[i].fd = -1;
+                reopen[i] = time_mono_ms() + pause_ms;
+                if (!pause_ms) {
+                    p[i].fd = tcp_open(&sa);
+                    p[i].events = POLLOUT;
+                    opened += p[i].fd >= 0;
+                    reopen[i] = 0;
+                }
             }
         }
     }
@@ -514,6 +529,7 @@ cmd_junk(unsigned n)
         if (p[i].fd >= 0)
             close(p[i].fd);
     printf("{\"opened\": %" PRIu64 ", \"closed_by_master\": %" PRIu64 "}\n", opened, closed);
+    free(reopen);
     free(p);
     return 0;
 }
@@ -565,8 +581,8 @@ run(int argc, char **argv)
         return cmd_rtt((unsigned)atoi(argv[1]));
     if (!strcmp(c, "plain-mech") && argc == 2)
         return cmd_plain_mech(argv[1]);
-    if (!strcmp(c, "junk") && argc == 2)
-        return cmd_junk((unsigned)atoi(argv[1]));
+    if (!strcmp(c, "junk") && (argc == 2 || argc == 3))
+        return cmd_junk((unsigned)atoi(argv[1]), argc == 3 ? (unsigned)atoi(argv[2]) : 0);
     if (!strcmp(c, "flood") && argc == 2)
         return cmd_flood((unsigned)atoi(argv[1]));
     if (!strcmp(c, "keygen") && argc == 1) {
