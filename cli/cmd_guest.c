@@ -35,6 +35,10 @@ cmd_guest_help(FILE *f)
         "  ip rm NAME ADDR                      remove an address, back to its pool\n"
         "  traffic NAME [--reset]               traffic since the last reset (FreeVPS trafstat);\n"
         "                                       --reset ends the period and starts a new one\n"
+        "  adopt NODE ID                        an orphan on NODE back under the master, with\n"
+        "                                       its addresses that are free\n"
+        "  destroy-orphan NODE ID               destroy an orphan on NODE and free its addresses\n"
+        "                                       (`vfleet node orphans NODE` lists them)\n"
         "\n"
         "Limits (create and set):\n",
         f);
@@ -756,6 +760,34 @@ guest_ip(struct cli_ctx *ctx, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* `adopt NODE ID` and `destroy-orphan NODE ID`: an orphan resolved. */
+static int
+guest_orphan(struct cli_ctx *ctx, int argc, char **argv, bool adopt)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = NULL, *what = NULL;
+
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        cmd_guest_help(ctx->out);
+        return CLI_EXIT_OK;
+    }
+    if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
+        return cli_usage_error(ctx, "guest %s: wants NODE ID (see vfleet guest --help)", argv[0]);
+    path = xasprintf("/v1/nodes/%s/orphans/%s%s", argv[1], argv[2], adopt ? "/adopt" : "");
+    what = xasprintf("orphan %s on node \"%s\"", argv[2], argv[1]);
+    struct http_request req = {.method = adopt ? "POST" : "DELETE", .path = path};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json && res.body)
+        cli_print_json(ctx, res.body);
+    else if (adopt)
+        fprintf(ctx->out, "guest %s adopted on node %s\n", cli_str(res.body, "name"), argv[1]);
+    else
+        fprintf(ctx->out, "orphan %s destroyed on node %s\n", argv[2], argv[1]);
+    return CLI_EXIT_OK;
+}
+
 int
 cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -785,5 +817,7 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_traffic(ctx, argc, argv);
     if (!strcmp(v, "ip"))
         return guest_ip(ctx, argc, argv);
+    if (!strcmp(v, "adopt") || !strcmp(v, "destroy-orphan"))
+        return guest_orphan(ctx, argc, argv, !strcmp(v, "adopt"));
     return cli_usage_error(ctx, "guest: unknown command \"%s\" (see vfleet guest --help)", v);
 }

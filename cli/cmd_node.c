@@ -19,6 +19,9 @@ cmd_node_help(FILE *f)
           "  cordon NAME    stop placing new guests on NAME (its guests keep running)\n"
           "  uncordon NAME  allow placements on NAME again\n"
           "  routes NAME    addresses routed to the node's guests: address, interface, guest\n"
+          "  orphans NAME   guests the node has that the master does not manage, with the\n"
+          "                 addresses held for them (resolve with `vfleet guest adopt` or\n"
+          "                 `vfleet guest destroy-orphan`)\n"
           "  token create [--name NAME] [--ttl 1h]\n"
           "                 a single-use join token (shown once); with --name, only NAME\n"
           "                 may join with it; --ttl: seconds, or with s, m, h or d (to 30d)\n"
@@ -197,6 +200,56 @@ node_routes(struct cli_ctx *ctx, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* `orphans NAME`: what the node has that the master does not manage. */
+static int
+node_orphans(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const headers[] = {"ID", "NAME", "RUNNING", "ADDRESSES", "REASON"};
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_(table_destroy) table_t *t = NULL;
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    const char *name;
+    size_t i;
+    json_t *o;
+
+    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_node_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    path = xasprintf("/v1/nodes/%s/orphans", name);
+    what = xasprintf("node \"%s\"", name);
+    struct http_request req = {.method = "GET", .path = path};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        cli_print_json(ctx, res.body);
+        return CLI_EXIT_OK;
+    }
+    t = table_new(ARRAY_SIZE(headers), headers);
+    json_array_foreach(json_object_get(res.body, "orphans"), i, o)
+    {
+        _cleanup_free_ char *ips = NULL;
+        json_t *a;
+        size_t k;
+        json_array_foreach(json_object_get(o, "ips"), k, a)
+        {
+            char *n = xasprintf("%s%s%s", ips ? ips : "", ips ? "," : "", json_string_value(a));
+            free(ips);
+            ips = n;
+        }
+        table_add(t, cli_str(o, "id"));
+        table_add(t, cli_str(o, "name"));
+        table_add(t, json_is_true(json_object_get(o, "running")) ? "yes" : "no");
+        table_add(t, ips ? ips : "-");
+        table_add(t, cli_str(o, "reason"));
+    }
+    if (table_rows(t) == 0)
+        fputs("No orphans.\n", ctx->out);
+    else
+        table_print(t, ctx->out);
+    return CLI_EXIT_OK;
+}
+
 static int
 node_cordon(struct cli_ctx *ctx, int argc, char **argv, bool cordon)
 {
@@ -367,6 +420,8 @@ cmd_node_run(struct cli_ctx *ctx, int argc, char **argv)
         return node_show(ctx, argc, argv);
     if (!strcmp(argv[0], "routes"))
         return node_routes(ctx, argc, argv);
+    if (!strcmp(argv[0], "orphans"))
+        return node_orphans(ctx, argc, argv);
     if (!strcmp(argv[0], "cordon"))
         return node_cordon(ctx, argc, argv, true);
     if (!strcmp(argv[0], "uncordon"))

@@ -1,5 +1,13 @@
 /* Logging with syslog levels to stderr or syslog (journald reads both).
  *
+ * A stderr line is "2025-05-20T12:34:56.789Z vfleet-master[42] info: message"
+ * (UTC, milliseconds), or with LOG_FORMAT_JSON one JSON object a line:
+ * {"time":"...","ident":"vfleet-master","pid":42,"level":"info","msg":"...",
+ * plus the fields of log_struct}. When stderr is the journal's stream
+ * ($JOURNAL_STREAM names it), text lines also start with "<N>" so journald
+ * keeps each line's priority. Control characters in messages are escaped,
+ * so a value from a peer cannot forge a line.
+ *
  * The level test happens in the macro, before any argument is evaluated, so a
  * debug line costs one comparison when debug is off. Messages name the object
  * they are about ("guest=web1 node=h2"), put user strings in quotes, and end
@@ -10,6 +18,8 @@
  * share, as in systemd and libuv's test runner. */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <syslog.h>
 
 #include "common/mem.h"
@@ -19,12 +29,37 @@ enum log_sink {
     LOG_SINK_SYSLOG, /* syslog(3), which journald collects */
 };
 
+enum log_format {
+    LOG_FORMAT_TEXT, /* date, ident[pid], level: message */
+    LOG_FORMAT_JSON, /* one JSON object a line */
+};
+
+/* One named value of a structured line (log_struct): a string, or a number
+ * when str is NULL. */
+struct log_field {
+    const char *key; /* JSON member / "key=" in text */
+    const char *str; /* the value, or NULL for num */
+    double num;      /* the value when str is NULL */
+};
+
 extern int log_max_level;
+/* The master's HTTP access log (one line per request, master/httpd.c). On
+ * unless the program's configuration turns it off; process-wide like the
+ * level. */
+extern bool log_access_enabled;
 
 void log_setup(const char *ident, enum log_sink sink, int max_level);
+void log_set_format(enum log_format format);
 /* Parses "err", "warning", "notice", "info", "debug" (or 0-7). Returns the level or -EINVAL. */
 int log_level_from_string(const char *s);
+/* Parses "text" or "json". Returns the format or -EINVAL. */
+int log_format_from_string(const char *s);
 void log_emit(int level, const char *file, int line, const char *fmt, ...) _printf_(4, 5);
+/* A line with named fields: in text they follow the message as key=value
+ * (strings quoted when they hold a space, a quote or a control character),
+ * in JSON they are members of the object. Callers test the level first. */
+void log_struct(int level, const struct log_field *fields, size_t n, const char *fmt, ...)
+    _printf_(4, 5);
 
 #define log_full(level, ...)                                                                       \
     do {                                                                                           \

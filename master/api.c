@@ -17,7 +17,7 @@
 struct route_def {
     enum api_route route; /* what it is */
     const char *method;   /* HTTP method */
-    const char *pattern;  /* path with "*" for the name segment, "+" for the address */
+    const char *pattern;  /* the OpenAPI path template: {name} a name, any other {x} an argument */
     const char *name;     /* for logs */
     api_handler handler;  /* who answers it */
     unsigned roles;       /* who may use it (the guest domain narrows a tenant to its project) */
@@ -31,49 +31,58 @@ struct route_def {
 static const struct route_def routes[] = {
     {API_HEALTH, "GET", "/healthz", "health", h_health, OPEN},
     {API_NODES_LIST, "GET", "/v1/nodes", "node.list", h_node_list, STAFF},
-    {API_NODE_GET, "GET", "/v1/nodes/*", "node.get", h_node_get, STAFF},
-    {API_NODE_CORDON, "POST", "/v1/nodes/*/cordon", "node.cordon", h_node_cordon, STAFF},
-    {API_NODE_UNCORDON, "POST", "/v1/nodes/*/uncordon", "node.uncordon", h_node_uncordon, STAFF},
+    {API_NODE_GET, "GET", "/v1/nodes/{name}", "node.get", h_node_get, STAFF},
+    {API_NODE_CORDON, "POST", "/v1/nodes/{name}/cordon", "node.cordon", h_node_cordon, STAFF},
+    {API_NODE_UNCORDON, "POST", "/v1/nodes/{name}/uncordon", "node.uncordon", h_node_uncordon,
+     STAFF},
     {API_GUESTS_LIST, "GET", "/v1/guests", "guest.list", h_guest_list, ANY},
     {API_GUEST_CREATE, "POST", "/v1/guests", "guest.create", h_guest_create, ANY},
     {API_GUEST_BATCH, "POST", "/v1/guests:batch", "guest.batch", h_guest_batch, ANY},
-    {API_GUEST_GET, "GET", "/v1/guests/*", "guest.get", h_guest_get, ANY},
-    {API_GUEST_PATCH, "PATCH", "/v1/guests/*", "guest.patch", h_guest_patch, ANY},
-    {API_GUEST_DELETE, "DELETE", "/v1/guests/*", "guest.delete", h_guest_delete, ANY},
-    {API_GUEST_START, "POST", "/v1/guests/*/start", "guest.start", h_guest_start, ANY},
-    {API_GUEST_STOP, "POST", "/v1/guests/*/stop", "guest.stop", h_guest_stop, ANY},
-    {API_GUEST_RESTART, "POST", "/v1/guests/*/restart", "guest.restart", h_guest_restart, ANY},
-    {API_GUEST_EXEC, "POST", "/v1/guests/*/exec", "guest.exec", h_guest_exec, ANY},
-    {API_GUEST_USAGE, "GET", "/v1/guests/*/usage", "guest.usage", h_guest_usage, ANY},
-    {API_GUEST_TRAFFIC, "GET", "/v1/guests/*/traffic", "guest.traffic", h_guest_traffic, ANY},
-    {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/*/traffic/reset", "guest.traffic.reset",
+    {API_GUEST_GET, "GET", "/v1/guests/{name}", "guest.get", h_guest_get, ANY},
+    {API_GUEST_PATCH, "PATCH", "/v1/guests/{name}", "guest.patch", h_guest_patch, ANY},
+    {API_GUEST_DELETE, "DELETE", "/v1/guests/{name}", "guest.delete", h_guest_delete, ANY},
+    {API_GUEST_START, "POST", "/v1/guests/{name}/start", "guest.start", h_guest_start, ANY},
+    {API_GUEST_STOP, "POST", "/v1/guests/{name}/stop", "guest.stop", h_guest_stop, ANY},
+    {API_GUEST_RESTART, "POST", "/v1/guests/{name}/restart", "guest.restart", h_guest_restart, ANY},
+    {API_GUEST_EXEC, "POST", "/v1/guests/{name}/exec", "guest.exec", h_guest_exec, ANY},
+    {API_GUEST_USAGE, "GET", "/v1/guests/{name}/usage", "guest.usage", h_guest_usage, ANY},
+    {API_GUEST_TRAFFIC, "GET", "/v1/guests/{name}/traffic", "guest.traffic", h_guest_traffic, ANY},
+    {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/{name}/traffic/reset", "guest.traffic.reset",
      h_guest_traffic_reset, ANY},
     {API_POOLS_LIST, "GET", "/v1/pools", "pool.list", h_pool_list, STAFF},
     {API_POOL_CREATE, "POST", "/v1/pools", "pool.create", h_pool_create, STAFF},
-    {API_POOL_DELETE, "DELETE", "/v1/pools/*", "pool.delete", h_pool_delete, STAFF},
-    {API_GUEST_IP_ADD, "POST", "/v1/guests/*/ips", "guest.ip_add", h_guest_ip_add, ANY},
-    {API_GUEST_IP_DEL, "DELETE", "/v1/guests/*/ips/+", "guest.ip_del", h_guest_ip_del, ANY},
-    {API_NODE_ROUTES, "GET", "/v1/nodes/*/routes", "node.routes", h_node_routes, STAFF},
+    {API_POOL_DELETE, "DELETE", "/v1/pools/{name}", "pool.delete", h_pool_delete, STAFF},
+    {API_GUEST_IP_ADD, "POST", "/v1/guests/{name}/ips", "guest.ip_add", h_guest_ip_add, ANY},
+    {API_GUEST_IP_DEL, "DELETE", "/v1/guests/{name}/ips/{addr}", "guest.ip_del", h_guest_ip_del,
+     ANY},
+    {API_NODE_ROUTES, "GET", "/v1/nodes/{name}/routes", "node.routes", h_node_routes, STAFF},
     {API_TOKENS_LIST, "GET", "/v1/tokens", "token.list", h_token_list, ADMIN},
     {API_TOKEN_CREATE, "POST", "/v1/tokens", "token.create", h_token_create, ADMIN},
-    {API_TOKEN_DELETE, "DELETE", "/v1/tokens/*", "token.delete", h_token_delete, ADMIN},
+    {API_TOKEN_DELETE, "DELETE", "/v1/tokens/{name}", "token.delete", h_token_delete, ADMIN},
     {API_PROJECTS_LIST, "GET", "/v1/projects", "project.list", h_project_list, ANY},
     {API_PROJECT_CREATE, "POST", "/v1/projects", "project.create", h_project_create, ADMIN},
-    {API_PROJECT_GET, "GET", "/v1/projects/*", "project.get", h_project_get, ANY},
-    {API_PROJECT_PATCH, "PATCH", "/v1/projects/*", "project.patch", h_project_patch, ADMIN},
-    {API_PROJECT_DELETE, "DELETE", "/v1/projects/*", "project.delete", h_project_delete, ADMIN},
+    {API_PROJECT_GET, "GET", "/v1/projects/{name}", "project.get", h_project_get, ANY},
+    {API_PROJECT_PATCH, "PATCH", "/v1/projects/{name}", "project.patch", h_project_patch, ADMIN},
+    {API_PROJECT_DELETE, "DELETE", "/v1/projects/{name}", "project.delete", h_project_delete,
+     ADMIN},
+    {API_NODE_ORPHANS, "GET", "/v1/nodes/{name}/orphans", "node.orphans", h_node_orphans, STAFF},
+    {API_ORPHAN_ADOPT, "POST", "/v1/nodes/{name}/orphans/{id}/adopt", "orphan.adopt",
+     h_orphan_adopt, STAFF},
+    {API_ORPHAN_DESTROY, "DELETE", "/v1/nodes/{name}/orphans/{id}", "orphan.destroy",
+     h_orphan_destroy, STAFF},
     /* The node link's trust, admin only: a join token lets a host become a
      * node, revoke cuts one off. */
-    {API_NODE_REVOKE, "POST", "/v1/nodes/*/revoke", "node.revoke", h_node_revoke, ADMIN},
+    {API_NODE_REVOKE, "POST", "/v1/nodes/{name}/revoke", "node.revoke", h_node_revoke, ADMIN},
     {API_JOIN_TOKEN_CREATE, "POST", "/v1/join-tokens", "join_token.create", h_join_token_create,
      ADMIN},
     {API_JOIN_TOKENS_LIST, "GET", "/v1/join-tokens", "join_token.list", h_join_token_list, ADMIN},
 };
 
-/* Matches path against pattern; the "*" segment is copied to name, the "+"
- * segment to arg (an address: its syntax is the handler's business, only
- * its length is bounded here). Returns 1 on a match, 0 on none, -1 when only
- * the name is not a valid name. */
+/* Matches path against pattern, an OpenAPI path template: the "{name}"
+ * segment must be a valid name and is copied to name; any other "{...}"
+ * segment (an address, an id) is copied to arg, only its length checked (its
+ * syntax is the handler's business). Returns 1 on a match, 0 on none, -1 when
+ * only the name is not a valid name. */
 static int
 match(const char *pattern, const char *path, char *name, size_t n, char *arg, size_t argn)
 {
@@ -81,39 +90,34 @@ match(const char *pattern, const char *path, char *name, size_t n, char *arg, si
     bool bad_name = false;
 
     while (*p && *s) {
-        if (*p == '+') {
-            const char *end = strchr(s, '/');
-            size_t len = end ? (size_t)(end - s) : strlen(s);
-            if (len == 0 || len >= argn)
+        if (*p != '{') {
+            if (*p != *s)
+                return 0;
+            p++;
+            s++;
+            continue;
+        }
+        const char *close = strchr(p, '}');
+        const char *end = strchr(s, '/');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        bool is_name = close && (size_t)(close - p) == 5 && strncmp(p, "{name}", 6) == 0;
+        if (!close || len == 0)
+            return 0;
+        if (!is_name) {
+            if (len >= argn)
                 return 0;
             memcpy(arg, s, len);
             arg[len] = '\0';
-            s += len;
-            p++;
-            continue;
+        } else if (len >= n) {
+            bad_name = true;
+            name[0] = '\0';
+        } else {
+            memcpy(name, s, len);
+            name[len] = '\0';
+            bad_name |= !name_is_valid(name);
         }
-        if (*p == '*') {
-            const char *end = strchr(s, '/');
-            size_t len = end ? (size_t)(end - s) : strlen(s);
-            if (len == 0)
-                return 0;
-            if (len >= n) {
-                bad_name = true;
-                name[0] = '\0';
-            } else {
-                memcpy(name, s, len);
-                name[len] = '\0';
-                if (!name_is_valid(name))
-                    bad_name = true;
-            }
-            s += len;
-            p++;
-            continue;
-        }
-        if (*p != *s)
-            return 0;
-        p++;
-        s++;
+        s += len;
+        p = close + 1;
     }
     /* A trailing slash is not part of any route. */
     if (*p || *s)

@@ -55,6 +55,9 @@ enum api_route {
     API_PROJECT_GET,         /* GET /v1/projects/{name} */
     API_PROJECT_PATCH,       /* PATCH /v1/projects/{name} */
     API_PROJECT_DELETE,      /* DELETE /v1/projects/{name} */
+    API_NODE_ORPHANS,        /* GET /v1/nodes/{name}/orphans */
+    API_ORPHAN_ADOPT,        /* POST /v1/nodes/{name}/orphans/{id}/adopt */
+    API_ORPHAN_DESTROY,      /* DELETE /v1/nodes/{name}/orphans/{id} */
     API_NODE_REVOKE,         /* POST /v1/nodes/{name}/revoke */
     API_JOIN_TOKEN_CREATE,   /* POST /v1/join-tokens */
     API_JOIN_TOKENS_LIST,    /* GET /v1/join-tokens */

@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 6
+#define DB_SCHEMA_VERSION 7
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */
@@ -234,6 +234,9 @@ int db_guest_update(db_t *db, const struct db_guest *g, const struct db_label *l
 int db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const char *message);
 /* Raises applied_generation to gen (never lowers it). */
 int db_guest_set_applied(db_t *db, const char *id, uint64_t gen);
+/* Sets the desired state without a new generation: the node reports it
+ * (a guest that halted by itself), so there is nothing to send it. */
+int db_guest_set_desired(db_t *db, const char *id, enum db_desired desired);
 /* Marks the guest as being deleted (durably, before its node is told). */
 int db_guest_set_deleting(db_t *db, const char *id);
 /* Stores a guest's charge (a row from before schema 5, charged at start). */
@@ -348,6 +351,61 @@ int db_token_get_by_hash(db_t *db, const char *hash, struct db_token *out);
 void db_token_clear(struct db_token *t);
 /* Every token in id order. */
 int db_token_list(db_t *db, int (*cb)(void *userdata, const struct db_token *t), void *userdata);
+/* ---- what nodes sent (their outboxes' de-duplication) ---- */
+
+/* Records that node's message id (its frame's hash) is handled. Returns 0
+ * when it is new (recorded now), 1 when the same message was handled
+ * already, or -errno. The same id with another hash (a node whose clock
+ * went back) counts as new and replaces the old row. */
+int db_node_msg_once(db_t *db, const char *node, uint64_t id, uint64_t hash);
+/* Forgets messages handled before before_ms; returns how many. */
+int db_node_msg_expire(db_t *db, uint64_t before_ms);
+
+/* ---- orphans: guests a node has that the master does not manage ---- */
+
+struct db_orphan {
+    char *node;          /* the node that has it */
+    char *id;            /* the guest's id */
+    char *name;          /* its name on the node */
+    uint64_t generation; /* the generation the node reported */
+    bool running;        /* its init runs, as last reported */
+    bool seen;           /* the node reported it (false: forgotten with force, not seen since) */
+    char *spec;          /* its spec as JSON, NULL = not known (yet) */
+    char *reason;        /* why it is an orphan, a sentence */
+    uint64_t since_ms;   /* wall clock when it became one */
+};
+
+/* Inserts or replaces the orphan (node, id). */
+int db_orphan_put(db_t *db, const struct db_orphan *o);
+/* -ENOENT when there is none. */
+int db_orphan_get(db_t *db, const char *node, const char *id, struct db_orphan *out);
+int db_orphan_delete(db_t *db, const char *node, const char *id);
+void db_orphan_clear(struct db_orphan *o);
+/* Orphans of node (NULL = every node), by name; as db_node_list. */
+int db_orphan_list(db_t *db, const char *node, int (*cb)(void *userdata, const struct db_orphan *o),
+                   void *userdata);
+
+/* ---- addresses held by orphans ---- */
+
+struct db_hold {
+    char *address;       /* canonical text form, primary key (never also in ip_allocs) */
+    char *pool;          /* the pool it belongs to */
+    char *node;          /* the orphan's node */
+    char *guest_id;      /* the orphan's id */
+    uint64_t created_ms; /* wall clock of the hold */
+};
+
+/* -EADDRINUSE when the address is allocated or held already. */
+int db_hold_insert(db_t *db, const char *address, const char *pool, const char *node,
+                   const char *guest_id);
+int db_hold_delete(db_t *db, const char *address);
+/* Holds of one pool, or of one orphan (pool NULL, node and guest_id set). */
+int db_hold_list(db_t *db, const char *pool, const char *node, const char *guest_id,
+                 int (*cb)(void *userdata, const struct db_hold *h), void *userdata);
+
+/* A pool's auto-allocation cursor (the next offset never handed out). */
+int db_pool_set_cursor(db_t *db, const char *name, uint64_t cursor);
+int db_pool_get_cursor(db_t *db, const char *name, uint64_t *cursor);
 
 /* The guest's traffic mark: 0, or -ENOENT when its counter was never reset. */
 int db_traffic_mark_get(db_t *db, const char *guest_id, struct db_traffic_mark *out);

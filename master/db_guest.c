@@ -33,6 +33,8 @@ static const char sql_guest_set_observed[] =
 static const char sql_guest_set_applied[] =
     "UPDATE guests SET applied_generation = MAX(applied_generation, ?2), "
     "updated = ?3 WHERE id = ?1";
+static const char sql_guest_set_desired[] =
+    "UPDATE guests SET desired = ?2, updated = ?3 WHERE id = ?1";
 static const char sql_guest_delete[] = "DELETE FROM guests WHERE id = ?1";
 static const char sql_guest_set_deleting[] =
     "UPDATE guests SET deleting = 1, updated = ?2 WHERE id = ?1";
@@ -194,6 +196,19 @@ db_guest_set_charge(db_t *db, const char *id, const struct db_charge *c)
     dbi_bind_u64(s, 3, c->memory);
     dbi_bind_u64(s, 4, c->disk);
     dbi_bind_u64(s, 5, c->addrs);
+    return dbi_step_done(db, s, -EINVAL, true);
+}
+
+int
+db_guest_set_desired(db_t *db, const char *id, enum db_desired desired)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_guest_set_desired);
+
+    if (!db_desired_to_string(desired))
+        return -EINVAL;
+    dbi_bind_text(s, 1, id);
+    dbi_bind_text(s, 2, db_desired_to_string(desired));
+    dbi_bind_u64(s, 3, dbi_now_ms());
     return dbi_step_done(db, s, -EINVAL, true);
 }
 

@@ -121,7 +121,8 @@ db_ip_insert(db_t *db, const char *address, const char *pool, const char *guest_
     rc = sqlite3_step(s);
     if (rc == SQLITE_DONE)
         return 0;
-    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+    /* The trigger: an orphan holds the address (db_hold.c). */
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_TRIGGER)
         return -EADDRINUSE;
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
         return -ENOENT; /* no such pool */

@@ -143,7 +143,51 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "  CHECK ((role = 'tenant') = (project IS NOT NULL))"
     ") WITHOUT ROWID;"
     "CREATE INDEX tokens_project ON tokens(project);",
-    /* 6: the node link's trust (docs/protocol-transport.md, "Joining"). A
+    /* 6: when the master and a node disagree. node_msgs: what a node's
+     * outbox sent and the master stored (by node, request id and a hash of
+     * the frame), so a re-send is acknowledged again and not applied twice.
+     * orphans: guests a node has that the master does not manage (forgotten
+     * with force while the node was unreachable, or never known), with the
+     * spec when the master has it. ip_holds: addresses an orphan holds; the
+     * triggers keep an address out of both tables at once, so it is never on
+     * two guests. pools.cursor: where auto allocation goes on after a
+     * restart. */
+    "CREATE TABLE node_msgs ("
+    "  node TEXT NOT NULL,"
+    "  id INTEGER NOT NULL,"
+    "  hash INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (node, id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX node_msgs_at ON node_msgs(at);"
+    "CREATE TABLE orphans ("
+    "  node TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  generation INTEGER NOT NULL DEFAULT 0,"
+    "  running INTEGER NOT NULL DEFAULT 0 CHECK (running IN (0, 1)),"
+    "  seen INTEGER NOT NULL DEFAULT 0 CHECK (seen IN (0, 1)),"
+    "  spec TEXT,"
+    "  reason TEXT NOT NULL,"
+    "  since INTEGER NOT NULL,"
+    "  PRIMARY KEY (node, id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE ip_holds ("
+    "  address TEXT PRIMARY KEY,"
+    "  pool TEXT NOT NULL REFERENCES pools(name) ON DELETE RESTRICT,"
+    "  node TEXT NOT NULL,"
+    "  guest_id TEXT NOT NULL,"
+    "  created INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX ip_holds_guest ON ip_holds(node, guest_id);"
+    "CREATE TRIGGER ip_allocs_not_held BEFORE INSERT ON ip_allocs"
+    "  WHEN EXISTS (SELECT 1 FROM ip_holds WHERE address = NEW.address)"
+    "  BEGIN SELECT RAISE(ABORT, 'address held by an orphan'); END;"
+    "CREATE TRIGGER ip_holds_not_allocated BEFORE INSERT ON ip_holds"
+    "  WHEN EXISTS (SELECT 1 FROM ip_allocs WHERE address = NEW.address)"
+    "  BEGIN SELECT RAISE(ABORT, 'address allocated'); END;"
+    "ALTER TABLE pools ADD COLUMN cursor INTEGER NOT NULL DEFAULT 0;",
+    /* 7: the node link's trust (docs/protocol-transport.md, "Joining"). A
      * node's CurveZMQ public key, one per node and never shared; and the
      * join tokens, stored by their public key, which is a one-way function
      * of the token's secret (as a hash would be): the table does not give a

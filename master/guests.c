@@ -559,8 +559,12 @@ guests_delete(master_t *m, const struct caller *c, const char *name, bool force,
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
     strscpy(id, g.id, SPEC_ID_LEN + 1);
     strscpy(node, g.node ? g.node : "", NAME_MAX_LEN + 1);
-    bool now = !g.node || g.observed == DB_OBS_LOST || force;
-    if (!now && !master_node_connected(m, g.node)) {
+    /* Force means "without the node" only when the node cannot be told: a
+     * connected node destroys the guest, and waits for nothing else. */
+    bool connected = g.node && master_node_connected(m, g.node);
+    bool forget = force && g.node && !connected && g.observed != DB_OBS_LOST;
+    bool now = !g.node || g.observed == DB_OBS_LOST || forget;
+    if (!now && !connected) {
         r = guest_fail(e, -EHOSTUNREACH, NULL,
                        "node %s is not connected; ?force=true deletes the record without it",
                        g.node);
@@ -568,7 +572,8 @@ guests_delete(master_t *m, const struct caller *c, const char *name, bool force,
         return r;
     }
     if (now) {
-        r = guests_remove(m, g.id);
+        /* Its copy on the unreachable node becomes an orphan that keeps its addresses. */
+        r = forget ? guests_forget(m, g.id) : guests_remove(m, g.id);
         db_guest_clear(&g);
         if (r < 0)
             return guest_fail(e, r, NULL, "cannot delete the guest: %s", strerror(-r));

@@ -181,6 +181,43 @@ void guests_observed(master_t *m, const struct db_guest *g, enum db_observed obs
 /* The same for a guest known by its id only. */
 void guests_observed_id(master_t *m, const char *id, enum db_observed obs, const char *message);
 
+/* An event a node sent about a guest (guest_reports.c): started, stopped,
+ * exited (with the desired state the node decided), about a managed guest or
+ * an orphan. Never starts anything. */
+void guests_node_event(master_t *m, const char *node, const struct msg_event *e);
+
+/* ---- orphans (guest_orphans.c): guests a node has that the master does
+ * not manage. Their addresses are held (ipam.h) until the operator adopts or
+ * destroys them; each change is an event. ---- */
+
+/* A guest deleted with force while its node is unreachable: its record
+ * goes, its copy on the node is expected as an orphan holding its
+ * addresses and the spec. Returns 0 or -errno. */
+int guests_forget(master_t *m, const char *id);
+/* The node reports a guest the master does not manage (item). Returns 1 when
+ * the orphan is new or has no spec yet (ask the node for it), 0, or -errno. */
+int guests_orphan_seen(master_t *m, const char *node, const struct msg_inventory_item *item);
+/* The orphan's spec, from its node: stored, its free addresses held. */
+void guests_orphan_spec(master_t *m, const char *node, const struct guest_spec *spec);
+/* The orphan is gone from its node (destroyed there, or not reported). */
+void guests_orphan_gone(master_t *m, const char *node, const char *id, const char *why);
+/* An event about a guest of node the master does not manage. */
+void guests_orphan_event(master_t *m, const char *node, const struct msg_event *e);
+/* The orphans of node (NULL = all) as the API shows them. */
+json_t *guests_orphans_json(master_t *m, const char *node);
+/* Adds the orphans of node to an inventory digest and its counts. */
+void guests_orphans_digest(master_t *m, const char *node, uint64_t *digest, uint32_t *n,
+                           uint32_t *running);
+/* Back under the master with its spec, desired state as it runs, and the
+ * addresses that are free (the others leave its spec, which the node is
+ * sent). name gets its name. -ENOENT, -EAGAIN (its spec has not come from
+ * the node yet), -EEXIST (its name is taken), -EHOSTUNREACH. */
+int guests_adopt(master_t *m, const char *node, const char *id, char name[NAME_MAX_LEN + 1],
+                 struct guest_err *e);
+/* Sends the orphan's destroy to its node; it goes with the ack. -ENOENT,
+ * -EHOSTUNREACH (the node is not connected). */
+int guests_destroy_orphan(master_t *m, const char *node, const char *id, struct guest_err *e);
+
 /* ---- to the node, after the commit ---- */
 
 /* Queues the guest's spec for its node once the open transaction commits. */

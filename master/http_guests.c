@@ -421,8 +421,9 @@ patch_to_spec_json(const json_t *patch, const struct guest_spec *cur, json_t **o
             }
             json_object_set_new(in, k,
                                 !strcmp(k, "limits") ? patch_limits(v) : patch_labels(v, cur));
-        } else if (!strcmp(k, "flags")) {
-            json_object_set(in, "flags", v);
+        } else if (!strcmp(k, "flags") || !strcmp(k, "restart") || !strcmp(k, "restart_max") ||
+                   !strcmp(k, "restart_backoff")) {
+            json_object_set(in, k, v);
         } else if (!strcmp(k, "id") || !strcmp(k, "name") || !strcmp(k, "template")) {
             /* Fixed; repeating the current value is harmless. */
             const char *curv = !strcmp(k, "id")     ? cur->id

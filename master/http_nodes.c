@@ -9,6 +9,7 @@
 #include "master/guests.h"
 #include "master/http_edge.h"
 #include "master/http_handlers.h"
+#include "master/waiters.h"
 #include "master/idem.h"
 #include "master/trust.h"
 #include "proto/spec.h"
@@ -27,12 +28,36 @@ h_health(master_t *m, struct http_req *req, const struct api_match *am)
                             (json_int_t)registry_count(m->reg)));
 }
 
+static int
+lost_name(void *userdata, const struct db_guest *g)
+{
+    json_array_append_new(userdata, json_string(g->name));
+    return 0;
+}
+
+/* The node, with its orphans (from the store) and lost guests when asked
+ * for them, else their counts. */
 static json_t *
 node_json(master_t *m, const struct registry_node *n, bool with_orphans)
 {
     struct sched_node_info info;
     bool have = sched_node_info(m->sched, n->name, &info) == 0;
-    return api_node_json(n, have ? &info : NULL, with_orphans);
+    json_t *o = api_node_json(n, have ? &info : NULL, false);
+    json_t *orphans = guests_orphans_json(m, n->name);
+    json_t *lost = json_array();
+    struct db_guest_filter f = {.node = n->name, .observed = DB_OBS_LOST};
+
+    (void)db_guest_list(m->db, &f, lost_name, lost);
+    json_object_set_new(o, "orphan_count", json_integer((json_int_t)json_array_size(orphans)));
+    json_object_set_new(o, "lost_count", json_integer((json_int_t)json_array_size(lost)));
+    if (with_orphans) {
+        json_object_set_new(o, "orphans", orphans);
+        json_object_set_new(o, "lost", lost);
+        return o;
+    }
+    json_decref(orphans);
+    json_decref(lost);
+    return o;
 }
 
 struct node_list_ctx {
@@ -185,6 +210,62 @@ h_node_routes(master_t *m, struct http_req *req, const struct api_match *am)
     }
     httpd_respond(req, 200, json_pack("{s:s, s:o}", "node", am->name, "routes", c.routes));
 }
+
+/* ---- orphans: guests a node has that the master does not manage ---- */
+
+void
+h_node_orphans(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    if (!registry_get(m->reg, am->name)) {
+        httpd_error(req, 404, "not_found", NULL, "no node named \"%s\"", am->name);
+        return;
+    }
+    httpd_respond(req, 200, json_pack("{s:o}", "orphans", guests_orphans_json(m, am->name)));
+}
+
+void
+h_orphan_adopt(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct guest_err e = {0};
+    char name[NAME_MAX_LEN + 1] = "";
+    struct idem id;
+
+    if (idem_begin(m, req, am->caller.who, &id))
+        return;
+    int r = db_begin(m->db);
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
+        return;
+    }
+    r = guests_adopt(m, am->name, am->arg, name, &e);
+    json_t *o = r >= 0 ? guests_json(m, am->arg) : NULL;
+    if (r >= 0)
+        r = idem_store(m, req, &id, 201, o);
+    r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    if (r < 0) {
+        json_decref(o);
+        if (e.message[0])
+            http_reply_guest_err(req, r, &e);
+        else
+            http_reply_errno(req, r, NULL, "cannot adopt the guest: %s", strerror(-r));
+        return;
+    }
+    httpd_respond(req, 201, o);
+}
+
+void
+h_orphan_destroy(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct guest_err e = {0};
+    int r = guests_destroy_orphan(m, am->name, am->arg, &e);
+
+    if (r < 0)
+        http_reply_guest_err(req, r, &e);
+    else
+        waiter_add(m, req, WAIT_DELETE, am->arg, am->name, m->cfg.wait_default_s * 1000);
+}
+
+/* ---- the node link's trust: revoke, join tokens ---- */
 
 /* POST /v1/nodes/{name}/revoke: the node's key is refused from now on and
  * its connections are shut (trust.h). Admin only (the route table). */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +49,10 @@ struct pending {
     unsigned status;                     /* HTTP status */
     char *response;                      /* JSON text, malloc'd, or NULL */
     char *headers[HTTPD_MAX_HEADERS][2]; /* extra response headers (name, value), owned */
+    struct timespec start;               /* when its headers were in (CLOCK_MONOTONIC), for the
+                                            access log */
+    unsigned sent_status;                /* the status sent (access log), 0 = none */
+    uint64_t sent_bytes;                 /* body bytes sent (access log) */
 };
 
 struct httpd;
@@ -285,29 +290,32 @@ httpd_header(const struct http_req *req, const char *name)
 
 /* ---- libmicrohttpd's side ----------------------------------------------- */
 
+/* Queues a JSON (or empty) answer on p's connection; what is sent is noted
+ * for the access log. */
 static enum MHD_Result
-send_text_headers(struct MHD_Connection *conn, unsigned status, char *text,
-                  char *const (*headers)[2])
+send_text_headers(struct pending *p, unsigned status, char *text, char *const (*headers)[2])
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
 
     if (!text)
         text = xstrdup("");
+    p->sent_status = status;
+    p->sent_bytes = strlen(text);
     r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (*text)
         MHD_add_response_header(r, "Content-Type", "application/json");
     for (size_t i = 0; headers && i < HTTPD_MAX_HEADERS && headers[i][0]; i++)
         MHD_add_response_header(r, headers[i][0], headers[i][1]);
-    ret = MHD_queue_response(conn, status, r);
+    ret = MHD_queue_response(p->conn, status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
 static enum MHD_Result
-send_text(struct MHD_Connection *conn, unsigned status, char *text)
+send_text(struct pending *p, unsigned status, char *text)
 {
-    return send_text_headers(conn, status, text, NULL);
+    return send_text_headers(p, status, text, NULL);
 }
 
 /* Suspends the connection and hands the request to the loop. */
@@ -345,7 +353,7 @@ send_answer(httpd_t *h, struct pending *p)
     bool expired = p->expired;
     pthread_mutex_unlock(&h->lock);
     /* An expired request's headers were set for an answer never sent. */
-    return send_text_headers(p->conn, status, text, expired ? NULL : p->headers);
+    return send_text_headers(p, status, text, expired ? NULL : p->headers);
 }
 
 static struct http_peer
@@ -419,7 +427,7 @@ static_path_ok(const char *url)
 }
 
 static enum MHD_Result
-send_static(httpd_t *h, struct MHD_Connection *conn, const char *url)
+send_static(httpd_t *h, struct pending *p, const char *url)
 {
     const char *rel = strcmp(url, "/") == 0 ? "/index.html" : url;
     struct MHD_Response *r;
@@ -428,16 +436,16 @@ send_static(httpd_t *h, struct MHD_Connection *conn, const char *url)
     int dir, fd;
 
     if (!static_path_ok(rel))
-        return send_text(conn, 404, error_text("not_found", "no such file"));
+        return send_text(p, 404, error_text("not_found", "no such file"));
     dir = open(h->static_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0)
-        return send_text(conn, 404, error_text("not_found", "no such file"));
+        return send_text(p, 404, error_text("not_found", "no such file"));
     fd = openat(dir, rel + 1, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     close(dir);
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > HTTPD_MAX_STATIC) {
         if (fd >= 0)
             close(fd);
-        return send_text(conn, 404, error_text("not_found", "no such file"));
+        return send_text(p, 404, error_text("not_found", "no such file"));
     }
     r = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
     if (!r) {
@@ -447,7 +455,9 @@ send_static(httpd_t *h, struct MHD_Connection *conn, const char *url)
     MHD_add_response_header(r, "Content-Type", content_type(rel));
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    ret = MHD_queue_response(conn, 200, r);
+    p->sent_status = 200;
+    p->sent_bytes = strcmp(p->method, "HEAD") == 0 ? 0 : (uint64_t)st.st_size;
+    ret = MHD_queue_response(p->conn, 200, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -515,6 +525,7 @@ pending_new(httpd_t *h, const struct listener *l, struct MHD_Connection *conn, c
     p->req.method = p->method;
     p->req.internal = h;
     p->req.peer = peer_of(l, conn);
+    clock_gettime(CLOCK_MONOTONIC, &p->start);
     return p;
 }
 
@@ -525,10 +536,9 @@ request_complete(httpd_t *h, struct pending *p)
     struct MHD_Connection *conn = p->conn;
 
     if (has_control(p->path))
-        return send_text(conn, 400,
-                         error_text("bad_request", "the path holds a control character"));
+        return send_text(p, 400, error_text("bad_request", "the path holds a control character"));
     if (p->too_large)
-        return send_text(conn, 413, error_text("too_large", "request body is too large"));
+        return send_text(p, 413, error_text("too_large", "request body is too large"));
     if (p->upload_len) {
         json_error_t jerr;
         p->req.body = json_loadb(p->upload, p->upload_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -536,7 +546,7 @@ request_complete(httpd_t *h, struct pending *p)
             char msg[300];
             snprintf(msg, sizeof(msg), "request body is not valid JSON: %s (line %d)", jerr.text,
                      jerr.line);
-            return send_text(conn, 400, error_text("bad_request", msg));
+            return send_text(p, 400, error_text("bad_request", msg));
         }
     }
     free(p->upload);
@@ -553,11 +563,13 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     httpd_t *h = l->h;
     struct pending *p = *con_cls;
 
-    if (!p && h->static_dir && !is_api_path(url) &&
-        (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
-        return send_static(h, conn, url);
     if (!p) {
-        *con_cls = pending_new(h, l, conn, url, method);
+        /* Every exchange gets one, a static file's too: the access log
+         * reads it when the exchange completes. */
+        *con_cls = p = pending_new(h, l, conn, url, method);
+        if (h->static_dir && !is_api_path(url) &&
+            (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+            return send_static(h, p, url);
         return MHD_YES;
     }
     if (p->state == P_ANSWERED)
@@ -576,6 +588,67 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     return request_complete(h, p);
 }
 
+/* The client of an exchange, for the access log: its address over TCP,
+ * "unix" over the Unix socket (the peer's uid is a field of its own). */
+static const char *
+client_of(const struct pending *p, char *buf, size_t n)
+{
+    const union MHD_ConnectionInfo *ci;
+
+    if (p->req.peer.unix_socket)
+        return "unix";
+    ci = MHD_get_connection_info(p->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return "-";
+    if (ci->client_addr->sa_family == AF_INET &&
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, buf,
+                  (socklen_t)n))
+        return buf;
+    if (ci->client_addr->sa_family == AF_INET6 &&
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, buf,
+                  (socklen_t)n))
+        return buf;
+    return "-";
+}
+
+/* The access log line of one exchange: method, path, status, body bytes,
+ * duration and client (address, or the peer's uid on the Unix socket), and
+ * how it ended when it did not end well. Runs in libmicrohttpd's thread;
+ * the fields read here are that thread's own (an expired request's handler
+ * may still run on the loop, but frees nothing before conn_gone). */
+static void
+access_log(const struct pending *p, enum MHD_RequestTerminationCode toe)
+{
+    static const char *const ends[] = {
+        [MHD_REQUEST_TERMINATED_COMPLETED_OK] = NULL,
+        [MHD_REQUEST_TERMINATED_WITH_ERROR] = "error",
+        [MHD_REQUEST_TERMINATED_TIMEOUT_REACHED] = "timeout",
+        [MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN] = "shutdown",
+        [MHD_REQUEST_TERMINATED_READ_ERROR] = "read_error",
+        [MHD_REQUEST_TERMINATED_CLIENT_ABORT] = "client_abort",
+    };
+    char addr[INET6_ADDRSTRLEN];
+    struct timespec now;
+    struct log_field f[8];
+    size_t n = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double ms = (double)(now.tv_sec - p->start.tv_sec) * 1e3 +
+                (double)(now.tv_nsec - p->start.tv_nsec) / 1e6;
+    const char *end = (unsigned)toe < ARRAY_SIZE(ends) ? ends[toe] : "error";
+    f[n++] = (struct log_field){"method", p->method, 0};
+    f[n++] = (struct log_field){"path", p->path, 0};
+    f[n++] = (struct log_field){"status", NULL, p->sent_status};
+    f[n++] = (struct log_field){"bytes", NULL, (double)p->sent_bytes};
+    f[n++] = (struct log_field){"duration_ms", NULL, (double)(int64_t)(ms * 1000) / 1000};
+    f[n++] = (struct log_field){"client", client_of(p, addr, sizeof(addr)), 0};
+    if (p->req.peer.unix_socket && p->req.peer.uid >= 0)
+        f[n++] = (struct log_field){"uid", NULL, (double)p->req.peer.uid};
+    if (end)
+        f[n++] = (struct log_field){"end", end, 0};
+    log_struct(LOG_INFO, f, n, "http");
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
              enum MHD_RequestTerminationCode toe)
@@ -587,6 +660,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!p)
         return;
     *con_cls = NULL;
+    if (log_access_enabled && LOG_INFO <= log_max_level)
+        access_log(p, toe);
     pthread_mutex_lock(&h->lock);
     if (p->counted) {
         p->counted = false;

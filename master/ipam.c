@@ -4,61 +4,16 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/name.h"
 #include "master/hmap.h"
+#include "master/ipam_int.h"
 
 #define IPAM_DEFAULT_PER_GUEST 16
-
-/* One pool in memory. Offsets count from the network address. */
-struct ipool {
-    char *name;                      /* the pool's name, owned */
-    struct netaddr net;              /* network, host bits clear */
-    struct netaddr gw;               /* gateway, when has_gw */
-    bool has_gw;                     /* a gateway is set */
-    uint64_t gw_off;                 /* the gateway's offset */
-    uint64_t last;                   /* the highest offset (2^host bits - 1) */
-    uint64_t frontier;               /* the next never-tried offset */
-    bool exhausted;                  /* the frontier has passed last */
-    struct hmap_u64 allocated;       /* offsets allocated now */
-    uint64_t *freed;                 /* released offsets below the frontier (hints) */
-    size_t n_freed;                  /* entries in freed */
-    size_t freed_cap;                /* allocated entries of freed */
-    uint32_t n_sel;                  /* entries in sel */
-    char *sel[IPAM_MAX_SELECTOR][2]; /* selector key, value pairs, owned */
-    bool dead;                       /* deleted in a transaction still open */
-};
-
-enum undo_kind {
-    UNDO_ALLOC_FRONTIER, /* an offset taken at the frontier */
-    UNDO_ALLOC_OTHER,    /* an offset taken from freed or explicitly */
-    UNDO_RELEASE,        /* an offset given back */
-    UNDO_POOL_CREATE,    /* a pool added */
-    UNDO_POOL_DELETE,    /* a pool marked dead */
-};
-
-/* One in-memory change made inside an open transaction. */
-struct undo {
-    enum undo_kind kind;    /* what happened */
-    struct ipool *pool;     /* to which pool */
-    uint64_t off;           /* the offset, for address changes */
-    uint64_t prev_frontier; /* the frontier before, for UNDO_ALLOC_FRONTIER */
-    bool prev_exhausted;    /* exhausted before, for UNDO_ALLOC_FRONTIER */
-};
-
-struct ipam {
-    db_t *db;               /* borrowed; outlives ipam */
-    uint32_t max_per_guest; /* per-guest address cap */
-    struct ipool **pools;   /* n_pools pools, dead ones included until commit */
-    size_t n_pools;         /* entries in pools */
-    struct undo *undo;      /* changes of the open transaction, oldest first */
-    size_t n_undo;          /* entries in undo */
-    size_t undo_cap;        /* allocated entries of undo */
-    size_t marks[64];       /* undo length when each depth began (index = depth) */
-};
 
 static void _printf_(3, 4) seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -90,8 +45,8 @@ low64(const struct netaddr *a)
     return v;
 }
 
-static uint64_t
-offset_of(const struct ipool *p, const struct netaddr *a)
+uint64_t
+ipam_offset_of(const struct ipool *p, const struct netaddr *a)
 {
     return (low64(a) - low64(&p->net)) & p->last;
 }
@@ -111,8 +66,8 @@ addr_at(const struct ipool *p, uint64_t off)
     return a;
 }
 
-static bool
-reserved(const struct ipool *p, uint64_t off)
+bool
+ipam_reserved(const struct ipool *p, uint64_t off)
 {
     if (p->has_gw && off == p->gw_off)
         return true;
@@ -124,8 +79,8 @@ reserved(const struct ipool *p, uint64_t off)
 
 /* ---- undo log ---- */
 
-static void
-undo_push(ipam_t *ip, struct undo u)
+void
+ipam_undo_push(ipam_t *ip, struct undo u)
 {
     if (ip->n_undo == ip->undo_cap) {
         ip->undo_cap = ip->undo_cap ? ip->undo_cap * 2 : 16;
@@ -134,8 +89,8 @@ undo_push(ipam_t *ip, struct undo u)
     ip->undo[ip->n_undo++] = u;
 }
 
-static void
-freed_push(struct ipool *p, uint64_t off)
+void
+ipam_freed_push(struct ipool *p, uint64_t off)
 {
     if (!p->exhausted && off >= p->frontier)
         return; /* the frontier will reach it */
@@ -185,7 +140,7 @@ undo_apply(ipam_t *ip, const struct undo *u)
         break;
     case UNDO_ALLOC_OTHER:
         hmap_u64_del(&p->allocated, u->off);
-        freed_push(p, u->off);
+        ipam_freed_push(p, u->off);
         break;
     case UNDO_RELEASE:
         hmap_u64_put(&p->allocated, u->off, 1);
@@ -244,8 +199,8 @@ pool_find(ipam_t *ip, const char *name)
     return NULL;
 }
 
-static struct ipool *
-pool_for_addr(ipam_t *ip, const struct netaddr *a)
+struct ipool *
+ipam_pool_for_addr(ipam_t *ip, const struct netaddr *a)
 {
     for (size_t i = 0; i < ip->n_pools; i++)
         if (!ip->pools[i]->dead && netaddr_contains(&ip->pools[i]->net, a))
@@ -310,7 +265,7 @@ pool_build(const char *name, const char *cidr, const char *gateway, const struct
             return -EINVAL;
         }
         p->has_gw = true;
-        p->gw_off = offset_of(p, &p->gw);
+        p->gw_off = ipam_offset_of(p, &p->gw);
     }
     for (size_t i = 0; i < n_sel; i++) {
         p->sel[i][0] = xstrdup(sel[i].key);
@@ -399,7 +354,7 @@ ipam_pool_create(ipam_t *ip, const struct ipam_pool_def *def, char *err, size_t 
         return r;
     }
     pool_add(ip, p);
-    undo_push(ip, (struct undo){.kind = UNDO_POOL_CREATE, .pool = p});
+    ipam_undo_push(ip, (struct undo){.kind = UNDO_POOL_CREATE, .pool = p});
     return db_commit(ip->db);
 }
 
@@ -422,7 +377,7 @@ ipam_pool_delete(ipam_t *ip, const char *name)
         return r;
     }
     p->dead = true;
-    undo_push(ip, (struct undo){.kind = UNDO_POOL_DELETE, .pool = p});
+    ipam_undo_push(ip, (struct undo){.kind = UNDO_POOL_DELETE, .pool = p});
     return db_commit(ip->db);
 }
 
@@ -435,9 +390,9 @@ ipam_pool_info(ipam_t *ip, const char *name, struct ipam_pool_info *out)
     if (!p)
         return -ENOENT;
     /* Count reserved offsets once each (the gateway may be the network). */
-    if (reserved(p, 0))
+    if (ipam_reserved(p, 0))
         res++;
-    if (p->last != 0 && reserved(p, p->last))
+    if (p->last != 0 && ipam_reserved(p, p->last))
         res++;
     if (p->has_gw && p->gw_off != 0 && p->gw_off != p->last)
         res++;
@@ -509,7 +464,37 @@ load_ip(void *userdata, const struct db_ip *dip)
 
     if (netaddr_parse_host(dip->address, &a) < 0 || !netaddr_contains(&p->net, &a))
         return 0; /* not ours to serve; the primary key still protects it */
-    hmap_u64_put(&p->allocated, offset_of(p, &a), 1);
+    hmap_u64_put(&p->allocated, ipam_offset_of(p, &a), 1);
+    return 0;
+}
+
+static int
+load_hold(void *userdata, const struct db_hold *h)
+{
+    return load_ip(userdata, &(struct db_ip){.address = h->address, .pool = h->pool});
+}
+
+#define IPAM_REBUILD_MAX (1u << 20) /* offsets below a cursor scanned for the free set */
+
+/* The frontier where the last run left it, and the offsets below it that
+ * are neither allocated nor held as the free set (lowest handed out first). */
+static int
+load_cursor(ipam_t *ip, struct ipool *p)
+{
+    uint64_t cur = 0;
+    int r = db_pool_get_cursor(ip->db, p->name, &cur);
+
+    if (r < 0)
+        return r;
+    if (cur > p->last) {
+        p->exhausted = true;
+        cur = p->last;
+    }
+    p->frontier = cur;
+    uint64_t from = cur > IPAM_REBUILD_MAX ? cur - IPAM_REBUILD_MAX : 0;
+    for (uint64_t off = p->exhausted ? p->last + 1 : cur; off > from; off--)
+        if (!ipam_reserved(p, off - 1) && !hmap_u64_get(&p->allocated, off - 1))
+            ipam_freed_push(p, off - 1);
     return 0;
 }
 
@@ -525,8 +510,13 @@ ipam_new(db_t *db, const struct ipam_config *cfg, ipam_t **out, char *err, size_
     r = db_pool_list(db, load_pool, &c);
     if (r >= 0 && c.r < 0)
         r = c.r;
-    for (size_t i = 0; r >= 0 && i < ip->n_pools; i++)
+    for (size_t i = 0; r >= 0 && i < ip->n_pools; i++) {
         r = db_ip_list(db, ip->pools[i]->name, NULL, load_ip, ip->pools[i]);
+        if (r >= 0)
+            r = db_hold_list(db, ip->pools[i]->name, NULL, NULL, load_hold, ip->pools[i]);
+        if (r >= 0)
+            r = load_cursor(ip, ip->pools[i]);
+    }
     if (r >= 0)
         r = db_tx_hook_add(db, ipam_tx_hook, ip);
     if (r < 0) {
@@ -558,16 +548,16 @@ ipam_destroy(ipam_t **pi)
 /* ---- allocation ---- */
 
 /* Marks off allocated in memory (the db row is written by the caller first). */
-static void
-take(ipam_t *ip, struct ipool *p, uint64_t off, bool from_frontier, uint64_t prev_frontier,
-     bool prev_exhausted)
+void
+ipam_take(ipam_t *ip, struct ipool *p, uint64_t off, bool from_frontier, uint64_t prev_frontier,
+          bool prev_exhausted)
 {
     hmap_u64_put(&p->allocated, off, 1);
-    undo_push(ip, (struct undo){.kind = from_frontier ? UNDO_ALLOC_FRONTIER : UNDO_ALLOC_OTHER,
-                                .pool = p,
-                                .off = off,
-                                .prev_frontier = prev_frontier,
-                                .prev_exhausted = prev_exhausted});
+    ipam_undo_push(ip, (struct undo){.kind = from_frontier ? UNDO_ALLOC_FRONTIER : UNDO_ALLOC_OTHER,
+                                     .pool = p,
+                                     .off = off,
+                                     .prev_frontier = prev_frontier,
+                                     .prev_exhausted = prev_exhausted});
 }
 
 /* Finds a free offset: the frontier first, then released ones. */
@@ -580,7 +570,7 @@ pool_next(struct ipool *p, uint64_t *off, bool *from_frontier)
             p->exhausted = true;
         else
             p->frontier++;
-        if (!reserved(p, o) && !hmap_u64_get(&p->allocated, o)) {
+        if (!ipam_reserved(p, o) && !hmap_u64_get(&p->allocated, o)) {
             *off = o;
             *from_frontier = true;
             return 0;
@@ -588,7 +578,7 @@ pool_next(struct ipool *p, uint64_t *off, bool *from_frontier)
     }
     while (p->n_freed) {
         uint64_t o = p->freed[--p->n_freed];
-        if (!reserved(p, o) && !hmap_u64_get(&p->allocated, o)) {
+        if (!ipam_reserved(p, o) && !hmap_u64_get(&p->allocated, o)) {
             *off = o;
             *from_frontier = false;
             return 0;
@@ -650,12 +640,18 @@ alloc_auto(ipam_t *ip, const char *guest_id, const struct ipam_request *rq,
                         p->frontier = prev_frontier;
                         p->exhausted = prev_exhausted;
                     } else
-                        freed_push(p, off);
+                        ipam_freed_push(p, off);
                     seterr(err, errlen, "cannot store the allocation: %s", strerror(-r));
                     return r;
                 }
-                take(ip, p, off, from_frontier, prev_frontier, prev_exhausted);
-                return 0;
+                ipam_take(ip, p, off, from_frontier, prev_frontier, prev_exhausted);
+                /* The cursor goes with the allocation (and back with its rollback). */
+                r = from_frontier ? db_pool_set_cursor(ip->db, p->name,
+                                                       p->exhausted ? p->last + 1 : p->frontier)
+                                  : 0;
+                if (r < 0)
+                    seterr(err, errlen, "cannot store the pool's cursor: %s", strerror(-r));
+                return r;
             }
         }
     }
@@ -687,13 +683,13 @@ alloc_explicit(ipam_t *ip, const char *guest_id, const char *text, const struct 
         seterr(err, errlen, "\"%s\" is not an IPv4 or IPv6 address", text);
         return -EINVAL;
     }
-    p = pool_for_addr(ip, &a);
+    p = ipam_pool_for_addr(ip, &a);
     if (!p) {
         seterr(err, errlen, "%s is not inside any pool", text);
         return -EADDRNOTAVAIL;
     }
-    off = offset_of(p, &a);
-    if (reserved(p, off)) {
+    off = ipam_offset_of(p, &a);
+    if (ipam_reserved(p, off)) {
         seterr(err, errlen, "%s is reserved in pool \"%s\" (network, broadcast or gateway)", text,
                p->name);
         return -EADDRNOTAVAIL;
@@ -716,7 +712,7 @@ alloc_explicit(ipam_t *ip, const char *guest_id, const char *text, const struct 
         seterr(err, errlen, "cannot store the allocation of %s: %s", text, strerror(-r));
         return r;
     }
-    take(ip, p, off, false, 0, false);
+    ipam_take(ip, p, off, false, 0, false);
     return 0;
 }
 
@@ -783,13 +779,13 @@ release_one(ipam_t *ip, const char *address)
     r = db_ip_delete(ip->db, address);
     if (r < 0)
         return r;
-    p = pool_for_addr(ip, &a);
+    p = ipam_pool_for_addr(ip, &a);
     if (!p)
         return 0;
-    off = offset_of(p, &a);
+    off = ipam_offset_of(p, &a);
     if (hmap_u64_del(&p->allocated, off)) {
-        freed_push(p, off);
-        undo_push(ip, (struct undo){.kind = UNDO_RELEASE, .pool = p, .off = off});
+        ipam_freed_push(p, off);
+        ipam_undo_push(ip, (struct undo){.kind = UNDO_RELEASE, .pool = p, .off = off});
     }
     return 0;
 }

@@ -13,6 +13,15 @@
  * is O(1) amortized and never scans the database. The database's primary key
  * on the address is the final guarantee: an address is never on two guests.
  *
+ * Addresses an orphan holds (a guest the master forgot with force while its
+ * node was unreachable, or one a node reported that the master never knew)
+ * are held, not free, until the operator adopts or destroys the orphan: the
+ * store keeps them in ip_holds, whose triggers keep an address out of both
+ * tables at once. The frontier is stored with the pool (its cursor), and at
+ * start-up the offsets below it that are neither allocated nor held are the
+ * free set again, so a restart hands out neither a held address nor, first,
+ * one released a moment ago.
+ *
  * Memory follows the database: every change is written in a (nested)
  * transaction first; ipam registers a transaction hook on the db and undoes
  * its in-memory changes when the transaction that made them rolls back, so a
@@ -88,3 +97,16 @@ int ipam_release(ipam_t *ip, const char *address);
 /* Releases every address of a guest; returns how many. Call it before
  * db_guest_delete (whose cascade would delete the rows behind ipam's back). */
 int ipam_release_guest(ipam_t *ip, const char *guest_id);
+
+/* Moves every address of a guest to holds of the orphan (node, guest_id):
+ * its record goes, its copy on node keeps them. Call it before
+ * db_guest_delete. Returns how many. */
+int ipam_hold_guest(ipam_t *ip, const char *guest_id, const char *node);
+/* Holds one address an orphan has: -EADDRINUSE (allocated or held),
+ * -EADDRNOTAVAIL (in no pool, or reserved), -EINVAL. */
+int ipam_hold(ipam_t *ip, const char *address, const char *node, const char *guest_id);
+/* Frees the orphan's holds (destroyed, or gone from its node); returns how many. */
+int ipam_release_holds(ipam_t *ip, const char *node, const char *guest_id);
+/* Turns the orphan's holds into allocations of the guest with its id (adopted);
+ * returns how many. */
+int ipam_adopt_holds(ipam_t *ip, const char *node, const char *guest_id);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
 #include <uv.h>
 
 #include "common/config.h"
@@ -15,8 +17,11 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "master/master.h"
+#include "master/tls.h"
 
 #define DEFAULT_CONFIG "/etc/vfleet/master.conf"
+#define DEFAULT_DB     "/var/lib/vfleet/master/master.db"
+#define DEFAULT_SOCKET "/run/vfleet-master/api.sock"
 #define EXIT_USAGE     2
 
 static void
@@ -25,15 +30,15 @@ usage(FILE *f)
     fputs(
         "usage: vfleet-master [OPTIONS]\n"
         "  -c, --config FILE        INI file (default " DEFAULT_CONFIG ", [master] section)\n"
-        "      --db PATH            state database (default /var/lib/vfleet/master.db)\n"
+        "      --db PATH            state database (default " DEFAULT_DB ")\n"
         "      --listen ADDR:PORT   REST API (default 127.0.0.1:7400)\n"
         "      --bind ENDPOINT      node endpoint, repeatable (default tcp://127.0.0.1:7401);\n"
         "                           tcp:// ones use CurveZMQ, ipc:// ones are plaintext\n"
         "      --key-file PATH      the master's CurveZMQ key pair (default master.key by the db)\n"
-        "      --insecure           tcp:// node endpoints in PLAINTEXT (trusted networks only)\n"
+        "      --insecure yes|no    tcp:// node endpoints in PLAINTEXT (default no)\n"
         "      --web DIR            serve the web UI from DIR\n"
-        "      --socket PATH        API for root on this host (default "
-        "/run/vfleet-master/api.sock; \"\" = none)\n"
+        "      --socket PATH        API for root on this host (default " DEFAULT_SOCKET
+        "; \"\" = none)\n"
         "      --tls-cert FILE, --tls-key FILE   the API's certificate and key (PEM)\n"
         "                           (default: self-signed, made at first start)\n"
         "      --tls yes|no         TLS on the TCP listener (default yes)\n"
@@ -47,34 +52,12 @@ usage(FILE *f)
         "      --overcommit-memory R, --overcommit-disk R   (default 1)\n"
         "      --max-ips N          addresses per guest (default 16)\n"
         "      --log-level L        debug, info, notice, warning, err (default info)\n"
+        "      --log-format F       text or json (default text)\n"
+        "      --access-log yes|no  one log line per HTTP request (default yes)\n"
+        "      --help-config        every configuration key, its type and range\n"
+        "      --check-config       read and check the configuration, then exit\n"
         "  -h, --help\n",
         f);
-}
-
-static uv_signal_t sig_term, sig_int;
-
-static void
-on_signal(uv_signal_t *s, int signum)
-{
-    master_t *m = s->data;
-
-    log_notice("signal %d received, shutting down", signum);
-    uv_close((uv_handle_t *)&sig_term, NULL);
-    uv_close((uv_handle_t *)&sig_int, NULL);
-    master_shutdown(m);
-}
-
-static int
-parse_ratio(const char *s, double *out)
-{
-    char *end;
-
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || v < 1 || v > 1000)
-        return -EINVAL;
-    *out = v;
-    return 0;
 }
 
 static int
@@ -95,276 +78,437 @@ parse_listen(const char *s, char *addr, size_t n, uint16_t *port)
     return 0;
 }
 
-int
-main(int argc, char **argv)
+static int
+check_listen(const char *key, const char *value, char *why, size_t n)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"db", required_argument, NULL, 'd'},
-        {"listen", required_argument, NULL, 'L'},
-        {"bind", required_argument, NULL, 'b'},
-        {"web", required_argument, NULL, 'w'},
-        {"heartbeat-ms", required_argument, NULL, 'H'},
-        {"suspect-after", required_argument, NULL, 'S'},
-        {"down-after", required_argument, NULL, 'D'},
-        {"algorithm", required_argument, NULL, 'a'},
-        {"overcommit-cpu", required_argument, NULL, 1},
-        {"overcommit-memory", required_argument, NULL, 2},
-        {"overcommit-disk", required_argument, NULL, 3},
-        {"max-ips", required_argument, NULL, 'i'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"socket", required_argument, NULL, 4},
-        {"tls-cert", required_argument, NULL, 5},
-        {"tls-key", required_argument, NULL, 6},
-        {"tls", required_argument, NULL, 7},
-        {"api-names", required_argument, NULL, 8},
-        {"http-max-connections", required_argument, NULL, 9},
-        {"http-max-per-address", required_argument, NULL, 10},
-        {"http-idle-timeout", required_argument, NULL, 11},
-        {"key-file", required_argument, NULL, 'K'},
-        {"insecure", no_argument, NULL, 'I'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    static const struct {
-        int opt;         /* getopt value */
-        const char *key; /* [master] key it sets */
-    } keymap[] = {
-        {'d', "db"},
-        {'L', "listen"},
-        {'w', "web"},
-        {'H', "heartbeat_ms"},
-        {'S', "suspect_after"},
-        {'D', "down_after"},
-        {'a', "algorithm"},
-        {1, "overcommit_cpu"},
-        {2, "overcommit_memory"},
-        {3, "overcommit_disk"},
-        {'i', "max_ips"},
-        {'l', "log_level"},
-        {4, "socket"},
-        {5, "tls_cert"},
-        {6, "tls_key"},
-        {7, "tls"},
-        {8, "api_names"},
-        {9, "http_max_connections"},
-        {10, "http_max_per_address"},
-        {11, "http_idle_timeout"},
-        {'K', "key_file"},
-    };
-    _cleanup_free_ char *binds_flag = NULL;
-    const char *config_path = NULL;
-    config_t *flags = config_new(), *cfg = NULL;
-    int c, r, line = 0;
+    char addr[64];
+    uint16_t port;
+    struct in_addr in;
 
+    if (parse_listen(value, addr, sizeof(addr), &port) < 0 || inet_pton(AF_INET, addr, &in) != 1)
+        return snprintf(why, n, "\"%s\" is not IPV4-ADDRESS:PORT", value), -EINVAL;
+    return 0;
+}
+
+/* bind: up to MASTER_MAX_BINDS ZeroMQ endpoints, comma- or space-separated. */
+static int
+check_binds(const char *key, const char *value, char *why, size_t n)
+{
+    _cleanup_free_ char *copy = xstrdup(value);
+    char *save = NULL;
+    unsigned count = 0;
+
+    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        if (strncmp(t, "tcp://", 6) != 0 && strncmp(t, "ipc://", 6) != 0)
+            return snprintf(why, n, "\"%s\" is not a tcp:// or ipc:// endpoint", t), -EINVAL;
+        if (++count > MASTER_MAX_BINDS)
+            return snprintf(why, n, "more than %d endpoints", MASTER_MAX_BINDS), -EINVAL;
+    }
+    if (!count)
+        return snprintf(why, n, "no endpoint"), -EINVAL;
+    return 0;
+}
+
+/* socket: "" (none) or an absolute path that fits a sockaddr_un. */
+static int
+check_socket(const char *key, const char *value, char *why, size_t n)
+{
+    struct sockaddr_un sun;
+
+    if (!*value)
+        return 0;
+    if (value[0] != '/')
+        return snprintf(why, n, "\"%s\" is not an absolute path", value), -EINVAL;
+    if (strlen(value) >= sizeof(sun.sun_path))
+        return snprintf(why, n, "longer than %zu characters", sizeof(sun.sun_path) - 1), -EINVAL;
+    return 0;
+}
+
+/* api_names: DNS names or addresses, comma- or space-separated. */
+static int
+check_names(const char *key, const char *value, char *why, size_t n)
+{
+    _cleanup_free_ char *copy = xstrdup(value);
+    char *save = NULL;
+
+    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        if (strlen(t) > 253)
+            return snprintf(why, n, "\"%.40s...\" is longer than 253 characters", t), -EINVAL;
+        if (t[strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:")])
+            return snprintf(why, n, "\"%s\" is not a DNS name or an address", t), -EINVAL;
+    }
+    return 0;
+}
+
+#define LEVELS "emerg|alert|crit|err|error|warning|warn|notice|info|debug"
+
+/* Every key of master.conf (docs/config.md describes each; a test checks that
+ * the page and /etc/vfleet/master.conf name them all). */
+static const struct config_key master_keys[] = {
+    {"master", "db", CONFIG_STRING, 0, 4000, NULL, "db", NULL, "SQLite database file"},
+    {"master", "listen", CONFIG_STRING, 0, 0, NULL, "listen", check_listen,
+     "REST API and web UI address, ADDR:PORT"},
+    {"master", "bind", CONFIG_STRING, 0, 0, NULL, "bind", check_binds,
+     "ZeroMQ endpoints the node agents connect to"},
+    {"master", "key_file", CONFIG_STRING, 0, 4000, NULL, "key-file", NULL,
+     "the master's CurveZMQ key pair (0600, made at first start); none = master.key by the db"},
+    {"master", "insecure", CONFIG_BOOL, 0, 0, NULL, "insecure", NULL,
+     "tcp:// node endpoints in plaintext (logged loudly; trusted networks only)"},
+    {"master", "web", CONFIG_STRING, 0, 4000, NULL, "web", NULL, "directory of the web UI files"},
+    {"master", "socket", CONFIG_STRING, 0, 0, NULL, "socket", check_socket,
+     "the API's Unix socket (root there is admin), \"\" = none"},
+    {"master", "tls", CONFIG_BOOL, 0, 0, NULL, "tls", NULL, "TLS on the TCP listener"},
+    {"master", "tls_cert", CONFIG_STRING, 0, 4000, NULL, "tls-cert", NULL,
+     "the API's PEM certificate (chain); none = self-signed"},
+    {"master", "tls_key", CONFIG_STRING, 0, 4000, NULL, "tls-key", NULL,
+     "the private key of tls_cert (PEM)"},
+    {"master", "api_names", CONFIG_STRING, 0, 4000, NULL, "api-names", check_names,
+     "more names of the API: certificate, Host check"},
+    {"master", "http_max_connections", CONFIG_U64, 16, 100000, NULL, "http-max-connections", NULL,
+     "API connections per listener"},
+    {"master", "http_max_per_address", CONFIG_U64, 1, 100000, NULL, "http-max-per-address", NULL,
+     "API connections from one client address"},
+    {"master", "http_idle_timeout", CONFIG_U64, 1, 3600, NULL, "http-idle-timeout", NULL,
+     "seconds before an idle API connection is closed"},
+    {"master", "heartbeat_ms", CONFIG_U64, 100, 600000, NULL, "heartbeat-ms", NULL,
+     "heartbeat interval asked of the nodes, ms"},
+    {"master", "suspect_after", CONFIG_U64, 1, 86400, NULL, "suspect-after", NULL,
+     "seconds of silence before a node is suspect"},
+    {"master", "down_after", CONFIG_U64, 1, 86400, NULL, "down-after", NULL,
+     "seconds of silence before a node is down"},
+    {"master", "algorithm", CONFIG_CHOICE, 0, 0, "spread|binpack", "algorithm", NULL,
+     "default placement algorithm"},
+    {"master", "overcommit_cpu", CONFIG_RATIO, 1, 1000, NULL, "overcommit-cpu", NULL,
+     "CPU overcommit ratio"},
+    {"master", "overcommit_memory", CONFIG_RATIO, 1, 1000, NULL, "overcommit-memory", NULL,
+     "memory overcommit ratio"},
+    {"master", "overcommit_disk", CONFIG_RATIO, 1, 1000, NULL, "overcommit-disk", NULL,
+     "disk overcommit ratio"},
+    {"master", "max_ips", CONFIG_U64, 1, 64, NULL, "max-ips", NULL, "addresses per guest"},
+    {"master", "log_level", CONFIG_CHOICE, 0, 0, LEVELS, "log-level", NULL,
+     "most verbose level logged"},
+    {"master", "log_format", CONFIG_CHOICE, 0, 0, "text|json", "log-format", NULL,
+     "log line format"},
+    {"master", "access_log", CONFIG_BOOL, 0, 0, NULL, "access-log", NULL,
+     "one log line per HTTP request"},
+};
+
+/* The schema entry a long option stands for, by its getopt value. */
+#define OPT_KEY_BASE 1000
+
+/* Reads argv into flags (section "master"); returns 0, 1 for a help text
+ * printed, or -EINVAL for a usage error (printed). */
+static int
+parse_args(int argc, char **argv, config_t *flags, const char **config_path, bool *check_only)
+{
+    struct option longopts[ARRAY_SIZE(master_keys) + 5] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"help-config", no_argument, NULL, 'K'},
+        {"check-config", no_argument, NULL, 'C'},
+    };
+    size_t n = 4;
+    int c;
+
+    for (size_t i = 0; i < ARRAY_SIZE(master_keys); i++)
+        if (master_keys[i].flag)
+            longopts[n++] = (struct option){master_keys[i].flag, required_argument, NULL,
+                                            OPT_KEY_BASE + (int)i};
+    longopts[n] = (struct option){0};
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         if (c == 'c') {
-            config_path = optarg;
-        } else if (c == 'b') {
-            char *n = binds_flag ? xasprintf("%s,%s", binds_flag, optarg) : xstrdup(optarg);
-            free(binds_flag);
-            binds_flag = n;
-        } else if (c == 'I') {
-            config_set(flags, "master", "insecure", "true");
+            *config_path = optarg;
         } else if (c == 'h') {
             usage(stdout);
-            config_destroy(&flags);
-            return 0;
-        } else {
-            const char *key = NULL;
-            for (size_t i = 0; i < ARRAY_SIZE(keymap); i++)
-                if (keymap[i].opt == c)
-                    key = keymap[i].key;
-            if (!key) {
-                usage(stderr);
-                config_destroy(&flags);
-                return EXIT_USAGE;
+            return 1;
+        } else if (c == 'C') {
+            *check_only = true;
+        } else if (c == 'K') {
+            config_print_schema(stdout, master_keys, ARRAY_SIZE(master_keys));
+            return 1;
+        } else if (c >= OPT_KEY_BASE && c < OPT_KEY_BASE + (int)ARRAY_SIZE(master_keys)) {
+            const struct config_key *k = &master_keys[c - OPT_KEY_BASE];
+            const char *old = config_get(flags, k->section, k->key);
+            /* --bind is repeatable: the endpoints add up. */
+            if (old && strcmp(k->key, "bind") == 0) {
+                _cleanup_free_ char *both = xasprintf("%s,%s", old, optarg);
+                config_set(flags, k->section, k->key, both);
+            } else {
+                config_set(flags, k->section, k->key, optarg);
             }
-            config_set(flags, "master", key, optarg);
+        } else {
+            usage(stderr);
+            return -EINVAL;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "vfleet-master: unexpected argument \"%s\"\n", argv[optind]);
-        config_destroy(&flags);
-        return EXIT_USAGE;
+        return -EINVAL;
     }
-    r = config_load(config_path ? config_path : DEFAULT_CONFIG, &cfg, &line);
-    if (r == -ENOENT && !config_path) {
+    return 0;
+}
+
+static int
+copy_flag(const char *key, const char *value, void *userdata)
+{
+    config_set(userdata, "master", key, value);
+    return 0;
+}
+
+/* The file (an explicit one must exist; the default may be absent), then the
+ * flags over it, then the schema check. Returns the config or NULL (printed). */
+static config_t *
+load_config(const char *path, config_t *flags)
+{
+    config_t *cfg = NULL;
+    char err[1024];
+    int line = 0;
+    int r = config_load(path ? path : DEFAULT_CONFIG, &cfg, &line);
+
+    if (r == -ENOENT && !path) {
         cfg = config_new();
+    } else if (r == -EBADMSG) {
+        fprintf(stderr,
+                "vfleet-master: %s:%d: not \"key = value\", \"[section]\" or a comment, "
+                "or longer than %d characters\n",
+                path ? path : DEFAULT_CONFIG, line, CONFIG_MAX_LINE);
+        return NULL;
     } else if (r < 0) {
-        if (r == -EBADMSG)
-            fprintf(stderr, "vfleet-master: %s:%d: cannot parse this line\n",
-                    config_path ? config_path : DEFAULT_CONFIG, line);
-        else
-            fprintf(stderr, "vfleet-master: cannot read \"%s\": %s\n",
-                    config_path ? config_path : DEFAULT_CONFIG, strerror(-r));
-        config_destroy(&flags);
-        return EXIT_USAGE;
+        fprintf(stderr, "vfleet-master: cannot read \"%s\": %s\n", path ? path : DEFAULT_CONFIG,
+                strerror(-r));
+        return NULL;
     }
-    for (size_t i = 0; i < ARRAY_SIZE(keymap); i++) {
-        const char *v = config_get(flags, "master", keymap[i].key);
-        if (v)
-            config_set(cfg, "master", keymap[i].key, v);
+    config_foreach(flags, "master", copy_flag, cfg);
+    if (config_check(cfg, master_keys, ARRAY_SIZE(master_keys), err, sizeof(err)) < 0) {
+        fprintf(stderr, "vfleet-master: %s\n", err);
+        config_destroy(&cfg);
     }
-    if (binds_flag)
-        config_set(cfg, "master", "bind", binds_flag);
-    if (config_get(flags, "master", "insecure"))
-        config_set(cfg, "master", "insecure", "true");
-    config_destroy(&flags);
+    return cfg;
+}
 
-    const char *lv = config_get(cfg, "master", "log_level");
-    int level = log_level_from_string(lv ? lv : "info");
-    log_setup("vfleet-master", LOG_SINK_STDERR, level < 0 ? LOG_INFO : level);
+static double
+get_ratio(const config_t *cfg, const char *key, double def)
+{
+    const char *s = config_get(cfg, "master", key);
+    return s ? strtod(s, NULL) : def; /* checked by config_check */
+}
 
-    struct master_config mc;
-    char addr[64];
+/* The API's listeners, TLS and connection bounds (docs/config.md). Returns
+ * 0, or -EINVAL for tls_cert without tls_key or the other way (printed). */
+static int
+fill_api_config(const config_t *cfg, struct master_config *mc)
+{
+    const char *s = config_get(cfg, "master", "socket");
+    char where[512];
+    uint64_t u;
+    bool b;
+
+    mc->api_socket = !s ? DEFAULT_SOCKET : *s ? s : NULL;
+    if (config_get_bool(cfg, "master", "tls", &b) == 0)
+        mc->tls_off = !b;
+    mc->tls_cert = config_get(cfg, "master", "tls_cert");
+    mc->tls_key = config_get(cfg, "master", "tls_key");
+    if ((s = config_get(cfg, "master", "api_names")) && *s)
+        mc->api_names = s;
+    if (config_get_u64(cfg, "master", "http_max_connections", &u) == 0)
+        mc->http_max_conns = (uint32_t)u;
+    if (config_get_u64(cfg, "master", "http_max_per_address", &u) == 0)
+        mc->http_max_per_addr = (uint32_t)u;
+    if (config_get_u64(cfg, "master", "http_idle_timeout", &u) == 0)
+        mc->http_idle_s = (uint32_t)u;
+    if (!mc->tls_cert != !mc->tls_key) {
+        const char *k = mc->tls_cert ? "tls_cert" : "tls_key";
+        fprintf(stderr, "vfleet-master: %s: [master] %s: tls_cert and tls_key go together\n",
+                config_origin(cfg, "master", k, NULL, where, sizeof(where)), k);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* --check-config: an operator's certificate and key are read and matched
+ * now, not at the next start. Returns 0 or -errno (printed). */
+static int
+check_tls_files(const config_t *cfg, const struct master_config *mc)
+{
+    struct tls_creds creds = {0};
+    char why[512], where[512];
+    int r;
+
+    if (mc->tls_off || !mc->tls_cert)
+        return 0;
+    r = tls_load(mc->tls_cert, mc->tls_key, &creds, why, sizeof(why));
+    tls_creds_clear(&creds);
+    if (r < 0)
+        fprintf(stderr, "vfleet-master: %s: [master] tls_cert: %s\n",
+                config_origin(cfg, "master", "tls_cert", NULL, where, sizeof(where)), why);
+    return r;
+}
+
+/* Fills mc from a checked config; binds points into *binds (owned by the
+ * caller). Returns 0, or -EINVAL for a rule across keys (printed). */
+static int
+fill_master_config(const config_t *cfg, struct master_config *mc, char *addr, size_t addrlen,
+                   char **binds)
+{
     uint64_t u;
     const char *s;
-    master_config_default(&mc);
-    int bad = 0;
-#define BAD(what)                                                                                  \
-    do {                                                                                           \
-        fprintf(stderr, "vfleet-master: invalid %s\n", what);                                      \
-        bad = 1;                                                                                   \
-    } while (0)
+    char where[512];
+
+    master_config_default(mc);
+    mc->db_path = DEFAULT_DB;
     if ((s = config_get(cfg, "master", "db")))
-        mc.db_path = s;
-    if ((s = config_get(cfg, "master", "web")))
-        mc.web_dir = s;
-    if ((s = config_get(cfg, "master", "key_file")))
-        mc.key_file = s;
-    r = config_get_bool(cfg, "master", "insecure", &mc.insecure);
-    if (r < 0 && r != -ENOENT)
-        BAD("insecure (true or false)");
-    if ((s = config_get(cfg, "master", "listen"))) {
-        if (parse_listen(s, addr, sizeof(addr), &mc.http_port) < 0)
-            BAD("listen (ADDR:PORT)");
-        else
-            mc.http_addr = addr;
-    }
-    _cleanup_free_ char *binds = NULL;
+        mc->db_path = s;
+    if ((s = config_get(cfg, "master", "web")) && *s)
+        mc->web_dir = s;
+    if ((s = config_get(cfg, "master", "key_file")) && *s)
+        mc->key_file = s;
+    (void)config_get_bool(cfg, "master", "insecure", &mc->insecure); /* checked */
+    if ((s = config_get(cfg, "master", "listen")) &&
+        parse_listen(s, addr, addrlen, &mc->http_port) == 0)
+        mc->http_addr = addr;
     if ((s = config_get(cfg, "master", "bind"))) {
-        binds = xstrdup(s);
         char *save = NULL;
-        for (char *t = strtok_r(binds, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-            if (mc.n_binds >= MASTER_MAX_BINDS) {
-                BAD("bind (at most 8 endpoints)");
-                break;
-            }
-            mc.binds[mc.n_binds++] = t;
-        }
+        *binds = xstrdup(s);
+        for (char *t = strtok_r(*binds, ", ", &save); t && mc->n_binds < MASTER_MAX_BINDS;
+             t = strtok_r(NULL, ", ", &save))
+            mc->binds[mc->n_binds++] = t;
     }
-    r = config_get_u64(cfg, "master", "heartbeat_ms", &u);
-    if (r == 0 && (u < 100 || u > 600000))
-        r = -ERANGE;
-    if (r == 0)
-        mc.heartbeat_ms = (uint32_t)u;
-    else if (r != -ENOENT)
-        BAD("heartbeat_ms (100-600000)");
-    r = config_get_u64(cfg, "master", "suspect_after", &u);
-    if (r == 0 && (u < 1 || u > 86400))
-        r = -ERANGE;
-    if (r == 0)
-        mc.suspect_after_ms = (uint32_t)u * 1000;
-    else if (r != -ENOENT)
-        BAD("suspect_after (seconds)");
-    r = config_get_u64(cfg, "master", "down_after", &u);
-    if (r == 0 && (u < 1 || u > 86400))
-        r = -ERANGE;
-    if (r == 0)
-        mc.down_after_ms = (uint32_t)u * 1000;
-    else if (r != -ENOENT)
-        BAD("down_after (seconds)");
-    if (mc.down_after_ms <= mc.suspect_after_ms)
-        BAD("down_after: must be longer than suspect_after");
-    if ((s = config_get(cfg, "master", "algorithm"))) {
-        int a = sched_algo_from_string(s);
-        if (a < 0)
-            BAD("algorithm (spread or binpack)");
-        else
-            mc.sched.algo = (enum sched_algo)a;
+    if (config_get_u64(cfg, "master", "heartbeat_ms", &u) == 0)
+        mc->heartbeat_ms = (uint32_t)u;
+    if (config_get_u64(cfg, "master", "suspect_after", &u) == 0)
+        mc->suspect_after_ms = (uint32_t)u * 1000;
+    if (config_get_u64(cfg, "master", "down_after", &u) == 0)
+        mc->down_after_ms = (uint32_t)u * 1000;
+    if (config_get_u64(cfg, "master", "max_ips", &u) == 0)
+        mc->max_ips = (uint32_t)u;
+    if ((s = config_get(cfg, "master", "algorithm")))
+        mc->sched.algo = (enum sched_algo)sched_algo_from_string(s);
+    mc->sched.overcommit_cpu = get_ratio(cfg, "overcommit_cpu", mc->sched.overcommit_cpu);
+    mc->sched.overcommit_memory = get_ratio(cfg, "overcommit_memory", mc->sched.overcommit_memory);
+    mc->sched.overcommit_disk = get_ratio(cfg, "overcommit_disk", mc->sched.overcommit_disk);
+    if (mc->down_after_ms <= mc->suspect_after_ms) {
+        const char *k = config_get(cfg, "master", "down_after") ? "down_after" : "suspect_after";
+        fprintf(stderr,
+                "vfleet-master: %s: [master] %s: down_after must be longer than "
+                "suspect_after (%u s and %u s)\n",
+                config_origin(cfg, "master", k, NULL, where, sizeof(where)), k,
+                mc->down_after_ms / 1000, mc->suspect_after_ms / 1000);
+        return -EINVAL;
     }
-    if ((s = config_get(cfg, "master", "overcommit_cpu")) &&
-        parse_ratio(s, &mc.sched.overcommit_cpu) < 0)
-        BAD("overcommit_cpu (1-1000)");
-    if ((s = config_get(cfg, "master", "overcommit_memory")) &&
-        parse_ratio(s, &mc.sched.overcommit_memory) < 0)
-        BAD("overcommit_memory (1-1000)");
-    if ((s = config_get(cfg, "master", "overcommit_disk")) &&
-        parse_ratio(s, &mc.sched.overcommit_disk) < 0)
-        BAD("overcommit_disk (1-1000)");
-    r = config_get_u64(cfg, "master", "max_ips", &u);
-    if (r == 0 && (u < 1 || u > 64))
-        r = -ERANGE;
-    if (r == 0)
-        mc.max_ips = (uint32_t)u;
-    else if (r != -ENOENT)
-        BAD("max_ips (1-64)");
-    /* The API's listeners and TLS (docs/config.md). */
-    s = config_get(cfg, "master", "socket");
-    mc.api_socket = !s ? "/run/vfleet-master/api.sock" : *s ? s : NULL;
-    mc.tls_cert = config_get(cfg, "master", "tls_cert");
-    mc.tls_key = config_get(cfg, "master", "tls_key");
-    mc.api_names = config_get(cfg, "master", "api_names");
-    if ((s = config_get(cfg, "master", "tls"))) {
-        if (!strcmp(s, "no") || !strcmp(s, "false") || !strcmp(s, "off"))
-            mc.tls_off = true;
-        else if (strcmp(s, "yes") && strcmp(s, "true") && strcmp(s, "on"))
-            BAD("tls (yes or no)");
-    }
-    const struct {
-        const char *key;  /* [master] key */
-        uint64_t min;     /* its range */
-        uint64_t max;     /* ... */
-        uint32_t *target; /* where it goes */
-    } http_keys[] = {
-        {"http_max_connections", 16, 100000, &mc.http_max_conns},
-        {"http_max_per_address", 1, 100000, &mc.http_max_per_addr},
-        {"http_idle_timeout", 1, 3600, &mc.http_idle_s},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(http_keys); i++) {
-        r = config_get_u64(cfg, "master", http_keys[i].key, &u);
-        if (r == 0 && (u < http_keys[i].min || u > http_keys[i].max))
-            r = -ERANGE;
-        if (r == 0)
-            *http_keys[i].target = (uint32_t)u;
-        else if (r != -ENOENT)
-            BAD(http_keys[i].key);
-    }
-#undef BAD
-    if (bad) {
-        config_destroy(&cfg);
-        return EXIT_USAGE;
-    }
+    return fill_api_config(cfg, mc);
+}
 
-    /* /var/lib/vfleet may not exist on a fresh host. */
-    if (strcmp(mc.db_path, ":memory:") != 0) {
-        _cleanup_free_ char *dir = xstrdup(mc.db_path);
-        char *slash = strrchr(dir, '/');
-        if (slash && slash != dir) {
-            *slash = '\0';
-            int mr = fs_mkdir_p(dir, 0700);
-            if (mr < 0)
-                log_debug("cannot create \"%s\": %s", dir, strerror(-mr));
-        }
+/* The database holds exec output and every spec: owner-only, in an owner-only
+ * directory. The umask covers the files SQLite makes (-wal, -shm, -journal);
+ * a database made by an older master with 0644 is tightened. */
+static void
+protect_db(const char *db_path)
+{
+    umask(0077);
+    if (strcmp(db_path, ":memory:") == 0)
+        return;
+    _cleanup_free_ char *dir = xstrdup(db_path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        int r = fs_mkdir_p(dir, 0700);
+        if (r < 0)
+            log_debug("cannot create \"%s\": %s", dir, strerror(-r));
     }
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+        _cleanup_free_ char *p = xasprintf("%s%s", db_path, suffixes[i]);
+        struct stat st;
+        if (stat(p, &st) == 0 && (st.st_mode & 0077) && chmod(p, st.st_mode & 0700) < 0)
+            log_warning("cannot make \"%s\" owner-only: %m, ignoring", p);
+    }
+}
 
-    /* Each API and node connection (and each stranger's, until it is
-     * refused) is a file descriptor: allow them all. */
+/* Each API and node connection (and each stranger's, until it is refused)
+ * is a file descriptor: allow them all. */
+static void
+raise_nofile(void)
+{
     struct rlimit nofile;
+
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
         nofile.rlim_cur = nofile.rlim_max > 65536 ? 65536 : nofile.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &nofile);
     }
-    /* The Unix socket's directory (/run/vfleet-master under systemd). */
-    if (mc.api_socket) {
-        _cleanup_free_ char *sdir = xstrdup(mc.api_socket);
-        char *slash = strrchr(sdir, '/');
-        if (slash && slash != sdir) {
-            *slash = '\0';
-            (void)fs_mkdir_p(sdir, 0700);
-        }
+}
+
+/* The Unix socket's directory (/run/vfleet-master: systemd makes it for the
+ * unit, RuntimeDirectory=; by hand, the master does). */
+static void
+make_socket_dir(const char *path)
+{
+    if (!path)
+        return;
+    _cleanup_free_ char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        int r = fs_mkdir_p(dir, 0700);
+        if (r < 0)
+            log_debug("cannot create \"%s\": %s", dir, strerror(-r));
     }
+}
+
+static uv_signal_t sig_term, sig_int;
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+    master_t *m = s->data;
+
+    log_notice("signal %d received, shutting down", signum);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    master_shutdown(m);
+}
+
+int
+main(int argc, char **argv)
+{
+    _cleanup_free_ char *binds = NULL;
+    const char *config_path = NULL;
+    config_t *flags = config_new(), *cfg = NULL;
+    struct master_config mc;
+    char addr[64];
+    int r;
+
+    bool check_only = false;
+    r = parse_args(argc, argv, flags, &config_path, &check_only);
+    if (r == 0)
+        cfg = load_config(config_path, flags);
+    config_destroy(&flags);
+    if (r != 0 || !cfg)
+        return r > 0 ? 0 : EXIT_USAGE;
+
+    log_setup("vfleet-master", LOG_SINK_STDERR,
+              log_level_from_string(config_get(cfg, "master", "log_level") ?: "info"));
+    log_set_format(
+        (enum log_format)log_format_from_string(config_get(cfg, "master", "log_format") ?: "text"));
+    bool access = true;
+    (void)config_get_bool(cfg, "master", "access_log", &access);
+    log_access_enabled = access;
+    if (fill_master_config(cfg, &mc, addr, sizeof(addr), &binds) < 0) {
+        config_destroy(&cfg);
+        return EXIT_USAGE;
+    }
+    if (check_only) {
+        if (check_tls_files(cfg, &mc) < 0) {
+            config_destroy(&cfg);
+            return EXIT_USAGE;
+        }
+        printf("vfleet-master: configuration \"%s\" is valid\n",
+               config_path ? config_path : DEFAULT_CONFIG);
+        config_destroy(&cfg);
+        return 0;
+    }
+    protect_db(mc.db_path);
+    raise_nofile();
+    make_socket_dir(mc.api_socket);
 
     uv_loop_t loop;
     master_t *m = NULL;

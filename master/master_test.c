@@ -563,12 +563,12 @@ test_node_down_and_back(void **state)
             snprintf(d1_id, sizeof(d1_id), "%s", str(o, "id"));
         json_decref(o);
     }
-    /* Forgetting d2 without its node: it stays there and comes back as an orphan. */
-    assert_int_equal(http("DELETE", "/v1/guests/d2?force=true", NULL, NULL, NULL), 204);
-
     on_loop(stop_n3);
     on_loop(free_n3);
     json_decref(poll_until("/v1/nodes/n3", node_state_is, "down"));
+    /* Forgetting d2 while its node is unreachable: it stays there and comes
+     * back as an orphan. */
+    assert_int_equal(http("DELETE", "/v1/guests/d2?force=true", NULL, NULL, NULL), 204);
     assert_int_equal(http("GET", "/v1/guests?node=n3", NULL, NULL, &o), 200);
     assert_int_equal(json_array_size(json_object_get(o, "guests")), 2);
     json_array_foreach(json_object_get(o, "guests"), i, g)

@@ -5,7 +5,9 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "master/events.h"
 #include "master/guests.h"
+#include "master/session.h"
 #include "master/waiters.h"
 
 struct reconcile_ctx {
@@ -23,6 +25,20 @@ collect_guest(void *userdata, const struct db_guest *g)
     return 0;
 }
 
+/* Asks node for its inventory, and for guest id's spec when id is not NULL. */
+static void
+ask_inventory(master_t *m, const char *node, const char *id)
+{
+    struct msg q = {.type = MSG_INVENTORY_GET};
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+
+    if (id)
+        strscpy(q.u.inventory_get.id, id, sizeof(q.u.inventory_get.id));
+    if (msg_encode(&q, &buf, &len) == 0 && session_send_raw(m, node, buf, len) < 0)
+        log_debug("node=%s inventory request not sent; the next heartbeat asks again", node);
+}
+
 /* A guest the master placed on node that the node does not report. */
 static void
 reconcile_missing(master_t *m, const char *node, struct db_guest *g, const struct guest_spec *spec)
@@ -36,13 +52,37 @@ reconcile_missing(master_t *m, const char *node, struct db_guest *g, const struc
     if (g->applied_generation > 0) {
         if (g->observed != DB_OBS_LOST)
             log_warning("node=%s guest=%s is missing on its node: lost", node, g->name);
-        guests_observed(m, g, DB_OBS_LOST, "the node does not have this guest");
+        guests_observed(m, g, DB_OBS_LOST,
+                        "its node does not have it any more (never re-created: its disk was "
+                        "there); delete it to free its addresses");
         return;
     }
-    /* Never acked: the create is still under way. */
+    /* Never acked: the create is still under way (this is no restart). */
     guests_send_apply(m, node, spec);
     if (g->desired == DB_DESIRED_RUNNING)
         guests_send(m, node, MSG_GUEST_START, g->id, g->generation);
+}
+
+/* The run state the node reports against the master's: never a start. */
+static const char *
+run_state(master_t *m, const char *node, const struct db_guest *g,
+          const struct msg_inventory_item *item)
+{
+    if (g->desired == DB_DESIRED_STOPPED && item->running) {
+        guests_send(m, node, MSG_GUEST_STOP, g->id, g->generation);
+        return NULL;
+    }
+    if (g->desired != DB_DESIRED_RUNNING || item->running)
+        return NULL;
+    if (!strcmp(item->desired, "stopped")) {
+        /* It halted by itself (while the node was unreachable, say): the
+         * customer's will, which its desired state follows. */
+        if (db_guest_set_desired(m->db, g->id, DB_DESIRED_STOPPED) < 0)
+            log_error("guest=%s cannot record its desired state: %s", g->name, db_errmsg(m->db));
+        return "halted by itself on its node; not started again";
+    }
+    return "not running on its node; the master does not start it (its restart policy or an "
+           "operator may)";
 }
 
 /* One stored guest of the node against its inventory item (NULL: absent). */
@@ -70,57 +110,145 @@ reconcile_guest(master_t *m, const char *node, const char *id,
     }
     if (item->generation < g.generation)
         guests_send_apply(m, node, &spec);
-    if (g.desired == DB_DESIRED_RUNNING && !item->running)
-        guests_send(m, node, MSG_GUEST_START, id, g.generation);
-    else if (g.desired == DB_DESIRED_STOPPED && item->running)
-        guests_send(m, node, MSG_GUEST_STOP, id, g.generation);
-    guests_observed(m, &g, item->running ? DB_OBS_RUNNING : DB_OBS_STOPPED, NULL);
+    enum db_observed obs = item->running ? DB_OBS_RUNNING : DB_OBS_STOPPED;
+    if ((g.observed == DB_OBS_RUNNING || g.observed == DB_OBS_STOPPED) && g.observed != obs)
+        events_emit(m, "guest.drift", node, id, g.name,
+                    json_pack("{s:s, s:s}", "believed", db_observed_to_string(g.observed), "found",
+                              db_observed_to_string(obs)),
+                    "guest %s was believed %s but is %s on node %s", g.name,
+                    db_observed_to_string(g.observed), db_observed_to_string(obs), node);
+    guests_observed(m, &g, obs, run_state(m, node, &g, item));
     db_guest_clear(&g);
 }
 
-/* Guests the node has that are not the master's (here): orphans. */
-static void
-record_orphans(master_t *m, const char *node, const struct msg_hello *h, struct hmap_str *seen)
-{
-    struct registry_node *n = registry_get(m->reg, node);
+struct orphan_walk {
+    struct hmap_str *reported; /* id -> inventory item, every guest the node has */
+    char **gone;               /* orphans of the node it no longer has */
+    size_t n_gone;             /* entries in gone */
+};
 
-    if (!n)
-        return;
-    json_decref(n->orphans);
-    n->orphans = json_array();
-    for (uint32_t i = 0; i < h->n_inventory; i++) {
-        const struct msg_inventory_item *it = &h->inventory[i];
-        if (hmap_str_get(seen, it->id))
-            continue;
-        json_array_append_new(n->orphans,
-                              json_pack("{s:s, s:s, s:I, s:b}", "id", it->id, "name", it->name,
-                                        "generation", (json_int_t)it->generation, "running",
-                                        it->running));
-        log_warning("node=%s guest=%s (%s) is not known to the master: orphan", node, it->name,
-                    it->id);
+static int
+collect_gone(void *userdata, const struct db_orphan *o)
+{
+    struct orphan_walk *w = userdata;
+
+    if (!hmap_str_get(w->reported, o->id)) {
+        w->gone = xreallocarray(w->gone, w->n_gone + 1, sizeof(*w->gone));
+        w->gone[w->n_gone++] = xstrdup(o->id);
     }
+    return 0;
 }
 
-void
-reconcile_hello(master_t *m, const char *node, const struct msg_hello *h)
+/* Guests the node has that are not the master's (managed): orphans. */
+static void
+reconcile_orphans(master_t *m, const char *node, const struct msg_inventory_item *items, uint32_t n,
+                  struct hmap_str *reported, struct hmap_str *managed)
+{
+    struct orphan_walk w = {.reported = reported};
+
+    for (uint32_t i = 0; i < n; i++) {
+        if (hmap_str_get(managed, items[i].id))
+            continue;
+        int r = guests_orphan_seen(m, node, &items[i]);
+        if (r == 1)
+            ask_inventory(m, node, items[i].id);
+        else if (r < 0)
+            log_error("node=%s cannot record orphan %s: %s", node, items[i].id, strerror(-r));
+    }
+    (void)db_orphan_list(m->db, node, collect_gone, &w);
+    for (size_t i = 0; i < w.n_gone; i++) {
+        guests_orphan_gone(m, node, w.gone[i], "its node does not have it any more");
+        free(w.gone[i]);
+    }
+    free(w.gone);
+}
+
+static void
+reconcile_items(master_t *m, const char *node, const struct msg_inventory_item *items, uint32_t n)
 {
     struct reconcile_ctx c = {0};
-    struct hmap_str inv = {0}, seen = {0};
+    struct hmap_str inv = {0}, managed = {0};
 
-    for (uint32_t i = 0; i < h->n_inventory; i++)
-        hmap_str_put(&inv, h->inventory[i].id, &h->inventory[i]);
+    for (uint32_t i = 0; i < n; i++)
+        hmap_str_put(&inv, items[i].id, (void *)&items[i]);
     struct db_guest_filter f = {.node = node, .observed = -1};
     if (db_guest_list(m->db, &f, collect_guest, &c) < 0)
         log_error("node=%s cannot list its guests: %s", node, db_errmsg(m->db));
     for (size_t i = 0; i < c.n_ids; i++) {
         const struct msg_inventory_item *item = hmap_str_get(&inv, c.ids[i]);
         if (item)
-            hmap_str_put(&seen, item->id, (void *)item);
+            hmap_str_put(&managed, item->id, (void *)item);
         reconcile_guest(m, node, c.ids[i], item);
         free(c.ids[i]);
     }
     free(c.ids);
-    record_orphans(m, node, h, &seen);
+    reconcile_orphans(m, node, items, n, &inv, &managed);
     hmap_str_free(&inv);
-    hmap_str_free(&seen);
+    hmap_str_free(&managed);
+}
+
+void
+reconcile_hello(master_t *m, const char *node, const struct msg_hello *h)
+{
+    reconcile_items(m, node, h->inventory, h->n_inventory);
+}
+
+void
+reconcile_inventory(master_t *m, const char *node, const struct msg_inventory *inv)
+{
+    reconcile_items(m, node, inv->inventory, inv->n_inventory);
+    if (inv->spec.id[0])
+        guests_orphan_spec(m, node, &inv->spec);
+}
+
+struct expect_ctx {
+    uint64_t digest;  /* sum of msg_digest_item */
+    uint32_t n;       /* guests */
+    uint32_t running; /* of which running */
+};
+
+static int
+expect_guest(void *userdata, const struct db_guest *g)
+{
+    struct expect_ctx *c = userdata;
+
+    /* Only what the node acked once is there; a lost one is not. */
+    if (g->applied_generation == 0 || g->observed == DB_OBS_LOST)
+        return 0;
+    bool running = g->observed == DB_OBS_RUNNING;
+    c->digest += msg_digest_item(g->id, g->applied_generation, running);
+    c->n++;
+    c->running += running;
+    return 0;
+}
+
+void
+reconcile_expected(master_t *m, const char *node, uint64_t *digest, uint32_t *n, uint32_t *running)
+{
+    struct expect_ctx c = {0};
+    struct db_guest_filter f = {.node = node, .observed = -1};
+
+    if (db_guest_list(m->db, &f, expect_guest, &c) < 0)
+        log_debug("node=%s cannot list its guests: %s", node, db_errmsg(m->db));
+    guests_orphans_digest(m, node, &c.digest, &c.n, &c.running);
+    *digest = c.digest;
+    *n = c.n;
+    *running = c.running;
+}
+
+void
+reconcile_heartbeat(master_t *m, const char *node, const struct msg_heartbeat *hb)
+{
+    uint64_t digest;
+    uint32_t n, running;
+
+    reconcile_expected(m, node, &digest, &n, &running);
+    /* A node that sends no digest (an older agent) is compared by its counts. */
+    bool has_digest = hb->digest != 0 || hb->n_guests == 0;
+    if (hb->n_guests == n && hb->n_running == running && (!has_digest || hb->digest == digest))
+        return;
+    log_info("node=%s reports %u guests (%u running), the master believes %u (%u): asking for "
+             "its inventory",
+             node, hb->n_guests, hb->n_running, n, running);
+    ask_inventory(m, node, NULL);
 }

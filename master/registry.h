@@ -59,6 +59,7 @@ struct registry_node {
     int link;                                   /* master: the link it talks through, -1 none */
     json_t *orphans;                            /* master: guests it has that we do not know */
     char *templates;                            /* templates from hello, comma-joined, owned */
+    uint64_t last_msg_id; /* master: highest request id heard from it (a lower hello is stale) */
 };
 
 /* Called by registry_tick after a node changed state (old -> new). */

@@ -8,6 +8,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "master/guests.h"
+#include "master/oncommit.h"
 #include "master/reconcile.h"
 #include "master/trust.h"
 #include "master/usage.h"
@@ -66,13 +67,90 @@ send_nack(master_t *m, struct mlink *ml, const char *peer, uint64_t ref, enum ms
     session_send(m, ml, peer, &n);
 }
 
+/* ---- what a node's outbox sends: stored once, acknowledged after the commit ---- */
+
+struct ack_ctx {
+    char node[NAME_MAX_LEN + 1]; /* to whom */
+    uint64_t ref;                /* the message acknowledged */
+};
+
+static void
+ack_after(master_t *m, void *ctx, int err)
+{
+    struct ack_ctx *a = ctx;
+
+    /* A rollback acks nothing: the node sends it again. */
+    if (err == 0) {
+        struct msg k = {.type = MSG_ACK};
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        k.u.ack.ref = a->ref;
+        if (msg_encode(&k, &buf, &len) == 0 && session_send_raw(m, a->node, buf, len) < 0)
+            log_debug("node=%s ack of %llu not sent; its re-send is acked", a->node,
+                      (unsigned long long)a->ref);
+    }
+    free(a);
+}
+
+/* Acks node's message ref once the batch that recorded it has committed. */
+static void
+ack_after_commit(master_t *m, const char *node, uint64_t ref)
+{
+    struct ack_ctx *a = xcalloc(1, sizeof(*a));
+
+    strscpy(a->node, node, sizeof(a->node));
+    a->ref = ref;
+    oncommit_add(m->oncommit, ack_after, a);
+}
+
+static uint64_t
+frame_hash(const void *buf, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ ((const uint8_t *)buf)[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Events and exec results come from the node's outbox, again until acked:
+ * true when this one was handled before (it is only acked again). */
+static bool
+outbox_duplicate(master_t *m, const char *node, const struct msg *msg, const void *buf, size_t len)
+{
+    if (msg->type != MSG_EVENT && msg->type != MSG_EXEC_RESULT)
+        return false;
+    int r = db_node_msg_once(m->db, node, msg->id, frame_hash(buf, len));
+    if (r < 0)
+        log_error("node=%s cannot record message %llu: %s; handled anyway", node,
+                  (unsigned long long)msg->id, strerror(-r));
+    ack_after_commit(m, node, msg->id);
+    return r == 1;
+}
+
+static void
+send_welcome(master_t *m, struct mlink *ml, const char *peer, uint64_t ref)
+{
+    struct msg w = {.type = MSG_WELCOME};
+
+    w.u.welcome.heartbeat_ms = m->cfg.heartbeat_ms;
+    w.u.welcome.usage_ms = m->cfg.usage_ms;
+    w.u.welcome.ref = ref;
+    session_send(m, ml, peer, &w);
+}
+
 static void
 on_hello(master_t *m, struct mlink *ml, const char *peer, const struct msg *msg)
 {
     const struct msg_hello *h = &msg->u.hello;
-    struct registry_node *n = NULL;
+    struct registry_node *n = registry_get(m->reg, peer);
     int r;
 
+    if (n && n->welcomed && msg->id < n->last_msg_id) {
+        /* An older hello the outbox sent again: what it says is stale (the
+         * node has said more since). Welcome it so the outbox drops it. */
+        send_welcome(m, ml, peer, msg->id);
+        return;
+    }
     /* The connection says who the peer is (its key's name on CurveZMQ);
      * what the hello claims must agree. */
     if (strcmp(h->node, peer) != 0) {
@@ -89,10 +167,11 @@ on_hello(master_t *m, struct mlink *ml, const char *peer, const struct msg *msg)
         return;
     }
     n->link = ml->index;
-    struct msg w = {.type = MSG_WELCOME};
-    w.u.welcome.heartbeat_ms = m->cfg.heartbeat_ms;
-    w.u.welcome.usage_ms = m->cfg.usage_ms;
-    session_send(m, ml, peer, &w);
+    n->last_msg_id = msg->id;
+    send_welcome(m, ml, peer, msg->id);
+    /* What the node's outbox sent long ago is acked by now: forget it. */
+    if (db_node_msg_expire(m->db, time_real_ms() - 3600 * 1000) < 0)
+        log_debug("cannot expire old node messages, ignoring");
     log_info("node=%s hello: %u guests, backend %s", peer, h->n_inventory, h->backend);
 
     /* Whatever was unanswered goes again, then the inventory is reconciled. */
@@ -118,7 +197,9 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
     if (matched && done.type == MSG_GUEST_DESTROY) {
         /* Gone from the node; a record already gone (forced delete) is fine. */
         int r = guests_remove(m, done.guest);
-        if (r < 0 && r != -ENOENT)
+        if (r == -ENOENT)
+            guests_orphan_gone(m, node, done.guest, "destroyed on its node");
+        else if (r < 0)
             log_error("guest %s destroyed on node=%s but its record stays: %s", done.guest, node,
                       strerror(-r));
         waiters_guest_deleted(m, done.guest);
@@ -214,30 +295,6 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
 }
 
 static void
-on_event(master_t *m, const char *node, const struct msg_event *e)
-{
-    struct db_guest g = {0};
-    enum db_observed obs;
-
-    if (!e->id[0])
-        return;
-    if (!strcmp(e->kind, "started"))
-        obs = DB_OBS_RUNNING;
-    else if (!strcmp(e->kind, "stopped") || !strcmp(e->kind, "exited"))
-        obs = DB_OBS_STOPPED;
-    else
-        return;
-    if (db_guest_get_by_id(m->db, e->id, &g) < 0)
-        return;
-    if (!g.node || strcmp(g.node, node) != 0)
-        peer_warning(m, "node=%s sent a %s event about guest %s of node %s: ignored", node, e->kind,
-                     e->id, g.node ? g.node : "(none)");
-    else if (!guests_deleting(m, &g))
-        guests_observed(m, &g, obs, obs == DB_OBS_STOPPED && e->message[0] ? e->message : NULL);
-    db_guest_clear(&g);
-}
-
-static void
 on_exec_result(master_t *m, const char *node, const struct msg_exec_result *x)
 {
     struct dispatch_done done = {0};
@@ -266,8 +323,12 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
         struct msg echo = {.type = MSG_HEARTBEAT};
         echo.u.heartbeat = msg->u.heartbeat;
         session_send(m, ml, peer, &echo);
+        reconcile_heartbeat(m, peer, &msg->u.heartbeat);
         break;
     }
+    case MSG_INVENTORY:
+        reconcile_inventory(m, peer, &msg->u.inventory);
+        break;
     case MSG_ACK:
         on_ack(m, peer, &msg->u.ack);
         break;
@@ -285,7 +346,7 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
         /* The master's clock is the latest an event can have happened. */
         if (msg->u.event.time_ms > time_real_ms())
             msg->u.event.time_ms = time_real_ms();
-        on_event(m, peer, &msg->u.event);
+        guests_node_event(m, peer, &msg->u.event);
         break;
     case MSG_EXEC_RESULT:
         on_exec_result(m, peer, &msg->u.exec_result);
@@ -367,9 +428,13 @@ session_on_frame(zwatch_t *w, const char *peer, const void *buf, size_t len, voi
         return;
     }
     struct registry_node *n = registry_get(m->reg, peer);
-    if (n)
+    if (n) {
         n->link = ml->index;
-    on_message(m, ml, peer, &msg);
+        if (msg.id > n->last_msg_id)
+            n->last_msg_id = msg.id;
+    }
+    if (!outbox_duplicate(m, peer, &msg, buf, len))
+        on_message(m, ml, peer, &msg);
     msg_clear(&msg);
 }
 

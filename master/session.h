@@ -3,7 +3,12 @@
  * frames, requests to say hello).
  *
  * Frames are decoded strictly (proto/codec.h); anything malformed gets a
- * nack and changes nothing. A node must say hello before anything else it
+ * nack and changes nothing. What a node's outbox sends (events, exec
+ * results) is recorded by node, request id and frame hash in the batch that
+ * handles it and acknowledged only after that batch commits; a re-send of
+ * it is acknowledged again and not handled twice. hello is answered by a
+ * welcome naming it; an older hello sent again (its id below what the node
+ * said since) is welcomed and otherwise ignored. A node must say hello before anything else it
  * sends counts. Acks, nacks, events and exec results are matched against
  * the node's outbox (dispatch.h) and the guests placed on that node.
  *

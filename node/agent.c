@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -14,7 +15,8 @@
 #include "common/mtime.h"
 #include "node/agent_internal.h"
 
-#define HELLO_RETRY_MS 2000 /* re-send hello until the master welcomes us */
+#define HELLO_RETRY_MS 2000 /* the outbox re-sends hello this often until welcome */
+#define HELLO_GIVEUP   3    /* hello intervals without welcome before reconnecting */
 
 /* ---- timers ----------------------------------------------------------- */
 
@@ -24,9 +26,6 @@ on_heartbeat(uv_timer_t *t)
     agent_t *a = t->data;
     uint64_t now = time_mono_ms();
 
-    /* The master echoes every heartbeat. Silence for three intervals means the
-     * connection is gone, possibly for good (libzmq does not reconnect after a
-     * protocol error): reconnect and say hello again. */
     /* A refused handshake (our key revoked) ends the session at once: no
      * need to wait for the silence. */
     if (a->welcomed && link_refused(a->link)) {
@@ -35,12 +34,17 @@ on_heartbeat(uv_timer_t *t)
                   a->cfg.name, a->cfg.master);
         a->refused_logged = true;
         a->welcomed = false;
+        outbox_open(a->outbox, false);
         return;
     }
+    /* The master echoes every heartbeat. Silence for three intervals means the
+     * connection is gone, possibly for good (libzmq does not reconnect after a
+     * protocol error): reconnect and say hello again. */
     if (a->welcomed && now - a->last_rx_ms > 3ULL * a->cfg.heartbeat_ms) {
         log_warning("node=%s master silent for %" PRIu64 " ms, reconnecting", a->cfg.name,
                     now - a->last_rx_ms);
         a->welcomed = false;
+        outbox_open(a->outbox, false);
         link_reconnect(a->link);
         agent_send_hello(a);
         return;
@@ -54,11 +58,11 @@ on_heartbeat(uv_timer_t *t)
                       a->cfg.name, a->cfg.master);
             a->refused_logged = true;
         }
-        if (now - a->last_hello_ms >= HELLO_RETRY_MS) {
-            if (a->unanswered_hellos >= 3) {
-                link_reconnect(a->link);
-                a->unanswered_hellos = 0;
-            }
+        /* The outbox re-sends hello; a connection that never answers is
+         * made anew (libzmq does not after a protocol error), with a hello
+         * that says what the node has now. */
+        if (now - a->last_hello_ms >= (uint64_t)HELLO_GIVEUP * HELLO_RETRY_MS) {
+            link_reconnect(a->link);
             agent_send_hello(a);
         }
         return;
@@ -83,7 +87,10 @@ on_welcome(agent_t *a, const struct msg_welcome *w)
 {
     a->welcomed = true;
     a->refused_logged = false;
-    a->unanswered_hellos = 0;
+    /* The hello it answers is done; everything queued behind it goes now. */
+    if (w->ref)
+        outbox_ack(a->outbox, w->ref);
+    outbox_open(a->outbox, true);
     if (w->heartbeat_ms && w->heartbeat_ms != a->cfg.heartbeat_ms) {
         a->cfg.heartbeat_ms = w->heartbeat_ms;
         uv_timer_start(&a->heartbeat, on_heartbeat, a->cfg.heartbeat_ms, a->cfg.heartbeat_ms);
@@ -102,6 +109,26 @@ on_bad_frame(agent_t *a, const struct msg *m, int r, const char *err)
 
     log_warning("node=%s bad message from master: %s, ignoring", a->cfg.name, err);
     agent_send_nack(a, m->id, NULL, code, err);
+}
+
+static void
+on_nack(agent_t *a, const struct msg_nack *n)
+{
+    /* A master that restarted does not know us: say hello again (what it
+     * refused goes again after the welcome). */
+    if (n->code == MSG_ERR_NOT_FOUND && !n->id[0]) {
+        if (a->welcomed) {
+            a->welcomed = false;
+            outbox_open(a->outbox, false);
+        }
+        agent_send_hello(a);
+        return;
+    }
+    /* Anything else refused for good (a frame it cannot read): sending it
+     * again would be refused again. */
+    if (outbox_ack(a->outbox, n->ref))
+        log_error("node=%s the master refused our message %" PRIu64 ": %s: %s", a->cfg.name, n->ref,
+                  msg_error_name(n->code), n->message);
 }
 
 static void
@@ -126,12 +153,15 @@ on_frame(zwatch_t *w, const char *peer, const void *buf, size_t len, void *userd
     case MSG_WELCOME:
         on_welcome(a, &m.u.welcome);
         break;
+    case MSG_ACK:
+        /* The master has stored what we told it. */
+        outbox_ack(a->outbox, m.u.ack.ref);
+        break;
     case MSG_NACK:
-        /* A master that restarted does not know us: say hello again. */
-        if (m.u.nack.code == MSG_ERR_NOT_FOUND && !m.u.nack.id[0]) {
-            a->welcomed = false;
-            agent_send_hello(a);
-        }
+        on_nack(a, &m.u.nack);
+        break;
+    case MSG_INVENTORY_GET:
+        agent_send_inventory(a, m.id, m.u.inventory_get.id);
         break;
     default:
         if (!agent_cmd_handle(a, &m))
@@ -143,10 +173,18 @@ on_frame(zwatch_t *w, const char *peer, const void *buf, size_t len, void *userd
 
 /* ---- start-up: re-adoption -------------------------------------------- */
 
+/* Whether g's init was started on the boot the host runs now. */
+static bool
+same_boot(const agent_t *a, const struct agent_guest *g)
+{
+    return g->rec.boot_id[0] && strcmp(g->rec.boot_id, a->boot_id) == 0;
+}
+
 /* Re-adopts every guest of the store: a running one is checked by pid plus
  * start time and watched again; nothing is started twice. A guest that was
  * meant to run but is gone (the host rebooted) is started again only when its
- * spec says autostart. */
+ * spec says autostart, and only after a reboot of the host: on the same boot,
+ * a gone init exited by itself and the restart policy decides. */
 static void
 adopt_all(agent_t *a)
 {
@@ -168,6 +206,12 @@ adopt_all(agent_t *a)
                      (int)g->rec.rt.pid);
             continue;
         }
+        if (g->rec.rt.pid && st != GUEST_ABSENT && same_boot(a, g)) {
+            /* It ran on this boot and its init is gone: it exited while we
+             * were away, by its own will (the restart policy decides). */
+            agent_guest_exited_away(a, g);
+            continue;
+        }
         if (g->rec.rt.pid) {
             g->rec.rt = (struct guest_runtime){0};
             agent_guest_save(a, g);
@@ -182,6 +226,20 @@ adopt_all(agent_t *a)
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
+
+/* The kernel's id of this boot ("" when it cannot be read). */
+static void
+read_boot_id(char *out, size_t n)
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+    out[0] = '\0';
+    if (!f)
+        return;
+    if (fgets(out, (int)n, f))
+        out[strcspn(out, "\n")] = '\0';
+    fclose(f);
+}
 
 agent_t *
 agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, int *err)
@@ -199,6 +257,10 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     if (!a->cfg.usage_ms)
         a->cfg.usage_ms = 10000;
 
+    /* Ids unique across agent restarts, so the master's de-duplication of
+     * what the outbox re-sends never takes a new message for an old one. */
+    a->next_id = time_real_ms() << 16;
+    read_boot_id(a->boot_id, sizeof(a->boot_id));
     r = backend->ops->probe(backend, &a->facts);
     if (r < 0)
         goto fail;
@@ -221,6 +283,9 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     if (r < 0)
         goto fail;
 
+    struct outbox_config oc = {
+        .resend_ms = HELLO_RETRY_MS, .send = agent_send_frame, .userdata = a};
+    a->outbox = outbox_new(loop, &oc);
     uv_timer_init(loop, &a->heartbeat);
     a->heartbeat.data = a;
     uv_timer_init(loop, &a->usage);
@@ -251,6 +316,7 @@ agent_shutdown(agent_t *a)
         uv_close((uv_handle_t *)&a->usage, NULL);
         zwatch_close(&a->watch, NULL);
     }
+    outbox_close(a->outbox);
     agent_guest_close_all(a);
 }
 
@@ -264,6 +330,7 @@ agent_destroy(agent_t **p)
     agent_guest_free_all(a);
     lane_destroy(&a->ops);
     lane_destroy(&a->execs);
+    outbox_destroy(&a->outbox);
     store_close(&a->store);
     link_destroy(&a->link);
     if (a->backend)

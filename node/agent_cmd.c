@@ -2,11 +2,32 @@
  * the guest table and either answers at once (an idempotent repeat, a state
  * that forbids it) or queues the job whose done answers. Every command is
  * idempotent on (guest id, generation). Loop thread. */
+#include <stdio.h>
 #include <string.h>
 
 #include "node/agent_internal.h"
 
 typedef void (*cmd_fn)(agent_t *a, const struct msg *m);
+
+/* An address of s that another guest of this node holds (an orphan the
+ * master forgot, say) is refused, never taken over: one address is never on
+ * two guests. Nacks m naming both and returns true. */
+static bool
+addr_taken(agent_t *a, const struct msg *m, const struct agent_guest *g, const struct guest_spec *s)
+{
+    uint32_t k = 0;
+    const struct agent_guest *o = agent_guest_addr_owner(a, g, s, &k);
+    char addr[NETADDR_STRLEN], text[320];
+
+    if (!o)
+        return false;
+    netaddr_format(&s->addrs[k], false, addr, sizeof(addr));
+    snprintf(text, sizeof(text),
+             "address %s of guest %s (%s) belongs to guest %s (%s) on this node", addr, s->name,
+             s->id, o->rec.spec.name, o->rec.spec.id);
+    agent_send_nack(a, m->id, s->id, MSG_ERR_CONFLICT, text);
+    return true;
+}
 
 static void
 cmd_apply(agent_t *a, const struct msg *m)
@@ -24,6 +45,8 @@ cmd_apply(agent_t *a, const struct msg *m)
         agent_send_nack(a, m->id, s->id, MSG_ERR_CONFLICT, "guest is being destroyed");
         return;
     }
+    if (addr_taken(a, m, g, s))
+        return;
     if (g && s->generation <= g->rec.applied_generation) {
         /* Already applied (a re-send), or older than what we have: nothing to do. */
         agent_send_ack(a, m->id, g);
@@ -77,6 +100,8 @@ cmd_start(agent_t *a, const struct msg *m)
         agent_send_nack(a, m->id, g->rec.spec.id, MSG_ERR_BUSY, "guest is stopping");
         return;
     }
+    /* Asked for: the restart policy counts afresh from here. */
+    g->restarts = 0;
     agent_job_start(a, g, m->id);
 }
 

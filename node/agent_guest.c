@@ -2,6 +2,8 @@
  * poll on init (how the agent learns a guest stopped, whoever stopped it) and
  * the stop timeout that kills a guest that does not halt. Loop thread. */
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -9,7 +11,12 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/mtime.h"
 #include "node/agent_internal.h"
+
+#define RESTART_BACKOFF_DEFAULT_S 5      /* restart_backoff 0 */
+#define RESTART_BACKOFF_MAX_S     600    /* the doubling stops here */
+#define RESTART_RESET_MS          300000 /* a run this long forgets earlier restarts */
 
 struct agent_guest *
 agent_guest_find(agent_t *a, const char *id)
@@ -75,15 +82,21 @@ watch_stop(struct agent_guest *g)
     g->watch = NULL;
 }
 
-/* Closes the stop timer; the guest stays allocated until its close callback. */
+/* Closes the stop and restart timers; the guest stays allocated until
+ * their close callbacks. */
 static void
 timer_close(struct agent_guest *g)
 {
-    if (!g->timer_init)
-        return;
-    g->handles_open++;
-    g->timer_init = false;
-    uv_close((uv_handle_t *)&g->stop_timer, guest_handle_closed);
+    if (g->timer_init) {
+        g->handles_open++;
+        g->timer_init = false;
+        uv_close((uv_handle_t *)&g->stop_timer, guest_handle_closed);
+    }
+    if (g->restart_init) {
+        g->handles_open++;
+        g->restart_init = false;
+        uv_close((uv_handle_t *)&g->restart_timer, guest_handle_closed);
+    }
 }
 
 void
@@ -118,8 +131,8 @@ on_init_exit(uv_poll_t *p, int status, int events)
 {
     struct agent_watch *w = p->data;
     struct agent_guest *g = w->guest;
-    int wstatus = 0, code = -1;
-    char why[64] = "init exited";
+    int wstatus = 0, code = -1, sig = 0;
+    char why[64] = "init exited (status unknown: not our child)";
 
     (void)status;
     (void)events;
@@ -133,12 +146,13 @@ on_init_exit(uv_poll_t *p, int status, int events)
             code = WEXITSTATUS(wstatus);
             snprintf(why, sizeof(why), "init exited with status %d", code);
         } else if (WIFSIGNALED(wstatus)) {
-            snprintf(why, sizeof(why), "init killed by signal %d", WTERMSIG(wstatus));
+            sig = WTERMSIG(wstatus);
+            snprintf(why, sizeof(why), "init killed by signal %d (%s)", sig, sigabbrev_np(sig));
         }
     }
     /* Make sure nothing of the guest is left running before calling it stopped. */
     agent_job_kill(a, g);
-    agent_guest_stopped(a, g, code, why);
+    agent_guest_stopped(a, g, code, sig, why);
 }
 
 int
@@ -174,6 +188,8 @@ agent_guest_quiet(struct agent_guest *g)
     watch_stop(g);
     if (g->timer_init)
         uv_timer_stop(&g->stop_timer);
+    if (g->restart_init)
+        uv_timer_stop(&g->restart_timer);
 }
 
 static void
@@ -199,23 +215,161 @@ agent_guest_arm_stop(agent_t *a, struct agent_guest *g, uint32_t timeout_s)
     uv_timer_start(&g->stop_timer, on_stop_timeout, (uint64_t)timeout_s * 1000, 0);
 }
 
+/* How an exit nobody asked for came about. In a PID namespace, reboot(2)
+ * from inside kills init with SIGHUP (restart) or SIGINT (power off, halt). */
+enum exit_kind {
+    OWN_CLEAN,   /* status 0, or a poweroff or halt from inside */
+    OWN_REBOOT,  /* a reboot from inside */
+    OWN_FAILURE, /* a non-zero status, another signal, or unknown */
+};
+
+static enum exit_kind
+exit_kind(int exit_code, int signal)
+{
+    if (signal == SIGHUP)
+        return OWN_REBOOT;
+    if (signal == SIGINT || (signal == 0 && exit_code == 0))
+        return OWN_CLEAN;
+    return OWN_FAILURE;
+}
+
+static void
+on_restart_due(uv_timer_t *t)
+{
+    struct agent_guest *g = t->data;
+    agent_t *a = g->agent;
+
+    /* The master may have stopped it meanwhile, or started it already. */
+    if (a->closing || g->destroying || g->rec.rt.pid || g->rec.desired != STORE_DESIRED_RUNNING)
+        return;
+    if (g->rec.spec.flags & SPEC_FLAG_LOCK) {
+        log_notice("node=%s guest=%s is locked: not restarted", a->cfg.name, g->rec.spec.name);
+        return;
+    }
+    log_info("node=%s guest=%s restarting (attempt %u)", a->cfg.name, g->rec.spec.name,
+             g->restarts);
+    agent_job_start(a, g, 0);
+}
+
+/* Whether the policy starts g again, and after how many seconds (*delay_s). */
+static bool
+restart_wanted(struct agent_guest *g, enum exit_kind kind, uint32_t *delay_s)
+{
+    const struct guest_spec *s = &g->rec.spec;
+    uint32_t base = s->restart_backoff ? s->restart_backoff : RESTART_BACKOFF_DEFAULT_S;
+
+    *delay_s = 0;
+    if (kind == OWN_REBOOT)
+        return true; /* the guest's own will too */
+    if (s->restart == SPEC_RESTART_NEVER ||
+        (kind == OWN_CLEAN && s->restart != SPEC_RESTART_ALWAYS))
+        return false;
+    if (g->started_ms && time_mono_ms() - g->started_ms >= RESTART_RESET_MS)
+        g->restarts = 0;
+    if (s->restart_max && g->restarts >= s->restart_max)
+        return false;
+    *delay_s = base;
+    for (uint32_t i = 0; i < g->restarts && *delay_s < RESTART_BACKOFF_MAX_S; i++)
+        *delay_s *= 2;
+    if (*delay_s > RESTART_BACKOFF_MAX_S)
+        *delay_s = RESTART_BACKOFF_MAX_S;
+    g->restarts++;
+    return true;
+}
+
+/* An exit nobody asked for: the policy decides, else the guest stays down. */
+static void
+own_exit(agent_t *a, struct agent_guest *g, int exit_code, int signal, const char *why)
+{
+    enum exit_kind kind = exit_kind(exit_code, signal);
+    uint32_t delay_s = 0;
+    bool again = !g->destroying && restart_wanted(g, kind, &delay_s);
+    char text[256];
+
+    if (!again) {
+        g->rec.desired = STORE_DESIRED_STOPPED;
+        snprintf(text, sizeof(text), "%s%s", why,
+                 g->rec.spec.restart_max && g->restarts >= g->rec.spec.restart_max
+                     ? "; restart limit reached"
+                     : "");
+    } else if (kind == OWN_REBOOT) {
+        snprintf(text, sizeof(text), "%s: reboot from inside, starting again", why);
+    } else {
+        snprintf(text, sizeof(text), "%s; restart policy %s: starting again in %u s (attempt %u)",
+                 why, spec_restart_name(g->rec.spec.restart), delay_s, g->restarts);
+    }
+    agent_guest_save(a, g);
+    log_info("node=%s guest=%s %s", a->cfg.name, g->rec.spec.name, text);
+    agent_send_exit(a, g->rec.spec.id, exit_code, signal, again, text);
+    if (!again)
+        return;
+    if (!g->restart_init) {
+        uv_timer_init(a->loop, &g->restart_timer);
+        g->restart_timer.data = g;
+        g->restart_init = true;
+    }
+    uv_timer_start(&g->restart_timer, on_restart_due, (uint64_t)delay_s * 1000, 0);
+}
+
 void
-agent_guest_stopped(agent_t *a, struct agent_guest *g, int exit_code, const char *why)
+agent_guest_stopped(agent_t *a, struct agent_guest *g, int exit_code, int signal, const char *why)
 {
     bool asked = g->stopping;
 
     agent_guest_quiet(g);
     g->rec.rt = (struct guest_runtime){0};
     g->stopping = false;
-    if (asked)
+    if (asked) {
         g->rec.desired = STORE_DESIRED_STOPPED;
-    agent_guest_save(a, g);
-    log_info("node=%s guest=%s stopped (%s)", a->cfg.name, g->rec.spec.name, why);
-    agent_send_event(a, g->rec.spec.id, asked ? "stopped" : "exited", exit_code, why);
+        agent_guest_save(a, g);
+        log_info("node=%s guest=%s stopped (%s)", a->cfg.name, g->rec.spec.name, why);
+        agent_send_event(a, g->rec.spec.id, "stopped", exit_code, why);
+    } else {
+        own_exit(a, g, exit_code, signal, why);
+    }
     if (g->stop_ref) {
         agent_send_ack(a, g->stop_ref, g);
         g->stop_ref = 0;
     }
+}
+
+void
+agent_guest_exited_away(agent_t *a, struct agent_guest *g)
+{
+    g->rec.rt = (struct guest_runtime){0};
+    own_exit(a, g, -1, 0, "init exited while the agent was not running (status unknown)");
+}
+
+uint64_t
+agent_guest_digest(const agent_t *a)
+{
+    uint64_t d = 0;
+
+    for (size_t i = 0; i < a->n_guests; i++) {
+        const struct agent_guest *g = a->guests[i];
+        /* One being created is not there until its apply is done (and acked). */
+        if (g->rec.applied_generation)
+            d += msg_digest_item(g->rec.spec.id, g->rec.applied_generation, g->rec.rt.pid != 0);
+    }
+    return d;
+}
+
+struct agent_guest *
+agent_guest_addr_owner(agent_t *a, const struct agent_guest *g, const struct guest_spec *spec,
+                       uint32_t *addr)
+{
+    for (size_t i = 0; i < a->n_guests; i++) {
+        struct agent_guest *o = a->guests[i];
+        if (o == g || strcmp(o->rec.spec.id, spec->id) == 0)
+            continue;
+        for (uint32_t k = 0; k < spec->n_addrs; k++)
+            for (uint32_t j = 0; j < o->rec.spec.n_addrs; j++)
+                if (netaddr_equal(&spec->addrs[k], &o->rec.spec.addrs[j])) {
+                    *addr = k;
+                    return o;
+                }
+    }
+    return NULL;
 }
 
 size_t

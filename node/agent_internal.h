@@ -24,6 +24,7 @@
 #include "node/agent.h"
 #include "node/backend.h"
 #include "node/lane.h"
+#include "node/outbox.h"
 #include "node/store.h"
 #include "proto/link.h"
 #include "proto/msg.h"
@@ -45,6 +46,10 @@ struct agent_guest {
     struct agent_watch *watch; /* watches init while running, else NULL */
     uv_timer_t stop_timer;     /* stop timeout, then kill */
     bool timer_init;           /* stop_timer is initialised */
+    uv_timer_t restart_timer;  /* the restart policy's back-off */
+    bool restart_init;         /* restart_timer is initialised */
+    uint32_t restarts;         /* restarts in a row by the policy (reset by a long run) */
+    uint64_t started_ms;       /* monotonic ms of the last start, 0 = unknown */
     uint64_t stop_ref;         /* request id of a pending guest.stop, 0 = none */
     bool stopping;             /* a stop was asked and init has not exited */
     bool destroying;           /* a destroy is queued: refuse new work */
@@ -67,24 +72,29 @@ struct agent {
     size_t n_guests;             /* entries used */
     size_t cap_guests;           /* entries allocated */
     struct node_facts facts;     /* from the backend's probe */
-    uint64_t next_id;            /* our request ids */
-    uint64_t heartbeat_seq;      /* heartbeats sent */
-    bool welcomed;               /* the master answered our hello */
-    bool refused_logged;         /* the master's refusal of our key was logged */
-    uint64_t last_hello_ms;      /* when hello was last sent */
-    uint64_t last_rx_ms;         /* when the master was last heard from */
-    unsigned unanswered_hellos;  /* hellos sent since the last welcome */
-    bool usage_pending;          /* a usage job is queued or running */
-    bool handles_ready;          /* timers and the watcher are initialised */
-    bool closing;                /* agent_shutdown was called */
+    char boot_id[40];            /* the host's boot id, "" = unknown */
+    uint64_t next_id;       /* our request ids (seeded from the clock: unique across restarts) */
+    outbox_t *outbox;       /* events, exec results and hello until the master acks them */
+    uint64_t heartbeat_seq; /* heartbeats sent */
+    bool welcomed;          /* the master answered our hello */
+    bool refused_logged;    /* the master's refusal of our key was logged */
+    uint64_t last_hello_ms; /* when hello was last sent */
+    uint64_t last_rx_ms;    /* when the master was last heard from */
+    bool usage_pending;     /* a usage job is queued or running */
+    bool handles_ready;     /* timers and the watcher are initialised */
+    bool closing;           /* agent_shutdown was called */
 };
 
 /* ---- agent_send.c: messages to the master ------------------------------ */
 
-/* Encodes m (giving it the next request id when m->id is 0) and sends it. A
- * failed send is logged and dropped: the master re-sends unacknowledged
- * commands, so a lost answer costs a retry. m stays the caller's. */
+/* Encodes m (giving it the next request id when m->id is 0) and sends it.
+ * Events, exec results and hello go through the outbox, which re-sends them
+ * until the master acknowledges them; the rest goes once (a failed send is
+ * logged: the master re-sends unacknowledged commands, heartbeats and usage
+ * come again by themselves). m stays the caller's. */
 void agent_send(agent_t *a, struct msg *m);
+/* The outbox's transport: link_send to the master. */
+int agent_send_frame(void *agent, const void *buf, size_t len);
 /* ack of request ref about g (its id, applied generation, running); g NULL
  * for an ack about no guest. */
 void agent_send_ack(agent_t *a, uint64_t ref, const struct agent_guest *g);
@@ -100,9 +110,14 @@ void agent_send_nack_errno(agent_t *a, uint64_t ref, const char *id, int err, co
 /* A guest event ("started", "stopped", "exited", "destroyed"); text may be NULL. */
 void agent_send_event(agent_t *a, const char *id, const char *kind, int exit_code,
                       const char *text);
+/* An "exited" event with the killing signal and the desired state that follows. */
+void agent_send_exit(agent_t *a, const char *id, int exit_code, int signal, bool restarting,
+                     const char *text);
+/* inventory in answer to inventory.get ref, with guest id's spec when id is not "". */
+void agent_send_inventory(agent_t *a, uint64_t ref, const char *id);
 /* hello with the node's facts, labels and the guest table as inventory. */
 void agent_send_hello(agent_t *a);
-/* A heartbeat with the table's guest and running counts. */
+/* A heartbeat with the table's guest and running counts and its digest. */
 void agent_send_heartbeat(agent_t *a);
 
 /* ---- agent_cmd.c: the master's commands -------------------------------- */
@@ -157,8 +172,21 @@ void agent_guest_quiet(struct agent_guest *g);
 /* Arms the stop timeout: after timeout_s seconds a still running guest is killed. */
 void agent_guest_arm_stop(agent_t *a, struct agent_guest *g, uint32_t timeout_s);
 /* Records that g's init is gone: clears the runtime, saves, sends the
- * "stopped" (asked for) or "exited" event and answers a pending stop. */
-void agent_guest_stopped(agent_t *a, struct agent_guest *g, int exit_code, const char *why);
+ * "stopped" (asked for) or "exited" event and answers a pending stop. An
+ * exit nobody asked for is the guest's own will: its desired state becomes
+ * stopped, unless its restart policy (or a reboot asked from inside) starts
+ * it again. exit_code -1 and signal 0: the status is unknown (not our child). */
+void agent_guest_stopped(agent_t *a, struct agent_guest *g, int exit_code, int signal,
+                         const char *why);
+/* The init of g, recorded as running, was found gone at start-up on the same
+ * boot: it exited while the agent was away (status unknown). */
+void agent_guest_exited_away(agent_t *a, struct agent_guest *g);
+/* The inventory digest of the table (msg_digest_item summed). */
+uint64_t agent_guest_digest(const agent_t *a);
+/* The guest in the table, other than g, that holds one of spec's
+ * addresses (its index in *addr), or NULL. */
+struct agent_guest *agent_guest_addr_owner(agent_t *a, const struct agent_guest *g,
+                                           const struct guest_spec *spec, uint32_t *addr);
 /* Guests in the table whose init runs. */
 size_t agent_guest_running(const agent_t *a);
 /* agent_shutdown: closes every guest's handles; guests stay in the table. */

@@ -9,12 +9,14 @@
  * order; exec has a lane of its own (backend.h allows it to run alongside). */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 
 #include "common/errtext.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/mtime.h"
 #include "node/agent_internal.h"
 
 /* What a queued backend operation does. */
@@ -273,6 +275,9 @@ start_done(agent_t *a, struct job *j, struct agent_guest *g)
     }
     g->rec.rt = j->rt;
     g->rec.desired = STORE_DESIRED_RUNNING;
+    /* At re-adoption, a gone init of this boot exited by itself. */
+    strscpy(g->rec.boot_id, a->boot_id, sizeof(g->rec.boot_id));
+    g->started_ms = time_mono_ms();
     agent_guest_save(a, g);
     if (!a->closing && agent_guest_watch(a, g) < 0)
         log_warning("node=%s guest=%s cannot watch init pid %d, ignoring", a->cfg.name,
@@ -312,7 +317,7 @@ stop_done(agent_t *a, struct job *j, struct agent_guest *g)
     /* Without a pidfd to watch, the state the job saw is the exit; with
      * one, the watch reports the exit and answers the stop. */
     if (j->result >= 0 && j->fake_pids && g->rec.rt.pid && j->u.stop.after != GUEST_RUNNING)
-        agent_guest_stopped(a, g, 0, "init exited");
+        agent_guest_stopped(a, g, 0, 0, "init exited");
 }
 
 void
@@ -358,7 +363,7 @@ kill_done(agent_t *a, struct job *j, struct agent_guest *g)
         log_error("node=%s guest=%s kill failed: %s", a->cfg.name, j->spec.name, job_why(j));
     /* With a pidfd, the watch reports the exit and answers the stop. */
     if (j->result >= 0 && j->fake_pids && g->rec.rt.pid && j->u.kill.after != GUEST_RUNNING)
-        agent_guest_stopped(a, g, -1, "killed");
+        agent_guest_stopped(a, g, -1, SIGKILL, "killed");
 }
 
 void

@@ -1,6 +1,7 @@
 /* Every message the agent sends to the master goes through here: this file
- * is the one caller of link_send (an outbox that re-sends until the master
- * acknowledges would sit between agent_send and link_send). Loop thread. */
+ * is the one caller of link_send. Events, exec results and hello go through
+ * the outbox (node/outbox.h), which re-sends them until the master
+ * acknowledges them; the rest goes once. Loop thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,10 +14,24 @@
 
 #define VFLEET_VERSION "0.1.0"
 
+int
+agent_send_frame(void *agent, const void *buf, size_t len)
+{
+    agent_t *a = agent;
+    return link_send(a->link, NULL, buf, len);
+}
+
+/* What the master must hear even when the link is down: it changes state. */
+static bool
+needs_outbox(enum msg_type t)
+{
+    return t == MSG_EVENT || t == MSG_EXEC_RESULT || t == MSG_HELLO;
+}
+
 void
 agent_send(agent_t *a, struct msg *m)
 {
-    _cleanup_free_ char *buf = NULL;
+    char *buf = NULL;
     size_t len = 0;
 
     if (!m->id)
@@ -27,11 +42,17 @@ agent_send(agent_t *a, struct msg *m)
                   strerror(-r));
         return;
     }
+    if (needs_outbox(m->type)) {
+        outbox_push(a->outbox, m->id, m->type == MSG_HELLO, buf, len);
+        return;
+    }
     r = link_send(a->link, NULL, buf, len);
+    free(buf);
     if (r < 0)
-        /* The master re-sends unacked commands, so a dropped answer costs a retry only. */
-        log_warning("node=%s send %s failed: %s, ignoring", a->cfg.name, msg_type_name(m->type),
-                    strerror(-r));
+        /* Acks and nacks: the master re-sends its command; heartbeats, usage
+         * and inventories come again by themselves. */
+        log_debug("node=%s send %s failed: %s; it comes again", a->cfg.name, msg_type_name(m->type),
+                  strerror(-r));
 }
 
 void
@@ -96,6 +117,54 @@ agent_send_event(agent_t *a, const char *id, const char *kind, int exit_code, co
 }
 
 void
+agent_send_exit(agent_t *a, const char *id, int exit_code, int signal, bool restarting,
+                const char *text)
+{
+    struct msg m = {.type = MSG_EVENT};
+
+    strscpy(m.u.event.id, id, sizeof(m.u.event.id));
+    strscpy(m.u.event.kind, "exited", sizeof(m.u.event.kind));
+    m.u.event.time_ms = time_real_ms();
+    m.u.event.exit_code = exit_code;
+    m.u.event.signal = signal;
+    strscpy(m.u.event.desired, restarting ? "running" : "stopped", sizeof(m.u.event.desired));
+    snprintf(m.u.event.message, sizeof(m.u.event.message), "%s", text ? text : "");
+    agent_send(a, &m);
+}
+
+/* The table as an inventory (items allocated; the caller frees them). */
+static struct msg_inventory_item *
+inventory_of(agent_t *a)
+{
+    struct msg_inventory_item *inv = xcalloc(a->n_guests ? a->n_guests : 1, sizeof(*inv));
+
+    for (size_t i = 0; i < a->n_guests; i++) {
+        const struct agent_guest *g = a->guests[i];
+        memcpy(inv[i].id, g->rec.spec.id, sizeof(inv[i].id));
+        memcpy(inv[i].name, g->rec.spec.name, sizeof(inv[i].name));
+        inv[i].generation = g->rec.applied_generation;
+        inv[i].running = g->rec.rt.pid != 0;
+        strscpy(inv[i].desired, store_desired_name(g->rec.desired), sizeof(inv[i].desired));
+    }
+    return inv;
+}
+
+void
+agent_send_inventory(agent_t *a, uint64_t ref, const char *id)
+{
+    struct msg m = {.type = MSG_INVENTORY};
+    const struct agent_guest *g = id[0] ? agent_guest_find(a, id) : NULL;
+
+    m.u.inventory.ref = ref;
+    m.u.inventory.n_inventory = (uint32_t)a->n_guests;
+    m.u.inventory.inventory = inventory_of(a);
+    if (g)
+        m.u.inventory.spec = g->rec.spec;
+    agent_send(a, &m);
+    msg_clear(&m);
+}
+
+void
 agent_send_hello(agent_t *a)
 {
     struct msg m = {.type = MSG_HELLO};
@@ -116,18 +185,11 @@ agent_send_hello(agent_t *a)
     h->n_labels = a->cfg.n_labels;
     memcpy(h->labels, a->cfg.labels, sizeof(h->labels));
     h->n_inventory = (uint32_t)a->n_guests;
-    h->inventory = xcalloc(a->n_guests ? a->n_guests : 1, sizeof(*h->inventory));
-    for (size_t i = 0; i < a->n_guests; i++) {
-        const struct agent_guest *g = a->guests[i];
-        memcpy(h->inventory[i].id, g->rec.spec.id, sizeof(h->inventory[i].id));
-        memcpy(h->inventory[i].name, g->rec.spec.name, sizeof(h->inventory[i].name));
-        h->inventory[i].generation = g->rec.applied_generation;
-        h->inventory[i].running = g->rec.rt.pid != 0;
-    }
+    h->inventory = inventory_of(a);
+    /* The outbox sends it ahead of everything else, again until welcome. */
     agent_send(a, &m);
     msg_clear(&m);
     a->last_hello_ms = time_mono_ms();
-    a->unanswered_hellos++;
     log_info("node=%s hello sent to \"%s\" with %zu guests", a->cfg.name, a->cfg.master,
              a->n_guests);
 }
@@ -138,7 +200,11 @@ agent_send_heartbeat(agent_t *a)
     struct msg m = {.type = MSG_HEARTBEAT};
 
     m.u.heartbeat.seq = ++a->heartbeat_seq;
-    m.u.heartbeat.n_guests = (uint32_t)a->n_guests;
+    for (size_t i = 0; i < a->n_guests; i++)
+        m.u.heartbeat.n_guests += a->guests[i]->rec.applied_generation != 0;
     m.u.heartbeat.n_running = (uint32_t)agent_guest_running(a);
+    m.u.heartbeat.digest = agent_guest_digest(a);
+    /* What the outbox holds goes first: the digest already counts it. */
+    outbox_pump(a->outbox);
     agent_send(a, &m);
 }

@@ -125,12 +125,19 @@ echo_heartbeat(struct fixture *f, const struct msg *hb)
     send_cmd(f, &m);
 }
 
-/* The next frame that is not a heartbeat (heartbeats are echoed). */
+/* The next frame that is not a heartbeat (heartbeats are echoed). Events
+ * and exec results are acknowledged as the master does once they are
+ * stored, so the agent's outbox does not send them again. */
 static void
 recv_msg(struct fixture *f, struct msg *m, const char *what)
 {
     for (;;) {
         recv_any(f, m, what);
+        if (m->type == MSG_EVENT || m->type == MSG_EXEC_RESULT) {
+            struct msg ack = {.type = MSG_ACK};
+            ack.u.ack.ref = m->id;
+            send_cmd(f, &ack);
+        }
         if (m->type != MSG_HEARTBEAT)
             return;
         echo_heartbeat(f, m);
@@ -223,6 +230,7 @@ handshake(struct fixture *f, struct msg *hello)
     assert_int_equal(hello->u.hello.max_guests, 8);
     w.u.welcome.heartbeat_ms = f->heartbeat_ms;
     w.u.welcome.usage_ms = 3600 * 1000;
+    w.u.welcome.ref = hello->id;
     send_cmd(f, &w);
 }
 

@@ -44,5 +44,4 @@ typedef struct config config_t;
  * none; a name other than the key's is refused. ipc:// masters, tcp:// ones
  * with insecure (logged loudly) and simulated nodes (sim) are plaintext.
  * Prints why not to stderr and returns -errno. */
-int join_agent_keys(const config_t *cfg, const char *state_dir, bool sim,
-                    struct agent_config *ac);
+int join_agent_keys(const config_t *cfg, const char *state_dir, bool sim, struct agent_config *ac);

@@ -18,11 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <net/if.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "common/config.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/units.h"
@@ -35,7 +38,7 @@
 #include "node/store.h"
 
 #define DEFAULT_CONFIG    "/etc/vfleet/node.conf"
-#define DEFAULT_STATE_DIR "/var/lib/vfleet"
+#define DEFAULT_STATE_DIR "/var/lib/vfleet/node"
 #define DEFAULT_MASTER    "tcp://127.0.0.1:7401"
 
 /* Exit codes shared with the vfleet CLI: usage errors, not found, failures. */
@@ -77,9 +80,100 @@ usage(FILE *f)
                "      --sim-max-guests N guests each accepts (default 1000)\n"
                "      --sim-seed N       seed of the synthetic usage (default 1; node i uses N+i)\n"
                "  -l, --log-level LEVEL  err, warning, notice, info (default), debug\n"
+               "      --log-format F     text (default) or json\n"
                "      --json             machine-readable output (ls)\n"
+               "      --help-config      every configuration key, its type and range\n"
+               "      --check-config     read and check the configuration, then exit\n"
                "  -h, --help             this text\n");
 }
+
+static int
+check_name(const char *key, const char *value, char *why, size_t n)
+{
+    if (!name_is_valid(value))
+        return snprintf(why, n, "\"%s\" is not a valid name (a DNS label)", value), -EINVAL;
+    return 0;
+}
+
+static int
+check_endpoint(const char *key, const char *value, char *why, size_t n)
+{
+    if (strncmp(value, "tcp://", 6) != 0 && strncmp(value, "ipc://", 6) != 0)
+        return snprintf(why, n, "\"%s\" is not a tcp:// or ipc:// endpoint", value), -EINVAL;
+    return 0;
+}
+
+static int
+check_label(const char *key, const char *value, char *why, size_t n)
+{
+    if (!name_is_valid(key))
+        return snprintf(why, n, "\"%s\" is not a valid label key (a DNS label)", key), -EINVAL;
+    return 0;
+}
+
+static int
+check_prefixes(const char *key, const char *value, char *why, size_t n)
+{
+    _cleanup_free_ char *copy = xstrdup(value);
+    struct netaddr a;
+    char *save = NULL;
+    unsigned count = 0;
+
+    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        if (netaddr_parse(t, &a) < 0)
+            return snprintf(why, n, "\"%s\" is not an address prefix", t), -EINVAL;
+        if (++count > NET_NFT_MAX_NAT)
+            return snprintf(why, n, "more than %d prefixes", NET_NFT_MAX_NAT), -EINVAL;
+    }
+    return 0;
+}
+
+#define LEVELS "emerg|alert|crit|err|error|warning|warn|notice|info|debug"
+
+/* Every key of node.conf (docs/config.md describes each; a test checks that
+ * the page and /etc/vfleet/node.conf name them all). */
+static const struct config_key node_keys[] = {
+    {"node", "name", CONFIG_STRING, 0, 0, NULL, "name", check_name, "node name (the host name)"},
+    {"node", "master", CONFIG_STRING, 0, 255, NULL, "master", check_endpoint,
+     "the master's ZeroMQ endpoint"},
+    {"node", "state_dir", CONFIG_STRING, 0, 255, NULL, "state-dir", NULL,
+     "local store, guest disks, lock"},
+    {"node", "backend", CONFIG_CHOICE, 0, 0, "linux|sim", "backend", NULL, "guest backend"},
+    {"node", "templates", CONFIG_STRING, 0, 255, NULL, "templates", NULL,
+     "directory of guest templates"},
+    {"node", "heartbeat_ms", CONFIG_U64, 100, 600000, NULL, "heartbeat", NULL,
+     "heartbeat interval, ms (the master's welcome wins)"},
+    {"node", "usage_interval", CONFIG_U64, 1, 3600, NULL, "usage-interval", NULL,
+     "usage sampling interval, s"},
+    {"node", "max_guests", CONFIG_U64, 1, STORE_MAX_GUESTS, NULL, "max-guests", NULL,
+     "guests this node accepts (linux)"},
+    {"node", "log_level", CONFIG_CHOICE, 0, 0, LEVELS, "log-level", NULL,
+     "most verbose level logged"},
+    {"node", "log_format", CONFIG_CHOICE, 0, 0, "text|json", "log-format", NULL, "log line format"},
+    {"node", "insecure", CONFIG_BOOL, 0, 0, NULL, "insecure", NULL,
+     "a tcp:// master in plaintext, without a join (logged loudly; trusted networks only)"},
+    {"node", "sim_nodes", CONFIG_U64, 1, 100000, NULL, "sim-nodes", NULL,
+     "simulated nodes in this process (sim)"},
+    {"node", "sim_cpus", CONFIG_U64, 1, UINT32_MAX, NULL, "sim-cpus", NULL,
+     "millicores each simulated node offers"},
+    {"node", "sim_memory", CONFIG_SIZE, 1, 0, NULL, "sim-memory", NULL,
+     "memory each simulated node offers"},
+    {"node", "sim_disk", CONFIG_SIZE, 1, 0, NULL, "sim-disk", NULL,
+     "disk each simulated node offers"},
+    {"node", "sim_max_guests", CONFIG_U64, 1, STORE_MAX_GUESTS, NULL, "sim-max-guests", NULL,
+     "guests each simulated node accepts"},
+    {"node", "sim_seed", CONFIG_U64, 0, 0, NULL, "sim-seed", NULL, "seed of the synthetic usage"},
+    {"labels", "*", CONFIG_STRING, 0, SPEC_LABEL_VAL_MAX, NULL, "label", check_label,
+     "a node label KEY = VALUE, for constraints and pools"},
+    {"network", "uplink", CONFIG_STRING, 0, IFNAMSIZ - 1, NULL, NULL, NULL,
+     "the host's outside interface"},
+    {"network", "nat", CONFIG_BOOL, 0, 0, NULL, NULL, NULL,
+     "masquerade guest sources leaving through uplink"},
+    {"network", "nat_sources", CONFIG_STRING, 0, 0, NULL, NULL, check_prefixes,
+     "prefixes NAT applies to"},
+    {"network", "proxy_neigh", CONFIG_BOOL, 0, 0, NULL, NULL, NULL,
+     "answer ARP/NDP on uplink for guest addresses"},
+};
 
 struct options {
     config_t *cfg;     /* file values overridden by flags */
@@ -87,6 +181,7 @@ struct options {
     char **rest;       /* arguments after the verb */
     int n_rest;        /* entries in rest */
     bool json;         /* --json */
+    bool check_only;   /* --check-config: read and check, then exit */
     const char *token; /* join: --token */
 };
 
@@ -118,10 +213,13 @@ parse_options(int argc, char **argv, struct options *o)
         {"sim-disk", required_argument, NULL, 'D'},
         {"sim-max-guests", required_argument, NULL, 'G'},
         {"sim-seed", required_argument, NULL, 'S'},
+        {"log-format", required_argument, NULL, 'F'},
         {"json", no_argument, NULL, 'j'},
         {"token", required_argument, NULL, 'T'},
         {"insecure", no_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
+        {"help-config", no_argument, NULL, 'K'},
+        {"check-config", no_argument, NULL, 'Q'},
         {0},
     };
     const char *config_path = NULL;
@@ -164,6 +262,9 @@ parse_options(int argc, char **argv, struct options *o)
                 break;
             case 'l':
                 key = "log_level";
+                break;
+            case 'F':
+                key = "log_format";
                 break;
             case 'L': {
                 char *eq = strchr(optarg, '=');
@@ -208,7 +309,15 @@ parse_options(int argc, char **argv, struct options *o)
                 break;
             case 'h':
                 usage(stdout);
+                config_destroy(&flags);
                 exit(0);
+            case 'K':
+                config_print_schema(stdout, node_keys, ARRAY_SIZE(node_keys));
+                config_destroy(&flags);
+                exit(0);
+            case 'Q':
+                o->check_only = true;
+                break;
             default:
                 usage(stderr);
                 config_destroy(&flags);
@@ -233,8 +342,10 @@ parse_options(int argc, char **argv, struct options *o)
     if (r == -ENOENT && !config_path) {
         o->cfg = config_new();
     } else if (r == -EBADMSG) {
-        fprintf(stderr, "vfleet-node: %s:%d: cannot parse this line\n",
-                config_path ? config_path : DEFAULT_CONFIG, line);
+        fprintf(stderr,
+                "vfleet-node: %s:%d: not \"key = value\", \"[section]\" or a comment, or longer "
+                "than %d characters\n",
+                config_path ? config_path : DEFAULT_CONFIG, line, CONFIG_MAX_LINE);
         config_destroy(&flags);
         return r;
     } else if (r < 0) {
@@ -245,9 +356,9 @@ parse_options(int argc, char **argv, struct options *o)
     }
     /* Flags win over the file. */
     static const char *const keys[] = {
-        "name",           "master",    "state_dir",  "backend",  "templates",  "heartbeat_ms",
-        "usage_interval", "log_level", "sim_nodes",  "sim_cpus", "sim_memory", "sim_disk",
-        "sim_max_guests", "sim_seed",  "max_guests", "insecure"};
+        "name",           "master",    "state_dir",  "backend",    "templates",  "heartbeat_ms",
+        "usage_interval", "log_level", "sim_nodes",  "sim_cpus",   "sim_memory", "sim_disk",
+        "sim_max_guests", "sim_seed",  "max_guests", "log_format", "insecure"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         const char *v = config_get(flags, "node", keys[i]);
         if (v)
@@ -255,6 +366,13 @@ parse_options(int argc, char **argv, struct options *o)
     }
     config_foreach(flags, "labels", copy_label, o->cfg);
     config_destroy(&flags);
+    /* An unknown key or a bad value stops here, with its file and line. */
+    char err[1024];
+    if (config_check(o->cfg, node_keys, ARRAY_SIZE(node_keys), err, sizeof(err)) < 0) {
+        fprintf(stderr, "vfleet-node: %s\n", err);
+        config_destroy(&o->cfg);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -290,33 +408,28 @@ net_config_read(const config_t *c, struct net_config *out)
 {
     const char *uplink = config_get(c, "network", "uplink");
     const char *sources = config_get(c, "network", "nat_sources");
-    char buf[1024];
+    char buf[1024], where[512];
 
+    /* Types and ranges were checked against node_keys; what is left is the
+     * rule across keys. */
     memset(out, 0, sizeof(*out));
-    if (uplink && strscpy(out->uplink, uplink, sizeof(out->uplink)) < 0) {
-        fprintf(stderr, "vfleet-node: uplink \"%s\" is longer than an interface name\n", uplink);
-        return -EINVAL;
-    }
-    int r = config_get_bool(c, "network", "nat", &out->nat);
-    if (r >= 0 || r == -ENOENT)
-        r = config_get_bool(c, "network", "proxy_neigh", &out->proxy_neigh);
-    if (r < 0 && r != -ENOENT) {
-        fprintf(stderr, "vfleet-node: [network] nat and proxy_neigh are booleans\n");
-        return -EINVAL;
-    }
+    if (uplink)
+        strscpy(out->uplink, uplink, sizeof(out->uplink));
+    (void)config_get_bool(c, "network", "nat", &out->nat);
+    (void)config_get_bool(c, "network", "proxy_neigh", &out->proxy_neigh);
     if ((out->nat || out->proxy_neigh) && !out->uplink[0]) {
-        fprintf(stderr, "vfleet-node: [network] nat and proxy_neigh need uplink\n");
+        const char *k = out->nat ? "nat" : "proxy_neigh";
+        fprintf(stderr, "vfleet-node: %s: [network] %s: needs uplink (the outside interface)\n",
+                config_origin(c, "network", k, NULL, where, sizeof(where)), k);
         return -EINVAL;
     }
     strscpy(buf, sources && *sources ? sources : "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fd00::/8",
             sizeof(buf));
     char *save = NULL;
-    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-        if (out->n_nat >= NET_NFT_MAX_NAT || netaddr_parse(t, &out->nat_sources[out->n_nat]) < 0) {
-            fprintf(stderr, "vfleet-node: nat_sources: \"%s\" is not a prefix or one too many\n",
-                    t);
-            return -EINVAL;
-        }
+    for (char *t = strtok_r(buf, ", ", &save); t && out->n_nat < NET_NFT_MAX_NAT;
+         t = strtok_r(NULL, ", ", &save)) {
+        if (netaddr_parse(t, &out->nat_sources[out->n_nat]) < 0)
+            return -EINVAL; /* checked by check_prefixes */
         netaddr_mask(&out->nat_sources[out->n_nat]);
         out->n_nat++;
     }
@@ -491,6 +604,30 @@ take_pidfile(const char *state_dir)
     return fd;
 }
 
+/* Makes the state directory (owner-only: it holds every guest's spec and
+ * the disks) and takes its lock. Returns the lock's fd, or -1 (printed). */
+static int
+open_state_dir(const char *state_dir)
+{
+    struct stat st;
+    int r;
+
+    if ((r = fs_mkdir_p(state_dir, 0700)) < 0 || stat(state_dir, &st) < 0) {
+        fprintf(stderr, "vfleet-node: cannot create \"%s\": %s\n", state_dir,
+                strerror(r < 0 ? -r : errno));
+        return -1;
+    }
+    if ((st.st_mode & 0077) && chmod(state_dir, st.st_mode & 0700) == 0)
+        log_notice("state directory \"%s\" made owner-only (0700)", state_dir);
+    int fd = take_pidfile(state_dir);
+    if (fd < 0) {
+        fprintf(stderr, "vfleet-node: %s\n",
+                fd == -EALREADY ? "another agent runs on this state directory" : strerror(-fd));
+        return -1;
+    }
+    return fd;
+}
+
 static int
 cmd_run(struct options *o)
 {
@@ -540,17 +677,9 @@ cmd_run(struct options *o)
         return EXIT_USAGE;
     if (join_agent_keys(o->cfg, state_dir, sim_nodes > 0, &ac) < 0)
         return EXIT_USAGE;
-    if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
-        fprintf(stderr, "vfleet-node: cannot create \"%s\": %m\n", state_dir);
+    _cleanup_close_ int pidfd = open_state_dir(state_dir);
+    if (pidfd < 0)
         return EXIT_FAIL;
-    }
-    _cleanup_close_ int pidfd = take_pidfile(state_dir);
-    if (pidfd < 0) {
-        fprintf(stderr, "vfleet-node: %s\n",
-                pidfd == -EALREADY ? "another agent runs on this state directory"
-                                   : strerror(-pidfd));
-        return EXIT_FAIL;
-    }
     if (sim_nodes)
         return run_sim_nodes(o, &ac, sim_nodes);
 
@@ -777,8 +906,19 @@ main(int argc, char **argv)
 
     if (parse_options(argc, argv, &o) < 0)
         return EXIT_USAGE;
+    if (o.check_only) {
+        struct net_config nc;
+        if (net_config_read(o.cfg, &nc) < 0) {
+            config_destroy(&o.cfg);
+            return EXIT_USAGE;
+        }
+        printf("vfleet-node: configuration is valid\n");
+        config_destroy(&o.cfg);
+        return 0;
+    }
     level = log_level_from_string(opt_str(&o, "log_level", "info"));
     log_setup("vfleet-node", LOG_SINK_STDERR, level < 0 ? LOG_INFO : level);
+    log_set_format((enum log_format)log_format_from_string(opt_str(&o, "log_format", "text")));
 
     if (strcmp(o.verb, "run") == 0)
         r = cmd_run(&o);

@@ -123,6 +123,7 @@ record_to_json(const struct store_record *r)
         j, "runtime",
         json_pack("{s:i,s:I}", "pid", (int)r->rt.pid, "start_time", (json_int_t)r->rt.start_time));
     json_object_set_new(j, "baseline", usage_to_json(&r->baseline));
+    json_object_set_new(j, "boot_id", json_string(r->boot_id));
     return j;
 }
 
@@ -179,6 +180,11 @@ record_from_json(const json_t *j, struct store_record *r, char *detail, size_t n
         snprintf(detail, n, "baseline.%s", field);
         return -EINVAL;
     }
+    /* Older records have none: "unknown", as a reboot would be. */
+    v = json_object_get(j, "boot_id");
+    if (v &&
+        (!json_is_string(v) || strscpy(r->boot_id, json_string_value(v), sizeof(r->boot_id)) < 0))
+        BAD("boot_id");
     return 0;
 }
 

@@ -11,7 +11,9 @@
  *
  * A record is {"version":1,"spec":{...spec_json...},"applied_generation":3,
  * "desired":"running","runtime":{"pid":1234,"start_time":5678},
- * "baseline":{...usage_json...}}. Unknown top-level keys are ignored so a
+ * "baseline":{...usage_json...},"boot_id":"<uuid>"}. boot_id tells, at
+ * re-adoption, an init that exited while the agent was away (same boot) from
+ * one the host's reboot ended. Unknown top-level keys are ignored so a
  * newer agent's records stay readable by an older one; the spec inside is
  * read strictly.
  *
@@ -48,6 +50,7 @@ struct store_record {
     enum store_desired desired;  /* run state the master asked for */
     struct guest_runtime rt;     /* init pid + start time when running, zeros when not */
     struct guest_usage baseline; /* counter baselines carried across restarts */
+    char boot_id[40];            /* the host's boot id when init was started, "" = unknown */
 };
 
 /* A record file that store_open could not read and set aside. */

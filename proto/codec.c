@@ -45,6 +45,7 @@ enum wire_kind {
     W_ARGV,   /* char ** (owned, NULL-terminated), the count at count; an array */
     W_MAP,    /* a nested struct described by sub; a map */
     W_LIST,   /* an array of elem-byte structs described by sub, the count at count */
+    W_NAME,   /* uint32_t index into names (max entries), as the name */
 };
 
 struct wire_table;
@@ -61,6 +62,7 @@ struct wire_field {
     size_t elem;                  /* W_LIST: sizeof one element */
     bool owned;                   /* W_LIST: the array is allocated, not inline */
     const struct wire_table *sub; /* W_MAP, W_LIST: the nested fields */
+    const char *const *names;     /* W_NAME: the names by value */
 };
 
 /* The fields of one map, in wire order. */
@@ -114,6 +116,10 @@ static const struct wire_field spec_fields[] = {
     W("halt_signal", W_U32, false, struct guest_spec, halt_signal),
     W("stop_timeout", W_U32, false, struct guest_spec, stop_timeout),
     W("autostart", W_BOOL, false, struct guest_spec, autostart),
+    W("restart", W_NAME, false, struct guest_spec, restart, .names = spec_restart_names,
+      .max = SPEC_N_RESTART),
+    W("restart_max", W_U32, false, struct guest_spec, restart_max),
+    W("restart_backoff", W_U32, false, struct guest_spec, restart_backoff),
     W("flags", W_FLAGS, false, struct guest_spec, flags, .max = ARRAY_SIZE(flag_names)),
     W("limits", W_MAP, false, struct guest_spec, limits, .max = PROTO_MAX_ARRAY,
       .sub = &limits_table),
@@ -141,6 +147,7 @@ static const struct wire_field inventory_fields[] = {
     W("name", W_STR, true, struct msg_inventory_item, name),
     W("generation", W_U64, true, struct msg_inventory_item, generation),
     W("running", W_BOOL, true, struct msg_inventory_item, running),
+    W("desired", W_STR, false, struct msg_inventory_item, desired),
 };
 static const struct wire_table inventory_table = TABLE(inventory_fields);
 
@@ -162,6 +169,19 @@ static const struct wire_field hello_fields[] = {
     W("inventory", W_LIST, true, struct msg_hello, inventory,
       .count = offsetof(struct msg_hello, n_inventory), .max = PROTO_MAX_INVENTORY,
       .elem = sizeof(struct msg_inventory_item), .owned = true, .sub = &inventory_table),
+};
+
+/* inventory: the same list, and one spec when asked for. */
+static const struct wire_field inventory_msg_fields[] = {
+    W("ref", W_U64, true, struct msg_inventory, ref),
+    W("inventory", W_LIST, true, struct msg_inventory, inventory,
+      .count = offsetof(struct msg_inventory, n_inventory), .max = PROTO_MAX_INVENTORY,
+      .elem = sizeof(struct msg_inventory_item), .owned = true, .sub = &inventory_table),
+    W("spec", W_MAP, false, struct msg_inventory, spec, .max = PROTO_MAX_ARRAY, .sub = &spec_table),
+};
+
+static const struct wire_field inventory_get_fields[] = {
+    W("guest", W_STR, false, struct msg_inventory_get, id),
 };
 
 /* usage: samples of the counters of usage.h and the failcnt map. */
@@ -198,11 +218,13 @@ static const struct wire_field heartbeat_fields[] = {
     W("seq", W_U64, true, struct msg_heartbeat, seq),
     W("n_guests", W_U32, true, struct msg_heartbeat, n_guests),
     W("n_running", W_U32, true, struct msg_heartbeat, n_running),
+    W("digest", W_U64, false, struct msg_heartbeat, digest),
 };
 
 static const struct wire_field welcome_fields[] = {
     W("heartbeat_ms", W_U32, true, struct msg_welcome, heartbeat_ms),
     W("usage_ms", W_U32, true, struct msg_welcome, usage_ms),
+    W("ref", W_U64, false, struct msg_welcome, ref),
 };
 
 static const struct wire_field ack_fields[] = {
@@ -226,6 +248,8 @@ static const struct wire_field event_fields[] = {
     W("time_ms", W_U64, true, struct msg_event, time_ms),
     W("exit_code", W_I32, false, struct msg_event, exit_code),
     W("message", W_STR, false, struct msg_event, message),
+    W("signal", W_I32, false, struct msg_event, signal),
+    W("desired", W_STR, false, struct msg_event, desired),
 };
 
 static const struct wire_field exec_result_fields[] = {
@@ -277,12 +301,14 @@ static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
     [MSG_USAGE] = TABLE(usage_fields),
     [MSG_EVENT] = TABLE(event_fields),
     [MSG_EXEC_RESULT] = TABLE(exec_result_fields),
+    [MSG_INVENTORY] = TABLE(inventory_msg_fields),
     [MSG_WELCOME] = TABLE(welcome_fields),
     [MSG_GUEST_APPLY] = TABLE(apply_fields),
     [MSG_GUEST_START] = TABLE(guest_ref_fields),
     [MSG_GUEST_STOP] = TABLE(guest_stop_fields),
     [MSG_GUEST_DESTROY] = TABLE(guest_ref_fields),
     [MSG_GUEST_EXEC] = TABLE(exec_fields),
+    [MSG_INVENTORY_GET] = TABLE(inventory_get_fields),
     [MSG_JOIN] = TABLE(join_fields),
 };
 
@@ -413,6 +439,24 @@ decode_error(struct codec_ctx *c, const msgpack_object *map, const struct wire_f
     return r;
 }
 
+/* An enum as its name: one of f->names. */
+static int
+decode_name(struct codec_ctx *c, const msgpack_object *map, const struct wire_field *f,
+            uint32_t *out)
+{
+    char name[32];
+    int r = codec_get_str(c, map, f->key, f->required, name, sizeof(name));
+
+    if (r <= 0)
+        return r;
+    for (uint32_t i = 0; i < f->max; i++)
+        if (strcmp(f->names[i], name) == 0) {
+            *out = i;
+            return r;
+        }
+    return codec_fail_field(c, -EINVAL, f->key, "unknown value '%s'", name);
+}
+
 static int decode_fields(struct codec_ctx *c, const msgpack_object *map, const struct wire_table *t,
                          void *base);
 
@@ -478,6 +522,8 @@ decode_field(struct codec_ctx *c, const msgpack_object *map, const struct wire_f
         return decode_bin(c, map, f, base);
     case W_ERROR:
         return decode_error(c, map, f, p);
+    case W_NAME:
+        return decode_name(c, map, f, p);
     case W_LABELS:
         return decode_labels(c, map, f, base);
     case W_CAPS:
@@ -706,6 +752,10 @@ pk_field(msgpack_packer *pk, const struct wire_field *f, const void *base)
     }
     case W_ERROR:
         pk_str(pk, msg_error_name(*(const enum msg_error *)p));
+        break;
+    case W_NAME:
+        /* codec_check_msg has made sure the value has a name. */
+        pk_str(pk, f->names[*(const uint32_t *)p]);
         break;
     case W_CAPS:
         pk_names(pk, f->kind, *(const uint64_t *)p);

@@ -116,6 +116,33 @@ check_labels(struct codec_ctx *c, const struct spec_label *l, uint32_t n, uint32
     return 0;
 }
 
+/* "" (not said), "running" or "stopped". */
+static int
+check_desired(struct codec_ctx *c, const char *key, const char *d, size_t size)
+{
+    CHECK(terminated(d, size) &&
+              (d[0] == '\0' || strcmp(d, "running") == 0 || strcmp(d, "stopped") == 0),
+          key, "not running or stopped");
+    return 0;
+}
+
+static int
+check_inventory(struct codec_ctx *c, const struct msg_inventory_item *inv, uint32_t n)
+{
+    CHECK(n <= PROTO_MAX_INVENTORY, "inventory", "%u entries exceed %u", n, PROTO_MAX_INVENTORY);
+    CHECK(n == 0 || inv, "inventory", "missing");
+    for (uint32_t i = 0; i < n; i++) {
+        const struct msg_inventory_item *it = &inv[i];
+        size_t old = codec_path_push(c, "inventory[%u]", i);
+        TRY(check_guest_id(c, "id", it->id, true));
+        CHECK(terminated(it->name, sizeof(it->name)) && name_is_valid(it->name), "name",
+              "not a name");
+        TRY(check_desired(c, "desired", it->desired, sizeof(it->desired)));
+        codec_path_pop(c, old);
+    }
+    return 0;
+}
+
 static int
 check_hello(struct codec_ctx *c, const struct msg_hello *h)
 {
@@ -136,17 +163,21 @@ check_hello(struct codec_ctx *c, const struct msg_hello *h)
         CHECK(terminated(h->templates[i].name, sizeof(h->templates[i].name)) &&
                   name_is_valid(h->templates[i].name),
               "templates", "entry %u is not a name", i);
-    CHECK(h->n_inventory <= PROTO_MAX_INVENTORY, "inventory", "%u entries exceed %u",
-          h->n_inventory, PROTO_MAX_INVENTORY);
-    CHECK(h->n_inventory == 0 || h->inventory, "inventory", "missing");
-    for (uint32_t i = 0; i < h->n_inventory; i++) {
-        const struct msg_inventory_item *it = &h->inventory[i];
-        size_t old = codec_path_push(c, "inventory[%u]", i);
-        TRY(check_guest_id(c, "id", it->id, true));
-        CHECK(terminated(it->name, sizeof(it->name)) && name_is_valid(it->name), "name",
-              "not a name");
-        codec_path_pop(c, old);
-    }
+    return check_inventory(c, h->inventory, h->n_inventory);
+}
+
+/* An inventory answer; its spec is checked only when it names a guest. */
+static int
+check_inventory_msg(struct codec_ctx *c, const struct msg_inventory *inv)
+{
+    const char *field = NULL;
+
+    TRY(check_inventory(c, inv->inventory, inv->n_inventory));
+    if (!terminated(inv->spec.id, sizeof(inv->spec.id)) || inv->spec.id[0] == '\0')
+        return 0;
+    size_t old = codec_path_push(c, "spec");
+    CHECK(spec_validate(&inv->spec, &field) == 0, field ? field : "?", "invalid");
+    codec_path_pop(c, old);
     return 0;
 }
 
@@ -206,6 +237,8 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
         CHECK(terminated(m->u.event.kind, sizeof(m->u.event.kind)) &&
                   name_is_valid(m->u.event.kind),
               "kind", "not a name");
+        CHECK(m->u.event.signal >= 0 && m->u.event.signal <= 64, "signal", "not within 0..64");
+        TRY(check_desired(c, "desired", m->u.event.desired, sizeof(m->u.event.desired)));
         return check_text(c, "message", m->u.event.message, sizeof(m->u.event.message), false);
     case MSG_EXEC_RESULT: {
         const struct msg_exec_result *r = &m->u.exec_result;
@@ -232,6 +265,10 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
         return 0;
     case MSG_GUEST_EXEC:
         return check_exec(c, &m->u.exec);
+    case MSG_INVENTORY:
+        return check_inventory_msg(c, &m->u.inventory);
+    case MSG_INVENTORY_GET:
+        return check_guest_id(c, "guest", m->u.inventory_get.id, false);
     case MSG_JOIN:
         CHECK(terminated(m->u.join.node, sizeof(m->u.join.node)) && name_is_valid(m->u.join.node),
               "node", "not a name");

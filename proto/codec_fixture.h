@@ -49,6 +49,9 @@ fill_spec(struct guest_spec *s)
     s->stop_timeout = 45;
     s->flags = SPEC_FLAG_PRIVATE | SPEC_FLAG_LOCK;
     s->autostart = true;
+    s->restart = SPEC_RESTART_ON_FAILURE;
+    s->restart_max = 5;
+    s->restart_backoff = 10;
     s->limits = (struct spec_limits){
         .procs = 512,
         .memory = 1ULL << 30,
@@ -114,13 +117,30 @@ fill(struct msg *m, enum msg_type t)
         strcpy(h->inventory[0].name, "web1");
         h->inventory[0].generation = 7;
         h->inventory[0].running = true;
+        strcpy(h->inventory[0].desired, "running");
         strcpy(h->inventory[1].id, UUID2);
         strcpy(h->inventory[1].name, "db1");
         h->inventory[1].generation = UINT64_MAX;
+        strcpy(h->inventory[1].desired, "stopped");
         break;
     }
+    case MSG_INVENTORY: {
+        struct msg_inventory *v = &m->u.inventory;
+        v->ref = 77;
+        v->n_inventory = 1;
+        v->inventory = xcalloc(1, sizeof(*v->inventory));
+        strcpy(v->inventory[0].id, UUID1);
+        strcpy(v->inventory[0].name, "web1");
+        v->inventory[0].generation = 7;
+        fill_spec(&v->spec);
+        break;
+    }
+    case MSG_INVENTORY_GET:
+        strcpy(m->u.inventory_get.id, UUID2);
+        break;
     case MSG_HEARTBEAT:
-        m->u.heartbeat = (struct msg_heartbeat){.seq = 99, .n_guests = 10, .n_running = 4};
+        m->u.heartbeat = (struct msg_heartbeat){
+            .seq = 99, .n_guests = 10, .n_running = 4, .digest = 0xfedcba9876543210ULL};
         break;
     case MSG_ACK:
         m->u.ack.ref = 41;
@@ -154,6 +174,8 @@ fill(struct msg *m, enum msg_type t)
         m->u.event.time_ms = 1795000000000ULL;
         m->u.event.exit_code = -1;
         strcpy(m->u.event.message, "killed by signal 9");
+        m->u.event.signal = 9;
+        strcpy(m->u.event.desired, "stopped");
         break;
     case MSG_EXEC_RESULT: {
         struct msg_exec_result *r = &m->u.exec_result;
@@ -172,7 +194,7 @@ fill(struct msg *m, enum msg_type t)
         break;
     }
     case MSG_WELCOME:
-        m->u.welcome = (struct msg_welcome){.heartbeat_ms = 5000, .usage_ms = 30000};
+        m->u.welcome = (struct msg_welcome){.heartbeat_ms = 5000, .usage_ms = 30000, .ref = 3};
         break;
     case MSG_GUEST_APPLY:
         fill_spec(&m->u.apply);
@@ -231,6 +253,9 @@ cmp_spec(const struct guest_spec *a, const struct guest_spec *b)
     EQ_U(stop_timeout);
     EQ_U(flags);
     EQ_U(autostart);
+    EQ_U(restart);
+    EQ_U(restart_max);
+    EQ_U(restart_backoff);
     EQ_U(limits.procs);
     EQ_U(limits.memory);
     EQ_U(limits.rss);
@@ -294,20 +319,37 @@ cmp_msg(const struct msg *x, const struct msg *y)
             EQ_S(inventory[i].name);
             EQ_U(inventory[i].generation);
             EQ_U(inventory[i].running);
+            EQ_S(inventory[i].desired);
         }
         break;
     }
+    case MSG_INVENTORY: {
+        const struct msg_inventory *a = &x->u.inventory, *b = &y->u.inventory;
+        EQ_U(ref);
+        EQ_U(n_inventory);
+        for (uint32_t i = 0; i < a->n_inventory; i++) {
+            EQ_S(inventory[i].id);
+            EQ_U(inventory[i].generation);
+        }
+        cmp_spec(&a->spec, &b->spec);
+        break;
+    }
+    case MSG_INVENTORY_GET:
+        assert_string_equal(x->u.inventory_get.id, y->u.inventory_get.id);
+        break;
     case MSG_HEARTBEAT: {
         const struct msg_heartbeat *a = &x->u.heartbeat, *b = &y->u.heartbeat;
         EQ_U(seq);
         EQ_U(n_guests);
         EQ_U(n_running);
+        EQ_U(digest);
         break;
     }
     case MSG_WELCOME: {
         const struct msg_welcome *a = &x->u.welcome, *b = &y->u.welcome;
         EQ_U(heartbeat_ms);
         EQ_U(usage_ms);
+        EQ_U(ref);
         break;
     }
     case MSG_ACK: {
@@ -360,6 +402,8 @@ cmp_msg(const struct msg *x, const struct msg *y)
         EQ_U(time_ms);
         EQ_U(exit_code);
         EQ_S(message);
+        EQ_U(signal);
+        EQ_S(desired);
         break;
     }
     case MSG_EXEC_RESULT: {

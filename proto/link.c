@@ -369,6 +369,18 @@ link_new_router_curve(const char *endpoint, const struct link_keys *keys, int *e
     l->peers = link_peers_new(l->handle, &r);
     if (!l->peers)
         return link_fail(l, err, r);
+    /* No ZMTP heartbeats on the router: libzmq 4.3.4 aborts the process
+     * (stream_engine_base.cpp, assert !_io_error in out_event) when the
+     * heartbeat timer fires on the old connection of a node that a handover
+     * replaced and that then delivered late data (a healed partition);
+     * fixed upstream in 19d3d9a9. The nodes keep theirs (they reconnect), the
+     * master's registry judges liveness, and TCP keepalive reaps the dead. */
+    if ((r = link_setopt_int(l->handle, ZMQ_HEARTBEAT_IVL, 0)) < 0 ||
+        (r = link_setopt_int(l->handle, ZMQ_TCP_KEEPALIVE, 1)) < 0 ||
+        (r = link_setopt_int(l->handle, ZMQ_TCP_KEEPALIVE_IDLE, 15)) < 0 ||
+        (r = link_setopt_int(l->handle, ZMQ_TCP_KEEPALIVE_INTVL, 5)) < 0 ||
+        (r = link_setopt_int(l->handle, ZMQ_TCP_KEEPALIVE_CNT, 3)) < 0)
+        return link_fail(l, err, r);
     if (zmq_bind(l->handle, endpoint) < 0)
         return link_fail(l, err, -zmq_errno());
     log_debug("link: router bound to \"%s\"%s", endpoint, keys ? " with CurveZMQ" : "");

@@ -18,12 +18,14 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_USAGE] = "usage",
     [MSG_EVENT] = "event",
     [MSG_EXEC_RESULT] = "guest.exec.result",
+    [MSG_INVENTORY] = "inventory",
     [MSG_WELCOME] = "welcome",
     [MSG_GUEST_APPLY] = "guest.apply",
     [MSG_GUEST_START] = "guest.start",
     [MSG_GUEST_STOP] = "guest.stop",
     [MSG_GUEST_DESTROY] = "guest.destroy",
     [MSG_GUEST_EXEC] = "guest.exec",
+    [MSG_INVENTORY_GET] = "inventory.get",
     [MSG_JOIN] = "join",
 };
 
@@ -110,6 +112,19 @@ msg_error_from_errno(int err)
     }
 }
 
+uint64_t
+msg_digest_item(const char *id, uint64_t generation, bool running)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
+
+    for (const char *p = id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+    for (int i = 0; i < 8; i++)
+        h = (h ^ (uint8_t)(generation >> (8 * i))) * 0x100000001b3ULL;
+    h = (h ^ (running ? 1u : 2u)) * 0x100000001b3ULL;
+    return h;
+}
+
 void
 msg_clear(struct msg *m)
 {
@@ -121,6 +136,9 @@ msg_clear(struct msg *m)
         break;
     case MSG_USAGE:
         free(m->u.usage.samples);
+        break;
+    case MSG_INVENTORY:
+        free(m->u.inventory.inventory);
         break;
     case MSG_GUEST_EXEC:
         if (m->u.exec.argv)

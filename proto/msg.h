@@ -52,6 +52,7 @@ enum msg_type {
     MSG_USAGE,       /* "usage" */
     MSG_EVENT,       /* "event" */
     MSG_EXEC_RESULT, /* "guest.exec.result" */
+    MSG_INVENTORY,   /* "inventory": the answer to inventory.get */
     /* master -> node */
     MSG_WELCOME,       /* "welcome": the master's answer to hello */
     MSG_GUEST_APPLY,   /* "guest.apply" */
@@ -59,6 +60,7 @@ enum msg_type {
     MSG_GUEST_STOP,    /* "guest.stop" */
     MSG_GUEST_DESTROY, /* "guest.destroy" */
     MSG_GUEST_EXEC,    /* "guest.exec" */
+    MSG_INVENTORY_GET, /* "inventory.get": the master's view differs, send what you have */
     /* node -> master, over a join token's CurveZMQ session only */
     MSG_JOIN, /* "join": register this node's public key */
     MSG_TYPE_COUNT
@@ -89,12 +91,18 @@ struct msg_inventory_item {
     char name[NAME_MAX_LEN + 1]; /* guest name */
     uint64_t generation;         /* generation the node has applied */
     bool running;                /* its init runs */
+    char desired[8];             /* "running", "stopped" (the node's record), "" = not said */
 };
 
 /* A root filesystem template the node has. */
 struct msg_template {
     char name[NAME_MAX_LEN + 1]; /* the template's name, a name */
 };
+/* One guest's part of the inventory digest a heartbeat carries: both ends
+ * add these up (mod 2^64) over the guests they believe the node has, so a
+ * difference in any guest's presence, applied generation or run state shows
+ * in the next heartbeat. An FNV-1a hash of the three. */
+uint64_t msg_digest_item(const char *id, uint64_t generation, bool running);
 
 struct msg_hello {
     char node[NAME_MAX_LEN + 1];                /* the node's name (also its ZeroMQ identity) */
@@ -118,11 +126,13 @@ struct msg_heartbeat {
     uint64_t seq;       /* increases by one per heartbeat since the agent started */
     uint32_t n_guests;  /* guests on the node */
     uint32_t n_running; /* of which running */
+    uint64_t digest;    /* sum of msg_digest_item over the guests, 0 = not sent */
 };
 
 struct msg_welcome {
     uint32_t heartbeat_ms; /* how often the master wants heartbeats */
     uint32_t usage_ms;     /* how often the master wants usage batches */
+    uint64_t ref;          /* id of the hello it answers (the node's outbox drops it), 0 = any */
 };
 
 struct msg_ack {
@@ -150,6 +160,22 @@ struct msg_event {
     uint64_t time_ms;                   /* wall clock, ms since the epoch */
     int32_t exit_code;                  /* for "exited": status, -1 when killed by a signal */
     char message[PROTO_MAX_STRING + 1]; /* human-readable detail */
+    int32_t signal;                     /* for "exited": the killing signal, 0 = none or unknown */
+    char desired[8];                    /* the node's desired state after it, "" = unchanged */
+};
+
+/* inventory: what the node has now, in answer to inventory.get. */
+struct msg_inventory {
+    uint64_t ref;                         /* id of the inventory.get it answers */
+    uint32_t n_inventory;                 /* entries in inventory */
+    struct msg_inventory_item *inventory; /* every guest on the node (owned) */
+    struct guest_spec spec;               /* the guest inventory.get named; id "" = none */
+};
+
+/* inventory.get: the master asks for the node's inventory, and for one
+ * guest's spec when it names one (an orphan it wants to know). */
+struct msg_inventory_get {
+    char id[SPEC_ID_LEN + 1]; /* guest whose spec to include, "" = none */
 };
 
 /* guest.start, guest.stop and guest.destroy name the guest and the
@@ -201,6 +227,8 @@ struct msg {
         struct msg_usage usage;
         struct msg_event event;
         struct msg_exec_result exec_result;
+        struct msg_inventory inventory;
+        struct msg_inventory_get inventory_get;
         struct guest_spec apply;    /* MSG_GUEST_APPLY */
         struct msg_guest_ref guest; /* MSG_GUEST_START, _STOP, _DESTROY */
         struct msg_guest_exec exec; /* MSG_GUEST_EXEC */

@@ -54,6 +54,27 @@ static const char *const cap_names[] = {
 
 #define BIT(c) (1ULL << (c))
 
+const char *const spec_restart_names[SPEC_N_RESTART] = {
+    [SPEC_RESTART_NEVER] = "never",
+    [SPEC_RESTART_ON_FAILURE] = "on-failure",
+    [SPEC_RESTART_ALWAYS] = "always",
+};
+
+int
+spec_restart_from_name(const char *name)
+{
+    for (size_t i = 0; name && i < ARRAY_SIZE(spec_restart_names); i++)
+        if (strcmp(spec_restart_names[i], name) == 0)
+            return (int)i;
+    return -EINVAL;
+}
+
+const char *
+spec_restart_name(uint32_t policy)
+{
+    return policy < ARRAY_SIZE(spec_restart_names) ? spec_restart_names[policy] : NULL;
+}
+
 const struct spec_limit_desc spec_limit_descs[SPEC_N_LIMITS] = {
     SPEC_LIMIT_FIELDS(SPEC_LIMIT_DESC_INIT_)};
 
@@ -175,6 +196,12 @@ spec_validate(const struct guest_spec *s, const char **field)
         FAIL("stop_timeout");
     if (s->flags & ~(uint32_t)SPEC_FLAGS_ALL)
         FAIL("flags");
+    if (s->restart >= SPEC_N_RESTART)
+        FAIL("restart");
+    if (s->restart_max > SPEC_RESTART_MAX_TRIES)
+        FAIL("restart_max");
+    if (s->restart_backoff > SPEC_RESTART_MAX_DELAY)
+        FAIL("restart_backoff");
     for (size_t i = 0; i < SPEC_N_LIMITS; i++)
         if (spec_limit_get(l, &spec_limit_descs[i]) > spec_limit_descs[i].max)
             FAIL(spec_limit_descs[i].path);

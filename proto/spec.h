@@ -30,6 +30,20 @@ enum spec_flag {
 };
 #define SPEC_FLAGS_ALL (SPEC_FLAG_PRIVATE | SPEC_FLAG_LOCK)
 
+/* What the node does when a guest's init exits by itself (not on a stop the
+ * master asked for). The guest's own will is the default: a guest that halts
+ * stays halted, as a VPS does on Proxmox, Incus or OpenVZ. The policy is the
+ * only thing that starts a guest again; a reboot asked from inside the guest
+ * (init killed with SIGHUP by reboot(2)) always starts it again. */
+enum spec_restart {
+    SPEC_RESTART_NEVER = 0,  /* "never": an exit leaves it stopped (the default) */
+    SPEC_RESTART_ON_FAILURE, /* "on-failure": start again after a non-zero status or a signal */
+    SPEC_RESTART_ALWAYS,     /* "always": start again after any exit but a poweroff */
+    SPEC_N_RESTART,
+};
+#define SPEC_RESTART_MAX_TRIES 1000 /* restart_max's range */
+#define SPEC_RESTART_MAX_DELAY 3600 /* restart_backoff's range, seconds */
+
 /* An I/O cap on one block device, by its major:minor on the host. */
 struct spec_io_dev {
     uint32_t major;      /* block device major number */
@@ -103,6 +117,9 @@ struct guest_spec {
     uint32_t stop_timeout;                /* seconds before SIGKILL on stop, 0 = 30 */
     uint32_t flags;                       /* enum spec_flag bits */
     bool autostart;                       /* start when the node boots or re-adopts */
+    uint32_t restart;                     /* enum spec_restart */
+    uint32_t restart_max;                 /* restarts in a row before giving up, 0 = no limit */
+    uint32_t restart_backoff;             /* seconds before the first restart (doubling), 0 = 5 */
     struct spec_limits limits;            /* resource limits */
     uint64_t caps_add;                    /* capabilities added to the default set (bit = CAP_*) */
     uint64_t caps_drop;                   /* capabilities dropped from the default set */
@@ -133,6 +150,12 @@ bool spec_is_uuid(const char *s);
  * shorter name. */
 #define SPEC_IFNAME_SIZE 16
 void spec_ifname(const char *id, char out[SPEC_IFNAME_SIZE]);
+
+/* Restart policy names ("never", "on-failure", "always"): the policy or
+ * -EINVAL; and back (NULL for an unknown value). */
+int spec_restart_from_name(const char *name);
+extern const char *const spec_restart_names[SPEC_N_RESTART];
+const char *spec_restart_name(uint32_t policy);
 
 /* Capability names without the "cap_" prefix, lower case ("net_admin"):
  * returns the number or -EINVAL; and back (NULL for an unknown number). */

@@ -15,20 +15,21 @@
 /* Every field is described once, in a table, so reading and writing cannot
  * drift apart: the table order is also the order of the emitted keys. */
 enum kind {
-    K_STR,    /* char array of size `size` */
-    K_U64,    /* uint64_t, integer or decimal string */
-    K_U32,    /* uint32_t, integer */
-    K_SIZE,   /* uint64_t bytes, integer or "256M" */
-    K_LIMIT,  /* a row of SPEC_LIMIT_FIELDS, read and written by its unit */
-    K_BOOL,   /* bool */
-    K_SIGNAL, /* uint32_t signal number, written as a name */
-    K_FLAGS,  /* uint32_t enum spec_flag bits, an array of names */
-    K_CAPS,   /* uint64_t capability mask, an array of names */
-    K_IPS,    /* n_addrs + addrs */
-    K_LABELS, /* n_labels + labels */
-    K_LIMITS, /* the nested limits object */
-    K_IO,     /* n_io_devs + io_devs */
-    K_FAILCNT /* the usage failcnt array, an object */
+    K_STR,     /* char array of size `size` */
+    K_U64,     /* uint64_t, integer or decimal string */
+    K_U32,     /* uint32_t, integer */
+    K_SIZE,    /* uint64_t bytes, integer or "256M" */
+    K_LIMIT,   /* a row of SPEC_LIMIT_FIELDS, read and written by its unit */
+    K_BOOL,    /* bool */
+    K_SIGNAL,  /* uint32_t signal number, written as a name */
+    K_RESTART, /* uint32_t enum spec_restart, written as its name */
+    K_FLAGS,   /* uint32_t enum spec_flag bits, an array of names */
+    K_CAPS,    /* uint64_t capability mask, an array of names */
+    K_IPS,     /* n_addrs + addrs */
+    K_LABELS,  /* n_labels + labels */
+    K_LIMITS,  /* the nested limits object */
+    K_IO,      /* n_io_devs + io_devs */
+    K_FAILCNT  /* the usage failcnt array, an object */
 };
 
 struct field {
@@ -55,6 +56,9 @@ static const struct field spec_fields[] = {
     F("stop_timeout", K_U32, struct guest_spec, stop_timeout),
     F("flags", K_FLAGS, struct guest_spec, flags),
     F("autostart", K_BOOL, struct guest_spec, autostart),
+    F("restart", K_RESTART, struct guest_spec, restart),
+    F("restart_max", K_U32, struct guest_spec, restart_max),
+    F("restart_backoff", K_U32, struct guest_spec, restart_backoff),
     F("limits", K_LIMITS, struct guest_spec, limits),
     F("caps_add", K_CAPS, struct guest_spec, caps_add),
     F("caps_drop", K_CAPS, struct guest_spec, caps_drop),
@@ -439,6 +443,11 @@ read_field(struct ctx *c, const struct field *f, const json_t *v, void *base)
     case K_SIGNAL:
         r = read_signal(v, p);
         break;
+    case K_RESTART:
+        r = json_is_string(v) ? spec_restart_from_name(json_string_value(v)) : -EINVAL;
+        if (r >= 0)
+            *(uint32_t *)p = (uint32_t)r;
+        break;
     case K_FLAGS:
         return read_flags(c, f->name, v, p);
     case K_CAPS:
@@ -619,6 +628,11 @@ field_json(const struct field *f, const void *base)
         return json_boolean(*(const bool *)p);
     case K_SIGNAL:
         return signal_json(*(const uint32_t *)p);
+    case K_RESTART: {
+        /* spec_validate refuses unknown values; a number keeps an invalid spec visible. */
+        const char *name = spec_restart_name(*(const uint32_t *)p);
+        return name ? json_string(name) : json_integer(*(const uint32_t *)p);
+    }
     case K_FLAGS: {
         json_t *a = json_array();
         for (size_t i = 0; i < ARRAY_SIZE(flag_names); i++)

@@ -4,7 +4,8 @@
  *
  *   {"id":"<uuid>","name":"web1","generation":3,"template":"busybox",
  *    "init":"/sbin/init","domainname":"","halt_signal":"SIGTERM","stop_timeout":30,
- *    "flags":["private","lock"],"autostart":true,
+ *    "flags":["private","lock"],"autostart":true,"restart":"on-failure",
+ *    "restart_max":5,"restart_backoff":10,
  *    "limits":{"procs":64,"memory":268435456,"rss":0,"swap":0,"cpu_weight":100,
  *              "cpu_max":0.5,"cpu_burst":0.25,"io_weight":100,
  *              "disk":1073741824,"inodes":100000,"nofile":1024,"tcp_sockets":0,
@@ -32,6 +33,7 @@
  *   emitted as a decimal string, and every integer field also reads a decimal
  *   string, so any spec round-trips.
  * - "ips" are addresses, emitted without the prefix when it is the full length.
+ * - restart is a policy name: "never", "on-failure" or "always".
  * - null is a type error everywhere: to reset a field, send its zero value.
  *
  * Threads: no shared state; safe from any thread. */

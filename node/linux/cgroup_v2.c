@@ -10,7 +10,8 @@
  *   cpu_weight -> cpu.weight (1..10000, 0 -> 100)
  *   cpu_max    -> cpu.max "quota 100000" with quota = millicores*100 us (min 1000), or "max 100000"
  *   cpu_burst  -> cpu.max.burst = millicores*100 us, at most the quota
- *   io_weight  -> io.weight "default N" (or io.bfq.weight) when the kernel has one
+ *   io_weight  -> io.weight "default N" and io.bfq.weight "default min(N,1000)", each
+ *                 when the kernel has it (iocost and BFQ weigh different devices)
  *   io_devs    -> io.max "maj:min rbps=N wbps=N riops=N wiops=N" ("max" for 0)
  * There is no device policy: v2 needs a BPF program for that (not done), so
  * cgroup_has_device_policy() says false and the backend drops CAP_MKNOD. */
@@ -162,23 +163,28 @@ v2_fmt_max(char *buf, size_t len, uint64_t v)
 static int
 v2_set_io(cgroup_mgr_t *m, const char *dir, const struct spec_limits *l)
 {
-    char buf[160];
     int r;
     uint32_t weight = l->io_weight ? l->io_weight : 100;
     if (weight > 10000)
         weight = 10000;
-    snprintf(buf, sizeof(buf), "default %" PRIu32, weight);
-    if (cgroup_file_exists(dir, "io.weight"))
-        r = cgroup_write(m, dir, "io.weight", buf);
-    else if (cgroup_file_exists(dir, "io.bfq.weight"))
+    /* A kernel can have both weights, and each serves other devices: iocost's
+     * io.weight those with io.cost.qos enabled, io.bfq.weight (present once
+     * the BFQ module is loaded) those whose scheduler is bfq. Both are written. */
+    bool any = false;
+    if (cgroup_file_exists(dir, "io.weight")) {
+        if ((r = cgroup_writef(m, dir, "io.weight", "default %" PRIu32, weight)) < 0)
+            return r;
+        any = true;
+    }
+    if (cgroup_file_exists(dir, "io.bfq.weight")) {
         r = cgroup_writef(m, dir, "io.bfq.weight", "default %" PRIu32,
                           weight > 1000 ? 1000 : weight);
-    else {
-        log_debug("cgroup: %s has no io weight, io_weight ignored", dir);
-        r = 0;
+        if (r < 0)
+            return r;
+        any = true;
     }
-    if (r < 0)
-        return r;
+    if (!any)
+        log_debug("cgroup: %s has no io weight, io_weight ignored", dir);
 
     if (!cgroup_file_exists(dir, "io.max"))
         return l->n_io_devs ? -EOPNOTSUPP : 0;

@@ -1,7 +1,16 @@
 /* Tests for the cgroup v2 driver against a fake cgroup2 tree: a temporary
  * directory with the control files a kernel would show. The test hooks fill
  * each new cgroup directory, empty it before rmdir, and record every write,
- * so the exact bytes and their order are what is checked. */
+ * so the exact bytes and their order are what is checked.
+ *
+ * The real kernel (Debian 12's 6.1, pure v2) runs the same driver in the VM
+ * test host: deploy/vm/scenarios/vm_limits.sh. What it showed that this fake
+ * did not, and the cases below that now stand for it: io.bfq.weight beside
+ * io.weight (test_io_weight_both_schedulers), and io.stat lines that name a
+ * device with no counters at all ("7:0 ", test_usage_parsing). A file here
+ * keeps what was written, where the kernel answers in its own form
+ * (subtree_control reads "cpu io memory pids", io.max drops a line written
+ * all "max"): the tests put that form back by hand. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -238,6 +247,32 @@ test_limits_exact_bytes(void **state)
     assert_int_equal(cgroup_set_limits(f->mgr, "nosuch", &none), -ENOENT);
 }
 
+/* Debian's 6.1 kernel has iocost built in (io.weight in every cgroup) and BFQ
+ * as a module (io.bfq.weight appears once it is loaded): each weighs other
+ * devices, so both are written, BFQ's capped at its maximum of 1000. */
+static void
+test_io_weight_both_schedulers(void **state)
+{
+    struct fake *f = *state;
+    assert_int_equal(cgroup_create(f->mgr, "g1"), 0);
+    _cleanup_free_ char *dir = xasprintf("%s/vfleet/g1", f->root);
+    put(dir, "io.bfq.weight", "default 100\n");
+    f->trace[0] = '\0';
+    struct spec_limits l = {.io_weight = 3000};
+    assert_int_equal(cgroup_set_limits(f->mgr, "g1", &l), 0);
+    assert_non_null(strstr(f->trace, "vfleet/g1/io.weight\tdefault 3000\n"
+                                     "vfleet/g1/io.bfq.weight\tdefault 1000\n"));
+
+    /* BFQ alone (a kernel without iocost). */
+    _cleanup_free_ char *iow = xasprintf("%s/io.weight", dir);
+    assert_int_equal(unlink(iow), 0);
+    f->trace[0] = '\0';
+    l.io_weight = 300;
+    assert_int_equal(cgroup_set_limits(f->mgr, "g1", &l), 0);
+    assert_null(strstr(f->trace, "io.weight\t"));
+    assert_non_null(strstr(f->trace, "vfleet/g1/io.bfq.weight\tdefault 300\n"));
+}
+
 static void
 test_usage_parsing(void **state)
 {
@@ -254,7 +289,10 @@ test_usage_parsing(void **state)
     put(dir, "pids.current", "3\n");
     put(dir, "pids.events", "max 7\n");
     put(dir, "memory.events", "low 0\nhigh 5\nmax 9\noom 2\noom_kill 1\noom_group_kill 0\n");
+    /* The kernel lists a device the guest touched before any counter moved
+     * as a bare "maj:min " line. */
     put(dir, "io.stat",
+        "7:0 \n"
         "8:0 rbytes=100 wbytes=200 rios=3 wios=4 dbytes=0 dios=0\n"
         "8:16 rbytes=1000 wbytes=2000 rios=30 wios=40 dbytes=7 dios=7\n");
     struct guest_usage u = {0};
@@ -337,6 +375,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_enables_controllers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_exact_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_weight_both_schedulers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach_kill_destroy, setup, teardown),
     };

@@ -345,13 +345,22 @@ disk_mkfs(const char *image, uint64_t size, uint64_t inodes)
     snprintf(journal_s, sizeof(journal_s), "size=%" PRIu64, journal_mib ? journal_mib : 1);
     const char *argv[24] = {"mkfs.ext4", "-q", "-F", "-b", bs_s, "-m", "0", "-N", inodes_s};
     size_t i = 9;
+    char ext[160] = "lazy_itable_init=1,lazy_journal_init=1,nodiscard,assume_storage_prezeroed=1";
     /* Images from DISK_SMALL_SIZE up keep mke2fs's default journal. */
     if (bs == 1024) {
         argv[i++] = "-J";
         argv[i++] = journal_s;
+        /* Online growth reserves GDT blocks for 1024x the size (up to 256 of
+         * them) and an online resize asks the journal for that many credits
+         * plus a few; a 1 MiB journal grants 256, so Debian 12's kernel
+         * refused every online grow ("resize2fs wants too many credits").
+         * Reserving for growth up to DISK_SMALL_GROW_MAX keeps it near 130. */
+        uint64_t grow = size * 1024 < DISK_SMALL_GROW_MAX ? size * 1024 : DISK_SMALL_GROW_MAX;
+        size_t len = strlen(ext);
+        snprintf(ext + len, sizeof(ext) - len, ",resize=%" PRIu64, grow / 1024);
     }
     argv[i++] = "-E";
-    argv[i++] = "lazy_itable_init=1,lazy_journal_init=1,nodiscard,assume_storage_prezeroed=1";
+    argv[i++] = ext;
     argv[i++] = image;
     argv[i] = NULL;
     return disk_run(argv, 1u << 0, NULL, 0);

@@ -15,6 +15,12 @@
  *    about 93 % usable. Images from DISK_SMALL_SIZE up get mke2fs's default
  *    journal. The block size is fixed for life: a disk created small and grown
  *    large keeps 1 KiB blocks, so create guests with their real size.
+ *  - 1 KiB-block images reserve group descriptor blocks for online growth up
+ *    to DISK_SMALL_GROW_MAX (`-E resize=`), not mke2fs's 1024x: an online
+ *    resize asks the journal for about as many credits as there are reserved
+ *    blocks, and the small journal grants 256 (Debian 12's kernel refused
+ *    every online grow of such a disk before). Past that size ext4 has to
+ *    convert to meta_bg to grow online.
  *  - The file is freshly sparse, so mke2fs is told the storage is pre-zeroed
  *    (`assume_storage_prezeroed`, e2fsprogs >= 1.47): no inode table or
  *    journal zeroing at mkfs time nor later by the kernel's lazy-init thread,
@@ -53,6 +59,7 @@
 #define DISK_MIN_SIZE            (16ULL << 20)  /* smallest image accepted */
 #define DISK_MAX_SIZE            (256ULL << 40) /* largest image accepted */
 #define DISK_SMALL_SIZE          (512ULL << 20) /* below this: 1 KiB blocks */
+#define DISK_SMALL_GROW_MAX      (16ULL << 30)  /* 1 KiB-block disks grow online up to here */
 #define DISK_BYTES_PER_INODE     16384          /* default inode ratio when inodes == 0 */
 #define DISK_MIN_INODES          64             /* fewer than this can not hold a system */
 #define DISK_MIN_BYTES_PER_INODE 1024           /* denser than this and inode tables eat the disk */

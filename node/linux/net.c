@@ -1,6 +1,7 @@
 #include "node/linux/net.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/rtnetlink.h>
@@ -23,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/errtext.h"
 #include "common/log.h"
 #include "common/mem.h"
 
@@ -367,10 +369,21 @@ host_routes_sync(struct nl_sock *s, int ifindex, const struct guest_spec *spec)
         struct nl_addr *dst = rtnl_route_get_dst(rt);
         struct rtnl_nexthop *nh = rtnl_route_nexthop_n(rt, 0);
         if (rtnl_route_get_table(rt) != RT_TABLE_MAIN ||
-            rtnl_route_get_protocol(rt) != RTPROT_STATIC || !nh ||
-            rtnl_route_nh_get_ifindex(nh) != ifindex || !dst)
+            rtnl_route_get_protocol(rt) != RTPROT_STATIC || !nh || !dst ||
+            nl_addr_get_prefixlen(dst) != nl_addr_get_len(dst) * 8)
             continue;
-        if (nl_addr_get_prefixlen(dst) != nl_addr_get_len(dst) * 8 || in_spec(spec, dst))
+        if (rtnl_route_nh_get_ifindex(nh) != ifindex) {
+            /* Another guest's host route to one of our addresses: refused,
+             * never moved over (one address is never on two guests). */
+            char other[IF_NAMESIZE] = "?", text[64];
+            if (!in_spec(spec, dst))
+                continue;
+            if_indextoname((unsigned)rtnl_route_nh_get_ifindex(nh), other);
+            errtext_set("address %s of guest %s (%s) is routed to %s, another guest's interface",
+                        nl_addr2str(dst, text, sizeof(text)), spec->name, spec->id, other);
+            return -EEXIST;
+        }
+        if (in_spec(spec, dst))
             continue;
         r = rtnl_route_delete(s, rt, 0);
         if (r < 0 && r != -NLE_OBJ_NOTFOUND)

@@ -64,6 +64,7 @@ def run(c, cl):
     delete(c)
     full_store(c, cl, n1)
     node_silent(c, cl, n1)
+    orphans(c, cl, n1)
     shutdown(c, cl, n1)
 
 
@@ -126,6 +127,9 @@ def health_and_routes(c):
         ("GET", "/v1/tokens/x1"),
         ("DELETE", "/v1/projects"),
         ("POST", "/v1/projects/x1"),
+        ("POST", "/v1/nodes/x1/orphans"),
+        ("GET", "/v1/nodes/x1/orphans/x2/adopt"),
+        ("POST", "/v1/nodes/x1/orphans/x2"),
     ]:
         c.call(method, path, expect=405)
 
@@ -313,7 +317,7 @@ def create(c, g, n1, n2):
                                       "labels": {"tier": "web"}, "node": n1},
                query=[("wait", "running"), ("timeout", "20")], expect=201)
     c.check(r.get("state") == "running", "wait=running answers a running guest: %r" % r.get("state"))
-    for name in ("web2", "victim", "fdel", "held1", "held2"):
+    for name in ("web2", "victim", "fdel", "fdel2", "held1", "held2"):
         c.call("POST", "/v1/guests", {"name": name, "template": "busybox", "node": n1,
                                       "ips": ["auto"]}, expect=201)
     r = c.call("POST", "/v1/guests", {"name": "bigproc", "template": "busybox",
@@ -325,7 +329,7 @@ def create(c, g, n1, n2):
                                   "node": n1}, expect=201)
     c.call("POST", "/v1/guests", {"name": "many", "template": "busybox", "node": n2,
                                   "ips": ["auto"] * 16}, expect=201)
-    for name in ("web1", "web2", "victim", "fdel", "held1", "held2", "locked", "priv"):
+    for name in ("web1", "web2", "victim", "fdel", "fdel2", "held1", "held2", "locked", "priv"):
         g.wait(name, "running")
     # Locked once it runs (a node does not start a locked guest).
     r = c.call("PATCH", "/v1/guests/locked", {"flags": ["lock"]}, expect=200)
@@ -539,6 +543,10 @@ def patch(c, g):
                ctype="application/merge-patch+json")
     c.check(r.get("labels") == {"tier": "db"} and r.get("limits", "memory") == 0, "null removes and resets")
     c.call("PATCH", p, {"name": "web2", "template": "busybox"}, expect=200, why="unchanged fixed members")
+    r = c.call("PATCH", p, {"restart": "on-failure", "restart_max": 3, "restart_backoff": 10},
+               expect=200)
+    c.check(r.get("restart") == "on-failure" and r.get("restart_max") == 3
+            and r.get("restart_backoff") == 10, "a restart policy: %s" % r.text[:200])
     bad_bodies(c, "PATCH", p, [
         ("no body", None),
         ("empty object", {}),
@@ -889,6 +897,9 @@ def background(c, *args, **kw):
     return t, out
 
 
+fdel_ids = []
+
+
 def node_silent(c, cl, n1):
     cl.agent.send_signal(signal.SIGSTOP)
     try:
@@ -925,6 +936,9 @@ def node_silent(c, cl, n1):
         c.call("POST", "/v1/guests/held1/stop", expect=409, why="unknown: its node is down")
         c.call("DELETE", "/v1/guests/fdel", expect=503, why="node not connected")
         c.call("DELETE", "/v1/guests/fdel", query=[("force", "true")], expect=204, why="force")
+        c.call("DELETE", "/v1/guests/fdel2", query=[("force", "true")], expect=204, why="force")
+        fdel_ids.extend(o["id"] for o in quiet_get(cl.port, "/v1/nodes/%s/orphans" % n1)[1]["orphans"]
+                        if o["name"] in ("fdel", "fdel2"))
         ex.join(60)
         c.check("r" in xout, "the held exec was answered")
     finally:
@@ -933,6 +947,36 @@ def node_silent(c, cl, n1):
     c.check("r" in dout, "the held delete was answered")
     wait_for("nodes ready again", lambda: sum(
         n["state"] == "ready" for n in quiet_get(cl.port, "/v1/nodes")[1]["nodes"]) == 2, secs=30)
+
+
+# ---- orphans: guests force-deleted while their node was away ----
+
+
+def orphans(c, cl, n1):
+    base = "/v1/nodes/%s/orphans" % n1
+    wait_for("fdel and fdel2 seen again as orphans", lambda: sum(
+        o["seen"] and o["name"] in ("fdel", "fdel2")
+        for o in quiet_get(cl.port, base)[1]["orphans"]) == 2, secs=30)
+    r = c.call("GET", base, expect=200)
+    c.check(len(fdel_ids) == 2, "both force-deleted guests were orphans at once: %r" % fdel_ids)
+    c.call("GET", "/v1/nodes/nope/orphans", expect=404)
+    unknown = "00000000-0000-4000-8000-000000000000"
+    c.call("POST", "%s/%s/adopt" % (base, unknown), expect=404, why="no such orphan")
+    c.call("DELETE", "%s/%s" % (base, unknown), expect=404, why="no such orphan")
+    by_name = {o["name"]: o["id"] for o in r.get("orphans") or []}
+    c.call("GET", "/v1/nodes/n%00/orphans", expect=400, why="a control character")
+    c.call("POST", "%s/%s%%00/adopt" % (base, unknown), expect=400, why="a control character")
+    c.call("DELETE", "%s/%s%%00" % (base, unknown), expect=400, why="a control character")
+    # Its name is taken meanwhile: 409, and it stays an orphan.
+    c.call("POST", "/v1/guests", {"name": "fdel", "template": "busybox", "node": n1}, expect=201)
+    c.call("POST", "%s/%s/adopt" % (base, by_name["fdel"]), expect=409, why="its name is taken")
+    c.call("DELETE", "/v1/guests/fdel", expect=204)
+    r = c.call("POST", "%s/%s/adopt" % (base, by_name["fdel"]), expect=201)
+    c.check(r.get("name") == "fdel" and r.get("node") == n1, "adopted fdel: %s" % r.text[:300])
+    c.call("POST", "%s/%s/adopt" % (base, by_name["fdel"]), expect=404, why="adopted already")
+    c.call("DELETE", "%s/%s" % (base, by_name["fdel2"]), expect=204)
+    wait_for("fdel2 gone", lambda: all(
+        o["name"] != "fdel2" for o in quiet_get(cl.port, base)[1]["orphans"]), secs=30)
 
 
 # ---- the master stops with requests held: 503 ----

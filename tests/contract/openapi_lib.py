@@ -170,8 +170,8 @@ _ROW_RE = re.compile(r'\{\s*API_\w+\s*,\s*"([A-Z]+)"\s*,\s*"([^"]+)"\s*,\s*"([^"
 
 
 def route_table(api_c):
-    """(METHOD, template) of every row of the table in master/api.c, the
-    "*" segment read as {name} and "+" as {addr}."""
+    """(METHOD, template) of every row of the table in master/api.c, whose
+    patterns are the OpenAPI path templates themselves."""
     with open(api_c, encoding="utf-8") as f:
         text = f.read()
     start = text.find("routes[] = {")
@@ -181,4 +181,4 @@ def route_table(api_c):
     rows = _ROW_RE.findall(text[start:end])
     if not rows:
         raise SpecError("%s: the route table has no rows" % api_c)
-    return {(m, p.replace("*", "{name}").replace("+", "{addr}")) for m, p, _ in rows}
+    return {(m, p) for m, p, _ in rows}

@@ -48,7 +48,10 @@ set +e
 tcp --pin "$wrong" --token "$admin" node ls >/dev/null 2>"$T/err"; rc_pin=$?
 tcp --token "$admin" node ls >/dev/null 2>>"$T/err"; rc_noca=$?
 tcp --pin "$pin" node ls >/dev/null 2>>"$T/err"; rc_notok=$?
-tcp --pin "$pin" --token "${admin%?}0" node ls >/dev/null 2>>"$T/err"; rc_badtok=$?
+# A wrong token: the real one with its last character changed (to 0, or to 1
+# when it already ends in 0).
+if [ "${admin: -1}" = 0 ]; then bad_token=${admin%?}1; else bad_token=${admin%?}0; fi
+tcp --pin "$pin" --token "$bad_token" node ls >/dev/null 2>>"$T/err"; rc_badtok=$?
 set -e
 [ $rc_pin = 6 ] && [ $rc_noca = 6 ] && [ $rc_notok = 6 ] && [ $rc_badtok = 6 ] ||
     fail "wrong pin $rc_pin, no pin $rc_noca, no token $rc_notok, wrong token $rc_badtok (want 6): $(cat "$T/err")"
@@ -73,7 +76,7 @@ as1 token ls >/dev/null 2>&1; rc_tokens=$?
 set -e
 [ "$rc_show$rc_rm$rc_exec$rc_set" = 3333 ] || fail "tenant 1 on p2's guest: $rc_show $rc_rm $rc_exec $rc_set (want 3)"
 [ "$rc_nodes$rc_tokens" = 66 ] || fail "tenant 1 on nodes/tokens: $rc_nodes $rc_tokens (want 6)"
-[ "$(as1 --json guest ls | pyj '[g["name"] for g in d["guests"]]')" = '["a1"]' ] ||
+[ "$(as1 --json guest ls | jv '[.guests[].name]')" = '["a1"]' ] ||
     fail "tenant 1 lists $(as1 --json guest ls)"
 root guest show b1 >/dev/null || fail "b1 is gone"
 ok "tenant of p1: p2's guest is not found (show, rm, exec, set), nodes and tokens refused, its list is its own"

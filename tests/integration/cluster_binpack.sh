@@ -25,7 +25,7 @@ ok "binpack: b1-b5 on $first (full), b6-b7 on $second"
 # A constraint picks the only node with zone=c, even against binpack's preference.
 mk c1 --constraint zone=c || fail "create c1"
 [ "$(node_of c1)" = "$(node 3)" ] || fail "c1 (zone=c) on $(node_of c1)"
-[ "$(vf --json node show "$(node 3)" | pyj 'd["labels"]["zone"]')" = c ] || fail "node 3 zone label"
+[ "$(vf --json node show "$(node 3)" | jv '.labels.zone')" = c ] || fail "node 3 zone label"
 ok "constraint zone=c: c1 on $(node 3)"
 
 # Anti-affinity: one guest of group web per node, though binpack would stack them.
@@ -41,8 +41,8 @@ out=$(vf --json guest create w3 --template busybox --memory 64M --disk 32M --cpu
 rc=$?
 set -e
 [ $rc -eq 4 ] || fail "w3: exit code $rc, want 4 (out: $out, err: $(cat "$T/w3.err"))"
-echo "$out" | pyj 'd["error"]["code"]' | grep -qx unplaceable || fail "w3: not unplaceable: $out"
-rej() { echo "$out" | pyj "sum(f['rejected'] for f in d['error']['placement']['filters'] if f['filter']=='$1')"; }
+echo "$out" | jv '.error.code' | grep -qx unplaceable || fail "w3: not unplaceable: $out"
+rej() { echo "$out" | jq --arg f "$1" '[.error.placement.filters[] | select(.filter == $f) | .rejected] | add // 0'; }
 [ "$(rej group)" -eq 2 ] || fail "w3: group should reject 2 nodes: $out"
 [ "$(rej max_guests)" -eq 1 ] || fail "w3: max_guests should reject 1 node: $out"
 ok "w3 refused (exit 4): group rejected 2, max_guests rejected 1"
@@ -52,14 +52,14 @@ code=$(api_curl -s -o "$T/big.json" -w '%{http_code}' -H 'Content-Type: applicat
     -d '{"name":"big","template":"busybox","limits":{"memory":"64T","disk":"32M"}}' \
     /v1/guests)
 [ "$code" = 422 ] || fail "64T guest: HTTP $code: $(cat "$T/big.json")"
-pyj 'd["error"]["placement"]["nodes_evaluated"] == 3 and any(f["filter"]=="memory" and f["rejected"]>=1 for f in d["error"]["placement"]["filters"])' <"$T/big.json" |
+jv '.error.placement.nodes_evaluated == 3 and any(.error.placement.filters[]; .filter == "memory" and .rejected >= 1)' <"$T/big.json" |
     grep -qx true || fail "64T guest: no memory explanation: $(cat "$T/big.json")"
 set +e
 vf guest show big >/dev/null 2>&1
 rc=$?
 set -e
 [ $rc -eq 3 ] || fail "an unplaceable guest exists anyway (show exit $rc)"
-ok "64T guest: HTTP 422, memory filter explained: $(pyj 'd["error"]["message"]' <"$T/big.json")"
+ok "64T guest: HTTP 422, memory filter explained: $(jv '.error.message' <"$T/big.json")"
 
 wait_for 150 "10 guests running" all_running 10
 ok "all 10 placed guests run"

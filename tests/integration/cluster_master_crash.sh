@@ -26,9 +26,9 @@ client() {
         sleep 0.2
     done
     [ $rc -eq 0 ] || echo "c$i: exit $rc: $(echo "$out" | tr -d "\n" | tr -s " ")" >>"$T/client-errors"
-    echo "$i $rc $(echo "$out" | pyj 'd.get("id","-")' 2>/dev/null || echo -)" >>"$T/results"
+    echo "$i $rc $(echo "$out" | jv '.id // "-"' 2>/dev/null || echo -)" >>"$T/results"
 }
-export -f client vf pyj
+export -f client vf jv
 KEYBASE=$$
 export T VFLEET_BIN VFLEET_MASTER KEYBASE
 
@@ -52,27 +52,24 @@ ok "all 200 clients got a 201 (or its replay)"
 
 wait_for 60 "200 guests running" all_running 200
 list=$(vf --json guest ls)
-echo "$list" | pyj 'len(d["guests"]) == 200 and sorted(g["name"] for g in d["guests"]) == sorted("c%d" % i for i in range(1, 201))' |
-    grep -qx true || fail "not exactly c1..c200: $(echo "$list" | pyj 'len(d["guests"])') guests"
+echo "$list" | jv '(.guests | length) == 200 and ([.guests[].name] | sort) == ([range(1; 201) | "c\(.)"] | sort)' |
+    grep -qx true || fail "not exactly c1..c200: $(echo "$list" | jv '.guests | length') guests"
 # Each key maps to exactly the guest its client was told about.
-echo "$list" | python3 -c '
-import json, sys
-ids = {g["name"]: g["id"] for g in json.load(sys.stdin)["guests"]}
-bad = [l for l in open(sys.argv[1]) if ids.get("c" + l.split()[0]) != l.split()[2]]
-sys.exit("key/guest mismatch: %s" % bad[:5] if bad else 0)' "$T/results" || fail "ids differ"
+bad=$(join <(echo "$list" | jv '.guests[] | "\(.name) \(.id)"' | sort) \
+    <(awk '{print "c" $1, $3}' "$T/results" | sort) -a2 | awk 'NF != 3 || $2 != $3')
+[ -z "$bad" ] || fail "ids differ, key/guest mismatch: $(echo "$bad" | head -5)"
 ok "200 guests, each key's guest is the one its client saw"
 
 # A replay of a key after all this still answers with that same guest.
 for i in 1 77 200; do
     id=$(vf --json --idempotency-key "k-$i-$KEYBASE" guest create "c$i" --template busybox \
-        --memory 64M --disk 1G --cpu 0.1 --ip auto | pyj 'd["id"]') || fail "replay c$i"
-    [ "$id" = "$(echo "$list" | pyj "[g['id'] for g in d['guests'] if g['name']=='c$i'][0]")" ] ||
+        --memory 64M --disk 1G --cpu 0.1 --ip auto | jv '.id') || fail "replay c$i"
+    [ "$id" = "$(echo "$list" | jq -r --arg n "c$i" '[.guests[] | select(.name == $n) | .id][0]')" ] ||
         fail "replay of key $i gave another guest"
 done
 ok "replayed keys return the original guests"
 
-ips=$(echo "$list" | pyj '[ip for g in d["guests"] for ip in g["ips"]]')
-echo "$ips" | python3 -c 'import json,sys; a=json.load(sys.stdin); sys.exit(0 if len(a)==200 and len(set(a))==200 else 1)' ||
+echo "$list" | jq -e '[.guests[].ips[]] | length == 200 and (unique | length) == 200' >/dev/null ||
     fail "addresses not 200 distinct"
 ok "200 distinct addresses"
 
@@ -81,7 +78,7 @@ ok "200 distinct addresses"
 kill9_wait "$(cl_master_pid)"
 local_cluster up >>"$T/cluster.log" 2>&1 || fail "second master restart"
 wait_for 60 "200 guests running after the second restart" all_running 200
-sum=$(vf --json node ls | pyj 'sum(n["guests"] for n in d["nodes"])')
+sum=$(vf --json node ls | jv '[.nodes[].guests] | add // 0')
 [ "$sum" -eq 200 ] || fail "nodes hold $sum guests"
 for st in orphan lost unknown error; do
     [ "$(count_state $st)" -eq 0 ] || fail "$(count_state $st) guests $st"

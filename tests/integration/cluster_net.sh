@@ -19,8 +19,8 @@ for g in n1 n2; do
 done
 node1=$(guest_field n1 node) node2=$(guest_field n2 node)
 [ "$node1" != "$node2" ] || fail "both guests on $node1"
-ip1=$(vf --json guest show n1 | pyj 'd["ips"][0]')
-ip2=$(vf --json guest show n2 | pyj 'd["ips"][0]')
+ip1=$(vf --json guest show n1 | jv '.ips[0]')
+ip2=$(vf --json guest show n2 | jv '.ips[0]')
 # Each address comes from the pool of the guest's own host (10.88.N.0/24 for node N).
 idx1=${node1#"$CL_PREFIX"} idx2=${node2#"$CL_PREFIX"}
 [[ $ip1 == 10.88.$idx1.* ]] || fail "n1 on $node1 got $ip1, not from 10.88.$idx1.0/24"
@@ -35,8 +35,8 @@ ok "guests on two hosts ping each other across the fabric"
 # the node has applied the new generation.
 gen=$(guest_field n1 generation)
 out=$(vf --json guest ip add n1) || fail "ip add n1"
-new=$(echo "$out" | pyj 'd["ips"][1]')
-[ "$(echo "$out" | pyj 'd["generation"]')" -gt "$gen" ] || fail "generation not bumped: $out"
+new=$(echo "$out" | jv '.ips[1]')
+[ "$(echo "$out" | jv '.generation')" -gt "$gen" ] || fail "generation not bumped: $out"
 [[ $new == 10.88.$idx1.* ]] || fail "added $new is not from n1's host pool"
 inside() { vf guest exec n1 -- ip addr show eth0 | grep -q "inet $new/32"; }
 wait_for 30 "$new inside n1" inside
@@ -60,7 +60,7 @@ set -e
 ok "a held address is refused (409), another host's pool too (400)"
 
 vf guest ip rm n1 "$new" >/dev/null || fail "ip rm n1 $new"
-vf --json guest show n1 | pyj 'd["ips"]' | grep -q "\"$new\"" && fail "$new still in the API"
+vf --json guest show n1 | jv '.ips' | grep -q "\"$new\"" && fail "$new still in the API"
 gone() { ! vf guest exec n1 -- ip addr show eth0 | grep -q "$new"; }
 wait_for 30 "$new gone from n1" gone
 vf node routes "$node1" | grep -q "$new" && fail "routes view still lists $new"
@@ -69,7 +69,7 @@ vf guest exec n1 -- ping -c 1 -W 2 "$ip2" >/dev/null || fail "n1's first address
 ok "ip rm: $new gone from n1, the routes view and $node1's routes"
 
 for g in n1 n2; do vf guest rm "$g" >/dev/null || fail "rm $g"; done
-none() { [ "$(vf --json guest ls | pyj 'len(d["guests"])')" -eq 0 ]; }
+none() { [ "$(vf --json guest ls | jv '.guests | length')" -eq 0 ]; }
 wait_for 60 "guests destroyed" none
 for n in "$node1" "$node2"; do
     if ip -n "vf-$n" -o link show | grep -E ': vf[0-9a-f]{10}[@:]' >/dev/null; then

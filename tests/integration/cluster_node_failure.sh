@@ -15,10 +15,10 @@ done
 wait_for 120 "4 guests running" all_running 4
 h1=$(node 1)
 h2=$(node 2)
-on_h1=$(vf --json guest ls --node "$h1" | pyj '" ".join(sorted(g["name"] for g in d["guests"]))')
+on_h1=$(vf --json guest ls --node "$h1" | jv '[.guests[].name] | sort | join(" ")')
 [ -n "$on_h1" ] || fail "spread put nothing on $h1"
-before=$(vf --json guest ls | pyj 'sorted((g["name"], g["node"], g["id"]) for g in d["guests"])')
-pids=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" | pyj '" ".join(str(g["pid"]) for g in d)')
+before=$(vf --json guest ls | jv '[.guests[] | [.name, .node, .id]] | sort')
+pids=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" | jv '[.[].pid | tostring] | join(" ")')
 ok "4 guests running; on $h1: $on_h1 (inits $pids)"
 
 kill9_wait "$(cl_agent_pid "$h1")"
@@ -35,20 +35,20 @@ for g in $on_h1; do
     wait_for 10 "$g unknown" eval '[ "$(guest_field '"$g"' state)" = unknown ]'
 done
 [ "$(node_state "$h2")" = ready ] || fail "$h2 not ready"
-[ "$(vf --json guest ls --node "$h2" | pyj 'all(g["state"]=="running" for g in d["guests"])')" = true ] ||
+[ "$(vf --json guest ls --node "$h2" | jv 'all(.guests[]; .state == "running")')" = true ] ||
     fail "guests on $h2 not running"
-[ "$(vf --json guest ls | pyj 'len(d["guests"])')" -eq 4 ] || fail "guest count changed while $h1 down"
+[ "$(vf --json guest ls | jv '.guests | length')" -eq 4 ] || fail "guest count changed while $h1 down"
 for p in $pids; do alive "$p" || fail "guest init $p died while the node was down"; done
 ok "$h1 down, its guests unknown and still alive, nothing moved to $h2"
 
 local_cluster up >>"$T/cluster.log" 2>&1 || fail "local-cluster up (restart the agent)"
 wait_for 30 "$h1 ready" is_node_state "$h1" ready
 wait_for 30 "4 guests running" all_running 4
-after=$(vf --json guest ls | pyj 'sorted((g["name"], g["node"], g["id"]) for g in d["guests"])')
+after=$(vf --json guest ls | jv '[.guests[] | [.name, .node, .id]] | sort')
 [ "$before" = "$after" ] || fail "guests changed: $before -> $after"
-pids_after=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" | pyj '" ".join(str(g["pid"]) for g in d)')
+pids_after=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" | jv '[.[].pid | tostring] | join(" ")')
 [ "$pids" = "$pids_after" ] || fail "init pids changed: $pids -> $pids_after"
-n1=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" | pyj 'len(d)')
-n2=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h2")" | pyj 'len(d)')
+n1=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" | jv 'length')
+n2=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h2")" | jv 'length')
 [ $((n1 + n2)) -eq 4 ] || fail "nodes hold $n1 + $n2 guests, want 4"
 ok "$h1 ready again: same 4 guests, same inits ($pids_after), $n1 + $n2 on the nodes"

@@ -10,11 +10,15 @@ vf guest create p1 --template busybox --memory 128M --disk 32M --wait --timeout 
     fail "create p1"
 id=$(guest_field p1 id)
 gen=$(guest_field p1 generation)
-cg=/sys/fs/cgroup/memory/vfleet/$id/memory.limit_in_bytes
+if [ "$(cg_mode)" = v2 ]; then
+    cg=$(cg_path "$id" memory.max) pids_max=$(cg_path "$id" pids.max)
+else
+    cg=$(cg_path "$id" memory.limit_in_bytes) pids_max=$(cg_path "$id" pids.max)
+fi
 [ -r "$cg" ] || fail "no memory cgroup $cg"
 [ "$(cat "$cg")" -eq $((128 << 20)) ] || fail "limit before: $(cat "$cg")"
-pid=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$(node 1)")" | pyj 'd[0]["pid"]')
-ok "p1 runs (init $pid) with memory.limit_in_bytes $(cat "$cg")"
+pid=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$(node 1)")" | jv '.[0].pid')
+ok "p1 runs (init $pid) with ${cg##*/} $(cat "$cg")"
 
 vf guest set p1 --memory 192M >/dev/null || fail "set --memory"
 [ "$(guest_field p1 generation)" -gt "$gen" ] || fail "generation not bumped"
@@ -23,16 +27,15 @@ wait_for 30 "cgroup limit 192M" limit_is $((192 << 20))
 applied() { [ "$(guest_field p1 applied_generation)" = "$(guest_field p1 generation)" ]; }
 wait_for 30 "applied_generation catches up" applied
 [ "$(guest_field p1 state)" = running ] || fail "p1 not running after the patch"
-[ "$(vf --json guest show p1 | pyj 'd["limits"]["memory"]')" -eq $((192 << 20)) ] || fail "API limit"
+[ "$(vf --json guest show p1 | jv '.limits.memory')" -eq $((192 << 20)) ] || fail "API limit"
 alive "$pid" || fail "init restarted"
-[ "$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$(node 1)")" | pyj 'd[0]["pid"]')" = "$pid" ] ||
+[ "$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$(node 1)")" | jv '.[0].pid')" = "$pid" ] ||
     fail "init pid changed"
 ok "PATCH reached the cgroup: $(cat "$cg") bytes, same init $pid, generation applied"
 
 # Lowering works too, and so does a second limit in the same PATCH.
 vf guest set p1 --memory 96M --procs 50 >/dev/null || fail "set --memory --procs"
 wait_for 30 "cgroup limit 96M" limit_is $((96 << 20))
-pids_max=/sys/fs/cgroup/pids/vfleet/$id/pids.max
 if [ -r "$pids_max" ]; then
     pids_is() { [ "$(cat "$pids_max")" = 50 ]; }
     wait_for 30 "pids.max 50" pids_is
@@ -57,7 +60,7 @@ else
     *) fail "the refusal does not give the node's reason: $out" ;;
     esac
     [ "$(guest_field p1 state)" = running ] || fail "p1 is $(guest_field p1 state) after the refusal"
-    [ "$(vf --json guest show p1 | pyj 'd["limits"]["disk"]')" -eq $((32 << 20)) ] ||
+    [ "$(vf --json guest show p1 | jv '.limits.disk')" -eq $((32 << 20)) ] ||
         fail "the refused disk size stayed in the spec"
     wait_for 30 "the undo is applied" applied
     [ "$(guest_field p1 generation)" -ge $((gen + 2)) ] || fail "the undo is not a new generation"

@@ -15,24 +15,24 @@ wait_for 150 "30 guests running" all_running 30
 ok "30 guests running"
 
 list=$(vf --json guest ls)
-counts=$(echo "$list" | pyj 'sorted(collections.Counter(g["node"] for g in d["guests"]).values())')
-echo "$list" | pyj 'max(collections.Counter(g["node"] for g in d["guests"]).values()) - min(collections.Counter(g["node"] for g in d["guests"]).values()) <= 1 and len(set(g["node"] for g in d["guests"])) == 3' |
+counts=$(echo "$list" | jv '[.guests | group_by(.node)[] | length] | sort')
+echo "$list" | jv '[.guests | group_by(.node)[] | length] | (max - min) <= 1 and length == 3' |
     grep -qx true || fail "spread is uneven: $counts"
 ok "per-node counts $counts"
 
-ips=$(echo "$list" | pyj '[ip for g in d["guests"] for ip in g["ips"]]')
-echo "$ips" | python3 -c 'import json,sys; a=json.load(sys.stdin); sys.exit(0 if len(a)==30 and len(set(a))==30 else 1)' ||
+ips=$(echo "$list" | jv '[.guests[].ips[]]')
+echo "$ips" | jq -e 'length == 30 and (unique | length) == 30' >/dev/null ||
     fail "addresses not 30 distinct: $ips"
 ok "30 distinct addresses"
 
 # The nodes agree: each store holds exactly the guests the master put there, running.
 for n in 1 2 3; do
     name=$(node $n)
-    want=$(echo "$list" | pyj "sorted(g['name'] for g in d['guests'] if g['node']=='$name')")
+    want=$(echo "$list" | jq -c --arg n "$name" '[.guests[] | select(.node == $n) | .name] | sort')
     have=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$name")" |
-        pyj 'sorted(g["name"] for g in d if g["state"]=="running")')
+        jv '[.[] | select(.state == "running") | .name] | sort')
     [ "$want" = "$have" ] || fail "node $name runs $have, the master says $want"
-    for pid in $("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$name")" | pyj '" ".join(str(g["pid"]) for g in d)'); do
+    for pid in $("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$name")" | jv '[.[].pid | tostring] | join(" ")'); do
         alive "$pid" || fail "init $pid on $name is not alive"
     done
 done

@@ -3,10 +3,15 @@
 # the EXIT trap removes, with every kernel object it made torn down.
 #
 # Environment (set by ctest): VFLEET_BIN (build/bin), VFLEET_TESTBIN
-# (build/tests), VFLEET_SOURCE_DIR.
+# (build/tests), VFLEET_SOURCE_DIR; VFLEET_VM=1 inside the VM test host
+# (deploy/vm-test), and VFLEET_TEMPLATE_SEED there: a directory of built
+# templates copied instead of built (under emulation a build takes long). JSON is read with jq; the cgroup paths come from
+# cg_path, so a scenario runs on v1, hybrid and pure v2 hosts alike.
 set -euo pipefail
 
 : "${VFLEET_BIN:?}" "${VFLEET_TESTBIN:?}" "${VFLEET_SOURCE_DIR:?}"
+# shellcheck source=../../deploy/teardown-lib.sh
+. "$VFLEET_SOURCE_DIR/deploy/teardown-lib.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "SKIP: integration scenarios need root"
@@ -36,9 +41,37 @@ alive() {
 # has_cap NAME: the host's bounding set holds CAP_NAME (some VMs drop some).
 has_cap() {
     local bit
-    bit=$(python3 -c 'import sys; print({"sys_resource":24}[sys.argv[1]])' "$1")
+    case $1 in
+    sys_admin) bit=21 ;;
+    sys_resource) bit=24 ;;
+    *) fail "has_cap: unknown capability $1" ;;
+    esac
     (( (16#$(awk '/^CapBnd/ {print $2}' /proc/self/status) >> bit) & 1 ))
 }
+
+# The host's cgroup layout: v2 (pure unified), or v1 (v1 or hybrid: the
+# controllers are on v1 hierarchies).
+cg_mode() {
+    [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && echo v2 || echo v1
+}
+
+# cg_path ID FILE: the path of one of guest ID's cgroup files. FILE is named
+# as on the host's layout (memory.max on v2, memory.limit_in_bytes on v1);
+# on v1 its prefix names the hierarchy, and cgroup.procs is the pids one's.
+cg_path() {
+    local id=$1 file=$2 ctl
+    if [ "$(cg_mode)" = v2 ]; then
+        echo "/sys/fs/cgroup/vfleet/$id/$file"
+        return
+    fi
+    ctl=${file%%.*}
+    [ "$ctl" = cgroup ] && ctl=pids
+    echo "/sys/fs/cgroup/$ctl/vfleet/$id/$file"
+}
+
+# cg_left ID: prints guest ID's cgroup directories that still exist, in any
+# layout (empty when none is left).
+cg_left() { teardown_cgroup_dirs "$1"; }
 
 # A worker command line unique to this run, so process checks never see
 # another scenario's processes (scenarios may run at the same time).
@@ -47,9 +80,15 @@ WORKER="sleep 9$RANDOM$RANDOM"
 # A uuid for a guest id.
 uuid() { cat /proc/sys/kernel/random/uuid; }
 
+# build_template [DIR]: the busybox template in DIR (default $TEMPLATES).
 build_template() {
-    if [ ! -x "$TEMPLATES/busybox/sbin/init" ]; then
-        "$VFLEET_SOURCE_DIR/deploy/templates/busybox" "$TEMPLATES/busybox" >/dev/null
+    local dir=${1:-$TEMPLATES}
+    [ -x "$dir/busybox/sbin/init" ] && return 0
+    if [ -x "${VFLEET_TEMPLATE_SEED:-}/busybox/sbin/init" ]; then
+        mkdir -p "$dir"
+        cp -a "$VFLEET_TEMPLATE_SEED/busybox" "$dir/"
+    else
+        "$VFLEET_SOURCE_DIR/deploy/templates/busybox" "$dir/busybox" >/dev/null
     fi
 }
 
@@ -94,13 +133,15 @@ spec() {
     echo "$f"
 }
 
-# json_get JSON KEY: a top-level value of a flat JSON object (python3 is on
-# every Debian machine through apt's own dependencies? No: use jq-free grep).
+# json_get JSON KEY: one value of a JSON object; KEY may be a dotted path
+# (failcnt.procs). Strings print bare, true/false in lower case.
 json_get() {
-    python3 -c 'import json,sys; v=json.loads(sys.argv[1]); k=sys.argv[2].split("."); 
-for p in k: v=v[p]
-print(str(v).lower() if isinstance(v,bool) else v)' "$1" "$2"
+    jq -r --arg k "$2" 'getpath($k | split(".")) | if type == "object" or type == "array" then tojson else . end' <<<"$1"
 }
+
+# jv FILTER: a jq filter over the JSON on stdin; strings print bare, arrays
+# and objects as compact JSON, booleans as true/false.
+jv() { jq -rc "$1"; }
 
 # ---- cluster helpers: a master and node agents through deploy/local-cluster ----
 #
@@ -113,19 +154,29 @@ CL=$T/c
 CL_PREFIX=t$$h
 CL_STARTED=0
 
+# free_port: a loopback TCP port nothing listens on, below the kernel's
+# ephemeral range (32768 up) so no outgoing connection takes it meanwhile.
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    local p
+    for _ in $(seq 200); do
+        p=$((20000 + RANDOM % 12000))
+        ss -Hltn "sport = :$p" | grep -q . || {
+            echo "$p"
+            return 0
+        }
+    done
+    fail "no free loopback port"
 }
 
 # local_cluster ARGS...: deploy/local-cluster with this scenario's environment.
-# Nodes join with tokens and talk CurveZMQ across the fabric, as in every
-# local cluster; CL_LINK=ipc puts them on the master's ipc:// socket instead.
+# Nodes join with tokens and talk CurveZMQ over TCP across the fabric, as in
+# every local cluster; CL_LINK=ipc puts them on the master's ipc:// socket.
 local_cluster() {
     VFLEET_LOCAL_DIR=$CL VFLEET_LOCAL_PORT=$CL_PORT VFLEET_LOCAL_PREFIX=$CL_PREFIX \
-        VFLEET_LOCAL_ZPORT=$CL_ZPORT VFLEET_LOCAL_LINK=${CL_LINK:-curve} \
+        VFLEET_LOCAL_ZPORT=$CL_ZPORT \
         VFLEET_MASTER_ARGS="--log-level debug ${MASTER_ARGS:-}" \
         VFLEET_NODE_ARGS="--heartbeat 500 --usage-interval 1 --log-level debug ${NODE_ARGS:-}" \
-        VFLEET_SIM_ARGS="${SIM_ARGS:-}" VFLEET_BIN=$VFLEET_BIN \
+        VFLEET_SIM_ARGS="${SIM_ARGS:-}" VFLEET_BIN=$VFLEET_BIN VFLEET_LOCAL_LINK=${CL_LINK:-curve} \
         "$VFLEET_SOURCE_DIR/deploy/local-cluster" "$@"
 }
 
@@ -133,6 +184,7 @@ start_cluster() {
     local nodes=$1 sim=${2:-0}
     CL_PORT=${CL_PORT:-$(free_port)}
     CL_ZPORT=${CL_ZPORT:-$(free_port)}
+    [ "$CL_ZPORT" != "$CL_PORT" ] || CL_ZPORT=$(free_port)
     # Scenarios run as root on the master's host: the API's Unix socket.
     export VFLEET_MASTER=unix:$CL/api.sock
     [ -x "$VFLEET_BIN/vfleet-master" ] || {
@@ -140,6 +192,7 @@ start_cluster() {
         exit 77
     }
     CL_STARTED=1
+    [ "$nodes" -gt 0 ] && [ -n "${VFLEET_TEMPLATE_SEED:-}" ] && build_template "$CL/templates"
     local_cluster up --nodes "$nodes" --sim "$sim" >>"$T/cluster.log" 2>&1 ||
         fail "local-cluster up failed: $(tail -5 "$T/cluster.log")"
     ok "cluster up: $nodes nodes, $sim simulated, $VFLEET_MASTER"
@@ -168,14 +221,6 @@ api_curl() {
     curl --unix-socket "${VFLEET_MASTER#unix:}" "${@:1:$#-1}" "http://localhost$path"
 }
 
-# pyj EXPR: evaluates a Python expression over the JSON on stdin (bound to d).
-pyj() {
-    python3 -c 'import json,sys,collections
-d=json.load(sys.stdin)
-v=eval(sys.argv[1])
-print(json.dumps(v) if isinstance(v,(dict,list)) else (str(v).lower() if isinstance(v,bool) else v))' "$1"
-}
-
 # wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.2 s until it succeeds.
 wait_for() {
     local secs=$1 what=$2
@@ -188,44 +233,38 @@ wait_for() {
 }
 
 # guest_field NAME FIELD: one field of a guest as the master reports it.
-guest_field() { vf --json guest show "$1" | pyj "d[\"$2\"]"; }
+guest_field() { vf --json guest show "$1" | jq -rc --arg f "$2" '.[$f]'; }
 # node_state NAME: a node's state as the master reports it.
-node_state() { vf --json node show "$1" | pyj 'd["state"]'; }
+node_state() { vf --json node show "$1" | jv '.state'; }
 # count_state STATE: guests the master lists in STATE.
-count_state() { vf --json guest ls --state "$1" | pyj 'len(d["guests"])'; }
+count_state() { vf --json guest ls --state "$1" | jv '.guests | length'; }
 all_running() { [ "$(count_state running)" -eq "$1" ]; }
 is_node_state() { [ "$(node_state "$1")" = "$2" ]; }
+
+# cut_node N / heal_node N: node N's link to the master dropped (both ways)
+# by nftables in its own namespace, and restored. Needs the default link
+# (CurveZMQ over the fabric), not CL_LINK=ipc.
+cut_node() {
+    ip netns exec "vf-$(node "$1")" nft -f - <<EOF
+table inet vftestcut {
+    chain out { type filter hook output priority -10; ip daddr 172.31.0.2 drop; }
+    chain in { type filter hook input priority -10; ip saddr 172.31.0.2 drop; }
+}
+EOF
+}
+heal_node() { ip netns exec "vf-$(node "$1")" nft delete table inet vftestcut; }
 
 # Stops every process, guest, mount, cgroup and namespace the cluster made.
 cluster_teardown() {
     [ "$CL_STARTED" = 1 ] || return 0
-    local f rec pid id
-    for f in "$CL"/*/agent.pid "$CL"/master.pid "$CL"/relay.pid; do
+    local f ns
+    for f in "$CL"/*/agent.pid "$CL"/master.pid; do
         [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
     done
+    # The fabric link's relay (the leader of its own process group).
+    [ -s "$CL/link.pid" ] && kill -9 -- "-$(cat "$CL/link.pid")" 2>/dev/null
     sleep 0.2
-    for rec in "$CL"/*/guests/*.json; do
-        [ -f "$rec" ] || continue
-        pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["runtime"]["pid"])' "$rec" 2>/dev/null)
-        [ -n "$pid" ] && [ "$pid" != 0 ] && kill -9 "$pid" 2>/dev/null
-        # A guest started just before its agent died has no pid in its record
-        # yet: whatever runs in its cgroups goes too.
-        id=$(basename "$rec" .json)
-        for procs in /sys/fs/cgroup/*/vfleet/"$id"/cgroup.procs; do
-            [ -r "$procs" ] && xargs -r kill -9 <"$procs" 2>/dev/null
-        done
-    done
-    sleep 0.3
-    grep " $CL/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do
-        umount -l "$m" 2>/dev/null
-    done
-    for rec in "$CL"/*/guests/*.json; do
-        [ -f "$rec" ] || continue
-        id=$(basename "$rec" .json)
-        for c in /sys/fs/cgroup/*/vfleet/"$id"; do
-            [ -d "$c" ] && rmdir "$c" 2>/dev/null
-        done
-    done
+    teardown_guests "$CL"
     for ns in $(ip netns list | awk '{print $1}' | grep "^vf-$CL_PREFIX"); do
         ip netns del "$ns" 2>/dev/null
     done
@@ -244,23 +283,10 @@ cleanup() {
     cluster_teardown $rc
     for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
     sleep 0.2
-    # Kill every guest this scenario started: their inits are recorded in the stores.
-    for rec in "$T"/*/guests/*.json; do
-        [ -f "$rec" ] || continue
-        pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("runtime",{}).get("pid",0))' "$rec" 2>/dev/null)
-        [ -n "$pid" ] && [ "$pid" != 0 ] && kill -9 "$pid" 2>/dev/null
-    done
-    sleep 0.3
-    # Unmount what is left under the scratch dir, deepest first, then free loops.
-    grep " $T/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do
-        umount -l "$m" 2>/dev/null
-    done
-    for c in /sys/fs/cgroup/*/vfleet/*; do
-        [ -d "$c" ] || continue
-        if grep -q "$(basename "$c")" <(ls "$T"/*/guests/ 2>/dev/null); then
-            rmdir "$c" 2>/dev/null
-        fi
-    done
+    # Every guest this scenario started (the stores name them), then what is
+    # mounted under the scratch dir.
+    teardown_guests "$T"
+    teardown_mounts "$T"
     if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
         for f in "$T"/*/agent.log; do
             [ -f "$f" ] && { echo "---- $f (tail)"; tail -40 "$f"; }

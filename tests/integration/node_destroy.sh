@@ -20,7 +20,7 @@ loop=$(losetup -j "$img" | cut -d: -f1)
 nodectl h1 exec "$G" -- sh -c "trap '' TERM; $WORKER </dev/null >/dev/null 2>&1 &" >/dev/null
 nodectl h1 stop "$G" 1 2 >/dev/null || fail "stop"
 alive "$pid" && fail "init still runs after stop"
-[ -z "$(cat /sys/fs/cgroup/pids/vfleet/$G/cgroup.procs 2>/dev/null)" ] || fail "processes left after stop"
+[ -z "$(cat "$(cg_path "$G" cgroup.procs)" 2>/dev/null)" ] || fail "processes left after stop"
 nodectl h1 stop "$G" >/dev/null || fail "second stop is not a no-op"
 ok "stop halts the guest (and kills what ignores the signal); a second stop is a no-op"
 
@@ -28,7 +28,7 @@ nodectl h1 start "$G" >/dev/null || fail "restart"
 pid=$("$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk '$1=="gone" {print $5}')
 nodectl h1 destroy "$G" >/dev/null || fail "destroy"
 [ -e "/proc/$pid" ] && fail "destroyed guest's init $pid is left (a zombie nobody reaps?)"
-for c in /sys/fs/cgroup/*/vfleet/$G; do [ -e "$c" ] && fail "cgroup left: $c"; done
+[ -z "$(cg_left "$G")" ] || fail "cgroup left: $(cg_left "$G")"
 grep -q "$G" /proc/self/mountinfo && fail "mount left"
 [ -e "$img" ] && fail "disk image left"
 losetup -a | grep -q "$img" && fail "loop device left"

@@ -78,7 +78,19 @@ u=$(nodectl h1 usage "$G")
 [ "$(json_get "$u" cpu_ns)" -gt 0 ] || fail "cpu not reported: $u"
 ok "usage reports cpu, procs, disk and the hits of the process and memory limits"
 
-# Kernel-side values for the limits whose effect is not a quick untimed test.
+# Kernel-side values for the limits whose effect is not a quick untimed test
+# (deploy/vm/scenarios/vm_limits.sh proves them by effect on cgroup v2).
+if [ "$(cg_mode)" = v2 ]; then
+    v2() { cat "$(cg_path "$G" "$1")"; }
+    [ "$(v2 cpu.max)" = "50000 100000" ] || fail "cpu quota: $(v2 cpu.max)"
+    [ "$(v2 cpu.weight)" = 200 ] || fail "cpu weight: $(v2 cpu.weight)"
+    [ "$(v2 memory.high)" = $((40 << 20)) ] || fail "rss soft limit: $(v2 memory.high)"
+    [ "$(v2 cpu.max.burst)" = 25000 ] || fail "cpu burst: $(v2 cpu.max.burst)"
+    [ "$(v2 memory.swap.max)" = $((1 << 20)) ] || fail "swap: $(v2 memory.swap.max)"
+    grep -qx "7:0 rbps=10485760 wbps=max riops=max wiops=500" <(v2 io.max) || fail "io caps: $(v2 io.max)"
+    ok "cpu ceiling and burst, cpu weight, resident soft limit, swap and per-device io caps are in the kernel (v2)"
+    exit 0
+fi
 cg=/sys/fs/cgroup
 [ "$(cat $cg/cpu/vfleet/$G/cpu.cfs_quota_us)" = 50000 ] || fail "cpu quota"
 [ "$(cat $cg/cpu/vfleet/$G/cpu.shares)" = 2048 ] || fail "cpu shares"

@@ -58,6 +58,6 @@ out=$(GEN=6 nodectl h1 apply "$(GEN=6 spec flags "$G" '{"disk":"16M"}')") && fai
 B=$(uuid)
 out=$(nodectl h1 apply "$(spec bad "$B" '{"disk":"16M","inodes":100000}')") && fail "impossible inode count accepted"
 [ ! -e "$T/h1/data/$B" ] && [ ! -e "$T/h1/guests/$B.json" ] || fail "a failed create left files: $out"
-for c in /sys/fs/cgroup/*/vfleet/$B; do [ -e "$c" ] && fail "a failed create left cgroup $c"; done
+[ -z "$(cg_left "$B")" ] || fail "a failed create left cgroup $(cg_left "$B")"
 grep -q "$B" /proc/self/mountinfo && fail "a failed create left a mount"
 ok "duplicate names and disks below use are refused with clear codes; a failed create leaves nothing"

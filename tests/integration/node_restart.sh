@@ -38,9 +38,8 @@ ok "vfleet-node ls/status work without agent and master"
 start_agent h1
 hello=$(nodectl h1 wait-hello) || fail "no hello after restart"
 for id in "${ids[@]}"; do
-    echo "$hello" | python3 -c 'import json,sys
-h=json.load(sys.stdin); i=[x for x in h["inventory"] if x["id"]==sys.argv[1]]
-sys.exit(0 if i and i[0]["running"] and i[0]["generation"]==1 else 1)' "$id" || fail "$id not reported running: $hello"
+    echo "$hello" | jq -e --arg id "$id" \
+        'any(.inventory[]; .id == $id and .running == true and .generation == 1)' >/dev/null || fail "$id not reported running: $hello"
 done
 after=$(for n in r1 r2 r3; do "$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk -v n=$n '$1==n {print $5}'; done)
 [ "$before" = "$after" ] || fail "init pids changed: $before -> $after"

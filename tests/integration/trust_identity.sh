@@ -38,10 +38,10 @@ ok "3000 forged acks about $N1's guest change nothing: $out"
 future=$(($(date +%s%3N) + 86400000))
 out=$(as_n2 -t 1 usage "$G1" "$future")
 usage=$(vf --json guest usage g1)
-[ "$(echo "$usage" | pyj 'd["cpu_ns"] < 2**40 and d["net_rx_bytes"] < 2**40')" = true ] ||
+[ "$(echo "$usage" | jv '.cpu_ns < 1099511627776 and .net_rx_bytes < 1099511627776')" = true ] ||
     fail "forged usage accepted: $usage"
-t1=$(echo "$usage" | pyj 'd["time"]')
-wait_for 15 "a newer real sample of g1" eval '[ "$(vf --json guest usage g1 | pyj "d[\"time\"]")" != "$t1" ]'
+t1=$(echo "$usage" | jv '.time')
+wait_for 15 "a newer real sample of g1" eval '[ "$(vf --json guest usage g1 | jv .time)" != "$t1" ]'
 ok "forged usage from the future ignored; $N1's own samples keep coming"
 
 out=$(as_n2 -t 2 event "$G1" exited)
@@ -55,7 +55,7 @@ execpid=$!
 sleep 0.5
 out=$(as_n2 -t 2 exec "$G1" 1 3000)
 wait "$execpid" || fail "exec failed: $(cat "$T/exec.json")"
-[ "$(pyj 'd["stdout"]' <"$T/exec.json")" = real ] || fail "exec answered by a forger: $(cat "$T/exec.json")"
+[ "$(jv '.stdout' <"$T/exec.json")" = real ] || fail "exec answered by a forger: $(cat "$T/exec.json")"
 ok "3000 forged exec results ignored; the exec returned g1's real output"
 
 # $N1's name over the plaintext socket: $N1 has a key, so CurveZMQ only.
@@ -72,6 +72,6 @@ sleep 2
 [ "$(node_state "$N1")" = ready ] && [ "$(node_state "$N2")" = ready ] || fail "nodes not ready"
 [ "$(guest_field g1 state)" = running ] || fail "g1 not running"
 out=$(vf --json guest exec g1 -- echo still)
-[ "$(echo "$out" | pyj 'd["stdout"]')" = still ] || fail "exec after: $out"
+[ "$(echo "$out" | jv '.stdout')" = still ] || fail "exec after: $out"
 warnings=$(grep -c "warning" "$CL/master.log" || true)
 ok "both nodes ready, g1 running and answering; $warnings warning lines in the master's log"

@@ -53,8 +53,8 @@ for t in "$T1" "$T3" "$T5" "$T6"; do
     echo "$list" | grep -q "$secret" && fail "a token's secret in the listing"
     sqlite3 "$CL/master.db" .dump | grep -q "$secret" && fail "a token's secret in the store"
 done
-states=$(echo "$list" | pyj 'sorted(t["state"] for t in d["tokens"])')
-[ "$states" = '["expired", "unused", "used", "used"]' ] || fail "token states $states"
+states=$(echo "$list" | jv '[.tokens[].state] | sort')
+[ "$states" = '["expired","unused","used","used"]' ] || fail "token states $states"
 ok "no secret in the store or the listing; states $states"
 
 # A joined node runs on its key file (name and endpoint from it).

@@ -16,7 +16,7 @@ K1=$(node_dir "$N1")/node.key
 vf guest create r1 --template busybox --memory 64M --disk 32M --cpu 0.1 --node "$N1" >/dev/null ||
     fail "create r1"
 wait_for 60 "r1 running" all_running 1
-init=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$N1")" | pyj 'd[0]["pid"]')
+init=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$N1")" | jv '.[0].pid')
 
 # A live session with N1's key, heartbeating for 20 s.
 "$VFLEET_TESTBIN/peerctl" -e "$EP" -k "$K1" -t 20 hello "$N1" >"$T/live.json" &
@@ -77,6 +77,6 @@ nsenter --net="/run/netns/vf-$N1" -- "$VFLEET_BIN/vfleet-node" join --name "$N1"
 local_cluster up >>"$T/cluster.log" 2>&1 || fail "agent restart"
 wait_for 60 "$N1 ready again" is_node_state "$N1" ready
 wait_for 60 "r1 running again" eval '[ "$(guest_field r1 state)" = running ]'
-[ "$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$N1")" | pyj 'd[0]["pid"]')" = "$init" ] ||
+[ "$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$N1")" | jv '.[0].pid')" = "$init" ] ||
     fail "r1 was started anew"
 ok "$N1 joined again with a new token and key: ready, r1 running as before (same init)"

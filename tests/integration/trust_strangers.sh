@@ -59,7 +59,7 @@ ok "nothing delivered; $warnings warning lines in the master's log for all of it
 alive "$(cl_master_pid)" || fail "the master died"
 vf health >/dev/null || fail "the master does not answer"
 [ "$(node_state "$N1")" = ready ] || fail "node $N1 is $(node_state "$N1")"
-[ "$(vf --json node ls | pyj 'len(d["nodes"])')" = 1 ] || fail "strangers were registered as nodes"
+[ "$(vf --json node ls | jv '.nodes | length')" = 1 ] || fail "strangers were registered as nodes"
 vf guest create c1 --template busybox --memory 64M --disk 32M --cpu 0.1 --node "$N1" >/dev/null ||
     fail "create on $N1"
 wait_for 60 "c1 running" all_running 1
