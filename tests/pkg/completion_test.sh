@@ -46,7 +46,7 @@ bash_expect "node guest pool token project health help" vfleet ""
 bash_expect "guest" vfleet gu
 bash_expect "create ls show start stop restart rm set exec usage ip traffic adopt destroy-orphan" vfleet guest ""
 bash_expect "add" vfleet guest ip a
-bash_expect "ls show cordon uncordon routes orphans" vfleet node ""
+bash_expect "ls show cordon uncordon routes orphans token revoke" vfleet node ""
 bash_expect "lan4 lan6" vfleet pool rm ""
 bash_expect "lan6" vfleet --json pool rm lan6
 bash_expect "create set ls show rm" vfleet project ""
