@@ -145,18 +145,18 @@ on_hello(master_t *m, struct mlink *ml, const char *peer, const struct msg *msg)
     struct registry_node *n = registry_get(m->reg, peer);
     int r;
 
-    if (n && n->welcomed && msg->id < n->last_msg_id) {
-        /* An older hello the outbox sent again: what it says is stale (the
-         * node has said more since). Welcome it so the outbox drops it. */
-        send_welcome(m, ml, peer, msg->id);
-        return;
-    }
     /* The connection says who the peer is (its key's name on CurveZMQ);
-     * what the hello claims must agree. */
+     * what the hello claims must agree, before anything else is made of it. */
     if (strcmp(h->node, peer) != 0) {
         peer_warning(m, "node=%s said hello as node \"%s\": refused", peer, h->node);
         send_nack(m, ml, peer, msg->id, MSG_ERR_BAD_REQUEST,
                   "hello names another node than the connection's identity");
+        return;
+    }
+    if (n && n->welcomed && msg->id < n->last_msg_id) {
+        /* An older hello the outbox sent again: what it says is stale (the
+         * node has said more since). Welcome it so the outbox drops it. */
+        send_welcome(m, ml, peer, msg->id);
         return;
     }
     r = registry_hello(m->reg, h, &n);

@@ -22,7 +22,7 @@ init=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$N1")" | jv 
 "$VFLEET_TESTBIN/peerctl" -e "$EP" -k "$K1" -t 20 hello "$N1" >"$T/live.json" &
 live=$!
 sleep 4
-agent_conns() { ip netns exec "vf-$N1" ss -Htn state established dst 172.31.0.1 | wc -l; }
+agent_conns() { ip netns exec "vf-$N1" ss -Htn state established dst 172.31.0.2 | wc -l; }
 [ "$(agent_conns)" = 1 ] || fail "the agent has $(agent_conns) connections to the master"
 # Notes when the agent's connection is gone (polled every 20 ms, for 10 s).
 (for _ in $(seq 500); do
@@ -72,7 +72,7 @@ ok "r1 still runs on $N1 (unknown to the master), $N2 ready, a second revoke is 
 kill9_wait "$(cl_agent_pid "$N1")"
 token=$(vf node token create --name "$N1" | head -1)
 nsenter --net="/run/netns/vf-$N1" -- "$VFLEET_BIN/vfleet-node" join --name "$N1" \
-    --master tcp://172.31.0.1:7401 --token "$token" --state-dir "$(node_dir "$N1")" >/dev/null ||
+    --master tcp://172.31.0.2:7401 --token "$token" --state-dir "$(node_dir "$N1")" >/dev/null ||
     fail "rejoin"
 local_cluster up >>"$T/cluster.log" 2>&1 || fail "agent restart"
 wait_for 60 "$N1 ready again" is_node_state "$N1" ready
