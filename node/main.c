@@ -673,9 +673,8 @@ cmd_run(struct options *o)
         fprintf(stderr, "vfleet-node: usage_interval must be 1..3600 seconds\n");
         return EXIT_USAGE;
     }
-    if (config_foreach(o->cfg, "labels", add_label, &ac) < 0)
-        return EXIT_USAGE;
-    if (join_agent_keys(o->cfg, state_dir, sim_nodes > 0, &ac) < 0)
+    if (config_foreach(o->cfg, "labels", add_label, &ac) < 0 ||
+        join_agent_keys(o->cfg, state_dir, sim_nodes > 0, &ac) < 0)
         return EXIT_USAGE;
     _cleanup_close_ int pidfd = open_state_dir(state_dir);
     if (pidfd < 0)
