@@ -21,8 +21,14 @@
  *                  and cgroup create + limits on the existing cgroup. They are
  *                  printed, not written to the JSON file.
  *
+ * The guest is a default one: its own user namespace (a uid block far from
+ * any a node on this host hands out), the seccomp filter, the console ring
+ * and its reader, and the LXCFS files when LXCFS is mounted (-L DIR, default
+ * /var/lib/lxcfs; the backend warns and goes on without). -P makes it
+ * privileged (no user namespace), as guests were before issue 10.
+ *
  * Usage: bench_start [-n RUNS] [-w WARMUP] [-m MODES] [-s STATE_DIR] [-j FILE]
- *                    TEMPLATE_DIR
+ *                    [-P] [-L LXCFS_DIR] TEMPLATE_DIR
  * TEMPLATE_DIR is a built template (deploy/templates/busybox DEST); the guest
  * is made from it by name, with its parent directory as the template
  * directory. MODES is a comma list of start, mounts, exec, parts. -j writes the
@@ -50,7 +56,9 @@
 #include "node/backend.h"
 #include "node/linux/cgroup.h"
 #include "node/linux/disk.h"
+#include "node/linux/idmap.h"
 #include "node/linux/linux_backend.h"
+#include "node/linux/mountinfo.h"
 #include "node/linux/rootfs.h"
 #include "proto/spec.h"
 
@@ -66,7 +74,7 @@ enum bench_mode {
 /* The series of MODE_PARTS, in the order run_parts fills them. */
 enum part {
     PART_DISK_MOUNT,    /* loop attach + ext4 mount of the disk image */
-    PART_OVERLAY_MOUNT, /* overlay mount on it */
+    PART_OVERLAY_MOUNT, /* idmapped template (unless -P) + overlay mount on the disk */
     PART_MOUNT_CHECKS,  /* what a start does to mounts that are there: disk_info + both mounts */
     PART_CGROUP,        /* cgroup_create + cgroup_set_limits on an existing cgroup */
     PART_N
@@ -83,9 +91,11 @@ struct series {
 struct bench {
     backend_t *b;            /* the linux backend */
     struct guest_spec spec;  /* the one guest */
+    struct guest_ids ids;    /* its uid block; zeros with -P (privileged) */
     struct linux_config cfg; /* where its files live */
     char disk[600];          /* state_dir/data/<id>/disk, the ext4 mount */
     char root[600];          /* state_dir/data/<id>/root, the overlay */
+    char lower[600];         /* state_dir/data/<id>/lower, the idmapped template */
     char image[600];         /* state_dir/data/<id>/disk.img */
     char tmpl[600];          /* the template directory */
     unsigned runs;           /* measured runs per mode */
@@ -147,6 +157,9 @@ guest_umount(struct bench *B)
     int r = rootfs_umount(B->root);
     if (r < 0)
         return r;
+    r = idmap_umount(B->lower);
+    if (r < 0)
+        return r;
     return disk_umount(B->disk);
 }
 
@@ -181,7 +194,7 @@ run_mode(struct bench *B, enum bench_mode mode, struct series *s)
             }
         }
         uint64_t t0 = time_mono_ns();
-        r = B->b->ops->start(B->b, &B->spec, &rt);
+        r = B->b->ops->start(B->b, &B->spec, &B->ids, &rt);
         uint64_t t1 = time_mono_ns();
         if (r < 0) {
             fprintf(stderr, "start %u: %s (%s)\n", i, strerror(-r), errtext_get());
@@ -230,18 +243,29 @@ run_parts(struct bench *B, struct series *s)
         r = guest_umount(B);
         if (r < 0)
             return r;
+        const char *lower = B->ids.uid_base ? B->lower : B->tmpl;
         t[0] = time_mono_ns();
         r = disk_mount(B->image, B->disk, NULL, 0);
         t[1] = time_mono_ns();
+        if (r >= 0 && B->ids.uid_base) {
+            /* What the backend does through its spawner, done here directly
+             * (this process is single-threaded). */
+            int userns = idmap_userns_fd(B->ids.uid_base, B->ids.uid_count);
+            r = userns < 0 ? userns : idmap_mount(B->tmpl, userns, B->lower);
+            if (userns >= 0)
+                close(userns);
+        }
         if (r >= 0)
-            r = rootfs_mount(B->tmpl, B->disk, B->root);
+            r = rootfs_mount(lower, B->disk, B->root);
         t[2] = time_mono_ns();
         if (r >= 0)
             r = disk_info(B->image, &di);
         if (r >= 0)
             r = disk_mount(B->image, B->disk, NULL, 0);
         if (r >= 0)
-            r = rootfs_mount(B->tmpl, B->disk, B->root);
+            r = mountinfo_is_mountpoint(B->lower);
+        if (r >= 0)
+            r = rootfs_mount(lower, B->disk, B->root);
         t[3] = time_mono_ns();
         if (r >= 0)
             r = cgroup_create(cg, B->spec.id);
@@ -331,7 +355,7 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage: bench_start [-n RUNS] [-w WARMUP] [-m start,mounts,exec,parts] "
-                    "[-s STATE_DIR] [-j FILE] TEMPLATE_DIR\n");
+                    "[-s STATE_DIR] [-j FILE] [-P] [-L LXCFS_DIR] TEMPLATE_DIR\n");
 }
 
 /* A guest with a few limits of each kind the start applies: the pids,
@@ -360,7 +384,11 @@ main(int argc, char **argv)
     char made_state[64] = "";
     int opt, r, err = 0, rc = 1;
 
-    while ((opt = getopt(argc, argv, "n:w:m:s:j:h")) != -1) {
+    /* The default guest: its own user namespace (a block far from any
+     * guest a node on this host may hold), the syscall filter (always) and
+     * LXCFS when mounted. */
+    B.ids = (struct guest_ids){0xF0000000u, BACKEND_UID_BLOCK};
+    while ((opt = getopt(argc, argv, "n:w:m:s:j:PL:h")) != -1) {
         switch (opt) {
         case 'n':
             B.runs = (unsigned)strtoul(optarg, NULL, 10);
@@ -379,6 +407,15 @@ main(int argc, char **argv)
             break;
         case 'j':
             json = optarg;
+            break;
+        case 'P':
+            B.ids = (struct guest_ids){0};
+            break;
+        case 'L':
+            if (strscpy(B.cfg.lxcfs, optarg, sizeof(B.cfg.lxcfs)) < 0) {
+                usage();
+                return 2;
+            }
             break;
         default:
             usage();
@@ -419,6 +456,7 @@ main(int argc, char **argv)
     strscpy(B.cfg.state_dir, state, sizeof(B.cfg.state_dir));
     snprintf(B.disk, sizeof(B.disk), "%s/data/%s/disk", state, B.spec.id);
     snprintf(B.root, sizeof(B.root), "%s/data/%s/root", state, B.spec.id);
+    snprintf(B.lower, sizeof(B.lower), "%s/data/%s/lower", state, B.spec.id);
     snprintf(B.image, sizeof(B.image), "%s/data/%s/disk.img", state, B.spec.id);
     strscpy(B.tmpl, tpl_path, sizeof(B.tmpl));
 
@@ -433,9 +471,11 @@ main(int argc, char **argv)
     printf("bench_start: kernel %s, cgroups %s, %u cpus, template %s, runs %u (+%u warm-up)\n",
            facts.kernel, facts.cgroup, facts.cpus / 1000, tpl_path, B.runs, B.warmup);
     printf("guest: disk 256M (ext4 on loop), procs 256, memory 256M, cpu_max 1000m, "
-           "nofile 1024, init /sbin/init\n");
+           "nofile 1024, init /sbin/init, %s, seccomp filter, LXCFS %s\n",
+           B.ids.uid_base ? "user namespace" : "privileged (no user namespace)",
+           B.cfg.lxcfs[0] ? B.cfg.lxcfs : "at the default place when mounted");
 
-    r = B.b->ops->create(B.b, &B.spec);
+    r = B.b->ops->create(B.b, &B.spec, &B.ids);
     if (r < 0) {
         fprintf(stderr, "create: %s (%s)\n", strerror(-r), errtext_get());
         goto out;

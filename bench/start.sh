@@ -13,12 +13,15 @@
 #    tree and waits for it to exit (the commands of
 #    shared/reference/performance-anchors.md section B); plus a bare exec of
 #    the tree's /bin/true, the scale of one exec on this machine.
-# 4. Runs bench_start (60 runs, warm-up 5) on the template.
+# 4. Runs bench_start (60 runs, warm-up 5) on the template: the default guest
+#    (its own user namespace, the seccomp filter, LXCFS from a private lxcfs
+#    this script mounts in its scratch dir), then a privileged one (no user
+#    namespace; still the filter and LXCFS) for comparison.
 # 5. Prints one table: median, p90, ratio to vfleet's start and to bwrap.
 #
 # Environment: RUNS (60), WARMUP (5), KEEP=1 keeps the scratch dir.
 # Needs root. Cleans up after itself: the vfleet guest (bench_start destroys
-# it), LXC's cgroups for its container, the scratch dir.
+# it), LXC's cgroups for its container, its lxcfs, the scratch dir.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,6 +41,7 @@ command -v lxc-execute >/dev/null || need+=(lxc)
 command -v systemd-nspawn >/dev/null || need+=(systemd-container)
 command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v jq >/dev/null || need+=(jq)
+command -v lxcfs >/dev/null || die "no lxcfs: run deploy/install-deps (it is vfleet's own dependency)"
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing for this benchmark only: ${need[*]}"
     apt-get update -qq
@@ -54,7 +58,16 @@ pivot_before=$(find "$cgroot" -mindepth 2 -maxdepth 2 -type d -name lxc.pivot | 
 # nspawn leaves empty /run/systemd/nspawn/{locks,propagate}: likewise.
 nspawn_run_before=
 if [ -d /run/systemd/nspawn ]; then nspawn_run_before=1; fi
+lxpid=
 cleanup() {
+    # set -e holds in traps: nothing here may stop the clean-up half-way.
+    set +e
+    if [ -n "$lxpid" ]; then
+        kill "$lxpid" 2>/dev/null
+        # lxcfs unmounts itself on TERM; this is for one that could not.
+        for _ in $(seq 20); do grep -q " $work/lxcfs " /proc/self/mounts || break; sleep 0.1; done
+        umount -l "$work/lxcfs" 2>/dev/null
+    fi
     for d in "$cgroot"/*/lxc.payload."$name" "$cgroot"/*/lxc.monitor."$name" \
         "$cgroot"/*/lxc.pivot; do
         [ -d "$d" ] || continue
@@ -101,8 +114,20 @@ hyperfine -N --warmup "$warmup" --runs "$runs" --style basic --export-json "$wor
     -n systemd-nspawn "systemd-nspawn -q -D $rootfs --register=no --keep-unit --private-network /bin/true" \
     2> >(grep -v 'Attempted to remove disk file system' >&2)
 
-echo "== vfleet (bench_start -n $runs -w $warmup)"
-"$bench_start" -n "$runs" -w "$warmup" -j "$work/vfleet.json" "$work/templates/busybox"
+mkdir -p "$work/lxcfs"
+lxcfs -f --enable-cfs -p "$work/lxcfs.pid" "$work/lxcfs" >"$work/lxcfs.log" 2>&1 &
+lxpid=$!
+for _ in $(seq 50); do [ -r "$work/lxcfs/proc/meminfo" ] && break; sleep 0.1; done
+[ -r "$work/lxcfs/proc/meminfo" ] || die "lxcfs did not come up"
+
+echo "== vfleet default: user namespace + seccomp + LXCFS (bench_start -n $runs -w $warmup)"
+"$bench_start" -n "$runs" -w "$warmup" -L "$work/lxcfs" -j "$work/vfleet.json" \
+    "$work/templates/busybox"
+echo "== vfleet privileged: no user namespace, seccomp + LXCFS (bench_start -P -m start)"
+"$bench_start" -n "$runs" -w "$warmup" -L "$work/lxcfs" -P -m start -j "$work/vfleet-priv.json" \
+    "$work/templates/busybox"
+jq '.results[].command |= sub("^vfleet "; "vfleet privileged ")' "$work/vfleet-priv.json" \
+    >"$work/vfleet-priv2.json"
 
 # One table. p90 is the nearest rank over the times, as bench_start computes it.
 jq -r -s '
@@ -111,12 +136,14 @@ jq -r -s '
   | (map(select(.name == "vfleet start"))[0].median) as $v
   | (map(select(.name == "bwrap"))[0].median) as $bw
   | .[] | [.name, .median * 1e3, .p90 * 1e3, .median / $v, .median / $bw] | @tsv
-' "$work/peers.json" "$work/vfleet.json" |
+' "$work/peers.json" "$work/vfleet.json" "$work/vfleet-priv2.json" |
     awk -F'\t' 'BEGIN { printf "%-22s %10s %10s %14s %8s\n", "tool", "median ms", "p90 ms", "x vfleet start", "x bwrap" }
                  { printf "%-22s %10.2f %10.2f %14.2f %8.2f\n", $1, $2, $3, $4, $5 }'
 cat <<'EOF'
 note: peers' times include exec of the tool itself, its exec of /bin/true, the exit and the
-      namespace teardown (hyperfine waits for the exit). vfleet's start runs in the resident
+      namespace teardown (hyperfine waits for the exit). vfleet's start (the default guest: its
+      own user namespace with the uid/gid maps, the seccomp filter loaded, 8 LXCFS files bound
+      over /proc, the console reader forked) runs in the resident
       agent (no launcher exec) and ends when the guest's init has exec'd, but includes the cgroup
       (one per v1 hierarchy, 8 here), limits (pids, memory, cpu, nofile), the idempotent mount checks and
       the overlay on a loop-mounted ext4 disk; stop/kill/teardown are not timed. start+mounts also

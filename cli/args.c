@@ -437,8 +437,12 @@ args_flags(const char *s, json_t **out, char *err, size_t errlen)
 
     if (strcmp(s, "none") != 0) {
         for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            if (strcmp(tok, "private") != 0 && strcmp(tok, "lock") != 0)
-                return args_fail(err, errlen, "--flags \"%s\": flags are private and lock", tok);
+            if (strcmp(tok, "private") != 0 && strcmp(tok, "lock") != 0 &&
+                strcmp(tok, "privileged") != 0 && strcmp(tok, "nesting") != 0)
+                return args_fail(err, errlen,
+                                 "--flags \"%s\": flags are private, lock, privileged (admin) and "
+                                 "nesting (admin)",
+                                 tok);
             json_array_append_new(arr, json_string(tok));
         }
         if (json_array_size(arr) == 0)

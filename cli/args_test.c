@@ -214,7 +214,7 @@ test_set_errors(void **state)
     assert_int_equal(SET(&s, err, "set", "web1"), -EINVAL);
     assert_non_null(strstr(err, "nothing to change"));
     assert_int_equal(SET(&s, err, "set", "web1", "--flags", "root"), -EINVAL);
-    assert_non_null(strstr(err, "private and lock"));
+    assert_non_null(strstr(err, "private, lock, privileged (admin) and nesting (admin)"));
     assert_int_equal(SET(&s, err, "set", "web1", "--flags", ","), -EINVAL);
     assert_int_equal(SET(&s, err, "set", "web1", "--unlabel", "a=b"), -EINVAL);
     assert_int_equal(SET(&s, err, "set", "--memory", "1G"), -EINVAL);

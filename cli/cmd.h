@@ -10,6 +10,8 @@
 int cmd_node_run(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet guest create|ls|show|start|stop|restart|rm|set|exec|usage|ip add|ip rm`. */
 int cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv);
+/* `vfleet guest console NAME --log [--bytes N]` (cmd_console.c). */
+int cmd_guest_console(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet pool create|ls|rm`. */
 int cmd_pool_run(struct cli_ctx *ctx, int argc, char **argv);
 

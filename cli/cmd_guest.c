@@ -26,11 +26,13 @@ cmd_guest_help(FILE *f)
         "  stop NAME [--wait [--timeout S]]     stop a guest (its disk stays)\n"
         "  restart NAME [--wait [--timeout S]]  stop and start again\n"
         "  rm NAME                              destroy a guest and release its addresses\n"
-        "  set NAME [limits] [--label k=v]... [--unlabel k]... [--flags private,lock|none]\n"
+        "  set NAME [limits] [--label k=v]... [--unlabel k]... [--flags private,lock,...|none]\n"
         "                                       change a guest (a JSON merge patch)\n"
         "  exec NAME [--timeout S] -- CMD ARGS...\n"
         "                                       run a command in the guest; exits with its code\n"
         "  usage NAME                           the latest resource usage sample\n"
+        "  console NAME --log [--bytes N]       the tail of the guest's console (its node keeps 1 "
+        "MiB)\n"
         "  ip add NAME [auto|auto4|auto6|ADDR]  one more address from a pool (default auto)\n"
         "  ip rm NAME ADDR                      remove an address, back to its pool\n"
         "  traffic NAME [--reset]               traffic since the last reset (FreeVPS trafstat);\n"
@@ -813,6 +815,8 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
         return guest_exec(ctx, argc, argv);
     if (!strcmp(v, "usage"))
         return guest_usage(ctx, argc, argv);
+    if (!strcmp(v, "console"))
+        return cmd_guest_console(ctx, argc, argv);
     if (!strcmp(v, "traffic"))
         return guest_traffic(ctx, argc, argv);
     if (!strcmp(v, "ip"))

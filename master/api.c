@@ -45,6 +45,7 @@ static const struct route_def routes[] = {
     {API_GUEST_STOP, "POST", "/v1/guests/{name}/stop", "guest.stop", h_guest_stop, ANY},
     {API_GUEST_RESTART, "POST", "/v1/guests/{name}/restart", "guest.restart", h_guest_restart, ANY},
     {API_GUEST_EXEC, "POST", "/v1/guests/{name}/exec", "guest.exec", h_guest_exec, ANY},
+    {API_GUEST_CONSOLE, "GET", "/v1/guests/{name}/console", "guest.console", h_guest_console, ANY},
     {API_GUEST_USAGE, "GET", "/v1/guests/{name}/usage", "guest.usage", h_guest_usage, ANY},
     {API_GUEST_TRAFFIC, "GET", "/v1/guests/{name}/traffic", "guest.traffic", h_guest_traffic, ANY},
     {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/{name}/traffic/reset", "guest.traffic.reset",
@@ -521,6 +522,13 @@ output_json(const char *buf, uint32_t len)
     for (uint32_t i = 0; i < len; i++)
         copy[i] = (unsigned char)buf[i] < 0x80 && buf[i] ? buf[i] : '?';
     return json_stringn(copy, len);
+}
+
+json_t *
+api_console_json(const struct msg_console_result *r)
+{
+    return json_pack("{s:I, s:I, s:o}", "total", (json_int_t)r->total, "dropped",
+                     (json_int_t)(r->total - r->len), "data", output_json(r->data, r->len));
 }
 
 json_t *

@@ -39,6 +39,7 @@ enum api_route {
     API_GUEST_RESTART,       /* POST /v1/guests/{name}/restart */
     API_GUEST_EXEC,          /* POST /v1/guests/{name}/exec */
     API_GUEST_USAGE,         /* GET /v1/guests/{name}/usage */
+    API_GUEST_CONSOLE,       /* GET /v1/guests/{name}/console */
     API_GUEST_TRAFFIC,       /* GET /v1/guests/{name}/traffic */
     API_GUEST_TRAFFIC_RESET, /* POST /v1/guests/{name}/traffic/reset */
     API_POOLS_LIST,          /* GET /v1/pools */
@@ -147,5 +148,7 @@ json_t *api_usage_json(const struct guest_usage *u);
 json_t *api_project_json(const struct db_project *p, const struct db_quota *usage);
 /* A token as listed (never its secret nor its hash). */
 json_t *api_token_json(const struct db_token *t);
+/* A console read, as the contract's Console: {total, dropped, data}. */
+json_t *api_console_json(const struct msg_console_result *r);
 /* An exec result, as the contract's ExecResult (exit_code null when signalled). */
 json_t *api_exec_json(const struct msg_exec_result *r);

@@ -144,9 +144,19 @@ msg_guest_id(const struct msg *m)
         return m->u.guest.id;
     case MSG_GUEST_EXEC:
         return m->u.exec.id;
+    case MSG_GUEST_CONSOLE:
+        return m->u.console.id;
     default:
         return "";
     }
+}
+
+/* A request answered by a result of its own (exec, console): sent once, as
+ * running a command twice is not harmless, and waited for by its caller. */
+static bool
+sent_once(enum msg_type t)
+{
+    return t == MSG_GUEST_EXEC || t == MSG_GUEST_CONSOLE;
 }
 
 int64_t
@@ -161,7 +171,7 @@ dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
     c->type = m->type;
     strscpy(c->guest, msg_guest_id(m), sizeof(c->guest));
     c->generation = m->type == MSG_GUEST_APPLY ? m->u.apply.generation : m->u.guest.generation;
-    if (m->type == MSG_GUEST_EXEC)
+    if (sent_once(m->type))
         c->generation = 0;
     m->id = c->id;
     r = msg_encode(m, &c->buf, &c->len);
@@ -172,7 +182,7 @@ dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
     }
     c->interval_ms = d->cfg.resend_ms;
 
-    if (c->type == MSG_GUEST_EXEC) {
+    if (sent_once(c->type)) {
         /* Sent once: a second run of a command is not harmless. */
         r = cmd_send(d, b, c, now_ms(d));
         if (r < 0) {
@@ -250,7 +260,7 @@ dispatch_defer(dispatch_t *d, const char *node, uint64_t ref, struct dispatch_do
         out->type = c->type;
         memcpy(out->guest, c->guest, sizeof(out->guest));
         out->generation = c->generation;
-        if (c->type == MSG_GUEST_EXEC)
+        if (sent_once(c->type))
             return -ENOENT;
         uint64_t doubled = (uint64_t)c->interval_ms * 2;
         c->interval_ms = doubled > d->cfg.resend_max_ms ? d->cfg.resend_max_ms : (uint32_t)doubled;
@@ -294,7 +304,7 @@ dispatch_flush(dispatch_t *d, const char *node)
     if (!b)
         return;
     for (struct cmd *c = b->head; c; c = c->next) {
-        if (c->type == MSG_GUEST_EXEC)
+        if (sent_once(c->type))
             continue;
         c->interval_ms = d->cfg.resend_ms;
         c->sent = false;
@@ -313,7 +323,7 @@ dispatch_tick(dispatch_t *d)
         if (!b->head || !node_ready(d, b->name))
             continue;
         for (struct cmd *c = b->head; c; c = c->next) {
-            if (c->type == MSG_GUEST_EXEC || c->next_ms > now)
+            if (sent_once(c->type) || c->next_ms > now)
                 continue;
             if (cmd_send(d, b, c, now) >= 0)
                 sent++;

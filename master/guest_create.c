@@ -54,14 +54,20 @@ place(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
         e->placement = true;
         e->pin_unknown = r == -ENOENT;
         strscpy(e->pin, rq->pin ? rq->pin : "", sizeof(e->pin));
-        /* Nodes exist but none is ready (a master that just restarted,
-         * before the nodes said hello again; a network cut): that passes,
-         * so it is a 503 to retry, not a 422 that says it can never fit. */
-        if (r == -ENOSPC && !rq->pin && res->nodes_total > 0 &&
-            res->rejected[SCHED_F_STATE] == res->nodes_total)
-            return guest_fail(e, -EAGAIN, NULL,
-                              "no node is ready to take guest \"%s\" (%u known); retry",
-                              out->spec.name, res->nodes_total);
+        /* It would fit on a node that is not ready now (a master that just
+         * restarted, before the nodes said hello again; a network cut):
+         * that passes, so it is a 503 to retry, not a 422 that says it can
+         * never fit. */
+        if (r == -ENOSPC && !rq->pin && res->rejected[SCHED_F_STATE] > 0) {
+            struct sched_request ask = sreq;
+            struct sched_result ignored;
+            ask.if_ready = true;
+            if (sched_place(m->sched, &ask, &ignored) == 0)
+                return guest_fail(e, -EAGAIN, NULL,
+                                  "no node that can take guest \"%s\" is ready now (%u of %u "
+                                  "nodes are not); retry",
+                                  out->spec.name, res->rejected[SCHED_F_STATE], res->nodes_total);
+        }
         if (res->rejected[SCHED_F_TEMPLATE] && !res->nodes_feasible)
             return guest_fail(e, -EXFULL, "template",
                               "no node can take guest \"%s\": %u node(s) lack template \"%s\"",
@@ -146,6 +152,9 @@ admit(master_t *m, const struct caller *c, const struct guest_create_req *rq,
     const char *project = rq->project;
     struct db_project p = {0};
 
+    int ar = guests_admin_flags(c, 0, rq->spec.flags, e);
+    if (ar < 0)
+        return ar;
     if (c && c->role == AUTH_TENANT) {
         /* Another project does not exist for a tenant. */
         if (project && strcmp(project, c->project) != 0)

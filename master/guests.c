@@ -359,12 +359,28 @@ guests_deleting(master_t *m, const struct db_guest *g)
     return g->deleting || (g->node && dispatch_pending(m->disp, g->node, MSG_GUEST_DESTROY, g->id));
 }
 
+/* What only an admin may do to a guest: make it privileged (no user
+ * namespace: its root is host root) or let it nest namespaces. A system
+ * caller (c NULL: the master itself, an import) may. */
+int
+guests_admin_flags(const struct caller *c, uint32_t before, uint32_t after, struct guest_err *e)
+{
+    uint32_t admin_only = SPEC_FLAG_PRIVILEGED | SPEC_FLAG_NESTING;
+
+    if (!c || c->role == AUTH_ADMIN || !((before ^ after) & admin_only))
+        return 0;
+    return guest_fail(e, -EACCES, "flags", "only an admin may set the privileged or nesting flag");
+}
+
 /* What a tenant may not change: capabilities it did not have, flags other
- * than lock. */
+ * than lock; and what only an admin may change. */
 static int
 tenant_change(const struct caller *c, const struct guest_spec *cur, const struct guest_spec *next,
               struct guest_err *e)
 {
+    int r = guests_admin_flags(c, cur->flags, next->flags, e);
+    if (r < 0)
+        return r;
     if (!c || c->role != AUTH_TENANT)
         return 0;
     if (next->caps_add & ~cur->caps_add)
@@ -598,10 +614,11 @@ guests_delete(master_t *m, const struct caller *c, const char *name, bool force,
 
 /* ---- exec ---- */
 
-int
-guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, uint32_t argc,
-            uint32_t timeout_ms, uint64_t *ref, char node[NAME_MAX_LEN + 1],
-            char id[SPEC_ID_LEN + 1], struct guest_err *e)
+/* Sends cmd (an exec or a console read, sent once) about the guest name to
+ * its node; its id and node are filled in. */
+static int
+send_once(master_t *m, const struct caller *c, const char *name, struct msg *cmd, char *cmd_id,
+          uint64_t *ref, char node[NAME_MAX_LEN + 1], char id[SPEC_ID_LEN + 1], struct guest_err *e)
 {
     struct db_guest g = {0};
     int r = db_guest_get_by_name(m->db, name, &g);
@@ -618,12 +635,8 @@ guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, 
         db_guest_clear(&g);
         return r;
     }
-    struct msg cmd = {.type = MSG_GUEST_EXEC};
-    strscpy(cmd.u.exec.id, g.id, sizeof(cmd.u.exec.id));
-    cmd.u.exec.argc = argc;
-    cmd.u.exec.argv = argv;
-    cmd.u.exec.timeout_ms = timeout_ms;
-    int64_t q = dispatch_queue(m->disp, g.node, &cmd);
+    strscpy(cmd_id, g.id, SPEC_ID_LEN + 1);
+    int64_t q = dispatch_queue(m->disp, g.node, cmd);
     strscpy(node, g.node, NAME_MAX_LEN + 1);
     strscpy(id, g.id, SPEC_ID_LEN + 1);
     db_guest_clear(&g);
@@ -633,6 +646,30 @@ guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, 
                                        : "the node is not reachable");
     *ref = (uint64_t)q;
     return 0;
+}
+
+int
+guests_console(master_t *m, const struct caller *c, const char *name, uint32_t max_bytes,
+               uint64_t *ref, char node[NAME_MAX_LEN + 1], char id[SPEC_ID_LEN + 1],
+               struct guest_err *e)
+{
+    struct msg cmd = {.type = MSG_GUEST_CONSOLE};
+
+    cmd.u.console.max_bytes = max_bytes;
+    return send_once(m, c, name, &cmd, cmd.u.console.id, ref, node, id, e);
+}
+
+int
+guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, uint32_t argc,
+            uint32_t timeout_ms, uint64_t *ref, char node[NAME_MAX_LEN + 1],
+            char id[SPEC_ID_LEN + 1], struct guest_err *e)
+{
+    struct msg cmd = {.type = MSG_GUEST_EXEC};
+
+    cmd.u.exec.argc = argc;
+    cmd.u.exec.argv = argv;
+    cmd.u.exec.timeout_ms = timeout_ms;
+    return send_once(m, c, name, &cmd, cmd.u.exec.id, ref, node, id, e);
 }
 
 /* ---- what the nodes report ---- */

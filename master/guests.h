@@ -85,6 +85,11 @@ int guests_charge_legacy(master_t *m);
 /* A DELETE of the guest was accepted (recorded, or its destroy queued). */
 bool guests_deleting(master_t *m, const struct db_guest *g);
 
+/* -EACCES unless c may change the admin-only flags between before and
+ * after (privileged, nesting). */
+int guests_admin_flags(const struct caller *c, uint32_t before, uint32_t after,
+                       struct guest_err *e);
+
 /* ---- create ---- */
 
 /* A create as the API asks it, parsed. */
@@ -161,6 +166,12 @@ int guests_remove(master_t *m, const char *id);
 int guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, uint32_t argc,
                 uint32_t timeout_ms, uint64_t *ref, char node[NAME_MAX_LEN + 1],
                 char id[SPEC_ID_LEN + 1], struct guest_err *e);
+
+/* Asks the guest's node for the last max_bytes of its console (0 = 64 KiB,
+ * at most PROTO_MAX_CONSOLE), as for exec. */
+int guests_console(master_t *m, const struct caller *c, const char *name, uint32_t max_bytes,
+                   uint64_t *ref, char node[NAME_MAX_LEN + 1], char id[SPEC_ID_LEN + 1],
+                   struct guest_err *e);
 
 /* ---- addresses (guest_addrs.c) ---- */
 

@@ -162,6 +162,39 @@ h_guest_exec(master_t *m, struct http_req *req, const struct api_match *am)
     }
 }
 
+/* ---- console ---- */
+
+#define CONSOLE_WAIT_MS 20000 /* a ring read is quick; a node this slow answers 504 */
+
+/* GET /v1/guests/{name}/console[?bytes=N]: the tail of the guest's console,
+ * as its node keeps it in a bounded ring. */
+void
+h_guest_console(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    char node[NAME_MAX_LEN + 1], gid[SPEC_ID_LEN + 1];
+    struct guest_err e = {0};
+    unsigned long long bytes = 64 * 1024;
+    const char *q = httpd_query(req, "bytes");
+    uint64_t ref;
+
+    if (q) {
+        char *end;
+        errno = 0;
+        bytes = strtoull(q, &end, 10);
+        if (*q < '0' || *q > '9' || errno || *end || bytes < 1 || bytes > PROTO_MAX_CONSOLE) {
+            httpd_error(req, 400, "bad_request", "bytes", "bytes must be 1-%u", PROTO_MAX_CONSOLE);
+            return;
+        }
+    }
+    int r = guests_console(m, &am->caller, am->name, (uint32_t)bytes, &ref, node, gid, &e);
+    if (r < 0) {
+        http_reply_guest_err(req, r, &e);
+        return;
+    }
+    struct waiter *w = waiter_add(m, req, WAIT_CONSOLE, gid, node, CONSOLE_WAIT_MS);
+    w->ref = ref;
+}
+
 /* ---- usage and traffic ---- */
 
 /* The guest's id by name, if the caller may see it; answers 404 itself. */

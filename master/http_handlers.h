@@ -35,6 +35,7 @@ void h_guest_stop(master_t *m, struct http_req *req, const struct api_match *am)
 void h_guest_restart(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_exec(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_usage(master_t *m, struct http_req *req, const struct api_match *am);
+void h_guest_console(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_traffic(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_traffic_reset(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_ip_add(master_t *m, struct http_req *req, const struct api_match *am);

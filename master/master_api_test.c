@@ -116,6 +116,30 @@ test_lock_and_waits(void **state)
     delete_all_guests();
 }
 
+/* The console's tail, from the node's ring; a private guest's is its own. */
+static void
+test_console(void **state)
+{
+    json_t *o = NULL;
+
+    create_guest("c1");
+    assert_int_equal(http("GET", "/v1/guests/c1/console", NULL, NULL, &o), 200);
+    assert_non_null(strstr(str(o, "data"), "guest c1: up"));
+    assert_int_equal(num(o, "dropped"), num(o, "total") - (json_int_t)strlen(str(o, "data")));
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests/c1/console?bytes=5", NULL, NULL, &o), 200);
+    assert_int_equal(strlen(str(o, "data")), 5);
+    assert_true(num(o, "dropped") > 0);
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests/c1/console?bytes=0", NULL, NULL, NULL), 400);
+    assert_int_equal(http("GET", "/v1/guests/c1/console?bytes=x", NULL, NULL, NULL), 400);
+    assert_int_equal(http("GET", "/v1/guests/nope/console", NULL, NULL, NULL), 404);
+    assert_int_equal(http("PATCH", "/v1/guests/c1", "{\"flags\":[\"private\"]}", NULL, NULL), 200);
+    assert_int_equal(http("GET", "/v1/guests/c1/console", NULL, NULL, &o), 409);
+    json_decref(o);
+    delete_all_guests();
+}
+
 static void
 test_placement_errors(void **state)
 {
@@ -165,6 +189,7 @@ main(void)
         cmocka_unit_test(test_limits_that_round_to_zero),
         cmocka_unit_test(test_batch_and_405),
         cmocka_unit_test(test_lock_and_waits),
+        cmocka_unit_test(test_console),
         cmocka_unit_test(test_placement_errors),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -315,6 +315,15 @@ test_tenant_limits(void **state)
     assert_int_equal(http("GET", "/v1/pools", NULL, NULL, NULL), 200);
     assert_int_equal(http("GET", "/v1/guests/y1", NULL, NULL, NULL), 200);
     assert_int_equal(create("y2", "\"project\":\"p3\",\"caps_add\":[\"net_admin\"]"), 201);
+    /* A privileged (host-root) or nesting guest is an admin's decision. */
+    assert_int_equal(
+        call_err("POST", "/v1/guests",
+                 "{\"name\":\"y3\",\"template\":\"busybox\",\"flags\":[\"privileged\"]}",
+                 "forbidden", "flags"),
+        403);
+    assert_int_equal(
+        call_err("PATCH", "/v1/guests/y2", "{\"flags\":[\"nesting\"]}", "forbidden", "flags"), 403);
+    assert_int_equal(http("PATCH", "/v1/guests/y2", "{\"flags\":[\"private\"]}", NULL, NULL), 200);
     assert_int_equal(http("GET", "/v1/tokens", NULL, NULL, NULL), 403);
     assert_int_equal(http("POST", "/v1/tokens", "{\"role\":\"admin\"}", NULL, NULL), 403);
     assert_int_equal(http("DELETE", "/v1/tokens/tk0000000000", NULL, NULL, NULL), 403);
@@ -326,6 +335,8 @@ test_tenant_limits(void **state)
     as(t);
     assert_int_equal(http("GET", "/v1/guests/y2", NULL, NULL, NULL), 200);
     as_admin();
+    assert_int_equal(create("y3", "\"project\":\"p3\",\"flags\":[\"privileged\",\"nesting\"]"),
+                     201);
     /* A project with guests (or tokens) stays. */
     assert_int_equal(http("DELETE", "/v1/projects/p3", NULL, NULL, NULL), 409);
     delete_all_guests();

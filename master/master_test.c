@@ -566,6 +566,23 @@ test_node_down_and_back(void **state)
     on_loop(stop_n3);
     on_loop(free_n3);
     json_decref(poll_until("/v1/nodes/n3", node_state_is, "down"));
+    /* A guest only n3 could take (its anti-affinity group is on n1 and n2)
+     * waits for it: 503 (retry), not 422, and nothing is charged. */
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(httpf("POST", "/v1/guests", NULL,
+                               "{\"name\":\"aa%d\",\"template\":\"busybox\",\"group\":\"aa\","
+                               "\"limits\":{\"cpu_max\":0.1}}",
+                               k),
+                         201);
+    }
+    assert_int_equal(http("POST", "/v1/guests",
+                          "{\"name\":\"aa2\",\"template\":\"busybox\",\"group\":\"aa\"}", NULL, &o),
+                     503);
+    assert_string_equal(str(json_object_get(o, "error"), "code"), "unavailable");
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests/aa2", NULL, NULL, NULL), 404);
+    assert_int_equal(http("DELETE", "/v1/guests/aa0", NULL, NULL, NULL), 204);
+    assert_int_equal(http("DELETE", "/v1/guests/aa1", NULL, NULL, NULL), 204);
     /* Forgetting d2 while its node is unreachable: it stays there and comes
      * back as an orphan. */
     assert_int_equal(http("DELETE", "/v1/guests/d2?force=true", NULL, NULL, NULL), 204);

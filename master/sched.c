@@ -22,6 +22,7 @@ struct snode {
     uint32_t n_labels;                 /* entries in labels */
     char *labels[SCHED_MAX_LABELS][2]; /* key, value pairs, owned */
     uint64_t templates;                /* bit i: it has the template sched.templates[i] */
+    bool templates_known;              /* it said which (a node loaded from the store has not) */
 };
 
 /* An anti-affinity group: which nodes hold how many of its guests. */
@@ -102,6 +103,7 @@ sched_config_default(struct sched_config *c)
         .weight_disk = 1.0,
         .default_cpu = 1000,
         .default_memory = 256ULL << 20,
+        .default_disk = 10ULL << 30,
         .full_scan_below = 64,
         .sample_min = 2,
         .walk_budget = 8,
@@ -116,7 +118,7 @@ sched_resources_from_spec(const struct sched_config *cfg, const struct guest_spe
     *out = (struct sched_resources){
         .cpu = spec->limits.cpu_max ? spec->limits.cpu_max : cfg->default_cpu,
         .memory = spec->limits.memory ? spec->limits.memory : cfg->default_memory,
-        .disk = spec->limits.disk,
+        .disk = spec->limits.disk ? spec->limits.disk : cfg->default_disk,
         .addrs = spec->n_addrs,
     };
 }
@@ -453,13 +455,13 @@ evaluate(const sched_t *s, struct walk *w, const struct snode *n)
     double score, fl;
 
     w->out->nodes_evaluated++;
-    if (n->state != SCHED_NODE_READY)
+    if (n->state != SCHED_NODE_READY && !w->req->if_ready)
         f = SCHED_F_STATE;
     else if (n->cordoned)
         f = SCHED_F_CORDONED;
     else if (!constraints_match(n, w->req))
         f = SCHED_F_CONSTRAINT;
-    else if (w->req->template_name && !(n->templates & w->template_bit))
+    else if (w->req->template_name && n->templates_known && !(n->templates & w->template_bit))
         f = SCHED_F_TEMPLATE;
     else if (w->group && hmap_u64_get(&w->group->nodes, n->slot))
         f = SCHED_F_ANTI_AFFINITY;
@@ -548,6 +550,7 @@ sched_node_templates(sched_t *s, const char *name, const char *const *templates,
     if (!node)
         return -ENOENT;
     node->templates = 0;
+    node->templates_known = true;
     for (size_t i = 0; i < n; i++) {
         uint32_t t;
         for (t = 0; t < s->n_templates && strcmp(s->templates[t], templates[i]); t++)
@@ -626,7 +629,8 @@ sched_place(sched_t *s, const struct sched_request *req, struct sched_result *ou
     out->near_miss = (struct sched_near_miss){0};
     strscpy(out->node, w.best->name, sizeof(out->node));
     out->score = w.best_score;
-    charge(s, w.best, &req->res, req->group);
+    if (!req->if_ready)
+        charge(s, w.best, &req->res, req->group);
     return 0;
 }
 

@@ -76,6 +76,8 @@ struct sched_config {
     double weight_disk;       /* fill weight of disk */
     uint32_t default_cpu;     /* millicores charged to a guest without cpu_max */
     uint64_t default_memory;  /* bytes charged to a guest without a memory limit */
+    uint64_t default_disk;    /* bytes charged to a guest without a disk limit (the image a
+                                 node makes for it then: 10 GiB) */
     uint32_t full_scan_below; /* clusters of at most this many nodes are scanned whole */
     uint32_t sample_min;      /* K never below this (>= 1) */
     uint32_t walk_budget;     /* once a node fits, stop after K * this many nodes looked at */
@@ -95,7 +97,9 @@ struct sched_resources {
 
 struct guest_spec;
 /* What a guest spec charges: cpu_max (or cfg default_cpu when unset), the
- * memory limit (or cfg default_memory), the disk size and the address count. */
+ * memory limit (or cfg default_memory), the disk size (or cfg default_disk:
+ * a node makes an image of that size when none is given) and the address
+ * count. */
 void sched_resources_from_spec(const struct sched_config *cfg, const struct guest_spec *spec,
                                struct sched_resources *out);
 
@@ -123,6 +127,8 @@ struct sched_request {
     const char *group;                     /* anti-affinity group, NULL = none */
     const char *template_name;             /* a template the node must have, NULL = any */
     enum sched_algo algo;                  /* SCHED_DEFAULT = the cluster's */
+    bool if_ready;                         /* a question: would it fit if every node were
+                                              ready? Nothing is charged. */
 };
 
 struct sched_near_miss {
@@ -159,7 +165,9 @@ int sched_node_remove(sched_t *s, const char *name);
 int sched_node_set_state(sched_t *s, const char *name, enum sched_node_state state);
 int sched_node_cordon(sched_t *s, const char *name, bool cordoned);
 #define SCHED_MAX_TEMPLATES 64 /* distinct template names in the cluster */
-/* The templates a node has (its hello). -ENOENT for an unknown node,
+/* The templates a node has (its hello); until a node said, the template
+ * filter does not judge it (a node loaded from the store is not ready
+ * anyway). -ENOENT for an unknown node,
  * -E2BIG when the cluster would know more than SCHED_MAX_TEMPLATES names
  * (the names beyond are not recorded). */
 int sched_node_templates(sched_t *s, const char *name, const char *const *templates, size_t n);

@@ -161,6 +161,30 @@ test_templates(void **state)
     sched_destroy(&s);
 }
 
+/* "Would it fit if every node were ready?" answers without charging. */
+static void
+test_if_ready(void **state)
+{
+    sched_t *s = new_sched(SCHED_BINPACK);
+    struct sched_request rq = req_of(100, MiB, MiB);
+    struct sched_result res;
+    struct sched_node_info info;
+
+    assert_int_equal(sched_node_upsert(s, "h1", &cap_std, NULL, 0), 0);
+    assert_int_equal(sched_node_set_state(s, "h1", SCHED_NODE_DOWN), 0);
+    /* A node known from the store only: down, its templates not said yet. */
+    rq.template_name = "busybox";
+    assert_int_equal(sched_place(s, &rq, &res), -ENOSPC);
+    assert_int_equal(res.rejected[SCHED_F_STATE], 1);
+    rq.if_ready = true;
+    assert_int_equal(sched_place(s, &rq, &res), 0);
+    assert_string_equal(res.node, "h1");
+    assert_int_equal(sched_node_info(s, "h1", &info), 0);
+    assert_int_equal(info.guests, 0);
+    assert_int_equal(info.used.memory, 0);
+    sched_destroy(&s);
+}
+
 static void
 test_pin(void **state)
 {
@@ -462,6 +486,11 @@ test_resources_from_spec(void **state)
     sched_resources_from_spec(&c, &spec, &r);
     assert_int_equal(r.cpu, 500);
     assert_int_equal(r.memory, 128 * MiB);
+    /* No disk limit: the image a node makes then (10 GiB) is what it costs. */
+    spec.limits.disk = 0;
+    sched_resources_from_spec(&c, &spec, &r);
+    assert_int_equal(r.disk, c.default_disk);
+    assert_int_equal(c.default_disk, 10 * GiB);
 }
 
 /* Sampling is bounded: on a large empty cluster a spread placement looks at
@@ -489,6 +518,7 @@ main(void)
         cmocka_unit_test(test_constraints),
         cmocka_unit_test(test_pin),
         cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_if_ready),
         cmocka_unit_test(test_anti_affinity),
         cmocka_unit_test(test_node_states),
         cmocka_unit_test(test_overcommit),

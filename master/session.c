@@ -282,6 +282,9 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
     case MSG_GUEST_EXEC:
         waiters_nack(m, WAIT_EXEC, NULL, n->ref, n);
         return;
+    case MSG_GUEST_CONSOLE:
+        waiters_nack(m, WAIT_CONSOLE, NULL, n->ref, n);
+        return;
     case MSG_GUEST_DESTROY:
         waiters_nack(m, WAIT_DELETE, done.guest, 0, n);
         return;
@@ -350,6 +353,11 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
         break;
     case MSG_EXEC_RESULT:
         on_exec_result(m, peer, &msg->u.exec_result);
+        break;
+    case MSG_CONSOLE_RESULT:
+        /* Only the node asked answers: the outbox entry is that node's. */
+        if (dispatch_complete(m->disp, peer, msg->u.console_result.ref, NULL) == 0)
+            waiters_console_result(m, msg->u.console_result.ref, &msg->u.console_result);
         break;
     default:
         send_nack(m, ml, peer, msg->id, MSG_ERR_UNKNOWN_TYPE, "not a message a master accepts");

@@ -189,6 +189,18 @@ waiters_nack(master_t *m, enum wait_kind kind, const char *guest_id, uint64_t re
     waiters_take(m, kind, guest_id, ref, answer_nack, nack);
 }
 
+static void
+answer_console(master_t *m, struct waiter *w, const void *ctx)
+{
+    httpd_respond(w->req, 200, api_console_json(ctx));
+}
+
+void
+waiters_console_result(master_t *m, uint64_t ref, const struct msg_console_result *r)
+{
+    waiters_take(m, WAIT_CONSOLE, NULL, ref, answer_console, r);
+}
+
 void
 waiters_exec_result(master_t *m, uint64_t ref, const struct msg_exec_result *r)
 {
@@ -218,8 +230,10 @@ waiters_expire(master_t *m, uint64_t now)
                         "the node has not confirmed the destroy yet; it stays queued");
             break;
         case WAIT_EXEC:
+        case WAIT_CONSOLE:
             dispatch_cancel(m->disp, w->node, w->ref);
-            httpd_error(w->req, 504, "unavailable", NULL, "the node did not answer the exec");
+            httpd_error(w->req, 504, "unavailable", NULL, "the node did not answer the %s",
+                        w->kind == WAIT_EXEC ? "exec" : "console read");
             break;
         }
         free(w->before);

@@ -24,6 +24,7 @@ enum wait_kind {
     WAIT_DELETE,  /* DELETE: the destroy ack */
     WAIT_EXEC,    /* exec: the result */
     WAIT_APPLY,   /* PATCH: the node's ack of the new generation */
+    WAIT_CONSOLE, /* GET console: the node's read of the ring */
 };
 
 /* One held request. */
@@ -64,6 +65,8 @@ void waiters_applied(master_t *m, const char *guest_id, uint64_t gen);
  * new generation, unless something changed the guest since). */
 void waiters_apply_refused(master_t *m, const char *guest_id, uint64_t gen,
                            const struct msg_nack *nack);
+/* The console read of request id ref answered. */
+void waiters_console_result(master_t *m, uint64_t ref, const struct msg_console_result *r);
 /* The exec of request id ref answered: its waiter gets the result (stored
  * under its Idempotency-Key first). */
 void waiters_exec_result(master_t *m, uint64_t ref, const struct msg_exec_result *r);

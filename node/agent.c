@@ -87,9 +87,11 @@ on_welcome(agent_t *a, const struct msg_welcome *w)
 {
     a->welcomed = true;
     a->refused_logged = false;
-    /* The hello it answers is done; everything queued behind it goes now. */
-    if (w->ref)
-        outbox_ack(a->outbox, w->ref);
+    /* The hello it answers is done; everything queued behind it goes now. A
+     * master that does not name the hello it answers (an older one, a test
+     * stand-in) answers the last one: without this its welcome would open
+     * the outbox, which sends the hello again at once, which is welcomed... */
+    outbox_ack(a->outbox, w->ref ? w->ref : a->hello_id);
     outbox_open(a->outbox, true);
     if (w->heartbeat_ms && w->heartbeat_ms != a->cfg.heartbeat_ms) {
         a->cfg.heartbeat_ms = w->heartbeat_ms;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/mem.h"
 #include "node/agent_internal.h"
 
 typedef void (*cmd_fn)(agent_t *a, const struct msg *m);
@@ -52,12 +53,28 @@ cmd_apply(agent_t *a, const struct msg *m)
         agent_send_ack(a, m->id, g);
         return;
     }
+    if (g && !store_ids_match(&g->rec, s)) {
+        agent_send_nack(a, m->id, s->id, MSG_ERR_UNSUPPORTED,
+                        "the privileged flag is fixed when a guest is created: recreate the guest");
+        return;
+    }
     bool existed = g != NULL;
     if (!g) {
         struct store_record rec = {.spec = *s, .applied_generation = 0};
         if ((uint32_t)a->n_guests >= a->facts.max_guests) {
             agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "node is at its guest limit");
             return;
+        }
+        /* Its own block of host uids, from those no guest of ours holds
+         * (including guests whose create is still queued). */
+        if (!(s->flags & SPEC_FLAG_PRIVILEGED)) {
+            _cleanup_free_ uint32_t *used = xcalloc(a->n_guests + 1, sizeof(*used));
+            for (size_t i = 0; i < a->n_guests; i++)
+                used[i] = a->guests[i]->rec.ids.uid_base;
+            if (store_uid_block_pick(used, a->n_guests, &rec.ids) < 0) {
+                agent_send_nack(a, m->id, s->id, MSG_ERR_NO_SPACE, "no free block of host uids");
+                return;
+            }
         }
         g = agent_guest_add(a, &rec);
     }
@@ -173,10 +190,28 @@ cmd_exec(agent_t *a, const struct msg *m)
     agent_job_exec(a, g, m->id, e);
 }
 
+/* The tail of the console: a read, beside the lifecycle lane. A private
+ * guest's console is its own, as its shell is. */
+static void
+cmd_console(agent_t *a, const struct msg *m)
+{
+    const struct msg_guest_console *c = &m->u.console;
+    struct agent_guest *g = cmd_guest(a, m, c->id);
+
+    if (!g)
+        return;
+    if (g->rec.spec.flags & SPEC_FLAG_PRIVATE) {
+        agent_send_nack(a, m->id, c->id, MSG_ERR_PRIVATE, "guest is private: no console");
+        return;
+    }
+    agent_job_console(a, g, m->id, c->max_bytes);
+}
+
 /* The commands a node accepts, by message type; NULL for the rest. */
 static const cmd_fn cmds[MSG_TYPE_COUNT] = {
-    [MSG_GUEST_APPLY] = cmd_apply,     [MSG_GUEST_START] = cmd_start, [MSG_GUEST_STOP] = cmd_stop,
-    [MSG_GUEST_DESTROY] = cmd_destroy, [MSG_GUEST_EXEC] = cmd_exec,
+    [MSG_GUEST_APPLY] = cmd_apply, [MSG_GUEST_START] = cmd_start,
+    [MSG_GUEST_STOP] = cmd_stop,   [MSG_GUEST_DESTROY] = cmd_destroy,
+    [MSG_GUEST_EXEC] = cmd_exec,   [MSG_GUEST_CONSOLE] = cmd_console,
 };
 
 bool

@@ -79,6 +79,7 @@ struct agent {
     bool welcomed;          /* the master answered our hello */
     bool refused_logged;    /* the master's refusal of our key was logged */
     uint64_t last_hello_ms; /* when hello was last sent */
+    uint64_t hello_id;      /* the request id of the last hello sent */
     uint64_t last_rx_ms;    /* when the master was last heard from */
     bool usage_pending;     /* a usage job is queued or running */
     bool handles_ready;     /* timers and the watcher are initialised */
@@ -146,6 +147,7 @@ void agent_job_kill(agent_t *a, const struct agent_guest *g);
 /* Kill if running, then remove everything of the guest. */
 void agent_job_destroy(agent_t *a, const struct agent_guest *g, uint64_t ref);
 /* Run e (copied) inside the guest, on the exec lane. */
+void agent_job_console(agent_t *a, const struct agent_guest *g, uint64_t ref, uint32_t max);
 void agent_job_exec(agent_t *a, const struct agent_guest *g, uint64_t ref,
                     const struct msg_guest_exec *e);
 /* Sample every running guest that is not being destroyed (at most

@@ -28,6 +28,7 @@ enum job_kind {
     JOB_DESTROY, /* kill if running, then remove everything */
     JOB_EXEC,    /* run a command inside */
     JOB_USAGE,   /* sample every running guest */
+    JOB_CONSOLE, /* read the tail of a guest's console */
     JOB__MAX
 };
 
@@ -40,6 +41,7 @@ struct job {
     bool fake_pids;            /* the agent's cfg.fake_pids, read by run */
     struct guest_spec spec;    /* the guest's spec as of queueing (unused by usage) */
     struct guest_runtime rt;   /* runtime in, and out of start */
+    struct guest_ids ids;      /* the guest's uid block (its store record) */
     int result;                /* backend return */
     char errtext[ERRTEXT_MAX]; /* the backend's detail when result < 0 */
     union {
@@ -58,6 +60,10 @@ struct job {
             struct msg_guest_exec req; /* the request (argv owned) */
             struct exec_result res;    /* the result (buffers owned) */
         } exec;
+        struct {
+            uint32_t max;           /* bytes asked for */
+            struct console_log log; /* what the ring holds (data owned) */
+        } console;
         struct {
             size_t n;                  /* guests sampled */
             struct guest_spec *specs;  /* their specs (owned) */
@@ -122,6 +128,7 @@ job_new(agent_t *a, enum job_kind kind, uint64_t ref, const struct agent_guest *
     if (g) {
         j->spec = g->rec.spec;
         j->rt = g->rec.rt;
+        j->ids = g->rec.ids;
     }
     return j;
 }
@@ -186,9 +193,9 @@ apply_run(struct job *j, backend_t *b)
     const struct backend_ops *ops = b->ops;
     bool existed = j->u.apply.existed;
 
-    j->result = existed ? 0 : ops->create(b, &j->spec);
+    j->result = existed ? 0 : ops->create(b, &j->spec, &j->ids);
     if (j->result >= 0)
-        j->result = ops->set_limits(b, &j->spec, &j->rt);
+        j->result = ops->set_limits(b, &j->spec, &j->ids, &j->rt);
     if (j->result >= 0 && j->rt.pid)
         j->result = ops->apply_network(b, &j->spec, &j->rt);
     if (j->result < 0 && !existed) {
@@ -246,7 +253,7 @@ start_run(struct job *j, backend_t *b)
 {
     const struct backend_ops *ops = b->ops;
 
-    j->result = ops->start(b, &j->spec, &j->rt);
+    j->result = ops->start(b, &j->spec, &j->ids, &j->rt);
     if (j->result < 0)
         return;
     /* A guest runs with its network or not at all: a start whose network
@@ -475,6 +482,49 @@ agent_job_exec(agent_t *a, const struct agent_guest *g, uint64_t ref,
     job_push(a, j);
 }
 
+/* ---- console ---------------------------------------------------------- */
+
+static void
+console_run(struct job *j, backend_t *b)
+{
+    j->result = b->ops->console ? b->ops->console(b, &j->spec, j->u.console.max, &j->u.console.log)
+                                : -EOPNOTSUPP;
+}
+
+static void
+console_done(agent_t *a, struct job *j, struct agent_guest *g)
+{
+    struct msg m = {.type = MSG_CONSOLE_RESULT};
+    struct msg_console_result *r = &m.u.console_result;
+
+    (void)g;
+    if (j->result < 0) {
+        agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "console", j->errtext);
+        return;
+    }
+    r->ref = j->ref;
+    memcpy(r->id, j->spec.id, sizeof(r->id));
+    r->total = j->u.console.log.total;
+    r->len = (uint32_t)j->u.console.log.len;
+    r->data = j->u.console.log.data;
+    agent_send(a, &m); /* the buffer stays owned by the job */
+}
+
+static void
+console_clear(struct job *j)
+{
+    free(j->u.console.log.data);
+}
+
+void
+agent_job_console(agent_t *a, const struct agent_guest *g, uint64_t ref, uint32_t max)
+{
+    struct job *j = job_new(a, JOB_CONSOLE, ref, g);
+
+    j->u.console.max = max ? max : 64 * 1024;
+    job_push(a, j);
+}
+
 /* ---- usage ------------------------------------------------------------ */
 
 static void
@@ -562,4 +612,6 @@ static const struct job_ops job_ops[JOB__MAX] = {
     /* exec runs beside the lifecycle lane, so there is no "earlier job" to wait for. */
     [JOB_EXEC] = {"exec", true, FRESH_NONE, exec_run, exec_done, exec_clear},
     [JOB_USAGE] = {"usage", false, FRESH_NONE, usage_run, usage_done, usage_clear},
+    /* A read of the ring: beside the lifecycle lane, like exec. */
+    [JOB_CONSOLE] = {"console", true, FRESH_NONE, console_run, console_done, console_clear},
 };

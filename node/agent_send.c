@@ -188,6 +188,7 @@ agent_send_hello(agent_t *a)
     h->inventory = inventory_of(a);
     /* The outbox sends it ahead of everything else, again until welcome. */
     agent_send(a, &m);
+    a->hello_id = m.id;
     msg_clear(&m);
     a->last_hello_ms = time_mono_ms();
     log_info("node=%s hello sent to \"%s\" with %zu guests", a->cfg.name, a->cfg.master,

@@ -565,11 +565,11 @@ test_hello_inventory(void **state)
     fill_spec(&r1.spec, ID1, "web1", 4);
     r1.applied_generation = 4;
     r1.desired = STORE_DESIRED_RUNNING;
-    assert_int_equal(b->ops->create(b, &r1.spec), 0);
-    assert_int_equal(b->ops->start(b, &r1.spec, &r1.rt), 0);
+    assert_int_equal(b->ops->create(b, &r1.spec, &r1.ids), 0);
+    assert_int_equal(b->ops->start(b, &r1.spec, &r1.ids, &r1.rt), 0);
     fill_spec(&r2.spec, ID2, "db1", 2);
     r2.applied_generation = 2;
-    assert_int_equal(b->ops->create(b, &r2.spec), 0);
+    assert_int_equal(b->ops->create(b, &r2.spec, &r2.ids), 0);
     assert_true(store_open(f->state, &s) >= 0);
     assert_int_equal(store_put(s, &r1), 0);
     assert_int_equal(store_put(s, &r2), 0);

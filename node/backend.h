@@ -56,6 +56,26 @@ struct guest_runtime {
     uint64_t start_time; /* init's start time in clock ticks since boot */
 };
 
+/* What the node decides for a guest by itself and keeps in the guest's store
+ * record beside the spec (node/store.h), passed to the operations that build
+ * the guest: the block of host uids and gids its user namespace maps to. A
+ * guest without a block (the spec's privileged flag, or a guest created
+ * before user namespaces) shares the host's user namespace. */
+struct guest_ids {
+    uint32_t uid_base;  /* host uid and gid of the guest's root, 0 = no user namespace */
+    uint32_t uid_count; /* ids in the block (BACKEND_UID_BLOCK), 0 without one */
+};
+
+#define BACKEND_UID_BLOCK 65536u /* host ids per guest: 0..65535 inside */
+
+/* The tail of a guest's console: what its init and its processes wrote to
+ * stdout/stderr (and /dev/console), kept by the node in a ring of bounded size. */
+struct console_log {
+    char *data;     /* the last bytes of the console, oldest first (malloc'd, caller frees) */
+    size_t len;     /* bytes in data */
+    uint64_t total; /* bytes ever written to this console; total - len were dropped */
+};
+
 /* A command to run inside a running guest. */
 struct exec_request {
     char *const *argv;   /* NULL-terminated, argv[0] is looked up in the guest's PATH */
@@ -83,18 +103,24 @@ struct backend_ops {
     bool net_per_run;
     /* Fills the node's facts. */
     int (*probe)(backend_t *b, struct node_facts *out);
-    /* Makes the guest's disk and root filesystem; leaves it stopped. */
-    int (*create)(backend_t *b, const struct guest_spec *spec);
-    /* Starts the guest's init; fills rt. */
-    int (*start)(backend_t *b, const struct guest_spec *spec, struct guest_runtime *rt);
+    /* Makes the guest's disk and root filesystem (owned by ids' block);
+     * leaves it stopped. -ENOSPC when the node's filesystem is below its
+     * reserve. */
+    int (*create)(backend_t *b, const struct guest_spec *spec, const struct guest_ids *ids);
+    /* Starts the guest's init (in a user namespace mapped to ids' block when
+     * it has one); fills rt. */
+    int (*start)(backend_t *b, const struct guest_spec *spec, const struct guest_ids *ids,
+                 struct guest_runtime *rt);
     /* Sends the halt signal to init; the guest may take time to stop. */
     int (*stop)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
     /* Kills every process of the guest (SIGKILL to its cgroup) and waits for them. */
     int (*kill)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
     /* Removes everything of a stopped guest: cgroups, mounts, disk image, netns. */
     int (*destroy)(backend_t *b, const struct guest_spec *spec);
-    /* Applies spec's limits to a created (running or stopped) guest. */
-    int (*set_limits)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
+    /* Applies spec's limits to a created (running or stopped) guest. Growing
+     * the disk is -ENOSPC when the node's filesystem is below its reserve. */
+    int (*set_limits)(backend_t *b, const struct guest_spec *spec, const struct guest_ids *ids,
+                      const struct guest_runtime *rt);
     /* Applies spec's addresses and network limits to a running guest. With a
      * stopped runtime (rt->pid 0) it removes what is left of the guest's
      * network instead: the agent calls it so after kill, once it has read the
@@ -110,6 +136,12 @@ struct backend_ops {
     /* Runs a command inside a running guest and waits for it. */
     int (*exec)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
                 const struct exec_request *req, struct exec_result *res);
+    /* Reads the last max bytes (0 = all the ring holds) of the guest's
+     * console into out (running or stopped guest; read-only, so it may run in
+     * the exec lane). -ENOENT when the guest has no console yet (never
+     * started since it was created, or started before consoles had rings). */
+    int (*console)(backend_t *b, const struct guest_spec *spec, size_t max,
+                   struct console_log *out);
     /* Frees the backend. */
     void (*free)(backend_t *b);
 };

@@ -5,6 +5,7 @@
  *   vfleet-node status       the agent and a summary of its guests
  *   vfleet-node enter NAME   a shell inside a running guest
  *   vfleet-node join         join a master with a token (node/join.h)
+ *   vfleet-node console NAME --log   the tail of a guest's console
  *
  * The local commands read the store directly, so they work while the master
  * (or the agent) is down. */
@@ -31,6 +32,8 @@
 #include "common/units.h"
 #include "node/agent.h"
 #include "node/join.h"
+#include "node/node_config.h"
+#include "node/linux/console.h"
 #include "node/linux/linux_backend.h"
 #include "node/linux/net.h"
 #include "node/linux/proc.h"
@@ -54,6 +57,7 @@ usage(FILE *f)
                "       vfleet-node enter NAME [--state-dir DIR] [-- COMMAND...]\n"
                "       vfleet-node join --master tcp://HOST:PORT --token TOKEN [--name NAME]\n"
                "                        [--state-dir DIR]\n"
+               "       vfleet-node console NAME --log [--state-dir DIR]\n"
                "\n"
                "options:\n"
                "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
@@ -84,104 +88,18 @@ usage(FILE *f)
                "      --json             machine-readable output (ls)\n"
                "      --help-config      every configuration key, its type and range\n"
                "      --check-config     read and check the configuration, then exit\n"
+               "      --log              console: print what the guest's console holds\n"
                "  -h, --help             this text\n");
 }
 
-static int
-check_name(const char *key, const char *value, char *why, size_t n)
-{
-    if (!name_is_valid(value))
-        return snprintf(why, n, "\"%s\" is not a valid name (a DNS label)", value), -EINVAL;
-    return 0;
-}
-
-static int
-check_endpoint(const char *key, const char *value, char *why, size_t n)
-{
-    if (strncmp(value, "tcp://", 6) != 0 && strncmp(value, "ipc://", 6) != 0)
-        return snprintf(why, n, "\"%s\" is not a tcp:// or ipc:// endpoint", value), -EINVAL;
-    return 0;
-}
-
-static int
-check_label(const char *key, const char *value, char *why, size_t n)
-{
-    if (!name_is_valid(key))
-        return snprintf(why, n, "\"%s\" is not a valid label key (a DNS label)", key), -EINVAL;
-    return 0;
-}
-
-static int
-check_prefixes(const char *key, const char *value, char *why, size_t n)
-{
-    _cleanup_free_ char *copy = xstrdup(value);
-    struct netaddr a;
-    char *save = NULL;
-    unsigned count = 0;
-
-    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-        if (netaddr_parse(t, &a) < 0)
-            return snprintf(why, n, "\"%s\" is not an address prefix", t), -EINVAL;
-        if (++count > NET_NFT_MAX_NAT)
-            return snprintf(why, n, "more than %d prefixes", NET_NFT_MAX_NAT), -EINVAL;
-    }
-    return 0;
-}
-
-#define LEVELS "emerg|alert|crit|err|error|warning|warn|notice|info|debug"
-
-/* Every key of node.conf (docs/config.md describes each; a test checks that
- * the page and /etc/vfleet/node.conf name them all). */
-static const struct config_key node_keys[] = {
-    {"node", "name", CONFIG_STRING, 0, 0, NULL, "name", check_name, "node name (the host name)"},
-    {"node", "master", CONFIG_STRING, 0, 255, NULL, "master", check_endpoint,
-     "the master's ZeroMQ endpoint"},
-    {"node", "state_dir", CONFIG_STRING, 0, 255, NULL, "state-dir", NULL,
-     "local store, guest disks, lock"},
-    {"node", "backend", CONFIG_CHOICE, 0, 0, "linux|sim", "backend", NULL, "guest backend"},
-    {"node", "templates", CONFIG_STRING, 0, 255, NULL, "templates", NULL,
-     "directory of guest templates"},
-    {"node", "heartbeat_ms", CONFIG_U64, 100, 600000, NULL, "heartbeat", NULL,
-     "heartbeat interval, ms (the master's welcome wins)"},
-    {"node", "usage_interval", CONFIG_U64, 1, 3600, NULL, "usage-interval", NULL,
-     "usage sampling interval, s"},
-    {"node", "max_guests", CONFIG_U64, 1, STORE_MAX_GUESTS, NULL, "max-guests", NULL,
-     "guests this node accepts (linux)"},
-    {"node", "log_level", CONFIG_CHOICE, 0, 0, LEVELS, "log-level", NULL,
-     "most verbose level logged"},
-    {"node", "log_format", CONFIG_CHOICE, 0, 0, "text|json", "log-format", NULL, "log line format"},
-    {"node", "insecure", CONFIG_BOOL, 0, 0, NULL, "insecure", NULL,
-     "a tcp:// master in plaintext, without a join (logged loudly; trusted networks only)"},
-    {"node", "sim_nodes", CONFIG_U64, 1, 100000, NULL, "sim-nodes", NULL,
-     "simulated nodes in this process (sim)"},
-    {"node", "sim_cpus", CONFIG_U64, 1, UINT32_MAX, NULL, "sim-cpus", NULL,
-     "millicores each simulated node offers"},
-    {"node", "sim_memory", CONFIG_SIZE, 1, 0, NULL, "sim-memory", NULL,
-     "memory each simulated node offers"},
-    {"node", "sim_disk", CONFIG_SIZE, 1, 0, NULL, "sim-disk", NULL,
-     "disk each simulated node offers"},
-    {"node", "sim_max_guests", CONFIG_U64, 1, STORE_MAX_GUESTS, NULL, "sim-max-guests", NULL,
-     "guests each simulated node accepts"},
-    {"node", "sim_seed", CONFIG_U64, 0, 0, NULL, "sim-seed", NULL, "seed of the synthetic usage"},
-    {"labels", "*", CONFIG_STRING, 0, SPEC_LABEL_VAL_MAX, NULL, "label", check_label,
-     "a node label KEY = VALUE, for constraints and pools"},
-    {"network", "uplink", CONFIG_STRING, 0, IFNAMSIZ - 1, NULL, NULL, NULL,
-     "the host's outside interface"},
-    {"network", "nat", CONFIG_BOOL, 0, 0, NULL, NULL, NULL,
-     "masquerade guest sources leaving through uplink"},
-    {"network", "nat_sources", CONFIG_STRING, 0, 0, NULL, NULL, check_prefixes,
-     "prefixes NAT applies to"},
-    {"network", "proxy_neigh", CONFIG_BOOL, 0, 0, NULL, NULL, NULL,
-     "answer ARP/NDP on uplink for guest addresses"},
-};
-
 struct options {
     config_t *cfg;     /* file values overridden by flags */
-    const char *verb;  /* run, ls, status, enter */
+    const char *verb;  /* run, ls, status, enter, join, console */
     char **rest;       /* arguments after the verb */
     int n_rest;        /* entries in rest */
     bool json;         /* --json */
     bool check_only;   /* --check-config: read and check, then exit */
+    bool log;          /* --log */
     const char *token; /* join: --token */
 };
 
@@ -217,6 +135,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"json", no_argument, NULL, 'j'},
         {"token", required_argument, NULL, 'T'},
         {"insecure", no_argument, NULL, 'I'},
+        {"log", no_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
         {"help-config", no_argument, NULL, 'K'},
         {"check-config", no_argument, NULL, 'Q'},
@@ -307,12 +226,15 @@ parse_options(int argc, char **argv, struct options *o)
             case 'I':
                 config_set(flags, "node", "insecure", "true");
                 break;
+            case 'g':
+                o->log = true;
+                break;
             case 'h':
                 usage(stdout);
                 config_destroy(&flags);
                 exit(0);
             case 'K':
-                config_print_schema(stdout, node_keys, ARRAY_SIZE(node_keys));
+                config_print_schema(stdout, node_config_keys, node_config_n_keys);
                 config_destroy(&flags);
                 exit(0);
             case 'Q':
@@ -368,7 +290,7 @@ parse_options(int argc, char **argv, struct options *o)
     config_destroy(&flags);
     /* An unknown key or a bad value stops here, with its file and line. */
     char err[1024];
-    if (config_check(o->cfg, node_keys, ARRAY_SIZE(node_keys), err, sizeof(err)) < 0) {
+    if (config_check(o->cfg, node_config_keys, node_config_n_keys, err, sizeof(err)) < 0) {
         fprintf(stderr, "vfleet-node: %s\n", err);
         config_destroy(&o->cfg);
         return -EINVAL;
@@ -410,7 +332,7 @@ net_config_read(const config_t *c, struct net_config *out)
     const char *sources = config_get(c, "network", "nat_sources");
     char buf[1024], where[512];
 
-    /* Types and ranges were checked against node_keys; what is left is the
+    /* Types and ranges were checked against node_config_keys; what is left is the
      * rule across keys. */
     memset(out, 0, sizeof(*out));
     if (uplink)
@@ -433,6 +355,44 @@ net_config_read(const config_t *c, struct net_config *out)
         netaddr_mask(&out->nat_sources[out->n_nat]);
         out->n_nat++;
     }
+    return 0;
+}
+
+/* The linux backend's settings: [node] max_guests, console_ring,
+ * disk_reserve, lxcfs, templates and the [network] section. */
+static int
+linux_config_read(const struct options *o, const char *state_dir, struct linux_config *lc)
+{
+    _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
+    uint64_t v;
+    int r;
+
+    strscpy(lc->state_dir, state_dir, sizeof(lc->state_dir));
+    strscpy(lc->templates, opt_str(o, "templates", tdir), sizeof(lc->templates));
+    if (net_config_read(o->cfg, &lc->net) < 0)
+        return -EINVAL;
+    r = config_get_u64(o->cfg, "node", "max_guests", &v);
+    if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
+        lc->max_guests = (uint32_t)v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS),
+               -EINVAL;
+    r = config_get_size(o->cfg, "node", "console_ring", &v);
+    if (r == 0 && v >= CONSOLE_RING_MIN && v <= CONSOLE_RING_MAX)
+        lc->console_ring = v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: console_ring must be a size from 4K to 64M\n"),
+               -EINVAL;
+    lc->disk_reserve = LINUX_DEFAULT_RESERVE;
+    r = config_get_size(o->cfg, "node", "disk_reserve", &v);
+    if (r == 0)
+        lc->disk_reserve = v;
+    else if (r != -ENOENT)
+        return fprintf(stderr, "vfleet-node: disk_reserve must be a size such as 2G (0 = none)\n"),
+               -EINVAL;
+    const char *lxcfs = config_get(o->cfg, "node", "lxcfs");
+    if (lxcfs && (lxcfs[0] != '/' || strscpy(lc->lxcfs, lxcfs, sizeof(lc->lxcfs)) < 0))
+        return fprintf(stderr, "vfleet-node: lxcfs must be an absolute path\n"), -EINVAL;
     return 0;
 }
 
@@ -687,18 +647,8 @@ cmd_run(struct options *o)
     backend_t *b;
     if (strcmp(backend_name, "linux") == 0) {
         struct linux_config lc = {0};
-        _cleanup_free_ char *tdir = xasprintf("%s/templates", state_dir);
-        strscpy(lc.state_dir, state_dir, sizeof(lc.state_dir));
-        strscpy(lc.templates, opt_str(o, "templates", tdir), sizeof(lc.templates));
-        if (net_config_read(o->cfg, &lc.net) < 0)
+        if (linux_config_read(o, state_dir, &lc) < 0)
             return EXIT_USAGE;
-        r = config_get_u64(o->cfg, "node", "max_guests", &v);
-        if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
-            lc.max_guests = (uint32_t)v;
-        else if (r != -ENOENT) {
-            fprintf(stderr, "vfleet-node: max_guests must be 1..%d\n", STORE_MAX_GUESTS);
-            return EXIT_USAGE;
-        }
         b = linux_backend_new(&lc, &err);
     } else if (strcmp(backend_name, "sim") == 0) {
         struct sim_config sc;
@@ -859,6 +809,21 @@ cmd_status(struct options *o)
     return 0;
 }
 
+/* The record of the guest named by the first argument, from the store read
+ * without the lock: 0 with *rec set, or the exit code after saying why. */
+static int
+local_guest(const struct options *o, store_t **s, const struct store_record **rec)
+{
+    if (open_store(o, s) < 0)
+        return EXIT_FAIL;
+    *rec = store_find_by_name(*s, o->rest[0]);
+    if (!*rec) {
+        fprintf(stderr, "vfleet-node: no guest \"%s\" on this node\n", o->rest[0]);
+        return EXIT_NOT_FOUND;
+    }
+    return 0;
+}
+
 static int
 cmd_enter(struct options *o)
 {
@@ -868,13 +833,10 @@ cmd_enter(struct options *o)
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (open_store(o, &s) < 0)
-        return EXIT_FAIL;
-    const struct store_record *rec = store_find_by_name(s, o->rest[0]);
-    if (!rec) {
-        fprintf(stderr, "vfleet-node: no guest \"%s\" on this node\n", o->rest[0]);
-        return EXIT_NOT_FOUND;
-    }
+    const struct store_record *rec;
+    int rc = local_guest(o, &s, &rec);
+    if (rc)
+        return rc;
     if (strcmp(record_state(rec), "running") != 0) {
         fprintf(stderr, "vfleet-node: guest \"%s\" is not running\n", rec->spec.name);
         return EXIT_FAIL;
@@ -895,6 +857,47 @@ cmd_enter(struct options *o)
         return EXIT_FAIL;
     }
     return r; /* the command's exit status */
+}
+
+/* The tail of a guest's console, from its ring on this node. */
+static int
+cmd_console(struct options *o)
+{
+    _cleanup_(store_close) store_t *s = NULL;
+
+    if (o->n_rest != 1 || !o->log) {
+        fprintf(stderr, "vfleet-node: console NAME --log (the console is output only)\n");
+        return EXIT_USAGE;
+    }
+    const struct store_record *rec;
+    int rc = local_guest(o, &s, &rec);
+    if (rc)
+        return rc;
+    struct console_log log;
+    int r = linux_console_read(opt_str(o, "state_dir", DEFAULT_STATE_DIR), &rec->spec, 0, &log);
+    if (r == -ENOENT) {
+        fprintf(stderr,
+                "vfleet-node: guest \"%s\" has no console yet (not started since it was "
+                "created or since the node had console rings)\n",
+                rec->spec.name);
+        return EXIT_FAIL;
+    }
+    if (r < 0) {
+        fprintf(stderr, "vfleet-node: cannot read the console of \"%s\": %s\n", rec->spec.name,
+                strerror(-r));
+        return EXIT_FAIL;
+    }
+    size_t done = 0;
+    while (done < log.len) {
+        ssize_t n = write(1, log.data + done, log.len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    free(log.data);
+    return done == log.len ? 0 : EXIT_FAIL;
 }
 
 int
@@ -931,6 +934,8 @@ main(int argc, char **argv)
         r = cmd_enter(&o);
     else if (strcmp(o.verb, "join") == 0)
         r = cmd_join(&o);
+    else if (strcmp(o.verb, "console") == 0)
+        r = cmd_console(&o);
     else {
         fprintf(stderr, "vfleet-node: unknown command \"%s\"\n", o.verb);
         usage(stderr);

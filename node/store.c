@@ -124,7 +124,24 @@ record_to_json(const struct store_record *r)
         json_pack("{s:i,s:I}", "pid", (int)r->rt.pid, "start_time", (json_int_t)r->rt.start_time));
     json_object_set_new(j, "baseline", usage_to_json(&r->baseline));
     json_object_set_new(j, "boot_id", json_string(r->boot_id));
+    /* A legacy record stays legacy: writing "ids" would make it look as if
+     * the guest had been created privileged on purpose. */
+    if (!r->legacy_ids)
+        json_object_set_new(j, "ids",
+                            json_pack("{s:I,s:I}", "uid_base", (json_int_t)r->ids.uid_base,
+                                      "uid_count", (json_int_t)r->ids.uid_count));
     return j;
+}
+
+/* A block is whole and in range: none, or BACKEND_UID_BLOCK ids from a base
+ * above the host's first 65536 ids, ending below uid -1. */
+static bool
+ids_valid(const struct guest_ids *ids)
+{
+    if (ids->uid_base == 0)
+        return ids->uid_count == 0;
+    return ids->uid_count == BACKEND_UID_BLOCK && ids->uid_base >= BACKEND_UID_BLOCK &&
+           (uint64_t)ids->uid_base + ids->uid_count <= UINT32_MAX;
 }
 
 /* A non-negative JSON integer, or -EINVAL. */
@@ -185,6 +202,19 @@ record_from_json(const json_t *j, struct store_record *r, char *detail, size_t n
     if (v &&
         (!json_is_string(v) || strscpy(r->boot_id, json_string_value(v), sizeof(r->boot_id)) < 0))
         BAD("boot_id");
+    v = json_object_get(j, "ids");
+    if (!v) {
+        r->legacy_ids = true;
+        return 0;
+    }
+    if (!json_is_object(v) || get_u64(json_object_get(v, "uid_base"), UINT32_MAX, &x) < 0)
+        BAD("ids.uid_base");
+    r->ids.uid_base = (uint32_t)x;
+    if (get_u64(json_object_get(v, "uid_count"), UINT32_MAX, &x) < 0)
+        BAD("ids.uid_count");
+    r->ids.uid_count = (uint32_t)x;
+    if (!ids_valid(&r->ids))
+        BAD("ids");
     return 0;
 }
 
@@ -503,6 +533,66 @@ write_atomic(int dirfd, const char *tmp, const char *name, const char *text, boo
     return 0;
 }
 
+/* Whether another record's block overlaps rec's. */
+static bool
+ids_taken(const store_t *s, const struct store_record *rec)
+{
+    uint64_t lo = rec->ids.uid_base, hi = lo + rec->ids.uid_count;
+
+    if (!lo)
+        return false;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct guest_ids *o = &s->recs[i]->ids;
+        if (o->uid_base && strcmp(s->recs[i]->spec.id, rec->spec.id) != 0 && o->uid_base < hi &&
+            lo < (uint64_t)o->uid_base + o->uid_count)
+            return true;
+    }
+    return false;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int
+store_uid_block_pick(const uint32_t *used, size_t n, struct guest_ids *out)
+{
+    _cleanup_free_ uint32_t *idx = xcalloc(2 * n + 1, sizeof(*idx));
+    size_t m = 0;
+
+    /* The block numbers in use, sorted: the first gap is the answer. A base
+     * that is not on a block boundary (set by hand) blocks both it touches. */
+    for (size_t i = 0; i < n; i++) {
+        if (used[i] < STORE_UID_FIRST)
+            continue;
+        uint32_t k = (used[i] - STORE_UID_FIRST) / BACKEND_UID_BLOCK;
+        idx[m++] = k;
+        if ((used[i] - STORE_UID_FIRST) % BACKEND_UID_BLOCK)
+            idx[m++] = k + 1;
+    }
+    qsort(idx, m, sizeof(*idx), cmp_u32);
+    uint32_t want = 0;
+    for (size_t i = 0; i < m && idx[i] <= want; i++)
+        if (idx[i] == want)
+            want++;
+    if (want >= STORE_UID_BLOCKS)
+        return -ENOSPC;
+    out->uid_base = STORE_UID_FIRST + want * BACKEND_UID_BLOCK;
+    out->uid_count = BACKEND_UID_BLOCK;
+    return 0;
+}
+
+bool
+store_ids_match(const struct store_record *rec, const struct guest_spec *spec)
+{
+    if (rec->legacy_ids)
+        return true;
+    return !(spec->flags & SPEC_FLAG_PRIVILEGED) == (rec->ids.uid_base != 0);
+}
+
 int
 store_put(store_t *s, const struct store_record *rec)
 {
@@ -522,6 +612,10 @@ store_put(store_t *s, const struct store_record *rec)
         return -EINVAL;
     if (rec->applied_generation > INT64_MAX || rec->rt.pid < 0 || rec->rt.start_time > INT64_MAX)
         return -EINVAL;
+    if (!ids_valid(&rec->ids) || (rec->legacy_ids && rec->ids.uid_base))
+        return -EINVAL;
+    if (ids_taken(s, rec))
+        return -EEXIST;
     (void)find(s, rec->spec.id, &found);
     if (!found && s->n >= STORE_MAX_GUESTS)
         return -ENOSPC;

@@ -11,11 +11,20 @@
  *
  * A record is {"version":1,"spec":{...spec_json...},"applied_generation":3,
  * "desired":"running","runtime":{"pid":1234,"start_time":5678},
- * "baseline":{...usage_json...},"boot_id":"<uuid>"}. boot_id tells, at
+ * "baseline":{...usage_json...},"boot_id":"<uuid>",
+ * "ids":{"uid_base":268435456,"uid_count":65536}}. boot_id tells, at
  * re-adoption, an init that exited while the agent was away (same boot) from
- * one the host's reboot ended. Unknown top-level keys are ignored so a
- * newer agent's records stay readable by an older one; the spec inside is
- * read strictly.
+ * one the host's reboot ended. Unknown top-level keys are ignored so a newer
+ * agent's records stay readable by an older one; the spec inside is read
+ * strictly. A record without "ids" was written before guests had user
+ * namespaces: it reads as legacy_ids (no block, the guest runs privileged
+ * until it is recreated).
+ *
+ * Uid blocks: every guest that is not privileged holds one block of
+ * BACKEND_UID_BLOCK host ids from STORE_UID_FIRST up, picked by the agent
+ * (store_uid_block_pick) and kept in its record; store_put refuses a record
+ * whose block overlaps another record's, so two guests never share ids while
+ * both exist. A destroyed guest's block is free again.
  *
  * Writes are atomic and durable: the record goes to a temp file in the same
  * directory (O_EXCL), is fsync'd, renamed over the old one, and the directory
@@ -24,6 +33,7 @@
  * Threads: a store_t is not thread-safe; the agent uses it from one thread. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +44,11 @@
 #define STORE_DEFAULT_DIR "/var/lib/vfleet"
 #define STORE_MAX_GUESTS  65536      /* records one store holds (PROTO_MAX_INVENTORY) */
 #define STORE_MAX_RECORD  (1u << 20) /* bytes of one record file; larger is corrupt */
+/* The first host id handed to guests: far above a host's own users and the
+ * /etc/subuid ranges useradd hands out (100000 up), below 2^32. */
+#define STORE_UID_FIRST (1u << 28)
+/* Blocks between STORE_UID_FIRST and 2^32 - 1 (uid -1 is never valid). */
+#define STORE_UID_BLOCKS ((uint32_t)((UINT32_MAX - STORE_UID_FIRST) / BACKEND_UID_BLOCK))
 
 typedef struct store store_t;
 
@@ -51,6 +66,8 @@ struct store_record {
     struct guest_runtime rt;     /* init pid + start time when running, zeros when not */
     struct guest_usage baseline; /* counter baselines carried across restarts */
     char boot_id[40];            /* the host's boot id when init was started, "" = unknown */
+    struct guest_ids ids;        /* the guest's uid block, zeros when it has none */
+    bool legacy_ids;             /* read from a record older than uid blocks (no "ids") */
 };
 
 /* A record file that store_open could not read and set aside. */
@@ -95,9 +112,10 @@ const struct store_record *store_get(const store_t *s, const char *id);
 const struct store_record *store_find_by_name(const store_t *s, const char *name);
 
 /* Writes a record (new or replacing the one with the same spec.id) durably,
- * then updates memory. Returns 0, -EINVAL when rec->spec fails spec_validate
- * or desired is out of range, -ENOSPC at STORE_MAX_GUESTS, or -errno from the
- * file system (memory is unchanged then). */
+ * then updates memory. Returns 0, -EINVAL when rec->spec fails spec_validate,
+ * desired is out of range or ids is not a whole block in range, -EEXIST when
+ * ids overlaps another record's block, -ENOSPC at STORE_MAX_GUESTS, or -errno
+ * from the file system (memory is unchanged then). */
 int store_put(store_t *s, const struct store_record *rec);
 /* Removes a record from disk (durably) and memory. -ENOENT when absent. */
 int store_delete(store_t *s, const char *id);
@@ -106,6 +124,17 @@ int store_delete(store_t *s, const char *id);
  * and delete; pointers are valid as for store_get. */
 size_t store_count(const store_t *s);
 const struct store_record *store_at(const store_t *s, size_t i);
+
+/* Picks the lowest free uid block: used holds the uid_base of every guest
+ * that exists (0 entries are skipped). Returns 0 with *out filled, or
+ * -ENOSPC when all STORE_UID_BLOCKS are taken. */
+int store_uid_block_pick(const uint32_t *used, size_t n, struct guest_ids *out);
+
+/* Whether spec can be applied to the guest of rec without changing how its
+ * ids work: a guest keeps the user namespace (or its absence) it was created
+ * with, so a spec whose privileged flag disagrees with rec's block returns
+ * false. A legacy record (no block, older than the flag) accepts any spec. */
+bool store_ids_match(const struct store_record *rec, const struct guest_spec *spec);
 
 /* "running"/"stopped" and back (-EINVAL for anything else). */
 const char *store_desired_name(enum store_desired d);

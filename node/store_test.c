@@ -400,6 +400,111 @@ test_memory_store(void **state)
     assert_int_equal(count_fds(), fds);
 }
 
+/* Uid blocks: kept across reload, never shared, legacy records stay legacy. */
+static void
+test_uid_blocks(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    _cleanup_free_ struct store_record *b = xmalloc(sizeof(*b));
+    _cleanup_(store_close) store_t *s = NULL;
+    char path[256];
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    record(a, ID1, "web1", 2);
+    a->ids = (struct guest_ids){STORE_UID_FIRST, BACKEND_UID_BLOCK};
+    assert_int_equal(store_put(s, a), 0);
+    /* Another guest on an overlapping block is refused; on the next one it is fine. */
+    record(b, ID2, "web2", 2);
+    b->ids = (struct guest_ids){STORE_UID_FIRST + 4096, BACKEND_UID_BLOCK};
+    assert_int_equal(store_put(s, b), -EEXIST);
+    b->ids.uid_base = STORE_UID_FIRST + BACKEND_UID_BLOCK;
+    assert_int_equal(store_put(s, b), 0);
+    /* Replacing a record keeps its own block. */
+    a->applied_generation = 2;
+    assert_int_equal(store_put(s, a), 0);
+    /* Not a whole block, a block at the host's own ids, a legacy record with a block. */
+    b->ids.uid_count = 1000;
+    assert_int_equal(store_put(s, b), -EINVAL);
+    b->ids = (struct guest_ids){1000, BACKEND_UID_BLOCK};
+    assert_int_equal(store_put(s, b), -EINVAL);
+    b->ids = (struct guest_ids){UINT32_MAX - 1000, BACKEND_UID_BLOCK};
+    assert_int_equal(store_put(s, b), -EINVAL);
+    b->ids = (struct guest_ids){STORE_UID_FIRST + 5 * BACKEND_UID_BLOCK, BACKEND_UID_BLOCK};
+    b->legacy_ids = true;
+    assert_int_equal(store_put(s, b), -EINVAL);
+    /* A legacy record (no block) is written without "ids" and reads back legacy. */
+    b->ids = (struct guest_ids){0};
+    assert_int_equal(store_put(s, b), 0);
+    store_close(&s);
+    snprintf(path, sizeof(path), "%s/%s.json", f->guests, ID2);
+    _cleanup_free_ char *text = xmalloc(65536);
+    FILE *fp = fopen(path, "re");
+    assert_non_null(fp);
+    size_t len = fread(text, 1, 65535, fp);
+    fclose(fp);
+    text[len] = '\0';
+    assert_null(strstr(text, "\"ids\""));
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    assert_true(store_get(s, ID2)->legacy_ids);
+    assert_false(store_get(s, ID1)->legacy_ids);
+    assert_int_equal(store_get(s, ID1)->ids.uid_base, STORE_UID_FIRST);
+    assert_int_equal(store_get(s, ID1)->ids.uid_count, BACKEND_UID_BLOCK);
+
+    /* The privileged flag must agree with the block; a legacy guest takes any spec. */
+    struct guest_spec spec = a->spec;
+    assert_true(store_ids_match(store_get(s, ID1), &spec));
+    spec.flags |= SPEC_FLAG_PRIVILEGED;
+    assert_false(store_ids_match(store_get(s, ID1), &spec));
+    assert_true(store_ids_match(store_get(s, ID2), &spec));
+    a->ids = (struct guest_ids){0};
+    assert_true(store_ids_match(a, &spec));
+    spec.flags = 0;
+    assert_false(store_ids_match(a, &spec));
+}
+
+/* The allocator: 1000 guests get 1000 disjoint blocks above STORE_UID_FIRST,
+ * a freed block is reused, and a full range is -ENOSPC. */
+static void
+test_uid_block_pick(void **state)
+{
+    enum { N = 1000 };
+    _cleanup_free_ uint32_t *used = xcalloc(STORE_UID_BLOCKS + 1, sizeof(*used));
+    struct guest_ids ids;
+
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(store_uid_block_pick(used, i, &ids), 0);
+        assert_int_equal(ids.uid_count, BACKEND_UID_BLOCK);
+        assert_true(ids.uid_base >= STORE_UID_FIRST);
+        assert_true((uint64_t)ids.uid_base + ids.uid_count <= UINT32_MAX);
+        used[i] = ids.uid_base;
+    }
+    /* Pairwise disjoint: sorted bases at least one block apart. */
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = i + 1; j < N; j++) {
+            uint32_t lo = used[i] < used[j] ? used[i] : used[j];
+            uint32_t hi = used[i] < used[j] ? used[j] : used[i];
+            assert_true(hi - lo >= BACKEND_UID_BLOCK);
+        }
+    /* Guest 500 is destroyed: the next guest gets its block. */
+    uint32_t freed = used[500];
+    used[500] = 0;
+    assert_int_equal(store_uid_block_pick(used, N, &ids), 0);
+    assert_int_equal(ids.uid_base, freed);
+    /* A base off the block grid blocks both blocks it touches. */
+    uint32_t odd[1] = {STORE_UID_FIRST + 10};
+    assert_int_equal(store_uid_block_pick(odd, 1, &ids), 0);
+    assert_int_equal(ids.uid_base, STORE_UID_FIRST + 2 * BACKEND_UID_BLOCK);
+    /* Every block taken. */
+    for (uint32_t i = 0; i < STORE_UID_BLOCKS; i++)
+        used[i] = STORE_UID_FIRST + i * BACKEND_UID_BLOCK;
+    assert_int_equal(store_uid_block_pick(used, STORE_UID_BLOCKS, &ids), -ENOSPC);
+    used[STORE_UID_BLOCKS - 1] = 0;
+    assert_int_equal(store_uid_block_pick(used, STORE_UID_BLOCKS, &ids), 0);
+    assert_int_equal(ids.uid_base, STORE_UID_FIRST + (STORE_UID_BLOCKS - 1) * BACKEND_UID_BLOCK);
+}
+
 int
 main(void)
 {
@@ -411,6 +516,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_misnamed_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uid_blocks, setup, teardown),
+        cmocka_unit_test(test_uid_block_pick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,8 +81,9 @@ struct wire_table {
         fields, ARRAY_SIZE(fields)                                                                 \
     }
 
-/* Flag names by bit number: bit 0 is SPEC_FLAG_PRIVATE, bit 1 SPEC_FLAG_LOCK. */
-static const char *const flag_names[] = {"private", "lock"};
+/* Flag names by bit number: bit i is 1u << i of enum spec_flag (proto/spec.h);
+ * spec_json.c names them the same way. */
+static const char *const flag_names[] = {"private", "lock", "privileged", "nesting"};
 
 /* guest.apply's spec: the limits table (spec_fields.h), then the I/O list. */
 static const struct wire_field io_fields[] = {
@@ -265,6 +266,19 @@ static const struct wire_field exec_result_fields[] = {
       .count = offsetof(struct msg_exec_result, err_len), .max = PROTO_MAX_EXEC_OUT),
 };
 
+static const struct wire_field console_result_fields[] = {
+    W("ref", W_U64, true, struct msg_console_result, ref),
+    W("guest", W_STR, true, struct msg_console_result, id),
+    W("total", W_U64, true, struct msg_console_result, total),
+    W("data", W_BIN, false, struct msg_console_result, data,
+      .count = offsetof(struct msg_console_result, len), .max = PROTO_MAX_CONSOLE),
+};
+
+static const struct wire_field console_fields[] = {
+    W("guest", W_STR, true, struct msg_guest_console, id),
+    W("max_bytes", W_U32, false, struct msg_guest_console, max_bytes),
+};
+
 /* guest.start and guest.destroy; only guest.stop has a timeout (elsewhere the
  * key is unknown, and a meaningless 0 is not sent). */
 static const struct wire_field guest_ref_fields[] = {
@@ -310,6 +324,8 @@ static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
     [MSG_GUEST_EXEC] = TABLE(exec_fields),
     [MSG_INVENTORY_GET] = TABLE(inventory_get_fields),
     [MSG_JOIN] = TABLE(join_fields),
+    [MSG_CONSOLE_RESULT] = TABLE(console_result_fields),
+    [MSG_GUEST_CONSOLE] = TABLE(console_fields),
 };
 
 /* --------------------------------------------------------------- decoding */

@@ -274,6 +274,18 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
               "node", "not a name");
         CHECK(keys_valid(m->u.join.key), "key", "not a CurveZMQ public key (40 Z85 characters)");
         return 0;
+    case MSG_GUEST_CONSOLE:
+        TRY(check_guest_id(c, "guest", m->u.console.id, true));
+        CHECK(m->u.console.max_bytes <= PROTO_MAX_CONSOLE, "max_bytes", "above %u",
+              PROTO_MAX_CONSOLE);
+        return 0;
+    case MSG_CONSOLE_RESULT: {
+        const struct msg_console_result *r = &m->u.console_result;
+        TRY(check_guest_id(c, "guest", r->id, true));
+        CHECK(r->len <= PROTO_MAX_CONSOLE && (r->len == 0 || r->data), "data", "bad length");
+        CHECK(r->len <= r->total, "total", "below the bytes sent");
+        return 0;
+    }
     default:
         return codec_fail(c, -EINVAL, "unknown message type %d", (int)m->type);
     }

@@ -220,6 +220,18 @@ fill(struct msg *m, enum msg_type t)
         strcpy(m->u.join.node, "node-7");
         strcpy(m->u.join.key, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
         break;
+    case MSG_GUEST_CONSOLE:
+        strcpy(m->u.console.id, UUID1);
+        m->u.console.max_bytes = 65536;
+        break;
+    case MSG_CONSOLE_RESULT:
+        m->u.console_result.ref = 44;
+        strcpy(m->u.console_result.id, UUID2);
+        m->u.console_result.total = 1ULL << 33;
+        m->u.console_result.len = 4;
+        m->u.console_result.data = xmalloc(4);
+        memcpy(m->u.console_result.data, "ok\0\n", 4);
+        break;
     default:
         fail();
     }
@@ -447,6 +459,21 @@ cmp_msg(const struct msg *x, const struct msg *y)
         const struct msg_join *a = &x->u.join, *b = &y->u.join;
         EQ_S(node);
         EQ_S(key);
+        break;
+    }
+    case MSG_GUEST_CONSOLE: {
+        const struct msg_guest_console *a = &x->u.console, *b = &y->u.console;
+        EQ_S(id);
+        EQ_U(max_bytes);
+        break;
+    }
+    case MSG_CONSOLE_RESULT: {
+        const struct msg_console_result *a = &x->u.console_result, *b = &y->u.console_result;
+        EQ_U(ref);
+        EQ_S(id);
+        EQ_U(total);
+        EQ_U(len);
+        assert_memory_equal(a->data, b->data, a->len);
         break;
     }
     default:

@@ -25,6 +25,8 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_GUEST_STOP] = "guest.stop",
     [MSG_GUEST_DESTROY] = "guest.destroy",
     [MSG_GUEST_EXEC] = "guest.exec",
+    [MSG_GUEST_CONSOLE] = "guest.console",
+    [MSG_CONSOLE_RESULT] = "guest.console.result",
     [MSG_INVENTORY_GET] = "inventory.get",
     [MSG_JOIN] = "join",
 };
@@ -149,6 +151,9 @@ msg_clear(struct msg *m)
     case MSG_EXEC_RESULT:
         free(m->u.exec_result.out);
         free(m->u.exec_result.err);
+        break;
+    case MSG_CONSOLE_RESULT:
+        free(m->u.console_result.data);
         break;
     default:
         break;

@@ -40,19 +40,21 @@
 #define PROTO_MAX_EXEC_OUT  (1u << 20) /* bytes of stdout or stderr in an exec result */
 #define PROTO_MAX_LABELS    32         /* node labels in hello */
 #define PROTO_MAX_TEMPLATES 64         /* templates a node reports in hello */
+#define PROTO_MAX_CONSOLE   (1u << 20) /* bytes of console in a guest.console.result */
 #define PROTO_MAX_OBJECTS   (1u << 20) /* msgpack objects (keys included) in one frame */
 
 enum msg_type {
     MSG_INVALID = 0,
     /* node -> master */
-    MSG_HELLO,       /* "hello" */
-    MSG_HEARTBEAT,   /* "heartbeat" */
-    MSG_ACK,         /* "ack" */
-    MSG_NACK,        /* "nack" */
-    MSG_USAGE,       /* "usage" */
-    MSG_EVENT,       /* "event" */
-    MSG_EXEC_RESULT, /* "guest.exec.result" */
-    MSG_INVENTORY,   /* "inventory": the answer to inventory.get */
+    MSG_HELLO,          /* "hello" */
+    MSG_HEARTBEAT,      /* "heartbeat" */
+    MSG_ACK,            /* "ack" */
+    MSG_NACK,           /* "nack" */
+    MSG_USAGE,          /* "usage" */
+    MSG_EVENT,          /* "event" */
+    MSG_EXEC_RESULT,    /* "guest.exec.result" */
+    MSG_INVENTORY,      /* "inventory": the answer to inventory.get */
+    MSG_CONSOLE_RESULT, /* "guest.console.result": the answer to guest.console */
     /* master -> node */
     MSG_WELCOME,       /* "welcome": the master's answer to hello */
     MSG_GUEST_APPLY,   /* "guest.apply" */
@@ -61,6 +63,7 @@ enum msg_type {
     MSG_GUEST_DESTROY, /* "guest.destroy" */
     MSG_GUEST_EXEC,    /* "guest.exec" */
     MSG_INVENTORY_GET, /* "inventory.get": the master's view differs, send what you have */
+    MSG_GUEST_CONSOLE, /* "guest.console": the tail of a guest's console */
     /* node -> master, over a join token's CurveZMQ session only */
     MSG_JOIN, /* "join": register this node's public key */
     MSG_TYPE_COUNT
@@ -214,6 +217,20 @@ struct msg_exec_result {
     char *err;                /* stderr (owned, not NUL-terminated) */
 };
 
+/* guest.console: the last max_bytes of a guest's console ring. */
+struct msg_guest_console {
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    uint32_t max_bytes;       /* at most PROTO_MAX_CONSOLE, 0 = 64 KiB */
+};
+
+struct msg_console_result {
+    uint64_t ref;             /* id of the guest.console request */
+    char id[SPEC_ID_LEN + 1]; /* guest id */
+    uint64_t total;           /* bytes ever written to the console; total - len were dropped */
+    uint32_t len;             /* bytes in data */
+    char *data;               /* the tail, oldest first (owned, not NUL-terminated) */
+};
+
 /* A decoded (or to-be-encoded) message. Free with msg_clear. */
 struct msg {
     enum msg_type type; /* which member of the union is set */
@@ -227,12 +244,14 @@ struct msg {
         struct msg_usage usage;
         struct msg_event event;
         struct msg_exec_result exec_result;
+        struct msg_console_result console_result;
         struct msg_inventory inventory;
         struct msg_inventory_get inventory_get;
-        struct guest_spec apply;    /* MSG_GUEST_APPLY */
-        struct msg_guest_ref guest; /* MSG_GUEST_START, _STOP, _DESTROY */
-        struct msg_guest_exec exec; /* MSG_GUEST_EXEC */
-        struct msg_join join;       /* MSG_JOIN */
+        struct guest_spec apply;          /* MSG_GUEST_APPLY */
+        struct msg_guest_ref guest;       /* MSG_GUEST_START, _STOP, _DESTROY */
+        struct msg_guest_exec exec;       /* MSG_GUEST_EXEC */
+        struct msg_guest_console console; /* MSG_GUEST_CONSOLE */
+        struct msg_join join;             /* MSG_JOIN */
     } u;
 };
 

@@ -27,8 +27,13 @@
 enum spec_flag {
     SPEC_FLAG_PRIVATE = 1u << 0, /* no exec/enter into the guest from the host */
     SPEC_FLAG_LOCK = 1u << 1,    /* no new start or exec while set */
+    /* No user namespace: guest root is host root, bounded by capabilities
+     * only (VServer-style guests that need it). Fixed at creation. */
+    SPEC_FLAG_PRIVILEGED = 1u << 2,
+    SPEC_FLAG_NESTING = 1u << 3, /* the syscall filter lets the guest make namespaces */
 };
-#define SPEC_FLAGS_ALL (SPEC_FLAG_PRIVATE | SPEC_FLAG_LOCK)
+#define SPEC_FLAGS_ALL                                                                             \
+    (SPEC_FLAG_PRIVATE | SPEC_FLAG_LOCK | SPEC_FLAG_PRIVILEGED | SPEC_FLAG_NESTING)
 
 /* What the node does when a guest's init exits by itself (not on a stop the
  * master asked for). The guest's own will is the default: a guest that halts

@@ -103,6 +103,8 @@ static const struct {
 } flag_names[] = {
     {SPEC_FLAG_PRIVATE, "private"},
     {SPEC_FLAG_LOCK, "lock"},
+    {SPEC_FLAG_PRIVILEGED, "privileged"},
+    {SPEC_FLAG_NESTING, "nesting"},
 };
 
 /* Where an error is reported: the caller's buffer and the path of the object

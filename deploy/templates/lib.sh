@@ -46,10 +46,13 @@ RC
 }
 
 # tpl_swap TMP DEST WHO: renames TMP to DEST. A previous tree is moved aside
-# and removed unless a mounted overlay, in any mount namespace, names DEST as
-# its lower layer: overlays keep the lowerdir string they were mounted with,
-# running guests keep using the old tree until they restart, and changing a
-# lower layer under a mounted overlay is undefined. Such a tree is kept as
+# and removed unless a mount still uses it, in any mount namespace: an overlay
+# that names DEST as its lower layer (privileged guests: overlays keep the
+# lowerdir string they were mounted with), or an idmapped bind of the tree
+# (guests with a user namespace mount data/<id>/lower from it; mountinfo then
+# shows the tree's new name, DEST.old.XXXXXX, as that mount's root). Running
+# guests keep using the old tree until they restart, and changing a lower
+# layer under a mounted overlay is undefined. Such a tree is kept as
 # DEST.old.XXXXXX for the operator to delete once those guests restarted.
 tpl_swap() {
     local tmp=$1 dest=$2 who=$3 old=
@@ -59,7 +62,10 @@ tpl_swap() {
     fi
     mv -T "$tmp" "$dest"
     if [ -n "$old" ]; then
-        if grep -qsF "lowerdir=$dest" /proc/[0-9]*/mountinfo; then
+        if grep -qsF "lowerdir=$dest" /proc/[0-9]*/mountinfo ||
+            { cat /proc/[0-9]*/mountinfo 2>/dev/null || true; } |
+            awk -v b="/${old##*/}" 'substr($4, length($4) - length(b) + 1) == b { f = 1 }
+                END { exit !f }'; then
             echo "$who: kept the previous tree as $old (mounted guests use it)"
         else
             rm -rf --one-file-system "$old"

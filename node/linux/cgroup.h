@@ -75,8 +75,8 @@ enum cgroup_mode cgroup_mgr_mode(const cgroup_mgr_t *mgr);
 
 /* True when the driver enforces the guest device policy (the allowed list
  * below) itself. The v1 driver does, through the devices controller; the v2
- * driver does not (it would need a BPF_PROG_TYPE_CGROUP_DEVICE program), so
- * the backend must drop CAP_MKNOD from the guest when this is false. */
+ * driver through a BPF_PROG_TYPE_CGROUP_DEVICE program (devices_bpf.h). The
+ * backend drops CAP_MKNOD from the guest when this is false. */
 bool cgroup_has_device_policy(const cgroup_mgr_t *mgr);
 
 /* Test hooks for a fake cgroup2 tree (a plain directory), where mkdir makes

@@ -13,21 +13,24 @@
  *   io_weight  -> io.weight "default N" and io.bfq.weight "default min(N,1000)", each
  *                 when the kernel has it (iocost and BFQ weigh different devices)
  *   io_devs    -> io.max "maj:min rbps=N wbps=N riops=N wiops=N" ("max" for 0)
- * There is no device policy: v2 needs a BPF program for that (not done), so
- * cgroup_has_device_policy() says false and the backend drops CAP_MKNOD. */
+ * Device policy (at create): a BPF_PROG_TYPE_CGROUP_DEVICE program allowing
+ * the same list as v1 (devices_bpf.h), so guests on v2 keep CAP_MKNOD. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/cgroup_driver.h"
+#include "node/linux/devices_bpf.h"
 
 /* The controllers a guest needs, in the order they are enabled. */
 static const char *const v2_controllers[] = {"cpu", "io", "memory", "pids"};
@@ -91,6 +94,8 @@ v2_enable_controllers(cgroup_mgr_t *m, const char *dir)
     return cgroup_write(m, dir, "cgroup.subtree_control", buf);
 }
 
+static int v2_devices(const char *dir);
+
 static int
 v2_create(cgroup_mgr_t *m, const char *id)
 {
@@ -104,7 +109,26 @@ v2_create(cgroup_mgr_t *m, const char *id)
     if ((r = v2_enable_controllers(m, base)) < 0)
         return r;
     r = cgroup_mkdir(m, dir);
-    return r < 0 ? r : 0;
+    return r < 0 ? r : v2_devices(dir);
+}
+
+/* Attaches the device program to a guest's cgroup (idempotent). A fake
+ * tree of the tests is a plain directory: no program can go there. */
+static int
+v2_devices(const char *dir)
+{
+    struct statfs sf;
+    _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstatfs(fd, &sf) < 0)
+        return -errno;
+    if (sf.f_type != CGROUP2_SUPER_MAGIC)
+        return 0;
+    int r = devices_bpf_attach(fd);
+    if (r < 0)
+        log_debug("cgroup: device program on %s: %s", dir, strerror(-r));
+    return r;
 }
 
 static bool
@@ -420,5 +444,5 @@ const struct cgroup_ops cgroup_v2_ops = {
     .pids = v2_pids,
     .kill = v2_kill,
     .destroy = v2_destroy,
-    .device_policy = false,
+    .device_policy = true,
 };

@@ -539,14 +539,15 @@ disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
     return 0;
 }
 
-/* Waits up to two seconds for the loop device at sysdir to stop backing the
- * file whose backing_file text was `was`; udev may hold it open briefly after
- * the unmount, and autoclear detaches it at the last close. */
+/* Waits up to ten seconds for the loop device at sysdir to stop backing the
+ * file whose backing_file text was `was`: udev, blkid or any other scanner of
+ * block devices may hold it open for a moment after the unmount (longer on a
+ * loaded host), and autoclear detaches it at the last close. */
 static bool
 disk_wait_detached(const char *sysdir, const char *was)
 {
     _cleanup_free_ char *p = xasprintf("%s/loop/backing_file", sysdir);
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 1000; i++) {
         char now[PATH_MAX + 16] = "";
         _cleanup_fclose_ FILE *f = fopen(p, "re");
         if (!f || !fgets(now, sizeof(now), f) || strcmp(now, was) != 0)
@@ -555,6 +556,43 @@ disk_wait_detached(const char *sysdir, const char *was)
         nanosleep(&ts, NULL);
     }
     return false;
+}
+
+/* Who keeps the loop device at sysdir (".../block/7:13") in use: a process
+ * with the device open, or a mount namespace that still has it mounted (a
+ * namespace copied while it was mounted). Names the first one found in buf,
+ * for the refusal's text. */
+static void
+disk_who_holds(const char *sysdir, char *buf, size_t n)
+{
+    const char *mm = strrchr(sysdir, '/');
+    unsigned maj, min;
+    char dev[32];
+    DIR *d;
+    struct dirent *e;
+
+    buf[0] = '\0';
+    if (!mm || sscanf(mm + 1, "%u:%u", &maj, &min) != 2 || !(d = opendir("/proc")))
+        return;
+    snprintf(dev, sizeof(dev), " %u:%u ", maj, min);
+    while (!buf[0] && (e = readdir(d))) {
+        char path[300], line[512], comm[32] = "?";
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+        _cleanup_fclose_ FILE *c = fopen(path, "re");
+        if (c && fgets(comm, sizeof(comm), c))
+            comm[strcspn(comm, "\n")] = '\0';
+        snprintf(path, sizeof(path), "/proc/%s/mountinfo", e->d_name);
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        while (f && fgets(line, sizeof(line), f))
+            if (strstr(line, dev)) {
+                snprintf(buf, n, "mounted in the mount namespace of pid %.20s (%.31s)", e->d_name,
+                         comm);
+                break;
+            }
+    }
+    closedir(d);
 }
 
 int
@@ -587,8 +625,10 @@ disk_umount(const char *mountpoint)
     }
     if (disk_wait_detached(sysdir, was))
         return 0;
-    log_debug("disk: loop device %s still attached after unmounting \"%s\"%s", sysdir, mountpoint,
-              lazy ? " (busy, detached lazily)" : "");
+    char who[400];
+    disk_who_holds(sysdir, who, sizeof(who));
+    log_debug("disk: loop device %s still attached after unmounting \"%s\"%s%s%s", sysdir,
+              mountpoint, lazy ? " (busy, detached lazily)" : "", who[0] ? ": " : "", who);
     return -EBUSY;
 }
 
@@ -764,6 +804,12 @@ disk_resize(const char *image, const char *mountpoint, uint64_t new_size)
         return disk_grow_online(imgfd, loopdev, new_size);
     }
     return disk_resize_offline(imgfd, image, new_size);
+}
+
+int
+disk_unlink(const char *image)
+{
+    return unlink(image) < 0 && errno != ENOENT ? -errno : 0;
 }
 
 int

@@ -162,4 +162,7 @@ int disk_usage(const char *mountpoint, struct disk_usage *out);
 
 /* Removes image. Idempotent: 0 when it does not exist. Returns -EBUSY while it
  * is attached to a loop device (mounted, or lazily detached and still busy). */
+/* Unlinks the image even while a loop device still backs it (a mount copy in
+ * another mount namespace): its space is freed when the last user goes. */
+int disk_unlink(const char *image);
 int disk_destroy(const char *image);

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,15 +29,19 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "node/linux/sysfilter.h"
+
 /* Files in /proc that leak host state or act on the host: /dev/null is bound over them. */
 static const char *const masked_files[] = {
-    "/proc/kcore",       "/proc/keys",          "/proc/sysrq-trigger", "/proc/timer_list",
+    "/proc/kcore",       "/proc/keys",          "/proc/timer_list",
     "/proc/sched_debug", "/proc/latency_stats", "/proc/timer_stats",
 };
 /* Directories hidden under an empty read-only tmpfs. */
 static const char *const masked_dirs[] = {"/proc/acpi", "/proc/scsi", "/sys/firmware"};
-/* Directories the guest may read but not write (host-wide knobs). */
-static const char *const readonly_dirs[] = {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"};
+/* Paths the guest may read but not write (host-wide knobs); a write to
+ * sysrq-trigger fails with EROFS instead of vanishing into /dev/null. */
+static const char *const readonly_dirs[] = {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq",
+                                            "/proc/sysrq-trigger"};
 
 /* The device nodes of /dev; /dev/console is another /dev/null until console
  * handling exists, so init's writes to it vanish instead of reaching the host. */
@@ -44,9 +49,26 @@ static const struct {
     const char *name; /* file name under /dev */
     unsigned major;   /* character device major */
     unsigned minor;   /* character device minor */
+    const char *host; /* the host's node with that number, bound in a user namespace */
 } devices[] = {
-    {"null", 1, 3},    {"zero", 1, 5}, {"full", 1, 7},    {"random", 1, 8},
-    {"urandom", 1, 9}, {"tty", 5, 0},  {"console", 1, 3},
+    {"null", 1, 3, "/dev/null"},     {"zero", 1, 5, "/dev/zero"},       {"full", 1, 7, "/dev/full"},
+    {"random", 1, 8, "/dev/random"}, {"urandom", 1, 9, "/dev/urandom"}, {"tty", 5, 0, "/dev/tty"},
+    {"console", 1, 3, "/dev/null"},
+};
+
+/* LXCFS files bound over the guest's, as paths inside the guest; the same
+ * path under the LXCFS mount (without the leading slash) is the source. */
+static const char *const lxcfs_files[] = {
+    "/proc/meminfo", "/proc/cpuinfo", "/proc/stat",      "/proc/uptime",
+    "/proc/loadavg", "/proc/swaps",   "/proc/diskstats", "/sys/devices/system/cpu/online",
+};
+
+/* Mounts prepared before pivot_root, attached after it; -1 = none. */
+struct detached {
+    int proc;                           /* a new proc instance */
+    int sys;                            /* a new read-only sysfs instance */
+    int lxcfs[ARRAY_SIZE(lxcfs_files)]; /* LXCFS files, -1 when absent */
+    int dev[ARRAY_SIZE(devices)];       /* host device nodes (user namespace only) */
 };
 
 static const struct {
@@ -138,16 +160,21 @@ mount_if_exists(const char *src, const char *target, const char *type, unsigned 
         fail(errno, "mount %s on %s", type ? type : src ? src : "(remount)", target);
 }
 
+/* Nothing we mount may propagate back to the host, and pivot_root needs the
+ * old root's mount to be private and the new root to be a mount point. Ends
+ * in the new root, so pivot resolves no host path. */
 static void
-enter_root(const char *rootfs)
+bind_root(const char *rootfs)
 {
-    /* Nothing we mount may propagate back to the host, and pivot_root needs
-     * the old root's mount to be private. */
     do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
-    /* pivot_root needs the new root to be a mount point. */
     do_mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL);
     if (chdir(rootfs) < 0)
         fail(errno, "chdir %s", rootfs);
+}
+
+static void
+pivot(const char *rootfs)
+{
     /* pivot_root(".", ".") stacks the old root on top of the new one, so it
      * can be detached without a put_old directory inside the guest. */
     if (syscall(SYS_pivot_root, ".", ".") < 0)
@@ -158,8 +185,70 @@ enter_root(const char *rootfs)
         fail(errno, "chdir /");
 }
 
+/* A new proc or sysfs, not attached anywhere yet. Made while the host's own
+ * proc and sysfs are still visible: in a user namespace the kernel allows a
+ * new instance only next to a fully visible one (mount_too_revealing). */
+static int
+new_fs(const char *type, unsigned attrs)
+{
+    int fs = fsopen(type, FSOPEN_CLOEXEC);
+    if (fs < 0)
+        fail(errno, "fsopen %s", type);
+    if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        fail(errno, "create a %s", type);
+    int m = fsmount(fs, FSMOUNT_CLOEXEC, attrs);
+    if (m < 0)
+        fail(errno, "fsmount %s", type);
+    close(fs);
+    return m;
+}
+
+/* A bind mount of a host file, not attached anywhere yet; -1 when the file
+ * does not exist and missing_ok. */
+static int
+host_file(const char *path, bool missing_ok)
+{
+    int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd < 0 && !(missing_ok && errno == ENOENT))
+        fail(errno, "open_tree %s", path);
+    return fd;
+}
+
+/* Attaches a detached mount at path (resolved inside the guest's root). */
 static void
-make_dev(void)
+attach(int fd, const char *path)
+{
+    if (move_mount(fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        fail(errno, "mount on %s", path);
+    close(fd);
+}
+
+/* Everything taken from the host side before pivot_root: host paths are
+ * resolved here, guest paths only after pivot_root, so a symlink in the
+ * guest's tree cannot point a mount at the host. */
+static void
+detach_mounts(const struct spawn_config *cfg, struct detached *d)
+{
+    const unsigned safe = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    d->proc = new_fs("proc", safe);
+    d->sys = new_fs("sysfs", safe | MOUNT_ATTR_RDONLY);
+    for (size_t i = 0; i < ARRAY_SIZE(lxcfs_files); i++) {
+        d->lxcfs[i] = -1;
+        if (cfg->lxcfs[0]) {
+            char path[SPAWN_PATH_MAX + 64];
+            snprintf(path, sizeof(path), "%s/%s", cfg->lxcfs, lxcfs_files[i] + 1);
+            d->lxcfs[i] = host_file(path, true);
+        }
+    }
+    /* In a user namespace mknod of a device is refused: the host's nodes
+     * (mode 0666, owned by host root, which guest root cannot change) are
+     * bound in instead. */
+    for (size_t i = 0; i < ARRAY_SIZE(devices); i++)
+        d->dev[i] = cfg->uid_base ? host_file(devices[i].host, false) : -1;
+}
+
+static void
+make_dev(const struct detached *d)
 {
     const unsigned long nosuid_noexec = MS_NOSUID | MS_NOEXEC;
     make_dir("/dev", 0755);
@@ -167,8 +256,18 @@ make_dev(void)
     for (size_t i = 0; i < ARRAY_SIZE(devices); i++) {
         char path[32];
         snprintf(path, sizeof(path), "/dev/%s", devices[i].name);
+        if (d->dev[i] >= 0) {
+            _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+            if (fd < 0)
+                fail(errno, "create %s", path);
+            attach(d->dev[i], path);
+            continue;
+        }
         if (mknod(path, S_IFCHR | 0666, makedev(devices[i].major, devices[i].minor)) < 0)
             fail(errno, "mknod %s", path);
+        /* mknod applies the umask; every user of the guest may use these. */
+        if (chmod(path, 0666) < 0)
+            fail(errno, "chmod %s", path);
     }
     make_dir("/dev/pts", 0755);
     do_mount("devpts", "/dev/pts", "devpts", nosuid_noexec,
@@ -181,28 +280,32 @@ make_dev(void)
 }
 
 static void
-make_mounts(void)
+make_mounts(const struct detached *d)
 {
     const unsigned long safe = MS_NOSUID | MS_NODEV | MS_NOEXEC;
     make_dir("/proc", 0555);
     /* A new instance: it shows the guest's pid namespace only. */
-    do_mount("proc", "/proc", "proc", safe, NULL);
+    attach(d->proc, "/proc");
     make_dir("/sys", 0555);
-    do_mount("sysfs", "/sys", "sysfs", safe | MS_RDONLY, NULL);
-    make_dev();
+    attach(d->sys, "/sys");
+    make_dev(d);
+    /* The guest's own view of memory, CPUs, load and uptime (LXCFS). */
+    for (size_t i = 0; i < ARRAY_SIZE(lxcfs_files); i++)
+        if (d->lxcfs[i] >= 0)
+            attach(d->lxcfs[i], lxcfs_files[i]);
 
     for (size_t i = 0; i < ARRAY_SIZE(masked_files); i++)
         mount_if_exists("/dev/null", masked_files[i], NULL, MS_BIND, NULL);
     for (size_t i = 0; i < ARRAY_SIZE(masked_dirs); i++)
         mount_if_exists("tmpfs", masked_dirs[i], "tmpfs", safe | MS_RDONLY, "size=0");
     for (size_t i = 0; i < ARRAY_SIZE(readonly_dirs); i++) {
-        const char *d = readonly_dirs[i];
-        if (mount(d, d, NULL, MS_BIND | MS_REC, NULL) < 0) {
+        const char *dir = readonly_dirs[i];
+        if (mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0) {
             if (errno == ENOENT)
                 continue;
-            fail(errno, "bind %s", d);
+            fail(errno, "bind %s", dir);
         }
-        do_mount(NULL, d, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | safe, NULL);
+        do_mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | safe, NULL);
     }
 }
 
@@ -221,6 +324,8 @@ loopback_up(void)
         fail(errno, "bring lo up");
 }
 
+/* RLIMIT_NOFILE was set by the spawner from outside (guest root in a user
+ * namespace may not raise a hard limit). */
 static void
 set_identity(const struct spawn_config *cfg)
 {
@@ -228,11 +333,16 @@ set_identity(const struct spawn_config *cfg)
         fail(errno, "sethostname \"%s\"", cfg->hostname);
     if (setdomainname(cfg->domainname, strlen(cfg->domainname)) < 0)
         fail(errno, "setdomainname \"%s\"", cfg->domainname);
-    if (cfg->nofile) {
-        struct rlimit rl = {.rlim_cur = cfg->nofile, .rlim_max = cfg->nofile};
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            fail(errno, "RLIMIT_NOFILE %llu", (unsigned long long)cfg->nofile);
-    }
+}
+
+int
+guest_init_become_root(void)
+{
+    /* Host root entered the namespace; as the namespace's uid 0 it becomes
+     * the guest's root (host uid base) and keeps its capabilities there. */
+    if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+        return -errno;
+    return 0;
 }
 
 void
@@ -256,12 +366,25 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
     if (unshare(CLONE_NEWCGROUP) < 0)
         fail(errno, "unshare the cgroup namespace");
 
-    enter_root(cfg->rootfs);
-    make_mounts();
+    /* Host paths first, while we are still host uid 0 (the owner of the
+     * node's 0700 state directories) with the user namespace's capabilities. */
+    struct detached d;
+    bind_root(cfg->rootfs);
+    detach_mounts(cfg, &d);
+    /* The spawner has written our uid and gid maps: become the guest's root
+     * (host uid_base); from here on only the guest's own tree is touched. */
+    int r = cfg->uid_base ? guest_init_become_root() : 0;
+    if (r < 0)
+        fail(-r, "become root of the user namespace");
+    pivot(cfg->rootfs);
+    make_mounts(&d);
     loopback_up();
     set_identity(cfg);
+    const struct sysfilter *filter = sysfilter_get(cfg->filter);
+    if (!filter)
+        fail(errno, "syscall filter");
 
-    int r = guest_init_drop_caps(cfg->caps);
+    r = guest_init_drop_caps(cfg->caps);
     if (r < 0)
         fail(-r, "capability bounding set %#llx", (unsigned long long)cfg->caps);
     if (setsid() < 0)
@@ -272,6 +395,11 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
     /* Everything but 0-2 closes at exec; the error pipe must live until then. */
     if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         fail(errno, "close_range");
+    /* Last: init is not no_new_privs (setuid programs inside must work), so
+     * the load needs CAP_SYS_ADMIN, which we still hold until exec. */
+    r = sysfilter_load(filter);
+    if (r < 0)
+        fail(-r, "load the syscall filter");
 
     char *argv[SPAWN_MAX_ARGS + 2];
     size_t argc = 0;

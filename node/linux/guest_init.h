@@ -1,9 +1,12 @@
 /* What a new guest's init process does to itself between clone3 and exec:
- * waits for the spawner to put it into its cgroups, unshares its cgroup
- * namespace, builds the guest's root (private propagation, rootfs bound onto
- * itself, pivot_root, /proc, read-only /sys, a small /dev, masked /proc
- * paths), brings up lo, sets the hostname, domainname and RLIMIT_NOFILE, drops
- * the capability bounding set and execs the guest's init.
+ * waits for the spawner to put it into its cgroups (and write its uid/gid
+ * maps), becomes root of its user namespace when it has one, unshares its
+ * cgroup namespace, builds the guest's root (private propagation, rootfs
+ * bound onto itself, new proc and sysfs instances and the host files it needs
+ * taken before pivot_root, then pivot_root, /proc, read-only /sys, a small
+ * /dev with 0666 nodes, the LXCFS files over /proc's, masked /proc paths),
+ * brings up lo, sets the hostname and domainname, drops the capability
+ * bounding set, loads the syscall filter and execs the guest's init.
  *
  * Runs only in the child of the spawner's clone3, a single-threaded process. */
 #pragma once
@@ -36,6 +39,11 @@ void guest_init_reset_signals(void);
  * clears the inheritable and ambient sets, so that root's next exec gets
  * exactly keep. Needs CAP_SETPCAP. Returns 0 or -errno. */
 int guest_init_drop_caps(uint64_t keep);
+
+/* After joining a user namespace (or being cloned into one) whose maps are
+ * written: setgroups(0), then gid and uid 0 inside, which is host id
+ * uid_base; the capabilities in the namespace stay. Returns 0 or -errno. */
+int guest_init_become_root(void);
 
 /* Never returns: execs cfg->init or _exits(1) after reporting on fds->err. */
 _noreturn_ void guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds);

@@ -20,12 +20,16 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/cgroup.h"
+#include "node/linux/console.h"
 #include "node/linux/disk.h"
+#include "node/linux/idmap.h"
+#include "node/linux/mountinfo.h"
 #include "node/linux/net.h"
 #include "node/linux/nsexec.h"
 #include "node/linux/proc.h"
 #include "node/linux/rootfs.h"
 #include "node/linux/spawn.h"
+#include "node/linux/sysfilter.h"
 
 struct linux_backend {
     struct backend base;     /* must stay first: the agent sees a backend_t */
@@ -40,8 +44,9 @@ struct guest_paths {
     char dir[512];     /* data/<id> */
     char image[560];   /* data/<id>/disk.img */
     char disk[560];    /* data/<id>/disk */
+    char lower[560];   /* data/<id>/lower: the idmapped template */
     char root[560];    /* data/<id>/root */
-    char console[560]; /* data/<id>/console.log */
+    char console[560]; /* data/<id>/console.ring */
     char tmpl[560];    /* templates/<name> */
 };
 
@@ -57,9 +62,96 @@ paths_of(const struct linux_backend *l, const struct guest_spec *s, struct guest
     snprintf(p->dir, sizeof(p->dir), "%s/data/%s", l->cfg.state_dir, s->id);
     snprintf(p->image, sizeof(p->image), "%s/disk.img", p->dir);
     snprintf(p->disk, sizeof(p->disk), "%s/disk", p->dir);
+    snprintf(p->lower, sizeof(p->lower), "%s/lower", p->dir);
     snprintf(p->root, sizeof(p->root), "%s/root", p->dir);
-    snprintf(p->console, sizeof(p->console), "%s/console.log", p->dir);
+    snprintf(p->console, sizeof(p->console), "%s/console.ring", p->dir);
     snprintf(p->tmpl, sizeof(p->tmpl), "%s/%s", l->cfg.templates, s->template_name);
+}
+
+/* Bytes the guests' disk images occupy on the host (allocated blocks). */
+static uint64_t
+images_allocated(struct linux_backend *l)
+{
+    _cleanup_free_ char *data = xasprintf("%s/data", l->cfg.state_dir);
+    DIR *d = opendir(data);
+    uint64_t sum = 0;
+    struct dirent *e;
+
+    if (!d)
+        return 0;
+    while ((e = readdir(d))) {
+        struct stat st;
+        char path[600];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/disk.img", data, e->d_name);
+        if (stat(path, &st) == 0)
+            sum += (uint64_t)st.st_blocks * 512;
+    }
+    closedir(d);
+    return sum;
+}
+
+/* -ENOSPC when the node's filesystem has less free space than its reserve:
+ * no new image and no growth then. */
+static int
+check_reserve(struct linux_backend *l, const char *what)
+{
+    struct statvfs sv;
+
+    if (!l->cfg.disk_reserve)
+        return 0;
+    if (statvfs(l->cfg.state_dir, &sv) < 0)
+        return -errno;
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    if (avail >= l->cfg.disk_reserve)
+        return 0;
+    return errtext_fail(-ENOSPC,
+                        "%s refused: the node's filesystem has %llu MiB free, below its reserve "
+                        "of %llu MiB",
+                        what, (unsigned long long)(avail >> 20),
+                        (unsigned long long)(l->cfg.disk_reserve >> 20));
+}
+
+/* The overlay's lower layer: the template itself for a guest without a uid
+ * block, else the template idmapped to the block at data/<id>/lower (made
+ * here when it is not mounted yet). */
+static int
+mount_lower(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p,
+            const char **lower)
+{
+    if (!ids || !ids->uid_base) {
+        *lower = p->tmpl;
+        return 0;
+    }
+    *lower = p->lower;
+    int r = mkdir(p->lower, 0700) < 0 && errno != EEXIST ? -errno : 0;
+    if (r < 0)
+        return r;
+    r = mountinfo_is_mountpoint(p->lower);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    _cleanup_close_ int userns = spawner_userns(l->spawner, ids->uid_base, ids->uid_count);
+    if (userns < 0)
+        return errtext_fail(userns, "cannot make the guest's user namespace");
+    r = idmap_mount(p->tmpl, userns, p->lower);
+    if (r == -EINVAL)
+        return errtext_fail(-EOPNOTSUPP,
+                            "the filesystem of template \"%s\" cannot be idmapped: move the "
+                            "templates to ext4, xfs, btrfs or tmpfs",
+                            p->tmpl);
+    if (r < 0)
+        return errtext_fail(r, "cannot mount the template idmapped to the guest's uids");
+    return 0;
+}
+
+/* The guest's root: lower layer, then the overlay on its disk. */
+static int
+mount_root(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p)
+{
+    const char *lower;
+    int r = mount_lower(l, ids, p, &lower);
+    return r < 0 ? r : rootfs_mount(lower, p->disk, p->root);
 }
 
 /* The templates under dir: its subdirectories whose names are names. */
@@ -99,15 +191,19 @@ lx_probe(backend_t *b, struct node_facts *out)
     out->cpus = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN) * 1000;
     if (sysinfo(&si) == 0)
         out->memory = (uint64_t)si.totalram * si.mem_unit;
-    if (statvfs(l->cfg.state_dir, &sv) == 0)
-        out->disk = (uint64_t)sv.f_blocks * sv.f_frsize;
+    if (statvfs(l->cfg.state_dir, &sv) == 0) {
+        /* What guest disks can fill: free space, plus what their sparse
+         * images already hold, less the reserve; not the filesystem's size. */
+        uint64_t have = (uint64_t)sv.f_bavail * sv.f_frsize + images_allocated(l);
+        out->disk = have > l->cfg.disk_reserve ? have - l->cfg.disk_reserve : 0;
+    }
     out->max_guests = l->cfg.max_guests ? l->cfg.max_guests : 1000;
     probe_templates(l->cfg.templates, out);
     return 0;
 }
 
 static int
-lx_create(backend_t *b, const struct guest_spec *s)
+lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
 {
     struct linux_backend *l = lb(b);
     struct guest_paths p;
@@ -124,6 +220,9 @@ lx_create(backend_t *b, const struct guest_spec *s)
      * for: set_limits resizes it, create never replaces it. */
     struct disk_info di;
     if (stat(p.image, &st) < 0 || disk_info(p.image, &di) == -EINVAL) {
+        r = check_reserve(l, "a new disk");
+        if (r < 0)
+            return r;
         r = disk_create(p.image, s->limits.disk ? s->limits.disk : LINUX_DEFAULT_DISK,
                         s->limits.inodes);
         if (r < 0)
@@ -133,16 +232,36 @@ lx_create(backend_t *b, const struct guest_spec *s)
     r = disk_mount(p.image, p.disk, NULL, 0);
     if (r < 0)
         return r;
-    r = rootfs_mount(p.tmpl, p.disk, p.root);
+    r = mount_root(l, ids, &p);
     if (r < 0)
         return r;
     return cgroup_create(l->cgroups, s->id);
 }
 
-/* The spawner's view of a guest: root, identity, caps and cgroups. */
+/* The LXCFS mount to take /proc files from, or NULL (warned) when it is not there. */
+static const char *
+lxcfs_dir(const struct linux_backend *l, const struct guest_spec *s)
+{
+    const char *dir = l->cfg.lxcfs[0] ? l->cfg.lxcfs : LINUX_DEFAULT_LXCFS;
+    struct stat st;
+    char probe[300];
+
+    /* One stat (FUSE caches it for a second; statfs would ask LXCFS every
+     * time): a dead LXCFS answers ENOTCONN. */
+    snprintf(probe, sizeof(probe), "%s/proc/meminfo", dir);
+    if (stat(probe, &st) == 0 && S_ISREG(st.st_mode))
+        return dir;
+    log_warning("guest=%s LXCFS is not mounted at \"%s\": its /proc shows the host's memory, "
+                "CPUs and uptime, ignoring",
+                s->name, dir);
+    return NULL;
+}
+
+/* The spawner's view of a guest: root, identity, ids, caps, filter, console
+ * and cgroups. ids is NULL for exec (which takes the user namespace from init). */
 static int
-spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struct guest_paths *p,
-                struct spawn_config *c)
+spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struct guest_ids *ids,
+                const struct guest_paths *p, struct spawn_config *c)
 {
     _cleanup_(cgroup_strv_free) char **procs = NULL;
     int r;
@@ -158,7 +277,11 @@ spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struc
     if (!cgroup_has_device_policy(l->cgroups))
         c->caps &= ~(1ULL << CAP_MKNOD);
     c->nofile = s->limits.nofile;
-    strscpy(c->console_log, p->console, sizeof(c->console_log));
+    c->filter = s->flags & SPEC_FLAG_NESTING ? SYSFILTER_NESTING : 0;
+    if (ids && ids->uid_base) {
+        c->uid_base = ids->uid_base;
+        c->uid_count = ids->uid_count;
+    }
     r = cgroup_procs_paths(l->cgroups, s->id, &procs);
     if (r < 0)
         return r;
@@ -173,7 +296,8 @@ spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struc
 }
 
 static int
-lx_start(backend_t *b, const struct guest_spec *s, struct guest_runtime *rt)
+lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
+         struct guest_runtime *rt)
 {
     struct linux_backend *l = lb(b);
     struct guest_paths p;
@@ -184,16 +308,21 @@ lx_start(backend_t *b, const struct guest_spec *s, struct guest_runtime *rt)
     if (rt->pid && proc_is_same(rt->pid, rt->start_time) > 0)
         return 0; /* already running */
     /* After a host reboot the mounts are gone: make them again. */
-    r = lx_create(b, s);
+    r = lx_create(b, s, ids);
     if (r < 0)
         return r;
     r = cgroup_set_limits(l->cgroups, s->id, &s->limits);
     if (r < 0)
         return r;
     paths_of(l, s, &p);
-    r = spawn_config_of(l, s, &p, &c);
+    r = spawn_config_of(l, s, ids, &p, &c);
     if (r < 0)
         return r;
+    strscpy(c.console_ring, p.console, sizeof(c.console_ring));
+    c.console_size = l->cfg.console_ring ? l->cfg.console_ring : CONSOLE_RING_DEFAULT;
+    const char *lxcfs = lxcfs_dir(l, s);
+    if (lxcfs)
+        strscpy(c.lxcfs, lxcfs, sizeof(c.lxcfs));
     r = spawner_start(l->spawner, &c, &res);
     if (r == -EPIPE) {
         /* The spawner died; a new one cannot be forked now that threads run. */
@@ -235,8 +364,8 @@ static int
 rm_rf_dir(const char *path)
 {
     /* Only the few files the backend itself makes live here. */
-    static const char *const files[] = {"console.log", "disk.img"};
-    static const char *const dirs[] = {"root", "disk"};
+    static const char *const files[] = {"console.log", "console.ring", "disk.img"};
+    static const char *const dirs[] = {"root", "lower", "disk"};
     char buf[700];
 
     for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
@@ -271,10 +400,22 @@ lx_destroy(backend_t *b, const struct guest_spec *s)
     r = rootfs_umount(p.root);
     if (r < 0)
         return r;
-    r = disk_umount(p.disk);
+    r = idmap_umount(p.lower);
     if (r < 0)
         return r;
-    r = disk_destroy(p.image);
+    /* -EBUSY: unmounted here, but another mount namespace made while it was
+     * mounted (a service with its own /tmp, an `unshare -m`) still holds a
+     * copy, and with it the loop device. The guest goes all the same: its
+     * image is unlinked and its space comes back when that namespace ends. */
+    r = disk_umount(p.disk);
+    bool held = r == -EBUSY;
+    if (r < 0 && !held)
+        return r;
+    if (held)
+        log_info("disk: %s is still held by another mount namespace; it is freed when that "
+                 "ends",
+                 p.image);
+    r = held ? disk_unlink(p.image) : disk_destroy(p.image);
     if (r < 0)
         return r;
     return rm_rf_dir(p.dir);
@@ -285,11 +426,13 @@ lx_destroy(backend_t *b, const struct guest_spec *s)
  * guest's disk is unmounted, resized offline (grow or shrink) and mounted
  * again. Shrinking below use is refused with -ENOSPC and changes nothing. */
 static int
-resize_disk(struct linux_backend *l, const struct guest_spec *s, const struct guest_paths *p,
+resize_disk(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p,
             bool running, uint64_t size, uint64_t old_size)
 {
     int r;
 
+    if (size > old_size && (r = check_reserve(l, "growing the disk")) < 0)
+        return r;
     if (running) {
         /* disk_resize checks use first: below use is -ENOSPC, above it -EBUSY. */
         r = disk_resize(p->image, p->disk, size);
@@ -315,12 +458,13 @@ resize_disk(struct linux_backend *l, const struct guest_spec *s, const struct gu
     /* Mount again whether or not the resize worked: the guest keeps its disk. */
     r = disk_mount(p->image, p->disk, NULL, 0);
     if (r >= 0)
-        r = rootfs_mount(p->tmpl, p->disk, p->root);
+        r = mount_root(l, ids, p);
     return resized < 0 ? resized : r;
 }
 
 static int
-lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt)
+lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
+              const struct guest_runtime *rt)
 {
     struct linux_backend *l = lb(b);
     struct guest_paths p;
@@ -335,7 +479,7 @@ lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_runti
         return errtext_fail(r, "cannot read the guest's disk image");
     uint64_t old_size = (uint64_t)di.blocks * di.block_size;
     if (old_size != size) {
-        r = resize_disk(l, s, &p, running, size, old_size);
+        r = resize_disk(l, ids, &p, running, size, old_size);
         if (r < 0)
             return r;
         r = disk_info(p.image, &di);
@@ -426,10 +570,31 @@ lx_exec(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt
     int r;
 
     paths_of(l, s, &p);
-    r = spawn_config_of(l, s, &p, &c);
+    r = spawn_config_of(l, s, NULL, &p, &c);
     if (r < 0)
         return r;
     return spawner_exec(l->spawner, &c, rt->pid, rt->start_time, req, res);
+}
+
+static int
+lx_console(backend_t *b, const struct guest_spec *s, size_t max, struct console_log *out)
+{
+    struct guest_paths p;
+
+    paths_of(lb(b), s, &p);
+    return console_ring_read(p.console, max, out);
+}
+
+int
+linux_console_read(const char *state_dir, const struct guest_spec *spec, size_t max,
+                   struct console_log *out)
+{
+    struct linux_backend l = {0};
+    struct guest_paths p;
+
+    strscpy(l.cfg.state_dir, state_dir, sizeof(l.cfg.state_dir));
+    paths_of(&l, spec, &p);
+    return console_ring_read(p.console, max, out);
 }
 
 static void
@@ -457,6 +622,7 @@ static const struct backend_ops linux_ops = {
     .state = lx_state,
     .usage = lx_usage,
     .exec = lx_exec,
+    .console = lx_console,
     .free = lx_free,
 };
 
@@ -507,10 +673,13 @@ linux_enter(const char *state_dir, const struct guest_spec *spec, const struct g
     if (r < 0)
         return r;
     paths_of(&l, spec, &p);
-    r = spawn_config_of(&l, spec, &p, &c);
+    r = spawn_config_of(&l, spec, NULL, &p, &c);
     cgroup_mgr_destroy(&l.cgroups);
     if (r < 0)
         return r;
+    /* Compiled here, before the fork, like the spawner does. */
+    if (!sysfilter_get(c.filter))
+        return -errno;
     for (int i = 0; i < NSEXEC_NS_COUNT; i++) {
         char path[64];
         snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)rt->pid, nsexec_ns_names[i]);

@@ -4,18 +4,31 @@
  * contract of node/backend.h.
  *
  * On-disk layout under the state directory, per guest id:
- *   data/<id>/disk.img   sparse ext4 image: the disk and inode limits
- *   data/<id>/disk/      where the image is loop-mounted (upper + work dirs)
- *   data/<id>/root/      the overlay: template (lower) + disk/upper
- *   data/<id>/console.log  init's stdout and stderr
- * Templates are directories under the template directory, one per name. */
+ *   data/<id>/disk.img      sparse ext4 image: the disk and inode limits
+ *   data/<id>/disk/         where the image is loop-mounted (upper + work dirs)
+ *   data/<id>/lower/        the template, idmapped to the guest's uid block
+ *                           (guests with a user namespace; idmap.h)
+ *   data/<id>/root/         the overlay: lower (or the template itself for a
+ *                           guest without a block) + disk/upper
+ *   data/<id>/console.ring  the console: a ring of console_ring bytes (console.h)
+ *   data/<id>/console.log   the unbounded console of guests started before
+ *                           consoles had rings (removed at destroy, never written)
+ * Templates are directories under the template directory, one per name.
+ *
+ * Disk capacity: probe reports the state directory's free space plus what the
+ * guests' images already occupy, minus disk_reserve: what guest disks can
+ * really fill. Making a new image and growing one are -ENOSPC ("no_space")
+ * while the filesystem's free space is below disk_reserve; starting,
+ * stopping and shrinking never are. */
 #pragma once
 
 #include "node/backend.h"
 #include "node/linux/net.h"
 #include "proto/spec.h"
 
-#define LINUX_DEFAULT_DISK (10ULL << 30) /* disk image size when limits.disk is unset */
+#define LINUX_DEFAULT_DISK    (10ULL << 30) /* disk image size when limits.disk is unset */
+#define LINUX_DEFAULT_RESERVE (1ULL << 30)  /* disk_reserve vfleet-node uses unless configured */
+#define LINUX_DEFAULT_LXCFS   "/var/lib/lxcfs"
 
 struct linux_config {
     char state_dir[256];   /* per-guest data lives in state_dir/data */
@@ -23,11 +36,19 @@ struct linux_config {
     char cgroup_root[256]; /* cgroup mount root, "" = /sys/fs/cgroup */
     uint32_t max_guests;   /* guests this node accepts, 0 = 1000 */
     struct net_config net; /* guest networking: NAT */
+    uint64_t console_ring; /* bytes of console kept per guest, 0 = CONSOLE_RING_DEFAULT */
+    uint64_t disk_reserve; /* free bytes below which images are not made or grown, 0 = none */
+    char lxcfs[256];       /* LXCFS mount, "" = LINUX_DEFAULT_LXCFS */
 };
 
 /* Creates the backend and forks its spawner: call before the process starts
  * any thread (before the ZeroMQ context exists). Returns NULL and sets *err. */
 backend_t *linux_backend_new(const struct linux_config *cfg, int *err);
+
+/* Reads the last max bytes (0 = all) of a guest's console ring, with no
+ * backend (vfleet-node console --log). Returns like backend_ops.console. */
+int linux_console_read(const char *state_dir, const struct guest_spec *spec, size_t max,
+                       struct console_log *out);
 
 /* Runs argv inside a running guest with the caller's terminal as stdin,
  * stdout and stderr (vfleet-node enter), joining every namespace and cgroup of

@@ -11,26 +11,31 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "node/linux/guest_init.h"
+#include "node/linux/sysfilter.h"
 
 const char *const nsexec_ns_names[NSEXEC_NS_COUNT] = {
-    [NSEXEC_NS_CGROUP] = "cgroup", [NSEXEC_NS_IPC] = "ipc", [NSEXEC_NS_UTS] = "uts",
-    [NSEXEC_NS_NET] = "net",       [NSEXEC_NS_PID] = "pid", [NSEXEC_NS_MNT] = "mnt",
+    [NSEXEC_NS_USER] = "user", [NSEXEC_NS_CGROUP] = "cgroup", [NSEXEC_NS_IPC] = "ipc",
+    [NSEXEC_NS_UTS] = "uts",   [NSEXEC_NS_NET] = "net",       [NSEXEC_NS_PID] = "pid",
+    [NSEXEC_NS_MNT] = "mnt",
 };
 
 static const int ns_types[NSEXEC_NS_COUNT] = {
-    [NSEXEC_NS_CGROUP] = CLONE_NEWCGROUP, [NSEXEC_NS_IPC] = CLONE_NEWIPC,
-    [NSEXEC_NS_UTS] = CLONE_NEWUTS,       [NSEXEC_NS_NET] = CLONE_NEWNET,
-    [NSEXEC_NS_PID] = CLONE_NEWPID,       [NSEXEC_NS_MNT] = CLONE_NEWNS,
+    [NSEXEC_NS_USER] = CLONE_NEWUSER, [NSEXEC_NS_CGROUP] = CLONE_NEWCGROUP,
+    [NSEXEC_NS_IPC] = CLONE_NEWIPC,   [NSEXEC_NS_UTS] = CLONE_NEWUTS,
+    [NSEXEC_NS_NET] = CLONE_NEWNET,   [NSEXEC_NS_PID] = CLONE_NEWPID,
+    [NSEXEC_NS_MNT] = CLONE_NEWNS,
 };
 
 static void
@@ -100,19 +105,19 @@ run_command(const struct nsexec_params *p)
         dprintf(2, "vfleet exec: no_new_privs: %s\n", strerror(errno));
         _exit(126);
     }
-    if (p->cfg->nofile) {
-        struct rlimit rl = {.rlim_cur = p->cfg->nofile, .rlim_max = p->cfg->nofile};
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-            dprintf(2, "vfleet exec: RLIMIT_NOFILE: %s\n", strerror(errno));
-            _exit(126);
-        }
-    }
     int r = guest_init_drop_caps(p->cfg->caps);
     if (r < 0) {
         dprintf(2, "vfleet exec: capabilities: %s\n", strerror(-r));
         _exit(126);
     }
     (void)close_range(3, ~0U, 0);
+    /* Compiled before the fork (sysfilter_get caches it), loaded last. */
+    const struct sysfilter *f = sysfilter_get(p->cfg->filter);
+    r = f ? sysfilter_load(f) : -errno;
+    if (r < 0) {
+        dprintf(2, "vfleet exec: syscall filter: %s\n", strerror(-r));
+        _exit(126);
+    }
 
     static char *clean_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "TERM=dumb", NULL};
     /* execvp searches the PATH of environ, so the clean environment goes there. */
@@ -131,16 +136,40 @@ now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Whether fd is our own user namespace (a privileged guest's). */
+static bool
+same_userns(int fd)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat("/proc/self/ns/user", &b) == 0 && a.st_ino == b.st_ino &&
+           a.st_dev == b.st_dev;
+}
+
 void
 nsexec_run(const struct nsexec_params *p)
 {
     guest_init_reset_signals();
     join_cgroups(p->cfg, p->status);
+    /* Still host root: inside the guest's user namespace a hard limit
+     * cannot be raised. The command inherits it. */
+    if (p->cfg->nofile) {
+        struct rlimit rl = {.rlim_cur = p->cfg->nofile, .rlim_max = p->cfg->nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            fail(p->status, errno, "RLIMIT_NOFILE %llu", (unsigned long long)p->cfg->nofile);
+    }
+    bool userns = !same_userns(p->ns[NSEXEC_NS_USER]);
     for (int i = 0; i < NSEXEC_NS_COUNT; i++) {
-        if (setns(p->ns[i], ns_types[i]) < 0)
+        if ((i != NSEXEC_NS_USER || userns) && setns(p->ns[i], ns_types[i]) < 0)
             fail(p->status, errno, "join %s namespace", nsexec_ns_names[i]);
         close(p->ns[i]);
     }
+    /* The guest's root, not an unmapped host root (files it makes would be
+     * owned by nobody). The command inherits it. */
+    int root = userns ? guest_init_become_root() : 0;
+    if (root < 0)
+        fail(p->status, -root, "become root of the guest's user namespace");
+    /* Until the command execs, no guest process may open our image or memory. */
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
     pid_t child = fork();
     if (child < 0)
@@ -172,10 +201,10 @@ nsexec_run(const struct nsexec_params *p)
             break;
         }
         struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-        int r = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-        if (r > 0)
+        int n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
+        if (n > 0)
             break;
-        if (r < 0 && errno != EINTR)
+        if (n < 0 && errno != EINTR)
             fail(p->status, errno, "poll the command");
     }
     while (waitpid(child, &st.wstatus, 0) < 0) {

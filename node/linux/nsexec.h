@@ -9,9 +9,12 @@
 #include "common/mem.h"
 #include "node/linux/spawn.h"
 
-/* Namespaces joined, in this order (util-linux nsenter's order, user excluded:
- * guests share the host's user namespace). */
+/* Namespaces joined, in this order (util-linux nsenter's order). The user
+ * namespace comes first: the guest's other namespaces belong to it, and only
+ * inside it may the helper join them; a privileged guest shares the host's,
+ * which is then skipped. */
 enum nsexec_ns {
+    NSEXEC_NS_USER,
     NSEXEC_NS_CGROUP,
     NSEXEC_NS_IPC,
     NSEXEC_NS_UTS,
@@ -34,7 +37,7 @@ struct nsexec_status {
 
 /* Everything the helper needs; descriptors are O_CLOEXEC and owned by it. */
 struct nsexec_params {
-    const struct spawn_config *cfg; /* cgroup_procs, cgroup2, caps and nofile */
+    const struct spawn_config *cfg; /* cgroup_procs, cgroup2, caps, nofile and filter */
     int ns[NSEXEC_NS_COUNT];        /* /proc/PID/ns/... of the guest's init */
     char *const *argv;              /* NULL-terminated command */
     uint32_t timeout_ms;            /* the command's process group is killed after this */

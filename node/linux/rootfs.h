@@ -31,8 +31,10 @@
 #pragma once
 
 /* Mounts the overlay at target (created mode 0755 if missing), with
- * template_dir as lower layer and <disk_mount>/upper and <disk_mount>/work
- * (created on first use; upper takes the template root's mode and owner) as
+ * template_dir as lower layer (the template itself, or its idmapped mount for
+ * a guest with a user namespace: idmap.h) and <disk_mount>/upper and
+ * <disk_mount>/work (created on first use; upper takes the lower root's mode
+ * and owner, as the lower layer shows them) as
  * upper and work dirs. disk_mount is where the guest's disk is mounted.
  * Idempotent: 0 when this overlay (same upper dir) is already mounted there.
  * Returns -ENOENT when disk_mount is not a mount point (an upper dir on the

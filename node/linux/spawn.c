@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -22,9 +23,12 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "node/linux/console.h"
 #include "node/linux/guest_init.h"
+#include "node/linux/idmap.h"
 #include "node/linux/nsexec.h"
 #include "node/linux/proc.h"
+#include "node/linux/sysfilter.h"
 
 #define SPAWN_MAX_FDS 3 /* descriptors in one response */
 
@@ -37,8 +41,9 @@
 #define EXEC_MAX_OUTPUT         (16 * 1024 * 1024)
 
 enum spawn_op {
-    SPAWN_OP_START = 1, /* start a guest: cfg */
-    SPAWN_OP_EXEC = 2,  /* run a command in a guest: cfg (cgroups, caps), pid, argv */
+    SPAWN_OP_START = 1,  /* start a guest: cfg */
+    SPAWN_OP_EXEC = 2,   /* run a command in a guest: cfg (cgroups, caps), pid, argv */
+    SPAWN_OP_USERNS = 3, /* a user namespace fd: cfg.uid_base, cfg.uid_count */
 };
 
 struct spawn_request {
@@ -80,8 +85,11 @@ config_check(const struct spawn_config *c)
         !terminated(c->hostname, sizeof(c->hostname)) ||
         !terminated(c->domainname, sizeof(c->domainname)) ||
         !terminated(c->init, sizeof(c->init)) ||
-        !terminated(c->console_log, sizeof(c->console_log)) ||
-        !terminated(c->cgroup2, sizeof(c->cgroup2)) || c->n_cgroup_procs > SPAWN_MAX_CGROUPS)
+        !terminated(c->console_ring, sizeof(c->console_ring)) ||
+        !terminated(c->lxcfs, sizeof(c->lxcfs)) || !terminated(c->cgroup2, sizeof(c->cgroup2)) ||
+        c->n_cgroup_procs > SPAWN_MAX_CGROUPS || c->filter >= SYSFILTER_VARIANTS ||
+        (c->uid_base == 0) != (c->uid_count == 0) ||
+        (uint64_t)c->uid_base + c->uid_count > UINT32_MAX)
         return -EINVAL;
     for (size_t i = 0; i < SPAWN_MAX_ARGS; i++)
         if (!terminated(c->args[i], sizeof(c->args[i])))
@@ -197,7 +205,8 @@ write_pid_file(const char *path, pid_t pid)
     return 0;
 }
 
-/* The parent's half of a start: cgroups, then the go byte, then the child's verdict. */
+/* The parent's half of a start: the child into the cgroups, its id maps
+ * and file limit, then the go byte, then the child's verdict. */
 static int
 release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, int err_r,
               struct spawn_response *resp)
@@ -210,6 +219,12 @@ release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, int err_r,
         if (r < 0)
             return set_error(resp, -r, "add %d to %s", (int)pid, cfg->cgroup_procs[i]);
     }
+    if (cfg->uid_base && (r = idmap_write(pid, cfg->uid_base, cfg->uid_count)) < 0)
+        return set_error(resp, -r, "write the uid and gid maps of %d", (int)pid);
+    /* From outside: inside a user namespace root may not raise a hard limit. */
+    struct rlimit rl = {.rlim_cur = cfg->nofile, .rlim_max = cfg->nofile};
+    if (cfg->nofile && prlimit(pid, RLIMIT_NOFILE, &rl, NULL) < 0)
+        return set_error(resp, errno, "RLIMIT_NOFILE %llu", (unsigned long long)cfg->nofile);
     if (write(sync_w, "g", 1) != 1)
         return set_error(resp, errno, "release the child");
 
@@ -227,19 +242,129 @@ release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, int err_r,
     return set_error(resp, e.err, "guest setup: %s", e.what);
 }
 
-static int
-do_start(int sock, const struct spawn_config *cfg, struct spawn_response *resp, int *out_fd)
+/* A console reader forked ahead of time (off the start's critical path),
+ * waiting on a socketpair for its pipe and ring; see open_console. */
+struct standby {
+    pid_t pid; /* the waiting process, 0 = none */
+    int sock;  /* our end of its socketpair */
+};
+
+/* Forks the next standby reader, unless one waits already. A failure only
+ * means the next start forks it itself. */
+static void
+standby_make(int agent_sock, struct standby *sb)
 {
+    int sv[2];
+
+    if (sb->pid)
+        return;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return;
+    }
+    if (pid == 0) {
+        int fds[SPAWN_MAX_FDS];
+        size_t n = 0;
+        char byte;
+        close(agent_sock);
+        close(sv[0]);
+        /* End of file (the spawner is gone) or garbage: nothing to read. */
+        if (recv_msg(sv[1], &byte, 1, fds, 2, &n) < 0 || n != 2)
+            _exit(0);
+        close(sv[1]);
+        console_reader_run(fds[0], fds[1]);
+    }
+    close(sv[1]);
+    sb->pid = pid;
+    sb->sock = sv[0];
+}
+
+/* Hands pipe_r and ring to the standby reader (forking one first when none
+ * waits). Returns its pid or -errno. */
+static pid_t
+standby_take(int agent_sock, struct standby *sb, int pipe_r, int ring)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        standby_make(agent_sock, sb);
+        if (!sb->pid)
+            return -EAGAIN;
+        int fds[2] = {pipe_r, ring};
+        int r = send_msg(sb->sock, "c", 1, fds, 2);
+        pid_t pid = sb->pid;
+        close(sb->sock);
+        *sb = (struct standby){.pid = 0, .sock = -1};
+        if (r == 0)
+            return pid;
+        /* It died while waiting: make another. */
+    }
+    return -EPIPE;
+}
+
+/* Init's stdout and stderr: the write end of a pipe whose reader process
+ * (a standby, *reader set) copies into the console ring; /dev/null without
+ * a ring. Returns the fd or -errno with resp set. */
+static int
+open_console(int sock, struct standby *sb, const struct spawn_config *cfg,
+             struct spawn_response *resp, pid_t *reader)
+{
+    *reader = 0;
+    if (!cfg->console_ring[0]) {
+        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        return fd < 0 ? set_error(resp, errno, "open /dev/null") : fd;
+    }
+    _cleanup_close_ int ring = console_ring_open(cfg->console_ring, cfg->console_size);
+    if (ring < 0)
+        return set_error(resp, -ring, "open console ring %s", cfg->console_ring);
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return set_error(resp, errno, "pipe");
+    _cleanup_close_ int pipe_r = p[0];
+    /* The guest's root owns its console, so it may reopen it as
+     * /proc/1/fd/1 (a common way for jobs to reach the console). */
+    if (cfg->uid_base && fchown(p[1], cfg->uid_base, cfg->uid_base) < 0) {
+        int err = errno;
+        close(p[1]);
+        return set_error(resp, err, "chown the console pipe");
+    }
+    pid_t pid = standby_take(sock, sb, pipe_r, ring);
+    if (pid < 0) {
+        close(p[1]);
+        return set_error(resp, -pid, "start the console reader");
+    }
+    *reader = pid;
+    return p[1];
+}
+
+/* Moves the console reader of the guest just started into its cgroups
+ * (its memory and CPU count as the guest's, and the guest's kill ends it),
+ * after the agent has its answer: v1 cgroup.procs writes cost tens of
+ * microseconds each, eight hierarchies on a hybrid host. A reader that is
+ * gone already (the guest died) is nothing to move. */
+static void
+move_reader(pid_t reader, const struct spawn_config *cfg)
+{
+    for (uint32_t i = 0; reader > 0 && i < cfg->n_cgroup_procs; i++)
+        if (write_pid_file(cfg->cgroup_procs[i], reader) == -ESRCH)
+            return;
+}
+
+static int
+do_start(int sock, struct standby *sb, const struct spawn_config *cfg, struct spawn_response *resp,
+         int *out_fd, pid_t *reader)
+{
+    /* Compiled once per spawner; the child only loads it. */
+    if (!sysfilter_get(cfg->filter))
+        return set_error(resp, errno, "compile the syscall filter");
     _cleanup_close_ int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0)
         return set_error(resp, errno, "open /dev/null");
-    _cleanup_close_ int log = -EBADF;
-    if (cfg->console_log[0])
-        log = open(cfg->console_log, O_WRONLY | O_APPEND | O_CREAT | O_NOCTTY | O_CLOEXEC, 0640);
-    else
-        log = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    _cleanup_close_ int log = open_console(sock, sb, cfg, resp, reader);
     if (log < 0)
-        return set_error(resp, errno, "open console log %s", cfg->console_log);
+        return log;
     _cleanup_close_ int cg2 = -EBADF;
     if (cfg->cgroup2[0]) {
         cg2 = open(cfg->cgroup2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -256,9 +381,11 @@ do_start(int sock, const struct spawn_config *cfg, struct spawn_response *resp, 
 
     int pidfd = -1;
     /* CLONE_PARENT: init becomes the agent's child, not ours (see spawn.h). */
+    /* With CLONE_NEWUSER the kernel makes the user namespace first, so the
+     * others belong to it and the guest's root administers them. */
     struct clone_args args = {
         .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
-                 CLONE_PARENT | CLONE_PIDFD,
+                 CLONE_PARENT | CLONE_PIDFD | (cfg->uid_base ? CLONE_NEWUSER : 0),
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
         /* With CLONE_PARENT the kernel wants 0 here and uses our own exit
          * signal (SIGCHLD, we were forked), so the agent gets SIGCHLD. */
@@ -282,6 +409,8 @@ do_start(int sock, const struct spawn_config *cfg, struct spawn_response *resp, 
     resp->pid = (int32_t)pid;
     close(move_fd(sync_r));
     close(move_fd(err_w));
+    /* Only init and the reader may hold the pipe: the reader ends with it. */
+    close(move_fd(log));
     if (release_child((pid_t)pid, cfg, sync_w, err_r, resp) < 0) {
         /* The agent reaps the killed child: it is the agent's child. */
         (void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
@@ -331,6 +460,8 @@ do_exec(int sock, const struct spawn_request *req, struct spawn_response *resp, 
         return set_error(resp, -r, "bad command");
     if (proc_is_same(req->pid, req->start_time) != 1)
         return set_error(resp, ESRCH, "guest init %d", (int)req->pid);
+    if (!sysfilter_get(req->cfg.filter))
+        return set_error(resp, errno, "compile the syscall filter");
 
     int ns[NSEXEC_NS_COUNT];
     for (int i = 0; i < NSEXEC_NS_COUNT; i++)
@@ -417,6 +548,9 @@ spawner_main(int sock)
 
     /* Big enough to be kept off the stack; the spawner is single-threaded. */
     static struct spawn_request req;
+    struct standby sb = {.pid = 0, .sock = -1};
+    pid_t reader = 0; /* the last start's console reader, to move after the answer */
+    standby_make(sock, &sb);
     for (;;) {
         int fds[SPAWN_MAX_FDS] = {-1, -1, -1};
         size_t n_fds;
@@ -431,11 +565,19 @@ spawner_main(int sock)
         else if (config_check(&req.cfg) < 0)
             set_error(&resp, EINVAL, "bad config");
         else if (req.op == SPAWN_OP_START) {
-            if (do_start(sock, &req.cfg, &resp, &fds[0]) == 0)
+            if (do_start(sock, &sb, &req.cfg, &resp, &fds[0], &reader) == 0)
                 resp.n_fds = 1;
+            else
+                reader = 0; /* it ends with the killed child's pipe */
         } else if (req.op == SPAWN_OP_EXEC) {
             if (do_exec(sock, &req, &resp, fds) == 0)
                 resp.n_fds = 3;
+        } else if (req.op == SPAWN_OP_USERNS && req.cfg.uid_base) {
+            fds[0] = idmap_userns_fd(req.cfg.uid_base, req.cfg.uid_count);
+            if (fds[0] >= 0)
+                resp.n_fds = 1;
+            else
+                set_error(&resp, -fds[0], "make a user namespace");
         } else {
             set_error(&resp, EOPNOTSUPP, "op %u", req.op);
         }
@@ -443,6 +585,13 @@ spawner_main(int sock)
         close_all(fds, SPAWN_MAX_FDS);
         if (r < 0)
             _exit(r == -EPIPE ? 0 : 1);
+        /* Now that the agent has its answer: the reader into the guest's
+         * cgroups (req still holds the start's config), the next standby. */
+        if (reader > 0) {
+            move_reader(reader, &req.cfg);
+            reader = 0;
+        }
+        standby_make(sock, &sb);
     }
 }
 
@@ -568,6 +717,26 @@ spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_result
     res->start_time = resp.start_time;
     res->pidfd = fds[0];
     return 0;
+}
+
+int
+spawner_userns(spawner_t *sp, uint32_t base, uint32_t count)
+{
+    _cleanup_free_ struct spawn_request *req = xcalloc(1, sizeof(*req));
+    req->op = SPAWN_OP_USERNS;
+    req->cfg.uid_base = base;
+    req->cfg.uid_count = count;
+    if (!base || config_check(&req->cfg) < 0)
+        return -EINVAL;
+    struct spawn_response resp;
+    int fds[SPAWN_MAX_FDS];
+    size_t n_fds = 0;
+    int r = call(sp, req, &resp, fds, 1, &n_fds);
+    if (r < 0)
+        return r;
+    if (resp.result < 0)
+        return resp.result;
+    return n_fds == 1 ? fds[0] : -EPROTO;
 }
 
 static int64_t

@@ -58,8 +58,13 @@ struct spawn_config {
     char env[SPAWN_MAX_ENV][SPAWN_ARG_MAX];   /* "NAME=value" added to init's env, up to "" */
     uint64_t caps;                            /* capability bounding set, bit = CAP_* */
     uint64_t nofile;                          /* RLIMIT_NOFILE soft and hard, 0 = leave */
-    char console_log[SPAWN_PATH_MAX]; /* host file init's stdout/stderr append to, "" = /dev/null */
-    uint32_t n_cgroup_procs;          /* entries used in cgroup_procs */
+    uint32_t uid_base;  /* host id of guest root: a user namespace maps 0.. to it; 0 = none */
+    uint32_t uid_count; /* ids in the map (IDMAP_BLOCK), 0 with uid_base 0 */
+    uint32_t filter;    /* enum sysfilter_flags: relaxations of the syscall filter */
+    char console_ring[SPAWN_PATH_MAX]; /* ring file init's stdout/stderr go to, "" = /dev/null */
+    uint64_t console_size;             /* the ring's capacity in bytes (console.h) */
+    char lxcfs[SPAWN_PATH_MAX]; /* an LXCFS mount whose proc files cover /proc's, "" = none */
+    uint32_t n_cgroup_procs;    /* entries used in cgroup_procs */
     char cgroup_procs[SPAWN_MAX_CGROUPS][SPAWN_PATH_MAX]; /* v1 cgroup.procs files to join */
     char cgroup2[SPAWN_PATH_MAX]; /* cgroup2 directory to clone into, "" = none */
 };
@@ -86,21 +91,34 @@ void spawner_destroy(spawner_t **sp);
 /* The spawner process's pid (for tests and diagnostics). */
 pid_t spawner_pid(const spawner_t *sp);
 
-/* Starts a guest: clone3 into new pid, mount, uts, ipc, net namespaces (into
- * cfg->cgroup2 with CLONE_INTO_CGROUP when set), writes the child's pid into
- * every cfg->cgroup_procs file, then lets the child unshare its cgroup
- * namespace, build its root (guest_init.h) and exec cfg->init. Returns 0 when
- * init has exec'd (res filled, res->pidfd owned by the caller), or -errno with
- * res->error saying which step failed; a half-started child has then been
- * killed and reaped. -EINVAL for a malformed cfg, -EPIPE when the spawner is
- * gone (create a new one). */
+/* Starts a guest: hands the console pipe to a reader process (console.h)
+ * when cfg->console_ring is set (the spawner forks the next reader ahead of
+ * time, after answering, so the start does not wait for that fork), clone3
+ * into new pid, mount, uts, ipc, net namespaces, and a new
+ * user namespace when cfg->uid_base is set (into cfg->cgroup2 with
+ * CLONE_INTO_CGROUP when set), writes the uid and gid maps, sets
+ * RLIMIT_NOFILE from outside (guest root may not raise a hard limit), writes
+ * the child's pid into every cfg->cgroup_procs file (the reader's follows
+ * after the answer, off the start's path), then
+ * lets the child unshare its cgroup namespace, build its root
+ * (guest_init.h), load the syscall filter (sysfilter.h) and exec cfg->init.
+ * Returns 0 when init has exec'd (res filled, res->pidfd owned by the
+ * caller), or -errno with res->error saying which step failed; a
+ * half-started child has then been killed and reaped. -EINVAL for a
+ * malformed cfg, -EPIPE when the spawner is gone (create a new one). */
 int spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_result *res);
 
+/* Makes a user namespace mapping 0..count-1 to host ids base.. (idmap.h) and
+ * returns an fd on it (O_CLOEXEC, owned by the caller), for idmapped mounts.
+ * Returns the fd or -errno (-EPIPE when the spawner is gone). */
+int spawner_userns(spawner_t *sp, uint32_t base, uint32_t count);
+
 /* Runs req->argv inside the running guest whose init is (pid, start_time): a
- * helper joins every namespace of init and cfg's cgroups (cfg->cgroup_procs and
- * cfg->cgroup2), then forks the command inside the guest's pid namespace, with
- * bounding set cfg->caps, RLIMIT_NOFILE cfg->nofile (the other fields of cfg
- * are ignored),
+ * helper joins cfg's cgroups (cfg->cgroup_procs and cfg->cgroup2) and every
+ * namespace of init (its user namespace first, when it has its own), then
+ * forks the command inside the guest's pid namespace as the guest's root,
+ * with bounding set cfg->caps, RLIMIT_NOFILE cfg->nofile, the syscall filter
+ * cfg->filter (the other fields of cfg are ignored),
  * PR_SET_NO_NEW_PRIVS, a clean environment (PATH=/usr/sbin:/usr/bin:/sbin:/bin),
  * stdin from /dev/null, stdout and stderr captured. The command gets its own
  * process group; at the timeout the group is SIGKILLed (res->timed_out).

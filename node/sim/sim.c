@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/mem.h"
@@ -30,6 +31,7 @@ struct sim_guest {
     uint64_t disk_used;        /* bytes used on its disk, fixed at create */
     uint64_t inodes_used;      /* inodes used on its disk, fixed at create */
     uint64_t last_ns;          /* clock reading counters were last advanced to */
+    uint32_t starts;           /* starts since create: the console is made of them */
     struct guest_usage u;      /* counters and the last gauges */
 };
 
@@ -226,7 +228,7 @@ sim_probe(backend_t *b, struct node_facts *out)
 }
 
 static int
-sim_create(backend_t *b, const struct guest_spec *spec)
+sim_create(backend_t *b, const struct guest_spec *spec, const struct guest_ids *ids)
 {
     struct sim *s = to_sim(b);
     struct sim_guest *g;
@@ -281,7 +283,8 @@ sim_create(backend_t *b, const struct guest_spec *spec)
 }
 
 static int
-sim_start(backend_t *b, const struct guest_spec *spec, struct guest_runtime *rt)
+sim_start(backend_t *b, const struct guest_spec *spec, const struct guest_ids *ids,
+          struct guest_runtime *rt)
 {
     struct sim *s = to_sim(b);
     struct sim_guest *g;
@@ -305,6 +308,7 @@ sim_start(backend_t *b, const struct guest_spec *spec, struct guest_runtime *rt)
         g->start_time = now / (NSEC_PER_SEC / TICKS_PER_SEC);
         g->last_ns = now;
         g->u.memory = (g->limits.memory ? g->limits.memory : NOMINAL_MEMORY) / 10;
+        g->starts++;
     }
     if (rt) {
         rt->pid = g->pid;
@@ -374,7 +378,8 @@ sim_destroy(backend_t *b, const struct guest_spec *spec)
 }
 
 static int
-sim_set_limits(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt)
+sim_set_limits(backend_t *b, const struct guest_spec *spec, const struct guest_ids *ids,
+               const struct guest_runtime *rt)
 {
     struct sim *s = to_sim(b);
     const struct spec_limits *l = &spec->limits;
@@ -518,6 +523,41 @@ sim_exec(backend_t *b, const struct guest_spec *spec, const struct guest_runtime
     return 0;
 }
 
+/* The console is synthetic and costs no memory per guest: one line per start,
+ * as a guest's init would print it, rebuilt on every read. */
+static int
+sim_console(backend_t *b, const struct guest_spec *spec, size_t max, struct console_log *out)
+{
+    struct sim *s = to_sim(b);
+    uint32_t starts;
+    {
+        LOCKED(s);
+        struct sim_guest *g = get(s, spec->id);
+        if (!g)
+            return -ENOENT;
+        starts = g->starts;
+    }
+    *out = (struct console_log){0};
+    if (starts == 0)
+        return -ENOENT;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return -ENOMEM;
+    for (uint32_t i = 1; i <= starts; i++)
+        fprintf(f, "vfleet sim guest %s: up (start %u)\n", spec->name, i);
+    fclose(f);
+    out->total = len;
+    size_t keep = max && max < len ? max : len;
+    out->data = xmalloc(keep + 1);
+    memcpy(out->data, text + len - keep, keep);
+    out->data[keep] = '\0';
+    out->len = keep;
+    free(text);
+    return 0;
+}
+
 static void
 sim_free(backend_t *b)
 {
@@ -547,6 +587,7 @@ static const struct backend_ops sim_ops = {
     .state = sim_state,
     .usage = sim_usage,
     .exec = sim_exec,
+    .console = sim_console,
     .free = sim_free,
 };
 

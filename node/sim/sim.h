@@ -30,6 +30,10 @@
  * Exec: stdout is the argv joined by spaces and a newline, exit 0; a command
  * whose argv[0] is "false" (or ends in "/false") exits 1 with no output.
  *
+ * Console: one line "vfleet sim guest NAME: up (start N)" per start since
+ * create, made when read (no memory per guest); -ENOENT before the first
+ * start. The uid block (struct guest_ids) is accepted and ignored.
+ *
  * Threads: as the contract says, one worker thread calls the operations and
  * exec may run concurrently on a second lane; a mutex per backend covers that. */
 #pragma once

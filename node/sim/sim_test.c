@@ -11,6 +11,9 @@
 #include "common/mtime.h"
 #include "node/sim/sim.h"
 
+/* The sim ignores uid blocks; every call passes none. */
+static const struct guest_ids no_ids;
+
 #define ID1 "11111111-1111-4111-8111-111111111111"
 #define ID2 "22222222-2222-4222-8222-222222222222"
 
@@ -85,17 +88,17 @@ test_lifecycle_idempotent(void **state)
 
     spec(&s, ID1, "web1");
     assert_int_equal(state_of(b, &s, NULL), GUEST_ABSENT);
-    assert_int_equal(b->ops->create(b, &s), 0);
-    assert_int_equal(b->ops->create(b, &s), 0);
+    assert_int_equal(b->ops->create(b, &s, &no_ids), 0);
+    assert_int_equal(b->ops->create(b, &s, &no_ids), 0);
     assert_int_equal(state_of(b, &s, NULL), GUEST_STOPPED);
     assert_int_equal(b->ops->stop(b, &s, &rt), 0);
     assert_int_equal(b->ops->kill(b, &s, &rt), 0);
 
-    assert_int_equal(b->ops->start(b, &s, &rt), 0);
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt), 0);
     assert_true(rt.pid > 0);
     assert_int_equal(state_of(b, &s, &rt), GUEST_RUNNING);
     clock += NSEC_PER_SEC;
-    assert_int_equal(b->ops->start(b, &s, &rt2), 0);
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt2), 0);
     assert_int_equal(rt.pid, rt2.pid);
     assert_true(rt.start_time == rt2.start_time);
 
@@ -108,8 +111,19 @@ test_lifecycle_idempotent(void **state)
     assert_int_equal(state_of(b, &s, NULL), GUEST_ABSENT);
 
     /* A new start is a new init. */
-    assert_int_equal(b->ops->create(b, &s), 0);
-    assert_int_equal(b->ops->start(b, &s, &rt2), 0);
+    assert_int_equal(b->ops->create(b, &s, &no_ids), 0);
+    struct console_log con;
+    assert_int_equal(b->ops->console(b, &s, 0, &con), -ENOENT); /* never started */
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt2), 0);
+    assert_int_equal(b->ops->console(b, &s, 0, &con), 0);
+    assert_string_equal(con.data, "vfleet sim guest web1: up (start 1)\n");
+    assert_int_equal(con.total, con.len);
+    free(con.data);
+    assert_int_equal(b->ops->console(b, &s, 8, &con), 0); /* the tail only */
+    assert_int_equal(con.len, 8);
+    assert_string_equal(con.data, "tart 1)\n");
+    assert_true(con.total > 8);
+    free(con.data);
     assert_true(rt2.pid != rt.pid);
     /* The old runtime no longer names the guest's init. */
     assert_int_equal(state_of(b, &s, &rt), GUEST_STOPPED);
@@ -129,10 +143,10 @@ test_unknown_guest(void **state)
     struct exec_request req = {.argv = argv};
 
     spec(&s, ID1, "web1");
-    assert_int_equal(b->ops->start(b, &s, &rt), -ENOENT);
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt), -ENOENT);
     assert_int_equal(b->ops->stop(b, &s, &rt), -ENOENT);
     assert_int_equal(b->ops->kill(b, &s, &rt), -ENOENT);
-    assert_int_equal(b->ops->set_limits(b, &s, &rt), -ENOENT);
+    assert_int_equal(b->ops->set_limits(b, &s, &no_ids, &rt), -ENOENT);
     assert_int_equal(b->ops->apply_network(b, &s, &rt), -ENOENT);
     assert_int_equal(b->ops->usage(b, &s, &rt, &u), -ENOENT);
     assert_int_equal(b->ops->exec(b, &s, &rt, &req, &res), -ENOENT);
@@ -153,16 +167,16 @@ test_flags(void **state)
     struct exec_request req = {.argv = argv};
 
     spec(&s, ID1, "web1");
-    assert_int_equal(b->ops->create(b, &s), 0);
+    assert_int_equal(b->ops->create(b, &s, &no_ids), 0);
     s.flags = SPEC_FLAG_LOCK;
-    assert_int_equal(b->ops->start(b, &s, &rt), -ENOLCK);
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt), -ENOLCK);
     assert_int_equal(state_of(b, &s, NULL), GUEST_STOPPED);
     s.flags = 0;
-    assert_int_equal(b->ops->start(b, &s, &rt), 0);
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt), 0);
     /* Locked while running: no exec, but the running guest is not a new start. */
     s.flags = SPEC_FLAG_LOCK;
     assert_int_equal(b->ops->exec(b, &s, &rt, &req, &res), -ENOLCK);
-    assert_int_equal(b->ops->start(b, &s, &rt), 0);
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt), 0);
     s.flags = SPEC_FLAG_PRIVATE;
     assert_int_equal(b->ops->exec(b, &s, &rt, &req, &res), -EACCES);
     s.flags = 0;
@@ -188,8 +202,8 @@ test_exec(void **state)
     struct exec_request req = {.argv = echo};
 
     spec(&s, ID1, "web1");
-    assert_int_equal(b->ops->create(b, &s), 0);
-    assert_int_equal(b->ops->start(b, &s, &rt), 0);
+    assert_int_equal(b->ops->create(b, &s, &no_ids), 0);
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt), 0);
     assert_int_equal(b->ops->exec(b, &s, &rt, &req, &res), 0);
     assert_int_equal(res.exit_code, 0);
     assert_int_equal(res.out_len, strlen("echo hello world\n"));
@@ -224,7 +238,7 @@ test_limits_and_capacity(void **state)
     struct guest_usage u;
 
     spec(&s, ID1, "web1");
-    assert_int_equal(b->ops->create(b, &s), 0);
+    assert_int_equal(b->ops->create(b, &s, &no_ids), 0);
     assert_int_equal(b->ops->usage(b, &s, &rt, &u), 0);
     assert_true(u.disk_bytes > 0 && u.disk_bytes <= s.limits.disk);
     assert_true(u.disk_inodes > 0 && u.disk_inodes <= s.limits.inodes);
@@ -232,29 +246,29 @@ test_limits_and_capacity(void **state)
     /* Below what is used: refused, and the old limit stays. */
     t = s;
     t.limits.disk = u.disk_bytes - 1;
-    assert_int_equal(b->ops->set_limits(b, &t, &rt), -ENOSPC);
+    assert_int_equal(b->ops->set_limits(b, &t, &no_ids, &rt), -ENOSPC);
     t = s;
     t.limits.inodes = u.disk_inodes - 1;
-    assert_int_equal(b->ops->set_limits(b, &t, &rt), -ENOSPC);
+    assert_int_equal(b->ops->set_limits(b, &t, &no_ids, &rt), -ENOSPC);
     t = s;
     t.limits.disk = u.disk_bytes;
-    assert_int_equal(b->ops->set_limits(b, &t, &rt), 0);
+    assert_int_equal(b->ops->set_limits(b, &t, &no_ids, &rt), 0);
     t.limits.disk = 2ULL << 30;
-    assert_int_equal(b->ops->set_limits(b, &t, &rt), 0);
+    assert_int_equal(b->ops->set_limits(b, &t, &no_ids, &rt), 0);
     /* Invalid specs are refused. */
     t.limits.cpu_weight = 20000;
-    assert_int_equal(b->ops->set_limits(b, &t, &rt), -EINVAL);
+    assert_int_equal(b->ops->set_limits(b, &t, &no_ids, &rt), -EINVAL);
 
     /* The node's disk: 100 GiB, 2 GiB committed. */
     spec(&t, ID2, "web2");
     t.limits.disk = 99ULL << 30;
-    assert_int_equal(b->ops->create(b, &t), -ENOSPC);
+    assert_int_equal(b->ops->create(b, &t, &no_ids), -ENOSPC);
     t.limits.disk = 98ULL << 30;
-    assert_int_equal(b->ops->create(b, &t), 0);
+    assert_int_equal(b->ops->create(b, &t, &no_ids), 0);
     /* Growing past it is refused too. */
     t = s;
     t.limits.disk = 3ULL << 30;
-    assert_int_equal(b->ops->set_limits(b, &t, &rt), -ENOSPC);
+    assert_int_equal(b->ops->set_limits(b, &t, &no_ids, &rt), -ENOSPC);
 
     /* max_guests = 4. */
     for (int i = 3; i <= 5; i++) {
@@ -262,7 +276,7 @@ test_limits_and_capacity(void **state)
         snprintf(id, sizeof(id), "%08d-0000-4000-8000-000000000000", i);
         spec(&t, id, "g");
         t.limits.disk = 0;
-        assert_int_equal(b->ops->create(b, &t), i <= 4 ? 0 : -ENOSPC);
+        assert_int_equal(b->ops->create(b, &t, &no_ids), i <= 4 ? 0 : -ENOSPC);
     }
 }
 
@@ -276,8 +290,8 @@ test_usage_grows(void **state)
     struct guest_usage u1, u2, u3;
 
     spec(&s, ID1, "web1");
-    assert_int_equal(b->ops->create(b, &s), 0);
-    assert_int_equal(b->ops->start(b, &s, &rt), 0);
+    assert_int_equal(b->ops->create(b, &s, &no_ids), 0);
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt), 0);
     assert_int_equal(b->ops->usage(b, &s, &rt, &u1), 0);
     assert_string_equal(u1.id, ID1);
     clock += 10 * NSEC_PER_SEC;
@@ -323,10 +337,10 @@ test_deterministic(void **state)
     spec(&s, ID1, "web1");
     spec(&other, ID2, "web2");
     /* b creates another guest first: a guest's numbers must not depend on that. */
-    assert_int_equal(b->ops->create(b, &other), 0);
+    assert_int_equal(b->ops->create(b, &other, &no_ids), 0);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(all[i]->ops->create(all[i], &s), 0);
-        assert_int_equal(all[i]->ops->start(all[i], &s, &rt), 0);
+        assert_int_equal(all[i]->ops->create(all[i], &s, &no_ids), 0);
+        assert_int_equal(all[i]->ops->start(all[i], &s, &no_ids, &rt), 0);
     }
     for (int step = 0; step < 20; step++)
         for (int i = 0; i < 3; i++) {
@@ -353,20 +367,20 @@ test_stop_delay_and_crash(void **state)
     assert_int_equal(b->ops->probe(b, &f), 0);
     assert_int_equal(f.max_guests, 1000);
     spec(&s, ID1, "web1");
-    assert_int_equal(b->ops->create(b, &s), 0);
-    assert_int_equal(b->ops->start(b, &s, &rt), 0);
+    assert_int_equal(b->ops->create(b, &s, &no_ids), 0);
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt), 0);
     assert_int_equal(b->ops->stop(b, &s, &rt), 0);
     clock += 4999 * NSEC_PER_MSEC;
     assert_int_equal(state_of(b, &s, &rt), GUEST_RUNNING);
     clock += NSEC_PER_MSEC;
     assert_int_equal(state_of(b, &s, &rt), GUEST_STOPPED);
 
-    assert_int_equal(b->ops->start(b, &s, &rt), 0);
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt), 0);
     assert_int_equal(b->ops->stop(b, &s, &rt), 0);
     assert_int_equal(b->ops->kill(b, &s, &rt), 0);
     assert_int_equal(state_of(b, &s, &rt), GUEST_STOPPED);
 
-    assert_int_equal(b->ops->start(b, &s, &rt), 0);
+    assert_int_equal(b->ops->start(b, &s, &no_ids, &rt), 0);
     assert_int_equal(sim_guest_crash(b, ID1), 0);
     assert_int_equal(state_of(b, &s, &rt), GUEST_STOPPED);
 }

@@ -60,6 +60,7 @@ def run(c, cl):
     patch(c, g)
     execs(c)
     usage_traffic(c)
+    console(c)
     ips(c)
     delete(c)
     full_store(c, cl, n1)
@@ -128,6 +129,7 @@ def health_and_routes(c):
         ("DELETE", "/v1/projects"),
         ("POST", "/v1/projects/x1"),
         ("POST", "/v1/nodes/x1/orphans"),
+        ("POST", "/v1/guests/x1/console"),
         ("GET", "/v1/nodes/x1/orphans/x2/adopt"),
         ("POST", "/v1/nodes/x1/orphans/x2"),
     ]:
@@ -614,6 +616,19 @@ def execs(c):
 # ---- usage and traffic ----
 
 
+def console(c):
+    r = c.call("GET", "/v1/guests/web1/console", expect=200)
+    c.check(r.get("total") is not None and r.get("dropped") == r.get("total") - len(r.get("data") or ""),
+            "console: total, dropped and data agree: %s" % r.text[:200])
+    r = c.call("GET", "/v1/guests/web1/console", query=[("bytes", "3")], expect=200)
+    c.check(len(r.get("data") or "") <= 3, "console: at most the bytes asked for")
+    for bad in ("0", "x", "1048577", "-1"):
+        c.call("GET", "/v1/guests/web1/console", query=[("bytes", bad)], expect=400,
+               why="bytes " + bad)
+    c.call("GET", "/v1/guests/nope/console", expect=404)
+    c.call("GET", "/v1/guests/priv/console", expect=409, why="a private guest's console is its own")
+
+
 def usage_traffic(c):
     wait_for("a usage sample of web1",
              lambda: c.call("GET", "/v1/guests/web1/usage", expect=(200, 404)).status == 200)
@@ -924,6 +939,8 @@ def node_silent(c, cl, n1):
         # An exec the node never answers: 504 after its timeout plus 10 s.
         ex, xout = background(c, "POST", "/v1/guests/full/exec", {"argv": ["ls"], "timeout": 1},
                               expect=504, timeout=60, why="the node does not answer")
+        co, cout = background(c, "GET", "/v1/guests/full/console", expect=504, timeout=60,
+                              why="the node does not answer")
         wait_for("%s down" % n1, lambda: quiet_get(cl.port, "/v1/nodes/" + n1)[1]["state"] == "down",
                  secs=30)
         wait_for("every node down", lambda: all(
@@ -933,6 +950,7 @@ def node_silent(c, cl, n1):
         c.check(r.get("error", "placement", "filters", 0, "filter") == "ready",
                 "the 503 explains: no node ready: %s" % r.text[:300])
         c.call("POST", "/v1/guests/held1/exec", {"argv": ["ls"]}, expect=503, why="node not connected")
+        c.call("GET", "/v1/guests/held1/console", expect=503, why="node not connected")
         c.call("POST", "/v1/guests/held1/stop", expect=409, why="unknown: its node is down")
         c.call("DELETE", "/v1/guests/fdel", expect=503, why="node not connected")
         c.call("DELETE", "/v1/guests/fdel", query=[("force", "true")], expect=204, why="force")
@@ -941,6 +959,8 @@ def node_silent(c, cl, n1):
                         if o["name"] in ("fdel", "fdel2"))
         ex.join(60)
         c.check("r" in xout, "the held exec was answered")
+        co.join(60)
+        c.check("r" in cout, "the held console read was answered")
     finally:
         cl.agent.send_signal(signal.SIGCONT)
     deleting.join(90)

@@ -17,7 +17,7 @@ vf guest create fa --template busybox --memory 64M --disk 32M --cpu 0.1 --node "
 vf guest create fb --template busybox --memory 64M --disk 32M --cpu 0.1 --node "$h1" >/dev/null ||
     fail "create fb"
 wait_for 120 "2 guests running" all_running 2
-init_of() { "$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" | pyj "[g['pid'] for g in d if g['name']=='$1'][0]"; }
+init_of() { "$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" | jv ".[] | select(.name == \"$1\") | .pid"; }
 fa_pid=$(init_of fa)
 
 fab=vf-${CL_PREFIX}fab

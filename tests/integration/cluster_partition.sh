@@ -29,12 +29,12 @@ wait_for 120 "4 guests running" all_running 4
 # inits: "name=pid ..." from the node's own store.
 inits() {
     "$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" |
-        pyj '" ".join(sorted("%s=%s" % (g["name"], g["pid"]) for g in d))'
+        jv '[.[] | "\(.name)=\(.pid)"] | sort | join(" ")'
 }
-init_of() { "$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" | pyj "[g['pid'] for g in d if g['name']=='$1'][0]"; }
+init_of() { "$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h1")" | jv ".[] | select(.name == \"$1\") | .pid"; }
 gid() { guest_field "$1" id; }
-ip_of() { vf --json guest show "$1" | pyj 'd["ips"][0]'; }
-orphans() { vf --json node orphans "$h1" | pyj '" ".join(sorted(o["name"] for o in d["orphans"]))'; }
+ip_of() { vf --json guest show "$1" | jv '.ips[0]'; }
+orphans() { vf --json node orphans "$h1" | jv '[.orphans[].name] | sort | join(" ")'; }
 api() { api_curl -sS -o /dev/null -w '%{http_code}' -X "$1" "$2"; }
 
 before=$(inits)
@@ -72,7 +72,7 @@ log "$h1 down after $((SECONDS - t_cut)) s"
 for g in pa pb pc pd; do
     [ "$(guest_field "$g" state)" = unknown ] || fail "$g is $(guest_field "$g" state) while $h1 is down"
 done
-[ "$(vf --json guest ls --node "$h2" | pyj 'len(d["guests"])')" -eq 0 ] || fail "a guest moved to $h2"
+[ "$(vf --json guest ls --node "$h2" | jv '.guests | length')" -eq 0 ] || fail "a guest moved to $h2"
 [ "$(api DELETE "/v1/guests/pb?force=true")" = 204 ] || fail "force delete of pb on a down node"
 # The customer powers pd off (busybox poweroff signals init, which halts: status 0).
 kill -USR2 "$pd_pid"
@@ -93,7 +93,7 @@ for g in pa pc; do
     [ "$(init_of $g)" = "$(echo "$before" | tr ' ' '\n' | sed -n "s/^$g=//p")" ] || fail "$g has a new init"
 done
 wait_for 10 "pb an orphan of $h1" eval '[ "$(orphans)" = pb ]'
-vf --json node orphans "$h1" | pyj 'd["orphans"][0]["ips"]' | grep -q "\"$pb_ip\"" ||
+vf --json node orphans "$h1" | jv '.orphans[0].ips' | grep -q "\"$pb_ip\"" ||
     fail "pb's address $pb_ip not held: $(vf --json node orphans "$h1")"
 ok "cut past the down threshold (10 s): $h1 down, guests unknown, nothing moved; healed: pa, pc under the same inits, pd exited (stays off), pb an orphan holding $pb_ip"
 
@@ -127,7 +127,7 @@ wait_for 10 "pe an orphan" eval '[ "$(orphans)" = pe ]'
 sleep 3
 [ "$(guest_field pc state)" = lost ] || fail "pc is $(guest_field pc state)"
 [ ! -e "$(node_dir "$h1")/guests/$pc_id.json" ] || fail "pc was re-created on $h1"
-vf node show "$h1" --json | pyj 'd["lost"]' | grep -q pc || fail "$h1's view does not list pc as lost"
+vf node show "$h1" --json | jv '.lost' | grep -q pc || fail "$h1's view does not list pc as lost"
 vf guest destroy-orphan "$h1" "$pe_id" >/dev/null || fail "destroy-orphan pe"
 [ -z "$(orphans)" ] || fail "orphans left: $(orphans)"
 [ ! -e "$(node_dir "$h1")/guests/$pe_id.json" ] || fail "pe still on $h1"
@@ -138,9 +138,9 @@ ok "destroyed behind the agent: pc lost, never re-created; orphan pe destroyed o
 api_curl -sS -f -X POST -H 'Content-Type: application/json' \
     -d "{\"name\":\"pf\",\"template\":\"busybox\",\"node\":\"$h2\",\"restart\":\"on-failure\",\"restart_backoff\":1,\"limits\":{\"memory\":\"64M\",\"disk\":\"32M\"}}" \
     "/v1/guests?wait=running" >/dev/null || fail "create pf"
-pf_pid=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h2")" | pyj "[g['pid'] for g in d if g['name']=='pf'][0]")
+pf_pid=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h2")" | jv '.[] | select(.name == "pf") | .pid')
 kill -9 "$pf_pid"
-pf_new() { "$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h2")" | pyj "[g['pid'] for g in d if g['name']=='pf'][0]"; }
+pf_new() { "$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h2")" | jv '.[] | select(.name == "pf") | .pid'; }
 wait_for 20 "pf started again by its policy" eval '[ "$(pf_new)" != 0 ] && [ "$(pf_new)" != '"$pf_pid"' ]'
 wait_for 10 "pf running" eval '[ "$(guest_field pf state)" = running ]'
 kill -USR2 "$(pf_new)"

@@ -37,3 +37,26 @@ pgrep -fx "$WORKER" && fail "a guest process is left"
 [ -e "$T/h1/guests/$G.json" ] && fail "store record left"
 nodectl h1 destroy "$G" >/dev/null || fail "second destroy is not a no-op"
 ok "destroy leaves no cgroup, mount, loop device, image, record or process; it is idempotent"
+
+# A mount namespace made while a guest runs (an `unshare -m`, a service with
+# its own /tmp) holds a copy of the guest's disk mount, and with it the loop
+# device: destroy still removes the guest, and the loop device goes when that
+# namespace does.
+H=$(uuid)
+nodectl h1 apply "$(spec held "$H" '{"disk":"32M"}')" >/dev/null || fail "apply held"
+nodectl h1 start "$H" >/dev/null || fail "start held"
+himg=$(find "$T/h1/data/$H" -name '*.img' | head -1)
+hloop=$(losetup -j "$himg" | cut -d: -f1)
+[ -n "$hloop" ] || fail "no loop device for $himg"
+unshare --mount --propagation private sleep 300 &
+holder=$!
+for _ in $(seq 50); do grep -q " ${hloop#/dev/loop}\b\| 7:${hloop#/dev/loop} " "/proc/$holder/mountinfo" 2>/dev/null && break; sleep 0.1; done
+nodectl h1 destroy "$H" >/dev/null || fail "destroy with a foreign copy of the disk mount"
+[ -e "$himg" ] && fail "the held guest's image is left"
+[ -e "$T/h1/guests/$H.json" ] && fail "the held guest's record is left"
+grep -q "data/$H" /proc/self/mountinfo && fail "a mount of the held guest is left here"
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+gone() { ! losetup -a | grep -q "^$hloop:.*$H"; }
+wait_for 20 "the loop device freed once the namespace is gone" gone
+ok "destroy goes through while another mount namespace holds the disk; the loop device goes with it"

@@ -6,6 +6,8 @@
  *   nodectl ... apply SPEC.json          (or - for stdin)
  *   nodectl ... start|stop|destroy ID [GENERATION]
  *   nodectl ... exec ID -- ARGV...       (stdout/stderr replayed, exits with the code)
+ *   nodectl ... exec-n N ID -- ARGV...   (N execs in one session; prints the exit codes counted)
+ *   nodectl ... cycle N SPEC.json        (N rounds of apply, start, exec true, destroy)
  *   nodectl ... usage ID                 (waits for a usage batch naming ID)
  *   nodectl ... raw FILE                 (sends FILE's bytes as one frame, prints the answer)
  *
@@ -32,13 +34,30 @@ static link_t *router;
 static const char *node;
 static uint64_t deadline_ms;
 
+/* How long an exec may run: 20 s, or NODECTL_EXEC_TIMEOUT_S seconds (an
+ * emulated VM test host is slower than a guest's failure), bounded by 2 s
+ * before nodectl's own deadline (-t). */
+static uint32_t
+exec_timeout_ms(void)
+{
+    const char *env = getenv("NODECTL_EXEC_TIMEOUT_S");
+    uint64_t want = 20000, now = time_mono_ms();
+
+    if (env && atoi(env) > 0)
+        want = (uint64_t)atoi(env) * 1000;
+    uint64_t left = deadline_ms > now + 3000 ? deadline_ms - now - 2000 : 1000;
+    return (uint32_t)(want < left ? want : left);
+}
+
+/* Answers the hello whose request id is ref. */
 static void
-welcome(void)
+welcome(uint64_t ref)
 {
     struct msg w = {.type = MSG_WELCOME, .id = 1};
     _cleanup_free_ char *buf = NULL;
     size_t len;
 
+    w.u.welcome.ref = ref;
     w.u.welcome.heartbeat_ms = 1000;
     w.u.welcome.usage_ms = 1000;
     if (msg_encode(&w, &buf, &len) == 0)
@@ -74,7 +93,7 @@ next_msg(struct msg *m)
             continue;
         }
         if (m->type == MSG_HELLO)
-            welcome();
+            welcome(m->id);
         if (m->type == MSG_HEARTBEAT) {
             /* Echo it, as the master does, so the agent knows we are here. */
             struct msg echo = {.type = MSG_HEARTBEAT, .id = m->id};
@@ -107,7 +126,7 @@ send_frame(const void *buf, size_t len)
         if (link_recv(router, peer, sizeof(peer), &in, &inlen) == 0) {
             if (msg_decode(in, inlen, &m, NULL, 0) == 0 && m.type == MSG_HELLO &&
                 strcmp(peer, node) == 0)
-                welcome();
+                welcome(m.id);
             msg_clear(&m);
             free(in);
         }
@@ -259,11 +278,129 @@ cmd_exec(int argc, char **argv)
         return EXIT_USAGE;
     m.u.exec.argc = (uint32_t)(argc - i);
     m.u.exec.argv = argv + i; /* borrowed: not msg_clear'd */
-    m.u.exec.timeout_ms = 20000;
+    m.u.exec.timeout_ms = exec_timeout_ms();
     m.u.exec.max_output = 1 << 20;
     if (send_msg(&m) < 0)
         return EXIT_TIMEOUT;
     return await_answer(m.id);
+}
+
+/* Request ids unique within one nodectl run, several per millisecond. */
+static uint64_t
+next_id(void)
+{
+    static uint64_t seq;
+    return (uint64_t)time_real_ms() * 1000 + (++seq % 1000);
+}
+
+/* Waits for the answer to id without printing it: the exec's code, or -1 for a nack. */
+static int
+await_quiet(uint64_t id)
+{
+    struct msg m;
+    for (;;) {
+        if (next_msg(&m) < 0)
+            return -2;
+        int rc = -3;
+        if ((m.type == MSG_ACK && m.u.ack.ref == id))
+            rc = 0;
+        else if (m.type == MSG_NACK && m.u.nack.ref == id) {
+            fprintf(stderr, "nodectl: nack %s: %s\n", msg_error_name(m.u.nack.code),
+                    m.u.nack.message);
+            rc = -1;
+        } else if (m.type == MSG_EXEC_RESULT && m.u.exec_result.ref == id)
+            rc = m.u.exec_result.signal ? 128 + m.u.exec_result.signal : m.u.exec_result.exit_code;
+        msg_clear(&m);
+        if (rc != -3)
+            return rc;
+    }
+}
+
+static int
+exec_quiet(const char *id, int argc, char **argv)
+{
+    struct msg m = {.type = MSG_GUEST_EXEC, .id = next_id()};
+    strscpy(m.u.exec.id, id, sizeof(m.u.exec.id));
+    m.u.exec.argc = (uint32_t)argc;
+    m.u.exec.argv = argv; /* borrowed: not msg_clear'd */
+    m.u.exec.timeout_ms = exec_timeout_ms();
+    m.u.exec.max_output = 4096;
+    if (send_msg(&m) < 0)
+        return -2;
+    return await_quiet(m.id);
+}
+
+/* exec-n N ID -- ARGV: prints {"runs":N,"codes":{"CODE":COUNT,...}}. */
+static int
+cmd_exec_n(int argc, char **argv)
+{
+    if (argc < 3)
+        return EXIT_USAGE;
+    long n = atol(argv[0]);
+    int i = strcmp(argv[2], "--") == 0 ? 3 : 2;
+    if (n < 1 || i >= argc)
+        return EXIT_USAGE;
+    json_t *codes = json_object();
+    for (long k = 0; k < n; k++) {
+        int rc = exec_quiet(argv[1], argc - i, argv + i);
+        if (rc < 0) {
+            json_decref(codes);
+            return rc == -1 ? EXIT_NACK : EXIT_TIMEOUT;
+        }
+        char key[16];
+        snprintf(key, sizeof(key), "%d", rc);
+        json_t *c = json_object_get(codes, key);
+        json_object_set_new(codes, key, json_integer(c ? json_integer_value(c) + 1 : 1));
+    }
+    print_json(json_pack("{s:I, s:o}", "runs", (json_int_t)n, "codes", codes));
+    return 0;
+}
+
+/* cycle N SPEC.json: N rounds of apply, start, exec true, destroy of one guest. */
+static int
+cmd_cycle(int argc, char **argv)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    json_error_t jerr;
+    char field[128] = "";
+    struct guest_spec spec;
+
+    if (argc != 2 || atol(argv[0]) < 1 || read_file(argv[1], &text, &len) < 0)
+        return EXIT_USAGE;
+    json_t *j = json_loadb(text, len, 0, &jerr);
+    if (!j || spec_from_json(j, &spec, field, sizeof(field)) < 0) {
+        json_decref(j);
+        fprintf(stderr, "nodectl: bad spec \"%s\"\n", field);
+        return EXIT_USAGE;
+    }
+    json_decref(j);
+    char *true_argv[] = {"true", NULL};
+    for (long k = 0; k < atol(argv[0]); k++) {
+        struct msg m = {.type = MSG_GUEST_APPLY, .id = next_id()};
+        m.u.apply = spec;
+        int rc = send_msg(&m) < 0 ? -2 : await_quiet(m.id);
+        if (rc == 0) {
+            struct msg g = {.type = MSG_GUEST_START, .id = next_id()};
+            strscpy(g.u.guest.id, spec.id, sizeof(g.u.guest.id));
+            g.u.guest.generation = spec.generation;
+            rc = send_msg(&g) < 0 ? -2 : await_quiet(g.id);
+        }
+        if (rc == 0)
+            rc = exec_quiet(spec.id, 1, true_argv);
+        if (rc == 0) {
+            struct msg g = {.type = MSG_GUEST_DESTROY, .id = next_id()};
+            strscpy(g.u.guest.id, spec.id, sizeof(g.u.guest.id));
+            g.u.guest.generation = spec.generation;
+            rc = send_msg(&g) < 0 ? -2 : await_quiet(g.id);
+        }
+        if (rc != 0) {
+            fprintf(stderr, "nodectl: cycle %ld failed (%d)\n", k, rc);
+            return rc == -2 ? EXIT_TIMEOUT : EXIT_NACK;
+        }
+    }
+    print_json(json_pack("{s:I}", "cycles", (json_int_t)atol(argv[0])));
+    return 0;
 }
 
 static int
@@ -308,10 +445,10 @@ cmd_wait_hello(void)
                                                 it->name, "generation", (json_int_t)it->generation,
                                                 "running", it->running));
             }
-            print_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "node", m.u.hello.node, "cgroup",
-                                 m.u.hello.cgroup, "backend", m.u.hello.backend, "memory",
-                                 (json_int_t)m.u.hello.memory, "max_guests",
-                                 (json_int_t)m.u.hello.max_guests, "inventory", inv));
+            print_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "node", m.u.hello.node,
+                                 "cgroup", m.u.hello.cgroup, "backend", m.u.hello.backend, "memory",
+                                 (json_int_t)m.u.hello.memory, "disk", (json_int_t)m.u.hello.disk,
+                                 "max_guests", (json_int_t)m.u.hello.max_guests, "inventory", inv));
             msg_clear(&m);
             return 0;
         }
@@ -393,6 +530,10 @@ main(int argc, char **argv)
         rc = cmd_guest(MSG_GUEST_DESTROY, n, args);
     else if (strcmp(verb, "exec") == 0)
         rc = cmd_exec(n, args);
+    else if (strcmp(verb, "exec-n") == 0)
+        rc = cmd_exec_n(n, args);
+    else if (strcmp(verb, "cycle") == 0)
+        rc = cmd_cycle(n, args);
     else if (strcmp(verb, "usage") == 0 && n == 1)
         rc = cmd_usage(args[0]);
     else if (strcmp(verb, "raw") == 0 && n == 1)

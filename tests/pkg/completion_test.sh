@@ -44,7 +44,7 @@ bash_expect() {
 }
 bash_expect "node guest pool token project health help" vfleet ""
 bash_expect "guest" vfleet gu
-bash_expect "create ls show start stop restart rm set exec usage ip traffic adopt destroy-orphan" vfleet guest ""
+bash_expect "create ls show start stop restart rm set exec usage console ip traffic adopt destroy-orphan" vfleet guest ""
 bash_expect "add" vfleet guest ip a
 bash_expect "ls show cordon uncordon routes orphans token revoke" vfleet node ""
 bash_expect "lan4 lan6" vfleet pool rm ""
@@ -88,7 +88,7 @@ zsh_expect() {
     [ "$got" = "$want" ] || fail "zsh [$*]: got \"$got\", want \"$want\""
 }
 zsh_expect "node guest pool token project health help" vfleet ""
-zsh_expect "create ls show start stop restart rm set exec usage ip traffic adopt destroy-orphan" vfleet guest ""
+zsh_expect "create ls show start stop restart rm set exec usage console ip traffic adopt destroy-orphan" vfleet guest ""
 zsh_expect "add rm" vfleet guest ip ""
 zsh_expect "lan4 lan6" vfleet pool rm ""
 zsh_expect "admin operator tenant" vfleet token create --role ""

@@ -1,0 +1,135 @@
+/* The cgroup v2 device program; see devices_bpf.h. */
+#include "node/linux/devices_bpf.h"
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <linux/bpf.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/mem.h"
+
+#define ANY_MINOR UINT32_MAX /* a rule for every minor of a major */
+
+/* The allowed character devices (rwm each); v1's devices.allow list. */
+static const struct {
+    uint32_t major; /* device major */
+    uint32_t minor; /* device minor, ANY_MINOR = all */
+} allowed[] = {
+    {1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, ANY_MINOR},
+};
+
+/* Registers the program uses (r1 holds the context on entry). */
+enum { R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4 };
+
+static struct bpf_insn
+insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
+{
+    return (struct bpf_insn){.code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm};
+}
+
+/* dst = *(u32 *)(src + off) */
+static struct bpf_insn
+load_u32(uint8_t dst, uint8_t src, int16_t off)
+{
+    return insn(BPF_LDX | BPF_MEM | BPF_W, dst, src, off, 0);
+}
+
+/* if (reg != imm) skip `off` instructions */
+static struct bpf_insn
+jump_ne(uint8_t reg, int32_t imm, int16_t off)
+{
+    return insn(BPF_JMP | BPF_JNE | BPF_K, reg, 0, off, imm);
+}
+
+static struct bpf_insn
+mov_imm(uint8_t dst, int32_t imm)
+{
+    return insn(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm);
+}
+
+/* Writes the program into prog (room for ARRAY_SIZE(allowed) * 5 + 6
+ * instructions); returns its length.
+ *
+ *   r2 = ctx->access_type & 0xffff   (the device type)
+ *   r3 = ctx->major; r4 = ctx->minor
+ *   for each rule: if (r2 == CHAR && r3 == major [&& r4 == minor]) return 1
+ *   return 0 */
+static size_t
+build(struct bpf_insn *prog)
+{
+    size_t n = 0;
+    prog[n++] = load_u32(R2, R1, offsetof(struct bpf_cgroup_dev_ctx, access_type));
+    prog[n++] = insn(BPF_ALU64 | BPF_AND | BPF_K, R2, 0, 0, 0xffff);
+    prog[n++] = load_u32(R3, R1, offsetof(struct bpf_cgroup_dev_ctx, major));
+    prog[n++] = load_u32(R4, R1, offsetof(struct bpf_cgroup_dev_ctx, minor));
+    for (size_t i = 0; i < ARRAY_SIZE(allowed); i++) {
+        bool any = allowed[i].minor == ANY_MINOR;
+        /* Each test skips the rest of its rule: the tests after it and the
+         * two-instruction "return 1". */
+        int16_t rest = any ? 3 : 4;
+        prog[n++] = jump_ne(R2, BPF_DEVCG_DEV_CHAR, rest--);
+        prog[n++] = jump_ne(R3, (int32_t)allowed[i].major, rest--);
+        if (!any)
+            prog[n++] = jump_ne(R4, (int32_t)allowed[i].minor, rest--);
+        prog[n++] = mov_imm(R0, 1);
+        prog[n++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    }
+    prog[n++] = mov_imm(R0, 0);
+    prog[n++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    return n;
+}
+
+/* Whether the program with this id is ours (by name). */
+static bool
+is_ours(uint32_t id)
+{
+    int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0)
+        return false;
+    struct bpf_prog_info info = {0};
+    uint32_t len = sizeof(info);
+    bool ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+                strncmp(info.name, DEVICES_BPF_NAME, sizeof(info.name) - 1) == 0;
+    close(fd);
+    return ours;
+}
+
+int
+devices_bpf_count(int cgroup_fd, uint32_t *all, uint32_t *ours)
+{
+    uint32_t ids[64], cnt = ARRAY_SIZE(ids), flags = 0;
+
+    if (bpf_prog_query(cgroup_fd, BPF_CGROUP_DEVICE, 0, &flags, ids, &cnt) < 0)
+        return -errno;
+    *all = cnt;
+    *ours = 0;
+    for (uint32_t i = 0; i < cnt && i < ARRAY_SIZE(ids); i++)
+        *ours += is_ours(ids[i]);
+    return 0;
+}
+
+int
+devices_bpf_attach(int cgroup_fd)
+{
+    struct bpf_insn prog[ARRAY_SIZE(allowed) * 5 + 6];
+    uint32_t all, ours;
+
+    int r = devices_bpf_count(cgroup_fd, &all, &ours);
+    if (r < 0)
+        return r;
+    if (ours)
+        return 0;
+    size_t n = build(prog);
+    LIBBPF_OPTS(bpf_prog_load_opts, opts);
+    _cleanup_close_ int fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, DEVICES_BPF_NAME,
+                                           "Dual MIT/GPL", prog, n, &opts);
+    if (fd < 0)
+        return fd < -1 ? fd : -errno;
+    /* The attachment holds the program; our fd may close. */
+    if (bpf_prog_attach(fd, cgroup_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI) < 0)
+        return -errno;
+    return 0;
+}

@@ -1,0 +1,154 @@
+/* Tests for node/linux/idmap: a user namespace fd with a map, an idmapped
+ * read-only mount of a tree in which the tree's ids read shifted by the
+ * block's base, and an overlay over it whose copy-ups land with the shifted
+ * ids (util-linux 2.38 cannot make idmapped mounts, so this is where they
+ * are proven). Needs root; skipped (77) otherwise. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "node/linux/idmap.h"
+#include "node/linux/mountinfo.h"
+#include "node/linux/rootfs.h"
+
+#define BASE 0xF1000000u
+
+static char dir[128];
+static char tree[192], lower[192], disk[192], root[192];
+
+static void
+path(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", dir, name);
+}
+
+static int
+setup(void **state)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "idmap_test: needs root, skipping\n");
+        exit(77);
+    }
+    snprintf(dir, sizeof(dir), "/var/tmp/vf-idmap-%d-XXXXXX", (int)getpid());
+    if (!mkdtemp(dir))
+        return -1;
+    path(tree, sizeof(tree), "tree");
+    path(lower, sizeof(lower), "lower");
+    path(disk, sizeof(disk), "disk");
+    path(root, sizeof(root), "root");
+    char f[256];
+    if (mkdir(tree, 0755) < 0 || mkdir(lower, 0700) < 0 || mkdir(disk, 0700) < 0)
+        return -1;
+    snprintf(f, sizeof(f), "%s/rootfile", tree);
+    FILE *fp = fopen(f, "we");
+    if (!fp)
+        return -1;
+    fputs("root's\n", fp);
+    fclose(fp);
+    snprintf(f, sizeof(f), "%s/userfile", tree);
+    fp = fopen(f, "we");
+    if (!fp)
+        return -1;
+    fputs("user's\n", fp);
+    fclose(fp);
+    if (chown(f, 1000, 1000) < 0)
+        return -1;
+    /* The overlay's disk: a tmpfs, a mount point as rootfs_mount wants. */
+    return mount("tmpfs", disk, "tmpfs", 0, "size=4m");
+}
+
+static int
+teardown(void **state)
+{
+    umount2(root, MNT_DETACH);
+    umount2(lower, MNT_DETACH);
+    umount2(disk, MNT_DETACH);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "idmap_test: could not remove %s\n", dir);
+    return 0;
+}
+
+static void
+test_userns_fd(void **state)
+{
+    int fd = idmap_userns_fd(BASE, IDMAP_BLOCK);
+    assert_true(fd >= 0);
+    /* A user namespace, not ours. */
+    struct stat a, b;
+    assert_int_equal(fstat(fd, &a), 0);
+    assert_int_equal(stat("/proc/self/ns/user", &b), 0);
+    assert_true(a.st_ino != b.st_ino);
+    close(fd);
+    assert_int_equal(idmap_userns_fd(UINT32_MAX - 10, IDMAP_BLOCK), -EINVAL);
+}
+
+static void
+test_idmapped_mount_and_overlay(void **state)
+{
+    struct stat st;
+    char f[256];
+    int fd = idmap_userns_fd(BASE, IDMAP_BLOCK);
+    assert_true(fd >= 0);
+    assert_int_equal(idmap_mount(tree, fd, lower), 0);
+    assert_int_equal(idmap_mount(tree, fd, lower), 0); /* idempotent */
+    close(fd);
+
+    /* Ids read shifted by the base; the tree itself is unchanged. */
+    snprintf(f, sizeof(f), "%s/rootfile", lower);
+    assert_int_equal(stat(f, &st), 0);
+    assert_int_equal(st.st_uid, BASE);
+    assert_int_equal(st.st_gid, BASE);
+    snprintf(f, sizeof(f), "%s/userfile", lower);
+    assert_int_equal(stat(f, &st), 0);
+    assert_int_equal(st.st_uid, BASE + 1000);
+    snprintf(f, sizeof(f), "%s/rootfile", tree);
+    assert_int_equal(stat(f, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+    /* Read-only. */
+    snprintf(f, sizeof(f), "%s/new", lower);
+    assert_int_equal(open(f, O_WRONLY | O_CREAT | O_CLOEXEC, 0644), -1);
+    assert_int_equal(errno, EROFS);
+
+    /* An overlay on it: the merged root and a copy-up carry the shifted ids
+     * onto the disk (the upper layer). */
+    assert_int_equal(rootfs_mount(lower, disk, root), 0);
+    assert_int_equal(stat(root, &st), 0);
+    assert_int_equal(st.st_uid, BASE);
+    snprintf(f, sizeof(f), "%s/userfile", root);
+    assert_int_equal(chmod(f, 0600), 0); /* copy-up */
+    snprintf(f, sizeof(f), "%s/upper/userfile", disk);
+    assert_int_equal(stat(f, &st), 0);
+    assert_int_equal(st.st_uid, BASE + 1000);
+    assert_int_equal(st.st_gid, BASE + 1000);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    snprintf(f, sizeof(f), "%s/upper", disk);
+    assert_int_equal(stat(f, &st), 0);
+    assert_int_equal(st.st_uid, BASE);
+
+    assert_int_equal(rootfs_umount(root), 0);
+    assert_int_equal(idmap_umount(lower), 0);
+    assert_int_equal(idmap_umount(lower), 0); /* idempotent */
+    assert_int_equal(mountinfo_is_mountpoint(lower), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_userns_fd),
+        cmocka_unit_test(test_idmapped_mount_and_overlay),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
