@@ -317,6 +317,26 @@ on_exec_result(master_t *m, const char *node, const struct msg_exec_result *x)
     waiters_exec_result(m, x->ref, x);
 }
 
+/* Only the node asked answers (the outbox entry is that node's), and only
+ * for the guest it was asked about. */
+static void
+on_console_result(master_t *m, const char *node, const struct msg_console_result *c)
+{
+    struct dispatch_done done = {0};
+
+    if (dispatch_complete(m->disp, node, c->ref, &done) < 0)
+        return;
+    if (strcmp(done.guest, c->id) != 0) {
+        peer_warning(m, "node=%s answered console %llu of guest %s as guest %s: ignored", node,
+                     (unsigned long long)c->ref, done.guest, c->id);
+        struct msg_nack n = {.ref = c->ref, .code = MSG_ERR_INTERNAL};
+        snprintf(n.message, sizeof(n.message), "the node answered for another guest");
+        waiters_nack(m, WAIT_CONSOLE, NULL, c->ref, &n);
+        return;
+    }
+    waiters_console_result(m, c->ref, c);
+}
+
 /* Everything a welcomed node may send after its hello. */
 static void
 on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
@@ -355,9 +375,7 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
         on_exec_result(m, peer, &msg->u.exec_result);
         break;
     case MSG_CONSOLE_RESULT:
-        /* Only the node asked answers: the outbox entry is that node's. */
-        if (dispatch_complete(m->disp, peer, msg->u.console_result.ref, NULL) == 0)
-            waiters_console_result(m, msg->u.console_result.ref, &msg->u.console_result);
+        on_console_result(m, peer, &msg->u.console_result);
         break;
     default:
         send_nack(m, ml, peer, msg->id, MSG_ERR_UNKNOWN_TYPE, "not a message a master accepts");

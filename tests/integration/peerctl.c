@@ -20,6 +20,7 @@
  *   usage GUEST TIME_MS    a forged usage sample (counters 2^40)
  *   event GUEST KIND       a forged guest event
  *   exec GUEST FROM TO     forged exec results of requests FROM..TO
+ *   console GUEST FROM TO  forged console reads of requests FROM..TO
  *   join NAME              a join message with a fresh key
  *   rtt N                  hello, then N heartbeat round trips one after the
  *                          other: {"n", "median_us", "p90_us", "p99_us"}
@@ -301,6 +302,12 @@ cmd_forge(int argc, char **argv)
             x->u.exec_result.exit_code = 42;
             x->u.exec_result.out = xstrdup("forged\n");
             x->u.exec_result.out_len = 7;
+        } else if (!strcmp(what, "console")) {
+            x->type = MSG_CONSOLE_RESULT;
+            x->u.console_result.ref = ref;
+            snprintf(x->u.console_result.id, sizeof(x->u.console_result.id), "%s", guest);
+            x->u.console_result.data = xstrdup("forged\n");
+            x->u.console_result.len = x->u.console_result.total = 7;
         }
     }
     int r = forge(m, n);
@@ -572,7 +579,7 @@ run(int argc, char **argv)
 
     if (!strcmp(c, "hello") && argc == 2)
         return cmd_hello(argv[1]);
-    if ((!strcmp(c, "ack") || !strcmp(c, "exec")) && argc >= 4)
+    if ((!strcmp(c, "ack") || !strcmp(c, "exec") || !strcmp(c, "console")) && argc >= 4)
         return cmd_forge(argc, argv);
     if (!strcmp(c, "usage") && argc == 3)
         return cmd_usage(argv[1], strtoull(argv[2], NULL, 10));

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # C2: a valid node cannot act for another node or its guests. With node 2's
 # own key (as a compromised node 2 would have it) a peer says hello as node 1,
-# and sends acks, usage (from the future), an exited event and exec results
-# about node 1's guest; and node 1's name is tried over the plaintext socket.
+# and sends acks, usage (from the future), an exited event, exec results and
+# console reads about node 1's guest; and node 1's name is tried over the
+# plaintext socket.
 # Each is refused (and logged, rate-limited); node 1's guest and its usage
 # stay what node 1 says, and node 1 keeps working.
 . "$(dirname "$0")/lib.sh"
@@ -57,6 +58,17 @@ out=$(as_n2 -t 2 exec "$G1" 1 3000)
 wait "$execpid" || fail "exec failed: $(cat "$T/exec.json")"
 [ "$(jv '.stdout' <"$T/exec.json")" = real ] || fail "exec answered by a forger: $(cat "$T/exec.json")"
 ok "3000 forged exec results ignored; the exec returned g1's real output"
+
+# Console reads of g1 while $N2's key answers every plausible request id.
+as_n2 -t 3 console "$G1" 1 3000 >"$T/console-forge.json" &
+forger=$!
+for _ in 1 2 3 4 5; do
+    vf guest console g1 --log >"$T/console.out" 2>"$T/console.err" ||
+        fail "console read failed: $(cat "$T/console.err")"
+    ! grep -q forged "$T/console.out" || fail "a console read answered by a forger"
+done
+wait "$forger" || fail "console forger: $(cat "$T/console-forge.json")"
+ok "3000 forged console results ignored; five console reads of g1 were the node's: $(cat "$T/console-forge.json")"
 
 # $N1's name over the plaintext socket: $N1 has a key, so CurveZMQ only.
 out=$("$VFLEET_TESTBIN/peerctl" -e "ipc://$CL/master.sock" -p -t 3 hello "$N1")
