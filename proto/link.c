@@ -372,8 +372,9 @@ link_new_router_curve(const char *endpoint, const struct link_keys *keys, int *e
     /* No ZMTP heartbeats on the router: libzmq 4.3.4 aborts the process
      * (stream_engine_base.cpp, assert !_io_error in out_event) when the
      * heartbeat timer fires on the old connection of a node that a handover
-     * replaced and that then delivered late data (a healed partition);
-     * fixed upstream in 19d3d9a9. The nodes keep theirs (they reconnect), the
+     * replaced and that then delivered late data (a healed partition); an
+     * upstream early return (19d3d9a9, libzmq PR #4852) was not merged.
+     * The nodes keep theirs (they reconnect), the
      * master's registry judges liveness, and TCP keepalive reaps the dead. */
     if ((r = link_setopt_int(l->handle, ZMQ_HEARTBEAT_IVL, 0)) < 0 ||
         (r = link_setopt_int(l->handle, ZMQ_TCP_KEEPALIVE, 1)) < 0 ||
