@@ -30,6 +30,9 @@
  *                          each reopened PAUSE_MS (default 0) after the
  *                          master closes it, for -t seconds:
  *                          {"opened", "closed_by_master"}
+ *   garbage N              N frames that are not messages (random bytes,
+ *                          truncated heartbeats, two-part frames) over the
+ *                          key's session: {"sent", "nacks", "other"}
  *   flood N                N heartbeats as fast as they go, then an abrupt
  *                          close (RST: unread answers are pending)
  *   keygen                 prints a fresh public key (Z85), e.g. a wrong
@@ -564,6 +567,49 @@ cmd_flood(unsigned n)
     return 0;
 }
 
+/* n frames that are not messages, over the key's session: random bytes,
+ * truncated heartbeats, two-part frames; what came back within -t seconds. */
+static int
+cmd_garbage(unsigned n)
+{
+    sndhwm = 0;
+    void *s = peer_socket(keys.node[0] ? keys.node : "garbage");
+    struct msg hb = {.type = MSG_HEARTBEAT};
+    _cleanup_free_ char *enc = NULL;
+    size_t enc_len;
+    unsigned sent = 0, nacks = 0, other = 0;
+    char buf[256];
+
+    if (msg_encode(&hb, &enc, &enc_len) < 0)
+        return 1;
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = 1 + i % sizeof(buf);
+        if (getrandom(buf, len, 0) != (ssize_t)len)
+            return 1;
+        /* Never blocking: a refused key has no connection to queue on. */
+        if (i % 5 == 0) /* a heartbeat cut short */
+            sent += zmq_send(s, enc, enc_len - 1 - i % (enc_len - 1), ZMQ_DONTWAIT) >= 0;
+        else if (i % 7 == 0) /* two parts */
+            sent += zmq_send(s, buf, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+                    zmq_send(s, buf, 1, ZMQ_DONTWAIT) >= 0;
+        else
+            sent += zmq_send(s, buf, len, ZMQ_DONTWAIT) >= 0;
+    }
+    for (uint64_t end = time_mono_ms() + seconds * 1000ULL; time_mono_ms() < end;) {
+        struct msg r;
+        if (recv_msg(s, &r, 100) < 0)
+            continue;
+        if (r.type == MSG_NACK)
+            nacks++;
+        else
+            other++;
+        msg_clear(&r);
+    }
+    printf("{\"sent\": %u, \"nacks\": %u, \"other\": %u}\n", sent, nacks, other);
+    zmq_close(s);
+    return 0;
+}
+
 static int
 usage_error(void)
 {
@@ -593,6 +639,8 @@ run(int argc, char **argv)
         return cmd_plain_mech(argv[1]);
     if (!strcmp(c, "junk") && (argc == 2 || argc == 3))
         return cmd_junk((unsigned)atoi(argv[1]), argc == 3 ? (unsigned)atoi(argv[2]) : 0);
+    if (!strcmp(c, "garbage") && argc == 2)
+        return cmd_garbage((unsigned)atoi(argv[1]));
     if (!strcmp(c, "flood") && argc == 2)
         return cmd_flood((unsigned)atoi(argv[1]));
     if (!strcmp(c, "keygen") && argc == 1) {

@@ -2,8 +2,8 @@
 # C2: a valid node cannot act for another node or its guests. With node 2's
 # own key (as a compromised node 2 would have it) a peer says hello as node 1,
 # and sends acks, usage (from the future), an exited event, exec results and
-# console reads about node 1's guest; and node 1's name is tried over the
-# plaintext socket.
+# console reads about node 1's guest, and frames that are not messages; and
+# node 1's name is tried over the plaintext socket.
 # Each is refused (and logged, rate-limited); node 1's guest and its usage
 # stay what node 1 says, and node 1 keeps working.
 . "$(dirname "$0")/lib.sh"
@@ -79,6 +79,17 @@ ok "$N1 over plaintext: refused and logged"
 out=$(as_n2 -t 2 join evil)
 [ "$(json_get "$out" nacks)" = 1 ] || fail "join from a node session: $out"
 ok "a join from a node's session is refused"
+
+# 20000 frames that are not messages (random bytes, cut-short heartbeats,
+# two-part frames) over $N2's authenticated session: each is refused (a nack
+# bad_request at most), the warnings about them are rate-limited.
+w0=$(grep -c warning "$CL/master.log" || true)
+out=$(as_n2 -t 3 garbage 20000)
+[ "$(json_get "$out" other)" = 0 ] || fail "garbage answered with something else than a nack: $out"
+warnings=$(($(grep -c warning "$CL/master.log" || true) - w0))
+[ "$warnings" -le 40 ] || fail "$warnings warning lines for 20000 garbage frames"
+alive "$(cl_master_pid)" || fail "the master died"
+ok "20000 garbage frames over $N2's session: $out, $warnings warning lines"
 
 sleep 2
 [ "$(node_state "$N1")" = ready ] && [ "$(node_state "$N2")" = ready ] || fail "nodes not ready"
