@@ -163,7 +163,7 @@ main(int argc, char **argv)
         struct msg_usage mu = {.n_samples = guests, .samples = s};
         uint64_t t0 = now_ns();
         master_batch_begin(m);
-        usage_report(m, "n1", &mu);
+        usage_report(m, "n1", &mu, UINT64_MAX);
         uint64_t t1 = now_ns();
         master_batch_commit(m);
         uint64_t t2 = now_ns();

@@ -1,5 +1,8 @@
 /* `vfleet node ...`: the node registry (cmd.h). */
 #include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/args.h"
@@ -23,6 +26,12 @@ cmd_node_help(FILE *f)
           "  orphans NAME   guests the node has that the master does not manage, with the\n"
           "                 addresses held for them (resolve with `vfleet guest adopt` or\n"
           "                 `vfleet guest destroy-orphan`)\n"
+          "  token create [--name NAME] [--ttl 1h]\n"
+          "                 a single-use join token (shown once); with --name, only NAME\n"
+          "                 may join with it; --ttl: seconds, or with s, m, h or d (to 30d)\n"
+          "  token ls       join tokens made: id, node, state, expiry (never the secret)\n"
+          "  revoke NAME    refuse NAME's key from now on and shut its connections;\n"
+          "                 it joins again with a new token\n"
           "\n"
           "Every command takes --json to print the master's JSON.\n",
           f);
@@ -283,6 +292,139 @@ node_cordon(struct cli_ctx *ctx, int argc, char **argv, bool cordon)
     return CLI_EXIT_OK;
 }
 
+/* `token create [--name N] [--ttl T]`: prints the token alone on its first
+ * line, so `T=$(vfleet node token create | head -1)` works. */
+static int
+token_create(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, 'n'},
+        {"ttl", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    json_t *body = json_object();
+    int c;
+
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            json_decref(body);
+            cmd_node_help(ctx->out);
+            return CLI_EXIT_OK;
+        } else if (c == 'n' && name_is_valid(optarg)) {
+            json_object_set_new(body, "node", json_string(optarg));
+        } else if (c == 't') {
+            /* The master reads it (seconds, or with s, m, h or d). */
+            json_object_set_new(body, "ttl", json_string(optarg));
+        } else {
+            json_decref(body);
+            return cli_usage_error(ctx, "node token create: %s \"%s\"",
+                                   c == 'n'   ? "--name wants a node name, not"
+                                   : c == 't' ? "--ttl wants 1s to 30d (90, 90s, 30m, 1h, 7d), not"
+                                   : c == ':' ? "option needs a value"
+                                              : "unknown option",
+                                   c == 'n' || c == 't' ? optarg : argv[optind - 1]);
+        }
+    }
+    if (optind != argc) {
+        json_decref(body);
+        return cli_usage_error(ctx, "node token create: unexpected argument \"%s\"", argv[optind]);
+    }
+    struct http_request req = {.method = "POST", .path = "/v1/join-tokens", .body = body};
+    int code = cli_call(ctx, &req, "join token", &res);
+    json_decref(body);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        cli_print_json(ctx, res.body);
+        return CLI_EXIT_OK;
+    }
+    const char *node = cli_str(res.body, "node");
+    fprintf(ctx->out,
+            "%s\n"
+            "join token %s: single use%s%s, expires %s; master key %s\n"
+            "on the node: vfleet-node join --master tcp://MASTER:PORT --token TOKEN%s%s\n",
+            cli_str(res.body, "token"), cli_str(res.body, "id"), *node ? ", node " : "", node,
+            cli_str(res.body, "expires"), cli_str(res.body, "master_fingerprint"),
+            *node ? " --name " : "", node);
+    return CLI_EXIT_OK;
+}
+
+static int
+token_ls(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const headers[] = {"ID", "NODE", "STATE", "EXPIRES", "USED BY"};
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_(table_destroy) table_t *t = NULL;
+    const char *unused;
+    size_t i;
+    json_t *tk;
+
+    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_node_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    struct http_request req = {.method = "GET", .path = "/v1/join-tokens"};
+    int code = cli_call(ctx, &req, "join tokens", &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        cli_print_json(ctx, res.body);
+        return CLI_EXIT_OK;
+    }
+    t = table_new(ARRAY_SIZE(headers), headers);
+    json_array_foreach(json_object_get(res.body, "tokens"), i, tk)
+    {
+        const char *node = cli_str(tk, "node"), *used = cli_str(tk, "used_by");
+        table_add(t, cli_str(tk, "id"));
+        table_add(t, *node ? node : "(any)");
+        table_add(t, cli_str(tk, "state"));
+        table_add(t, cli_str(tk, "expires"));
+        table_add(t, *used ? used : "-");
+    }
+    if (table_rows(t) == 0)
+        fputs("No join tokens.\n", ctx->out);
+    else
+        table_print(t, ctx->out);
+    return CLI_EXIT_OK;
+}
+
+static int
+node_token(struct cli_ctx *ctx, int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "create"))
+        return token_create(ctx, argc - 1, argv + 1);
+    if (argc >= 2 && (!strcmp(argv[1], "ls") || !strcmp(argv[1], "list")))
+        return token_ls(ctx, argc - 1, argv + 1);
+    return cli_usage_error(ctx, "node token: expected create or ls (see vfleet node --help)");
+}
+
+static int
+node_revoke(struct cli_ctx *ctx, int argc, char **argv)
+{
+    _cleanup_(http_result_clear) struct http_result res = {0};
+    _cleanup_free_ char *path = NULL, *what = NULL;
+    const char *name;
+
+    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_node_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    path = xasprintf("/v1/nodes/%s/revoke", name);
+    what = xasprintf("node \"%s\"", name);
+    struct http_request req = {.method = "POST", .path = path};
+    int code = cli_call(ctx, &req, what, &res);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json)
+        cli_print_json(ctx, res.body);
+    else
+        fprintf(ctx->out, "node %s revoked: its key is refused and its connections are shut\n",
+                name);
+    return CLI_EXIT_OK;
+}
+
 int
 cmd_node_run(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -305,5 +447,9 @@ cmd_node_run(struct cli_ctx *ctx, int argc, char **argv)
         return node_cordon(ctx, argc, argv, false);
     if (!strcmp(argv[0], "drain"))
         return cmd_move_drain(ctx, argc, argv);
+    if (!strcmp(argv[0], "token"))
+        return node_token(ctx, argc, argv);
+    if (!strcmp(argv[0], "revoke"))
+        return node_revoke(ctx, argc, argv);
     return cli_usage_error(ctx, "node: unknown command \"%s\" (see vfleet node --help)", argv[0]);
 }

@@ -92,6 +92,12 @@ static const struct route_def routes[] = {
     {API_EVENTS, "GET", "/v1/events", "event.list", h_events, ANY},
     {API_USAGE_TRAFFIC, "GET", "/v1/usage/traffic", "usage.traffic", h_usage_traffic, STAFF},
     {API_METRICS, "GET", "/metrics", "metrics", h_metrics, STAFF},
+    /* The node link's trust, admin only: a join token lets a host become a
+     * node, revoke cuts one off. */
+    {API_NODE_REVOKE, "POST", "/v1/nodes/{name}/revoke", "node.revoke", h_node_revoke, ADMIN},
+    {API_JOIN_TOKEN_CREATE, "POST", "/v1/join-tokens", "join_token.create", h_join_token_create,
+     ADMIN},
+    {API_JOIN_TOKENS_LIST, "GET", "/v1/join-tokens", "join_token.list", h_join_token_list, ADMIN},
 };
 
 /* Matches path against pattern, an OpenAPI path template: the "{name}"

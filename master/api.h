@@ -76,6 +76,9 @@ enum api_route {
     API_EVENTS,              /* GET /v1/events */
     API_USAGE_TRAFFIC,       /* GET /v1/usage/traffic */
     API_METRICS,             /* GET /metrics */
+    API_NODE_REVOKE,         /* POST /v1/nodes/{name}/revoke */
+    API_JOIN_TOKEN_CREATE,   /* POST /v1/join-tokens */
+    API_JOIN_TOKENS_LIST,    /* GET /v1/join-tokens */
     API__ROUTE_MAX,
 };
 

@@ -4,6 +4,7 @@
  *   oncommit.c    work that waits for the transaction it depends on
  *   charges.c     scheduler charges that follow transactions
  *   session.c     the node session: frames in, ack, nack, event, usage
+ *   trust.c       the node link's trust: keys, ZAP, join tokens, join, revoke
  *   reconcile.c   a node's hello against the store
  *   guests.c      the guest domain: load, change, remove, lifecycle
  *   guest_create.c, guest_addrs.c   the guest domain: create, addresses
@@ -34,6 +35,7 @@
 #include "master/registry.h"
 #include "master/sched.h"
 #include "proto/link.h"
+#include "proto/ratelimit.h"
 #include "proto/zwatch.h"
 
 #define MASTER_LIST_DEFAULT 500  /* page size when the request names none */
@@ -51,6 +53,7 @@ struct usage;
 struct history;
 struct metrics;
 struct event_streams;
+struct trust;
 
 /* One bound ROUTER endpoint. */
 struct mlink {
@@ -84,6 +87,8 @@ struct master {
     struct spec_cache *specs;             /* parsed specs by guest id */
     struct events *events;                /* event subscribers */
     struct operations *ops;               /* running operations (operations.h) */
+    struct trust *trust;                  /* node keys, join tokens, the ZAP handler */
+    struct ratelimit peer_log;            /* warnings about what peers send */
     bool stopping;                        /* master_shutdown ran */
     uint64_t next_sweep;                  /* monotonic ms of the next key expiry */
     uint64_t next_poke;                   /* monotonic ms of the next hello request */
@@ -104,6 +109,8 @@ int master_batch_commit(master_t *m);
 /* The master's wall clock in ms since the epoch (cfg.clock_ms, which tests
  * replace, or time_real_ms): event times, history and retention. */
 uint64_t master_now_ms(master_t *m);
+/* Marks a node down now (a revoked one), with its node.state event. */
+void master_node_down(master_t *m, const char *node);
 
 /* Whether the node is welcomed, not down and has a link. */
 bool master_node_connected(master_t *m, const char *node);

@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 9
+#define DB_SCHEMA_VERSION 10
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */
@@ -423,3 +423,48 @@ int db_pool_get_cursor(db_t *db, const char *name, uint64_t *cursor);
 int db_traffic_mark_get(db_t *db, const char *guest_id, struct db_traffic_mark *out);
 /* Sets the guest's traffic mark (replacing any); the row goes with the guest. */
 int db_traffic_mark_put(db_t *db, const char *guest_id, const struct db_traffic_mark *m);
+
+/* ---- the node link's trust: node keys and join tokens ---- */
+
+#define DB_KEY_SIZE      41 /* a CurveZMQ key in Z85 text + NUL */
+#define DB_TOKEN_ID_SIZE 17 /* a join token's id, 16 hex digits + NUL */
+
+/* The CurveZMQ public key a node joined with. */
+struct db_node_key {
+    char name[64];                /* the node (primary key) */
+    char public_key[DB_KEY_SIZE]; /* its public key, Z85 (unique) */
+    char token[DB_TOKEN_ID_SIZE]; /* the join token it joined with, "" if none */
+    uint64_t created_ms;          /* when it joined */
+};
+
+/* A join token, without its secret (the master never keeps that). */
+struct db_join_token {
+    char id[DB_TOKEN_ID_SIZE];    /* 16 hex digits (primary key) */
+    char public_key[DB_KEY_SIZE]; /* the token's public key, Z85 (unique) */
+    char node[64];                /* the only node it joins, "" = any name */
+    uint64_t created_ms;          /* when it was made */
+    uint64_t expires_ms;          /* when it stops working */
+    char used_by[64];             /* the node that joined with it, "" = unused */
+    uint64_t used_ms;             /* when, 0 = unused */
+};
+
+/* -EEXIST when the node or the key has a row already. */
+int db_node_key_insert(db_t *db, const struct db_node_key *k);
+/* 0, or -ENOENT. */
+int db_node_key_get(db_t *db, const char *name, struct db_node_key *out);
+int db_node_key_delete(db_t *db, const char *name);
+int db_node_key_list(db_t *db, int (*cb)(void *userdata, const struct db_node_key *k),
+                     void *userdata);
+
+/* -EEXIST when the id or key is taken. */
+int db_join_token_insert(db_t *db, const struct db_join_token *t);
+int db_join_token_get(db_t *db, const char *id, struct db_join_token *out);
+/* Marks the token used by node at now_ms; -ESTALE when it was used already
+ * (compare-and-set on used_by), -ENOENT when there is no such token. */
+int db_join_token_use(db_t *db, const char *id, const char *node, uint64_t now_ms);
+int db_join_token_list(db_t *db, int (*cb)(void *userdata, const struct db_join_token *t),
+                       void *userdata);
+/* Deletes the tokens that expired before before_ms, calling cb (may be NULL)
+ * with each first; returns how many. */
+int db_join_token_purge(db_t *db, uint64_t before_ms,
+                        int (*cb)(void *userdata, const struct db_join_token *t), void *userdata);

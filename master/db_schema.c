@@ -289,6 +289,27 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "ALTER TABLE events ADD COLUMN project TEXT;"
     "UPDATE events SET project = (SELECT project FROM guests WHERE guests.id = events.guest_id)"
     "  WHERE guest_id IS NOT NULL;",
+    /* 10: the node link's trust (docs/protocol-transport.md, "Joining"). A
+     * node's CurveZMQ public key, one per node and never shared; and the
+     * join tokens, stored by their public key, which is a one-way function
+     * of the token's secret (as a hash would be): the table does not give a
+     * token away. */
+    "CREATE TABLE node_keys ("
+    "  name TEXT PRIMARY KEY,"
+    "  public_key TEXT NOT NULL UNIQUE,"
+    "  token TEXT,"
+    "  created INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE join_tokens ("
+    "  id TEXT PRIMARY KEY,"
+    "  public_key TEXT NOT NULL UNIQUE,"
+    "  node TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL,"
+    "  used_by TEXT,"
+    "  used_at INTEGER"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX join_tokens_expires ON join_tokens(expires);",
 };
 
 _Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/units.h"
 #include "common/mem.h"
 #include "master/api.h"
 #include "master/auth.h"
@@ -276,4 +277,35 @@ http_serve(struct http_req *req, void *userdata)
     log_debug("%s %s -> %s (%s)", req->method, req->path, req->route,
               am.public ? "public" : am.caller.who);
     am.handler(m, req, &am);
+}
+
+/* A life: seconds as an integer, or "90s", "30m", "12h", "7d". */
+int
+http_json_ttl(const json_t *v, uint64_t *out)
+{
+    static const struct {
+        char unit;     /* the suffix */
+        uint64_t secs; /* seconds in one */
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    uint64_t n;
+
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        *out = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    const char *s = json_string_value(v);
+    size_t len = s ? strlen(s) : 0;
+    if (len < 2 || len > 20)
+        return -EINVAL;
+    _cleanup_free_ char *num = xstrndup(s, len - 1);
+    if (units_parse_u64(num, &n) < 0 || n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+        if (s[len - 1] == units[i].unit) {
+            if (n > UINT64_MAX / units[i].secs)
+                return -EINVAL;
+            *out = n * units[i].secs;
+            return 0;
+        }
+    return -EINVAL;
 }

@@ -39,3 +39,6 @@ int http_page_params(struct http_req *req, unsigned *limit, const char **after);
 int64_t http_wait_param(master_t *m, struct http_req *req, const char *what);
 /* A JSON string that is a valid name. */
 bool http_json_is_name(const json_t *j);
+/* A life (an API token's, a join token's): seconds as a positive integer, or
+ * "90s", "30m", "12h", "7d". Returns 0 with *out in seconds, or -EINVAL. */
+int http_json_ttl(const json_t *v, uint64_t *out);

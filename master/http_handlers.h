@@ -16,6 +16,10 @@ void h_node_routes(master_t *m, struct http_req *req, const struct api_match *am
 void h_node_orphans(master_t *m, struct http_req *req, const struct api_match *am);
 void h_orphan_adopt(master_t *m, struct http_req *req, const struct api_match *am);
 void h_orphan_destroy(master_t *m, struct http_req *req, const struct api_match *am);
+/* The node link's trust (admin only). */
+void h_node_revoke(master_t *m, struct http_req *req, const struct api_match *am);
+void h_join_token_create(master_t *m, struct http_req *req, const struct api_match *am);
+void h_join_token_list(master_t *m, struct http_req *req, const struct api_match *am);
 
 /* http_guests.c: the guest collection and one guest as a whole */
 void h_guest_list(master_t *m, struct http_req *req, const struct api_match *am);

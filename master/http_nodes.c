@@ -1,5 +1,6 @@
 /* HTTP handlers: health and nodes. */
 #include <errno.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -10,6 +11,7 @@
 #include "master/http_handlers.h"
 #include "master/waiters.h"
 #include "master/idem.h"
+#include "master/trust.h"
 #include "proto/spec.h"
 
 void
@@ -264,4 +266,126 @@ h_orphan_destroy(master_t *m, struct http_req *req, const struct api_match *am)
         http_reply_guest_err(req, r, &e);
     else
         waiter_add(m, req, WAIT_DELETE, am->arg, am->name, m->cfg.wait_default_s * 1000);
+}
+
+/* ---- the node link's trust: revoke, join tokens ---- */
+
+/* POST /v1/nodes/{name}/revoke: the node's key is refused from now on and
+ * its connections are shut (trust.h). Admin only (the route table). */
+void
+h_node_revoke(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct idem id;
+
+    if (idem_begin(m, req, am->caller.who, &id))
+        return;
+    int r = db_begin(m->db);
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
+        return;
+    }
+    r = trust_revoke(m, am->name);
+    json_t *o = json_pack("{s:s, s:b}", "name", am->name, "revoked", 1);
+    if (r >= 0)
+        r = idem_store(m, req, &id, 200, o);
+    r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    if (r < 0) {
+        json_decref(o);
+        if (r == -ENOENT)
+            httpd_error(req, 404, "not_found", NULL,
+                        "node \"%s\" has no key: it never joined, or was revoked", am->name);
+        else
+            http_reply_errno(req, r, NULL, "cannot revoke node \"%s\": %s", am->name, strerror(-r));
+        return;
+    }
+    httpd_respond(req, 200, o);
+}
+
+/* The body of a join token create: {"node": NAME?, "ttl": LIFE?} (a life as
+ * http_json_ttl reads it, at most 30 days). Returns 0, or -1 after
+ * answering 400. */
+static int
+parse_token(struct http_req *req, const char **node, uint64_t *ttl_ms)
+{
+    json_t *b = req->body, *v;
+    const char *k;
+    uint64_t ttl_s;
+
+    *node = NULL;
+    *ttl_ms = 0;
+    if (b && !json_is_object(b)) {
+        httpd_error(req, 400, "bad_request", "(root)", "the body must be a JSON object");
+        return -1;
+    }
+    json_object_foreach(b, k, v)
+    {
+        if (!strcmp(k, "node") && (json_is_null(v) || http_json_is_name(v))) {
+            *node = json_string_value(v);
+        } else if (!strcmp(k, "ttl") && http_json_ttl(v, &ttl_s) == 0 &&
+                   ttl_s <= TRUST_TOKEN_TTL_MAX_MS / 1000) {
+            *ttl_ms = ttl_s * 1000;
+        } else {
+            httpd_error(req, 400, "bad_request", k,
+                        !strcmp(k, "node")  ? "node must be a node name"
+                        : !strcmp(k, "ttl") ? "ttl must be 1 s to 30 d: seconds, or a number "
+                                              "with s, m, h or d (\"1h\")"
+                                            : "unknown member");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* POST /v1/join-tokens: a single-use join token, shown once. Not stored
+ * under an Idempotency-Key: that would keep its secret in the store; a
+ * retried create makes a second token, and an unused token expires. Admin
+ * only (the route table). */
+void
+h_join_token_create(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct trust_token t;
+    const char *node;
+    uint64_t ttl_ms;
+    char created[40], expires[40];
+
+    if (parse_token(req, &node, &ttl_ms) < 0)
+        return;
+    int r = db_begin(m->db);
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
+        return;
+    }
+    r = trust_token_create(m, node, ttl_ms, &t);
+    r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, "cannot make a join token: %s",
+                         r == -EPERM   ? "no node endpoint uses CurveZMQ (bind a tcp:// one)"
+                         : r == -EBUSY ? "too many unused join tokens"
+                                       : strerror(-r));
+        return;
+    }
+    api_time_format(t.created_ms, created, sizeof(created));
+    api_time_format(t.expires_ms, expires, sizeof(expires));
+    log_notice("join token %s made%s%s, expires %s", t.id, t.node[0] ? " for node " : "", t.node,
+               expires);
+    httpd_respond(req, 201,
+                  json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s}", "id", t.id, "token", t.text, "node",
+                            t.node[0] ? t.node : NULL, "created", created, "expires", expires,
+                            "master_fingerprint", trust_fingerprint(m)));
+    sodium_memzero(t.text, sizeof(t.text));
+}
+
+/* GET /v1/join-tokens: every token kept, without secrets. */
+void
+h_join_token_list(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    json_t *arr = json_array();
+    int r = trust_token_list(m, arr);
+
+    if (r < 0) {
+        json_decref(arr);
+        http_reply_errno(req, r, NULL, "cannot list join tokens");
+        return;
+    }
+    httpd_respond(req, 200, json_pack("{s:o}", "tokens", arr));
 }

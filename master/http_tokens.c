@@ -34,37 +34,6 @@ h_token_list(master_t *m, struct http_req *req, const struct api_match *am)
     httpd_respond(req, 200, json_pack("{s:o}", "tokens", items));
 }
 
-/* A life: seconds as an integer, or "90s", "30m", "12h", "7d". */
-static int
-parse_ttl(const json_t *v, uint64_t *out)
-{
-    static const struct {
-        char unit;     /* the suffix */
-        uint64_t secs; /* seconds in one */
-    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
-    uint64_t n;
-
-    if (json_is_integer(v) && json_integer_value(v) > 0) {
-        *out = (uint64_t)json_integer_value(v);
-        return 0;
-    }
-    const char *s = json_string_value(v);
-    size_t len = s ? strlen(s) : 0;
-    if (len < 2 || len > 20)
-        return -EINVAL;
-    _cleanup_free_ char *num = xstrndup(s, len - 1);
-    if (units_parse_u64(num, &n) < 0 || n == 0)
-        return -EINVAL;
-    for (size_t i = 0; i < ARRAY_SIZE(units); i++)
-        if (s[len - 1] == units[i].unit) {
-            if (n > UINT64_MAX / units[i].secs)
-                return -EINVAL;
-            *out = n * units[i].secs;
-            return 0;
-        }
-    return -EINVAL;
-}
-
 /* {"role":R, "project":P, "ttl":D, "description":S} */
 static int
 parse_token(const json_t *b, struct auth_token_req *rq, struct guest_err *e)
@@ -90,7 +59,7 @@ parse_token(const json_t *b, struct auth_token_req *rq, struct guest_err *e)
             return guest_fail(e, -EINVAL, "project", "project must be a name");
         rq->project = json_string_value(v);
     }
-    if ((v = json_object_get(b, "ttl")) && !json_is_null(v) && parse_ttl(v, &rq->ttl_s) < 0)
+    if ((v = json_object_get(b, "ttl")) && !json_is_null(v) && http_json_ttl(v, &rq->ttl_s) < 0)
         return guest_fail(e, -EINVAL, "ttl",
                           "ttl must be seconds or a number with s, m, h or d (\"12h\")");
     if ((v = json_object_get(b, "description")) && !json_is_null(v)) {

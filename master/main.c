@@ -27,35 +27,39 @@
 static void
 usage(FILE *f)
 {
-    fputs("usage: vfleet-master [OPTIONS]\n"
-          "  -c, --config FILE        INI file (default " DEFAULT_CONFIG ", [master] section)\n"
-          "      --db PATH            state database (default " DEFAULT_DB ")\n"
-          "      --listen ADDR:PORT   REST API (default 127.0.0.1:7400)\n"
-          "      --bind ENDPOINT      node endpoint, repeatable (default tcp://127.0.0.1:7401)\n"
-          "      --web DIR            serve the web UI from DIR\n"
-          "      --socket PATH        API for root on this host (default " DEFAULT_SOCKET
-          "; \"\" = none)\n"
-          "      --tls-cert FILE, --tls-key FILE   the API's certificate and key (PEM)\n"
-          "                           (default: self-signed, made at first start)\n"
-          "      --tls yes|no         TLS on the TCP listener (default yes)\n"
-          "      --api-names NAMES    more names of the API (certificate, Host check)\n"
-          "      --http-max-connections N, --http-max-per-address N, --http-idle-timeout S\n"
-          "      --heartbeat-ms N     heartbeat interval asked of nodes (default 5000)\n"
-          "      --suspect-after S    seconds of silence before suspect (default 15)\n"
-          "      --down-after S       seconds of silence before down (default 30)\n"
-          "      --algorithm A        spread or binpack (default binpack)\n"
-          "      --overcommit-cpu R   CPU overcommit ratio (default 4)\n"
-          "      --overcommit-memory R, --overcommit-disk R   (default 1)\n"
-          "      --max-ips N          addresses per guest (default 16)\n"
-          "      --events-max-age-days D, --events-max-count N   event retention\n"
-          "                           (default 30 days, 100000 events)\n"
-          "      --log-level L        debug, info, notice, warning, err (default info)\n"
-          "      --log-format F       text or json (default text)\n"
-          "      --access-log yes|no  one log line per HTTP request (default yes)\n"
-          "      --help-config        every configuration key, its type and range\n"
-          "      --check-config       read and check the configuration, then exit\n"
-          "  -h, --help\n",
-          f);
+    fputs(
+        "usage: vfleet-master [OPTIONS]\n"
+        "  -c, --config FILE        INI file (default " DEFAULT_CONFIG ", [master] section)\n"
+        "      --db PATH            state database (default " DEFAULT_DB ")\n"
+        "      --listen ADDR:PORT   REST API (default 127.0.0.1:7400)\n"
+        "      --bind ENDPOINT      node endpoint, repeatable (default tcp://127.0.0.1:7401);\n"
+        "                           tcp:// ones use CurveZMQ, ipc:// ones are plaintext\n"
+        "      --key-file PATH      the master's CurveZMQ key pair (default master.key by the db)\n"
+        "      --insecure yes|no    tcp:// node endpoints in PLAINTEXT (default no)\n"
+        "      --web DIR            serve the web UI from DIR\n"
+        "      --socket PATH        API for root on this host (default " DEFAULT_SOCKET
+        "; \"\" = none)\n"
+        "      --tls-cert FILE, --tls-key FILE   the API's certificate and key (PEM)\n"
+        "                           (default: self-signed, made at first start)\n"
+        "      --tls yes|no         TLS on the TCP listener (default yes)\n"
+        "      --api-names NAMES    more names of the API (certificate, Host check)\n"
+        "      --http-max-connections N, --http-max-per-address N, --http-idle-timeout S\n"
+        "      --heartbeat-ms N     heartbeat interval asked of nodes (default 5000)\n"
+        "      --suspect-after S    seconds of silence before suspect (default 15)\n"
+        "      --down-after S       seconds of silence before down (default 30)\n"
+        "      --algorithm A        spread or binpack (default binpack)\n"
+        "      --overcommit-cpu R   CPU overcommit ratio (default 4)\n"
+        "      --overcommit-memory R, --overcommit-disk R   (default 1)\n"
+        "      --max-ips N          addresses per guest (default 16)\n"
+        "      --events-max-age-days D, --events-max-count N   event retention\n"
+        "                           (default 30 days, 100000 events)\n"
+        "      --log-level L        debug, info, notice, warning, err (default info)\n"
+        "      --log-format F       text or json (default text)\n"
+        "      --access-log yes|no  one log line per HTTP request (default yes)\n"
+        "      --help-config        every configuration key, its type and range\n"
+        "      --check-config       read and check the configuration, then exit\n"
+        "  -h, --help\n",
+        f);
 }
 
 static int
@@ -148,6 +152,10 @@ static const struct config_key master_keys[] = {
      "REST API and web UI address, ADDR:PORT"},
     {"master", "bind", CONFIG_STRING, 0, 0, NULL, "bind", check_binds,
      "ZeroMQ endpoints the node agents connect to"},
+    {"master", "key_file", CONFIG_STRING, 0, 4000, NULL, "key-file", NULL,
+     "the master's CurveZMQ key pair (0600, made at first start); none = master.key by the db"},
+    {"master", "insecure", CONFIG_BOOL, 0, 0, NULL, "insecure", NULL,
+     "tcp:// node endpoints in plaintext (logged loudly; trusted networks only)"},
     {"master", "web", CONFIG_STRING, 0, 4000, NULL, "web", NULL, "directory of the web UI files"},
     {"master", "socket", CONFIG_STRING, 0, 0, NULL, "socket", check_socket,
      "the API's Unix socket (root there is admin), \"\" = none"},
@@ -358,6 +366,9 @@ fill_master_config(const config_t *cfg, struct master_config *mc, char *addr, si
         mc->db_path = s;
     if ((s = config_get(cfg, "master", "web")) && *s)
         mc->web_dir = s;
+    if ((s = config_get(cfg, "master", "key_file")) && *s)
+        mc->key_file = s;
+    (void)config_get_bool(cfg, "master", "insecure", &mc->insecure); /* checked */
     if ((s = config_get(cfg, "master", "listen")) &&
         parse_listen(s, addr, addrlen, &mc->http_port) == 0)
         mc->http_addr = addr;
@@ -423,7 +434,8 @@ protect_db(const char *db_path)
     }
 }
 
-/* Each API connection is a file descriptor: allow them all. */
+/* Each API and node connection (and each stranger's, until it is refused)
+ * is a file descriptor: allow them all. */
 static void
 raise_nofile(void)
 {

@@ -26,6 +26,7 @@
 #include "master/operations.h"
 #include "master/session.h"
 #include "master/shell.h"
+#include "master/trust.h"
 #include "master/usage.h"
 #include "master/waiters.h"
 #include "proto/spec_json.h"
@@ -94,6 +95,22 @@ master_node_connected(master_t *m, const char *node)
     return n && n->welcomed && n->state != DB_NODE_DOWN && n->link >= 0;
 }
 
+static void
+on_node_change(void *userdata, struct registry_node *n, enum db_node_state old)
+{
+    const char *from = db_node_state_to_string(old), *to = db_node_state_to_string(n->state);
+
+    log_notice("node=%s %s -> %s", n->name, from, to);
+    events_emit(userdata, "node.state", n->name, NULL, NULL,
+                json_pack("{s:s, s:s}", "from", from, "to", to), "node %s is %s", n->name, to);
+}
+
+void
+master_node_down(master_t *m, const char *node)
+{
+    (void)registry_down(m->reg, node, on_node_change, m);
+}
+
 /* ---- the tick ---- */
 
 static int
@@ -108,16 +125,6 @@ dispatch_ready_cb(void *userdata, const char *node)
     master_t *m = userdata;
     struct registry_node *n = registry_get(m->reg, node);
     return n && n->welcomed && n->state == DB_NODE_READY;
-}
-
-static void
-on_node_change(void *userdata, struct registry_node *n, enum db_node_state old)
-{
-    const char *from = db_node_state_to_string(old), *to = db_node_state_to_string(n->state);
-
-    log_notice("node=%s %s -> %s", n->name, from, to);
-    events_emit(userdata, "node.state", n->name, NULL, NULL,
-                json_pack("{s:s, s:s}", "from", from, "to", to), "node %s is %s", n->name, to);
 }
 
 static void
@@ -139,6 +146,7 @@ on_tick(uv_timer_t *t)
     (void)history_tick(m, false);
     events_expire(m, false);
     event_streams_tick(m);
+    trust_tick(m, now);
 }
 
 /* ---- start and stop ---- */
@@ -268,18 +276,28 @@ bind_links(master_t *m, char *err, size_t errlen)
 
     for (unsigned i = 0; i < m->cfg.n_binds && i < MASTER_MAX_BINDS; i++) {
         struct mlink *ml = &m->links[i];
+        const char *ep = m->cfg.binds[i];
+        bool curve = trust_endpoint_curve(m, ep);
         ml->master = m;
         ml->index = (int)i;
-        ipc_parent_dir(m->cfg.binds[i]);
-        ml->link = link_new_router(m->cfg.binds[i], &r);
+        ipc_parent_dir(ep);
+        ml->link =
+            curve ? link_new_router_curve(ep, trust_link_keys(m), &r) : link_new_router(ep, &r);
         if (!ml->link) {
-            snprintf(err, errlen, "cannot bind %s: %s", m->cfg.binds[i], strerror(-r));
+            snprintf(err, errlen, "cannot bind %s: %s", ep, strerror(-r));
             return r;
         }
         m->n_links++;
+        if (!curve && strncmp(ep, "tcp://", 6) == 0)
+            log_warning("node endpoint %s is PLAINTEXT (insecure): whoever reaches it can act as "
+                        "any node that has no key; use it on a trusted network only",
+                        ep);
+        else
+            log_info("node endpoint %s: %s", ep,
+                     curve ? "CurveZMQ" : "plaintext, local processes only");
         r = zwatch_init(m->loop, &ml->watch, ml->link, session_on_frame, ml);
         if (r < 0) {
-            snprintf(err, errlen, "cannot watch %s: %s", m->cfg.binds[i], strerror(-r));
+            snprintf(err, errlen, "cannot watch %s: %s", ep, strerror(-r));
             return r;
         }
         ml->watching = true;
@@ -295,8 +313,11 @@ master_new(uv_loop_t *loop, const struct master_config *cfg, master_t **out, cha
     int r;
 
     m->loop = loop;
+    m->peer_log = (struct ratelimit)RATELIMIT_INIT(10000, 20);
     config_fill(m, cfg);
     r = open_state(m, err, errlen);
+    if (r >= 0)
+        r = trust_open(m, err, errlen);
     if (r >= 0)
         r = bind_links(m, err, errlen);
     if (r < 0)
@@ -361,6 +382,7 @@ master_destroy(master_t **pm)
     master_shutdown(m);
     for (unsigned i = 0; i < m->n_links; i++)
         link_destroy(&m->links[i].link);
+    trust_close(m);
     usage_free(m);
     operations_free(m);
     history_free(m);

@@ -53,6 +53,8 @@ struct master_config {
     uint32_t http_idle_s;       /* idle connection timeout; 0 = 30 */
     const char *binds[MASTER_MAX_BINDS]; /* ROUTER endpoints for the node agents */
     unsigned n_binds;                    /* entries in binds */
+    const char *key_file;                /* CurveZMQ key pair; NULL = master.key by the db */
+    bool insecure;                       /* tcp:// endpoints in plaintext (logged loudly) */
     const char *web_dir;                 /* static files for the web UI, NULL = none */
     uint32_t heartbeat_ms;               /* asked of the agents in welcome; 0 = 5000 */
     uint32_t usage_ms;                   /* usage interval asked of the agents; 0 = 10000 */

@@ -249,7 +249,7 @@ inject_sample(struct fx *f)
     memcpy(U.u.id, U.id, sizeof(U.u.id));
     U.u.time_ms = time_real_ms();
     master_batch_begin(f->master);
-    usage_report(f->master, "n3", &mu);
+    usage_report(f->master, "n3", &mu, master_now_ms(f->master));
     f->err = master_batch_commit(f->master);
 }
 

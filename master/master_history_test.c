@@ -32,7 +32,7 @@ inject(struct fx *f)
 
     memcpy(S.u.id, S.id, sizeof(S.u.id));
     master_batch_begin(f->master);
-    usage_report(f->master, "n3", &mu);
+    usage_report(f->master, "n3", &mu, UINT64_MAX); /* samples lead the test clock */
     f->err = master_batch_commit(f->master);
     if (f->err >= 0)
         f->err = history_tick(f->master, true);

@@ -349,6 +349,27 @@ guests_unknown(registry_t *r, const char *node)
     return k;
 }
 
+/* Moves n to st: stored, mirrored into sched; a node going down must say
+ * hello again and its guests become unknown. */
+static void
+node_set_state(registry_t *r, struct registry_node *n, enum db_node_state st, registry_change_cb cb,
+               void *userdata)
+{
+    enum db_node_state old = n->state;
+
+    if (db_node_set_state(r->db, n->name, st, n->last_seen_real) < 0)
+        log_debug("node=%s cannot store state %s, ignoring", n->name, db_node_state_to_string(st));
+    n->state = st;
+    sched_node_set_state(r->sched, n->name, sched_state(st));
+    if (st == DB_NODE_DOWN) {
+        n->welcomed = false;
+        if (guests_unknown(r, n->name) < 0)
+            log_debug("node=%s cannot mark its guests unknown, ignoring", n->name);
+    }
+    if (cb)
+        cb(userdata, n, old);
+}
+
 int
 registry_tick(registry_t *r, registry_change_cb cb, void *userdata)
 {
@@ -368,21 +389,23 @@ registry_tick(registry_t *r, registry_change_cb cb, void *userdata)
             st = DB_NODE_SUSPECT;
         if (st == old)
             continue;
-        if (db_node_set_state(r->db, n->name, st, n->last_seen_real) < 0)
-            log_debug("node=%s cannot store state %s, ignoring", n->name,
-                      db_node_state_to_string(st));
-        n->state = st;
-        sched_node_set_state(r->sched, n->name, sched_state(st));
-        if (st == DB_NODE_DOWN) {
-            n->welcomed = false;
-            if (guests_unknown(r, n->name) < 0)
-                log_debug("node=%s cannot mark its guests unknown, ignoring", n->name);
-        }
+        node_set_state(r, n, st, cb, userdata);
         changed++;
-        if (cb)
-            cb(userdata, n, old);
     }
     return changed;
+}
+
+int
+registry_down(registry_t *r, const char *name, registry_change_cb cb, void *userdata)
+{
+    struct registry_node *n = registry_get(r, name);
+
+    if (!n)
+        return -ENOENT;
+    if (n->state != DB_NODE_DOWN)
+        node_set_state(r, n, DB_NODE_DOWN, cb, userdata);
+    n->welcomed = false;
+    return 0;
 }
 
 int

@@ -88,6 +88,11 @@ int registry_seen(registry_t *r, const char *name);
  * change. Returns the number of nodes that changed state. */
 int registry_tick(registry_t *r, registry_change_cb cb, void *userdata);
 
+/* Marks a node down now, as if it had been silent (a revoked node): it
+ * must say hello again. cb as for registry_tick. -ENOENT for an unknown
+ * node. */
+int registry_down(registry_t *r, const char *name, registry_change_cb cb, void *userdata);
+
 /* Persists and mirrors a cordon. -ENOENT for an unknown node. */
 int registry_cordon(registry_t *r, const char *name, bool cordoned);
 

@@ -13,8 +13,22 @@
 #include "master/oncommit.h"
 #include "master/reconcile.h"
 #include "master/shell.h"
+#include "master/trust.h"
 #include "master/usage.h"
 #include "master/waiters.h"
+
+/* Warnings about what a peer sent are rate-limited (m->peer_log): a flood
+ * of junk costs a bounded number of log lines. */
+#define peer_warning(m, ...)                                                                       \
+    do {                                                                                           \
+        uint64_t held_;                                                                            \
+        if (ratelimit_ok(&(m)->peer_log, time_mono_ms(), &held_)) {                                \
+            if (held_)                                                                             \
+                log_warning("node link: %llu warnings about peers were not logged",                \
+                            (unsigned long long)held_);                                            \
+            log_warning(__VA_ARGS__);                                                              \
+        }                                                                                          \
+    } while (0)
 
 int
 session_send_raw(master_t *m, const char *node, const void *buf, size_t len)
@@ -134,15 +148,18 @@ on_hello(master_t *m, struct mlink *ml, const char *peer, const struct msg *msg)
     struct registry_node *n = registry_get(m->reg, peer);
     int r;
 
+    /* The connection says who the peer is (its key's name on CurveZMQ);
+     * what the hello claims must agree, before anything else is made of it. */
+    if (strcmp(h->node, peer) != 0) {
+        peer_warning(m, "node=%s said hello as node \"%s\": refused", peer, h->node);
+        send_nack(m, ml, peer, msg->id, MSG_ERR_BAD_REQUEST,
+                  "hello names another node than the connection's identity");
+        return;
+    }
     if (n && n->welcomed && msg->id < n->last_msg_id) {
         /* An older hello the outbox sent again: what it says is stale (the
          * node has said more since). Welcome it so the outbox drops it. */
         send_welcome(m, ml, peer, msg->id);
-        return;
-    }
-    if (strcmp(h->node, peer) != 0) {
-        send_nack(m, ml, peer, msg->id, MSG_ERR_BAD_REQUEST,
-                  "hello names another node than the connection's identity");
         return;
     }
     r = registry_hello(m->reg, h, &n);
@@ -177,24 +194,33 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
         metrics_dispatch_answer(m, &done, true);
     if (!a->id[0])
         return;
+    /* An ack answering this node's command is about that command's guest. */
+    if (matched && strcmp(done.guest, a->id) != 0) {
+        peer_warning(m, "node=%s acked request %llu of guest %s naming guest %s: ignored", node,
+                     (unsigned long long)a->ref, done.guest, a->id);
+        return;
+    }
     if (matched && done.type == MSG_GUEST_DESTROY) {
         /* Gone from the node; a record already gone (forced delete) is fine. */
-        int r = guests_remove(m, a->id);
+        int r = guests_remove(m, done.guest);
         if (r == -ENOENT)
-            guests_orphan_gone(m, node, a->id, "destroyed on its node");
+            guests_orphan_gone(m, node, done.guest, "destroyed on its node");
         else if (r < 0)
-            log_error("guest %s destroyed on node=%s but its record stays: %s", a->id, node,
+            log_error("guest %s destroyed on node=%s but its record stays: %s", done.guest, node,
                       strerror(-r));
-        waiters_guest_deleted(m, a->id);
+        waiters_guest_deleted(m, done.guest);
         return;
     }
     if (db_guest_get_by_id(m->db, a->id, &g) < 0)
         return;
     if (!g.node || strcmp(g.node, node) != 0) {
+        peer_warning(m, "node=%s sent an ack about guest %s of node %s: ignored", node, a->id,
+                     g.node ? g.node : "(none)");
         db_guest_clear(&g);
         return;
     }
-    if (a->generation > 0)
+    /* A node cannot have applied a generation the master never made. */
+    if (a->generation > 0 && a->generation <= g.generation)
         db_guest_set_applied(m->db, a->id, a->generation);
     if (guests_deleting(m, &g)) {
         db_guest_clear(&g);
@@ -254,6 +280,9 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
     if (dispatch_complete(m->disp, node, n->ref, &done) < 0)
         return;
     metrics_dispatch_answer(m, &done, false);
+    if (n->id[0] && strcmp(n->id, done.guest) != 0)
+        peer_warning(m, "node=%s nacked request %llu of guest %s naming guest %s", node,
+                     (unsigned long long)n->ref, done.guest, n->id);
     log_warning("node=%s refused %s of guest %s: %s: %s", node, msg_type_name(done.type),
                 done.guest, msg_error_name(n->code), n->message);
     switch (done.type) {
@@ -280,6 +309,46 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
         return;
     guests_observed_id(m, done.guest, DB_OBS_ERROR, n->message);
     waiters_apply_refused(m, done.guest, done.generation, n);
+}
+
+static void
+on_exec_result(master_t *m, const char *node, const struct msg_exec_result *x)
+{
+    struct dispatch_done done = {0};
+
+    /* The node's own outbox says which exec this answers; a result naming
+     * another guest than that exec's is not its result. */
+    if (dispatch_complete(m->disp, node, x->ref, &done) < 0)
+        return;
+    if (strcmp(done.guest, x->id) != 0) {
+        peer_warning(m, "node=%s answered exec %llu of guest %s as guest %s: ignored", node,
+                     (unsigned long long)x->ref, done.guest, x->id);
+        struct msg_nack n = {.ref = x->ref, .code = MSG_ERR_INTERNAL};
+        snprintf(n.message, sizeof(n.message), "the node answered for another guest");
+        waiters_nack(m, WAIT_EXEC, NULL, x->ref, &n);
+        return;
+    }
+    waiters_exec_result(m, x->ref, x);
+}
+
+/* Only the node asked answers (the outbox entry is that node's), and only
+ * for the guest it was asked about. */
+static void
+on_console_result(master_t *m, const char *node, const struct msg_console_result *c)
+{
+    struct dispatch_done done = {0};
+
+    if (dispatch_complete(m->disp, node, c->ref, &done) < 0)
+        return;
+    if (strcmp(done.guest, c->id) != 0) {
+        peer_warning(m, "node=%s answered console %llu of guest %s as guest %s: ignored", node,
+                     (unsigned long long)c->ref, done.guest, c->id);
+        struct msg_nack n = {.ref = c->ref, .code = MSG_ERR_INTERNAL};
+        snprintf(n.message, sizeof(n.message), "the node answered for another guest");
+        waiters_nack(m, WAIT_CONSOLE, NULL, c->ref, &n);
+        return;
+    }
+    waiters_console_result(m, c->ref, c);
 }
 
 /* Everything a welcomed node may send after its hello. */
@@ -310,31 +379,64 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
     case MSG_STREAM_EXIT:
         shell_on_stream(m, peer, msg);
         break;
-    case MSG_USAGE:
-        usage_report(m, peer, &msg->u.usage);
+    case MSG_USAGE: {
+        unsigned refused = usage_report(m, peer, &msg->u.usage, master_now_ms(m));
+        if (refused)
+            peer_warning(m, "node=%s sent usage of %u guests of other nodes: ignored", peer,
+                         refused);
         break;
+    }
     case MSG_EVENT:
+        /* The master's clock is the latest an event can have happened. */
+        if (msg->u.event.time_ms > time_real_ms())
+            msg->u.event.time_ms = time_real_ms();
         guests_node_event(m, peer, &msg->u.event);
         break;
     case MSG_TRAFFIC_GET:
         usage_trafstat(m, peer, msg->id, msg->u.traffic_get.reset);
         break;
     case MSG_EXEC_RESULT:
-        if (dispatch_complete(m->disp, peer, msg->u.exec_result.ref, NULL) == 0)
-            waiters_exec_result(m, msg->u.exec_result.ref, &msg->u.exec_result);
+        on_exec_result(m, peer, &msg->u.exec_result);
         break;
     case MSG_MIGRATE_STATUS:
         operations_report(m, peer, &msg->u.migrate_status);
         break;
     case MSG_CONSOLE_RESULT:
-        /* Only the node asked answers: the outbox entry is that node's. */
-        if (dispatch_complete(m->disp, peer, msg->u.console_result.ref, NULL) == 0)
-            waiters_console_result(m, msg->u.console_result.ref, &msg->u.console_result);
+        on_console_result(m, peer, &msg->u.console_result);
         break;
     default:
         send_nack(m, ml, peer, msg->id, MSG_ERR_UNKNOWN_TYPE, "not a message a master accepts");
         break;
     }
+}
+
+/* Who may send what, before anything is looked at: a join token's session
+ * only join (and only over CurveZMQ); a node that has a key only over
+ * CurveZMQ. Answers and logs a refusal; returns whether to go on. */
+static bool
+session_peer_allowed(master_t *m, struct mlink *ml, const char *peer, const struct msg *msg)
+{
+    bool curve = link_is_curve(ml->link);
+
+    if (trust_is_join_peer(peer)) {
+        if (curve && msg->type == MSG_JOIN)
+            return true;
+        peer_warning(m, "join session %s sent %s%s: refused", peer, msg_type_name(msg->type),
+                     curve ? "" : " over a plaintext link");
+        send_nack(m, ml, peer, msg->id, MSG_ERR_BAD_REQUEST,
+                  "a join session may only send join, over CurveZMQ");
+        return false;
+    }
+    if (msg->type == MSG_JOIN) {
+        send_nack(m, ml, peer, msg->id, MSG_ERR_BAD_REQUEST,
+                  "join is sent with a join token's key");
+        return false;
+    }
+    if (!curve && trust_has_key(m, peer)) {
+        peer_warning(m, "node=%s has joined with a key but spoke over plaintext: refused", peer);
+        return false;
+    }
+    return true;
 }
 
 void
@@ -350,12 +452,21 @@ session_on_frame(zwatch_t *w, const char *peer, const void *buf, size_t len, voi
         enum msg_error code = r == -ENOMSG            ? MSG_ERR_UNKNOWN_TYPE
                               : r == -EPROTONOSUPPORT ? MSG_ERR_VERSION
                                                       : MSG_ERR_BAD_REQUEST;
-        log_warning("node=%s bad message: %s, ignoring", peer, err);
+        peer_warning(m, "node=%s bad message: %s, ignoring", peer, err);
         send_nack(m, ml, peer, msg.id, code, err);
         msg_clear(&msg);
         return;
     }
+    if (!session_peer_allowed(m, ml, peer, &msg)) {
+        msg_clear(&msg);
+        return;
+    }
     master_batch_begin(m);
+    if (msg.type == MSG_JOIN) {
+        trust_join(m, ml, peer, &msg);
+        msg_clear(&msg);
+        return;
+    }
     if (msg.type == MSG_HELLO) {
         on_hello(m, ml, peer, &msg);
         msg_clear(&msg);

@@ -264,16 +264,31 @@ record(master_t *m, struct usage_entry *e, const char *node, const struct guest_
         log_warning("guest=%s cannot store its usage: %s, ignoring", e->name, strerror(-r));
 }
 
-void
-usage_report(master_t *m, const char *node, const struct msg_usage *u)
+unsigned
+usage_report(master_t *m, const char *node, const struct msg_usage *u, uint64_t now_ms)
 {
+    unsigned refused = 0;
+
     for (uint32_t i = 0; i < u->n_samples; i++) {
         const struct guest_usage *s = &u->samples[i];
         struct usage_entry *e = entry_get(m, s->id, true);
-        if (!e || !placed_on(m, e, node) || s->time_ms <= e->time_ms)
+        if (!e)
             continue;
-        record(m, e, node, s);
+        /* Only the node a guest is placed on speaks for it. */
+        if (!placed_on(m, e, node)) {
+            refused++;
+            continue;
+        }
+        struct guest_usage sample = *s;
+        /* A time from the future would make every true sample after it look
+         * old: the master's clock is the latest a sample can be. */
+        if (sample.time_ms > now_ms)
+            sample.time_ms = now_ms;
+        if (sample.time_ms <= e->time_ms)
+            continue;
+        record(m, e, node, &sample);
     }
+    return refused;
 }
 
 void

@@ -24,10 +24,11 @@
 #include "master/core.h"
 #include "proto/msg.h"
 
-/* Takes the samples node sent of guests placed on it (others are stale
- * reports of a guest that moved, and ignored), each newer than the last
- * one kept. */
-void usage_report(master_t *m, const char *node, const struct msg_usage *u);
+/* Takes the samples node sent of guests placed on it, each newer than the
+ * last one kept; a time after now_ms (the master's clock) is taken as
+ * now_ms. Returns how many samples were about guests not placed on node
+ * (ignored: another node's, or stale reports of a guest that moved). */
+unsigned usage_report(master_t *m, const char *node, const struct msg_usage *u, uint64_t now_ms);
 /* The node's OOM notification: guest_id's memory cgroup has counted count
  * OOM kills. Emits guest.oom for kills not reported yet (by an earlier
  * notification or a usage sample's failcnt.oom): one event per kill

@@ -27,6 +27,17 @@ on_heartbeat(uv_timer_t *t)
     agent_t *a = t->data;
     uint64_t now = time_mono_ms();
 
+    /* A refused handshake (our key revoked) ends the session at once: no
+     * need to wait for the silence. */
+    if (a->welcomed && link_refused(a->link)) {
+        log_error("node=%s the master at \"%s\" refused this node's key: revoked, or not the "
+                  "master it joined; retrying",
+                  a->cfg.name, a->cfg.master);
+        a->refused_logged = true;
+        a->welcomed = false;
+        outbox_open(a->outbox, false);
+        return;
+    }
     /* The master echoes every heartbeat. Silence for three intervals means the
      * connection is gone, possibly for good (libzmq does not reconnect after a
      * protocol error): reconnect and say hello again. */
@@ -40,6 +51,14 @@ on_heartbeat(uv_timer_t *t)
         return;
     }
     if (!a->welcomed) {
+        /* Said once per refusal: the master's ZAP handler does not know this
+         * key (revoked, or another master than the one joined). */
+        if (link_refused(a->link) && !a->refused_logged) {
+            log_error("node=%s the master at \"%s\" refused this node's key: revoked, or not "
+                      "the master it joined; retrying",
+                      a->cfg.name, a->cfg.master);
+            a->refused_logged = true;
+        }
         /* The outbox re-sends hello; a connection that never answers is
          * made anew (libzmq does not after a protocol error), with a hello
          * that says what the node has now. */
@@ -68,6 +87,7 @@ static void
 on_welcome(agent_t *a, const struct msg_welcome *w)
 {
     a->welcomed = true;
+    a->refused_logged = false;
     /* The hello it answers is done; everything queued behind it goes now. A
      * master that does not name the hello it answers (an older one, a test
      * stand-in) answers the last one: without this its welcome would open
@@ -259,7 +279,12 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
         log_warning("node=%s %d unreadable guest records were set aside as *.corrupt-*; "
                     "their guests are not managed until repaired",
                     cfg->name, r);
-    a->link = link_new_dealer(cfg->master, cfg->name, &r);
+    if (cfg->curve) {
+        struct link_keys keys = {a->cfg.public_key, a->cfg.secret_key, a->cfg.server_key};
+        a->link = link_new_dealer_curve(cfg->master, cfg->name, &keys, &r);
+    } else {
+        a->link = link_new_dealer(cfg->master, cfg->name, &r);
+    }
     if (!a->link)
         goto fail;
     r = zwatch_init(loop, &a->watch, a->link, on_frame, a);

@@ -33,6 +33,10 @@ struct agent_config {
     bool fake_pids;        /* the backend's init pids are not processes (sim): no pidfd watch */
     char data_address[64]; /* where moving guests' data channel listens ("10.87.255.2"), "" = ipc */
     char vservers[256];    /* where the FreeVPS views are mounted (FUSE), "" = nowhere */
+    bool curve;            /* talk CurveZMQ with the keys below (else plaintext) */
+    char public_key[41];   /* curve: this node's public key (Z85) */
+    char secret_key[41];   /* curve: its secret key */
+    char server_key[41];   /* curve: the master's public key, pinned at join */
 };
 
 /* Creates the agent on loop (several agents may share one loop: vfleet-node

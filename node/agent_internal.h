@@ -84,6 +84,7 @@ struct agent {
     outbox_t *outbox;       /* events, exec results and hello until the master acks them */
     uint64_t heartbeat_seq; /* heartbeats sent */
     bool welcomed;          /* the master answered our hello */
+    bool refused_logged;    /* the master's refusal of our key was logged */
     uint64_t last_hello_ms; /* when hello was last sent */
     uint64_t hello_id;      /* the request id of the last hello sent */
     uint64_t last_rx_ms;    /* when the master was last heard from */

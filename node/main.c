@@ -4,6 +4,7 @@
  *   vfleet-node ls           guests in the local store, with their state
  *   vfleet-node status       the agent and a summary of its guests
  *   vfleet-node enter NAME   a shell inside a running guest
+ *   vfleet-node join         join a master with a token (node/join.h)
  *   vfleet-node console NAME --log   the tail of a guest's console
  *
  * The local commands read the store directly, so they work while the master
@@ -30,6 +31,7 @@
 #include "common/mem.h"
 #include "common/units.h"
 #include "node/agent.h"
+#include "node/join.h"
 #include "node/node_config.h"
 #include "node/linux/console.h"
 #include "node/linux/linux_backend.h"
@@ -55,12 +57,17 @@ usage(FILE *f)
                "       vfleet-node routes [--json] [--state-dir DIR]\n"
                "       vfleet-node enter NAME [--state-dir DIR] [-- COMMAND...]\n"
                "       vfleet-node vservers setup|trafstat|routes_ipv4 [--state-dir DIR]\n"
+               "       vfleet-node join --master tcp://HOST:PORT --token TOKEN [--name NAME]\n"
+               "                        [--state-dir DIR]\n"
                "       vfleet-node console NAME --log [--state-dir DIR]\n"
                "\n"
                "options:\n"
                "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
                "  -n, --name NAME        node name (default: the host name)\n"
-               "  -m, --master ENDPOINT  master endpoint (default " DEFAULT_MASTER ")\n"
+               "  -m, --master ENDPOINT  master endpoint (default " DEFAULT_MASTER ", or the one\n"
+               "                         joined); tcp:// needs a join, ipc:// is plaintext\n"
+               "      --token TOKEN      join: the join token (vfleet node token create)\n"
+               "      --insecure         a tcp:// master in PLAINTEXT, without a join\n"
                "  -s, --state-dir DIR    local store (default " DEFAULT_STATE_DIR ")\n"
                "  -b, --backend NAME     linux (default) or sim\n"
                "  -t, --templates DIR    template directory (default STATE_DIR/templates)\n"
@@ -90,13 +97,14 @@ usage(FILE *f)
 }
 
 struct options {
-    config_t *cfg;    /* file values overridden by flags */
-    const char *verb; /* run, ls, status, enter */
-    char **rest;      /* arguments after the verb */
-    int n_rest;       /* entries in rest */
-    bool json;        /* --json */
-    bool check_only;  /* --check-config: read and check, then exit */
-    bool log;         /* --log */
+    config_t *cfg;     /* file values overridden by flags */
+    const char *verb;  /* run, ls, status, enter, join, console */
+    char **rest;       /* arguments after the verb */
+    int n_rest;        /* entries in rest */
+    bool json;         /* --json */
+    bool check_only;   /* --check-config: read and check, then exit */
+    bool log;          /* --log */
+    const char *token; /* join: --token */
 };
 
 static int
@@ -130,6 +138,8 @@ parse_options(int argc, char **argv, struct options *o)
         {"sim-seed", required_argument, NULL, 'S'},
         {"log-format", required_argument, NULL, 'F'},
         {"json", no_argument, NULL, 'j'},
+        {"token", required_argument, NULL, 'T'},
+        {"insecure", no_argument, NULL, 'I'},
         {"log", no_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
         {"help-config", no_argument, NULL, 'K'},
@@ -218,6 +228,12 @@ parse_options(int argc, char **argv, struct options *o)
             case 'j':
                 o->json = true;
                 break;
+            case 'T':
+                o->token = optarg;
+                break;
+            case 'I':
+                config_set(flags, "node", "insecure", "true");
+                break;
             case 'g':
                 o->log = true;
                 break;
@@ -272,7 +288,7 @@ parse_options(int argc, char **argv, struct options *o)
     static const char *const keys[] = {
         "name",           "master",    "state_dir",  "backend",    "templates",  "heartbeat_ms",
         "usage_interval", "log_level", "sim_nodes",  "sim_cpus",   "sim_memory", "sim_disk",
-        "sim_max_guests", "sim_seed",  "max_guests", "log_format", "vservers"};
+        "sim_max_guests", "sim_seed",  "max_guests", "log_format", "vservers",   "insecure"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         const char *v = config_get(flags, "node", keys[i]);
         if (v)
@@ -313,82 +329,6 @@ add_label(const char *key, const char *value, void *userdata)
     return 0;
 }
 
-/* The [network] section: uplink names the host's outside interface; nat
- * (bool) masquerades guest sources in nat_sources (comma-separated prefixes,
- * default the private ranges) leaving through it; proxy_neigh (bool) answers
- * ARP and NDP on it for guest addresses. */
-static int
-net_config_read(const config_t *c, struct net_config *out)
-{
-    const char *uplink = config_get(c, "network", "uplink");
-    const char *sources = config_get(c, "network", "nat_sources");
-    char buf[1024], where[512];
-
-    /* Types and ranges were checked against node_config_keys; what is left is the
-     * rule across keys. */
-    memset(out, 0, sizeof(*out));
-    if (uplink)
-        strscpy(out->uplink, uplink, sizeof(out->uplink));
-    (void)config_get_bool(c, "network", "nat", &out->nat);
-    (void)config_get_bool(c, "network", "proxy_neigh", &out->proxy_neigh);
-    if ((out->nat || out->proxy_neigh) && !out->uplink[0]) {
-        const char *k = out->nat ? "nat" : "proxy_neigh";
-        fprintf(stderr, "vfleet-node: %s: [network] %s: needs uplink (the outside interface)\n",
-                config_origin(c, "network", k, NULL, where, sizeof(where)), k);
-        return -EINVAL;
-    }
-    strscpy(buf, sources && *sources ? sources : "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fd00::/8",
-            sizeof(buf));
-    char *save = NULL;
-    for (char *t = strtok_r(buf, ", ", &save); t && out->n_nat < NET_NFT_MAX_NAT;
-         t = strtok_r(NULL, ", ", &save)) {
-        if (netaddr_parse(t, &out->nat_sources[out->n_nat]) < 0)
-            return -EINVAL; /* checked by check_prefixes */
-        netaddr_mask(&out->nat_sources[out->n_nat]);
-        out->n_nat++;
-    }
-    return 0;
-}
-
-/* The [migrate] section: address is where this node's data channel listens
- * for guests moving in (an address the other nodes reach; the port is
- * chosen per move); without it the channel is an ipc:// socket in the
- * state directory, which only reaches nodes on the same machine. */
-static int
-migrate_config_read(const config_t *c, struct agent_config *ac)
-{
-    const char *addr = config_get(c, "migrate", "address");
-    struct netaddr na;
-
-    if (!addr)
-        return 0;
-    if (netaddr_parse_host(addr, &na) < 0 ||
-        strscpy(ac->data_address, addr, sizeof(ac->data_address)) < 0) {
-        fprintf(stderr, "vfleet-node: [migrate] address \"%s\" is not an address\n", addr);
-        return -EINVAL;
-    }
-    if (na.family == AF_INET6)
-        snprintf(ac->data_address, sizeof(ac->data_address), "[%s]", addr);
-    return 0;
-}
-
-/* [node] cgroup_prefix: where this node's guests' cgroups go. One per node
- * when several nodes share a kernel (the local cluster), so the two copies of
- * a moving guest never share a cgroup. */
-static int
-cgroup_prefix_read(const config_t *c, struct linux_config *lc)
-{
-    const char *p = config_get(c, "node", "cgroup_prefix");
-
-    if (!p)
-        return 0;
-    if (!name_is_valid(p) || strscpy(lc->cgroup_prefix, p, sizeof(lc->cgroup_prefix)) < 0) {
-        fprintf(stderr, "vfleet-node: cgroup_prefix \"%s\" is not a name\n", p);
-        return -EINVAL;
-    }
-    return 0;
-}
-
 /* The linux backend's settings: [node] max_guests, console_ring,
  * disk_reserve, lxcfs, cgroup_prefix, templates and the [network] section. */
 static int
@@ -400,7 +340,7 @@ linux_config_read(const struct options *o, const char *state_dir, struct linux_c
 
     strscpy(lc->state_dir, state_dir, sizeof(lc->state_dir));
     strscpy(lc->templates, opt_str(o, "templates", tdir), sizeof(lc->templates));
-    if (net_config_read(o->cfg, &lc->net) < 0 || cgroup_prefix_read(o->cfg, lc) < 0)
+    if (node_config_net(o->cfg, &lc->net) < 0 || node_config_cgroup_prefix(o->cfg, lc) < 0)
         return -EINVAL;
     r = config_get_u64(o->cfg, "node", "max_guests", &v);
     if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
@@ -665,7 +605,8 @@ cmd_run(struct options *o)
         return EXIT_USAGE;
     }
     if (config_foreach(o->cfg, "labels", add_label, &ac) < 0 ||
-        migrate_config_read(o->cfg, &ac) < 0)
+        node_config_migrate(o->cfg, &ac) < 0 ||
+        join_agent_keys(o->cfg, state_dir, sim_nodes > 0, &ac) < 0)
         return EXIT_USAGE;
     _cleanup_close_ int pidfd = open_state_dir(state_dir);
     if (pidfd < 0)
@@ -801,6 +742,20 @@ cmd_routes(struct options *o)
     if (o->json)
         printf("]\n");
     return 0;
+}
+
+static int
+cmd_join(struct options *o)
+{
+    char host[NAME_MAX_LEN + 1] = "";
+
+    gethostname(host, sizeof(host) - 1);
+    if (!config_get(o->cfg, "node", "master") || !o->token) {
+        fprintf(stderr, "vfleet-node: join needs --master tcp://HOST:PORT and --token TOKEN\n");
+        return EXIT_USAGE;
+    }
+    return join_run(opt_str(o, "master", DEFAULT_MASTER), opt_str(o, "name", host),
+                    opt_str(o, "state_dir", DEFAULT_STATE_DIR), o->token, JOIN_TIMEOUT_S);
 }
 
 static int
@@ -948,7 +903,7 @@ main(int argc, char **argv)
         return EXIT_USAGE;
     if (o.check_only) {
         struct net_config nc;
-        if (net_config_read(o.cfg, &nc) < 0) {
+        if (node_config_net(o.cfg, &nc) < 0) {
             config_destroy(&o.cfg);
             return EXIT_USAGE;
         }
@@ -972,6 +927,8 @@ main(int argc, char **argv)
         r = cmd_enter(&o);
     else if (strcmp(o.verb, "vservers") == 0)
         r = cmd_vservers(&o);
+    else if (strcmp(o.verb, "join") == 0)
+        r = cmd_join(&o);
     else if (strcmp(o.verb, "console") == 0)
         r = cmd_console(&o);
     else {

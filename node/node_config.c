@@ -9,6 +9,8 @@
 #include "common/mem.h"
 #include "common/name.h"
 #include "common/netaddr.h"
+#include "node/agent.h"
+#include "node/linux/linux_backend.h"
 #include "node/linux/net.h"
 #include "node/store.h"
 #include "proto/spec.h"
@@ -96,6 +98,8 @@ const struct config_key node_config_keys[] = {
     {"node", "log_level", CONFIG_CHOICE, 0, 0, LEVELS, "log-level", NULL,
      "most verbose level logged"},
     {"node", "log_format", CONFIG_CHOICE, 0, 0, "text|json", "log-format", NULL, "log line format"},
+    {"node", "insecure", CONFIG_BOOL, 0, 0, NULL, "insecure", NULL,
+     "a tcp:// master in plaintext, without a join (logged loudly; trusted networks only)"},
     {"node", "sim_nodes", CONFIG_U64, 1, 100000, NULL, "sim-nodes", NULL,
      "simulated nodes in this process (sim)"},
     {"node", "sim_cpus", CONFIG_U64, 1, UINT32_MAX, NULL, "sim-cpus", NULL,
@@ -122,3 +126,79 @@ const struct config_key node_config_keys[] = {
 };
 
 const size_t node_config_n_keys = ARRAY_SIZE(node_config_keys);
+
+/* The [network] section: uplink names the host's outside interface; nat
+ * (bool) masquerades guest sources in nat_sources (comma-separated prefixes,
+ * default the private ranges) leaving through it; proxy_neigh (bool) answers
+ * ARP and NDP on it for guest addresses. */
+int
+node_config_net(const config_t *c, struct net_config *out)
+{
+    const char *uplink = config_get(c, "network", "uplink");
+    const char *sources = config_get(c, "network", "nat_sources");
+    char buf[1024], where[512];
+
+    /* Types and ranges were checked against node_config_keys; what is left is the
+     * rule across keys. */
+    memset(out, 0, sizeof(*out));
+    if (uplink)
+        strscpy(out->uplink, uplink, sizeof(out->uplink));
+    (void)config_get_bool(c, "network", "nat", &out->nat);
+    (void)config_get_bool(c, "network", "proxy_neigh", &out->proxy_neigh);
+    if ((out->nat || out->proxy_neigh) && !out->uplink[0]) {
+        const char *k = out->nat ? "nat" : "proxy_neigh";
+        fprintf(stderr, "vfleet-node: %s: [network] %s: needs uplink (the outside interface)\n",
+                config_origin(c, "network", k, NULL, where, sizeof(where)), k);
+        return -EINVAL;
+    }
+    strscpy(buf, sources && *sources ? sources : "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fd00::/8",
+            sizeof(buf));
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", ", &save); t && out->n_nat < NET_NFT_MAX_NAT;
+         t = strtok_r(NULL, ", ", &save)) {
+        if (netaddr_parse(t, &out->nat_sources[out->n_nat]) < 0)
+            return -EINVAL; /* checked by check_prefixes */
+        netaddr_mask(&out->nat_sources[out->n_nat]);
+        out->n_nat++;
+    }
+    return 0;
+}
+
+/* The [migrate] section: address is where this node's data channel listens
+ * for guests moving in (an address the other nodes reach; the port is
+ * chosen per move); without it the channel is an ipc:// socket in the
+ * state directory, which only reaches nodes on the same machine. */
+int
+node_config_migrate(const config_t *c, struct agent_config *ac)
+{
+    const char *addr = config_get(c, "migrate", "address");
+    struct netaddr na;
+
+    if (!addr)
+        return 0;
+    if (netaddr_parse_host(addr, &na) < 0 ||
+        strscpy(ac->data_address, addr, sizeof(ac->data_address)) < 0) {
+        fprintf(stderr, "vfleet-node: [migrate] address \"%s\" is not an address\n", addr);
+        return -EINVAL;
+    }
+    if (na.family == AF_INET6)
+        snprintf(ac->data_address, sizeof(ac->data_address), "[%s]", addr);
+    return 0;
+}
+
+/* [node] cgroup_prefix: where this node's guests' cgroups go. One per node
+ * when several nodes share a kernel (the local cluster), so the two copies of
+ * a moving guest never share a cgroup. */
+int
+node_config_cgroup_prefix(const config_t *c, struct linux_config *lc)
+{
+    const char *p = config_get(c, "node", "cgroup_prefix");
+
+    if (!p)
+        return 0;
+    if (!name_is_valid(p) || strscpy(lc->cgroup_prefix, p, sizeof(lc->cgroup_prefix)) < 0) {
+        fprintf(stderr, "vfleet-node: cgroup_prefix \"%s\" is not a name\n", p);
+        return -EINVAL;
+    }
+    return 0;
+}

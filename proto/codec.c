@@ -452,6 +452,11 @@ static const struct wire_field stream_exit_fields[] = {
     W("message", W_STR, false, struct msg_stream_exit, message),
 };
 
+static const struct wire_field join_fields[] = {
+    W("node", W_STR, true, struct msg_join, node),
+    W("key", W_STR, true, struct msg_join, key),
+};
+
 /* Every message's fields after the envelope ("id", "v", "type"), relative to
  * its member of struct msg's union. */
 static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
@@ -477,6 +482,7 @@ static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
     [MSG_STREAM_ACK] = TABLE(stream_ack_fields),
     [MSG_STREAM_EXIT] = TABLE(stream_exit_fields),
     [MSG_INVENTORY_GET] = TABLE(inventory_get_fields),
+    [MSG_JOIN] = TABLE(join_fields),
     [MSG_CONSOLE_RESULT] = TABLE(console_result_fields),
     [MSG_GUEST_CONSOLE] = TABLE(console_fields),
     [MSG_MIGRATE_PREPARE] = TABLE(migrate_prepare_fields),

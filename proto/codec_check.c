@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proto/codec.h"
+#include "proto/keys.h"
 
 /* ---------------------------------------------------------------- errors */
 
@@ -369,6 +370,14 @@ check_stream(struct codec_ctx *c, const struct msg *m)
     }
 }
 
+static int
+check_join(struct codec_ctx *c, const struct msg_join *j)
+{
+    CHECK(terminated(j->node, sizeof(j->node)) && name_is_valid(j->node), "node", "not a name");
+    CHECK(keys_valid(j->key), "key", "not a CurveZMQ public key (40 Z85 characters)");
+    return 0;
+}
+
 int
 codec_check_msg(struct codec_ctx *c, const struct msg *m)
 {
@@ -451,6 +460,8 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
         return 0;
     case MSG_TRAFFIC:
         return check_traffic(c, &m->u.traffic);
+    case MSG_JOIN:
+        return check_join(c, &m->u.join);
     case MSG_GUEST_CONSOLE:
         TRY(check_guest_id(c, "guest", m->u.console.id, true));
         CHECK(m->u.console.max_bytes <= PROTO_MAX_CONSOLE, "max_bytes", "above %u",

@@ -342,6 +342,10 @@ fill(struct msg *m, enum msg_type t)
         m->u.stream_exit.signal = 9;
         strcpy(m->u.stream_exit.message, "killed");
         break;
+    case MSG_JOIN:
+        strcpy(m->u.join.node, "node-7");
+        strcpy(m->u.join.key, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
+        break;
     case MSG_GUEST_CONSOLE:
         strcpy(m->u.console.id, UUID1);
         m->u.console.max_bytes = 65536;
@@ -649,6 +653,12 @@ cmp_msg(const struct msg *x, const struct msg *y)
         EQ_U(eof);
         EQ_U(len);
         assert_memory_equal(a->data, b->data, a->len);
+        break;
+    }
+    case MSG_JOIN: {
+        const struct msg_join *a = &x->u.join, *b = &y->u.join;
+        EQ_S(node);
+        EQ_S(key);
         break;
     }
     case MSG_GUEST_CONSOLE: {

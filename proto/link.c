@@ -5,24 +5,29 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <czmq.h>
 #include <zmq.h>
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/mtime.h"
+#include "proto/link_peers.h"
 #include "proto/msg.h"
+#include "proto/zap.h"
 
 struct link {
-    zsock_t *sock;  /* czmq-tracked socket, so a leak is reported and closed at exit */
-    void *handle;   /* its libzmq socket */
-    bool router;    /* ROUTER (master) rather than DEALER (node) */
-    char *endpoint; /* what the dealer connects to, for link_reconnect */
-    bool draining;  /* link_reconnect: waiting for the old connection to go */
-};
-
-struct link_auth {
-    zactor_t *actor; /* czmq's zauth actor, serving inproc://zeromq.zap.01 */
+    zsock_t *sock;       /* czmq-tracked socket, so a leak is reported and closed at exit */
+    void *handle;        /* its libzmq socket */
+    bool router;         /* ROUTER (master) rather than DEALER (node) */
+    bool curve;          /* CurveZMQ rather than plaintext */
+    char *endpoint;      /* what the dealer connects to, for link_reconnect */
+    char *name;          /* dealer: its name, the routing id's first part */
+    bool draining;       /* link_reconnect: waiting for the old connection to go */
+    link_peers_t *peers; /* router: names, routes, denials, connections */
+    zsock_t *monitor;    /* curve dealer: handshake events, for link_refused */
+    bool refused;        /* curve dealer: the master refused the handshake */
 };
 
 static pthread_once_t link_ctx_once = PTHREAD_ONCE_INIT;
@@ -32,9 +37,18 @@ link_ctx_init(void)
 {
     /* czmq installs SIGINT/SIGTERM handlers in zsys_init that would replace
      * libuv's; setting a NULL handler afterwards puts back the ones that were
-     * there before. */
+     * there before. Two I/O threads: libzmq puts each new connection on the
+     * less loaded one, so a storm of strangers' handshakes on one thread
+     * does not queue in front of the nodes' messages (trust_junk.sh). */
+    zsys_set_io_threads(LINK_IO_THREADS);
     zsys_init();
     zsys_handler_set(NULL);
+}
+
+void
+link_context_init(void)
+{
+    pthread_once(&link_ctx_once, link_ctx_init);
 }
 
 static bool
@@ -60,9 +74,16 @@ link_setopt_int(void *handle, int option, int value)
     return 0;
 }
 
-/* Options both ends share: bounded queues, bounded frames, bounded shutdown,
- * and ZMTP heartbeats so a silently dead peer (host gone, NAT state lost) is
- * noticed and, on a dealer, reconnected. */
+/* Options both ends share: bounded frames, bounded sending queues, bounded
+ * shutdown, ZMTP heartbeats and TCP keepalive so a silently dead peer (host
+ * gone, NAT state lost) is noticed and, on a dealer, reconnected.
+ *
+ * The receiving queue is unlimited (RCVHWM 0), on purpose: in libzmq 4.3.4 a
+ * connection whose receiving queue is full stops reading, and if its peer
+ * then resets it, the next ZMTP heartbeat (its own timer, or a PING the
+ * peer had sent) asserts !_io_error in stream_engine_base.cpp and aborts the
+ * process. A queue that cannot fill never stops reading; the router bounds
+ * what a peer may send instead (LINK_FLOOD_MSGS, link_peers.c). */
 static int
 link_common_options(void *handle)
 {
@@ -73,9 +94,13 @@ link_common_options(void *handle)
         return -zmq_errno();
     if ((r = link_setopt_int(handle, ZMQ_LINGER, LINK_LINGER_MS)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_SNDHWM, LINK_HWM)) < 0 ||
-        (r = link_setopt_int(handle, ZMQ_RCVHWM, LINK_HWM)) < 0 ||
+        (r = link_setopt_int(handle, ZMQ_RCVHWM, 0)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_HEARTBEAT_IVL, LINK_HEARTBEAT_MS)) < 0 ||
-        (r = link_setopt_int(handle, ZMQ_HEARTBEAT_TIMEOUT, LINK_HEARTBEAT_TMO)) < 0)
+        (r = link_setopt_int(handle, ZMQ_HEARTBEAT_TIMEOUT, LINK_HEARTBEAT_TMO)) < 0 ||
+        (r = link_setopt_int(handle, ZMQ_TCP_KEEPALIVE, 1)) < 0 ||
+        (r = link_setopt_int(handle, ZMQ_TCP_KEEPALIVE_IDLE, 30)) < 0 ||
+        (r = link_setopt_int(handle, ZMQ_TCP_KEEPALIVE_INTVL, 10)) < 0 ||
+        (r = link_setopt_int(handle, ZMQ_TCP_KEEPALIVE_CNT, 3)) < 0)
         return r;
     return 0;
 }
@@ -86,7 +111,7 @@ link_alloc(int type, int *err)
     link_t *l;
     zsock_t *sock;
 
-    pthread_once(&link_ctx_once, link_ctx_init);
+    link_context_init();
     sock = zsock_new(type);
     if (!sock) {
         /* zmq_socket fails with EMFILE (ZMQ_MAX_SOCKETS) or ETERM. */
@@ -133,30 +158,98 @@ link_set_keys(void *handle, const struct link_keys *keys, bool server)
     return 0;
 }
 
-link_t *
-link_new_dealer(const char *endpoint, const char *identity, int *err)
+/* ---- dealer ------------------------------------------------------------ */
+
+static bool
+link_name_valid(const char *name)
 {
-    return link_new_dealer_curve(endpoint, identity, NULL, err);
+    size_t n = name ? strlen(name) : 0;
+
+    return n > 0 && n <= LINK_NAME_MAX && link_identity_valid(name, n) && !strchr(name, '/');
+}
+
+/* "name/<random hex>": a routing id no other peer can guess, new for every
+ * connection the application starts (libzmq's own reconnects keep it). */
+static int
+link_set_routing_id(link_t *l)
+{
+    char id[LINK_IDENTITY_MAX + 1];
+    uint8_t rnd[LINK_NONCE_LEN / 2];
+    size_t n;
+
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        return -errno;
+    n = (size_t)snprintf(id, sizeof(id), "%s/", l->name);
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        n += (size_t)snprintf(id + n, sizeof(id) - n, "%02x", rnd[i]);
+    if (zmq_setsockopt(l->handle, ZMQ_ROUTING_ID, id, n) < 0)
+        return -zmq_errno();
+    return 0;
+}
+
+/* A curve dealer watches its handshakes so it can tell a refused key from a
+ * master that is down (link_refused). Our end of the monitor has an
+ * unlimited queue: libzmq sends monitor events blocking from its I/O thread. */
+static int
+link_watch_handshakes(link_t *l)
+{
+    char ep[64];
+    int hwm = 0;
+
+    uint64_t rnd = 0;
+    /* Random, not the address: see link_peers_new. */
+    if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        rnd = (uint64_t)(uintptr_t)l ^ time_mono_ns();
+    snprintf(ep, sizeof(ep), "inproc://vf-link-mon-%016llx", (unsigned long long)rnd);
+    l->monitor = zsock_new(ZMQ_PAIR);
+    if (!l->monitor ||
+        zmq_socket_monitor(l->handle, ep,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) < 0 ||
+        zmq_setsockopt(zsock_resolve(l->monitor), ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
+        zmq_connect(zsock_resolve(l->monitor), ep) < 0)
+        return zmq_errno() ? -zmq_errno() : -ENOMEM;
+    return 0;
+}
+
+static void
+link_read_handshakes(link_t *l)
+{
+    void *h = l->monitor ? zsock_resolve(l->monitor) : NULL;
+    uint8_t ev[6];
+    char ep[256];
+    uint16_t event;
+
+    while (h && zmq_recv(h, ev, sizeof(ev), ZMQ_DONTWAIT) == (int)sizeof(ev)) {
+        (void)zmq_recv(h, ep, sizeof(ep), ZMQ_DONTWAIT);
+        memcpy(&event, ev, sizeof(event));
+        l->refused = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    }
 }
 
 link_t *
-link_new_dealer_curve(const char *endpoint, const char *identity, const struct link_keys *keys,
+link_new_dealer(const char *endpoint, const char *name, int *err)
+{
+    return link_new_dealer_curve(endpoint, name, NULL, err);
+}
+
+link_t *
+link_new_dealer_curve(const char *endpoint, const char *name, const struct link_keys *keys,
                       int *err)
 {
     link_t *l;
     int r;
 
-    if (!endpoint || !identity || !link_identity_valid(identity, strlen(identity)))
+    if (!endpoint || !link_name_valid(name))
         return link_fail(NULL, err, -EINVAL);
     l = link_alloc(ZMQ_DEALER, &r);
     if (!l)
         return link_fail(NULL, err, r);
-    if (keys && (r = link_set_keys(l->handle, keys, false)) < 0)
+    l->name = xstrdup(name);
+    l->curve = keys != NULL;
+    if (keys &&
+        ((r = link_set_keys(l->handle, keys, false)) < 0 || (r = link_watch_handshakes(l)) < 0))
         return link_fail(l, err, r);
-
-    if (zmq_setsockopt(l->handle, ZMQ_ROUTING_ID, identity, strlen(identity)) < 0)
-        return link_fail(l, err, -zmq_errno());
-    if ((r = link_common_options(l->handle)) < 0)
+    if ((r = link_set_routing_id(l)) < 0 || (r = link_common_options(l->handle)) < 0)
         return link_fail(l, err, r);
     /* IMMEDIATE: queue only on a completed connection, so while the master is
      * unreachable a send fails with EAGAIN instead of piling stale messages
@@ -171,7 +264,8 @@ link_new_dealer_curve(const char *endpoint, const char *identity, const struct l
     if (zmq_connect(l->handle, endpoint) < 0)
         return link_fail(l, err, -zmq_errno());
     l->endpoint = xstrdup(endpoint);
-    log_debug("link: dealer identity=\"%s\" connecting to \"%s\"", identity, endpoint);
+    log_debug("link: dealer \"%s\" connecting to \"%s\"%s", name, endpoint,
+              keys ? " with CurveZMQ" : "");
     return l;
 }
 
@@ -179,15 +273,17 @@ link_new_dealer_curve(const char *endpoint, const char *identity, const struct l
  * the pipe to a connection belongs to its session, and zmq_disconnect ends
  * the session asynchronously: until then the socket still hands messages to
  * the dying pipe, where they are lost. So sends are refused until no pipe is
- * writable (POLLOUT clear) and only then the new connection is started. Every
- * link call steps this, and zwatch's prepare handle calls link_readable on
- * each loop iteration; the old pipe's end wakes the loop through ZMQ_FD. */
+ * writable (POLLOUT clear) and only then the new connection is started, with
+ * a new routing id. Every link call steps this, and zwatch's prepare handle
+ * calls link_readable on each loop iteration; the old pipe's end wakes the
+ * loop through ZMQ_FD. */
 static int
 link_step(link_t *l)
 {
-    int events = 0;
+    int events = 0, r;
     size_t sz = sizeof(events);
 
+    link_read_handshakes(l);
     if (!l->draining)
         return 0;
     if (zmq_getsockopt(l->handle, ZMQ_EVENTS, &events, &sz) < 0)
@@ -195,6 +291,9 @@ link_step(link_t *l)
     if (events & ZMQ_POLLOUT)
         return -EAGAIN;
     l->draining = false;
+    l->refused = false;
+    if ((r = link_set_routing_id(l)) < 0)
+        return r;
     if (zmq_connect(l->handle, l->endpoint) < 0)
         return -zmq_errno();
     log_debug("link: reconnecting to \"%s\"", l->endpoint);
@@ -219,6 +318,17 @@ link_reconnect(link_t *l)
     return r == -EAGAIN ? 0 : r;
 }
 
+bool
+link_refused(link_t *l)
+{
+    if (!l || l->router)
+        return false;
+    link_read_handshakes(l);
+    return l->refused;
+}
+
+/* ---- router ------------------------------------------------------------ */
+
 link_t *
 link_new_router(const char *endpoint, int *err)
 {
@@ -233,25 +343,38 @@ link_new_router_curve(const char *endpoint, const struct link_keys *keys, int *e
 
     if (!endpoint)
         return link_fail(NULL, err, -EINVAL);
+    /* Without a ZAP handler libzmq lets every client in: refuse to serve
+     * CurveZMQ that way rather than pretend to authenticate. */
+    if (keys && !zap_running())
+        return link_fail(NULL, err, -ENOTCONN);
     l = link_alloc(ZMQ_ROUTER, &r);
     if (!l)
         return link_fail(NULL, err, r);
-    if (keys && (r = link_set_keys(l->handle, keys, true)) < 0)
-        return link_fail(l, err, r);
-
+    l->curve = keys != NULL;
+    if (keys && ((r = link_set_keys(l->handle, keys, true)) < 0 ||
+                 zmq_setsockopt(l->handle, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) < 0))
+        return link_fail(l, err, r < 0 ? r : -zmq_errno());
     if ((r = link_common_options(l->handle)) < 0)
         return link_fail(l, err, r);
     /* MANDATORY: an unknown or full peer is an error the master sees, not a
-     * silent drop. HANDOVER: a node that reconnects before the old connection
-     * timed out takes over its identity instead of being refused. */
+     * silent drop. No HANDOVER: libzmq would take the routing id away from a
+     * live connection, whose engine then has nowhere to put what it reads
+     * (the abort of link_common_options); a dealer's routing id is new for
+     * each connection it starts, so a node never needs one taken over. A
+     * short handshake limit frees connections that never complete one. */
     if ((r = link_setopt_int(l->handle, ZMQ_ROUTER_MANDATORY, 1)) < 0 ||
-        (r = link_setopt_int(l->handle, ZMQ_ROUTER_HANDOVER, 1)) < 0)
+        (r = link_setopt_int(l->handle, ZMQ_ROUTER_HANDOVER, 0)) < 0 ||
+        (r = link_setopt_int(l->handle, ZMQ_HANDSHAKE_IVL, LINK_HANDSHAKE_MS)) < 0)
+        return link_fail(l, err, r);
+    l->peers = link_peers_new(l->handle, &r);
+    if (!l->peers)
         return link_fail(l, err, r);
     /* No ZMTP heartbeats on the router: libzmq 4.3.4 aborts the process
      * (stream_engine_base.cpp, assert !_io_error in out_event) when the
      * heartbeat timer fires on the old connection of a node that a handover
-     * replaced and that then delivered late data (a healed partition);
-     * fixed upstream in 19d3d9a9. The nodes keep theirs (they reconnect), the
+     * replaced and that then delivered late data (a healed partition); an
+     * upstream early return (19d3d9a9, libzmq PR #4852) was not merged.
+     * The nodes keep theirs (they reconnect), the
      * master's registry judges liveness, and TCP keepalive reaps the dead. */
     if ((r = link_setopt_int(l->handle, ZMQ_HEARTBEAT_IVL, 0)) < 0 ||
         (r = link_setopt_int(l->handle, ZMQ_TCP_KEEPALIVE, 1)) < 0 ||
@@ -261,8 +384,14 @@ link_new_router_curve(const char *endpoint, const struct link_keys *keys, int *e
         return link_fail(l, err, r);
     if (zmq_bind(l->handle, endpoint) < 0)
         return link_fail(l, err, -zmq_errno());
-    log_debug("link: router bound to \"%s\"", endpoint);
+    log_debug("link: router bound to \"%s\"%s", endpoint, keys ? " with CurveZMQ" : "");
     return l;
+}
+
+bool
+link_is_curve(const link_t *l)
+{
+    return l && l->curve;
 }
 
 void
@@ -270,8 +399,16 @@ link_destroy(link_t **lp)
 {
     if (!lp || !*lp)
         return;
+    /* The monitors go before the socket they watch, each stopped before its
+     * receiving end is closed (libzmq sends monitor events blocking). */
+    link_peers_destroy(&(*lp)->peers);
+    if ((*lp)->monitor) {
+        (void)zmq_socket_monitor((*lp)->handle, NULL, 0);
+        zsock_destroy(&(*lp)->monitor);
+    }
     zsock_destroy(&(*lp)->sock);
     free((*lp)->endpoint);
+    free((*lp)->name);
     free(*lp);
     *lp = NULL;
 }
@@ -284,14 +421,17 @@ link_send(link_t *l, const char *peer, const void *buf, size_t len)
     if (len > PROTO_MAX_FRAME)
         return -EMSGSIZE;
     if (l->router) {
-        size_t plen = peer ? strlen(peer) : 0;
+        const void *id;
+        size_t idlen;
 
-        if (!peer || !link_identity_valid(peer, plen))
+        if (!peer || !link_identity_valid(peer, strlen(peer)))
             return -EINVAL;
+        if (link_peers_route(l->peers, peer, &id, &idlen) < 0)
+            return -EHOSTUNREACH;
         /* With ROUTER_MANDATORY the routing frame is where an unknown peer
          * (EHOSTUNREACH) or a full queue (EAGAIN) is reported; once it is
          * accepted the rest of the message is too, as messages are atomic. */
-        if (zmq_send(l->handle, peer, plen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        if (zmq_send(l->handle, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
             return -zmq_errno();
     } else if (peer) {
         return -EINVAL;
@@ -331,12 +471,80 @@ link_msg_closep(zmq_msg_t *m)
     zmq_msg_close(m);
 }
 
+/* Who sent body through routing id id, into name (size n): the ZAP User-Id
+ * on a curve router, else the routing id up to its first '/'. The User-Id is
+ * read from the body: libzmq 4.3.4 loses the routing id frame's metadata
+ * when the message was prefetched (libzmq commit 74529d97, 4.3.5), which a
+ * ZMQ_EVENTS query such as zwatch's does. */
+static int
+link_sender(link_t *l, zmq_msg_t *id, zmq_msg_t *body, char *name, size_t n)
+{
+    size_t len;
+
+    if (l->curve) {
+        const char *uid = zmq_msg_gets(body, "User-Id");
+        len = uid ? strlen(uid) : 0;
+        if (!uid || !link_identity_valid(uid, len) || len >= n)
+            return -EBADMSG;
+        memcpy(name, uid, len + 1);
+        return 0;
+    }
+    const char *p = zmq_msg_data(id), *slash;
+    len = zmq_msg_size(id);
+    if (!link_identity_valid(p, len))
+        return -EBADMSG;
+    slash = memchr(p, '/', len);
+    if (slash)
+        len = (size_t)(slash - p);
+    if (len == 0 || len >= n)
+        return -EBADMSG;
+    memcpy(name, p, len);
+    name[len] = '\0';
+    return 0;
+}
+
+/* A router's message: the routing id frame, then exactly one body frame. */
+static int
+link_recv_router(link_t *l, zmq_msg_t *id, zmq_msg_t *body, char *peer, size_t peer_len)
+{
+    if (zmq_msg_recv(id, l->handle, ZMQ_DONTWAIT) < 0)
+        return -zmq_errno();
+    /* A ROUTER always prefixes the routing id; a message without a body
+     * part cannot come from the wire, but is checked rather than trusted. */
+    if (!zmq_msg_more(id)) {
+        log_debug("link: message without a body from a peer, dropping");
+        return -EBADMSG;
+    }
+    if (zmq_msg_recv(body, l->handle, ZMQ_DONTWAIT) < 0)
+        return -zmq_errno();
+    if (zmq_msg_more(body)) {
+        log_debug("link: message with more than one body frame, dropping");
+        link_drain(l->handle);
+        return -EBADMSG;
+    }
+    if (link_sender(l, id, body, peer, peer_len) < 0) {
+        log_debug("link: message from a peer with an invalid identity (%zu bytes), dropping",
+                  zmq_msg_size(id));
+        return -EBADMSG;
+    }
+    struct link_origin o = {
+        .name = peer,
+        .id = zmq_msg_data(id),
+        .id_len = zmq_msg_size(id),
+        .fd = zmq_msg_get(body, ZMQ_SRCFD),
+        /* The connection's metadata outlives none of its messages and is
+         * shared by all of them: its address tells connections apart. */
+        .conn = zmq_msg_gets(body, "Peer-Address"),
+    };
+    return link_peers_seen(l->peers, &o, time_mono_ms());
+}
+
 int
 link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
 {
     _cleanup_(link_msg_closep) zmq_msg_t id;
     _cleanup_(link_msg_closep) zmq_msg_t body;
-    bool bad = false;
+    int r;
 
     zmq_msg_init(&id);
     zmq_msg_init(&body);
@@ -345,47 +553,63 @@ link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
     (void)link_step(l);
 
     if (l->router) {
-        if (zmq_msg_recv(&id, l->handle, ZMQ_DONTWAIT) < 0)
-            return -zmq_errno();
-        /* A ROUTER always prefixes the routing id; a message without a body
-         * part cannot come from the wire, but is checked rather than trusted. */
-        if (!zmq_msg_more(&id)) {
-            log_debug("link: message without a body from a peer, dropping");
-            return -EBADMSG;
+        r = link_recv_router(l, &id, &body, peer, peer_len);
+        if (r < 0) {
+            if (r == -EBADMSG)
+                link_peers_stats(l->peers)->dropped++;
+            return r;
         }
+    } else {
         if (zmq_msg_recv(&body, l->handle, ZMQ_DONTWAIT) < 0)
             return -zmq_errno();
-        if (!link_identity_valid(zmq_msg_data(&id), zmq_msg_size(&id)) ||
-            zmq_msg_size(&id) >= peer_len) {
-            log_debug("link: message from a peer with an invalid identity (%zu bytes), dropping",
-                      zmq_msg_size(&id));
-            bad = true;
+        if (zmq_msg_more(&body)) {
+            log_debug("link: message with more than one body frame, dropping");
+            link_drain(l->handle);
+            return -EBADMSG;
         }
-    } else if (zmq_msg_recv(&body, l->handle, ZMQ_DONTWAIT) < 0) {
-        return -zmq_errno();
-    }
-
-    if (zmq_msg_more(&body)) {
-        log_debug("link: message with more than one body frame, dropping");
-        link_drain(l->handle);
-        return -EBADMSG;
+        if (peer && peer_len > 0)
+            peer[0] = '\0';
     }
     /* ZMQ_MAXMSGSIZE already drops the connection of a peer that sends more;
      * this keeps the contract even if the option were lost. */
-    if (bad || zmq_msg_size(&body) > PROTO_MAX_FRAME)
+    if (zmq_msg_size(&body) > PROTO_MAX_FRAME)
         return -EBADMSG;
-
-    if (l->router) {
-        memcpy(peer, zmq_msg_data(&id), zmq_msg_size(&id));
-        peer[zmq_msg_size(&id)] = '\0';
-    } else if (peer && peer_len > 0) {
-        peer[0] = '\0';
-    }
     *len = zmq_msg_size(&body);
-    *buf = xmalloc(*len);
+    *buf = xmalloc(*len ? *len : 1);
     if (*len)
         memcpy(*buf, zmq_msg_data(&body), *len);
     return 0;
+}
+
+int
+link_kick(link_t *l, const char *peer)
+{
+    if (!l || !l->router || !peer)
+        return -EINVAL;
+    return link_peers_kick(l->peers, peer);
+}
+
+int
+link_deny(link_t *l, const char *peer, bool deny)
+{
+    if (!l || !l->router || !peer || !link_identity_valid(peer, strlen(peer)))
+        return -EINVAL;
+    return link_peers_deny(l->peers, peer, deny);
+}
+
+void
+link_tick(link_t *l, uint64_t now_ms)
+{
+    if (l && l->router)
+        link_peers_tick(l->peers, now_ms);
+}
+
+void
+link_get_stats(const link_t *l, struct link_stats *out)
+{
+    *out = (struct link_stats){0};
+    if (l && l->router)
+        *out = *link_peers_stats(l->peers);
 }
 
 int
@@ -419,41 +643,4 @@ void *
 link_zsocket(link_t *l)
 {
     return l ? l->handle : NULL;
-}
-
-link_auth_t *
-link_auth_new(const char *client_certs_dir, int *err)
-{
-    link_auth_t *a;
-
-    pthread_once(&link_ctx_once, link_ctx_init);
-    a = xcalloc(1, sizeof(*a));
-    a->actor = zactor_new(zauth, NULL);
-    if (!a->actor) {
-        free(a);
-        if (err)
-            *err = -ENOMEM;
-        return NULL;
-    }
-    /* Each command is acknowledged, so connections accepted after this call
-     * are already checked against the directory. */
-    if (zstr_sendx(a->actor, "CURVE", client_certs_dir ? client_certs_dir : CURVE_ALLOW_ANY, NULL) <
-            0 ||
-        zsock_wait(a->actor) < 0) {
-        link_auth_destroy(&a);
-        if (err)
-            *err = -EIO;
-        return NULL;
-    }
-    return a;
-}
-
-void
-link_auth_destroy(link_auth_t **ap)
-{
-    if (!ap || !*ap)
-        return;
-    zactor_destroy(&(*ap)->actor);
-    free(*ap);
-    *ap = NULL;
 }

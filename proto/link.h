@@ -1,17 +1,25 @@
 /* The ZeroMQ transport of the wire protocol: raw frames in, raw frames out.
  *
- * The master binds one ROUTER socket, every node connects one DEALER socket
- * whose routing id is the node's name. One protocol message is one frame
- * (msg_encode's output); this layer neither looks into frames nor knows the
- * codec. docs/protocol-transport.md explains the socket options chosen.
+ * The master binds one ROUTER socket per endpoint, every node connects one
+ * DEALER socket. One protocol message is one frame (msg_encode's output);
+ * this layer neither looks into frames nor knows the codec.
+ * docs/protocol-transport.md explains the socket options chosen.
+ *
+ * Who a peer is: on a CurveZMQ router (link_new_router_curve) a peer is the
+ * User-Id the process's ZAP handler (proto/zap.h) gave its public key; on a
+ * plaintext router (ipc://, or an explicitly insecure tcp://) it is the name
+ * the peer claims in its routing id. A dealer's routing id is its name plus
+ * a random part that changes on every link_reconnect ("h1/3f9c..."), so the
+ * routing id is not something another peer can guess and take over; the
+ * router reaches a peer by name through the routing id of the connection
+ * that peer last spoke through.
  *
  * Context: every link in a process lives in czmq's shared process context
- * (zsys_init), because czmq's zauth ZAP handler only sees sockets of the same
- * context. The first link_new_* creates it, which is when libzmq starts its
- * I/O thread: a program that forks a single-threaded helper (the node's clone3
- * spawner) must fork before creating its first link. link_new_* disables
- * czmq's SIGINT/SIGTERM handlers so the program's own (libuv) handling stays
- * in charge.
+ * (zsys_init), as does the ZAP handler. The first link_new_* (or
+ * link_context_init) creates it, which is when libzmq starts its I/O thread:
+ * a program that forks a single-threaded helper (the node's clone3 spawner)
+ * must fork before creating its first link. czmq's SIGINT/SIGTERM handlers
+ * are removed again so the program's own (libuv) handling stays in charge.
  *
  * Threading: a link_t belongs to one thread (ZeroMQ sockets are not thread
  * safe); create the first link before starting other threads that use czmq.
@@ -22,21 +30,29 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define LINK_IDENTITY_MAX   255                     /* bytes in a routing id (ZMTP's limit) */
 #define LINK_PEER_SIZE      (LINK_IDENTITY_MAX + 1) /* a peer buffer that fits any identity */
-#define LINK_HWM            1000                    /* messages queued per peer and direction */
+#define LINK_NONCE_LEN      16 /* hex digits of a dealer's random routing id part */
+#define LINK_NAME_MAX       (LINK_IDENTITY_MAX - 1 - LINK_NONCE_LEN) /* a dealer's name */
+#define LINK_HWM            1000  /* messages queued per peer for sending */
+#define LINK_HANDSHAKE_MS   5000  /* a connection must finish its handshake within this */
 #define LINK_LINGER_MS      200   /* how long close waits to flush unsent messages */
 #define LINK_RECONNECT_MS   100   /* first reconnect delay of a dealer */
 #define LINK_RECONNECT_MAX  5000  /* reconnect delay cap (doubles up to it) */
 #define LINK_HEARTBEAT_MS   5000  /* ZMTP PING interval on an idle connection */
 #define LINK_HEARTBEAT_TMO  15000 /* no traffic for this long drops the connection */
 #define LINK_CONNECT_TMO_MS 5000  /* TCP connect attempt timeout */
+#define LINK_IO_THREADS     2     /* libzmq I/O threads of the process's context */
 
-#define LINK_KEY_LEN 40 /* a CurveZMQ key in Z85 text, without the NUL */
+#define LINK_KEY_LEN    40    /* a CurveZMQ key in Z85 text, without the NUL */
+#define LINK_MAX_PEERS  65536 /* names a router keeps routes for (and denies) */
+#define LINK_FLOOD_MSGS 20000 /* messages one connection may send per LINK_FLOOD_MS */
+#define LINK_FLOOD_MS   1000  /* the flood window */
+#define LINK_IDLE_MS    30000 /* a connection must say something within this */
 
 typedef struct link link_t;
-typedef struct link_auth link_auth_t;
 
 /* CurveZMQ keys in Z85 text (as czmq's zcert_public_txt/zcert_secret_txt give
  * them); each LINK_KEY_LEN characters. A plain value; the strings are copied
@@ -47,59 +63,64 @@ struct link_keys {
     const char *server_key; /* dealer only: the master's public key */
 };
 
+/* Initialises czmq's shared context once per process (link_new_* and
+ * zap_new call it; calling it again does nothing). */
+void link_context_init(void);
+
 /* Creates a node's DEALER socket and starts connecting it to endpoint
- * ("tcp://master:7070", "ipc:///path"). identity is the node's routing id:
- * 1..LINK_IDENTITY_MAX printable ASCII bytes without space. The connection is
- * made and remade in the background (backoff LINK_RECONNECT_MS doubling to
+ * ("tcp://master:7070", "ipc:///path"). name is the node's name,
+ * 1..LINK_NAME_MAX printable ASCII bytes without space or '/'; the routing id
+ * is "name/<LINK_NONCE_LEN random hex digits>". The connection is made and
+ * remade in the background (backoff LINK_RECONNECT_MS doubling to
  * LINK_RECONNECT_MAX); while it is down, link_send returns -EAGAIN, nothing is
  * queued for a dead peer, and the application keeps and re-sends whatever is
  * unacknowledged. Returns the link, or NULL with *err set to -EINVAL (bad
- * identity or endpoint), -EPROTONOSUPPORT, or another -errno from libzmq. */
-link_t *link_new_dealer(const char *endpoint, const char *identity, int *err);
+ * name or endpoint), -EPROTONOSUPPORT, or another -errno from libzmq. */
+link_t *link_new_dealer(const char *endpoint, const char *name, int *err);
 
-/* The same with CurveZMQ: the connection is encrypted and the dealer
- * authenticates the master by keys->server_key. keys NULL means plaintext
- * (link_new_dealer). A wrong key gives -EINVAL. A handshake the master refuses
- * is a protocol error: libzmq does not retry it (see link_reconnect). */
-link_t *link_new_dealer_curve(const char *endpoint, const char *identity,
-                              const struct link_keys *keys, int *err);
+/* The same with CurveZMQ: the connection is encrypted, the dealer
+ * authenticates the master by keys->server_key and the master the dealer by
+ * keys->public_key (its ZAP handler). keys NULL means plaintext
+ * (link_new_dealer). A wrong key gives -EINVAL. A handshake the master
+ * refuses is a protocol error: libzmq does not retry it (see link_reconnect);
+ * link_refused tells. */
+link_t *link_new_dealer_curve(const char *endpoint, const char *name, const struct link_keys *keys,
+                              int *err);
 
-/* Drops a dealer's connection and connects again. libzmq reconnects by
- * itself after a broken connection, but NOT after a protocol error: a frame
- * over PROTO_MAX_FRAME from the master, a malformed ZMTP frame or a failed
- * CURVE handshake ends that connection for good, and sends then fail with
- * -EAGAIN forever. The node agent therefore calls this when the master has
- * been silent (no message received, or no send accepted) for longer than its
- * liveness timeout. It does not block: link_send returns -EAGAIN until the
- * old connection is gone (messages handed to it would be lost) and the new
- * one is up; the old connection's end is noticed by any later call on the
- * link (zwatch makes one every loop iteration). Returns 0, -EINVAL on a
- * router, or -errno from libzmq. */
+/* Drops a dealer's connection and connects again with a new random routing
+ * id. libzmq reconnects by itself after a broken connection, but NOT after a
+ * protocol error: a frame over PROTO_MAX_FRAME from the master, a malformed
+ * ZMTP frame or a failed CURVE handshake ends that connection for good, and
+ * sends then fail with -EAGAIN forever. The node agent therefore calls this
+ * when the master has been silent (no message received, or no send accepted)
+ * for longer than its liveness timeout. It does not block: link_send returns
+ * -EAGAIN until the old connection is gone (messages handed to it would be
+ * lost) and the new one is up; the old connection's end is noticed by any
+ * later call on the link (zwatch makes one every loop iteration). Returns 0,
+ * -EINVAL on a router, or -errno from libzmq. */
 int link_reconnect(link_t *l);
 
-/* Creates the master's ROUTER socket bound to endpoint ("tcp://0.0.0.0:7070").
- * Sending to a peer that is not connected fails with -EHOSTUNREACH; a node
- * that reconnects with the same identity takes over its routing id. Returns
- * the link, or NULL with *err set (-EADDRINUSE, -EINVAL, ...). */
+/* Dealer: whether the master has refused this link's CurveZMQ handshake
+ * (its key unknown or revoked) since the link was made or last reconnected.
+ * Always false on plaintext links and routers. */
+bool link_refused(link_t *l);
+
+/* Creates the master's ROUTER socket bound to endpoint ("ipc:///run/x.sock"),
+ * in plaintext: a peer is the name its routing id claims, so use it where
+ * only trusted local processes can connect. Sending to a peer that is not
+ * connected fails with -EHOSTUNREACH. Returns the link, or NULL with *err set
+ * (-EADDRINUSE, -EINVAL, ...). */
 link_t *link_new_router(const char *endpoint, int *err);
 
-/* The same as a CurveZMQ server (keys->server_key unused). Which clients may
- * connect is decided by the process's ZAP handler, link_auth_new; without one
- * libzmq lets any client that knows the server's public key in. */
+/* The same as a CurveZMQ server (keys->server_key unused) with ZAP domain
+ * ZAP_DOMAIN: each client is let in, and named, by the process's ZAP handler
+ * (proto/zap.h), which must be running before this is called (without one
+ * libzmq lets in any client that knows the server's public key: -ENOTCONN
+ * is returned rather than that). */
 link_t *link_new_router_curve(const char *endpoint, const struct link_keys *keys, int *err);
 
-/* Starts czmq's zauth actor (a thread; once per process, before the first
- * curve router accepts connections) to authenticate CurveZMQ clients of every
- * link in the process: only clients whose public certificate is in
- * client_certs_dir (zcert_save_public files; reloaded when the directory
- * changes) get in; NULL lets any client in (encryption without client
- * authentication). zauth of czmq 4.2 reports no User-Id, so the master cannot
- * yet tell from a message which key sent it: a listed client could claim
- * another node's identity. Returns NULL with *err set on failure. */
-link_auth_t *link_auth_new(const char *client_certs_dir, int *err);
-
-/* Stops the authenticator. NULL-safe; clears *ap. */
-void link_auth_destroy(link_auth_t **ap);
+/* Whether the link authenticates its peers with CurveZMQ. */
+bool link_is_curve(const link_t *l);
 
 /* Closes the socket (waiting at most LINK_LINGER_MS, at process exit, for
  * unsent messages) and frees the link. NULL-safe; clears *lp. */
@@ -114,13 +135,45 @@ int link_send(link_t *l, const char *peer, const void *buf, size_t len);
 
 /* Takes the next waiting message without blocking. On 0, *buf is a frame of
  * *len bytes (at most PROTO_MAX_FRAME) that the caller frees with free(), and
- * on a router peer holds the sender's identity (NUL-terminated; give it
- * LINK_PEER_SIZE bytes). On a dealer peer may be NULL (else it is set to "").
- * Returns -EAGAIN when nothing is waiting, -EBADMSG when a malformed message
- * (wrong number of frames, identity empty, too long for peer_len or not
- * printable) was read and dropped whole: call again for the next one. Other
- * -errno values come from libzmq (-ETERM, -EINTR). */
+ * on a router peer holds the sender's name (see the top of this file;
+ * NUL-terminated; give it LINK_PEER_SIZE bytes). On a dealer peer may be NULL
+ * (else it is set to ""). Returns -EAGAIN when nothing is waiting, -EBADMSG
+ * when a message was read and dropped whole: malformed (wrong number of
+ * frames, identity empty, too long for peer_len or not printable), from a
+ * peer without a User-Id on a curve router, from a denied peer (link_deny),
+ * or from a connection shut for flooding (more than LINK_FLOOD_MSGS messages
+ * in LINK_FLOOD_MS); call again for the next one. Other -errno values come
+ * from libzmq (-ETERM, -EINTR). */
 int link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len);
+
+/* Router: shuts down the connections peer's messages came through lately
+ * (the TCP or Unix sockets; libzmq then ends each as if the peer had closed
+ * it). Returns 0, -ENOENT when the peer has no open connection known, or
+ * -EINVAL on a dealer. */
+int link_kick(link_t *l, const char *peer);
+
+/* Router: deny true drops every message from peer from now on and shuts the
+ * connection each came through; false lets peer talk again. The master
+ * denies a revoked node so a connection that outlived the revocation is
+ * closed on its first word. Returns 0, -ENOSPC when LINK_MAX_PEERS names are
+ * denied, -EINVAL. */
+int link_deny(link_t *l, const char *peer, bool deny);
+
+/* Router: housekeeping, from a timer about once a second: reads the
+ * connection events and shuts connections that finished no handshake or
+ * sent no message within LINK_IDLE_MS of being accepted (a duplicate routing
+ * id libzmq parks unread, a client that only connects). */
+void link_tick(link_t *l, uint64_t now_ms);
+
+/* What a router has done about its peers since it was made. */
+struct link_stats {
+    uint64_t dropped;       /* messages dropped (every -EBADMSG) */
+    uint64_t kicked_flood;  /* connections shut for flooding */
+    uint64_t kicked_denied; /* connections shut because their peer is denied */
+    uint64_t kicked_idle;   /* connections shut by link_tick */
+    uint64_t kicked_asked;  /* connections shut by link_kick */
+};
+void link_get_stats(const link_t *l, struct link_stats *out);
 
 /* The socket's ZMQ_FD: readable means "the socket's state may have changed",
  * not "a message is waiting" (edge-triggered). Do not read or close it. Use

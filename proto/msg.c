@@ -41,6 +41,7 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_MIGRATE_ABORT] = "guest.migrate.abort",
     [MSG_MIGRATE_STATUS] = "guest.migrate.status",
     [MSG_TRAFFIC] = "traffic",
+    [MSG_JOIN] = "join",
 };
 
 static const char *const error_names[MSG_ERR_COUNT] = {

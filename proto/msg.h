@@ -81,6 +81,8 @@ enum msg_type {
     MSG_MIGRATE_FINISH,  /* "guest.migrate.finish": to the source */
     MSG_MIGRATE_ABORT,   /* "guest.migrate.abort": to either */
     MSG_MIGRATE_STATUS,  /* "guest.migrate.status": node -> master, answers the five */
+    /* node -> master, over a join token's CurveZMQ session only */
+    MSG_JOIN, /* "join": register this node's public key */
     MSG_TYPE_COUNT
 };
 
@@ -236,6 +238,13 @@ struct msg_guest_exec {
     char **argv;              /* NULL-terminated (owned) */
     uint32_t timeout_ms;      /* 0 = 30 s */
     uint32_t max_output;      /* bytes per stream, at most PROTO_MAX_EXEC_OUT, 0 = 64 KiB */
+};
+
+/* A node registering its CurveZMQ key, sent with a join token's key pair
+ * (docs/protocol-transport.md, "Joining"); answered by ack or nack. */
+struct msg_join {
+    char node[NAME_MAX_LEN + 1]; /* the name the node will go by */
+    char key[40 + 1];            /* its public key, Z85 */
 };
 
 struct msg_exec_result {
@@ -401,6 +410,7 @@ struct msg {
         struct msg_stream_data stream_data;       /* MSG_STREAM_DATA */
         struct msg_stream_ack stream_ack;         /* MSG_STREAM_ACK */
         struct msg_stream_exit stream_exit;       /* MSG_STREAM_EXIT */
+        struct msg_join join;                     /* MSG_JOIN */
     } u;
 };
 

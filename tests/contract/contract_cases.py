@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -51,6 +52,7 @@ def run(c, cl):
     health_and_routes(c)
     pools(c)
     nodes(c, n1, n2)
+    node_trust(c, cl)
     create(c, g, n1, n2)
     batch(c)
     lists(c, n1)
@@ -112,6 +114,8 @@ def health_and_routes(c):
         ("POST", "/v1/nodes/x1/routes"),
         ("GET", "/v1/nodes/x1/cordon"),
         ("DELETE", "/v1/nodes/x1/uncordon"),
+        ("GET", "/v1/nodes/x1/revoke"),
+        ("DELETE", "/v1/join-tokens"),
         ("DELETE", "/v1/guests"),
         ("GET", "/v1/guests:batch"),
         ("POST", "/v1/guests/x1"),
@@ -150,6 +154,56 @@ def health_and_routes(c):
         ("PUT", "/metrics"),
     ]:
         c.call(method, path, expect=405)
+
+
+# ---- the node link's trust: join tokens, revoke ----
+
+
+def join(cl, token, name):
+    """A node joins with the real program over the master's CurveZMQ endpoint."""
+    subprocess.run(
+        [os.path.join(cl.bindir, "vfleet-node"), "join", "--master",
+         "tcp://127.0.0.1:%d" % cl.zport, "--token", token, "--name", name,
+         "--state-dir", os.path.join(cl.tmp, name)],
+        check=True, timeout=60, stdout=subprocess.DEVNULL)
+
+
+def node_trust(c, cl):
+    c.call("GET", "/v1/join-tokens", expect=200)
+    bad_bodies(c, "POST", "/v1/join-tokens", [
+        ("not JSON", "{"),
+        ("node not a name", {"node": "Bad_"}),
+        ("ttl not a life", {"ttl": "soon"}),
+        ("ttl over 30 days", {"ttl": "31d"}),
+        ("another member", {"name": "x"}),
+    ])
+    c.call("POST", "/v1/join-tokens", raw=BIG, expect=413)
+    tokens = {}
+    for name in ("joined1", "joined2"):
+        r = c.call("POST", "/v1/join-tokens", {"node": name, "ttl": "10m"}, expect=201)
+        c.check(r.get("node") == name, "a token for %s" % name)
+        tokens[name] = r.get("token")
+    r = c.call("POST", "/v1/join-tokens", expect=201, why="no body: any name, 1 h")
+    c.check(r.get("node") is None, "a token for any name")
+    for name, token in tokens.items():
+        join(cl, token, name)
+    r = c.call("GET", "/v1/join-tokens", expect=200)
+    states = sorted(t["state"] for t in r.get("tokens") or [])
+    c.check(states == ["unused", "used", "used"], "token states %s" % states)
+    c.check(all(tokens[n] not in r.text for n in tokens), "no secret in the listing")
+    op = make_token(c, {"role": "operator"})
+    c.call("GET", "/v1/join-tokens", auth=op, expect=403, why="an operator")
+    c.call("POST", "/v1/join-tokens", {}, auth=op, expect=403, why="an operator")
+    c.call("POST", "/v1/nodes/joined1/revoke", auth=op, expect=403, why="an operator")
+    k = {"Idempotency-Key": "revoke-1"}
+    a = c.call("POST", "/v1/nodes/joined1/revoke", headers=k, expect=200)
+    b = c.call("POST", "/v1/nodes/joined1/revoke", headers=k, expect=200, why="replay")
+    c.check(a.json == b.json, "a replayed revoke is the first answer")
+    c.call("POST", "/v1/nodes/joined1/revoke", expect=404, why="revoked already")
+    c.call("POST", "/v1/nodes/nope/revoke", expect=404, why="never joined")
+    c.call("POST", "/v1/nodes/a%00b/revoke", expect=400, why="control character")
+    c.call("POST", "/v1/nodes/joined2/revoke", headers={"Idempotency-Key": "bad key"}, expect=400)
+    FULL_STORE["keyed"] = "joined2"
 
 
 # ---- pools ----
@@ -999,7 +1053,7 @@ def held_operations(c, cl, n1, n2):
 # ---- tokens, projects, roles, quotas, and what every operation refuses ----
 
 # What the full-store phase tries to change (made in access()).
-FULL_STORE = {"token": None, "project": "full-proj"}
+FULL_STORE = {"token": None, "project": "full-proj", "keyed": None}
 
 BAD_TOKEN = "tk0000000000." + "0" * 64
 
@@ -1196,6 +1250,8 @@ def full_store(c, cl, n1):
                headers={"Idempotency-Key": "full-chunk"}, expect=507, why="its key cannot be stored")
         c.call("POST", "/v1/tokens", {"role": "operator"}, expect=507)
         c.call("DELETE", "/v1/tokens/" + FULL_STORE["token"], expect=507)
+        c.call("POST", "/v1/join-tokens", {}, expect=507)
+        c.call("POST", "/v1/nodes/%s/revoke" % FULL_STORE["keyed"], expect=507)
         c.call("POST", "/v1/projects", {"name": "full-p"}, expect=507)
         c.call("PATCH", "/v1/projects/" + FULL_STORE["project"], {"quota": {"guests": 7}}, expect=507)
         c.call("DELETE", "/v1/projects/" + FULL_STORE["project"], expect=507)

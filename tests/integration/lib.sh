@@ -172,17 +172,22 @@ free_port() {
 }
 
 # local_cluster ARGS...: deploy/local-cluster with this scenario's environment.
+# Nodes join with tokens and talk CurveZMQ over TCP across the fabric, as in
+# every local cluster; CL_LINK=ipc puts them on the master's ipc:// socket.
 local_cluster() {
     VFLEET_LOCAL_DIR=$CL VFLEET_LOCAL_PORT=$CL_PORT VFLEET_LOCAL_PREFIX=$CL_PREFIX \
+        VFLEET_LOCAL_ZPORT=$CL_ZPORT \
         VFLEET_MASTER_ARGS="--log-level debug ${MASTER_ARGS:-}" \
         VFLEET_NODE_ARGS="--heartbeat 500 --usage-interval 1 --log-level debug ${NODE_ARGS:-}" \
-        VFLEET_SIM_ARGS="${SIM_ARGS:-}" VFLEET_BIN=$VFLEET_BIN VFLEET_LOCAL_LINK=${CL_LINK:-ipc} \
+        VFLEET_SIM_ARGS="${SIM_ARGS:-}" VFLEET_BIN=$VFLEET_BIN VFLEET_LOCAL_LINK=${CL_LINK:-curve} \
         "$VFLEET_SOURCE_DIR/deploy/local-cluster" "$@"
 }
 
 start_cluster() {
     local nodes=$1 sim=${2:-0}
     CL_PORT=${CL_PORT:-$(free_port)}
+    CL_ZPORT=${CL_ZPORT:-$(free_port)}
+    [ "$CL_ZPORT" != "$CL_PORT" ] || CL_ZPORT=$(free_port)
     # Scenarios run as root on the master's host: the API's Unix socket.
     export VFLEET_MASTER=unix:$CL/api.sock
     [ -x "$VFLEET_BIN/vfleet-master" ] || {
@@ -249,7 +254,8 @@ all_running() { [ "$(count_state running)" -eq "$1" ]; }
 is_node_state() { [ "$(node_state "$1")" = "$2" ]; }
 
 # cut_node N / heal_node N: node N's link to the master dropped (both ways)
-# by nftables in its own namespace, and restored. Needs CL_LINK=tcp.
+# by nftables in its own namespace, and restored. Needs the default link
+# (CurveZMQ over the fabric), not CL_LINK=ipc.
 cut_node() {
     ip netns exec "vf-$(node "$1")" nft -f - <<EOF
 table inet vftestcut {
@@ -267,7 +273,7 @@ cluster_teardown() {
     for f in "$CL"/*/agent.pid "$CL"/master.pid; do
         [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
     done
-    # The tcp link's forwarder and the children it forked per connection.
+    # The fabric link's relay (the leader of its own process group).
     [ -s "$CL/link.pid" ] && kill -9 -- "-$(cat "$CL/link.pid")" 2>/dev/null
     sleep 0.2
     teardown_guests "$CL"

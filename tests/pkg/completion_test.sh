@@ -47,7 +47,7 @@ bash_expect "guest" vfleet gu
 bash_expect "traffic" vfleet usage ""
 bash_expect "create ls show start stop restart rm set exec shell console rebuild usage ip traffic move export import adopt destroy-orphan" vfleet guest ""
 bash_expect "add" vfleet guest ip a
-bash_expect "ls show cordon uncordon routes drain orphans" vfleet node ""
+bash_expect "ls show cordon uncordon routes drain orphans token revoke" vfleet node ""
 bash_expect "ls show wait cancel" vfleet op ""
 bash_expect "vserver openvz freevps" vfleet import ""
 bash_expect "running done failed cancelled" vfleet op ls --state ""

@@ -284,6 +284,20 @@ install -d -o "$uid" -g "$gid" -m "$rmode" "$M/run/$rdir"
 nsenter --net="/run/netns/$NSM" chroot --userspec="$uid:$gid" --groups="$gid" "$M" \
     sh -c 'umask 077; exec "$@"' _ "${master_cmd[@]}" >"$T/master.log" 2>&1 &
 MASTER_PID=$!
+# The node joins once, as the README says: a token made on the master host
+# (root's CLI over the socket), `vfleet-node join` on the node host (its name
+# and the master's endpoint from node.conf).
+master_up() { inm vfleet health; }
+wait_for_master=$(($(date +%s) + 20))
+until master_up >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$wait_for_master" ] || fail "the master does not answer: $(tail -5 "$T/master.log")"
+    sleep 0.2
+done
+jtoken=$(inm vfleet node token create --name node1 | head -1) || fail "join token create"
+inn vfleet-node join --token "$jtoken" >"$T/join.log" 2>&1 || fail "join: $(cat "$T/join.log")"
+[ "$(inn stat -c %a /var/lib/vfleet/node/node.key)" = 600 ] || fail "node.key mode"
+inn vfleet-node join --token "$jtoken" >/dev/null 2>&1 && fail "a used join token joined again"
+ok "node1 joined with a join token (node.key 0600); the token does not join twice"
 start_agent() { # nsenter itself, not inn: $! is then the agent's pid
     nsenter --net="/run/netns/$NSN" --mount="$T/ns/node" sh -c 'umask 077; exec "$@"' _ "${node_cmd[@]}" \
         >>"$T/agent.log" 2>&1 &
@@ -418,6 +432,8 @@ ins grep -q '^CapEff:[[:space:]]*0000000000000000' "/proc/$mpid/status" ||
 ins journalctl -u vfleet-master --no-pager | grep -q 'public key pin sha256//' ||
     fail "the journal has no pin: $(ins journalctl -u vfleet-master --no-pager | tail -5)"
 ok "vfleet-master.service under systemd: active, user vfleet, no capabilities, TLS key made, answers root's CLI over /run/vfleet-master/api.sock"
+jtoken=$(ins vfleet node token create --name nspawn1 | head -1) || fail "join token create"
+ins vfleet-node join --token "$jtoken" >/dev/null || fail "vfleet-node join"
 ins systemctl start vfleet-node || fail "systemctl start vfleet-node"
 nready() { ins vfleet node ls | awk '$1 == "nspawn1" && $2 == "ready"' | grep -q .; }
 wait_for 20 nready || fail "vfleet-node.service did not register: $(ins journalctl -u vfleet-node --no-pager | tail -5)"

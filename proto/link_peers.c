@@ -1,0 +1,333 @@
+/* A router link's peers (link_peers.h). */
+#include "proto/link_peers.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <czmq.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/mtime.h"
+
+#define MONITOR_EVENTS  (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED)
+#define EVENTS_PER_TICK 100000 /* monitor events read per link_peers_tick */
+#define PEER_CONNS      8      /* connections remembered per name, for link_peers_kick */
+
+/* How to reach one peer name. */
+struct route {
+    uint8_t id[LINK_IDENTITY_MAX]; /* the routing id of its latest connection */
+    size_t id_len;                 /* bytes in id */
+    int fd;                        /* that connection's socket, -1 unknown */
+    ino_t ino;                     /* the socket's inode when first seen */
+    const void *conn;              /* that connection's tag */
+    const void *flooded;           /* tag of a connection shut for flooding */
+    struct {
+        int fd;            /* its socket */
+        ino_t ino;         /* the socket's inode when first seen */
+    } recent[PEER_CONNS];  /* connections the name spoke through lately */
+    unsigned n_recent;     /* entries used in recent (a ring once full) */
+    uint64_t window_start; /* monotonic ms the flood window began */
+    uint32_t window_msgs;  /* messages in the window */
+};
+
+/* A connection the monitor reported accepted and not yet closed. */
+struct conn {
+    int fd;         /* its socket */
+    ino_t ino;      /* the socket's inode, to check fd still is it */
+    uint64_t since; /* monotonic ms it was seen accepted */
+    bool spoke;     /* the reaper has looked at it (it delivers, or was shut) */
+};
+
+struct link_peers {
+    zhashx_t *routes;        /* name -> struct route (owned) */
+    zhashx_t *denied;        /* name -> a non-NULL marker */
+    zhashx_t *conns;         /* "fd" -> struct conn (owned) */
+    zhashx_t *fdnames;       /* "fd" -> the name whose route last used it (owned) */
+    void *router;            /* the watched ROUTER (borrowed) */
+    zsock_t *monitor;        /* PAIR receiving the router's monitor events */
+    struct link_stats stats; /* what was done */
+};
+
+static void
+free_item(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+link_peers_t *
+link_peers_new(void *router, int *err)
+{
+    link_peers_t *p = xcalloc(1, sizeof(*p));
+    char ep[64];
+    int hwm = 0;
+
+    p->router = router;
+    p->routes = zhashx_new();
+    zhashx_set_destructor(p->routes, free_item);
+    p->denied = zhashx_new();
+    p->conns = zhashx_new();
+    zhashx_set_destructor(p->conns, free_item);
+    p->fdnames = zhashx_new();
+    zhashx_set_destructor(p->fdnames, free_item);
+    uint64_t rnd = 0;
+    /* Random, not the address: a freed monitor's endpoint is unbound
+     * asynchronously, and the next link could get the same address. */
+    if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        rnd = (uint64_t)(uintptr_t)p ^ time_mono_ns();
+    snprintf(ep, sizeof(ep), "inproc://vf-link-peers-%016llx", (unsigned long long)rnd);
+    /* libzmq sends monitor events blocking from its I/O thread: an unlimited
+     * receive queue here keeps a slow reader from ever stalling that thread. */
+    p->monitor = zsock_new(ZMQ_PAIR);
+    if (!p->monitor || zmq_socket_monitor(router, ep, MONITOR_EVENTS) < 0 ||
+        zmq_setsockopt(zsock_resolve(p->monitor), ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
+        zmq_connect(zsock_resolve(p->monitor), ep) < 0) {
+        *err = zmq_errno() ? -zmq_errno() : -ENOMEM;
+        link_peers_destroy(&p);
+        return NULL;
+    }
+    return p;
+}
+
+void
+link_peers_destroy(link_peers_t **pp)
+{
+    link_peers_t *p = pp ? *pp : NULL;
+
+    if (!p)
+        return;
+    /* Monitoring stops before our end goes: libzmq sends events blocking, and
+     * an event with nobody to take it would hang the thread sending it. */
+    (void)zmq_socket_monitor(p->router, NULL, 0);
+    zsock_destroy(&p->monitor);
+    zhashx_destroy(&p->routes);
+    zhashx_destroy(&p->denied);
+    zhashx_destroy(&p->conns);
+    zhashx_destroy(&p->fdnames);
+    free(p);
+    *pp = NULL;
+}
+
+static ino_t
+socket_ino(int fd)
+{
+    struct stat st;
+
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return 0;
+    return st.st_ino;
+}
+
+/* Shuts the socket fd down if it still is the one with inode ino. libzmq
+ * then reads end of file and ends that connection as if the peer had gone;
+ * the descriptor stays libzmq's to close. */
+static bool
+shut(int fd, ino_t ino)
+{
+    if (fd < 0 || ino == 0 || socket_ino(fd) != ino)
+        return false;
+    return shutdown(fd, SHUT_RDWR) == 0;
+}
+
+/* A message from a connection the route has not seen: make it the route. */
+static void
+route_switch(link_peers_t *p, struct route *rt, const struct link_origin *o)
+{
+    memcpy(rt->id, o->id, o->id_len);
+    rt->id_len = o->id_len;
+    if (rt->conn != o->conn || rt->fd != o->fd) {
+        char key[16];
+
+        rt->conn = o->conn;
+        rt->fd = o->fd;
+        rt->ino = socket_ino(o->fd);
+        bool known = false;
+        for (unsigned i = 0; i < PEER_CONNS && i < rt->n_recent; i++)
+            known |= rt->recent[i].fd == rt->fd && rt->recent[i].ino == rt->ino;
+        if (!known) {
+            unsigned slot = rt->n_recent++ % PEER_CONNS;
+            rt->recent[slot].fd = rt->fd;
+            rt->recent[slot].ino = rt->ino;
+        }
+        snprintf(key, sizeof(key), "%d", o->fd);
+        if (o->fd >= 0)
+            zhashx_update(p->fdnames, key, xstrdup(o->name));
+    }
+}
+
+static struct route *
+route_get(link_peers_t *p, const char *name, bool create)
+{
+    struct route *rt = zhashx_lookup(p->routes, name);
+
+    if (rt || !create || zhashx_size(p->routes) >= LINK_MAX_PEERS)
+        return rt;
+    rt = xcalloc(1, sizeof(*rt));
+    rt->fd = -1;
+    zhashx_insert(p->routes, name, rt);
+    return rt;
+}
+
+int
+link_peers_seen(link_peers_t *p, const struct link_origin *o, uint64_t now_ms)
+{
+    struct route *rt;
+
+    if (zhashx_lookup(p->denied, o->name)) {
+        ino_t ino = socket_ino(o->fd);
+        rt = route_get(p, o->name, false);
+        /* The connection's inode as first seen, when it is the route's. */
+        if (rt && rt->conn == o->conn)
+            ino = rt->ino;
+        if (shut(o->fd, ino))
+            p->stats.kicked_denied++;
+        return -EBADMSG;
+    }
+    rt = route_get(p, o->name, true);
+    if (!rt || (o->conn && rt->flooded == o->conn))
+        return -EBADMSG;
+    if (rt->conn != o->conn || rt->fd != o->fd || rt->id_len != o->id_len ||
+        memcmp(rt->id, o->id, o->id_len) != 0)
+        route_switch(p, rt, o);
+    if (now_ms - rt->window_start >= LINK_FLOOD_MS) {
+        rt->window_start = now_ms;
+        rt->window_msgs = 0;
+    }
+    if (++rt->window_msgs > LINK_FLOOD_MSGS) {
+        /* What it already queued is dropped unread; the socket is shut so it
+         * queues no more. */
+        if (shut(rt->fd, rt->ino))
+            p->stats.kicked_flood++;
+        rt->flooded = o->conn;
+        rt->window_msgs = 0;
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int
+link_peers_route(link_peers_t *p, const char *name, const void **id, size_t *len)
+{
+    struct route *rt = zhashx_lookup(p->routes, name);
+
+    if (!rt || rt->id_len == 0 || zhashx_lookup(p->denied, name))
+        return -EHOSTUNREACH;
+    *id = rt->id;
+    *len = rt->id_len;
+    return 0;
+}
+
+int
+link_peers_kick(link_peers_t *p, const char *name)
+{
+    struct route *rt = zhashx_lookup(p->routes, name);
+    unsigned shut_now = 0;
+
+    /* Every connection the name spoke through lately, not only the latest:
+     * two sessions with one key (a copied node) both end. */
+    for (unsigned i = 0; rt && i < PEER_CONNS && i < rt->n_recent; i++)
+        shut_now += shut(rt->recent[i].fd, rt->recent[i].ino);
+    if (!shut_now)
+        return -ENOENT;
+    p->stats.kicked_asked += shut_now;
+    return 0;
+}
+
+int
+link_peers_deny(link_peers_t *p, const char *name, bool deny)
+{
+    if (!deny) {
+        zhashx_delete(p->denied, name);
+        return 0;
+    }
+    if (zhashx_lookup(p->denied, name))
+        return 0;
+    if (zhashx_size(p->denied) >= LINK_MAX_PEERS)
+        return -ENOSPC;
+    zhashx_insert(p->denied, name, (void *)1);
+    return 0;
+}
+
+/* One monitor event: a connection accepted or gone. */
+static void
+monitor_event(link_peers_t *p, uint16_t event, uint32_t value, uint64_t now_ms)
+{
+    char key[16];
+    int fd = (int)value;
+
+    snprintf(key, sizeof(key), "%d", fd);
+    if (event != ZMQ_EVENT_ACCEPTED) {
+        zhashx_delete(p->conns, key);
+        return;
+    }
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->fd = fd;
+    c->ino = socket_ino(fd);
+    c->since = now_ms;
+    zhashx_update(p->conns, key, c);
+}
+
+static void
+read_events(link_peers_t *p, uint64_t now_ms)
+{
+    void *h = zsock_resolve(p->monitor);
+
+    for (unsigned n = 0; n < EVENTS_PER_TICK; n++) {
+        uint8_t ev[6];
+        char ep[256];
+        uint16_t event;
+        uint32_t value;
+
+        if (zmq_recv(h, ev, sizeof(ev), ZMQ_DONTWAIT) != (int)sizeof(ev))
+            return;
+        /* The second frame (the endpoint) is part of the same message. */
+        (void)zmq_recv(h, ep, sizeof(ep), ZMQ_DONTWAIT);
+        memcpy(&event, ev, sizeof(event));
+        memcpy(&value, ev + sizeof(event), sizeof(value));
+        monitor_event(p, event, value, now_ms);
+    }
+}
+
+/* Whether connection c delivers for some name: the route of the name that
+ * last used its descriptor is still on it. Asked only of connections old
+ * enough to be reaped, so the order in which monitor events and messages
+ * arrive does not matter. */
+static bool
+conn_spoke(link_peers_t *p, const struct conn *c)
+{
+    char key[16];
+
+    snprintf(key, sizeof(key), "%d", c->fd);
+    const char *name = zhashx_lookup(p->fdnames, key);
+    struct route *rt = name ? zhashx_lookup(p->routes, name) : NULL;
+    return rt && rt->fd == c->fd && rt->ino == c->ino;
+}
+
+void
+link_peers_tick(link_peers_t *p, uint64_t now_ms)
+{
+    read_events(p, now_ms);
+    for (struct conn *c = zhashx_first(p->conns); c; c = zhashx_next(p->conns)) {
+        if (c->spoke || now_ms - c->since < LINK_IDLE_MS)
+            continue;
+        /* Checked once: a connection that delivered is left alone for good. */
+        c->spoke = true;
+        if (conn_spoke(p, c))
+            continue;
+        if (shut(c->fd, c->ino)) {
+            p->stats.kicked_idle++;
+            log_debug("link: connection fd %d silent for %d ms, shut", c->fd, LINK_IDLE_MS);
+        }
+    }
+}
+
+struct link_stats *
+link_peers_stats(link_peers_t *p)
+{
+    return &p->stats;
+}

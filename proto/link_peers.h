@@ -1,0 +1,49 @@
+/* A router link's knowledge of its peers (link.c's helper; nothing else
+ * includes this): which routing id reaches each peer name, which names are
+ * denied, how fast each one sends, and which connections have said nothing.
+ *
+ * A connection is told apart by a tag: the address of its libzmq metadata,
+ * which every message of that connection points at and which lives as long
+ * as any of them does, so two connections alive at once never share one.
+ * Shutting a connection down is shutdown(2) on its socket, after checking by
+ * the socket's inode that the descriptor still is that socket.
+ *
+ * Loop thread of the link only. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/link.h"
+
+typedef struct link_peers link_peers_t;
+
+/* Where one received message came from. */
+struct link_origin {
+    const char *name; /* the sender's name (User-Id, or the routing id's name part) */
+    const void *id;   /* its routing id */
+    size_t id_len;    /* bytes in id */
+    int fd;           /* the connection's socket (ZMQ_SRCFD), -1 when unknown */
+    const void *conn; /* the connection's tag, NULL when unknown */
+};
+
+/* Starts tracking the peers of router (a libzmq ROUTER socket), with a
+ * socket monitor on it. Returns NULL with *err on failure. */
+link_peers_t *link_peers_new(void *router, int *err);
+void link_peers_destroy(link_peers_t **pp);
+
+/* Records a message; 0 means deliver it, -EBADMSG drop it (denied name,
+ * flooding connection, too many names). */
+int link_peers_seen(link_peers_t *p, const struct link_origin *o, uint64_t now_ms);
+/* The routing id that reaches name: 0, or -EHOSTUNREACH. */
+int link_peers_route(link_peers_t *p, const char *name, const void **id, size_t *len);
+/* Shuts name's connections (the last few it spoke through): 0, or -ENOENT
+ * when none is open. */
+int link_peers_kick(link_peers_t *p, const char *name);
+/* Denies or allows name again: 0, -ENOSPC. */
+int link_peers_deny(link_peers_t *p, const char *name, bool deny);
+/* Reads connection events and shuts connections silent for LINK_IDLE_MS. */
+void link_peers_tick(link_peers_t *p, uint64_t now_ms);
+/* The counters (owned by p). */
+struct link_stats *link_peers_stats(link_peers_t *p);
