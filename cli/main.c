@@ -113,12 +113,18 @@ main(int argc, char **argv)
      * belong to `guest exec`'s command); they are taken out of argv so the
      * groups see only their own arguments. */
     bool dashdash = false;
+    /* In `guest export NAME -o FILE`, -o and --output are the command's own
+     * (the archive's file), not the output format. */
+    bool export_cmd = false;
+    for (int i = 1; i + 1 < argc && strcmp(argv[i], "--") != 0; i++)
+        if (!strcmp(argv[i], "guest") && !strcmp(argv[i + 1], "export"))
+            export_cmd = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!dashdash && !strcmp(a, "--json")) {
             ctx.json = true;
             ctx.format = CLI_FORMAT_JSON;
-        } else if (!dashdash &&
+        } else if (!dashdash && !export_cmd &&
                    (!strcmp(a, "--output") || !strcmp(a, "-o") || !strncmp(a, "--output=", 9))) {
             const char *v = a[2] == 'o' && a[8] == '=' ? a + 9 : i + 1 < argc ? argv[++i] : NULL;
             if (!v || cli_format_parse(v, &ctx.format) < 0)

@@ -11,6 +11,12 @@
 
 command -v nsenter >/dev/null || { echo "SKIP: no nsenter"; exit 77; }
 
+# An import has the master send the archive to the node's data channel. On
+# the local cluster the master's own namespace has no route into the nodes'
+# namespaces (they reach it through a relay), so the nodes stay on the
+# master's ipc:// socket, where their receivers are ipc:// too; on real hosts
+# the master reaches each node's [migrate] address.
+CL_LINK=ipc
 start_cluster 2
 S=$T/src
 
