@@ -46,6 +46,7 @@ usage(FILE *f)
           "      --algorithm A        spread or binpack (default binpack)\n"
           "      --overcommit-cpu R   CPU overcommit ratio (default 4)\n"
           "      --overcommit-memory R, --overcommit-disk R   (default 1)\n"
+          "      --default-cpu CORES  charged to a guest without cpu_max (default 0.1)\n"
           "      --max-ips N          addresses per guest (default 16)\n"
           "      --log-level L        debug, info, notice, warning, err (default info)\n"
           "      --log-format F       text or json (default text)\n"
@@ -176,6 +177,8 @@ static const struct config_key master_keys[] = {
      "memory overcommit ratio"},
     {"master", "overcommit_disk", CONFIG_RATIO, 1, 1000, NULL, "overcommit-disk", NULL,
      "disk overcommit ratio"},
+    {"master", "default_cpu", CONFIG_RATIO, 0, 1024, NULL, "default-cpu", NULL,
+     "cores charged to a guest without cpu_max"},
     {"master", "max_ips", CONFIG_U64, 1, 64, NULL, "max-ips", NULL, "addresses per guest"},
     {"master", "log_level", CONFIG_CHOICE, 0, 0, LEVELS, "log-level", NULL,
      "most verbose level logged"},
@@ -375,6 +378,8 @@ fill_master_config(const config_t *cfg, struct master_config *mc, char *addr, si
     mc->sched.overcommit_cpu = get_ratio(cfg, "overcommit_cpu", mc->sched.overcommit_cpu);
     mc->sched.overcommit_memory = get_ratio(cfg, "overcommit_memory", mc->sched.overcommit_memory);
     mc->sched.overcommit_disk = get_ratio(cfg, "overcommit_disk", mc->sched.overcommit_disk);
+    mc->sched.default_cpu =
+        (uint32_t)(get_ratio(cfg, "default_cpu", mc->sched.default_cpu / 1000.0) * 1000.0 + 0.5);
     if (mc->down_after_ms <= mc->suspect_after_ms) {
         const char *k = config_get(cfg, "master", "down_after") ? "down_after" : "suspect_after";
         fprintf(stderr,
