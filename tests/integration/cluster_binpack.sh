@@ -22,11 +22,16 @@ second=$(node_of b6)
 [ "$(node_of b7)" = "$second" ] || fail "b7 on $(node_of b7), b6 on $second: binpack spread them"
 ok "binpack: b1-b5 on $first (full), b6-b7 on $second"
 
-# A constraint picks the only node with zone=c, even against binpack's preference.
-mk c1 --constraint zone=c || fail "create c1"
-[ "$(node_of c1)" = "$(node 3)" ] || fail "c1 (zone=c) on $(node_of c1)"
-[ "$(vf --json node show "$(node 3)" | jv '.labels.zone')" = c ] || fail "node 3 zone label"
-ok "constraint zone=c: c1 on $(node 3)"
+# A constraint picks the only node with its zone, even against binpack's
+# preference for the fuller node (binpack may have filled any of the three).
+for i in 1 2 3; do
+    case "$(node "$i")" in "$first" | "$second") ;; *) third=$(node "$i") ;; esac
+done
+zone=$(vf --json node show "$third" | jv '.labels.zone')
+[ -n "$zone" ] && [ "$zone" != null ] || fail "$third has no zone label"
+mk c1 --constraint "zone=$zone" || fail "create c1"
+[ "$(node_of c1)" = "$third" ] || fail "c1 (zone=$zone) on $(node_of c1), want $third"
+ok "constraint zone=$zone: c1 on $third"
 
 # Anti-affinity: one guest of group web per node, though binpack would stack them.
 mk w1 --group web || fail "create w1"

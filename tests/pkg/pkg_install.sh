@@ -75,6 +75,13 @@ cleanup() {
             [ -f "$f" ] && { echo "---- $f (tail)"; tail -30 "$f"; }
         done
     fi
+    # Guests first (an init's death ends its PID namespace), while the agent
+    # can still name them.
+    if [ -n "$AGENT_PID" ] && [ -e "$T/ns/node" ]; then
+        for p in $(inn vfleet-node ls --json 2>/dev/null | jq -r '.[].pid // empty' 2>/dev/null); do
+            [ "$p" -gt 1 ] 2>/dev/null && kill -9 "$p" 2>/dev/null
+        done
+    fi
     [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null
     [ -n "$MASTER_PID" ] && kill "$MASTER_PID" 2>/dev/null
     if [ -n "$NSPAWN_PID" ]; then
@@ -87,6 +94,13 @@ cleanup() {
     for r in "$N" "$M"; do
         for p in $(procs_in "$r"); do kill -9 "$p" 2>/dev/null; done
     done
+    if [ -e "$T/ns/node" ]; then # and in the node host's mount namespace
+        local mntns
+        mntns="mnt:[$(stat -L -c %i "$T/ns/node" 2>/dev/null)]"
+        for p in /proc/[0-9]*; do
+            [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$mntns" ] && kill -9 "${p#/proc/}" 2>/dev/null
+        done
+    fi
     sleep 0.3
     grep " $T/" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do
         umount -l "$m" 2>/dev/null
@@ -160,8 +174,19 @@ for ns in "$NSM" "$NSN"; do
     ip -n "$ns" link set lo up
     ip -n "$ns" link set lan up
 done
+# The node host is a mount namespace whose root is $N through pivot_root, as
+# a real host's is, not a chroot: the kernel refuses a chrooted process a
+# user namespace, and every guest gets one. Bound to $T/ns/node, it lives as
+# long as the test; guests' disk mounts are made in it.
+mkdir -p "$T/ns"
+mount --bind "$T/ns" "$T/ns"
+mount --make-private "$T/ns"
+touch "$T/ns/node"
+unshare --mount="$T/ns/node" --propagation private sh -c \
+    'mount --rbind "$1" "$1" && cd "$1" && mkdir -p .oldroot && pivot_root . .oldroot &&
+     umount -l /.oldroot && rmdir /.oldroot' _ "$N" || fail "the node host's mount namespace"
 inm() { nsenter --net="/run/netns/$NSM" chroot "$M" "$@"; }
-inn() { nsenter --net="/run/netns/$NSN" chroot "$N" "$@"; }
+inn() { nsenter --net="/run/netns/$NSN" --mount="$T/ns/node" "$@"; }
 ok "two hosts from $base"
 
 # ---- 3. install ----
@@ -235,6 +260,11 @@ sed -i -e 's|^bind = .*|bind = tcp://10.254.77.1:7401|' -e 's|^listen = .*|liste
 sed -i -e 's|^#name = .*|name = node1|' -e 's|^master = .*|master = tcp://10.254.77.1:7401|' \
     -e 's|^#zone = a|zone = a|' "$N/etc/vfleet/node.conf"
 # The template first: an agent reports its templates when it says hello.
+# Guests see it through an idmapped mount, which overlayfs (the test roots)
+# cannot give; a real host keeps /var/lib on ext4 or xfs. The test host's
+# templates live on a tmpfs (idmappable since 6.3).
+inn sh -c 'mkdir -p /var/lib/vfleet/templates && mount -t tmpfs -o mode=0755 tmpfs /var/lib/vfleet/templates' ||
+    fail "a tmpfs for the templates"
 inn /usr/share/vfleet/templates/busybox /var/lib/vfleet/templates/busybox >"$T/template.log" 2>&1 ||
     fail "template: $(cat "$T/template.log")"
 inm vfleet-master --check-config >/dev/null || fail "master.conf does not check"
@@ -254,8 +284,8 @@ install -d -o "$uid" -g "$gid" -m "$rmode" "$M/run/$rdir"
 nsenter --net="/run/netns/$NSM" chroot --userspec="$uid:$gid" --groups="$gid" "$M" \
     sh -c 'umask 077; exec "$@"' _ "${master_cmd[@]}" >"$T/master.log" 2>&1 &
 MASTER_PID=$!
-start_agent() {
-    nsenter --net="/run/netns/$NSN" chroot "$N" sh -c 'umask 077; exec "$@"' _ "${node_cmd[@]}" \
+start_agent() { # nsenter itself, not inn: $! is then the agent's pid
+    nsenter --net="/run/netns/$NSN" --mount="$T/ns/node" sh -c 'umask 077; exec "$@"' _ "${node_cmd[@]}" \
         >>"$T/agent.log" 2>&1 &
     AGENT_PID=$!
 }
@@ -320,11 +350,11 @@ wait "$AGENT_PID" 2>/dev/null || true
 AGENT_PID=
 sleep 0.5
 alive "$gpid" || fail "the guest died with the agent"
-inn vfleet-node status | grep -q '^agent: *not running' || fail "agent still running"
+inn vfleet-node status | grep -q '^agent: *not running' || fail "agent still running: $(inn vfleet-node status | head -1)"
 ok "agent stopped (SIGTERM to the main process, KillMode=process): guest $gpid still runs"
 start_agent
 wait_for 20 node_ready || fail "node1 not ready after the restart"
-wait_for 20 sh -c "[ \"\$(nsenter --net=/run/netns/$NSN chroot $N vfleet-node ls --json |
+wait_for 20 sh -c "[ \"\$(nsenter --net=/run/netns/$NSN --mount=$T/ns/node vfleet-node ls --json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"pid\"])')\" = $gpid ]" ||
     fail "the restarted agent does not report pid $gpid"
 out=$(vf guest exec g1 -- echo adopted) || fail "exec after the restart: $out"
