@@ -52,6 +52,12 @@ EOF
 if [ "${CALLGRIND:-0}" = 1 ]; then
     ir() { valgrind --tool=callgrind --callgrind-out-file="$T/cg.out" "$@" 2>&1 >/dev/null |
         sed -n 's/.*Collected : \([0-9]*\).*/\1/p'; }
-    io=$(ir "$OLD" "$@") in=$(ir "$NEW" "$@")
+    # Each guest is one apply and one start: 2 x guests queues and acks.
+    per=$((2 * ${2:-100000}))
+    fn() { callgrind_annotate --inclusive=yes "$T/cg.out" 2>/dev/null |
+        awk -v f="dispatch.c:$1 " -v n="$per" '!done && index($0, f) && !/=>/ {gsub(",", "", $1); printf "%.0f", $1 / n; done = 1}'; }
+    io=$(ir "$OLD" "$@"); oq=$(fn dispatch_queue) oc=$(fn dispatch_complete) op=$(fn dispatch_pending)
+    in=$(ir "$NEW" "$@"); nq=$(fn dispatch_queue) nc=$(fn dispatch_complete) np=$(fn dispatch_pending)
     python3 -c "import sys; o, n = int(sys.argv[1]), int(sys.argv[2]); print('instructions old %d  new %d  new/old %.3f' % (o, n, n / o))" "$io" "$in"
+    echo "instructions per call, old/new: dispatch_queue $oq/$nq, dispatch_complete $oc/$nc, dispatch_pending (two per ack) $op/$np"
 fi
