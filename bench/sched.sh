@@ -84,7 +84,8 @@ cleanup() {
         [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null
         [ -n "$MASTER_PID" ] && kill "$MASTER_PID" 2>/dev/null
         wait 2>/dev/null
-        [ -z "${BENCH_DIR:-}" ] && rm -rf "$D"
+        # (an if: a failed test as the trap's last command made the script exit 1)
+        if [ -z "${BENCH_DIR:-}" ]; then rm -rf "$D"; fi
     else
         log "kept: master pid $MASTER_PID, sim pid $SIM_PID, $URL, state in $D"
     fi

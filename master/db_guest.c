@@ -15,6 +15,9 @@
 
 static const char sql_guest_get_id[] = "SELECT " GUEST_COLS " FROM guests WHERE id = ?1";
 static const char sql_guest_get_name[] = "SELECT " GUEST_COLS " FROM guests WHERE name = ?1";
+static const char sql_guest_get_state[] =
+    "SELECT id, name, node, generation, applied_generation, desired, observed, deleting "
+    "FROM guests WHERE id = ?1";
 static const char sql_label_delete_guest[] = "DELETE FROM guest_labels WHERE guest_id = ?1";
 static const char sql_label_insert[] =
     "INSERT INTO guest_labels (key, value, guest_id) VALUES (?1, ?2, ?3)";
@@ -282,6 +285,29 @@ int
 db_guest_get_by_name(db_t *db, const char *name, struct db_guest *out)
 {
     return guest_get(db, sql_guest_get_name, name, out);
+}
+
+int
+db_guest_get_state(db_t *db, const char *id, struct db_guest *out)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_guest_get_state);
+    int r = dbi_step_row(db, s, id);
+
+    if (r < 0)
+        return r;
+    int d = db_desired_from_string((const char *)sqlite3_column_text(s, 5));
+    int o = db_observed_from_string((const char *)sqlite3_column_text(s, 6));
+    *out = (struct db_guest){
+        .id = dbi_col_dup(s, 0),
+        .name = dbi_col_dup(s, 1),
+        .node = dbi_col_dup(s, 2),
+        .generation = dbi_col_u64(s, 3),
+        .applied_generation = dbi_col_u64(s, 4),
+        .desired = d < 0 ? DB_DESIRED_STOPPED : (enum db_desired)d,
+        .observed = o < 0 ? DB_OBS_UNKNOWN : (enum db_observed)o,
+        .deleting = sqlite3_column_int(s, 7) != 0,
+    };
+    return 0;
 }
 
 void

@@ -371,6 +371,33 @@ test_guest_update_cas(void **state)
     db_guest_clear(&g);
 }
 
+/* The state an ack needs, without the spec: the same columns as the full row. */
+static void
+test_guest_get_state(void **state)
+{
+    struct fx *f = *state;
+    struct db_guest g, full;
+
+    add_node(f->db, "h1");
+    assert_int_equal(add_guest(f->db, "id-1", "web1", "h1"), 0);
+    assert_int_equal(db_guest_set_applied(f->db, "id-1", 1), 0);
+    assert_int_equal(db_guest_set_observed(f->db, "id-1", DB_OBS_RUNNING, NULL), 0);
+    assert_int_equal(db_guest_get_state(f->db, "id-1", &g), 0);
+    assert_int_equal(db_guest_get_by_id(f->db, "id-1", &full), 0);
+    assert_string_equal(g.id, full.id);
+    assert_string_equal(g.name, full.name);
+    assert_string_equal(g.node, full.node);
+    assert_int_equal(g.generation, full.generation);
+    assert_int_equal(g.applied_generation, 1);
+    assert_int_equal(g.desired, full.desired);
+    assert_int_equal(g.observed, DB_OBS_RUNNING);
+    assert_int_equal(g.deleting, full.deleting);
+    assert_null(g.spec);
+    db_guest_clear(&g);
+    db_guest_clear(&full);
+    assert_int_equal(db_guest_get_state(f->db, "nope", &g), -ENOENT);
+}
+
 static unsigned hook_events[3];
 
 static void
@@ -552,6 +579,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_list_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_update_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_get_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v4_store_upgraded, setup, teardown),

@@ -1,3 +1,15 @@
+/* The outboxes, indexed so that no operation walks a whole outbox:
+ *
+ * - by request id (one master-wide map to a slot table): an ack, a nack or a
+ *   result finds its command in O(1);
+ * - by guest within each outbox (a short chain per guest): coalescing,
+ *   "is a destroy pending for this guest?" and forgetting a guest look at
+ *   that guest's commands only;
+ * - by next send time (one min-heap over every outbox): a tick pops only the
+ *   commands that are due, O(due · log n), where it used to visit every
+ *   queued command of every node.
+ * Queue order (what a flush after a hello re-sends, in order) is a doubly
+ * linked list per outbox. */
 #include "master/dispatch.h"
 
 #include <errno.h>
@@ -11,6 +23,11 @@
 
 #define DISPATCH_RESEND_DEFAULT_MS 5000
 #define DISPATCH_RESEND_MAX_MS     60000
+/* Not in the heap: an exec or console request, which is never re-sent. */
+#define NO_HEAP SIZE_MAX
+
+struct outbox;
+struct gcmds;
 
 /* One command waiting for its answer. */
 struct cmd {
@@ -24,22 +41,43 @@ struct cmd {
     uint64_t queued_ms;          /* monotonic time it was queued (answer latency) */
     uint32_t interval_ms;        /* the current re-send interval */
     bool sent;                   /* went out at least once */
-    struct cmd *next;            /* queue order */
+    uint32_t slot;               /* its index in dispatch.slots */
+    size_t heap;                 /* its index in dispatch.heap, NO_HEAP when not there */
+    struct outbox *box;          /* the outbox it waits in */
+    struct gcmds *g;             /* its guest's chain in that outbox */
+    struct cmd *prev, *next;     /* queue order in the outbox */
+    struct cmd *gnext;           /* the guest's chain, queue order */
+};
+
+/* The commands of one guest in one outbox. */
+struct gcmds {
+    char guest[SPEC_ID_LEN + 1]; /* the key */
+    struct cmd *head;            /* oldest first, linked by gnext */
 };
 
 /* One node's outbox. */
 struct outbox {
     char name[NAME_MAX_LEN + 1]; /* the node */
-    struct cmd *head;            /* oldest first */
+    struct cmd *head, *tail;     /* queue order, oldest first */
     size_t len;                  /* commands queued */
+    struct hmap_str guests;      /* guest id -> struct gcmds * */
 };
 
 struct dispatch {
     struct dispatch_config cfg;  /* as given, defaults filled in */
     struct hmap_str boxes;       /* node name -> struct outbox * */
-    struct outbox **all;         /* every outbox, for ticks */
+    struct outbox **all;         /* every outbox, to free them */
     size_t n_all;                /* entries in all */
     uint64_t next_id;            /* the next request id */
+    struct hmap_u64 by_id;       /* request id -> index in slots */
+    struct cmd **slots;          /* waiting commands; NULL = free slot */
+    uint32_t n_slots;            /* entries in slots */
+    uint32_t cap_slots;          /* room in slots and free_slots */
+    uint32_t *free_slots;        /* indexes of NULL slots, a stack */
+    uint32_t n_free;             /* entries in free_slots */
+    struct cmd **heap;           /* min-heap on next_ms of the commands that are re-sent */
+    size_t n_heap;               /* entries in heap */
+    size_t cap_heap;             /* room in heap */
     struct dispatch_stats stats; /* counts since start (metrics) */
 };
 
@@ -65,13 +103,6 @@ dispatch_new(const struct dispatch_config *cfg)
     return d;
 }
 
-static void
-cmd_free(struct cmd *c)
-{
-    free(c->buf);
-    free(c);
-}
-
 void
 dispatch_destroy(dispatch_t **pd)
 {
@@ -79,20 +110,107 @@ dispatch_destroy(dispatch_t **pd)
 
     if (!d)
         return;
-    for (size_t i = 0; i < d->n_all; i++) {
-        struct cmd *c = d->all[i]->head;
-        while (c) {
-            struct cmd *n = c->next;
-            cmd_free(c);
-            c = n;
+    for (uint32_t i = 0; i < d->n_slots; i++)
+        if (d->slots[i]) {
+            free(d->slots[i]->buf);
+            free(d->slots[i]);
         }
+    for (size_t i = 0; i < d->n_all; i++) {
+        struct hmap_str *gs = &d->all[i]->guests;
+        for (size_t k = 0; k < gs->cap; k++)
+            if (gs->slots[k].key)
+                free(gs->slots[k].val);
+        hmap_str_free(gs);
         free(d->all[i]);
     }
     free(d->all);
+    free(d->slots);
+    free(d->free_slots);
+    free(d->heap);
+    hmap_u64_free(&d->by_id);
     hmap_str_free(&d->boxes);
     free(d);
     *pd = NULL;
 }
+
+/* ---- the heap of re-send times ---- */
+
+static void
+heap_set(dispatch_t *d, size_t i, struct cmd *c)
+{
+    d->heap[i] = c;
+    c->heap = i;
+}
+
+static void
+heap_up(dispatch_t *d, size_t i)
+{
+    struct cmd *c = d->heap[i];
+
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (d->heap[p]->next_ms <= c->next_ms)
+            break;
+        heap_set(d, i, d->heap[p]);
+        i = p;
+    }
+    heap_set(d, i, c);
+}
+
+static void
+heap_down(dispatch_t *d, size_t i)
+{
+    struct cmd *c = d->heap[i];
+
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        uint64_t best = c->next_ms;
+        if (l < d->n_heap && d->heap[l]->next_ms < best)
+            m = l, best = d->heap[l]->next_ms;
+        if (l + 1 < d->n_heap && d->heap[l + 1]->next_ms < best)
+            m = l + 1;
+        if (m == i)
+            break;
+        heap_set(d, i, d->heap[m]);
+        i = m;
+    }
+    heap_set(d, i, c);
+}
+
+/* Puts c in the heap, or moves it after its next_ms changed. */
+static void
+heap_update(dispatch_t *d, struct cmd *c)
+{
+    if (c->heap == NO_HEAP) {
+        if (d->n_heap == d->cap_heap) {
+            d->cap_heap = d->cap_heap ? 2 * d->cap_heap : 64;
+            d->heap = xreallocarray(d->heap, d->cap_heap, sizeof(*d->heap));
+        }
+        heap_set(d, d->n_heap++, c);
+        heap_up(d, c->heap);
+        return;
+    }
+    heap_up(d, c->heap);
+    heap_down(d, c->heap);
+}
+
+static void
+heap_remove(dispatch_t *d, struct cmd *c)
+{
+    size_t i = c->heap;
+
+    if (i == NO_HEAP)
+        return;
+    c->heap = NO_HEAP;
+    struct cmd *last = d->heap[--d->n_heap];
+    if (last == c)
+        return;
+    heap_set(d, i, last);
+    heap_up(d, i);
+    heap_down(d, last->heap);
+}
+
+/* ---- outboxes and the indexes of a command ---- */
 
 static struct outbox *
 box_get(dispatch_t *d, const char *node, bool create)
@@ -109,10 +227,136 @@ box_get(dispatch_t *d, const char *node, bool create)
     return b;
 }
 
+static struct cmd *
+cmd_by_id(const dispatch_t *d, const struct outbox *b, uint64_t id)
+{
+    const uint32_t *slot = hmap_u64_get(&d->by_id, id);
+
+    if (!slot)
+        return NULL;
+    struct cmd *c = d->slots[*slot];
+    /* Another node's answer never completes this node's command. */
+    return c->box == b ? c : NULL;
+}
+
+/* Appends c at the end of b's queue and of its guest's chain. */
+static void
+cmd_link(dispatch_t *d, struct outbox *b, struct cmd *c)
+{
+    c->box = b;
+    c->prev = b->tail;
+    c->next = NULL;
+    if (b->tail)
+        b->tail->next = c;
+    else
+        b->head = c;
+    b->tail = c;
+    b->len++;
+
+    struct gcmds *g = hmap_str_get(&b->guests, c->guest);
+    if (!g) {
+        g = xcalloc(1, sizeof(*g));
+        memcpy(g->guest, c->guest, sizeof(g->guest));
+        hmap_str_put(&b->guests, g->guest, g);
+    }
+    c->g = g;
+    struct cmd **pp = &g->head;
+    while (*pp)
+        pp = &(*pp)->gnext;
+    *pp = c;
+
+    if (d->n_free) {
+        c->slot = d->free_slots[--d->n_free];
+    } else {
+        if (d->n_slots == d->cap_slots) {
+            d->cap_slots = d->cap_slots ? 2 * d->cap_slots : 64;
+            d->slots = xreallocarray(d->slots, d->cap_slots, sizeof(*d->slots));
+            d->free_slots = xreallocarray(d->free_slots, d->cap_slots, sizeof(*d->free_slots));
+        }
+        c->slot = d->n_slots++;
+    }
+    d->slots[c->slot] = c;
+    hmap_u64_put(&d->by_id, c->id, c->slot);
+}
+
+/* Takes c out of every index and frees it. */
+static void
+cmd_drop(dispatch_t *d, struct cmd *c)
+{
+    struct outbox *b = c->box;
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        b->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        b->tail = c->prev;
+    b->len--;
+
+    struct cmd **pp = &c->g->head;
+    while (*pp != c)
+        pp = &(*pp)->gnext;
+    *pp = c->gnext;
+    if (!c->g->head) {
+        hmap_str_del(&b->guests, c->g->guest);
+        free(c->g);
+    }
+
+    heap_remove(d, c);
+    hmap_u64_del(&d->by_id, c->id);
+    d->slots[c->slot] = NULL;
+    d->free_slots[d->n_free++] = c->slot;
+    free(c->buf);
+    free(c);
+}
+
+/* Puts n where o was (queue position and guest chain) and frees o. */
+static void
+cmd_replace(dispatch_t *d, struct cmd *o, struct cmd *n)
+{
+    struct outbox *b = o->box;
+
+    n->box = b;
+    n->g = o->g;
+    n->prev = o->prev;
+    n->next = o->next;
+    n->gnext = o->gnext;
+    if (n->prev)
+        n->prev->next = n;
+    else
+        b->head = n;
+    if (n->next)
+        n->next->prev = n;
+    else
+        b->tail = n;
+    struct cmd **pp = &o->g->head;
+    while (*pp != o)
+        pp = &(*pp)->gnext;
+    *pp = n;
+
+    n->slot = o->slot;
+    d->slots[n->slot] = n;
+    hmap_u64_del(&d->by_id, o->id);
+    hmap_u64_put(&d->by_id, n->id, n->slot);
+    heap_remove(d, o);
+    free(o->buf);
+    free(o);
+}
+
 static bool
 node_ready(const dispatch_t *d, const char *node)
 {
     return !d->cfg.ready || d->cfg.ready(d->cfg.userdata, node);
+}
+
+/* A request answered by a result of its own (exec, console): sent once, as
+ * running a command twice is not harmless, and waited for by its caller. */
+static bool
+sent_once(enum msg_type t)
+{
+    return t == MSG_GUEST_EXEC || t == MSG_GUEST_CONSOLE;
 }
 
 /* Sends c now and schedules its next re-send. */
@@ -130,6 +374,8 @@ cmd_send(dispatch_t *d, const struct outbox *b, struct cmd *c, uint64_t now)
         c->interval_ms = doubled > d->cfg.resend_max_ms ? d->cfg.resend_max_ms : (uint32_t)doubled;
     }
     c->next_ms = now + c->interval_ms;
+    if (!sent_once(c->type))
+        heap_update(d, c);
     if (r >= 0)
         c->sent = true;
     else
@@ -163,24 +409,30 @@ msg_guest_id(const struct msg *m)
     }
 }
 
-/* A request answered by a result of its own (exec, console): sent once, as
- * running a command twice is not harmless, and waited for by its caller. */
-static bool
-sent_once(enum msg_type t)
+/* An unanswered command of the same kind for c's guest, which c replaces. */
+static struct cmd *
+coalesces_with(const struct outbox *b, const struct cmd *c)
 {
-    return t == MSG_GUEST_EXEC || t == MSG_GUEST_CONSOLE;
+    if (c->type != MSG_GUEST_APPLY && c->type != MSG_GUEST_START && c->type != MSG_GUEST_STOP)
+        return NULL;
+    const struct gcmds *g = hmap_str_get(&b->guests, c->guest);
+    for (struct cmd *o = g ? g->head : NULL; o; o = o->gnext)
+        if (o->type == c->type)
+            return o;
+    return NULL;
 }
 
 int64_t
 dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
 {
     struct outbox *b = box_get(d, node, true);
-    struct cmd *c = xcalloc(1, sizeof(*c)), **pp;
+    struct cmd *c = xcalloc(1, sizeof(*c));
     uint64_t saved = m->id;
     int r;
 
     c->id = d->next_id++;
     c->type = m->type;
+    c->heap = NO_HEAP;
     strscpy(c->guest, msg_guest_id(m), sizeof(c->guest));
     c->generation = m->type == MSG_GUEST_APPLY ? m->u.apply.generation : m->u.guest.generation;
     /* A migrate message's union has no generation: its step is what counts. */
@@ -201,90 +453,73 @@ dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
         /* Sent once: a second run of a command is not harmless. */
         r = cmd_send(d, b, c, now_ms(d));
         if (r < 0) {
-            cmd_free(c);
+            free(c->buf);
+            free(c);
             return r;
         }
         c->next_ms = UINT64_MAX;
-        c->next = NULL;
-        for (pp = &b->head; *pp; pp = &(*pp)->next)
-            ;
-        *pp = c;
-        b->len++;
+        cmd_link(d, b, c);
         return (int64_t)c->id;
     }
 
-    /* Coalesce with an unanswered command of the same kind for the guest. */
-    for (pp = &b->head; *pp; pp = &(*pp)->next) {
-        struct cmd *o = *pp;
-        if (o->type != c->type || strcmp(o->guest, c->guest) != 0)
-            continue;
-        if (c->type != MSG_GUEST_APPLY && c->type != MSG_GUEST_START && c->type != MSG_GUEST_STOP)
-            continue;
-        c->next = o->next;
-        *pp = c;
-        cmd_free(o);
-        b->len--;
-        goto queued;
-    }
-    *pp = c;
-queued:
-    b->len++;
-    if (node_ready(d, node))
-        cmd_send(d, b, c, now_ms(d));
+    /* Coalesce with an unanswered command of the same kind for the guest,
+     * in its place, so a start queued behind an apply still follows it. */
+    struct cmd *o = coalesces_with(b, c);
+    if (o)
+        cmd_replace(d, o, c);
     else
-        c->next_ms = now_ms(d) + c->interval_ms;
+        cmd_link(d, b, c);
+    uint64_t now = now_ms(d);
+    if (node_ready(d, node)) {
+        cmd_send(d, b, c, now);
+    } else {
+        c->next_ms = now + c->interval_ms;
+        heap_update(d, c);
+    }
     return (int64_t)c->id;
+}
+
+static void
+fill_done(const struct cmd *c, struct dispatch_done *out)
+{
+    if (!out)
+        return;
+    out->id = c->id;
+    out->type = c->type;
+    memcpy(out->guest, c->guest, sizeof(out->guest));
+    out->generation = c->generation;
+    out->queued_ms = c->queued_ms;
 }
 
 int
 dispatch_complete(dispatch_t *d, const char *node, uint64_t ref, struct dispatch_done *out)
 {
     struct outbox *b = box_get(d, node, false);
+    struct cmd *c = b && ref ? cmd_by_id(d, b, ref) : NULL;
 
-    if (!b || !ref)
+    if (!c)
         return -ENOENT;
-    for (struct cmd **pp = &b->head; *pp; pp = &(*pp)->next) {
-        struct cmd *c = *pp;
-        if (c->id != ref)
-            continue;
-        if (out) {
-            out->id = c->id;
-            out->type = c->type;
-            memcpy(out->guest, c->guest, sizeof(out->guest));
-            out->generation = c->generation;
-            out->queued_ms = c->queued_ms;
-        }
-        *pp = c->next;
-        b->len--;
-        cmd_free(c);
-        return 0;
-    }
-    return -ENOENT;
+    fill_done(c, out);
+    cmd_drop(d, c);
+    return 0;
 }
 
 int
 dispatch_defer(dispatch_t *d, const char *node, uint64_t ref, struct dispatch_done *out)
 {
     struct outbox *b = box_get(d, node, false);
+    struct cmd *c = b && ref ? cmd_by_id(d, b, ref) : NULL;
 
-    if (!b || !ref)
+    if (!c)
         return -ENOENT;
-    for (struct cmd *c = b->head; c; c = c->next) {
-        if (c->id != ref)
-            continue;
-        out->id = c->id;
-        out->type = c->type;
-        memcpy(out->guest, c->guest, sizeof(out->guest));
-        out->generation = c->generation;
-        out->queued_ms = c->queued_ms;
-        if (sent_once(c->type))
-            return -ENOENT;
-        uint64_t doubled = (uint64_t)c->interval_ms * 2;
-        c->interval_ms = doubled > d->cfg.resend_max_ms ? d->cfg.resend_max_ms : (uint32_t)doubled;
-        c->next_ms = now_ms(d) + c->interval_ms;
-        return 0;
-    }
-    return -ENOENT;
+    fill_done(c, out);
+    if (sent_once(c->type))
+        return -ENOENT;
+    uint64_t doubled = (uint64_t)c->interval_ms * 2;
+    c->interval_ms = doubled > d->cfg.resend_max_ms ? d->cfg.resend_max_ms : (uint32_t)doubled;
+    c->next_ms = now_ms(d) + c->interval_ms;
+    heap_update(d, c);
+    return 0;
 }
 
 void
@@ -297,18 +532,14 @@ void
 dispatch_forget_guest(dispatch_t *d, const char *node, const char *guest_id)
 {
     struct outbox *b = box_get(d, node, false);
+    struct gcmds *g = b ? hmap_str_get(&b->guests, guest_id) : NULL;
 
-    if (!b)
-        return;
-    for (struct cmd **pp = &b->head; *pp;) {
-        struct cmd *c = *pp;
-        if (strcmp(c->guest, guest_id) == 0) {
-            *pp = c->next;
-            b->len--;
-            cmd_free(c);
-        } else {
-            pp = &c->next;
-        }
+    /* The last drop frees g itself. */
+    while (g) {
+        bool last = !g->head->gnext;
+        cmd_drop(d, g->head);
+        if (last)
+            break;
     }
 }
 
@@ -316,17 +547,13 @@ void
 dispatch_forget_migrate(dispatch_t *d, const char *node, const char *guest_id)
 {
     struct outbox *b = box_get(d, node, false);
+    struct gcmds *g = b ? hmap_str_get(&b->guests, guest_id) : NULL;
 
-    for (struct cmd **pp = b ? &b->head : NULL; pp && *pp;) {
-        struct cmd *c = *pp;
-        if (strcmp(c->guest, guest_id) == 0 && c->type >= MSG_MIGRATE_PREPARE &&
-            c->type <= MSG_MIGRATE_ABORT) {
-            *pp = c->next;
-            b->len--;
-            cmd_free(c);
-        } else {
-            pp = &c->next;
-        }
+    /* The guest's last drop frees g: next is taken before each drop. */
+    for (struct cmd *c = g ? g->head : NULL, *next; c; c = next) {
+        next = c->gnext;
+        if (c->type >= MSG_MIGRATE_PREPARE && c->type <= MSG_MIGRATE_ABORT)
+            cmd_drop(d, c);
     }
 }
 
@@ -353,16 +580,19 @@ dispatch_tick(dispatch_t *d)
     uint64_t now = now_ms(d);
     size_t sent = 0;
 
-    for (size_t i = 0; i < d->n_all; i++) {
-        struct outbox *b = d->all[i];
-        if (!b->head || !node_ready(d, b->name))
+    /* Every command handled here leaves with next_ms > now, so each is seen
+     * at most once per tick. */
+    while (d->n_heap && d->heap[0]->next_ms <= now) {
+        struct cmd *c = d->heap[0];
+        if (!node_ready(d, c->box->name)) {
+            /* Paused while the node is not ready: looked at again one
+             * interval later (its hello flushes the outbox anyway). */
+            c->next_ms = now + c->interval_ms;
+            heap_down(d, 0);
             continue;
-        for (struct cmd *c = b->head; c; c = c->next) {
-            if (sent_once(c->type) || c->next_ms > now)
-                continue;
-            if (cmd_send(d, b, c, now) >= 0)
-                sent++;
         }
+        if (cmd_send(d, c->box, c, now) >= 0)
+            sent++;
     }
     return sent;
 }
@@ -377,8 +607,9 @@ dispatch_pending(const dispatch_t *d, const char *node, enum msg_type type, cons
         return 0;
     if (type == MSG_INVALID || !guest)
         return b->len;
-    for (const struct cmd *c = b->head; c; c = c->next)
-        n += c->type == type && strcmp(c->guest, guest) == 0;
+    const struct gcmds *g = hmap_str_get(&b->guests, guest);
+    for (const struct cmd *c = g ? g->head : NULL; c; c = c->gnext)
+        n += c->type == type;
     return n;
 }
 

@@ -21,6 +21,7 @@ struct fx {
     uint64_t now;              /* fake clock, ms */
     bool ready;                /* what the ready callback says */
     int fail;                  /* send result when nonzero */
+    bool count_only;           /* only count frames (the tests with many commands) */
     size_t n_sent;             /* frames sent */
     struct msg sent[MAX_SENT]; /* decoded copies */
 };
@@ -38,6 +39,10 @@ fake_send(void *userdata, const char *node, const void *buf, size_t len)
 
     if (f->fail)
         return f->fail;
+    if (f->count_only) {
+        f->n_sent++;
+        return 0;
+    }
     assert_true(f->n_sent < MAX_SENT);
     assert_int_equal(msg_decode(buf, len, &f->sent[f->n_sent], NULL, 0), 0);
     f->n_sent++;
@@ -74,7 +79,7 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
-    for (size_t i = 0; i < f->n_sent; i++)
+    for (size_t i = 0; i < f->n_sent && !f->count_only; i++)
         msg_clear(&f->sent[i]);
     dispatch_destroy(&f->d);
     assert_null(f->d);
@@ -253,6 +258,111 @@ test_exec_once_and_defer(void **state)
     assert_int_equal(f->n_sent, before + 1);
 }
 
+/* Queues an apply on node for a guest numbered i. */
+static int64_t
+apply_on(struct fx *f, const char *node, unsigned i)
+{
+    struct msg m = {.type = MSG_GUEST_APPLY};
+
+    snprintf(m.u.apply.id, sizeof(m.u.apply.id), "%08x-0000-4000-8000-000000000000", i);
+    snprintf(m.u.apply.name, sizeof(m.u.apply.name), "g%u", i);
+    snprintf(m.u.apply.template_name, sizeof(m.u.apply.template_name), "busybox");
+    m.u.apply.generation = 1;
+    return dispatch_queue(f->d, node, &m);
+}
+
+/* Many commands on many outboxes, queued at different times and answered
+ * in another order: a tick sends exactly the due ones, each once, and an
+ * answer finds its command whatever its position. */
+static void
+test_many_outboxes(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 3000 };
+    static int64_t ids[N];
+    const char *nodes[] = {"h1", "h2", "h3", "h4", "h5"};
+
+    f->count_only = true;
+    for (unsigned i = 0; i < N; i++) {
+        f->now = 100 + i; /* one queued per ms */
+        ids[i] = apply_on(f, nodes[i % 5], i);
+        assert_true(ids[i] > 0);
+    }
+    assert_int_equal(f->n_sent, N);
+    /* Every third one answered, from the end. */
+    for (unsigned i = N; i-- > 0;)
+        if (i % 3 == 0)
+            assert_int_equal(dispatch_complete(f->d, nodes[i % 5], (uint64_t)ids[i], NULL), 0);
+    /* Answered by the wrong node: no match. */
+    assert_int_equal(dispatch_complete(f->d, "h3", (uint64_t)ids[1], NULL), -ENOENT);
+    /* Queued at 100..100+N-1, first re-send 1000 ms later: at 100+1000+499
+     * the first 500 are due, less the answered ones (167 of them). */
+    f->now = 100 + 1000 + 499;
+    assert_int_equal(dispatch_tick(f->d), 500 - 167);
+    assert_int_equal(dispatch_tick(f->d), 0);
+    /* At 3598 the ones queued at 500..2498 are due for their first
+     * re-send; the 333 re-sent above are next due at 1599 + 2000. */
+    f->now = 3598;
+    size_t due = 0;
+    for (unsigned i = 500; i <= 2498; i++)
+        due += i % 3 != 0;
+    assert_int_equal(dispatch_tick(f->d), due);
+    f->now = 3599;
+    assert_int_equal(dispatch_tick(f->d), 500 - 167);
+    size_t left = 0;
+    for (size_t k = 0; k < 5; k++)
+        left += dispatch_pending(f->d, nodes[k], MSG_INVALID, NULL);
+    assert_int_equal(left, N - N / 3);
+    for (unsigned i = 0; i < N; i++)
+        if (i % 3 != 0)
+            assert_int_equal(dispatch_complete(f->d, nodes[i % 5], (uint64_t)ids[i], NULL), 0);
+    f->now += 100000;
+    assert_int_equal(dispatch_tick(f->d), 0);
+}
+
+/* A guest's commands are found and forgotten by guest, among others'. */
+static void
+test_forget_among_others(void **state)
+{
+    struct fx *f = *state;
+
+    f->count_only = true;
+    for (unsigned i = 0; i < 50; i++)
+        apply_on(f, "h1", i);
+    int64_t a = apply(f, G1, 1);
+    int64_t s = ref(f, MSG_GUEST_START, G1);
+    ref(f, MSG_GUEST_STOP, G1);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_GUEST_START, G1), 1);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_GUEST_DESTROY, G1), 0);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_INVALID, NULL), 53);
+    dispatch_forget_guest(f->d, "h1", G1);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_GUEST_START, G1), 0);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_INVALID, NULL), 50);
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)a, NULL), -ENOENT);
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)s, NULL), -ENOENT);
+    /* A new command for the guest after that starts a new chain. */
+    assert_true(ref(f, MSG_GUEST_DESTROY, G1) > 0);
+    assert_int_equal(dispatch_pending(f->d, "h1", MSG_GUEST_DESTROY, G1), 1);
+}
+
+/* A command that fell due while its node was not ready goes out once the
+ * node is ready again, one interval later at most. */
+static void
+test_not_ready_then_ready(void **state)
+{
+    struct fx *f = *state;
+
+    apply(f, G1, 1);
+    f->ready = false;
+    f->now += 1000;
+    assert_int_equal(dispatch_tick(f->d), 0);
+    f->ready = true;
+    f->now += 999;
+    assert_int_equal(dispatch_tick(f->d), 0);
+    f->now += 1;
+    assert_int_equal(dispatch_tick(f->d), 1);
+}
+
 int
 main(void)
 {
@@ -262,6 +372,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_failed_send_stays_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_once_and_defer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_outboxes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forget_among_others, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_ready_then_ready, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -711,7 +711,7 @@ guests_observed_id(master_t *m, const char *id, enum db_observed obs, const char
 {
     struct db_guest g = {0};
 
-    if (db_guest_get_by_id(m->db, id, &g) < 0)
+    if (db_guest_get_state(m->db, id, &g) < 0)
         return;
     guests_observed(m, &g, obs, message);
     db_guest_clear(&g);

@@ -50,6 +50,7 @@ usage(FILE *f)
         "      --algorithm A        spread or binpack (default binpack)\n"
         "      --overcommit-cpu R   CPU overcommit ratio (default 4)\n"
         "      --overcommit-memory R, --overcommit-disk R   (default 1)\n"
+        "      --default-cpu CORES  charged to a guest without cpu_max (default 0.1)\n"
         "      --max-ips N          addresses per guest (default 16)\n"
         "      --events-max-age-days D, --events-max-count N   event retention\n"
         "                           (default 30 days, 100000 events)\n"
@@ -186,6 +187,8 @@ static const struct config_key master_keys[] = {
      "memory overcommit ratio"},
     {"master", "overcommit_disk", CONFIG_RATIO, 1, 1000, NULL, "overcommit-disk", NULL,
      "disk overcommit ratio"},
+    {"master", "default_cpu", CONFIG_RATIO, 0, 1024, NULL, "default-cpu", NULL,
+     "cores charged to a guest without cpu_max"},
     {"master", "max_ips", CONFIG_U64, 1, 64, NULL, "max-ips", NULL, "addresses per guest"},
     {"master", "events_max_age_days", CONFIG_U64, 1, 3650, NULL, "events-max-age-days", NULL,
      "events older than this are dropped"},
@@ -396,6 +399,8 @@ fill_master_config(const config_t *cfg, struct master_config *mc, char *addr, si
     mc->sched.overcommit_cpu = get_ratio(cfg, "overcommit_cpu", mc->sched.overcommit_cpu);
     mc->sched.overcommit_memory = get_ratio(cfg, "overcommit_memory", mc->sched.overcommit_memory);
     mc->sched.overcommit_disk = get_ratio(cfg, "overcommit_disk", mc->sched.overcommit_disk);
+    mc->sched.default_cpu =
+        (uint32_t)(get_ratio(cfg, "default_cpu", mc->sched.default_cpu / 1000.0) * 1000.0 + 0.5);
     if (mc->down_after_ms <= mc->suspect_after_ms) {
         const char *k = config_get(cfg, "master", "down_after") ? "down_after" : "suspect_after";
         fprintf(stderr,

@@ -181,6 +181,27 @@ test_placement_errors(void **state)
     json_decref(o);
 }
 
+/* A guest without cpu_max is charged the cluster's default share (0.1 core),
+ * not a whole core, on its node: what `vfleet node ls` shows as allocated. */
+static void
+test_default_cpu_share(void **state)
+{
+    json_t *o = NULL;
+
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running&timeout=20", &o,
+                           "{\"name\":\"d1\",\"template\":\"busybox\",\"node\":\"n2\"}"),
+                     201);
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/nodes/n2", NULL, NULL, &o), 200);
+    double cpus = json_number_value(json_object_get(json_object_get(o, "allocated"), "cpus"));
+    assert_true(cpus > 0.099 && cpus < 0.101);
+    json_decref(o);
+    delete_all_guests();
+    assert_int_equal(http("GET", "/v1/nodes/n2", NULL, NULL, &o), 200);
+    assert_true(json_number_value(json_object_get(json_object_get(o, "allocated"), "cpus")) == 0);
+    json_decref(o);
+}
+
 int
 main(void)
 {
@@ -191,6 +212,7 @@ main(void)
         cmocka_unit_test(test_lock_and_waits),
         cmocka_unit_test(test_console),
         cmocka_unit_test(test_placement_errors),
+        cmocka_unit_test(test_default_cpu_share),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -101,7 +101,7 @@ sched_config_default(struct sched_config *c)
         .weight_cpu = 1.0,
         .weight_memory = 1.0,
         .weight_disk = 1.0,
-        .default_cpu = 1000,
+        .default_cpu = 100,
         .default_memory = 256ULL << 20,
         .default_disk = 10ULL << 30,
         .full_scan_below = 64,

@@ -74,7 +74,8 @@ struct sched_config {
     double weight_cpu;        /* binpack/spread fill weight of CPU */
     double weight_memory;     /* fill weight of memory */
     double weight_disk;       /* fill weight of disk */
-    uint32_t default_cpu;     /* millicores charged to a guest without cpu_max */
+    uint32_t default_cpu;     /* millicores charged to a guest without cpu_max (it runs
+                                 without a ceiling; this is the share it is assumed to use) */
     uint64_t default_memory;  /* bytes charged to a guest without a memory limit */
     uint64_t default_disk;    /* bytes charged to a guest without a disk limit (the image a
                                  node makes for it then: 10 GiB) */
@@ -84,7 +85,8 @@ struct sched_config {
     uint64_t seed;            /* ring shuffle seed; fixed seed = reproducible placement */
 };
 
-/* binpack, cpu x4, memory and disk x1, weights 1/1/1, 1000 mcores and 256 MiB
+/* binpack, cpu x4, memory and disk x1, weights 1/1/1, 100 mcores (0.1 core, Nomad's default
+ * reservation) and 256 MiB
  * defaults, full scan up to 64 nodes, K >= 2, walk budget 8 K, seed 1. */
 void sched_config_default(struct sched_config *c);
 

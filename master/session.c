@@ -211,7 +211,7 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
         waiters_guest_deleted(m, done.guest);
         return;
     }
-    if (db_guest_get_by_id(m->db, a->id, &g) < 0)
+    if (db_guest_get_state(m->db, a->id, &g) < 0)
         return;
     if (!g.node || strcmp(g.node, node) != 0) {
         peer_warning(m, "node=%s sent an ack about guest %s of node %s: ignored", node, a->id,
@@ -251,7 +251,7 @@ change_refused(master_t *m, const char *node, const struct dispatch_done *done,
     struct db_guest g = {0};
     bool refused = false;
 
-    if (done->type != MSG_GUEST_APPLY || db_guest_get_by_id(m->db, done->guest, &g) < 0)
+    if (done->type != MSG_GUEST_APPLY || db_guest_get_state(m->db, done->guest, &g) < 0)
         return false;
     if (g.node && !strcmp(g.node, node) && g.applied_generation > 0) {
         char msg[PROTO_MAX_STRING + 64];

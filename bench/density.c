@@ -1,0 +1,200 @@
+/* Density on one host, the linux backend alone: creates and starts N guests
+ * one after the other (each its own user namespace, 64M ext4 disk on a loop
+ * device, overlay root, cgroups, the syscall filter, LXCFS when mounted) and
+ * prints, for every STEP guests, the mean time of a create and of a start,
+ * and the size of the agent's mount table then. Shows whether a start costs
+ * more with the guests already running. At the end, the CPU time of one
+ * mountinfo_find (what every start does twice) with the table at its
+ * largest. Then stops and destroys them all.
+ * Not a test; bench/density.sh runs it next to an older build.
+ *
+ * Usage: bench_density [-n GUESTS] [-k STEP] [-s STATE_DIR] TEMPLATE_DIR */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/errtext.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "node/linux/linux_backend.h"
+#include "node/linux/mountinfo.h"
+#include "proto/spec.h"
+
+#define MiB (1ULL << 20)
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+cpu_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU µs of one look-up of the first guest's disk mount, over 200. */
+static double
+lookup_us(const char *state, const struct guest_spec *g)
+{
+    char path[600];
+    struct mountinfo_entry e = {0};
+
+    snprintf(path, sizeof(path), "%s/data/%s/disk", state, g->id);
+    uint64_t t = cpu_ns();
+    for (unsigned i = 0; i < 200; i++) {
+        if (mountinfo_find(path, &e) < 0)
+            return -1;
+        mountinfo_entry_clear(&e);
+    }
+    return (double)(cpu_ns() - t) / 200 / 1000;
+}
+
+static unsigned
+mount_count(void)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    unsigned n = 0;
+    int c;
+
+    if (!f)
+        return 0;
+    while ((c = getc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static void
+guest_spec_of(struct guest_spec *s, unsigned i, const char *template_name)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->id, sizeof(s->id), "00000000-0000-4000-8%03x-%012x", i & 0xfff, (unsigned)getpid());
+    snprintf(s->name, sizeof(s->name), "bench-density-%u", i);
+    strscpy(s->template_name, template_name, sizeof(s->template_name));
+    s->generation = 1;
+    s->limits.disk = 64 * MiB;
+    s->limits.procs = 64;
+    s->limits.memory = 64 * MiB;
+    s->limits.cpu_max = 10;
+    s->limits.nofile = 1024;
+}
+
+int
+main(int argc, char **argv)
+{
+    unsigned n = 200, step = 50;
+    const char *state = NULL, *field = NULL;
+    char made_state[64] = "";
+    struct linux_config cfg = {0};
+    int opt, err = 0, rc = 1;
+
+    while ((opt = getopt(argc, argv, "n:k:s:")) != -1) {
+        if (opt == 'n')
+            n = (unsigned)strtoul(optarg, NULL, 10);
+        else if (opt == 'k')
+            step = (unsigned)strtoul(optarg, NULL, 10);
+        else if (opt == 's')
+            state = optarg;
+        else
+            return 2;
+    }
+    if (optind + 1 != argc || !n || n > 4000 || !step) {
+        fprintf(stderr, "usage: bench_density [-n GUESTS] [-k STEP] [-s STATE_DIR] TEMPLATE\n");
+        return 2;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "bench_density: needs root\n");
+        return 2;
+    }
+    log_setup("bench_density", LOG_SINK_STDERR, LOG_WARNING);
+    char tpl_path[512], tpl_dir[512], tpl_name[512];
+    if (!realpath(argv[optind], tpl_path)) {
+        fprintf(stderr, "template %s: %s\n", argv[optind], strerror(errno));
+        return 2;
+    }
+    strscpy(tpl_dir, tpl_path, sizeof(tpl_dir));
+    strscpy(tpl_name, tpl_path, sizeof(tpl_name));
+    strscpy(cfg.templates, dirname(tpl_dir), sizeof(cfg.templates));
+    if (!state) {
+        strscpy(made_state, "/var/tmp/vfleet-bench-density.XXXXXX", sizeof(made_state));
+        if (!mkdtemp(made_state))
+            return fprintf(stderr, "mkdtemp: %s\n", strerror(errno)), 1;
+        state = made_state;
+    }
+    strscpy(cfg.state_dir, state, sizeof(cfg.state_dir));
+
+    struct guest_spec *specs = xcalloc(n, sizeof(*specs));
+    struct guest_runtime *rts = xcalloc(n, sizeof(*rts));
+    unsigned made = 0;
+    backend_t *b = linux_backend_new(&cfg, &err);
+    if (!b) {
+        fprintf(stderr, "linux backend: %s\n", strerror(-err));
+        goto out;
+    }
+    printf("%-9s %12s %12s %12s %8s\n", "guests", "create_ms", "start_ms", "total_ms", "mounts");
+    uint64_t t_create = 0, t_start = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct guest_ids ids = {0xF0000000u + i * BACKEND_UID_BLOCK, BACKEND_UID_BLOCK};
+        guest_spec_of(&specs[i], i, basename(tpl_name));
+        if (spec_validate(&specs[i], &field) < 0) {
+            fprintf(stderr, "bad guest spec (field %s)\n", field);
+            goto out;
+        }
+        uint64_t t0 = now_ns();
+        int r = b->ops->create(b, &specs[i], &ids);
+        uint64_t t1 = now_ns();
+        if (r < 0) {
+            fprintf(stderr, "create %u: %s (%s)\n", i, strerror(-r), errtext_get());
+            goto out;
+        }
+        made = i + 1;
+        r = b->ops->start(b, &specs[i], &ids, &rts[i]);
+        uint64_t t2 = now_ns();
+        if (r < 0) {
+            fprintf(stderr, "start %u: %s (%s)\n", i, strerror(-r), errtext_get());
+            goto out;
+        }
+        t_create += t1 - t0, t_start += t2 - t1;
+        if ((i + 1) % step == 0) {
+            printf("%4u-%-4u %12.2f %12.2f %12.2f %8u\n", i + 2 - step, i + 1,
+                   t_create / 1e6 / step, t_start / 1e6 / step, (t_create + t_start) / 1e6 / step,
+                   mount_count());
+            fflush(stdout);
+            t_create = t_start = 0;
+        }
+    }
+    printf("mountinfo_find with %u mounts: %.1f us CPU\n", mount_count(),
+           lookup_us(state, &specs[0]));
+    rc = 0;
+out:
+    for (unsigned i = made; b && i-- > 0;) {
+        b->ops->kill(b, &specs[i], &rts[i]);
+        if (b->ops->destroy(b, &specs[i]) < 0) {
+            fprintf(stderr, "destroy: remove %s/data/%s by hand\n", state, specs[i].id);
+            rc = 1;
+        }
+    }
+    if (b)
+        b->ops->free(b);
+    if (made_state[0]) {
+        char data[128];
+        snprintf(data, sizeof(data), "%s/data", made_state);
+        rmdir(data);
+        rmdir(made_state);
+    }
+    free(specs);
+    free(rts);
+    return rc;
+}
