@@ -93,7 +93,7 @@ struct agent {
     vservers_fs_t *vfs;     /* the FreeVPS views' filesystem, NULL = not mounted */
     bool closing;           /* agent_shutdown was called */
     struct migration *migrations; /* guests moving in or out (agent_migrate.c) */
-    void *shells;           /* interactive sessions (agent_shell.c), NULL = none */
+    void *shells;                 /* interactive sessions (agent_shell.c), NULL = none */
 };
 
 /* ---- agent_send.c: messages to the master ------------------------------ */
