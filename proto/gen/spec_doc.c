@@ -114,13 +114,41 @@ find_block(const char *doc, const char **start, const char **end)
     return 0;
 }
 
+/* Checks or rewrites the table in path: 0, or 1 with the reason said. */
+static int
+check_or_write(const char *mode, const char *path, const char *doc, const char *table, size_t tlen)
+{
+    const char *start, *end;
+
+    if (find_block(doc, &start, &end) < 0) {
+        fprintf(stderr, "spec_doc: %s: no limits table markers\n", path);
+        return 1;
+    }
+    if (strcmp(mode, "--check") == 0) {
+        if ((size_t)(end - start) == tlen && memcmp(start, table, tlen) == 0)
+            return 0;
+        fprintf(stderr,
+                "spec_doc: the limits table in %s differs from proto/spec_fields.h;\n"
+                "  run: spec_doc --write %s  (it should read:)\n%s",
+                path, path, table);
+        return 1;
+    }
+    FILE *out = fopen(path, "we");
+    if (!out || fprintf(out, "%.*s%s%s", (int)(start - doc), doc, table, end) < 0 ||
+        fclose(out) != 0) {
+        fprintf(stderr, "spec_doc: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-    const char *start, *end;
     char *doc, *table = NULL;
     size_t tlen = 0;
     FILE *t;
+    int rc;
 
     if (argc == 1) {
         print_table(stdout);
@@ -131,30 +159,19 @@ main(int argc, char **argv)
         return 2;
     }
     doc = slurp(argv[2]);
-    if (!doc || find_block(doc, &start, &end) < 0) {
-        fprintf(stderr, "spec_doc: %s: %s\n", argv[2],
-                doc ? "no limits table markers" : strerror(errno));
-        return 1;
-    }
-    t = open_memstream(&table, &tlen);
-    if (!t)
-        return 1;
-    print_table(t);
-    fclose(t);
-    if (strcmp(argv[1], "--check") == 0) {
-        if ((size_t)(end - start) == tlen && memcmp(start, table, tlen) == 0)
-            return 0;
-        fprintf(stderr,
-                "spec_doc: the limits table in %s differs from proto/spec_fields.h;\n"
-                "  run: spec_doc --write %s  (it should read:)\n%s",
-                argv[2], argv[2], table);
-        return 1;
-    }
-    FILE *out = fopen(argv[2], "we");
-    if (!out || fprintf(out, "%.*s%s%s", (int)(start - doc), doc, table, end) < 0 ||
-        fclose(out) != 0) {
+    if (!doc) {
         fprintf(stderr, "spec_doc: %s: %s\n", argv[2], strerror(errno));
         return 1;
     }
-    return 0;
+    t = open_memstream(&table, &tlen);
+    if (!t) {
+        free(doc);
+        return 1;
+    }
+    print_table(t);
+    fclose(t);
+    rc = check_or_write(argv[1], argv[2], doc, table, tlen);
+    free(table);
+    free(doc);
+    return rc;
 }
