@@ -117,9 +117,13 @@ h_operation_cancel(master_t *m, struct http_req *req, const struct api_match *am
         r = operations_cancel(m, am->name, why, sizeof(why));
         r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
     }
-    if (r == -ENOENT && operations_json(m, am->name)) {
-        r = -EALREADY;
-        snprintf(why, sizeof(why), "operation %s has ended", am->name);
+    if (r == -ENOENT) {
+        json_t *ended = operations_json(m, am->name); /* a stored, finished one */
+        if (ended) {
+            json_decref(ended);
+            r = -EALREADY;
+            snprintf(why, sizeof(why), "operation %s has ended", am->name);
+        }
     }
     if (r < 0) {
         http_reply_errno(req, r, NULL, "%s", why[0] ? why : strerror(-r));
