@@ -247,6 +247,23 @@ recv_start(agent_t *a, struct migration *m, bool fresh, const char *old_endpoint
     return r;
 }
 
+/* Before a receiver goes: the handshakes it refused (a sender with another
+ * key than the source's) are worth a warning. */
+static void
+recv_stop(agent_t *a, struct migration *m)
+{
+    struct xfer_recv_status st;
+
+    if (!m->recv)
+        return;
+    xfer_recv_status(m->recv, &st);
+    if (st.refused)
+        log_warning("node=%s op=%s the data channel refused %u CurveZMQ handshake(s) with "
+                    "another key than the source's",
+                    a->cfg.name, m->op, st.refused);
+    xfer_recv_destroy(&m->recv);
+}
+
 /* Why this node cannot take the guest, or 0. */
 static int
 prepare_check(agent_t *a, const struct guest_spec *s, char *why, size_t n)
@@ -380,7 +397,7 @@ cmd_commit(agent_t *a, const struct msg *msg)
         snprintf(why, sizeof(why), "%s", strerror(-r));
     if (r >= 0) {
         if (m)
-            xfer_recv_destroy(&m->recv);
+            recv_stop(a, m);
         r = mg->archive ? 0 : commit_install(a, &mg->spec, incoming);
         if (r < 0)
             snprintf(why, sizeof(why), "cannot move the image in place: %s", strerror(-r));
@@ -446,7 +463,7 @@ abort_target(agent_t *a, const struct msg *msg)
     struct guest_spec s = {0};
 
     if (m) {
-        xfer_recv_destroy(&m->recv);
+        recv_stop(a, m);
         incoming_remove(m->incoming, !agent_guest_find(a, mg->id));
     } else {
         /* An agent restarted since prepare: the image's place follows from the id. */
