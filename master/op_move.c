@@ -1,8 +1,14 @@
 /* The move operation (op_move.h). The op's params hold what must survive a
  * master restart: "live", "renumber", "was_running", "expect_generation",
- * "group", "endpoint", "renumbered", "target_charged", the copy's figures
- * once sent, and the private "_secret" and "_spec" (the spec the target
- * runs), which the API never shows. */
+ * "group", "endpoint", "renumbered", "target_charged", "channel" (the data
+ * channel: "curve" when both nodes have node keys, else "plaintext"), the
+ * copy's figures once sent, and the private "_secret" and "_spec" (the spec
+ * the target runs), which the API never shows.
+ *
+ * The data channel's keys: with "curve", prepare tells the target the
+ * source's node key (the only sender it lets in) and send tells the source
+ * the target's (the receiver it checks), both as stored when the nodes
+ * joined (trust.h); the target's ready must report that same key. */
 #include "master/op_move.h"
 
 #include <errno.h>
@@ -16,6 +22,7 @@
 #include "common/mtime.h"
 #include "master/guests_move.h"
 #include "master/oncommit.h"
+#include "master/trust.h"
 #include "proto/spec_json.h"
 #include "proto/xfer.h"
 
@@ -61,6 +68,36 @@ next_spec(const struct op *o, struct guest_spec *s)
     return j ? spec_from_json(j, s, NULL, 0) : -EBADMSG;
 }
 
+/* ---- the data channel's keys ---- */
+
+static bool
+curve(const struct op *o)
+{
+    return strcmp(ps(o, "channel"), "curve") == 0;
+}
+
+/* node's stored key, "" when it has none (revoked since: its link is shut). */
+static const char *
+node_key(master_t *m, const char *node)
+{
+    const char *k = trust_node_key(m, node);
+    return k ? k : "";
+}
+
+/* CurveZMQ when both nodes joined with keys; said once per move otherwise. */
+static const char *
+channel_of(master_t *m, const char *op, const char *from, const char *to)
+{
+    bool f = trust_node_key(m, from) != NULL, t = trust_node_key(m, to) != NULL;
+
+    if (f && t)
+        return "curve";
+    log_notice("op=%s the data channel from node %s to node %s is plaintext, guarded by the "
+               "one-time secret only: node %s has no node key (an ipc:// or insecure link)",
+               op, from, to, !f ? from : to);
+    return "plaintext";
+}
+
 /* ---- commands, after the commit ---- */
 
 #define queue operations_queue
@@ -76,6 +113,8 @@ send_prepare(master_t *m, struct op *o)
     struct msg_migrate *mg = queue(m, o, o->target, MSG_MIGRATE_PREPARE);
     strscpy(mg->peer, o->node, sizeof(mg->peer));
     strscpy(mg->secret, ps(o, "_secret"), sizeof(mg->secret));
+    if (curve(o))
+        strscpy(mg->peer_key, node_key(m, o->node), sizeof(mg->peer_key));
     mg->live = pb(o, "live");
     mg->spec = s;
 }
@@ -88,6 +127,8 @@ send_send(master_t *m, struct op *o)
     strscpy(mg->peer, o->target, sizeof(mg->peer));
     strscpy(mg->endpoint, ps(o, "endpoint"), sizeof(mg->endpoint));
     strscpy(mg->secret, ps(o, "_secret"), sizeof(mg->secret));
+    if (curve(o))
+        strscpy(mg->peer_key, node_key(m, o->target), sizeof(mg->peer_key));
     mg->live = pb(o, "live");
 }
 
@@ -161,6 +202,7 @@ start_locked(master_t *m, const struct op_move_req *rq, struct db_guest *g,
     set(o, "renumbered", renumbered);
     set(o, "target_charged", json_true());
     set(o, "endpoint", json_string(""));
+    set(o, "channel", json_string(channel_of(m, o->id, o->node, target)));
     set(o, "started_ms", json_integer((json_int_t)time_real_ms()));
     set(o, "_secret", json_string(secret));
     set(o, "_spec", spec_to_json(&next));
@@ -201,8 +243,9 @@ op_move_start(master_t *m, const struct op_move_req *rq, char id[SPEC_ID_LEN + 1
 static json_t *
 result_json(struct op *o)
 {
-    json_t *r = json_pack("{s:s, s:s, s:s}", "from", o->node, "to", o->target, "mode",
-                          pb(o, "live") ? "near-live" : "cold");
+    json_t *r = json_pack("{s:s, s:s, s:s, s:s}", "from", o->node, "to", o->target, "mode",
+                          pb(o, "live") ? "near-live" : "cold", "channel",
+                          curve(o) ? "curve" : "plaintext");
     const char *keys[] = {"digest", "downtime_ms", "bytes_sent", "duration_ms", "copy_ms",
                           "note",   "renumbered",  "warning",    "frozen_bytes"};
 
@@ -283,10 +326,21 @@ on_ready(master_t *m, struct op *o, const struct msg_migrate_status *st)
 {
     bool moved = strcmp(ps(o, "endpoint"), st->endpoint) != 0;
 
+    if (curve(o) && strcmp(st->key, node_key(m, o->target)) != 0) {
+        /* It listens without its node key, or with another: the source would
+         * not get through (or would trust the wrong end). Never downgraded. */
+        if (strcmp(o->step, "prepare") == 0)
+            begin_abort(m, o, false,
+                        st->key[0] ? "the target's data channel key is not the key it joined with"
+                                   : "the target listens in plaintext, not with its node key");
+        return;
+    }
     set(o, "endpoint", json_string(st->endpoint));
     if (strcmp(o->step, "prepare") == 0) {
         set(o, "send_ms", json_integer((json_int_t)time_real_ms()));
-        (void)operations_step(m, o, "send", "node %s listens; node %s sends", o->target, o->node);
+        (void)operations_step(
+            m, o, "send", "node %s listens; node %s sends (%s)", o->target, o->node,
+            curve(o) ? "CurveZMQ, both node keys pinned" : "plaintext, one-time secret only");
         send_send(m, o);
     } else if (strcmp(o->step, "send") == 0 && moved) {
         (void)operations_store(m, o);

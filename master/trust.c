@@ -247,6 +247,14 @@ trust_has_key(master_t *m, const char *name)
     return m->trust && hmap_str_get(&m->trust->nodes, name) != NULL;
 }
 
+const char *
+trust_node_key(master_t *m, const char *name)
+{
+    const struct keyed_node *n = m->trust ? hmap_str_get(&m->trust->nodes, name) : NULL;
+
+    return n ? n->public_key : NULL;
+}
+
 /* ---- tokens ----------------------------------------------------------- */
 
 struct token_ctx {

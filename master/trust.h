@@ -63,6 +63,8 @@ const char *trust_fingerprint(master_t *m);
 bool trust_is_join_peer(const char *peer);
 /* Whether name has joined with a key (and so may only use CurveZMQ). */
 bool trust_has_key(master_t *m, const char *name);
+/* The public key (Z85) name joined with, NULL when it has none. */
+const char *trust_node_key(master_t *m, const char *name);
 
 /* Makes a token for node (NULL or "" = any name) living ttl_ms (0 = the
  * default), stored in the open transaction; it works once that commits.

@@ -84,6 +84,19 @@ mig_free(struct migration *m)
     uv_close((uv_handle_t *)&m->timer, mig_handle_closed);
 }
 
+const struct xfer_keys *
+mig_keys(agent_t *a, struct migration *m, struct xfer_keys *out)
+{
+    if (!a->cfg.curve || !m->peer_key[0])
+        return NULL;
+    *out = (struct xfer_keys){.public_key = a->cfg.public_key, .secret_key = a->cfg.secret_key};
+    if (m->source)
+        out->server_key = m->peer_key;
+    else
+        out->client_key = m->peer_key;
+    return out;
+}
+
 void
 mig_status_ref(agent_t *a, uint64_t ref, const char *op, const char *id, const char *phase,
                const char *state, int err, const char *text)
@@ -118,6 +131,8 @@ mig_status(agent_t *a, const struct migration *m, const char *phase, const char 
         strscpy(st->code, msg_error_name(msg_error_from_errno(err)), sizeof(st->code));
     snprintf(st->message, sizeof(st->message), "%s", text ? text : "");
     strscpy(st->endpoint, m->endpoint, sizeof(st->endpoint));
+    if (!m->source && m->curve)
+        strscpy(st->key, a->cfg.public_key, sizeof(st->key)); /* what the source pins */
     st->pass = m->stats.pass;
     st->bytes_total = m->stats.data_total;
     st->bytes_done =
@@ -211,8 +226,14 @@ recv_start(agent_t *a, struct migration *m, bool fresh, const char *old_endpoint
              : xasprintf("ipc://%s/migrate-%.8s.sock",
                          a->cfg.state_dir[0] ? a->cfg.state_dir : "/tmp", m->op);
     int r = -EADDRINUSE;
-    struct xfer_recv_config c = {
-        .secret = m->secret, .path = m->incoming, .state = state, .fresh = fresh};
+    struct xfer_keys keys;
+
+    m->curve = mig_keys(a, m, &keys) != NULL;
+    struct xfer_recv_config c = {.secret = m->secret,
+                                 .keys = m->curve ? &keys : NULL,
+                                 .path = m->incoming,
+                                 .state = state,
+                                 .fresh = fresh};
     if (old_endpoint[0] && !fresh) {
         c.bind = old_endpoint;
         r = xfer_recv_new(&c, NULL, NULL, &m->recv, m->endpoint);
@@ -224,6 +245,23 @@ recv_start(agent_t *a, struct migration *m, bool fresh, const char *old_endpoint
     if (r >= 0)
         r = marker_write(m->incoming, m->op, m->endpoint);
     return r;
+}
+
+/* Before a receiver goes: the handshakes it refused (a sender with another
+ * key than the source's) are worth a warning. */
+static void
+recv_stop(agent_t *a, struct migration *m)
+{
+    struct xfer_recv_status st;
+
+    if (!m->recv)
+        return;
+    xfer_recv_status(m->recv, &st);
+    if (st.refused)
+        log_warning("node=%s op=%s the data channel refused %u CurveZMQ handshake(s) with "
+                    "another key than the source's",
+                    a->cfg.name, m->op, st.refused);
+    xfer_recv_destroy(&m->recv);
 }
 
 /* Why this node cannot take the guest, or 0. */
@@ -267,6 +305,11 @@ cmd_prepare(agent_t *a, const struct msg *msg)
         m = mig_new(a, mg->op, mg->id, false);
     m->ref = msg->id;
     strscpy(m->secret, mg->secret, sizeof(m->secret));
+    strscpy(m->peer_key, mg->peer_key, sizeof(m->peer_key));
+    if (mg->peer_key[0] && !a->cfg.curve)
+        log_warning("node=%s op=%s the master passed node %s's key but this node has no key "
+                    "pair: the data channel is plaintext (secret only)",
+                    a->cfg.name, mg->op, mg->peer);
     r = incoming_path(a, &mg->spec, mg->op, m->incoming, sizeof(m->incoming));
     if (r >= 0 && mg->archive && strlen(m->incoming) + 5 < sizeof(m->incoming))
         strcat(m->incoming, ".vfx"); /* an import: an archive, unpacked at commit */
@@ -283,8 +326,10 @@ cmd_prepare(agent_t *a, const struct msg *msg)
         mig_free(m);
         return;
     }
-    log_info("node=%s guest=%s op=%s receiving at %s%s", a->cfg.name, mg->spec.name, mg->op,
-             m->endpoint, old[0] ? " (resuming)" : "");
+    log_info("node=%s guest=%s op=%s receiving at %s%s, %s%s%s", a->cfg.name, mg->spec.name, mg->op,
+             m->endpoint, old[0] ? " (resuming)" : "",
+             m->curve ? "CurveZMQ, only the key of node " : "plaintext, secret only",
+             m->curve ? mg->peer : "", m->curve ? " let in" : "");
     mig_status(a, m, "prepare", "ready", 0, NULL);
 }
 
@@ -352,7 +397,7 @@ cmd_commit(agent_t *a, const struct msg *msg)
         snprintf(why, sizeof(why), "%s", strerror(-r));
     if (r >= 0) {
         if (m)
-            xfer_recv_destroy(&m->recv);
+            recv_stop(a, m);
         r = mg->archive ? 0 : commit_install(a, &mg->spec, incoming);
         if (r < 0)
             snprintf(why, sizeof(why), "cannot move the image in place: %s", strerror(-r));
@@ -418,7 +463,7 @@ abort_target(agent_t *a, const struct msg *msg)
     struct guest_spec s = {0};
 
     if (m) {
-        xfer_recv_destroy(&m->recv);
+        recv_stop(a, m);
         incoming_remove(m->incoming, !agent_guest_find(a, mg->id));
     } else {
         /* An agent restarted since prepare: the image's place follows from the id. */

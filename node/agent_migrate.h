@@ -39,6 +39,8 @@ struct migration {
     bool source;                         /* sending the guest away, else receiving it */
     uint64_t ref;                        /* the command the next status answers */
     char secret[MIGRATE_SECRET_LEN + 1]; /* the transfer secret */
+    char peer_key[MIGRATE_KEY_LEN + 1];  /* the other node's public key, "" = plaintext */
+    bool curve;                          /* the data channel is CurveZMQ, both ends pinned */
     /* receiving */
     xfer_recv_t *recv;                    /* the receiver, NULL when not running */
     char endpoint[XFER_ENDPOINT_MAX + 1]; /* where it listens */
@@ -78,6 +80,10 @@ struct migration {
     uint64_t abort_ref;                     /* its request */
     bool abort_start;                       /* start the guest again */
 };
+
+/* The data channel's keys for m (xfer.h), or NULL for plaintext: this
+ * node's pair and m->peer_key, when both are there. Any thread. */
+const struct xfer_keys *mig_keys(agent_t *a, struct migration *m, struct xfer_keys *out);
 
 /* The lists and helpers (agent_migrate.c). */
 struct migration *mig_find(agent_t *a, const char *op);

@@ -65,8 +65,9 @@ pass_main(void *arg)
     strscpy(spec.id, m->id, sizeof(spec.id));
     if (m->live && !m->final_pass)
         criu_note(m, b);
+    struct xfer_keys keys;
     if (!m->send)
-        r = xfer_send_new(m->target, m->secret, NULL, &m->send);
+        r = xfer_send_new(m->target, m->secret, mig_keys(a, m, &keys), &m->send);
     if (r < 0)
         snprintf(m->err, sizeof(m->err), "cannot connect to the target: %s", strerror(-r));
     if (r >= 0 && m->file[0]) {
@@ -198,8 +199,9 @@ mig_on_wake(uv_async_t *h)
     m->step = MIG_SENT;
     if (m->file[0])
         (void)unlink(m->file); /* the archive is where it was sent now */
-    log_info("node=%s guest %s op=%s sent: pass %u, %llu bytes, %u session(s)", a->cfg.name, m->id,
-             m->op, m->stats.pass, (unsigned long long)m->stats.sent, m->stats.sessions);
+    log_info("node=%s guest %s op=%s sent: pass %u, %llu bytes, %u session(s), %s", a->cfg.name,
+             m->id, m->op, m->stats.pass, (unsigned long long)m->stats.sent, m->stats.sessions,
+             m->curve ? "CurveZMQ" : "plaintext");
     mig_status(a, m, "send", "done", 0, NULL);
 }
 
@@ -322,12 +324,24 @@ mig_send(agent_t *a, const struct msg *msg)
     m->ref = msg->id;
     strscpy(m->secret, mg->secret, sizeof(m->secret));
     strscpy(m->target, mg->endpoint, sizeof(m->target));
+    strscpy(m->peer_key, mg->peer_key, sizeof(m->peer_key));
+    if (mg->peer_key[0] && !a->cfg.curve) {
+        /* The target admits only this node's key: without it nothing would get through. */
+        mig_status_ref(a, msg->id, mg->op, mg->id, "send", "failed", -EOPNOTSUPP,
+                       "the target expects this node's CurveZMQ key, and this node has none "
+                       "(insecure): join it with a token");
+        mig_free(m);
+        return;
+    }
+    struct xfer_keys keys;
+    m->curve = mig_keys(a, m, &keys) != NULL;
     m->live = mg->live;
     m->was_running = g->rec.rt.pid != 0;
     bool frozen = a->backend->ops->migrate_frozen &&
                   a->backend->ops->migrate_frozen(a->backend, &g->rec.spec) == 1;
-    log_info("node=%s guest=%s op=%s sending to %s (%s%s)", a->cfg.name, g->rec.spec.name, mg->op,
-             mg->endpoint, m->live ? "near-live" : "cold", frozen ? ", frozen already" : "");
+    log_info("node=%s guest=%s op=%s sending to %s (%s%s, %s)", a->cfg.name, g->rec.spec.name,
+             mg->op, mg->endpoint, m->live ? "near-live" : "cold", frozen ? ", frozen already" : "",
+             m->curve ? "CurveZMQ, target's key pinned" : "plaintext, secret only");
     if (mg->archive) {
         /* An export: the guest's files, packed (frozen meanwhile), then sent. */
         m->archive = true;

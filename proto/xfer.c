@@ -319,11 +319,51 @@ xfer_file_digest(int fd, uint8_t out[XFER_HASH_LEN])
 
 struct xfer_send {
     zsock_t *sock;                   /* DEALER connected to the receiver */
+    zsock_t *monitor;                /* curve: its handshake events (a refused key) */
     uint8_t secret[XFER_SECRET_LEN]; /* the transfer secret */
     uint32_t pass;                   /* passes sent so far */
     uint8_t (*prev)[XFER_HASH_LEN];  /* the last pass's chunk hashes, NULL = none */
     uint64_t prev_chunks;            /* entries in prev */
 };
+
+/* A curve sender watches its handshakes, so a receiver that refuses its key
+ * is an error at once instead of two minutes of silence. Our end of the
+ * monitor has an unlimited queue: libzmq sends events blocking. */
+static int
+watch_handshakes(xfer_send_t *s)
+{
+    char ep[64];
+    int hwm = 0;
+    uint64_t rnd;
+
+    randombytes_buf(&rnd, sizeof(rnd));
+    snprintf(ep, sizeof(ep), "inproc://vf-xfer-mon-%016llx", (unsigned long long)rnd);
+    s->monitor = zsock_new(ZMQ_PAIR);
+    if (!s->monitor ||
+        zmq_socket_monitor(zsock_resolve(s->sock), ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0 ||
+        zmq_setsockopt(zsock_resolve(s->monitor), ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
+        zmq_connect(zsock_resolve(s->monitor), ep) < 0)
+        return zmq_errno() ? -zmq_errno() : -ENOMEM;
+    return 0;
+}
+
+/* Whether the receiver refused our key at a handshake since the last call. */
+static bool
+key_refused(xfer_send_t *s)
+{
+    void *h = s->monitor ? zsock_resolve(s->monitor) : NULL;
+    uint8_t ev[6];
+    char ep[256];
+    bool refused = false;
+
+    while (h && zmq_recv(h, ev, sizeof(ev), ZMQ_DONTWAIT) == (int)sizeof(ev)) {
+        uint16_t event;
+        (void)zmq_recv(h, ep, sizeof(ep), ZMQ_DONTWAIT);
+        memcpy(&event, ev, sizeof(event));
+        refused |= event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    }
+    return refused;
+}
 
 int
 xfer_send_new(const char *endpoint, const char *secret, const struct xfer_keys *keys,
@@ -343,11 +383,12 @@ xfer_send_new(const char *endpoint, const char *secret, const struct xfer_keys *
     void *h = zsock_resolve(s->sock);
     xfer_sock_options(h);
     int r = xfer_sock_keys(h, keys, false);
+    if (r >= 0 && keys && keys->public_key)
+        r = watch_handshakes(s);
     if (r >= 0 && zmq_connect(h, endpoint) < 0)
         r = -errno;
     if (r < 0) {
-        zsock_destroy(&s->sock);
-        free(s);
+        xfer_send_destroy(&s);
         return r;
     }
     *out = s;
@@ -361,6 +402,10 @@ xfer_send_destroy(xfer_send_t **p)
 
     if (!s)
         return;
+    /* The monitor stops before its receiving end closes (events block). */
+    if (s->monitor && s->sock)
+        (void)zmq_socket_monitor(zsock_resolve(s->sock), NULL, 0);
+    zsock_destroy(&s->monitor);
     zsock_destroy(&s->sock);
     sodium_memzero(s->secret, sizeof(s->secret));
     free(s->prev);
@@ -421,6 +466,10 @@ pass_recv(struct pass *p, struct xfer_hdr *h)
             return pass_fail(p, -ECANCELED, "cancelled");
         if (now >= until)
             return 0;
+        if (key_refused(p->s))
+            return pass_fail(p, -EACCES,
+                             "the receiver refused this sender's key (CurveZMQ): it expects "
+                             "another node");
         zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
         long wait = (long)(until - now) < 200 ? (long)(until - now) : 200;
         if (zmq_poll(&it, 1, wait) < 0 && errno != EINTR)

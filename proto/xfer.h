@@ -11,9 +11,10 @@
  * which carries the one-time transfer secret the master handed both sides;
  * a receiver answers a wrong secret with DENY and nothing else. When node
  * keys are given (struct xfer_keys), the channel is also CurveZMQ: the
- * receiver is the server with its node key, the sender authenticates it by
- * the public key the master handed out; without keys it is plaintext, over
- * the local cluster's ipc:// or tcp:// links.
+ * receiver is the server with its node key and admits only the sender's
+ * public key, the sender authenticates the receiver by its public key, both
+ * as the master handed them out; without keys it is plaintext (secret
+ * only), over ipc:// or insecure tcp:// links.
  *
  * The image is cut in fixed chunks (XFER_CHUNK bytes, the last one shorter).
  * A pass walks the chunks in order:
@@ -44,7 +45,7 @@
  * Threads: an xfer_send_t is used by one thread at a time (its socket moves
  * with it after a pthread_join or another full barrier). An xfer_recv_t runs
  * its own thread; its functions are safe from any one other thread.
- * Errors: >= 0 or -errno; -EACCES a denied secret, -ETIMEDOUT a silent peer,
+ * Errors: >= 0 or -errno; -EACCES a denied secret or key, -ETIMEDOUT a silent peer,
  * -EBADMSG a checksum or digest that does not match, -ECANCELED a cancel. */
 #pragma once
 
@@ -62,11 +63,15 @@
 #define XFER_MAX_SIZE     (1ULL << 48) /* largest image (256 TiB, DISK_MAX_SIZE) */
 #define XFER_ENDPOINT_MAX 255          /* an endpoint's text */
 
-/* CurveZMQ keys in Z85 (40 characters each); NULL members = plaintext. */
+/* CurveZMQ keys in Z85 (40 characters each); NULL members = plaintext.
+ * Both ends are pinned: the sender checks the receiver's key (server_key),
+ * the receiver lets only client_key through its handshake (its own ZAP
+ * handler), so another node's key is refused before HELLO. */
 struct xfer_keys {
     const char *public_key; /* this end's node key */
     const char *secret_key; /* its secret half */
     const char *server_key; /* sender: the receiver's public key */
+    const char *client_key; /* receiver: the sender's public key, required */
 };
 
 /* Where a pass stands, for progress reports. */
@@ -134,6 +139,7 @@ struct xfer_recv_status {
     bool done;                     /* a final pass ended and its digest is known */
     uint8_t digest[XFER_HASH_LEN]; /* done: the digest read back from disk */
     int error;                     /* a failure that stopped the receiver, 0 = none */
+    uint32_t refused;              /* CurveZMQ handshakes refused: another sender key */
     char message[256];             /* its sentence */
 };
 

@@ -30,7 +30,10 @@ struct xfer_recv {
     atomic_bool stop;                /* asks the thread to end */
     pthread_mutex_t lock;            /* guards st */
     struct xfer_recv_status st;      /* what other threads see */
-    zsock_t *sock;                   /* the ROUTER */
+    void *ctx;                       /* its own ZeroMQ context: its own ZAP endpoint */
+    void *sock;                      /* the ROUTER */
+    void *zap;                       /* REP on the ZAP endpoint, NULL = plaintext */
+    uint8_t client[32];              /* curve: the one sender key let in */
     int fd;                          /* the file written */
     char *state;                     /* the state file, NULL = none */
     uint8_t secret[XFER_SECRET_LEN]; /* the transfer secret */
@@ -204,8 +207,7 @@ persist(xfer_recv_t *r)
 static void
 reply(xfer_recv_t *r, const uint8_t *peer, size_t peer_len, struct xfer_hdr *h, const char *text)
 {
-    int rc =
-        xfer_send_frames(zsock_resolve(r->sock), peer, peer_len, h, text, text ? strlen(text) : 0);
+    int rc = xfer_send_frames(r->sock, peer, peer_len, h, text, text ? strlen(text) : 0);
     (void)rc; /* a sender that went away asks again with HELLO */
 }
 
@@ -444,17 +446,58 @@ out:
         zmq_msg_close(&part[i]);
 }
 
+/* One ZAP request (RFC 27) about a CurveZMQ sender: the pinned key gets in,
+ * any other is refused at the handshake, so nothing it sends arrives. */
+static void
+zap_answer(xfer_recv_t *r)
+{
+    char f[7][64];
+    int len[7] = {0}, n = 0, more = 1;
+    size_t ml = sizeof(more);
+
+    while (more && n < 7) {
+        len[n] = zmq_recv(r->zap, f[n], sizeof(f[n]), ZMQ_DONTWAIT);
+        if (len[n] < 0)
+            return;
+        n++;
+        if (zmq_getsockopt(r->zap, ZMQ_RCVMORE, &more, &ml) < 0)
+            more = 0;
+    }
+    if (more)
+        xfer_drain(r->zap);
+    bool ok = n == 7 && len[5] == 5 && memcmp(f[5], "CURVE", 5) == 0 && len[6] == 32 &&
+              sodium_memcmp(f[6], r->client, 32) == 0;
+    if (!ok) {
+        pthread_mutex_lock(&r->lock);
+        r->st.refused++;
+        pthread_mutex_unlock(&r->lock);
+    }
+    /* version, request id, status, text, user id, metadata */
+    int rid = n > 1 && len[1] > 0 ? (len[1] < 64 ? len[1] : 64) : 0;
+    const char *code = ok ? "200" : "400", *text = ok ? "OK" : "not the sender's key";
+    if (zmq_send(r->zap, "1.0", 3, ZMQ_SNDMORE) < 0 ||
+        zmq_send(r->zap, f[1], (size_t)rid, ZMQ_SNDMORE) < 0 ||
+        zmq_send(r->zap, code, 3, ZMQ_SNDMORE) < 0 ||
+        zmq_send(r->zap, text, strlen(text), ZMQ_SNDMORE) < 0 ||
+        zmq_send(r->zap, ok ? "sender" : "", ok ? 6 : 0, ZMQ_SNDMORE) < 0)
+        return;
+    (void)zmq_send(r->zap, "", 0, 0);
+}
+
 static void *
 recv_main(void *arg)
 {
     xfer_recv_t *r = arg;
-    void *sock = zsock_resolve(r->sock);
+    void *sock = r->sock;
 
     while (!atomic_load(&r->stop)) {
-        zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&it, 1, 50) < 0 && errno != EINTR)
+        zmq_pollitem_t it[2] = {{.socket = sock, .events = ZMQ_POLLIN},
+                                {.socket = r->zap, .events = ZMQ_POLLIN}};
+        if (zmq_poll(it, r->zap ? 2 : 1, 50) < 0 && errno != EINTR)
             break;
-        for (int budget = 0; budget < 256 && (it.revents & ZMQ_POLLIN); budget++) {
+        if (r->zap && (it[1].revents & ZMQ_POLLIN))
+            zap_answer(r);
+        for (int budget = 0; budget < 256 && (it[0].revents & ZMQ_POLLIN); budget++) {
             int ev = 0;
             size_t el = sizeof(ev);
             if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &el) < 0 || !(ev & ZMQ_POLLIN))
@@ -492,15 +535,34 @@ open_sock(xfer_recv_t *r, const struct xfer_recv_config *cfg, char *endpoint)
     int one = 1;
     size_t n = XFER_ENDPOINT_MAX + 1;
 
-    r->sock = zsock_new(ZMQ_ROUTER);
+    /* A context of its own: its ZAP endpoint answers for this socket only. */
+    r->ctx = zmq_ctx_new();
+    if (!r->ctx)
+        return -ENOMEM;
+    bool curve = cfg->keys && cfg->keys->public_key;
+    if (curve) {
+        int linger = 0;
+        if (!cfg->keys->client_key || strlen(cfg->keys->client_key) != 40 ||
+            !zmq_z85_decode(r->client, cfg->keys->client_key))
+            return -EINVAL; /* a curve receiver always pins its sender */
+        r->zap = zmq_socket(r->ctx, ZMQ_REP);
+        if (!r->zap)
+            return -ENOMEM;
+        (void)zmq_setsockopt(r->zap, ZMQ_LINGER, &linger, sizeof(linger));
+        if (zmq_bind(r->zap, "inproc://zeromq.zap.01") < 0)
+            return -errno;
+    }
+    r->sock = zmq_socket(r->ctx, ZMQ_ROUTER);
     if (!r->sock)
         return -ENOMEM;
-    void *h = zsock_resolve(r->sock);
+    void *h = r->sock;
     xfer_sock_options(h);
     zmq_setsockopt(h, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
     int rc = xfer_sock_keys(h, cfg->keys, true);
     if (rc < 0)
         return rc;
+    if (curve && zmq_setsockopt(h, ZMQ_ZAP_DOMAIN, "vfleet-xfer", 11) < 0)
+        return -EINVAL;
     if (zmq_bind(h, cfg->bind) < 0)
         return -errno;
     if (zmq_getsockopt(h, ZMQ_LAST_ENDPOINT, endpoint, &n) < 0)
@@ -564,7 +626,12 @@ xfer_recv_destroy(xfer_recv_t **p)
     atomic_store(&r->stop, true);
     if (r->started)
         pthread_join(r->thread, NULL);
-    zsock_destroy(&r->sock);
+    if (r->sock)
+        zmq_close(r->sock);
+    if (r->zap)
+        zmq_close(r->zap);
+    if (r->ctx)
+        zmq_ctx_term(r->ctx);
     if (r->fd >= 0)
         close(r->fd);
     sodium_memzero(r->secret, sizeof(r->secret));

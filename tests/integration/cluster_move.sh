@@ -9,8 +9,13 @@
 # Host 2 has a guest already, so mv gets another block of host uids there
 # than on host 1: its files are shifted into it, and its root owns them.
 # Then a near-live move back (--live) with a measured downtime, an address
-# that cannot follow (a per-host pool) refused, and --renumber. All traffic
-# stays in the namespaces local-cluster made.
+# that cannot follow (a per-host pool) refused, and --renumber. The data
+# channel runs CurveZMQ with both node keys pinned (the local cluster's nodes
+# joined with tokens): the operation's result says "channel": "curve", the
+# target's agent let in only the source's key, the source pinned the
+# target's, and the master never said the channel was plaintext (with
+# CL_LINK=ipc it must say so instead). All traffic stays in the namespaces
+# local-cluster made.
 . "$(dirname "$0")/lib.sh"
 
 command -v nsenter >/dev/null || { echo "SKIP: no nsenter"; exit 77; }
@@ -56,6 +61,23 @@ vf --json guest show mv | pyj 'sorted(d["ips"])' | grep -q '"10.87.0.10", "fd00:
     fail "addresses changed: $(vf --json guest show mv | pyj 'd["ips"]')"
 ok "mv moved to $n2: $(tail -1 "$T/move.out")"
 
+# The data channel: CurveZMQ, both ends pinned to the keys the nodes joined with.
+if [ "${CL_LINK:-curve}" = ipc ]; then
+    grep -q "data channel from node $n1 to node $n2 is plaintext" "$CL/master.log" ||
+        fail "the master did not say the ipc cluster's data channel is plaintext"
+    ok "an ipc:// cluster moves in plaintext (secret only), and the master says so"
+else
+    grep -q "guest=mv op=.* receiving at tcp://.*, CurveZMQ, only the key of node $n1 let in" \
+        "$CL/$n2/agent.log" || fail "$n2 did not receive with CurveZMQ: $(grep 'receiving at' "$CL/$n2/agent.log")"
+    grep -q "guest=mv op=.* sending to tcp://.*CurveZMQ, target's key pinned" "$CL/$n1/agent.log" ||
+        fail "$n1 did not send with CurveZMQ: $(grep 'sending to' "$CL/$n1/agent.log")"
+    grep -q "sent: pass 1, .* session(s), CurveZMQ" "$CL/$n1/agent.log" ||
+        fail "$n1 did not finish the copy over CurveZMQ"
+    grep -q "is plaintext, guarded by the one-time secret" "$CL/master.log" &&
+        fail "the master moved in plaintext: $(grep 'is plaintext' "$CL/master.log")"
+    ok "the image crossed over CurveZMQ: $n2 let in only $n1's key, $n1 pinned $n2's"
+fi
+
 got=$(vf guest exec mv -- sha256sum /root/data | awk '{print $1}')
 [ "$got" = "$sum" ] || fail "the file changed: $got, want $sum"
 ok "the file matches after the move"
@@ -95,6 +117,10 @@ vf --json guest move mv --to "$n1" --live >"$T/live.json" 2>"$T/live.err" || fai
 final=$(tail -1 "$T/live.json")
 echo "$final" | pyj 'd["state"]' | grep -qx done || fail "live move: $final"
 down=$(echo "$final" | pyj 'd["result"]["downtime_ms"]')
+channel=$(echo "$final" | pyj 'd["result"]["channel"]')
+want=curve
+[ "${CL_LINK:-curve}" = ipc ] && want=plaintext
+[ "$channel" = "$want" ] || fail "the live move's channel is $channel, want $want: $final"
 note=$(echo "$final" | pyj 'd["result"]["note"]')
 echo "$note" | grep -qi "criu" || fail "no CRIU preflight said: $note"
 got=$(vf guest exec mv -- sha256sum /root/data | awk '{print $1}')
@@ -103,7 +129,7 @@ got=$(vf guest exec mv -- sha256sum /root/data | awk '{print $1}')
 owner=$(vf guest exec mv -- stat -c %u:%g /root/more)
 [ "$owner" = "0:0" ] || fail "after the live move /root/more is owned by $owner inside the guest"
 vf guest exec peer -- ping -c 2 -W 2 10.87.0.10 >/dev/null || fail "peer cannot ping after the live move"
-ok "near-live move back to $n1: downtime $down ms; $note"
+ok "near-live move back to $n1 over $channel: downtime $down ms; $note"
 
 # A per-host address cannot follow to another host; --renumber gives one there.
 local_ip=10.88.${n1#"$CL_PREFIX"}.50
