@@ -352,7 +352,8 @@ function usageCharts(box, name) {
     target.dataset.first = data[0].length ? String(data[0][0]) : "";
     if (typeof uPlot === "undefined" || data[0].length < 2) return;
     new uPlot({ title, width: width(), height: 150, series: [{}, ...series.map((s, i) => ({ label: s, stroke: ["#0969da", "#1a7f37", "#cf222e"][i] }))],
-      axes: [{}, { size: 60 }] }, data, target);
+      // Three significant digits: a tenth of a core reads 0.1, not 0.
+      axes: [{}, { size: 60, values: (u, vals) => vals.map((v) => String(Number(v.toPrecision(3)))) }] }, data, target);
   };
   const showLatest = (u) => {
     latest.replaceChildren();

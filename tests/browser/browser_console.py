@@ -8,7 +8,8 @@ browser started: its usage graph plots the history API's points (ones from
 before the page opened, the same first point as the API answers), its event
 feed shows the stop and the start clicked in the test as they happen, a
 move from the UI to the other node ends with the API placing it there, and
-the cluster's feed (#/events) shows the move. Screenshots of the main pages at 1400 and 800
+the cluster's feed (#/events) shows the move, and draining that node from
+the nodes page brings it back to the first one. Screenshots of the main pages at 1400 and 800
 pixels go to VFLEET_SCREENSHOTS. The browser never downloads anything: a
 fresh profile, no background networking, no component updates."""
 import json
@@ -252,6 +253,24 @@ def live_other(d):
     assert [t for _, t in feed(d, "event-feed", "guest.moved") if "other" in t], "the cluster feed lacks the move"
     shot(d, "events")
     log("the cluster feed shows the move")
+
+    # Drain the node it went to, confirmed: the drain's card follows it to
+    # its end, and the API places the guest back on the first node.
+    d.get(URL + "/#/nodes")
+    wait(d).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "button[data-drain='%s']" % dst)))
+    d.find_element(By.CSS_SELECTOR, "button[data-drain='%s']" % dst).click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "confirm-ok")))
+    d.find_element(By.ID, "confirm-ok").click()
+    card = lambda x: x.find_element(By.CSS_SELECTOR, "#node-ops > div")
+    wait(d, 180).until(lambda x: x.find_elements(By.CSS_SELECTOR, "#node-ops > div")
+                       and card(x).get_attribute("data-state") in ("done", "failed", "cancelled", "refused"))
+    state, text = card(d).get_attribute("data-state"), card(d).text.replace("\n", "; ")
+    assert state == "done", "the drain ended %s: %s" % (state, text)
+    g = api_get("/v1/guests/other")
+    assert g["node"] == src, "after draining %s the API places other on %s" % (dst, g["node"])
+    n = [x for x in api_get("/v1/nodes")["nodes"] if x["name"] == dst][0]
+    assert n["cordoned"], "the drained node is not cordoned"
+    log("drained %s from the UI (%s); the API says other is on %s, %s cordoned" % (dst, text, g["node"], dst))
 
 
 if __name__ == "__main__":

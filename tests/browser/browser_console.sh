@@ -27,9 +27,9 @@ start_cluster 2
 tok=$(vf token create --role admin --description browser-test) || fail "token create"
 url=https://127.0.0.1:$CL_PORT
 # A second guest, so the list and its filters have something to show.
-# It moves between the nodes later: a small disk (the default charges
-# 10G, more than a test host may have free twice) and an address of the
-# shared segment's pool, which serves both nodes.
+# It moves between the nodes later: an address of the shared segment's
+# pool, which serves both nodes (an "auto" one comes from the node's own
+# pool and cannot follow without renumbering), and a small disk to copy.
 vf guest create other --template busybox --memory 64M --disk 64M --cpu 0.1 --ip 10.87.0.30 \
     --label tier=db --wait --timeout 60 >/dev/null || fail "create other"
 ok "cluster up, UI at $url"
