@@ -327,30 +327,39 @@ function openTerminal(box, name, asConsole) {
   };
 }
 
-// Usage graphs: the history API (GET …/usage?from=, wip-observe) when the
-// master has it, else the latest samples polled while the page is open.
+// Usage graphs from the master's history (GET …/usage?from=&step=,
+// docs/api.md "Usage history"): the chosen range, refreshed while the page
+// is open. Each chart says how many points it plots (data-points) and the
+// first one's time (data-first, Unix seconds).
+const USAGE_RANGES = [
+  // value, label, from, step
+  ["1h", "last hour", "-1h", "10s"],
+  ["6h", "last 6 hours", "-6h", "1m"],
+  ["2d", "last 2 days", "-2d", "10m"],
+  ["30d", "last 30 days", "-30d", "2h"],
+];
+
 function usageCharts(box, name) {
   const mem = el("div.chart#chart-memory"), cpu = el("div.chart#chart-cpu"), net = el("div.chart#chart-net");
-  const note = el("p.muted#usage-note");
+  const note = el("span.muted#usage-note");
+  const range = el("select#usage-range", {}, USAGE_RANGES.map(([v, label]) => el("option", { value: v, text: label })));
   const latest = el("dl.kv#usage-latest");
-  box.append(note, latest, mem, cpu, net);
+  box.append(el("div.toolbar", {}, range, note), latest, mem, cpu, net);
   const width = () => Math.max(280, box.clientWidth - 10);
   const plot = (target, title, series, data) => {
     target.replaceChildren();
+    target.dataset.points = String(data[0].length);
+    target.dataset.first = data[0].length ? String(data[0][0]) : "";
     if (typeof uPlot === "undefined" || data[0].length < 2) return;
     new uPlot({ title, width: width(), height: 150, series: [{}, ...series.map((s, i) => ({ label: s, stroke: ["#0969da", "#1a7f37", "#cf222e"][i] }))],
-      axes: [{}, { size: 60 }] }, data, target);
-  };
-  const samples = [];
-  const draw = (t, m, c, rx, tx) => {
-    plot(mem, "memory (MiB)", ["memory"], [t, m]);
-    plot(cpu, "cpu (cores)", ["cpu"], [t, c]);
-    plot(net, "network (bytes/s)", ["in", "out"], [t, rx, tx]);
+      // Three significant digits: a tenth of a core reads 0.1, not 0.
+      axes: [{}, { size: 60, values: (u, vals) => vals.map((v) => String(Number(v.toPrecision(3)))) }] }, data, target);
   };
   const showLatest = (u) => {
     latest.replaceChildren();
+    if (!u) return;
     const row = (k, v) => latest.append(el("dt", { text: k }), el("dd", { text: v }));
-    row("sampled", u.time || "-");
+    row("sampled", u.time ? new Date(u.time).toLocaleTimeString() : "-");
     row("memory", humanSize(u.memory) + " (peak " + humanSize(u.memory_peak) + ")");
     row("processes", String(u.procs || 0));
     row("disk", humanSize(u.disk_bytes) + ", " + (u.disk_inodes || 0) + " inodes");
@@ -358,56 +367,22 @@ function usageCharts(box, name) {
     row("tcp sockets", String(u.tcp_sockets || 0));
   };
   const load = async () => {
-    let h = null;
-    try {
-      h = await api("GET", "/v1/guests/" + encodeURIComponent(name) + "/usage?from=-1h");
-    } catch (e) {
-      if (e.status === 404) {
-        note.textContent = "No usage sample yet.";
-        return;
-      }
-      throw e;
-    }
-    if (h && Array.isArray(h.points)) {
-      note.textContent = "The last hour, " + h.resolution + " resolution.";
-      const t = h.points.map((p) => Date.parse(p.time) / 1000);
-      const step = h.step || 60;
-      draw(t, h.points.map((p) => (p.memory ? p.memory.avg : 0) / 1048576),
-        h.points.map((p) => (p.cpu_ns ? p.cpu_ns.increase / 1e9 / step : 0)),
-        h.points.map((p) => (p.net_rx_bytes ? p.net_rx_bytes.increase / step : 0)),
-        h.points.map((p) => (p.net_tx_bytes ? p.net_tx_bytes.increase / step : 0)));
-      if (h.latest) showLatest(h.latest);
-      return;
-    }
-    // No history on this master: plot what this page has seen.
-    note.textContent = "Since this page opened (this master keeps no usage history).";
-    showLatest(h);
-    const s = { t: Date.parse(h.time) / 1000, mem: h.memory, cpu: h.cpu_ns, rx: h.net_rx_bytes, tx: h.net_tx_bytes };
-    if (!samples.length || samples[samples.length - 1].t !== s.t) samples.push(s);
-    if (samples.length > 720) samples.shift();
-    const t = [], m = [], c = [], rx = [], tx = [];
-    for (let i = 1; i < samples.length; i++) {
-      const a = samples[i - 1], b = samples[i], dt = b.t - a.t || 1;
-      t.push(b.t);
-      m.push(b.mem / 1048576);
-      c.push(Math.max(0, (b.cpu - a.cpu) / 1e9 / dt));
-      rx.push(Math.max(0, (b.rx - a.rx) / dt));
-      tx.push(Math.max(0, (b.tx - a.tx) / dt));
-    }
-    draw(t, m, c, rx, tx);
+    const [, label, from, step] = USAGE_RANGES.find((r) => r[0] === range.value) || USAGE_RANGES[0];
+    const h = await api("GET", "/v1/guests/" + encodeURIComponent(name) + "/usage?from=" + from + "&step=" + step);
+    const pts = h.points || [];
+    const dt = h.step || 60;
+    note.textContent = pts.length ? pts.length + " points, the " + label + " at " + dt + " s (" + h.resolution + " history)" : "No usage sample in the " + label + ".";
+    const t = pts.map((p) => Date.parse(p.time) / 1000);
+    // Counters are increases over a bucket: per second over the step (a
+    // bucket may hold fewer samples than the step at the range's edges).
+    const rate = (p, k) => (p[k] && p[k].increase ? p[k].increase / dt : 0);
+    plot(mem, "memory (MiB, average)", ["memory"], [t, pts.map((p) => (p.memory ? p.memory.avg : 0) / 1048576)]);
+    plot(cpu, "cpu (cores)", ["cpu"], [t, pts.map((p) => rate(p, "cpu_ns") / 1e9)]);
+    plot(net, "network (bytes/s)", ["in", "out"], [t, pts.map((p) => rate(p, "net_rx_bytes")), pts.map((p) => rate(p, "net_tx_bytes"))]);
+    showLatest(h.latest);
   };
+  range.addEventListener("change", () => load().catch((e) => setStatus(errorText(e), true)));
   return load;
-}
-
-// The guest's events (GET /v1/events?guest=, wip-observe) when the master has them.
-async function guestEvents(box, name) {
-  try {
-    const b = await api("GET", "/v1/events?guest=" + encodeURIComponent(name) + "&limit=200");
-    const evs = (b.events || []).slice(-50).reverse();
-    box.replaceChildren(...(evs.length ? evs.map((e) => el("div", { text: e.time + "  " + e.type + "  " + (e.message || "") })) : [el("div.muted", { text: "No events." })]));
-  } catch (e) {
-    box.replaceChildren(el("div.muted", { text: e.status === 404 ? "This master has no event log (GET /v1/events)." : errorText(e) }));
-  }
 }
 
 VF.views.guest = async (root, args) => {
@@ -425,6 +400,16 @@ VF.views.guest = async (root, args) => {
   const consoleBtn = el("button#console-open", { title: "the guest's console: what its init and its processes write" }, "Console");
   const evBox = el("div.events#guest-events");
   const usageBox = el("div#guest-usage");
+  const opBox = el("div.card#guest-op", { hidden: true });
+  const staff = !!(VF.me && VF.me.staff);
+  // A move in progress: its step and progress until it ends, then the
+  // page again (the guest's node changed, or its error says why not).
+  const runOp = async (op) => {
+    opBox.hidden = false;
+    const end = await followOperation(opBox, op);
+    await refresh();
+    if (end.state === "failed") setStatus(end.kind + " failed: " + (end.error || ""), true);
+  };
   const button = (id, label, fn, cls) => el("button" + (cls ? "." + cls : "") + "#" + id, { type: "button", onclick: (ev) => act(ev.target, fn) }, label);
   const lifecycle = (op) => async () => {
     await api("POST", path + "/" + op + "?wait=" + (op === "stop" ? "stopped" : "running") + "&timeout=60");
@@ -434,7 +419,18 @@ VF.views.guest = async (root, args) => {
     button("guest-start", "Start", lifecycle("start")),
     button("guest-stop", "Stop", lifecycle("stop")),
     button("guest-restart", "Restart", lifecycle("restart")),
-    el("button#guest-move", { type: "button", disabled: true, title: "moving guests waits for the operations work (wip-move)" }, "Move…"),
+    staff ? button("guest-move", "Move…", async () => {
+      const body = await moveDialog(g);
+      if (!body) return;
+      let op;
+      try {
+        op = await api("POST", path + "/move", body);
+      } catch (e) {
+        opRefused(opBox, "move", e);
+        throw e;
+      }
+      await runOp(op);
+    }) : el("button#guest-move", { type: "button", disabled: true, title: "moving a guest is for operators and admins" }, "Move…"),
     button("guest-destroy", "Destroy", async () => {
       if (!(await confirmDo("Destroy guest \"" + name + "\"? Its disk and addresses go with it."))) return;
       await api("DELETE", path);
@@ -495,7 +491,7 @@ VF.views.guest = async (root, args) => {
     closeTerm = openTerminal(termBox, name, true);
   });
   onLeave(() => closeTerm && closeTerm());
-  root.append(head, reason,
+  root.append(head, reason, opBox,
     el("div.grid", {},
       el("div.card", {}, el("h3", { text: "Summary" }), summary),
       el("div.card", {}, el("h3", { text: "Addresses" }), ipsBox, ipAdd, el("h3", { text: "Traffic" }), traffic, resetTraffic),
@@ -507,13 +503,16 @@ VF.views.guest = async (root, args) => {
       el("div.card.wide", {}, el("h3", { text: "Events" }), evBox)));
   const loadUsage = usageCharts(usageBox, name);
   await refresh();
-  loadUsage().catch(() => {});
-  guestEvents(evBox, name);
+  loadUsage().catch((e) => setStatus(errorText(e), true));
+  eventFeed(evBox, { guest: name }, 100);
+  // A move that was running when the page opened (started elsewhere, or
+  // before a reload) is followed here too.
+  if (staff)
+    api("GET", "/v1/operations?state=running&guest=" + encodeURIComponent(name))
+      .then((b) => (b.operations || []).filter((o) => o.kind === "move").slice(0, 1).forEach((o) => runOp(o)))
+      .catch(() => {});
   every(3000, () => refresh().catch((e) => setStatus(errorText(e), true)));
-  every(10000, () => {
-    loadUsage().catch(() => {});
-    guestEvents(evBox, name);
-  });
+  every(10000, () => loadUsage().catch((e) => setStatus(errorText(e), true)));
 };
 
 // ---- nodes ----
@@ -529,7 +528,16 @@ function usageCell(alloc, usable, capacity, ratio, fmt) {
 
 VF.views.nodes = async (root) => {
   const tbody = el("tbody#nodes");
-  root.append(el("h2", { text: "Nodes" }),
+  const ops = el("div#node-ops");
+  // Each drain started here: its progress (guests moved) until it ends.
+  const runOp = async (op) => {
+    const box = el("div.card", { "data-op": op.id });
+    ops.prepend(box);
+    const end = await followOperation(box, op);
+    await load();
+    if (end.state === "failed") setStatus("drain of " + end.node + " failed: " + (end.error || ""), true);
+  };
+  root.append(el("h2", { text: "Nodes" }), ops,
     el("p.muted", { text: "CPU, memory and disk: allocated / usable, usable being the capacity times the overcommit ratio (what placement counts against)." }),
     el("div.card.scroll", {}, el("table", {}, el("thead", {}, el("tr", {},
       ["name", "state", "guests", "cpu", "memory", "disk", "templates", "labels", "last seen", ""].map((h) => el("th", { text: h })))), tbody)));
@@ -553,7 +561,20 @@ VF.views.nodes = async (root) => {
         el("td.wrap", { text: labelText(n.labels) }),
         el("td.hide-narrow", { text: n.last_seen ? new Date(n.last_seen).toLocaleTimeString() : "-" }),
         el("td", {}, n.cordoned ? btn("Uncordon", "uncordon") : btn("Cordon", "cordon"), " ",
-          el("button", { type: "button", disabled: true, title: "draining waits for the operations work (wip-move)" }, "Drain")));
+          el("button.danger", { type: "button", "data-drain": n.name, onclick: (ev) => act(ev.target, async () => {
+            if (!(await confirmDo("Drain node " + n.name + "? It is cordoned and its " + (n.guests || 0) + " guest(s) are moved to other nodes, " +
+              "each stopped while its disk is copied."))) return;
+            let op;
+            try {
+              op = await api("POST", "/v1/nodes/" + encodeURIComponent(n.name) + "/drain", {});
+            } catch (e) {
+              const box = el("div.card");
+              ops.prepend(box);
+              opRefused(box, "drain of " + n.name, e);
+              throw e;
+            }
+            await runOp(op);
+          }) }, "Drain")));
     }));
   };
   await load();
@@ -656,57 +677,28 @@ VF.views.projects = async (root) => {
   await load();
 };
 
-// ---- the live event feed (GET /v1/events?follow=true as JSON lines) ----
+// ---- the live event feed (GET /v1/events, live.js) ----
 
 VF.views.events = async (root) => {
   const box = el("div.events.card#event-feed");
-  root.append(el("h2", { text: "Events" }), box);
-  const ctl = new AbortController();
-  onLeave(() => ctl.abort());
-  const show = (e) => {
-    box.prepend(el("div", { text: e.time + "  " + e.type + "  " + (e.node || "") + " " + (e.guest || "") + "  " + (e.message || "") }));
-    while (box.childNodes.length > 500) box.lastChild.remove();
+  const f = el("form.toolbar#event-filter", {},
+    el("input", { name: "type", placeholder: "type: guest.*, node.state…", size: 22 }),
+    el("input", { name: "guest", placeholder: "guest", size: 12 }),
+    el("input", { name: "node", placeholder: "node", size: 12 }),
+    el("input", { name: "project", placeholder: "project", size: 12 }),
+    el("button#event-filter-apply", { type: "submit" }, "Filter"));
+  root.append(el("h2", { text: "Events" }), f, box);
+  // A new filter is a new feed: the old one's stream is closed first.
+  let stop = null;
+  const start = () => {
+    if (stop) stop();
+    const filter = {};
+    for (const k of ["type", "guest", "node", "project"]) filter[k] = f.elements[k].value.trim();
+    stop = eventFeed(box, filter, 300);
   };
-  let r;
-  try {
-    r = await fetch("/v1/events?follow=true&limit=100", { headers: { Accept: "application/x-ndjson", Authorization: "Bearer " + token() }, signal: ctl.signal });
-  } catch (e) {
-    box.textContent = String(e);
-    return;
-  }
-  if (r.status === 404) {
-    box.append(el("p.muted", { text: "This master has no event log (GET /v1/events comes with the observability work, wip-observe)." }));
-    return;
-  }
-  if (!r.ok) {
-    box.append(el("p.error", { text: "HTTP " + r.status }));
-    return;
-  }
-  const reader = r.body.getReader();
-  const dec = new TextDecoder();
-  let buf = "";
-  (async () => {
-    for (;;) {
-      let chunk;
-      try {
-        chunk = await reader.read();
-      } catch (e) {
-        return;
-      }
-      if (chunk.done) return;
-      buf += dec.decode(chunk.value, { stream: true });
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, i).trim();
-        buf = buf.slice(i + 1);
-        if (line) {
-          try {
-            show(JSON.parse(line));
-          } catch (e) {
-            /* a keepalive or a partial line */
-          }
-        }
-      }
-    }
-  })();
+  f.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    start();
+  });
+  start();
 };

@@ -3,9 +3,16 @@
 the vfleet web UI: sign in with a token, create a guest through the form,
 see it running, change its memory and see the change, run `hostname` in its
 terminal (xterm.js over the shell WebSocket) and read the output, destroy
-it (with the confirmation). Screenshots of the main pages at 1400 and 800
+it (with the confirmation). Then, on the guest "other" made before the
+browser started: its usage graph plots the history API's points (ones from
+before the page opened, the same first point as the API answers), its event
+feed shows the stop and the start clicked in the test as they happen, a
+move from the UI to the other node ends with the API placing it there, and
+the cluster's feed (#/events) shows the move, and draining that node from
+the nodes page brings it back to the first one. Screenshots of the main pages at 1400 and 800
 pixels go to VFLEET_SCREENSHOTS. The browser never downloads anything: a
 fresh profile, no background networking, no component updates."""
+import json
 import os
 import subprocess
 import sys
@@ -65,6 +72,20 @@ def text_of(d, css):
     return d.find_element(By.CSS_SELECTOR, css).text
 
 
+def api_get(path):
+    """GET on the master's API as root, through its Unix socket."""
+    sock = os.environ["VFLEET_MASTER"][len("unix:"):]
+    out = subprocess.run(["curl", "-sf", "--unix-socket", sock, "http://localhost" + path],
+                         check=True, stdout=subprocess.PIPE).stdout
+    return json.loads(out)
+
+
+def feed(d, box, type_):
+    """The events of type_ the feed in box shows, newest first: (seq, text)."""
+    return [(int(e.get_attribute("data-seq")), e.text)
+            for e in d.find_elements(By.CSS_SELECTOR, "#%s div[data-type='%s']" % (box, type_))]
+
+
 def main():
     d = browser()
     try:
@@ -73,6 +94,9 @@ def main():
         os.makedirs(SHOTS, exist_ok=True)
         d.save_screenshot(os.path.join(PROFILE, "failure.png"))
         log("page at the failure: " + d.current_url)
+        log("status line: %r" % d.find_element(By.ID, "status").text)
+        for box in d.find_elements(By.CSS_SELECTOR, "#guest-op, #node-ops"):
+            log("operation box: %r" % box.text)
         for e in d.get_log("browser")[-20:]:
             log("console: %s" % e)
         raise
@@ -159,6 +183,94 @@ def run(d):
     d.get(URL + "/#/templates")
     wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#templates tbody tr")))
     shot(d, "templates")
+
+    live_other(d)
+
+
+def live_other(d):
+    """History graphs, the live feed and a move, on "other"."""
+    opened = time.time()
+    d.get(URL + "/#/guest/other")
+    wait(d, 30).until(EC.text_to_be_present_in_element((By.ID, "guest-state"), "running"))
+    # The graph: the history API's points, some from before the page opened.
+    chart = lambda x: x.find_element(By.ID, "chart-memory")
+    wait(d, 60).until(lambda x: int(chart(x).get_attribute("data-points") or 0) >= 3)
+    first = float(chart(d).get_attribute("data-first"))
+    points = int(chart(d).get_attribute("data-points"))
+    h = api_get("/v1/guests/other/usage?from=-1h&step=10s")
+    api_first = h["points"][0]["time"]
+    assert first < opened - 5, "the graph's first point (%s) is not older than the page (%s)" % (first, opened)
+    assert time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(first)) == api_first[:19], \
+        "the graph starts at %s, the history API at %s" % (first, api_first)
+    assert abs(points - len(h["points"])) <= 2, "the graph has %d points, the API %d" % (points, len(h["points"]))
+    assert d.find_elements(By.CSS_SELECTOR, "#chart-memory canvas"), "no chart drawn"
+    log("the memory graph plots %d history points from %s (the API: %d from %s)"
+        % (points, time.strftime("%H:%M:%S", time.gmtime(first)), len(h["points"]), api_first))
+
+    # The feed: live, then the stop and the start clicked here, as they happen.
+    wait(d, 30).until(lambda x: x.find_element(By.ID, "guest-events").get_attribute("data-state") == "live")
+    before = max([s for s, _ in feed(d, "guest-events", "guest.state")] + [0])
+    assert before > 0, "the guest's feed shows no guest.state event from its history"
+    d.find_element(By.ID, "guest-stop").click()
+    wait(d, 60).until(lambda x: any(s > before and "is stopped" in t for s, t in feed(x, "guest-events", "guest.state")))
+    log("the feed showed the stop as it happened")
+    wait(d, 30).until(lambda x: x.find_element(By.ID, "guest-start").is_enabled())
+    d.find_element(By.ID, "guest-start").click()
+    wait(d, 60).until(lambda x: any(s > before and "is running" in t for s, t in feed(x, "guest-events", "guest.state")))
+    wait(d, 30).until(EC.text_to_be_present_in_element((By.ID, "guest-state"), "running"))
+    log("the feed showed the start as it happened")
+
+    # The move: to the other node, confirmed in the dialog, followed to its end.
+    src = api_get("/v1/guests/other")["node"]
+    nodes = [n["name"] for n in api_get("/v1/nodes")["nodes"]]
+    dst = [n for n in nodes if n != src][0]
+    wait(d, 30).until(lambda x: x.find_element(By.ID, "guest-move").is_enabled())
+    d.find_element(By.ID, "guest-move").click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "move-target")))
+    Select(d.find_element(By.ID, "move-target")).select_by_value(dst)
+    d.find_element(By.ID, "move-ok").click()
+    steps = []
+    def ended(x):
+        box = x.find_element(By.ID, "guest-op")
+        st = box.get_attribute("data-step")
+        if st and (not steps or steps[-1] != st):
+            steps.append(st)
+        return box.get_attribute("data-state") in ("done", "failed", "cancelled")
+    wait(d, 180).until(ended)
+    state = d.find_element(By.ID, "guest-op").get_attribute("data-state")
+    assert state == "done", "the move ended %s: %s" % (state, d.find_element(By.ID, "guest-op").text)
+    g = api_get("/v1/guests/other")
+    assert g["node"] == dst, "after the move the API places other on %s, not %s" % (g["node"], dst)
+    wait(d, 60).until(lambda x: api_get("/v1/guests/other")["state"] == "running")
+    log("moved %s -> %s from the UI (steps seen: %s; %s); the API says node %s, running"
+        % (src, dst, " ".join(steps), d.find_element(By.ID, "guest-op").text.replace("\n", "; "), g["node"]))
+    wait(d, 30).until(lambda x: feed(x, "guest-events", "guest.moved"))
+    shot(d, "guest-move")
+
+    # The cluster's feed: the move among the latest events, then live.
+    d.get(URL + "/#/events")
+    wait(d, 30).until(lambda x: x.find_element(By.ID, "event-feed").get_attribute("data-state") == "live")
+    assert [t for _, t in feed(d, "event-feed", "guest.moved") if "other" in t], "the cluster feed lacks the move"
+    shot(d, "events")
+    log("the cluster feed shows the move")
+
+    # Drain the node it went to, confirmed: the drain's card follows it to
+    # its end, and the API places the guest back on the first node.
+    d.get(URL + "/#/nodes")
+    wait(d).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "button[data-drain='%s']" % dst)))
+    d.find_element(By.CSS_SELECTOR, "button[data-drain='%s']" % dst).click()
+    wait(d).until(EC.visibility_of_element_located((By.ID, "confirm-ok")))
+    d.find_element(By.ID, "confirm-ok").click()
+    card = lambda x: x.find_element(By.CSS_SELECTOR, "#node-ops > div")
+    wait(d, 180).until(lambda x: x.find_elements(By.CSS_SELECTOR, "#node-ops > div")
+                       and card(x).get_attribute("data-state") in ("done", "failed", "cancelled", "refused"))
+    state, text = card(d).get_attribute("data-state"), card(d).text.replace("\n", "; ")
+    assert state == "done", "the drain ended %s: %s" % (state, text)
+    g = api_get("/v1/guests/other")
+    assert g["node"] == src, "after draining %s the API places other on %s" % (dst, g["node"])
+    n = [x for x in api_get("/v1/nodes")["nodes"] if x["name"] == dst][0]
+    assert n["cordoned"], "the drained node is not cordoned"
+    log("drained %s from the UI (%s); the API says other is on %s, %s cordoned" % (dst, text, g["node"], dst))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The operator's console in a browser: a real cluster (tests/integration's
 # lib.sh), an admin token, then browser_console.py drives Chromium through
-# the UI. Screenshots land in $VFLEET_SCREENSHOTS (default: screenshots/ in
-# the build directory, so a test run leaves the tree clean; refresh the
-# README's with VFLEET_SCREENSHOTS=$PWD/docs/screenshots ctest -R browser).
+# the UI (two nodes: a guest is moved between them). Screenshots land in
+# $VFLEET_SCREENSHOTS (default: screenshots/ in the build directory, so a
+# test run leaves the tree clean; refresh the README's with
+# VFLEET_SCREENSHOTS=$PWD/docs/screenshots ctest -R browser).
 . "$VFLEET_SOURCE_DIR/tests/integration/lib.sh"
 
 # Skipped (77) without Chromium, unless VFLEET_REQUIRE_BROWSER=1 (deploy/test
@@ -22,12 +23,15 @@ done
 /usr/bin/python3 -c 'import selenium' 2>/dev/null ||
     skip_or_fail "python3-selenium is missing (deploy/install-deps)"
 
-start_cluster 1
+start_cluster 2
 tok=$(vf token create --role admin --description browser-test) || fail "token create"
 url=https://127.0.0.1:$CL_PORT
 # A second guest, so the list and its filters have something to show.
-vf guest create other --template busybox --memory 64M --ip auto --label tier=db --wait \
-    --timeout 60 >/dev/null || fail "create other"
+# It moves between the nodes later: an address of the shared segment's
+# pool, which serves both nodes (an "auto" one comes from the node's own
+# pool and cannot follow without renumbering), and a small disk to copy.
+vf guest create other --template busybox --memory 64M --disk 64M --cpu 0.1 --ip 10.87.0.30 \
+    --label tier=db --wait --timeout 60 >/dev/null || fail "create other"
 ok "cluster up, UI at $url"
 
 VFLEET_URL=$url VFLEET_TOKEN_UI=$tok VFLEET_PROFILE=$T/chromium \
