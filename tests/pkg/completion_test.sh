@@ -38,8 +38,11 @@ bash_expect() {
     local want=$1
     shift
     local got
-    got=$(bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-                   COMPREPLY=(); _vfleet; echo "${COMPREPLY[*]}"' _ "$src/completions/vfleet.bash" "$@")
+    # No terminal for the completion and the vfleet it runs, and a bound: a
+    # completion that hangs fails here, naming its words.
+    got=$(timeout 30 bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+                   COMPREPLY=(); _vfleet; echo "${COMPREPLY[*]}"' _ "$src/completions/vfleet.bash" "$@" </dev/null) ||
+        fail "bash [$*]: no answer in 30 s (exit $?)"
     [ "$got" = "$want" ] || fail "bash [$*]: got \"$got\", want \"$want\""
 }
 bash_expect "node guest op import template pool token project events usage health help" vfleet ""
@@ -85,13 +88,13 @@ zsh_expect() {
     local want=$1
     shift
     local got
-    got=$(zsh -f -c '
+    got=$(timeout 30 zsh -f -c '
         compadd() { [[ $1 == -- ]] && shift; print -rl -- "$@" }
         _message() { : }
         fpath=("$1" $fpath); shift
         autoload -Uz _vfleet
         words=("$@"); CURRENT=$#
-        _vfleet' _ "$src/completions" "$@" 2>&1 | grep -v '^$' | tr '\n' ' ')
+        _vfleet' _ "$src/completions" "$@" </dev/null 2>&1 | grep -v '^$' | tr '\n' ' ')
     got=${got% }
     [ "$got" = "$want" ] || fail "zsh [$*]: got \"$got\", want \"$want\""
 }
