@@ -3,7 +3,8 @@
 # Groups, commands and options are read from the program's own help
 # (`vfleet --help`, `vfleet GROUP --help`), so the completion follows the
 # installed vfleet and never needs a second list; guest, node, pool, project
-# names and operation ids are asked of the master (`vfleet GROUP ls`, at most 2 seconds, with the
+# names and operation ids are asked of the master (`vfleet GROUP ls`, at most 2 seconds or
+# VFLEET_COMPLETE_TIMEOUT, then killed, with the
 # --master, --token, --pin and --ca given on the command line).
 
 _vfleet_groups()
@@ -39,7 +40,7 @@ _vfleet_names()
 {
     local group=$1
     shift
-    timeout 2 vfleet "$@" "$group" ls 2>/dev/null | awk 'NR > 1 { print $1 }'
+    timeout -k 1 "${VFLEET_COMPLETE_TIMEOUT:-2}" vfleet "$@" "$group" ls </dev/null 2>/dev/null | awk 'NR > 1 { print $1 }'
 }
 
 _vfleet()
