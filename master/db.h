@@ -246,6 +246,8 @@ int db_guest_set_charge(db_t *db, const char *id, const struct db_charge *c);
  * caller's transaction (so guests created in it count). -ENOSPC past
  * SPEC_MAX_CONTEXT. */
 int db_guest_free_context(db_t *db, uint32_t *out);
+/* 1 when a guest holds context, 0 when none does, or -errno. */
+int db_guest_context_taken(db_t *db, uint32_t context);
 /* Deletes the guest, its labels and its address allocations. */
 int db_guest_delete(db_t *db, const char *id);
 int db_guest_get_by_id(db_t *db, const char *id, struct db_guest *out);

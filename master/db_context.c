@@ -34,3 +34,19 @@ db_guest_free_context(db_t *db, uint32_t *out)
     *out = (uint32_t)want;
     return 0;
 }
+
+static const char sql_context_taken[] =
+    "SELECT 1 FROM guests WHERE json_extract(spec, '$.context') = ?1 LIMIT 1";
+
+int
+db_guest_context_taken(db_t *db, uint32_t context)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_context_taken);
+    int rc;
+
+    dbi_bind_u64(s, 1, context);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        return 1;
+    return rc == SQLITE_DONE ? 0 : dbi_errno(rc);
+}

@@ -300,10 +300,21 @@ adopt_insert(master_t *m, const struct db_orphan *o, struct guest_spec *spec, ui
     struct db_label labels[SPEC_MAX_LABELS];
     struct sched_resources res;
 
+    /* Its context number may have gone to another guest since the master
+     * forgot it (numbers are reused): it gets a free one, and the node
+     * hears of it with the new generation. */
+    int taken = spec->context ? db_guest_context_taken(m->db, spec->context) : 1;
+    if (taken < 0)
+        return taken;
+    if (taken) {
+        int r = db_guest_free_context(m->db, &spec->context);
+        if (r < 0)
+            return r;
+    }
     if (spec->generation < o->generation)
         spec->generation = o->generation;
-    if (dropped)
-        spec->generation++; /* the node must drop the addresses the master refused */
+    if (dropped || taken)
+        spec->generation++; /* the node must drop refused addresses, take the new number */
     _cleanup_free_ char *text = spec_text(spec);
     for (uint32_t i = 0; i < spec->n_labels; i++)
         labels[i] = (struct db_label){spec->labels[i].key, spec->labels[i].value};
@@ -326,7 +337,7 @@ adopt_insert(master_t *m, const struct db_orphan *o, struct guest_spec *spec, ui
     if (r < 0)
         log_warning("node=%s adopting %s: not in the scheduler's index, ignoring", o->node,
                     spec->name);
-    if (dropped)
+    if (dropped || taken)
         guests_send_apply(m, o->node, spec);
     return 0;
 }

@@ -104,6 +104,9 @@ wait_for 60 "pe running" eval '[ "$(guest_field pe state)" = running ]'
 vf guest adopt "$h1" "$pb_id" >/dev/null || fail "adopt pb"
 [ "$(guest_field pb state)" = running ] || fail "adopted pb is $(guest_field pb state)"
 [ "$(ip_of pb)" = "$pb_ip" ] || fail "adopted pb has $(ip_of pb), not $pb_ip"
+# pe took the context number pb had while it was forgotten: pb gets another.
+[ "$(guest_field pb context)" != "$(guest_field pe context)" ] ||
+    fail "pb and pe share context $(guest_field pe context)"
 [ -z "$(orphans)" ] || fail "orphans left: $(orphans)"
 ok "a new guest got $(ip_of pe), not the orphan's $pb_ip; pb adopted back with $pb_ip"
 
