@@ -355,6 +355,7 @@ master_shutdown(master_t *m)
     event_streams_shutdown(m);
     waiters_shutdown(m);
     shell_close_all(m);
+    operations_shutdown(m);
     httpd_destroy(&m->httpd);
     for (unsigned i = 0; i < m->n_links; i++)
         if (m->links[i].watching) {

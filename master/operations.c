@@ -649,6 +649,15 @@ operations_new(master_t *m)
 }
 
 void
+operations_shutdown(master_t *m)
+{
+    if (!m->ops)
+        return;
+    for (struct op *o = m->ops->head; o; o = o->next)
+        op_release(m, o);
+}
+
+void
 operations_free(master_t *m)
 {
     if (!m->ops)

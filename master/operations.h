@@ -80,6 +80,10 @@ struct op_kind_ops {
 
 /* Loads the running operations and resumes them. */
 void operations_new(master_t *m);
+/* Stops what runs beside the loop (a sending thread, a receiver) and closes
+ * its handles, at master_shutdown: the loop can then end. The operations
+ * stay running in the store and resume at the next start. */
+void operations_shutdown(master_t *m);
 void operations_free(master_t *m);
 
 /* A new running operation (not stored yet: operations_store does that in
