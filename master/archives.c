@@ -15,6 +15,9 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "master/operations.h"
+#include "master/trust.h"
+#include "proto/link.h"
 #include "proto/xfer.h"
 
 static int
@@ -53,8 +56,15 @@ archives_path(master_t *m, const char *id, char *out, size_t n)
 void
 archives_endpoint(master_t *m, const char *op, char *out, size_t n)
 {
-    /* Beside the nodes' ipc:// socket when there is one (they reach that
-     * path); else on loopback, which only a node on this host reaches. */
+    /* On the address the operator named for it (nodes on other hosts reach
+     * it); else beside the nodes' ipc:// socket when there is one (they
+     * reach that path); else on loopback, which only a node on this host
+     * reaches. */
+    if (m->cfg.data_address) {
+        bool v6 = strchr(m->cfg.data_address, ':') != NULL;
+        snprintf(out, n, "tcp://%s%s%s:*", v6 ? "[" : "", m->cfg.data_address, v6 ? "]" : "");
+        return;
+    }
     for (unsigned i = 0; i < m->cfg.n_binds; i++) {
         if (strncmp(m->cfg.binds[i], "ipc://", 6) != 0)
             continue;
@@ -63,6 +73,41 @@ archives_endpoint(master_t *m, const char *op, char *out, size_t n)
         return;
     }
     snprintf(out, n, "tcp://127.0.0.1:*");
+}
+
+const char *
+archives_channel(master_t *m, const char *op, const char *node)
+{
+    if (trust_link_keys(m) && trust_node_key(m, node))
+        return "curve";
+    log_notice("op=%s the data channel between the master and node %s is plaintext, guarded "
+               "by the one-time secret only: %s (an ipc:// or insecure link)",
+               op, node, trust_link_keys(m) ? "the node has no node key" : "the master has no key");
+    return "plaintext";
+}
+
+bool
+archives_curve(const struct op *o)
+{
+    return strcmp(op_pstr(o, "channel"), "curve") == 0;
+}
+
+const struct xfer_keys *
+archives_keys(master_t *m, const char *node, bool sender, struct archives_keys *keys)
+{
+    const struct link_keys *lk = trust_link_keys(m);
+    const char *nk = trust_node_key(m, node);
+
+    if (!lk || !nk)
+        return NULL;
+    strscpy(keys->public_key, lk->public_key, sizeof(keys->public_key));
+    strscpy(keys->secret_key, lk->secret_key, sizeof(keys->secret_key));
+    strscpy(keys->node_key, nk, sizeof(keys->node_key));
+    keys->x = (struct xfer_keys){.public_key = keys->public_key,
+                                 .secret_key = keys->secret_key,
+                                 .server_key = sender ? keys->node_key : NULL,
+                                 .client_key = sender ? NULL : keys->node_key};
+    return &keys->x;
 }
 
 /* ---- the sidecar ---- */

@@ -19,6 +19,9 @@
 #include <stdint.h>
 
 #include "master/core.h"
+#include "proto/xfer.h"
+
+struct op;
 
 #define ARCHIVES_CHUNK_MAX (1u << 20) /* bytes of one chunk in or out */
 #define PATH_MAX_ARCHIVE   512        /* an archive file's path */
@@ -35,6 +38,27 @@ struct archives_info {
 int archives_path(master_t *m, const char *id, char *out, size_t n);
 /* Where the master's data channel listens for an operation's transfer. */
 void archives_endpoint(master_t *m, const char *op, char *out, size_t n);
+
+/* The data channel's keys for an archive between the master and node:
+ * CurveZMQ with the master's own key pair and the key node joined with,
+ * when both exist; NULL (plaintext, the one-time secret only) otherwise.
+ * sender: the master sends (an import) and pins the node as the server;
+ * else the node sends (an export) and the master admits only its key.
+ * The strings are copied into keys' buffers. */
+struct archives_keys {
+    struct xfer_keys x;  /* points into the buffers below */
+    char public_key[41]; /* the master's (Z85) */
+    char secret_key[41]; /* its secret half */
+    char node_key[41];   /* the node's */
+};
+/* "curve" when archives_keys would give keys for node, else "plaintext"
+ * (logged as a notice for operation op). */
+const char *archives_channel(master_t *m, const char *op, const char *node);
+/* Whether operation o chose "curve" (an operation stored before it chose
+ * was plaintext). */
+bool archives_curve(const struct op *o);
+const struct xfer_keys *archives_keys(master_t *m, const char *node, bool sender,
+                                      struct archives_keys *keys);
 
 /* A new upload slot of size bytes with the SHA-256 the client announces. */
 int archives_upload_new(master_t *m, uint64_t size, const char *sha256, char id[SPEC_ID_LEN + 1]);

@@ -16,6 +16,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/netaddr.h"
 #include "master/master.h"
 #include "master/tls.h"
 
@@ -143,6 +144,17 @@ check_names(const char *key, const char *value, char *why, size_t n)
     return 0;
 }
 
+static int
+check_data_address(const char *key, const char *value, char *why, size_t n)
+{
+    struct netaddr a;
+
+    (void)key;
+    if (netaddr_parse_host(value, &a) < 0)
+        return snprintf(why, n, "\"%s\" is not an address", value), -EINVAL;
+    return 0;
+}
+
 #define LEVELS "emerg|alert|crit|err|error|warning|warn|notice|info|debug"
 
 /* Every key of master.conf (docs/config.md describes each; a test checks that
@@ -153,6 +165,8 @@ static const struct config_key master_keys[] = {
      "REST API and web UI address, ADDR:PORT"},
     {"master", "bind", CONFIG_STRING, 0, 0, NULL, "bind", check_binds,
      "ZeroMQ endpoints the node agents connect to"},
+    {"master", "data_address", CONFIG_STRING, 0, 63, NULL, "data-address", check_data_address,
+     "where the data channel listens for exports from nodes"},
     {"master", "key_file", CONFIG_STRING, 0, 4000, NULL, "key-file", NULL,
      "the master's CurveZMQ key pair (0600, made at first start); none = master.key by the db"},
     {"master", "insecure", CONFIG_BOOL, 0, 0, NULL, "insecure", NULL,
@@ -317,6 +331,8 @@ fill_api_config(const config_t *cfg, struct master_config *mc)
         mc->tls_off = !b;
     mc->tls_cert = config_get(cfg, "master", "tls_cert");
     mc->tls_key = config_get(cfg, "master", "tls_key");
+    if ((s = config_get(cfg, "master", "data_address")) && *s)
+        mc->data_address = s;
     if ((s = config_get(cfg, "master", "api_names")) && *s)
         mc->api_names = s;
     if (config_get_u64(cfg, "master", "http_max_connections", &u) == 0)

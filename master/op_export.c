@@ -3,11 +3,13 @@
  * channel to a receiver of the master's, which keeps it as an archive for
  * the client to download (archives.h). Steps: "send", then done. The guest
  * is not changed: it runs (or not) as before, and is busy only while it is
- * packed and sent. Params: "endpoint", "_secret"; result: "archive", "size",
- * "sha256". */
+ * packed and sent. Params: "endpoint", "_secret", "channel" ("curve" or
+ * "plaintext", archives_channel); result: "archive", "size", "sha256",
+ * "channel". */
 #include "master/op_transfer.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +17,8 @@
 #include "common/mem.h"
 #include "master/archives.h"
 #include "master/guests_move.h"
+#include "master/trust.h"
+#include "proto/link.h"
 #include "proto/xfer.h"
 
 #define EXPORT_SILENCE_MS (180 * 1000) /* the node said nothing this long: give up */
@@ -25,7 +29,11 @@ receiver_start(master_t *m, struct op *o, bool fresh)
 {
     char path[PATH_MAX_ARCHIVE], bind[XFER_ENDPOINT_MAX + 1], ep[XFER_ENDPOINT_MAX + 1];
     xfer_recv_t *r = NULL;
+    struct archives_keys keys;
+    const struct xfer_keys *k = NULL;
 
+    if (archives_curve(o) && !(k = archives_keys(m, o->node, false, &keys)))
+        return -EKEYREVOKED; /* the node's key went since the export began */
     int rc = archives_path(m, o->id, path, sizeof(path));
     if (rc < 0)
         return rc;
@@ -33,10 +41,12 @@ receiver_start(master_t *m, struct op *o, bool fresh)
     archives_endpoint(m, o->id, bind, sizeof(bind));
     struct xfer_recv_config c = {.bind = bind,
                                  .secret = op_pstr(o, "_secret"),
+                                 .keys = k,
                                  .path = path,
                                  .state = state,
                                  .fresh = fresh};
     rc = xfer_recv_new(&c, NULL, NULL, &r, ep);
+    sodium_memzero(&keys, sizeof(keys));
     if (rc < 0)
         return rc;
     o->rt = r;
@@ -52,6 +62,11 @@ send_send(master_t *m, struct op *o)
     strscpy(mg->peer, "master", sizeof(mg->peer));
     strscpy(mg->endpoint, op_pstr(o, "endpoint"), sizeof(mg->endpoint));
     strscpy(mg->secret, op_pstr(o, "_secret"), sizeof(mg->secret));
+    if (archives_curve(o)) {
+        const struct link_keys *lk = trust_link_keys(m);
+        if (lk)
+            strscpy(mg->peer_key, lk->public_key, sizeof(mg->peer_key));
+    }
     mg->archive = true;
 }
 
@@ -86,6 +101,7 @@ op_export_start(master_t *m, const char *name, char id[SPEC_ID_LEN + 1], struct 
     db_guest_clear(&g);
     xfer_secret_new(secret);
     op_pset(o, "_secret", json_string(secret));
+    op_pset(o, "channel", json_string(archives_channel(m, o->id, o->node)));
     r = receiver_start(m, o, true);
     if (r >= 0 && (r = db_begin(m->db)) >= 0) {
         r = operations_step(m, o, "send", "node %s packs and sends the guest's files", o->node);
@@ -123,6 +139,7 @@ export_done(master_t *m, struct op *o, const struct msg_migrate_status *st)
     }
     json_t *res = json_pack("{s:s, s:I, s:s, s:s}", "archive", o->id, "size", (json_int_t)info.size,
                             "sha256", info.sha256, "from", o->node);
+    json_object_set_new(res, "channel", json_string(archives_curve(o) ? "curve" : "plaintext"));
     if (st->frozen_ms)
         json_object_set_new(res, "packed", json_integer((json_int_t)st->frozen_ms));
     (void)operations_end(m, o, OP_DONE, res, NULL);

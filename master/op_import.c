@@ -1,12 +1,14 @@
 /* Importing an archive (op_transfer.h). The master is the sending end: a
  * thread of its own runs the copy pass (proto/xfer.h blocks) and wakes the
  * loop for progress and at the end. Params: "archive", "endpoint",
- * "_secret", "_spec" (the new guest's spec), "abort_why". */
+ * "_secret", "_spec" (the new guest's spec), "channel" (archives_channel),
+ * "abort_why". */
 #include "master/op_transfer.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,8 @@
 #include "common/mem.h"
 #include "master/archives.h"
 #include "master/guests_move.h"
+#include "master/trust.h"
+#include "proto/link.h"
 #include "proto/spec_json.h"
 #include "proto/xfer.h"
 
@@ -38,6 +42,8 @@ struct sender {
     char err[256];                        /* its sentence */
     uint8_t digest[XFER_HASH_LEN];        /* what was sent */
     char endpoint[XFER_ENDPOINT_MAX + 1]; /* the node's */
+    struct archives_keys keys;            /* CurveZMQ's, when curve */
+    bool curve;                           /* keys holds them */
     char secret[MIGRATE_SECRET_LEN + 1];  /* the transfer's */
     char path[PATH_MAX_ARCHIVE];          /* the archive */
 };
@@ -58,6 +64,11 @@ send_prepare(master_t *m, struct op *o)
 
     strscpy(mg->peer, "master", sizeof(mg->peer));
     strscpy(mg->secret, op_pstr(o, "_secret"), sizeof(mg->secret));
+    if (archives_curve(o)) {
+        const struct link_keys *lk = trust_link_keys(m);
+        if (lk)
+            strscpy(mg->peer_key, lk->public_key, sizeof(mg->peer_key));
+    }
     mg->archive = true;
     spec_of(o, &mg->spec);
 }
@@ -100,7 +111,8 @@ send_main(void *arg)
     struct sender *s = arg;
     xfer_send_t *x = NULL;
     int fd = open(s->path, O_RDONLY | O_CLOEXEC);
-    int r = fd < 0 ? -errno : xfer_send_new(s->endpoint, s->secret, NULL, &x);
+    int r =
+        fd < 0 ? -errno : xfer_send_new(s->endpoint, s->secret, s->curve ? &s->keys.x : NULL, &x);
 
     if (r < 0)
         snprintf(s->err, sizeof(s->err), "cannot send the archive: %s", strerror(-r));
@@ -154,6 +166,7 @@ sender_closed(uv_handle_t *h)
     struct sender *s = h->data;
 
     pthread_mutex_destroy(&s->lock);
+    sodium_memzero(&s->keys, sizeof(s->keys));
     free(s);
 }
 
@@ -183,6 +196,7 @@ sender_start(master_t *m, struct op *o)
     strscpy(s->endpoint, op_pstr(o, "endpoint"), sizeof(s->endpoint));
     strscpy(s->secret, op_pstr(o, "_secret"), sizeof(s->secret));
     archives_path(m, op_pstr(o, "archive"), s->path, sizeof(s->path));
+    s->curve = archives_keys(m, o->target, true, &s->keys) != NULL;
     pthread_mutex_init(&s->lock, NULL);
     uv_async_init(m->loop, &s->wake, on_wake);
     s->wake.data = s;
@@ -262,6 +276,7 @@ start_locked(master_t *m, const struct op_import_req *rq, struct guest_create_re
     op_pset(o, "archive", json_string(rq->archive));
     op_pset(o, "_secret", json_string(secret));
     op_pset(o, "_spec", spec_to_json(&g->spec));
+    op_pset(o, "channel", json_string(archives_channel(m, o->id, o->target)));
     free(g);
     strscpy(id, o->id, SPEC_ID_LEN + 1);
     r = operations_step(m, o, "prepare", "guest %s placed on node %s", o->guest, o->target);
@@ -337,8 +352,9 @@ committed(master_t *m, struct op *o, const struct msg_migrate_status *st)
         db_guest_clear(&g);
     }
     (void)operations_end(m, o, OP_DONE,
-                         json_pack("{s:s, s:s, s:s}", "guest", o->guest, "node", o->target,
-                                   "archive", op_pstr(o, "archive")),
+                         json_pack("{s:s, s:s, s:s, s:s}", "guest", o->guest, "node", o->target,
+                                   "archive", op_pstr(o, "archive"), "channel",
+                                   archives_curve(o) ? "curve" : "plaintext"),
                          NULL);
 }
 
@@ -358,6 +374,15 @@ import_report(master_t *m, struct op *o, const char *node, const struct msg_migr
     if (strcmp(st->phase, "prepare") == 0 && strcmp(o->step, "prepare") == 0) {
         if (failed) {
             begin_abort(m, o, false, why);
+            return;
+        }
+        const char *nk = trust_node_key(m, o->target);
+        if (archives_curve(o) && (!nk || strcmp(st->key, nk) != 0)) {
+            /* It listens without its node key, or with another: the master
+             * would refuse it (or talk to a stranger); stop here instead. */
+            begin_abort(m, o, false,
+                        st->key[0] ? "the node's data channel key is not the key it joined with"
+                                   : "the node listens in plaintext, not with its node key");
             return;
         }
         op_pset(o, "endpoint", json_string(st->endpoint));

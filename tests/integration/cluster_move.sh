@@ -148,6 +148,14 @@ echo "$ips" | grep -q "10.88.${n2#"$CL_PREFIX"}." || fail "no address of $n2's p
 echo "$ips" | grep -q '"10.87.0.10"' || fail "the shared address was renumbered: $ips"
 ok "a per-host address is refused with its reason; --renumber replaces it ($ips)"
 
+# An export from a node that joined with a key is CurveZMQ too: the node
+# sends to the master's receiver, which admits only that node's key.
+vf --json guest export mv -o "$T/mv.vfx" >"$T/export.json" 2>&1 || fail "export: $(cat "$T/export.json")"
+channel=$(grep '"result"' "$T/export.json" | tail -1 | pyj 'd["result"]["channel"]')
+[ "$channel" = curve ] || fail "the export's data channel is $channel: $(tail -2 "$T/export.json")"
+zstd -t -q "$T/mv.vfx" || fail "the exported archive is not a valid zstd file"
+ok "an export from $n1 crossed a CurveZMQ data channel (the master pinned the node's key)"
+
 vf guest rm mv >/dev/null
 vf guest rm peer >/dev/null
 vf guest rm filler >/dev/null
