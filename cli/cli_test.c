@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "cli/cmd.h"
+#include "cli/cmd_op.h"
 #include "common/mem.h"
 
 #define ARGV(...)    ((char *[]){__VA_ARGS__, NULL})
@@ -714,8 +715,8 @@ test_unreachable_master(void **state)
 
 /* The commands that act on one named object (`node show|routes|orphans|
  * cordon|uncordon|revoke NAME`, `pool rm`, `token rm`, `guest show|rm|usage|
- * traffic|console --log`), byte for byte in every output format, with their
- * requests, exit codes, error messages and argument errors, against the
+ * traffic|console --log`) and the lists (`node|pool|token|guest|op ls`), byte for byte in every
+ * output format, with their requests, exit codes, error messages and argument errors, against the
  * golden file cli/testdata/named.golden. VFLEET_GOLDEN_UPDATE=1 writes the
  * file anew from what the commands print (review its diff before commit). */
 struct golden {
@@ -822,6 +823,34 @@ static const struct golden golden_cases[] = {
     {"guest console --bytes 5 web1", 200, "{}", false},
     {"guest console --log web1 web2", 200, "{}", false},
     {"guest console --log --what web1", 200, "{}", false},
+    {"node ls", 200, "{\"nodes\":[" NODE_JSON "]}", true},
+    {"node ls", 200, "{\"nodes\":[]}", true},
+    {"node ls", 500, "", false},
+    {"node ls x", 200, "{}", false},
+    {"pool ls", 200,
+     "{\"pools\":[{\"name\":\"p1\",\"cidr\":\"10.0.0.0/24\",\"gateway\":\"10.0.0.1\","
+     "\"family\":4,\"size\":254,\"allocated\":3,\"selector\":{\"zone\":\"a\"}},{\"name\":"
+     "\"p6\",\"cidr\":\"fd00::/48\",\"family\":\"ipv6\",\"size\":\"1208925819614629174706176\","
+     "\"allocated\":1}]}",
+     true},
+    {"pool ls", 200, "[]", true},
+    {"pool ls --bogus", 200, "{}", false},
+    {"token ls", 200,
+     "{\"tokens\":[{\"id\":\"t1\",\"role\":\"admin\",\"created\":\"2025-01-01T00:00:00Z\"},"
+     "{\"id\":\"t2\",\"role\":\"tenant\",\"project\":\"p\",\"created\":\"2025-01-01\","
+     "\"expires\":\"2025-02-01\",\"description\":\"ci, nightly\"}]}",
+     true},
+    {"token ls", 200, "{\"tokens\":[]}", true},
+    {"token ls", 403, "{\"error\":{\"code\":\"forbidden\",\"message\":\"admin only\"}}", false},
+    {"guest ls", 200, "{\"guests\":[" GUEST_JSON ",{\"name\":\"db\",\"state\":\"stopped\"}]}",
+     true},
+    {"guest ls --node h1 --label app=web", 200, "{\"guests\":[]}", true},
+    {"guest ls", 200, "{\"nothing\":1}", false},
+    {"op ls", 200,
+     "{\"operations\":[{\"id\":\"o1\",\"kind\":\"move\",\"guest\":\"web1\",\"node\":\"h1\","
+     "\"target\":\"h2\",\"state\":\"running\",\"step\":\"copy\"}]}",
+     true},
+    {"op ls --state done", 200, "{\"operations\":[]}", true},
 };
 
 /* Runs one case in one format and appends what happened to f. */
@@ -848,6 +877,7 @@ golden_run(struct fixture *fx, const struct golden *c, enum cli_format format, F
     int (*run)(struct cli_ctx *, int, char **) = !strcmp(argv[0], "node")    ? cmd_node_run
                                                  : !strcmp(argv[0], "pool")  ? cmd_pool_run
                                                  : !strcmp(argv[0], "token") ? cmd_token_run
+                                                 : !strcmp(argv[0], "op")    ? cmd_op_run
                                                                              : cmd_guest_run;
     int code = run(&fx->ctx, argc - 1, argv + 1);
     flush(fx);
