@@ -216,7 +216,6 @@ guest_ls(struct cli_ctx *ctx, int argc, char **argv)
     size_t qlen = 0;
     FILE *q = open_memstream(&query, &qlen);
     _cleanup_free_ char *path = NULL;
-    json_t *guests = NULL;
     int c;
 
     if (!q)
@@ -268,18 +267,7 @@ guest_ls(struct cli_ctx *ctx, int argc, char **argv)
     if (optind < argc)
         return cli_usage_error(ctx, "ls: unexpected argument \"%s\"", argv[optind]);
 
-    int code = cli_get_list(ctx, path, "guests", &guests);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        json_t *wrap = json_pack("{s:o}", "guests", guests);
-        cli_print_json(ctx, wrap);
-        json_decref(wrap);
-        return CLI_EXIT_OK;
-    }
-    guest_ls_print(ctx, guests);
-    json_decref(guests);
-    return CLI_EXIT_OK;
+    return cli_list_show(ctx, path, "guests", guest_ls_print);
 }
 
 /* Prints a guest object as "key: value" lines. */

@@ -76,30 +76,15 @@ node_state(const json_t *node, char *buf, size_t n)
     return buf;
 }
 
-static int
-node_ls(struct cli_ctx *ctx, int argc, char **argv)
+static void
+node_ls_print(struct cli_ctx *ctx, const json_t *nodes)
 {
     static const char *const headers[] = {"NAME",   "STATE", "GUESTS", "CPUS",
                                           "MEMORY", "DISK",  "LABELS"};
-    _cleanup_(table_destroy) table_t *t = NULL;
-    const char *unused;
-    json_t *nodes = NULL;
+    _cleanup_(table_destroy) table_t *t = table_new(ARRAY_SIZE(headers), headers);
     size_t i;
     json_t *n;
 
-    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_node_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    int code = cli_get_list(ctx, "/v1/nodes", "nodes", &nodes);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        json_t *wrap = json_pack("{s:o}", "nodes", nodes);
-        cli_print_json(ctx, wrap);
-        json_decref(wrap);
-        return CLI_EXIT_OK;
-    }
-    t = table_new(ARRAY_SIZE(headers), headers);
     table_align_right(t, 2);
     table_align_right(t, 3);
     table_align_right(t, 4);
@@ -125,8 +110,17 @@ node_ls(struct cli_ctx *ctx, int argc, char **argv)
         fputs("No nodes.\n", ctx->out);
     else
         cli_print_table(ctx, t);
-    json_decref(nodes);
-    return CLI_EXIT_OK;
+}
+
+static int
+node_ls(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const char *unused;
+
+    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_node_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    return cli_list_show(ctx, "/v1/nodes", "nodes", node_ls_print);
 }
 
 /* `show NAME`: one node as "key: value" lines. */

@@ -108,29 +108,14 @@ pool_create(struct cli_ctx *ctx, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-static int
-pool_ls(struct cli_ctx *ctx, int argc, char **argv)
+static void
+pool_ls_print(struct cli_ctx *ctx, const json_t *pools)
 {
     static const char *const headers[] = {"NAME", "CIDR", "GATEWAY", "FAMILY", "USED", "SELECTOR"};
-    _cleanup_(table_destroy) table_t *t = NULL;
-    const char *unused;
-    json_t *pools = NULL;
+    _cleanup_(table_destroy) table_t *t = table_new(ARRAY_SIZE(headers), headers);
     size_t i;
     json_t *p;
 
-    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_pool_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    int code = cli_get_list(ctx, "/v1/pools", "pools", &pools);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        json_t *wrap = json_pack("{s:o}", "pools", pools);
-        cli_print_json(ctx, wrap);
-        json_decref(wrap);
-        return CLI_EXIT_OK;
-    }
-    t = table_new(ARRAY_SIZE(headers), headers);
     table_align_right(t, 4);
     json_array_foreach(pools, i, p)
     {
@@ -156,8 +141,17 @@ pool_ls(struct cli_ctx *ctx, int argc, char **argv)
         fputs("No pools.\n", ctx->out);
     else
         cli_print_table(ctx, t);
-    json_decref(pools);
-    return CLI_EXIT_OK;
+}
+
+static int
+pool_ls(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const char *unused;
+
+    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_pool_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    return cli_list_show(ctx, "/v1/pools", "pools", pool_ls_print);
 }
 
 static void

@@ -82,29 +82,15 @@ token_create(struct cli_ctx *ctx, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-static int
-token_ls(struct cli_ctx *ctx, int argc, char **argv)
+static void
+token_ls_print(struct cli_ctx *ctx, const json_t *tokens)
 {
     static const char *const headers[] = {"ID",      "ROLE",    "PROJECT",
                                           "CREATED", "EXPIRES", "DESCRIPTION"};
-    _cleanup_(table_destroy) table_t *t = NULL;
-    const char *unused;
-    json_t *tokens = NULL, *k;
+    _cleanup_(table_destroy) table_t *t = table_new(ARRAY_SIZE(headers), headers);
     size_t i;
+    json_t *k;
 
-    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_token_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    int code = cli_get_list(ctx, "/v1/tokens", "tokens", &tokens);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        json_t *wrap = json_pack("{s:o}", "tokens", tokens);
-        cli_print_json(ctx, wrap);
-        json_decref(wrap);
-        return CLI_EXIT_OK;
-    }
-    t = table_new(ARRAY_SIZE(headers), headers);
     json_array_foreach(tokens, i, k)
     {
         table_add(t, cli_str(k, "id"));
@@ -118,8 +104,17 @@ token_ls(struct cli_ctx *ctx, int argc, char **argv)
         fputs("No tokens.\n", ctx->out);
     else
         cli_print_table(ctx, t);
-    json_decref(tokens);
-    return CLI_EXIT_OK;
+}
+
+static int
+token_ls(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const char *unused;
+
+    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_token_help);
+    if (r)
+        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    return cli_list_show(ctx, "/v1/tokens", "tokens", token_ls_print);
 }
 
 static void
