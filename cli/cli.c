@@ -309,6 +309,24 @@ cli_get_list(struct cli_ctx *ctx, const char *path, const char *key, json_t **it
     return CLI_EXIT_OK;
 }
 
+int
+cli_list_show(struct cli_ctx *ctx, const char *path, const char *key,
+              void (*print)(struct cli_ctx *ctx, const json_t *items))
+{
+    _cleanup_(json_decrefp) json_t *items = NULL;
+
+    int code = cli_get_list(ctx, path, key, &items);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (ctx->json) {
+        _cleanup_(json_decrefp) json_t *wrap = json_pack("{s:O}", key, items);
+        cli_print_json(ctx, wrap);
+    } else {
+        print(ctx, items);
+    }
+    return CLI_EXIT_OK;
+}
+
 char *
 cli_labels(const json_t *obj)
 {

@@ -91,5 +91,11 @@ int cli_simple_args(struct cli_ctx *ctx, int argc, char **argv, int npos, const 
  * may also be a bare array. Returns an exit code. */
 int cli_get_list(struct cli_ctx *ctx, const char *path, const char *key, json_t **items);
 
+/* cli_get_list, then the items as the master's JSON ({"key": [...]}, with
+ * --json or --output yaml) or as print(ctx, items) draws them. Returns an
+ * exit code. */
+int cli_list_show(struct cli_ctx *ctx, const char *path, const char *key,
+                  void (*print)(struct cli_ctx *ctx, const json_t *items));
+
 /* "k=v,k2=v2" from a JSON object of strings, "-" when empty. Caller frees. */
 char *cli_labels(const json_t *obj);

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "cli/cmd.h"
+#include "cli/cmd_op.h"
 #include "common/mem.h"
 
 #define ARGV(...)    ((char *[]){__VA_ARGS__, NULL})
@@ -712,6 +713,245 @@ test_unreachable_master(void **state)
     http_client_destroy(&dead);
 }
 
+/* The commands that act on one named object (`node show|routes|orphans|
+ * cordon|uncordon|revoke NAME`, `pool rm`, `token rm`, `guest show|rm|usage|
+ * traffic|console --log`) and the lists (`node|pool|token|guest|op ls`), byte for byte in every
+ * output format, with their requests, exit codes, error messages and argument errors, against the
+ * golden file cli/testdata/named.golden. VFLEET_GOLDEN_UPDATE=1 writes the
+ * file anew from what the commands print (review its diff before commit). */
+struct golden {
+    const char *args;  /* argv, space-separated, the group first */
+    unsigned status;   /* the canned master's status */
+    const char *reply; /* and body */
+    bool formats;      /* run in all four formats (else table and json) */
+};
+
+#define NODE_JSON                                                                                  \
+    "{\"name\":\"h1\",\"state\":\"ready\",\"cordoned\":true,\"labels\":{\"zone\":\"a\"},"          \
+    "\"guests\":3,\"capacity\":{\"cpus\":2,\"memory\":8589934592,\"disk\":107374182400,"           \
+    "\"max_guests\":100},\"usable\":{\"cpus\":8,\"memory\":8589934592,\"disk\":107374182400},"     \
+    "\"allocated\":{\"cpus\":2.5,\"memory\":1073741824,\"disk\":10737418240},"                     \
+    "\"overcommit\":{\"cpus\":4},\"kernel\":\"6.18\",\"cgroup\":\"hybrid\",\"backend\":\"ctx\","   \
+    "\"last_seen\":\"2025-01-02T03:04:05Z\"}"
+#define GUEST_JSON                                                                                 \
+    "{\"name\":\"web1\",\"id\":\"0a1b\",\"node\":\"h1\",\"state\":\"running\",\"generation\":4,"   \
+    "\"applied_generation\":3,\"template\":\"busybox\",\"ips\":[\"10.0.0.2\",\"fd00::2\"],"        \
+    "\"labels\":{\"app\":\"web\"},\"flags\":[\"private\"],\"created\":\"2025-01-01T00:00:00Z\","   \
+    "\"updated\":\"2025-01-02T00:00:00Z\",\"message\":\"applying\",\"deleting\":true,"             \
+    "\"limits\":{\"memory\":268435456,\"cpu_max\":0.5,\"procs\":64}}"
+#define USAGE_JSON                                                                                 \
+    "{\"time\":\"2025-01-02T03:04:05Z\",\"cpu_ns\":1500000000,\"memory\":268435456,"               \
+    "\"rss\":1048576,\"disk_bytes\":5368709120,\"procs\":12,\"tcp_sockets\":3,"                    \
+    "\"failcnt\":{\"oom\":1,\"tcp\":2}}"
+#define TRAFFIC_JSON                                                                               \
+    "{\"since\":\"2025-01-01T00:00:00Z\",\"sampled\":\"2025-01-02T00:00:00Z\",\"rx_bytes\":"       \
+    "1048576,\"rx_packets\":1000,\"tx_bytes\":2048,\"tx_packets\":20}"
+#define NOT_FOUND "{\"error\":{\"code\":\"not_found\",\"message\":\"no such \\\"x\\\"\"}}"
+
+static const struct golden golden_cases[] = {
+    {"node show h1", 200, NODE_JSON, true},
+    {"node show h1", 404, NOT_FOUND, false},
+    {"node show h1", 500, "", false},
+    {"node show", 200, "{}", false},
+    {"node show h1 h2", 200, "{}", false},
+    {"node show Bad_Name", 200, "{}", false},
+    {"node show --bogus h1", 200, "{}", false},
+    {"node show --help", 200, "{}", false},
+    {"node routes h1", 200,
+     "{\"node\":\"h1\",\"routes\":[{\"address\":\"10.88.1.2\",\"interface\":\"vf0123456789\","
+     "\"guest\":\"web1\"},{\"address\":\"fd00::2\",\"interface\":\"vf0123456789\",\"guest\":"
+     "\"web,1\"}]}",
+     true},
+    {"node routes h1", 200, "{\"node\":\"h1\",\"routes\":[]}", true},
+    {"node routes h1", 404, NOT_FOUND, false},
+    {"node routes h1", 500, "", false},
+    {"node routes", 200, "{}", false},
+    {"node routes h1 x", 200, "{}", false},
+    {"node routes -x h1", 200, "{}", false},
+    {"node orphans h1", 200,
+     "{\"orphans\":[{\"id\":\"0f3a\",\"name\":\"old1\",\"running\":true,\"ips\":[\"10.0.0.5\","
+     "\"fd00::5\"],\"reason\":\"unknown to the master\"},{\"id\":\"0f3b\",\"name\":\"old2\","
+     "\"running\":false,\"ips\":[],\"reason\":\"deleted\"}]}",
+     true},
+    {"node orphans h1", 200, "{\"orphans\":[]}", true},
+    {"node orphans h1", 404, NOT_FOUND, false},
+    {"node orphans", 200, "{}", false},
+    {"node orphans ../x", 200, "{}", false},
+    {"node cordon h1", 200, "{\"name\":\"h1\",\"cordoned\":true}", true},
+    {"node cordon h1", 404, NOT_FOUND, false},
+    {"node cordon", 200, "{}", false},
+    {"node uncordon h1", 200, "{\"name\":\"h1\",\"cordoned\":false}", true},
+    {"node uncordon h1 h2", 200, "{}", false},
+    {"node revoke h1", 200, "{\"name\":\"h1\",\"revoked\":true}", true},
+    {"node revoke h1", 409, "{\"error\":{\"code\":\"conflict\",\"message\":\"busy\"}}", false},
+    {"node revoke --help", 200, "{}", false},
+    {"pool rm p1", 200, "{\"name\":\"p1\"}", true},
+    {"pool rm p1", 204, "", true},
+    {"pool rm p1", 409, "{\"error\":{\"code\":\"in_use\",\"message\":\"allocated\"}}", false},
+    {"pool rm", 200, "{}", false},
+    {"pool rm --help", 200, "{}", false},
+    {"token rm t1", 204, "", true},
+    {"token rm t1", 200, "{\"id\":\"t1\"}", true},
+    {"token rm t1", 403, "{\"error\":{\"code\":\"forbidden\",\"message\":\"admin only\"}}", false},
+    {"token rm t1 t2", 200, "{}", false},
+    {"guest show web1", 200, GUEST_JSON, true},
+    {"guest show web1", 404, NOT_FOUND, false},
+    {"guest show web1", 500, "", false},
+    {"guest show", 200, "{}", false},
+    {"guest show -h", 200, "{}", false},
+    {"guest rm web1", 200, "{\"name\":\"web1\",\"state\":\"deleting\"}", true},
+    {"guest rm web1", 204, "", true},
+    {"guest rm web1", 404, NOT_FOUND, false},
+    {"guest rm web1 --bogus", 200, "{}", false},
+    {"guest usage web1", 200, USAGE_JSON, true},
+    {"guest usage web1", 404, NOT_FOUND, false},
+    {"guest usage", 200, "{}", false},
+    {"guest usage web1 web2", 200, "{}", false},
+    {"guest traffic web1", 200, TRAFFIC_JSON, true},
+    {"guest traffic web1 --reset", 200, "{\"since\":\"\",\"sampled\":\"2025-01-02T00:00:00Z\"}",
+     true},
+    {"guest traffic --reset web1", 404, NOT_FOUND, false},
+    {"guest traffic", 200, "{}", false},
+    {"guest traffic a b c", 200, "{}", false},
+    {"guest traffic --bogus web1", 200, "{}", false},
+    {"guest console web1 --log", 200,
+     "{\"data\":\"login: \\u001b[1mhi\\u001b[0m\\nline2\\n\",\"dropped\":10}", true},
+    {"guest console --log --bytes 100 web1", 200, "{\"data\":\"tail\\n\"}", true},
+    {"guest console web1 --log", 404, NOT_FOUND, false},
+    {"guest console --log", 200, "{}", false},
+    {"guest console --log --bytes 0 web1", 200, "{}", false},
+    {"guest console --bytes 5 web1", 200, "{}", false},
+    {"guest console --log web1 web2", 200, "{}", false},
+    {"guest console --log --what web1", 200, "{}", false},
+    {"node ls", 200, "{\"nodes\":[" NODE_JSON "]}", true},
+    {"node ls", 200, "{\"nodes\":[]}", true},
+    {"node ls", 500, "", false},
+    {"node ls x", 200, "{}", false},
+    {"pool ls", 200,
+     "{\"pools\":[{\"name\":\"p1\",\"cidr\":\"10.0.0.0/24\",\"gateway\":\"10.0.0.1\","
+     "\"family\":4,\"size\":254,\"allocated\":3,\"selector\":{\"zone\":\"a\"}},{\"name\":"
+     "\"p6\",\"cidr\":\"fd00::/48\",\"family\":\"ipv6\",\"size\":\"1208925819614629174706176\","
+     "\"allocated\":1}]}",
+     true},
+    {"pool ls", 200, "[]", true},
+    {"pool ls --bogus", 200, "{}", false},
+    {"token ls", 200,
+     "{\"tokens\":[{\"id\":\"t1\",\"role\":\"admin\",\"created\":\"2025-01-01T00:00:00Z\"},"
+     "{\"id\":\"t2\",\"role\":\"tenant\",\"project\":\"p\",\"created\":\"2025-01-01\","
+     "\"expires\":\"2025-02-01\",\"description\":\"ci, nightly\"}]}",
+     true},
+    {"token ls", 200, "{\"tokens\":[]}", true},
+    {"token ls", 403, "{\"error\":{\"code\":\"forbidden\",\"message\":\"admin only\"}}", false},
+    {"guest ls", 200, "{\"guests\":[" GUEST_JSON ",{\"name\":\"db\",\"state\":\"stopped\"}]}",
+     true},
+    {"guest ls --node h1 --label app=web", 200, "{\"guests\":[]}", true},
+    {"guest ls", 200, "{\"nothing\":1}", false},
+    {"op ls", 200,
+     "{\"operations\":[{\"id\":\"o1\",\"kind\":\"move\",\"guest\":\"web1\",\"node\":\"h1\","
+     "\"target\":\"h2\",\"state\":\"running\",\"step\":\"copy\"}]}",
+     true},
+    {"op ls --state done", 200, "{\"operations\":[]}", true},
+};
+
+/* Runs one case in one format and appends what happened to f. */
+static void
+golden_run(struct fixture *fx, const struct golden *c, enum cli_format format, FILE *f)
+{
+    static const char *const fmt_names[] = {"table", "json", "yaml", "csv"};
+    _cleanup_free_ char *copy = xstrdup(c->args);
+    char *argv[16], *save = NULL;
+    int argc = 0;
+
+    for (char *w = strtok_r(copy, " ", &save); w && argc < 15; w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    argv[argc] = NULL;
+    pthread_mutex_lock(&fx->fake.lock);
+    fx->fake.n = 0;
+    memset(fx->fake.reqs, 0, sizeof(fx->fake.reqs));
+    pthread_mutex_unlock(&fx->fake.lock);
+    reply(fx, c->status, c->reply);
+    fx->ctx.format = format;
+    fx->ctx.json = format == CLI_FORMAT_JSON || format == CLI_FORMAT_YAML;
+    flush(fx);
+    size_t out0 = fx->out_len, err0 = fx->err_len;
+    int (*run)(struct cli_ctx *, int, char **) = !strcmp(argv[0], "node")    ? cmd_node_run
+                                                 : !strcmp(argv[0], "pool")  ? cmd_pool_run
+                                                 : !strcmp(argv[0], "token") ? cmd_token_run
+                                                 : !strcmp(argv[0], "op")    ? cmd_op_run
+                                                                             : cmd_guest_run;
+    int code = run(&fx->ctx, argc - 1, argv + 1);
+    flush(fx);
+    fprintf(f, "### %s | %s | %u\n", c->args, fmt_names[format], c->status);
+    for (unsigned i = 0; i < fx->fake.n && i < FAKE_MAX_REQS; i++)
+        fprintf(f, "> %s %s?%s %s\n", fx->fake.reqs[i].method, fx->fake.reqs[i].url,
+                fx->fake.reqs[i].query, fx->fake.reqs[i].body);
+    fprintf(f, "exit %d\n--- out\n%s\n--- err\n%s\n", code, fx->out + out0, fx->err + err0);
+}
+
+/* The text of a file, or NULL. Caller frees. */
+static char *
+golden_read(const char *path)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *in = fopen(path, "re");
+    if (!in)
+        return NULL;
+    FILE *m = open_memstream(&s, &len);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        fwrite(buf, 1, n, m);
+    fclose(in);
+    fclose(m);
+    return s;
+}
+
+static void
+test_named_golden(void **state)
+{
+    struct fixture *fx = *state;
+    const char *src = getenv("VFLEET_SOURCE_DIR");
+    char *got = NULL;
+    size_t len = 0;
+
+    if (!src) {
+        print_message("named golden: VFLEET_SOURCE_DIR is not set (run it under ctest)\n");
+        fail();
+    }
+    _cleanup_free_ char *path = xasprintf("%s/cli/testdata/named.golden", src);
+    FILE *f = open_memstream(&got, &len);
+    for (size_t i = 0; i < ARRAY_SIZE(golden_cases); i++) {
+        const struct golden *c = &golden_cases[i];
+        for (int fmt = CLI_FORMAT_TABLE; fmt <= CLI_FORMAT_CSV; fmt++)
+            if (c->formats || fmt <= CLI_FORMAT_JSON)
+                golden_run(fx, c, (enum cli_format)fmt, f);
+    }
+    fclose(f);
+    if (getenv("VFLEET_GOLDEN_UPDATE")) {
+        FILE *w = fopen(path, "we");
+        assert_non_null(w);
+        fputs(got, w);
+        assert_int_equal(fclose(w), 0);
+    }
+    _cleanup_free_ char *want = golden_read(path);
+    assert_non_null(want);
+    if (strcmp(got, want) != 0) {
+        size_t i = 0, line = 1;
+        for (; got[i] && got[i] == want[i]; i++)
+            line += got[i] == '\n';
+        FILE *a = fopen("named.golden.actual", "we");
+        if (a) {
+            fputs(got, a);
+            fclose(a);
+        }
+        print_error("named golden: differs at line %zu (what ran is in named.golden.actual)\n",
+                    line);
+    }
+    assert_string_equal(got, want);
+    free(got);
+}
+
 int
 main(void)
 {
@@ -741,6 +981,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_exec_exit_code_and_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_create_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_master, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_named_golden, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

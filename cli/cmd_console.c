@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/cmd.h"
+#include "cli/named.h"
 #include "cli/table.h"
 #include "cli/shell.h"
 #include "common/name.h"
@@ -228,6 +229,17 @@ cmd_guest_rebuild(struct cli_ctx *ctx, int argc, char **argv)
     return r == CLI_EXIT_OK && strcmp(state, "running") != 0 ? CLI_EXIT_FAILURE : r;
 }
 
+/* `console NAME --log`: the tail, and how much of it the ring dropped. */
+static void
+console_log_print(struct cli_ctx *ctx, const char *name, const json_t *body)
+{
+    const char *data = cli_str(body, "data");
+    if (cli_int(body, "dropped") > 0)
+        fprintf(ctx->err, "vfleet: %lld earlier bytes of the console were dropped\n",
+                cli_int(body, "dropped"));
+    fputs(data, ctx->out);
+}
+
 /* `console NAME`: the guest's console followed until ^] (or a signal) over
  * the shell WebSocket (cli/shell.c); `console NAME --log [--bytes N]`: the
  * tail its node keeps in a bounded ring, printed (GET
@@ -241,8 +253,6 @@ cmd_guest_console(struct cli_ctx *ctx, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    _cleanup_(http_result_clear) struct http_result res = {0};
-    _cleanup_free_ char *path = NULL, *what = NULL;
     bool log = false;
     long bytes = 0;
     char *end;
@@ -280,21 +290,12 @@ cmd_guest_console(struct cli_ctx *ctx, int argc, char **argv)
                                         "is a terminal's stream)");
         return cli_console_run(ctx, name);
     }
-    path = bytes ? xasprintf("/v1/guests/%s/console?bytes=%ld", name, bytes)
-                 : xasprintf("/v1/guests/%s/console", name);
-    what = xasprintf("guest \"%s\"", name);
-    struct http_request req = {.method = "GET", .path = path};
-    int code = cli_call(ctx, &req, what, &res);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        cli_print_json(ctx, res.body);
-        return CLI_EXIT_OK;
-    }
-    const char *data = cli_str(res.body, "data");
-    if (cli_int(res.body, "dropped") > 0)
-        fprintf(ctx->err, "vfleet: %lld earlier bytes of the console were dropped\n",
-                cli_int(res.body, "dropped"));
-    fputs(data, ctx->out);
-    return CLI_EXIT_OK;
+    _cleanup_free_ char *sub = bytes ? xasprintf("/console?bytes=%ld", bytes) : NULL;
+    struct cli_named cmd = {.method = "GET",
+                            .collection = "/v1/guests",
+                            .sub = sub ? sub : "/console",
+                            .kind = "guest",
+                            .help = cmd_guest_help,
+                            .print = console_log_print};
+    return cli_named_call(ctx, &cmd, name);
 }

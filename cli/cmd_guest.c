@@ -8,6 +8,7 @@
 #include "cli/cmd.h"
 #include "cli/cmd_archive.h"
 #include "cli/cmd_op.h"
+#include "cli/named.h"
 #include "cli/table.h"
 #include "common/netaddr.h"
 
@@ -215,7 +216,6 @@ guest_ls(struct cli_ctx *ctx, int argc, char **argv)
     size_t qlen = 0;
     FILE *q = open_memstream(&query, &qlen);
     _cleanup_free_ char *path = NULL;
-    json_t *guests = NULL;
     int c;
 
     if (!q)
@@ -267,18 +267,7 @@ guest_ls(struct cli_ctx *ctx, int argc, char **argv)
     if (optind < argc)
         return cli_usage_error(ctx, "ls: unexpected argument \"%s\"", argv[optind]);
 
-    int code = cli_get_list(ctx, path, "guests", &guests);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        json_t *wrap = json_pack("{s:o}", "guests", guests);
-        cli_print_json(ctx, wrap);
-        json_decref(wrap);
-        return CLI_EXIT_OK;
-    }
-    guest_ls_print(ctx, guests);
-    json_decref(guests);
-    return CLI_EXIT_OK;
+    return cli_list_show(ctx, path, "guests", guest_ls_print);
 }
 
 /* Prints a guest object as "key: value" lines. */
@@ -334,33 +323,25 @@ guest_print(struct cli_ctx *ctx, const json_t *g)
     cli_print_table(ctx, t);
 }
 
-/* GET|DELETE /v1/guests/NAME and the POST verbs without a body. */
-static int
-guest_simple(struct cli_ctx *ctx, int argc, char **argv, const char *method, const char *verb)
+static void
+guest_show_print(struct cli_ctx *ctx, const char *name, const json_t *g)
 {
-    _cleanup_(http_result_clear) struct http_result res = {0};
-    _cleanup_free_ char *path = NULL, *what = NULL;
-    const char *name;
-
-    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_guest_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    path = verb ? xasprintf("/v1/guests/%s/%s", name, verb) : xasprintf("/v1/guests/%s", name);
-    what = xasprintf("guest \"%s\"", name);
-    struct http_request req = {.method = method, .path = path};
-    int code = cli_call(ctx, &req, what, &res);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json)
-        cli_print_json(ctx, res.body);
-    else if (!strcmp(method, "GET"))
-        guest_print(ctx, res.body);
-    else if (!strcmp(method, "DELETE"))
-        fprintf(ctx->out, "guest %s removed\n", name);
-    else
-        fprintf(ctx->out, "guest %s: %s\n", name, cli_str(res.body, "state"));
-    return CLI_EXIT_OK;
+    guest_print(ctx, g);
 }
+
+static void
+guest_rm_print(struct cli_ctx *ctx, const char *name, const json_t *body)
+{
+    fprintf(ctx->out, "guest %s removed\n", name);
+}
+
+#define GUEST_NAMED(m, s, p)                                                                       \
+    {                                                                                              \
+        .method = m, .collection = "/v1/guests", .sub = s, .kind = "guest",                        \
+        .help = cmd_guest_help, .print = p                                                         \
+    }
+static const struct cli_named guest_show_cmd = GUEST_NAMED("GET", NULL, guest_show_print);
+static const struct cli_named guest_rm_cmd = GUEST_NAMED("DELETE", NULL, guest_rm_print);
 
 /* After ?wait=running (or stopped) the master answers when the guest gets
  * there, fails, or the wait times out; the guest exists in every case, so
@@ -625,8 +606,9 @@ guest_exec(struct cli_ctx *ctx, int argc, char **argv)
     return (int)json_integer_value(ec);
 }
 
-static int
-guest_usage(struct cli_ctx *ctx, int argc, char **argv)
+/* `usage NAME`: the latest sample. */
+static void
+guest_usage_print(struct cli_ctx *ctx, const char *name, const json_t *u)
 {
     static const char *const bytes[] = {"memory",         "memory_peak",  "rss",
                                         "swap",           "disk_bytes",   "io_read_bytes",
@@ -635,33 +617,9 @@ guest_usage(struct cli_ctx *ctx, int argc, char **argv)
                                          "io_write_ops", "net_rx_packets", "net_tx_packets",
                                          "tcp_sockets"};
     static const char *const fails[] = {"procs", "memory", "oom", "disk", "tcp"};
-    _cleanup_(http_result_clear) struct http_result res = {0};
-    _cleanup_(table_destroy) table_t *t = NULL;
-    _cleanup_free_ char *path = NULL, *what = NULL;
-    const char *name;
+    _cleanup_(table_destroy) table_t *t = table_new(2, NULL);
     char buf[32];
 
-    /* A range asks for the history. */
-    for (int i = 1; i < argc; i++)
-        if (!strncmp(argv[i], "--since", 7) || !strncmp(argv[i], "--from", 6) ||
-            !strncmp(argv[i], "--to", 4) || !strncmp(argv[i], "--step", 6) ||
-            !strcmp(argv[i], "--spark"))
-            return cmd_guest_usage_history(ctx, argc, argv);
-    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_guest_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    path = xasprintf("/v1/guests/%s/usage", name);
-    what = xasprintf("guest \"%s\"", name);
-    struct http_request req = {.method = "GET", .path = path};
-    int code = cli_call(ctx, &req, what, &res);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        cli_print_json(ctx, res.body);
-        return CLI_EXIT_OK;
-    }
-    json_t *u = res.body;
-    t = table_new(2, NULL);
     table_align_right(t, 1);
     table_add(t, "time:");
     table_add(t, cli_str(u, "time"));
@@ -681,46 +639,30 @@ guest_usage(struct cli_ctx *ctx, int argc, char **argv)
         table_addf(t, "%lld", cli_int(fc, fails[i]));
     }
     cli_print_table(ctx, t);
-    return CLI_EXIT_OK;
 }
 
 static int
-guest_traffic(struct cli_ctx *ctx, int argc, char **argv)
+guest_usage(struct cli_ctx *ctx, int argc, char **argv)
 {
-    _cleanup_(http_result_clear) struct http_result res = {0};
-    _cleanup_(table_destroy) table_t *t = NULL;
-    _cleanup_free_ char *path = NULL, *what = NULL;
-    bool reset = false;
-    const char *name;
+    static const struct cli_named cmd = GUEST_NAMED("GET", "/usage", guest_usage_print);
+
+    /* A range asks for the history. */
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "--since", 7) || !strncmp(argv[i], "--from", 6) ||
+            !strncmp(argv[i], "--to", 4) || !strncmp(argv[i], "--step", 6) ||
+            !strcmp(argv[i], "--spark"))
+            return cmd_guest_usage_history(ctx, argc, argv);
+    return cli_named_run(ctx, argc, argv, &cmd);
+}
+
+/* `traffic NAME`: the counters since the last reset. */
+static void
+guest_traffic_print(struct cli_ctx *ctx, const char *name, const json_t *o)
+{
+    _cleanup_(table_destroy) table_t *t = table_new(2, NULL);
+    const char *since = cli_str(o, "since");
     char buf[32];
 
-    /* "--reset" may stand anywhere among the arguments. */
-    char *args[3];
-    int n = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--reset"))
-            reset = true;
-        else if (n < 3)
-            args[n++] = argv[i];
-        else
-            return cli_usage_error(ctx, "traffic: expected one guest NAME");
-    }
-    int r = cli_simple_args(ctx, n, args, 1, &name, cmd_guest_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    path = xasprintf("/v1/guests/%s/traffic%s", name, reset ? "/reset" : "");
-    what = xasprintf("guest \"%s\"", name);
-    struct http_request req = {.method = reset ? "POST" : "GET", .path = path};
-    int code = cli_call(ctx, &req, what, &res);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        cli_print_json(ctx, res.body);
-        return CLI_EXIT_OK;
-    }
-    json_t *o = res.body;
-    const char *since = cli_str(o, "since");
-    t = table_new(2, NULL);
     table_align_right(t, 1);
     table_add(t, "since:");
     table_add(t, *since ? since : "the guest's start");
@@ -735,9 +677,36 @@ guest_traffic(struct cli_ctx *ctx, int argc, char **argv)
                table_size((uint64_t)cli_int(o, "tx_bytes"), buf, sizeof(buf)),
                cli_int(o, "tx_packets"));
     cli_print_table(ctx, t);
-    if (reset)
-        fprintf(ctx->out, "counter reset: a new period starts now\n");
-    return CLI_EXIT_OK;
+}
+
+/* `traffic NAME --reset`: the counters of the period that ends. */
+static void
+guest_traffic_reset_print(struct cli_ctx *ctx, const char *name, const json_t *o)
+{
+    guest_traffic_print(ctx, name, o);
+    fprintf(ctx->out, "counter reset: a new period starts now\n");
+}
+
+static int
+guest_traffic(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct cli_named get = GUEST_NAMED("GET", "/traffic", guest_traffic_print);
+    static const struct cli_named reset =
+        GUEST_NAMED("POST", "/traffic/reset", guest_traffic_reset_print);
+    bool is_reset = false;
+
+    /* "--reset" may stand anywhere among the arguments. */
+    char *args[3];
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--reset"))
+            is_reset = true;
+        else if (n < 3)
+            args[n++] = argv[i];
+        else
+            return cli_usage_error(ctx, "traffic: expected one guest NAME");
+    }
+    return cli_named_run(ctx, n, args, is_reset ? &reset : &get);
 }
 
 /* `ip add NAME [auto|ADDR]` and `ip rm NAME ADDR`: the running guest gets
@@ -835,11 +804,11 @@ cmd_guest_run(struct cli_ctx *ctx, int argc, char **argv)
     if (!strcmp(v, "ls") || !strcmp(v, "list"))
         return guest_ls(ctx, argc, argv);
     if (!strcmp(v, "show"))
-        return guest_simple(ctx, argc, argv, "GET", NULL);
+        return cli_named_run(ctx, argc, argv, &guest_show_cmd);
     if (!strcmp(v, "start") || !strcmp(v, "stop") || !strcmp(v, "restart"))
         return guest_lifecycle(ctx, argc, argv, v);
     if (!strcmp(v, "rm"))
-        return guest_simple(ctx, argc, argv, "DELETE", NULL);
+        return cli_named_run(ctx, argc, argv, &guest_rm_cmd);
     if (!strcmp(v, "set"))
         return guest_set(ctx, argc, argv);
     if (!strcmp(v, "exec"))

@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/cmd.h"
 #include "cli/cmd_op.h"
+#include "cli/named.h"
 #include "cli/table.h"
 
 void
@@ -75,30 +76,15 @@ node_state(const json_t *node, char *buf, size_t n)
     return buf;
 }
 
-static int
-node_ls(struct cli_ctx *ctx, int argc, char **argv)
+static void
+node_ls_print(struct cli_ctx *ctx, const json_t *nodes)
 {
     static const char *const headers[] = {"NAME",   "STATE", "GUESTS", "CPUS",
                                           "MEMORY", "DISK",  "LABELS"};
-    _cleanup_(table_destroy) table_t *t = NULL;
-    const char *unused;
-    json_t *nodes = NULL;
+    _cleanup_(table_destroy) table_t *t = table_new(ARRAY_SIZE(headers), headers);
     size_t i;
     json_t *n;
 
-    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_node_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    int code = cli_get_list(ctx, "/v1/nodes", "nodes", &nodes);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        json_t *wrap = json_pack("{s:o}", "nodes", nodes);
-        cli_print_json(ctx, wrap);
-        json_decref(wrap);
-        return CLI_EXIT_OK;
-    }
-    t = table_new(ARRAY_SIZE(headers), headers);
     table_align_right(t, 2);
     table_align_right(t, 3);
     table_align_right(t, 4);
@@ -124,35 +110,27 @@ node_ls(struct cli_ctx *ctx, int argc, char **argv)
         fputs("No nodes.\n", ctx->out);
     else
         cli_print_table(ctx, t);
-    json_decref(nodes);
-    return CLI_EXIT_OK;
 }
 
 static int
-node_show(struct cli_ctx *ctx, int argc, char **argv)
+node_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
-    _cleanup_(http_result_clear) struct http_result res = {0};
-    _cleanup_(table_destroy) table_t *t = NULL;
-    _cleanup_free_ char *path = NULL, *what = NULL, *labels = NULL;
-    const char *name;
-    char buf[64];
+    const char *unused;
 
-    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_node_help);
+    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_node_help);
     if (r)
         return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    path = xasprintf("/v1/nodes/%s", name);
-    what = xasprintf("node \"%s\"", name);
-    struct http_request req = {.method = "GET", .path = path};
-    int code = cli_call(ctx, &req, what, &res);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        cli_print_json(ctx, res.body);
-        return CLI_EXIT_OK;
-    }
-    json_t *n = res.body;
-    labels = cli_labels(json_object_get(n, "labels"));
-    t = table_new(2, NULL);
+    return cli_list_show(ctx, "/v1/nodes", "nodes", node_ls_print);
+}
+
+/* `show NAME`: one node as "key: value" lines. */
+static void
+node_show_print(struct cli_ctx *ctx, const char *name, const json_t *n)
+{
+    _cleanup_(table_destroy) table_t *t = table_new(2, NULL);
+    _cleanup_free_ char *labels = cli_labels(json_object_get(n, "labels"));
+    char buf[64];
+
     table_add(t, "name:");
     table_add(t, cli_str(n, "name"));
     table_add(t, "state:");
@@ -177,36 +155,18 @@ node_show(struct cli_ctx *ctx, int argc, char **argv)
     table_add(t, "last seen:");
     table_add(t, cli_str(n, "last_seen"));
     cli_print_table(ctx, t);
-    return CLI_EXIT_OK;
 }
 
 /* `routes NAME`: the master's view of address -> host interface -> guest. */
-static int
-node_routes(struct cli_ctx *ctx, int argc, char **argv)
+static void
+node_routes_print(struct cli_ctx *ctx, const char *name, const json_t *body)
 {
     static const char *const headers[] = {"ADDRESS", "INTERFACE", "GUEST"};
-    _cleanup_(http_result_clear) struct http_result res = {0};
-    _cleanup_(table_destroy) table_t *t = NULL;
-    _cleanup_free_ char *path = NULL, *what = NULL;
-    const char *name;
+    _cleanup_(table_destroy) table_t *t = table_new(ARRAY_SIZE(headers), headers);
     size_t i;
     json_t *rt;
 
-    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_node_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    path = xasprintf("/v1/nodes/%s/routes", name);
-    what = xasprintf("node \"%s\"", name);
-    struct http_request req = {.method = "GET", .path = path};
-    int code = cli_call(ctx, &req, what, &res);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        cli_print_json(ctx, res.body);
-        return CLI_EXIT_OK;
-    }
-    t = table_new(ARRAY_SIZE(headers), headers);
-    json_array_foreach(json_object_get(res.body, "routes"), i, rt)
+    json_array_foreach(json_object_get(body, "routes"), i, rt)
     {
         table_add(t, cli_str(rt, "address"));
         table_add(t, cli_str(rt, "interface"));
@@ -216,36 +176,18 @@ node_routes(struct cli_ctx *ctx, int argc, char **argv)
         fputs("No routes.\n", ctx->out);
     else
         cli_print_table(ctx, t);
-    return CLI_EXIT_OK;
 }
 
 /* `orphans NAME`: what the node has that the master does not manage. */
-static int
-node_orphans(struct cli_ctx *ctx, int argc, char **argv)
+static void
+node_orphans_print(struct cli_ctx *ctx, const char *name, const json_t *body)
 {
     static const char *const headers[] = {"ID", "NAME", "RUNNING", "ADDRESSES", "REASON"};
-    _cleanup_(http_result_clear) struct http_result res = {0};
-    _cleanup_(table_destroy) table_t *t = NULL;
-    _cleanup_free_ char *path = NULL, *what = NULL;
-    const char *name;
+    _cleanup_(table_destroy) table_t *t = table_new(ARRAY_SIZE(headers), headers);
     size_t i;
     json_t *o;
 
-    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_node_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    path = xasprintf("/v1/nodes/%s/orphans", name);
-    what = xasprintf("node \"%s\"", name);
-    struct http_request req = {.method = "GET", .path = path};
-    int code = cli_call(ctx, &req, what, &res);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        cli_print_json(ctx, res.body);
-        return CLI_EXIT_OK;
-    }
-    t = table_new(ARRAY_SIZE(headers), headers);
-    json_array_foreach(json_object_get(res.body, "orphans"), i, o)
+    json_array_foreach(json_object_get(body, "orphans"), i, o)
     {
         _cleanup_free_ char *ips = NULL;
         json_t *a;
@@ -266,31 +208,44 @@ node_orphans(struct cli_ctx *ctx, int argc, char **argv)
         fputs("No orphans.\n", ctx->out);
     else
         table_print(t, ctx->out);
-    return CLI_EXIT_OK;
 }
 
-static int
-node_cordon(struct cli_ctx *ctx, int argc, char **argv, bool cordon)
+static void
+node_cordon_print(struct cli_ctx *ctx, const char *name, const json_t *body)
 {
-    _cleanup_(http_result_clear) struct http_result res = {0};
-    _cleanup_free_ char *path = NULL, *what = NULL;
-    const char *name;
-
-    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_node_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    path = xasprintf("/v1/nodes/%s/%s", name, cordon ? "cordon" : "uncordon");
-    what = xasprintf("node \"%s\"", name);
-    struct http_request req = {.method = "POST", .path = path};
-    int code = cli_call(ctx, &req, what, &res);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json)
-        cli_print_json(ctx, res.body);
-    else
-        fprintf(ctx->out, "node %s %s\n", name, cordon ? "cordoned" : "uncordoned");
-    return CLI_EXIT_OK;
+    fprintf(ctx->out, "node %s cordoned\n", name);
 }
+
+static void
+node_uncordon_print(struct cli_ctx *ctx, const char *name, const json_t *body)
+{
+    fprintf(ctx->out, "node %s uncordoned\n", name);
+}
+
+static void
+node_revoke_print(struct cli_ctx *ctx, const char *name, const json_t *body)
+{
+    fprintf(ctx->out, "node %s revoked: its key is refused and its connections are shut\n", name);
+}
+
+/* The verbs on one node: VERB NAME, then METHOD /v1/nodes/NAME[SUB]. */
+#define NODE_NAMED(m, s, p)                                                                        \
+    {                                                                                              \
+        .method = m, .collection = "/v1/nodes", .sub = s, .kind = "node", .help = cmd_node_help,   \
+        .print = p                                                                                 \
+    }
+static const struct {
+    const char *verb;       /* argv[0] */
+    struct cli_named named; /* the request and its output */
+} node_named[] = {
+    {"show", NODE_NAMED("GET", NULL, node_show_print)},
+    {"routes", NODE_NAMED("GET", "/routes", node_routes_print)},
+    {"orphans", NODE_NAMED("GET", "/orphans", node_orphans_print)},
+    {"cordon", NODE_NAMED("POST", "/cordon", node_cordon_print)},
+    {"uncordon", NODE_NAMED("POST", "/uncordon", node_uncordon_print)},
+    {"revoke", NODE_NAMED("POST", "/revoke", node_revoke_print)},
+};
+#undef NODE_NAMED
 
 /* `token create [--name N] [--ttl T]`: prints the token alone on its first
  * line, so `T=$(vfleet node token create | head -1)` works. */
@@ -401,30 +356,6 @@ node_token(struct cli_ctx *ctx, int argc, char **argv)
     return cli_usage_error(ctx, "node token: expected create or ls (see vfleet node --help)");
 }
 
-static int
-node_revoke(struct cli_ctx *ctx, int argc, char **argv)
-{
-    _cleanup_(http_result_clear) struct http_result res = {0};
-    _cleanup_free_ char *path = NULL, *what = NULL;
-    const char *name;
-
-    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_node_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    path = xasprintf("/v1/nodes/%s/revoke", name);
-    what = xasprintf("node \"%s\"", name);
-    struct http_request req = {.method = "POST", .path = path};
-    int code = cli_call(ctx, &req, what, &res);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json)
-        cli_print_json(ctx, res.body);
-    else
-        fprintf(ctx->out, "node %s revoked: its key is refused and its connections are shut\n",
-                name);
-    return CLI_EXIT_OK;
-}
-
 int
 cmd_node_run(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -435,21 +366,12 @@ cmd_node_run(struct cli_ctx *ctx, int argc, char **argv)
     }
     if (!strcmp(argv[0], "ls") || !strcmp(argv[0], "list"))
         return node_ls(ctx, argc, argv);
-    if (!strcmp(argv[0], "show"))
-        return node_show(ctx, argc, argv);
-    if (!strcmp(argv[0], "routes"))
-        return node_routes(ctx, argc, argv);
-    if (!strcmp(argv[0], "orphans"))
-        return node_orphans(ctx, argc, argv);
-    if (!strcmp(argv[0], "cordon"))
-        return node_cordon(ctx, argc, argv, true);
-    if (!strcmp(argv[0], "uncordon"))
-        return node_cordon(ctx, argc, argv, false);
+    for (size_t i = 0; i < ARRAY_SIZE(node_named); i++)
+        if (!strcmp(argv[0], node_named[i].verb))
+            return cli_named_run(ctx, argc, argv, &node_named[i].named);
     if (!strcmp(argv[0], "drain"))
         return cmd_move_drain(ctx, argc, argv);
     if (!strcmp(argv[0], "token"))
         return node_token(ctx, argc, argv);
-    if (!strcmp(argv[0], "revoke"))
-        return node_revoke(ctx, argc, argv);
     return cli_usage_error(ctx, "node: unknown command \"%s\" (see vfleet node --help)", argv[0]);
 }

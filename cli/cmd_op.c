@@ -162,6 +162,30 @@ cmd_op_follow(struct cli_ctx *ctx, const char *id)
     }
 }
 
+static void
+op_ls_print(struct cli_ctx *ctx, const json_t *ops)
+{
+    static const char *const headers[] = {"ID", "KIND", "GUEST", "FROM", "TO", "STATE", "STEP"};
+    _cleanup_(table_destroy) table_t *t = table_new(ARRAY_SIZE(headers), headers);
+    size_t i;
+    json_t *o;
+
+    json_array_foreach(ops, i, o)
+    {
+        table_add(t, cli_str(o, "id"));
+        table_add(t, cli_str(o, "kind"));
+        table_add(t, *cli_str(o, "guest") ? cli_str(o, "guest") : "-");
+        table_add(t, *cli_str(o, "node") ? cli_str(o, "node") : "-");
+        table_add(t, *cli_str(o, "target") ? cli_str(o, "target") : "-");
+        table_add(t, cli_str(o, "state"));
+        table_add(t, cli_str(o, "step"));
+    }
+    if (table_rows(t) == 0)
+        fputs("No operations.\n", ctx->out);
+    else
+        table_print(t, ctx->out);
+}
+
 static int
 op_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -172,11 +196,7 @@ op_ls(struct cli_ctx *ctx, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const headers[] = {"ID", "KIND", "GUEST", "FROM", "TO", "STATE", "STEP"};
     const char *state = NULL, *guest = NULL, *parent = NULL;
-    _cleanup_(table_destroy) table_t *t = NULL;
-    json_t *ops = NULL, *o;
-    size_t i;
     int c;
 
     optind = 0;
@@ -201,32 +221,7 @@ op_ls(struct cli_ctx *ctx, int argc, char **argv)
     _cleanup_free_ char *path =
         xasprintf("/v1/operations?x=1%s%s%s%s%s%s", es ? "&state=" : "", es ? es : "",
                   eg ? "&guest=" : "", eg ? eg : "", ep ? "&parent=" : "", ep ? ep : "");
-    int code = cli_get_list(ctx, path, "operations", &ops);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        json_t *wrap = json_pack("{s:o}", "operations", ops);
-        cli_print_json(ctx, wrap);
-        json_decref(wrap);
-        return CLI_EXIT_OK;
-    }
-    t = table_new(ARRAY_SIZE(headers), headers);
-    json_array_foreach(ops, i, o)
-    {
-        table_add(t, cli_str(o, "id"));
-        table_add(t, cli_str(o, "kind"));
-        table_add(t, *cli_str(o, "guest") ? cli_str(o, "guest") : "-");
-        table_add(t, *cli_str(o, "node") ? cli_str(o, "node") : "-");
-        table_add(t, *cli_str(o, "target") ? cli_str(o, "target") : "-");
-        table_add(t, cli_str(o, "state"));
-        table_add(t, cli_str(o, "step"));
-    }
-    if (table_rows(t) == 0)
-        fputs("No operations.\n", ctx->out);
-    else
-        table_print(t, ctx->out);
-    json_decref(ops);
-    return CLI_EXIT_OK;
+    return cli_list_show(ctx, path, "operations", op_ls_print);
 }
 
 static int

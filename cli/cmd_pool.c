@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/cmd.h"
+#include "cli/named.h"
 #include "cli/table.h"
 #include "common/netaddr.h"
 
@@ -107,29 +108,14 @@ pool_create(struct cli_ctx *ctx, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-static int
-pool_ls(struct cli_ctx *ctx, int argc, char **argv)
+static void
+pool_ls_print(struct cli_ctx *ctx, const json_t *pools)
 {
     static const char *const headers[] = {"NAME", "CIDR", "GATEWAY", "FAMILY", "USED", "SELECTOR"};
-    _cleanup_(table_destroy) table_t *t = NULL;
-    const char *unused;
-    json_t *pools = NULL;
+    _cleanup_(table_destroy) table_t *t = table_new(ARRAY_SIZE(headers), headers);
     size_t i;
     json_t *p;
 
-    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_pool_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    int code = cli_get_list(ctx, "/v1/pools", "pools", &pools);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        json_t *wrap = json_pack("{s:o}", "pools", pools);
-        cli_print_json(ctx, wrap);
-        json_decref(wrap);
-        return CLI_EXIT_OK;
-    }
-    t = table_new(ARRAY_SIZE(headers), headers);
     table_align_right(t, 4);
     json_array_foreach(pools, i, p)
     {
@@ -155,32 +141,31 @@ pool_ls(struct cli_ctx *ctx, int argc, char **argv)
         fputs("No pools.\n", ctx->out);
     else
         cli_print_table(ctx, t);
-    json_decref(pools);
-    return CLI_EXIT_OK;
 }
 
 static int
-pool_rm(struct cli_ctx *ctx, int argc, char **argv)
+pool_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
-    _cleanup_(http_result_clear) struct http_result res = {0};
-    _cleanup_free_ char *path = NULL, *what = NULL;
-    const char *name;
+    const char *unused;
 
-    int r = cli_simple_args(ctx, argc, argv, 1, &name, cmd_pool_help);
+    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_pool_help);
     if (r)
         return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    path = xasprintf("/v1/pools/%s", name);
-    what = xasprintf("pool \"%s\"", name);
-    struct http_request req = {.method = "DELETE", .path = path};
-    int code = cli_call(ctx, &req, what, &res);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json)
-        cli_print_json(ctx, res.body);
-    else
-        fprintf(ctx->out, "pool %s removed\n", name);
-    return CLI_EXIT_OK;
+    return cli_list_show(ctx, "/v1/pools", "pools", pool_ls_print);
 }
+
+static void
+pool_rm_print(struct cli_ctx *ctx, const char *name, const json_t *body)
+{
+    fprintf(ctx->out, "pool %s removed\n", name);
+}
+
+/* `rm NAME`: DELETE /v1/pools/NAME. */
+static const struct cli_named pool_rm_cmd = {.method = "DELETE",
+                                             .collection = "/v1/pools",
+                                             .kind = "pool",
+                                             .help = cmd_pool_help,
+                                             .print = pool_rm_print};
 
 int
 cmd_pool_run(struct cli_ctx *ctx, int argc, char **argv)
@@ -195,6 +180,6 @@ cmd_pool_run(struct cli_ctx *ctx, int argc, char **argv)
     if (!strcmp(argv[0], "ls") || !strcmp(argv[0], "list"))
         return pool_ls(ctx, argc, argv);
     if (!strcmp(argv[0], "rm"))
-        return pool_rm(ctx, argc, argv);
+        return cli_named_run(ctx, argc, argv, &pool_rm_cmd);
     return cli_usage_error(ctx, "pool: unknown command \"%s\" (see vfleet pool --help)", argv[0]);
 }

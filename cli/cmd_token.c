@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/cmd.h"
+#include "cli/named.h"
 #include "cli/table.h"
 #include "common/name.h"
 
@@ -81,29 +82,15 @@ token_create(struct cli_ctx *ctx, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-static int
-token_ls(struct cli_ctx *ctx, int argc, char **argv)
+static void
+token_ls_print(struct cli_ctx *ctx, const json_t *tokens)
 {
     static const char *const headers[] = {"ID",      "ROLE",    "PROJECT",
                                           "CREATED", "EXPIRES", "DESCRIPTION"};
-    _cleanup_(table_destroy) table_t *t = NULL;
-    const char *unused;
-    json_t *tokens = NULL, *k;
+    _cleanup_(table_destroy) table_t *t = table_new(ARRAY_SIZE(headers), headers);
     size_t i;
+    json_t *k;
 
-    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_token_help);
-    if (r)
-        return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    int code = cli_get_list(ctx, "/v1/tokens", "tokens", &tokens);
-    if (code != CLI_EXIT_OK)
-        return code;
-    if (ctx->json) {
-        json_t *wrap = json_pack("{s:o}", "tokens", tokens);
-        cli_print_json(ctx, wrap);
-        json_decref(wrap);
-        return CLI_EXIT_OK;
-    }
-    t = table_new(ARRAY_SIZE(headers), headers);
     json_array_foreach(tokens, i, k)
     {
         table_add(t, cli_str(k, "id"));
@@ -117,29 +104,33 @@ token_ls(struct cli_ctx *ctx, int argc, char **argv)
         fputs("No tokens.\n", ctx->out);
     else
         cli_print_table(ctx, t);
-    json_decref(tokens);
-    return CLI_EXIT_OK;
 }
 
 static int
-token_rm(struct cli_ctx *ctx, int argc, char **argv)
+token_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
-    _cleanup_(http_result_clear) struct http_result res = {0};
-    _cleanup_free_ char *path = NULL, *what = NULL;
-    const char *id;
+    const char *unused;
 
-    int r = cli_simple_args(ctx, argc, argv, 1, &id, cmd_token_help);
+    int r = cli_simple_args(ctx, argc, argv, 0, &unused, cmd_token_help);
     if (r)
         return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    path = xasprintf("/v1/tokens/%s", id);
-    what = xasprintf("token \"%s\"", id);
-    struct http_request req = {.method = "DELETE", .path = path};
-    int code = cli_call(ctx, &req, what, &res);
-    if (code != CLI_EXIT_OK)
-        return code;
-    fprintf(ctx->out, "token %s removed\n", id);
-    return CLI_EXIT_OK;
+    return cli_list_show(ctx, "/v1/tokens", "tokens", token_ls_print);
 }
+
+static void
+token_rm_print(struct cli_ctx *ctx, const char *id, const json_t *body)
+{
+    fprintf(ctx->out, "token %s removed\n", id);
+}
+
+/* `rm ID`: DELETE /v1/tokens/ID; the answer (204) has nothing to show, so
+ * --json prints the sentence too. */
+static const struct cli_named token_rm_cmd = {.method = "DELETE",
+                                              .collection = "/v1/tokens",
+                                              .kind = "token",
+                                              .help = cmd_token_help,
+                                              .print = token_rm_print,
+                                              .never_json = true};
 
 int
 cmd_token_run(struct cli_ctx *ctx, int argc, char **argv)
@@ -154,6 +145,6 @@ cmd_token_run(struct cli_ctx *ctx, int argc, char **argv)
     if (!strcmp(argv[0], "ls") || !strcmp(argv[0], "list"))
         return token_ls(ctx, argc, argv);
     if (!strcmp(argv[0], "rm"))
-        return token_rm(ctx, argc, argv);
+        return cli_named_run(ctx, argc, argv, &token_rm_cmd);
     return cli_usage_error(ctx, "token: unknown command \"%s\" (see vfleet token --help)", argv[0]);
 }
