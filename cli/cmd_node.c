@@ -207,7 +207,7 @@ node_orphans_print(struct cli_ctx *ctx, const char *name, const json_t *body)
     if (table_rows(t) == 0)
         fputs("No orphans.\n", ctx->out);
     else
-        table_print(t, ctx->out);
+        cli_print_table(ctx, t);
 }
 
 static void
@@ -342,7 +342,7 @@ token_ls(struct cli_ctx *ctx, int argc, char **argv)
     if (table_rows(t) == 0)
         fputs("No join tokens.\n", ctx->out);
     else
-        table_print(t, ctx->out);
+        cli_print_table(ctx, t);
     return CLI_EXIT_OK;
 }
 

@@ -183,7 +183,7 @@ op_ls_print(struct cli_ctx *ctx, const json_t *ops)
     if (table_rows(t) == 0)
         fputs("No operations.\n", ctx->out);
     else
-        table_print(t, ctx->out);
+        cli_print_table(ctx, t);
 }
 
 static int

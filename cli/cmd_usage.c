@@ -113,7 +113,7 @@ history_table(struct cli_ctx *ctx, const json_t *points, double step_s)
         table_add(t, table_size((uint64_t)field(p, "net_rx_bytes", "increase"), c, sizeof(c)));
         table_add(t, table_size((uint64_t)field(p, "net_tx_bytes", "increase"), d, sizeof(d)));
     }
-    table_print(t, ctx->out);
+    cli_print_table(ctx, t);
 }
 
 int
@@ -275,6 +275,7 @@ usage_traffic(struct cli_ctx *ctx, int argc, char **argv)
         "/v1/usage/traffic?period=%s%s%s%s%s%s%s", o.period, f ? "&from=" : "", f ? f : "",
         t ? "&to=" : "", t ? t : "", o.guest ? "&guest=" : "", o.guest ? o.guest : "");
     _cleanup_(http_result_clear) struct http_result res = {0};
+    o.csv = o.csv || ctx->format == CLI_FORMAT_CSV; /* --output csv: the master's CSV */
     struct http_request req = {.method = "GET", .path = path, .accept = o.csv ? "text/csv" : NULL};
     int code = cli_call(ctx, &req, "traffic", &res);
     if (code != CLI_EXIT_OK)
