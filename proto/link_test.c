@@ -736,7 +736,14 @@ test_routing_id(void **state)
     for (size_t i = 3; i < n; i++)
         assert_non_null(strchr("0123456789abcdef", id[i]));
     assert_int_equal(link_reconnect(d), 0);
-    size_t n2 = raw_learn_id(f->raw, d, id2, sizeof(id2));
+    /* The first learn may have sent more than one "hi" before one arrived:
+     * those still queued come under the old id. Read past them. */
+    size_t n2 = 0;
+    for (int i = 0; i < LINK_TEST_TRIES; i++) {
+        n2 = raw_learn_id(f->raw, d, id2, sizeof(id2));
+        if (n2 != n || memcmp(id, id2, n) != 0)
+            break;
+    }
     assert_int_equal(n2, n);
     assert_memory_not_equal(id, id2, n);
     link_destroy(&d);
