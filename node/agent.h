@@ -37,6 +37,7 @@ struct agent_config {
     char public_key[41];   /* curve: this node's public key (Z85) */
     char secret_key[41];   /* curve: its secret key */
     char server_key[41];   /* curve: the master's public key, pinned at join */
+    char templates[256];   /* where templates from the master go, "" = STATE_DIR/templates */
 };
 
 /* Creates the agent on loop (several agents may share one loop: vfleet-node

@@ -24,6 +24,7 @@
 #include "common/mtime.h"
 #include "proto/spec_json.h"
 #include "archive/archive.h"
+#include "node/agent_template.h"
 
 /* ---- the list, the status ---- */
 
@@ -788,6 +789,10 @@ mig_job_file(agent_t *a, const char *id, enum mig_job_kind kind, uint64_t ref, c
 void
 agent_migrate_cmd(agent_t *a, const struct msg *m)
 {
+    if (m->u.migrate.template_name[0]) {
+        agent_template_cmd(a, m); /* a template from the master's library */
+        return;
+    }
     switch (m->type) {
     case MSG_MIGRATE_PREPARE:
         cmd_prepare(a, m);

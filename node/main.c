@@ -624,6 +624,7 @@ cmd_run(struct options *o)
         vservers_mount_path(opt_str(o, "vservers", NULL), state_dir, true, ac.vservers,
                             sizeof(ac.vservers));
         strscpy(lc.vservers, ac.vservers, sizeof(lc.vservers));
+        strscpy(ac.templates, lc.templates, sizeof(ac.templates));
         b = linux_backend_new(&lc, &err);
     } else if (strcmp(backend_name, "sim") == 0) {
         struct sim_config sc;

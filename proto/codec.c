@@ -335,6 +335,7 @@ static const struct wire_field migrate_prepare_fields[] = {
     MIG("live", W_BOOL, false, live),
     MIG("archive", W_BOOL, false, archive),
     MIG("spec", W_MAP, true, spec, .max = PROTO_MAX_ARRAY, .sub = &spec_table),
+    MIG("template", W_STR, false, template_name),
 };
 
 static const struct wire_field migrate_send_fields[] = {
@@ -352,6 +353,7 @@ static const struct wire_field migrate_commit_fields[] = {
     MIG("archive", W_BOOL, false, archive),
     MIG_COUNTERS(struct msg_migrate, counters),
     MIG("spec", W_MAP, true, spec, .max = PROTO_MAX_ARRAY, .sub = &spec_table),
+    MIG("template", W_STR, false, template_name),
 };
 
 static const struct wire_field migrate_finish_fields[] = {
@@ -364,6 +366,7 @@ static const struct wire_field migrate_abort_fields[] = {
     MIG("guest", W_STR, true, id),
     MIG("role", W_STR, true, role),
     MIG("start", W_BOOL, false, start),
+    MIG("template", W_STR, false, template_name),
 };
 #undef MIG
 

@@ -249,7 +249,13 @@ check_migrate(struct codec_ctx *c, enum msg_type t, const struct msg_migrate *mg
         CHECK(terminated(mg->role, sizeof(mg->role)) &&
                   (!strcmp(mg->role, "source") || !strcmp(mg->role, "target")),
               "role", "not source or target");
-    if (t == MSG_MIGRATE_PREPARE || t == MSG_MIGRATE_COMMIT) {
+    CHECK(terminated(mg->template_name, sizeof(mg->template_name)) &&
+              (!mg->template_name[0] || name_is_valid(mg->template_name)),
+          "template", "not a name");
+    /* A template fetch carries no guest: its "guest" is the operation's id. */
+    if (mg->template_name[0] && (t == MSG_MIGRATE_PREPARE || t == MSG_MIGRATE_COMMIT))
+        CHECK(!mg->spec.id[0], "spec", "a template fetch carries no spec");
+    else if (t == MSG_MIGRATE_PREPARE || t == MSG_MIGRATE_COMMIT) {
         size_t old = codec_path_push(c, "spec");
         CHECK(spec_validate(&mg->spec, &field) == 0, field ? field : "?", "invalid");
         codec_path_pop(c, old);

@@ -292,6 +292,10 @@ struct msg_migrate {
     char digest[MIGRATE_DIGEST_LEN + 1];  /* commit: the digest the source sent */
     struct msg_migrate_counters counters; /* commit: the counters to continue from */
     struct guest_spec spec;               /* prepare, commit: the guest as the target runs it */
+    /* prepare, commit, abort: a template to receive from the master's library
+     * instead of a guest ("" = a guest); id is then the operation's id and
+     * there is no spec. */
+    char template_name[NAME_MAX_LEN + 1];
 };
 
 /* guest.migrate.status: a node's answer to a migrate command (ref), or a
