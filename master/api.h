@@ -69,6 +69,9 @@ enum api_route {
     API_PROJECT_DELETE,      /* DELETE /v1/projects/{name} */
     API_GUEST_SHELL,         /* GET /v1/guests/{name}/shell (WebSocket) */
     API_TEMPLATES_LIST,      /* GET /v1/templates */
+    API_TEMPLATE_ADD,        /* POST /v1/templates */
+    API_TEMPLATE_DELETE,     /* DELETE /v1/templates/{name} */
+    API_TEMPLATE_DISTRIBUTE, /* POST /v1/templates/{name}/distribute */
     API_GUEST_REBUILD,       /* POST /v1/guests/{name}/rebuild */
     API_NODE_ORPHANS,        /* GET /v1/nodes/{name}/orphans */
     API_ORPHAN_ADOPT,        /* POST /v1/nodes/{name}/orphans/{id}/adopt */

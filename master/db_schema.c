@@ -310,6 +310,38 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "  used_at INTEGER"
     ") WITHOUT ROWID;"
     "CREATE INDEX join_tokens_expires ON join_tokens(expires);",
+    /* 11: an operation of kind "template" (a template fetched to a node,
+     * master/op_template.c): SQLite changes a CHECK only by copying the table. */
+    "CREATE TABLE operations_new ("
+    "  id TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('move', 'drain', 'export', 'import', 'template')),"
+    "  parent TEXT,"
+    "  guest_id TEXT,"
+    "  guest TEXT,"
+    "  node TEXT,"
+    "  target TEXT,"
+    "  state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed', 'cancelled')),"
+    "  step TEXT NOT NULL,"
+    "  bytes_done INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_total INTEGER NOT NULL DEFAULT 0,"
+    "  rate INTEGER NOT NULL DEFAULT 0,"
+    "  params TEXT NOT NULL DEFAULT '{}',"
+    "  result TEXT,"
+    "  error TEXT,"
+    "  cancel INTEGER NOT NULL DEFAULT 0 CHECK (cancel IN (0, 1)),"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  finished INTEGER"
+    ") WITHOUT ROWID;"
+    "INSERT INTO operations_new SELECT id, kind, parent, guest_id, guest, node, target, state,"
+    "  step, bytes_done, bytes_total, rate, params, result, error, cancel, created, updated,"
+    "  finished FROM operations;"
+    "DROP TABLE operations;"
+    "ALTER TABLE operations_new RENAME TO operations;"
+    "CREATE INDEX operations_state ON operations(state, created);"
+    "CREATE INDEX operations_created ON operations(created, id);"
+    "CREATE INDEX operations_guest ON operations(guest_id);"
+    "CREATE INDEX operations_parent ON operations(parent);",
 };
 
 _Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,

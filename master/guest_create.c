@@ -12,6 +12,9 @@
 #include "master/events.h"
 #include "master/guests.h"
 #include "master/metrics.h"
+#include "master/op_template.h"
+#include "master/registry.h"
+#include "master/template_lib.h"
 #include "proto/spec_json.h"
 
 static void
@@ -52,6 +55,17 @@ place(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
     sreq.res.addrs = (uint32_t)rq->n_ips;
     uint64_t t0 = time_mono_ns();
     int r = charges_place(m->charges, &sreq, res);
+    struct template_lib_entry lib;
+    if (r == -ENOSPC && res->rejected[SCHED_F_TEMPLATE] && !rq->quiet &&
+        template_lib_get(m, out->spec.template_name, &lib) == 0) {
+        /* Nodes that have the template come first; when none fits, one
+         * that lacks it takes the guest and the library sends it there. */
+        struct sched_result strict = *res;
+        sreq.template_fetch = true;
+        r = charges_place(m->charges, &sreq, res);
+        if (r < 0)
+            *res = strict;
+    }
     metrics_placement(m, r, time_mono_ns() - t0);
     if (r == -ENOSPC || r == -ENOENT) {
         e->placement = true;
@@ -153,6 +167,28 @@ insert(master_t *m, struct guest_created *out, struct guest_err *e)
     return 0;
 }
 
+/* The create goes to the node, or, when the node lacks the template, waits
+ * for the library's copy to get there (op_template.h). */
+static int
+send_or_fetch(master_t *m, struct guest_created *out, struct guest_err *e)
+{
+    char op[SPEC_ID_LEN + 1];
+
+    if (registry_node_has_template(m->reg, out->node, out->spec.template_name)) {
+        guests_send_apply(m, out->node, &out->spec);
+        guests_send(m, out->node, MSG_GUEST_START, out->spec.id, 1);
+        return 0;
+    }
+    int r = op_template_fetch(m, out->node, out->spec.template_name, out->spec.id, op);
+    if (r < 0)
+        return guest_fail(e, r == -ENOENT ? -EXFULL : r, "template",
+                          "node %s lacks template \"%s\" and the library cannot send it: %s",
+                          out->node, out->spec.template_name, strerror(-r));
+    log_info("guest=%s waits for template \"%s\" to reach node=%s (op=%s)", out->spec.name,
+             out->spec.template_name, out->node, op);
+    return 0;
+}
+
 /* The project of a new guest, and what the caller may not ask for it. */
 static int
 admit(master_t *m, const struct caller *c, const struct guest_create_req *rq,
@@ -234,10 +270,10 @@ guests_create(master_t *m, const struct caller *c, const struct guest_create_req
     if (r >= 0) {
         events_emit(m, "guest.created", out->node, out->spec.id, out->spec.name, NULL,
                     "guest %s created on node %s", out->spec.name, out->node);
-        if (!rq->quiet) {
-            guests_send_apply(m, out->node, &out->spec);
-            guests_send(m, out->node, MSG_GUEST_START, out->spec.id, 1);
-        }
+        if (!rq->quiet)
+            r = send_or_fetch(m, out, e);
+    }
+    if (r >= 0) {
         r = db_commit(m->db);
         if (r < 0)
             return guest_fail(e, r, NULL, "cannot store the guest: %s", strerror(-r));

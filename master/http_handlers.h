@@ -64,6 +64,9 @@ const char *http_ws_bearer(struct http_req *req, char *buf, size_t n);
 
 /* http_templates.c */
 void h_template_list(master_t *m, struct http_req *req, const struct api_match *am);
+void h_template_add(master_t *m, struct http_req *req, const struct api_match *am);
+void h_template_delete(master_t *m, struct http_req *req, const struct api_match *am);
+void h_template_distribute(master_t *m, struct http_req *req, const struct api_match *am);
 void h_guest_rebuild(master_t *m, struct http_req *req, const struct api_match *am);
 
 /* http_pools.c */

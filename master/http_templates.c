@@ -2,8 +2,11 @@
  * the nodes report in their hello, with the size and checksum each node
  * computed for its copy (node/linux/template_sum.h), so an operator sees
  * which nodes can take a guest of a template and whether their copies are
- * the same; and POST /v1/guests/{name}/rebuild, a guest reinstalled from a
- * template (master/guest_rebuild.c). */
+ * the same, and the master's library entry of each (template_lib.h);
+ * POST /v1/templates and DELETE /v1/templates/{name}, the library's
+ * entries; POST /v1/templates/{name}/distribute, a push to nodes
+ * (op_template.h); and POST /v1/guests/{name}/rebuild, a guest reinstalled
+ * from a template (master/guest_rebuild.c). */
 #include <string.h>
 
 #include <errno.h>
@@ -17,7 +20,9 @@
 #include "master/waiters.h"
 #include "master/core.h"
 #include "master/http_handlers.h"
+#include "master/op_template.h"
 #include "master/registry.h"
+#include "master/template_lib.h"
 
 /* The entry of name in list, made when missing. */
 static json_t *
@@ -68,6 +73,15 @@ h_template_list(master_t *m, struct http_req *req, const struct api_match *am)
                                             (json_int_t)t->size, "checksum", sum));
         }
     }
+    /* The library's entries beside the nodes' copies (template_lib.h). */
+    json_t *lib = template_lib_json(m), *v;
+    const char *k;
+    json_object_foreach(lib, k, v)
+    {
+        json_object_del(v, "name");
+        json_object_set(entry_of(list, k), "library", v);
+    }
+    json_decref(lib);
     /* In name order; a tenant sees no node names (nodes are not its). */
     size_t n = json_array_size(list);
     json_t **items = xcalloc(n ? n : 1, sizeof(*items));
@@ -77,6 +91,8 @@ h_template_list(master_t *m, struct http_req *req, const struct api_match *am)
     for (size_t i = 0; i < n; i++) {
         json_t *e = items[i], *nodes = json_object_get(e, "nodes");
         json_object_set_new(e, "node_count", json_integer((json_int_t)json_array_size(nodes)));
+        if (!json_object_get(e, "library"))
+            json_object_set_new(e, "library", json_null());
         json_object_set_new(e, "consistent",
                             json_boolean(json_array_size(json_object_get(e, "checksums")) <= 1));
         if (!staff)
@@ -148,4 +164,151 @@ h_guest_rebuild(master_t *m, struct http_req *req, const struct api_match *am)
     w->before = xmalloc(sizeof(*w->before));
     *w->before = spec;
     db_guest_clear(&g);
+}
+
+/* ---- the library ---- */
+
+void
+h_template_add(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    const char *name = json_string_value(json_object_get(req->body, "name"));
+    const char *upload = json_string_value(json_object_get(req->body, "archive"));
+    struct template_lib_entry e;
+    char why[300] = "";
+    const char *k;
+    json_t *v;
+
+    (void)am;
+    if (!json_is_object(req->body) || !name || !upload) {
+        httpd_error(req, 400, "bad_request", "(root)",
+                    "the body must be {\"name\": NAME, \"archive\": UPLOAD_ID}");
+        return;
+    }
+    json_object_foreach(req->body, k, v)
+    {
+        if (strcmp(k, "name") != 0 && strcmp(k, "archive") != 0) {
+            httpd_error(req, 400, "bad_request", k, "the body takes only name and archive");
+            return;
+        }
+    }
+    int r = template_lib_add(m, name, upload, &e, why, sizeof(why));
+    if (r < 0) {
+        http_reply_errno(req, r == -EAGAIN ? -EBUSY : r,
+                         r == -EINVAL && !name_is_valid(name) ? "name" : "archive", "%s", why);
+        return;
+    }
+    httpd_respond(req, 201, template_lib_entry_json(&e));
+}
+
+/* The running fetch of name, or NULL. */
+static struct op *
+fetch_of(master_t *m, const char *name)
+{
+    for (struct op *o = operations_find_kind(m, OP_TEMPLATE, NULL); o;
+         o = operations_find_kind(m, OP_TEMPLATE, o))
+        if (strcmp(op_pstr(o, "name"), name) == 0)
+            return o;
+    return NULL;
+}
+
+void
+h_template_delete(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct op *o = fetch_of(m, am->name);
+
+    if (o) {
+        http_reply_errno(req, -EBUSY, NULL, "template \"%s\" is being sent to node %s (operation %s)",
+                         am->name, o->target, o->id);
+        return;
+    }
+    int r = template_lib_remove(m, am->name);
+    if (r < 0) {
+        http_reply_errno(req, r, NULL, r == -ENOENT ? "no template \"%s\" in the library"
+                                                    : "cannot remove template \"%s\"",
+                         am->name);
+        return;
+    }
+    httpd_respond(req, 204, NULL);
+}
+
+/* The nodes a distribute names, or every node: in *nodes (a new array). */
+static int
+distribute_nodes(master_t *m, struct http_req *req, json_t **nodes)
+{
+    json_t *list = json_object_get(req->body, "nodes"), *v;
+    size_t i;
+
+    if (req->body && (!json_is_object(req->body) || json_object_size(req->body) > (list ? 1 : 0) ||
+                      (list && !json_is_array(list)))) {
+        httpd_error(req, 400, "bad_request", "(root)", "the body must be {\"nodes\": [NAME...]}");
+        return -1;
+    }
+    *nodes = json_array();
+    if (!list || json_array_size(list) == 0) {
+        for (i = 0; i < registry_count(m->reg); i++)
+            json_array_append_new(*nodes, json_string(registry_at(m->reg, i)->name));
+        return 0;
+    }
+    json_array_foreach(list, i, v)
+    {
+        if (!json_is_string(v) || !registry_get(m->reg, json_string_value(v))) {
+            httpd_error(req, 404, "not_found", "nodes", "no node %s",
+                        json_is_string(v) ? json_string_value(v) : "(not a name)");
+            json_decref(*nodes);
+            return -1;
+        }
+        json_array_append(*nodes, v);
+    }
+    return 0;
+}
+
+void
+h_template_distribute(master_t *m, struct http_req *req, const struct api_match *am)
+{
+    struct template_lib_entry e;
+    json_t *nodes = NULL, *ops = json_array(), *present = json_array(), *v;
+    size_t i;
+    int r = template_lib_get(m, am->name, &e);
+
+    if (r < 0) {
+        http_reply_errno(req, -ENOENT, NULL, "no template \"%s\" in the library", am->name);
+        goto out;
+    }
+    if (distribute_nodes(m, req, &nodes) < 0)
+        goto out;
+    r = db_begin(m->db);
+    json_array_foreach(nodes, i, v)
+    {
+        const char *node = json_string_value(v);
+        char id[SPEC_ID_LEN + 1];
+        if (r < 0)
+            break;
+        if (registry_node_has_template(m->reg, node, am->name)) {
+            json_array_append(present, v);
+            continue;
+        }
+        if (!master_node_connected(m, node)) {
+            r = -EHOSTUNREACH;
+            http_reply_errno(req, r, "nodes", "node %s is not connected", node);
+            break;
+        }
+        r = op_template_fetch(m, node, am->name, NULL, id);
+        if (r >= 0)
+            json_array_append_new(ops, json_pack("{s:s, s:s}", "node", node, "operation", id));
+    }
+    if (r >= 0) {
+        r = db_commit(m->db);
+        if (r >= 0)
+            httpd_respond(req, 202,
+                          json_pack("{s:s, s:O, s:O}", "template", am->name, "operations", ops,
+                                    "present", present));
+    } else if (db_tx_depth(m->db) > 0) {
+        db_rollback(m->db);
+    }
+    if (r < 0 && r != -EHOSTUNREACH)
+        http_reply_errno(req, r, NULL, "cannot start the fetches: %s", strerror(-r));
+out:
+    json_decref(nodes);
+    json_decref(ops);
+    json_decref(present);
 }

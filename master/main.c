@@ -172,6 +172,8 @@ static const struct config_key master_keys[] = {
     {"master", "insecure", CONFIG_BOOL, 0, 0, NULL, "insecure", NULL,
      "tcp:// node endpoints in plaintext (logged loudly; trusted networks only)"},
     {"master", "web", CONFIG_STRING, 0, 4000, NULL, "web", NULL, "directory of the web UI files"},
+    {"master", "templates", CONFIG_STRING, 1, 400, NULL, NULL, NULL,
+     "the template library's directory (default: templates beside the store)"},
     {"master", "socket", CONFIG_STRING, 0, 0, NULL, "socket", check_socket,
      "the API's Unix socket (root there is admin), \"\" = none"},
     {"master", "tls", CONFIG_BOOL, 0, 0, NULL, "tls", NULL, "TLS on the TCP listener"},
@@ -385,6 +387,8 @@ fill_master_config(const config_t *cfg, struct master_config *mc, char *addr, si
         mc->db_path = s;
     if ((s = config_get(cfg, "master", "web")) && *s)
         mc->web_dir = s;
+    if ((s = config_get(cfg, "master", "templates")) && *s)
+        mc->templates = s;
     if ((s = config_get(cfg, "master", "key_file")) && *s)
         mc->key_file = s;
     (void)config_get_bool(cfg, "master", "insecure", &mc->insecure); /* checked */

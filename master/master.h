@@ -57,6 +57,7 @@ struct master_config {
     const char *data_address;  /* exports arrive on tcp://this:*; NULL = beside an ipc:// bind */
     bool insecure;             /* tcp:// endpoints in plaintext (logged loudly) */
     const char *web_dir;       /* static files for the web UI, NULL = none */
+    const char *templates;     /* the template library, NULL = <db dir>/templates */
     uint32_t heartbeat_ms;     /* asked of the agents in welcome; 0 = 5000 */
     uint32_t usage_ms;         /* usage interval asked of the agents; 0 = 10000 */
     uint32_t suspect_after_ms; /* silence before suspect; 0 = 15000 */

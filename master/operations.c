@@ -1,6 +1,7 @@
 /* Operations (operations.h): the list of running ones, their store, their
  * events, progress and the API's view; the kinds do the rest. */
 #include "master/operations.h"
+#include "master/op_template.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -31,9 +32,11 @@ static const struct op_kind_ops *const kinds[OP__KINDS] = {
     [OP_DRAIN] = &op_drain_ops,
     [OP_EXPORT] = &op_export_ops,
     [OP_IMPORT] = &op_import_ops,
+    [OP_TEMPLATE] = &op_template_ops,
 };
 static const char *const kind_names[OP__KINDS] = {
-    [OP_MOVE] = "move", [OP_DRAIN] = "drain", [OP_EXPORT] = "export", [OP_IMPORT] = "import"};
+    [OP_MOVE] = "move", [OP_DRAIN] = "drain", [OP_EXPORT] = "export", [OP_IMPORT] = "import",
+    [OP_TEMPLATE] = "template"};
 static const char *const state_names[] = {[OP_RUNNING] = "running",
                                           [OP_DONE] = "done",
                                           [OP_FAILED] = "failed",
@@ -156,8 +159,9 @@ struct op *
 operations_for_guest(master_t *m, const char *guest_id)
 {
     for (struct op *o = ops_of(m)->head; o; o = o->next)
-        if (!o->gone && o->state == OP_RUNNING && o->guest_id[0] &&
-            strcmp(o->guest_id, guest_id) == 0)
+        if (!o->gone && o->state == OP_RUNNING &&
+            ((o->guest_id[0] && strcmp(o->guest_id, guest_id) == 0) ||
+             op_template_waits(o, guest_id)))
             return o;
     return NULL;
 }
@@ -551,7 +555,8 @@ operations_report(master_t *m, const char *node, const struct msg_migrate_status
     if (!o)
         return;
     o->heard_mono = time_mono_ms();
-    if (strcmp(st->id, o->guest_id) == 0)
+    /* A template fetch has no guest: its "guest" is its own id. */
+    if (strcmp(st->id, o->kind == OP_TEMPLATE ? o->id : o->guest_id) == 0)
         kinds[o->kind]->report(m, o, node, st);
 }
 
@@ -562,6 +567,9 @@ operations_nacked(master_t *m, const char *node, enum msg_type type, const char 
     static const char *const phases[] = {"prepare", "send", "commit", "finish", "abort"};
     struct op *o = operations_for_guest(m, guest);
     struct msg_migrate_status st = {0};
+
+    if (!o && (o = operations_find(m, guest)) && o->kind != OP_TEMPLATE)
+        o = NULL; /* a template fetch's commands name the operation */
 
     if (!o || type < MSG_MIGRATE_PREPARE || type > MSG_MIGRATE_ABORT)
         return;

@@ -24,7 +24,7 @@
 #include "master/core.h"
 #include "proto/msg.h"
 
-enum op_kind { OP_MOVE, OP_DRAIN, OP_EXPORT, OP_IMPORT, OP__KINDS };
+enum op_kind { OP_MOVE, OP_DRAIN, OP_EXPORT, OP_IMPORT, OP_TEMPLATE, OP__KINDS };
 enum op_state { OP_RUNNING, OP_DONE, OP_FAILED, OP_CANCELLED };
 
 /* One running operation in memory (finished ones live in the store only). */
@@ -102,7 +102,8 @@ int operations_end(master_t *m, struct op *o, enum op_state state, json_t *resul
 /* Progress of the current transfer; stored now and then. */
 void operations_progress(master_t *m, struct op *o, uint64_t done, uint64_t total);
 
-/* A running operation by id, or the one busy with a guest, or NULL. */
+/* A running operation by id, or the one busy with a guest (a template
+ * fetch a guest waits for included), or NULL. */
 struct op *operations_find(master_t *m, const char *id);
 struct op *operations_for_guest(master_t *m, const char *guest_id);
 /* The running operation of kind after prev (NULL: the first), or NULL. */
@@ -145,6 +146,7 @@ extern const struct op_kind_ops op_move_ops;
 extern const struct op_kind_ops op_drain_ops;
 extern const struct op_kind_ops op_export_ops;
 extern const struct op_kind_ops op_import_ops;
+extern const struct op_kind_ops op_template_ops;
 /* "move", "drain" and back (-EINVAL). */
 const char *operations_kind_name(enum op_kind k);
 const char *operations_state_name(enum op_state s);

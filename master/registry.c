@@ -423,3 +423,37 @@ registry_cordon(registry_t *r, const char *name, bool cordoned)
     sched_node_cordon(r->sched, name, cordoned);
     return 0;
 }
+
+int
+registry_node_template_add(registry_t *r, const char *name, const struct msg_template *t)
+{
+    struct registry_node *n = registry_get(r, name);
+    uint32_t i = 0;
+
+    if (!n)
+        return -ENOENT;
+    while (i < n->n_template_info && strcmp(n->template_info[i].name, t->name) != 0)
+        i++;
+    if (i == n->n_template_info) {
+        if (i >= PROTO_MAX_TEMPLATES)
+            return -E2BIG;
+        n->template_info = xreallocarray(n->template_info, i + 1, sizeof(*n->template_info));
+        n->n_template_info++;
+        _cleanup_free_ char *old = n->templates;
+        n->templates = xasprintf("%s%s%s", old && old[0] ? old : "", old && old[0] ? "," : "",
+                                 t->name);
+    }
+    n->template_info[i] = *t;
+    return mirror(r, n);
+}
+
+bool
+registry_node_has_template(const registry_t *r, const char *name, const char *tmpl)
+{
+    const struct registry_node *n = registry_get(r, name);
+
+    for (uint32_t i = 0; n && i < n->n_template_info; i++)
+        if (strcmp(n->template_info[i].name, tmpl) == 0)
+            return true;
+    return false;
+}

@@ -96,6 +96,13 @@ int registry_down(registry_t *r, const char *name, registry_change_cb cb, void *
 /* Persists and mirrors a cordon. -ENOENT for an unknown node. */
 int registry_cordon(registry_t *r, const char *name, bool cordoned);
 
+/* A template the node received (a fetch from the library, op_template.c):
+ * added to (or updated in) what its hello said, and the scheduler's view.
+ * -ENOENT for an unknown node, -E2BIG when it has PROTO_MAX_TEMPLATES. */
+int registry_node_template_add(registry_t *r, const char *name, const struct msg_template *t);
+/* Whether the node reported template tmpl (hello or a fetch). */
+bool registry_node_has_template(const registry_t *r, const char *name, const char *tmpl);
+
 /* The node, or NULL. Valid until the registry is destroyed. */
 struct registry_node *registry_get(const registry_t *r, const char *name);
 /* Nodes known, in no particular order: index 0..registry_count()-1. */

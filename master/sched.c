@@ -461,7 +461,8 @@ evaluate(const sched_t *s, struct walk *w, const struct snode *n)
         f = SCHED_F_CORDONED;
     else if (!constraints_match(n, w->req))
         f = SCHED_F_CONSTRAINT;
-    else if (w->req->template_name && n->templates_known && !(n->templates & w->template_bit))
+    else if (w->req->template_name && !w->req->template_fetch && n->templates_known &&
+             !(n->templates & w->template_bit))
         f = SCHED_F_TEMPLATE;
     else if (w->group && hmap_u64_get(&w->group->nodes, n->slot))
         f = SCHED_F_ANTI_AFFINITY;

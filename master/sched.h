@@ -128,6 +128,8 @@ struct sched_request {
     const char *pin;                       /* only this node, NULL = any */
     const char *group;                     /* anti-affinity group, NULL = none */
     const char *template_name;             /* a template the node must have, NULL = any */
+    bool template_fetch;                   /* a node lacking template_name may take it (the
+                                              master's library sends it there) */
     enum sched_algo algo;                  /* SCHED_DEFAULT = the cluster's */
     bool if_ready;                         /* a question: would it fit if every node were
                                               ready? Nothing is charged. */
