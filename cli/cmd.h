@@ -19,6 +19,10 @@ int cmd_guest_console(struct cli_ctx *ctx, int argc, char **argv);
 /* `vfleet template ls` (cmd_console.c). */
 int cmd_template_run(struct cli_ctx *ctx, int argc, char **argv);
 void cmd_template_help(FILE *f);
+/* `vfleet template push` and `rm`, the master's library (cmd_template.c). */
+int cmd_template_push(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_template_rm(struct cli_ctx *ctx, int argc, char **argv);
+void cmd_template_push_help(FILE *f);
 /* `vfleet pool create|ls|rm`. */
 int cmd_pool_run(struct cli_ctx *ctx, int argc, char **argv);
 

@@ -225,6 +225,20 @@ cmd_archive_import(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 int
+cmd_archive_upload(struct cli_ctx *ctx, const char *file, char id[64])
+{
+    struct stat st;
+    char sha[65];
+    _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 || fstat(fd, &st) < 0 || sha256_fd(fd, sha) < 0) {
+        fprintf(ctx->err, "vfleet: cannot read \"%s\": %s\n", file, strerror(errno));
+        return CLI_EXIT_FAILURE;
+    }
+    return upload(ctx, fd, (uint64_t)st.st_size, sha, id);
+}
+
+int
 cmd_archive_import_file(struct cli_ctx *ctx, const char *file, json_t *body)
 {
     struct stat st;

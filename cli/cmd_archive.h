@@ -13,6 +13,10 @@ int cmd_archive_import(struct cli_ctx *ctx, int argc, char **argv);
  * follows the operation; returns an exit code. */
 int cmd_archive_import_file(struct cli_ctx *ctx, const char *file, json_t *body);
 
+/* Uploads file (POST /v1/archives, then its chunks); id gets the upload's
+ * id. Returns an exit code. */
+int cmd_archive_upload(struct cli_ctx *ctx, const char *file, char id[64]);
+
 /* `vfleet import SOURCE ...`. */
 int cmd_import_run(struct cli_ctx *ctx, int argc, char **argv);
 void cmd_import_help(FILE *f);

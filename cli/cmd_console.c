@@ -75,9 +75,13 @@ cmd_template_help(FILE *f)
     fputs("Usage: vfleet template COMMAND\n"
           "\n"
           "  ls                                   the templates the nodes have: which nodes,\n"
-          "                                       the size of their files, their checksum\n"
-          "\n"
-          "A checksum column says \"differs\" when nodes hold different copies.\n",
+          "                                       the size of their files, their checksum,\n"
+          "                                       and the master's library copy\n",
+          f);
+    cmd_template_push_help(f);
+    fputs("\n"
+          "A checksum column says \"differs\" when nodes hold different copies. A guest\n"
+          "created from a template its node lacks waits while the library sends it there.\n",
           f);
 }
 
@@ -98,8 +102,8 @@ template_ls(struct cli_ctx *ctx, int argc, char **argv)
         cli_print_json(ctx, res.body);
         return CLI_EXIT_OK;
     }
-    static const char *const head[] = {"TEMPLATE", "NODES", "SIZE", "CHECKSUM"};
-    _cleanup_(table_destroy) table_t *t = table_new(4, head);
+    static const char *const head[] = {"TEMPLATE", "NODES", "SIZE", "CHECKSUM", "LIBRARY"};
+    _cleanup_(table_destroy) table_t *t = table_new(5, head);
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(res.body, "templates"), i, e)
@@ -127,6 +131,8 @@ template_ls(struct cli_ctx *ctx, int argc, char **argv)
             table_add(t, "differs");
         else
             table_addf(t, "%.19s", sum ? sum : "-");
+        const char *lib = cli_str(json_object_get(e, "library"), "sha256");
+        table_addf(t, "%s%.12s", lib[0] ? "sha256:" : "-", lib);
     }
     cli_print_table(ctx, t);
     return CLI_EXIT_OK;
@@ -142,6 +148,10 @@ cmd_template_run(struct cli_ctx *ctx, int argc, char **argv)
     }
     if (!strcmp(argv[0], "ls") || !strcmp(argv[0], "list"))
         return template_ls(ctx, argc, argv);
+    if (!strcmp(argv[0], "push"))
+        return cmd_template_push(ctx, argc, argv);
+    if (!strcmp(argv[0], "rm"))
+        return cmd_template_rm(ctx, argc, argv);
     return cli_usage_error(ctx, "template: unknown command \"%s\" (see vfleet template --help)",
                            argv[0]);
 }

@@ -32,6 +32,8 @@ main_help(FILE *f)
           "  op       ls | show ID | wait ID | cancel ID: long operations (moves, drains)\n"
           "  import   vserver DIR | openvz CTID.conf | freevps SELF --root DIR [--dry-run]\n"
           "  template ls                  root filesystem templates and where they are\n"
+          "  template push NAME [PATH]    add a template to the master's library (--to NODE)\n"
+          "  template rm NAME             remove a template from the library\n"
           "  pool     create | ls | rm\n"
           "  token    create | ls | rm    API tokens (admin)\n"
           "  project  create | set | ls | show | rm   projects and quotas\n"

@@ -8,7 +8,8 @@
  * deadline) aborts: the node drops what it received and every waiting guest
  * goes to its error state with the reason.
  *
- * Params: "name", "sha256" (the archive's), "_secret", "endpoint",
+ * Params: "name", "sha256" (the archive's), "digest" (its data channel
+ * digest, which the node checks what it received against), "_secret", "endpoint",
  * "guests" (ids waiting for it), "abort_why", "abort_cancelled". */
 #include "master/op_template.h"
 
@@ -47,7 +48,7 @@ send_commit(master_t *m, struct op *o)
     struct msg_migrate *mg = operations_queue(m, o, o->target, MSG_MIGRATE_COMMIT);
 
     strscpy(mg->id, o->id, sizeof(mg->id));
-    strscpy(mg->digest, op_pstr(o, "sha256"), sizeof(mg->digest));
+    strscpy(mg->digest, op_pstr(o, "digest"), sizeof(mg->digest));
     strscpy(mg->template_name, op_pstr(o, "name"), sizeof(mg->template_name));
     mg->archive = true;
 }
@@ -192,6 +193,7 @@ op_template_fetch(master_t *m, const char *node, const char *name, const char *g
     xfer_secret_new(secret);
     op_pset(o, "name", json_string(name));
     op_pset(o, "sha256", json_string(e.sha256));
+    op_pset(o, "digest", json_string(e.digest));
     op_pset(o, "_secret", json_string(secret));
     op_pset(o, "guests", guest_id ? json_pack("[s]", guest_id) : json_array());
     o->bytes_total = e.size;
@@ -214,7 +216,7 @@ sent(master_t *m, struct op *o, int result, const char *err, const char *digest_
         begin_abort(m, o, false, err);
         return;
     }
-    if (strcmp(digest_hex, op_pstr(o, "sha256")) != 0) {
+    if (strcmp(digest_hex, op_pstr(o, "digest")) != 0) {
         /* The library's file changed under it: never install what was not asked. */
         begin_abort(m, o, false, "the library's archive does not have its recorded checksum");
         return;

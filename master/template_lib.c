@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "master/archives.h"
+#include "proto/xfer.h"
 
 #define MANIFEST_KIND "template" /* the manifest's "kind" of a template archive */
 
@@ -56,8 +57,9 @@ template_lib_path(master_t *m, const char *name, char *out, size_t n)
 json_t *
 template_lib_entry_json(const struct template_lib_entry *e)
 {
-    return json_pack("{s:s, s:s, s:I, s:I}", "name", e->name, "sha256", e->sha256, "size",
-                     (json_int_t)e->size, "added_ms", (json_int_t)e->added_ms);
+    return json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", e->name, "sha256", e->sha256,
+                     "digest", e->digest, "size", (json_int_t)e->size, "added_ms",
+                     (json_int_t)e->added_ms);
 }
 
 int
@@ -71,12 +73,14 @@ template_lib_get(master_t *m, const char *name, struct template_lib_entry *out)
         return r;
     json_t *j = json_load_file(path, 0, NULL);
     const char *sha = json_string_value(json_object_get(j, "sha256"));
-    if (!j || !sha || strlen(sha) != 64) {
+    const char *dig = json_string_value(json_object_get(j, "digest"));
+    if (!j || !sha || strlen(sha) != 64 || !dig || strlen(dig) != 64) {
         json_decref(j);
         return -ENOENT;
     }
     strscpy(out->name, name, sizeof(out->name));
     strscpy(out->sha256, sha, sizeof(out->sha256));
+    strscpy(out->digest, dig, sizeof(out->digest));
     out->size = (uint64_t)json_integer_value(json_object_get(j, "size"));
     out->added_ms = (uint64_t)json_integer_value(json_object_get(j, "added_ms"));
     json_decref(j);
@@ -166,6 +170,13 @@ template_lib_add(master_t *m, const char *name, const char *upload,
     *out = (struct template_lib_entry){.size = in.size, .added_ms = master_now_ms(m)};
     strscpy(out->name, name, sizeof(out->name));
     strscpy(out->sha256, in.sha256, sizeof(out->sha256));
+    uint8_t dig[XFER_HASH_LEN];
+    _cleanup_close_ int fd = open(up, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || (r = xfer_file_digest(fd, dig)) < 0) {
+        r = fd < 0 ? -errno : r;
+        return snprintf(why, n, "cannot read the upload: %s", strerror(-r)), r;
+    }
+    xfer_hex_encode(dig, sizeof(dig), out->digest);
     /* The archive first, the description last: an entry shows once whole. */
     if (rename(up, vfx) < 0 || (r = write_entry(desc, out)) < 0) {
         r = r < 0 ? r : -errno;

@@ -5,8 +5,9 @@
  * A directory ([master] templates, default <db dir>/templates, or one in
  * /tmp for an in-memory store) with, per template, NAME.vfx (a vfleet
  * archive, archive/archive.h, whose manifest says {"kind": "template",
- * "template": NAME}) and NAME.json ({"name", "sha256", "size",
- * "added_ms"}). An entry is added from a complete upload (archives.h) whose
+ * "template": NAME}) and NAME.json ({"name", "sha256", "digest", "size",
+ * "added_ms"}; digest is what the data channel checks, the SHA-256 of the
+ * file's chunk hashes, proto/xfer.h). An entry is added from a complete upload (archives.h) whose
  * SHA-256 matched the one announced; the archive is moved, not copied, and
  * the description written last, so an entry is listed only once whole.
  *
@@ -25,6 +26,7 @@
 struct template_lib_entry {
     char name[NAME_MAX_LEN + 1]; /* the template's name */
     char sha256[65];             /* the archive's SHA-256 in hex */
+    char digest[65];             /* its data channel digest (xfer_file_digest) in hex */
     uint64_t size;               /* the archive's bytes */
     uint64_t added_ms;           /* wall clock when it was added */
 };
