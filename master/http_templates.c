@@ -217,14 +217,16 @@ h_template_delete(master_t *m, struct http_req *req, const struct api_match *am)
     struct op *o = fetch_of(m, am->name);
 
     if (o) {
-        http_reply_errno(req, -EBUSY, NULL, "template \"%s\" is being sent to node %s (operation %s)",
-                         am->name, o->target, o->id);
+        http_reply_errno(req, -EBUSY, NULL,
+                         "template \"%s\" is being sent to node %s (operation %s)", am->name,
+                         o->target, o->id);
         return;
     }
     int r = template_lib_remove(m, am->name);
     if (r < 0) {
-        http_reply_errno(req, r, NULL, r == -ENOENT ? "no template \"%s\" in the library"
-                                                    : "cannot remove template \"%s\"",
+        http_reply_errno(req, r, NULL,
+                         r == -ENOENT ? "no template \"%s\" in the library"
+                                      : "cannot remove template \"%s\"",
                          am->name);
         return;
     }

@@ -39,8 +39,8 @@ pack(const char *name, const char *kind, const char *path)
     fclose(f);
     snprintf(file, sizeof(file), "%s/etc", dir);
     mkdir(file, 0755);
-    json_t *man = json_pack("{s:i, s:s, s:s}", "format", ARCHIVE_FORMAT, "kind", kind,
-                            "template", name);
+    json_t *man =
+        json_pack("{s:i, s:s, s:s}", "format", ARCHIVE_FORMAT, "kind", kind, "template", name);
     char *text = json_dumps(man, JSON_COMPACT), err[256] = "";
     json_decref(man);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -92,8 +92,7 @@ add_template(const char *name)
     upload(path, NULL, id);
     json_t *o = NULL;
     assert_int_equal(
-        httpf("POST", "/v1/templates", &o, "{\"name\":\"%s\",\"archive\":\"%s\"}", name, id),
-        201);
+        httpf("POST", "/v1/templates", &o, "{\"name\":\"%s\",\"archive\":\"%s\"}", name, id), 201);
     assert_string_equal(str(o, "name"), name);
     assert_int_equal(strlen(str(o, "sha256")), 64);
     json_decref(o);
@@ -153,8 +152,9 @@ test_library_refusals(void **state)
     json_decref(o);
     /* Names: slashes, dots, too long, upper case. */
     upload(path, NULL, id);
-    static const char *const names[] = {"../x", "a/b", "..", ".", "Upper",
-                                        "a123456789012345678901234567890123456789012345678901234567890123"};
+    static const char *const names[] = {
+        "../x", "a/b",   "..",
+        ".",    "Upper", "a123456789012345678901234567890123456789012345678901234567890123"};
     for (size_t i = 0; i < ARRAY_SIZE(names); i++)
         assert_int_equal(httpf("POST", "/v1/templates", NULL,
                                "{\"name\":\"%s\",\"archive\":\"%s\"}", names[i], id),
@@ -166,9 +166,9 @@ test_library_refusals(void **state)
     snprintf(path, sizeof(path), "%s/guest.vfx", F.dir);
     pack("notatemplate", "guest", path);
     upload(path, NULL, id);
-    assert_int_equal(httpf("POST", "/v1/templates", NULL,
-                           "{\"name\":\"notatemplate\",\"archive\":\"%s\"}", id),
-                     400);
+    assert_int_equal(
+        httpf("POST", "/v1/templates", NULL, "{\"name\":\"notatemplate\",\"archive\":\"%s\"}", id),
+        400);
     assert_int_equal(http("POST", "/v1/templates", "{\"name\":\"x\"}", NULL, NULL), 400);
     assert_null(template_entry("refused"));
     assert_int_equal(http("DELETE", "/v1/templates/refused", NULL, NULL, NULL), 404);
@@ -229,11 +229,10 @@ test_fetch_on_create(void **state)
     assert_int_equal(fetches("n2", "alpine"), 1);
 
     /* An explicit push to n3; n2 has it already. */
-    assert_int_equal(http("POST", "/v1/templates/alpine/distribute", "{\"nodes\":[\"n2\",\"n3\"]}",
-                          NULL, &o),
-                     202);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(o, "present"), 0)),
-                        "n2");
+    assert_int_equal(
+        http("POST", "/v1/templates/alpine/distribute", "{\"nodes\":[\"n2\",\"n3\"]}", NULL, &o),
+        202);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(o, "present"), 0)), "n2");
     char path[128];
     snprintf(path, sizeof(path), "/v1/operations/%s",
              str(json_array_get(json_object_get(o, "operations"), 0), "operation"));

@@ -221,8 +221,7 @@ sent(master_t *m, struct op *o, int result, const char *err, const char *digest_
         begin_abort(m, o, false, "the library's archive does not have its recorded checksum");
         return;
     }
-    (void)operations_step(m, o, "commit", "archive sent; node %s checks and unpacks it",
-                          o->target);
+    (void)operations_step(m, o, "commit", "archive sent; node %s checks and unpacks it", o->target);
     send_commit(m, o);
 }
 

@@ -28,15 +28,14 @@ struct operations {
 };
 
 static const struct op_kind_ops *const kinds[OP__KINDS] = {
-    [OP_MOVE] = &op_move_ops,
-    [OP_DRAIN] = &op_drain_ops,
-    [OP_EXPORT] = &op_export_ops,
-    [OP_IMPORT] = &op_import_ops,
-    [OP_TEMPLATE] = &op_template_ops,
+    [OP_MOVE] = &op_move_ops,     [OP_DRAIN] = &op_drain_ops,       [OP_EXPORT] = &op_export_ops,
+    [OP_IMPORT] = &op_import_ops, [OP_TEMPLATE] = &op_template_ops,
 };
-static const char *const kind_names[OP__KINDS] = {
-    [OP_MOVE] = "move", [OP_DRAIN] = "drain", [OP_EXPORT] = "export", [OP_IMPORT] = "import",
-    [OP_TEMPLATE] = "template"};
+static const char *const kind_names[OP__KINDS] = {[OP_MOVE] = "move",
+                                                  [OP_DRAIN] = "drain",
+                                                  [OP_EXPORT] = "export",
+                                                  [OP_IMPORT] = "import",
+                                                  [OP_TEMPLATE] = "template"};
 static const char *const state_names[] = {[OP_RUNNING] = "running",
                                           [OP_DONE] = "done",
                                           [OP_FAILED] = "failed",

@@ -440,8 +440,8 @@ registry_node_template_add(registry_t *r, const char *name, const struct msg_tem
         n->template_info = xreallocarray(n->template_info, i + 1, sizeof(*n->template_info));
         n->n_template_info++;
         _cleanup_free_ char *old = n->templates;
-        n->templates = xasprintf("%s%s%s", old && old[0] ? old : "", old && old[0] ? "," : "",
-                                 t->name);
+        n->templates =
+            xasprintf("%s%s%s", old && old[0] ? old : "", old && old[0] ? "," : "", t->name);
     }
     n->template_info[i] = *t;
     return mirror(r, n);

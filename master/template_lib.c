@@ -57,9 +57,8 @@ template_lib_path(master_t *m, const char *name, char *out, size_t n)
 json_t *
 template_lib_entry_json(const struct template_lib_entry *e)
 {
-    return json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", e->name, "sha256", e->sha256,
-                     "digest", e->digest, "size", (json_int_t)e->size, "added_ms",
-                     (json_int_t)e->added_ms);
+    return json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", e->name, "sha256", e->sha256, "digest",
+                     e->digest, "size", (json_int_t)e->size, "added_ms", (json_int_t)e->added_ms);
 }
 
 int
@@ -106,8 +105,9 @@ check_manifest(const char *path, const char *name, char *why, size_t n)
     if (json_integer_value(json_object_get(man, "format")) != ARCHIVE_FORMAT)
         snprintf(why, n, "the archive's manifest is not format %d", ARCHIVE_FORMAT);
     else if (!kind || strcmp(kind, MANIFEST_KIND) != 0)
-        snprintf(why, n, "the archive is not a template (its manifest's \"kind\" is not "
-                         "\"template\")");
+        snprintf(why, n,
+                 "the archive is not a template (its manifest's \"kind\" is not "
+                 "\"template\")");
     else if (!tname || strcmp(tname, name) != 0)
         snprintf(why, n, "the archive is template \"%s\", not \"%s\"", tname ? tname : "", name);
     else
@@ -131,16 +131,17 @@ write_entry(const char *path, const struct template_lib_entry *e)
 }
 
 int
-template_lib_add(master_t *m, const char *name, const char *upload,
-                 struct template_lib_entry *out, char *why, size_t n)
+template_lib_add(master_t *m, const char *name, const char *upload, struct template_lib_entry *out,
+                 char *why, size_t n)
 {
     char up[PATH_MAX_ARCHIVE], vfx[PATH_MAX_ARCHIVE], desc[PATH_MAX_ARCHIVE];
     struct archives_info in;
     struct template_lib_entry old;
 
     if (!name_is_valid(name))
-        return snprintf(why, n, "\"%s\" is not a template name (a DNS label: a-z, 0-9, "
-                                "'-', at most %d characters)",
+        return snprintf(why, n,
+                        "\"%s\" is not a template name (a DNS label: a-z, 0-9, "
+                        "'-', at most %d characters)",
                         name, NAME_MAX_LEN),
                -EINVAL;
     int r = archives_upload_verify(m, upload);
@@ -156,8 +157,9 @@ template_lib_add(master_t *m, const char *name, const char *upload,
         return r;
     if (template_lib_get(m, name, &old) == 0) {
         if (strcmp(old.sha256, in.sha256) != 0)
-            return snprintf(why, n, "template \"%s\" is in the library with another archive; "
-                                    "remove it first",
+            return snprintf(why, n,
+                            "template \"%s\" is in the library with another archive; "
+                            "remove it first",
                             name),
                    -EEXIST;
         *out = old;

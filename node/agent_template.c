@@ -69,8 +69,8 @@ agent_template_rm_tree(const char *path)
 static bool
 device_allowed(const struct stat *st)
 {
-    static const unsigned ok[][2] = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9},
-                                     {5, 0}, {5, 1}, {5, 2}};
+    static const unsigned ok[][2] = {{1, 3}, {1, 5}, {1, 7}, {1, 8},
+                                     {1, 9}, {5, 0}, {5, 1}, {5, 2}};
 
     if (!S_ISCHR(st->st_mode))
         return false;
@@ -199,11 +199,8 @@ recv_start(agent_t *a, struct migration *m)
              : xasprintf("ipc://%s/template-%.8s.sock",
                          a->cfg.state_dir[0] ? a->cfg.state_dir : "/tmp", m->op);
     _cleanup_free_ char *state = xasprintf("%s.state", m->incoming);
-    struct xfer_recv_config c = {.bind = bind,
-                                 .secret = m->secret,
-                                 .path = m->incoming,
-                                 .state = state,
-                                 .fresh = true};
+    struct xfer_recv_config c = {
+        .bind = bind, .secret = m->secret, .path = m->incoming, .state = state, .fresh = true};
 
     return xfer_recv_new(&c, NULL, NULL, &m->recv, m->endpoint);
 }
@@ -220,8 +217,8 @@ cmd_prepare(agent_t *a, const struct msg *msg)
         return;
     }
     if (facts_have(a, mg->template_name, dir, sizeof(dir))) {
-        status(a, msg->id, mg->op, "prepare", "done", 0, "the template is here already; kept",
-               NULL, NULL, 0);
+        status(a, msg->id, mg->op, "prepare", "done", 0, "the template is here already; kept", NULL,
+               NULL, 0);
         return;
     }
     if (!m)
@@ -247,17 +244,17 @@ cmd_prepare(agent_t *a, const struct msg *msg)
 /* ---- commit: the unpack job ---- */
 
 struct tjob {
-    agent_t *agent;                   /* back pointer */
-    uint64_t ref;                     /* the commit answered */
-    char op[SPEC_ID_LEN + 1];         /* the operation */
-    char name[NAME_MAX_LEN + 1];      /* the template */
-    char archive[512];                /* the archive received */
-    char tmp[512];                    /* where it is unpacked first */
-    char final[512];                  /* <templates>/<name> */
-    int result;                       /* < 0 failed, 0 unpacked, 1 one was there first */
-    char err[300];                    /* why it failed */
-    char sum[TEMPLATE_SUM_LEN + 1];   /* the unpacked tree's sum */
-    uint64_t size;                    /* its bytes */
+    agent_t *agent;                 /* back pointer */
+    uint64_t ref;                   /* the commit answered */
+    char op[SPEC_ID_LEN + 1];       /* the operation */
+    char name[NAME_MAX_LEN + 1];    /* the template */
+    char archive[512];              /* the archive received */
+    char tmp[512];                  /* where it is unpacked first */
+    char final[512];                /* <templates>/<name> */
+    int result;                     /* < 0 failed, 0 unpacked, 1 one was there first */
+    char err[300];                  /* why it failed */
+    char sum[TEMPLATE_SUM_LEN + 1]; /* the unpacked tree's sum */
+    uint64_t size;                  /* its bytes */
 };
 
 static void
@@ -273,12 +270,11 @@ tjob_run(void *arg)
     _cleanup_close_ int fd = open(j->archive, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         j->result = -errno;
-        snprintf(j->err, sizeof(j->err), "cannot open the template's archive: %s",
-                 strerror(errno));
+        snprintf(j->err, sizeof(j->err), "cannot open the template's archive: %s", strerror(errno));
         return;
     }
-    j->result = agent_template_unpack(fd, j->tmp, j->final, j->sum, &j->size, j->err,
-                                      sizeof(j->err));
+    j->result =
+        agent_template_unpack(fd, j->tmp, j->final, j->sum, &j->size, j->err, sizeof(j->err));
     if (j->result == 1 && template_sum(j->final, j->sum, &j->size) < 0)
         j->sum[0] = '\0';
 }
@@ -303,16 +299,16 @@ tjob_done(void *arg)
         mig_free(m);
     remove_archive(j->archive);
     if (j->result < 0) {
-        log_warning("node=%s op=%s template \"%s\" not installed: %s", a->cfg.name, j->op,
-                    j->name, j->err);
+        log_warning("node=%s op=%s template \"%s\" not installed: %s", a->cfg.name, j->op, j->name,
+                    j->err);
         status(a, j->ref, j->op, "commit", "failed", j->result, j->err, NULL, NULL, 0);
     } else {
         facts_add(a, j->name, j->sum, j->size);
         log_info("node=%s op=%s template \"%s\" %s (%s)", a->cfg.name, j->op, j->name,
                  j->result ? "was here already; kept" : "installed", j->sum);
         status(a, j->ref, j->op, "commit", "done", 0,
-               j->result ? "a template of that name appeared meanwhile; kept" : "installed",
-               NULL, j->sum, j->size);
+               j->result ? "a template of that name appeared meanwhile; kept" : "installed", NULL,
+               j->sum, j->size);
     }
     free(j);
 }
@@ -365,7 +361,7 @@ cmd_commit(agent_t *a, const struct msg *msg)
     if (!m)
         m = mig_new(a, mg->op, mg->id, false);
     xfer_recv_destroy(&m->recv); /* the file stays */
-    m->step = MIG_FINAL;          /* unpacking: a repeated commit waits for it */
+    m->step = MIG_FINAL;         /* unpacking: a repeated commit waits for it */
     templates_dir(a, j->final, sizeof(j->final));
     size_t len = strlen(j->final);
     snprintf(j->final + len, sizeof(j->final) - len, "/%s", j->name);
