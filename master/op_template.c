@@ -8,7 +8,10 @@
  * deadline) aborts: the node drops what it received and every waiting guest
  * goes to its error state with the reason.
  *
- * Params: "name", "sha256" (the archive's), "digest" (its data channel
+ * The data channel is CurveZMQ between the master's key pair and the key
+ * the node joined with when it has one (archives_channel), as an import's.
+ *
+ * Params: "name", "sha256" (the archive's), "channel", "digest" (its data channel
  * digest, which the node checks what it received against), "_secret", "endpoint",
  * "guests" (ids waiting for it), "abort_why", "abort_cancelled". */
 #include "master/op_template.h"
@@ -24,6 +27,8 @@
 #include "master/op_sender.h"
 #include "master/registry.h"
 #include "master/template_lib.h"
+#include "master/trust.h"
+#include "proto/link.h"
 #include "proto/xfer.h"
 
 #define PREPARE_TIMEOUT_MS (60 * 1000)  /* the node must be listening by then */
@@ -39,6 +44,11 @@ send_prepare(master_t *m, struct op *o)
     strscpy(mg->peer, "master", sizeof(mg->peer));
     strscpy(mg->secret, op_pstr(o, "_secret"), sizeof(mg->secret));
     strscpy(mg->template_name, op_pstr(o, "name"), sizeof(mg->template_name));
+    if (archives_curve(o)) {
+        const struct link_keys *lk = trust_link_keys(m);
+        if (lk)
+            strscpy(mg->peer_key, lk->public_key, sizeof(mg->peer_key));
+    }
     mg->archive = true;
 }
 
@@ -129,9 +139,10 @@ fetched(master_t *m, struct op *o, const struct msg_migrate_status *st, bool kep
                     o->target, t.name);
     release_guests(m, o);
     (void)operations_end(m, o, OP_DONE,
-                         json_pack("{s:s, s:s, s:s, s:s?, s:b}", "node", o->target, "template",
+                         json_pack("{s:s, s:s, s:s, s:s?, s:b, s:s}", "node", o->target, "template",
                                    t.name, "sha256", op_pstr(o, "sha256"), "checksum",
-                                   t.checksum[0] ? t.checksum : NULL, "kept", kept),
+                                   t.checksum[0] ? t.checksum : NULL, "kept", kept, "channel",
+                                   archives_curve(o) ? "curve" : "plaintext"),
                          NULL);
 }
 
@@ -196,6 +207,7 @@ op_template_fetch(master_t *m, const char *node, const char *name, const char *g
     op_pset(o, "digest", json_string(e.digest));
     op_pset(o, "_secret", json_string(secret));
     op_pset(o, "guests", guest_id ? json_pack("[s]", guest_id) : json_array());
+    op_pset(o, "channel", json_string(archives_channel(m, o->id, node)));
     o->bytes_total = e.size;
     strscpy(id, o->id, SPEC_ID_LEN + 1);
     r = operations_step(m, o, "prepare", "template %s goes to node %s", name, node);
@@ -237,6 +249,15 @@ sender_start(master_t *m, struct op *o)
     op_sender_start(m, o, path, sent);
 }
 
+/* The node's receiver serves with the key the node joined with. */
+static bool
+key_is_joined(master_t *m, const struct op *o, const struct msg_migrate_status *st)
+{
+    const char *nk = trust_node_key(m, o->target);
+
+    return nk && strcmp(st->key, nk) == 0;
+}
+
 static void
 template_report(master_t *m, struct op *o, const char *node, const struct msg_migrate_status *st)
 {
@@ -255,6 +276,10 @@ template_report(master_t *m, struct op *o, const char *node, const struct msg_mi
             begin_abort(m, o, false, why);
         } else if (strcmp(st->state, "done") == 0) {
             fetched(m, o, st, true); /* the node has it already */
+        } else if (archives_curve(o) && !key_is_joined(m, o, st)) {
+            begin_abort(m, o, false,
+                        st->key[0] ? "the node's data channel key is not the key it joined with"
+                                   : "the node listens in plaintext, not with its node key");
         } else {
             op_pset(o, "endpoint", json_string(st->endpoint));
             (void)operations_step(m, o, "send", "the master sends template %s to node %s",

@@ -182,6 +182,8 @@ status(agent_t *a, uint64_t ref, const char *op, const char *phase, const char *
     snprintf(st->message, sizeof(st->message), "%s", text ? text : "");
     if (m)
         strscpy(st->endpoint, m->endpoint, sizeof(st->endpoint));
+    if (m && m->curve)
+        strscpy(st->key, a->cfg.public_key, sizeof(st->key)); /* what the master pins */
     if (sum && !strncmp(sum, "sha256:", 7) && strlen(sum) == 7 + MIGRATE_DIGEST_LEN)
         strscpy(st->digest, sum + 7, sizeof(st->digest));
     st->bytes_done = st->bytes_total = size;
@@ -224,6 +226,7 @@ cmd_prepare(agent_t *a, const struct msg *msg)
     if (!m)
         m = mig_new(a, mg->op, mg->id, false);
     strscpy(m->secret, mg->secret, sizeof(m->secret));
+    strscpy(m->peer_key, mg->peer_key, sizeof(m->peer_key)); /* the master's, "" = plaintext */
     fetch_paths(a, mg->template_name, mg->op, m->incoming, tmp, sizeof(m->incoming));
     templates_dir(a, dir, sizeof(dir));
     int r = fs_mkdir_p(dir, 0755);
@@ -236,8 +239,9 @@ cmd_prepare(agent_t *a, const struct msg *msg)
         mig_free(m);
         return;
     }
-    log_info("node=%s op=%s receiving template \"%s\" at %s", a->cfg.name, mg->op,
-             mg->template_name, m->endpoint);
+    log_info("node=%s op=%s receiving template \"%s\" at %s (%s)", a->cfg.name, mg->op,
+             mg->template_name, m->endpoint,
+             m->curve ? "CurveZMQ, only the master's key" : "plaintext, secret only");
     status(a, msg->id, mg->op, "prepare", "ready", 0, NULL, m, NULL, 0);
 }
 
