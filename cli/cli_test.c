@@ -554,12 +554,16 @@ test_yaml_and_templates(void **state)
           "{\"templates\":[{\"name\":\"busybox\",\"node_count\":2,\"consistent\":false,"
           "\"checksums\":[\"sha256:aa\",null],\"nodes\":[{\"node\":\"h1\",\"state\":"
           "\"ready\",\"size\":2097152,\"checksum\":\"sha256:aa\"},{\"node\":\"h2\","
-          "\"state\":\"ready\",\"size\":0,\"checksum\":null}]}]}");
+          "\"state\":\"ready\",\"size\":0,\"checksum\":null}]},{\"name\":\"alpine\","
+          "\"node_count\":0,\"consistent\":true,\"checksums\":[],\"nodes\":[],\"library\":"
+          "{\"sha256\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
+          "\"digest\":\"00\",\"size\":1024,\"added_ms\":1}}]}");
     assert_int_equal(RUN(cmd_template_run, "ls"), CLI_EXIT_OK);
     flush(fx);
     assert_string_equal(fx->fake.reqs[0].url, "/v1/templates");
-    assert_string_equal(fx->out, "TEMPLATE  NODES  SIZE  CHECKSUM\n"
-                                 "busybox   h1,h2  2M    differs\n");
+    assert_string_equal(fx->out, "TEMPLATE  NODES  SIZE  CHECKSUM  LIBRARY\n"
+                                 "busybox   h1,h2  2M    differs   -\n"
+                                 "alpine    0      -     -         sha256:0123456789ab\n");
     fx->ctx.json = true;
     fx->ctx.format = CLI_FORMAT_YAML;
     assert_int_equal(RUN(cmd_template_run, "ls"), CLI_EXIT_OK);
@@ -581,7 +585,18 @@ test_yaml_and_templates(void **state)
                                                   "      - node: h2\n"
                                                   "        state: ready\n"
                                                   "        size: 0\n"
-                                                  "        checksum: null\n");
+                                                  "        checksum: null\n"
+                                                  "  - name: alpine\n"
+                                                  "    node_count: 0\n"
+                                                  "    consistent: true\n"
+                                                  "    checksums: []\n"
+                                                  "    nodes: []\n"
+                                                  "    library:\n"
+                                                  "      sha256: 0123456789abcdef0123456789abcdef"
+                                                  "0123456789abcdef0123456789abcdef\n"
+                                                  "      digest: \"00\"\n"
+                                                  "      size: 1024\n"
+                                                  "      added_ms: 1\n");
 }
 
 static void

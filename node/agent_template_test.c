@@ -87,6 +87,8 @@ archive_of(struct tarbuf *t)
     return fd;
 }
 
+static bool exists(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 static bool
 exists(const char *fmt, ...)
 {
