@@ -278,6 +278,7 @@ h_template_distribute(master_t *m, struct http_req *req, const struct api_match 
     }
     if (distribute_nodes(m, req, &nodes) < 0)
         goto out;
+    bool implicit = json_array_size(json_object_get(req->body, "nodes")) == 0;
     r = db_begin(m->db);
     json_array_foreach(nodes, i, v)
     {
@@ -289,6 +290,8 @@ h_template_distribute(master_t *m, struct http_req *req, const struct api_match 
             json_array_append(present, v);
             continue;
         }
+        if (!master_node_connected(m, node) && implicit)
+            continue; /* "every node" means every node that can be told now */
         if (!master_node_connected(m, node)) {
             r = -EHOSTUNREACH;
             http_reply_errno(req, r, "nodes", "node %s is not connected", node);

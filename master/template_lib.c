@@ -130,6 +130,32 @@ write_entry(const char *path, const struct template_lib_entry *e)
     return 0;
 }
 
+/* Renames from to to, or copies it when the library is on another
+ * filesystem than the uploads ([master] templates). */
+static int
+move_file(const char *from, const char *to)
+{
+    if (rename(from, to) == 0)
+        return 0;
+    if (errno != EXDEV)
+        return -errno;
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp", to);
+    _cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
+    _cleanup_close_ int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ssize_t k;
+
+    if (in < 0 || out < 0)
+        return -errno;
+    while ((k = copy_file_range(in, NULL, out, NULL, 1 << 30, 0)) > 0)
+        ;
+    if (k < 0 || fsync(out) < 0 || rename(tmp, to) < 0) {
+        int r = -errno;
+        (void)unlink(tmp);
+        return r;
+    }
+    return unlink(from) < 0 ? -errno : 0;
+}
+
 int
 template_lib_add(master_t *m, const char *name, const char *upload, struct template_lib_entry *out,
                  char *why, size_t n)
@@ -180,7 +206,7 @@ template_lib_add(master_t *m, const char *name, const char *upload, struct templ
     }
     xfer_hex_encode(dig, sizeof(dig), out->digest);
     /* The archive first, the description last: an entry shows once whole. */
-    if (rename(up, vfx) < 0 || (r = write_entry(desc, out)) < 0) {
+    if ((r = move_file(up, vfx)) < 0 || (r = write_entry(desc, out)) < 0) {
         r = r < 0 ? r : -errno;
         return snprintf(why, n, "cannot store the template: %s", strerror(-r)), r;
     }

@@ -80,7 +80,9 @@ device_allowed(const struct stat *st)
     return false;
 }
 
-static char bad_entry[512]; /* the entry check_entry refused (one walk at a time: the lane) */
+/* The entry check_entry refused: nftw passes no context, and several
+ * agents in one process (sim nodes) unpack on pool threads at once. */
+static _Thread_local char bad_entry[512];
 
 static int
 check_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
