@@ -66,6 +66,7 @@ def run(c, cl):
     observe(c)
     console_log(c)
     ips(c)
+    templates(c, cl, n1, n2)
     operations(c, cl, n1, n2)
     held_operations(c, cl, n1, n2)
     delete(c)
@@ -143,7 +144,9 @@ def health_and_routes(c):
         ("DELETE", "/v1/projects"),
         ("POST", "/v1/projects/x1"),
         ("POST", "/v1/guests/x1/shell"),
-        ("POST", "/v1/templates"),
+        ("PUT", "/v1/templates"),
+        ("GET", "/v1/templates/x1"),
+        ("GET", "/v1/templates/x1/distribute"),
         ("GET", "/v1/guests/x1/rebuild"),
         ("POST", "/v1/nodes/x1/orphans"),
         ("POST", "/v1/guests/x1/console"),
@@ -574,6 +577,86 @@ def console(c):
     r = c.call("GET", "/v1/templates", expect=200)
     names = [t.get("name") for t in r.get("templates") or []]
     c.check("busybox" in names, "the nodes' templates are listed: %s" % names)
+
+
+# ---- the template library ----
+
+
+def template_archive(name, kind="template", hostname=None):
+    """A packed template (archive/archive.h): a zstd pax tar, manifest first."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="vfcontract-tmpl.")
+    os.makedirs(os.path.join(d, "files", "etc"))
+    with open(os.path.join(d, "files", "etc", "hostname"), "w") as f:
+        f.write((hostname or name) + "\n")
+    with open(os.path.join(d, "vfleet-guest.json"), "w") as f:
+        json.dump({"format": 1, "kind": kind, "template": name}, f)
+    tar = subprocess.run(["tar", "--format=pax", "-C", d, "-cf", "-", "vfleet-guest.json", "files"],
+                         check=True, stdout=subprocess.PIPE).stdout
+    subprocess.run(["rm", "-rf", d], check=True)
+    return subprocess.run(["zstd", "-q", "-c"], input=tar, check=True, stdout=subprocess.PIPE).stdout
+
+
+def upload(c, data, sha=None):
+    u = c.call("POST", "/v1/archives", {"size": len(data), "sha256": sha or hashlib.sha256(data).hexdigest()},
+               expect=201).get("id")
+    c.call("POST", "/v1/archives/" + u, {"offset": 0, "data": base64.b64encode(data).decode()}, expect=200)
+    return u
+
+
+def templates(c, cl, n1, n2):
+    op = make_token(c, {"role": "operator"})
+    data = template_archive("ctmpl")
+    u = upload(c, data)
+    p = "/v1/templates"
+    bad_bodies(c, "POST", p, [
+        ("no body", None), ("an array", []), ("no archive", {"name": "ctmpl"}),
+        ("a bad name", {"name": "../x", "archive": u}), ("unknown member", {"name": "ctmpl", "archive": u, "x": 1}),
+        ("another template's archive", {"name": "other", "archive": u}),
+    ])
+    c.call("POST", p, raw=BIG, expect=413)
+    c.call("POST", p, {"name": "ctmpl", "archive": u}, auth=op, expect=403, why="an operator")
+    c.call("POST", p, {"name": "ctmpl", "archive": NO_OP}, expect=404, why="no such upload")
+    bad = upload(c, data, sha="0" * 64)
+    c.call("POST", p, {"name": "ctmpl", "archive": bad}, expect=400, why="a checksum that differs")
+    notone = upload(c, template_archive("cguest", kind="guest"))
+    c.call("POST", p, {"name": "cguest", "archive": notone}, expect=400, why="not a template archive")
+    part = c.call("POST", "/v1/archives", {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+                  expect=201).get("id")
+    c.call("POST", p, {"name": "ctmpl", "archive": part}, expect=409, why="not arrived whole")
+    e = c.call("POST", p, {"name": "ctmpl", "archive": u}, expect=201)
+    c.check(e.get("sha256") == hashlib.sha256(data).hexdigest(), "the library's checksum: %s" % e.text[:200])
+    c.call("POST", p, {"name": "ctmpl", "archive": upload(c, template_archive("ctmpl", hostname="x"))},
+           expect=409, why="another archive under the name")
+    t = [x for x in c.call("GET", p, expect=200).get("templates") or [] if x.get("name") == "ctmpl"]
+    c.check(len(t) == 1 and t[0].get("library") and t[0].get("node_count") == 0,
+            "the library's template is listed with no node: %s" % t)
+
+    # On demand: a guest of it on n2 makes the master send it there.
+    r = c.call("POST", "/v1/guests", {"name": "tg1", "template": "ctmpl", "node": n2},
+               query=[("wait", "running"), ("timeout", "30")], expect=201)
+    c.check(r.get("node") == n2 and r.get("state") == "running", "tg1 runs on %s: %s" % (n2, r.text[:200]))
+    ops = c.call("GET", "/v1/operations", expect=200).get("operations") or []
+    f = [o for o in ops if o.get("kind") == "template" and o.get("target") == n2]
+    c.check(len(f) == 1 and f[0].get("state") == "done", "one template fetch to %s: %s" % (n2, f))
+    c.call("DELETE", "/v1/guests/tg1", expect=204)
+
+    d = "/v1/templates/ctmpl/distribute"
+    bad_bodies(c, "POST", d, [("an array", []), ("nodes not a list", {"nodes": n1}),
+                              ("unknown member", {"x": 1})])
+    c.call("POST", d, raw=BIG, expect=413)
+    c.call("POST", d, {"nodes": ["nope"]}, expect=404, why="no such node")
+    c.call("POST", "/v1/templates/nosuch/distribute", expect=404, why="not in the library")
+    c.call("POST", d, {"nodes": [n1]}, auth=op, expect=403, why="an operator")
+    r = c.call("POST", d, {"nodes": [n1, n2]}, expect=202)
+    c.check(r.get("present") == [n2] and len(r.get("operations") or []) == 1,
+            "pushed to %s, present on %s: %s" % (n1, n2, r.text[:200]))
+    e = op_ended(cl, r.get("operations")[0]["operation"])
+    c.check(e["state"] == "done", "the push is done: %s" % e)
+
+    c.call("DELETE", "/v1/templates/ctmpl", auth=op, expect=403, why="an operator")
+    c.call("DELETE", "/v1/templates/ctmpl", expect=204)
+    c.call("DELETE", "/v1/templates/ctmpl", expect=404, why="removed")
 
 
 # ---- lifecycle ----

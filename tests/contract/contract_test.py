@@ -107,6 +107,12 @@ NOT_EXERCISED = {
     ("destroyOrphan", "503"): "the orphan's node not connected: the orphans are made and resolved while it is up",
     ("revokeNode", "503"): _SHUTDOWN_ONLY,
     ("createJoinToken", "503"): _SHUTDOWN_ONLY,
+    ("addTemplate", "503"): _SHUTDOWN_ONLY,
+    ("deleteTemplate", "409"): "a removal while the template is being sent: a fetch to a sim node ends "
+                               "before a request can be timed into it",
+    ("deleteTemplate", "503"): _SHUTDOWN_ONLY,
+    ("distributeTemplate", "503"): "a named node that is not connected: the contract's nodes are up "
+                                   "while the templates are tested",
     ("listJoinTokens", "503"): _SHUTDOWN_ONLY,
     ("createJoinToken", "409"): (
         "this master binds a CurveZMQ endpoint, and 10,000 unused tokens are too many to make "
