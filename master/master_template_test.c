@@ -10,6 +10,7 @@
  * with the reason; an explicit push and a removal. */
 #include "master/master_fixture.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -272,6 +273,21 @@ test_failed_fetch(void **state)
     snprintf(path, sizeof(path), "%s/n1/templates/broken", F.dir);
     struct stat st;
     assert_int_equal(stat(path, &st), -1);
+    /* The abort removed what the node received: nothing hidden stays. */
+    snprintf(path, sizeof(path), "%s/n1/templates", F.dir);
+    for (int i = 0; i < 100; i++) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        int hidden = 0;
+        while (d && (e = readdir(d)))
+            hidden += e->d_name[0] == '.' && strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+        if (d)
+            closedir(d);
+        if (!hidden)
+            break;
+        assert_true(i < 99);
+        usleep(50 * 1000);
+    }
     assert_int_equal(http("DELETE", "/v1/templates/broken", NULL, NULL, NULL), 204);
     assert_null(template_entry("broken"));
     delete_all_guests();
