@@ -19,8 +19,9 @@
 
 #define MANIFEST_KIND "template" /* the manifest's "kind" of a template archive */
 
-int
-template_lib_dir(master_t *m, char *out, size_t n)
+/* The directory's path, without making it. */
+static void
+dir_path(master_t *m, char *out, size_t n)
 {
     if (m->cfg.templates && m->cfg.templates[0]) {
         snprintf(out, n, "%s", m->cfg.templates);
@@ -30,6 +31,12 @@ template_lib_dir(master_t *m, char *out, size_t n)
         _cleanup_free_ char *copy = xstrdup(m->cfg.db_path);
         snprintf(out, n, "%s/templates", dirname(copy));
     }
+}
+
+int
+template_lib_dir(master_t *m, char *out, size_t n)
+{
+    dir_path(m, out, n);
     return fs_mkdir_p(out, 0700);
 }
 
@@ -40,9 +47,7 @@ file_of(master_t *m, const char *name, const char *ext, char *out, size_t n)
 
     if (!name_is_valid(name))
         return -ENOENT;
-    int r = template_lib_dir(m, dir, sizeof(dir));
-    if (r < 0)
-        return r;
+    dir_path(m, dir, sizeof(dir));
     if (snprintf(out, n, "%s/%s.%s", dir, name, ext) >= (int)n)
         return -ENAMETOOLONG;
     return 0;
@@ -192,7 +197,8 @@ template_lib_add(master_t *m, const char *name, const char *upload, struct templ
         (void)archives_delete(m, upload);
         return 0;
     }
-    if ((r = file_of(m, name, "vfx", vfx, sizeof(vfx))) < 0 ||
+    if ((r = template_lib_dir(m, vfx, sizeof(vfx))) < 0 ||
+        (r = file_of(m, name, "vfx", vfx, sizeof(vfx))) < 0 ||
         (r = file_of(m, name, "json", desc, sizeof(desc))) < 0)
         return snprintf(why, n, "cannot make the library's paths: %s", strerror(-r)), r;
     *out = (struct template_lib_entry){.size = in.size, .added_ms = master_now_ms(m)};
@@ -237,8 +243,7 @@ template_lib_json(master_t *m)
     char dir[PATH_MAX_ARCHIVE];
     json_t *all = json_object();
 
-    if (template_lib_dir(m, dir, sizeof(dir)) < 0)
-        return all;
+    dir_path(m, dir, sizeof(dir)); /* a list makes nothing: none yet is none */
     DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d))) {

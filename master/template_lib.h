@@ -31,7 +31,7 @@ struct template_lib_entry {
     uint64_t added_ms;           /* wall clock when it was added */
 };
 
-/* The library's directory (created when missing). */
+/* The library's directory (created when missing; only an add makes it). */
 int template_lib_dir(master_t *m, char *out, size_t n);
 /* NAME.vfx's path. */
 int template_lib_path(master_t *m, const char *name, char *out, size_t n);
