@@ -10,18 +10,7 @@
 #include "common/mem.h"
 #include "master/guests.h"
 #include "master/registry.h"
-
-/* Whether node reports template (its hello's comma-joined list). */
-static bool
-node_has(master_t *m, const char *node, const char *tmpl)
-{
-    const struct registry_node *n = registry_get(m->reg, node);
-
-    for (uint32_t i = 0; n && i < n->n_template_info; i++)
-        if (!strcmp(n->template_info[i].name, tmpl))
-            return true;
-    return false;
-}
+#include "master/template_lib.h"
 
 int
 guests_rebuild(master_t *m, const struct caller *c, struct db_guest *g, struct guest_spec *cur,
@@ -40,9 +29,14 @@ guests_rebuild(master_t *m, const struct caller *c, struct db_guest *g, struct g
                           g->name, db_observed_to_string(g->observed));
     if (!g->node || !master_node_connected(m, g->node))
         return guest_fail(e, -EHOSTUNREACH, NULL, "the guest's node is not connected");
-    if (!node_has(m, g->node, tmpl))
+    struct template_lib_entry lib;
+    if (!registry_node_has_template(m->reg, g->node, tmpl))
         return guest_fail(e, -EBUSY, "template",
-                          "node %s has no template \"%s\" (vfleet template ls)", g->node, tmpl);
+                          template_lib_get(m, tmpl, &lib) == 0
+                              ? "node %s has no template \"%s\": send the library's copy first "
+                                "(vfleet template push %s --to %s)"
+                              : "node %s has no template \"%s\" (vfleet template ls)",
+                          g->node, tmpl, tmpl, g->node);
     *next = *cur;
     strscpy(next->template_name, tmpl, sizeof(next->template_name));
     next->rebuild = cur->rebuild + 1;
