@@ -309,6 +309,9 @@ int db_event_project_of(db_t *db, const char *guest_id, char *out, size_t n);
  * records borrow their strings for the call. Returns rows visited or -errno. */
 int db_event_list(db_t *db, uint64_t after, unsigned limit,
                   int (*cb)(void *userdata, const struct db_event *e), void *userdata);
+/* Events with seq < before, newest first, at most limit (0 = all). */
+int db_event_list_before(db_t *db, uint64_t before, unsigned limit,
+                         int (*cb)(void *userdata, const struct db_event *e), void *userdata);
 /* Deletes events older than before_ms, and those more than keep (0 = no
  * bound) behind last, never one above last (the newest committed).
  * Returns events deleted or -errno. */

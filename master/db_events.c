@@ -14,6 +14,9 @@ static const char sql_event_project[] = "SELECT project FROM guests WHERE id = ?
 static const char sql_event_list[] =
     "SELECT seq, time, type, node, guest_id, guest, message, data, project FROM events "
     "WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+static const char sql_event_list_before[] =
+    "SELECT seq, time, type, node, guest_id, guest, message, data, project FROM events "
+    "WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2";
 static const char sql_event_expire_age[] = "DELETE FROM events WHERE time < ?1 AND seq <= ?2";
 static const char sql_event_expire_count[] = "DELETE FROM events WHERE seq <= ?1";
 /* The newest is the highest number ever given (sqlite_sequence, as
@@ -84,6 +87,17 @@ db_event_list(db_t *db, uint64_t after, unsigned limit,
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_event_list);
 
     dbi_bind_u64(s, 1, after);
+    sqlite3_bind_int64(s, 2, limit ? (sqlite3_int64)limit : -1);
+    return dbi_walk(db, s, event_row, (void *)cb, userdata);
+}
+
+int
+db_event_list_before(db_t *db, uint64_t before, unsigned limit,
+                     int (*cb)(void *userdata, const struct db_event *e), void *userdata)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_event_list_before);
+
+    dbi_bind_u64(s, 1, before);
     sqlite3_bind_int64(s, 2, limit ? (sqlite3_int64)limit : -1);
     return dbi_walk(db, s, event_row, (void *)cb, userdata);
 }

@@ -120,6 +120,59 @@ page_one(void *userdata, const struct db_event *e)
     return 0;
 }
 
+/* ?tail=N: the newest N events that match, read backwards from the newest
+ * committed, answered oldest first; next is the newest committed, where a
+ * follower resumes. */
+struct tail {
+    const struct event_filter *f; /* what to keep */
+    uint64_t committed;           /* not past this */
+    json_t *newest_first;         /* what matched so far */
+    unsigned want;                /* N */
+    uint64_t low;                 /* the lowest seq looked at */
+};
+
+static int
+tail_one(void *userdata, const struct db_event *e)
+{
+    struct tail *t = userdata;
+
+    t->low = e->seq;
+    if (e->seq <= t->committed && event_filter_match(t->f, e))
+        json_array_append_new(t->newest_first, event_json(e));
+    return json_array_size(t->newest_first) >= t->want;
+}
+
+static void
+tail(master_t *m, struct http_req *req, const struct event_stream_req *rq, uint64_t n)
+{
+    struct tail t = {.f = &rq->filter,
+                     .committed = events_committed(m),
+                     .newest_first = json_array(),
+                     .want = n > MASTER_LIST_MAX ? MASTER_LIST_MAX : (unsigned)n};
+    uint64_t before = t.committed + 1;
+    int r = 0;
+
+    /* Filtered tails read on backwards until they are full or the log ends. */
+    while (json_array_size(t.newest_first) < t.want && before > 1) {
+        t.low = before;
+        r = db_event_list_before(m->db, before, 500, tail_one, &t);
+        if (r <= 0 || t.low == before)
+            break;
+        before = t.low;
+    }
+    if (r < 0) {
+        json_decref(t.newest_first);
+        http_reply_errno(req, r, NULL, "cannot read the events: %s", db_errmsg(m->db));
+        return;
+    }
+    json_t *events = json_array();
+    for (size_t i = json_array_size(t.newest_first); i > 0; i--)
+        json_array_append(events, json_array_get(t.newest_first, i - 1));
+    json_decref(t.newest_first);
+    httpd_respond(req, 200,
+                  json_pack("{s:o, s:I}", "events", events, "next", (json_int_t)t.committed));
+}
+
 static void
 page(master_t *m, struct http_req *req, const struct event_stream_req *rq)
 {
@@ -169,6 +222,23 @@ h_events(master_t *m, struct http_req *req, const struct api_match *am)
 
     if (parse_request(m, req, &am->caller, &rq, &stream) < 0)
         return;
+    const char *t = httpd_query(req, "tail");
+    if (t) {
+        uint64_t n = 0;
+        const char *lei = httpd_header(req, "Last-Event-ID");
+        if (parse_seq(t, &n) < 0 || n < 1)
+            httpd_error(req, 400, "bad_request", "tail", "tail must be a positive integer");
+        else if (httpd_query(req, "after") || (lei && *lei) || httpd_query(req, "limit"))
+            httpd_error(req, 400, "bad_request", "tail",
+                        "tail reads back from the newest event: it goes without after, "
+                        "Last-Event-ID and limit");
+        else if (stream)
+            httpd_error(req, 400, "bad_request", "tail",
+                        "tail answers a page of JSON; follow from its next with after=");
+        else
+            tail(m, req, &rq, n);
+        return;
+    }
     if (!stream) {
         page(m, req, &rq);
         return;

@@ -722,14 +722,65 @@ test_streams_per_caller(void **state)
     free(b);
 }
 
+/* ?tail=N: the newest N that match, oldest first, next the newest seq; a
+ * filter reads back past what does not match; refused with a resume point. */
+static void
+test_tail(void **state)
+{
+    json_t *o = NULL, *all = NULL;
+    char path[128];
+
+    (void)state;
+    create("t1");
+    create("t2");
+    assert_int_equal(http("DELETE", "/v1/guests/t1", NULL, NULL, NULL), 204);
+    uint64_t top = newest();
+    snprintf(path, sizeof(path), "/v1/events?after=%llu", (unsigned long long)(top - 3));
+    assert_int_equal(http("GET", path, NULL, NULL, &all), 200);
+    assert_int_equal(http("GET", "/v1/events?tail=3", NULL, NULL, &o), 200);
+    assert_int_equal((uint64_t)num(o, "next"), top);
+    assert_true(json_equal(json_object_get(o, "events"), json_object_get(all, "events")));
+    json_decref(o);
+    json_decref(all);
+
+    /* t2's newest two: its creation's events come before t1's deletion. */
+    assert_int_equal(http("GET", "/v1/events?tail=2&guest=t2", NULL, NULL, &o), 200);
+    json_t *ev = json_object_get(o, "events");
+    assert_int_equal(json_array_size(ev), 2);
+    assert_string_equal(str(json_array_get(ev, 0), "guest"), "t2");
+    assert_string_equal(str(json_array_get(ev, 1), "guest"), "t2");
+    assert_true(num(json_array_get(ev, 0), "seq") < num(json_array_get(ev, 1), "seq"));
+    json_decref(o);
+    /* More than there are: all of them, oldest first. */
+    assert_int_equal(http("GET", "/v1/events?tail=5000&guest=t1", NULL, NULL, &o), 200);
+    ev = json_object_get(o, "events");
+    assert_true(json_array_size(ev) >= 2);
+    assert_string_equal(str(json_array_get(ev, json_array_size(ev) - 1), "type"), "guest.deleted");
+    json_decref(o);
+
+    const char *bad[] = {"/v1/events?tail=0", "/v1/events?tail=x", "/v1/events?tail=-1",
+                         "/v1/events?tail=2&after=1", "/v1/events?tail=2&limit=5"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(http("GET", bad[i], NULL, NULL, &o), 400);
+        assert_string_equal(str(json_object_get(o, "error"), "field"), "tail");
+        json_decref(o);
+    }
+    assert_int_equal(http("DELETE", "/v1/guests/t2", NULL, NULL, NULL), 204);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resume_exactly_once), cmocka_unit_test(test_json_lines),
-        cmocka_unit_test(test_oom_and_limits),      cmocka_unit_test(test_gap),
-        cmocka_unit_test(test_tenant_project),      cmocka_unit_test(test_hostile_resume),
-        cmocka_unit_test(test_slow_client),         cmocka_unit_test(test_streams_per_caller),
+        cmocka_unit_test(test_resume_exactly_once),
+        cmocka_unit_test(test_json_lines),
+        cmocka_unit_test(test_oom_and_limits),
+        cmocka_unit_test(test_gap),
+        cmocka_unit_test(test_tenant_project),
+        cmocka_unit_test(test_hostile_resume),
+        cmocka_unit_test(test_slow_client),
+        cmocka_unit_test(test_streams_per_caller),
+        cmocka_unit_test(test_tail),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

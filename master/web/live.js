@@ -18,32 +18,6 @@ function eventLine(e) {
     "  " + [e.node, e.guest].filter(Boolean).join(" ") + "  " + (e.message || ""));
 }
 
-// The newest event's seq: the largest resume point the master accepts (a
-// point past the newest is 400, docs/api.md "Events"), found in about
-// log2(seq) one-event probes. The feed starts its history from there.
-async function newestSeq() {
-  const ok = async (n) => {
-    try {
-      await api("GET", "/v1/events?limit=1&after=" + n);
-      return true;
-    } catch (e) {
-      if (e.status === 400) return false;
-      throw e;
-    }
-  };
-  let lo = 0, hi = 1024;
-  while (await ok(hi)) {
-    lo = hi;
-    hi *= 2;
-  }
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (await ok(mid)) lo = mid;
-    else hi = mid;
-  }
-  return lo;
-}
-
 // A live feed in box: the last `keep` events that match `filter` ({type,
 // guest, node, project}), newest first, then every new one as it is
 // committed. Stops when the page is left or when the stop function it
@@ -71,26 +45,16 @@ function eventFeed(box, filter, keep) {
     box.prepend(eventLine(e));
     while (box.childNodes.length > keep) box.lastChild.remove();
   };
-  // What the log holds: a guest's whole history (the master filters it in
-  // one pass), the cluster's from a little before the newest event.
+  // What the log holds: the newest `keep` events that match (?tail=, the
+  // master reads back through the filter), then the feed follows from the
+  // newest event's seq, the page's next.
   const history = async () => {
     box.replaceChildren(el("div.muted.feed-empty", { text: "No events." }));
-    const newest = await newestSeq();
-    after = filter && (filter.guest || filter.node) ? 0 : Math.max(0, newest - keep * 4);
-    const got = [];
-    for (let i = 0; i < 200 && after < newest; i++) {
-      const b = await api("GET", "/v1/events?limit=1000&after=" + after + q);
-      if (b.gap) got.push({ seq: b.gap.to, type: "gap", data: b.gap });
-      got.push(...(b.events || []));
-      if (got.length > keep) got.splice(0, got.length - keep);
-      if (b.next <= after) break;
-      after = b.next;
-    }
-    box.dataset.after = String(after);
-    const last = after;
+    const b = await api("GET", "/v1/events?tail=" + keep + q);
     after = 0;
-    for (const e of got) show(e);
-    after = Math.max(after, last);
+    for (const e of b.events || []) show(e);
+    after = Math.max(after, b.next || 0);
+    box.dataset.after = String(after);
   };
   // Follows from `after`; on a break, resumes from the last seq seen.
   const follow = async () => {
