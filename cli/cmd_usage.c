@@ -15,16 +15,19 @@ cmd_usage_help(FILE *f)
 {
     fputs("Usage: vfleet usage COMMAND\n"
           "\n"
-          "  traffic [--period hour|day|month] [--from T] [--to T] [--guest NAME] [--csv]\n"
-          "                 traffic in and out per guest and period (UTC), for billing;\n"
-          "                 it continues across agent and guest restarts and moves, and\n"
-          "                 deleted guests still count\n"
+          "  traffic [--period hour|day|month] [--from T] [--to T] [--guest NAME]\n"
+          "          [--project NAME] [--by-project] [--csv]\n"
+          "                 traffic in and out per guest (or project) and period (UTC),\n"
+          "                 for billing; it continues across agent and guest restarts\n"
+          "                 and moves, and deleted guests still count\n"
           "\n"
           "Options of traffic:\n"
           "  --period P   hour, day (default) or month\n"
           "  --from T     the first period is the one holding T (default: the current one)\n"
           "  --to T       up to T (default: now)\n"
           "  --guest NAME one guest\n"
+          "  --project NAME  the guests of one project\n"
+          "  --by-project summed per project and period\n"
           "  --csv        the master's CSV (guest,id,period,rx_bytes,tx_bytes,...)\n"
           "\n"
           "Times: Unix seconds, RFC 3339 (2024-05-01T00:00:00Z), now, or -DURATION\n"
@@ -195,11 +198,13 @@ cmd_guest_usage_history(struct cli_ctx *ctx, int argc, char **argv)
 /* ---- billing ---- */
 
 struct traffic_opts {
-    const char *period; /* hour, day, month */
-    const char *from;   /* --from */
-    const char *to;     /* --to */
-    const char *guest;  /* --guest */
-    bool csv;           /* --csv */
+    const char *period;  /* hour, day, month */
+    const char *from;    /* --from */
+    const char *to;      /* --to */
+    const char *guest;   /* --guest */
+    const char *project; /* --project */
+    bool by_project;     /* --by-project */
+    bool csv;            /* --csv */
 };
 
 static int
@@ -210,6 +215,8 @@ traffic_parse(struct cli_ctx *ctx, int argc, char **argv, struct traffic_opts *o
         {"from", required_argument, NULL, 'f'},
         {"to", required_argument, NULL, 't'},
         {"guest", required_argument, NULL, 'g'},
+        {"project", required_argument, NULL, 'P'},
+        {"by-project", no_argument, NULL, 'b'},
         {"csv", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -228,6 +235,10 @@ traffic_parse(struct cli_ctx *ctx, int argc, char **argv, struct traffic_opts *o
             o->to = optarg;
         else if (c == 'g')
             o->guest = optarg;
+        else if (c == 'P')
+            o->project = optarg;
+        else if (c == 'b')
+            o->by_project = true;
         else if (c == 'c')
             o->csv = true;
         else if (c == 'h')
@@ -241,6 +252,8 @@ traffic_parse(struct cli_ctx *ctx, int argc, char **argv, struct traffic_opts *o
         return cli_usage_error(ctx, "traffic: --period is hour, day or month");
     if (o->guest && !name_is_valid(o->guest))
         return cli_usage_error(ctx, "traffic: \"%s\" is not a valid name", o->guest);
+    if (o->project && !name_is_valid(o->project))
+        return cli_usage_error(ctx, "traffic: \"%s\" is not a valid name", o->project);
     return 0;
 }
 
@@ -263,7 +276,7 @@ period_short(const char *period, const char *start, char *buf, size_t len)
 static int
 usage_traffic(struct cli_ctx *ctx, int argc, char **argv)
 {
-    static const char *const hdr[] = {"GUEST", "PERIOD", "IN", "OUT"};
+    static const char *const hdr[] = {"GUEST", "PROJECT", "PERIOD", "IN", "OUT"};
     struct traffic_opts o;
     int r = traffic_parse(ctx, argc, argv, &o);
 
@@ -271,9 +284,11 @@ usage_traffic(struct cli_ctx *ctx, int argc, char **argv)
         return r == ARGS_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     _cleanup_free_ char *f = o.from ? http_escape(o.from) : NULL;
     _cleanup_free_ char *t = o.to ? http_escape(o.to) : NULL;
-    _cleanup_free_ char *path = xasprintf(
-        "/v1/usage/traffic?period=%s%s%s%s%s%s%s", o.period, f ? "&from=" : "", f ? f : "",
-        t ? "&to=" : "", t ? t : "", o.guest ? "&guest=" : "", o.guest ? o.guest : "");
+    _cleanup_free_ char *path =
+        xasprintf("/v1/usage/traffic?period=%s%s%s%s%s%s%s%s%s%s", o.period, f ? "&from=" : "",
+                  f ? f : "", t ? "&to=" : "", t ? t : "", o.guest ? "&guest=" : "",
+                  o.guest ? o.guest : "", o.project ? "&project=" : "", o.project ? o.project : "",
+                  o.by_project ? "&by=project" : "");
     _cleanup_(http_result_clear) struct http_result res = {0};
     o.csv = o.csv || ctx->format == CLI_FORMAT_CSV; /* --output csv: the master's CSV */
     struct http_request req = {.method = "GET", .path = path, .accept = o.csv ? "text/csv" : NULL};
@@ -288,15 +303,20 @@ usage_traffic(struct cli_ctx *ctx, int argc, char **argv)
         cli_print_json(ctx, res.body);
         return CLI_EXIT_OK;
     }
-    _cleanup_(table_destroy) table_t *tb = table_new(ARRAY_SIZE(hdr), hdr);
-    table_align_right(tb, 2);
-    table_align_right(tb, 3);
+    /* By project: no GUEST column. */
+    size_t skip = o.by_project ? 1 : 0;
+    _cleanup_(table_destroy) table_t *tb = table_new(ARRAY_SIZE(hdr) - skip, hdr + skip);
+    table_align_right(tb, 3 - skip);
+    table_align_right(tb, 4 - skip);
     size_t i;
     json_t *row;
     char a[32], b[32], per[24];
     json_array_foreach(json_object_get(res.body, "rows"), i, row)
     {
-        table_add(tb, cli_str(row, "guest"));
+        if (!o.by_project)
+            table_add(tb, cli_str(row, "guest"));
+        table_add(tb,
+                  json_is_string(json_object_get(row, "project")) ? cli_str(row, "project") : "-");
         table_add(tb, period_short(o.period, cli_str(row, "period"), per, sizeof(per)));
         table_add(tb, table_size((uint64_t)cli_int(row, "rx_bytes"), a, sizeof(a)));
         table_add(tb, table_size((uint64_t)cli_int(row, "tx_bytes"), b, sizeof(b)));

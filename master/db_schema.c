@@ -342,6 +342,13 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "CREATE INDEX operations_created ON operations(created, id);"
     "CREATE INDEX operations_guest ON operations(guest_id);"
     "CREATE INDEX operations_parent ON operations(parent);",
+
+    /* 12: billing per project: usage_last keeps the guest's project, which
+     * stays after the guest is deleted, as its name does (unknown, NULL,
+     * for a guest deleted before this version). */
+    "ALTER TABLE usage_last ADD COLUMN project TEXT;"
+    "UPDATE usage_last SET project = (SELECT project FROM guests WHERE guests.id = "
+    "usage_last.guest_id);",
 };
 
 _Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,

@@ -131,9 +131,13 @@ static const char *const sql_traffic[DB__TIER_MAX][2] = {
     [DB_TIER_1H] = {TRAFFIC_SELECT "usage_1h" TRAFFIC_ALL, TRAFFIC_SELECT "usage_1h" TRAFFIC_GUEST},
 };
 
+/* The project: the guest's, else what the row had (a late sample of a
+ * guest deleted meanwhile). */
 static const char sql_last_put[] =
     "INSERT OR REPLACE INTO usage_last (guest_id, name, node, time, sample, totals, deleted, "
-    "oom_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    "oom_seen, project) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+    "COALESCE((SELECT project FROM guests WHERE id = ?1), "
+    "(SELECT project FROM usage_last WHERE guest_id = ?1)))";
 static const char sql_last_list[] =
     "SELECT guest_id, name, node, time, sample, totals, deleted, oom_seen FROM usage_last "
     "ORDER BY guest_id";
@@ -141,7 +145,7 @@ static const char sql_last_get[] =
     "SELECT guest_id, name, node, time, sample, totals, deleted, oom_seen FROM usage_last "
     "WHERE guest_id = ?1";
 static const char sql_last_deleted[] = "UPDATE usage_last SET deleted = 1 WHERE guest_id = ?1";
-static const char sql_last_name[] = "SELECT name FROM usage_last WHERE guest_id = ?1";
+static const char sql_last_name[] = "SELECT name, project FROM usage_last WHERE guest_id = ?1";
 static const char sql_last_expire[] = "DELETE FROM usage_last WHERE deleted = 1 AND time < ?1";
 
 /* ---- rolls ---- */
@@ -288,6 +292,23 @@ db_usage_name(db_t *db, const char *guest_id)
 
     dbi_bind_text(s, 1, guest_id);
     return sqlite3_step(s) == SQLITE_ROW ? dbi_col_dup(s, 0) : NULL;
+}
+
+int
+db_usage_who(db_t *db, const char *guest_id, char **name, char **project)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_last_name);
+
+    *name = *project = NULL;
+    dbi_bind_text(s, 1, guest_id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return -ENOENT;
+    if (rc != SQLITE_ROW)
+        return dbi_errno(rc);
+    *name = dbi_col_dup(s, 0);
+    *project = dbi_col_dup(s, 1);
+    return 0;
 }
 
 int

@@ -67,6 +67,9 @@ int db_usage_last_get(db_t *db, const char *guest_id,
 int db_usage_last_mark_deleted(db_t *db, const char *guest_id);
 /* The name of a guest in usage_last: a copy, or NULL when unknown. */
 char *db_usage_name(db_t *db, const char *guest_id);
+/* The name and project (copies; project NULL when unknown) of a guest in
+ * usage_last: 0, -ENOENT, or -errno. */
+int db_usage_who(db_t *db, const char *guest_id, char **name, char **project);
 
 /* Inserts a raw sample (gauges as values, counters as increases); a second
  * sample of the guest with the same time is ignored. */

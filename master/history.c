@@ -488,51 +488,90 @@ history_period_start(enum history_period p, uint64_t t)
     return (uint64_t)timegm(&tm) * 1000;
 }
 
-/* One guest and period being summed; the key points into it. */
+/* One guest (or project) and period being summed; the strings point into it. */
 struct traffic_acc {
-    char key[SPEC_ID_LEN + 48];  /* "guest_id\tperiod" */
-    struct history_traffic t;    /* the sums; strings point into key and name */
-    char name[NAME_MAX_LEN + 1]; /* the guest's name */
+    char key[NAME_MAX_LEN + 48];    /* "guest_id\tperiod" or "project\tperiod" */
+    struct history_traffic t;       /* the sums; strings point into key, name, project */
+    char name[NAME_MAX_LEN + 1];    /* the guest's name ("" by project) */
+    char project[NAME_MAX_LEN + 1]; /* its project, "" when unknown */
+};
+
+/* Who a guest is, read once per answer. */
+struct traffic_who {
+    char *name;    /* its name (the id when unknown) */
+    char *project; /* its project, NULL when unknown */
 };
 
 struct traffic_sum {
-    master_t *m;              /* for names */
-    struct hmap_str map;      /* key -> struct traffic_acc * */
-    struct traffic_acc **all; /* the same, in arrival order */
-    size_t n;                 /* entries in all */
-    size_t cap;               /* allocated */
-    size_t max;               /* rows allowed (the answer's bound) */
+    master_t *m;                       /* for names */
+    const struct history_traffic_q *q; /* what is asked */
+    struct hmap_str map;               /* key -> struct traffic_acc * */
+    struct hmap_str who;               /* guest_id -> struct traffic_who * */
+    struct traffic_acc **all;          /* the same, in arrival order */
+    size_t n;                          /* entries in all */
+    size_t cap;                        /* allocated */
+    size_t max;                        /* rows allowed (the answer's bound) */
 };
+
+static const struct traffic_who *
+who_of(struct traffic_sum *s, const char *guest_id)
+{
+    struct traffic_who *w = hmap_str_get(&s->who, guest_id);
+
+    if (w)
+        return w;
+    w = xcalloc(1, sizeof(*w));
+    if (db_usage_who(s->m->db, guest_id, &w->name, &w->project) < 0 || !w->name) {
+        free(w->name);
+        w->name = xstrdup(guest_id);
+    }
+    hmap_str_put(&s->who, xstrdup(guest_id), w);
+    return w;
+}
+
+static struct traffic_acc *
+acc_new(struct traffic_sum *s, const char *key, const struct traffic_who *w)
+{
+    struct traffic_acc *a = xcalloc(1, sizeof(*a));
+
+    strscpy(a->key, key, sizeof(a->key));
+    a->key[strcspn(a->key, "\t")] = '\0';
+    a->t.period = a->key + strlen(a->key) + 1;
+    strscpy(a->project, w->project ? w->project : "", sizeof(a->project));
+    a->t.project = w->project ? a->project : NULL;
+    if (!s->q->by_project) {
+        a->t.guest_id = a->key;
+        strscpy(a->name, w->name, sizeof(a->name));
+        a->t.name = a->name;
+    }
+    /* The map's key is the whole "id\tperiod": kept in a copy. */
+    hmap_str_put(&s->map, xstrdup(key), a);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->all = xrealloc(s->all, s->cap * sizeof(*s->all));
+    }
+    s->all[s->n++] = a;
+    return a;
+}
 
 static int
 traffic_add(void *userdata, const struct db_traffic_row *r)
 {
     struct traffic_sum *s = userdata;
-    char key[SPEC_ID_LEN + 48];
+    char key[NAME_MAX_LEN + 48];
 
     if (!r->guest_id || !r->period)
         return 0;
-    snprintf(key, sizeof(key), "%s\t%s", r->guest_id, r->period);
+    const struct traffic_who *w = who_of(s, r->guest_id);
+    if (s->q->project && (!w->project || strcmp(w->project, s->q->project) != 0))
+        return 0;
+    snprintf(key, sizeof(key), "%s\t%s",
+             s->q->by_project ? (w->project ? w->project : "") : r->guest_id, r->period);
     struct traffic_acc *a = hmap_str_get(&s->map, key);
     if (!a) {
         if (s->n >= s->max)
             return -E2BIG;
-        a = xcalloc(1, sizeof(*a));
-        memcpy(a->key, key, sizeof(a->key));
-        a->key[strcspn(a->key, "\t")] = '\0';
-        a->t.guest_id = a->key;
-        a->t.period = a->key + strlen(a->key) + 1;
-        _cleanup_free_ char *name = db_usage_name(s->m->db, r->guest_id);
-        strscpy(a->name, name ? name : r->guest_id, sizeof(a->name));
-        a->t.name = a->name;
-        /* The map's key is the whole "id\tperiod": kept in a copy. */
-        char *k = xstrdup(key);
-        hmap_str_put(&s->map, k, a);
-        if (s->n == s->cap) {
-            s->cap = s->cap ? s->cap * 2 : 64;
-            s->all = xrealloc(s->all, s->cap * sizeof(*s->all));
-        }
-        s->all[s->n++] = a;
+        a = acc_new(s, key, w);
     }
     a->t.rx_bytes += r->rx_bytes;
     a->t.tx_bytes += r->tx_bytes;
@@ -541,6 +580,7 @@ traffic_add(void *userdata, const struct db_traffic_row *r)
     return 0;
 }
 
+/* By guest name, id and period; by project and period. */
 static int
 traffic_cmp(const void *x, const void *y)
 {
@@ -549,7 +589,7 @@ traffic_cmp(const void *x, const void *y)
     int c = strcmp(a->name, b->name);
 
     if (!c)
-        c = strcmp(a->t.guest_id, b->t.guest_id);
+        c = strcmp(a->key, b->key); /* the guest's id, or the project */
     return c ? c : strcmp(a->t.period, b->t.period);
 }
 
@@ -560,19 +600,27 @@ traffic_free(struct traffic_sum *s)
         if (s->map.slots && s->map.slots[i].key)
             free((char *)s->map.slots[i].key);
     hmap_str_free(&s->map);
+    for (size_t i = 0; i < s->who.cap; i++)
+        if (s->who.slots && s->who.slots[i].key) {
+            struct traffic_who *w = s->who.slots[i].val;
+            free((char *)s->who.slots[i].key);
+            free(w->name);
+            free(w->project);
+            free(w);
+        }
+    hmap_str_free(&s->who);
     for (size_t i = 0; i < s->n; i++)
         free(s->all[i]);
     free(s->all);
 }
 
 int
-history_traffic(master_t *m, enum history_period p, uint64_t from, uint64_t to,
-                const char *guest_id, int (*cb)(void *userdata, const struct history_traffic *t),
-                void *userdata)
+history_traffic(master_t *m, const struct history_traffic_q *q,
+                int (*cb)(void *userdata, const struct history_traffic *t), void *userdata)
 {
-    uint64_t now = master_now_ms(m);
-    struct traffic_sum s = {.m = m, .max = m->cfg.traffic_max_rows};
-    const char *fmt = period_fmt[(unsigned)p < ARRAY_SIZE(period_fmt) ? p : 0];
+    uint64_t now = master_now_ms(m), from = q->from, to = q->to;
+    struct traffic_sum s = {.m = m, .q = q, .max = m->cfg.traffic_max_rows};
+    const char *fmt = period_fmt[(unsigned)q->period < ARRAY_SIZE(period_fmt) ? q->period : 0];
     /* usage_1h up to its mark, usage_1m up to its own, raw after. */
     uint64_t bound[DB__TIER_MAX + 1] = {
         from, max_u64(from, min_u64(to, settled(now, DB_TIER_1H_MS))),
@@ -583,7 +631,7 @@ history_traffic(master_t *m, enum history_period p, uint64_t from, uint64_t to,
     for (int k = 0; k < DB__TIER_MAX && r >= 0; k++) {
         uint64_t start = bound[k], end = bound[k + 1];
         if (end > start)
-            r = db_usage_traffic(m->db, order[k], fmt, start, end, guest_id, traffic_add, &s);
+            r = db_usage_traffic(m->db, order[k], fmt, start, end, q->guest_id, traffic_add, &s);
     }
     if (r >= 0) {
         qsort(s.all, s.n, sizeof(*s.all), traffic_cmp);

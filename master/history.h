@@ -25,6 +25,7 @@
  * Loop thread only. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "master/core.h"
@@ -76,20 +77,28 @@ uint64_t history_period_start(enum history_period p, uint64_t t);
 
 /* One guest's traffic in one period. */
 struct history_traffic {
-    const char *guest_id; /* the guest */
-    const char *name;     /* its name (a deleted guest's last name) */
+    const char *guest_id; /* the guest (NULL by project) */
+    const char *name;     /* its name (a deleted guest's last name; NULL by project) */
+    const char *project;  /* its project (NULL when unknown: deleted before it was kept) */
     const char *period;   /* the period's start, RFC 3339 ("2024-05-01T00:00:00Z") */
     uint64_t rx_bytes;    /* bytes into the guest */
     uint64_t tx_bytes;    /* bytes out of the guest */
     uint64_t rx_packets;  /* packets in */
     uint64_t tx_packets;  /* packets out */
 };
-/* Traffic per guest (or only guest_id) per period with from <= time < to
- * (whole hours), ordered by guest name, guest id and period. Deleted guests
- * are included: their traffic still counts. Returns rows, -E2BIG beyond
+/* What a traffic answer covers. */
+struct history_traffic_q {
+    enum history_period period; /* hour, day, month */
+    uint64_t from, to;          /* from <= time < to, whole hours */
+    const char *guest_id;       /* one guest, NULL = every one */
+    const char *project;        /* the guests of one project, NULL = every one */
+    bool by_project;            /* summed per project instead of per guest */
+};
+/* Traffic per guest (or project) per period, ordered by guest name, guest id
+ * and period (by project: project and period). Deleted guests are included:
+ * their traffic still counts. Returns rows, -E2BIG beyond
  * cfg.traffic_max_rows rows (the answer is built in memory), or -errno. */
-int history_traffic(master_t *m, enum history_period p, uint64_t from, uint64_t to,
-                    const char *guest_id,
+int history_traffic(master_t *m, const struct history_traffic_q *q,
                     int (*cb)(void *userdata, const struct history_traffic *t), void *userdata);
 
 /* A deleted guest: its periods in progress are written and forgotten. */

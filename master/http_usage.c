@@ -93,26 +93,56 @@ http_usage_history(master_t *m, struct http_req *req, const char *name, const ch
 /* ---- billing ---- */
 
 struct traffic_out {
-    json_t *rows; /* JSON rows, or NULL for CSV */
-    FILE *csv;    /* CSV lines */
+    json_t *rows;    /* JSON rows, or NULL for CSV */
+    FILE *csv;       /* CSV lines */
+    bool by_project; /* rows per project, not per guest */
 };
 
 static int
 traffic_row(void *userdata, const struct history_traffic *t)
 {
     struct traffic_out *o = userdata;
+    const char *project = t->project ? t->project : "";
 
     if (o->csv) {
-        fprintf(o->csv, "%s,%s,%s,%llu,%llu,%llu,%llu\r\n", t->name, t->guest_id, t->period,
-                (unsigned long long)t->rx_bytes, (unsigned long long)t->tx_bytes,
-                (unsigned long long)t->rx_packets, (unsigned long long)t->tx_packets);
+        if (o->by_project)
+            fprintf(o->csv, "%s,", project);
+        else
+            fprintf(o->csv, "%s,%s,", t->name, t->guest_id);
+        fprintf(o->csv, "%s,%llu,%llu,%llu,%llu", t->period, (unsigned long long)t->rx_bytes,
+                (unsigned long long)t->tx_bytes, (unsigned long long)t->rx_packets,
+                (unsigned long long)t->tx_packets);
+        fprintf(o->csv, o->by_project ? "\r\n" : ",%s\r\n", project);
         return 0;
     }
-    json_array_append_new(
-        o->rows, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "guest", t->name, "id",
-                           t->guest_id, "period", t->period, "rx_bytes", (json_int_t)t->rx_bytes,
-                           "tx_bytes", (json_int_t)t->tx_bytes, "rx_packets",
-                           (json_int_t)t->rx_packets, "tx_packets", (json_int_t)t->tx_packets));
+    json_t *row = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:o}", "period", t->period, "rx_bytes", (json_int_t)t->rx_bytes,
+        "tx_bytes", (json_int_t)t->tx_bytes, "rx_packets", (json_int_t)t->rx_packets, "tx_packets",
+        (json_int_t)t->tx_packets, "project", t->project ? json_string(t->project) : json_null());
+    if (!o->by_project) {
+        json_object_set_new(row, "guest", json_string(t->name));
+        json_object_set_new(row, "id", json_string(t->guest_id));
+    }
+    json_array_append_new(o->rows, row);
+    return 0;
+}
+
+/* ?project=NAME and ?by=guest|project. */
+static int
+traffic_project(struct http_req *req, struct history_traffic_q *q)
+{
+    const char *p = httpd_query(req, "project"), *by = httpd_query(req, "by");
+
+    if (p && !name_is_valid(p)) {
+        httpd_error(req, 400, "bad_request", "project", "project must be a name");
+        return -EINVAL;
+    }
+    if (by && strcmp(by, "guest") != 0 && strcmp(by, "project") != 0) {
+        httpd_error(req, 400, "bad_request", "by", "by must be guest or project");
+        return -EINVAL;
+    }
+    q->project = p;
+    q->by_project = by && !strcmp(by, "project");
     return 0;
 }
 
@@ -154,23 +184,30 @@ h_usage_traffic(master_t *m, struct http_req *req, const struct api_match *am)
         httpd_error(req, 400, "bad_request", "period", "period must be hour, day or month");
         return;
     }
-    if (range(m, req, &from, &to) < 0 || traffic_guest(m, req, id) < 0)
+    struct history_traffic_q q = {.period = (enum history_period)period};
+    if (range(m, req, &from, &to) < 0 || traffic_guest(m, req, id) < 0 ||
+        traffic_project(req, &q) < 0)
         return;
     /* Whole periods: from the start of the one holding from (default: the
      * current one), to the end of the hour holding to. */
     from = history_period_start(period, f ? from : to);
     to = history_period_start(HISTORY_HOUR, to) + 3600000;
-    struct traffic_out o = {0};
+    struct traffic_out o = {.by_project = q.by_project};
     char *csv = NULL;
     size_t csv_len = 0;
     bool want_csv = accept && strstr(accept, "text/csv");
     if (want_csv) {
         o.csv = open_memstream(&csv, &csv_len);
-        fputs("guest,id,period,rx_bytes,tx_bytes,rx_packets,tx_packets\r\n", o.csv);
+        fputs(q.by_project ? "project,period,rx_bytes,tx_bytes,rx_packets,tx_packets\r\n"
+                           : "guest,id,period,rx_bytes,tx_bytes,rx_packets,tx_packets,project\r\n",
+              o.csv);
     } else {
         o.rows = json_array();
     }
-    int r = history_traffic(m, period, from, to, id[0] ? id : NULL, traffic_row, &o);
+    q.from = from;
+    q.to = to;
+    q.guest_id = id[0] ? id : NULL;
+    int r = history_traffic(m, &q, traffic_row, &o);
     if (o.csv)
         fclose(o.csv);
     if (r < 0) {

@@ -256,7 +256,40 @@ test_billing(void **state)
         }
     }
     assert_int_equal(hours, 3);
+
+    /* Per project: each period's sum over the guests of the project (all
+     * of them in "default" here), and the same rows under ?project=. */
+    json_t *byp = NULL, *onep = NULL;
+    assert_int_equal(
+        http("GET", "/v1/usage/traffic?period=hour&from=-4h&by=project", NULL, NULL, &byp), 200);
+    assert_int_equal(
+        http("GET", "/v1/usage/traffic?period=hour&from=-4h&project=default", NULL, NULL, &onep),
+        200);
+    json_int_t by_guest = 0, by_project = 0, in_default = 0;
+    json_array_foreach(rows, i, r)
+    {
+        assert_string_equal(str(r, "project"), "default");
+        by_guest += num(r, "rx_bytes");
+    }
+    json_array_foreach(json_object_get(byp, "rows"), i, r)
+    {
+        assert_string_equal(str(r, "project"), "default");
+        assert_null(json_object_get(r, "guest"));
+        by_project += num(r, "rx_bytes");
+    }
+    json_array_foreach(json_object_get(onep, "rows"), i, r) in_default += num(r, "rx_bytes");
+    assert_true(by_guest >= 3 * 360000);
+    assert_int_equal(by_project, by_guest);
+    assert_int_equal(in_default, by_guest);
+    assert_true(json_array_size(json_object_get(byp, "rows")) <= json_array_size(rows));
+    json_decref(byp);
+    json_decref(onep);
     json_decref(o);
+    assert_int_equal(http("GET", "/v1/usage/traffic?project=nosuch", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "rows")), 0);
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/usage/traffic?by=node", NULL, NULL, NULL), 400);
+    assert_int_equal(http("GET", "/v1/usage/traffic?project=../x", NULL, NULL, NULL), 400);
 
     /* A counter that goes backwards (the node lost its baseline, or the
      * guest moved and counts from 0 there) adds its new value, never a
