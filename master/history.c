@@ -634,7 +634,8 @@ history_traffic(master_t *m, const struct history_traffic_q *q,
             r = db_usage_traffic(m->db, order[k], fmt, start, end, q->guest_id, traffic_add, &s);
     }
     if (r >= 0) {
-        qsort(s.all, s.n, sizeof(*s.all), traffic_cmp);
+        if (s.n)
+            qsort(s.all, s.n, sizeof(*s.all), traffic_cmp);
         for (size_t i = 0; i < s.n; i++)
             if (cb(userdata, &s.all[i]->t))
                 break;
