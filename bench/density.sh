@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Density on one host: bench_density (N guests created and started one after
-# the other on the linux backend, create and start time per STEP guests, the
-# mount table's size, one mountinfo_find's CPU time at the end) for this
-# build and for the same program built against OLD_REV's node code, run
-# alternately in the same run. Needs root. Not a test: it prints figures.
+# the other on the linux backend, create and start time and CPU per STEP
+# guests, the mount table's size, one mountinfo_find's CPU time at the end)
+# for this build and for the same program built against OLD_REV's node code,
+# run alternately in the same run. Needs root. Not a test: it prints figures.
 #
 #   sudo bench/density.sh [-n GUESTS] [-k STEP]      (default 200 and 50)
 #
-# Environment: OLD_REV (default 7ea4c4a, before mountinfo_find used
-# statmount), OLD_BUILD (a cmake build dir of OLD_REV with vf_linux built;
+# Environment: OLD_REV (default 0c30a01, before guests were cloned from a
+# seed mount namespace), OLD_BUILD (a cmake build dir of OLD_REV with vf_linux built;
 # default: made here from `git archive OLD_REV`, a few minutes), ROUNDS
 # (default 1: old then new), BUILD (default <repo>/build).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
-OLD_REV=${OLD_REV:-7ea4c4a}
+OLD_REV=${OLD_REV:-0c30a01}
 ROUNDS=${ROUNDS:-1}
 NEW=$BUILD/bin/bench_density
 [ -x "$NEW" ] || { echo "density.sh: no $NEW (cmake --build build --target bench_density)" >&2; exit 1; }
