@@ -14,6 +14,7 @@
  * Not a test; bench/density.sh runs it next to an older build.
  *
  * Usage: bench_density [-n GUESTS] [-k STEP] [-s STATE_DIR] TEMPLATE_DIR */
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <libgen.h>
@@ -263,9 +264,20 @@ out:
     if (b)
         b->ops->free(b);
     if (made_state[0]) {
-        char data[128];
+        char data[128], pristine[128], file[400];
         snprintf(data, sizeof(data), "%s/data", made_state);
         rmdir(data);
+        /* The new build's pristine disk images (disk_pristine.h). */
+        snprintf(pristine, sizeof(pristine), "%s/pristine", made_state);
+        DIR *d = opendir(pristine);
+        for (struct dirent *e; d && (e = readdir(d));) {
+            snprintf(file, sizeof(file), "%s/%s", pristine, e->d_name);
+            if (e->d_name[0] != '.' || strncmp(e->d_name, ".ext4-", 6) == 0)
+                unlink(file);
+        }
+        if (d)
+            closedir(d);
+        rmdir(pristine);
         rmdir(made_state);
     }
     free(specs);

@@ -241,8 +241,10 @@ lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
         r = check_reserve(l, "a new disk");
         if (r < 0)
             return r;
+        char pristine[sizeof(l->cfg.state_dir) + 16];
+        snprintf(pristine, sizeof(pristine), "%s/pristine", l->cfg.state_dir);
         r = disk_create(p.image, s->limits.disk ? s->limits.disk : LINUX_DEFAULT_DISK,
-                        s->limits.inodes);
+                        s->limits.inodes, pristine);
         if (r < 0)
             return errtext_fail(r, "cannot create the disk image: size must be 16M..256T and "
                                    "inodes at most one per KiB");
