@@ -602,8 +602,8 @@ disk_attach(int imgfd, const char *image, char *loopdev, size_t n)
     return -EBUSY;
 }
 
-int
-disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
+static int
+disk_mount_at(const char *image, const char *mountpoint, char *loopdev, size_t n, bool scan)
 {
     char dev[64];
     struct stat st;
@@ -623,7 +623,7 @@ disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
     if (r == 0) {
         /* Attached but not mounted here: mounted elsewhere. Two loop devices
          * on one image would corrupt it. */
-        if (disk_find_loop(image, NULL, 0) == 0)
+        if (scan && disk_find_loop(image, NULL, 0) == 0)
             return -EBUSY;
         _cleanup_close_ int lfd = disk_attach(imgfd, image, dev, sizeof(dev));
         if (lfd < 0)
@@ -634,6 +634,18 @@ disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
     if (loopdev && (r = strscpy(loopdev, dev, n)) < 0)
         return r;
     return 0;
+}
+
+int
+disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
+{
+    return disk_mount_at(image, mountpoint, loopdev, n, true);
+}
+
+int
+disk_mount_new(const char *image, const char *mountpoint)
+{
+    return disk_mount_at(image, mountpoint, NULL, 0, false);
 }
 
 /* Waits up to ten seconds for the loop device at sysdir to stop backing the

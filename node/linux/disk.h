@@ -125,6 +125,12 @@ int disk_info(const char *image, struct disk_info *out);
  * setuid through the overlay, and not through this mount). */
 int disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n);
 
+/* disk_mount for an image disk_create has just made or made again, which
+ * therefore backs no loop device: without the look through every loop
+ * device's backing file (one per guest on the host) that disk_mount makes
+ * before it attaches. */
+int disk_mount_new(const char *image, const char *mountpoint);
+
 /* Finds the loop device image is attached to (compared by device and inode
  * of the backing file, from /sys/block/loop*\/loop/backing_file) and writes
  * its path to loopdev[n]. This is how an agent re-finds its disks after a

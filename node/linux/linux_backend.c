@@ -237,6 +237,7 @@ lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
     /* An existing image is the guest's disk, whatever size the spec now asks
      * for: set_limits resizes it, create never replaces it. */
     struct disk_info di;
+    bool made = false;
     if (stat(p.image, &st) < 0 || disk_info(p.image, &di) == -EINVAL) {
         r = check_reserve(l, "a new disk");
         if (r < 0)
@@ -248,8 +249,9 @@ lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
         if (r < 0)
             return errtext_fail(r, "cannot create the disk image: size must be 16M..256T and "
                                    "inodes at most one per KiB");
+        made = true;
     }
-    r = disk_mount(p.image, p.disk, NULL, 0);
+    r = made ? disk_mount_new(p.image, p.disk) : disk_mount(p.image, p.disk, NULL, 0);
     if (r < 0)
         return r;
     r = mount_root(l, ids, &p);
