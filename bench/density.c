@@ -210,7 +210,10 @@ main(int argc, char **argv)
     printf("%-9s %10s %10s %10s %10s %10s %7s\n", "guests", "create_ms", "start_ms", "total_ms",
            "create_cpu", "start_cpu", "mounts");
     uint64_t t_create = 0, t_start = 0, c_create = 0, c_start = 0;
-    pid_t spawner = spawner_of_ours();
+    /* Just forked, it may not have named itself yet. */
+    pid_t spawner = 0;
+    for (int i = 0; i < 100 && !(spawner = spawner_of_ours()); i++)
+        usleep(10000);
     if (!spawner)
         fprintf(stderr, "bench_density: no spawner found, its CPU is not counted\n");
     for (unsigned i = 0; i < n; i++) {
