@@ -7,8 +7,8 @@
  * already running (disk, idmapped template, overlay), which the child then
  * makes private and detaches again at pivot_root: three passes over a table
  * that grows with the guests, under the kernel's namespace lock. The seed
- * holds only what a guest's setup needs (crun, runc and LXC copy the whole
- * table; this is the step past them):
+ * holds only what a guest's setup needs (runc, crun and LXC unshare from
+ * the runtime's own namespace and so copy whatever it holds):
  *
  *   /            a read-only tmpfs, the seed's root
  *   /proc /sys   a proc and a sysfs: in a user namespace the kernel lets the
@@ -19,15 +19,17 @@
  *
  * For a start the spawner clones, in its own (the host's) namespace, the
  * guest's root, the LXCFS mount, /dev and the FreeVPS views as detached
- * trees (open_tree(OPEN_TREE_CLONE), which Linux 5.2+ may attach into any
- * namespace its caller is in), enters the seed, attaches them at those
+ * trees (open_tree(OPEN_TREE_CLONE)), enters the seed, attaches them at those
  * mount points (private), clones the guest, and takes them off again before
  * it returns to the host's namespace. The guest's copy of the seed's mounts
  * is made by the kernel as from the host's before: in a new user namespace
  * every mount is locked (MNT_LOCKED, the nodev/nosuid/noexec/ro/atime locks),
  * so the guest's root keeps exactly the flags it had. The child then builds
  * the guest's root from the staged paths (guest_init.h) and detaches the
- * seed's copy at pivot_root.
+ * seed's copy at pivot_root. Detached trees cross no user namespace here:
+ * the spawner makes them and attaches them, and the seed belongs to the
+ * initial user namespace as it does (a detached tree, in its anonymous
+ * namespace, may be attached into the caller's namespace on 6.1 and 6.18).
  *
  * Only the single-threaded spawner uses this (setns(CLONE_NEWNS) refuses a
  * process that shares its fs_struct). */
