@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Density on one host: bench_density (N guests created and started one after
-# the other on the linux backend, create and start time per STEP guests, the
-# mount table's size, one mountinfo_find's CPU time at the end) for this
-# build and for the same program built against OLD_REV's node code, run
-# alternately in the same run. Needs root. Not a test: it prints figures.
+# the other on the linux backend, create and start time and CPU per STEP
+# guests, the mount table's size, one mountinfo_find's CPU time at the end)
+# for this build and for the same program built against OLD_REV's node code,
+# run alternately in the same run. Needs root. Not a test: it prints figures.
 #
 #   sudo bench/density.sh [-n GUESTS] [-k STEP]      (default 200 and 50)
 #
-# Environment: OLD_REV (default 7ea4c4a, before mountinfo_find used
-# statmount), OLD_BUILD (a cmake build dir of OLD_REV with vf_linux built;
-# default: made here from `git archive OLD_REV`, a few minutes), ROUNDS
+# Environment: OLD_REV (default 0c30a01, before guests were cloned from a
+# seed mount namespace), OLD_BUILD (a cmake build dir of OLD_REV with vf_linux built;
+# default: made here from `git archive OLD_REV`, a few minutes), MID_REV and
+# MID_BUILD (a third build run between the two, to tell two changes apart;
+# e.g. MID_REV=7d940eb, the seed without the pristine disk images), ROUNDS
 # (default 1: old then new), BUILD (default <repo>/build).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
-OLD_REV=${OLD_REV:-7ea4c4a}
+OLD_REV=${OLD_REV:-0c30a01}
 ROUNDS=${ROUNDS:-1}
 NEW=$BUILD/bin/bench_density
 [ -x "$NEW" ] || { echo "density.sh: no $NEW (cmake --build build --target bench_density)" >&2; exit 1; }
@@ -23,27 +25,39 @@ NEW=$BUILD/bin/bench_density
 
 T=$(mktemp -d /tmp/vfleet-density.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-if [ -z "${OLD_BUILD:-}" ]; then
-    mkdir -p "$T/src"
-    git -C "$top" archive "$OLD_REV" | tar -x -C "$T/src"
-    cmake -S "$T/src" -B "$T/src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build "$T/src/build" -j2 --target vf_linux >/dev/null
-    OLD_BUILD=$T/src/build
-    OLD_SRC=$T/src
-else
-    OLD_SRC=$(cd "$OLD_BUILD/.." && pwd)
-fi
-# bench/density.c uses only the backend's public interface, which OLD_REV has too.
-cc -O2 -g -DNDEBUG -D_GNU_SOURCE -std=gnu11 -I"$OLD_SRC" -o "$T/bench_density_old" \
-    "$top/bench/density.c" "$OLD_BUILD/node/linux/libvf_linux.a" "$OLD_BUILD/proto/libvf_proto.a" \
-    "$OLD_BUILD/common/libvf_common.a" -linih -ljansson -lmsgpackc -lczmq -lzmq -luv -lpthread \
-    -lm -lcap -lnl-route-3 -lnl-3 -lnftables -lseccomp -lbpf
+# bench_at REV BUILD NAME: bench/density.c linked against REV's node code
+# (built here from `git archive REV` when BUILD is empty), as $T/NAME.
+# bench/density.c uses only the backend's public interface, which REV has too.
+bench_at() {
+    local rev=$1 build=$2 name=$3 src
+    if [ -z "$build" ]; then
+        src=$T/src-$name
+        mkdir -p "$src"
+        git -C "$top" archive "$rev" | tar -x -C "$src"
+        cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+        cmake --build "$src/build" -j2 --target vf_linux >/dev/null
+        build=$src/build
+    else
+        src=$(cd "$build/.." && pwd)
+    fi
+    cc -O2 -g -DNDEBUG -D_GNU_SOURCE -std=gnu11 -I"$src" -o "$T/$name" "$top/bench/density.c" \
+        "$build/node/linux/libvf_linux.a" "$build/archive/libvf_archive.a" \
+        "$build/proto/libvf_proto.a" "$build/common/libvf_common.a" -linih -ljansson -lmsgpackc \
+        -lczmq -lzmq -luv -lpthread -lm -lcap -lnl-route-3 -lnl-3 -lnftables -lseccomp -lbpf \
+        -lzstd -lgnutls
+}
+bench_at "$OLD_REV" "${OLD_BUILD:-}" bench_density_old
+[ -z "${MID_REV:-}" ] || bench_at "$MID_REV" "${MID_BUILD:-}" bench_density_mid
 
 tpl=$T/templates/busybox
 VFLEET_BUSYBOX=${VFLEET_BUSYBOX:-/bin/busybox} "$top/deploy/templates/busybox" "$tpl" >/dev/null
 for r in $(seq "$ROUNDS"); do
     echo "== round $r: old ($OLD_REV)"
     "$T/bench_density_old" "$@" "$tpl" 2> >(grep -v 'LXCFS is not mounted' >&2)
+    if [ -n "${MID_REV:-}" ]; then
+        echo "== round $r: mid ($MID_REV)"
+        "$T/bench_density_mid" "$@" "$tpl" 2> >(grep -v 'LXCFS is not mounted' >&2)
+    fi
     echo "== round $r: new (this tree)"
     "$NEW" "$@" "$tpl" 2> >(grep -v 'LXCFS is not mounted' >&2)
 done

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "node/linux/disk.h"
+#include "node/linux/disk_pristine.h"
 #include "node/linux/mountinfo.h"
 
 #define DISK_ALIGN          4096ULL
@@ -31,6 +32,8 @@
 #define DISK_ATTACH_TRIES   32   /* LOOP_CTL_GET_FREE races lost before giving up */
 #define EXT4_MAGIC          0xEF53
 #define EXT4_INCOMPAT_64BIT 0x80
+#define DISK_PRISTINE_MAX   32            /* pristine images kept; past it, mkfs each */
+#define DISK_PRISTINE_SIZE  (64ULL << 30) /* larger images are made by their own mkfs */
 
 /* The environment helper programs run with: nothing of the agent's leaks in
  * (MKE2FS_CONFIG, E2FSPROGS_* and locale would change their behaviour). */
@@ -343,8 +346,19 @@ disk_mkfs(const char *image, uint64_t size, uint64_t inodes)
     snprintf(inodes_s, sizeof(inodes_s), "%" PRIu64, inodes);
     uint64_t journal_mib = size >> 26; /* 1/64 of the image */
     snprintf(journal_s, sizeof(journal_s), "size=%" PRIu64, journal_mib ? journal_mib : 1);
-    const char *argv[24] = {"mkfs.ext4", "-q", "-F", "-b", bs_s, "-m", "0", "-N", inodes_s};
-    size_t i = 9;
+    /* metadata_csum_seed: a pristine copy's UUID can change alone (disk_pristine.h). */
+    const char *argv[24] = {"mkfs.ext4",
+                            "-q",
+                            "-F",
+                            "-b",
+                            bs_s,
+                            "-m",
+                            "0",
+                            "-N",
+                            inodes_s,
+                            "-O",
+                            "metadata_csum,metadata_csum_seed"};
+    size_t i = 11;
     char ext[160] = "lazy_itable_init=1,lazy_journal_init=1,nodiscard,assume_storage_prezeroed=1";
     /* Images from DISK_SMALL_SIZE up keep mke2fs's default journal. */
     if (bs == 1024) {
@@ -366,8 +380,97 @@ disk_mkfs(const char *image, uint64_t size, uint64_t inodes)
     return disk_run(argv, 1u << 0, NULL, 0);
 }
 
+/* mkfs on image (open as fd) for at least `inodes` inodes. */
+static int
+disk_format(const char *image, int fd, uint64_t size, uint64_t inodes)
+{
+    /* mke2fs rounds the inodes of a group down to fill whole inode-table
+     * blocks, so -N can yield a few less than asked: ask again for the
+     * shortfall until the filesystem holds at least the limit. */
+    uint64_t ask = inodes;
+    int r = -EIO;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        struct disk_info info;
+        r = disk_mkfs(image, size, ask);
+        if (r < 0)
+            break;
+        r = disk_info_fd(fd, &info);
+        if (r < 0 || info.inodes >= inodes)
+            break;
+        uint64_t groups = (info.blocks + info.blocks_per_group - 1) / info.blocks_per_group;
+        ask += (inodes - info.inodes + groups - 1) / groups * groups;
+        r = -EIO;
+    }
+    return r;
+}
+
+/* The pristine image of this geometry in dir, made (by mkfs, atomically)
+ * when missing and fewer than DISK_PRISTINE_MAX are kept. Returns an fd. */
+static int
+disk_pristine_open(const char *dir, uint64_t size, uint64_t inodes)
+{
+    _cleanup_free_ char *path = xasprintf("%s/ext4-%" PRIu64 "-%" PRIu64 ".img", dir, size, inodes);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0 || errno != ENOENT)
+        return fd >= 0 ? fd : -errno;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    _cleanup_(closedirp) DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    unsigned n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (n >= DISK_PRISTINE_MAX)
+        return -ENOSPC;
+    _cleanup_free_ char *tmp = xasprintf("%s/.ext4-XXXXXX", dir);
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = ftruncate(fd, (off_t)size) < 0 ? -errno : disk_format(tmp, fd, size, inodes);
+    if (r == 0 && disk_pristine_renewable(fd) != 1)
+        r = -EOPNOTSUPP; /* an mke2fs without metadata_csum_seed */
+    if (r == 0 && (fsync(fd) < 0 || rename(tmp, path) < 0))
+        r = -errno;
+    if (r < 0) {
+        unlink(tmp);
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+/* The image (open as fd, sparse, of its size) as a copy of the pristine one
+ * with its own UUID. Returns 0 or -errno (fd then holds anything). */
+static int
+disk_from_pristine(const char *dir, int fd, uint64_t size, uint64_t inodes)
+{
+    struct disk_info info;
+    if (size > DISK_PRISTINE_SIZE)
+        return -EFBIG;
+    _cleanup_close_ int src = disk_pristine_open(dir, size, inodes);
+    if (src < 0)
+        return src;
+    /* The superblock last, once the rest is on disk, as mke2fs writes it:
+     * a create cut short leaves no filesystem, which the next one redoes. */
+    int r = disk_pristine_copy(src, fd);
+    if (r == 0)
+        r = disk_pristine_renew(src, fd, false);
+    if (r == 0 && fdatasync(fd) < 0)
+        r = -errno;
+    if (r == 0)
+        r = disk_pristine_renew(src, fd, true);
+    if (r == 0)
+        r = disk_info_fd(fd, &info);
+    if (r == 0 && info.inodes < inodes)
+        r = -EIO;
+    if (r == 0 && fdatasync(fd) < 0)
+        r = -errno;
+    return r;
+}
+
 int
-disk_create(const char *image, uint64_t size, uint64_t inodes)
+disk_create(const char *image, uint64_t size, uint64_t inodes, const char *pristine_dir)
 {
     size = disk_align(size);
     /* The path goes to mkfs as an argument: never let it read as an option. */
@@ -410,23 +513,17 @@ disk_create(const char *image, uint64_t size, uint64_t inodes)
         return r;
     }
 
-    /* mke2fs rounds the inodes of a group down to fill whole inode-table
-     * blocks, so -N can yield a few less than asked: ask again for the
-     * shortfall until the filesystem holds at least the limit. */
-    uint64_t ask = inodes;
-    int r = -EIO;
-    for (int attempt = 0; attempt < 4; attempt++) {
-        struct disk_info info;
-        r = disk_mkfs(image, size, ask);
-        if (r < 0)
-            break;
-        r = disk_info_fd(fd, &info);
-        if (r < 0 || info.inodes >= inodes)
-            break;
-        uint64_t groups = (info.blocks + info.blocks_per_group - 1) / info.blocks_per_group;
-        ask += (inodes - info.inodes + groups - 1) / groups * groups;
-        r = -EIO;
+    int r = pristine_dir ? disk_from_pristine(pristine_dir, fd, size, inodes) : -ENOENT;
+    if (r < 0 && pristine_dir) {
+        log_debug("disk: no pristine image for \"%s\" (%s), running mkfs", image, strerror(-r));
+        /* Sparse and zero again for mkfs. */
+        if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0)
+            r = -errno;
+        else
+            r = -ENOENT;
     }
+    if (r == -ENOENT)
+        r = disk_format(image, fd, size, inodes);
     if (r < 0 && created)
         unlink(image);
     return r;
@@ -505,8 +602,8 @@ disk_attach(int imgfd, const char *image, char *loopdev, size_t n)
     return -EBUSY;
 }
 
-int
-disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
+static int
+disk_mount_at(const char *image, const char *mountpoint, char *loopdev, size_t n, bool scan)
 {
     char dev[64];
     struct stat st;
@@ -526,7 +623,7 @@ disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
     if (r == 0) {
         /* Attached but not mounted here: mounted elsewhere. Two loop devices
          * on one image would corrupt it. */
-        if (disk_find_loop(image, NULL, 0) == 0)
+        if (scan && disk_find_loop(image, NULL, 0) == 0)
             return -EBUSY;
         _cleanup_close_ int lfd = disk_attach(imgfd, image, dev, sizeof(dev));
         if (lfd < 0)
@@ -537,6 +634,18 @@ disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
     if (loopdev && (r = strscpy(loopdev, dev, n)) < 0)
         return r;
     return 0;
+}
+
+int
+disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
+{
+    return disk_mount_at(image, mountpoint, loopdev, n, true);
+}
+
+int
+disk_mount_new(const char *image, const char *mountpoint)
+{
+    return disk_mount_at(image, mountpoint, NULL, 0, false);
 }
 
 /* Waits up to ten seconds for the loop device at sysdir to stop backing the

@@ -89,7 +89,11 @@ struct disk_usage {
 
 /* Makes a sparse image of size bytes (rounded down to 4 KiB) holding an empty
  * ext4 filesystem with at least `inodes` inodes (0 = one per
- * DISK_BYTES_PER_INODE). The file is created mode 0600.
+ * DISK_BYTES_PER_INODE). The file is created mode 0600. With pristine_dir
+ * (a directory of the node's, made 0700 when missing) the filesystem is a
+ * copy of the pristine image of that geometry kept there, made by mkfs the
+ * first time, with a UUID of its own (disk_pristine.h); without it, or for
+ * an image over 64 GiB, or when that fails, mkfs.ext4 makes it.
  * Idempotent: an existing image of the same size holding ext4 with at least
  * `inodes` inodes is left alone and 0 returned; one of the same size without a
  * valid superblock (a create interrupted before mkfs finished) is made again.
@@ -98,7 +102,7 @@ struct disk_usage {
  * -EEXIST for an existing image of another size or with fewer inodes, -EBUSY
  * when a broken existing image is attached to a loop device, -EIO when mkfs
  * fails (the new file is removed again). */
-int disk_create(const char *image, uint64_t size, uint64_t inodes);
+int disk_create(const char *image, uint64_t size, uint64_t inodes, const char *pristine_dir);
 
 /* Reads the geometry of the ext4 filesystem in image. For a mounted image the
  * values are as of the kernel's last superblock write; call syncfs() on the
@@ -120,6 +124,12 @@ int disk_info(const char *image, struct disk_info *out);
  * still work (checked by hand: a setuid file copied up onto this mount runs
  * setuid through the overlay, and not through this mount). */
 int disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n);
+
+/* disk_mount for an image disk_create has just made or made again, which
+ * therefore backs no loop device: without the look through every loop
+ * device's backing file (one per guest on the host) that disk_mount makes
+ * before it attaches. */
+int disk_mount_new(const char *image, const char *mountpoint);
 
 /* Finds the loop device image is attached to (compared by device and inode
  * of the backing file, from /sys/block/loop*\/loop/backing_file) and writes

@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "node/linux/disk.h"
+#include "node/linux/disk_pristine.h"
 #include "node/linux/mountinfo.h"
 
 #define MiB (1ULL << 20)
@@ -101,9 +102,9 @@ static void
 test_create_args(void **state)
 {
     struct fx *fx = *state;
-    assert_int_equal(disk_create(fx->image, 8 * MiB, 0), -EINVAL);
-    assert_int_equal(disk_create(fx->image, 32 * MiB, 10), -EINVAL);
-    assert_int_equal(disk_create(fx->image, 32 * MiB, 32 * MiB), -EINVAL);
+    assert_int_equal(disk_create(fx->image, 8 * MiB, 0, NULL), -EINVAL);
+    assert_int_equal(disk_create(fx->image, 32 * MiB, 10, NULL), -EINVAL);
+    assert_int_equal(disk_create(fx->image, 32 * MiB, 32 * MiB, NULL), -EINVAL);
     assert_int_equal(access(fx->image, F_OK), -1);
 
     /* A file of the right size without a filesystem (a create that died before
@@ -114,11 +115,11 @@ test_create_args(void **state)
     close(fd);
     struct disk_info info;
     assert_int_equal(disk_info(fx->image, &info), -EINVAL);
-    assert_int_equal(disk_create(fx->image, 32 * MiB, 0), 0);
+    assert_int_equal(disk_create(fx->image, 32 * MiB, 0, NULL), 0);
     assert_int_equal(disk_info(fx->image, &info), 0);
     assert_true(info.inodes >= 32 * MiB / DISK_BYTES_PER_INODE);
-    assert_int_equal(disk_create(fx->image, 48 * MiB, 0), -EEXIST);
-    assert_int_equal(disk_create(fx->image, 32 * MiB, 20000), -EEXIST);
+    assert_int_equal(disk_create(fx->image, 48 * MiB, 0, NULL), -EEXIST);
+    assert_int_equal(disk_create(fx->image, 32 * MiB, 20000, NULL), -EEXIST);
     assert_int_equal(disk_destroy(fx->image), 0);
     assert_int_equal(disk_destroy(fx->image), 0);
     assert_int_equal(access(fx->image, F_OK), -1);
@@ -133,8 +134,11 @@ test_limits_resize(void **state)
     struct disk_info info;
     int err;
 
-    assert_int_equal(disk_create(fx->image, 32 * MiB, 2048), 0);
-    assert_int_equal(disk_create(fx->image, 32 * MiB, 2048), 0); /* idempotent */
+    /* A copy of a pristine image: what the backend makes; it resizes as mkfs's would. */
+    char pristine[PATH_MAX + 16];
+    snprintf(pristine, sizeof(pristine), "%s/pristine", fx->dir);
+    assert_int_equal(disk_create(fx->image, 32 * MiB, 2048, pristine), 0);
+    assert_int_equal(disk_create(fx->image, 32 * MiB, 2048, pristine), 0); /* idempotent */
     struct stat st;
     assert_int_equal(stat(fx->image, &st), 0);
     assert_true((uint64_t)st.st_size == 32 * MiB);
@@ -285,7 +289,7 @@ test_mount_busy(void **state)
     char other[PATH_MAX + 8];
     snprintf(other, sizeof(other), "%s/other", fx->dir);
 
-    assert_int_equal(disk_create(fx->image, 16 * MiB, 0), 0);
+    assert_int_equal(disk_create(fx->image, 16 * MiB, 0, NULL), 0);
     assert_int_equal(disk_mount(fx->image, fx->mnt, NULL, 0), 0);
     /* The same image at a second place would be two loop devices on one file. */
     assert_int_equal(disk_mount(fx->image, other, NULL, 0), -EBUSY);
@@ -307,6 +311,89 @@ test_mount_busy(void **state)
     assert_int_equal(disk_destroy(fx->image), 0);
 }
 
+/* size bytes of an image at off. */
+static void
+read_at(const char *path, off_t off, void *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, buf, size, off), (ssize_t)size);
+    close(fd);
+}
+
+/* e2fsck -fn's verdict: 0 = clean. */
+static int
+fsck_clean(const char *image)
+{
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "e2fsck -fn '%s' >/dev/null 2>&1", image);
+    return system(cmd);
+}
+
+static void
+test_create_from_pristine(void **state)
+{
+    struct fx *fx = *state;
+    char pristine[PATH_MAX + 16], second[PATH_MAX + 16], made[PATH_MAX + 64], file[PATH_MAX + 8];
+    snprintf(pristine, sizeof(pristine), "%s/pristine", fx->dir);
+    snprintf(second, sizeof(second), "%s/second.img", fx->dir);
+    snprintf(made, sizeof(made), "%s/ext4-%llu-%llu.img", pristine, 64 * MiB,
+             64 * MiB / DISK_BYTES_PER_INODE);
+
+    /* crc32c's check value ("123456789"), with the usual final inversion. */
+    assert_int_equal(~disk_pristine_crc32c(~0u, "123456789", 9), 0xE3069283u);
+
+    assert_int_equal(disk_create(fx->image, 64 * MiB, 0, pristine), 0);
+    assert_int_equal(access(made, F_OK), 0);
+    assert_int_equal(disk_create(second, 64 * MiB, 0, pristine), 0);
+    /* Copies: the checksum seed (0x270) is the pristine one's, which mkfs
+     * draws from each filesystem's first UUID; each has a UUID (0x68) of its own. */
+    const char *img[3] = {made, fx->image, second};
+    uint8_t uuid[3][16], seed[3][4];
+    for (int i = 0; i < 3; i++) {
+        read_at(img[i], 1024 + 0x68, uuid[i], 16);
+        read_at(img[i], 1024 + 0x270, seed[i], 4);
+        assert_int_equal(fsck_clean(img[i]), 0);
+    }
+    assert_memory_equal(seed[0], seed[1], 4);
+    assert_memory_equal(seed[0], seed[2], 4);
+    assert_memory_not_equal(uuid[0], uuid[1], 16);
+    assert_memory_not_equal(uuid[0], uuid[2], 16);
+    assert_memory_not_equal(uuid[1], uuid[2], 16);
+    struct disk_info a, b;
+    assert_int_equal(disk_info(fx->image, &a), 0);
+    assert_int_equal(disk_info(made, &b), 0);
+    assert_int_equal(a.inodes, b.inodes);
+    assert_int_equal(a.blocks, b.blocks);
+    struct stat st;
+    assert_int_equal(stat(second, &st), 0);
+    assert_true((uint64_t)st.st_blocks * 512 < 8 * MiB); /* still sparse */
+
+    /* It mounts (as the backend mounts a disk it has just made), takes a
+     * file, and is clean after. */
+    assert_int_equal(disk_mount_new(second, fx->mnt), 0);
+    assert_int_equal(disk_find_loop(second, NULL, 0), 0);
+    assert_int_equal(disk_mount(second, fx->mnt, NULL, 0), 0); /* already there */
+    snprintf(file, sizeof(file), "%s/hello", fx->mnt);
+    int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "hi\n", 3), 3);
+    close(fd);
+    assert_int_equal(disk_umount(fx->mnt), 0);
+    for (int i = 0; i < 500 && disk_find_loop(second, NULL, 0) == 0; i++)
+        usleep(10000);
+    assert_int_equal(fsck_clean(second), 0);
+
+    /* A copy cut short before its superblock: no filesystem, made again. */
+    static const uint8_t zero[1024];
+    fd = open(fx->image, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, zero, sizeof(zero), 1024), (ssize_t)sizeof(zero));
+    close(fd);
+    assert_int_equal(disk_create(fx->image, 64 * MiB, 0, pristine), 0);
+    assert_int_equal(fsck_clean(fx->image), 0);
+}
+
 int
 main(void)
 {
@@ -320,6 +407,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_create_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_resize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mount_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_from_pristine, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

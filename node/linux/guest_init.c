@@ -49,11 +49,11 @@ static const struct {
     const char *name; /* file name under /dev */
     unsigned major;   /* character device major */
     unsigned minor;   /* character device minor */
-    const char *host; /* the host's node with that number, bound in a user namespace */
+    const char *host; /* the host's node with that number (under its /dev), bound in a userns */
 } devices[] = {
-    {"null", 1, 3, "/dev/null"},     {"zero", 1, 5, "/dev/zero"},       {"full", 1, 7, "/dev/full"},
-    {"random", 1, 8, "/dev/random"}, {"urandom", 1, 9, "/dev/urandom"}, {"tty", 5, 0, "/dev/tty"},
-    {"console", 1, 3, "/dev/null"},
+    {"null", 1, 3, "null"},     {"zero", 1, 5, "zero"},       {"full", 1, 7, "full"},
+    {"random", 1, 8, "random"}, {"urandom", 1, 9, "urandom"}, {"tty", 5, 0, "tty"},
+    {"console", 1, 3, "null"},
 };
 
 /* LXCFS files bound over the guest's, as paths inside the guest; the same
@@ -227,7 +227,7 @@ attach(int fd, const char *path)
  * resolved here, guest paths only after pivot_root, so a symlink in the
  * guest's tree cannot point a mount at the host. */
 static void
-detach_mounts(const struct spawn_config *cfg, struct detached *d)
+detach_mounts(const struct spawn_config *cfg, const char *dev, struct detached *d)
 {
     const unsigned safe = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
     d->proc = new_fs("proc", safe);
@@ -243,8 +243,11 @@ detach_mounts(const struct spawn_config *cfg, struct detached *d)
     /* In a user namespace mknod of a device is refused: the host's nodes
      * (mode 0666, owned by host root, which guest root cannot change) are
      * bound in instead. */
-    for (size_t i = 0; i < ARRAY_SIZE(devices); i++)
-        d->dev[i] = cfg->uid_base ? host_file(devices[i].host, false) : -1;
+    for (size_t i = 0; i < ARRAY_SIZE(devices); i++) {
+        char path[SPAWN_PATH_MAX + 16];
+        snprintf(path, sizeof(path), "%s/%s", dev, devices[i].host);
+        d->dev[i] = cfg->uid_base ? host_file(path, false) : -1;
+    }
 }
 
 static void
@@ -397,7 +400,7 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
      * node's 0700 state directories) with the user namespace's capabilities. */
     struct detached d;
     bind_root(cfg->rootfs);
-    detach_mounts(cfg, &d);
+    detach_mounts(cfg, fds->dev, &d);
     int vservers = grab_vservers(cfg);
     /* The spawner has written our uid and gid maps: become the guest's root
      * (host uid_base); from here on only the guest's own tree is touched. */

@@ -3,7 +3,9 @@
  * maps), becomes root of its user namespace when it has one, unshares its
  * cgroup namespace, builds the guest's root (private propagation, rootfs
  * bound onto itself, new proc and sysfs instances and the host files it needs
- * taken before pivot_root, then pivot_root, /proc, read-only /sys, a small
+ * taken before pivot_root, then pivot_root, which detaches what the new mount
+ * namespace was copied from: the spawner's small seed (seedns.h), or the
+ * host's table when there is no seed, /proc, read-only /sys, a small
  * /dev with 0666 nodes, the LXCFS files over /proc's, masked /proc paths),
  * brings up lo, sets the hostname and domainname, drops the capability
  * bounding set, loads the syscall filter and execs the guest's init.
@@ -23,12 +25,14 @@ struct guest_init_error {
     char what[SPAWN_ERROR_MAX]; /* the step that failed, NUL-terminated */
 };
 
-/* The descriptors the child needs; all O_CLOEXEC. */
+/* The descriptors the child needs (all O_CLOEXEC), and where it finds the
+ * host's device nodes. */
 struct guest_init_fds {
-    int sync; /* read end: one byte once the parent has set up the cgroups, EOF = abort */
-    int err;  /* write end: a struct guest_init_error on failure */
-    int log;  /* init's stdout and stderr (the console log, opened for append) */
-    int null; /* /dev/null, init's stdin */
+    int sync;        /* read end: one byte once the parent has set up the cgroups, EOF = abort */
+    int err;         /* write end: a struct guest_init_error on failure */
+    int log;         /* init's stdout and stderr (the console log, opened for append) */
+    int null;        /* /dev/null, init's stdin */
+    const char *dev; /* the host's /dev as the child sees it: "/dev" or the seed's (seedns.h) */
 };
 
 /* Resets every signal to its default action and unblocks all: a child must

@@ -237,17 +237,21 @@ lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
     /* An existing image is the guest's disk, whatever size the spec now asks
      * for: set_limits resizes it, create never replaces it. */
     struct disk_info di;
+    bool made = false;
     if (stat(p.image, &st) < 0 || disk_info(p.image, &di) == -EINVAL) {
         r = check_reserve(l, "a new disk");
         if (r < 0)
             return r;
+        char pristine[sizeof(l->cfg.state_dir) + 16];
+        snprintf(pristine, sizeof(pristine), "%s/pristine", l->cfg.state_dir);
         r = disk_create(p.image, s->limits.disk ? s->limits.disk : LINUX_DEFAULT_DISK,
-                        s->limits.inodes);
+                        s->limits.inodes, pristine);
         if (r < 0)
             return errtext_fail(r, "cannot create the disk image: size must be 16M..256T and "
                                    "inodes at most one per KiB");
+        made = true;
     }
-    r = disk_mount(p.image, p.disk, NULL, 0);
+    r = made ? disk_mount_new(p.image, p.disk) : disk_mount(p.image, p.disk, NULL, 0);
     if (r < 0)
         return r;
     r = mount_root(l, ids, &p);

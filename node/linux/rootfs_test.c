@@ -92,7 +92,7 @@ test_overlay(void **state)
     snprintf(path, sizeof(path), "%s/etc/x", fx->tmpl);
     write_file(path, "template\n");
 
-    assert_int_equal(disk_create(fx->image, 16ULL << 20, 0), 0);
+    assert_int_equal(disk_create(fx->image, 16ULL << 20, 0, NULL), 0);
     assert_int_equal(disk_mount(fx->image, fx->disk, NULL, 0), 0);
     assert_int_equal(rootfs_mount(fx->tmpl, fx->disk, fx->root), 0);
     assert_int_equal(rootfs_mount(fx->tmpl, fx->disk, fx->root), 0); /* idempotent */

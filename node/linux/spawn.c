@@ -29,6 +29,7 @@
 #include "node/linux/nsexec.h"
 #include "node/linux/nsexec_stream.h"
 #include "node/linux/proc.h"
+#include "node/linux/seedns.h"
 #include "node/linux/sysfilter.h"
 
 #define SPAWN_MAX_FDS 3 /* descriptors in one response */
@@ -356,8 +357,8 @@ move_reader(pid_t reader, const struct spawn_config *cfg)
 }
 
 static int
-do_start(int sock, struct standby *sb, const struct spawn_config *cfg, struct spawn_response *resp,
-         int *out_fd, pid_t *reader)
+do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_config *cfg,
+         struct spawn_response *resp, int *out_fd, pid_t *reader)
 {
     /* Compiled once per spawner; the child only loads it. */
     if (!sysfilter_get(cfg->filter))
@@ -398,15 +399,17 @@ do_start(int sock, struct standby *sb, const struct spawn_config *cfg, struct sp
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)cg2;
     }
-    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    char what[SPAWN_PATH_MAX + 32];
+    long pid = seedns_clone(seed, cfg, &args, what, sizeof(what));
     if (pid < 0)
-        return set_error(resp, errno, "clone3");
+        return set_error(resp, (int)-pid, "%s", what);
     if (pid == 0) {
-        struct guest_init_fds fds = {.sync = sync_r, .err = err_w, .log = log, .null = null};
+        struct guest_init_fds fds = {
+            .sync = sync_r, .err = err_w, .log = log, .null = null, .dev = seed->dev};
         close(sock);
         close(sync_w);
         close(err_r);
-        guest_init_run(cfg, &fds);
+        guest_init_run(&seed->staged, &fds);
     }
     _cleanup_close_ int pfd = pidfd;
     resp->pid = (int32_t)pid;
@@ -581,6 +584,12 @@ spawner_main(int sock)
         if (fcntl(fd, F_GETFD) < 0)
             (void)open("/dev/null", O_RDWR);
 
+    /* Guests are cloned from it; without one, from our namespace (seedns.h). */
+    static struct seedns seed;
+    int r = seedns_make(&seed);
+    if (r == -ENOTRECOVERABLE)
+        _exit(1);
+
     /* Big enough to be kept off the stack; the spawner is single-threaded. */
     static struct spawn_request req;
     struct standby sb = {.pid = 0, .sock = -1};
@@ -590,7 +599,7 @@ spawner_main(int sock)
         int fds[SPAWN_MAX_FDS] = {-1, -1, -1};
         size_t n_fds;
         struct spawn_response resp = {0};
-        int r = recv_msg(sock, &req, sizeof(req), fds, 0, &n_fds);
+        r = recv_msg(sock, &req, sizeof(req), fds, 0, &n_fds);
         if (r == -EPIPE)
             _exit(0);
         if (r < 0 && r != -EPROTO)
@@ -600,7 +609,7 @@ spawner_main(int sock)
         else if (config_check(&req.cfg) < 0)
             set_error(&resp, EINVAL, "bad config");
         else if (req.op == SPAWN_OP_START) {
-            if (do_start(sock, &sb, &req.cfg, &resp, &fds[0], &reader) == 0)
+            if (do_start(sock, &sb, &seed, &req.cfg, &resp, &fds[0], &reader) == 0)
                 resp.n_fds = 1;
             else
                 reader = 0; /* it ends with the killed child's pipe */

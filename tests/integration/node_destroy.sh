@@ -11,7 +11,7 @@ G=$(uuid)
 nodectl h1 apply "$(spec gone "$G" '{"disk":"32M"}')" >/dev/null || fail "apply"
 nodectl h1 start "$G" >/dev/null || fail "start"
 pid=$("$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk '$1=="gone" {print $5}')
-img=$(find "$T/h1" -name '*.img' | head -1)
+img=$(find "$T/h1/data" -name disk.img | head -1)
 [ -n "$img" ] || fail "no disk image"
 loop=$(losetup -j "$img" | cut -d: -f1)
 [ -n "$loop" ] || fail "no loop device for $img"
