@@ -359,27 +359,36 @@ octal(const char *p, size_t n)
     return v;
 }
 
-/* Decompresses from in_fd until *have >= want bytes are in *buf. */
-static int
-inflate_to(ZSTD_DCtx *d, int in_fd, char **buf, size_t *have, size_t want)
-{
-    char in[16384];
+/* The compressed bytes read but not yet inflated: a run of zeros is a few
+ * bytes that stand for megabytes, so inflating all of a read could go far
+ * past the manifest. */
+struct inflate_in {
+    char buf[16384];  /* what read returned */
+    ZSTD_inBuffer ib; /* its part not inflated yet */
+    bool full;        /* the last output chunk was filled: more may be pending */
+};
 
+/* Decompresses from in_fd until *have >= want bytes are in *buf, and no
+ * further than the output chunk that gets there. */
+static int
+inflate_to(ZSTD_DCtx *d, int in_fd, struct inflate_in *in, char **buf, size_t *have, size_t want)
+{
     while (*have < want) {
-        ssize_t k = read(in_fd, in, sizeof(in));
-        if (k <= 0)
-            return k < 0 ? -errno : -EBADMSG;
-        ZSTD_inBuffer ib = {in, (size_t)k, 0};
-        while (ib.pos < ib.size) {
-            *buf = xrealloc(*buf, *have + 65536);
-            ZSTD_outBuffer ob = {*buf + *have, 65536, 0};
-            size_t r = ZSTD_decompressStream(d, &ob, &ib);
-            if (ZSTD_isError(r))
-                return -EBADMSG;
-            *have += ob.pos;
-            if (*have > 4 * ARCHIVE_MANIFEST_MAX)
-                return -EBADMSG;
+        if (in->ib.pos == in->ib.size && !in->full) {
+            ssize_t k = read(in_fd, in->buf, sizeof(in->buf));
+            if (k <= 0)
+                return k < 0 ? -errno : -EBADMSG;
+            in->ib = (ZSTD_inBuffer){in->buf, (size_t)k, 0};
         }
+        *buf = xrealloc(*buf, *have + 65536);
+        ZSTD_outBuffer ob = {*buf + *have, 65536, 0};
+        size_t r = ZSTD_decompressStream(d, &ob, &in->ib);
+        if (ZSTD_isError(r))
+            return -EBADMSG;
+        *have += ob.pos;
+        in->full = ob.pos == ob.size;
+        if (*have > 4 * ARCHIVE_MANIFEST_MAX)
+            return -EBADMSG;
     }
     return 0;
 }
@@ -388,6 +397,7 @@ int
 archive_manifest(int in_fd, char **out, char *err, size_t errlen)
 {
     ZSTD_DCtx *d = ZSTD_createDCtx();
+    _cleanup_free_ struct inflate_in *in = xcalloc(1, sizeof(*in));
     _cleanup_free_ char *buf = NULL;
     size_t have = 0, at = 0;
     int r = 0;
@@ -395,7 +405,7 @@ archive_manifest(int in_fd, char **out, char *err, size_t errlen)
     *out = NULL;
     for (int entries = 0; r >= 0 && entries < 4; entries++) {
         /* A pax extended header ('x', 'g') may come before the manifest. */
-        if ((r = inflate_to(d, in_fd, &buf, &have, at + 512)) < 0)
+        if ((r = inflate_to(d, in_fd, in, &buf, &have, at + 512)) < 0)
             break;
         const char *h = buf + at;
         uint64_t size = octal(h + 124, 12);
@@ -404,7 +414,7 @@ archive_manifest(int in_fd, char **out, char *err, size_t errlen)
             r = -EBADMSG;
             break;
         }
-        if ((r = inflate_to(d, in_fd, &buf, &have, at + 512 + size)) < 0)
+        if ((r = inflate_to(d, in_fd, in, &buf, &have, at + 512 + size)) < 0)
             break;
         if (type == 'x' || type == 'g') {
             at += 512 + (size + 511) / 512 * 512;
