@@ -102,7 +102,13 @@ tar_wait(struct child *c, char *err, size_t n)
     while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
         len--;
     text[len] = '\0';
-    const char *last = strrchr(text, '\n') ? strrchr(text, '\n') + 1 : text;
+    /* tar's last line after an error it went on from is only "Exiting with
+     * failure status due to previous errors": the line before says why. */
+    char *last = strrchr(text, '\n') ? strrchr(text, '\n') + 1 : text;
+    while (last > text && strstr(last, "Exiting with failure status")) {
+        last[-1] = '\0';
+        last = strrchr(text, '\n') ? strrchr(text, '\n') + 1 : text;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
     return fail(err, n, -EIO, "tar failed: %s", last[0] ? last : "no message");

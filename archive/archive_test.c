@@ -195,6 +195,35 @@ test_manifest_before_zeros(void **state)
     close(out);
 }
 
+/* tar's reason for refusing a member reaches the caller, not only its
+ * closing "Exiting with failure status due to previous errors". */
+static void
+test_unpack_says_why(void **state)
+{
+    char p[256], err[512] = "";
+    /* A pax tar of the manifest and "files/../escape", zstd-compressed. */
+    char cmd[1024];
+
+    (void)state;
+    snprintf(
+        cmd, sizeof(cmd),
+        "cd '%s' && mkdir -p w/files && echo '{}' > w/vfleet-guest.json && echo x > w/escape && "
+        "tar --format=pax -C w -cf - vfleet-guest.json "
+        "--transform 's,^escape,files/../escape,' escape | zstd -q -c > dotdot.vfx",
+        dir);
+    assert_int_equal(system(cmd), 0);
+    path(p, sizeof(p), "dotdot.vfx");
+    int fd = open(p, O_RDONLY);
+    assert_true(fd >= 0);
+    path(p, sizeof(p), "dotdot-out");
+    assert_true(archive_unpack(fd, p, err, sizeof(err)) < 0);
+    close(fd);
+    assert_non_null(strstr(err, ".."));
+    assert_null(strstr(err, "Exiting with failure status"));
+    path(p, sizeof(p), "escape"); /* where "files/../escape" would land */
+    assert_int_equal(access(p, F_OK), -1);
+}
+
 static int
 setup(void **state)
 {
@@ -219,6 +248,7 @@ main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_damaged_archive),
         cmocka_unit_test(test_manifest_before_zeros),
+        cmocka_unit_test(test_unpack_says_why),
     };
     if (geteuid() != 0) {
         printf("SKIP: the archive test needs root (owners, device nodes, trusted.*)\n");
