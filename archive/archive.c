@@ -275,8 +275,9 @@ archive_pack(const char *manifest, const char *dir, const char *const *excludes,
 
 /* Decompresses in_fd into the socket wr (tar's stdin). */
 static int
-decompress_stream(int in_fd, int wr, char *err, size_t n)
+decompress_stream(int in_fd, int wr, uint64_t max, char *err, size_t n)
 {
+    uint64_t total = 0;
     ZSTD_DCtx *d = ZSTD_createDCtx();
     size_t in_size = ZSTD_DStreamInSize(), out_size = ZSTD_DStreamOutSize();
     _cleanup_free_ char *in = xmalloc(in_size), *outb = xmalloc(out_size);
@@ -305,6 +306,10 @@ decompress_stream(int in_fd, int wr, char *err, size_t n)
             if (ZSTD_isError(pending))
                 r = fail(err, n, -EBADMSG, "the archive is damaged: zstd: %s",
                          ZSTD_getErrorName(pending));
+            else if ((total += ob.pos) > max)
+                r = fail(err, n, -ENOSPC,
+                         "the archive unpacks to more than the %llu bytes there is room for",
+                         (unsigned long long)max);
             else if ((r = write_all(wr, outb, ob.pos, true)) < 0)
                 fail(err, n, r, "tar stopped reading: %s", strerror(-r));
         }
@@ -317,6 +322,12 @@ decompress_stream(int in_fd, int wr, char *err, size_t n)
 
 int
 archive_unpack(int in_fd, const char *dir, char *err, size_t errlen)
+{
+    return archive_unpack_max(in_fd, dir, UINT64_MAX, err, errlen);
+}
+
+int
+archive_unpack_max(int in_fd, const char *dir, uint64_t max_bytes, char *err, size_t errlen)
 {
     struct child c;
     int sv[2];
@@ -347,7 +358,7 @@ archive_unpack(int in_fd, const char *dir, char *err, size_t errlen)
         close(sv[0]);
         return fail(err, errlen, r, "cannot run tar: %s", strerror(-r));
     }
-    r = decompress_stream(in_fd, sv[0], err, errlen);
+    r = decompress_stream(in_fd, sv[0], max_bytes, err, errlen);
     close(sv[0]);
     int t = tar_wait(&c, r < 0 ? NULL : err, errlen);
     return r < 0 ? r : t;

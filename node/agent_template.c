@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -96,14 +97,25 @@ check_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
     return 0;
 }
 
+uint64_t
+agent_template_room(const char *dir)
+{
+    struct statvfs sv;
+
+    if (statvfs(dir, &sv) < 0)
+        return 0;
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    return avail > AGENT_TEMPLATE_RESERVE ? avail - AGENT_TEMPLATE_RESERVE : 0;
+}
+
 int
-agent_template_unpack(int fd, const char *tmp, const char *final, char sum[TEMPLATE_SUM_LEN + 1],
-                      uint64_t *size, char *err, size_t n)
+agent_template_unpack(int fd, const char *tmp, const char *final, uint64_t max_bytes,
+                      char sum[TEMPLATE_SUM_LEN + 1], uint64_t *size, char *err, size_t n)
 {
     int r = agent_template_rm_tree(tmp);
 
     if (r >= 0)
-        r = archive_unpack(fd, tmp, err, n);
+        r = archive_unpack_max(fd, tmp, max_bytes, err, n);
     else
         snprintf(err, n, "cannot clear \"%s\": %s", tmp, strerror(-r));
     /* tar refuses members that climb out (".."), strips leading "/" and
@@ -279,8 +291,13 @@ tjob_run(void *arg)
         snprintf(j->err, sizeof(j->err), "cannot open the template's archive: %s", strerror(errno));
         return;
     }
-    j->result =
-        agent_template_unpack(fd, j->tmp, j->final, j->sum, &j->size, j->err, sizeof(j->err));
+    _cleanup_free_ char *dir = xstrdup(j->final);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    /* The archive received stays until the tree is whole: it takes room too. */
+    j->result = agent_template_unpack(fd, j->tmp, j->final, agent_template_room(dir), j->sum,
+                                      &j->size, j->err, sizeof(j->err));
     if (j->result == 1 && template_sum(j->final, j->sum, &j->size) < 0)
         j->sum[0] = '\0';
 }
