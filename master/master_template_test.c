@@ -293,6 +293,54 @@ test_failed_fetch(void **state)
     delete_all_guests();
 }
 
+/* A guest whose fetch failed keeps the fetch's reason when its node comes
+ * back (the reconcile sent it a create the node could only refuse, "no such
+ * guest on this node"). */
+static void
+test_failed_fetch_kept(void **state)
+{
+    char path[512];
+    json_t *o = NULL;
+
+    (void)state;
+    add_template("flaky");
+    assert_int_equal(template_lib_path(F.master, "flaky", path, sizeof(path)), 0);
+    FILE *f = fopen(path, "r+");
+    assert_non_null(f);
+    fseek(f, 40, SEEK_SET);
+    fputc('X', f);
+    fclose(f);
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
+                           "{\"name\":\"tk\",\"template\":\"busybox\",\"node\":\"n3\"}"),
+                     201);
+    char tk[128];
+    snprintf(tk, sizeof(tk), "%s/n3/guests/%s.json", F.dir, str(o, "id"));
+    json_decref(o);
+    assert_int_equal(httpf("POST", "/v1/guests", &o,
+                           "{\"name\":\"tf\",\"template\":\"flaky\",\"node\":\"n3\","
+                           "\"limits\":{\"cpu_max\":0.1,\"memory\":\"64M\"}}"),
+                     201);
+    json_decref(o);
+    json_decref(poll_until("/v1/guests/tf", guest_state, "error"));
+    /* n3 comes back without tk: its reconcile finds tk lost (the sign it
+     * ran), and tf missing too. */
+    on_loop(stop_n3);
+    on_loop(free_n3);
+    assert_int_equal(unlink(tk), 0);
+    on_loop(start_n3);
+    json_decref(poll_until("/v1/guests/tk", guest_state, "lost"));
+    for (int i = 0; i < 20; i++) {
+        o = NULL;
+        assert_int_equal(http("GET", "/v1/guests/tf", NULL, NULL, &o), 200);
+        if (!strstr(str(o, "message"), "could not be fetched"))
+            fail_msg("tf's reason became \"%s\"", str(o, "message"));
+        json_decref(o);
+        usleep(50 * 1000);
+    }
+    assert_int_equal(http("DELETE", "/v1/templates/flaky", NULL, NULL, NULL), 204);
+    delete_all_guests();
+}
+
 int
 main(void)
 {
@@ -300,6 +348,7 @@ main(void)
         cmocka_unit_test(test_library_refusals),
         cmocka_unit_test(test_fetch_on_create),
         cmocka_unit_test(test_failed_fetch),
+        cmocka_unit_test(test_failed_fetch_kept),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
