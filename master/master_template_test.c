@@ -295,9 +295,10 @@ test_failed_fetch(void **state)
 
 /* A guest whose fetch failed keeps the fetch's reason when its node comes
  * back (the reconcile sent it a create the node could only refuse, "no such
- * guest on this node"). */
+ * guest on this node"), and a start once the library is right fetches the
+ * template again and creates it. */
 static void
-test_failed_fetch_kept(void **state)
+test_failed_fetch_retried(void **state)
 {
     char path[512];
     json_t *o = NULL;
@@ -337,7 +338,12 @@ test_failed_fetch_kept(void **state)
         json_decref(o);
         usleep(50 * 1000);
     }
+    /* The library is right again: a start fetches it and creates tf. */
     assert_int_equal(http("DELETE", "/v1/templates/flaky", NULL, NULL, NULL), 204);
+    add_template("flaky");
+    assert_int_equal(http("POST", "/v1/guests/tf/start", NULL, NULL, NULL), 200);
+    json_decref(poll_until("/v1/guests/tf", guest_state, "running"));
+    assert_int_equal(fetches("n3", "flaky"), 2);
     delete_all_guests();
 }
 
@@ -348,7 +354,7 @@ main(void)
         cmocka_unit_test(test_library_refusals),
         cmocka_unit_test(test_fetch_on_create),
         cmocka_unit_test(test_failed_fetch),
-        cmocka_unit_test(test_failed_fetch_kept),
+        cmocka_unit_test(test_failed_fetch_retried),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
