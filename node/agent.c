@@ -260,6 +260,7 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     a->backend = backend;
     a->ops = lane_new(loop);
     a->execs = lane_new(loop);
+    a->fetches = lane_new(loop);
     if (!a->cfg.heartbeat_ms)
         a->cfg.heartbeat_ms = 5000;
     if (!a->cfg.usage_ms)
@@ -344,6 +345,7 @@ agent_destroy(agent_t **p)
     agent_guest_free_all(a);
     lane_destroy(&a->ops);
     lane_destroy(&a->execs);
+    lane_destroy(&a->fetches);
     outbox_destroy(&a->outbox);
     store_close(&a->store);
     link_destroy(&a->link);

@@ -361,7 +361,7 @@ cmd_commit(agent_t *a, const struct msg *msg)
         /* Committed before (an answer lost): answer with what is. */
         facts_have(a, j->name, j->final, sizeof(j->final));
         j->result = 1;
-        lane_push(a->ops, &tjob_fns, j);
+        lane_push(a->fetches, &tjob_fns, j);
         return;
     }
     _cleanup_free_ char *state = xasprintf("%s.state", j->archive);
@@ -388,7 +388,7 @@ cmd_commit(agent_t *a, const struct msg *msg)
     templates_dir(a, j->final, sizeof(j->final));
     size_t len = strlen(j->final);
     snprintf(j->final + len, sizeof(j->final) - len, "/%s", j->name);
-    lane_push(a->ops, &tjob_fns, j);
+    lane_push(a->fetches, &tjob_fns, j);
 }
 
 /* ---- abort ---- */
