@@ -10,6 +10,7 @@
 #include "node/agent_migrate.h"
 
 #define _XOPEN_SOURCE_EXTENDED 1
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -138,6 +139,43 @@ agent_template_unpack(int fd, const char *tmp, const char *final, uint64_t max_b
     if (r != 0)
         (void)agent_template_rm_tree(tmp);
     return r;
+}
+
+/* ---- leftovers ---- */
+
+int
+agent_template_sweep_dir(const char *dir, time_t now)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    struct stat st;
+    int n = 0;
+
+    while (d && (e = readdir(d))) {
+        bool unpack = strncmp(e->d_name, ".unpack-", 8) == 0;
+        bool fetch = strncmp(e->d_name, ".fetch-", 7) == 0;
+        if ((!unpack && !fetch) || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (fetch && (!S_ISREG(st.st_mode) || now - st.st_mtime < AGENT_TEMPLATE_STALE_S))
+            continue;
+        _cleanup_free_ char *path = xasprintf("%s/%s", dir, e->d_name);
+        if ((unpack ? agent_template_rm_tree(path) : unlink(path)) == 0)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+void
+agent_template_sweep(agent_t *a)
+{
+    char dir[300];
+
+    templates_dir(a, dir, sizeof(dir));
+    int n = agent_template_sweep_dir(dir, time(NULL));
+    if (n > 0)
+        log_info("node=%s removed %d leftovers of template fetches from %s", a->cfg.name, n, dir);
 }
 
 /* ---- the facts ---- */

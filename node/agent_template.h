@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "node/agent_internal.h"
 #include "node/linux/template_sum.h"
@@ -24,5 +25,15 @@ int agent_template_unpack(int fd, const char *tmp, const char *final, uint64_t m
 uint64_t agent_template_room(const char *dir);
 
 #define AGENT_TEMPLATE_RESERVE (1ULL << 30) /* free bytes a template fetch leaves */
+#define AGENT_TEMPLATE_STALE_S 3600         /* an archive received no byte for this long: dead */
+
+/* At the agent's start, what fetches that ended while it was away left in
+ * its templates directory: every half-unpacked tree (no unpack survives a
+ * restart; a resumed commit unpacks again) and every archive that received
+ * nothing for AGENT_TEMPLATE_STALE_S (the master gave up on it long ago; a
+ * fresher one may still be committed). */
+void agent_template_sweep(agent_t *a);
+/* The same in dir at time now; returns how many entries went. */
+int agent_template_sweep_dir(const char *dir, time_t now);
 /* Removes the tree at path (no link followed); 0 when it is not there. */
 int agent_template_rm_tree(const char *path);

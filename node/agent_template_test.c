@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 #include <cmocka.h>
@@ -244,6 +245,46 @@ test_too_big(void **state)
     free(t);
 }
 
+/* What fetches left when the agent died: half-unpacked trees go, archives
+ * go once they received nothing for an hour, templates and fresh archives
+ * (a commit may still come) stay. */
+static void
+test_sweep(void **state)
+{
+    char dir[200], p[300];
+    time_t now = time(NULL);
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "%s/sweep", base);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(p, sizeof(p), "%s/.unpack-t-12345678", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/.unpack-t-12345678/etc", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    const char *files[] = {".fetch-old-12345678.vfx", ".fetch-old-12345678.vfx.state",
+                           ".fetch-new-87654321.vfx", "keep/hello"};
+    snprintf(p, sizeof(p), "%s/keep", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        if (i < 2) {
+            struct timespec old[2] = {{.tv_sec = now - AGENT_TEMPLATE_STALE_S - 60},
+                                      {.tv_sec = now - AGENT_TEMPLATE_STALE_S - 60}};
+            assert_int_equal(futimens(fd, old), 0);
+        }
+        close(fd);
+    }
+    assert_int_equal(agent_template_sweep_dir(dir, now), 3);
+    assert_false(exists("%s/.unpack-t-12345678", dir));
+    assert_false(exists("%s/.fetch-old-12345678.vfx", dir));
+    assert_false(exists("%s/.fetch-old-12345678.vfx.state", dir));
+    assert_true(exists("%s/.fetch-new-87654321.vfx", dir));
+    assert_true(exists("%s/keep/hello", dir));
+    assert_int_equal(agent_template_sweep_dir("/nonexistent-sweep-dir", now), 0);
+}
+
 static int
 setup(void **state)
 {
@@ -274,7 +315,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),        cmocka_unit_test(test_dotdot),
         cmocka_unit_test(test_symlink_out), cmocka_unit_test(test_device),
-        cmocka_unit_test(test_too_big),
+        cmocka_unit_test(test_too_big),     cmocka_unit_test(test_sweep),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
