@@ -229,11 +229,17 @@ test_fetch_on_create(void **state)
     json_decref(o);
     assert_int_equal(fetches("n2", "alpine"), 1);
 
-    /* An explicit push to n3; n2 has it already. */
+    /* A node list of something else than names is a bad request. */
     assert_int_equal(
-        http("POST", "/v1/templates/alpine/distribute", "{\"nodes\":[\"n2\",\"n3\"]}", NULL, &o),
-        202);
+        http("POST", "/v1/templates/alpine/distribute", "{\"nodes\":[\"n3\",7]}", NULL, NULL), 400);
+    /* An explicit push to n3, named twice (one fetch, listed once); n2 has
+     * it already. */
+    assert_int_equal(http("POST", "/v1/templates/alpine/distribute",
+                          "{\"nodes\":[\"n2\",\"n3\",\"n3\"]}", NULL, &o),
+                     202);
     assert_string_equal(json_string_value(json_array_get(json_object_get(o, "present"), 0)), "n2");
+    assert_int_equal(json_array_size(json_object_get(o, "operations")), 1);
+    assert_int_equal(json_array_size(json_object_get(o, "present")), 1);
     char path[128];
     snprintf(path, sizeof(path), "/v1/operations/%s",
              str(json_array_get(json_object_get(o, "operations"), 0), "operation"));
