@@ -102,7 +102,13 @@ tar_wait(struct child *c, char *err, size_t n)
     while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
         len--;
     text[len] = '\0';
-    const char *last = strrchr(text, '\n') ? strrchr(text, '\n') + 1 : text;
+    /* tar's last line after an error it went on from is only "Exiting with
+     * failure status due to previous errors": the line before says why. */
+    char *last = strrchr(text, '\n') ? strrchr(text, '\n') + 1 : text;
+    while (last > text && strstr(last, "Exiting with failure status")) {
+        last[-1] = '\0';
+        last = strrchr(text, '\n') ? strrchr(text, '\n') + 1 : text;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
     return fail(err, n, -EIO, "tar failed: %s", last[0] ? last : "no message");
@@ -269,8 +275,9 @@ archive_pack(const char *manifest, const char *dir, const char *const *excludes,
 
 /* Decompresses in_fd into the socket wr (tar's stdin). */
 static int
-decompress_stream(int in_fd, int wr, char *err, size_t n)
+decompress_stream(int in_fd, int wr, uint64_t max, char *err, size_t n)
 {
+    uint64_t total = 0;
     ZSTD_DCtx *d = ZSTD_createDCtx();
     size_t in_size = ZSTD_DStreamInSize(), out_size = ZSTD_DStreamOutSize();
     _cleanup_free_ char *in = xmalloc(in_size), *outb = xmalloc(out_size);
@@ -299,6 +306,10 @@ decompress_stream(int in_fd, int wr, char *err, size_t n)
             if (ZSTD_isError(pending))
                 r = fail(err, n, -EBADMSG, "the archive is damaged: zstd: %s",
                          ZSTD_getErrorName(pending));
+            else if ((total += ob.pos) > max)
+                r = fail(err, n, -ENOSPC,
+                         "the archive unpacks to more than the %llu bytes there is room for",
+                         (unsigned long long)max);
             else if ((r = write_all(wr, outb, ob.pos, true)) < 0)
                 fail(err, n, r, "tar stopped reading: %s", strerror(-r));
         }
@@ -311,6 +322,12 @@ decompress_stream(int in_fd, int wr, char *err, size_t n)
 
 int
 archive_unpack(int in_fd, const char *dir, char *err, size_t errlen)
+{
+    return archive_unpack_max(in_fd, dir, UINT64_MAX, err, errlen);
+}
+
+int
+archive_unpack_max(int in_fd, const char *dir, uint64_t max_bytes, char *err, size_t errlen)
 {
     struct child c;
     int sv[2];
@@ -341,7 +358,7 @@ archive_unpack(int in_fd, const char *dir, char *err, size_t errlen)
         close(sv[0]);
         return fail(err, errlen, r, "cannot run tar: %s", strerror(-r));
     }
-    r = decompress_stream(in_fd, sv[0], err, errlen);
+    r = decompress_stream(in_fd, sv[0], max_bytes, err, errlen);
     close(sv[0]);
     int t = tar_wait(&c, r < 0 ? NULL : err, errlen);
     return r < 0 ? r : t;
@@ -359,27 +376,36 @@ octal(const char *p, size_t n)
     return v;
 }
 
-/* Decompresses from in_fd until *have >= want bytes are in *buf. */
-static int
-inflate_to(ZSTD_DCtx *d, int in_fd, char **buf, size_t *have, size_t want)
-{
-    char in[16384];
+/* The compressed bytes read but not yet inflated: a run of zeros is a few
+ * bytes that stand for megabytes, so inflating all of a read could go far
+ * past the manifest. */
+struct inflate_in {
+    char buf[16384];  /* what read returned */
+    ZSTD_inBuffer ib; /* its part not inflated yet */
+    bool full;        /* the last output chunk was filled: more may be pending */
+};
 
+/* Decompresses from in_fd until *have >= want bytes are in *buf, and no
+ * further than the output chunk that gets there. */
+static int
+inflate_to(ZSTD_DCtx *d, int in_fd, struct inflate_in *in, char **buf, size_t *have, size_t want)
+{
     while (*have < want) {
-        ssize_t k = read(in_fd, in, sizeof(in));
-        if (k <= 0)
-            return k < 0 ? -errno : -EBADMSG;
-        ZSTD_inBuffer ib = {in, (size_t)k, 0};
-        while (ib.pos < ib.size) {
-            *buf = xrealloc(*buf, *have + 65536);
-            ZSTD_outBuffer ob = {*buf + *have, 65536, 0};
-            size_t r = ZSTD_decompressStream(d, &ob, &ib);
-            if (ZSTD_isError(r))
-                return -EBADMSG;
-            *have += ob.pos;
-            if (*have > 4 * ARCHIVE_MANIFEST_MAX)
-                return -EBADMSG;
+        if (in->ib.pos == in->ib.size && !in->full) {
+            ssize_t k = read(in_fd, in->buf, sizeof(in->buf));
+            if (k <= 0)
+                return k < 0 ? -errno : -EBADMSG;
+            in->ib = (ZSTD_inBuffer){in->buf, (size_t)k, 0};
         }
+        *buf = xrealloc(*buf, *have + 65536);
+        ZSTD_outBuffer ob = {*buf + *have, 65536, 0};
+        size_t r = ZSTD_decompressStream(d, &ob, &in->ib);
+        if (ZSTD_isError(r))
+            return -EBADMSG;
+        *have += ob.pos;
+        in->full = ob.pos == ob.size;
+        if (*have > 4 * ARCHIVE_MANIFEST_MAX)
+            return -EBADMSG;
     }
     return 0;
 }
@@ -388,6 +414,7 @@ int
 archive_manifest(int in_fd, char **out, char *err, size_t errlen)
 {
     ZSTD_DCtx *d = ZSTD_createDCtx();
+    _cleanup_free_ struct inflate_in *in = xcalloc(1, sizeof(*in));
     _cleanup_free_ char *buf = NULL;
     size_t have = 0, at = 0;
     int r = 0;
@@ -395,7 +422,7 @@ archive_manifest(int in_fd, char **out, char *err, size_t errlen)
     *out = NULL;
     for (int entries = 0; r >= 0 && entries < 4; entries++) {
         /* A pax extended header ('x', 'g') may come before the manifest. */
-        if ((r = inflate_to(d, in_fd, &buf, &have, at + 512)) < 0)
+        if ((r = inflate_to(d, in_fd, in, &buf, &have, at + 512)) < 0)
             break;
         const char *h = buf + at;
         uint64_t size = octal(h + 124, 12);
@@ -404,7 +431,7 @@ archive_manifest(int in_fd, char **out, char *err, size_t errlen)
             r = -EBADMSG;
             break;
         }
-        if ((r = inflate_to(d, in_fd, &buf, &have, at + 512 + size)) < 0)
+        if ((r = inflate_to(d, in_fd, in, &buf, &have, at + 512 + size)) < 0)
             break;
         if (type == 'x' || type == 'g') {
             at += 512 + (size + 511) / 512 * 512;

@@ -42,6 +42,11 @@ int archive_pack(const char *manifest, const char *dir, const char *const *exclu
  * missing), owners, modes, times, xattrs, links and device nodes as they
  * were. The manifest is not extracted. */
 int archive_unpack(int in_fd, const char *dir, char *err, size_t errlen);
+/* archive_unpack, stopped with -ENOSPC when the tar stream passes
+ * max_bytes: what a tree can take on disk is at most its tar stream (data,
+ * sparse files' data only, and headers), so a bound on the stream bounds
+ * what a hostile archive (a zstd bomb) can fill. */
+int archive_unpack_max(int in_fd, const char *dir, uint64_t max_bytes, char *err, size_t errlen);
 
 /* The manifest of the archive at in_fd (read from its start): a malloc'd
  * NUL-terminated JSON text in *out. -EBADMSG when the file is not an archive

@@ -165,6 +165,65 @@ test_damaged_archive(void **state)
     close(fd);
 }
 
+/* A tree whose first file is a long run of zeros (written, not sparse):
+ * its few compressed bytes stand for many megabytes, and the manifest is
+ * still read back (it was "not a vfleet archive" when the first read of
+ * the file inflated past the manifest's bound). */
+static void
+test_manifest_before_zeros(void **state)
+{
+    static char zeros[1 << 20];
+    char p[256], err[256] = "", *m = NULL;
+
+    (void)state;
+    path(p, sizeof(p), "z");
+    assert_int_equal(mkdir(p, 0755), 0);
+    path(p, sizeof(p), "z/a-zeros");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(write(fd, zeros, sizeof(zeros)), (ssize_t)sizeof(zeros));
+    close(fd);
+    path(p, sizeof(p), "z.vfx");
+    int out = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    path(p, sizeof(p), "z");
+    assert_int_equal(archive_pack("{\"format\": 1}", p, NULL, out, NULL, err, sizeof(err)), 0);
+    assert_int_equal(lseek(out, 0, SEEK_SET), 0);
+    assert_int_equal(archive_manifest(out, &m, err, sizeof(err)), 0);
+    assert_string_equal(m, "{\"format\": 1}");
+    free(m);
+    close(out);
+}
+
+/* tar's reason for refusing a member reaches the caller, not only its
+ * closing "Exiting with failure status due to previous errors". */
+static void
+test_unpack_says_why(void **state)
+{
+    char p[256], err[512] = "";
+    /* A pax tar of the manifest and "files/../escape", zstd-compressed. */
+    char cmd[1024];
+
+    (void)state;
+    snprintf(
+        cmd, sizeof(cmd),
+        "cd '%s' && mkdir -p w/files && echo '{}' > w/vfleet-guest.json && echo x > w/escape && "
+        "tar --format=pax -C w -cf - vfleet-guest.json "
+        "--transform 's,^escape,files/../escape,' escape | zstd -q -c > dotdot.vfx",
+        dir);
+    assert_int_equal(system(cmd), 0);
+    path(p, sizeof(p), "dotdot.vfx");
+    int fd = open(p, O_RDONLY);
+    assert_true(fd >= 0);
+    path(p, sizeof(p), "dotdot-out");
+    assert_true(archive_unpack(fd, p, err, sizeof(err)) < 0);
+    close(fd);
+    assert_non_null(strstr(err, ".."));
+    assert_null(strstr(err, "Exiting with failure status"));
+    path(p, sizeof(p), "escape"); /* where "files/../escape" would land */
+    assert_int_equal(access(p, F_OK), -1);
+}
+
 static int
 setup(void **state)
 {
@@ -188,6 +247,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_damaged_archive),
+        cmocka_unit_test(test_manifest_before_zeros),
+        cmocka_unit_test(test_unpack_says_why),
     };
     if (geteuid() != 0) {
         printf("SKIP: the archive test needs root (owners, device nodes, trusted.*)\n");

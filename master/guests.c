@@ -15,6 +15,8 @@
 #include "master/events.h"
 #include "master/guests_move.h"
 #include "master/oncommit.h"
+#include "master/op_template.h"
+#include "master/registry.h"
 #include "master/usage.h"
 #include "master/waiters.h"
 #include "proto/spec_json.h"
@@ -474,6 +476,24 @@ guests_revert(master_t *m, const char *id, uint64_t gen, const struct guest_spec
 
 /* ---- lifecycle ---- */
 
+/* A guest never created because its template's fetch failed: a start
+ * fetches it again from the library (a create waits for it), instead of a
+ * create its node could only refuse. Whether it did. */
+static bool
+refetch(master_t *m, const struct db_guest *g, const struct guest_spec *spec)
+{
+    char id[SPEC_ID_LEN + 1];
+
+    if (g->applied_generation > 0 ||
+        registry_node_has_template(m->reg, g->node, spec->template_name))
+        return false;
+    if (op_template_fetch(m, g->node, spec->template_name, g->id, id) < 0)
+        return false; /* not in the library: the node says what it lacks */
+    log_info("guest=%s waits for template \"%s\" to reach node=%s again (op=%s)", g->name,
+             spec->template_name, g->node, id);
+    return true;
+}
+
 int
 guests_lifecycle(master_t *m, const struct caller *c, const char *name, enum guest_op op,
                  struct db_guest *g, struct guest_spec *spec, struct guest_err *e)
@@ -499,7 +519,9 @@ guests_lifecycle(master_t *m, const struct caller *c, const char *name, enum gue
         return guest_fail(e, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
     if (want != g->desired)
         r = store_spec(m, g, spec, want);
-    if (r >= 0) {
+    if (r >= 0 && op != GUEST_STOP && refetch(m, g, spec)) {
+        /* The template's fetch creates it (op_template.h): nothing to send. */
+    } else if (r >= 0) {
         if (g->applied_generation < g->generation)
             guests_send_apply(m, g->node, spec);
         if (op == GUEST_STOP || op == GUEST_RESTART)

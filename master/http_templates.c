@@ -253,13 +253,22 @@ distribute_nodes(master_t *m, struct http_req *req, json_t **nodes)
     }
     json_array_foreach(list, i, v)
     {
-        if (!json_is_string(v) || !registry_get(m->reg, json_string_value(v))) {
-            httpd_error(req, 404, "not_found", "nodes", "no node %s",
-                        json_is_string(v) ? json_string_value(v) : "(not a name)");
+        if (!json_is_string(v)) {
+            httpd_error(req, 400, "bad_request", "nodes", "the nodes are names (strings)");
             json_decref(*nodes);
             return -1;
         }
-        json_array_append(*nodes, v);
+        if (!registry_get(m->reg, json_string_value(v))) {
+            httpd_error(req, 404, "not_found", "nodes", "no node %s", json_string_value(v));
+            json_decref(*nodes);
+            return -1;
+        }
+        bool seen = false; /* a node named twice is told once */
+        size_t j;
+        json_t *w;
+        json_array_foreach(*nodes, j, w) seen = seen || json_equal(v, w);
+        if (!seen)
+            json_array_append(*nodes, v);
     }
     return 0;
 }

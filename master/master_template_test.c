@@ -229,11 +229,17 @@ test_fetch_on_create(void **state)
     json_decref(o);
     assert_int_equal(fetches("n2", "alpine"), 1);
 
-    /* An explicit push to n3; n2 has it already. */
+    /* A node list of something else than names is a bad request. */
     assert_int_equal(
-        http("POST", "/v1/templates/alpine/distribute", "{\"nodes\":[\"n2\",\"n3\"]}", NULL, &o),
-        202);
+        http("POST", "/v1/templates/alpine/distribute", "{\"nodes\":[\"n3\",7]}", NULL, NULL), 400);
+    /* An explicit push to n3, named twice (one fetch, listed once); n2 has
+     * it already. */
+    assert_int_equal(http("POST", "/v1/templates/alpine/distribute",
+                          "{\"nodes\":[\"n2\",\"n3\",\"n3\"]}", NULL, &o),
+                     202);
     assert_string_equal(json_string_value(json_array_get(json_object_get(o, "present"), 0)), "n2");
+    assert_int_equal(json_array_size(json_object_get(o, "operations")), 1);
+    assert_int_equal(json_array_size(json_object_get(o, "present")), 1);
     char path[128];
     snprintf(path, sizeof(path), "/v1/operations/%s",
              str(json_array_get(json_object_get(o, "operations"), 0), "operation"));
@@ -293,6 +299,60 @@ test_failed_fetch(void **state)
     delete_all_guests();
 }
 
+/* A guest whose fetch failed keeps the fetch's reason when its node comes
+ * back (the reconcile sent it a create the node could only refuse, "no such
+ * guest on this node"), and a start once the library is right fetches the
+ * template again and creates it. */
+static void
+test_failed_fetch_retried(void **state)
+{
+    char path[512];
+    json_t *o = NULL;
+
+    (void)state;
+    add_template("flaky");
+    assert_int_equal(template_lib_path(F.master, "flaky", path, sizeof(path)), 0);
+    FILE *f = fopen(path, "r+");
+    assert_non_null(f);
+    fseek(f, 40, SEEK_SET);
+    fputc('X', f);
+    fclose(f);
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
+                           "{\"name\":\"tk\",\"template\":\"busybox\",\"node\":\"n3\"}"),
+                     201);
+    char tk[128];
+    snprintf(tk, sizeof(tk), "%s/n3/guests/%s.json", F.dir, str(o, "id"));
+    json_decref(o);
+    assert_int_equal(httpf("POST", "/v1/guests", &o,
+                           "{\"name\":\"tf\",\"template\":\"flaky\",\"node\":\"n3\","
+                           "\"limits\":{\"cpu_max\":0.1,\"memory\":\"64M\"}}"),
+                     201);
+    json_decref(o);
+    json_decref(poll_until("/v1/guests/tf", guest_state, "error"));
+    /* n3 comes back without tk: its reconcile finds tk lost (the sign it
+     * ran), and tf missing too. */
+    on_loop(stop_n3);
+    on_loop(free_n3);
+    assert_int_equal(unlink(tk), 0);
+    on_loop(start_n3);
+    json_decref(poll_until("/v1/guests/tk", guest_state, "lost"));
+    for (int i = 0; i < 20; i++) {
+        o = NULL;
+        assert_int_equal(http("GET", "/v1/guests/tf", NULL, NULL, &o), 200);
+        if (!strstr(str(o, "message"), "could not be fetched"))
+            fail_msg("tf's reason became \"%s\"", str(o, "message"));
+        json_decref(o);
+        usleep(50 * 1000);
+    }
+    /* The library is right again: a start fetches it and creates tf. */
+    assert_int_equal(http("DELETE", "/v1/templates/flaky", NULL, NULL, NULL), 204);
+    add_template("flaky");
+    assert_int_equal(http("POST", "/v1/guests/tf/start", NULL, NULL, NULL), 200);
+    json_decref(poll_until("/v1/guests/tf", guest_state, "running"));
+    assert_int_equal(fetches("n3", "flaky"), 2);
+    delete_all_guests();
+}
+
 int
 main(void)
 {
@@ -300,6 +360,7 @@ main(void)
         cmocka_unit_test(test_library_refusals),
         cmocka_unit_test(test_fetch_on_create),
         cmocka_unit_test(test_failed_fetch),
+        cmocka_unit_test(test_failed_fetch_retried),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

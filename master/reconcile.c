@@ -8,6 +8,8 @@
 #include "master/events.h"
 #include "master/guests.h"
 #include "master/guests_move.h"
+#include "master/operations.h"
+#include "master/registry.h"
 #include "master/session.h"
 #include "master/waiters.h"
 
@@ -58,7 +60,14 @@ reconcile_missing(master_t *m, const char *node, struct db_guest *g, const struc
                         "there); delete it to free its addresses");
         return;
     }
-    /* Never acked: the create is still under way (this is no restart). */
+    /* Never acked: the create is still under way (this is no restart) —
+     * unless it waits for its template from the library (the fetch's end
+     * sends the create) or its node lacks the template (the node could only
+     * refuse, and the reason the guest has, a failed fetch's, would go). */
+    struct op *o = operations_for_guest(m, g->id);
+    if ((o && o->kind == OP_TEMPLATE) ||
+        !registry_node_has_template(m->reg, node, spec->template_name))
+        return;
     guests_send_apply(m, node, spec);
     if (g->desired == DB_DESIRED_RUNNING)
         guests_send(m, node, MSG_GUEST_START, g->id, g->generation);

@@ -14,6 +14,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/agent_internal.h"
+#include "node/agent_template.h"
 #include "node/vservers_fs.h"
 
 #define HELLO_RETRY_MS 2000 /* the outbox re-sends hello this often until welcome */
@@ -260,6 +261,7 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     a->backend = backend;
     a->ops = lane_new(loop);
     a->execs = lane_new(loop);
+    a->fetches = lane_new(loop);
     if (!a->cfg.heartbeat_ms)
         a->cfg.heartbeat_ms = 5000;
     if (!a->cfg.usage_ms)
@@ -272,6 +274,7 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     r = backend->ops->probe(backend, &a->facts);
     if (r < 0)
         goto fail;
+    agent_template_sweep(a);
     r = cfg->memory_store ? store_open_memory(&a->store) : store_open(cfg->state_dir, &a->store);
     if (r < 0)
         goto fail;
@@ -344,6 +347,7 @@ agent_destroy(agent_t **p)
     agent_guest_free_all(a);
     lane_destroy(&a->ops);
     lane_destroy(&a->execs);
+    lane_destroy(&a->fetches);
     outbox_destroy(&a->outbox);
     store_close(&a->store);
     link_destroy(&a->link);

@@ -75,6 +75,7 @@ struct agent {
     uv_timer_t usage;            /* usage sampling */
     lane_t *ops;                 /* lifecycle lane (apply .. usage), owned */
     lane_t *execs;               /* exec lane, owned */
+    lane_t *fetches;             /* template unpack lane, owned: a long one holds up no guest */
     struct agent_guest **guests; /* the guest table, owned */
     size_t n_guests;             /* entries used */
     size_t cap_guests;           /* entries allocated */

@@ -10,12 +10,14 @@
 #include "node/agent_migrate.h"
 
 #define _XOPEN_SOURCE_EXTENDED 1
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -96,14 +98,25 @@ check_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
     return 0;
 }
 
+uint64_t
+agent_template_room(const char *dir)
+{
+    struct statvfs sv;
+
+    if (statvfs(dir, &sv) < 0)
+        return 0;
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    return avail > AGENT_TEMPLATE_RESERVE ? avail - AGENT_TEMPLATE_RESERVE : 0;
+}
+
 int
-agent_template_unpack(int fd, const char *tmp, const char *final, char sum[TEMPLATE_SUM_LEN + 1],
-                      uint64_t *size, char *err, size_t n)
+agent_template_unpack(int fd, const char *tmp, const char *final, uint64_t max_bytes,
+                      char sum[TEMPLATE_SUM_LEN + 1], uint64_t *size, char *err, size_t n)
 {
     int r = agent_template_rm_tree(tmp);
 
     if (r >= 0)
-        r = archive_unpack(fd, tmp, err, n);
+        r = archive_unpack_max(fd, tmp, max_bytes, err, n);
     else
         snprintf(err, n, "cannot clear \"%s\": %s", tmp, strerror(-r));
     /* tar refuses members that climb out (".."), strips leading "/" and
@@ -126,6 +139,43 @@ agent_template_unpack(int fd, const char *tmp, const char *final, char sum[TEMPL
     if (r != 0)
         (void)agent_template_rm_tree(tmp);
     return r;
+}
+
+/* ---- leftovers ---- */
+
+int
+agent_template_sweep_dir(const char *dir, time_t now)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    struct stat st;
+    int n = 0;
+
+    while (d && (e = readdir(d))) {
+        bool unpack = strncmp(e->d_name, ".unpack-", 8) == 0;
+        bool fetch = strncmp(e->d_name, ".fetch-", 7) == 0;
+        if ((!unpack && !fetch) || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (fetch && (!S_ISREG(st.st_mode) || now - st.st_mtime < AGENT_TEMPLATE_STALE_S))
+            continue;
+        _cleanup_free_ char *path = xasprintf("%s/%s", dir, e->d_name);
+        if ((unpack ? agent_template_rm_tree(path) : unlink(path)) == 0)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+void
+agent_template_sweep(agent_t *a)
+{
+    char dir[300];
+
+    templates_dir(a, dir, sizeof(dir));
+    int n = agent_template_sweep_dir(dir, time(NULL));
+    if (n > 0)
+        log_info("node=%s removed %d leftovers of template fetches from %s", a->cfg.name, n, dir);
 }
 
 /* ---- the facts ---- */
@@ -279,8 +329,13 @@ tjob_run(void *arg)
         snprintf(j->err, sizeof(j->err), "cannot open the template's archive: %s", strerror(errno));
         return;
     }
-    j->result =
-        agent_template_unpack(fd, j->tmp, j->final, j->sum, &j->size, j->err, sizeof(j->err));
+    _cleanup_free_ char *dir = xstrdup(j->final);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    /* The archive received stays until the tree is whole: it takes room too. */
+    j->result = agent_template_unpack(fd, j->tmp, j->final, agent_template_room(dir), j->sum,
+                                      &j->size, j->err, sizeof(j->err));
     if (j->result == 1 && template_sum(j->final, j->sum, &j->size) < 0)
         j->sum[0] = '\0';
 }
@@ -344,7 +399,7 @@ cmd_commit(agent_t *a, const struct msg *msg)
         /* Committed before (an answer lost): answer with what is. */
         facts_have(a, j->name, j->final, sizeof(j->final));
         j->result = 1;
-        lane_push(a->ops, &tjob_fns, j);
+        lane_push(a->fetches, &tjob_fns, j);
         return;
     }
     _cleanup_free_ char *state = xasprintf("%s.state", j->archive);
@@ -371,7 +426,7 @@ cmd_commit(agent_t *a, const struct msg *msg)
     templates_dir(a, j->final, sizeof(j->final));
     size_t len = strlen(j->final);
     snprintf(j->final + len, sizeof(j->final) - len, "/%s", j->name);
-    lane_push(a->ops, &tjob_fns, j);
+    lane_push(a->fetches, &tjob_fns, j);
 }
 
 /* ---- abort ---- */

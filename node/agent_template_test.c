@@ -17,13 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 #include <cmocka.h>
 
 #include "node/agent_template.h"
 
-static char base[96]; /* the test's directory */
+static char base[96];                   /* the test's directory */
+static uint64_t max_bytes = UINT64_MAX; /* the tar stream unpack() allows */
 
 /* ---- a tar writer that lets anything through ---- */
 
@@ -112,7 +114,7 @@ unpack(struct tarbuf *t, const char *name, char sum[TEMPLATE_SUM_LEN + 1], char 
 
     snprintf(tmp, sizeof(tmp), "%s/templates/.unpack-%s", base, name);
     snprintf(final, sizeof(final), "%s/templates/%s", base, name);
-    int r = agent_template_unpack(fd, tmp, final, sum, &size, err, n);
+    int r = agent_template_unpack(fd, tmp, final, max_bytes, sum, &size, err, n);
     close(fd);
     assert_false(exists("%s", tmp)); /* never left behind */
     return r;
@@ -214,6 +216,75 @@ test_device(void **state)
     free(t);
 }
 
+/* A template whose tar stream is more than there is room for (a zstd bomb
+ * beyond the node's disk) is stopped while it unpacks: -ENOSPC, nothing
+ * left, the reason said. */
+static void
+test_too_big(void **state)
+{
+    struct tarbuf *t = calloc(1, sizeof(*t));
+    char sum[TEMPLATE_SUM_LEN + 1] = "", err[256] = "", *body = malloc(40000);
+
+    (void)state;
+    memset(body, 'z', 39999);
+    body[39999] = '\0';
+    member(t, "vfleet-guest.json", '0', NULL, "{\"format\":1,\"kind\":\"template\"}", 0, 0);
+    member(t, "files/", '5', NULL, NULL, 0, 0);
+    member(t, "files/bomb", '0', NULL, body, 0, 0);
+    max_bytes = 16384;
+    assert_int_equal(unpack(t, "bomb", sum, err, sizeof(err)), -ENOSPC);
+    max_bytes = UINT64_MAX;
+    assert_false(exists("%s/templates/bomb", base));
+    assert_non_null(strstr(err, "room"));
+    /* With room, the same archive is a template. */
+    assert_int_equal(unpack(t, "bomb", sum, err, sizeof(err)), 0);
+    assert_true(exists("%s/templates/bomb/bomb", base));
+    /* What agent_template_room answers: free space less the reserve. */
+    assert_true(agent_template_room("/nonexistent-dir-for-room") == 0);
+    free(body);
+    free(t);
+}
+
+/* What fetches left when the agent died: half-unpacked trees go, archives
+ * go once they received nothing for an hour, templates and fresh archives
+ * (a commit may still come) stay. */
+static void
+test_sweep(void **state)
+{
+    char dir[200], p[300];
+    time_t now = time(NULL);
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "%s/sweep", base);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(p, sizeof(p), "%s/.unpack-t-12345678", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/.unpack-t-12345678/etc", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    const char *files[] = {".fetch-old-12345678.vfx", ".fetch-old-12345678.vfx.state",
+                           ".fetch-new-87654321.vfx", "keep/hello"};
+    snprintf(p, sizeof(p), "%s/keep", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        if (i < 2) {
+            struct timespec old[2] = {{.tv_sec = now - AGENT_TEMPLATE_STALE_S - 60},
+                                      {.tv_sec = now - AGENT_TEMPLATE_STALE_S - 60}};
+            assert_int_equal(futimens(fd, old), 0);
+        }
+        close(fd);
+    }
+    assert_int_equal(agent_template_sweep_dir(dir, now), 3);
+    assert_false(exists("%s/.unpack-t-12345678", dir));
+    assert_false(exists("%s/.fetch-old-12345678.vfx", dir));
+    assert_false(exists("%s/.fetch-old-12345678.vfx.state", dir));
+    assert_true(exists("%s/.fetch-new-87654321.vfx", dir));
+    assert_true(exists("%s/keep/hello", dir));
+    assert_int_equal(agent_template_sweep_dir("/nonexistent-sweep-dir", now), 0);
+}
+
 static int
 setup(void **state)
 {
@@ -242,10 +313,9 @@ main(void)
         return 77;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),
-        cmocka_unit_test(test_dotdot),
-        cmocka_unit_test(test_symlink_out),
-        cmocka_unit_test(test_device),
+        cmocka_unit_test(test_good),        cmocka_unit_test(test_dotdot),
+        cmocka_unit_test(test_symlink_out), cmocka_unit_test(test_device),
+        cmocka_unit_test(test_too_big),     cmocka_unit_test(test_sweep),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

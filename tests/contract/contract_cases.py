@@ -643,7 +643,7 @@ def templates(c, cl, n1, n2):
 
     d = "/v1/templates/ctmpl/distribute"
     bad_bodies(c, "POST", d, [("an array", []), ("nodes not a list", {"nodes": n1}),
-                              ("unknown member", {"x": 1})])
+                              ("a node not a name", {"nodes": [7]}), ("unknown member", {"x": 1})])
     c.call("POST", d, raw=BIG, expect=413)
     c.call("POST", d, {"nodes": ["nope"]}, expect=404, why="no such node")
     c.call("POST", "/v1/templates/nosuch/distribute", expect=404, why="not in the library")

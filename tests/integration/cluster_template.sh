@@ -6,7 +6,8 @@
 # there (an operation of kind "template"), node 2 unpacks it into its own
 # templates directory, reports it with the same tree checksum node 1 has
 # for busybox, and the guest runs from it; a second guest reuses it (no
-# second fetch); the library entry goes and the nodes keep their copies.
+# second fetch); a long unpack (a template of 16 GiB of holes) holds up no
+# guest stop on the node; the library entry goes and the nodes keep their copies.
 . "$(dirname "$0")/lib.sh"
 
 command -v nsenter >/dev/null || { echo "SKIP: no nsenter"; exit 77; }
@@ -77,6 +78,27 @@ vf guest create tg2 --template bbnew --memory 32M --disk 32M --cpu 0.1 --node "$
 n_ops=$(vf --json op ls | jq '[.operations[] | select(.kind == "template")] | length')
 [ "$n_ops" -eq 1 ] || fail "a second create fetched again ($n_ops fetches)"
 ok "tg2 reuses the template on $n2"
+
+# A fetch that takes long on the node holds up no guest: a template whose
+# one file is 16 GiB of holes (its archive is a few hundred bytes; the
+# node's sum of the tree reads every byte) is still being unpacked on n2
+# when tg1 there has stopped (it waited for the unpack when both were on
+# the node's lifecycle lane).
+holes=$T/holes
+mkdir -p "$holes/etc"
+truncate -s 16G "$holes/holes"
+vf template push holes "$holes" >"$T/push-holes.out" 2>&1 || fail "push holes: $(cat "$T/push-holes.out")"
+hop=$(api_curl -s -X POST -H 'Content-Type: application/json' -d "{\"nodes\":[\"$n2\"]}" \
+    /v1/templates/holes/distribute | jq -r '.operations[0].operation')
+hstep() { api_curl -s "/v1/operations/$hop" | jq -r .step; }
+at_commit() { [ "$(hstep)" = commit ]; }
+wait_for 60 "the holes fetch at step commit" at_commit
+vf guest stop tg1 --wait --timeout 60 >"$T/stop.out" 2>&1 || fail "stop tg1: $(cat "$T/stop.out")"
+[ "$(hstep)" = commit ] || fail "tg1's stop waited for the template's unpack (the fetch is at $(hstep))"
+ok "tg1 stopped while $n2 unpacked a template"
+h_done() { [ "$(hstep)" = done ]; }
+wait_for 600 "the holes fetch done" h_done
+vf template rm holes >/dev/null || fail "template rm holes"
 
 vf template rm bbnew >/dev/null || fail "template rm"
 vf --json template ls | jq -e '.templates[] | select(.name == "bbnew") | .library == null' >/dev/null ||
