@@ -4,13 +4,17 @@
  *
  * The walk visits every entry in byte order of its name, depth first, and
  * hashes for each: its path relative to the template, its type, permission
- * bits, owner and group, and then a regular file's length and bytes, a
- * symlink's target, a device's number. Timestamps are left out: two copies
- * of the same tree have the same sum wherever they were unpacked.
+ * bits, owner and group, and then a regular file's length and bytes (in 64
+ * KiB blocks, a run of zero blocks as its count, so holes are skipped and a
+ * sparse copy sums as a full one), a symlink's target, a device's number.
+ * Timestamps are left out: two copies of the same tree have the same sum
+ * wherever they were unpacked.
  *
- * Computing it reads the whole template, so it is kept in a cache file
+ * Computing it reads the template's data, so it is kept in a cache file
  * keyed by the template directory's inode and change time: templates are
- * rebuilt by renaming a new tree into place (rootfs.h), which changes both. */
+ * rebuilt by renaming a new tree into place (rootfs.h), which changes both;
+ * the key is tagged with the way of summing, so a node that sums in a new
+ * way does not reuse an older sum. */
 #pragma once
 
 #include <stdint.h>

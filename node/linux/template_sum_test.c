@@ -60,6 +60,33 @@ test_sums(void **state)
     assert_string_not_equal(a, b);
 }
 
+/* Holes and written zeros sum the same; a byte in a zero run does not; a
+ * file of 100 GB of holes sums without reading them. */
+static void
+test_sparse(void **state)
+{
+    char a[TEMPLATE_SUM_LEN + 1], b[TEMPLATE_SUM_LEN + 1];
+    uint64_t sa, sb;
+    (void)state;
+
+    sh("mkdir -p s1 s2 && head -c 70000 /dev/urandom > s1/f && truncate -s 1000000 s1/f && "
+       "printf x >> s1/f && cp --sparse=never s1/f s2/f");
+    sum_of("s1", a, &sa);
+    sum_of("s2", b, &sb);
+    assert_string_equal(a, b);
+    assert_int_equal(sa, 1000001);
+    sh("printf y | dd of=s2/f bs=1 seek=500000 conv=notrunc status=none");
+    sum_of("s2", b, &sb);
+    assert_string_not_equal(a, b);
+    sh("mkdir -p big && truncate -s 100G big/hole");
+    /* Reading 100 GB of holes would take minutes (the test's timeout). */
+    sum_of("big", a, &sa);
+    assert_int_equal(sa, 100ULL << 30);
+    sh("truncate -s 100G big/hole2 && rm big/hole && mv big/hole2 big/hole");
+    sum_of("big", b, &sb);
+    assert_string_equal(a, b);
+}
+
 static void
 test_cache(void **state)
 {
@@ -92,6 +119,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sums),
+        cmocka_unit_test(test_sparse),
         cmocka_unit_test(test_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

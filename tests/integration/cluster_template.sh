@@ -6,7 +6,7 @@
 # there (an operation of kind "template"), node 2 unpacks it into its own
 # templates directory, reports it with the same tree checksum node 1 has
 # for busybox, and the guest runs from it; a second guest reuses it (no
-# second fetch); a long unpack (a template of 16 GiB of holes) holds up no
+# second fetch); a long unpack (a template of 150,000 files) holds up no
 # guest stop on the node; the library entry goes and the nodes keep their copies.
 . "$(dirname "$0")/lib.sh"
 
@@ -79,14 +79,14 @@ n_ops=$(vf --json op ls | jq '[.operations[] | select(.kind == "template")] | le
 [ "$n_ops" -eq 1 ] || fail "a second create fetched again ($n_ops fetches)"
 ok "tg2 reuses the template on $n2"
 
-# A fetch that takes long on the node holds up no guest: a template whose
-# one file is 16 GiB of holes (its archive is a few hundred bytes; the
-# node's sum of the tree reads every byte) is still being unpacked on n2
-# when tg1 there has stopped (it waited for the unpack when both were on
-# the node's lifecycle lane).
+# A fetch that takes long on the node holds up no guest: a template of
+# 150,000 empty files (an archive of a few MB that takes the node seconds
+# to unpack and sum) is still being unpacked on n2 when tg1 there has
+# stopped (it waited for the unpack when both were on the node's lifecycle
+# lane).
 holes=$T/holes
-mkdir -p "$holes/etc"
-truncate -s 16G "$holes/holes"
+mkdir -p "$holes/etc" "$holes/many"
+(cd "$holes/many" && seq -f 'f%06g' 1 150000 | xargs touch)
 vf template push holes "$holes" >"$T/push-holes.out" 2>&1 || fail "push holes: $(cat "$T/push-holes.out")"
 hop=$(api_curl -s -X POST -H 'Content-Type: application/json' -d "{\"nodes\":[\"$n2\"]}" \
     /v1/templates/holes/distribute | jq -r '.operations[0].operation')
