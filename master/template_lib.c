@@ -102,7 +102,7 @@ check_manifest(const char *path, const char *name, char *why, size_t n)
     if (fd < 0)
         return snprintf(why, n, "the upload cannot be read: %s", strerror(errno)), -ENOENT;
     if (archive_manifest(fd, &text, err, sizeof(err)) < 0)
-        return snprintf(why, n, "not a vfleet archive: %s", err), -EINVAL;
+        return snprintf(why, n, "the archive cannot be read: %s", err), -EINVAL;
     json_t *man = json_loads(text, 0, NULL);
     const char *kind = json_string_value(json_object_get(man, "kind"));
     const char *tname = json_string_value(json_object_get(man, "template"));
