@@ -176,6 +176,11 @@ agent_template_sweep(agent_t *a)
     int n = agent_template_sweep_dir(dir, time(NULL));
     if (n > 0)
         log_info("node=%s removed %d leftovers of template fetches from %s", a->cfg.name, n, dir);
+    struct stat st;
+    if (stat(dir, &st) == 0 && (st.st_mode & 0077))
+        log_warning("node=%s templates directory %s is mode %04o: local users reach the setuid "
+                    "programs of its templates; chmod 0700 it",
+                    a->cfg.name, dir, (unsigned)(st.st_mode & 07777));
 }
 
 /* ---- the facts ---- */
@@ -281,7 +286,9 @@ cmd_prepare(agent_t *a, const struct msg *msg)
     strscpy(m->peer_key, mg->peer_key, sizeof(m->peer_key)); /* the master's, "" = plaintext */
     fetch_paths(a, mg->template_name, mg->op, m->incoming, tmp, sizeof(m->incoming));
     templates_dir(a, dir, sizeof(dir));
-    int r = fs_mkdir_p(dir, 0755);
+    /* 0700: a template holds setuid programs and file capabilities, which a
+     * local user must not reach through it on the host. */
+    int r = fs_mkdir_p(dir, 0700);
     if (r >= 0)
         r = recv_start(a, m);
     if (r < 0) {

@@ -236,6 +236,8 @@ done
 chroot "$M" getent passwd vfleet | grep -q ':/usr/sbin/nologin$' || fail "no system user vfleet"
 [ "$(chroot "$M" stat -c '%U %a' /var/lib/vfleet/master)" = "vfleet 700" ] ||
     fail "master state dir is $(chroot "$M" stat -c '%U %a' /var/lib/vfleet/master)"
+[ "$(chroot "$N" stat -c '%U %a' /var/lib/vfleet/templates)" = "root 700" ] ||
+    fail "templates dir is $(chroot "$N" stat -c '%U %a' /var/lib/vfleet/templates)"
 [ "$(chroot "$N" stat -c '%U %a' /var/lib/vfleet/node)" = "root 700" ] ||
     fail "node state dir is $(chroot "$N" stat -c '%U %a' /var/lib/vfleet/node)"
 grep -qx /etc/vfleet/master.conf "$M/var/lib/dpkg/info/vfleet-master.conffiles" ||
@@ -263,7 +265,7 @@ sed -i -e 's|^#name = .*|name = node1|' -e 's|^master = .*|master = tcp://10.254
 # Guests see it through an idmapped mount, which overlayfs (the test roots)
 # cannot give; a real host keeps /var/lib on ext4 or xfs. The test host's
 # templates live on a tmpfs (idmappable since 6.3).
-inn sh -c 'mkdir -p /var/lib/vfleet/templates && mount -t tmpfs -o mode=0755 tmpfs /var/lib/vfleet/templates' ||
+inn sh -c 'mkdir -p /var/lib/vfleet/templates && mount -t tmpfs -o mode=0700 tmpfs /var/lib/vfleet/templates' ||
     fail "a tmpfs for the templates"
 inn /usr/share/vfleet/templates/busybox /var/lib/vfleet/templates/busybox >"$T/template.log" 2>&1 ||
     fail "template: $(cat "$T/template.log")"
