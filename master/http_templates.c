@@ -256,11 +256,13 @@ distribute_nodes(master_t *m, struct http_req *req, json_t **nodes)
         if (!json_is_string(v)) {
             httpd_error(req, 400, "bad_request", "nodes", "the nodes are names (strings)");
             json_decref(*nodes);
+            *nodes = NULL; /* the caller frees what it has */
             return -1;
         }
         if (!registry_get(m->reg, json_string_value(v))) {
             httpd_error(req, 404, "not_found", "nodes", "no node %s", json_string_value(v));
             json_decref(*nodes);
+            *nodes = NULL; /* the caller frees what it has */
             return -1;
         }
         bool seen = false; /* a node named twice is told once */
