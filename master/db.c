@@ -248,6 +248,8 @@ dbi_walk(db_t *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *cb, void *
 static void
 hooks_fire(db_t *db, enum db_tx_event ev, unsigned depth)
 {
+    if (ev == DB_TX_ROLLBACK)
+        dbi_context_forget(db);
     for (size_t i = 0; i < ARRAY_SIZE(db->hooks); i++)
         if (db->hooks[i].fn)
             db->hooks[i].fn(db->hooks[i].userdata, ev, depth);
@@ -539,6 +541,8 @@ db_open(const char *path, db_t **out, char *err, size_t errlen)
                      "PRAGMA journal_size_limit = 0;");
     if (r >= 0)
         r = migrate(db, err, errlen);
+    if (r >= 0)
+        r = dbi_context_init(db);
     if (r < 0) {
         if (!err[0] && errlen > 1)
             snprintf(err, errlen, "cannot set up \"%s\": %s", path, sqlite3_errmsg(db->conn));
