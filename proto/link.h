@@ -159,6 +159,13 @@ int link_kick(link_t *l, const char *peer);
  * denied, -EINVAL. */
 int link_deny(link_t *l, const char *peer, bool deny);
 
+/* Registers fn(userdata), called by every link call other than link_recv and
+ * link_readable (which the watcher makes itself), and by those two while a
+ * reconnect is draining: such a call may have consumed the ZMQ_FD edge of
+ * messages now waiting, so whoever sleeps on ZMQ_FD must look at the socket
+ * again (zwatch.h). fn NULL unregisters. One per link. */
+void link_set_touch(link_t *l, void (*fn)(void *userdata), void *userdata);
+
 /* Router: housekeeping, from a timer about once a second: reads the
  * connection events and shuts connections that finished no handshake or
  * sent no message within LINK_IDLE_MS of being accepted (a duplicate routing
