@@ -102,11 +102,12 @@ db_guest_free_context(db_t *db, uint32_t *out)
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return dbi_errno(rc);
+    /* Every number below want is taken now; want itself may be inserted or
+     * not (the caller's business), so the mark stops at it. Past the last
+     * number too: a full range answers -ENOSPC at once until one is freed. */
+    db->context_low = (uint32_t)want;
     if (want > SPEC_MAX_CONTEXT)
         return -ENOSPC;
-    /* Every number below want is taken now; want itself may be inserted or
-     * not (the caller's business), so the mark stops at it. */
-    db->context_low = (uint32_t)want;
     *out = (uint32_t)want;
     return 0;
 }

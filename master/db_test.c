@@ -552,6 +552,24 @@ test_free_context(void **state)
     assert_int_equal(free_context(f->db), 3);
 }
 
+/* A full range answers -ENOSPC (without walking it again each time) until a
+ * number is freed. */
+static void
+test_free_context_full(void **state)
+{
+    struct fx *f = *state;
+    uint32_t c = 0;
+
+    assert_int_equal(db_begin(f->db), 0);
+    for (unsigned i = 3; i <= 65535; i++)
+        assert_int_equal(add_guest_ctx(f->db, i), 0);
+    assert_int_equal(db_commit(f->db), 0);
+    assert_int_equal(db_guest_free_context(f->db, &c), -ENOSPC);
+    assert_int_equal(db_guest_free_context(f->db, &c), -ENOSPC);
+    assert_int_equal(db_guest_delete(f->db, "id-60000"), 0);
+    assert_int_equal(free_context(f->db), 60000);
+}
+
 /* A store of schema 4 with a guest: its guest lands in "default" without a
  * charge (the master charges it at start), and the files are made
  * owner-only. */
@@ -652,6 +670,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_guest_get_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_context, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_context_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v4_store_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_projects_and_tokens, setup, teardown),

@@ -106,6 +106,14 @@ link_setopt_int(void *handle, int option, int value)
  * peer had sent) asserts !_io_error in stream_engine_base.cpp and aborts the
  * process. A queue that cannot fill never stops reading; the router bounds
  * what a peer may send instead (LINK_FLOOD_MSGS, link_peers.c). */
+static bool link_zmtp_heartbeats = true; /* link_set_zmtp_heartbeats */
+
+void
+link_set_zmtp_heartbeats(bool on)
+{
+    link_zmtp_heartbeats = on;
+}
+
 static int
 link_common_options(void *handle)
 {
@@ -117,7 +125,8 @@ link_common_options(void *handle)
     if ((r = link_setopt_int(handle, ZMQ_LINGER, LINK_LINGER_MS)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_SNDHWM, LINK_HWM)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_RCVHWM, 0)) < 0 ||
-        (r = link_setopt_int(handle, ZMQ_HEARTBEAT_IVL, LINK_HEARTBEAT_MS)) < 0 ||
+        (r = link_setopt_int(handle, ZMQ_HEARTBEAT_IVL,
+                             link_zmtp_heartbeats ? LINK_HEARTBEAT_MS : 0)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_HEARTBEAT_TIMEOUT, LINK_HEARTBEAT_TMO)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_TCP_KEEPALIVE, 1)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_TCP_KEEPALIVE_IDLE, 30)) < 0 ||

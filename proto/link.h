@@ -67,6 +67,15 @@ struct link_keys {
  * zap_new call it; calling it again does nothing). */
 void link_context_init(void);
 
+/* Whether the dealers this process makes from now on send ZMTP heartbeats
+ * (default on; the router never does). Each connection with heartbeats keeps
+ * timers in libzmq's I/O thread, whose cancel walks the whole timer map: a
+ * process of 5,000 simulated nodes spent 39 % of its CPU there
+ * (docs/performance.md). The simulated-node process turns them off; the
+ * agent's own heartbeat (a silent master for three intervals: reconnect)
+ * does their job there. */
+void link_set_zmtp_heartbeats(bool on);
+
 /* Creates a node's DEALER socket and starts connecting it to endpoint
  * ("tcp://master:7070", "ipc:///path"). name is the node's name,
  * 1..LINK_NAME_MAX printable ASCII bytes without space or '/'; the routing id
