@@ -31,6 +31,8 @@ struct db {
     int64_t changes_at_begin;                    /* total changes when the outermost began */
     char journal_mode[16];                       /* what PRAGMA journal_mode said */
     struct db_hook hooks[8];                     /* transaction listeners */
+    uint32_t context_low;                        /* every context below is taken (db_context.c) */
+    int64_t context_data_version;                /* PRAGMA data_version when context_low was set */
 };
 
 /* The migrations, oldest first (db_schema.c); entry i takes the schema from
@@ -70,6 +72,10 @@ int dbi_step_row(db_t *db, sqlite3_stmt *s, const char *key);
  * returns the rows visited or -errno. */
 int dbi_walk(db_t *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *cb, void *userdata),
              void *cb, void *userdata);
+/* Sets up the free-context mark's function and triggers (db_context.c). */
+int dbi_context_init(db_t *db);
+/* Forgets the free-context mark (a rollback may have freed numbers below it). */
+void dbi_context_forget(db_t *db);
 /* The tail of a mutating function: commit when r >= 0, else roll back and
  * keep r. */
 int dbi_tx_end(db_t *db, int r);

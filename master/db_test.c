@@ -482,6 +482,94 @@ test_transactions(void **state)
     db_tx_hook_remove(f->db, f);
 }
 
+/* Inserts a guest holding context number ctx. */
+static int
+add_guest_ctx(db_t *db, unsigned ctx)
+{
+    char id[32], name[32], spec[64];
+
+    snprintf(id, sizeof(id), "id-%u", ctx);
+    snprintf(name, sizeof(name), "g%u", ctx);
+    snprintf(spec, sizeof(spec), "{\"name\":\"%s\",\"context\":%u}", name, ctx);
+    struct db_guest g = {.id = id,
+                         .name = name,
+                         .spec = spec,
+                         .generation = 1,
+                         .desired = DB_DESIRED_RUNNING,
+                         .observed = DB_OBS_PENDING};
+    return db_guest_insert(db, &g, NULL, 0);
+}
+
+static unsigned
+free_context(db_t *db)
+{
+    uint32_t c = 0;
+
+    assert_int_equal(db_guest_free_context(db, &c), 0);
+    return c;
+}
+
+/* The smallest free number comes back whichever way a number was freed:
+ * the walk starts from a mark that every freeing must lower. */
+static void
+test_free_context(void **state)
+{
+    struct fx *f = *state;
+    sqlite3 *c;
+
+    for (unsigned i = 0; i < 10; i++) {
+        unsigned n = free_context(f->db);
+        assert_int_equal(n, 3 + i);
+        assert_int_equal(add_guest_ctx(f->db, n), 0);
+    }
+    assert_int_equal(free_context(f->db), 13);
+    assert_int_equal(free_context(f->db), 13); /* not taken yet: the same */
+    /* A delete frees its number. */
+    assert_int_equal(db_guest_delete(f->db, "id-5"), 0);
+    assert_int_equal(free_context(f->db), 5);
+    assert_int_equal(add_guest_ctx(f->db, 5), 0);
+    assert_int_equal(free_context(f->db), 13);
+    /* A rollback undoes numbers taken in it. */
+    assert_int_equal(db_begin(f->db), 0);
+    assert_int_equal(db_guest_delete(f->db, "id-4"), 0);
+    assert_int_equal(free_context(f->db), 4);
+    assert_int_equal(add_guest_ctx(f->db, 4), 0);
+    assert_int_equal(free_context(f->db), 13);
+    assert_int_equal(add_guest_ctx(f->db, 13), 0);
+    assert_int_equal(free_context(f->db), 14);
+    assert_int_equal(db_rollback(f->db), 0);
+    assert_int_equal(free_context(f->db), 13);
+    /* A spec that changes its number frees the old one. */
+    assert_int_equal(dbi_exec(f->db, "UPDATE guests SET spec = json_set(spec, '$.context', 40) "
+                                     "WHERE id = 'id-7'"),
+                     0);
+    assert_int_equal(free_context(f->db), 7);
+    /* Another connection's delete is seen too. */
+    assert_int_equal(sqlite3_open(f->path, &c), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(c, "DELETE FROM guests WHERE id = 'id-3'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(c);
+    assert_int_equal(free_context(f->db), 3);
+}
+
+/* A full range answers -ENOSPC (without walking it again each time) until a
+ * number is freed. */
+static void
+test_free_context_full(void **state)
+{
+    struct fx *f = *state;
+    uint32_t c = 0;
+
+    assert_int_equal(db_begin(f->db), 0);
+    for (unsigned i = 3; i <= 65535; i++)
+        assert_int_equal(add_guest_ctx(f->db, i), 0);
+    assert_int_equal(db_commit(f->db), 0);
+    assert_int_equal(db_guest_free_context(f->db, &c), -ENOSPC);
+    assert_int_equal(db_guest_free_context(f->db, &c), -ENOSPC);
+    assert_int_equal(db_guest_delete(f->db, "id-60000"), 0);
+    assert_int_equal(free_context(f->db), 60000);
+}
+
 /* A store of schema 4 with a guest: its guest lands in "default" without a
  * charge (the master charges it at start), and the files are made
  * owner-only. */
@@ -581,6 +669,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_guest_update_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_get_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_context, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_context_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v4_store_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_projects_and_tokens, setup, teardown),

@@ -38,6 +38,7 @@ struct cmd {
     char *buf;                   /* the encoded frame */
     size_t len;                  /* bytes in buf */
     uint64_t next_ms;            /* monotonic time of the next (re-)send */
+    uint64_t sent_ms;            /* monotonic time of the last send */
     uint64_t queued_ms;          /* monotonic time it was queued (answer latency) */
     uint32_t interval_ms;        /* the current re-send interval */
     bool sent;                   /* went out at least once */
@@ -61,6 +62,8 @@ struct outbox {
     struct cmd *head, *tail;     /* queue order, oldest first */
     size_t len;                  /* commands queued */
     struct hmap_str guests;      /* guest id -> struct gcmds * */
+    uint64_t answered_ms;        /* monotonic time of the node's latest answer */
+    uint64_t answered_max;       /* the highest request id the node answered */
 };
 
 struct dispatch {
@@ -376,9 +379,10 @@ cmd_send(dispatch_t *d, const struct outbox *b, struct cmd *c, uint64_t now)
     c->next_ms = now + c->interval_ms;
     if (!sent_once(c->type))
         heap_update(d, c);
-    if (r >= 0)
+    if (r >= 0) {
         c->sent = true;
-    else
+        c->sent_ms = now;
+    } else
         log_debug("node=%s send of request %" PRIu64 " failed: %s, kept queued", b->name, c->id,
                   strerror(-r));
     return r;
@@ -491,6 +495,15 @@ fill_done(const struct cmd *c, struct dispatch_done *out)
     out->queued_ms = c->queued_ms;
 }
 
+/* The node answered request ref: it is alive and has read that far. */
+static void
+answered(dispatch_t *d, struct outbox *b, uint64_t ref)
+{
+    b->answered_ms = now_ms(d);
+    if (ref > b->answered_max)
+        b->answered_max = ref;
+}
+
 int
 dispatch_complete(dispatch_t *d, const char *node, uint64_t ref, struct dispatch_done *out)
 {
@@ -499,6 +512,7 @@ dispatch_complete(dispatch_t *d, const char *node, uint64_t ref, struct dispatch
 
     if (!c)
         return -ENOENT;
+    answered(d, b, ref);
     fill_done(c, out);
     cmd_drop(d, c);
     return 0;
@@ -512,6 +526,7 @@ dispatch_defer(dispatch_t *d, const char *node, uint64_t ref, struct dispatch_do
 
     if (!c)
         return -ENOENT;
+    answered(d, b, ref);
     fill_done(c, out);
     if (sent_once(c->type))
         return -ENOENT;
@@ -574,6 +589,25 @@ dispatch_flush(dispatch_t *d, const char *node)
     }
 }
 
+/* Whether c's re-send can wait: since it went out, the node has answered,
+ * within the last interval, only commands older than c (a node answers in
+ * the order it reads, and a connection delivers in order or breaks). It is
+ * then still working through what came before c, which c waits behind: a
+ * re-send would only queue a duplicate behind the original. A node that
+ * answered something newer than c (c was lost: re-send) or that has been
+ * silent for an interval (its connection may be gone) gets c again as
+ * before. Under a backlog (thousands of commands, bench/sched.sh) the re-sends
+ * otherwise multiplied the backlog and the node's answers stopped catching
+ * up. */
+static bool
+behind_older(const struct cmd *c, uint64_t now)
+{
+    const struct outbox *b = c->box;
+
+    return c->sent && b->answered_ms >= c->sent_ms && now - b->answered_ms < c->interval_ms &&
+           b->answered_max < c->id;
+}
+
 size_t
 dispatch_tick(dispatch_t *d)
 {
@@ -587,6 +621,12 @@ dispatch_tick(dispatch_t *d)
         if (!node_ready(d, c->box->name)) {
             /* Paused while the node is not ready: looked at again one
              * interval later (its hello flushes the outbox anyway). */
+            c->next_ms = now + c->interval_ms;
+            heap_down(d, 0);
+            continue;
+        }
+        if (behind_older(c, now)) {
+            d->stats.postponed++;
             c->next_ms = now + c->interval_ms;
             heap_down(d, 0);
             continue;

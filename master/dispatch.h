@@ -8,7 +8,9 @@
  *
  * Re-sending: a command not answered resend_ms after it was sent is sent
  * again, with the interval doubling up to resend_max_ms, for as long as the
- * master thinks the node ready (the ready callback); dispatch_flush re-sends
+ * master thinks the node ready (the ready callback) and unless the node is
+ * still answering commands older than it (answers within the last interval,
+ * none newer: it is busy with a backlog, and the command waits in it); dispatch_flush re-sends
  * a node's whole outbox at once (after its hello). A send that fails
  * (-EHOSTUNREACH, -EAGAIN: the node is not connected) just leaves the
  * command queued. Exec is the exception: running a command twice is not
@@ -57,9 +59,10 @@ struct dispatch_done {
 
 /* What the outboxes did since start (the master's metrics). */
 struct dispatch_stats {
-    uint64_t queued; /* commands queued */
-    uint64_t sent;   /* frames put on the wire, re-sends included */
-    uint64_t resent; /* of which re-sends */
+    uint64_t queued;    /* commands queued */
+    uint64_t sent;      /* frames put on the wire, re-sends included */
+    uint64_t resent;    /* of which re-sends */
+    uint64_t postponed; /* re-sends put off: the node was answering older commands */
 };
 
 dispatch_t *dispatch_new(const struct dispatch_config *cfg);

@@ -171,6 +171,40 @@ test_resend_with_backoff(void **state)
     assert_int_equal(dispatch_tick(f->d), 0);
 }
 
+/* A node still answering older commands is not sent the newer ones again
+ * (they wait in its backlog); one that goes silent, or that answers a newer
+ * command (the older one was lost), is. */
+static void
+test_resend_waits_for_backlog(void **state)
+{
+    struct fx *f = *state;
+    struct dispatch_stats st;
+
+    int64_t a = apply(f, G1, 1);
+    int64_t b = apply(f, G2, 1);
+    assert_int_equal(f->n_sent, 2);
+    f->now += 500;
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)a, NULL), 0);
+    f->now += 500; /* b is due, but the node answered a (older) 500 ms ago */
+    assert_int_equal(dispatch_tick(f->d), 0);
+    dispatch_get_stats(f->d, &st);
+    assert_int_equal(st.postponed, 1);
+    f->now += 1000; /* silent for 1,500 ms, more than the interval: again */
+    assert_int_equal(dispatch_tick(f->d), 1);
+    assert_int_equal(f->sent[2].id, (uint64_t)b);
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)b, NULL), 0);
+
+    /* c is lost, d (newer) answered at once: c goes again when due. */
+    int64_t c = ref(f, MSG_GUEST_START, G1);
+    int64_t d = ref(f, MSG_GUEST_START, G2);
+    assert_true(d > c);
+    f->now += 10;
+    assert_int_equal(dispatch_complete(f->d, "h1", (uint64_t)d, NULL), 0);
+    f->now += 990;
+    assert_int_equal(dispatch_tick(f->d), 1);
+    assert_int_equal(f->sent[f->n_sent - 1].id, (uint64_t)c);
+}
+
 static void
 test_failed_send_stays_queued(void **state)
 {
@@ -369,6 +403,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ids_and_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_with_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resend_waits_for_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_send_stays_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_once_and_defer, setup, teardown),

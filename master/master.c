@@ -31,6 +31,15 @@
 #include "master/waiters.h"
 #include "proto/spec_json.h"
 
+/* Node messages handled per loop iteration and link. Each iteration ends
+ * with the batch's commit (on_flush: one fsync with synchronous=FULL), so
+ * this is also the number of node reports per fsync: zwatch's default of 64
+ * held a whole cluster to about 64 / fsync time (~2,600 acknowledgements/s
+ * here, bench/sched.sh, docs/performance.md), however idle both CPUs were.
+ * At ~0.1 ms per report an iteration stays within ~100 ms, so HTTP, timers
+ * and heartbeats still get their turn. */
+#define MASTER_LINK_BUDGET 1024
+
 void
 master_config_default(struct master_config *c)
 {
@@ -300,6 +309,7 @@ bind_links(master_t *m, char *err, size_t errlen)
             snprintf(err, errlen, "cannot watch %s: %s", ep, strerror(-r));
             return r;
         }
+        zwatch_set_budget(&ml->watch, MASTER_LINK_BUDGET);
         ml->watching = true;
     }
     return 0;

@@ -329,6 +329,9 @@ control_out(FILE *f, master_t *m)
     fprintf(f, "vfleet_dispatch_sends_total %llu\n", (unsigned long long)ds.sent);
     family(f, "vfleet_dispatch_resends_total", "counter", "Command frames sent again.");
     fprintf(f, "vfleet_dispatch_resends_total %llu\n", (unsigned long long)ds.resent);
+    family(f, "vfleet_dispatch_resends_postponed_total", "counter",
+           "Re-sends put off while the node was still answering older commands.");
+    fprintf(f, "vfleet_dispatch_resends_postponed_total %llu\n", (unsigned long long)ds.postponed);
     family(f, "vfleet_dispatch_answers_total", "counter", "Node answers by command and result.");
     for (int t = 0; t < DISPATCH_TYPES; t++)
         for (int a = 0; a < 2; a++)

@@ -40,6 +40,7 @@
 #include "node/sim/sim.h"
 #include "node/store.h"
 #include "node/vservers_cli.h"
+#include "proto/link.h"
 
 #define DEFAULT_CONFIG    "/etc/vfleet/node.conf"
 #define DEFAULT_STATE_DIR "/var/lib/vfleet/node"
@@ -465,6 +466,9 @@ run_sim_nodes(const struct options *o, const struct agent_config *base, uint64_t
     }
     /* czmq allows 1024 sockets per process unless told otherwise, before the first one. */
     zsys_set_max_sockets((size_t)n + 64);
+    /* No ZMTP heartbeat timers per simulated node (link_set_zmtp_heartbeats):
+     * thousands of them cost this process more than its nodes' work. */
+    link_set_zmtp_heartbeats(false);
 
     struct agents all = {.a = xcalloc(n, sizeof(agent_t *)), .n = 0};
     uv_loop_init(&loop);

@@ -28,7 +28,29 @@ struct link {
     link_peers_t *peers; /* router: names, routes, denials, connections */
     zsock_t *monitor;    /* curve dealer: handshake events, for link_refused */
     bool refused;        /* curve dealer: the master refused the handshake */
+    void (*touch)(void *userdata); /* link_set_touch: a call may have taken ZMQ_FD's edge */
+    void *touch_data;              /* handed to touch */
 };
+
+/* Every call that reaches the socket other than link_recv and link_readable
+ * (a send, a disconnect) processes its pending commands, and so may consume
+ * the ZMQ_FD edge of messages that arrived meanwhile: the watcher must look
+ * again. */
+static void
+link_touched(link_t *l)
+{
+    if (l->touch)
+        l->touch(l->touch_data);
+}
+
+void
+link_set_touch(link_t *l, void (*fn)(void *userdata), void *userdata)
+{
+    if (!l)
+        return;
+    l->touch = fn;
+    l->touch_data = userdata;
+}
 
 static pthread_once_t link_ctx_once = PTHREAD_ONCE_INIT;
 
@@ -84,6 +106,14 @@ link_setopt_int(void *handle, int option, int value)
  * peer had sent) asserts !_io_error in stream_engine_base.cpp and aborts the
  * process. A queue that cannot fill never stops reading; the router bounds
  * what a peer may send instead (LINK_FLOOD_MSGS, link_peers.c). */
+static bool link_zmtp_heartbeats = true; /* link_set_zmtp_heartbeats */
+
+void
+link_set_zmtp_heartbeats(bool on)
+{
+    link_zmtp_heartbeats = on;
+}
+
 static int
 link_common_options(void *handle)
 {
@@ -95,7 +125,8 @@ link_common_options(void *handle)
     if ((r = link_setopt_int(handle, ZMQ_LINGER, LINK_LINGER_MS)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_SNDHWM, LINK_HWM)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_RCVHWM, 0)) < 0 ||
-        (r = link_setopt_int(handle, ZMQ_HEARTBEAT_IVL, LINK_HEARTBEAT_MS)) < 0 ||
+        (r = link_setopt_int(handle, ZMQ_HEARTBEAT_IVL,
+                             link_zmtp_heartbeats ? LINK_HEARTBEAT_MS : 0)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_HEARTBEAT_TIMEOUT, LINK_HEARTBEAT_TMO)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_TCP_KEEPALIVE, 1)) < 0 ||
         (r = link_setopt_int(handle, ZMQ_TCP_KEEPALIVE_IDLE, 30)) < 0 ||
@@ -286,6 +317,8 @@ link_step(link_t *l)
     link_read_handshakes(l);
     if (!l->draining)
         return 0;
+    /* Until the old pipe is gone, every loop iteration steps again. */
+    link_touched(l);
     if (zmq_getsockopt(l->handle, ZMQ_EVENTS, &events, &sz) < 0)
         return -zmq_errno();
     if (events & ZMQ_POLLOUT)
@@ -307,6 +340,7 @@ link_reconnect(link_t *l)
 
     if (!l || l->router)
         return -EINVAL;
+    link_touched(l);
     if (!l->draining) {
         /* A session that ended on a protocol error is still listed under its
          * endpoint; disconnecting removes it (ENOENT if it is already gone). */
@@ -420,6 +454,7 @@ link_send(link_t *l, const char *peer, const void *buf, size_t len)
         return -EINVAL;
     if (len > PROTO_MAX_FRAME)
         return -EMSGSIZE;
+    link_touched(l);
     if (l->router) {
         const void *id;
         size_t idlen;
@@ -586,6 +621,7 @@ link_kick(link_t *l, const char *peer)
 {
     if (!l || !l->router || !peer)
         return -EINVAL;
+    link_touched(l);
     return link_peers_kick(l->peers, peer);
 }
 
@@ -594,14 +630,17 @@ link_deny(link_t *l, const char *peer, bool deny)
 {
     if (!l || !l->router || !peer || !link_identity_valid(peer, strlen(peer)))
         return -EINVAL;
+    link_touched(l);
     return link_peers_deny(l->peers, peer, deny);
 }
 
 void
 link_tick(link_t *l, uint64_t now_ms)
 {
-    if (l && l->router)
+    if (l && l->router) {
+        link_touched(l);
         link_peers_tick(l->peers, now_ms);
+    }
 }
 
 void

@@ -67,6 +67,15 @@ struct link_keys {
  * zap_new call it; calling it again does nothing). */
 void link_context_init(void);
 
+/* Whether the dealers this process makes from now on send ZMTP heartbeats
+ * (default on; the router never does). Each connection with heartbeats keeps
+ * timers in libzmq's I/O thread, whose cancel walks the whole timer map: a
+ * process of 5,000 simulated nodes spent 39 % of its CPU there
+ * (docs/performance.md). The simulated-node process turns them off; the
+ * agent's own heartbeat (a silent master for three intervals: reconnect)
+ * does their job there. */
+void link_set_zmtp_heartbeats(bool on);
+
 /* Creates a node's DEALER socket and starts connecting it to endpoint
  * ("tcp://master:7070", "ipc:///path"). name is the node's name,
  * 1..LINK_NAME_MAX printable ASCII bytes without space or '/'; the routing id
@@ -158,6 +167,13 @@ int link_kick(link_t *l, const char *peer);
  * closed on its first word. Returns 0, -ENOSPC when LINK_MAX_PEERS names are
  * denied, -EINVAL. */
 int link_deny(link_t *l, const char *peer, bool deny);
+
+/* Registers fn(userdata), called by every link call other than link_recv and
+ * link_readable (which the watcher makes itself), and by those two while a
+ * reconnect is draining: such a call may have consumed the ZMQ_FD edge of
+ * messages now waiting, so whoever sleeps on ZMQ_FD must look at the socket
+ * again (zwatch.h). fn NULL unregisters. One per link. */
+void link_set_touch(link_t *l, void (*fn)(void *userdata), void *userdata);
 
 /* Router: housekeeping, from a timer about once a second: reads the
  * connection events and shuts connections that finished no handshake or

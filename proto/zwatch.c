@@ -8,12 +8,35 @@
 #include "common/log.h"
 #include "common/mem.h"
 
+/* Makes w look at its socket from this loop iteration on (or the next one's
+ * prepare, when called from a check callback): its prepare and check
+ * handles run until the socket is found empty and untouched again. */
+static void zwatch_prepare_cb(uv_prepare_t *handle);
+static void zwatch_check_cb(uv_check_t *handle);
+
+static void
+zwatch_wake(zwatch_t *w)
+{
+    if (!w->active || w->hot)
+        return;
+    w->hot = true;
+    uv_prepare_start(&w->prepare, zwatch_prepare_cb);
+    uv_check_start(&w->check, zwatch_check_cb);
+}
+
+static void
+zwatch_touched(void *userdata)
+{
+    zwatch_wake(userdata);
+}
+
 static void
 zwatch_poll_cb(uv_poll_t *handle, int status, int events)
 {
-    /* Nothing to do: being woken up is the point. The prepare and check
-     * handles of this iteration look at ZMQ_EVENTS, which also resets the
-     * fd, so the level-triggered poll does not spin. */
+    /* Being woken up is the point: the check handle of this iteration
+     * receives, and ZMQ_EVENTS (asked there or in the next prepare) resets
+     * the fd, so the level-triggered poll does not spin. */
+    zwatch_wake(container_of(handle, zwatch_t, poll));
 }
 
 static void
@@ -31,10 +54,21 @@ zwatch_prepare_cb(uv_prepare_t *handle)
     /* The last chance before the loop blocks in epoll: a message queued with
      * no fd edge (consumed by a send or a query elsewhere in this iteration)
      * would otherwise wait until some unrelated event wakes the loop. */
-    if (w->active && link_readable(w->link))
+    w->hot = false; /* a touch during link_readable sets it again */
+    if (w->active && link_readable(w->link)) {
+        w->hot = true;
         uv_idle_start(&w->idle, zwatch_idle_cb);
-    else
-        uv_idle_stop(&w->idle);
+        return;
+    }
+    uv_idle_stop(&w->idle);
+    if (w->hot)
+        return;
+    /* Nothing waits and nothing has touched the socket since this query
+     * reset its fd: a new message raises the fd (zwatch_poll_cb), a send
+     * touches (zwatch_touched). Until then this watcher costs the loop
+     * nothing per iteration, which matters to a process with thousands. */
+    uv_prepare_stop(&w->prepare);
+    uv_check_stop(&w->check);
 }
 
 static void
@@ -110,9 +144,10 @@ zwatch_start(zwatch_t *w)
     r = uv_poll_start(&w->poll, UV_READABLE, zwatch_poll_cb);
     if (r < 0)
         return r;
-    uv_prepare_start(&w->prepare, zwatch_prepare_cb);
-    uv_check_start(&w->check, zwatch_check_cb);
     w->active = true;
+    w->hot = false;
+    link_set_touch(w->link, zwatch_touched, w);
+    zwatch_wake(w);
     return 0;
 }
 
@@ -122,6 +157,8 @@ zwatch_stop(zwatch_t *w)
     if (!w || w->closing)
         return -EINVAL;
     w->active = false;
+    w->hot = false;
+    link_set_touch(w->link, NULL, NULL);
     uv_poll_stop(&w->poll);
     uv_prepare_stop(&w->prepare);
     uv_idle_stop(&w->idle);

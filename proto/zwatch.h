@@ -9,7 +9,13 @@
  *     message is waiting, starts a uv_idle_t so the loop does not block;
  *   - a uv_check_t receives (ZMQ_DONTWAIT) until EAGAIN or the per-iteration
  *     budget is spent, calling the callback once per message, so a flood on
- *     one socket cannot starve timers, signals and child exits.
+ *     one socket cannot starve timers, signals and child exits;
+ *   - the prepare and check handles stop once a prepare finds the socket
+ *     empty and nothing touched it meanwhile, and start again when the fd
+ *     wakes the loop or any other link call touches the socket
+ *     (link_set_touch), so an idle watcher costs no work per iteration and a
+ *     process with thousands of links (the simulated nodes) pays only for
+ *     those with traffic.
  *
  * A zwatch_t is a plain struct the caller allocates (embed it, and reach the
  * outer object with container_of), libuv style. It borrows the link, which
@@ -47,6 +53,7 @@ struct zwatch {
     void *userdata;           /* passed to cb */
     unsigned budget;          /* messages handled per loop iteration, >= 1 */
     bool active;              /* started and not stopped or closing */
+    bool hot;                 /* prepare and check run: the socket may hold messages */
     bool closing;             /* zwatch_close was called */
     unsigned open_handles;    /* handles whose close callback is still due */
     zwatch_close_cb close_cb; /* called when open_handles drops to 0 */

@@ -292,6 +292,10 @@ test_send_consumes_edge(void **state)
     for (int i = 0; i < 10; i++)
         uv_run(&f->loop, UV_RUN_NOWAIT);
     assert_int_equal(f->received, 0);
+    /* An idle watcher stops its per-iteration handles: only the send's
+     * touch (or the fd) can bring it back, which is what this test checks. */
+    assert_false(f->w.hot);
+    assert_false(uv_is_active((uv_handle_t *)&f->w.prepare));
 
     uv_timer_start(&f->timer, trap_timer_cb, 0, 0);
     run_until(f, &f->received, 1);
