@@ -451,8 +451,9 @@ disk_from_pristine(const char *dir, int fd, uint64_t size, uint64_t inodes)
     _cleanup_close_ int src = disk_pristine_open(dir, size, inodes);
     if (src < 0)
         return src;
-    /* The superblock last, once the rest is on disk, as mke2fs writes it:
-     * a create cut short leaves no filesystem, which the next one redoes. */
+    /* The superblock last, once the rest is on disk, as mke2fs writes it
+     * (the copy leaves it out, renew(false) zeroes it in a reused image): a
+     * create cut short leaves no filesystem, which the next one redoes. */
     int r = disk_pristine_copy(src, fd);
     if (r == 0)
         r = disk_pristine_renew(src, fd, false);

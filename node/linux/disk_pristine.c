@@ -37,6 +37,25 @@ disk_pristine_crc32c(uint32_t crc, const void *data, size_t len)
     return crc;
 }
 
+/* Copies [from, to) of src to the same place in dst; nothing when empty. */
+static int
+copy_range(int src, int dst, off_t from, off_t to)
+{
+    off_t in = from, out = from;
+
+    while (in < to) {
+        size_t want = to - in < COPY_CHUNK ? (size_t)(to - in) : COPY_CHUNK;
+        ssize_t n = copy_file_range(src, &in, dst, &out, want, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO; /* src shrank under us */
+    }
+    return 0;
+}
+
 int
 disk_pristine_copy(int src, int dst)
 {
@@ -51,17 +70,14 @@ disk_pristine_copy(int src, int dst)
         off_t hole = lseek(src, data, SEEK_HOLE);
         if (hole < 0)
             return -errno;
-        off_t in = data, out = data;
-        while (in < hole) {
-            size_t want = hole - in < COPY_CHUNK ? (size_t)(hole - in) : COPY_CHUNK;
-            ssize_t n = copy_file_range(src, &in, dst, &out, want, 0);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0)
-                return -errno;
-            if (n == 0)
-                return -EIO; /* src shrank under us */
-        }
+        /* Around the primary superblock: it is written last, by
+         * disk_pristine_renew, so a copy cut short (a killed agent: the
+         * page cache keeps what was written) holds no filesystem. */
+        int r = copy_range(src, dst, data, hole < SB_OFFSET ? hole : SB_OFFSET);
+        if (r == 0)
+            r = copy_range(src, dst, data > SB_OFFSET + SB_SIZE ? data : SB_OFFSET + SB_SIZE, hole);
+        if (r < 0)
+            return r;
         pos = hole;
     }
     return 0;

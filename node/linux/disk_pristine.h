@@ -30,7 +30,8 @@
 #include <stdint.h>
 
 /* Copies src's data extents to dst at the same offsets (dst already has the
- * size, all holes). Returns 0 or -errno. */
+ * size, all holes), all but the primary superblock, which
+ * disk_pristine_renew writes last. Returns 0 or -errno. */
 int disk_pristine_copy(int src, int dst);
 
 /* Whether the ext4 superblock in fd can take a new UUID alone: metadata_csum

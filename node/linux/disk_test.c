@@ -392,6 +392,21 @@ test_create_from_pristine(void **state)
     close(fd);
     assert_int_equal(disk_create(fx->image, 64 * MiB, 0, pristine), 0);
     assert_int_equal(fsck_clean(fx->image), 0);
+
+    /* The copy itself leaves the superblock out: an agent killed after it
+     * (its writes in the page cache) leaves no filesystem a create would
+     * take as made. */
+    char cut[PATH_MAX + 16];
+    struct disk_info info;
+    snprintf(cut, sizeof(cut), "%s/cut.img", fx->dir);
+    int src = open(made, O_RDONLY | O_CLOEXEC);
+    int dst = open(cut, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(src >= 0 && dst >= 0);
+    assert_int_equal(ftruncate(dst, 64 * MiB), 0);
+    assert_int_equal(disk_pristine_copy(src, dst), 0);
+    close(src);
+    close(dst);
+    assert_true(disk_info(cut, &info) < 0);
 }
 
 int
