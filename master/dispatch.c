@@ -526,7 +526,8 @@ dispatch_defer(dispatch_t *d, const char *node, uint64_t ref, struct dispatch_do
 
     if (!c)
         return -ENOENT;
-    answered(d, b, ref);
+    /* Not an answer for behind_older: a node that keeps refusing older
+     * commands as busy must not hold back a newer one that was lost. */
     fill_done(c, out);
     if (sent_once(c->type))
         return -ENOENT;

@@ -421,7 +421,10 @@ guests_change(master_t *m, const struct caller *c, struct db_guest *g, const str
     if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
     if (guests_moving(m, g->id))
-        return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is moving; change it afterwards", g->name);
+        return guest_fail(e, -EBUSY, NULL,
+                          "guest \"%s\" is busy with operation %s (a move, or its template's "
+                          "fetch); change it afterwards",
+                          g->name, operations_for_guest(m, g->id)->id);
     int r = tenant_change(c, cur, next, e);
     if (r < 0)
         return r;
@@ -509,7 +512,9 @@ guests_lifecycle(master_t *m, const struct caller *c, const char *name, enum gue
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
     if (guests_moving(m, g->id))
         return guest_fail(e, -EBUSY, NULL,
-                          "guest \"%s\" is moving; start or stop it once the move ends", g->name);
+                          "guest \"%s\" is busy with operation %s (a move, or its template's "
+                          "fetch); start or stop it once it ends",
+                          g->name, operations_for_guest(m, g->id)->id);
     if (op != GUEST_STOP && (spec->flags & SPEC_FLAG_LOCK))
         return guest_fail(e, -ENOLCK, "flags", "guest \"%s\" is locked: clear the lock flag first",
                           g->name);
@@ -606,7 +611,9 @@ guests_delete(master_t *m, const struct caller *c, const char *name, bool force,
     strscpy(node, g.node ? g.node : "", NAME_MAX_LEN + 1);
     if (guests_moving(m, g.id)) {
         r = guest_fail(e, -EBUSY, NULL,
-                       "guest \"%s\" is moving; cancel the move or delete it afterwards", g.name);
+                       "guest \"%s\" is busy with operation %s (a move, or its template's fetch); "
+                       "cancel it or delete the guest afterwards",
+                       g.name, operations_for_guest(m, g.id)->id);
         db_guest_clear(&g);
         return r;
     }
@@ -671,7 +678,10 @@ send_once(master_t *m, const struct caller *c, const char *name, struct msg *cmd
         return r;
     }
     if (guests_moving(m, g.id)) {
-        r = guest_fail(e, -EBUSY, NULL, "guest \"%s\" is moving; ask again afterwards", g.name);
+        r = guest_fail(e, -EBUSY, NULL,
+                       "guest \"%s\" is busy with operation %s (a move, or its template's fetch); "
+                       "ask again afterwards",
+                       g.name, operations_for_guest(m, g.id)->id);
         db_guest_clear(&g);
         return r;
     }

@@ -351,14 +351,20 @@ num(const json_t *o, const char *k)
 FX_UNUSED static json_t *
 poll_until(const char *path, bool (*pred)(const json_t *o, const void *arg), const void *arg)
 {
+    char *last = NULL;
+
     for (int i = 0; i < 400; i++) {
         json_t *o = NULL;
-        if (http("GET", path, NULL, NULL, &o) == 200 && pred(o, arg))
+        if (http("GET", path, NULL, NULL, &o) == 200 && pred(o, arg)) {
+            free(last);
             return o;
+        }
+        free(last);
+        last = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         usleep(50 * 1000);
     }
-    fail_msg("condition on %s never held", path);
+    fail_msg("condition on %s never held; it last said %.2000s", path, last ? last : "nothing");
     return NULL;
 }
 

@@ -136,7 +136,14 @@ op_sender_start(master_t *m, struct op *o, const char *path, op_sender_done_fn d
     strscpy(s->endpoint, op_pstr(o, "endpoint"), sizeof(s->endpoint));
     strscpy(s->secret, op_pstr(o, "_secret"), sizeof(s->secret));
     strscpy(s->path, path, sizeof(s->path));
-    s->curve = archives_keys(m, o->target, true, &s->keys) != NULL;
+    /* The channel the operation chose at its start (the node listens that
+     * way); its keys now. A key gone since is a refusal, never plaintext. */
+    s->curve = archives_curve(o);
+    if (s->curve && !archives_keys(m, o->target, true, &s->keys)) {
+        free(s);
+        done(m, o, -EKEYREVOKED, "node's key or the master's went since the transfer began", "");
+        return;
+    }
     pthread_mutex_init(&s->lock, NULL);
     uv_async_init(m->loop, &s->wake, on_wake);
     s->wake.data = s;

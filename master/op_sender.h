@@ -14,9 +14,10 @@ typedef void (*op_sender_done_fn)(master_t *m, struct op *o, int result, const c
                                   const char *digest_hex);
 
 /* Sends the file at path to o's params "endpoint" with the secret
- * "_secret", over CurveZMQ when archives_keys gives keys for o->target
- * (archives.h); progress goes to operations_progress. o->rt holds the sender
- * until done runs (or op_sender_release). */
+ * "_secret", over CurveZMQ when o chose it (archives_curve, archives.h:
+ * the keys of now; done gets -EKEYREVOKED when they went since);
+ * progress goes to operations_progress. o->rt holds the sender until done
+ * runs (or op_sender_release). */
 void op_sender_start(master_t *m, struct op *o, const char *path, op_sender_done_fn done);
 /* Stops and frees o's sender; NULL-safe on o->rt. */
 void op_sender_release(master_t *m, struct op *o);

@@ -13,6 +13,7 @@
  * handles run until the socket is found empty and untouched again. */
 static void zwatch_prepare_cb(uv_prepare_t *handle);
 static void zwatch_check_cb(uv_check_t *handle);
+static void zwatch_idle_cb(uv_idle_t *handle);
 
 static void
 zwatch_wake(zwatch_t *w)
@@ -22,6 +23,12 @@ zwatch_wake(zwatch_t *w)
     w->hot = true;
     uv_prepare_start(&w->prepare, zwatch_prepare_cb);
     uv_check_start(&w->check, zwatch_check_cb);
+    /* A wake during the prepare phase (another prepare handle sent, and
+     * the send consumed the fd's edge) comes after this iteration's
+     * prepares: without an idle handle the loop would block in epoll with
+     * the message waiting. With it, the poll does not block, and this
+     * iteration's check and the next prepare look at the socket. */
+    uv_idle_start(&w->idle, zwatch_idle_cb);
 }
 
 static void

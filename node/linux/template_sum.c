@@ -107,6 +107,10 @@ entry(gnutls_hash_hd_t h, int dirfd, const char *name, const char *rel, int dept
                                        : 's';
     int n = snprintf(head, sizeof(head), "%s/%s%c%c%o:%u:%u:", rel, name, '\0', type,
                      (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid);
+    /* A path longer than the header holds (a tree nested deep with long
+     * names): refused, never summed from a cut header or past it. */
+    if (n < 0 || (size_t)n >= sizeof(head) - 64)
+        return -ENAMETOOLONG;
     if (type == 'f')
         n += snprintf(head + n, sizeof(head) - (size_t)n, "%" PRIu64 ":", (uint64_t)st.st_size);
     else if (type == 'c' || type == 'b')
