@@ -419,8 +419,16 @@ disk_pristine_open(const char *dir, uint64_t size, uint64_t inodes)
     if (!d)
         return -errno;
     unsigned n = 0;
-    for (struct dirent *e; (e = readdir(d));)
+    time_t now = time(NULL);
+    for (struct dirent *e; (e = readdir(d));) {
         n += e->d_name[0] != '.';
+        /* What an agent killed in mkfs left: an hour old, no mkfs runs it. */
+        struct stat st;
+        if (!strncmp(e->d_name, ".ext4-", 6) &&
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            st.st_mtime + 3600 < now)
+            (void)unlinkat(dirfd(d), e->d_name, 0);
+    }
     if (n >= DISK_PRISTINE_MAX)
         return -ENOSPC;
     _cleanup_free_ char *tmp = xasprintf("%s/.ext4-XXXXXX", dir);

@@ -407,6 +407,18 @@ test_create_from_pristine(void **state)
     close(src);
     close(dst);
     assert_true(disk_info(cut, &info) < 0);
+
+    /* What an agent killed in mkfs left goes when the next image is made,
+     * once it is an hour old (a younger one may be another create's). */
+    char cmd[PATH_MAX * 2 + 128], old[PATH_MAX + 32], young[PATH_MAX + 32], third[PATH_MAX + 16];
+    snprintf(old, sizeof(old), "%s/.ext4-old123", pristine);
+    snprintf(young, sizeof(young), "%s/.ext4-new123", pristine);
+    snprintf(cmd, sizeof(cmd), "touch -d '2 hours ago' '%s' && touch '%s'", old, young);
+    assert_int_equal(system(cmd), 0);
+    snprintf(third, sizeof(third), "%s/third.img", fx->dir);
+    assert_int_equal(disk_create(third, 48 * MiB, 0, pristine), 0);
+    assert_int_equal(access(old, F_OK), -1);
+    assert_int_equal(access(young, F_OK), 0);
 }
 
 int
