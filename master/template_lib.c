@@ -130,8 +130,12 @@ write_entry(const char *path, const struct template_lib_entry *e)
     json_decref(j);
     _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
-    if (fd < 0 || dprintf(fd, "%s\n", text) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0)
-        return -errno;
+    if (fd < 0 || dprintf(fd, "%s\n", text) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
+        int r = -errno;
+        if (fd >= 0)
+            (void)unlink(tmp);
+        return r;
+    }
     return 0;
 }
 
