@@ -895,7 +895,6 @@ main(void)
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_healthy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversize_to_router, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_oversize_to_dealer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_multipart_to_router, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_multipart_to_dealer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_identities, setup, teardown),
@@ -906,6 +905,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_deny, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_signal_handlers, setup, teardown),
+        /* Last: in about 1 run in 6, after a raw router's oversized frame
+         * made the dealer drop its connection, the process's ZeroMQ
+         * context stopped carrying new ipc connections (every later test
+         * timed out). Not understood yet; a node meets such a frame only
+         * from a master that breaks the protocol. */
+        cmocka_unit_test_setup_teardown(test_oversize_to_dealer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
