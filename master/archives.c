@@ -92,6 +92,14 @@ archives_curve(const struct op *o)
     return strcmp(op_pstr(o, "channel"), "curve") == 0;
 }
 
+void
+archives_peer_key(master_t *m, const struct op *o, char *out, size_t n)
+{
+    const struct link_keys *lk = archives_curve(o) ? trust_link_keys(m) : NULL;
+
+    strscpy(out, lk ? lk->public_key : "", n);
+}
+
 const struct xfer_keys *
 archives_keys(master_t *m, const char *node, bool sender, struct archives_keys *keys)
 {

@@ -57,6 +57,9 @@ const char *archives_channel(master_t *m, const char *op, const char *node);
 /* Whether operation o chose "curve" (an operation stored before it chose
  * was plaintext). */
 bool archives_curve(const struct op *o);
+/* The key the node pins for o's data channel: the master's public key when
+ * o chose "curve" (archives_curve), else "" (plaintext). */
+void archives_peer_key(master_t *m, const struct op *o, char *out, size_t n);
 const struct xfer_keys *archives_keys(master_t *m, const char *node, bool sender,
                                       struct archives_keys *keys);
 

@@ -17,8 +17,6 @@
 #include "common/mem.h"
 #include "master/archives.h"
 #include "master/guests_move.h"
-#include "master/trust.h"
-#include "proto/link.h"
 #include "proto/xfer.h"
 
 #define EXPORT_SILENCE_MS (180 * 1000) /* the node said nothing this long: give up */
@@ -62,11 +60,7 @@ send_send(master_t *m, struct op *o)
     strscpy(mg->peer, "master", sizeof(mg->peer));
     strscpy(mg->endpoint, op_pstr(o, "endpoint"), sizeof(mg->endpoint));
     strscpy(mg->secret, op_pstr(o, "_secret"), sizeof(mg->secret));
-    if (archives_curve(o)) {
-        const struct link_keys *lk = trust_link_keys(m);
-        if (lk)
-            strscpy(mg->peer_key, lk->public_key, sizeof(mg->peer_key));
-    }
+    archives_peer_key(m, o, mg->peer_key, sizeof(mg->peer_key));
     mg->archive = true;
 }
 

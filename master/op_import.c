@@ -19,7 +19,6 @@
 #include "master/guests_move.h"
 #include "master/op_sender.h"
 #include "master/trust.h"
-#include "proto/link.h"
 #include "proto/spec_json.h"
 #include "proto/xfer.h"
 
@@ -42,11 +41,7 @@ send_prepare(master_t *m, struct op *o)
 
     strscpy(mg->peer, "master", sizeof(mg->peer));
     strscpy(mg->secret, op_pstr(o, "_secret"), sizeof(mg->secret));
-    if (archives_curve(o)) {
-        const struct link_keys *lk = trust_link_keys(m);
-        if (lk)
-            strscpy(mg->peer_key, lk->public_key, sizeof(mg->peer_key));
-    }
+    archives_peer_key(m, o, mg->peer_key, sizeof(mg->peer_key));
     mg->archive = true;
     spec_of(o, &mg->spec);
 }

@@ -28,7 +28,6 @@
 #include "master/registry.h"
 #include "master/template_lib.h"
 #include "master/trust.h"
-#include "proto/link.h"
 #include "proto/xfer.h"
 
 #define PREPARE_TIMEOUT_MS (60 * 1000)  /* the node must be listening by then */
@@ -44,11 +43,7 @@ send_prepare(master_t *m, struct op *o)
     strscpy(mg->peer, "master", sizeof(mg->peer));
     strscpy(mg->secret, op_pstr(o, "_secret"), sizeof(mg->secret));
     strscpy(mg->template_name, op_pstr(o, "name"), sizeof(mg->template_name));
-    if (archives_curve(o)) {
-        const struct link_keys *lk = trust_link_keys(m);
-        if (lk)
-            strscpy(mg->peer_key, lk->public_key, sizeof(mg->peer_key));
-    }
+    archives_peer_key(m, o, mg->peer_key, sizeof(mg->peer_key));
     mg->archive = true;
 }
 
