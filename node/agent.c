@@ -260,6 +260,9 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     a->cfg = *cfg;
     a->backend = backend;
     a->ops = lane_new(loop);
+    /* Distinct guests' creates and starts side by side where the backend
+     * allows: 3 of libuv's 4 pool threads, one left for exec and fetches. */
+    lane_set_width(a->ops, backend->ops->parallel_guests ? 3 : 1);
     a->execs = lane_new(loop);
     a->fetches = lane_new(loop);
     if (!a->cfg.heartbeat_ms)

@@ -5,10 +5,15 @@
  * thread and touches only the job's own copies (spec, runtime, payload) and
  * the backend; done is back on the loop thread and alone records the outcome
  * in the guest table and the store, then answers the master. Lifecycle jobs
- * share one lane, so the backend sees one operation at a time, in arrival
- * order; exec has a lane of its own (backend.h allows it to run alongside). */
+ * share one lane keyed by guest: one guest's jobs run one at a time in
+ * arrival order; with a backend that allows it (parallel_guests), distinct
+ * guests' jobs run at once, up to the lane's width, except the operations
+ * that reach what guests share (network, stop, kill, destroy), which take
+ * serial_lock; jobs about no one guest (usage) run alone. Exec has a lane of
+ * its own (backend.h allows it to run alongside). */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -182,7 +187,34 @@ static const struct lane_fns job_fns = {job_start, job_run, job_done};
 static void
 job_push(agent_t *a, struct job *j)
 {
-    lane_push(job_ops[j->kind].exec_lane ? a->execs : a->ops, &job_fns, j);
+    if (job_ops[j->kind].exec_lane)
+        lane_push(a->execs, &job_fns, j);
+    else if (j->spec.id[0])
+        lane_push_key(a->ops, j->spec.id, &job_fns, j);
+    else
+        lane_push(a->ops, &job_fns, j); /* usage: about every guest, alone */
+}
+
+/* Held around the backend operations that reach state the guests share
+ * (its network handles: netlink, nftables; the kill and destroy paths that
+ * use them) when the backend runs distinct guests' operations at once:
+ * those stay one at a time, as before. Create, limits and start touch only
+ * the guest's own files, cgroups and the spawner (which has its own lock).
+ * One lock for the process: one linux backend per process. */
+static pthread_mutex_t serial_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+serial_begin(const backend_t *b)
+{
+    if (b->ops->parallel_guests)
+        pthread_mutex_lock(&serial_lock);
+}
+
+static void
+serial_end(const backend_t *b)
+{
+    if (b->ops->parallel_guests)
+        pthread_mutex_unlock(&serial_lock);
 }
 
 /* ---- apply ------------------------------------------------------------ */
@@ -196,14 +228,19 @@ apply_run(struct job *j, backend_t *b)
     j->result = existed ? 0 : ops->create(b, &j->spec, &j->ids);
     if (j->result >= 0)
         j->result = ops->set_limits(b, &j->spec, &j->ids, &j->rt);
-    if (j->result >= 0 && j->rt.pid)
+    if (j->result >= 0 && j->rt.pid) {
+        serial_begin(b);
         j->result = ops->apply_network(b, &j->spec, &j->rt);
+        serial_end(b);
+    }
     if (j->result < 0 && !existed) {
         /* A create that failed half-way leaves nothing behind (no record
          * will name it): undo what the backend made, keep the reason. */
         char why[ERRTEXT_MAX];
         strscpy(why, errtext_get(), sizeof(why));
+        serial_begin(b);
         (void)ops->destroy(b, &j->spec);
+        serial_end(b);
         errtext_set("%s", why);
     }
 }
@@ -258,6 +295,7 @@ start_run(struct job *j, backend_t *b)
         return;
     /* A guest runs with its network or not at all: a start whose network
      * cannot be applied is undone. */
+    serial_begin(b);
     int r = ops->apply_network(b, &j->spec, &j->rt);
     if (r < 0) {
         char why[ERRTEXT_MAX];
@@ -268,6 +306,7 @@ start_run(struct job *j, backend_t *b)
         errtext_set("cannot set up the guest's network: %s", why[0] ? why : strerror(-r));
         j->result = r;
     }
+    serial_end(b);
 }
 
 static void
@@ -305,10 +344,12 @@ agent_job_start(agent_t *a, const struct agent_guest *g, uint64_t ref)
 static void
 stop_run(struct job *j, backend_t *b)
 {
+    serial_begin(b);
     j->result = b->ops->stop(b, &j->spec, &j->rt);
     j->u.stop.after = GUEST_RUNNING;
     if (j->result >= 0 && j->fake_pids)
         (void)b->ops->state(b, &j->spec, &j->rt, &j->u.stop.after);
+    serial_end(b);
 }
 
 static void
@@ -336,7 +377,7 @@ agent_job_stop(agent_t *a, const struct agent_guest *g, uint64_t ref)
 /* ---- kill ------------------------------------------------------------- */
 
 static void
-kill_run(struct job *j, backend_t *b)
+kill_run_serial(struct job *j, backend_t *b)
 {
     const struct backend_ops *ops = b->ops;
 
@@ -355,6 +396,14 @@ kill_run(struct job *j, backend_t *b)
     int r = ops->apply_network(b, &j->spec, &none);
     if (r < 0 && r != -ENOENT)
         j->result = r;
+}
+
+static void
+kill_run(struct job *j, backend_t *b)
+{
+    serial_begin(b);
+    kill_run_serial(j, b);
+    serial_end(b);
 }
 
 static void
@@ -384,9 +433,11 @@ agent_job_kill(agent_t *a, const struct agent_guest *g)
 static void
 destroy_run(struct job *j, backend_t *b)
 {
+    serial_begin(b);
     j->result = j->rt.pid ? b->ops->kill(b, &j->spec, &j->rt) : 0;
     if (j->result >= 0)
         j->result = b->ops->destroy(b, &j->spec);
+    serial_end(b);
 }
 
 static void

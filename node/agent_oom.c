@@ -7,8 +7,9 @@
  * counts the same kills), so a notification that fires twice, or a sample
  * that got there first, gives no second event.
  *
- * Both backend calls (open, read) run as jobs on the lifecycle lane, like
- * every backend operation; the loop only polls. While a read job holds the
+ * Both backend calls (open, read) run as jobs on the lifecycle lane, keyed
+ * by the guest like its other jobs (they touch only its cgroup); the loop
+ * only polls. While a read job holds the
  * descriptor the poll is stopped, so one wake is one read. */
 #include <errno.h>
 #include <string.h>
@@ -160,7 +161,7 @@ on_wake(uv_poll_t *p, int status, int events)
     j->spec = o->spec;
     j->reported = o->reported;
     o->reading = true;
-    lane_push(o->agent->ops, &read_fns, j);
+    lane_push_key(o->agent->ops, j->spec.id, &read_fns, j);
 }
 
 /* ---- arming ---- */
@@ -226,5 +227,5 @@ agent_oom_arm(agent_t *a, struct agent_guest *g)
     j->agent = a;
     j->spec = g->rec.spec;
     j->rt = g->rec.rt;
-    lane_push(a->ops, &arm_fns, j);
+    lane_push_key(a->ops, j->spec.id, &arm_fns, j);
 }

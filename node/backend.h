@@ -2,12 +2,14 @@
  * `linux` implements it on the real kernel (node/linux/), `sim` in memory
  * (node/sim/). The agent above it knows nothing of cgroup files or netlink.
  *
- * Threads: the agent calls every operation from one worker thread, in order,
- * so a backend never sees two operations at once; operations may block for
- * the I/O they do (mkfs, mount) but none waits for a guest: stop sends the
- * halt signal and returns, and the agent calls kill after the timeout.
- * Exec is the exception: it runs in a second lane, concurrently with the
- * others, and only reads backend state.
+ * Threads: the agent calls the operations of one guest one at a time, in
+ * order, from worker threads; a backend never sees two operations at once
+ * unless it sets parallel_guests, and then only create, set_limits and start
+ * of distinct guests run at once (with each other and with one of the rest);
+ * operations may block for the I/O they do (mkfs, mount) but none waits for
+ * a guest: stop sends the halt signal and returns, and the agent calls kill
+ * after the timeout. Exec is the exception: it runs in a second lane,
+ * concurrently with the others, and only reads backend state.
  *
  * Every operation is idempotent: create of an existing guest with the same
  * spec, start of a running guest, stop of a stopped one, destroy of a guest
@@ -129,6 +131,10 @@ struct backend_ops {
      * earlier runs' totals as baselines and adds them (linux: the veth and its
      * counters are made anew on every start). */
     bool net_per_run;
+    /* create, set_limits and start of distinct guests may run at once (each
+     * touches only its guest's files, mounts and cgroups): the agent then
+     * runs them side by side (node/agent_jobs.c). */
+    bool parallel_guests;
     /* Fills the node's facts. */
     int (*probe)(backend_t *b, struct node_facts *out);
     /* Makes the guest's disk and root filesystem (owned by ids' block);

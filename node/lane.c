@@ -2,25 +2,30 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/mem.h"
 
-/* One queued job. While the lane is busy, the head entry is the one on the
- * thread pool (libuv holds its work request until after_work); it leaves the
- * list just before its done is called. */
+/* One job. It stays in the lane's list, in push order, from its push until
+ * its done has returned, so a later job of the same key (or any job after a
+ * barrier) sees it and waits. */
 struct lane_entry {
     struct lane_entry *next;    /* the next job in push order */
+    struct lane_entry *prev;    /* the previous one */
     lane_t *lane;               /* back pointer for the thread-pool callbacks */
     const struct lane_fns *fns; /* the job's callbacks (the caller's) */
     void *arg;                  /* the caller's job, passed to run and done */
+    char key[LANE_KEY_MAX];     /* its key; "" = a barrier */
+    bool started;               /* its start was called (it runs or finishes) */
     uv_work_t work;             /* libuv's request; reached back with container_of */
 };
 
 struct lane {
     uv_loop_t *loop;         /* the loop whose thread pool runs the jobs */
-    struct lane_entry *head; /* the running job, or the next to run */
+    struct lane_entry *head; /* the earliest job not done */
     struct lane_entry *tail; /* the last pushed job */
-    bool busy;               /* a job is between its start and the end of its done */
+    unsigned width;          /* keyed jobs that may run at once */
+    unsigned running;        /* jobs between their start and the end of their done */
     size_t pending;          /* entries in the list */
     uint64_t completed;      /* jobs whose done returned */
 };
@@ -31,7 +36,14 @@ lane_new(uv_loop_t *loop)
     lane_t *l = xcalloc(1, sizeof(*l));
 
     l->loop = loop;
+    l->width = 1;
     return l;
+}
+
+void
+lane_set_width(lane_t *l, unsigned width)
+{
+    l->width = width ? width : 1;
 }
 
 void
@@ -43,7 +55,7 @@ lane_destroy(lane_t **p)
         return;
     /* A job still queued would be lost and a running one would be completed
      * into freed memory: the owner drains the loop first. */
-    assert(l->pending == 0 && !l->busy);
+    assert(l->pending == 0 && l->running == 0);
     free(l);
     *p = NULL;
 }
@@ -59,6 +71,19 @@ lane_work(uv_work_t *w)
 static void lane_kick(lane_t *l);
 
 static void
+lane_unlink(lane_t *l, struct lane_entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->tail = e->prev;
+}
+
+static void
 lane_after_work(uv_work_t *w, int status)
 {
     struct lane_entry *e = container_of(w, struct lane_entry, work);
@@ -67,27 +92,35 @@ lane_after_work(uv_work_t *w, int status)
     /* Nothing cancels a lane's work (uv_cancel is never called), so run has
      * run; the status is always 0. */
     (void)status;
-    assert(l->head == e && l->busy);
-    l->head = e->next;
-    if (!l->head)
-        l->tail = NULL;
-    /* busy stays set while done runs: a job that done pushes, or one already
-     * waiting, starts only once done has returned. */
+    assert(e->started && l->running > 0);
+    /* The entry stays listed and counted while done runs: a job that done
+     * pushes, or one already waiting behind it, starts only once done has
+     * returned. */
     e->fns->done(e->arg);
-    l->busy = false;
+    lane_unlink(l, e);
     free(e);
+    l->running--;
     l->pending--;
     l->completed++;
     lane_kick(l);
 }
 
-static void
-lane_kick(lane_t *l)
+/* Whether a job of key may start: no earlier job (each not done yet) has
+ * its key or is a barrier. */
+static bool
+lane_free_key(const struct lane_entry *e)
 {
-    if (l->busy || !l->head)
-        return;
-    struct lane_entry *e = l->head;
-    l->busy = true;
+    for (const struct lane_entry *o = e->prev; o; o = o->prev)
+        if (!o->key[0] || !strcmp(o->key, e->key))
+            return false;
+    return true;
+}
+
+static void
+lane_start(lane_t *l, struct lane_entry *e)
+{
+    e->started = true;
+    l->running++;
     if (e->fns->start)
         e->fns->start(e->arg);
     /* uv_queue_work fails only for a NULL work callback. */
@@ -96,8 +129,28 @@ lane_kick(lane_t *l)
     (void)r;
 }
 
+/* Starts, in push order, every job that may start now. A walk costs the
+ * jobs ahead of the last one started: the queue is short (a node's pending
+ * commands), and a walk ends at the width or at the first barrier. */
+static void
+lane_kick(lane_t *l)
+{
+    for (struct lane_entry *e = l->head; e && l->running < l->width; e = e->next) {
+        if (e->started)
+            continue;
+        if (!e->key[0]) {
+            /* A barrier: alone, after everything before it. */
+            if (e == l->head && l->running == 0)
+                lane_start(l, e);
+            return;
+        }
+        if (lane_free_key(e))
+            lane_start(l, e);
+    }
+}
+
 void
-lane_push(lane_t *l, const struct lane_fns *fns, void *arg)
+lane_push_key(lane_t *l, const char *key, const struct lane_fns *fns, void *arg)
 {
     struct lane_entry *e = xcalloc(1, sizeof(*e));
 
@@ -105,6 +158,9 @@ lane_push(lane_t *l, const struct lane_fns *fns, void *arg)
     e->lane = l;
     e->fns = fns;
     e->arg = arg;
+    if (key)
+        strscpy(e->key, key, sizeof(e->key));
+    e->prev = l->tail;
     if (l->tail)
         l->tail->next = e;
     else
@@ -112,6 +168,12 @@ lane_push(lane_t *l, const struct lane_fns *fns, void *arg)
     l->tail = e;
     l->pending++;
     lane_kick(l);
+}
+
+void
+lane_push(lane_t *l, const struct lane_fns *fns, void *arg)
+{
+    lane_push_key(l, NULL, fns, arg);
 }
 
 size_t

@@ -867,6 +867,7 @@ lx_free(backend_t *b)
 static const struct backend_ops linux_ops = {
     .name = "linux",
     .net_per_run = true,
+    .parallel_guests = true,
     .probe = lx_probe,
     .create = lx_create,
     .start = lx_start,

@@ -64,7 +64,8 @@ struct spawn_response {
     int32_t result;      /* 0 or -errno */
     int32_t pid;         /* start: init's pid, also on failure if a child was made */
     uint64_t start_time; /* start: init's start time */
-    uint32_t n_fds;      /* descriptors attached: start 1 (pidfd), exec 3 (out, err, status) */
+    uint32_t
+        n_fds; /* descriptors attached: start 2 (pidfd, verdict pipe), exec 3 (out, err, status) */
     char error[SPAWN_ERROR_MAX]; /* on failure, the step and reason */
 };
 
@@ -210,10 +211,11 @@ write_pid_file(const char *path, pid_t pid)
 }
 
 /* The parent's half of a start: the child into the cgroups, its id maps
- * and file limit, then the go byte, then the child's verdict. */
+ * and file limit, then the go byte. The child's verdict (child_verdict) is
+ * the client's to read, so the spawner serves the next start while this
+ * child sets itself up. */
 static int
-release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, int err_r,
-              struct spawn_response *resp)
+release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, struct spawn_response *resp)
 {
     int r = proc_start_time(pid, &resp->start_time);
     if (r < 0)
@@ -231,8 +233,14 @@ release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, int err_r,
         return set_error(resp, errno, "RLIMIT_NOFILE %llu", (unsigned long long)cfg->nofile);
     if (write(sync_w, "g", 1) != 1)
         return set_error(resp, errno, "release the child");
+    return 0;
+}
 
-    /* End of file: the child has exec'd init (the pipe is O_CLOEXEC). */
+/* The child's verdict on err_r: 0 at end of file (it has exec'd init: the
+ * pipe is O_CLOEXEC), else its failed step in resp. */
+static int
+child_verdict(int err_r, struct spawn_response *resp)
+{
     struct guest_init_error e;
     ssize_t n;
     do {
@@ -356,9 +364,11 @@ move_reader(pid_t reader, const struct spawn_config *cfg)
             return;
 }
 
+/* Clones and releases the guest's init; out_fds get its pidfd and the read
+ * end of its verdict pipe (child_verdict, read by the client). */
 static int
 do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_config *cfg,
-         struct spawn_response *resp, int *out_fd, pid_t *reader)
+         struct spawn_response *resp, int out_fds[2], pid_t *reader)
 {
     /* Compiled once per spawner; the child only loads it. */
     if (!sysfilter_get(cfg->filter))
@@ -417,12 +427,13 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
     close(move_fd(err_w));
     /* Only init and the reader may hold the pipe: the reader ends with it. */
     close(move_fd(log));
-    if (release_child((pid_t)pid, cfg, sync_w, err_r, resp) < 0) {
+    if (release_child((pid_t)pid, cfg, sync_w, resp) < 0) {
         /* The agent reaps the killed child: it is the agent's child. */
         (void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
         return resp->result;
     }
-    *out_fd = move_fd(pfd);
+    out_fds[0] = move_fd(pfd);
+    out_fds[1] = move_fd(err_r);
     return 0;
 }
 
@@ -609,8 +620,8 @@ spawner_main(int sock)
         else if (config_check(&req.cfg) < 0)
             set_error(&resp, EINVAL, "bad config");
         else if (req.op == SPAWN_OP_START) {
-            if (do_start(sock, &sb, &seed, &req.cfg, &resp, &fds[0], &reader) == 0)
-                resp.n_fds = 1;
+            if (do_start(sock, &sb, &seed, &req.cfg, &resp, fds, &reader) == 0)
+                resp.n_fds = 2;
             else
                 reader = 0; /* it ends with the killed child's pipe */
         } else if (req.op == SPAWN_OP_EXEC || req.op == SPAWN_OP_STREAM) {
@@ -742,13 +753,17 @@ spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_result
     struct spawn_response resp;
     int fds[SPAWN_MAX_FDS];
     size_t n_fds = 0;
-    r = call(sp, req, &resp, fds, 1, &n_fds);
+    r = call(sp, req, &resp, fds, 2, &n_fds);
     if (r < 0) {
         snprintf(res->error, sizeof(res->error), "spawner: %s", strerror(-r));
         return r;
     }
+    /* The child's setup, outside the lock: other starts go on meanwhile. A
+     * child that failed it is killed here (it is the agent's child). */
+    if (resp.result == 0 && n_fds == 2 && child_verdict(fds[1], &resp) < 0)
+        (void)syscall(SYS_pidfd_send_signal, fds[0], SIGKILL, NULL, 0);
     memcpy(res->error, resp.error, sizeof(res->error));
-    if (resp.result < 0 || n_fds != 1) {
+    if (resp.result < 0 || n_fds != 2) {
         /* A child that was made and killed is ours to reap (CLONE_PARENT). */
         if (resp.pid > 0)
             while (waitpid(resp.pid, NULL, 0) < 0 && errno == EINTR)
@@ -757,6 +772,7 @@ spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_result
         log_debug("spawner: start in \"%s\" failed: %s", cfg->rootfs, resp.error);
         return resp.result < 0 ? resp.result : -EPROTO;
     }
+    close(fds[1]);
     res->pid = resp.pid;
     res->start_time = resp.start_time;
     res->pidfd = fds[0];

@@ -29,8 +29,10 @@
  *
  * Threads: a spawner_t may be used from any thread; requests are serialised by
  * an internal mutex, held only while the spawner answers (for a start, until
- * the guest's init has exec'd), not while an exec'd command runs, so an exec
- * can run concurrently with other operations. */
+ * the guest's init is cloned and released: its own setup up to the exec of
+ * init is waited for outside the lock, so starts of distinct guests overlap
+ * there), not while an exec'd command runs, so an exec can run concurrently
+ * with other operations. */
 #pragma once
 
 #include <stdbool.h>
