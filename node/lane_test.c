@@ -1,4 +1,6 @@
-/* Tests for node/lane: a FIFO of jobs on libuv's thread pool, one at a time.
+/* Tests for node/lane: a FIFO of jobs on libuv's thread pool, one at a time,
+ * and a wider lane keyed by guest (same key in order, distinct keys at once,
+ * keyless jobs alone).
  *
  * Waits are bounded (a 10 s guard against a hang, never a timing assert). */
 #include <errno.h>
@@ -8,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -190,12 +193,178 @@ test_lanes_run_concurrently(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- a keyed lane of width 3 ---- */
+
+#define K_KEYS  3 /* distinct keys, one per slot of the lane's width */
+#define K_EACH  8 /* jobs per key */
+#define K_WIDTH 3 /* the lane's width */
+
+/* What the keyed jobs record. */
+struct krec {
+    pthread_mutex_t mu;            /* guards the fields below */
+    pthread_cond_t cv;             /* signalled when running changes */
+    int running;                   /* keyed jobs inside run now */
+    int max_running;               /* the most seen at once */
+    bool met;                      /* the first K_KEYS jobs were all in run at once */
+    bool key_busy[K_KEYS];         /* a job of that key is inside run */
+    bool key_overlap;              /* two jobs of one key ran at once */
+    int order[K_KEYS][K_EACH + 1]; /* each key's job indices in run order */
+    int n_order[K_KEYS];           /* entries of order filled */
+    bool barrier_alone;            /* the barrier's run saw no keyed job running */
+    bool after_barrier_early;      /* a job pushed after the barrier started before its done */
+    bool barrier_done;             /* the barrier's done ran */
+    int dones;                     /* done callbacks seen (loop thread) */
+};
+
+/* One keyed job. */
+struct kjob {
+    struct krec *rec; /* shared record */
+    int key;          /* its key's number, -1 = the barrier */
+    int index;        /* push order within its key */
+    bool after;       /* pushed after the barrier */
+};
+
+static void
+kjob_start(void *arg)
+{
+    struct kjob *j = arg;
+
+    if (j->after && !j->rec->barrier_done)
+        j->rec->after_barrier_early = true;
+}
+
+static void
+kjob_run(void *arg)
+{
+    struct kjob *j = arg;
+    struct krec *r = j->rec;
+    struct timespec until;
+
+    pthread_mutex_lock(&r->mu);
+    if (j->key < 0) {
+        r->barrier_alone = r->running == 0;
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    if (r->key_busy[j->key])
+        r->key_overlap = true;
+    r->key_busy[j->key] = true;
+    r->order[j->key][r->n_order[j->key]++] = j->index;
+    r->running++;
+    if (r->running > r->max_running)
+        r->max_running = r->running;
+    pthread_cond_broadcast(&r->cv);
+    /* The first job of each key waits until all K_KEYS are in run at once:
+     * a lane that ran them one at a time would leave it waiting (10 s guard). */
+    if (j->index == 0 && !j->after) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        while (!r->met && r->running < K_KEYS)
+            if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT)
+                break;
+        if (r->running >= K_KEYS)
+            r->met = true;
+    }
+    r->running--;
+    r->key_busy[j->key] = false;
+    pthread_mutex_unlock(&r->mu);
+    struct timespec ts = {0, 100 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static void
+kjob_done(void *arg)
+{
+    struct kjob *j = arg;
+
+    if (j->key < 0)
+        j->rec->barrier_done = true;
+    j->rec->dones++;
+}
+
+static const struct lane_fns kjob_fns = {kjob_start, kjob_run, kjob_done};
+
+static void
+test_keyed_width(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    static struct kjob kj[K_KEYS * K_EACH + 1 + K_KEYS];
+    struct krec r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    char key[8];
+    int n = 0;
+
+    assert_int_equal(uv_loop_init(&loop), 0);
+    lane_t *l = lane_new(&loop);
+    lane_set_width(l, K_WIDTH);
+    /* Interleaved: key 0, 1, 2, 0, 1, 2, ... */
+    for (int i = 0; i < K_EACH; i++)
+        for (int k = 0; k < K_KEYS; k++) {
+            kj[n] = (struct kjob){.rec = &r, .key = k, .index = i};
+            snprintf(key, sizeof(key), "g%d", k);
+            lane_push_key(l, key, &kjob_fns, &kj[n++]);
+        }
+    /* A barrier, then one more job of each key. */
+    kj[n] = (struct kjob){.rec = &r, .key = -1};
+    lane_push(l, &kjob_fns, &kj[n++]);
+    for (int k = 0; k < K_KEYS; k++) {
+        kj[n] = (struct kjob){.rec = &r, .key = k, .index = K_EACH, .after = true};
+        snprintf(key, sizeof(key), "g%d", k);
+        lane_push_key(l, key, &kjob_fns, &kj[n++]);
+    }
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+
+    assert_int_equal(r.dones, n);
+    assert_true(r.met);
+    assert_false(r.key_overlap);
+    assert_true(r.max_running <= K_WIDTH);
+    assert_true(r.barrier_alone);
+    assert_false(r.after_barrier_early);
+    for (int k = 0; k < K_KEYS; k++) {
+        assert_int_equal(r.n_order[k], K_EACH + 1);
+        for (int i = 0; i <= K_EACH; i++)
+            assert_int_equal(r.order[k][i], i);
+    }
+    assert_int_equal(lane_completed(l), (uint64_t)n);
+    lane_destroy(&l);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Width 1 (the default): keyed jobs of distinct keys still run one at a
+ * time, in push order. */
+static void
+test_keyed_width_one(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct record r = {0};
+    char key[8];
+
+    assert_int_equal(uv_loop_init(&loop), 0);
+    r.lane = lane_new(&loop);
+    for (int i = 0; i < N_JOBS; i++) {
+        jobs[i] = (struct tjob){.rec = &r, .index = i};
+        snprintf(key, sizeof(key), "g%d", i % 5);
+        lane_push_key(r.lane, key, &tjob_fns, &jobs[i]);
+    }
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_false(atomic_load(&r.overlapped));
+    assert_false(r.start_early);
+    assert_int_equal(r.n_done, N_JOBS);
+    for (int i = 0; i < N_JOBS; i++)
+        assert_int_equal(r.done_order[i], i);
+    lane_destroy(&r.lane);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_one_at_a_time),
         cmocka_unit_test(test_lanes_run_concurrently),
+        cmocka_unit_test(test_keyed_width),
+        cmocka_unit_test(test_keyed_width_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
