@@ -24,6 +24,8 @@
 #   creates/s     guests created and running, over the phase's wall clock
 #   p50/p99 ms    one create: request sent to the reply (the guest runs)
 #   x1            creates/s over the same build's (or the peer's) 1 client
+#   cpu_ms        CPU time of the whole cluster per create (master, agents,
+#                 spawners, relay, and the guests' setup until init runs)
 #   /peer         creates/s over the peer's at the same client count
 #
 # Environment: VFLEET_BIN (default <repo>/build/bin: vfleet-master,
@@ -82,6 +84,7 @@ lxc_clean() {
 cleanup() {
     set +e
     lc "$BIN" down --purge >/dev/null 2>&1
+    [ -d "$CPUACCT" ] && rmdir "$CPUACCT" 2>/dev/null
     lxc_clean
     lxc-destroy -P "$LXP" -n base >/dev/null 2>&1
     for d in "$cgroot"/*/lxc.payload.* "$cgroot"/*/lxc.monitor.* "$cgroot"/*/lxc.pivot; do
@@ -140,19 +143,43 @@ peer() {
     stats peer "$clients" "$out" "$(python3 -c "print($t1 - $t0)")"
 }
 
+# The cluster's CPU: its processes (master, agents, spawners, the fabric's
+# relay; what they fork follows) in a cpuacct group of their own (a v1
+# hierarchy apart from cpu's here, so scheduling is unchanged), and the
+# nodes' guest groups (vfleet-PREFIXn: a guest's setup after it is moved
+# there). bench_api_client reads them around each phase.
+CPUACCT=$cgroot/cpuacct/vfleet-api-$$
+cpu_group() {
+    local p
+    [ -d "$cgroot/cpuacct" ] || return 0
+    mkdir -p "$CPUACCT"
+    for p in $(cat "$DIR"/c/master.pid "$DIR"/c/*/agent.pid) $(pgrep -g "$(cat "$DIR/c/link.pid")"); do
+        echo "$p" >"$CPUACCT/cgroup.procs" 2>/dev/null || true
+        for c in $(pgrep -P "$p"); do echo "$c" >"$CPUACCT/cgroup.procs" 2>/dev/null || true; done
+    done
+}
+usage_args() {
+    [ -d "$CPUACCT" ] || return 0
+    echo "-u $CPUACCT/cpuacct.usage -u $cgroot/cpuacct/vfleet-${PREFIX}1/cpuacct.usage" \
+        "-u $cgroot/cpuacct/vfleet-${PREFIX}2/cpuacct.usage"
+}
+
 # ours BIN CLIENTS N TAG: bench_api_client on the running cluster.
 ours() {
     local line
-    line=$("$BIN/bench_api_client" -s "$DIR/c/api.sock" -c "$2" -k "$3" -p "$4" | grep '^create')
-    # create clients=C n=N R/s p50=Xms p90=Yms p99=Zms max=...
+    # shellcheck disable=SC2046
+    line=$("$BIN/bench_api_client" -s "$DIR/c/api.sock" -c "$2" -k "$3" -p "$4" $(usage_args) |
+        grep '^create')
+    # create clients=C n=N R/s p50=Xms p90=Yms p99=Zms max=M [cpu_ms_each=E cores_busy=B]
     awk '{gsub("/s","",$4); sub("p50=","",$5); sub("ms","",$5); sub("p99=","",$7);
-          sub("ms","",$7); sub("n=","",$3); print $4, $5, $7, $3}' <<<"$line"
+          sub("ms","",$7); sub("n=","",$3); e = $9; sub("cpu_ms_each=","",e);
+          print $4, $5, $7, $3, (e == "" ? "nan" : e)}' <<<"$line"
 }
 
 echo "machine: kernel $(uname -r), $(nproc) cpus, load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "${LOAD_NOTE:-}"
-printf '%-5s %-7s %7s %10s %8s %8s %6s | %10s %8s %8s %6s | %6s\n' round build clients \
-    creates/s p50_ms p99_ms x1 peer/s p50_ms p99_ms x1 /peer
+printf '%-5s %-5s %7s %9s %7s %7s %5s %7s | %8s %7s %7s %5s | %6s\n' round build clients \
+    creates/s p50_ms p99_ms x1 cpu_ms peer/s p50_ms p99_ms x1 /peer
 for r in $(seq "$ROUNDS"); do
     builds=()
     [ -n "${OLD_BIN:-}" ] && builds+=("old:$OLD_BIN")
@@ -160,10 +187,12 @@ for r in $(seq "$ROUNDS"); do
     for b in "${builds[@]}"; do
         name=${b%%:*} bin=${b#*:}
         lc "$bin" up --nodes 2 >"$DIR/cluster-$name.log" 2>&1 || { tail "$DIR/cluster-$name.log"; exit 1; }
+        cpu_group
         "$BIN/bench_api_client" -s "$DIR/c/api.sock" -c 2 -k 1 -p "w$r$name" >/dev/null
         o1=$(ours "$bin" 1 "$K" "o$r$name")
         o8=$(ours "$bin" 8 "$K8" "e$r$name")
         lc "$bin" down --purge >/dev/null 2>&1
+        rmdir "$CPUACCT" 2>/dev/null || true
         p1=$(peer 1 "$K" "a$r$name")
         p8=$(peer 8 "$K8" "b$r$name")
         python3 - "$r" "$name" "$o1" "$o8" "$p1" "$p8" "$(cut -d' ' -f1 /proc/loadavg)" <<'EOF'
@@ -171,8 +200,9 @@ import sys
 r, name, o1, o8, p1, p8, load = sys.argv[1:]
 o1, o8, p1, p8 = ([float(x) for x in s.split()] for s in (o1, o8, p1, p8))
 for c, o, p in ((1, o1, p1), (8, o8, p8)):
-    print("%-5s %-7s %7d %10.1f %8.1f %8.1f %6.2f | %10.1f %8.1f %8.1f %6.2f | %6.2f" % (
-        r, name, c, o[0], o[1], o[2], o[0] / o1[0], p[0], p[1], p[2], p[0] / p1[0], o[0] / p[0]))
+    print("%-5s %-5s %7d %9.1f %7.1f %7.1f %5.2f %7.1f | %8.1f %7.1f %7.1f %5.2f | %6.2f" % (
+        r, name, c, o[0], o[1], o[2], o[0] / o1[0], o[4], p[0], p[1], p[2], p[0] / p1[0],
+        o[0] / p[0]))
 print("      load average (1 min) after this build's round: %s" % load)
 EOF
     done

@@ -5,11 +5,14 @@
  * (DELETE waits for the node's destroy). Prints creates/s over the whole
  * create phase and the p50/p90/p99/max of a create, and the same for the
  * deletes. Every create must answer 201 with the guest running; anything
- * else is counted and printed, and makes the exit status 1.
+ * else is counted and printed, and makes the exit status 1. With -u, the
+ * CPU time the named cgroup v1 cpuacct.usage files (summed) grew by in each
+ * phase, per guest: the cluster's cost of a create, which two busy cores
+ * share with whatever else runs.
  * Not a test; bench/api.sh runs it next to a peer and an older build.
  *
  * Usage: bench_api_client -s SOCKET -c CLIENTS -k PER_CLIENT [-p NAME_PREFIX]
- *                         [-m MEMORY] [-d DISK] */
+ *                         [-m MEMORY] [-d DISK] [-u CPUACCT_USAGE_FILE]... */
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +23,7 @@
 #include <unistd.h>
 
 #define CLIENTS_MAX 64
+#define USAGE_MAX   8 /* -u files */
 
 /* One client's thread: its requests and their times. */
 struct client {
@@ -36,6 +40,25 @@ static const char *sock_path;
 static const char *prefix = "ba";
 static const char *memory = "64M";
 static const char *disk = "64M";
+static const char *usage_files[USAGE_MAX];
+static unsigned n_usage;
+
+/* CPU ns the -u files count (cpuacct.usage), summed; 0 without them. */
+static double
+cpu_ns(void)
+{
+    double sum = 0;
+
+    for (unsigned i = 0; i < n_usage; i++) {
+        FILE *f = fopen(usage_files[i], "re");
+        unsigned long long v = 0;
+        if (f && fscanf(f, "%llu", &v) == 1)
+            sum += (double)v;
+        if (f)
+            fclose(f);
+    }
+    return sum;
+}
 
 static double
 now_ms(void)
@@ -153,7 +176,7 @@ pct(const double *v, size_t n, double p)
 
 static void
 print_phase(const char *what, struct client *cl, unsigned clients, unsigned k, int deletes,
-            double secs)
+            double secs, double cpu)
 {
     size_t n = (size_t)clients * k, j = 0;
     double *all = calloc(n, sizeof(*all));
@@ -164,9 +187,11 @@ print_phase(const char *what, struct client *cl, unsigned clients, unsigned k, i
         for (unsigned i = 0; i < k; i++)
             all[j++] = deletes ? cl[c].delete_ms[i] : cl[c].create_ms[i];
     qsort(all, n, sizeof(*all), cmp_double);
-    printf("%s clients=%u n=%zu %.1f/s p50=%.1fms p90=%.1fms p99=%.1fms max=%.1fms\n", what,
-           clients, n, (double)n / secs, pct(all, n, .5), pct(all, n, .9), pct(all, n, .99),
-           all[n - 1]);
+    printf("%s clients=%u n=%zu %.1f/s p50=%.1fms p90=%.1fms p99=%.1fms max=%.1fms", what, clients,
+           n, (double)n / secs, pct(all, n, .5), pct(all, n, .9), pct(all, n, .99), all[n - 1]);
+    if (n_usage)
+        printf(" cpu_ms_each=%.1f cores_busy=%.2f", cpu / 1e6 / (double)n, cpu / 1e9 / secs);
+    printf("\n");
     free(all);
 }
 
@@ -176,10 +201,10 @@ main(int argc, char **argv)
     unsigned clients = 1, k = 20, failed = 0;
     pthread_barrier_t go;
     struct client *cl;
-    double t0, t1, t2, t3;
+    double t0, t1, t2, t3, c0, c1, c2, c3;
     int opt;
 
-    while ((opt = getopt(argc, argv, "s:c:k:p:m:d:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:c:k:p:m:d:u:")) != -1) {
         switch (opt) {
         case 's':
             sock_path = optarg;
@@ -199,10 +224,14 @@ main(int argc, char **argv)
         case 'd':
             disk = optarg;
             break;
+        case 'u':
+            if (n_usage < USAGE_MAX)
+                usage_files[n_usage++] = optarg;
+            break;
         default:
             fprintf(stderr,
                     "usage: %s -s SOCKET -c CLIENTS -k PER_CLIENT [-p PREFIX] "
-                    "[-m MEMORY] [-d DISK]\n",
+                    "[-m MEMORY] [-d DISK] [-u CPUACCT_USAGE]...\n",
                     argv[0]);
             return 2;
         }
@@ -225,20 +254,24 @@ main(int argc, char **argv)
             pthread_create(&cl[c].thread, NULL, client_run, &cl[c]))
             abort();
     }
+    c0 = cpu_ns();
     pthread_barrier_wait(&go);
     t0 = now_ms();
     pthread_barrier_wait(&go);
     t1 = now_ms();
+    c1 = cpu_ns();
+    c2 = cpu_ns();
     pthread_barrier_wait(&go);
     t2 = now_ms();
     pthread_barrier_wait(&go);
     t3 = now_ms();
+    c3 = cpu_ns();
     for (unsigned c = 0; c < clients; c++) {
         pthread_join(cl[c].thread, NULL);
         failed += cl[c].failed;
     }
-    print_phase("create", cl, clients, k, 0, (t1 - t0) / 1e3);
-    print_phase("delete", cl, clients, k, 1, (t3 - t2) / 1e3);
+    print_phase("create", cl, clients, k, 0, (t1 - t0) / 1e3, c1 - c0);
+    print_phase("delete", cl, clients, k, 1, (t3 - t2) / 1e3, c3 - c2);
     if (failed)
         printf("failed requests: %u\n", failed);
     for (unsigned c = 0; c < clients; c++)
