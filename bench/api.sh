@@ -18,7 +18,8 @@
 # libcurl over the master's Unix socket, one connection per client), each
 # batch deleted after it; then the LXC peer the same way. Guests: template
 # busybox, cpu_max 0.01, memory 64M, disk 64M; placement is the master's
-# default (binpack: the guests go to one node until it is full).
+# default (binpack: the guests go to one node until it is full), or
+# ALGORITHM (spread: both nodes, so two agents and two spawners work).
 #
 # Figures, per build and client count:
 #   creates/s     guests created and running, over the phase's wall clock
@@ -31,7 +32,8 @@
 # Environment: VFLEET_BIN (default <repo>/build/bin: vfleet-master,
 # vfleet-node, vfleet, bench_api_client), OLD_BIN (another build's bin
 # directory, e.g. one made from `git archive 71cf222`; run before this
-# tree's in each round), LOAD_NOTE (printed), KEEP=1 keeps the scratch dir.
+# tree's in each round), ALGORITHM (spread or binpack, in every create),
+# LOAD_NOTE (printed), KEEP=1 keeps the scratch dir.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -168,7 +170,8 @@ usage_args() {
 ours() {
     local line
     # shellcheck disable=SC2046
-    line=$("$BIN/bench_api_client" -s "$DIR/c/api.sock" -c "$2" -k "$3" -p "$4" $(usage_args) |
+    line=$("$BIN/bench_api_client" -s "$DIR/c/api.sock" -c "$2" -k "$3" -p "$4" $(usage_args) \
+        ${ALGORITHM:+-a "$ALGORITHM"} |
         grep '^create')
     # create clients=C n=N R/s p50=Xms p90=Yms p99=Zms max=M [cpu_ms_each=E cores_busy=B]
     awk '{gsub("/s","",$4); sub("p50=","",$5); sub("ms","",$5); sub("p99=","",$7);

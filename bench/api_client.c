@@ -12,7 +12,8 @@
  * Not a test; bench/api.sh runs it next to a peer and an older build.
  *
  * Usage: bench_api_client -s SOCKET -c CLIENTS -k PER_CLIENT [-p NAME_PREFIX]
- *                         [-m MEMORY] [-d DISK] [-u CPUACCT_USAGE_FILE]... */
+ *                         [-m MEMORY] [-d DISK] [-a spread|binpack]
+ *                         [-u CPUACCT_USAGE_FILE]... */
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -40,6 +41,7 @@ static const char *sock_path;
 static const char *prefix = "ba";
 static const char *memory = "64M";
 static const char *disk = "64M";
+static const char *algorithm; /* -a: "spread" or "binpack", NULL = the master's default */
 static const char *usage_files[USAGE_MAX];
 static unsigned n_usage;
 
@@ -133,8 +135,9 @@ client_run(void *arg)
     for (unsigned i = 0; i < c->k; i++) {
         snprintf(json, sizeof(json),
                  "{\"name\":\"%s%u-%u\",\"template\":\"busybox\",\"limits\":{\"cpu_max\":0.01,"
-                 "\"memory\":\"%s\",\"disk\":\"%s\"}}",
-                 prefix, c->no, i, memory, disk);
+                 "\"memory\":\"%s\",\"disk\":\"%s\"}%s%s%s}",
+                 prefix, c->no, i, memory, disk, algorithm ? ",\"algorithm\":\"" : "",
+                 algorithm ? algorithm : "", algorithm ? "\"" : "");
         long st = request(h, "POST", "http://localhost/v1/guests?wait=running&timeout=60", json, b,
                           &c->create_ms[i]);
         if (st != 201 || !strstr(b->buf, "\"state\":\"running\"")) {
@@ -204,7 +207,7 @@ main(int argc, char **argv)
     double t0, t1, t2, t3, c0, c1, c2, c3;
     int opt;
 
-    while ((opt = getopt(argc, argv, "s:c:k:p:m:d:u:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:c:k:p:m:d:u:a:")) != -1) {
         switch (opt) {
         case 's':
             sock_path = optarg;
@@ -224,6 +227,9 @@ main(int argc, char **argv)
         case 'd':
             disk = optarg;
             break;
+        case 'a':
+            algorithm = optarg;
+            break;
         case 'u':
             if (n_usage < USAGE_MAX)
                 usage_files[n_usage++] = optarg;
@@ -231,7 +237,7 @@ main(int argc, char **argv)
         default:
             fprintf(stderr,
                     "usage: %s -s SOCKET -c CLIENTS -k PER_CLIENT [-p PREFIX] "
-                    "[-m MEMORY] [-d DISK] [-u CPUACCT_USAGE]...\n",
+                    "[-m MEMORY] [-d DISK] [-a ALGORITHM] [-u CPUACCT_USAGE]...\n",
                     argv[0]);
             return 2;
         }
