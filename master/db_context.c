@@ -35,10 +35,9 @@ struct context_mark {
     char node[];    /* the node's name (the map's key) */
 };
 
-static const char sql_contexts[] =
-    "SELECT json_extract(spec, '$.context') AS c FROM guests "
-    "WHERE node = ?1 AND json_extract(spec, '$.context') >= ?2 "
-    "ORDER BY json_extract(spec, '$.context')";
+static const char sql_contexts[] = "SELECT json_extract(spec, '$.context') AS c FROM guests "
+                                   "WHERE node = ?1 AND json_extract(spec, '$.context') >= ?2 "
+                                   "ORDER BY json_extract(spec, '$.context')";
 static const char sql_data_version[] = "PRAGMA data_version";
 
 /* Registered on the connection: the freed (node, number) (NULLs for a guest

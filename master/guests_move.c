@@ -109,8 +109,7 @@ guests_context_free(master_t *m, const char *node, uint32_t *out)
 }
 
 int
-guests_move_context(master_t *m, const char *target, struct guest_spec *next,
-                    struct guest_err *e)
+guests_move_context(master_t *m, const char *target, struct guest_spec *next, struct guest_err *e)
 {
     uint32_t was = next->context;
     int taken = was ? db_guest_context_taken(m->db, target, was) : 1;

@@ -206,8 +206,9 @@ start_locked(master_t *m, const struct op_move_req *rq, struct db_guest *g,
     set(o, "group", g->group ? json_string(g->group) : json_null());
     set(o, "renumbered", renumbered);
     if (renumbered_context) /* its number is another guest's on the target */
-        set(o, "context", json_pack("{s:I, s:I}", "from", (json_int_t)spec->context, "to",
-                                    (json_int_t)next.context));
+        set(o, "context",
+            json_pack("{s:I, s:I}", "from", (json_int_t)spec->context, "to",
+                      (json_int_t)next.context));
     set(o, "target_charged", json_true());
     set(o, "endpoint", json_string(""));
     set(o, "channel", json_string(channel_of(m, o->id, o->node, target)));
@@ -258,7 +259,7 @@ result_json(struct op *o)
     json_t *r = json_pack("{s:s, s:s, s:s, s:s}", "from", o->node, "to", o->target, "mode",
                           pb(o, "live") ? "near-live" : "cold", "channel",
                           curve(o) ? "curve" : "plaintext");
-    const char *keys[] = {"digest", "downtime_ms", "bytes_sent", "duration_ms", "copy_ms",
+    const char *keys[] = {"digest", "downtime_ms", "bytes_sent", "duration_ms",  "copy_ms",
                           "note",   "renumbered",  "warning",    "frozen_bytes", "context"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
