@@ -305,9 +305,12 @@ guests_move_commit(master_t *m, const struct guests_move_done *d)
             json_object_set_new(data, "context",
                                 json_pack("{s:I, s:I}", "from", (json_int_t)cur.context, "to",
                                           (json_int_t)d->next->context));
+        char note[64] = "";
+        if (cur.context != d->next->context)
+            snprintf(note, sizeof(note), " (context %u there, %u was taken)", d->next->context,
+                     cur.context);
         events_emit(m, "guest.moved", d->target, d->id, g.name, data,
-                    "guest %s moved from node %s to node %s%s", g.name, source, d->target,
-                    cur.context != d->next->context ? " with a new context number" : "");
+                    "guest %s moved from node %s to node %s%s", g.name, source, d->target, note);
         struct db_guest now = g; /* the row as it is now */
         now.node = (char *)d->target;
         guests_observed(m, &now, d->running ? DB_OBS_RUNNING : DB_OBS_STOPPED, NULL);
