@@ -574,6 +574,7 @@ db_destroy(db_t **pdb)
         sqlite3_finalize(db->stmts[i]);
     free(db->stmts);
     hmap_u64_free(&db->stmt_index);
+    dbi_context_free(db);
     for (size_t i = 0; i < DB_GUEST_FILTERS; i++)
         sqlite3_finalize(db->guest_lists[i]);
     sqlite3_close(db->conn);

@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 12
+#define DB_SCHEMA_VERSION 13
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */
@@ -242,12 +242,17 @@ int db_guest_set_desired(db_t *db, const char *id, enum db_desired desired);
 int db_guest_set_deleting(db_t *db, const char *id);
 /* Stores a guest's charge (a row from before schema 5, charged at start). */
 int db_guest_set_charge(db_t *db, const char *id, const struct db_charge *c);
-/* The smallest context number (>= SPEC_MIN_CONTEXT) no guest has, in the
- * caller's transaction (so guests created in it count). -ENOSPC past
- * SPEC_MAX_CONTEXT. */
-int db_guest_free_context(db_t *db, uint32_t *out);
-/* 1 when a guest holds context, 0 when none does, or -errno. */
-int db_guest_context_taken(db_t *db, uint32_t context);
+/* Whether context is held on node by something the store does not show (a
+ * move's target, until the guest's row follows it). */
+typedef bool (*db_context_held_fn)(void *userdata, const char *node, uint32_t context);
+/* The smallest context number (>= SPEC_MIN_CONTEXT) no guest of node has
+ * and held (NULL: none) does not hold, in the caller's transaction (so
+ * guests created in it count). Numbers are unique per node (schema 13).
+ * -ENOSPC past SPEC_MAX_CONTEXT. */
+int db_guest_free_context(db_t *db, const char *node, db_context_held_fn held, void *userdata,
+                          uint32_t *out);
+/* 1 when a guest of node holds context, 0 when none does, or -errno. */
+int db_guest_context_taken(db_t *db, const char *node, uint32_t context);
 /* Deletes the guest, its labels and its address allocations. */
 int db_guest_delete(db_t *db, const char *id);
 int db_guest_get_by_id(db_t *db, const char *id, struct db_guest *out);

@@ -31,8 +31,9 @@ struct db {
     int64_t changes_at_begin;                    /* total changes when the outermost began */
     char journal_mode[16];                       /* what PRAGMA journal_mode said */
     struct db_hook hooks[8];                     /* transaction listeners */
-    uint32_t context_low;                        /* every context below is taken (db_context.c) */
-    int64_t context_data_version;                /* PRAGMA data_version when context_low was set */
+    struct hmap_str context_low;                 /* node -> its low-water mark (db_context.c) */
+    uint64_t context_epoch;                      /* marks of another epoch are forgotten */
+    int64_t context_data_version;                /* PRAGMA data_version when the epoch began */
 };
 
 /* The migrations, oldest first (db_schema.c); entry i takes the schema from
@@ -76,6 +77,8 @@ int dbi_walk(db_t *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *cb, vo
 int dbi_context_init(db_t *db);
 /* Forgets the free-context mark (a rollback may have freed numbers below it). */
 void dbi_context_forget(db_t *db);
+/* Frees the marks (db_destroy). */
+void dbi_context_free(db_t *db);
 /* The tail of a mutating function: commit when r >= 0, else roll back and
  * keep r. */
 int dbi_tx_end(db_t *db, int r);

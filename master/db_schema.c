@@ -349,6 +349,14 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "ALTER TABLE usage_last ADD COLUMN project TEXT;"
     "UPDATE usage_last SET project = (SELECT project FROM guests WHERE guests.id = "
     "usage_last.guest_id);",
+    /* 13: context numbers unique per node, not in the whole cluster (which
+     * capped a cluster at 65,533 guests): the number is only used on its
+     * node (the FreeVPS views), as a FreeVPS context or an OpenVZ CTID is a
+     * per-host number. Numbers unique in the cluster are unique per node, so
+     * existing rows need no change. A guest without a node (NULL) is in no
+     * node's range (NULLs are distinct in a unique index). */
+    "DROP INDEX guests_context;"
+    "CREATE UNIQUE INDEX guests_node_context ON guests(node, json_extract(spec, '$.context'));",
 };
 
 _Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,

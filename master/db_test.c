@@ -482,17 +482,18 @@ test_transactions(void **state)
     db_tx_hook_remove(f->db, f);
 }
 
-/* Inserts a guest holding context number ctx. */
+/* Inserts a guest of node holding context number ctx (id "<node>-<ctx>"). */
 static int
-add_guest_ctx(db_t *db, unsigned ctx)
+add_guest_ctx(db_t *db, const char *node, unsigned ctx)
 {
     char id[32], name[32], spec[64];
 
-    snprintf(id, sizeof(id), "id-%u", ctx);
-    snprintf(name, sizeof(name), "g%u", ctx);
+    snprintf(id, sizeof(id), "%s-%u", node, ctx);
+    snprintf(name, sizeof(name), "g-%s-%u", node, ctx);
     snprintf(spec, sizeof(spec), "{\"name\":\"%s\",\"context\":%u}", name, ctx);
     struct db_guest g = {.id = id,
                          .name = name,
+                         .node = (char *)node,
                          .spec = spec,
                          .generation = 1,
                          .desired = DB_DESIRED_RUNNING,
@@ -500,12 +501,20 @@ add_guest_ctx(db_t *db, unsigned ctx)
     return db_guest_insert(db, &g, NULL, 0);
 }
 
+/* A hold on one number (userdata) of every node. */
+static bool
+hold_one(void *userdata, const char *node, uint32_t context)
+{
+    (void)node;
+    return context == *(uint32_t *)userdata;
+}
+
 static unsigned
-free_context(db_t *db)
+free_context(db_t *db, const char *node)
 {
     uint32_t c = 0;
 
-    assert_int_equal(db_guest_free_context(db, &c), 0);
+    assert_int_equal(db_guest_free_context(db, node, NULL, NULL, &c), 0);
     return c;
 }
 
@@ -517,57 +526,128 @@ test_free_context(void **state)
     struct fx *f = *state;
     sqlite3 *c;
 
+    add_node(f->db, "h1");
     for (unsigned i = 0; i < 10; i++) {
-        unsigned n = free_context(f->db);
+        unsigned n = free_context(f->db, "h1");
         assert_int_equal(n, 3 + i);
-        assert_int_equal(add_guest_ctx(f->db, n), 0);
+        assert_int_equal(add_guest_ctx(f->db, "h1", n), 0);
     }
-    assert_int_equal(free_context(f->db), 13);
-    assert_int_equal(free_context(f->db), 13); /* not taken yet: the same */
+    assert_int_equal(free_context(f->db, "h1"), 13);
+    assert_int_equal(free_context(f->db, "h1"), 13); /* not taken yet: the same */
     /* A delete frees its number. */
-    assert_int_equal(db_guest_delete(f->db, "id-5"), 0);
-    assert_int_equal(free_context(f->db), 5);
-    assert_int_equal(add_guest_ctx(f->db, 5), 0);
-    assert_int_equal(free_context(f->db), 13);
+    assert_int_equal(db_guest_delete(f->db, "h1-5"), 0);
+    assert_int_equal(free_context(f->db, "h1"), 5);
+    assert_int_equal(add_guest_ctx(f->db, "h1", 5), 0);
+    assert_int_equal(free_context(f->db, "h1"), 13);
     /* A rollback undoes numbers taken in it. */
     assert_int_equal(db_begin(f->db), 0);
-    assert_int_equal(db_guest_delete(f->db, "id-4"), 0);
-    assert_int_equal(free_context(f->db), 4);
-    assert_int_equal(add_guest_ctx(f->db, 4), 0);
-    assert_int_equal(free_context(f->db), 13);
-    assert_int_equal(add_guest_ctx(f->db, 13), 0);
-    assert_int_equal(free_context(f->db), 14);
+    assert_int_equal(db_guest_delete(f->db, "h1-4"), 0);
+    assert_int_equal(free_context(f->db, "h1"), 4);
+    assert_int_equal(add_guest_ctx(f->db, "h1", 4), 0);
+    assert_int_equal(free_context(f->db, "h1"), 13);
+    assert_int_equal(add_guest_ctx(f->db, "h1", 13), 0);
+    assert_int_equal(free_context(f->db, "h1"), 14);
     assert_int_equal(db_rollback(f->db), 0);
-    assert_int_equal(free_context(f->db), 13);
+    assert_int_equal(free_context(f->db, "h1"), 13);
     /* A spec that changes its number frees the old one. */
     assert_int_equal(dbi_exec(f->db, "UPDATE guests SET spec = json_set(spec, '$.context', 40) "
-                                     "WHERE id = 'id-7'"),
+                                     "WHERE id = 'h1-7'"),
                      0);
-    assert_int_equal(free_context(f->db), 7);
+    assert_int_equal(free_context(f->db, "h1"), 7);
     /* Another connection's delete is seen too. */
     assert_int_equal(sqlite3_open(f->path, &c), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(c, "DELETE FROM guests WHERE id = 'id-3'", NULL, NULL, NULL),
+    assert_int_equal(sqlite3_exec(c, "DELETE FROM guests WHERE id = 'h1-3'", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(c);
-    assert_int_equal(free_context(f->db), 3);
+    assert_int_equal(free_context(f->db, "h1"), 3);
+}
+
+/* Numbers are unique per node: the same on two nodes, a clash on one node
+ * refused, each node's freed numbers reused on it only, and each node's
+ * mark survives the other's changes and falls back at a rollback. */
+static void
+test_free_context_per_node(void **state)
+{
+    struct fx *f = *state;
+    uint32_t c = 0;
+
+    add_node(f->db, "h1");
+    add_node(f->db, "h2");
+    for (unsigned i = 3; i < 8; i++) {
+        assert_int_equal(add_guest_ctx(f->db, "h1", i), 0);
+        assert_int_equal(add_guest_ctx(f->db, "h2", i), 0); /* the same number, another node */
+    }
+    /* A clash on one node: the unique index refuses it. */
+    struct db_guest dup = {.id = "dup",
+                           .name = "dup",
+                           .node = "h1",
+                           .spec = "{\"name\":\"dup\",\"context\":5}",
+                           .generation = 1,
+                           .desired = DB_DESIRED_RUNNING,
+                           .observed = DB_OBS_PENDING};
+    assert_true(db_guest_insert(f->db, &dup, NULL, 0) < 0);
+    assert_int_equal(db_guest_context_taken(f->db, "h1", 5), 1);
+    assert_int_equal(db_guest_context_taken(f->db, "h2", 8), 0);
+    assert_int_equal(free_context(f->db, "h1"), 8);
+    assert_int_equal(free_context(f->db, "h2"), 8);
+    /* A node nobody uses starts at the bottom. */
+    add_node(f->db, "h3");
+    assert_int_equal(free_context(f->db, "h3"), 3);
+    /* A number freed on h1 comes back on h1, not on h2. */
+    assert_int_equal(db_guest_delete(f->db, "h1-4"), 0);
+    assert_int_equal(free_context(f->db, "h1"), 4);
+    assert_int_equal(free_context(f->db, "h2"), 8);
+    /* Moving a guest to another node frees its number on the old node and
+     * takes it on the new one; onto a taken number it is refused. */
+    assert_int_equal(dbi_exec(f->db, "UPDATE guests SET node = 'h3' WHERE id = 'h1-6'"), 0);
+    assert_int_equal(free_context(f->db, "h1"), 4);
+    assert_int_equal(add_guest_ctx(f->db, "h1", 4), 0);
+    assert_int_equal(free_context(f->db, "h1"), 6);
+    assert_int_equal(free_context(f->db, "h3"), 3);
+    assert_int_not_equal(dbi_exec(f->db, "UPDATE guests SET node = 'h3' WHERE id = 'h2-6'"), 0);
+    /* A rollback forgets the marks: numbers taken in it are free again. */
+    assert_int_equal(db_begin(f->db), 0);
+    assert_int_equal(add_guest_ctx(f->db, "h2", 8), 0);
+    assert_int_equal(add_guest_ctx(f->db, "h2", 9), 0);
+    assert_int_equal(free_context(f->db, "h2"), 10);
+    assert_int_equal(db_guest_delete(f->db, "h1-3"), 0);
+    assert_int_equal(free_context(f->db, "h1"), 3);
+    assert_int_equal(db_rollback(f->db), 0);
+    assert_int_equal(free_context(f->db, "h2"), 8);
+    assert_int_equal(free_context(f->db, "h1"), 6);
+    /* A number held outside the store (a move's target) is skipped, and
+     * the mark does not rise past it: once the hold ends it is given. */
+    uint32_t held = 6;
+    assert_int_equal(db_guest_free_context(f->db, "h1", hold_one, &held, &c), 0);
+    assert_int_equal(c, 8);
+    assert_int_equal(free_context(f->db, "h1"), 6);
+    held = 8;
+    assert_int_equal(db_guest_free_context(f->db, "h2", hold_one, &held, &c), 0);
+    assert_int_equal(c, 9);
+    assert_int_equal(db_guest_free_context(f->db, NULL, NULL, NULL, &c), -EINVAL);
 }
 
 /* A full range answers -ENOSPC (without walking it again each time) until a
- * number is freed. */
+ * number is freed; another node still has all of its numbers. */
 static void
 test_free_context_full(void **state)
 {
     struct fx *f = *state;
     uint32_t c = 0;
 
+    add_node(f->db, "h1");
+    add_node(f->db, "h2");
     assert_int_equal(db_begin(f->db), 0);
     for (unsigned i = 3; i <= 65535; i++)
-        assert_int_equal(add_guest_ctx(f->db, i), 0);
+        assert_int_equal(add_guest_ctx(f->db, "h1", i), 0);
     assert_int_equal(db_commit(f->db), 0);
-    assert_int_equal(db_guest_free_context(f->db, &c), -ENOSPC);
-    assert_int_equal(db_guest_free_context(f->db, &c), -ENOSPC);
-    assert_int_equal(db_guest_delete(f->db, "id-60000"), 0);
-    assert_int_equal(free_context(f->db), 60000);
+    assert_int_equal(db_guest_free_context(f->db, "h1", NULL, NULL, &c), -ENOSPC);
+    assert_int_equal(db_guest_free_context(f->db, "h1", NULL, NULL, &c), -ENOSPC);
+    assert_int_equal(free_context(f->db, "h2"), 3);
+    assert_int_equal(add_guest_ctx(f->db, "h2", 3), 0);
+    assert_int_equal(db_guest_free_context(f->db, "h1", NULL, NULL, &c), -ENOSPC);
+    assert_int_equal(db_guest_delete(f->db, "h1-60000"), 0);
+    assert_int_equal(free_context(f->db, "h1"), 60000);
 }
 
 /* A store of schema 4 with a guest: its guest lands in "default" without a
@@ -670,6 +750,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_guest_get_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_context, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_context_per_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_context_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v4_store_upgraded, setup, teardown),

@@ -11,6 +11,7 @@
 #include "master/charges.h"
 #include "master/events.h"
 #include "master/guests.h"
+#include "master/guests_move.h"
 #include "master/metrics.h"
 #include "master/op_template.h"
 #include "master/registry.h"
@@ -256,11 +257,10 @@ guests_create(master_t *m, const struct caller *c, const struct guest_create_req
     r = db_begin(m->db);
     if (r < 0)
         return guest_fail(e, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
-    r = db_guest_free_context(m->db, &out->spec.context);
-    if (r < 0)
-        guest_fail(e, r, NULL, "no context number is free: %s", strerror(-r));
-    if (r >= 0)
-        r = place(m, rq, out, e);
+    r = place(m, rq, out, e);
+    if (r >= 0 && (r = guests_context_free(m, out->node, &out->spec.context)) < 0)
+        r = guest_fail(e, r == -ENOSPC ? -EXFULL : r, NULL,
+                       "no context number is free on node %s: %s", out->node, strerror(-r));
     if (r >= 0)
         r = allocate(m, rq, out, e);
     if (r >= 0)

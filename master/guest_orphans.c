@@ -15,6 +15,7 @@
 #include "master/charges.h"
 #include "master/events.h"
 #include "master/guests.h"
+#include "master/guests_move.h"
 #include "proto/spec_json.h"
 
 #define REASON_FORCED  "deleted with force on the master while its node was unreachable"
@@ -300,16 +301,21 @@ adopt_insert(master_t *m, const struct db_orphan *o, struct guest_spec *spec, ui
     struct db_label labels[SPEC_MAX_LABELS];
     struct sched_resources res;
 
-    /* Its context number may have gone to another guest since the master
-     * forgot it (numbers are reused): it gets a free one, and the node
-     * hears of it with the new generation. */
-    int taken = spec->context ? db_guest_context_taken(m->db, spec->context) : 1;
+    /* Its context number may have gone to another guest of its node since
+     * the master forgot it (numbers are reused per node): it gets a free
+     * one, and the node hears of it with the new generation. */
+    uint32_t was = spec->context;
+    int taken = spec->context ? db_guest_context_taken(m->db, o->node, spec->context) : 1;
     if (taken < 0)
         return taken;
+    if (!taken && guests_context_held(m, o->node, spec->context))
+        taken = 1; /* a move to this node runs with it */
     if (taken) {
-        int r = db_guest_free_context(m->db, &spec->context);
+        int r = guests_context_free(m, o->node, &spec->context);
         if (r < 0)
             return r;
+        log_notice("node=%s adopting %s: context %u is another guest's; it gets %u", o->node,
+                   spec->name, was, spec->context);
     }
     if (spec->generation < o->generation)
         spec->generation = o->generation;

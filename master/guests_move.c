@@ -81,6 +81,53 @@ guests_move_place(master_t *m, const struct db_guest *g, const struct guest_spec
     return 0;
 }
 
+/* ---- context numbers ---- */
+
+bool
+guests_context_held(master_t *m, const char *node, uint32_t context)
+{
+    for (struct op *o = operations_find_kind(m, OP_MOVE, NULL); o;
+         o = operations_find_kind(m, OP_MOVE, o)) {
+        json_t *spec = json_object_get(o->params, "_spec");
+        if (strcmp(o->target, node) == 0 &&
+            json_integer_value(json_object_get(spec, "context")) == (json_int_t)context)
+            return true;
+    }
+    return false;
+}
+
+static bool
+context_held(void *userdata, const char *node, uint32_t context)
+{
+    return guests_context_held(userdata, node, context);
+}
+
+int
+guests_context_free(master_t *m, const char *node, uint32_t *out)
+{
+    return db_guest_free_context(m->db, node, context_held, m, out);
+}
+
+int
+guests_move_context(master_t *m, const char *target, struct guest_spec *next, struct guest_err *e)
+{
+    uint32_t was = next->context;
+    int taken = was ? db_guest_context_taken(m->db, target, was) : 1;
+
+    if (taken < 0)
+        return guest_fail(e, taken, NULL, "cannot read node %s's context numbers: %s", target,
+                          strerror(-taken));
+    if (!taken && !guests_context_held(m, target, was))
+        return 0;
+    int r = guests_context_free(m, target, &next->context);
+    if (r == -ENOSPC)
+        return guest_fail(e, -EXFULL, "to", "no context number is free on node %s", target);
+    if (r < 0)
+        return guest_fail(e, r, NULL, "cannot read node %s's context numbers: %s", target,
+                          strerror(-r));
+    return 1;
+}
+
 /* ---- addresses ---- */
 
 struct pool_of {
@@ -252,10 +299,18 @@ guests_move_commit(master_t *m, const struct guests_move_done *d)
     if (r >= 0) {
         guests_cache_forget(m, d->id);
         dispatch_forget_migrate(m->disp, source, d->id);
-        events_emit(
-            m, "guest.moved", d->target, d->id, g.name,
-            json_pack("{s:s, s:s, s:s}", "from", source, "to", d->target, "operation", d->op),
-            "guest %s moved from node %s to node %s", g.name, source, d->target);
+        json_t *data =
+            json_pack("{s:s, s:s, s:s}", "from", source, "to", d->target, "operation", d->op);
+        if (cur.context != d->next->context)
+            json_object_set_new(data, "context",
+                                json_pack("{s:I, s:I}", "from", (json_int_t)cur.context, "to",
+                                          (json_int_t)d->next->context));
+        char note[64] = "";
+        if (cur.context != d->next->context)
+            snprintf(note, sizeof(note), " (context %u there, %u was taken)", d->next->context,
+                     cur.context);
+        events_emit(m, "guest.moved", d->target, d->id, g.name, data,
+                    "guest %s moved from node %s to node %s%s", g.name, source, d->target, note);
         struct db_guest now = g; /* the row as it is now */
         now.node = (char *)d->target;
         guests_observed(m, &now, d->running ? DB_OBS_RUNNING : DB_OBS_STOPPED, NULL);

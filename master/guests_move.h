@@ -41,6 +41,20 @@ int guests_move_place(master_t *m, const struct db_guest *g, const struct guest_
 int guests_move_addrs(master_t *m, const struct db_guest *g, const char *target, bool renumber,
                       struct guest_spec *next, json_t *renumbered, struct guest_err *e);
 
+/* FreeVPS context numbers are unique per node (db_guest_free_context).
+ * Whether a running move holds context on node: its target runs the guest
+ * with that number before the guest's row names the target. */
+bool guests_context_held(master_t *m, const char *node, uint32_t context);
+/* The smallest context number free on node: no guest of it has it and no
+ * move to it holds it. -ENOSPC when all are taken, or -errno. */
+int guests_context_free(master_t *m, const char *node, uint32_t *out);
+/* next keeps its context number on target when it is free there; otherwise
+ * it gets the smallest free one (a number is no guest's identity: vzmigrate
+ * refuses a CTID the destination has, vfleet renumbers). Returns 1 when it
+ * changed, 0 when kept, -EXFULL when none is free on target, or -errno. */
+int guests_move_context(master_t *m, const char *target, struct guest_spec *next,
+                        struct guest_err *e);
+
 /* A move that did not happen gives back what it held: the target's charge
  * (when charged) and the addresses renumbering allocated. */
 void guests_move_release(master_t *m, const char *target, const struct guest_spec *next,

@@ -95,6 +95,60 @@ test_move_keeps_the_guest(void **state)
     delete_all_guests();
 }
 
+/* Context numbers are unique per node: the same number on two nodes; a
+ * move keeps its number where it is free on the target and gets the
+ * target's smallest free one where another guest holds it, saying so. */
+static void
+test_move_renumbers_context(void **state)
+{
+    long st;
+
+    create_on("cx1", "n1");
+    create_on("cx2", "n2");
+    create_on("cx3", "n2");
+    json_t *a = get_guest("cx1"), *b = get_guest("cx2"), *c = get_guest("cx3");
+    json_int_t ca = num(a, "context"), cb = num(b, "context"), cc = num(c, "context");
+    assert_int_equal(ca, cb); /* both the smallest free on their node */
+    assert_true(cc > cb);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+
+    /* cx1's number is cx2's on n2: it gets n2's smallest free one. */
+    json_t *op = move("cx1", "{\"to\":\"n2\"}", &st);
+    assert_int_equal(st, 202);
+    if (strcmp(str(op, "state"), "done") != 0)
+        fail_msg("move ended %s: %s", str(op, "state"), str(op, "error"));
+    json_t *ctx = json_object_get(json_object_get(op, "result"), "context");
+    assert_non_null(ctx);
+    assert_int_equal(num(ctx, "from"), ca);
+    assert_int_equal(num(ctx, "to"), cc + 1);
+    json_decref(op);
+    a = poll_until("/v1/guests/cx1", guest_state, "running");
+    assert_string_equal(str(a, "node"), "n2");
+    assert_int_equal(num(a, "context"), cc + 1);
+    json_decref(a);
+    json_t *ev = NULL;
+    assert_int_equal(http("GET", "/v1/events?type=guest.moved&guest=cx1", NULL, NULL, &ev), 200);
+    json_t *evs = json_object_get(ev, "events");
+    assert_true(json_array_size(evs) >= 1);
+    json_t *data = json_object_get(json_array_get(evs, json_array_size(evs) - 1), "data");
+    assert_int_equal(num(json_object_get(data, "context"), "to"), cc + 1);
+    json_decref(ev);
+
+    /* cx3's number is free on n1 (cx1 left it): it keeps it. */
+    op = move("cx3", "{\"to\":\"n1\"}", &st);
+    assert_int_equal(st, 202);
+    assert_string_equal(str(op, "state"), "done");
+    assert_null(json_object_get(json_object_get(op, "result"), "context"));
+    json_decref(op);
+    c = poll_until("/v1/guests/cx3", guest_state, "running");
+    assert_string_equal(str(c, "node"), "n1");
+    assert_int_equal(num(c, "context"), cc);
+    json_decref(c);
+    delete_all_guests();
+}
+
 static void
 test_move_refusals(void **state)
 {
@@ -241,9 +295,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_move_keeps_the_guest),
-        cmocka_unit_test(test_move_refusals),
-        cmocka_unit_test(test_drain_empties_the_node),
+        cmocka_unit_test(test_move_keeps_the_guest), cmocka_unit_test(test_move_renumbers_context),
+        cmocka_unit_test(test_move_refusals),        cmocka_unit_test(test_drain_empties_the_node),
         cmocka_unit_test(test_export_import),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

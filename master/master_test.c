@@ -620,10 +620,41 @@ test_node_down_and_back(void **state)
     json_t *orphans = json_object_get(o, "orphans");
     assert_int_equal(json_array_size(orphans), 1);
     assert_string_equal(str(json_array_get(orphans, 0), "name"), "d2");
+    char orphan_id[64];
+    snprintf(orphan_id, sizeof(orphan_id), "%s", str(json_array_get(orphans, 0), "id"));
     json_decref(o);
     assert_int_equal(http("GET", "/v1/guests", NULL, NULL, &o), 200);
     assert_int_equal(json_array_size(json_object_get(o, "guests")), 2); /* no copies */
     json_decref(o);
+    /* d2's context number was freed with it and goes to a new guest of n3;
+     * adopted back, d2 gets another one (numbers are unique per node), one
+     * generation more so that n3 hears of it. */
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running&timeout=20", &o,
+                           "{\"name\":\"d5\",\"template\":\"busybox\",\"node\":\"n3\","
+                           "\"limits\":{\"cpu_max\":0.1,\"memory\":\"64M\"}}"),
+                     201);
+    json_int_t d5_ctx = json_integer_value(json_object_get(o, "context"));
+    json_decref(o);
+    snprintf(path, sizeof(path), "/v1/nodes/n3/orphans/%s/adopt", orphan_id);
+    assert_int_equal(http("POST", path, NULL, NULL, &o), 201);
+    json_int_t d2_ctx = json_integer_value(json_object_get(o, "context"));
+    assert_true(d2_ctx >= SPEC_MIN_CONTEXT);
+    assert_true(d2_ctx != d5_ctx);
+    json_decref(o);
+    json_t *gs = NULL, *h;
+    size_t j;
+    assert_int_equal(http("GET", "/v1/guests?node=n3", NULL, NULL, &gs), 200);
+    assert_int_equal(json_array_size(json_object_get(gs, "guests")), 4); /* d0, d1, d2, d5 */
+    json_array_foreach(json_object_get(gs, "guests"), i, g)
+    {
+        json_array_foreach(json_object_get(gs, "guests"), j, h)
+        {
+            if (j != i)
+                assert_true(json_integer_value(json_object_get(g, "context")) !=
+                            json_integer_value(json_object_get(h, "context")));
+        }
+    }
+    json_decref(gs);
     delete_all_guests(); /* d1 (lost) at once, d0 through its node */
     assert_int_equal(http("GET", "/v1/guests", NULL, NULL, &o), 200);
     assert_int_equal(json_array_size(json_object_get(o, "guests")), 0);

@@ -1,6 +1,8 @@
 /* The move operation (op_move.h). The op's params hold what must survive a
  * master restart: "live", "renumber", "was_running", "expect_generation",
- * "group", "endpoint", "renumbered", "target_charged", "channel" (the data
+ * "group", "endpoint", "renumbered", "context" ({from, to} when the guest's
+ * context number is another guest's on the target, which gives it its
+ * smallest free one), "target_charged", "channel" (the data
  * channel: "curve" when both nodes have node keys, else "plaintext"), the
  * copy's figures once sent, and the private "_secret" and "_spec" (the spec
  * the target runs), which the API never shows.
@@ -184,6 +186,9 @@ start_locked(master_t *m, const struct op_move_req *rq, struct db_guest *g,
     int r = guests_move_place(m, g, spec, &w, target, e);
     if (r >= 0)
         r = guests_move_addrs(m, g, target, rq->renumber, &next, renumbered, e);
+    int renumbered_context = r >= 0 ? guests_move_context(m, target, &next, e) : 0;
+    if (r >= 0 && renumbered_context < 0)
+        r = renumbered_context;
     if (r < 0) {
         json_decref(renumbered);
         return r;
@@ -200,6 +205,10 @@ start_locked(master_t *m, const struct op_move_req *rq, struct db_guest *g,
     set(o, "expect_generation", json_integer((json_int_t)g->generation));
     set(o, "group", g->group ? json_string(g->group) : json_null());
     set(o, "renumbered", renumbered);
+    if (renumbered_context) /* its number is another guest's on the target */
+        set(o, "context",
+            json_pack("{s:I, s:I}", "from", (json_int_t)spec->context, "to",
+                      (json_int_t)next.context));
     set(o, "target_charged", json_true());
     set(o, "endpoint", json_string(""));
     set(o, "channel", json_string(channel_of(m, o->id, o->node, target)));
@@ -207,8 +216,12 @@ start_locked(master_t *m, const struct op_move_req *rq, struct db_guest *g,
     set(o, "_secret", json_string(secret));
     set(o, "_spec", spec_to_json(&next));
     strscpy(id, o->id, SPEC_ID_LEN + 1);
-    r = operations_step(m, o, "prepare", "%s move to node %s begins",
-                        rq->live ? "near-live" : "cold", target);
+    char ctx_note[96] = "";
+    if (renumbered_context)
+        snprintf(ctx_note, sizeof(ctx_note), " (context %u is taken there: %u)", spec->context,
+                 next.context);
+    r = operations_step(m, o, "prepare", "%s move to node %s begins%s",
+                        rq->live ? "near-live" : "cold", target, ctx_note);
     if (r < 0)
         return guest_fail(e, r, NULL, "cannot store the operation: %s", strerror(-r));
     send_prepare(m, o);
@@ -246,8 +259,8 @@ result_json(struct op *o)
     json_t *r = json_pack("{s:s, s:s, s:s, s:s}", "from", o->node, "to", o->target, "mode",
                           pb(o, "live") ? "near-live" : "cold", "channel",
                           curve(o) ? "curve" : "plaintext");
-    const char *keys[] = {"digest", "downtime_ms", "bytes_sent", "duration_ms", "copy_ms",
-                          "note",   "renumbered",  "warning",    "frozen_bytes"};
+    const char *keys[] = {"digest", "downtime_ms", "bytes_sent", "duration_ms",  "copy_ms",
+                          "note",   "renumbered",  "warning",    "frozen_bytes", "context"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         json_t *v = json_object_get(o->params, keys[i]);

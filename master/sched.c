@@ -398,6 +398,16 @@ struct walk {
 
 /* Checks one resource: returns true when need fits. Otherwise records a
  * near-miss candidate (the node that lacks the least, relative to the need). */
+/* A node takes at most as many guests as it has context numbers (unique
+ * per node, master/db_context.c), whatever its max_guests says. */
+static uint64_t
+guests_cap(const struct snode *n)
+{
+    const uint64_t contexts = SPEC_MAX_CONTEXT - SPEC_MIN_CONTEXT + 1;
+
+    return n->cap.max_guests && n->cap.max_guests < contexts ? n->cap.max_guests : contexts;
+}
+
 static bool
 fits(struct walk *w, const struct snode *n, enum sched_filter f, uint64_t used, uint64_t cap,
      uint64_t need)
@@ -466,7 +476,7 @@ evaluate(const sched_t *s, struct walk *w, const struct snode *n)
         f = SCHED_F_TEMPLATE;
     else if (w->group && hmap_u64_get(&w->group->nodes, n->slot))
         f = SCHED_F_ANTI_AFFINITY;
-    else if (n->cap.max_guests && !fits(w, n, SCHED_F_GUESTS, n->guests, n->cap.max_guests, 1))
+    else if (!fits(w, n, SCHED_F_GUESTS, n->guests, guests_cap(n), 1))
         f = SCHED_F_GUESTS;
     else if (n->cap.cpu && !fits(w, n, SCHED_F_CPU, n->used.cpu,
                                  effective(n->cap.cpu, c->overcommit_cpu), r->cpu))

@@ -403,6 +403,35 @@ test_release(void **state)
     sched_destroy(&s);
 }
 
+/* A node takes at most as many guests as it has context numbers (unique per
+ * node), even without max_guests: the next one goes to another node, and
+ * with none left the refusal says max_guests. */
+static void
+test_context_cap(void **state)
+{
+    sched_t *s = new_sched(SCHED_BINPACK);
+    struct sched_capacity cap = {.cpu = 0, .memory = 0, .disk = 0, .max_guests = 0};
+    struct sched_request rq = req_of(0, 0, 0);
+    struct sched_result res;
+    const uint32_t contexts = SPEC_MAX_CONTEXT - SPEC_MIN_CONTEXT + 1;
+
+    rq.res.addrs = 0;
+    add_nodes(s, 1, &cap);
+    for (uint32_t i = 0; i < contexts; i++)
+        assert_int_equal(sched_reserve(s, "n1", &rq.res, NULL), 0);
+    assert_int_equal(guests_on(s, "n1"), contexts);
+    assert_int_equal(sched_place(s, &rq, &res), -ENOSPC);
+    assert_int_equal(res.rejected[SCHED_F_GUESTS], 1);
+    add_nodes(s, 2, &cap); /* n1 again, unchanged, and n2 */
+    assert_int_equal(sched_place(s, &rq, &res), 0);
+    assert_string_equal(res.node, "n2");
+    /* A smaller max_guests still rules. */
+    struct sched_capacity few = {.max_guests = 1};
+    assert_int_equal(sched_node_upsert(s, "n2", &few, NULL, 0), 0);
+    assert_int_equal(sched_place(s, &rq, &res), -ENOSPC);
+    sched_destroy(&s);
+}
+
 /* 5,000 nodes, 100,000 placements in groups of three: every placement must
  * succeed while room exists, no node may exceed its effective capacity, no
  * group may have two guests on one node, and the counts must add up. */
@@ -513,19 +542,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spread_even),
-        cmocka_unit_test(test_binpack_fills_first),
-        cmocka_unit_test(test_constraints),
-        cmocka_unit_test(test_pin),
-        cmocka_unit_test(test_templates),
-        cmocka_unit_test(test_if_ready),
-        cmocka_unit_test(test_anti_affinity),
-        cmocka_unit_test(test_node_states),
-        cmocka_unit_test(test_overcommit),
-        cmocka_unit_test(test_explanation_exact),
-        cmocka_unit_test(test_release),
-        cmocka_unit_test(test_sample_bound),
-        cmocka_unit_test(test_resources_from_spec),
+        cmocka_unit_test(test_spread_even),   cmocka_unit_test(test_binpack_fills_first),
+        cmocka_unit_test(test_constraints),   cmocka_unit_test(test_pin),
+        cmocka_unit_test(test_templates),     cmocka_unit_test(test_if_ready),
+        cmocka_unit_test(test_anti_affinity), cmocka_unit_test(test_node_states),
+        cmocka_unit_test(test_overcommit),    cmocka_unit_test(test_explanation_exact),
+        cmocka_unit_test(test_release),       cmocka_unit_test(test_context_cap),
+        cmocka_unit_test(test_sample_bound),  cmocka_unit_test(test_resources_from_spec),
         cmocka_unit_test(test_scale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
