@@ -175,8 +175,7 @@ send_or_fetch(master_t *m, struct guest_created *out, struct guest_err *e)
     char op[SPEC_ID_LEN + 1];
 
     if (registry_node_has_template(m->reg, out->node, out->spec.template_name)) {
-        guests_send_apply(m, out->node, &out->spec);
-        guests_send(m, out->node, MSG_GUEST_START, out->spec.id, 1);
+        guests_send_apply_start(m, out->node, &out->spec);
         return 0;
     }
     int r = op_template_fetch(m, out->node, out->spec.template_name, out->spec.id, op);

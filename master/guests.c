@@ -283,16 +283,28 @@ send_after(master_t *m, void *ctx, int err)
     free(s);
 }
 
-void
-guests_send_apply(master_t *m, const char *node, const struct guest_spec *spec)
+static void
+send_spec(master_t *m, const char *node, enum msg_type type, const struct guest_spec *spec)
 {
     struct send_ctx *s = xmalloc(sizeof(*s));
 
     strscpy(s->node, node, sizeof(s->node));
-    s->type = MSG_GUEST_APPLY;
+    s->type = type;
     s->spec = xmalloc(sizeof(*s->spec));
     memcpy(s->spec, spec, sizeof(*spec));
     oncommit_add(m->oncommit, send_after, s);
+}
+
+void
+guests_send_apply(master_t *m, const char *node, const struct guest_spec *spec)
+{
+    send_spec(m, node, MSG_GUEST_APPLY, spec);
+}
+
+void
+guests_send_apply_start(master_t *m, const char *node, const struct guest_spec *spec)
+{
+    send_spec(m, node, MSG_GUEST_APPLY_START, spec);
 }
 
 void

@@ -255,6 +255,9 @@ int guests_destroy_orphan(master_t *m, const char *node, const char *id, struct 
 
 /* Queues the guest's spec for its node once the open transaction commits. */
 void guests_send_apply(master_t *m, const char *node, const struct guest_spec *spec);
+/* The same as guest.apply.start: the apply and the start, one answer (an
+ * older node gets the two commands: dispatch.h). */
+void guests_send_apply_start(master_t *m, const char *node, const struct guest_spec *spec);
 /* Queues start, stop or destroy of a guest at a generation, the same way. */
 void guests_send(master_t *m, const char *node, enum msg_type type, const char *id, uint64_t gen);
 
