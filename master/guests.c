@@ -739,7 +739,14 @@ guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, 
 void
 guests_observed(master_t *m, const struct db_guest *g, enum db_observed obs, const char *message)
 {
-    if (db_guest_set_observed(m->db, g->id, obs, message) < 0)
+    guests_observed_applied(m, g, obs, message, 0);
+}
+
+void
+guests_observed_applied(master_t *m, const struct db_guest *g, enum db_observed obs,
+                        const char *message, uint64_t applied)
+{
+    if (db_guest_set_observed_applied(m->db, g->id, obs, message, applied) < 0)
         log_debug("guest=%s cannot store observed state, ignoring", g->name);
     else if (g->observed != obs)
         events_emit(m, "guest.state", g->node, g->id, g->name,

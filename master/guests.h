@@ -211,6 +211,9 @@ int guests_ip_del(master_t *m, const struct caller *c, const char *name, const c
  * when it changed from g->observed, and answers whoever waits for it. */
 void guests_observed(master_t *m, const struct db_guest *g, enum db_observed obs,
                      const char *message);
+/* The same with the generation the node acked (0: none), in one row write. */
+void guests_observed_applied(master_t *m, const struct db_guest *g, enum db_observed obs,
+                             const char *message, uint64_t applied);
 /* The same for a guest known by its id only. */
 void guests_observed_id(master_t *m, const char *id, enum db_observed obs, const char *message);
 

@@ -222,13 +222,15 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
         return;
     }
     /* A node cannot have applied a generation the master never made. */
-    if (a->generation > 0 && a->generation <= g.generation)
-        db_guest_set_applied(m->db, a->id, a->generation);
+    uint64_t applied = a->generation <= g.generation ? a->generation : 0;
     if (guests_deleting(m, &g)) {
+        if (applied)
+            db_guest_set_applied(m->db, a->id, applied);
         db_guest_clear(&g);
         return;
     }
-    bool applied = matched && (done.type == MSG_GUEST_APPLY || done.type == MSG_GUEST_APPLY_START);
+    bool apply_cmd =
+        matched && (done.type == MSG_GUEST_APPLY || done.type == MSG_GUEST_APPLY_START);
     enum db_observed obs;
     if (a->running)
         obs = DB_OBS_RUNNING;
@@ -243,9 +245,12 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
         obs = DB_OBS_PENDING; /* created, its start follows */
     else
         obs = DB_OBS_STOPPED;
+    /* The generation and the state: one row write. */
     if (matched || obs != g.observed)
-        guests_observed(m, &g, obs, NULL);
-    if (applied)
+        guests_observed_applied(m, &g, obs, NULL, applied);
+    else if (applied)
+        db_guest_set_applied(m->db, a->id, applied);
+    if (apply_cmd)
         waiters_applied(m, a->id, a->generation);
     db_guest_clear(&g);
 }
