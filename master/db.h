@@ -233,6 +233,10 @@ int db_guest_update(db_t *db, const struct db_guest *g, const struct db_label *l
                     size_t n_labels, uint64_t expect_generation);
 /* What the node reported; message may be NULL. */
 int db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const char *message);
+/* The same, and the applied generation raised to gen (0: left as it is) in
+ * the same row write. */
+int db_guest_set_observed_applied(db_t *db, const char *id, enum db_observed observed,
+                                  const char *message, uint64_t gen);
 /* Raises applied_generation to gen (never lowers it). */
 int db_guest_set_applied(db_t *db, const char *id, uint64_t gen);
 /* Sets the desired state without a new generation: the node reports it

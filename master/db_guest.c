@@ -31,8 +31,10 @@ static const char sql_guest_update[] =
 static const char sql_guest_set_charge[] =
     "UPDATE guests SET charge_cpu = ?2, charge_memory = ?3, charge_disk = ?4, charge_addrs = ?5 "
     "WHERE id = ?1";
+/* With the generation the node acked (?5, 0 = none): one row write per ack. */
 static const char sql_guest_set_observed[] =
-    "UPDATE guests SET observed = ?2, message = ?3, updated = ?4 WHERE id = ?1";
+    "UPDATE guests SET observed = ?2, message = ?3, updated = ?4, "
+    "applied_generation = MAX(applied_generation, ?5) WHERE id = ?1";
 static const char sql_guest_set_applied[] =
     "UPDATE guests SET applied_generation = MAX(applied_generation, ?2), "
     "updated = ?3 WHERE id = ?1";
@@ -165,7 +167,8 @@ db_guest_update(db_t *db, const struct db_guest *g, const struct db_label *label
 }
 
 int
-db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const char *message)
+db_guest_set_observed_applied(db_t *db, const char *id, enum db_observed observed,
+                              const char *message, uint64_t gen)
 {
     _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_guest_set_observed);
 
@@ -175,7 +178,14 @@ db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const
     dbi_bind_text(s, 2, db_observed_to_string(observed));
     dbi_bind_text(s, 3, message);
     dbi_bind_u64(s, 4, dbi_now_ms());
+    dbi_bind_u64(s, 5, gen);
     return dbi_step_done(db, s, -EINVAL, true);
+}
+
+int
+db_guest_set_observed(db_t *db, const char *id, enum db_observed observed, const char *message)
+{
+    return db_guest_set_observed_applied(db, id, observed, message, 0);
 }
 
 int

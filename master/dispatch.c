@@ -64,6 +64,7 @@ struct outbox {
     struct hmap_str guests;      /* guest id -> struct gcmds * */
     uint64_t answered_ms;        /* monotonic time of the node's latest answer */
     uint64_t answered_max;       /* the highest request id the node answered */
+    bool no_apply_start;         /* an older node: guest.apply.start goes as apply + start */
 };
 
 struct dispatch {
@@ -393,6 +394,7 @@ msg_guest_id(const struct msg *m)
 {
     switch (m->type) {
     case MSG_GUEST_APPLY:
+    case MSG_GUEST_APPLY_START:
         return m->u.apply.id;
     case MSG_GUEST_START:
     case MSG_GUEST_STOP:
@@ -417,7 +419,8 @@ msg_guest_id(const struct msg *m)
 static struct cmd *
 coalesces_with(const struct outbox *b, const struct cmd *c)
 {
-    if (c->type != MSG_GUEST_APPLY && c->type != MSG_GUEST_START && c->type != MSG_GUEST_STOP)
+    if (c->type != MSG_GUEST_APPLY && c->type != MSG_GUEST_APPLY_START &&
+        c->type != MSG_GUEST_START && c->type != MSG_GUEST_STOP)
         return NULL;
     const struct gcmds *g = hmap_str_get(&b->guests, c->guest);
     for (struct cmd *o = g ? g->head : NULL; o; o = o->gnext)
@@ -426,10 +429,32 @@ coalesces_with(const struct outbox *b, const struct cmd *c)
     return NULL;
 }
 
+/* guest.apply.start to a node that does not know it: the two commands it
+ * stands for, in that order. Returns the apply's request id. */
+static int64_t
+queue_apply_then_start(dispatch_t *d, const char *node, struct msg *m)
+{
+    struct msg start = {.type = MSG_GUEST_START};
+
+    m->type = MSG_GUEST_APPLY;
+    int64_t r = dispatch_queue(d, node, m);
+    m->type = MSG_GUEST_APPLY_START;
+    if (r < 0)
+        return r;
+    strscpy(start.u.guest.id, m->u.apply.id, sizeof(start.u.guest.id));
+    start.u.guest.generation = m->u.apply.generation;
+    (void)dispatch_queue(d, node, &start);
+    return r;
+}
+
 int64_t
 dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
 {
     struct outbox *b = box_get(d, node, true);
+
+    if (m->type == MSG_GUEST_APPLY_START && b->no_apply_start)
+        return queue_apply_then_start(d, node, m);
+
     struct cmd *c = xcalloc(1, sizeof(*c));
     uint64_t saved = m->id;
     int r;
@@ -438,7 +463,9 @@ dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
     c->type = m->type;
     c->heap = NO_HEAP;
     strscpy(c->guest, msg_guest_id(m), sizeof(c->guest));
-    c->generation = m->type == MSG_GUEST_APPLY ? m->u.apply.generation : m->u.guest.generation;
+    c->generation = m->type == MSG_GUEST_APPLY || m->type == MSG_GUEST_APPLY_START
+                        ? m->u.apply.generation
+                        : m->u.guest.generation;
     /* A migrate message's union has no generation: its step is what counts. */
     if (sent_once(m->type) || (m->type >= MSG_MIGRATE_PREPARE && m->type <= MSG_MIGRATE_ABORT))
         c->generation = 0;
@@ -571,6 +598,12 @@ dispatch_forget_migrate(dispatch_t *d, const char *node, const char *guest_id)
         if (c->type >= MSG_MIGRATE_PREPARE && c->type <= MSG_MIGRATE_ABORT)
             cmd_drop(d, c);
     }
+}
+
+void
+dispatch_set_no_apply_start(dispatch_t *d, const char *node, bool no)
+{
+    box_get(d, node, true)->no_apply_start = no;
 }
 
 void

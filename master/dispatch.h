@@ -16,10 +16,14 @@
  * command queued. Exec is the exception: running a command twice is not
  * harmless, so an exec is sent once and only waits for its answer.
  *
- * Coalescing: a new guest.apply for a guest replaces an unanswered older one
- * in place (same position, so a start queued behind it still follows it),
- * and a start or stop replaces an unanswered command of the same type for the
- * same guest.
+ * Coalescing: a new guest.apply (or guest.apply.start) for a guest replaces
+ * an unanswered older one of the same type in place (same position, so a
+ * start queued behind it still follows it), and a start or stop replaces an
+ * unanswered command of the same type for the same guest.
+ *
+ * An older node that does not know guest.apply.start (it nacked one
+ * unknown_type: dispatch_set_no_apply_start) gets guest.apply then
+ * guest.start instead, as two commands.
  *
  * Owned by the master's loop thread; no locking. */
 #pragma once
@@ -90,6 +94,11 @@ void dispatch_forget_guest(dispatch_t *d, const char *node, const char *guest_id
 /* Drops the guest's waiting guest.migrate.* commands only (a move that ends
  * or is undone: an exec in flight still gets its answer). */
 void dispatch_forget_migrate(dispatch_t *d, const char *node, const char *guest_id);
+
+/* Whether node is one that does not know guest.apply.start (it nacked one
+ * unknown_type; a hello clears it, the agent may have been upgraded): from
+ * then on dispatch_queue turns each into guest.apply then guest.start. */
+void dispatch_set_no_apply_start(dispatch_t *d, const char *node, bool no);
 
 /* Re-sends every waiting command of node now, in queue order. */
 void dispatch_flush(dispatch_t *d, const char *node);

@@ -97,13 +97,22 @@ place(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
         return guest_fail(e, r, NULL, "the placement request is invalid");
     strscpy(out->node, res->node, sizeof(out->node));
     strscpy(out->group, rq->group ? rq->group : "", sizeof(out->group));
+    return 0;
+}
+
+/* The placement's and the creation's events, once the row is there (an
+ * event takes its project from the guest's row). */
+static void
+created_events(master_t *m, const struct guest_created *out, const struct sched_result *res)
+{
     events_emit(m, "guest.placed", out->node, out->spec.id, out->spec.name,
                 json_pack("{s:s, s:I, s:I}", "algorithm", sched_algo_name(res->algo),
                           "nodes_feasible", (json_int_t)res->nodes_feasible, "nodes_total",
                           (json_int_t)res->nodes_total),
                 "guest %s placed on node %s (%s, %u of %u nodes fit)", out->spec.name, out->node,
                 sched_algo_name(res->algo), res->nodes_feasible, res->nodes_total);
-    return 0;
+    events_emit(m, "guest.created", out->node, out->spec.id, out->spec.name, NULL,
+                "guest %s created on node %s", out->spec.name, out->node);
 }
 
 /* Allocates the requested addresses from pools that serve the node. */
@@ -176,8 +185,7 @@ send_or_fetch(master_t *m, struct guest_created *out, struct guest_err *e)
     char op[SPEC_ID_LEN + 1];
 
     if (registry_node_has_template(m->reg, out->node, out->spec.template_name)) {
-        guests_send_apply(m, out->node, &out->spec);
-        guests_send(m, out->node, MSG_GUEST_START, out->spec.id, 1);
+        guests_send_apply_start(m, out->node, &out->spec);
         return 0;
     }
     int r = op_template_fetch(m, out->node, out->spec.template_name, out->spec.id, op);
@@ -268,8 +276,7 @@ guests_create(master_t *m, const struct caller *c, const struct guest_create_req
     if (r >= 0)
         r = create_quota(m, out, e);
     if (r >= 0) {
-        events_emit(m, "guest.created", out->node, out->spec.id, out->spec.name, NULL,
-                    "guest %s created on node %s", out->spec.name, out->node);
+        created_events(m, out, &e->result);
         if (!rq->quiet)
             r = send_or_fetch(m, out, e);
     }

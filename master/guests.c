@@ -283,16 +283,28 @@ send_after(master_t *m, void *ctx, int err)
     free(s);
 }
 
-void
-guests_send_apply(master_t *m, const char *node, const struct guest_spec *spec)
+static void
+send_spec(master_t *m, const char *node, enum msg_type type, const struct guest_spec *spec)
 {
     struct send_ctx *s = xmalloc(sizeof(*s));
 
     strscpy(s->node, node, sizeof(s->node));
-    s->type = MSG_GUEST_APPLY;
+    s->type = type;
     s->spec = xmalloc(sizeof(*s->spec));
     memcpy(s->spec, spec, sizeof(*spec));
     oncommit_add(m->oncommit, send_after, s);
+}
+
+void
+guests_send_apply(master_t *m, const char *node, const struct guest_spec *spec)
+{
+    send_spec(m, node, MSG_GUEST_APPLY, spec);
+}
+
+void
+guests_send_apply_start(master_t *m, const char *node, const struct guest_spec *spec)
+{
+    send_spec(m, node, MSG_GUEST_APPLY_START, spec);
 }
 
 void
@@ -727,7 +739,14 @@ guests_exec(master_t *m, const struct caller *c, const char *name, char **argv, 
 void
 guests_observed(master_t *m, const struct db_guest *g, enum db_observed obs, const char *message)
 {
-    if (db_guest_set_observed(m->db, g->id, obs, message) < 0)
+    guests_observed_applied(m, g, obs, message, 0);
+}
+
+void
+guests_observed_applied(master_t *m, const struct db_guest *g, enum db_observed obs,
+                        const char *message, uint64_t applied)
+{
+    if (db_guest_set_observed_applied(m->db, g->id, obs, message, applied) < 0)
         log_debug("guest=%s cannot store observed state, ignoring", g->name);
     else if (g->observed != obs)
         events_emit(m, "guest.state", g->node, g->id, g->name,

@@ -211,6 +211,9 @@ int guests_ip_del(master_t *m, const struct caller *c, const char *name, const c
  * when it changed from g->observed, and answers whoever waits for it. */
 void guests_observed(master_t *m, const struct db_guest *g, enum db_observed obs,
                      const char *message);
+/* The same with the generation the node acked (0: none), in one row write. */
+void guests_observed_applied(master_t *m, const struct db_guest *g, enum db_observed obs,
+                             const char *message, uint64_t applied);
 /* The same for a guest known by its id only. */
 void guests_observed_id(master_t *m, const char *id, enum db_observed obs, const char *message);
 
@@ -255,6 +258,9 @@ int guests_destroy_orphan(master_t *m, const char *node, const char *id, struct 
 
 /* Queues the guest's spec for its node once the open transaction commits. */
 void guests_send_apply(master_t *m, const char *node, const struct guest_spec *spec);
+/* The same as guest.apply.start: the apply and the start, one answer (an
+ * older node gets the two commands: dispatch.h). */
+void guests_send_apply_start(master_t *m, const char *node, const struct guest_spec *spec);
 /* Queues start, stop or destroy of a guest at a generation, the same way. */
 void guests_send(master_t *m, const char *node, enum msg_type type, const char *id, uint64_t gen);
 

@@ -68,9 +68,10 @@ reconcile_missing(master_t *m, const char *node, struct db_guest *g, const struc
     if ((o && o->kind == OP_TEMPLATE) ||
         !registry_node_has_template(m->reg, node, spec->template_name))
         return;
-    guests_send_apply(m, node, spec);
     if (g->desired == DB_DESIRED_RUNNING)
-        guests_send(m, node, MSG_GUEST_START, g->id, g->generation);
+        guests_send_apply_start(m, node, spec);
+    else
+        guests_send_apply(m, node, spec);
 }
 
 /* The run state the node reports against the master's: never a start. */

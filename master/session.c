@@ -177,7 +177,9 @@ on_hello(master_t *m, struct mlink *ml, const char *peer, const struct msg *msg)
         log_debug("cannot expire old node messages, ignoring");
     log_info("node=%s hello: %u guests, backend %s", peer, h->n_inventory, h->backend);
 
-    /* Whatever was unanswered goes again, then the inventory is reconciled. */
+    /* Whatever was unanswered goes again, then the inventory is reconciled.
+     * The agent may be another version now: guest.apply.start is tried again. */
+    dispatch_set_no_apply_start(m->disp, peer, false);
     dispatch_flush(m->disp, peer);
     reconcile_hello(m, peer, h);
     operations_node_hello(m, peer);
@@ -220,24 +222,57 @@ on_ack(master_t *m, const char *node, const struct msg_ack *a)
         return;
     }
     /* A node cannot have applied a generation the master never made. */
-    if (a->generation > 0 && a->generation <= g.generation)
-        db_guest_set_applied(m->db, a->id, a->generation);
+    uint64_t applied = a->generation <= g.generation ? a->generation : 0;
     if (guests_deleting(m, &g)) {
+        if (applied)
+            db_guest_set_applied(m->db, a->id, applied);
         db_guest_clear(&g);
         return;
     }
+    bool apply_cmd =
+        matched && (done.type == MSG_GUEST_APPLY || done.type == MSG_GUEST_APPLY_START);
     enum db_observed obs;
     if (a->running)
         obs = DB_OBS_RUNNING;
-    else if (matched && done.type == MSG_GUEST_APPLY && g.desired == DB_DESIRED_RUNNING &&
-             dispatch_pending(m->disp, node, MSG_GUEST_START, a->id))
+    else if (matched && done.type == MSG_GUEST_APPLY_START && g.desired == DB_DESIRED_RUNNING) {
+        /* Applied, but the node could not start it: a guest.start asks
+         * again, and its answer says why. */
+        if (!dispatch_pending(m->disp, node, MSG_GUEST_START, a->id))
+            guests_send(m, node, MSG_GUEST_START, a->id, g.generation);
+        obs = DB_OBS_PENDING;
+    } else if (matched && done.type == MSG_GUEST_APPLY && g.desired == DB_DESIRED_RUNNING &&
+               dispatch_pending(m->disp, node, MSG_GUEST_START, a->id))
         obs = DB_OBS_PENDING; /* created, its start follows */
     else
         obs = DB_OBS_STOPPED;
+    /* The generation and the state: one row write. */
     if (matched || obs != g.observed)
-        guests_observed(m, &g, obs, NULL);
-    if (matched && done.type == MSG_GUEST_APPLY)
+        guests_observed_applied(m, &g, obs, NULL, applied);
+    else if (applied)
+        db_guest_set_applied(m->db, a->id, applied);
+    if (apply_cmd)
         waiters_applied(m, a->id, a->generation);
+    db_guest_clear(&g);
+}
+
+/* A node that does not know guest.apply.start (an older agent): it gets
+ * guest.apply and guest.start from now on, this guest's first. */
+static void
+apply_start_unknown(master_t *m, const char *node, const struct dispatch_done *done)
+{
+    struct db_guest g = {0};
+    struct guest_spec spec;
+
+    log_info("node=%s does not know guest.apply.start: sending guest.apply and guest.start", node);
+    dispatch_set_no_apply_start(m->disp, node, true);
+    if (guests_load(m, NULL, NULL, done->guest, &g, &spec) < 0)
+        return;
+    if (g.node && !strcmp(g.node, node) && !guests_deleting(m, &g)) {
+        if (g.desired == DB_DESIRED_RUNNING)
+            guests_send_apply_start(m, node, &spec);
+        else
+            guests_send_apply(m, node, &spec);
+    }
     db_guest_clear(&g);
 }
 
@@ -251,7 +286,8 @@ change_refused(master_t *m, const char *node, const struct dispatch_done *done,
     struct db_guest g = {0};
     bool refused = false;
 
-    if (done->type != MSG_GUEST_APPLY || db_guest_get_state(m->db, done->guest, &g) < 0)
+    if ((done->type != MSG_GUEST_APPLY && done->type != MSG_GUEST_APPLY_START) ||
+        db_guest_get_state(m->db, done->guest, &g) < 0)
         return false;
     if (g.node && !strcmp(g.node, node) && g.applied_generation > 0) {
         char msg[PROTO_MAX_STRING + 64];
@@ -279,6 +315,10 @@ on_nack(master_t *m, const char *node, const struct msg_nack *n)
     }
     if (dispatch_complete(m->disp, node, n->ref, &done) < 0)
         return;
+    if (done.type == MSG_GUEST_APPLY_START && n->code == MSG_ERR_UNKNOWN_TYPE) {
+        apply_start_unknown(m, node, &done);
+        return;
+    }
     metrics_dispatch_answer(m, &done, false);
     if (n->id[0] && strcmp(n->id, done.guest) != 0)
         peer_warning(m, "node=%s nacked request %llu of guest %s naming guest %s", node,

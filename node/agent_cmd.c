@@ -44,8 +44,12 @@ agent_pick_ids(agent_t *a, const struct guest_spec *s, struct guest_ids *out)
     return store_uid_block_pick(used, a->n_guests, out);
 }
 
+/* guest.apply, and guest.apply.start (start): the apply, then, for a guest
+ * not running, its start; the one answer acks with running false when the
+ * start could not be done (the master follows with a guest.start, whose
+ * answer says why). */
 static void
-cmd_apply(agent_t *a, const struct msg *m)
+apply_guest(agent_t *a, const struct msg *m, bool start)
 {
     const struct guest_spec *s = &m->u.apply;
     struct agent_guest *g = agent_guest_find(a, s->id);
@@ -63,8 +67,13 @@ cmd_apply(agent_t *a, const struct msg *m)
     if (addr_taken(a, m, g, s))
         return;
     if (g && s->generation <= g->rec.applied_generation) {
-        /* Already applied (a re-send), or older than what we have: nothing to do. */
-        agent_send_ack(a, m->id, g);
+        /* Already applied (a re-send), or older than what we have: nothing
+         * to do but the start a guest.apply.start asks for. */
+        if (start && !g->rec.rt.pid && !g->stopping && !(g->rec.spec.flags & SPEC_FLAG_LOCK)) {
+            g->restarts = 0;
+            agent_job_start_soft(a, g, m->id);
+        } else
+            agent_send_ack(a, m->id, g);
         return;
     }
     if (g && !store_ids_match(&g->rec, s)) {
@@ -85,7 +94,19 @@ cmd_apply(agent_t *a, const struct msg *m)
         }
         g = agent_guest_add(a, &rec);
     }
-    agent_job_apply(a, g, m->id, s, existed);
+    agent_job_apply(a, g, m->id, s, existed, start);
+}
+
+static void
+cmd_apply(agent_t *a, const struct msg *m)
+{
+    apply_guest(a, m, false);
+}
+
+static void
+cmd_apply_start(agent_t *a, const struct msg *m)
+{
+    apply_guest(a, m, true);
 }
 
 /* The guest a command names, or NULL after nacking it. */
@@ -219,6 +240,7 @@ cmd_console(agent_t *a, const struct msg *m)
 /* The commands a node accepts, by message type; NULL for the rest. */
 static const cmd_fn cmds[MSG_TYPE_COUNT] = {
     [MSG_GUEST_APPLY] = cmd_apply,
+    [MSG_GUEST_APPLY_START] = cmd_apply_start,
     [MSG_GUEST_START] = cmd_start,
     [MSG_GUEST_STOP] = cmd_stop,
     [MSG_GUEST_DESTROY] = cmd_destroy,

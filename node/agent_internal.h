@@ -162,11 +162,18 @@ bool agent_cmd_handle(agent_t *a, const struct msg *m);
  * the queue (after every earlier job's done), so they act on what the jobs
  * before them did. Its done records the outcome and answers request ref (0:
  * an internal job, nothing to answer). */
-/* Create (unless existed), then apply spec's limits and, when running, network. */
+/* Create (unless existed), then apply spec's limits and, when running,
+ * network; with start (guest.apply.start), then start it in the same job
+ * when it is not running and not locked. A start that cannot be done or
+ * fails is answered by an ack with running false, never a nack: the nack of
+ * a guest.apply.start says the apply failed (docs/protocol.md). */
 void agent_job_apply(agent_t *a, const struct agent_guest *g, uint64_t ref,
-                     const struct guest_spec *spec, bool existed);
+                     const struct guest_spec *spec, bool existed, bool start);
 /* Start init and its network. */
 void agent_job_start(agent_t *a, const struct agent_guest *g, uint64_t ref);
+/* The same, answering a failure with an ack (running false) instead of a
+ * nack: the start part of a guest.apply.start whose apply was done before. */
+void agent_job_start_soft(agent_t *a, const struct agent_guest *g, uint64_t ref);
 /* Send the halt signal; g->stop_ref is answered when init has gone. */
 void agent_job_stop(agent_t *a, const struct agent_guest *g, uint64_t ref);
 /* Kill everything of the guest, fold the run's network counters, drop its network. */

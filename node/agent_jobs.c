@@ -51,8 +51,13 @@ struct job {
     char errtext[ERRTEXT_MAX]; /* the backend's detail when result < 0 */
     union {
         struct {
-            bool existed; /* the guest was already created */
+            bool existed;     /* the guest was already created */
+            bool start;       /* guest.apply.start: start it after the apply */
+            int start_result; /* the start's backend return, 1 = not tried */
         } apply;
+        struct {
+            bool soft; /* a failure is acked (running false), not nacked */
+        } start;
         struct {
             enum guest_state after; /* fake_pids: the state after the halt signal */
         } stop;
@@ -219,6 +224,9 @@ serial_end(const backend_t *b)
 
 /* ---- apply ------------------------------------------------------------ */
 
+static void start_run(struct job *j, backend_t *b);
+static void start_record(agent_t *a, struct job *j, struct agent_guest *g);
+
 static void
 apply_run(struct job *j, backend_t *b)
 {
@@ -242,6 +250,17 @@ apply_run(struct job *j, backend_t *b)
         (void)ops->destroy(b, &j->spec);
         serial_end(b);
         errtext_set("%s", why);
+    }
+    j->u.apply.start_result = 1;
+    if (j->result >= 0 && j->u.apply.start && !j->rt.pid && !(j->spec.flags & SPEC_FLAG_LOCK)) {
+        /* guest.apply.start: the start in the same trip to the thread pool.
+         * Its failure is the start's, not the apply's (done acks it). */
+        start_run(j, b);
+        j->u.apply.start_result = j->result;
+        if (j->result < 0)
+            snprintf(j->errtext, sizeof(j->errtext), "%s",
+                     errtext_get()[0] ? errtext_get() : strerror(-j->result));
+        j->result = 0;
     }
 }
 
@@ -269,17 +288,23 @@ apply_done(agent_t *a, struct job *j, struct agent_guest *g)
     }
     log_info("node=%s guest=%s generation %" PRIu64 " applied", a->cfg.name, j->spec.name,
              j->spec.generation);
+    if (j->u.apply.start_result == 0)
+        start_record(a, j, g);
+    else if (j->u.apply.start_result < 0)
+        log_error("node=%s guest=%s start after the apply failed: %s", a->cfg.name, j->spec.name,
+                  j->errtext);
     agent_send_ack(a, j->ref, g);
 }
 
 void
 agent_job_apply(agent_t *a, const struct agent_guest *g, uint64_t ref,
-                const struct guest_spec *spec, bool existed)
+                const struct guest_spec *spec, bool existed, bool start)
 {
     struct job *j = job_new(a, JOB_APPLY, ref, g);
 
     j->spec = *spec;
     j->u.apply.existed = existed;
+    j->u.apply.start = start;
     job_push(a, j);
 }
 
@@ -309,16 +334,10 @@ start_run(struct job *j, backend_t *b)
     serial_end(b);
 }
 
+/* A start that succeeded: the record, the watch of init, the restart count. */
 static void
-start_done(agent_t *a, struct job *j, struct agent_guest *g)
+start_record(agent_t *a, struct job *j, struct agent_guest *g)
 {
-    if (!g)
-        return;
-    if (j->result < 0) {
-        log_error("node=%s guest=%s start failed: %s", a->cfg.name, j->spec.name, job_why(j));
-        agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "start", j->errtext);
-        return;
-    }
     g->rec.rt = j->rt;
     g->rec.desired = STORE_DESIRED_RUNNING;
     /* At re-adoption, a gone init of this boot exited by itself. */
@@ -329,14 +348,45 @@ start_done(agent_t *a, struct job *j, struct agent_guest *g)
         log_warning("node=%s guest=%s cannot watch init pid %d, ignoring", a->cfg.name,
                     j->spec.name, (int)j->rt.pid);
     log_info("node=%s guest=%s started, init pid %d", a->cfg.name, j->spec.name, (int)j->rt.pid);
+    /* Asked for: the restart policy counts afresh from here. */
+    if (j->ref)
+        g->restarts = 0;
+}
+
+static void
+start_done(agent_t *a, struct job *j, struct agent_guest *g)
+{
+    if (!g)
+        return;
+    if (j->result < 0) {
+        log_error("node=%s guest=%s start failed: %s", a->cfg.name, j->spec.name, job_why(j));
+        if (j->u.start.soft)
+            agent_send_ack(a, j->ref, g);
+        else
+            agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "start", j->errtext);
+        return;
+    }
+    start_record(a, j, g);
     agent_send_ack(a, j->ref, g);
-    agent_send_event(a, j->spec.id, "started", 0, "");
+    /* The master's command is answered by the ack (running); a start of the
+     * node's own (restart policy, re-adoption, a move) is news: an event. */
+    if (!j->ref)
+        agent_send_event(a, j->spec.id, "started", 0, "");
 }
 
 void
 agent_job_start(agent_t *a, const struct agent_guest *g, uint64_t ref)
 {
     job_push(a, job_new(a, JOB_START, ref, g));
+}
+
+void
+agent_job_start_soft(agent_t *a, const struct agent_guest *g, uint64_t ref)
+{
+    struct job *j = job_new(a, JOB_START, ref, g);
+
+    j->u.start.soft = true;
+    job_push(a, j);
 }
 
 /* ---- stop ------------------------------------------------------------- */

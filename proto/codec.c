@@ -475,6 +475,7 @@ static const struct wire_table msg_tables[MSG_TYPE_COUNT] = {
     [MSG_TRAFFIC] = TABLE(traffic_fields),
     [MSG_WELCOME] = TABLE(welcome_fields),
     [MSG_GUEST_APPLY] = TABLE(apply_fields),
+    [MSG_GUEST_APPLY_START] = TABLE(apply_fields),
     [MSG_GUEST_START] = TABLE(guest_ref_fields),
     [MSG_GUEST_STOP] = TABLE(guest_stop_fields),
     [MSG_GUEST_DESTROY] = TABLE(guest_ref_fields),

@@ -426,7 +426,8 @@ codec_check_msg(struct codec_ctx *c, const struct msg *m)
         CHECK(r->err_len <= PROTO_MAX_EXEC_OUT && (r->err_len == 0 || r->err), "err", "bad length");
         return 0;
     }
-    case MSG_GUEST_APPLY: {
+    case MSG_GUEST_APPLY:
+    case MSG_GUEST_APPLY_START: {
         size_t old = codec_path_push(c, "spec");
         CHECK(spec_validate(&m->u.apply, &field) == 0, field ? field : "?", "invalid");
         codec_path_pop(c, old);

@@ -280,6 +280,7 @@ fill(struct msg *m, enum msg_type t)
         m->u.welcome = (struct msg_welcome){.heartbeat_ms = 5000, .usage_ms = 30000, .ref = 3};
         break;
     case MSG_GUEST_APPLY:
+    case MSG_GUEST_APPLY_START:
         fill_spec(&m->u.apply);
         break;
     case MSG_GUEST_START:
@@ -587,6 +588,7 @@ cmp_msg(const struct msg *x, const struct msg *y)
         break;
     }
     case MSG_GUEST_APPLY:
+    case MSG_GUEST_APPLY_START:
         cmp_spec(&x->u.apply, &y->u.apply);
         break;
     case MSG_GUEST_START:

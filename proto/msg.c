@@ -42,6 +42,7 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_MIGRATE_STATUS] = "guest.migrate.status",
     [MSG_TRAFFIC] = "traffic",
     [MSG_JOIN] = "join",
+    [MSG_GUEST_APPLY_START] = "guest.apply.start",
 };
 
 static const char *const error_names[MSG_ERR_COUNT] = {

@@ -83,6 +83,8 @@ enum msg_type {
     MSG_MIGRATE_STATUS,  /* "guest.migrate.status": node -> master, answers the five */
     /* node -> master, over a join token's CurveZMQ session only */
     MSG_JOIN, /* "join": register this node's public key */
+    /* master -> node: guest.apply, then guest.start, one answer (a newer node) */
+    MSG_GUEST_APPLY_START, /* "guest.apply.start" */
     MSG_TYPE_COUNT
 };
 
@@ -403,7 +405,7 @@ struct msg {
         struct msg_inventory_get inventory_get;   /* MSG_INVENTORY_GET */
         struct msg_traffic_get traffic_get;       /* MSG_TRAFFIC_GET */
         struct msg_traffic traffic;               /* MSG_TRAFFIC */
-        struct guest_spec apply;                  /* MSG_GUEST_APPLY */
+        struct guest_spec apply;                  /* MSG_GUEST_APPLY, MSG_GUEST_APPLY_START */
         struct msg_guest_ref guest;               /* MSG_GUEST_START, _STOP, _DESTROY */
         struct msg_guest_exec exec;               /* MSG_GUEST_EXEC */
         struct msg_guest_console console;         /* MSG_GUEST_CONSOLE */
