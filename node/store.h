@@ -105,10 +105,14 @@ void store_close(store_t **s);
 size_t store_problem_count(const store_t *s);
 const struct store_problem *store_problem_at(const store_t *s, size_t i);
 
-/* Looks a record up. The pointer stays valid until the next store_put,
- * store_delete or store_close; copy what you keep. NULL when absent. */
+/* Looks a record up. The store keeps each spec packed (proto/spec_pack.h:
+ * a few hundred bytes, not the 17 KB of struct guest_spec) and unpacks the
+ * record asked for into one slot of its own: the pointer stays valid until
+ * the next call on the store (lookups included); copy what you keep. NULL
+ * when absent. */
 const struct store_record *store_get(const store_t *s, const char *id);
-/* The first record (in id order) whose spec has this name, or NULL. */
+/* The first record (in id order) whose spec has this name, or NULL
+ * (unpacks each record in turn: for the CLI, not for a hot path). */
 const struct store_record *store_find_by_name(const store_t *s, const char *name);
 
 /* Writes a record (new or replacing the one with the same spec.id) durably,
@@ -121,7 +125,7 @@ int store_put(store_t *s, const struct store_record *rec);
 int store_delete(store_t *s, const char *id);
 
 /* Iteration in id order: records 0 .. store_count()-1. Indices shift on put
- * and delete; pointers are valid as for store_get. */
+ * and delete; a pointer is valid as for store_get, until the next call. */
 size_t store_count(const store_t *s);
 const struct store_record *store_at(const store_t *s, size_t i);
 
