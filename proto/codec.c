@@ -808,6 +808,32 @@ msg_decode(const char *buf, size_t len, struct msg *m, char *errbuf, size_t errl
 
 /* --------------------------------------------------------------- encoding */
 
+/* The packer's output: a growing buffer that aborts on OOM like every
+ * x-allocator, so no pack call can fail. */
+struct outbuf {
+    char *data;  /* bytes written so far (owned) */
+    size_t len;  /* bytes used */
+    size_t size; /* bytes allocated */
+};
+
+static int
+outbuf_write(void *data, const char *buf, size_t len)
+{
+    struct outbuf *o = data;
+    if (len == 0)
+        return 0;
+    if (len > o->size - o->len) {
+        size_t size = o->size ? o->size : 256;
+        while (size - o->len < len)
+            size *= 2;
+        o->data = xrealloc(o->data, size);
+        o->size = size;
+    }
+    memcpy(o->data + o->len, buf, len);
+    o->len += len;
+    return 0;
+}
+
 static void
 pk_str(msgpack_packer *pk, const char *s)
 {
@@ -938,7 +964,7 @@ int
 msg_encode(const struct msg *m, char **buf, size_t *len)
 {
     struct codec_ctx c = {0};
-    struct codec_outbuf out = {0};
+    struct outbuf out = {0};
     msgpack_packer pk;
     int r;
 
@@ -950,7 +976,7 @@ msg_encode(const struct msg *m, char **buf, size_t *len)
     if (r < 0)
         return r;
 
-    msgpack_packer_init(&pk, &out, codec_outbuf_write);
+    msgpack_packer_init(&pk, &out, outbuf_write);
     msgpack_pack_map(&pk, 3 + msg_tables[m->type].n);
     /* "id" first, so a receiver can nack even a frame cut short. */
     pk_str(&pk, "id");
@@ -967,17 +993,4 @@ msg_encode(const struct msg *m, char **buf, size_t *len)
     *buf = out.data;
     *len = out.len;
     return 0;
-}
-
-void
-codec_pack_spec(msgpack_packer *pk, const struct guest_spec *s)
-{
-    msgpack_pack_map(pk, spec_table.n);
-    pk_fields(pk, &spec_table, s);
-}
-
-int
-codec_decode_spec(struct codec_ctx *c, const msgpack_object *map, struct guest_spec *s)
-{
-    return decode_fields(c, map, &spec_table, s);
 }

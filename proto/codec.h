@@ -68,23 +68,6 @@ int codec_get_bin(struct codec_ctx *c, const msgpack_object *map, const char *ke
  * msg_decode. Returns 0 or -EINVAL (the complaint in c). */
 int codec_check_msg(struct codec_ctx *c, const struct msg *m);
 
-/* The packer's output: a growing buffer that aborts on OOM like every
- * x-allocator, so no pack call can fail. msg_encode and spec_pack write
- * through codec_outbuf_write (in spec_pack.c; msgpack_packer_init's
- * callback, data = the outbuf). */
-struct codec_outbuf {
-    char *data;  /* bytes written so far (owned) */
-    size_t len;  /* bytes used */
-    size_t size; /* bytes allocated */
-};
-int codec_outbuf_write(void *data, const char *buf, size_t len);
-
-/* A guest_spec as the map guest.apply carries under "spec", and back
- * (spec_pack.c packs a spec alone with them). The spec must have passed
- * spec_validate before it is packed. */
-void codec_pack_spec(msgpack_packer *pk, const struct guest_spec *s);
-int codec_decode_spec(struct codec_ctx *c, const msgpack_object *map, struct guest_spec *s);
-
 /* Propagates a negative result. */
 #define TRY(expr)                                                                                  \
     do {                                                                                           \
