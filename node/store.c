@@ -664,11 +664,11 @@ store_uid_block_pick(const uint32_t *used, size_t n, struct guest_ids *out)
 }
 
 bool
-store_ids_match(const struct store_record *rec, const struct guest_spec *spec)
+store_ids_match(const struct guest_ids *ids, bool legacy_ids, const struct guest_spec *spec)
 {
-    if (rec->legacy_ids)
+    if (legacy_ids)
         return true;
-    return !(spec->flags & SPEC_FLAG_PRIVILEGED) == (rec->ids.uid_base != 0);
+    return !(spec->flags & SPEC_FLAG_PRIVILEGED) == (ids->uid_base != 0);
 }
 
 int

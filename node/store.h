@@ -134,11 +134,12 @@ const struct store_record *store_at(const store_t *s, size_t i);
  * -ENOSPC when all STORE_UID_BLOCKS are taken. */
 int store_uid_block_pick(const uint32_t *used, size_t n, struct guest_ids *out);
 
-/* Whether spec can be applied to the guest of rec without changing how its
+/* Whether spec can be applied to the guest of a record (its ids and
+ * legacy_ids) without changing how its
  * ids work: a guest keeps the user namespace (or its absence) it was created
  * with, so a spec whose privileged flag disagrees with rec's block returns
  * false. A legacy record (no block, older than the flag) accepts any spec. */
-bool store_ids_match(const struct store_record *rec, const struct guest_spec *spec);
+bool store_ids_match(const struct guest_ids *ids, bool legacy_ids, const struct guest_spec *spec);
 
 /* "running"/"stopped" and back (-EINVAL for anything else). */
 const char *store_desired_name(enum store_desired d);
