@@ -120,7 +120,7 @@ get(struct unpacker *r, void *dst, size_t n)
 static void
 get_str(struct unpacker *r, char *dst, size_t size)
 {
-    const char *end = r->bad ? NULL : memchr(r->p, '\0', r->left);
+    const char *end = r->bad || !r->left ? NULL : memchr(r->p, '\0', r->left);
 
     if (!end || (size_t)(end - r->p) >= size) {
         r->bad = true;
