@@ -197,12 +197,14 @@ same_boot(const agent_t *a, const struct agent_guest *g)
 static void
 adopt_all(agent_t *a)
 {
+    _cleanup_free_ struct guest_spec *spec = xmalloc(sizeof(*spec)); /* g's, unpacked */
     size_t n = store_count(a->store);
 
     for (size_t i = 0; i < n; i++) {
         struct agent_guest *g = agent_guest_add(a, store_at(a->store, i));
         enum guest_state st = GUEST_ABSENT;
-        int r = a->backend->ops->state(a->backend, &g->rec.spec, &g->rec.rt, &st);
+        agent_guest_spec(g, spec);
+        int r = a->backend->ops->state(a->backend, spec, &g->rec.rt, &st);
 
         if (r < 0)
             log_warning("node=%s guest=%s state check failed: %s, ignoring", a->cfg.name,

@@ -76,7 +76,7 @@ apply_guest(agent_t *a, const struct msg *m, bool start)
             agent_send_ack(a, m->id, g);
         return;
     }
-    if (g && !store_ids_match(&g->rec, s)) {
+    if (g && !store_ids_match(&g->rec.ids, g->rec.legacy_ids, s)) {
         agent_send_nack(a, m->id, s->id, MSG_ERR_UNSUPPORTED,
                         "the privileged flag is fixed when a guest is created: recreate the guest");
         return;

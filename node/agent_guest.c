@@ -13,6 +13,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/agent_internal.h"
+#include "proto/spec_pack.h"
 
 #define RESTART_BACKOFF_DEFAULT_S 5      /* restart_backoff 0 */
 #define RESTART_BACKOFF_MAX_S     600    /* the doubling stops here */
@@ -36,13 +37,89 @@ agent_guest_find_name(agent_t *a, const char *name)
     return NULL;
 }
 
+void
+agent_guest_set_spec(struct agent_guest *g, const struct guest_spec *s)
+{
+    struct agent_spec_head *h = &g->rec.spec;
+    struct netaddr *addrs = NULL;
+    char *packed;
+    size_t len;
+
+    /* Every spec here came through spec_validate (the codec, the store). */
+    if (spec_pack(s, &packed, &len) < 0)
+        abort();
+    free(g->rec.packed);
+    g->rec.packed = packed;
+    g->rec.packed_len = len;
+    free(h->addrs);
+    h->addrs = NULL;
+    if (s->n_addrs) {
+        addrs = xreallocarray(NULL, s->n_addrs, sizeof(*addrs));
+        memcpy(addrs, s->addrs, s->n_addrs * sizeof(*addrs));
+    }
+    *h = (struct agent_spec_head){
+        .generation = s->generation,
+        .context = s->context,
+        .flags = s->flags,
+        .autostart = s->autostart,
+        .restart = s->restart,
+        .restart_max = s->restart_max,
+        .restart_backoff = s->restart_backoff,
+        .stop_timeout = s->stop_timeout,
+        .n_addrs = s->n_addrs,
+        .addrs = addrs,
+    };
+    memcpy(h->id, s->id, sizeof(h->id));
+    memcpy(h->name, s->name, sizeof(h->name));
+}
+
+void
+agent_guest_spec(const struct agent_guest *g, struct guest_spec *out)
+{
+    /* Only spec_pack's output is kept: failing to read it back is a bug. */
+    if (spec_unpack(g->rec.packed, g->rec.packed_len, out) < 0)
+        abort();
+}
+
+/* g's whole record, the spec unpacked, as the store takes it. */
+static void
+record_of(const struct agent_guest *g, struct store_record *out)
+{
+    const struct agent_record *r = &g->rec;
+
+    agent_guest_spec(g, &out->spec);
+    out->applied_generation = r->applied_generation;
+    out->desired = r->desired;
+    out->rt = r->rt;
+    out->baseline = r->baseline;
+    memcpy(out->boot_id, r->boot_id, sizeof(out->boot_id));
+    out->ids = r->ids;
+    out->legacy_ids = r->legacy_ids;
+}
+
+static void
+guest_free(struct agent_guest *g)
+{
+    free(g->rec.packed);
+    free(g->rec.spec.addrs);
+    free(g);
+}
+
 struct agent_guest *
 agent_guest_add(agent_t *a, const struct store_record *rec)
 {
     struct agent_guest *g = xcalloc(1, sizeof(*g));
+    struct agent_record *r = &g->rec;
 
     g->agent = a;
-    g->rec = *rec;
+    agent_guest_set_spec(g, &rec->spec);
+    r->applied_generation = rec->applied_generation;
+    r->desired = rec->desired;
+    r->rt = rec->rt;
+    r->baseline = rec->baseline;
+    memcpy(r->boot_id, rec->boot_id, sizeof(r->boot_id));
+    r->ids = rec->ids;
+    r->legacy_ids = rec->legacy_ids;
     if (a->n_guests == a->cap_guests) {
         a->cap_guests = a->cap_guests ? a->cap_guests * 2 : 16;
         a->guests = xreallocarray(a->guests, a->cap_guests, sizeof(*a->guests));
@@ -58,7 +135,7 @@ guest_handle_closed(uv_handle_t *h)
 
     /* A guest still in the table (agent_shutdown closed its timer) is freed by agent_destroy. */
     if (--g->handles_open == 0 && g->orphaned)
-        free(g);
+        guest_free(g);
 }
 
 static void
@@ -113,13 +190,17 @@ agent_guest_remove(agent_t *a, struct agent_guest *g)
     watch_stop(g);
     timer_close(g);
     if (g->handles_open == 0)
-        free(g);
+        guest_free(g);
 }
 
 int
 agent_guest_save(agent_t *a, struct agent_guest *g)
 {
-    int r = store_put(a->store, &g->rec);
+    _cleanup_free_ struct store_record *rec = xmalloc(sizeof(*rec));
+    int r;
+
+    record_of(g, rec);
+    r = store_put(a->store, rec);
     if (r < 0)
         log_error("node=%s guest=%s cannot write its record: %s", a->cfg.name, g->rec.spec.name,
                   strerror(-r));
@@ -259,7 +340,7 @@ on_restart_due(uv_timer_t *t)
 static bool
 restart_wanted(struct agent_guest *g, enum exit_kind kind, uint32_t *delay_s)
 {
-    const struct guest_spec *s = &g->rec.spec;
+    const struct agent_spec_head *s = &g->rec.spec;
     uint32_t base = s->restart_backoff ? s->restart_backoff : RESTART_BACKOFF_DEFAULT_S;
 
     *delay_s = 0;
@@ -400,7 +481,7 @@ agent_guest_free_all(agent_t *a)
 {
     for (size_t i = 0; i < a->n_guests; i++) {
         if (a->guests[i]->handles_open == 0)
-            free(a->guests[i]);
+            guest_free(a->guests[i]);
         else
             a->guests[i]->orphaned = true;
     }

@@ -46,9 +46,45 @@ struct agent_watch {
  * agent's table; freed only after its handles are closed. */
 struct agent_oom;
 
+/* The members of a guest's spec the agent reads on every command, timer and
+ * apply, kept unpacked (the same names as in struct guest_spec, so
+ * g->rec.spec.name reads as it did). */
+struct agent_spec_head {
+    char id[SPEC_ID_LEN + 1];    /* spec.id */
+    char name[NAME_MAX_LEN + 1]; /* spec.name */
+    uint64_t generation;         /* spec.generation */
+    uint32_t context;            /* spec.context */
+    uint32_t flags;              /* spec.flags */
+    bool autostart;              /* spec.autostart */
+    uint32_t restart;            /* spec.restart */
+    uint32_t restart_max;        /* spec.restart_max */
+    uint32_t restart_backoff;    /* spec.restart_backoff */
+    uint32_t stop_timeout;       /* spec.stop_timeout */
+    uint32_t n_addrs;            /* spec.n_addrs */
+    struct netaddr *addrs;       /* spec.addrs' n_addrs entries (owned), checked at every apply */
+};
+
+/* A guest's struct store_record as the agent keeps it between operations:
+ * the spec packed (proto/spec_pack.h: ~250 bytes for a guest with little in
+ * it, where struct guest_spec is 17 KB of arrays for the maxima), its hot
+ * members beside it. agent_guest_spec unpacks the whole spec for an
+ * operation; agent_guest_set_spec replaces it. */
+struct agent_record {
+    struct agent_spec_head spec; /* the spec's hot members */
+    char *packed;                /* the whole spec, spec_pack'd (owned) */
+    size_t packed_len;           /* its bytes */
+    uint64_t applied_generation; /* as in struct store_record, as are the members below */
+    enum store_desired desired;  /* run state the master asked for */
+    struct guest_runtime rt;     /* init pid + start time when running, zeros when not */
+    struct guest_usage baseline; /* counter baselines carried across restarts */
+    char boot_id[40];            /* the host's boot id when init was started */
+    struct guest_ids ids;        /* the guest's uid block */
+    bool legacy_ids;             /* read from a record older than uid blocks */
+};
+
 struct agent_guest {
     agent_t *agent;            /* the agent that owns it (several may share a loop) */
-    struct store_record rec;   /* what the store holds */
+    struct agent_record rec;   /* what the store holds, the spec packed */
     struct agent_watch *watch; /* watches init while running, else NULL */
     struct agent_oom *oom;     /* watches the OOM notification while running, else NULL */
     uv_timer_t stop_timer;     /* stop timeout, then kill */
@@ -209,6 +245,11 @@ struct agent_guest *agent_guest_find(agent_t *a, const char *id);
 struct agent_guest *agent_guest_find_name(agent_t *a, const char *name);
 /* Adds a guest with a copy of rec to the table (not to the store). */
 struct agent_guest *agent_guest_add(agent_t *a, const struct store_record *rec);
+/* g's whole spec, unpacked into *out (17 KB: a job's or the heap's, not
+ * the stack of a deep call). */
+void agent_guest_spec(const struct agent_guest *g, struct guest_spec *out);
+/* Replaces g's spec (packs it; s has passed spec_validate). */
+void agent_guest_set_spec(struct agent_guest *g, const struct guest_spec *s);
 /* Takes g out of the table and frees it once its handles are closed. */
 void agent_guest_remove(agent_t *a, struct agent_guest *g);
 /* Writes g's record to the store; logs a failure. Returns 0 or -errno. */

@@ -23,6 +23,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/agent_internal.h"
+#include "proto/spec_pack.h"
 
 /* What a queued backend operation does. */
 enum job_kind {
@@ -44,7 +45,7 @@ struct job {
     enum job_kind kind;        /* index into job_ops */
     uint64_t ref;              /* request id to answer, 0 for internal jobs */
     bool fake_pids;            /* the agent's cfg.fake_pids, read by run */
-    struct guest_spec spec;    /* the guest's spec as of queueing (unused by usage) */
+    struct guest_spec spec;    /* the guest's spec as of queueing (usage: each guest's in turn) */
     struct guest_runtime rt;   /* runtime in, and out of start */
     struct guest_ids ids;      /* the guest's uid block (its store record) */
     int result;                /* backend return */
@@ -76,7 +77,9 @@ struct job {
         } console;
         struct {
             size_t n;                  /* guests sampled */
-            struct guest_spec *specs;  /* their specs (owned) */
+            char **specs;              /* their specs, packed (spec_pack; owned): a
+                                        * node's every running guest at once */
+            size_t *spec_lens;         /* bytes of each */
             struct guest_runtime *rts; /* their runtimes (owned) */
             struct guest_usage *out;   /* one sample per guest (owned) */
         } usage;
@@ -136,7 +139,7 @@ job_new(agent_t *a, enum job_kind kind, uint64_t ref, const struct agent_guest *
     j->ref = ref;
     j->fake_pids = a->cfg.fake_pids;
     if (g) {
-        j->spec = g->rec.spec;
+        agent_guest_spec(g, &j->spec);
         j->rt = g->rec.rt;
         j->ids = g->rec.ids;
     }
@@ -159,7 +162,7 @@ job_start(void *arg)
         return;
     j->rt = g->rec.rt;
     if (fresh == FRESH_ALL)
-        j->spec = g->rec.spec;
+        agent_guest_spec(g, &j->spec);
 }
 
 static void
@@ -280,7 +283,7 @@ apply_done(agent_t *a, struct job *j, struct agent_guest *g)
         agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "apply", j->errtext);
         return;
     }
-    g->rec.spec = j->spec;
+    agent_guest_set_spec(g, &j->spec);
     g->rec.applied_generation = j->spec.generation;
     if (agent_guest_save(a, g) < 0) {
         agent_send_nack(a, j->ref, j->spec.id, MSG_ERR_INTERNAL, "cannot write local store");
@@ -633,8 +636,10 @@ usage_run(struct job *j, backend_t *b)
 {
     for (size_t i = 0; i < j->u.usage.n; i++) {
         struct guest_usage *u = &j->u.usage.out[i];
-        memcpy(u->id, j->u.usage.specs[i].id, sizeof(u->id));
-        if (b->ops->usage(b, &j->u.usage.specs[i], &j->u.usage.rts[i], u) < 0)
+        if (spec_unpack(j->u.usage.specs[i], j->u.usage.spec_lens[i], &j->spec) < 0)
+            abort(); /* only spec_pack's output is kept: a bug */
+        memcpy(u->id, j->spec.id, sizeof(u->id));
+        if (b->ops->usage(b, &j->spec, &j->u.usage.rts[i], u) < 0)
             u->time_ms = 0; /* marks the sample as failed; it is not sent */
     }
     j->result = 0;
@@ -668,7 +673,10 @@ usage_done(agent_t *a, struct job *j, struct agent_guest *g)
 static void
 usage_clear(struct job *j)
 {
+    for (size_t i = 0; i < j->u.usage.n; i++)
+        free(j->u.usage.specs[i]);
     free(j->u.usage.specs);
+    free(j->u.usage.spec_lens);
     free(j->u.usage.rts);
     free(j->u.usage.out);
 }
@@ -686,13 +694,16 @@ agent_job_usage(agent_t *a)
         n = PROTO_MAX_SAMPLES;
     struct job *j = job_new(a, JOB_USAGE, 0, NULL);
     j->u.usage.specs = xcalloc(n, sizeof(*j->u.usage.specs));
+    j->u.usage.spec_lens = xcalloc(n, sizeof(*j->u.usage.spec_lens));
     j->u.usage.rts = xcalloc(n, sizeof(*j->u.usage.rts));
     j->u.usage.out = xcalloc(n, sizeof(*j->u.usage.out));
     for (size_t i = 0, k = 0; i < a->n_guests && k < n; i++) {
         const struct agent_guest *g = a->guests[i];
         if (!g->rec.rt.pid || g->destroying)
             continue;
-        j->u.usage.specs[k] = g->rec.spec;
+        j->u.usage.specs[k] = xmalloc(g->rec.packed_len);
+        memcpy(j->u.usage.specs[k], g->rec.packed, g->rec.packed_len);
+        j->u.usage.spec_lens[k] = g->rec.packed_len;
         j->u.usage.rts[k] = g->rec.rt;
         k++;
     }

@@ -503,7 +503,7 @@ mjob_start(void *arg)
     struct agent_guest *g = agent_guest_find(j->agent, j->id);
 
     if (g) {
-        j->spec = g->rec.spec;
+        agent_guest_spec(g, &j->spec);
         j->rt = g->rec.rt;
         j->ids = g->rec.ids;
     }
@@ -653,7 +653,7 @@ done_commit(agent_t *a, struct mjob *j, struct agent_guest *g)
     struct msg_migrate_status *st = &s.u.migrate_status;
 
     if (j->result >= 0 && g) {
-        g->rec.spec = j->spec;
+        agent_guest_set_spec(g, &j->spec);
         g->rec.applied_generation = j->spec.generation;
         g->rec.rt = j->rt;
         g->rec.desired = j->flag ? STORE_DESIRED_RUNNING : g->rec.desired;

@@ -337,8 +337,10 @@ mig_send(agent_t *a, const struct msg *msg)
     m->curve = mig_keys(a, m, &keys) != NULL;
     m->live = mg->live;
     m->was_running = g->rec.rt.pid != 0;
-    bool frozen = a->backend->ops->migrate_frozen &&
-                  a->backend->ops->migrate_frozen(a->backend, &g->rec.spec) == 1;
+    _cleanup_free_ struct guest_spec *spec = xmalloc(sizeof(*spec)); /* g's, unpacked */
+    agent_guest_spec(g, spec);
+    bool frozen =
+        a->backend->ops->migrate_frozen && a->backend->ops->migrate_frozen(a->backend, spec) == 1;
     log_info("node=%s guest=%s op=%s sending to %s (%s%s, %s)", a->cfg.name, g->rec.spec.name,
              mg->op, mg->endpoint, m->live ? "near-live" : "cold", frozen ? ", frozen already" : "",
              m->curve ? "CurveZMQ, target's key pinned" : "plaintext, secret only");

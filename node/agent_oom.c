@@ -225,7 +225,7 @@ agent_oom_arm(agent_t *a, struct agent_guest *g)
         return;
     struct oom_job *j = xcalloc(1, sizeof(*j));
     j->agent = a;
-    j->spec = g->rec.spec;
+    agent_guest_spec(g, &j->spec);
     j->rt = g->rec.rt;
     lane_push_key(a->ops, j->spec.id, &arm_fns, j);
 }

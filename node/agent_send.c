@@ -157,7 +157,7 @@ agent_send_inventory(agent_t *a, uint64_t ref, const char *id)
     m.u.inventory.n_inventory = (uint32_t)a->n_guests;
     m.u.inventory.inventory = inventory_of(a);
     if (g)
-        m.u.inventory.spec = g->rec.spec;
+        agent_guest_spec(g, &m.u.inventory.spec);
     agent_send(a, &m);
     msg_clear(&m);
 }

@@ -373,12 +373,14 @@ on_console_tick(uv_timer_t *t)
     }
     if (!b->ops->console || s->credit < 512)
         return;
+    _cleanup_free_ struct guest_spec *spec = xmalloc(sizeof(*spec)); /* g's, unpacked */
+    agent_guest_spec(g, spec);
     size_t max = CONSOLE_HISTORY;
     bool probed = s->console_started; /* max is what was new, plus the slack */
     if (probed) {
         /* A byte first, for the ring's count: an idle console costs a
          * header read a tick, and the bytes are read only when new. */
-        if (b->ops->console(b, &g->rec.spec, 1, &log) < 0)
+        if (b->ops->console(b, spec, 1, &log) < 0)
             return;
         free(log.data);
         if (log.total <= s->console_seen)
@@ -387,7 +389,7 @@ on_console_tick(uv_timer_t *t)
         max = want < CONSOLE_READ_MAX ? (size_t)want : CONSOLE_READ_MAX;
         log = (struct console_log){0};
     }
-    if (b->ops->console(b, &g->rec.spec, max, &log) < 0)
+    if (b->ops->console(b, spec, max, &log) < 0)
         return; /* no ring yet (never started): keep waiting */
     if (!s->console_started) {
         s->console_started = true;
@@ -534,7 +536,7 @@ agent_shell_open(agent_t *a, const struct msg *m)
     struct shell_work *sw = xcalloc(1, sizeof(*sw));
     sw->a = a;
     sw->s = s;
-    sw->spec = g->rec.spec;
+    agent_guest_spec(g, &sw->spec);
     sw->rt = g->rec.rt;
     if (o->argc) {
         sw->argv = xcalloc(o->argc + 1, sizeof(char *));

@@ -16,20 +16,38 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "proto/spec_json.h"
+#include "proto/spec_pack.h"
 
 #define RECORD_VERSION 1
 #define GUESTS_DIR     "guests"
 #define TMP_SUFFIX     ".tmp"
 #define JSON_SUFFIX    ".json"
 
+/* One record as the store keeps it in memory: the spec packed (spec_pack,
+ * a few hundred bytes where struct guest_spec is 17 KB of fixed arrays),
+ * the rest of struct store_record as it is. */
+struct store_entry {
+    char id[SPEC_ID_LEN + 1];    /* spec.id, the order entries are kept in */
+    char *spec;                  /* the spec packed (owned) */
+    size_t spec_len;             /* its bytes */
+    uint64_t applied_generation; /* as in struct store_record, as are the fields below */
+    enum store_desired desired;  /* run state the master asked for */
+    struct guest_runtime rt;     /* init pid + start time when running */
+    struct guest_usage baseline; /* counter baselines */
+    char boot_id[40];            /* the boot id init was started in */
+    struct guest_ids ids;        /* the uid block */
+    bool legacy_ids;             /* read from a record older than uid blocks */
+};
+
 struct store {
     int lock_fd;                   /* <dir>/lock, flock'd LOCK_EX for the store's life */
     bool readonly;                 /* opened by store_open_readonly: no writes, no lock */
     bool memory;                   /* opened by store_open_memory: nothing on disk */
     int guests_fd;                 /* <dir>/guests, O_DIRECTORY */
-    struct store_record **recs;    /* records, each malloc'd, sorted by spec.id */
+    struct store_entry **recs;     /* records, each malloc'd, sorted by id */
     size_t n;                      /* records used */
     size_t cap;                    /* records allocated */
+    struct store_record *cur;      /* the record store_get and store_at unpacked last */
     struct store_problem *problem; /* what store_open set aside */
     size_t n_problem;              /* entries in problem */
 };
@@ -75,7 +93,7 @@ find(const store_t *s, const char *id, bool *found)
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->recs[mid]->spec.id, id);
+        int c = strcmp(s->recs[mid]->id, id);
         if (c == 0) {
             *found = true;
             return mid;
@@ -89,16 +107,69 @@ find(const store_t *s, const char *id, bool *found)
     return lo;
 }
 
-/* Puts rec (owned by the store from now on) in memory, replacing a record with the same id. */
 static void
-insert(store_t *s, struct store_record *rec)
+entry_free(struct store_entry *e)
+{
+    if (e)
+        free(e->spec);
+    free(e);
+}
+
+/* The record packed for keeping; NULL when its spec is invalid. */
+static struct store_entry *
+entry_pack(const struct store_record *rec)
+{
+    struct store_entry *e = xcalloc(1, sizeof(*e));
+
+    if (spec_pack(&rec->spec, &e->spec, &e->spec_len) < 0) {
+        free(e);
+        return NULL;
+    }
+    memcpy(e->id, rec->spec.id, sizeof(e->id));
+    e->applied_generation = rec->applied_generation;
+    e->desired = rec->desired;
+    e->rt = rec->rt;
+    e->baseline = rec->baseline;
+    memcpy(e->boot_id, rec->boot_id, sizeof(e->boot_id));
+    e->ids = rec->ids;
+    e->legacy_ids = rec->legacy_ids;
+    return e;
+}
+
+/* The whole record of e, in the store's one unpacked slot. */
+static const struct store_record *
+entry_unpack(const store_t *cs, const struct store_entry *e)
+{
+    store_t *s = (store_t *)cs; /* the slot is a cache: lookups stay const to callers */
+    struct store_record *r;
+
+    if (!s->cur)
+        s->cur = xmalloc(sizeof(*s->cur));
+    r = s->cur;
+    memset(r, 0, sizeof(*r));
+    /* Only spec_pack's output is ever kept: failing to read it back is a bug. */
+    if (spec_unpack(e->spec, e->spec_len, &r->spec) < 0)
+        abort();
+    r->applied_generation = e->applied_generation;
+    r->desired = e->desired;
+    r->rt = e->rt;
+    r->baseline = e->baseline;
+    memcpy(r->boot_id, e->boot_id, sizeof(r->boot_id));
+    r->ids = e->ids;
+    r->legacy_ids = e->legacy_ids;
+    return r;
+}
+
+/* Puts e (owned by the store from now on) in memory, replacing a record with the same id. */
+static void
+insert(store_t *s, struct store_entry *e)
 {
     bool found;
-    size_t i = find(s, rec->spec.id, &found);
+    size_t i = find(s, e->id, &found);
 
     if (found) {
-        free(s->recs[i]);
-        s->recs[i] = rec;
+        entry_free(s->recs[i]);
+        s->recs[i] = e;
         return;
     }
     if (s->n == s->cap) {
@@ -106,7 +177,7 @@ insert(store_t *s, struct store_record *rec)
         s->recs = xreallocarray(s->recs, s->cap, sizeof(*s->recs));
     }
     memmove(&s->recs[i + 1], &s->recs[i], (s->n - i) * sizeof(*s->recs));
-    s->recs[i] = rec;
+    s->recs[i] = e;
     s->n++;
 }
 
@@ -321,9 +392,11 @@ load_all(store_t *s)
         close(fd);
         return r;
     }
+    _cleanup_free_ struct store_record *rec = xmalloc(sizeof(*rec)); /* one file's, unpacked */
+
     while ((errno = 0, de = readdir(d))) {
         const char *name = de->d_name;
-        struct store_record *rec;
+        struct store_entry *e = NULL;
         char detail[96] = "";
         int r;
 
@@ -338,14 +411,16 @@ load_all(store_t *s)
             continue;
         if (s->n >= STORE_MAX_GUESTS)
             return -ENOSPC;
-        rec = xmalloc(sizeof(*rec));
         r = load_file(s->guests_fd, name, rec, detail, sizeof(detail));
+        if (r >= 0 && !(e = entry_pack(rec))) {
+            snprintf(detail, sizeof(detail), "spec");
+            r = -EINVAL;
+        }
         if (r < 0) {
-            free(rec);
             quarantine(s, name, r, detail);
             continue;
         }
-        insert(s, rec);
+        insert(s, e);
     }
     return errno ? -errno : 0;
 }
@@ -433,8 +508,9 @@ store_close(store_t **sp)
     if (!s)
         return;
     for (size_t i = 0; i < s->n; i++)
-        free(s->recs[i]);
+        entry_free(s->recs[i]);
     free(s->recs);
+    free(s->cur);
     free(s->problem);
     closep(&s->guests_fd);
     closep(&s->lock_fd);
@@ -459,15 +535,17 @@ store_get(const store_t *s, const char *id)
 {
     bool found;
     size_t i = find(s, id, &found);
-    return found ? s->recs[i] : NULL;
+    return found ? entry_unpack(s, s->recs[i]) : NULL;
 }
 
 const struct store_record *
 store_find_by_name(const store_t *s, const char *name)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->recs[i]->spec.name, name) == 0)
-            return s->recs[i];
+    for (size_t i = 0; i < s->n; i++) {
+        const struct store_record *r = entry_unpack(s, s->recs[i]);
+        if (strcmp(r->spec.name, name) == 0)
+            return r;
+    }
     return NULL;
 }
 
@@ -480,7 +558,7 @@ store_count(const store_t *s)
 const struct store_record *
 store_at(const store_t *s, size_t i)
 {
-    return i < s->n ? s->recs[i] : NULL;
+    return i < s->n ? entry_unpack(s, s->recs[i]) : NULL;
 }
 
 static int
@@ -543,7 +621,7 @@ ids_taken(const store_t *s, const struct store_record *rec)
         return false;
     for (size_t i = 0; i < s->n; i++) {
         const struct guest_ids *o = &s->recs[i]->ids;
-        if (o->uid_base && strcmp(s->recs[i]->spec.id, rec->spec.id) != 0 && o->uid_base < hi &&
+        if (o->uid_base && strcmp(s->recs[i]->id, rec->spec.id) != 0 && o->uid_base < hi &&
             lo < (uint64_t)o->uid_base + o->uid_count)
             return true;
     }
@@ -586,11 +664,11 @@ store_uid_block_pick(const uint32_t *used, size_t n, struct guest_ids *out)
 }
 
 bool
-store_ids_match(const struct store_record *rec, const struct guest_spec *spec)
+store_ids_match(const struct guest_ids *ids, bool legacy_ids, const struct guest_spec *spec)
 {
-    if (rec->legacy_ids)
+    if (legacy_ids)
         return true;
-    return !(spec->flags & SPEC_FLAG_PRIVILEGED) == (rec->ids.uid_base != 0);
+    return !(spec->flags & SPEC_FLAG_PRIVILEGED) == (ids->uid_base != 0);
 }
 
 int
@@ -599,7 +677,7 @@ store_put(store_t *s, const struct store_record *rec)
     _cleanup_json_ json_t *j = NULL;
     _cleanup_free_ char *text = NULL;
     char name[SPEC_ID_LEN + 16], tmp[SPEC_ID_LEN + 24];
-    struct store_record *copy;
+    struct store_entry *e;
     bool found, renamed = false;
     int r;
 
@@ -621,9 +699,7 @@ store_put(store_t *s, const struct store_record *rec)
         return -ENOSPC;
 
     if (s->memory) {
-        copy = xmalloc(sizeof(*copy));
-        memcpy(copy, rec, sizeof(*copy));
-        insert(s, copy);
+        insert(s, entry_pack(rec));
         return 0;
     }
     j = record_to_json(rec);
@@ -637,11 +713,8 @@ store_put(store_t *s, const struct store_record *rec)
     snprintf(tmp, sizeof(tmp), ".%s" JSON_SUFFIX TMP_SUFFIX, rec->spec.id);
     r = write_atomic(s->guests_fd, tmp, name, text, &renamed);
     /* Memory follows what the file now says, so a later put or reload agrees with it. */
-    if (renamed) {
-        copy = xmalloc(sizeof(*copy));
-        memcpy(copy, rec, sizeof(*copy));
-        insert(s, copy);
-    }
+    if (renamed && (e = entry_pack(rec)))
+        insert(s, e);
     return r < 0 ? r : 0;
 }
 
@@ -657,12 +730,12 @@ store_delete(store_t *s, const char *id)
     if (!found)
         return -ENOENT;
     if (!s->memory) {
-        snprintf(name, sizeof(name), "%s" JSON_SUFFIX, s->recs[i]->spec.id);
+        snprintf(name, sizeof(name), "%s" JSON_SUFFIX, s->recs[i]->id);
         if (unlinkat(s->guests_fd, name, 0) < 0 && errno != ENOENT)
             return -errno;
     }
     /* The file is gone: memory follows even if making that durable fails below. */
-    free(s->recs[i]);
+    entry_free(s->recs[i]);
     memmove(&s->recs[i], &s->recs[i + 1], (s->n - i - 1) * sizeof(*s->recs));
     s->n--;
     if (!s->memory && fsync(s->guests_fd) < 0)

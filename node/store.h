@@ -105,10 +105,14 @@ void store_close(store_t **s);
 size_t store_problem_count(const store_t *s);
 const struct store_problem *store_problem_at(const store_t *s, size_t i);
 
-/* Looks a record up. The pointer stays valid until the next store_put,
- * store_delete or store_close; copy what you keep. NULL when absent. */
+/* Looks a record up. The store keeps each spec packed (proto/spec_pack.h:
+ * a few hundred bytes, not the 17 KB of struct guest_spec) and unpacks the
+ * record asked for into one slot of its own: the pointer stays valid until
+ * the next call on the store (lookups included); copy what you keep. NULL
+ * when absent. */
 const struct store_record *store_get(const store_t *s, const char *id);
-/* The first record (in id order) whose spec has this name, or NULL. */
+/* The first record (in id order) whose spec has this name, or NULL
+ * (unpacks each record in turn: for the CLI, not for a hot path). */
 const struct store_record *store_find_by_name(const store_t *s, const char *name);
 
 /* Writes a record (new or replacing the one with the same spec.id) durably,
@@ -121,7 +125,7 @@ int store_put(store_t *s, const struct store_record *rec);
 int store_delete(store_t *s, const char *id);
 
 /* Iteration in id order: records 0 .. store_count()-1. Indices shift on put
- * and delete; pointers are valid as for store_get. */
+ * and delete; a pointer is valid as for store_get, until the next call. */
 size_t store_count(const store_t *s);
 const struct store_record *store_at(const store_t *s, size_t i);
 
@@ -130,11 +134,12 @@ const struct store_record *store_at(const store_t *s, size_t i);
  * -ENOSPC when all STORE_UID_BLOCKS are taken. */
 int store_uid_block_pick(const uint32_t *used, size_t n, struct guest_ids *out);
 
-/* Whether spec can be applied to the guest of rec without changing how its
+/* Whether spec can be applied to the guest of a record (its ids and
+ * legacy_ids) without changing how its
  * ids work: a guest keeps the user namespace (or its absence) it was created
  * with, so a spec whose privileged flag disagrees with rec's block returns
  * false. A legacy record (no block, older than the flag) accepts any spec. */
-bool store_ids_match(const struct store_record *rec, const struct guest_spec *spec);
+bool store_ids_match(const struct guest_ids *ids, bool legacy_ids, const struct guest_spec *spec);
 
 /* "running"/"stopped" and back (-EINVAL for anything else). */
 const char *store_desired_name(enum store_desired d);

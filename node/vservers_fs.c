@@ -243,7 +243,7 @@ routes_text(agent_t *a, size_t *len)
     size_t n = 0, cap = 0;
 
     for (size_t i = 0; i < a->n_guests; i++) {
-        const struct guest_spec *sp = &a->guests[i]->rec.spec;
+        const struct agent_spec_head *sp = &a->guests[i]->rec.spec;
         for (uint32_t k = 0; k < sp->n_addrs; k++) {
             if (sp->addrs[k].family != AF_INET)
                 continue;
@@ -399,7 +399,8 @@ static void
 self_fill(vservers_fs_t *fs, const struct agent_guest *g, const struct guest_usage *u,
           struct vs_self *s)
 {
-    const struct guest_spec *sp = &g->rec.spec;
+    _cleanup_free_ struct guest_spec *sp = xmalloc(sizeof(*sp)); /* g's, unpacked */
+    agent_guest_spec(g, sp);
     const struct spec_limits *l = &sp->limits;
     uint64_t in = sp->limits.net_in, out = sp->limits.net_out;
 
@@ -514,7 +515,7 @@ vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     j->fs = fs;
     j->req = req;
     j->fi = *fi;
-    j->spec = g->rec.spec;
+    agent_guest_spec(g, &j->spec);
     j->rt = g->rec.rt;
     fs->jobs++;
     lane_push(a->ops, &self_fns, j);

@@ -54,6 +54,12 @@ link_set_touch(link_t *l, void (*fn)(void *userdata), void *userdata)
 
 static pthread_once_t link_ctx_once = PTHREAD_ONCE_INIT;
 
+/* A context option of libzmq's draft API (zmq.h declares it only with
+ * ZMQ_BUILD_DRAFT_API); Debian's libzmq 4.3.4 is built with it. */
+#ifndef ZMQ_ZERO_COPY_RECV
+#define ZMQ_ZERO_COPY_RECV 10
+#endif
+
 static void
 link_ctx_init(void)
 {
@@ -63,8 +69,17 @@ link_ctx_init(void)
      * less loaded one, so a storm of strangers' handshakes on one thread
      * does not queue in front of the nodes' messages (trust_junk.sh). */
     zsys_set_io_threads(LINK_IO_THREADS);
-    zsys_init();
+    void *ctx = zsys_init();
     zsys_handler_set(NULL);
+    /* Received messages are copied out of the buffer libzmq read them into.
+     * By default each points into that buffer (about 18 KB: 8 KB of data
+     * and a counter per possible message), so every message still queued
+     * pins a whole buffer: a master whose loop fell behind 1,000 nodes'
+     * acknowledgements held ~400 MiB of buffers for a few MiB of messages
+     * (docs/performance.md, "Memory per guest"). A library without the
+     * draft option refuses it; memory is all that changes, so go on. */
+    if (ctx && zmq_ctx_set(ctx, ZMQ_ZERO_COPY_RECV, 0) < 0)
+        log_debug("link: libzmq has no ZMQ_ZERO_COPY_RECV: %s", zmq_strerror(zmq_errno()));
 }
 
 void

@@ -17,22 +17,48 @@
 #define IO_BYTES_PER_SEC   (1ULL << 20)   /* disk I/O of a fully busy guest */
 #define TICKS_PER_SEC      100            /* what /proc/PID/stat start times count in */
 
+/* The limits the simulation reads, of the last applied (struct spec_limits
+ * is 424 bytes with its per-device I/O caps; a million guests keep these). */
+struct sim_limits {
+    uint64_t memory;      /* spec limits.memory: the gauge's ceiling */
+    uint64_t disk;        /* limits.disk: what the node's disk commits */
+    uint64_t inodes;      /* limits.inodes */
+    uint64_t procs;       /* limits.procs: the procs gauge's ceiling */
+    uint64_t tcp_sockets; /* limits.tcp_sockets: the sockets gauge's ceiling */
+    uint64_t net_in;      /* limits.net_in: the network counters' rate */
+    uint64_t net_out;     /* limits.net_out */
+    uint32_t cpu_max;     /* limits.cpu_max: the CPU counter's rate */
+};
+
+static struct sim_limits
+sim_limits_of(const struct spec_limits *l)
+{
+    return (struct sim_limits){.memory = l->memory,
+                               .disk = l->disk,
+                               .inodes = l->inodes,
+                               .procs = l->procs,
+                               .tcp_sockets = l->tcp_sockets,
+                               .net_in = l->net_in,
+                               .net_out = l->net_out,
+                               .cpu_max = l->cpu_max};
+}
+
 struct sim_guest {
-    char id[SPEC_ID_LEN + 1];  /* the guest's id, the table key */
-    enum guest_state state;    /* GUEST_STOPPED or GUEST_RUNNING */
-    uint64_t halt_at_ns;       /* when a requested halt completes, 0 = none pending */
-    struct spec_limits limits; /* the limits last applied */
-    uint32_t n_addrs;          /* addresses last applied */
-    pid_t pid;                 /* fake init pid while running */
-    uint64_t start_time;       /* fake init start time, clock ticks */
-    uint64_t rng;              /* the guest's random stream (xorshift64*) */
-    uint32_t busy;             /* per-mille of its CPU ceiling the guest uses */
-    uint32_t net_busy;         /* per-mille of its network rates the guest uses */
-    uint64_t disk_used;        /* bytes used on its disk, fixed at create */
-    uint64_t inodes_used;      /* inodes used on its disk, fixed at create */
-    uint64_t last_ns;          /* clock reading counters were last advanced to */
-    uint32_t starts;           /* starts since create: the console is made of them */
-    struct guest_usage u;      /* counters and the last gauges */
+    char id[SPEC_ID_LEN + 1]; /* the guest's id, the table key */
+    enum guest_state state;   /* GUEST_STOPPED or GUEST_RUNNING */
+    uint64_t halt_at_ns;      /* when a requested halt completes, 0 = none pending */
+    struct sim_limits limits; /* the limits last applied */
+    uint32_t n_addrs;         /* addresses last applied */
+    pid_t pid;                /* fake init pid while running */
+    uint64_t start_time;      /* fake init start time, clock ticks */
+    uint64_t rng;             /* the guest's random stream (xorshift64*) */
+    uint32_t busy;            /* per-mille of its CPU ceiling the guest uses */
+    uint32_t net_busy;        /* per-mille of its network rates the guest uses */
+    uint64_t disk_used;       /* bytes used on its disk, fixed at create */
+    uint64_t inodes_used;     /* inodes used on its disk, fixed at create */
+    uint64_t last_ns;         /* clock reading counters were last advanced to */
+    uint32_t starts;          /* starts since create: the console is made of them */
+    struct guest_usage u;     /* counters and the last gauges */
 };
 
 struct sim {
@@ -250,7 +276,7 @@ sim_create(backend_t *b, const struct guest_spec *spec, const struct guest_ids *
     memcpy(g->id, spec->id, sizeof(g->id));
     memcpy(g->u.id, spec->id, sizeof(g->u.id));
     g->state = GUEST_STOPPED;
-    g->limits = spec->limits;
+    g->limits = sim_limits_of(&spec->limits);
     g->n_addrs = spec->n_addrs;
     /* Seeded by id, not by creation order, so a guest behaves the same on any node. */
     g->rng = s->cfg.seed;
@@ -398,7 +424,7 @@ sim_set_limits(backend_t *b, const struct guest_spec *spec, const struct guest_i
         return -ENOSPC;
     settle(g, now_ns(s));
     s->disk_committed = s->disk_committed - g->limits.disk + l->disk;
-    g->limits = *l;
+    g->limits = sim_limits_of(l);
     if (l->memory && g->u.memory > l->memory)
         g->u.memory = l->memory;
     return 0;
