@@ -355,8 +355,8 @@ const char *const db_migrations[DB_SCHEMA_VERSION] = {
      * per-host number. Numbers unique in the cluster are unique per node, so
      * existing rows need no change. A guest without a node (NULL) is in no
      * node's range (NULLs are distinct in a unique index). */
-    "DROP INDEX guests_context;"
-    "CREATE UNIQUE INDEX guests_node_context ON guests(node, json_extract(spec, '$.context'));",
+    ("DROP INDEX guests_context;"
+     "CREATE UNIQUE INDEX guests_node_context ON guests(node, json_extract(spec, '$.context'));"),
 };
 
 _Static_assert(ARRAY_SIZE(db_migrations) == DB_SCHEMA_VERSION,
