@@ -73,8 +73,12 @@ mark_make(db_t *db, const char *node)
         k->epoch = db->context_epoch - 1;
         hmap_str_put(&db->context_low, k->node, k);
     }
-    if (k->epoch != db->context_epoch)
-        *k = (struct context_mark){.epoch = db->context_epoch, .low = SPEC_MIN_CONTEXT};
+    if (k->epoch != db->context_epoch) {
+        /* Field by field: a whole-struct assignment writes sizeof(*k), whose
+         * tail padding is where node[] begins. */
+        k->epoch = db->context_epoch;
+        k->low = SPEC_MIN_CONTEXT;
+    }
     return k;
 }
 
