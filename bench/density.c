@@ -140,6 +140,23 @@ mount_count(void)
     return n;
 }
 
+/* MemAvailable of /proc/meminfo in kB, 0 when unreadable. */
+static uint64_t
+mem_available_kb(void)
+{
+    char line[128];
+    unsigned long long kb = 0;
+    FILE *f = fopen("/proc/meminfo", "re");
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
 static void
 guest_spec_of(struct guest_spec *s, unsigned i, const char *template_name)
 {
@@ -201,6 +218,10 @@ main(int argc, char **argv)
 
     struct guest_spec *specs = xcalloc(n, sizeof(*specs));
     struct guest_runtime *rts = xcalloc(n, sizeof(*rts));
+    /* Each guest's create and start wall clock, ns: the 10th against the last. */
+    uint64_t *each_create = xcalloc(n, sizeof(*each_create));
+    uint64_t *each_start = xcalloc(n, sizeof(*each_start));
+    uint64_t avail0 = mem_available_kb();
     unsigned made = 0;
     backend_t *b = linux_backend_new(&cfg, &err);
     if (!b) {
@@ -244,6 +265,7 @@ main(int argc, char **argv)
             goto out;
         }
         t_create += t1 - t0, t_start += t2 - t1;
+        each_create[i] = t1 - t0, each_start[i] = t2 - t1;
         c_create += c1 - c0, c_start += c2 - c1;
         if ((i + 1) % step == 0) {
             printf("%4u-%-4u %10.2f %10.2f %10.2f %10.2f %10.2f %7u\n", i + 2 - step, i + 1,
@@ -255,6 +277,28 @@ main(int argc, char **argv)
     }
     printf("mountinfo_find with %u mounts: %.1f us CPU\n", mount_count(),
            lookup_us(state, &specs[0]));
+    if (n >= 10) {
+        unsigned k = n < 20 ? n / 2 : 10, last = n - 1;
+        uint64_t first_c = 0, last_c = 0, first_s = 0, last_s = 0;
+        for (unsigned i = 0; i < k; i++) {
+            first_c += each_create[i], last_c += each_create[n - k + i];
+            first_s += each_start[i], last_s += each_start[n - k + i];
+        }
+        printf("create wall: guest 10 %.2f ms, guest %u %.2f ms (%.2fx); "
+               "mean of the first %u %.2f ms, of the last %u %.2f ms (%.2fx)\n",
+               each_create[9] / 1e6, n, each_create[last] / 1e6,
+               (double)each_create[last] / (double)each_create[9], k, first_c / 1e6 / k, k,
+               last_c / 1e6 / k, (double)last_c / (double)first_c);
+        printf("start wall: guest 10 %.2f ms, guest %u %.2f ms (%.2fx); "
+               "mean of the first %u %.2f ms, of the last %u %.2f ms (%.2fx)\n",
+               each_start[9] / 1e6, n, each_start[last] / 1e6,
+               (double)each_start[last] / (double)each_start[9], k, first_s / 1e6 / k, k,
+               last_s / 1e6 / k, (double)last_s / (double)first_s);
+    }
+    uint64_t avail1 = mem_available_kb();
+    if (avail0 > avail1)
+        printf("host memory: MemAvailable fell %.1f MiB, %.0f KiB per guest\n",
+               (avail0 - avail1) / 1024.0, (double)(avail0 - avail1) / n);
     rc = 0;
 out:
     for (unsigned i = made; b && i-- > 0;) {
@@ -285,5 +329,7 @@ out:
     }
     free(specs);
     free(rts);
+    free(each_create);
+    free(each_start);
     return rc;
 }
