@@ -23,7 +23,7 @@
 # monitor samples no usage and talks to no master. Incus, which does both, is
 # not in Debian 12. PEER=none skips it.
 #
-# Environment: BUILD (default <repo>/build), OLD_BIN (a directory holding an
+# Environment: BUILD (default <repo>/build), IP (auto or v6), OLD_BIN (a directory holding an
 # older vfleet-node, e.g. a copy of main's build/bin), PEER (lxc or none).
 set -euo pipefail
 
@@ -39,6 +39,9 @@ while getopts n:s:r: o; do
     esac
 done
 PEER=${PEER:-lxc}
+# The address each guest gets: auto (from the local cluster's IPv4 pool, a
+# /24: up to 250 guests) or v6 (fd00:87::100 + i, in its IPv6 pool).
+IP=${IP:-auto}
 [ "$(id -u)" = 0 ] || { echo "agent.sh: needs root" >&2; exit 1; }
 for p in vfleet vfleet-master vfleet-node; do
     [ -x "$BUILD/bin/$p" ] || { echo "agent.sh: no $BUILD/bin/$p" >&2; exit 1; }
@@ -133,7 +136,9 @@ for _ in $(seq 600); do
 done
 echo "agent.sh: $N guests on $NODE (load $(cut -d' ' -f1-3 /proc/loadavg))"
 for i in $(seq "$N"); do
-    vf guest create "ab-$i" --template busybox --cpu 0.01 --memory 32M --disk 64M --ip auto >/dev/null
+    ip=$IP
+    [ "$IP" != v6 ] || ip=fd00:87::$(printf %x $((i + 256)))
+    vf guest create "ab-$i" --template busybox --cpu 0.01 --memory 32M --disk 64M --ip "$ip" >/dev/null
 done
 for _ in $(seq 1200); do
     [ "$(running)" -ge "$N" ] && break
