@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/mem.h"
+#include "node/linux/fdhigh.h"
 
 #define CGROUP_FILES_ID_MAX 63 /* longer guest ids are not held (a UUID is 36) */
 
@@ -176,7 +177,7 @@ cgroup_files_open(cgroup_files_t *f, const char *id, unsigned k, const char *pat
     if (f->e[i].fd[k] >= 0) {
         close(fd); /* another thread held it first */
     } else {
-        f->e[i].fd[k] = fd;
+        f->e[i].fd[k] = fdhigh_move(fd); /* held long: above select(2)'s numbers */
         f->held++;
     }
     pthread_mutex_unlock(&f->lock);

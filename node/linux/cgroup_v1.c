@@ -30,6 +30,7 @@
 #include "common/mtime.h"
 #include "node/linux/cgroup_driver.h"
 #include "node/linux/cgroup_files.h"
+#include "node/linux/fdhigh.h"
 
 enum v1_ctrl {
     V1_CPU,
@@ -704,7 +705,8 @@ v1_oom_watch(cgroup_mgr_t *m, const char *id, bool *prio)
         return r;
     }
     *prio = false;
-    return efd;
+    /* The registration holds the eventfd, not its number: move it high. */
+    return fdhigh_move(efd);
 }
 
 static int

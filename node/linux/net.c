@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "node/linux/fdhigh.h"
 
 #define NET_MAX_GUESTS 65536 /* guests one node tracks (STORE_MAX_GUESTS) */
 /* How old a listing of the nftables counters may be for a usage sample: less
@@ -652,7 +653,8 @@ open_netns(pid_t pid)
 
     snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    return fd < 0 ? -errno : fd;
+    /* Held for the guest's life: above the numbers select(2) can take. */
+    return fd < 0 ? -errno : fdhigh_move(fd);
 }
 
 int
