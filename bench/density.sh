@@ -12,7 +12,8 @@
 # default: made here from `git archive OLD_REV`, a few minutes), MID_REV and
 # MID_BUILD (a third build run between the two, to tell two changes apart;
 # e.g. MID_REV=7d940eb, the seed without the pristine disk images), ROUNDS
-# (default 1: old then new), BUILD (default <repo>/build).
+# (default 1: old then new), BUILD (default <repo>/build). OLD_REV=none runs
+# this build alone (the 1,000-guest run: an old build would take hours).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,14 +47,16 @@ bench_at() {
         -lczmq -lzmq -luv -lpthread -lm -lcap -lnl-route-3 -lnl-3 -lnftables -lseccomp -lbpf \
         -lzstd -lgnutls
 }
-bench_at "$OLD_REV" "${OLD_BUILD:-}" bench_density_old
+[ "$OLD_REV" = none ] || bench_at "$OLD_REV" "${OLD_BUILD:-}" bench_density_old
 [ -z "${MID_REV:-}" ] || bench_at "$MID_REV" "${MID_BUILD:-}" bench_density_mid
 
 tpl=$T/templates/busybox
 VFLEET_BUSYBOX=${VFLEET_BUSYBOX:-/bin/busybox} "$top/deploy/templates/busybox" "$tpl" >/dev/null
 for r in $(seq "$ROUNDS"); do
-    echo "== round $r: old ($OLD_REV)"
-    "$T/bench_density_old" "$@" "$tpl" 2> >(grep -v 'LXCFS is not mounted' >&2)
+    if [ "$OLD_REV" != none ]; then
+        echo "== round $r: old ($OLD_REV)"
+        "$T/bench_density_old" "$@" "$tpl" 2> >(grep -v 'LXCFS is not mounted' >&2)
+    fi
     if [ -n "${MID_REV:-}" ]; then
         echo "== round $r: mid ($MID_REV)"
         "$T/bench_density_mid" "$@" "$tpl" 2> >(grep -v 'LXCFS is not mounted' >&2)

@@ -13,6 +13,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/agent_internal.h"
+#include "node/linux/fdhigh.h"
 #include "proto/spec_pack.h"
 
 #define RESTART_BACKOFF_DEFAULT_S 5      /* restart_backoff 0 */
@@ -249,6 +250,7 @@ agent_guest_watch(agent_t *a, struct agent_guest *g)
 
     if (fd < 0)
         return -errno;
+    fd = fdhigh_move(fd); /* held for the guest's life (node/linux/fdhigh.h) */
     watch_stop(g);
     struct agent_watch *w = xcalloc(1, sizeof(*w));
     w->pidfd = fd;

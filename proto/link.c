@@ -53,6 +53,14 @@ link_set_touch(link_t *l, void (*fn)(void *userdata), void *userdata)
 }
 
 static pthread_once_t link_ctx_once = PTHREAD_ONCE_INIT;
+static int link_io_threads = LINK_IO_THREADS; /* what link_ctx_init gives libzmq */
+
+void
+link_set_io_threads(int n)
+{
+    if (n > 0)
+        link_io_threads = n;
+}
 
 /* A context option of libzmq's draft API (zmq.h declares it only with
  * ZMQ_BUILD_DRAFT_API); Debian's libzmq 4.3.4 is built with it. */
@@ -68,7 +76,7 @@ link_ctx_init(void)
      * there before. Two I/O threads: libzmq puts each new connection on the
      * less loaded one, so a storm of strangers' handshakes on one thread
      * does not queue in front of the nodes' messages (trust_junk.sh). */
-    zsys_set_io_threads(LINK_IO_THREADS);
+    zsys_set_io_threads((size_t)link_io_threads);
     void *ctx = zsys_init();
     zsys_handler_set(NULL);
     /* Received messages are copied out of the buffer libzmq read them into.

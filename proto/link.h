@@ -67,6 +67,10 @@ struct link_keys {
  * zap_new call it; calling it again does nothing). */
 void link_context_init(void);
 
+/* The libzmq I/O threads of that context (default LINK_IO_THREADS); takes
+ * effect only before it is created. A node agent, with its one link, asks 1. */
+void link_set_io_threads(int n);
+
 /* Whether the dealers this process makes from now on send ZMTP heartbeats
  * (default on; the router never does). Each connection with heartbeats keeps
  * timers in libzmq's I/O thread, whose cancel walks the whole timer map: a

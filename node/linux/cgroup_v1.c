@@ -29,6 +29,8 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/cgroup_driver.h"
+#include "node/linux/cgroup_files.h"
+#include "node/linux/fdhigh.h"
 
 enum v1_ctrl {
     V1_CPU,
@@ -56,8 +58,40 @@ static const char *const v1_allowed_devices[] = {
 };
 
 struct v1_state {
-    char *hier[V1_N]; /* mount directory of each controller's hierarchy, NULL when absent */
-    bool first[V1_N]; /* this controller is the first of its hierarchy (visit it once) */
+    char *hier[V1_N];      /* mount directory of each controller's hierarchy, NULL when absent */
+    bool first[V1_N];      /* this controller is the first of its hierarchy (visit it once) */
+    cgroup_files_t *files; /* the usage files held open per guest (v1_ufiles) */
+};
+
+/* The files v1_usage reads each interval. */
+enum v1_ufile {
+    UF_CPU,
+    UF_MEM,
+    UF_MEM_PEAK,
+    UF_MEM_FAIL,
+    UF_OOM,
+    UF_STAT,
+    UF_PIDS,
+    UF_PIDS_EVENTS,
+    UF_IO_BYTES,
+    UF_IO_OPS,
+    UF__N
+};
+
+static const struct {
+    enum v1_ctrl ctrl; /* the hierarchy it is in */
+    const char *name;  /* the file */
+} v1_ufiles[UF__N] = {
+    [UF_CPU] = {V1_CPUACCT, "cpuacct.usage"},
+    [UF_MEM] = {V1_MEMORY, "memory.usage_in_bytes"},
+    [UF_MEM_PEAK] = {V1_MEMORY, "memory.max_usage_in_bytes"},
+    [UF_MEM_FAIL] = {V1_MEMORY, "memory.failcnt"},
+    [UF_OOM] = {V1_MEMORY, "memory.oom_control"},
+    [UF_STAT] = {V1_MEMORY, "memory.stat"},
+    [UF_PIDS] = {V1_PIDS, "pids.current"},
+    [UF_PIDS_EVENTS] = {V1_PIDS, "pids.events"},
+    [UF_IO_BYTES] = {V1_BLKIO, "blkio.throttle.io_service_bytes"},
+    [UF_IO_OPS] = {V1_BLKIO, "blkio.throttle.io_serviced"},
 };
 
 static struct v1_state *
@@ -84,6 +118,7 @@ v1_init(cgroup_mgr_t *m)
 {
     struct v1_state *s = xcalloc(1, sizeof(*s));
     m->driver = s;
+    s->files = cgroup_files_new(UF__N);
     int found = 0;
     for (int c = 0; c < V1_N; c++) {
         _cleanup_free_ char *p = xasprintf("%s/%s", m->root, v1_ctrl_names[c]);
@@ -114,6 +149,7 @@ v1_fini(cgroup_mgr_t *m)
         return;
     for (int c = 0; c < V1_N; c++)
         free(s->hier[c]);
+    cgroup_files_free(&s->files);
     free(s);
     m->driver = NULL;
 }
@@ -459,12 +495,9 @@ v1_set_limits(cgroup_mgr_t *m, const char *id, const struct spec_limits *l)
 
 /* Sums the "maj:min Read N" and "maj:min Write N" lines of a blkio stat file. */
 static void
-v1_blkio_sum(const char *dir, const char *file, uint64_t *rd, uint64_t *wr)
+v1_blkio_sum(const char *text, uint64_t *rd, uint64_t *wr)
 {
-    _cleanup_free_ char *text = NULL;
-    if (cgroup_read(dir, file, &text) < 0)
-        return;
-    for (char *line = text; line && *line;) {
+    for (const char *line = text; line && *line;) {
         unsigned maj, min;
         char op[16];
         uint64_t v;
@@ -480,44 +513,74 @@ v1_blkio_sum(const char *dir, const char *file, uint64_t *rd, uint64_t *wr)
     }
 }
 
+/* Usage file k of guest id into buf: held open after the first read. */
+static ssize_t
+v1_ufile_read(cgroup_mgr_t *m, const char *id, enum v1_ufile k, char *buf, size_t size)
+{
+    struct v1_state *s = v1(m);
+    ssize_t n = cgroup_files_pread(s->files, id, k, buf, size);
+
+    if (n != -EBADF)
+        return n;
+    _cleanup_free_ char *dir = v1_dir(m, v1_ufiles[k].ctrl, id);
+    if (!dir)
+        return -ENOENT;
+    _cleanup_free_ char *path = xasprintf("%s/%s", dir, v1_ufiles[k].name);
+    return cgroup_files_open(s->files, id, k, path, buf, size);
+}
+
+/* The number of a one-line file's text; leaves *v when it is not one. */
+static void
+v1_text_u64(const char *text, uint64_t *v)
+{
+    char *end;
+
+    errno = 0;
+    unsigned long long x = strtoull(text, &end, 10);
+    if (errno == 0 && end != text && (*end == '\n' || *end == '\0') && *text != '-')
+        *v = x;
+}
+
+/* The number in usage file k (one line); leaves *v when unreadable. */
+static void
+v1_ufile_u64(cgroup_mgr_t *m, const char *id, enum v1_ufile k, uint64_t *v)
+{
+    char buf[64];
+
+    if (v1_ufile_read(m, id, k, buf, sizeof(buf)) >= 0)
+        v1_text_u64(buf, v);
+}
+
 static int
 v1_usage(cgroup_mgr_t *m, const char *id, struct guest_usage *u)
 {
-    if (!v1_exists(m, id))
+    char buf[8192];
+
+    /* A held file that reads is the proof the cgroup is there; else look. */
+    if (v1_ufile_read(m, id, UF_CPU, buf, sizeof(buf)) >= 0)
+        v1_text_u64(buf, &u->cpu_ns);
+    else if (!v1_exists(m, id))
         return -ENOENT;
     /* Every read is best effort: a controller or file this kernel lacks leaves 0. */
-    _cleanup_free_ char *cpuacct = v1_dir(m, V1_CPUACCT, id);
-    if (cpuacct)
-        (void)cgroup_read_u64(cpuacct, "cpuacct.usage", &u->cpu_ns);
-
-    _cleanup_free_ char *mem = v1_dir(m, V1_MEMORY, id);
-    if (mem) {
-        (void)cgroup_read_u64(mem, "memory.usage_in_bytes", &u->memory);
-        (void)cgroup_read_u64(mem, "memory.max_usage_in_bytes", &u->memory_peak);
-        (void)cgroup_read_u64(mem, "memory.failcnt", &u->failcnt[USAGE_FAIL_MEMORY]);
-        (void)cgroup_read_key(mem, "memory.oom_control", "oom_kill", &u->failcnt[USAGE_FAIL_OOM]);
-        _cleanup_free_ char *stat = NULL;
-        if (cgroup_read(mem, "memory.stat", &stat) >= 0) {
-            uint64_t rss = 0, mapped = 0;
-            (void)cgroup_text_key(stat, "total_rss", &rss);
-            (void)cgroup_text_key(stat, "total_mapped_file", &mapped);
-            u->rss = rss + mapped;
-            (void)cgroup_text_key(stat, "total_swap", &u->swap);
-        }
+    v1_ufile_u64(m, id, UF_MEM, &u->memory);
+    v1_ufile_u64(m, id, UF_MEM_PEAK, &u->memory_peak);
+    v1_ufile_u64(m, id, UF_MEM_FAIL, &u->failcnt[USAGE_FAIL_MEMORY]);
+    if (v1_ufile_read(m, id, UF_OOM, buf, sizeof(buf)) >= 0)
+        (void)cgroup_text_key(buf, "oom_kill", &u->failcnt[USAGE_FAIL_OOM]);
+    if (v1_ufile_read(m, id, UF_STAT, buf, sizeof(buf)) >= 0) {
+        uint64_t rss = 0, mapped = 0;
+        (void)cgroup_text_key(buf, "total_rss", &rss);
+        (void)cgroup_text_key(buf, "total_mapped_file", &mapped);
+        u->rss = rss + mapped;
+        (void)cgroup_text_key(buf, "total_swap", &u->swap);
     }
-
-    _cleanup_free_ char *pids = v1_dir(m, V1_PIDS, id);
-    if (pids) {
-        (void)cgroup_read_u64(pids, "pids.current", &u->procs);
-        (void)cgroup_read_key(pids, "pids.events", "max", &u->failcnt[USAGE_FAIL_PROCS]);
-    }
-
-    _cleanup_free_ char *blkio = v1_dir(m, V1_BLKIO, id);
-    if (blkio) {
-        v1_blkio_sum(blkio, "blkio.throttle.io_service_bytes", &u->io_read_bytes,
-                     &u->io_write_bytes);
-        v1_blkio_sum(blkio, "blkio.throttle.io_serviced", &u->io_read_ops, &u->io_write_ops);
-    }
+    v1_ufile_u64(m, id, UF_PIDS, &u->procs);
+    if (v1_ufile_read(m, id, UF_PIDS_EVENTS, buf, sizeof(buf)) >= 0)
+        (void)cgroup_text_key(buf, "max", &u->failcnt[USAGE_FAIL_PROCS]);
+    if (v1_ufile_read(m, id, UF_IO_BYTES, buf, sizeof(buf)) >= 0)
+        v1_blkio_sum(buf, &u->io_read_bytes, &u->io_write_bytes);
+    if (v1_ufile_read(m, id, UF_IO_OPS, buf, sizeof(buf)) >= 0)
+        v1_blkio_sum(buf, &u->io_read_ops, &u->io_write_ops);
     return 0;
 }
 
@@ -607,6 +670,7 @@ v1_destroy(cgroup_mgr_t *m, const char *id)
     int r = v1_kill(m, id);
     if (r < 0)
         return r;
+    cgroup_files_forget(s->files, id);
     int ret = 0;
     for (int c = 0; c < V1_N; c++) {
         if (!s->hier[c] || !s->first[c])
@@ -641,7 +705,8 @@ v1_oom_watch(cgroup_mgr_t *m, const char *id, bool *prio)
         return r;
     }
     *prio = false;
-    return efd;
+    /* The registration holds the eventfd, not its number: move it high. */
+    return fdhigh_move(efd);
 }
 
 static int

@@ -30,6 +30,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/cgroup_driver.h"
+#include "node/linux/fdhigh.h"
 #include "node/linux/devices_bpf.h"
 
 /* The controllers a guest needs, in the order they are enabled. */
@@ -442,7 +443,7 @@ v2_oom_watch(cgroup_mgr_t *m, const char *id, bool *prio)
     if (fd < 0)
         return -errno;
     *prio = true;
-    return fd;
+    return fdhigh_move(fd); /* held for the guest's life (fdhigh.h) */
 }
 
 static int

@@ -27,8 +27,13 @@
 #include "common/errtext.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/mtime.h"
+#include "node/linux/fdhigh.h"
 
 #define NET_MAX_GUESTS 65536 /* guests one node tracks (STORE_MAX_GUESTS) */
+/* How old a listing of the nftables counters may be for a usage sample: less
+ * than the shortest usage interval (1 s), so each batch reads it once. */
+#define NET_COUNTERS_TTL_MS 500
 
 /* What net_t keeps about one guest whose network exists. */
 struct net_guest {
@@ -44,6 +49,11 @@ struct net {
     struct net_guest *guests; /* guests with a network */
     size_t n_guests;          /* entries used */
     size_t cap_guests;        /* entries allocated */
+    /* The inet table's counters, read once for a usage batch (tcp_drops_of). */
+    struct nft_counter *counters; /* sorted by name (malloc'd), NULL before the first */
+    size_t n_counters;            /* entries */
+    uint64_t counters_ms;         /* when read (monotonic ms), 0 never */
+    struct nl_sock *usage_sock;   /* net_usage's rtnetlink socket, opened once */
 };
 
 net_t *
@@ -68,6 +78,9 @@ net_destroy(net_t **p)
         free(n->guests[i].last);
     }
     free(n->guests);
+    free(n->counters);
+    if (n->usage_sock)
+        nl_socket_free(n->usage_sock);
     free(n);
     *p = NULL;
 }
@@ -640,7 +653,8 @@ open_netns(pid_t pid)
 
     snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    return fd < 0 ? -errno : fd;
+    /* Held for the guest's life: above the numbers select(2) can take. */
+    return fd < 0 ? -errno : fdhigh_move(fd);
 }
 
 int
@@ -791,27 +805,55 @@ int
 net_count_established(const char *path)
 {
     _cleanup_fclose_ FILE *f = fopen(path, "re");
-    char line[512];
-    int n = 0;
+    char names[1024], values[1024];
 
     if (!f)
         return -errno;
-    /* "  sl  local_address rem_address   st ...": the state is the 4th field. */
-    while (fgets(line, sizeof(line), f)) {
-        unsigned st;
-        if (sscanf(line, " %*s %*s %*s %x", &st) == 1 && st == 0x01)
-            n++;
+    /* "Tcp: RtoAlgorithm ... CurrEstab ...", then "Tcp: 1 200 ... 3 ...". */
+    while (fgets(names, sizeof(names), f)) {
+        if (strncmp(names, "Tcp: ", 5) != 0)
+            continue;
+        if (!fgets(values, sizeof(values), f) || strncmp(values, "Tcp: ", 5) != 0)
+            return -EBADMSG;
+        char *sn = NULL, *sv = NULL;
+        char *name = strtok_r(names + 5, " \n", &sn), *value = strtok_r(values + 5, " \n", &sv);
+        for (; name && value; name = strtok_r(NULL, " \n", &sn), value = strtok_r(NULL, " \n", &sv))
+            if (strcmp(name, "CurrEstab") == 0)
+                return atoi(value) < 0 ? 0 : atoi(value);
+        return -EBADMSG;
     }
-    return n;
+    return -EBADMSG;
+}
+
+/* The packets of the inet table's counter name, from a listing of every
+ * counter of the table at most NET_COUNTERS_TTL_MS old: one listing per
+ * usage batch, where a listing per guest made libnftables dump the whole
+ * ruleset (every guest's rules) for each guest, each interval. 0 or -ENOENT. */
+static int
+tcp_drops_of(net_t *n, const char *name, uint64_t *packets)
+{
+    uint64_t now = time_mono_ms();
+
+    if (!n->counters_ms || now - n->counters_ms > NET_COUNTERS_TTL_MS) {
+        free(n->counters);
+        n->counters = NULL;
+        n->n_counters = 0;
+        (void)net_nft_counters("inet", &n->counters, &n->n_counters);
+        n->counters_ms = now;
+    }
+    const struct nft_counter *c = net_nft_counter_find(n->counters, n->n_counters, name);
+    if (!c)
+        return -ENOENT;
+    *packets = c->packets;
+    return 0;
 }
 
 int
 net_usage(net_t *n, const struct guest_spec *spec, pid_t pid, struct guest_usage *u)
 {
     char ifname[IFNAMSIZ], path[64];
-    _cleanup_(sock_freep) struct nl_sock *s = NULL;
     _cleanup_(link_putp) struct rtnl_link *l = NULL;
-    uint64_t packets, bytes;
+    uint64_t packets;
 
     u->net_rx_bytes = u->net_tx_bytes = u->net_rx_packets = u->net_tx_packets = 0;
     u->tcp_sockets = 0;
@@ -819,7 +861,16 @@ net_usage(net_t *n, const struct guest_spec *spec, pid_t pid, struct guest_usage
     if (spec->n_addrs == 0 && !guest_find(n, spec->id))
         return 0;
     net_ifname(spec->id, ifname);
-    if (sock_open(&s) == 0 && rtnl_link_get_kernel(s, 0, ifname, &l) == 0) {
+    /* One socket for every guest's sample (usage runs on one thread at a
+     * time, the agent's lifecycle lane); a failed request closes it. */
+    if (!n->usage_sock && sock_open(&n->usage_sock) < 0)
+        n->usage_sock = NULL;
+    int got = n->usage_sock ? rtnl_link_get_kernel(n->usage_sock, 0, ifname, &l) : -NLE_BAD_SOCK;
+    if (got < 0 && got != -NLE_OBJ_NOTFOUND && n->usage_sock) {
+        nl_socket_free(n->usage_sock);
+        n->usage_sock = NULL;
+    }
+    if (got == 0) {
         /* A guest adopted after an agent restart: hold its namespace from
          * now on, so its last counters outlive its init. */
         if (pid > 0 && !guest_find(n, spec->id)) {
@@ -833,15 +884,15 @@ net_usage(net_t *n, const struct guest_spec *spec, pid_t pid, struct guest_usage
         u->net_tx_bytes = rtnl_link_get_stat(l, RTNL_LINK_RX_BYTES);
         u->net_tx_packets = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS);
     }
-    for (int v = 0; pid > 0 && v < 2; v++) {
-        snprintf(path, sizeof(path), "/proc/%d/net/tcp%s", (int)pid, v ? "6" : "");
+    if (pid > 0) {
+        snprintf(path, sizeof(path), "/proc/%d/net/snmp", (int)pid);
         int c = net_count_established(path);
         if (c > 0)
-            u->tcp_sockets += (uint64_t)c;
+            u->tcp_sockets = (uint64_t)c;
     }
     char name[32];
     snprintf(name, sizeof(name), "tcp_%s", ifname);
-    if (net_nft_counter("inet", name, &packets, &bytes) == 0)
+    if (tcp_drops_of(n, name, &packets) == 0)
         u->failcnt[USAGE_FAIL_TCP] = packets;
     return 0;
 }

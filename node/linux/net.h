@@ -91,6 +91,9 @@ uint64_t net_spoofed(const struct guest_spec *s);
  * 1, 0, or -errno. */
 int net_route_present(const struct guest_spec *s, const struct netaddr *addr);
 
-/* Counts established connections (state 01) in a /proc/net/tcp-format file:
- * returns the count, or -errno. */
+/* The TCP connections established (or closed by the peer, not yet by us) in
+ * a network namespace: CurrEstab of its /proc/PID/net/snmp-format file at
+ * path (one MIB for IPv4 and IPv6, kept by the kernel: O(1), where walking
+ * /proc/PID/net/tcp walks the host's whole TCP hash table, every namespace's
+ * buckets, to find the guest's few). Returns the count, or -errno. */
 int net_count_established(const char *path);

@@ -280,6 +280,69 @@ net_nft_counter(const char *family, const char *name, uint64_t *packets, uint64_
     return 0;
 }
 
+static int
+counter_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct nft_counter *)a)->name, ((const struct nft_counter *)b)->name);
+}
+
+int
+net_nft_counters_parse(const char *text, struct nft_counter **out, size_t *n)
+{
+    struct nft_counter *c = NULL;
+    size_t len = 0, cap = 0;
+    bool open = false;
+
+    /* "\tcounter NAME {" then "\t\tpackets P bytes B" (nft's listing). */
+    for (const char *line = text; line && *line;) {
+        char name[64];
+        uint64_t packets;
+        line += strspn(line, " \t");
+        if (sscanf(line, "counter %63s {", name) == 1 && strlen(name) < sizeof(c->name)) {
+            if (len == cap)
+                c = xreallocarray(c, cap = cap ? 2 * cap : 64, sizeof(*c));
+            strscpy(c[len].name, name, sizeof(c[len].name));
+            c[len++].packets = 0;
+            open = true;
+        } else if (open && sscanf(line, "packets %" SCNu64, &packets) == 1) {
+            c[len - 1].packets = packets;
+            open = false;
+        }
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    if (len)
+        qsort(c, len, sizeof(*c), counter_cmp);
+    *out = c;
+    *n = len;
+    return 0;
+}
+
+int
+net_nft_counters(const char *family, struct nft_counter **out, size_t *n)
+{
+    char cmd[64];
+
+    *out = NULL;
+    *n = 0;
+    snprintf(cmd, sizeof(cmd), "list counters table %s vfleet", family);
+    _cleanup_free_ char *text = nft_list(cmd);
+    if (!text)
+        return -ENOENT;
+    return net_nft_counters_parse(text, out, n);
+}
+
+const struct nft_counter *
+net_nft_counter_find(const struct nft_counter *c, size_t n, const char *name)
+{
+    struct nft_counter key;
+
+    if (!c || strscpy(key.name, name, sizeof(key.name)) < 0)
+        return NULL;
+    return bsearch(&key, c, n, sizeof(*c), counter_cmp);
+}
+
 int
 net_nft_guest_present(const char *ifname)
 {

@@ -53,6 +53,24 @@ int net_nft_run(const char *script, char *err, size_t err_len);
  * "netdev", "vfleet"). Returns 0, -ENOENT when it does not exist. */
 int net_nft_counter(const char *family, const char *name, uint64_t *packets, uint64_t *bytes);
 
+/* One named counter of a listing. */
+struct nft_counter {
+    char name[32];    /* e.g. tcp_vf0123456789ab */
+    uint64_t packets; /* its packets */
+};
+
+/* Every counter of family's vfleet table in one listing (one ruleset dump
+ * for all guests), sorted by name for net_nft_counter_find. Returns 0 with
+ * *out malloc'd (NULL and 0 when the table has none), or -ENOENT. */
+int net_nft_counters(const char *family, struct nft_counter **out, size_t *n);
+
+/* Parses a listing's text as net_nft_counters does (exposed for tests). */
+int net_nft_counters_parse(const char *text, struct nft_counter **out, size_t *n);
+
+/* The entry named name of a sorted listing, or NULL. */
+const struct nft_counter *net_nft_counter_find(const struct nft_counter *c, size_t n,
+                                               const char *name);
+
 /* Whether any object of the guest (chain or counter named after ifname) is
  * in the vfleet tables: 1, 0, or -errno. */
 int net_nft_guest_present(const char *ifname);

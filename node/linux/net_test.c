@@ -112,17 +112,53 @@ test_count_established(void **state)
     char path[] = "/tmp/vf-net-test-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
+    (void)state;
+    /* The shape of /proc/PID/net/snmp: the Tcp header line, then its values. */
     const char *text =
-        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt\n"
-        "   0: 0100007F:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000\n"
-        "   1: 0501580A:0050 0201580A:C350 01 00000000:00000000 00:00000000 00000000\n"
-        "   2: 0501580A:0050 0201580A:C351 01 00000000:00000000 00:00000000 00000000\n"
-        "   3: 0501580A:0050 0201580A:C352 06 00000000:00000000 00:00000000 00000000\n";
+        "Ip: Forwarding DefaultTTL\n"
+        "Ip: 1 64\n"
+        "Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails "
+        "EstabResets CurrEstab InSegs\n"
+        "Tcp: 1 200 120000 -1 10 20 0 1 7 300\n"
+        "Udp: InDatagrams NoPorts\n"
+        "Udp: 5 6\n";
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
-    assert_int_equal(net_count_established(path), 2);
+    assert_int_equal(net_count_established(path), 7);
     unlink(path);
     assert_int_equal(net_count_established(path), -ENOENT);
+    /* This process's own namespace: a count, whatever it is. */
+    assert_true(net_count_established("/proc/self/net/snmp") >= 0);
+}
+
+static void
+test_counters_parse(void **state)
+{
+    const char *text = "table inet vfleet {\n"
+                       "\tcounter tcp_vfb {\n"
+                       "\t\tpackets 5 bytes 300\n"
+                       "\t}\n"
+                       "\tcounter tcp_vfa {\n"
+                       "\t\tpackets 0 bytes 0\n"
+                       "\t}\n"
+                       "\tcounter tcp_vfc {\n"
+                       "\t\tpackets 18446744073709551615 bytes 1\n"
+                       "\t}\n"
+                       "}\n";
+    struct nft_counter *c = NULL;
+    size_t n = 0;
+
+    (void)state;
+    assert_int_equal(net_nft_counters_parse(text, &c, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(c[0].name, "tcp_vfa");
+    assert_int_equal(net_nft_counter_find(c, n, "tcp_vfb")->packets, 5);
+    assert_true(net_nft_counter_find(c, n, "tcp_vfc")->packets == UINT64_MAX);
+    assert_null(net_nft_counter_find(c, n, "tcp_vfd"));
+    free(c);
+    assert_int_equal(net_nft_counters_parse("", &c, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(net_nft_counter_find(c, n, "tcp_vfa"));
 }
 
 /* ---- against the kernel, in a namespace of our own -------------------- */
@@ -232,6 +268,7 @@ main(void)
         cmocka_unit_test(test_host_script),
         cmocka_unit_test(test_delete_script),
         cmocka_unit_test(test_count_established),
+        cmocka_unit_test(test_counters_parse),
         cmocka_unit_test_setup_teardown(test_apply_and_remove, kernel_setup, kernel_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

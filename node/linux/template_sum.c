@@ -3,7 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gnutls/crypto.h>
+#include <nettle/sha2.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +24,11 @@ by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int walk(gnutls_hash_hd_t h, int dirfd, const char *rel, int depth, uint64_t *size);
+static int walk(struct sha256_ctx *h, int dirfd, const char *rel, int depth, uint64_t *size);
 
 /* A run of zero blocks: "Z" and their count (8 bytes, little-endian). */
 static void
-zeros_flush(gnutls_hash_hd_t h, uint64_t *run)
+zeros_flush(struct sha256_ctx *h, uint64_t *run)
 {
     unsigned char z[9] = {'Z'};
 
@@ -36,7 +36,7 @@ zeros_flush(gnutls_hash_hd_t h, uint64_t *run)
         return;
     for (int i = 0; i < 8; i++)
         z[1 + i] = (unsigned char)(*run >> (8 * i));
-    gnutls_hash(h, z, sizeof(z));
+    sha256_update(h, sizeof(z), (const uint8_t *)z);
     *run = 0;
 }
 
@@ -46,7 +46,7 @@ zeros_flush(gnutls_hash_hd_t h, uint64_t *run)
  * skipped with SEEK_DATA instead of read: a file of 100 GB of holes sums
  * in no time. */
 static int
-file_sum(gnutls_hash_hd_t h, int fd, uint64_t len)
+file_sum(struct sha256_ctx *h, int fd, uint64_t len)
 {
     static const unsigned char zero[SUM_BLOCK];
     unsigned char buf[SUM_BLOCK];
@@ -79,8 +79,8 @@ file_sum(gnutls_hash_hd_t h, int fd, uint64_t len)
             run++;
         } else {
             zeros_flush(h, &run);
-            gnutls_hash(h, "D", 1);
-            gnutls_hash(h, buf, n);
+            sha256_update(h, 1, (const uint8_t *)"D");
+            sha256_update(h, n, (const uint8_t *)buf);
         }
         off += n;
     }
@@ -90,7 +90,7 @@ file_sum(gnutls_hash_hd_t h, int fd, uint64_t len)
 
 /* One entry: its header, then what it holds. */
 static int
-entry(gnutls_hash_hd_t h, int dirfd, const char *name, const char *rel, int depth, uint64_t *size)
+entry(struct sha256_ctx *h, int dirfd, const char *name, const char *rel, int depth, uint64_t *size)
 {
     struct stat st;
     char head[PATH_MAX + 128], buf[65536];
@@ -116,12 +116,12 @@ entry(gnutls_hash_hd_t h, int dirfd, const char *name, const char *rel, int dept
     else if (type == 'c' || type == 'b')
         n += snprintf(head + n, sizeof(head) - (size_t)n, "%u:%u:", major(st.st_rdev),
                       minor(st.st_rdev));
-    gnutls_hash(h, head, (size_t)n);
+    sha256_update(h, (size_t)n, (const uint8_t *)head);
     if (type == 'l') {
         ssize_t k = readlinkat(dirfd, name, buf, sizeof(buf));
         if (k < 0)
             return -errno;
-        gnutls_hash(h, buf, (size_t)k);
+        sha256_update(h, (size_t)k, (const uint8_t *)buf);
     } else if (type == 'f') {
         int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
@@ -144,7 +144,7 @@ entry(gnutls_hash_hd_t h, int dirfd, const char *name, const char *rel, int dept
 
 /* Every entry of dirfd (closed by the caller) in name order. */
 static int
-walk(gnutls_hash_hd_t h, int dirfd, const char *rel, int depth, uint64_t *size)
+walk(struct sha256_ctx *h, int dirfd, const char *rel, int depth, uint64_t *size)
 {
     int fd = dup(dirfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -180,20 +180,17 @@ walk(gnutls_hash_hd_t h, int dirfd, const char *rel, int depth, uint64_t *size)
 int
 template_sum(const char *dir, char sum[TEMPLATE_SUM_LEN + 1], uint64_t *size)
 {
-    gnutls_hash_hd_t h;
+    struct sha256_ctx h;
     unsigned char d[32];
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
 
     *size = 0;
     if (fd < 0)
         return -errno;
-    if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
-        close(fd);
-        return -EIO;
-    }
-    r = walk(h, fd, "", 0, size);
+    sha256_init(&h);
+    r = walk(&h, fd, "", 0, size);
     close(fd);
-    gnutls_hash_deinit(h, d);
+    sha256_digest(&h, sizeof(d), d);
     if (r < 0)
         return r;
     strcpy(sum, "sha256:");
