@@ -184,6 +184,10 @@ for _ in $(seq 36000); do
     left=$(curl -s "$URL/v1/guests?state=pending&limit=1" |
         python3 -c 'import json,sys; print(len(json.load(sys.stdin)["guests"]))' 2>/dev/null || echo 1)
     [ "$left" -eq 0 ] && break
+    # A master or simulated-node process that died ends the wait (it polled
+    # a dead API for its whole two hours): the log's tail says why.
+    kill -0 "$MASTER_PID" 2>/dev/null || { echo "sched.sh: the master died" >&2; tail "$D/master.log" >&2; exit 1; }
+    kill -0 "$SIM_PID" 2>/dev/null || { echo "sched.sh: the simulated nodes died" >&2; tail "$D/sim.log" >&2; exit 1; }
     sleep 0.2
 done
 t_end=$(now)
