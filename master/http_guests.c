@@ -244,16 +244,20 @@ h_guest_batch(master_t *m, struct http_req *req, const struct api_match *am)
         json_array_append_new(results, resp);
     }
     free(c);
+    /* One text for the idempotency record and the answer: a 1,000-guest
+     * reply turned into JSON twice was a tenth of a batch's CPU. */
     json_t *body = json_pack("{s:o}", "results", results);
-    r = idem_store(m, req, &id, 200, body);
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(body);
+    r = text ? idem_store_text(m, req, &id, 200, text) : -ENOMEM;
     r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
     if (r < 0) {
-        json_decref(body);
+        free(text);
         http_reply_errno(req, r, NULL, "cannot store the batch: %s; nothing was created",
                          strerror(-r));
         return;
     }
-    httpd_respond(req, 200, body);
+    httpd_respond_text(req, 200, NULL, text, strlen(text)); /* NULL: JSON */
 }
 
 /* ---- list and get ---- */

@@ -77,18 +77,26 @@ idem_begin(master_t *m, struct http_req *req, const char *who, struct idem *id)
     return true;
 }
 
-int
-idem_store_raw(master_t *m, const char *key, const char *hash, const char *path, unsigned status,
-               json_t *body)
+/* The record of an answer whose body is already text (NULL for none). */
+static int
+store_text(master_t *m, const char *key, const char *hash, const char *path, unsigned status,
+           const char *text)
 {
-    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : xstrdup("");
     struct db_idem rec = {.key = (char *)key,
                           .method = "POST",
                           .path = (char *)path,
                           .request_hash = (char *)hash,
                           .status = (int)status,
-                          .body = text};
+                          .body = (char *)(text ? text : "")};
     return db_idem_put(m->db, &rec);
+}
+
+int
+idem_store_raw(master_t *m, const char *key, const char *hash, const char *path, unsigned status,
+               json_t *body)
+{
+    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    return store_text(m, key, hash, path, status, text);
 }
 
 int
@@ -98,6 +106,15 @@ idem_store(master_t *m, const struct http_req *req, const struct idem *id, unsig
     if (!id->key)
         return 0;
     return idem_store_raw(m, id->key, id->hash, req->path, status, body);
+}
+
+int
+idem_store_text(master_t *m, const struct http_req *req, const struct idem *id, unsigned status,
+                const char *text)
+{
+    if (!id->key)
+        return 0;
+    return store_text(m, id->key, id->hash, req->path, status, text);
 }
 
 void

@@ -28,6 +28,10 @@ bool idem_begin(master_t *m, struct http_req *req, const char *who, struct idem 
  * the caller's transaction. 0 or -errno. */
 int idem_store(master_t *m, const struct http_req *req, const struct idem *id, unsigned status,
                json_t *body);
+/* The same with the body already JSON text (the caller answers with that
+ * text too, instead of turning a large body into text twice). */
+int idem_store_text(master_t *m, const struct http_req *req, const struct idem *id, unsigned status,
+                    const char *text);
 /* The same for an answer given later (an exec result). */
 int idem_store_raw(master_t *m, const char *key, const char *hash, const char *path,
                    unsigned status, json_t *body);
