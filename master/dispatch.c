@@ -447,6 +447,41 @@ queue_apply_then_start(dispatch_t *d, const char *node, struct msg *m)
     return r;
 }
 
+/* c is the same command as o, queued again (a hello's reconciliation, say,
+ * re-queues every create its node has not acked): o stays, with its request
+ * id, so the node's answer to any copy of it that went out completes it, and
+ * nothing is added. Re-queuing used to replace o by a copy with a new id:
+ * each hello of a node with a backlog sent its whole outbox twice (the flush,
+ * then the copies), the answers to the old ids matched nothing and the
+ * copies went on being re-sent. o goes now if it never went out; else its
+ * next re-send is brought within the first interval. */
+static int64_t
+queue_same(dispatch_t *d, struct outbox *b, struct cmd *o)
+{
+    uint64_t now = now_ms(d);
+
+    if (!o->sent && node_ready(d, b->name)) {
+        cmd_send(d, b, o, now);
+    } else if (o->next_ms > now + d->cfg.resend_ms) {
+        o->interval_ms = d->cfg.resend_ms;
+        o->next_ms = now + o->interval_ms;
+        heap_update(d, o);
+    }
+    return (int64_t)o->id;
+}
+
+/* Encodes m with request id id into c. */
+static int
+cmd_encode(struct cmd *c, struct msg *m, uint64_t id)
+{
+    uint64_t saved = m->id;
+
+    m->id = id;
+    int r = msg_encode(m, &c->buf, &c->len);
+    m->id = saved;
+    return r;
+}
+
 int64_t
 dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
 {
@@ -456,10 +491,8 @@ dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
         return queue_apply_then_start(d, node, m);
 
     struct cmd *c = xcalloc(1, sizeof(*c));
-    uint64_t saved = m->id;
     int r;
 
-    c->id = d->next_id++;
     c->type = m->type;
     c->heap = NO_HEAP;
     strscpy(c->guest, msg_guest_id(m), sizeof(c->guest));
@@ -469,9 +502,22 @@ dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
     /* A migrate message's union has no generation: its step is what counts. */
     if (sent_once(m->type) || (m->type >= MSG_MIGRATE_PREPARE && m->type <= MSG_MIGRATE_ABORT))
         c->generation = 0;
-    m->id = c->id;
-    r = msg_encode(m, &c->buf, &c->len);
-    m->id = saved;
+    /* The same bytes under the id of the command it would coalesce with,
+     * and nothing about the guest queued after that one (a start, then a
+     * stop, then the start again must reach the node in that order): the
+     * same command again, which stays as it is. */
+    struct cmd *o = sent_once(c->type) ? NULL : coalesces_with(b, c);
+    if (o && !o->gnext && cmd_encode(c, m, o->id) >= 0) {
+        bool same = c->len == o->len && !memcmp(c->buf, o->buf, c->len);
+        free(c->buf);
+        c->buf = NULL;
+        if (same) {
+            free(c);
+            return queue_same(d, b, o);
+        }
+    }
+    c->id = d->next_id++;
+    r = cmd_encode(c, m, c->id);
     if (r < 0) {
         free(c);
         return r;
@@ -495,7 +541,6 @@ dispatch_queue(dispatch_t *d, const char *node, struct msg *m)
 
     /* Coalesce with an unanswered command of the same kind for the guest,
      * in its place, so a start queued behind an apply still follows it. */
-    struct cmd *o = coalesces_with(b, c);
     if (o)
         cmd_replace(d, o, c);
     else

@@ -19,7 +19,11 @@
  * Coalescing: a new guest.apply (or guest.apply.start) for a guest replaces
  * an unanswered older one of the same type in place (same position, so a
  * start queued behind it still follows it), and a start or stop replaces an
- * unanswered command of the same type for the same guest.
+ * unanswered command of the same type for the same guest. The same command
+ * queued again (the same bytes, nothing about the guest queued after it: a
+ * hello's reconciliation re-queues every unacked create) is not replaced:
+ * it keeps its request id and its place, is sent now only if it never went
+ * out, and is otherwise re-sent within resend_ms at most.
  *
  * An older node that does not know guest.apply.start (it nacked one
  * unknown_type: dispatch_set_no_apply_start) gets guest.apply then
