@@ -73,9 +73,11 @@ link_ctx_init(void)
 {
     /* czmq installs SIGINT/SIGTERM handlers in zsys_init that would replace
      * libuv's; setting a NULL handler afterwards puts back the ones that were
-     * there before. Two I/O threads: libzmq puts each new connection on the
-     * less loaded one, so a storm of strangers' handshakes on one thread
-     * does not queue in front of the nodes' messages (trust_junk.sh). */
+     * there before. Two I/O threads by default (LINK_IO_THREADS, the
+     * master's): libzmq puts each new connection on the less loaded one, so
+     * a storm of strangers' handshakes on one thread does not queue in front
+     * of the nodes' messages (trust_junk.sh). The node agent, with one link,
+     * asks for one (link_set_io_threads). */
     zsys_set_io_threads((size_t)link_io_threads);
     void *ctx = zsys_init();
     zsys_handler_set(NULL);
