@@ -228,7 +228,8 @@ serial_end(const backend_t *b)
 /* ---- apply ------------------------------------------------------------ */
 
 static void start_run(struct job *j, backend_t *b);
-static void start_record(agent_t *a, struct job *j, struct agent_guest *g);
+static void start_set(agent_t *a, struct job *j, struct agent_guest *g);
+static void start_follow(agent_t *a, struct job *j, struct agent_guest *g);
 
 static void
 apply_run(struct job *j, backend_t *b)
@@ -285,14 +286,18 @@ apply_done(agent_t *a, struct job *j, struct agent_guest *g)
     }
     agent_guest_set_spec(g, &j->spec);
     g->rec.applied_generation = j->spec.generation;
+    /* guest.apply.start that started: one record write for both. */
+    bool started = j->u.apply.start_result == 0;
+    if (started)
+        start_set(a, j, g);
     if (agent_guest_save(a, g) < 0) {
         agent_send_nack(a, j->ref, j->spec.id, MSG_ERR_INTERNAL, "cannot write local store");
         return;
     }
     log_info("node=%s guest=%s generation %" PRIu64 " applied", a->cfg.name, j->spec.name,
              j->spec.generation);
-    if (j->u.apply.start_result == 0)
-        start_record(a, j, g);
+    if (started)
+        start_follow(a, j, g);
     else if (j->u.apply.start_result < 0)
         log_error("node=%s guest=%s start after the apply failed: %s", a->cfg.name, j->spec.name,
                   j->errtext);
@@ -337,16 +342,22 @@ start_run(struct job *j, backend_t *b)
     serial_end(b);
 }
 
-/* A start that succeeded: the record, the watch of init, the restart count. */
+/* A start that succeeded, in the guest's record (not yet written). */
 static void
-start_record(agent_t *a, struct job *j, struct agent_guest *g)
+start_set(agent_t *a, struct job *j, struct agent_guest *g)
 {
     g->rec.rt = j->rt;
     g->rec.desired = STORE_DESIRED_RUNNING;
     /* At re-adoption, a gone init of this boot exited by itself. */
     strscpy(g->rec.boot_id, a->boot_id, sizeof(g->rec.boot_id));
     g->started_ms = time_mono_ms();
-    agent_guest_save(a, g);
+}
+
+/* A start that succeeded, once recorded: the watch of init, the restart
+ * count. */
+static void
+start_follow(agent_t *a, struct job *j, struct agent_guest *g)
+{
     if (!a->closing && agent_guest_watch(a, g) < 0)
         log_warning("node=%s guest=%s cannot watch init pid %d, ignoring", a->cfg.name,
                     j->spec.name, (int)j->rt.pid);
@@ -369,7 +380,9 @@ start_done(agent_t *a, struct job *j, struct agent_guest *g)
             agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "start", j->errtext);
         return;
     }
-    start_record(a, j, g);
+    start_set(a, j, g);
+    agent_guest_save(a, g);
+    start_follow(a, j, g);
     agent_send_ack(a, j->ref, g);
     /* The master's command is answered by the ack (running); a start of the
      * node's own (restart policy, re-adoption, a move) is news: an event. */
