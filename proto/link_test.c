@@ -592,7 +592,8 @@ test_bad_identities(void **state)
     expect_msg(f->router, long_id, "long");
 }
 
-/* Waits (bounded) for a monitor event; other events are skipped. */
+/* Waits (bounded) for a monitor event among the bits of want; other events
+ * are skipped. */
 static bool
 wait_event(zsock_t *mon, uint16_t want)
 {
@@ -605,7 +606,7 @@ wait_event(zsock_t *mon, uint16_t want)
         while (zmq_recv(zsock_resolve(mon), ev, sizeof(ev), ZMQ_DONTWAIT) == sizeof(ev)) {
             assert_true(zmq_recv(zsock_resolve(mon), ep, sizeof(ep), 0) >= 0);
             memcpy(&num, ev, sizeof(num));
-            if (num == want)
+            if (num & want)
                 return true;
         }
     }
@@ -654,10 +655,11 @@ test_curve(void **state)
     assert_non_null(router);
     assert_true(link_is_curve(router));
     snprintf(mon_ep, sizeof(mon_ep), "inproc://link-test-curve-%d", (int)getpid());
-    assert_int_equal(
-        zmq_socket_monitor(link_zsocket(router), mon_ep,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL),
-        0);
+    assert_int_equal(zmq_socket_monitor(link_zsocket(router), mon_ep,
+                                        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL),
+                     0);
     mon = zsock_new(ZMQ_PAIR);
     assert_non_null(mon);
     assert_int_equal(zmq_connect(zsock_resolve(mon), mon_ep), 0);
@@ -672,7 +674,12 @@ test_curve(void **state)
 
     plain = link_new_dealer(f->ep2, "c1", &err);
     assert_non_null(plain);
-    assert_true(wait_event(mon, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL));
+    /* The router reads the mismatched greeting (a protocol failure), unless
+     * the client, which sees the mismatch too, has already reset the
+     * connection: on a loaded host that race ends as a failure without
+     * detail. Either way the handshake failed. */
+    assert_true(wait_event(mon, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL));
     assert_int_equal(link_send(plain, NULL, "let me in", 9), -EAGAIN);
     assert_false(link_refused(plain));
 
