@@ -545,8 +545,16 @@ db_open(const char *path, db_t **out, char *err, size_t errlen)
      * node reports spilled dirty pages mid-transaction and read pages back
      * from the file at every lookup (sqlite3PcacheFetchStress and pread, a
      * fifth of the master's CPU on acknowledgements at 20,000 guests). */
+    /* temp_store MEMORY: a nested db_begin is a savepoint, and a savepoint
+     * keeps the first copy of every page it changes in the sub-journal,
+     * which SQLite spills to a temporary file past 64 KiB and then never
+     * truncates until the transaction ends: a 1,000-guest batch (one
+     * savepoint per guest) wrote every page it touched to that file, a
+     * fifth of the master's CPU in pwrite (issue 16). In memory, a released
+     * savepoint's copies are dropped. */
     r = dbi_exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
-                     "PRAGMA journal_size_limit = 0; PRAGMA cache_size = -" DB_CACHE_KIB ";");
+                     "PRAGMA journal_size_limit = 0; PRAGMA cache_size = -" DB_CACHE_KIB "; "
+                     "PRAGMA temp_store = MEMORY;");
     if (r >= 0)
         r = migrate(db, err, errlen);
     if (r >= 0)
