@@ -62,6 +62,10 @@ keep(struct pending_event *p, size_t i, const char *s)
 }
 
 /* project: the guest's, or NULL to read it from the guest's row. */
+static void emit(master_t *m, const char *project, const char *type, const char *node,
+                 const char *guest_id, const char *guest, json_t *data, const char *fmt, va_list ap)
+    __attribute__((format(printf, 8, 0)));
+
 static void
 emit(master_t *m, const char *project, const char *type, const char *node, const char *guest_id,
      const char *guest, json_t *data, const char *fmt, va_list ap)
