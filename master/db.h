@@ -262,8 +262,9 @@ int db_guest_delete(db_t *db, const char *id);
 int db_guest_get_by_id(db_t *db, const char *id, struct db_guest *out);
 int db_guest_get_by_name(db_t *db, const char *name, struct db_guest *out);
 /* The few columns an acknowledgement needs, without the spec: id, name,
- * node, generation, applied_generation, desired, observed, deleting (the
- * other pointers are NULL). Cleared with db_guest_clear. */
+ * node, generation, applied_generation, desired, observed, deleting and
+ * project (its events carry it; the other pointers are NULL). Cleared with
+ * db_guest_clear. */
 int db_guest_get_state(db_t *db, const char *id, struct db_guest *out);
 void db_guest_clear(struct db_guest *g);
 

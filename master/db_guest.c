@@ -16,7 +16,7 @@
 static const char sql_guest_get_id[] = "SELECT " GUEST_COLS " FROM guests WHERE id = ?1";
 static const char sql_guest_get_name[] = "SELECT " GUEST_COLS " FROM guests WHERE name = ?1";
 static const char sql_guest_get_state[] =
-    "SELECT id, name, node, generation, applied_generation, desired, observed, deleting "
+    "SELECT id, name, node, generation, applied_generation, desired, observed, deleting, project "
     "FROM guests WHERE id = ?1";
 static const char sql_label_delete_guest[] = "DELETE FROM guest_labels WHERE guest_id = ?1";
 static const char sql_label_insert[] =
@@ -316,6 +316,7 @@ db_guest_get_state(db_t *db, const char *id, struct db_guest *out)
         .desired = d < 0 ? DB_DESIRED_STOPPED : (enum db_desired)d,
         .observed = o < 0 ? DB_OBS_UNKNOWN : (enum db_observed)o,
         .deleting = sqlite3_column_int(s, 7) != 0,
+        .project = dbi_col_dup(s, 8),
     };
     return 0;
 }

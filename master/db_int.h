@@ -19,12 +19,17 @@ struct db_hook {
     void *userdata;                                                  /* handed to fn */
 };
 
+/* Savepoint depths whose SAVEPOINT and RELEASE statements are kept
+ * prepared (deeper ones are parsed each time). */
+#define DB_TX_KEPT 16
+
 struct db {
     sqlite3 *conn;                               /* the one connection */
     struct hmap_u64 stmt_index;                  /* SQL text address -> index in stmts */
     sqlite3_stmt **stmts;                        /* prepared on first use */
     size_t n_stmts;                              /* entries in stmts */
     sqlite3_stmt *guest_lists[DB_GUEST_FILTERS]; /* one per filter combination */
+    sqlite3_stmt *tx_kept[DB_TX_KEPT][2];        /* SAVEPOINT and RELEASE vfN, by depth */
     unsigned depth;                              /* open transactions */
     int tx_error;                                /* why the last transaction was undone */
     int commit_error;                            /* the last outermost commit's result */

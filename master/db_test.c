@@ -392,6 +392,7 @@ test_guest_get_state(void **state)
     assert_int_equal(g.desired, full.desired);
     assert_int_equal(g.observed, DB_OBS_RUNNING);
     assert_int_equal(g.deleting, full.deleting);
+    assert_string_equal(g.project, full.project); /* its events carry it */
     assert_null(g.spec);
     db_guest_clear(&g);
     db_guest_clear(&full);

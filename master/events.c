@@ -61,24 +61,28 @@ keep(struct pending_event *p, size_t i, const char *s)
     return p->strings[i];
 }
 
-void
-events_emit(master_t *m, const char *type, const char *node, const char *guest_id,
-            const char *guest, json_t *data, const char *fmt, ...)
+/* project: the guest's, or NULL to read it from the guest's row. */
+static void emit(master_t *m, const char *project, const char *type, const char *node,
+                 const char *guest_id, const char *guest, json_t *data, const char *fmt, va_list ap)
+    __attribute__((format(printf, 8, 0)));
+
+static void
+emit(master_t *m, const char *project, const char *type, const char *node, const char *guest_id,
+     const char *guest, json_t *data, const char *fmt, va_list ap)
 {
     struct pending_event *p = xcalloc(1, sizeof(*p));
     char msg[512] = "";
-    va_list ap;
 
-    if (fmt) {
-        va_start(ap, fmt);
+    if (fmt)
         vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-    }
     _cleanup_free_ char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
-    char project[NAME_MAX_LEN + 1] = "";
-    if (guest_id && db_event_project_of(m->db, guest_id, project, sizeof(project)) < 0)
-        project[0] = '\0'; /* an orphan's or a gone guest's: no project */
+    char row_project[NAME_MAX_LEN + 1] = "";
+    if (!project) {
+        if (guest_id && db_event_project_of(m->db, guest_id, row_project, sizeof(row_project)) < 0)
+            row_project[0] = '\0'; /* an orphan's or a gone guest's: no project */
+        project = row_project[0] ? row_project : NULL;
+    }
     p->e = (struct db_event){
         .time_ms = master_now_ms(m),
         .type = keep(p, 0, type),
@@ -87,7 +91,7 @@ events_emit(master_t *m, const char *type, const char *node, const char *guest_i
         .guest = keep(p, 3, guest),
         .message = keep(p, 4, fmt ? msg : NULL),
         .data = keep(p, 5, text),
-        .project = keep(p, 6, project[0] ? project : NULL),
+        .project = keep(p, 6, project),
     };
     int r = db_event_insert(m->db, &p->e, &p->e.seq);
     if (r < 0) {
@@ -98,6 +102,28 @@ events_emit(master_t *m, const char *type, const char *node, const char *guest_i
         return;
     }
     oncommit_add(m->oncommit, publish_after, p);
+}
+
+void
+events_emit(master_t *m, const char *type, const char *node, const char *guest_id,
+            const char *guest, json_t *data, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    emit(m, NULL, type, node, guest_id, guest, data, fmt, ap);
+    va_end(ap);
+}
+
+void
+events_emit_project(master_t *m, const char *project, const char *type, const char *node,
+                    const char *guest_id, const char *guest, json_t *data, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    emit(m, project, type, node, guest_id, guest, data, fmt, ap);
+    va_end(ap);
 }
 
 int

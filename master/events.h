@@ -26,6 +26,13 @@
 void events_emit(master_t *m, const char *type, const char *node, const char *guest_id,
                  const char *guest, json_t *data, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
+/* The same for a guest whose project the caller holds (its row just written
+ * or read): the event takes that project instead of reading it from the
+ * guest's row, one SELECT less per event (issue 16). project NULL: read
+ * from the row as events_emit does. */
+void events_emit_project(master_t *m, const char *project, const char *type, const char *node,
+                         const char *guest_id, const char *guest, json_t *data, const char *fmt,
+                         ...) __attribute__((format(printf, 8, 9)));
 
 /* Called after the commit for each event, in order. */
 typedef void (*events_fn)(void *userdata, const struct db_event *e);

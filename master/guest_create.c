@@ -100,19 +100,19 @@ place(master_t *m, const struct guest_create_req *rq, struct guest_created *out,
     return 0;
 }
 
-/* The placement's and the creation's events, once the row is there (an
- * event takes its project from the guest's row). */
+/* The placement's and the creation's events, once the row is there, with
+ * the project the row was given. */
 static void
 created_events(master_t *m, const struct guest_created *out, const struct sched_result *res)
 {
-    events_emit(m, "guest.placed", out->node, out->spec.id, out->spec.name,
-                json_pack("{s:s, s:I, s:I}", "algorithm", sched_algo_name(res->algo),
-                          "nodes_feasible", (json_int_t)res->nodes_feasible, "nodes_total",
-                          (json_int_t)res->nodes_total),
-                "guest %s placed on node %s (%s, %u of %u nodes fit)", out->spec.name, out->node,
-                sched_algo_name(res->algo), res->nodes_feasible, res->nodes_total);
-    events_emit(m, "guest.created", out->node, out->spec.id, out->spec.name, NULL,
-                "guest %s created on node %s", out->spec.name, out->node);
+    events_emit_project(
+        m, out->project, "guest.placed", out->node, out->spec.id, out->spec.name,
+        json_pack("{s:s, s:I, s:I}", "algorithm", sched_algo_name(res->algo), "nodes_feasible",
+                  (json_int_t)res->nodes_feasible, "nodes_total", (json_int_t)res->nodes_total),
+        "guest %s placed on node %s (%s, %u of %u nodes fit)", out->spec.name, out->node,
+        sched_algo_name(res->algo), res->nodes_feasible, res->nodes_total);
+    events_emit_project(m, out->project, "guest.created", out->node, out->spec.id, out->spec.name,
+                        NULL, "guest %s created on node %s", out->spec.name, out->node);
 }
 
 /* Allocates the requested addresses from pools that serve the node. */

@@ -749,11 +749,11 @@ guests_observed_applied(master_t *m, const struct db_guest *g, enum db_observed 
     if (db_guest_set_observed_applied(m->db, g->id, obs, message, applied) < 0)
         log_debug("guest=%s cannot store observed state, ignoring", g->name);
     else if (g->observed != obs)
-        events_emit(m, "guest.state", g->node, g->id, g->name,
-                    json_pack("{s:s, s:s}", "from", db_observed_to_string(g->observed), "to",
-                              db_observed_to_string(obs)),
-                    "guest %s is %s%s%s", g->name, db_observed_to_string(obs), message ? ": " : "",
-                    message ? message : "");
+        events_emit_project(m, g->project, "guest.state", g->node, g->id, g->name,
+                            json_pack("{s:s, s:s}", "from", db_observed_to_string(g->observed),
+                                      "to", db_observed_to_string(obs)),
+                            "guest %s is %s%s%s", g->name, db_observed_to_string(obs),
+                            message ? ": " : "", message ? message : "");
     waiters_guest_state(m, g->id, obs);
 }
 

@@ -403,16 +403,20 @@ test_tenant_project(void **state)
     /* The admin filters by project: p1's events, its deletion too. */
     snprintf(body, sizeof(body), "/v1/events?after=%llu&project=pe", (unsigned long long)top);
     assert_int_equal(http("GET", body, NULL, NULL, &o), 200);
-    bool deleted = false, placed = false;
+    bool deleted = false, placed = false, created = false, running = false;
     json_array_foreach(json_object_get(o, "events"), i, e)
     {
         assert_string_equal(str(e, "guest"), "p1");
         assert_string_equal(str(e, "project"), "pe");
         deleted |= !strcmp(str(e, "type"), "guest.deleted");
         placed |= !strcmp(str(e, "type"), "guest.placed");
+        created |= !strcmp(str(e, "type"), "guest.created");
+        running |= !strcmp(str(e, "type"), "guest.state") &&
+                   strstr(str(e, "message"), "is running") != NULL;
     }
-    /* guest.placed too: emitted once the row (its project) is there. */
-    assert_true(deleted && placed);
+    /* guest.placed and guest.created too: they take the project the create
+     * gave the row; the node's report (running) the one its ack read. */
+    assert_true(deleted && placed && created && running);
     json_decref(o);
 
     /* The tenant sees the same, whatever project it names. */

@@ -371,6 +371,64 @@ test_retention(void **state)
     json_decref(o);
 }
 
+/* The latest sample's time as the master's cache has it, and the times seen
+ * by the rolled-back transaction below. */
+static uint64_t latest_ms, ahead_ms, after_ms;
+
+static uint64_t
+latest_of(master_t *m)
+{
+    const struct guest_usage *l = usage_latest(m, S.id);
+    return l ? l->time_ms : 0;
+}
+
+static void
+read_latest(struct fx *f)
+{
+    latest_ms = latest_of(f->master);
+}
+
+/* Two samples in a transaction that rolls back: the cache holds the newer
+ * until then, and forgets both after it. */
+static void
+inject_rolled_back(struct fx *f)
+{
+    struct msg_usage mu = {.n_samples = 1, .samples = &S.u};
+
+    memcpy(S.u.id, S.id, sizeof(S.u.id));
+    f->err = master_batch_commit(f->master);
+    if (f->err < 0 || (f->err = db_begin(f->master->db)) < 0)
+        return;
+    usage_report(f->master, "n3", &mu, UINT64_MAX);
+    S.u.time_ms += STEP_MS;
+    usage_report(f->master, "n3", &mu, UINT64_MAX);
+    ahead_ms = latest_of(f->master);
+    f->err = db_rollback(f->master->db);
+    after_ms = latest_of(f->master);
+}
+
+/* A rolled-back sample leaves nothing in the cache, also for a guest whose
+ * entry the committed transaction before it changed: what marks an entry
+ * as changed in a transaction ends with that transaction's commit. */
+static void
+test_rollback_forgets(void **state)
+{
+    (void)state;
+    on_loop(read_latest);
+    uint64_t t = latest_ms + STEP_MS;
+    sample_at(4000, t); /* committed: the entry is changed, then clean */
+    on_loop(read_latest);
+    assert_int_equal(latest_ms, t);
+    S.u.time_ms = t + STEP_MS;
+    on_loop(inject_rolled_back);
+    assert_int_equal(F.err, 0);
+    assert_int_equal(ahead_ms, t + 2 * STEP_MS);
+    assert_int_equal(after_ms, t);
+    sample_at(4001, t + STEP_MS); /* and the next committed one counts */
+    on_loop(read_latest);
+    assert_int_equal(latest_ms, t + STEP_MS);
+}
+
 /* A traffic answer is built in memory: past its bound in rows, a clear
  * 400 instead of a master that grows with the question. (Last: it restarts
  * the master.) */
@@ -407,9 +465,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rollup_and_restart),
-        cmocka_unit_test(test_billing),
-        cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_rollup_and_restart), cmocka_unit_test(test_billing),
+        cmocka_unit_test(test_retention),          cmocka_unit_test(test_rollback_forgets),
         cmocka_unit_test(test_traffic_bound),
     };
     return cmocka_run_group_tests(tests, group_setup_guest, group_teardown);
