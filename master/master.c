@@ -136,14 +136,34 @@ dispatch_ready_cb(void *userdata, const char *node)
     return n && n->welcomed && n->state == DB_NODE_READY;
 }
 
+/* How far behind the loop is in reading the nodes' messages: the oldest
+ * backlog of its links (link_backlog_ms). */
+static uint64_t
+links_behind_ms(master_t *m)
+{
+    uint64_t behind = 0;
+
+    for (unsigned i = 0; i < m->n_links; i++) {
+        uint64_t b = link_backlog_ms(m->links[i].link);
+        if (b > behind)
+            behind = b;
+    }
+    return behind;
+}
+
 static void
 on_tick(uv_timer_t *t)
 {
     master_t *m = t->data;
     uint64_t now = time_mono_ms();
+    uint64_t behind = links_behind_ms(m);
 
-    registry_tick(m->reg, on_node_change, m);
-    dispatch_tick(m->disp);
+    /* Liveness and re-sends judge the nodes only by what this master has
+     * read: a node whose messages wait unread is not silent, and a command
+     * whose answer may be waiting unread is not re-sent (a re-send would
+     * only add a duplicate answer behind it). */
+    registry_tick(m->reg, behind, on_node_change, m);
+    dispatch_tick_behind(m->disp, behind);
     waiters_expire(m, now);
     operations_tick(m, now);
     shell_tick(m);
