@@ -684,6 +684,11 @@ test_backlogged_master_keeps_nodes(void **state)
     json_t *o = NULL, *n;
     size_t k;
 
+    /* A guest, so that the nodes have usage to report. */
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
+                           "{\"name\":\"before-backlog\",\"template\":\"busybox\"}"),
+                     201);
+    json_decref(o);
     on_loop(pause_reading);
     for (int i = 0; i < 14; i++) {
         usleep(500000);
@@ -697,6 +702,8 @@ test_backlogged_master_keeps_nodes(void **state)
     /* The backlog was real: the master measured it (read on the loop
      * thread, which owns it). */
     assert_true(__atomic_load_n(&F.master->behind_max_ms, __ATOMIC_SEQ_CST) >= 6000);
+    /* The usage reports read that late (200 ms interval) were skipped. */
+    assert_true(__atomic_load_n(&F.master->usage_shed, __ATOMIC_SEQ_CST) > 0);
     assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
                            "{\"name\":\"after-backlog\",\"template\":\"busybox\"}"),
                      201);

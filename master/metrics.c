@@ -357,6 +357,9 @@ control_out(FILE *f, master_t *m)
     fprintf(f, "vfleet_node_link_backlog_seconds %.3f\n", m->behind_ms / 1000.0);
     family(f, "vfleet_node_link_backlog_max_seconds", "gauge", "The largest backlog since start.");
     fprintf(f, "vfleet_node_link_backlog_max_seconds %.3f\n", m->behind_max_ms / 1000.0);
+    family(f, "vfleet_usage_reports_skipped_total", "counter",
+           "Usage reports skipped as read a usage interval or more late.");
+    fprintf(f, "vfleet_usage_reports_skipped_total %llu\n", (unsigned long long)m->usage_shed);
     family(f, "vfleet_event_streams", "gauge", "Open event streams.");
     fprintf(f, "vfleet_event_streams %u\n", event_streams_count(m));
     family(f, "vfleet_event_sequence", "gauge", "The newest event's sequence number.");
