@@ -26,7 +26,7 @@ needs_outbox(enum msg_type t)
     return t == MSG_EVENT || t == MSG_EXEC_RESULT || t == MSG_HELLO;
 }
 
-void
+int
 agent_send(agent_t *a, struct msg *m)
 {
     char *buf = NULL;
@@ -38,18 +38,18 @@ agent_send(agent_t *a, struct msg *m)
     if (r < 0) {
         log_error("node=%s cannot encode %s: %s", a->cfg.name, msg_type_name(m->type),
                   strerror(-r));
-        return;
+        return r;
     }
     if (needs_outbox(m->type)) {
         outbox_push(a->outbox, m->id, m->type == MSG_HELLO, buf, len);
-        return;
+        return 0;
     }
     /* Answers wait in the outbox while the link is down or the master
      * pushes back, in order with the events, rather than being dropped and
      * costing the master a re-send and a second answer. */
     if (m->type == MSG_ACK || m->type == MSG_NACK) {
         outbox_push_once(a->outbox, m->type == MSG_ACK ? m->u.ack.ref : m->u.nack.ref, buf, len);
-        return;
+        return 0;
     }
     r = link_send(a->link, NULL, buf, len);
     free(buf);
@@ -57,6 +57,7 @@ agent_send(agent_t *a, struct msg *m)
         /* Heartbeats, usage and inventories come again by themselves. */
         log_debug("node=%s send %s failed: %s; it comes again", a->cfg.name, msg_type_name(m->type),
                   strerror(-r));
+    return r;
 }
 
 void
