@@ -77,7 +77,7 @@ SOCK=$D/api.sock
 URL=http://localhost
 export VFLEET_MASTER=unix:$SOCK
 curl() { command curl --unix-socket "$SOCK" "$@"; }
-MASTER_PID= SIM_PID=
+MASTER_PID= SIM_PID= SAMPLER_PID=
 
 now() { date +%s.%N; }
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
@@ -156,6 +156,15 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json
 if [ "$code" = 404 ] || [ "$code" = 405 ]; then MODE=single; else MODE=batch; fi
 log "placing $GUESTS guests on $NODES nodes ($MODE requests, $CLIENTS in flight, suspect after ${LIVENESS}s)"
 
+# Memory over the run, every 10 s (seconds since the start, RSS of the
+# master and of the simulated nodes in MiB): a run that is stopped early
+# still says how the master's memory went.
+rss_of() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
+( t_start=$(date +%s); while kill -0 "$MASTER_PID" 2>/dev/null; do
+    echo "$(($(date +%s) - t_start)) $(rss_of "$MASTER_PID") $(rss_of "$SIM_PID")"; sleep 10
+done ) >"$D/rss.txt" 2>/dev/null &
+SAMPLER_PID=$!
+
 t0=$(now)
 if [ $MODE = batch ]; then
     ls "$D/req" | xargs -P "$CLIENTS" -I{} curl --unix-socket "$SOCK" -s -o "$D/out/{}" \
@@ -199,6 +208,13 @@ hwm_of() { awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 mem_master=$(hwm_of "$MASTER_PID")
 mem_sim=$(hwm_of "$SIM_PID")
 
+kill "$SAMPLER_PID" 2>/dev/null || true
+# What the outboxes did: re-sends are commands sent again for want of an
+# answer (duplicates when the answer was only waiting in the master's queue).
+# (Bounded: /metrics walks every guest, minutes at a million; it holds the
+# master's loop meanwhile.)
+curl -s -m 30 "$URL/metrics" | grep -E '^vfleet_dispatch_(commands|sends|resends|resends_postponed|answers)_total' \
+    >"$D/dispatch.txt" 2>/dev/null || true
 running=$(curl -s "$URL/v1/nodes?limit=100000" | python3 -c 'import json,sys; print(sum(n["guests"] for n in json.load(sys.stdin)["nodes"]))' 2>/dev/null || echo "?")
 errors=$(curl -s "$URL/v1/guests?state=error&limit=100000" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["guests"]))' 2>/dev/null || echo "?")
 
@@ -241,6 +257,13 @@ print("end to end          %.1f s  -> %.0f placements/s (also dispatched, starte
 print("request latency     p50 %.3f s, p99 %.3f s, max %.3f s (one request = %s)" % (pct(.5), pct(.99), times[-1] if times else float("nan"), "%d guests" % batch if mode == "batch" else "1 guest"))
 print("cpu used            master %s s, simulated nodes %s s (%d cores here)" % (sys.argv[13], sys.argv[14], os.cpu_count()))
 print("peak memory         master %s MiB, simulated nodes %s MiB" % (sys.argv[15], sys.argv[16]))
+try:
+    d = dict(l.split()[:2] for l in open(os.path.join(os.path.dirname(outdir), "dispatch.txt")) if l.strip())
+    print("dispatch            %s commands, %s sends, %s re-sends (%s postponed)" % (
+        d.get("vfleet_dispatch_commands_total", "?"), d.get("vfleet_dispatch_sends_total", "?"),
+        d.get("vfleet_dispatch_resends_total", "?"), d.get("vfleet_dispatch_resends_postponed_total", "?")))
+except Exception:
+    pass
 print("Nomad C1M           %.0f placements/s (1M containers, 5,000 hosts, 5 servers, < 5 min)" % nomad)
 print("ratio               %.2f x Nomad (end to end), %.2f x (placed)" % (e2e / nomad, placed / nomad))
 EOF

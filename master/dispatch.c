@@ -690,12 +690,19 @@ behind_older(const struct cmd *c, uint64_t now)
 size_t
 dispatch_tick(dispatch_t *d)
 {
-    uint64_t now = now_ms(d);
+    return dispatch_tick_behind(d, 0);
+}
+
+size_t
+dispatch_tick_behind(dispatch_t *d, uint64_t behind_ms)
+{
+    uint64_t now = now_ms(d), read_to = now > behind_ms ? now - behind_ms : 0;
     size_t sent = 0;
 
-    /* Every command handled here leaves with next_ms > now, so each is seen
-     * at most once per tick. */
-    while (d->n_heap && d->heap[0]->next_ms <= now) {
+    /* Due by read_to: an answer sent before then would have been read. Every
+     * command handled here leaves with next_ms > now, so each is seen at
+     * most once per tick. */
+    while (d->n_heap && d->heap[0]->next_ms <= read_to) {
         struct cmd *c = d->heap[0];
         if (!node_ready(d, c->box->name)) {
             /* Paused while the node is not ready: looked at again one

@@ -108,6 +108,11 @@ void dispatch_set_no_apply_start(dispatch_t *d, const char *node, bool no);
 void dispatch_flush(dispatch_t *d, const char *node);
 /* Re-sends what is due. Returns the number of frames sent. */
 size_t dispatch_tick(dispatch_t *d);
+/* The same when the master reads its nodes' messages behind_ms late (its
+ * receive backlog): a command is due only if its answer would have been
+ * read by now - behind_ms, so answers waiting unread do not set off
+ * re-sends (which only add duplicate answers behind them). */
+size_t dispatch_tick_behind(dispatch_t *d, uint64_t behind_ms);
 
 /* Commands waiting for node's answer; of one type for one guest when
  * type != MSG_INVALID and guest != NULL. */

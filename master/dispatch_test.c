@@ -223,6 +223,34 @@ test_resend_with_backoff(void **state)
     assert_int_equal(dispatch_tick(f->d), 0);
 }
 
+/* A master whose own receive queue is behind (answers may wait unread)
+ * re-sends a command only once it has read up to a time its answer would
+ * have come by: the backlog is not the node's silence. */
+static void
+test_resend_waits_for_own_backlog(void **state)
+{
+    struct fx *f = *state;
+
+    int64_t a = apply(f, G1, 1);
+    assert_int_equal(f->n_sent, 1);
+    f->now += 30000; /* due for 29 s by the clock */
+    /* Read up to 25 s ago only: the answer may have come (at 5 s) and be
+     * waiting unread. Before this change: re-sent. */
+    assert_int_equal(dispatch_tick_behind(f->d, 29001), 0);
+    assert_int_equal(f->n_sent, 1);
+    /* Read up to 1 s after it went out, with no answer by then: again. */
+    assert_int_equal(dispatch_tick_behind(f->d, 29000), 1);
+    assert_int_equal(f->sent[1].id, (uint64_t)a);
+    /* Caught up, the backoff runs from that re-send (2 s interval). */
+    f->now += 1999;
+    assert_int_equal(dispatch_tick_behind(f->d, 0), 0);
+    f->now += 1;
+    assert_int_equal(dispatch_tick_behind(f->d, 0), 1);
+    /* A backlog longer than the clock is not an underflow. */
+    f->now += 100000;
+    assert_int_equal(dispatch_tick_behind(f->d, UINT64_MAX), 0);
+}
+
 /* A node still answering older commands is not sent the newer ones again
  * (they wait in its backlog); one that goes silent, or that answers a newer
  * command (the older one was lost), is. */
@@ -530,6 +558,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_ids_and_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_with_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resend_waits_for_own_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_waits_for_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_send_stays_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),

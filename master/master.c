@@ -136,14 +136,68 @@ dispatch_ready_cb(void *userdata, const char *node)
     return n && n->welcomed && n->state == DB_NODE_READY;
 }
 
+/* How far behind the loop is in reading the nodes' messages: the oldest
+ * backlog of its links (link_backlog_ms). */
+static uint64_t
+links_behind_ms(master_t *m)
+{
+    uint64_t behind = 0;
+
+    for (unsigned i = 0; i < m->n_links; i++) {
+        uint64_t b = link_backlog_ms(m->links[i].link);
+        if (b > behind)
+            behind = b;
+    }
+    return behind;
+}
+
+/* A master that reads its nodes' messages late also echoes their
+ * heartbeats late, and an agent takes three silent intervals for a lost
+ * master: it reconnects and says hello again, and thousands of hellos (each
+ * with its inventory to reconcile) would only add to the backlog. So while
+ * behind by a heartbeat interval or more, the master sends every welcomed
+ * node a heartbeat of its own once per interval (the master-to-node
+ * direction is not behind). A master whose loop is stuck sends none, and a
+ * node whose connection is gone gets none: those still reconnect. */
+static void
+keepalive_if_behind(master_t *m, uint64_t now, uint64_t behind)
+{
+    struct msg hb = {.type = MSG_HEARTBEAT};
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+
+    if (behind < m->cfg.heartbeat_ms || now < m->next_keepalive)
+        return;
+    m->next_keepalive = now + m->cfg.heartbeat_ms;
+    if (msg_encode(&hb, &buf, &len) < 0)
+        return;
+    for (size_t i = 0; i < registry_count(m->reg); i++) {
+        struct registry_node *n = registry_at(m->reg, i);
+        if (n->welcomed && n->state != DB_NODE_DOWN)
+            (void)session_send_raw(m, n->name, buf, len);
+    }
+    log_info("reading the nodes' messages %llu ms behind: heartbeats sent to the nodes",
+             (unsigned long long)behind);
+}
+
 static void
 on_tick(uv_timer_t *t)
 {
     master_t *m = t->data;
     uint64_t now = time_mono_ms();
+    uint64_t behind = links_behind_ms(m);
 
-    registry_tick(m->reg, on_node_change, m);
-    dispatch_tick(m->disp);
+    m->behind_ms = behind;
+    if (behind > m->behind_max_ms)
+        m->behind_max_ms = behind;
+    keepalive_if_behind(m, now, behind);
+
+    /* Liveness and re-sends judge the nodes only by what this master has
+     * read: a node whose messages wait unread is not silent, and a command
+     * whose answer may be waiting unread is not re-sent (a re-send would
+     * only add a duplicate answer behind it). */
+    registry_tick(m->reg, behind, on_node_change, m);
+    dispatch_tick_behind(m->disp, behind);
     waiters_expire(m, now);
     operations_tick(m, now);
     shell_tick(m);

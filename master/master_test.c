@@ -661,6 +661,57 @@ test_node_down_and_back(void **state)
     json_decref(o);
 }
 
+static void
+pause_reading(struct fx *f)
+{
+    assert_int_equal(zwatch_stop(&f->master->links[0].watch), 0);
+}
+
+static void
+resume_reading(struct fx *f)
+{
+    assert_int_equal(zwatch_start(&f->master->links[0].watch), 0);
+}
+
+/* A master that stops reading its node link for 7 s (its loop behind:
+ * suspect after 3 s, down after 6 s here) while the nodes keep sending
+ * heartbeats: their messages wait unread, and the master does not take its
+ * own backlog for their silence. Before this change every node went
+ * suspect, then down (its guests unknown). */
+static void
+test_backlogged_master_keeps_nodes(void **state)
+{
+    json_t *o = NULL, *n;
+    size_t k;
+
+    /* A guest, so that the nodes have usage to report. */
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
+                           "{\"name\":\"before-backlog\",\"template\":\"busybox\"}"),
+                     201);
+    json_decref(o);
+    on_loop(pause_reading);
+    for (int i = 0; i < 14; i++) {
+        usleep(500000);
+        assert_int_equal(http("GET", "/v1/nodes", NULL, NULL, &o), 200);
+        json_array_foreach(json_object_get(o, "nodes"), k, n)
+            assert_string_equal(str(n, "state"), "ready");
+        json_decref(o);
+    }
+    on_loop(resume_reading);
+    json_decref(poll_until("/v1/nodes", nodes_ready, NULL));
+    /* The backlog was real: the master measured it (read on the loop
+     * thread, which owns it). */
+    assert_true(__atomic_load_n(&F.master->behind_max_ms, __ATOMIC_SEQ_CST) >= 6000);
+    /* The usage reports read that late (200 ms interval) were skipped. */
+    assert_true(__atomic_load_n(&F.master->usage_shed, __ATOMIC_SEQ_CST) > 0);
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
+                           "{\"name\":\"after-backlog\",\"template\":\"busybox\"}"),
+                     201);
+    assert_string_equal(str(o, "state"), "running");
+    json_decref(o);
+    delete_all_guests();
+}
+
 int
 main(void)
 {
@@ -678,6 +729,7 @@ main(void)
         cmocka_unit_test(test_idempotent_create_and_batch),
         cmocka_unit_test(test_cordon),
         cmocka_unit_test(test_node_down_and_back),
+        cmocka_unit_test(test_backlogged_master_keeps_nodes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

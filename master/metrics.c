@@ -352,6 +352,14 @@ control_out(FILE *f, master_t *m)
     for (size_t i = 0; i < mt->n_http; i++)
         fprintf(f, "vfleet_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n", mt->http[i].route,
                 mt->http[i].status, (unsigned long long)mt->http[i].n);
+    family(f, "vfleet_node_link_backlog_seconds", "gauge",
+           "How long node messages have waited unread (0 = the master keeps up).");
+    fprintf(f, "vfleet_node_link_backlog_seconds %.3f\n", m->behind_ms / 1000.0);
+    family(f, "vfleet_node_link_backlog_max_seconds", "gauge", "The largest backlog since start.");
+    fprintf(f, "vfleet_node_link_backlog_max_seconds %.3f\n", m->behind_max_ms / 1000.0);
+    family(f, "vfleet_usage_reports_skipped_total", "counter",
+           "Usage reports skipped as read a usage interval or more late.");
+    fprintf(f, "vfleet_usage_reports_skipped_total %llu\n", (unsigned long long)m->usage_shed);
     family(f, "vfleet_event_streams", "gauge", "Open event streams.");
     fprintf(f, "vfleet_event_streams %u\n", event_streams_count(m));
     family(f, "vfleet_event_sequence", "gauge", "The newest event's sequence number.");

@@ -371,9 +371,12 @@ node_set_state(registry_t *r, struct registry_node *n, enum db_node_state st, re
 }
 
 int
-registry_tick(registry_t *r, registry_change_cb cb, void *userdata)
+registry_tick(registry_t *r, uint64_t behind_ms, registry_change_cb cb, void *userdata)
 {
-    uint64_t now = now_ms(r);
+    /* Silence is counted up to the time by which this master has read
+     * everything that arrived: a node whose messages wait in the master's
+     * own backlog is not silent. */
+    uint64_t t = now_ms(r), now = t > behind_ms ? t - behind_ms : 0;
     int changed = 0;
 
     for (size_t i = 0; i < r->n_nodes; i++) {

@@ -4,7 +4,8 @@
  * A node's name is its ZeroMQ identity. hello registers it (capacity,
  * labels, kernel facts) and makes it ready; every later message refreshes a
  * monotonic last-seen time. registry_tick moves a silent node to suspect
- * after suspect_after_ms and to down after down_after_ms. Every change is
+ * after suspect_after_ms and to down after down_after_ms, silence being
+ * counted only up to what the master has read (its receive backlog). Every change is
  * persisted (db_node_upsert, db_node_set_state, db_node_set_cordoned) and
  * mirrored into the scheduler (sched_node_upsert, sched_node_set_state,
  * sched_node_cordon), so placement only ever sees ready nodes.
@@ -85,8 +86,11 @@ int registry_hello(registry_t *r, const struct msg_hello *h, struct registry_nod
 int registry_seen(registry_t *r, const char *name);
 
 /* Applies the thresholds to every node; cb (may be NULL) hears of each
- * change. Returns the number of nodes that changed state. */
-int registry_tick(registry_t *r, registry_change_cb cb, void *userdata);
+ * change. behind_ms is how far behind the master is in reading what the
+ * nodes sent (link_backlog_ms): silence is counted up to now - behind_ms,
+ * so a master whose own loop falls behind does not take its backlog for
+ * silent nodes. Returns the number of nodes that changed state. */
+int registry_tick(registry_t *r, uint64_t behind_ms, registry_change_cb cb, void *userdata);
 
 /* Marks a node down now, as if it had been silent (a revoked node): it
  * must say hello again. cb as for registry_tick. -ENOENT for an unknown

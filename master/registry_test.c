@@ -126,10 +126,10 @@ test_liveness(void **state)
     hello(f, "h1", "a");
     hello(f, "h2", "b");
     f->now += 14999;
-    assert_int_equal(registry_tick(f->reg, on_change, f), 0);
+    assert_int_equal(registry_tick(f->reg, 0, on_change, f), 0);
     assert_int_equal(registry_seen(f->reg, "h2"), 1); /* h2 keeps talking */
     f->now += 1;
-    assert_int_equal(registry_tick(f->reg, on_change, f), 1);
+    assert_int_equal(registry_tick(f->reg, 0, on_change, f), 1);
     assert_int_equal(f->last, DB_NODE_SUSPECT);
     assert_int_equal(registry_get(f->reg, "h1")->state, DB_NODE_SUSPECT);
     assert_int_equal(registry_get(f->reg, "h2")->state, DB_NODE_READY);
@@ -148,11 +148,11 @@ test_liveness(void **state)
     /* Silence past down_after: suspect first, then down. */
     f->now += 20000;
     registry_seen(f->reg, "h2");
-    registry_tick(f->reg, on_change, f);
+    registry_tick(f->reg, 0, on_change, f);
     assert_int_equal(registry_get(f->reg, "h1")->state, DB_NODE_SUSPECT);
     f->now += 10000;
     registry_seen(f->reg, "h2");
-    registry_tick(f->reg, on_change, f);
+    registry_tick(f->reg, 0, on_change, f);
     assert_int_equal(registry_get(f->reg, "h1")->state, DB_NODE_DOWN);
     assert_int_equal(f->last, DB_NODE_DOWN);
     sched_node_info(f->sched, "h1", &info);
@@ -164,6 +164,36 @@ test_liveness(void **state)
     assert_int_equal(registry_get(f->reg, "h1")->state, DB_NODE_READY);
     /* Unknown nodes must say hello. */
     assert_int_equal(registry_seen(f->reg, "nobody"), 0);
+}
+
+/* A master behind on reading (its receive backlog 40 s old) does not take
+ * its own backlog for silence: nodes heard 40 s ago stay ready until the
+ * master has read up to a time they were silent by. */
+static void
+test_liveness_behind(void **state)
+{
+    struct fx *f = *state;
+
+    hello(f, "h1", "a");
+    hello(f, "h2", "b");
+    f->now += 40000;
+    /* Everything before now - 40 s was read: h1 and h2 were seen at that
+     * time, so neither is silent yet. Before this change: both down. */
+    assert_int_equal(registry_tick(f->reg, 40000, on_change, f), 0);
+    assert_int_equal(registry_get(f->reg, "h1")->state, DB_NODE_READY);
+    assert_int_equal(registry_get(f->reg, "h2")->state, DB_NODE_READY);
+    /* Read up to 25 s ago: h2's message read in the meantime, h1 silent
+     * for 15 s by what has been read: suspect, not down. */
+    assert_int_equal(registry_seen(f->reg, "h2"), 1);
+    assert_int_equal(registry_tick(f->reg, 25000, on_change, f), 1);
+    assert_int_equal(registry_get(f->reg, "h1")->state, DB_NODE_SUSPECT);
+    assert_int_equal(registry_get(f->reg, "h2")->state, DB_NODE_READY);
+    /* Caught up (no backlog): h1 silent for 40 s is down. */
+    assert_int_equal(registry_seen(f->reg, "h2"), 1);
+    assert_int_equal(registry_tick(f->reg, 0, on_change, f), 1);
+    assert_int_equal(registry_get(f->reg, "h1")->state, DB_NODE_DOWN);
+    /* A backlog longer than the uptime of the clock is not an underflow. */
+    assert_int_equal(registry_tick(f->reg, UINT64_MAX, on_change, f), 0);
 }
 
 static void
@@ -183,7 +213,7 @@ test_down_marks_guests_unknown(void **state)
     hello(f, "h1", "a");
     assert_int_equal(db_guest_insert(f->db, &g, NULL, 0), 0);
     f->now += 30000;
-    registry_tick(f->reg, NULL, NULL);
+    registry_tick(f->reg, 0, NULL, NULL);
     assert_int_equal(db_guest_get_by_id(f->db, g.id, &out), 0);
     assert_int_equal(out.observed, DB_OBS_UNKNOWN);
     assert_string_equal(out.node, "h1"); /* never moved */
@@ -227,6 +257,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hello_persists_and_mirrors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_liveness_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_liveness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_marks_guests_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cordon_and_reload, setup, teardown),

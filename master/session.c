@@ -420,6 +420,20 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
         shell_on_stream(m, peer, msg);
         break;
     case MSG_USAGE: {
+        /* Read a usage interval or more late, a report is superseded by the
+         * node's next one, already waiting: skipped, so a master behind its
+         * nodes spends its loop on what cannot wait (answers, events). Its
+         * counters are totals, so the next report loses no OOM kill or
+         * limit hit; the history loses a point. 1,000,000 guests report
+         * 33,000 samples/s at a 30 s interval: processed behind a backlog,
+         * they kept the master behind (bench/sched.sh --stretch). */
+        /* Acked once read (after the batch's commit): the node sends its
+         * next report only then, so at most one per node waits unread. */
+        ack_after_commit(m, peer, msg->id);
+        if (m->behind_ms >= m->cfg.usage_ms) {
+            m->usage_shed++;
+            break;
+        }
         unsigned refused = usage_report(m, peer, &msg->u.usage, master_now_ms(m));
         if (refused)
             peer_warning(m, "node=%s sent usage of %u guests of other nodes: ignored", peer,

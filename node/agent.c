@@ -72,12 +72,24 @@ on_heartbeat(uv_timer_t *t)
     agent_send_heartbeat(a);
 }
 
+/* Usage reports unread for this many intervals are taken as lost (a
+ * dropped connection) and the next one goes anyway. */
+#define USAGE_UNREAD_INTERVALS 10
+
 static void
 on_usage(uv_timer_t *t)
 {
     agent_t *a = t->data;
 
     if (a->usage_pending || !a->welcomed)
+        return;
+    /* A master that acks usage reports (it does once it has read them) and
+     * has not acked the last one is behind: the next report would wait in
+     * its queue behind this one and supersede it. So at most one report per
+     * node waits there, however far behind the master is; an older master
+     * that never acks gets one per interval as before. */
+    if (a->master_acks_usage && a->usage_unread &&
+        time_mono_ms() - a->usage_sent_ms < USAGE_UNREAD_INTERVALS * (uint64_t)a->cfg.usage_ms)
         return;
     agent_job_usage(a);
 }
@@ -95,6 +107,7 @@ on_welcome(agent_t *a, const struct msg_welcome *w)
      * the outbox, which sends the hello again at once, which is welcomed... */
     outbox_ack(a->outbox, w->ref ? w->ref : a->hello_id);
     outbox_open(a->outbox, true);
+    a->usage_unread = 0; /* sent over the old connection, maybe lost with it */
     agent_shell_close_all(a, "the link to the master was reset");
     if (w->heartbeat_ms && w->heartbeat_ms != a->cfg.heartbeat_ms) {
         a->cfg.heartbeat_ms = w->heartbeat_ms;
@@ -159,7 +172,13 @@ on_frame(zwatch_t *w, const char *peer, const void *buf, size_t len, void *userd
         on_welcome(a, &m.u.welcome);
         break;
     case MSG_ACK:
-        /* The master has stored what we told it. */
+        /* The master has read our last usage report, or stored what we
+         * told it. */
+        if (m.u.ack.ref && m.u.ack.ref == a->usage_unread) {
+            a->usage_unread = 0;
+            a->master_acks_usage = true;
+            break;
+        }
         outbox_ack(a->outbox, m.u.ack.ref);
         break;
     case MSG_TRAFFIC:

@@ -126,6 +126,9 @@ struct agent {
     uint64_t hello_id;      /* the request id of the last hello sent */
     uint64_t last_rx_ms;    /* when the master was last heard from */
     bool usage_pending;     /* a usage job is queued or running */
+    uint64_t usage_unread;  /* the last usage report sent, until the master acks it; 0 = none */
+    uint64_t usage_sent_ms; /* when it was sent */
+    bool master_acks_usage; /* the master has acked a usage report (it reads them in order) */
     bool handles_ready;     /* timers and the watcher are initialised */
     vservers_fs_t *vfs;     /* the FreeVPS views' filesystem, NULL = not mounted */
     bool closing;           /* agent_shutdown was called */
@@ -140,7 +143,7 @@ struct agent {
  * until the master acknowledges them; the rest goes once (a failed send is
  * logged: the master re-sends unacknowledged commands, heartbeats and usage
  * come again by themselves). m stays the caller's. */
-void agent_send(agent_t *a, struct msg *m);
+int agent_send(agent_t *a, struct msg *m);
 /* The outbox's transport: link_send to the master. */
 int agent_send_frame(void *agent, const void *buf, size_t len);
 /* ack of request ref about g (its id, applied generation, running); g NULL

@@ -680,7 +680,11 @@ usage_done(agent_t *a, struct job *j, struct agent_guest *g)
         return;
     m.u.usage.n_samples = (uint32_t)n;
     m.u.usage.samples = out;
-    agent_send(a, &m); /* the samples stay owned by the job */
+    /* the samples stay owned by the job */
+    if (agent_send(a, &m) >= 0) {
+        a->usage_unread = m.id;
+        a->usage_sent_ms = time_mono_ms();
+    }
 }
 
 static void

@@ -26,7 +26,7 @@ needs_outbox(enum msg_type t)
     return t == MSG_EVENT || t == MSG_EXEC_RESULT || t == MSG_HELLO;
 }
 
-void
+int
 agent_send(agent_t *a, struct msg *m)
 {
     char *buf = NULL;
@@ -38,19 +38,26 @@ agent_send(agent_t *a, struct msg *m)
     if (r < 0) {
         log_error("node=%s cannot encode %s: %s", a->cfg.name, msg_type_name(m->type),
                   strerror(-r));
-        return;
+        return r;
     }
     if (needs_outbox(m->type)) {
         outbox_push(a->outbox, m->id, m->type == MSG_HELLO, buf, len);
-        return;
+        return 0;
+    }
+    /* Answers wait in the outbox while the link is down or the master
+     * pushes back, in order with the events, rather than being dropped and
+     * costing the master a re-send and a second answer. */
+    if (m->type == MSG_ACK || m->type == MSG_NACK) {
+        outbox_push_once(a->outbox, m->type == MSG_ACK ? m->u.ack.ref : m->u.nack.ref, buf, len);
+        return 0;
     }
     r = link_send(a->link, NULL, buf, len);
     free(buf);
     if (r < 0)
-        /* Acks and nacks: the master re-sends its command; heartbeats, usage
-         * and inventories come again by themselves. */
+        /* Heartbeats, usage and inventories come again by themselves. */
         log_debug("node=%s send %s failed: %s; it comes again", a->cfg.name, msg_type_name(m->type),
                   strerror(-r));
+    return r;
 }
 
 void
@@ -207,7 +214,12 @@ agent_send_heartbeat(agent_t *a)
         m.u.heartbeat.n_guests += a->guests[i]->rec.applied_generation != 0;
     m.u.heartbeat.n_running = (uint32_t)agent_guest_running(a);
     m.u.heartbeat.digest = agent_guest_digest(a);
-    /* What the outbox holds goes first: the digest already counts it. */
+    /* What the outbox holds goes first: the digest already counts it. While
+     * the outbox waits for a retry (the link is down, or the master pushes
+     * back) the heartbeat would overtake it: it waits for the next interval
+     * (the master counts any message, and its own backlog, as life). */
     outbox_pump(a->outbox);
+    if (outbox_blocked(a->outbox))
+        return;
     agent_send(a, &m);
 }

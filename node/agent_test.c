@@ -46,6 +46,7 @@ struct fixture {
     backend_t *backend;    /* the agent's sim backend (owned by the agent) */
     uint64_t next_id;      /* the test's request ids */
     uint32_t heartbeat_ms; /* the agent's heartbeat interval */
+    uint32_t usage_ms;     /* the agent's usage interval, 0 = an hour (none in a test) */
 };
 
 static void
@@ -263,7 +264,7 @@ start_agent(struct fixture *f, backend_t *backend)
 {
     struct agent_config cfg = {
         .heartbeat_ms = f->heartbeat_ms,
-        .usage_ms = 3600 * 1000, /* no usage batches unless a test asks */
+        .usage_ms = f->usage_ms ? f->usage_ms : 3600 * 1000, /* none unless a test asks */
         .fake_pids = true,
     };
     int err = 0;
@@ -436,6 +437,70 @@ send_apply_start(struct fixture *f, const struct guest_spec *s)
 /* guest.apply.start: one answer for the apply and the start; the start part
  * never nacks (a guest it cannot start is acked not running), the apply part
  * does; no "started" event for a start the master asked for. */
+/* The next usage report, within the wait (other frames are skipped), or
+ * false when none came in wait_ms. */
+static bool
+recv_usage(struct fixture *f, struct msg *m, uint64_t wait_ms)
+{
+    uint64_t until = time_mono_ms() + wait_ms;
+    char peer[LINK_PEER_SIZE];
+
+    while (time_mono_ms() < until) {
+        void *buf = NULL;
+        size_t len = 0;
+
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        if (link_recv(f->router, peer, sizeof(peer), &buf, &len) == 0) {
+            assert_int_equal(msg_decode(buf, len, m, NULL, 0), 0);
+            free(buf);
+            if (m->type == MSG_USAGE)
+                return true;
+            if (m->type == MSG_HEARTBEAT)
+                echo_heartbeat(f, m);
+            msg_clear(m);
+            continue;
+        }
+        zmq_pollitem_t it = {.socket = link_zsocket(f->router), .events = ZMQ_POLLIN};
+        (void)zmq_poll(&it, 1, 5);
+    }
+    return false;
+}
+
+/* A master that acks usage reports gets the next one only after it acked
+ * the last: one report per node at most waits in a master that is behind
+ * (before this change one per interval piled up). */
+static void
+test_usage_waits_for_ack(void **state)
+{
+    struct fixture *f = *state;
+    struct guest_spec s;
+    struct msg hello, m, ack = {.type = MSG_ACK};
+
+    f->usage_ms = 50;
+    start_agent(f, new_backend());
+    handshake(f, &hello);
+    msg_clear(&hello);
+    fill_spec(&s, ID1, "web1", 1);
+    expect_ack(f, send_apply_start(f, &s), ID1, 1, true);
+    /* Not acked yet, and the master never acked one: one per interval. */
+    assert_true(recv_usage(f, &m, AGENT_TEST_WAIT_MS));
+    msg_clear(&m);
+    assert_true(recv_usage(f, &m, AGENT_TEST_WAIT_MS));
+    ack.u.ack.ref = m.id;
+    msg_clear(&m);
+    send_cmd(f, &ack);
+    assert_true(recv_usage(f, &m, AGENT_TEST_WAIT_MS));
+    uint64_t unread = m.id;
+    msg_clear(&m);
+    /* This one is not acked: no other comes in 8 intervals. */
+    assert_false(recv_usage(f, &m, 400));
+    ack.u.ack.ref = unread;
+    send_cmd(f, &ack);
+    assert_true(recv_usage(f, &m, AGENT_TEST_WAIT_MS));
+    msg_clear(&m);
+    stop_agent(f);
+}
+
 static void
 test_apply_start(void **state)
 {
@@ -663,6 +728,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_waits_for_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lane_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_timeout, setup, teardown),

@@ -9,6 +9,7 @@
 struct oframe {
     uint64_t id;          /* its request id */
     bool lead;            /* the hello: first, and sent while closed */
+    bool once;            /* an answer (ack, nack): forgotten once sent, no ack comes */
     void *buf;            /* the encoded frame (owned) */
     size_t len;           /* its bytes */
     bool sent;            /* it went out at least once */
@@ -26,6 +27,7 @@ struct outbox {
     size_t cap;               /* entries allocated */
     bool open;                /* welcomed: every frame may go */
     uint64_t retry_at;        /* a failed send is tried again then, 0 = none */
+    uint32_t retry_cur_ms;    /* the current retry delay, doubling while sends fail */
     uint64_t dropped;         /* frames dropped because the outbox was full */
 };
 
@@ -44,8 +46,13 @@ outbox_new(uv_loop_t *loop, const struct outbox_config *cfg)
         o->cfg.resend_ms = 2000;
     if (!o->cfg.resend_max_ms)
         o->cfg.resend_max_ms = 30000;
+    if (!o->cfg.retry_max_ms)
+        o->cfg.retry_max_ms = 1000;
+    if (o->cfg.retry_max_ms < o->cfg.retry_ms)
+        o->cfg.retry_max_ms = o->cfg.retry_ms;
     if (!o->cfg.max)
-        o->cfg.max = 4096;
+        o->cfg.max = 16384;
+    o->retry_cur_ms = o->cfg.retry_ms;
     uv_timer_init(loop, &o->timer);
     o->timer.data = o;
     o->timer_init = true;
@@ -107,35 +114,58 @@ arm(outbox_t *o, uint64_t now)
     uv_timer_start(&o->timer, on_timer, next > now ? next - now : 1, 0);
 }
 
+/* Sends f: 0, or the transport's -errno. A sent answer is done with (the
+ * caller drops it); any other frame is due again after its interval. */
+static int
+send_frame(outbox_t *o, struct oframe *f, uint64_t now)
+{
+    int r = o->cfg.send(o->cfg.userdata, f->buf, f->len);
+
+    if (r < 0)
+        return r;
+    if (!f->sent)
+        f->interval_ms = o->cfg.resend_ms;
+    else if (!f->lead && f->interval_ms < o->cfg.resend_max_ms)
+        f->interval_ms =
+            f->interval_ms * 2 > o->cfg.resend_max_ms ? o->cfg.resend_max_ms : f->interval_ms * 2;
+    f->sent = true;
+    f->due_ms = now + f->interval_ms;
+    return 0;
+}
+
 void
 outbox_pump(outbox_t *o)
 {
     uint64_t now = uv_now(o->loop);
+    size_t kept = 0;
 
     if (o->retry_at && now < o->retry_at) {
         arm(o, now);
         return;
     }
     o->retry_at = 0;
+    /* One pass that also drops the answers sent, so a long queue after
+     * back-pressure costs one walk, not one memmove per frame. */
     for (size_t i = 0; i < o->n; i++) {
-        struct oframe *f = &o->f[i];
-        if (!f->lead && !o->open)
-            break;
-        if (f->sent && f->due_ms > now)
-            continue;
-        if (o->cfg.send(o->cfg.userdata, f->buf, f->len) < 0) {
-            /* In order or not at all: the rest waits for this one. */
-            o->retry_at = now + o->cfg.retry_ms;
-            break;
+        struct oframe f = o->f[i];
+        bool may = !o->retry_at && (f.lead || o->open) && !(f.sent && f.due_ms > now);
+        if (may && send_frame(o, &f, now) < 0) {
+            /* In order or not at all: the rest waits for this one. The
+             * delay doubles while the master pushes back (a full queue),
+             * so thousands of blocked nodes do not spin on it. */
+            o->retry_at = now + o->retry_cur_ms;
+            o->retry_cur_ms = o->retry_cur_ms * 2 > o->cfg.retry_max_ms ? o->cfg.retry_max_ms
+                                                                        : o->retry_cur_ms * 2;
+        } else if (may) {
+            o->retry_cur_ms = o->cfg.retry_ms;
+            if (f.once) {
+                free(f.buf);
+                continue;
+            }
         }
-        if (!f->sent)
-            f->interval_ms = o->cfg.resend_ms;
-        else if (!f->lead && f->interval_ms < o->cfg.resend_max_ms)
-            f->interval_ms = f->interval_ms * 2 > o->cfg.resend_max_ms ? o->cfg.resend_max_ms
-                                                                       : f->interval_ms * 2;
-        f->sent = true;
-        f->due_ms = now + f->interval_ms;
+        o->f[kept++] = f;
     }
+    o->n = kept;
     arm(o, now);
 }
 
@@ -145,12 +175,12 @@ on_timer(uv_timer_t *t)
     outbox_pump(t->data);
 }
 
-void
-outbox_push(outbox_t *o, uint64_t id, bool lead, void *buf, size_t len)
+static void
+append(outbox_t *o, struct oframe fr)
 {
     size_t at;
 
-    if (lead && o->n > 0 && o->f[0].lead)
+    if (fr.lead && o->n > 0 && o->f[0].lead)
         remove_at(o, 0);
     if (o->n >= o->cfg.max) {
         size_t victim = o->n > 0 && o->f[0].lead ? 1 : 0;
@@ -163,11 +193,39 @@ outbox_push(outbox_t *o, uint64_t id, bool lead, void *buf, size_t len)
         o->cap = o->cap ? o->cap * 2 : 16;
         o->f = xreallocarray(o->f, o->cap, sizeof(*o->f));
     }
-    at = lead ? 0 : o->n;
+    at = fr.lead ? 0 : o->n;
     memmove(&o->f[at + 1], &o->f[at], (o->n - at) * sizeof(*o->f));
-    o->f[at] = (struct oframe){.id = id, .lead = lead, .buf = buf, .len = len};
+    o->f[at] = fr;
     o->n++;
     outbox_pump(o);
+}
+
+void
+outbox_push(outbox_t *o, uint64_t id, bool lead, void *buf, size_t len)
+{
+    append(o, (struct oframe){.id = id, .lead = lead, .buf = buf, .len = len});
+}
+
+void
+outbox_push_once(outbox_t *o, uint64_t key, void *buf, size_t len)
+{
+    /* The answer to a command the master sent again, while the first
+     * answer still waits: the newer one takes its place. */
+    for (size_t i = 0; i < o->n; i++)
+        if (o->f[i].once && o->f[i].id == key) {
+            free(o->f[i].buf);
+            o->f[i].buf = buf;
+            o->f[i].len = len;
+            outbox_pump(o);
+            return;
+        }
+    append(o, (struct oframe){.id = key, .once = true, .buf = buf, .len = len});
+}
+
+bool
+outbox_blocked(const outbox_t *o)
+{
+    return o->retry_at != 0;
 }
 
 void
@@ -187,7 +245,7 @@ bool
 outbox_ack(outbox_t *o, uint64_t id)
 {
     for (size_t i = 0; i < o->n; i++)
-        if (o->f[i].id == id) {
+        if (o->f[i].id == id && !o->f[i].once) {
             remove_at(o, i);
             arm(o, uv_now(o->loop));
             return true;

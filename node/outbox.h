@@ -4,8 +4,10 @@
  * guests or of the messages' content: a frame is bytes and an id.
  *
  * Sending: a frame goes out at once when it can. A send that fails (the
- * link is down: -EAGAIN with ZMQ_IMMEDIATE) stops the round, so frames never
- * overtake each other, and is tried again after retry_ms. A frame that went
+ * link is down: -EAGAIN with ZMQ_IMMEDIATE; or the master pushes back: its
+ * queue and ours are full) stops the round, so frames never overtake each
+ * other, and is tried again after retry_ms, doubling up to retry_max_ms
+ * while sends keep failing. A frame that went
  * out but is not acknowledged is sent again after resend_ms, the interval
  * doubling up to resend_max_ms: a frame handed to a connection that then
  * broke is lost by ZeroMQ, and only a re-send brings it.
@@ -14,6 +16,12 @@
  * sent while the outbox is closed (before the master's welcome); a new lead
  * replaces the old one. Opening the outbox sends every waiting frame again
  * at once (the master may never have seen them).
+ *
+ * Answers (acks and nacks of the master's commands) go through it too, as
+ * frames sent once: in order with the rest, kept while sends fail, and
+ * forgotten once sent (the master does not acknowledge an answer; a lost
+ * one is covered by its re-send of the command). So a master that pushes
+ * back delays answers but does not make the node drop them.
  *
  * Bounds: at most max frames; beyond, the oldest non-lead frame is dropped
  * and counted (outbox_dropped), the one place a frame is lost.
@@ -33,9 +41,10 @@ typedef int (*outbox_send_fn)(void *userdata, const void *buf, size_t len);
 
 struct outbox_config {
     uint32_t retry_ms;      /* after a failed send; 0 = 100 */
+    uint32_t retry_max_ms;  /* the retry delay doubles up to this; 0 = 1000 */
     uint32_t resend_ms;     /* first re-send of an unacknowledged frame; 0 = 2000 */
     uint32_t resend_max_ms; /* re-send interval cap; 0 = 30000 */
-    size_t max;             /* frames kept; 0 = 4096 */
+    size_t max;             /* frames kept; 0 = 16384 */
     outbox_send_fn send;    /* the transport */
     void *userdata;         /* passed to send */
 };
@@ -52,10 +61,18 @@ void outbox_destroy(outbox_t **p);
  * request id id, and sends what it can. lead: the frame goes first, is sent
  * while closed, and replaces a lead frame still waiting. */
 void outbox_push(outbox_t *o, uint64_t id, bool lead, void *buf, size_t len);
+/* Appends an answer (ack, nack) to the command key (its request id): sent
+ * once, in order, kept while sends fail; an unsent answer to the same key
+ * is replaced by this one in its place. Takes buf. */
+void outbox_push_once(outbox_t *o, uint64_t key, void *buf, size_t len);
+/* Whether a failed send waits for its retry (the link is down or full):
+ * what is sent past the outbox now would overtake what waits in it. */
+bool outbox_blocked(const outbox_t *o);
 /* Opens (welcome: every frame may go, the waiting ones again now) or closes
  * (the link is being re-established: only the lead goes). */
 void outbox_open(outbox_t *o, bool open);
-/* Drops the frame with request id id: true when one was waiting. */
+/* Drops the frame with request id id (never an answer): true when one was
+ * waiting. */
 bool outbox_ack(outbox_t *o, uint64_t id);
 /* Sends what is due now (before a message that must not overtake them). */
 void outbox_pump(outbox_t *o);

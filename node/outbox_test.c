@@ -186,6 +186,80 @@ test_bound_drops_oldest(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Answers (acks, nacks) wait while the master pushes back (the wire
+ * refuses), in order with the events, and go when it takes them again:
+ * none is dropped (before this change an answer that met -EAGAIN was gone).
+ * A newer answer to the same command replaces the waiting one in place; an
+ * ack from the master never matches an answer; sent answers are forgotten. */
+static void
+test_answers_wait_for_back_pressure(void **state)
+{
+    uv_loop_t loop;
+    struct wire w = {0};
+    (void)state;
+    uv_loop_init(&loop);
+    struct outbox_config cfg = {
+        .retry_ms = 10, .retry_max_ms = 20, .resend_ms = 5000, .send = wire_send, .userdata = &w};
+    outbox_t *o = outbox_new(&loop, &cfg);
+
+    outbox_open(o, true);
+    outbox_push_once(o, 100, xstrdup("a100"), 4);
+    assert_int_equal(w.n, 1); /* the link takes it: sent and forgotten */
+    assert_int_equal(outbox_len(o), 0);
+    w.down = true;
+    outbox_push_once(o, 101, xstrdup("a101"), 4);
+    push(o, 7, false, "e7");
+    outbox_push_once(o, 102, xstrdup("n102"), 4);
+    outbox_push_once(o, 101, xstrdup("b101"), 4); /* the command came again */
+    assert_true(outbox_blocked(o));
+    assert_int_equal(outbox_len(o), 3);
+    assert_false(outbox_ack(o, 101)); /* the master's ack ids are not answers */
+    run_ms(&loop, 100);
+    assert_int_equal(w.n, 1);
+    w.down = false;
+    run_ms(&loop, 60);
+    assert_false(outbox_blocked(o));
+    assert_int_equal(w.n, 4);
+    assert_string_equal(w.sent[1], "b101");
+    assert_string_equal(w.sent[2], "e7");
+    assert_string_equal(w.sent[3], "n102");
+    /* Only the event waits, for the master's ack. */
+    assert_int_equal(outbox_len(o), 1);
+    assert_true(outbox_ack(o, 7));
+    assert_int_equal(outbox_dropped(o), 0);
+    outbox_close(o);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    outbox_destroy(&o);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* While sends keep failing the retry delay doubles up to retry_max_ms: a
+ * process of thousands of nodes held back by the master does not spin. */
+static void
+test_retry_backs_off(void **state)
+{
+    uv_loop_t loop;
+    struct wire w = {.down = true};
+    (void)state;
+    uv_loop_init(&loop);
+    struct outbox_config cfg = {
+        .retry_ms = 5, .retry_max_ms = 80, .resend_ms = 5000, .send = wire_send, .userdata = &w};
+    outbox_t *o = outbox_new(&loop, &cfg);
+
+    outbox_open(o, true);
+    outbox_push_once(o, 1, xstrdup("a1"), 2);
+    run_ms(&loop, 400);
+    /* 0, 5, 15, 35, 75, 155, 235, 315, 395: about 9; at a fixed 5 ms, 80. */
+    assert_true(w.failures >= 5 && w.failures <= 12);
+    w.down = false;
+    run_ms(&loop, 100);
+    assert_int_equal(w.n, 1);
+    outbox_close(o);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    outbox_destroy(&o);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int
 main(void)
 {
@@ -194,6 +268,8 @@ main(void)
         cmocka_unit_test(test_link_down_retry_in_order),
         cmocka_unit_test(test_open_while_down_does_not_spin),
         cmocka_unit_test(test_bound_drops_oldest),
+        cmocka_unit_test(test_answers_wait_for_back_pressure),
+        cmocka_unit_test(test_retry_backs_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

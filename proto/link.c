@@ -30,6 +30,7 @@ struct link {
     bool refused;        /* curve dealer: the master refused the handshake */
     void (*touch)(void *userdata); /* link_set_touch: a call may have taken ZMQ_FD's edge */
     void *touch_data;              /* handed to touch */
+    uint64_t empty_ms;             /* monotonic ms it was last found with nothing to read */
 };
 
 /* Every call that reaches the socket other than link_recv and link_readable
@@ -178,6 +179,7 @@ link_alloc(int type, int *err)
     l->sock = sock;
     l->handle = zsock_resolve(sock);
     l->router = type == ZMQ_ROUTER;
+    l->empty_ms = time_mono_ms();
     return l;
 }
 
@@ -617,11 +619,16 @@ link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
         if (r < 0) {
             if (r == -EBADMSG)
                 link_peers_stats(l->peers)->dropped++;
+            if (r == -EAGAIN)
+                l->empty_ms = time_mono_ms();
             return r;
         }
     } else {
-        if (zmq_msg_recv(&body, l->handle, ZMQ_DONTWAIT) < 0)
+        if (zmq_msg_recv(&body, l->handle, ZMQ_DONTWAIT) < 0) {
+            if (zmq_errno() == EAGAIN)
+                l->empty_ms = time_mono_ms();
             return -zmq_errno();
+        }
         if (zmq_msg_more(&body)) {
             log_debug("link: message with more than one body frame, dropping");
             link_drain(l->handle);
@@ -663,8 +670,11 @@ void
 link_tick(link_t *l, uint64_t now_ms)
 {
     if (l && l->router) {
-        link_touched(l);
-        link_peers_tick(l->peers, now_ms);
+        /* Every message that arrived before now_ms - backlog has been read:
+         * a connection is judged silent only up to then, never because this
+         * process is the one behind. */
+        uint64_t backlog = link_backlog_ms(l);
+        link_peers_tick(l->peers, now_ms, now_ms > backlog ? now_ms - backlog : 0);
     }
 }
 
@@ -700,7 +710,23 @@ link_readable(link_t *l)
     (void)link_step(l);
     if (zmq_getsockopt(l->handle, ZMQ_EVENTS, &events, &sz) < 0)
         return false;
+    if (!(events & ZMQ_POLLIN))
+        l->empty_ms = time_mono_ms();
     return events & ZMQ_POLLIN;
+}
+
+uint64_t
+link_backlog_ms(link_t *l)
+{
+    uint64_t now = time_mono_ms();
+
+    if (!l)
+        return 0;
+    /* Asking takes the fd's edge: the watcher must look again. */
+    link_touched(l);
+    if (!link_readable(l))
+        return 0;
+    return now > l->empty_ms ? now - l->empty_ms : 0;
 }
 
 void *

@@ -182,8 +182,18 @@ void link_set_touch(link_t *l, void (*fn)(void *userdata), void *userdata);
 /* Router: housekeeping, from a timer about once a second: reads the
  * connection events and shuts connections that finished no handshake or
  * sent no message within LINK_IDLE_MS of being accepted (a duplicate routing
- * id libzmq parks unread, a client that only connects). */
+ * id libzmq parks unread, a client that only connects). The time is counted
+ * up to the link's backlog (link_backlog_ms): a connection whose message
+ * waits unread behind others is not silent. */
 void link_tick(link_t *l, uint64_t now_ms);
+
+/* How far behind the reader is: 0 when no message waits now, else the ms
+ * since the link was last found with nothing to read (a link_recv that
+ * returned -EAGAIN, an empty link_readable). Every message that arrived
+ * before now minus this has been read, so a peer silent by that time is
+ * silent, and one that seems silent later may only wait in the backlog.
+ * Touches the link (link_set_touch). */
+uint64_t link_backlog_ms(link_t *l);
 
 /* What a router has done about its peers since it was made. */
 struct link_stats {

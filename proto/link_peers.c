@@ -309,11 +309,14 @@ conn_spoke(link_peers_t *p, const struct conn *c)
 }
 
 void
-link_peers_tick(link_peers_t *p, uint64_t now_ms)
+link_peers_tick(link_peers_t *p, uint64_t now_ms, uint64_t read_ms)
 {
     read_events(p, now_ms);
     for (struct conn *c = zhashx_first(p->conns); c; c = zhashx_next(p->conns)) {
-        if (c->spoke || now_ms - c->since < LINK_IDLE_MS)
+        /* Silent means silent until read_ms, the time up to which every
+         * message that arrived has been read: a connection whose first
+         * message waits in a backlog of this process has said something. */
+        if (c->spoke || read_ms < c->since || read_ms - c->since < LINK_IDLE_MS)
             continue;
         /* Checked once: a connection that delivered is left alone for good. */
         c->spoke = true;

@@ -43,7 +43,9 @@ int link_peers_route(link_peers_t *p, const char *name, const void **id, size_t 
 int link_peers_kick(link_peers_t *p, const char *name);
 /* Denies or allows name again: 0, -ENOSPC. */
 int link_peers_deny(link_peers_t *p, const char *name, bool deny);
-/* Reads connection events and shuts connections silent for LINK_IDLE_MS. */
-void link_peers_tick(link_peers_t *p, uint64_t now_ms);
+/* Reads connection events and shuts connections silent for LINK_IDLE_MS
+ * by read_ms: every message that arrived before read_ms has been read (the
+ * router's own backlog is not the peer's silence). */
+void link_peers_tick(link_peers_t *p, uint64_t now_ms, uint64_t read_ms);
 /* The counters (owned by p). */
 struct link_stats *link_peers_stats(link_peers_t *p);

@@ -789,6 +789,39 @@ test_duplicate_routing_id(void **state)
     zsock_destroy(&first);
 }
 
+/* link_backlog_ms: 0 while nothing waits; once messages wait unread, the
+ * time since the link was last found empty, however many are read, until a
+ * read finds it empty again. (What the master's liveness and re-sends are
+ * judged by: a peer silent by now minus this is silent.) */
+static void
+test_backlog(void **state)
+{
+    struct fixture *f = *state;
+    char peer[LINK_PEER_SIZE];
+    void *buf = NULL;
+    size_t len = 0;
+
+    assert_int_equal(link_backlog_ms(f->router), 0);
+    assert_int_equal(send_wait(f->dealer, NULL, "one", 3), 0);
+    expect_msg(f->router, "n1", "one");
+    assert_int_equal(link_recv(f->router, peer, sizeof(peer), &buf, &len), -EAGAIN);
+    assert_int_equal(link_send(f->dealer, NULL, "two", 3), 0);
+    assert_int_equal(link_send(f->dealer, NULL, "three", 5), 0);
+    for (int i = 0; i < LINK_TEST_TRIES && !link_readable(f->router); i++)
+        wait_for(link_zsocket(f->router), ZMQ_POLLIN);
+    usleep(150000);
+    uint64_t b = link_backlog_ms(f->router);
+    assert_true(b >= 150 && b < 10000);
+    /* Reading some is not catching up. */
+    expect_msg(f->router, "n1", "two");
+    assert_true(link_backlog_ms(f->router) >= b);
+    expect_msg(f->router, "n1", "three");
+    assert_int_equal(link_recv(f->router, peer, sizeof(peer), &buf, &len), -EAGAIN);
+    assert_int_equal(link_backlog_ms(f->router), 0);
+    /* A dealer's link measures the same. */
+    assert_int_equal(link_backlog_ms(f->dealer), 0);
+}
+
 /* link_kick shuts the connection a peer last spoke through; the dealer
  * reconnects by itself and its next message arrives over the new one. */
 static void
@@ -896,6 +929,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_constructor_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_queue_without_peer, setup, teardown),
