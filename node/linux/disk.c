@@ -304,9 +304,10 @@ disk_find_loop(const char *image, char *loopdev, size_t n)
  * and goes with the last reference when the device is detached. A free claim
  * therefore proves that no disk_mount attachment exists, in O(1) and without
  * the walk over every loop device's backing file (O(loop devices), 1,003 of
- * them on a busy host); the walk runs only when the claim is held by someone,
- * to tell an attachment (-EBUSY) from the moment a detached device drops its
- * reference (the kernel may defer that fput), which is waited out. An image
+ * them on a busy host); the walk runs once when the claim is held by
+ * someone, to tell an attachment (-EBUSY at once) from the moment a detached
+ * device drops its reference (the kernel may defer that fput), which is
+ * waited out (up to a second; then -EBUSY). An image
  * attached by hand (losetup) holds no claim and goes unnoticed (disk.h). A
  * filesystem without OFD locks falls back to the walk alone. Returns 0 with
  * the claim held by fd, -EBUSY, -errno. */
@@ -321,7 +322,9 @@ disk_claim(int fd, const char *image)
             log_debug("disk: no OFD lock on \"%s\" (%m), looking at every loop device", image);
             return disk_find_loop(image, NULL, 0) == 0 ? -EBUSY : 0;
         }
-        if (disk_find_loop(image, NULL, 0) == 0)
+        /* One walk: the claim of a device that is detached already goes
+         * within milliseconds, an attachment's stays. */
+        if (i == 0 && disk_find_loop(image, NULL, 0) == 0)
             return -EBUSY;
         struct timespec ts = {0, DISK_CLAIM_WAIT_NS};
         nanosleep(&ts, NULL);
