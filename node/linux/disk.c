@@ -710,43 +710,6 @@ disk_wait_detached(const char *sysdir, const char *was)
     return false;
 }
 
-/* Who keeps the loop device at sysdir (".../block/7:13") in use: a process
- * with the device open, or a mount namespace that still has it mounted (a
- * namespace copied while it was mounted). Names the first one found in buf,
- * for the refusal's text. */
-static void
-disk_who_holds(const char *sysdir, char *buf, size_t n)
-{
-    const char *mm = strrchr(sysdir, '/');
-    unsigned maj, min;
-    char dev[32];
-    DIR *d;
-    struct dirent *e;
-
-    buf[0] = '\0';
-    if (!mm || sscanf(mm + 1, "%u:%u", &maj, &min) != 2 || !(d = opendir("/proc")))
-        return;
-    snprintf(dev, sizeof(dev), " %u:%u ", maj, min);
-    while (!buf[0] && (e = readdir(d))) {
-        char path[300], line[512], comm[32] = "?";
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
-        _cleanup_fclose_ FILE *c = fopen(path, "re");
-        if (c && fgets(comm, sizeof(comm), c))
-            comm[strcspn(comm, "\n")] = '\0';
-        snprintf(path, sizeof(path), "/proc/%s/mountinfo", e->d_name);
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        while (f && fgets(line, sizeof(line), f))
-            if (strstr(line, dev)) {
-                snprintf(buf, n, "mounted in the mount namespace of pid %.20s (%.31s)", e->d_name,
-                         comm);
-                break;
-            }
-    }
-    closedir(d);
-}
-
 int
 disk_umount(const char *mountpoint)
 {
@@ -777,14 +740,11 @@ disk_umount(const char *mountpoint)
     }
     if (disk_wait_detached(sysdir, was))
         return 0;
-    /* Who holds it is for the debug log only: the look reads every
-     * process's mount table, 7.9 million lines (3 minutes) on a host whose
-     * other namespaces hold thousands of mounts, and a destroy waited for it. */
-    char who[400] = "";
-    if (log_max_level >= LOG_DEBUG)
-        disk_who_holds(sysdir, who, sizeof(who));
-    log_debug("disk: loop device %s still attached after unmounting \"%s\"%s%s%s", sysdir,
-              mountpoint, lazy ? " (busy, detached lazily)" : "", who[0] ? ": " : "", who);
+    /* Who holds it is not looked up: that reads every process's mount table,
+     * 7.9 million lines (3 minutes) on a host whose other namespaces hold
+     * thousands of mounts, and a destroy waited for it. */
+    log_debug("disk: loop device %s still attached after unmounting \"%s\"%s", sysdir, mountpoint,
+              lazy ? " (busy, detached lazily)" : "");
     return -EBUSY;
 }
 
