@@ -19,7 +19,15 @@
 #    namespace; still the filter and LXCFS) for comparison.
 # 5. Prints one table: median, p90, ratio to vfleet's start and to bwrap.
 #
-# Environment: RUNS (60), WARMUP (5), KEEP=1 keeps the scratch dir.
+# "vfleet start+mounts" is the cold start, the first start after a reboot: the
+# disk and the overlay are unmounted before each run, so it attaches the loop
+# device and mounts ext4, the idmapped template and the overlay (the guest's
+# cgroups stay). Its cost grows with the loop devices on the host when a check
+# walks them all, so the machine line counts them.
+#
+# Environment: RUNS (60), WARMUP (5), KEEP=1 keeps the scratch dir, OLD_BUILD=dir
+# (a build of another commit, with bin/bench_start) adds its start and
+# start+mounts rows, marked "(old)", measured in the same run.
 # Needs root. Cleans up after itself: the vfleet guest (bench_start destroys
 # it), LXC's cgroups for its container, its lxcfs, the scratch dir.
 set -euo pipefail
@@ -34,6 +42,11 @@ bench_start=$build/bin/bench_start
 die() { echo "bench/start.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root"
 [ -x "$bench_start" ] || die "no $bench_start: build first (cmake --build $build)"
+old_bench_start=
+if [ -n "${OLD_BUILD:-}" ]; then
+    old_bench_start=$(cd "$OLD_BUILD" && pwd)/bin/bench_start
+    [ -x "$old_bench_start" ] || die "no $old_bench_start"
+fi
 
 need=()
 command -v bwrap >/dev/null || need+=(bubblewrap)
@@ -101,7 +114,9 @@ lxc.apparmor.profile = unconfined
 EOF
 
 echo "machine: kernel $(uname -r), $(nproc) cpus ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))," \
-    "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+    "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
+    "$(ls -d /sys/block/loop* 2>/dev/null | wc -l) loop devices, $(wc -l </proc/self/mountinfo) mounts," \
+    "load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "tools: $(hyperfine --version), $(bwrap --version), lxc $(lxc-execute --version)," \
     "$(systemd-nspawn --version | head -1), $(unshare --version)"
 
@@ -128,6 +143,14 @@ echo "== vfleet privileged: no user namespace, seccomp + LXCFS (bench_start -P -
     "$work/templates/busybox"
 jq '.results[].command |= sub("^vfleet "; "vfleet privileged ")' "$work/vfleet-priv.json" \
     >"$work/vfleet-priv2.json"
+old_json=()
+if [ -n "$old_bench_start" ]; then
+    echo "== old build $OLD_BUILD: start, start+mounts (bench_start -m start,mounts)"
+    "$old_bench_start" -n "$runs" -w "$warmup" -L "$work/lxcfs" -m start,mounts \
+        -j "$work/vfleet-old.json" "$work/templates/busybox"
+    jq '.results[].command |= . + " (old)"' "$work/vfleet-old.json" >"$work/vfleet-old2.json"
+    old_json=("$work/vfleet-old2.json")
+fi
 
 # One table. p90 is the nearest rank over the times, as bench_start computes it.
 jq -r -s '
@@ -136,7 +159,7 @@ jq -r -s '
   | (map(select(.name == "vfleet start"))[0].median) as $v
   | (map(select(.name == "bwrap"))[0].median) as $bw
   | .[] | [.name, .median * 1e3, .p90 * 1e3, .median / $v, .median / $bw] | @tsv
-' "$work/peers.json" "$work/vfleet.json" "$work/vfleet-priv2.json" |
+' "$work/peers.json" "$work/vfleet.json" "$work/vfleet-priv2.json" "${old_json[@]}" |
     awk -F'\t' 'BEGIN { printf "%-22s %10s %10s %14s %8s\n", "tool", "median ms", "p90 ms", "x vfleet start", "x bwrap" }
                  { printf "%-22s %10.2f %10.2f %14.2f %8.2f\n", $1, $2, $3, $4, $5 }'
 cat <<'EOF'
@@ -146,8 +169,9 @@ note: peers' times include exec of the tool itself, its exec of /bin/true, the e
       over /proc, the console reader forked) runs in the resident
       agent (no launcher exec) and ends when the guest's init has exec'd, but includes the cgroup
       (one per v1 hierarchy, 8 here), limits (pids, memory, cpu, nofile), the idempotent mount checks and
-      the overlay on a loop-mounted ext4 disk; stop/kill/teardown are not timed. start+mounts also
-      attaches the loop device and mounts ext4 + overlay; start+exec adds an exec of /bin/true
+      the overlay on a loop-mounted ext4 disk; stop/kill/teardown are not timed. start+mounts is
+      the cold start (first after a reboot): it also attaches the loop device and mounts ext4,
+      the idmapped template and the overlay; start+exec adds an exec of /bin/true
       inside the guest until it exits (the closest to the peers' workload). x_ columns: median
       divided by vfleet start's / bwrap's median (below 1 = faster).
 EOF

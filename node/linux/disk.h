@@ -42,6 +42,21 @@
  * After an agent restart, disk_find_loop() and the mount table find what is
  * attached; nothing needs to be stored.
  *
+ * One image, one loop device: every attachment this module makes holds the
+ * image's claim, an OFD write lock (fcntl F_OFD_SETLK) on the open file
+ * description the loop device is configured with. The loop device keeps that
+ * description, so the claim lasts as long as the attachment (an agent restart
+ * included) and a reboot or the detach ends it. disk_mount, disk_destroy,
+ * disk_resize (offline) and disk_create (of a broken image) take the claim
+ * first: free, the image backs no loop device of ours, known in O(1); held,
+ * they look through every loop device's backing file (disk_find_loop) to
+ * tell an attachment (-EBUSY) from a detach finishing (waited for, up to a
+ * second). Decision: an image attached by hand (`losetup`) holds no claim and
+ * goes unnoticed; the walk that would notice it cost O(loop devices) per
+ * start and per destroy (1,003 sysfs reads on a busy host). LXC's loop
+ * backend attaches without any check, Incus's `losetup --find --nooverlap`
+ * (one loop file per storage pool, not per instance) walks every device.
+ *
  * Returns: 0 (or the documented positive value) on success, -errno on failure.
  * Helper programs (mkfs.ext4, e2fsck, resize2fs) are run with posix_spawn and
  * a clean environment; their failure is -EIO, with their output logged at
@@ -125,16 +140,14 @@ int disk_info(const char *image, struct disk_info *out);
  * setuid through the overlay, and not through this mount). */
 int disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n);
 
-/* disk_mount for an image disk_create has just made or made again, which
- * therefore backs no loop device: without the look through every loop
- * device's backing file (one per guest on the host) that disk_mount makes
- * before it attaches. */
+/* disk_mount for an image disk_create has just made or made again. The
+ * same as disk_mount since the claim (above) made its check O(1). */
 int disk_mount_new(const char *image, const char *mountpoint);
 
 /* Finds the loop device image is attached to (compared by device and inode
  * of the backing file, from /sys/block/loop*\/loop/backing_file) and writes
- * its path to loopdev[n]. This is how an agent re-finds its disks after a
- * restart. Returns 0, -ENOENT when image backs no loop device. */
+ * its path to loopdev[n]. O(loop devices on the host); an image attached by
+ * hand is found too. Returns 0, -ENOENT when image backs no loop device. */
 int disk_find_loop(const char *image, char *loopdev, size_t n);
 
 /* Unmounts the ext4 disk at mountpoint and waits (up to two seconds) for its
@@ -173,7 +186,8 @@ int disk_resize(const char *image, const char *mountpoint, uint64_t new_size);
 int disk_usage(const char *mountpoint, struct disk_usage *out);
 
 /* Removes image. Idempotent: 0 when it does not exist. Returns -EBUSY while it
- * is attached to a loop device (mounted, or lazily detached and still busy). */
+ * is attached to a loop device (mounted, or lazily detached and still busy)
+ * or its claim is held by something else for over a second. */
 /* Unlinks the image even while a loop device still backs it (a mount copy in
  * another mount namespace): its space is freed when the last user goes. */
 int disk_unlink(const char *image);

@@ -53,6 +53,10 @@ teardown(void **state)
     /* Best effort, whatever state the test died in. */
     if (mountinfo_is_mountpoint(fx->mnt) == 1 && disk_umount(fx->mnt) < 0)
         umount2(fx->mnt, MNT_DETACH);
+    char other[PATH_MAX + 8];
+    snprintf(other, sizeof(other), "%s/other", fx->dir);
+    if (mountinfo_is_mountpoint(other) == 1 && disk_umount(other) < 0)
+        umount2(other, MNT_DETACH);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
     if (system(cmd) != 0)
@@ -311,6 +315,72 @@ test_mount_busy(void **state)
     assert_int_equal(disk_destroy(fx->image), 0);
 }
 
+/* Whether the image's claim (disk.h) is held, as a new open file description
+ * sees it. */
+static bool
+claimed(const char *image)
+{
+    int fd = open(image, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    assert_int_equal(fcntl(fd, F_OFD_GETLK, &fl), 0);
+    close(fd);
+    return fl.l_type != F_UNLCK;
+}
+
+/* Waits for a detached loop device to drop the image's claim (the kernel may
+ * defer its last reference); bounded, never a timed assert. */
+static void
+wait_unclaimed(const char *image)
+{
+    for (int i = 0; i < 500 && claimed(image); i++)
+        usleep(10000);
+}
+
+static void
+test_claim(void **state)
+{
+    struct fx *fx = *state;
+    char other[PATH_MAX + 8];
+    snprintf(other, sizeof(other), "%s/other", fx->dir);
+
+    assert_int_equal(disk_create(fx->image, 16 * MiB, 0, NULL), 0);
+    assert_false(claimed(fx->image));
+    /* The attachment holds the claim after disk_mount closed its own fd: the
+     * loop device keeps the open file description the lock is on. */
+    assert_int_equal(disk_mount(fx->image, fx->mnt, NULL, 0), 0);
+    assert_true(claimed(fx->image));
+    /* A second attach, a destroy and an offline resize are refused. */
+    assert_int_equal(disk_mount(fx->image, other, NULL, 0), -EBUSY);
+    assert_int_equal(mountinfo_is_mountpoint(other), 0);
+    assert_int_equal(disk_mount_new(fx->image, other), -EBUSY);
+    assert_int_equal(disk_destroy(fx->image), -EBUSY);
+    assert_int_equal(access(fx->image, F_OK), 0);
+    assert_int_equal(disk_resize(fx->image, NULL, 32 * MiB), -EBUSY);
+    /* The detach releases it. */
+    assert_int_equal(disk_umount(fx->mnt), 0);
+    wait_unclaimed(fx->image);
+    assert_false(claimed(fx->image));
+
+    /* A claim held by something that is no loop device refuses as well (the
+     * walk finds no attachment, the wait runs out): never two writers. */
+    int fd = open(fx->image, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+    assert_int_equal(disk_mount(fx->image, other, NULL, 0), -EBUSY);
+    assert_int_equal(mountinfo_is_mountpoint(other), 0);
+    assert_int_equal(disk_destroy(fx->image), -EBUSY);
+    close(fd);
+
+    /* Free again: it attaches elsewhere, and is destroyed once detached. */
+    assert_int_equal(disk_mount(fx->image, other, NULL, 0), 0);
+    assert_true(claimed(fx->image));
+    assert_int_equal(disk_umount(other), 0);
+    assert_int_equal(disk_destroy(fx->image), 0);
+    assert_int_equal(access(fx->image, F_OK), -1);
+}
+
 /* size bytes of an image at off. */
 static void
 read_at(const char *path, off_t off, void *buf, size_t size)
@@ -434,6 +504,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_create_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_resize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mount_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_from_pristine, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -25,6 +26,7 @@
 #include "node/linux/announce.h"
 #include "node/linux/console.h"
 #include "node/linux/disk.h"
+#include "node/linux/guest_dir.h"
 #include "node/linux/idmap.h"
 #include "node/linux/idshift.h"
 #include "node/linux/migrate.h"
@@ -347,7 +349,13 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     r = lx_create(b, s, ids);
     if (r < 0)
         return r;
-    r = cgroup_set_limits(l->cgroups, s->id, &s->limits);
+    /* The guest's setup until init's exec is our work: under a 0.01-core
+     * ceiling (1 ms per 100 ms) it waited out a period or two of each start.
+     * The ceiling is set once init has exec'd, before the start reports. */
+    struct spec_limits setup = s->limits;
+    setup.cpu_max = 0;
+    setup.cpu_burst = 0;
+    r = cgroup_set_limits(l->cgroups, s->id, &setup);
     if (r < 0)
         return r;
     paths_of(l, s, &p);
@@ -367,8 +375,14 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     }
     if (r < 0)
         return errtext_fail(r, "%s", res.error);
+    /* No guest runs on without its ceiling: killed (the agent reaps it). */
+    r = s->limits.cpu_max ? cgroup_set_limits(l->cgroups, s->id, &s->limits) : 0;
+    if (r < 0 && res.pidfd >= 0)
+        (void)syscall(SYS_pidfd_send_signal, res.pidfd, SIGKILL, NULL, 0);
     if (res.pidfd >= 0)
         close(res.pidfd); /* the agent opens its own pidfd to watch init */
+    if (r < 0)
+        return errtext_fail(r, "cannot set the guest's CPU ceiling");
     rt->pid = res.pid;
     rt->start_time = res.start_time;
     return 0;
@@ -394,31 +408,6 @@ lx_kill(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt
     if (!cgroup_exists(l->cgroups, s->id))
         return 0;
     return cgroup_kill(l->cgroups, s->id);
-}
-
-static int
-rm_rf_dir(const char *path)
-{
-    /* Only the few files the backend itself makes live here. */
-    static const char *const files[] = {"console.log",      "console.ring",        "disk.img",
-                                        "provision.stamp",  "provision.stamp.new", "rebuild.stamp",
-                                        "rebuild.stamp.new"};
-    static const char *const dirs[] = {"root", "lower", "disk"};
-    char buf[700];
-
-    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-        snprintf(buf, sizeof(buf), "%s/%s", path, files[i]);
-        if (unlink(buf) < 0 && errno != ENOENT)
-            return -errno;
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-        snprintf(buf, sizeof(buf), "%s/%s", path, dirs[i]);
-        if (rmdir(buf) < 0 && errno != ENOENT)
-            return -errno;
-    }
-    if (rmdir(path) < 0 && errno != ENOENT)
-        return -errno;
-    return 0;
 }
 
 static int
@@ -456,7 +445,7 @@ lx_destroy(backend_t *b, const struct guest_spec *s)
     r = held ? disk_unlink(p.image) : disk_destroy(p.image);
     if (r < 0)
         return r;
-    return rm_rf_dir(p.dir);
+    return guest_dir_remove(p.dir);
 }
 
 /* Changes the size of a guest's disk. A running guest's filesystem grows
