@@ -29,18 +29,28 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/fdhigh.h"
+#include "node/linux/nlstat.h"
 
 #define NET_MAX_GUESTS 65536 /* guests one node tracks (STORE_MAX_GUESTS) */
 /* How old a listing of the nftables counters may be for a usage sample: less
  * than the shortest usage interval (1 s), so each batch reads it once. */
 #define NET_COUNTERS_TTL_MS 500
+/* Room for /proc/<pid>/net/snmp (1.3 KiB on 6.x kernels). */
+#define NET_SNMP_MAX 8192
 
 /* What net_t keeps about one guest whose network exists. */
 struct net_guest {
     char id[SPEC_ID_LEN + 1]; /* the guest */
     int nsfd;                 /* its network namespace, held open */
     char *nft;                /* the nftables script last applied (malloc'd) */
-    struct guest_spec *last;  /* the spec last applied in full (malloc'd), NULL before */
+    /* The addresses of the spec last applied in full (proxy_sync's "old"):
+     * only those, where a copy of the whole spec took 17 KiB a guest. */
+    struct netaddr *addrs; /* malloc'd, NULL when none */
+    uint32_t n_addrs;      /* entries */
+    bool applied;          /* a spec was applied in full (addrs is its) */
+    int ifindex;           /* the host veth's index, 0 = not known yet */
+    int snmp_fd;           /* /proc/<snmp_pid>/net/snmp held for usage, -1 = none */
+    pid_t snmp_pid;        /* the init it was opened through */
 };
 
 struct net {
@@ -53,7 +63,11 @@ struct net {
     struct nft_counter *counters; /* sorted by name (malloc'd), NULL before the first */
     size_t n_counters;            /* entries */
     uint64_t counters_ms;         /* when read (monotonic ms), 0 never */
-    struct nl_sock *usage_sock;   /* net_usage's rtnetlink socket, opened once */
+    /* Every link's counters, read once for a usage batch (link_stats_of). */
+    struct nlstat_link *links; /* sorted by ifindex (malloc'd), NULL before the first */
+    size_t n_links;            /* entries */
+    uint64_t links_ms;         /* when read (monotonic ms), 0 never */
+    nlstat_t *stat;            /* the usage batch's netlink sockets */
 };
 
 net_t *
@@ -62,6 +76,7 @@ net_new(const struct net_config *cfg)
     net_t *n = xcalloc(1, sizeof(*n));
 
     n->cfg = *cfg;
+    n->stat = nlstat_new();
     return n;
 }
 
@@ -74,13 +89,15 @@ net_destroy(net_t **p)
         return;
     for (size_t i = 0; i < n->n_guests; i++) {
         close(n->guests[i].nsfd);
+        if (n->guests[i].snmp_fd >= 0)
+            close(n->guests[i].snmp_fd);
         free(n->guests[i].nft);
-        free(n->guests[i].last);
+        free(n->guests[i].addrs);
     }
     free(n->guests);
     free(n->counters);
-    if (n->usage_sock)
-        nl_socket_free(n->usage_sock);
+    free(n->links);
+    nlstat_free(&n->stat);
     free(n);
     *p = NULL;
 }
@@ -94,27 +111,51 @@ net_ifname(const char *id, char out[IFNAMSIZ])
     spec_ifname(id, out);
 }
 
+/* The table is kept sorted by id: a usage batch looks every guest up, which
+ * a linear search made O(guests²) per interval. Returns the entry, or NULL
+ * with *at set to where id belongs. */
 static struct net_guest *
-guest_find(net_t *n, const char *id)
+guest_search(net_t *n, const char *id, size_t *at)
 {
-    for (size_t i = 0; i < n->n_guests; i++)
-        if (strcmp(n->guests[i].id, id) == 0)
-            return &n->guests[i];
+    size_t lo = 0, hi = n->n_guests;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(n->guests[mid].id, id);
+        if (c == 0)
+            return &n->guests[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (at)
+        *at = lo;
     return NULL;
 }
 
-/* Starts holding nsfd for the guest (taking it over); NULL at the cap. */
+static struct net_guest *
+guest_find(net_t *n, const char *id)
+{
+    return guest_search(n, id, NULL);
+}
+
+/* Starts holding nsfd for the guest (taking it over); NULL at the cap. The
+ * table moves: pointers to other entries are stale afterwards. */
 static struct net_guest *
 guest_track(net_t *n, const char *id, int nsfd)
 {
-    if (n->n_guests >= NET_MAX_GUESTS)
+    size_t at = 0;
+
+    if (n->n_guests >= NET_MAX_GUESTS || guest_search(n, id, &at))
         return NULL;
     if (n->n_guests == n->cap_guests) {
         n->cap_guests = n->cap_guests ? n->cap_guests * 2 : 16;
         n->guests = xreallocarray(n->guests, n->cap_guests, sizeof(*n->guests));
     }
-    struct net_guest *g = &n->guests[n->n_guests++];
-    *g = (struct net_guest){.nsfd = nsfd};
+    struct net_guest *g = &n->guests[at];
+    memmove(g + 1, g, (n->n_guests++ - at) * sizeof(*g));
+    *g = (struct net_guest){.nsfd = nsfd, .snmp_fd = -1};
     strscpy(g->id, id, sizeof(g->id));
     return g;
 }
@@ -123,9 +164,12 @@ static void
 guest_forget(net_t *n, struct net_guest *g)
 {
     close(g->nsfd);
+    if (g->snmp_fd >= 0)
+        close(g->snmp_fd);
     free(g->nft);
-    free(g->last);
-    *g = n->guests[--n->n_guests];
+    free(g->addrs);
+    size_t at = (size_t)(g - n->guests);
+    memmove(g, g + 1, (--n->n_guests - at) * sizeof(*g));
 }
 
 /* ---- libnl helpers ---------------------------------------------------- */
@@ -292,10 +336,10 @@ addr_add(struct nl_sock *s, int ifindex, struct nl_addr *local, int scope)
 }
 
 static bool
-in_spec_addr(const struct guest_spec *s, const struct netaddr *x)
+in_addrs(const struct netaddr *addrs, uint32_t n, const struct netaddr *x)
 {
-    for (uint32_t i = 0; i < s->n_addrs; i++)
-        if (netaddr_equal(&s->addrs[i], x))
+    for (uint32_t i = 0; i < n; i++)
+        if (netaddr_equal(&addrs[i], x))
             return true;
     return false;
 }
@@ -468,9 +512,10 @@ proxy_ndp(struct nl_sock *s, int ifindex, const struct netaddr *addr, bool add)
 }
 
 /* Brings the uplink's proxy NDP entries for the guest from the addresses it
- * had (old, may be NULL) to those of spec (NULL: none). */
+ * had (old, n_old) to addrs (n_addrs; 0: none). */
 static int
-proxy_sync(net_t *n, struct nl_sock *s, const struct guest_spec *old, const struct guest_spec *spec)
+proxy_sync(net_t *n, struct nl_sock *s, const struct netaddr *old, uint32_t n_old,
+           const struct netaddr *addrs, uint32_t n_addrs)
 {
     int ifindex, r;
 
@@ -479,18 +524,18 @@ proxy_sync(net_t *n, struct nl_sock *s, const struct guest_spec *old, const stru
     r = link_index(s, n->cfg.uplink, &ifindex);
     if (r < 0)
         return r;
-    for (uint32_t i = 0; old && i < old->n_addrs; i++) {
-        const struct netaddr *a = &old->addrs[i];
-        if (a->family != AF_INET6 || (spec && in_spec_addr(spec, a)))
+    for (uint32_t i = 0; i < n_old; i++) {
+        const struct netaddr *a = &old[i];
+        if (a->family != AF_INET6 || in_addrs(addrs, n_addrs, a))
             continue;
         r = proxy_ndp(s, ifindex, a, false);
         if (r < 0)
             return r;
     }
-    for (uint32_t i = 0; spec && i < spec->n_addrs; i++) {
-        if (spec->addrs[i].family != AF_INET6)
+    for (uint32_t i = 0; i < n_addrs; i++) {
+        if (addrs[i].family != AF_INET6)
             continue;
-        r = proxy_ndp(s, ifindex, &spec->addrs[i], true);
+        r = proxy_ndp(s, ifindex, &addrs[i], true);
         if (r < 0)
             return r;
     }
@@ -724,12 +769,14 @@ net_apply(net_t *n, const struct guest_spec *spec, pid_t pid)
     r = rate_set(s, ifindex, spec->limits.net_in);
     if (r < 0)
         return r;
-    r = proxy_sync(n, s, g->last, spec);
+    r = proxy_sync(n, s, g->addrs, g->n_addrs, spec->addrs, spec->n_addrs);
     if (r < 0)
         return r;
-    if (!g->last)
-        g->last = xmalloc(sizeof(*g->last));
-    *g->last = *spec;
+    g->addrs = xreallocarray(g->addrs, spec->n_addrs, sizeof(*g->addrs));
+    memcpy(g->addrs, spec->addrs, spec->n_addrs * sizeof(*g->addrs));
+    g->n_addrs = spec->n_addrs;
+    g->applied = true;
+    g->ifindex = ifindex;
 
     /* Replacing the rules restarts the connection count, so an unchanged
      * rule set is left alone. */
@@ -789,9 +836,12 @@ net_remove(net_t *n, const struct guest_spec *spec)
     }
     struct net_guest *g = guest_find(n, spec->id);
     /* The addresses it had and those it has now: either may be the newer. */
-    r = proxy_sync(n, s, g && g->last ? g->last : spec, NULL);
-    if (r >= 0 && g && g->last)
-        r = proxy_sync(n, s, spec, NULL);
+    if (g && g->applied)
+        r = proxy_sync(n, s, g->addrs, g->n_addrs, NULL, 0);
+    else
+        r = proxy_sync(n, s, spec->addrs, spec->n_addrs, NULL, 0);
+    if (r >= 0 && g && g->applied)
+        r = proxy_sync(n, s, spec->addrs, spec->n_addrs, NULL, 0);
     if (r < 0)
         return r;
     if (g)
@@ -802,43 +852,97 @@ net_remove(net_t *n, const struct guest_spec *spec)
 /* ---- usage ------------------------------------------------------------ */
 
 int
-net_count_established(const char *path)
+net_count_established_text(const char *text)
 {
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    char names[1024], values[1024];
-
-    if (!f)
-        return -errno;
     /* "Tcp: RtoAlgorithm ... CurrEstab ...", then "Tcp: 1 200 ... 3 ...". */
-    while (fgets(names, sizeof(names), f)) {
-        if (strncmp(names, "Tcp: ", 5) != 0)
-            continue;
-        if (!fgets(values, sizeof(values), f) || strncmp(values, "Tcp: ", 5) != 0)
-            return -EBADMSG;
-        char *sn = NULL, *sv = NULL;
-        char *name = strtok_r(names + 5, " \n", &sn), *value = strtok_r(values + 5, " \n", &sv);
-        for (; name && value; name = strtok_r(NULL, " \n", &sn), value = strtok_r(NULL, " \n", &sv))
-            if (strcmp(name, "CurrEstab") == 0)
-                return atoi(value) < 0 ? 0 : atoi(value);
+    const char *names = strstr(text, "\nTcp: ");
+    names = names ? names + 1 : strncmp(text, "Tcp: ", 5) == 0 ? text : NULL;
+    if (!names)
         return -EBADMSG;
+    const char *values = strchr(names, '\n');
+    if (!values || strncmp(++values, "Tcp: ", 5) != 0)
+        return -EBADMSG;
+    const char *end = strchr(values, '\n');
+    size_t col = 0;
+    /* The column of CurrEstab among the names, then that column's value. */
+    for (const char *p = names + 5; *p && *p != '\n'; col++) {
+        size_t len = strcspn(p, " \n");
+        if (len == 9 && memcmp(p, "CurrEstab", 9) == 0) {
+            const char *v = values + 5;
+            for (size_t i = 0; i < col && v && (!end || v < end); i++) {
+                v = strchr(v, ' ');
+                v = v ? v + 1 : NULL;
+            }
+            if (!v || (end && v >= end))
+                return -EBADMSG;
+            int x = atoi(v);
+            return x < 0 ? 0 : x;
+        }
+        p += len;
+        p += strspn(p, " ");
     }
     return -EBADMSG;
 }
 
-/* The packets of the inet table's counter name, from a listing of every
- * counter of the table at most NET_COUNTERS_TTL_MS old: one listing per
- * usage batch, where a listing per guest made libnftables dump the whole
- * ruleset (every guest's rules) for each guest, each interval. 0 or -ENOENT. */
+int
+net_count_established(const char *path)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char buf[NET_SNMP_MAX];
+
+    if (fd < 0)
+        return -errno;
+    ssize_t len = read(fd, buf, sizeof(buf) - 1);
+    if (len < 0)
+        return -errno;
+    buf[len] = '\0';
+    return net_count_established_text(buf);
+}
+
+/* The guest's count from /proc/<pid>/net/snmp held open across samples (a
+ * pread at 0 makes the kernel print it afresh), where an open and a path
+ * walk per sample cost more than the reading. */
+static int
+established_of(struct net_guest *g, pid_t pid)
+{
+    char buf[NET_SNMP_MAX], path[64];
+
+    if (g->snmp_fd >= 0 && g->snmp_pid != pid) {
+        close(g->snmp_fd);
+        g->snmp_fd = -1;
+    }
+    if (g->snmp_fd < 0) {
+        snprintf(path, sizeof(path), "/proc/%d/net/snmp", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        g->snmp_fd = fdhigh_move(fd);
+        if (g->snmp_fd < 0)
+            return g->snmp_fd;
+        g->snmp_pid = pid;
+    }
+    ssize_t len = pread(g->snmp_fd, buf, sizeof(buf) - 1, 0);
+    if (len <= 0) {
+        int e = len < 0 ? -errno : -ENODATA;
+        close(g->snmp_fd);
+        g->snmp_fd = -1;
+        return e;
+    }
+    buf[len] = '\0';
+    return net_count_established_text(buf);
+}
+
+/* The packets of the inet table's counter name, from a dump of every
+ * counter of the table at most NET_COUNTERS_TTL_MS old: one dump per usage
+ * batch. 0 or -ENOENT. */
 static int
 tcp_drops_of(net_t *n, const char *name, uint64_t *packets)
 {
     uint64_t now = time_mono_ms();
 
     if (!n->counters_ms || now - n->counters_ms > NET_COUNTERS_TTL_MS) {
-        free(n->counters);
-        n->counters = NULL;
-        n->n_counters = 0;
-        (void)net_nft_counters("inet", &n->counters, &n->n_counters);
+        if (nlstat_nft_counters(n->stat, NLSTAT_INET, "vfleet", &n->counters, &n->n_counters) < 0)
+            n->n_counters = 0;
         n->counters_ms = now;
     }
     const struct nft_counter *c = net_nft_counter_find(n->counters, n->n_counters, name);
@@ -848,45 +952,75 @@ tcp_drops_of(net_t *n, const char *name, uint64_t *packets)
     return 0;
 }
 
+/* The counters of link ifindex, from a dump of every link at most
+ * NET_COUNTERS_TTL_MS old (one per usage batch), or asked for alone when
+ * the link is newer than the dump. 0, -ENODEV or -errno. */
+static int
+link_stats_of(net_t *n, int ifindex, struct nlstat_link *out)
+{
+    uint64_t now = time_mono_ms();
+
+    if (!n->links_ms || now - n->links_ms > NET_COUNTERS_TTL_MS) {
+        if (nlstat_links(n->stat, &n->links, &n->n_links) < 0)
+            n->n_links = 0;
+        n->links_ms = now;
+    }
+    const struct nlstat_link *l = nlstat_link_find(n->links, n->n_links, ifindex);
+    if (l) {
+        *out = *l;
+        return 0;
+    }
+    return nlstat_link(n->stat, ifindex, out);
+}
+
 int
 net_usage(net_t *n, const struct guest_spec *spec, pid_t pid, struct guest_usage *u)
 {
-    char ifname[IFNAMSIZ], path[64];
-    _cleanup_(link_putp) struct rtnl_link *l = NULL;
+    char ifname[IFNAMSIZ];
+    struct nlstat_link l;
     uint64_t packets;
 
     u->net_rx_bytes = u->net_tx_bytes = u->net_rx_packets = u->net_tx_packets = 0;
     u->tcp_sockets = 0;
     u->failcnt[USAGE_FAIL_TCP] = 0;
-    if (spec->n_addrs == 0 && !guest_find(n, spec->id))
+    struct net_guest *g = guest_find(n, spec->id);
+    if (spec->n_addrs == 0 && !g)
         return 0;
     net_ifname(spec->id, ifname);
-    /* One socket for every guest's sample (usage runs on one thread at a
-     * time, the agent's lifecycle lane); a failed request closes it. */
-    if (!n->usage_sock && sock_open(&n->usage_sock) < 0)
-        n->usage_sock = NULL;
-    int got = n->usage_sock ? rtnl_link_get_kernel(n->usage_sock, 0, ifname, &l) : -NLE_BAD_SOCK;
-    if (got < 0 && got != -NLE_OBJ_NOTFOUND && n->usage_sock) {
-        nl_socket_free(n->usage_sock);
-        n->usage_sock = NULL;
+    /* The index is looked up by name once, then kept (net_apply sets it). */
+    int ifindex = g && g->ifindex ? g->ifindex : (int)if_nametoindex(ifname);
+    int got = ifindex > 0 ? link_stats_of(n, ifindex, &l) : -ENODEV;
+    if (got == -ENODEV && g && g->ifindex) {
+        /* Gone or made anew since: by name again. */
+        g->ifindex = 0;
+        ifindex = (int)if_nametoindex(ifname);
+        got = ifindex > 0 ? link_stats_of(n, ifindex, &l) : -ENODEV;
     }
     if (got == 0) {
         /* A guest adopted after an agent restart: hold its namespace from
          * now on, so its last counters outlive its init. */
-        if (pid > 0 && !guest_find(n, spec->id)) {
+        if (pid > 0 && !g) {
             int fd = open_netns(pid);
-            if (fd >= 0 && !guest_track(n, spec->id, fd))
+            if (fd >= 0 && !(g = guest_track(n, spec->id, fd)))
                 close(fd);
         }
+        if (g)
+            g->ifindex = ifindex;
         /* The host end sends what the guest receives. */
-        u->net_rx_bytes = rtnl_link_get_stat(l, RTNL_LINK_TX_BYTES);
-        u->net_rx_packets = rtnl_link_get_stat(l, RTNL_LINK_TX_PACKETS);
-        u->net_tx_bytes = rtnl_link_get_stat(l, RTNL_LINK_RX_BYTES);
-        u->net_tx_packets = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS);
+        u->net_rx_bytes = l.tx_bytes;
+        u->net_rx_packets = l.tx_packets;
+        u->net_tx_bytes = l.rx_bytes;
+        u->net_tx_packets = l.rx_packets;
     }
     if (pid > 0) {
-        snprintf(path, sizeof(path), "/proc/%d/net/snmp", (int)pid);
-        int c = net_count_established(path);
+        char path[64];
+        int c;
+        if (g) {
+            c = established_of(g, pid);
+        } else {
+            snprintf(path, sizeof(path), "/proc/%d/net/snmp", (int)pid);
+            c = net_count_established(path);
+        }
         if (c > 0)
             u->tcp_sockets = (uint64_t)c;
     }
