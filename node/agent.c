@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,11 +73,40 @@ on_heartbeat(uv_timer_t *t)
     agent_send_heartbeat(a);
 }
 
+/* Free heap that work left behind grows by at least this much before it is
+ * given back: the startup (every guest's OOM watch armed, the hello), a burst
+ * of creates, a migration. */
+#define AGENT_TRIM_GROWTH (256 * 1024)
+
+/* Gives the heap's free pages back to the kernel after a burst of work left
+ * them resident. glibc returns only the top of the heap on its own; free
+ * chunks below a block still in use stay resident however large. At most
+ * once a second for the process (a sim process runs thousands of agents on
+ * one loop), and a malloc_trim only when the free space grew: in the steady
+ * state (usage batches alone, whose arrays are mmap'd) it costs one
+ * mallinfo2. */
+static void
+heap_tidy(void)
+{
+    static uint64_t checked_ms; /* the process's last look, monotonic ms */
+    static size_t free_seen;    /* the arena's free bytes then */
+    uint64_t now = time_mono_ms();
+
+    if (now - checked_ms < 1000)
+        return;
+    checked_ms = now;
+    struct mallinfo2 mi = mallinfo2();
+    if (mi.fordblks > free_seen + AGENT_TRIM_GROWTH)
+        (void)malloc_trim(0);
+    free_seen = mi.fordblks;
+}
+
 static void
 on_usage(uv_timer_t *t)
 {
     agent_t *a = t->data;
 
+    heap_tidy();
     if (a->usage_pending || !a->welcomed)
         return;
     agent_job_usage(a);

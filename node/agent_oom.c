@@ -26,8 +26,8 @@ struct agent_oom {
     uv_poll_t poll;            /* wakes on the notification */
     int fd;                    /* the backend's descriptor, owned */
     agent_t *agent;            /* the agent */
-    struct agent_guest *guest; /* the guest, NULL once disarmed */
-    struct guest_spec spec;    /* the guest's spec, for the backend's read */
+    struct agent_guest *guest; /* the guest, NULL once disarmed (its spec is read from it:
+                                * a copy here took 17 KiB a running guest) */
     bool prio;                 /* poll for POLLPRI, else readable */
     uint64_t reported;         /* the count last sent */
     bool reading;              /* a read job holds fd */
@@ -158,7 +158,7 @@ on_wake(uv_poll_t *p, int status, int events)
     struct oom_job *j = xcalloc(1, sizeof(*j));
     j->agent = o->agent;
     j->oom = o;
-    j->spec = o->spec;
+    agent_guest_spec(o->guest, &j->spec);
     j->reported = o->reported;
     o->reading = true;
     lane_push_key(o->agent->ops, j->spec.id, &read_fns, j);
@@ -201,7 +201,6 @@ arm_done(void *arg)
     o->fd = j->fd;
     o->agent = a;
     o->guest = g;
-    o->spec = j->spec;
     o->prio = j->prio;
     o->reported = j->count;
     if (uv_poll_init(a->loop, &o->poll, o->fd) < 0) {
