@@ -29,12 +29,16 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/fdhigh.h"
+#include "node/linux/nftlib.h"
 #include "node/linux/nlstat.h"
 
 #define NET_MAX_GUESTS 65536 /* guests one node tracks (STORE_MAX_GUESTS) */
 /* How old a listing of the nftables counters may be for a usage sample: less
  * than the shortest usage interval (1 s), so each batch reads it once. */
 #define NET_COUNTERS_TTL_MS 500
+/* libnftables is closed after this long without a script or listing: the
+ * usage batch, which reads the counters without it, is when it is looked at. */
+#define NET_NFTLIB_IDLE_MS 60000
 /* Room for /proc/<pid>/net/snmp (1.3 KiB on 6.x kernels). */
 #define NET_SNMP_MAX 8192
 
@@ -944,6 +948,7 @@ tcp_drops_of(net_t *n, const char *name, uint64_t *packets)
         if (nlstat_nft_counters(n->stat, NLSTAT_INET, "vfleet", &n->counters, &n->n_counters) < 0)
             n->n_counters = 0;
         n->counters_ms = now;
+        nftlib_unload_idle(NET_NFTLIB_IDLE_MS);
     }
     const struct nft_counter *c = net_nft_counter_find(n->counters, n->n_counters, name);
     if (!c)
