@@ -30,49 +30,8 @@
 #include "common/mtime.h"
 #include "node/linux/fdhigh.h"
 #include "node/linux/nftlib.h"
+#include "node/linux/net_internal.h"
 #include "node/linux/nlstat.h"
-
-#define NET_MAX_GUESTS 65536 /* guests one node tracks (STORE_MAX_GUESTS) */
-/* How old a listing of the nftables counters may be for a usage sample: less
- * than the shortest usage interval (1 s), so each batch reads it once. */
-#define NET_COUNTERS_TTL_MS 500
-/* libnftables is closed after this long without a script or listing: the
- * usage batch, which reads the counters without it, is when it is looked at. */
-#define NET_NFTLIB_IDLE_MS 60000
-/* Room for /proc/<pid>/net/snmp (1.3 KiB on 6.x kernels). */
-#define NET_SNMP_MAX 8192
-
-/* What net_t keeps about one guest whose network exists. */
-struct net_guest {
-    char id[SPEC_ID_LEN + 1]; /* the guest */
-    int nsfd;                 /* its network namespace, held open */
-    char *nft;                /* the nftables script last applied (malloc'd) */
-    /* The addresses of the spec last applied in full (proxy_sync's "old"):
-     * only those, where a copy of the whole spec took 17 KiB a guest. */
-    struct netaddr *addrs; /* malloc'd, NULL when none */
-    uint32_t n_addrs;      /* entries */
-    bool applied;          /* a spec was applied in full (addrs is its) */
-    int ifindex;           /* the host veth's index, 0 = not known yet */
-    int snmp_fd;           /* /proc/<snmp_pid>/net/snmp held for usage, -1 = none */
-    pid_t snmp_pid;        /* the init it was opened through */
-};
-
-struct net {
-    struct net_config cfg;    /* copy of the configuration */
-    bool host_ready;          /* tables, base chains and forwarding are set up */
-    struct net_guest *guests; /* guests with a network */
-    size_t n_guests;          /* entries used */
-    size_t cap_guests;        /* entries allocated */
-    /* The inet table's counters, read once for a usage batch (tcp_drops_of). */
-    struct nft_counter *counters; /* sorted by name (malloc'd), NULL before the first */
-    size_t n_counters;            /* entries */
-    uint64_t counters_ms;         /* when read (monotonic ms), 0 never */
-    /* Every link's counters, read once for a usage batch (link_stats_of). */
-    struct nlstat_link *links; /* sorted by ifindex (malloc'd), NULL before the first */
-    size_t n_links;            /* entries */
-    uint64_t links_ms;         /* when read (monotonic ms), 0 never */
-    nlstat_t *stat;            /* the usage batch's netlink sockets */
-};
 
 net_t *
 net_new(const struct net_config *cfg)
@@ -138,16 +97,16 @@ guest_search(net_t *n, const char *id, size_t *at)
     return NULL;
 }
 
-static struct net_guest *
-guest_find(net_t *n, const char *id)
+struct net_guest *
+net_guest_find(net_t *n, const char *id)
 {
     return guest_search(n, id, NULL);
 }
 
 /* Starts holding nsfd for the guest (taking it over); NULL at the cap. The
  * table moves: pointers to other entries are stale afterwards. */
-static struct net_guest *
-guest_track(net_t *n, const char *id, int nsfd)
+struct net_guest *
+net_guest_track(net_t *n, const char *id, int nsfd)
 {
     size_t at = 0;
 
@@ -695,8 +654,8 @@ veth_create(struct nl_sock *s, const char *ifname, int nsfd)
     return nl_to_errno(rtnl_link_add(s, l, NLM_F_CREATE | NLM_F_EXCL));
 }
 
-static int
-open_netns(pid_t pid)
+int
+net_open_netns(pid_t pid)
 {
     char path[64];
 
@@ -720,10 +679,10 @@ net_apply(net_t *n, const struct guest_spec *spec, pid_t pid)
     if (r < 0)
         return r;
 
-    _cleanup_close_ int nsfd = open_netns(pid);
+    _cleanup_close_ int nsfd = net_open_netns(pid);
     if (nsfd < 0)
         return nsfd;
-    struct net_guest *g = guest_find(n, spec->id);
+    struct net_guest *g = net_guest_find(n, spec->id);
     ino_t held = 0, now = 0;
     if (g && (ns_inode(g->nsfd, &held) < 0 || ns_inode(nsfd, &now) < 0 || held != now)) {
         /* A network left from an earlier run of the guest: start afresh. */
@@ -733,7 +692,7 @@ net_apply(net_t *n, const struct guest_spec *spec, pid_t pid)
         g = NULL;
     }
     if (!g) {
-        g = guest_track(n, spec->id, nsfd);
+        g = net_guest_track(n, spec->id, nsfd);
         if (!g)
             return -ENOSPC;
         nsfd = -1;
@@ -809,7 +768,7 @@ net_remove(net_t *n, const struct guest_spec *spec)
 
     net_ifname(spec->id, ifname);
     /* Nothing to remove on a host that never had guest networking. */
-    if (n->host_ready || guest_find(n, spec->id) || net_nft_guest_present(ifname) > 0) {
+    if (n->host_ready || net_guest_find(n, spec->id) || net_nft_guest_present(ifname) > 0) {
         _cleanup_free_ char *del = net_nft_guest_delete(ifname);
         r = net_nft_run(del, err, sizeof(err));
         if (r < 0) {
@@ -838,7 +797,7 @@ net_remove(net_t *n, const struct guest_spec *spec)
     } else if (r != -ENODEV) {
         return r;
     }
-    struct net_guest *g = guest_find(n, spec->id);
+    struct net_guest *g = net_guest_find(n, spec->id);
     /* The addresses it had and those it has now: either may be the newer. */
     if (g && g->applied)
         r = proxy_sync(n, s, g->addrs, g->n_addrs, NULL, 0);
@@ -850,189 +809,6 @@ net_remove(net_t *n, const struct guest_spec *spec)
         return r;
     if (g)
         guest_forget(n, g);
-    return 0;
-}
-
-/* ---- usage ------------------------------------------------------------ */
-
-int
-net_count_established_text(const char *text)
-{
-    /* "Tcp: RtoAlgorithm ... CurrEstab ...", then "Tcp: 1 200 ... 3 ...". */
-    const char *names = strstr(text, "\nTcp: ");
-    names = names ? names + 1 : strncmp(text, "Tcp: ", 5) == 0 ? text : NULL;
-    if (!names)
-        return -EBADMSG;
-    const char *values = strchr(names, '\n');
-    if (!values || strncmp(++values, "Tcp: ", 5) != 0)
-        return -EBADMSG;
-    const char *end = strchr(values, '\n');
-    size_t col = 0;
-    /* The column of CurrEstab among the names, then that column's value. */
-    for (const char *p = names + 5; *p && *p != '\n'; col++) {
-        size_t len = strcspn(p, " \n");
-        if (len == 9 && memcmp(p, "CurrEstab", 9) == 0) {
-            const char *v = values + 5;
-            for (size_t i = 0; i < col && v && (!end || v < end); i++) {
-                v = strchr(v, ' ');
-                v = v ? v + 1 : NULL;
-            }
-            if (!v || (end && v >= end))
-                return -EBADMSG;
-            int x = atoi(v);
-            return x < 0 ? 0 : x;
-        }
-        p += len;
-        p += strspn(p, " ");
-    }
-    return -EBADMSG;
-}
-
-int
-net_count_established(const char *path)
-{
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char buf[NET_SNMP_MAX];
-
-    if (fd < 0)
-        return -errno;
-    ssize_t len = read(fd, buf, sizeof(buf) - 1);
-    if (len < 0)
-        return -errno;
-    buf[len] = '\0';
-    return net_count_established_text(buf);
-}
-
-/* The guest's count from /proc/<pid>/net/snmp held open across samples (a
- * pread at 0 makes the kernel print it afresh), where an open and a path
- * walk per sample cost more than the reading. */
-static int
-established_of(struct net_guest *g, pid_t pid)
-{
-    char buf[NET_SNMP_MAX], path[64];
-
-    if (g->snmp_fd >= 0 && g->snmp_pid != pid) {
-        close(g->snmp_fd);
-        g->snmp_fd = -1;
-    }
-    if (g->snmp_fd < 0) {
-        snprintf(path, sizeof(path), "/proc/%d/net/snmp", (int)pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return -errno;
-        g->snmp_fd = fdhigh_move(fd);
-        if (g->snmp_fd < 0)
-            return g->snmp_fd;
-        g->snmp_pid = pid;
-    }
-    ssize_t len = pread(g->snmp_fd, buf, sizeof(buf) - 1, 0);
-    if (len <= 0) {
-        int e = len < 0 ? -errno : -ENODATA;
-        close(g->snmp_fd);
-        g->snmp_fd = -1;
-        return e;
-    }
-    buf[len] = '\0';
-    return net_count_established_text(buf);
-}
-
-/* The packets of the inet table's counter name, from a dump of every
- * counter of the table at most NET_COUNTERS_TTL_MS old: one dump per usage
- * batch. 0 or -ENOENT. */
-static int
-tcp_drops_of(net_t *n, const char *name, uint64_t *packets)
-{
-    uint64_t now = time_mono_ms();
-
-    if (!n->counters_ms || now - n->counters_ms > NET_COUNTERS_TTL_MS) {
-        if (nlstat_nft_counters(n->stat, NLSTAT_INET, "vfleet", &n->counters, &n->n_counters) < 0)
-            n->n_counters = 0;
-        n->counters_ms = now;
-        nftlib_unload_idle(NET_NFTLIB_IDLE_MS);
-    }
-    const struct nft_counter *c = net_nft_counter_find(n->counters, n->n_counters, name);
-    if (!c)
-        return -ENOENT;
-    *packets = c->packets;
-    return 0;
-}
-
-/* The counters of link ifindex, from a dump of every link at most
- * NET_COUNTERS_TTL_MS old (one per usage batch), or asked for alone when
- * the link is newer than the dump. 0, -ENODEV or -errno. */
-static int
-link_stats_of(net_t *n, int ifindex, struct nlstat_link *out)
-{
-    uint64_t now = time_mono_ms();
-
-    if (!n->links_ms || now - n->links_ms > NET_COUNTERS_TTL_MS) {
-        if (nlstat_links(n->stat, &n->links, &n->n_links) < 0)
-            n->n_links = 0;
-        n->links_ms = now;
-    }
-    const struct nlstat_link *l = nlstat_link_find(n->links, n->n_links, ifindex);
-    if (l) {
-        *out = *l;
-        return 0;
-    }
-    return nlstat_link(n->stat, ifindex, out);
-}
-
-int
-net_usage(net_t *n, const struct guest_spec *spec, pid_t pid, struct guest_usage *u)
-{
-    char ifname[IFNAMSIZ];
-    struct nlstat_link l;
-    uint64_t packets;
-
-    u->net_rx_bytes = u->net_tx_bytes = u->net_rx_packets = u->net_tx_packets = 0;
-    u->tcp_sockets = 0;
-    u->failcnt[USAGE_FAIL_TCP] = 0;
-    struct net_guest *g = guest_find(n, spec->id);
-    if (spec->n_addrs == 0 && !g)
-        return 0;
-    net_ifname(spec->id, ifname);
-    /* The index is looked up by name once, then kept (net_apply sets it). */
-    int ifindex = g && g->ifindex ? g->ifindex : (int)if_nametoindex(ifname);
-    int got = ifindex > 0 ? link_stats_of(n, ifindex, &l) : -ENODEV;
-    if (got == -ENODEV && g && g->ifindex) {
-        /* Gone or made anew since: by name again. */
-        g->ifindex = 0;
-        ifindex = (int)if_nametoindex(ifname);
-        got = ifindex > 0 ? link_stats_of(n, ifindex, &l) : -ENODEV;
-    }
-    if (got == 0) {
-        /* A guest adopted after an agent restart: hold its namespace from
-         * now on, so its last counters outlive its init. */
-        if (pid > 0 && !g) {
-            int fd = open_netns(pid);
-            if (fd >= 0 && !(g = guest_track(n, spec->id, fd)))
-                close(fd);
-        }
-        if (g)
-            g->ifindex = ifindex;
-        /* The host end sends what the guest receives. */
-        u->net_rx_bytes = l.tx_bytes;
-        u->net_rx_packets = l.tx_packets;
-        u->net_tx_bytes = l.rx_bytes;
-        u->net_tx_packets = l.rx_packets;
-    }
-    if (pid > 0) {
-        char path[64];
-        int c;
-        if (g) {
-            c = established_of(g, pid);
-        } else {
-            snprintf(path, sizeof(path), "/proc/%d/net/snmp", (int)pid);
-            c = net_count_established(path);
-        }
-        if (c > 0)
-            u->tcp_sockets = (uint64_t)c;
-    }
-    char name[32];
-    snprintf(name, sizeof(name), "tcp_%s", ifname);
-    if (tcp_drops_of(n, name, &packets) == 0)
-        u->failcnt[USAGE_FAIL_TCP] = packets;
     return 0;
 }
 
