@@ -28,7 +28,8 @@
 # not in Debian 12. PEER=none skips it.
 #
 # Environment: BUILD (default <repo>/build), IP (auto or v6), OLD_BIN (a directory holding an
-# older vfleet-node, e.g. a copy of main's build/bin), PEER (lxc or none).
+# older vfleet-node, e.g. a copy of main's build/bin), PEER (lxc or none), NOFILE (the
+# descriptor limit the agent runs with, default the unit's 1048576).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,6 +52,12 @@ for p in vfleet vfleet-master vfleet-node; do
     [ -x "$BUILD/bin/$p" ] || { echo "agent.sh: no $BUILD/bin/$p" >&2; exit 1; }
 done
 [ -z "${OLD_BIN:-}" ] || [ -x "$OLD_BIN/vfleet-node" ] || { echo "agent.sh: no $OLD_BIN/vfleet-node" >&2; exit 1; }
+
+# The packaged unit's descriptor limit (LimitNOFILE=1048576), which the
+# agent's local cluster inherits from this shell: under a smaller one the
+# agent holds the usage files of only some guests (a quarter of the soft
+# limit) and opens the others' by path each sample. NOFILE= overrides it.
+ulimit -n "${NOFILE:-1048576}" 2>/dev/null || echo "agent.sh: keeping ulimit -n $(ulimit -n)" >&2
 
 T=$(mktemp -d /tmp/vfleet-agentbench.XXXXXX)
 export VFLEET_LOCAL_DIR=$T/c VFLEET_LOCAL_PREFIX=ab$$h
