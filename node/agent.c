@@ -82,23 +82,28 @@ on_heartbeat(uv_timer_t *t)
  * them resident. glibc returns only the top of the heap on its own; free
  * chunks below a block still in use stay resident however large. At most
  * once a second for the process (a sim process runs thousands of agents on
- * one loop), and a malloc_trim only when the free space grew: in the steady
- * state (usage batches alone, whose arrays are mmap'd) it costs one
- * mallinfo2. */
+ * one loop), and a malloc_trim only when the free space grew past what it
+ * was at the last trim (or its lowest since: reused space is resident
+ * again), so slow growth over many looks counts too; in the steady state
+ * (usage batches alone, whose arrays are mmap'd) it costs one mallinfo2.
+ * Trimmed chunks stay free in the arena, so the free bytes do not fall. */
 static void
 heap_tidy(void)
 {
     static uint64_t checked_ms; /* the process's last look, monotonic ms */
-    static size_t free_seen;    /* the arena's free bytes then */
+    static size_t free_base;    /* the arena's free bytes at the last trim, or lower since */
     uint64_t now = time_mono_ms();
 
     if (now - checked_ms < 1000)
         return;
     checked_ms = now;
     struct mallinfo2 mi = mallinfo2();
-    if (mi.fordblks > free_seen + AGENT_TRIM_GROWTH)
+    if (mi.fordblks < free_base)
+        free_base = mi.fordblks;
+    else if (mi.fordblks > free_base + AGENT_TRIM_GROWTH) {
         (void)malloc_trim(0);
-    free_seen = mi.fordblks;
+        free_base = mi.fordblks;
+    }
 }
 
 static void
