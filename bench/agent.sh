@@ -13,7 +13,11 @@
 # counters). Then, each round, the agent is restarted on the same running
 # guests with OLD_BIN's vfleet-node (when given) and with this build's, and
 # measured after 20 s of settling: CPU over SECONDS from /proc/PID/stat
-# (its own, not its children's), memory from /proc/PID/smaps_rollup.
+# (its own, not its children's), memory from /proc/PID/smaps_rollup. The
+# helper processes are measured the same way on their own lines: the
+# agent's spawner (forks guests' inits and exec helpers) and the guests'
+# console keepers, so no work hides from the agent's figure in another
+# process.
 #
 # The peer: LXC 5 (Debian 12's lxc), N containers on the same busybox tree,
 # started with lxc-start, each with no network; LXC keeps one monitor process
@@ -24,7 +28,8 @@
 # not in Debian 12. PEER=none skips it.
 #
 # Environment: BUILD (default <repo>/build), IP (auto or v6), OLD_BIN (a directory holding an
-# older vfleet-node, e.g. a copy of main's build/bin), PEER (lxc or none).
+# older vfleet-node, e.g. a copy of main's build/bin), PEER (lxc or none), NOFILE (the
+# descriptor limit the agent runs with, default the unit's 1048576).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +52,12 @@ for p in vfleet vfleet-master vfleet-node; do
     [ -x "$BUILD/bin/$p" ] || { echo "agent.sh: no $BUILD/bin/$p" >&2; exit 1; }
 done
 [ -z "${OLD_BIN:-}" ] || [ -x "$OLD_BIN/vfleet-node" ] || { echo "agent.sh: no $OLD_BIN/vfleet-node" >&2; exit 1; }
+
+# The packaged unit's descriptor limit (LimitNOFILE=1048576), which the
+# agent's local cluster inherits from this shell: under a smaller one the
+# agent holds the usage files of only some guests (a quarter of the soft
+# limit) and opens the others' by path each sample. NOFILE= overrides it.
+ulimit -n "${NOFILE:-1048576}" 2>/dev/null || echo "agent.sh: keeping ulimit -n $(ulimit -n)" >&2
 
 T=$(mktemp -d /tmp/vfleet-agentbench.XXXXXX)
 export VFLEET_LOCAL_DIR=$T/c VFLEET_LOCAL_PREFIX=ab$$h
@@ -114,6 +125,25 @@ measure() {
         "$(bc -l <<<"100 * ($t1 - $t0) / $hz / $SECS")" "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
+# helpers LABEL: the agent's helper processes, measured over the same
+# SECONDS: its spawner (vfleet-spawner, a child of the agent, and the
+# spawner's own child) and the guests' console keepers (vfleet-console, one
+# per running guest, in the guest's cgroups), each group summed.
+helpers() {
+    local agent sp cons
+    agent=$(cat "$T/c/$NODE/agent.pid")
+    mapfile -t sp < <(pgrep -x vfleet-spawner | while read -r p; do
+        ppid=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null) || continue
+        gp=$(awk '{print $4}' "/proc/$ppid/stat" 2>/dev/null)
+        [ "$ppid" = "$agent" ] || [ "$gp" = "$agent" ] && echo "$p"
+    done)
+    mapfile -t cons < <(pgrep -x vfleet-console | while read -r p; do
+        grep -q "/vfleet-$NODE/" "/proc/$p/cgroup" 2>/dev/null && echo "$p"
+    done)
+    [ "${#sp[@]}" = 0 ] || measure "$1 spawner" "${sp[@]}"
+    [ "${#cons[@]}" = 0 ] || measure "$1 consoles" "${cons[@]}"
+}
+
 # agent_on BIN: (re)starts the node's agent from BIN, waits for its guests.
 agent_on() {
     local pidf=$T/c/$NODE/agent.pid
@@ -148,10 +178,12 @@ done
 sleep 20
 printf '%-22s %6s %9s %9s %9s %8s\n' "" procs rss_MiB pss_MiB anon_MiB cpu_%
 measure "new, after creating" "$(cat "$T/c/$NODE/agent.pid")"
+helpers "new,"
 for r in $(seq "$ROUNDS"); do
     if [ -n "${OLD_BIN:-}" ]; then
         agent_on "$OLD_BIN"
         measure "old, restarted r$r" "$(cat "$T/c/$NODE/agent.pid")"
+        [ "$r" != 1 ] || helpers "old,"
     fi
     agent_on "$NEW_BIN"
     measure "new, restarted r$r" "$(cat "$T/c/$NODE/agent.pid")"

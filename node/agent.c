@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,11 +80,45 @@ on_heartbeat(uv_timer_t *t)
  * dropped connection) and the next one goes anyway. */
 #define USAGE_UNREAD_INTERVALS 10
 
+/* Free heap that work left behind grows by at least this much before it is
+ * given back: the startup (every guest's OOM watch armed, the hello), a burst
+ * of creates, a migration. */
+#define AGENT_TRIM_GROWTH (256 * 1024)
+
+/* Gives the heap's free pages back to the kernel after a burst of work left
+ * them resident. glibc returns only the top of the heap on its own; free
+ * chunks below a block still in use stay resident however large. At most
+ * once a second for the process (a sim process runs thousands of agents on
+ * one loop), and a malloc_trim only when the free space grew past what it
+ * was at the last trim (or its lowest since: reused space is resident
+ * again), so slow growth over many looks counts too; in the steady state
+ * (usage batches alone, whose arrays are mmap'd) it costs one mallinfo2.
+ * Trimmed chunks stay free in the arena, so the free bytes do not fall. */
+static void
+heap_tidy(void)
+{
+    static uint64_t checked_ms; /* the process's last look, monotonic ms */
+    static size_t free_base;    /* the arena's free bytes at the last trim, or lower since */
+    uint64_t now = time_mono_ms();
+
+    if (now - checked_ms < 1000)
+        return;
+    checked_ms = now;
+    struct mallinfo2 mi = mallinfo2();
+    if (mi.fordblks < free_base)
+        free_base = mi.fordblks;
+    else if (mi.fordblks > free_base + AGENT_TRIM_GROWTH) {
+        (void)malloc_trim(0);
+        free_base = mi.fordblks;
+    }
+}
+
 static void
 on_usage(uv_timer_t *t)
 {
     agent_t *a = t->data;
 
+    heap_tidy();
     if (a->usage_pending || !a->welcomed)
         return;
     /* A master that acks usage reports (it does once it has read them) and

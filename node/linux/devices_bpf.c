@@ -1,12 +1,12 @@
 /* The cgroup v2 device program; see devices_bpf.h. */
 #include "node/linux/devices_bpf.h"
 
-#include <bpf/bpf.h>
 #include <errno.h>
 #include <linux/bpf.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/mem.h"
@@ -20,6 +20,71 @@ static const struct {
 } allowed[] = {
     {1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, ANY_MINOR},
 };
+
+/* The five bpf(2) commands this file needs, made directly: libbpf wraps
+ * each in the same one system call, and linking it (with libelf and zlib)
+ * kept ~290 KiB of library pages resident in the agent for them. Each
+ * returns what the system call does (-1 with errno set). */
+static int
+sys_bpf(enum bpf_cmd cmd, union bpf_attr *attr)
+{
+    return (int)syscall(SYS_bpf, cmd, attr, sizeof(*attr));
+}
+
+static int
+prog_get_fd_by_id(uint32_t id)
+{
+    union bpf_attr a = {.prog_id = id};
+
+    return sys_bpf(BPF_PROG_GET_FD_BY_ID, &a);
+}
+
+static int
+prog_info(int fd, struct bpf_prog_info *info)
+{
+    union bpf_attr a = {.info = {.bpf_fd = (uint32_t)fd,
+                                 .info_len = sizeof(*info),
+                                 .info = (uint64_t)(uintptr_t)info}};
+
+    return sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a);
+}
+
+static int
+prog_query(int cgroup_fd, uint32_t *ids, uint32_t *cnt)
+{
+    union bpf_attr a = {.query = {.target_fd = (uint32_t)cgroup_fd,
+                                  .attach_type = BPF_CGROUP_DEVICE,
+                                  .prog_ids = (uint64_t)(uintptr_t)ids,
+                                  .prog_cnt = *cnt}};
+    int r = sys_bpf(BPF_PROG_QUERY, &a);
+
+    if (r == 0)
+        *cnt = a.query.prog_cnt;
+    return r;
+}
+
+static int
+prog_load(const struct bpf_insn *prog, size_t n)
+{
+    union bpf_attr a = {.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE,
+                        .insns = (uint64_t)(uintptr_t)prog,
+                        .insn_cnt = (uint32_t)n,
+                        .license = (uint64_t)(uintptr_t) "Dual MIT/GPL"};
+
+    strscpy(a.prog_name, DEVICES_BPF_NAME, sizeof(a.prog_name));
+    return sys_bpf(BPF_PROG_LOAD, &a);
+}
+
+static int
+prog_attach(int prog_fd, int cgroup_fd)
+{
+    union bpf_attr a = {.target_fd = (uint32_t)cgroup_fd,
+                        .attach_bpf_fd = (uint32_t)prog_fd,
+                        .attach_type = BPF_CGROUP_DEVICE,
+                        .attach_flags = BPF_F_ALLOW_MULTI};
+
+    return sys_bpf(BPF_PROG_ATTACH, &a);
+}
 
 /* Registers the program uses (r1 holds the context on entry). */
 enum { R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4 };
@@ -86,12 +151,11 @@ build(struct bpf_insn *prog)
 static bool
 is_ours(uint32_t id)
 {
-    int fd = bpf_prog_get_fd_by_id(id);
+    int fd = prog_get_fd_by_id(id);
     if (fd < 0)
         return false;
     struct bpf_prog_info info = {0};
-    uint32_t len = sizeof(info);
-    bool ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+    bool ours = prog_info(fd, &info) == 0 &&
                 strncmp(info.name, DEVICES_BPF_NAME, sizeof(info.name) - 1) == 0;
     close(fd);
     return ours;
@@ -100,9 +164,9 @@ is_ours(uint32_t id)
 int
 devices_bpf_count(int cgroup_fd, uint32_t *all, uint32_t *ours)
 {
-    uint32_t ids[64], cnt = ARRAY_SIZE(ids), flags = 0;
+    uint32_t ids[64], cnt = ARRAY_SIZE(ids);
 
-    if (bpf_prog_query(cgroup_fd, BPF_CGROUP_DEVICE, 0, &flags, ids, &cnt) < 0)
+    if (prog_query(cgroup_fd, ids, &cnt) < 0)
         return -errno;
     *all = cnt;
     *ours = 0;
@@ -123,13 +187,11 @@ devices_bpf_attach(int cgroup_fd)
     if (ours)
         return 0;
     size_t n = build(prog);
-    LIBBPF_OPTS(bpf_prog_load_opts, opts);
-    _cleanup_close_ int fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, DEVICES_BPF_NAME,
-                                           "Dual MIT/GPL", prog, n, &opts);
+    _cleanup_close_ int fd = prog_load(prog, n);
     if (fd < 0)
-        return fd < -1 ? fd : -errno;
+        return -errno;
     /* The attachment holds the program; our fd may close. */
-    if (bpf_prog_attach(fd, cgroup_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI) < 0)
+    if (prog_attach(fd, cgroup_fd) < 0)
         return -errno;
     return 0;
 }

@@ -29,32 +29,9 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/fdhigh.h"
-
-#define NET_MAX_GUESTS 65536 /* guests one node tracks (STORE_MAX_GUESTS) */
-/* How old a listing of the nftables counters may be for a usage sample: less
- * than the shortest usage interval (1 s), so each batch reads it once. */
-#define NET_COUNTERS_TTL_MS 500
-
-/* What net_t keeps about one guest whose network exists. */
-struct net_guest {
-    char id[SPEC_ID_LEN + 1]; /* the guest */
-    int nsfd;                 /* its network namespace, held open */
-    char *nft;                /* the nftables script last applied (malloc'd) */
-    struct guest_spec *last;  /* the spec last applied in full (malloc'd), NULL before */
-};
-
-struct net {
-    struct net_config cfg;    /* copy of the configuration */
-    bool host_ready;          /* tables, base chains and forwarding are set up */
-    struct net_guest *guests; /* guests with a network */
-    size_t n_guests;          /* entries used */
-    size_t cap_guests;        /* entries allocated */
-    /* The inet table's counters, read once for a usage batch (tcp_drops_of). */
-    struct nft_counter *counters; /* sorted by name (malloc'd), NULL before the first */
-    size_t n_counters;            /* entries */
-    uint64_t counters_ms;         /* when read (monotonic ms), 0 never */
-    struct nl_sock *usage_sock;   /* net_usage's rtnetlink socket, opened once */
-};
+#include "node/linux/nftlib.h"
+#include "node/linux/net_internal.h"
+#include "node/linux/nlstat.h"
 
 net_t *
 net_new(const struct net_config *cfg)
@@ -62,6 +39,7 @@ net_new(const struct net_config *cfg)
     net_t *n = xcalloc(1, sizeof(*n));
 
     n->cfg = *cfg;
+    n->stat = nlstat_new();
     return n;
 }
 
@@ -74,13 +52,15 @@ net_destroy(net_t **p)
         return;
     for (size_t i = 0; i < n->n_guests; i++) {
         close(n->guests[i].nsfd);
+        if (n->guests[i].snmp_fd >= 0)
+            close(n->guests[i].snmp_fd);
         free(n->guests[i].nft);
-        free(n->guests[i].last);
+        free(n->guests[i].addrs);
     }
     free(n->guests);
     free(n->counters);
-    if (n->usage_sock)
-        nl_socket_free(n->usage_sock);
+    free(n->links);
+    nlstat_free(&n->stat);
     free(n);
     *p = NULL;
 }
@@ -94,27 +74,51 @@ net_ifname(const char *id, char out[IFNAMSIZ])
     spec_ifname(id, out);
 }
 
+/* The table is kept sorted by id: a usage batch looks every guest up, which
+ * a linear search made O(guests²) per interval. Returns the entry, or NULL
+ * with *at set to where id belongs. */
 static struct net_guest *
-guest_find(net_t *n, const char *id)
+guest_search(net_t *n, const char *id, size_t *at)
 {
-    for (size_t i = 0; i < n->n_guests; i++)
-        if (strcmp(n->guests[i].id, id) == 0)
-            return &n->guests[i];
+    size_t lo = 0, hi = n->n_guests;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(n->guests[mid].id, id);
+        if (c == 0)
+            return &n->guests[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (at)
+        *at = lo;
     return NULL;
 }
 
-/* Starts holding nsfd for the guest (taking it over); NULL at the cap. */
-static struct net_guest *
-guest_track(net_t *n, const char *id, int nsfd)
+struct net_guest *
+net_guest_find(net_t *n, const char *id)
 {
-    if (n->n_guests >= NET_MAX_GUESTS)
+    return guest_search(n, id, NULL);
+}
+
+/* Starts holding nsfd for the guest (taking it over); NULL at the cap. The
+ * table moves: pointers to other entries are stale afterwards. */
+struct net_guest *
+net_guest_track(net_t *n, const char *id, int nsfd)
+{
+    size_t at = 0;
+
+    if (n->n_guests >= NET_MAX_GUESTS || guest_search(n, id, &at))
         return NULL;
     if (n->n_guests == n->cap_guests) {
         n->cap_guests = n->cap_guests ? n->cap_guests * 2 : 16;
         n->guests = xreallocarray(n->guests, n->cap_guests, sizeof(*n->guests));
     }
-    struct net_guest *g = &n->guests[n->n_guests++];
-    *g = (struct net_guest){.nsfd = nsfd};
+    struct net_guest *g = &n->guests[at];
+    memmove(g + 1, g, (n->n_guests++ - at) * sizeof(*g));
+    *g = (struct net_guest){.nsfd = nsfd, .snmp_fd = -1};
     strscpy(g->id, id, sizeof(g->id));
     return g;
 }
@@ -123,9 +127,12 @@ static void
 guest_forget(net_t *n, struct net_guest *g)
 {
     close(g->nsfd);
+    if (g->snmp_fd >= 0)
+        close(g->snmp_fd);
     free(g->nft);
-    free(g->last);
-    *g = n->guests[--n->n_guests];
+    free(g->addrs);
+    size_t at = (size_t)(g - n->guests);
+    memmove(g, g + 1, (--n->n_guests - at) * sizeof(*g));
 }
 
 /* ---- libnl helpers ---------------------------------------------------- */
@@ -292,10 +299,10 @@ addr_add(struct nl_sock *s, int ifindex, struct nl_addr *local, int scope)
 }
 
 static bool
-in_spec_addr(const struct guest_spec *s, const struct netaddr *x)
+in_addrs(const struct netaddr *addrs, uint32_t n, const struct netaddr *x)
 {
-    for (uint32_t i = 0; i < s->n_addrs; i++)
-        if (netaddr_equal(&s->addrs[i], x))
+    for (uint32_t i = 0; i < n; i++)
+        if (netaddr_equal(&addrs[i], x))
             return true;
     return false;
 }
@@ -468,9 +475,10 @@ proxy_ndp(struct nl_sock *s, int ifindex, const struct netaddr *addr, bool add)
 }
 
 /* Brings the uplink's proxy NDP entries for the guest from the addresses it
- * had (old, may be NULL) to those of spec (NULL: none). */
+ * had (old, n_old) to addrs (n_addrs; 0: none). */
 static int
-proxy_sync(net_t *n, struct nl_sock *s, const struct guest_spec *old, const struct guest_spec *spec)
+proxy_sync(net_t *n, struct nl_sock *s, const struct netaddr *old, uint32_t n_old,
+           const struct netaddr *addrs, uint32_t n_addrs)
 {
     int ifindex, r;
 
@@ -479,18 +487,18 @@ proxy_sync(net_t *n, struct nl_sock *s, const struct guest_spec *old, const stru
     r = link_index(s, n->cfg.uplink, &ifindex);
     if (r < 0)
         return r;
-    for (uint32_t i = 0; old && i < old->n_addrs; i++) {
-        const struct netaddr *a = &old->addrs[i];
-        if (a->family != AF_INET6 || (spec && in_spec_addr(spec, a)))
+    for (uint32_t i = 0; i < n_old; i++) {
+        const struct netaddr *a = &old[i];
+        if (a->family != AF_INET6 || in_addrs(addrs, n_addrs, a))
             continue;
         r = proxy_ndp(s, ifindex, a, false);
         if (r < 0)
             return r;
     }
-    for (uint32_t i = 0; spec && i < spec->n_addrs; i++) {
-        if (spec->addrs[i].family != AF_INET6)
+    for (uint32_t i = 0; i < n_addrs; i++) {
+        if (addrs[i].family != AF_INET6)
             continue;
-        r = proxy_ndp(s, ifindex, &spec->addrs[i], true);
+        r = proxy_ndp(s, ifindex, &addrs[i], true);
         if (r < 0)
             return r;
     }
@@ -646,8 +654,8 @@ veth_create(struct nl_sock *s, const char *ifname, int nsfd)
     return nl_to_errno(rtnl_link_add(s, l, NLM_F_CREATE | NLM_F_EXCL));
 }
 
-static int
-open_netns(pid_t pid)
+int
+net_open_netns(pid_t pid)
 {
     char path[64];
 
@@ -671,10 +679,10 @@ net_apply(net_t *n, const struct guest_spec *spec, pid_t pid)
     if (r < 0)
         return r;
 
-    _cleanup_close_ int nsfd = open_netns(pid);
+    _cleanup_close_ int nsfd = net_open_netns(pid);
     if (nsfd < 0)
         return nsfd;
-    struct net_guest *g = guest_find(n, spec->id);
+    struct net_guest *g = net_guest_find(n, spec->id);
     ino_t held = 0, now = 0;
     if (g && (ns_inode(g->nsfd, &held) < 0 || ns_inode(nsfd, &now) < 0 || held != now)) {
         /* A network left from an earlier run of the guest: start afresh. */
@@ -684,7 +692,7 @@ net_apply(net_t *n, const struct guest_spec *spec, pid_t pid)
         g = NULL;
     }
     if (!g) {
-        g = guest_track(n, spec->id, nsfd);
+        g = net_guest_track(n, spec->id, nsfd);
         if (!g)
             return -ENOSPC;
         nsfd = -1;
@@ -724,12 +732,14 @@ net_apply(net_t *n, const struct guest_spec *spec, pid_t pid)
     r = rate_set(s, ifindex, spec->limits.net_in);
     if (r < 0)
         return r;
-    r = proxy_sync(n, s, g->last, spec);
+    r = proxy_sync(n, s, g->addrs, g->n_addrs, spec->addrs, spec->n_addrs);
     if (r < 0)
         return r;
-    if (!g->last)
-        g->last = xmalloc(sizeof(*g->last));
-    *g->last = *spec;
+    g->addrs = xreallocarray(g->addrs, spec->n_addrs, sizeof(*g->addrs));
+    memcpy(g->addrs, spec->addrs, spec->n_addrs * sizeof(*g->addrs));
+    g->n_addrs = spec->n_addrs;
+    g->applied = true;
+    g->ifindex = ifindex;
 
     /* Replacing the rules restarts the connection count, so an unchanged
      * rule set is left alone. */
@@ -758,7 +768,7 @@ net_remove(net_t *n, const struct guest_spec *spec)
 
     net_ifname(spec->id, ifname);
     /* Nothing to remove on a host that never had guest networking. */
-    if (n->host_ready || guest_find(n, spec->id) || net_nft_guest_present(ifname) > 0) {
+    if (n->host_ready || net_guest_find(n, spec->id) || net_nft_guest_present(ifname) > 0) {
         _cleanup_free_ char *del = net_nft_guest_delete(ifname);
         r = net_nft_run(del, err, sizeof(err));
         if (r < 0) {
@@ -787,113 +797,18 @@ net_remove(net_t *n, const struct guest_spec *spec)
     } else if (r != -ENODEV) {
         return r;
     }
-    struct net_guest *g = guest_find(n, spec->id);
+    struct net_guest *g = net_guest_find(n, spec->id);
     /* The addresses it had and those it has now: either may be the newer. */
-    r = proxy_sync(n, s, g && g->last ? g->last : spec, NULL);
-    if (r >= 0 && g && g->last)
-        r = proxy_sync(n, s, spec, NULL);
+    if (g && g->applied)
+        r = proxy_sync(n, s, g->addrs, g->n_addrs, NULL, 0);
+    else
+        r = proxy_sync(n, s, spec->addrs, spec->n_addrs, NULL, 0);
+    if (r >= 0 && g && g->applied)
+        r = proxy_sync(n, s, spec->addrs, spec->n_addrs, NULL, 0);
     if (r < 0)
         return r;
     if (g)
         guest_forget(n, g);
-    return 0;
-}
-
-/* ---- usage ------------------------------------------------------------ */
-
-int
-net_count_established(const char *path)
-{
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    char names[1024], values[1024];
-
-    if (!f)
-        return -errno;
-    /* "Tcp: RtoAlgorithm ... CurrEstab ...", then "Tcp: 1 200 ... 3 ...". */
-    while (fgets(names, sizeof(names), f)) {
-        if (strncmp(names, "Tcp: ", 5) != 0)
-            continue;
-        if (!fgets(values, sizeof(values), f) || strncmp(values, "Tcp: ", 5) != 0)
-            return -EBADMSG;
-        char *sn = NULL, *sv = NULL;
-        char *name = strtok_r(names + 5, " \n", &sn), *value = strtok_r(values + 5, " \n", &sv);
-        for (; name && value; name = strtok_r(NULL, " \n", &sn), value = strtok_r(NULL, " \n", &sv))
-            if (strcmp(name, "CurrEstab") == 0)
-                return atoi(value) < 0 ? 0 : atoi(value);
-        return -EBADMSG;
-    }
-    return -EBADMSG;
-}
-
-/* The packets of the inet table's counter name, from a listing of every
- * counter of the table at most NET_COUNTERS_TTL_MS old: one listing per
- * usage batch, where a listing per guest made libnftables dump the whole
- * ruleset (every guest's rules) for each guest, each interval. 0 or -ENOENT. */
-static int
-tcp_drops_of(net_t *n, const char *name, uint64_t *packets)
-{
-    uint64_t now = time_mono_ms();
-
-    if (!n->counters_ms || now - n->counters_ms > NET_COUNTERS_TTL_MS) {
-        free(n->counters);
-        n->counters = NULL;
-        n->n_counters = 0;
-        (void)net_nft_counters("inet", &n->counters, &n->n_counters);
-        n->counters_ms = now;
-    }
-    const struct nft_counter *c = net_nft_counter_find(n->counters, n->n_counters, name);
-    if (!c)
-        return -ENOENT;
-    *packets = c->packets;
-    return 0;
-}
-
-int
-net_usage(net_t *n, const struct guest_spec *spec, pid_t pid, struct guest_usage *u)
-{
-    char ifname[IFNAMSIZ], path[64];
-    _cleanup_(link_putp) struct rtnl_link *l = NULL;
-    uint64_t packets;
-
-    u->net_rx_bytes = u->net_tx_bytes = u->net_rx_packets = u->net_tx_packets = 0;
-    u->tcp_sockets = 0;
-    u->failcnt[USAGE_FAIL_TCP] = 0;
-    if (spec->n_addrs == 0 && !guest_find(n, spec->id))
-        return 0;
-    net_ifname(spec->id, ifname);
-    /* One socket for every guest's sample (usage runs on one thread at a
-     * time, the agent's lifecycle lane); a failed request closes it. */
-    if (!n->usage_sock && sock_open(&n->usage_sock) < 0)
-        n->usage_sock = NULL;
-    int got = n->usage_sock ? rtnl_link_get_kernel(n->usage_sock, 0, ifname, &l) : -NLE_BAD_SOCK;
-    if (got < 0 && got != -NLE_OBJ_NOTFOUND && n->usage_sock) {
-        nl_socket_free(n->usage_sock);
-        n->usage_sock = NULL;
-    }
-    if (got == 0) {
-        /* A guest adopted after an agent restart: hold its namespace from
-         * now on, so its last counters outlive its init. */
-        if (pid > 0 && !guest_find(n, spec->id)) {
-            int fd = open_netns(pid);
-            if (fd >= 0 && !guest_track(n, spec->id, fd))
-                close(fd);
-        }
-        /* The host end sends what the guest receives. */
-        u->net_rx_bytes = rtnl_link_get_stat(l, RTNL_LINK_TX_BYTES);
-        u->net_rx_packets = rtnl_link_get_stat(l, RTNL_LINK_TX_PACKETS);
-        u->net_tx_bytes = rtnl_link_get_stat(l, RTNL_LINK_RX_BYTES);
-        u->net_tx_packets = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS);
-    }
-    if (pid > 0) {
-        snprintf(path, sizeof(path), "/proc/%d/net/snmp", (int)pid);
-        int c = net_count_established(path);
-        if (c > 0)
-            u->tcp_sockets = (uint64_t)c;
-    }
-    char name[32];
-    snprintf(name, sizeof(name), "tcp_%s", ifname);
-    if (tcp_drops_of(n, name, &packets) == 0)
-        u->failcnt[USAGE_FAIL_TCP] = packets;
     return 0;
 }
 

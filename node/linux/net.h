@@ -97,3 +97,5 @@ int net_route_present(const struct guest_spec *s, const struct netaddr *addr);
  * /proc/PID/net/tcp walks the host's whole TCP hash table, every namespace's
  * buckets, to find the guest's few). Returns the count, or -errno. */
 int net_count_established(const char *path);
+/* The same from the file's text (NUL-terminated). */
+int net_count_established_text(const char *text);

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <nftables/libnftables.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "common/mem.h"
+#include "node/linux/nftlib.h"
 
 /* A script builder on open_memstream: abort on OOM like the x-allocators. */
 struct script {
@@ -66,26 +66,13 @@ count_family(const struct netaddr *addrs, size_t n, int family)
     return k;
 }
 
-static void
-ctx_freep(struct nft_ctx **c)
-{
-    if (*c)
-        nft_ctx_free(*c);
-}
-
 /* Runs a listing command and returns its output (malloc'd) or NULL. */
 static char *
 nft_list(const char *cmd)
 {
-    _cleanup_(ctx_freep) struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+    char *out = NULL;
 
-    if (!ctx)
-        return NULL;
-    nft_ctx_buffer_output(ctx);
-    nft_ctx_buffer_error(ctx);
-    if (nft_run_cmd_from_buffer(ctx, cmd) != 0)
-        return NULL;
-    return xstrdup(nft_ctx_get_output_buffer(ctx));
+    return nftlib_run(cmd, &out, NULL, 0) == 0 ? out : NULL;
 }
 
 char *
@@ -250,19 +237,7 @@ net_nft_hook_exists(const char *ifname)
 int
 net_nft_run(const char *script, char *err, size_t err_len)
 {
-    _cleanup_(ctx_freep) struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-
-    if (!ctx)
-        return -ENOMEM;
-    nft_ctx_buffer_output(ctx);
-    nft_ctx_buffer_error(ctx);
-    int r = nft_run_cmd_from_buffer(ctx, script);
-    if (r != 0) {
-        if (err && err_len)
-            strscpy(err, nft_ctx_get_error_buffer(ctx), err_len);
-        return -EINVAL;
-    }
-    return 0;
+    return nftlib_run(script, NULL, err, err_len);
 }
 
 int

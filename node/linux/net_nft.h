@@ -45,8 +45,9 @@ char *net_nft_guest_hook_delete(const char *ifname, bool chain_exists);
 /* Whether the guest's netdev hook chain exists: 1 or 0. */
 int net_nft_hook_exists(const char *ifname);
 
-/* Runs script atomically. Returns 0, or -EINVAL with nft's message in err
- * (when err is not NULL). */
+/* Runs script atomically (libnftables, loaded on demand: nftlib.h). Returns
+ * 0, or -EINVAL with nft's message in err (when err is not NULL), -ELIBACC
+ * when the library cannot be loaded. */
 int net_nft_run(const char *script, char *err, size_t err_len);
 
 /* Reads the named counter "packets N bytes M" of family/table ("inet" or

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -211,6 +212,74 @@ kernel_teardown(void **state)
     return 0;
 }
 
+/* A child in the guest's namespace holding one TCP connection to itself
+ * (two sockets established) until killed. */
+static pid_t
+tcp_pair_start(void)
+{
+    int p[2];
+    char c, path[64];
+
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)guest);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t alen = sizeof(a);
+        int ns = open(path, O_RDONLY | O_CLOEXEC);
+        if (ns < 0 || setns(ns, CLONE_NEWNET) < 0 || system("ip link set lo up") != 0)
+            _exit(1);
+        int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int k = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (l < 0 || k < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0 ||
+            getsockname(l, (struct sockaddr *)&a, &alen) < 0 ||
+            connect(k, (struct sockaddr *)&a, sizeof(a)) < 0 || accept(l, NULL, NULL) < 0)
+            _exit(1);
+        if (write(p[1], "x", 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    close(p[1]);
+    assert_int_equal(read(p[0], &c, 1), 1);
+    close(p[0]);
+    return pid;
+}
+
+/* The counters of a sample follow real traffic: datagrams sent to the guest
+ * through its veth, then a TCP connection inside it (read again through the
+ * snmp file net_usage holds open). */
+static void
+usage_after_traffic(net_t *n, const struct guest_spec *s, const struct guest_usage *u0)
+{
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9)};
+    char buf[100] = {0};
+    struct guest_usage u = {0};
+
+    memcpy(&to.sin_addr, s->addrs[0].bytes, 4);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(sendto(fd, buf, sizeof(buf), 0, (struct sockaddr *)&to, sizeof(to)),
+                         (ssize_t)sizeof(buf));
+    close(fd);
+    /* Past the batch's cached dump (NET_COUNTERS_TTL_MS), and ARP's wait. */
+    usleep(700 * 1000);
+    assert_int_equal(net_usage(n, s, guest, &u), 0);
+    assert_true(u.net_rx_packets >= u0->net_rx_packets + 10);
+    assert_true(u.net_rx_bytes >= u0->net_rx_bytes + 10 * 128);
+    assert_true(u.net_tx_packets >= u0->net_tx_packets); /* ARP answers at least */
+
+    pid_t pair = tcp_pair_start();
+    assert_int_equal(net_usage(n, s, guest, &u), 0);
+    assert_int_equal(u.tcp_sockets, 2);
+    kill(pair, SIGKILL);
+    waitpid(pair, NULL, 0);
+    assert_int_equal(net_usage(n, s, guest, &u), 0);
+    assert_int_equal(u.tcp_sockets, 0);
+}
+
 static void
 test_apply_and_remove(void **state)
 {
@@ -248,6 +317,7 @@ test_apply_and_remove(void **state)
     struct guest_usage u = {0};
     assert_int_equal(net_usage(n, &s, guest, &u), 0);
     assert_int_equal(u.tcp_sockets, 0);
+    usage_after_traffic(n, &s, &u);
 
     assert_int_equal(net_remove(n, &s), 0);
     assert_int_equal(if_nametoindex(ifname), 0);
