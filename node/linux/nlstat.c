@@ -126,7 +126,7 @@ exchange(nlstat_t *s, int *fd, union nlstat_req *r, nlstat_cb cb, void *arg)
             sock_drop(fd);
             return err;
         }
-        int len = (int)got;
+        unsigned int len = (unsigned int)got; /* NLMSG_OK compares it with a __u32 */
         for (struct nlmsghdr *nh = (struct nlmsghdr *)s->buf; NLMSG_OK(nh, len);
              nh = NLMSG_NEXT(nh, len)) {
             if (nh->nlmsg_seq != s->seq)
