@@ -420,11 +420,11 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
         shell_on_stream(m, peer, msg);
         break;
     case MSG_USAGE: {
-        /* Read a usage interval or more late, a report is superseded by the
-         * node's next one, already waiting: skipped, so a master behind its
-         * nodes spends its loop on what cannot wait (answers, events). Its
-         * counters are totals, so the next report loses no OOM kill or
-         * limit hit; the history loses a point. 1,000,000 guests report
+        /* Read a usage interval or more late, a report is skipped, so a
+         * master behind its nodes spends its loop on what cannot wait
+         * (answers, events). Its counters are totals, so the first report
+         * read in time again loses no OOM kill or limit hit; the history
+         * loses the points in between. 1,000,000 guests report
          * 33,000 samples/s at a 30 s interval: processed behind a backlog,
          * they kept the master behind (bench/sched.sh --stretch). */
         /* Acked once read (after the batch's commit): the node sends its
