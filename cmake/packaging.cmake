@@ -134,7 +134,9 @@ set(CPACK_DEBIAN_NODE_DESCRIPTION "vfleet node agent
  The node agent of a vfleet cluster: runs guests (VPSs) as OS-level contexts
  with namespaces, cgroups, veth, tc, nftables and loop-mounted ext4 disks,
  as the master asks. Guests keep running when the agent stops or restarts.")
-set(CPACK_DEBIAN_NODE_PACKAGE_DEPENDS "e2fsprogs, util-linux, mount")
+# libnftables1 is named by hand: the agent dlopens it (node/linux/nftlib.c),
+# so dpkg-shlibdeps, which reads only the linked libraries, cannot see it.
+set(CPACK_DEBIAN_NODE_PACKAGE_DEPENDS "e2fsprogs, util-linux, mount, libnftables1 (>= 1.0.6)")
 set(CPACK_DEBIAN_NODE_PACKAGE_RECOMMENDS "busybox-static, vfleet")
 set(CPACK_DEBIAN_NODE_PACKAGE_SUGGESTS "debootstrap")
 set(CPACK_DEBIAN_NODE_PACKAGE_CONTROL_EXTRA
