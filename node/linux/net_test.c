@@ -166,9 +166,10 @@ test_counters_parse(void **state)
 
 static pid_t guest = -1;
 
-/* A child in its own network namespace, standing for a guest's init. */
+/* A child that runs setup (which _exits non-zero when it fails), says so
+ * through a pipe and waits to be killed; returns once it is ready. */
 static pid_t
-guest_start(void)
+child_start(void (*setup)(void))
 {
     int p[2];
     char c;
@@ -177,8 +178,7 @@ guest_start(void)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        if (unshare(CLONE_NEWNET) < 0)
-            _exit(1);
+        setup();
         if (write(p[1], "x", 1) != 1)
             _exit(1);
         pause();
@@ -190,6 +190,14 @@ guest_start(void)
     return pid;
 }
 
+/* A guest's init stand-in: a network namespace of its own. */
+static void
+guest_setup(void)
+{
+    if (unshare(CLONE_NEWNET) < 0)
+        _exit(1);
+}
+
 static int
 kernel_setup(void **state)
 {
@@ -198,7 +206,7 @@ kernel_setup(void **state)
     /* Everything below happens in this private namespace, never the host's. */
     if (unshare(CLONE_NEWNET) < 0)
         return -1;
-    guest = guest_start();
+    guest = child_start(guest_setup);
     return 0;
 }
 
@@ -212,39 +220,25 @@ kernel_teardown(void **state)
     return 0;
 }
 
-/* A child in the guest's namespace holding one TCP connection to itself
- * (two sockets established) until killed. */
-static pid_t
-tcp_pair_start(void)
+/* In the guest's namespace, one TCP connection to itself (two sockets
+ * established), held until the child is killed. */
+static void
+tcp_pair_setup(void)
 {
-    int p[2];
-    char c, path[64];
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    char path[64];
 
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
     snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)guest);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t alen = sizeof(a);
-        int ns = open(path, O_RDONLY | O_CLOEXEC);
-        if (ns < 0 || setns(ns, CLONE_NEWNET) < 0 || system("ip link set lo up") != 0)
-            _exit(1);
-        int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int k = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (l < 0 || k < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0 ||
-            getsockname(l, (struct sockaddr *)&a, &alen) < 0 ||
-            connect(k, (struct sockaddr *)&a, sizeof(a)) < 0 || accept(l, NULL, NULL) < 0)
-            _exit(1);
-        if (write(p[1], "x", 1) != 1)
-            _exit(1);
-        pause();
-        _exit(0);
-    }
-    close(p[1]);
-    assert_int_equal(read(p[0], &c, 1), 1);
-    close(p[0]);
-    return pid;
+    int ns = open(path, O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || setns(ns, CLONE_NEWNET) < 0 || system("ip link set lo up") != 0)
+        _exit(1);
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int k = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l < 0 || k < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0 ||
+        getsockname(l, (struct sockaddr *)&a, &alen) < 0 ||
+        connect(k, (struct sockaddr *)&a, sizeof(a)) < 0 || accept(l, NULL, NULL) < 0)
+        _exit(1);
 }
 
 /* The counters of a sample follow real traffic: datagrams sent to the guest
@@ -271,7 +265,7 @@ usage_after_traffic(net_t *n, const struct guest_spec *s, const struct guest_usa
     assert_true(u.net_rx_bytes >= u0->net_rx_bytes + 10 * 128);
     assert_true(u.net_tx_packets >= u0->net_tx_packets); /* ARP answers at least */
 
-    pid_t pair = tcp_pair_start();
+    pid_t pair = child_start(tcp_pair_setup);
     assert_int_equal(net_usage(n, s, guest, &u), 0);
     assert_int_equal(u.tcp_sockets, 2);
     kill(pair, SIGKILL);
