@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "common/sorted.h"
 #include "proto/spec_json.h"
 #include "proto/spec_pack.h"
 
@@ -85,26 +86,17 @@ has_suffix(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+static const char *
+entry_key(const void *elem)
+{
+    return (*(struct store_entry *const *)elem)->id;
+}
+
 /* Binary search by id: the index of the record, or where it would go (*found false). */
 static size_t
 find(const store_t *s, const char *id, bool *found)
 {
-    size_t lo = 0, hi = s->n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->recs[mid]->id, id);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return sorted_find(s->recs, s->n, sizeof(*s->recs), entry_key, id, found);
 }
 
 static void

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/mem.h"
+#include "common/sorted.h"
 #include "node/linux/fdhigh.h"
 
 #define CGROUP_FILES_ID_MAX 63 /* longer guest ids are not held (a UUID is 36) */
@@ -70,26 +71,17 @@ cgroup_files_free(cgroup_files_t **p)
     *p = NULL;
 }
 
+static const char *
+entry_key(const void *elem)
+{
+    return ((const struct entry *)elem)->id;
+}
+
 /* The index of id's entry, or where it would go (*found false). Locked. */
 static size_t
 find(const cgroup_files_t *f, const char *id, bool *found)
 {
-    size_t lo = 0, hi = f->n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(f->e[mid].id, id);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return sorted_find(f->e, f->n, sizeof(*f->e), entry_key, id, found);
 }
 
 /* One read from offset 0 into buf, NUL-terminated: the length or -errno. */

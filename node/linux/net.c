@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "common/sorted.h"
 #include "node/linux/fdhigh.h"
 #include "node/linux/nftlib.h"
 #include "node/linux/net_internal.h"
@@ -77,23 +78,22 @@ net_ifname(const char *id, char out[IFNAMSIZ])
 /* The table is kept sorted by id: a usage batch looks every guest up, which
  * a linear search made O(guests²) per interval. Returns the entry, or NULL
  * with *at set to where id belongs. */
+static const char *
+guest_key(const void *elem)
+{
+    return ((const struct net_guest *)elem)->id;
+}
+
 static struct net_guest *
 guest_search(net_t *n, const char *id, size_t *at)
 {
-    size_t lo = 0, hi = n->n_guests;
+    bool found;
+    size_t i = sorted_find(n->guests, n->n_guests, sizeof(*n->guests), guest_key, id, &found);
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(n->guests[mid].id, id);
-        if (c == 0)
-            return &n->guests[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    if (found)
+        return &n->guests[i];
     if (at)
-        *at = lo;
+        *at = i;
     return NULL;
 }
 

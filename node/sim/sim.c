@@ -7,6 +7,7 @@
 
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "common/sorted.h"
 
 #define DEFAULT_MAX_GUESTS 1000
 #define DEFAULT_EXEC_OUT   (64u << 10)
@@ -128,25 +129,16 @@ muldiv(uint64_t a, uint64_t b, uint64_t c)
     return (uint64_t)((unsigned __int128)a * b / c);
 }
 
+static const char *
+guest_key(const void *elem)
+{
+    return (*(struct sim_guest *const *)elem)->id;
+}
+
 static size_t
 find(const struct sim *s, const char *id, bool *found)
 {
-    size_t lo = 0, hi = s->n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->guests[mid]->id, id);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return sorted_find(s->guests, s->n, sizeof(*s->guests), guest_key, id, found);
 }
 
 static struct sim_guest *
