@@ -500,6 +500,10 @@ test_oversize_to_dealer(void **state)
         assert_int_equal(r, -EAGAIN);
     }
     assert_true(got);
+    /* Monitoring stops before its reader goes: libzmq 4.3.4 leaks an
+     * event it cannot deliver (the endpoint frame of a handshake
+     * failure or disconnect that comes after, 75 bytes under ASan). */
+    assert_int_equal(zmq_socket_monitor(link_zsocket(d), NULL, 0), 0);
     zsock_destroy(&mon);
     link_destroy(&d);
 }
@@ -714,6 +718,10 @@ test_curve(void **state)
     assert_int_equal(st.allowed, 1);
     assert_true(st.denied >= 2);
 
+    /* Monitoring stops before its reader goes: libzmq 4.3.4 leaks an
+     * event it cannot deliver (the endpoint frame of a handshake
+     * failure or disconnect that comes after, 75 bytes under ASan). */
+    assert_int_equal(zmq_socket_monitor(link_zsocket(router), NULL, 0), 0);
     zsock_destroy(&mon);
     link_destroy(&good);
     link_destroy(&bad);
