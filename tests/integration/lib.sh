@@ -289,9 +289,18 @@ cluster_teardown() {
     done
     if [ "${1:-0}" -ne 0 ] && [ "${1:-0}" -ne 77 ]; then
         for f in "$CL"/master.log "$CL"/*/agent.log "$T"/cluster.log; do
-            [ -f "$f" ] && { echo "---- $f (tail)"; tail -40 "$f"; }
+            log_tail "$f"
         done
     fi
+}
+
+# log_tail FILE: a failed scenario's log, its last 60 lines but those a
+# daemon repeats every second (a usage sample, a usage report that could not
+# go), which would hide what happened a minute before the failure.
+log_tail() {
+    [ -f "$1" ] || return 0
+    echo "---- $1 (tail, without the periodic usage lines)"
+    grep -v -E 'job usage done|send usage failed' "$1" | tail -60
 }
 
 cleanup() {
@@ -308,7 +317,7 @@ cleanup() {
     teardown_mounts "$T"
     if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
         for f in "$T"/*/agent.log; do
-            [ -f "$f" ] && { echo "---- $f (tail)"; tail -40 "$f"; }
+            log_tail "$f"
         done
     fi
     # Network namespaces the scenario made (guests' own die with their inits).
