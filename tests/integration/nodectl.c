@@ -33,6 +33,13 @@ enum { EXIT_ACK = 0, EXIT_NACK = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3 };
 static link_t *router;
 static const char *node;
 static uint64_t deadline_ms;
+/* The last command sent (not an exec), kept to send again when the node says
+ * hello while its answer is awaited: the node reconnected (it took us for a lost master:
+ * three heartbeats without an echo between two nodectl runs), and a command
+ * in flight on the old connection died with it. The real master does the
+ * same (docs/protocol.md: commands go again after a hello). */
+static void *pending;
+static size_t pending_len;
 
 /* How long an exec may run: 20 s, or NODECTL_EXEC_TIMEOUT_S seconds (an
  * emulated VM test host is slower than a guest's failure), bounded by 2 s
@@ -64,6 +71,19 @@ welcome(uint64_t ref)
         link_send(router, node, buf, len);
 }
 
+/* Echoes the node's heartbeat, as the master does, so it knows we are here. */
+static void
+echo(const struct msg *m)
+{
+    struct msg e = {.type = MSG_HEARTBEAT, .id = m->id};
+    _cleanup_free_ char *out = NULL;
+    size_t outlen;
+
+    e.u.heartbeat = m->u.heartbeat;
+    if (msg_encode(&e, &out, &outlen) == 0)
+        link_send(router, node, out, outlen);
+}
+
 /* Receives the next message from our node (answering hellos), or times out. */
 static int
 next_msg(struct msg *m)
@@ -92,17 +112,13 @@ next_msg(struct msg *m)
             msg_clear(m);
             continue;
         }
-        if (m->type == MSG_HELLO)
+        if (m->type == MSG_HELLO) {
             welcome(m->id);
-        if (m->type == MSG_HEARTBEAT) {
-            /* Echo it, as the master does, so the agent knows we are here. */
-            struct msg echo = {.type = MSG_HEARTBEAT, .id = m->id};
-            echo.u.heartbeat = m->u.heartbeat;
-            _cleanup_free_ char *out = NULL;
-            size_t outlen;
-            if (msg_encode(&echo, &out, &outlen) == 0)
-                link_send(router, node, out, outlen);
+            if (pending)
+                link_send(router, node, pending, pending_len);
         }
+        if (m->type == MSG_HEARTBEAT)
+            echo(m);
         return 0;
     }
     return -ETIMEDOUT;
@@ -124,9 +140,12 @@ send_frame(const void *buf, size_t len)
         void *in = NULL;
         size_t inlen;
         if (link_recv(router, peer, sizeof(peer), &in, &inlen) == 0) {
-            if (msg_decode(in, inlen, &m, NULL, 0) == 0 && m.type == MSG_HELLO &&
-                strcmp(peer, node) == 0)
-                welcome(m.id);
+            if (msg_decode(in, inlen, &m, NULL, 0) == 0 && strcmp(peer, node) == 0) {
+                if (m.type == MSG_HELLO)
+                    welcome(m.id);
+                if (m.type == MSG_HEARTBEAT)
+                    echo(&m);
+            }
             msg_clear(&m);
             free(in);
         }
@@ -146,7 +165,17 @@ send_msg(struct msg *m)
         fprintf(stderr, "nodectl: cannot encode: %s\n", strerror(-r));
         return r;
     }
-    return send_frame(buf, len);
+    r = send_frame(buf, len);
+    /* An exec goes once, as from the master: running it twice is not
+     * harmless. The others are idempotent (docs/protocol.md). */
+    free(pending);
+    pending = NULL;
+    if (r == 0 && m->type != MSG_GUEST_EXEC) {
+        pending = xmalloc(len);
+        memcpy(pending, buf, len);
+        pending_len = len;
+    }
+    return r;
 }
 
 static void
