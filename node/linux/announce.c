@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -107,15 +108,24 @@ int
 announce_addrs(const char *uplink, const struct guest_spec *spec)
 {
     uint8_t mac[ETH_ALEN];
-    int ifindex = (int)if_nametoindex(uplink), first = 0;
+    bool v4 = false, v6 = false;
 
+    for (uint32_t i = 0; i < spec->n_addrs; i++)
+        *(spec->addrs[i].family == AF_INET ? &v4 : &v6) = true;
+    /* Each socket only when an address needs it: closing a packet socket
+     * waits for an RCU grace period (synchronize_net, 10-15 ms here), which
+     * every start of a guest without addresses paid under the network lock. */
+    if (!v4 && !v6)
+        return 0;
+    int ifindex = (int)if_nametoindex(uplink), first = 0;
     if (!ifindex)
         return -errno;
     int r = uplink_mac(uplink, mac);
     if (r < 0)
         return r;
-    _cleanup_close_ int fd4 = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
-    _cleanup_close_ int fd6 = icmp6_socket(uplink, ifindex);
+    _cleanup_close_ int fd4 =
+        v4 ? socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP)) : -1;
+    _cleanup_close_ int fd6 = v6 ? icmp6_socket(uplink, ifindex) : -1;
     for (uint32_t i = 0; i < spec->n_addrs; i++) {
         const struct netaddr *a = &spec->addrs[i];
         if (a->family == AF_INET)

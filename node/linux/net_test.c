@@ -313,6 +313,13 @@ test_apply_and_remove(void **state)
     assert_int_equal(u.tcp_sockets, 0);
     usage_after_traffic(n, &s, &u);
 
+    /* An agent restarted (a net_t that never applied it) still removes
+     * the rules: they are among the earlier run's it lists. */
+    net_t *again = net_new(&cfg);
+    assert_int_equal(net_remove(again, &s), 0);
+    assert_int_equal(net_nft_guest_present(ifname), 0);
+    assert_int_equal(if_nametoindex(ifname), 0);
+    net_destroy(&again);
     assert_int_equal(net_remove(n, &s), 0);
     assert_int_equal(if_nametoindex(ifname), 0);
     assert_int_equal(net_nft_guest_present(ifname), 0);
@@ -321,6 +328,30 @@ test_apply_and_remove(void **state)
     assert_int_equal(net_remove(n, &s), 0);
     net_destroy(&n);
     assert_null(n);
+}
+
+/* The guest interface names a listing of the tables holds, each once. */
+static void
+test_ifnames_parse(void **state)
+{
+    (void)state;
+    char(*names)[SPEC_IFNAME_SIZE] = NULL;
+    const char *text =
+        "table inet vfleet {\n"
+        "  map from_guest { elements = { \"vf0123456789\" : jump g_vf0123456789 } }\n"
+        "  counter tcp_vfabcdefabcd { packets 0 bytes 0 }\n"
+        "  chain g_vf0123456789 { }\n"
+        "  chain g_vf01234 { }\n"        /* too short */
+        "  chain g_vf0123456789ab { }\n" /* too long */
+        "  chain g_vfABCDEF012345 { }\n" /* not ours: upper case */
+        "}\n";
+
+    assert_int_equal(net_nft_ifnames_parse(text, &names), 2);
+    assert_string_equal(names[0], "vf0123456789");
+    assert_string_equal(names[1], "vfabcdefabcd");
+    free(names);
+    assert_int_equal(net_nft_ifnames_parse("", &names), 0);
+    assert_null(names);
 }
 
 int
@@ -333,6 +364,7 @@ main(void)
         cmocka_unit_test(test_delete_script),
         cmocka_unit_test(test_count_established),
         cmocka_unit_test(test_counters_parse),
+        cmocka_unit_test(test_ifnames_parse),
         cmocka_unit_test_setup_teardown(test_apply_and_remove, kernel_setup, kernel_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
