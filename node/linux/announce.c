@@ -105,16 +105,13 @@ icmp6_socket(const char *uplink, int ifindex)
 }
 
 int
-announce_addrs(const char *uplink, const struct guest_spec *spec)
+announce_addrs(const char *uplink, const struct guest_spec *spec, int *arp_fd)
 {
     uint8_t mac[ETH_ALEN];
     bool v4 = false, v6 = false;
 
     for (uint32_t i = 0; i < spec->n_addrs; i++)
         *(spec->addrs[i].family == AF_INET ? &v4 : &v6) = true;
-    /* Each socket only when an address needs it: closing a packet socket
-     * waits for an RCU grace period (synchronize_net, 10-15 ms here), which
-     * every start of a guest without addresses paid under the network lock. */
     if (!v4 && !v6)
         return 0;
     int ifindex = (int)if_nametoindex(uplink), first = 0;
@@ -123,8 +120,11 @@ announce_addrs(const char *uplink, const struct guest_spec *spec)
     int r = uplink_mac(uplink, mac);
     if (r < 0)
         return r;
-    _cleanup_close_ int fd4 =
-        v4 ? socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP)) : -1;
+    /* Protocol 0: a socket that only sends (each sendto names ARP), so the
+     * one kept open queues none of the host's ARP traffic. */
+    if (v4 && *arp_fd < 0)
+        *arp_fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd4 = *arp_fd;
     _cleanup_close_ int fd6 = v6 ? icmp6_socket(uplink, ifindex) : -1;
     for (uint32_t i = 0; i < spec->n_addrs; i++) {
         const struct netaddr *a = &spec->addrs[i];

@@ -16,11 +16,15 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "common/mem.h"
+#include "node/linux/announce.h"
 #include "node/linux/net.h"
 #include "node/linux/net_nft.h"
 
@@ -274,6 +278,43 @@ usage_after_traffic(net_t *n, const struct guest_spec *s, const struct guest_usa
     assert_int_equal(u.tcp_sockets, 0);
 }
 
+/* Two announcements of s's addresses on ifname share one kept packet socket,
+ * and each sends its gratuitous ARP (seen leaving by a socket on ifname). */
+static void
+announce_twice(const char *ifname, const struct guest_spec *s)
+{
+    int cap = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    assert_true(cap >= 0);
+    struct sockaddr_ll at = {.sll_family = AF_PACKET,
+                             .sll_protocol = htons(ETH_P_ALL),
+                             .sll_ifindex = (int)if_nametoindex(ifname)};
+    assert_int_equal(bind(cap, (struct sockaddr *)&at, sizeof(at)), 0);
+    struct timeval tv = {.tv_sec = 2};
+    assert_int_equal(setsockopt(cap, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+
+    int fd = -1;
+    assert_int_equal(announce_addrs(ifname, s, &fd), 0);
+    int kept = fd;
+    assert_true(kept >= 0);
+    assert_int_equal(announce_addrs(ifname, s, &fd), 0);
+    assert_int_equal(fd, kept);
+    /* The link's other traffic (IPv6 neighbour discovery) is skipped. */
+    int seen = 0;
+    for (int i = 0; i < 50 && seen < 2; i++) {
+        uint8_t arp[128];
+        struct sockaddr_ll from;
+        socklen_t len = sizeof(from);
+        ssize_t k = recvfrom(cap, arp, sizeof(arp), 0, (struct sockaddr *)&from, &len);
+        assert_true(k >= 0);
+        if (ntohs(from.sll_protocol) == ETH_P_ARP && k == 28 &&
+            !memcmp(arp + 14, s->addrs[0].bytes, 4)) /* the sender IP */
+            seen++;
+    }
+    assert_int_equal(seen, 2);
+    close(fd);
+    close(cap);
+}
+
 static void
 test_apply_and_remove(void **state)
 {
@@ -307,6 +348,8 @@ test_apply_and_remove(void **state)
     assert_int_equal(net_apply(n, &s, guest), 0);
     assert_int_equal(net_route_present(&s, &s.addrs[0]), 1);
     assert_int_equal(net_route_present(&s, &old), 0);
+
+    announce_twice(ifname, &s);
 
     struct guest_usage u = {0};
     assert_int_equal(net_usage(n, &s, guest, &u), 0);
