@@ -776,10 +776,11 @@ nft_maybe(net_t *n, const char *id, const char *ifname)
 {
     if (net_guest_find(n, id))
         return true;
-    if (!n->leftover_listed) {
-        n->n_leftover = net_nft_guest_ifnames(&n->leftover);
-        n->leftover_listed = true;
-    }
+    /* Without libnftables there is nothing to remove rules with either:
+     * the next removal tries the listing again. */
+    if (!n->leftover_listed && net_nft_guest_ifnames(&n->leftover, &n->n_leftover) < 0)
+        return false;
+    n->leftover_listed = true;
     return bsearch(ifname, n->leftover, n->n_leftover, sizeof(*n->leftover), ifname_cmp) != NULL;
 }
 

@@ -354,14 +354,20 @@ net_nft_ifnames_parse(const char *text, char (**out)[SPEC_IFNAME_SIZE])
     return u;
 }
 
-size_t
-net_nft_guest_ifnames(char (**out)[SPEC_IFNAME_SIZE])
+int
+net_nft_guest_ifnames(char (**out)[SPEC_IFNAME_SIZE], size_t *n)
 {
-    _cleanup_free_ char *inet = nft_list("list table inet vfleet");
-    _cleanup_free_ char *netdev = nft_list("list table netdev vfleet");
+    _cleanup_free_ char *inet = NULL, *netdev = NULL;
+    /* -EINVAL: nft refused the listing, the table is not there. */
+    int r = nftlib_run("list table inet vfleet", &inet, NULL, 0);
+    if (r < 0 && r != -EINVAL)
+        return r;
+    r = nftlib_run("list table netdev vfleet", &netdev, NULL, 0);
+    if (r < 0 && r != -EINVAL)
+        return r;
     _cleanup_free_ char *both = xasprintf("%s\n%s", inet ? inet : "", netdev ? netdev : "");
-
-    return net_nft_ifnames_parse(both, out);
+    *n = net_nft_ifnames_parse(both, out);
+    return 0;
 }
 
 int

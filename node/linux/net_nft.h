@@ -84,5 +84,6 @@ int net_nft_guest_present(const char *ifname);
 size_t net_nft_ifnames_parse(const char *text, char (**out)[SPEC_IFNAME_SIZE]);
 
 /* net_nft_ifnames_parse of both vfleet tables as they are now (a table that
- * is not there names none). */
-size_t net_nft_guest_ifnames(char (**out)[SPEC_IFNAME_SIZE]);
+ * is not there names none) into *out and *n. Returns 0, or -errno when
+ * libnftables could not be used (nothing listed). */
+int net_nft_guest_ifnames(char (**out)[SPEC_IFNAME_SIZE], size_t *n);
