@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -104,18 +105,27 @@ icmp6_socket(const char *uplink, int ifindex)
 }
 
 int
-announce_addrs(const char *uplink, const struct guest_spec *spec)
+announce_addrs(const char *uplink, const struct guest_spec *spec, int *arp_fd)
 {
     uint8_t mac[ETH_ALEN];
-    int ifindex = (int)if_nametoindex(uplink), first = 0;
+    bool v4 = false, v6 = false;
 
+    for (uint32_t i = 0; i < spec->n_addrs; i++)
+        *(spec->addrs[i].family == AF_INET ? &v4 : &v6) = true;
+    if (!v4 && !v6)
+        return 0;
+    int ifindex = (int)if_nametoindex(uplink), first = 0;
     if (!ifindex)
         return -errno;
     int r = uplink_mac(uplink, mac);
     if (r < 0)
         return r;
-    _cleanup_close_ int fd4 = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
-    _cleanup_close_ int fd6 = icmp6_socket(uplink, ifindex);
+    /* Protocol 0: a socket that only sends (each sendto names ARP), so the
+     * one kept open queues none of the host's ARP traffic. */
+    if (v4 && *arp_fd < 0)
+        *arp_fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd4 = *arp_fd;
+    _cleanup_close_ int fd6 = v6 ? icmp6_socket(uplink, ifindex) : -1;
     for (uint32_t i = 0; i < spec->n_addrs; i++) {
         const struct netaddr *a = &spec->addrs[i];
         if (a->family == AF_INET)

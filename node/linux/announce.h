@@ -8,10 +8,14 @@
  * it goes stale; proxy ARP/NDP on the uplink (net.h, proxy_neigh) answers
  * the requests that follow.
  *
- * Threads: no shared state. Returns 0 or -errno (best effort: an address that
- * cannot be announced is skipped, and the first error is returned). */
+ * Threads: no shared state but *arp_fd. Returns 0 or -errno (best effort: an
+ * address that cannot be announced is skipped, and the first error is
+ * returned). *arp_fd is the caller's ARP packet socket (-1 before the first
+ * IPv4 address: opened then and kept; the caller closes it): closing a packet
+ * socket waits for an RCU grace period (synchronize_net, 10-15 ms here), which
+ * a socket per call paid at every start, under the backend's network lock. */
 #pragma once
 
 #include "proto/spec.h"
 
-int announce_addrs(const char *uplink, const struct guest_spec *spec);
+int announce_addrs(const char *uplink, const struct guest_spec *spec, int *arp_fd);

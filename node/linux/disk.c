@@ -510,8 +510,14 @@ disk_from_pristine(const char *dir, int fd, uint64_t size, uint64_t inodes)
         r = disk_info_fd(fd, &info);
     if (r == 0 && info.inodes < inodes)
         r = -EIO;
-    if (r == 0 && fdatasync(fd) < 0)
-        r = -errno;
+    /* The superblock is not synced here: the ext4 mount that follows
+     * writes it with FUA, which the loop device (a write cache without
+     * FUA) turns into a flush that syncs this file, and every later
+     * journal commit flushes too; nothing of the guest's is durable before
+     * that. A crash in between leaves an image with no filesystem, which
+     * the next create or start remakes (disk_create, linux_backend's
+     * create). The sync above stays: it puts the metadata on disk before a
+     * superblock can point at it. */
     return r;
 }
 

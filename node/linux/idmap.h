@@ -31,7 +31,9 @@ int idmap_write(pid_t pid, uint32_t base, uint32_t count);
 /* Makes a user namespace mapping 0..count-1 to base..base+count-1 and returns
  * an O_CLOEXEC fd on it. A child is cloned into the namespace and ends as
  * soon as the fd is open; the namespace lives as long as the fd (or a mount
- * made with it). Single-threaded callers only. */
+ * made with it). The child is reaped before the return, unless SIGCHLD has
+ * SA_NOCLDWAIT (the kernel reaps it then, without a wait for its exit).
+ * Single-threaded callers only. */
 int idmap_userns_fd(uint32_t base, uint32_t count);
 
 /* Mounts dir at target (an existing directory) read-only, nosuid, nodev,

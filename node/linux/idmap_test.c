@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -94,6 +96,32 @@ test_userns_fd(void **state)
     assert_int_equal(idmap_userns_fd(UINT32_MAX - 10, IDMAP_BLOCK), -EINVAL);
 }
 
+/* As in the spawner (SA_NOCLDWAIT): the fd comes back without a wait for the
+ * child's exit, and the kernel reaps the child (no zombie is left). */
+static void
+test_userns_fd_nocldwait(void **state)
+{
+    struct sigaction sa = {.sa_handler = SIG_DFL, .sa_flags = SA_NOCLDWAIT}, old;
+    assert_int_equal(sigaction(SIGCHLD, &sa, &old), 0);
+    int fd = idmap_userns_fd(BASE, IDMAP_BLOCK);
+    assert_true(fd >= 0);
+    struct stat a, b;
+    assert_int_equal(fstat(fd, &a), 0);
+    assert_int_equal(stat("/proc/self/ns/user", &b), 0);
+    assert_true(a.st_ino != b.st_ino);
+    close(fd);
+    /* Blocks until the child has gone, then: no child left to reap. */
+    assert_int_equal(waitpid(-1, NULL, 0), -1);
+    assert_int_equal(errno, ECHILD);
+    assert_int_equal(sigaction(SIGCHLD, &old, NULL), 0);
+    /* The default disposition: reaped before the return. */
+    fd = idmap_userns_fd(BASE, IDMAP_BLOCK);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
 static void
 test_idmapped_mount_and_overlay(void **state)
 {
@@ -148,6 +176,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_userns_fd),
+        cmocka_unit_test(test_userns_fd_nocldwait),
         cmocka_unit_test(test_idmapped_mount_and_overlay),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

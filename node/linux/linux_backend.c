@@ -48,6 +48,7 @@ struct linux_backend {
     cgroup_mgr_t *cgroups;   /* cgroup driver picked at start-up */
     spawner_t *spawner;      /* the single-threaded clone3 helper */
     net_t *net;              /* guest networking (veth, routes, tc, nftables) */
+    int arp_fd;              /* announce_addrs' packet socket, -1 before the first */
 };
 
 /* Paths of one guest's files. */
@@ -570,7 +571,7 @@ lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_ids *
 static void
 announce_here(struct linux_backend *l, const struct guest_spec *s)
 {
-    int r = announce_addrs(l->cfg.net.uplink, s);
+    int r = announce_addrs(l->cfg.net.uplink, s, &l->arp_fd);
 
     if (r < 0)
         log_debug("guest=%s cannot announce its addresses on %s: %s, ignoring", s->name,
@@ -850,6 +851,8 @@ lx_free(backend_t *b)
     spawner_destroy(&l->spawner);
     cgroup_mgr_destroy(&l->cgroups);
     net_destroy(&l->net);
+    if (l->arp_fd >= 0)
+        close(l->arp_fd);
     free(l);
 }
 
@@ -890,6 +893,7 @@ linux_backend_new(const struct linux_config *cfg, int *err)
 
     l->base.ops = &linux_ops;
     l->cfg = *cfg;
+    l->arp_fd = -1;
     l->net = net_new(&cfg->net);
     /* The spawner first: it must fork while this process has one thread. */
     l->spawner = spawner_new(&r);

@@ -54,6 +54,13 @@ struct net {
     size_t n_links;            /* entries */
     uint64_t links_ms;         /* when read (monotonic ms), 0 never */
     nlstat_t *stat;            /* the usage batch's netlink sockets */
+    /* The guests' interfaces that had nftables objects before this process
+     * made any (an earlier run's, listed once at the first removal of a
+     * guest it does not track): only those and the tracked guests can have
+     * rules to remove. Sorted; malloc'd. */
+    char (*leftover)[SPEC_IFNAME_SIZE];
+    size_t n_leftover;    /* entries */
+    bool leftover_listed; /* the listing was made */
 };
 
 /* The guest's entry, or NULL. The table is sorted by id. */

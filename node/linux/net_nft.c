@@ -1,5 +1,6 @@
 #include "node/linux/net_nft.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -316,6 +317,57 @@ net_nft_counter_find(const struct nft_counter *c, size_t n, const char *name)
     if (!c || strscpy(key.name, name, sizeof(key.name)) < 0)
         return NULL;
     return bsearch(&key, c, n, sizeof(*c), counter_cmp);
+}
+
+static int
+ifname_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+size_t
+net_nft_ifnames_parse(const char *text, char (**out)[SPEC_IFNAME_SIZE])
+{
+    char(*names)[SPEC_IFNAME_SIZE] = NULL;
+    size_t n = 0, cap = 0;
+
+    for (const char *p = text; p && (p = strstr(p, "_vf")); p += 3) {
+        size_t k = 0;
+        while (k < 10 && isxdigit((unsigned char)p[3 + k]) && !isupper((unsigned char)p[3 + k]))
+            k++;
+        if (k != 10 || isalnum((unsigned char)p[13]))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            names = xreallocarray(names, cap, sizeof(*names));
+        }
+        memcpy(names[n], p + 1, 12);
+        names[n++][12] = '\0';
+    }
+    if (n)
+        qsort(names, n, sizeof(*names), ifname_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || strcmp(names[u - 1], names[i]) != 0)
+            memmove(names[u++], names[i], sizeof(*names));
+    *out = names;
+    return u;
+}
+
+int
+net_nft_guest_ifnames(char (**out)[SPEC_IFNAME_SIZE], size_t *n)
+{
+    _cleanup_free_ char *inet = NULL, *netdev = NULL;
+    /* -EINVAL: nft refused the listing, the table is not there. */
+    int r = nftlib_run("list table inet vfleet", &inet, NULL, 0);
+    if (r < 0 && r != -EINVAL)
+        return r;
+    r = nftlib_run("list table netdev vfleet", &netdev, NULL, 0);
+    if (r < 0 && r != -EINVAL)
+        return r;
+    _cleanup_free_ char *both = xasprintf("%s\n%s", inet ? inet : "", netdev ? netdev : "");
+    *n = net_nft_ifnames_parse(both, out);
+    return 0;
 }
 
 int

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "common/netaddr.h"
+#include "proto/spec.h"
 
 #define NET_NFT_MAX_NAT 16 /* source ranges the NAT option takes */
 
@@ -75,3 +76,14 @@ const struct nft_counter *net_nft_counter_find(const struct nft_counter *c, size
 /* Whether any object of the guest (chain or counter named after ifname) is
  * in the vfleet tables: 1, 0, or -errno. */
 int net_nft_guest_present(const char *ifname);
+
+/* The guest interface names ("vf" and 10 hex digits, spec_ifname) that text,
+ * a listing of the vfleet tables, names in its chains and counters ("_" and
+ * the name): sorted, each once, malloc'd in *out (NULL when none). Returns
+ * their count. */
+size_t net_nft_ifnames_parse(const char *text, char (**out)[SPEC_IFNAME_SIZE]);
+
+/* net_nft_ifnames_parse of both vfleet tables as they are now (a table that
+ * is not there names none) into *out and *n. Returns 0, or -errno when
+ * libnftables could not be used (nothing listed). */
+int net_nft_guest_ifnames(char (**out)[SPEC_IFNAME_SIZE], size_t *n);

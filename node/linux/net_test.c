@@ -16,11 +16,15 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "common/mem.h"
+#include "node/linux/announce.h"
 #include "node/linux/net.h"
 #include "node/linux/net_nft.h"
 
@@ -274,6 +278,43 @@ usage_after_traffic(net_t *n, const struct guest_spec *s, const struct guest_usa
     assert_int_equal(u.tcp_sockets, 0);
 }
 
+/* Two announcements of s's addresses on ifname share one kept packet socket,
+ * and each sends its gratuitous ARP (seen leaving by a socket on ifname). */
+static void
+announce_twice(const char *ifname, const struct guest_spec *s)
+{
+    int cap = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    assert_true(cap >= 0);
+    struct sockaddr_ll at = {.sll_family = AF_PACKET,
+                             .sll_protocol = htons(ETH_P_ALL),
+                             .sll_ifindex = (int)if_nametoindex(ifname)};
+    assert_int_equal(bind(cap, (struct sockaddr *)&at, sizeof(at)), 0);
+    struct timeval tv = {.tv_sec = 2};
+    assert_int_equal(setsockopt(cap, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+
+    int fd = -1;
+    assert_int_equal(announce_addrs(ifname, s, &fd), 0);
+    int kept = fd;
+    assert_true(kept >= 0);
+    assert_int_equal(announce_addrs(ifname, s, &fd), 0);
+    assert_int_equal(fd, kept);
+    /* The link's other traffic (IPv6 neighbour discovery) is skipped. */
+    int seen = 0;
+    for (int i = 0; i < 50 && seen < 2; i++) {
+        uint8_t arp[128];
+        struct sockaddr_ll from;
+        socklen_t len = sizeof(from);
+        ssize_t k = recvfrom(cap, arp, sizeof(arp), 0, (struct sockaddr *)&from, &len);
+        assert_true(k >= 0);
+        if (ntohs(from.sll_protocol) == ETH_P_ARP && k == 28 &&
+            !memcmp(arp + 14, s->addrs[0].bytes, 4)) /* the sender IP */
+            seen++;
+    }
+    assert_int_equal(seen, 2);
+    close(fd);
+    close(cap);
+}
+
 static void
 test_apply_and_remove(void **state)
 {
@@ -308,11 +349,20 @@ test_apply_and_remove(void **state)
     assert_int_equal(net_route_present(&s, &s.addrs[0]), 1);
     assert_int_equal(net_route_present(&s, &old), 0);
 
+    announce_twice(ifname, &s);
+
     struct guest_usage u = {0};
     assert_int_equal(net_usage(n, &s, guest, &u), 0);
     assert_int_equal(u.tcp_sockets, 0);
     usage_after_traffic(n, &s, &u);
 
+    /* An agent restarted (a net_t that never applied it) still removes
+     * the rules: they are among the earlier run's it lists. */
+    net_t *again = net_new(&cfg);
+    assert_int_equal(net_remove(again, &s), 0);
+    assert_int_equal(net_nft_guest_present(ifname), 0);
+    assert_int_equal(if_nametoindex(ifname), 0);
+    net_destroy(&again);
     assert_int_equal(net_remove(n, &s), 0);
     assert_int_equal(if_nametoindex(ifname), 0);
     assert_int_equal(net_nft_guest_present(ifname), 0);
@@ -321,6 +371,30 @@ test_apply_and_remove(void **state)
     assert_int_equal(net_remove(n, &s), 0);
     net_destroy(&n);
     assert_null(n);
+}
+
+/* The guest interface names a listing of the tables holds, each once. */
+static void
+test_ifnames_parse(void **state)
+{
+    (void)state;
+    char(*names)[SPEC_IFNAME_SIZE] = NULL;
+    const char *text =
+        "table inet vfleet {\n"
+        "  map from_guest { elements = { \"vf0123456789\" : jump g_vf0123456789 } }\n"
+        "  counter tcp_vfabcdefabcd { packets 0 bytes 0 }\n"
+        "  chain g_vf0123456789 { }\n"
+        "  chain g_vf01234 { }\n"        /* too short */
+        "  chain g_vf0123456789ab { }\n" /* too long */
+        "  chain g_vfABCDEF012345 { }\n" /* not ours: upper case */
+        "}\n";
+
+    assert_int_equal(net_nft_ifnames_parse(text, &names), 2);
+    assert_string_equal(names[0], "vf0123456789");
+    assert_string_equal(names[1], "vfabcdefabcd");
+    free(names);
+    assert_int_equal(net_nft_ifnames_parse("", &names), 0);
+    assert_null(names);
 }
 
 int
@@ -333,6 +407,7 @@ main(void)
         cmocka_unit_test(test_delete_script),
         cmocka_unit_test(test_count_established),
         cmocka_unit_test(test_counters_parse),
+        cmocka_unit_test(test_ifnames_parse),
         cmocka_unit_test_setup_teardown(test_apply_and_remove, kernel_setup, kernel_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
