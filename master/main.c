@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/netaddr.h"
+#include "master/jalloc.h"
 #include "master/master.h"
 #include "master/tls.h"
 
@@ -517,6 +518,9 @@ tune_malloc(void)
 {
     (void)mallopt(M_MXFAST, 0);
     (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    /* jansson's small blocks on free lists of the loop's thread (this one):
+     * master/jalloc.h. Before any JSON value exists. */
+    jalloc_install();
 }
 
 int
@@ -588,5 +592,6 @@ main(int argc, char **argv)
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);
     config_destroy(&cfg);
+    jalloc_release();
     return 0;
 }
