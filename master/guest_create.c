@@ -16,6 +16,7 @@
 #include "master/op_template.h"
 #include "master/registry.h"
 #include "master/template_lib.h"
+#include "master/jtext.h"
 #include "proto/spec_json.h"
 
 static void
@@ -145,7 +146,7 @@ insert(master_t *m, struct guest_created *out, struct guest_err *e)
     struct guest_spec *spec = &out->spec;
     struct db_label labels[SPEC_MAX_LABELS];
     json_t *j = spec_to_json(spec);
-    _cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
+    _cleanup_free_ char *text = jtext_dumps(j, false);
     uint64_t now = time_real_ms();
 
     /* Kept for the reply (guests_created_json): nothing changes the spec
