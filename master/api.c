@@ -396,8 +396,12 @@ api_placement_json(const struct sched_result *r, bool pin_unknown, const char *p
 json_t *
 api_guest_json(const struct db_guest *g, const struct guest_spec *spec)
 {
-    json_t *o = spec_to_json(spec);
+    return api_guest_json_onto(spec_to_json(spec), g);
+}
 
+json_t *
+api_guest_json_onto(json_t *o, const struct db_guest *g)
+{
     json_object_set_new(o, "id", json_string(g->id));
     json_object_set_new(o, "name", json_string(g->name));
     json_object_set_new(o, "project", json_string(g->project ? g->project : "default"));

@@ -154,6 +154,8 @@ const char *api_filter_name(enum sched_filter f);
  * generation, applied_generation, desired, group, deleting, message,
  * created, updated; node, group and message are null when not set. */
 json_t *api_guest_json(const struct db_guest *g, const struct guest_spec *spec);
+/* The same from the spec's tree o (spec_to_json's; taken and returned). */
+json_t *api_guest_json_onto(json_t *o, const struct db_guest *g);
 /* A node; info (allocations from sched) may be NULL (then allocated,
  * guests and addresses are 0); orphans are included
  * when with_orphans (always as an array). */

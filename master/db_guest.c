@@ -46,16 +46,22 @@ static const char sql_guest_set_deleting[] =
 
 /* ---- guests ---- */
 
+/* fresh: the guest's row was inserted in this transaction, so it has no
+ * labels to delete (a label row goes with its guest's, ON DELETE CASCADE);
+ * the DELETE was a statement per create for nothing. */
 static int
-labels_write(db_t *db, const char *id, const struct db_label *labels, size_t n_labels)
+labels_write(db_t *db, const char *id, const struct db_label *labels, size_t n_labels, bool fresh)
 {
-    _cleanup_stmt_ sqlite3_stmt *d = dbi_stmt(db, sql_label_delete_guest);
     int r;
 
-    dbi_bind_text(d, 1, id);
-    r = dbi_step_done(db, d, -EINVAL, false);
-    if (r < 0)
-        return r;
+    if (!fresh) {
+        _cleanup_stmt_ sqlite3_stmt *d = dbi_stmt(db, sql_label_delete_guest);
+
+        dbi_bind_text(d, 1, id);
+        r = dbi_step_done(db, d, -EINVAL, false);
+        if (r < 0)
+            return r;
+    }
     for (size_t i = 0; i < n_labels; i++) {
         _cleanup_stmt_ sqlite3_stmt *s = dbi_stmt(db, sql_label_insert);
 
@@ -118,7 +124,7 @@ db_guest_insert(db_t *db, const struct db_guest *g, const struct db_label *label
         return r;
     r = guest_insert_one(db, g);
     if (r >= 0)
-        r = labels_write(db, g->id, labels, n_labels);
+        r = labels_write(db, g->id, labels, n_labels, true);
     return dbi_tx_end(db, r);
 }
 
@@ -162,7 +168,7 @@ db_guest_update(db_t *db, const struct db_guest *g, const struct db_label *label
         }
     }
     if (r >= 0)
-        r = labels_write(db, g->id, labels, n_labels);
+        r = labels_write(db, g->id, labels, n_labels, false);
     return dbi_tx_end(db, r);
 }
 

@@ -10,6 +10,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "master/oncommit.h"
+#include "master/jtext.h"
 
 struct event_sub {
     events_fn fn;   /* NULL = free slot */
@@ -75,7 +76,7 @@ emit(master_t *m, const char *project, const char *type, const char *node, const
 
     if (fmt)
         vsnprintf(msg, sizeof(msg), fmt, ap);
-    _cleanup_free_ char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    _cleanup_free_ char *text = data ? jtext_dumps(data, false) : NULL;
     json_decref(data);
     char row_project[NAME_MAX_LEN + 1] = "";
     if (!project) {

@@ -16,6 +16,7 @@
 #include "master/op_template.h"
 #include "master/registry.h"
 #include "master/template_lib.h"
+#include "master/jtext.h"
 #include "proto/spec_json.h"
 
 static void
@@ -145,10 +146,13 @@ insert(master_t *m, struct guest_created *out, struct guest_err *e)
     struct guest_spec *spec = &out->spec;
     struct db_label labels[SPEC_MAX_LABELS];
     json_t *j = spec_to_json(spec);
-    _cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
+    _cleanup_free_ char *text = jtext_dumps(j, false);
     uint64_t now = time_real_ms();
 
-    json_decref(j);
+    /* Kept for the reply (guests_created_json): nothing changes the spec
+     * after this point, and the reply's tree is this one extended. */
+    json_decref(out->spec_json);
+    out->spec_json = j;
     for (uint32_t i = 0; i < spec->n_labels; i++)
         labels[i] = (struct db_label){spec->labels[i].key, spec->labels[i].value};
     struct sched_resources res;
@@ -282,18 +286,32 @@ guests_create(master_t *m, const struct caller *c, const struct guest_create_req
     }
     if (r >= 0) {
         r = db_commit(m->db);
-        if (r < 0)
+        if (r < 0) {
+            json_decref(out->spec_json);
+            out->spec_json = NULL;
             return guest_fail(e, r, NULL, "cannot store the guest: %s", strerror(-r));
+        }
         guests_cache_forget(m, out->spec.id);
         log_info("guest=%s id=%s placed on node=%s", out->spec.name, out->spec.id, out->node);
         return 0;
     }
     db_rollback(m->db);
+    json_decref(out->spec_json);
+    out->spec_json = NULL;
     return r;
 }
 
 json_t *
-guests_created_json(const struct guest_created *c)
+guests_created_spec_json(struct guest_created *c)
+{
+    json_t *j = c->spec_json;
+
+    c->spec_json = NULL;
+    return j ? j : spec_to_json(&c->spec);
+}
+
+json_t *
+guests_created_json(struct guest_created *c)
 {
     struct db_guest row = c->row;
 
@@ -302,5 +320,5 @@ guests_created_json(const struct guest_created *c)
     row.node = (char *)c->node;
     row.project = (char *)c->project;
     row.group = c->group[0] ? (char *)c->group : NULL;
-    return api_guest_json(&row, &c->spec);
+    return api_guest_json_onto(guests_created_spec_json(c), &row);
 }

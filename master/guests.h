@@ -135,6 +135,7 @@ struct guest_created {
     char group[NAME_MAX_LEN + 1];   /* its group, "" = none */
     char project[NAME_MAX_LEN + 1]; /* its project */
     struct db_guest row;            /* the stored row (its strings point into this struct) */
+    json_t *spec_json;              /* the spec's tree the row's text came from, owned, or NULL */
 };
 
 /* Validates (what c may ask), places, allocates, stores one guest and
@@ -142,8 +143,12 @@ struct guest_created {
  * outermost transaction commits. */
 int guests_create(master_t *m, const struct caller *c, const struct guest_create_req *rq,
                   struct guest_created *out, struct guest_err *e);
-/* The API's view of a created guest, from what create built. */
-json_t *guests_created_json(const struct guest_created *c);
+/* The API's view of a created guest, from what create built: it takes
+ * c->spec_json (built once for the row's text) instead of encoding the
+ * spec a second time. */
+json_t *guests_created_json(struct guest_created *c);
+/* The spec's tree of a created guest (c->spec_json taken, or built). */
+json_t *guests_created_spec_json(struct guest_created *c);
 
 /* ---- change ---- */
 

@@ -10,6 +10,7 @@
 #include "master/http_handlers.h"
 #include "master/idem.h"
 #include "master/waiters.h"
+#include "master/jtext.h"
 #include "proto/spec_json.h"
 
 #define PATCH_WAIT_MS 30000 /* how long a PATCH waits for the node to apply it */
@@ -247,7 +248,7 @@ h_guest_batch(master_t *m, struct http_req *req, const struct api_match *am)
     /* One text for the idempotency record and the answer: a 1,000-guest
      * reply turned into JSON twice was a tenth of a batch's CPU. */
     json_t *body = json_pack("{s:o}", "results", results);
-    char *text = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
+    char *text = jtext_dumps(body, true); /* json_dumps's bytes, faster (jtext.h) */
     json_decref(body);
     r = text ? idem_store_text(m, req, &id, 200, text) : -ENOMEM;
     r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);

@@ -163,7 +163,7 @@ start_locked(master_t *m, const struct op_import_req *rq, struct guest_create_re
     xfer_secret_new(secret);
     op_pset(o, "archive", json_string(rq->archive));
     op_pset(o, "_secret", json_string(secret));
-    op_pset(o, "_spec", spec_to_json(&g->spec));
+    op_pset(o, "_spec", guests_created_spec_json(g));
     op_pset(o, "channel", json_string(archives_channel(m, o->id, o->target)));
     free(g);
     strscpy(id, o->id, SPEC_ID_LEN + 1);

@@ -1,0 +1,87 @@
+/* jansson's allocator: free lists per 16-byte class on one thread. */
+#include "master/jalloc.h"
+
+#include <jansson.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+/* Blocks up to this many bytes are kept (jansson's values, keys, short
+ * strings and hash buckets); larger ones go back to malloc at once. */
+#define JALLOC_SMALL   256
+#define JALLOC_CLASSES (JALLOC_SMALL / 16)
+/* Bytes kept at most: a tree larger than this (a hostile body) is mostly
+ * returned to malloc, so the lists cannot hold on to it. */
+#define JALLOC_CACHE_MAX (16u << 20)
+
+struct jalloc_block {
+    struct jalloc_block *next; /* the next free block of the same class */
+};
+
+static __thread bool jalloc_owner;                                 /* this thread keeps blocks */
+static __thread struct jalloc_block *jalloc_lists[JALLOC_CLASSES]; /* by class, 16..256 bytes */
+static __thread size_t jalloc_bytes;                               /* bytes on the lists */
+
+void *
+jalloc_malloc(size_t n)
+{
+    size_t c = n ? (n + 15) / 16 : 1;
+
+    if (!jalloc_owner || c > JALLOC_CLASSES)
+        return malloc(n);
+    struct jalloc_block *b = jalloc_lists[c - 1];
+    if (b) {
+        jalloc_lists[c - 1] = b->next;
+        jalloc_bytes -= c * 16;
+        return b;
+    }
+    return malloc(c * 16);
+}
+
+void
+jalloc_free(void *p)
+{
+    if (!p)
+        return;
+    if (!jalloc_owner) {
+        free(p);
+        return;
+    }
+    /* The class a block can serve: every request of up to c * 16 bytes.
+     * (A block from elsewhere, e.g. another thread's, counts by its size
+     * just the same: all are malloc's.) */
+    size_t c = malloc_usable_size(p) / 16;
+    if (c < 1 || c > JALLOC_CLASSES || jalloc_bytes + c * 16 > JALLOC_CACHE_MAX) {
+        free(p);
+        return;
+    }
+    struct jalloc_block *b = p;
+    b->next = jalloc_lists[c - 1];
+    jalloc_lists[c - 1] = b;
+    jalloc_bytes += c * 16;
+}
+
+size_t
+jalloc_cached(void)
+{
+    return jalloc_bytes;
+}
+
+void
+jalloc_install(void)
+{
+    jalloc_owner = true;
+    json_set_alloc_funcs(jalloc_malloc, jalloc_free);
+}
+
+void
+jalloc_release(void)
+{
+    for (size_t i = 0; i < JALLOC_CLASSES; i++)
+        while (jalloc_lists[i]) {
+            struct jalloc_block *b = jalloc_lists[i];
+            jalloc_lists[i] = b->next;
+            free(b);
+        }
+    jalloc_bytes = 0;
+}

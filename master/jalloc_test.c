@@ -1,0 +1,136 @@
+/* Tests for master/jalloc: jansson on the free lists, the lists' cap, other
+ * threads, and free() of jansson's text. */
+#include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "master/jalloc.h"
+
+static json_t *
+tree(int n)
+{
+    json_t *a = json_array();
+
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_pack("{s:i, s:s, s:[b, f]}", "n", i, "name", "guest-name",
+                                           "more", i & 1, i / 3.0));
+    return a;
+}
+
+static void
+test_reuse(void **state)
+{
+    (void)state;
+    jalloc_release();
+    void *p = jalloc_malloc(40);
+    assert_non_null(p);
+    memset(p, 0xab, 40);
+    jalloc_free(p);
+    assert_int_equal(jalloc_cached(), 48);
+    /* the same class comes from the list: any request of 33-48 bytes */
+    void *q = jalloc_malloc(33);
+    assert_ptr_equal(p, q);
+    assert_int_equal(jalloc_cached(), 0);
+    jalloc_free(q);
+    /* a large block is not kept */
+    void *big = jalloc_malloc(4096);
+    jalloc_free(big);
+    assert_int_equal(jalloc_cached(), 48);
+    jalloc_release();
+    assert_int_equal(jalloc_cached(), 0);
+}
+
+static void
+test_jansson(void **state)
+{
+    (void)state;
+    jalloc_release();
+    json_t *a = tree(1000);
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    size_t kept = jalloc_cached();
+    assert_true(kept > 1000 * 16);
+    /* a second tree of the same shape is built from the lists */
+    a = tree(1000);
+    assert_true(jalloc_cached() < kept);
+    char *again = json_dumps(a, JSON_COMPACT);
+    assert_string_equal(text, again);
+    json_decref(a);
+    json_t *back = json_loads(text, 0, NULL);
+    assert_int_equal(json_array_size(back), 1000);
+    json_decref(back);
+    /* jansson's text is a malloc block: free() is right for it */
+    free(text);
+    free(again);
+    jalloc_release();
+}
+
+static void
+test_cap(void **state)
+{
+    (void)state;
+    enum { N = 200000 };
+    void **v = malloc(N * sizeof(*v));
+
+    jalloc_release();
+    for (size_t i = 0; i < N; i++)
+        v[i] = jalloc_malloc(128);
+    for (size_t i = 0; i < N; i++)
+        jalloc_free(v[i]);
+    /* 200,000 x 128 bytes = 24.4 MiB freed, at most 16 MiB kept */
+    assert_true(jalloc_cached() <= 16u << 20);
+    assert_true(jalloc_cached() > 15u << 20);
+    free(v);
+    jalloc_release();
+}
+
+static void *
+other_thread(void *arg)
+{
+    (void)arg;
+    json_t *a = tree(100);
+    json_t *b = tree(10);
+    /* nothing kept on a thread that did not install */
+    json_decref(b);
+    assert_int_equal(jalloc_cached(), 0);
+    return a;
+}
+
+static void
+test_threads(void **state)
+{
+    pthread_t t;
+    void *a;
+
+    (void)state;
+    jalloc_release();
+    assert_int_equal(pthread_create(&t, NULL, other_thread, NULL), 0);
+    assert_int_equal(pthread_join(t, &a), 0);
+    assert_int_equal(json_array_size(a), 100);
+    /* its blocks are malloc's: the owner may keep them */
+    json_decref(a);
+    assert_true(jalloc_cached() > 0);
+    jalloc_release();
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_jansson),
+        cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_threads),
+    };
+
+    jalloc_install();
+    int r = cmocka_run_group_tests(tests, NULL, NULL);
+    jalloc_release();
+    return r;
+}

@@ -1,0 +1,255 @@
+/* Compact JSON text of a jansson value (master/jtext.h). */
+#include "master/jtext.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+
+/* Nesting deeper than this is refused, as jansson's JSON_PARSER_MAX_DEPTH
+ * bounds its own recursion (a tree built in code is never this deep). */
+#define JTEXT_MAX_DEPTH 2048
+
+struct jbuf {
+    char *p;    /* the text so far */
+    size_t len; /* its length */
+    size_t cap; /* bytes allocated */
+};
+
+static void
+jbuf_reserve(struct jbuf *b, size_t n)
+{
+    if (b->len + n + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    b->p = xrealloc(b->p, cap);
+    b->cap = cap;
+}
+
+static void
+jbuf_put(struct jbuf *b, const char *s, size_t n)
+{
+    jbuf_reserve(b, n);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void
+jbuf_putc(struct jbuf *b, char c)
+{
+    jbuf_reserve(b, 1);
+    b->p[b->len++] = c;
+}
+
+/* One UTF-8 sequence at s (n bytes left) as a code point, its length in
+ * *len; -1 where jansson's utf8_iterate fails (overlong, surrogate, past
+ * U+10FFFF, truncated). */
+static int32_t
+utf8_one(const unsigned char *s, size_t n, size_t *len)
+{
+    unsigned char u = s[0];
+    size_t k;
+    int32_t cp;
+
+    if (u < 0x80) {
+        *len = 1;
+        return u;
+    }
+    if (u < 0xC2 || u > 0xF4)
+        return -1;
+    k = u < 0xE0 ? 2 : u < 0xF0 ? 3 : 4;
+    if (n < k)
+        return -1;
+    cp = u & (k == 2 ? 0x1F : k == 3 ? 0x0F : 0x07);
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return -1;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || (k == 3 && cp < 0x800) ||
+        (k == 4 && cp < 0x10000))
+        return -1;
+    *len = k;
+    return cp;
+}
+
+static int
+put_string(struct jbuf *b, const char *str, size_t n, bool ascii)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0, run = 0;
+
+    jbuf_putc(b, '"');
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k;
+        int32_t cp = utf8_one(s + i, n - i, &k);
+        if (cp < 0)
+            return -1;
+        if (cp >= 0x80 && !ascii) {
+            i += k;
+            continue;
+        }
+        jbuf_put(b, str + run, i - run);
+        char seq[16];
+        switch (cp) {
+        case '\\':
+            jbuf_put(b, "\\\\", 2);
+            break;
+        case '"':
+            jbuf_put(b, "\\\"", 2);
+            break;
+        case '\b':
+            jbuf_put(b, "\\b", 2);
+            break;
+        case '\f':
+            jbuf_put(b, "\\f", 2);
+            break;
+        case '\n':
+            jbuf_put(b, "\\n", 2);
+            break;
+        case '\r':
+            jbuf_put(b, "\\r", 2);
+            break;
+        case '\t':
+            jbuf_put(b, "\\t", 2);
+            break;
+        default:
+            if (cp < 0x10000) {
+                snprintf(seq, sizeof(seq), "\\u%04X", (unsigned)cp);
+                jbuf_put(b, seq, 6);
+            } else {
+                int32_t v = cp - 0x10000;
+                snprintf(seq, sizeof(seq), "\\u%04X\\u%04X", (unsigned)(0xD800 | (v >> 10)),
+                         (unsigned)(0xDC00 | (v & 0x3FF)));
+                jbuf_put(b, seq, 12);
+            }
+        }
+        i += k;
+        run = i;
+    }
+    jbuf_put(b, str + run, n - run);
+    jbuf_putc(b, '"');
+    return 0;
+}
+
+/* jansson's jsonp_dtostr with its default precision (17). */
+static int
+put_real(struct jbuf *b, double d)
+{
+    char buf[64];
+
+    if (!isfinite(d))
+        return -1;
+    int len = snprintf(buf, sizeof(buf), "%.17g", d);
+    if (len < 0 || (size_t)len >= sizeof(buf) - 3)
+        return -1;
+    if (!strchr(buf, '.') && !strchr(buf, 'e')) {
+        buf[len++] = '.';
+        buf[len++] = '0';
+        buf[len] = '\0';
+    }
+    /* no '+' and no leading zeros in an exponent */
+    char *start = strchr(buf, 'e');
+    if (start) {
+        start++;
+        char *end = start + 1;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, (size_t)len - (size_t)(end - buf) + 1);
+            len -= (int)(end - start);
+        }
+    }
+    jbuf_put(b, buf, (size_t)len);
+    return 0;
+}
+
+static int
+put_value(struct jbuf *b, const json_t *v, bool ascii, unsigned depth)
+{
+    char num[32];
+
+    if (depth > JTEXT_MAX_DEPTH)
+        return -1;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        size_t key_len;
+        json_t *val;
+        bool first = true;
+        jbuf_putc(b, '{');
+        json_object_keylen_foreach((json_t *)v, key, key_len, val)
+        {
+            if (!first)
+                jbuf_putc(b, ',');
+            first = false;
+            if (put_string(b, key, key_len, ascii) < 0)
+                return -1;
+            jbuf_putc(b, ':');
+            if (put_value(b, val, ascii, depth + 1) < 0)
+                return -1;
+        }
+        jbuf_putc(b, '}');
+        return 0;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v);
+        jbuf_putc(b, '[');
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                jbuf_putc(b, ',');
+            if (put_value(b, json_array_get(v, i), ascii, depth + 1) < 0)
+                return -1;
+        }
+        jbuf_putc(b, ']');
+        return 0;
+    }
+    case JSON_STRING:
+        return put_string(b, json_string_value(v), json_string_length(v), ascii);
+    case JSON_INTEGER: {
+        int n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        jbuf_put(b, num, (size_t)n);
+        return 0;
+    }
+    case JSON_REAL:
+        return put_real(b, json_real_value(v));
+    case JSON_TRUE:
+        jbuf_put(b, "true", 4);
+        return 0;
+    case JSON_FALSE:
+        jbuf_put(b, "false", 5);
+        return 0;
+    case JSON_NULL:
+        jbuf_put(b, "null", 4);
+        return 0;
+    }
+    return -1;
+}
+
+char *
+jtext_dumps(const json_t *v, bool ascii)
+{
+    struct jbuf b = {0};
+
+    if (!json_is_object(v) && !json_is_array(v))
+        return NULL;
+    if (put_value(&b, v, ascii, 0) < 0) {
+        free(b.p);
+        return NULL;
+    }
+    b.p[b.len] = '\0';
+    return b.p;
+}
