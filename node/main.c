@@ -947,7 +947,7 @@ main(int argc, char **argv)
         strcmp(o.verb, "run") == 0 && strcmp(opt_str(&o, "backend", "linux"), "linux") == 0;
     if (host_agent)
         memtidy_tcache_off(argv);
-    memtidy_stacks(host_agent);
+    memtidy_set_host(host_agent);
     if (strcmp(o.verb, "run") == 0)
         r = cmd_run(&o);
     else if (strcmp(o.verb, "ls") == 0)

@@ -21,7 +21,7 @@
  * it makes live there while the pages go. */
 #define STACK_MARGIN 8192
 
-static bool stacks_on; /* memtidy_stack_release does its work (memtidy_stacks) */
+static bool stacks_on; /* a host's agent: memtidy_stack_release does its work */
 
 char *
 memtidy_tunables(const char *cur)
@@ -67,9 +67,15 @@ memtidy_tcache_off(char **argv)
 }
 
 void
-memtidy_stacks(bool on)
+memtidy_set_host(bool on)
 {
     stacks_on = on;
+}
+
+bool
+memtidy_host(void)
+{
+    return stacks_on;
 }
 
 /* The lowest address of the calling thread's stack above its guard, 0 on

@@ -34,14 +34,18 @@ char *memtidy_tunables(const char *cur);
  * (or could not) run it again. Call first thing in main, before threads. */
 void memtidy_tcache_off(char **argv);
 
-/* Turns memtidy_stack_release on for the process (off by default: a
+/* Says the process is a host's agent (on) or not (off, the default: a
  * process of simulated agents runs thousands of jobs a second, which would
- * pay a system call each). Call before the first job. */
-void memtidy_stacks(bool on);
+ * pay a system call each, on a heap of gigabytes that a trim would walk):
+ * memtidy_stack_release works only then, and the agent trims its heap more
+ * eagerly (memtidy_host). Call before the first job. */
+void memtidy_set_host(bool on);
+/* What memtidy_set_host said. */
+bool memtidy_host(void);
 
 /* Gives back to the kernel the pages of the calling thread's stack below
  * the caller's frame (they are zero-filled again if used). For the end of
  * a thread-pool job: nothing below is in use then. No-op on the main thread
  * (its stack's bounds are not known without reading /proc/self/maps) or
- * when memtidy_stacks is off. */
+ * when memtidy_set_host is off. */
 void memtidy_stack_release(void);

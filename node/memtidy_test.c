@@ -170,17 +170,17 @@ static void
 test_stack_release(void **state)
 {
     (void)state;
-    memtidy_stacks(false);
+    memtidy_set_host(false);
     struct depth off = on_thread();
     assert_true(off.before >= 8); /* 64 KiB and more below the frame were touched */
     assert_int_equal(off.after, off.before);
-    memtidy_stacks(true);
+    memtidy_set_host(true);
     struct depth on = on_thread();
     assert_true(on.before >= 8);
     assert_int_equal(on.after, 0);
     /* On the main thread it does nothing (and returns). */
     memtidy_stack_release();
-    memtidy_stacks(false);
+    memtidy_set_host(false);
 }
 
 int
