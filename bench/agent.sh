@@ -10,9 +10,12 @@
 # A real cluster on this host (deploy/local-cluster: a master and one real
 # node, CurveZMQ, usage every second) gets N guests through the API (busybox,
 # 0.01 core, 32M memory, a 64M disk, one address: a veth, nftables
-# counters). Then, each round, the agent is restarted on the same running
-# guests with OLD_BIN's vfleet-node (when given) and with this build's, and
-# measured after 20 s of settling: CPU over SECONDS from /proc/PID/stat
+# counters). The agent that created them is measured first ("after
+# creating": what the burst left resident); with OLD_BIN, OLD_BIN's agent
+# creates them first and is measured, they are destroyed, and this build's
+# agent creates them again. Then, each round, the agent is restarted on the
+# same running guests with OLD_BIN's vfleet-node (when given) and with this
+# build's, and measured after 20 s of settling: CPU over SECONDS from /proc/PID/stat
 # (its own, not its children's), memory from /proc/PID/smaps_rollup. The
 # helper processes are measured the same way on their own lines: the
 # agent's spawner (forks guests' inits and exec helpers) and the guests'
@@ -159,24 +162,49 @@ agent_on() {
     sleep 20
 }
 
-VFLEET_BIN=$NEW_BIN "$top/deploy/local-cluster" up --nodes 1 >>"$T/cluster.log" 2>&1
+# create_all: N guests through the API, all running, then 20 s of settling.
+create_all() {
+    for i in $(seq "$N"); do
+        ip=$IP
+        [ "$IP" != v6 ] || ip=fd00:87::$(printf %x $((i + 256)))
+        vf guest create "ab-$i" --template busybox --cpu 0.01 --memory 32M --disk 64M --ip "$ip" >/dev/null
+    done
+    for _ in $(seq 1200); do
+        [ "$(running)" -ge "$N" ] && break
+        sleep 1
+    done
+    [ "$(running)" -ge "$N" ] || { echo "agent.sh: only $(running) of $N guests run" >&2; exit 1; }
+    sleep 20
+}
+
+# destroy_all: every guest destroyed, and gone from the master.
+destroy_all() {
+    for i in $(seq "$N"); do vf guest rm "ab-$i" >/dev/null; done
+    for _ in $(seq 1200); do
+        [ "$(vf --json guest ls | jq '.guests | length')" = 0 ] && break
+        sleep 1
+    done
+}
+
+# What a burst of N creates leaves in the agent that made them: with
+# OLD_BIN, its agent creates them first, is measured, and they are
+# destroyed; then this build's agent creates them again.
+FIRST_BIN=$NEW_BIN
+[ -z "${OLD_BIN:-}" ] || FIRST_BIN=$OLD_BIN
+VFLEET_BIN=$FIRST_BIN "$top/deploy/local-cluster" up --nodes 1 >>"$T/cluster.log" 2>&1
 for _ in $(seq 600); do
     [ "$(vf --json node show "$NODE" 2>/dev/null | jq -r .state)" = ready ] && break
     sleep 0.5
 done
 echo "agent.sh: $N guests on $NODE (load $(cut -d' ' -f1-3 /proc/loadavg))"
-for i in $(seq "$N"); do
-    ip=$IP
-    [ "$IP" != v6 ] || ip=fd00:87::$(printf %x $((i + 256)))
-    vf guest create "ab-$i" --template busybox --cpu 0.01 --memory 32M --disk 64M --ip "$ip" >/dev/null
-done
-for _ in $(seq 1200); do
-    [ "$(running)" -ge "$N" ] && break
-    sleep 1
-done
-[ "$(running)" -ge "$N" ] || { echo "agent.sh: only $(running) of $N guests run" >&2; exit 1; }
-sleep 20
 printf '%-22s %6s %9s %9s %9s %8s\n' "" procs rss_MiB pss_MiB anon_MiB cpu_%
+if [ -n "${OLD_BIN:-}" ]; then
+    create_all
+    measure "old, after creating" "$(cat "$T/c/$NODE/agent.pid")"
+    destroy_all
+    agent_on "$NEW_BIN"
+fi
+create_all
 measure "new, after creating" "$(cat "$T/c/$NODE/agent.pid")"
 helpers "new,"
 for r in $(seq "$ROUNDS"); do

@@ -17,6 +17,7 @@
 #include "common/mtime.h"
 #include "node/agent_internal.h"
 #include "node/agent_template.h"
+#include "node/memtidy.h"
 #include "node/vservers_fs.h"
 
 #define AGENT_GUEST_WIDTH 8    /* guests' lifecycle jobs at once (parallel_guests) */
@@ -84,32 +85,46 @@ on_heartbeat(uv_timer_t *t)
  * given back: the startup (every guest's OOM watch armed, the hello), a burst
  * of creates, a migration. */
 #define AGENT_TRIM_GROWTH (256 * 1024)
+/* A host's agent (memtidy_host) also trims once this much more of the heap
+ * was freed since the last trim. */
+#define AGENT_TRIM_FREED (128 * 1024)
 
 /* Gives the heap's free pages back to the kernel after a burst of work left
  * them resident. glibc returns only the top of the heap on its own; free
  * chunks below a block still in use stay resident however large. At most
  * once a second for the process (a sim process runs thousands of agents on
- * one loop), and a malloc_trim only when the free space grew past what it
- * was at the last trim (or its lowest since: reused space is resident
- * again), so slow growth over many looks counts too; in the steady state
- * (usage batches alone, whose arrays are mmap'd) it costs one mallinfo2.
- * Trimmed chunks stay free in the arena, so the free bytes do not fall. */
+ * one loop), and a malloc_trim only when the free space grew by
+ * AGENT_TRIM_GROWTH past what it was at the last trim (or its lowest
+ * since), or, in a host's agent, when the bytes in use fell by
+ * AGENT_TRIM_FREED since it, summed over the looks (a burst of 100 creates
+ * ends with its memory freed back, resident, into free space that was
+ * already there, which the free space's growth does not show).
+ * In the steady state (usage batches alone, whose arrays are mmap'd) it
+ * costs one mallinfo2 a second. Trimmed chunks stay free in the arena, so
+ * the free bytes do not fall. */
 static void
 heap_tidy(void)
 {
     static uint64_t checked_ms; /* the process's last look, monotonic ms */
     static size_t free_base;    /* the arena's free bytes at the last trim, or lower since */
+    static size_t used_last;    /* the bytes in use at the last look */
+    static size_t freed;        /* falls of the bytes in use since the last trim, summed */
     uint64_t now = time_mono_ms();
 
     if (now - checked_ms < 1000)
         return;
     checked_ms = now;
     struct mallinfo2 mi = mallinfo2();
+    if (mi.uordblks < used_last)
+        freed += used_last - mi.uordblks;
+    used_last = mi.uordblks;
     if (mi.fordblks < free_base)
         free_base = mi.fordblks;
-    else if (mi.fordblks > free_base + AGENT_TRIM_GROWTH) {
+    if (mi.fordblks > free_base + AGENT_TRIM_GROWTH ||
+        (memtidy_host() && freed > AGENT_TRIM_FREED)) {
         (void)malloc_trim(0);
         free_base = mi.fordblks;
+        freed = 0;
     }
 }
 

@@ -33,6 +33,7 @@
 #include "common/units.h"
 #include "node/agent.h"
 #include "node/join.h"
+#include "node/memtidy.h"
 #include "node/node_config.h"
 #include "node/linux/console.h"
 #include "node/linux/linux_backend.h"
@@ -940,6 +941,13 @@ main(int argc, char **argv)
     log_setup("vfleet-node", LOG_SINK_STDERR, level < 0 ? LOG_INFO : level);
     log_set_format((enum log_format)log_format_from_string(opt_str(&o, "log_format", "text")));
 
+    /* The host's agent (not a process of simulated ones, whose allocations
+     * the cache speeds): glibc's tcache off, the pool's stacks given back. */
+    bool host_agent =
+        strcmp(o.verb, "run") == 0 && strcmp(opt_str(&o, "backend", "linux"), "linux") == 0;
+    if (host_agent)
+        memtidy_tcache_off(argv);
+    memtidy_set_host(host_agent);
     if (strcmp(o.verb, "run") == 0)
         r = cmd_run(&o);
     else if (strcmp(o.verb, "ls") == 0)

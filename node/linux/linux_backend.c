@@ -638,8 +638,10 @@ lx_usage(backend_t *b, const struct guest_spec *s, const struct guest_runtime *r
          * the master counts as a limit hit each time it becomes so. */
         u->failcnt[USAGE_FAIL_DISK] = du.full;
     }
-    bool running = rt->pid && proc_is_same(rt->pid, rt->start_time) > 0;
-    net_usage(l->net, s, running ? rt->pid : 0, u);
+    /* The init is looked at only where the network opens a file through it:
+     * a /proc/<pid>/stat read per guest per sample was 11-15 % of the
+     * agent's samples. */
+    net_usage(l->net, s, rt->pid, rt->start_time, u);
     u->time_ms = time_real_ms();
     return 0;
 }

@@ -1,6 +1,7 @@
 #include "node/linux/net.h"
 
 #include <errno.h>
+#include <nettle/sha2.h>
 #include <net/if.h>
 #include <fcntl.h>
 #include <linux/if.h>
@@ -55,7 +56,6 @@ net_destroy(net_t **p)
         close(n->guests[i].nsfd);
         if (n->guests[i].snmp_fd >= 0)
             close(n->guests[i].snmp_fd);
-        free(n->guests[i].nft);
         free(n->guests[i].addrs);
     }
     free(n->guests);
@@ -130,7 +130,6 @@ guest_forget(net_t *n, struct net_guest *g)
     close(g->nsfd);
     if (g->snmp_fd >= 0)
         close(g->snmp_fd);
-    free(g->nft);
     free(g->addrs);
     size_t at = (size_t)(g - n->guests);
     memmove(g, g + 1, (--n->n_guests - at) * sizeof(*g));
@@ -746,14 +745,20 @@ net_apply(net_t *n, const struct guest_spec *spec, pid_t pid)
      * rule set is left alone. */
     _cleanup_free_ char *script =
         net_nft_guest_script(ifname, spec->addrs, spec->n_addrs, spec->limits.tcp_sockets);
-    if (!g->nft || strcmp(g->nft, script) != 0) {
+    uint8_t sum[SHA256_DIGEST_SIZE];
+    struct sha256_ctx h;
+    sha256_init(&h);
+    sha256_update(&h, strlen(script), (const uint8_t *)script);
+    sha256_digest(&h, sizeof(sum), sum);
+    if (!g->nft_applied || memcmp(g->nft_sum, sum, sizeof(sum)) != 0) {
+        g->nft_applied = false;
         r = net_nft_run(script, err, sizeof(err));
         if (r < 0) {
             log_debug("guest=%s nft rules failed: %s", spec->name, err);
             return r;
         }
-        free(g->nft);
-        g->nft = move_ptr(script);
+        memcpy(g->nft_sum, sum, sizeof(sum));
+        g->nft_applied = true;
     }
     return 0;
 }

@@ -80,9 +80,13 @@ int net_remove(net_t *n, const struct guest_spec *s);
 
 /* Fills u's network fields with the current values: bytes and packets from
  * the host veth (0 when it does not exist), established TCP connections in
- * pid's namespace (0 when pid is 0 or gone), and connections refused at the
- * limit into failcnt[USAGE_FAIL_TCP]. Never fails for an absent network. */
-int net_usage(net_t *n, const struct guest_spec *s, pid_t pid, struct guest_usage *u);
+ * the namespace of the guest's init pid, which started at start_time
+ * (proc_start_time; 0 when pid is 0 or not that process), and connections
+ * refused at the limit into failcnt[USAGE_FAIL_TCP]. The init is looked at
+ * only when a file is opened through it. Never fails for an absent
+ * network. */
+int net_usage(net_t *n, const struct guest_spec *s, pid_t pid, uint64_t start_time,
+              struct guest_usage *u);
 
 /* Packets the anti-spoofing filter dropped for the guest (0 when none). */
 uint64_t net_spoofed(const struct guest_spec *s);

@@ -21,6 +21,10 @@
  * Scripts come in bursts (creates, starts, stops a few hundred ms apart), so
  * a burst keeps it loaded; loading it again after a pause costs ~1.5 ms. */
 #define NET_NFTLIB_IDLE_MS 10000
+/* A guest's established connections are read again at least this often
+ * when its veth moved no packet since the last read (a connection opened or
+ * closed over the guest's loopback alone moves none there). */
+#define NET_SNMP_MAX_AGE_MS 5000
 /* Room for /proc/<pid>/net/snmp (1.3 KiB on 6.x kernels). */
 #define NET_SNMP_MAX 8192
 
@@ -28,7 +32,11 @@
 struct net_guest {
     char id[SPEC_ID_LEN + 1]; /* the guest */
     int nsfd;                 /* its network namespace, held open */
-    char *nft;                /* the nftables script last applied (malloc'd) */
+    /* The SHA-256 of the nftables script last applied, to leave an unchanged
+     * rule set alone: the script itself (1.3 KiB and more) was kept per
+     * guest. */
+    uint8_t nft_sum[32];
+    bool nft_applied; /* nft_sum is set */
     /* The addresses of the spec last applied in full (proxy_sync's "old"):
      * only those, where a copy of the whole spec took 17 KiB a guest. */
     struct netaddr *addrs; /* malloc'd, NULL when none */
@@ -37,6 +45,13 @@ struct net_guest {
     int ifindex;           /* the host veth's index, 0 = not known yet */
     int snmp_fd;           /* /proc/<snmp_pid>/net/snmp held for usage, -1 = none */
     pid_t snmp_pid;        /* the init it was opened through */
+    uint64_t snmp_start;   /* that init's start time (proc_start_time) */
+    /* The last read of the snmp file, answered again while the veth moves
+     * no packet (NET_SNMP_MAX_AGE_MS): a connection is made and ended by
+     * packets, and the file's printing was a fifth of the agent's work. */
+    uint64_t snmp_ms;      /* when read (monotonic ms), 0 = never */
+    uint64_t snmp_packets; /* the veth's packets, both ways, then */
+    uint32_t snmp_estab;   /* the established connections it said */
 };
 
 struct net {

@@ -26,7 +26,9 @@
 #include "common/mem.h"
 #include "node/linux/announce.h"
 #include "node/linux/net.h"
+#include "node/linux/net_internal.h"
 #include "node/linux/net_nft.h"
+#include "node/linux/proc.h"
 
 static void
 test_ifname(void **state)
@@ -169,6 +171,7 @@ test_counters_parse(void **state)
 /* ---- against the kernel, in a namespace of our own -------------------- */
 
 static pid_t guest = -1;
+static uint64_t guest_start; /* its start time (proc_start_time) */
 
 /* A child that runs setup (which _exits non-zero when it fails), says so
  * through a pipe and waits to be killed; returns once it is ready. */
@@ -211,6 +214,8 @@ kernel_setup(void **state)
     if (unshare(CLONE_NEWNET) < 0)
         return -1;
     guest = child_start(guest_setup);
+    if (guest > 0 && proc_start_time(guest, &guest_start) < 0)
+        guest_start = 0;
     return 0;
 }
 
@@ -245,15 +250,12 @@ tcp_pair_setup(void)
         _exit(1);
 }
 
-/* The counters of a sample follow real traffic: datagrams sent to the guest
- * through its veth, then a TCP connection inside it (read again through the
- * snmp file net_usage holds open). */
+/* Sends 10 datagrams of 100 bytes to the guest through its veth. */
 static void
-usage_after_traffic(net_t *n, const struct guest_spec *s, const struct guest_usage *u0)
+send_to_guest(const struct guest_spec *s)
 {
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9)};
     char buf[100] = {0};
-    struct guest_usage u = {0};
 
     memcpy(&to.sin_addr, s->addrs[0].bytes, 4);
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -264,17 +266,40 @@ usage_after_traffic(net_t *n, const struct guest_spec *s, const struct guest_usa
     close(fd);
     /* Past the batch's cached dump (NET_COUNTERS_TTL_MS), and ARP's wait. */
     usleep(700 * 1000);
-    assert_int_equal(net_usage(n, s, guest, &u), 0);
+}
+
+/* The counters of a sample follow real traffic: datagrams sent to the guest
+ * through its veth, then a TCP connection inside it (read again through the
+ * snmp file net_usage holds open: at once when the veth moved packets since
+ * the last read, else within NET_SNMP_MAX_AGE_MS: the pair talks over the
+ * guest's loopback). */
+static void
+usage_after_traffic(net_t *n, const struct guest_spec *s, const struct guest_usage *u0)
+{
+    struct guest_usage u = {0};
+
+    send_to_guest(s);
+    assert_int_equal(net_usage(n, s, guest, guest_start, &u), 0);
     assert_true(u.net_rx_packets >= u0->net_rx_packets + 10);
     assert_true(u.net_rx_bytes >= u0->net_rx_bytes + 10 * 128);
     assert_true(u.net_tx_packets >= u0->net_tx_packets); /* ARP answers at least */
+    assert_int_equal(u.tcp_sockets, 0);
 
     pid_t pair = child_start(tcp_pair_setup);
-    assert_int_equal(net_usage(n, s, guest, &u), 0);
+    send_to_guest(s); /* packets on the veth: read again at once */
+    assert_int_equal(net_usage(n, s, guest, guest_start, &u), 0);
+    assert_int_equal(u.tcp_sockets, 2);
+    /* An init that is not the guest's (another start time: its pid reused)
+     * is not looked through; the guest's own is again. */
+    assert_int_equal(net_usage(n, s, guest, guest_start + 1, &u), 0);
+    assert_int_equal(u.tcp_sockets, 0);
+    assert_int_equal(net_usage(n, s, guest, guest_start, &u), 0);
     assert_int_equal(u.tcp_sockets, 2);
     kill(pair, SIGKILL);
     waitpid(pair, NULL, 0);
-    assert_int_equal(net_usage(n, s, guest, &u), 0);
+    /* Closed over the loopback alone: seen once the last read is old. */
+    usleep((NET_SNMP_MAX_AGE_MS + 100) * 1000);
+    assert_int_equal(net_usage(n, s, guest, guest_start, &u), 0);
     assert_int_equal(u.tcp_sockets, 0);
 }
 
@@ -352,7 +377,7 @@ test_apply_and_remove(void **state)
     announce_twice(ifname, &s);
 
     struct guest_usage u = {0};
-    assert_int_equal(net_usage(n, &s, guest, &u), 0);
+    assert_int_equal(net_usage(n, &s, guest, guest_start, &u), 0);
     assert_int_equal(u.tcp_sockets, 0);
     usage_after_traffic(n, &s, &u);
 

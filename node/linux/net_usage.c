@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "node/linux/fdhigh.h"
 #include "node/linux/net_internal.h"
 #include "node/linux/nftlib.h"
+#include "node/linux/proc.h"
 
 /* ---- usage ------------------------------------------------------------ */
 
@@ -66,19 +69,36 @@ net_count_established(const char *path)
     return net_count_established_text(buf);
 }
 
+/* Whether pid is still the init that started at start_time. */
+static bool
+init_is(pid_t pid, uint64_t start_time)
+{
+    return pid > 0 && proc_is_same(pid, start_time) > 0;
+}
+
 /* The guest's count from /proc/<pid>/net/snmp held open across samples (a
  * pread at 0 makes the kernel print it afresh), where an open and a path
- * walk per sample cost more than the reading. */
+ * walk per sample cost more than the reading. The held file is the guest's
+ * namespace's whatever becomes of the init, so the init is looked at only
+ * to open it. Answered again from the last read while the veth moved no
+ * packet (packets, UINT64_MAX when unknown) and the read is younger than
+ * NET_SNMP_MAX_AGE_MS. */
 static int
-established_of(struct net_guest *g, pid_t pid)
+established_of(struct net_guest *g, pid_t pid, uint64_t start_time, uint64_t packets)
 {
     char buf[NET_SNMP_MAX], path[64];
+    uint64_t now = time_mono_ms();
 
-    if (g->snmp_fd >= 0 && g->snmp_pid != pid) {
+    if (g->snmp_fd >= 0 && (g->snmp_pid != pid || g->snmp_start != start_time)) {
         close(g->snmp_fd);
         g->snmp_fd = -1;
     }
+    if (g->snmp_fd >= 0 && g->snmp_ms && packets != UINT64_MAX && packets == g->snmp_packets &&
+        now - g->snmp_ms < NET_SNMP_MAX_AGE_MS)
+        return (int)g->snmp_estab;
     if (g->snmp_fd < 0) {
+        if (!init_is(pid, start_time))
+            return -ESRCH;
         snprintf(path, sizeof(path), "/proc/%d/net/snmp", (int)pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -87,7 +107,9 @@ established_of(struct net_guest *g, pid_t pid)
         if (g->snmp_fd < 0)
             return g->snmp_fd;
         g->snmp_pid = pid;
+        g->snmp_start = start_time;
     }
+    g->snmp_ms = 0;
     ssize_t len = pread(g->snmp_fd, buf, sizeof(buf) - 1, 0);
     if (len <= 0) {
         int e = len < 0 ? -errno : -ENODATA;
@@ -96,7 +118,13 @@ established_of(struct net_guest *g, pid_t pid)
         return e;
     }
     buf[len] = '\0';
-    return net_count_established_text(buf);
+    int c = net_count_established_text(buf);
+    if (c >= 0 && packets != UINT64_MAX) {
+        g->snmp_ms = now;
+        g->snmp_packets = packets;
+        g->snmp_estab = (uint32_t)c;
+    }
+    return c;
 }
 
 /* The packets of the inet table's counter name, from a dump of every
@@ -142,7 +170,8 @@ link_stats_of(net_t *n, int ifindex, struct nlstat_link *out)
 }
 
 int
-net_usage(net_t *n, const struct guest_spec *spec, pid_t pid, struct guest_usage *u)
+net_usage(net_t *n, const struct guest_spec *spec, pid_t pid, uint64_t start_time,
+          struct guest_usage *u)
 {
     char ifname[IFNAMSIZ];
     struct nlstat_link l;
@@ -167,7 +196,7 @@ net_usage(net_t *n, const struct guest_spec *spec, pid_t pid, struct guest_usage
     if (got == 0) {
         /* A guest adopted after an agent restart: hold its namespace from
          * now on, so its last counters outlive its init. */
-        if (pid > 0 && !g) {
+        if (!g && init_is(pid, start_time)) {
             int fd = net_open_netns(pid);
             if (fd >= 0 && !(g = net_guest_track(n, spec->id, fd)))
                 close(fd);
@@ -182,10 +211,11 @@ net_usage(net_t *n, const struct guest_spec *spec, pid_t pid, struct guest_usage
     }
     if (pid > 0) {
         char path[64];
-        int c;
+        int c = -ESRCH;
         if (g) {
-            c = established_of(g, pid);
-        } else {
+            c = established_of(g, pid, start_time,
+                               got == 0 ? l.rx_packets + l.tx_packets : UINT64_MAX);
+        } else if (init_is(pid, start_time)) {
             snprintf(path, sizeof(path), "/proc/%d/net/snmp", (int)pid);
             c = net_count_established(path);
         }
