@@ -89,9 +89,14 @@ static void
 test_tcache_off(void **state)
 {
     (void)state;
-    /* Under AddressSanitizer's allocator there is no tcache to tell apart. */
+    /* Under AddressSanitizer's allocator there is no tcache to tell apart
+     * (gcc says so with __SANITIZE_ADDRESS__, clang with __has_feature). */
 #if defined(__SANITIZE_ADDRESS__)
     skip();
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    skip();
+#endif
 #endif
     /* The check tells the two apart: the default has the cache on. */
     assert_int_equal(run_child("--child-plain", NULL), 1);

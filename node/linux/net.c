@@ -786,7 +786,9 @@ nft_maybe(net_t *n, const char *id, const char *ifname)
     if (!n->leftover_listed && net_nft_guest_ifnames(&n->leftover, &n->n_leftover) < 0)
         return false;
     n->leftover_listed = true;
-    return bsearch(ifname, n->leftover, n->n_leftover, sizeof(*n->leftover), ifname_cmp) != NULL;
+    /* (bsearch's array may not be NULL, even when empty) */
+    return n->n_leftover &&
+           bsearch(ifname, n->leftover, n->n_leftover, sizeof(*n->leftover), ifname_cmp) != NULL;
 }
 
 /* ifname's objects are gone: no longer one of the earlier run's. */
