@@ -216,18 +216,24 @@ shrink_usage(const char *peer, void *frame, size_t len, void *userdata)
  * node with 200 guests is ~150 KB: behind by a usage interval or more, a
  * master of 5,000 nodes held one or two per node unread (1.8-6 GB in
  * bench/sched.sh --stretch). So while that far behind, the waiting frames
- * move into the links' own queues, usage reports shrunk (shrink_usage), at
- * most MASTER_STASH_PER_S a second so that no node's backlog read at once
- * counts as a flood (LINK_FLOOD_MSGS). */
+ * move into the links' own queues, usage reports shrunk (shrink_usage):
+ * MASTER_STASH_PER_S a second since the last time (a busy loop ticks
+ * seconds apart), at most that many at once, so that no node's backlog read
+ * in one go counts as a flood (LINK_FLOOD_MSGS). */
 static void
-stash_if_behind(master_t *m, uint64_t behind)
+stash_if_behind(master_t *m, uint64_t now, uint64_t behind)
 {
-    unsigned max = (unsigned)((uint64_t)MASTER_STASH_PER_S * m->cfg.tick_ms / 1000);
+    uint64_t max = MASTER_STASH_PER_S;
 
-    if (behind < m->cfg.usage_ms)
+    if (behind < m->cfg.usage_ms) {
+        m->stash_ms = 0;
         return;
+    }
+    if (m->stash_ms && now - m->stash_ms < 1000)
+        max = (uint64_t)MASTER_STASH_PER_S * (now - m->stash_ms) / 1000;
+    m->stash_ms = now;
     for (unsigned i = 0; i < m->n_links; i++)
-        (void)link_stash(m->links[i].link, max ? max : 1);
+        (void)link_stash(m->links[i].link, max ? (unsigned)max : 1);
 }
 
 static void
@@ -241,7 +247,7 @@ on_tick(uv_timer_t *t)
     if (behind > m->behind_max_ms)
         m->behind_max_ms = behind;
     keepalive_if_behind(m, now, behind);
-    stash_if_behind(m, behind);
+    stash_if_behind(m, now, behind);
 
     /* Liveness and re-sends judge the nodes only by what this master has
      * read: a node whose messages wait unread is not silent, and a command
