@@ -232,8 +232,11 @@ stash_if_behind(master_t *m, uint64_t now, uint64_t behind)
     if (m->stash_ms && now - m->stash_ms < 1000)
         max = (uint64_t)MASTER_STASH_PER_S * (now - m->stash_ms) / 1000;
     m->stash_ms = now;
+    /* Only a link that is that far behind itself: its frames are read at
+     * least that late, so the reports shrunk now are skipped when read. */
     for (unsigned i = 0; i < m->n_links; i++)
-        (void)link_stash(m->links[i].link, max ? (unsigned)max : 1);
+        if (link_backlog_ms(m->links[i].link) >= m->cfg.usage_ms)
+            (void)link_stash(m->links[i].link, max ? (unsigned)max : 1);
 }
 
 static void
