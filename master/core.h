@@ -95,6 +95,7 @@ struct master {
     uint64_t behind_ms;                   /* the node links' receive backlog at the last tick */
     uint64_t behind_max_ms;               /* the largest behind_ms since start */
     uint64_t next_keepalive;              /* monotonic ms of the next heartbeat while behind */
+    uint64_t stash_ms;                    /* monotonic ms of the last link_stash while behind */
     uint64_t usage_shed;                  /* usage reports skipped as read too late */
     uv_prepare_t flush;                   /* commits the batch before the loop blocks */
     bool flush_init;                      /* flush initialised */

@@ -31,6 +31,18 @@ struct link {
     void (*touch)(void *userdata); /* link_set_touch: a call may have taken ZMQ_FD's edge */
     void *touch_data;              /* handed to touch */
     uint64_t empty_ms;             /* monotonic ms it was last found with nothing to read */
+    struct link_held *held;        /* router: frames link_stash took out of libzmq, oldest first */
+    struct link_held **held_tail;  /* where the next stashed frame goes */
+    link_shrink_fn shrink;         /* link_set_shrink: makes a stashed frame smaller, or NULL */
+    void *shrink_data;             /* handed to shrink */
+};
+
+/* A frame read by link_stash and not yet by link_recv: the sender's name
+ * and the frame in one allocation, sized by what they hold. */
+struct link_held {
+    struct link_held *next; /* the next younger frame */
+    size_t len;             /* bytes of the frame, after the name's NUL */
+    char data[];            /* the name, NUL, then the frame */
 };
 
 /* Every call that reaches the socket other than link_recv and link_readable
@@ -180,7 +192,29 @@ link_alloc(int type, int *err)
     l->handle = zsock_resolve(sock);
     l->router = type == ZMQ_ROUTER;
     l->empty_ms = time_mono_ms();
+    l->held_tail = &l->held;
     return l;
+}
+
+/* Frees the stashed frames of peer (all of them when peer is NULL). */
+static void
+link_held_free(link_t *l, const char *peer)
+{
+    struct link_held **pp = &l->held;
+
+    while (*pp) {
+        struct link_held *h = *pp;
+        if (peer && strcmp(h->data, peer) != 0) {
+            pp = &h->next;
+            continue;
+        }
+        *pp = h->next;
+        free(h);
+    }
+    /* The tail is wherever the list now ends. */
+    l->held_tail = &l->held;
+    while (*l->held_tail)
+        l->held_tail = &(*l->held_tail)->next;
 }
 
 static link_t *
@@ -462,6 +496,7 @@ link_destroy(link_t **lp)
         return;
     /* The monitors go before the socket they watch, each stopped before its
      * receiving end is closed (libzmq sends monitor events blocking). */
+    link_held_free(*lp, NULL);
     link_peers_destroy(&(*lp)->peers);
     if ((*lp)->monitor) {
         (void)zmq_socket_monitor((*lp)->handle, NULL, 0);
@@ -601,6 +636,88 @@ link_recv_router(link_t *l, zmq_msg_t *id, zmq_msg_t *body, char *peer, size_t p
     return link_peers_seen(l->peers, &o, time_mono_ms());
 }
 
+/* link_recv's part for a stashed frame: the oldest one, handed over. */
+static int
+link_held_pop(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
+{
+    struct link_held *h = l->held;
+
+    l->held = h->next;
+    if (!l->held)
+        l->held_tail = &l->held;
+    snprintf(peer, peer_len, "%s", h->data);
+    *len = h->len;
+    *buf = xmalloc(h->len ? h->len : 1);
+    memcpy(*buf, h->data + strlen(h->data) + 1, h->len);
+    free(h);
+    return 0;
+}
+
+void
+link_set_shrink(link_t *l, link_shrink_fn fn, void *userdata)
+{
+    if (!l)
+        return;
+    l->shrink = fn;
+    l->shrink_data = userdata;
+}
+
+int
+link_stash(link_t *l, unsigned max)
+{
+    unsigned n = 0;
+    int r = 0;
+
+    if (!l || !l->router)
+        return -EINVAL;
+    link_touched(l);
+    while (n < max) {
+        _cleanup_(link_msg_closep) zmq_msg_t id;
+        _cleanup_(link_msg_closep) zmq_msg_t body;
+        char peer[LINK_PEER_SIZE];
+
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        (void)link_step(l);
+        r = link_recv_router(l, &id, &body, peer, sizeof(peer));
+        if (r == -EBADMSG) {
+            link_peers_stats(l->peers)->dropped++;
+            continue;
+        }
+        if (r < 0)
+            break;
+        size_t len = zmq_msg_size(&body), name = strlen(peer) + 1;
+        if (len > PROTO_MAX_FRAME) {
+            link_peers_stats(l->peers)->dropped++;
+            continue;
+        }
+        /* The shrink works on the copy, so what stays is sized by what it
+         * kept: a report of 150 KB that will be skipped keeps its header. */
+        struct link_held *h = xmalloc(sizeof(*h) + name + len);
+        memcpy(h->data, peer, name);
+        memcpy(h->data + name, zmq_msg_data(&body), len);
+        h->len = len;
+        if (l->shrink) {
+            size_t kept = l->shrink(peer, h->data + name, len, l->shrink_data);
+            if (kept < len) {
+                link_peers_stats(l->peers)->shrunk_bytes += len - kept;
+                h->len = kept;
+                h = xrealloc(h, sizeof(*h) + name + kept);
+            }
+        }
+        h->next = NULL;
+        *l->held_tail = h;
+        l->held_tail = &h->next;
+        link_peers_stats(l->peers)->stashed++;
+        n++;
+    }
+    /* Empty now only if nothing was stashed either (link_backlog_ms: a
+     * stashed frame is not read yet). */
+    if (r == -EAGAIN && !l->held)
+        l->empty_ms = time_mono_ms();
+    return r < 0 && r != -EAGAIN ? r : (int)n;
+}
+
 int
 link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
 {
@@ -612,6 +729,8 @@ link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
     zmq_msg_init(&body);
     if (!l || !buf || !len || (l->router && (!peer || peer_len == 0)))
         return -EINVAL;
+    if (l->held)
+        return link_held_pop(l, peer, peer_len, buf, len);
     (void)link_step(l);
 
     if (l->router) {
@@ -663,6 +782,10 @@ link_deny(link_t *l, const char *peer, bool deny)
     if (!l || !l->router || !peer || !link_identity_valid(peer, strlen(peer)))
         return -EINVAL;
     link_touched(l);
+    /* What a denied peer sent before is not delivered after: link_recv
+     * would have dropped it unread, so the stash does too. */
+    if (deny)
+        link_held_free(l, peer);
     return link_peers_deny(l->peers, peer, deny);
 }
 
@@ -707,6 +830,8 @@ link_readable(link_t *l)
 
     if (!l)
         return false;
+    if (l->held)
+        return true;
     (void)link_step(l);
     if (zmq_getsockopt(l->handle, ZMQ_EVENTS, &events, &sz) < 0)
         return false;

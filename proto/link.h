@@ -195,6 +195,24 @@ void link_tick(link_t *l, uint64_t now_ms);
  * Touches the link (link_set_touch). */
 uint64_t link_backlog_ms(link_t *l);
 
+/* Makes a stashed frame smaller: called by link_stash with the sender's
+ * name and a copy of the frame, it may rewrite the frame in place and
+ * returns the bytes to keep (len to keep it whole). */
+typedef size_t (*link_shrink_fn)(const char *peer, void *frame, size_t len, void *userdata);
+/* Sets the router's shrink function (NULL: frames are kept whole). */
+void link_set_shrink(link_t *l, link_shrink_fn fn, void *userdata);
+
+/* Router: moves up to max waiting frames out of libzmq's receiving queue
+ * into the link's own, in order, each in one allocation sized by the frame
+ * (after the shrink function). A reader that is behind uses it so that
+ * what waits costs what it holds: libzmq keeps each frame whole (a usage
+ * report of 200 guests is ~150 KB) until it is read. link_recv returns
+ * stashed frames first; they count as not read yet (link_backlog_ms,
+ * link_readable), the flood rule and the checks of link_recv apply when a
+ * frame is stashed, and denying a peer drops its stashed frames. Returns
+ * the frames stashed or -errno. */
+int link_stash(link_t *l, unsigned max);
+
 /* What a router has done about its peers since it was made. */
 struct link_stats {
     uint64_t dropped;       /* messages dropped (every -EBADMSG) */
@@ -202,6 +220,8 @@ struct link_stats {
     uint64_t kicked_denied; /* connections shut because their peer is denied */
     uint64_t kicked_idle;   /* connections shut by link_tick */
     uint64_t kicked_asked;  /* connections shut by link_kick */
+    uint64_t stashed;       /* frames link_stash took out of libzmq's queue */
+    uint64_t shrunk_bytes;  /* bytes the shrink function cut from stashed frames */
 };
 void link_get_stats(const link_t *l, struct link_stats *out);
 
