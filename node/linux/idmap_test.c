@@ -82,17 +82,23 @@ teardown(void **state)
     return 0;
 }
 
+/* fd is a user namespace, not ours; closes it. */
 static void
-test_userns_fd(void **state)
+assert_other_userns(int fd)
 {
-    int fd = idmap_userns_fd(BASE, IDMAP_BLOCK);
-    assert_true(fd >= 0);
-    /* A user namespace, not ours. */
     struct stat a, b;
+
+    assert_true(fd >= 0);
     assert_int_equal(fstat(fd, &a), 0);
     assert_int_equal(stat("/proc/self/ns/user", &b), 0);
     assert_true(a.st_ino != b.st_ino);
     close(fd);
+}
+
+static void
+test_userns_fd(void **state)
+{
+    assert_other_userns(idmap_userns_fd(BASE, IDMAP_BLOCK));
     assert_int_equal(idmap_userns_fd(UINT32_MAX - 10, IDMAP_BLOCK), -EINVAL);
 }
 
@@ -103,19 +109,13 @@ test_userns_fd_nocldwait(void **state)
 {
     struct sigaction sa = {.sa_handler = SIG_DFL, .sa_flags = SA_NOCLDWAIT}, old;
     assert_int_equal(sigaction(SIGCHLD, &sa, &old), 0);
-    int fd = idmap_userns_fd(BASE, IDMAP_BLOCK);
-    assert_true(fd >= 0);
-    struct stat a, b;
-    assert_int_equal(fstat(fd, &a), 0);
-    assert_int_equal(stat("/proc/self/ns/user", &b), 0);
-    assert_true(a.st_ino != b.st_ino);
-    close(fd);
+    assert_other_userns(idmap_userns_fd(BASE, IDMAP_BLOCK));
     /* Blocks until the child has gone, then: no child left to reap. */
     assert_int_equal(waitpid(-1, NULL, 0), -1);
     assert_int_equal(errno, ECHILD);
     assert_int_equal(sigaction(SIGCHLD, &old, NULL), 0);
     /* The default disposition: reaped before the return. */
-    fd = idmap_userns_fd(BASE, IDMAP_BLOCK);
+    int fd = idmap_userns_fd(BASE, IDMAP_BLOCK);
     assert_true(fd >= 0);
     close(fd);
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
