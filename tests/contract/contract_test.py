@@ -480,28 +480,48 @@ class Cluster:
         return "/proc/%d/root%s/%s" % (self.master.pid, self.dbdir, name)
 
     def fill_store(self):
-        """Fills the store's tmpfs to the last block. The WAL is checkpointed
-        and truncated first: a WAL that grew earlier in the run (the
-        operations' progress) is reused from its start after a checkpoint,
-        and commits into it need no new block, so a full tmpfs alone would
-        not make writes fail."""
-        # In the master's mount namespace (its tmpfs), with the sqlite3 shell.
-        ck = subprocess.run(["nsenter", "-t", str(self.master.pid), "-m", "sqlite3",
-                             os.path.join(self.dbdir, "master.db"),
-                             "PRAGMA busy_timeout = 5000; PRAGMA wal_checkpoint(TRUNCATE);"],
-                            capture_output=True, text=True, timeout=30)
-        if ck.returncode != 0:
-            raise RuntimeError("checkpoint of the master's store: %s" % ck.stderr.strip())
-        fd = os.open(self.store_path("fill"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
-        try:
-            for size in (1 << 20, 4096, 1):
-                try:
-                    while True:
-                        os.write(fd, b"\0" * size)
-                except OSError:
-                    pass
-        finally:
-            os.close(fd)
+        """Fills the store's tmpfs to the last block; called again to fill it
+        anew after a case whose rollback gives blocks back. The WAL is
+        checkpointed and truncated first: a WAL that grew earlier in the run
+        (the operations' progress), or that took a freed block in a failed
+        commit, is reused from its start after a checkpoint, and commits
+        into its blocks need no new one, so a full tmpfs alone would not make
+        writes fail. Done when, after the fill, the WAL is empty and no block
+        is free: a commit of the master's between the checkpoint and the
+        fill (a usage report) would leave it room, so that is tried again,
+        the fill given back first (the checkpoint copies that commit into
+        the database file, which may need a new block)."""
+        for _ in range(20):
+            if os.path.exists(self.store_path("fill")):
+                os.truncate(self.store_path("fill"), 0)
+            # In the master's mount namespace (its tmpfs), with the sqlite3 shell.
+            ck = subprocess.run(["nsenter", "-t", str(self.master.pid), "-m", "sqlite3",
+                                 os.path.join(self.dbdir, "master.db"),
+                                 "PRAGMA busy_timeout = 5000; PRAGMA wal_checkpoint(TRUNCATE);"],
+                                capture_output=True, text=True, timeout=30)
+            if ck.returncode != 0:
+                raise RuntimeError("checkpoint of the master's store: %s" % ck.stderr.strip())
+            fd = os.open(self.store_path("fill"),
+                         os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
+            try:
+                for size in (1 << 20, 4096, 1):
+                    try:
+                        while True:
+                            os.write(fd, b"\0" * size)
+                    except OSError:
+                        pass
+            finally:
+                os.close(fd)
+            busy = ck.stdout.strip().splitlines()[-1].split("|")[0] if ck.stdout.strip() else "?"
+            try:
+                wal = os.lstat(self.store_path("master.db-wal")).st_blocks
+            except FileNotFoundError:
+                wal = 0
+            st = os.statvfs(self.store_path("."))
+            if busy == "0" and wal == 0 and st.f_bavail == 0:
+                return
+        raise RuntimeError("the master's store could not be filled: checkpoint %r, WAL %d blocks, "
+                           "%d free" % (ck.stdout.strip(), wal, st.f_bavail))
 
     def free_store(self):
         os.unlink(self.store_path("fill"))
