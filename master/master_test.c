@@ -673,6 +673,14 @@ resume_reading(struct fx *f)
     assert_int_equal(zwatch_start(&f->master->links[0].watch), 0);
 }
 
+static struct link_stats backlog_stats;
+
+static void
+read_link_stats(struct fx *f)
+{
+    link_get_stats(f->master->links[0].link, &backlog_stats);
+}
+
 /* A master that stops reading its node link for 7 s (its loop behind:
  * suspect after 3 s, down after 6 s here) while the nodes keep sending
  * heartbeats: their messages wait unread, and the master does not take its
@@ -684,11 +692,16 @@ test_backlogged_master_keeps_nodes(void **state)
     json_t *o = NULL, *n;
     size_t k;
 
-    /* A guest, so that the nodes have usage to report. */
-    assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
-                           "{\"name\":\"before-backlog\",\"template\":\"busybox\"}"),
-                     201);
-    json_decref(o);
+    /* Guests, so that the nodes have usage to report: three on n1, whose
+     * reports are then large enough to be worth shrinking (shrink_usage). */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
+                               "{\"name\":\"before-backlog-%d\",\"template\":\"busybox\","
+                               "\"node\":\"n1\"}",
+                               i),
+                         201);
+        json_decref(o);
+    }
     on_loop(pause_reading);
     for (int i = 0; i < 14; i++) {
         usleep(500000);
@@ -704,6 +717,12 @@ test_backlogged_master_keeps_nodes(void **state)
     assert_true(__atomic_load_n(&F.master->behind_max_ms, __ATOMIC_SEQ_CST) >= 6000);
     /* The usage reports read that late (200 ms interval) were skipped. */
     assert_true(__atomic_load_n(&F.master->usage_shed, __ATOMIC_SEQ_CST) > 0);
+    /* Meanwhile the waiting frames left libzmq's queue for the link's own
+     * (stash_if_behind), and the usage reports of the node with the guest
+     * were cut to their ids (shrink_usage): they were skipped all the same. */
+    on_loop(read_link_stats);
+    assert_true(backlog_stats.stashed > 0);
+    assert_true(backlog_stats.shrunk_bytes > 0);
     assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
                            "{\"name\":\"after-backlog\",\"template\":\"busybox\"}"),
                      201);
