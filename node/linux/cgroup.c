@@ -306,6 +306,19 @@ cgroup_writef(cgroup_mgr_t *m, const char *dir, const char *file, const char *fm
 }
 
 int
+cgroup_write_changed(cgroup_mgr_t *m, const char *dir, const char *file, const char *value)
+{
+    _cleanup_free_ char *cur = NULL;
+    if (cgroup_read(dir, file, &cur) == 0) {
+        size_t n = strlen(value);
+        if (strncmp(cur, value, n) == 0 && (cur[n] == '\0' || (cur[n] == '\n' && !cur[n + 1])))
+            return 0;
+    }
+    int r = cgroup_write(m, dir, file, value);
+    return r < 0 ? r : 1;
+}
+
+int
 cgroup_read(const char *dir, const char *file, char **ret)
 {
     _cleanup_free_ char *path = xasprintf("%s/%s", dir, file);
