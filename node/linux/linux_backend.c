@@ -42,6 +42,9 @@
 #include "node/linux/template_sum.h"
 #include "node/linux/sysfilter.h"
 
+/* Millicores from which a guest's CPU ceiling stays on during its setup (lx_start). */
+#define LINUX_SETUP_CPU_MAX 1000
+
 struct linux_backend {
     struct backend base;     /* must stay first: the agent sees a backend_t */
     struct linux_config cfg; /* copy of the configuration */
@@ -352,10 +355,15 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
         return r;
     /* The guest's setup until init's exec is our work: under a 0.01-core
      * ceiling (1 ms per 100 ms) it waited out a period or two of each start.
-     * The ceiling is set once init has exec'd, before the start reports. */
+     * The ceiling is set once init has exec'd, before the start reports. A
+     * ceiling of a core or more never holds the setup (a few ms of CPU) and
+     * stays: each change of a v1 quota walks every CPU cgroup on the host. */
+    bool lift = s->limits.cpu_max && s->limits.cpu_max < LINUX_SETUP_CPU_MAX;
     struct spec_limits setup = s->limits;
-    setup.cpu_max = 0;
-    setup.cpu_burst = 0;
+    if (lift) {
+        setup.cpu_max = 0;
+        setup.cpu_burst = 0;
+    }
     r = cgroup_set_limits(l->cgroups, s->id, &setup);
     if (r < 0)
         return r;
@@ -377,7 +385,7 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     if (r < 0)
         return errtext_fail(r, "%s", res.error);
     /* No guest runs on without its ceiling: killed (the agent reaps it). */
-    r = s->limits.cpu_max ? cgroup_set_limits(l->cgroups, s->id, &s->limits) : 0;
+    r = lift ? cgroup_set_limits(l->cgroups, s->id, &s->limits) : 0;
     if (r < 0 && res.pidfd >= 0)
         (void)syscall(SYS_pidfd_send_signal, res.pidfd, SIGKILL, NULL, 0);
     if (res.pidfd >= 0)
