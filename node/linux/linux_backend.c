@@ -335,6 +335,25 @@ spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struc
     return 0;
 }
 
+/* The limits a guest's cgroup holds until its init has exec'd: the
+ * guest's setup (mounts, pivot_root, filter, up to init's exec) is our work,
+ * and under a 0.01-core ceiling (1 ms per 100 ms) it waited out a period or
+ * two of each start; so a ceiling below a core is lifted and set once init
+ * runs (lx_start), and a stopped guest's cgroup holds none (lx_set_limits).
+ * A ceiling of a core or more never holds the setup (one process) and stays.
+ * Each change of a v1 quota walks every CPU cgroup on the host: a create
+ * now sets it once. Returns true when the ceiling is lifted. */
+static bool
+setup_limits(const struct spec_limits *l, struct spec_limits *out)
+{
+    *out = *l;
+    if (!l->cpu_max || l->cpu_max >= LINUX_SETUP_CPU_MAX)
+        return false;
+    out->cpu_max = 0;
+    out->cpu_burst = 0;
+    return true;
+}
+
 /* The FreeVPS views go into a guest only when the agent serves them (a
  * FUSE mount there), never as a plain host directory. */
 static int
@@ -353,17 +372,9 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     r = lx_create(b, s, ids);
     if (r < 0)
         return r;
-    /* The guest's setup until init's exec is our work: under a 0.01-core
-     * ceiling (1 ms per 100 ms) it waited out a period or two of each start.
-     * The ceiling is set once init has exec'd, before the start reports. A
-     * ceiling of a core or more never holds the setup (a few ms of CPU) and
-     * stays: each change of a v1 quota walks every CPU cgroup on the host. */
-    bool lift = s->limits.cpu_max && s->limits.cpu_max < LINUX_SETUP_CPU_MAX;
-    struct spec_limits setup = s->limits;
-    if (lift) {
-        setup.cpu_max = 0;
-        setup.cpu_burst = 0;
-    }
+    /* The setup runs without a ceiling below a core (setup_limits). */
+    struct spec_limits setup;
+    bool lift = setup_limits(&s->limits, &setup);
     r = cgroup_set_limits(l->cgroups, s->id, &setup);
     if (r < 0)
         return r;
@@ -564,7 +575,10 @@ lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_ids *
                             "the inode count of an existing disk is fixed (%llu); it grows "
                             "only with the disk size",
                             (unsigned long long)di.inodes);
-    r = cgroup_set_limits(l->cgroups, s->id, &s->limits);
+    struct spec_limits lim = s->limits;
+    if (!running)
+        (void)setup_limits(&s->limits, &lim);
+    r = cgroup_set_limits(l->cgroups, s->id, &lim);
     if (r < 0)
         return errtext_fail(r, "cannot apply cgroup limits");
     /* A rebuild (the spec's counter moved) before the provisioning it resets. */
