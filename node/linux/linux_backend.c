@@ -42,9 +42,6 @@
 #include "node/linux/template_sum.h"
 #include "node/linux/sysfilter.h"
 
-/* Millicores from which a guest's CPU ceiling stays on during its setup (lx_start). */
-#define LINUX_SETUP_CPU_MAX 1000
-
 struct linux_backend {
     struct backend base;     /* must stay first: the agent sees a backend_t */
     struct linux_config cfg; /* copy of the configuration */
@@ -335,25 +332,6 @@ spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struc
     return 0;
 }
 
-/* The limits a guest's cgroup holds until its init has exec'd: the
- * guest's setup (mounts, pivot_root, filter, up to init's exec) is our work,
- * and under a 0.01-core ceiling (1 ms per 100 ms) it waited out a period or
- * two of each start; so a ceiling below a core is lifted and set once init
- * runs (lx_start), and a stopped guest's cgroup holds none (lx_set_limits).
- * A ceiling of a core or more never holds the setup (one process) and stays.
- * Each change of a v1 quota walks every CPU cgroup on the host: a create
- * now sets it once. Returns true when the ceiling is lifted. */
-static bool
-setup_limits(const struct spec_limits *l, struct spec_limits *out)
-{
-    *out = *l;
-    if (!l->cpu_max || l->cpu_max >= LINUX_SETUP_CPU_MAX)
-        return false;
-    out->cpu_max = 0;
-    out->cpu_burst = 0;
-    return true;
-}
-
 /* The FreeVPS views go into a guest only when the agent serves them (a
  * FUSE mount there), never as a plain host directory. */
 static int
@@ -372,9 +350,9 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     r = lx_create(b, s, ids);
     if (r < 0)
         return r;
-    /* The setup runs without a ceiling below a core (setup_limits). */
+    /* The setup runs without a ceiling below a core (cgroup_setup_limits). */
     struct spec_limits setup;
-    bool lift = setup_limits(&s->limits, &setup);
+    bool lift = cgroup_setup_limits(&s->limits, &setup);
     r = cgroup_set_limits(l->cgroups, s->id, &setup);
     if (r < 0)
         return r;
@@ -577,7 +555,7 @@ lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_ids *
                             (unsigned long long)di.inodes);
     struct spec_limits lim = s->limits;
     if (!running)
-        (void)setup_limits(&s->limits, &lim);
+        (void)cgroup_setup_limits(&s->limits, &lim);
     r = cgroup_set_limits(l->cgroups, s->id, &lim);
     if (r < 0)
         return errtext_fail(r, "cannot apply cgroup limits");

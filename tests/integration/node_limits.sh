@@ -10,8 +10,8 @@ nodectl h1 wait-hello >/dev/null || fail "no hello"
 G=$(uuid)
 limits='{"procs":24,"memory":"48M","swap":"1M","rss":"40M","disk":"64M","inodes":4000,"nofile":300,"cpu_max":0.5,"cpu_burst":0.25,"cpu_weight":200,"io":[{"device":"7:0","read_bps":"10M","write_iops":500}]}'
 nodectl h1 apply "$(spec lim "$G" "$limits")" >/dev/null || fail "apply"
-# The guest's setup runs without its CPU ceiling (node/linux/linux_backend.c,
-# setup_limits): a stopped guest's cgroup holds none (so a create changes the
+# The guest's setup runs without its CPU ceiling (node/linux/cgroup.h,
+# cgroup_setup_limits): a stopped guest's cgroup holds none (so a create changes the
 # quota once, each change walking every CPU cgroup on the host), and the
 # ceiling is in place by the time the start answers.
 quota() {
