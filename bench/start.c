@@ -38,6 +38,7 @@
  * Needs root. Creates the cgroups vfleet/<id> and one loop device, and
  * removes them (and its state dir, when it made it) at the end, also after a
  * failed run. Never run by ctest: no timed assertion anywhere. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -282,6 +283,28 @@ run_parts(struct bench *B, struct series *s)
             s[k].ns[s[k].n++] = t[k + 1] - t[k];
     }
     return 0;
+}
+
+/* Removes the state directory this run made: what the backend leaves in
+ * it besides the (destroyed) guest is the pristine disk images (256 MiB
+ * each) and the templates' checksums. */
+static void
+remove_state(const char *state)
+{
+    _cleanup_free_ char *pristine = xasprintf("%s/pristine", state);
+    DIR *d = opendir(pristine);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            (void)unlinkat(dirfd(d), e->d_name, 0);
+    if (d)
+        closedir(d);
+    _cleanup_free_ char *data = xasprintf("%s/data", state);
+    _cleanup_free_ char *sums = xasprintf("%s/template-sums", state);
+    (void)rmdir(pristine);
+    (void)rmdir(data);
+    (void)unlink(sums);
+    if (rmdir(state) < 0)
+        fprintf(stderr, "bench_start: %s left behind: %s\n", state, strerror(errno));
 }
 
 static void
@@ -548,11 +571,7 @@ out:
         }
         B.b->ops->free(B.b);
     }
-    if (made_state[0]) {
-        char data[128];
-        snprintf(data, sizeof(data), "%s/data", made_state);
-        rmdir(data);
-        rmdir(made_state);
-    }
+    if (made_state[0])
+        remove_state(made_state);
     return rc;
 }

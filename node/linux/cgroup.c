@@ -305,6 +305,33 @@ cgroup_writef(cgroup_mgr_t *m, const char *dir, const char *file, const char *fm
     return cgroup_write(m, dir, file, value);
 }
 
+/* Millicores from which a guest's CPU ceiling stays on during its setup. */
+#define CGROUP_SETUP_CPU_MAX 1000
+
+bool
+cgroup_setup_limits(const struct spec_limits *l, struct spec_limits *out)
+{
+    *out = *l;
+    if (!l->cpu_max || l->cpu_max >= CGROUP_SETUP_CPU_MAX)
+        return false;
+    out->cpu_max = 0;
+    out->cpu_burst = 0;
+    return true;
+}
+
+int
+cgroup_write_changed(cgroup_mgr_t *m, const char *dir, const char *file, const char *value)
+{
+    _cleanup_free_ char *cur = NULL;
+    if (cgroup_read(dir, file, &cur) == 0) {
+        size_t n = strlen(value);
+        if (strncmp(cur, value, n) == 0 && (cur[n] == '\0' || (cur[n] == '\n' && !cur[n + 1])))
+            return 0;
+    }
+    int r = cgroup_write(m, dir, file, value);
+    return r < 0 ? r : 1;
+}
+
 int
 cgroup_read(const char *dir, const char *file, char **ret)
 {

@@ -128,6 +128,16 @@ void cgroup_strv_free(char ***strv);
  * removed. Returns -ENOENT when the guest has no cgroup. */
 int cgroup_set_limits(cgroup_mgr_t *mgr, const char *id, const struct spec_limits *l);
 
+/* The limits a guest's cgroup holds until its init has exec'd: the guest's
+ * setup (mounts, pivot_root, filter, up to init's exec) is our work, and
+ * under a 0.01-core ceiling (1 ms per 100 ms) it waited out a period or two
+ * of each start; so a ceiling below a core is lifted and set once init runs,
+ * and a guest that is not running holds none (the linux backend's start and
+ * set_limits). A ceiling of a core or more never holds a one-process setup
+ * and stays. Each change of a v1 quota walks every CPU cgroup on the host:
+ * a create sets it once. Fills out; returns true when the ceiling is lifted. */
+bool cgroup_setup_limits(const struct spec_limits *l, struct spec_limits *out);
+
 /* Fills the cgroup part of *u: cpu_ns, memory, memory_peak, rss, swap,
  * procs, io_*, failcnt[USAGE_FAIL_PROCS/MEMORY/OOM]. Other fields are left
  * as they are. A counter this kernel does not provide is left 0. Returns

@@ -51,6 +51,12 @@ int cgroup_write(cgroup_mgr_t *m, const char *dir, const char *file, const char 
 int cgroup_writef(cgroup_mgr_t *m, const char *dir, const char *file, const char *fmt, ...)
     _printf_(4, 5);
 
+/* cgroup_write unless dir/file reads as value already (one read, no write):
+ * for files whose write costs whatever the value, e.g. a v1 CPU bandwidth
+ * file, whose every write walks all of the host's CPU cgroups. Returns 1
+ * when it wrote, 0 when the value was there, or -errno. */
+int cgroup_write_changed(cgroup_mgr_t *m, const char *dir, const char *file, const char *value);
+
 /* Reads dir/file whole (at most CGROUP_READ_MAX bytes) into a malloc'd,
  * NUL-terminated string. Returns 0 or -errno (-EFBIG past the cap). */
 int cgroup_read(const char *dir, const char *file, char **ret);

@@ -90,6 +90,28 @@ test_parse_helpers(void **state)
     free(pids);
 }
 
+/* A ceiling below a core is lifted for the setup (burst with it), one of a
+ * core or more stays, and no ceiling stays none; the rest is kept. */
+static void
+test_setup_limits(void **state)
+{
+    struct spec_limits out, l = {.cpu_max = 10, .cpu_burst = 5, .memory = 64 << 20, .procs = 9};
+    assert_true(cgroup_setup_limits(&l, &out));
+    assert_int_equal(out.cpu_max, 0);
+    assert_int_equal(out.cpu_burst, 0);
+    assert_int_equal(out.memory, 64 << 20);
+    assert_int_equal(out.procs, 9);
+    l.cpu_max = 999;
+    assert_true(cgroup_setup_limits(&l, &out));
+    l.cpu_max = 1000;
+    assert_false(cgroup_setup_limits(&l, &out));
+    assert_int_equal(out.cpu_max, 1000);
+    assert_int_equal(out.cpu_burst, 5);
+    l.cpu_max = 0;
+    assert_false(cgroup_setup_limits(&l, &out));
+    assert_int_equal(out.cpu_max, 0);
+}
+
 int
 main(void)
 {
@@ -97,6 +119,7 @@ main(void)
         cmocka_unit_test(test_detect_matches_mounts),
         cmocka_unit_test(test_detect_errors),
         cmocka_unit_test(test_parse_helpers),
+        cmocka_unit_test(test_setup_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -233,6 +233,12 @@ v1_create(cgroup_mgr_t *m, const char *id)
             return r;
         if (c == V1_CPUSET && (r = v1_cpuset_inherit(m, s->hier[c], parent)) < 0)
             return r;
+        /* A guest's cpuset then gets its parent's cpus and mems at mkdir:
+         * writing them (v1_cpuset_inherit) rebuilt the host's scheduling
+         * domains at every create, a walk of every cpuset on the host. */
+        if (c == V1_CPUSET &&
+            (r = cgroup_write_changed(m, parent, "cgroup.clone_children", "1")) < 0)
+            return r;
         r = cgroup_mkdir(m, dir);
         if (r < 0)
             return r;
@@ -367,26 +373,34 @@ v1_set_cpu(cgroup_mgr_t *m, const char *id, const struct spec_limits *l)
     if (r < 0)
         return r;
     /* The kernel refuses a burst above the quota, so clear the burst before
-     * the quota changes and set it after. The smallest quota is 1 ms. */
+     * the quota changes and set it after. The smallest quota is 1 ms. Each
+     * bandwidth write walks every CPU cgroup on the host (the kernel checks
+     * the whole tree's quotas, tg_set_bandwidth) and a start sets the limits
+     * twice: files that hold the value already are not written. */
     bool burst = cgroup_file_exists(dir, "cpu.cfs_burst_us");
     if (!burst && l->cpu_burst)
         return -EOPNOTSUPP;
-    if (burst && (r = cgroup_write(m, dir, "cpu.cfs_burst_us", "0")) < 0)
-        return r;
-    if ((r = cgroup_write(m, dir, "cpu.cfs_period_us", "100000")) < 0)
-        return r;
     uint64_t quota = l->cpu_max ? v1_clamp((uint64_t)l->cpu_max * 100, 1000, UINT32_MAX) : 0;
+    char want[24], bwant[24];
     if (quota)
-        r = cgroup_writef(m, dir, "cpu.cfs_quota_us", "%" PRIu64, quota);
+        snprintf(want, sizeof(want), "%" PRIu64, quota);
     else
-        r = cgroup_write(m, dir, "cpu.cfs_quota_us", "-1");
-    if (r < 0)
+        snprintf(want, sizeof(want), "-1");
+    _cleanup_free_ char *cur = NULL;
+    bool same = cgroup_read(dir, "cpu.cfs_quota_us", &cur) == 0 &&
+                strtoll(cur, NULL, 10) == (quota ? (long long)quota : -1);
+    if (!same && burst && (r = cgroup_write_changed(m, dir, "cpu.cfs_burst_us", "0")) < 0)
         return r;
-    if (burst && quota && l->cpu_burst) {
-        uint64_t b = (uint64_t)l->cpu_burst * 100;
-        r = cgroup_writef(m, dir, "cpu.cfs_burst_us", "%" PRIu64, b > quota ? quota : b);
+    if ((r = cgroup_write_changed(m, dir, "cpu.cfs_period_us", "100000")) < 0)
+        return r;
+    if ((r = cgroup_write_changed(m, dir, "cpu.cfs_quota_us", want)) < 0)
+        return r;
+    if (burst) {
+        uint64_t b = quota ? (uint64_t)l->cpu_burst * 100 : 0;
+        snprintf(bwant, sizeof(bwant), "%" PRIu64, b > quota ? quota : b);
+        r = cgroup_write_changed(m, dir, "cpu.cfs_burst_us", bwant);
     }
-    return r;
+    return r < 0 ? r : 0;
 }
 
 static const struct spec_io_dev *

@@ -410,6 +410,61 @@ test_devices(void **state)
     assert_int_equal(cgroup_destroy(mgr, id), 0);
 }
 
+/* The written hook: counts writes to CPU bandwidth and cpuset files. */
+struct write_count {
+    unsigned bandwidth; /* cpu.cfs_{period,quota,burst}_us */
+    unsigned cpuset;    /* cpuset.cpus, cpuset.mems */
+};
+
+static void
+count_write(const char *path, const char *value, void *userdata)
+{
+    struct write_count *w = userdata;
+    (void)value;
+    w->bandwidth += strstr(path, "/cpu.cfs_") != NULL;
+    w->cpuset += strstr(path, "/cpuset.cpus") != NULL || strstr(path, "/cpuset.mems") != NULL;
+}
+
+/* A create writes no cpuset file (the parent clones its cpus and mems into
+ * the new cgroup: each write rebuilt the host's scheduling domains), and
+ * limits set again with the same CPU values write no bandwidth file (each
+ * write walks every CPU cgroup on the host); changed values are written. */
+static void
+test_costly_writes_skipped(void **state)
+{
+    _cleanup_free_ char *id = make_id("cost");
+    _cleanup_free_ char *first = make_id("cost0");
+    struct write_count w = {0};
+    struct cgroup_test_hooks hooks = {.written = count_write, .userdata = &w};
+
+    assert_int_equal(cgroup_create(mgr, first), 0); /* makes the prefix and its flag */
+    cgroup_mgr_set_test_hooks(mgr, &hooks);
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    assert_int_equal(w.cpuset, 0);
+    _cleanup_free_ char *cpus = file_text("cpuset", "", "cpuset.cpus");
+    expect_file("cpuset", id, "cpuset.cpus", cpus);
+    _cleanup_free_ char *mems = file_text("cpuset", "", "cpuset.mems");
+    expect_file("cpuset", id, "cpuset.mems", mems);
+
+    struct spec_limits l = {.cpu_max = 10, .memory = 64 << 20};
+    struct spec_limits unlimited = l;
+    unlimited.cpu_max = 0;
+    /* A fresh cgroup has no quota: lifting it (a start's setup) writes nothing. */
+    assert_int_equal(cgroup_set_limits(mgr, id, &unlimited), 0);
+    assert_int_equal(w.bandwidth, 0);
+    assert_int_equal(cgroup_set_limits(mgr, id, &l), 0);
+    assert_int_equal(w.bandwidth, 1); /* the quota; period and burst hold their values */
+    expect_file("cpu", id, "cpu.cfs_quota_us", "1000\n");
+    assert_int_equal(cgroup_set_limits(mgr, id, &l), 0);
+    assert_int_equal(w.bandwidth, 1);
+    assert_int_equal(cgroup_set_limits(mgr, id, &unlimited), 0);
+    assert_int_equal(w.bandwidth, 2);
+    expect_file("cpu", id, "cpu.cfs_quota_us", "-1\n");
+    cgroup_mgr_set_test_hooks(mgr, NULL);
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+    assert_int_equal(cgroup_destroy(mgr, first), 0);
+}
+
 static int
 setup(void **state)
 {
@@ -421,7 +476,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    static const char *const what[] = {"lim", "att", "pids", "oom", "dev"};
+    static const char *const what[] = {"lim", "att", "pids", "oom", "dev", "cost", "cost0"};
     for (size_t i = 0; i < ARRAY_SIZE(what); i++) {
         _cleanup_free_ char *id = make_id(what[i]);
         (void)cgroup_destroy(mgr, id);
@@ -446,7 +501,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_limits_roundtrip), cmocka_unit_test(test_attach_and_kill),
         cmocka_unit_test(test_pids_limit),       cmocka_unit_test(test_memory_oom),
-        cmocka_unit_test(test_devices),
+        cmocka_unit_test(test_devices),          cmocka_unit_test(test_costly_writes_skipped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -350,12 +350,9 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     r = lx_create(b, s, ids);
     if (r < 0)
         return r;
-    /* The guest's setup until init's exec is our work: under a 0.01-core
-     * ceiling (1 ms per 100 ms) it waited out a period or two of each start.
-     * The ceiling is set once init has exec'd, before the start reports. */
-    struct spec_limits setup = s->limits;
-    setup.cpu_max = 0;
-    setup.cpu_burst = 0;
+    /* The setup runs without a ceiling below a core (cgroup_setup_limits). */
+    struct spec_limits setup;
+    bool lift = cgroup_setup_limits(&s->limits, &setup);
     r = cgroup_set_limits(l->cgroups, s->id, &setup);
     if (r < 0)
         return r;
@@ -377,7 +374,7 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     if (r < 0)
         return errtext_fail(r, "%s", res.error);
     /* No guest runs on without its ceiling: killed (the agent reaps it). */
-    r = s->limits.cpu_max ? cgroup_set_limits(l->cgroups, s->id, &s->limits) : 0;
+    r = lift ? cgroup_set_limits(l->cgroups, s->id, &s->limits) : 0;
     if (r < 0 && res.pidfd >= 0)
         (void)syscall(SYS_pidfd_send_signal, res.pidfd, SIGKILL, NULL, 0);
     if (res.pidfd >= 0)
@@ -556,7 +553,10 @@ lx_set_limits(backend_t *b, const struct guest_spec *s, const struct guest_ids *
                             "the inode count of an existing disk is fixed (%llu); it grows "
                             "only with the disk size",
                             (unsigned long long)di.inodes);
-    r = cgroup_set_limits(l->cgroups, s->id, &s->limits);
+    struct spec_limits lim = s->limits;
+    if (!running)
+        (void)cgroup_setup_limits(&s->limits, &lim);
+    r = cgroup_set_limits(l->cgroups, s->id, &lim);
     if (r < 0)
         return errtext_fail(r, "cannot apply cgroup limits");
     /* A rebuild (the spec's counter moved) before the provisioning it resets. */
