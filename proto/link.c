@@ -671,7 +671,10 @@ link_stash(link_t *l, unsigned max)
     if (!l || !l->router)
         return -EINVAL;
     link_touched(l);
-    while (n < max) {
+    /* A dropped message counts against max too (as against zwatch's
+     * budget): a peer with a junk identity is under no flood limit, and its
+     * stream kept this loop going for as long as it sent. */
+    for (unsigned taken = 0; taken < max; taken++) {
         _cleanup_(link_msg_closep) zmq_msg_t id;
         _cleanup_(link_msg_closep) zmq_msg_t body;
         char peer[LINK_PEER_SIZE];
@@ -715,7 +718,7 @@ link_stash(link_t *l, unsigned max)
      * stashed frame is not read yet). */
     if (r == -EAGAIN && !l->held)
         l->empty_ms = time_mono_ms();
-    return r < 0 && r != -EAGAIN ? r : (int)n;
+    return r < 0 && r != -EAGAIN && r != -EBADMSG ? r : (int)n;
 }
 
 int
