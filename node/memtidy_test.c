@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -260,6 +262,33 @@ test_stack_release(void **state)
     memtidy_set_host(false);
 }
 
+/* No /proc (an empty one mounted over it in a mount namespace of the
+ * child's): not run again, on with the cache, the environment as given
+ * and no marker left for the children. */
+static void
+test_no_proc(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("none", "/proc", "tmpfs", 0, NULL) < 0)
+            _exit(77);
+        setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=1", 1);
+        setenv("MEMTIDY_TEST_WANT", "glibc.malloc.arena_max=1", 1);
+        unsetenv("VFLEET_NODE_TUNABLES");
+        execl(self, self, "--child-tidy-env", (char *)NULL);
+        _exit(126);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 77)
+        skip(); /* not allowed to make a mount namespace */
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -290,7 +319,7 @@ main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tunables),       cmocka_unit_test(test_tcache_off),
         cmocka_unit_test(test_through_loader), cmocka_unit_test(test_deleted_program),
-        cmocka_unit_test(test_stack_release),
+        cmocka_unit_test(test_no_proc),        cmocka_unit_test(test_stack_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
