@@ -645,7 +645,14 @@ link_held_pop(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
     l->held = h->next;
     if (!l->held)
         l->held_tail = &l->held;
-    snprintf(peer, peer_len, "%s", h->data);
+    /* A name that does not fit is refused, as link_sender refuses it for
+     * a frame read directly: cut short it would be another peer's. */
+    if (strlen(h->data) >= peer_len) {
+        free(h);
+        link_peers_stats(l->peers)->dropped++;
+        return -EBADMSG;
+    }
+    memcpy(peer, h->data, strlen(h->data) + 1);
     *len = h->len;
     *buf = xmalloc(h->len ? h->len : 1);
     memcpy(*buf, h->data + strlen(h->data) + 1, h->len);
