@@ -6,6 +6,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+/* No-ops outside AddressSanitizer. */
+#include <sanitizer/asan_interface.h>
+
 /* Blocks up to this many bytes are kept (jansson's values, keys, short
  * strings and hash buckets); larger ones go back to malloc at once. */
 #define JALLOC_SMALL   256
@@ -25,12 +28,14 @@ static __thread size_t jalloc_bytes;                               /* bytes on t
 void *
 jalloc_malloc(size_t n)
 {
-    size_t c = n ? (n + 15) / 16 : 1;
-
-    if (!jalloc_owner || c > JALLOC_CLASSES)
+    /* n is compared before it is rounded: n + 15 wraps for the largest
+     * sizes, which made class 0 and read the list before the first. */
+    if (!jalloc_owner || n > JALLOC_SMALL)
         return malloc(n);
+    size_t c = n ? (n + 15) / 16 : 1;
     struct jalloc_block *b = jalloc_lists[c - 1];
     if (b) {
+        ASAN_UNPOISON_MEMORY_REGION(b, c * 16);
         jalloc_lists[c - 1] = b->next;
         jalloc_bytes -= c * 16;
         return b;
@@ -59,6 +64,9 @@ jalloc_free(void *p)
     b->next = jalloc_lists[c - 1];
     jalloc_lists[c - 1] = b;
     jalloc_bytes += c * 16;
+    /* A block on a list is free: under AddressSanitizer a use of it after
+     * jansson freed it is reported, as it would be without the lists. */
+    ASAN_POISON_MEMORY_REGION(b, c * 16);
 }
 
 size_t
@@ -80,6 +88,7 @@ jalloc_release(void)
     for (size_t i = 0; i < JALLOC_CLASSES; i++)
         while (jalloc_lists[i]) {
             struct jalloc_block *b = jalloc_lists[i];
+            ASAN_UNPOISON_MEMORY_REGION(b, (i + 1) * 16);
             jalloc_lists[i] = b->next;
             free(b);
         }

@@ -10,7 +10,9 @@
 #include <stdbool.h>
 
 /* v (an object or an array) as text, or NULL where json_dumps gives NULL
- * (another root, a string that is not UTF-8, a real that is not finite).
+ * (another root, a string that is not UTF-8, a real that is not finite)
+ * and also for nesting deeper than 2048 (json_dumps writes it; no parsed
+ * body is that deep, jansson's parser stops at 2048: jtext_test test_deep).
  * ascii: JSON_ENSURE_ASCII (every non-ASCII character as \uXXXX). The text
  * is malloc's: free() it. */
 char *jtext_dumps(const json_t *v, bool ascii);

@@ -193,12 +193,107 @@ test_edges(void **state)
     json_decref(v);
 }
 
+/* Text as the API parses it (json_loadb, NUL allowed here too), dumped by
+ * both, and parsed back by the master after a restart to the same tree. */
+static void
+same_parsed(const char *text, size_t flags)
+{
+    json_error_t err;
+    json_t *v = json_loads(text, flags, &err);
+
+    if (!v)
+        fail_msg("%s: %s", text, err.text);
+    same(v);
+    for (int ascii = 0; ascii < 2; ascii++) {
+        char *t = jtext_dumps(v, ascii);
+        assert_non_null(t);
+        json_t *back = json_loads(t, flags, &err);
+        assert_non_null(back);
+        assert_true(json_equal(v, back));
+        json_decref(back);
+        free(t);
+    }
+    json_decref(v);
+}
+
+static void
+test_hostile_parsed(void **state)
+{
+    (void)state;
+    /* keys and values with every escape, the edges of each UTF-8 length,
+     * a surrogate pair, U+2028/9 (not escaped by jansson), BOM, DEL */
+    same_parsed("{\"k\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\\u0080\\u07ff\\u0800\\uffff"
+                "\\ud800\\udc00\\udbff\\udfff\\u2028\\u2029\\ufeff\":\"v\\u00e9\\ud83d\\ude00\","
+                "\"\":\"\",\"labels\":{\"a b\":\"\\u0000x\"}}",
+                JSON_ALLOW_NUL);
+    same_parsed("[\"a\\u0000\",\"\\u0000\",\"\\u0000\\u0000\\u00ff\"]", JSON_ALLOW_NUL);
+    /* numbers at their edges */
+    same_parsed("[0,-0,-0.0,0.0,1e308,-1e308,4.9e-324,2.2250738585072014e-308,"
+                "1.7976931348623157e308,9223372036854775807,-9223372036854775808,0.1,1e-7,"
+                "123456789012345678e-3,1E+2,1.0,100,1e16,1e17,12345678901234567890.0,"
+                "0.30000000000000004,5e-324,1e-320]",
+                0);
+    /* a long string of mixed content, as a label could be at 1 MiB */
+    size_t n = 1 << 20;
+    char *big = malloc(n + 16);
+    assert_non_null(big);
+    size_t k = 0;
+    big[k++] = '[';
+    big[k++] = '"';
+    while (k < n) {
+        static const char *const parts[] = {
+            "abc", "\\n", "\\u00e9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\\\"", "\\u0001"};
+        const char *p = parts[k % 7];
+        memcpy(big + k, p, strlen(p));
+        k += strlen(p);
+    }
+    big[k++] = '"';
+    big[k++] = ']';
+    big[k] = '\0';
+    same_parsed(big, 0);
+    free(big);
+}
+
+/* Nesting as deep as the parser takes (its limit, 2048) dumps the same. */
+static void
+test_deep(void **state)
+{
+    (void)state;
+    enum { D = 2048 };
+    char *t = malloc(2 * D + 1);
+    assert_non_null(t);
+    memset(t, '[', D);
+    memset(t + D, ']', D);
+    t[2 * D] = '\0';
+    same_parsed(t, 0);
+    /* one more is refused by the parser, so cannot come from a body */
+    t = realloc(t, 2 * D + 3);
+    assert_non_null(t);
+    memset(t, '[', D + 1);
+    memset(t + D + 1, ']', D + 1);
+    t[2 * D + 2] = '\0';
+    assert_null(json_loads(t, 0, NULL));
+    free(t);
+    /* A tree built in code deeper than that: json_dumps writes it, jtext
+     * refuses it (jtext.h: its depth bound, JTEXT_MAX_DEPTH). */
+    json_t *v = json_array();
+    for (int i = 0; i < D + 10; i++)
+        v = json_pack("[o]", v);
+    char *want = json_dumps(v, JSON_COMPACT);
+    assert_non_null(want);
+    assert_null(jtext_dumps(v, false));
+    free(want);
+    json_decref(v);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_trees),
         cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_hostile_parsed),
+        cmocka_unit_test(test_deep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

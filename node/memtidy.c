@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -38,6 +39,14 @@ memtidy_tunables(const char *cur)
 void
 memtidy_tcache_off(char **argv)
 {
+    /* A set-user-ID (or file capability) run: the marker comes from whoever
+     * started it, so it is not believed (it would hand the children a
+     * GLIBC_TUNABLES that the dynamic loader had scrubbed), and glibc
+     * ignores the tunable there anyway: no second run. */
+    if (getauxval(AT_SECURE)) {
+        unsetenv(MEMTIDY_MARK);
+        return;
+    }
     const char *mark = getenv(MEMTIDY_MARK);
 
     if (mark) {
@@ -49,14 +58,19 @@ memtidy_tcache_off(char **argv)
         unsetenv(MEMTIDY_MARK);
         return;
     }
+    /* Started through the dynamic loader ("ld.so vfleet-node run"):
+     * /proc/self/exe is the loader, which would take argv[1] for the
+     * program (the agent exited 127). A static program has no loader
+     * either. Both go on with the tcache. */
+    if (getauxval(AT_BASE) == 0)
+        return;
     const char *cur = getenv("GLIBC_TUNABLES");
     _cleanup_free_ char *t = memtidy_tunables(cur);
     if (!t)
         return;
     _cleanup_free_ char *keep = cur ? xasprintf("=%s", cur) : xstrdup("");
-    if (setenv(MEMTIDY_MARK, keep, 1) < 0 || setenv("GLIBC_TUNABLES", t, 1) < 0)
-        return;
-    execv("/proc/self/exe", argv);
+    if (setenv(MEMTIDY_MARK, keep, 1) == 0 && setenv("GLIBC_TUNABLES", t, 1) == 0)
+        execv("/proc/self/exe", argv);
     /* Not run again (no /proc): on with the tcache, the environment as given. */
     log_debug("memtidy: cannot run again without glibc's tcache: %s", strerror(errno));
     if (cur)

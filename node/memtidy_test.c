@@ -3,6 +3,8 @@
  * environment put back, and a thread's deepened stack given back (seen
  * through mincore). */
 #include <errno.h>
+#include <fcntl.h>
+#include <link.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -12,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -62,11 +66,27 @@ child_main(char **argv, bool tidy)
     return mallinfo2().uordblks < in_use ? 0 : 1;
 }
 
-/* Runs this program as the child (tidy or not) with GLIBC_TUNABLES set to
- * tunables (NULL: unset); its exit status. */
+/* The dynamic loader named in this program's PT_INTERP, into buf. */
 static int
-run_child(const char *mode, const char *tunables)
+interp_of(struct dl_phdr_info *info, size_t size, void *buf)
 {
+    (void)size;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_INTERP) {
+            snprintf(buf, 4096, "%s", (const char *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr));
+            return 1;
+        }
+    return 1; /* the main program comes first: only it */
+}
+
+/* Runs program (this one when NULL; through loader when not NULL) as the
+ * child in mode with GLIBC_TUNABLES set to tunables (NULL: unset); its
+ * exit status. */
+static int
+run_program(const char *loader, const char *program, const char *mode, const char *tunables)
+{
+    if (!program)
+        program = self;
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -76,13 +96,22 @@ run_child(const char *mode, const char *tunables)
             unsetenv("GLIBC_TUNABLES");
         setenv("MEMTIDY_TEST_WANT", tunables ? tunables : "", 1);
         unsetenv("VFLEET_NODE_TUNABLES");
-        execl(self, self, mode, (char *)NULL);
-        _exit(127);
+        if (loader)
+            execl(loader, loader, program, mode, (char *)NULL);
+        else
+            execl(program, program, mode, (char *)NULL);
+        _exit(126);
     }
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st));
     return WEXITSTATUS(st);
+}
+
+static int
+run_child(const char *mode, const char *tunables)
+{
+    return run_program(NULL, NULL, mode, tunables);
 }
 
 static void
@@ -105,6 +134,47 @@ test_tcache_off(void **state)
     assert_int_equal(run_child("--child-tidy", "glibc.malloc.arena_max=1"), 0);
     /* A count given is the administrator's: not run again, the cache on. */
     assert_int_equal(run_child("--child-tidy", "glibc.malloc.tcache_count=7"), 1);
+}
+
+/* Started through the dynamic loader, /proc/self/exe is the loader: not
+ * run again (the loader took the mode for the program and exited 127),
+ * on with the cache, the environment as given. */
+static void
+test_through_loader(void **state)
+{
+    char loader[4096] = "";
+
+    (void)state;
+    dl_iterate_phdr(interp_of, loader);
+    if (!loader[0])
+        skip();
+    assert_int_equal(run_program(loader, NULL, "--child-tidy-env", NULL), 0);
+    assert_int_equal(run_program(loader, NULL, "--child-tidy-env", "glibc.malloc.arena_max=1"), 0);
+}
+
+/* The program's file deleted under it (its package upgraded while it
+ * runs): /proc/self/exe still runs it, once. */
+static void
+test_deleted_program(void **state)
+{
+    char dir[] = "/tmp/vf-memtidy-XXXXXX", copy[64];
+    char cmd[8400];
+
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip();
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    skip();
+#endif
+#endif
+    assert_non_null(mkdtemp(dir));
+    snprintf(copy, sizeof(copy), "%s/prog", dir);
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", self, copy);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(run_program(NULL, copy, "--child-tidy-deleted", NULL), 0);
+    assert_int_equal(access(copy, F_OK), -1);
+    assert_int_equal(rmdir(dir), 0);
 }
 
 /* Resident pages of the thread's stack in [low, high). */
@@ -192,6 +262,41 @@ test_stack_release(void **state)
     memtidy_set_host(false);
 }
 
+/* No /proc (an empty one mounted over it in a mount namespace of the
+ * child's): not run again, on with the cache, the environment as given
+ * and no marker left for the children. */
+static void
+test_no_proc(void **state)
+{
+    (void)state;
+    /* The sanitizers' run time reads /proc (LeakSanitizer fails the child). */
+#if defined(__SANITIZE_ADDRESS__)
+    skip();
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    skip();
+#endif
+#endif
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("none", "/proc", "tmpfs", 0, NULL) < 0)
+            _exit(77);
+        setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=1", 1);
+        setenv("MEMTIDY_TEST_WANT", "glibc.malloc.arena_max=1", 1);
+        unsetenv("VFLEET_NODE_TUNABLES");
+        execl(self, self, "--child-tidy-env", (char *)NULL);
+        _exit(126);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 77)
+        skip(); /* not allowed to make a mount namespace */
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -199,14 +304,30 @@ main(int argc, char **argv)
         return child_main(argv, true);
     if (argc == 2 && strcmp(argv[1], "--child-plain") == 0)
         return child_main(argv, false);
+    if (argc == 2 && strcmp(argv[1], "--child-tidy-env") == 0) {
+        /* only the environment: under the loader the cache stays on */
+        memtidy_tcache_off(argv);
+        const char *want = getenv("MEMTIDY_TEST_WANT"), *have = getenv("GLIBC_TUNABLES");
+        return getenv("VFLEET_NODE_TUNABLES") ||
+                       (want && *want ? !have || strcmp(have, want) != 0 : have != NULL)
+                   ? 2
+                   : 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--child-tidy-deleted") == 0) {
+        /* the first run deletes its own file, then runs again */
+        if (!getenv("VFLEET_NODE_TUNABLES") &&
+            readlink("/proc/self/exe", self, sizeof(self) - 1) > 0 && unlink(self) < 0)
+            return 3;
+        return child_main(argv, true);
+    }
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n <= 0)
         return 77;
     self[n] = '\0';
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tunables),
-        cmocka_unit_test(test_tcache_off),
-        cmocka_unit_test(test_stack_release),
+        cmocka_unit_test(test_tunables),       cmocka_unit_test(test_tcache_off),
+        cmocka_unit_test(test_through_loader), cmocka_unit_test(test_deleted_program),
+        cmocka_unit_test(test_no_proc),        cmocka_unit_test(test_stack_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

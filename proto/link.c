@@ -645,7 +645,14 @@ link_held_pop(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
     l->held = h->next;
     if (!l->held)
         l->held_tail = &l->held;
-    snprintf(peer, peer_len, "%s", h->data);
+    /* A name that does not fit is refused, as link_sender refuses it for
+     * a frame read directly: cut short it would be another peer's. */
+    if (strlen(h->data) >= peer_len) {
+        free(h);
+        link_peers_stats(l->peers)->dropped++;
+        return -EBADMSG;
+    }
+    memcpy(peer, h->data, strlen(h->data) + 1);
     *len = h->len;
     *buf = xmalloc(h->len ? h->len : 1);
     memcpy(*buf, h->data + strlen(h->data) + 1, h->len);
@@ -671,7 +678,10 @@ link_stash(link_t *l, unsigned max)
     if (!l || !l->router)
         return -EINVAL;
     link_touched(l);
-    while (n < max) {
+    /* A dropped message counts against max too (as against zwatch's
+     * budget): a peer with a junk identity is under no flood limit, and its
+     * stream kept this loop going for as long as it sent. */
+    for (unsigned taken = 0; taken < max; taken++) {
         _cleanup_(link_msg_closep) zmq_msg_t id;
         _cleanup_(link_msg_closep) zmq_msg_t body;
         char peer[LINK_PEER_SIZE];
@@ -715,7 +725,7 @@ link_stash(link_t *l, unsigned max)
      * stashed frame is not read yet). */
     if (r == -EAGAIN && !l->held)
         l->empty_ms = time_mono_ms();
-    return r < 0 && r != -EAGAIN ? r : (int)n;
+    return r < 0 && r != -EAGAIN && r != -EBADMSG ? r : (int)n;
 }
 
 int

@@ -202,8 +202,9 @@ typedef size_t (*link_shrink_fn)(const char *peer, void *frame, size_t len, void
 /* Sets the router's shrink function (NULL: frames are kept whole). */
 void link_set_shrink(link_t *l, link_shrink_fn fn, void *userdata);
 
-/* Router: moves up to max waiting frames out of libzmq's receiving queue
- * into the link's own, in order, each in one allocation sized by the frame
+/* Router: takes up to max waiting messages out of libzmq's receiving queue
+ * (those dropped count, as in zwatch's budget) and moves the frames into
+ * the link's own queue, in order, each in one allocation sized by the frame
  * (after the shrink function). A reader that is behind uses it so that
  * what waits costs what it holds: libzmq keeps each frame whole (a usage
  * report of 200 guests is ~150 KB) until it is read. link_recv returns
