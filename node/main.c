@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <czmq.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,6 +565,22 @@ open_state_dir(const char *state_dir)
     return fd;
 }
 
+/* The agent lives as long as the host and beside every guest on it: what it
+ * keeps resident, the host gives up. glibc's defaults suit programs that
+ * allocate hard from many threads: an arena per thread (the libuv pool,
+ * libzmq's I/O thread), and a mmap threshold that grows to 32 MiB once a
+ * large block is freed, after which the usage batch's arrays (a copy of every
+ * running guest's spec, each interval) are carved from the heap and its free
+ * space stays resident between batches. One arena and a fixed threshold give
+ * them back when they are freed. */
+static void
+agent_malloc_setup(void)
+{
+    (void)mallopt(M_ARENA_MAX, 1);
+    (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    (void)mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+}
+
 static int
 cmd_run(struct options *o)
 {
@@ -574,8 +591,7 @@ cmd_run(struct options *o)
     char host[NAME_MAX_LEN + 1] = "";
     int r, err = 0;
 
-    /* The allocator's settings (memtidy.h), before any thread starts. */
-    memtidy_malloc_setup(memtidy_host());
+    agent_malloc_setup();
     /* One libzmq I/O thread: a node has one link, to its master. */
     link_set_io_threads(1);
     gethostname(host, sizeof(host) - 1);

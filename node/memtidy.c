@@ -3,7 +3,6 @@
 #include "node/memtidy.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -65,20 +64,6 @@ memtidy_tcache_off(char **argv)
     else
         unsetenv("GLIBC_TUNABLES");
     unsetenv(MEMTIDY_MARK);
-}
-
-void
-memtidy_malloc_setup(bool host)
-{
-    (void)mallopt(M_ARENA_MAX, 1);
-    (void)mallopt(M_MMAP_THRESHOLD, host ? MEMTIDY_HOST_MMAP : 128 * 1024);
-    (void)mallopt(M_TRIM_THRESHOLD, host ? MEMTIDY_HOST_MMAP : 256 * 1024);
-    /* glibc maps a block only when the heap's top cannot serve it, and grows
-     * the heap by 128 KiB more than asked: a host's agent grows it by what
-     * is asked, and gives back a top of 16 KiB and more, so the top never
-     * holds a spec-sized block. */
-    if (host)
-        (void)mallopt(M_TOP_PAD, 0);
 }
 
 void

@@ -34,32 +34,6 @@ char *memtidy_tunables(const char *cur);
  * (or could not) run it again. Call first thing in main, before threads. */
 void memtidy_tcache_off(char **argv);
 
-/* The allocator's settings for the agent's process, before any thread
- * starts. The agent lives as long as the host and beside every guest on it:
- * what it keeps resident, the host gives up. glibc's defaults suit programs
- * that allocate hard from many threads: an arena per thread (the libuv pool,
- * libzmq's I/O thread), and a mmap threshold that grows to 32 MiB once a
- * large block is freed, after which the usage batch's arrays are carved from
- * the heap and its free space stays resident between batches. So: one arena
- * and a fixed threshold, 128 KiB, with the heap's top given back past
- * 256 KiB.
- *
- * A host's agent (host true) maps every block of MEMTIDY_HOST_MMAP and more
- * on its own: a lane's job (struct job, 17.7 KiB: it holds a whole struct
- * guest_spec, sized for the maxima) is made and freed per create, and from
- * the heap each left a hole that the small blocks the create keeps (the
- * guest's entry, its packed spec, its watches) were carved from, so the next
- * job did not fit in it. After 1,000 creates the arena was 16 MiB with 13
- * MiB of it free in holes of one to five jobs' size, 6.2 MiB resident for
- * 3 MiB in use (docs/performance.md). Mapped, a job goes back whole when it
- * is freed, for two system calls and a few page faults. glibc maps a block
- * only when neither the free chunks nor the heap's top can serve it, so the
- * heap grows by what is asked (no 128 KiB pad) and gives back a top of
- * MEMTIDY_HOST_MMAP and more. A process of simulated agents keeps the 128
- * KiB: it makes thousands of jobs a second. */
-#define MEMTIDY_HOST_MMAP (16 * 1024)
-void memtidy_malloc_setup(bool host);
-
 /* Says the process is a host's agent (on) or not (off, the default: a
  * process of simulated agents runs thousands of jobs a second, which would
  * pay a system call each, on a heap of gigabytes that a trim would walk):

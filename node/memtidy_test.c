@@ -1,9 +1,7 @@
 /* Tests for node/memtidy: the tunables string, a run of the program again
  * with glibc's tcache really off (seen through mallinfo2) and the
- * environment put back, the allocator's settings of a host's agent and of a
- * process of simulated ones (seen through mallinfo2's count of mapped
- * blocks), and a thread's deepened stack given back (seen through
- * mincore). */
+ * environment put back, and a thread's deepened stack given back (seen
+ * through mincore). */
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -109,51 +107,6 @@ test_tcache_off(void **state)
     assert_int_equal(run_child("--child-tidy", "glibc.malloc.tcache_count=7"), 1);
 }
 
-/* The child's check of memtidy_malloc_setup(host): 0 when a spec-sized
- * block (20 KiB) is mapped on its own in a host's agent and carved from the
- * heap otherwise, and a 200 KiB one is mapped in both; 1 when not. glibc
- * maps a block only when neither the heap's free chunks nor its top can
- * serve it: what the setup changes is how much room the top keeps. */
-static int
-child_malloc(bool host)
-{
-    memtidy_malloc_setup(host);
-    /* The heap made (its first block takes the thread's cache's), then
-     * grown past its top by a block under the threshold (8 KiB). */
-    void *volatile first = malloc(16);
-    free(first);
-    (void)malloc_trim(0);
-    void *volatile entry = malloc(8 * 1024);
-    size_t maps = mallinfo2().hblks;
-    void *volatile spec = malloc(20 * 1024);
-    size_t after_spec = mallinfo2().hblks;
-    void *volatile batch = malloc(200 * 1024);
-    size_t after_batch = mallinfo2().hblks;
-    free(batch);
-    free(spec);
-    free(entry);
-    if (after_spec != maps + (host ? 1 : 0) || after_batch != after_spec + 1)
-        return 1;
-    /* Freed, a mapped block is gone: nothing of it stays resident. */
-    return mallinfo2().hblks == maps ? 0 : 1;
-}
-
-static void
-test_malloc_setup(void **state)
-{
-    (void)state;
-#if defined(__SANITIZE_ADDRESS__)
-    skip();
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    skip();
-#endif
-#endif
-    /* In children: mallopt's settings are the whole process's. */
-    assert_int_equal(run_child("--child-malloc-host", NULL), 0);
-    assert_int_equal(run_child("--child-malloc-sim", NULL), 0);
-}
-
 /* Resident pages of the thread's stack in [low, high). */
 static size_t
 resident(uintptr_t low, uintptr_t high)
@@ -246,10 +199,6 @@ main(int argc, char **argv)
         return child_main(argv, true);
     if (argc == 2 && strcmp(argv[1], "--child-plain") == 0)
         return child_main(argv, false);
-    if (argc == 2 && strcmp(argv[1], "--child-malloc-host") == 0)
-        return child_malloc(true);
-    if (argc == 2 && strcmp(argv[1], "--child-malloc-sim") == 0)
-        return child_malloc(false);
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n <= 0)
         return 77;
@@ -257,7 +206,6 @@ main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tunables),
         cmocka_unit_test(test_tcache_off),
-        cmocka_unit_test(test_malloc_setup),
         cmocka_unit_test(test_stack_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
