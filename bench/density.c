@@ -332,6 +332,8 @@ main(int argc, char **argv)
     if (avail0 > avail1)
         printf("host memory: MemAvailable fell %.1f MiB, %.0f KiB per guest\n",
                (avail0 - avail1) / 1024.0, (double)(avail0 - avail1) / n);
+    /* The figures before the teardown, which takes longer than the creates. */
+    fflush(stdout);
     rc = 0;
 out:
     for (unsigned i = made; b && i-- > 0;) {

@@ -14,6 +14,10 @@
 # e.g. MID_REV=7d940eb, the seed without the pristine disk images), ROUNDS
 # (default 1: old then new), BUILD (default <repo>/build). OLD_REV=none runs
 # this build alone (the 1,000-guest run: an old build would take hours).
+#
+# The node agent's own RSS and CPU with as many guests (created through a
+# master, each with an address) are bench/agent.sh's: `IP=v6 PEER=none
+# bench/agent.sh -n 1000 -s 30 -r 1` (docs/performance.md).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
