@@ -1,14 +1,18 @@
-/* jansson's allocator: free lists per 16-byte class on one thread. */
+/* jansson's and SQLite's allocator: free lists per 16-byte class on one
+ * thread. */
 #include "master/jalloc.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <malloc.h>
+#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
 /* Blocks up to this many bytes are kept (jansson's values, keys, short
- * strings and hash buckets); larger ones go back to malloc at once. */
-#define JALLOC_SMALL   256
+ * strings and hash buckets; SQLite's statement memory and its in-memory
+ * sub-journal's 1 KiB chunks); larger ones go back to malloc at once. */
+#define JALLOC_SMALL   1040
 #define JALLOC_CLASSES (JALLOC_SMALL / 16)
 /* Bytes kept at most: a tree larger than this (a hostile body) is mostly
  * returned to malloc, so the lists cannot hold on to it. */
@@ -19,7 +23,7 @@ struct jalloc_block {
 };
 
 static __thread bool jalloc_owner;                                 /* this thread keeps blocks */
-static __thread struct jalloc_block *jalloc_lists[JALLOC_CLASSES]; /* by class, 16..256 bytes */
+static __thread struct jalloc_block *jalloc_lists[JALLOC_CLASSES]; /* by class, 16..1,040 bytes */
 static __thread size_t jalloc_bytes;                               /* bytes on the lists */
 
 void *
@@ -84,4 +88,53 @@ jalloc_release(void)
             free(b);
         }
     jalloc_bytes = 0;
+}
+
+/* ---- SQLite's allocator ---- */
+
+static void *
+sq_malloc(int n)
+{
+    return n > 0 ? jalloc_malloc((size_t)n) : NULL;
+}
+
+static void *
+sq_realloc(void *p, int n)
+{
+    /* Every block is malloc's, wherever it came from. */
+    return n > 0 ? realloc(p, (size_t)n) : NULL;
+}
+
+static int
+sq_size(void *p)
+{
+    return p ? (int)malloc_usable_size(p) : 0;
+}
+
+static int
+sq_roundup(int n)
+{
+    return (n + 15) & ~15;
+}
+
+static int
+sq_init(void *unused)
+{
+    (void)unused;
+    return SQLITE_OK;
+}
+
+static void
+sq_shutdown(void *unused)
+{
+    (void)unused;
+}
+
+int
+jalloc_sqlite_install(void)
+{
+    static const sqlite3_mem_methods methods = {sq_malloc,  jalloc_free, sq_realloc,  sq_size,
+                                                sq_roundup, sq_init,     sq_shutdown, NULL};
+
+    return sqlite3_config(SQLITE_CONFIG_MALLOC, &methods) == SQLITE_OK ? 0 : -EBUSY;
 }
