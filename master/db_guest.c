@@ -119,6 +119,12 @@ db_guest_insert(db_t *db, const struct db_guest *g, const struct db_label *label
     if (!g->id || !g->name || !g->spec || g->generation < 1 || !db_desired_to_string(g->desired) ||
         !db_observed_to_string(g->observed))
         return -EINVAL;
+    /* One statement inside the caller's transaction needs no savepoint of
+     * its own: SQLite undoes a failed statement whole, and the caller's
+     * savepoint or transaction covers the rest (a savepoint per batch
+     * create was ~2 % of it, issue 16). */
+    if (n_labels == 0 && db_tx_depth(db) > 0)
+        return guest_insert_one(db, g);
     r = db_begin(db);
     if (r < 0)
         return r;

@@ -34,10 +34,17 @@ uuid_v4(char out[SPEC_ID_LEN + 1])
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(out, SPEC_ID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    /* 8-4-4-4-12 lower-case hex digits, written by hand: snprintf's
+     * sixteen %02x were a visible part of a batch create (issue 16). */
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof(b); i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 0x0f];
+    }
+    out[o] = 0;
 }
 
 /* Places the guest (the charge follows the caller's transaction). */
@@ -254,7 +261,14 @@ guests_create(master_t *m, const struct caller *c, const struct guest_create_req
     struct db_guest old = {0};
     int r;
 
-    *out = (struct guest_created){.spec = rq->spec};
+    /* Field by field: the compound literal built a zeroed 17 KiB temporary
+     * and copied the spec twice (issue 16). */
+    memcpy(&out->spec, &rq->spec, sizeof(out->spec));
+    memset(out->node, 0, sizeof(out->node));
+    memset(out->group, 0, sizeof(out->group));
+    memset(out->project, 0, sizeof(out->project));
+    out->row = (struct db_guest){0};
+    out->spec_json = NULL;
     r = admit(m, c, rq, out, e);
     if (r < 0)
         return r;

@@ -139,7 +139,8 @@ static int
 create_one(master_t *m, const struct caller *who, const json_t *body, struct guest_created *c,
            json_t **resp, unsigned *status)
 {
-    struct guest_create_req *rq = xcalloc(1, sizeof(*rq));
+    /* Not zeroed here: parse_create sets it whole first. */
+    struct guest_create_req *rq = xmalloc(sizeof(*rq));
     struct guest_err e = {0};
     json_t *keep = NULL;
     int r = parse_create(body, rq, &keep, &e);

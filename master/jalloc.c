@@ -1,17 +1,28 @@
-/* jansson's allocator: free lists per 16-byte class on one thread. */
+/* jansson's and SQLite's allocator: free lists per 16-byte class on one
+ * thread. */
 #include "master/jalloc.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <malloc.h>
+#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
 /* No-ops outside AddressSanitizer. */
 #include <sanitizer/asan_interface.h>
+#if defined(__SANITIZE_ADDRESS__)
+#define JALLOC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JALLOC_ASAN 1
+#endif
+#endif
 
 /* Blocks up to this many bytes are kept (jansson's values, keys, short
- * strings and hash buckets); larger ones go back to malloc at once. */
-#define JALLOC_SMALL   256
+ * strings and hash buckets; SQLite's statement memory and its in-memory
+ * sub-journal's 1 KiB chunks); larger ones go back to malloc at once. */
+#define JALLOC_SMALL   1040
 #define JALLOC_CLASSES (JALLOC_SMALL / 16)
 /* Bytes kept at most: a tree larger than this (a hostile body) is mostly
  * returned to malloc, so the lists cannot hold on to it. */
@@ -22,7 +33,7 @@ struct jalloc_block {
 };
 
 static __thread bool jalloc_owner;                                 /* this thread keeps blocks */
-static __thread struct jalloc_block *jalloc_lists[JALLOC_CLASSES]; /* by class, 16..256 bytes */
+static __thread struct jalloc_block *jalloc_lists[JALLOC_CLASSES]; /* by class, 16..1,040 bytes */
 static __thread size_t jalloc_bytes;                               /* bytes on the lists */
 
 void *
@@ -35,7 +46,11 @@ jalloc_malloc(size_t n)
     size_t c = n ? (n + 15) / 16 : 1;
     struct jalloc_block *b = jalloc_lists[c - 1];
     if (b) {
-        ASAN_UNPOISON_MEMORY_REGION(b, c * 16);
+#ifdef JALLOC_ASAN
+        /* All of it: SQLite asks the usable size (sq_size) and may use it,
+         * and a block kept in class c may be larger than c * 16. */
+        ASAN_UNPOISON_MEMORY_REGION(b, malloc_usable_size(b));
+#endif
         jalloc_lists[c - 1] = b->next;
         jalloc_bytes -= c * 16;
         return b;
@@ -93,4 +108,53 @@ jalloc_release(void)
             free(b);
         }
     jalloc_bytes = 0;
+}
+
+/* ---- SQLite's allocator ---- */
+
+static void *
+sq_malloc(int n)
+{
+    return n > 0 ? jalloc_malloc((size_t)n) : NULL;
+}
+
+static void *
+sq_realloc(void *p, int n)
+{
+    /* Every block is malloc's, wherever it came from. */
+    return n > 0 ? realloc(p, (size_t)n) : NULL;
+}
+
+static int
+sq_size(void *p)
+{
+    return p ? (int)malloc_usable_size(p) : 0;
+}
+
+static int
+sq_roundup(int n)
+{
+    return (n + 15) & ~15;
+}
+
+static int
+sq_init(void *unused)
+{
+    (void)unused;
+    return SQLITE_OK;
+}
+
+static void
+sq_shutdown(void *unused)
+{
+    (void)unused;
+}
+
+int
+jalloc_sqlite_install(void)
+{
+    static const sqlite3_mem_methods methods = {sq_malloc,  jalloc_free, sq_realloc,  sq_size,
+                                                sq_roundup, sq_init,     sq_shutdown, NULL};
+
+    return sqlite3_config(SQLITE_CONFIG_MALLOC, &methods) == SQLITE_OK ? 0 : -EBUSY;
 }

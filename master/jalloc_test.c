@@ -1,5 +1,6 @@
-/* Tests for master/jalloc: jansson on the free lists, the lists' cap, other
- * threads, and free() of jansson's text. */
+/* Tests for master/jalloc: jansson and SQLite on the free lists, the
+ * lists' cap, other threads, and free() of jansson's text. */
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include <sanitizer/asan_interface.h>
 
@@ -213,6 +215,52 @@ test_poisoned(void **state)
 #endif
 }
 
+/* SQLite's statements on the lists: what they free is kept, what they
+ * allocate next comes from there, and the rows are right. */
+static int
+count_row(void *n, int cols, char **v, char **names)
+{
+    (void)cols;
+    (void)names;
+    assert_int_equal(strlen(v[0]), 600);
+    (*(int *)n)++;
+    return 0;
+}
+
+static void
+test_sqlite(void **state)
+{
+    sqlite3 *db;
+    int n = 0;
+
+    (void)state;
+    jalloc_release();
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT);"
+                                  "CREATE INDEX t_v ON t (v);"
+                                  "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                                  "WHERE i < 2000) INSERT INTO t SELECT i, printf('%0600d', i) "
+                                  "FROM c;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    size_t kept = jalloc_cached();
+    assert_true(kept > 0);
+    assert_int_equal(sqlite3_exec(db, "SELECT v FROM t WHERE k % 7 = 0", count_row, &n, NULL),
+                     SQLITE_OK);
+    assert_int_equal(n, 2000 / 7);
+    /* SQLite sizes blocks with malloc_usable_size and reallocates them */
+    char *s = sqlite3_mprintf("%0900d", 1);
+    assert_true(sqlite3_msize(s) >= 901);
+    s = sqlite3_realloc(s, 5000);
+    assert_non_null(s);
+    assert_int_equal(strlen(s), 900);
+    sqlite3_free(s);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    assert_true(jalloc_cached() > kept);
+    jalloc_release();
+}
+
 int
 main(void)
 {
@@ -220,10 +268,14 @@ main(void)
         cmocka_unit_test(test_reuse),    cmocka_unit_test(test_jansson),
         cmocka_unit_test(test_cap),      cmocka_unit_test(test_threads),
         cmocka_unit_test(test_huge),     cmocka_unit_test(test_cross_thread),
-        cmocka_unit_test(test_poisoned),
+        cmocka_unit_test(test_poisoned), cmocka_unit_test(test_sqlite),
     };
 
     jalloc_install();
+    /* before SQLite is initialized; a second time it is too late */
+    assert_int_equal(jalloc_sqlite_install(), 0);
+    assert_int_equal(sqlite3_initialize(), SQLITE_OK);
+    assert_int_equal(jalloc_sqlite_install(), -EBUSY);
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     jalloc_release();
     return r;

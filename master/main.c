@@ -526,6 +526,9 @@ tune_malloc(void)
     /* jansson's small blocks on free lists of the loop's thread (this one):
      * master/jalloc.h. Before any JSON value exists. */
     jalloc_install();
+    /* SQLite's small blocks on the same lists (no lookaside in this
+     * build). Before SQLite is initialized. */
+    (void)jalloc_sqlite_install();
 }
 
 int

@@ -3,6 +3,7 @@
  * parameters, empty batches, 405 with Allow, a locked guest, waits on
  * start and stop, unknown pins. */
 #include "master/master_fixture.h"
+#include "proto/spec.h"
 
 static void
 create_guest(const char *name)
@@ -15,6 +16,17 @@ create_guest(const char *name)
               "{\"name\":\"%s\",\"template\":\"busybox\",\"limits\":{\"cpu_max\":0.1}}", name),
         201);
     assert_string_equal(str(o, "state"), "running");
+    /* The id is a version-4 UUID in lower-case text: 8-4-4-4-12 hex
+     * digits, version nibble 4, variant 10xx. */
+    const char *id = str(o, "id");
+    assert_true(spec_is_uuid(id));
+    assert_int_equal(strlen(id), 36);
+    for (size_t i = 0; i < 36; i++)
+        assert_true(i == 8 || i == 13 || i == 18 || i == 23
+                        ? id[i] == '-'
+                        : strchr("0123456789abcdef", id[i]) != NULL);
+    assert_int_equal(id[14], '4');
+    assert_non_null(strchr("89ab", id[19]));
     json_decref(o);
 }
 
