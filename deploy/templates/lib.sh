@@ -45,6 +45,20 @@ RC
     chmod 0755 "$tree/etc/rc"
 }
 
+# tpl_all_mounts: the mount table of every mount namespace, each read once
+# for each root in it: all processes of a namespace with the same root show
+# the same lines (a chrooted one shows fewer, so its root counts apart).
+# Reading every process's table was processes x mounts: with 1,000 guests
+# on a host, minutes (6.9 M lines).
+tpl_all_mounts() {
+    printf '%s\n' /proc/[0-9]*/ns/mnt /proc/[0-9]*/root |
+        xargs -r stat -L -c '%n %d:%i' 2>/dev/null |
+        awk '{ split($1, p, "/"); if ($1 ~ /\/ns\/mnt$/) ns[p[3]] = $2; else root[p[3]] = $2 }
+            END { for (k in ns) if ((k in root) && !seen[ns[k] " " root[k]]++)
+                print "/proc/" k "/mountinfo" }' |
+        xargs -r cat 2>/dev/null || true
+}
+
 # tpl_swap TMP DEST WHO: renames TMP to DEST. A previous tree is moved aside
 # and removed unless a mount still uses it, in any mount namespace: an overlay
 # that names DEST as its lower layer (privileged guests: overlays keep the
@@ -62,10 +76,11 @@ tpl_swap() {
     fi
     mv -T "$tmp" "$dest"
     if [ -n "$old" ]; then
-        if grep -qsF "lowerdir=$dest" /proc/[0-9]*/mountinfo ||
-            { cat /proc/[0-9]*/mountinfo 2>/dev/null || true; } |
+        local mounts
+        mounts=$(tpl_all_mounts)
+        if grep -qsF "lowerdir=$dest" <<<"$mounts" ||
             awk -v b="/${old##*/}" 'substr($4, length($4) - length(b) + 1) == b { f = 1 }
-                END { exit !f }'; then
+                END { exit !f }' <<<"$mounts"; then
             echo "$who: kept the previous tree as $old (mounted guests use it)"
         else
             rm -rf --one-file-system "$old"

@@ -1,5 +1,6 @@
 /* Tests for deploy/templates/busybox: builds the template into a temporary
- * directory, checks the tree, rebuilds it (idempotent, atomic), and boots its
+ * directory, checks the tree, rebuilds it (idempotent, atomic; a previous tree
+ * that a mount in another namespace uses is kept aside), and boots its
  * /sbin/init as PID 1 of a new pid namespace to check that it runs /etc/rc,
  * stays up, reaps orphans and exits 0 on SIGTERM. Needs root, busybox-static
  * and the source tree (VFLEET_SOURCE_DIR, set by ctest); skipped (77)
@@ -12,11 +13,13 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -131,6 +134,85 @@ test_tree(void **state)
     assert_int_equal(count_entries(fx->dir), 1);
 }
 
+/* Entries of dir whose name starts with prefix. */
+static int
+count_prefixed(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+/* A child in a mount namespace of its own that mounts the template at
+ * fx->dir/mnt (an overlay naming it as lower layer, as a privileged guest's
+ * root, or a bind of it, as a user-namespaced guest's idmapped lower) and
+ * waits to be killed. Returns its pid once the mount is in place. */
+static pid_t
+hold_tree(struct fx *fx, bool overlay)
+{
+    char mnt[PATH_MAX + 16], up[PATH_MAX + 16], work[PATH_MAX + 16], opts[4 * PATH_MAX];
+    int p[2];
+
+    snprintf(mnt, sizeof(mnt), "%s/mnt", fx->dir);
+    snprintf(up, sizeof(up), "%s/ovl-up", fx->dir);
+    snprintf(work, sizeof(work), "%s/ovl-work", fx->dir);
+    (void)mkdir(mnt, 0700);
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int r = unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0
+                    ? 0
+                    : -1;
+        if (r == 0 && overlay) {
+            (void)mkdir(up, 0700);
+            (void)mkdir(work, 0700);
+            snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", fx->dest, up, work);
+            r = mount("overlay", mnt, "overlay", 0, opts);
+        } else if (r == 0) {
+            r = mount(fx->dest, mnt, NULL, MS_BIND, NULL);
+        }
+        char c = r == 0 ? 'y' : 'n';
+        if (write(p[1], &c, 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(p[1]);
+    char c = 0;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    close(p[0]);
+    assert_int_equal(c, 'y');
+    return pid;
+}
+
+/* A rebuild keeps the previous tree while a mount in another namespace
+ * still uses it (lib.sh tpl_swap), and removes it once nothing does. */
+static void
+test_swap_keeps_used_tree(void **state)
+{
+    struct fx *fx = *state;
+    const bool kinds[] = {true, false};
+
+    build(fx);
+    for (size_t i = 0; i < 2; i++) {
+        pid_t holder = hold_tree(fx, kinds[i]);
+        build(fx);
+        kill(holder, SIGKILL);
+        assert_int_equal(waitpid(holder, NULL, 0), holder);
+        /* the held tree was kept aside as busybox.old.XXXXXX */
+        assert_int_equal(count_prefixed(fx->dir, "busybox.old."), (int)i + 1);
+        /* nothing holds the current one: the next rebuild removes it */
+        build(fx);
+        assert_int_equal(count_prefixed(fx->dir, "busybox.old."), (int)i + 1);
+    }
+}
+
 /* Reads from fd until needle has been seen in everything read so far (kept in
  * buf), with a generous bound so a broken init fails the test, not hangs it. */
 static void
@@ -242,6 +324,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_init, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swap_keeps_used_tree, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
