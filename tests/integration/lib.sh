@@ -280,6 +280,15 @@ cluster_teardown() {
     [ -s "$CL/link.pid" ] && kill -9 -- "-$(cat "$CL/link.pid")" 2>/dev/null
     sleep 0.2
     teardown_guests "$CL"
+    # A guest's cgroups left in a node's directory: teardown_guests goes by
+    # the guests' records, and a scenario may remove one behind its agent
+    # (cluster_partition's drift), which left an empty cgroup of that guest
+    # in every hierarchy after each run.
+    for c in /sys/fs/cgroup/*/vfleet-"$CL_PREFIX"*/*/ /sys/fs/cgroup/unified/vfleet-"$CL_PREFIX"*/*/; do
+        [ -d "$c" ] || continue
+        teardown_kill_cgroup "$(basename "$c")"
+        teardown_rmdir_cgroup "$(basename "$c")"
+    done
     # Each node's own cgroup directory (local-cluster's cgroup_prefix).
     for c in /sys/fs/cgroup/*/vfleet-"$CL_PREFIX"* /sys/fs/cgroup/unified/vfleet-"$CL_PREFIX"*; do
         [ -d "$c" ] && rmdir "$c" 2>/dev/null
