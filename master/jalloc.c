@@ -11,13 +11,8 @@
 
 /* No-ops outside AddressSanitizer. */
 #include <sanitizer/asan_interface.h>
-#if defined(__SANITIZE_ADDRESS__)
-#define JALLOC_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define JALLOC_ASAN 1
-#endif
-#endif
+
+#include "common/sanitizer.h"
 
 /* Blocks up to this many bytes are kept (jansson's values, keys, short
  * strings and hash buckets; SQLite's statement memory and its in-memory
@@ -46,7 +41,7 @@ jalloc_malloc(size_t n)
     size_t c = n ? (n + 15) / 16 : 1;
     struct jalloc_block *b = jalloc_lists[c - 1];
     if (b) {
-#ifdef JALLOC_ASAN
+#ifdef VF_ASAN
         /* All of it: SQLite asks the usable size (sq_size) and may use it,
          * and a block kept in class c may be larger than c * 16. */
         ASAN_UNPOISON_MEMORY_REGION(b, malloc_usable_size(b));

@@ -14,22 +14,8 @@
 
 #include <sanitizer/asan_interface.h>
 
+#include "common/sanitizer.h"
 #include "master/jalloc.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define JALLOC_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define JALLOC_TEST_ASAN 1
-#endif
-#endif
-#if defined(JALLOC_TEST_ASAN) || defined(__SANITIZE_THREAD__)
-#define JALLOC_TEST_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define JALLOC_TEST_SANITIZER 1
-#endif
-#endif
 
 static json_t *
 tree(int n)
@@ -145,7 +131,7 @@ static void
 test_huge(void **state)
 {
     (void)state;
-#ifdef JALLOC_TEST_SANITIZER
+#if defined(VF_ASAN) || defined(VF_TSAN)
     skip();
 #else
     jalloc_release();
@@ -197,7 +183,7 @@ static void
 test_poisoned(void **state)
 {
     (void)state;
-#ifndef JALLOC_TEST_ASAN
+#ifndef VF_ASAN
     skip();
 #else
     jalloc_release();

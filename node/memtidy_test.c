@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "common/sanitizer.h"
 #include "node/memtidy.h"
 
 static char self[4096]; /* this test program, to run as the child below */
@@ -118,14 +119,9 @@ static void
 test_tcache_off(void **state)
 {
     (void)state;
-    /* Under AddressSanitizer's allocator there is no tcache to tell apart
-     * (gcc says so with __SANITIZE_ADDRESS__, clang with __has_feature). */
-#if defined(__SANITIZE_ADDRESS__)
+    /* Under AddressSanitizer's allocator there is no tcache to tell apart. */
+#ifdef VF_ASAN
     skip();
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    skip();
-#endif
 #endif
     /* The check tells the two apart: the default has the cache on. */
     assert_int_equal(run_child("--child-plain", NULL), 1);
@@ -161,12 +157,8 @@ test_deleted_program(void **state)
     char cmd[8400];
 
     (void)state;
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef VF_ASAN
     skip();
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    skip();
-#endif
 #endif
     assert_non_null(mkdtemp(dir));
     snprintf(copy, sizeof(copy), "%s/prog", dir);
@@ -270,12 +262,8 @@ test_no_proc(void **state)
 {
     (void)state;
     /* The sanitizers' run time reads /proc (LeakSanitizer fails the child). */
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef VF_ASAN
     skip();
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    skip();
-#endif
 #endif
     pid_t pid = fork();
     assert_true(pid >= 0);

@@ -18,18 +18,11 @@
 #include <stdio.h>
 
 #include "common/mem.h"
+#include "common/sanitizer.h"
 #include "proto/msg.h"
 
 #define UUID1 "0f8fad5b-d9cb-469f-a165-70867728950e"
 #define UUID2 "7c9e6679-7425-40de-944b-e07fc1f90ae7"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_ASAN 1
-#endif
-#endif
 
 #define FX_UNUSED __attribute__((unused))
 

@@ -511,7 +511,7 @@ test_reject_nul_duplicate_and_misc(void **state)
 
 /* ------------------------------------------------------------ memory bound */
 
-#ifndef HAVE_ASAN
+#ifndef VF_ASAN
 /* Outside ASan (which owns malloc), the test binary interposes the allocator
  * for itself and the shared msgpack-c library, so it can measure what a
  * decode asks for: the largest single request and the sum of all of them. */
@@ -618,7 +618,7 @@ address_space(void)
 static void
 test_hostile_bounded_memory(void **state)
 {
-#ifdef HAVE_ASAN
+#ifdef VF_ASAN
     /* ASan owns malloc and reserves terabytes of shadow address space, so
      * neither measurement works here; the plain build runs this test. */
     skip();
