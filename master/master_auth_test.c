@@ -87,12 +87,8 @@ call_err(const char *method, const char *path, const char *body, const char *cod
 static json_int_t
 generation_of(const char *name)
 {
-    char path[128];
-    json_t *o = NULL;
-
-    snprintf(path, sizeof(path), "/v1/guests/%s", name);
     as_admin();
-    assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
+    json_t *o = get_guest(name);
     json_int_t g = num(o, "generation");
     json_decref(o);
     return g;

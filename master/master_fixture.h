@@ -334,6 +334,18 @@ httpf(const char *method, const char *path, json_t **out, const char *fmt, ...)
     return http(method, path, body, NULL, out);
 }
 
+/* GET /v1/guests/NAME, which must answer 200; the caller owns the reply. */
+FX_UNUSED static json_t *
+get_guest(const char *name)
+{
+    char path[128];
+    json_t *o = NULL;
+
+    snprintf(path, sizeof(path), "/v1/guests/%s", name);
+    assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
+    return o;
+}
+
 FX_UNUSED static const char *
 str(const json_t *o, const char *k)
 {

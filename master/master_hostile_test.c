@@ -74,11 +74,7 @@ check_store(void)
 static json_t *
 labels_of(const char *name)
 {
-    char path[128];
-    json_t *o = NULL;
-
-    snprintf(path, sizeof(path), "/v1/guests/%s", name);
-    assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
+    json_t *o = get_guest(name);
     json_t *l = json_incref(json_object_get(o, "labels"));
     json_decref(o);
     return l;

@@ -45,17 +45,6 @@ move(const char *guest, const char *body, long *status)
     return poll_until(path, op_ended, NULL);
 }
 
-static json_t *
-get_guest(const char *name)
-{
-    char path[128];
-    json_t *o = NULL;
-
-    snprintf(path, sizeof(path), "/v1/guests/%s", name);
-    assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
-    return o;
-}
-
 static void
 test_move_keeps_the_guest(void **state)
 {
