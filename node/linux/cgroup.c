@@ -319,15 +319,21 @@ cgroup_setup_limits(const struct spec_limits *l, struct spec_limits *out)
     return true;
 }
 
+bool
+cgroup_holds(const char *dir, const char *file, const char *value)
+{
+    _cleanup_free_ char *cur = NULL;
+    if (cgroup_read(dir, file, &cur) < 0)
+        return false;
+    size_t n = strlen(value);
+    return strncmp(cur, value, n) == 0 && (cur[n] == '\0' || (cur[n] == '\n' && !cur[n + 1]));
+}
+
 int
 cgroup_write_changed(cgroup_mgr_t *m, const char *dir, const char *file, const char *value)
 {
-    _cleanup_free_ char *cur = NULL;
-    if (cgroup_read(dir, file, &cur) == 0) {
-        size_t n = strlen(value);
-        if (strncmp(cur, value, n) == 0 && (cur[n] == '\0' || (cur[n] == '\n' && !cur[n + 1])))
-            return 0;
-    }
+    if (cgroup_holds(dir, file, value))
+        return 0;
     int r = cgroup_write(m, dir, file, value);
     return r < 0 ? r : 1;
 }

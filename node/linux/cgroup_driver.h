@@ -51,6 +51,10 @@ int cgroup_write(cgroup_mgr_t *m, const char *dir, const char *file, const char 
 int cgroup_writef(cgroup_mgr_t *m, const char *dir, const char *file, const char *fmt, ...)
     _printf_(4, 5);
 
+/* Whether dir/file reads as value (with or without its newline); false
+ * when it cannot be read. */
+bool cgroup_holds(const char *dir, const char *file, const char *value);
+
 /* cgroup_write unless dir/file reads as value already (one read, no write):
  * for files whose write costs whatever the value, e.g. a v1 CPU bandwidth
  * file, whose every write walks all of the host's CPU cgroups. Returns 1

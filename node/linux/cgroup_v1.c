@@ -386,14 +386,12 @@ v1_set_cpu(cgroup_mgr_t *m, const char *id, const struct spec_limits *l)
         snprintf(want, sizeof(want), "%" PRIu64, quota);
     else
         snprintf(want, sizeof(want), "-1");
-    _cleanup_free_ char *cur = NULL;
-    bool same = cgroup_read(dir, "cpu.cfs_quota_us", &cur) == 0 &&
-                strtoll(cur, NULL, 10) == (quota ? (long long)quota : -1);
+    bool same = cgroup_holds(dir, "cpu.cfs_quota_us", want);
     if (!same && burst && (r = cgroup_write_changed(m, dir, "cpu.cfs_burst_us", "0")) < 0)
         return r;
     if ((r = cgroup_write_changed(m, dir, "cpu.cfs_period_us", "100000")) < 0)
         return r;
-    if ((r = cgroup_write_changed(m, dir, "cpu.cfs_quota_us", want)) < 0)
+    if (!same && (r = cgroup_write(m, dir, "cpu.cfs_quota_us", want)) < 0)
         return r;
     if (burst) {
         uint64_t b = quota ? (uint64_t)l->cpu_burst * 100 : 0;
