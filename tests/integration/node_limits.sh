@@ -14,11 +14,12 @@ nodectl h1 apply "$(spec lim "$G" "$limits")" >/dev/null || fail "apply"
 # cgroup_setup_limits): a stopped guest's cgroup holds none (so a create changes the
 # quota once, each change walking every CPU cgroup on the host), and the
 # ceiling is in place by the time the start answers.
-quota() {
-    if [ "$(cg_mode)" = v2 ]; then cat "$(cg_path "$G" cpu.max)"; else
-        cat /sys/fs/cgroup/cpu/vfleet/$G/cpu.cfs_quota_us; fi
-}
-if [ "$(cg_mode)" = v2 ]; then none="max 100000" want="50000 100000"; else none=-1 want=50000; fi
+if [ "$(cg_mode)" = v2 ]; then
+    qfile=cpu.max none="max 100000" want="50000 100000"
+else
+    qfile=cpu.cfs_quota_us none=-1 want=50000
+fi
+quota() { cat "$(cg_path "$G" "$qfile")"; }
 q=$(quota)
 [ "$q" = "$none" ] || fail "cpu ceiling of the guest before its start: $q, want $none"
 nodectl h1 start "$G" >/dev/null || fail "start"
