@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <nftables/libnftables.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/mem.h"
@@ -24,9 +25,19 @@ static struct {
     const char *(*error)(struct nft_ctx *ctx);
 } lib = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* Resolves every entry point; false (and the handle closed) if one lacks. */
+/* Puts dlerror's text (why the last dlopen or dlsym failed) into why. */
+static void
+lib_why(char *why, size_t why_len)
+{
+    const char *e = dlerror();
+    if (why && why_len)
+        snprintf(why, why_len, "cannot load %s: %s", NFTLIB_SONAME, e ? e : "unknown error");
+}
+
+/* Resolves every entry point; false (and the handle closed, dlerror's text
+ * in why) if one lacks. */
 static bool
-lib_resolve(void *h)
+lib_resolve(void *h, char *why, size_t why_len)
 {
     /* POSIX lets a void * from dlsym become a function pointer. */
 #define SYM(field, name) (*(void **)&lib.field = dlsym(h, name)) != NULL
@@ -36,20 +47,24 @@ lib_resolve(void *h)
         SYM(error, "nft_ctx_get_error_buffer"))
         return true;
 #undef SYM
+    lib_why(why, why_len);
     dlclose(h);
     return false;
 }
 
-/* Takes a use of the library, loading it as needed: 0 or -ELIBACC. */
+/* Takes a use of the library, loading it as needed: 0, or -ELIBACC with
+ * the reason in why. */
 static int
-lib_get(void)
+lib_get(char *why, size_t why_len)
 {
     int r = 0;
 
     pthread_mutex_lock(&lib.lock);
     if (!lib.handle) {
         void *h = dlopen(NFTLIB_SONAME, RTLD_NOW | RTLD_LOCAL);
-        if (h && lib_resolve(h))
+        if (!h)
+            lib_why(why, why_len);
+        else if (lib_resolve(h, why, why_len))
             lib.handle = h;
     }
     if (lib.handle) {
@@ -73,13 +88,10 @@ lib_put(void)
 int
 nftlib_run(const char *cmd, char **out, char *err, size_t err_len)
 {
-    int r = lib_get();
+    int r = lib_get(err, err_len);
 
-    if (r < 0) {
-        if (err && err_len)
-            strscpy(err, "cannot load " NFTLIB_SONAME, err_len);
+    if (r < 0)
         return r;
-    }
     struct nft_ctx *ctx = lib.ctx_new(NFT_CTX_DEFAULT);
     if (!ctx) {
         lib_put();

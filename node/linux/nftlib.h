@@ -10,13 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The library's file name (its soname). */
+/* The library's file name (its soname); a test may name another. */
+#ifndef NFTLIB_SONAME
 #define NFTLIB_SONAME "libnftables.so.1"
+#endif
 
 /* Runs cmd (a script or a listing) in a fresh libnftables context. Returns
  * 0 with *out set to its output (malloc'd; when out is not NULL), -EINVAL
  * with nft's message in err (when err is not NULL), or -ELIBACC when the
- * library cannot be loaded. */
+ * library cannot be loaded (with dlerror's reason in err). */
 int nftlib_run(const char *cmd, char **out, char *err, size_t err_len);
 
 /* Closes the library when no call is running and none started in the last
