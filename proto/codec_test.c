@@ -77,6 +77,39 @@ test_decode_writes_its_member_only(void **state)
     free(m);
 }
 
+/* msg_init gives what {.type = t} gives wherever encoding and msg_clear
+ * look: the same bytes on the wire, with the rest of the union untouched. */
+static void
+test_init_is_a_zeroed_message(void **state)
+{
+    struct msg *m = xmalloc(sizeof(*m)), *z = xmalloc(sizeof(*z));
+    const unsigned char *u = (const unsigned char *)&m->u;
+
+    for (int t = MSG_INVALID + 1; t < MSG_TYPE_COUNT; t++) {
+        size_t n = msg_member_size((enum msg_type)t);
+        memset(m, 0xa5, sizeof(*m));
+        msg_init(m, (enum msg_type)t);
+        assert_int_equal(m->type, t);
+        assert_true(m->id == 0);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(u[i], 0);
+        for (size_t i = n; i < sizeof(m->u); i++)
+            assert_int_equal(u[i], 0xa5);
+        memset(z, 0, sizeof(*z));
+        z->type = (enum msg_type)t;
+        char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
+        int ra = msg_encode(m, &a, &la), rb = msg_encode(z, &b, &lb);
+        assert_int_equal(ra, rb);
+        assert_true(la == lb && (la == 0 || memcmp(a, b, la) == 0));
+        free(a);
+        free(b);
+        msg_clear(m);
+    }
+    free(m);
+    free(z);
+}
+
 /* Optional fields may be left out, and zero-valued ones survive as zero. */
 static void
 test_roundtrip_minimal(void **state)
@@ -278,6 +311,7 @@ main(void)
         cmocka_unit_test(test_roundtrip_every_type),
         cmocka_unit_test(test_roundtrip_minimal),
         cmocka_unit_test(test_decode_writes_its_member_only),
+        cmocka_unit_test(test_init_is_a_zeroed_message),
         cmocka_unit_test(test_roundtrip_at_caps),
         cmocka_unit_test(test_limit_table_on_the_wire),
         cmocka_unit_test(test_error_names_and_errno),

@@ -192,6 +192,14 @@ msg_member_size(enum msg_type t)
 }
 
 void
+msg_init(struct msg *m, enum msg_type t)
+{
+    m->type = t;
+    m->id = 0;
+    memset(&m->u, 0, msg_member_size(t));
+}
+
+void
 msg_clear(struct msg *m)
 {
     if (!m)
