@@ -29,7 +29,7 @@
 typedef struct db db_t;
 
 /* The schema version this build writes (the number of migrations). */
-#define DB_SCHEMA_VERSION 13
+#define DB_SCHEMA_VERSION 14
 
 enum db_node_state {
     DB_NODE_READY,   /* heartbeats arrive */

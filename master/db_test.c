@@ -711,6 +711,59 @@ test_v4_store_upgraded(void **state)
     assert_int_equal(u.addrs, 2);
 }
 
+/* A store of schema 13 keeps its idempotency records through the move to a
+ * rowid table (schema 14), whose key index no longer holds the replies. */
+static void
+test_v13_idempotency_upgraded(void **state)
+{
+    struct fx *f = *state;
+    struct db_idem got;
+    sqlite3 *c;
+
+    db_destroy(&f->db);
+    unlink(f->path);
+    assert_int_equal(sqlite3_open(f->path, &c), SQLITE_OK);
+    for (int v = 0; v < 13; v++)
+        assert_int_equal(sqlite3_exec(c, db_migrations[v], NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(c,
+                                  "INSERT INTO idempotency (key, method, path, request_hash, "
+                                  "status, body, created) VALUES ('k1', 'POST', "
+                                  "'/v1/guests:batch', 'h1', 200, '{\"results\":[]}', 1000); "
+                                  "PRAGMA user_version = 13;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(c);
+    assert_int_equal(db_open(f->path, &f->db, NULL, 0), 0);
+    assert_int_equal(db_schema_version(f->db), DB_SCHEMA_VERSION);
+    assert_int_equal(db_idem_get(f->db, "k1", &got), 0);
+    assert_string_equal(got.path, "/v1/guests:batch");
+    assert_string_equal(got.request_hash, "h1");
+    assert_int_equal(got.status, 200);
+    assert_string_equal(got.body, "{\"results\":[]}");
+    assert_int_equal(got.created_ms, 1000);
+    db_idem_clear(&got);
+    /* A rowid table (a WITHOUT ROWID one has no rowid column to select),
+     * with its index on the time of creation for the expiry. */
+    assert_int_equal(sql_int(f->path, "SELECT COUNT(rowid) FROM idempotency"), 1);
+    assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
+                                      "AND name = 'idempotency_created'"),
+                     1);
+    struct db_idem r = {.key = "k1",
+                        .method = "POST",
+                        .path = "/v1/guests",
+                        .request_hash = "h2",
+                        .status = 201,
+                        .body = "{}",
+                        .created_ms = 5000};
+    assert_int_equal(db_idem_put(f->db, &r), -EEXIST);
+    r.key = "k2";
+    assert_int_equal(db_idem_put(f->db, &r), 0);
+    assert_int_equal(db_idem_expire(f->db, 2000), 1);
+    assert_int_equal(db_idem_get(f->db, "k1", &got), -ENOENT);
+    assert_int_equal(db_idem_get(f->db, "k2", &got), 0);
+    db_idem_clear(&got);
+}
+
 static void
 test_projects_and_tokens(void **state)
 {
@@ -762,6 +815,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unique_name_and_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_address_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v13_idempotency_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_list_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_update_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_get_state, setup, teardown),

@@ -84,9 +84,10 @@ ack_after(master_t *m, void *ctx, int err)
 
     /* A rollback acks nothing: the node sends it again. */
     if (err == 0) {
-        struct msg k = {.type = MSG_ACK};
+        struct msg k;
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
+        msg_init(&k, MSG_ACK); /* once per guest created: not the whole struct */
         k.u.ack.ref = a->ref;
         if (msg_encode(&k, &buf, &len) == 0 && session_send_raw(m, a->node, buf, len) < 0)
             log_debug("node=%s ack of %llu not sent; its re-send is acked", a->node,
@@ -397,7 +398,8 @@ on_message(master_t *m, struct mlink *ml, const char *peer, struct msg *msg)
 {
     switch (msg->type) {
     case MSG_HEARTBEAT: {
-        struct msg echo = {.type = MSG_HEARTBEAT};
+        struct msg echo;
+        msg_init(&echo, MSG_HEARTBEAT);
         echo.u.heartbeat = msg->u.heartbeat;
         session_send(m, ml, peer, &echo);
         reconcile_heartbeat(m, peer, &msg->u.heartbeat);

@@ -60,11 +60,15 @@ agent_send(agent_t *a, struct msg *m)
     return r;
 }
 
+/* The answers and events below start from msg_init, not {.type = ...}: a
+ * struct msg is 19.7 KiB (the union's largest member) and an ack, one per
+ * command, uses 64 bytes of it. */
 void
 agent_send_ack(agent_t *a, uint64_t ref, const struct agent_guest *g)
 {
-    struct msg m = {.type = MSG_ACK};
+    struct msg m;
 
+    msg_init(&m, MSG_ACK);
     m.u.ack.ref = ref;
     if (g) {
         memcpy(m.u.ack.id, g->rec.spec.id, sizeof(m.u.ack.id));
@@ -77,8 +81,9 @@ agent_send_ack(agent_t *a, uint64_t ref, const struct agent_guest *g)
 void
 agent_send_ack_gone(agent_t *a, uint64_t ref, const char *id, uint64_t generation)
 {
-    struct msg m = {.type = MSG_ACK};
+    struct msg m;
 
+    msg_init(&m, MSG_ACK);
     m.u.ack.ref = ref;
     strscpy(m.u.ack.id, id, sizeof(m.u.ack.id));
     m.u.ack.generation = generation;
@@ -88,8 +93,9 @@ agent_send_ack_gone(agent_t *a, uint64_t ref, const char *id, uint64_t generatio
 void
 agent_send_nack(agent_t *a, uint64_t ref, const char *id, enum msg_error code, const char *text)
 {
-    struct msg m = {.type = MSG_NACK};
+    struct msg m;
 
+    msg_init(&m, MSG_NACK);
     m.u.nack.ref = ref;
     m.u.nack.code = code;
     if (id)
@@ -111,8 +117,9 @@ agent_send_nack_errno(agent_t *a, uint64_t ref, const char *id, int err, const c
 void
 agent_send_event(agent_t *a, const char *id, const char *kind, int exit_code, const char *text)
 {
-    struct msg m = {.type = MSG_EVENT};
+    struct msg m;
 
+    msg_init(&m, MSG_EVENT);
     strscpy(m.u.event.id, id, sizeof(m.u.event.id));
     strscpy(m.u.event.kind, kind, sizeof(m.u.event.kind));
     m.u.event.time_ms = time_real_ms();
@@ -125,8 +132,9 @@ void
 agent_send_exit(agent_t *a, const char *id, int exit_code, int signal, bool restarting,
                 const char *text)
 {
-    struct msg m = {.type = MSG_EVENT};
+    struct msg m;
 
+    msg_init(&m, MSG_EVENT);
     strscpy(m.u.event.id, id, sizeof(m.u.event.id));
     strscpy(m.u.event.kind, "exited", sizeof(m.u.event.kind));
     m.u.event.time_ms = time_real_ms();

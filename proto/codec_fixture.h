@@ -749,6 +749,9 @@ expect(struct frame *f, int rc, uint64_t id, const char *what)
 {
     struct msg m;
     char err[256] = "";
+    /* Not zeroed: msg_decode zeroes what the type uses, so a refusal half
+     * way leaves msg_clear nothing but NULL or its own pointers to free. */
+    memset(&m, 0xa5, sizeof(m));
     int r = decode_frame(f, &m, err, sizeof(err));
     if (r != rc)
         print_error("got %d (%s), want %d\n", r, err, rc);

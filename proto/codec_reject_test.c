@@ -74,6 +74,7 @@ test_reject_every_truncation(void **state)
             /* A copy of exactly n bytes, so ASan sees any read past it. */
             char *cut = xmalloc(n ? n : 1);
             memcpy(cut, buf, n);
+            memset(&m, 0xa5, sizeof(m));
             int r = msg_decode(cut, n, &m, NULL, 0);
             if (r != -EBADMSG)
                 print_error("type %d prefix %zu/%zu: %d\n", t, n, len, r);

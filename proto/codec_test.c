@@ -28,6 +28,88 @@ test_roundtrip_every_type(void **state)
     }
 }
 
+/* Decoding writes the header and the member the type uses, nothing past it
+ * (the union is as large as a hello; an ack is 64 bytes of it), and every
+ * type's member is zeroed first: a message decoded over one of another type
+ * reads the same as into a zeroed struct. msg_clear leaves {.type = 0}
+ * wherever the type's member reaches; a frame refused before its type is
+ * known leaves the whole union zeroed. */
+static void
+test_decode_writes_its_member_only(void **state)
+{
+    struct msg *m = xmalloc(sizeof(*m));
+    const unsigned char *u = (const unsigned char *)&m->u;
+
+    for (int t = MSG_INVALID + 1; t < MSG_TYPE_COUNT; t++) {
+        struct msg in;
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, n = msg_member_size((enum msg_type)t);
+
+        fill(&in, (enum msg_type)t);
+        assert_int_equal(msg_encode(&in, &buf, &len), 0);
+        assert_true(n > 0 && n <= sizeof(m->u));
+        if (t != MSG_HELLO) /* the largest member: its row is the union's size */
+            assert_true(n < sizeof(m->u));
+        memset(m, 0xa5, sizeof(*m));
+        assert_int_equal(msg_decode(buf, len, m, NULL, 0), 0);
+        cmp_msg(&in, m);
+        for (size_t i = n; i < sizeof(m->u); i++)
+            assert_int_equal(u[i], 0xa5);
+        msg_clear(m);
+        assert_int_equal(m->type, MSG_INVALID);
+        assert_true(m->id == 0);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(u[i], 0);
+        msg_clear(&in);
+    }
+    /* An ack's member is far smaller than the union. */
+    assert_true(msg_member_size(MSG_ACK) < sizeof(m->u) / 100);
+    assert_int_equal(msg_member_size(MSG_INVALID), sizeof(m->u));
+    assert_int_equal(msg_member_size(MSG_TYPE_COUNT), sizeof(m->u));
+
+    /* Refused before the type is known: the whole union is zero. */
+    memset(m, 0xa5, sizeof(*m));
+    assert_int_equal(msg_decode("\x81\xa1x\x01", 4, m, NULL, 0), -EBADMSG);
+    assert_int_equal(m->type, MSG_INVALID);
+    for (size_t i = 0; i < sizeof(m->u); i++)
+        assert_int_equal(u[i], 0);
+    msg_clear(m);
+    free(m);
+}
+
+/* msg_init gives what {.type = t} gives wherever encoding and msg_clear
+ * look: the same bytes on the wire, with the rest of the union untouched. */
+static void
+test_init_is_a_zeroed_message(void **state)
+{
+    struct msg *m = xmalloc(sizeof(*m)), *z = xmalloc(sizeof(*z));
+    const unsigned char *u = (const unsigned char *)&m->u;
+
+    for (int t = MSG_INVALID + 1; t < MSG_TYPE_COUNT; t++) {
+        size_t n = msg_member_size((enum msg_type)t);
+        memset(m, 0xa5, sizeof(*m));
+        msg_init(m, (enum msg_type)t);
+        assert_int_equal(m->type, t);
+        assert_true(m->id == 0);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(u[i], 0);
+        for (size_t i = n; i < sizeof(m->u); i++)
+            assert_int_equal(u[i], 0xa5);
+        memset(z, 0, sizeof(*z));
+        z->type = (enum msg_type)t;
+        char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
+        int ra = msg_encode(m, &a, &la), rb = msg_encode(z, &b, &lb);
+        assert_int_equal(ra, rb);
+        assert_true(la == lb && (la == 0 || memcmp(a, b, la) == 0));
+        free(a);
+        free(b);
+        msg_clear(m);
+    }
+    free(m);
+    free(z);
+}
+
 /* Optional fields may be left out, and zero-valued ones survive as zero. */
 static void
 test_roundtrip_minimal(void **state)
@@ -228,6 +310,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_every_type),
         cmocka_unit_test(test_roundtrip_minimal),
+        cmocka_unit_test(test_decode_writes_its_member_only),
+        cmocka_unit_test(test_init_is_a_zeroed_message),
         cmocka_unit_test(test_roundtrip_at_caps),
         cmocka_unit_test(test_limit_table_on_the_wire),
         cmocka_unit_test(test_error_names_and_errno),

@@ -420,8 +420,21 @@ struct msg {
     } u;
 };
 
-/* Frees what a message owns and zeroes it. NULL-safe. */
+/* Frees what a message owns and zeroes its type, its id and its member of
+ * the union (the whole union for MSG_INVALID), so that it reads as
+ * {.type = MSG_INVALID}. NULL-safe. m->type must name the member that was
+ * filled: the other members are not looked at (a member larger than the
+ * type's may keep bytes from before). */
 void msg_clear(struct msg *m);
+
+/* Bytes of the union member a message of type t uses (its sizeof); the
+ * whole union for MSG_INVALID and values out of range. */
+size_t msg_member_size(enum msg_type t);
+
+/* Makes m a message of type t with id 0 and its member of the union zeroed:
+ * what `struct msg m = {.type = t}` gives as far as encoding and msg_clear
+ * look, without zeroing the whole 19.7 KiB (an ack uses 64 bytes). */
+void msg_init(struct msg *m, enum msg_type t);
 
 /* Encodes m into a new buffer (*buf, *len; caller frees with free()). m->id
  * is written as the request id. Returns 0, or -EINVAL when m holds a value
@@ -430,8 +443,10 @@ void msg_clear(struct msg *m);
  * PROTO_MAX_FRAME). On failure *buf is NULL. m is not modified. */
 int msg_encode(const struct msg *m, char **buf, size_t *len);
 
-/* Decodes one frame into m (zeroed first; msg_clear it after, also on
- * failure). Returns 0, or:
+/* Decodes one frame into m (msg_clear it after, also on failure). m's type,
+ * id and the member of the union its type uses are zeroed before any field
+ * is read (the whole union when the frame names no known type); the rest of
+ * the union is not written. Returns 0, or:
  *   -EBADMSG  not a well-formed, bounded msgpack map of known shape
  *   -EPROTONOSUPPORT  a higher major version ("v")
  *   -ENOMSG   a well-formed message of a type this side does not know
