@@ -41,14 +41,21 @@ agent_guest_find_name(agent_t *a, const char *name)
 void
 agent_guest_set_spec(struct agent_guest *g, const struct guest_spec *s)
 {
-    struct agent_spec_head *h = &g->rec.spec;
-    struct netaddr *addrs = NULL;
     char *packed;
     size_t len;
 
     /* Every spec here came through spec_validate (the codec, the store). */
     if (spec_pack(s, &packed, &len) < 0)
         abort();
+    agent_guest_take_spec(g, s, packed, len);
+}
+
+void
+agent_guest_take_spec(struct agent_guest *g, const struct guest_spec *s, char *packed, size_t len)
+{
+    struct agent_spec_head *h = &g->rec.spec;
+    struct netaddr *addrs = NULL;
+
     free(g->rec.packed);
     g->rec.packed = packed;
     g->rec.packed_len = len;
@@ -75,11 +82,27 @@ agent_guest_set_spec(struct agent_guest *g, const struct guest_spec *s)
 }
 
 void
-agent_guest_spec(const struct agent_guest *g, struct guest_spec *out)
+agent_spec_unpack(const char *packed, size_t len, struct guest_spec *out)
 {
     /* Only spec_pack's output is kept: failing to read it back is a bug. */
-    if (spec_unpack(g->rec.packed, g->rec.packed_len, out) < 0)
+    if (spec_unpack(packed, len, out) < 0)
         abort();
+}
+
+void
+agent_guest_spec(const struct agent_guest *g, struct guest_spec *out)
+{
+    agent_spec_unpack(g->rec.packed, g->rec.packed_len, out);
+}
+
+char *
+agent_guest_packed(const struct agent_guest *g, size_t *len)
+{
+    char *p = xmalloc(g->rec.packed_len);
+
+    memcpy(p, g->rec.packed, g->rec.packed_len);
+    *len = g->rec.packed_len;
+    return p;
 }
 
 /* g's whole record, the spec unpacked, as the store takes it. */

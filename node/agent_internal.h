@@ -251,8 +251,20 @@ struct agent_guest *agent_guest_add(agent_t *a, const struct store_record *rec);
 /* g's whole spec, unpacked into *out (17 KB: a job's or the heap's, not
  * the stack of a deep call). */
 void agent_guest_spec(const struct agent_guest *g, struct guest_spec *out);
+/* A copy of g's packed spec (malloc'd; its bytes in *len): what a job
+ * carries while it waits, a few hundred bytes where the unpacked spec is
+ * 17 KB (a burst of queued jobs each holding one left the heap in holes of
+ * that size). */
+char *agent_guest_packed(const struct agent_guest *g, size_t *len);
+/* Unpacks a spec packed by the agent (agent_guest_packed, spec_pack of a
+ * validated spec); failing to is a bug: it aborts. */
+void agent_spec_unpack(const char *packed, size_t len, struct guest_spec *out);
 /* Replaces g's spec (packs it; s has passed spec_validate). */
 void agent_guest_set_spec(struct agent_guest *g, const struct guest_spec *s);
+/* The same with s already packed: takes packed (len bytes, spec_pack's
+ * output for s, malloc'd). */
+void agent_guest_take_spec(struct agent_guest *g, const struct guest_spec *s, char *packed,
+                           size_t len);
 /* Takes g out of the table and frees it once its handles are closed. */
 void agent_guest_remove(agent_t *a, struct agent_guest *g);
 /* Writes g's record to the store; logs a failure. Returns 0 or -errno. */

@@ -39,22 +39,31 @@ enum job_kind {
 };
 
 /* One backend operation. The job owns copies of everything its run reads,
- * so the loop thread may change guests meanwhile. */
+ * so the loop thread may change guests meanwhile. The spec waits packed (a
+ * few hundred bytes): run gets it unpacked on the pool thread's stack. A
+ * job holding the whole 17 KB struct guest_spec left a burst of creates'
+ * heap in holes of a job's size, each freed after the small blocks the
+ * create keeps were carved beside it (docs/performance.md, "Jobs that
+ * carry the spec packed"). */
 struct job {
-    agent_t *agent;            /* back pointer for done */
-    enum job_kind kind;        /* index into job_ops */
-    uint64_t ref;              /* request id to answer, 0 for internal jobs */
-    bool fake_pids;            /* the agent's cfg.fake_pids, read by run */
-    struct guest_spec spec;    /* the guest's spec as of queueing (usage: each guest's in turn) */
-    struct guest_runtime rt;   /* runtime in, and out of start */
-    struct guest_ids ids;      /* the guest's uid block (its store record) */
-    int result;                /* backend return */
-    char errtext[ERRTEXT_MAX]; /* the backend's detail when result < 0 */
+    agent_t *agent;              /* back pointer for done */
+    enum job_kind kind;          /* index into job_ops */
+    uint64_t ref;                /* request id to answer, 0 for internal jobs */
+    bool fake_pids;              /* the agent's cfg.fake_pids, read by run */
+    char id[SPEC_ID_LEN + 1];    /* the guest's id, "" for a job about no guest (usage) */
+    char name[NAME_MAX_LEN + 1]; /* its name, for logs */
+    char *packed;                /* its spec as of queueing, spec_pack'd (owned; NULL for usage) */
+    size_t packed_len;           /* packed's bytes */
+    struct guest_runtime rt;     /* runtime in, and out of start */
+    struct guest_ids ids;        /* the guest's uid block (its store record) */
+    int result;                  /* backend return */
+    char errtext[ERRTEXT_MAX];   /* the backend's detail when result < 0 */
     union {
         struct {
-            bool existed;     /* the guest was already created */
-            bool start;       /* guest.apply.start: start it after the apply */
-            int start_result; /* the start's backend return, 1 = not tried */
+            uint64_t generation; /* the spec's (the one applied) */
+            bool existed;        /* the guest was already created */
+            bool start;          /* guest.apply.start: start it after the apply */
+            int start_result;    /* the start's backend return, 1 = not tried */
         } apply;
         struct {
             bool soft; /* a failure is acked (running false), not nacked */
@@ -98,8 +107,9 @@ struct job_ops {
     const char *name;     /* for logs */
     bool exec_lane;       /* runs on the exec lane, else on the lifecycle lane */
     enum job_fresh fresh; /* what to take from the guest at start */
-    /* On a thread-pool thread: sets j->result (and the payload's outputs). */
-    void (*run)(struct job *j, backend_t *b);
+    /* On a thread-pool thread: sets j->result (and the payload's outputs).
+     * s is the job's spec unpacked (usage: room to unpack each guest's). */
+    void (*run)(struct job *j, backend_t *b, struct guest_spec *s);
     /* On the loop thread; g is the job's guest if still in the table, else NULL. */
     void (*done)(agent_t *a, struct job *j, struct agent_guest *g);
     /* Frees the payload; NULL when it owns nothing. */
@@ -139,7 +149,9 @@ job_new(agent_t *a, enum job_kind kind, uint64_t ref, const struct agent_guest *
     j->ref = ref;
     j->fake_pids = a->cfg.fake_pids;
     if (g) {
-        agent_guest_spec(g, &j->spec);
+        strscpy(j->id, g->rec.spec.id, sizeof(j->id));
+        strscpy(j->name, g->rec.spec.name, sizeof(j->name));
+        j->packed = agent_guest_packed(g, &j->packed_len);
         j->rt = g->rec.rt;
         j->ids = g->rec.ids;
     }
@@ -158,20 +170,28 @@ job_start(void *arg)
     enum job_fresh fresh = job_ops[j->kind].fresh;
     const struct agent_guest *g;
 
-    if (fresh == FRESH_NONE || !(g = agent_guest_find(j->agent, j->spec.id)))
+    if (fresh == FRESH_NONE || !(g = agent_guest_find(j->agent, j->id)))
         return;
     j->rt = g->rec.rt;
-    if (fresh == FRESH_ALL)
-        agent_guest_spec(g, &j->spec);
+    if (fresh == FRESH_ALL) {
+        free(j->packed);
+        j->packed = agent_guest_packed(g, &j->packed_len);
+        strscpy(j->name, g->rec.spec.name, sizeof(j->name));
+    }
 }
 
 static void
 job_run(void *arg)
 {
     struct job *j = arg;
+    /* 17 KB of the pool thread's stack, given back after the job (lane.c,
+     * memtidy_stack_release). */
+    struct guest_spec spec;
 
+    if (j->packed)
+        agent_spec_unpack(j->packed, j->packed_len, &spec);
     errtext_clear();
-    job_ops[j->kind].run(j, j->agent->backend);
+    job_ops[j->kind].run(j, j->agent->backend, &spec);
     if (j->result < 0)
         strscpy(j->errtext, errtext_get(), sizeof(j->errtext));
 }
@@ -183,10 +203,11 @@ job_done(void *arg)
     agent_t *a = j->agent;
     const struct job_ops *ops = &job_ops[j->kind];
 
-    log_debug("node=%s guest=%s job %s done: %d", a->cfg.name, j->spec.name, ops->name, j->result);
-    ops->done(a, j, j->spec.id[0] ? agent_guest_find(a, j->spec.id) : NULL);
+    log_debug("node=%s guest=%s job %s done: %d", a->cfg.name, j->name, ops->name, j->result);
+    ops->done(a, j, j->id[0] ? agent_guest_find(a, j->id) : NULL);
     if (ops->clear)
         ops->clear(j);
+    free(j->packed);
     free(j);
 }
 
@@ -197,8 +218,8 @@ job_push(agent_t *a, struct job *j)
 {
     if (job_ops[j->kind].exec_lane)
         lane_push(a->execs, &job_fns, j);
-    else if (j->spec.id[0])
-        lane_push_key(a->ops, j->spec.id, &job_fns, j);
+    else if (j->id[0])
+        lane_push_key(a->ops, j->id, &job_fns, j);
     else
         lane_push(a->ops, &job_fns, j); /* usage: about every guest, alone */
 }
@@ -227,22 +248,22 @@ serial_end(const backend_t *b)
 
 /* ---- apply ------------------------------------------------------------ */
 
-static void start_run(struct job *j, backend_t *b);
+static void start_run(struct job *j, backend_t *b, struct guest_spec *s);
 static void start_set(agent_t *a, struct job *j, struct agent_guest *g);
 static void start_follow(agent_t *a, struct job *j, struct agent_guest *g);
 
 static void
-apply_run(struct job *j, backend_t *b)
+apply_run(struct job *j, backend_t *b, struct guest_spec *s)
 {
     const struct backend_ops *ops = b->ops;
     bool existed = j->u.apply.existed;
 
-    j->result = existed ? 0 : ops->create(b, &j->spec, &j->ids);
+    j->result = existed ? 0 : ops->create(b, s, &j->ids);
     if (j->result >= 0)
-        j->result = ops->set_limits(b, &j->spec, &j->ids, &j->rt);
+        j->result = ops->set_limits(b, s, &j->ids, &j->rt);
     if (j->result >= 0 && j->rt.pid) {
         serial_begin(b);
-        j->result = ops->apply_network(b, &j->spec, &j->rt);
+        j->result = ops->apply_network(b, s, &j->rt);
         serial_end(b);
     }
     if (j->result < 0 && !existed) {
@@ -251,15 +272,15 @@ apply_run(struct job *j, backend_t *b)
         char why[ERRTEXT_MAX];
         strscpy(why, errtext_get(), sizeof(why));
         serial_begin(b);
-        (void)ops->destroy(b, &j->spec);
+        (void)ops->destroy(b, s);
         serial_end(b);
         errtext_set("%s", why);
     }
     j->u.apply.start_result = 1;
-    if (j->result >= 0 && j->u.apply.start && !j->rt.pid && !(j->spec.flags & SPEC_FLAG_LOCK)) {
+    if (j->result >= 0 && j->u.apply.start && !j->rt.pid && !(s->flags & SPEC_FLAG_LOCK)) {
         /* guest.apply.start: the start in the same trip to the thread pool.
          * Its failure is the start's, not the apply's (done acks it). */
-        start_run(j, b);
+        start_run(j, b, s);
         j->u.apply.start_result = j->result;
         if (j->result < 0)
             snprintf(j->errtext, sizeof(j->errtext), "%s",
@@ -275,31 +296,36 @@ apply_done(agent_t *a, struct job *j, struct agent_guest *g)
         return;
     if (j->result < 0) {
         log_error("node=%s guest=%s apply of generation %" PRIu64 " failed: %s", a->cfg.name,
-                  j->spec.name, j->spec.generation, job_why(j));
+                  j->name, j->u.apply.generation, job_why(j));
         if (!j->u.apply.existed) {
             /* Nothing of a failed create is kept: the record goes too. */
-            store_delete(a->store, j->spec.id);
+            store_delete(a->store, j->id);
             agent_guest_remove(a, g);
         }
-        agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "apply", j->errtext);
+        agent_send_nack_errno(a, j->ref, j->id, j->result, "apply", j->errtext);
         return;
     }
-    agent_guest_set_spec(g, &j->spec);
-    g->rec.applied_generation = j->spec.generation;
+    /* The spec applied becomes the guest's, its packed bytes with it; its
+     * hot members are read from it unpacked on the loop's stack. */
+    struct guest_spec s;
+    agent_spec_unpack(j->packed, j->packed_len, &s);
+    agent_guest_take_spec(g, &s, j->packed, j->packed_len);
+    j->packed = NULL;
+    g->rec.applied_generation = j->u.apply.generation;
     /* guest.apply.start that started: one record write for both. */
     bool started = j->u.apply.start_result == 0;
     if (started)
         start_set(a, j, g);
     if (agent_guest_save(a, g) < 0) {
-        agent_send_nack(a, j->ref, j->spec.id, MSG_ERR_INTERNAL, "cannot write local store");
+        agent_send_nack(a, j->ref, j->id, MSG_ERR_INTERNAL, "cannot write local store");
         return;
     }
-    log_info("node=%s guest=%s generation %" PRIu64 " applied", a->cfg.name, j->spec.name,
-             j->spec.generation);
+    log_info("node=%s guest=%s generation %" PRIu64 " applied", a->cfg.name, j->name,
+             j->u.apply.generation);
     if (started)
         start_follow(a, j, g);
     else if (j->u.apply.start_result < 0)
-        log_error("node=%s guest=%s start after the apply failed: %s", a->cfg.name, j->spec.name,
+        log_error("node=%s guest=%s start after the apply failed: %s", a->cfg.name, j->name,
                   j->errtext);
     agent_send_ack(a, j->ref, g);
 }
@@ -308,9 +334,15 @@ void
 agent_job_apply(agent_t *a, const struct agent_guest *g, uint64_t ref,
                 const struct guest_spec *spec, bool existed, bool start)
 {
-    struct job *j = job_new(a, JOB_APPLY, ref, g);
+    struct job *j = job_new(a, JOB_APPLY, ref, NULL);
 
-    j->spec = *spec;
+    strscpy(j->id, spec->id, sizeof(j->id));
+    strscpy(j->name, spec->name, sizeof(j->name));
+    if (spec_pack(spec, &j->packed, &j->packed_len) < 0)
+        abort(); /* spec passed spec_validate (the codec): a bug */
+    j->rt = g->rec.rt;
+    j->ids = g->rec.ids;
+    j->u.apply.generation = spec->generation;
     j->u.apply.existed = existed;
     j->u.apply.start = start;
     job_push(a, j);
@@ -319,23 +351,23 @@ agent_job_apply(agent_t *a, const struct agent_guest *g, uint64_t ref,
 /* ---- start ------------------------------------------------------------ */
 
 static void
-start_run(struct job *j, backend_t *b)
+start_run(struct job *j, backend_t *b, struct guest_spec *s)
 {
     const struct backend_ops *ops = b->ops;
 
-    j->result = ops->start(b, &j->spec, &j->ids, &j->rt);
+    j->result = ops->start(b, s, &j->ids, &j->rt);
     if (j->result < 0)
         return;
     /* A guest runs with its network or not at all: a start whose network
      * cannot be applied is undone. */
     serial_begin(b);
-    int r = ops->apply_network(b, &j->spec, &j->rt);
+    int r = ops->apply_network(b, s, &j->rt);
     if (r < 0) {
         char why[ERRTEXT_MAX];
         strscpy(why, errtext_get(), sizeof(why));
         struct guest_runtime none = {0};
-        ops->kill(b, &j->spec, &j->rt);
-        ops->apply_network(b, &j->spec, &none);
+        ops->kill(b, s, &j->rt);
+        ops->apply_network(b, s, &none);
         errtext_set("cannot set up the guest's network: %s", why[0] ? why : strerror(-r));
         j->result = r;
     }
@@ -359,9 +391,9 @@ static void
 start_follow(agent_t *a, struct job *j, struct agent_guest *g)
 {
     if (!a->closing && agent_guest_watch(a, g) < 0)
-        log_warning("node=%s guest=%s cannot watch init pid %d, ignoring", a->cfg.name,
-                    j->spec.name, (int)j->rt.pid);
-    log_info("node=%s guest=%s started, init pid %d", a->cfg.name, j->spec.name, (int)j->rt.pid);
+        log_warning("node=%s guest=%s cannot watch init pid %d, ignoring", a->cfg.name, j->name,
+                    (int)j->rt.pid);
+    log_info("node=%s guest=%s started, init pid %d", a->cfg.name, j->name, (int)j->rt.pid);
     /* Asked for: the restart policy counts afresh from here. */
     if (j->ref)
         g->restarts = 0;
@@ -373,11 +405,11 @@ start_done(agent_t *a, struct job *j, struct agent_guest *g)
     if (!g)
         return;
     if (j->result < 0) {
-        log_error("node=%s guest=%s start failed: %s", a->cfg.name, j->spec.name, job_why(j));
+        log_error("node=%s guest=%s start failed: %s", a->cfg.name, j->name, job_why(j));
         if (j->u.start.soft)
             agent_send_ack(a, j->ref, g);
         else
-            agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "start", j->errtext);
+            agent_send_nack_errno(a, j->ref, j->id, j->result, "start", j->errtext);
         return;
     }
     start_set(a, j, g);
@@ -387,7 +419,7 @@ start_done(agent_t *a, struct job *j, struct agent_guest *g)
     /* The master's command is answered by the ack (running); a start of the
      * node's own (restart policy, re-adoption, a move) is news: an event. */
     if (!j->ref)
-        agent_send_event(a, j->spec.id, "started", 0, "");
+        agent_send_event(a, j->id, "started", 0, "");
 }
 
 void
@@ -408,13 +440,13 @@ agent_job_start_soft(agent_t *a, const struct agent_guest *g, uint64_t ref)
 /* ---- stop ------------------------------------------------------------- */
 
 static void
-stop_run(struct job *j, backend_t *b)
+stop_run(struct job *j, backend_t *b, struct guest_spec *s)
 {
     serial_begin(b);
-    j->result = b->ops->stop(b, &j->spec, &j->rt);
+    j->result = b->ops->stop(b, s, &j->rt);
     j->u.stop.after = GUEST_RUNNING;
     if (j->result >= 0 && j->fake_pids)
-        (void)b->ops->state(b, &j->spec, &j->rt, &j->u.stop.after);
+        (void)b->ops->state(b, s, &j->rt, &j->u.stop.after);
     serial_end(b);
 }
 
@@ -424,7 +456,7 @@ stop_done(agent_t *a, struct job *j, struct agent_guest *g)
     if (!g)
         return;
     if (j->result < 0 && g->stop_ref) {
-        agent_send_nack_errno(a, g->stop_ref, j->spec.id, j->result, "stop", j->errtext);
+        agent_send_nack_errno(a, g->stop_ref, j->id, j->result, "stop", j->errtext);
         g->stop_ref = 0;
         g->stopping = false;
     }
@@ -443,32 +475,32 @@ agent_job_stop(agent_t *a, const struct agent_guest *g, uint64_t ref)
 /* ---- kill ------------------------------------------------------------- */
 
 static void
-kill_run_serial(struct job *j, backend_t *b)
+kill_run_serial(struct job *j, backend_t *b, struct guest_spec *s)
 {
     const struct backend_ops *ops = b->ops;
 
-    j->result = ops->kill(b, &j->spec, &j->rt);
+    j->result = ops->kill(b, s, &j->rt);
     j->u.kill.after = GUEST_RUNNING;
     if (j->result < 0)
         return;
     if (j->fake_pids)
-        (void)ops->state(b, &j->spec, &j->rt, &j->u.kill.after);
+        (void)ops->state(b, s, &j->rt, &j->u.kill.after);
     /* The run's network counters are read once the guest is dead (the
      * backend keeps them until told otherwise), then its network goes: done
      * folds them into the baseline. */
     struct guest_runtime none = {0};
-    if (ops->net_per_run && ops->usage(b, &j->spec, &j->rt, &j->u.kill.last) >= 0)
+    if (ops->net_per_run && ops->usage(b, s, &j->rt, &j->u.kill.last) >= 0)
         j->u.kill.have_last = true;
-    int r = ops->apply_network(b, &j->spec, &none);
+    int r = ops->apply_network(b, s, &none);
     if (r < 0 && r != -ENOENT)
         j->result = r;
 }
 
 static void
-kill_run(struct job *j, backend_t *b)
+kill_run(struct job *j, backend_t *b, struct guest_spec *s)
 {
     serial_begin(b);
-    kill_run_serial(j, b);
+    kill_run_serial(j, b, s);
     serial_end(b);
 }
 
@@ -482,7 +514,7 @@ kill_done(agent_t *a, struct job *j, struct agent_guest *g)
         agent_guest_save(a, g);
     }
     if (j->result < 0)
-        log_error("node=%s guest=%s kill failed: %s", a->cfg.name, j->spec.name, job_why(j));
+        log_error("node=%s guest=%s kill failed: %s", a->cfg.name, j->name, job_why(j));
     /* With a pidfd, the watch reports the exit and answers the stop. */
     if (j->result >= 0 && j->fake_pids && g->rec.rt.pid && j->u.kill.after != GUEST_RUNNING)
         agent_guest_stopped(a, g, -1, SIGKILL, "killed");
@@ -497,12 +529,12 @@ agent_job_kill(agent_t *a, const struct agent_guest *g)
 /* ---- destroy ---------------------------------------------------------- */
 
 static void
-destroy_run(struct job *j, backend_t *b)
+destroy_run(struct job *j, backend_t *b, struct guest_spec *s)
 {
     serial_begin(b);
-    j->result = j->rt.pid ? b->ops->kill(b, &j->spec, &j->rt) : 0;
+    j->result = j->rt.pid ? b->ops->kill(b, s, &j->rt) : 0;
     if (j->result >= 0)
-        j->result = b->ops->destroy(b, &j->spec);
+        j->result = b->ops->destroy(b, s);
     serial_end(b);
 }
 
@@ -513,7 +545,7 @@ destroy_done(agent_t *a, struct job *j, struct agent_guest *g)
         return;
     if (j->result < 0) {
         g->destroying = false;
-        agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "destroy", j->errtext);
+        agent_send_nack_errno(a, j->ref, j->id, j->result, "destroy", j->errtext);
         return;
     }
     /* The exit watch was stopped when the destroy was queued: reap init here
@@ -522,10 +554,10 @@ destroy_done(agent_t *a, struct job *j, struct agent_guest *g)
      * child of ours, and may be some unrelated one's. */
     if (j->rt.pid && !j->fake_pids)
         (void)waitpid(j->rt.pid, NULL, WNOHANG);
-    store_delete(a->store, j->spec.id);
-    log_info("node=%s guest=%s destroyed", a->cfg.name, j->spec.name);
-    agent_send_ack_gone(a, j->ref, j->spec.id, g->rec.applied_generation);
-    agent_send_event(a, j->spec.id, "destroyed", 0, "");
+    store_delete(a->store, j->id);
+    log_info("node=%s guest=%s destroyed", a->cfg.name, j->name);
+    agent_send_ack_gone(a, j->ref, j->id, g->rec.applied_generation);
+    agent_send_event(a, j->id, "destroyed", 0, "");
     agent_guest_remove(a, g);
 }
 
@@ -538,7 +570,7 @@ agent_job_destroy(agent_t *a, const struct agent_guest *g, uint64_t ref)
 /* ---- exec ------------------------------------------------------------- */
 
 static void
-exec_run(struct job *j, backend_t *b)
+exec_run(struct job *j, backend_t *b, struct guest_spec *s)
 {
     struct exec_request req = {
         .argv = j->u.exec.req.argv,
@@ -546,7 +578,7 @@ exec_run(struct job *j, backend_t *b)
         .max_output = j->u.exec.req.max_output,
     };
 
-    j->result = b->ops->exec(b, &j->spec, &j->rt, &req, &j->u.exec.res);
+    j->result = b->ops->exec(b, s, &j->rt, &req, &j->u.exec.res);
 }
 
 static void
@@ -559,11 +591,11 @@ exec_done(agent_t *a, struct job *j, struct agent_guest *g)
     /* The answer does not depend on the guest still being in the table. */
     (void)g;
     if (j->result < 0) {
-        agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "exec", j->errtext);
+        agent_send_nack_errno(a, j->ref, j->id, j->result, "exec", j->errtext);
         return;
     }
     e->ref = j->ref;
-    memcpy(e->id, j->spec.id, sizeof(e->id));
+    memcpy(e->id, j->id, sizeof(e->id));
     e->exit_code = res->exit_code;
     e->signal = res->signal;
     e->timed_out = res->timed_out;
@@ -602,10 +634,10 @@ agent_job_exec(agent_t *a, const struct agent_guest *g, uint64_t ref,
 /* ---- console ---------------------------------------------------------- */
 
 static void
-console_run(struct job *j, backend_t *b)
+console_run(struct job *j, backend_t *b, struct guest_spec *s)
 {
-    j->result = b->ops->console ? b->ops->console(b, &j->spec, j->u.console.max, &j->u.console.log)
-                                : -EOPNOTSUPP;
+    j->result =
+        b->ops->console ? b->ops->console(b, s, j->u.console.max, &j->u.console.log) : -EOPNOTSUPP;
 }
 
 static void
@@ -616,11 +648,11 @@ console_done(agent_t *a, struct job *j, struct agent_guest *g)
 
     (void)g;
     if (j->result < 0) {
-        agent_send_nack_errno(a, j->ref, j->spec.id, j->result, "console", j->errtext);
+        agent_send_nack_errno(a, j->ref, j->id, j->result, "console", j->errtext);
         return;
     }
     r->ref = j->ref;
-    memcpy(r->id, j->spec.id, sizeof(r->id));
+    memcpy(r->id, j->id, sizeof(r->id));
     r->total = j->u.console.log.total;
     r->len = (uint32_t)j->u.console.log.len;
     r->data = j->u.console.log.data;
@@ -645,14 +677,13 @@ agent_job_console(agent_t *a, const struct agent_guest *g, uint64_t ref, uint32_
 /* ---- usage ------------------------------------------------------------ */
 
 static void
-usage_run(struct job *j, backend_t *b)
+usage_run(struct job *j, backend_t *b, struct guest_spec *s)
 {
     for (size_t i = 0; i < j->u.usage.n; i++) {
         struct guest_usage *u = &j->u.usage.out[i];
-        if (spec_unpack(j->u.usage.specs[i], j->u.usage.spec_lens[i], &j->spec) < 0)
-            abort(); /* only spec_pack's output is kept: a bug */
-        memcpy(u->id, j->spec.id, sizeof(u->id));
-        if (b->ops->usage(b, &j->spec, &j->u.usage.rts[i], u) < 0)
+        agent_spec_unpack(j->u.usage.specs[i], j->u.usage.spec_lens[i], s);
+        memcpy(u->id, s->id, sizeof(u->id));
+        if (b->ops->usage(b, s, &j->u.usage.rts[i], u) < 0)
             u->time_ms = 0; /* marks the sample as failed; it is not sent */
     }
     j->result = 0;

@@ -485,7 +485,11 @@ struct mjob {
     uint64_t ref;                /* the command answered */
     bool flag;                   /* commit, thaw: start the guest; destroy: it is a finish */
     bool fake_pids;              /* the agent's cfg.fake_pids */
-    struct guest_spec spec;      /* the guest, as the job leaves the queue */
+    char *packed;                /* the guest's spec as the job leaves the queue, spec_pack'd
+                                  * (owned; NULL: the guest is gone): run unpacks it on its stack */
+    size_t packed_len;           /* packed's bytes */
+    char name[NAME_MAX_LEN + 1]; /* the guest's name, for logs */
+    uint64_t generation;         /* its spec's generation */
     struct guest_runtime rt;     /* its runtime, in and out */
     struct guest_ids ids;        /* its block of host uids here */
     int result;                  /* the backend's */
@@ -503,7 +507,9 @@ mjob_start(void *arg)
     struct agent_guest *g = agent_guest_find(j->agent, j->id);
 
     if (g) {
-        agent_guest_spec(g, &j->spec);
+        j->packed = agent_guest_packed(g, &j->packed_len);
+        strscpy(j->name, g->rec.spec.name, sizeof(j->name));
+        j->generation = g->rec.spec.generation;
         j->rt = g->rec.rt;
         j->ids = g->rec.ids;
     }
@@ -511,20 +517,20 @@ mjob_start(void *arg)
 
 /* A guest runs with its network or not at all (as agent_jobs.c's start). */
 static int
-start_with_network(backend_t *b, struct mjob *j)
+start_with_network(backend_t *b, struct mjob *j, const struct guest_spec *s)
 {
     const struct backend_ops *ops = b->ops;
-    int r = ops->start(b, &j->spec, &j->ids, &j->rt);
+    int r = ops->start(b, s, &j->ids, &j->rt);
 
     if (r < 0)
         return r;
-    r = ops->apply_network(b, &j->spec, &j->rt);
+    r = ops->apply_network(b, s, &j->rt);
     if (r < 0) {
         char why[ERRTEXT_MAX];
         struct guest_runtime none = {0};
         strscpy(why, errtext_get(), sizeof(why));
-        ops->kill(b, &j->spec, &j->rt);
-        ops->apply_network(b, &j->spec, &none);
+        ops->kill(b, s, &j->rt);
+        ops->apply_network(b, s, &none);
         j->rt = none;
         errtext_set("cannot set up the guest's network: %s", why[0] ? why : strerror(-r));
     }
@@ -532,7 +538,7 @@ start_with_network(backend_t *b, struct mjob *j)
 }
 
 static int
-run_destroy(backend_t *b, struct mjob *j)
+run_destroy(backend_t *b, struct mjob *j, const struct guest_spec *s)
 {
     const struct backend_ops *ops = b->ops;
     struct guest_runtime none = {0};
@@ -541,13 +547,13 @@ run_destroy(backend_t *b, struct mjob *j)
     /* Killed while frozen, so it never runs here again; a process blocked
      * on the frozen filesystem dies once it thaws. */
     if (j->rt.pid)
-        (void)ops->kill(b, &j->spec, &j->rt);
+        (void)ops->kill(b, s, &j->rt);
     if (ops->migrate_freeze)
-        r = ops->migrate_freeze(b, &j->spec, &none, false);
+        r = ops->migrate_freeze(b, s, &none, false);
     if (r >= 0 && j->rt.pid)
-        r = ops->kill(b, &j->spec, &j->rt);
+        r = ops->kill(b, s, &j->rt);
     if (r >= 0) {
-        r = ops->apply_network(b, &j->spec, &none);
+        r = ops->apply_network(b, s, &none);
         if (r == -ENOENT)
             r = 0;
     }
@@ -555,44 +561,44 @@ run_destroy(backend_t *b, struct mjob *j)
         return r;
     /* A large image the loop device is still writing back leaves it attached
      * for a while after the unmount (-EBUSY): wait for it, within reason. */
-    r = ops->destroy(b, &j->spec);
+    r = ops->destroy(b, s);
     for (int tries = 0; r == -EBUSY && tries < 30; tries++) {
         struct timespec ts = {1, 0};
         nanosleep(&ts, NULL);
-        r = ops->destroy(b, &j->spec);
+        r = ops->destroy(b, s);
     }
     return r;
 }
 
 /* Import: the archive's files into the new guest's disk. */
 static int
-run_unpack(backend_t *b, struct mjob *j)
+run_unpack(backend_t *b, struct mjob *j, const struct guest_spec *s)
 {
     _cleanup_close_ int fd = open(j->path, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0)
         return errtext_fail(-errno, "cannot open the archive: %s", strerror(errno));
-    return b->ops->migrate_unpack ? b->ops->migrate_unpack(b, &j->spec, fd) : 0;
+    return b->ops->migrate_unpack ? b->ops->migrate_unpack(b, s, fd) : 0;
 }
 
 /* Export: the guest's archive, manifest first. */
 static int
-run_pack(backend_t *b, struct mjob *j)
+run_pack(backend_t *b, struct mjob *j, const struct guest_spec *s)
 {
     char created[40], err[ERRTEXT_MAX] = "";
-    json_t *spec = spec_to_json(&j->spec);
+    json_t *spec = spec_to_json(s);
 
     time_t now = time(NULL);
     strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     json_t *man = json_pack("{s:i, s:o, s:s, s:s, s:s}", "format", ARCHIVE_FORMAT, "spec", spec,
-                            "template", j->spec.template_name, "from", j->node, "created", created);
+                            "template", s->template_name, "from", j->node, "created", created);
     _cleanup_free_ char *text = json_dumps(man, JSON_COMPACT);
     json_decref(man);
     _cleanup_close_ int fd = open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return errtext_fail(-errno, "cannot write the archive: %s", strerror(errno));
     if (b->ops->migrate_pack)
-        return b->ops->migrate_pack(b, &j->spec, &j->rt, text, fd);
+        return b->ops->migrate_pack(b, s, &j->rt, text, fd);
     /* A backend without files (sim): the manifest alone. */
     char empty[] = "/tmp/vfleet-empty-XXXXXX";
     if (!mkdtemp(empty))
@@ -608,37 +614,41 @@ mjob_run(void *arg)
     struct mjob *j = arg;
     backend_t *b = j->agent->backend;
     const struct backend_ops *ops = b->ops;
+    /* 17 KB of the pool thread's stack, given back after the job (lane.c). */
+    struct guest_spec spec;
+    const struct guest_spec *s = &spec;
 
     errtext_clear();
-    if (!j->spec.id[0]) {
+    if (!j->packed) {
         j->result = -ENOENT;
         return;
     }
+    agent_spec_unpack(j->packed, j->packed_len, &spec);
     switch (j->kind) {
     case MJ_FREEZE:
-        j->result = ops->migrate_freeze ? ops->migrate_freeze(b, &j->spec, &j->rt, true) : 0;
+        j->result = ops->migrate_freeze ? ops->migrate_freeze(b, s, &j->rt, true) : 0;
         if (j->result >= 0 && j->rt.pid && ops->net_per_run)
-            j->have_run = ops->usage(b, &j->spec, &j->rt, &j->run) >= 0;
+            j->have_run = ops->usage(b, s, &j->rt, &j->run) >= 0;
         break;
     case MJ_THAW:
-        j->result = ops->migrate_freeze ? ops->migrate_freeze(b, &j->spec, &j->rt, false) : 0;
+        j->result = ops->migrate_freeze ? ops->migrate_freeze(b, s, &j->rt, false) : 0;
         break;
     case MJ_COMMIT:
-        j->result = ops->create(b, &j->spec, &j->ids);
+        j->result = ops->create(b, s, &j->ids);
         if (j->result >= 0 && j->path[0])
-            j->result = run_unpack(b, j);
+            j->result = run_unpack(b, j, s);
         if (j->result >= 0 && ops->migrate_ids)
-            j->result = ops->migrate_ids(b, &j->spec, &j->ids);
+            j->result = ops->migrate_ids(b, s, &j->ids);
         if (j->result >= 0)
-            j->result = ops->set_limits(b, &j->spec, &j->ids, &j->rt);
+            j->result = ops->set_limits(b, s, &j->ids, &j->rt);
         if (j->result >= 0 && j->flag)
-            j->result = start_with_network(b, j);
+            j->result = start_with_network(b, j, s);
         break;
     case MJ_DESTROY:
-        j->result = run_destroy(b, j);
+        j->result = run_destroy(b, j, s);
         break;
     case MJ_PACK:
-        j->result = run_pack(b, j);
+        j->result = run_pack(b, j, s);
         break;
     }
     if (j->result < 0)
@@ -653,14 +663,15 @@ done_commit(agent_t *a, struct mjob *j, struct agent_guest *g)
     struct msg_migrate_status *st = &s.u.migrate_status;
 
     if (j->result >= 0 && g) {
-        agent_guest_set_spec(g, &j->spec);
-        g->rec.applied_generation = j->spec.generation;
+        /* The spec committed is the guest's already (cmd_commit put it in
+         * the table; the job ran alone, so nothing changed it since). */
+        g->rec.applied_generation = j->generation;
         g->rec.rt = j->rt;
         g->rec.desired = j->flag ? STORE_DESIRED_RUNNING : g->rec.desired;
         agent_guest_save(a, g);
         if (j->rt.pid && !a->closing && agent_guest_watch(a, g) < 0)
-            log_warning("node=%s guest=%s cannot watch init, ignoring", a->cfg.name, j->spec.name);
-        log_info("node=%s guest=%s op=%s moved in%s", a->cfg.name, j->spec.name, j->op,
+            log_warning("node=%s guest=%s cannot watch init, ignoring", a->cfg.name, j->name);
+        log_info("node=%s guest=%s op=%s moved in%s", a->cfg.name, j->name, j->op,
                  j->rt.pid ? ", running" : "");
     }
     if (j->result < 0 || !g) {
@@ -755,6 +766,7 @@ mjob_done(void *arg)
         done_destroy(a, j, g);
         break;
     }
+    free(j->packed);
     free(j);
 }
 

@@ -20,7 +20,6 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/agent_internal.h"
-#include "proto/spec_pack.h"
 
 /* A guest's OOM watch; freed by its poll handle's close callback. */
 struct agent_oom {
@@ -101,9 +100,7 @@ oom_job_new(agent_t *a, const struct agent_guest *g)
     struct oom_job *j = xcalloc(1, sizeof(*j));
 
     j->agent = a;
-    j->packed = xmalloc(g->rec.packed_len);
-    memcpy(j->packed, g->rec.packed, g->rec.packed_len);
-    j->packed_len = g->rec.packed_len;
+    j->packed = agent_guest_packed(g, &j->packed_len);
     strscpy(j->id, g->rec.spec.id, sizeof(j->id));
     strscpy(j->name, g->rec.spec.name, sizeof(j->name));
     return j;
@@ -120,9 +117,7 @@ oom_job_free(struct oom_job *j)
 static void
 oom_job_spec(const struct oom_job *j, struct guest_spec *out)
 {
-    /* Only spec_pack's output is kept: failing to read it back is a bug. */
-    if (spec_unpack(j->packed, j->packed_len, out) < 0)
-        abort();
+    agent_spec_unpack(j->packed, j->packed_len, out);
 }
 
 static void
