@@ -11,9 +11,9 @@
  *
  * Why a memfd and not a file beside vfleet-node: nothing to install or find
  * (tests, the build tree and the packages run the same bytes), the bytes
- * match the agent's structs by construction, and the sealed memfd cannot be
- * written through /proc/PID/exe by anything that reaches a spawner's child
- * (an exec helper inside a guest), unlike a program file on the host. */
+ * match the agent's structs by construction, and the seals keep anyone who
+ * gets hold of the memfd (as /proc/PID/exe of the spawner or a child of it)
+ * from changing what later children run. */
 #include "node/linux/spawnd.h"
 
 #include <errno.h>

@@ -37,8 +37,8 @@ count_lines(const char *path)
 
 /* The spawner runs its own small program from a sealed memfd, not a copy of
  * its caller: each clone and fork it makes copies a few mappings, not every
- * library of the agent's, and nothing can write the program it runs (a
- * process that joined a guest could otherwise reach it as /proc/PID/exe). */
+ * library of the agent's, and nothing can change the program its later
+ * children run. */
 static void
 test_spawner_own_program(void **state)
 {
