@@ -4,7 +4,10 @@
  * process that has threads).
  *
  * spawner_new() forks the spawner; it must be called before the process
- * starts any thread (it checks and refuses with -EBUSY). The agent then talks
+ * starts any thread (it checks and refuses with -EBUSY). The fork then runs
+ * the small vfleet-spawner program carried in this binary (spawnd.h), so the
+ * clones and forks it makes per start copy its few mappings, not the
+ * agent's. The agent then talks
  * to it over an AF_UNIX SOCK_SEQPACKET socketpair with fixed-size request and
  * response structs; file descriptors travel with SCM_RIGHTS.
  *
