@@ -5,7 +5,6 @@
 #include <sys/statfs.h>
 #include <fcntl.h>
 #include <linux/capability.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -224,36 +223,6 @@ lx_probe(backend_t *b, struct node_facts *out)
     return 0;
 }
 
-/* A disk mount for a thread of its own (lx_create). */
-struct disk_job {
-    const char *image;      /* the guest's disk image */
-    const char *mountpoint; /* data/<id>/disk */
-    bool made;              /* disk_create has just made the image */
-    int result;             /* disk_mount's */
-};
-
-static void *
-disk_job_run(void *arg)
-{
-    struct disk_job *j = arg;
-    j->result = j->made ? disk_mount_new(j->image, j->mountpoint)
-                        : disk_mount(j->image, j->mountpoint, NULL, 0);
-    return NULL;
-}
-
-/* Starts disk_job_run on a new thread that takes no signals (the agent's
- * handlers stay with its own threads). Returns 0 or -errno (then nothing runs). */
-static int
-disk_job_spawn(struct disk_job *j, pthread_t *thread)
-{
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int r = pthread_create(thread, NULL, disk_job_run, j);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return -r;
-}
-
 static int
 lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
 {
@@ -285,26 +254,13 @@ lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
                                    "inodes at most one per KiB");
         made = true;
     }
-    /* The disk's mount (loop attach, then ext4 reading its metadata and
-     * starting its journal and workqueue threads) mostly waits. The idmapped
-     * template and the cgroup do not need it: on the cold path (the disk not
-     * mounted, as after a reboot) they are made while it runs. */
-    struct disk_job job = {.image = p.image, .mountpoint = p.disk, .made = made};
-    pthread_t thread;
-    bool async = mountinfo_is_mountpoint(p.disk) != 1 && disk_job_spawn(&job, &thread) == 0;
-    if (!async && (disk_job_run(&job), job.result < 0))
-        return job.result;
-    const char *lower;
-    int rl = mount_lower(l, ids, &p, &lower);
-    int rc = rl < 0 ? 0 : cgroup_create(l->cgroups, s->id);
-    if (async)
-        pthread_join(thread, NULL);
-    if (job.result < 0)
-        return job.result;
-    if (rl < 0)
-        return rl;
-    r = rootfs_mount(lower, p.disk, p.root);
-    return r < 0 ? r : rc;
+    r = made ? disk_mount_new(p.image, p.disk) : disk_mount(p.image, p.disk, NULL, 0);
+    if (r < 0)
+        return r;
+    r = mount_root(l, ids, &p);
+    if (r < 0)
+        return r;
+    return cgroup_create(l->cgroups, s->id);
 }
 
 #define FUSE_SUPER_MAGIC 0x65735546 /* linux/magic.h names it only in the kernel's tree */

@@ -1,7 +1,6 @@
 /* Tests for the linux backend's start after a host reboot (the cold path):
  * the guest's disk, idmapped template and overlay are not mounted, and start
- * makes them again, the disk's mount on a thread of its own while the
- * template and the cgroup are made (lx_create). Needs root, loop devices,
+ * makes them again (lx_create). Needs root, loop devices,
  * /bin/busybox and the source tree (VFLEET_SOURCE_DIR, set by ctest); skipped
  * (77) otherwise. The teardown destroys the guest and removes its files even
  * when an assertion fails. */
@@ -154,9 +153,8 @@ test_cold_start(void **state)
 }
 
 /* A cold start whose disk cannot be attached (its claim is held: here by the
- * test, as by a loop device) fails with the disk's error once the template
- * and cgroup made meanwhile are done; no loop device and no overlay stay, and
- * the next start, with the claim free, works. */
+ * test, as by a loop device) fails with the disk's error; no loop device and
+ * no overlay stay, and the next start, with the claim free, works. */
 static void
 test_cold_start_disk_busy(void **state)
 {
