@@ -109,6 +109,12 @@ teardown(void **state)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
     if (system(cmd) != 0)
         fprintf(stderr, "teardown: could not remove %s\n", fx->dir);
+    /* destroy removes the guest's cgroup, not the node's directory above it:
+     * this test's own prefix, in every hierarchy (v1 and v2 alike). */
+    snprintf(cmd, sizeof(cmd),
+             "rmdir /sys/fs/cgroup/*/vftest-lx%d /sys/fs/cgroup/vftest-lx%d 2>/dev/null",
+             (int)getpid(), (int)getpid());
+    (void)system(cmd);
     free(fx);
     return 0;
 }
