@@ -41,6 +41,7 @@ struct conn {
     ino_t ino;      /* the socket's inode, to check fd still is it */
     uint64_t since; /* monotonic ms it was seen accepted */
     bool spoke;     /* the reaper has looked at it (it delivers, or was shut) */
+    bool junk;      /* shut by link_peers_junk (what it queued still comes) */
 };
 
 struct link_peers {
@@ -322,8 +323,11 @@ link_peers_junk(link_peers_t *p, int fd, uint64_t now_ms)
         read_events(p, now_ms);
         c = zhashx_lookup(p->conns, key);
     }
-    if (!c || !shut(c->fd, c->ino))
+    /* Each of the messages it queued before comes through here: one
+     * shutdown is enough. */
+    if (!c || c->junk || !shut(c->fd, c->ino))
         return false;
+    c->junk = true;
     c->spoke = true; /* shut: the reaper need not look at it again */
     p->stats.kicked_junk++;
     return true;
