@@ -57,11 +57,12 @@ struct trust;
 
 /* One bound ROUTER endpoint. */
 struct mlink {
-    link_t *link;     /* the socket */
-    zwatch_t watch;   /* its libuv driver */
-    master_t *master; /* back pointer for the callback */
-    int index;        /* position in master.links */
-    bool watching;    /* watch initialised */
+    link_t *link;       /* the socket */
+    zwatch_t watch;     /* its libuv driver */
+    master_t *master;   /* back pointer for the callback */
+    int index;          /* position in master.links */
+    bool watching;      /* watch initialised */
+    uint64_t behind_ms; /* its backlog at the last stash_if_behind */
 };
 
 struct master {

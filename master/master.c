@@ -39,9 +39,15 @@
  * At ~0.1 ms per report an iteration stays within ~100 ms, so HTTP, timers
  * and heartbeats still get their turn. */
 #define MASTER_LINK_BUDGET 1024
-/* Frames a second the links' stash takes while behind (stash_if_behind):
- * half the flood limit, so no connection reaches it through the stash. */
-#define MASTER_STASH_PER_S (LINK_FLOOD_MSGS / 2)
+/* Frames a second the links' stash reads while behind (stash_if_behind),
+ * dropped ones included: well above the flood limit, so that a flooding
+ * connection is seen to flood however slowly the loop handles what it
+ * reads (the flood rule counts by arrival, so a backlog read this fast is
+ * not one). At ~1 us a frame it is at most a fifth of a core. */
+#define MASTER_STASH_PER_S (LINK_FLOOD_MSGS * 10)
+/* A link this many ticks behind is stashed: a flood is read, and cut,
+ * within about this, and junk the stash drops stops counting as backlog. */
+#define MASTER_STASH_AFTER_TICKS 2
 
 void
 master_config_default(struct master_config *c)
@@ -183,16 +189,27 @@ keepalive_if_behind(master_t *m, uint64_t now, uint64_t behind)
              (unsigned long long)behind);
 }
 
-/* While the master reads its nodes' messages a usage interval or more
+/* What the stash keeps of a frame (link_stash's shrink function).
+ *
+ * A frame of a peer the registry does not know, other than the hello or
+ * join that would make it known, is dropped: the session would only nack
+ * it ("say hello"), and a stream of them (a local peer on a plaintext
+ * endpoint names itself) would otherwise keep the link behind and the
+ * registry from judging real nodes' silence (link_backlog_ms counts what
+ * the stash dropped as read). A real node that has not said hello yet
+ * says it again.
+ *
+ * While the master reads its nodes' messages a usage interval or more
  * late, each usage report it reads is skipped and only acked (session.c).
- * Reports stashed meanwhile (stash_if_behind) therefore keep only what the
- * ack needs: an empty report with the same id. The backlog only grows until
- * a stashed frame is read (link_backlog_ms counts it as unread), so a
- * report shrunk now is still skipped then. */
+ * Reports stashed meanwhile from a link that far behind therefore keep
+ * only what the ack needs: an empty report with the same id (if the master
+ * has caught up by the time it reads one, an empty report records nothing,
+ * as a skip). */
 static size_t
 shrink_usage(const char *peer, void *frame, size_t len, void *userdata)
 {
-    master_t *m = userdata;
+    struct mlink *ml = userdata;
+    master_t *m = ml->master;
     /* Not initialised whole: every stashed frame comes here, and a struct
      * msg is 19.7 KiB of which a usage report uses its header and 16 bytes. */
     struct msg msg, empty;
@@ -200,17 +217,21 @@ shrink_usage(const char *peer, void *frame, size_t len, void *userdata)
     size_t n = 0;
     int r;
 
-    (void)peer;
-    if (m->behind_ms < m->cfg.usage_ms || len < 512) /* nothing much to save */
+    bool known = registry_get(m->reg, peer) != NULL;
+    bool shrink = m->behind_ms >= m->cfg.usage_ms && ml->behind_ms >= m->cfg.usage_ms &&
+                  len >= 512; /* nothing much to save below */
+    if (known && !shrink)
         return len;
     r = msg_decode(frame, len, &msg, NULL, 0);
-    bool usage = r == 0 && msg.type == MSG_USAGE;
+    enum msg_type type = r == 0 ? msg.type : MSG_TYPE_COUNT;
     empty.type = MSG_USAGE;
     empty.id = msg.id;
     empty.u.usage = (struct msg_usage){0};
     msg_clear(&msg);
+    if (!known)
+        return type == MSG_HELLO || type == MSG_JOIN ? len : LINK_SHRINK_DROP;
     /* Anything else, malformed frames included, is kept as it came. */
-    if (!usage || msg_encode(&empty, &buf, &n) < 0 || n >= len)
+    if (type != MSG_USAGE || msg_encode(&empty, &buf, &n) < 0 || n >= len)
         return len;
     memcpy(frame, buf, n);
     return n;
@@ -219,28 +240,35 @@ shrink_usage(const char *peer, void *frame, size_t len, void *userdata)
 /* libzmq keeps every frame whole until it is read, and a usage report of a
  * node with 200 guests is ~150 KB: behind by a usage interval or more, a
  * master of 5,000 nodes held one or two per node unread (1.8-6 GB in
- * bench/sched.sh --stretch). So while that far behind, the waiting frames
- * move into the links' own queues, usage reports shrunk (shrink_usage):
+ * bench/sched.sh --stretch). And libzmq's receiving queue is unbounded
+ * (link.c, link_common_options), so a connection that sends faster than
+ * the loop handles messages grew it without bound: the flood rule can only
+ * count what is read. So while a link is MASTER_STASH_AFTER_TICKS ticks or
+ * more behind, its waiting frames move into the link's own queue, usage reports
+ * shrunk while a usage interval behind and junk dropped (shrink_usage):
  * MASTER_STASH_PER_S a second since the last time (a busy loop ticks
- * seconds apart), at most that many at once, so that no node's backlog read
- * in one go counts as a flood (LINK_FLOOD_MSGS). */
+ * seconds apart), at most that many at once. */
 static void
 stash_if_behind(master_t *m, uint64_t now, uint64_t behind)
 {
-    uint64_t max = MASTER_STASH_PER_S;
+    uint64_t max = MASTER_STASH_PER_S, after = (uint64_t)m->cfg.tick_ms * MASTER_STASH_AFTER_TICKS;
 
-    if (behind < m->cfg.usage_ms) {
+    if (behind < after) {
         m->stash_ms = 0;
         return;
     }
     if (m->stash_ms && now - m->stash_ms < 1000)
         max = (uint64_t)MASTER_STASH_PER_S * (now - m->stash_ms) / 1000;
     m->stash_ms = now;
-    /* Only a link that is that far behind itself: its frames are read at
-     * least that late, so the reports shrunk now are skipped when read. */
-    for (unsigned i = 0; i < m->n_links; i++)
-        if (link_backlog_ms(m->links[i].link) >= m->cfg.usage_ms)
-            (void)link_stash(m->links[i].link, max ? (unsigned)max : 1);
+    /* Only a link that is that far behind itself; its reports are shrunk
+     * only when it is a usage interval behind by itself (with two links,
+     * the other's backlog is no reason to). */
+    for (unsigned i = 0; i < m->n_links; i++) {
+        struct mlink *ml = &m->links[i];
+        ml->behind_ms = link_backlog_ms(ml->link);
+        if (ml->behind_ms >= after)
+            (void)link_stash(ml->link, max ? (unsigned)max : 1);
+    }
 }
 
 static void
@@ -428,7 +456,7 @@ bind_links(master_t *m, char *err, size_t errlen)
             return r;
         }
         zwatch_set_budget(&ml->watch, MASTER_LINK_BUDGET);
-        link_set_shrink(ml->link, shrink_usage, m);
+        link_set_shrink(ml->link, shrink_usage, ml);
         ml->watching = true;
     }
     return 0;

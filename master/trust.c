@@ -557,17 +557,19 @@ log_link_trouble(master_t *m, uint64_t now)
         sum.kicked_flood += st.kicked_flood;
         sum.kicked_idle += st.kicked_idle;
         sum.kicked_denied += st.kicked_denied;
+        sum.kicked_junk += st.kicked_junk;
     }
     if (sum.kicked_flood == seen->kicked_flood && sum.kicked_idle == seen->kicked_idle &&
-        sum.dropped == seen->dropped)
+        sum.kicked_junk == seen->kicked_junk && sum.dropped == seen->dropped)
         return;
     if (!ratelimit_ok(&m->trust->logrl, now, NULL))
         return;
     log_warning("node link: %llu messages dropped, %llu connections shut for flooding, %llu "
-                "for saying nothing, since the last report",
+                "for saying nothing, %llu for sending without a valid name, since the last report",
                 (unsigned long long)(sum.dropped - seen->dropped),
                 (unsigned long long)(sum.kicked_flood - seen->kicked_flood),
-                (unsigned long long)(sum.kicked_idle - seen->kicked_idle));
+                (unsigned long long)(sum.kicked_idle - seen->kicked_idle),
+                (unsigned long long)(sum.kicked_junk - seen->kicked_junk));
     *seen = sum;
 }
 

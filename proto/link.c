@@ -30,7 +30,7 @@ struct link {
     bool refused;        /* curve dealer: the master refused the handshake */
     void (*touch)(void *userdata); /* link_set_touch: a call may have taken ZMQ_FD's edge */
     void *touch_data;              /* handed to touch */
-    uint64_t empty_ms;             /* monotonic ms it was last found with nothing to read */
+    uint64_t empty_ms;             /* monotonic ms libzmq's queue was last found empty */
     struct link_held *held;        /* router: frames link_stash took out of libzmq, oldest first */
     struct link_held **held_tail;  /* where the next stashed frame goes */
     link_shrink_fn shrink;         /* link_set_shrink: makes a stashed frame smaller, or NULL */
@@ -41,6 +41,7 @@ struct link {
  * and the frame in one allocation, sized by what they hold. */
 struct link_held {
     struct link_held *next; /* the next younger frame */
+    uint64_t since;         /* monotonic ms it arrived at or after (link.empty_ms then) */
     size_t len;             /* bytes of the frame, after the name's NUL */
     char data[];            /* the name, NUL, then the frame */
 };
@@ -569,7 +570,8 @@ link_msg_closep(zmq_msg_t *m)
 }
 
 /* Who sent body through routing id id, into name (size n): the ZAP User-Id
- * on a curve router, else the routing id up to its first '/'. The User-Id is
+ * on a curve router, else the routing id up to its first '/'. -EBADMSG for
+ * an invalid one, -ENOBUFS for a valid one that does not fit n. The User-Id is
  * read from the body: libzmq 4.3.4 loses the routing id frame's metadata
  * when the message was prefetched (libzmq commit 74529d97, 4.3.5), which a
  * ZMQ_EVENTS query such as zwatch's does. */
@@ -581,8 +583,10 @@ link_sender(link_t *l, zmq_msg_t *id, zmq_msg_t *body, char *name, size_t n)
     if (l->curve) {
         const char *uid = zmq_msg_gets(body, "User-Id");
         len = uid ? strlen(uid) : 0;
-        if (!uid || !link_identity_valid(uid, len) || len >= n)
+        if (!uid || !link_identity_valid(uid, len))
             return -EBADMSG;
+        if (len >= n)
+            return -ENOBUFS;
         memcpy(name, uid, len + 1);
         return 0;
     }
@@ -593,8 +597,10 @@ link_sender(link_t *l, zmq_msg_t *id, zmq_msg_t *body, char *name, size_t n)
     slash = memchr(p, '/', len);
     if (slash)
         len = (size_t)(slash - p);
-    if (len == 0 || len >= n)
+    if (len == 0)
         return -EBADMSG;
+    if (len >= n)
+        return -ENOBUFS;
     memcpy(name, p, len);
     name[len] = '\0';
     return 0;
@@ -619,9 +625,15 @@ link_recv_router(link_t *l, zmq_msg_t *id, zmq_msg_t *body, char *peer, size_t p
         link_drain(l->handle);
         return -EBADMSG;
     }
-    if (link_sender(l, id, body, peer, peer_len) < 0) {
+    int r = link_sender(l, id, body, peer, peer_len);
+    if (r < 0) {
         log_debug("link: message from a peer with an invalid identity (%zu bytes), dropping",
                   zmq_msg_size(id));
+        /* No node sends that: its connection is shut, so that what it sends
+         * costs a new connection each time, not one read per message. (A
+         * name too long for the caller's buffer is the caller's problem.) */
+        if (r == -EBADMSG)
+            (void)link_peers_junk(l->peers, zmq_msg_get(body, ZMQ_SRCFD), time_mono_ms());
         return -EBADMSG;
     }
     struct link_origin o = {
@@ -632,8 +644,15 @@ link_recv_router(link_t *l, zmq_msg_t *id, zmq_msg_t *body, char *peer, size_t p
         /* The connection's metadata outlives none of its messages and is
          * shared by all of them: its address tells connections apart. */
         .conn = zmq_msg_gets(body, "Peer-Address"),
+        .since = l->empty_ms,
     };
-    return link_peers_seen(l->peers, &o, time_mono_ms());
+    r = link_peers_seen(l->peers, &o, time_mono_ms());
+    if (r == -ECONNRESET) {
+        /* Cut for flooding: what it had stashed goes too. */
+        link_held_free(l, peer);
+        r = -EBADMSG;
+    }
+    return r;
 }
 
 /* link_recv's part for a stashed frame: the oldest one, handed over. */
@@ -689,6 +708,8 @@ link_stash(link_t *l, unsigned max)
         zmq_msg_init(&id);
         zmq_msg_init(&body);
         (void)link_step(l);
+        /* It arrived after libzmq's queue was last found empty. */
+        uint64_t since = l->empty_ms;
         r = link_recv_router(l, &id, &body, peer, sizeof(peer));
         if (r == -EBADMSG) {
             link_peers_stats(l->peers)->dropped++;
@@ -707,8 +728,14 @@ link_stash(link_t *l, unsigned max)
         memcpy(h->data, peer, name);
         memcpy(h->data + name, zmq_msg_data(&body), len);
         h->len = len;
+        h->since = since;
         if (l->shrink) {
             size_t kept = l->shrink(peer, h->data + name, len, l->shrink_data);
+            if (kept == LINK_SHRINK_DROP) {
+                free(h);
+                link_peers_stats(l->peers)->dropped++;
+                continue;
+            }
             if (kept < len) {
                 link_peers_stats(l->peers)->shrunk_bytes += len - kept;
                 h->len = kept;
@@ -721,9 +748,9 @@ link_stash(link_t *l, unsigned max)
         link_peers_stats(l->peers)->stashed++;
         n++;
     }
-    /* Empty now only if nothing was stashed either (link_backlog_ms: a
-     * stashed frame is not read yet). */
-    if (r == -EAGAIN && !l->held)
+    /* libzmq's queue is empty; the stashed frames keep their own age
+     * (link_backlog_ms: a stashed frame is not read yet). */
+    if (r == -EAGAIN)
         l->empty_ms = time_mono_ms();
     return r < 0 && r != -EAGAIN && r != -EBADMSG ? r : (int)n;
 }
@@ -853,7 +880,7 @@ link_readable(link_t *l)
 uint64_t
 link_backlog_ms(link_t *l)
 {
-    uint64_t now = time_mono_ms();
+    uint64_t now = time_mono_ms(), since;
 
     if (!l)
         return 0;
@@ -861,7 +888,12 @@ link_backlog_ms(link_t *l)
     link_touched(l);
     if (!link_readable(l))
         return 0;
-    return now > l->empty_ms ? now - l->empty_ms : 0;
+    /* The oldest unread message arrived after the oldest stashed frame's
+     * since, or, with none stashed, after libzmq's queue was last empty.
+     * What the stash dropped (junk, a flood) is read: it keeps no backlog
+     * growing once the stash has read past it. */
+    since = l->held ? l->held->since : l->empty_ms;
+    return now > since ? now - since : 0;
 }
 
 void *

@@ -48,7 +48,7 @@
 
 #define LINK_KEY_LEN    40    /* a CurveZMQ key in Z85 text, without the NUL */
 #define LINK_MAX_PEERS  65536 /* names a router keeps routes for (and denies) */
-#define LINK_FLOOD_MSGS 20000 /* messages one connection may send per LINK_FLOOD_MS */
+#define LINK_FLOOD_MSGS 20000 /* messages one peer may send per LINK_FLOOD_MS, by arrival */
 #define LINK_FLOOD_MS   1000  /* the flood window */
 #define LINK_IDLE_MS    30000 /* a connection must say something within this */
 
@@ -155,7 +155,9 @@ int link_send(link_t *l, const char *peer, const void *buf, size_t len);
  * frames, identity empty, too long for peer_len or not printable), from a
  * peer without a User-Id on a curve router, from a denied peer (link_deny),
  * or from a connection shut for flooding (more than LINK_FLOOD_MSGS messages
- * in LINK_FLOOD_MS); call again for the next one. Other -errno values come
+ * in LINK_FLOOD_MS, counted by when they arrived: see link_stash); call
+ * again for the next one. A connection whose message has no valid sender
+ * name is shut. Other -errno values come
  * from libzmq (-ETERM, -EINTR). */
 int link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len);
 
@@ -188,17 +190,22 @@ void link_set_touch(link_t *l, void (*fn)(void *userdata), void *userdata);
 void link_tick(link_t *l, uint64_t now_ms);
 
 /* How far behind the reader is: 0 when no message waits now, else the ms
- * since the link was last found with nothing to read (a link_recv that
- * returned -EAGAIN, an empty link_readable). Every message that arrived
- * before now minus this has been read, so a peer silent by that time is
- * silent, and one that seems silent later may only wait in the backlog.
- * Touches the link (link_set_touch). */
+ * since the oldest unread message may have arrived: for a stashed frame,
+ * when libzmq's queue was last found empty before it was stashed; with
+ * none stashed, when libzmq's queue was last found empty (a link_recv or
+ * link_stash that ended on -EAGAIN, an empty link_readable). Every message
+ * that arrived before now minus this has been read, so a peer silent by
+ * that time is silent, and one that seems silent later may only wait in
+ * the backlog. What link_stash drops counts as read. Touches the link
+ * (link_set_touch). */
 uint64_t link_backlog_ms(link_t *l);
 
 /* Makes a stashed frame smaller: called by link_stash with the sender's
  * name and a copy of the frame, it may rewrite the frame in place and
- * returns the bytes to keep (len to keep it whole). */
+ * returns the bytes to keep (len to keep it whole), or LINK_SHRINK_DROP to
+ * drop the frame (counted in link_stats.dropped). */
 typedef size_t (*link_shrink_fn)(const char *peer, void *frame, size_t len, void *userdata);
+#define LINK_SHRINK_DROP SIZE_MAX
 /* Sets the router's shrink function (NULL: frames are kept whole). */
 void link_set_shrink(link_t *l, link_shrink_fn fn, void *userdata);
 
@@ -210,8 +217,17 @@ void link_set_shrink(link_t *l, link_shrink_fn fn, void *userdata);
  * report of 200 guests is ~150 KB) until it is read. link_recv returns
  * stashed frames first; they count as not read yet (link_backlog_ms,
  * link_readable), the flood rule and the checks of link_recv apply when a
- * frame is stashed, and denying a peer drops its stashed frames. Returns
- * the frames stashed or -errno. */
+ * frame is stashed, and denying a peer drops its stashed frames.
+ *
+ * The flood rule counts a message from when it may have arrived (libzmq's
+ * queue last found empty before it was read), so a backlog read in one go
+ * is not a flood, and a reader that stashes faster than LINK_FLOOD_MSGS
+ * per LINK_FLOOD_MS sees a flood however slowly it handles what it
+ * stashed: a connection is cut once more than that arrived, on average,
+ * over the span its messages can have arrived in. A reader slower than
+ * that cannot tell a flood from a backlog, and the flood then queues in
+ * libzmq (unbounded: link_common_options) until it is read. Returns the
+ * frames stashed or -errno. */
 int link_stash(link_t *l, unsigned max);
 
 /* What a router has done about its peers since it was made. */
@@ -220,6 +236,7 @@ struct link_stats {
     uint64_t kicked_flood;  /* connections shut for flooding */
     uint64_t kicked_denied; /* connections shut because their peer is denied */
     uint64_t kicked_idle;   /* connections shut by link_tick */
+    uint64_t kicked_junk;   /* connections shut for a message without a valid sender name */
     uint64_t kicked_asked;  /* connections shut by link_kick */
     uint64_t stashed;       /* frames link_stash took out of libzmq's queue */
     uint64_t shrunk_bytes;  /* bytes the shrink function cut from stashed frames */

@@ -31,8 +31,8 @@ struct route {
         ino_t ino;         /* the socket's inode when first seen */
     } recent[PEER_CONNS];  /* connections the name spoke through lately */
     unsigned n_recent;     /* entries used in recent (a ring once full) */
-    uint64_t window_start; /* monotonic ms the flood window began */
-    uint32_t window_msgs;  /* messages in the window */
+    uint64_t window_start; /* monotonic ms the flood window's messages arrived from */
+    uint64_t window_msgs;  /* messages in the window */
 };
 
 /* A connection the monitor reported accepted and not yet closed. */
@@ -41,6 +41,7 @@ struct conn {
     ino_t ino;      /* the socket's inode, to check fd still is it */
     uint64_t since; /* monotonic ms it was seen accepted */
     bool spoke;     /* the reaper has looked at it (it delivers, or was shut) */
+    bool junk;      /* shut by link_peers_junk (what it queued still comes) */
 };
 
 struct link_peers {
@@ -194,18 +195,31 @@ link_peers_seen(link_peers_t *p, const struct link_origin *o, uint64_t now_ms)
     if (rt->conn != o->conn || rt->fd != o->fd || rt->id_len != o->id_len ||
         memcmp(rt->id, o->id, o->id_len) != 0)
         route_switch(p, rt, o);
-    if (now_ms - rt->window_start >= LINK_FLOOD_MS) {
-        rt->window_start = now_ms;
+    /* The flood rule counts messages by when they arrived, not when they
+     * are read: a reader slower than LINK_FLOOD_MSGS a second would never
+     * see that many in one second of reading, and a connection flooding
+     * faster than it reads would queue without bound. libzmq does not say
+     * when a message arrived, only that it came after o->since (the queue
+     * was empty then). So a window starts at the first message's since and
+     * counts every message read until one surely arrived a window later;
+     * all of them arrived between its start and now, and more than
+     * LINK_FLOOD_MSGS per LINK_FLOOD_MS over that span is a flood. A backlog
+     * read in one go is not one: its span is the time it took to arrive. */
+    if (rt->window_msgs == 0 || o->since >= rt->window_start + LINK_FLOOD_MS) {
+        rt->window_start = o->since;
         rt->window_msgs = 0;
     }
-    if (++rt->window_msgs > LINK_FLOOD_MSGS) {
+    uint64_t span = now_ms > rt->window_start ? now_ms - rt->window_start : 0;
+    if (span < LINK_FLOOD_MS)
+        span = LINK_FLOOD_MS;
+    if (++rt->window_msgs > (uint64_t)LINK_FLOOD_MSGS * span / LINK_FLOOD_MS) {
         /* What it already queued is dropped unread; the socket is shut so it
          * queues no more. */
         if (shut(rt->fd, rt->ino))
             p->stats.kicked_flood++;
         rt->flooded = o->conn;
         rt->window_msgs = 0;
-        return -EBADMSG;
+        return -ECONNRESET;
     }
     return 0;
 }
@@ -291,6 +305,32 @@ read_events(link_peers_t *p, uint64_t now_ms)
         memcpy(&value, ev + sizeof(event), sizeof(value));
         monitor_event(p, event, value, now_ms);
     }
+}
+
+bool
+link_peers_junk(link_peers_t *p, int fd, uint64_t now_ms)
+{
+    char key[16];
+    struct conn *c;
+
+    /* The inode recorded when the connection was accepted proves the
+     * descriptor is still that connection's; its event may not have been
+     * read yet. */
+    snprintf(key, sizeof(key), "%d", fd);
+    if (fd < 0)
+        return false;
+    if (!(c = zhashx_lookup(p->conns, key))) {
+        read_events(p, now_ms);
+        c = zhashx_lookup(p->conns, key);
+    }
+    /* Each of the messages it queued before comes through here: one
+     * shutdown is enough. */
+    if (!c || c->junk || !shut(c->fd, c->ino))
+        return false;
+    c->junk = true;
+    c->spoke = true; /* shut: the reaper need not look at it again */
+    p->stats.kicked_junk++;
+    return true;
 }
 
 /* Whether connection c delivers for some name: the route of the name that

@@ -26,6 +26,7 @@ struct link_origin {
     size_t id_len;    /* bytes in id */
     int fd;           /* the connection's socket (ZMQ_SRCFD), -1 when unknown */
     const void *conn; /* the connection's tag, NULL when unknown */
+    uint64_t since;   /* monotonic ms it arrived at or after (the queue last found empty) */
 };
 
 /* Starts tracking the peers of router (a libzmq ROUTER socket), with a
@@ -33,9 +34,15 @@ struct link_origin {
 link_peers_t *link_peers_new(void *router, int *err);
 void link_peers_destroy(link_peers_t **pp);
 
-/* Records a message; 0 means deliver it, -EBADMSG drop it (denied name,
- * flooding connection, too many names). */
+/* Records a message read at now_ms; 0 means deliver it, -EBADMSG drop it
+ * (denied name, flooding connection, too many names), -ECONNRESET drop it
+ * and whatever else of o->name waits unread: its connection was shut for
+ * flooding just now. */
 int link_peers_seen(link_peers_t *p, const struct link_origin *o, uint64_t now_ms);
+/* A message whose sender has no valid name came through socket fd: shuts
+ * that connection (no peer that is a node has such a name). Returns whether
+ * it was shut (fd unknown, or no longer that connection's socket: not). */
+bool link_peers_junk(link_peers_t *p, int fd, uint64_t now_ms);
 /* The routing id that reaches name: 0, or -EHOSTUNREACH. */
 int link_peers_route(link_peers_t *p, const char *name, const void **id, size_t *len);
 /* Shuts name's connections (the last few it spoke through): 0, or -ENOENT

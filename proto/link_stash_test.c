@@ -377,6 +377,184 @@ test_stash_bounded(void **state)
     zsock_destroy(&junk);
 }
 
+/* Takes every message waiting (stashed first), counting those from peer;
+ * returns when link_recv finds nothing left. */
+static unsigned
+drain_count(link_t *l, const char *from)
+{
+    char peer[LINK_PEER_SIZE];
+    void *buf = NULL;
+    size_t len = 0;
+    unsigned n = 0;
+    int r;
+
+    while ((r = link_recv(l, peer, sizeof(peer), &buf, &len)) != -EAGAIN) {
+        if (r == 0) {
+            n += strcmp(peer, from) == 0;
+            free(buf);
+        }
+    }
+    return n;
+}
+
+/* The flood rule counts messages by when they arrived, not when they are
+ * read. A backlog that took longer than LINK_FLOOD_MS to arrive is not a
+ * flood however fast it is read (it was cut: the rule counted what was
+ * read in a second, so a master could never read faster than
+ * LINK_FLOOD_MSGS a second, and a flood it read slower than that was never
+ * cut and queued without bound). A burst of more than LINK_FLOOD_MSGS
+ * within LINK_FLOOD_MS still is one, read in one go, and what it had
+ * stashed before the cut goes with it. */
+static void
+test_stash_flood_by_arrival(void **state)
+{
+    struct fixture *f = *state;
+    struct link_stats st0, st;
+    enum { SLOW = 30000, STEPS = 10, BURST = 60000 };
+    int sndhwm = 0;
+
+    zsock_t *slow = raw_dealer(f->ep, "n2/aa");
+    assert_int_equal(zmq_setsockopt(zsock_resolve(slow), ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)), 0);
+    assert_int_equal(zmq_send(zsock_resolve(slow), "s", 1, 0), 1);
+    expect_msg(f->router, "n2", "s");
+    assert_int_equal(link_backlog_ms(f->router), 0); /* found empty: arrivals start now */
+    link_get_stats(f->router, &st0);
+    /* 15,000 a second for 2 s, read in one go afterwards. */
+    for (int i = 0; i < SLOW; i++) {
+        assert_int_equal(zmq_send(zsock_resolve(slow), "s", 1, 0), 1);
+        if ((i + 1) % (SLOW / STEPS) == 0)
+            usleep(200000);
+    }
+    stash_until(f->router, SLOW, &st0);
+    link_get_stats(f->router, &st);
+    assert_int_equal(st.kicked_flood, st0.kicked_flood);
+    assert_int_equal(st.stashed - st0.stashed, SLOW);
+    assert_int_equal(drain_count(f->router, "n2"), SLOW);
+
+    /* A burst on a connection of its own, read in one go. */
+    zsock_t *flood = raw_dealer(f->ep, "n3/ff");
+    assert_int_equal(zmq_setsockopt(zsock_resolve(flood), ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)), 0);
+    assert_int_equal(link_backlog_ms(f->router), 0);
+    uint64_t t0 = (uint64_t)zclock_mono();
+    link_get_stats(f->router, &st0);
+    for (int i = 0; i < BURST; i++)
+        assert_int_equal(zmq_send(zsock_resolve(flood), "x", 1, 0), 1);
+    stash_until(f->router, LINK_FLOOD_MSGS + 1, &st0);
+    uint64_t t1 = (uint64_t)zclock_mono();
+    link_get_stats(f->router, &st);
+    /* All it sent arrived, and was read, within t1 - t0: more than
+     * LINK_FLOOD_MSGS per LINK_FLOOD_MS on average unless the machine is
+     * very slow, and then it is not a flood. */
+    if ((uint64_t)BURST * LINK_FLOOD_MS > (uint64_t)LINK_FLOOD_MSGS * (t1 - t0 + 100)) {
+        assert_int_equal(st.kicked_flood, st0.kicked_flood + 1);
+        /* Its stashed frames were dropped with it, and what it queued after
+         * them is dropped as read. */
+        assert_int_equal(drain_count(f->router, "n3"), 0);
+    }
+    zsock_destroy(&flood);
+    zsock_destroy(&slow);
+}
+
+/* A connection whose message has no valid sender name (libzmq's own
+ * routing id, which starts with a zero byte) is shut at that message, once
+ * however many it had queued: no node sends one, and it was read and
+ * dropped one by one for as long as it sent. */
+static void
+test_junk_identity_shut(void **state)
+{
+    struct fixture *f = *state;
+    struct link_stats st0, st;
+    char peer[LINK_PEER_SIZE];
+    void *buf = NULL;
+    size_t len = 0;
+    int r = -EAGAIN;
+
+    zsock_t *junk = raw_dealer(f->ep, NULL);
+    zsock_t *mon = zsock_new(ZMQ_PAIR);
+    assert_non_null(mon);
+    assert_int_equal(
+        zmq_socket_monitor(zsock_resolve(junk), "inproc://stash-junk-mon", ZMQ_EVENT_DISCONNECTED),
+        0);
+    assert_int_equal(zmq_connect(zsock_resolve(mon), "inproc://stash-junk-mon"), 0);
+    link_get_stats(f->router, &st0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(zmq_send(zsock_resolve(junk), "j", 1, 0), 1);
+    for (int i = 0; i < LINK_TEST_TRIES && r == -EAGAIN; i++)
+        if ((r = link_recv(f->router, peer, sizeof(peer), &buf, &len)) == -EAGAIN)
+            wait_for(link_zsocket(f->router), ZMQ_POLLIN);
+    assert_int_equal(r, -EBADMSG);
+    usleep(100000);
+    while ((r = link_recv(f->router, peer, sizeof(peer), &buf, &len)) != -EAGAIN)
+        assert_int_equal(r, -EBADMSG);
+    link_get_stats(f->router, &st);
+    assert_int_equal(st.kicked_junk, st0.kicked_junk + 1);
+    /* The peer sees its connection end. */
+    bool gone = false;
+    for (int i = 0; i < LINK_TEST_TRIES && !gone; i++) {
+        uint8_t ev[6];
+        wait_for(zsock_resolve(mon), ZMQ_POLLIN);
+        if (zmq_recv(zsock_resolve(mon), ev, sizeof(ev), ZMQ_DONTWAIT) == (int)sizeof(ev)) {
+            char ep[256];
+            (void)zmq_recv(zsock_resolve(mon), ep, sizeof(ep), ZMQ_DONTWAIT);
+            uint16_t event;
+            memcpy(&event, ev, sizeof(event));
+            gone = event == ZMQ_EVENT_DISCONNECTED;
+        }
+    }
+    assert_true(gone);
+    (void)zmq_socket_monitor(zsock_resolve(junk), NULL, 0);
+    zsock_destroy(&mon);
+    zsock_destroy(&junk);
+    /* A real peer is not touched. */
+    assert_int_equal(send_wait(f->dealer, "real", 4), 0);
+    expect_msg(f->router, "n1", "real");
+}
+
+/* The stash's shrink for test_stash_drop: "junk..." frames are dropped. */
+static size_t
+shrink_drop_junk(const char *peer, void *frame, size_t len, void *userdata)
+{
+    (void)peer;
+    (void)userdata;
+    return len >= 4 && memcmp(frame, "junk", 4) == 0 ? LINK_SHRINK_DROP : len;
+}
+
+/* What the stash drops (its shrink function says so) is counted as read:
+ * the backlog is the age of what is still unread, so a stream the stash
+ * drops does not keep it growing. A stash that finds libzmq's queue empty
+ * moves the backlog to the stashed frames' own age (it stayed where the
+ * whole link was last empty, and a stream that never let both be empty at
+ * once kept it growing). */
+static void
+test_stash_drop(void **state)
+{
+    struct fixture *f = *state;
+    struct link_stats st0, st;
+
+    link_set_shrink(f->router, shrink_drop_junk, NULL);
+    assert_int_equal(send_wait(f->dealer, "a", 1), 0);
+    for (int i = 0; i < LINK_TEST_TRIES && link_stash(f->router, 10) == 0; i++)
+        wait_for(link_zsocket(f->router), ZMQ_POLLIN);
+    usleep(300000);
+    assert_true(link_backlog_ms(f->router) >= 300);
+    /* Nothing new: the stash finds libzmq empty, "a" is read, and what
+     * waits now arrived since then. */
+    assert_int_equal(link_stash(f->router, 10), 0);
+    expect_msg(f->router, "n1", "a");
+    link_get_stats(f->router, &st0);
+    assert_int_equal(link_send(f->dealer, NULL, "junk1", 5), 0);
+    assert_int_equal(link_send(f->dealer, NULL, "keep", 4), 0);
+    assert_int_equal(link_send(f->dealer, NULL, "junk2", 5), 0);
+    usleep(100000); /* all three wait in libzmq */
+    stash_until(f->router, 3, &st0);
+    assert_true(link_backlog_ms(f->router) < 300);
+    link_get_stats(f->router, &st);
+    assert_int_equal(st.stashed - st0.stashed, 1);
+    assert_int_equal(st.dropped - st0.dropped, 2);
+    expect_msg(f->router, "n1", "keep");
+    assert_int_equal(link_backlog_ms(f->router), 0);
+}
+
 int
 main(void)
 {
@@ -384,6 +562,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stash_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stash_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stash_flood_by_arrival, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_junk_identity_shut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stash_drop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
