@@ -209,31 +209,28 @@ _Static_assert(ARRAY_SIZE(usage_metrics) == USAGE_N_U64_FIELDS,
 
 /* One guest as the scrape sees it. */
 struct guest_row {
-    char name[NAME_MAX_LEN + 1];    /* its name */
-    char node[NAME_MAX_LEN + 1];    /* its node, "" unplaced */
-    char project[NAME_MAX_LEN + 1]; /* its project */
-    uint64_t v[USAGE_N_METRICS];    /* its latest sample, counters as totals */
-    bool have;                      /* a sample exists */
+    char labels[3 * NAME_MAX_LEN + 32]; /* guest="...",node="...",project="..." */
+    uint64_t v[USAGE_N_METRICS];        /* its latest sample, counters as totals */
+    bool have;                          /* a sample exists */
 };
 
 struct guests_scan {
-    master_t *m;                  /* the master */
-    struct guest_row *rows;       /* every guest */
-    size_t n;                     /* entries in rows */
-    size_t cap;                   /* entries allocated in rows */
-    uint64_t states[DB__OBS_MAX]; /* guests by observed state */
-    FILE *info;                   /* the vfleet_guest_info lines */
+    master_t *m;            /* the master */
+    struct guest_row *rows; /* every guest of the selection */
+    size_t n;               /* entries in rows */
+    size_t cap;             /* entries allocated in rows */
+    FILE *info;             /* the vfleet_guest_info lines */
 };
 
+/* Reads the guest's row as it comes from the store, never its spec: a
+ * parse per guest made a scrape of 100,000 guests hold the loop for
+ * seconds (docs/performance.md). */
 static int
-guest_seen(void *userdata, const struct db_guest *g)
+guest_seen(void *userdata, const struct db_guest_brief *g)
 {
     struct guests_scan *s = userdata;
-    struct guest_spec spec;
     const struct guest_usage *u = usage_latest(s->m, g->id);
 
-    if ((unsigned)g->observed < DB__OBS_MAX)
-        s->states[g->observed]++;
     if (s->n == s->cap) {
         /* Doubling: one row at a time was quadratic in copies at 100,000
          * guests, and held the loop for tens of seconds. */
@@ -241,17 +238,13 @@ guest_seen(void *userdata, const struct db_guest *g)
         s->rows = xrealloc(s->rows, s->cap * sizeof(*s->rows));
     }
     struct guest_row *r = &s->rows[s->n++];
-    strscpy(r->name, g->name, sizeof(r->name));
-    strscpy(r->node, g->node ? g->node : "", sizeof(r->node));
-    strscpy(r->project, g->project ? g->project : "default", sizeof(r->project));
+    snprintf(r->labels, sizeof(r->labels), "guest=\"%s\",node=\"%s\",project=\"%s\"", g->name,
+             g->node ? g->node : "", g->project ? g->project : "default");
     r->have = u != NULL;
     if (u)
         usage_to_vec(u, r->v);
-    unsigned ctx = guests_spec(s->m, g, &spec) == 0 ? spec.context : 0;
-    fprintf(s->info,
-            "vfleet_guest_info{guest=\"%s\",node=\"%s\",project=\"%s\",id=\"%s\","
-            "state=\"%s\",context=\"%u\"} 1\n",
-            g->name, r->node, r->project, g->id, db_observed_to_string(g->observed), ctx);
+    fprintf(s->info, "vfleet_guest_info{%s,id=\"%s\",state=\"%s\",context=\"%u\"} 1\n", r->labels,
+            g->id, db_observed_to_string(g->observed), g->context);
     return 0;
 }
 
@@ -268,8 +261,7 @@ guest_usage_out(FILE *f, const struct guests_scan *s)
         for (size_t k = 0; k < s->n; k++) {
             if (!s->rows[k].have)
                 continue;
-            fprintf(f, "%s{guest=\"%s\",node=\"%s\",project=\"%s\"} ", usage_metrics[i].name,
-                    s->rows[k].name, s->rows[k].node, s->rows[k].project);
+            fprintf(f, "%s{%s} ", usage_metrics[i].name, s->rows[k].labels);
             /* Integers as integers: exact, and much cheaper to print. */
             if (usage_metrics[i].scale == 1)
                 fprintf(f, "%llu\n", (unsigned long long)s->rows[k].v[i]);
@@ -281,31 +273,44 @@ guest_usage_out(FILE *f, const struct guests_scan *s)
            "Times the guest hit a limit (OpenVZ failcnt; disk: times it became full).");
     for (size_t k = 0; k < s->n; k++)
         for (unsigned j = 0; s->rows[k].have && j < USAGE_FAIL_COUNT; j++)
-            fprintf(f,
-                    "vfleet_guest_limit_hits_total{guest=\"%s\",node=\"%s\",project=\"%s\","
-                    "resource=\"%s\"} %llu\n",
-                    s->rows[k].name, s->rows[k].node, s->rows[k].project, fail_names[j],
+            fprintf(f, "vfleet_guest_limit_hits_total{%s,resource=\"%s\"} %llu\n",
+                    s->rows[k].labels, fail_names[j],
                     (unsigned long long)s->rows[k].v[USAGE_N_U64_FIELDS + j]);
 }
 
+/* The guest families of the selection (sel's node and project, NULL =
+ * any): guests by state, and each guest's series unless the selection
+ * holds more than cfg.metrics_guests_max guests. */
 static int
-guests_out(FILE *f, master_t *m)
+guests_out(FILE *f, master_t *m, const struct metrics_select *sel)
 {
     struct guests_scan s = {.m = m};
-    struct db_guest_filter all = {.observed = -1};
+    uint64_t states[DB__OBS_MAX] = {0}, total = 0;
     char *info = NULL;
     size_t info_len = 0;
 
+    int r = db_guest_count_states(m->db, sel->node, sel->project, states);
+    if (r < 0)
+        return r;
+    family(f, "vfleet_guests", "gauge", "Guests by observed state.");
+    for (int st = 0; st < DB__OBS_MAX; st++) {
+        fprintf(f, "vfleet_guests{state=\"%s\"} %llu\n", db_observed_to_string(st),
+                (unsigned long long)states[st]);
+        total += states[st];
+    }
+    bool omit = total > m->cfg.metrics_guests_max;
+    family(f, "vfleet_metrics_guests_omitted", "gauge",
+           "Guests whose series this scrape left out: more than metrics_guests_max guests "
+           "(scrape ?node=NAME instead).");
+    fprintf(f, "vfleet_metrics_guests_omitted %llu\n", (unsigned long long)(omit ? total : 0));
+    if (omit)
+        return 0;
     s.info = open_memstream(&info, &info_len);
     if (!s.info)
         return -ENOMEM;
-    int r = db_guest_list(m->db, &all, guest_seen, &s);
+    r = db_guest_brief_list(m->db, sel->node, sel->project, guest_seen, &s);
     fclose(s.info);
     if (r >= 0) {
-        family(f, "vfleet_guests", "gauge", "Guests by observed state.");
-        for (int st = 0; st < DB__OBS_MAX; st++)
-            fprintf(f, "vfleet_guests{state=\"%s\"} %llu\n", db_observed_to_string(st),
-                    (unsigned long long)s.states[st]);
         family(f, "vfleet_guest_info", "gauge", "Every guest, with its id, state and context.");
         fwrite(info, 1, info_len, f);
         guest_usage_out(f, &s);
@@ -367,17 +372,23 @@ control_out(FILE *f, master_t *m)
 }
 
 int
-metrics_render(master_t *m, char **out, size_t *len)
+metrics_render(master_t *m, const struct metrics_select *sel, char **out, size_t *len)
 {
+    static const struct metrics_select all;
+    bool slice = sel && (sel->node || sel->project);
     char *buf = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&buf, &n);
 
     if (!f)
         return -ENOMEM;
-    nodes_out(f, m);
-    int r = guests_out(f, m);
-    control_out(f, m);
+    /* A slice is its guests' families; the cluster's come with the
+     * unfiltered scrape. */
+    if (!slice)
+        nodes_out(f, m);
+    int r = guests_out(f, m, sel ? sel : &all);
+    if (!slice)
+        control_out(f, m);
     fclose(f);
     if (r < 0) {
         free(buf);
@@ -388,16 +399,61 @@ metrics_render(master_t *m, char **out, size_t *len)
     return 0;
 }
 
+/* The selection from the query (node, project), checked: answers 400 or
+ * 404 itself and returns -errno then. */
+static int
+parse_select(master_t *m, struct http_req *req, struct metrics_select *sel)
+{
+    static const char *const field[] = {"node", "project"};
+    const char **val[] = {&sel->node, &sel->project};
+    unsigned known = 0;
+
+    for (size_t i = 0; i < ARRAY_SIZE(field); i++) {
+        *val[i] = httpd_query(req, field[i]);
+        if (*val[i] && !name_is_valid(*val[i]))
+            return httpd_error(req, 400, "bad_request", field[i],
+                               "%s must be a name (1 to %d lowercase letters, digits and "
+                               "hyphens)",
+                               field[i], NAME_MAX_LEN),
+                   -EINVAL;
+        known += *val[i] != NULL;
+    }
+    /* Another parameter (a typo would scrape everything), one given twice
+     * or one without a value. */
+    if (httpd_query_count(req) != known)
+        return httpd_error(req, 400, "bad_request", NULL,
+                           "the query may hold node=NAME and project=NAME, each at most once"),
+               -EINVAL;
+    if (sel->node && !registry_get(m->reg, sel->node))
+        return httpd_error(req, 404, "not_found", "node", "no node \"%s\"", sel->node), -ENOENT;
+    if (sel->project) {
+        struct db_project p = {0};
+        int r = db_project_get(m->db, sel->project, &p);
+        db_project_clear(&p);
+        if (r == -ENOENT)
+            return httpd_error(req, 404, "not_found", "project", "no project \"%s\"", sel->project),
+                   r;
+        if (r < 0)
+            return httpd_error(req, 503, "unavailable", NULL, "cannot read the projects: %s",
+                               strerror(-r)),
+                   r;
+    }
+    return 0;
+}
+
 void
 h_metrics(master_t *m, struct http_req *req, const struct api_match *am)
 {
+    struct metrics_select sel = {0};
     char *text = NULL;
     size_t len = 0;
 
     (void)am;
+    if (parse_select(m, req, &sel) < 0)
+        return;
     /* A scrape sees what is committed. */
     (void)master_batch_commit(m);
-    int r = metrics_render(m, &text, &len);
+    int r = metrics_render(m, &sel, &text, &len);
     if (r < 0) {
         httpd_error(req, 503, "unavailable", NULL, "cannot read the metrics: %s", strerror(-r));
         return;
