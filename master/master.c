@@ -61,7 +61,7 @@ master_config_default(struct master_config *c)
     c->events_max_age_s = 30 * 86400;
     c->events_max_count = 100000;
     c->traffic_max_rows = 200000;
-    c->metrics_guests_max = 5000;
+    c->metrics_guests_max = 10000;
     sched_config_default(&c->sched);
 }
 

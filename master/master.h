@@ -70,7 +70,7 @@ struct master_config {
     uint32_t events_max_age_s;   /* events older than this are dropped; 0 = 30 days */
     uint32_t events_max_count;   /* at most this many are kept; 0 = 100000 */
     uint32_t traffic_max_rows;   /* rows of one traffic answer; 0 = 200000 */
-    uint32_t metrics_guests_max; /* a scrape of more guests has no per-guest series; 0 = 5000 */
+    uint32_t metrics_guests_max; /* a scrape of more guests has no per-guest series; 0 = 10000 */
     /* The wall clock in ms since the epoch for event times, usage history
      * and retention; NULL = time_real_ms. Tests drive time with it. */
     uint64_t (*clock_ms)(void *userdata);

@@ -99,6 +99,54 @@ test_all(void **state)
     free(t);
 }
 
+/* Every sample line is NAME{LABELS} VALUE with a number for the value, no
+ * family is declared twice, and CPU seconds have their nine decimals. */
+static void
+test_format(void **state)
+{
+    char *t = NULL, *save = NULL;
+    size_t samples = 0, cpu = 0, types = 0;
+    char seen[64][96];
+
+    (void)state;
+    /* Until every guest has reported usage (the agents do every 200 ms). */
+    for (int i = 0; i < 200; i++) {
+        free(t);
+        t = scrape("/metrics", 200);
+        if (lines_with(t, "vfleet_guest_cpu_seconds_total{") == 4)
+            break;
+        usleep(50 * 1000);
+    }
+    for (char *l = strtok_r(t, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(l, "# TYPE ", 7) == 0) {
+            char name[96];
+            assert_int_equal(sscanf(l + 7, "%95s", name), 1);
+            for (size_t i = 0; i < types; i++)
+                assert_string_not_equal(seen[i], name);
+            assert_true(types < ARRAY_SIZE(seen));
+            strcpy(seen[types++], name);
+            continue;
+        }
+        if (l[0] == '#')
+            continue;
+        char *sp = strrchr(l, ' '), *end = NULL;
+        assert_non_null(sp);
+        (void)strtod(sp + 1, &end);
+        if (end == sp + 1 || *end != '\0')
+            fail_msg("not a number: %s", l);
+        if (strncmp(l, "vfleet_guest_cpu_seconds_total{", 31) == 0) {
+            const char *dot = strchr(sp, '.');
+            assert_non_null(dot);
+            assert_int_equal(strlen(dot + 1), 9);
+            cpu++;
+        }
+        samples++;
+    }
+    assert_true(samples > 100);
+    assert_int_equal(cpu, 4);
+    free(t);
+}
+
 /* A slice holds its guests' series and no others, and none of the
  * cluster's families. */
 static void
@@ -216,9 +264,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_all),
-        cmocka_unit_test(test_slices),
-        cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_all),        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_slices),     cmocka_unit_test(test_bound),
         cmocka_unit_test(test_bad_params),
     };
 
