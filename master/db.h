@@ -282,6 +282,25 @@ struct db_guest_filter {
 int db_guest_list(db_t *db, const struct db_guest_filter *f,
                   int (*cb)(void *userdata, const struct db_guest *g), void *userdata);
 
+/* A guest as the metrics exposition sees it: what its labels need and no
+ * more (no spec to parse). Strings are borrowed for the callback. */
+struct db_guest_brief {
+    const char *id;            /* its id */
+    const char *name;          /* its name */
+    const char *node;          /* its node, NULL = unplaced */
+    const char *project;       /* its project */
+    enum db_observed observed; /* what its node last reported */
+    uint32_t context;          /* its FreeVPS context number, 0 = none */
+};
+/* Guests in name order, of node and of project when not NULL; as
+ * db_guest_list. The context is read by SQLite from the stored spec. */
+int db_guest_brief_list(db_t *db, const char *node, const char *project,
+                        int (*cb)(void *userdata, const struct db_guest_brief *g), void *userdata);
+/* Adds to counts[o] the guests in each observed state, of node and of
+ * project when not NULL. Returns 0 or -errno. */
+int db_guest_count_states(db_t *db, const char *node, const char *project,
+                          uint64_t counts[DB__OBS_MAX]);
+
 /* ---- pools and addresses ---- */
 
 int db_pool_insert(db_t *db, const struct db_pool *p);

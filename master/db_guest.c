@@ -399,3 +399,73 @@ db_guest_list(db_t *db, const struct db_guest_filter *f,
     r = dbi_walk(db, s, guest_row, (void *)cb, userdata);
     return r;
 }
+
+/* By filter: bit 0 node, bit 1 project; each uses its index (guests_node,
+ * guests_project, or guests_observed for the counts). */
+#define BRIEF_COLS "SELECT id, name, node, project, observed, json_extract(spec, '$.context') "
+static const char *const sql_guest_brief[4] = {
+    BRIEF_COLS "FROM guests ORDER BY name",
+    BRIEF_COLS "FROM guests WHERE node = ?1 ORDER BY name",
+    BRIEF_COLS "FROM guests WHERE project = ?2 ORDER BY name",
+    BRIEF_COLS "FROM guests WHERE node = ?1 AND project = ?2 ORDER BY name",
+};
+#undef BRIEF_COLS
+static const char *const sql_guest_count_states[4] = {
+    "SELECT observed, COUNT(*) FROM guests GROUP BY observed",
+    "SELECT observed, COUNT(*) FROM guests WHERE node = ?1 GROUP BY observed",
+    "SELECT observed, COUNT(*) FROM guests WHERE project = ?2 GROUP BY observed",
+    "SELECT observed, COUNT(*) FROM guests WHERE node = ?1 AND project = ?2 GROUP BY observed",
+};
+
+static sqlite3_stmt *
+brief_stmt(db_t *db, const char *const sql[4], const char *node, const char *project)
+{
+    sqlite3_stmt *s = dbi_stmt(db, sql[(node ? 1 : 0) | (project ? 2 : 0)]);
+
+    if (node)
+        dbi_bind_text(s, 1, node);
+    if (project)
+        dbi_bind_text(s, 2, project);
+    return s;
+}
+
+typedef int (*guest_brief_cb)(void *, const struct db_guest_brief *);
+
+static int
+guest_brief_row(sqlite3_stmt *s, void *cb, void *userdata)
+{
+    int o = db_observed_from_string((const char *)sqlite3_column_text(s, 4));
+    sqlite3_int64 ctx = sqlite3_column_int64(s, 5);
+    struct db_guest_brief g = {
+        .id = (const char *)sqlite3_column_text(s, 0),
+        .name = (const char *)sqlite3_column_text(s, 1),
+        .node = (const char *)sqlite3_column_text(s, 2),
+        .project = (const char *)sqlite3_column_text(s, 3),
+        .observed = o < 0 ? DB_OBS_UNKNOWN : (enum db_observed)o,
+        .context = ctx > 0 && ctx <= UINT32_MAX ? (uint32_t)ctx : 0,
+    };
+
+    return ((guest_brief_cb)cb)(userdata, &g);
+}
+
+int
+db_guest_brief_list(db_t *db, const char *node, const char *project,
+                    int (*cb)(void *userdata, const struct db_guest_brief *g), void *userdata)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = brief_stmt(db, sql_guest_brief, node, project);
+
+    return dbi_walk(db, s, guest_brief_row, (void *)cb, userdata);
+}
+
+int
+db_guest_count_states(db_t *db, const char *node, const char *project, uint64_t counts[DB__OBS_MAX])
+{
+    _cleanup_stmt_ sqlite3_stmt *s = brief_stmt(db, sql_guest_count_states, node, project);
+    int rc;
+
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int o = db_observed_from_string((const char *)sqlite3_column_text(s, 0));
+        counts[o < 0 ? DB_OBS_UNKNOWN : o] += dbi_col_u64(s, 1);
+    }
+    return rc == SQLITE_DONE ? 0 : dbi_errno(rc);
+}

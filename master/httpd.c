@@ -362,6 +362,14 @@ httpd_query(const struct http_req *req, const char *name)
     return MHD_lookup_connection_value(p->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+unsigned
+httpd_query_count(const struct http_req *req)
+{
+    struct pending *p = container_of(req, struct pending, req);
+    int n = MHD_get_connection_values(p->conn, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    return n > 0 ? (unsigned)n : 0;
+}
+
 const char *
 httpd_header(const struct http_req *req, const char *name)
 {

@@ -121,5 +121,8 @@ void httpd_error(struct http_req *req, unsigned status, const char *code, const 
 
 /* The value of query parameter name, NULL when absent. Valid until respond. */
 const char *httpd_query(const struct http_req *req, const char *name);
+/* How many query parameters came, repeated ones and ones without a value
+ * included: more than a handler's known ones present means others. */
+unsigned httpd_query_count(const struct http_req *req);
 /* Request headers, case-insensitive. */
 const char *httpd_header(const struct http_req *req, const char *name);

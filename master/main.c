@@ -213,6 +213,8 @@ static const struct config_key master_keys[] = {
      "events older than this are dropped"},
     {"master", "events_max_count", CONFIG_U64, 1000, 100000000, NULL, "events-max-count", NULL,
      "at most this many events are kept"},
+    {"master", "metrics_guests_max", CONFIG_U64, 1, 100000000, NULL, "metrics-guests-max", NULL,
+     "a /metrics scrape of more guests omits the per-guest series"},
     {"master", "log_level", CONFIG_CHOICE, 0, 0, LEVELS, "log-level", NULL,
      "most verbose level logged"},
     {"master", "log_format", CONFIG_CHOICE, 0, 0, "text|json", "log-format", NULL,
@@ -417,6 +419,8 @@ fill_master_config(const config_t *cfg, struct master_config *mc, char *addr, si
         mc->events_max_age_s = (uint32_t)u * 86400;
     if (config_get_u64(cfg, "master", "events_max_count", &u) == 0)
         mc->events_max_count = (uint32_t)u;
+    if (config_get_u64(cfg, "master", "metrics_guests_max", &u) == 0)
+        mc->metrics_guests_max = (uint32_t)u;
     if ((s = config_get(cfg, "master", "algorithm")))
         mc->sched.algo = (enum sched_algo)sched_algo_from_string(s);
     mc->sched.overcommit_cpu = get_ratio(cfg, "overcommit_cpu", mc->sched.overcommit_cpu);

@@ -67,6 +67,7 @@ master_config_default(struct master_config *c)
     c->events_max_age_s = 30 * 86400;
     c->events_max_count = 100000;
     c->traffic_max_rows = 200000;
+    c->metrics_guests_max = 10000;
     sched_config_default(&c->sched);
 }
 
@@ -368,6 +369,7 @@ config_fill(master_t *m, const struct master_config *cfg)
     DEF(events_max_age_s);
     DEF(events_max_count);
     DEF(traffic_max_rows);
+    DEF(metrics_guests_max);
 #undef DEF
     if (m->cfg.usage_ms < 100)
         m->cfg.usage_ms = 100;

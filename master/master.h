@@ -54,22 +54,23 @@ struct master_config {
     const char *binds[MASTER_MAX_BINDS]; /* ROUTER endpoints for the node agents */
     unsigned n_binds;                    /* entries in binds */
     const char *key_file;                /* CurveZMQ key pair; NULL = master.key by the db */
-    const char *data_address;  /* exports arrive on tcp://this:*; NULL = beside an ipc:// bind */
-    bool insecure;             /* tcp:// endpoints in plaintext (logged loudly) */
-    const char *web_dir;       /* static files for the web UI, NULL = none */
-    const char *templates;     /* the template library, NULL = <db dir>/templates */
-    uint32_t heartbeat_ms;     /* asked of the agents in welcome; 0 = 5000 */
-    uint32_t usage_ms;         /* usage interval asked of the agents; 0 = 10000 */
-    uint32_t suspect_after_ms; /* silence before suspect; 0 = 15000 */
-    uint32_t down_after_ms;    /* silence before down; 0 = 30000 */
-    uint32_t resend_ms;        /* first re-send of an unanswered command; 0 = 5000 */
-    uint32_t tick_ms;          /* liveness and re-send timer; 0 = 250 */
-    uint32_t wait_default_s;   /* ?wait=running without timeout; 0 = 60 */
-    uint32_t max_ips;          /* addresses per guest; 0 = 16 */
-    struct sched_config sched; /* placement policy */
-    uint32_t events_max_age_s; /* events older than this are dropped; 0 = 30 days */
-    uint32_t events_max_count; /* at most this many are kept; 0 = 100000 */
-    uint32_t traffic_max_rows; /* rows of one traffic answer; 0 = 200000 */
+    const char *data_address;    /* exports arrive on tcp://this:*; NULL = beside an ipc:// bind */
+    bool insecure;               /* tcp:// endpoints in plaintext (logged loudly) */
+    const char *web_dir;         /* static files for the web UI, NULL = none */
+    const char *templates;       /* the template library, NULL = <db dir>/templates */
+    uint32_t heartbeat_ms;       /* asked of the agents in welcome; 0 = 5000 */
+    uint32_t usage_ms;           /* usage interval asked of the agents; 0 = 10000 */
+    uint32_t suspect_after_ms;   /* silence before suspect; 0 = 15000 */
+    uint32_t down_after_ms;      /* silence before down; 0 = 30000 */
+    uint32_t resend_ms;          /* first re-send of an unanswered command; 0 = 5000 */
+    uint32_t tick_ms;            /* liveness and re-send timer; 0 = 250 */
+    uint32_t wait_default_s;     /* ?wait=running without timeout; 0 = 60 */
+    uint32_t max_ips;            /* addresses per guest; 0 = 16 */
+    struct sched_config sched;   /* placement policy */
+    uint32_t events_max_age_s;   /* events older than this are dropped; 0 = 30 days */
+    uint32_t events_max_count;   /* at most this many are kept; 0 = 100000 */
+    uint32_t traffic_max_rows;   /* rows of one traffic answer; 0 = 200000 */
+    uint32_t metrics_guests_max; /* a scrape of more guests has no per-guest series; 0 = 10000 */
     /* The wall clock in ms since the epoch for event times, usage history
      * and retention; NULL = time_real_ms. Tests drive time with it. */
     uint64_t (*clock_ms)(void *userdata);

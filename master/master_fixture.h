@@ -65,6 +65,7 @@ struct fx {
     uint64_t clock_ms;              /* the master's wall clock when set (test clock), 0 = real */
     uint32_t events_max_count;      /* the next master's event retention by count, 0 = default */
     uint32_t traffic_max_rows;      /* the next master's traffic answer bound, 0 = default */
+    uint32_t metrics_guests_max;    /* the next master's per-guest metrics bound, 0 = default */
 };
 
 static struct fx F;
@@ -138,6 +139,7 @@ start_master(struct fx *f)
     c.clock_userdata = f;
     c.events_max_count = f->events_max_count;
     c.traffic_max_rows = f->traffic_max_rows;
+    c.metrics_guests_max = f->metrics_guests_max;
     f->err = master_new(&f->loop, &c, &f->master, f->errtext, sizeof(f->errtext));
 }
 
@@ -308,6 +310,32 @@ http_h(const char *method, const char *path, const char *body, const char *idem,
     if (out)
         *out = b.n ? json_loads(b.p, 0, NULL) : NULL;
     free(b.p);
+    return status;
+}
+
+/* GET of path; returns the status and the body as text in *out (the
+ * caller frees it; "" when empty). */
+FX_UNUSED static long
+http_text(const char *path, char **out)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    struct buf b = {0};
+    char url[512];
+    long status = 0;
+
+    snprintf(url, sizeof(url), "%s%s", F.url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    h = fx_secure(c, h);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    *out = b.p ? b.p : xstrdup("");
     return status;
 }
 

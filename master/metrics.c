@@ -2,6 +2,7 @@
 #include "master/metrics.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,29 +113,101 @@ metrics_dispatch_answer(master_t *m, const struct dispatch_done *d, bool acked)
 
 /* ---- rendering ---- */
 
+/* The exposition being built. fprintf into an open_memstream spent most
+ * of a large scrape in stdio's bookkeeping and in zero-filling the stream's
+ * growth; the per-guest lines are put here piece by piece instead. */
+struct out {
+    char *p;    /* the text, NUL-terminated */
+    size_t n;   /* its length */
+    size_t cap; /* bytes allocated at p */
+};
+
 static void
-family(FILE *f, const char *name, const char *type, const char *help)
+out_reserve(struct out *o, size_t k)
 {
-    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    if (o->n + k + 1 <= o->cap)
+        return;
+    size_t cap = o->cap ? 2 * o->cap : 64 * 1024;
+    while (cap < o->n + k + 1)
+        cap *= 2;
+    o->p = xrealloc(o->p, cap);
+    o->cap = cap;
 }
 
 static void
-histogram_out(FILE *f, const char *name, const char *help, const struct histogram *h)
+out_put(struct out *o, const char *s, size_t k)
+{
+    out_reserve(o, k);
+    memcpy(o->p + o->n, s, k);
+    o->n += k;
+    o->p[o->n] = '\0';
+}
+
+static void
+out_str(struct out *o, const char *s)
+{
+    out_put(o, s, strlen(s));
+}
+
+/* v in decimal, padded with zeros to width digits (0 = none). */
+static void
+out_u64(struct out *o, uint64_t v, unsigned width)
+{
+    char d[24];
+    size_t i = sizeof(d);
+
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v || sizeof(d) - i < width);
+    out_put(o, d + i, sizeof(d) - i);
+}
+
+static void out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+out_printf(struct out *o, const char *fmt, ...)
+{
+    va_list ap;
+
+    out_reserve(o, 0);
+    va_start(ap, fmt);
+    int k = vsnprintf(o->p + o->n, o->cap - o->n, fmt, ap);
+    va_end(ap);
+    if (k < 0)
+        return;
+    if ((size_t)k >= o->cap - o->n) {
+        out_reserve(o, (size_t)k);
+        va_start(ap, fmt);
+        vsnprintf(o->p + o->n, o->cap - o->n, fmt, ap);
+        va_end(ap);
+    }
+    o->n += (size_t)k;
+}
+
+static void
+family(struct out *o, const char *name, const char *type, const char *help)
+{
+    out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+histogram_out(struct out *o, const char *name, const char *help, const struct histogram *h)
 {
     uint64_t cum = 0;
 
-    family(f, name, "histogram", help);
+    family(o, name, "histogram", help);
     for (size_t i = 0; i < HIST_BUCKETS; i++) {
         cum += h->counts[i];
-        fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
+        out_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
     }
     cum += h->counts[HIST_BUCKETS];
-    fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
-            (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->n);
+    out_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
+               (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->n);
 }
 
 static void
-nodes_out(FILE *f, master_t *m)
+nodes_out(struct out *o, master_t *m)
 {
     static const struct {
         const char *name; /* the metric */
@@ -155,12 +228,12 @@ nodes_out(FILE *f, master_t *m)
 
     for (size_t i = 0; i < n; i++)
         states[registry_at(m->reg, i)->state < 3 ? registry_at(m->reg, i)->state : 2]++;
-    family(f, "vfleet_nodes", "gauge", "Nodes by state.");
+    family(o, "vfleet_nodes", "gauge", "Nodes by state.");
     for (int s = 0; s < 3; s++)
-        fprintf(f, "vfleet_nodes{state=\"%s\"} %llu\n", db_node_state_to_string(s),
-                (unsigned long long)states[s]);
+        out_printf(o, "vfleet_nodes{state=\"%s\"} %llu\n", db_node_state_to_string(s),
+                   (unsigned long long)states[s]);
     for (size_t k = 0; k < ARRAY_SIZE(fam); k++) {
-        family(f, fam[k].name, "gauge", fam[k].help);
+        family(o, fam[k].name, "gauge", fam[k].help);
         for (size_t i = 0; i < n; i++) {
             struct registry_node *rn = registry_at(m->reg, i);
             struct sched_node_info info = {0};
@@ -174,7 +247,7 @@ nodes_out(FILE *f, master_t *m)
                           (double)info.used.disk,
                           (double)info.guests,
                           (double)dispatch_pending(m->disp, rn->name, MSG_INVALID, NULL)};
-            fprintf(f, "%s{node=\"%s\"} %.17g\n", fam[k].name, rn->name, v[k]);
+            out_printf(o, "%s{node=\"%s\"} %.17g\n", fam[k].name, rn->name, v[k]);
         }
     }
 }
@@ -209,31 +282,29 @@ _Static_assert(ARRAY_SIZE(usage_metrics) == USAGE_N_U64_FIELDS,
 
 /* One guest as the scrape sees it. */
 struct guest_row {
-    char name[NAME_MAX_LEN + 1];    /* its name */
-    char node[NAME_MAX_LEN + 1];    /* its node, "" unplaced */
-    char project[NAME_MAX_LEN + 1]; /* its project */
-    uint64_t v[USAGE_N_METRICS];    /* its latest sample, counters as totals */
-    bool have;                      /* a sample exists */
+    char labels[3 * NAME_MAX_LEN + 32]; /* guest="...",node="...",project="..." */
+    size_t labels_len;                  /* strlen(labels) */
+    uint64_t v[USAGE_N_METRICS];        /* its latest sample, counters as totals */
+    bool have;                          /* a sample exists */
 };
 
 struct guests_scan {
-    master_t *m;                  /* the master */
-    struct guest_row *rows;       /* every guest */
-    size_t n;                     /* entries in rows */
-    size_t cap;                   /* entries allocated in rows */
-    uint64_t states[DB__OBS_MAX]; /* guests by observed state */
-    FILE *info;                   /* the vfleet_guest_info lines */
+    master_t *m;            /* the master */
+    struct guest_row *rows; /* every guest of the selection */
+    size_t n;               /* entries in rows */
+    size_t cap;             /* entries allocated in rows */
+    struct out *o;          /* where its vfleet_guest_info line goes */
 };
 
+/* Reads the guest's row as it comes from the store, never its spec: a
+ * parse per guest made a scrape of 100,000 guests hold the loop for
+ * seconds (docs/performance.md). */
 static int
-guest_seen(void *userdata, const struct db_guest *g)
+guest_seen(void *userdata, const struct db_guest_brief *g)
 {
     struct guests_scan *s = userdata;
-    struct guest_spec spec;
     const struct guest_usage *u = usage_latest(s->m, g->id);
 
-    if ((unsigned)g->observed < DB__OBS_MAX)
-        s->states[g->observed]++;
     if (s->n == s->cap) {
         /* Doubling: one row at a time was quadratic in copies at 100,000
          * guests, and held the loop for tens of seconds. */
@@ -241,17 +312,21 @@ guest_seen(void *userdata, const struct db_guest *g)
         s->rows = xrealloc(s->rows, s->cap * sizeof(*s->rows));
     }
     struct guest_row *r = &s->rows[s->n++];
-    strscpy(r->name, g->name, sizeof(r->name));
-    strscpy(r->node, g->node ? g->node : "", sizeof(r->node));
-    strscpy(r->project, g->project ? g->project : "default", sizeof(r->project));
+    int k = snprintf(r->labels, sizeof(r->labels), "guest=\"%s\",node=\"%s\",project=\"%s\"",
+                     g->name, g->node ? g->node : "", g->project ? g->project : "default");
+    r->labels_len = k < 0 ? 0 : (size_t)k < sizeof(r->labels) ? (size_t)k : sizeof(r->labels) - 1;
     r->have = u != NULL;
     if (u)
         usage_to_vec(u, r->v);
-    unsigned ctx = guests_spec(s->m, g, &spec) == 0 ? spec.context : 0;
-    fprintf(s->info,
-            "vfleet_guest_info{guest=\"%s\",node=\"%s\",project=\"%s\",id=\"%s\","
-            "state=\"%s\",context=\"%u\"} 1\n",
-            g->name, r->node, r->project, g->id, db_observed_to_string(g->observed), ctx);
+    out_str(s->o, "vfleet_guest_info{");
+    out_put(s->o, r->labels, r->labels_len);
+    out_str(s->o, ",id=\"");
+    out_str(s->o, g->id);
+    out_str(s->o, "\",state=\"");
+    out_str(s->o, db_observed_to_string(g->observed));
+    out_str(s->o, "\",context=\"");
+    out_u64(s->o, g->context, 0);
+    out_str(s->o, "\"} 1\n");
     return 0;
 }
 
@@ -260,144 +335,209 @@ static const char *const fail_names[USAGE_FAIL_COUNT] = {USAGE_FAIL_FIELDS(FAIL_
 #undef FAIL_NAME
 
 static void
-guest_usage_out(FILE *f, const struct guests_scan *s)
+guest_usage_out(struct out *o, const struct guests_scan *s)
 {
     for (unsigned i = 0; i < USAGE_N_U64_FIELDS; i++) {
-        family(f, usage_metrics[i].name, db_usage_is_counter(i) ? "counter" : "gauge",
+        size_t name_len = strlen(usage_metrics[i].name);
+        family(o, usage_metrics[i].name, db_usage_is_counter(i) ? "counter" : "gauge",
                usage_metrics[i].help);
         for (size_t k = 0; k < s->n; k++) {
-            if (!s->rows[k].have)
+            const struct guest_row *r = &s->rows[k];
+            if (!r->have)
                 continue;
-            fprintf(f, "%s{guest=\"%s\",node=\"%s\",project=\"%s\"} ", usage_metrics[i].name,
-                    s->rows[k].name, s->rows[k].node, s->rows[k].project);
-            /* Integers as integers: exact, and much cheaper to print. */
-            if (usage_metrics[i].scale == 1)
-                fprintf(f, "%llu\n", (unsigned long long)s->rows[k].v[i]);
-            else
-                fprintf(f, "%.9f\n", (double)s->rows[k].v[i] * usage_metrics[i].scale);
+            out_put(o, usage_metrics[i].name, name_len);
+            out_put(o, "{", 1);
+            out_put(o, r->labels, r->labels_len);
+            out_put(o, "} ", 2);
+            /* Integers as integers: exact, and much cheaper to print; CPU
+             * nanoseconds as seconds with nine decimals, exact too. */
+            if (usage_metrics[i].scale == 1) {
+                out_u64(o, r->v[i], 0);
+            } else {
+                out_u64(o, r->v[i] / 1000000000, 0);
+                out_put(o, ".", 1);
+                out_u64(o, r->v[i] % 1000000000, 9);
+            }
+            out_put(o, "\n", 1);
         }
     }
-    family(f, "vfleet_guest_limit_hits_total", "counter",
+    family(o, "vfleet_guest_limit_hits_total", "counter",
            "Times the guest hit a limit (OpenVZ failcnt; disk: times it became full).");
     for (size_t k = 0; k < s->n; k++)
-        for (unsigned j = 0; s->rows[k].have && j < USAGE_FAIL_COUNT; j++)
-            fprintf(f,
-                    "vfleet_guest_limit_hits_total{guest=\"%s\",node=\"%s\",project=\"%s\","
-                    "resource=\"%s\"} %llu\n",
-                    s->rows[k].name, s->rows[k].node, s->rows[k].project, fail_names[j],
-                    (unsigned long long)s->rows[k].v[USAGE_N_U64_FIELDS + j]);
+        for (unsigned j = 0; s->rows[k].have && j < USAGE_FAIL_COUNT; j++) {
+            out_str(o, "vfleet_guest_limit_hits_total{");
+            out_put(o, s->rows[k].labels, s->rows[k].labels_len);
+            out_str(o, ",resource=\"");
+            out_str(o, fail_names[j]);
+            out_str(o, "\"} ");
+            out_u64(o, s->rows[k].v[USAGE_N_U64_FIELDS + j], 0);
+            out_put(o, "\n", 1);
+        }
 }
 
+/* The guest families of the selection (sel's node and project, NULL =
+ * any): guests by state, and each guest's series unless the selection
+ * holds more than cfg.metrics_guests_max guests. */
 static int
-guests_out(FILE *f, master_t *m)
+guests_out(struct out *o, master_t *m, const struct metrics_select *sel)
 {
-    struct guests_scan s = {.m = m};
-    struct db_guest_filter all = {.observed = -1};
-    char *info = NULL;
-    size_t info_len = 0;
+    struct guests_scan s = {.m = m, .o = o};
+    uint64_t states[DB__OBS_MAX] = {0}, total = 0;
 
-    s.info = open_memstream(&info, &info_len);
-    if (!s.info)
-        return -ENOMEM;
-    int r = db_guest_list(m->db, &all, guest_seen, &s);
-    fclose(s.info);
-    if (r >= 0) {
-        family(f, "vfleet_guests", "gauge", "Guests by observed state.");
-        for (int st = 0; st < DB__OBS_MAX; st++)
-            fprintf(f, "vfleet_guests{state=\"%s\"} %llu\n", db_observed_to_string(st),
-                    (unsigned long long)s.states[st]);
-        family(f, "vfleet_guest_info", "gauge", "Every guest, with its id, state and context.");
-        fwrite(info, 1, info_len, f);
-        guest_usage_out(f, &s);
+    int r = db_guest_count_states(m->db, sel->node, sel->project, states);
+    if (r < 0)
+        return r;
+    family(o, "vfleet_guests", "gauge", "Guests by observed state.");
+    for (int st = 0; st < DB__OBS_MAX; st++) {
+        out_printf(o, "vfleet_guests{state=\"%s\"} %llu\n", db_observed_to_string(st),
+                   (unsigned long long)states[st]);
+        total += states[st];
     }
-    free(info);
+    bool omit = total > m->cfg.metrics_guests_max;
+    family(o, "vfleet_metrics_guests_omitted", "gauge",
+           "Guests whose series this scrape left out: more than metrics_guests_max guests "
+           "(scrape ?node=NAME instead).");
+    out_printf(o, "vfleet_metrics_guests_omitted %llu\n", (unsigned long long)(omit ? total : 0));
+    if (omit)
+        return 0;
+    family(o, "vfleet_guest_info", "gauge", "Every guest, with its id, state and context.");
+    r = db_guest_brief_list(m->db, sel->node, sel->project, guest_seen, &s);
+    if (r >= 0)
+        guest_usage_out(o, &s);
     free(s.rows);
     return r < 0 ? r : 0;
 }
 
 static void
-control_out(FILE *f, master_t *m)
+control_out(struct out *o, master_t *m)
 {
     static const char *const results[] = {"placed", "unplaceable", "failed"};
     struct metrics *mt = metrics_of(m);
     struct dispatch_stats ds;
 
-    family(f, "vfleet_placements_total", "counter", "Placement decisions by result.");
+    family(o, "vfleet_placements_total", "counter", "Placement decisions by result.");
     for (int i = 0; i < 3; i++)
-        fprintf(f, "vfleet_placements_total{result=\"%s\"} %llu\n", results[i],
-                (unsigned long long)mt->placements[i]);
-    histogram_out(f, "vfleet_placement_duration_seconds", "Time a placement decision took.",
+        out_printf(o, "vfleet_placements_total{result=\"%s\"} %llu\n", results[i],
+                   (unsigned long long)mt->placements[i]);
+    histogram_out(o, "vfleet_placement_duration_seconds", "Time a placement decision took.",
                   &mt->placement);
     dispatch_get_stats(m->disp, &ds);
-    family(f, "vfleet_dispatch_commands_total", "counter", "Commands queued for nodes.");
-    fprintf(f, "vfleet_dispatch_commands_total %llu\n", (unsigned long long)ds.queued);
-    family(f, "vfleet_dispatch_sends_total", "counter", "Command frames sent, re-sends included.");
-    fprintf(f, "vfleet_dispatch_sends_total %llu\n", (unsigned long long)ds.sent);
-    family(f, "vfleet_dispatch_resends_total", "counter", "Command frames sent again.");
-    fprintf(f, "vfleet_dispatch_resends_total %llu\n", (unsigned long long)ds.resent);
-    family(f, "vfleet_dispatch_resends_postponed_total", "counter",
+    family(o, "vfleet_dispatch_commands_total", "counter", "Commands queued for nodes.");
+    out_printf(o, "vfleet_dispatch_commands_total %llu\n", (unsigned long long)ds.queued);
+    family(o, "vfleet_dispatch_sends_total", "counter", "Command frames sent, re-sends included.");
+    out_printf(o, "vfleet_dispatch_sends_total %llu\n", (unsigned long long)ds.sent);
+    family(o, "vfleet_dispatch_resends_total", "counter", "Command frames sent again.");
+    out_printf(o, "vfleet_dispatch_resends_total %llu\n", (unsigned long long)ds.resent);
+    family(o, "vfleet_dispatch_resends_postponed_total", "counter",
            "Re-sends put off while the node was still answering older commands.");
-    fprintf(f, "vfleet_dispatch_resends_postponed_total %llu\n", (unsigned long long)ds.postponed);
-    family(f, "vfleet_dispatch_answers_total", "counter", "Node answers by command and result.");
+    out_printf(o, "vfleet_dispatch_resends_postponed_total %llu\n",
+               (unsigned long long)ds.postponed);
+    family(o, "vfleet_dispatch_answers_total", "counter", "Node answers by command and result.");
     for (int t = 0; t < DISPATCH_TYPES; t++)
         for (int a = 0; a < 2; a++)
             if (mt->answers[t][a])
-                fprintf(f, "vfleet_dispatch_answers_total{command=\"%s\",result=\"%s\"} %llu\n",
-                        msg_type_name(t), a ? "ack" : "nack",
-                        (unsigned long long)mt->answers[t][a]);
-    histogram_out(f, "vfleet_dispatch_answer_duration_seconds",
+                out_printf(o, "vfleet_dispatch_answers_total{command=\"%s\",result=\"%s\"} %llu\n",
+                           msg_type_name(t), a ? "ack" : "nack",
+                           (unsigned long long)mt->answers[t][a]);
+    histogram_out(o, "vfleet_dispatch_answer_duration_seconds",
                   "Time from queueing a command to the node's answer.", &mt->dispatch);
-    family(f, "vfleet_http_requests_total", "counter",
+    family(o, "vfleet_http_requests_total", "counter",
            "HTTP requests answered, by route and status.");
     for (size_t i = 0; i < mt->n_http; i++)
-        fprintf(f, "vfleet_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n", mt->http[i].route,
-                mt->http[i].status, (unsigned long long)mt->http[i].n);
-    family(f, "vfleet_node_link_backlog_seconds", "gauge",
+        out_printf(o, "vfleet_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
+                   mt->http[i].route, mt->http[i].status, (unsigned long long)mt->http[i].n);
+    family(o, "vfleet_node_link_backlog_seconds", "gauge",
            "How long node messages have waited unread (0 = the master keeps up).");
-    fprintf(f, "vfleet_node_link_backlog_seconds %.3f\n", m->behind_ms / 1000.0);
-    family(f, "vfleet_node_link_backlog_max_seconds", "gauge", "The largest backlog since start.");
-    fprintf(f, "vfleet_node_link_backlog_max_seconds %.3f\n", m->behind_max_ms / 1000.0);
-    family(f, "vfleet_usage_reports_skipped_total", "counter",
+    out_printf(o, "vfleet_node_link_backlog_seconds %.3f\n", m->behind_ms / 1000.0);
+    family(o, "vfleet_node_link_backlog_max_seconds", "gauge", "The largest backlog since start.");
+    out_printf(o, "vfleet_node_link_backlog_max_seconds %.3f\n", m->behind_max_ms / 1000.0);
+    family(o, "vfleet_usage_reports_skipped_total", "counter",
            "Usage reports skipped as read a usage interval or more late.");
-    fprintf(f, "vfleet_usage_reports_skipped_total %llu\n", (unsigned long long)m->usage_shed);
-    family(f, "vfleet_event_streams", "gauge", "Open event streams.");
-    fprintf(f, "vfleet_event_streams %u\n", event_streams_count(m));
-    family(f, "vfleet_event_sequence", "gauge", "The newest event's sequence number.");
-    fprintf(f, "vfleet_event_sequence %llu\n", (unsigned long long)events_committed(m));
+    out_printf(o, "vfleet_usage_reports_skipped_total %llu\n", (unsigned long long)m->usage_shed);
+    family(o, "vfleet_event_streams", "gauge", "Open event streams.");
+    out_printf(o, "vfleet_event_streams %u\n", event_streams_count(m));
+    family(o, "vfleet_event_sequence", "gauge", "The newest event's sequence number.");
+    out_printf(o, "vfleet_event_sequence %llu\n", (unsigned long long)events_committed(m));
 }
 
 int
-metrics_render(master_t *m, char **out, size_t *len)
+metrics_render(master_t *m, const struct metrics_select *sel, char **out, size_t *len)
 {
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
+    static const struct metrics_select all;
+    bool slice = sel && (sel->node || sel->project);
+    struct out o = {0};
 
-    if (!f)
-        return -ENOMEM;
-    nodes_out(f, m);
-    int r = guests_out(f, m);
-    control_out(f, m);
-    fclose(f);
+    /* A slice is its guests' families; the cluster's come with the
+     * unfiltered scrape. */
+    if (!slice)
+        nodes_out(&o, m);
+    int r = guests_out(&o, m, sel ? sel : &all);
+    if (!slice)
+        control_out(&o, m);
     if (r < 0) {
-        free(buf);
+        free(o.p);
         return r;
     }
-    *out = buf;
-    *len = n;
+    *out = o.p;
+    *len = o.n;
+    return 0;
+}
+
+/* The selection from the query (node, project), checked: answers 400 or
+ * 404 itself and returns -errno then. */
+static int
+parse_select(master_t *m, struct http_req *req, struct metrics_select *sel)
+{
+    static const char *const field[] = {"node", "project"};
+    const char **val[] = {&sel->node, &sel->project};
+    unsigned known = 0;
+
+    for (size_t i = 0; i < ARRAY_SIZE(field); i++) {
+        *val[i] = httpd_query(req, field[i]);
+        if (*val[i] && !name_is_valid(*val[i]))
+            return httpd_error(req, 400, "bad_request", field[i],
+                               "%s must be a name (1 to %d lowercase letters, digits and "
+                               "hyphens)",
+                               field[i], NAME_MAX_LEN),
+                   -EINVAL;
+        known += *val[i] != NULL;
+    }
+    /* Another parameter (a typo would scrape everything), one given twice
+     * or one without a value. */
+    if (httpd_query_count(req) != known)
+        return httpd_error(req, 400, "bad_request", NULL,
+                           "the query may hold node=NAME and project=NAME, each at most once"),
+               -EINVAL;
+    if (sel->node && !registry_get(m->reg, sel->node))
+        return httpd_error(req, 404, "not_found", "node", "no node \"%s\"", sel->node), -ENOENT;
+    if (sel->project) {
+        struct db_project p = {0};
+        int r = db_project_get(m->db, sel->project, &p);
+        db_project_clear(&p);
+        if (r == -ENOENT)
+            return httpd_error(req, 404, "not_found", "project", "no project \"%s\"", sel->project),
+                   r;
+        if (r < 0)
+            return httpd_error(req, 503, "unavailable", NULL, "cannot read the projects: %s",
+                               strerror(-r)),
+                   r;
+    }
     return 0;
 }
 
 void
 h_metrics(master_t *m, struct http_req *req, const struct api_match *am)
 {
+    struct metrics_select sel = {0};
     char *text = NULL;
     size_t len = 0;
 
     (void)am;
+    if (parse_select(m, req, &sel) < 0)
+        return;
     /* A scrape sees what is committed. */
     (void)master_batch_commit(m);
-    int r = metrics_render(m, &text, &len);
+    int r = metrics_render(m, &sel, &text, &len);
     if (r < 0) {
         httpd_error(req, 503, "unavailable", NULL, "cannot read the metrics: %s", strerror(-r));
         return;

@@ -856,6 +856,14 @@ def observe(c):
     c.call("GET", "/v1/events", query=[("after", "x")], expect=400)
     r = c.call("GET", "/metrics", expect=200)
     c.check('vfleet_guest_memory_bytes{guest="web1"' in r.text, "web1's memory series")
+    node = c.call("GET", "/v1/guests/web1", expect=200).get("node")
+    r = c.call("GET", "/metrics", query=[("node", node)], expect=200, why="one node's guests")
+    c.check('vfleet_guest_info{guest="web1"' in r.text and "vfleet_nodes{" not in r.text,
+            "a node's slice holds its guests and not the cluster's families")
+    c.call("GET", "/metrics", query=[("nodes", node)], expect=400, why="an unknown parameter")
+    c.call("GET", "/metrics", query=[("node", "")], expect=400, why="an empty name")
+    c.call("GET", "/metrics", query=[("node", "nope")], expect=404)
+    c.call("GET", "/metrics", query=[("project", "nope")], expect=404)
     t = make_token(c, {"role": "tenant", "project": "default"})
     for path in ("/metrics", "/v1/usage/traffic"):
         c.call("GET", path, auth=t, expect=403, why="a tenant")

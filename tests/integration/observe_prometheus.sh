@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A real Prometheus server scrapes the master's /metrics: the target is up,
-# a guest's memory series is there, and promtool accepts the exposition.
+# a guest's memory series is there, and promtool accepts the exposition; a
+# second job scrapes one node's slice (?node=) with the relabelling
+# docs/api.md shows for large clusters.
 # The CLI's usage history, billing and events commands read the same
 # cluster. Prometheus listens on loopback only, with its data under the
 # scenario's scratch dir.
@@ -27,6 +29,14 @@ grep -q '^vfleet_guest_memory_bytes{guest="m1",node="' "$T/metrics.txt" ||
 promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1 ||
     fail "promtool check metrics: $(cat "$T/promtool.out")"
 ok "promtool check metrics passes ($(wc -l <"$T/metrics.txt") lines)"
+NODE=$(api_curl -sf /v1/guests/m1 | jv .node)
+[ -n "$NODE" ] && [ "$NODE" != null ] || fail "m1 has no node"
+api_curl -sf -o "$T/slice.txt" "/metrics?node=$NODE" || fail "GET /metrics?node=$NODE"
+grep -q '^vfleet_guest_memory_bytes{guest="m1",node="' "$T/slice.txt" && ! grep -q '^vfleet_nodes{' "$T/slice.txt" ||
+    fail "the slice of $NODE: $(head -c 400 "$T/slice.txt")"
+promtool check metrics <"$T/slice.txt" >"$T/promtool.out" 2>&1 ||
+    fail "promtool check metrics of the slice: $(cat "$T/promtool.out")"
+ok "/metrics?node=$NODE holds m1 and not the cluster's families; promtool passes"
 
 # A real Prometheus scraping every second, over HTTPS (the master's
 # self-signed certificate as its CA) with an operator's token.
@@ -46,6 +56,18 @@ scrape_configs:
       credentials_file: $T/prom/token
     static_configs:
       - targets: ["127.0.0.1:$CL_PORT"]
+  - job_name: vfleet-guests
+    scheme: https
+    tls_config:
+      ca_file: $CL/api.crt
+    authorization:
+      credentials_file: $T/prom/token
+    static_configs:
+      - targets: ["$NODE"]
+    relabel_configs:
+      - {source_labels: [__address__], target_label: __param_node}
+      - {source_labels: [__param_node], target_label: instance}
+      - {target_label: __address__, replacement: "127.0.0.1:$CL_PORT"}
 EOF
 promtool check config "$T/prom/prometheus.yml" >/dev/null || fail "the generated config is bad"
 prometheus --config.file="$T/prom/prometheus.yml" --storage.tsdb.path="$T/prom/data" \
@@ -63,12 +85,20 @@ wait_for 60 "Prometheus to scrape the master" target_up
 ok "Prometheus: up{job=\"vfleet\"} = 1"
 
 memory_series() {
-    prom_query 'vfleet_guest_memory_bytes{guest="m1"}' |
+    prom_query 'vfleet_guest_memory_bytes{guest="m1",job="vfleet"}' |
         jv '.status == "success" and (.data.result | length) == 1 and (.data.result[0].value[1] | tonumber) > 0' |
         grep -qx true
 }
 wait_for 30 "m1's memory series in Prometheus" memory_series
 ok "Prometheus has vfleet_guest_memory_bytes{guest=\"m1\"} > 0"
+slice_series() {
+    prom_query "vfleet_guest_memory_bytes{guest=\"m1\",job=\"vfleet-guests\",instance=\"$NODE\"}" |
+        jv '.status == "success" and (.data.result | length) == 1' | grep -qx true
+}
+wait_for 30 "m1's series from the slice job" slice_series
+n=$(prom_query 'count(vfleet_nodes{job="vfleet-guests"}) or vector(0)' | jv '.data.result[0].value[1]')
+[ "$n" = 0 ] || fail "the slice job has $n vfleet_nodes series"
+ok "Prometheus: the per-node job (?node=$NODE) has m1's series and no node families"
 running=$(prom_query 'vfleet_guests{state="running"}' | jv '.data.result[0].value[1]')
 [ "$running" -ge 1 ] || fail "vfleet_guests{state=running} = $running"
 ok "Prometheus: vfleet_guests{state=\"running\"} = $running"

@@ -1,0 +1,274 @@
+/* GET /metrics end to end: a scrape of one node's or one project's guests
+ * (?node=, ?project=), the bound on the per-guest series (a master with
+ * metrics_guests_max = 4) and the refusal of bad query parameters. */
+#include "master/master_fixture.h"
+
+#define GUESTS_MAX 4
+
+/* Lines of text that begin with prefix. */
+static size_t
+lines_with(const char *text, const char *prefix)
+{
+    size_t n = 0, k = strlen(prefix);
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, prefix, k) == 0)
+            n++;
+    return n;
+}
+
+/* Lines that begin with prefix and hold want (the whole line). */
+static size_t
+lines_with_holding(const char *text, const char *prefix, const char *want)
+{
+    size_t n = 0, k = strlen(prefix);
+
+    for (const char *p = text; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (strncmp(p, prefix, k) == 0 && memmem(p, len, want, strlen(want)))
+            n++;
+        p = end ? end + 1 : NULL;
+    }
+    return n;
+}
+
+/* The sum of vfleet_guests{state=...} over the states. */
+static unsigned long long
+guests_total(const char *text)
+{
+    unsigned long long sum = 0, v;
+
+    for (const char *p = strstr(text, "\nvfleet_guests{"); p; p = strstr(p + 1, "\nvfleet_guests{"))
+        if (sscanf(strchr(p, '}') + 1, " %llu", &v) == 1)
+            sum += v;
+    return sum;
+}
+
+static char *
+scrape(const char *path, long want)
+{
+    char *text = NULL;
+
+    assert_int_equal(http_text(path, &text), want);
+    return text;
+}
+
+static void
+create(const char *name, const char *node, const char *project)
+{
+    json_t *o = NULL;
+
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running&timeout=20", &o,
+                           "{\"name\":\"%s\",\"template\":\"busybox\",\"node\":\"%s\","
+                           "\"project\":\"%s\"}",
+                           name, node, project),
+                     201);
+    json_decref(o);
+}
+
+/* m1, m2 on n1 (default), m3 on n2 (default), m4 on n2 (project mp): as
+ * many guests as the bound. */
+static int
+setup_guests(void **state)
+{
+    if (group_setup(state) < 0)
+        return -1;
+    assert_int_equal(http("POST", "/v1/projects", "{\"name\":\"mp\"}", NULL, NULL), 201);
+    create("m1", "n1", "default");
+    create("m2", "n1", "default");
+    create("m3", "n2", "default");
+    create("m4", "n2", "mp");
+    return 0;
+}
+
+/* Within the bound, the unfiltered scrape holds every guest and the
+ * cluster's families. */
+static void
+test_all(void **state)
+{
+    char *t = scrape("/metrics", 200);
+
+    (void)state;
+    assert_int_equal(lines_with(t, "vfleet_guest_info{"), 4);
+    assert_int_equal(guests_total(t), 4);
+    assert_int_equal(lines_with(t, "vfleet_metrics_guests_omitted 0"), 1);
+    assert_int_equal(lines_with(t, "vfleet_nodes{"), 3);
+    assert_int_equal(lines_with(t, "vfleet_placements_total{"), 3);
+    assert_int_equal(lines_with_holding(t, "vfleet_guest_info{", "context=\"0\""), 0);
+    free(t);
+}
+
+/* Every sample line is NAME{LABELS} VALUE with a number for the value, no
+ * family is declared twice, and CPU seconds have their nine decimals. */
+static void
+test_format(void **state)
+{
+    char *t = NULL, *save = NULL;
+    size_t samples = 0, cpu = 0, types = 0;
+    char seen[64][96];
+
+    (void)state;
+    /* Until every guest has reported usage (the agents do every 200 ms). */
+    for (int i = 0; i < 200; i++) {
+        free(t);
+        t = scrape("/metrics", 200);
+        if (lines_with(t, "vfleet_guest_cpu_seconds_total{") == 4)
+            break;
+        usleep(50 * 1000);
+    }
+    for (char *l = strtok_r(t, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(l, "# TYPE ", 7) == 0) {
+            char name[96];
+            assert_int_equal(sscanf(l + 7, "%95s", name), 1);
+            for (size_t i = 0; i < types; i++)
+                assert_string_not_equal(seen[i], name);
+            assert_true(types < ARRAY_SIZE(seen));
+            strcpy(seen[types++], name);
+            continue;
+        }
+        if (l[0] == '#')
+            continue;
+        char *sp = strrchr(l, ' '), *end = NULL;
+        assert_non_null(sp);
+        (void)strtod(sp + 1, &end);
+        if (end == sp + 1 || *end != '\0')
+            fail_msg("not a number: %s", l);
+        if (strncmp(l, "vfleet_guest_cpu_seconds_total{", 31) == 0) {
+            const char *dot = strchr(sp, '.');
+            assert_non_null(dot);
+            assert_int_equal(strlen(dot + 1), 9);
+            cpu++;
+        }
+        samples++;
+    }
+    assert_true(samples > 100);
+    assert_int_equal(cpu, 4);
+    free(t);
+}
+
+/* A slice holds its guests' series and no others, and none of the
+ * cluster's families. */
+static void
+test_slices(void **state)
+{
+    char *t = scrape("/metrics?node=n1", 200);
+
+    (void)state;
+    assert_int_equal(lines_with(t, "vfleet_guest_info{"), 2);
+    assert_int_equal(lines_with_holding(t, "vfleet_guest_info{", "node=\"n1\""), 2);
+    assert_int_equal(lines_with_holding(t, "vfleet_guest_info{guest=\"m1\"", "state=\"running\""),
+                     1);
+    assert_int_equal(lines_with_holding(t, "vfleet_guest_info{guest=\"m2\"", "node=\"n1\""), 1);
+    assert_int_equal(guests_total(t), 2);
+    assert_int_equal(lines_with(t, "vfleet_nodes{"), 0);
+    assert_int_equal(lines_with(t, "vfleet_node_capacity_cpus{"), 0);
+    assert_int_equal(lines_with(t, "vfleet_placements_total"), 0);
+    assert_int_equal(lines_with(t, "vfleet_http_requests_total"), 0);
+    free(t);
+
+    t = scrape("/metrics?project=mp", 200);
+    assert_int_equal(lines_with(t, "vfleet_guest_info{"), 1);
+    assert_int_equal(lines_with(t, "vfleet_guest_info{guest=\"m4\",node=\"n2\",project=\"mp\""), 1);
+    assert_int_equal(guests_total(t), 1);
+    free(t);
+
+    t = scrape("/metrics?node=n2&project=default", 200);
+    assert_int_equal(lines_with(t, "vfleet_guest_info{"), 1);
+    assert_int_equal(lines_with(t, "vfleet_guest_info{guest=\"m3\""), 1);
+    free(t);
+
+    t = scrape("/metrics?node=n1&project=mp", 200);
+    assert_int_equal(lines_with(t, "vfleet_guest_info{"), 0);
+    assert_int_equal(guests_total(t), 0);
+    free(t);
+
+    /* A node with no guests is an empty slice, not an error. */
+    t = scrape("/metrics?node=n3", 200);
+    assert_int_equal(lines_with(t, "vfleet_guest_info{"), 0);
+    assert_int_equal(lines_with(t, "vfleet_metrics_guests_omitted 0"), 1);
+    free(t);
+}
+
+/* One guest over the bound: the unfiltered scrape leaves every guest's
+ * series out and says how many; the cluster's families stay; a slice
+ * within the bound still has its guests. */
+static void
+test_bound(void **state)
+{
+    char *t;
+
+    (void)state;
+    create("m5", "n1", "default");
+    t = scrape("/metrics", 200);
+    assert_int_equal(lines_with(t, "vfleet_metrics_guests_omitted 5"), 1);
+    assert_int_equal(lines_with(t, "vfleet_guest_info{"), 0);
+    assert_int_equal(lines_with(t, "vfleet_guest_cpu_seconds_total{"), 0);
+    assert_int_equal(lines_with(t, "vfleet_guest_limit_hits_total{"), 0);
+    assert_int_equal(guests_total(t), 5);
+    assert_int_equal(lines_with(t, "vfleet_nodes{"), 3);
+    assert_int_equal(lines_with(t, "vfleet_node_allocated_guests{"), 3);
+    assert_int_equal(lines_with(t, "vfleet_dispatch_commands_total "), 1);
+    free(t);
+
+    t = scrape("/metrics?node=n1", 200);
+    assert_int_equal(lines_with(t, "vfleet_guest_info{"), 3);
+    assert_int_equal(lines_with(t, "vfleet_metrics_guests_omitted 0"), 1);
+    free(t);
+    assert_int_equal(http("DELETE", "/v1/guests/m5", NULL, NULL, NULL), 204);
+}
+
+/* A bad parameter is a 400 naming it, an unknown node or project a 404. */
+static void
+test_bad_params(void **state)
+{
+    static const struct {
+        const char *query; /* after /metrics */
+        long status;       /* the answer */
+        const char *field; /* its error's field, NULL = none */
+    } cases[] = {
+        {"?nodes=n1", 400, NULL},
+        {"?node=n1&limit=5", 400, NULL},
+        {"?node=", 400, "node"},
+        {"?node=n1&node=n2", 400, NULL},
+        {"?node", 400, NULL},
+        {"?node=N_1", 400, "node"},
+        {"?node=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 400, "node"},
+        {"?project=", 400, "project"},
+        {"?project=a%20b", 400, "project"},
+        {"?node=nosuch", 404, "node"},
+        {"?project=nosuch", 404, "project"},
+    };
+    char path[160];
+
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        json_t *o = NULL;
+        snprintf(path, sizeof(path), "/metrics%s", cases[i].query);
+        long st = http("GET", path, NULL, NULL, &o);
+        if (st != cases[i].status)
+            fail_msg("%s: %ld, want %ld", path, st, cases[i].status);
+        json_t *e = json_object_get(o, "error");
+        assert_non_null(e);
+        if (cases[i].field)
+            assert_string_equal(str(e, "field"), cases[i].field);
+        json_decref(o);
+    }
+    /* Nothing changed: the unfiltered scrape is as before. */
+    char *t = scrape("/metrics", 200);
+    assert_int_equal(lines_with(t, "vfleet_guest_info{"), 4);
+    free(t);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all),        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_slices),     cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_bad_params),
+    };
+
+    F.metrics_guests_max = GUESTS_MAX;
+    return cmocka_run_group_tests(tests, setup_guests, group_teardown);
+}
