@@ -782,33 +782,20 @@ msg_decode(const char *buf, size_t len, struct msg *m, char *errbuf, size_t errl
     size_t off = 0;
     int r;
 
-    /* Not the whole struct: the union is as large as a hello (19.7 KiB), and
-     * an ack, the message a master reads most, is 64 bytes of it. What the
-     * type uses is zeroed once the envelope names it; a frame refused before
-     * that has the whole union zeroed (msg_clear of MSG_INVALID then leaves
-     * nothing behind). */
+    /* Not all 19.7 KiB (an ack uses 64 bytes): the type's member once the
+     * envelope names it, the whole union if refused before that. */
     m->type = MSG_INVALID;
-    m->id = 0;
     if (errbuf && errlen > 0)
         errbuf[0] = '\0';
-    if (!buf)
-        r = codec_fail(&c, -EBADMSG, "no frame");
-    else
-        r = scan_frame((const uint8_t *)buf, len, &id, &have_id, errbuf, errlen);
-    if (have_id)
-        m->id = id;
-    if (r < 0) {
-        memset(&m->u, 0, sizeof(m->u));
-        return r;
-    }
-
+    r = buf ? scan_frame((const uint8_t *)buf, len, &id, &have_id, errbuf, errlen)
+            : codec_fail(&c, -EBADMSG, "no frame");
+    m->id = have_id ? id : 0;
     msgpack_unpacked_init(&up);
-    if (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) {
-        msgpack_unpacked_destroy(&up);
-        memset(&m->u, 0, sizeof(m->u));
-        return codec_fail(&c, -EBADMSG, "msgpack refused the frame");
-    }
-    r = decode_envelope(&c, &up.data, m);
+    if (r >= 0 &&
+        (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len))
+        r = codec_fail(&c, -EBADMSG, "msgpack refused the frame");
+    if (r >= 0)
+        r = decode_envelope(&c, &up.data, m);
     if (r >= 0) {
         memset(&m->u, 0, msg_member_size(m->type));
         r = decode_fields(&c, &up.data, &msg_tables[m->type], &m->u);
