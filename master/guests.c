@@ -96,8 +96,8 @@ cache_evict_one(struct spec_cache *c)
     }
 }
 
-static void
-cache_put(master_t *m, const char *id, uint64_t generation, const struct guest_spec *spec)
+void
+guests_cache_put(master_t *m, const char *id, uint64_t generation, const struct guest_spec *spec)
 {
     struct spec_cache *c = m->specs;
     struct spec_cache_entry *e = hmap_str_get(&c->map, id);
@@ -134,7 +134,7 @@ guests_spec(master_t *m, const struct db_guest *g, struct guest_spec *spec)
         log_debug("guest=%s stored spec unreadable", g->name);
         return -EIO;
     }
-    cache_put(m, g->id, g->generation, spec);
+    guests_cache_put(m, g->id, g->generation, spec);
     return 0;
 }
 
@@ -358,7 +358,7 @@ store_spec(master_t *m, struct db_guest *g, struct guest_spec *spec, enum db_des
     g->charge = ng.charge;
     g->charged = true;
     g->updated_ms = time_real_ms();
-    cache_put(m, g->id, gen, spec);
+    guests_cache_put(m, g->id, gen, spec);
     return 0;
 }
 

@@ -275,3 +275,8 @@ void guests_cache_new(master_t *m);
 void guests_cache_free(master_t *m);
 /* Forgets a guest's cached spec. */
 void guests_cache_forget(master_t *m, const char *id);
+/* Keeps a guest's spec as stored at generation, so the next read of the
+ * guest (guests_spec) copies it instead of parsing the stored text. Call it
+ * only after the commit that stored exactly this spec at that generation. */
+void guests_cache_put(master_t *m, const char *id, uint64_t generation,
+                      const struct guest_spec *spec);

@@ -134,10 +134,11 @@ parse_create(const json_t *body, struct guest_create_req *rq, json_t **keep, str
 }
 
 /* Parses and creates one guest inside the caller's transaction; *resp is
- * the guest (201) or the error body. */
+ * the guest (201) or the error body. With want_201 false a success leaves
+ * *resp NULL: the caller answers later from the guest's state. */
 static int
 create_one(master_t *m, const struct caller *who, const json_t *body, struct guest_created *c,
-           json_t **resp, unsigned *status)
+           bool want_201, json_t **resp, unsigned *status)
 {
     /* Not zeroed here: parse_create sets it whole first. */
     struct guest_create_req *rq = xmalloc(sizeof(*rq));
@@ -148,7 +149,12 @@ create_one(master_t *m, const struct caller *who, const json_t *body, struct gue
     if (r >= 0)
         r = guests_create(m, who, rq, c, &e);
     if (r >= 0) {
-        *resp = guests_created_json(c);
+        if (want_201) {
+            *resp = guests_created_json(c);
+        } else {
+            json_decref(c->spec_json);
+            c->spec_json = NULL;
+        }
         *status = 201;
     } else {
         struct api_error ae;
@@ -186,7 +192,9 @@ h_guest_create(master_t *m, struct http_req *req, const struct api_match *am)
         http_reply_errno(req, r, NULL, "the store is not writable: %s", db_errmsg(m->db));
         goto out;
     }
-    r = create_one(m, &am->caller, req->body, c, &resp, &status);
+    /* A create that waits answers when the guest runs: its 201 body now
+     * is only needed for an idempotency key's record. */
+    r = create_one(m, &am->caller, req->body, c, !(wait_ms > 0 && !id.key), &resp, &status);
     if (r < 0) {
         db_rollback(m->db);
         httpd_respond(req, status, resp);
@@ -201,6 +209,9 @@ h_guest_create(master_t *m, struct http_req *req, const struct api_match *am)
         goto out;
     }
     if (wait_ms > 0) {
+        /* The answer reads the guest when it runs: the spec just stored is
+         * copied from the cache then, not parsed again from its text. */
+        guests_cache_put(m, c->spec.id, c->spec.generation, &c->spec);
         struct waiter *w = waiter_add(m, req, WAIT_RUNNING, c->spec.id, c->node, (uint32_t)wait_ms);
         w->status = 201;
         json_decref(resp);
@@ -242,7 +253,7 @@ h_guest_batch(master_t *m, struct http_req *req, const struct api_match *am)
     {
         json_t *resp = NULL;
         unsigned status;
-        (void)create_one(m, &am->caller, v, c, &resp, &status);
+        (void)create_one(m, &am->caller, v, c, true, &resp, &status);
         json_array_append_new(results, resp);
     }
     free(c);

@@ -19,6 +19,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "master/http_stream.h"
+#include "master/jtext.h"
 
 /* Where a request is. The connection's thread (libmicrohttpd's) and the
  * loop thread hand it to each other; the lock guards the moves. */
@@ -287,8 +288,14 @@ answer(struct http_req *req, unsigned status, const char *type, char *text, size
 void
 httpd_respond(struct http_req *req, unsigned status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    /* jtext_dumps writes json_dumps's bytes at a fraction of its cost (a
+     * tenth of the master's instructions per create went to the reply's
+     * text); json_dumps still answers what jtext does not write (nesting
+     * deeper than 2048), so the bytes are the same in every case. */
+    char *text = body ? jtext_dumps(body, true) : NULL;
 
+    if (body && !text)
+        text = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(body);
     answer(req, status, NULL, text, text ? strlen(text) : 0, NULL);
 }

@@ -3,6 +3,7 @@
  * parameters, empty batches, 405 with Allow, a locked guest, waits on
  * start and stop, unknown pins. */
 #include "master/master_fixture.h"
+#include "master/db_int.h"
 #include "proto/spec.h"
 
 static void
@@ -214,6 +215,54 @@ test_default_cpu_share(void **state)
     json_decref(o);
 }
 
+/* A create that waits for running answers from the spec it stored, not by
+ * parsing the stored text again when the node reports the guest running:
+ * a trigger spoils the text (a name that is a number: valid JSON, not a
+ * spec) in the running report's own transaction, and
+ * the answer still comes, equal to what a later read of the repaired text
+ * gives (the cached spec is the stored one). */
+static char spoiled_id[SPEC_ID_LEN + 1];
+
+static void
+spoil_on_running(struct fx *f)
+{
+    f->err = dbi_exec(f->master->db,
+                      "CREATE TEMP TRIGGER spoil_w1 AFTER UPDATE OF observed ON main.guests "
+                      "WHEN new.observed = 'running' AND new.name = 'w1' "
+                      "BEGIN UPDATE guests SET spec = json_set(spec, '$.name', 5) "
+                      "WHERE id = new.id; END");
+}
+
+static void
+repair(struct fx *f)
+{
+    f->err = dbi_exec(f->master->db, "DROP TRIGGER temp.spoil_w1; UPDATE guests SET spec = "
+                                     "json_set(spec, '$.name', 'w1') WHERE name = 'w1'");
+    guests_cache_forget(f->master, spoiled_id);
+}
+
+static void
+test_wait_answer_from_create(void **state)
+{
+    json_t *a = NULL, *b = NULL;
+
+    on_loop(spoil_on_running);
+    assert_int_equal(F.err, 0);
+    assert_int_equal(httpf("POST", "/v1/guests?wait=running&timeout=20", &a,
+                           "{\"name\":\"w1\",\"template\":\"busybox\",\"labels\":{\"k\":\"v\"},"
+                           "\"limits\":{\"cpu_max\":0.2,\"memory\":\"96M\"}}"),
+                     201);
+    assert_string_equal(str(a, "state"), "running");
+    strscpy(spoiled_id, str(a, "id"), sizeof(spoiled_id));
+    on_loop(repair);
+    assert_int_equal(F.err, 0);
+    assert_int_equal(http("GET", "/v1/guests/w1", NULL, NULL, &b), 200);
+    assert_true(json_equal(a, b));
+    json_decref(a);
+    json_decref(b);
+    delete_all_guests();
+}
+
 int
 main(void)
 {
@@ -225,6 +274,7 @@ main(void)
         cmocka_unit_test(test_console),
         cmocka_unit_test(test_placement_errors),
         cmocka_unit_test(test_default_cpu_share),
+        cmocka_unit_test(test_wait_answer_from_create),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
