@@ -2,6 +2,7 @@
 #include "proto/link_peers.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -307,8 +308,39 @@ read_events(link_peers_t *p, uint64_t now_ms)
     }
 }
 
+/* Whether socket fd's peer is the one libzmq described as addr (a
+ * message's Peer-Address): ":UID:GID:PID" at its end over ipc, the numeric
+ * address over tcp. A descriptor closed and reused by a new connection
+ * since the message came names another peer (a message is read late when
+ * the reader is behind). Unknown or unreadable: not the same. */
+static bool
+socket_is_peer(int fd, const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char want[INET6_ADDRSTRLEN + 64];
+
+    if (!addr || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return false;
+    if (ss.ss_family == AF_UNIX) {
+        struct ucred cred;
+        socklen_t n = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &n) < 0)
+            return false;
+        int w = snprintf(want, sizeof(want), ":%u:%u:%d", (unsigned)cred.uid, (unsigned)cred.gid,
+                         (int)cred.pid);
+        size_t al = strlen(addr);
+        return w > 0 && al >= (size_t)w && strcmp(addr + al - (size_t)w, want) == 0;
+    }
+    len = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
+        getnameinfo((struct sockaddr *)&ss, len, want, sizeof(want), NULL, 0, NI_NUMERICHOST) != 0)
+        return false;
+    return strcmp(addr, want) == 0;
+}
+
 bool
-link_peers_junk(link_peers_t *p, int fd, uint64_t now_ms)
+link_peers_junk(link_peers_t *p, int fd, const char *addr, uint64_t now_ms)
 {
     char key[16];
     struct conn *c;
@@ -325,7 +357,8 @@ link_peers_junk(link_peers_t *p, int fd, uint64_t now_ms)
     }
     /* Each of the messages it queued before comes through here: one
      * shutdown is enough. */
-    if (!c || c->junk || !shut(c->fd, c->ino))
+    if (!c || c->junk || socket_ino(c->fd) != c->ino || !socket_is_peer(c->fd, addr) ||
+        !shut(c->fd, c->ino))
         return false;
     c->junk = true;
     c->spoke = true; /* shut: the reaper need not look at it again */

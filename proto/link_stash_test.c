@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include <czmq.h>
 #include <zmq.h>
 
+#include "common/mtime.h"
 #include "proto/link.h"
 
 #define LINK_TEST_TRIES 200 /* 200 x 50 ms: a 10 s guard against hangs */
@@ -510,6 +512,86 @@ test_junk_identity_shut(void **state)
     expect_msg(f->router, "n1", "real");
 }
 
+/* A junk message is read after its connection has gone and its descriptor
+ * has been reused by a real node's new connection (the master behind, the
+ * monitor's events read meanwhile): the real node's connection is not the
+ * one shut. ZMQ_SRCFD names the descriptor the message came through, not
+ * which connection holds it now. */
+static void
+test_junk_fd_reused(void **state)
+{
+    struct fixture *f = *state;
+    struct link_stats st0, st;
+    char peer[LINK_PEER_SIZE];
+    void *buf = NULL;
+    size_t len = 0;
+
+    /* n1's connection up, so that its descriptors are taken. */
+    assert_int_equal(send_wait(f->dealer, "a", 1), 0);
+    expect_msg(f->router, "n1", "a");
+    link_get_stats(f->router, &st0);
+
+    /* The junk comes from another process (as a stranger's would): one
+     * message, and its connection ends. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        void *ctx = zmq_ctx_new();
+        void *junk = zmq_socket(ctx, ZMQ_DEALER);
+        int linger = 2000;
+        (void)zmq_setsockopt(junk, ZMQ_LINGER, &linger, sizeof(linger));
+        if (zmq_connect(junk, f->ep) < 0 || zmq_send(junk, "j", 1, 0) != 1)
+            _exit(1);
+        usleep(100000);
+        zmq_close(junk);
+        zmq_ctx_term(ctx);
+        _exit(0);
+    }
+    int status = -1;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(status, 0);
+    /* Delivered into the router's queue, not read. */
+    wait_for(link_zsocket(f->router), ZMQ_POLLIN);
+    usleep(200000); /* the router's side of it is closed: its descriptor is free */
+
+    /* A real node of another process connects: the router accepts it on
+     * the lowest free descriptor, the junk connection's. */
+    pid_t n2 = fork();
+    assert_true(n2 >= 0);
+    if (n2 == 0) {
+        void *ctx = zmq_ctx_new();
+        void *s = zmq_socket(ctx, ZMQ_DEALER);
+        int linger = 2000;
+        (void)zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+        (void)zmq_setsockopt(s, ZMQ_ROUTING_ID, "n2/1", 4);
+        if (zmq_connect(s, f->ep) < 0)
+            _exit(1);
+        usleep(500000);
+        if (zmq_send(s, "hello", 5, 0) != 5)
+            _exit(1);
+        usleep(1000000);
+        zmq_close(s);
+        zmq_ctx_term(ctx);
+        _exit(0);
+    }
+    usleep(200000); /* accepted */
+    /* The master reads its monitor's events (a tick) before the junk. */
+    link_tick(f->router, time_mono_ms());
+
+    int r = -EAGAIN;
+    for (int i = 0; i < LINK_TEST_TRIES && r == -EAGAIN; i++)
+        if ((r = link_recv(f->router, peer, sizeof(peer), &buf, &len)) == -EAGAIN)
+            wait_for(link_zsocket(f->router), ZMQ_POLLIN);
+    assert_int_equal(r, -EBADMSG);
+    link_get_stats(f->router, &st);
+    assert_int_equal(st.kicked_junk, st0.kicked_junk);
+
+    /* n2 is heard on the connection it made. */
+    expect_msg(f->router, "n2", "hello");
+    assert_int_equal(waitpid(n2, &status, 0), n2);
+    assert_int_equal(status, 0);
+}
+
 /* The stash's shrink for test_stash_drop: "junk..." frames are dropped. */
 static size_t
 shrink_drop_junk(const char *peer, void *frame, size_t len, void *userdata)
@@ -564,6 +646,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stash_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stash_flood_by_arrival, setup, teardown),
         cmocka_unit_test_setup_teardown(test_junk_identity_shut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_junk_fd_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stash_drop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
