@@ -159,11 +159,13 @@ socket_peer(int fd, const char *addr)
         socklen_t n = sizeof(cred);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &n) < 0)
             return PEER_UNKNOWN;
-        int w = snprintf(want, sizeof(want), ":%u:%u:%d", (unsigned)cred.uid, (unsigned)cred.gid,
-                         (int)cred.pid);
-        size_t al = strlen(addr);
-        return w > 0 && al >= (size_t)w && strcmp(addr + al - (size_t)w, want) == 0 ? PEER_SAME
-                                                                                    : PEER_OTHER;
+        /* A libzmq built without SO_PEERCRED gives no credentials. */
+        unsigned uid, gid;
+        int pid, end = 0;
+        const char *c = strchr(addr, ':');
+        if (!c || sscanf(c, ":%u:%u:%d%n", &uid, &gid, &pid, &end) != 3 || c[end] != '\0')
+            return PEER_UNKNOWN;
+        return uid == cred.uid && gid == cred.gid && pid == cred.pid ? PEER_SAME : PEER_OTHER;
     }
     len = sizeof(ss);
     if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
