@@ -633,7 +633,8 @@ link_recv_router(link_t *l, zmq_msg_t *id, zmq_msg_t *body, char *peer, size_t p
          * costs a new connection each time, not one read per message. (A
          * name too long for the caller's buffer is the caller's problem.) */
         if (r == -EBADMSG)
-            (void)link_peers_junk(l->peers, zmq_msg_get(body, ZMQ_SRCFD), time_mono_ms());
+            (void)link_peers_junk(l->peers, zmq_msg_get(body, ZMQ_SRCFD),
+                                  zmq_msg_gets(body, "Peer-Address"), time_mono_ms());
         return -EBADMSG;
     }
     struct link_origin o = {

@@ -2,6 +2,7 @@
 #include "proto/link_peers.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -135,6 +136,44 @@ shut(int fd, ino_t ino)
     return shutdown(fd, SHUT_RDWR) == 0;
 }
 
+/* Whether socket fd's peer is the one libzmq described as addr (a
+ * message's Peer-Address): ":UID:GID:PID" at its end over ipc, the numeric
+ * address over tcp. ZMQ_SRCFD names the descriptor a message came
+ * through, not its connection: one closed and reused by a new connection
+ * since the message came (a message is read late when the reader is
+ * behind) names another peer. PEER_OTHER only when that is certain (over
+ * ipc, other credentials). */
+enum peer_match { PEER_SAME, PEER_OTHER, PEER_UNKNOWN };
+
+static enum peer_match
+socket_peer(int fd, const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char want[INET6_ADDRSTRLEN + 64];
+
+    if (fd < 0 || !addr || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return PEER_UNKNOWN;
+    if (ss.ss_family == AF_UNIX) {
+        struct ucred cred;
+        socklen_t n = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &n) < 0)
+            return PEER_UNKNOWN;
+        /* A libzmq built without SO_PEERCRED gives no credentials. */
+        unsigned uid, gid;
+        int pid, end = 0;
+        const char *c = strchr(addr, ':');
+        if (!c || sscanf(c, ":%u:%u:%d%n", &uid, &gid, &pid, &end) != 3 || c[end] != '\0')
+            return PEER_UNKNOWN;
+        return uid == cred.uid && gid == cred.gid && pid == cred.pid ? PEER_SAME : PEER_OTHER;
+    }
+    len = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
+        getnameinfo((struct sockaddr *)&ss, len, want, sizeof(want), NULL, 0, NI_NUMERICHOST) != 0)
+        return PEER_UNKNOWN;
+    return strcmp(addr, want) == 0 ? PEER_SAME : PEER_UNKNOWN;
+}
+
 /* A message from a connection the route has not seen: make it the route. */
 static void
 route_switch(link_peers_t *p, struct route *rt, const struct link_origin *o)
@@ -146,7 +185,10 @@ route_switch(link_peers_t *p, struct route *rt, const struct link_origin *o)
 
         rt->conn = o->conn;
         rt->fd = o->fd;
-        rt->ino = socket_ino(o->fd);
+        /* A descriptor another peer's connection holds by now is not this
+         * connection's: nothing to shut for it (a flood read late). */
+        bool other = socket_peer(o->fd, o->conn) == PEER_OTHER;
+        rt->ino = other ? 0 : socket_ino(o->fd);
         bool known = false;
         for (unsigned i = 0; i < PEER_CONNS && i < rt->n_recent; i++)
             known |= rt->recent[i].fd == rt->fd && rt->recent[i].ino == rt->ino;
@@ -156,7 +198,7 @@ route_switch(link_peers_t *p, struct route *rt, const struct link_origin *o)
             rt->recent[slot].ino = rt->ino;
         }
         snprintf(key, sizeof(key), "%d", o->fd);
-        if (o->fd >= 0)
+        if (o->fd >= 0 && !other)
             zhashx_update(p->fdnames, key, xstrdup(o->name));
     }
 }
@@ -308,7 +350,7 @@ read_events(link_peers_t *p, uint64_t now_ms)
 }
 
 bool
-link_peers_junk(link_peers_t *p, int fd, uint64_t now_ms)
+link_peers_junk(link_peers_t *p, int fd, const char *addr, uint64_t now_ms)
 {
     char key[16];
     struct conn *c;
@@ -325,7 +367,8 @@ link_peers_junk(link_peers_t *p, int fd, uint64_t now_ms)
     }
     /* Each of the messages it queued before comes through here: one
      * shutdown is enough. */
-    if (!c || c->junk || !shut(c->fd, c->ino))
+    if (!c || c->junk || socket_ino(c->fd) != c->ino || socket_peer(c->fd, addr) != PEER_SAME ||
+        !shut(c->fd, c->ino))
         return false;
     c->junk = true;
     c->spoke = true; /* shut: the reaper need not look at it again */

@@ -39,10 +39,12 @@ void link_peers_destroy(link_peers_t **pp);
  * and whatever else of o->name waits unread: its connection was shut for
  * flooding just now. */
 int link_peers_seen(link_peers_t *p, const struct link_origin *o, uint64_t now_ms);
-/* A message whose sender has no valid name came through socket fd: shuts
- * that connection (no peer that is a node has such a name). Returns whether
- * it was shut (fd unknown, or no longer that connection's socket: not). */
-bool link_peers_junk(link_peers_t *p, int fd, uint64_t now_ms);
+/* A message whose sender has no valid name came through socket fd from
+ * the peer libzmq describes as addr (its Peer-Address): shuts that
+ * connection (no peer that is a node has such a name). Returns whether it
+ * was shut (fd unknown, no longer that connection's socket, or reused by a
+ * connection from another peer: not). */
+bool link_peers_junk(link_peers_t *p, int fd, const char *addr, uint64_t now_ms);
 /* The routing id that reaches name: 0, or -EHOSTUNREACH. */
 int link_peers_route(link_peers_t *p, const char *name, const void **id, size_t *len);
 /* Shuts name's connections (the last few it spoke through): 0, or -ENOENT

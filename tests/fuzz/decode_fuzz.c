@@ -14,11 +14,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct msg m, again;
+    /* Decoded into structs full of junk: msg_decode zeroes only the
+     * header and the member its type uses, so nothing may depend on the
+     * rest (what a caller's reused or uninitialised struct holds). */
+    static struct msg m, again;
     char *buf = NULL, *buf2 = NULL;
     size_t len = 0, len2 = 0;
     char err[256];
 
+    memset(&m, 0xA5, sizeof(m));
+    memset(&again, 0x5A, sizeof(again));
     if (msg_decode((const char *)data, size, &m, err, sizeof(err)) != 0) {
         /* The error text is always a terminated string. */
         assert(memchr(err, '\0', sizeof(err)));
