@@ -25,6 +25,8 @@ trap 'rm -rf "$T"' EXIT
 mkdir -p "$T/master"
 git -C "$top" show "$OLD_REV:master/dispatch.c" >"$T/dispatch.c"
 git -C "$top" show "$OLD_REV:master/dispatch.h" >"$T/master/dispatch.h"
+# Revisions before hmap moved to common/ (30 Nov 2026) include it from master/.
+git -C "$top" show "$OLD_REV:master/hmap.h" >"$T/master/hmap.h" 2>/dev/null || rm -f "$T/master/hmap.h"
 # The objects given first win; the archive's dispatch.o is then never pulled in.
 cc -O2 -g -DNDEBUG -D_GNU_SOURCE -std=gnu11 -I"$T" -I"$top" -o "$T/dispatch_core_old" \
     "$top/bench/dispatch_core.c" "$T/dispatch.c" \

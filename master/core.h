@@ -28,7 +28,7 @@
 
 #include "master/db.h"
 #include "master/dispatch.h"
-#include "master/hmap.h"
+#include "common/hmap.h"
 #include "master/httpd.h"
 #include "master/ipam.h"
 #include "master/master.h"

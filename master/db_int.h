@@ -9,7 +9,7 @@
 
 #include "common/log.h"
 #include "master/db.h"
-#include "master/hmap.h"
+#include "common/hmap.h"
 
 /* Guest list filters: bit 0 node, bit 1 observed, bit 2 label, bit 3 project. */
 #define DB_GUEST_FILTERS 16

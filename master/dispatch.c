@@ -19,7 +19,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
-#include "master/hmap.h"
+#include "common/hmap.h"
 
 #define DISPATCH_RESEND_DEFAULT_MS 5000
 #define DISPATCH_RESEND_MAX_MS     60000

@@ -9,7 +9,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
-#include "master/hmap.h"
+#include "common/hmap.h"
 
 /* A guest's rollups in the making: the minute its samples are being summed
  * into and the hour its finished minutes are being summed into. A finished

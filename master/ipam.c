@@ -10,7 +10,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/name.h"
-#include "master/hmap.h"
+#include "common/hmap.h"
 #include "master/ipam_int.h"
 
 #define IPAM_DEFAULT_PER_GUEST 16

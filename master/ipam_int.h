@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "master/hmap.h"
+#include "common/hmap.h"
 #include "master/ipam.h"
 
 /* One pool in memory. Offsets count from the network address. */

@@ -6,7 +6,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
-#include "master/hmap.h"
+#include "common/hmap.h"
 
 #define REGISTRY_SUSPECT_DEFAULT_MS 15000
 #define REGISTRY_DOWN_DEFAULT_MS    30000

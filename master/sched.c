@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "common/mem.h"
-#include "master/hmap.h"
+#include "common/hmap.h"
 #include "proto/spec.h"
 
 /* One node of the index. Slots never move, so a slot number is a stable id

@@ -1,4 +1,5 @@
-/* Small open-addressing hash maps for the master's in-memory indexes.
+/* Small open-addressing hash maps for in-memory indexes (the master's, a
+ * router link's peers, the ZAP handler's keys).
  *
  * Two shapes: hmap_u64 maps a 64-bit key to a 32-bit value (node slots in an
  * anti-affinity group, allocated offsets in an IP pool), hmap_str maps a
@@ -7,8 +8,8 @@
  * tombstones and a map that shrinks never slows down. Both grow at 70% load.
  *
  * Values, not classes: embed them, zero-initialise them (`= {0}` is an empty
- * map) and call *_free when done. Not thread-safe; the master touches them
- * from its loop thread only. */
+ * map) and call *_free when done. Not thread-safe: each user keeps its maps
+ * to one thread or under its own lock. */
 #pragma once
 
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-#include "master/hmap.h"
+#include "common/hmap.h"
 
 #include <string.h>
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "master/hmap.h"
+#include "common/hmap.h"
 
 enum { KEYS = 2048, OPS = 200000 };
 
