@@ -45,10 +45,11 @@ bench_at() {
     else
         src=$(cd "$build/.." && pwd)
     fi
+    # Revisions before czmq was dropped (30 Nov 2026) link it; later ones do not.
     cc -O2 -g -DNDEBUG -D_GNU_SOURCE -std=gnu11 -I"$src" -o "$T/$name" "$top/bench/density.c" \
         "$build/node/linux/libvf_linux.a" "$build/archive/libvf_archive.a" \
         "$build/proto/libvf_proto.a" "$build/common/libvf_common.a" -linih -ljansson -lmsgpackc \
-        -lczmq -lzmq -luv -lpthread -lm -lcap -lnl-route-3 -lnl-3 -lnftables -lseccomp -lbpf \
+        $(pkg-config --libs-only-l libczmq 2>/dev/null) -lzmq -luv -lpthread -lm -lcap -lnl-route-3 -lnl-3 -lnftables -lseccomp -lbpf \
         -lzstd -lgnutls
 }
 [ "$OLD_REV" = none ] || bench_at "$OLD_REV" "${OLD_BUILD:-}" bench_density_old

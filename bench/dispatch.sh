@@ -27,11 +27,12 @@ git -C "$top" show "$OLD_REV:master/dispatch.c" >"$T/dispatch.c"
 git -C "$top" show "$OLD_REV:master/dispatch.h" >"$T/master/dispatch.h"
 # Revisions before hmap moved to common/ (30 Nov 2026) include it from master/.
 git -C "$top" show "$OLD_REV:master/hmap.h" >"$T/master/hmap.h" 2>/dev/null || rm -f "$T/master/hmap.h"
+# Revisions before czmq was dropped (30 Nov 2026) link it; later ones do not.
 # The objects given first win; the archive's dispatch.o is then never pulled in.
 cc -O2 -g -DNDEBUG -D_GNU_SOURCE -std=gnu11 -I"$T" -I"$top" -o "$T/dispatch_core_old" \
     "$top/bench/dispatch_core.c" "$T/dispatch.c" \
     "$BUILD/master/libvf_master.a" "$BUILD/proto/libvf_proto.a" "$BUILD/common/libvf_common.a" \
-    -lmsgpackc -lczmq -lzmq -luv -ljansson -lsqlite3 -lm
+    -lmsgpackc $(pkg-config --libs-only-l libczmq 2>/dev/null) -lzmq -luv -ljansson -lsqlite3 -lm
 OLD=$T/dispatch_core_old
 
 cpu_of() { sed -n 's/.*: cpu \([0-9.]*\) ms.*/\1/p'; }

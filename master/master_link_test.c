@@ -5,7 +5,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
-#include <czmq.h>
 #include <zmq.h>
 
 #include "master/master_fixture.h"
@@ -58,13 +57,13 @@ test_flood_cut_while_behind(void **state)
     on_loop(read_link_stats);
     struct link_stats st0 = link_stats_now;
     on_loop(pause_reading);
-    zsock_t *s = zsock_new(ZMQ_DEALER);
+    void *s = link_socket(ZMQ_DEALER);
     assert_non_null(s);
-    assert_int_equal(zmq_setsockopt(zsock_resolve(s), ZMQ_ROUTING_ID, "flood/1", 7), 0);
-    assert_int_equal(zmq_setsockopt(zsock_resolve(s), ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)), 0);
-    assert_int_equal(zmq_connect(zsock_resolve(s), F.endpoint), 0);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_ROUTING_ID, "flood/1", 7), 0);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)), 0);
+    assert_int_equal(zmq_connect(s, F.endpoint), 0);
     for (int i = 0; i < FLOOD; i++)
-        assert_int_equal(zmq_send(zsock_resolve(s), "x", 1, 0), 1);
+        assert_int_equal(zmq_send(s, "x", 1, 0), 1);
     bool cut = false;
     for (int i = 0; i < 100 && !cut; i++) {
         usleep(100000);
@@ -72,7 +71,7 @@ test_flood_cut_while_behind(void **state)
         cut = link_stats_now.kicked_flood > st0.kicked_flood;
     }
     on_loop(resume_reading);
-    zsock_destroy(&s);
+    link_socket_close(&s);
     assert_true(cut);
     json_decref(poll_until("/v1/nodes", nodes_ready, NULL));
 }
@@ -95,16 +94,16 @@ junk_main(void *arg)
      * at nice 19 too): what is tested is what the master makes of what
      * arrives, not who gets the shared cores. */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
-    zsock_t *s = zsock_new(ZMQ_DEALER);
+    void *s = link_socket(ZMQ_DEALER);
     assert_non_null(s);
     if (j->id)
-        assert_int_equal(zmq_setsockopt(zsock_resolve(s), ZMQ_ROUTING_ID, j->id, strlen(j->id)), 0);
-    assert_int_equal(zmq_setsockopt(zsock_resolve(s), ZMQ_SNDTIMEO, &timeo, sizeof(timeo)), 0);
-    assert_int_equal(zmq_connect(zsock_resolve(s), F.endpoint), 0);
+        assert_int_equal(zmq_setsockopt(s, ZMQ_ROUTING_ID, j->id, strlen(j->id)), 0);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeo, sizeof(timeo)), 0);
+    assert_int_equal(zmq_connect(s, F.endpoint), 0);
     while (!__atomic_load_n(&j->stop, __ATOMIC_SEQ_CST))
-        if (zmq_send(zsock_resolve(s), "junk", 4, 0) == 4)
+        if (zmq_send(s, "junk", 4, 0) == 4)
             j->sent++;
-    zsock_destroy(&s);
+    link_socket_close(&s);
     return NULL;
 }
 

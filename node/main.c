@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <czmq.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -466,8 +465,8 @@ run_sim_nodes(const struct options *o, const struct agent_config *base, uint64_t
                 n, 3 * n + 64, (unsigned long long)rl.rlim_cur);
         return EXIT_FAIL;
     }
-    /* czmq allows 1024 sockets per process unless told otherwise, before the first one. */
-    zsys_set_max_sockets((size_t)n + 64);
+    /* libzmq allows 1024 sockets per context unless told otherwise, before the first one. */
+    link_set_max_sockets((int)n + 64);
     /* No ZMTP heartbeat timers per simulated node (link_set_zmtp_heartbeats):
      * thousands of them cost this process more than its nodes' work. */
     link_set_zmtp_heartbeats(false);

@@ -4,10 +4,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
-#include <czmq.h>
 #include <zmq.h>
 
 #include "common/log.h"
@@ -18,16 +19,15 @@
 #include "proto/zap.h"
 
 struct link {
-    zsock_t *sock;       /* czmq-tracked socket, so a leak is reported and closed at exit */
-    void *handle;        /* its libzmq socket */
-    bool router;         /* ROUTER (master) rather than DEALER (node) */
-    bool curve;          /* CurveZMQ rather than plaintext */
-    char *endpoint;      /* what the dealer connects to, for link_reconnect */
-    char *name;          /* dealer: its name, the routing id's first part */
-    bool draining;       /* link_reconnect: waiting for the old connection to go */
-    link_peers_t *peers; /* router: names, routes, denials, connections */
-    zsock_t *monitor;    /* curve dealer: handshake events, for link_refused */
-    bool refused;        /* curve dealer: the master refused the handshake */
+    void *handle;                  /* its libzmq socket (link_socket) */
+    bool router;                   /* ROUTER (master) rather than DEALER (node) */
+    bool curve;                    /* CurveZMQ rather than plaintext */
+    char *endpoint;                /* what the dealer connects to, for link_reconnect */
+    char *name;                    /* dealer: its name, the routing id's first part */
+    bool draining;                 /* link_reconnect: waiting for the old connection to go */
+    link_peers_t *peers;           /* router: names, routes, denials, connections */
+    void *monitor;                 /* curve dealer: handshake events, for link_refused */
+    bool refused;                  /* curve dealer: the master refused the handshake */
     void (*touch)(void *userdata); /* link_set_touch: a call may have taken ZMQ_FD's edge */
     void *touch_data;              /* handed to touch */
     uint64_t empty_ms;             /* monotonic ms libzmq's queue was last found empty */
@@ -64,52 +64,6 @@ link_set_touch(link_t *l, void (*fn)(void *userdata), void *userdata)
         return;
     l->touch = fn;
     l->touch_data = userdata;
-}
-
-static pthread_once_t link_ctx_once = PTHREAD_ONCE_INIT;
-static int link_io_threads = LINK_IO_THREADS; /* what link_ctx_init gives libzmq */
-
-void
-link_set_io_threads(int n)
-{
-    if (n > 0)
-        link_io_threads = n;
-}
-
-/* A context option of libzmq's draft API (zmq.h declares it only with
- * ZMQ_BUILD_DRAFT_API); Debian's libzmq 4.3.4 is built with it. */
-#ifndef ZMQ_ZERO_COPY_RECV
-#define ZMQ_ZERO_COPY_RECV 10
-#endif
-
-static void
-link_ctx_init(void)
-{
-    /* czmq installs SIGINT/SIGTERM handlers in zsys_init that would replace
-     * libuv's; setting a NULL handler afterwards puts back the ones that were
-     * there before. Two I/O threads by default (LINK_IO_THREADS, the
-     * master's): libzmq puts each new connection on the less loaded one, so
-     * a storm of strangers' handshakes on one thread does not queue in front
-     * of the nodes' messages (trust_junk.sh). The node agent, with one link,
-     * asks for one (link_set_io_threads). */
-    zsys_set_io_threads((size_t)link_io_threads);
-    void *ctx = zsys_init();
-    zsys_handler_set(NULL);
-    /* Received messages are copied out of the buffer libzmq read them into.
-     * By default each points into that buffer (about 18 KB: 8 KB of data
-     * and a counter per possible message), so every message still queued
-     * pins a whole buffer: a master whose loop fell behind 1,000 nodes'
-     * acknowledgements held ~400 MiB of buffers for a few MiB of messages
-     * (docs/performance.md, "Memory per guest"). A library without the
-     * draft option refuses it; memory is all that changes, so go on. */
-    if (ctx && zmq_ctx_set(ctx, ZMQ_ZERO_COPY_RECV, 0) < 0)
-        log_debug("link: libzmq has no ZMQ_ZERO_COPY_RECV: %s", zmq_strerror(zmq_errno()));
-}
-
-void
-link_context_init(void)
-{
-    pthread_once(&link_ctx_once, link_ctx_init);
 }
 
 static bool
@@ -179,18 +133,14 @@ static link_t *
 link_alloc(int type, int *err)
 {
     link_t *l;
-    zsock_t *sock;
+    void *h = link_socket(type);
 
-    link_context_init();
-    sock = zsock_new(type);
-    if (!sock) {
-        /* zmq_socket fails with EMFILE (ZMQ_MAX_SOCKETS) or ETERM. */
-        *err = zmq_errno() ? -zmq_errno() : -EMFILE;
+    if (!h) {
+        *err = errno ? -errno : -EMFILE;
         return NULL;
     }
     l = xcalloc(1, sizeof(*l));
-    l->sock = sock;
-    l->handle = zsock_resolve(sock);
+    l->handle = h;
     l->router = type == ZMQ_ROUTER;
     l->empty_ms = time_mono_ms();
     l->held_tail = &l->held;
@@ -294,12 +244,12 @@ link_watch_handshakes(link_t *l)
     if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
         rnd = (uint64_t)(uintptr_t)l ^ time_mono_ns();
     snprintf(ep, sizeof(ep), "inproc://vf-link-mon-%016llx", (unsigned long long)rnd);
-    l->monitor = zsock_new(ZMQ_PAIR);
+    l->monitor = link_socket(ZMQ_PAIR);
     if (!l->monitor ||
         zmq_socket_monitor(l->handle, ep,
                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) < 0 ||
-        zmq_setsockopt(zsock_resolve(l->monitor), ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
-        zmq_connect(zsock_resolve(l->monitor), ep) < 0)
+        zmq_setsockopt(l->monitor, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
+        zmq_connect(l->monitor, ep) < 0)
         return zmq_errno() ? -zmq_errno() : -ENOMEM;
     return 0;
 }
@@ -307,7 +257,7 @@ link_watch_handshakes(link_t *l)
 static void
 link_read_handshakes(link_t *l)
 {
-    void *h = l->monitor ? zsock_resolve(l->monitor) : NULL;
+    void *h = l->monitor;
     uint8_t ev[6];
     char ep[256];
     uint16_t event;
@@ -501,9 +451,9 @@ link_destroy(link_t **lp)
     link_peers_destroy(&(*lp)->peers);
     if ((*lp)->monitor) {
         (void)zmq_socket_monitor((*lp)->handle, NULL, 0);
-        zsock_destroy(&(*lp)->monitor);
+        link_socket_close(&(*lp)->monitor);
     }
-    zsock_destroy(&(*lp)->sock);
+    link_socket_close(&(*lp)->handle);
     free((*lp)->endpoint);
     free((*lp)->name);
     free(*lp);

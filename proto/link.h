@@ -14,15 +14,18 @@
  * router reaches a peer by name through the routing id of the connection
  * that peer last spoke through.
  *
- * Context: every link in a process lives in czmq's shared process context
- * (zsys_init), as does the ZAP handler. The first link_new_* (or
- * link_context_init) creates it, which is when libzmq starts its I/O thread:
- * a program that forks a single-threaded helper (the node's clone3 spawner)
- * must fork before creating its first link. czmq's SIGINT/SIGTERM handlers
- * are removed again so the program's own (libuv) handling stays in charge.
+ * Context: every link in a process lives in one libzmq context of the
+ * process, as do the ZAP handler and the data channel's sender. The first
+ * link_new_* (or link_context_init, link_socket) creates it, which is when
+ * libzmq starts its I/O threads: a program that forks a single-threaded
+ * helper (the node's clone3 spawner) must fork before creating its first
+ * link. libzmq installs no signal handlers; the program's own (libuv) handle
+ * SIGINT/SIGTERM. At exit the context is terminated (what sockets closed
+ * with a linger still have to send goes out); sockets left open are
+ * reported and closed first, so that never hangs.
  *
  * Threading: a link_t belongs to one thread (ZeroMQ sockets are not thread
- * safe); create the first link before starting other threads that use czmq.
+ * safe); the context and link_socket/link_socket_close are thread-safe.
  *
  * Errors: functions return >= 0 on success and -errno on failure. A peer never
  * makes a call crash or allocate more than PROTO_MAX_FRAME per frame. */
@@ -54,18 +57,32 @@
 
 typedef struct link link_t;
 
-/* CurveZMQ keys in Z85 text (as czmq's zcert_public_txt/zcert_secret_txt give
- * them); each LINK_KEY_LEN characters. A plain value; the strings are copied
- * into the socket at creation. */
+/* CurveZMQ keys in Z85 text (as zmq_curve_keypair gives them); each
+ * LINK_KEY_LEN characters. A plain value; the strings are copied into the
+ * socket at creation. */
 struct link_keys {
     const char *public_key; /* this end's public key */
     const char *secret_key; /* this end's secret key */
     const char *server_key; /* dealer only: the master's public key */
 };
 
-/* Initialises czmq's shared context once per process (link_new_* and
- * zap_new call it; calling it again does nothing). */
-void link_context_init(void);
+/* Creates the process's libzmq context once (link_new_*, link_socket and
+ * zap_new call it; calling it again does nothing) and returns it, or NULL
+ * when libzmq could not create it. */
+void *link_context_init(void);
+
+/* A new libzmq socket of type in that context, with linger 0 (close drops
+ * what it has not sent unless the caller sets a linger), tracked until
+ * link_socket_close so one left open is reported and closed at exit.
+ * Returns NULL with errno (EMFILE: ZMQ_MAX_SOCKETS reached). */
+void *link_socket(int type);
+/* Closes a link_socket socket. NULL-safe; clears *sp. */
+void link_socket_close(void **sp);
+/* Sockets made by link_socket and not closed yet (for tests). */
+size_t link_open_sockets(void);
+/* The sockets the context allows (libzmq's default is 1024); takes effect
+ * only before it is created. */
+void link_set_max_sockets(int n);
 
 /* The libzmq I/O threads of that context (default LINK_IO_THREADS); takes
  * effect only before it is created. A node agent, with its one link, asks 1. */

@@ -9,8 +9,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include <czmq.h>
+#include <zmq.h>
 
+#include "common/hmap.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
@@ -34,6 +35,7 @@ struct route {
     unsigned n_recent;     /* entries used in recent (a ring once full) */
     uint64_t window_start; /* monotonic ms the flood window's messages arrived from */
     uint64_t window_msgs;  /* messages in the window */
+    char name[];           /* the peer name, the key of routes */
 };
 
 /* A connection the monitor reported accepted and not yet closed. */
@@ -43,23 +45,45 @@ struct conn {
     uint64_t since; /* monotonic ms it was seen accepted */
     bool spoke;     /* the reaper has looked at it (it delivers, or was shut) */
     bool junk;      /* shut by link_peers_junk (what it queued still comes) */
+    char key[16];   /* fd in decimal, the key of conns */
+};
+
+/* The name whose route last used a descriptor. */
+struct fdname {
+    char key[16]; /* fd in decimal, the key of fdnames */
+    char name[];  /* the name */
 };
 
 struct link_peers {
-    zhashx_t *routes;        /* name -> struct route (owned) */
-    zhashx_t *denied;        /* name -> a non-NULL marker */
-    zhashx_t *conns;         /* "fd" -> struct conn (owned) */
-    zhashx_t *fdnames;       /* "fd" -> the name whose route last used it (owned) */
+    struct hmap_str routes;  /* name -> struct route (owned) */
+    struct hmap_str denied;  /* name -> a copy of it (owned) */
+    struct hmap_str conns;   /* "fd" -> struct conn (owned) */
+    struct hmap_str fdnames; /* "fd" -> struct fdname (owned) */
     void *router;            /* the watched ROUTER (borrowed) */
-    zsock_t *monitor;        /* PAIR receiving the router's monitor events */
+    void *monitor;           /* PAIR receiving the router's monitor events */
     struct link_stats stats; /* what was done */
 };
 
+/* Frees every value of m, then m. */
 static void
-free_item(void **item)
+free_all(struct hmap_str *m)
 {
-    free(*item);
-    *item = NULL;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key)
+            free(m->slots[i].val);
+    hmap_str_free(m);
+}
+
+/* Removes key and frees its value. */
+static void
+delete_item(struct hmap_str *m, const char *key)
+{
+    void *v = hmap_str_get(m, key);
+
+    if (v) {
+        hmap_str_del(m, key);
+        free(v);
+    }
 }
 
 link_peers_t *
@@ -70,13 +94,6 @@ link_peers_new(void *router, int *err)
     int hwm = 0;
 
     p->router = router;
-    p->routes = zhashx_new();
-    zhashx_set_destructor(p->routes, free_item);
-    p->denied = zhashx_new();
-    p->conns = zhashx_new();
-    zhashx_set_destructor(p->conns, free_item);
-    p->fdnames = zhashx_new();
-    zhashx_set_destructor(p->fdnames, free_item);
     uint64_t rnd = 0;
     /* Random, not the address: a freed monitor's endpoint is unbound
      * asynchronously, and the next link could get the same address. */
@@ -85,10 +102,10 @@ link_peers_new(void *router, int *err)
     snprintf(ep, sizeof(ep), "inproc://vf-link-peers-%016llx", (unsigned long long)rnd);
     /* libzmq sends monitor events blocking from its I/O thread: an unlimited
      * receive queue here keeps a slow reader from ever stalling that thread. */
-    p->monitor = zsock_new(ZMQ_PAIR);
+    p->monitor = link_socket(ZMQ_PAIR);
     if (!p->monitor || zmq_socket_monitor(router, ep, MONITOR_EVENTS) < 0 ||
-        zmq_setsockopt(zsock_resolve(p->monitor), ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
-        zmq_connect(zsock_resolve(p->monitor), ep) < 0) {
+        zmq_setsockopt(p->monitor, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
+        zmq_connect(p->monitor, ep) < 0) {
         *err = zmq_errno() ? -zmq_errno() : -ENOMEM;
         link_peers_destroy(&p);
         return NULL;
@@ -106,11 +123,11 @@ link_peers_destroy(link_peers_t **pp)
     /* Monitoring stops before our end goes: libzmq sends events blocking, and
      * an event with nobody to take it would hang the thread sending it. */
     (void)zmq_socket_monitor(p->router, NULL, 0);
-    zsock_destroy(&p->monitor);
-    zhashx_destroy(&p->routes);
-    zhashx_destroy(&p->denied);
-    zhashx_destroy(&p->conns);
-    zhashx_destroy(&p->fdnames);
+    link_socket_close(&p->monitor);
+    free_all(&p->routes);
+    free_all(&p->denied);
+    free_all(&p->conns);
+    free_all(&p->fdnames);
     free(p);
     *pp = NULL;
 }
@@ -181,8 +198,6 @@ route_switch(link_peers_t *p, struct route *rt, const struct link_origin *o)
     memcpy(rt->id, o->id, o->id_len);
     rt->id_len = o->id_len;
     if (rt->conn != o->conn || rt->fd != o->fd) {
-        char key[16];
-
         rt->conn = o->conn;
         rt->fd = o->fd;
         /* A descriptor another peer's connection holds by now is not this
@@ -197,22 +212,31 @@ route_switch(link_peers_t *p, struct route *rt, const struct link_origin *o)
             rt->recent[slot].fd = rt->fd;
             rt->recent[slot].ino = rt->ino;
         }
-        snprintf(key, sizeof(key), "%d", o->fd);
-        if (o->fd >= 0 && !other)
-            zhashx_update(p->fdnames, key, xstrdup(o->name));
+        if (o->fd >= 0 && !other) {
+            size_t n = strlen(o->name) + 1;
+            struct fdname *f = xmalloc(sizeof(*f) + n);
+            snprintf(f->key, sizeof(f->key), "%d", o->fd);
+            memcpy(f->name, o->name, n);
+            /* The new key pointer replaces the old one's: then the old goes. */
+            struct fdname *old = hmap_str_get(&p->fdnames, f->key);
+            hmap_str_put(&p->fdnames, f->key, f);
+            free(old);
+        }
     }
 }
 
 static struct route *
 route_get(link_peers_t *p, const char *name, bool create)
 {
-    struct route *rt = zhashx_lookup(p->routes, name);
+    struct route *rt = hmap_str_get(&p->routes, name);
+    size_t n = strlen(name) + 1;
 
-    if (rt || !create || zhashx_size(p->routes) >= LINK_MAX_PEERS)
+    if (rt || !create || p->routes.len >= LINK_MAX_PEERS)
         return rt;
-    rt = xcalloc(1, sizeof(*rt));
+    rt = xcalloc(1, sizeof(*rt) + n);
     rt->fd = -1;
-    zhashx_insert(p->routes, name, rt);
+    memcpy(rt->name, name, n);
+    hmap_str_put(&p->routes, rt->name, rt);
     return rt;
 }
 
@@ -221,7 +245,7 @@ link_peers_seen(link_peers_t *p, const struct link_origin *o, uint64_t now_ms)
 {
     struct route *rt;
 
-    if (zhashx_lookup(p->denied, o->name)) {
+    if (hmap_str_get(&p->denied, o->name)) {
         ino_t ino = socket_ino(o->fd);
         rt = route_get(p, o->name, false);
         /* The connection's inode as first seen, when it is the route's. */
@@ -269,9 +293,9 @@ link_peers_seen(link_peers_t *p, const struct link_origin *o, uint64_t now_ms)
 int
 link_peers_route(link_peers_t *p, const char *name, const void **id, size_t *len)
 {
-    struct route *rt = zhashx_lookup(p->routes, name);
+    struct route *rt = hmap_str_get(&p->routes, name);
 
-    if (!rt || rt->id_len == 0 || zhashx_lookup(p->denied, name))
+    if (!rt || rt->id_len == 0 || hmap_str_get(&p->denied, name))
         return -EHOSTUNREACH;
     *id = rt->id;
     *len = rt->id_len;
@@ -281,7 +305,7 @@ link_peers_route(link_peers_t *p, const char *name, const void **id, size_t *len
 int
 link_peers_kick(link_peers_t *p, const char *name)
 {
-    struct route *rt = zhashx_lookup(p->routes, name);
+    struct route *rt = hmap_str_get(&p->routes, name);
     unsigned shut_now = 0;
 
     /* Every connection the name spoke through lately, not only the latest:
@@ -298,14 +322,15 @@ int
 link_peers_deny(link_peers_t *p, const char *name, bool deny)
 {
     if (!deny) {
-        zhashx_delete(p->denied, name);
+        delete_item(&p->denied, name);
         return 0;
     }
-    if (zhashx_lookup(p->denied, name))
+    if (hmap_str_get(&p->denied, name))
         return 0;
-    if (zhashx_size(p->denied) >= LINK_MAX_PEERS)
+    if (p->denied.len >= LINK_MAX_PEERS)
         return -ENOSPC;
-    zhashx_insert(p->denied, name, (void *)1);
+    char *copy = xstrdup(name);
+    hmap_str_put(&p->denied, copy, copy);
     return 0;
 }
 
@@ -318,20 +343,23 @@ monitor_event(link_peers_t *p, uint16_t event, uint32_t value, uint64_t now_ms)
 
     snprintf(key, sizeof(key), "%d", fd);
     if (event != ZMQ_EVENT_ACCEPTED) {
-        zhashx_delete(p->conns, key);
+        delete_item(&p->conns, key);
         return;
     }
     struct conn *c = xcalloc(1, sizeof(*c));
     c->fd = fd;
     c->ino = socket_ino(fd);
     c->since = now_ms;
-    zhashx_update(p->conns, key, c);
+    memcpy(c->key, key, sizeof(c->key));
+    struct conn *old = hmap_str_get(&p->conns, c->key);
+    hmap_str_put(&p->conns, c->key, c);
+    free(old);
 }
 
 static void
 read_events(link_peers_t *p, uint64_t now_ms)
 {
-    void *h = zsock_resolve(p->monitor);
+    void *h = p->monitor;
 
     for (unsigned n = 0; n < EVENTS_PER_TICK; n++) {
         uint8_t ev[6];
@@ -361,9 +389,9 @@ link_peers_junk(link_peers_t *p, int fd, const char *addr, uint64_t now_ms)
     snprintf(key, sizeof(key), "%d", fd);
     if (fd < 0)
         return false;
-    if (!(c = zhashx_lookup(p->conns, key))) {
+    if (!(c = hmap_str_get(&p->conns, key))) {
         read_events(p, now_ms);
-        c = zhashx_lookup(p->conns, key);
+        c = hmap_str_get(&p->conns, key);
     }
     /* Each of the messages it queued before comes through here: one
      * shutdown is enough. */
@@ -386,8 +414,8 @@ conn_spoke(link_peers_t *p, const struct conn *c)
     char key[16];
 
     snprintf(key, sizeof(key), "%d", c->fd);
-    const char *name = zhashx_lookup(p->fdnames, key);
-    struct route *rt = name ? zhashx_lookup(p->routes, name) : NULL;
+    const struct fdname *f = hmap_str_get(&p->fdnames, key);
+    struct route *rt = f ? hmap_str_get(&p->routes, f->name) : NULL;
     return rt && rt->fd == c->fd && rt->ino == c->ino;
 }
 
@@ -395,7 +423,11 @@ void
 link_peers_tick(link_peers_t *p, uint64_t now_ms, uint64_t read_ms)
 {
     read_events(p, now_ms);
-    for (struct conn *c = zhashx_first(p->conns); c; c = zhashx_next(p->conns)) {
+    /* Nothing below adds to or removes from conns. */
+    for (size_t i = 0; i < p->conns.cap; i++) {
+        struct conn *c = p->conns.slots[i].key ? p->conns.slots[i].val : NULL;
+        if (!c)
+            continue;
         /* Silent means silent until read_ms, the time up to which every
          * message that arrived has been read: a connection whose first
          * message waits in a backlog of this process has said something. */

@@ -15,10 +15,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <czmq.h>
+#include <zmq.h>
 
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "proto/link.h"
 #include "proto/xfer_int.h"
 
 /* ---------------------------------------------------------------- frames */
@@ -321,8 +322,8 @@ xfer_file_digest(int fd, uint8_t out[XFER_HASH_LEN])
 /* ---------------------------------------------------------------- sender */
 
 struct xfer_send {
-    zsock_t *sock;                   /* DEALER connected to the receiver */
-    zsock_t *monitor;                /* curve: its handshake events (a refused key) */
+    void *sock;                      /* DEALER connected to the receiver (link_socket) */
+    void *monitor;                   /* curve: its handshake events (a refused key) */
     uint8_t secret[XFER_SECRET_LEN]; /* the transfer secret */
     uint32_t pass;                   /* passes sent so far */
     uint8_t (*prev)[XFER_HASH_LEN];  /* the last pass's chunk hashes, NULL = none */
@@ -341,11 +342,10 @@ watch_handshakes(xfer_send_t *s)
 
     randombytes_buf(&rnd, sizeof(rnd));
     snprintf(ep, sizeof(ep), "inproc://vf-xfer-mon-%016llx", (unsigned long long)rnd);
-    s->monitor = zsock_new(ZMQ_PAIR);
-    if (!s->monitor ||
-        zmq_socket_monitor(zsock_resolve(s->sock), ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0 ||
-        zmq_setsockopt(zsock_resolve(s->monitor), ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
-        zmq_connect(zsock_resolve(s->monitor), ep) < 0)
+    s->monitor = link_socket(ZMQ_PAIR);
+    if (!s->monitor || zmq_socket_monitor(s->sock, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0 ||
+        zmq_setsockopt(s->monitor, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
+        zmq_connect(s->monitor, ep) < 0)
         return zmq_errno() ? -zmq_errno() : -ENOMEM;
     return 0;
 }
@@ -354,7 +354,7 @@ watch_handshakes(xfer_send_t *s)
 static bool
 key_refused(xfer_send_t *s)
 {
-    void *h = s->monitor ? zsock_resolve(s->monitor) : NULL;
+    void *h = s->monitor ? s->monitor : NULL;
     uint8_t ev[6];
     char ep[256];
     bool refused = false;
@@ -378,12 +378,12 @@ xfer_send_new(const char *endpoint, const char *secret, const struct xfer_keys *
         free(s);
         return -EINVAL;
     }
-    s->sock = zsock_new(ZMQ_DEALER);
+    s->sock = link_socket(ZMQ_DEALER);
     if (!s->sock) {
         free(s);
         return -ENOMEM;
     }
-    void *h = zsock_resolve(s->sock);
+    void *h = s->sock;
     xfer_sock_options(h);
     int r = xfer_sock_keys(h, keys, false);
     if (r >= 0 && keys && keys->public_key)
@@ -407,9 +407,9 @@ xfer_send_destroy(xfer_send_t **p)
         return;
     /* The monitor stops before its receiving end closes (events block). */
     if (s->monitor && s->sock)
-        (void)zmq_socket_monitor(zsock_resolve(s->sock), NULL, 0);
-    zsock_destroy(&s->monitor);
-    zsock_destroy(&s->sock);
+        (void)zmq_socket_monitor(s->sock, NULL, 0);
+    link_socket_close(&s->monitor);
+    link_socket_close(&s->sock);
     sodium_memzero(s->secret, sizeof(s->secret));
     free(s->prev);
     free(s);
@@ -460,7 +460,7 @@ pass_fail(struct pass *p, int r, const char *fmt, ...)
 static int
 pass_recv(struct pass *p, struct xfer_hdr *h)
 {
-    void *sock = zsock_resolve(p->s->sock);
+    void *sock = p->s->sock;
     uint64_t until = time_mono_ms() + XFER_SILENCE_MS;
 
     for (;;) {
@@ -517,7 +517,7 @@ pass_hello(struct pass *p, uint64_t *resume)
     p->st.sessions++;
     h.session = p->session;
     memcpy(h.hash, p->s->secret, XFER_SECRET_LEN);
-    int r = xfer_send_frames(zsock_resolve(p->s->sock), NULL, 0, &h, NULL, 0);
+    int r = xfer_send_frames(p->s->sock, NULL, 0, &h, NULL, 0);
     if (r < 0)
         return pass_fail(p, r, "cannot send HELLO: %s", strerror(-r));
     for (;;) {
@@ -624,7 +624,7 @@ pass_chunk(struct pass *p, uint64_t i)
                          .offset = off,
                          .len = len};
     memcpy(h.hash, p->hashes[i], XFER_HASH_LEN);
-    r = xfer_send_frames(zsock_resolve(p->s->sock), NULL, 0, &h, zero ? NULL : p->buf, len);
+    r = xfer_send_frames(p->s->sock, NULL, 0, &h, zero ? NULL : p->buf, len);
     if (r < 0)
         return pass_fail(p, r, "cannot send a chunk: %s", strerror(-r));
     p->credit--;
@@ -644,7 +644,7 @@ pass_end(struct pass *p)
                          .pass = p->s->pass,
                          .chunk = XFER_CHUNK,
                          .len = p->size};
-    int r = xfer_send_frames(zsock_resolve(p->s->sock), NULL, 0, &h, NULL, 0);
+    int r = xfer_send_frames(p->s->sock, NULL, 0, &h, NULL, 0);
 
     if (r < 0)
         return pass_fail(p, r, "cannot send END: %s", strerror(-r));

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <czmq.h>
+#include <zmq.h>
 
 #include "common/mem.h"
 #include "proto/xfer_int.h"

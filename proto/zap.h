@@ -7,10 +7,10 @@
  * lists gets in, and its User-Id, which libzmq attaches to every message of
  * that connection, is the name the table gives it — the node name, or
  * "join:<token id>" for a join token's key; any other key is refused (400)
- * and nothing it sends reaches the application. czmq 4.2's zauth gives no
- * User-Id, hence this handler.
+ * and nothing it sends reaches the application. (czmq 4.2's zauth, which
+ * the project used before, gives no User-Id.)
  *
- * The handler answers on its own thread (a czmq actor), so a busy master
+ * The handler answers on a thread of its own, so a busy master
  * loop does not hold up handshakes; the table is shared under a mutex and
  * changes take effect for the next handshake (zap_deny is immediate for new
  * connections; a live one is closed with link_kick). Refusals are logged at
@@ -43,7 +43,7 @@ struct zap_stats {
 };
 
 /* Starts the handler and binds it. Returns it, or NULL with *err (-EADDRINUSE
- * when another handler, such as czmq's zauth, is bound in this process). */
+ * when another ZAP handler is bound in this process's context). */
 zap_t *zap_new(int *err);
 /* Stops the handler. NULL-safe; clears *zp. */
 void zap_destroy(zap_t **zp);
