@@ -113,8 +113,11 @@ ok "cpu.max 0.5 throttles ($(key cpu.stat nr_throttled) periods), the 0.25 burst
 # I/O caps on the guest's own disk (its loop device): 1 MiB/s of writes makes
 # 4 MiB of written-back data take at least 2.5 s (cgroup v2 charges writeback
 # to the guest, so buffered writes with fsync are capped, unlike on v1).
-img=$(find "$T/h1" -name '*.img' | head -1)
+# The guest's own image (find's first *.img could be a pristine image in
+# $T/h1/pristine, attached to nothing: which comes first is directory order).
+img=$T/h1/data/$A/disk.img
 dev=$(losetup -j "$img" | cut -d: -f1)
+[ -b "$dev" ] || fail "no loop device backs $img: '$dev'"
 majmin=$(($(stat -c '0x%t' "$dev"))):$(($(stat -c '0x%T' "$dev")))
 capped="${limits%\}},\"io\":[{\"device\":\"$majmin\",\"write_bps\":\"1M\",\"read_iops\":900}]}"
 GEN=2 nodectl h1 apply "$(GEN=2 spec lim "$A" "$capped")" >/dev/null || fail "apply io caps"
