@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "node/linux/guest_init.h"
+#include "node/linux/proc.h"
 #include "node/linux/sysfilter.h"
 
 const char *const nsexec_ns_names[NSEXEC_NS_COUNT] = {
@@ -58,32 +59,19 @@ _printf_(3, 4) _noreturn_ static void fail(int fd, int err, const char *fmt, ...
     _exit(1);
 }
 
-static int
-write_pid(const char *path, pid_t pid)
-{
-    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    char buf[16];
-    int len = snprintf(buf, sizeof(buf), "%d", (int)pid);
-    if (write(fd, buf, (size_t)len) != len)
-        return -errno;
-    return 0;
-}
-
 static void
 join_cgroups(const struct spawn_config *cfg, int status_fd)
 {
     pid_t self = getpid();
     for (uint32_t i = 0; i < cfg->n_cgroup_procs; i++) {
-        int r = write_pid(cfg->cgroup_procs[i], self);
+        int r = proc_write_pid(cfg->cgroup_procs[i], self);
         if (r < 0)
             fail(status_fd, -r, "join cgroup %s", cfg->cgroup_procs[i]);
     }
     if (cfg->cgroup2[0]) {
         char path[SPAWN_PATH_MAX + 16];
         snprintf(path, sizeof(path), "%s/cgroup.procs", cfg->cgroup2);
-        int r = write_pid(path, self);
+        int r = proc_write_pid(path, self);
         if (r < 0)
             fail(status_fd, -r, "join cgroup %s", cfg->cgroup2);
     }

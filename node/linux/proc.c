@@ -121,3 +121,16 @@ proc_thread_count(void)
         return -EBADMSG;
     return (int)v;
 }
+
+int
+proc_write_pid(const char *path, pid_t pid)
+{
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char buf[16];
+    int len = snprintf(buf, sizeof(buf), "%d", (int)pid);
+    if (write(fd, buf, (size_t)len) != len)
+        return -errno;
+    return 0;
+}

@@ -1,6 +1,7 @@
 /* Facts about host processes read from /proc: a process's start time, which
  * together with its pid names it even after the pid is reused, and how many
- * threads the calling process has (a fork-safety check).
+ * threads the calling process has (a fork-safety check); and writing a pid
+ * into a file such as a cgroup's cgroup.procs.
  *
  * Every function is thread-safe, allocates nothing and returns >= 0 or -errno. */
 #pragma once
@@ -21,3 +22,8 @@ int proc_is_same(pid_t pid, uint64_t start_time);
 /* The number of threads of the calling process (Threads: in /proc/self/status),
  * or -errno. */
 int proc_thread_count(void);
+
+/* Writes pid in decimal into the existing file at path (a cgroup's
+ * cgroup.procs moves the process there): 0 or -errno (-ESRCH when the
+ * process is gone). */
+int proc_write_pid(const char *path, pid_t pid);

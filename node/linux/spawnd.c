@@ -24,19 +24,6 @@
 #include "node/linux/seedns.h"
 #include "node/linux/sysfilter.h"
 
-static int
-write_pid_file(const char *path, pid_t pid)
-{
-    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    char buf[16];
-    int len = snprintf(buf, sizeof(buf), "%d", (int)pid);
-    if (write(fd, buf, (size_t)len) != len)
-        return -errno;
-    return 0;
-}
-
 /* The parent's half of a start: the child into the cgroups, its id maps
  * and file limit, then the go byte. The child's verdict (child_verdict) is
  * the client's to read, so the spawner serves the next start while this
@@ -48,7 +35,7 @@ release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, struct spaw
     if (r < 0)
         return spawnd_set_error(resp, -r, "read start time of %d", (int)pid);
     for (uint32_t i = 0; i < cfg->n_cgroup_procs; i++) {
-        r = write_pid_file(cfg->cgroup_procs[i], pid);
+        r = proc_write_pid(cfg->cgroup_procs[i], pid);
         if (r < 0)
             return spawnd_set_error(resp, -r, "add %d to %s", (int)pid, cfg->cgroup_procs[i]);
     }
@@ -169,7 +156,7 @@ static void
 move_reader(pid_t reader, const struct spawn_config *cfg)
 {
     for (uint32_t i = 0; reader > 0 && i < cfg->n_cgroup_procs; i++)
-        if (write_pid_file(cfg->cgroup_procs[i], reader) == -ESRCH)
+        if (proc_write_pid(cfg->cgroup_procs[i], reader) == -ESRCH)
             return;
 }
 
