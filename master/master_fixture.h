@@ -35,6 +35,8 @@
 #include "master/master.h"
 #include "node/agent.h"
 #include "node/sim/sim.h"
+#include "proto/link.h"
+#include "proto/zwatch.h"
 
 #define N_NODES 3
 
@@ -99,6 +101,30 @@ loop_main(void *arg)
     struct fx *f = arg;
     uv_run(&f->loop, UV_RUN_DEFAULT);
     return NULL;
+}
+
+/* ---- the master's node link, on the loop thread (on_loop) ------------- */
+
+/* What read_link_stats read last. */
+FX_UNUSED static struct link_stats fx_link_stats;
+
+/* Stops reading the node link, as a master whose loop is far behind. */
+FX_UNUSED static void
+pause_reading(struct fx *f)
+{
+    assert_int_equal(zwatch_stop(&f->master->links[0].watch), 0);
+}
+
+FX_UNUSED static void
+resume_reading(struct fx *f)
+{
+    assert_int_equal(zwatch_start(&f->master->links[0].watch), 0);
+}
+
+FX_UNUSED static void
+read_link_stats(struct fx *f)
+{
+    link_get_stats(f->master->links[0].link, &fx_link_stats);
 }
 
 /* The master's wall clock: the test's when it set one. Read on the loop

@@ -10,26 +10,6 @@
 #include "master/master_fixture.h"
 #include "proto/link.h"
 
-static struct link_stats link_stats_now;
-
-static void
-read_link_stats(struct fx *f)
-{
-    link_get_stats(f->master->links[0].link, &link_stats_now);
-}
-
-static void
-pause_reading(struct fx *f)
-{
-    assert_int_equal(zwatch_stop(&f->master->links[0].watch), 0);
-}
-
-static void
-resume_reading(struct fx *f)
-{
-    assert_int_equal(zwatch_start(&f->master->links[0].watch), 0);
-}
-
 static void
 reset_behind_max(struct fx *f)
 {
@@ -55,7 +35,7 @@ test_flood_cut_while_behind(void **state)
 
     (void)state;
     on_loop(read_link_stats);
-    struct link_stats st0 = link_stats_now;
+    struct link_stats st0 = fx_link_stats;
     on_loop(pause_reading);
     void *s = link_socket(ZMQ_DEALER);
     assert_non_null(s);
@@ -68,7 +48,7 @@ test_flood_cut_while_behind(void **state)
     for (int i = 0; i < 100 && !cut; i++) {
         usleep(100000);
         on_loop(read_link_stats);
-        cut = link_stats_now.kicked_flood > st0.kicked_flood;
+        cut = fx_link_stats.kicked_flood > st0.kicked_flood;
     }
     on_loop(resume_reading);
     link_socket_close(&s);
@@ -146,7 +126,7 @@ test_junk_keeps_liveness(void **state)
         assert_true(junk[i].sent > 0);
     }
     on_loop(read_link_stats);
-    assert_true(link_stats_now.kicked_junk > 0);
+    assert_true(fx_link_stats.kicked_junk > 0);
     on_loop(start_n3);
     assert_int_equal(F.err, 0);
     json_decref(poll_until("/v1/nodes", nodes_ready, NULL));

@@ -661,26 +661,6 @@ test_node_down_and_back(void **state)
     json_decref(o);
 }
 
-static void
-pause_reading(struct fx *f)
-{
-    assert_int_equal(zwatch_stop(&f->master->links[0].watch), 0);
-}
-
-static void
-resume_reading(struct fx *f)
-{
-    assert_int_equal(zwatch_start(&f->master->links[0].watch), 0);
-}
-
-static struct link_stats backlog_stats;
-
-static void
-read_link_stats(struct fx *f)
-{
-    link_get_stats(f->master->links[0].link, &backlog_stats);
-}
-
 /* A master that stops reading its node link for 7 s (its loop behind:
  * suspect after 3 s, down after 6 s here) while the nodes keep sending
  * heartbeats: their messages wait unread, and the master does not take its
@@ -721,8 +701,8 @@ test_backlogged_master_keeps_nodes(void **state)
      * (stash_if_behind), and the usage reports of the node with the guest
      * were cut to their ids (shrink_usage): they were skipped all the same. */
     on_loop(read_link_stats);
-    assert_true(backlog_stats.stashed > 0);
-    assert_true(backlog_stats.shrunk_bytes > 0);
+    assert_true(fx_link_stats.stashed > 0);
+    assert_true(fx_link_stats.shrunk_bytes > 0);
     assert_int_equal(httpf("POST", "/v1/guests?wait=running", &o,
                            "{\"name\":\"after-backlog\",\"template\":\"busybox\"}"),
                      201);
