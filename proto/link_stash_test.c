@@ -19,30 +19,22 @@
 
 #include "common/mtime.h"
 #include "proto/link.h"
-
-#define LINK_TEST_TRIES 200 /* 200 x 50 ms: a 10 s guard against hangs */
+#include "proto/link_fixture.h"
 
 struct fixture {
-    char dir[64];   /* private temporary directory for the socket */
-    char ep[128];   /* the router's endpoint */
-    link_t *router; /* the master side */
-    link_t *dealer; /* the node side, identity "n1" */
+    char dir[LINK_FX_DIR]; /* private temporary directory for the socket */
+    char ep[LINK_FX_EP];   /* the router's endpoint */
+    link_t *router;        /* the master side */
+    link_t *dealer;        /* the node side, identity "n1" */
 };
 
 static int
 setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    int err = 0;
 
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/vf-stash-%d-XXXXXX", (int)getpid());
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->ep, sizeof(f->ep), "ipc://%s/master", f->dir);
-    f->router = link_new_router(f->ep, &err);
-    assert_non_null(f->router);
-    f->dealer = link_new_dealer(f->ep, "n1", &err);
-    assert_non_null(f->dealer);
+    fx_open_pair("stash", f->dir, f->ep, &f->router, &f->dealer);
     *state = f;
     return 0;
 }
@@ -51,55 +43,10 @@ static int
 teardown(void **state)
 {
     struct fixture *f = *state;
-    char path[200];
 
-    link_destroy(&f->router);
-    link_destroy(&f->dealer);
-    snprintf(path, sizeof(path), "%s/master", f->dir);
-    unlink(path);
-    rmdir(f->dir);
+    fx_close_pair(f->dir, &f->router, &f->dealer);
     free(f);
     return 0;
-}
-
-static void
-wait_for(void *handle, short events)
-{
-    zmq_pollitem_t item = {.socket = handle, .events = events};
-    zmq_poll(&item, 1, 50);
-}
-
-/* Sends, retrying while the connection is not up yet (-EAGAIN). */
-static int
-send_wait(link_t *l, const void *buf, size_t len)
-{
-    for (int i = 0; i < LINK_TEST_TRIES; i++) {
-        int r = link_send(l, NULL, buf, len);
-        if (r != -EAGAIN)
-            return r;
-        wait_for(link_zsocket(l), ZMQ_POLLOUT);
-        usleep(10000);
-    }
-    return -ETIMEDOUT;
-}
-
-/* The next message must be want from want_peer (waiting at most the guard). */
-static void
-expect_msg(link_t *l, const char *want_peer, const char *want)
-{
-    char peer[LINK_PEER_SIZE] = "junk";
-    void *buf = NULL;
-    size_t len = 0;
-    int r = -EAGAIN;
-
-    for (int i = 0; i < LINK_TEST_TRIES && r == -EAGAIN; i++)
-        if ((r = link_recv(l, peer, sizeof(peer), &buf, &len)) == -EAGAIN)
-            wait_for(link_zsocket(l), ZMQ_POLLIN);
-    assert_int_equal(r, 0);
-    assert_string_equal(peer, want_peer);
-    assert_int_equal(len, strlen(want));
-    assert_memory_equal(buf, want, len);
-    free(buf);
 }
 
 /* The stash's shrink for test_stash: a frame that starts with "BIG" keeps
@@ -138,7 +85,7 @@ test_stash(void **state)
     assert_int_equal(link_backlog_ms(f->router), 0);
     memset(big, 'x', sizeof(big));
     memcpy(big, "BIG", 3);
-    assert_int_equal(send_wait(f->dealer, "one", 3), 0);
+    assert_int_equal(send_wait(f->dealer, NULL, "one", 3), 0);
     assert_int_equal(link_send(f->dealer, NULL, big, sizeof(big)), 0);
     assert_int_equal(link_send(f->dealer, NULL, "three", 5), 0);
     int n = 0;
@@ -190,18 +137,6 @@ test_stash(void **state)
     assert_int_equal(link_recv(f->router, peer, sizeof(peer), &buf, &len), -EAGAIN);
 }
 
-/* A raw DEALER with the routing id given (libzmq's own when NULL). */
-static void *
-raw_dealer(const char *ep, const char *identity)
-{
-    void *s = link_socket(ZMQ_DEALER);
-    assert_non_null(s);
-    if (identity)
-        assert_int_equal(zmq_setsockopt(s, ZMQ_ROUTING_ID, identity, strlen(identity)), 0);
-    assert_int_equal(zmq_connect(s, ep), 0);
-    return s;
-}
-
 /* Stashes until the stats say want frames were taken out of libzmq
  * (stashed or dropped) since stats *st0. */
 static void
@@ -239,12 +174,12 @@ test_stash_hostile(void **state)
     link_t *n2 = link_new_dealer(f->ep, "n2", &err);
     assert_non_null(n2);
     /* libzmq's own id (a zero byte first), a space, a lone '/' */
-    void *junk1 = raw_dealer(f->ep, NULL);
-    void *junk2 = raw_dealer(f->ep, "bad id/x");
-    void *junk3 = raw_dealer(f->ep, "/n1");
-    void *multi = raw_dealer(f->ep, "n4/aa");
-    assert_int_equal(send_wait(f->dealer, "a1", 2), 0);
-    assert_int_equal(send_wait(n2, "b1", 2), 0);
+    void *junk1 = raw_socket(ZMQ_DEALER, NULL, f->ep, false);
+    void *junk2 = raw_socket(ZMQ_DEALER, "bad id/x", f->ep, false);
+    void *junk3 = raw_socket(ZMQ_DEALER, "/n1", f->ep, false);
+    void *multi = raw_socket(ZMQ_DEALER, "n4/aa", f->ep, false);
+    assert_int_equal(send_wait(f->dealer, NULL, "a1", 2), 0);
+    assert_int_equal(send_wait(n2, NULL, "b1", 2), 0);
     link_get_stats(f->router, &st0);
     assert_int_equal(zmq_send(junk1, "j1", 2, 0), 2);
     assert_int_equal(zmq_send(junk2, "j2", 2, 0), 2);
@@ -259,7 +194,7 @@ test_stash_hostile(void **state)
 
     /* n1 reconnects (a new routing id, the same name) while a1, a2 wait */
     assert_int_equal(link_reconnect(f->dealer), 0);
-    assert_int_equal(send_wait(f->dealer, "a3", 2), 0);
+    assert_int_equal(send_wait(f->dealer, NULL, "a3", 2), 0);
     link_get_stats(f->router, &st0);
     stash_until(f->router, 1, &st0);
     /* the answer goes to the new connection */
@@ -271,7 +206,7 @@ test_stash_hostile(void **state)
     expect_msg(f->dealer, "", "hello");
 
     /* a flood on a connection of its own: cut at the stash */
-    void *flood = raw_dealer(f->ep, "n3/ff");
+    void *flood = raw_socket(ZMQ_DEALER, "n3/ff", f->ep, false);
     int sndhwm = 0;
     assert_int_equal(zmq_setsockopt(flood, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)), 0);
     for (int i = 0; i < LINK_FLOOD_MSGS + 500; i++)
@@ -353,12 +288,12 @@ test_stash_bounded(void **state)
     struct link_stats st0, st;
     enum { JUNK = 50000, MAX = 100 };
 
-    void *junk = raw_dealer(f->ep, "bad id/x");
+    void *junk = raw_socket(ZMQ_DEALER, "bad id/x", f->ep, false);
     int sndhwm = 0;
     assert_int_equal(zmq_setsockopt(junk, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)), 0);
     for (int i = 0; i < JUNK; i++)
         assert_int_equal(zmq_send(junk, "j", 1, 0), 1);
-    assert_int_equal(send_wait(f->dealer, "real", 4), 0);
+    assert_int_equal(send_wait(f->dealer, NULL, "real", 4), 0);
     usleep(100000);
     link_get_stats(f->router, &st0);
     uint64_t taken = 0;
@@ -413,7 +348,7 @@ test_stash_flood_by_arrival(void **state)
     enum { SLOW = 30000, STEPS = 10, BURST = 60000 };
     int sndhwm = 0;
 
-    void *slow = raw_dealer(f->ep, "n2/aa");
+    void *slow = raw_socket(ZMQ_DEALER, "n2/aa", f->ep, false);
     assert_int_equal(zmq_setsockopt(slow, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)), 0);
     assert_int_equal(zmq_send(slow, "s", 1, 0), 1);
     expect_msg(f->router, "n2", "s");
@@ -432,7 +367,7 @@ test_stash_flood_by_arrival(void **state)
     assert_int_equal(drain_count(f->router, "n2"), SLOW);
 
     /* A burst on a connection of its own, read in one go. */
-    void *flood = raw_dealer(f->ep, "n3/ff");
+    void *flood = raw_socket(ZMQ_DEALER, "n3/ff", f->ep, false);
     assert_int_equal(zmq_setsockopt(flood, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)), 0);
     assert_int_equal(link_backlog_ms(f->router), 0);
     uint64_t t0 = time_mono_ms();
@@ -469,7 +404,7 @@ test_junk_identity_shut(void **state)
     size_t len = 0;
     int r = -EAGAIN;
 
-    void *junk = raw_dealer(f->ep, NULL);
+    void *junk = raw_socket(ZMQ_DEALER, NULL, f->ep, false);
     void *mon = link_socket(ZMQ_PAIR);
     assert_non_null(mon);
     assert_int_equal(zmq_socket_monitor(junk, "inproc://stash-junk-mon", ZMQ_EVENT_DISCONNECTED),
@@ -505,7 +440,7 @@ test_junk_identity_shut(void **state)
     link_socket_close(&mon);
     link_socket_close(&junk);
     /* A real peer is not touched. */
-    assert_int_equal(send_wait(f->dealer, "real", 4), 0);
+    assert_int_equal(send_wait(f->dealer, NULL, "real", 4), 0);
     expect_msg(f->router, "n1", "real");
 }
 
@@ -524,7 +459,7 @@ test_junk_fd_reused(void **state)
     size_t len = 0;
 
     /* n1's connection up, so that its descriptors are taken. */
-    assert_int_equal(send_wait(f->dealer, "a", 1), 0);
+    assert_int_equal(send_wait(f->dealer, NULL, "a", 1), 0);
     expect_msg(f->router, "n1", "a");
     link_get_stats(f->router, &st0);
 
@@ -627,7 +562,7 @@ test_flood_fd_reused(void **state)
     enum { BURST = 60000 };
     int status = -1;
 
-    assert_int_equal(send_wait(f->dealer, "a", 1), 0);
+    assert_int_equal(send_wait(f->dealer, NULL, "a", 1), 0);
     expect_msg(f->router, "n1", "a");
     assert_int_equal(link_backlog_ms(f->router), 0);
     link_get_stats(f->router, &st0);
@@ -695,7 +630,7 @@ test_stash_drop(void **state)
     struct link_stats st0, st;
 
     link_set_shrink(f->router, shrink_drop_junk, NULL);
-    assert_int_equal(send_wait(f->dealer, "a", 1), 0);
+    assert_int_equal(send_wait(f->dealer, NULL, "a", 1), 0);
     for (int i = 0; i < LINK_TEST_TRIES && link_stash(f->router, 10) == 0; i++)
         wait_for(link_zsocket(f->router), ZMQ_POLLIN);
     usleep(300000);

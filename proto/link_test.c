@@ -20,54 +20,28 @@
 
 #include "proto/keys.h"
 #include "proto/link.h"
+#include "proto/link_fixture.h"
 #include "proto/msg.h"
 #include "proto/zap.h"
 
-#define LINK_TEST_TRIES 200 /* 200 x 50 ms: a 10 s guard against hangs */
-
 struct fixture {
-    char dir[64];   /* private temporary directory for the sockets */
-    char ep[128];   /* the router's endpoint */
-    char ep2[128];  /* a second endpoint for raw routers */
-    link_t *router; /* the master side */
-    link_t *dealer; /* the node side, identity "n1" */
-    void *raw;      /* a hostile raw socket, if the test makes one */
-    uint8_t *big;   /* PROTO_MAX_FRAME + 1 bytes */
+    char dir[LINK_FX_DIR]; /* private temporary directory for the sockets */
+    char ep[LINK_FX_EP];   /* the router's endpoint */
+    char ep2[LINK_FX_EP];  /* a second endpoint for raw routers */
+    link_t *router;        /* the master side */
+    link_t *dealer;        /* the node side, identity "n1" */
+    void *raw;             /* a hostile raw socket, if the test makes one */
+    uint8_t *big;          /* PROTO_MAX_FRAME + 1 bytes */
 };
-
-/* Sends the text s as one frame: 0 or -1. */
-static int
-send_str(void *s, const char *text)
-{
-    int n = (int)strlen(text);
-
-    return zmq_send(s, text, (size_t)n, 0) == n ? 0 : -1;
-}
-
-/* Sends "a", "b", "c" as one three-frame message: 0 or -1. */
-static int
-send_abc(void *s)
-{
-    if (zmq_send(s, "a", 1, ZMQ_SNDMORE) != 1 || zmq_send(s, "b", 1, ZMQ_SNDMORE) != 1)
-        return -1;
-    return zmq_send(s, "c", 1, 0) == 1 ? 0 : -1;
-}
 
 static int
 setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    int err = 0;
 
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/vf-link-%d-XXXXXX", (int)getpid());
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->ep, sizeof(f->ep), "ipc://%s/master", f->dir);
+    fx_open_pair("link", f->dir, f->ep, &f->router, &f->dealer);
     snprintf(f->ep2, sizeof(f->ep2), "ipc://%s/raw", f->dir);
-    f->router = link_new_router(f->ep, &err);
-    assert_non_null(f->router);
-    f->dealer = link_new_dealer(f->ep, "n1", &err);
-    assert_non_null(f->dealer);
     *state = f;
     return 0;
 }
@@ -78,69 +52,14 @@ teardown(void **state)
     struct fixture *f = *state;
     char path[200];
 
-    link_destroy(&f->router);
-    link_destroy(&f->dealer);
-    assert_null(f->router);
     link_socket_close(&f->raw);
     free(f->big);
-    snprintf(path, sizeof(path), "%s/master", f->dir);
-    unlink(path);
     snprintf(path, sizeof(path), "%s/raw", f->dir);
     unlink(path);
-    rmdir(f->dir);
+    fx_close_pair(f->dir, &f->router, &f->dealer);
+    assert_null(f->router);
     free(f);
     return 0;
-}
-
-static void
-wait_for(void *handle, short events)
-{
-    zmq_pollitem_t item = {.socket = handle, .events = events};
-    zmq_poll(&item, 1, 50);
-}
-
-/* Receives the next message, waiting at most the guard time. Returns the
- * first result that is not -EAGAIN, or -ETIMEDOUT. */
-static int
-recv_wait(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
-{
-    for (int i = 0; i < LINK_TEST_TRIES; i++) {
-        int r = link_recv(l, peer, peer_len, buf, len);
-        if (r != -EAGAIN)
-            return r;
-        wait_for(link_zsocket(l), ZMQ_POLLIN);
-    }
-    return -ETIMEDOUT;
-}
-
-/* Sends, retrying while the connection is not up yet (-EAGAIN). */
-static int
-send_wait(link_t *l, const char *peer, const void *buf, size_t len)
-{
-    for (int i = 0; i < LINK_TEST_TRIES; i++) {
-        int r = link_send(l, peer, buf, len);
-        if (r != -EAGAIN && r != -EHOSTUNREACH)
-            return r;
-        /* POLLOUT may already be set (a link_reconnect still draining), so
-         * also pause, as an application retrying from a timer would. */
-        wait_for(link_zsocket(l), ZMQ_POLLOUT);
-        usleep(10000);
-    }
-    return -ETIMEDOUT;
-}
-
-static void
-expect_msg(link_t *l, const char *want_peer, const char *want)
-{
-    char peer[LINK_PEER_SIZE] = "junk";
-    void *buf = NULL;
-    size_t len = 0;
-
-    assert_int_equal(recv_wait(l, peer, sizeof(peer), &buf, &len), 0);
-    assert_string_equal(peer, want_peer);
-    assert_int_equal(len, strlen(want));
-    assert_memory_equal(buf, want, len);
-    free(buf);
 }
 
 /* Sends want from d until the router delivers it from want_peer, as an
@@ -168,27 +87,6 @@ resend_until(link_t *d, link_t *router, const char *want_peer, const char *want)
         }
     }
     fail();
-}
-
-static void *
-raw_socket(int type, const char *identity, const char *endpoint, bool bind)
-{
-    void *s = link_socket(type);
-    void *h;
-
-    assert_non_null(s);
-    h = s;
-    if (identity)
-        assert_int_equal(zmq_setsockopt(h, ZMQ_ROUTING_ID, identity, strlen(identity)), 0);
-    if (type == ZMQ_ROUTER) {
-        int on = 1;
-        assert_int_equal(zmq_setsockopt(h, ZMQ_ROUTER_MANDATORY, &on, sizeof(on)), 0);
-    }
-    if (bind)
-        assert_int_equal(zmq_bind(h, endpoint), 0);
-    else
-        assert_int_equal(zmq_connect(h, endpoint), 0);
-    return s;
 }
 
 /* A raw router learns a dealer's routing id from a message of it: the

@@ -19,14 +19,15 @@
 
 #include "common/mem.h"
 #include "proto/link.h"
+#include "proto/link_fixture.h"
 #include "proto/zwatch.h"
 
 #define GUARD_MS 10000
 #define BURST    10000
 
 struct fx {
-    char dir[64];              /* private temporary directory */
-    char ep[128];              /* router endpoint */
+    char dir[LINK_FX_DIR];     /* private temporary directory */
+    char ep[LINK_FX_EP];       /* router endpoint */
     uv_loop_t loop;            /* the test's loop */
     uv_timer_t guard;          /* stops a wait that would hang */
     bool guard_fired;          /* the guard timer expired: the test failed */
@@ -48,24 +49,6 @@ struct fx {
     char peer[LINK_PEER_SIZE]; /* peer of the last message */
     char last[64];             /* the last message, NUL-terminated if it fit */
 };
-
-/* Sends the text s as one frame: 0 or -1. */
-static int
-send_str(void *s, const char *text)
-{
-    int n = (int)strlen(text);
-
-    return zmq_send(s, text, (size_t)n, 0) == n ? 0 : -1;
-}
-
-/* Sends "a", "b", "c" as one three-frame message: 0 or -1. */
-static int
-send_abc(void *s)
-{
-    if (zmq_send(s, "a", 1, ZMQ_SNDMORE) != 1 || zmq_send(s, "b", 1, ZMQ_SNDMORE) != 1)
-        return -1;
-    return zmq_send(s, "c", 1, 0) == 1 ? 0 : -1;
-}
 
 static void
 guard_cb(uv_timer_t *t)
@@ -109,16 +92,9 @@ static int
 setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    int err = 0;
 
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/vf-zwatch-%d-XXXXXX", (int)getpid());
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->ep, sizeof(f->ep), "ipc://%s/master", f->dir);
-    f->router = link_new_router(f->ep, &err);
-    assert_non_null(f->router);
-    f->dealer = link_new_dealer(f->ep, "n1", &err);
-    assert_non_null(f->dealer);
+    fx_open_pair("zwatch", f->dir, f->ep, &f->router, &f->dealer);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     assert_int_equal(uv_timer_init(&f->loop, &f->guard), 0);
     assert_int_equal(uv_timer_init(&f->loop, &f->timer), 0);
@@ -131,7 +107,6 @@ static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    char path[200];
 
     if (f->w_init)
         zwatch_close(&f->w, on_closed);
@@ -145,11 +120,7 @@ teardown(void **state)
     if (f->w_init)
         assert_int_equal(f->closed, 1);
     link_socket_close(&f->raw);
-    link_destroy(&f->router);
-    link_destroy(&f->dealer);
-    snprintf(path, sizeof(path), "%s/master", f->dir);
-    unlink(path);
-    rmdir(f->dir);
+    fx_close_pair(f->dir, &f->router, &f->dealer);
     free(f);
     return 0;
 }
@@ -181,19 +152,6 @@ dealer_send(struct fx *f, const void *buf, size_t len)
         uv_run(&f->loop, UV_RUN_NOWAIT);
     }
     fail_msg("the dealer never got to send");
-}
-
-/* Receives on the unwatched router, bounded by the guard. */
-static int
-router_recv_wait(struct fx *f, char *peer, void **buf, size_t *len)
-{
-    for (int i = 0; i < GUARD_MS / 50; i++) {
-        int r = link_recv(f->router, peer, LINK_PEER_SIZE, buf, len);
-        if (r != -EAGAIN)
-            return r;
-        zmq_poll(&(zmq_pollitem_t){.socket = link_zsocket(f->router), .events = ZMQ_POLLIN}, 1, 50);
-    }
-    return -ETIMEDOUT;
 }
 
 static void
@@ -303,7 +261,7 @@ test_send_consumes_edge(void **state)
     /* Connect: the router learns n1. */
     for (int i = 0; i < 200 && link_send(f->dealer, NULL, "hi", 2) != 0; i++)
         uv_sleep(50);
-    assert_int_equal(router_recv_wait(f, peer, &buf, &len), 0);
+    assert_int_equal(recv_wait(f->router, peer, sizeof(peer), &buf, &len), 0);
     free(buf);
     /* Let the watcher settle: whatever edges there were are consumed. */
     for (int i = 0; i < 10; i++)
@@ -319,7 +277,7 @@ test_send_consumes_edge(void **state)
     assert_string_equal(f->last, "ping");
     assert_string_equal(f->peer, "");
     /* And the dealer's reply went out. */
-    assert_int_equal(router_recv_wait(f, peer, &buf, &len), 0);
+    assert_int_equal(recv_wait(f->router, peer, sizeof(peer), &buf, &len), 0);
     assert_int_equal(len, 4);
     assert_memory_equal(buf, "pong", 4);
     free(buf);
@@ -406,7 +364,7 @@ test_reconnect_in_loop(void **state)
     assert_int_equal(zwatch_init(&f->loop, &f->w, f->dealer, msg_cb, f), 0);
     f->w_init = true;
     dealer_send(f, "hi", 2);
-    assert_int_equal(router_recv_wait(f, peer, &buf, &len), 0);
+    assert_int_equal(recv_wait(f->router, peer, sizeof(peer), &buf, &len), 0);
     free(buf);
 
     /* Whether the old connection is still draining when link_reconnect
@@ -427,7 +385,7 @@ test_reconnect_in_loop(void **state)
          * the dealer sends once the new one is up (-EAGAIN until then). */
         dealer_send(f, "back", 4);
         do {
-            assert_int_equal(router_recv_wait(f, peer, &buf, &len), 0);
+            assert_int_equal(recv_wait(f->router, peer, sizeof(peer), &buf, &len), 0);
             free(buf);
         } while (len != 4);
         assert_string_equal(peer, "n1");
@@ -453,7 +411,7 @@ test_close_in_callback(void **state)
     assert_int_equal(f->received, 1);
     f->w_init = false; /* already closed */
     f->closed = 0;
-    while (left < 9 && router_recv_wait(f, peer, &buf, &len) == 0) {
+    while (left < 9 && recv_wait(f->router, peer, sizeof(peer), &buf, &len) == 0) {
         free(buf);
         left++;
     }
