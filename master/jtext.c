@@ -8,44 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/mem.h"
+#include "common/textbuf.h"
 
 /* Nesting deeper than this is refused, as jansson's JSON_PARSER_MAX_DEPTH
  * bounds its own recursion (a tree built in code is never this deep). */
 #define JTEXT_MAX_DEPTH 2048
-
-struct jbuf {
-    char *p;    /* the text so far */
-    size_t len; /* its length */
-    size_t cap; /* bytes allocated */
-};
-
-static void
-jbuf_reserve(struct jbuf *b, size_t n)
-{
-    if (b->len + n + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + n + 1)
-        cap *= 2;
-    b->p = xrealloc(b->p, cap);
-    b->cap = cap;
-}
-
-static void
-jbuf_put(struct jbuf *b, const char *s, size_t n)
-{
-    jbuf_reserve(b, n);
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void
-jbuf_putc(struct jbuf *b, char c)
-{
-    jbuf_reserve(b, 1);
-    b->p[b->len++] = c;
-}
 
 /* One UTF-8 sequence at s (n bytes left) as a code point, its length in
  * *len; -1 where jansson's utf8_iterate fails (overlong, surrogate, past
@@ -80,12 +47,12 @@ utf8_one(const unsigned char *s, size_t n, size_t *len)
 }
 
 static int
-put_string(struct jbuf *b, const char *str, size_t n, bool ascii)
+put_string(struct textbuf *b, const char *str, size_t n, bool ascii)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0, run = 0;
 
-    jbuf_putc(b, '"');
+    textbuf_putc(b, '"');
     while (i < n) {
         unsigned char c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
@@ -100,52 +67,52 @@ put_string(struct jbuf *b, const char *str, size_t n, bool ascii)
             i += k;
             continue;
         }
-        jbuf_put(b, str + run, i - run);
+        textbuf_put(b, str + run, i - run);
         char seq[16];
         switch (cp) {
         case '\\':
-            jbuf_put(b, "\\\\", 2);
+            textbuf_put(b, "\\\\", 2);
             break;
         case '"':
-            jbuf_put(b, "\\\"", 2);
+            textbuf_put(b, "\\\"", 2);
             break;
         case '\b':
-            jbuf_put(b, "\\b", 2);
+            textbuf_put(b, "\\b", 2);
             break;
         case '\f':
-            jbuf_put(b, "\\f", 2);
+            textbuf_put(b, "\\f", 2);
             break;
         case '\n':
-            jbuf_put(b, "\\n", 2);
+            textbuf_put(b, "\\n", 2);
             break;
         case '\r':
-            jbuf_put(b, "\\r", 2);
+            textbuf_put(b, "\\r", 2);
             break;
         case '\t':
-            jbuf_put(b, "\\t", 2);
+            textbuf_put(b, "\\t", 2);
             break;
         default:
             if (cp < 0x10000) {
                 snprintf(seq, sizeof(seq), "\\u%04X", (unsigned)cp);
-                jbuf_put(b, seq, 6);
+                textbuf_put(b, seq, 6);
             } else {
                 int32_t v = cp - 0x10000;
                 snprintf(seq, sizeof(seq), "\\u%04X\\u%04X", (unsigned)(0xD800 | (v >> 10)),
                          (unsigned)(0xDC00 | (v & 0x3FF)));
-                jbuf_put(b, seq, 12);
+                textbuf_put(b, seq, 12);
             }
         }
         i += k;
         run = i;
     }
-    jbuf_put(b, str + run, n - run);
-    jbuf_putc(b, '"');
+    textbuf_put(b, str + run, n - run);
+    textbuf_putc(b, '"');
     return 0;
 }
 
 /* jansson's jsonp_dtostr with its default precision (17). */
 static int
-put_real(struct jbuf *b, double d)
+put_real(struct textbuf *b, double d)
 {
     char buf[64];
 
@@ -173,12 +140,12 @@ put_real(struct jbuf *b, double d)
             len -= (int)(end - start);
         }
     }
-    jbuf_put(b, buf, (size_t)len);
+    textbuf_put(b, buf, (size_t)len);
     return 0;
 }
 
 static int
-put_value(struct jbuf *b, const json_t *v, bool ascii, unsigned depth)
+put_value(struct textbuf *b, const json_t *v, bool ascii, unsigned depth)
 {
     char num[32];
 
@@ -190,31 +157,31 @@ put_value(struct jbuf *b, const json_t *v, bool ascii, unsigned depth)
         size_t key_len;
         json_t *val;
         bool first = true;
-        jbuf_putc(b, '{');
+        textbuf_putc(b, '{');
         json_object_keylen_foreach((json_t *)v, key, key_len, val)
         {
             if (!first)
-                jbuf_putc(b, ',');
+                textbuf_putc(b, ',');
             first = false;
             if (put_string(b, key, key_len, ascii) < 0)
                 return -1;
-            jbuf_putc(b, ':');
+            textbuf_putc(b, ':');
             if (put_value(b, val, ascii, depth + 1) < 0)
                 return -1;
         }
-        jbuf_putc(b, '}');
+        textbuf_putc(b, '}');
         return 0;
     }
     case JSON_ARRAY: {
         size_t n = json_array_size(v);
-        jbuf_putc(b, '[');
+        textbuf_putc(b, '[');
         for (size_t i = 0; i < n; i++) {
             if (i)
-                jbuf_putc(b, ',');
+                textbuf_putc(b, ',');
             if (put_value(b, json_array_get(v, i), ascii, depth + 1) < 0)
                 return -1;
         }
-        jbuf_putc(b, ']');
+        textbuf_putc(b, ']');
         return 0;
     }
     case JSON_STRING:
@@ -231,19 +198,19 @@ put_value(struct jbuf *b, const json_t *v, bool ascii, unsigned depth)
         } while (u);
         if (x < 0)
             *--p = '-';
-        jbuf_put(b, p, (size_t)(end - p));
+        textbuf_put(b, p, (size_t)(end - p));
         return 0;
     }
     case JSON_REAL:
         return put_real(b, json_real_value(v));
     case JSON_TRUE:
-        jbuf_put(b, "true", 4);
+        textbuf_put(b, "true", 4);
         return 0;
     case JSON_FALSE:
-        jbuf_put(b, "false", 5);
+        textbuf_put(b, "false", 5);
         return 0;
     case JSON_NULL:
-        jbuf_put(b, "null", 4);
+        textbuf_put(b, "null", 4);
         return 0;
     }
     return -1;
@@ -252,7 +219,7 @@ put_value(struct jbuf *b, const json_t *v, bool ascii, unsigned depth)
 char *
 jtext_dumps(const json_t *v, bool ascii)
 {
-    struct jbuf b = {0};
+    struct textbuf b = {0};
 
     if (!json_is_object(v) && !json_is_array(v))
         return NULL;
@@ -260,6 +227,5 @@ jtext_dumps(const json_t *v, bool ascii)
         free(b.p);
         return NULL;
     }
-    b.p[b.len] = '\0';
-    return b.p;
+    return textbuf_str(&b);
 }

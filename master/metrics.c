@@ -2,7 +2,6 @@
 #include "master/metrics.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "common/textbuf.h"
 #include "master/api.h"
 #include "master/db_usage.h"
 #include "master/events.h"
@@ -113,45 +113,9 @@ metrics_dispatch_answer(master_t *m, const struct dispatch_done *d, bool acked)
 
 /* ---- rendering ---- */
 
-/* The exposition being built. fprintf into an open_memstream spent most
- * of a large scrape in stdio's bookkeeping and in zero-filling the stream's
- * growth; the per-guest lines are put here piece by piece instead. */
-struct out {
-    char *p;    /* the text, NUL-terminated */
-    size_t n;   /* its length */
-    size_t cap; /* bytes allocated at p */
-};
-
-static void
-out_reserve(struct out *o, size_t k)
-{
-    if (o->n + k + 1 <= o->cap)
-        return;
-    size_t cap = o->cap ? 2 * o->cap : 64 * 1024;
-    while (cap < o->n + k + 1)
-        cap *= 2;
-    o->p = xrealloc(o->p, cap);
-    o->cap = cap;
-}
-
-static void
-out_put(struct out *o, const char *s, size_t k)
-{
-    out_reserve(o, k);
-    memcpy(o->p + o->n, s, k);
-    o->n += k;
-    o->p[o->n] = '\0';
-}
-
-static void
-out_str(struct out *o, const char *s)
-{
-    out_put(o, s, strlen(s));
-}
-
 /* v in decimal, padded with zeros to width digits (0 = none). */
 static void
-out_u64(struct out *o, uint64_t v, unsigned width)
+out_u64(struct textbuf *o, uint64_t v, unsigned width)
 {
     char d[24];
     size_t i = sizeof(d);
@@ -160,54 +124,32 @@ out_u64(struct out *o, uint64_t v, unsigned width)
         d[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v || sizeof(d) - i < width);
-    out_put(o, d + i, sizeof(d) - i);
+    textbuf_put(o, d + i, sizeof(d) - i);
 }
 
-static void out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 static void
-out_printf(struct out *o, const char *fmt, ...)
+family(struct textbuf *o, const char *name, const char *type, const char *help)
 {
-    va_list ap;
-
-    out_reserve(o, 0);
-    va_start(ap, fmt);
-    int k = vsnprintf(o->p + o->n, o->cap - o->n, fmt, ap);
-    va_end(ap);
-    if (k < 0)
-        return;
-    if ((size_t)k >= o->cap - o->n) {
-        out_reserve(o, (size_t)k);
-        va_start(ap, fmt);
-        vsnprintf(o->p + o->n, o->cap - o->n, fmt, ap);
-        va_end(ap);
-    }
-    o->n += (size_t)k;
+    textbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void
-family(struct out *o, const char *name, const char *type, const char *help)
-{
-    out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void
-histogram_out(struct out *o, const char *name, const char *help, const struct histogram *h)
+histogram_out(struct textbuf *o, const char *name, const char *help, const struct histogram *h)
 {
     uint64_t cum = 0;
 
     family(o, name, "histogram", help);
     for (size_t i = 0; i < HIST_BUCKETS; i++) {
         cum += h->counts[i];
-        out_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
+        textbuf_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
     }
     cum += h->counts[HIST_BUCKETS];
-    out_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
-               (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->n);
+    textbuf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
+                   (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->n);
 }
 
 static void
-nodes_out(struct out *o, master_t *m)
+nodes_out(struct textbuf *o, master_t *m)
 {
     static const struct {
         const char *name; /* the metric */
@@ -230,8 +172,8 @@ nodes_out(struct out *o, master_t *m)
         states[registry_at(m->reg, i)->state < 3 ? registry_at(m->reg, i)->state : 2]++;
     family(o, "vfleet_nodes", "gauge", "Nodes by state.");
     for (int s = 0; s < 3; s++)
-        out_printf(o, "vfleet_nodes{state=\"%s\"} %llu\n", db_node_state_to_string(s),
-                   (unsigned long long)states[s]);
+        textbuf_printf(o, "vfleet_nodes{state=\"%s\"} %llu\n", db_node_state_to_string(s),
+                       (unsigned long long)states[s]);
     for (size_t k = 0; k < ARRAY_SIZE(fam); k++) {
         family(o, fam[k].name, "gauge", fam[k].help);
         for (size_t i = 0; i < n; i++) {
@@ -247,7 +189,7 @@ nodes_out(struct out *o, master_t *m)
                           (double)info.used.disk,
                           (double)info.guests,
                           (double)dispatch_pending(m->disp, rn->name, MSG_INVALID, NULL)};
-            out_printf(o, "%s{node=\"%s\"} %.17g\n", fam[k].name, rn->name, v[k]);
+            textbuf_printf(o, "%s{node=\"%s\"} %.17g\n", fam[k].name, rn->name, v[k]);
         }
     }
 }
@@ -293,7 +235,7 @@ struct guests_scan {
     struct guest_row *rows; /* every guest of the selection */
     size_t n;               /* entries in rows */
     size_t cap;             /* entries allocated in rows */
-    struct out *o;          /* where its vfleet_guest_info line goes */
+    struct textbuf *o;      /* where its vfleet_guest_info line goes */
 };
 
 /* Reads the guest's row as it comes from the store, never its spec: a
@@ -318,15 +260,15 @@ guest_seen(void *userdata, const struct db_guest_brief *g)
     r->have = u != NULL;
     if (u)
         usage_to_vec(u, r->v);
-    out_str(s->o, "vfleet_guest_info{");
-    out_put(s->o, r->labels, r->labels_len);
-    out_str(s->o, ",id=\"");
-    out_str(s->o, g->id);
-    out_str(s->o, "\",state=\"");
-    out_str(s->o, db_observed_to_string(g->observed));
-    out_str(s->o, "\",context=\"");
+    textbuf_puts(s->o, "vfleet_guest_info{");
+    textbuf_put(s->o, r->labels, r->labels_len);
+    textbuf_puts(s->o, ",id=\"");
+    textbuf_puts(s->o, g->id);
+    textbuf_puts(s->o, "\",state=\"");
+    textbuf_puts(s->o, db_observed_to_string(g->observed));
+    textbuf_puts(s->o, "\",context=\"");
     out_u64(s->o, g->context, 0);
-    out_str(s->o, "\"} 1\n");
+    textbuf_puts(s->o, "\"} 1\n");
     return 0;
 }
 
@@ -335,7 +277,7 @@ static const char *const fail_names[USAGE_FAIL_COUNT] = {USAGE_FAIL_FIELDS(FAIL_
 #undef FAIL_NAME
 
 static void
-guest_usage_out(struct out *o, const struct guests_scan *s)
+guest_usage_out(struct textbuf *o, const struct guests_scan *s)
 {
     for (unsigned i = 0; i < USAGE_N_U64_FIELDS; i++) {
         size_t name_len = strlen(usage_metrics[i].name);
@@ -345,33 +287,33 @@ guest_usage_out(struct out *o, const struct guests_scan *s)
             const struct guest_row *r = &s->rows[k];
             if (!r->have)
                 continue;
-            out_put(o, usage_metrics[i].name, name_len);
-            out_put(o, "{", 1);
-            out_put(o, r->labels, r->labels_len);
-            out_put(o, "} ", 2);
+            textbuf_put(o, usage_metrics[i].name, name_len);
+            textbuf_put(o, "{", 1);
+            textbuf_put(o, r->labels, r->labels_len);
+            textbuf_put(o, "} ", 2);
             /* Integers as integers: exact, and much cheaper to print; CPU
              * nanoseconds as seconds with nine decimals, exact too. */
             if (usage_metrics[i].scale == 1) {
                 out_u64(o, r->v[i], 0);
             } else {
                 out_u64(o, r->v[i] / 1000000000, 0);
-                out_put(o, ".", 1);
+                textbuf_put(o, ".", 1);
                 out_u64(o, r->v[i] % 1000000000, 9);
             }
-            out_put(o, "\n", 1);
+            textbuf_put(o, "\n", 1);
         }
     }
     family(o, "vfleet_guest_limit_hits_total", "counter",
            "Times the guest hit a limit (OpenVZ failcnt; disk: times it became full).");
     for (size_t k = 0; k < s->n; k++)
         for (unsigned j = 0; s->rows[k].have && j < USAGE_FAIL_COUNT; j++) {
-            out_str(o, "vfleet_guest_limit_hits_total{");
-            out_put(o, s->rows[k].labels, s->rows[k].labels_len);
-            out_str(o, ",resource=\"");
-            out_str(o, fail_names[j]);
-            out_str(o, "\"} ");
+            textbuf_puts(o, "vfleet_guest_limit_hits_total{");
+            textbuf_put(o, s->rows[k].labels, s->rows[k].labels_len);
+            textbuf_puts(o, ",resource=\"");
+            textbuf_puts(o, fail_names[j]);
+            textbuf_puts(o, "\"} ");
             out_u64(o, s->rows[k].v[USAGE_N_U64_FIELDS + j], 0);
-            out_put(o, "\n", 1);
+            textbuf_put(o, "\n", 1);
         }
 }
 
@@ -379,7 +321,7 @@ guest_usage_out(struct out *o, const struct guests_scan *s)
  * any): guests by state, and each guest's series unless the selection
  * holds more than cfg.metrics_guests_max guests. */
 static int
-guests_out(struct out *o, master_t *m, const struct metrics_select *sel)
+guests_out(struct textbuf *o, master_t *m, const struct metrics_select *sel)
 {
     struct guests_scan s = {.m = m, .o = o};
     uint64_t states[DB__OBS_MAX] = {0}, total = 0;
@@ -389,15 +331,16 @@ guests_out(struct out *o, master_t *m, const struct metrics_select *sel)
         return r;
     family(o, "vfleet_guests", "gauge", "Guests by observed state.");
     for (int st = 0; st < DB__OBS_MAX; st++) {
-        out_printf(o, "vfleet_guests{state=\"%s\"} %llu\n", db_observed_to_string(st),
-                   (unsigned long long)states[st]);
+        textbuf_printf(o, "vfleet_guests{state=\"%s\"} %llu\n", db_observed_to_string(st),
+                       (unsigned long long)states[st]);
         total += states[st];
     }
     bool omit = total > m->cfg.metrics_guests_max;
     family(o, "vfleet_metrics_guests_omitted", "gauge",
            "Guests whose series this scrape left out: more than metrics_guests_max guests "
            "(scrape ?node=NAME instead).");
-    out_printf(o, "vfleet_metrics_guests_omitted %llu\n", (unsigned long long)(omit ? total : 0));
+    textbuf_printf(o, "vfleet_metrics_guests_omitted %llu\n",
+                   (unsigned long long)(omit ? total : 0));
     if (omit)
         return 0;
     family(o, "vfleet_guest_info", "gauge", "Every guest, with its id, state and context.");
@@ -409,7 +352,7 @@ guests_out(struct out *o, master_t *m, const struct metrics_select *sel)
 }
 
 static void
-control_out(struct out *o, master_t *m)
+control_out(struct textbuf *o, master_t *m)
 {
     static const char *const results[] = {"placed", "unplaceable", "failed"};
     struct metrics *mt = metrics_of(m);
@@ -417,47 +360,48 @@ control_out(struct out *o, master_t *m)
 
     family(o, "vfleet_placements_total", "counter", "Placement decisions by result.");
     for (int i = 0; i < 3; i++)
-        out_printf(o, "vfleet_placements_total{result=\"%s\"} %llu\n", results[i],
-                   (unsigned long long)mt->placements[i]);
+        textbuf_printf(o, "vfleet_placements_total{result=\"%s\"} %llu\n", results[i],
+                       (unsigned long long)mt->placements[i]);
     histogram_out(o, "vfleet_placement_duration_seconds", "Time a placement decision took.",
                   &mt->placement);
     dispatch_get_stats(m->disp, &ds);
     family(o, "vfleet_dispatch_commands_total", "counter", "Commands queued for nodes.");
-    out_printf(o, "vfleet_dispatch_commands_total %llu\n", (unsigned long long)ds.queued);
+    textbuf_printf(o, "vfleet_dispatch_commands_total %llu\n", (unsigned long long)ds.queued);
     family(o, "vfleet_dispatch_sends_total", "counter", "Command frames sent, re-sends included.");
-    out_printf(o, "vfleet_dispatch_sends_total %llu\n", (unsigned long long)ds.sent);
+    textbuf_printf(o, "vfleet_dispatch_sends_total %llu\n", (unsigned long long)ds.sent);
     family(o, "vfleet_dispatch_resends_total", "counter", "Command frames sent again.");
-    out_printf(o, "vfleet_dispatch_resends_total %llu\n", (unsigned long long)ds.resent);
+    textbuf_printf(o, "vfleet_dispatch_resends_total %llu\n", (unsigned long long)ds.resent);
     family(o, "vfleet_dispatch_resends_postponed_total", "counter",
            "Re-sends put off while the node was still answering older commands.");
-    out_printf(o, "vfleet_dispatch_resends_postponed_total %llu\n",
-               (unsigned long long)ds.postponed);
+    textbuf_printf(o, "vfleet_dispatch_resends_postponed_total %llu\n",
+                   (unsigned long long)ds.postponed);
     family(o, "vfleet_dispatch_answers_total", "counter", "Node answers by command and result.");
     for (int t = 0; t < DISPATCH_TYPES; t++)
         for (int a = 0; a < 2; a++)
             if (mt->answers[t][a])
-                out_printf(o, "vfleet_dispatch_answers_total{command=\"%s\",result=\"%s\"} %llu\n",
-                           msg_type_name(t), a ? "ack" : "nack",
-                           (unsigned long long)mt->answers[t][a]);
+                textbuf_printf(
+                    o, "vfleet_dispatch_answers_total{command=\"%s\",result=\"%s\"} %llu\n",
+                    msg_type_name(t), a ? "ack" : "nack", (unsigned long long)mt->answers[t][a]);
     histogram_out(o, "vfleet_dispatch_answer_duration_seconds",
                   "Time from queueing a command to the node's answer.", &mt->dispatch);
     family(o, "vfleet_http_requests_total", "counter",
            "HTTP requests answered, by route and status.");
     for (size_t i = 0; i < mt->n_http; i++)
-        out_printf(o, "vfleet_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
-                   mt->http[i].route, mt->http[i].status, (unsigned long long)mt->http[i].n);
+        textbuf_printf(o, "vfleet_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
+                       mt->http[i].route, mt->http[i].status, (unsigned long long)mt->http[i].n);
     family(o, "vfleet_node_link_backlog_seconds", "gauge",
            "How long node messages have waited unread (0 = the master keeps up).");
-    out_printf(o, "vfleet_node_link_backlog_seconds %.3f\n", m->behind_ms / 1000.0);
+    textbuf_printf(o, "vfleet_node_link_backlog_seconds %.3f\n", m->behind_ms / 1000.0);
     family(o, "vfleet_node_link_backlog_max_seconds", "gauge", "The largest backlog since start.");
-    out_printf(o, "vfleet_node_link_backlog_max_seconds %.3f\n", m->behind_max_ms / 1000.0);
+    textbuf_printf(o, "vfleet_node_link_backlog_max_seconds %.3f\n", m->behind_max_ms / 1000.0);
     family(o, "vfleet_usage_reports_skipped_total", "counter",
            "Usage reports skipped as read a usage interval or more late.");
-    out_printf(o, "vfleet_usage_reports_skipped_total %llu\n", (unsigned long long)m->usage_shed);
+    textbuf_printf(o, "vfleet_usage_reports_skipped_total %llu\n",
+                   (unsigned long long)m->usage_shed);
     family(o, "vfleet_event_streams", "gauge", "Open event streams.");
-    out_printf(o, "vfleet_event_streams %u\n", event_streams_count(m));
+    textbuf_printf(o, "vfleet_event_streams %u\n", event_streams_count(m));
     family(o, "vfleet_event_sequence", "gauge", "The newest event's sequence number.");
-    out_printf(o, "vfleet_event_sequence %llu\n", (unsigned long long)events_committed(m));
+    textbuf_printf(o, "vfleet_event_sequence %llu\n", (unsigned long long)events_committed(m));
 }
 
 int
@@ -465,8 +409,11 @@ metrics_render(master_t *m, const struct metrics_select *sel, char **out, size_t
 {
     static const struct metrics_select all;
     bool slice = sel && (sel->node || sel->project);
-    struct out o = {0};
+    struct textbuf o;
 
+    /* Most scrapes are larger than a first 1 KiB: start where the
+     * exposition's own buffer started. */
+    textbuf_init(&o, 64 * 1024);
     /* A slice is its guests' families; the cluster's come with the
      * unfiltered scrape. */
     if (!slice)
@@ -478,8 +425,8 @@ metrics_render(master_t *m, const struct metrics_select *sel, char **out, size_t
         free(o.p);
         return r;
     }
-    *out = o.p;
-    *len = o.n;
+    *out = textbuf_str(&o);
+    *len = o.len;
     return 0;
 }
 
