@@ -318,6 +318,18 @@ httpd_set_observer(httpd_t *h, httpd_observer fn, void *userdata)
     h->observer_data = userdata;
 }
 
+unsigned
+httpd_queued(httpd_t *h)
+{
+    unsigned n = 0;
+
+    pthread_mutex_lock(&h->lock);
+    for (struct pending *p = h->inbox; p; p = p->next)
+        n++;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
 void
 httpd_upgrade(struct http_req *req, httpd_upgrade_fn fn, void *userdata)
 {
