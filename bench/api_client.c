@@ -193,7 +193,7 @@ print_phase(const char *what, struct client *cl, unsigned clients, unsigned k, i
     printf("%s clients=%u n=%zu %.1f/s p50=%.1fms p90=%.1fms p99=%.1fms max=%.1fms", what, clients,
            n, (double)n / secs, pct(all, n, .5), pct(all, n, .9), pct(all, n, .99), all[n - 1]);
     if (n_usage)
-        printf(" cpu_ms_each=%.1f cores_busy=%.2f", cpu / 1e6 / (double)n, cpu / 1e9 / secs);
+        printf(" cpu_ms_each=%.3f cores_busy=%.2f", cpu / 1e6 / (double)n, cpu / 1e9 / secs);
     printf("\n");
     free(all);
 }

@@ -100,7 +100,7 @@ struct master {
     uint64_t usage_shed;                  /* usage reports skipped as read too late */
     uv_prepare_t flush;                   /* commits the batch before the loop blocks */
     bool flush_init;                      /* flush initialised */
-    bool batch_open;                      /* a transaction groups node messages */
+    bool batch_open;                      /* a transaction groups node messages, creates */
     struct shells *shells;                /* interactive sessions (http_ws.c), NULL = none yet */
 };
 
@@ -108,7 +108,9 @@ struct master {
  * write in its own transaction would be one fsync each. Writes made while
  * handling node messages share one transaction, committed before the loop
  * blocks again; whatever depends on it (a reply) waits for that commit
- * (oncommit.h). batch_commit returns the commit's result. */
+ * (oncommit.h). HTTP creates join it too (http_edge.c): the creates of
+ * parallel clients that the loop takes at once commit together. Any other
+ * HTTP request commits it first. batch_commit returns the commit's result. */
 void master_batch_begin(master_t *m);
 int master_batch_commit(master_t *m);
 

@@ -9,6 +9,7 @@
 #include "master/http_edge.h"
 #include "master/http_handlers.h"
 #include "master/idem.h"
+#include "master/oncommit.h"
 #include "master/waiters.h"
 #include "master/jtext.h"
 #include "proto/spec_json.h"
@@ -171,17 +172,53 @@ create_one(master_t *m, const struct caller *who, const json_t *body, struct gue
     return r;
 }
 
+/* A create's answer, given once the transaction that stored the guest (or
+ * that its error describes) has committed: the handler's own, or the loop's
+ * batch when the create joined it (http_edge.c, create_joins_batch). */
+struct create_done {
+    struct http_req *req;    /* the request */
+    struct guest_created *c; /* the guest (its spec fills the cache), owned */
+    json_t *resp;            /* the answer: the guest (201) or the error body */
+    unsigned status;         /* its status */
+    int64_t wait_ms;         /* > 0: answered when the guest runs */
+    bool created;            /* the create succeeded */
+};
+
+static void
+create_done(master_t *m, void *ctx, int err)
+{
+    struct create_done *d = ctx;
+
+    if (err < 0) {
+        /* The batch it joined did not commit: nothing of it was stored. */
+        json_decref(d->resp);
+        http_reply_errno(d->req, err, NULL, "cannot store the guest: %s; nothing was created",
+                         strerror(-err));
+    } else if (d->created && d->wait_ms > 0) {
+        /* The answer reads the guest when it runs: the spec just stored is
+         * copied from the cache then, not parsed again from its text. */
+        guests_cache_put(m, d->c->spec.id, d->c->spec.generation, &d->c->spec);
+        struct waiter *w =
+            waiter_add(m, d->req, WAIT_RUNNING, d->c->spec.id, d->c->node, (uint32_t)d->wait_ms);
+        w->status = 201;
+        json_decref(d->resp);
+    } else
+        httpd_respond(d->req, d->status, d->resp);
+    free(d->c);
+    free(d);
+}
+
 void
 h_guest_create(master_t *m, struct http_req *req, const struct api_match *am)
 {
     struct idem id;
-    struct guest_created *c = xcalloc(1, sizeof(*c));
-    json_t *resp = NULL;
-    unsigned status;
-    int64_t wait_ms = http_wait_param(m, req, "running");
+    struct create_done *d = xcalloc(1, sizeof(*d));
     int r;
 
-    if (wait_ms < 0 || idem_begin(m, req, am->caller.who, &id))
+    d->req = req;
+    d->c = xcalloc(1, sizeof(*d->c));
+    d->wait_ms = http_wait_param(m, req, "running");
+    if (d->wait_ms < 0 || idem_begin(m, req, am->caller.who, &id))
         goto out;
     if (!req->body) {
         httpd_error(req, 400, "bad_request", "(root)", "a JSON body is required");
@@ -194,32 +231,29 @@ h_guest_create(master_t *m, struct http_req *req, const struct api_match *am)
     }
     /* A create that waits answers when the guest runs: its 201 body now
      * is only needed for an idempotency key's record. */
-    r = create_one(m, &am->caller, req->body, c, !(wait_ms > 0 && !id.key), &resp, &status);
-    if (r < 0) {
+    r = create_one(m, &am->caller, req->body, d->c, !(d->wait_ms > 0 && !id.key), &d->resp,
+                   &d->status);
+    if (r < 0)
         db_rollback(m->db);
-        httpd_respond(req, status, resp);
-        goto out;
+    else {
+        r = idem_store(m, req, &id, 201, d->resp);
+        r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
+        if (r < 0) {
+            json_decref(d->resp);
+            http_reply_errno(req, r, NULL, "cannot store the guest: %s; nothing was created",
+                             strerror(-r));
+            goto out;
+        }
+        d->created = true;
     }
-    r = idem_store(m, req, &id, 201, resp);
-    r = r >= 0 ? db_commit(m->db) : (db_rollback(m->db), r);
-    if (r < 0) {
-        json_decref(resp);
-        http_reply_errno(req, r, NULL, "cannot store the guest: %s; nothing was created",
-                         strerror(-r));
-        goto out;
-    }
-    if (wait_ms > 0) {
-        /* The answer reads the guest when it runs: the spec just stored is
-         * copied from the cache then, not parsed again from its text. */
-        guests_cache_put(m, c->spec.id, c->spec.generation, &c->spec);
-        struct waiter *w = waiter_add(m, req, WAIT_RUNNING, c->spec.id, c->node, (uint32_t)wait_ms);
-        w->status = 201;
-        json_decref(resp);
-        goto out;
-    }
-    httpd_respond(req, 201, resp);
+    /* Its own transaction has committed (or rolled back) by now; inside the
+     * loop's batch, the answer waits for the batch's commit, the error too
+     * (a name or a quota that another create of the batch took). */
+    oncommit_add(m->oncommit, create_done, d);
+    return;
 out:
-    free(c);
+    free(d->c);
+    free(d);
 }
 
 void

@@ -19,6 +19,7 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "master/http_stream.h"
+#include "master/httpd_static.h"
 #include "master/jtext.h"
 
 /* Where a request is. The connection's thread (libmicrohttpd's) and the
@@ -317,6 +318,18 @@ httpd_set_observer(httpd_t *h, httpd_observer fn, void *userdata)
     h->observer_data = userdata;
 }
 
+unsigned
+httpd_queued(httpd_t *h)
+{
+    unsigned n = 0;
+
+    pthread_mutex_lock(&h->lock);
+    for (struct pending *p = h->inbox; p; p = p->next)
+        n++;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
 void
 httpd_upgrade(struct http_req *req, httpd_upgrade_fn fn, void *userdata)
 {
@@ -525,53 +538,6 @@ httpd_set_static(httpd_t *h, const char *dir)
     h->static_dir = dir ? xstrdup(dir) : NULL;
 }
 
-static const char *
-content_type(const char *path)
-{
-    static const struct {
-        const char *ext;  /* file name ending */
-        const char *type; /* its Content-Type */
-    } types[] = {
-        {".html", "text/html; charset=utf-8"},
-        {".js", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},
-        {".json", "application/json"},
-        {".svg", "image/svg+xml"},
-        {".png", "image/png"},
-        {".ico", "image/x-icon"},
-        {".txt", "text/plain; charset=utf-8"},
-    };
-    size_t n = strlen(path);
-
-    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-        size_t e = strlen(types[i].ext);
-        if (n >= e && strcmp(path + n - e, types[i].ext) == 0)
-            return types[i].type;
-    }
-    return "application/octet-stream";
-}
-
-/* A URL path is served only when every segment is a plain file name. */
-static bool
-static_path_ok(const char *url)
-{
-    const char *p = url;
-
-    if (*p != '/' || strlen(url) > 1024)
-        return false;
-    while (*p == '/') {
-        const char *seg = p + 1, *end = strchr(seg, '/');
-        size_t len = end ? (size_t)(end - seg) : strlen(seg);
-        if (len == 0 || seg[0] == '.')
-            return false;
-        for (size_t i = 0; i < len; i++)
-            if (seg[i] == '\\' || (unsigned char)seg[i] < 0x20)
-                return false;
-        p = seg + len;
-    }
-    return *p == '\0';
-}
-
 static enum MHD_Result
 send_static(httpd_t *h, struct pending *p, const char *url)
 {
@@ -581,7 +547,7 @@ send_static(httpd_t *h, struct pending *p, const char *url)
     struct stat st;
     int dir, fd;
 
-    if (!static_path_ok(rel))
+    if (!httpd_static_path_ok(rel))
         return send_text(p, 404, error_text("not_found", "no such file"));
     dir = open(h->static_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0)
@@ -598,7 +564,7 @@ send_static(httpd_t *h, struct pending *p, const char *url)
         close(fd);
         return MHD_NO;
     }
-    MHD_add_response_header(r, "Content-Type", content_type(rel));
+    MHD_add_response_header(r, "Content-Type", httpd_content_type(rel));
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     p->sent_status = 200;

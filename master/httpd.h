@@ -101,6 +101,9 @@ void httpd_respond_stream(struct http_req *req, unsigned status, const char *con
 /* Called on the loop thread for every answer, before it goes (metrics). */
 typedef void (*httpd_observer)(void *userdata, const struct http_req *req, unsigned status);
 void httpd_set_observer(httpd_t *h, httpd_observer fn, void *userdata);
+/* Requests handed over that the loop has not taken yet (tests: requests
+ * that arrive while the loop is busy are taken together). Any thread. */
+unsigned httpd_queued(httpd_t *h);
 /* Takes over the connection of a 101 answer (libmicrohttpd's thread, once
  * the answer is sent): sock is the client's stream (a socket pair end
  * when TLS is on), extra the bytes the client sent after its request. The

@@ -77,7 +77,7 @@ master_now_ms(master_t *m)
     return m->cfg.clock_ms ? m->cfg.clock_ms(m->cfg.clock_userdata) : time_real_ms();
 }
 
-/* ---- the batch of node reports ---- */
+/* ---- the batch of node reports (and creates, http_edge.c) ---- */
 
 void
 master_batch_begin(master_t *m)
@@ -96,7 +96,8 @@ master_batch_commit(master_t *m)
     m->batch_open = false;
     int r = db_commit(m->db);
     if (r < 0)
-        log_error("cannot store node reports: %s; they are reconciled on the next hello",
+        log_error("cannot store the batch: %s; its creates are refused, its node reports are "
+                  "reconciled on the next hello",
                   strerror(-r));
     return r;
 }

@@ -473,6 +473,74 @@ delete_all_guests(void)
     json_decref(l);
 }
 
+/* ---- requests that arrive together ------------------------------------ */
+
+/* One of fx_post_together's requests. */
+struct fx_together {
+    sem_t *go;        /* posted when the loop is held */
+    const char *path; /* POST to this */
+    char body[256];   /* with this body */
+    long status;      /* the answer's status */
+};
+
+FX_UNUSED static void *
+together_one(void *arg)
+{
+    struct fx_together *t = arg;
+
+    sem_wait(t->go);
+    t->status = http("POST", t->path, t->body, NULL, NULL);
+    return NULL;
+}
+
+static sem_t together_go;
+static unsigned together_n;
+
+/* On the loop thread: lets the requests go and holds the loop until all of
+ * them wait in the HTTP server's queue (at most 30 s); f->err is how many
+ * did. */
+FX_UNUSED static void
+together_hold(struct fx *f)
+{
+    uint64_t until = time_mono_ms() + 30000;
+
+    for (unsigned i = 0; i < together_n; i++)
+        sem_post(&together_go);
+    while (httpd_queued(f->master->httpd) < together_n && time_mono_ms() < until)
+        usleep(1000);
+    f->err = (int)httpd_queued(f->master->httpd);
+}
+
+/* POSTs n bodies to path from n threads while the loop is held, so that
+ * the loop takes all n requests at once, as it does those of parallel
+ * clients that arrive while it is busy; statuses[i] is the answer to
+ * bodies[i]. Returns how many waited in the queue together (n unless the
+ * machine took longer than 30 s to send them). */
+FX_UNUSED static unsigned
+fx_post_together(const char *path, const char *const *bodies, unsigned n, long *statuses)
+{
+    struct fx_together *t = xcalloc(n, sizeof(*t));
+    pthread_t *th = xcalloc(n, sizeof(*th));
+
+    sem_init(&together_go, 0, 0);
+    together_n = n;
+    for (unsigned i = 0; i < n; i++) {
+        t[i] = (struct fx_together){.go = &together_go, .path = path};
+        snprintf(t[i].body, sizeof(t[i].body), "%s", bodies[i]);
+        pthread_create(&th[i], NULL, together_one, &t[i]);
+    }
+    on_loop(together_hold);
+    unsigned queued = (unsigned)F.err;
+    for (unsigned i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        statuses[i] = t[i].status;
+    }
+    sem_destroy(&together_go);
+    free(t);
+    free(th);
+    return queued;
+}
+
 /* ---- fixture ---------------------------------------------------------- */
 
 FX_UNUSED static int

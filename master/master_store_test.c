@@ -153,11 +153,56 @@ test_full_store(void **state)
     assert_int_equal(http("DELETE", "/v1/pools/p", NULL, NULL, NULL), 204);
 }
 
+/* Creates that the loop takes at once share one commit (http_edge.c): when
+ * the disk is full, that commit fails and every one of them is refused
+ * with 507, none stored; none is answered 201 for a guest that is not. */
+static void
+test_full_store_together(void **state)
+{
+    enum { N = 4 };
+    char text[N][160];
+    const char *bodies[N];
+    long st[N];
+    json_t *o = NULL;
+    int round;
+
+    fill();
+    for (round = 0; round < 100; round++) {
+        unsigned created = 0, full = 0;
+        for (unsigned i = 0; i < N; i++) {
+            snprintf(text[i], sizeof(text[i]),
+                     "{\"name\":\"t%d-%u\",\"template\":\"busybox\",\"limits\":{\"cpu_max\":0.01}}",
+                     round, i);
+            bodies[i] = text[i];
+        }
+        assert_int_equal(fx_post_together("/v1/guests", bodies, N, st), N);
+        for (unsigned i = 0; i < N; i++) {
+            created += st[i] == 201;
+            full += st[i] == 507;
+        }
+        if (created == N)
+            continue;
+        assert_int_equal(full, N);
+        for (unsigned i = 0; i < N; i++) {
+            char path[64];
+            snprintf(path, sizeof(path), "/v1/guests/t%d-%u", round, i);
+            assert_int_equal(http("GET", path, NULL, NULL, &o), 404);
+            json_decref(o);
+        }
+        break;
+    }
+    assert_true(round < 100);
+    assert_int_equal(unlink(filler), 0);
+    assert_int_equal(http("GET", "/healthz", NULL, NULL, NULL), 200);
+    delete_all_guests();
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_store),
+        cmocka_unit_test(test_full_store_together),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
