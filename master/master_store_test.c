@@ -3,10 +3,12 @@
  * create, PATCH, DELETE, address add, start/stop — while reads keep
  * working; once there is room again the same requests succeed. End to end
  * in one process (master_fixture.h), the store on a tmpfs of its own. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 
 #include "master/master_fixture.h"
+#include "master/oncommit.h"
 
 static char mnt[120];
 static char filler[260];
@@ -197,12 +199,156 @@ test_full_store_together(void **state)
     delete_all_guests();
 }
 
+/* The "allocated" of every node (placement's charges) and the guests
+ * count, as one JSON text (the caller frees it). */
+static char *
+nodes_allocated(void)
+{
+    json_t *o = NULL, *n, *out = json_object();
+    size_t i;
+
+    assert_int_equal(http("GET", "/v1/nodes", NULL, NULL, &o), 200);
+    json_array_foreach(json_object_get(o, "nodes"), i, n)
+    {
+        json_object_set_new(out, str(n, "name"),
+                            json_pack("{s:O, s:O}", "allocated", json_object_get(n, "allocated"),
+                                      "guests", json_object_get(n, "guests")));
+    }
+    json_decref(o);
+    char *text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(out);
+    return text;
+}
+
+/* Whether a node agent of the fixture holds a record of a guest named
+ * name: what the master sent it (guest.apply.start). */
+static bool
+node_has(const char *name)
+{
+    char dir[300], path[600];
+
+    for (int i = 1; i <= N_NODES; i++) {
+        snprintf(dir, sizeof(dir), "%s/n%d/guests", F.dir, i);
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        if (!d)
+            continue;
+        while ((e = readdir(d))) {
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            json_t *rec = json_load_file(path, 0, NULL);
+            bool same = rec && strcmp(str(json_object_get(rec, "spec"), "name"), name) == 0;
+            json_decref(rec);
+            if (same) {
+                closedir(d);
+                return true;
+            }
+        }
+        closedir(d);
+    }
+    return false;
+}
+
+static size_t pending_seen;
+
+static void
+read_pending(struct fx *f)
+{
+    pending_seen = oncommit_pending(f->master->oncommit);
+}
+
+/* A batch of creates that wait for their guest to run and take addresses
+ * from a pool, on a full disk: each is answered 507 at once (no waiter for
+ * a guest that is not there), no node is sent the guest, and the memory of
+ * the master (addresses, node charges) forgets them as the store did: once
+ * there is room, the same creates take the same addresses. */
+static void
+test_full_store_batch_forgets(void **state)
+{
+    enum { N = 4 };
+    char text[N][256], name[N][32];
+    const char *bodies[N];
+    long st[N];
+    json_t *o = NULL;
+    int round;
+    json_int_t alloc_before = 0;
+    char *charges_before = NULL, *charges_after = NULL;
+
+    assert_int_equal(
+        http("POST", "/v1/pools", "{\"name\":\"pb\",\"cidr\":\"10.9.2.0/24\"}", NULL, NULL), 201);
+    fill();
+    for (round = 0; round < 100; round++) {
+        unsigned created = 0, full = 0;
+        for (unsigned i = 0; i < N; i++) {
+            snprintf(name[i], sizeof(name[i]), "b%d-%u", round, i);
+            snprintf(text[i], sizeof(text[i]),
+                     "{\"name\":\"%s\",\"template\":\"busybox\",\"ips\":[\"auto4\"],"
+                     "\"limits\":{\"cpu_max\":0.01}}",
+                     name[i]);
+            bodies[i] = text[i];
+        }
+        assert_int_equal(http("GET", "/v1/pools", NULL, NULL, &o), 200);
+        alloc_before = num(json_array_get(json_object_get(o, "pools"), 0), "allocated");
+        json_decref(o);
+        free(charges_before);
+        charges_before = nodes_allocated();
+        uint64_t t0 = time_mono_ms();
+        assert_int_equal(fx_post_together("/v1/guests?wait=running&timeout=10", bodies, N, st), N);
+        for (unsigned i = 0; i < N; i++) {
+            created += st[i] == 201;
+            full += st[i] == 507;
+        }
+        if (created == N)
+            continue;
+        assert_int_equal(full, N);
+        /* Refused at once, not when the wait's 10 s ran out. */
+        assert_true(time_mono_ms() - t0 < 8000);
+        break;
+    }
+    assert_true(round < 100);
+    /* Time for a guest.apply.start that went out to land. */
+    usleep(1500 * 1000);
+    for (unsigned i = 0; i < N; i++) {
+        char path[200];
+        snprintf(path, sizeof(path), "/v1/guests/%s", name[i]);
+        assert_int_equal(http("GET", path, NULL, NULL, NULL), 404);
+        if (node_has(name[i]))
+            fail_msg("guest %s was refused 507 but node has it", name[i]);
+    }
+    on_loop(read_pending);
+    assert_int_equal(pending_seen, 0);
+    assert_int_equal(http("GET", "/v1/pools", NULL, NULL, &o), 200);
+    assert_int_equal(num(json_array_get(json_object_get(o, "pools"), 0), "allocated"),
+                     alloc_before);
+    json_decref(o);
+    charges_after = nodes_allocated();
+    assert_string_equal(charges_after, charges_before);
+    free(charges_after);
+    free(charges_before);
+
+    /* Room again: the same creates succeed, with addresses of the pool. */
+    assert_int_equal(unlink(filler), 0);
+    assert_int_equal(fx_post_together("/v1/guests", bodies, N, st), N);
+    for (unsigned i = 0; i < N; i++)
+        assert_int_equal(st[i], 201);
+    assert_int_equal(http("GET", "/v1/pools", NULL, NULL, &o), 200);
+    assert_int_equal(num(json_array_get(json_object_get(o, "pools"), 0), "allocated"),
+                     alloc_before + N);
+    json_decref(o);
+    /* And now the node has them: node_has sees what was sent. */
+    for (int i = 0; i < 400 && !node_has(name[0]); i++)
+        usleep(50 * 1000);
+    assert_true(node_has(name[0]));
+    delete_all_guests();
+    assert_int_equal(http("DELETE", "/v1/pools/pb", NULL, NULL, NULL), 204);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_store),
         cmocka_unit_test(test_full_store_together),
+        cmocka_unit_test(test_full_store_batch_forgets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,424 @@
+/* Hostile tests of the creates that join the loop's batch (http_edge.c,
+ * create_joins_batch): requests of every kind taken by the loop in one
+ * iteration, in an order the test chooses, with clients that go away
+ * before the answer, quotas and pools that one create of the batch takes
+ * from another, and the same name twice. End to end in one process
+ * (master_fixture.h). */
+#include "master/master_fixture.h"
+#include "master/oncommit.h"
+
+/* ---- requests queued in a chosen order while the loop is held ---------- */
+
+/* One request of a held queue. */
+struct held_req {
+    const char *method; /* the method */
+    char path[128];     /* the path */
+    char body[512];     /* the body, "" = none */
+    const char *idem;   /* an Idempotency-Key, or NULL */
+    long timeout_ms;    /* > 0: the client gives up (closes) after this */
+    long status;        /* the answer's status (0 = none: the client went away) */
+    json_t *out;        /* the answer's body */
+};
+
+static sem_t held_release;
+
+static void
+hold_loop(struct fx *f)
+{
+    (void)f;
+    sem_wait(&held_release);
+}
+
+static void *
+hold_thread(void *arg)
+{
+    (void)arg;
+    on_loop(hold_loop);
+    return NULL;
+}
+
+static void *
+held_one(void *arg)
+{
+    struct held_req *q = arg;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    struct buf b = {0};
+    char url[512], hdr[128];
+
+    snprintf(url, sizeof(url), "%s%s", F.url, q->path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    h = fx_secure(c, h);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    if (q->timeout_ms > 0)
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, q->timeout_ms);
+    else
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    if (q->idem) {
+        snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", q->idem);
+        h = curl_slist_append(h, hdr);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (q->body[0])
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
+    q->status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &q->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    q->out = b.n ? json_loads(b.p, 0, NULL) : NULL;
+    free(b.p);
+    return NULL;
+}
+
+/* Sends the n requests while the loop is held, one after the other in the
+ * server's queue (each waits there before the next is sent), then lets
+ * the loop take them all in one iteration; waits for every answer (or
+ * client's end). Returns how many were queued together. */
+static unsigned
+send_held(struct held_req *q, unsigned n, unsigned hold_after_ms)
+{
+    pthread_t holder, *th = xcalloc(n, sizeof(*th));
+    unsigned queued = 0;
+
+    sem_init(&held_release, 0, 0);
+    pthread_create(&holder, NULL, hold_thread, NULL);
+    /* The loop is held once the holder's call runs: nothing is taken from
+     * the queue then. Give it a moment to get there. */
+    usleep(100 * 1000);
+    for (unsigned i = 0; i < n; i++) {
+        pthread_create(&th[i], NULL, held_one, &q[i]);
+        uint64_t until = time_mono_ms() + 20000;
+        while (httpd_queued(F.master->httpd) < i + 1 && time_mono_ms() < until)
+            usleep(1000);
+    }
+    queued = httpd_queued(F.master->httpd);
+    usleep(hold_after_ms * 1000);
+    sem_post(&held_release);
+    pthread_join(holder, NULL);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    sem_destroy(&held_release);
+    free(th);
+    return queued;
+}
+
+static void
+held_clear(struct held_req *q, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        json_decref(q[i].out);
+        q[i].out = NULL;
+    }
+}
+
+static struct held_req
+create_req(const char *name, const char *extra)
+{
+    struct held_req q = {.method = "POST"};
+
+    snprintf(q.path, sizeof(q.path), "/v1/guests");
+    snprintf(q.body, sizeof(q.body),
+             "{\"name\":\"%s\",\"template\":\"busybox\",\"limits\":{\"cpu_max\":0.01}%s%s}", name,
+             extra ? "," : "", extra ? extra : "");
+    return q;
+}
+
+/* The status of GET /v1/guests/NAME. */
+static long
+get_status(const char *name)
+{
+    char path[160];
+
+    snprintf(path, sizeof(path), "/v1/guests/%s", name);
+    return http("GET", path, NULL, NULL, NULL);
+}
+
+static size_t pending_seen;
+
+static void
+read_pending(struct fx *f)
+{
+    pending_seen = oncommit_pending(f->master->oncommit);
+}
+
+/* ---- the attacks -------------------------------------------------------- */
+
+/* Clients that go away after sending a create, before the batch that holds
+ * it commits: the create is stored (the client may read it), the master
+ * answers nobody and frees the request once (ASan), and keeps serving. */
+static void
+test_client_gone(void **state)
+{
+    enum { N = 6 };
+    struct held_req q[N];
+    char name[32];
+
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "gone-%u", i);
+        /* Half wait for the guest to run, half do not. */
+        q[i] = create_req(name, NULL);
+        if (i % 2)
+            snprintf(q[i].path, sizeof(q[i].path), "/v1/guests?wait=running&timeout=20");
+        q[i].timeout_ms = 400;
+    }
+    assert_int_equal(send_held(q, N, 1000), N);
+    for (unsigned i = 0; i < N; i++)
+        assert_int_equal(q[i].status, 0);
+    held_clear(q, N);
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "gone-%u", i);
+        assert_int_equal(get_status(name), 200);
+    }
+    assert_int_equal(http("GET", "/healthz", NULL, NULL, NULL), 200);
+    on_loop(read_pending);
+    assert_int_equal(pending_seen, 0);
+    delete_all_guests();
+}
+
+/* The same name many times in one batch: exactly one is created, the
+ * others get 409; the one created is the one answered 201. */
+static void
+test_same_name(void **state)
+{
+    enum { N = 8 };
+    struct held_req q[N];
+    unsigned created = 0, conflicts = 0;
+    const char *id = NULL;
+
+    for (unsigned i = 0; i < N; i++)
+        q[i] = create_req("twin", NULL);
+    assert_int_equal(send_held(q, N, 0), N);
+    for (unsigned i = 0; i < N; i++) {
+        if (q[i].status == 201) {
+            created++;
+            id = str(q[i].out, "id");
+        }
+        conflicts += q[i].status == 409;
+    }
+    assert_int_equal(created, 1);
+    assert_int_equal(conflicts, N - 1);
+    json_t *g = get_guest("twin");
+    assert_string_equal(str(g, "id"), id);
+    json_decref(g);
+    held_clear(q, N);
+    delete_all_guests();
+}
+
+/* A create, then in the same iteration the DELETE of that guest, a keyed
+ * create, a PATCH of the first, and creates after them: every request that
+ * commits the batch first answers the creates before it, and each answer
+ * holds. */
+static void
+test_mixed(void **state)
+{
+    struct held_req q[7];
+    json_t *o = NULL;
+
+    q[0] = create_req("mx-a", NULL);
+    q[1] = (struct held_req){.method = "PATCH", .path = "/v1/guests/mx-a"};
+    snprintf(q[1].body, sizeof(q[1].body), "{\"limits\":{\"cpu_max\":0.02}}");
+    q[2] = create_req("mx-b", NULL);
+    q[3] = create_req("mx-c", NULL);
+    q[3].idem = "mx-key-1";
+    q[4] = (struct held_req){.method = "DELETE", .path = "/v1/guests/mx-b"};
+    q[5] = create_req("mx-b", NULL); /* the name again, after its DELETE */
+    q[6] = create_req("mx-c", NULL); /* the keyed create's name, unkeyed */
+    assert_int_equal(send_held(q, 7, 0), 7);
+    assert_int_equal(q[0].status, 201);
+    /* The PATCH sees the guest the create before it answered 201 for. */
+    assert_true(q[1].status == 200 || q[1].status == 202);
+    assert_int_equal(q[2].status, 201);
+    assert_int_equal(q[3].status, 201);
+    assert_true(q[4].status == 202 || q[4].status == 204);
+    /* mx-b is being deleted: its name is taken until the node confirms. */
+    assert_true(q[5].status == 201 || q[5].status == 409);
+    assert_int_equal(q[6].status, 409);
+    held_clear(q, 7);
+    assert_int_equal(http("GET", "/v1/guests/mx-a", NULL, NULL, &o), 200);
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests/mx-c", NULL, NULL, &o), 200);
+    json_decref(o);
+    /* The keyed create replays its answer. */
+    assert_int_equal(http("POST", "/v1/guests", q[3].body, "mx-key-1", &o), 201);
+    json_decref(o);
+    on_loop(read_pending);
+    assert_int_equal(pending_seen, 0);
+    delete_all_guests();
+}
+
+/* A project's guest quota of 2 and 4 creates in one batch: two are
+ * created, two refused with the quota error, and the project counts 2. */
+static void
+test_quota_in_batch(void **state)
+{
+    enum { N = 4 };
+    struct held_req q[N];
+    unsigned created = 0, refused = 0;
+    char name[32];
+    json_t *o = NULL;
+
+    assert_int_equal(
+        http("POST", "/v1/projects", "{\"name\":\"bq\",\"quota\":{\"guests\":2}}", NULL, NULL),
+        201);
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "bq-%u", i);
+        q[i] = create_req(name, "\"project\":\"bq\"");
+    }
+    assert_int_equal(send_held(q, N, 0), N);
+    for (unsigned i = 0; i < N; i++) {
+        created += q[i].status == 201;
+        if (q[i].status == 409) {
+            refused++;
+            assert_string_equal(str(json_object_get(q[i].out, "error"), "code"), "quota_exceeded");
+        }
+    }
+    held_clear(q, N);
+    assert_int_equal(created, 2);
+    assert_int_equal(refused, 2);
+    assert_int_equal(http("GET", "/v1/guests?project=bq", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "guests")), 2);
+    json_decref(o);
+    delete_all_guests();
+    assert_int_equal(http("DELETE", "/v1/projects/bq", NULL, NULL, NULL), 204);
+}
+
+/* A pool of two addresses and 4 creates that each want one, in one batch:
+ * two get an address each, different ones; the others are refused. */
+static void
+test_pool_in_batch(void **state)
+{
+    enum { N = 4 };
+    struct held_req q[N];
+    unsigned created = 0;
+    char name[32];
+    const char *addr[N] = {0};
+    json_t *o = NULL;
+
+    assert_int_equal(
+        http("POST", "/v1/pools", "{\"name\":\"bp\",\"cidr\":\"10.77.0.0/30\"}", NULL, NULL), 201);
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "bp-%u", i);
+        q[i] = create_req(name, "\"ips\":[\"auto4\"]");
+    }
+    assert_int_equal(send_held(q, N, 0), N);
+    for (unsigned i = 0; i < N; i++) {
+        if (q[i].status == 201) {
+            addr[created++] =
+                json_string_value(json_array_get(json_object_get(q[i].out, "ips"), 0));
+        } else
+            assert_true(q[i].status >= 400 && q[i].status < 600);
+    }
+    assert_int_equal(created, 2);
+    assert_non_null(addr[0]);
+    assert_non_null(addr[1]);
+    assert_string_not_equal(addr[0], addr[1]);
+    held_clear(q, N);
+    assert_int_equal(http("GET", "/v1/pools", NULL, NULL, &o), 200);
+    assert_int_equal(num(json_array_get(json_object_get(o, "pools"), 0), "allocated"), 2);
+    json_decref(o);
+    delete_all_guests();
+    assert_int_equal(http("DELETE", "/v1/pools/bp", NULL, NULL, NULL), 204);
+}
+
+/* Hostile creates in a batch of good ones: each gets its 4xx, the good
+ * ones are created, nothing else changes. */
+static void
+test_hostile_among_good(void **state)
+{
+    struct held_req q[6];
+
+    q[0] = create_req("hg-a", NULL);
+    q[1] = (struct held_req){.method = "POST", .path = "/v1/guests"};
+    snprintf(q[1].body, sizeof(q[1].body), "[1,2,3]");
+    q[2] = create_req("HG-BAD", NULL);
+    q[3] = create_req("hg-b", "\"node\":\"nosuchnode\"");
+    q[4] = (struct held_req){.method = "POST", .path = "/v1/guests?wait=running&timeout=-1"};
+    snprintf(q[4].body, sizeof(q[4].body), "%s", create_req("hg-c", NULL).body);
+    q[5] = create_req("hg-d", NULL);
+    assert_int_equal(send_held(q, 6, 0), 6);
+    assert_int_equal(q[0].status, 201);
+    assert_int_equal(q[1].status, 400);
+    assert_int_equal(q[2].status, 400);
+    assert_true(q[3].status >= 400 && q[3].status < 500);
+    assert_int_equal(q[4].status, 400);
+    assert_int_equal(q[5].status, 201);
+    held_clear(q, 6);
+    assert_int_equal(get_status("hg-b"), 404);
+    assert_int_equal(get_status("hg-c"), 404);
+    delete_all_guests();
+}
+
+/* A create that waits for its guest to run and the DELETE of that guest in
+ * the same iteration: the create is answered (201 when it ran, or the
+ * wait's end), the guest goes, nothing waits on. */
+static void
+test_wait_then_delete(void **state)
+{
+    struct held_req q[2];
+
+    q[0] = create_req("wd-a", NULL);
+    snprintf(q[0].path, sizeof(q[0].path), "/v1/guests?wait=running&timeout=5");
+    q[1] = (struct held_req){.method = "DELETE", .path = "/v1/guests/wd-a"};
+    assert_int_equal(send_held(q, 2, 0), 2);
+    assert_true(q[0].status != 0 && q[0].status < 500);
+    assert_true(q[1].status == 202 || q[1].status == 204);
+    held_clear(q, 2);
+    for (int i = 0; i < 200 && get_status("wd-a") != 404; i++)
+        usleep(50 * 1000);
+    assert_int_equal(get_status("wd-a"), 404);
+    on_loop(read_pending);
+    assert_int_equal(pending_seen, 0);
+}
+
+/* Many creates in one iteration, a third of them waiting to run: each is
+ * answered once, all are stored, nothing is left waiting for a commit. */
+static void
+test_flood(void **state)
+{
+    enum { N = 48 }; /* under the per-address connection limit */
+    struct held_req *q = xcalloc(N, sizeof(*q));
+    char name[32];
+    unsigned created = 0;
+
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "fl-%u", i);
+        q[i] = create_req(name, NULL);
+        if (i % 3 == 0)
+            snprintf(q[i].path, sizeof(q[i].path), "/v1/guests?wait=running&timeout=30");
+    }
+    assert_int_equal(send_held(q, N, 0), N);
+    for (unsigned i = 0; i < N; i++) {
+        created += q[i].status == 201;
+        if (q[i].status != 201) {
+            char *t = q[i].out ? json_dumps(q[i].out, JSON_COMPACT) : NULL;
+            fprintf(stderr, "create %u (%s): %ld %s\n", i, q[i].path, q[i].status, t ? t : "");
+            free(t);
+        }
+    }
+    held_clear(q, N);
+    free(q);
+    assert_int_equal(created, N);
+    on_loop(read_pending);
+    assert_int_equal(pending_seen, 0);
+    delete_all_guests();
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_client_gone),
+        cmocka_unit_test(test_same_name),
+        cmocka_unit_test(test_mixed),
+        cmocka_unit_test(test_quota_in_batch),
+        cmocka_unit_test(test_pool_in_batch),
+        cmocka_unit_test(test_hostile_among_good),
+        cmocka_unit_test(test_wait_then_delete),
+        cmocka_unit_test(test_flood),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
