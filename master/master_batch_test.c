@@ -407,6 +407,52 @@ test_flood(void **state)
     delete_all_guests();
 }
 
+/* ---- a create that waits, when the master stops ----------------------- */
+
+static long shutdown_status;
+static json_t *shutdown_body;
+
+static void *
+create_and_wait(void *arg)
+{
+    (void)arg;
+    shutdown_status = http("POST", "/v1/guests?wait=running&timeout=60",
+                           create_req("sd-a", NULL).body, NULL, &shutdown_body);
+    return NULL;
+}
+
+/* A create with ?wait=running whose guest does not run yet when the master
+ * stops was stored: its answer says so (201 with the guest as it is, as when
+ * the wait times out), not a 503 that tells the client nothing was created
+ * (its retry would get 409 for its own guest). */
+static void
+test_shutdown_answers_created(void **state)
+{
+    pthread_t th;
+
+    /* The master reads nothing from the nodes: the guest never runs for it. */
+    on_loop(pause_reading);
+    pthread_create(&th, NULL, create_and_wait, NULL);
+    for (int i = 0; i < 400 && get_status("sd-a") != 200; i++)
+        usleep(50 * 1000);
+    assert_int_equal(get_status("sd-a"), 200);
+    on_loop(stop_master);
+    pthread_join(th, NULL);
+    on_loop(free_master);
+    F.err = 0;
+    on_loop(start_master);
+    assert_int_equal(F.err, 0);
+    json_decref(poll_until("/v1/nodes", nodes_ready, NULL));
+    assert_int_equal(get_status("sd-a"), 200);
+    char *t = shutdown_body ? json_dumps(shutdown_body, JSON_COMPACT) : NULL;
+    if (shutdown_status != 201)
+        fail_msg("a stored create was answered %ld %s", shutdown_status, t ? t : "");
+    free(t);
+    assert_string_equal(str(shutdown_body, "name"), "sd-a");
+    json_decref(shutdown_body);
+    delete_all_guests();
+}
+
 int
 main(void)
 {
@@ -419,6 +465,7 @@ main(void)
         cmocka_unit_test(test_hostile_among_good),
         cmocka_unit_test(test_wait_then_delete),
         cmocka_unit_test(test_flood),
+        cmocka_unit_test(test_shutdown_answers_created),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -207,6 +207,48 @@ waiters_exec_result(master_t *m, uint64_t ref, const struct msg_exec_result *r)
     waiters_take(m, WAIT_EXEC, NULL, ref, answer_exec, r);
 }
 
+/* Answers a waiter whose wait is over before what it waits for happened:
+ * its deadline passed, or the master stops. The change it waits on (a
+ * create, a start, a stop, a PATCH, a DELETE) has committed: the answer
+ * says what is true now, never a 503 that reads as "nothing was done". At
+ * shutdown it goes at once (httpd_destroy follows), not after a commit. */
+static void
+answer_over(master_t *m, struct waiter *w, bool stopping)
+{
+    switch (w->kind) {
+    case WAIT_RUNNING:
+    case WAIT_STOPPED:
+    case WAIT_APPLY: {
+        /* The wait is over: the guest as it is now (its state says
+         * whether it got there). */
+        if (!stopping) {
+            answer_guest(m, w, NULL);
+            break;
+        }
+        json_t *o = guests_json(m, w->guest);
+        if (o)
+            httpd_respond(w->req, w->status, o);
+        else
+            httpd_error(w->req, 404, "not_found", NULL, "the guest is gone");
+        break;
+    }
+    case WAIT_DELETE:
+        httpd_error(w->req, 503, "unavailable", NULL,
+                    "the node has not confirmed the destroy yet; it stays queued");
+        break;
+    case WAIT_EXEC:
+    case WAIT_CONSOLE:
+        if (stopping) {
+            httpd_error(w->req, 503, "unavailable", NULL, "the master is shutting down");
+            break;
+        }
+        dispatch_cancel(m->disp, w->node, w->ref);
+        httpd_error(w->req, 504, "unavailable", NULL, "the node did not answer the %s",
+                    w->kind == WAIT_EXEC ? "exec" : "console read");
+        break;
+    }
+}
+
 void
 waiters_expire(master_t *m, uint64_t now)
 {
@@ -217,25 +259,7 @@ waiters_expire(master_t *m, uint64_t now)
             continue;
         }
         *pp = w->next;
-        switch (w->kind) {
-        case WAIT_RUNNING:
-        case WAIT_STOPPED:
-        case WAIT_APPLY:
-            /* The wait is over: the guest as it is now (its state says
-             * whether it got there). */
-            answer_guest(m, w, NULL);
-            break;
-        case WAIT_DELETE:
-            httpd_error(w->req, 503, "unavailable", NULL,
-                        "the node has not confirmed the destroy yet; it stays queued");
-            break;
-        case WAIT_EXEC:
-        case WAIT_CONSOLE:
-            dispatch_cancel(m->disp, w->node, w->ref);
-            httpd_error(w->req, 504, "unavailable", NULL, "the node did not answer the %s",
-                        w->kind == WAIT_EXEC ? "exec" : "console read");
-            break;
-        }
+        answer_over(m, w, false);
         free(w->before);
         free(w);
     }
@@ -247,7 +271,7 @@ waiters_shutdown(master_t *m)
     while (m->waiters) {
         struct waiter *w = m->waiters;
         m->waiters = w->next;
-        httpd_error(w->req, 503, "unavailable", NULL, "the master is shutting down");
+        answer_over(m, w, true);
         free(w->before);
         free(w);
     }

@@ -73,7 +73,9 @@ void waiters_exec_result(master_t *m, uint64_t ref, const struct msg_exec_result
 
 /* Answers the waiters whose deadline passed. */
 void waiters_expire(master_t *m, uint64_t now_mono_ms);
-/* Answers every waiter with 503: the master is stopping. */
+/* Answers every waiter: the master is stopping. A wait for a guest's state
+ * (create, start, stop, PATCH) gets the guest as it is, as at its deadline:
+ * its change was stored; a DELETE, an exec, a console read get 503. */
 void waiters_shutdown(master_t *m);
 
 /* Answers req with status and body once the open transaction commits (at
