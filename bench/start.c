@@ -15,6 +15,13 @@
  *  - start+exec:   start, then exec of /bin/true in the guest through the
  *                  backend, timed until the exec returns: a usable guest.
  *                  The exec alone is reported as "exec".
+ *  - mounts-cold:  start+mounts with the host's page cache, dentries and
+ *                  inodes dropped (sync, then 3 into /proc/sys/vm/drop_caches,
+ *                  untimed) before each start, so that the template's files
+ *                  and the agent's unmapped ones are read from the disk too,
+ *                  as after a real reboot; not in the default modes (it
+ *                  drops every cache on the host). bench/start.sh pairs it
+ *                  with bwrap under the same drop.
  *  - parts:        on the stopped guest, the steps a start does before the
  *                  clone, each timed alone: disk mount (loop + ext4), overlay
  *                  mount, the mount checks of a start whose mounts are there,
@@ -31,7 +38,8 @@
  *                    [-P] [-L LXCFS_DIR] TEMPLATE_DIR
  * TEMPLATE_DIR is a built template (deploy/templates/busybox DEST); the guest
  * is made from it by name, with its parent directory as the template
- * directory. MODES is a comma list of start, mounts, exec, parts. -j writes the
+ * directory. MODES is a comma list of start, mounts, mounts-cold, exec, parts (all
+ * but mounts-cold by default). -j writes the
  * results as JSON ({"results":[{"command","runs","median","p90","min","max",
  * "mean","times"}]}, seconds, like hyperfine's export) for bench/start.sh.
  *
@@ -40,6 +48,7 @@
  * failed run. Never run by ctest: no timed assertion anywhere. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <signal.h>
@@ -70,6 +79,7 @@ enum bench_mode {
     MODE_MOUNTS = 1u << 1, /* disk and overlay unmounted before each start */
     MODE_EXEC = 1u << 2,   /* start, then exec /bin/true */
     MODE_PARTS = 1u << 3,  /* the steps of a start that happen before the clone, alone */
+    MODE_COLD = 1u << 4,   /* as MODE_MOUNTS, and the host's caches dropped before each start */
 };
 
 /* The series of MODE_PARTS, in the order run_parts fills them. */
@@ -178,6 +188,18 @@ run_exec(struct bench *B, struct guest_runtime *rt)
     return r;
 }
 
+/* Writes the page cache's dirty pages back, then drops it with the
+ * dentries and inodes (what a reboot leaves: nothing cached). */
+static int
+drop_caches(void)
+{
+    sync();
+    _cleanup_close_ int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    return write(fd, "3", 1) == 1 ? 0 : -errno;
+}
+
 /* Runs one mode: warm-up runs, then B->runs timed ones. s[0] gets the start
  * (or start + exec) latency, s[1] the exec alone in MODE_EXEC. */
 static int
@@ -187,12 +209,16 @@ run_mode(struct bench *B, enum bench_mode mode, struct series *s)
     int r = 0;
 
     for (unsigned i = 0; i < B->warmup + B->runs; i++) {
-        if (mode == MODE_MOUNTS) {
+        if (mode == MODE_MOUNTS || mode == MODE_COLD) {
             r = guest_umount(B);
             if (r < 0) {
                 fprintf(stderr, "unmount before run %u: %s\n", i, strerror(-r));
                 return r;
             }
+        }
+        if (mode == MODE_COLD && (r = drop_caches()) < 0) {
+            fprintf(stderr, "drop caches before run %u: %s\n", i, strerror(-r));
+            return r;
         }
         uint64_t t0 = time_mono_ns();
         r = B->b->ops->start(B->b, &B->spec, &B->ids, &rt);
@@ -364,6 +390,8 @@ parse_modes(const char *arg, unsigned *out)
             *out |= MODE_START;
         else if (strcmp(t, "mounts") == 0)
             *out |= MODE_MOUNTS;
+        else if (strcmp(t, "mounts-cold") == 0)
+            *out |= MODE_COLD;
         else if (strcmp(t, "exec") == 0)
             *out |= MODE_EXEC;
         else if (strcmp(t, "parts") == 0)
@@ -377,8 +405,9 @@ parse_modes(const char *arg, unsigned *out)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: bench_start [-n RUNS] [-w WARMUP] [-m start,mounts,exec,parts] "
-                    "[-s STATE_DIR] [-j FILE] [-P] [-L LXCFS_DIR] TEMPLATE_DIR\n");
+    fprintf(stderr,
+            "usage: bench_start [-n RUNS] [-w WARMUP] [-m start,mounts,mounts-cold,exec,parts] "
+            "[-s STATE_DIR] [-j FILE] [-P] [-L LXCFS_DIR] TEMPLATE_DIR\n");
 }
 
 /* A guest with a few limits of each kind the start applies: the pids,
@@ -504,7 +533,7 @@ main(int argc, char **argv)
         goto out;
     }
 
-    struct series s[4] = {{0}}, parts[PART_N] = {
+    struct series s[5] = {{0}}, parts[PART_N] = {
                                     {.name = "disk-mount"},
                                     {.name = "overlay-mount"},
                                     {.name = "mount-checks"},
@@ -520,7 +549,10 @@ main(int argc, char **argv)
     static const struct {
         enum bench_mode mode;
         const char *name;
-    } plan[] = {{MODE_START, "start"}, {MODE_MOUNTS, "start+mounts"}, {MODE_EXEC, "start+exec"}};
+    } plan[] = {{MODE_START, "start"},
+                {MODE_MOUNTS, "start+mounts"},
+                {MODE_COLD, "start+mounts, caches dropped"},
+                {MODE_EXEC, "start+exec"}};
     for (unsigned k = 0; k < ARRAY_SIZE(plan); k++) {
         if (!(modes & plan[k].mode))
             continue;

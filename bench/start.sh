@@ -25,9 +25,20 @@
 # cgroups stay). Its cost grows with the loop devices on the host when a check
 # walks them all, so the machine line counts them.
 #
-# Environment: RUNS (60), WARMUP (5), KEEP=1 keeps the scratch dir, OLD_BUILD=dir
-# (a build of another commit, with bin/bench_start) adds its start and
-# start+mounts rows, marked "(old)", measured in the same run.
+# 6. Both sides cold (COLD_RUNS, default 20; COLD_RUNS=0 skips it): the same
+#    bwrap command and vfleet's cold start again, with the host's page cache,
+#    dentries and inodes dropped before every run of either (sync, then 3
+#    into /proc/sys/vm/drop_caches; untimed), so that bwrap's binary, its
+#    libraries and the tree's /bin/true come from the disk as the loop
+#    device's direct I/O reads the guest's disk from it: the first start
+#    after a reboot for both. Printed on a line of its own after the table;
+#    the table's figures are unchanged (their caches stay warm). It drops
+#    every cache on the host, for everyone on it.
+#
+# Environment: RUNS (60), WARMUP (5), COLD_RUNS (20), KEEP=1 keeps the scratch
+# dir, OLD_BUILD=dir (a build of another commit, with bin/bench_start) adds its
+# start and start+mounts rows, marked "(old)", measured in the same run, and its
+# caches-dropped cold start on the both-sides-cold line.
 # Needs root. Cleans up after itself: the vfleet guest (bench_start destroys
 # it), LXC's cgroups for its container, its lxcfs, the scratch dir.
 set -euo pipefail
@@ -37,6 +48,7 @@ src=$(cd "$here/.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
 runs=${RUNS:-60}
 warmup=${WARMUP:-5}
+cold_runs=${COLD_RUNS:-20}
 bench_start=$build/bin/bench_start
 
 die() { echo "bench/start.sh: $*" >&2; exit 1; }
@@ -162,6 +174,32 @@ jq -r -s '
 ' "$work/peers.json" "$work/vfleet.json" "$work/vfleet-priv2.json" "${old_json[@]}" |
     awk -F'\t' 'BEGIN { printf "%-22s %10s %10s %14s %8s\n", "tool", "median ms", "p90 ms", "x vfleet start", "x bwrap" }
                  { printf "%-22s %10.2f %10.2f %14.2f %8.2f\n", $1, $2, $3, $4, $5 }'
+if [ "$cold_runs" -gt 0 ]; then
+    echo "== both sides cold: caches dropped before each run (hyperfine --prepare, bench_start -m mounts-cold; $cold_runs runs)"
+    drop="sh -c 'sync; echo 3 >/proc/sys/vm/drop_caches'"
+    hyperfine -N --warmup 2 --runs "$cold_runs" --style basic --export-json "$work/bwrap-cold.json" \
+        --prepare "$drop" \
+        -n "bwrap, caches dropped" "bwrap --unshare-pid --unshare-net --unshare-uts --unshare-ipc --bind $rootfs / --proc /proc --dev /dev /bin/true" \
+        >/dev/null
+    "$bench_start" -n "$cold_runs" -w 2 -L "$work/lxcfs" -m mounts-cold -j "$work/vfleet-cold.json" \
+        "$work/templates/busybox" >/dev/null
+    cold_json=("$work/bwrap-cold.json" "$work/vfleet-cold.json")
+    # An old build from before mounts-cold has no such line.
+    if [ -n "$old_bench_start" ] && { "$old_bench_start" -h 2>&1 || true; } | grep -q mounts-cold; then
+        "$old_bench_start" -n "$cold_runs" -w 2 -L "$work/lxcfs" -m mounts-cold \
+            -j "$work/vfleet-cold-old.json" "$work/templates/busybox" >/dev/null
+        jq '.results[].command |= . + " (old)"' "$work/vfleet-cold-old.json" >"$work/vfleet-cold-old2.json"
+        cold_json+=("$work/vfleet-cold-old2.json")
+    fi
+    jq -r -s '
+      [.[].results[] | {name: .command, median}]
+      | (map(select(.name == "bwrap, caches dropped"))[0].median) as $bw
+      | "both sides cold (caches dropped before each run): "
+        + (map("\(.name) \(.median * 1e5 | round / 100) ms"
+               + (if .name == "bwrap, caches dropped" then "" else " (\(.median / $bw * 100 | round / 100)x bwrap)" end))
+           | join(", "))
+    ' "${cold_json[@]}"
+fi
 cat <<'EOF'
 note: peers' times include exec of the tool itself, its exec of /bin/true, the exit and the
       namespace teardown (hyperfine waits for the exit). vfleet's start (the default guest: its

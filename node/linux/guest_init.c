@@ -29,6 +29,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "node/linux/proc.h"
 #include "node/linux/sysfilter.h"
 
 /* Files in /proc that leak host state or act on the host: /dev/null is bound over them. */
@@ -381,7 +382,7 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
     report_fd = fds->err;
     guest_init_reset_signals();
 
-    /* The parent writes one byte once our pid is in every cgroup; end-of-file
+    /* The parent writes one byte once our maps and limit are set; end-of-file
      * means it gave up, and we must not go on. */
     char go;
     ssize_t n;
@@ -391,6 +392,15 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
     if (n != 1)
         _exit(1);
     close(fds->sync);
+    /* Into the guest's v1 cgroups first, so that the setup below is the
+     * guest's; as one thread moving itself, which takes no global lock and
+     * waits for no RCU grace period (proc.h). */
+    for (uint32_t i = 0; i < fds->n_tasks; i++) {
+        int r = proc_join_self(fds->tasks[i]);
+        if (r < 0)
+            fail(-r, "join cgroup %s", cfg->cgroup_procs[i]);
+        close(fds->tasks[i]);
+    }
 
     /* Only now, inside the guest's cgroups, so they become its cgroup root. */
     if (unshare(CLONE_NEWCGROUP) < 0)

@@ -1,14 +1,15 @@
 /* What a new guest's init process does to itself between clone3 and exec:
- * waits for the spawner to put it into its cgroups (and write its uid/gid
- * maps), becomes root of its user namespace when it has one, unshares its
- * cgroup namespace, builds the guest's root (private propagation, rootfs
- * bound onto itself, new proc and sysfs instances and the host files it needs
- * taken before pivot_root, then pivot_root, which detaches what the new mount
- * namespace was copied from: the spawner's small seed (seedns.h), or the
- * host's table when there is no seed, /proc, read-only /sys, a small
- * /dev with 0666 nodes, the LXCFS files over /proc's, masked /proc paths),
- * brings up lo, sets the hostname and domainname, drops the capability
- * bounding set, loads the syscall filter and execs the guest's init.
+ * waits for the spawner to write its uid/gid maps, joins its v1 cgroups
+ * (through the tasks files the spawner opened), becomes root of its user
+ * namespace when it has one, unshares its cgroup namespace, builds the
+ * guest's root (private propagation, rootfs bound onto itself, new proc and
+ * sysfs instances and the host files it needs taken before pivot_root, then
+ * pivot_root, which detaches what the new mount namespace was copied from:
+ * the spawner's small seed (seedns.h), or the host's table when there is no
+ * seed, /proc, read-only /sys, a small /dev with 0666 nodes, the LXCFS files
+ * over /proc's, masked /proc paths), brings up lo, sets the hostname and
+ * domainname, drops the capability bounding set, loads the syscall filter
+ * and execs the guest's init.
  *
  * Runs only in the child of the spawner's clone3, a single-threaded process. */
 #pragma once
@@ -28,11 +29,13 @@ struct guest_init_error {
 /* The descriptors the child needs (all O_CLOEXEC), and where it finds the
  * host's device nodes. */
 struct guest_init_fds {
-    int sync;        /* read end: one byte once the parent has set up the cgroups, EOF = abort */
-    int err;         /* write end: a struct guest_init_error on failure */
-    int log;         /* init's stdout and stderr (the console log, opened for append) */
-    int null;        /* /dev/null, init's stdin */
-    const char *dev; /* the host's /dev as the child sees it: "/dev" or the seed's (seedns.h) */
+    int sync;         /* read end: one byte once the parent has written the maps, EOF = abort */
+    int err;          /* write end: a struct guest_init_error on failure */
+    int log;          /* init's stdout and stderr (the console log, opened for append) */
+    int null;         /* /dev/null, init's stdin */
+    const char *dev;  /* the host's /dev as the child sees it: "/dev" or the seed's (seedns.h) */
+    const int *tasks; /* the tasks files of cfg->cgroup_procs' cgroups, in order (proc_join_self) */
+    uint32_t n_tasks; /* entries in tasks */
 };
 
 /* Resets every signal to its default action and unblocks all: a child must

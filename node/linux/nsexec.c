@@ -63,8 +63,11 @@ static void
 join_cgroups(const struct spawn_config *cfg, int status_fd)
 {
     pid_t self = getpid();
+    /* One thread moving itself (the helper has no other): no global lock
+     * and no RCU grace period to wait for (proc.h). */
     for (uint32_t i = 0; i < cfg->n_cgroup_procs; i++) {
-        int r = proc_write_pid(cfg->cgroup_procs[i], self);
+        _cleanup_close_ int fd = proc_open_tasks(cfg->cgroup_procs[i]);
+        int r = fd < 0 ? fd : proc_join_self(fd);
         if (r < 0)
             fail(status_fd, -r, "join cgroup %s", cfg->cgroup_procs[i]);
     }

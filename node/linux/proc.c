@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,5 +133,32 @@ proc_write_pid(const char *path, pid_t pid)
     int len = snprintf(buf, sizeof(buf), "%d", (int)pid);
     if (write(fd, buf, (size_t)len) != len)
         return -errno;
+    return 0;
+}
+
+int
+proc_open_tasks(const char *procs_path)
+{
+    static const char procs[] = "/cgroup.procs";
+    size_t n = strlen(procs_path), k = sizeof(procs) - 1;
+    char path[PATH_MAX];
+
+    if (n <= k || strcmp(procs_path + n - k, procs) != 0)
+        return -EINVAL;
+    if (snprintf(path, sizeof(path), "%.*s/tasks", (int)(n - k), procs_path) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int
+proc_join_self(int tasks_fd)
+{
+    ssize_t n;
+    do {
+        n = write(tasks_fd, "0", 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1)
+        return n < 0 ? -errno : -EIO;
     return 0;
 }

@@ -103,10 +103,11 @@ pid_t spawner_pid(const spawner_t *sp);
  * into new pid, mount, uts, ipc, net namespaces, and a new
  * user namespace when cfg->uid_base is set (into cfg->cgroup2 with
  * CLONE_INTO_CGROUP when set), writes the uid and gid maps, sets
- * RLIMIT_NOFILE from outside (guest root may not raise a hard limit), writes
- * the child's pid into every cfg->cgroup_procs file (the reader's follows
- * after the answer, off the start's path), then
- * lets the child unshare its cgroup namespace, build its root
+ * RLIMIT_NOFILE from outside (guest root may not raise a hard limit), then
+ * lets the child join the cgroup of every cfg->cgroup_procs file (it writes
+ * "0" into the tasks file beside it, which the spawner opened: proc_join_self;
+ * the console reader joins them the same way), unshare its cgroup
+ * namespace, build its root
  * (guest_init.h), load the syscall filter (sysfilter.h) and exec cfg->init.
  * Returns 0 when init has exec'd (res filled, res->pidfd owned by the
  * caller), or -errno with res->error saying which step failed; a

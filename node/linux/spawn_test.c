@@ -673,6 +673,22 @@ file_contains(const char *path, const char *needle)
     return strstr(buf, needle) != NULL;
 }
 
+/* The parent of pid (PPid: in its status), 0 when it is gone. */
+static pid_t
+parent_of(pid_t pid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    int ppid = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "PPid: %d", &ppid) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (pid_t)ppid;
+}
+
 static void
 test_cgroups(void **state)
 {
@@ -691,10 +707,14 @@ test_cgroups(void **state)
     strcpy(cg_dirs[0], v1);
     strcpy(cg_dirs[1], v2);
     struct guest g;
+    char ring[128];
+    snprintf(ring, sizeof(ring), "%s.cg.ring", rootfs);
     make_cfg(&g.cfg, "vf-cg", spec_default_caps());
     g.cfg.n_cgroup_procs = 1;
     snprintf(g.cfg.cgroup_procs[0], sizeof(g.cfg.cgroup_procs[0]), "%s/cgroup.procs", v1);
     strcpy(g.cfg.cgroup2, v2);
+    strcpy(g.cfg.console_ring, ring);
+    g.cfg.console_size = CONSOLE_RING_MIN;
     start_guest(&g);
 
     /* From the host: init sits in both cgroups. */
@@ -704,6 +724,21 @@ test_cgroups(void **state)
     assert_true(file_contains(host_view, want));
     snprintf(want, sizeof(want), "0::/%s\n", name);
     assert_true(file_contains(host_view, want));
+    /* And its console reader (the spawner's child), which joins the v1
+     * cgroup by itself beside the start; not the v2 one, which only the
+     * children of CLONE_INTO_CGROUP are in. */
+    char procs[160];
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v1);
+    bool reader_in = false;
+    for (int i = 0; i < 500 && !reader_in; i++, usleep(10000)) {
+        FILE *f = fopen(procs, "re");
+        assert_non_null(f);
+        int pid;
+        while (!reader_in && fscanf(f, "%d", &pid) == 1)
+            reader_in = parent_of(pid) == spawner_pid(spawner);
+        fclose(f);
+    }
+    assert_true(reader_in);
 
     /* From inside: the cgroup namespace was made after the move, so those
      * cgroups are its root; an exec'd command joined them too. */
@@ -722,9 +757,76 @@ test_cgroups(void **state)
     exec_result_clear(&r);
 
     stop_guest(&g);
+    unlink(ring);
     rmdir_retry(v1);
     rmdir_retry(v2);
     cg_dirs[0][0] = cg_dirs[1][0] = '\0';
+}
+
+/* The size of path and its first bytes (NUL-terminated) in buf. */
+static off_t
+file_head(const char *path, char *buf, size_t n)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    ssize_t k = read(fd, buf, n - 1);
+    close(fd);
+    buf[k > 0 ? k : 0] = '\0';
+    return st.st_size;
+}
+
+/* Init, its console reader and an exec helper each join a v1 cgroup by
+ * writing "0" into its tasks file, never a pid into cgroup.procs: the kernel
+ * moves a thread that moves itself without the global threadgroup lock, and
+ * writing a pid made every start wait for an RCU grace period (and the
+ * reader's, after the answer, held cgroup_mutex through one). Plain files
+ * in place of the cgroup's show the form of each write; test_cgroups shows
+ * that the real ones place the processes. */
+static void
+test_cgroup_joined_by_self(void **state)
+{
+    char dir[128], procs[160], tasks[160], ring[128], buf[32];
+    snprintf(dir, sizeof(dir), "%s.fakecg", rootfs);
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+    snprintf(tasks, sizeof(tasks), "%s/tasks", dir);
+    snprintf(ring, sizeof(ring), "%s.fakecg.ring", rootfs);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    for (int i = 0; i < 2; i++) {
+        int fd = open(i ? tasks : procs, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+    }
+    struct guest g;
+    make_cfg(&g.cfg, "vf-selfjoin", spec_default_caps());
+    g.cfg.n_cgroup_procs = 1;
+    strcpy(g.cfg.cgroup_procs[0], procs);
+    strcpy(g.cfg.console_ring, ring);
+    g.cfg.console_size = CONSOLE_RING_MIN;
+    start_guest(&g);
+    struct exec_result r;
+    RUN(&g, &r, "true");
+    exec_result_clear(&r);
+
+    /* Init and the reader share one open file (its offset), the helper
+     * opens its own: "0" or "00", depending on who wrote first. */
+    assert_int_equal(file_head(procs, buf, sizeof(buf)), 0);
+    off_t n = file_head(tasks, buf, sizeof(buf));
+    assert_true(n >= 1 && n <= 2);
+    assert_int_equal(strspn(buf, "0"), (size_t)n);
+
+    /* No tasks file beside it: the start fails and says which cgroup. */
+    assert_int_equal(unlink(tasks), 0);
+    struct spawn_result res;
+    assert_int_equal(spawner_start(spawner, &g.cfg, &res), -ENOENT);
+    assert_non_null(strstr(res.error, dir));
+    assert_int_equal(res.pidfd, -1);
+
+    stop_guest(&g);
+    unlink(procs);
+    unlink(ring);
+    assert_int_equal(rmdir(dir), 0);
 }
 
 /* ---- failures ---- */
@@ -986,6 +1088,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_exec_not_found, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_exec_wrong_guest, exec_setup, exec_teardown),
         cmocka_unit_test(test_cgroups),
+        cmocka_unit_test(test_cgroup_joined_by_self),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_console_ring),
         cmocka_unit_test(test_user_namespace),

@@ -24,21 +24,19 @@
 #include "node/linux/seedns.h"
 #include "node/linux/sysfilter.h"
 
-/* The parent's half of a start: the child into the cgroups, its id maps
- * and file limit, then the go byte. The child's verdict (child_verdict) is
- * the client's to read, so the spawner serves the next start while this
- * child sets itself up. */
+/* The parent's half of a start: the child's id maps and file limit, then
+ * the go byte. The child joins its v1 cgroups itself, through the tasks
+ * files do_start opened (guest_init_run): written from here, the pid took the
+ * global cgroup_threadgroup_rwsem, and each start waited out an RCU grace
+ * period for it (proc.h). The child's verdict (child_verdict) is the
+ * client's to read, so the spawner serves the next start while this child
+ * sets itself up. */
 static int
 release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, struct spawn_response *resp)
 {
     int r = proc_start_time(pid, &resp->start_time);
     if (r < 0)
         return spawnd_set_error(resp, -r, "read start time of %d", (int)pid);
-    for (uint32_t i = 0; i < cfg->n_cgroup_procs; i++) {
-        r = proc_write_pid(cfg->cgroup_procs[i], pid);
-        if (r < 0)
-            return spawnd_set_error(resp, -r, "add %d to %s", (int)pid, cfg->cgroup_procs[i]);
-    }
     if (cfg->uid_base && (r = idmap_write(pid, cfg->uid_base, cfg->uid_count)) < 0)
         return spawnd_set_error(resp, -r, "write the uid and gid maps of %d", (int)pid);
     /* From outside: inside a user namespace root may not raise a hard limit. */
@@ -50,12 +48,64 @@ release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, struct spaw
     return 0;
 }
 
+/* The tasks files of a start's v1 cgroups, open in the spawner for its child. */
+struct tasks_files {
+    int fd[SPAWN_MAX_CGROUPS]; /* one per cfg->cgroup_procs entry, in its order */
+    uint32_t n;                /* entries open */
+};
+
+static void
+tasks_files_close(struct tasks_files *t)
+{
+    for (uint32_t i = 0; i < t->n; i++)
+        close(t->fd[i]);
+    t->n = 0;
+}
+
+/* Opens them here, as host root in the host's mount namespace: the child
+ * writes them from its own namespaces (proc_join_self). */
+static int
+tasks_files_open(const struct spawn_config *cfg, struct tasks_files *t, struct spawn_response *resp)
+{
+    for (t->n = 0; t->n < cfg->n_cgroup_procs; t->n++) {
+        int fd = proc_open_tasks(cfg->cgroup_procs[t->n]);
+        if (fd < 0)
+            return spawnd_set_error(resp, -fd, "open the tasks file of %s",
+                                    cfg->cgroup_procs[t->n]);
+        t->fd[t->n] = fd;
+    }
+    return 0;
+}
+
 /* A console reader forked ahead of time (off the start's critical path),
  * waiting on a socketpair for its pipe and ring; see open_console. */
 struct standby {
     pid_t pid; /* the waiting process, 0 = none */
     int sock;  /* our end of its socketpair */
 };
+
+/* In the standby reader once taken: receives the n tasks files of the
+ * guest's v1 cgroups, SPAWN_MAX_FDS a message, and joins them as one thread
+ * moving itself (proc_join_self), off the spawner and without the global lock
+ * whose grace period the spawner waited for when it wrote the reader's pid
+ * (while holding cgroup_mutex, which the guest's init then waited for to
+ * join its own). A cgroup it cannot join leaves it where it is, as before. */
+static void
+reader_join(int sock, uint8_t n)
+{
+    for (uint8_t done = 0; done < n;) {
+        int fds[SPAWN_MAX_FDS];
+        size_t k = 0;
+        char byte;
+        if (spawnd_recv(sock, &byte, 1, fds, SPAWN_MAX_FDS, &k) < 0 || k == 0)
+            _exit(0);
+        for (size_t i = 0; i < k; i++) {
+            (void)proc_join_self(fds[i]);
+            close(fds[i]);
+        }
+        done = (uint8_t)(done + k);
+    }
+}
 
 /* Forks the next standby reader, unless one waits already. A failure only
  * means the next start forks it itself. */
@@ -77,12 +127,14 @@ standby_make(int agent_sock, struct standby *sb)
     if (pid == 0) {
         int fds[SPAWN_MAX_FDS];
         size_t n = 0;
-        char byte;
+        uint8_t n_tasks;
         close(agent_sock);
         close(sv[0]);
         /* End of file (the spawner is gone) or garbage: nothing to read. */
-        if (spawnd_recv(sv[1], &byte, 1, fds, 2, &n) < 0 || n != 2)
+        if (spawnd_recv(sv[1], &n_tasks, 1, fds, 2, &n) < 0 || n != 2 ||
+            n_tasks > SPAWN_MAX_CGROUPS)
             _exit(0);
+        reader_join(sv[1], n_tasks);
         close(sv[1]);
         console_reader_run(fds[0], fds[1]);
     }
@@ -91,17 +143,23 @@ standby_make(int agent_sock, struct standby *sb)
     sb->sock = sv[0];
 }
 
-/* Hands pipe_r and ring to the standby reader (forking one first when none
- * waits). Returns its pid or -errno. */
+/* Hands pipe_r, ring and the tasks files (reader_join) to the standby
+ * reader (forking one first when none waits). Returns its pid or -errno. */
 static pid_t
-standby_take(int agent_sock, struct standby *sb, int pipe_r, int ring)
+standby_take(int agent_sock, struct standby *sb, int pipe_r, int ring,
+             const struct tasks_files *tasks)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         standby_make(agent_sock, sb);
         if (!sb->pid)
             return -EAGAIN;
         int fds[2] = {pipe_r, ring};
-        int r = spawnd_send(sb->sock, "c", 1, fds, 2);
+        uint8_t n_tasks = (uint8_t)tasks->n;
+        int r = spawnd_send(sb->sock, &n_tasks, 1, fds, 2);
+        for (uint32_t i = 0; r == 0 && i < tasks->n; i += SPAWN_MAX_FDS) {
+            uint32_t k = tasks->n - i < SPAWN_MAX_FDS ? tasks->n - i : SPAWN_MAX_FDS;
+            r = spawnd_send(sb->sock, "t", 1, tasks->fd + i, k);
+        }
         pid_t pid = sb->pid;
         close(sb->sock);
         *sb = (struct standby){.pid = 0, .sock = -1};
@@ -113,13 +171,12 @@ standby_take(int agent_sock, struct standby *sb, int pipe_r, int ring)
 }
 
 /* Init's stdout and stderr: the write end of a pipe whose reader process
- * (a standby, *reader set) copies into the console ring; /dev/null without
- * a ring. Returns the fd or -errno with resp set. */
+ * (a standby, which joins the guest's cgroups itself) copies into the console ring; /dev/null
+ * without a ring. Returns the fd or -errno with resp set. */
 static int
 open_console(int sock, struct standby *sb, const struct spawn_config *cfg,
-             struct spawn_response *resp, pid_t *reader)
+             const struct tasks_files *tasks, struct spawn_response *resp)
 {
-    *reader = 0;
     if (!cfg->console_ring[0]) {
         int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
         return fd < 0 ? spawnd_set_error(resp, errno, "open /dev/null") : fd;
@@ -138,33 +195,19 @@ open_console(int sock, struct standby *sb, const struct spawn_config *cfg,
         close(p[1]);
         return spawnd_set_error(resp, err, "chown the console pipe");
     }
-    pid_t pid = standby_take(sock, sb, pipe_r, ring);
+    pid_t pid = standby_take(sock, sb, pipe_r, ring, tasks);
     if (pid < 0) {
         close(p[1]);
         return spawnd_set_error(resp, -pid, "start the console reader");
     }
-    *reader = pid;
     return p[1];
-}
-
-/* Moves the console reader of the guest just started into its cgroups
- * (its memory and CPU count as the guest's, and the guest's kill ends it),
- * after the agent has its answer: v1 cgroup.procs writes cost tens of
- * microseconds each, eight hierarchies on a hybrid host. A reader that is
- * gone already (the guest died) is nothing to move. */
-static void
-move_reader(pid_t reader, const struct spawn_config *cfg)
-{
-    for (uint32_t i = 0; reader > 0 && i < cfg->n_cgroup_procs; i++)
-        if (proc_write_pid(cfg->cgroup_procs[i], reader) == -ESRCH)
-            return;
 }
 
 /* Clones and releases the guest's init; out_fds get its pidfd and the read
  * end of its verdict pipe (child_verdict, read by the client). */
 static int
 do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_config *cfg,
-         struct spawn_response *resp, int out_fds[2], pid_t *reader)
+         struct spawn_response *resp, int out_fds[2])
 {
     /* Compiled once per spawner; the child only loads it. */
     if (!sysfilter_get(cfg->filter))
@@ -172,7 +215,10 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
     _cleanup_close_ int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0)
         return spawnd_set_error(resp, errno, "open /dev/null");
-    _cleanup_close_ int log = open_console(sock, sb, cfg, resp, reader);
+    _cleanup_(tasks_files_close) struct tasks_files tasks = {.n = 0};
+    if (tasks_files_open(cfg, &tasks, resp) < 0)
+        return resp->result;
+    _cleanup_close_ int log = open_console(sock, sb, cfg, &tasks, resp);
     if (log < 0)
         return log;
     _cleanup_close_ int cg2 = -EBADF;
@@ -210,8 +256,13 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
     if (pid < 0)
         return spawnd_set_error(resp, (int)-pid, "%s", what);
     if (pid == 0) {
-        struct guest_init_fds fds = {
-            .sync = sync_r, .err = err_w, .log = log, .null = null, .dev = seed->dev};
+        struct guest_init_fds fds = {.sync = sync_r,
+                                     .err = err_w,
+                                     .log = log,
+                                     .null = null,
+                                     .dev = seed->dev,
+                                     .tasks = tasks.fd,
+                                     .n_tasks = tasks.n};
         close(sock);
         close(sync_w);
         close(err_r);
@@ -390,7 +441,6 @@ spawnd_main(int sock)
     /* Big enough to be kept off the stack; the spawner is single-threaded. */
     static struct spawn_request req;
     struct standby sb = {.pid = 0, .sock = -1};
-    pid_t reader = 0; /* the last start's console reader, to move after the answer */
     standby_make(sock, &sb);
     for (;;) {
         int fds[SPAWN_MAX_FDS] = {-1, -1, -1};
@@ -406,10 +456,8 @@ spawnd_main(int sock)
         else if (spawnd_config_check(&req.cfg) < 0)
             spawnd_set_error(&resp, EINVAL, "bad config");
         else if (req.op == SPAWN_OP_START) {
-            if (do_start(sock, &sb, &seed, &req.cfg, &resp, fds, &reader) == 0)
+            if (do_start(sock, &sb, &seed, &req.cfg, &resp, fds) == 0)
                 resp.n_fds = 2;
-            else
-                reader = 0; /* it ends with the killed child's pipe */
         } else if (req.op == SPAWN_OP_EXEC || req.op == SPAWN_OP_STREAM) {
             if (do_exec(sock, &req, &resp, fds) == 0)
                 resp.n_fds = req.op == SPAWN_OP_EXEC ? 3 : 1;
@@ -426,12 +474,7 @@ spawnd_main(int sock)
         spawnd_close_all(fds, SPAWN_MAX_FDS);
         if (r < 0)
             _exit(r == -EPIPE ? 0 : 1);
-        /* Now that the agent has its answer: the reader into the guest's
-         * cgroups (req still holds the start's config), the next standby. */
-        if (reader > 0) {
-            move_reader(reader, &req.cfg);
-            reader = 0;
-        }
+        /* Now that the agent has its answer: the next standby. */
         standby_make(sock, &sb);
     }
 }
