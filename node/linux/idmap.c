@@ -90,14 +90,40 @@ idmap_userns_fd(uint32_t base, uint32_t count)
 }
 
 int
+idmap_tree(const char *dir)
+{
+    int fd = open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    /* Kernels before 6.15 refuse to clone a mount outside the caller's
+     * namespace (EINVAL): find out now rather than at every create. */
+    int probe = open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (probe < 0) {
+        int r = errno == EINVAL ? -EOPNOTSUPP : -errno;
+        close(fd);
+        return r;
+    }
+    close(probe);
+    return fd;
+}
+
+int
 idmap_mount(const char *dir, int userns_fd, const char *target)
+{
+    return idmap_mount_tree(-1, dir, userns_fd, target);
+}
+
+int
+idmap_mount_tree(int tree, const char *dir, int userns_fd, const char *target)
 {
     int m = mountinfo_is_mountpoint(target);
     if (m < 0)
         return m;
     if (m == 1)
         return 0;
-    _cleanup_close_ int fd = open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    _cleanup_close_ int fd =
+        tree >= 0 ? open_tree(tree, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)
+                  : open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     if (fd < 0)
         return -errno;
     struct mount_attr attr = {

@@ -171,6 +171,51 @@ test_idmapped_mount_and_overlay(void **state)
     assert_int_equal(mountinfo_is_mountpoint(lower), 0);
 }
 
+/* A held detached clone of the template: guests' lower layers are cloned
+ * from it, not from the host's mount that holds the template (and, on a
+ * node, every guest's mounts, which the kernel walks for each clone of a
+ * path). Two lower layers from one clone read with the shifted ids. */
+static void
+test_idmapped_mount_from_tree(void **state)
+{
+    struct stat st;
+    char f[256], lower2[192];
+    int t = idmap_tree(tree);
+    if (t == -EOPNOTSUPP)
+        skip(); /* a kernel before 6.15: the backend clones the path */
+    assert_true(t >= 0);
+
+    /* The clone is its own mount, not the one the path is on. */
+    struct statx a, b;
+    assert_int_equal(statx(t, "", AT_EMPTY_PATH, STATX_MNT_ID, &a), 0);
+    assert_int_equal(statx(AT_FDCWD, tree, 0, STATX_MNT_ID, &b), 0);
+    assert_true(a.stx_mask & STATX_MNT_ID);
+    assert_true(a.stx_mnt_id != b.stx_mnt_id);
+
+    path(lower2, sizeof(lower2), "lower2");
+    assert_int_equal(mkdir(lower2, 0700), 0);
+    int fd = idmap_userns_fd(BASE, IDMAP_BLOCK);
+    assert_true(fd >= 0);
+    assert_int_equal(idmap_mount_tree(t, tree, fd, lower), 0);
+    assert_int_equal(idmap_mount_tree(t, tree, fd, lower2), 0);
+    close(fd);
+    close(t);
+    const char *targets[] = {lower, lower2};
+    for (int i = 0; i < 2; i++) {
+        snprintf(f, sizeof(f), "%s/rootfile", targets[i]);
+        assert_int_equal(stat(f, &st), 0);
+        assert_int_equal(st.st_uid, BASE);
+        snprintf(f, sizeof(f), "%s/userfile", targets[i]);
+        assert_int_equal(stat(f, &st), 0);
+        assert_int_equal(st.st_uid, BASE + 1000);
+        snprintf(f, sizeof(f), "%s/new", targets[i]);
+        assert_int_equal(open(f, O_WRONLY | O_CREAT | O_CLOEXEC, 0644), -1);
+        assert_int_equal(errno, EROFS);
+        assert_int_equal(idmap_umount(targets[i]), 0);
+        assert_int_equal(mountinfo_is_mountpoint(targets[i]), 0);
+    }
+}
+
 int
 main(void)
 {
@@ -178,6 +223,7 @@ main(void)
         cmocka_unit_test(test_userns_fd),
         cmocka_unit_test(test_userns_fd_nocldwait),
         cmocka_unit_test(test_idmapped_mount_and_overlay),
+        cmocka_unit_test(test_idmapped_mount_from_tree),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
