@@ -45,12 +45,15 @@ bench_at() {
     else
         src=$(cd "$build/.." && pwd)
     fi
-    # Revisions before czmq was dropped (30 Nov 2026) link it; later ones do not.
+    # Revisions before czmq was dropped (30 Nov 2026) link it; older ones
+    # also libbpf, linked here only where its development files are installed
+    # (without them -lbpf failed even for trees that no longer use it). SHA-256
+    # is nettle's since 30 November, GnuTLS's before.
     cc -O2 -g -DNDEBUG -D_GNU_SOURCE -std=gnu11 -I"$src" -o "$T/$name" "$top/bench/density.c" \
         "$build/node/linux/libvf_linux.a" "$build/archive/libvf_archive.a" \
         "$build/proto/libvf_proto.a" "$build/common/libvf_common.a" -linih -ljansson -lmsgpackc \
-        $(pkg-config --libs-only-l libczmq 2>/dev/null) -lzmq -luv -lpthread -lm -lcap -lnl-route-3 -lnl-3 -lnftables -lseccomp -lbpf \
-        -lzstd -lgnutls
+        $(pkg-config --libs-only-l libczmq 2>/dev/null) -lzmq -luv -lpthread -lm -lcap -lnl-route-3 -lnl-3 -lnftables -lseccomp \
+        $(pkg-config --libs-only-l libbpf 2>/dev/null) -lzstd -lnettle -lgnutls
 }
 [ "$OLD_REV" = none ] || bench_at "$OLD_REV" "${OLD_BUILD:-}" bench_density_old
 [ -z "${MID_REV:-}" ] || bench_at "$MID_REV" "${MID_BUILD:-}" bench_density_mid

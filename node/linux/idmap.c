@@ -90,18 +90,55 @@ idmap_userns_fd(uint32_t base, uint32_t count)
 }
 
 int
+idmap_tree(const char *dir)
+{
+    int fd = open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    /* Not a peer of the template's mount if that is shared (as below). */
+    struct mount_attr attr = {.propagation = MS_PRIVATE};
+    if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    /* Kernels before 6.15 refuse to clone a mount outside the caller's
+     * namespace (EINVAL): find out now rather than at every create. */
+    int probe = open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (probe < 0) {
+        int r = errno == EINVAL ? -EOPNOTSUPP : -errno;
+        close(fd);
+        return r;
+    }
+    close(probe);
+    return fd;
+}
+
+int
 idmap_mount(const char *dir, int userns_fd, const char *target)
+{
+    return idmap_mount_tree(-1, dir, userns_fd, target);
+}
+
+int
+idmap_mount_tree(int tree, const char *dir, int userns_fd, const char *target)
 {
     int m = mountinfo_is_mountpoint(target);
     if (m < 0)
         return m;
     if (m == 1)
         return 0;
-    _cleanup_close_ int fd = open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    _cleanup_close_ int fd =
+        tree >= 0 ? open_tree(tree, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)
+                  : open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     if (fd < 0)
         return -errno;
+    /* Private: a clone of a shared mount (systemd makes / shared) joins its
+     * peer group, and every mount made under the templates' mount would be
+     * checked against every guest's lower layer. */
     struct mount_attr attr = {
         .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        .propagation = MS_PRIVATE,
         .userns_fd = (uint64_t)userns_fd,
     };
     if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)

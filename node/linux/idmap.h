@@ -42,6 +42,20 @@ int idmap_userns_fd(uint32_t base, uint32_t count);
  * names a target only this guest uses). */
 int idmap_mount(const char *dir, int userns_fd, const char *target);
 
+/* A detached clone of dir (open_tree(OPEN_TREE_CLONE), O_CLOEXEC) to clone
+ * guests' lower layers from, with idmap_mount_tree. Cloning a path costs the
+ * kernel a walk over every mount attached to the mount that holds it
+ * (has_locked_children: is_subdir for each), and on a node the templates'
+ * mount is the one that holds every guest's disk, lower layer and overlay, so
+ * each create paid for every guest on the host; a detached clone has no
+ * mount attached to it. Returns the fd, -EOPNOTSUPP on kernels that cannot
+ * clone a detached tree (before 6.15: use the path), or -errno. */
+int idmap_tree(const char *dir);
+
+/* idmap_mount, the new mount cloned from tree (from idmap_tree) instead of
+ * from dir's mount; tree < 0 clones dir as idmap_mount does. */
+int idmap_mount_tree(int tree, const char *dir, int userns_fd, const char *target);
+
 /* Unmounts target; 0 when nothing is mounted there. (An overlay keeps its
  * own private clone of its layers, so this works under a mounted overlay;
  * the backend unmounts the overlay first all the same.) */

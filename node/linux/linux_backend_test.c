@@ -185,6 +185,32 @@ test_cold_start_disk_busy(void **state)
     assert_int_equal(mountinfo_is_mountpoint(fx->root), 1);
 }
 
+/* The backend holds a detached clone of each template to make guests' lower
+ * layers from (idmap_tree); a template replaced by a rename is the new
+ * directory for the next guest's lower layer, not the old one the clone
+ * showed. */
+static void
+test_template_replaced(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    char tpl[PATH_MAX], old[PATH_MAX + 8], cmd[4 * PATH_MAX], mark[PATH_MAX + 16];
+    snprintf(tpl, sizeof(tpl), "%s/templates/busybox", fx->dir);
+    snprintf(old, sizeof(old), "%s/templates/busybox.old", fx->dir);
+    assert_int_equal(b->ops->create(b, &fx->spec, &fx->ids), 0);
+    snprintf(mark, sizeof(mark), "%s/new-template", fx->lower);
+    assert_int_equal(access(mark, F_OK), -1);
+    reboot_mounts(fx);
+
+    snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s.new' && touch '%s.new/new-template'", tpl, tpl, tpl);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(rename(tpl, old), 0);
+    snprintf(cmd, sizeof(cmd), "%s.new", tpl);
+    assert_int_equal(rename(cmd, tpl), 0);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_int_equal(access(mark, F_OK), 0);
+}
+
 int
 main(void)
 {
@@ -197,6 +223,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cold_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cold_start_disk_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_template_replaced, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
