@@ -38,6 +38,7 @@
 #include "node/linux/rebuild.h"
 #include "node/linux/rootfs.h"
 #include "node/linux/shell.h"
+#include "node/linux/tmpl_tree.h"
 #include "node/linux/spawn.h"
 #include "node/linux/template_sum.h"
 #include "node/linux/sysfilter.h"
@@ -49,17 +50,7 @@ struct linux_backend {
     spawner_t *spawner;      /* the single-threaded clone3 helper */
     net_t *net;              /* guest networking (veth, routes, tc, nftables) */
     int arp_fd;              /* announce_addrs' packet socket, -1 before the first */
-    struct tmpl_tree *trees; /* the templates' detached clones, one per template used */
-    size_t n_trees;          /* entries in trees */
-};
-
-/* A template's detached clone (idmap_tree), which guests' idmapped lower
- * layers are cloned from. */
-struct tmpl_tree {
-    char path[560]; /* templates/<name> */
-    dev_t dev;      /* the directory the clone shows: a template replaced by */
-    ino_t ino;      /* a rename is a new directory, and gets a new clone */
-    int fd;         /* the clone, -1 = clone the path (a kernel before 6.15) */
+    tmpl_trees_t *trees;     /* the templates' detached clones (tmpl_tree.h) */
 };
 
 /* Paths of one guest's files. */
@@ -138,41 +129,6 @@ check_reserve(struct linux_backend *l, const char *what)
                         (unsigned long long)(l->cfg.disk_reserve >> 20));
 }
 
-/* The detached clone of the template at path, made again when the directory
- * at path is not the one it shows (a template replaced by a rename); -1 when
- * there is none to use (the kernel cannot clone one, or path is gone): the
- * caller clones the path. */
-static int
-template_tree(struct linux_backend *l, const char *path)
-{
-    struct stat st;
-    struct tmpl_tree *t = NULL;
-
-    if (stat(path, &st) < 0)
-        return -1;
-    for (size_t i = 0; i < l->n_trees && !t; i++)
-        if (strcmp(l->trees[i].path, path) == 0)
-            t = &l->trees[i];
-    if (t && t->dev == st.st_dev && t->ino == st.st_ino)
-        return t->fd;
-    if (!t) {
-        l->trees = xreallocarray(l->trees, l->n_trees + 1, sizeof(*l->trees));
-        t = &l->trees[l->n_trees++];
-        strscpy(t->path, path, sizeof(t->path));
-        t->fd = -1;
-    }
-    if (t->fd >= 0)
-        close(t->fd);
-    t->fd = idmap_tree(path);
-    if (t->fd < 0)
-        t->fd = -1;
-    else if (fstat(t->fd, &st) < 0) /* what the clone shows, if path changed meanwhile */
-        st.st_ino = 0;
-    t->dev = st.st_dev;
-    t->ino = st.st_ino;
-    return t->fd;
-}
-
 /* The overlay's lower layer: the template itself for a guest without a uid
  * block, else the template idmapped to the block at data/<id>/lower (made
  * here when it is not mounted yet). */
@@ -194,7 +150,8 @@ mount_lower(struct linux_backend *l, const struct guest_ids *ids, const struct g
     _cleanup_close_ int userns = spawner_userns(l->spawner, ids->uid_base, ids->uid_count);
     if (userns < 0)
         return errtext_fail(userns, "cannot make the guest's user namespace");
-    r = idmap_mount_tree(template_tree(l, p->tmpl), p->tmpl, userns, p->lower);
+    _cleanup_close_ int tree = tmpl_trees_get(l->trees, p->tmpl);
+    r = idmap_mount_tree(tree, p->tmpl, userns, p->lower);
     if (r == -EINVAL)
         return errtext_fail(-EOPNOTSUPP,
                             "the filesystem of template \"%s\" cannot be idmapped: move the "
@@ -901,10 +858,7 @@ lx_free(backend_t *b)
     net_destroy(&l->net);
     if (l->arp_fd >= 0)
         close(l->arp_fd);
-    for (size_t i = 0; i < l->n_trees; i++)
-        if (l->trees[i].fd >= 0)
-            close(l->trees[i].fd);
-    free(l->trees);
+    tmpl_trees_free(&l->trees);
     free(l);
 }
 
@@ -946,6 +900,7 @@ linux_backend_new(const struct linux_config *cfg, int *err)
     l->base.ops = &linux_ops;
     l->cfg = *cfg;
     l->arp_fd = -1;
+    l->trees = tmpl_trees_new();
     l->net = net_new(&cfg->net);
     /* The spawner first: it must fork while this process has one thread. */
     l->spawner = spawner_new(&r);

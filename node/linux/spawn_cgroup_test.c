@@ -1,0 +1,196 @@
+/* Tests for node/linux/spawn: the guest's cgroups, real ones (v1 and the
+ * unified hierarchy) and plain files in their place to show the form of
+ * each write. Skips (77) without root or /bin/busybox. */
+#include "node/linux/spawn_fixture.h"
+
+static void
+rmdir_retry(const char *path)
+{
+    /* A killed task leaves its cgroup shortly after it is reaped. */
+    for (int i = 0; i < 1000; i++) {
+        if (rmdir(path) == 0 || errno == ENOENT)
+            return;
+        usleep(1000);
+    }
+    fail_msg("rmdir %s: %s", path, strerror(errno));
+}
+
+static bool
+file_contains(const char *path, const char *needle)
+{
+    char buf[4096] = "";
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n > 0)
+        buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+/* The parent of pid (PPid: in its status), 0 when it is gone. */
+static pid_t
+parent_of(pid_t pid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    int ppid = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "PPid: %d", &ppid) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (pid_t)ppid;
+}
+
+static void
+test_cgroups(void **state)
+{
+    if (access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0 ||
+        access("/sys/fs/cgroup/unified/cgroup.procs", W_OK) != 0) {
+        skip();
+    }
+    char v1[128], v2[128], name[64];
+    snprintf(name, sizeof(name), "vf-spawn-test-%d", (int)getpid());
+    snprintf(v1, sizeof(v1), "/sys/fs/cgroup/pids/%s", name);
+    snprintf(v2, sizeof(v2), "/sys/fs/cgroup/unified/%s", name);
+    assert_int_equal(mkdir(v1, 0755), 0);
+    assert_int_equal(mkdir(v2, 0755), 0);
+
+    /* Removed by the group teardown if an assertion below fails. */
+    strcpy(cg_dirs[0], v1);
+    strcpy(cg_dirs[1], v2);
+    struct guest g;
+    char ring[128];
+    snprintf(ring, sizeof(ring), "%s.cg.ring", rootfs);
+    make_cfg(&g.cfg, "vf-cg", spec_default_caps());
+    g.cfg.n_cgroup_procs = 1;
+    snprintf(g.cfg.cgroup_procs[0], sizeof(g.cfg.cgroup_procs[0]), "%s/cgroup.procs", v1);
+    strcpy(g.cfg.cgroup2, v2);
+    strcpy(g.cfg.console_ring, ring);
+    g.cfg.console_size = CONSOLE_RING_MIN;
+    start_guest(&g);
+
+    /* From the host: init sits in both cgroups. */
+    char host_view[64], want[128];
+    snprintf(host_view, sizeof(host_view), "/proc/%d/cgroup", (int)g.res.pid);
+    snprintf(want, sizeof(want), ":pids:/%s\n", name);
+    assert_true(file_contains(host_view, want));
+    snprintf(want, sizeof(want), "0::/%s\n", name);
+    assert_true(file_contains(host_view, want));
+    /* And its console reader (the spawner's child), which joins the v1
+     * cgroup by itself beside the start; not the v2 one, which only the
+     * children of CLONE_INTO_CGROUP are in. */
+    char procs[160];
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v1);
+    bool reader_in = false;
+    for (int i = 0; i < 500 && !reader_in; i++, usleep(10000)) {
+        FILE *f = fopen(procs, "re");
+        assert_non_null(f);
+        int pid;
+        while (!reader_in && fscanf(f, "%d", &pid) == 1)
+            reader_in = parent_of(pid) == spawner_pid(spawner);
+        fclose(f);
+    }
+    assert_true(reader_in);
+
+    /* From inside: the cgroup namespace was made after the move, so those
+     * cgroups are its root; an exec'd command joined them too. */
+    struct exec_result r;
+    RUN(&g, &r, "cat", "/proc/1/cgroup", "/proc/self/cgroup");
+    char *p = r.out;
+    int pids_root = 0, unified_root = 0;
+    for (char *line = strtok(p, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strstr(line, ":pids:"))
+            pids_root += strcmp(strstr(line, ":pids:"), ":pids:/") == 0;
+        if (strncmp(line, "0::", 3) == 0)
+            unified_root += strcmp(line, "0::/") == 0;
+    }
+    assert_int_equal(pids_root, 2);
+    assert_int_equal(unified_root, 2);
+    exec_result_clear(&r);
+
+    stop_guest(&g);
+    unlink(ring);
+    rmdir_retry(v1);
+    rmdir_retry(v2);
+    cg_dirs[0][0] = cg_dirs[1][0] = '\0';
+}
+
+/* The size of path and its first bytes (NUL-terminated) in buf. */
+static off_t
+file_head(const char *path, char *buf, size_t n)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    ssize_t k = read(fd, buf, n - 1);
+    close(fd);
+    buf[k > 0 ? k : 0] = '\0';
+    return st.st_size;
+}
+
+/* Init, its console reader and an exec helper each join a v1 cgroup by
+ * writing "0" into its tasks file, never a pid into cgroup.procs: the kernel
+ * moves a thread that moves itself without the global threadgroup lock, and
+ * writing a pid made every start wait for an RCU grace period (and the
+ * reader's, after the answer, held cgroup_mutex through one). Plain files
+ * in place of the cgroup's show the form of each write; test_cgroups shows
+ * that the real ones place the processes. */
+static void
+test_cgroup_joined_by_self(void **state)
+{
+    char dir[128], procs[160], tasks[160], ring[128], buf[32];
+    snprintf(dir, sizeof(dir), "%s.fakecg", rootfs);
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+    snprintf(tasks, sizeof(tasks), "%s/tasks", dir);
+    snprintf(ring, sizeof(ring), "%s.fakecg.ring", rootfs);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    for (int i = 0; i < 2; i++) {
+        int fd = open(i ? tasks : procs, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+    }
+    struct guest g;
+    make_cfg(&g.cfg, "vf-selfjoin", spec_default_caps());
+    g.cfg.n_cgroup_procs = 1;
+    strcpy(g.cfg.cgroup_procs[0], procs);
+    strcpy(g.cfg.console_ring, ring);
+    g.cfg.console_size = CONSOLE_RING_MIN;
+    start_guest(&g);
+    struct exec_result r;
+    RUN(&g, &r, "true");
+    exec_result_clear(&r);
+
+    /* Init and the reader share one open file (its offset), the helper
+     * opens its own: "0" or "00", depending on who wrote first. */
+    assert_int_equal(file_head(procs, buf, sizeof(buf)), 0);
+    off_t n = file_head(tasks, buf, sizeof(buf));
+    assert_true(n >= 1 && n <= 2);
+    assert_int_equal(strspn(buf, "0"), (size_t)n);
+
+    /* No tasks file beside it: the start fails and says which cgroup. */
+    assert_int_equal(unlink(tasks), 0);
+    struct spawn_result res;
+    assert_int_equal(spawner_start(spawner, &g.cfg, &res), -ENOENT);
+    assert_non_null(strstr(res.error, dir));
+    assert_int_equal(res.pidfd, -1);
+
+    stop_guest(&g);
+    unlink(procs);
+    unlink(ring);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cgroups),
+        cmocka_unit_test(test_cgroup_joined_by_self),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
