@@ -23,6 +23,10 @@
 #define GUESTS_DIR     "guests"
 #define TMP_SUFFIX     ".tmp"
 #define JSON_SUFFIX    ".json"
+/* Spare files: ".spare-<k>.json.tmp", k < STORE_SPARES. The ".json.tmp"
+ * suffix and the leading dot are what an older agent removes on open. */
+#define SPARE_PREFIX ".spare-"
+#define SPARE_NAME   "%s" SPARE_PREFIX "%u" JSON_SUFFIX TMP_SUFFIX
 
 /* One record as the store keeps it in memory: the spec packed (spec_pack,
  * a few hundred bytes where struct guest_spec is 17 KB of fixed arrays),
@@ -51,6 +55,8 @@ struct store {
     struct store_record *cur;      /* the record store_get and store_at unpacked last */
     struct store_problem *problem; /* what store_open set aside */
     size_t n_problem;              /* entries in problem */
+    uint64_t spare_ok;             /* spare files (bit k: .spare-<k>.json.tmp) that exist and
+                                      that no record name refers to on disk, durably */
 };
 
 /* jansson's own cleanup helper (json_auto_t is the same thing). */
@@ -281,9 +287,39 @@ record_from_json(const json_t *j, struct store_record *r, char *detail, size_t n
     return 0;
 }
 
-/* Reads one record file. Returns 0 or -errno, with detail saying what was wrong. */
+/* Opens a record file for reading. A reader beside the agent (shared) takes
+ * a shared flock on the file and makes sure the name still refers to it: the
+ * agent rewrites a file only while it is a spare, under an exclusive lock it
+ * does not wait for (store_put), so a file that is the record while the
+ * reader holds the lock stays whole until the reader closes it. */
 static int
-load_file(int dirfd, const char *name, struct store_record *r, char *detail, size_t n)
+open_record(int dirfd, const char *name, bool shared, struct stat *st)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        _cleanup_close_ int fd =
+            openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        struct stat now;
+
+        if (fd < 0)
+            return -errno;
+        if (fstat(fd, st) < 0)
+            return -errno;
+        if (!shared || !S_ISREG(st->st_mode))
+            return move_fd(fd);
+        if (flock(fd, LOCK_SH) < 0)
+            return -errno;
+        if (fstatat(dirfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0)
+            return -errno;
+        if (now.st_ino == st->st_ino && now.st_dev == st->st_dev)
+            return fstat(fd, st) < 0 ? -errno : move_fd(fd);
+    }
+    return -EAGAIN;
+}
+
+/* Reads one record file (shared: as a reader beside the agent, open_record).
+ * Returns 0 or -errno, with detail saying what was wrong. */
+static int
+load_file(int dirfd, const char *name, bool shared, struct store_record *r, char *detail, size_t n)
 {
     _cleanup_close_ int fd = -EBADF;
     _cleanup_free_ char *buf = NULL;
@@ -293,13 +329,12 @@ load_file(int dirfd, const char *name, struct store_record *r, char *detail, siz
     size_t len = 0;
     int k;
 
-    fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    fd = open_record(dirfd, name, shared, &st);
     if (fd < 0) {
+        errno = -fd;
         snprintf(detail, n, "open: %m");
-        return -errno;
+        return fd;
     }
-    if (fstat(fd, &st) < 0)
-        return -errno;
     if (!S_ISREG(st.st_mode)) {
         snprintf(detail, n, "not a regular file");
         return -EINVAL;
@@ -368,8 +403,27 @@ quarantine(store_t *s, const char *name, int error, const char *detail)
               p->quarantined);
 }
 
+/* The slot of a spare file's name, or -1 when name is not one. */
 static int
-load_all(store_t *s)
+spare_slot(const char *name)
+{
+    char want[48];
+    unsigned k = 0;
+    const char *p = name + strlen(SPARE_PREFIX);
+
+    if (strncmp(name, SPARE_PREFIX, strlen(SPARE_PREFIX)) != 0 || *p < '0' || *p > '9')
+        return -1;
+    while (*p >= '0' && *p <= '9' && k < STORE_SPARES)
+        k = k * 10 + (unsigned)(*p++ - '0');
+    if (k >= STORE_SPARES)
+        return -1;
+    snprintf(want, sizeof(want), SPARE_NAME, "", k);
+    return strcmp(name, want) == 0 ? (int)k : -1;
+}
+
+/* Loads every record; the spare files found go to *spares (bit k for slot k). */
+static int
+load_all(store_t *s, uint64_t *spares)
 {
     _cleanup_(closedirp) DIR *d = NULL;
     struct dirent *de;
@@ -393,9 +447,16 @@ load_all(store_t *s)
         int r;
 
         if (name[0] == '.') {
+            int k = spare_slot(name);
+            if (s->readonly)
+                continue;
+            if (k >= 0) {
+                *spares |= UINT64_C(1) << k;
+                continue;
+            }
             /* A write that a crash interrupted: the record it was replacing is intact. */
-            if (!s->readonly && has_suffix(name, JSON_SUFFIX TMP_SUFFIX) &&
-                unlinkat(s->guests_fd, name, 0) < 0 && errno != ENOENT)
+            if (has_suffix(name, JSON_SUFFIX TMP_SUFFIX) && unlinkat(s->guests_fd, name, 0) < 0 &&
+                errno != ENOENT)
                 return -errno;
             continue;
         }
@@ -403,7 +464,7 @@ load_all(store_t *s)
             continue;
         if (s->n >= STORE_MAX_GUESTS)
             return -ENOSPC;
-        r = load_file(s->guests_fd, name, rec, detail, sizeof(detail));
+        r = load_file(s->guests_fd, name, s->readonly, rec, detail, sizeof(detail));
         if (r >= 0 && !(e = entry_pack(rec))) {
             snprintf(detail, sizeof(detail), "spec");
             r = -EINVAL;
@@ -431,7 +492,8 @@ store_open_readonly(const char *dir, store_t **out)
     s->guests_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->guests_fd < 0)
         return -errno;
-    r = load_all(s);
+    uint64_t spares = 0;
+    r = load_all(s, &spares);
     if (r < 0)
         return r;
     r = (int)s->n_problem;
@@ -472,9 +534,15 @@ store_open(const char *dir, store_t **out)
     s->guests_fd = openat(dfd, GUESTS_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (s->guests_fd < 0)
         return -errno;
-    r = load_all(s);
+    uint64_t spares = 0;
+    r = load_all(s, &spares);
     if (r < 0)
         return r;
+    /* An agent that stopped between a put's exchange and its directory fsync
+     * left the exchange in the page cache only: once the directory is synced
+     * no spare is a record's durable copy, and the spares can be rewritten. */
+    if (spares && fsync(s->guests_fd) == 0)
+        s->spare_ok = spares;
     r = (int)s->n_problem;
     *out = move_ptr(s);
     return r;
@@ -554,52 +622,116 @@ store_at(const store_t *s, size_t i)
 }
 
 static int
-write_all(int fd, const char *buf, size_t len)
+pwrite_all(int fd, const char *buf, size_t len)
 {
+    off_t off = 0;
+
     while (len > 0) {
-        ssize_t w = write(fd, buf, len);
+        ssize_t w = pwrite(fd, buf, len, off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
             return -errno;
         buf += w;
+        off += w;
         len -= (size_t)w;
     }
     return 0;
 }
 
-/* Writes text to tmp, fsyncs it and renames it over name, then fsyncs the
- * directory. *renamed tells the caller whether name now holds text, which is
- * true even when only the final directory fsync failed. */
-static int
-write_atomic(int dirfd, const char *tmp, const char *name, const char *text, bool *renamed)
+static void
+spare_name(char *out, size_t n, unsigned k)
 {
-    _cleanup_close_ int fd = -EBADF;
-    int r;
+    snprintf(out, n, SPARE_NAME, "", k);
+}
 
-    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0 && errno == EEXIST) {
-        /* Left by an earlier failed put: we hold the lock, so no one else writes it. */
-        (void)unlinkat(dirfd, tmp, 0);
-        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+/* A spare file to write a record into, open for writing and locked
+ * exclusively (a reader holding a shared lock on it, from when it was a
+ * record, keeps it: it is dropped and another taken). An ok spare first
+ * (no new inode), else a new file in a free slot. Returns the fd with *slot
+ * set, or -errno. The slot is not ok while the caller uses it. */
+static int
+spare_take(store_t *s, unsigned *slot)
+{
+    char name[48];
+
+    while (s->spare_ok) {
+        unsigned k = (unsigned)__builtin_ctzll(s->spare_ok);
+        s->spare_ok &= ~(UINT64_C(1) << k);
+        spare_name(name, sizeof(name), k);
+        _cleanup_close_ int fd = openat(s->guests_fd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            *slot = k;
+            return move_fd(fd);
+        }
+        (void)unlinkat(s->guests_fd, name, 0);
     }
+    for (unsigned k = 0; k < STORE_SPARES; k++) {
+        spare_name(name, sizeof(name), k);
+        /* Not ok: absent, or left by a put that failed; we hold the store's lock. */
+        (void)unlinkat(s->guests_fd, name, 0);
+        int fd =
+            openat(s->guests_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0) {
+            *slot = k;
+            return fd; /* a new inode no reader has seen: no lock needed */
+        }
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
+/* Makes text the content of name, atomically and durably: the text goes
+ * into a spare file (rewritten in place: pwrite, ftruncate, fdatasync), the
+ * spare is exchanged with the record (renameat2 RENAME_EXCHANGE; renamed
+ * onto it when there is no record yet), and the directory is fsync'd. The
+ * old record's file is the spare now, for the next put: a put makes no inode
+ * and frees none (one for a new record, which takes its spare's). After a
+ * crash at any point name holds the old text or the new, whole; a spare
+ * holds anything and is rewritten before use. *renamed tells the caller
+ * whether name now holds text, which is true even when only the final
+ * directory fsync failed. */
+static int
+write_atomic(store_t *s, const char *name, bool exists, const char *text, bool *renamed)
+{
+    size_t len = strlen(text);
+    char spare[48];
+    unsigned k = 0;
+    int r, fd;
+
+    fd = spare_take(s, &k);
     if (fd < 0)
-        return -errno;
-    r = write_all(fd, text, strlen(text));
-    if (r >= 0 && fsync(fd) < 0)
+        return fd;
+    spare_name(spare, sizeof(spare), k);
+    r = pwrite_all(fd, text, len);
+    if (r >= 0 && ftruncate(fd, (off_t)len) < 0)
         r = -errno;
-    if (r >= 0 && close(move_fd(fd)) < 0)
+    if (r >= 0 && fdatasync(fd) < 0)
         r = -errno;
-    if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+    bool exchanged = false;
+    if (r >= 0 && exists) {
+        exchanged = renameat2(s->guests_fd, spare, s->guests_fd, name, RENAME_EXCHANGE) == 0;
+        /* No record file after all, or a file system without exchange: rename. */
+        if (!exchanged && errno != ENOENT && errno != EINVAL)
+            r = -errno;
+    }
+    if (r >= 0 && !exchanged && renameat(s->guests_fd, spare, s->guests_fd, name) < 0)
         r = -errno;
+    /* The lock lasts until the exchange: a reader that took the file under
+     * its record name before then waits, and finds the name moved on. */
+    close(fd);
     if (r < 0) {
-        (void)unlinkat(dirfd, tmp, 0);
+        (void)unlinkat(s->guests_fd, spare, 0);
         return r;
     }
     *renamed = true;
-    /* The rename is durable only once the directory entry is. */
-    if (fsync(dirfd) < 0)
+    /* The exchange is durable only once the directory entry is; until then
+     * the spare may still be the record on disk, so it is not ok. */
+    if (fsync(s->guests_fd) < 0)
         return -errno;
+    if (exchanged)
+        s->spare_ok |= UINT64_C(1) << k;
     return 0;
 }
 
@@ -668,7 +800,7 @@ store_put(store_t *s, const struct store_record *rec)
 {
     _cleanup_json_ json_t *j = NULL;
     _cleanup_free_ char *text = NULL;
-    char name[SPEC_ID_LEN + 16], tmp[SPEC_ID_LEN + 24];
+    char name[SPEC_ID_LEN + 16];
     struct store_entry *e;
     bool found, renamed = false;
     int r;
@@ -702,8 +834,7 @@ store_put(store_t *s, const struct store_record *rec)
         return -EFBIG;
     /* spec_validate guarantees the id is a UUID: safe as a file name. */
     snprintf(name, sizeof(name), "%s" JSON_SUFFIX, rec->spec.id);
-    snprintf(tmp, sizeof(tmp), ".%s" JSON_SUFFIX TMP_SUFFIX, rec->spec.id);
-    r = write_atomic(s->guests_fd, tmp, name, text, &renamed);
+    r = write_atomic(s, name, found, text, &renamed);
     /* Memory follows what the file now says, so a later put or reload agrees with it. */
     if (renamed && (e = entry_pack(rec)))
         insert(s, e);
@@ -721,9 +852,20 @@ store_delete(store_t *s, const char *id)
         return -EROFS;
     if (!found)
         return -ENOENT;
+    int k = -1;
     if (!s->memory) {
         snprintf(name, sizeof(name), "%s" JSON_SUFFIX, s->recs[i]->id);
-        if (unlinkat(s->guests_fd, name, 0) < 0 && errno != ENOENT)
+        /* The record's file becomes a spare for a later put (a create then
+         * takes it: no inode freed here, none made there), unless every
+         * slot holds one already. */
+        if (~s->spare_ok) {
+            char spare[48];
+            k = __builtin_ctzll(~s->spare_ok);
+            spare_name(spare, sizeof(spare), (unsigned)k);
+            if (renameat(s->guests_fd, name, s->guests_fd, spare) < 0)
+                k = -1;
+        }
+        if (k < 0 && unlinkat(s->guests_fd, name, 0) < 0 && errno != ENOENT)
             return -errno;
     }
     /* The file is gone: memory follows even if making that durable fails below. */
@@ -732,5 +874,7 @@ store_delete(store_t *s, const char *id)
     s->n--;
     if (!s->memory && fsync(s->guests_fd) < 0)
         return -errno;
+    if (k >= 0)
+        s->spare_ok |= UINT64_C(1) << k;
     return 0;
 }

@@ -5,7 +5,10 @@
  * Layout under the state directory (default STORE_DEFAULT_DIR):
  *   <dir>/lock               flock'd while a store is open: one agent per dir
  *   <dir>/guests/<id>.json   one record per guest (see below)
- *   <dir>/guests/.<id>.json.tmp            a write in progress; removed on open
+ *   <dir>/guests/.spare-<k>.json.tmp       a spare file for the next write (k <
+ *                                          STORE_SPARES): an old record's text
+ *   <dir>/guests/.<id>.json.tmp            an older agent's write in progress;
+ *                                          removed on open
  *   <dir>/guests/<id>.json.corrupt-<ms>    a record that could not be read,
  *                                          set aside on open, never deleted
  *
@@ -26,9 +29,23 @@
  * whose block overlaps another record's, so two guests never share ids while
  * both exist. A destroyed guest's block is free again.
  *
- * Writes are atomic and durable: the record goes to a temp file in the same
- * directory (O_EXCL), is fsync'd, renamed over the old one, and the directory
- * is fsync'd, so after a crash a record is either the old or the new one.
+ * Writes are atomic and durable: the record goes into a spare file in the
+ * same directory (rewritten in place and fdatasync'd), the spare is exchanged
+ * with the record (renameat2 RENAME_EXCHANGE), and the directory is fsync'd,
+ * so after a crash a record is either the old or the new one, whole. The old
+ * record's file is then the spare of the next write, and a deleted record's
+ * file becomes a spare (up to STORE_SPARES of them) that a new record takes:
+ * the host's file system makes and frees no inode per write, nor per guest
+ * created and destroyed in turn. (A put that made a temp file and renamed it
+ * over the record made one and freed one each time: on an ext4 without a
+ * journal, every inode allocation then steps over each inode freed in the
+ * last seconds.) store_open keeps the spares, after one fsync of the
+ * directory (an agent stopped between an exchange and its fsync); an older
+ * agent removes them as the leftover temp files they look like. A file is
+ * rewritten only while it is a spare, under an exclusive flock taken without
+ * waiting; readers beside the agent (store_open_readonly) hold a shared one
+ * on a record while they read it, so it cannot change under them: the agent
+ * takes another spare instead.
  *
  * Threads: a store_t is not thread-safe; the agent uses it from one thread. */
 #pragma once
@@ -44,6 +61,7 @@
 #define STORE_DEFAULT_DIR "/var/lib/vfleet"
 #define STORE_MAX_GUESTS  65536      /* records one store holds (PROTO_MAX_INVENTORY) */
 #define STORE_MAX_RECORD  (1u << 20) /* bytes of one record file; larger is corrupt */
+#define STORE_SPARES      64         /* spare files kept in <dir>/guests at most */
 /* The first host id handed to guests: far above a host's own users and the
  * /etc/subuid ranges useradd hands out (100000 up), below 2^32. */
 #define STORE_UID_FIRST (1u << 28)
@@ -79,16 +97,17 @@ struct store_problem {
 };
 
 /* Opens (creating with mode 0700 as needed) the store in dir and loads every
- * record. Stray temp files are removed. A record that cannot be read is
- * renamed to <name>.corrupt-<unix ms> and listed in store_problems; the caller
- * should log each at warning level. Returns the number of such problems (>= 0)
- * with *out set, or -errno: -EBUSY when another store has dir open (even in
- * this process), -EIO/-EACCES/... when the directory cannot be used. */
+ * record. Stray temp files are removed; spare files are kept. A record that
+ * cannot be read is renamed to <name>.corrupt-<unix ms> and listed in
+ * store_problems; the caller should log each at warning level. Returns the
+ * number of such problems (>= 0) with *out set, or -errno: -EBUSY when
+ * another store has dir open (even in this process), -EIO/-EACCES/... when
+ * the directory cannot be used. */
 int store_open(const char *dir, store_t **out);
 /* Closes the store and frees it; NULL-safe, clears *s. Records are on disk already. */
 /* Opens dir for reading only, without the lock, while an agent may own it
- * (vfleet-node ls, status, enter): records are replaced by rename, so each is
- * read whole. Nothing is written, moved or removed; put and delete return
+ * (vfleet-node ls, status, enter): each record is read whole, under a shared
+ * flock on its file (see above). Nothing is written, moved or removed; put and delete return
  * -EROFS. Returns like store_open. */
 int store_open_readonly(const char *dir, store_t **out);
 

@@ -9,7 +9,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -19,6 +22,67 @@
 #define ID1 "11111111-1111-4111-8111-111111111111"
 #define ID2 "22222222-2222-4222-8222-222222222222"
 #define ID3 "33333333-3333-4333-8333-333333333333"
+
+/* Crash points. This file defines the calls a put or a delete makes between
+ * its steps (pwrite, fdatasync, renameat, renameat2, fsync); the program's
+ * own definitions take the place of libc's for store.c too. Each does the
+ * call with syscall(2), and a process with crash_at set dies (_exit) at the
+ * crash_at-th point: before a call, after it, or halfway through a pwrite. */
+static int crash_at = -1; /* the point to die at, -1: none */
+static int crash_n;       /* points passed since crash_at was set */
+
+static void
+crash_point(void)
+{
+    if (crash_at >= 0 && crash_n++ == crash_at)
+        _exit(0);
+}
+
+ssize_t
+pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    crash_point();
+    if (crash_at >= 0 && crash_n++ == crash_at) {
+        (void)syscall(SYS_pwrite64, fd, buf, n / 2, off);
+        _exit(0);
+    }
+    ssize_t r = syscall(SYS_pwrite64, fd, buf, n, off);
+    crash_point();
+    return r;
+}
+
+int
+fdatasync(int fd)
+{
+    crash_point();
+    int r = (int)syscall(SYS_fdatasync, fd);
+    crash_point();
+    return r;
+}
+
+int
+fsync(int fd)
+{
+    crash_point();
+    int r = (int)syscall(SYS_fsync, fd);
+    crash_point();
+    return r;
+}
+
+int
+renameat2(int ofd, const char *old, int nfd, const char *new, unsigned flags)
+{
+    crash_point();
+    int r = (int)syscall(SYS_renameat2, ofd, old, nfd, new, flags);
+    crash_point();
+    return r;
+}
+
+int
+renameat(int ofd, const char *old, int nfd, const char *new)
+{
+    return renameat2(ofd, old, nfd, new, 0);
+}
 
 /* Per-test state: a fresh directory named after the pid, removed in teardown. */
 struct fixture {
@@ -334,6 +398,278 @@ test_delete_durable(void **state)
     assert_non_null(store_get(s, ID2));
 }
 
+/* The inode of dir/name, 0 when absent. */
+static ino_t
+ino_of(const char *dir, const char *name)
+{
+    char path[256];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return lstat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/* Whether every entry of dir is one of the n inodes in held. */
+static bool
+all_held(const char *dir, const ino_t *held, size_t n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    bool ok = true;
+
+    assert_non_null(d);
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        ino_t ino = ino_of(dir, de->d_name);
+        bool found = false;
+        for (size_t i = 0; i < n; i++)
+            found |= held[i] == ino;
+        if (!found) {
+            print_message("new inode: %s\n", de->d_name);
+            ok = false;
+        }
+    }
+    closedir(d);
+    return ok;
+}
+
+/* A put makes no inode on the host's file system and frees none: after the
+ * second put of a record, the record and its spare are the same two files
+ * whatever the puts that follow (each held open here, so its number cannot
+ * be reused by a new file); a deleted record's file is the next new
+ * record's. (A temp file renamed over the record made a new one every time.) */
+static void
+test_put_reuses_inodes(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    _cleanup_(store_close) store_t *s = NULL;
+    int held_fd[8];
+    ino_t held[8];
+    size_t n = 0;
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    record(a, ID1, "web1", 1);
+    assert_int_equal(store_put(s, a), 0);
+    record(a, ID1, "web1", 2);
+    assert_int_equal(store_put(s, a), 0);
+    DIR *d = opendir(f->guests);
+    struct dirent *de;
+    assert_non_null(d);
+    while ((de = readdir(d)) && n < ARRAY_SIZE(held)) {
+        char path[512];
+        struct stat st;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", f->guests, de->d_name);
+        held_fd[n] = open(path, O_PATH | O_CLOEXEC);
+        assert_true(held_fd[n] >= 0);
+        assert_int_equal(fstat(held_fd[n], &st), 0);
+        held[n++] = st.st_ino;
+    }
+    closedir(d);
+    for (uint64_t gen = 3; gen < 12; gen++) {
+        record(a, ID1, "web1", gen);
+        assert_int_equal(store_put(s, a), 0);
+        assert_true(all_held(f->guests, held, n));
+    }
+    /* What was put is what a reload reads. */
+    store_close(&s);
+    assert_int_equal(store_open(f->dir, &s), 0);
+    assert_true(store_get(s, ID1)->spec.generation == 11);
+
+    /* Destroy one guest, create another: the files go round. */
+    assert_int_equal(store_delete(s, ID1), 0);
+    assert_true(all_held(f->guests, held, n));
+    record(a, ID2, "web2", 1);
+    assert_int_equal(store_put(s, a), 0);
+    assert_true(ino_of(f->guests, ID2 ".json") != 0);
+    assert_true(all_held(f->guests, held, n));
+    store_close(&s);
+    assert_int_equal(store_open(f->dir, &s), 0);
+    assert_int_equal(store_count(s), 1);
+    assert_non_null(store_get(s, ID2));
+    for (size_t i = 0; i < n; i++)
+        close(held_fd[i]);
+}
+
+/* A reader beside the agent (store_open_readonly) holds a shared lock on the
+ * record it reads: the agent's puts never rewrite that file under it, and
+ * the reader finds the newest record. */
+static void
+test_reader_lock(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    _cleanup_(store_close) store_t *s = NULL;
+    _cleanup_(store_close) store_t *ro = NULL;
+    char path[256], before[8192], after[8192];
+    ssize_t len;
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    for (uint64_t gen = 1; gen <= 3; gen++) {
+        record(a, ID1, "web1", gen);
+        assert_int_equal(store_put(s, a), 0);
+    }
+    snprintf(path, sizeof(path), "%s/" ID1 ".json", f->guests);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_SH), 0);
+    len = pread(fd, before, sizeof(before), 0);
+    assert_true(len > 0);
+    for (uint64_t gen = 4; gen <= 7; gen++) {
+        record(a, ID1, "web1", gen);
+        a->spec.limits.memory = gen << 30; /* a record of another length too */
+        assert_int_equal(store_put(s, a), 0);
+    }
+    assert_int_equal(pread(fd, after, sizeof(after), 0), len);
+    assert_memory_equal(before, after, (size_t)len);
+    assert_int_equal(store_open_readonly(f->dir, &ro), 0);
+    assert_true(store_get(ro, ID1)->spec.generation == 7);
+    close(fd);
+    record(a, ID1, "web1", 8);
+    assert_int_equal(store_put(s, a), 0);
+    store_close(&ro);
+    assert_int_equal(store_open_readonly(f->dir, &ro), 0);
+    assert_true(store_get(ro, ID1)->spec.generation == 8);
+}
+
+/* Runs op on the store in a child that dies at crash point k; returns
+ * whether it died there (false: op finished first). */
+static bool
+crash_child(const char *dir, int k, int (*op)(store_t *, uint64_t), uint64_t gen)
+{
+    pid_t pid = fork();
+    int status;
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        store_t *s = NULL;
+        if (store_open(dir, &s) < 0)
+            _exit(2);
+        crash_at = k;
+        crash_n = 0;
+        int r = op(s, gen);
+        crash_at = -1;
+        _exit(r < 0 ? 3 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_true(WEXITSTATUS(status) <= 1);
+    return WEXITSTATUS(status) == 0;
+}
+
+/* The record of ID1 at generation gen: each differs from the next near the
+ * start of the text, near its end and in length. */
+static void
+crash_record(struct store_record *a, uint64_t gen)
+{
+    record(a, ID1, "web1", gen);
+    a->spec.limits.memory = gen << 30;
+    a->baseline.cpu_ns = gen;
+    a->rt.pid = (pid_t)gen;
+    memset(a->spec.labels[0].value, 'v', gen % 2 ? 40 : 3);
+}
+
+static int
+crash_put(store_t *s, uint64_t gen)
+{
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+
+    crash_record(a, gen);
+    return store_put(s, a);
+}
+
+static int
+crash_put_new(store_t *s, uint64_t gen)
+{
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+
+    record(a, ID2, "web2", gen);
+    return store_put(s, a);
+}
+
+static int
+crash_delete(store_t *s, uint64_t gen)
+{
+    (void)gen;
+    return store_delete(s, ID2);
+}
+
+/* A put, a new record's put and a delete that die at every point between
+ * their steps (and halfway through the write) leave the record old or new,
+ * whole, never unreadable, and the store goes on: the next put and a reload
+ * agree. */
+static void
+test_crash_points(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    store_t *s = NULL;
+    uint64_t gen = 1;
+    int points = 0;
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    assert_int_equal(crash_put(s, gen), 0);
+    store_close(&s);
+    for (int k = 0;; k++) {
+        bool died = crash_child(f->dir, k, crash_put, gen + 1);
+        assert_true(store_open(f->dir, &s) == 0); /* no record set aside */
+        const struct store_record *r = store_get(s, ID1);
+        assert_non_null(r);
+        assert_true(r->spec.generation == gen || r->spec.generation == gen + 1);
+        if (!died)
+            assert_true(r->spec.generation == gen + 1);
+        gen = r->spec.generation;
+        /* Whole: exactly the record put at that generation. */
+        crash_record(a, gen);
+        assert_memory_equal(r, a, sizeof(*a));
+        /* And a put after it works. */
+        assert_int_equal(crash_put(s, gen + 1), 0);
+        gen++;
+        store_close(&s);
+        if (!died)
+            break;
+        points++;
+    }
+    assert_true(points >= 6);
+
+    for (int k = 0;; k++) {
+        bool died = crash_child(f->dir, k, crash_put_new, 1);
+        assert_true(store_open(f->dir, &s) == 0);
+        const struct store_record *r = store_get(s, ID2);
+        if (!died)
+            assert_non_null(r);
+        if (r)
+            assert_true(r->spec.generation == 1);
+        assert_true(store_get(s, ID1)->spec.generation == gen);
+        if (r)
+            assert_int_equal(store_delete(s, ID2), 0);
+        store_close(&s);
+        if (!died)
+            break;
+    }
+    for (int k = 0;; k++) {
+        assert_int_equal(store_open(f->dir, &s), 0);
+        assert_int_equal(crash_put_new(s, 1), 0);
+        store_close(&s);
+        bool died = crash_child(f->dir, k, crash_delete, 0);
+        assert_true(store_open(f->dir, &s) == 0);
+        const struct store_record *r = store_get(s, ID2);
+        if (!died)
+            assert_null(r);
+        if (r) {
+            assert_true(r->spec.generation == 1);
+            assert_int_equal(store_delete(s, ID2), 0);
+        }
+        assert_int_equal(store_count(s), 1);
+        store_close(&s);
+        if (!died)
+            break;
+    }
+}
+
 /* Counts the open file descriptors of this process. */
 static int
 count_fds(void)
@@ -523,6 +859,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_misnamed_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_reuses_inodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_points, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uid_blocks, setup, teardown),
         cmocka_unit_test(test_uid_block_pick),
