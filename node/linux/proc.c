@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include "common/mem.h"
 
@@ -147,7 +149,12 @@ proc_open_tasks(const char *procs_path)
         return -EINVAL;
     if (snprintf(path, sizeof(path), "%.*s/tasks", (int)(n - k), procs_path) >= (int)sizeof(path))
         return -ENAMETOOLONG;
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    /* cgroup2 has no tasks file: there "0" in cgroup.procs itself moves the
+     * writer's process (under the global lock, as a pid written from
+     * outside did; a pure v2 host clones into the cgroup anyway). */
+    struct statfs sfs;
+    bool v2 = statfs(procs_path, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
+    int fd = open(v2 ? procs_path : path, O_WRONLY | O_CLOEXEC);
     return fd < 0 ? -errno : fd;
 }
 

@@ -30,8 +30,9 @@ int proc_thread_count(void);
 int proc_write_pid(const char *path, pid_t pid);
 
 /* Opens the cgroup v1 `tasks` file beside procs_path (a cgroup's
- * cgroup.procs) for writing, for proc_join_self. Returns the fd (O_CLOEXEC)
- * or -errno; -EINVAL when procs_path does not end in "/cgroup.procs". */
+ * cgroup.procs) for writing, for proc_join_self; on cgroup2, which has no
+ * tasks file, procs_path itself. Returns the fd (O_CLOEXEC) or -errno;
+ * -EINVAL when procs_path does not end in "/cgroup.procs". */
 int proc_open_tasks(const char *procs_path);
 
 /* Moves the calling thread into the cgroup whose `tasks` file is open at fd
