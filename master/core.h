@@ -90,6 +90,7 @@ struct master {
     struct operations *ops;               /* running operations (operations.h) */
     struct trust *trust;                  /* node keys, join tokens, the ZAP handler */
     struct ratelimit peer_log;            /* warnings about what peers send */
+    struct ratelimit batch_log;           /* failed commits of the batch, logged */
     bool stopping;                        /* master_shutdown ran */
     uint64_t next_sweep;                  /* monotonic ms of the next key expiry */
     uint64_t next_poke;                   /* monotonic ms of the next hello request */

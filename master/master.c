@@ -48,6 +48,9 @@
 /* A link this many ticks behind is stashed: a flood is read, and cut,
  * within about this, and junk the stash drops stops counting as backlog. */
 #define MASTER_STASH_AFTER_TICKS 2
+/* At most one "cannot store the batch" line per this many ms (a full disk
+ * fails the commit of every loop iteration with node messages). */
+#define MASTER_BATCH_LOG_MS 60000
 
 void
 master_config_default(struct master_config *c)
@@ -95,10 +98,21 @@ master_batch_commit(master_t *m)
         return 0;
     m->batch_open = false;
     int r = db_commit(m->db);
-    if (r < 0)
+    uint64_t held = 0;
+    /* On a full disk the commit of every loop iteration with node
+     * messages fails: the first failure is logged, the rest are counted
+     * (m->batch_log) and the count is said on the next line logged. (No
+     * "stored again" line: a batch without writes commits even on a full
+     * disk, so success and failure alternate while it is full.) */
+    if (r < 0 && ratelimit_ok(&m->batch_log, time_mono_ms(), &held)) {
+        char more[96] = "";
+        if (held)
+            snprintf(more, sizeof(more), " (%llu more failed commits were not logged)",
+                     (unsigned long long)held);
         log_error("cannot store the batch: %s; its creates are refused, its node reports are "
-                  "reconciled on the next hello",
-                  strerror(-r));
+                  "reconciled on the next hello%s",
+                  strerror(-r), more);
+    }
     return r;
 }
 
@@ -474,6 +488,7 @@ master_new(uv_loop_t *loop, const struct master_config *cfg, master_t **out, cha
 
     m->loop = loop;
     m->peer_log = (struct ratelimit)RATELIMIT_INIT(10000, 20);
+    m->batch_log = (struct ratelimit)RATELIMIT_INIT(MASTER_BATCH_LOG_MS, 1);
     config_fill(m, cfg);
     r = open_state(m, err, errlen);
     if (r >= 0)
