@@ -816,6 +816,7 @@ static const struct golden golden_cases[] = {
     {"guest show -h", 200, "{}", false},
     {"guest rm web1", 200, "{\"name\":\"web1\",\"state\":\"deleting\"}", true},
     {"guest rm web1", 204, "", true},
+    {"guest rm web1", 202, "{\"name\":\"web1\",\"state\":\"running\",\"deleting\":true}", true},
     {"guest rm web1", 404, NOT_FOUND, false},
     {"guest rm web1 --bogus", 200, "{}", false},
     {"guest usage web1", 200, USAGE_JSON, true},

@@ -329,10 +329,32 @@ guest_show_print(struct cli_ctx *ctx, const char *name, const json_t *g)
     guest_print(ctx, g);
 }
 
+/* A DELETE answers 204 once the node destroyed the guest, or 202 with the
+ * guest (deleting: true) when the node had not confirmed by the end of the
+ * master's wait or its stop: recorded and queued, not done. */
+static bool
+guest_rm_pending(const json_t *body)
+{
+    return json_is_true(json_object_get(body, "deleting"));
+}
+
 static void
 guest_rm_print(struct cli_ctx *ctx, const char *name, const json_t *body)
 {
-    fprintf(ctx->out, "guest %s removed\n", name);
+    if (!guest_rm_pending(body))
+        fprintf(ctx->out, "guest %s removed\n", name);
+}
+
+static int
+guest_rm_check(struct cli_ctx *ctx, const char *name, const json_t *body)
+{
+    if (!guest_rm_pending(body))
+        return CLI_EXIT_OK;
+    fprintf(ctx->err,
+            "vfleet: guest %s is being deleted: its node has not confirmed the destroy yet; the "
+            "delete stays queued and the guest goes when the node confirms\n",
+            name);
+    return CLI_EXIT_FAILURE;
 }
 
 #define GUEST_NAMED(m, s, p)                                                                       \
@@ -341,7 +363,16 @@ guest_rm_print(struct cli_ctx *ctx, const char *name, const json_t *body)
         .help = cmd_guest_help, .print = p                                                         \
     }
 static const struct cli_named guest_show_cmd = GUEST_NAMED("GET", NULL, guest_show_print);
-static const struct cli_named guest_rm_cmd = GUEST_NAMED("DELETE", NULL, guest_rm_print);
+/* The master holds a DELETE up to its wait (60 s by default). */
+static const struct cli_named guest_rm_cmd = {
+    .method = "DELETE",
+    .collection = "/v1/guests",
+    .kind = "guest",
+    .help = cmd_guest_help,
+    .print = guest_rm_print,
+    .timeout = HTTP_DEFAULT_TIMEOUT + GUEST_HTTP_SLACK,
+    .check = guest_rm_check,
+};
 
 /* After ?wait=running (or stopped) the master answers when the guest gets
  * there, fails, or the wait times out; the guest exists in every case, so

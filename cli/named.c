@@ -9,7 +9,7 @@ cli_named_call(struct cli_ctx *ctx, const struct cli_named *cmd, const char *nam
     _cleanup_(http_result_clear) struct http_result res = {0};
     _cleanup_free_ char *path = xasprintf("%s/%s%s", cmd->collection, name, cmd->sub ?: "");
     _cleanup_free_ char *what = xasprintf("%s \"%s\"", cmd->kind, name);
-    struct http_request req = {.method = cmd->method, .path = path};
+    struct http_request req = {.method = cmd->method, .path = path, .timeout = cmd->timeout};
 
     int code = cli_call(ctx, &req, what, &res);
     if (code != CLI_EXIT_OK)
@@ -18,7 +18,7 @@ cli_named_call(struct cli_ctx *ctx, const struct cli_named *cmd, const char *nam
         cli_print_json(ctx, res.body);
     else
         cmd->print(ctx, name, res.body);
-    return CLI_EXIT_OK;
+    return cmd->check ? cmd->check(ctx, name, res.body) : CLI_EXIT_OK;
 }
 
 int

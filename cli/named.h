@@ -25,6 +25,10 @@ struct cli_named {
     void (*help)(FILE *);     /* the group's help, for --help */
     cli_named_print_fn print; /* the output without --json */
     bool never_json;          /* print() in every format (a reply with nothing to show) */
+    long timeout;             /* seconds for the exchange, 0 = HTTP_DEFAULT_TIMEOUT */
+    /* After the output: the exit code a 2xx reply means (a 2xx that says
+     * the thing is not done yet may be a failure), NULL = CLI_EXIT_OK. */
+    int (*check)(struct cli_ctx *ctx, const char *name, const json_t *body);
 };
 
 /* Sends cmd for the object `name` (already checked) and prints the reply.

@@ -569,5 +569,5 @@ h_guest_delete(master_t *m, struct http_req *req, const struct api_match *am)
     else if (r == 0)
         httpd_respond(req, 204, NULL);
     else
-        waiter_add(m, req, WAIT_DELETE, id, node, m->cfg.wait_default_s * 1000);
+        waiter_add(m, req, WAIT_DELETE, id, node, m->cfg.wait_default_s * 1000)->status = 202;
 }

@@ -455,6 +455,65 @@ test_shutdown_answers_created(void **state)
     delete_all_guests();
 }
 
+/* ---- a DELETE that waits for the node, when the master stops ---------- */
+
+static void *
+delete_and_wait(void *arg)
+{
+    (void)arg;
+    shutdown_status = http("DELETE", "/v1/guests/sd-d", NULL, NULL, &shutdown_body);
+    return NULL;
+}
+
+/* A DELETE whose node has not confirmed the destroy when the master stops
+ * was recorded (deleting: true) and stays queued: its answer says so (202
+ * with the guest as it is), not a 503 that tells the client nothing
+ * changed (its retry would get 409 "being deleted" or 404). After the
+ * restart the destroy is sent again and the guest goes. */
+static void
+test_shutdown_answers_deleting(void **state)
+{
+    pthread_t th;
+    json_t *o = NULL;
+
+    assert_int_equal(http("POST", "/v1/guests?wait=running&timeout=20",
+                          create_req("sd-d", NULL).body, NULL, NULL),
+                     201);
+    /* The master reads nothing from the nodes: the destroy is never acked. */
+    on_loop(pause_reading);
+    shutdown_body = NULL;
+    pthread_create(&th, NULL, delete_and_wait, NULL);
+    bool deleting = false;
+    for (int i = 0; i < 400 && !deleting; i++) {
+        assert_int_equal(http("GET", "/v1/guests/sd-d", NULL, NULL, &o), 200);
+        deleting = json_is_true(json_object_get(o, "deleting"));
+        json_decref(o);
+        if (!deleting)
+            usleep(50 * 1000);
+    }
+    assert_true(deleting);
+    on_loop(stop_master);
+    pthread_join(th, NULL);
+    on_loop(free_master);
+    char *t = shutdown_body ? json_dumps(shutdown_body, JSON_COMPACT) : NULL;
+    if (shutdown_status != 202)
+        fail_msg("a recorded delete was answered %ld %s", shutdown_status, t ? t : "");
+    free(t);
+    assert_string_equal(str(shutdown_body, "name"), "sd-d");
+    assert_true(json_is_true(json_object_get(shutdown_body, "deleting")));
+    json_decref(shutdown_body);
+    shutdown_body = NULL;
+    F.err = 0;
+    on_loop(start_master);
+    assert_int_equal(F.err, 0);
+    json_decref(poll_until("/v1/nodes", nodes_ready, NULL));
+    /* The recorded delete is sent again on the node's hello. */
+    for (int i = 0; i < 400 && get_status("sd-d") != 404; i++)
+        usleep(50 * 1000);
+    assert_int_equal(get_status("sd-d"), 404);
+    delete_all_guests();
+}
+
 int
 main(void)
 {
@@ -468,6 +527,7 @@ main(void)
         cmocka_unit_test(test_wait_then_delete),
         cmocka_unit_test(test_flood),
         cmocka_unit_test(test_shutdown_answers_created),
+        cmocka_unit_test(test_shutdown_answers_deleting),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

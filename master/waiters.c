@@ -215,26 +215,40 @@ waiters_exec_result(master_t *m, uint64_t ref, const struct msg_exec_result *r)
 static void
 answer_over(master_t *m, struct waiter *w, bool stopping)
 {
+    json_t *o;
+
     switch (w->kind) {
     case WAIT_RUNNING:
     case WAIT_STOPPED:
-    case WAIT_APPLY: {
+    case WAIT_APPLY:
         /* The wait is over: the guest as it is now (its state says
          * whether it got there). */
         if (!stopping) {
             answer_guest(m, w, NULL);
             break;
         }
-        json_t *o = guests_json(m, w->guest);
+        o = guests_json(m, w->guest);
         if (o)
             httpd_respond(w->req, w->status, o);
         else
             httpd_error(w->req, 404, "not_found", NULL, "the guest is gone");
         break;
-    }
     case WAIT_DELETE:
-        httpd_error(w->req, 503, "unavailable", NULL,
-                    "the node has not confirmed the destroy yet; it stays queued");
+        /* A guest's delete (status 202) is recorded (deleting: true) and
+         * its destroy stays queued, re-sent after a master restart: the
+         * guest as it is, 202. A guest already gone was deleted: 204. An
+         * orphan's destroy (status 0) is stored nowhere; a retry sends it
+         * again. */
+        if (!w->status) {
+            httpd_error(w->req, 503, "unavailable", NULL,
+                        "the node has not confirmed the destroy yet; it stays queued");
+            break;
+        }
+        o = guests_json(m, w->guest);
+        if (!stopping)
+            reply_committed(m, w->req, o ? w->status : 204, o);
+        else
+            httpd_respond(w->req, o ? w->status : 204, o);
         break;
     case WAIT_EXEC:
     case WAIT_CONSOLE:

@@ -35,7 +35,7 @@ struct waiter {
     char node[NAME_MAX_LEN + 1];        /* its node */
     uint64_t ref;                       /* WAIT_EXEC: the request id of the guest.exec */
     uint64_t deadline;                  /* monotonic ms */
-    unsigned status;                    /* WAIT_RUNNING/STOPPED: 201 or 200 */
+    unsigned status;                    /* 201 or 200; DELETE: 202, 0 = an orphan */
     char idem[WAITER_IDEM_KEY_MAX + 1]; /* WAIT_EXEC: the key to store the result under */
     char idem_hash[40];                 /* and the request's hash */
     uint64_t generation;                /* WAIT_APPLY: the generation the PATCH made */
@@ -75,7 +75,9 @@ void waiters_exec_result(master_t *m, uint64_t ref, const struct msg_exec_result
 void waiters_expire(master_t *m, uint64_t now_mono_ms);
 /* Answers every waiter: the master is stopping. A wait for a guest's state
  * (create, start, stop, PATCH) gets the guest as it is, as at its deadline:
- * its change was stored; a DELETE, an exec, a console read get 503. */
+ * its change was stored; so does a guest's DELETE (202, deleting: the
+ * delete is recorded); an orphan's destroy, an exec, a console read get
+ * 503. */
 void waiters_shutdown(master_t *m);
 
 /* Answers req with status and body once the open transaction commits (at
