@@ -116,6 +116,24 @@ master_batch_commit(master_t *m)
     return r;
 }
 
+/* The batch is the outermost transaction (it is only begun at depth 0):
+ * whatever ends depth 1 ends it. Besides master_batch_commit's own commit,
+ * that is a rollback of the whole transaction from inside it: a nested
+ * savepoint whose rollback or failed release finds that SQLite rolled
+ * everything back (db.c; a full disk or an I/O error can do that). The
+ * batch is then gone, and batch_open must say so: else the rest of the
+ * iteration's node messages ran without a batch (master_batch_begin saw it
+ * open), each write its own fsync, and the flush committed nothing and
+ * logged "cannot store the batch: Invalid argument". */
+static void
+on_batch_tx(void *userdata, enum db_tx_event ev, unsigned depth)
+{
+    master_t *m = userdata;
+
+    if (ev != DB_TX_BEGIN && depth == 1)
+        m->batch_open = false;
+}
+
 static void
 on_flush(uv_prepare_t *p)
 {
@@ -402,6 +420,8 @@ open_state(master_t *m, char *err, size_t errlen)
 
     if (r < 0)
         return r;
+    if (db_tx_hook_add(m->db, on_batch_tx, m) < 0)
+        abort(); /* a fixed number of hooks, all the master's own: a bug */
     m->sched = sched_new(&m->cfg.sched);
     m->charges = charges_new(m->sched, m->db);
     r = db_usage_check_schema(m->db, err, errlen);

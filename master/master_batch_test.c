@@ -5,6 +5,7 @@
  * from another, and the same name twice. End to end in one process
  * (master_fixture.h). */
 #include "master/master_fixture.h"
+#include "master/db_int.h"
 #include "master/oncommit.h"
 
 /* ---- requests queued in a chosen order while the loop is held ---------- */
@@ -514,6 +515,74 @@ test_shutdown_answers_deleting(void **state)
     delete_all_guests();
 }
 
+/* ---- the whole transaction rolled back from inside the batch ---------- */
+
+/* What the loop saw, in order. */
+static struct {
+    int setup;                  /* 0, or the first step that went wrong (1-3) */
+    bool open_after_rollback;   /* batch_open once the whole transaction was rolled back */
+    unsigned depth_after;       /* the store's depth then */
+    bool open_after_begin;      /* batch_open after the next master_batch_begin */
+    unsigned depth_after_begin; /* and the depth */
+    int commit;                 /* what master_batch_commit returned */
+} WR;
+
+static void
+whole_rollback(struct fx *f)
+{
+    master_t *m = f->master;
+
+    /* (No cmocka assert here: this is the loop's thread.) */
+    WR.setup = 0;
+    (void)master_batch_commit(m); /* whatever this iteration's node messages began */
+    master_batch_begin(m);
+    if (!m->batch_open) {
+        WR.setup = 1;
+        return;
+    }
+    /* A write nested in the batch (a savepoint at depth 2) during which
+     * SQLite rolls back the whole transaction itself, as it may on a full
+     * disk or an I/O error: its rollback finds no transaction (db.c). */
+    if (db_begin(m->db) < 0 || db_tx_depth(m->db) != 2) {
+        WR.setup = 2;
+        return;
+    }
+    if (dbi_exec(m->db, "ROLLBACK") < 0) {
+        WR.setup = 3;
+        return;
+    }
+    (void)db_rollback(m->db);
+    WR.open_after_rollback = m->batch_open;
+    WR.depth_after = db_tx_depth(m->db);
+    /* The next node message of the iteration begins a batch of its own,
+     * and the flush commits it. */
+    master_batch_begin(m);
+    WR.open_after_begin = m->batch_open;
+    WR.depth_after_begin = db_tx_depth(m->db);
+    WR.commit = master_batch_commit(m);
+}
+
+/* After a rollback of the whole transaction from inside the loop's batch,
+ * the batch is closed (batch_open false at depth 0): the iteration's next
+ * node messages get a batch again, and the flush does not commit a
+ * transaction that is not there ("cannot store the batch: Invalid
+ * argument"). */
+static void
+test_whole_rollback_closes_batch(void **state)
+{
+    on_loop(whole_rollback);
+    assert_int_equal(WR.setup, 0);
+    assert_int_equal(WR.depth_after, 0);
+    assert_false(WR.open_after_rollback);
+    assert_true(WR.open_after_begin);
+    assert_int_equal(WR.depth_after_begin, 1);
+    assert_int_equal(WR.commit, 0);
+    /* The master goes on storing: a create and its delete. */
+    assert_int_equal(http("POST", "/v1/guests", create_req("wr-a", NULL).body, NULL, NULL), 201);
+    assert_int_equal(get_status("wr-a"), 200);
+    delete_all_guests();
+}
+
 int
 main(void)
 {
@@ -528,6 +597,7 @@ main(void)
         cmocka_unit_test(test_flood),
         cmocka_unit_test(test_shutdown_answers_created),
         cmocka_unit_test(test_shutdown_answers_deleting),
+        cmocka_unit_test(test_whole_rollback_closes_batch),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
