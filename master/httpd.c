@@ -371,11 +371,37 @@ httpd_error(struct http_req *req, unsigned status, const char *code, const char 
     httpd_respond(req, status, json_pack("{s:o}", "error", e));
 }
 
+/* A query parameter looked up by its exact name (query_find's cls). */
+struct query_find {
+    const char *name;  /* the name asked for */
+    const char *value; /* its first value */
+};
+
+static enum MHD_Result
+query_find(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct query_find *q = cls;
+
+    (void)kind;
+    if (!key || strcmp(key, q->name) != 0)
+        return MHD_YES;
+    q->value = value;
+    return MHD_NO;
+}
+
+/* libmicrohttpd's MHD_lookup_connection_value matches names without case,
+ * as HTTP headers are; a query's names are exact (RFC 3986 leaves the query
+ * to the server, and every name of the API is lower case): "?NODE=h1" is
+ * not node, so /metrics refuses it as an unknown parameter, as it does a
+ * typo, and a list does not filter by it. */
 const char *
 httpd_query(const struct http_req *req, const char *name)
 {
     struct pending *p = container_of(req, struct pending, req);
-    return MHD_lookup_connection_value(p->conn, MHD_GET_ARGUMENT_KIND, name);
+    struct query_find q = {.name = name};
+
+    MHD_get_connection_values(p->conn, MHD_GET_ARGUMENT_KIND, query_find, &q);
+    return q.value;
 }
 
 unsigned

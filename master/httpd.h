@@ -122,7 +122,9 @@ void httpd_set_header(struct http_req *req, const char *name, const char *value)
 void httpd_error(struct http_req *req, unsigned status, const char *code, const char *field,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* The value of query parameter name, NULL when absent. Valid until respond. */
+/* The value of query parameter name (matched exactly, case included; the
+ * first when it is repeated), NULL when absent or without a value. Valid
+ * until respond. */
 const char *httpd_query(const struct http_req *req, const char *name);
 /* How many query parameters came, repeated ones and ones without a value
  * included: more than a handler's known ones present means others. */

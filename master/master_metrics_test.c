@@ -238,6 +238,10 @@ test_bad_params(void **state)
         {"?project=a%20b", 400, "project"},
         {"?node=nosuch", 404, "node"},
         {"?project=nosuch", 404, "project"},
+        /* Names are exact: another case is another (unknown) parameter. */
+        {"?NODE=n1", 400, NULL},
+        {"?Project=mp", 400, NULL},
+        {"?node=n1&Node=n2", 400, NULL},
     };
     char path[160];
 
@@ -260,13 +264,37 @@ test_bad_params(void **state)
     free(t);
 }
 
+/* The number of guests GET path lists. */
+static size_t
+listed(const char *path)
+{
+    json_t *o = NULL;
+
+    assert_int_equal(http("GET", path, NULL, NULL, &o), 200);
+    size_t n = json_array_size(json_object_get(o, "guests"));
+    json_decref(o);
+    return n;
+}
+
+/* A list's filters are exact names too: ?NODE= is not node (it is ignored,
+ * as every parameter a list does not know is). */
+static void
+test_query_names_exact(void **state)
+{
+    (void)state;
+    assert_int_equal(listed("/v1/guests?node=n1"), 2);
+    assert_int_equal(listed("/v1/guests?project=mp"), 1);
+    assert_int_equal(listed("/v1/guests?NODE=n1"), 4);
+    assert_int_equal(listed("/v1/guests?Project=mp"), 4);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all),        cmocka_unit_test(test_format),
         cmocka_unit_test(test_slices),     cmocka_unit_test(test_bound),
-        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_bad_params), cmocka_unit_test(test_query_names_exact),
     };
 
     F.metrics_guests_max = GUESTS_MAX;
