@@ -36,7 +36,10 @@ tpl_install_init() {
 #!/bin/sh
 # Started by /sbin/init at boot. Put the guest's services in /etc/rc.d (run in
 # name order); init stays up whether or not anything is started.
-echo "vfleet $name guest \$(hostname): up"
+# The shell reads the hostname itself: \$(hostname) forked a process at
+# every boot (the kernel's, in /proc, is what hostname prints).
+read -r host 2>/dev/null </proc/sys/kernel/hostname || host=\$(hostname)
+echo "vfleet $name guest \$host: up"
 for s in /etc/rc.d/*; do
     [ -x "\$s" ] && "\$s"
 done

@@ -99,13 +99,34 @@ _printf_(2, 3) _noreturn_ static void fail(int err, const char *fmt, ...)
     _exit(1);
 }
 
+/* The signals guest_init_note_signals found away from their default action;
+ * meaningful once signals_noted. */
+static sigset_t signals_changed;
+static bool signals_noted;
+
+void
+guest_init_note_signals(void)
+{
+    sigemptyset(&signals_changed);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        /* One libc keeps for itself (EINVAL) is reset as before. */
+        if (sigaction(sig, NULL, &sa) < 0 || sa.sa_handler != SIG_DFL || sa.sa_flags != 0)
+            sigaddset(&signals_changed, sig);
+    }
+    signals_noted = true;
+}
+
 void
 guest_init_reset_signals(void)
 {
     struct sigaction sa = {.sa_handler = SIG_DFL};
     sigemptyset(&sa.sa_mask);
     for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
+        if (sig != SIGKILL && sig != SIGSTOP &&
+            (!signals_noted || sigismember(&signals_changed, sig) == 1))
             (void)sigaction(sig, &sa, NULL);
     sigset_t none;
     sigemptyset(&none);

@@ -39,8 +39,18 @@ struct guest_init_fds {
 };
 
 /* Resets every signal to its default action and unblocks all: a child must
- * not inherit the spawner's SA_NOCLDWAIT or any mask. */
+ * not inherit the spawner's SA_NOCLDWAIT or any mask. After
+ * guest_init_note_signals, only the signals it found away from their
+ * default are reset (the others are at it already): a few sigaction calls
+ * in each guest's child and console reader, not 64. */
 void guest_init_reset_signals(void);
+
+/* Notes which signals the calling process has away from their default action
+ * (a handler, SIG_IGN, or flags such as SA_NOCLDWAIT), for
+ * guest_init_reset_signals in the children it forks from then on. The
+ * spawner calls it once, after its own sigaction calls; a process that
+ * changes a disposition afterwards must call it again. */
+void guest_init_note_signals(void);
 
 /* Drops every capability not in keep (bit = CAP_*) from the bounding set and
  * clears the inheritable and ambient sets, so that root's next exec gets

@@ -177,9 +177,15 @@ setup(void **state)
         fprintf(stderr, "spawn_test: no %s (busybox-static), skipping\n", BUSYBOX);
         exit(77);
     }
-    /* Before any thread: the spawner is forked here. */
+    /* Before any thread: the spawner is forked here. It starts with
+     * SIGUSR2 ignored, as an agent's spawner may start with a signal
+     * ignored: no guest process may keep it (test_signals_default). */
     int err;
+    struct sigaction ign = {.sa_handler = SIG_IGN}, was;
+    sigemptyset(&ign.sa_mask);
+    assert_int_equal(sigaction(SIGUSR2, &ign, &was), 0);
     spawner = spawner_new(&err);
+    assert_int_equal(sigaction(SIGUSR2, &was, NULL), 0);
     if (!spawner)
         fail_msg("spawner_new: %s", strerror(-err));
 

@@ -142,6 +142,41 @@ cap_line(const char *status, const char *key)
     return strtoull(p + strlen(key), NULL, 16);
 }
 
+/* Every guest process starts with every signal at its default action and
+ * none blocked, though the spawner ignores SIGUSR2 (the fixture) and sets
+ * SA_NOCLDWAIT on SIGCHLD: init, and a command run in the guest, reset
+ * what the spawner had away from the default (guest_init_note_signals). */
+static void
+test_signals_default(void **state)
+{
+    struct guest g;
+    make_cfg(&g.cfg, "vf-sig", spec_default_caps());
+    strcpy(g.cfg.init, "/bin/sleep");
+    strcpy(g.cfg.args[0], "1000");
+    g.cfg.args[1][0] = '\0';
+    start_guest(&g);
+
+    char path[64], status[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)g.res.pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, status, sizeof(status) - 1);
+    close(fd);
+    assert_true(n > 0);
+    status[n] = '\0';
+    assert_int_equal(cap_line(status, "SigIgn:"), 0);
+    assert_int_equal(cap_line(status, "SigBlk:"), 0);
+    assert_int_equal(cap_line(status, "SigCgt:"), 0);
+
+    struct exec_result r;
+    RUN(&g, &r, "cat", "/proc/self/status");
+    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(cap_line(r.out, "SigIgn:"), 0);
+    assert_int_equal(cap_line(r.out, "SigBlk:"), 0);
+    exec_result_clear(&r);
+    stop_guest(&g);
+}
+
 static void
 test_caps_default(void **state)
 {
@@ -675,6 +710,7 @@ main(void)
         cmocka_unit_test(test_proc_start_time),
         cmocka_unit_test(test_identity_and_pid_ns),
         cmocka_unit_test(test_caps_default),
+        cmocka_unit_test(test_signals_default),
         cmocka_unit_test(test_caps_without_mknod),
         cmocka_unit_test(test_masked_and_readonly),
         cmocka_unit_test_setup_teardown(test_exec_exit_code_and_streams, exec_setup, exec_teardown),

@@ -420,6 +420,8 @@ spawnd_main(int sock)
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Our dispositions are final: each child resets only what differs. */
+    guest_init_note_signals();
 
     /* Keep nothing of the agent but stdio and our socket. */
     if (sock != 3) {

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <elf.h>
+#include <string.h>
 
 #include "common/sanitizer.h"
 #include "node/linux/spawn.h"
@@ -75,11 +77,70 @@ test_spawner_own_program(void **state)
     spawner_destroy(&sp);
 }
 
+/* 1 when the ELF program open at fd asks the loader to bind every symbol
+ * at start (DF_BIND_NOW or DF_1_NOW), 0 when it binds lazily, -errno. */
+static int
+binds_now(int fd)
+{
+    Elf64_Ehdr eh;
+    if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
+        return -EIO;
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_phentsize != sizeof(Elf64_Phdr))
+        return -ENOEXEC;
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        off_t at = (off_t)(eh.e_phoff + i * sizeof(ph));
+        if (pread(fd, &ph, sizeof(ph), at) != (ssize_t)sizeof(ph))
+            return -EIO;
+        if (ph.p_type != PT_DYNAMIC)
+            continue;
+        for (uint64_t off = 0; off + sizeof(Elf64_Dyn) <= ph.p_filesz; off += sizeof(Elf64_Dyn)) {
+            Elf64_Dyn d;
+            if (pread(fd, &d, sizeof(d), (off_t)(ph.p_offset + off)) != (ssize_t)sizeof(d))
+                return -EIO;
+            if (d.d_tag == DT_NULL)
+                break;
+            if ((d.d_tag == DT_FLAGS && (d.d_un.d_val & DF_BIND_NOW)) ||
+                (d.d_tag == DT_FLAGS_1 && (d.d_un.d_val & DF_1_NOW)))
+                return 1;
+        }
+        return 0;
+    }
+    return 0; /* static: nothing to bind */
+}
+
+/* The spawner's program binds its symbols once, when it starts: its guests'
+ * children, readers and exec helpers find them bound, instead of each
+ * looking up again (and faulting in ld.so for) every function the spawner
+ * itself never called. */
+static void
+test_spawner_binds_now(void **state)
+{
+    int err;
+    spawner_t *sp = spawner_new(&err);
+    assert_non_null(sp);
+    struct spawn_config cfg = {0};
+    char *argv[] = {"true", NULL};
+    struct exec_request req = {.argv = argv};
+    struct exec_result res;
+    assert_int_equal(spawner_exec(sp, &cfg, getpid(), 1, &req, &res), -ESRCH);
+
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)spawner_pid(sp));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(binds_now(fd), 1);
+    close(fd);
+    spawner_destroy(&sp);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spawner_own_program),
+        cmocka_unit_test(test_spawner_binds_now),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -259,6 +259,14 @@ sysfilter_build(unsigned flags, struct sysfilter *out)
     /* no_new_privs is the caller's choice (exec'd commands set it, init not). */
     if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)) < 0)
         return r;
+    /* The rules as a binary tree of the syscall numbers, not a list: the
+     * same policy, a few more instructions, a third as many run for a call.
+     * The kernel runs the program for every number of both architectures
+     * when it loads it (to cache the calls it always allows), at each guest
+     * start. A libseccomp without the option keeps the list. */
+    r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+    if (r < 0 && r != -EINVAL && r != -EOPNOTSUPP)
+        return r;
     for (size_t a = 0; a < ARRAY_SIZE(arches) && arches[a]; a++) {
         if ((r = find_unknown(arches[a], &u[n_arch])) < 0)
             return r;
