@@ -226,41 +226,60 @@ lx_probe(backend_t *b, struct node_facts *out)
     return 0;
 }
 
+/* The guest's directory, after checking its template is here. */
 static int
-lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
+guest_dir_prepare(const struct guest_spec *s, const struct guest_paths *p)
 {
-    struct linux_backend *l = lb(b);
-    struct guest_paths p;
+    struct stat st;
+
+    if (stat(p->tmpl, &st) < 0 || !S_ISDIR(st.st_mode))
+        return errtext_fail(-ENOENT, "template \"%s\" is not on this node", s->template_name);
+    return fs_mkdir_p(p->dir, 0700);
+}
+
+/* The guest's disk (made when there is no image) and root, mounted unless
+ * they are. */
+static int
+guest_mounts(struct linux_backend *l, const struct guest_spec *s, const struct guest_ids *ids,
+             const struct guest_paths *p)
+{
     struct stat st;
     int r;
 
-    paths_of(l, s, &p);
-    if (stat(p.tmpl, &st) < 0 || !S_ISDIR(st.st_mode))
-        return errtext_fail(-ENOENT, "template \"%s\" is not on this node", s->template_name);
-    r = fs_mkdir_p(p.dir, 0700);
-    if (r < 0)
-        return r;
     /* An existing image is the guest's disk, whatever size the spec now asks
      * for: set_limits resizes it, create never replaces it. */
     struct disk_info di;
     bool made = false;
-    if (stat(p.image, &st) < 0 || disk_info(p.image, &di) == -EINVAL) {
+    if (stat(p->image, &st) < 0 || disk_info(p->image, &di) == -EINVAL) {
         r = check_reserve(l, "a new disk");
         if (r < 0)
             return r;
         char pristine[sizeof(l->cfg.state_dir) + 16];
         snprintf(pristine, sizeof(pristine), "%s/pristine", l->cfg.state_dir);
-        r = disk_create(p.image, s->limits.disk ? s->limits.disk : LINUX_DEFAULT_DISK,
+        r = disk_create(p->image, s->limits.disk ? s->limits.disk : LINUX_DEFAULT_DISK,
                         s->limits.inodes, pristine);
         if (r < 0)
             return errtext_fail(r, "cannot create the disk image: size must be 16M..256T and "
                                    "inodes at most one per KiB");
         made = true;
     }
-    r = made ? disk_mount_new(p.image, p.disk) : disk_mount(p.image, p.disk, NULL, 0);
+    r = made ? disk_mount_new(p->image, p->disk) : disk_mount(p->image, p->disk, NULL, 0);
     if (r < 0)
         return r;
-    r = mount_root(l, ids, &p);
+    return mount_root(l, ids, p);
+}
+
+static int
+lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+
+    paths_of(l, s, &p);
+    int r = guest_dir_prepare(s, &p);
+    if (r < 0)
+        return r;
+    r = guest_mounts(l, s, ids, &p);
     if (r < 0)
         return r;
     return cgroup_create(l->cgroups, s->id);
@@ -335,6 +354,71 @@ spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struc
     return 0;
 }
 
+/* A cold start (its root not mounted: the first after a reboot) mounts the
+ * disk and the root while the spawner clones the child and the child sets
+ * itself up (spawner_start_with): on two CPUs the ~2 ms of mounts no longer
+ * come before the clone. The root reaches the child through a conduit,
+ * data/<id>/stage, a shared bind mount whose clone the spawner stages as a
+ * slave, so that the root bound into it propagates into the child's mount
+ * namespace, locked like the copy of the seed (a detached tree handed over
+ * by descriptor would arrive unlocked: guest root could clear its nodev). */
+struct start_cold {
+    struct linux_backend *l;     /* the backend */
+    const struct guest_spec *s;  /* the guest */
+    const struct guest_ids *ids; /* its uid block, or NULL */
+    const struct guest_paths *p; /* its paths */
+    const char *conduit;         /* data/<id>/stage */
+    int err;                     /* the mounts' error (errtext set), 0 */
+};
+
+/* What a cold start does before the spawn: the guest's directory, its
+ * cgroups (the child joins them) and the conduit. */
+static int
+start_cold_prepare(struct linux_backend *l, const struct guest_spec *s, const struct guest_paths *p,
+                   const char *conduit)
+{
+    int r = guest_dir_prepare(s, p);
+    if (r < 0)
+        return r;
+    r = cgroup_create(l->cgroups, s->id);
+    if (r < 0)
+        return r;
+    r = rootfs_conduit_open(conduit);
+    return r < 0 ? errtext_fail(r, "cannot make the guest's mount conduit \"%s\"", conduit) : 0;
+}
+
+/* spawner_start_with's root: the mounts, then the root into the conduit. */
+static int
+start_cold_mounts(void *arg, pid_t child)
+{
+    struct start_cold *sc = arg;
+    (void)child;
+    int r = guest_mounts(sc->l, sc->s, sc->ids, sc->p);
+    if (r == 0 && (r = rootfs_conduit_fill(sc->conduit, sc->p->root)) < 0)
+        errtext_fail(r, "cannot bind the guest's root into \"%s\"", sc->conduit);
+    sc->err = r;
+    return r;
+}
+
+/* The spawn of a cold start; the conduit is taken down after it, whatever
+ * happened (the child has made its mounts private by the time the start
+ * returns). */
+static int
+start_cold_spawn(struct start_cold *sc, struct spawn_config *c, struct spawn_result *res)
+{
+    int r = 0;
+    if (snprintf(c->rootfs, sizeof(c->rootfs), "%s/root", sc->conduit) >= (int)sizeof(c->rootfs))
+        r = sc->err = errtext_fail(-ENAMETOOLONG, "the path \"%s\" is too long", sc->conduit);
+    c->root_later = 1;
+    if (r == 0)
+        r = spawner_start_with(sc->l->spawner, c, start_cold_mounts, sc, res);
+    int k = rootfs_conduit_close(sc->conduit);
+    if (k < 0)
+        log_warning("guest=%s cannot take down \"%s\": %s, ignoring", sc->s->name, sc->conduit,
+                    strerror(-k));
+    return r;
+}
+
 /* The FreeVPS views go into a guest only when the agent serves them (a
  * FUSE mount there), never as a plain host directory. */
 static int
@@ -349,8 +433,17 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
 
     if (rt->pid && proc_is_same(rt->pid, rt->start_time) > 0)
         return 0; /* already running */
-    /* After a host reboot the mounts are gone: make them again. */
-    r = lx_create(b, s, ids);
+    paths_of(l, s, &p);
+    /* After a host reboot the mounts are gone: make them again. Then (no
+     * root mounted) the mounts are made while the child is cloned and sets
+     * itself up (start_cold); else lx_create checks them. */
+    bool cold = mountinfo_is_mountpoint(p.root) == 0;
+    char conduit[sizeof(p.dir) + 8];
+    snprintf(conduit, sizeof(conduit), "%s/stage", p.dir);
+    if (cold)
+        r = start_cold_prepare(l, s, &p, conduit);
+    else if ((r = lx_create(b, s, ids)) == 0)
+        r = rootfs_conduit_close(conduit); /* left by an agent that died in a cold start */
     if (r < 0)
         return r;
     /* The setup runs without a ceiling below a core (cgroup_setup_limits). */
@@ -359,7 +452,6 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     r = cgroup_set_limits(l->cgroups, s->id, &setup);
     if (r < 0)
         return r;
-    paths_of(l, s, &p);
     r = spawn_config_of(l, s, ids, &p, &c);
     if (r < 0)
         return r;
@@ -368,12 +460,15 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     const char *lxcfs = lxcfs_dir(l, s);
     if (lxcfs)
         strscpy(c.lxcfs, lxcfs, sizeof(c.lxcfs));
-    r = spawner_start(l->spawner, &c, &res);
+    struct start_cold sc = {.l = l, .s = s, .ids = ids, .p = &p, .conduit = conduit};
+    r = cold ? start_cold_spawn(&sc, &c, &res) : spawner_start(l->spawner, &c, &res);
     if (r == -EPIPE) {
         /* The spawner died; a new one cannot be forked now that threads run. */
         log_error("guest=%s spawner is gone: restart the agent", s->name);
         return r;
     }
+    if (r < 0 && sc.err < 0)
+        return sc.err; /* the mounts' own error, with its text */
     if (r < 0)
         return errtext_fail(r, "%s", res.error);
     /* No guest runs on without its ceiling: killed (the agent reaps it). */
@@ -423,6 +518,12 @@ lx_destroy(backend_t *b, const struct guest_spec *s)
     if (r < 0)
         return errtext_fail(r, "cannot remove the guest's network");
     r = cgroup_destroy(l->cgroups, s->id);
+    if (r < 0)
+        return r;
+    /* A conduit an agent that died in a cold start left (start_cold). */
+    char conduit[sizeof(p.dir) + 8];
+    snprintf(conduit, sizeof(conduit), "%s/stage", p.dir);
+    r = rootfs_conduit_close(conduit);
     if (r < 0)
         return r;
     r = rootfs_umount(p.root);
