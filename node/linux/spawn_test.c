@@ -536,6 +536,20 @@ test_root_later(void **state)
     stop_guest(&g);
     assert_int_equal(umount2(l.bound, MNT_DETACH), 0);
 
+    /* Without a user namespace (privileged) the root arrives the same way. */
+    assert_int_equal(rootfs_conduit_open(l.conduit), 0);
+    g.cfg.uid_base = g.cfg.uid_count = 0;
+    r = spawner_start_with(spawner, &g.cfg, later_root, &l, &g.res);
+    if (r < 0)
+        fail_msg("spawner_start_with, privileged: %s (%s)", strerror(-r), g.res.error);
+    track(g.res.pid, true);
+    assert_int_equal(rootfs_conduit_close(l.conduit), 0);
+    RUN(&g, &x, "ls", "/bin/busybox");
+    assert_int_equal(x.exit_code, 0);
+    exec_result_clear(&x);
+    stop_guest(&g);
+    assert_int_equal(umount2(l.bound, MNT_DETACH), 0);
+
     struct spawn_config cfg = g.cfg;
     struct spawn_result res;
     assert_int_equal(rootfs_conduit_open(l.conduit), 0);
