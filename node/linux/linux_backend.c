@@ -5,6 +5,7 @@
 #include <sys/statfs.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -237,11 +238,9 @@ guest_dir_prepare(const struct guest_spec *s, const struct guest_paths *p)
     return fs_mkdir_p(p->dir, 0700);
 }
 
-/* The guest's disk (made when there is no image) and root, mounted unless
- * they are. */
+/* The guest's disk (made when there is no image), mounted unless it is. */
 static int
-guest_mounts(struct linux_backend *l, const struct guest_spec *s, const struct guest_ids *ids,
-             const struct guest_paths *p)
+guest_disk(struct linux_backend *l, const struct guest_spec *s, const struct guest_paths *p)
 {
     struct stat st;
     int r;
@@ -263,10 +262,16 @@ guest_mounts(struct linux_backend *l, const struct guest_spec *s, const struct g
                                    "inodes at most one per KiB");
         made = true;
     }
-    r = made ? disk_mount_new(p->image, p->disk) : disk_mount(p->image, p->disk, NULL, 0);
-    if (r < 0)
-        return r;
-    return mount_root(l, ids, p);
+    return made ? disk_mount_new(p->image, p->disk) : disk_mount(p->image, p->disk, NULL, 0);
+}
+
+/* The guest's disk and root, mounted unless they are. */
+static int
+guest_mounts(struct linux_backend *l, const struct guest_spec *s, const struct guest_ids *ids,
+             const struct guest_paths *p)
+{
+    int r = guest_disk(l, s, p);
+    return r < 0 ? r : mount_root(l, ids, p);
 }
 
 static int
@@ -369,7 +374,34 @@ struct start_cold {
     const struct guest_paths *p; /* its paths */
     const char *conduit;         /* data/<id>/stage */
     int err;                     /* the mounts' error (errtext set), 0 */
+    pthread_t disk;              /* the disk's mount, overlapping the spawner's clone */
+    bool disk_started;           /* disk runs: join it */
+    int disk_err;                /* its result */
+    char disk_text[256];         /* its errtext (a thread's own) */
 };
+
+static void *
+start_cold_disk(void *arg)
+{
+    struct start_cold *sc = arg;
+    sc->disk_err = guest_disk(sc->l, sc->s, sc->p);
+    if (sc->disk_err < 0)
+        strscpy(sc->disk_text, errtext_get(), sizeof(sc->disk_text));
+    return NULL;
+}
+
+/* Joins the disk's thread; its result, its errtext set on this thread. */
+static int
+start_cold_disk_join(struct start_cold *sc)
+{
+    if (!sc->disk_started)
+        return guest_disk(sc->l, sc->s, sc->p);
+    pthread_join(sc->disk, NULL);
+    sc->disk_started = false;
+    if (sc->disk_err < 0 && sc->disk_text[0])
+        errtext_set("%s", sc->disk_text);
+    return sc->disk_err;
+}
 
 /* What a cold start does before the spawn: the guest's directory, its
  * cgroups (the child joins them) and the conduit. */
@@ -393,7 +425,9 @@ start_cold_mounts(void *arg, pid_t child)
 {
     struct start_cold *sc = arg;
     (void)child;
-    int r = guest_mounts(sc->l, sc->s, sc->ids, sc->p);
+    int r = start_cold_disk_join(sc);
+    if (r == 0)
+        r = mount_root(sc->l, sc->ids, sc->p);
     if (r == 0 && (r = rootfs_conduit_fill(sc->conduit, sc->p->root)) < 0)
         errtext_fail(r, "cannot bind the guest's root into \"%s\"", sc->conduit);
     sc->err = r;
@@ -410,8 +444,11 @@ start_cold_spawn(struct start_cold *sc, struct spawn_config *c, struct spawn_res
     if (snprintf(c->rootfs, sizeof(c->rootfs), "%s/root", sc->conduit) >= (int)sizeof(c->rootfs))
         r = sc->err = errtext_fail(-ENAMETOOLONG, "the path \"%s\" is too long", sc->conduit);
     c->root_later = 1;
+    sc->disk_started = r == 0 && pthread_create(&sc->disk, NULL, start_cold_disk, sc) == 0;
     if (r == 0)
         r = spawner_start_with(sc->l->spawner, c, start_cold_mounts, sc, res);
+    if (sc->disk_started)
+        (void)start_cold_disk_join(sc); /* the spawn failed before the mounts */
     int k = rootfs_conduit_close(sc->conduit);
     if (k < 0)
         log_warning("guest=%s cannot take down \"%s\": %s, ignoring", sc->s->name, sc->conduit,
