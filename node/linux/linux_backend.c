@@ -132,10 +132,13 @@ check_reserve(struct linux_backend *l, const char *what)
 
 /* The overlay's lower layer: the template itself for a guest without a uid
  * block, else the template idmapped to the block at data/<id>/lower (made
- * here when it is not mounted yet). */
+ * here when it is not mounted yet). The idmap's user namespace is the
+ * guest's own when child (its init, cloned and released: its maps are
+ * written) is > 0, a cold start's (the same map, and no round trip to the
+ * spawner, which made one for this alone); else the spawner makes one. */
 static int
 mount_lower(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p,
-            const char **lower)
+            pid_t child, const char **lower)
 {
     if (!ids || !ids->uid_base) {
         *lower = p->tmpl;
@@ -148,7 +151,16 @@ mount_lower(struct linux_backend *l, const struct guest_ids *ids, const struct g
     r = mountinfo_is_mountpoint(p->lower);
     if (r != 0)
         return r < 0 ? r : 0;
-    _cleanup_close_ int userns = spawner_userns(l->spawner, ids->uid_base, ids->uid_count);
+    _cleanup_close_ int userns = -EBADF;
+    if (child > 0) {
+        char ns[64];
+        snprintf(ns, sizeof(ns), "/proc/%d/ns/user", (int)child);
+        userns = open(ns, O_RDONLY | O_CLOEXEC);
+        if (userns < 0)
+            userns = -errno;
+    } else {
+        userns = spawner_userns(l->spawner, ids->uid_base, ids->uid_count);
+    }
     if (userns < 0)
         return errtext_fail(userns, "cannot make the guest's user namespace");
     _cleanup_close_ int tree = tmpl_trees_get(l->trees, p->tmpl);
@@ -165,10 +177,11 @@ mount_lower(struct linux_backend *l, const struct guest_ids *ids, const struct g
 
 /* The guest's root: lower layer, then the overlay on its disk. */
 static int
-mount_root(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p)
+mount_root(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p,
+           pid_t child)
 {
     const char *lower;
-    int r = mount_lower(l, ids, p, &lower);
+    int r = mount_lower(l, ids, p, child, &lower);
     return r < 0 ? r : rootfs_mount(lower, p->disk, p->root);
 }
 
@@ -271,7 +284,7 @@ guest_mounts(struct linux_backend *l, const struct guest_spec *s, const struct g
              const struct guest_paths *p)
 {
     int r = guest_disk(l, s, p);
-    return r < 0 ? r : mount_root(l, ids, p);
+    return r < 0 ? r : mount_root(l, ids, p, 0);
 }
 
 static int
@@ -424,10 +437,9 @@ static int
 start_cold_mounts(void *arg, pid_t child)
 {
     struct start_cold *sc = arg;
-    (void)child;
     int r = start_cold_disk_join(sc);
     if (r == 0)
-        r = mount_root(sc->l, sc->ids, sc->p);
+        r = mount_root(sc->l, sc->ids, sc->p, child);
     if (r == 0 && (r = rootfs_conduit_fill(sc->conduit, sc->p->root)) < 0)
         errtext_fail(r, "cannot bind the guest's root into \"%s\"", sc->conduit);
     sc->err = r;
@@ -624,7 +636,7 @@ resize_disk(struct linux_backend *l, const struct guest_ids *ids, const struct g
     /* Mount again whether or not the resize worked: the guest keeps its disk. */
     r = disk_mount(p->image, p->disk, NULL, 0);
     if (r >= 0)
-        r = mount_root(l, ids, p);
+        r = mount_root(l, ids, p, 0);
     return resized < 0 ? resized : r;
 }
 
@@ -657,7 +669,7 @@ lx_rebuild(struct linux_backend *l, const struct guest_spec *s, const struct gue
         return r;
     if (ids && ids->uid_base && (r = idmap_umount(p->lower)) < 0)
         return errtext_fail(r, "cannot unmount the idmapped template to rebuild");
-    r = mount_root(l, ids, p);
+    r = mount_root(l, ids, p, 0);
     if (r < 0)
         return r;
     return rebuild_done(&rp, s->rebuild);
