@@ -148,17 +148,23 @@ spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_result
 }
 
 /* Runs root for a root_later child, then lets the child go on (one byte on
- * root_w) or, when root failed, closes root_w without one (the child exits)
- * and returns root's error. */
+ * root_w, a socket: a child that died meanwhile is an error, not a SIGPIPE)
+ * or, when root failed, closes root_w without one (the child exits) and
+ * returns root's error. */
 static int
-child_root(spawn_root_fn root, void *arg, pid_t pid, int root_w, struct spawn_response *resp)
+child_root(spawn_root_fn root, void *arg, pid_t pid, int root_w, int err_r,
+           struct spawn_response *resp)
 {
     int r = root(arg, pid);
     if (r < 0)
         return spawnd_set_error(resp, -r, "mount the guest's root");
-    if (write(root_w, "r", 1) != 1)
-        return spawnd_set_error(resp, errno, "hand the root to the child");
-    return 0;
+    if (send(root_w, "r", 1, MSG_NOSIGNAL) == 1)
+        return 0;
+    /* The child is gone: its own reason first, when it wrote one. */
+    int err = errno;
+    if (child_verdict(err_r, resp) < 0)
+        return resp->result;
+    return spawnd_set_error(resp, err, "hand the root to the child");
 }
 
 int
@@ -189,7 +195,7 @@ spawner_start_with(spawner_t *sp, const struct spawn_config *cfg, spawn_root_fn 
      * other starts go on meanwhile. A child that failed either is killed
      * here (it is the agent's child). */
     if (resp.result == 0 && n_fds == want && root) {
-        r = child_root(root, arg, resp.pid, fds[2], &resp);
+        r = child_root(root, arg, resp.pid, fds[2], fds[1], &resp);
         close(fds[2]);
         n_fds = 2;
         if (r < 0)

@@ -132,8 +132,9 @@ typedef int (*spawn_root_fn)(void *arg, pid_t child);
  * kernel propagates that mount into the child's namespace (locked, as the
  * copy of a seed is, since it crosses into the child's user namespace);
  * only then is the child let go on. When root fails the child is killed and
- * reaped and its error returned. The caller takes the conduit down after the
- * return, whatever it is (the child has made its mounts private by then). */
+ * reaped and its error returned; a child that died meanwhile fails the start
+ * with its own error (the byte goes over a socket: no SIGPIPE). The caller takes the conduit down
+ * after the return, whatever it is (the child has made its mounts private by then). */
 int spawner_start_with(spawner_t *sp, const struct spawn_config *cfg, spawn_root_fn root, void *arg,
                        struct spawn_result *res);
 

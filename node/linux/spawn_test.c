@@ -478,7 +478,7 @@ struct later {
     char bound[128];   /* where the rootfs is bound nodev: the root handed over */
     pid_t child;       /* the child the callback was called for */
     bool child_alive;  /* it existed when its root was asked for */
-    int fail;          /* 0: mount; else returned as the mounts' error */
+    int fail;          /* 0: mount; 1: kill the child and report success; else the error */
 };
 
 static int
@@ -487,6 +487,13 @@ later_root(void *arg, pid_t child)
     struct later *l = arg;
     l->child = child;
     l->child_alive = child > 0 && kill(child, 0) == 0;
+    if (l->fail == 1) {
+        /* Dead (not reaped) by the time the root is handed over. */
+        siginfo_t si;
+        if (kill(child, SIGKILL) < 0 || waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT) < 0)
+            return -errno;
+        return 0;
+    }
     if (l->fail)
         return l->fail;
     if (mount(rootfs, l->bound, NULL, MS_BIND, NULL) < 0 ||
@@ -559,6 +566,19 @@ test_root_later(void **state)
     assert_true(l.child_alive);
     assert_int_equal(kill(l.child, 0), -1);
     assert_int_equal(errno, ESRCH);
+    assert_int_equal(res.pidfd, -1);
+    assert_no_zombie();
+    assert_int_equal(rootfs_conduit_close(l.conduit), 0);
+
+    /* A child that died before its root came: an error, not a SIGPIPE that
+     * would end the caller (the agent), and the child reaped. */
+    assert_int_equal(rootfs_conduit_open(l.conduit), 0);
+    l = (struct later){.fail = 1};
+    snprintf(l.conduit, sizeof(l.conduit), "%s.conduit", rootfs);
+    r = spawner_start_with(spawner, &cfg, later_root, &l, &res);
+    assert_true(r < 0);
+    assert_true(l.child_alive);
+    assert_int_equal(kill(l.child, 0), -1);
     assert_int_equal(res.pidfd, -1);
     assert_no_zombie();
     assert_int_equal(rootfs_conduit_close(l.conduit), 0);

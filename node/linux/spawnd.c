@@ -236,10 +236,12 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
     if (pipe2(err_pipe, O_CLOEXEC) < 0)
         return spawnd_set_error(resp, errno, "pipe");
     _cleanup_close_ int err_r = err_pipe[0], err_w = err_pipe[1];
-    int root_pipe[2] = {-1, -1};
-    if (cfg->root_later && pipe2(root_pipe, O_CLOEXEC) < 0)
-        return spawnd_set_error(resp, errno, "pipe");
-    _cleanup_close_ int root_r = root_pipe[0], root_w = root_pipe[1];
+    /* A socket, not a pipe: the client's send to a child that died gets
+     * EPIPE (MSG_NOSIGNAL), not a SIGPIPE that would end the agent. */
+    int root_pair[2] = {-1, -1};
+    if (cfg->root_later && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, root_pair) < 0)
+        return spawnd_set_error(resp, errno, "socketpair");
+    _cleanup_close_ int root_r = root_pair[1], root_w = root_pair[0];
 
     int pidfd = -1;
     /* CLONE_PARENT: init becomes the agent's child, not ours (see spawn.h). */
