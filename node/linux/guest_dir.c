@@ -14,7 +14,7 @@ guest_dir_remove(const char *path)
     static const char *const files[] = {"console.log",      "console.ring",        "disk.img",
                                         "provision.stamp",  "provision.stamp.new", "rebuild.stamp",
                                         "rebuild.stamp.new"};
-    static const char *const dirs[] = {"root", "lower", "disk"};
+    static const char *const dirs[] = {"root", "lower", "disk", "stage/root", "stage"};
     char buf[700];
 
     for (size_t i = 0; i < ARRAY_SIZE(files); i++) {

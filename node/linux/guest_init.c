@@ -397,6 +397,22 @@ guest_init_become_root(void)
     return 0;
 }
 
+/* A root_later start: the agent binds the root into the conduit, which
+ * propagates into our copy of it, then writes one byte; end of file means it
+ * could not, and we must not go on. */
+static void
+wait_root(int fd)
+{
+    char byte;
+    ssize_t n;
+    do {
+        n = read(fd, &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(1);
+    close(fd);
+}
+
 void
 guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
 {
@@ -428,11 +444,17 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
         fail(errno, "unshare the cgroup namespace");
 
     /* Host paths first, while we are still host uid 0 (the owner of the
-     * node's 0700 state directories) with the user namespace's capabilities. */
+     * node's 0700 state directories) with the user namespace's capabilities.
+     * What needs no root comes before it: a root_later root is mounted by
+     * the agent meanwhile (spawner_start_with). */
     struct detached d;
-    bind_root(cfg->rootfs);
     detach_mounts(cfg, fds->dev, &d);
     int vservers = grab_vservers(cfg);
+    loopback_up();
+    set_identity(cfg);
+    if (fds->root >= 0)
+        wait_root(fds->root);
+    bind_root(cfg->rootfs);
     /* The spawner has written our uid and gid maps: become the guest's root
      * (host uid_base); from here on only the guest's own tree is touched. */
     int r = cfg->uid_base ? guest_init_become_root() : 0;
@@ -441,8 +463,6 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
     pivot(cfg->rootfs);
     make_mounts(&d);
     attach_vservers(vservers);
-    loopback_up();
-    set_identity(cfg);
     const struct sysfilter *filter = sysfilter_get(cfg->filter);
     if (!filter)
         fail(errno, "syscall filter");

@@ -36,6 +36,7 @@ struct guest_init_fds {
     const char *dev;  /* the host's /dev as the child sees it: "/dev" or the seed's (seedns.h) */
     const int *tasks; /* the tasks files of cfg->cgroup_procs' cgroups, in order (proc_join_self) */
     uint32_t n_tasks; /* entries in tasks */
+    int root;         /* a socket: one byte once the root is in the conduit (root_later), or -1 */
 };
 
 /* Resets every signal to its default action and unblocks all: a child must

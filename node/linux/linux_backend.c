@@ -5,6 +5,7 @@
 #include <sys/statfs.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -131,10 +132,13 @@ check_reserve(struct linux_backend *l, const char *what)
 
 /* The overlay's lower layer: the template itself for a guest without a uid
  * block, else the template idmapped to the block at data/<id>/lower (made
- * here when it is not mounted yet). */
+ * here when it is not mounted yet). The idmap's user namespace is the
+ * guest's own when child (its init, cloned and released: its maps are
+ * written) is > 0, a cold start's (the same map, and no round trip to the
+ * spawner, which made one for this alone); else the spawner makes one. */
 static int
 mount_lower(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p,
-            const char **lower)
+            pid_t child, const char **lower)
 {
     if (!ids || !ids->uid_base) {
         *lower = p->tmpl;
@@ -147,7 +151,16 @@ mount_lower(struct linux_backend *l, const struct guest_ids *ids, const struct g
     r = mountinfo_is_mountpoint(p->lower);
     if (r != 0)
         return r < 0 ? r : 0;
-    _cleanup_close_ int userns = spawner_userns(l->spawner, ids->uid_base, ids->uid_count);
+    _cleanup_close_ int userns = -EBADF;
+    if (child > 0) {
+        char ns[64];
+        snprintf(ns, sizeof(ns), "/proc/%d/ns/user", (int)child);
+        userns = open(ns, O_RDONLY | O_CLOEXEC);
+        if (userns < 0)
+            userns = -errno;
+    } else {
+        userns = spawner_userns(l->spawner, ids->uid_base, ids->uid_count);
+    }
     if (userns < 0)
         return errtext_fail(userns, "cannot make the guest's user namespace");
     _cleanup_close_ int tree = tmpl_trees_get(l->trees, p->tmpl);
@@ -164,10 +177,11 @@ mount_lower(struct linux_backend *l, const struct guest_ids *ids, const struct g
 
 /* The guest's root: lower layer, then the overlay on its disk. */
 static int
-mount_root(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p)
+mount_root(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p,
+           pid_t child)
 {
     const char *lower;
-    int r = mount_lower(l, ids, p, &lower);
+    int r = mount_lower(l, ids, p, child, &lower);
     return r < 0 ? r : rootfs_mount(lower, p->disk, p->root);
 }
 
@@ -226,41 +240,64 @@ lx_probe(backend_t *b, struct node_facts *out)
     return 0;
 }
 
+/* The guest's directory, after checking its template is here. */
 static int
-lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
+guest_dir_prepare(const struct guest_spec *s, const struct guest_paths *p)
 {
-    struct linux_backend *l = lb(b);
-    struct guest_paths p;
+    struct stat st;
+
+    if (stat(p->tmpl, &st) < 0 || !S_ISDIR(st.st_mode))
+        return errtext_fail(-ENOENT, "template \"%s\" is not on this node", s->template_name);
+    return fs_mkdir_p(p->dir, 0700);
+}
+
+/* The guest's disk (made when there is no image), mounted unless it is. */
+static int
+guest_disk(struct linux_backend *l, const struct guest_spec *s, const struct guest_paths *p)
+{
     struct stat st;
     int r;
 
-    paths_of(l, s, &p);
-    if (stat(p.tmpl, &st) < 0 || !S_ISDIR(st.st_mode))
-        return errtext_fail(-ENOENT, "template \"%s\" is not on this node", s->template_name);
-    r = fs_mkdir_p(p.dir, 0700);
-    if (r < 0)
-        return r;
     /* An existing image is the guest's disk, whatever size the spec now asks
      * for: set_limits resizes it, create never replaces it. */
     struct disk_info di;
     bool made = false;
-    if (stat(p.image, &st) < 0 || disk_info(p.image, &di) == -EINVAL) {
+    if (stat(p->image, &st) < 0 || disk_info(p->image, &di) == -EINVAL) {
         r = check_reserve(l, "a new disk");
         if (r < 0)
             return r;
         char pristine[sizeof(l->cfg.state_dir) + 16];
         snprintf(pristine, sizeof(pristine), "%s/pristine", l->cfg.state_dir);
-        r = disk_create(p.image, s->limits.disk ? s->limits.disk : LINUX_DEFAULT_DISK,
+        r = disk_create(p->image, s->limits.disk ? s->limits.disk : LINUX_DEFAULT_DISK,
                         s->limits.inodes, pristine);
         if (r < 0)
             return errtext_fail(r, "cannot create the disk image: size must be 16M..256T and "
                                    "inodes at most one per KiB");
         made = true;
     }
-    r = made ? disk_mount_new(p.image, p.disk) : disk_mount(p.image, p.disk, NULL, 0);
+    return made ? disk_mount_new(p->image, p->disk) : disk_mount(p->image, p->disk, NULL, 0);
+}
+
+/* The guest's disk and root, mounted unless they are. */
+static int
+guest_mounts(struct linux_backend *l, const struct guest_spec *s, const struct guest_ids *ids,
+             const struct guest_paths *p)
+{
+    int r = guest_disk(l, s, p);
+    return r < 0 ? r : mount_root(l, ids, p, 0);
+}
+
+static int
+lx_create(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
+{
+    struct linux_backend *l = lb(b);
+    struct guest_paths p;
+
+    paths_of(l, s, &p);
+    int r = guest_dir_prepare(s, &p);
     if (r < 0)
         return r;
-    r = mount_root(l, ids, &p);
+    r = guest_mounts(l, s, ids, &p);
     if (r < 0)
         return r;
     return cgroup_create(l->cgroups, s->id);
@@ -335,6 +372,102 @@ spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struc
     return 0;
 }
 
+/* A cold start (its root not mounted: the first after a reboot) mounts the
+ * disk and the root while the spawner clones the child and the child sets
+ * itself up (spawner_start_with): on two CPUs the ~2 ms of mounts no longer
+ * come before the clone. The root reaches the child through a conduit,
+ * data/<id>/stage, a shared bind mount whose clone the spawner stages as a
+ * slave, so that the root bound into it propagates into the child's mount
+ * namespace, locked like the copy of the seed (a detached tree handed over
+ * by descriptor would arrive unlocked: guest root could clear its nodev). */
+struct start_cold {
+    struct linux_backend *l;     /* the backend */
+    const struct guest_spec *s;  /* the guest */
+    const struct guest_ids *ids; /* its uid block, or NULL */
+    const struct guest_paths *p; /* its paths */
+    const char *conduit;         /* data/<id>/stage */
+    int err;                     /* the mounts' error (errtext set), 0 */
+    pthread_t disk;              /* the disk's mount, overlapping the spawner's clone */
+    bool disk_started;           /* disk runs: join it */
+    int disk_err;                /* its result */
+    char disk_text[256];         /* its errtext (a thread's own) */
+};
+
+static void *
+start_cold_disk(void *arg)
+{
+    struct start_cold *sc = arg;
+    sc->disk_err = guest_disk(sc->l, sc->s, sc->p);
+    if (sc->disk_err < 0)
+        strscpy(sc->disk_text, errtext_get(), sizeof(sc->disk_text));
+    return NULL;
+}
+
+/* Joins the disk's thread; its result, its errtext set on this thread. */
+static int
+start_cold_disk_join(struct start_cold *sc)
+{
+    if (!sc->disk_started)
+        return guest_disk(sc->l, sc->s, sc->p);
+    pthread_join(sc->disk, NULL);
+    sc->disk_started = false;
+    if (sc->disk_err < 0 && sc->disk_text[0])
+        errtext_set("%s", sc->disk_text);
+    return sc->disk_err;
+}
+
+/* What a cold start does before the spawn: the guest's directory, its
+ * cgroups (the child joins them) and the conduit. */
+static int
+start_cold_prepare(struct linux_backend *l, const struct guest_spec *s, const struct guest_paths *p,
+                   const char *conduit)
+{
+    int r = guest_dir_prepare(s, p);
+    if (r < 0)
+        return r;
+    r = cgroup_create(l->cgroups, s->id);
+    if (r < 0)
+        return r;
+    r = rootfs_conduit_open(conduit);
+    return r < 0 ? errtext_fail(r, "cannot make the guest's mount conduit \"%s\"", conduit) : 0;
+}
+
+/* spawner_start_with's root: the mounts, then the root into the conduit. */
+static int
+start_cold_mounts(void *arg, pid_t child)
+{
+    struct start_cold *sc = arg;
+    int r = start_cold_disk_join(sc);
+    if (r == 0)
+        r = mount_root(sc->l, sc->ids, sc->p, child);
+    if (r == 0 && (r = rootfs_conduit_fill(sc->conduit, sc->p->root)) < 0)
+        errtext_fail(r, "cannot bind the guest's root into \"%s\"", sc->conduit);
+    sc->err = r;
+    return r;
+}
+
+/* The spawn of a cold start; the conduit is taken down after it, whatever
+ * happened (the child has made its mounts private by the time the start
+ * returns). */
+static int
+start_cold_spawn(struct start_cold *sc, struct spawn_config *c, struct spawn_result *res)
+{
+    int r = 0;
+    if (snprintf(c->rootfs, sizeof(c->rootfs), "%s/root", sc->conduit) >= (int)sizeof(c->rootfs))
+        r = sc->err = errtext_fail(-ENAMETOOLONG, "the path \"%s\" is too long", sc->conduit);
+    c->root_later = 1;
+    sc->disk_started = r == 0 && pthread_create(&sc->disk, NULL, start_cold_disk, sc) == 0;
+    if (r == 0)
+        r = spawner_start_with(sc->l->spawner, c, start_cold_mounts, sc, res);
+    if (sc->disk_started)
+        (void)start_cold_disk_join(sc); /* the spawn failed before the mounts */
+    int k = rootfs_conduit_close(sc->conduit);
+    if (k < 0)
+        log_warning("guest=%s cannot take down \"%s\": %s, ignoring", sc->s->name, sc->conduit,
+                    strerror(-k));
+    return r;
+}
+
 /* The FreeVPS views go into a guest only when the agent serves them (a
  * FUSE mount there), never as a plain host directory. */
 static int
@@ -349,8 +482,17 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
 
     if (rt->pid && proc_is_same(rt->pid, rt->start_time) > 0)
         return 0; /* already running */
-    /* After a host reboot the mounts are gone: make them again. */
-    r = lx_create(b, s, ids);
+    paths_of(l, s, &p);
+    /* After a host reboot the mounts are gone: make them again. Then (no
+     * root mounted) the mounts are made while the child is cloned and sets
+     * itself up (start_cold); else lx_create checks them. */
+    bool cold = mountinfo_is_mountpoint(p.root) == 0;
+    char conduit[sizeof(p.dir) + 8];
+    snprintf(conduit, sizeof(conduit), "%s/stage", p.dir);
+    if (cold)
+        r = start_cold_prepare(l, s, &p, conduit);
+    else if ((r = lx_create(b, s, ids)) == 0)
+        r = rootfs_conduit_close(conduit); /* left by an agent that died in a cold start */
     if (r < 0)
         return r;
     /* The setup runs without a ceiling below a core (cgroup_setup_limits). */
@@ -359,7 +501,6 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     r = cgroup_set_limits(l->cgroups, s->id, &setup);
     if (r < 0)
         return r;
-    paths_of(l, s, &p);
     r = spawn_config_of(l, s, ids, &p, &c);
     if (r < 0)
         return r;
@@ -368,12 +509,15 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     const char *lxcfs = lxcfs_dir(l, s);
     if (lxcfs)
         strscpy(c.lxcfs, lxcfs, sizeof(c.lxcfs));
-    r = spawner_start(l->spawner, &c, &res);
+    struct start_cold sc = {.l = l, .s = s, .ids = ids, .p = &p, .conduit = conduit};
+    r = cold ? start_cold_spawn(&sc, &c, &res) : spawner_start(l->spawner, &c, &res);
     if (r == -EPIPE) {
         /* The spawner died; a new one cannot be forked now that threads run. */
         log_error("guest=%s spawner is gone: restart the agent", s->name);
         return r;
     }
+    if (r < 0 && sc.err < 0)
+        return sc.err; /* the mounts' own error, with its text */
     if (r < 0)
         return errtext_fail(r, "%s", res.error);
     /* No guest runs on without its ceiling: killed (the agent reaps it). */
@@ -423,6 +567,12 @@ lx_destroy(backend_t *b, const struct guest_spec *s)
     if (r < 0)
         return errtext_fail(r, "cannot remove the guest's network");
     r = cgroup_destroy(l->cgroups, s->id);
+    if (r < 0)
+        return r;
+    /* A conduit an agent that died in a cold start left (start_cold). */
+    char conduit[sizeof(p.dir) + 8];
+    snprintf(conduit, sizeof(conduit), "%s/stage", p.dir);
+    r = rootfs_conduit_close(conduit);
     if (r < 0)
         return r;
     r = rootfs_umount(p.root);
@@ -486,7 +636,7 @@ resize_disk(struct linux_backend *l, const struct guest_ids *ids, const struct g
     /* Mount again whether or not the resize worked: the guest keeps its disk. */
     r = disk_mount(p->image, p->disk, NULL, 0);
     if (r >= 0)
-        r = mount_root(l, ids, p);
+        r = mount_root(l, ids, p, 0);
     return resized < 0 ? resized : r;
 }
 
@@ -519,7 +669,7 @@ lx_rebuild(struct linux_backend *l, const struct guest_spec *s, const struct gue
         return r;
     if (ids && ids->uid_base && (r = idmap_umount(p->lower)) < 0)
         return errtext_fail(r, "cannot unmount the idmapped template to rebuild");
-    r = mount_root(l, ids, p);
+    r = mount_root(l, ids, p, 0);
     if (r < 0)
         return r;
     return rebuild_done(&rp, s->rebuild);

@@ -1,6 +1,6 @@
 /* Tests for the linux backend's start after a host reboot (the cold path):
  * the guest's disk, idmapped template and overlay are not mounted, and start
- * makes them again (lx_create). Needs root, loop devices,
+ * makes them again, while the child is cloned (start_cold). Needs root, loop devices,
  * /bin/busybox and the source tree (VFLEET_SOURCE_DIR, set by ctest); skipped
  * (77) otherwise. The teardown destroys the guest and removes its files even
  * when an assertion fails. */
@@ -40,6 +40,7 @@ struct fx {
     char lower[PATH_MAX];    /* state/data/<id>/lower */
     char root[PATH_MAX];     /* state/data/<id>/root */
     char image[PATH_MAX];    /* state/data/<id>/disk.img */
+    char stage[PATH_MAX];    /* state/data/<id>/stage: a cold start's conduit */
 };
 
 static int
@@ -78,6 +79,7 @@ setup(void **state)
     snprintf(fx->lower, sizeof(fx->lower), "%s/data/%s/lower", cfg.state_dir, s->id);
     snprintf(fx->root, sizeof(fx->root), "%s/data/%s/root", cfg.state_dir, s->id);
     snprintf(fx->image, sizeof(fx->image), "%s/data/%s/disk.img", cfg.state_dir, s->id);
+    snprintf(fx->stage, sizeof(fx->stage), "%s/data/%s/stage", cfg.state_dir, s->id);
     *state = fx;
     return 0;
 }
@@ -152,15 +154,41 @@ test_cold_start(void **state)
         snprintf(upper, sizeof(upper), "%s/upper", fx->disk);
         struct stat st;
         assert_int_equal(stat(upper, &st), 0);
+        /* The conduit the root reached the child through is gone. */
+        assert_int_equal(mountinfo_is_mountpoint(fx->stage), 0);
         guest_down(fx);
     }
     assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
     assert_true(fx->rt.pid > 0);
 }
 
+/* The processes in the guest's cgroups (every hierarchy), after up to 2 s
+ * for them to go: a console reader ends with its pipe. */
+static size_t
+guest_procs(struct fx *fx)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "cat /sys/fs/cgroup/*/vftest-lx%d/%s/cgroup.procs "
+             "/sys/fs/cgroup/vftest-lx%d/%s/cgroup.procs 2>/dev/null | wc -l",
+             (int)getpid(), fx->spec.id, (int)getpid(), fx->spec.id);
+    size_t n = 0;
+    for (int i = 0; i < 200; i++) {
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        assert_int_equal(fscanf(p, "%zu", &n), 1);
+        pclose(p);
+        if (n == 0)
+            break;
+        usleep(10000);
+    }
+    return n;
+}
+
 /* A cold start whose disk cannot be attached (its claim is held: here by the
- * test, as by a loop device) fails with the disk's error; no loop device and
- * no overlay stay, and the next start, with the claim free, works. */
+ * test, as by a loop device) fails with the disk's error; no loop device, no
+ * overlay and no process of the guest stay (its init is cloned before the
+ * mounts), and the next start, with the claim free, works. */
 static void
 test_cold_start_disk_busy(void **state)
 {
@@ -178,6 +206,10 @@ test_cold_start_disk_busy(void **state)
     assert_int_equal(mountinfo_is_mountpoint(fx->disk), 0);
     assert_int_equal(mountinfo_is_mountpoint(fx->root), 0);
     assert_int_equal(disk_find_loop(fx->image, NULL, 0), -ENOENT);
+    /* The child cloned before the mounts was killed and reaped, and the
+     * conduit taken down. */
+    assert_int_equal(guest_procs(fx), 0);
+    assert_int_equal(mountinfo_is_mountpoint(fx->stage), 0);
     close(fd);
 
     assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);

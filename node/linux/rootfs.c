@@ -118,3 +118,45 @@ rootfs_umount(const char *target)
     }
     return -EBUSY;
 }
+
+int
+rootfs_conduit_close(const char *dir)
+{
+    /* EINVAL: dir is no mount point (any more). */
+    for (int i = 0; i < ROOTFS_MAX_STACK; i++)
+        if (umount2(dir, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+            return errno == EINVAL || errno == ENOENT ? 0 : -errno;
+    return -EBUSY;
+}
+
+int
+rootfs_conduit_open(const char *dir)
+{
+    int r = rootfs_mkdir(dir, 0700);
+    if (r < 0)
+        return r;
+    if (r == 0 && (r = rootfs_conduit_close(dir)) < 0)
+        return r;
+    _cleanup_free_ char *root = xasprintf("%s/root", dir);
+    if ((r = rootfs_mkdir(root, 0755)) < 0)
+        return r;
+    /* Shared: the spawner's clone of it joins its peer group, and the
+     * child's copy of that clone is a slave of it (seedns.c). */
+    if (mount(dir, dir, NULL, MS_BIND, NULL) < 0)
+        return -errno;
+    if (mount(NULL, dir, NULL, MS_SHARED, NULL) < 0) {
+        r = -errno;
+        (void)umount2(dir, MNT_DETACH | UMOUNT_NOFOLLOW);
+        return r;
+    }
+    return 0;
+}
+
+int
+rootfs_conduit_fill(const char *dir, const char *root)
+{
+    _cleanup_free_ char *at = xasprintf("%s/root", dir);
+    if (mount(root, at, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return -errno;
+    return 0;
+}

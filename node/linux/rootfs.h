@@ -49,3 +49,18 @@ int rootfs_mount(const char *template_dir, const char *disk_mount, const char *t
  * could then not be unmounted either; stop the guest first), -EINVAL when
  * what is mounted there is not an overlay. */
 int rootfs_umount(const char *target);
+
+/* The conduit of a cold start (spawn.h, spawner_start_with): dir (made mode
+ * 0700 if missing) bound onto itself and shared, with an empty directory
+ * "root" (mode 0755) in it, the spawn's rootfs. A conduit left by an
+ * interrupted start is taken down first. Returns 0 or -errno. */
+int rootfs_conduit_open(const char *dir);
+
+/* Binds the mounted root at root into the conduit dir (at dir/root), from
+ * where the kernel propagates it into the child's slave copy. Returns 0 or
+ * -errno. */
+int rootfs_conduit_fill(const char *dir, const char *root);
+
+/* Detaches the conduit dir and what is bound in it (one lazy unmount; the
+ * root itself stays mounted where it is). Idempotent. Returns 0 or -errno. */
+int rootfs_conduit_close(const char *dir);

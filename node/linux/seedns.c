@@ -141,9 +141,11 @@ stage_open(const struct spawn_config *cfg, int fd[4], char *what, size_t what_si
 }
 
 /* Attaches the clones at the seed's mount points, private: none of them
- * stays a peer of the host's mount it came from. */
+ * stays a peer of the host's mount it came from. A root_later guest's root
+ * is the conduit (spawner_start_with): a slave instead, so that the root the
+ * agent binds into the conduit later propagates into the child's copy. */
 static int
-stage_attach(struct seedns *s, int fd[4], char *what, size_t what_size)
+stage_attach(struct seedns *s, int fd[4], bool guest_slave, char *what, size_t what_size)
 {
     for (size_t i = 0; i < 4; i++) {
         if (fd[i] < 0)
@@ -154,9 +156,11 @@ stage_attach(struct seedns *s, int fd[4], char *what, size_t what_size)
             return r;
         }
         s->mounted[i] = true;
-        if (mount(NULL, stage_dirs[i], NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        unsigned long prop = i == 0 && guest_slave ? MS_SLAVE : MS_PRIVATE;
+        if (mount(NULL, stage_dirs[i], NULL, MS_REC | prop, NULL) < 0) {
             int r = -errno;
-            snprintf(what, what_size, "make %s in the seed private", stage_dirs[i]);
+            snprintf(what, what_size, "make %s in the seed %s", stage_dirs[i],
+                     prop == MS_SLAVE ? "a slave" : "private");
             return r;
         }
     }
@@ -179,7 +183,7 @@ seedns_enter(struct seedns *s, const struct spawn_config *cfg, struct spawn_conf
         snprintf(what, what_size, "enter the seed mount namespace");
     } else if (r == 0) {
         s->inside = true;
-        r = stage_attach(s, fd, what, what_size);
+        r = stage_attach(s, fd, cfg->root_later != 0, what, what_size);
         if (r < 0) {
             int home = seedns_leave(s);
             if (home < 0)

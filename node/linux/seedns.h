@@ -20,7 +20,9 @@
  * For a start the spawner clones, in its own (the host's) namespace, the
  * guest's root, the LXCFS mount, /dev and the FreeVPS views as detached
  * trees (open_tree(OPEN_TREE_CLONE)), enters the seed, attaches them at those
- * mount points (private), clones the guest, and takes them off again before
+ * mount points (private; a root_later start's root conduit a slave, so that
+ * the root bound into it later reaches the child: spawn.h, spawner_start_with),
+ * clones the guest, and takes them off again before
  * it returns to the host's namespace. The guest's copy of the seed's mounts
  * is made by the kernel as from the host's before: in a new user namespace
  * every mount is locked (MNT_LOCKED, the nodev/nosuid/noexec/ro/atime locks),

@@ -144,9 +144,37 @@ call(spawner_t *sp, const struct spawn_request *req, struct spawn_response *resp
 int
 spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_result *res)
 {
+    return spawner_start_with(sp, cfg, NULL, NULL, res);
+}
+
+/* Runs root for a root_later child, then lets the child go on (one byte on
+ * root_w, a socket: a child that died meanwhile is an error, not a SIGPIPE)
+ * or, when root failed, closes root_w without one (the child exits) and
+ * returns root's error. */
+static int
+child_root(spawn_root_fn root, void *arg, pid_t pid, int root_w, int err_r,
+           struct spawn_response *resp)
+{
+    int r = root(arg, pid);
+    if (r < 0)
+        return spawnd_set_error(resp, -r, "mount the guest's root");
+    if (send(root_w, "r", 1, MSG_NOSIGNAL) == 1)
+        return 0;
+    /* The child is gone: its own reason first, when it wrote one. */
+    int err = errno;
+    if (child_verdict(err_r, resp) < 0)
+        return resp->result;
+    return spawnd_set_error(resp, err, "hand the root to the child");
+}
+
+int
+spawner_start_with(spawner_t *sp, const struct spawn_config *cfg, spawn_root_fn root, void *arg,
+                   struct spawn_result *res)
+{
     *res = (struct spawn_result){.pidfd = -1};
     int r = spawnd_config_check(cfg);
-    if (r == 0 && (cfg->rootfs[0] != '/' || cfg->init[0] != '/' || !cfg->hostname[0]))
+    if (r == 0 && (cfg->rootfs[0] != '/' || cfg->init[0] != '/' || !cfg->hostname[0] ||
+                   (root != NULL) != (cfg->root_later != 0)))
         r = -EINVAL;
     if (r < 0) {
         snprintf(res->error, sizeof(res->error), "invalid spawn config");
@@ -157,14 +185,22 @@ spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_result
     req->cfg = *cfg;
     struct spawn_response resp;
     int fds[SPAWN_MAX_FDS];
-    size_t n_fds = 0;
-    r = call(sp, req, &resp, fds, 2, &n_fds);
+    size_t n_fds = 0, want = root ? 3 : 2;
+    r = call(sp, req, &resp, fds, want, &n_fds);
     if (r < 0) {
         snprintf(res->error, sizeof(res->error), "spawner: %s", strerror(-r));
         return r;
     }
-    /* The child's setup, outside the lock: other starts go on meanwhile. A
-     * child that failed it is killed here (it is the agent's child). */
+    /* The root (root_later), then the child's setup, outside the lock:
+     * other starts go on meanwhile. A child that failed either is killed
+     * here (it is the agent's child). */
+    if (resp.result == 0 && n_fds == want && root) {
+        r = child_root(root, arg, resp.pid, fds[2], fds[1], &resp);
+        close(fds[2]);
+        n_fds = 2;
+        if (r < 0)
+            (void)syscall(SYS_pidfd_send_signal, fds[0], SIGKILL, NULL, 0);
+    }
     if (resp.result == 0 && n_fds == 2 && child_verdict(fds[1], &resp) < 0)
         (void)syscall(SYS_pidfd_send_signal, fds[0], SIGKILL, NULL, 0);
     memcpy(res->error, resp.error, sizeof(res->error));

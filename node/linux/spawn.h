@@ -73,6 +73,8 @@ struct spawn_config {
     char cgroup_procs[SPAWN_MAX_CGROUPS][SPAWN_PATH_MAX]; /* v1 cgroup.procs files to join */
     char cgroup2[SPAWN_PATH_MAX];  /* cgroup2 directory to clone into, "" = none */
     char vservers[SPAWN_PATH_MAX]; /* the FreeVPS views' mount, bound at /dev/vservers; "" = none */
+    uint32_t root_later; /* 1: rootfs is an empty shared conduit the root arrives in after the
+                            clone (spawner_start_with); 0: rootfs is the mounted root */
 };
 
 /* What spawner_start gives back. */
@@ -114,6 +116,27 @@ pid_t spawner_pid(const spawner_t *sp);
  * half-started child has then been killed and reaped. -EINVAL for a
  * malformed cfg, -EPIPE when the spawner is gone (create a new one). */
 int spawner_start(spawner_t *sp, const struct spawn_config *cfg, struct spawn_result *res);
+
+/* Makes the guest's root appear in the conduit cfg->rootfs of a
+ * spawner_start_with start; child is the guest's init, cloned and released
+ * but waiting for it. Returns 0 or -errno. */
+typedef int (*spawn_root_fn)(void *arg, pid_t child);
+
+/* spawner_start for a root that is not mounted yet (the first start after a
+ * reboot): cfg->root_later is 1 and cfg->rootfs an empty directory at the
+ * root of a shared mount (MS_SHARED) of the host's, the conduit. The spawner
+ * stages the conduit as a slave and clones the child, which does what needs
+ * no root (cgroups, cgroup namespace, proc, sysfs and the host files it
+ * binds in, lo, hostname) and then waits; meanwhile, on the calling thread,
+ * root(arg, pid) mounts the root and binds it into the conduit, and the
+ * kernel propagates that mount into the child's namespace (locked, as the
+ * copy of a seed is, since it crosses into the child's user namespace);
+ * only then is the child let go on. When root fails the child is killed and
+ * reaped and its error returned; a child that died meanwhile fails the start
+ * with its own error (the byte goes over a socket: no SIGPIPE). The caller takes the conduit down
+ * after the return, whatever it is (the child has made its mounts private by then). */
+int spawner_start_with(spawner_t *sp, const struct spawn_config *cfg, spawn_root_fn root, void *arg,
+                       struct spawn_result *res);
 
 /* Makes a user namespace mapping 0..count-1 to host ids base.. (idmap.h) and
  * returns an fd on it (O_CLOEXEC, owned by the caller), for idmapped mounts.

@@ -3,6 +3,10 @@
  * guest through spawner_exec. Skips (77) without root or /bin/busybox. */
 #include "node/linux/spawn_fixture.h"
 
+#include <sys/mount.h>
+
+#include "node/linux/rootfs.h"
+
 static uint64_t
 uptime_ticks(void)
 {
@@ -502,6 +506,130 @@ test_start_errors(void **state)
     assert_int_equal(spawner_start(spawner, &cfg, &res), -EINVAL);
 }
 
+/* spawner_start_with's root in test_root_later: the test's rootfs bound
+ * with exactly nodev, then into the conduit; or a failure. */
+struct later {
+    char conduit[128]; /* the conduit directory */
+    char bound[128];   /* where the rootfs is bound nodev: the root handed over */
+    pid_t child;       /* the child the callback was called for */
+    bool child_alive;  /* it existed when its root was asked for */
+    int fail;          /* 0: mount; 1: kill the child and report success; else the error */
+};
+
+static int
+later_root(void *arg, pid_t child)
+{
+    struct later *l = arg;
+    l->child = child;
+    l->child_alive = child > 0 && kill(child, 0) == 0;
+    if (l->fail == 1) {
+        /* Dead (not reaped) by the time the root is handed over. */
+        siginfo_t si;
+        if (kill(child, SIGKILL) < 0 || waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT) < 0)
+            return -errno;
+        return 0;
+    }
+    if (l->fail)
+        return l->fail;
+    if (mount(rootfs, l->bound, NULL, MS_BIND, NULL) < 0 ||
+        mount(NULL, l->bound, NULL, MS_REMOUNT | MS_BIND | MS_NODEV, NULL) < 0)
+        return -errno;
+    return rootfs_conduit_fill(l->conduit, l->bound);
+}
+
+/* A root mounted after the clone (the cold start): the child exists while
+ * the root is mounted, gets it through the conduit, keeps it once the
+ * conduit is gone, and cannot clear its nodev (the mount is locked, as the
+ * copy of the seed is); a root that fails kills and reaps the child. */
+static void
+test_root_later(void **state)
+{
+    struct later l = {.fail = 0};
+    snprintf(l.conduit, sizeof(l.conduit), "%s.conduit", rootfs);
+    snprintf(l.bound, sizeof(l.bound), "%s.bound", rootfs);
+    assert_int_equal(mkdir(l.bound, 0755), 0);
+    assert_int_equal(rootfs_conduit_open(l.conduit), 0);
+    struct guest g;
+    make_cfg(&g.cfg, "vf-later", spec_default_caps() | (UINT64_C(1) << CAP_SYS_ADMIN));
+    g.cfg.uid_base = 0xF3000000u;
+    g.cfg.uid_count = 65536;
+    snprintf(g.cfg.rootfs, sizeof(g.cfg.rootfs), "%s/root", l.conduit);
+    g.cfg.root_later = 1;
+    int r = spawner_start_with(spawner, &g.cfg, later_root, &l, &g.res);
+    if (r < 0)
+        fail_msg("spawner_start_with: %s (%s)", strerror(-r), g.res.error);
+    track(g.res.pid, true);
+    assert_true(l.child_alive);
+    assert_int_equal(l.child, g.res.pid);
+    assert_int_equal(rootfs_conduit_close(l.conduit), 0);
+    struct exec_result x;
+    RUN(&g, &x, "ls", "/bin/busybox");
+    assert_int_equal(x.exit_code, 0);
+    exec_result_clear(&x);
+    /* The guest's root may remount it keeping nodev, not without. */
+    RUN(&g, &x, "mount", "-o", "remount,bind,nodev", "/");
+    assert_int_equal(x.exit_code, 0);
+    exec_result_clear(&x);
+    RUN(&g, &x, "sh", "-c",
+        "mount -o remount,bind,dev / && grep -c ' / .*nodev' /proc/self/mountinfo");
+    assert_int_not_equal(x.exit_code, 0);
+    assert_non_null(strstr(x.err, "ermission"));
+    exec_result_clear(&x);
+    stop_guest(&g);
+    assert_int_equal(umount2(l.bound, MNT_DETACH), 0);
+
+    /* Without a user namespace (privileged) the root arrives the same way. */
+    assert_int_equal(rootfs_conduit_open(l.conduit), 0);
+    g.cfg.uid_base = g.cfg.uid_count = 0;
+    r = spawner_start_with(spawner, &g.cfg, later_root, &l, &g.res);
+    if (r < 0)
+        fail_msg("spawner_start_with, privileged: %s (%s)", strerror(-r), g.res.error);
+    track(g.res.pid, true);
+    assert_int_equal(rootfs_conduit_close(l.conduit), 0);
+    RUN(&g, &x, "ls", "/bin/busybox");
+    assert_int_equal(x.exit_code, 0);
+    exec_result_clear(&x);
+    stop_guest(&g);
+    assert_int_equal(umount2(l.bound, MNT_DETACH), 0);
+
+    struct spawn_config cfg = g.cfg;
+    struct spawn_result res;
+    assert_int_equal(rootfs_conduit_open(l.conduit), 0);
+    l = (struct later){.fail = -EIO};
+    snprintf(l.conduit, sizeof(l.conduit), "%s.conduit", rootfs);
+    assert_int_equal(spawner_start_with(spawner, &cfg, later_root, &l, &res), -EIO);
+    assert_true(l.child_alive);
+    assert_int_equal(kill(l.child, 0), -1);
+    assert_int_equal(errno, ESRCH);
+    assert_int_equal(res.pidfd, -1);
+    assert_no_zombie();
+    assert_int_equal(rootfs_conduit_close(l.conduit), 0);
+
+    /* A child that died before its root came: an error, not a SIGPIPE that
+     * would end the caller (the agent), and the child reaped. */
+    assert_int_equal(rootfs_conduit_open(l.conduit), 0);
+    l = (struct later){.fail = 1};
+    snprintf(l.conduit, sizeof(l.conduit), "%s.conduit", rootfs);
+    r = spawner_start_with(spawner, &cfg, later_root, &l, &res);
+    assert_true(r < 0);
+    assert_true(l.child_alive);
+    assert_int_equal(kill(l.child, 0), -1);
+    assert_int_equal(res.pidfd, -1);
+    assert_no_zombie();
+    assert_int_equal(rootfs_conduit_close(l.conduit), 0);
+
+    /* A root function and root_later go together. */
+    assert_int_equal(spawner_start_with(spawner, &cfg, NULL, NULL, &res), -EINVAL);
+    cfg.root_later = 0;
+    assert_int_equal(spawner_start_with(spawner, &cfg, later_root, &l, &res), -EINVAL);
+    char sub[160];
+    snprintf(sub, sizeof(sub), "%s/root", l.conduit);
+    assert_int_equal(rmdir(sub), 0);
+    assert_int_equal(rmdir(l.conduit), 0);
+    snprintf(sub, sizeof(sub), "%s.bound", rootfs);
+    assert_int_equal(rmdir(sub), 0);
+}
+
 /* Waits up to 5 s until the ring at path holds want; returns what it holds. */
 static struct console_log
 ring_wait(const char *path, const char *want)
@@ -722,6 +850,7 @@ main(void)
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_console_ring),
         cmocka_unit_test(test_user_namespace),
+        cmocka_unit_test(test_root_later),
         cmocka_unit_test(test_guest_survives_spawner_death),
         cmocka_unit_test(test_guest_survives_agent_death),
         /* Last: these make threads, and spawner_new refuses a threaded process. */

@@ -204,10 +204,12 @@ open_console(int sock, struct standby *sb, const struct spawn_config *cfg,
 }
 
 /* Clones and releases the guest's init; out_fds get its pidfd and the read
- * end of its verdict pipe (child_verdict, read by the client). */
+ * end of its verdict pipe (child_verdict, read by the client), and for a
+ * root_later start the write end of the pipe the child waits on for its
+ * root (spawner_start_with). Returns the number of fds or -errno. */
 static int
 do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_config *cfg,
-         struct spawn_response *resp, int out_fds[2])
+         struct spawn_response *resp, int out_fds[3])
 {
     /* Compiled once per spawner; the child only loads it. */
     if (!sysfilter_get(cfg->filter))
@@ -234,6 +236,12 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
     if (pipe2(err_pipe, O_CLOEXEC) < 0)
         return spawnd_set_error(resp, errno, "pipe");
     _cleanup_close_ int err_r = err_pipe[0], err_w = err_pipe[1];
+    /* A socket, not a pipe: the client's send to a child that died gets
+     * EPIPE (MSG_NOSIGNAL), not a SIGPIPE that would end the agent. */
+    int root_pair[2] = {-1, -1};
+    if (cfg->root_later && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, root_pair) < 0)
+        return spawnd_set_error(resp, errno, "socketpair");
+    _cleanup_close_ int root_r = root_pair[1], root_w = root_pair[0];
 
     int pidfd = -1;
     /* CLONE_PARENT: init becomes the agent's child, not ours (see spawn.h). */
@@ -262,16 +270,21 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
                                      .null = null,
                                      .dev = seed->dev,
                                      .tasks = tasks.fd,
-                                     .n_tasks = tasks.n};
+                                     .n_tasks = tasks.n,
+                                     .root = root_r};
         close(sock);
         close(sync_w);
         close(err_r);
+        if (root_w >= 0)
+            close(root_w);
         guest_init_run(&seed->staged, &fds);
     }
     _cleanup_close_ int pfd = pidfd;
     resp->pid = (int32_t)pid;
     close(move_fd(sync_r));
     close(move_fd(err_w));
+    if (root_r >= 0)
+        close(move_fd(root_r));
     /* Only init and the reader may hold the pipe: the reader ends with it. */
     close(move_fd(log));
     if (release_child((pid_t)pid, cfg, sync_w, resp) < 0) {
@@ -281,7 +294,10 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
     }
     out_fds[0] = move_fd(pfd);
     out_fds[1] = move_fd(err_r);
-    return 0;
+    if (root_w < 0)
+        return 2;
+    out_fds[2] = move_fd(root_w);
+    return 3;
 }
 
 /* Splits the packed arguments into argv (argc + 1 slots). */
@@ -458,8 +474,9 @@ spawnd_main(int sock)
         else if (spawnd_config_check(&req.cfg) < 0)
             spawnd_set_error(&resp, EINVAL, "bad config");
         else if (req.op == SPAWN_OP_START) {
-            if (do_start(sock, &sb, &seed, &req.cfg, &resp, fds) == 0)
-                resp.n_fds = 2;
+            r = do_start(sock, &sb, &seed, &req.cfg, &resp, fds);
+            if (r > 0)
+                resp.n_fds = (uint32_t)r;
         } else if (req.op == SPAWN_OP_EXEC || req.op == SPAWN_OP_STREAM) {
             if (do_exec(sock, &req, &resp, fds) == 0)
                 resp.n_fds = req.op == SPAWN_OP_EXEC ? 3 : 1;

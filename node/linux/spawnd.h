@@ -42,8 +42,8 @@ struct spawn_response {
     int32_t result;      /* 0 or -errno */
     int32_t pid;         /* start: init's pid, also on failure if a child was made */
     uint64_t start_time; /* start: init's start time */
-    uint32_t
-        n_fds; /* descriptors attached: start 2 (pidfd, verdict pipe), exec 3 (out, err, status) */
+    uint32_t n_fds; /* descriptors attached: start 2 (pidfd, verdict pipe; 3 with root_later: the
+                       root socket), exec 3 (out, err, status) */
     char error[SPAWN_ERROR_MAX]; /* on failure, the step and reason */
 };
 

@@ -27,7 +27,7 @@ spawnd_config_check(const struct spawn_config *c)
         !terminated(c->lxcfs, sizeof(c->lxcfs)) || !terminated(c->cgroup2, sizeof(c->cgroup2)) ||
         !terminated(c->vservers, sizeof(c->vservers)) || c->n_cgroup_procs > SPAWN_MAX_CGROUPS ||
         c->filter >= SYSFILTER_VARIANTS || (c->uid_base == 0) != (c->uid_count == 0) ||
-        (uint64_t)c->uid_base + c->uid_count > UINT32_MAX)
+        (uint64_t)c->uid_base + c->uid_count > UINT32_MAX || c->root_later > 1)
         return -EINVAL;
     for (size_t i = 0; i < SPAWN_MAX_ARGS; i++)
         if (!terminated(c->args[i], sizeof(c->args[i])))
