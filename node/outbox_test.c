@@ -58,6 +58,16 @@ run_ms(uv_loop_t *loop, uint64_t ms)
     uv_run(loop, UV_RUN_NOWAIT);
 }
 
+/* Runs the loop until the wire has taken n frames or max_ms passed: a retry
+ * after the link comes back is due within retry_max_ms, but a loaded machine
+ * (CI under ASan) runs the loop late. */
+static void
+run_until_sent(uv_loop_t *loop, const struct wire *w, size_t n, uint64_t max_ms)
+{
+    for (uint64_t waited = 0; w->n < n && waited < max_ms; waited += 5)
+        run_ms(loop, 5);
+}
+
 static void
 test_gate_lead_order_ack(void **state)
 {
@@ -122,7 +132,7 @@ test_link_down_retry_in_order(void **state)
     assert_true(w.failures >= 3);
     assert_int_equal(w.n, 0);
     w.down = false;
-    run_ms(&loop, 60);
+    run_until_sent(&loop, &w, 2, 3000);
     assert_int_equal(w.n, 2);
     assert_string_equal(w.sent[0], "a");
     assert_string_equal(w.sent[1], "b");
@@ -217,7 +227,7 @@ test_answers_wait_for_back_pressure(void **state)
     run_ms(&loop, 100);
     assert_int_equal(w.n, 1);
     w.down = false;
-    run_ms(&loop, 60);
+    run_until_sent(&loop, &w, 4, 3000);
     assert_false(outbox_blocked(o));
     assert_int_equal(w.n, 4);
     assert_string_equal(w.sent[1], "b101");
@@ -252,7 +262,7 @@ test_retry_backs_off(void **state)
     /* 0, 5, 15, 35, 75, 155, 235, 315, 395: about 9; at a fixed 5 ms, 80. */
     assert_true(w.failures >= 5 && w.failures <= 12);
     w.down = false;
-    run_ms(&loop, 100);
+    run_until_sent(&loop, &w, 1, 3000);
     assert_int_equal(w.n, 1);
     outbox_close(o);
     uv_run(&loop, UV_RUN_DEFAULT);
