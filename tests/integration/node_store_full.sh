@@ -49,3 +49,31 @@ if [ "$disk_pid" = 0 ] || ! alive "$disk_pid"; then
     fail "the record says pid $disk_pid after an acked start"
 fi
 ok "with space again, the start is acked and its record says the running init"
+
+# A stop the same: acked only once the record says stopped (one that still
+# says running would have a restarted agent take the stop for the guest's own
+# exit, and a restart policy start it again).
+dd if=/dev/zero of="$T/h1/guests/filler" bs=4k count=16 2>/dev/null || true
+# The start left the old record's file as a spare, whose blocks a put can
+# rewrite on a full disk: a reader holding it (from when it was the record)
+# makes the agent take a new file instead, which the full disk refuses.
+spare=$(find "$T/h1/guests" -name '.spare-*' | head -1)
+[ -n "$spare" ] || fail "no spare file after the start"
+exec 9<"$spare"
+flock -s 9
+set +e
+out=$(nodectl h1 stop "$G")
+rc=$?
+set -e
+rec=$(jq -c '[.desired, .runtime.pid]' "$T/h1/guests/$G.json")
+log "stop on a full disk: rc=$rc $out; the record on disk says $rec"
+if [ $rc -eq 0 ] && [ "$rec" != '["stopped",0]' ]; then
+    fail "the stop was acked while its record says $rec"
+fi
+wait_for 15 "the guest to stop" cg_empty
+exec 9<&-
+rm -f "$T/h1/guests/filler"
+out=$(nodectl h1 stop "$G") || fail "stop again with space: $out"
+rec=$(jq -c '[.desired, .runtime.pid]' "$T/h1/guests/$G.json")
+[ "$rec" = '["stopped",0]' ] || fail "the record says $rec after an acked stop"
+ok "a stop is acked only once its record says stopped"
