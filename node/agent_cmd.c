@@ -159,8 +159,14 @@ cmd_stop(agent_t *a, const struct msg *m)
     if (!g)
         return;
     if (!g->rec.rt.pid) {
+        enum store_desired was = g->rec.desired;
         g->rec.desired = STORE_DESIRED_STOPPED;
-        agent_guest_save(a, g);
+        /* A reply is a promise: acked once the record says so. */
+        if (agent_guest_save(a, g) < 0) {
+            g->rec.desired = was;
+            agent_send_nack(a, m->id, g->rec.spec.id, MSG_ERR_INTERNAL, "cannot write local store");
+            return;
+        }
         agent_send_ack(a, m->id, g);
         return;
     }

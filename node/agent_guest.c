@@ -425,20 +425,30 @@ void
 agent_guest_stopped(agent_t *a, struct agent_guest *g, int exit_code, int signal, const char *why)
 {
     bool asked = g->stopping;
+    int saved = 0;
 
     agent_guest_quiet(g);
     g->rec.rt = (struct guest_runtime){0};
     g->stopping = false;
     if (asked) {
         g->rec.desired = STORE_DESIRED_STOPPED;
-        agent_guest_save(a, g);
+        saved = agent_guest_save(a, g);
         log_info("node=%s guest=%s stopped (%s)", a->cfg.name, g->rec.spec.name, why);
         agent_send_event(a, g->rec.spec.id, "stopped", exit_code, why);
     } else {
         own_exit(a, g, exit_code, signal, why);
     }
+    /* Acked only once the record says stopped: one that still says running
+     * (the host's disk full) would have an agent restarted from it take the
+     * stop for an exit of the guest's own, and its restart policy start it
+     * again. The nack shows as the guest's error on the master; a stop
+     * sent again writes the record (cmd_stop). */
     if (g->stop_ref) {
-        agent_send_ack(a, g->stop_ref, g);
+        if (saved < 0)
+            agent_send_nack(a, g->stop_ref, g->rec.spec.id, MSG_ERR_INTERNAL,
+                            "stopped, but cannot write local store");
+        else
+            agent_send_ack(a, g->stop_ref, g);
         g->stop_ref = 0;
     }
 }

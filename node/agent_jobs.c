@@ -251,6 +251,7 @@ serial_end(const backend_t *b)
 static void start_run(struct job *j, backend_t *b, struct guest_spec *s);
 static void start_set(agent_t *a, struct job *j, struct agent_guest *g);
 static void start_follow(agent_t *a, struct job *j, struct agent_guest *g);
+static void start_unrecorded(agent_t *a, struct job *j, struct agent_guest *g);
 
 static void
 apply_run(struct job *j, backend_t *b, struct guest_spec *s)
@@ -317,7 +318,10 @@ apply_done(agent_t *a, struct job *j, struct agent_guest *g)
     if (started)
         start_set(a, j, g);
     if (agent_guest_save(a, g) < 0) {
-        agent_send_nack(a, j->ref, j->id, MSG_ERR_INTERNAL, "cannot write local store");
+        if (started)
+            start_unrecorded(a, j, g);
+        else
+            agent_send_nack(a, j->ref, j->id, MSG_ERR_INTERNAL, "cannot write local store");
         return;
     }
     log_info("node=%s guest=%s generation %" PRIu64 " applied", a->cfg.name, j->name,
@@ -399,6 +403,26 @@ start_follow(agent_t *a, struct job *j, struct agent_guest *g)
         g->restarts = 0;
 }
 
+/* A start whose record could not be written (the host's disk full): the
+ * record on disk says the guest is not running, so it must not run: an agent
+ * restarted from that record would not re-adopt its init, and a later start
+ * would make a second init of the same guest. Its init is watched and killed
+ * as a stop asked for (a "stopped" event, no restart policy), and the start
+ * is nacked, never acked as running. */
+static void
+start_unrecorded(agent_t *a, struct job *j, struct agent_guest *g)
+{
+    log_error("node=%s guest=%s started but its record cannot be written: stopping it", a->cfg.name,
+              j->name);
+    if (!a->closing && agent_guest_watch(a, g) < 0)
+        log_warning("node=%s guest=%s cannot watch init pid %d, ignoring", a->cfg.name, j->name,
+                    (int)j->rt.pid);
+    g->stopping = true;
+    agent_job_kill(a, g);
+    if (j->ref)
+        agent_send_nack(a, j->ref, j->id, MSG_ERR_INTERNAL, "cannot write local store");
+}
+
 static void
 start_done(agent_t *a, struct job *j, struct agent_guest *g)
 {
@@ -413,7 +437,10 @@ start_done(agent_t *a, struct job *j, struct agent_guest *g)
         return;
     }
     start_set(a, j, g);
-    agent_guest_save(a, g);
+    if (agent_guest_save(a, g) < 0) {
+        start_unrecorded(a, j, g);
+        return;
+    }
     start_follow(a, j, g);
     agent_send_ack(a, j->ref, g);
     /* The master's command is answered by the ack (running); a start of the

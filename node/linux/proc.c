@@ -150,8 +150,10 @@ proc_open_tasks(const char *procs_path)
     if (snprintf(path, sizeof(path), "%.*s/tasks", (int)(n - k), procs_path) >= (int)sizeof(path))
         return -ENAMETOOLONG;
     /* cgroup2 has no tasks file: there "0" in cgroup.procs itself moves the
-     * writer's process (under the global lock, as a pid written from
-     * outside did; a pure v2 host clones into the cgroup anyway). */
+     * writer's process, under the global lock, as a pid written from outside
+     * did. The backend does not clone into the cgroup (spawn_config.cgroup2
+     * is set by the tests only), so on a pure v2 host init, its console
+     * reader and the exec helper each still take that lock. */
     struct statfs sfs;
     bool v2 = statfs(procs_path, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
     int fd = open(v2 ? procs_path : path, O_WRONLY | O_CLOEXEC);
