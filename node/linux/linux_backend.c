@@ -23,17 +23,13 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "node/linux/cgroup.h"
-#include "archive/archive.h"
 #include "node/linux/announce.h"
 #include "node/linux/console.h"
 #include "node/linux/disk.h"
 #include "node/linux/guest_dir.h"
 #include "node/linux/idmap.h"
-#include "node/linux/idshift.h"
-#include "node/linux/migrate.h"
 #include "node/linux/mountinfo.h"
 #include "node/linux/net.h"
-#include "node/linux/nsexec.h"
 #include "node/linux/proc.h"
 #include "node/linux/provision.h"
 #include "node/linux/rebuild.h"
@@ -43,45 +39,7 @@
 #include "node/linux/spawn.h"
 #include "node/linux/template_sum.h"
 #include "node/linux/sysfilter.h"
-
-struct linux_backend {
-    struct backend base;     /* must stay first: the agent sees a backend_t */
-    struct linux_config cfg; /* copy of the configuration */
-    cgroup_mgr_t *cgroups;   /* cgroup driver picked at start-up */
-    spawner_t *spawner;      /* the single-threaded clone3 helper */
-    net_t *net;              /* guest networking (veth, routes, tc, nftables) */
-    int arp_fd;              /* announce_addrs' packet socket, -1 before the first */
-    tmpl_trees_t *trees;     /* the templates' detached clones (tmpl_tree.h) */
-};
-
-/* Paths of one guest's files. */
-struct guest_paths {
-    char dir[512];     /* data/<id> */
-    char image[560];   /* data/<id>/disk.img */
-    char disk[560];    /* data/<id>/disk */
-    char lower[560];   /* data/<id>/lower: the idmapped template */
-    char root[560];    /* data/<id>/root */
-    char console[560]; /* data/<id>/console.ring */
-    char tmpl[560];    /* templates/<name> */
-};
-
-static struct linux_backend *
-lb(backend_t *b)
-{
-    return container_of(b, struct linux_backend, base);
-}
-
-static void
-paths_of(const struct linux_backend *l, const struct guest_spec *s, struct guest_paths *p)
-{
-    snprintf(p->dir, sizeof(p->dir), "%s/data/%s", l->cfg.state_dir, s->id);
-    snprintf(p->image, sizeof(p->image), "%s/disk.img", p->dir);
-    snprintf(p->disk, sizeof(p->disk), "%s/disk", p->dir);
-    snprintf(p->lower, sizeof(p->lower), "%s/lower", p->dir);
-    snprintf(p->root, sizeof(p->root), "%s/root", p->dir);
-    snprintf(p->console, sizeof(p->console), "%s/console.ring", p->dir);
-    snprintf(p->tmpl, sizeof(p->tmpl), "%s/%s", l->cfg.templates, s->template_name);
-}
+#include "node/linux/linux_backend_int.h"
 
 /* The templates under dir: its subdirectories whose names are names, with
  * their size and sum (cached in the state directory: template_sum.h). */
@@ -333,11 +291,10 @@ lxcfs_dir(const struct linux_backend *l, const struct guest_spec *s)
     return NULL;
 }
 
-/* The spawner's view of a guest: root, identity, ids, caps, filter, console
- * and cgroups. ids is NULL for exec (which takes the user namespace from init). */
-static int
-spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struct guest_ids *ids,
-                const struct guest_paths *p, struct spawn_config *c)
+/* linux_backend_int.h */
+int
+lx_spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const struct guest_ids *ids,
+                   const struct guest_paths *p, struct spawn_config *c)
 {
     _cleanup_(cgroup_strv_free) char **procs = NULL;
     int r;
@@ -501,7 +458,7 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     r = cgroup_set_limits(l->cgroups, s->id, &setup);
     if (r < 0)
         return r;
-    r = spawn_config_of(l, s, ids, &p, &c);
+    r = lx_spawn_config_of(l, s, ids, &p, &c);
     if (r < 0)
         return r;
     strscpy(c.console_ring, p.console, sizeof(c.console_ring));
@@ -822,7 +779,7 @@ lx_exec(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt
     int r;
 
     paths_of(l, s, &p);
-    r = spawn_config_of(l, s, NULL, &p, &c);
+    r = lx_spawn_config_of(l, s, NULL, &p, &c);
     if (r < 0)
         return r;
     return spawner_exec(l->spawner, &c, rt->pid, rt->start_time, req, res);
@@ -840,7 +797,7 @@ lx_shell(backend_t *b, const struct guest_spec *s, const struct guest_runtime *r
     int sock, r;
 
     paths_of(l, s, &p);
-    r = spawn_config_of(l, s, NULL, &p, &c);
+    r = lx_spawn_config_of(l, s, NULL, &p, &c);
     if (r < 0)
         return r;
     r = spawner_stream(l->spawner, &c, rt->pid, rt->start_time, req, &sock);
@@ -856,146 +813,6 @@ lx_console(backend_t *b, const struct guest_spec *s, size_t max, struct console_
 
     paths_of(lb(b), s, &p);
     return console_ring_read(p.console, max, out);
-}
-
-int
-linux_console_read(const char *state_dir, const struct guest_spec *spec, size_t max,
-                   struct console_log *out)
-{
-    struct linux_backend l = {0};
-    struct guest_paths p;
-
-    strscpy(l.cfg.state_dir, state_dir, sizeof(l.cfg.state_dir));
-    paths_of(&l, spec, &p);
-    return console_ring_read(p.console, max, out);
-}
-
-/* ---- moving a guest (node/linux/migrate.h) ---- */
-
-static int
-lx_migrate_paths(backend_t *b, const struct guest_spec *s, char *image, char *incoming, size_t n)
-{
-    struct guest_paths p;
-
-    paths_of(lb(b), s, &p);
-    if (snprintf(image, n, "%s", p.image) >= (int)n ||
-        snprintf(incoming, n, "%s.incoming", p.image) >= (int)n)
-        return -ENAMETOOLONG;
-    return 0;
-}
-
-static void
-migrate_cgroups_of(struct linux_backend *l, struct migrate_cgroups *cg)
-{
-    cg->root = l->cfg.cgroup_root[0] ? l->cfg.cgroup_root : "/sys/fs/cgroup";
-    cg->prefix = l->cfg.cgroup_prefix[0] ? l->cfg.cgroup_prefix : "vfleet";
-    cg->v2 = cgroup_mgr_mode(l->cgroups) == CGROUP_V2;
-}
-
-static int
-lx_migrate_freeze(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
-                  bool freeze)
-{
-    struct linux_backend *l = lb(b);
-    struct migrate_cgroups cg;
-    struct guest_paths p;
-
-    migrate_cgroups_of(l, &cg);
-    paths_of(l, s, &p);
-    bool running = rt->pid && proc_is_same(rt->pid, rt->start_time) > 0;
-    return migrate_freeze(&cg, s->id, p.disk, running, freeze);
-}
-
-static int
-lx_migrate_frozen(backend_t *b, const struct guest_spec *s)
-{
-    struct migrate_cgroups cg;
-
-    migrate_cgroups_of(lb(b), &cg);
-    return migrate_frozen(&cg, s->id);
-}
-
-static int
-lx_migrate_criu(backend_t *b, char *why, size_t n)
-{
-    (void)b;
-    return migrate_criu_check(why, n);
-}
-
-/* The guest's disk mounted (a stopped guest's after a reboot is not). */
-static int
-disk_ready(struct linux_backend *l, const struct guest_spec *s, struct guest_paths *p)
-{
-    paths_of(l, s, p);
-    int r = disk_mount(p->image, p->disk, NULL, 0);
-    return r < 0 ? errtext_fail(r, "cannot mount the guest's disk") : 0;
-}
-
-static int
-lx_migrate_pack(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
-                const char *manifest, int out_fd)
-{
-    struct linux_backend *l = lb(b);
-    struct guest_paths p;
-    char err[ERRTEXT_MAX] = "";
-
-    int r = disk_ready(l, s, &p);
-    if (r < 0)
-        return r;
-    /* What it changed over its template: the overlay's upper directory. */
-    _cleanup_free_ char *upper = xasprintf("%s/upper", p.disk);
-    r = lx_migrate_freeze(b, s, rt, true);
-    if (r < 0)
-        return r;
-    r = archive_pack(manifest, upper, NULL, out_fd, NULL, err, sizeof(err));
-    int t = lx_migrate_freeze(b, s, rt, false);
-    if (r < 0)
-        return errtext_fail(r, "%s", err);
-    return t;
-}
-
-static int
-lx_migrate_unpack(backend_t *b, const struct guest_spec *s, int in_fd)
-{
-    struct linux_backend *l = lb(b);
-    struct guest_paths p;
-    char err[ERRTEXT_MAX] = "";
-
-    int r = disk_ready(l, s, &p);
-    /* Files change under an overlay only while it is not mounted. */
-    if (r >= 0 && (r = rootfs_umount(p.root)) < 0)
-        return errtext_fail(r, "cannot unmount the guest's root to fill it");
-    _cleanup_free_ char *upper = xasprintf("%s/upper", p.disk);
-    if (r >= 0 && (r = archive_unpack(in_fd, upper, err, sizeof(err))) < 0)
-        return errtext_fail(r, "%s", err);
-    /* The root names the block the files came with (lx_migrate_ids shifts
-     * from it): the source's, read from the files themselves. */
-    struct stat st;
-    uint32_t base;
-    if (r >= 0 && idshift_base_of(upper, IDMAP_BLOCK, &base) == 0 && stat(upper, &st) == 0 &&
-        st.st_uid != base && (chown(upper, base, base) < 0 || chmod(upper, st.st_mode & 07777) < 0))
-        return errtext_fail(-errno, "cannot mark the unpacked files' uid block");
-    return r;
-}
-
-static int
-lx_migrate_ids(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids)
-{
-    struct guest_paths p;
-
-    int r = disk_ready(lb(b), s, &p);
-    /* Files change under an overlay only while it is not mounted. */
-    if (r >= 0 && (r = rootfs_umount(p.root)) < 0)
-        return errtext_fail(r, "cannot unmount the guest's root to give its files its ids");
-    _cleanup_free_ char *upper = xasprintf("%s/upper", p.disk);
-    r = idshift_tree(upper, ids ? ids->uid_base : 0, IDMAP_BLOCK);
-    if (r < 0)
-        return errtext_fail(r, "cannot give the guest's files the ids of its block here: %s",
-                            strerror(-r));
-    if (r > 0)
-        log_info("guest=%s files shifted to host ids %u..%u", s->name, ids ? ids->uid_base : 0,
-                 (ids ? ids->uid_base : 0) + IDMAP_BLOCK - 1);
-    return 0;
 }
 
 static void
@@ -1070,78 +887,4 @@ fail:
     *err = r;
     lx_free(&l->base);
     return NULL;
-}
-
-int
-linux_enter(const char *state_dir, const char *cgroup_prefix, const struct guest_spec *spec,
-            const struct guest_runtime *rt, char **argv)
-{
-    struct linux_backend l = {0};
-    struct guest_paths p;
-    struct spawn_config c;
-    struct nsexec_params np = {0};
-    struct nsexec_status st = {0};
-    int pipefd[2], r;
-
-    if (!rt->pid || proc_is_same(rt->pid, rt->start_time) <= 0)
-        return -ESRCH;
-    strscpy(l.cfg.state_dir, state_dir, sizeof(l.cfg.state_dir));
-    r = cgroup_mgr_new("/sys/fs/cgroup", cgroup_prefix && *cgroup_prefix ? cgroup_prefix : "vfleet",
-                       &l.cgroups);
-    if (r < 0)
-        return r;
-    paths_of(&l, spec, &p);
-    r = spawn_config_of(&l, spec, NULL, &p, &c);
-    cgroup_mgr_destroy(&l.cgroups);
-    if (r < 0)
-        return r;
-    /* Compiled here, before the fork, like the spawner does. */
-    if (!sysfilter_get(c.filter))
-        return -errno;
-    for (int i = 0; i < NSEXEC_NS_COUNT; i++) {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)rt->pid, nsexec_ns_names[i]);
-        np.ns[i] = open(path, O_RDONLY | O_CLOEXEC);
-        if (np.ns[i] < 0) {
-            r = -errno;
-            while (i-- > 0)
-                close(np.ns[i]);
-            return r;
-        }
-    }
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return -errno;
-    np.cfg = &c;
-    np.argv = argv;
-    np.timeout_ms = UINT32_MAX; /* an interactive session ends when its user says so */
-    np.null = fcntl(0, F_DUPFD_CLOEXEC, 3);
-    np.out = fcntl(1, F_DUPFD_CLOEXEC, 3);
-    np.err = fcntl(2, F_DUPFD_CLOEXEC, 3);
-    np.status = pipefd[1];
-    pid_t child = fork();
-    if (child < 0) {
-        r = -errno;
-        close(pipefd[0]);
-        close(pipefd[1]);
-        return r;
-    }
-    if (child == 0)
-        nsexec_run(&np);
-    close(pipefd[1]);
-    close(np.null);
-    close(np.out);
-    close(np.err);
-    for (int i = 0; i < NSEXEC_NS_COUNT; i++)
-        close(np.ns[i]);
-    ssize_t n = read(pipefd[0], &st, sizeof(st));
-    close(pipefd[0]);
-    while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-        ;
-    if (n != (ssize_t)sizeof(st))
-        return -EIO;
-    if (st.err)
-        return -st.err;
-    if (WIFEXITED(st.wstatus))
-        return WEXITSTATUS(st.wstatus);
-    return 128 + WTERMSIG(st.wstatus);
 }

@@ -1,0 +1,71 @@
+/* What linux_backend.c shares with the files that hold some of its
+ * operations (linux_backend_migrate.c, linux_backend_enter.c): the backend's state and a guest's
+ * paths. Not for the agent: it sees a backend_t (node/backend.h). */
+#pragma once
+
+#include <stdio.h>
+
+#include "common/mem.h"
+#include "node/backend.h"
+#include "node/linux/cgroup.h"
+#include "node/linux/linux_backend.h"
+#include "node/linux/net.h"
+#include "node/linux/spawn.h"
+#include "node/linux/tmpl_tree.h"
+
+struct linux_backend {
+    struct backend base;     /* must stay first: the agent sees a backend_t */
+    struct linux_config cfg; /* copy of the configuration */
+    cgroup_mgr_t *cgroups;   /* cgroup driver picked at start-up */
+    spawner_t *spawner;      /* the single-threaded clone3 helper */
+    net_t *net;              /* guest networking (veth, routes, tc, nftables) */
+    int arp_fd;              /* announce_addrs' packet socket, -1 before the first */
+    tmpl_trees_t *trees;     /* the templates' detached clones (tmpl_tree.h) */
+};
+
+/* Paths of one guest's files. */
+struct guest_paths {
+    char dir[512];     /* data/<id> */
+    char image[560];   /* data/<id>/disk.img */
+    char disk[560];    /* data/<id>/disk */
+    char lower[560];   /* data/<id>/lower: the idmapped template */
+    char root[560];    /* data/<id>/root */
+    char console[560]; /* data/<id>/console.ring */
+    char tmpl[560];    /* templates/<name> */
+};
+
+static inline struct linux_backend *
+lb(backend_t *b)
+{
+    return container_of(b, struct linux_backend, base);
+}
+
+static inline void
+paths_of(const struct linux_backend *l, const struct guest_spec *s, struct guest_paths *p)
+{
+    snprintf(p->dir, sizeof(p->dir), "%s/data/%s", l->cfg.state_dir, s->id);
+    snprintf(p->image, sizeof(p->image), "%s/disk.img", p->dir);
+    snprintf(p->disk, sizeof(p->disk), "%s/disk", p->dir);
+    snprintf(p->lower, sizeof(p->lower), "%s/lower", p->dir);
+    snprintf(p->root, sizeof(p->root), "%s/root", p->dir);
+    snprintf(p->console, sizeof(p->console), "%s/console.ring", p->dir);
+    snprintf(p->tmpl, sizeof(p->tmpl), "%s/%s", l->cfg.templates, s->template_name);
+}
+
+/* The spawner's view of a guest: root, identity, ids, caps, filter, console
+ * and cgroups. ids is NULL for exec (which takes the user namespace from init). */
+int lx_spawn_config_of(struct linux_backend *l, const struct guest_spec *s,
+                       const struct guest_ids *ids, const struct guest_paths *p,
+                       struct spawn_config *c);
+
+/* Moving a guest (linux_backend_migrate.c): the backend_ops of node/backend.h. */
+int lx_migrate_paths(backend_t *b, const struct guest_spec *s, char *image, char *incoming,
+                     size_t n);
+int lx_migrate_freeze(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
+                      bool freeze);
+int lx_migrate_frozen(backend_t *b, const struct guest_spec *s);
+int lx_migrate_criu(backend_t *b, char *why, size_t n);
+int lx_migrate_pack(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
+                    const char *manifest, int out_fd);
+int lx_migrate_unpack(backend_t *b, const struct guest_spec *s, int in_fd);
+int lx_migrate_ids(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids);
