@@ -414,6 +414,7 @@ test_devices(void **state)
 struct write_count {
     unsigned bandwidth; /* cpu.cfs_{period,quota,burst}_us */
     unsigned cpuset;    /* cpuset.cpus, cpuset.mems */
+    unsigned all;       /* every control-file write */
 };
 
 static void
@@ -421,8 +422,56 @@ count_write(const char *path, const char *value, void *userdata)
 {
     struct write_count *w = userdata;
     (void)value;
+    w->all++;
     w->bandwidth += strstr(path, "/cpu.cfs_") != NULL;
     w->cpuset += strstr(path, "/cpuset.cpus") != NULL || strstr(path, "/cpuset.mems") != NULL;
+}
+
+/* cgroup_set_limits_changed writes nothing when the limits are what the
+ * manager last wrote (the setup limits of a start after its create's
+ * set_limits), writes changed ones, and forgets at destroy and create;
+ * cgroup_set_limits always writes. */
+static void
+test_set_limits_changed(void **state)
+{
+    _cleanup_free_ char *id = make_id("chg");
+    struct write_count w = {0};
+    struct cgroup_test_hooks hooks = {.written = count_write, .userdata = &w};
+    struct spec_limits l = {.cpu_max = 10, .memory = 64 << 20, .procs = 32};
+    struct spec_limits l2 = l;
+    l2.procs = 33;
+
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    cgroup_mgr_set_test_hooks(mgr, &hooks);
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l), 0);
+    unsigned n = w.all;
+    assert_true(n > 0);
+    expect_file("pids", id, "pids.max", "32\n");
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l), 0);
+    assert_int_equal(w.all, n);
+    assert_int_equal(cgroup_set_limits(mgr, id, &l), 0);
+    assert_true(w.all > n);
+    n = w.all;
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l2), 0);
+    assert_true(w.all > n);
+    expect_file("pids", id, "pids.max", "33\n");
+    n = w.all;
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l2), 0);
+    assert_int_equal(w.all, n);
+
+    /* A cgroup made again holds the kernel's defaults, whatever was written before. */
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    n = w.all;
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l2), 0);
+    assert_true(w.all > n);
+    expect_file("pids", id, "pids.max", "33\n");
+    n = w.all;
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l2), 0);
+    assert_true(w.all > n);
+    cgroup_mgr_set_test_hooks(mgr, NULL);
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
 }
 
 /* A create writes no cpuset file (the parent clones its cpus and mems into
@@ -476,7 +525,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    static const char *const what[] = {"lim", "att", "pids", "oom", "dev", "cost", "cost0"};
+    static const char *const what[] = {"lim", "att", "pids", "oom", "dev", "cost", "cost0", "chg"};
     for (size_t i = 0; i < ARRAY_SIZE(what); i++) {
         _cleanup_free_ char *id = make_id(what[i]);
         (void)cgroup_destroy(mgr, id);
@@ -499,9 +548,13 @@ main(void)
         return 77;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_limits_roundtrip), cmocka_unit_test(test_attach_and_kill),
-        cmocka_unit_test(test_pids_limit),       cmocka_unit_test(test_memory_oom),
-        cmocka_unit_test(test_devices),          cmocka_unit_test(test_costly_writes_skipped),
+        cmocka_unit_test(test_limits_roundtrip),
+        cmocka_unit_test(test_attach_and_kill),
+        cmocka_unit_test(test_pids_limit),
+        cmocka_unit_test(test_memory_oom),
+        cmocka_unit_test(test_devices),
+        cmocka_unit_test(test_costly_writes_skipped),
+        cmocka_unit_test(test_set_limits_changed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -391,7 +391,7 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     /* The setup runs without a ceiling below a core (cgroup_setup_limits). */
     struct spec_limits setup;
     bool lift = cgroup_setup_limits(&s->limits, &setup);
-    r = cgroup_set_limits(l->cgroups, s->id, &setup);
+    r = cgroup_set_limits_changed(l->cgroups, s->id, &setup);
     if (r < 0)
         return r;
     r = spawn_config_of(l, s, ids, &p, &c);
