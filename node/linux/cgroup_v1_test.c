@@ -284,6 +284,51 @@ test_attach_and_kill(void **state)
     assert_int_equal(cgroup_kill(mgr, id), 0);
 }
 
+/* A process in the guest's memory cgroup alone (not in its pids cgroup,
+ * whose list the kill waits on) is killed all the same: the kill reads every
+ * hierarchy before it says the guest is empty. */
+static void
+test_kill_one_hierarchy(void **state)
+{
+    _cleanup_free_ char *id = make_id("one");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    _cleanup_free_ char *procs = xasprintf("%s/memory/%s/%s/cgroup.procs", ROOT, prefix, id);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        FILE *f = fopen(procs, "we");
+        if (!f || fprintf(f, "%d", (int)getpid()) < 0 || fclose(f) != 0)
+            _exit(100);
+        (void)write(p[1], "x", 1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    _cleanup_free_ char *in_pids = file_text("pids", id, "cgroup.procs");
+    assert_string_equal(in_pids, "");
+
+    assert_int_equal(cgroup_kill(mgr, id), 0);
+    int st = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 200 && got == 0; i++) {
+        got = waitpid(kid, &st, WNOHANG);
+        if (got == 0)
+            usleep(10000);
+    }
+    if (got == 0) {
+        kill(kid, SIGKILL);
+        (void)wait_status(kid);
+        fail_msg("the process in the memory hierarchy alone outlived the kill");
+    }
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+}
+
 /* Forks (holding each child) until a fork fails; exits 0 when forks failed
  * with EAGAIN after at least one success, 1..3 otherwise. */
 static int
@@ -525,7 +570,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    static const char *const what[] = {"lim", "att", "pids", "oom", "dev", "cost", "cost0", "chg"};
+    static const char *const what[] = {"lim",  "att",   "pids", "oom", "dev",
+                                       "cost", "cost0", "chg",  "one"};
     for (size_t i = 0; i < ARRAY_SIZE(what); i++) {
         _cleanup_free_ char *id = make_id(what[i]);
         (void)cgroup_destroy(mgr, id);
@@ -555,6 +601,7 @@ main(void)
         cmocka_unit_test(test_devices),
         cmocka_unit_test(test_costly_writes_skipped),
         cmocka_unit_test(test_set_limits_changed),
+        cmocka_unit_test(test_kill_one_hierarchy),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
