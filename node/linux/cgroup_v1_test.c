@@ -329,6 +329,49 @@ test_kill_one_hierarchy(void **state)
     assert_int_equal(cgroup_destroy(mgr, id), 0);
 }
 
+/* A destroy without a kill before it kills what runs in the guest (here a
+ * process in its memory cgroup alone) and removes every directory. */
+static void
+test_destroy_kills(void **state)
+{
+    _cleanup_free_ char *id = make_id("dk");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    _cleanup_free_ char *procs = xasprintf("%s/memory/%s/%s/cgroup.procs", ROOT, prefix, id);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        FILE *f = fopen(procs, "we");
+        if (!f || fprintf(f, "%d", (int)getpid()) < 0 || fclose(f) != 0)
+            _exit(100);
+        (void)write(p[1], "x", 1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    close(p[0]);
+    close(p[1]);
+
+    int r = cgroup_destroy(mgr, id);
+    int st = 0;
+    pid_t got = waitpid(kid, &st, WNOHANG);
+    if (got == 0) {
+        kill(kid, SIGKILL);
+        (void)wait_status(kid);
+        fail_msg("the guest's process outlived the destroy");
+    }
+    assert_int_equal(r, 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_false(cgroup_exists(mgr, id));
+    for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
+        _cleanup_free_ char *dir = xasprintf("%s/%s/%s/%s", ROOT, ctrls[i], prefix, id);
+        if (access(dir, F_OK) == 0)
+            fail_msg("%s left behind", dir);
+    }
+}
+
 /* Forks (holding each child) until a fork fails; exits 0 when forks failed
  * with EAGAIN after at least one success, 1..3 otherwise. */
 static int
@@ -602,6 +645,7 @@ main(void)
         cmocka_unit_test(test_costly_writes_skipped),
         cmocka_unit_test(test_set_limits_changed),
         cmocka_unit_test(test_kill_one_hierarchy),
+        cmocka_unit_test(test_destroy_kills),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
