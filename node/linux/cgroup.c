@@ -94,6 +94,7 @@ cgroup_mgr_make(const char *root, const char *prefix, enum cgroup_mode mode,
     if (!root || !*root || cgroup_check_name(prefix) < 0)
         return -EINVAL;
     cgroup_mgr_t *m = xcalloc(1, sizeof(*m));
+    pthread_mutex_init(&m->written_lock, NULL);
     m->ops = ops;
     m->mode = mode;
     m->root = xstrdup(root);
@@ -143,6 +144,10 @@ cgroup_mgr_destroy(cgroup_mgr_t **mgr)
     cgroup_mgr_t *m = *mgr;
     if (m->ops && m->ops->fini)
         m->ops->fini(m);
+    for (size_t i = 0; i < m->written.cap; i++)
+        free(m->written.slots[i].val);
+    hmap_str_free(&m->written);
+    pthread_mutex_destroy(&m->written_lock);
     free(m->root);
     free(m->prefix);
     free(m);
@@ -170,13 +175,66 @@ cgroup_mgr_set_test_hooks(cgroup_mgr_t *mgr, const struct cgroup_test_hooks *hoo
         memset(&mgr->hooks, 0, sizeof(mgr->hooks));
 }
 
+/* The limits last written to one guest's cgroup (cgroup_set_limits_changed). */
+struct cgroup_written {
+    char id[CGROUP_ID_MAX + 1]; /* the guest, the map's key */
+    struct spec_limits lim;     /* what every file of the limits holds */
+};
+
+/* l with its padding and unused io_devs zeroed, for a byte compare. */
+static void
+cgroup_limits_norm(const struct spec_limits *l, struct spec_limits *out)
+{
+    memset(out, 0, sizeof(*out));
+#define CGROUP_NORM_(name, ...) out->name = l->name;
+    SPEC_LIMIT_FIELDS(CGROUP_NORM_)
+#undef CGROUP_NORM_
+    out->n_io_devs = l->n_io_devs < SPEC_MAX_IO_DEVS ? l->n_io_devs : SPEC_MAX_IO_DEVS;
+    memcpy(out->io_devs, l->io_devs, out->n_io_devs * sizeof(l->io_devs[0]));
+}
+
+/* Records that id's cgroup holds l (or, l NULL, that nothing is known of it). */
+static void
+cgroup_written_set(cgroup_mgr_t *m, const char *id, const struct spec_limits *l)
+{
+    pthread_mutex_lock(&m->written_lock);
+    struct cgroup_written *w = hmap_str_get(&m->written, id);
+    if (!l && w) {
+        hmap_str_del(&m->written, id);
+        free(w);
+    } else if (l) {
+        if (!w) {
+            w = xcalloc(1, sizeof(*w));
+            strscpy(w->id, id, sizeof(w->id));
+            hmap_str_put(&m->written, w->id, w);
+        }
+        cgroup_limits_norm(l, &w->lim);
+    }
+    pthread_mutex_unlock(&m->written_lock);
+}
+
+static bool
+cgroup_written_is(cgroup_mgr_t *m, const char *id, const struct spec_limits *l)
+{
+    struct spec_limits want;
+    cgroup_limits_norm(l, &want);
+    pthread_mutex_lock(&m->written_lock);
+    const struct cgroup_written *w = hmap_str_get(&m->written, id);
+    bool same = w && memcmp(&w->lim, &want, sizeof(want)) == 0;
+    pthread_mutex_unlock(&m->written_lock);
+    return same;
+}
+
 /* The public per-guest calls: check the id, then hand over to the driver. */
 
 int
 cgroup_create(cgroup_mgr_t *mgr, const char *id)
 {
     int r = cgroup_check_name(id);
-    return r < 0 ? r : mgr->ops->create(mgr, id);
+    if (r < 0)
+        return r;
+    cgroup_written_set(mgr, id, NULL);
+    return mgr->ops->create(mgr, id);
 }
 
 bool
@@ -225,7 +283,20 @@ cgroup_set_limits(cgroup_mgr_t *mgr, const char *id, const struct spec_limits *l
     if (!l || l->n_io_devs > SPEC_MAX_IO_DEVS)
         return -EINVAL;
     int r = cgroup_check_name(id);
-    return r < 0 ? r : mgr->ops->set_limits(mgr, id, l);
+    if (r < 0)
+        return r;
+    r = mgr->ops->set_limits(mgr, id, l);
+    /* A failure may have written some files: nothing is known then. */
+    cgroup_written_set(mgr, id, r < 0 ? NULL : l);
+    return r;
+}
+
+int
+cgroup_set_limits_changed(cgroup_mgr_t *mgr, const char *id, const struct spec_limits *l)
+{
+    if (l && cgroup_check_name(id) == 0 && cgroup_written_is(mgr, id, l))
+        return 0;
+    return cgroup_set_limits(mgr, id, l);
 }
 
 int
@@ -267,7 +338,10 @@ int
 cgroup_destroy(cgroup_mgr_t *mgr, const char *id)
 {
     int r = cgroup_check_name(id);
-    return r < 0 ? r : mgr->ops->destroy(mgr, id);
+    if (r < 0)
+        return r;
+    cgroup_written_set(mgr, id, NULL);
+    return mgr->ops->destroy(mgr, id);
 }
 
 /* Shared file helpers. */

@@ -19,8 +19,10 @@
  * failure. -EINVAL for an id that is not a safe path component, -ENOENT for
  * a guest whose cgroup does not exist (where existence matters).
  *
- * Threads: a cgroup_mgr_t is not locked; the backend calls it from its one
- * worker thread (node/backend.h). Nothing here forks or spawns threads. */
+ * Threads: the linux backend calls the per-guest functions from several
+ * threads, for distinct guests (parallel_guests, node/backend.h); the record
+ * of limits written (cgroup_set_limits_changed) has its own lock. Nothing
+ * here forks or spawns threads. */
 #pragma once
 
 #include <stdbool.h>
@@ -127,6 +129,14 @@ void cgroup_strv_free(char ***strv);
  * Devices that had caps before and are no longer in io_devs get their caps
  * removed. Returns -ENOENT when the guest has no cgroup. */
 int cgroup_set_limits(cgroup_mgr_t *mgr, const char *id, const struct spec_limits *l);
+
+/* cgroup_set_limits unless l is what this manager last wrote to the guest's
+ * cgroup completely (with either call) since cgroup_create or
+ * cgroup_destroy last ran for it: a start writes its setup limits, which
+ * the set_limits of its create wrote a moment before. Returns 0 when it
+ * skipped the write. A file changed by hand is written again by
+ * cgroup_set_limits only, which an apply calls. */
+int cgroup_set_limits_changed(cgroup_mgr_t *mgr, const char *id, const struct spec_limits *l);
 
 /* The limits a guest's cgroup holds until its init has exec'd: the guest's
  * setup (mounts, pivot_root, filter, up to init's exec) is our work, and

@@ -3,10 +3,12 @@
  * node/linux/cgroup*.c includes this; the public contract is cgroup.h. */
 #pragma once
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/hmap.h"
 #include "common/mem.h"
 #include "node/linux/cgroup.h"
 
@@ -43,6 +45,8 @@ struct cgroup_mgr {
     char *prefix;                   /* vfleet's directory under each hierarchy */
     struct cgroup_test_hooks hooks; /* fake-tree hooks, zero in production */
     void *driver;                   /* the driver's private state */
+    pthread_mutex_t written_lock;   /* guards written */
+    struct hmap_str written;        /* id -> struct cgroup_written: the limits last written */
 };
 
 /* Writes value to dir/file with one write() (O_WRONLY|O_TRUNC|O_CLOEXEC; the

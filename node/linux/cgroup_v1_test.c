@@ -284,6 +284,94 @@ test_attach_and_kill(void **state)
     assert_int_equal(cgroup_kill(mgr, id), 0);
 }
 
+/* A process in the guest's memory cgroup alone (not in its pids cgroup,
+ * whose list the kill waits on) is killed all the same: the kill reads every
+ * hierarchy before it says the guest is empty. */
+static void
+test_kill_one_hierarchy(void **state)
+{
+    _cleanup_free_ char *id = make_id("one");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    _cleanup_free_ char *procs = xasprintf("%s/memory/%s/%s/cgroup.procs", ROOT, prefix, id);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        FILE *f = fopen(procs, "we");
+        if (!f || fprintf(f, "%d", (int)getpid()) < 0 || fclose(f) != 0)
+            _exit(100);
+        (void)write(p[1], "x", 1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    _cleanup_free_ char *in_pids = file_text("pids", id, "cgroup.procs");
+    assert_string_equal(in_pids, "");
+
+    assert_int_equal(cgroup_kill(mgr, id), 0);
+    int st = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 200 && got == 0; i++) {
+        got = waitpid(kid, &st, WNOHANG);
+        if (got == 0)
+            usleep(10000);
+    }
+    if (got == 0) {
+        kill(kid, SIGKILL);
+        (void)wait_status(kid);
+        fail_msg("the process in the memory hierarchy alone outlived the kill");
+    }
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+}
+
+/* A destroy without a kill before it kills what runs in the guest (here a
+ * process in its memory cgroup alone) and removes every directory. */
+static void
+test_destroy_kills(void **state)
+{
+    _cleanup_free_ char *id = make_id("dk");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    _cleanup_free_ char *procs = xasprintf("%s/memory/%s/%s/cgroup.procs", ROOT, prefix, id);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        FILE *f = fopen(procs, "we");
+        if (!f || fprintf(f, "%d", (int)getpid()) < 0 || fclose(f) != 0)
+            _exit(100);
+        (void)write(p[1], "x", 1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    close(p[0]);
+    close(p[1]);
+
+    int r = cgroup_destroy(mgr, id);
+    int st = 0;
+    pid_t got = waitpid(kid, &st, WNOHANG);
+    if (got == 0) {
+        kill(kid, SIGKILL);
+        (void)wait_status(kid);
+        fail_msg("the guest's process outlived the destroy");
+    }
+    assert_int_equal(r, 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_false(cgroup_exists(mgr, id));
+    for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
+        _cleanup_free_ char *dir = xasprintf("%s/%s/%s/%s", ROOT, ctrls[i], prefix, id);
+        if (access(dir, F_OK) == 0)
+            fail_msg("%s left behind", dir);
+    }
+}
+
 /* Forks (holding each child) until a fork fails; exits 0 when forks failed
  * with EAGAIN after at least one success, 1..3 otherwise. */
 static int
@@ -414,6 +502,7 @@ test_devices(void **state)
 struct write_count {
     unsigned bandwidth; /* cpu.cfs_{period,quota,burst}_us */
     unsigned cpuset;    /* cpuset.cpus, cpuset.mems */
+    unsigned all;       /* every control-file write */
 };
 
 static void
@@ -421,8 +510,56 @@ count_write(const char *path, const char *value, void *userdata)
 {
     struct write_count *w = userdata;
     (void)value;
+    w->all++;
     w->bandwidth += strstr(path, "/cpu.cfs_") != NULL;
     w->cpuset += strstr(path, "/cpuset.cpus") != NULL || strstr(path, "/cpuset.mems") != NULL;
+}
+
+/* cgroup_set_limits_changed writes nothing when the limits are what the
+ * manager last wrote (the setup limits of a start after its create's
+ * set_limits), writes changed ones, and forgets at destroy and create;
+ * cgroup_set_limits always writes. */
+static void
+test_set_limits_changed(void **state)
+{
+    _cleanup_free_ char *id = make_id("chg");
+    struct write_count w = {0};
+    struct cgroup_test_hooks hooks = {.written = count_write, .userdata = &w};
+    struct spec_limits l = {.cpu_max = 10, .memory = 64 << 20, .procs = 32};
+    struct spec_limits l2 = l;
+    l2.procs = 33;
+
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    cgroup_mgr_set_test_hooks(mgr, &hooks);
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l), 0);
+    unsigned n = w.all;
+    assert_true(n > 0);
+    expect_file("pids", id, "pids.max", "32\n");
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l), 0);
+    assert_int_equal(w.all, n);
+    assert_int_equal(cgroup_set_limits(mgr, id, &l), 0);
+    assert_true(w.all > n);
+    n = w.all;
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l2), 0);
+    assert_true(w.all > n);
+    expect_file("pids", id, "pids.max", "33\n");
+    n = w.all;
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l2), 0);
+    assert_int_equal(w.all, n);
+
+    /* A cgroup made again holds the kernel's defaults, whatever was written before. */
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    n = w.all;
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l2), 0);
+    assert_true(w.all > n);
+    expect_file("pids", id, "pids.max", "33\n");
+    n = w.all;
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    assert_int_equal(cgroup_set_limits_changed(mgr, id, &l2), 0);
+    assert_true(w.all > n);
+    cgroup_mgr_set_test_hooks(mgr, NULL);
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
 }
 
 /* A create writes no cpuset file (the parent clones its cpus and mems into
@@ -476,7 +613,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    static const char *const what[] = {"lim", "att", "pids", "oom", "dev", "cost", "cost0"};
+    static const char *const what[] = {"lim",  "att",   "pids", "oom", "dev",
+                                       "cost", "cost0", "chg",  "one"};
     for (size_t i = 0; i < ARRAY_SIZE(what); i++) {
         _cleanup_free_ char *id = make_id(what[i]);
         (void)cgroup_destroy(mgr, id);
@@ -499,9 +637,15 @@ main(void)
         return 77;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_limits_roundtrip), cmocka_unit_test(test_attach_and_kill),
-        cmocka_unit_test(test_pids_limit),       cmocka_unit_test(test_memory_oom),
-        cmocka_unit_test(test_devices),          cmocka_unit_test(test_costly_writes_skipped),
+        cmocka_unit_test(test_limits_roundtrip),
+        cmocka_unit_test(test_attach_and_kill),
+        cmocka_unit_test(test_pids_limit),
+        cmocka_unit_test(test_memory_oom),
+        cmocka_unit_test(test_devices),
+        cmocka_unit_test(test_costly_writes_skipped),
+        cmocka_unit_test(test_set_limits_changed),
+        cmocka_unit_test(test_kill_one_hierarchy),
+        cmocka_unit_test(test_destroy_kills),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -425,6 +425,35 @@ start_cold_spawn(struct start_cold *sc, struct spawn_config *c, struct spawn_res
     return r;
 }
 
+/* Whether what lx_create makes is all there for a start: the template, the
+ * disk, the idmapped template and the overlay mounted (one statx each: the
+ * path is the root of a mount), the guest's cgroup. A start right after its
+ * create finds them so and skips the create's second pass (the template,
+ * the image's superblock, the mount look-ups, the cgroup directories and
+ * their files); after a host reboot, or once any of the mounts went, the
+ * start makes them again. What is mounted there is the agent's own: these
+ * paths are in its state directory, and the create checked what it mounted. */
+static bool
+lx_ready(struct linux_backend *l, const struct guest_spec *s, const struct guest_ids *ids,
+         const struct guest_paths *p)
+{
+    struct stat st;
+
+    if (stat(p->tmpl, &st) < 0 || !S_ISDIR(st.st_mode))
+        return false;
+    if (mountinfo_is_mountpoint(p->root) != 1 || mountinfo_is_mountpoint(p->disk) != 1)
+        return false;
+    if (ids && ids->uid_base && mountinfo_is_mountpoint(p->lower) != 1)
+        return false;
+    return cgroup_exists(l->cgroups, s->id);
+}
+
+uint64_t
+linux_backend_remade(backend_t *b)
+{
+    return __atomic_load_n(&lb(b)->remade, __ATOMIC_RELAXED);
+}
+
 /* The FreeVPS views go into a guest only when the agent serves them (a
  * FUSE mount there), never as a plain host directory. */
 static int
@@ -440,22 +469,27 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     if (rt->pid && proc_is_same(rt->pid, rt->start_time) > 0)
         return 0; /* already running */
     paths_of(l, s, &p);
-    /* After a host reboot the mounts are gone: make them again. Then (no
-     * root mounted) the mounts are made while the child is cloned and sets
-     * itself up (start_cold); else lx_create checks them. */
+    /* After a host reboot the mounts are gone: make them again. With no
+     * root mounted the mounts are made while the child is cloned and sets
+     * itself up (start_cold); a start right after its create finds them all
+     * there (lx_ready) and makes nothing again. */
     bool cold = mountinfo_is_mountpoint(p.root) == 0;
     char conduit[sizeof(p.dir) + 8];
     snprintf(conduit, sizeof(conduit), "%s/stage", p.dir);
-    if (cold)
-        r = start_cold_prepare(l, s, &p, conduit);
-    else if ((r = lx_create(b, s, ids)) == 0)
+    r = 0;
+    if (cold || !lx_ready(l, s, ids, &p)) {
+        log_debug("guest=%s its mounts or cgroup are missing: making them again", s->name);
+        __atomic_fetch_add(&l->remade, 1, __ATOMIC_RELAXED);
+        r = cold ? start_cold_prepare(l, s, &p, conduit) : lx_create(b, s, ids);
+    }
+    if (r == 0 && !cold)
         r = rootfs_conduit_close(conduit); /* left by an agent that died in a cold start */
     if (r < 0)
         return r;
     /* The setup runs without a ceiling below a core (cgroup_setup_limits). */
     struct spec_limits setup;
     bool lift = cgroup_setup_limits(&s->limits, &setup);
-    r = cgroup_set_limits(l->cgroups, s->id, &setup);
+    r = cgroup_set_limits_changed(l->cgroups, s->id, &setup);
     if (r < 0)
         return r;
     r = lx_spawn_config_of(l, s, ids, &p, &c);

@@ -48,6 +48,11 @@ struct linux_config {
  * any thread (before the ZeroMQ context exists). Returns NULL and sets *err. */
 backend_t *linux_backend_new(const struct linux_config *cfg, int *err);
 
+/* Starts that found the guest's mounts or cgroup missing (after a host
+ * reboot) and made them again, since b was made; a start right after its
+ * create finds them there. For tests. */
+uint64_t linux_backend_remade(backend_t *b);
+
 /* Reads the last max bytes (0 = all) of a guest's console ring, with no
  * backend (vfleet-node console --log). Returns like backend_ops.console. */
 int linux_console_read(const char *state_dir, const struct guest_spec *spec, size_t max,

@@ -21,6 +21,7 @@ struct linux_backend {
     net_t *net;              /* guest networking (veth, routes, tc, nftables) */
     int arp_fd;              /* announce_addrs' packet socket, -1 before the first */
     tmpl_trees_t *trees;     /* the templates' detached clones (tmpl_tree.h) */
+    uint64_t remade;         /* starts that made mounts or cgroups again (atomic) */
 };
 
 /* Paths of one guest's files. */

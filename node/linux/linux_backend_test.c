@@ -146,6 +146,7 @@ test_cold_start(void **state)
         reboot_mounts(fx);
         assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
         assert_true(fx->rt.pid > 0);
+        assert_int_equal(linux_backend_remade(b), i + 1);
         assert_int_equal(mountinfo_is_mountpoint(fx->disk), 1);
         assert_int_equal(mountinfo_is_mountpoint(fx->lower), 1);
         assert_int_equal(mountinfo_is_mountpoint(fx->root), 1);
@@ -160,6 +161,56 @@ test_cold_start(void **state)
     }
     assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
     assert_true(fx->rt.pid > 0);
+    assert_int_equal(linux_backend_remade(b), 2);
+}
+
+/* A start right after the create (the mounts and the cgroup there) does not
+ * make them again; one whose overlay alone went, or whose cgroup alone
+ * went, does, and the guest runs on its disk each time. */
+static void
+test_warm_start(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    char upper[PATH_MAX + 8], mark[PATH_MAX + 16];
+    snprintf(upper, sizeof(upper), "%s/upper", fx->disk);
+    snprintf(mark, sizeof(mark), "%s/mark", upper);
+
+    assert_int_equal(b->ops->create(b, &fx->spec, &fx->ids), 0);
+    assert_int_equal(b->ops->set_limits(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+    assert_int_equal(linux_backend_remade(b), 0);
+    guest_down(fx);
+
+    /* The overlay alone: made again over the same disk. */
+    int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(rootfs_umount(fx->root), 0);
+    assert_int_equal(mountinfo_is_mountpoint(fx->root), 0);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+    assert_int_equal(linux_backend_remade(b), 1);
+    assert_int_equal(mountinfo_is_mountpoint(fx->root), 1);
+    snprintf(mark, sizeof(mark), "%s/mark", fx->root);
+    assert_int_equal(access(mark, F_OK), 0);
+    guest_down(fx);
+
+    /* The cgroup alone (destroy takes it with everything in it). */
+    char cmd[2 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd),
+             "for d in /sys/fs/cgroup/*/vftest-lx%d/%s /sys/fs/cgroup/vftest-lx%d/%s; do "
+             "[ ! -d $d ] || rmdir $d || exit 1; done",
+             (int)getpid(), fx->spec.id, (int)getpid(), fx->spec.id);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+    assert_int_equal(linux_backend_remade(b), 2);
+
+    /* Running: a start is a no-op. */
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_int_equal(linux_backend_remade(b), 2);
 }
 
 /* The processes in the guest's cgroups (every hierarchy), after up to 2 s
@@ -254,6 +305,7 @@ main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cold_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_warm_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cold_start_disk_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_replaced, setup, teardown),
     };
