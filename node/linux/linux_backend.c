@@ -107,6 +107,8 @@ mount_lower(struct linux_backend *l, const struct guest_ids *ids, const struct g
     if (r < 0)
         return r;
     r = mountinfo_is_mountpoint(p->lower);
+    if (r > 0) /* mounted before this agent started, perhaps: it keeps the clone */
+        tmpl_trees_use(l->trees, p->tmpl, p->lower);
     if (r != 0)
         return r < 0 ? r : 0;
     _cleanup_close_ int userns = -EBADF;
@@ -121,7 +123,7 @@ mount_lower(struct linux_backend *l, const struct guest_ids *ids, const struct g
     }
     if (userns < 0)
         return errtext_fail(userns, "cannot make the guest's user namespace");
-    _cleanup_close_ int tree = tmpl_trees_get(l->trees, p->tmpl);
+    _cleanup_close_ int tree = tmpl_trees_get(l->trees, p->tmpl, p->lower);
     r = idmap_mount_tree(tree, p->tmpl, userns, p->lower);
     if (r == -EINVAL)
         return errtext_fail(-EOPNOTSUPP,
@@ -572,6 +574,9 @@ lx_destroy(backend_t *b, const struct guest_spec *s)
     r = idmap_umount(p.lower);
     if (r < 0)
         return r;
+    /* The template's clone is closed with its last guest, so that a template
+     * no guest uses can be unmounted or removed and its storage released. */
+    tmpl_trees_put(l->trees, p.lower);
     /* -EBUSY: unmounted here, but another mount namespace made while it was
      * mounted (a service with its own /tmp, an `unshare -m`) still holds a
      * copy, and with it the loop device. The guest goes all the same: its

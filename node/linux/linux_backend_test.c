@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -294,6 +295,66 @@ test_template_replaced(void **state)
     assert_int_equal(access(mark, F_OK), 0);
 }
 
+/* The loop device attached to image, as `losetup -j` lists it ("" when none),
+ * after up to 2 s for an autoclear to detach it. */
+static void
+loop_of(const char *image, char *out, size_t n)
+{
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof(cmd), "losetup -j '%s'", image);
+    for (int i = 0; i < 200; i++) {
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        if (!fgets(out, (int)n, p))
+            out[0] = '\0';
+        pclose(p);
+        if (!out[0])
+            return;
+        usleep(10000);
+    }
+}
+
+/* The template on a file system of its own (a loop-mounted ext4, as an
+ * operator's template volume): once its only guest is destroyed, the
+ * backend holds nothing of it, so that unmounting it releases the file
+ * system and its loop device (attached with autoclear) detaches. While a
+ * guest used it, the clone the backend held kept both alive after the
+ * unmount until the agent exited. */
+static void
+test_template_released(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    char tpl[PATH_MAX], src[PATH_MAX + 8], img[PATH_MAX + 8], cmd[8 * PATH_MAX], loop[256];
+    snprintf(tpl, sizeof(tpl), "%s/templates/busybox", fx->dir);
+    snprintf(src, sizeof(src), "%s/busybox.src", fx->dir);
+    snprintf(img, sizeof(img), "%s/template.img", fx->dir);
+    assert_int_equal(rename(tpl, src), 0);
+    assert_int_equal(mkdir(tpl, 0755), 0);
+    snprintf(cmd, sizeof(cmd),
+             "truncate -s 32M '%s' && mkfs.ext4 -q '%s' && mount -o loop '%s' '%s' && "
+             "cp -a '%s/.' '%s/'",
+             img, img, img, tpl, src, tpl);
+    int made = system(cmd);
+    loop_of(img, loop, sizeof(loop));
+    if (made != 0)
+        umount2(tpl, MNT_DETACH);
+    assert_int_equal(made, 0);
+    assert_true(loop[0] != '\0');
+
+    int created = b->ops->create(b, &fx->spec, &fx->ids);
+    int destroyed = b->ops->destroy(b, &fx->spec);
+    int unmounted = umount2(tpl, 0) < 0 ? -errno : 0;
+    if (unmounted < 0)
+        umount2(tpl, MNT_DETACH);
+    assert_int_equal(created, 0);
+    assert_int_equal(destroyed, 0);
+    assert_int_equal(unmounted, 0);
+    loop_of(img, loop, sizeof(loop));
+    /* Failing here, the loop device detaches with the backend (teardown). */
+    assert_string_equal(loop, "");
+}
+
 int
 main(void)
 {
@@ -308,6 +369,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_warm_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cold_start_disk_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_template_released, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
