@@ -146,7 +146,7 @@ test_random_trees(void **state)
         json_t *o = json_object();
         size_t n = 1 + next() % 8;
         for (size_t k = 0; k < n; k++) {
-            char key[16];
+            char key[24];
             snprintf(key, sizeof(key), "k%zu", k);
             json_object_set_new(o, key, rand_value(0));
         }

@@ -45,11 +45,11 @@ criu_note(struct migration *m, backend_t *b)
         snprintf(m->note, sizeof(m->note),
                  "criu check passed, but vfleet does not checkpoint with CRIU yet: "
                  "near-live copy (freeze, last delta, start on the target)");
-    else
-        snprintf(m->note, sizeof(m->note),
-                 "CRIU cannot be used on this host (criu check: %s): near-live copy "
-                 "instead (freeze, last delta, start on the target)",
-                 why);
+    else if (snprintf(m->note, sizeof(m->note),
+                      "CRIU cannot be used on this host (criu check: %s): near-live copy "
+                      "instead (freeze, last delta, start on the target)",
+                      why) >= (int)sizeof(m->note))
+        log_debug("the move's note is cut to %zu bytes", sizeof(m->note) - 1);
 }
 
 static void *

@@ -191,7 +191,7 @@ criu_run(void)
         snprintf(criu_why, sizeof(criu_why), "criu check passed");
     } else if (r < 0) {
         criu_result = r;
-        snprintf(criu_why, sizeof(criu_why), "%s", err[0] ? err : "criu is not installed");
+        (void)strscpy(criu_why, err[0] ? err : "criu is not installed", sizeof(criu_why));
     } else {
         criu_result = -EOPNOTSUPP;
         criu_reason(err, criu_why, sizeof(criu_why));
