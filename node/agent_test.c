@@ -10,12 +10,14 @@
 #include <ftw.h>
 #include <malloc.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -689,6 +691,61 @@ test_stop_timeout(void **state)
     assert_int_equal(rec.desired, STORE_DESIRED_STOPPED);
 }
 
+/* The agent's record writes fail (as on a host whose disk is full) while
+ * on: the process's file size limit at one byte, SIGXFSZ ignored, so a put's
+ * write gets EFBIG. The test's own files are not written meanwhile. */
+static void
+store_writes_fail(bool on)
+{
+    struct rlimit rl;
+
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    static rlim_t saved;
+    if (on) {
+        signal(SIGXFSZ, SIG_IGN);
+        saved = rl.rlim_cur;
+        rl.rlim_cur = 1;
+    } else {
+        rl.rlim_cur = saved;
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+/* An apply whose record cannot be written is nacked and leaves the guest as
+ * it was: the master's retry of it does the work again, and is acked only
+ * once the record says the new generation (not at once, from memory, with
+ * the record never written). */
+static void
+test_apply_unrecorded(void **state)
+{
+    struct fixture *f = *state;
+    struct guest_spec s;
+    struct store_record rec;
+    struct msg hello;
+
+    start_agent(f, new_backend());
+    handshake(f, &hello);
+    msg_clear(&hello);
+    fill_spec(&s, ID1, "web1", 1);
+    expect_ack(f, send_apply(f, &s), ID1, 1, false);
+
+    fill_spec(&s, ID1, "web1", 2);
+    s.limits.memory = 512ULL << 20;
+    store_writes_fail(true);
+    expect_nack(f, send_apply(f, &s), MSG_ERR_INTERNAL);
+    /* The master's retry: still not recorded, so not acked. */
+    expect_nack(f, send_apply(f, &s), MSG_ERR_INTERNAL);
+    store_writes_fail(false);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.applied_generation, 1);
+
+    /* With the disk writable again, the retry is applied and recorded. */
+    expect_ack(f, send_apply(f, &s), ID1, 2, false);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.applied_generation, 2);
+    assert_int_equal(rec.spec.limits.memory, 512ULL << 20);
+}
+
 /* An agent starting on a store that holds guests reports them in hello
  * (re-adoption), then heartbeats with their counts. */
 static void
@@ -796,6 +853,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lane_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_inventory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_unrecorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_heap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
