@@ -750,6 +750,21 @@ test_apply_unrecorded(void **state)
     assert_true(stored(f, ID1, &rec));
     assert_int_equal(rec.applied_generation, 2);
     assert_int_equal(rec.spec.limits.memory, 512ULL << 20);
+
+    /* guest.apply.start the same: its start is undone ("stopped"), the
+     * spec rolled back, and the retry with space runs and records both. */
+    fill_spec(&s, ID1, "web1", 3);
+    s.limits.memory = 384ULL << 20;
+    store_writes_fail(true);
+    expect_nack(f, send_apply_start(f, &s), MSG_ERR_INTERNAL);
+    expect_event(f, ID1, "stopped");
+    store_writes_fail(false);
+    expect_ack(f, send_apply_start(f, &s), ID1, 3, true);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.applied_generation, 3);
+    assert_int_equal(rec.spec.limits.memory, 384ULL << 20);
+    assert_int_equal(rec.desired, STORE_DESIRED_RUNNING);
+    assert_true(rec.rt.pid != 0);
 }
 
 /* Waits for the agent's next heartbeat (other frames skipped) and echoes it. */
