@@ -221,9 +221,8 @@ int
 agent_guest_save(agent_t *a, struct agent_guest *g)
 {
     _cleanup_free_ struct store_record *rec = xmalloc(sizeof(*rec));
-    int r;
-
     uint64_t held = 0;
+    int r;
 
     record_of(g, rec);
     r = store_put(a->store, rec);
