@@ -33,6 +33,9 @@ on_heartbeat(uv_timer_t *t)
     agent_t *a = t->data;
     uint64_t now = time_mono_ms();
 
+    /* Records that could not be written (the host's disk full) are written
+     * again, whatever the link's state. */
+    agent_guest_save_dirty(a);
     /* A refused handshake (our key revoked) ends the session at once: no
      * need to wait for the silence. */
     if (a->welcomed && link_refused(a->link)) {
@@ -332,6 +335,7 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
 
     a->loop = loop;
     a->cfg = *cfg;
+    a->save_log = (struct ratelimit)RATELIMIT_INIT(60000, 10);
     a->backend = backend;
     a->ops = lane_new(loop);
     /* Distinct guests' creates and starts side by side where the backend

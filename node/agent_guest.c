@@ -221,14 +221,32 @@ int
 agent_guest_save(agent_t *a, struct agent_guest *g)
 {
     _cleanup_free_ struct store_record *rec = xmalloc(sizeof(*rec));
+    uint64_t held = 0;
     int r;
 
     record_of(g, rec);
     r = store_put(a->store, rec);
-    if (r < 0)
-        log_error("node=%s guest=%s cannot write its record: %s", a->cfg.name, g->rec.spec.name,
-                  strerror(-r));
+    g->dirty = r < 0;
+    /* Retried each heartbeat: a full disk must not fill the log too. */
+    if (r < 0 && ratelimit_ok(&a->save_log, time_mono_ms(), &held)) {
+        if (held)
+            log_error("node=%s %llu more failed record writes were not logged", a->cfg.name,
+                      (unsigned long long)held);
+        log_error("node=%s guest=%s cannot write its record: %s, retrying", a->cfg.name,
+                  g->rec.spec.name, strerror(-r));
+    }
     return r;
+}
+
+void
+agent_guest_save_dirty(agent_t *a)
+{
+    for (size_t i = 0; i < a->n_guests; i++) {
+        struct agent_guest *g = a->guests[i];
+        if (g->dirty && !g->destroying && agent_guest_save(a, g) == 0)
+            log_notice("node=%s guest=%s its record is written again", a->cfg.name,
+                       g->rec.spec.name);
+    }
 }
 
 /* init's pidfd became readable: it exited. */
@@ -408,6 +426,10 @@ own_exit(agent_t *a, struct agent_guest *g, int exit_code, int signal, const cha
         snprintf(text, sizeof(text), "%s; restart policy %s: starting again in %u s (attempt %u)",
                  why, spec_restart_name(g->rec.spec.restart), delay_s, g->restarts);
     }
+    /* The event goes out even when the record cannot be written (it is
+     * then retried each heartbeat, agent_guest_save_dirty): it says what
+     * happened, not what the agent promises, and an agent restarted from the
+     * old record finds the same init gone and reports the exit again. */
     agent_guest_save(a, g);
     log_info("node=%s guest=%s %s", a->cfg.name, g->rec.spec.name, text);
     agent_send_exit(a, g->rec.spec.id, exit_code, signal, again, text);

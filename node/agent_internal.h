@@ -28,6 +28,7 @@
 #include "node/store.h"
 #include "proto/link.h"
 #include "proto/msg.h"
+#include "proto/ratelimit.h"
 #include "proto/zwatch.h"
 
 #define VFLEET_VERSION "0.1.0" /* the agent's version (hello, the FreeVPS setup view) */
@@ -96,6 +97,7 @@ struct agent_guest {
     uint64_t stop_ref;         /* request id of a pending guest.stop, 0 = none */
     bool stopping;             /* a stop was asked and init has not exited */
     bool destroying;           /* a destroy is queued: refuse new work */
+    bool dirty;                /* its record could not be written: written again each heartbeat */
     int handles_open;          /* handles still to close before free */
     bool orphaned;             /* out of the agent's table: the last close callback frees it */
 };
@@ -134,6 +136,7 @@ struct agent {
     bool closing;           /* agent_shutdown was called */
     struct migration *migrations; /* guests moving in or out (agent_migrate.c) */
     void *shells;                 /* interactive sessions (agent_shell.c), NULL = none */
+    struct ratelimit save_log;    /* failed record writes logged (retried each heartbeat) */
 };
 
 /* ---- agent_send.c: messages to the master ------------------------------ */
@@ -267,8 +270,12 @@ void agent_guest_take_spec(struct agent_guest *g, const struct guest_spec *s, ch
                            size_t len);
 /* Takes g out of the table and frees it once its handles are closed. */
 void agent_guest_remove(agent_t *a, struct agent_guest *g);
-/* Writes g's record to the store; logs a failure. Returns 0 or -errno. */
+/* Writes g's record to the store; logs a failure (rate-limited) and marks
+ * g dirty, cleared by a write that succeeds. Returns 0 or -errno. */
 int agent_guest_save(agent_t *a, struct agent_guest *g);
+/* Writes again the records of the dirty guests: what the agent keeps in
+ * memory but could not record (the host's disk full) is not forgotten. */
+void agent_guest_save_dirty(agent_t *a);
 /* Watches init's pidfd so the agent learns when the guest stops, whoever
  * stopped it (adopted guests too, which are not our children). Does nothing
  * with fake pids. Returns 0 or -errno. */

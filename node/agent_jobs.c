@@ -307,8 +307,12 @@ apply_done(agent_t *a, struct job *j, struct agent_guest *g)
         return;
     }
     /* The spec applied becomes the guest's, its packed bytes with it; its
-     * hot members are read from it unpacked on the loop's stack. */
+     * hot members are read from it unpacked on the loop's stack. The old
+     * spec and generation are kept until the record is written. */
     struct guest_spec s;
+    size_t old_len;
+    char *old = agent_guest_packed(g, &old_len);
+    uint64_t old_generation = g->rec.applied_generation;
     agent_spec_unpack(j->packed, j->packed_len, &s);
     agent_guest_take_spec(g, &s, j->packed, j->packed_len);
     j->packed = NULL;
@@ -318,12 +322,21 @@ apply_done(agent_t *a, struct job *j, struct agent_guest *g)
     if (started)
         start_set(a, j, g);
     if (agent_guest_save(a, g) < 0) {
+        /* Not applied as far as the agent knows (the host's disk full):
+         * the old spec and generation back, so that the master's retry of
+         * this apply does the work again and is acked only once recorded
+         * (with the new generation in memory it was acked at once, and the
+         * record never written). */
+        agent_spec_unpack(old, old_len, &s);
+        agent_guest_take_spec(g, &s, old, old_len);
+        g->rec.applied_generation = old_generation;
         if (started)
             start_unrecorded(a, j, g);
         else
             agent_send_nack(a, j->ref, j->id, MSG_ERR_INTERNAL, "cannot write local store");
         return;
     }
+    free(old);
     log_info("node=%s guest=%s generation %" PRIu64 " applied", a->cfg.name, j->name,
              j->u.apply.generation);
     if (started)

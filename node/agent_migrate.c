@@ -422,6 +422,8 @@ cmd_commit(agent_t *a, const struct msg *msg)
         return;
     }
     g = agent_guest_add(a, &rec);
+    /* A failure here is caught by the commit job's own write, which the
+     * commit's answer waits for (done_commit). */
     agent_guest_save(a, g);
     log_info("node=%s guest=%s op=%s %s, committing", a->cfg.name, mg->spec.name, mg->op,
              mg->archive ? "archive here" : "image in place");
@@ -665,12 +667,25 @@ done_commit(agent_t *a, struct mjob *j, struct agent_guest *g)
     if (j->result >= 0 && g) {
         /* The spec committed is the guest's already (cmd_commit put it in
          * the table; the job ran alone, so nothing changed it since). */
+        uint64_t was = g->rec.applied_generation;
         g->rec.applied_generation = j->generation;
         g->rec.rt = j->rt;
         g->rec.desired = j->flag ? STORE_DESIRED_RUNNING : g->rec.desired;
-        agent_guest_save(a, g);
+        int saved = agent_guest_save(a, g);
         if (j->rt.pid && !a->closing && agent_guest_watch(a, g) < 0)
             log_warning("node=%s guest=%s cannot watch init, ignoring", a->cfg.name, j->name);
+        if (saved < 0) {
+            /* A commit done is the master's word to remove the source's
+             * copy: not before the record here names the guest (an agent
+             * restarted without it would not know the guest it holds).
+             * The master aborts, which removes this copy (its init too:
+             * the runtime stays in the table for the destroy), and the
+             * source's runs on. */
+            g->rec.applied_generation = was;
+            mig_status_ref(a, j->ref, j->op, j->id, "commit", "failed", saved,
+                           "cannot write local store");
+            return;
+        }
         log_info("node=%s guest=%s op=%s moved in%s", a->cfg.name, j->name, j->op,
                  j->rt.pid ? ", running" : "");
     }
@@ -723,6 +738,9 @@ done_thaw(agent_t *a, struct mjob *j, struct agent_guest *g)
         return;
     }
     if (g && j->flag && !g->rec.rt.pid) {
+        /* The start writes the record again before its event, and undoes
+         * itself when it cannot (start_unrecorded); the abort's answer
+         * claims only that the guest stays here, which its record says. */
         g->rec.desired = STORE_DESIRED_RUNNING;
         agent_guest_save(a, g);
         agent_job_start(a, g, 0);

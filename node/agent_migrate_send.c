@@ -240,10 +240,21 @@ mig_frozen(agent_t *a, struct migration *m, int result, const char *why,
         base->net_tx_packets + (run ? run->net_tx_packets : 0),
         base->failcnt[USAGE_FAIL_TCP] + (run ? run->failcnt[USAGE_FAIL_TCP] : 0),
     };
-    if (g->rec.desired != STORE_DESIRED_STOPPED) {
-        /* Frozen here, about to run elsewhere: a reboot must not start it. */
+    if (g->rec.desired != STORE_DESIRED_STOPPED || g->dirty) {
+        /* Frozen here, about to run elsewhere: a reboot must not start it.
+         * A record that cannot say so (the host's disk full; a cold move's
+         * stop that could not be written leaves g dirty) fails the move: a
+         * reboot of this host would start the guest here while it runs on
+         * the target. The master aborts, which thaws it. */
+        enum store_desired was = g->rec.desired;
         g->rec.desired = STORE_DESIRED_STOPPED;
-        agent_guest_save(a, g);
+        int r = agent_guest_save(a, g);
+        if (r < 0) {
+            g->rec.desired = was;
+            m->step = MIG_FAILED;
+            mig_status(a, m, "send", "failed", r, "cannot write local store");
+            return;
+        }
     }
     m->step = MIG_FINAL;
     start_pass(m, true);

@@ -10,12 +10,14 @@
 #include <ftw.h>
 #include <malloc.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -244,6 +246,31 @@ handshake(struct fixture *f, struct msg *hello)
 
 /* ---- fixture -------------------------------------------------------- */
 
+static bool writes_failing; /* store_writes_fail is on (teardown turns it off) */
+static rlim_t fsize_saved;  /* the file size limit before */
+
+/* The agent's record writes fail (as on a host whose disk is full) while
+ * on: the process's file size limit at one byte, SIGXFSZ ignored, so a put's
+ * write gets EFBIG. The test's own files are not written meanwhile. */
+static void
+store_writes_fail(bool on)
+{
+    struct rlimit rl;
+
+    if (on == writes_failing)
+        return;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    if (on) {
+        signal(SIGXFSZ, SIG_IGN);
+        fsize_saved = rl.rlim_cur;
+        rl.rlim_cur = 1;
+    } else {
+        rl.rlim_cur = fsize_saved;
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    writes_failing = on;
+}
+
 /* A sim backend of max_guests whose guests take stop_delay_ms to halt
  * after the signal. */
 static backend_t *
@@ -342,6 +369,7 @@ teardown(void **state)
 {
     struct fixture *f = *state;
 
+    store_writes_fail(false);
     stop_agent(f);
     link_destroy(&f->router);
     assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -689,6 +717,110 @@ test_stop_timeout(void **state)
     assert_int_equal(rec.desired, STORE_DESIRED_STOPPED);
 }
 
+/* An apply whose record cannot be written is nacked and leaves the guest as
+ * it was: the master's retry of it does the work again, and is acked only
+ * once the record says the new generation (not at once, from memory, with
+ * the record never written). */
+static void
+test_apply_unrecorded(void **state)
+{
+    struct fixture *f = *state;
+    struct guest_spec s;
+    struct store_record rec;
+    struct msg hello;
+
+    start_agent(f, new_backend());
+    handshake(f, &hello);
+    msg_clear(&hello);
+    fill_spec(&s, ID1, "web1", 1);
+    expect_ack(f, send_apply(f, &s), ID1, 1, false);
+
+    fill_spec(&s, ID1, "web1", 2);
+    s.limits.memory = 512ULL << 20;
+    store_writes_fail(true);
+    expect_nack(f, send_apply(f, &s), MSG_ERR_INTERNAL);
+    /* The master's retry: still not recorded, so not acked. */
+    expect_nack(f, send_apply(f, &s), MSG_ERR_INTERNAL);
+    store_writes_fail(false);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.applied_generation, 1);
+
+    /* With the disk writable again, the retry is applied and recorded. */
+    expect_ack(f, send_apply(f, &s), ID1, 2, false);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.applied_generation, 2);
+    assert_int_equal(rec.spec.limits.memory, 512ULL << 20);
+
+    /* guest.apply.start the same: its start is undone ("stopped"), the
+     * spec rolled back, and the retry with space runs and records both. */
+    fill_spec(&s, ID1, "web1", 3);
+    s.limits.memory = 384ULL << 20;
+    store_writes_fail(true);
+    expect_nack(f, send_apply_start(f, &s), MSG_ERR_INTERNAL);
+    expect_event(f, ID1, "stopped");
+    store_writes_fail(false);
+    expect_ack(f, send_apply_start(f, &s), ID1, 3, true);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.applied_generation, 3);
+    assert_int_equal(rec.spec.limits.memory, 384ULL << 20);
+    assert_int_equal(rec.desired, STORE_DESIRED_RUNNING);
+    assert_true(rec.rt.pid != 0);
+}
+
+/* Waits for the agent's next heartbeat (other frames skipped) and echoes it. */
+static void
+next_heartbeat(struct fixture *f)
+{
+    struct msg m;
+
+    for (;;) {
+        recv_any(f, &m, "heartbeat");
+        if (m.type == MSG_HEARTBEAT)
+            break;
+        msg_clear(&m);
+    }
+    echo_heartbeat(f, &m);
+    msg_clear(&m);
+}
+
+/* A stop whose record cannot be written is nacked (the guest stopped all
+ * the same); the record is written by the agent itself on a heartbeat once
+ * the disk takes it, not left saying running until the master sends the stop
+ * again (an agent restarted from it takes the stop for the guest's own exit). */
+static void
+test_record_retried(void **state)
+{
+    struct fixture *f = *state;
+    struct guest_spec s;
+    struct store_record rec;
+    struct msg hello;
+
+    start_agent(f, new_backend());
+    handshake(f, &hello);
+    msg_clear(&hello);
+    fill_spec(&s, ID1, "web1", 1);
+    expect_ack(f, send_apply(f, &s), ID1, 1, false);
+    expect_ack(f, send_guest(f, MSG_GUEST_START, ID1), ID1, 1, true);
+
+    store_writes_fail(true);
+    uint64_t stop = send_guest(f, MSG_GUEST_STOP, ID1);
+    expect_event(f, ID1, "stopped");
+    expect_nack(f, stop, MSG_ERR_INTERNAL);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.desired, STORE_DESIRED_RUNNING);
+    /* A heartbeat with the disk still full changes nothing. */
+    next_heartbeat(f);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.desired, STORE_DESIRED_RUNNING);
+    store_writes_fail(false);
+
+    /* The next heartbeat comes after the write. */
+    next_heartbeat(f);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.desired, STORE_DESIRED_STOPPED);
+    assert_int_equal(rec.rt.pid, 0);
+}
+
 /* An agent starting on a store that holds guests reports them in hello
  * (re-adoption), then heartbeats with their counts. */
 static void
@@ -796,6 +928,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lane_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_inventory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_unrecorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_heap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

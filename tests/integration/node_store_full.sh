@@ -73,6 +73,11 @@ fi
 wait_for 15 "the guest to stop" cg_empty
 exec 9<&-
 rm -f "$T/h1/guests/filler"
+# The agent writes the record it could not by itself, on a heartbeat, not
+# only when the master sends the stop again.
+rec_stopped() { [ "$(jq -c '[.desired, .runtime.pid]' "$T/h1/guests/$G.json")" = '["stopped",0]' ]; }
+wait_for 15 "the agent to write the stopped record by itself" rec_stopped
+ok "with space again, the agent wrote the record the stop could not"
 out=$(nodectl h1 stop "$G") || fail "stop again with space: $out"
 rec=$(jq -c '[.desired, .runtime.pid]' "$T/h1/guests/$G.json")
 [ "$rec" = '["stopped",0]' ] || fail "the record says $rec after an acked stop"
