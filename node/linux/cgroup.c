@@ -243,6 +243,12 @@ cgroup_exists(cgroup_mgr_t *mgr, const char *id)
     return cgroup_check_name(id) == 0 && mgr->ops->exists(mgr, id);
 }
 
+bool
+cgroup_complete(cgroup_mgr_t *mgr, const char *id)
+{
+    return cgroup_check_name(id) == 0 && mgr->ops->complete(mgr, id);
+}
+
 int
 cgroup_attach(cgroup_mgr_t *mgr, const char *id, pid_t pid)
 {
@@ -294,7 +300,8 @@ cgroup_set_limits(cgroup_mgr_t *mgr, const char *id, const struct spec_limits *l
 int
 cgroup_set_limits_changed(cgroup_mgr_t *mgr, const char *id, const struct spec_limits *l)
 {
-    if (l && cgroup_check_name(id) == 0 && cgroup_written_is(mgr, id, l))
+    if (l && l->n_io_devs <= SPEC_MAX_IO_DEVS && cgroup_check_name(id) == 0 &&
+        cgroup_written_is(mgr, id, l))
         return 0;
     return cgroup_set_limits(mgr, id, l);
 }

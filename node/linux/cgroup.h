@@ -106,6 +106,11 @@ int cgroup_create(cgroup_mgr_t *mgr, const char *id);
 /* True when the guest's cgroup exists (in the memory hierarchy for v1). */
 bool cgroup_exists(cgroup_mgr_t *mgr, const char *id);
 
+/* True when the guest's cgroup exists in every hierarchy (v1; on v2 the same
+ * as cgroup_exists): what a start may take as made (lx_start), where a
+ * cgroup found in some hierarchies only is made again. */
+bool cgroup_complete(cgroup_mgr_t *mgr, const char *id);
+
 /* Moves pid (and its threads) into the guest's cgroup in every hierarchy. */
 int cgroup_attach(cgroup_mgr_t *mgr, const char *id, pid_t pid);
 

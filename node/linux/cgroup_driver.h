@@ -22,6 +22,7 @@ struct cgroup_ops {
     void (*fini)(cgroup_mgr_t *m);
     int (*create)(cgroup_mgr_t *m, const char *id);
     bool (*exists)(cgroup_mgr_t *m, const char *id);
+    bool (*complete)(cgroup_mgr_t *m, const char *id);
     int (*attach)(cgroup_mgr_t *m, const char *id, pid_t pid);
     int (*open_v2_fd)(cgroup_mgr_t *m, const char *id);
     int (*procs_paths)(cgroup_mgr_t *m, const char *id, char ***ret);

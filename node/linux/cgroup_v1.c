@@ -264,6 +264,20 @@ v1_exists(cgroup_mgr_t *m, const char *id)
     return false;
 }
 
+static bool
+v1_complete(cgroup_mgr_t *m, const char *id)
+{
+    struct v1_state *s = v1(m);
+    for (int c = 0; c < V1_N; c++) {
+        if (!s->hier[c])
+            continue;
+        _cleanup_free_ char *dir = v1_dir(m, c, id);
+        if (access(dir, F_OK) < 0)
+            return false;
+    }
+    return true;
+}
+
 static int
 v1_attach(cgroup_mgr_t *m, const char *id, pid_t pid)
 {
@@ -771,6 +785,7 @@ const struct cgroup_ops cgroup_v1_ops = {
     .fini = v1_fini,
     .create = v1_create,
     .exists = v1_exists,
+    .complete = v1_complete,
     .attach = v1_attach,
     .open_v2_fd = v1_open_v2_fd,
     .procs_paths = v1_procs_paths,

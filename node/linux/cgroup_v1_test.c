@@ -562,6 +562,25 @@ test_set_limits_changed(void **state)
     assert_int_equal(cgroup_destroy(mgr, id), 0);
 }
 
+/* A cgroup removed from one hierarchy still exists but is not complete: a
+ * start makes it again rather than fail at the attach. */
+static void
+test_complete(void **state)
+{
+    _cleanup_free_ char *id = make_id("cmp");
+
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    assert_true(cgroup_complete(mgr, id));
+    _cleanup_free_ char *dir = xasprintf("%s/pids/%s/%s", ROOT, prefix, id);
+    assert_int_equal(rmdir(dir), 0);
+    assert_true(cgroup_exists(mgr, id));
+    assert_false(cgroup_complete(mgr, id));
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    assert_true(cgroup_complete(mgr, id));
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+    assert_false(cgroup_complete(mgr, id));
+}
+
 /* A create writes no cpuset file (the parent clones its cpus and mems into
  * the new cgroup: each write rebuilt the host's scheduling domains), and
  * limits set again with the same CPU values write no bandwidth file (each
@@ -646,6 +665,7 @@ main(void)
         cmocka_unit_test(test_set_limits_changed),
         cmocka_unit_test(test_kill_one_hierarchy),
         cmocka_unit_test(test_destroy_kills),
+        cmocka_unit_test(test_complete),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

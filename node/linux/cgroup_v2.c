@@ -468,6 +468,7 @@ const struct cgroup_ops cgroup_v2_ops = {
     .fini = v2_fini,
     .create = v2_create,
     .exists = v2_exists,
+    .complete = v2_exists,
     .attach = v2_attach,
     .open_v2_fd = v2_open_v2_fd,
     .procs_paths = v2_procs_paths,

@@ -447,7 +447,7 @@ lx_ready(struct linux_backend *l, const struct guest_spec *s, const struct guest
         return false;
     if (ids && ids->uid_base && mountinfo_is_mountpoint(p->lower) != 1)
         return false;
-    return cgroup_exists(l->cgroups, s->id);
+    return cgroup_complete(l->cgroups, s->id);
 }
 
 uint64_t
@@ -492,11 +492,13 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     struct spec_limits setup;
     bool lift = cgroup_setup_limits(&s->limits, &setup);
     r = cgroup_set_limits_changed(l->cgroups, s->id, &setup);
-    if (r < 0)
+    if (r == 0)
+        r = lx_spawn_config_of(l, s, ids, &p, &c);
+    if (r < 0) {
+        if (cold)
+            (void)rootfs_conduit_close(conduit); /* opened by start_cold_prepare */
         return r;
-    r = lx_spawn_config_of(l, s, ids, &p, &c);
-    if (r < 0)
-        return r;
+    }
     strscpy(c.console_ring, p.console, sizeof(c.console_ring));
     c.console_size = l->cfg.console_ring ? l->cfg.console_ring : CONSOLE_RING_DEFAULT;
     const char *lxcfs = lxcfs_dir(l, s);

@@ -140,11 +140,16 @@ rootfs_conduit_open(const char *dir)
     _cleanup_free_ char *root = xasprintf("%s/root", dir);
     if ((r = rootfs_mkdir(root, 0755)) < 0)
         return r;
-    /* Shared: the spawner's clone of it joins its peer group, and the
-     * child's copy of that clone is a slave of it (seedns.c). */
+    /* Shared in a peer group of its own: the spawner's clone of it joins
+     * that group, and the child's copy of that clone is a slave of it
+     * (seedns.c). A bind of a directory on a shared mount (/ under systemd)
+     * joins that mount's group: private first, or the root bound into the
+     * conduit would be copied onto the parent mount and into every
+     * namespace that is its peer or slave. */
     if (mount(dir, dir, NULL, MS_BIND, NULL) < 0)
         return -errno;
-    if (mount(NULL, dir, NULL, MS_SHARED, NULL) < 0) {
+    if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) < 0 ||
+        mount(NULL, dir, NULL, MS_SHARED, NULL) < 0) {
         r = -errno;
         (void)umount2(dir, MNT_DETACH | UMOUNT_NOFOLLOW);
         return r;

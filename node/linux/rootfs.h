@@ -61,6 +61,7 @@ int rootfs_conduit_open(const char *dir);
  * -errno. */
 int rootfs_conduit_fill(const char *dir, const char *root);
 
-/* Detaches the conduit dir and what is bound in it (one lazy unmount; the
- * root itself stays mounted where it is). Idempotent. Returns 0 or -errno. */
+/* Detaches the conduit dir and what is bound in it (lazy unmounts until dir
+ * is no mount point, at most ROOTFS_MAX_STACK; the root itself stays
+ * mounted where it is). Idempotent. Returns 0 or -errno. */
 int rootfs_conduit_close(const char *dir);

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -176,6 +178,72 @@ test_bad_paths(void **state)
     assert_int_equal(rootfs_umount(fx->root), 0);
 }
 
+/* Of this process's mounts at path: how many, and the peer group
+ * ("shared:N") of the last one, 0 if it is in none. */
+static int
+mounts_at(const char *path, int *group)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[4096];
+    int n = 0;
+
+    *group = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        char at[PATH_MAX];
+        if (sscanf(line, "%*d %*d %*s %*s %4095s", at) != 1 || strcmp(at, path) != 0)
+            continue;
+        n++;
+        char *sh = strstr(line, " shared:");
+        *group = sh ? atoi(sh + 8) : 0;
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* The conduit is a peer group of its own even where its directory is on a
+ * shared mount (/ under systemd): a root bound into it is not copied onto
+ * the parent mount (nor into the parent's peers and slaves). Runs in a
+ * mount namespace of its own. */
+static void
+test_conduit_own_group(void **state)
+{
+    struct fx *fx = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char parent[PATH_MAX], stage[PATH_MAX + 8], at[PATH_MAX + 16], src[PATH_MAX + 8];
+        int pg, cg, g;
+        snprintf(parent, sizeof(parent), "%s/parent", fx->dir);
+        snprintf(stage, sizeof(stage), "%s/stage", parent);
+        snprintf(at, sizeof(at), "%s/root", stage);
+        snprintf(src, sizeof(src), "%s/src", fx->dir);
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+            _exit(10);
+        if (mkdir(parent, 0755) < 0 || mkdir(src, 0755) < 0 ||
+            mount("tmpfs", parent, "tmpfs", 0, "size=1m") < 0 ||
+            mount(NULL, parent, NULL, MS_SHARED, NULL) < 0)
+            _exit(11);
+        if (rootfs_conduit_open(stage) < 0)
+            _exit(12);
+        if (mounts_at(parent, &pg) != 1 || pg == 0 || mounts_at(stage, &cg) != 1 || cg == 0)
+            _exit(13);
+        if (cg == pg)
+            _exit(14); /* the conduit joined its parent's group */
+        if (rootfs_conduit_fill(stage, src) < 0)
+            _exit(15);
+        if (mounts_at(at, &g) != 1)
+            _exit(16); /* the root was copied onto the parent mount too */
+        if (rootfs_conduit_close(stage) < 0 || mounts_at(at, &g) != 0 || mounts_at(stage, &g) != 0)
+            _exit(17);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int
 main(void)
 {
@@ -186,6 +254,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_overlay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conduit_own_group, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -205,7 +205,7 @@ open_console(int sock, struct standby *sb, const struct spawn_config *cfg,
 
 /* Clones and releases the guest's init; out_fds get its pidfd and the read
  * end of its verdict pipe (child_verdict, read by the client), and for a
- * root_later start the write end of the pipe the child waits on for its
+ * root_later start the agent's end of the socket the child waits on for its
  * root (spawner_start_with). Returns the number of fds or -errno. */
 static int
 do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_config *cfg,
