@@ -739,6 +739,9 @@ def patch(c, g):
     c.call("PATCH", p, {"name": "other"}, expect=409, why="name changed")
     c.call("PATCH", p, {"template": "other"}, expect=409, why="template changed")
     r = c.call("PATCH", p, {"limits": {"disk": "1M"}}, expect=409, why="the node refuses it")
+    # lifecycle's last restart has no wait, and the guest reads "running"
+    # until its node stops it: it may still be under way here.
+    g.wait("web2", "running")
     after = c.call("GET", p, expect=200)
     c.check(after.get("limits", "disk") != 1 << 20 and after.get("state") == "running",
             "a refused patch is undone and the guest runs on: %s" % after.text[:200])
