@@ -427,6 +427,15 @@ start_cold_spawn(struct start_cold *sc, struct spawn_config *c, struct spawn_res
     return r;
 }
 
+int
+lx_conduit_sweep(const struct guest_paths *p)
+{
+    char conduit[sizeof(p->dir) + 8];
+    snprintf(conduit, sizeof(conduit), "%s/stage", p->dir);
+    int r = rootfs_conduit_close(conduit);
+    return r < 0 ? errtext_fail(r, "cannot take down the stale mount conduit \"%s\"", conduit) : 0;
+}
+
 /* Whether what lx_create makes is all there for a start: the template, the
  * disk, the idmapped template and the overlay mounted (one statx each: the
  * path is the root of a mount), the guest's cgroup. A start right after its
@@ -564,10 +573,7 @@ lx_destroy(backend_t *b, const struct guest_spec *s)
     r = cgroup_destroy(l->cgroups, s->id);
     if (r < 0)
         return r;
-    /* A conduit an agent that died in a cold start left (start_cold). */
-    char conduit[sizeof(p.dir) + 8];
-    snprintf(conduit, sizeof(conduit), "%s/stage", p.dir);
-    r = rootfs_conduit_close(conduit);
+    r = lx_conduit_sweep(&p);
     if (r < 0)
         return r;
     r = rootfs_umount(p.root);
@@ -623,6 +629,8 @@ resize_disk(struct linux_backend *l, const struct guest_ids *ids, const struct g
             errtext_set("the new disk size is below what the guest uses");
         return r;
     }
+    if ((r = lx_conduit_sweep(p)) < 0)
+        return r;
     r = rootfs_umount(p->root);
     if (r >= 0)
         r = disk_umount(p->disk);
@@ -662,7 +670,9 @@ lx_rebuild(struct linux_backend *l, const struct guest_spec *s, const struct gue
 
     if (!rebuild_needed(&rp, s->rebuild))
         return 0;
-    r = rebuild_wipe(&rp, running);
+    r = running ? 0 : lx_conduit_sweep(p);
+    if (r == 0)
+        r = rebuild_wipe(&rp, running);
     if (r < 0)
         return r;
     if (ids && ids->uid_base && (r = idmap_umount(p->lower)) < 0)

@@ -53,6 +53,13 @@ paths_of(const struct linux_backend *l, const struct guest_spec *s, struct guest
     snprintf(p->tmpl, sizeof(p->tmpl), "%s/%s", l->cfg.templates, s->template_name);
 }
 
+/* Takes down the guest's mount conduit, data/<id>/stage (start_cold), that an
+ * agent that died in a cold start left mounted: it holds a bind of the
+ * guest's overlay, and with it the disk's superblock and loop device, until
+ * then. Whatever unmounts the guest's root or disk calls it first; with no
+ * conduit there it costs one umount2 (EINVAL). 0, or the error (errtext set). */
+int lx_conduit_sweep(const struct guest_paths *p);
+
 /* The spawner's view of a guest: root, identity, ids, caps, filter, console
  * and cgroups. ids is NULL for exec (which takes the user namespace from init). */
 int lx_spawn_config_of(struct linux_backend *l, const struct guest_spec *s,

@@ -111,6 +111,8 @@ lx_migrate_unpack(backend_t *b, const struct guest_spec *s, int in_fd)
 
     int r = disk_ready(l, s, &p);
     /* Files change under an overlay only while it is not mounted. */
+    if (r >= 0 && (r = lx_conduit_sweep(&p)) < 0)
+        return r;
     if (r >= 0 && (r = rootfs_umount(p.root)) < 0)
         return errtext_fail(r, "cannot unmount the guest's root to fill it");
     _cleanup_free_ char *upper = xasprintf("%s/upper", p.disk);
@@ -133,6 +135,8 @@ lx_migrate_ids(backend_t *b, const struct guest_spec *s, const struct guest_ids 
 
     int r = disk_ready(lb(b), s, &p);
     /* Files change under an overlay only while it is not mounted. */
+    if (r >= 0 && (r = lx_conduit_sweep(&p)) < 0)
+        return r;
     if (r >= 0 && (r = rootfs_umount(p.root)) < 0)
         return errtext_fail(r, "cannot unmount the guest's root to give its files its ids");
     _cleanup_free_ char *upper = xasprintf("%s/upper", p.disk);

@@ -269,6 +269,68 @@ test_cold_start_disk_busy(void **state)
     assert_int_equal(mountinfo_is_mountpoint(fx->root), 1);
 }
 
+/* What an agent that died in a cold start (start_cold) between the root's
+ * bind into the conduit and the conduit's take-down leaves: data/<id>/stage
+ * mounted, shared, with the guest's overlay bound at stage/root. */
+static void
+stale_conduit(struct fx *fx)
+{
+    char at[PATH_MAX + 8];
+    snprintf(at, sizeof(at), "%s/root", fx->stage);
+    assert_int_equal(rootfs_conduit_open(fx->stage), 0);
+    assert_int_equal(rootfs_conduit_fill(fx->stage, fx->root), 0);
+    assert_int_equal(mountinfo_is_mountpoint(fx->stage), 1);
+    assert_int_equal(mountinfo_is_mountpoint(at), 1);
+}
+
+/* A stopped guest whose agent died in a cold start: the conduit's bind of
+ * the overlay held the disk's superblock and loop device, so the offline
+ * resize's unmount of the disk waited 10 s for the loop device and failed
+ * with EBUSY, and a rebuild or a move's id shift left the old overlay bound
+ * in it. Each takes the conduit down first now, and leaves no mount under
+ * data/<id>/stage. */
+static void
+test_stale_conduit(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    char mark[PATH_MAX + 16];
+    assert_int_equal(b->ops->create(b, &fx->spec, &fx->ids), 0);
+    assert_int_equal(b->ops->set_limits(b, &fx->spec, &fx->ids, &fx->rt), 0);
+
+    /* Resize (offline: the guest is stopped). */
+    stale_conduit(fx);
+    fx->spec.limits.disk = 96 * MiB;
+    assert_int_equal(b->ops->set_limits(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_int_equal(mountinfo_is_mountpoint(fx->stage), 0);
+    struct disk_info di;
+    assert_int_equal(disk_info(fx->image, &di), 0);
+    assert_int_equal((uint64_t)di.blocks * di.block_size, 96 * MiB);
+    assert_int_equal(mountinfo_is_mountpoint(fx->root), 1);
+
+    /* Rebuild: the guest's files go, the old overlay with them. */
+    snprintf(mark, sizeof(mark), "%s/mark", fx->root);
+    int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    stale_conduit(fx);
+    fx->spec.rebuild = 1;
+    assert_int_equal(b->ops->set_limits(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_int_equal(mountinfo_is_mountpoint(fx->stage), 0);
+    assert_int_equal(access(mark, F_OK), -1);
+
+    /* A move's id shift of the files (the root unmounted under it). */
+    stale_conduit(fx);
+    assert_int_equal(b->ops->migrate_ids(b, &fx->spec, &fx->ids), 0);
+    assert_int_equal(mountinfo_is_mountpoint(fx->stage), 0);
+
+    /* And the start after all of it, cold. */
+    reboot_mounts(fx);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+    assert_int_equal(mountinfo_is_mountpoint(fx->stage), 0);
+}
+
 /* The backend holds a detached clone of each template to make guests' lower
  * layers from (idmap_tree); a template replaced by a rename is the new
  * directory for the next guest's lower layer, not the old one the clone
@@ -370,6 +432,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cold_start_disk_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_released, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_conduit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
