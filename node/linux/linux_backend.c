@@ -430,10 +430,8 @@ start_cold_spawn(struct start_cold *sc, struct spawn_config *c, struct spawn_res
 int
 lx_conduit_sweep(const struct guest_paths *p)
 {
-    char conduit[sizeof(p->dir) + 8];
-    snprintf(conduit, sizeof(conduit), "%s/stage", p->dir);
-    int r = rootfs_conduit_close(conduit);
-    return r < 0 ? errtext_fail(r, "cannot take down the stale mount conduit \"%s\"", conduit) : 0;
+    int r = rootfs_conduit_close(p->stage);
+    return r < 0 ? errtext_fail(r, "cannot take down the stale mount conduit \"%s\"", p->stage) : 0;
 }
 
 /* Whether what lx_create makes is all there for a start: the template, the
@@ -485,8 +483,7 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
      * itself up (start_cold); a start right after its create finds them all
      * there (lx_ready) and makes nothing again. */
     bool cold = mountinfo_is_mountpoint(p.root) == 0;
-    char conduit[sizeof(p.dir) + 8];
-    snprintf(conduit, sizeof(conduit), "%s/stage", p.dir);
+    const char *conduit = p.stage;
     r = 0;
     if (cold || !lx_ready(l, s, ids, &p)) {
         log_debug("guest=%s its mounts or cgroup are missing: making them again", s->name);
@@ -494,7 +491,7 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
         r = cold ? start_cold_prepare(l, s, &p, conduit) : lx_create(b, s, ids);
     }
     if (r == 0 && !cold)
-        r = rootfs_conduit_close(conduit); /* left by an agent that died in a cold start */
+        r = lx_conduit_sweep(&p); /* left by an agent that died in a cold start */
     if (r < 0)
         return r;
     /* The setup runs without a ceiling below a core (cgroup_setup_limits). */

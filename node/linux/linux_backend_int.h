@@ -32,6 +32,7 @@ struct guest_paths {
     char lower[560];   /* data/<id>/lower: the idmapped template */
     char root[560];    /* data/<id>/root */
     char console[560]; /* data/<id>/console.ring */
+    char stage[560];   /* data/<id>/stage: a cold start's mount conduit */
     char tmpl[560];    /* templates/<name> */
 };
 
@@ -50,6 +51,7 @@ paths_of(const struct linux_backend *l, const struct guest_spec *s, struct guest
     snprintf(p->lower, sizeof(p->lower), "%s/lower", p->dir);
     snprintf(p->root, sizeof(p->root), "%s/root", p->dir);
     snprintf(p->console, sizeof(p->console), "%s/console.ring", p->dir);
+    snprintf(p->stage, sizeof(p->stage), "%s/stage", p->dir);
     snprintf(p->tmpl, sizeof(p->tmpl), "%s/%s", l->cfg.templates, s->template_name);
 }
 
