@@ -19,14 +19,16 @@ struct held_req {
     long timeout_ms;    /* > 0: the client gives up (closes) after this */
     long status;        /* the answer's status (0 = none: the client went away) */
     json_t *out;        /* the answer's body */
+    bool done;          /* its client has returned (atomic) */
 };
 
-static sem_t held_release;
+static sem_t held_release, held_entered;
 
 static void
 hold_loop(struct fx *f)
 {
     (void)f;
+    sem_post(&held_entered);
     sem_wait(&held_release);
 }
 
@@ -72,37 +74,48 @@ held_one(void *arg)
     curl_easy_cleanup(c);
     q->out = b.n ? json_loads(b.p, 0, NULL) : NULL;
     free(b.p);
+    __atomic_store_n(&q->done, true, __ATOMIC_SEQ_CST);
     return NULL;
 }
 
 /* Sends the n requests while the loop is held, one after the other in the
  * server's queue (each waits there before the next is sent), then lets
- * the loop take them all in one iteration; waits for every answer (or
- * client's end). Returns how many were queued together. */
+ * the loop take them all in one iteration (once every client has given up
+ * when until_gone); waits for every answer (or client's end). Returns how
+ * many were queued together. Each step is waited for, none slept: the
+ * loop was given 100 ms to be held, and clients 1 s past their timeout to
+ * be gone, which a loaded machine need not keep to. */
 static unsigned
-send_held(struct held_req *q, unsigned n, unsigned hold_after_ms)
+send_held(struct held_req *q, unsigned n, bool until_gone)
 {
     pthread_t holder, *th = xcalloc(n, sizeof(*th));
     unsigned queued = 0;
 
     sem_init(&held_release, 0, 0);
+    sem_init(&held_entered, 0, 0);
     pthread_create(&holder, NULL, hold_thread, NULL);
     /* The loop is held once the holder's call runs: nothing is taken from
-     * the queue then. Give it a moment to get there. */
-    usleep(100 * 1000);
+     * the queue then. */
+    sem_wait(&held_entered);
     for (unsigned i = 0; i < n; i++) {
+        q[i].done = false;
         pthread_create(&th[i], NULL, held_one, &q[i]);
         uint64_t until = time_mono_ms() + 20000;
         while (httpd_queued(F.master->httpd) < i + 1 && time_mono_ms() < until)
             usleep(1000);
     }
     queued = httpd_queued(F.master->httpd);
-    usleep(hold_after_ms * 1000);
+    for (unsigned i = 0; until_gone && i < n; i++) {
+        uint64_t until = time_mono_ms() + 60000;
+        while (!__atomic_load_n(&q[i].done, __ATOMIC_SEQ_CST) && time_mono_ms() < until)
+            usleep(1000);
+    }
     sem_post(&held_release);
     pthread_join(holder, NULL);
     for (unsigned i = 0; i < n; i++)
         pthread_join(th[i], NULL);
     sem_destroy(&held_release);
+    sem_destroy(&held_entered);
     free(th);
     return queued;
 }
@@ -151,8 +164,8 @@ read_pending(struct fx *f)
 /* Clients that go away after sending a create, before the batch that holds
  * it commits: the create is stored (the client may read it), the master
  * answers nobody and frees the request once (ASan), and keeps serving.
- * Each client gives up 1.5 s after it starts; the loop is held 2.5 s after
- * the last one is queued, so all have gone when it takes them. */
+ * Each client gives up 1.5 s after it starts; the loop is held until all
+ * have gone. */
 static void
 test_client_gone(void **state)
 {
@@ -168,7 +181,7 @@ test_client_gone(void **state)
             snprintf(q[i].path, sizeof(q[i].path), "/v1/guests?wait=running&timeout=20");
         q[i].timeout_ms = 1500;
     }
-    assert_int_equal(send_held(q, N, 2500), N);
+    assert_int_equal(send_held(q, N, true), N);
     for (unsigned i = 0; i < N; i++)
         assert_int_equal(q[i].status, 0);
     held_clear(q, N);
@@ -194,7 +207,7 @@ test_same_name(void **state)
 
     for (unsigned i = 0; i < N; i++)
         q[i] = create_req("twin", NULL);
-    assert_int_equal(send_held(q, N, 0), N);
+    assert_int_equal(send_held(q, N, false), N);
     for (unsigned i = 0; i < N; i++) {
         if (q[i].status == 201) {
             created++;
@@ -230,7 +243,7 @@ test_mixed(void **state)
     q[4] = (struct held_req){.method = "DELETE", .path = "/v1/guests/mx-b"};
     q[5] = create_req("mx-b", NULL); /* the name again, after its DELETE */
     q[6] = create_req("mx-c", NULL); /* the keyed create's name, unkeyed */
-    assert_int_equal(send_held(q, 7, 0), 7);
+    assert_int_equal(send_held(q, 7, false), 7);
     assert_int_equal(q[0].status, 201);
     /* The PATCH sees the guest the create before it answered 201 for. */
     assert_true(q[1].status == 200 || q[1].status == 202);
@@ -271,7 +284,7 @@ test_quota_in_batch(void **state)
         snprintf(name, sizeof(name), "bq-%u", i);
         q[i] = create_req(name, "\"project\":\"bq\"");
     }
-    assert_int_equal(send_held(q, N, 0), N);
+    assert_int_equal(send_held(q, N, false), N);
     for (unsigned i = 0; i < N; i++) {
         created += q[i].status == 201;
         if (q[i].status == 409) {
@@ -307,7 +320,7 @@ test_pool_in_batch(void **state)
         snprintf(name, sizeof(name), "bp-%u", i);
         q[i] = create_req(name, "\"ips\":[\"auto4\"]");
     }
-    assert_int_equal(send_held(q, N, 0), N);
+    assert_int_equal(send_held(q, N, false), N);
     for (unsigned i = 0; i < N; i++) {
         if (q[i].status == 201) {
             addr[created++] =
@@ -342,7 +355,7 @@ test_hostile_among_good(void **state)
     q[4] = (struct held_req){.method = "POST", .path = "/v1/guests?wait=running&timeout=-1"};
     snprintf(q[4].body, sizeof(q[4].body), "%s", create_req("hg-c", NULL).body);
     q[5] = create_req("hg-d", NULL);
-    assert_int_equal(send_held(q, 6, 0), 6);
+    assert_int_equal(send_held(q, 6, false), 6);
     assert_int_equal(q[0].status, 201);
     assert_int_equal(q[1].status, 400);
     assert_int_equal(q[2].status, 400);
@@ -366,7 +379,7 @@ test_wait_then_delete(void **state)
     q[0] = create_req("wd-a", NULL);
     snprintf(q[0].path, sizeof(q[0].path), "/v1/guests?wait=running&timeout=5");
     q[1] = (struct held_req){.method = "DELETE", .path = "/v1/guests/wd-a"};
-    assert_int_equal(send_held(q, 2, 0), 2);
+    assert_int_equal(send_held(q, 2, false), 2);
     assert_true(q[0].status != 0 && q[0].status < 500);
     assert_true(q[1].status == 202 || q[1].status == 204);
     held_clear(q, 2);
@@ -393,7 +406,7 @@ test_flood(void **state)
         if (i % 3 == 0)
             snprintf(q[i].path, sizeof(q[i].path), "/v1/guests?wait=running&timeout=30");
     }
-    assert_int_equal(send_held(q, N, 0), N);
+    assert_int_equal(send_held(q, N, false), N);
     for (unsigned i = 0; i < N; i++) {
         created += q[i].status == 201;
         if (q[i].status != 201) {

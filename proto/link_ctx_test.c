@@ -14,7 +14,6 @@
 #include <cmocka.h>
 #include <zmq.h>
 
-#include "common/mtime.h"
 #include "proto/keys.h"
 #include "proto/link.h"
 #include "proto/zap.h"
@@ -160,11 +159,11 @@ test_exit_closes_leaked_sockets(void **state)
         execl("/proc/self/exe", "link_ctx_test", "--leak", ep, (char *)NULL);
         _exit(127);
     }
-    uint64_t t0 = time_mono_ms();
+    /* A hang is the alarm's SIGALRM: not a time measured here, which a
+     * loaded machine can stretch (the child's connect alone may take 2 s). */
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    assert_true(time_mono_ms() - t0 < 5000);
     snprintf(ep, sizeof(ep), "%s/raw", dir);
     unlink(ep);
     assert_int_equal(rmdir(dir), 0);
