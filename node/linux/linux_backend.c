@@ -356,21 +356,16 @@ struct start_cold {
     char disk_text[256];         /* its errtext (a thread's own) */
 };
 
-/* What the overlay's mount and the child's first look-ups read of a disk
- * just mounted, read here beside the spawner's clone rather than after it:
- * upper's directory, and overlayfs's work/work, which its mount removes and
- * makes again (the first block freed and allocated on a fresh mount build
- * ext4's allocator state, reading the group's bitmaps). Removed here only
- * when this thread mounted the disk: then no overlay can be using it. An
- * error only leaves the read to the mount, which sees the same state. */
+/* What the child's first look-ups in its root read of a disk just mounted
+ * (upper's directory block: a read through the loop device), read
+ * here beside the spawner's clone rather than after the root. An error only
+ * leaves the read to the child. */
 static void
-start_cold_warm(const struct guest_paths *p, bool fresh)
+start_cold_warm(const struct guest_paths *p)
 {
     _cleanup_close_ int disk = open(p->disk, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (disk < 0)
         return;
-    if (fresh)
-        (void)unlinkat(disk, "work/work", AT_REMOVEDIR);
     _cleanup_close_ int upper = openat(disk, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (upper < 0)
         return;
@@ -388,7 +383,6 @@ start_cold_disk(void *arg)
 {
     struct start_cold *sc = arg;
     struct stat st;
-    bool was = mountinfo_is_mountpoint(sc->p->disk) == 1;
     sc->disk_err = -EINVAL;
     if (stat(sc->p->image, &st) == 0)
         sc->disk_err = disk_mount(sc->p->image, sc->p->disk, NULL, 0);
@@ -397,7 +391,7 @@ start_cold_disk(void *arg)
     if (sc->disk_err < 0)
         strscpy(sc->disk_text, errtext_get(), sizeof(sc->disk_text));
     else
-        start_cold_warm(sc->p, !was);
+        start_cold_warm(sc->p);
     return NULL;
 }
 
