@@ -15,9 +15,6 @@
 #include "common/log.h"
 #include "common/mem.h"
 
-/* Mounts stacked on one staged mount point that seedns_leave takes off. */
-#define SEEDNS_MAX_STACK 16
-
 /* The staged mount points, in the order of struct seedns.mounted. */
 static const char *const stage_dirs[] = {SEEDNS_GUEST, SEEDNS_LXCFS, SEEDNS_HOSTDEV,
                                          SEEDNS_VSERVERS};
@@ -178,12 +175,9 @@ seedns_enter(struct seedns *s, const struct spawn_config *cfg, struct spawn_conf
 
     *staged = *cfg;
     *dev = "/dev";
-    int r = seedns_sweep(s); /* the last start's, when nothing swept them */
-    if (r < 0)
-        return r;
     if (s->seed < 0)
         return 0;
-    r = stage_open(cfg, fd, what, what_size);
+    int r = stage_open(cfg, fd, what, what_size);
     if (r == 0 && setns(s->seed, CLONE_NEWNS) < 0) {
         r = -errno;
         snprintf(what, what_size, "enter the seed mount namespace");
@@ -221,19 +215,8 @@ seedns_leave(struct seedns *s)
     for (size_t i = 0; i < ARRAY_SIZE(stage_dirs); i++) {
         if (!s->mounted[i])
             continue;
-        /* A root_later root bound into the conduit after the clone has
-         * propagated onto the staged copy too (a slave): unmounted first. */
-        for (int k = 0;; k++) {
-            if (k == SEEDNS_MAX_STACK) {
-                r = r < 0 ? r : -EBUSY;
-                break;
-            }
-            if (umount2(stage_dirs[i], MNT_DETACH) == 0)
-                continue;
-            if ((k == 0 || errno != EINVAL) && r == 0)
-                r = -errno;
-            break;
-        }
+        if (umount2(stage_dirs[i], MNT_DETACH) < 0 && r == 0)
+            r = -errno;
         s->mounted[i] = false;
     }
     /* A mount left behind would be under the next start's: clone from the
@@ -244,37 +227,6 @@ seedns_leave(struct seedns *s)
     }
     int home = go_home(s);
     return home < 0 ? -ENOTRECOVERABLE : 0;
-}
-
-/* Back to the host's namespace with the staged mounts left in the seed,
- * for seedns_sweep. */
-static int
-seedns_home(struct seedns *s)
-{
-    if (!s->inside)
-        return 0;
-    s->inside = false;
-    return go_home(s) < 0 ? -ENOTRECOVERABLE : 0;
-}
-
-int
-seedns_sweep(struct seedns *s)
-{
-    bool any = false;
-    for (size_t i = 0; i < ARRAY_SIZE(stage_dirs); i++)
-        any |= s->mounted[i];
-    if (!any || s->seed < 0)
-        return 0;
-    if (setns(s->seed, CLONE_NEWNS) < 0) {
-        /* The seed keeps them: clone from the host's namespace from now on. */
-        close(s->seed);
-        s->seed = -1;
-        for (size_t i = 0; i < ARRAY_SIZE(stage_dirs); i++)
-            s->mounted[i] = false;
-        return go_home(s) < 0 ? -ENOTRECOVERABLE : 0;
-    }
-    s->inside = true;
-    return seedns_leave(s);
 }
 
 long
@@ -292,11 +244,7 @@ seedns_clone(struct seedns *s, const struct spawn_config *cfg, struct clone_args
         seedns_close(s);
         return 0;
     }
-    /* The staged mounts come off after the answer (seedns_sweep): each
-     * detach waits for an expedited RCU grace period, which the child's
-     * release and the agent's answer need not wait for. */
-    int home = pid > 0 ? seedns_home(s) : seedns_leave(s);
-    if (home < 0)
+    if (seedns_leave(s) < 0)
         _exit(1);
     if (pid < 0)
         snprintf(what, what_size, "clone3");

@@ -96,10 +96,3 @@ void seedns_close(struct seedns *s);
  * when the way back failed: the caller's namespace is then unknown and it must not go on (the
  * spawner exits). */
 int seedns_leave(struct seedns *s);
-
-/* Takes the last start's staged mounts off the seed, which seedns_clone left
- * there so that the child's release and the answer do not wait for their
- * detach: the spawner calls it once the agent has its answer, and
- * seedns_enter before it stages anything. Nothing when none are left.
- * Returns 0, or -ENOTRECOVERABLE as seedns_leave. */
-int seedns_sweep(struct seedns *s);

@@ -630,49 +630,6 @@ test_root_later(void **state)
     assert_int_equal(rmdir(sub), 0);
 }
 
-/* The spawner takes a start's staged mounts off its seed after its answer
- * (seedns_sweep), so a root_later root bound into the conduit at once may
- * propagate onto the staged copy of the conduit (a slave) before that: the
- * sweep takes both off, and the next start attaches its own root in the
- * seed. Left there, the next attach failed with ENOENT (the old root's
- * directory removed under it). Whether the bind comes first is a race: twenty
- * rounds. */
-static void
-test_root_later_then_start(void **state)
-{
-    struct later l = {.fail = 0};
-    snprintf(l.conduit, sizeof(l.conduit), "%s.conduit2", rootfs);
-    snprintf(l.bound, sizeof(l.bound), "%s.bound2", rootfs);
-    assert_int_equal(mkdir(l.bound, 0755), 0);
-    for (int i = 0; i < 20; i++) {
-        assert_int_equal(rootfs_conduit_open(l.conduit), 0);
-        struct guest g;
-        make_cfg(&g.cfg, "vf-later2", spec_default_caps());
-        snprintf(g.cfg.rootfs, sizeof(g.cfg.rootfs), "%s/root", l.conduit);
-        g.cfg.root_later = 1;
-        int r = spawner_start_with(spawner, &g.cfg, later_root, &l, &g.res);
-        if (r < 0)
-            fail_msg("spawner_start_with, round %d: %s (%s)", i, strerror(-r), g.res.error);
-        track(g.res.pid, true);
-        assert_int_equal(rootfs_conduit_close(l.conduit), 0);
-        stop_guest(&g);
-        assert_int_equal(umount2(l.bound, MNT_DETACH), 0);
-        char sub[160];
-        snprintf(sub, sizeof(sub), "%s/root", l.conduit);
-        assert_int_equal(rmdir(sub), 0);
-        assert_int_equal(rmdir(l.conduit), 0);
-
-        struct guest h;
-        make_cfg(&h.cfg, "vf-after", spec_default_caps());
-        r = spawner_start(spawner, &h.cfg, &h.res);
-        if (r < 0)
-            fail_msg("spawner_start after it, round %d: %s (%s)", i, strerror(-r), h.res.error);
-        track(h.res.pid, true);
-        stop_guest(&h);
-    }
-    assert_int_equal(rmdir(l.bound), 0);
-}
-
 /* Waits up to 5 s until the ring at path holds want; returns what it holds. */
 static struct console_log
 ring_wait(const char *path, const char *want)
@@ -894,7 +851,6 @@ main(void)
         cmocka_unit_test(test_console_ring),
         cmocka_unit_test(test_user_namespace),
         cmocka_unit_test(test_root_later),
-        cmocka_unit_test(test_root_later_then_start),
         cmocka_unit_test(test_guest_survives_spawner_death),
         cmocka_unit_test(test_guest_survives_agent_death),
         /* Last: these make threads, and spawner_new refuses a threaded process. */

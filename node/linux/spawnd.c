@@ -493,10 +493,7 @@ spawnd_main(int sock)
         spawnd_close_all(fds, SPAWN_MAX_FDS);
         if (r < 0)
             _exit(r == -EPIPE ? 0 : 1);
-        /* Now that the agent has its answer: the last start's staged mounts
-         * off the seed, and the next standby. */
-        if (seedns_sweep(&seed) < 0)
-            _exit(1); /* our own namespace is lost: the agent sees EPIPE */
+        /* Now that the agent has its answer: the next standby. */
         standby_make(sock, &sb);
     }
 }
