@@ -338,7 +338,11 @@ lx_spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const st
  * data/<id>/stage, a shared bind mount whose clone the spawner stages as a
  * slave, so that the root bound into it propagates into the child's mount
  * namespace, locked like the copy of the seed (a detached tree handed over
- * by descriptor would arrive unlocked: guest root could clear its nodev). */
+ * by descriptor would arrive unlocked: guest root could clear its nodev).
+ * The disk, the longer of the two legs, starts first: on a thread of its
+ * own from the start's first step on, beside the cgroup, the conduit and
+ * the spawner's clone; the idmapped template, which needs the child's user
+ * namespace but not the disk, is mounted while the disk's thread finishes. */
 struct start_cold {
     struct linux_backend *l;     /* the backend */
     const struct guest_spec *s;  /* the guest */
@@ -352,13 +356,42 @@ struct start_cold {
     char disk_text[256];         /* its errtext (a thread's own) */
 };
 
+/* What the child's first look-ups in its root read of a disk just mounted
+ * (upper's directory block: a read through the loop device), read
+ * here beside the spawner's clone rather than after the root. An error only
+ * leaves the read to the child. */
+static void
+start_cold_warm(const struct guest_paths *p)
+{
+    _cleanup_close_ int disk = open(p->disk, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (disk < 0)
+        return;
+    _cleanup_close_ int upper = openat(disk, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (upper < 0)
+        return;
+    char buf[4096];
+    while (syscall(SYS_getdents64, upper, buf, sizeof(buf)) > 0)
+        ;
+}
+
+/* The disk's thread. An image that is there is mounted at once: its
+ * superblock is read by the mount, and read again (disk_info, in
+ * guest_disk) only when the mount finds no file system on it (-EINVAL), to
+ * make it again as a create would. */
 static void *
 start_cold_disk(void *arg)
 {
     struct start_cold *sc = arg;
-    sc->disk_err = guest_disk(sc->l, sc->s, sc->p);
+    struct stat st;
+    sc->disk_err = -EINVAL;
+    if (stat(sc->p->image, &st) == 0)
+        sc->disk_err = disk_mount(sc->p->image, sc->p->disk, NULL, 0);
+    if (sc->disk_err == -EINVAL)
+        sc->disk_err = guest_disk(sc->l, sc->s, sc->p);
     if (sc->disk_err < 0)
         strscpy(sc->disk_text, errtext_get(), sizeof(sc->disk_text));
+    else
+        start_cold_warm(sc->p);
     return NULL;
 }
 
@@ -375,20 +408,23 @@ start_cold_disk_join(struct start_cold *sc)
     return sc->disk_err;
 }
 
-/* What a cold start does before the spawn: the guest's directory, its
- * cgroups (the child joins them) and the conduit. */
+/* What a cold start does before the spawn: the guest's directory, the
+ * disk's thread, its cgroups (the child joins them) and the conduit. A
+ * failure joins the thread (the disk stays mounted, as after a create that
+ * failed later). */
 static int
-start_cold_prepare(struct linux_backend *l, const struct guest_spec *s, const struct guest_paths *p,
-                   const char *conduit)
+start_cold_prepare(struct start_cold *sc)
 {
-    int r = guest_dir_prepare(s, p);
+    int r = guest_dir_prepare(sc->s, sc->p);
     if (r < 0)
         return r;
-    r = cgroup_create(l->cgroups, s->id);
-    if (r < 0)
-        return r;
-    r = rootfs_conduit_open(conduit);
-    return r < 0 ? errtext_fail(r, "cannot make the guest's mount conduit \"%s\"", conduit) : 0;
+    sc->disk_started = pthread_create(&sc->disk, NULL, start_cold_disk, sc) == 0;
+    r = cgroup_create(sc->l->cgroups, sc->s->id);
+    if (r == 0 && (r = rootfs_conduit_open(sc->conduit)) < 0)
+        r = errtext_fail(r, "cannot make the guest's mount conduit \"%s\"", sc->conduit);
+    if (r < 0 && sc->disk_started)
+        (void)start_cold_disk_join(sc);
+    return r;
 }
 
 /* spawner_start_with's root: the mounts, then the root into the conduit. */
@@ -396,9 +432,13 @@ static int
 start_cold_mounts(void *arg, pid_t child)
 {
     struct start_cold *sc = arg;
-    int r = start_cold_disk_join(sc);
+    const char *lower;
+    int r = mount_lower(sc->l, sc->ids, sc->p, child, &lower);
+    int k = start_cold_disk_join(sc); /* whatever the lower layer did */
     if (r == 0)
-        r = mount_root(sc->l, sc->ids, sc->p, child);
+        r = k;
+    if (r == 0)
+        r = rootfs_mount(lower, sc->p->disk, sc->p->root);
     if (r == 0 && (r = rootfs_conduit_fill(sc->conduit, sc->p->root)) < 0)
         errtext_fail(r, "cannot bind the guest's root into \"%s\"", sc->conduit);
     sc->err = r;
@@ -415,7 +455,6 @@ start_cold_spawn(struct start_cold *sc, struct spawn_config *c, struct spawn_res
     if (snprintf(c->rootfs, sizeof(c->rootfs), "%s/root", sc->conduit) >= (int)sizeof(c->rootfs))
         r = sc->err = errtext_fail(-ENAMETOOLONG, "the path \"%s\" is too long", sc->conduit);
     c->root_later = 1;
-    sc->disk_started = r == 0 && pthread_create(&sc->disk, NULL, start_cold_disk, sc) == 0;
     if (r == 0)
         r = spawner_start_with(sc->l->spawner, c, start_cold_mounts, sc, res);
     if (sc->disk_started)
@@ -484,11 +523,12 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
      * there (lx_ready) and makes nothing again. */
     bool cold = mountinfo_is_mountpoint(p.root) == 0;
     const char *conduit = p.stage;
+    struct start_cold sc = {.l = l, .s = s, .ids = ids, .p = &p, .conduit = conduit};
     r = 0;
     if (cold || !lx_ready(l, s, ids, &p)) {
         log_debug("guest=%s its mounts or cgroup are missing: making them again", s->name);
         __atomic_fetch_add(&l->remade, 1, __ATOMIC_RELAXED);
-        r = cold ? start_cold_prepare(l, s, &p, conduit) : lx_create(b, s, ids);
+        r = cold ? start_cold_prepare(&sc) : lx_create(b, s, ids);
     }
     if (r == 0 && !cold)
         r = lx_conduit_sweep(&p); /* left by an agent that died in a cold start */
@@ -501,8 +541,11 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     if (r == 0)
         r = lx_spawn_config_of(l, s, ids, &p, &c);
     if (r < 0) {
-        if (cold)
+        if (cold) {
             (void)rootfs_conduit_close(conduit); /* opened by start_cold_prepare */
+            if (sc.disk_started)
+                (void)start_cold_disk_join(&sc);
+        }
         return r;
     }
     strscpy(c.console_ring, p.console, sizeof(c.console_ring));
@@ -510,7 +553,6 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     const char *lxcfs = lxcfs_dir(l, s);
     if (lxcfs)
         strscpy(c.lxcfs, lxcfs, sizeof(c.lxcfs));
-    struct start_cold sc = {.l = l, .s = s, .ids = ids, .p = &p, .conduit = conduit};
     r = cold ? start_cold_spawn(&sc, &c, &res) : spawner_start(l->spawner, &c, &res);
     if (r == -EPIPE) {
         /* The spawner died; a new one cannot be forked now that threads run. */

@@ -258,6 +258,10 @@ test_cold_start_disk_busy(void **state)
     assert_int_equal(mountinfo_is_mountpoint(fx->disk), 0);
     assert_int_equal(mountinfo_is_mountpoint(fx->root), 0);
     assert_int_equal(disk_find_loop(fx->image, NULL, 0), -ENOENT);
+    /* The idmapped template was mounted while the disk's attach still
+     * waited for its claim: it does not wait for the disk (start_cold). The
+     * next start uses it as it is. */
+    assert_int_equal(mountinfo_is_mountpoint(fx->lower), 1);
     /* The child cloned before the mounts was killed and reaped, and the
      * conduit taken down. */
     assert_int_equal(guest_procs(fx), 0);
@@ -267,6 +271,67 @@ test_cold_start_disk_busy(void **state)
     assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
     assert_true(fx->rt.pid > 0);
     assert_int_equal(mountinfo_is_mountpoint(fx->root), 1);
+}
+
+/* A cold start mounts the disk from its first step on, beside the
+ * cgroup, the conduit and the spawner's clone: here the conduit cannot be
+ * made (a file is in its place), so the start fails with that error before
+ * any child is cloned, and the disk, mounted meanwhile, is left mounted (as
+ * a create that fails after its mounts leaves them); the next start uses it. */
+static void
+test_cold_start_disk_first(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    assert_int_equal(b->ops->create(b, &fx->spec, &fx->ids), 0);
+    reboot_mounts(fx);
+
+    assert_true(rmdir(fx->stage) == 0 || errno == ENOENT); /* a create makes none */
+    int fd = open(fx->stage, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), -ENOTDIR);
+    assert_int_equal(fx->rt.pid, 0);
+    assert_int_equal(guest_procs(fx), 0);
+    assert_int_equal(mountinfo_is_mountpoint(fx->disk), 1);
+    assert_int_equal(mountinfo_is_mountpoint(fx->root), 0);
+
+    assert_int_equal(unlink(fx->stage), 0);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+    assert_int_equal(mountinfo_is_mountpoint(fx->root), 1);
+    assert_int_equal(mountinfo_is_mountpoint(fx->stage), 0);
+}
+
+/* A cold start mounts the disk before it reads the image's superblock
+ * (start_cold_disk): an image whose superblock is gone fails that mount and
+ * is made again, as a create makes it, and the guest starts on the new disk. */
+static void
+test_cold_start_broken_image(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    char mark[PATH_MAX + 16];
+    assert_int_equal(b->ops->create(b, &fx->spec, &fx->ids), 0);
+    snprintf(mark, sizeof(mark), "%s/upper/mark", fx->disk);
+    int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    reboot_mounts(fx);
+
+    static const char zero[1024];
+    fd = open(fx->image, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, zero, sizeof(zero), 1024), (ssize_t)sizeof(zero));
+    assert_int_equal(fsync(fd), 0);
+    close(fd);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+    assert_int_equal(mountinfo_is_mountpoint(fx->disk), 1);
+    assert_int_equal(mountinfo_is_mountpoint(fx->root), 1);
+    assert_int_equal(access(mark, F_OK), -1);
+    struct disk_info di;
+    assert_int_equal(disk_info(fx->image, &di), 0);
 }
 
 /* What an agent that died in a cold start (start_cold) between the root's
@@ -430,6 +495,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cold_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_warm_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cold_start_disk_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cold_start_disk_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cold_start_broken_image, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_conduit, setup, teardown),
