@@ -45,6 +45,24 @@ parent_of(pid_t pid)
     return (pid_t)ppid;
 }
 
+/* True once a child of the spawner (the console reader) is in procs. */
+static bool
+reader_in(const char *procs)
+{
+    for (int i = 0; i < 500; i++, usleep(10000)) {
+        FILE *f = fopen(procs, "re");
+        assert_non_null(f);
+        int pid;
+        bool in = false;
+        while (!in && fscanf(f, "%d", &pid) == 1)
+            in = parent_of(pid) == spawner_pid(spawner);
+        fclose(f);
+        if (in)
+            return true;
+    }
+    return false;
+}
+
 static void
 test_cgroups(void **state)
 {
@@ -80,21 +98,16 @@ test_cgroups(void **state)
     assert_true(file_contains(host_view, want));
     snprintf(want, sizeof(want), "0::/%s\n", name);
     assert_true(file_contains(host_view, want));
-    /* And its console reader (the spawner's child), which joins the v1
-     * cgroup by itself beside the start; not the v2 one, which only the
-     * children of CLONE_INTO_CGROUP are in. */
+    /* And its console reader (the spawner's child), which joins both by
+     * itself beside the start: the v1 one by its tasks file, the v2 one
+     * (which init was cloned into) by its cgroup.procs, so that a pure v2
+     * host, where the backend clones init into its cgroup, still has the
+     * reader in the guest's cgroup as before. */
     char procs[160];
     snprintf(procs, sizeof(procs), "%s/cgroup.procs", v1);
-    bool reader_in = false;
-    for (int i = 0; i < 500 && !reader_in; i++, usleep(10000)) {
-        FILE *f = fopen(procs, "re");
-        assert_non_null(f);
-        int pid;
-        while (!reader_in && fscanf(f, "%d", &pid) == 1)
-            reader_in = parent_of(pid) == spawner_pid(spawner);
-        fclose(f);
-    }
-    assert_true(reader_in);
+    assert_true(reader_in(procs));
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v2);
+    assert_true(reader_in(procs));
 
     /* From inside: the cgroup namespace was made after the move, so those
      * cgroups are its root; an exec'd command joined them too. */
@@ -117,6 +130,56 @@ test_cgroups(void **state)
     rmdir_retry(v1);
     rmdir_retry(v2);
     cg_dirs[0][0] = cg_dirs[1][0] = '\0';
+}
+
+/* What the backend asks for on a pure v2 host (lx_spawn_config_of): no
+ * cgroup.procs for init to join, only cgroup2 to clone it into, with
+ * CLONE_NEWUSER in the same clone3. The kernel checks write access to the
+ * target's cgroup.procs with the caller's (the spawner's, host root's)
+ * credentials, not the new namespace's, so init lands in the cgroup; the
+ * console reader and an exec'd command join it by cgroup.procs. */
+static void
+test_cgroup2_user_namespace(void **state)
+{
+    if (access("/sys/fs/cgroup/unified/cgroup.procs", W_OK) != 0)
+        skip();
+    char v2[128], name[64];
+    snprintf(name, sizeof(name), "vf-spawn-test2-%d", (int)getpid());
+    snprintf(v2, sizeof(v2), "/sys/fs/cgroup/unified/%s", name);
+    assert_int_equal(mkdir(v2, 0755), 0);
+    strcpy(cg_dirs[1], v2);
+    struct guest g;
+    char ring[128];
+    snprintf(ring, sizeof(ring), "%s.cg2.ring", rootfs);
+    make_cfg(&g.cfg, "vf-cg2", spec_default_caps());
+    g.cfg.uid_base = 0xF2800000u;
+    g.cfg.uid_count = 65536;
+    strcpy(g.cfg.cgroup2, v2);
+    strcpy(g.cfg.console_ring, ring);
+    g.cfg.console_size = CONSOLE_RING_MIN;
+    start_guest(&g);
+
+    char host_view[64], want[128], procs[160];
+    snprintf(host_view, sizeof(host_view), "/proc/%d/cgroup", (int)g.res.pid);
+    snprintf(want, sizeof(want), "0::/%s\n", name);
+    assert_true(file_contains(host_view, want));
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v2);
+    assert_true(reader_in(procs));
+
+    /* Its cgroup namespace was made inside the cgroup: it is the root. */
+    struct exec_result r;
+    RUN(&g, &r, "cat", "/proc/1/cgroup", "/proc/self/cgroup");
+    int unified_root = 0;
+    for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n"))
+        if (strncmp(line, "0::", 3) == 0)
+            unified_root += strcmp(line, "0::/") == 0;
+    assert_int_equal(unified_root, 2);
+    exec_result_clear(&r);
+
+    stop_guest(&g);
+    unlink(ring);
+    rmdir_retry(v2);
+    cg_dirs[1][0] = '\0';
 }
 
 /* The size of path and its first bytes (NUL-terminated) in buf. */
@@ -191,6 +254,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cgroups),
         cmocka_unit_test(test_cgroup_joined_by_self),
+        cmocka_unit_test(test_cgroup2_user_namespace),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

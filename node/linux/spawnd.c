@@ -48,10 +48,13 @@ release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, struct spaw
     return 0;
 }
 
-/* The tasks files of a start's v1 cgroups, open in the spawner for its child. */
+/* The tasks files of a start's v1 cgroups, open in the spawner for its child,
+ * then cfg->cgroup2's cgroup.procs for the console reader only: init is
+ * cloned into that cgroup (CLONE_INTO_CGROUP), the reader is forked ahead of
+ * time and joins it itself. */
 struct tasks_files {
-    int fd[SPAWN_MAX_CGROUPS]; /* one per cfg->cgroup_procs entry, in its order */
-    uint32_t n;                /* entries open */
+    int fd[SPAWN_MAX_CGROUPS + 1]; /* one per cfg->cgroup_procs entry, in its order, then cgroup2 */
+    uint32_t n;                    /* entries open */
 };
 
 static void
@@ -73,6 +76,14 @@ tasks_files_open(const struct spawn_config *cfg, struct tasks_files *t, struct s
             return spawnd_set_error(resp, -fd, "open the tasks file of %s",
                                     cfg->cgroup_procs[t->n]);
         t->fd[t->n] = fd;
+    }
+    if (cfg->cgroup2[0]) {
+        char procs[SPAWN_PATH_MAX + 16];
+        snprintf(procs, sizeof(procs), "%s/cgroup.procs", cfg->cgroup2);
+        int fd = proc_open_tasks(procs);
+        if (fd < 0)
+            return spawnd_set_error(resp, -fd, "open %s", procs);
+        t->fd[t->n++] = fd;
     }
     return 0;
 }
@@ -132,7 +143,7 @@ standby_make(int agent_sock, struct standby *sb)
         close(sv[0]);
         /* End of file (the spawner is gone) or garbage: nothing to read. */
         if (spawnd_recv(sv[1], &n_tasks, 1, fds, 2, &n) < 0 || n != 2 ||
-            n_tasks > SPAWN_MAX_CGROUPS)
+            n_tasks > SPAWN_MAX_CGROUPS + 1)
             _exit(0);
         reader_join(sv[1], n_tasks);
         close(sv[1]);
@@ -270,7 +281,8 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
                                      .null = null,
                                      .dev = seed->dev,
                                      .tasks = tasks.fd,
-                                     .n_tasks = tasks.n,
+                                     /* not cgroup2's: init is cloned into it */
+                                     .n_tasks = cfg->n_cgroup_procs,
                                      .root = root_r};
         close(sock);
         close(sync_w);
