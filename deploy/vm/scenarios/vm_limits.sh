@@ -31,6 +31,16 @@ V=/sys/fs/cgroup/vfleet
 A=$(uuid)
 limits='{"procs":24,"memory":"48M","swap":"1M","disk":"64M","inodes":4000,"nofile":300,"cpu_max":0.5,"cpu_burst":0.25,"cpu_weight":200,"io_weight":300}'
 nodectl h1 apply "$(spec lim "$A" "$limits")" >/dev/null || fail "apply"
+# Init is cloned into its cgroup (clone3 CLONE_INTO_CGROUP), not moved there
+# by a write into cgroup.procs, which takes the global cgroup_threadgroup_rwsem
+# and waits out an RCU grace period: the kernel's cgroup_attach_task event,
+# which every such move makes, names the console reader but never init.
+TR=/sys/kernel/tracing
+[ -d $TR/events ] || mount -t tracefs tracefs $TR || fail "mount tracefs"
+ev=$TR/events/cgroup/cgroup_attach_task
+[ -e $ev/enable ] || fail "no cgroup_attach_task event in $TR"
+echo >$TR/trace
+echo 1 >$ev/enable
 nodectl h1 start "$A" >/dev/null || fail "start"
 exA() { nodectl h1 exec "$A" -- "$@"; }
 cg() { cat "$(cg_path "$A" "$1")"; }
@@ -45,6 +55,17 @@ done
 init=$("$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk '$1=="lim" {print $5}')
 [ "$(cat /proc/"$init"/cgroup)" = "0::/vfleet/$A" ] || fail "init $init is in $(cat /proc/"$init"/cgroup)"
 ok "controllers cpu io memory pids enabled down to $V; the guest's init is in /vfleet/$A"
+reader=
+for _ in $(seq 50); do
+    moves=$(grep "dst_path=/vfleet/$A " $TR/trace || true)
+    reader=$(echo "$moves" | grep -v " pid=$init " | grep -o 'pid=[0-9]* comm=[^ ]*' | head -n 1)
+    [ -n "$reader" ] && break
+    sleep 0.1
+done
+echo 0 >$ev/enable
+[ -n "$reader" ] || fail "no cgroup_attach_task for the console reader: $(cat $TR/trace)"
+echo "$moves" | grep -q " pid=$init " && fail "init $init was moved into its cgroup: $moves"
+ok "init was cloned into /vfleet/$A; only its console reader moved itself there ($reader)"
 
 # Open files.
 [ "$(exA sh -c 'ulimit -n')" = 300 ] || fail "ulimit -n is not 300"
