@@ -325,8 +325,9 @@ lx_spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const st
      * (CLONE_INTO_CGROUP): there is no tasks file, and "0" written into
      * cgroup.procs takes the global cgroup_threadgroup_rwsem and waits out
      * an RCU grace period at every start (proc.h). The spawner opens the
-     * directory as host root before the clone; the console reader and the
-     * exec helper join it by its cgroup.procs (spawnd.c, nsexec.c). */
+     * directory as host root before the clone and clones the exec helper
+     * there too; the console reader joins it by its cgroup.procs
+     * (spawnd.c). */
     if (cgroup_mgr_mode(l->cgroups) == CGROUP_V2 && procs && procs[0] && !procs[1]) {
         size_t n = strlen(procs[0]), k = strlen("/cgroup.procs");
         if (n <= k || strcmp(procs[0] + n - k, "/cgroup.procs") != 0)

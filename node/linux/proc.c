@@ -151,9 +151,9 @@ proc_open_tasks(const char *procs_path)
         return -ENAMETOOLONG;
     /* cgroup2 has no tasks file: there "0" in cgroup.procs itself moves the
      * writer's process, under the global lock, as a pid written from outside
-     * did. On a pure v2 host the backend clones init straight into its
-     * cgroup (spawn_config.cgroup2), so only its console reader and the exec
-     * helper still take that lock. */
+     * did. On a pure v2 host the backend clones init and the exec helper
+     * straight into the cgroup (spawn_config.cgroup2), so only the console
+     * reader (and vfleet-node enter's helper) still take that lock. */
     struct statfs sfs;
     bool v2 = statfs(procs_path, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
     int fd = open(v2 ? procs_path : path, O_WRONLY | O_CLOEXEC);

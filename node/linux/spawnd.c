@@ -333,6 +333,27 @@ unpack_args(const struct spawn_request *req, char **argv)
     return argv[0][0] ? 0 : -EINVAL;
 }
 
+/* Forks an exec helper; with cfg->cgroup2 (a pure v2 host) it is cloned
+ * into that cgroup (CLONE_INTO_CGROUP), as init is, instead of moving
+ * itself there by cgroup.procs, which takes the global
+ * cgroup_threadgroup_rwsem and waits out an RCU grace period (proc.h).
+ * *in_cgroup2 says which. Returns fork()'s result, -1 with errno. */
+static pid_t
+fork_helper(const struct spawn_config *cfg, bool *in_cgroup2)
+{
+    *in_cgroup2 = false;
+    if (!cfg->cgroup2[0])
+        return fork();
+    _cleanup_close_ int cg = open(cfg->cgroup2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cg < 0)
+        return -1;
+    struct clone_args args = {
+        .flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cg};
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    *in_cgroup2 = pid >= 0;
+    return (pid_t)pid;
+}
+
 /* A stream helper (nsexec_stream.h) for a command with open stdio; the
  * agent gets the helper's socket. */
 static int
@@ -341,13 +362,15 @@ do_stream(int sock, const struct spawn_request *req, char **argv, int ns[NSEXEC_
 {
     int pair[2] = {-1, -1}, err = 0;
     pid_t helper = -1;
+    bool placed = false;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
         err = errno;
-    else if ((helper = fork()) < 0)
+    else if ((helper = fork_helper(&req->cfg, &placed)) < 0)
         err = errno;
     if (helper == 0) {
-        struct nsexec_params p = {.cfg = &req->cfg, .argv = argv, .null = -1, .status = pair[1]};
+        struct nsexec_params p = {
+            .cfg = &req->cfg, .argv = argv, .null = -1, .status = pair[1], .in_cgroup2 = placed};
         memcpy(p.ns, ns, sizeof(p.ns));
         close(sock);
         close(pair[0]);
@@ -402,11 +425,13 @@ do_exec(int sock, const struct spawn_request *req, struct spawn_response *resp, 
     for (int i = 0; i < 3 && !err; i++)
         if (pipe2(pipes[i], O_CLOEXEC) < 0)
             err = errno;
-    pid_t helper = err ? -1 : fork();
+    bool placed = false;
+    pid_t helper = err ? -1 : fork_helper(&req->cfg, &placed);
     if (!err && helper < 0)
         err = errno;
     if (helper == 0) {
         struct nsexec_params p = {
+            .in_cgroup2 = placed,
             .cfg = &req->cfg,
             .argv = argv,
             .timeout_ms = req->timeout_ms,

@@ -62,10 +62,15 @@ for _ in $(seq 50); do
     [ -n "$reader" ] && break
     sleep 0.1
 done
-echo 0 >$ev/enable
 [ -n "$reader" ] || fail "no cgroup_attach_task for the console reader: $(cat $TR/trace)"
+# An exec'd command's helper is cloned there too.
+exA true || fail "exec true"
+echo 0 >$ev/enable
+moves=$(grep "dst_path=/vfleet/$A " $TR/trace || true)
 echo "$moves" | grep -q " pid=$init " && fail "init $init was moved into its cgroup: $moves"
-ok "init was cloned into /vfleet/$A; only its console reader moved itself there ($reader)"
+others=$(echo "$moves" | grep -v " ${reader% comm=*} " || true)
+[ -z "$others" ] || fail "a process other than the reader moved into /vfleet/$A: $others"
+ok "init and the exec helper were cloned into /vfleet/$A; only the console reader moved itself there ($reader)"
 
 # Open files.
 [ "$(exA sh -c 'ulimit -n')" = 300 ] || fail "ulimit -n is not 300"
