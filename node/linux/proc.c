@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,26 @@ proc_thread_count(void)
     if (end == p || v <= 0 || v > 1000000)
         return -EBADMSG;
     return (int)v;
+}
+
+int
+proc_killed_at_birth(pid_t pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    ssize_t n = read_small(path, buf, sizeof(buf));
+    if (n < 0)
+        return (int)n;
+    const char *p = strstr(buf, "\nShdPnd:");
+    if (!p)
+        return -EBADMSG;
+    p += strlen("\nShdPnd:");
+    char *end;
+    errno = 0;
+    unsigned long long set = strtoull(p, &end, 16);
+    if (end == p || errno)
+        return -EBADMSG;
+    return (set >> (SIGKILL - 1)) & 1;
 }
 
 int

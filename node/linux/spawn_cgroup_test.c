@@ -248,6 +248,92 @@ test_cgroup_joined_by_self(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* Zombie children of this process (the agent's place: inits are cloned
+ * with CLONE_PARENT), which nobody would reap. */
+static int
+zombie_children(void)
+{
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[300], line[128];
+        int ppid = 0;
+        char state = 0;
+        snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
+        FILE *f = e->d_name[0] >= '1' && e->d_name[0] <= '9' ? fopen(path, "re") : NULL;
+        while (f && fgets(line, sizeof(line), f)) {
+            (void)sscanf(line, "State: %c", &state);
+            (void)sscanf(line, "PPid: %d", &ppid);
+        }
+        if (f)
+            fclose(f);
+        n += ppid == (int)getpid() && state == 'Z';
+    }
+    closedir(d);
+    return n;
+}
+
+/* A cgroup once killed with cgroup.kill: kernels with the fix for the race
+ * between fork and cgroup.kill (6.14+ and the stable kernels that took it:
+ * Debian 12's 6.1.0-50, this host's 6.18) kill at birth every child cloned into it with
+ * CLONE_INTO_CGROUP (proc_killed_at_birth). The start then clones init
+ * again and lets it join by cgroup.procs, the reader and an exec helper
+ * join too, the killed child is reaped, and the spawner lives on. Before,
+ * init died at once and the spawner with it (SIGPIPE on the go byte): the
+ * start failed with EPIPE, "spawner is gone", as every start after it. */
+static void
+test_cgroup2_killed(void **state)
+{
+    if (access("/sys/fs/cgroup/unified/cgroup.procs", W_OK) != 0)
+        skip();
+    char v2[128], name[64], kill_file[160], procs[160];
+    snprintf(name, sizeof(name), "vf-spawn-test3-%d", (int)getpid());
+    snprintf(v2, sizeof(v2), "/sys/fs/cgroup/unified/%s", name);
+    snprintf(kill_file, sizeof(kill_file), "%s/cgroup.kill", v2);
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v2);
+    assert_int_equal(mkdir(v2, 0755), 0);
+    strcpy(cg_dirs[1], v2);
+    if (access(kill_file, W_OK) != 0)
+        skip(); /* before 5.14: no cgroup.kill */
+    int fd = open(kill_file, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "1", 1), 1);
+    close(fd);
+
+    pid_t sp = spawner_pid(spawner);
+    char ring[128];
+    snprintf(ring, sizeof(ring), "%s.cg3.ring", rootfs);
+    for (int round = 0; round < 2; round++) {
+        struct guest g;
+        make_cfg(&g.cfg, "vf-cg3", spec_default_caps());
+        g.cfg.uid_base = 0xF2800000u;
+        g.cfg.uid_count = 65536;
+        strcpy(g.cfg.cgroup2, v2);
+        strcpy(g.cfg.console_ring, ring);
+        g.cfg.console_size = CONSOLE_RING_MIN;
+        start_guest(&g);
+
+        char host_view[64], want[128];
+        snprintf(host_view, sizeof(host_view), "/proc/%d/cgroup", (int)g.res.pid);
+        snprintf(want, sizeof(want), "0::/%s\n", name);
+        assert_true(file_contains(host_view, want));
+        assert_true(reader_in(procs));
+        struct exec_result r;
+        RUN(&g, &r, "cat", "/proc/self/cgroup");
+        /* Inside its cgroup namespace's root, as init. */
+        assert_non_null(strstr(r.out, "0::/\n"));
+        exec_result_clear(&r);
+        assert_int_equal(zombie_children(), 0);
+        assert_int_equal(kill(sp, 0), 0);
+        stop_guest(&g);
+    }
+    unlink(ring);
+    rmdir_retry(v2);
+    cg_dirs[1][0] = '\0';
+}
+
 int
 main(void)
 {
@@ -255,6 +341,7 @@ main(void)
         cmocka_unit_test(test_cgroups),
         cmocka_unit_test(test_cgroup_joined_by_self),
         cmocka_unit_test(test_cgroup2_user_namespace),
+        cmocka_unit_test(test_cgroup2_killed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
