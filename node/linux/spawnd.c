@@ -259,7 +259,7 @@ console_open(const struct spawn_config *cfg, struct console_pipe *c, struct spaw
     return 0;
 }
 
-/* Starts the reader of c (after init's clone and release), which
+/* Starts the reader of c (after init's clone, before its release), which
  * copies the pipe into the ring (console.h) from inside the guest's
  * cgroups: cloned into cg (init's cgroup2, CLONE_INTO_CGROUP) when cg >= 0
  * and the kernel lets it live, else a standby that joins the cgroups of
@@ -391,11 +391,9 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
         close(move_fd(root_r));
     /* Only init and the reader may hold the pipe: the reader ends with it. */
     close(move_fd(con.w));
-    /* The reader after init's release, cloned into the cgroup init was
-     * cloned into: its fork overlaps init's setup (what init writes waits
-     * in the pipe). A reader that cannot start fails the start, as before. */
-    if (release_child((pid_t)pid, cfg, sync_w, resp) < 0 ||
-        console_start(sock, sb, into ? cg2 : -EBADF, &tasks, &con, resp) < 0) {
+    /* The reader after init: cloned into the cgroup init was cloned into. */
+    if (console_start(sock, sb, into ? cg2 : -EBADF, &tasks, &con, resp) < 0 ||
+        release_child((pid_t)pid, cfg, sync_w, resp) < 0) {
         /* The agent reaps the killed child: it is the agent's child. */
         (void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
         return resp->result;
