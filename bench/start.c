@@ -35,13 +35,16 @@
  * privileged (no user namespace), as guests were before issue 10.
  *
  * Usage: bench_start [-n RUNS] [-w WARMUP] [-m MODES] [-s STATE_DIR] [-j FILE]
- *                    [-P] [-L LXCFS_DIR] TEMPLATE_DIR
+ *                    [-P] [-L LXCFS_DIR] [-d PAUSE_MS] TEMPLATE_DIR
  * TEMPLATE_DIR is a built template (deploy/templates/busybox DEST); the guest
  * is made from it by name, with its parent directory as the template
  * directory. MODES is a comma list of start, mounts, mounts-cold, exec, parts (all
  * but mounts-cold by default). -j writes the
  * results as JSON ({"results":[{"command","runs","median","p90","min","max",
  * "mean","times"}]}, seconds, like hyperfine's export) for bench/start.sh.
+ * -d sleeps PAUSE_MS (untimed) before each start and, in mode exec, before
+ * the exec: each then finds the kernel's cgroup lock idle, as on a quiet
+ * host (pause_ms says why that matters on cgroup2).
  *
  * Needs root. Creates the cgroups vfleet/<id> and one loop device, and
  * removes them (and its state dir, when it made it) at the end, also after a
@@ -57,6 +60,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/errtext.h"
@@ -111,6 +115,7 @@ struct bench {
     char tmpl[600];          /* the template directory */
     unsigned runs;           /* measured runs per mode */
     unsigned warmup;         /* untimed runs before them */
+    unsigned pause_ms;       /* untimed sleep before each start and each exec (-d) */
 };
 
 static int
@@ -200,6 +205,19 @@ drop_caches(void)
     return write(fd, "3", 1) == 1 ? 0 : -errno;
 }
 
+/* Sleeps ms milliseconds (-d): a start or an exec that follows another
+ * within a few milliseconds finds the kernel's cgroup_threadgroup_rwsem
+ * fresh from a writer (rcu_sync not yet idle) and skips the RCU grace period
+ * a move into a cgroup by cgroup.procs waits for when it comes alone, as on
+ * a host whose starts and execs are seconds apart. */
+static void
+pause_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (ms && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
 /* Runs one mode: warm-up runs, then B->runs timed ones. s[0] gets the start
  * (or start + exec) latency, s[1] the exec alone in MODE_EXEC. */
 static int
@@ -220,6 +238,7 @@ run_mode(struct bench *B, enum bench_mode mode, struct series *s)
             fprintf(stderr, "drop caches before run %u: %s\n", i, strerror(-r));
             return r;
         }
+        pause_ms(B->pause_ms);
         uint64_t t0 = time_mono_ns();
         r = B->b->ops->start(B->b, &B->spec, &B->ids, &rt);
         uint64_t t1 = time_mono_ns();
@@ -228,6 +247,13 @@ run_mode(struct bench *B, enum bench_mode mode, struct series *s)
             return r;
         }
         uint64_t t2 = t1;
+        if (mode == MODE_EXEC && B->pause_ms) {
+            /* The pause is not part of start+exec. */
+            pause_ms(B->pause_ms);
+            uint64_t t = time_mono_ns();
+            t0 += t - t1;
+            t1 = t;
+        }
         if (mode == MODE_EXEC) {
             r = run_exec(B, &rt);
             t2 = time_mono_ns();
@@ -407,7 +433,7 @@ usage(void)
 {
     fprintf(stderr,
             "usage: bench_start [-n RUNS] [-w WARMUP] [-m start,mounts,mounts-cold,exec,parts] "
-            "[-s STATE_DIR] [-j FILE] [-P] [-L LXCFS_DIR] TEMPLATE_DIR\n");
+            "[-s STATE_DIR] [-j FILE] [-P] [-L LXCFS_DIR] [-d PAUSE_MS] TEMPLATE_DIR\n");
 }
 
 /* A guest with a few limits of each kind the start applies: the pids,
@@ -440,7 +466,7 @@ main(int argc, char **argv)
      * guest a node on this host may hold), the syscall filter (always) and
      * LXCFS when mounted. */
     B.ids = (struct guest_ids){0xF0000000u, BACKEND_UID_BLOCK};
-    while ((opt = getopt(argc, argv, "n:w:m:s:j:PL:h")) != -1) {
+    while ((opt = getopt(argc, argv, "n:w:m:s:j:PL:d:h")) != -1) {
         switch (opt) {
         case 'n':
             B.runs = (unsigned)strtoul(optarg, NULL, 10);
@@ -462,6 +488,9 @@ main(int argc, char **argv)
             break;
         case 'P':
             B.ids = (struct guest_ids){0};
+            break;
+        case 'd':
+            B.pause_ms = (unsigned)strtoul(optarg, NULL, 10);
             break;
         case 'L':
             if (strscpy(B.cfg.lxcfs, optarg, sizeof(B.cfg.lxcfs)) < 0) {

@@ -178,12 +178,14 @@ int cgroup_pids(cgroup_mgr_t *mgr, const char *id, pid_t **ret, size_t *n);
 /* Sends SIGKILL to every process of the guest and waits, up to
  * CGROUP_KILL_TIMEOUT_MS, until no process is left (zombies of a parent
  * outside the cgroup do not count: the kernel drops them from the cgroup when
- * they exit). v2 uses cgroup.kill when the kernel has it, else freezes; v1
- * freezes the freezer cgroup, kills, thaws, and repeats, so a fork bomb
- * cannot outrun it. Returns 0, -EBUSY when processes remain at the timeout,
- * or 0 when the cgroup does not exist. */
+ * they exit). v1 freezes the freezer cgroup, kills, thaws, and repeats, so a
+ * fork bomb cannot outrun it; v2 does the same with cgroup.freeze, never
+ * cgroup.kill, which would make the kernel kill every later clone into the
+ * cgroup at birth (cgroup_v2.c, v2_kill_as). Returns 0, -EBUSY when
+ * processes remain at the timeout, or 0 when the cgroup does not exist. */
 int cgroup_kill(cgroup_mgr_t *mgr, const char *id);
 
-/* Kills the guest's processes and removes its cgroup from every hierarchy.
+/* Kills the guest's processes (v2: with cgroup.kill when the kernel has it)
+ * and removes its cgroup from every hierarchy.
  * Idempotent: a guest with no cgroup is 0. The prefix directory stays. */
 int cgroup_destroy(cgroup_mgr_t *mgr, const char *id);

@@ -379,13 +379,25 @@ v2_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
     return 0;
 }
 
+/* Kills every process of the guest. A stop's kill (removing false) freezes,
+ * kills each process and thaws rather than writing cgroup.kill: the guest's
+ * next init, its console reader and exec helpers are cloned into this cgroup
+ * (CLONE_INTO_CGROUP, spawnd.c), and kernels with the fix for the race
+ * between fork and cgroup.kill (6.14+ and the stable kernels that took it,
+ * Debian 12's 6.1.0-50 among them) kill every such clone into a cgroup that
+ * was ever killed with cgroup.kill (proc_killed_at_birth), so each later
+ * start would pay for a clone thrown away and then join by cgroup.procs,
+ * under the global lock. A frozen process cannot fork, a fatal signal ends
+ * it frozen or not, and the loop reads the cgroup again until it is empty. A
+ * destroy (removing true) writes cgroup.kill: the directory goes right
+ * after. */
 static int
-v2_kill(cgroup_mgr_t *m, const char *id)
+v2_kill_as(cgroup_mgr_t *m, const char *id, bool removing)
 {
     _cleanup_free_ char *dir = v2_dir(m, id);
     if (access(dir, F_OK) < 0)
         return 0;
-    bool has_kill = cgroup_file_exists(dir, "cgroup.kill");
+    bool has_kill = removing && cgroup_file_exists(dir, "cgroup.kill");
     bool has_freeze = cgroup_file_exists(dir, "cgroup.freeze");
     uint64_t deadline = time_mono_ms() + CGROUP_KILL_TIMEOUT_MS;
     unsigned nap = 1;
@@ -422,9 +434,15 @@ v2_kill(cgroup_mgr_t *m, const char *id)
 }
 
 static int
+v2_kill(cgroup_mgr_t *m, const char *id)
+{
+    return v2_kill_as(m, id, false);
+}
+
+static int
 v2_destroy(cgroup_mgr_t *m, const char *id)
 {
-    int r = v2_kill(m, id);
+    int r = v2_kill_as(m, id, true);
     if (r < 0)
         return r;
     _cleanup_free_ char *dir = v2_dir(m, id);

@@ -99,10 +99,16 @@ fake_written(const char *path, const char *value, void *userdata)
     const char *rel = strncmp(path, f->root, rl) == 0 ? path + rl + 1 : path;
     size_t len = strlen(f->trace);
     snprintf(f->trace + len, sizeof(f->trace) - len, "%s\t%s\n", rel, value);
-    /* Like the kernel, cgroup.kill empties the cgroup. */
+    /* Like the kernel, cgroup.kill empties the cgroup, as do the SIGKILLs
+     * sent while it was frozen (the fake's pids are never real ones: the
+     * thaw that follows them empties it). */
     size_t pl = strlen(path);
     if (pl > 12 && strcmp(path + pl - 12, "/cgroup.kill") == 0) {
         _cleanup_free_ char *dir = xstrndup(path, pl - 12);
+        put(dir, "cgroup.procs", "");
+    }
+    if (pl > 14 && strcmp(path + pl - 14, "/cgroup.freeze") == 0 && strcmp(value, "0") == 0) {
+        _cleanup_free_ char *dir = xstrndup(path, pl - 14);
         put(dir, "cgroup.procs", "");
     }
 }
@@ -349,7 +355,9 @@ test_attach_kill_destroy(void **state)
     close(fd);
 
     /* Pids far beyond pid_max would never die; the fake kernel empties the
-     * cgroup when cgroup.kill is written, and kill must have written it. */
+     * cgroup when it is thawed after the kills. A stop's kill freezes, kills
+     * and thaws, and never writes cgroup.kill: the kernel would kill every
+     * later clone into the cgroup (CLONE_INTO_CGROUP) at birth. */
     put(dir, "cgroup.procs", "4242\n4243\n");
     pid_t *pids = NULL;
     size_t n = 0;
@@ -359,9 +367,12 @@ test_attach_kill_destroy(void **state)
     assert_int_equal(pids[1], 4243);
     free(pids);
     assert_int_equal(cgroup_kill(f->mgr, "g1"), 0);
-    expect_trace(f, "vfleet/g1/cgroup.kill\t1\n");
+    expect_trace(f, "vfleet/g1/cgroup.freeze\t1\nvfleet/g1/cgroup.freeze\t0\n");
 
+    /* A destroy removes the cgroup right after: cgroup.kill there. */
+    put(dir, "cgroup.procs", "4242\n");
     assert_int_equal(cgroup_destroy(f->mgr, "g1"), 0);
+    expect_trace(f, "vfleet/g1/cgroup.kill\t1\n");
     assert_false(cgroup_exists(f->mgr, "g1"));
     assert_int_equal(access(dir, F_OK), -1);
     _cleanup_free_ char *base = xasprintf("%s/vfleet", f->root);

@@ -435,7 +435,8 @@ guest_init_run(const struct spawn_config *cfg, const struct guest_init_fds *fds)
     for (uint32_t i = 0; i < fds->n_tasks; i++) {
         int r = proc_join_self(fds->tasks[i]);
         if (r < 0)
-            fail(-r, "join cgroup %s", cfg->cgroup_procs[i]);
+            fail(-r, "join cgroup %s",
+                 i < cfg->n_cgroup_procs ? cfg->cgroup_procs[i] : cfg->cgroup2);
         close(fds->tasks[i]);
     }
 

@@ -321,6 +321,23 @@ lx_spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const st
     r = cgroup_procs_paths(l->cgroups, s->id, &procs);
     if (r < 0)
         return r;
+    /* On a pure v2 host init is cloned straight into its one cgroup
+     * (CLONE_INTO_CGROUP): there is no tasks file, and "0" written into
+     * cgroup.procs takes the global cgroup_threadgroup_rwsem and waits out
+     * an RCU grace period at every start (proc.h). The spawner opens the
+     * directory as host root before the clone and clones the exec helper
+     * there too; the console reader joins it by its cgroup.procs
+     * (spawnd.c). */
+    if (cgroup_mgr_mode(l->cgroups) == CGROUP_V2 && procs && procs[0] && !procs[1]) {
+        size_t n = strlen(procs[0]), k = strlen("/cgroup.procs");
+        if (n <= k || strcmp(procs[0] + n - k, "/cgroup.procs") != 0)
+            return -EINVAL;
+        if (n - k >= sizeof(c->cgroup2))
+            return -ENAMETOOLONG;
+        memcpy(c->cgroup2, procs[0], n - k);
+        c->cgroup2[n - k] = '\0';
+        return 0;
+    }
     for (size_t i = 0; procs && procs[i]; i++) {
         if (i >= SPAWN_MAX_CGROUPS)
             return -E2BIG;

@@ -60,7 +60,7 @@ _printf_(3, 4) _noreturn_ static void fail(int fd, int err, const char *fmt, ...
 }
 
 static void
-join_cgroups(const struct spawn_config *cfg, int status_fd)
+join_cgroups(const struct spawn_config *cfg, bool in_cgroup2, int status_fd)
 {
     pid_t self = getpid();
     /* One thread moving itself (the helper has no other): no global lock
@@ -71,7 +71,8 @@ join_cgroups(const struct spawn_config *cfg, int status_fd)
         if (r < 0)
             fail(status_fd, -r, "join cgroup %s", cfg->cgroup_procs[i]);
     }
-    if (cfg->cgroup2[0]) {
+    /* Cloned there by the spawner (a pure v2 host), it has nothing to move. */
+    if (cfg->cgroup2[0] && !in_cgroup2) {
         char path[SPAWN_PATH_MAX + 16];
         snprintf(path, sizeof(path), "%s/cgroup.procs", cfg->cgroup2);
         int r = proc_write_pid(path, self);
@@ -140,7 +141,7 @@ void
 nsexec_join(const struct nsexec_params *p)
 {
     guest_init_reset_signals();
-    join_cgroups(p->cfg, p->status);
+    join_cgroups(p->cfg, p->in_cgroup2, p->status);
     /* Still host root: inside the guest's user namespace a hard limit
      * cannot be raised. The command inherits it. */
     if (p->cfg->nofile) {

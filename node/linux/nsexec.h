@@ -4,6 +4,8 @@
  * status on a pipe. Runs only in a fork of the single-threaded spawner. */
 #pragma once
 
+#include <stdbool.h>
+
 #include <stdint.h>
 
 #include "common/mem.h"
@@ -46,6 +48,7 @@ struct nsexec_params {
     int err;                        /* write end of the stderr pipe */
     int status;                     /* write end of the status pipe (a stream: its socket) */
     char *const *env;               /* the command's environment, NULL = the clean default */
+    bool in_cgroup2;                /* cloned into cfg->cgroup2 already (CLONE_INTO_CGROUP) */
 };
 
 /* Never returns. */

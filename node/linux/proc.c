@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,26 @@ proc_thread_count(void)
 }
 
 int
+proc_killed_at_birth(pid_t pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    ssize_t n = read_small(path, buf, sizeof(buf));
+    if (n < 0)
+        return (int)n;
+    const char *p = strstr(buf, "\nShdPnd:");
+    if (!p)
+        return -EBADMSG;
+    p += strlen("\nShdPnd:");
+    char *end;
+    errno = 0;
+    unsigned long long set = strtoull(p, &end, 16);
+    if (end == p || errno)
+        return -EBADMSG;
+    return (set >> (SIGKILL - 1)) & 1;
+}
+
+int
 proc_write_pid(const char *path, pid_t pid)
 {
     _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -151,9 +172,9 @@ proc_open_tasks(const char *procs_path)
         return -ENAMETOOLONG;
     /* cgroup2 has no tasks file: there "0" in cgroup.procs itself moves the
      * writer's process, under the global lock, as a pid written from outside
-     * did. The backend does not clone into the cgroup (spawn_config.cgroup2
-     * is set by the tests only), so on a pure v2 host init, its console
-     * reader and the exec helper each still take that lock. */
+     * did. On a pure v2 host the backend clones init and the exec helper
+     * straight into the cgroup (spawn_config.cgroup2), so only the console
+     * reader (and vfleet-node enter's helper) still take that lock. */
     struct statfs sfs;
     bool v2 = statfs(procs_path, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
     int fd = open(v2 ? procs_path : path, O_WRONLY | O_CLOEXEC);

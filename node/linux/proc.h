@@ -24,6 +24,21 @@ int proc_is_same(pid_t pid, uint64_t start_time);
  * or -errno. */
 int proc_thread_count(void);
 
+/* Whether the group-wide SIGKILL is pending for pid (bit 9 of ShdPnd: in
+ * /proc/PID/status): 1 when it is, 0 when not, -errno. The kernel queues a
+ * SIGKILL sent to a process in that shared set and takes it out only when
+ * the process is reaped (a thread that acts on it clears only its own copy),
+ * so from the moment the signal is sent until the parent reaps, the bit is
+ * there, however far the process got with its exit. It tells the spawner
+ * that a child it cloned into a cgroup (CLONE_INTO_CGROUP) was killed at
+ * birth: kernels with the fix for the race between fork and cgroup.kill
+ * (6.14, and the stable kernels that took it: Debian 12's 6.1.0-50 in the VM
+ * test host, as this host's 6.18) compare the target cgroup's count of
+ * cgroup.kill writes with the one of the *parent's* cgroup, read before the
+ * target is known, and kill the child when they differ: every clone into a
+ * cgroup that was ever killed (cgroup_css_set_fork, cgroup_post_fork). */
+int proc_killed_at_birth(pid_t pid);
+
 /* Writes pid in decimal into the existing file at path (a cgroup's
  * cgroup.procs moves the process there): 0 or -errno (-ESRCH when the
  * process is gone). */

@@ -187,6 +187,10 @@ spawner_start_with(spawner_t *sp, const struct spawn_config *cfg, spawn_root_fn 
     int fds[SPAWN_MAX_FDS];
     size_t n_fds = 0, want = root ? 3 : 2;
     r = call(sp, req, &resp, fds, want, &n_fds);
+    /* A child the kernel killed at birth (spawnd.h): ours to reap. */
+    if (r == 0 && resp.dead_pid > 0)
+        while (waitpid(resp.dead_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
     if (r < 0) {
         snprintf(res->error, sizeof(res->error), "spawner: %s", strerror(-r));
         return r;

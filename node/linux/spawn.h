@@ -108,7 +108,8 @@ pid_t spawner_pid(const spawner_t *sp);
  * RLIMIT_NOFILE from outside (guest root may not raise a hard limit), then
  * lets the child join the cgroup of every cfg->cgroup_procs file (it writes
  * "0" into the tasks file beside it, which the spawner opened: proc_join_self;
- * the console reader joins them the same way), unshare its cgroup
+ * the console reader joins them the same way, and cfg->cgroup2 by its
+ * cgroup.procs), unshare its cgroup
  * namespace, build its root
  * (guest_init.h), load the syscall filter (sysfilter.h) and exec cfg->init.
  * Returns 0 when init has exec'd (res filled, res->pidfd owned by the

@@ -45,6 +45,24 @@ parent_of(pid_t pid)
     return (pid_t)ppid;
 }
 
+/* True once a child of the spawner (the console reader) is in procs. */
+static bool
+reader_in(const char *procs)
+{
+    for (int i = 0; i < 500; i++, usleep(10000)) {
+        FILE *f = fopen(procs, "re");
+        assert_non_null(f);
+        int pid;
+        bool in = false;
+        while (!in && fscanf(f, "%d", &pid) == 1)
+            in = parent_of(pid) == spawner_pid(spawner);
+        fclose(f);
+        if (in)
+            return true;
+    }
+    return false;
+}
+
 static void
 test_cgroups(void **state)
 {
@@ -80,21 +98,16 @@ test_cgroups(void **state)
     assert_true(file_contains(host_view, want));
     snprintf(want, sizeof(want), "0::/%s\n", name);
     assert_true(file_contains(host_view, want));
-    /* And its console reader (the spawner's child), which joins the v1
-     * cgroup by itself beside the start; not the v2 one, which only the
-     * children of CLONE_INTO_CGROUP are in. */
+    /* And its console reader (the spawner's child), which joins both by
+     * itself beside the start: the v1 one by its tasks file, the v2 one
+     * (which init was cloned into) by its cgroup.procs, so that a pure v2
+     * host, where the backend clones init into its cgroup, still has the
+     * reader in the guest's cgroup as before. */
     char procs[160];
     snprintf(procs, sizeof(procs), "%s/cgroup.procs", v1);
-    bool reader_in = false;
-    for (int i = 0; i < 500 && !reader_in; i++, usleep(10000)) {
-        FILE *f = fopen(procs, "re");
-        assert_non_null(f);
-        int pid;
-        while (!reader_in && fscanf(f, "%d", &pid) == 1)
-            reader_in = parent_of(pid) == spawner_pid(spawner);
-        fclose(f);
-    }
-    assert_true(reader_in);
+    assert_true(reader_in(procs));
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v2);
+    assert_true(reader_in(procs));
 
     /* From inside: the cgroup namespace was made after the move, so those
      * cgroups are its root; an exec'd command joined them too. */
@@ -117,6 +130,56 @@ test_cgroups(void **state)
     rmdir_retry(v1);
     rmdir_retry(v2);
     cg_dirs[0][0] = cg_dirs[1][0] = '\0';
+}
+
+/* What the backend asks for on a pure v2 host (lx_spawn_config_of): no
+ * cgroup.procs for init to join, only cgroup2 to clone it into, with
+ * CLONE_NEWUSER in the same clone3. The kernel checks write access to the
+ * target's cgroup.procs with the caller's (the spawner's, host root's)
+ * credentials, not the new namespace's, so init lands in the cgroup; the
+ * console reader and an exec'd command join it by cgroup.procs. */
+static void
+test_cgroup2_user_namespace(void **state)
+{
+    if (access("/sys/fs/cgroup/unified/cgroup.procs", W_OK) != 0)
+        skip();
+    char v2[128], name[64];
+    snprintf(name, sizeof(name), "vf-spawn-test2-%d", (int)getpid());
+    snprintf(v2, sizeof(v2), "/sys/fs/cgroup/unified/%s", name);
+    assert_int_equal(mkdir(v2, 0755), 0);
+    strcpy(cg_dirs[1], v2);
+    struct guest g;
+    char ring[128];
+    snprintf(ring, sizeof(ring), "%s.cg2.ring", rootfs);
+    make_cfg(&g.cfg, "vf-cg2", spec_default_caps());
+    g.cfg.uid_base = 0xF2800000u;
+    g.cfg.uid_count = 65536;
+    strcpy(g.cfg.cgroup2, v2);
+    strcpy(g.cfg.console_ring, ring);
+    g.cfg.console_size = CONSOLE_RING_MIN;
+    start_guest(&g);
+
+    char host_view[64], want[128], procs[160];
+    snprintf(host_view, sizeof(host_view), "/proc/%d/cgroup", (int)g.res.pid);
+    snprintf(want, sizeof(want), "0::/%s\n", name);
+    assert_true(file_contains(host_view, want));
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v2);
+    assert_true(reader_in(procs));
+
+    /* Its cgroup namespace was made inside the cgroup: it is the root. */
+    struct exec_result r;
+    RUN(&g, &r, "cat", "/proc/1/cgroup", "/proc/self/cgroup");
+    int unified_root = 0;
+    for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n"))
+        if (strncmp(line, "0::", 3) == 0)
+            unified_root += strcmp(line, "0::/") == 0;
+    assert_int_equal(unified_root, 2);
+    exec_result_clear(&r);
+
+    stop_guest(&g);
+    unlink(ring);
+    rmdir_retry(v2);
+    cg_dirs[1][0] = '\0';
 }
 
 /* The size of path and its first bytes (NUL-terminated) in buf. */
@@ -185,12 +248,100 @@ test_cgroup_joined_by_self(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* Zombie children of this process (the agent's place: inits are cloned
+ * with CLONE_PARENT), which nobody would reap. */
+static int
+zombie_children(void)
+{
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[300], line[128];
+        int ppid = 0;
+        char state = 0;
+        snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
+        FILE *f = e->d_name[0] >= '1' && e->d_name[0] <= '9' ? fopen(path, "re") : NULL;
+        while (f && fgets(line, sizeof(line), f)) {
+            (void)sscanf(line, "State: %c", &state);
+            (void)sscanf(line, "PPid: %d", &ppid);
+        }
+        if (f)
+            fclose(f);
+        n += ppid == (int)getpid() && state == 'Z';
+    }
+    closedir(d);
+    return n;
+}
+
+/* A cgroup once killed with cgroup.kill: kernels with the fix for the race
+ * between fork and cgroup.kill (6.14+ and the stable kernels that took it:
+ * Debian 12's 6.1.0-50, this host's 6.18) kill at birth every child cloned into it with
+ * CLONE_INTO_CGROUP (proc_killed_at_birth). The start then clones init
+ * again and lets it join by cgroup.procs, the reader and an exec helper
+ * join too, the killed child is reaped, and the spawner lives on. Before,
+ * init died at once and the spawner with it (SIGPIPE on the go byte): the
+ * start failed with EPIPE, "spawner is gone", as every start after it. */
+static void
+test_cgroup2_killed(void **state)
+{
+    if (access("/sys/fs/cgroup/unified/cgroup.procs", W_OK) != 0)
+        skip();
+    char v2[128], name[64], kill_file[160], procs[160];
+    snprintf(name, sizeof(name), "vf-spawn-test3-%d", (int)getpid());
+    snprintf(v2, sizeof(v2), "/sys/fs/cgroup/unified/%s", name);
+    snprintf(kill_file, sizeof(kill_file), "%s/cgroup.kill", v2);
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v2);
+    assert_int_equal(mkdir(v2, 0755), 0);
+    strcpy(cg_dirs[1], v2);
+    if (access(kill_file, W_OK) != 0)
+        skip(); /* before 5.14: no cgroup.kill */
+    int fd = open(kill_file, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "1", 1), 1);
+    close(fd);
+
+    pid_t sp = spawner_pid(spawner);
+    char ring[128];
+    snprintf(ring, sizeof(ring), "%s.cg3.ring", rootfs);
+    for (int round = 0; round < 2; round++) {
+        struct guest g;
+        make_cfg(&g.cfg, "vf-cg3", spec_default_caps());
+        g.cfg.uid_base = 0xF2800000u;
+        g.cfg.uid_count = 65536;
+        strcpy(g.cfg.cgroup2, v2);
+        strcpy(g.cfg.console_ring, ring);
+        g.cfg.console_size = CONSOLE_RING_MIN;
+        start_guest(&g);
+
+        char host_view[64], want[128];
+        snprintf(host_view, sizeof(host_view), "/proc/%d/cgroup", (int)g.res.pid);
+        snprintf(want, sizeof(want), "0::/%s\n", name);
+        assert_true(file_contains(host_view, want));
+        assert_true(reader_in(procs));
+        struct exec_result r;
+        RUN(&g, &r, "cat", "/proc/self/cgroup");
+        /* Inside its cgroup namespace's root, as init. */
+        assert_non_null(strstr(r.out, "0::/\n"));
+        exec_result_clear(&r);
+        assert_int_equal(zombie_children(), 0);
+        assert_int_equal(kill(sp, 0), 0);
+        stop_guest(&g);
+    }
+    unlink(ring);
+    rmdir_retry(v2);
+    cg_dirs[1][0] = '\0';
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cgroups),
         cmocka_unit_test(test_cgroup_joined_by_self),
+        cmocka_unit_test(test_cgroup2_user_namespace),
+        cmocka_unit_test(test_cgroup2_killed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -43,15 +43,20 @@ release_child(pid_t pid, const struct spawn_config *cfg, int sync_w, struct spaw
     struct rlimit rl = {.rlim_cur = cfg->nofile, .rlim_max = cfg->nofile};
     if (cfg->nofile && prlimit(pid, RLIMIT_NOFILE, &rl, NULL) < 0)
         return spawnd_set_error(resp, errno, "RLIMIT_NOFILE %llu", (unsigned long long)cfg->nofile);
-    if (write(sync_w, "g", 1) != 1)
+    /* A socket: a child that died meanwhile is an error, not a SIGPIPE
+     * that would end the spawner (and every start after it). */
+    if (send(sync_w, "g", 1, MSG_NOSIGNAL) != 1)
         return spawnd_set_error(resp, errno, "release the child");
     return 0;
 }
 
-/* The tasks files of a start's v1 cgroups, open in the spawner for its child. */
+/* The tasks files of a start's v1 cgroups, open in the spawner for its child,
+ * then cfg->cgroup2's cgroup.procs, which init and its console reader are
+ * cloned into (CLONE_INTO_CGROUP) and join by this file only when the kernel
+ * killed such a clone at birth (fork_into). */
 struct tasks_files {
-    int fd[SPAWN_MAX_CGROUPS]; /* one per cfg->cgroup_procs entry, in its order */
-    uint32_t n;                /* entries open */
+    int fd[SPAWN_MAX_CGROUPS + 1]; /* one per cfg->cgroup_procs entry, in its order, then cgroup2 */
+    uint32_t n;                    /* entries open */
 };
 
 static void
@@ -74,7 +79,51 @@ tasks_files_open(const struct spawn_config *cfg, struct tasks_files *t, struct s
                                     cfg->cgroup_procs[t->n]);
         t->fd[t->n] = fd;
     }
+    if (cfg->cgroup2[0]) {
+        char procs[SPAWN_PATH_MAX + 16];
+        snprintf(procs, sizeof(procs), "%s/cgroup.procs", cfg->cgroup2);
+        int fd = proc_open_tasks(procs);
+        if (fd < 0)
+            return spawnd_set_error(resp, -fd, "open %s", procs);
+        t->fd[t->n++] = fd;
+    }
     return 0;
+}
+
+/* Forks a child of ours straight into the cgroup open at cg (clone3
+ * CLONE_INTO_CGROUP), instead of a fork that then moves the child there by
+ * cgroup.procs, which takes the kernel's global cgroup_threadgroup_rwsem
+ * and waits out an RCU grace period (proc.h). Returns as fork() does once
+ * the child has run its first instructions (a byte on a pipe): a child the
+ * kernel killed at birth never runs (proc_killed_at_birth says when it
+ * does that), and then the result is -ESTALE with the child gone (we reap
+ * nothing: SA_NOCLDWAIT). -errno when clone3 fails. Either way the caller
+ * forks and joins instead. */
+static pid_t
+fork_into(int cg)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    struct clone_args args = {
+        .flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cg};
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    int err = errno;
+    if (pid == 0) {
+        close(p[0]);
+        (void)!write(p[1], "a", 1);
+        close(p[1]);
+        return 0;
+    }
+    close(p[1]);
+    ssize_t n = -1;
+    char byte;
+    while (pid > 0 && (n = read(p[0], &byte, 1)) < 0 && errno == EINTR)
+        ;
+    close(p[0]);
+    if (pid < 0)
+        return -err;
+    return n == 1 ? (pid_t)pid : -ESTALE;
 }
 
 /* A console reader forked ahead of time (off the start's critical path),
@@ -132,7 +181,7 @@ standby_make(int agent_sock, struct standby *sb)
         close(sv[0]);
         /* End of file (the spawner is gone) or garbage: nothing to read. */
         if (spawnd_recv(sv[1], &n_tasks, 1, fds, 2, &n) < 0 || n != 2 ||
-            n_tasks > SPAWN_MAX_CGROUPS)
+            n_tasks > SPAWN_MAX_CGROUPS + 1)
             _exit(0);
         reader_join(sv[1], n_tasks);
         close(sv[1]);
@@ -170,37 +219,70 @@ standby_take(int agent_sock, struct standby *sb, int pipe_r, int ring,
     return -EPIPE;
 }
 
-/* Init's stdout and stderr: the write end of a pipe whose reader process
- * (a standby, which joins the guest's cgroups itself) copies into the console ring; /dev/null
- * without a ring. Returns the fd or -errno with resp set. */
+/* Init's console: the pipe its stdout and stderr go to and the ring its
+ * reader process copies the pipe into. */
+struct console_pipe {
+    int w;    /* the write end, init's; /dev/null without a ring */
+    int r;    /* the read end, the reader's, -1 without a ring */
+    int ring; /* the ring file, -1 without one */
+};
+
+static void
+console_pipe_close(struct console_pipe *c)
+{
+    int fds[3] = {c->w, c->r, c->ring};
+    spawnd_close_all(fds, 3);
+    *c = (struct console_pipe){.w = -1, .r = -1, .ring = -1};
+}
+
+/* Makes it (before init is cloned: init inherits the write end). Returns 0
+ * or -errno with resp set. */
 static int
-open_console(int sock, struct standby *sb, const struct spawn_config *cfg,
-             const struct tasks_files *tasks, struct spawn_response *resp)
+console_open(const struct spawn_config *cfg, struct console_pipe *c, struct spawn_response *resp)
 {
     if (!cfg->console_ring[0]) {
-        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        return fd < 0 ? spawnd_set_error(resp, errno, "open /dev/null") : fd;
+        c->w = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        return c->w < 0 ? spawnd_set_error(resp, errno, "open /dev/null") : 0;
     }
-    _cleanup_close_ int ring = console_ring_open(cfg->console_ring, cfg->console_size);
-    if (ring < 0)
-        return spawnd_set_error(resp, -ring, "open console ring %s", cfg->console_ring);
+    c->ring = console_ring_open(cfg->console_ring, cfg->console_size);
+    if (c->ring < 0)
+        return spawnd_set_error(resp, -c->ring, "open console ring %s", cfg->console_ring);
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return spawnd_set_error(resp, errno, "pipe");
-    _cleanup_close_ int pipe_r = p[0];
+    c->r = p[0];
+    c->w = p[1];
     /* The guest's root owns its console, so it may reopen it as
      * /proc/1/fd/1 (a common way for jobs to reach the console). */
-    if (cfg->uid_base && fchown(p[1], cfg->uid_base, cfg->uid_base) < 0) {
-        int err = errno;
-        close(p[1]);
-        return spawnd_set_error(resp, err, "chown the console pipe");
+    if (cfg->uid_base && fchown(c->w, cfg->uid_base, cfg->uid_base) < 0)
+        return spawnd_set_error(resp, errno, "chown the console pipe");
+    return 0;
+}
+
+/* Starts the reader of c (after init's clone, before its release), which
+ * copies the pipe into the ring (console.h) from inside the guest's
+ * cgroups: cloned into cg (init's cgroup2, CLONE_INTO_CGROUP) when cg >= 0
+ * and the kernel lets it live, else a standby that joins the cgroups of
+ * tasks itself (reader_join). Our copy of the read end is closed. Returns 0
+ * or -errno with resp set. */
+static int
+console_start(int sock, struct standby *sb, int cg, const struct tasks_files *tasks,
+              struct console_pipe *c, struct spawn_response *resp)
+{
+    if (c->r < 0)
+        return 0;
+    pid_t pid = cg >= 0 ? fork_into(cg) : -EBADF;
+    if (pid == 0) {
+        /* Its v1 cgroups (a hybrid host) it joins as the standby does. */
+        for (uint32_t i = 0; i + 1 < tasks->n; i++)
+            (void)proc_join_self(tasks->fd[i]);
+        console_reader_run(c->r, c->ring);
     }
-    pid_t pid = standby_take(sock, sb, pipe_r, ring, tasks);
-    if (pid < 0) {
-        close(p[1]);
-        return spawnd_set_error(resp, -pid, "start the console reader");
-    }
-    return p[1];
+    if (pid < 0)
+        pid = standby_take(sock, sb, c->r, c->ring, tasks);
+    close(c->r);
+    c->r = -1;
+    return pid < 0 ? spawnd_set_error(resp, -pid, "start the console reader") : 0;
 }
 
 /* Clones and releases the guest's init; out_fds get its pidfd and the read
@@ -220,19 +302,19 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
     _cleanup_(tasks_files_close) struct tasks_files tasks = {.n = 0};
     if (tasks_files_open(cfg, &tasks, resp) < 0)
         return resp->result;
-    _cleanup_close_ int log = open_console(sock, sb, cfg, &tasks, resp);
-    if (log < 0)
-        return log;
+    _cleanup_(console_pipe_close) struct console_pipe con = {.w = -1, .r = -1, .ring = -1};
+    if (console_open(cfg, &con, resp) < 0)
+        return resp->result;
     _cleanup_close_ int cg2 = -EBADF;
     if (cfg->cgroup2[0]) {
         cg2 = open(cfg->cgroup2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (cg2 < 0)
             return spawnd_set_error(resp, errno, "open cgroup %s", cfg->cgroup2);
     }
-    int sync_pipe[2], err_pipe[2];
-    if (pipe2(sync_pipe, O_CLOEXEC) < 0)
-        return spawnd_set_error(resp, errno, "pipe");
-    _cleanup_close_ int sync_r = sync_pipe[0], sync_w = sync_pipe[1];
+    int sync_pair[2], err_pipe[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pair) < 0)
+        return spawnd_set_error(resp, errno, "socketpair");
+    _cleanup_close_ int sync_r = sync_pair[0], sync_w = sync_pair[1];
     if (pipe2(err_pipe, O_CLOEXEC) < 0)
         return spawnd_set_error(resp, errno, "pipe");
     _cleanup_close_ int err_r = err_pipe[0], err_w = err_pipe[1];
@@ -255,22 +337,44 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
          * signal (SIGCHLD, we were forked), so the agent gets SIGCHLD. */
         .exit_signal = 0,
     };
-    if (cg2 >= 0) {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = (uint64_t)cg2;
-    }
+    /* Into cfg->cgroup2 (a pure v2 host) with CLONE_INTO_CGROUP; when the
+     * kernel kills that child at birth (proc_killed_at_birth: the cgroup
+     * was once killed with cgroup.kill) or refuses the clone, a second
+     * clone joins it by its cgroup.procs instead, as on a kernel without
+     * CLONE_INTO_CGROUP. The killed child is the agent's to reap. */
+    bool into = cg2 >= 0;
     char what[SPAWN_PATH_MAX + 32];
-    long pid = seedns_clone(seed, cfg, &args, what, sizeof(what));
+    long pid;
+    for (;;) {
+        args.flags = into ? args.flags | CLONE_INTO_CGROUP : args.flags & ~CLONE_INTO_CGROUP;
+        args.cgroup = into ? (uint64_t)cg2 : 0;
+        pid = seedns_clone(seed, cfg, &args, what, sizeof(what));
+        if (pid == 0 || !into)
+            break;
+        if (pid > 0 && proc_killed_at_birth((pid_t)pid) == 0)
+            break;
+        if (pid > 0) {
+            /* Not released: it cannot have run guest code. */
+            (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+            close(pidfd);
+            resp->dead_pid = (int32_t)pid;
+        }
+        log_debug("spawner: init not cloned into %s (%s): it joins the cgroup instead",
+                  cfg->cgroup2, pid < 0 ? strerror((int)-pid) : "killed at birth");
+        into = false;
+        pidfd = -1;
+    }
     if (pid < 0)
         return spawnd_set_error(resp, (int)-pid, "%s", what);
     if (pid == 0) {
         struct guest_init_fds fds = {.sync = sync_r,
                                      .err = err_w,
-                                     .log = log,
+                                     .log = con.w,
                                      .null = null,
                                      .dev = seed->dev,
                                      .tasks = tasks.fd,
-                                     .n_tasks = tasks.n,
+                                     /* cgroup2's too unless cloned into it */
+                                     .n_tasks = into ? cfg->n_cgroup_procs : tasks.n,
                                      .root = root_r};
         close(sock);
         close(sync_w);
@@ -286,8 +390,10 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
     if (root_r >= 0)
         close(move_fd(root_r));
     /* Only init and the reader may hold the pipe: the reader ends with it. */
-    close(move_fd(log));
-    if (release_child((pid_t)pid, cfg, sync_w, resp) < 0) {
+    close(move_fd(con.w));
+    /* The reader after init: cloned into the cgroup init was cloned into. */
+    if (console_start(sock, sb, into ? cg2 : -EBADF, &tasks, &con, resp) < 0 ||
+        release_child((pid_t)pid, cfg, sync_w, resp) < 0) {
         /* The agent reaps the killed child: it is the agent's child. */
         (void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
         return resp->result;
@@ -321,6 +427,27 @@ unpack_args(const struct spawn_request *req, char **argv)
     return argv[0][0] ? 0 : -EINVAL;
 }
 
+/* Forks an exec helper; with cfg->cgroup2 (a pure v2 host) it is cloned
+ * into that cgroup (fork_into), as init is, instead of moving itself there
+ * by cgroup.procs. *in_cgroup2 says which. Returns fork()'s result, -1 with
+ * errno. */
+static pid_t
+fork_helper(const struct spawn_config *cfg, bool *in_cgroup2)
+{
+    *in_cgroup2 = false;
+    if (cfg->cgroup2[0]) {
+        _cleanup_close_ int cg = open(cfg->cgroup2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        pid_t pid = cg >= 0 ? fork_into(cg) : -errno;
+        if (pid >= 0) {
+            *in_cgroup2 = true;
+            return pid;
+        }
+        log_debug("spawner: exec helper not cloned into %s (%s): it joins the cgroup instead",
+                  cfg->cgroup2, strerror(-pid));
+    }
+    return fork();
+}
+
 /* A stream helper (nsexec_stream.h) for a command with open stdio; the
  * agent gets the helper's socket. */
 static int
@@ -329,13 +456,15 @@ do_stream(int sock, const struct spawn_request *req, char **argv, int ns[NSEXEC_
 {
     int pair[2] = {-1, -1}, err = 0;
     pid_t helper = -1;
+    bool placed = false;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
         err = errno;
-    else if ((helper = fork()) < 0)
+    else if ((helper = fork_helper(&req->cfg, &placed)) < 0)
         err = errno;
     if (helper == 0) {
-        struct nsexec_params p = {.cfg = &req->cfg, .argv = argv, .null = -1, .status = pair[1]};
+        struct nsexec_params p = {
+            .cfg = &req->cfg, .argv = argv, .null = -1, .status = pair[1], .in_cgroup2 = placed};
         memcpy(p.ns, ns, sizeof(p.ns));
         close(sock);
         close(pair[0]);
@@ -390,11 +519,13 @@ do_exec(int sock, const struct spawn_request *req, struct spawn_response *resp, 
     for (int i = 0; i < 3 && !err; i++)
         if (pipe2(pipes[i], O_CLOEXEC) < 0)
             err = errno;
-    pid_t helper = err ? -1 : fork();
+    bool placed = false;
+    pid_t helper = err ? -1 : fork_helper(&req->cfg, &placed);
     if (!err && helper < 0)
         err = errno;
     if (helper == 0) {
         struct nsexec_params p = {
+            .in_cgroup2 = placed,
             .cfg = &req->cfg,
             .argv = argv,
             .timeout_ms = req->timeout_ms,

@@ -41,6 +41,9 @@ struct spawn_request {
 struct spawn_response {
     int32_t result;      /* 0 or -errno */
     int32_t pid;         /* start: init's pid, also on failure if a child was made */
+    int32_t dead_pid;    /* start: a child cloned into cgroup2 that the kernel killed at
+                            birth (the start went on without CLONE_INTO_CGROUP), 0 = none;
+                            the agent's child, which the client reaps */
     uint64_t start_time; /* start: init's start time */
     uint32_t n_fds; /* descriptors attached: start 2 (pidfd, verdict pipe; 3 with root_later: the
                        root socket), exec 3 (out, err, status) */

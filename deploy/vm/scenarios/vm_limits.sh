@@ -31,11 +31,31 @@ V=/sys/fs/cgroup/vfleet
 A=$(uuid)
 limits='{"procs":24,"memory":"48M","swap":"1M","disk":"64M","inodes":4000,"nofile":300,"cpu_max":0.5,"cpu_burst":0.25,"cpu_weight":200,"io_weight":300}'
 nodectl h1 apply "$(spec lim "$A" "$limits")" >/dev/null || fail "apply"
+# Init, its console reader and an exec'd command's helper are cloned into
+# the guest's cgroup (clone3 CLONE_INTO_CGROUP), not moved there by a write
+# into cgroup.procs, which takes the global cgroup_threadgroup_rwsem and
+# waits out an RCU grace period: the kernel's cgroup_attach_task event,
+# which every such move makes, names none of them.
+TR=/sys/kernel/tracing
+[ -d $TR/events ] || mount -t tracefs tracefs $TR || fail "mount tracefs"
+ev=$TR/events/cgroup/cgroup_attach_task
+[ -e $ev/enable ] || fail "no cgroup_attach_task event in $TR"
+echo >$TR/trace
+echo 1 >$ev/enable
 nodectl h1 start "$A" >/dev/null || fail "start"
 exA() { nodectl h1 exec "$A" -- "$@"; }
 cg() { cat "$(cg_path "$A" "$1")"; }
 # key FILE KEY: one counter of a flat-keyed v2 file of guest A.
 key() { awk -v k="$2" '$1 == k {print $2}' "$(cg_path "$A" "$1")"; }
+# reader_of INIT: the console reader (the spawner's child) in A's cgroup.
+reader_of() {
+    local p
+    for p in $(cat "$(cg_path "$A" cgroup.procs)"); do
+        [ "$p" != "$1" ] && [ "$(awk '$1 == "PPid:" {print $2}' "/proc/$p/status")" != "$1" ] &&
+            [ "$(cat "/proc/$p/comm")" = vfleet-console ] && echo "$p"
+    done
+    return 0
+}
 
 # The hierarchy: the agent enabled the controllers it needs on the way down.
 for c in cpu io memory pids; do
@@ -45,6 +65,35 @@ done
 init=$("$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk '$1=="lim" {print $5}')
 [ "$(cat /proc/"$init"/cgroup)" = "0::/vfleet/$A" ] || fail "init $init is in $(cat /proc/"$init"/cgroup)"
 ok "controllers cpu io memory pids enabled down to $V; the guest's init is in /vfleet/$A"
+exA true || fail "exec true"
+reader=$(reader_of "$init")
+[ -n "$reader" ] || fail "no console reader in /vfleet/$A: $(cat "$(cg_path "$A" cgroup.procs)")"
+moves=$(grep "dst_path=/vfleet/$A " $TR/trace || true)
+[ -z "$moves" ] || fail "processes were moved into /vfleet/$A (init $init, reader $reader): $moves"
+ok "init, its console reader ($reader) and the exec helper were cloned into /vfleet/$A, none moved there"
+
+# Stopped by a kill (a process that ignores the halt signal), then started
+# again: the new init, reader and helper are cloned into the same cgroup
+# again. A kill by cgroup.kill made the kernel (6.1.0-50 here) kill every later
+# clone into it at birth: the start then lost init and the spawner with it
+# ("spawner is gone"), and with that fixed would still join by cgroup.procs.
+exA sh -c "trap '' TERM; $WORKER </dev/null >/dev/null 2>&1 &" >/dev/null || fail "exec the worker"
+nodectl h1 stop "$A" 1 1 >/dev/null || fail "stop"
+alive "$init" && fail "init $init still runs after the stop"
+[ -z "$(cg cgroup.procs)" ] || fail "processes left after the stop: $(cg cgroup.procs)"
+[ "$(cg cgroup.freeze)" = 0 ] || fail "the stopped guest's cgroup is left frozen"
+grep -q "killing it" "$T/h1/agent.log" || fail "the stop did not come to the kill"
+echo >$TR/trace
+nodectl h1 start "$A" >/dev/null || fail "start after the kill"
+init=$("$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk '$1=="lim" {print $5}')
+[ "$(cat /proc/"$init"/cgroup)" = "0::/vfleet/$A" ] || fail "init $init is in $(cat /proc/"$init"/cgroup)"
+exA true || fail "exec true after the restart"
+reader=$(reader_of "$init")
+[ -n "$reader" ] || fail "no console reader in /vfleet/$A after the restart"
+echo 0 >$ev/enable
+moves=$(grep "dst_path=/vfleet/$A " $TR/trace || true)
+[ -z "$moves" ] || fail "processes were moved into /vfleet/$A after the kill: $moves"
+ok "stopped by a kill and started again: init $init, its reader and the exec helper cloned into /vfleet/$A again"
 
 # Open files.
 [ "$(exA sh -c 'ulimit -n')" = 300 ] || fail "ulimit -n is not 300"
