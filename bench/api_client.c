@@ -13,7 +13,11 @@
  *
  * Usage: bench_api_client -s SOCKET -c CLIENTS -k PER_CLIENT [-p NAME_PREFIX]
  *                         [-m MEMORY] [-d DISK] [-a spread|binpack]
- *                         [-u CPUACCT_USAGE_FILE]... */
+ *                         [-u CPUACCT_USAGE_FILE]... [-H HOOK]
+ * With -H, HOOK is run through the shell as `HOOK before` just before the
+ * create phase and `HOOK after` just after it, outside its clock and its
+ * CPU reading: a snapshot of the host's threads (a profiler's start and
+ * stop) around the creates alone, without the deletes. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -44,6 +48,20 @@ static const char *disk = "64M";
 static const char *algorithm; /* -a: "spread" or "binpack", NULL = the master's default */
 static const char *usage_files[USAGE_MAX];
 static unsigned n_usage;
+static const char *hook; /* -H: run with "before" and "after" around the create phase */
+
+/* Runs the -H hook with WHEN, if there is one; its failure is reported, not fatal. */
+static void
+run_hook(const char *when)
+{
+    char cmd[1024];
+
+    if (!hook)
+        return;
+    snprintf(cmd, sizeof(cmd), "%s %s", hook, when);
+    if (system(cmd) != 0)
+        fprintf(stderr, "hook \"%s\" failed\n", cmd);
+}
 
 /* CPU ns the -u files count (cpuacct.usage), summed; 0 without them. */
 static double
@@ -207,7 +225,7 @@ main(int argc, char **argv)
     double t0, t1, t2, t3, c0, c1, c2, c3;
     int opt;
 
-    while ((opt = getopt(argc, argv, "s:c:k:p:m:d:u:a:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:c:k:p:m:d:u:a:H:")) != -1) {
         switch (opt) {
         case 's':
             sock_path = optarg;
@@ -230,6 +248,9 @@ main(int argc, char **argv)
         case 'a':
             algorithm = optarg;
             break;
+        case 'H':
+            hook = optarg;
+            break;
         case 'u':
             if (n_usage < USAGE_MAX)
                 usage_files[n_usage++] = optarg;
@@ -237,7 +258,7 @@ main(int argc, char **argv)
         default:
             fprintf(stderr,
                     "usage: %s -s SOCKET -c CLIENTS -k PER_CLIENT [-p PREFIX] "
-                    "[-m MEMORY] [-d DISK] [-a ALGORITHM] [-u CPUACCT_USAGE]...\n",
+                    "[-m MEMORY] [-d DISK] [-a ALGORITHM] [-u CPUACCT_USAGE]... [-H HOOK]\n",
                     argv[0]);
             return 2;
         }
@@ -260,12 +281,14 @@ main(int argc, char **argv)
             pthread_create(&cl[c].thread, NULL, client_run, &cl[c]))
             abort();
     }
+    run_hook("before");
     c0 = cpu_ns();
     pthread_barrier_wait(&go);
     t0 = now_ms();
     pthread_barrier_wait(&go);
     t1 = now_ms();
     c1 = cpu_ns();
+    run_hook("after");
     c2 = cpu_ns();
     pthread_barrier_wait(&go);
     t2 = now_ms();

@@ -15,11 +15,11 @@
 #include "common/log.h"
 #include "common/mem.h"
 
-/* The staged mount points, in the order of struct seedns.mounted. */
+/* The staged mount points, in stage_open's order, all under SEEDNS_STAGE. */
 static const char *const stage_dirs[] = {SEEDNS_GUEST, SEEDNS_LXCFS, SEEDNS_HOSTDEV,
                                          SEEDNS_VSERVERS};
 /* The seed's other directories. */
-static const char *const seed_dirs[] = {"proc", "sys"};
+static const char *const seed_dirs[] = {"proc", "sys", SEEDNS_STAGE + 1};
 
 /* Its root: a tmpfs with the mount points, attached over the copy of the
  * host's root, pivoted into, the copy detached (the one walk over the host's
@@ -140,13 +140,21 @@ stage_open(const struct spawn_config *cfg, int fd[4], char *what, size_t what_si
     return 0;
 }
 
-/* Attaches the clones at the seed's mount points, private: none of them
- * stays a peer of the host's mount it came from. A root_later guest's root
- * is the conduit (spawner_start_with): a slave instead, so that the root the
- * agent binds into the conduit later propagates into the child's copy. */
+/* Binds the holder (SEEDNS_STAGE onto itself), then attaches the clones
+ * at the mount points in it, private: none of them stays a peer of the
+ * host's mount it came from. A root_later guest's root is the conduit
+ * (spawner_start_with): a slave instead, so that the root the agent binds
+ * into the conduit later propagates into the child's copy. */
 static int
 stage_attach(struct seedns *s, int fd[4], bool guest_slave, char *what, size_t what_size)
 {
+    /* The seed's root is private, and so is a bind of one of its directories. */
+    if (mount(SEEDNS_STAGE, SEEDNS_STAGE, NULL, MS_BIND, NULL) < 0) {
+        int r = -errno;
+        snprintf(what, what_size, "bind %s in the seed", SEEDNS_STAGE);
+        return r;
+    }
+    s->held = true;
     for (size_t i = 0; i < 4; i++) {
         if (fd[i] < 0)
             continue;
@@ -155,7 +163,6 @@ stage_attach(struct seedns *s, int fd[4], bool guest_slave, char *what, size_t w
             snprintf(what, what_size, "attach %s in the seed", stage_dirs[i]);
             return r;
         }
-        s->mounted[i] = true;
         unsigned long prop = i == 0 && guest_slave ? MS_SLAVE : MS_PRIVATE;
         if (mount(NULL, stage_dirs[i], NULL, MS_REC | prop, NULL) < 0) {
             int r = -errno;
@@ -212,13 +219,10 @@ seedns_leave(struct seedns *s)
     if (!s->inside)
         return 0;
     s->inside = false;
-    for (size_t i = 0; i < ARRAY_SIZE(stage_dirs); i++) {
-        if (!s->mounted[i])
-            continue;
-        if (umount2(stage_dirs[i], MNT_DETACH) < 0 && r == 0)
-            r = -errno;
-        s->mounted[i] = false;
-    }
+    /* The holder and every tree attached in it: one unmount, one grace period. */
+    if (s->held && umount2(SEEDNS_STAGE, MNT_DETACH) < 0)
+        r = -errno;
+    s->held = false;
     /* A mount left behind would be under the next start's: clone from the
      * host's namespace from now on rather than from a seed that grows. */
     if (r < 0 && s->seed >= 0) {

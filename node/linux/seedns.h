@@ -14,8 +14,9 @@
  *   /proc /sys   a proc and a sysfs: in a user namespace the kernel lets the
  *                child mount its own only next to fully visible ones
  *                (mount_too_revealing)
- *   /guest /lxcfs /hostdev /vservers
- *                empty mount points, filled for the length of one start
+ *   /stage       a directory bound onto itself for the length of one start
+ *                (the holder), with the empty mount points guest, lxcfs,
+ *                hostdev and vservers, filled for that start
  *
  * For a start the spawner clones, in its own (the host's) namespace, the
  * guest's root, the LXCFS mount, /dev and the FreeVPS views as detached
@@ -23,7 +24,11 @@
  * mount points (private; a root_later start's root conduit a slave, so that
  * the root bound into it later reaches the child: spawn.h, spawner_start_with),
  * clones the guest, and takes them off again before
- * it returns to the host's namespace. The guest's copy of the seed's mounts
+ * it returns to the host's namespace: with one lazy unmount of the holder,
+ * which takes its children with it. Each unmount waits for an expedited RCU
+ * grace period (namespace_unlock), in the one process every start of the
+ * node goes through; one per start, where one per staged tree made three or
+ * four (docs/performance.md, "Tenth pass"). The guest's copy of the seed's mounts
  * is made by the kernel as from the host's before: in a new user namespace
  * every mount is locked (MNT_LOCKED, the nodev/nosuid/noexec/ro/atime locks),
  * so the guest's root keeps exactly the flags it had. The child then builds
@@ -45,10 +50,11 @@
 struct clone_args;
 
 /* Where a start's host mounts are seen inside the seed (and its copies). */
-#define SEEDNS_GUEST    "/guest"    /* the guest's root tree */
-#define SEEDNS_LXCFS    "/lxcfs"    /* the LXCFS mount */
-#define SEEDNS_HOSTDEV  "/hostdev"  /* the host's /dev, for device nodes bound in */
-#define SEEDNS_VSERVERS "/vservers" /* the FreeVPS views */
+#define SEEDNS_STAGE    "/stage"          /* the holder of one start's mounts */
+#define SEEDNS_GUEST    "/stage/guest"    /* the guest's root tree */
+#define SEEDNS_LXCFS    "/stage/lxcfs"    /* the LXCFS mount */
+#define SEEDNS_HOSTDEV  "/stage/hostdev"  /* the host's /dev, for device nodes bound in */
+#define SEEDNS_VSERVERS "/stage/vservers" /* the FreeVPS views */
 
 /* The spawner's seed and what it needs to come back from it. */
 struct seedns {
@@ -59,7 +65,7 @@ struct seedns {
     bool inside; /* entered: seedns_leave has a way back to make */
     struct spawn_config staged; /* seedns_clone's child: the start's config with seed paths */
     const char *dev;            /* seedns_clone's child: where the host's /dev is seen */
-    bool mounted[4];            /* which of guest, lxcfs, hostdev, vservers hold a mount now */
+    bool held;                  /* the holder is bound: seedns_leave unmounts it */
 };
 
 /* Makes the seed (unshare, once: the one copy of the host's table) and
