@@ -285,6 +285,38 @@ console_start(int sock, struct standby *sb, int cg, const struct tasks_files *ta
     return pid < 0 ? spawnd_set_error(resp, -pid, "start the console reader") : 0;
 }
 
+/* Clones the guest's init with args (its pidfd into *pidfd): into
+ * cfg->cgroup2 (a pure v2 host) with CLONE_INTO_CGROUP while *into; when the
+ * kernel kills that child at birth (proc_killed_at_birth: the cgroup was
+ * once killed with cgroup.kill) or refuses the clone, a second clone joins
+ * it by its cgroup.procs instead, as on a kernel without CLONE_INTO_CGROUP,
+ * and *into turns false. The killed child is the agent's to reap
+ * (resp->dead_pid). Returns seedns_clone's: 0 in the child. */
+static long
+clone_init(struct seedns *seed, const struct spawn_config *cfg, struct clone_args *args, int cg2,
+           bool *into, int *pidfd, struct spawn_response *resp, char *what, size_t what_size)
+{
+    for (;;) {
+        args->flags = *into ? args->flags | CLONE_INTO_CGROUP : args->flags & ~CLONE_INTO_CGROUP;
+        args->cgroup = *into ? (uint64_t)cg2 : 0;
+        long pid = seedns_clone(seed, cfg, args, what, what_size);
+        if (pid == 0 || !*into)
+            return pid;
+        if (pid > 0 && proc_killed_at_birth((pid_t)pid) == 0)
+            return pid;
+        if (pid > 0) {
+            /* Not released: it cannot have run guest code. */
+            (void)syscall(SYS_pidfd_send_signal, *pidfd, SIGKILL, NULL, 0);
+            close(*pidfd);
+            resp->dead_pid = (int32_t)pid;
+        }
+        log_debug("spawner: init not cloned into %s (%s): it joins the cgroup instead",
+                  cfg->cgroup2, pid < 0 ? strerror((int)-pid) : "killed at birth");
+        *into = false;
+        *pidfd = -1;
+    }
+}
+
 /* Clones and releases the guest's init; out_fds get its pidfd and the read
  * end of its verdict pipe (child_verdict, read by the client), and for a
  * root_later start the agent's end of the socket the child waits on for its
@@ -337,33 +369,9 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
          * signal (SIGCHLD, we were forked), so the agent gets SIGCHLD. */
         .exit_signal = 0,
     };
-    /* Into cfg->cgroup2 (a pure v2 host) with CLONE_INTO_CGROUP; when the
-     * kernel kills that child at birth (proc_killed_at_birth: the cgroup
-     * was once killed with cgroup.kill) or refuses the clone, a second
-     * clone joins it by its cgroup.procs instead, as on a kernel without
-     * CLONE_INTO_CGROUP. The killed child is the agent's to reap. */
     bool into = cg2 >= 0;
     char what[SPAWN_PATH_MAX + 32];
-    long pid;
-    for (;;) {
-        args.flags = into ? args.flags | CLONE_INTO_CGROUP : args.flags & ~CLONE_INTO_CGROUP;
-        args.cgroup = into ? (uint64_t)cg2 : 0;
-        pid = seedns_clone(seed, cfg, &args, what, sizeof(what));
-        if (pid == 0 || !into)
-            break;
-        if (pid > 0 && proc_killed_at_birth((pid_t)pid) == 0)
-            break;
-        if (pid > 0) {
-            /* Not released: it cannot have run guest code. */
-            (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-            close(pidfd);
-            resp->dead_pid = (int32_t)pid;
-        }
-        log_debug("spawner: init not cloned into %s (%s): it joins the cgroup instead",
-                  cfg->cgroup2, pid < 0 ? strerror((int)-pid) : "killed at birth");
-        into = false;
-        pidfd = -1;
-    }
+    long pid = clone_init(seed, cfg, &args, cg2, &into, &pidfd, resp, what, sizeof(what));
     if (pid < 0)
         return spawnd_set_error(resp, (int)-pid, "%s", what);
     if (pid == 0) {
