@@ -869,6 +869,40 @@ test_hello_inventory(void **state)
     msg_clear(&hb);
 }
 
+/* An agent killed between a start's spawn and its record write leaves the
+ * guest running with a record that says it is not (desired running, no
+ * pid). The agent started from that record kills what runs: the start sent
+ * again (never acked) made a second init of the guest on the linux backend,
+ * and a stop took it for not running. */
+static void
+test_unrecorded_run_killed(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    struct store_record r1 = {0};
+    struct guest_runtime rt = {0};
+    enum guest_state st = GUEST_ABSENT;
+    store_t *s = NULL;
+    struct msg hello;
+
+    fill_spec(&r1.spec, ID1, "web1", 4);
+    r1.applied_generation = 4;
+    r1.desired = STORE_DESIRED_RUNNING;
+    assert_int_equal(b->ops->create(b, &r1.spec, &r1.ids), 0);
+    assert_int_equal(b->ops->start(b, &r1.spec, &r1.ids, &rt), 0);
+    assert_true(store_open(f->state, &s) >= 0);
+    assert_int_equal(store_put(s, &r1), 0); /* r1.rt: the start's never written */
+    store_close(&s);
+
+    start_agent(f, b);
+    handshake(f, &hello);
+    assert_int_equal(hello.u.hello.n_inventory, 1);
+    assert_false(hello.u.hello.inventory[0].running);
+    msg_clear(&hello);
+    assert_int_equal(b->ops->state(b, &r1.spec, &rt, &st), 0);
+    assert_int_equal(st, GUEST_STOPPED);
+}
+
 /* A burst of creates queues one job per guest before the first is done.
  * A waiting job holds its guest's spec packed (a few hundred bytes), not a
  * whole struct guest_spec (17 KB): a host's agent left a burst of 100
@@ -928,6 +962,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lane_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_inventory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unrecorded_run_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_unrecorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_heap, setup, teardown),
