@@ -903,6 +903,39 @@ test_unrecorded_run_killed(void **state)
     assert_int_equal(st, GUEST_STOPPED);
 }
 
+/* An agent killed in a create with its start (guest.apply.start) before the
+ * create's first record write leaves the guest running with no record at
+ * all. The create sent again kills what runs of it before it creates and
+ * starts: on the linux backend the start beside it made a second init. */
+static void
+test_unrecorded_create_killed(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    struct guest_spec s;
+    struct guest_ids ids = {0};
+    struct guest_runtime first = {0};
+    struct store_record rec;
+    enum guest_state st = GUEST_ABSENT;
+    struct msg hello;
+
+    fill_spec(&s, ID1, "web1", 1);
+    assert_int_equal(b->ops->create(b, &s, &ids), 0);
+    assert_int_equal(b->ops->start(b, &s, &ids, &first), 0);
+
+    start_agent(f, b);
+    handshake(f, &hello);
+    assert_int_equal(hello.u.hello.n_inventory, 0);
+    msg_clear(&hello);
+    expect_ack(f, send_apply_start(f, &s), ID1, 1, true);
+    assert_true(stored(f, ID1, &rec));
+    assert_true(rec.rt.pid != 0);
+    /* The init that ran unrecorded is gone; the recorded one runs. */
+    assert_int_equal(b->ops->state(b, &s, &first, &st), 0);
+    assert_int_equal(st, GUEST_STOPPED);
+    assert_true(rec.rt.pid != first.pid);
+}
+
 /* A burst of creates queues one job per guest before the first is done.
  * A waiting job holds its guest's spec packed (a few hundred bytes), not a
  * whole struct guest_spec (17 KB): a host's agent left a burst of 100
@@ -963,6 +996,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stop_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_inventory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrecorded_run_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unrecorded_create_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_unrecorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_heap, setup, teardown),
