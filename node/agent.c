@@ -298,6 +298,14 @@ adopt_all(agent_t *a)
             agent_guest_exited_away(a, g);
             continue;
         }
+        /* The record says not running, so nothing of the guest may run: an
+         * agent killed between a start's spawn and its record write left an
+         * init no record names, which the start sent again (it was never
+         * acked) doubled, and a stop took for not running. */
+        if (st != GUEST_ABSENT && !g->rec.rt.pid &&
+            (r = a->backend->ops->kill(a->backend, spec, &g->rec.rt)) < 0 && r != -ENOENT)
+            log_warning("node=%s guest=%s cannot kill what runs of it unrecorded: %s, ignoring",
+                        a->cfg.name, g->rec.spec.name, strerror(-r));
         if (g->rec.rt.pid) {
             g->rec.rt = (struct guest_runtime){0};
             agent_guest_save(a, g);

@@ -177,6 +177,13 @@ cmd_stop(agent_t *a, const struct msg *m)
     if (g->stopping)
         return;
     g->stopping = true;
+    /* Recorded before the signal: an agent killed between the exit and the
+     * stop's own record write left a record that said running, and the one
+     * restarted from it took the exit for the guest's own, which a restart
+     * policy started again. A write that fails is retried each heartbeat
+     * (dirty); the stop goes on. */
+    g->rec.desired = STORE_DESIRED_STOPPED;
+    (void)agent_guest_save(a, g);
     timeout = m->u.guest.timeout ? m->u.guest.timeout : g->rec.spec.stop_timeout;
     if (!timeout)
         timeout = 30;

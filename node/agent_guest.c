@@ -479,6 +479,15 @@ void
 agent_guest_exited_away(agent_t *a, struct agent_guest *g)
 {
     g->rec.rt = (struct guest_runtime){0};
+    if (g->rec.desired == STORE_DESIRED_STOPPED) {
+        /* A stop was asked for (cmd_stop records it first): this is its
+         * exit, whatever the restart policy. */
+        agent_guest_save(a, g);
+        log_info("node=%s guest=%s stopped while the agent was not running", a->cfg.name,
+                 g->rec.spec.name);
+        agent_send_event(a, g->rec.spec.id, "stopped", -1, "stopped while the agent was away");
+        return;
+    }
     own_exit(a, g, -1, 0, "init exited while the agent was not running (status unknown)");
 }
 

@@ -259,6 +259,16 @@ apply_run(struct job *j, backend_t *b, struct guest_spec *s)
     const struct backend_ops *ops = b->ops;
     bool existed = j->u.apply.existed;
 
+    /* A guest this agent has no record of runs nothing: what runs of it was
+     * started by an agent killed before a create's first record write
+     * (guest.apply.start), and the create sent again would start a second
+     * init beside it. Nothing to do, the common case, is one look-up. */
+    struct guest_runtime none = {0};
+    if (!existed) {
+        serial_begin(b);
+        (void)ops->kill(b, s, &none);
+        serial_end(b);
+    }
     j->result = existed ? 0 : ops->create(b, s, &j->ids);
     if (j->result >= 0)
         j->result = ops->set_limits(b, s, &j->ids, &j->rt);

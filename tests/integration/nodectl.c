@@ -4,6 +4,7 @@
  *
  *   nodectl -e ENDPOINT -n NODE [-t SECONDS] wait-hello
  *   nodectl ... apply SPEC.json          (or - for stdin)
+ *   nodectl ... apply-start SPEC.json    (guest.apply.start: the master's create)
  *   nodectl ... start|stop|destroy ID [GENERATION]
  *   nodectl ... exec ID -- ARGV...       (stdout/stderr replayed, exits with the code)
  *   nodectl ... exec-n N ID -- ARGV...   (N execs in one session; prints the exit codes counted)
@@ -249,12 +250,12 @@ read_file(const char *path, char **buf, size_t *len)
 }
 
 static int
-cmd_apply(const char *path)
+cmd_apply(const char *path, enum msg_type type)
 {
     _cleanup_free_ char *text = NULL;
     size_t len;
     json_error_t jerr;
-    struct msg m = {.type = MSG_GUEST_APPLY, .id = (uint64_t)time_real_ms()};
+    struct msg m = {.type = type, .id = (uint64_t)time_real_ms()};
     char field[128] = "";
 
     if (read_file(path, &text, &len) < 0) {
@@ -550,7 +551,9 @@ main(int argc, char **argv)
     if (strcmp(verb, "wait-hello") == 0)
         rc = cmd_wait_hello();
     else if (strcmp(verb, "apply") == 0 && n == 1)
-        rc = cmd_apply(args[0]);
+        rc = cmd_apply(args[0], MSG_GUEST_APPLY);
+    else if (strcmp(verb, "apply-start") == 0 && n == 1)
+        rc = cmd_apply(args[0], MSG_GUEST_APPLY_START);
     else if (strcmp(verb, "start") == 0)
         rc = cmd_guest(MSG_GUEST_START, n, args);
     else if (strcmp(verb, "stop") == 0)

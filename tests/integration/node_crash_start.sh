@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The agent killed (-9, by gdb at a breakpoint) at the worst moments: a
+# start's, its init running, its record not yet written (start_done, before
+# agent_guest_save); a destroy's, after the backend's work, before the
+# record's removal; a create with its start (guest.apply.start), before its
+# first record write.
+# The record says the guest is not running; the agent started again from it
+# must not make a second init of the same guest when the start comes again
+# (the master sends it again: the start was never acked), and the guest runs
+# once, on its own disk, with its files.
+. "$(dirname "$0")/lib.sh"
+
+command -v gdb >/dev/null || { echo "SKIP: no gdb"; exit 77; }
+build_template
+start_agent h1
+nodectl h1 wait-hello >/dev/null || fail "no hello"
+
+G=$(uuid)
+nodectl h1 apply "$(spec crash "$G" '{"disk":"32M"}')" >/dev/null || fail "apply"
+
+# inits [ID]: guest ID's (default $G) inits, processes in its cgroup that are pid 1 of a pid
+# namespace one level below the host's (the console reader is in the cgroup
+# but not in the guest's pid namespace).
+inits() {
+    local p n=0
+    for p in $(cat "$(cg_path "${1:-$G}" cgroup.procs)" 2>/dev/null); do
+        awk '/^NSpid:/ {exit !(NF == 3 && $3 == 1)}' "/proc/$p/status" 2>/dev/null && n=$((n + 1))
+    done
+    echo "$n"
+}
+
+# killed_at FUNCTION COMMAND...: the agent killed (-9, by gdb) when it
+# reaches FUNCTION while it runs COMMAND (nodectl's, which gets no answer).
+killed_at() {
+    local fn=$1 apid gpid
+    shift
+    apid=$(agent_pid h1)
+    gdb -p "$apid" -batch -ex 'set pagination off' -ex "break $fn" -ex continue -ex kill \
+        >"$T/gdb.log" 2>&1 &
+    gpid=$!
+    wait_for 30 "gdb attached to the agent" grep -qE '^TracerPid:[[:space:]]*[1-9]' "/proc/$apid/status"
+    "$VFLEET_TESTBIN/nodectl" -e "ipc://$T/h1/master.sock" -n h1 -t 10 "$@" >/dev/null 2>&1 &&
+        fail "$* was answered, the agent not stopped at $fn: $(cat "$T/gdb.log")"
+    wait "$gpid" || true
+    wait_for 10 "the agent killed at $fn" sh -c "! kill -0 $apid 2>/dev/null"
+}
+
+killed_at start_done start "$G"
+[ "$(inits)" = 1 ] || fail "no init running after the killed start: $(inits)"
+ok "agent killed between the start and its record: the init runs, the record not written"
+
+start_agent h1
+nodectl h1 wait-hello >/dev/null || fail "no hello after the restart"
+nodectl h1 start "$G" >/dev/null || fail "the start sent again"
+sleep 1
+n=$(inits)
+[ "$n" = 1 ] || fail "guest $G runs $n inits after the start sent again"
+nodectl h1 exec "$G" -- true >/dev/null || fail "exec in the guest"
+ok "the start sent again after the restart: one init"
+
+nodectl h1 stop "$G" 1 2 >/dev/null || fail "stop"
+[ "$(inits)" = 0 ] || fail "an init is left after the stop: $(inits)"
+
+# ---- killed between a destroy's work and its record's removal ----
+killed_at destroy_done destroy "$G"
+[ -e "$T/h1/data/$G" ] && fail "the destroy did not run before the kill"
+start_agent h1
+nodectl h1 wait-hello >/dev/null || fail "no hello after the restart"
+nodectl h1 destroy "$G" >/dev/null || fail "the destroy sent again is not acked"
+[ -z "$(find "$T/h1/guests" -name "*$G*" 2>/dev/null)" ] || fail "the record of $G is left"
+ok "killed in a destroy: the destroy sent again is acked and the record goes"
+
+# ---- killed between a create's start and its first record write ----
+# guest.apply.start, the master's create: no record names the guest yet.
+H=$(uuid)
+HS=$(spec crash2 "$H" '{"disk":"32M"}')
+killed_at apply_done apply-start "$HS"
+[ "$(inits "$H")" = 1 ] || fail "no init of $H running after the killed create: $(inits "$H")"
+start_agent h1
+nodectl h1 wait-hello >/dev/null || fail "no hello after the restart"
+nodectl h1 apply-start "$HS" >/dev/null || fail "the create sent again"
+sleep 1
+n=$(inits "$H")
+[ "$n" = 1 ] || fail "guest $H runs $n inits after the create sent again"
+nodectl h1 exec "$H" -- true >/dev/null || fail "exec in $H"
+nodectl h1 destroy "$H" >/dev/null || fail "destroy $H"
+[ "$(inits "$H")" = 0 ] || fail "an init of $H is left after its destroy"
+ok "killed in a create with its start: the create sent again runs one init"
