@@ -1,0 +1,265 @@
+/* Tests for node/agent and its store records: an apply or a stop whose
+ * record cannot be written, the record retried on heartbeats, and what an
+ * agent killed before its record write leaves (an init the record does not
+ * name is killed at start-up and before a create; a stop is recorded
+ * before its signal). With the fixture of agent_fixture.h. */
+#include "node/agent_fixture.h"
+
+/* An apply whose record cannot be written is nacked and leaves the guest as
+ * it was: the master's retry of it does the work again, and is acked only
+ * once the record says the new generation (not at once, from memory, with
+ * the record never written). */
+static void
+test_apply_unrecorded(void **state)
+{
+    struct fixture *f = *state;
+    struct guest_spec s;
+    struct store_record rec;
+    struct msg hello;
+
+    start_agent(f, new_backend());
+    handshake(f, &hello);
+    msg_clear(&hello);
+    fill_spec(&s, ID1, "web1", 1);
+    expect_ack(f, send_apply(f, &s), ID1, 1, false);
+
+    fill_spec(&s, ID1, "web1", 2);
+    s.limits.memory = 512ULL << 20;
+    store_writes_fail(true);
+    expect_nack(f, send_apply(f, &s), MSG_ERR_INTERNAL);
+    /* The master's retry: still not recorded, so not acked. */
+    expect_nack(f, send_apply(f, &s), MSG_ERR_INTERNAL);
+    store_writes_fail(false);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.applied_generation, 1);
+
+    /* With the disk writable again, the retry is applied and recorded. */
+    expect_ack(f, send_apply(f, &s), ID1, 2, false);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.applied_generation, 2);
+    assert_int_equal(rec.spec.limits.memory, 512ULL << 20);
+
+    /* guest.apply.start the same: its start is undone ("stopped"), the
+     * spec rolled back, and the retry with space runs and records both. */
+    fill_spec(&s, ID1, "web1", 3);
+    s.limits.memory = 384ULL << 20;
+    store_writes_fail(true);
+    expect_nack(f, send_apply_start(f, &s), MSG_ERR_INTERNAL);
+    expect_event(f, ID1, "stopped");
+    store_writes_fail(false);
+    expect_ack(f, send_apply_start(f, &s), ID1, 3, true);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.applied_generation, 3);
+    assert_int_equal(rec.spec.limits.memory, 384ULL << 20);
+    assert_int_equal(rec.desired, STORE_DESIRED_RUNNING);
+    assert_true(rec.rt.pid != 0);
+}
+
+/* Waits for the agent's next heartbeat (other frames skipped) and echoes it. */
+static void
+next_heartbeat(struct fixture *f)
+{
+    struct msg m;
+
+    for (;;) {
+        recv_any(f, &m, "heartbeat");
+        if (m.type == MSG_HEARTBEAT)
+            break;
+        msg_clear(&m);
+    }
+    echo_heartbeat(f, &m);
+    msg_clear(&m);
+}
+
+/* A stop whose record cannot be written is nacked (the guest stopped all
+ * the same); the record is written by the agent itself on a heartbeat once
+ * the disk takes it, not left saying running until the master sends the stop
+ * again (an agent restarted from it takes the stop for the guest's own exit). */
+static void
+test_record_retried(void **state)
+{
+    struct fixture *f = *state;
+    struct guest_spec s;
+    struct store_record rec;
+    struct msg hello;
+
+    start_agent(f, new_backend());
+    handshake(f, &hello);
+    msg_clear(&hello);
+    fill_spec(&s, ID1, "web1", 1);
+    expect_ack(f, send_apply(f, &s), ID1, 1, false);
+    expect_ack(f, send_guest(f, MSG_GUEST_START, ID1), ID1, 1, true);
+
+    store_writes_fail(true);
+    uint64_t stop = send_guest(f, MSG_GUEST_STOP, ID1);
+    expect_event(f, ID1, "stopped");
+    expect_nack(f, stop, MSG_ERR_INTERNAL);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.desired, STORE_DESIRED_RUNNING);
+    /* A heartbeat with the disk still full changes nothing. */
+    next_heartbeat(f);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.desired, STORE_DESIRED_RUNNING);
+    store_writes_fail(false);
+
+    /* The next heartbeat comes after the write. */
+    next_heartbeat(f);
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.desired, STORE_DESIRED_STOPPED);
+    assert_int_equal(rec.rt.pid, 0);
+}
+
+/* An agent killed between a start's spawn and its record write leaves the
+ * guest running with a record that says it is not (desired running, no
+ * pid). The agent started from that record kills what runs: the start sent
+ * again (never acked) made a second init of the guest on the linux backend,
+ * and a stop took it for not running. */
+static void
+test_unrecorded_run_killed(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    struct store_record r1 = {0};
+    struct guest_runtime rt = {0};
+    enum guest_state st = GUEST_ABSENT;
+    store_t *s = NULL;
+    struct msg hello;
+
+    fill_spec(&r1.spec, ID1, "web1", 4);
+    r1.applied_generation = 4;
+    r1.desired = STORE_DESIRED_RUNNING;
+    assert_int_equal(b->ops->create(b, &r1.spec, &r1.ids), 0);
+    assert_int_equal(b->ops->start(b, &r1.spec, &r1.ids, &rt), 0);
+    assert_true(store_open(f->state, &s) >= 0);
+    assert_int_equal(store_put(s, &r1), 0); /* r1.rt: the start's never written */
+    store_close(&s);
+
+    start_agent(f, b);
+    handshake(f, &hello);
+    assert_int_equal(hello.u.hello.n_inventory, 1);
+    assert_false(hello.u.hello.inventory[0].running);
+    msg_clear(&hello);
+    assert_int_equal(b->ops->state(b, &r1.spec, &rt, &st), 0);
+    assert_int_equal(st, GUEST_STOPPED);
+}
+
+/* An agent killed in a create with its start (guest.apply.start) before the
+ * create's first record write leaves the guest running with no record at
+ * all. The create sent again kills what runs of it before it creates and
+ * starts: on the linux backend the start beside it made a second init. */
+static void
+test_unrecorded_create_killed(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    struct guest_spec s;
+    struct guest_ids ids = {0};
+    struct guest_runtime first = {0};
+    struct store_record rec;
+    enum guest_state st = GUEST_ABSENT;
+    struct msg hello;
+
+    fill_spec(&s, ID1, "web1", 1);
+    assert_int_equal(b->ops->create(b, &s, &ids), 0);
+    assert_int_equal(b->ops->start(b, &s, &ids, &first), 0);
+
+    start_agent(f, b);
+    handshake(f, &hello);
+    assert_int_equal(hello.u.hello.n_inventory, 0);
+    msg_clear(&hello);
+    expect_ack(f, send_apply_start(f, &s), ID1, 1, true);
+    assert_true(stored(f, ID1, &rec));
+    assert_true(rec.rt.pid != 0);
+    /* The init that ran unrecorded is gone; the recorded one runs. */
+    assert_int_equal(b->ops->state(b, &s, &first, &st), 0);
+    assert_int_equal(st, GUEST_STOPPED);
+    assert_true(rec.rt.pid != first.pid);
+}
+
+/* A stop is recorded (desired stopped) before the signal, and an agent
+ * started from a record that says so, its init gone, takes the exit for the
+ * stop's, not the guest's own: an agent killed between the exit and the
+ * stop's record write left desired running, and the restart policy started
+ * the guest the master had stopped. */
+static void
+test_stop_recorded_first(void **state)
+{
+    struct fixture *f = *state;
+    struct guest_spec s;
+    struct store_record rec;
+    struct msg hello;
+
+    start_agent(f, new_backend_slow(3600 * 1000));
+    handshake(f, &hello);
+    msg_clear(&hello);
+    fill_spec(&s, ID1, "slow", 1);
+    s.restart = SPEC_RESTART_ALWAYS;
+    expect_ack(f, send_apply(f, &s), ID1, 1, false);
+    expect_ack(f, send_guest(f, MSG_GUEST_START, ID1), ID1, 1, true);
+    struct msg m = {.type = MSG_GUEST_STOP};
+    strcpy(m.u.guest.id, ID1);
+    m.u.guest.generation = 1;
+    m.u.guest.timeout = 3600;
+    (void)send_cmd(f, &m);
+    /* Still stopping (the sim's guest halts an hour after the signal). */
+    for (int i = 0; i < 100; i++) {
+        assert_true(stored(f, ID1, &rec));
+        if (rec.desired == STORE_DESIRED_STOPPED)
+            break;
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(10000);
+    }
+    assert_int_equal(rec.desired, STORE_DESIRED_STOPPED);
+    assert_true(rec.rt.pid != 0);
+}
+
+static void
+test_stop_exited_away(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    struct store_record r1 = {0};
+    store_t *s = NULL;
+    struct msg hello;
+
+    /* What an agent killed after the stop's exit left: desired stopped
+     * (recorded first), the init of this boot recorded and gone. */
+    fill_spec(&r1.spec, ID1, "web1", 4);
+    r1.spec.restart = SPEC_RESTART_ALWAYS;
+    r1.applied_generation = 4;
+    r1.desired = STORE_DESIRED_STOPPED;
+    assert_int_equal(b->ops->create(b, &r1.spec, &r1.ids), 0);
+    r1.rt.pid = 4242;
+    r1.rt.start_time = 1;
+    FILE *bf = fopen("/proc/sys/kernel/random/boot_id", "re");
+    assert_non_null(bf);
+    assert_non_null(fgets(r1.boot_id, sizeof(r1.boot_id), bf));
+    fclose(bf);
+    r1.boot_id[strcspn(r1.boot_id, "\n")] = '\0';
+    assert_true(store_open(f->state, &s) >= 0);
+    assert_int_equal(store_put(s, &r1), 0);
+    store_close(&s);
+
+    start_agent(f, b);
+    handshake(f, &hello);
+    msg_clear(&hello);
+    expect_event(f, ID1, "stopped");
+    struct store_record rec;
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.rt.pid, 0);
+    assert_int_equal(rec.desired, STORE_DESIRED_STOPPED);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_unrecorded_run_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unrecorded_create_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_recorded_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_exited_away, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_unrecorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_retried, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
