@@ -19,7 +19,7 @@
 static const char *const stage_dirs[] = {SEEDNS_GUEST, SEEDNS_LXCFS, SEEDNS_HOSTDEV,
                                          SEEDNS_VSERVERS};
 /* The seed's other directories. */
-static const char *const seed_dirs[] = {"proc", "sys", SEEDNS_STAGE + 1};
+static const char *const seed_dirs[] = {"proc", "sys", &SEEDNS_STAGE[1]};
 
 /* Its root: a tmpfs with the mount points, attached over the copy of the
  * host's root, pivoted into, the copy detached (the one walk over the host's
