@@ -228,7 +228,9 @@ job_push(agent_t *a, struct job *j)
  * (its network handles: netlink, nftables; the kill and destroy paths that
  * use them) when the backend runs distinct guests' operations at once:
  * those stay one at a time, as before. Create, limits and start touch only
- * the guest's own files, cgroups and the spawner (which has its own lock).
+ * the guest's own files, cgroups and the spawner (which has its own lock),
+ * and so does the backend's kill alone (a create's of a guest with no
+ * record); a kill job also reads and removes the guest's network.
  * One lock for the process: one linux backend per process. */
 static pthread_mutex_t serial_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -262,12 +264,12 @@ apply_run(struct job *j, backend_t *b, struct guest_spec *s)
     /* A guest this agent has no record of runs nothing: what runs of it was
      * started by an agent killed before a create's first record write
      * (guest.apply.start), and the create sent again would start a second
-     * init beside it. Nothing to do, the common case, is one look-up. */
-    struct guest_runtime none = {0};
+     * init beside it. Nothing to do, the common case, is one look-up. Not
+     * under serial_lock: a kill touches only its guest's cgroups (backend.h),
+     * and a create would otherwise wait behind every stop and destroy. */
     if (!existed) {
-        serial_begin(b);
+        struct guest_runtime none = {0};
         (void)ops->kill(b, s, &none);
-        serial_end(b);
     }
     j->result = existed ? 0 : ops->create(b, s, &j->ids);
     if (j->result >= 0)

@@ -4,8 +4,9 @@
  *
  * Threads: the agent calls the operations of one guest one at a time, in
  * order, from worker threads; a backend never sees two operations at once
- * unless it sets parallel_guests, and then only create, set_limits and start
- * of distinct guests run at once (with each other and with one of the rest);
+ * unless it sets parallel_guests, and then only create, set_limits, start
+ * and kill of distinct guests run at once (with each other and with one of
+ * the rest);
  * operations may block for the I/O they do (mkfs, mount) but none waits for
  * a guest: stop sends the halt signal and returns, and the agent calls kill
  * after the timeout. Exec is the exception: it runs in a second lane,
@@ -131,9 +132,9 @@ struct backend_ops {
      * earlier runs' totals as baselines and adds them (linux: the veth and its
      * counters are made anew on every start). */
     bool net_per_run;
-    /* create, set_limits and start of distinct guests may run at once (each
-     * touches only its guest's files, mounts and cgroups): the agent then
-     * runs them side by side (node/agent_jobs.c). */
+    /* create, set_limits, start and kill of distinct guests may run at once
+     * (each touches only its guest's files, mounts and cgroups): the agent
+     * then runs them side by side (node/agent_jobs.c). */
     bool parallel_guests;
     /* Fills the node's facts. */
     int (*probe)(backend_t *b, struct node_facts *out);
