@@ -108,17 +108,35 @@ proc_is_same(pid_t pid, uint64_t start_time)
     return t == start_time && state != 'Z' && state != 'X';
 }
 
+/* The value of field key ("Threads", ...) in the status file at path, read
+ * into buf: where it starts in buf, or NULL with *err = -errno (-EBADMSG
+ * when the file has no such field). */
+static const char *
+status_field(const char *path, const char *key, char *buf, size_t size, int *err)
+{
+    ssize_t n = read_small(path, buf, size);
+    if (n < 0) {
+        *err = (int)n;
+        return NULL;
+    }
+    char name[32];
+    snprintf(name, sizeof(name), "\n%s:", key);
+    const char *p = strstr(buf, name);
+    if (!p) {
+        *err = -EBADMSG;
+        return NULL;
+    }
+    return p + strlen(name);
+}
+
 int
 proc_thread_count(void)
 {
     char buf[4096];
-    ssize_t n = read_small("/proc/self/status", buf, sizeof(buf));
-    if (n < 0)
-        return (int)n;
-    const char *p = strstr(buf, "\nThreads:");
+    int err;
+    const char *p = status_field("/proc/self/status", "Threads", buf, sizeof(buf), &err);
     if (!p)
-        return -EBADMSG;
-    p += strlen("\nThreads:");
+        return err;
     char *end;
     long v = strtol(p, &end, 10);
     if (end == p || v <= 0 || v > 1000000)
@@ -131,13 +149,10 @@ proc_killed_at_birth(pid_t pid)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    ssize_t n = read_small(path, buf, sizeof(buf));
-    if (n < 0)
-        return (int)n;
-    const char *p = strstr(buf, "\nShdPnd:");
+    int err;
+    const char *p = status_field(path, "ShdPnd", buf, sizeof(buf), &err);
     if (!p)
-        return -EBADMSG;
-    p += strlen("\nShdPnd:");
+        return err;
     char *end;
     errno = 0;
     unsigned long long set = strtoull(p, &end, 16);
@@ -172,9 +187,11 @@ proc_open_tasks(const char *procs_path)
         return -ENAMETOOLONG;
     /* cgroup2 has no tasks file: there "0" in cgroup.procs itself moves the
      * writer's process, under the global lock, as a pid written from outside
-     * did. On a pure v2 host the backend clones init and the exec helper
-     * straight into the cgroup (spawn_config.cgroup2), so only the console
-     * reader (and vfleet-node enter's helper) still take that lock. */
+     * did. On a pure v2 host the spawner clones init, its console reader
+     * and the exec helper straight into the cgroup (spawn_config.cgroup2),
+     * so only a child the kernel killed at birth there (cloned again, then
+     * joining: proc_killed_at_birth) and vfleet-node enter's helper still
+     * take that lock. */
     struct statfs sfs;
     bool v2 = statfs(procs_path, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
     int fd = open(v2 ? procs_path : path, O_WRONLY | O_CLOEXEC);
