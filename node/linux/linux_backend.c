@@ -325,9 +325,9 @@ lx_spawn_config_of(struct linux_backend *l, const struct guest_spec *s, const st
      * (CLONE_INTO_CGROUP): there is no tasks file, and "0" written into
      * cgroup.procs takes the global cgroup_threadgroup_rwsem and waits out
      * an RCU grace period at every start (proc.h). The spawner opens the
-     * directory as host root before the clone and clones the exec helper
-     * there too; the console reader joins it by its cgroup.procs
-     * (spawnd.c). */
+     * directory as host root before the clone and clones the console
+     * reader and the exec helper there too; a child the kernel killed at
+     * birth there is cloned again and joins by cgroup.procs (spawnd.c). */
     if (cgroup_mgr_mode(l->cgroups) == CGROUP_V2 && procs && procs[0] && !procs[1]) {
         size_t n = strlen(procs[0]), k = strlen("/cgroup.procs");
         if (n <= k || strcmp(procs[0] + n - k, "/cgroup.procs") != 0)
@@ -365,7 +365,6 @@ struct start_cold {
     const struct guest_spec *s;  /* the guest */
     const struct guest_ids *ids; /* its uid block, or NULL */
     const struct guest_paths *p; /* its paths */
-    const char *conduit;         /* data/<id>/stage */
     int err;                     /* the mounts' error (errtext set), 0 */
     pthread_t disk;              /* the disk's mount, overlapping the spawner's clone */
     bool disk_started;           /* disk runs: join it */
@@ -437,8 +436,8 @@ start_cold_prepare(struct start_cold *sc)
         return r;
     sc->disk_started = pthread_create(&sc->disk, NULL, start_cold_disk, sc) == 0;
     r = cgroup_create(sc->l->cgroups, sc->s->id);
-    if (r == 0 && (r = rootfs_conduit_open(sc->conduit)) < 0)
-        r = errtext_fail(r, "cannot make the guest's mount conduit \"%s\"", sc->conduit);
+    if (r == 0 && (r = rootfs_conduit_open(sc->p->stage)) < 0)
+        r = errtext_fail(r, "cannot make the guest's mount conduit \"%s\"", sc->p->stage);
     if (r < 0 && sc->disk_started)
         (void)start_cold_disk_join(sc);
     return r;
@@ -456,8 +455,8 @@ start_cold_mounts(void *arg, pid_t child)
         r = k;
     if (r == 0)
         r = rootfs_mount(lower, sc->p->disk, sc->p->root);
-    if (r == 0 && (r = rootfs_conduit_fill(sc->conduit, sc->p->root)) < 0)
-        errtext_fail(r, "cannot bind the guest's root into \"%s\"", sc->conduit);
+    if (r == 0 && (r = rootfs_conduit_fill(sc->p->stage, sc->p->root)) < 0)
+        errtext_fail(r, "cannot bind the guest's root into \"%s\"", sc->p->stage);
     sc->err = r;
     return r;
 }
@@ -469,16 +468,16 @@ static int
 start_cold_spawn(struct start_cold *sc, struct spawn_config *c, struct spawn_result *res)
 {
     int r = 0;
-    if (snprintf(c->rootfs, sizeof(c->rootfs), "%s/root", sc->conduit) >= (int)sizeof(c->rootfs))
-        r = sc->err = errtext_fail(-ENAMETOOLONG, "the path \"%s\" is too long", sc->conduit);
+    if (snprintf(c->rootfs, sizeof(c->rootfs), "%s/root", sc->p->stage) >= (int)sizeof(c->rootfs))
+        r = sc->err = errtext_fail(-ENAMETOOLONG, "the path \"%s\" is too long", sc->p->stage);
     c->root_later = 1;
     if (r == 0)
         r = spawner_start_with(sc->l->spawner, c, start_cold_mounts, sc, res);
     if (sc->disk_started)
         (void)start_cold_disk_join(sc); /* the spawn failed before the mounts */
-    int k = rootfs_conduit_close(sc->conduit);
+    int k = rootfs_conduit_close(sc->p->stage);
     if (k < 0)
-        log_warning("guest=%s cannot take down \"%s\": %s, ignoring", sc->s->name, sc->conduit,
+        log_warning("guest=%s cannot take down \"%s\": %s, ignoring", sc->s->name, sc->p->stage,
                     strerror(-k));
     return r;
 }
@@ -539,8 +538,7 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
      * itself up (start_cold); a start right after its create finds them all
      * there (lx_ready) and makes nothing again. */
     bool cold = mountinfo_is_mountpoint(p.root) == 0;
-    const char *conduit = p.stage;
-    struct start_cold sc = {.l = l, .s = s, .ids = ids, .p = &p, .conduit = conduit};
+    struct start_cold sc = {.l = l, .s = s, .ids = ids, .p = &p};
     r = 0;
     if (cold || !lx_ready(l, s, ids, &p)) {
         log_debug("guest=%s its mounts or cgroup are missing: making them again", s->name);
@@ -559,7 +557,7 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
         r = lx_spawn_config_of(l, s, ids, &p, &c);
     if (r < 0) {
         if (cold) {
-            (void)rootfs_conduit_close(conduit); /* opened by start_cold_prepare */
+            (void)rootfs_conduit_close(p.stage); /* opened by start_cold_prepare */
             if (sc.disk_started)
                 (void)start_cold_disk_join(&sc);
         }
