@@ -5,7 +5,6 @@
 #pragma once
 
 #include <stdbool.h>
-
 #include <stdint.h>
 
 #include "common/mem.h"

@@ -98,11 +98,10 @@ test_cgroups(void **state)
     assert_true(file_contains(host_view, want));
     snprintf(want, sizeof(want), "0::/%s\n", name);
     assert_true(file_contains(host_view, want));
-    /* And its console reader (the spawner's child), which joins both by
-     * itself beside the start: the v1 one by its tasks file, the v2 one
-     * (which init was cloned into) by its cgroup.procs, so that a pure v2
-     * host, where the backend clones init into its cgroup, still has the
-     * reader in the guest's cgroup as before. */
+    /* And its console reader (the spawner's child): cloned into the v2 one
+     * as init was (or, when the kernel killed that clone at birth, joining
+     * it by its cgroup.procs), and joining the v1 one itself by its tasks
+     * file. */
     char procs[160];
     snprintf(procs, sizeof(procs), "%s/cgroup.procs", v1);
     assert_true(reader_in(procs));
