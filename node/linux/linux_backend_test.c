@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,6 +43,7 @@ struct fx {
     char root[PATH_MAX];     /* state/data/<id>/root */
     char image[PATH_MAX];    /* state/data/<id>/disk.img */
     char stage[PATH_MAX];    /* state/data/<id>/stage: a cold start's conduit */
+    struct fx *peer;         /* a second guest of the same backend, or NULL */
 };
 
 static int
@@ -102,6 +104,12 @@ static int
 teardown(void **state)
 {
     struct fx *fx = *state;
+    if (fx->peer) {
+        guest_down(fx->peer);
+        if (fx->b && fx->b->ops->destroy(fx->b, &fx->peer->spec) < 0)
+            fprintf(stderr, "teardown: the second guest's destroy failed\n");
+        free(fx->peer);
+    }
     if (fx->b) {
         guest_down(fx);
         if (fx->b->ops->destroy(fx->b, &fx->spec) < 0)
@@ -334,6 +342,107 @@ test_cold_start_broken_image(void **state)
     assert_int_equal(disk_info(fx->image, &di), 0);
 }
 
+/* A second guest of fx's backend (fx->peer, which the teardown destroys):
+ * its own id, name, uid block and paths. */
+static struct fx *
+peer_of(struct fx *fx)
+{
+    struct fx *p = xcalloc(1, sizeof(*p));
+    *p = *fx;
+    p->peer = NULL;
+    p->rt = (struct guest_runtime){0};
+    snprintf(p->spec.id, sizeof(p->spec.id), "00000000-0000-4000-8000-2%011x", (unsigned)getpid());
+    snprintf(p->spec.name, sizeof(p->spec.name), "lxstart2-%u", (unsigned)getpid());
+    p->ids.uid_base = fx->ids.uid_base + BACKEND_UID_BLOCK;
+    const char *id = p->spec.id;
+    snprintf(p->disk, sizeof(p->disk), "%s/state/data/%s/disk", fx->dir, id);
+    snprintf(p->lower, sizeof(p->lower), "%s/state/data/%s/lower", fx->dir, id);
+    snprintf(p->root, sizeof(p->root), "%s/state/data/%s/root", fx->dir, id);
+    snprintf(p->image, sizeof(p->image), "%s/state/data/%s/disk.img", fx->dir, id);
+    snprintf(p->stage, sizeof(p->stage), "%s/state/data/%s/stage", fx->dir, id);
+    fx->peer = p;
+    return p;
+}
+
+/* One of two cold starts let go at the same moment. */
+struct cold_race {
+    struct fx *fx;         /* its guest */
+    pthread_barrier_t *go; /* both threads wait here */
+    int result;            /* start's */
+};
+
+static void *
+cold_race_run(void *arg)
+{
+    struct cold_race *c = arg;
+    pthread_barrier_wait(c->go);
+    c->result = c->fx->b->ops->start(c->fx->b, &c->fx->spec, &c->fx->ids, &c->fx->rt);
+    return NULL;
+}
+
+/* The name the guest's root holds in /mark (its disk's upper/mark), read
+ * through its init's root. */
+static void
+root_mark(const struct fx *fx, char *buf, size_t n)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/root/mark", (int)fx->rt.pid);
+    buf[0] = '\0';
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    if (!fgets(buf, (int)n, f))
+        buf[0] = '\0';
+    fclose(f);
+}
+
+/* Two guests of one backend started cold at the same moment (after a
+ * reboot the agent starts every autostart guest at once): each disk thread,
+ * conduit and root_later child is its own; both start, each init runs on
+ * its own disk, no conduit stays mounted, and again for several rounds. */
+static void
+test_cold_start_two_at_once(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    struct fx *px = peer_of(fx);
+    struct fx *g[2] = {fx, px};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(b->ops->create(b, &g[i]->spec, &g[i]->ids), 0);
+        char mark[PATH_MAX + 16];
+        snprintf(mark, sizeof(mark), "%s/upper/mark", g[i]->disk);
+        FILE *f = fopen(mark, "we");
+        assert_non_null(f);
+        fputs(g[i]->spec.name, f);
+        fclose(f);
+    }
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 2; i++)
+            reboot_mounts(g[i]);
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, 2);
+        struct cold_race c[2] = {{.fx = fx, .go = &go}, {.fx = px, .go = &go}};
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, cold_race_run, &c[i]), 0);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&go);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(c[i].result, 0);
+            assert_true(g[i]->rt.pid > 0);
+            char got[128];
+            root_mark(g[i], got, sizeof(got));
+            assert_string_equal(got, g[i]->spec.name);
+            assert_int_equal(mountinfo_is_mountpoint(g[i]->root), 1);
+            assert_int_equal(mountinfo_is_mountpoint(g[i]->stage), 0);
+        }
+        assert_true(fx->rt.pid != px->rt.pid);
+        for (int i = 0; i < 2; i++)
+            guest_down(g[i]);
+    }
+}
+
 /* What an agent that died in a cold start (start_cold) between the root's
  * bind into the conduit and the conduit's take-down leaves: data/<id>/stage
  * mounted, shared, with the guest's overlay bound at stage/root. */
@@ -497,6 +606,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cold_start_disk_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cold_start_disk_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cold_start_broken_image, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cold_start_two_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_conduit, setup, teardown),
