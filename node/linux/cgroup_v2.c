@@ -390,7 +390,8 @@ v2_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
  * under the global lock. A frozen process cannot fork, a fatal signal ends
  * it frozen or not, and the loop reads the cgroup again until it is empty. A
  * destroy (removing true) writes cgroup.kill: the directory goes right
- * after. */
+ * after. An agent killed between the freeze and the thaw leaves the cgroup
+ * frozen: the spawner thaws it before the next start's clone (spawnd.c). */
 static int
 v2_kill_as(cgroup_mgr_t *m, const char *id, bool removing)
 {

@@ -333,6 +333,81 @@ test_cgroup2_killed(void **state)
     cg_dirs[1][0] = '\0';
 }
 
+/* The cgroup.freeze of the frozen test's cgroup, and whether the alarm
+ * had to thaw it (the start hung on it). */
+static char frozen_file[160];
+static volatile sig_atomic_t thawed_by_alarm;
+
+static void
+thaw_on_alarm(int sig)
+{
+    (void)sig;
+    int fd = open(frozen_file, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)!write(fd, "0", 1);
+        close(fd);
+    }
+    thawed_by_alarm = 1;
+}
+
+/* A cgroup left frozen: a stop's kill freezes the guest's cgroup, kills
+ * each process and thaws it (cgroup_v2.c), and an agent killed between the
+ * freeze and the thaw leaves it frozen, its processes dead (a fatal signal
+ * ends a frozen task on cgroup2). A child cloned into it, or joining it,
+ * is frozen before its first instruction: the next start of the guest
+ * waited forever for its console reader's first byte (fork_into), and with
+ * it every start and exec of the node, the spawner being one process. The
+ * start thaws it: init, its console reader and an exec run, with and
+ * without a user namespace. */
+static void
+test_cgroup2_frozen(void **state)
+{
+    if (access("/sys/fs/cgroup/unified/cgroup.procs", W_OK) != 0)
+        skip();
+    char v2[128], name[64], procs[160];
+    snprintf(name, sizeof(name), "vf-spawn-test4-%d", (int)getpid());
+    snprintf(v2, sizeof(v2), "/sys/fs/cgroup/unified/%s", name);
+    snprintf(frozen_file, sizeof(frozen_file), "%s/cgroup.freeze", v2);
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v2);
+    assert_int_equal(mkdir(v2, 0755), 0);
+    strcpy(cg_dirs[1], v2);
+    if (access(frozen_file, W_OK) != 0)
+        skip(); /* before 5.2: no cgroup.freeze */
+    struct sigaction sa = {.sa_handler = thaw_on_alarm}, old;
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    char ring[128];
+    snprintf(ring, sizeof(ring), "%s.cg4.ring", rootfs);
+    for (int round = 0; round < 2; round++) {
+        int fd = open(frozen_file, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "1", 1), 1);
+        close(fd);
+        struct guest g;
+        make_cfg(&g.cfg, "vf-cg4", spec_default_caps());
+        g.cfg.uid_base = round ? 0xF2800000u : 0;
+        g.cfg.uid_count = round ? 65536 : 0;
+        strcpy(g.cfg.cgroup2, v2);
+        strcpy(g.cfg.console_ring, ring);
+        g.cfg.console_size = CONSOLE_RING_MIN;
+        thawed_by_alarm = 0;
+        alarm(10);
+        start_guest(&g);
+        alarm(0);
+        assert_false(thawed_by_alarm);
+        assert_true(reader_in(procs));
+
+        struct exec_result r;
+        RUN(&g, &r, "cat", "/proc/self/cgroup");
+        assert_non_null(strstr(r.out, "0::/\n"));
+        exec_result_clear(&r);
+        stop_guest(&g);
+    }
+    assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
+    unlink(ring);
+    rmdir_retry(v2);
+    cg_dirs[1][0] = '\0';
+}
+
 int
 main(void)
 {
@@ -341,6 +416,7 @@ main(void)
         cmocka_unit_test(test_cgroup_joined_by_self),
         cmocka_unit_test(test_cgroup2_user_namespace),
         cmocka_unit_test(test_cgroup2_killed),
+        cmocka_unit_test(test_cgroup2_frozen),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

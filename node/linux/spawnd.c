@@ -90,6 +90,32 @@ tasks_files_open(const struct spawn_config *cfg, struct tasks_files *t, struct s
     return 0;
 }
 
+/* Thaws the cgroup2 open at cg, a start's, when it is frozen. A stop's kill
+ * freezes the guest's cgroup, kills each process and thaws it
+ * (cgroup_v2.c); an agent killed between the freeze and the thaw leaves it
+ * frozen and empty (a fatal signal ends a frozen task on cgroup2), and a
+ * child cloned into it or joining it is frozen before its first
+ * instruction: we waited for the console reader's first byte forever
+ * (fork_into), and every start and exec of the node behind us. A guest is
+ * started only when its init is not running, and the only other freeze, a
+ * move's, holds off its starts (the master refuses them meanwhile). Not
+ * for an exec: a running guest is frozen on purpose during a move's last
+ * pass. The read alone when it is not frozen, the common case (a write
+ * takes the kernel's global cgroup_mutex); nothing to do before 5.2 (no such
+ * file). Returns 0 or -errno. */
+static int
+thaw_cgroup2(int cg)
+{
+    _cleanup_close_ int fd = openat(cg, "cgroup.freeze", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    char c;
+    if (pread(fd, &c, 1, 0) != 1 || c != '1')
+        return 0;
+    log_debug("spawner: a guest's cgroup was left frozen: thawing it");
+    return pwrite(fd, "0", 1, 0) == 1 ? 0 : -errno;
+}
+
 /* Forks a child of ours straight into the cgroup open at cg (clone3
  * CLONE_INTO_CGROUP), instead of a fork that then moves the child there by
  * cgroup.procs, which takes the kernel's global cgroup_threadgroup_rwsem
@@ -342,6 +368,9 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
         cg2 = open(cfg->cgroup2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (cg2 < 0)
             return spawnd_set_error(resp, errno, "open cgroup %s", cfg->cgroup2);
+        int r = thaw_cgroup2(cg2);
+        if (r < 0)
+            return spawnd_set_error(resp, -r, "thaw cgroup %s", cfg->cgroup2);
     }
     int sync_pair[2], err_pipe[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pair) < 0)
