@@ -228,7 +228,8 @@ disk_info_fd(int fd, struct disk_info *out)
 int
 disk_info(const char *image, struct disk_info *out)
 {
-    _cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO in its place would wait for a writer. */
+    _cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return -errno;
     return disk_info_fd(fd, out);

@@ -222,7 +222,13 @@ guest_disk(struct linux_backend *l, const struct guest_spec *s, const struct gue
      * for: set_limits resizes it, create never replaces it. */
     struct disk_info di;
     bool made = false;
-    if (stat(p->image, &st) < 0 || disk_info(p->image, &di) == -EINVAL) {
+    /* Only ever a file of ours: never what a symlink points at, nor a FIFO
+     * or a device put in its place. */
+    bool gone = lstat(p->image, &st) < 0;
+    if (!gone && !S_ISREG(st.st_mode))
+        return errtext_fail(-EINVAL, "the guest's disk image \"%s\" is not a regular file",
+                            p->image);
+    if (gone || disk_info(p->image, &di) == -EINVAL) {
         r = check_reserve(l, "a new disk");
         if (r < 0)
             return r;
@@ -393,14 +399,15 @@ start_cold_warm(const struct guest_paths *p)
 /* The disk's thread. An image that is there is mounted at once: its
  * superblock is read by the mount, and read again (disk_info, in
  * guest_disk) only when the mount finds no file system on it (-EINVAL), to
- * make it again as a create would. */
+ * make it again as a create would; guest_disk refuses what is not a regular
+ * file. */
 static void *
 start_cold_disk(void *arg)
 {
     struct start_cold *sc = arg;
     struct stat st;
     sc->disk_err = -EINVAL;
-    if (stat(sc->p->image, &st) == 0)
+    if (lstat(sc->p->image, &st) == 0 && S_ISREG(st.st_mode))
         sc->disk_err = disk_mount(sc->p->image, sc->p->disk, NULL, 0);
     if (sc->disk_err == -EINVAL)
         sc->disk_err = guest_disk(sc->l, sc->s, sc->p);
