@@ -408,6 +408,96 @@ test_cgroup2_frozen(void **state)
     cg_dirs[1][0] = '\0';
 }
 
+/* Lines in the cgroup.procs at path. */
+static int
+procs_count(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    assert_non_null(f);
+    int n = 0, pid;
+    while (fscanf(f, "%d", &pid) == 1)
+        n++;
+    fclose(f);
+    return n;
+}
+
+struct frozen_exec {
+    struct guest *g;      /* the frozen guest */
+    int result;           /* run_in's */
+    struct exec_result r; /* its output */
+};
+
+static void *
+frozen_exec_run(void *arg)
+{
+    struct frozen_exec *e = arg;
+    e->result = run_in(spawner, e->g, 5000, 4096, &e->r, "cat", "/proc/self/cgroup", NULL);
+    return NULL;
+}
+
+/* A running guest frozen on purpose (a move's last pass freezes it) and an
+ * exec into it (a shell the master lets through: it does not check moves
+ * before one): the exec waits for the thaw, alone. Its helper, cloned into
+ * the frozen cgroup, wrote its first byte only at the thaw, and the spawner
+ * waited for it (fork_into), so that another guest's start waited too. */
+static void
+test_cgroup2_frozen_exec(void **state)
+{
+    if (access("/sys/fs/cgroup/unified/cgroup.procs", W_OK) != 0)
+        skip();
+    char v2[128], name[64], procs[160];
+    snprintf(name, sizeof(name), "vf-spawn-test5-%d", (int)getpid());
+    snprintf(v2, sizeof(v2), "/sys/fs/cgroup/unified/%s", name);
+    snprintf(frozen_file, sizeof(frozen_file), "%s/cgroup.freeze", v2);
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v2);
+    assert_int_equal(mkdir(v2, 0755), 0);
+    strcpy(cg_dirs[1], v2);
+    if (access(frozen_file, W_OK) != 0)
+        skip(); /* before 5.2: no cgroup.freeze */
+    struct sigaction sa = {.sa_handler = thaw_on_alarm}, old;
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+
+    struct guest a, b;
+    make_cfg(&a.cfg, "vf-cg5", spec_default_caps());
+    strcpy(a.cfg.cgroup2, v2);
+    start_guest(&a);
+    int before = procs_count(procs);
+    int fd = open(frozen_file, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "1", 1), 1);
+    close(fd);
+
+    struct frozen_exec e = {.g = &a};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, frozen_exec_run, &e), 0);
+    /* The exec's helper is in the cgroup (frozen there). */
+    for (int i = 0; i < 500 && procs_count(procs) == before; i++)
+        usleep(10000);
+    assert_true(procs_count(procs) > before);
+
+    make_cfg(&b.cfg, "vf-cg5b", spec_default_caps());
+    thawed_by_alarm = 0;
+    alarm(10);
+    start_guest(&b);
+    alarm(0);
+    assert_false(thawed_by_alarm);
+    stop_guest(&b);
+
+    fd = open(frozen_file, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "0", 1), 1);
+    close(fd);
+    pthread_join(t, NULL);
+    assert_int_equal(e.result, 0);
+    assert_int_equal(e.r.exit_code, 0);
+    assert_non_null(strstr(e.r.out, "0::/\n")); /* it ran in the guest's cgroup */
+    exec_result_clear(&e.r);
+    stop_guest(&a);
+    assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
+    rmdir_retry(v2);
+    cg_dirs[1][0] = '\0';
+}
+
 int
 main(void)
 {
@@ -417,6 +507,7 @@ main(void)
         cmocka_unit_test(test_cgroup2_user_namespace),
         cmocka_unit_test(test_cgroup2_killed),
         cmocka_unit_test(test_cgroup2_frozen),
+        cmocka_unit_test(test_cgroup2_frozen_exec),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

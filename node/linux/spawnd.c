@@ -90,6 +90,24 @@ tasks_files_open(const struct spawn_config *cfg, struct tasks_files *t, struct s
     return 0;
 }
 
+/* 1 when the cgroup2 open at cg is frozen (its cgroup.freeze says 1), 0
+ * when not or when the kernel has no freezer (before 5.2), or -errno. The
+ * file stays open at *fd (for a thaw) when fd is not NULL and it is frozen.
+ * A read takes no global lock (a write takes the kernel's cgroup_mutex). */
+static int
+cgroup2_frozen(int cg, int *fd)
+{
+    _cleanup_close_ int f = openat(cg, "cgroup.freeze", O_RDWR | O_CLOEXEC);
+    if (f < 0)
+        return errno == ENOENT ? 0 : -errno;
+    char c;
+    if (pread(f, &c, 1, 0) != 1 || c != '1')
+        return 0;
+    if (fd)
+        *fd = move_fd(f);
+    return 1;
+}
+
 /* Thaws the cgroup2 open at cg, a start's, when it is frozen. A stop's kill
  * freezes the guest's cgroup, kills each process and thaws it
  * (cgroup_v2.c); an agent killed between the freeze and the thaw leaves it
@@ -99,19 +117,15 @@ tasks_files_open(const struct spawn_config *cfg, struct tasks_files *t, struct s
  * (fork_into), and every start and exec of the node behind us. A guest is
  * started only when its init is not running, and the only other freeze, a
  * move's, holds off its starts (the master refuses them meanwhile). Not
- * for an exec: a running guest is frozen on purpose during a move's last
- * pass. The read alone when it is not frozen, the common case (a write
- * takes the kernel's global cgroup_mutex); nothing to do before 5.2 (no such
- * file). Returns 0 or -errno. */
+ * for an exec (fork_helper): a running guest is frozen on purpose during a
+ * move's last pass. Returns 0 or -errno. */
 static int
 thaw_cgroup2(int cg)
 {
-    _cleanup_close_ int fd = openat(cg, "cgroup.freeze", O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : -errno;
-    char c;
-    if (pread(fd, &c, 1, 0) != 1 || c != '1')
-        return 0;
+    _cleanup_close_ int fd = -EBADF;
+    int r = cgroup2_frozen(cg, &fd);
+    if (r <= 0)
+        return r;
     log_debug("spawner: a guest's cgroup was left frozen: thawing it");
     return pwrite(fd, "0", 1, 0) == 1 ? 0 : -errno;
 }
@@ -474,7 +488,11 @@ fork_helper(const struct spawn_config *cfg, bool *in_cgroup2)
     *in_cgroup2 = false;
     if (cfg->cgroup2[0]) {
         _cleanup_close_ int cg = open(cfg->cgroup2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        pid_t pid = cg >= 0 ? fork_into(cg) : -errno;
+        /* Frozen (a move's last pass): a child cloned into it would write
+         * its first byte only at the thaw, and fork_into would wait for it
+         * with every start and exec of the node behind; forked here, the
+         * helper joins it instead and waits alone. */
+        pid_t pid = cg < 0 ? -errno : cgroup2_frozen(cg, NULL) > 0 ? -EBUSY : fork_into(cg);
         if (pid >= 0) {
             *in_cgroup2 = true;
             return pid;
