@@ -459,7 +459,8 @@ root_mark(const struct fx *fx, char *buf, size_t n)
 /* Two guests of one backend started cold at the same moment (after a
  * reboot the agent starts every autostart guest at once): each disk thread,
  * conduit and root_later child is its own; both start, each init runs on
- * its own disk, no conduit stays mounted, and again for several rounds. */
+ * its own disk, no conduit stays mounted, and again for several rounds; and
+ * when one's disk cannot be attached, it fails alone. */
 static void
 test_cold_start_two_at_once(void **state)
 {
@@ -501,6 +502,34 @@ test_cold_start_two_at_once(void **state)
         for (int i = 0; i < 2; i++)
             guest_down(g[i]);
     }
+
+    /* The second's disk cannot be attached (its claim held, as by a loop
+     * device): it fails alone, its child killed, and the first runs on. */
+    for (int i = 0; i < 2; i++)
+        reboot_mounts(g[i]);
+    int fd = open(px->image, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    struct cold_race c[2] = {{.fx = fx, .go = &go}, {.fx = px, .go = &go}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, cold_race_run, &c[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    close(fd);
+    assert_int_equal(c[0].result, 0);
+    assert_int_equal(c[1].result, -EBUSY);
+    assert_int_equal(px->rt.pid, 0);
+    assert_int_equal(guest_procs(px), 0);
+    assert_int_equal(mountinfo_is_mountpoint(px->stage), 0);
+    char got[128];
+    root_mark(fx, got, sizeof(got));
+    assert_string_equal(got, fx->spec.name);
+    assert_int_equal(kill(fx->rt.pid, 0), 0);
 }
 
 /* What an agent that died in a cold start (start_cold) between the root's
