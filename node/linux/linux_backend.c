@@ -222,8 +222,7 @@ guest_disk(struct linux_backend *l, const struct guest_spec *s, const struct gue
      * for: set_limits resizes it, create never replaces it. */
     struct disk_info di;
     bool made = false;
-    /* Only ever a file of ours: never what a symlink points at, nor a FIFO
-     * or a device put in its place. */
+    /* Never what a symlink points at, nor a FIFO or device in its place. */
     bool gone = lstat(p->image, &st) < 0;
     if (!gone && !S_ISREG(st.st_mode))
         return errtext_fail(-EINVAL, "the guest's disk image \"%s\" is not a regular file",
@@ -399,8 +398,7 @@ start_cold_warm(const struct guest_paths *p)
 /* The disk's thread. An image that is there is mounted at once: its
  * superblock is read by the mount, and read again (disk_info, in
  * guest_disk) only when the mount finds no file system on it (-EINVAL), to
- * make it again as a create would; guest_disk refuses what is not a regular
- * file. */
+ * make it again as a create would (guest_disk refuses a non-regular file). */
 static void *
 start_cold_disk(void *arg)
 {
