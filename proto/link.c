@@ -630,7 +630,8 @@ link_recv_router(link_t *l, zmq_msg_t *id, zmq_msg_t *body, char *peer, size_t p
 static void
 link_set_last(link_t *l, const char *peer, int fd, ino_t ino)
 {
-    snprintf(l->last_peer, sizeof(l->last_peer), "%s", peer);
+    /* A valid name: at most LINK_IDENTITY_MAX bytes. */
+    memcpy(l->last_peer, peer, strlen(peer) + 1);
     l->last_fd = fd;
     l->last_ino = ino;
 }
