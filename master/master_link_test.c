@@ -1,7 +1,9 @@
 /* Hostile peers on the master's node link (master_fixture.h: an ipc://
  * endpoint, plaintext, so a peer names itself): a flood the loop cannot
- * keep up with is cut, and a stream of junk does not keep the master from
- * judging its real nodes' silence. */
+ * keep up with is cut, a stream of junk does not keep the master from
+ * judging its real nodes' silence, and a connection under a real node's
+ * name that breaks the protocol is answered, then cut, and the real node
+ * is not. */
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -9,6 +11,7 @@
 
 #include "master/master_fixture.h"
 #include "proto/link.h"
+#include "proto/msg.h"
 
 static void
 reset_behind_max(struct fx *f)
@@ -59,6 +62,7 @@ test_flood_cut_while_behind(void **state)
 /* A peer streaming junk as fast as the master takes it. */
 struct junk {
     const char *id;   /* its routing id, NULL: libzmq's own (not a valid name) */
+    bool two;         /* two-frame messages (no node sends one) */
     pthread_t thread; /* sends until stop */
     bool stop;        /* set by the test thread */
     uint64_t sent;    /* messages it sent */
@@ -81,7 +85,7 @@ junk_main(void *arg)
     assert_int_equal(zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeo, sizeof(timeo)), 0);
     assert_int_equal(zmq_connect(s, F.endpoint), 0);
     while (!__atomic_load_n(&j->stop, __ATOMIC_SEQ_CST))
-        if (zmq_send(s, "junk", 4, 0) == 4)
+        if ((!j->two || zmq_send(s, "ju", 2, ZMQ_SNDMORE) == 2) && zmq_send(s, "junk", 4, 0) == 4)
             j->sent++;
     link_socket_close(&s);
     return NULL;
@@ -132,12 +136,103 @@ test_junk_keeps_liveness(void **state)
     json_decref(poll_until("/v1/nodes", nodes_ready, NULL));
 }
 
+/* Reads what the master sent s within ms: the nacks bad_request counted in
+ * *nacks; whether the connection was closed (a monitor event on mon). */
+static bool
+read_until_closed(void *s, void *mon, int ms, unsigned *nacks)
+{
+    for (uint64_t end = time_mono_ms() + (uint64_t)ms; time_mono_ms() < end;) {
+        zmq_pollitem_t it[2] = {{.socket = s, .events = ZMQ_POLLIN},
+                                {.socket = mon, .events = ZMQ_POLLIN}};
+        char buf[4096];
+        if (zmq_poll(it, 2, 50) <= 0)
+            continue;
+        int n = zmq_recv(s, buf, sizeof(buf), ZMQ_DONTWAIT);
+        struct msg m;
+        if (n > 0 && n <= (int)sizeof(buf) && msg_decode(buf, (size_t)n, &m, NULL, 0) == 0) {
+            *nacks += m.type == MSG_NACK && m.u.nack.code == MSG_ERR_BAD_REQUEST;
+            msg_clear(&m);
+        }
+        uint8_t ev[6];
+        if (zmq_recv(mon, ev, sizeof(ev), ZMQ_DONTWAIT) == (int)sizeof(ev)) {
+            char ep[256];
+            uint16_t event;
+            (void)zmq_recv(mon, ep, sizeof(ep), ZMQ_DONTWAIT);
+            memcpy(&event, ev, sizeof(event));
+            if (event == ZMQ_EVENT_DISCONNECTED)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* A second connection under n2's name (a node gone bad, or one posing as
+ * it: over CurveZMQ it would hold n2's key) sends frames that are not
+ * messages: each is answered with a nack bad_request; past LINK_VIOLATIONS
+ * within LINK_VIOLATION_MS its connection is closed. Then one under n3's
+ * name streams two-frame messages (no node sends one), which the link
+ * drops: it is cut again and again while the real n2 and n3 stay ready.
+ * Before, neither was ever cut: the stream was read and dropped for as
+ * long as it went on, at the master's expense. */
+static void
+test_violations_cut(void **state)
+{
+    (void)state;
+    on_loop(read_link_stats);
+    struct link_stats st0 = fx_link_stats;
+    void *s = link_socket(ZMQ_DEALER);
+    void *mon = link_socket(ZMQ_PAIR);
+    assert_non_null(s);
+    assert_non_null(mon);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_ROUTING_ID, "n2/bad", 6), 0);
+    assert_int_equal(zmq_socket_monitor(s, "inproc://master-viol-mon", ZMQ_EVENT_DISCONNECTED), 0);
+    assert_int_equal(zmq_connect(mon, "inproc://master-viol-mon"), 0);
+    assert_int_equal(zmq_connect(s, F.endpoint), 0);
+    unsigned nacks = 0;
+    for (int i = 0; i < LINK_VIOLATIONS; i++)
+        assert_int_equal(zmq_send(s, "\xc1 not msgpack", 14, 0), 14);
+    assert_false(read_until_closed(s, mon, 1000, &nacks));
+    assert_int_equal(nacks, LINK_VIOLATIONS);
+    on_loop(read_link_stats);
+    assert_int_equal(fx_link_stats.kicked_violation, st0.kicked_violation);
+    assert_int_equal(zmq_send(s, "\xc1 not msgpack", 14, 0), 14);
+    assert_true(read_until_closed(s, mon, 10000, &nacks));
+    on_loop(read_link_stats);
+    assert_int_equal(fx_link_stats.kicked_violation, st0.kicked_violation + 1);
+    assert_string_equal(fx_link_stats.violator, "n2");
+    (void)zmq_socket_monitor(s, NULL, 0);
+    link_socket_close(&mon);
+    link_socket_close(&s);
+
+    struct junk j = {.id = "n3/bad", .two = true};
+    assert_int_equal(pthread_create(&j.thread, NULL, junk_main, &j), 0);
+    bool cut = false;
+    for (int i = 0; i < 100 && !cut; i++) {
+        usleep(100000);
+        on_loop(read_link_stats);
+        cut = fx_link_stats.kicked_violation >= st0.kicked_violation + 3;
+    }
+    __atomic_store_n(&j.stop, true, __ATOMIC_SEQ_CST);
+    assert_int_equal(pthread_join(j.thread, NULL), 0);
+    print_message("two-frame messages sent %llu; violations %llu, connections cut %llu\n",
+                  (unsigned long long)j.sent,
+                  (unsigned long long)(fx_link_stats.violations - st0.violations),
+                  (unsigned long long)(fx_link_stats.kicked_violation - st0.kicked_violation));
+    assert_true(cut);
+    assert_int_equal(fx_link_stats.kicked_junk, st0.kicked_junk);
+    /* The real nodes' connections were not touched: they stay ready, and
+     * their messages are read (a node not heard from goes suspect). */
+    usleep(500000);
+    json_decref(poll_until("/v1/nodes", nodes_ready, NULL));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flood_cut_while_behind),
         cmocka_unit_test(test_junk_keeps_liveness),
+        cmocka_unit_test(test_violations_cut),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

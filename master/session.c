@@ -511,6 +511,15 @@ session_on_frame(zwatch_t *w, const char *peer, const void *buf, size_t len, voi
         peer_warning(m, "node=%s bad message: %s, ignoring", peer, err);
         send_nack(m, ml, peer, msg.id, code, err);
         msg_clear(&msg);
+        /* A frame no node of this protocol sends (an unknown type or a
+         * newer major is another version's, and only answered): counted
+         * against the sender, whose connection goes past LINK_VIOLATIONS
+         * in LINK_VIOLATION_MS; it reconnects, a buggy node included. */
+        if ((r == -EBADMSG || r == -EINVAL) && link_violation(ml->link, peer) == 1)
+            peer_warning(m,
+                         "node=%s sent more than %d frames that are not messages within %d s: "
+                         "its connection closed",
+                         peer, LINK_VIOLATIONS, LINK_VIOLATION_MS / 1000);
         return;
     }
     if (!session_peer_allowed(m, ml, peer, &msg)) {

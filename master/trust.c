@@ -558,18 +558,36 @@ log_link_trouble(master_t *m, uint64_t now)
         sum.kicked_idle += st.kicked_idle;
         sum.kicked_denied += st.kicked_denied;
         sum.kicked_junk += st.kicked_junk;
+        sum.violations += st.violations;
+        sum.kicked_violation += st.kicked_violation;
+        if (st.violation) {
+            memcpy(sum.violator, st.violator, sizeof(sum.violator));
+            sum.violation = st.violation;
+        }
     }
     if (sum.kicked_flood == seen->kicked_flood && sum.kicked_idle == seen->kicked_idle &&
-        sum.kicked_junk == seen->kicked_junk && sum.dropped == seen->dropped)
+        sum.kicked_junk == seen->kicked_junk && sum.dropped == seen->dropped &&
+        sum.violations == seen->violations)
         return;
     if (!ratelimit_ok(&m->trust->logrl, now, NULL))
         return;
+    /* Violations are a node's, by name: the line says whose (the latest). */
+    char viol[LINK_PEER_SIZE + 200] = "";
+    if (sum.violations != seen->violations)
+        snprintf(viol, sizeof(viol),
+                 "; %llu protocol violations, %llu connections shut for them (more than %d "
+                 "within %d s), the latest: node=%s sent %s",
+                 (unsigned long long)(sum.violations - seen->violations),
+                 (unsigned long long)(sum.kicked_violation - seen->kicked_violation),
+                 LINK_VIOLATIONS, LINK_VIOLATION_MS / 1000, sum.violator,
+                 sum.violation ? sum.violation : "?");
     log_warning("node link: %llu messages dropped, %llu connections shut for flooding, %llu "
-                "for saying nothing, %llu for sending without a valid name, since the last report",
+                "for saying nothing, %llu for sending without a valid name%s, since the last "
+                "report",
                 (unsigned long long)(sum.dropped - seen->dropped),
                 (unsigned long long)(sum.kicked_flood - seen->kicked_flood),
                 (unsigned long long)(sum.kicked_idle - seen->kicked_idle),
-                (unsigned long long)(sum.kicked_junk - seen->kicked_junk));
+                (unsigned long long)(sum.kicked_junk - seen->kicked_junk), viol);
     *seen = sum;
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -19,22 +20,25 @@
 #include "proto/zap.h"
 
 struct link {
-    void *handle;                  /* its libzmq socket (link_socket) */
-    bool router;                   /* ROUTER (master) rather than DEALER (node) */
-    bool curve;                    /* CurveZMQ rather than plaintext */
-    char *endpoint;                /* what the dealer connects to, for link_reconnect */
-    char *name;                    /* dealer: its name, the routing id's first part */
-    bool draining;                 /* link_reconnect: waiting for the old connection to go */
-    link_peers_t *peers;           /* router: names, routes, denials, connections */
-    void *monitor;                 /* curve dealer: handshake events, for link_refused */
-    bool refused;                  /* curve dealer: the master refused the handshake */
-    void (*touch)(void *userdata); /* link_set_touch: a call may have taken ZMQ_FD's edge */
-    void *touch_data;              /* handed to touch */
-    uint64_t empty_ms;             /* monotonic ms libzmq's queue was last found empty */
-    struct link_held *held;        /* router: frames link_stash took out of libzmq, oldest first */
-    struct link_held **held_tail;  /* where the next stashed frame goes */
-    link_shrink_fn shrink;         /* link_set_shrink: makes a stashed frame smaller, or NULL */
-    void *shrink_data;             /* handed to shrink */
+    void *handle;                   /* its libzmq socket (link_socket) */
+    bool router;                    /* ROUTER (master) rather than DEALER (node) */
+    bool curve;                     /* CurveZMQ rather than plaintext */
+    char *endpoint;                 /* what the dealer connects to, for link_reconnect */
+    char *name;                     /* dealer: its name, the routing id's first part */
+    bool draining;                  /* link_reconnect: waiting for the old connection to go */
+    link_peers_t *peers;            /* router: names, routes, denials, connections */
+    void *monitor;                  /* curve dealer: handshake events, for link_refused */
+    bool refused;                   /* curve dealer: the master refused the handshake */
+    void (*touch)(void *userdata);  /* link_set_touch: a call may have taken ZMQ_FD's edge */
+    void *touch_data;               /* handed to touch */
+    uint64_t empty_ms;              /* monotonic ms libzmq's queue was last found empty */
+    struct link_held *held;         /* router: frames link_stash took out of libzmq, oldest first */
+    struct link_held **held_tail;   /* where the next stashed frame goes */
+    link_shrink_fn shrink;          /* link_set_shrink: makes a stashed frame smaller, or NULL */
+    void *shrink_data;              /* handed to shrink */
+    char last_peer[LINK_PEER_SIZE]; /* router: the sender of what link_recv returned last */
+    int last_fd;                    /* the socket it came through, -1 unknown */
+    ino_t last_ino;                 /* that socket's inode then */
 };
 
 /* A frame read by link_stash and not yet by link_recv: the sender's name
@@ -42,6 +46,8 @@ struct link {
 struct link_held {
     struct link_held *next; /* the next younger frame */
     uint64_t since;         /* monotonic ms it arrived at or after (link.empty_ms then) */
+    int fd;                 /* the socket it came through, -1 unknown (link_violation) */
+    ino_t ino;              /* that socket's inode then */
     size_t len;             /* bytes of the frame, after the name's NUL */
     char data[];            /* the name, NUL, then the frame */
 };
@@ -144,6 +150,7 @@ link_alloc(int type, int *err)
     l->router = type == ZMQ_ROUTER;
     l->empty_ms = time_mono_ms();
     l->held_tail = &l->held;
+    l->last_fd = -1;
     return l;
 }
 
@@ -570,12 +577,24 @@ link_recv_router(link_t *l, zmq_msg_t *id, zmq_msg_t *body, char *peer, size_t p
     }
     if (zmq_msg_recv(body, l->handle, ZMQ_DONTWAIT) < 0)
         return -zmq_errno();
-    if (zmq_msg_more(body)) {
-        log_debug("link: message with more than one body frame, dropping");
-        link_drain(l->handle);
-        return -EBADMSG;
-    }
     int r = link_sender(l, id, body, peer, peer_len);
+    if (zmq_msg_more(body)) {
+        link_drain(l->handle);
+        /* No node sends one (link_send sends one frame): under a valid
+         * name a protocol violation of that name's, which may cost it the
+         * connection; else junk, below. */
+        if (r == 0) {
+            uint64_t now = time_mono_ms();
+            int fd = zmq_msg_get(body, ZMQ_SRCFD);
+            log_debug("link: message of several frames from \"%s\", dropping", peer);
+            const char *addr = zmq_msg_gets(body, "Peer-Address");
+            (void)link_peers_violation(l->peers, peer, fd,
+                                       link_peers_conn_ino(l->peers, fd, addr, now),
+                                       "a message of several frames", now);
+            return -EBADMSG;
+        }
+        log_debug("link: message with more than one body frame, dropping");
+    }
     if (r < 0) {
         log_debug("link: message from a peer with an invalid identity (%zu bytes), dropping",
                   zmq_msg_size(id));
@@ -606,6 +625,17 @@ link_recv_router(link_t *l, zmq_msg_t *id, zmq_msg_t *body, char *peer, size_t p
     return r;
 }
 
+/* Remembers where the message link_recv hands over came from, for
+ * link_violation. */
+static void
+link_set_last(link_t *l, const char *peer, int fd, ino_t ino)
+{
+    /* A valid name: at most LINK_IDENTITY_MAX bytes. */
+    memcpy(l->last_peer, peer, strlen(peer) + 1);
+    l->last_fd = fd;
+    l->last_ino = ino;
+}
+
 /* link_recv's part for a stashed frame: the oldest one, handed over. */
 static int
 link_held_pop(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
@@ -623,6 +653,7 @@ link_held_pop(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
         return -EBADMSG;
     }
     memcpy(peer, h->data, strlen(h->data) + 1);
+    link_set_last(l, peer, h->fd, h->ino);
     *len = h->len;
     *buf = xmalloc(h->len ? h->len : 1);
     memcpy(*buf, h->data + strlen(h->data) + 1, h->len);
@@ -680,6 +711,9 @@ link_stash(link_t *l, unsigned max)
         memcpy(h->data + name, zmq_msg_data(&body), len);
         h->len = len;
         h->since = since;
+        h->fd = -1;
+        h->ino = 0;
+        (void)link_peers_last(l->peers, peer, &h->fd, &h->ino);
         if (l->shrink) {
             size_t kept = l->shrink(peer, h->data + name, len, l->shrink_data);
             if (kept == LINK_SHRINK_DROP) {
@@ -730,6 +764,10 @@ link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len)
                 l->empty_ms = time_mono_ms();
             return r;
         }
+        int fd = -1;
+        ino_t ino = 0;
+        (void)link_peers_last(l->peers, peer, &fd, &ino);
+        link_set_last(l, peer, fd, ino);
     } else {
         if (zmq_msg_recv(&body, l->handle, ZMQ_DONTWAIT) < 0) {
             if (zmq_errno() == EAGAIN)
@@ -762,6 +800,29 @@ link_kick(link_t *l, const char *peer)
         return -EINVAL;
     link_touched(l);
     return link_peers_kick(l->peers, peer);
+}
+
+int
+link_violation(link_t *l, const char *peer)
+{
+    int fd = -1;
+    ino_t ino = 0;
+
+    if (!l || !l->router || !peer || !link_identity_valid(peer, strlen(peer)))
+        return -EINVAL;
+    link_touched(l);
+    /* The connection of peer's message link_recv returned last; a peer
+     * whose message it was not (the application's mistake) has its
+     * violation counted, and the connection its latest message came
+     * through answers for it. */
+    if (strcmp(l->last_peer, peer) == 0) {
+        fd = l->last_fd;
+        ino = l->last_ino;
+    } else {
+        (void)link_peers_last(l->peers, peer, &fd, &ino);
+    }
+    return link_peers_violation(l->peers, peer, fd, ino, "a frame that is not a message",
+                                time_mono_ms());
 }
 
 int

@@ -49,11 +49,13 @@
 #define LINK_CONNECT_TMO_MS 5000  /* TCP connect attempt timeout */
 #define LINK_IO_THREADS     2     /* libzmq I/O threads of the process's context */
 
-#define LINK_KEY_LEN    40    /* a CurveZMQ key in Z85 text, without the NUL */
-#define LINK_MAX_PEERS  65536 /* names a router keeps routes for (and denies) */
-#define LINK_FLOOD_MSGS 20000 /* messages one peer may send per LINK_FLOOD_MS, by arrival */
-#define LINK_FLOOD_MS   1000  /* the flood window */
-#define LINK_IDLE_MS    30000 /* a connection must say something within this */
+#define LINK_KEY_LEN      40    /* a CurveZMQ key in Z85 text, without the NUL */
+#define LINK_MAX_PEERS    65536 /* names a router keeps routes for (and denies) */
+#define LINK_FLOOD_MSGS   20000 /* messages one peer may send per LINK_FLOOD_MS, by arrival */
+#define LINK_FLOOD_MS     1000  /* the flood window */
+#define LINK_IDLE_MS      30000 /* a connection must say something within this */
+#define LINK_VIOLATIONS   10    /* protocol violations a name may commit per LINK_VIOLATION_MS */
+#define LINK_VIOLATION_MS 10000 /* the violation window */
 
 typedef struct link link_t;
 
@@ -174,8 +176,9 @@ int link_send(link_t *l, const char *peer, const void *buf, size_t len);
  * or from a connection shut for flooding (more than LINK_FLOOD_MSGS messages
  * in LINK_FLOOD_MS, counted by when they arrived: see link_stash); call
  * again for the next one. A connection whose message has no valid sender
- * name is shut. Other -errno values come
- * from libzmq (-ETERM, -EINTR). */
+ * name is shut. A message of more than one frame under a valid name is a
+ * protocol violation of that name's (link_violation). Other -errno values
+ * come from libzmq (-ETERM, -EINTR). */
 int link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len);
 
 /* Router: shuts down the connections peer's messages came through lately
@@ -183,6 +186,19 @@ int link_recv(link_t *l, char *peer, size_t peer_len, void **buf, size_t *len);
  * it). Returns 0, -ENOENT when the peer has no open connection known, or
  * -EINVAL on a dealer. */
 int link_kick(link_t *l, const char *peer);
+
+/* Router: the message link_recv returned last from peer broke the protocol
+ * (the application could not decode it). A name may commit LINK_VIOLATIONS
+ * per LINK_VIOLATION_MS (a window that starts at its first one); each one
+ * beyond, until the window ends, shuts the connection it came through, once
+ * per connection (what it queued before is still read, each message on its
+ * own merits): a node with a bug that sent a bad frame or two is only answered, one
+ * that keeps at it reconnects for each further one, and is heard again
+ * once it stops. link_recv counts a message of more than one frame under a
+ * valid name the same way. Returns 1 when a connection was shut now, 0
+ * when the violation was only counted (or its connection was shut
+ * already), -EINVAL. */
+int link_violation(link_t *l, const char *peer);
 
 /* Router: deny true drops every message from peer from now on and shuts the
  * connection each came through; false lets peer talk again. The master
@@ -249,14 +265,18 @@ int link_stash(link_t *l, unsigned max);
 
 /* What a router has done about its peers since it was made. */
 struct link_stats {
-    uint64_t dropped;       /* messages dropped (every -EBADMSG) */
-    uint64_t kicked_flood;  /* connections shut for flooding */
-    uint64_t kicked_denied; /* connections shut because their peer is denied */
-    uint64_t kicked_idle;   /* connections shut by link_tick */
-    uint64_t kicked_junk;   /* connections shut for a message without a valid sender name */
-    uint64_t kicked_asked;  /* connections shut by link_kick */
-    uint64_t stashed;       /* frames link_stash took out of libzmq's queue */
-    uint64_t shrunk_bytes;  /* bytes the shrink function cut from stashed frames */
+    uint64_t dropped;              /* messages dropped (every -EBADMSG) */
+    uint64_t kicked_flood;         /* connections shut for flooding */
+    uint64_t kicked_denied;        /* connections shut because their peer is denied */
+    uint64_t kicked_idle;          /* connections shut by link_tick */
+    uint64_t kicked_junk;          /* connections shut for a message without a valid sender name */
+    uint64_t kicked_asked;         /* connections shut by link_kick */
+    uint64_t violations;           /* protocol violations of valid names (link_violation) */
+    uint64_t kicked_violation;     /* connections shut for violations beyond LINK_VIOLATIONS */
+    uint64_t stashed;              /* frames link_stash took out of libzmq's queue */
+    uint64_t shrunk_bytes;         /* bytes the shrink function cut from stashed frames */
+    char violator[LINK_PEER_SIZE]; /* the name of the latest violation, "" none */
+    const char *violation;         /* what it was ("a message of several frames"), or NULL */
 };
 void link_get_stats(const link_t *l, struct link_stats *out);
 

@@ -35,6 +35,10 @@ struct route {
     unsigned n_recent;     /* entries used in recent (a ring once full) */
     uint64_t window_start; /* monotonic ms the flood window's messages arrived from */
     uint64_t window_msgs;  /* messages in the window */
+    uint64_t viol_start;   /* monotonic ms the violation window began */
+    unsigned viol_count;   /* protocol violations in that window */
+    int cut_fd;            /* the socket last shut for a violation, -1 none */
+    ino_t cut_ino;         /* its inode */
     char name[];           /* the peer name, the key of routes */
 };
 
@@ -235,6 +239,7 @@ route_get(link_peers_t *p, const char *name, bool create)
         return rt;
     rt = xcalloc(1, sizeof(*rt) + n);
     rt->fd = -1;
+    rt->cut_fd = -1;
     memcpy(rt->name, name, n);
     hmap_str_put(&p->routes, rt->name, rt);
     return rt;
@@ -377,8 +382,10 @@ read_events(link_peers_t *p, uint64_t now_ms)
     }
 }
 
-bool
-link_peers_junk(link_peers_t *p, int fd, const char *addr, uint64_t now_ms)
+/* The connection accepted on fd, while fd still holds it and its peer is
+ * addr (else NULL). */
+static struct conn *
+conn_of(link_peers_t *p, int fd, const char *addr, uint64_t now_ms)
 {
     char key[16];
     struct conn *c;
@@ -388,20 +395,97 @@ link_peers_junk(link_peers_t *p, int fd, const char *addr, uint64_t now_ms)
      * read yet. */
     snprintf(key, sizeof(key), "%d", fd);
     if (fd < 0)
-        return false;
-    if (!(c = hmap_str_get(&p->conns, key))) {
+        return NULL;
+    /* Missing, or a closed connection's whose descriptor a new one has
+     * taken: the events of both may not have been read yet. */
+    c = hmap_str_get(&p->conns, key);
+    if (!c || socket_ino(c->fd) != c->ino) {
         read_events(p, now_ms);
         c = hmap_str_get(&p->conns, key);
     }
+    if (!c || socket_ino(c->fd) != c->ino || socket_peer(c->fd, addr) != PEER_SAME)
+        return NULL;
+    return c;
+}
+
+ino_t
+link_peers_conn_ino(link_peers_t *p, int fd, const char *addr, uint64_t now_ms)
+{
+    struct conn *c = conn_of(p, fd, addr, now_ms);
+
+    return c ? c->ino : 0;
+}
+
+bool
+link_peers_junk(link_peers_t *p, int fd, const char *addr, uint64_t now_ms)
+{
+    struct conn *c = conn_of(p, fd, addr, now_ms);
+
     /* Each of the messages it queued before comes through here: one
      * shutdown is enough. */
-    if (!c || c->junk || socket_ino(c->fd) != c->ino || socket_peer(c->fd, addr) != PEER_SAME ||
-        !shut(c->fd, c->ino))
+    if (!c || c->junk || !shut(c->fd, c->ino))
         return false;
     c->junk = true;
     c->spoke = true; /* shut: the reaper need not look at it again */
     p->stats.kicked_junk++;
     return true;
+}
+
+int
+link_peers_last(link_peers_t *p, const char *name, int *fd, ino_t *ino)
+{
+    struct route *rt = hmap_str_get(&p->routes, name);
+
+    if (!rt || rt->fd < 0)
+        return -ENOENT;
+    *fd = rt->fd;
+    *ino = rt->ino;
+    return 0;
+}
+
+int
+link_peers_violation(link_peers_t *p, const char *name, int fd, ino_t ino, const char *what,
+                     uint64_t now_ms)
+{
+    struct route *rt;
+
+    if (hmap_str_get(&p->denied, name)) {
+        if (shut(fd, ino))
+            p->stats.kicked_denied++;
+        return 0;
+    }
+    p->stats.violations++;
+    snprintf(p->stats.violator, sizeof(p->stats.violator), "%s", name);
+    p->stats.violation = what;
+    /* A name never delivered anything has no route yet; one is made (as
+     * for its first message), within LINK_MAX_PEERS. */
+    if (!(rt = route_get(p, name, true)))
+        return 0;
+    /* A fixed window from the first violation: a node that sent a bad
+     * frame or two by a bug is answered and left alone; past the limit
+     * every further violation in the window costs its sender the
+     * connection, until the window ends. */
+    if (rt->viol_count == 0 || now_ms - rt->viol_start >= LINK_VIOLATION_MS) {
+        rt->viol_start = now_ms;
+        rt->viol_count = 0;
+    }
+    if (++rt->viol_count <= LINK_VIOLATIONS)
+        return 0;
+    /* What it queued before the shutdown still comes, each message on
+     * its own merits (dropping it by the connection's tag, as a flood's,
+     * could drop a new connection's: libzmq may give it the old one's
+     * address once the old one's messages are gone): one shutdown per
+     * connection is counted. */
+    if (fd == rt->cut_fd && ino == rt->cut_ino)
+        return 0;
+    if (!shut(fd, ino))
+        return 0;
+    rt->cut_fd = fd;
+    rt->cut_ino = ino;
+    p->stats.kicked_violation++;
+    log_debug("link: peer \"%s\": %u protocol violations within %d ms (%s), connection fd %d shut",
+              name, rt->viol_count, LINK_VIOLATION_MS, what, fd);
+    return 1;
 }
 
 /* Whether connection c delivers for some name: the route of the name that

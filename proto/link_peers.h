@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proto/link.h"
 
@@ -45,6 +46,23 @@ int link_peers_seen(link_peers_t *p, const struct link_origin *o, uint64_t now_m
  * was shut (fd unknown, no longer that connection's socket, or reused by a
  * connection from another peer: not). */
 bool link_peers_junk(link_peers_t *p, int fd, const char *addr, uint64_t now_ms);
+/* The inode of the connection a message came through socket fd from the
+ * peer libzmq describes as addr (its Peer-Address): the one recorded when
+ * that connection was accepted, while fd still holds it and its peer is
+ * addr; 0 when that is not certain (the connection ended, its descriptor
+ * reused). */
+ino_t link_peers_conn_ino(link_peers_t *p, int fd, const char *addr, uint64_t now_ms);
+/* The socket of the connection name's latest delivered message came
+ * through and its inode then: 0, or -ENOENT. */
+int link_peers_last(link_peers_t *p, const char *name, int *fd, ino_t *ino);
+/* A protocol violation by name (what: a fixed text saying which) in a
+ * message that came through socket fd, whose inode was ino (0: unknown):
+ * counted against LINK_VIOLATIONS per LINK_VIOLATION_MS, and beyond that
+ * the connection is shut (link_violation). A denied name's connection is
+ * shut at once. Returns 1 when a connection was shut now, else 0. */
+int link_peers_violation(link_peers_t *p, const char *name, int fd, ino_t ino, const char *what,
+                         uint64_t now_ms);
+
 /* The routing id that reaches name: 0, or -EHOSTUNREACH. */
 int link_peers_route(link_peers_t *p, const char *name, const void **id, size_t *len);
 /* Shuts name's connections (the last few it spoke through): 0, or -ENOENT

@@ -35,6 +35,10 @@
  *                          key's session: {"sent", "nacks", "other"}
  *   flood N                N heartbeats as fast as they go, then an abrupt
  *                          close (RST: unread answers are pending)
+ *   multi PARTS SIZE       messages of PARTS frames of SIZE bytes each, as
+ *                          fast as they go for -t seconds, over the key's
+ *                          session (libzmq reconnects it when the master
+ *                          closes it): {"sent", "closed_by_master"}
  *   keygen                 prints a fresh public key (Z85), e.g. a wrong
  *                          master key to pin
  *
@@ -610,6 +614,44 @@ cmd_garbage(unsigned n)
     return 0;
 }
 
+/* Messages of parts frames of size bytes, for -t seconds: no node sends a
+ * message of more than one frame. */
+static int
+cmd_multi(unsigned parts, size_t size)
+{
+    void *s = peer_socket(keys.node[0] ? keys.node : "multi");
+    void *mon = watch_socket(s);
+    uint8_t *buf = xcalloc(1, size ? size : 1);
+    uint64_t sent = 0, closed = 0;
+    bool refused = false;
+
+    if (parts < 1)
+        return 2;
+    for (uint64_t end = time_mono_ms() + seconds * 1000ULL; time_mono_ms() < end;) {
+        /* The first part waits for room (a message's parts go together). */
+        zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLOUT};
+        if (zmq_poll(&it, 1, 10) <= 0) {
+            closed += watch_read(mon, &refused);
+            continue;
+        }
+        unsigned i = 0;
+        for (; i < parts; i++)
+            if (zmq_send(s, buf, size, (i + 1 < parts ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
+                break;
+        sent += i == parts;
+        if ((sent & 1023) == 0)
+            closed += watch_read(mon, &refused);
+    }
+    closed += watch_read(mon, &refused);
+    printf("{\"sent\": %" PRIu64 ", \"closed_by_master\": %" PRIu64 ", \"refused\": %s}\n", sent,
+           closed, refused ? "true" : "false");
+    free(buf);
+    zmq_socket_monitor(s, NULL, 0);
+    zmq_close(mon);
+    zmq_close(s);
+    return 0;
+}
+
 static int
 usage_error(void)
 {
@@ -643,6 +685,8 @@ run(int argc, char **argv)
         return cmd_garbage((unsigned)atoi(argv[1]));
     if (!strcmp(c, "flood") && argc == 2)
         return cmd_flood((unsigned)atoi(argv[1]));
+    if (!strcmp(c, "multi") && argc == 3)
+        return cmd_multi((unsigned)atoi(argv[1]), (size_t)atoi(argv[2]));
     if (!strcmp(c, "keygen") && argc == 1) {
         struct keys_file k = {0};
         keys_generate(&k);

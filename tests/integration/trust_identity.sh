@@ -91,6 +91,18 @@ warnings=$(($(grep -c warning "$CL/master.log" || true) - w0))
 alive "$(cl_master_pid)" || fail "the master died"
 ok "20000 garbage frames over $N2's session: $out, $warnings warning lines"
 
+# Two-frame messages (no node sends one) streamed for 3 s over $N2's key:
+# protocol violations, and past the limit the connection they come through
+# is closed, again after each reconnect. The real $N2 beside it is left
+# alone (below: both nodes ready).
+out=$(as_n2 -t 3 multi 2 1024)
+[ "$(json_get "$out" closed_by_master)" -gt 0 ] || fail "a two-frame stream was never cut: $out"
+# The link's summary says so within its budget (10 lines in 10 s).
+wait_for 15 "the violations logged" grep -q \
+    "protocol violations.*node=$N2 sent a message of several frames" "$CL/master.log"
+alive "$(cl_master_pid)" || fail "the master died"
+ok "two-frame messages over $N2's session: $out"
+
 sleep 2
 [ "$(node_state "$N1")" = ready ] && [ "$(node_state "$N2")" = ready ] || fail "nodes not ready"
 [ "$(guest_field g1 state)" = running ] || fail "g1 not running"
