@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -680,6 +681,86 @@ test_template_released(void **state)
     assert_string_equal(loop, "");
 }
 
+/* Owner of path (lstat), or -1. */
+static long
+owner_of(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 ? (long)st.st_uid : -1;
+}
+
+/* A create sent again after the agent died in the first (no record kept the
+ * block it picked) may come with another block: the template is mounted
+ * again for it, the overlay over it, and the files the first attempt's guest
+ * made (owned by the old block) are shifted into the new one. After a host
+ * reboot (rebooted) only the files are left to shift. The same block again
+ * changes nothing. */
+static void
+create_again(struct fx *fx, bool rebooted)
+{
+    backend_t *b = fx->b;
+    struct guest_ids old = fx->ids, new = {fx->ids.uid_base + BACKEND_UID_BLOCK, BACKEND_UID_BLOCK};
+    char path[PATH_MAX + 32];
+
+    assert_int_equal(b->ops->create(b, &fx->spec, &old), 0);
+    assert_int_equal(b->ops->start(b, &fx->spec, &old, &fx->rt), 0);
+    guest_down(fx);
+    /* What its root made while it ran: a file, and a directory of a user. */
+    snprintf(path, sizeof(path), "%s/root/mine", fx->root);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(fchown(fd, old.uid_base, old.uid_base), 0);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/home/user", fx->root);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(chown(path, old.uid_base + 1000, old.uid_base + 1000), 0);
+    /* The same block again: nothing changes. */
+    assert_int_equal(b->ops->create(b, &fx->spec, &old), 0);
+    assert_int_equal(owner_of(fx->lower), old.uid_base);
+    snprintf(path, sizeof(path), "%s/upper/root/mine", fx->disk);
+    assert_int_equal(owner_of(path), old.uid_base);
+    if (rebooted)
+        reboot_mounts(fx);
+
+    assert_int_equal(b->ops->create(b, &fx->spec, &new), 0);
+    assert_int_equal(mountinfo_is_mountpoint(fx->lower), 1);
+    assert_int_equal(mountinfo_is_mountpoint(fx->root), 1);
+    assert_int_equal(owner_of(fx->lower), new.uid_base);
+    snprintf(path, sizeof(path), "%s/bin/busybox", fx->root);
+    assert_int_equal(owner_of(path), new.uid_base);
+    snprintf(path, sizeof(path), "%s/upper", fx->disk);
+    assert_int_equal(owner_of(path), new.uid_base);
+    snprintf(path, sizeof(path), "%s/upper/root/mine", fx->disk);
+    assert_int_equal(owner_of(path), new.uid_base);
+    snprintf(path, sizeof(path), "%s/root/mine", fx->root);
+    assert_int_equal(owner_of(path), new.uid_base);
+    snprintf(path, sizeof(path), "%s/home/user", fx->root);
+    assert_int_equal(owner_of(path), new.uid_base + 1000);
+    /* The guest runs in the new block on them. */
+    fx->ids = new;
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+    snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)fx->rt.pid);
+    FILE *f = fopen(path, "re");
+    assert_non_null(f);
+    unsigned inside, host, count;
+    assert_int_equal(fscanf(f, "%u %u %u", &inside, &host, &count), 3);
+    fclose(f);
+    assert_int_equal(host, new.uid_base);
+}
+
+static void
+test_create_again_other_block(void **state)
+{
+    create_again(*state, false);
+}
+
+static void
+test_create_again_after_reboot(void **state)
+{
+    create_again(*state, true);
+}
+
 int
 main(void)
 {
@@ -700,6 +781,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_template_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_conduit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_again_other_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_again_after_reboot, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
