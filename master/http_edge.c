@@ -239,6 +239,70 @@ create_joins_batch(const struct http_req *req, const struct api_match *am)
     return am->route == API_GUEST_CREATE && !req->idem_key;
 }
 
+/* check_query's walk over the query. */
+struct query_check {
+    const struct api_param *params; /* what the route takes */
+    uint64_t seen;                  /* bit i: params[i] came (a route takes at most 64) */
+    const char *route;              /* "DELETE /v1/guests/{name}", for messages */
+    char field[64];                 /* the parameter refused */
+    char why[600];                  /* why */
+};
+
+/* Whether s is short printable ASCII, safe to repeat in an answer (JSON
+ * strings must be UTF-8). */
+static bool
+printable(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++, n++)
+        if (*s < 0x20 || *s > 0x7e || n >= 63)
+            return false;
+    return true;
+}
+
+static int
+query_one(void *userdata, const char *name, const char *value)
+{
+    struct query_check *q = userdata;
+    const struct api_param *p = api_param_find(q->params, name);
+
+    snprintf(q->field, sizeof(q->field), "%s", printable(name) ? name : "");
+    if (!p) {
+        char names[256];
+        api_param_names(q->params, names, sizeof(names));
+        snprintf(q->why, sizeof(q->why),
+                 "unknown query parameter \"%s\": %s takes %s (names are exact, lower case)",
+                 q->field[0] ? q->field : "?", q->route, names);
+        return -ENOENT;
+    }
+    uint64_t bit = UINT64_C(1) << (p - q->params);
+    if (q->seen & bit) {
+        snprintf(q->why, sizeof(q->why), "query parameter %s is given more than once", name);
+        return -EEXIST;
+    }
+    q->seen |= bit;
+    return api_param_check(p, value, q->why, sizeof(q->why));
+}
+
+/* Every query parameter must be one the route takes (api.c's table), given
+ * once, with a value it takes; anything else is a 400 naming it, before the
+ * handler runs, so a refused request changes nothing (a typo in
+ * "?forse=true" must not be a plain delete, nor "?type=nope" an empty
+ * list). Returns -EINVAL when it answered. */
+static int
+check_query(struct http_req *req, const struct api_match *am, const char *pattern)
+{
+    char route[128];
+    struct query_check q = {.params = am->params, .route = route};
+
+    snprintf(route, sizeof(route), "%s %s", req->method, pattern);
+    if (httpd_query_each(req, query_one, &q) == 0)
+        return 0;
+    httpd_error(req, 400, "bad_request", q.field[0] ? q.field : NULL, "%s", q.why);
+    return -EINVAL;
+}
+
 void
 http_serve(struct http_req *req, void *userdata)
 {
@@ -287,6 +351,8 @@ http_serve(struct http_req *req, void *userdata)
         httpd_error(req, 404, "not_found", NULL, "no such object or route: %s", req->path);
         return;
     }
+    if (check_query(req, &am, api_route_pattern(am.route)) < 0)
+        return;
     if (req->body_error) {
         httpd_error(req, 400, "bad_request", "(root)", "%s", req->body_error);
         return;
