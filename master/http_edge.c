@@ -235,6 +235,10 @@ query_one(void *userdata, const char *name, const char *value)
     struct query_check *q = userdata;
     const struct api_param *p = api_param_find(q->params, name);
 
+    /* An empty segment ("?&limit=1", "a=1&&b=2") names nothing, as a
+     * browser's URLSearchParams reads it. */
+    if (!*name && (!value || !*value))
+        return 0;
     snprintf(q->field, sizeof(q->field), "%s", printable(name) ? name : "");
     if (!p) {
         char names[256];

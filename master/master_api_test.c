@@ -155,6 +155,8 @@ test_strict_query(void **state)
         {"GET", "/v1/operations?parent=nope", NULL, "parent"},
         {"GET", "/v1/usage/traffic?by=node", NULL, "by"},
         {"GET", "/v1/guests/q1/console?bytes=1048577", NULL, "bytes"},
+        /* a value without a name */
+        {"GET", "/v1/nodes?=1", NULL, ""},
     };
     char before[160], after[160], field[64];
 
@@ -183,6 +185,9 @@ test_strict_query(void **state)
         "/v1/guests?limit=1000&state=running&label=tier%3Dweb",
         "/v1/operations?state=running&guest=q1",
         "/v1/nodes?limit=1",
+        "/v1/nodes?limit=1&",
+        "/v1/nodes?&limit=1&&after=a",
+        "/v1/nodes?",
         "/healthz",
     };
     for (size_t i = 0; i < ARRAY_SIZE(accepted); i++) {
