@@ -13,7 +13,9 @@ deploy/test runs first, with @seriousme/openapi-schema-validator):
 - each operation's query parameters are exactly the ones its route takes in
   master/api.c (the api_param tables the server checks every request
   against), with the same kind of value, enum, range and length, and the
-  routes table of docs/api.md names exactly those.
+  routes table of docs/api.md names exactly those;
+- GET /v1/events' type takes exactly the event types master/*.c emits
+  (and families of them, "guest.*").
 
 Usage: spec_check.py [docs/openapi.yaml [master/api.c [docs/api.md]]];
 exits 1 on any finding, printing each.
@@ -98,6 +100,33 @@ def param_problems(spec, where, table, declared):
     return problems
 
 
+def emitted_event_types(master_dir):
+    """The event types master/*.c (tests aside) emit: the literal type of
+    every events_emit and events_emit_project call."""
+    out = set()
+    for name in sorted(os.listdir(master_dir)):
+        if not name.endswith(".c") or name.endswith("_test.c"):
+            continue
+        with open(os.path.join(master_dir, name), encoding="utf-8") as f:
+            text = f.read()
+        out.update(re.findall(r'\bevents_emit(?:_project)?\([^"]*"([a-z_]+(?:\.[a-z_]+)+)"', text))
+    return out
+
+
+def event_type_problems(tables, master_dir):
+    """GET /v1/events' type takes every type the master emits, and no type
+    it never emits (its families, "x.*", aside)."""
+    t = next((p for p in tables.get(("GET", "/v1/events"), []) if p["name"] == "type"), None)
+    if t is None:
+        return ["GET /v1/events: master/api.c's table has no type parameter"]
+    takes = {v for v in t["values"].split("|") if not v.endswith(".*")}
+    emitted = emitted_event_types(master_dir)
+    return ["event type %s is emitted by master/ but GET /v1/events?type= refuses it" % e
+            for e in sorted(emitted - takes)] + [
+        "GET /v1/events?type= takes %s, which master/ never emits" % e
+        for e in sorted(takes - emitted)]
+
+
 def check(spec_path, api_c, api_md):
     problems = []
     try:
@@ -166,6 +195,7 @@ def check(spec_path, api_c, api_md):
         tables = openapi_lib.param_tables(api_c)
     except openapi_lib.SpecError as e:
         return ["%s" % e]
+    problems += event_type_problems(tables, os.path.dirname(os.path.abspath(api_c)))
     n_params = 0
     for (m, tmpl), op in sorted(spec.ops.items()):
         if (m, tmpl) not in tables:
