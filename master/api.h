@@ -97,7 +97,8 @@ enum api_param_kind {
 };
 
 /* One query parameter a route takes. A route's parameters are one array in
- * api.c, ended by a row without a name; tests/contract/spec_check.py reads
+ * api.c (at most 64: the edge keeps a bit per parameter), ended by a row
+ * without a name; tests/contract/spec_check.py reads
  * these arrays and holds them equal to the query parameters of
  * docs/openapi.yaml. */
 struct api_param {
