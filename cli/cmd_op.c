@@ -218,9 +218,16 @@ op_ls(struct cli_ctx *ctx, int argc, char **argv)
     _cleanup_free_ char *es = state ? http_escape(state) : NULL;
     _cleanup_free_ char *eg = guest ? http_escape(guest) : NULL;
     _cleanup_free_ char *ep = parent ? http_escape(parent) : NULL;
+    /* Only the filters given: the master refuses a parameter it does not
+     * take (this sent "?x=1" once, to start the query). */
     _cleanup_free_ char *path =
-        xasprintf("/v1/operations?x=1%s%s%s%s%s%s", es ? "&state=" : "", es ? es : "",
+        xasprintf("/v1/operations?%s%s%s%s%s%s", es ? "&state=" : "", es ? es : "",
                   eg ? "&guest=" : "", eg ? eg : "", ep ? "&parent=" : "", ep ? ep : "");
+    size_t q = strlen("/v1/operations");
+    if (path[q + 1] == '&')
+        memmove(path + q + 1, path + q + 2, strlen(path + q + 2) + 1);
+    else
+        path[q] = '\0';
     return cli_list_show(ctx, path, "operations", op_ls_print);
 }
 

@@ -23,6 +23,110 @@ struct route_def {
     const char *name;     /* for logs */
     api_handler handler;  /* who answers it */
     unsigned roles;       /* who may use it (the guest domain narrows a tenant to its project) */
+    const struct api_param *params; /* its query parameters, NULL for none */
+};
+
+/* The query parameters of each route that takes any (api.h, struct
+ * api_param): the edge (http_edge.c) refuses a request with another name, a
+ * name given twice or a value outside these, with a 400 naming the
+ * parameter, before the handler runs. Handlers read what is left to them
+ * (a time, a command, how parameters go together). tests/contract/
+ * spec_check.py holds these arrays equal to docs/openapi.yaml's: keep one
+ * parameter per line, with designated fields and literal values. */
+static const struct api_param p_node_list[] = {
+    {.name = "limit", .kind = API_P_INT, .min = 1, .max = 4294967295},
+    {.name = "after", .kind = API_P_NAME},
+    {.name = NULL},
+};
+static const struct api_param p_guest_list[] = {
+    {.name = "node", .kind = API_P_NAME},
+    {.name = "state",
+     .kind = API_P_ENUM,
+     .values = "pending|running|stopped|unknown|lost|orphan|error"},
+    {.name = "label", .kind = API_P_TEXT, .max = 319},
+    {.name = "project", .kind = API_P_NAME},
+    {.name = "limit", .kind = API_P_INT, .min = 1, .max = 4294967295},
+    {.name = "after", .kind = API_P_NAME},
+    {.name = NULL},
+};
+static const struct api_param p_wait_running[] = {
+    {.name = "wait", .kind = API_P_ENUM, .values = "running"},
+    {.name = "timeout", .kind = API_P_INT, .min = 1, .max = 86400},
+    {.name = NULL},
+};
+static const struct api_param p_wait_stopped[] = {
+    {.name = "wait", .kind = API_P_ENUM, .values = "stopped"},
+    {.name = "timeout", .kind = API_P_INT, .min = 1, .max = 86400},
+    {.name = NULL},
+};
+static const struct api_param p_guest_delete[] = {
+    {.name = "force", .kind = API_P_ENUM, .values = "true|false"},
+    {.name = NULL},
+};
+static const struct api_param p_guest_usage[] = {
+    {.name = "from", .kind = API_P_TEXT, .max = 64},
+    {.name = "to", .kind = API_P_TEXT, .max = 64},
+    {.name = "step", .kind = API_P_TEXT, .max = 64},
+    {.name = NULL},
+};
+static const struct api_param p_guest_console[] = {
+    {.name = "bytes", .kind = API_P_INT, .min = 1, .max = 1048576},
+    {.name = NULL},
+};
+static const struct api_param p_guest_shell[] = {
+    {.name = "command", .kind = API_P_TEXT, .max = 65536},
+    {.name = "tty", .kind = API_P_ENUM, .values = "true|false|1|0"},
+    {.name = "cols", .kind = API_P_INT, .min = 0, .max = 65535},
+    {.name = "rows", .kind = API_P_INT, .min = 0, .max = 65535},
+    {.name = "term", .kind = API_P_TEXT, .max = 63},
+    {.name = "console", .kind = API_P_ENUM, .values = "true|false"},
+    {.name = NULL},
+};
+static const struct api_param p_operation_list[] = {
+    {.name = "state", .kind = API_P_ENUM, .values = "running|done|failed|cancelled"},
+    {.name = "guest", .kind = API_P_NAME},
+    {.name = "parent", .kind = API_P_UUID},
+    {.name = "limit", .kind = API_P_INT, .min = 1, .max = 4294967295},
+    {.name = "after", .kind = API_P_UUID},
+    {.name = NULL},
+};
+static const struct api_param p_archive_get[] = {
+    {.name = "offset", .kind = API_P_INT, .min = 0, .max = 9223372036854775807},
+    {.name = NULL},
+};
+static const struct api_param p_usage_traffic[] = {
+    {.name = "period", .kind = API_P_ENUM, .values = "hour|day|month"},
+    {.name = "from", .kind = API_P_TEXT, .max = 64},
+    {.name = "to", .kind = API_P_TEXT, .max = 64},
+    {.name = "guest", .kind = API_P_NAME},
+    {.name = "project", .kind = API_P_NAME},
+    {.name = "by", .kind = API_P_ENUM, .values = "guest|project"},
+    {.name = NULL},
+};
+/* type: the event types of docs/api.md's catalogue (events.h), and the
+ * prefixes that match a family of them. */
+static const struct api_param p_events[] = {
+    {.name = "after", .kind = API_P_INT, .min = 0, .max = 9223372036854775807},
+    {.name = "type",
+     .kind = API_P_LIST,
+     .values = "guest.*|guest.orphan.*|node.*|operation.*|guest.created|guest.placed|"
+               "guest.state|guest.deleted|guest.address|guest.oom|guest.limit|guest.exited|"
+               "guest.drift|guest.moved|guest.adopted|guest.orphan|guest.orphan.gone|"
+               "guest.orphan.conflict|node.state|node.token|node.joined|node.revoked|"
+               "operation.step",
+     .max = 16},
+    {.name = "guest", .kind = API_P_NAME},
+    {.name = "node", .kind = API_P_NAME},
+    {.name = "project", .kind = API_P_NAME},
+    {.name = "follow", .kind = API_P_ENUM, .values = "true|false"},
+    {.name = "limit", .kind = API_P_INT, .min = 1, .max = 5000},
+    {.name = "tail", .kind = API_P_INT, .min = 1, .max = 5000},
+    {.name = NULL},
+};
+static const struct api_param p_metrics[] = {
+    {.name = "node", .kind = API_P_NAME},
+    {.name = "project", .kind = API_P_NAME},
+    {.name = NULL},
 };
 
 #define ANY   AUTH_ANY
@@ -31,78 +135,95 @@ struct route_def {
 #define OPEN  0 /* no authentication */
 
 static const struct route_def routes[] = {
-    {API_HEALTH, "GET", "/healthz", "health", h_health, OPEN},
-    {API_NODES_LIST, "GET", "/v1/nodes", "node.list", h_node_list, STAFF},
-    {API_NODE_GET, "GET", "/v1/nodes/{name}", "node.get", h_node_get, STAFF},
-    {API_NODE_CORDON, "POST", "/v1/nodes/{name}/cordon", "node.cordon", h_node_cordon, STAFF},
+    {API_HEALTH, "GET", "/healthz", "health", h_health, OPEN, NULL},
+    {API_NODES_LIST, "GET", "/v1/nodes", "node.list", h_node_list, STAFF, p_node_list},
+    {API_NODE_GET, "GET", "/v1/nodes/{name}", "node.get", h_node_get, STAFF, NULL},
+    {API_NODE_CORDON, "POST", "/v1/nodes/{name}/cordon", "node.cordon", h_node_cordon, STAFF, NULL},
     {API_NODE_UNCORDON, "POST", "/v1/nodes/{name}/uncordon", "node.uncordon", h_node_uncordon,
-     STAFF},
-    {API_GUESTS_LIST, "GET", "/v1/guests", "guest.list", h_guest_list, ANY},
-    {API_GUEST_CREATE, "POST", "/v1/guests", "guest.create", h_guest_create, ANY},
-    {API_GUEST_BATCH, "POST", "/v1/guests:batch", "guest.batch", h_guest_batch, ANY},
-    {API_GUEST_GET, "GET", "/v1/guests/{name}", "guest.get", h_guest_get, ANY},
-    {API_GUEST_PATCH, "PATCH", "/v1/guests/{name}", "guest.patch", h_guest_patch, ANY},
-    {API_GUEST_DELETE, "DELETE", "/v1/guests/{name}", "guest.delete", h_guest_delete, ANY},
-    {API_GUEST_START, "POST", "/v1/guests/{name}/start", "guest.start", h_guest_start, ANY},
-    {API_GUEST_STOP, "POST", "/v1/guests/{name}/stop", "guest.stop", h_guest_stop, ANY},
-    {API_GUEST_RESTART, "POST", "/v1/guests/{name}/restart", "guest.restart", h_guest_restart, ANY},
-    {API_GUEST_EXEC, "POST", "/v1/guests/{name}/exec", "guest.exec", h_guest_exec, ANY},
-    {API_GUEST_CONSOLE, "GET", "/v1/guests/{name}/console", "guest.console", h_guest_console, ANY},
-    {API_GUEST_USAGE, "GET", "/v1/guests/{name}/usage", "guest.usage", h_guest_usage, ANY},
-    {API_GUEST_SHELL, "GET", "/v1/guests/{name}/shell", "guest.shell", h_guest_shell, ANY},
-    {API_TEMPLATES_LIST, "GET", "/v1/templates", "template.list", h_template_list, ANY},
-    {API_TEMPLATE_ADD, "POST", "/v1/templates", "template.add", h_template_add, ADMIN},
+     STAFF, NULL},
+    {API_GUESTS_LIST, "GET", "/v1/guests", "guest.list", h_guest_list, ANY, p_guest_list},
+    {API_GUEST_CREATE, "POST", "/v1/guests", "guest.create", h_guest_create, ANY, p_wait_running},
+    {API_GUEST_BATCH, "POST", "/v1/guests:batch", "guest.batch", h_guest_batch, ANY, NULL},
+    {API_GUEST_GET, "GET", "/v1/guests/{name}", "guest.get", h_guest_get, ANY, NULL},
+    {API_GUEST_PATCH, "PATCH", "/v1/guests/{name}", "guest.patch", h_guest_patch, ANY, NULL},
+    {API_GUEST_DELETE, "DELETE", "/v1/guests/{name}", "guest.delete", h_guest_delete, ANY,
+     p_guest_delete},
+    {API_GUEST_START, "POST", "/v1/guests/{name}/start", "guest.start", h_guest_start, ANY,
+     p_wait_running},
+    {API_GUEST_STOP, "POST", "/v1/guests/{name}/stop", "guest.stop", h_guest_stop, ANY,
+     p_wait_stopped},
+    {API_GUEST_RESTART, "POST", "/v1/guests/{name}/restart", "guest.restart", h_guest_restart, ANY,
+     p_wait_running},
+    {API_GUEST_EXEC, "POST", "/v1/guests/{name}/exec", "guest.exec", h_guest_exec, ANY, NULL},
+    {API_GUEST_CONSOLE, "GET", "/v1/guests/{name}/console", "guest.console", h_guest_console, ANY,
+     p_guest_console},
+    {API_GUEST_USAGE, "GET", "/v1/guests/{name}/usage", "guest.usage", h_guest_usage, ANY,
+     p_guest_usage},
+    {API_GUEST_SHELL, "GET", "/v1/guests/{name}/shell", "guest.shell", h_guest_shell, ANY,
+     p_guest_shell},
+    {API_TEMPLATES_LIST, "GET", "/v1/templates", "template.list", h_template_list, ANY, NULL},
+    {API_TEMPLATE_ADD, "POST", "/v1/templates", "template.add", h_template_add, ADMIN, NULL},
     {API_TEMPLATE_DELETE, "DELETE", "/v1/templates/{name}", "template.delete", h_template_delete,
-     ADMIN},
+     ADMIN, NULL},
     {API_TEMPLATE_DISTRIBUTE, "POST", "/v1/templates/{name}/distribute", "template.distribute",
-     h_template_distribute, ADMIN},
-    {API_GUEST_REBUILD, "POST", "/v1/guests/{name}/rebuild", "guest.rebuild", h_guest_rebuild, ANY},
-    {API_GUEST_TRAFFIC, "GET", "/v1/guests/{name}/traffic", "guest.traffic", h_guest_traffic, ANY},
+     h_template_distribute, ADMIN, NULL},
+    {API_GUEST_REBUILD, "POST", "/v1/guests/{name}/rebuild", "guest.rebuild", h_guest_rebuild, ANY,
+     NULL},
+    {API_GUEST_TRAFFIC, "GET", "/v1/guests/{name}/traffic", "guest.traffic", h_guest_traffic, ANY,
+     NULL},
     {API_GUEST_TRAFFIC_RESET, "POST", "/v1/guests/{name}/traffic/reset", "guest.traffic.reset",
-     h_guest_traffic_reset, ANY},
-    {API_POOLS_LIST, "GET", "/v1/pools", "pool.list", h_pool_list, STAFF},
-    {API_POOL_CREATE, "POST", "/v1/pools", "pool.create", h_pool_create, STAFF},
-    {API_POOL_DELETE, "DELETE", "/v1/pools/{name}", "pool.delete", h_pool_delete, STAFF},
-    {API_GUEST_IP_ADD, "POST", "/v1/guests/{name}/ips", "guest.ip_add", h_guest_ip_add, ANY},
+     h_guest_traffic_reset, ANY, NULL},
+    {API_POOLS_LIST, "GET", "/v1/pools", "pool.list", h_pool_list, STAFF, NULL},
+    {API_POOL_CREATE, "POST", "/v1/pools", "pool.create", h_pool_create, STAFF, NULL},
+    {API_POOL_DELETE, "DELETE", "/v1/pools/{name}", "pool.delete", h_pool_delete, STAFF, NULL},
+    {API_GUEST_IP_ADD, "POST", "/v1/guests/{name}/ips", "guest.ip_add", h_guest_ip_add, ANY, NULL},
     {API_GUEST_IP_DEL, "DELETE", "/v1/guests/{name}/ips/{addr}", "guest.ip_del", h_guest_ip_del,
-     ANY},
-    {API_NODE_ROUTES, "GET", "/v1/nodes/{name}/routes", "node.routes", h_node_routes, STAFF},
-    {API_TOKENS_LIST, "GET", "/v1/tokens", "token.list", h_token_list, ADMIN},
-    {API_TOKEN_CREATE, "POST", "/v1/tokens", "token.create", h_token_create, ADMIN},
-    {API_TOKEN_DELETE, "DELETE", "/v1/tokens/{name}", "token.delete", h_token_delete, ADMIN},
-    {API_PROJECTS_LIST, "GET", "/v1/projects", "project.list", h_project_list, ANY},
-    {API_PROJECT_CREATE, "POST", "/v1/projects", "project.create", h_project_create, ADMIN},
-    {API_PROJECT_GET, "GET", "/v1/projects/{name}", "project.get", h_project_get, ANY},
-    {API_PROJECT_PATCH, "PATCH", "/v1/projects/{name}", "project.patch", h_project_patch, ADMIN},
-    {API_PROJECT_DELETE, "DELETE", "/v1/projects/{name}", "project.delete", h_project_delete,
-     ADMIN},
-    {API_NODE_ORPHANS, "GET", "/v1/nodes/{name}/orphans", "node.orphans", h_node_orphans, STAFF},
+     ANY, NULL},
+    {API_NODE_ROUTES, "GET", "/v1/nodes/{name}/routes", "node.routes", h_node_routes, STAFF, NULL},
+    {API_TOKENS_LIST, "GET", "/v1/tokens", "token.list", h_token_list, ADMIN, NULL},
+    {API_TOKEN_CREATE, "POST", "/v1/tokens", "token.create", h_token_create, ADMIN, NULL},
+    {API_TOKEN_DELETE, "DELETE", "/v1/tokens/{name}", "token.delete", h_token_delete, ADMIN, NULL},
+    {API_PROJECTS_LIST, "GET", "/v1/projects", "project.list", h_project_list, ANY, NULL},
+    {API_PROJECT_CREATE, "POST", "/v1/projects", "project.create", h_project_create, ADMIN, NULL},
+    {API_PROJECT_GET, "GET", "/v1/projects/{name}", "project.get", h_project_get, ANY, NULL},
+    {API_PROJECT_PATCH, "PATCH", "/v1/projects/{name}", "project.patch", h_project_patch, ADMIN,
+     NULL},
+    {API_PROJECT_DELETE, "DELETE", "/v1/projects/{name}", "project.delete", h_project_delete, ADMIN,
+     NULL},
+    {API_NODE_ORPHANS, "GET", "/v1/nodes/{name}/orphans", "node.orphans", h_node_orphans, STAFF,
+     NULL},
     {API_ORPHAN_ADOPT, "POST", "/v1/nodes/{name}/orphans/{id}/adopt", "orphan.adopt",
-     h_orphan_adopt, STAFF},
+     h_orphan_adopt, STAFF, NULL},
     {API_ORPHAN_DESTROY, "DELETE", "/v1/nodes/{name}/orphans/{id}", "orphan.destroy",
-     h_orphan_destroy, STAFF},
-    {API_OPERATIONS_LIST, "GET", "/v1/operations", "operation.list", h_operations_list, STAFF},
-    {API_OPERATION_GET, "GET", "/v1/operations/{name}", "operation.get", h_operation_get, STAFF},
+     h_orphan_destroy, STAFF, NULL},
+    {API_OPERATIONS_LIST, "GET", "/v1/operations", "operation.list", h_operations_list, STAFF,
+     p_operation_list},
+    {API_OPERATION_GET, "GET", "/v1/operations/{name}", "operation.get", h_operation_get, STAFF,
+     NULL},
     {API_OPERATION_CANCEL, "DELETE", "/v1/operations/{name}", "operation.cancel",
-     h_operation_cancel, STAFF},
-    {API_GUEST_MOVE, "POST", "/v1/guests/{name}/move", "guest.move", h_guest_move, STAFF},
-    {API_NODE_DRAIN, "POST", "/v1/nodes/{name}/drain", "node.drain", h_node_drain, STAFF},
-    {API_GUEST_EXPORT, "POST", "/v1/guests/{name}/export", "guest.export", h_guest_export, STAFF},
-    {API_GUEST_IMPORT, "POST", "/v1/guests:import", "guest.import", h_guest_import, STAFF},
-    {API_ARCHIVE_CREATE, "POST", "/v1/archives", "archive.create", h_archive_create, STAFF},
-    {API_ARCHIVE_GET, "GET", "/v1/archives/{name}", "archive.get", h_archive_get, STAFF},
-    {API_ARCHIVE_PUT, "POST", "/v1/archives/{name}", "archive.put", h_archive_put, STAFF},
-    {API_ARCHIVE_DELETE, "DELETE", "/v1/archives/{name}", "archive.delete", h_archive_delete,
-     STAFF},
-    {API_EVENTS, "GET", "/v1/events", "event.list", h_events, ANY},
-    {API_USAGE_TRAFFIC, "GET", "/v1/usage/traffic", "usage.traffic", h_usage_traffic, STAFF},
-    {API_METRICS, "GET", "/metrics", "metrics", h_metrics, STAFF},
+     h_operation_cancel, STAFF, NULL},
+    {API_GUEST_MOVE, "POST", "/v1/guests/{name}/move", "guest.move", h_guest_move, STAFF, NULL},
+    {API_NODE_DRAIN, "POST", "/v1/nodes/{name}/drain", "node.drain", h_node_drain, STAFF, NULL},
+    {API_GUEST_EXPORT, "POST", "/v1/guests/{name}/export", "guest.export", h_guest_export, STAFF,
+     NULL},
+    {API_GUEST_IMPORT, "POST", "/v1/guests:import", "guest.import", h_guest_import, STAFF, NULL},
+    {API_ARCHIVE_CREATE, "POST", "/v1/archives", "archive.create", h_archive_create, STAFF, NULL},
+    {API_ARCHIVE_GET, "GET", "/v1/archives/{name}", "archive.get", h_archive_get, STAFF,
+     p_archive_get},
+    {API_ARCHIVE_PUT, "POST", "/v1/archives/{name}", "archive.put", h_archive_put, STAFF, NULL},
+    {API_ARCHIVE_DELETE, "DELETE", "/v1/archives/{name}", "archive.delete", h_archive_delete, STAFF,
+     NULL},
+    {API_EVENTS, "GET", "/v1/events", "event.list", h_events, ANY, p_events},
+    {API_USAGE_TRAFFIC, "GET", "/v1/usage/traffic", "usage.traffic", h_usage_traffic, STAFF,
+     p_usage_traffic},
+    {API_METRICS, "GET", "/metrics", "metrics", h_metrics, STAFF, p_metrics},
     /* The node link's trust, admin only: a join token lets a host become a
      * node, revoke cuts one off. */
-    {API_NODE_REVOKE, "POST", "/v1/nodes/{name}/revoke", "node.revoke", h_node_revoke, ADMIN},
+    {API_NODE_REVOKE, "POST", "/v1/nodes/{name}/revoke", "node.revoke", h_node_revoke, ADMIN, NULL},
     {API_JOIN_TOKEN_CREATE, "POST", "/v1/join-tokens", "join_token.create", h_join_token_create,
-     ADMIN},
-    {API_JOIN_TOKENS_LIST, "GET", "/v1/join-tokens", "join_token.list", h_join_token_list, ADMIN},
+     ADMIN, NULL},
+    {API_JOIN_TOKENS_LIST, "GET", "/v1/join-tokens", "join_token.list", h_join_token_list, ADMIN,
+     NULL},
 };
 
 /* Matches path against pattern, an OpenAPI path template: the "{name}"
@@ -186,6 +307,7 @@ api_route(const char *method, const char *path, struct api_match *out, char *all
         out->public = routes[i].roles == OPEN;
         memcpy(out->name, name, sizeof(out->name));
         memcpy(out->arg, arg, sizeof(out->arg));
+        out->params = routes[i].params;
         return 0;
     }
     if (path_known)
@@ -201,6 +323,132 @@ api_route_name(enum api_route r)
         if (routes[i].route == r)
             return routes[i].name;
     return "none";
+}
+
+const struct api_param *
+api_param_find(const struct api_param *params, const char *name)
+{
+    for (const struct api_param *p = params; p && p->name; p++)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+/* Whether s (len bytes) is one of values ("a|b|c"). */
+static bool
+value_in(const char *values, const char *s, size_t len)
+{
+    for (const char *v = values; *v;) {
+        size_t n = strcspn(v, "|");
+        if (n == len && strncmp(v, s, n) == 0)
+            return true;
+        v += n + (v[n] == '|');
+    }
+    return false;
+}
+
+/* "a, b or c" of values ("a|b|c") into buf. */
+static void
+values_text(const char *values, char *buf, size_t n)
+{
+    size_t at = 0, left = strlen(values);
+
+    buf[0] = '\0';
+    for (const char *v = values; *v && at < n;) {
+        size_t len = strcspn(v, "|");
+        left -= len + (v[len] == '|');
+        int w = snprintf(buf + at, n - at, "%s%.*s",
+                         at == 0     ? ""
+                         : left == 0 ? " or "
+                                     : ", ",
+                         (int)len, v);
+        at += w > 0 ? (size_t)w : 0;
+        v += len + (v[len] == '|');
+    }
+}
+
+int
+api_param_check(const struct api_param *p, const char *value, char *why, size_t n)
+{
+    char vals[512];
+    size_t len = value ? strlen(value) : 0;
+
+    if (len == 0) {
+        snprintf(why, n, "%s needs a value (%s=...)", p->name, p->name);
+        return -EINVAL;
+    }
+    switch (p->kind) {
+    case API_P_TEXT:
+        if (len <= p->max)
+            return 0;
+        snprintf(why, n, "%s is at most %llu bytes", p->name, (unsigned long long)p->max);
+        return -EINVAL;
+    case API_P_NAME:
+        if (name_is_valid(value))
+            return 0;
+        snprintf(why, n, "%s must be a name (1 to %d lowercase letters, digits and hyphens)",
+                 p->name, NAME_MAX_LEN);
+        return -EINVAL;
+    case API_P_UUID:
+        if (spec_is_uuid(value))
+            return 0;
+        snprintf(why, n, "%s must be an id (a UUID)", p->name);
+        return -EINVAL;
+    case API_P_INT: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (*value >= '0' && *value <= '9' && !errno && !*end && v >= p->min && v <= p->max)
+            return 0;
+        snprintf(why, n, "%s must be an integer from %llu to %llu", p->name,
+                 (unsigned long long)p->min, (unsigned long long)p->max);
+        return -EINVAL;
+    }
+    case API_P_ENUM:
+        if (value_in(p->values, value, len))
+            return 0;
+        values_text(p->values, vals, sizeof(vals));
+        snprintf(why, n, "%s must be %s", p->name, vals);
+        return -EINVAL;
+    case API_P_LIST: {
+        uint64_t items = 0;
+        for (const char *s = value;; s++) {
+            size_t l = strcspn(s, ",");
+            if (!value_in(p->values, s, l) || ++items > p->max)
+                break;
+            s += l;
+            if (!*s)
+                return 0;
+        }
+        values_text(p->values, vals, sizeof(vals));
+        snprintf(why, n, "%s must be a comma-separated list of 1 to %llu of %s", p->name,
+                 (unsigned long long)p->max, vals);
+        return -EINVAL;
+    }
+    }
+    snprintf(why, n, "%s is not understood", p->name);
+    return -EINVAL;
+}
+
+void
+api_param_names(const struct api_param *params, char *buf, size_t n)
+{
+    size_t at = 0;
+
+    snprintf(buf, n, "none");
+    for (const struct api_param *p = params; p && p->name && at < n; p++) {
+        int w = snprintf(buf + at, n - at, "%s%s", at ? ", " : "", p->name);
+        at += w > 0 ? (size_t)w : 0;
+    }
+}
+
+const char *
+api_route_pattern(enum api_route r)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
+        if (routes[i].route == r)
+            return routes[i].pattern;
+    return "";
 }
 
 void

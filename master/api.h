@@ -85,6 +85,30 @@ enum api_route {
     API__ROUTE_MAX,
 };
 
+/* What a query parameter's value may be (api_param_check). Every value is
+ * at least one byte: "?force" and "?force=" are refused like "?force=maybe". */
+enum api_param_kind {
+    API_P_TEXT, /* text of 1 to max bytes, read by the handler (a time, a JSON array) */
+    API_P_NAME, /* a name (name_is_valid) */
+    API_P_UUID, /* an id (spec_is_uuid) */
+    API_P_INT,  /* a decimal integer from min to max, no sign or spaces */
+    API_P_ENUM, /* one of values ("a|b|c") */
+    API_P_LIST, /* 1 to max of values ("a|b|c"), comma-separated */
+};
+
+/* One query parameter a route takes. A route's parameters are one array in
+ * api.c (at most 64: the edge keeps a bit per parameter), ended by a row
+ * without a name; tests/contract/spec_check.py reads
+ * these arrays and holds them equal to the query parameters of
+ * docs/openapi.yaml. */
+struct api_param {
+    const char *name;         /* exact, lower case */
+    enum api_param_kind kind; /* what its value may be */
+    const char *values;       /* API_P_ENUM, API_P_LIST: the values, "|" between; else NULL */
+    uint64_t min;             /* API_P_INT: the least value */
+    uint64_t max;             /* API_P_INT: the largest; TEXT: bytes; LIST: items */
+};
+
 struct http_req;
 struct api_match;
 typedef struct master master_t;
@@ -92,13 +116,14 @@ typedef struct master master_t;
 typedef void (*api_handler)(master_t *m, struct http_req *req, const struct api_match *am);
 
 struct api_match {
-    enum api_route route;        /* the route */
-    api_handler handler;         /* its handler */
-    unsigned roles;              /* AUTH_ROLE_BIT of the roles that may use it */
-    bool public;                 /* answered without authentication (health) */
-    char name[NAME_MAX_LEN + 1]; /* the {name} path segment, "" when none */
-    char arg[NETADDR_STRLEN];    /* the {addr} path segment (not checked), "" when none */
-    struct caller caller;        /* who asks (filled by the edge after matching) */
+    enum api_route route;           /* the route */
+    api_handler handler;            /* its handler */
+    unsigned roles;                 /* AUTH_ROLE_BIT of the roles that may use it */
+    bool public;                    /* answered without authentication (health) */
+    char name[NAME_MAX_LEN + 1];    /* the {name} path segment, "" when none */
+    char arg[NETADDR_STRLEN];       /* the {addr} path segment (not checked), "" when none */
+    const struct api_param *params; /* the query parameters it takes, NULL when none */
+    struct caller caller;           /* who asks (filled by the edge after matching) */
 };
 
 /* Matches a request. Returns 0 with out filled; -ENOENT when no route has
@@ -110,6 +135,15 @@ int api_route(const char *method, const char *path, struct api_match *out, char 
               size_t allow_len);
 /* The route's name for logs ("guest.create"). */
 const char *api_route_name(enum api_route r);
+/* Its path template ("/v1/guests/{name}"). */
+const char *api_route_pattern(enum api_route r);
+/* The parameter named name of params (NULL-safe), NULL when it has none. */
+const struct api_param *api_param_find(const struct api_param *params, const char *name);
+/* Whether value (NULL: the parameter came without "=") is one p takes;
+ * -EINVAL when not, with why (n bytes) saying what it takes. */
+int api_param_check(const struct api_param *p, const char *value, char *why, size_t n);
+/* "a, b and c": the names of params (n bytes), "none" when there are none. */
+void api_param_names(const struct api_param *params, char *buf, size_t n);
 
 struct api_error {
     unsigned status;  /* HTTP status */

@@ -73,6 +73,105 @@ test_routes(void **state)
     assert_string_equal(api_route_name(API_GUEST_CREATE), "guest.create");
 }
 
+/* The query parameter tables: each route's own names, and what each kind
+ * of value takes and refuses. */
+static void
+test_params(void **state)
+{
+    static const struct {
+        const char *method, *path, *name, *value; /* a parameter of a route */
+        int want;                                 /* 0, or -EINVAL: a bad value */
+    } cases[] = {
+        {"DELETE", "/v1/guests/g1", "force", "true", 0},
+        {"DELETE", "/v1/guests/g1", "force", "false", 0},
+        {"DELETE", "/v1/guests/g1", "force", "TRUE", -EINVAL},
+        {"DELETE", "/v1/guests/g1", "force", "1", -EINVAL},
+        {"DELETE", "/v1/guests/g1", "force", "", -EINVAL},
+        {"DELETE", "/v1/guests/g1", "force", NULL, -EINVAL},
+        {"GET", "/v1/guests", "limit", "1", 0},
+        {"GET", "/v1/guests", "limit", "4294967295", 0},
+        {"GET", "/v1/guests", "limit", "4294967296", -EINVAL},
+        {"GET", "/v1/guests", "limit", "0", -EINVAL},
+        {"GET", "/v1/guests", "limit", "+5", -EINVAL},
+        {"GET", "/v1/guests", "limit", " 5", -EINVAL},
+        {"GET", "/v1/guests", "limit", "5 ", -EINVAL},
+        {"GET", "/v1/guests", "limit", "-1", -EINVAL},
+        {"GET", "/v1/guests", "limit", "99999999999999999999", -EINVAL},
+        {"GET", "/v1/guests", "after", "web1", 0},
+        {"GET", "/v1/guests", "after", "Web1", -EINVAL},
+        {"GET", "/v1/guests", "state", "running", 0},
+        {"GET", "/v1/guests", "state", "runnin", -EINVAL},
+        {"GET", "/v1/guests", "state", "running|stopped", -EINVAL},
+        {"GET", "/v1/guests", "label", "tier=web", 0},
+        {"GET", "/v1/operations", "after", "0b5c3f8e-7d2a-4c1b-9e6f-1a2b3c4d5e6f", 0},
+        {"GET", "/v1/operations", "after", "web1", -EINVAL},
+        {"GET", "/v1/events", "type", "guest.*", 0},
+        {"GET", "/v1/events", "type", "guest.created,node.state,guest.orphan.*", 0},
+        {"GET", "/v1/events", "type", "nope", -EINVAL},
+        {"GET", "/v1/events", "type", "guest", -EINVAL},
+        {"GET", "/v1/events", "type", "*", -EINVAL},
+        {"GET", "/v1/events", "type", "guest.created,", -EINVAL},
+        {"GET", "/v1/events", "type", ",guest.created", -EINVAL},
+        {"GET", "/v1/events", "type", "guest.created,,node.state", -EINVAL},
+        {"GET", "/v1/events", "type", "guest.created|node.state", -EINVAL},
+        {"GET", "/v1/events", "type",
+         "node.*,node.*,node.*,node.*,node.*,node.*,node.*,node.*,"
+         "node.*,node.*,node.*,node.*,node.*,node.*,node.*,node.*",
+         0},
+        {"GET", "/v1/events", "type",
+         "node.*,node.*,node.*,node.*,node.*,node.*,node.*,node.*,"
+         "node.*,node.*,node.*,node.*,node.*,node.*,node.*,node.*,node.*",
+         -EINVAL},
+        {"GET", "/v1/events", "limit", "5000", 0},
+        {"GET", "/v1/events", "limit", "5001", -EINVAL},
+        {"GET", "/v1/events", "after", "0", 0},
+        {"GET", "/v1/events", "after", "9223372036854775807", 0},
+        {"GET", "/v1/events", "after", "9223372036854775808", -EINVAL},
+        {"GET", "/v1/guests/g1/shell", "cols", "0", 0},
+        {"GET", "/v1/guests/g1/shell", "cols", "65536", -EINVAL},
+        {"GET", "/v1/guests/g1/shell", "tty", "1", 0},
+        {"GET", "/v1/guests/g1/shell", "term", "xterm-256color", 0},
+        {"GET", "/v1/guests/g1/shell", "term",
+         "0123456789012345678901234567890123456789012345678901234567890123", -EINVAL},
+    };
+    struct api_match am;
+    char why[600];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(api_route(cases[i].method, cases[i].path, &am, NULL, 0), 0);
+        const struct api_param *p = api_param_find(am.params, cases[i].name);
+        assert_non_null(p);
+        why[0] = '\0';
+        int r = api_param_check(p, cases[i].value, why, sizeof(why));
+        if (r != cases[i].want)
+            fail_msg("%s %s ?%s=%s: %d, want %d", cases[i].method, cases[i].path, cases[i].name,
+                     cases[i].value ? cases[i].value : "(none)", r, cases[i].want);
+        /* A refusal names the parameter first. */
+        if (r < 0)
+            assert_int_equal(strncmp(why, cases[i].name, strlen(cases[i].name)), 0);
+    }
+    /* Names are exact; routes without a table take nothing. */
+    assert_int_equal(api_route("DELETE", "/v1/guests/g1", &am, NULL, 0), 0);
+    assert_null(api_param_find(am.params, "Force"));
+    assert_null(api_param_find(am.params, "wait"));
+    assert_int_equal(api_route("GET", "/v1/pools", &am, NULL, 0), 0);
+    assert_null(am.params);
+    assert_null(api_param_find(am.params, "limit"));
+    api_param_names(am.params, why, sizeof(why));
+    assert_string_equal(why, "none");
+    assert_int_equal(api_route("POST", "/v1/guests/g1/stop", &am, NULL, 0), 0);
+    api_param_names(am.params, why, sizeof(why));
+    assert_string_equal(why, "wait, timeout");
+    assert_int_equal(
+        api_param_check(api_param_find(am.params, "wait"), "running", why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "wait must be stopped");
+    assert_int_equal(api_route("GET", "/v1/usage/traffic", &am, NULL, 0), 0);
+    assert_int_equal(api_param_check(api_param_find(am.params, "period"), "week", why, sizeof(why)),
+                     -EINVAL);
+    assert_string_equal(why, "period must be hour, day or month");
+}
+
 static void
 test_error_tables(void **state)
 {
@@ -284,11 +383,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes),
-        cmocka_unit_test(test_error_tables),
-        cmocka_unit_test(test_placement_names),
-        cmocka_unit_test(test_guest_json),
-        cmocka_unit_test(test_node_pool_usage_exec_json),
+        cmocka_unit_test(test_routes),       cmocka_unit_test(test_params),
+        cmocka_unit_test(test_error_tables), cmocka_unit_test(test_placement_names),
+        cmocka_unit_test(test_guest_json),   cmocka_unit_test(test_node_pool_usage_exec_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,49 +44,25 @@ http_reply_guest_err(struct http_req *req, int err, const struct guest_err *e)
     httpd_respond(req, ae.status, body);
 }
 
-/* A decimal count without sign, spaces or junk. */
-static int
-parse_count(const char *s, unsigned long long max, unsigned long long *out)
-{
-    char *end;
-
-    if (!s || *s < '0' || *s > '9')
-        return -EINVAL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
-int
+/* The edge has checked both against the route's table (api.c): limit a
+ * decimal integer from 1, after a name or an id. */
+void
 http_page_params(struct http_req *req, unsigned *limit, const char **after)
 {
     const char *l = httpd_query(req, "limit");
-    unsigned long long v;
+    unsigned long long v = l ? strtoull(l, NULL, 10) : MASTER_LIST_DEFAULT;
 
     *after = httpd_query(req, "after");
-    *limit = MASTER_LIST_DEFAULT;
-    if (l) {
-        if (parse_count(l, UINT32_MAX, &v) < 0 || v < 1) {
-            httpd_error(req, 400, "bad_request", "limit", "limit must be a positive integer");
-            return -1;
-        }
-        *limit = v > MASTER_LIST_MAX ? MASTER_LIST_MAX : (unsigned)v;
-    }
-    if (*after && !name_is_valid(*after)) {
-        httpd_error(req, 400, "bad_request", "after", "after must be a name");
-        return -1;
-    }
-    return 0;
+    *limit = v > MASTER_LIST_MAX ? MASTER_LIST_MAX : (unsigned)v;
 }
 
+/* wait's one value and timeout's range are the route's table's (api.c);
+ * what is left is how they go together. */
 int64_t
 http_wait_param(master_t *m, struct http_req *req, const char *what)
 {
     const char *w = httpd_query(req, "wait"), *t = httpd_query(req, "timeout");
-    unsigned long long s = m->cfg.wait_default_s;
+    unsigned long long s = t ? strtoull(t, NULL, 10) : m->cfg.wait_default_s;
 
     if (!w) {
         if (t) {
@@ -94,14 +70,6 @@ http_wait_param(master_t *m, struct http_req *req, const char *what)
             return -1;
         }
         return 0;
-    }
-    if (strcmp(w, what) != 0) {
-        httpd_error(req, 400, "bad_request", "wait", "wait must be \"%s\"", what);
-        return -1;
-    }
-    if (t && (parse_count(t, 86400, &s) < 0 || s < 1)) {
-        httpd_error(req, 400, "bad_request", "timeout", "timeout must be 1-86400 seconds");
-        return -1;
     }
     if (s > MASTER_MAX_WAIT_S)
         s = MASTER_MAX_WAIT_S;
@@ -239,6 +207,74 @@ create_joins_batch(const struct http_req *req, const struct api_match *am)
     return am->route == API_GUEST_CREATE && !req->idem_key;
 }
 
+/* check_query's walk over the query. */
+struct query_check {
+    const struct api_param *params; /* what the route takes */
+    uint64_t seen;                  /* bit i: params[i] came (a route takes at most 64) */
+    const char *route;              /* "DELETE /v1/guests/{name}", for messages */
+    char field[64];                 /* the parameter refused */
+    char why[600];                  /* why */
+};
+
+/* Whether s is short printable ASCII, safe to repeat in an answer (JSON
+ * strings must be UTF-8). */
+static bool
+printable(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++, n++)
+        if (*s < 0x20 || *s > 0x7e || n >= 63)
+            return false;
+    return true;
+}
+
+static int
+query_one(void *userdata, const char *name, const char *value)
+{
+    struct query_check *q = userdata;
+    const struct api_param *p = api_param_find(q->params, name);
+
+    /* An empty segment ("?&limit=1", "a=1&&b=2") names nothing, as a
+     * browser's URLSearchParams reads it. */
+    if (!*name && (!value || !*value))
+        return 0;
+    snprintf(q->field, sizeof(q->field), "%s", printable(name) ? name : "");
+    if (!p) {
+        char names[256];
+        api_param_names(q->params, names, sizeof(names));
+        snprintf(q->why, sizeof(q->why),
+                 "unknown query parameter \"%s\": %s takes %s (names are exact, lower case)",
+                 q->field[0] ? q->field : "?", q->route, names);
+        return -ENOENT;
+    }
+    uint64_t bit = UINT64_C(1) << (p - q->params);
+    if (q->seen & bit) {
+        snprintf(q->why, sizeof(q->why), "query parameter %s is given more than once", name);
+        return -EEXIST;
+    }
+    q->seen |= bit;
+    return api_param_check(p, value, q->why, sizeof(q->why));
+}
+
+/* Every query parameter must be one the route takes (api.c's table), given
+ * once, with a value it takes; anything else is a 400 naming it, before the
+ * handler runs, so a refused request changes nothing (a typo in
+ * "?forse=true" must not be a plain delete, nor "?type=nope" an empty
+ * list). Returns -EINVAL when it answered. */
+static int
+check_query(struct http_req *req, const struct api_match *am, const char *pattern)
+{
+    char route[128];
+    struct query_check q = {.params = am->params, .route = route};
+
+    snprintf(route, sizeof(route), "%s %s", req->method, pattern);
+    if (httpd_query_each(req, query_one, &q) == 0)
+        return 0;
+    httpd_error(req, 400, "bad_request", q.field[0] ? q.field : NULL, "%s", q.why);
+    return -EINVAL;
+}
+
 void
 http_serve(struct http_req *req, void *userdata)
 {
@@ -287,6 +323,8 @@ http_serve(struct http_req *req, void *userdata)
         httpd_error(req, 404, "not_found", NULL, "no such object or route: %s", req->path);
         return;
     }
+    if (check_query(req, &am, api_route_pattern(am.route)) < 0)
+        return;
     if (req->body_error) {
         httpd_error(req, 400, "bad_request", "(root)", "%s", req->body_error);
         return;

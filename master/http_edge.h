@@ -31,11 +31,13 @@ void http_reply_errno(struct http_req *req, int err, const char *field, const ch
  * placement explanation when e has one. */
 void http_reply_guest_err(struct http_req *req, int err, const struct guest_err *e);
 
-/* ?limit=N&after=NAME of a list. Returns 0, or -1 after answering 400. */
-int http_page_params(struct http_req *req, unsigned *limit, const char **after);
-/* ?wait=WHAT&timeout=S: 0 when no wait was asked, the wait in ms, or -1
- * after answering 400. what is the only value wait may take ("running",
- * "stopped"). */
+/* ?limit=N&after=NAME of a list, checked by the edge: the page size
+ * (MASTER_LIST_DEFAULT when absent, at most MASTER_LIST_MAX) and where it
+ * starts (NULL: at the first). */
+void http_page_params(struct http_req *req, unsigned *limit, const char **after);
+/* ?wait=WHAT&timeout=S, their values checked by the edge: 0 when no wait
+ * was asked, the wait in ms, or -1 after answering 400 (a timeout without
+ * wait). what is the value the route's wait takes ("running", "stopped"). */
 int64_t http_wait_param(master_t *m, struct http_req *req, const char *what);
 /* A JSON string that is a valid name. */
 bool http_json_is_name(const json_t *j);

@@ -331,7 +331,8 @@ list_guest(void *userdata, const struct db_guest *g)
 }
 
 /* ?node=&state=&label=key=value&project= into f (label key copied to
- * lkey); a tenant's list is its project's, whatever it asks. */
+ * lkey); a tenant's list is its project's, whatever it asks. The edge has
+ * checked the names and the state against the route's table (api.c). */
 static int
 list_filters(struct http_req *req, const struct caller *who, struct db_guest_filter *f,
              char lkey[NAME_MAX_LEN + 1])
@@ -339,10 +340,6 @@ list_filters(struct http_req *req, const struct caller *who, struct db_guest_fil
     const char *state = httpd_query(req, "state"), *label = httpd_query(req, "label");
 
     f->project = httpd_query(req, "project");
-    if (f->project && !name_is_valid(f->project)) {
-        httpd_error(req, 400, "bad_request", "project", "project must be a name");
-        return -1;
-    }
     if (who->role == AUTH_TENANT) {
         /* Another project's list is empty, as if it had no guests. */
         if (f->project && strcmp(f->project, who->project) != 0)
@@ -351,17 +348,8 @@ list_filters(struct http_req *req, const struct caller *who, struct db_guest_fil
             f->project = who->project;
     }
     f->node = httpd_query(req, "node");
-    if (f->node && !name_is_valid(f->node)) {
-        httpd_error(req, 400, "bad_request", "node", "node must be a name");
-        return -1;
-    }
-    if (state) {
+    if (state)
         f->observed = db_observed_from_string(state);
-        if (f->observed < 0) {
-            httpd_error(req, 400, "bad_request", "state", "unknown state \"%s\"", state);
-            return -1;
-        }
-    }
     if (label) {
         const char *eq = strchr(label, '=');
         if (!eq || eq == label || (size_t)(eq - label) > NAME_MAX_LEN) {
@@ -384,7 +372,8 @@ h_guest_list(master_t *m, struct http_req *req, const struct api_match *am)
     char lkey[NAME_MAX_LEN + 1];
     const char *after;
 
-    if (http_page_params(req, &c.limit, &after) < 0 || list_filters(req, &am->caller, &f, lkey) < 0)
+    http_page_params(req, &c.limit, &after);
+    if (list_filters(req, &am->caller, &f, lkey) < 0)
         return;
     f.after = after;
     f.limit = c.limit;
@@ -555,14 +544,10 @@ out:
 void
 h_guest_delete(master_t *m, struct http_req *req, const struct api_match *am)
 {
-    const char *force = httpd_query(req, "force");
+    const char *force = httpd_query(req, "force"); /* true or false (api.c's table) */
     char id[SPEC_ID_LEN + 1], node[NAME_MAX_LEN + 1];
     struct guest_err e = {0};
 
-    if (force && strcmp(force, "true") != 0 && strcmp(force, "false") != 0) {
-        httpd_error(req, 400, "bad_request", "force", "force must be true or false");
-        return;
-    }
     int r = guests_delete(m, &am->caller, am->name, force && !strcmp(force, "true"), id, node, &e);
     if (r < 0)
         http_reply_guest_err(req, r, &e);

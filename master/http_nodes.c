@@ -90,8 +90,7 @@ h_node_list(master_t *m, struct http_req *req, const struct api_match *am)
     unsigned limit;
     const char *after;
 
-    if (http_page_params(req, &limit, &after) < 0)
-        return;
+    http_page_params(req, &limit, &after);
     c.items = json_array();
     int r = db_node_list(m->db, after, limit, list_node, &c);
     if (r < 0) {

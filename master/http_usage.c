@@ -127,23 +127,14 @@ traffic_row(void *userdata, const struct history_traffic *t)
     return 0;
 }
 
-/* ?project=NAME and ?by=guest|project. */
-static int
+/* ?project=NAME and ?by=guest|project (checked by the edge, api.c). */
+static void
 traffic_project(struct http_req *req, struct history_traffic_q *q)
 {
-    const char *p = httpd_query(req, "project"), *by = httpd_query(req, "by");
+    const char *by = httpd_query(req, "by");
 
-    if (p && !name_is_valid(p)) {
-        httpd_error(req, 400, "bad_request", "project", "project must be a name");
-        return -EINVAL;
-    }
-    if (by && strcmp(by, "guest") != 0 && strcmp(by, "project") != 0) {
-        httpd_error(req, 400, "bad_request", "by", "by must be guest or project");
-        return -EINVAL;
-    }
-    q->project = p;
+    q->project = httpd_query(req, "project");
     q->by_project = by && !strcmp(by, "project");
-    return 0;
 }
 
 /* Which guest (?guest=NAME): its id from the guests, or from history for a
@@ -157,10 +148,6 @@ traffic_guest(master_t *m, struct http_req *req, char id[SPEC_ID_LEN + 1])
     id[0] = '\0';
     if (!g)
         return 0;
-    if (!name_is_valid(g)) {
-        httpd_error(req, 400, "bad_request", "guest", "guest must be a name");
-        return -EINVAL;
-    }
     if (db_guest_get_by_name(m->db, g, &row) < 0) {
         httpd_error(req, 404, "not_found", "guest", "no guest \"%s\"", g);
         return -ENOENT;
@@ -185,9 +172,9 @@ h_usage_traffic(master_t *m, struct http_req *req, const struct api_match *am)
         return;
     }
     struct history_traffic_q q = {.period = (enum history_period)period};
-    if (range(m, req, &from, &to) < 0 || traffic_guest(m, req, id) < 0 ||
-        traffic_project(req, &q) < 0)
+    if (range(m, req, &from, &to) < 0 || traffic_guest(m, req, id) < 0)
         return;
+    traffic_project(req, &q);
     /* Whole periods: from the start of the one holding from (default: the
      * current one), to the end of the hour holding to. */
     from = history_period_start(period, f ? from : to);

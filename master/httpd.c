@@ -371,45 +371,53 @@ httpd_error(struct http_req *req, unsigned status, const char *code, const char 
     httpd_respond(req, status, json_pack("{s:o}", "error", e));
 }
 
-/* A query parameter looked up by its exact name (query_find's cls). */
-struct query_find {
-    const char *name;  /* the name asked for */
-    const char *value; /* its first value */
+/* httpd_query_each's walk (query_each's cls). */
+struct query_each {
+    httpd_query_fn fn; /* the caller's */
+    void *userdata;    /* its argument */
+    int r;             /* what it returned last */
 };
 
 static enum MHD_Result
-query_find(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+query_each(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    struct query_find *q = cls;
+    struct query_each *q = cls;
 
     (void)kind;
-    if (!key || strcmp(key, q->name) != 0)
-        return MHD_YES;
-    q->value = value;
-    return MHD_NO;
+    q->r = q->fn(q->userdata, key ? key : "", value);
+    return q->r ? MHD_NO : MHD_YES;
+}
+
+int
+httpd_query_each(const struct http_req *req, httpd_query_fn fn, void *userdata)
+{
+    struct pending *p = container_of(req, struct pending, req);
+    struct query_each q = {.fn = fn, .userdata = userdata};
+
+    MHD_get_connection_values(p->conn, MHD_GET_ARGUMENT_KIND, query_each, &q);
+    return q.r;
+}
+
+/* The first value of the parameter named want[0] into want[1]. */
+static int
+query_find(void *userdata, const char *name, const char *value)
+{
+    const char **want = userdata;
+
+    return strcmp(name, want[0]) == 0 ? (want[1] = value, 1) : 0;
 }
 
 /* libmicrohttpd's MHD_lookup_connection_value matches names without case,
  * as HTTP headers are; a query's names are exact (RFC 3986 leaves the query
  * to the server, and every name of the API is lower case): "?NODE=h1" is
- * not node, so /metrics refuses it as an unknown parameter, as it does a
- * typo, and a list does not filter by it. */
+ * not node, and the edge refuses it as a parameter the route does not take. */
 const char *
 httpd_query(const struct http_req *req, const char *name)
 {
-    struct pending *p = container_of(req, struct pending, req);
-    struct query_find q = {.name = name};
+    const char *want[2] = {name, NULL};
 
-    MHD_get_connection_values(p->conn, MHD_GET_ARGUMENT_KIND, query_find, &q);
-    return q.value;
-}
-
-unsigned
-httpd_query_count(const struct http_req *req)
-{
-    struct pending *p = container_of(req, struct pending, req);
-    int n = MHD_get_connection_values(p->conn, MHD_GET_ARGUMENT_KIND, NULL, NULL);
-    return n > 0 ? (unsigned)n : 0;
+    httpd_query_each(req, query_find, want);
+    return want[1];
 }
 
 const char *

@@ -126,8 +126,9 @@ void httpd_error(struct http_req *req, unsigned status, const char *code, const 
  * first when it is repeated), NULL when absent or without a value. Valid
  * until respond. */
 const char *httpd_query(const struct http_req *req, const char *name);
-/* How many query parameters came, repeated ones and ones without a value
- * included: more than a handler's known ones present means others. */
-unsigned httpd_query_count(const struct http_req *req);
+/* Calls fn with every query parameter in the order they came (value NULL
+ * when one came without "="), until fn returns non-zero; returns that, or 0. */
+typedef int (*httpd_query_fn)(void *userdata, const char *name, const char *value);
+int httpd_query_each(const struct http_req *req, httpd_query_fn fn, void *userdata);
 /* Request headers, case-insensitive. */
 const char *httpd_header(const struct http_req *req, const char *name);

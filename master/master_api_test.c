@@ -57,6 +57,148 @@ test_bad_paths_and_params(void **state)
     delete_all_guests();
 }
 
+/* GET or DELETE path with extra request headers (NULL-ended); returns the
+ * status and the error's field in field (n bytes, "" when none). */
+static long
+http_field(const char *method, const char *path, const char *const *headers, char *field, size_t n)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    struct buf b = {0};
+    char url[512];
+    long status = 0;
+
+    snprintf(url, sizeof(url), "%s%s", F.url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    h = fx_secure(c, h);
+    for (size_t i = 0; headers && headers[i]; i++)
+        h = curl_slist_append(h, headers[i]);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    (void)curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    json_t *o = b.n ? json_loadb(b.p, b.n, 0, NULL) : NULL;
+    const char *f = json_string_value(json_object_get(json_object_get(o, "error"), "field"));
+    snprintf(field, n, "%s", f ? f : "");
+    json_decref(o);
+    free(b.p);
+    return status;
+}
+
+/* The guest's deleting flag, generation and the newest event's seq, to see
+ * that a refused request changed nothing. */
+static void
+guest_mark(const char *name, char *buf, size_t n)
+{
+    json_t *g = get_guest(name), *ev = NULL;
+
+    assert_int_equal(http("GET", "/v1/events?tail=1", NULL, NULL, &ev), 200);
+    snprintf(buf, n, "deleting=%d generation=%lld state=%s next=%lld",
+             json_is_true(json_object_get(g, "deleting")),
+             (long long)json_integer_value(json_object_get(g, "generation")), str(g, "state"),
+             (long long)json_integer_value(json_object_get(ev, "next")));
+    json_decref(g);
+    json_decref(ev);
+}
+
+/* Query parameters are the route's own (api.c's table): an unknown name, a
+ * name given twice, a name without a value and a value outside the
+ * documented enum or range are each a 400 naming the parameter, on every
+ * route (the event stream and the shell's WebSocket upgrade too), and a
+ * refused DELETE deleted nothing. */
+static void
+test_strict_query(void **state)
+{
+    static const char *const ndjson[] = {"Accept: application/x-ndjson", NULL};
+    static const char *const ws[] = {
+        "Upgrade: websocket", "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13", NULL};
+    static const struct {
+        const char *method, *path;  /* the request */
+        const char *const *headers; /* extra headers */
+        const char *field;          /* the error's field */
+    } refused[] = {
+        /* unknown names: another case, a typo, one the route does not take */
+        {"DELETE", "/v1/guests/q1?Force=true", NULL, "Force"},
+        {"DELETE", "/v1/guests/q1?forse=true", NULL, "forse"},
+        {"DELETE", "/v1/guests/q1?wait=running", NULL, "wait"},
+        {"GET", "/v1/guests?nodes=n1", NULL, "nodes"},
+        {"GET", "/v1/guests/q1?x=1", NULL, "x"},
+        {"GET", "/healthz?verbose=1", NULL, "verbose"},
+        {"GET", "/v1/pools?limit=1", NULL, "limit"},
+        {"GET", "/v1/events?follow=true&bogus=1", ndjson, "bogus"},
+        {"GET", "/v1/guests/q1/shell?colums=80", ws, "colums"},
+        /* the same name twice */
+        {"DELETE", "/v1/guests/q1?force=false&force=true", NULL, "force"},
+        {"GET", "/v1/guests?limit=1&limit=2", NULL, "limit"},
+        {"GET", "/v1/events?follow=true&node=n1&node=n2", ndjson, "node"},
+        {"GET", "/v1/guests/q1/shell?tty=true&tty=false", ws, "tty"},
+        /* without a value */
+        {"DELETE", "/v1/guests/q1?force", NULL, "force"},
+        {"DELETE", "/v1/guests/q1?force=", NULL, "force"},
+        {"GET", "/v1/events?follow", ndjson, "follow"},
+        /* outside the enum or the range */
+        {"GET", "/v1/events?type=nope", NULL, "type"},
+        {"GET", "/v1/events?type=guest.created,nope", NULL, "type"},
+        {"GET", "/v1/events?type=guest.created,", NULL, "type"},
+        {"GET", "/v1/events?follow=true&type=nope", ndjson, "type"},
+        {"GET", "/v1/events?limit=5001", NULL, "limit"},
+        {"GET", "/v1/events?tail=0", NULL, "tail"},
+        {"GET", "/v1/guests/q1/shell?cols=wide", ws, "cols"},
+        {"GET", "/v1/guests/q1/shell?rows=65536", ws, "rows"},
+        {"GET", "/v1/operations?state=nope", NULL, "state"},
+        {"GET", "/v1/operations?parent=nope", NULL, "parent"},
+        {"GET", "/v1/usage/traffic?by=node", NULL, "by"},
+        {"GET", "/v1/guests/q1/console?bytes=1048577", NULL, "bytes"},
+        /* a value without a name */
+        {"GET", "/v1/nodes?=1", NULL, ""},
+    };
+    char before[160], after[160], field[64];
+
+    (void)state;
+    create_guest("q1");
+    guest_mark("q1", before, sizeof(before));
+    /* Every case is tried and every wrong answer said, then the test fails. */
+    unsigned wrong = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+        long st = http_field(refused[i].method, refused[i].path, refused[i].headers, field,
+                             sizeof(field));
+        if (st != 400 || strcmp(field, refused[i].field) != 0)
+            print_error("%s %s: %ld field \"%s\", want 400 field \"%s\"\n", refused[i].method,
+                        refused[i].path, st, field, refused[i].field),
+                wrong++;
+    }
+    assert_int_equal(wrong, 0);
+    /* Nothing was deleted, nothing changed, no event was stored. */
+    guest_mark("q1", after, sizeof(after));
+    assert_string_equal(before, after);
+    /* What the CLI, the web UI and the docs send still works. */
+    static const char *const accepted[] = {
+        "/v1/events?type=guest.*,node.state&limit=5000",
+        "/v1/events?type=guest.orphan.*,operation.step,node.*",
+        "/v1/events?tail=300&guest=q1",
+        "/v1/guests?limit=1000&state=running&label=tier%3Dweb",
+        "/v1/operations?state=running&guest=q1",
+        "/v1/nodes?limit=1",
+        "/v1/nodes?limit=1&",
+        "/v1/nodes?&limit=1&&after=a",
+        "/v1/nodes?",
+        "/healthz",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(accepted); i++) {
+        long st = http_field("GET", accepted[i], NULL, field, sizeof(field));
+        if (st != 200)
+            fail_msg("GET %s: %ld field \"%s\", want 200", accepted[i], st, field);
+    }
+    assert_int_equal(http("DELETE", "/v1/guests/q1?force=false", NULL, NULL, NULL), 204);
+    delete_all_guests();
+}
+
 static void
 test_limits_that_round_to_zero(void **state)
 {
@@ -357,6 +499,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_paths_and_params),
+        cmocka_unit_test(test_strict_query),
         cmocka_unit_test(test_limits_that_round_to_zero),
         cmocka_unit_test(test_batch_and_405),
         cmocka_unit_test(test_lock_and_waits),

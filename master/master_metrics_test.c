@@ -276,16 +276,23 @@ listed(const char *path)
     return n;
 }
 
-/* A list's filters are exact names too: ?NODE= is not node (it is ignored,
- * as every parameter a list does not know is). */
+/* A list's filters are exact names too: ?NODE= is not node but a
+ * parameter the list does not take, a 400 naming it (it used to be
+ * ignored, listing every guest). */
 static void
 test_query_names_exact(void **state)
 {
+    json_t *o = NULL;
+
     (void)state;
     assert_int_equal(listed("/v1/guests?node=n1"), 2);
     assert_int_equal(listed("/v1/guests?project=mp"), 1);
-    assert_int_equal(listed("/v1/guests?NODE=n1"), 4);
-    assert_int_equal(listed("/v1/guests?Project=mp"), 4);
+    assert_int_equal(http("GET", "/v1/guests?NODE=n1", NULL, NULL, &o), 400);
+    assert_string_equal(str(json_object_get(o, "error"), "field"), "NODE");
+    json_decref(o);
+    assert_int_equal(http("GET", "/v1/guests?Project=mp", NULL, NULL, &o), 400);
+    assert_string_equal(str(json_object_get(o, "error"), "field"), "Project");
+    json_decref(o);
 }
 
 int

@@ -430,31 +430,13 @@ metrics_render(master_t *m, const struct metrics_select *sel, char **out, size_t
     return 0;
 }
 
-/* The selection from the query (node, project), checked: answers 400 or
- * 404 itself and returns -errno then. */
+/* The selection from the query (node, project; their syntax checked by the
+ * edge, api.c's table): answers 404 or 503 itself and returns -errno then. */
 static int
 parse_select(master_t *m, struct http_req *req, struct metrics_select *sel)
 {
-    static const char *const field[] = {"node", "project"};
-    const char **val[] = {&sel->node, &sel->project};
-    unsigned known = 0;
-
-    for (size_t i = 0; i < ARRAY_SIZE(field); i++) {
-        *val[i] = httpd_query(req, field[i]);
-        if (*val[i] && !name_is_valid(*val[i]))
-            return httpd_error(req, 400, "bad_request", field[i],
-                               "%s must be a name (1 to %d lowercase letters, digits and "
-                               "hyphens)",
-                               field[i], NAME_MAX_LEN),
-                   -EINVAL;
-        known += *val[i] != NULL;
-    }
-    /* Another parameter (a typo would scrape everything), one given twice
-     * or one without a value. */
-    if (httpd_query_count(req) != known)
-        return httpd_error(req, 400, "bad_request", NULL,
-                           "the query may hold node=NAME and project=NAME, each at most once"),
-               -EINVAL;
+    sel->node = httpd_query(req, "node");
+    sel->project = httpd_query(req, "project");
     if (sel->node && !registry_get(m->reg, sel->node))
         return httpd_error(req, 404, "not_found", "node", "no node \"%s\"", sel->node), -ENOENT;
     if (sel->project) {

@@ -282,6 +282,12 @@ def nodes(c, n1, n2):
                    ("limit empty", [("limit", "")]), ("limit +1", [("limit", "+1")]),
                    ("after not a name", [("after", "Bad_")])]:
         c.call("GET", "/v1/nodes", query=q, expect=400, why=why)
+    c.call("GET", "/v1/nodes", query=[("limit", "1"), ("limit", "2")], expect=400, why="limit twice")
+    c.call("GET", "/v1/nodes", query=[("Limit", "1")], expect=400, why="not limit")
+    for method, path in [("GET", "/healthz"), ("GET", "/v1/join-tokens"), ("GET", "/v1/templates"),
+                         ("DELETE", "/v1/templates/nope"), ("GET", "/v1/pools"),
+                         ("GET", "/v1/tokens"), ("GET", "/v1/projects")]:
+        c.call(method, path, query=[("limit", "1")], expect=400, why="a parameter it does not take")
     r = c.call("GET", "/v1/nodes/" + n1, expect=200)
     c.check(r.get("orphans") == [], "a node's orphans")
     c.call("GET", "/v1/nodes/nope", expect=404)
@@ -857,6 +863,15 @@ def observe(c):
     c.check(len(seqs) >= 2 and seqs == sorted(set(seqs)), "JSON lines in order: %r" % seqs[:10])
     c.call("GET", "/v1/events", query=[("limit", "0")], expect=400)
     c.call("GET", "/v1/events", query=[("after", "x")], expect=400)
+    # Only the route's own parameters, each once, with a value it takes.
+    for why, q in [("an unknown type", [("type", "nope")]),
+                   ("one unknown type of two", [("type", "guest.created,nope")]),
+                   ("an unknown name", [("Type", "guest.*")]),
+                   ("a name given twice", [("guest", "web1"), ("guest", "web1")]),
+                   ("limit past 5000", [("limit", "5001")])]:
+        c.call("GET", "/v1/events", query=q, expect=400, why=why)
+    r = c.call("GET", "/v1/events", query=[("type", "guest.*,node.state"), ("limit", "5000")],
+               expect=200)
     r = c.call("GET", "/metrics", expect=200)
     c.check('vfleet_guest_memory_bytes{guest="web1"' in r.text, "web1's memory series")
     node = c.call("GET", "/v1/guests/web1", expect=200).get("node")
@@ -1299,6 +1314,13 @@ def access(c):
 
 def delete(c):
     c.call("DELETE", "/v1/guests/web2", query=[("force", "maybe")], expect=400, why="force=maybe")
+    # A refused delete deletes nothing: an unknown name (another case of
+    # force), force twice.
+    c.call("DELETE", "/v1/guests/web2", query=[("Force", "true")], expect=400, why="Force")
+    c.call("DELETE", "/v1/guests/web2", query=[("force", "false"), ("force", "true")], expect=400,
+           why="force twice")
+    r = c.call("GET", "/v1/guests/web2", expect=200, why="still there")
+    c.check(r.get("deleting") is False, "a refused delete left web2 as it was: %r" % r.get("deleting"))
     c.call("DELETE", "/v1/guests/nope", expect=404)
     c.call("DELETE", "/v1/guests/a%00b", expect=400, why="control character")
     c.call("DELETE", "/v1/guests/web2", expect=204)

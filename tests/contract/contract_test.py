@@ -290,10 +290,14 @@ class Contract:
         """Why the spec says this request is invalid ([] when it is valid)."""
         problems = []
         params = [self.spec.deref(p) for p in op["parameters"]]
+        names = [name for name, _ in query]
         for name, value in query:
             p = next((p for p in params if p["in"] == "query" and p["name"] == name), None)
             if p is None:
-                continue  # undeclared parameters are ignored by server and spec alike
+                problems.append("query %s: not a parameter of the operation" % name)
+                continue
+            if names.count(name) > 1:
+                problems.append("query %s: given %d times" % (name, names.count(name)))
             value = _coerce(p["schema"], value, self.spec)
             problems += ["query %s: %s" % (name, e) for e in self.spec.errors(p["schema"], value)]
         for p in params:
@@ -406,6 +410,8 @@ def _coerce(schema, value, spec):
             return value
     if t == "boolean":
         return {"true": True, "false": False}.get(value, value)
+    if t == "array":  # style form, explode false: "a,b,c"
+        return value.split(",")
     return value
 
 

@@ -182,3 +182,44 @@ def route_table(api_c):
     if not rows:
         raise SpecError("%s: the route table has no rows" % api_c)
     return {(m, p) for m, p, _ in rows}
+
+
+# The query parameter tables: static const struct api_param p_x[] = {...};
+_PARAMS_RE = re.compile(r"static const struct api_param (\w+)\[\] = \{(.*?)\n\};", re.S)
+_PARAM_RE = re.compile(r'\{\s*\.name = "([^"]+)"(.*?)\}', re.S)
+_FIELD_RE = re.compile(r'\.(\w+)\s*=\s*((?:"[^"]*"\s*)+|\w+)')
+_ROW_PARAMS_RE = re.compile(
+    r'\{\s*API_\w+\s*,\s*"([A-Z]+)"\s*,\s*"([^"]+)"\s*,\s*"[^"]+"\s*,\s*\w+\s*,\s*\w+\s*,\s*(\w+)\s*\}',
+    re.S,
+)
+
+
+def param_tables(api_c):
+    """{(METHOD, template): [{"name", "kind", "values", "min", "max"}]} of the
+    route table of master/api.c: the query parameters each route takes (an
+    empty list for a route that takes none)."""
+    with open(api_c, encoding="utf-8") as f:
+        text = f.read()
+    arrays = {}
+    for array, body in _PARAMS_RE.findall(text):
+        rows = []
+        for name, rest in _PARAM_RE.findall(body):
+            row = {"name": name, "kind": None, "values": None, "min": 0, "max": 0}
+            for key, val in _FIELD_RE.findall(rest):
+                if val.startswith('"'):
+                    row[key] = "".join(re.findall(r'"([^"]*)"', val))
+                elif key == "kind":
+                    row[key] = val.replace("API_P_", "")
+                else:
+                    row[key] = int(val)
+            rows.append(row)
+        arrays[array] = rows
+    start = text.find("routes[] = {")
+    end = text.find("};", start)
+    out = {}
+    for method, tmpl, params in _ROW_PARAMS_RE.findall(text[start:end]):
+        if params != "NULL" and params not in arrays:
+            raise SpecError("%s: route %s %s names %s, which is no parameter table"
+                            % (api_c, method, tmpl, params))
+        out[(method, tmpl)] = arrays.get(params, [])
+    return out

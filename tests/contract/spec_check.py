@@ -9,7 +9,13 @@ deploy/test runs first, with @seriousme/openapi-schema-validator):
 - every {param} of a path is declared as a path parameter, and no other;
 - operationIds are unique;
 - the operations are exactly the rows of the route table in master/api.c,
-  and exactly the routes of the table in docs/api.md.
+  and exactly the routes of the table in docs/api.md;
+- each operation's query parameters are exactly the ones its route takes in
+  master/api.c (the api_param tables the server checks every request
+  against), with the same kind of value, enum, range and length, and the
+  routes table of docs/api.md names exactly those;
+- GET /v1/events' type takes exactly the event types master/*.c emits
+  (and families of them, "guest.*").
 
 Usage: spec_check.py [docs/openapi.yaml [master/api.c [docs/api.md]]];
 exits 1 on any finding, printing each.
@@ -31,15 +37,94 @@ TOP = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 
 
 def api_md_routes(path):
-    """(METHOD, template) of the rows of the routes table of docs/api.md:
-    "| `POST /v1/guests/{name}/stop[?wait=stopped&timeout=S]` | ..."."""
-    out = set()
+    """{(METHOD, template): {query parameter names}} of the rows of the
+    routes table of docs/api.md:
+    "| `POST /v1/guests/{name}/stop[?wait=stopped&timeout=S]` | ..." (a
+    route on two rows, with and without parameters, has the union)."""
+    out = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
-            m = re.match(r"^\| `(GET|PUT|POST|PATCH|DELETE) (/[^`\[?]*)", line)
+            m = re.match(r"^\| `(GET|PUT|POST|PATCH|DELETE) (/[^`\[?]*)([^`]*)`", line)
             if m:
-                out.add((m.group(1), m.group(2)))
+                names = set(re.findall(r"[?&]([a-z_]+)=", m.group(3)))
+                out.setdefault((m.group(1), m.group(2)), set()).update(names)
     return out
+
+
+NAME_PATTERN = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+def param_problems(spec, where, table, declared):
+    """How the query parameters the spec declares for one operation differ
+    from the ones its route's table in master/api.c takes."""
+    problems = []
+    have = {p["name"]: p for p in declared}
+    want = {p["name"]: p for p in table}
+    for name in sorted(set(want) - set(have)):
+        problems.append("%s: master/api.c takes query parameter %s, the spec does not declare it"
+                        % (where, name))
+    for name in sorted(set(have) - set(want)):
+        problems.append("%s: the spec declares query parameter %s, master/api.c does not take it"
+                        % (where, name))
+    for name in sorted(set(have) & set(want)):
+        t, p = want[name], have[name]
+        s = spec.deref(p.get("schema", {}))
+        values = (t["values"] or "").split("|")
+        if t["kind"] == "INT":
+            got = (s.get("type"), s.get("minimum"), s.get("maximum"))
+            exp = ("integer", t["min"], t["max"])
+        elif t["kind"] == "NAME":
+            got = (s.get("type"), s.get("pattern"))
+            exp = ("string", NAME_PATTERN)
+        elif t["kind"] == "UUID":
+            got = (s.get("type"), s.get("format"))
+            exp = ("string", "uuid")
+        elif t["kind"] == "ENUM" and values == ["true", "false"] and s.get("type") == "boolean":
+            got = exp = None
+        elif t["kind"] == "ENUM":
+            got = (s.get("type"), sorted(str(v) for v in s.get("enum", [])))
+            exp = ("string", sorted(values))
+        elif t["kind"] == "LIST":
+            items = spec.deref(s.get("items", {}))
+            got = (s.get("type"), sorted(items.get("enum", [])), s.get("minItems"),
+                   s.get("maxItems"), p.get("style"), p.get("explode"))
+            exp = ("array", sorted(values), 1, t["max"], "form", False)
+        elif t["kind"] == "TEXT":
+            got = (s.get("type"), s.get("minLength"), s.get("maxLength"))
+            exp = ("string", 1, t["max"])
+        else:
+            got, exp = t["kind"], "a kind spec_check knows"
+        if got != exp:
+            problems.append("%s: query parameter %s is %s in the spec, master/api.c takes %s"
+                            % (where, name, got, exp))
+    return problems
+
+
+def emitted_event_types(master_dir):
+    """The event types master/*.c (tests aside) emit: the literal type of
+    every events_emit and events_emit_project call."""
+    out = set()
+    for name in sorted(os.listdir(master_dir)):
+        if not name.endswith(".c") or name.endswith("_test.c"):
+            continue
+        with open(os.path.join(master_dir, name), encoding="utf-8") as f:
+            text = f.read()
+        out.update(re.findall(r'\bevents_emit(?:_project)?\([^"]*"([a-z_]+(?:\.[a-z_]+)+)"', text))
+    return out
+
+
+def event_type_problems(tables, master_dir):
+    """GET /v1/events' type takes every type the master emits, and no type
+    it never emits (its families, "x.*", aside)."""
+    t = next((p for p in tables.get(("GET", "/v1/events"), []) if p["name"] == "type"), None)
+    if t is None:
+        return ["GET /v1/events: master/api.c's table has no type parameter"]
+    takes = {v for v in t["values"].split("|") if not v.endswith(".*")}
+    emitted = emitted_event_types(master_dir)
+    return ["event type %s is emitted by master/ but GET /v1/events?type= refuses it" % e
+            for e in sorted(emitted - takes)] + [
+        "GET /v1/events?type= takes %s, which master/ never emits" % e
+        for e in sorted(takes - emitted)]
 
 
 def check(spec_path, api_c, api_md):
@@ -106,13 +191,32 @@ def check(spec_path, api_c, api_md):
         if not any(s.startswith("2") or s == "101" for s in op.get("responses", {})):
             problems.append("%s: no success response" % where)
 
+    try:
+        tables = openapi_lib.param_tables(api_c)
+    except openapi_lib.SpecError as e:
+        return ["%s" % e]
+    problems += event_type_problems(tables, os.path.dirname(os.path.abspath(api_c)))
+    n_params = 0
+    for (m, tmpl), op in sorted(spec.ops.items()):
+        if (m, tmpl) not in tables:
+            continue  # not a route: said below
+        declared = [spec.deref(p) for p in op["parameters"] if spec.deref(p).get("in") == "query"]
+        n_params += len(declared)
+        problems += param_problems(spec, "%s %s" % (m, tmpl), tables[(m, tmpl)], declared)
+
     routes = openapi_lib.route_table(api_c)
     documented = set(spec.ops)
     for m, p in sorted(routes - documented):
         problems.append("route %s %s of master/api.c is not in %s" % (m, p, spec_path))
     for m, p in sorted(documented - routes):
         problems.append("operation %s %s is not a route of master/api.c" % (m, p))
-    md = api_md_routes(api_md)
+    md_params = api_md_routes(api_md)
+    md = set(md_params)
+    for (m, p), names in sorted(md_params.items()):
+        takes = {t["name"] for t in tables.get((m, p), [])}
+        if (m, p) in tables and names != takes:
+            problems.append("%s lists %s %s with query parameters %s, master/api.c takes %s"
+                            % (api_md, m, p, sorted(names), sorted(takes)))
     for m, p in sorted(documented - md):
         problems.append("operation %s %s is not in the routes table of %s" % (m, p, api_md))
     for m, p in sorted(md - documented):
@@ -121,8 +225,9 @@ def check(spec_path, api_c, api_md):
     if not problems:
         print(
             "spec_check: %s: %d operations = the %d routes of master/api.c = the routes of %s; "
-            "%d schemas valid, %d examples valid"
-            % (spec_path, len(spec.ops), len(routes), os.path.basename(api_md), n_schemas, n_examples)
+            "%d query parameters = master/api.c's; %d schemas valid, %d examples valid"
+            % (spec_path, len(spec.ops), len(routes), os.path.basename(api_md), n_params, n_schemas,
+               n_examples)
         )
     return problems
 
