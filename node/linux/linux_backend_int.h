@@ -1,5 +1,6 @@
 /* What linux_backend.c shares with the files that hold some of its
- * operations (linux_backend_migrate.c, linux_backend_enter.c): the backend's state and a guest's
+ * operations (linux_backend_migrate.c, linux_backend_enter.c,
+ * linux_backend_mounts.c): the backend's state and a guest's
  * paths. Not for the agent: it sees a backend_t (node/backend.h). */
 #pragma once
 
@@ -61,6 +62,28 @@ paths_of(const struct linux_backend *l, const struct guest_spec *s, struct guest
  * then. Whatever unmounts the guest's root or disk calls it first; with no
  * conduit there it costs one umount2 (EINVAL). 0, or the error (errtext set). */
 int lx_conduit_sweep(const struct guest_paths *p);
+
+/* The guest's mounts (linux_backend_mounts.c). Each returns 0 or the error
+ * (errtext set). */
+/* -ENOSPC when the node's filesystem has less free space than its reserve:
+ * no new image and no growth then. */
+int lx_check_reserve(struct linux_backend *l, const char *what);
+/* The guest's directory, after checking its template is here. */
+int lx_guest_dir_prepare(const struct guest_spec *s, const struct guest_paths *p);
+/* The guest's disk (made when there is no image), mounted unless it is. */
+int lx_guest_disk(struct linux_backend *l, const struct guest_spec *s, const struct guest_paths *p);
+/* The overlay's lower layer, the template idmapped to the guest's block
+ * unless it is mounted so; *lower says where it is. child > 0 lends its
+ * user namespace to the idmap (a cold start's clone). */
+int lx_mount_lower(struct linux_backend *l, const struct guest_ids *ids,
+                   const struct guest_paths *p, pid_t child, const char **lower);
+/* The guest's root: lower layer, then the overlay on its disk. */
+int lx_mount_root(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p,
+                  pid_t child);
+/* The guest's disk and root, mounted unless they are, its files and its
+ * idmapped template in its block. */
+int lx_guest_mounts(struct linux_backend *l, const struct guest_spec *s,
+                    const struct guest_ids *ids, const struct guest_paths *p);
 
 /* The spawner's view of a guest: root, identity, ids, caps, filter, console
  * and cgroups. ids is NULL for exec (which takes the user namespace from init). */
