@@ -211,6 +211,8 @@ test_cgroup_joined_by_self(void **state)
     snprintf(tasks, sizeof(tasks), "%s/tasks", dir);
     snprintf(ring, sizeof(ring), "%s.fakecg.ring", rootfs);
     assert_int_equal(mkdir(dir, 0700), 0);
+    /* Removed by the group teardown if an assertion below fails. */
+    strcpy(side_dir, dir);
     for (int i = 0; i < 2; i++) {
         int fd = open(i ? tasks : procs, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         assert_true(fd >= 0);
@@ -245,6 +247,7 @@ test_cgroup_joined_by_self(void **state)
     unlink(procs);
     unlink(ring);
     assert_int_equal(rmdir(dir), 0);
+    side_dir[0] = '\0';
 }
 
 /* Zombie children of this process (the agent's place: inits are cloned

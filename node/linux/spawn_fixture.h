@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <linux/capability.h>
 #include <poll.h>
@@ -44,6 +45,9 @@ static spawner_t *spawner;
 static pid_t live[16];
 /* Cgroup directories test_cgroups made, for the same reason. */
 static char cg_dirs[2][128];
+/* A plain directory beside the rootfs a test made (test_cgroup_joined_by_self's
+ * stand-in for a cgroup), for the same reason. */
+static char side_dir[128];
 
 static __attribute__((unused)) void
 track(pid_t pid, bool add)
@@ -220,10 +224,20 @@ teardown(void **state)
             rmdir(cg_dirs[i]);
     spawner_destroy(&spawner);
     assert_null(spawner);
+    if (side_dir[0])
+        remove_tree(side_dir);
     if (rootfs[0]) {
-        char log[128];
-        snprintf(log, sizeof(log), "%s.console.ring", rootfs);
-        unlink(log);
+        /* The console rings beside the rootfs ("<rootfs>.console.ring",
+         * ".cg.ring", ...): a failed assertion jumps past a test's own
+         * unlink of its ring, which left it in /tmp. */
+        char pat[128];
+        glob_t gl;
+        snprintf(pat, sizeof(pat), "%s.*ring", rootfs);
+        if (glob(pat, GLOB_NOSORT, NULL, &gl) == 0) {
+            for (size_t i = 0; i < gl.gl_pathc; i++)
+                unlink(gl.gl_pathv[i]);
+            globfree(&gl);
+        }
         remove_tree(rootfs);
     }
     return 0;

@@ -20,11 +20,23 @@ start_cluster 2
 h1=$(node 1)
 h2=$(node 2)
 
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+t_create=$(now_ms)
 for g in pa pb pc pd; do
     vf guest create "$g" --template busybox --memory 64M --disk 32M --cpu 0.1 --ip auto --node "$h1" \
         >/dev/null || fail "create $g"
 done
 wait_for 120 "4 guests running" all_running 4
+# What "nothing happens within T" waits below (a guest started again or made
+# anew where it must not be) would take a start on this machine at its
+# present load: T is at least what four creates up to running took here,
+# 3 s at the least, 20 s at the most.
+hold_ms=$(($(now_ms) - t_create))
+[ "$hold_ms" -ge 3000 ] || hold_ms=3000
+[ "$hold_ms" -le 20000 ] || hold_ms=20000
+hold() { sleep "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
+# record_of ID: the agent of h1's own record of guest ID (pid and desired).
+record_of() { jq -r '"\(.runtime.pid) \(.desired)"' "$(node_dir "$h1")/guests/$1.json"; }
 
 # inits: "name=pid ..." from the node's own store.
 inits() {
@@ -41,7 +53,6 @@ before=$(inits)
 ok "4 guests on $h1 over tcp://: $before"
 
 # ---- 1. shorter than the suspect threshold --------------------------------
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 cut_node 1
 t0=$(now_ms)
 states=""
@@ -65,6 +76,7 @@ ok "2 s cut (suspect at 5 s): $h1 stayed ready, 4 guests running under the same 
 pb_ip=$(ip_of pb)
 pb_id=$(gid pb)
 pd_pid=$(init_of pd)
+pd_id=$(gid pd)
 cut_node 1
 t_cut=$SECONDS
 wait_for 30 "$h1 down" is_node_state "$h1" down
@@ -77,7 +89,9 @@ done
 # The customer powers pd off (busybox poweroff signals init, which halts: status 0).
 kill -USR2 "$pd_pid"
 wait_for 10 "pd's init gone" eval '! alive '"$pd_pid"
-sleep 1
+# The exit happens during the cut: the agent has recorded it (and queued its
+# event) before the link heals.
+wait_for 10 "the agent of $h1 recording pd's exit" eval '[ "$(record_of "$pd_id")" = "0 stopped" ]'
 t_heal=$(date +%s%N)
 heal_node 1
 wait_for 30 "$h1 ready" is_node_state "$h1" ready
@@ -87,8 +101,10 @@ log "pd's exit during the cut seen $(((t_view - t_heal) / 1000000)) ms after hea
 [ "$(guest_field pd desired)" = stopped ] || fail "pd's desired state is $(guest_field pd desired)"
 guest_field pd message | grep -q exited || fail "pd's message: $(guest_field pd message)"
 wait_for 10 "pa, pc running" eval '[ "$(count_state running)" -eq 2 ]'
-sleep 3
+# A start the master sent on the hello would have pd running within hold_ms.
+hold "$hold_ms"
 [ "$(guest_field pd state)" = stopped ] || fail "pd was started again"
+[ "$(record_of "$pd_id")" = "0 stopped" ] || fail "pd was started again on $h1: $(record_of "$pd_id")"
 for g in pa pc; do
     [ "$(init_of $g)" = "$(echo "$before" | tr ' ' '\n' | sed -n "s/^$g=//p")" ] || fail "$g has a new init"
 done
@@ -127,7 +143,8 @@ local_cluster up >>"$T/cluster.log" 2>&1 || fail "restart the agent of $h1"
 wait_for 30 "$h1 ready" is_node_state "$h1" ready
 wait_for 10 "pc lost" eval '[ "$(guest_field pc state)" = lost ]'
 wait_for 10 "pe an orphan" eval '[ "$(orphans)" = pe ]'
-sleep 3
+# A create the master sent on the hello would have pc's record within hold_ms.
+hold "$hold_ms"
 [ "$(guest_field pc state)" = lost ] || fail "pc is $(guest_field pc state)"
 [ ! -e "$(node_dir "$h1")/guests/$pc_id.json" ] || fail "pc was re-created on $h1"
 vf node show "$h1" --json | jv '.lost' | grep -q pc || fail "$h1's view does not list pc as lost"
@@ -142,13 +159,24 @@ api_curl -sS -f -X POST -H 'Content-Type: application/json' \
     -d "{\"name\":\"pf\",\"template\":\"busybox\",\"node\":\"$h2\",\"restart\":\"on-failure\",\"restart_backoff\":1,\"limits\":{\"memory\":\"64M\",\"disk\":\"32M\"}}" \
     "/v1/guests?wait=running" >/dev/null || fail "create pf"
 pf_pid=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h2")" | jv '.[] | select(.name == "pf") | .pid')
+t_kill=$(now_ms)
 kill -9 "$pf_pid"
 pf_new() { "$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$h2")" | jv '.[] | select(.name == "pf") | .pid'; }
 wait_for 20 "pf started again by its policy" eval '[ "$(pf_new)" != 0 ] && [ "$(pf_new)" != '"$pf_pid"' ]'
 wait_for 10 "pf running" eval '[ "$(guest_field pf state)" = running ]'
+restart_ms=$(($(now_ms) - t_kill))
+restarts() { grep -c "guest=pf restarting" "$(node_dir "$h2")/agent.log" || true; }
+[ "$(restarts)" -eq 1 ] || fail "the agent logged $(restarts) restarts of pf, not 1"
 kill -USR2 "$(pf_new)"
 wait_for 10 "pf stopped" eval '[ "$(guest_field pf state)" = stopped ]'
-sleep 3
+# A restart of this exit would come after the backoff doubled once (2 s, one
+# more than the restart just seen, which took restart_ms up to running):
+# wait twice that, and look for the agent's "restarting" too, which it logs
+# when the backoff ends, before the start.
+w=$((2 * restart_ms))
+[ "$w" -ge 3000 ] || w=3000
+hold "$w"
+[ "$(restarts)" -eq 1 ] || fail "the agent restarted pf after its clean exit"
 [ "$(guest_field pf state)" = stopped ] || fail "a clean exit of pf was restarted"
 [ "$(guest_field pf desired)" = stopped ] || fail "pf's desired state did not follow its poweroff"
 ok "restart on-failure: SIGKILL'd pf started again (init $pf_pid -> new), its clean poweroff stays off"

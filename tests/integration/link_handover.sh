@@ -25,7 +25,10 @@ RID=dup1/0123456789abcdef
 # every second (timeout 3 s) on its socket, routing id RID.
 peerctl -k "$T/dup1/node.key" -r "$RID" -H 1000 -t 50 hello dup1 >"$T/real.json" &
 real=$!
-sleep 3
+# The duplicate must meet a welcomed node: the master logs each hello it
+# welcomes.
+wait_for 30 "the master welcoming the first connection as dup1" \
+    grep -q "node=dup1 hello: 0 guests, backend sim" "$CL/master.log"
 # A second connection under the same routing id (and key) says hello for 8 s
 # while the first keeps running, then goes away.
 peerctl -k "$T/dup1/node.key" -r "$RID" -H 1000 -t 8 hello dup1 >"$T/second.json"

@@ -70,6 +70,22 @@ nodectl hb apply "$(spec gb "$B" "{\"net_out\":\"${OUT_MBIT}mbit\"}" '"ips":["10
 nodectl ha start "$A" >/dev/null || fail "start A"
 nodectl hb start "$B" >/dev/null || fail "start B"
 exA() { nodectl ha exec "$A" -- "$@"; }
+now_ms() { date +%s%3N; }
+# usage_since NODE ID MS: the first usage sample of guest ID that agent NODE
+# took at MS (epoch ms, the agent's clock is this host's) or later. A usage
+# batch nodectl receives may have been taken before what the scenario just
+# did (one a second here, or queued while no nodectl listened).
+usage_since() {
+    local u
+    for _ in $(seq 30); do
+        u=$(nodectl "$1" usage "$2") || fail "no usage of $2 from $1" >&2
+        [ "$(json_get "$u" time_ms)" -lt "$3" ] || {
+            echo "$u"
+            return 0
+        }
+    done
+    fail "no usage sample of $2 from $1 taken since $3 in 30 batches" >&2
+}
 exB() { nodectl hb exec "$B" -- "$@"; }
 pidA=$(nsenter --net=/run/netns/$HA "$VFLEET_BIN/vfleet-node" ls --json --state-dir "$T/ha" |
     jv '.[0].pid')
@@ -97,10 +113,11 @@ ok "host B masquerades its guests' traffic leaving through the uplink ($natted p
 
 # Traffic counters: 200 echo requests of 1000 bytes from B to A; A receives
 # 200 frames of 1042 bytes (1000 + ICMP 8 + IPv4 20 + Ethernet 14).
-u0=$(nodectl ha usage "$A")
+u0=$(usage_since ha "$A" "$(now_ms)")
 exB ping -q -c 200 -i 0.01 -s 1000 -W 2 10.88.1.5 >/dev/null || fail "ping flood"
-sleep 1.5
-u1=$(nodectl ha usage "$A")
+# B had every reply back, so A had every request: a sample taken after
+# this counts them all.
+u1=$(usage_since ha "$A" "$(now_ms)")
 rx=$(($(json_get "$u1" net_rx_bytes) - $(json_get "$u0" net_rx_bytes)))
 tx=$(($(json_get "$u1" net_tx_bytes) - $(json_get "$u0" net_tx_bytes)))
 want=$((200 * 1042))
@@ -169,12 +186,13 @@ for i in 1 2 3; do
     (sleep 15 | nsenter --net=/run/netns/$HA busybox nc 10.88.1.5 80 >/dev/null 2>&1) &
     HOLD+=($!)
 done
-sleep 1
+held() { [ "$(inns "$HA" ss -Htn state established dst 10.88.1.5:80 | wc -l)" -eq 3 ]; }
+wait_for 30 "3 connections from host A to guest A's httpd established" held
 if nsenter --net=/run/netns/$HA busybox nc -w 2 10.88.1.5 80 </dev/null >/dev/null 2>&1; then
     fail "connection 4 was accepted under tcp_sockets=3"
 fi
-sleep 1.5
-u=$(nodectl ha usage "$A")
+# A sample taken after the refusal, the 3 connections still held (15 s).
+u=$(usage_since ha "$A" "$(now_ms)")
 [ "$(json_get "$u" tcp_sockets)" = 3 ] || fail "tcp_sockets reported $(json_get "$u" tcp_sockets), want 3: $u"
 [ "$(json_get "$u" failcnt.tcp)" -ge 1 ] || fail "failcnt.tcp not counted: $u"
 for p in "${HOLD[@]}"; do pkill -P "$p" 2>/dev/null || true; done
@@ -198,20 +216,24 @@ ok "an address added and removed live shows inside the guest and in vfleet-node 
 # Counters survive a restart of the agent (the baseline is in the store) and
 # then of the guest (the veth is made anew; the adopted guest's last counters
 # are folded in when it stops).
-before=$(json_get "$(nodectl ha usage "$A")" net_rx_bytes)
+u=$(usage_since ha "$A" "$(now_ms)")
+before=$(json_get "$u" net_rx_bytes)
 old=$(agent_pid ha)
 kill -9 "$old"
 wait "$old" 2>/dev/null || true # its store lock goes with it
 AGENT_NETNS=$HA start_agent ha
 nodectl ha wait-hello >/dev/null || fail "no hello after the agent restart"
 exB ping -q -c 10 -i 0.05 -s 1000 10.88.1.5 >/dev/null || fail "ping after agent restart"
-mid=$(json_get "$(nodectl ha usage "$A")" net_rx_bytes)
+u=$(usage_since ha "$A" "$(now_ms)")
+mid=$(json_get "$u" net_rx_bytes)
 [ "$mid" -ge $((before + 10 * 1042)) ] || fail "net_rx_bytes $before -> $mid across an agent restart"
 before=$mid
 nodectl ha stop "$A" >/dev/null || fail "stop A"
 sleep 1
 nodectl ha start "$A" >/dev/null || fail "start A again"
-after=$(json_get "$(nodectl ha usage "$A")" net_rx_bytes)
+# A sample of the guest restarted (on its new veth), not one from before.
+u=$(usage_since ha "$A" "$(now_ms)")
+after=$(json_get "$u" net_rx_bytes)
 [ "$after" -ge "$before" ] || fail "net_rx_bytes went back from $before to $after across a restart"
 ok "traffic counters are monotonic across an agent restart and a guest restart ($before -> $after)"
 

@@ -20,13 +20,28 @@ set +e
 vf guest exec o1 -- dd if=/dev/zero of=/dev/null bs=64M count=1 >"$T/dd.out" 2>&1
 rc=$?
 set -e
+# The kill is behind us: every usage sample taken from here on counts it.
+t_killed=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
 [ $rc -ne 0 ] || fail "dd with a 64 MiB buffer succeeded in a 32 MiB guest: $(cat "$T/dd.out")"
 ok "dd was killed (exit $rc)"
 
 one_event() { [ "$(oom_events)" -ge 1 ]; }
 wait_for 30 "the guest.oom event" one_event
-# Several usage samples later (every second here) there is still one.
-sleep 4
+# Three usage samples taken after the kill (one a second here) that the
+# master has received, each of them counting it in failcnt.oom (the count a
+# master that took samples for news would make a second event of): then
+# there is still one event. samples_after counts them, time being the
+# sample's (ISO 8601, UTC, ms: ordered as strings).
+seen=" "
+samples_after() {
+    local u t
+    u=$(vf --json guest usage o1) || return 1
+    t=$(jv '.time' <<<"$u")
+    [[ "$t" > "$t_killed" ]] && [ "$(jv '.failcnt.oom' <<<"$u")" -ge 1 ] &&
+        [[ "$seen" != *" $t "* ]] && seen="$seen$t "
+    [ "$(wc -w <<<"$seen")" -ge 3 ]
+}
+wait_for 30 "three usage samples of o1 taken after the kill" samples_after
 n=$(oom_events)
 [ "$n" -eq 1 ] || fail "$n guest.oom events for one kill: $(vf events --type guest.oom)"
 ev=$(vf --json events --type guest.oom --guest o1)

@@ -1,13 +1,14 @@
 /* peerctl: a node-link peer for the trust scenarios (trust_*.sh,
  * link_handover.sh) — honest, stolen-key or hostile, over real sockets.
  *
- *   peerctl -e ENDPOINT [KEYS] [-r ROUTING_ID] [-H HB_MS] [-t SECONDS] COMMAND ARGS...
+ *   peerctl -e ENDPOINT [KEYS] [-r ROUTING_ID] [-H HB_MS] [-t SECONDS] [-W FILE] COMMAND ARGS...
  *
  * KEYS: -k NODE_KEY_FILE (a node's key file: its pair and pinned master key),
  * -K (a fresh random key pair), -m MASTER_KEY (the server key to pin, Z85:
  * overrides the key file's), or -p for plaintext (NULL mechanism). -r sets
  * the routing id (default NAME/random, as a node's), -H turns on ZMTP
- * heartbeats with that interval (timeout 3x).
+ * heartbeats with that interval (timeout 3x). -W makes hello create FILE
+ * when it is first welcomed, for a scenario to wait on while it runs.
  *
  * Commands (each prints one JSON object on stdout):
  *   hello NAME             says hello as NAME every 500 ms and heartbeats,
@@ -47,6 +48,7 @@
  * master's state through its API. Exit status 0, or 2 on a usage error. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -73,6 +75,7 @@ static const char *routing_id;
 static const char *master_key;
 static int hb_ms;
 static unsigned seconds = 3;
+static const char *welcomed_file; /* -W: created at hello's first welcome */
 static uint64_t next_id = 1;
 static int sndhwm = 1000; /* forged batches are queued whole: 0 */
 
@@ -231,8 +234,16 @@ cmd_hello(const char *name)
             continue;
         if (m.type == MSG_WELCOME) {
             welcomed = true;
-            if (!welcomed_ms)
+            if (!welcomed_ms) {
                 welcomed_ms = time_real_ms();
+                int fd = welcomed_file
+                             ? open(welcomed_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+                             : -1;
+                if (welcomed_file && fd < 0)
+                    fprintf(stderr, "peerctl: %s: %s\n", welcomed_file, strerror(errno));
+                if (fd >= 0)
+                    close(fd);
+            }
         } else if (m.type == MSG_NACK) {
             nacks++;
             snprintf(last, sizeof(last), "%.200s", m.u.nack.message);
@@ -656,7 +667,7 @@ static int
 usage_error(void)
 {
     fprintf(stderr, "usage: peerctl -e ENDPOINT [-k KEYFILE | -K | -p] [-m MASTER_KEY] [-r ID] "
-                    "[-H MS] [-t S] COMMAND ARGS...\n");
+                    "[-H MS] [-t S] [-W FILE] COMMAND ARGS...\n");
     return 2;
 }
 
@@ -702,7 +713,7 @@ main(int argc, char **argv)
     const char *keyfile = NULL;
     int c, r;
 
-    while ((c = getopt(argc, argv, "+e:k:Kpm:r:H:t:")) != -1) {
+    while ((c = getopt(argc, argv, "+e:k:Kpm:r:H:t:W:")) != -1) {
         switch (c) {
         case 'e':
             endpoint = optarg;
@@ -727,6 +738,9 @@ main(int argc, char **argv)
             break;
         case 't':
             seconds = (unsigned)atoi(optarg);
+            break;
+        case 'W':
+            welcomed_file = optarg;
             break;
         default:
             return usage_error();

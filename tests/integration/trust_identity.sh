@@ -14,6 +14,14 @@ N2=$(node 2)
 EP=tcp://127.0.0.1:$CL_ZPORT
 K2=$(node_dir "$N2")/node.key
 as_n2() { "$VFLEET_TESTBIN/peerctl" -e "$EP" -k "$K2" "$@"; }
+# handled N: how many of the frames with request ids 1..N that $N2's key sent
+# as outbox messages (events, exec results) the master has handled and
+# committed: it stores each once, in node_msgs, before it acts on it. $N2's
+# agent sends none (it runs no guest); each peerctl numbers from 1.
+handled() {
+    sqlite3 -cmd '.timeout 5000' "$CL/master.db" \
+        "SELECT count(*) FROM node_msgs WHERE node = '$N2' AND id BETWEEN 1 AND $1"
+}
 
 vf guest create g1 --template busybox --memory 64M --disk 32M --cpu 0.1 --node "$N1" >/dev/null ||
     fail "create g1"
@@ -45,19 +53,39 @@ t1=$(echo "$usage" | jv '.time')
 wait_for 15 "a newer real sample of g1" eval '[ "$(vf --json guest usage g1 | jv .time)" != "$t1" ]'
 ok "forged usage from the future ignored; $N1's own samples keep coming"
 
+[ "$(handled 1)" = 0 ] || fail "node_msgs of $N2 before any forgery: $(handled 1)"
+g1_states() { vf --json events --type guest.state --guest g1 | wc -l; }
+states0=$(g1_states)
 out=$(as_n2 -t 2 event "$G1" exited)
-sleep 1
+# Whatever the master made of it is committed once it is stored: taken for
+# g1's, the exit would have made g1's desired state stopped (and the master
+# stop it), an event guest.exited and one guest.state. (Its observed state
+# right then is no proof: with the master's node check taken out it still
+# read running, the stop the master sent not done yet.)
+wait_for 15 "the master handling the forged event" eval '[ "$(handled 1)" = 1 ]'
+[ "$(guest_field g1 desired)" = running ] || fail "a forged exited event made g1 $(guest_field g1 desired)"
+exited=$(vf --json events --type guest.exited --guest g1)
+[ -z "$exited" ] || fail "a forged exited event was recorded: $exited"
+[ "$(g1_states)" = "$states0" ] || fail "g1 changed state: $(vf events --type guest.state --guest g1)"
 [ "$(guest_field g1 state)" = running ] || fail "a forged exited event stopped g1"
 ok "a forged exited event about g1 changes nothing: $out"
 
-# An exec on g1 while $N2's key answers every plausible request id for it.
-vf --json guest exec g1 -- sh -c 'sleep 2; echo real' >"$T/exec.json" &
+# An exec on g1 while $N2's key answers every plausible request id for it:
+# the exec runs in g1 (so the master waits for its result) until the forger
+# is done, then is let go.
+g1_init=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$N1")" | jv '.[0].pid')
+vf --json guest exec g1 -- sh -c \
+    'touch /tmp/exec-running; while [ ! -e /tmp/forger-done ]; do sleep 0.1; done; echo real' \
+    >"$T/exec.json" &
 execpid=$!
-sleep 0.5
+wait_for 30 "the exec running in g1" test -e "/proc/$g1_init/root/tmp/exec-running"
 out=$(as_n2 -t 2 exec "$G1" 1 3000)
+wait_for 30 "the master handling the 3000 forged exec results" eval '[ "$(handled 3000)" = 3000 ]'
+# From the host: the node runs one exec of a guest at a time.
+touch "/proc/$g1_init/root/tmp/forger-done" || fail "cannot let the exec go"
 wait "$execpid" || fail "exec failed: $(cat "$T/exec.json")"
 [ "$(jv '.stdout' <"$T/exec.json")" = real ] || fail "exec answered by a forger: $(cat "$T/exec.json")"
-ok "3000 forged exec results ignored; the exec returned g1's real output"
+ok "3000 forged exec results ignored; the exec returned g1's real output: $out"
 
 # Console reads of g1 while $N2's key answers every plausible request id.
 as_n2 -t 3 console "$G1" 1 3000 >"$T/console-forge.json" &
@@ -103,7 +131,12 @@ wait_for 15 "the violations logged" grep -q \
 alive "$(cl_master_pid)" || fail "the master died"
 ok "two-frame messages over $N2's session: $out"
 
-sleep 2
+# Both agents heard from after the garbage and the two-frame stream
+# (last_seen is ISO 8601, UTC, ms: ordered as strings), and still ready.
+t_garbage=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+seen_since() { [[ "$(vf --json node show "$1" | jv '.last_seen')" > "$t_garbage" ]]; }
+wait_for 15 "a heartbeat of $N1 after the garbage and the stream" seen_since "$N1"
+wait_for 15 "a heartbeat of $N2 after the garbage and the stream" seen_since "$N2"
 [ "$(node_state "$N1")" = ready ] && [ "$(node_state "$N2")" = ready ] || fail "nodes not ready"
 [ "$(guest_field g1 state)" = running ] || fail "g1 not running"
 out=$(vf --json guest exec g1 -- echo still)

@@ -19,9 +19,10 @@ wait_for 60 "r1 running" all_running 1
 init=$("$VFLEET_BIN/vfleet-node" ls --json --state-dir "$(node_dir "$N1")" | jv '.[0].pid')
 
 # A live session with N1's key, heartbeating for 20 s.
-"$VFLEET_TESTBIN/peerctl" -e "$EP" -k "$K1" -t 20 hello "$N1" >"$T/live.json" &
+"$VFLEET_TESTBIN/peerctl" -e "$EP" -k "$K1" -t 20 -W "$T/live.welcomed" hello "$N1" >"$T/live.json" &
 live=$!
-sleep 4
+# The revoke must find it welcomed (peerctl makes the file at its welcome).
+wait_for 30 "the live session with $N1's key welcomed" test -e "$T/live.welcomed"
 agent_conns() { ip netns exec "vf-$N1" ss -Htn state established dst 172.31.0.2 | wc -l; }
 [ "$(agent_conns)" = 1 ] || fail "the agent has $(agent_conns) connections to the master"
 # Notes when the agent's connection is gone (polled every 20 ms, for 10 s).
