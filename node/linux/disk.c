@@ -28,19 +28,19 @@
 #include "node/linux/disk_pristine.h"
 #include "node/linux/mountinfo.h"
 
-#define DISK_ALIGN          4096ULL
-#define DISK_OUTPUT_MAX     4096 /* bytes of a helper program's output kept */
-#define DISK_ATTACH_TRIES   32   /* LOOP_CTL_GET_FREE races lost before giving up */
-#define EXT4_MAGIC          0xEF53
-#define EXT4_INCOMPAT_64BIT 0x80
-#define EXT4_COMPAT_JOURNAL 0x4
-#define EXT4_EXTENT_MAGIC   0xF30A
-#define DISK_PREFETCH_INODES                                                                       \
-    16                        /* of group 0's: the root, the journal, lost+found, the orphan file */
-#define DISK_PRISTINE_MAX  32 /* pristine images kept; past it, mkfs each */
-#define DISK_PRISTINE_SIZE (64ULL << 30)     /* larger images are made by their own mkfs */
-#define DISK_CLAIM_TRIES   200               /* claim looks while held by no loop device */
-#define DISK_CLAIM_WAIT_NS (5 * 1000 * 1000) /* between them: 1 s in all */
+#define DISK_ALIGN           4096ULL
+#define DISK_OUTPUT_MAX      4096 /* bytes of a helper program's output kept */
+#define DISK_ATTACH_TRIES    32   /* LOOP_CTL_GET_FREE races lost before giving up */
+#define EXT4_MAGIC           0xEF53
+#define EXT4_INCOMPAT_64BIT  0x80
+#define EXT4_COMPAT_JOURNAL  0x4
+#define EXT4_EXTENT_MAGIC    0xF30A
+#define DISK_PREFETCH_INODES 16            /* group 0's first inodes read ahead (disk_prefetch) */
+#define DISK_PREFETCH_GDT    (256 * 1024)  /* group descriptor bytes read ahead at most */
+#define DISK_PRISTINE_MAX    32            /* pristine images kept; past it, mkfs each */
+#define DISK_PRISTINE_SIZE   (64ULL << 30) /* larger images are made by their own mkfs */
+#define DISK_CLAIM_TRIES     200           /* claim looks while held by no loop device */
+#define DISK_CLAIM_WAIT_NS   (5 * 1000 * 1000) /* between them: 1 s in all */
 
 /* The environment helper programs run with: nothing of the agent's leaks in
  * (MKE2FS_CONFIG, E2FSPROGS_* and locale would change their behaviour). */
@@ -629,6 +629,22 @@ disk_prefetch(int lfd)
     if ((le32toh(incompat) & EXT4_INCOMPAT_64BIT) && le16toh(desc_size) >= 64)
         memcpy(&itable_hi, gd + 0x28, 4);
     uint64_t itable = le32toh(itable_lo) | (uint64_t)le32toh(itable_hi) << 32;
+    /* The descriptors past that page (more than 32 groups), which the mount
+     * reads too; at most DISK_PREFETCH_GDT bytes of them. */
+    uint32_t blocks_lo, blocks_hi = 0, bpg;
+    memcpy(&blocks_lo, sb + 0x04, 4);
+    memcpy(&bpg, sb + 0x20, 4);
+    bool wide = (le32toh(incompat) & EXT4_INCOMPAT_64BIT) && le16toh(desc_size) >= 64;
+    if (wide)
+        memcpy(&blocks_hi, sb + 0x150, 4);
+    uint64_t blocks = le32toh(blocks_lo) | (uint64_t)le32toh(blocks_hi) << 32;
+    if (le32toh(bpg) > 0 && blocks > 1) {
+        uint64_t groups = (blocks - 1 + le32toh(bpg) - 1) / le32toh(bpg);
+        uint64_t gdt = groups * (wide ? le16toh(desc_size) : 32u);
+        if (gdt > 2048)
+            (void)readahead(lfd, 4096,
+                            gdt - 2048 < DISK_PREFETCH_GDT ? gdt - 2048 : DISK_PREFETCH_GDT);
+    }
     (void)readahead(lfd, (off_t)(itable * 1024),
                     (size_t)le16toh(inode_size) * DISK_PREFETCH_INODES);
     /* The journal's first block: its superblock. s_jnl_blocks holds an
