@@ -624,19 +624,18 @@ disk_prefetch(int lfd)
     /* The descriptors start at block 2 (1 KiB blocks), in the page read above. */
     if (pread(lfd, gd, sizeof(gd), 2048) != (ssize_t)sizeof(gd))
         return;
-    uint32_t itable_lo, itable_hi = 0;
+    bool wide = (le32toh(incompat) & EXT4_INCOMPAT_64BIT) && le16toh(desc_size) >= 64;
+    uint32_t itable_lo, itable_hi = 0, blocks_lo, blocks_hi = 0, bpg;
     memcpy(&itable_lo, gd + 0x08, 4);
-    if ((le32toh(incompat) & EXT4_INCOMPAT_64BIT) && le16toh(desc_size) >= 64)
+    memcpy(&blocks_lo, sb + 0x04, 4);
+    memcpy(&bpg, sb + 0x20, 4);
+    if (wide) {
         memcpy(&itable_hi, gd + 0x28, 4);
+        memcpy(&blocks_hi, sb + 0x150, 4);
+    }
     uint64_t itable = le32toh(itable_lo) | (uint64_t)le32toh(itable_hi) << 32;
     /* The descriptors past that page (more than 32 groups), which the mount
      * reads too; at most DISK_PREFETCH_GDT bytes of them. */
-    uint32_t blocks_lo, blocks_hi = 0, bpg;
-    memcpy(&blocks_lo, sb + 0x04, 4);
-    memcpy(&bpg, sb + 0x20, 4);
-    bool wide = (le32toh(incompat) & EXT4_INCOMPAT_64BIT) && le16toh(desc_size) >= 64;
-    if (wide)
-        memcpy(&blocks_hi, sb + 0x150, 4);
     uint64_t blocks = le32toh(blocks_lo) | (uint64_t)le32toh(blocks_hi) << 32;
     if (le32toh(bpg) > 0 && blocks > 1) {
         uint64_t groups = (blocks - 1 + le32toh(bpg) - 1) / le32toh(bpg);
