@@ -25,22 +25,17 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "node/linux/disk.h"
+#include "node/linux/disk_ext4.h"
 #include "node/linux/disk_pristine.h"
 #include "node/linux/mountinfo.h"
 
-#define DISK_ALIGN           4096ULL
-#define DISK_OUTPUT_MAX      4096 /* bytes of a helper program's output kept */
-#define DISK_ATTACH_TRIES    32   /* LOOP_CTL_GET_FREE races lost before giving up */
-#define EXT4_MAGIC           0xEF53
-#define EXT4_INCOMPAT_64BIT  0x80
-#define EXT4_COMPAT_JOURNAL  0x4
-#define EXT4_EXTENT_MAGIC    0xF30A
-#define DISK_PREFETCH_INODES 16            /* group 0's first inodes read ahead (disk_prefetch) */
-#define DISK_PREFETCH_GDT    (256 * 1024)  /* group descriptor bytes read ahead at most */
-#define DISK_PRISTINE_MAX    32            /* pristine images kept; past it, mkfs each */
-#define DISK_PRISTINE_SIZE   (64ULL << 30) /* larger images are made by their own mkfs */
-#define DISK_CLAIM_TRIES     200           /* claim looks while held by no loop device */
-#define DISK_CLAIM_WAIT_NS   (5 * 1000 * 1000) /* between them: 1 s in all */
+#define DISK_ALIGN         4096ULL
+#define DISK_OUTPUT_MAX    4096              /* bytes of a helper program's output kept */
+#define DISK_ATTACH_TRIES  32                /* LOOP_CTL_GET_FREE races lost before giving up */
+#define DISK_PRISTINE_MAX  32                /* pristine images kept; past it, mkfs each */
+#define DISK_PRISTINE_SIZE (64ULL << 30)     /* larger images are made by their own mkfs */
+#define DISK_CLAIM_TRIES   200               /* claim looks while held by no loop device */
+#define DISK_CLAIM_WAIT_NS (5 * 1000 * 1000) /* between them: 1 s in all */
 
 /* The environment helper programs run with: nothing of the agent's leaks in
  * (MKE2FS_CONFIG, E2FSPROGS_* and locale would change their behaviour). */
@@ -187,49 +182,6 @@ disk_align(uint64_t size)
     return size & ~(DISK_ALIGN - 1);
 }
 
-/* Reads the ext4 superblock (1024 bytes at offset 1024) from an open image. */
-static int
-disk_info_fd(int fd, struct disk_info *out)
-{
-    uint8_t sb[1024];
-    ssize_t k = pread(fd, sb, sizeof(sb), 1024);
-    if (k < 0)
-        return -errno;
-    if (k != (ssize_t)sizeof(sb))
-        return -EINVAL;
-
-    uint16_t magic;
-    uint32_t inodes, blocks_lo, blocks_hi, free_lo, free_hi, free_inodes, log_bs, bpg, ipg,
-        incompat;
-    memcpy(&inodes, sb + 0x00, 4);
-    memcpy(&blocks_lo, sb + 0x04, 4);
-    memcpy(&free_lo, sb + 0x0C, 4);
-    memcpy(&free_inodes, sb + 0x10, 4);
-    memcpy(&log_bs, sb + 0x18, 4);
-    memcpy(&bpg, sb + 0x20, 4);
-    memcpy(&ipg, sb + 0x28, 4);
-    memcpy(&magic, sb + 0x38, 2);
-    memcpy(&incompat, sb + 0x60, 4);
-    memcpy(&blocks_hi, sb + 0x150, 4);
-    memcpy(&free_hi, sb + 0x158, 4);
-    if (le16toh(magic) != EXT4_MAGIC || le32toh(log_bs) > 6 || le32toh(bpg) == 0 ||
-        le32toh(ipg) == 0)
-        return -EINVAL;
-
-    out->block_size = 1024u << le32toh(log_bs);
-    out->blocks = le32toh(blocks_lo);
-    out->free_blocks = le32toh(free_lo);
-    if (le32toh(incompat) & EXT4_INCOMPAT_64BIT) {
-        out->blocks |= (uint64_t)le32toh(blocks_hi) << 32;
-        out->free_blocks |= (uint64_t)le32toh(free_hi) << 32;
-    }
-    out->free_inodes = le32toh(free_inodes);
-    out->inodes = le32toh(inodes);
-    out->blocks_per_group = le32toh(bpg);
-    out->inodes_per_group = le32toh(ipg);
-    return 0;
-}
-
 int
 disk_info(const char *image, struct disk_info *out)
 {
@@ -237,7 +189,7 @@ disk_info(const char *image, struct disk_info *out)
     _cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return -errno;
-    return disk_info_fd(fd, out);
+    return disk_ext4_info(fd, out);
 }
 
 /* True when the loop device whose sysfs directory is sysdir (/sys/block/loopN
@@ -437,7 +389,7 @@ disk_format(const char *image, int fd, uint64_t size, uint64_t inodes)
         r = disk_mkfs(image, size, ask);
         if (r < 0)
             break;
-        r = disk_info_fd(fd, &info);
+        r = disk_ext4_info(fd, &info);
         if (r < 0 || info.inodes >= inodes)
             break;
         uint64_t groups = (info.blocks + info.blocks_per_group - 1) / info.blocks_per_group;
@@ -513,7 +465,7 @@ disk_from_pristine(const char *dir, int fd, uint64_t size, uint64_t inodes)
     if (r == 0)
         r = disk_pristine_renew(src, fd, true);
     if (r == 0)
-        r = disk_info_fd(fd, &info);
+        r = disk_ext4_info(fd, &info);
     if (r == 0 && info.inodes < inodes)
         r = -EIO;
     /* The superblock is not synced here: the ext4 mount that follows
@@ -555,7 +507,7 @@ disk_create(const char *image, uint64_t size, uint64_t inodes, const char *prist
         if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
             return -EEXIST;
         struct disk_info info;
-        if (disk_info_fd(fd, &info) == 0)
+        if (disk_ext4_info(fd, &info) == 0)
             return info.inodes >= inodes ? 0 : -EEXIST;
         /* Same size, no filesystem: a create that died before mkfs finished.
          * Make it sparse and zero again, unless something uses it; the claim
@@ -587,82 +539,6 @@ disk_create(const char *image, uint64_t size, uint64_t inodes, const char *prist
     if (r < 0 && created)
         unlink(image);
     return r;
-}
-
-/* Reads ahead, on the just attached loop device lfd, the metadata blocks an
- * ext4 mount reads one after the other: the superblock (read here and
- * waited for: it says where the rest is), then the group descriptors, the
- * first inodes of group 0 (the root, the journal's, lost+found, the orphan
- * file) and the journal's superblock, all requested at once without waiting,
- * so that the mount finds them in the device's page cache instead of
- * waiting for each in turn on the host's disk (the loop device's direct
- * I/O). The page cache survives only if the mount keeps the device's block
- * size: ext4 sets it to 1 KiB first (sb_min_blocksize) and then to its own,
- * and a change drops the cache. So the device's block size is set to 1 KiB
- * here before anything is read; a 4 KiB file system keeps only the
- * superblock read (its mount's second change drops the rest), so nothing
- * more is read ahead for it. Best effort: any failure leaves the reads to
- * the mount. */
-static void
-disk_prefetch(int lfd)
-{
-    int bsz = 1024;
-    uint8_t sb[1024], gd[64];
-    if (ioctl(lfd, BLKBSZSET, &bsz) < 0 || readahead(lfd, 0, 4096) < 0 ||
-        pread(lfd, sb, sizeof(sb), 1024) != (ssize_t)sizeof(sb))
-        return;
-    uint16_t magic, desc_size, inode_size;
-    uint32_t log_bs, compat, incompat, jnl[3];
-    memcpy(&magic, sb + 0x38, 2);
-    memcpy(&log_bs, sb + 0x18, 4);
-    memcpy(&inode_size, sb + 0x58, 2);
-    memcpy(&compat, sb + 0x5C, 4);
-    memcpy(&incompat, sb + 0x60, 4);
-    memcpy(&desc_size, sb + 0xFE, 2);
-    memcpy(jnl, sb + 0x10C, sizeof(jnl)); /* s_jnl_blocks: the journal inode's i_block */
-    if (le16toh(magic) != EXT4_MAGIC || le32toh(log_bs) != 0)
-        return; /* not ext4, or not 1 KiB blocks: the mount changes the size again */
-    /* The descriptors start at block 2 (1 KiB blocks), in the page read above. */
-    if (pread(lfd, gd, sizeof(gd), 2048) != (ssize_t)sizeof(gd))
-        return;
-    bool wide = (le32toh(incompat) & EXT4_INCOMPAT_64BIT) && le16toh(desc_size) >= 64;
-    uint32_t itable_lo, itable_hi = 0, blocks_lo, blocks_hi = 0, bpg;
-    memcpy(&itable_lo, gd + 0x08, 4);
-    memcpy(&blocks_lo, sb + 0x04, 4);
-    memcpy(&bpg, sb + 0x20, 4);
-    if (wide) {
-        memcpy(&itable_hi, gd + 0x28, 4);
-        memcpy(&blocks_hi, sb + 0x150, 4);
-    }
-    uint64_t itable = le32toh(itable_lo) | (uint64_t)le32toh(itable_hi) << 32;
-    /* The descriptors past that page (more than 32 groups), which the mount
-     * reads too; at most DISK_PREFETCH_GDT bytes of them. */
-    uint64_t blocks = le32toh(blocks_lo) | (uint64_t)le32toh(blocks_hi) << 32;
-    if (le32toh(bpg) > 0 && blocks > 1) {
-        uint64_t groups = (blocks - 1 + le32toh(bpg) - 1) / le32toh(bpg);
-        uint64_t gdt = groups * (wide ? le16toh(desc_size) : 32u);
-        if (gdt > 2048)
-            (void)readahead(lfd, 4096,
-                            gdt - 2048 < DISK_PREFETCH_GDT ? gdt - 2048 : DISK_PREFETCH_GDT);
-    }
-    (void)readahead(lfd, (off_t)(itable * 1024),
-                    (size_t)le16toh(inode_size) * DISK_PREFETCH_INODES);
-    /* The journal's first block: its superblock. s_jnl_blocks holds an
-     * extent header and, at depth 0, the first extent (start at 6 and 8). */
-    uint16_t eh_magic, eh_entries, eh_depth, start_hi;
-    uint32_t start_lo;
-    memcpy(&eh_magic, (uint8_t *)jnl, 2);
-    memcpy(&eh_entries, (uint8_t *)jnl + 2, 2);
-    memcpy(&eh_depth, (uint8_t *)jnl + 6, 2);
-    if (!(le32toh(compat) & EXT4_COMPAT_JOURNAL) || le16toh(eh_magic) != EXT4_EXTENT_MAGIC ||
-        le16toh(eh_entries) == 0 || le16toh(eh_depth) != 0)
-        return;
-    uint8_t ext[12];
-    memcpy(ext, sb + 0x10C + 12, sizeof(ext));
-    memcpy(&start_hi, ext + 6, 2);
-    memcpy(&start_lo, ext + 8, 4);
-    uint64_t jstart = le32toh(start_lo) | (uint64_t)le16toh(start_hi) << 32;
-    (void)readahead(lfd, (off_t)(jstart * 1024), 1024);
 }
 
 /* Attaches the open image imgfd to a free loop device with autoclear. Returns
@@ -765,7 +641,7 @@ disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
         _cleanup_close_ int lfd = disk_attach(imgfd, image, dev, sizeof(dev));
         if (lfd < 0)
             return lfd;
-        disk_prefetch(lfd);
+        disk_ext4_prefetch(lfd);
         if (mount(dev, mountpoint, "ext4", MS_NOSUID | MS_NODEV, "errors=remount-ro") < 0)
             return -errno; /* closing lfd detaches the device (autoclear) */
     }
@@ -922,7 +798,7 @@ disk_resize_offline(int imgfd, const char *image, uint64_t new_size)
     if (r < 0)
         return r;
     struct disk_info info;
-    if ((r = disk_info_fd(imgfd, &info)) < 0)
+    if ((r = disk_ext4_info(imgfd, &info)) < 0)
         return r;
     uint64_t new_blocks = new_size / info.block_size;
     if (new_blocks == info.blocks)
@@ -986,7 +862,7 @@ disk_resize(const char *image, const char *mountpoint, uint64_t new_size)
             return -errno;
     }
     struct disk_info info;
-    r = disk_info_fd(imgfd, &info);
+    r = disk_ext4_info(imgfd, &info);
     if (r < 0)
         return r;
     uint64_t new_blocks = new_size / info.block_size;

@@ -1,6 +1,7 @@
 /* Pristine filesystem images (disk_pristine.h). */
 #define _FILE_OFFSET_BITS 64
 #include "node/linux/disk_pristine.h"
+#include "node/linux/disk_ext4.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -19,7 +20,6 @@
 #define SB_HASH_SEED            0xEC  /* __le32 s_hash_seed[4] */
 #define SB_CHECKSUM_TYPE        0x175 /* __u8, 1 = crc32c */
 #define SB_CHECKSUM             0x3FC /* __le32 s_checksum */
-#define EXT4_MAGIC              0xEF53
 #define RO_COMPAT_METADATA_CSUM 0x400
 #define INCOMPAT_CSUM_SEED      0x2000
 
