@@ -73,6 +73,15 @@ teardown_guests() {
         # record yet: whatever runs in its cgroups goes too.
         teardown_kill_cgroup "$id"
     done
+    # A guest created by an agent killed before the create's first record
+    # write has a data directory and no record (node_crash_start).
+    for rec in "$dir"/*/data/*/; do
+        [ -d "$rec" ] || continue
+        id=$(basename "$rec")
+        [ -f "${rec%/data/*}/guests/$id.json" ] && continue
+        ids+=("$id")
+        teardown_kill_cgroup "$id"
+    done
     [ ${#ids[@]} -gt 0 ] && sleep 0.3
     teardown_mounts "$dir"
     for id in "${ids[@]}"; do teardown_rmdir_cgroup "$id"; done

@@ -264,6 +264,53 @@ same_boot(const agent_t *a, const struct agent_guest *g)
     return g->rec.boot_id[0] && strcmp(g->rec.boot_id, a->boot_id) == 0;
 }
 
+/* Kills what runs of the guests the backend has traces of (linux: a cgroup)
+ * and the store has no record of: an agent killed in a create with its
+ * start (guest.apply.start) after the init's spawn and before the create's
+ * first record write left an init that no record names, in a uid block no
+ * record holds, which store_uid_block_pick would hand to another guest, and
+ * whose destroy would be acked as gone. Their disks, mounts and cgroups
+ * stay: nothing of a guest is deleted because a message was lost (the
+ * create sent again reuses them, a destroy removes them). */
+static void
+kill_unrecorded(agent_t *a)
+{
+    const struct backend_ops *ops = a->backend->ops;
+    char **ids = NULL;
+    int r;
+
+    if (!ops->list)
+        return;
+    r = ops->list(a->backend, &ids);
+    if (r < 0) {
+        log_warning("node=%s cannot list the backend's guests: %s, ignoring", a->cfg.name,
+                    strerror(-r));
+        return;
+    }
+    for (char **id = ids; *id; free(*id), id++) {
+        _cleanup_free_ struct guest_spec *spec = NULL;
+        if (store_get(a->store, *id))
+            continue;
+        if (strlen(*id) > SPEC_ID_LEN) {
+            log_warning("node=%s \"%s\" is no guest id, its leftovers are kept, ignoring",
+                        a->cfg.name, *id);
+            continue;
+        }
+        spec = xcalloc(1, sizeof(*spec));
+        strscpy(spec->id, *id, sizeof(spec->id));
+        r = ops->kill(a->backend, spec, &(struct guest_runtime){0});
+        if (r < 0 && r != -ENOENT)
+            log_warning("node=%s guest=%s has no record and cannot kill what runs of it: %s, "
+                        "ignoring",
+                        a->cfg.name, *id, strerror(-r));
+        else
+            log_warning("node=%s guest=%s has no record: killed what ran of it, its leftovers "
+                        "(disk, mounts, cgroup) are kept",
+                        a->cfg.name, *id);
+    }
+    free(ids);
+}
+
 /* Re-adopts every guest of the store: a running one is checked by pid plus
  * start time and watched again; nothing is started twice. A guest that was
  * meant to run but is gone (the host rebooted) is started again only when its
@@ -275,6 +322,7 @@ adopt_all(agent_t *a)
     _cleanup_free_ struct guest_spec *spec = xmalloc(sizeof(*spec)); /* g's, unpacked */
     size_t n = store_count(a->store);
 
+    kill_unrecorded(a);
     for (size_t i = 0; i < n; i++) {
         struct agent_guest *g = agent_guest_add(a, store_at(a->store, i));
         enum guest_state st = GUEST_ABSENT;

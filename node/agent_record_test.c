@@ -176,6 +176,33 @@ test_unrecorded_create_killed(void **state)
     assert_true(rec.rt.pid != first.pid);
 }
 
+/* The same agent killed before the create's first record write, restarted:
+ * what runs of the guest with no record is killed at start-up, before the
+ * hello, not when (and if) the create comes again. Until then it ran in a
+ * uid block no record holds, which a create of another guest could take. */
+static void
+test_unrecorded_killed_at_start(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    struct guest_spec s;
+    struct guest_ids ids = {0};
+    struct guest_runtime first = {0};
+    enum guest_state st = GUEST_ABSENT;
+    struct msg hello;
+
+    fill_spec(&s, ID1, "web1", 1);
+    assert_int_equal(b->ops->create(b, &s, &ids), 0);
+    assert_int_equal(b->ops->start(b, &s, &ids, &first), 0);
+
+    start_agent(f, b);
+    assert_int_equal(b->ops->state(b, &s, &first, &st), 0);
+    assert_int_equal(st, GUEST_STOPPED); /* killed, its disk kept */
+    handshake(f, &hello);
+    assert_int_equal(hello.u.hello.n_inventory, 0);
+    msg_clear(&hello);
+}
+
 /* A stop is recorded (desired stopped) before the signal, and an agent
  * started from a record that says so, its init gone, takes the exit for the
  * stop's, not the guest's own: an agent killed between the exit and the
@@ -256,6 +283,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_unrecorded_run_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrecorded_create_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unrecorded_killed_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_recorded_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_exited_away, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_unrecorded, setup, teardown),

@@ -150,6 +150,12 @@ struct backend_ops {
     int (*stop)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
     /* Kills every process of the guest (SIGKILL to its cgroup) and waits for them. */
     int (*kill)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
+    /* The ids of the guests something of which may run here (linux: those
+     * with a cgroup): a NULL-terminated array of malloc'd ids in *ids, each
+     * freed by the caller, as is the array. The agent's start-up kills what
+     * runs of those its store has no record of (node/agent.c). NULL when the
+     * backend has none to find. */
+    int (*list)(backend_t *b, char ***ids);
     /* Removes everything of a stopped guest: cgroups, mounts, disk image, netns. */
     int (*destroy)(backend_t *b, const struct guest_spec *spec);
     /* Applies spec's limits to a created (running or stopped) guest. Growing

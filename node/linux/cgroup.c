@@ -243,6 +243,21 @@ cgroup_exists(cgroup_mgr_t *mgr, const char *id)
     return cgroup_check_name(id) == 0 && mgr->ops->exists(mgr, id);
 }
 
+int
+cgroup_list(cgroup_mgr_t *mgr, char ***ret)
+{
+    char **v = xcalloc(1, sizeof(char *));
+    size_t n = 0;
+    int r = mgr->ops->list(mgr, &v, &n);
+
+    if (r < 0) {
+        cgroup_strv_free(&v);
+        return r;
+    }
+    *ret = v;
+    return 0;
+}
+
 bool
 cgroup_complete(cgroup_mgr_t *mgr, const char *id)
 {
@@ -352,6 +367,35 @@ cgroup_destroy(cgroup_mgr_t *mgr, const char *id)
 }
 
 /* Shared file helpers. */
+
+int
+cgroup_list_dir(const char *dir, char ***v, size_t *n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    while ((e = readdir(d))) {
+        bool seen = false;
+        struct stat st;
+        if (cgroup_check_name(e->d_name) < 0)
+            continue;
+        if (e->d_type != DT_DIR &&
+            (e->d_type != DT_UNKNOWN ||
+             fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode)))
+            continue;
+        for (size_t i = 0; i < *n && !seen; i++)
+            seen = strcmp((*v)[i], e->d_name) == 0;
+        if (seen)
+            continue;
+        *v = xreallocarray(*v, *n + 2, sizeof(char *));
+        (*v)[(*n)++] = xstrdup(e->d_name);
+        (*v)[*n] = NULL;
+    }
+    closedir(d);
+    return 0;
+}
 
 int
 cgroup_write(cgroup_mgr_t *m, const char *dir, const char *file, const char *value)

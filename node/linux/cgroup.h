@@ -103,6 +103,15 @@ void cgroup_mgr_set_test_hooks(cgroup_mgr_t *mgr, const struct cgroup_test_hooks
  * 136:* pts. */
 int cgroup_create(cgroup_mgr_t *mgr, const char *id);
 
+/* The ids of the guests that have a cgroup under the prefix directory, in
+ * any hierarchy (v1: the union over them), each once, in no set order: a
+ * NULL-terminated array of malloc'd ids in *ret (free with
+ * cgroup_strv_free); an empty one when there is no prefix directory. Names
+ * that are not guest ids (cgroup_create would refuse them) are left out.
+ * The agent's start-up finds with it the guests the store has no record of
+ * (node/agent.c). */
+int cgroup_list(cgroup_mgr_t *mgr, char ***ret);
+
 /* True when the guest's cgroup exists (in the memory hierarchy for v1). */
 bool cgroup_exists(cgroup_mgr_t *mgr, const char *id);
 

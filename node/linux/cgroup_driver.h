@@ -22,6 +22,7 @@ struct cgroup_ops {
     void (*fini)(cgroup_mgr_t *m);
     int (*create)(cgroup_mgr_t *m, const char *id);
     bool (*exists)(cgroup_mgr_t *m, const char *id);
+    int (*list)(cgroup_mgr_t *m, char ***ret, size_t *n);
     bool (*complete)(cgroup_mgr_t *m, const char *id);
     int (*attach)(cgroup_mgr_t *m, const char *id, pid_t pid);
     int (*open_v2_fd)(cgroup_mgr_t *m, const char *id);
@@ -65,6 +66,11 @@ bool cgroup_holds(const char *dir, const char *file, const char *value);
  * file, whose every write walks all of the host's CPU cgroups. Returns 1
  * when it wrote, 0 when the value was there, or -errno. */
 int cgroup_write_changed(cgroup_mgr_t *m, const char *dir, const char *file, const char *value);
+
+/* Appends to the NULL-terminated *v (n entries, grown as needed) the names
+ * of dir's subdirectories that are guest ids and not in *v yet. A missing
+ * dir adds nothing. Returns 0 or -errno of opendir(). */
+int cgroup_list_dir(const char *dir, char ***v, size_t *n);
 
 /* Reads dir/file whole (at most CGROUP_READ_MAX bytes) into a malloc'd,
  * NUL-terminated string. Returns 0 or -errno (-EFBIG past the cap). */

@@ -264,6 +264,21 @@ v1_exists(cgroup_mgr_t *m, const char *id)
     return false;
 }
 
+static int
+v1_list(cgroup_mgr_t *m, char ***ret, size_t *n)
+{
+    struct v1_state *s = v1(m);
+    for (int c = 0; c < V1_N; c++) {
+        if (!s->hier[c] || !s->first[c])
+            continue;
+        _cleanup_free_ char *dir = v1_dir(m, c, NULL);
+        int r = cgroup_list_dir(dir, ret, n);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 static bool
 v1_complete(cgroup_mgr_t *m, const char *id)
 {
@@ -785,6 +800,7 @@ const struct cgroup_ops cgroup_v1_ops = {
     .fini = v1_fini,
     .create = v1_create,
     .exists = v1_exists,
+    .list = v1_list,
     .complete = v1_complete,
     .attach = v1_attach,
     .open_v2_fd = v1_open_v2_fd,

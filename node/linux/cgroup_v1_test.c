@@ -581,6 +581,37 @@ test_complete(void **state)
     assert_false(cgroup_complete(mgr, id));
 }
 
+/* The guests with a cgroup in any hierarchy, each once: one removed from
+ * the memory hierarchy alone still has a cgroup (and processes) elsewhere. */
+static void
+test_list(void **state)
+{
+    _cleanup_free_ char *a = make_id("ls1");
+    _cleanup_free_ char *b = make_id("ls2");
+    char **ids = NULL;
+
+    assert_int_equal(cgroup_list(mgr, &ids), 0);
+    assert_null(ids[0]);
+    cgroup_strv_free(&ids);
+    assert_int_equal(cgroup_create(mgr, a), 0);
+    assert_int_equal(cgroup_create(mgr, b), 0);
+    _cleanup_free_ char *dir = xasprintf("%s/memory/%s/%s", ROOT, prefix, b);
+    assert_int_equal(rmdir(dir), 0);
+    assert_int_equal(cgroup_list(mgr, &ids), 0);
+    assert_non_null(ids[0]);
+    assert_non_null(ids[1]);
+    assert_null(ids[2]);
+    bool a_first = strcmp(ids[0], a) == 0;
+    assert_string_equal(ids[a_first ? 0 : 1], a);
+    assert_string_equal(ids[a_first ? 1 : 0], b);
+    cgroup_strv_free(&ids);
+    assert_int_equal(cgroup_destroy(mgr, a), 0);
+    assert_int_equal(cgroup_destroy(mgr, b), 0);
+    assert_int_equal(cgroup_list(mgr, &ids), 0);
+    assert_null(ids[0]);
+    cgroup_strv_free(&ids);
+}
+
 /* A create writes no cpuset file (the parent clones its cpus and mems into
  * the new cgroup: each write rebuilt the host's scheduling domains), and
  * limits set again with the same CPU values write no bandwidth file (each
@@ -632,8 +663,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    static const char *const what[] = {"lim",  "att",   "pids", "oom", "dev",
-                                       "cost", "cost0", "chg",  "one"};
+    static const char *const what[] = {"lim",   "att", "pids", "oom", "dev", "cost",
+                                       "cost0", "chg", "one",  "ls1", "ls2"};
     for (size_t i = 0; i < ARRAY_SIZE(what); i++) {
         _cleanup_free_ char *id = make_id(what[i]);
         (void)cgroup_destroy(mgr, id);
@@ -666,6 +697,7 @@ main(void)
         cmocka_unit_test(test_kill_one_hierarchy),
         cmocka_unit_test(test_destroy_kills),
         cmocka_unit_test(test_complete),
+        cmocka_unit_test(test_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

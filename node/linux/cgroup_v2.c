@@ -43,6 +43,13 @@ v2_dir(cgroup_mgr_t *m, const char *id)
 }
 
 static int
+v2_list(cgroup_mgr_t *m, char ***ret, size_t *n)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/%s", m->root, m->prefix);
+    return cgroup_list_dir(dir, ret, n);
+}
+
+static int
 v2_init(cgroup_mgr_t *m)
 {
     return access(m->root, F_OK) < 0 ? -errno : 0;
@@ -487,6 +494,7 @@ const struct cgroup_ops cgroup_v2_ops = {
     .fini = v2_fini,
     .create = v2_create,
     .exists = v2_exists,
+    .list = v2_list,
     .complete = v2_exists,
     .attach = v2_attach,
     .open_v2_fd = v2_open_v2_fd,

@@ -381,6 +381,48 @@ test_attach_kill_destroy(void **state)
     assert_int_equal(cgroup_open_v2_fd(f->mgr, "g1"), -ENOENT);
 }
 
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The guests with a cgroup, as the agent's start-up looks for those with no
+ * record: every guest directory under the prefix, nothing else. */
+static void
+test_list(void **state)
+{
+    struct fake *f = *state;
+    char **ids = NULL;
+    size_t n = 0;
+
+    assert_int_equal(cgroup_list(f->mgr, &ids), 0); /* no prefix directory yet */
+    assert_null(ids[0]);
+    cgroup_strv_free(&ids);
+    assert_int_equal(cgroup_create(f->mgr, "g2"), 0);
+    assert_int_equal(cgroup_create(f->mgr, "g1"), 0);
+    _cleanup_free_ char *odd = xasprintf("%s/vfleet/not an id", f->root);
+    assert_int_equal(mkdir(odd, 0755), 0);
+    _cleanup_free_ char *base = xasprintf("%s/vfleet", f->root);
+    put(base, "g3", ""); /* a file, not a cgroup */
+    assert_int_equal(cgroup_list(f->mgr, &ids), 0);
+    while (ids[n])
+        n++;
+    assert_int_equal(n, 2);
+    qsort(ids, n, sizeof(*ids), cmp_str);
+    assert_string_equal(ids[0], "g1");
+    assert_string_equal(ids[1], "g2");
+    cgroup_strv_free(&ids);
+    assert_null(ids);
+
+    assert_int_equal(cgroup_destroy(f->mgr, "g1"), 0);
+    assert_int_equal(cgroup_list(f->mgr, &ids), 0);
+    assert_string_equal(ids[0], "g2");
+    assert_null(ids[1]);
+    cgroup_strv_free(&ids);
+    assert_int_equal(rmdir(odd), 0);
+}
+
 int
 main(void)
 {
@@ -390,6 +432,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_io_weight_both_schedulers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach_kill_destroy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -487,6 +487,12 @@ lx_kill(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt
 }
 
 static int
+lx_list(backend_t *b, char ***ids)
+{
+    return cgroup_list(lb(b)->cgroups, ids);
+}
+
+static int
 lx_destroy(backend_t *b, const struct guest_spec *s)
 {
     struct linux_backend *l = lb(b);
@@ -816,6 +822,7 @@ static const struct backend_ops linux_ops = {
     .start = lx_start,
     .stop = lx_stop,
     .kill = lx_kill,
+    .list = lx_list,
     .destroy = lx_destroy,
     .set_limits = lx_set_limits,
     .apply_network = lx_apply_network,

@@ -761,6 +761,38 @@ test_create_again_after_reboot(void **state)
     create_again(*state, true);
 }
 
+static size_t
+strv_len_free(char **v)
+{
+    size_t n = 0;
+    while (v[n])
+        free(v[n++]);
+    free(v);
+    return n;
+}
+
+/* The guests the backend has traces of (a cgroup), which the agent's
+ * start-up kills what runs of when its store has no record: a created guest
+ * is listed, by its id alone, and a destroyed one no more. */
+static void
+test_list(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    char **ids = NULL;
+
+    assert_int_equal(b->ops->list(b, &ids), 0);
+    assert_int_equal(strv_len_free(ids), 0);
+    assert_int_equal(b->ops->create(b, &fx->spec, &fx->ids), 0);
+    assert_int_equal(b->ops->list(b, &ids), 0);
+    assert_non_null(ids[0]);
+    assert_string_equal(ids[0], fx->spec.id);
+    assert_int_equal(strv_len_free(ids), 1);
+    assert_int_equal(b->ops->destroy(b, &fx->spec), 0);
+    assert_int_equal(b->ops->list(b, &ids), 0);
+    assert_int_equal(strv_len_free(ids), 0);
+}
+
 int
 main(void)
 {
@@ -783,6 +815,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stale_conduit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_again_other_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_again_after_reboot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

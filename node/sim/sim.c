@@ -375,6 +375,19 @@ sim_kill(backend_t *b, const struct guest_spec *spec, const struct guest_runtime
 }
 
 static int
+sim_list(backend_t *b, char ***ids)
+{
+    struct sim *s = to_sim(b);
+    LOCKED(s);
+    char **v = xcalloc(s->n + 1, sizeof(char *));
+
+    for (size_t i = 0; i < s->n; i++)
+        v[i] = xstrdup(s->guests[i]->id);
+    *ids = v;
+    return 0;
+}
+
+static int
 sim_destroy(backend_t *b, const struct guest_spec *spec)
 {
     struct sim *s = to_sim(b);
@@ -623,6 +636,7 @@ static const struct backend_ops sim_ops = {
     .start = sim_start,
     .stop = sim_stop,
     .kill = sim_kill,
+    .list = sim_list,
     .destroy = sim_destroy,
     .set_limits = sim_set_limits,
     .apply_network = sim_apply_network,

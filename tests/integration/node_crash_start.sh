@@ -7,7 +7,8 @@
 # The record says the guest is not running; the agent started again from it
 # must not make a second init of the same guest when the start comes again
 # (the master sends it again: the start was never acked), and the guest runs
-# once, on its own disk, with its files.
+# once, on its own disk, with its files. The create's init, which no record
+# names, is killed by the restarted agent before its hello (its disk kept).
 . "$(dirname "$0")/lib.sh"
 
 command -v gdb >/dev/null || { echo "SKIP: no gdb"; exit 77; }
@@ -78,6 +79,13 @@ killed_at apply_done apply-start "$HS"
 [ "$(inits "$H")" = 1 ] || fail "no init of $H running after the killed create: $(inits "$H")"
 start_agent h1
 nodectl h1 wait-hello >/dev/null || fail "no hello after the restart"
+# Killed at start-up, before the hello: it ran in a uid block no record
+# holds. Its disk and cgroup stay for the create sent again.
+n=$(inits "$H")
+[ "$n" = 0 ] || fail "guest $H with no record runs $n inits after the restart"
+[ -e "$T/h1/data/$H" ] || fail "the data of $H with no record is gone after the restart"
+[ -e "$(cg_path "$H" cgroup.procs)" ] || fail "the cgroup of $H with no record is gone after the restart"
+ok "killed in a create with its start: the restarted agent killed its init, kept its data"
 nodectl h1 apply-start "$HS" >/dev/null || fail "the create sent again"
 sleep 1
 n=$(inits "$H")
