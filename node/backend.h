@@ -151,7 +151,8 @@ struct backend_ops {
     /* Kills every process of the guest (SIGKILL to its cgroup) and waits for them. */
     int (*kill)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
     /* The ids of the guests something of which may run here (linux: those
-     * with a cgroup): a NULL-terminated array of malloc'd ids in *ids, each
+     * with a cgroup and a directory in this node's state directory): a
+     * NULL-terminated array of malloc'd ids in *ids, each
      * freed by the caller, as is the array. The agent's start-up kills what
      * runs of those its store has no record of (node/agent.c). NULL when the
      * backend has none to find. */

@@ -489,7 +489,25 @@ lx_kill(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt
 static int
 lx_list(backend_t *b, char ***ids)
 {
-    return cgroup_list(lb(b)->cgroups, ids);
+    struct linux_backend *l = lb(b);
+    int r = cgroup_list(l->cgroups, ids);
+    size_t n = 0;
+
+    if (r < 0)
+        return r;
+    /* Only guests whose directory is in this node's state directory (a
+     * create makes it before anything runs): a cgroup under a prefix that
+     * another agent on this kernel shares is its guest's, not ours. */
+    for (char **id = *ids; *id; id++) {
+        struct stat st;
+        _cleanup_free_ char *dir = xasprintf("%s/data/%s", l->cfg.state_dir, *id);
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+            (*ids)[n++] = *id;
+        else
+            free(*id);
+    }
+    (*ids)[n] = NULL;
+    return 0;
 }
 
 static int
