@@ -42,6 +42,21 @@ killed_at() {
     wait_for 30 "gdb attached to the agent" grep -qE '^TracerPid:[[:space:]]*[1-9]' "/proc/$apid/status"
     "$VFLEET_TESTBIN/nodectl" -e "ipc://$T/h1/master.sock" -n h1 -t 10 "$@" >/dev/null 2>&1 &&
         fail "$* was answered, the agent not stopped at $fn: $(cat "$T/gdb.log")"
+    # gdb kills it at the breakpoint. Once (a CI run) gdb hung after the
+    # hit, the agent stopped there for good: if gdb is still there 20 s
+    # later and the agent is in a tracing stop (gdb continued it, so only
+    # the breakpoint stops it), the agent is killed here.
+    for _ in $(seq 200); do
+        kill -0 "$gpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$gpid" 2>/dev/null; then
+        grep -qE '^State:[[:space:]]*t' "/proc/$apid/status" ||
+            fail "gdb is still there and the agent is not stopped at $fn: $(cat "$T/gdb.log")"
+        echo "gdb did not kill the agent stopped at $fn: killing it here"
+        kill -9 "$apid"
+        kill "$gpid" 2>/dev/null || true
+    fi
     wait "$gpid" || true
     wait_for 10 "the agent killed at $fn" sh -c "! kill -0 $apid 2>/dev/null"
 }
