@@ -341,3 +341,46 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 141' PIPE
 trap 'exit 143' TERM
+
+# guest_inits ID: how many inits guest ID runs: processes in its cgroup that
+# are pid 1 of a pid namespace one level below the host's (the console
+# reader is in the cgroup but not in the guest's pid namespace).
+guest_inits() {
+    local p n=0
+    for p in $(cat "$(cg_path "$1" cgroup.procs)" 2>/dev/null); do
+        awk '/^NSpid:/ {exit !(NF == 3 && $3 == 1)}' "/proc/$p/status" 2>/dev/null && n=$((n + 1))
+    done
+    echo "$n"
+}
+
+# killed_at NODE FUNCTION COMMAND...: NODE's agent killed (-9, by gdb) when
+# it reaches FUNCTION while it runs COMMAND (nodectl's, which gets no
+# answer).
+killed_at() {
+    local node=$1 fn=$2 apid gpid
+    shift 2
+    apid=$(agent_pid "$node")
+    gdb -p "$apid" -batch -ex 'set pagination off' -ex "break $fn" -ex continue -ex kill \
+        >"$T/gdb.log" 2>&1 &
+    gpid=$!
+    wait_for 30 "gdb attached to the agent" grep -qE '^TracerPid:[[:space:]]*[1-9]' "/proc/$apid/status"
+    "$VFLEET_TESTBIN/nodectl" -e "ipc://$T/$node/master.sock" -n "$node" -t 10 "$@" >/dev/null 2>&1 &&
+        fail "$* was answered, the agent not stopped at $fn: $(cat "$T/gdb.log")"
+    # gdb kills it at the breakpoint. Once (a CI run) gdb hung after the
+    # hit, the agent stopped there for good: if gdb is still there 20 s
+    # later and the agent is in a tracing stop (gdb continued it, so only
+    # the breakpoint stops it), the agent is killed here.
+    for _ in $(seq 200); do
+        kill -0 "$gpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$gpid" 2>/dev/null; then
+        grep -qE '^State:[[:space:]]*t' "/proc/$apid/status" ||
+            fail "gdb is still there and the agent is not stopped at $fn: $(cat "$T/gdb.log")"
+        echo "gdb did not kill the agent stopped at $fn: killing it here"
+        kill -9 "$apid"
+        kill "$gpid" 2>/dev/null || true
+    fi
+    wait "$gpid" || true
+    wait_for 10 "the agent killed at $fn" sh -c "! kill -0 $apid 2>/dev/null"
+}

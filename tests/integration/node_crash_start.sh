@@ -19,51 +19,24 @@ nodectl h1 wait-hello >/dev/null || fail "no hello"
 G=$(uuid)
 nodectl h1 apply "$(spec crash "$G" '{"disk":"32M"}')" >/dev/null || fail "apply"
 
-# inits [ID]: guest ID's (default $G) inits, processes in its cgroup that are pid 1 of a pid
-# namespace one level below the host's (the console reader is in the cgroup
-# but not in the guest's pid namespace).
-inits() {
-    local p n=0
-    for p in $(cat "$(cg_path "${1:-$G}" cgroup.procs)" 2>/dev/null); do
-        awk '/^NSpid:/ {exit !(NF == 3 && $3 == 1)}' "/proc/$p/status" 2>/dev/null && n=$((n + 1))
-    done
-    echo "$n"
-}
-
-# killed_at FUNCTION COMMAND...: the agent killed (-9, by gdb) when it
-# reaches FUNCTION while it runs COMMAND (nodectl's, which gets no answer).
-killed_at() {
-    local fn=$1 apid gpid
-    shift
-    apid=$(agent_pid h1)
-    gdb -p "$apid" -batch -ex 'set pagination off' -ex "break $fn" -ex continue -ex kill \
-        >"$T/gdb.log" 2>&1 &
-    gpid=$!
-    wait_for 30 "gdb attached to the agent" grep -qE '^TracerPid:[[:space:]]*[1-9]' "/proc/$apid/status"
-    "$VFLEET_TESTBIN/nodectl" -e "ipc://$T/h1/master.sock" -n h1 -t 10 "$@" >/dev/null 2>&1 &&
-        fail "$* was answered, the agent not stopped at $fn: $(cat "$T/gdb.log")"
-    wait "$gpid" || true
-    wait_for 10 "the agent killed at $fn" sh -c "! kill -0 $apid 2>/dev/null"
-}
-
-killed_at start_done start "$G"
-[ "$(inits)" = 1 ] || fail "no init running after the killed start: $(inits)"
+killed_at h1 start_done start "$G"
+[ "$(guest_inits "$G")" = 1 ] || fail "no init running after the killed start: $(guest_inits "$G")"
 ok "agent killed between the start and its record: the init runs, the record not written"
 
 start_agent h1
 nodectl h1 wait-hello >/dev/null || fail "no hello after the restart"
 nodectl h1 start "$G" >/dev/null || fail "the start sent again"
 sleep 1
-n=$(inits)
+n=$(guest_inits "$G")
 [ "$n" = 1 ] || fail "guest $G runs $n inits after the start sent again"
 nodectl h1 exec "$G" -- true >/dev/null || fail "exec in the guest"
 ok "the start sent again after the restart: one init"
 
 nodectl h1 stop "$G" 1 2 >/dev/null || fail "stop"
-[ "$(inits)" = 0 ] || fail "an init is left after the stop: $(inits)"
+[ "$(guest_inits "$G")" = 0 ] || fail "an init is left after the stop: $(guest_inits "$G")"
 
 # ---- killed between a destroy's work and its record's removal ----
-killed_at destroy_done destroy "$G"
+killed_at h1 destroy_done destroy "$G"
 [ -e "$T/h1/data/$G" ] && fail "the destroy did not run before the kill"
 start_agent h1
 nodectl h1 wait-hello >/dev/null || fail "no hello after the restart"
@@ -75,22 +48,22 @@ ok "killed in a destroy: the destroy sent again is acked and the record goes"
 # guest.apply.start, the master's create: no record names the guest yet.
 H=$(uuid)
 HS=$(spec crash2 "$H" '{"disk":"32M"}')
-killed_at apply_done apply-start "$HS"
-[ "$(inits "$H")" = 1 ] || fail "no init of $H running after the killed create: $(inits "$H")"
+killed_at h1 apply_done apply-start "$HS"
+[ "$(guest_inits "$H")" = 1 ] || fail "no init of $H running after the killed create: $(guest_inits "$H")"
 start_agent h1
 nodectl h1 wait-hello >/dev/null || fail "no hello after the restart"
 # Killed at start-up, before the hello: it ran in a uid block no record
 # holds. Its disk and cgroup stay for the create sent again.
-n=$(inits "$H")
+n=$(guest_inits "$H")
 [ "$n" = 0 ] || fail "guest $H with no record runs $n inits after the restart"
 [ -e "$T/h1/data/$H" ] || fail "the data of $H with no record is gone after the restart"
 [ -e "$(cg_path "$H" cgroup.procs)" ] || fail "the cgroup of $H with no record is gone after the restart"
 ok "killed in a create with its start: the restarted agent killed its init, kept its data"
 nodectl h1 apply-start "$HS" >/dev/null || fail "the create sent again"
 sleep 1
-n=$(inits "$H")
+n=$(guest_inits "$H")
 [ "$n" = 1 ] || fail "guest $H runs $n inits after the create sent again"
 nodectl h1 exec "$H" -- true >/dev/null || fail "exec in $H"
 nodectl h1 destroy "$H" >/dev/null || fail "destroy $H"
-[ "$(inits "$H")" = 0 ] || fail "an init of $H is left after its destroy"
+[ "$(guest_inits "$H")" = 0 ] || fail "an init of $H is left after its destroy"
 ok "killed in a create with its start: the create sent again runs one init"

@@ -14,22 +14,6 @@ build_template
 start_agent h1
 nodectl h1 wait-hello >/dev/null || fail "no hello"
 
-# killed_at FUNCTION COMMAND...: the agent killed (-9, by gdb) when it
-# reaches FUNCTION while it runs COMMAND (nodectl's, which gets no answer).
-killed_at() {
-    local fn=$1 apid gpid
-    shift
-    apid=$(agent_pid h1)
-    gdb -p "$apid" -batch -ex 'set pagination off' -ex "break $fn" -ex continue -ex kill \
-        >"$T/gdb.log" 2>&1 &
-    gpid=$!
-    wait_for 30 "gdb attached to the agent" grep -qE '^TracerPid:[[:space:]]*[1-9]' "/proc/$apid/status"
-    "$VFLEET_TESTBIN/nodectl" -e "ipc://$T/h1/master.sock" -n h1 -t 10 "$@" >/dev/null 2>&1 &&
-        fail "$* was answered, the agent not stopped at $fn: $(cat "$T/gdb.log")"
-    wait "$gpid" || true
-    wait_for 10 "the agent killed at $fn" sh -c "! kill -0 $apid 2>/dev/null"
-}
-
 # init_of ID: the pid of guest ID's init (pid 1 of a pid namespace one level
 # below the host's, in the guest's cgroup), or nothing.
 init_of() {
@@ -49,7 +33,7 @@ base_a=$(base_of "$A")
 
 B=$(uuid)
 BS=$(spec crash-b "$B" '{"disk":"32M"}')
-killed_at apply_done apply-start "$BS"
+killed_at h1 apply_done apply-start "$BS"
 p=$(init_of "$B")
 [ -n "$p" ] || fail "no init of B running after the killed create"
 old=$(awk '{print $2}' "/proc/$p/uid_map")
