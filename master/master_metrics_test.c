@@ -1,7 +1,12 @@
 /* GET /metrics end to end: a scrape of one node's or one project's guests
  * (?node=, ?project=), the bound on the per-guest series (a master with
- * metrics_guests_max = 4) and the refusal of bad query parameters. */
+ * metrics_guests_max = 4), the refusal of bad query parameters and the
+ * node link's counters. */
+#include <zmq.h>
+
 #include "master/master_fixture.h"
+#include "proto/link.h"
+#include "proto/msg.h"
 
 #define GUESTS_MAX 4
 
@@ -295,13 +300,118 @@ test_query_names_exact(void **state)
     json_decref(o);
 }
 
+/* The value of the sample series ("name{labels}") in text, -1 when it has
+ * none. */
+static double
+sample(const char *text, const char *series)
+{
+    size_t k = strlen(series);
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, series, k) == 0 && p[k] == ' ')
+            return strtod(p + k + 1, NULL);
+    return -1;
+}
+
+/* A peer of the node link under routing id id sends n frames that are not
+ * messages and reads the master's answers for up to 20 s: the nacks
+ * bad_request it got, up to n. */
+static unsigned
+send_undecodable(const char *id, unsigned n)
+{
+    void *s = link_socket(ZMQ_DEALER);
+    unsigned nacks = 0;
+
+    assert_non_null(s);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id)), 0);
+    assert_int_equal(zmq_connect(s, F.endpoint), 0);
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(zmq_send(s, "\xc1 not msgpack", 14, 0), 14);
+    for (uint64_t end = time_mono_ms() + 20000; nacks < n && time_mono_ms() < end;) {
+        zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+        char buf[4096];
+        struct msg m;
+        if (zmq_poll(&it, 1, 50) <= 0)
+            continue;
+        int r = zmq_recv(s, buf, sizeof(buf), ZMQ_DONTWAIT);
+        if (r > 0 && r <= (int)sizeof(buf) && msg_decode(buf, (size_t)r, &m, NULL, 0) == 0) {
+            nacks += m.type == MSG_NACK && m.u.nack.code == MSG_ERR_BAD_REQUEST;
+            msg_clear(&m);
+        }
+    }
+    link_socket_close(&s);
+    return nacks;
+}
+
+/* The node link's counters: protocol violations under a node's name are
+ * that node's (vfleet_node_*{node}); those under a name no node has are
+ * counted only in the link's families, which make no series of it; a
+ * connection without a valid name is cut as junk. Before, none of this
+ * was in the exposition. */
+static void
+test_link_counters(void **state)
+{
+    enum { N2 = 3, STRANGER = 2 };
+
+    (void)state;
+    char *t = scrape("/metrics", 200);
+    double n2 = sample(t, "vfleet_node_protocol_violations_total{node=\"n2\"}");
+    double all = sample(t, "vfleet_node_link_protocol_violations_total");
+    double junk = sample(t, "vfleet_node_link_connections_cut_total{reason=\"junk\"}");
+    free(t);
+    assert_true(n2 >= 0 && all >= n2 && junk >= 0);
+
+    /* Fewer than LINK_VIOLATIONS: answered, not cut. */
+    assert_int_equal(send_undecodable("n2/bad", N2), N2);
+    assert_int_equal(send_undecodable("stranger/bad", STRANGER), STRANGER);
+    /* Without a routing id of its own (libzmq's is no valid name): junk,
+     * its connection cut. It stays open until then, so that what it sent
+     * is not lost with it. */
+    void *s = link_socket(ZMQ_DEALER);
+    assert_non_null(s);
+    assert_int_equal(zmq_connect(s, F.endpoint), 0);
+    assert_int_equal(zmq_send(s, "junk", 4, 0), 4);
+    for (int i = 0; i < 400; i++) {
+        t = scrape("/metrics", 200);
+        if (sample(t, "vfleet_node_link_connections_cut_total{reason=\"junk\"}") > junk)
+            break;
+        free(t);
+        t = NULL;
+        usleep(50 * 1000);
+    }
+    link_socket_close(&s);
+    assert_non_null(t);
+    assert_true(sample(t, "vfleet_node_protocol_violations_total{node=\"n2\"}") == n2 + N2);
+    assert_true(sample(t, "vfleet_node_protocol_violations_total{node=\"n1\"}") == 0);
+    assert_true(sample(t, "vfleet_node_link_protocol_violations_total") == all + N2 + STRANGER);
+    assert_true(sample(t, "vfleet_node_connections_cut_total{node=\"n2\",reason=\"violations\"}") ==
+                0);
+    assert_true(sample(t, "vfleet_node_connections_cut_total{node=\"n2\",reason=\"flood\"}") == 0);
+    /* No series of a name that is no node's: one per node, three nodes. */
+    assert_int_equal(lines_with(t, "vfleet_node_protocol_violations_total{"), N_NODES);
+    assert_int_equal(lines_with(t, "vfleet_node_connections_cut_total{"), 2 * N_NODES);
+    assert_int_equal(lines_with_holding(t, "vfleet_node_", "stranger"), 0);
+    assert_int_equal(lines_with(t, "vfleet_node_link_connections_cut_total{"), 6);
+    assert_true(sample(t, "vfleet_node_link_messages_dropped_total") >= 0);
+    free(t);
+    /* The link's and the nodes' families are the cluster's: no slice has
+     * them. */
+    t = scrape("/metrics?node=n2", 200);
+    assert_int_equal(lines_with(t, "vfleet_node_protocol_violations_total"), 0);
+    assert_int_equal(lines_with(t, "vfleet_node_link_"), 0);
+    free(t);
+    /* The real nodes were not touched. */
+    json_decref(poll_until("/v1/nodes", nodes_ready, NULL));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_all),        cmocka_unit_test(test_format),
-        cmocka_unit_test(test_slices),     cmocka_unit_test(test_bound),
-        cmocka_unit_test(test_bad_params), cmocka_unit_test(test_query_names_exact),
+        cmocka_unit_test(test_all),           cmocka_unit_test(test_format),
+        cmocka_unit_test(test_slices),        cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_bad_params),    cmocka_unit_test(test_query_names_exact),
+        cmocka_unit_test(test_link_counters),
     };
 
     F.metrics_guests_max = GUESTS_MAX;

@@ -17,6 +17,7 @@
 #include "master/guests.h"
 #include "master/http_handlers.h"
 #include "master/usage.h"
+#include "proto/link.h"
 
 /* A histogram of durations in seconds. */
 #define HIST_BUCKETS 12
@@ -148,6 +149,98 @@ histogram_out(struct textbuf *o, const char *name, const char *help, const struc
                    (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->n);
 }
 
+/* ---- the node link's counters (proto/link.h) ---- */
+
+/* One node's counts summed over the master's links. */
+static struct link_peer_stats
+node_link_counts(master_t *m, const char *node)
+{
+    struct link_peer_stats sum = {0};
+
+    for (unsigned i = 0; i < m->n_links; i++) {
+        struct link_peer_stats st;
+        if (link_get_peer_stats(m->links[i].link, node, &st) == 0) {
+            sum.violations += st.violations;
+            sum.kicked_violation += st.kicked_violation;
+            sum.kicked_flood += st.kicked_flood;
+        }
+    }
+    return sum;
+}
+
+/* Per node, by name, only for the nodes of the registry: a peer names
+ * itself, and a label from any name it likes would let a stranger make
+ * series without bound. What every other name did is in the link's
+ * families (link_out) alone. */
+static void
+node_link_out(struct textbuf *o, master_t *m)
+{
+    size_t n = registry_count(m->reg);
+    struct link_peer_stats *c = xcalloc(n ? n : 1, sizeof(*c));
+
+    for (size_t i = 0; i < n; i++)
+        c[i] = node_link_counts(m, registry_at(m->reg, i)->name);
+    family(o, "vfleet_node_protocol_violations_total", "counter",
+           "Protocol violations under the node's name (frames that are not messages, messages "
+           "of several frames).");
+    for (size_t i = 0; i < n; i++)
+        textbuf_printf(o, "vfleet_node_protocol_violations_total{node=\"%s\"} %llu\n",
+                       registry_at(m->reg, i)->name, (unsigned long long)c[i].violations);
+    family(o, "vfleet_node_connections_cut_total", "counter",
+           "Connections under the node's name the master cut, by reason.");
+    for (size_t i = 0; i < n; i++) {
+        const char *name = registry_at(m->reg, i)->name;
+        textbuf_printf(o, "vfleet_node_connections_cut_total{node=\"%s\",reason=\"flood\"} %llu\n",
+                       name, (unsigned long long)c[i].kicked_flood);
+        textbuf_printf(o,
+                       "vfleet_node_connections_cut_total{node=\"%s\",reason=\"violations\"} "
+                       "%llu\n",
+                       name, (unsigned long long)c[i].kicked_violation);
+    }
+    free(c);
+}
+
+/* The node link as a whole: every peer, named or not, known or not. */
+static void
+link_out(struct textbuf *o, master_t *m)
+{
+    struct link_stats sum = {0};
+
+    for (unsigned i = 0; i < m->n_links; i++) {
+        struct link_stats st;
+        link_get_stats(m->links[i].link, &st);
+        sum.dropped += st.dropped;
+        sum.kicked_flood += st.kicked_flood;
+        sum.kicked_denied += st.kicked_denied;
+        sum.kicked_idle += st.kicked_idle;
+        sum.kicked_junk += st.kicked_junk;
+        sum.kicked_asked += st.kicked_asked;
+        sum.violations += st.violations;
+        sum.kicked_violation += st.kicked_violation;
+    }
+    const struct {
+        const char *reason; /* the label's value */
+        uint64_t n;         /* connections cut for it */
+    } cuts[] = {
+        {"flood", sum.kicked_flood},   {"violations", sum.kicked_violation},
+        {"junk", sum.kicked_junk},     {"idle", sum.kicked_idle},
+        {"denied", sum.kicked_denied}, {"kicked", sum.kicked_asked},
+    };
+    family(o, "vfleet_node_link_protocol_violations_total", "counter",
+           "Protocol violations on the node link, under any peer name.");
+    textbuf_printf(o, "vfleet_node_link_protocol_violations_total %llu\n",
+                   (unsigned long long)sum.violations);
+    family(o, "vfleet_node_link_connections_cut_total", "counter",
+           "Node link connections the master cut, by reason.");
+    for (size_t k = 0; k < ARRAY_SIZE(cuts); k++)
+        textbuf_printf(o, "vfleet_node_link_connections_cut_total{reason=\"%s\"} %llu\n",
+                       cuts[k].reason, (unsigned long long)cuts[k].n);
+    family(o, "vfleet_node_link_messages_dropped_total", "counter",
+           "Node link messages dropped unread (floods, junk, denied peers, several frames).");
+    textbuf_printf(o, "vfleet_node_link_messages_dropped_total %llu\n",
+                   (unsigned long long)sum.dropped);
+}
+
 static void
 nodes_out(struct textbuf *o, master_t *m)
 {
@@ -192,6 +285,7 @@ nodes_out(struct textbuf *o, master_t *m)
             textbuf_printf(o, "%s{node=\"%s\"} %.17g\n", fam[k].name, rn->name, v[k]);
         }
     }
+    node_link_out(o, m);
 }
 
 /* How each metric of the usage vector is exported: its name, whether it is
@@ -394,6 +488,7 @@ control_out(struct textbuf *o, master_t *m)
     textbuf_printf(o, "vfleet_node_link_backlog_seconds %.3f\n", m->behind_ms / 1000.0);
     family(o, "vfleet_node_link_backlog_max_seconds", "gauge", "The largest backlog since start.");
     textbuf_printf(o, "vfleet_node_link_backlog_max_seconds %.3f\n", m->behind_max_ms / 1000.0);
+    link_out(o, m);
     family(o, "vfleet_usage_reports_skipped_total", "counter",
            "Usage reports skipped as read a usage interval or more late.");
     textbuf_printf(o, "vfleet_usage_reports_skipped_total %llu\n",

@@ -859,6 +859,15 @@ link_get_stats(const link_t *l, struct link_stats *out)
 }
 
 int
+link_get_peer_stats(const link_t *l, const char *peer, struct link_peer_stats *out)
+{
+    *out = (struct link_peer_stats){0};
+    if (!l || !l->router || !peer)
+        return -EINVAL;
+    return link_peers_peer_stats(l->peers, peer, out);
+}
+
+int
 link_fd(link_t *l)
 {
     int fd;

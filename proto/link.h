@@ -280,6 +280,20 @@ struct link_stats {
 };
 void link_get_stats(const link_t *l, struct link_stats *out);
 
+/* What a router has done about one peer name since it was made (a part of
+ * link_stats, by name). A name is counted from its first message or
+ * violation on, while the router keeps a route for it (LINK_MAX_PEERS
+ * names; routes are never forgotten, so the counts never go back). */
+struct link_peer_stats {
+    uint64_t violations;       /* protocol violations under the name */
+    uint64_t kicked_violation; /* its connections shut for violations beyond LINK_VIOLATIONS */
+    uint64_t kicked_flood;     /* its connections shut for flooding */
+};
+/* The counts of peer on router l into out (zeros when l counts nothing for
+ * it): 0, or -ENOENT when l keeps no route for peer, -EINVAL when l is not
+ * a router. */
+int link_get_peer_stats(const link_t *l, const char *peer, struct link_peer_stats *out);
+
 /* The socket's ZMQ_FD: readable means "the socket's state may have changed",
  * not "a message is waiting" (edge-triggered). Do not read or close it. Use
  * zwatch.h to drive a link from libuv. Returns the fd or -errno. */

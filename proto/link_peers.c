@@ -29,17 +29,18 @@ struct route {
     const void *conn;              /* that connection's tag */
     const void *flooded;           /* tag of a connection shut for flooding */
     struct {
-        int fd;            /* its socket */
-        ino_t ino;         /* the socket's inode when first seen */
-    } recent[PEER_CONNS];  /* connections the name spoke through lately */
-    unsigned n_recent;     /* entries used in recent (a ring once full) */
-    uint64_t window_start; /* monotonic ms the flood window's messages arrived from */
-    uint64_t window_msgs;  /* messages in the window */
-    uint64_t viol_start;   /* monotonic ms the violation window began */
-    unsigned viol_count;   /* protocol violations in that window */
-    int cut_fd;            /* the socket last shut for a violation, -1 none */
-    ino_t cut_ino;         /* its inode */
-    char name[];           /* the peer name, the key of routes */
+        int fd;                    /* its socket */
+        ino_t ino;                 /* the socket's inode when first seen */
+    } recent[PEER_CONNS];          /* connections the name spoke through lately */
+    unsigned n_recent;             /* entries used in recent (a ring once full) */
+    uint64_t window_start;         /* monotonic ms the flood window's messages arrived from */
+    uint64_t window_msgs;          /* messages in the window */
+    uint64_t viol_start;           /* monotonic ms the violation window began */
+    unsigned viol_count;           /* protocol violations in that window */
+    int cut_fd;                    /* the socket last shut for a violation, -1 none */
+    ino_t cut_ino;                 /* its inode */
+    struct link_peer_stats counts; /* what was done about the name */
+    char name[];                   /* the peer name, the key of routes */
 };
 
 /* A connection the monitor reported accepted and not yet closed. */
@@ -286,8 +287,10 @@ link_peers_seen(link_peers_t *p, const struct link_origin *o, uint64_t now_ms)
     if (++rt->window_msgs > (uint64_t)LINK_FLOOD_MSGS * span / LINK_FLOOD_MS) {
         /* What it already queued is dropped unread; the socket is shut so it
          * queues no more. */
-        if (shut(rt->fd, rt->ino))
+        if (shut(rt->fd, rt->ino)) {
             p->stats.kicked_flood++;
+            rt->counts.kicked_flood++;
+        }
         rt->flooded = o->conn;
         rt->window_msgs = 0;
         return -ECONNRESET;
@@ -461,6 +464,7 @@ link_peers_violation(link_peers_t *p, const char *name, int fd, ino_t ino, const
      * for its first message), within LINK_MAX_PEERS. */
     if (!(rt = route_get(p, name, true)))
         return 0;
+    rt->counts.violations++;
     /* A fixed window from the first violation: a node that sent a bad
      * frame or two by a bug is answered and left alone; past the limit
      * every further violation in the window costs its sender the
@@ -483,6 +487,7 @@ link_peers_violation(link_peers_t *p, const char *name, int fd, ino_t ino, const
     rt->cut_fd = fd;
     rt->cut_ino = ino;
     p->stats.kicked_violation++;
+    rt->counts.kicked_violation++;
     log_debug("link: peer \"%s\": %u protocol violations within %d ms (%s), connection fd %d shut",
               name, rt->viol_count, LINK_VIOLATION_MS, what, fd);
     return 1;
@@ -532,4 +537,13 @@ struct link_stats *
 link_peers_stats(link_peers_t *p)
 {
     return &p->stats;
+}
+
+int
+link_peers_peer_stats(const link_peers_t *p, const char *name, struct link_peer_stats *out)
+{
+    const struct route *rt = hmap_str_get(&p->routes, name);
+
+    *out = rt ? rt->counts : (struct link_peer_stats){0};
+    return rt ? 0 : -ENOENT;
 }

@@ -76,3 +76,6 @@ int link_peers_deny(link_peers_t *p, const char *name, bool deny);
 void link_peers_tick(link_peers_t *p, uint64_t now_ms, uint64_t read_ms);
 /* The counters (owned by p). */
 struct link_stats *link_peers_stats(link_peers_t *p);
+/* The counts of name into out: 0, or -ENOENT when p keeps no route for it
+ * (out is zeroed then). */
+int link_peers_peer_stats(const link_peers_t *p, const char *name, struct link_peer_stats *out);

@@ -461,6 +461,18 @@ test_violations_cut(void **state)
     assert_int_equal(send_wait(f->dealer, NULL, "real", 4), 0);
     expect_msg(f->router, "n1", "real");
     assert_int_equal(link_violation(f->router, "no such"), -EINVAL);
+    /* By name: every violation and cut was n5's, none n1's; a name never
+     * heard of has no counts. */
+    struct link_peer_stats ps;
+    link_get_stats(f->router, &st);
+    assert_int_equal(link_get_peer_stats(f->router, "n5", &ps), 0);
+    assert_int_equal(ps.violations, st.violations - st0.violations);
+    assert_int_equal(ps.kicked_violation, 2);
+    assert_int_equal(ps.kicked_flood, 0);
+    assert_int_equal(link_get_peer_stats(f->router, "n1", &ps), 0);
+    assert_int_equal(ps.violations + ps.kicked_violation + ps.kicked_flood, 0);
+    assert_int_equal(link_get_peer_stats(f->router, "n9", &ps), -ENOENT);
+    assert_int_equal(ps.violations, 0);
     (void)zmq_socket_monitor(bad, NULL, 0);
     link_socket_close(&mon);
     link_socket_close(&bad);
@@ -540,6 +552,11 @@ test_stash_flood_by_arrival(void **state)
      * that failed with the burst read as it came at 15,000 a second). */
     if (t1 - t0 < LINK_FLOOD_MS) {
         assert_int_equal(st.kicked_flood, st0.kicked_flood + 1);
+        struct link_peer_stats ps;
+        assert_int_equal(link_get_peer_stats(f->router, "n3", &ps), 0);
+        assert_int_equal(ps.kicked_flood, 1);
+        assert_int_equal(link_get_peer_stats(f->router, "n2", &ps), 0);
+        assert_int_equal(ps.kicked_flood, 0);
         /* Its stashed frames were dropped with it, and what it queued after
          * them is dropped as read. */
         assert_int_equal(drain_count(f->router, "n3"), 0);

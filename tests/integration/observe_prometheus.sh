@@ -29,6 +29,16 @@ grep -q '^vfleet_guest_memory_bytes{guest="m1",node="' "$T/metrics.txt" ||
 promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1 ||
     fail "promtool check metrics: $(cat "$T/promtool.out")"
 ok "promtool check metrics passes ($(wc -l <"$T/metrics.txt") lines)"
+# The node link's counters: the link's families, and one series per node
+# (two simulated nodes) of the per-node ones.
+for f in 'vfleet_node_link_protocol_violations_total ' \
+    'vfleet_node_link_connections_cut_total{reason="junk"} ' \
+    'vfleet_node_link_messages_dropped_total '; do
+    grep -q "^$f" "$T/metrics.txt" || fail "no $f series"
+done
+[ "$(grep -c '^vfleet_node_protocol_violations_total{node="' "$T/metrics.txt")" = 2 ] ||
+    fail "vfleet_node_protocol_violations_total: $(grep '^vfleet_node_protocol_violations_total' "$T/metrics.txt")"
+ok "the node link's counters: the link's families and one violations series per node"
 NODE=$(api_curl -sf /v1/guests/m1 | jv .node)
 [ -n "$NODE" ] && [ "$NODE" != null ] || fail "m1 has no node"
 api_curl -sf -o "$T/slice.txt" "/metrics?node=$NODE" || fail "GET /metrics?node=$NODE"
@@ -102,6 +112,10 @@ ok "Prometheus: the per-node job (?node=$NODE) has m1's series and no node famil
 running=$(prom_query 'vfleet_guests{state="running"}' | jv '.data.result[0].value[1]')
 [ "$running" -ge 1 ] || fail "vfleet_guests{state=running} = $running"
 ok "Prometheus: vfleet_guests{state=\"running\"} = $running"
+n=$(prom_query 'count(vfleet_node_connections_cut_total{job="vfleet",reason="violations"}) or vector(0)' |
+    jv '.data.result[0].value[1]')
+[ "$n" = 2 ] || fail "vfleet_node_connections_cut_total{reason=violations}: $n series, want 2"
+ok "Prometheus: vfleet_node_connections_cut_total has one violations series per node"
 
 # The CLI over the same master: history, billing, events.
 vf guest usage m1 --since 10m --step 10 >"$T/hist.txt" || fail "guest usage --since"
