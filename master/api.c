@@ -12,6 +12,7 @@
 #include "master/db_usage.h"
 #include "master/guests.h"
 #include "master/http_handlers.h"
+#include "proto/msg.h"
 #include "proto/spec_json.h"
 
 /* One row of the route table. A pattern is split in segments; "*" matches a
@@ -78,7 +79,7 @@ static const struct api_param p_guest_shell[] = {
     {.name = "tty", .kind = API_P_ENUM, .values = "true|false|1|0"},
     {.name = "cols", .kind = API_P_INT, .min = 0, .max = 65535},
     {.name = "rows", .kind = API_P_INT, .min = 0, .max = 65535},
-    {.name = "term", .kind = API_P_TEXT, .max = 63},
+    {.name = "term", .kind = API_P_TERM},
     {.name = "console", .kind = API_P_ENUM, .values = "true|false"},
     {.name = NULL},
 };
@@ -388,6 +389,14 @@ api_param_check(const struct api_param *p, const char *value, char *why, size_t 
             return 0;
         snprintf(why, n, "%s must be a name (1 to %d lowercase letters, digits and hyphens)",
                  p->name, NAME_MAX_LEN);
+        return -EINVAL;
+    case API_P_TERM:
+        /* The node's own rule: a value it would refuse is refused here,
+         * before a session is asked of it. */
+        if (msg_term_is_valid(value))
+            return 0;
+        snprintf(why, n, "%s must be a terminal name (1 to %d letters, digits and -_.+)", p->name,
+                 MSG_TERM_MAX);
         return -EINVAL;
     case API_P_UUID:
         if (spec_is_uuid(value))

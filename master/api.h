@@ -94,6 +94,7 @@ enum api_param_kind {
     API_P_INT,  /* a decimal integer from min to max, no sign or spaces */
     API_P_ENUM, /* one of values ("a|b|c") */
     API_P_LIST, /* 1 to max of values ("a|b|c"), comma-separated */
+    API_P_TERM, /* a terminal's name, as TERM (msg_term_is_valid, proto/msg.h) */
 };
 
 /* One query parameter a route takes. A route's parameters are one array in

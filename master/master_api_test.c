@@ -151,6 +151,11 @@ test_strict_query(void **state)
         {"GET", "/v1/events?tail=0", NULL, "tail"},
         {"GET", "/v1/guests/q1/shell?cols=wide", ws, "cols"},
         {"GET", "/v1/guests/q1/shell?rows=65536", ws, "rows"},
+        /* not a terminal name: the node would refuse it (msg_term_is_valid) */
+        {"GET", "/v1/guests/q1/shell?term=xterm%20256", ws, "term"},
+        {"GET", "/v1/guests/q1/shell?term=xterm%3Brm", ws, "term"},
+        {"GET", "/v1/guests/q1/shell?term=%1B%5B31m", ws, "term"},
+        {"GET", "/v1/guests/q1/shell?term=..%2Fx", ws, "term"},
         {"GET", "/v1/operations?state=nope", NULL, "state"},
         {"GET", "/v1/operations?parent=nope", NULL, "parent"},
         {"GET", "/v1/usage/traffic?by=node", NULL, "by"},

@@ -208,7 +208,8 @@ test_shell(void **state)
     close(fd);
 
     /* A terminal: input, echo, output, exit with a status. */
-    fd = ws_connect("/v1/guests/sh1/shell?cols=100&rows=30", status, sizeof(status));
+    fd = ws_connect("/v1/guests/sh1/shell?cols=100&rows=30&term=xterm-256color", status,
+                    sizeof(status));
     assert_non_null(strstr(status, " 101 "));
     ws_send(fd, 0x1, "{\"resize\":[120,40]}", 19);
     ws_send(fd, 0x2, "\0hostname\r", 10);

@@ -339,10 +339,7 @@ check_shell(struct codec_ctx *c, const struct msg_shell_open *sh)
     CHECK(sh->argc == 0 || sh->argv[0][0], "argv", "empty program name");
     CHECK(sh->cols <= 65535 && sh->rows <= 65535, "cols", "above 65535");
     CHECK(terminated(sh->term, sizeof(sh->term)), "term", "too long");
-    for (const char *t = sh->term; *t; t++)
-        CHECK((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') ||
-                  *t == '-' || *t == '_' || *t == '.' || *t == '+',
-              "term", "not a terminal name");
+    CHECK(msg_term_is_valid(sh->term), "term", "not a terminal name");
     return 0;
 }
 

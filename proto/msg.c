@@ -248,3 +248,16 @@ msg_clear(struct msg *m)
     m->id = 0;
     memset(&m->u, 0, n);
 }
+
+bool
+msg_term_is_valid(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++, n++)
+        if (n >= MSG_TERM_MAX ||
+            !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || *s == '.' || *s == '+'))
+            return false;
+    return true;
+}

@@ -325,18 +325,26 @@ struct msg_migrate_status {
     char note[PROTO_MAX_STRING + 1];         /* send: how it was moved (the CRIU preflight) */
 };
 
+/* A TERM value: a terminal's name, at most MSG_TERM_MAX bytes. */
+#define MSG_TERM_MAX 63
+/* Whether s is a TERM value a shell session takes: at most MSG_TERM_MAX
+ * ASCII letters, digits and "-_.+" ("" too: the default). The node
+ * refuses any other (the codec's check of shell.open), and the master's
+ * API refuses it first (?term=, API_P_TERM in master/api.h). */
+bool msg_term_is_valid(const char *s);
+
 /* guest.shell: a command in a running guest with a stream instead of a
  * result, on a terminal (a pty in the guest) or on pipes. */
 struct msg_shell_open {
-    char id[SPEC_ID_LEN + 1]; /* guest id */
-    uint64_t session;         /* the master's number for the session, >= 1 */
-    uint32_t argc;            /* entries in argv, 0 = root's login shell */
-    char **argv;              /* NULL-terminated (owned; NULL when argc is 0) */
-    bool tty;                 /* on a terminal: one stream, window size, job control */
-    uint32_t cols;            /* terminal width, 0..65535 */
-    uint32_t rows;            /* terminal height, 0..65535 */
-    char term[64];            /* TERM for the command, a printable word, "" = "xterm" */
-    bool console;             /* no command: follow the guest's console (output only) */
+    char id[SPEC_ID_LEN + 1];    /* guest id */
+    uint64_t session;            /* the master's number for the session, >= 1 */
+    uint32_t argc;               /* entries in argv, 0 = root's login shell */
+    char **argv;                 /* NULL-terminated (owned; NULL when argc is 0) */
+    bool tty;                    /* on a terminal: one stream, window size, job control */
+    uint32_t cols;               /* terminal width, 0..65535 */
+    uint32_t rows;               /* terminal height, 0..65535 */
+    char term[MSG_TERM_MAX + 1]; /* TERM for the command (msg_term_is_valid), "" = "xterm" */
+    bool console;                /* no command: follow the guest's console (output only) */
 };
 
 /* stream.ctl: what the master's client asks of a running session. */

@@ -52,6 +52,8 @@ def api_md_routes(path):
 
 
 NAME_PATTERN = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+# A TERM value (API_P_TERM: msg_term_is_valid, proto/msg.h).
+TERM_PATTERN = "^[A-Za-z0-9._+-]{1,63}$"
 
 
 def param_problems(spec, where, table, declared):
@@ -76,6 +78,9 @@ def param_problems(spec, where, table, declared):
         elif t["kind"] == "NAME":
             got = (s.get("type"), s.get("pattern"))
             exp = ("string", NAME_PATTERN)
+        elif t["kind"] == "TERM":
+            got = (s.get("type"), s.get("pattern"))
+            exp = ("string", TERM_PATTERN)
         elif t["kind"] == "UUID":
             got = (s.get("type"), s.get("format"))
             exp = ("string", "uuid")
