@@ -451,6 +451,15 @@ api_param_names(const struct api_param *params, char *buf, size_t n)
     }
 }
 
+const struct api_param *
+api_route_params(enum api_route r)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
+        if (routes[i].route == r)
+            return routes[i].params;
+    return NULL;
+}
+
 const char *
 api_route_pattern(enum api_route r)
 {

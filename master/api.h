@@ -97,8 +97,13 @@ enum api_param_kind {
     API_P_TERM, /* a terminal's name, as TERM (msg_term_is_valid, proto/msg.h) */
 };
 
+/* The query parameters a route may take: the edge keeps a bit per
+ * parameter in a uint64_t (http_edge.c); api_test.c holds every route's
+ * table to it. */
+#define API_PARAMS_MAX 64
+
 /* One query parameter a route takes. A route's parameters are one array in
- * api.c (at most 64: the edge keeps a bit per parameter), ended by a row
+ * api.c (at most API_PARAMS_MAX), ended by a row
  * without a name; tests/contract/spec_check.py reads
  * these arrays and holds them equal to the query parameters of
  * docs/openapi.yaml. */
@@ -138,6 +143,9 @@ int api_route(const char *method, const char *path, struct api_match *out, char 
 const char *api_route_name(enum api_route r);
 /* Its path template ("/v1/guests/{name}"). */
 const char *api_route_pattern(enum api_route r);
+/* The query parameters it takes (ended by a row without a name), NULL
+ * when none or when r is no route. */
+const struct api_param *api_route_params(enum api_route r);
 /* The parameter named name of params (NULL-safe), NULL when it has none. */
 const struct api_param *api_param_find(const struct api_param *params, const char *name);
 /* Whether value (NULL: the parameter came without "=") is one p takes;

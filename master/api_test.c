@@ -73,6 +73,36 @@ test_routes(void **state)
     assert_string_equal(api_route_name(API_GUEST_CREATE), "guest.create");
 }
 
+/* Every route's query parameter table fits the edge's bit per parameter
+ * (API_PARAMS_MAX), and no name is in one twice (the second could never be
+ * matched). Every route is looked at: the table of each is found by its
+ * route, and a route whose number has no row would be none of them. */
+static void
+test_param_tables_bounded(void **state)
+{
+    size_t routes = 0, with_params = 0;
+
+    (void)state;
+    for (int r = 0; r < API__ROUTE_MAX; r++) {
+        if (!strcmp(api_route_pattern((enum api_route)r), ""))
+            continue;
+        routes++;
+        const struct api_param *p = api_route_params((enum api_route)r);
+        size_t n = 0;
+        for (; p && p[n].name; n++)
+            for (size_t k = 0; k < n; k++)
+                if (!strcmp(p[k].name, p[n].name))
+                    fail_msg("%s takes %s twice", api_route_name((enum api_route)r), p[n].name);
+        if (n > API_PARAMS_MAX)
+            fail_msg("%s takes %zu query parameters, more than %d",
+                     api_route_name((enum api_route)r), n, API_PARAMS_MAX);
+        with_params += n > 0;
+    }
+    assert_true(routes > 50);
+    assert_true(with_params > 10);
+    assert_null(api_route_params(API__ROUTE_MAX));
+}
+
 /* The query parameter tables: each route's own names, and what each kind
  * of value takes and refuses. */
 static void
@@ -391,9 +421,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes),       cmocka_unit_test(test_params),
-        cmocka_unit_test(test_error_tables), cmocka_unit_test(test_placement_names),
-        cmocka_unit_test(test_guest_json),   cmocka_unit_test(test_node_pool_usage_exec_json),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_param_tables_bounded),
+        cmocka_unit_test(test_error_tables),
+        cmocka_unit_test(test_placement_names),
+        cmocka_unit_test(test_guest_json),
+        cmocka_unit_test(test_node_pool_usage_exec_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,11 +211,14 @@ create_joins_batch(const struct http_req *req, const struct api_match *am)
 /* check_query's walk over the query. */
 struct query_check {
     const struct api_param *params; /* what the route takes */
-    uint64_t seen;                  /* bit i: params[i] came (a route takes at most 64) */
+    uint64_t seen;                  /* bit i: params[i] came (i < API_PARAMS_MAX) */
     const char *route;              /* "DELETE /v1/guests/{name}", for messages */
     char field[64];                 /* the parameter refused */
     char why[600];                  /* why */
 };
+
+_Static_assert(API_PARAMS_MAX <= sizeof(((struct query_check *)0)->seen) * CHAR_BIT,
+               "a bit of query_check.seen per parameter a route may take");
 
 /* Whether s is short printable ASCII, safe to repeat in an answer (JSON
  * strings must be UTF-8). */
