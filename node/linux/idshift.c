@@ -1,7 +1,11 @@
 #include "node/linux/idshift.h"
 
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <ftw.h>
 #include <linux/capability.h>
 #include <stdbool.h>
@@ -10,10 +14,13 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/mem.h"
+
 #define ACL_EA_VERSION 2    /* the posix_acl_xattr header's version */
 #define ACL_TAG_USER   0x02 /* ACL_USER: a named user's entry */
 #define ACL_TAG_GROUP  0x08 /* ACL_GROUP: a named group's entry */
 #define ACL_MAX_BYTES  4096 /* an ACL larger than this is left as it is */
+#define WALK_OPEN      32   /* directory streams idshift_tree holds open at most */
 
 /* The walk's state (nftw passes no user pointer). */
 static _Thread_local uint32_t shift_from; /* the old block's first id */
@@ -26,6 +33,18 @@ static uint32_t
 shifted(uint32_t id)
 {
     return id >= shift_from && id - shift_from < shift_n ? id - shift_from + shift_to : id;
+}
+
+/* The name of entry name of directory dirfd for the path-only calls
+ * (xattrs): through /proc/self/fd, so that no path the guest made is
+ * walked again, whatever its length. */
+static void
+entry_path(char *buf, size_t n, int dirfd, const char *name)
+{
+    if (dirfd == AT_FDCWD)
+        snprintf(buf, n, "%s", name);
+    else
+        snprintf(buf, n, "/proc/self/fd/%d/%s", dirfd, name);
 }
 
 /* The ids of one ACL xattr (struct posix_acl_xattr_header + entries,
@@ -47,24 +66,25 @@ shift_acl(const char *path, const char *name)
     (void)lsetxattr(path, name, buf, (size_t)n, XATTR_REPLACE);
 }
 
+/* Shifts entry name of directory dirfd (st: its lstat): 0 or -errno. */
 static int
-shift_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+shift_one(int dirfd, const char *name, const struct stat *st)
 {
-    (void)ftw;
     uint32_t uid = shifted(st->st_uid), gid = shifted(st->st_gid);
-    bool link = type == FTW_SL || S_ISLNK(st->st_mode);
+    bool link = S_ISLNK(st->st_mode);
+    char path[PATH_MAX];
 
-    if (type == FTW_NS || type == FTW_DNR)
-        return 0; /* unreadable: left as it is */
     if (uid == st->st_uid && gid == st->st_gid)
         return 0;
+    entry_path(path, sizeof(path), dirfd, name);
     /* chown drops file capabilities: keep them to put them back. */
     struct vfs_ns_cap_data cap;
     ssize_t caplen = link ? -1 : lgetxattr(path, "security.capability", &cap, sizeof(cap));
-    if (lchown(path, uid, gid) < 0)
-        return errno;
-    if (!link && (st->st_mode & (S_ISUID | S_ISGID)) && chmod(path, st->st_mode & 07777) < 0)
-        return errno;
+    if (fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (!link && (st->st_mode & (S_ISUID | S_ISGID)) &&
+        fchmodat(dirfd, name, st->st_mode & 07777, 0) < 0)
+        return -errno;
     if (caplen == (ssize_t)sizeof(cap)) {
         cap.rootid = htole32(shifted(le32toh(cap.rootid)));
         (void)lsetxattr(path, "security.capability", &cap, sizeof(cap), 0);
@@ -79,6 +99,117 @@ shift_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
     return 0;
 }
 
+/* A directory of the walk below the root: its stream (NULL while closed
+ * to bound the descriptors held, pos then says where it goes on) and its
+ * name in its parent, for its own shift after its entries'. */
+struct level {
+    DIR *d;     /* its stream, or NULL */
+    long pos;   /* telldir when it was closed */
+    char *name; /* its name in the parent level */
+};
+
+/* Opens the closed level lv again from its child's descriptor, at the
+ * entry after the one it was left at: 0 or -errno. */
+static int
+level_reopen(struct level *lv, int child)
+{
+    int fd = openat(child, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (!(lv->d = fdopendir(fd))) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    seekdir(lv->d, lv->pos);
+    return 0;
+}
+
+/* Shifts every entry under the directory open at root, depth first (a
+ * directory after its entries), by descriptor: a guest's tree may be
+ * deeper than PATH_MAX (nftw hands its callback the whole path, which
+ * chown then refuses with ENAMETOOLONG and the shift stopped half-way), or
+ * deeper than there are descriptors (at most WALK_OPEN streams are open,
+ * an ancestor's closed and opened again through ".."). Entries on another
+ * filesystem are left, and a directory that cannot be opened or an entry
+ * that cannot be stat'ed is left as it is, as nftw's FTW_MOUNT, FTW_DNR and
+ * FTW_NS. Takes root. 0 or -errno. */
+static int
+shift_walk(int root, dev_t dev)
+{
+    struct level *lv = xcalloc(1, sizeof(*lv));
+    size_t depth = 0, cap = 1, lo = 0; /* levels lo..depth are open */
+    int r = 0;
+
+    if (!(lv[0].d = fdopendir(root))) {
+        r = -errno;
+        close(root);
+        free(lv);
+        return r;
+    }
+    for (;;) {
+        DIR *d = lv[depth].d;
+        struct dirent *e;
+        struct stat st;
+
+        errno = 0;
+        if (!(e = readdir(d))) {
+            if (errno) {
+                r = -errno;
+                break;
+            }
+            if (depth == 0)
+                break;
+            /* Its entries done: the directory itself, from its parent. */
+            if (lo == depth && (r = level_reopen(&lv[--lo], dirfd(d))) < 0)
+                break;
+            closedir(d);
+            lv[depth].d = NULL;
+            depth--;
+            if (fstatat(dirfd(lv[depth].d), lv[depth + 1].name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                (r = shift_one(dirfd(lv[depth].d), lv[depth + 1].name, &st)) < 0)
+                break;
+            free(lv[depth + 1].name);
+            lv[depth + 1].name = NULL;
+            continue;
+        }
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != dev)
+            continue;
+        if (!S_ISDIR(st.st_mode)) {
+            if ((r = shift_one(dirfd(d), e->d_name, &st)) < 0)
+                break;
+            continue;
+        }
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        DIR *sub = fd < 0 ? NULL : fdopendir(fd);
+        if (!sub) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        if (depth + 1 == cap) {
+            cap *= 2;
+            lv = xreallocarray(lv, cap, sizeof(*lv));
+        }
+        depth++;
+        lv[depth] = (struct level){.d = sub, .name = xstrdup(e->d_name)};
+        if (depth - lo >= WALK_OPEN) {
+            lv[lo].pos = telldir(lv[lo].d);
+            closedir(lv[lo].d);
+            lv[lo++].d = NULL;
+        }
+    }
+    for (size_t i = 0; i <= depth; i++) {
+        if (lv[i].d)
+            closedir(lv[i].d);
+        free(lv[i].name);
+    }
+    free(lv);
+    return r;
+}
+
 int
 idshift_tree(const char *dir, uint32_t to, uint32_t count)
 {
@@ -86,20 +217,27 @@ idshift_tree(const char *dir, uint32_t to, uint32_t count)
 
     if (count == 0 || to % count || (uint64_t)to + count > UINT32_MAX)
         return -EINVAL;
-    if (lstat(dir, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode))
-        return -ENOTDIR;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ELOOP ? -ENOTDIR : -errno;
+    if (fstat(fd, &st) < 0) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
     shift_from = st.st_uid - st.st_uid % count;
     shift_to = to;
     shift_n = count;
-    if (shift_from == to && st.st_gid - st.st_gid % count == to)
+    if (shift_from == to && st.st_gid - st.st_gid % count == to) {
+        close(fd);
         return 0;
-    /* shift_one stops the walk with a positive errno. */
-    int r = nftw(dir, shift_one, 64, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
-    if (r < 0)
-        return -errno;
-    return r > 0 ? -r : 1;
+    }
+    int r = shift_walk(fd, st.st_dev);
+    /* The root last: a shift cut short is finished by running it again. A
+     * short path, the caller's. */
+    if (r >= 0)
+        r = shift_one(AT_FDCWD, dir, &st);
+    return r < 0 ? r : 1;
 }
 
 static int
