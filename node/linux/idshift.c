@@ -1,6 +1,5 @@
 #include "node/linux/idshift.h"
 
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,13 +13,12 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "common/mem.h"
+#include "node/linux/fdwalk.h"
 
 #define ACL_EA_VERSION 2    /* the posix_acl_xattr header's version */
 #define ACL_TAG_USER   0x02 /* ACL_USER: a named user's entry */
 #define ACL_TAG_GROUP  0x08 /* ACL_GROUP: a named group's entry */
 #define ACL_MAX_BYTES  4096 /* an ACL larger than this is left as it is */
-#define WALK_OPEN      32   /* directory streams idshift_tree holds open at most */
 
 /* The walk's state (nftw passes no user pointer). */
 static _Thread_local uint32_t shift_from; /* the old block's first id */
@@ -99,115 +97,12 @@ shift_one(int dirfd, const char *name, const struct stat *st)
     return 0;
 }
 
-/* A directory of the walk below the root: its stream (NULL while closed
- * to bound the descriptors held, pos then says where it goes on) and its
- * name in its parent, for its own shift after its entries'. */
-struct level {
-    DIR *d;     /* its stream, or NULL */
-    long pos;   /* telldir when it was closed */
-    char *name; /* its name in the parent level */
-};
-
-/* Opens the closed level lv again from its child's descriptor, at the
- * entry after the one it was left at: 0 or -errno. */
+/* fdwalk's callback: shift_one. */
 static int
-level_reopen(struct level *lv, int child)
+shift_at(int dirfd, const char *name, const struct stat *st, void *userdata)
 {
-    int fd = openat(child, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (!(lv->d = fdopendir(fd))) {
-        int r = -errno;
-        close(fd);
-        return r;
-    }
-    seekdir(lv->d, lv->pos);
-    return 0;
-}
-
-/* Shifts every entry under the directory open at root, depth first (a
- * directory after its entries), by descriptor: a guest's tree may be
- * deeper than PATH_MAX (nftw hands its callback the whole path, which
- * chown then refuses with ENAMETOOLONG and the shift stopped half-way), or
- * deeper than there are descriptors (at most WALK_OPEN streams are open,
- * an ancestor's closed and opened again through ".."). Entries on another
- * filesystem are left, and a directory that cannot be opened or an entry
- * that cannot be stat'ed is left as it is, as nftw's FTW_MOUNT, FTW_DNR and
- * FTW_NS. Takes root. 0 or -errno. */
-static int
-shift_walk(int root, dev_t dev)
-{
-    struct level *lv = xcalloc(1, sizeof(*lv));
-    size_t depth = 0, cap = 1, lo = 0; /* levels lo..depth are open */
-    int r = 0;
-
-    if (!(lv[0].d = fdopendir(root))) {
-        r = -errno;
-        close(root);
-        free(lv);
-        return r;
-    }
-    for (;;) {
-        DIR *d = lv[depth].d;
-        struct dirent *e;
-        struct stat st;
-
-        errno = 0;
-        if (!(e = readdir(d))) {
-            if (errno) {
-                r = -errno;
-                break;
-            }
-            if (depth == 0)
-                break;
-            /* Its entries done: the directory itself, from its parent. */
-            if (lo == depth && (r = level_reopen(&lv[--lo], dirfd(d))) < 0)
-                break;
-            closedir(d);
-            lv[depth].d = NULL;
-            depth--;
-            if (fstatat(dirfd(lv[depth].d), lv[depth + 1].name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                (r = shift_one(dirfd(lv[depth].d), lv[depth + 1].name, &st)) < 0)
-                break;
-            free(lv[depth + 1].name);
-            lv[depth + 1].name = NULL;
-            continue;
-        }
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != dev)
-            continue;
-        if (!S_ISDIR(st.st_mode)) {
-            if ((r = shift_one(dirfd(d), e->d_name, &st)) < 0)
-                break;
-            continue;
-        }
-        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        DIR *sub = fd < 0 ? NULL : fdopendir(fd);
-        if (!sub) {
-            if (fd >= 0)
-                close(fd);
-            continue;
-        }
-        if (depth + 1 == cap) {
-            cap *= 2;
-            lv = xreallocarray(lv, cap, sizeof(*lv));
-        }
-        depth++;
-        lv[depth] = (struct level){.d = sub, .name = xstrdup(e->d_name)};
-        if (depth - lo >= WALK_OPEN) {
-            lv[lo].pos = telldir(lv[lo].d);
-            closedir(lv[lo].d);
-            lv[lo++].d = NULL;
-        }
-    }
-    for (size_t i = 0; i <= depth; i++) {
-        if (lv[i].d)
-            closedir(lv[i].d);
-        free(lv[i].name);
-    }
-    free(lv);
-    return r;
+    (void)userdata;
+    return shift_one(dirfd, name, st);
 }
 
 int
@@ -232,7 +127,8 @@ idshift_tree(const char *dir, uint32_t to, uint32_t count)
         close(fd);
         return 0;
     }
-    int r = shift_walk(fd, st.st_dev);
+    /* By descriptor: a guest's tree may be deeper than PATH_MAX (fdwalk.h). */
+    int r = fdwalk(fd, shift_at, NULL);
     /* The root last: a shift cut short is finished by running it again. A
      * short path, the caller's. */
     if (r >= 0)
