@@ -15,10 +15,11 @@
 
 #include "node/linux/fdwalk.h"
 
-#define ACL_EA_VERSION 2    /* the posix_acl_xattr header's version */
-#define ACL_TAG_USER   0x02 /* ACL_USER: a named user's entry */
-#define ACL_TAG_GROUP  0x08 /* ACL_GROUP: a named group's entry */
-#define ACL_MAX_BYTES  4096 /* an ACL larger than this is left as it is */
+#define ACL_EA_VERSION   2    /* the posix_acl_xattr header's version */
+#define ACL_TAG_USER     0x02 /* ACL_USER: a named user's entry */
+#define ACL_TAG_GROUP    0x08 /* ACL_GROUP: a named group's entry */
+#define ACL_MAX_BYTES    4096 /* an ACL larger than this is left as it is */
+#define XATTR_LIST_BYTES 1024 /* an entry's attribute names: more, and each is looked at */
 
 /* The walk's state (nftw passes no user pointer). */
 static _Thread_local uint32_t shift_from; /* the old block's first id */
@@ -64,20 +65,41 @@ shift_acl(const char *path, const char *name)
     (void)lsetxattr(path, name, buf, (size_t)n, XATTR_REPLACE);
 }
 
+/* Whether attribute name is among names (n bytes from llistxattr; < 0 when
+ * the list could not be read: then it may be). */
+static bool
+xattr_listed(const char *names, ssize_t n, const char *name)
+{
+    if (n < 0)
+        return true;
+    for (ssize_t off = 0; off < n; off += (ssize_t)strnlen(names + off, (size_t)(n - off)) + 1)
+        if (strncmp(names + off, name, (size_t)(n - off)) == 0)
+            return true;
+    return false;
+}
+
 /* Shifts entry name of directory dirfd (st: its lstat): 0 or -errno. */
 static int
 shift_one(int dirfd, const char *name, const struct stat *st)
 {
     uint32_t uid = shifted(st->st_uid), gid = shifted(st->st_gid);
     bool link = S_ISLNK(st->st_mode);
-    char path[PATH_MAX];
+    char path[PATH_MAX], names[XATTR_LIST_BYTES];
+    ssize_t listed = 0;
 
     if (uid == st->st_uid && gid == st->st_gid)
         return 0;
     entry_path(path, sizeof(path), dirfd, name);
+    /* One look at which attributes it has (most files have none) rather
+     * than one for each: every call resolves /proc/self/fd again. */
+    if (!link && (listed = llistxattr(path, names, sizeof(names))) < 0 &&
+        (errno == ENOTSUP || errno == EOPNOTSUPP))
+        listed = 0;
     /* chown drops file capabilities: keep them to put them back. */
     struct vfs_ns_cap_data cap;
-    ssize_t caplen = link ? -1 : lgetxattr(path, "security.capability", &cap, sizeof(cap));
+    ssize_t caplen = link || !xattr_listed(names, listed, "security.capability")
+                         ? -1
+                         : lgetxattr(path, "security.capability", &cap, sizeof(cap));
     if (fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
     if (!link && (st->st_mode & (S_ISUID | S_ISGID)) &&
@@ -89,11 +111,10 @@ shift_one(int dirfd, const char *name, const struct stat *st)
     } else if (caplen > 0) {
         (void)lsetxattr(path, "security.capability", &cap, (size_t)caplen, 0);
     }
-    if (!link) {
+    if (!link && xattr_listed(names, listed, "system.posix_acl_access"))
         shift_acl(path, "system.posix_acl_access");
-        if (S_ISDIR(st->st_mode))
-            shift_acl(path, "system.posix_acl_default");
-    }
+    if (!link && S_ISDIR(st->st_mode) && xattr_listed(names, listed, "system.posix_acl_default"))
+        shift_acl(path, "system.posix_acl_default");
     return 0;
 }
 
