@@ -66,7 +66,8 @@ struct job {
             int start_result;    /* the start's backend return, 1 = not tried */
         } apply;
         struct {
-            bool soft; /* a failure is acked (running false), not nacked */
+            bool soft;    /* a failure is acked (running false), not nacked */
+            bool dropped; /* the node's own, no longer wanted as it left the queue */
         } start;
         struct {
             enum guest_state after; /* fake_pids: the state after the halt signal */
@@ -172,6 +173,14 @@ job_start(void *arg)
 
     if (fresh == FRESH_NONE || !(g = agent_guest_find(j->agent, j->id)))
         return;
+    /* A start of the node's own (restart policy, autostart, a move's abort)
+     * is queued for a guest meant to run; a stop the master sent meanwhile
+     * (acked at once when init had exited: the record said stopped) or a
+     * move's freeze (its record says stopped: it is about to run on the
+     * target, and the spawner thaws a start's frozen cgroup) wants it
+     * down. It waited behind a usage job or the freeze's. */
+    if (j->kind == JOB_START && !j->ref && g->rec.desired != STORE_DESIRED_RUNNING)
+        j->u.start.dropped = true;
     j->rt = g->rec.rt;
     if (fresh == FRESH_ALL) {
         free(j->packed);
@@ -384,6 +393,8 @@ start_run(struct job *j, backend_t *b, struct guest_spec *s)
 {
     const struct backend_ops *ops = b->ops;
 
+    if (j->u.start.dropped)
+        return;
     j->result = ops->start(b, s, &j->ids, &j->rt);
     if (j->result < 0)
         return;
@@ -453,6 +464,11 @@ start_done(agent_t *a, struct job *j, struct agent_guest *g)
 {
     if (!g)
         return;
+    if (j->u.start.dropped) {
+        log_info("node=%s guest=%s not started: it was stopped while its start waited", a->cfg.name,
+                 j->name);
+        return;
+    }
     if (j->result < 0) {
         log_error("node=%s guest=%s start failed: %s", a->cfg.name, j->name, job_why(j));
         if (j->u.start.soft)

@@ -4,6 +4,11 @@
  * agent_record_test.c. */
 #include "node/agent_fixture.h"
 
+#include <fcntl.h>
+
+#include "node/agent_internal.h"
+#include "node/lane.h"
+
 static void
 test_lifecycle(void **state)
 {
@@ -414,6 +419,82 @@ test_burst_heap(void **state)
                  BURST, sizeof(struct guest_spec));
 }
 
+/* A job the test holds on the lifecycle lane, as a usage job or a move's
+ * freeze holds the guest's jobs queued behind it: run waits for a byte. */
+static int hold_fd[2] = {-1, -1};
+
+static void
+hold_run(void *arg)
+{
+    char c;
+    (void)arg;
+    while (read(hold_fd[0], &c, 1) < 0 && errno == EINTR)
+        ;
+}
+
+static void
+hold_done(void *arg)
+{
+    (void)arg;
+}
+
+static const struct lane_fns hold_fns = {NULL, hold_run, hold_done};
+
+/* A start of the node's own (its restart policy's) that waits in the lane
+ * while the master stops the guest, whose init had exited (the stop is
+ * acked at once: the record says stopped), is not made: on main it started
+ * the guest after that ack and recorded it running again. A move's freeze
+ * (its record says stopped) queued ahead of such a start is the same case,
+ * and there the spawner's thaw of a start's frozen cgroup ran the guest
+ * here while it was moving to the target. */
+static void
+test_own_start_after_stop(void **state)
+{
+    struct fixture *f = *state;
+    struct guest_spec s;
+    struct store_record rec;
+    struct msg hello;
+
+    start_agent(f, new_backend());
+    handshake(f, &hello);
+    msg_clear(&hello);
+    fill_spec(&s, ID1, "web1", 1);
+    s.restart = SPEC_RESTART_ON_FAILURE;
+    s.restart_backoff = 3600; /* its own timer stays out of the way */
+    expect_ack(f, send_apply_start(f, &s), ID1, 1, true);
+
+    /* Its init dies: the policy will start it again. */
+    struct agent_guest *g = agent_guest_find(f->agent, ID1);
+    assert_non_null(g);
+    assert_int_equal(sim_guest_crash(f->backend, ID1), 0);
+    agent_guest_stopped(f->agent, g, 1, 0, "init exited");
+    expect_event(f, ID1, "exited");
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.desired, STORE_DESIRED_RUNNING);
+
+    /* The policy's start waits behind a held job; the master's stop comes. */
+    assert_int_equal(pipe2(hold_fd, O_CLOEXEC), 0);
+    lane_push(f->agent->ops, &hold_fns, NULL);
+    agent_job_start(f->agent, g, 0);
+    expect_ack(f, send_guest(f, MSG_GUEST_STOP, ID1), ID1, 1, false);
+    assert_int_equal(write(hold_fd[1], "x", 1), 1);
+    uint64_t until = time_mono_ms() + AGENT_TEST_WAIT_MS;
+    while (lane_pending(f->agent->ops) && time_mono_ms() < until)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(lane_pending(f->agent->ops), 0);
+    close(hold_fd[0]);
+    close(hold_fd[1]);
+
+    assert_true(stored(f, ID1, &rec));
+    assert_int_equal(rec.desired, STORE_DESIRED_STOPPED);
+    assert_int_equal(rec.rt.pid, 0);
+    enum guest_state st = GUEST_RUNNING;
+    struct guest_runtime rt = {0};
+    assert_int_equal(f->backend->ops->state(f->backend, &s, &rt, &st), 0);
+    assert_int_not_equal(st, GUEST_RUNNING);
+    stop_agent(f);
+}
+
 int
 main(void)
 {
@@ -426,6 +507,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stop_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_inventory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_heap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_start_after_stop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

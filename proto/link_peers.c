@@ -164,7 +164,8 @@ shut(int fd, ino_t ino)
  * through, not its connection: one closed and reused by a new connection
  * since the message came (a message is read late when the reader is
  * behind) names another peer. PEER_OTHER only when that is certain (over
- * ipc, other credentials). */
+ * ipc, other credentials; over tcp, another address: two connections
+ * from one address cannot be told apart). */
 enum peer_match { PEER_SAME, PEER_OTHER, PEER_UNKNOWN };
 
 static enum peer_match
@@ -193,7 +194,11 @@ socket_peer(int fd, const char *addr)
     if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
         getnameinfo((struct sockaddr *)&ss, len, want, sizeof(want), NULL, 0, NI_NUMERICHOST) != 0)
         return PEER_UNKNOWN;
-    return strcmp(addr, want) == 0 ? PEER_SAME : PEER_UNKNOWN;
+    /* libzmq's Peer-Address is this very string (getnameinfo's numeric
+     * host of getpeername): another one is another peer for certain. A
+     * flood or violations read late were charged to the connection of a
+     * node at another address that took the descriptor meanwhile. */
+    return strcmp(addr, want) == 0 ? PEER_SAME : PEER_OTHER;
 }
 
 /* A message from a connection the route has not seen: make it the route. */

@@ -20,8 +20,10 @@
 
 #include <stdint.h>
 
-/* Shifts dir's tree (not crossing mounts, never following symlinks) into
- * the block starting at to (count ids; to 0 = the host's own ids). Returns
+/* Shifts dir's tree (not crossing mounts, never following symlinks, every
+ * entry by its directory's descriptor, so at any depth: a guest makes its
+ * tree as deep as it likes) into the block starting at to (count ids; to 0 =
+ * the host's own ids). Returns
  * 1 when something was shifted, 0 when the tree is already in that block,
  * or -errno (-EINVAL for a bad block). */
 int idshift_tree(const char *dir, uint32_t to, uint32_t count);

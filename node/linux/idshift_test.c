@@ -197,6 +197,71 @@ test_base_of(void **state)
     assert_int_equal(base, 0);
 }
 
+/* A tree deeper than PATH_MAX and than the walk's open streams: 40
+ * directories of 200-byte names (8 KB of path), each with files beside
+ * its child (some read after it, in the directory's hash order). nftw
+ * handed chown the whole path: ENAMETOOLONG, the shift stopped half-way
+ * and a create sent again failed (then destroyed the guest's disk). */
+static void
+test_deep(void **state)
+{
+    (void)state;
+    char sub[sizeof(dir) + 8], name[201], f[16];
+    int fd;
+
+    snprintf(sub, sizeof(sub), "%s/deep", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(chown(sub, OLD, OLD), 0);
+    memset(name, 'd', 200);
+    name[200] = '\0';
+    fd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    for (int i = 0; i < 40; i++) {
+        for (int k = 0; k < 8; k++) {
+            snprintf(f, sizeof(f), "f%d", k);
+            int g = openat(fd, f, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            assert_true(g >= 0);
+            assert_int_equal(fchown(g, OLD + 1 + (uid_t)i, OLD + 2), 0);
+            close(g);
+        }
+        assert_int_equal(mkdirat(fd, name, 0755), 0);
+        assert_int_equal(fchownat(fd, name, OLD + 3, OLD + 3, AT_SYMLINK_NOFOLLOW), 0);
+        int next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(next >= 0);
+        close(fd);
+        fd = next;
+    }
+    assert_int_equal(symlinkat("/etc/passwd", fd, "last"), 0);
+    assert_int_equal(fchownat(fd, "last", OLD + 4, OLD + 4, AT_SYMLINK_NOFOLLOW), 0);
+    close(fd);
+
+    assert_int_equal(idshift_tree(sub, NEW, BLOCK), 1);
+    owner_is("deep", NEW, NEW);
+    fd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    for (int i = 0; i < 40; i++) {
+        struct stat st;
+        for (int k = 0; k < 8; k++) {
+            snprintf(f, sizeof(f), "f%d", k);
+            assert_int_equal(fstatat(fd, f, &st, AT_SYMLINK_NOFOLLOW), 0);
+            assert_int_equal(st.st_uid, NEW + 1 + (uid_t)i);
+            assert_int_equal(st.st_gid, NEW + 2);
+        }
+        assert_int_equal(fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_uid, NEW + 3);
+        int next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(next >= 0);
+        close(fd);
+        fd = next;
+    }
+    struct stat st;
+    assert_int_equal(fstatat(fd, "last", &st, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(st.st_uid, NEW + 4);
+    close(fd);
+    assert_int_equal(stat("/etc/passwd", &st), 0);
+    assert_int_equal(st.st_uid, 0);
+}
+
 static void
 test_bad(void **state)
 {
@@ -212,6 +277,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shift),
         cmocka_unit_test(test_base_of),
+        cmocka_unit_test(test_deep),
         cmocka_unit_test(test_bad),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,23 +9,23 @@
 #include <unistd.h>
 
 #include "common/errtext.h"
+#include "node/linux/fdwalk.h"
 #include "node/linux/rootfs.h"
 
-#define NFTW_FDS 32 /* descriptors nftw may hold */
-
+/* fdwalk's callback: removes the entry (a directory after its own). */
 static int
-unlink_one(const char *path, const struct stat *st, int type, struct FTW *f)
+unlink_at(int dirfd, const char *name, const struct stat *st, void *userdata)
 {
-    (void)st;
-    (void)f;
-    /* FTW_PHYS: a symlink is removed, never followed; FTW_MOUNT: nothing
-     * mounted below is entered (none should be: the guest is stopped). */
-    if (type == FTW_DP)
-        return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
-    return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+    (void)userdata;
+    if (unlinkat(dirfd, name, S_ISDIR(st->st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
+        return -errno;
+    return 0;
 }
 
-/* Removes dir and everything below it; 0 when it does not exist. */
+/* Removes dir and everything below it; 0 when it does not exist. By
+ * descriptor: the guest made the tree, as deep as it liked (fdwalk.h).
+ * Nothing mounted below is entered (none should be: the guest is
+ * stopped), a symlink is removed, never followed. */
 static int
 remove_tree(const char *dir)
 {
@@ -34,9 +33,15 @@ remove_tree(const char *dir)
 
     if (lstat(dir, &st) < 0)
         return errno == ENOENT ? 0 : -errno;
-    if (nftw(dir, unlink_one, NFTW_FDS, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+    if (!S_ISDIR(st.st_mode))
+        return unlink(dir) < 0 && errno != ENOENT ? -errno : 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
         return -errno;
-    return 0;
+    int r = fdwalk(fd, unlink_at, NULL);
+    if (r < 0)
+        return r;
+    return rmdir(dir) < 0 && errno != ENOENT ? -errno : 0;
 }
 
 static uint32_t

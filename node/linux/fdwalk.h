@@ -1,0 +1,28 @@
+/* A depth-first walk of a directory tree by descriptor: each entry is
+ * handed over as its directory's descriptor and its name, never as a
+ * path. A guest makes its files' tree as deep as it likes (mkdir in a
+ * loop), deeper than PATH_MAX: nftw hands its callback the whole path,
+ * which chown, unlink and the xattr calls then refuse with ENAMETOOLONG,
+ * and a walk over a guest's files (idshift.c, rebuild.c) stopped half-way.
+ *
+ * Threads: no state outside the call; any thread. */
+#pragma once
+
+#include <sys/stat.h>
+
+/* Called for entry name of the directory open at dirfd, st its lstat: a
+ * directory after its own entries, and with its stream closed (it may be
+ * removed). 0 goes on, anything else stops the walk and is returned. */
+typedef int (*fdwalk_fn)(int dirfd, const char *name, const struct stat *st, void *userdata);
+
+/* Walks every entry under the directory open at root (taken, closed
+ * before returning; root itself is not handed to fn). Symlinks are never
+ * followed, nothing on another filesystem than root's is handed over or
+ * entered, an entry that cannot be stat'ed and a directory that cannot be
+ * opened are not handed over (as nftw's FTW_PHYS, FTW_MOUNT, FTW_NS and
+ * FTW_DNR). At most FDWALK_OPEN directory streams are open: a deeper
+ * ancestor's is closed and opened again through "..". Returns 0, what fn
+ * returned, or -errno. */
+int fdwalk(int root, fdwalk_fn fn, void *userdata);
+
+#define FDWALK_OPEN 32
