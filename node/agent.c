@@ -264,6 +264,23 @@ same_boot(const agent_t *a, const struct agent_guest *g)
     return g->rec.boot_id[0] && strcmp(g->rec.boot_id, a->boot_id) == 0;
 }
 
+/* Why guest id has leftovers and no record, for the log: its record was set
+ * aside as unreadable at an open of the store, or none was written (a create
+ * the agent did not finish: stopped before the first record write, or failed
+ * with its clean-up failing too). True when set aside. */
+static bool
+unrecorded_why(agent_t *a, const char *id, char *out, size_t n)
+{
+    char aside[128];
+    int r = store_set_aside(a->store, id, aside, sizeof(aside));
+
+    if (r > 0)
+        snprintf(out, n, "set aside as unreadable: \"%s/guests/%s\"", a->cfg.state_dir, aside);
+    else
+        snprintf(out, n, "none was written: a create that did not finish");
+    return r > 0;
+}
+
 /* Kills what runs of the guests the backend has traces of (linux: a cgroup)
  * and the store has no record of: an agent killed in a create with its
  * start (guest.apply.start) after the init's spawn and before the create's
@@ -271,15 +288,22 @@ same_boot(const agent_t *a, const struct agent_guest *g)
  * record holds, which store_uid_block_pick would hand to another guest, and
  * whose destroy would be acked as gone. Their disks, mounts and cgroups
  * stay: nothing of a guest is deleted because a message was lost (the
- * create sent again reuses them, a destroy removes them). */
+ * create sent again reuses them, a destroy removes them, and so does
+ * `vfleet-node leftovers remove`). All are killed at once, with one deadline
+ * (kill_many): one by one, each guest whose processes would not die held
+ * the hello for the backend's whole timeout. Each leftover gets one line: a
+ * warning when something of it ran, else info (a leftover is seen at every
+ * start until it is removed). */
 static void
 kill_unrecorded(agent_t *a)
 {
     const struct backend_ops *ops = a->backend->ops;
-    char **ids = NULL;
+    _cleanup_free_ char **ids = NULL;
+    _cleanup_free_ int *res = NULL;
+    size_t n = 0;
     int r;
 
-    if (!ops->list)
+    if (!ops->list || !ops->kill_many)
         return;
     r = ops->list(a->backend, &ids);
     if (r < 0) {
@@ -287,28 +311,46 @@ kill_unrecorded(agent_t *a)
                     strerror(-r));
         return;
     }
-    for (char **id = ids; *id; free(*id), id++) {
-        _cleanup_free_ struct guest_spec *spec = NULL;
-        if (store_get(a->store, *id))
-            continue;
-        if (strlen(*id) > SPEC_ID_LEN) {
+    /* The unrecorded ones, in place. */
+    for (char **id = ids; *id; id++) {
+        if (store_get(a->store, *id)) {
+            free(*id);
+        } else if (strlen(*id) > SPEC_ID_LEN) {
             log_warning("node=%s \"%s\" is no guest id, its leftovers are kept, ignoring",
                         a->cfg.name, *id);
-            continue;
+            free(*id);
+        } else {
+            ids[n++] = *id;
         }
-        spec = xcalloc(1, sizeof(*spec));
-        strscpy(spec->id, *id, sizeof(spec->id));
-        r = ops->kill(a->backend, spec, &(struct guest_runtime){0});
-        if (r < 0 && r != -ENOENT)
-            log_warning("node=%s guest=%s has no record and cannot kill what runs of it: %s, "
-                        "ignoring",
-                        a->cfg.name, *id, strerror(-r));
-        else
-            log_warning("node=%s guest=%s has no record: killed what ran of it, its leftovers "
-                        "(disk, mounts, cgroup) are kept",
-                        a->cfg.name, *id);
     }
-    free(ids);
+    ids[n] = NULL;
+    if (!n)
+        return;
+    res = xcalloc(n, sizeof(*res));
+    r = ops->kill_many(a->backend, ids, n, res);
+    for (size_t i = 0; i < n; i++) {
+        char why[512];
+        bool aside = unrecorded_why(a, ids[i], why, sizeof(why));
+        int k = r < 0 ? r : res[i];
+        if (k < 0 && k != -ENOENT)
+            log_warning("node=%s guest=%s has no record (%s) and cannot kill what runs of it: "
+                        "%s, ignoring",
+                        a->cfg.name, ids[i], why, strerror(-k));
+        else if (k > 0)
+            log_warning("node=%s guest=%s has no record (%s): killed what ran of it; its disk, "
+                        "mounts and cgroup are kept ('vfleet-node leftovers' lists them)",
+                        a->cfg.name, ids[i], why);
+        else if (aside)
+            log_info("node=%s guest=%s has no record (%s), nothing of it runs: its disk, mounts "
+                     "and cgroup are kept for the record's repair",
+                     a->cfg.name, ids[i], why);
+        else
+            log_info("node=%s guest=%s has no record (%s), nothing of it runs: its disk, mounts "
+                     "and cgroup are kept; 'vfleet-node leftovers remove %s --yes' removes them "
+                     "once the master has no such guest",
+                     a->cfg.name, ids[i], why, ids[i]);
+        free(ids[i]);
+    }
 }
 
 /* Re-adopts every guest of the store: a running one is checked by pid plus

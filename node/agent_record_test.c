@@ -3,6 +3,9 @@
  * agent killed before its record write leaves (an init the record does not
  * name is killed at start-up and before a create; a stop is recorded
  * before its signal). With the fixture of agent_fixture.h. */
+#include <sys/stat.h>
+
+#include "common/log.h"
 #include "node/agent_fixture.h"
 
 /* An apply whose record cannot be written is nacked and leaves the guest as
@@ -203,6 +206,94 @@ test_unrecorded_killed_at_start(void **state)
     msg_clear(&hello);
 }
 
+/* The lines of text that hold every one of the words. */
+static int
+lines_with(const char *text, const char *w1, const char *w2)
+{
+    int n = 0;
+    for (const char *l = text; *l;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        _cleanup_free_ char *line = xstrndup(l, len);
+        n += strstr(line, w1) && (!w2 || strstr(line, w2));
+        l += len + (e != NULL);
+    }
+    return n;
+}
+
+/* What the start-up says of each unrecorded guest, in one line each: a
+ * warning when something of it ran and was killed, info when nothing ran (it
+ * is seen again at every start until it is removed); and why it has no
+ * record: set aside as unreadable, or never written. It said "killed what
+ * ran of it" at warning level for every leftover, an empty one too, and not
+ * why. */
+static void
+test_unrecorded_logged(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    struct guest_spec s1, s2, s3;
+    struct guest_ids ids = {0};
+    struct guest_runtime rt = {0};
+    struct msg hello;
+    char path[256], tmpl[] = "/tmp/vf-unrec-log-XXXXXX";
+
+    fill_spec(&s1, ID1, "ran", 1);
+    assert_int_equal(b->ops->create(b, &s1, &ids), 0);
+    assert_int_equal(b->ops->start(b, &s1, &ids, &rt), 0);
+    fill_spec(&s2, ID2, "empty", 1);
+    assert_int_equal(b->ops->create(b, &s2, &ids), 0);
+    fill_spec(&s3, ID3, "aside", 1);
+    assert_int_equal(b->ops->create(b, &s3, &ids), 0);
+    assert_int_equal(b->ops->start(b, &s3, &ids, &rt), 0);
+    /* ID3's record is unreadable: the store's open sets it aside. */
+    snprintf(path, sizeof(path), "%s/guests", f->state);
+    assert_int_equal(mkdir(f->state, 0700), 0);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/guests/%s.json", f->state, ID3);
+    FILE *rf = fopen(path, "we");
+    assert_non_null(rf);
+    fputs("{not json", rf);
+    fclose(rf);
+
+    int fd = mkstemp(tmpl);
+    assert_true(fd >= 0);
+    unlink(tmpl);
+    int saved = dup(STDERR_FILENO), level = log_max_level;
+    log_max_level = LOG_INFO;
+    dup2(fd, STDERR_FILENO);
+    start_agent(f, b);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    log_max_level = level;
+    char text[16384] = "";
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    close(fd);
+    assert_true(n > 0);
+    text[n] = '\0';
+    fputs(text, stderr);
+
+    /* One line each, at its level, saying why. */
+    assert_int_equal(lines_with(text, ID1, NULL), 1);
+    assert_int_equal(lines_with(text, ID1, "warning: "), 1);
+    assert_int_equal(lines_with(text, ID1, "killed what ran of it"), 1);
+    assert_int_equal(lines_with(text, ID1, "none was written"), 1);
+    assert_int_equal(lines_with(text, ID2, NULL), 1);
+    assert_int_equal(lines_with(text, ID2, "info: "), 1);
+    assert_int_equal(lines_with(text, ID2, "nothing of it runs"), 1);
+    assert_int_equal(lines_with(text, ID2, "none was written"), 1);
+    assert_int_equal(lines_with(text, ID2, "leftovers remove"), 1);
+    assert_int_equal(lines_with(text, ID3, "warning: "), 1);
+    assert_int_equal(lines_with(text, ID3, "killed what ran of it"), 1);
+    assert_int_equal(lines_with(text, ID3, "set aside as unreadable"), 1);
+    assert_int_equal(lines_with(text, ID3, ".json.corrupt-"), 1);
+
+    handshake(f, &hello);
+    assert_int_equal(hello.u.hello.n_inventory, 0);
+    msg_clear(&hello);
+}
+
 /* A stop is recorded (desired stopped) before the signal, and an agent
  * started from a record that says so, its init gone, takes the exit for the
  * stop's, not the guest's own: an agent killed between the exit and the
@@ -284,6 +375,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unrecorded_run_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrecorded_create_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrecorded_killed_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unrecorded_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_recorded_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_exited_away, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_unrecorded, setup, teardown),

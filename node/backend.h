@@ -157,6 +157,14 @@ struct backend_ops {
      * runs of those its store has no record of (node/agent.c). NULL when the
      * backend has none to find. */
     int (*list)(backend_t *b, char ***ids);
+    /* Kills what runs of each of the n guests in ids, as kill does, with one
+     * deadline for all: every guest is signalled before any is waited for,
+     * so guests whose processes will not die hold the caller for one
+     * timeout, not one each (the agent's start-up kills the unrecorded
+     * guests of list so). res[i]: 1 when processes of ids[i] were killed, 0
+     * when none ran, or -errno (-EBUSY: some remain). NULL: the agent calls
+     * kill for each. */
+    int (*kill_many)(backend_t *b, char *const *ids, size_t n, int *res);
     /* Removes everything of a stopped guest: cgroups, mounts, disk image, netns. */
     int (*destroy)(backend_t *b, const struct guest_spec *spec);
     /* Applies spec's limits to a created (running or stopped) guest. Growing

@@ -32,6 +32,7 @@
 #include "common/units.h"
 #include "node/agent.h"
 #include "node/join.h"
+#include "node/leftovers_cli.h"
 #include "node/memtidy.h"
 #include "node/node_config.h"
 #include "node/linux/console.h"
@@ -62,6 +63,8 @@ usage(FILE *f)
                "       vfleet-node join --master tcp://HOST:PORT --token TOKEN [--name NAME]\n"
                "                        [--state-dir DIR]\n"
                "       vfleet-node console NAME --log [--state-dir DIR]\n"
+               "       vfleet-node leftovers [--json] [--state-dir DIR]\n"
+               "       vfleet-node leftovers remove ID --yes [--state-dir DIR]\n"
                "\n"
                "options:\n"
                "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
@@ -95,6 +98,7 @@ usage(FILE *f)
                "      --help-config      every configuration key, its type and range\n"
                "      --check-config     read and check the configuration, then exit\n"
                "      --log              console: print what the guest's console holds\n"
+               "      --yes              leftovers remove: yes, delete that guest's disk\n"
                "  -h, --help             this text\n");
 }
 
@@ -107,6 +111,7 @@ struct options {
     bool check_only;   /* --check-config: read and check, then exit */
     bool log;          /* --log */
     const char *token; /* join: --token */
+    bool yes;          /* --yes: leftovers remove may delete */
 };
 
 static int
@@ -143,6 +148,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"token", required_argument, NULL, 'T'},
         {"insecure", no_argument, NULL, 'I'},
         {"log", no_argument, NULL, 'g'},
+        {"yes", no_argument, NULL, 'Y'},
         {"help", no_argument, NULL, 'h'},
         {"help-config", no_argument, NULL, 'K'},
         {"check-config", no_argument, NULL, 'Q'},
@@ -238,6 +244,9 @@ parse_options(int argc, char **argv, struct options *o)
                 break;
             case 'g':
                 o->log = true;
+                break;
+            case 'Y':
+                o->yes = true;
                 break;
             case 'h':
                 usage(stdout);
@@ -918,6 +927,20 @@ cmd_console(struct options *o)
     return done == log.len ? 0 : EXIT_FAIL;
 }
 
+/* leftovers [remove ID --yes] (node/leftovers_cli.c). */
+static int
+cmd_leftovers(struct options *o)
+{
+    const char *dir = opt_str(o, "state_dir", DEFAULT_STATE_DIR);
+    struct linux_config lc = {0};
+
+    if (o->n_rest == 0)
+        return leftovers_cli_ls(dir, o->json);
+    if (linux_config_read(o, dir, &lc) < 0)
+        return EXIT_USAGE;
+    return leftovers_cli_remove(dir, o->rest, o->n_rest, o->yes, &lc);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -963,6 +986,8 @@ main(int argc, char **argv)
         r = cmd_join(&o);
     else if (strcmp(o.verb, "console") == 0)
         r = cmd_console(&o);
+    else if (strcmp(o.verb, "leftovers") == 0)
+        r = cmd_leftovers(&o);
     else {
         fprintf(stderr, "vfleet-node: unknown command \"%s\"\n", o.verb);
         usage(stderr);

@@ -609,6 +609,39 @@ store_find_by_name(const store_t *s, const char *name)
     return NULL;
 }
 
+int
+store_set_aside(const store_t *s, const char *id, char *name, size_t n)
+{
+    _cleanup_(closedirp) DIR *d = NULL;
+    char prefix[SPEC_ID_LEN + sizeof(JSON_SUFFIX ".corrupt-")];
+    struct dirent *de;
+    int fd, found = 0;
+
+    if (s->guests_fd < 0)
+        return 0;
+    if (snprintf(prefix, sizeof(prefix), "%s" JSON_SUFFIX ".corrupt-", id) >= (int)sizeof(prefix))
+        return 0;
+    fd = openat(s->guests_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    d = fdopendir(fd);
+    if (!d) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    while ((de = readdir(d))) {
+        /* The newest, when there are several: the names end in unix ms. */
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
+            (found && n && strcmp(de->d_name, name) <= 0))
+            continue;
+        if (n)
+            snprintf(name, n, "%s", de->d_name);
+        found = 1;
+    }
+    return found;
+}
+
 size_t
 store_count(const store_t *s)
 {

@@ -124,6 +124,13 @@ void store_close(store_t **s);
 size_t store_problem_count(const store_t *s);
 const struct store_problem *store_problem_at(const store_t *s, size_t i);
 
+/* Whether a record of guest id was set aside as unreadable
+ * (<id>.json.corrupt-<ms> in <dir>/guests, by this open or an earlier one):
+ * 1 with the newest such file's name in name (n bytes, may be 0), 0 when
+ * none (a memory store has none), or -errno when the directory cannot be
+ * read. */
+int store_set_aside(const store_t *s, const char *id, char *name, size_t n);
+
 /* Looks a record up. The store keeps each spec packed (proto/spec_pack.h:
  * a few hundred bytes, not the 17 KB of struct guest_spec) and unpacks the
  * record asked for into one slot of its own: the pointer stays valid until

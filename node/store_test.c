@@ -292,6 +292,35 @@ test_atomic_replace(void **state)
     assert_true(store_get(s, ID1)->spec.generation == 3);
 }
 
+/* store_set_aside finds a guest's records set aside as unreadable, by this
+ * open or an earlier one (the newest when there are several), and nothing
+ * for a guest with a readable record or none. */
+static void
+test_set_aside(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_free_ struct store_record *a = xmalloc(sizeof(*a));
+    _cleanup_(store_close) store_t *s = NULL;
+    char name[128] = "";
+
+    assert_int_equal(store_open(f->dir, &s), 0);
+    record(a, ID1, "web1", 1);
+    assert_int_equal(store_put(s, a), 0);
+    store_close(&s);
+    write_file(f->guests, ID2 ".json.corrupt-1700000000000", "{");
+    write_file(f->guests, ID2 ".json", "{\"version\":1,");
+    assert_int_equal(store_open(f->dir, &s), 1);
+    assert_int_equal(store_set_aside(s, ID2, name, sizeof(name)), 1);
+    assert_true(strncmp(name, ID2 ".json.corrupt-", strlen(ID2) + 14) == 0);
+    assert_true(strcmp(name, ID2 ".json.corrupt-1700000000000") > 0);
+    assert_int_equal(store_set_aside(s, ID2, NULL, 0), 1);
+    assert_int_equal(store_set_aside(s, ID1, name, sizeof(name)), 0);
+    assert_int_equal(store_set_aside(s, ID3, name, sizeof(name)), 0);
+    store_close(&s);
+    assert_int_equal(store_open_memory(&s), 0);
+    assert_int_equal(store_set_aside(s, ID2, name, sizeof(name)), 0);
+}
+
 /* A record that cannot be read is set aside under a new name, not deleted,
  * and the rest of the store loads. */
 static void
@@ -857,6 +886,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_put_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_quarantined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_misnamed_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_reuses_inodes, setup, teardown),

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/mtime.h"
 #include "node/linux/cgroup.h"
 #include "node/linux/cgroup_driver.h"
 
@@ -353,7 +354,32 @@ int
 cgroup_kill(cgroup_mgr_t *mgr, const char *id)
 {
     int r = cgroup_check_name(id);
-    return r < 0 ? r : mgr->ops->kill(mgr, id);
+    if (r < 0)
+        return r;
+    struct cgroup_kill_one k = {.id = id};
+    cgroup_kill_wait(mgr, &k, 1);
+    return k.result;
+}
+
+int
+cgroup_kill_many(cgroup_mgr_t *mgr, char *const *ids, size_t n, int *res)
+{
+    _cleanup_free_ struct cgroup_kill_one *k = xcalloc(n ? n : 1, sizeof(*k));
+    size_t m = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        res[i] = cgroup_check_name(ids[i]);
+        if (res[i] == 0)
+            k[m++] = (struct cgroup_kill_one){.id = ids[i]};
+    }
+    cgroup_kill_wait(mgr, k, m);
+    for (size_t i = 0, j = 0; i < n && j < m; i++) {
+        if (res[i] < 0)
+            continue;
+        res[i] = k[j].result < 0 ? k[j].result : k[j].killed;
+        j++;
+    }
+    return 0;
 }
 
 int
@@ -625,4 +651,37 @@ cgroup_sleep_ms(unsigned ms)
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
+}
+
+void
+cgroup_kill_wait(cgroup_mgr_t *m, struct cgroup_kill_one *k, size_t n)
+{
+    uint64_t deadline = time_mono_ms() + CGROUP_KILL_TIMEOUT_MS;
+    unsigned nap = 1;
+
+    for (size_t i = 0; i < n; i++)
+        k[i].result = 1;
+    for (;;) {
+        size_t left = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (k[i].result != 1)
+                continue;
+            m->ops->kill_pass(m, &k[i]);
+            left += k[i].result == 1;
+        }
+        if (!left)
+            return;
+        if (time_mono_ms() > deadline) {
+            for (size_t i = 0; i < n; i++) {
+                if (k[i].result != 1)
+                    continue;
+                log_debug("cgroup: guest=%s still has processes after kill", k[i].id);
+                k[i].result = -EBUSY;
+            }
+            return;
+        }
+        cgroup_sleep_ms(nap);
+        if (nap < 64)
+            nap *= 2;
+    }
 }

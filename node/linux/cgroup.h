@@ -194,6 +194,16 @@ int cgroup_pids(cgroup_mgr_t *mgr, const char *id, pid_t **ret, size_t *n);
  * processes remain at the timeout, or 0 when the cgroup does not exist. */
 int cgroup_kill(cgroup_mgr_t *mgr, const char *id);
 
+/* Kills the processes of the n guests in ids as cgroup_kill does, with one
+ * deadline for all: every guest is signalled before any is waited for, and
+ * the wait ends CGROUP_KILL_TIMEOUT_MS from the call however many guests
+ * keep processes (the agent's start-up kills its unrecorded guests so: one
+ * by one, N guests whose processes will not die held its hello for N times
+ * the timeout). res[i]: 1 when processes of ids[i] were signalled and are
+ * gone, 0 when it had none (or no cgroup), or -errno (-EBUSY: processes
+ * remain, -EINVAL: not a guest id). Returns 0. */
+int cgroup_kill_many(cgroup_mgr_t *mgr, char *const *ids, size_t n, int *res);
+
 /* Kills the guest's processes (v2: with cgroup.kill when the kernel has it)
  * and removes its cgroup from every hierarchy.
  * Idempotent: a guest with no cgroup is 0. The prefix directory stays. */

@@ -15,6 +15,19 @@
 /* The largest control file read whole (cgroup.procs of a busy guest). */
 #define CGROUP_READ_MAX (8u << 20)
 
+/* One guest's kill in progress (cgroup_kill_wait): a driver's kill_pass
+ * reads and updates it. */
+struct cgroup_kill_one {
+    const char *id;  /* the guest */
+    int result;      /* 1 while processes remain, then 0 (none left) or -errno */
+    bool killed;     /* some process of it was signalled */
+    bool removing;   /* a destroy's kill (v2: cgroup.kill, the directory goes next) */
+    bool all;        /* v1: the next pass reads every hierarchy, not one */
+    bool probed;     /* v2: has_kill and has_freeze are known */
+    bool has_kill;   /* v2: the pass writes cgroup.kill (removing, and the kernel has it) */
+    bool has_freeze; /* v2: the cgroup has cgroup.freeze */
+};
+
 /* One driver: the public per-guest operations, with the id already checked. */
 struct cgroup_ops {
     const char *name; /* "v1" or "v2", for debug logs */
@@ -30,7 +43,11 @@ struct cgroup_ops {
     int (*set_limits)(cgroup_mgr_t *m, const char *id, const struct spec_limits *l);
     int (*usage)(cgroup_mgr_t *m, const char *id, struct guest_usage *u);
     int (*pids)(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n);
-    int (*kill)(cgroup_mgr_t *m, const char *id);
+    /* One pass of a kill: reads the guest's processes; with none left sets
+     * k->result 0, else signals them (frozen, so none forks meanwhile),
+     * sets k->killed and leaves k->result 1; -errno in k->result when the
+     * list cannot be read. Never waits. */
+    void (*kill_pass)(cgroup_mgr_t *m, struct cgroup_kill_one *k);
     int (*destroy)(cgroup_mgr_t *m, const char *id);
     int (*oom_watch)(cgroup_mgr_t *m, const char *id, bool *prio);
     int (*oom_read)(cgroup_mgr_t *m, const char *id, int fd, uint64_t *count);
@@ -100,6 +117,14 @@ int cgroup_mkdir(cgroup_mgr_t *m, const char *path);
 /* Removes a cgroup directory; a missing one is fine. Retries -EBUSY briefly,
  * as the kernel may still be letting the last task go. */
 int cgroup_rmdir(cgroup_mgr_t *m, const char *path);
+
+/* Kills the processes of the n guests in k (id and removing set, the rest
+ * zero) with one deadline, CGROUP_KILL_TIMEOUT_MS from now, for all: each
+ * pass signals every guest that still has processes before the loop sleeps,
+ * so guests whose processes will not die cost one timeout together, not one
+ * each. Sets each k[i].result to 0 or -errno (-EBUSY: processes remain at
+ * the deadline). */
+void cgroup_kill_wait(cgroup_mgr_t *m, struct cgroup_kill_one *k, size_t n);
 
 /* Sleeps ms milliseconds (for the bounded waits of kill and rmdir). */
 void cgroup_sleep_ms(unsigned ms);

@@ -668,54 +668,59 @@ v1_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
     return 0;
 }
 
-static int
-v1_kill(cgroup_mgr_t *m, const char *id)
+/* One pass of a kill (cgroup_kill_wait repeats it until none is left).
+ * While the killed die, one hierarchy's list says whether to wait on (every
+ * process of the guest is in all of them: the spawner and exec join each);
+ * each list read builds a sorted pid array in the kernel. Every hierarchy is
+ * read before the answer "empty". */
+static void
+v1_kill_pass(cgroup_mgr_t *m, struct cgroup_kill_one *k)
 {
-    _cleanup_free_ char *freezer = v1_dir(m, V1_FREEZER, id);
+    _cleanup_free_ pid_t *pids = NULL;
+    size_t n = 0;
+    for (;;) {
+        int r = k->all ? v1_all_pids(m, k->id, &pids, &n) : v1_pids(m, k->id, &pids, &n);
+        if ((r == -ENOENT || r == -EOPNOTSUPP) && !k->all) {
+            k->all = true;
+            continue;
+        }
+        if (r < 0) {
+            k->result = r == -ENOENT ? 0 : r;
+            return;
+        }
+        if (n == 0 && !k->all) {
+            k->all = true;
+            continue;
+        }
+        break;
+    }
+    if (n == 0) {
+        k->result = 0;
+        return;
+    }
+    k->all = false;
+    k->killed = true;
+    _cleanup_free_ char *freezer = v1_dir(m, V1_FREEZER, k->id);
     if (freezer && access(freezer, F_OK) < 0) {
         free(freezer);
         freezer = NULL;
     }
-    uint64_t deadline = time_mono_ms() + CGROUP_KILL_TIMEOUT_MS;
-    unsigned nap = 1;
-    /* While the killed die, one hierarchy's list says whether to wait on
-     * (every process of the guest is in all of them: the spawner and exec
-     * join each); each list read builds a sorted pid array in the kernel.
-     * Every hierarchy is read before the answer "empty". */
-    bool all = false;
-    for (;;) {
-        _cleanup_free_ pid_t *pids = NULL;
-        size_t n = 0;
-        int r = all ? v1_all_pids(m, id, &pids, &n) : v1_pids(m, id, &pids, &n);
-        if (r == -ENOENT || r == -EOPNOTSUPP) {
-            all = true;
-            continue;
-        }
-        if (r < 0)
-            return r;
-        if (n == 0 && !all) {
-            all = true;
-            continue;
-        }
-        if (n == 0)
-            return 0;
-        all = false;
-        if (time_mono_ms() > deadline) {
-            log_debug("cgroup: guest=%s still has %zu processes after kill", id, n);
-            return -EBUSY;
-        }
-        /* Frozen, the guest cannot fork new processes between our read of
-         * cgroup.procs and the kills; the killed ones die at the thaw. */
-        if (freezer)
-            (void)cgroup_write(m, freezer, "freezer.state", "FROZEN");
-        for (size_t i = 0; i < n; i++)
-            (void)kill(pids[i], SIGKILL);
-        if (freezer)
-            (void)cgroup_write(m, freezer, "freezer.state", "THAWED");
-        cgroup_sleep_ms(nap);
-        if (nap < 64)
-            nap *= 2;
-    }
+    /* Frozen, the guest cannot fork new processes between our read of
+     * cgroup.procs and the kills; the killed ones die at the thaw. */
+    if (freezer)
+        (void)cgroup_write(m, freezer, "freezer.state", "FROZEN");
+    for (size_t i = 0; i < n; i++)
+        (void)kill(pids[i], SIGKILL);
+    if (freezer)
+        (void)cgroup_write(m, freezer, "freezer.state", "THAWED");
+}
+
+static int
+v1_kill(cgroup_mgr_t *m, const char *id)
+{
+    struct cgroup_kill_one k = {.id = id};
+    cgroup_kill_wait(m, &k, 1);
+    return k.result;
 }
 
 static int
@@ -808,7 +813,7 @@ const struct cgroup_ops cgroup_v1_ops = {
     .set_limits = v1_set_limits,
     .usage = v1_usage,
     .pids = v1_pids,
-    .kill = v1_kill,
+    .kill_pass = v1_kill_pass,
     .destroy = v1_destroy,
     .oom_watch = v1_oom_watch,
     .oom_read = v1_oom_read,

@@ -284,6 +284,45 @@ test_attach_and_kill(void **state)
     assert_int_equal(cgroup_kill(mgr, id), 0);
 }
 
+/* cgroup_kill_many kills the processes of each guest and says which had
+ * some: 1 for a guest whose processes were killed, 0 for an empty one. */
+static void
+test_kill_many(void **state)
+{
+    _cleanup_free_ char *a = make_id("kma");
+    _cleanup_free_ char *b = make_id("kmb");
+    _cleanup_free_ char *c = make_id("kmc");
+    char *ids[] = {a, b, c};
+    int res[3], p[2];
+    pid_t ka[3], kc[3];
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cgroup_create(mgr, ids[i]), 0);
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    ka[0] = spawn_in(a, child_wait_pipe, &p[0]);
+    ka[1] = spawn_in(a, child_wait_pipe, &p[0]);
+    ka[2] = ka[1];
+    kc[0] = kc[1] = kc[2] = spawn_in(c, child_wait_pipe, &p[0]);
+    for (int tries = 0; procs_holding(a, ka) < 2 || procs_holding(c, kc) < 1; tries++) {
+        if (tries >= 1000)
+            fail_msg("after 2 s the children are not in every hierarchy");
+        usleep(2000);
+    }
+    assert_int_equal(cgroup_kill_many(mgr, ids, 3, res), 0);
+    assert_int_equal(res[0], 1);
+    assert_int_equal(res[1], 0);
+    assert_int_equal(res[2], 1);
+    pid_t all[3] = {ka[0], ka[1], kc[0]};
+    for (int i = 0; i < 3; i++) {
+        int st = wait_status(all[i]);
+        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    }
+    close(p[0]);
+    close(p[1]);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cgroup_destroy(mgr, ids[i]), 0);
+}
+
 /* A process in the guest's memory cgroup alone (not in its pids cgroup,
  * whose list the kill waits on) is killed all the same: the kill reads every
  * hierarchy before it says the guest is empty. */
@@ -695,6 +734,7 @@ main(void)
         cmocka_unit_test(test_costly_writes_skipped),
         cmocka_unit_test(test_set_limits_changed),
         cmocka_unit_test(test_kill_one_hierarchy),
+        cmocka_unit_test(test_kill_many),
         cmocka_unit_test(test_destroy_kills),
         cmocka_unit_test(test_complete),
         cmocka_unit_test(test_list),

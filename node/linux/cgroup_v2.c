@@ -386,7 +386,8 @@ v2_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
     return 0;
 }
 
-/* Kills every process of the guest. A stop's kill (removing false) freezes,
+/* One pass of killing every process of the guest (cgroup_kill_wait repeats
+ * it until none is left). A stop's kill (removing false) freezes,
  * kills each process and thaws rather than writing cgroup.kill: the guest's
  * next init, its console reader and exec helpers are cloned into this cgroup
  * (CLONE_INTO_CGROUP, spawnd.c), and kernels with the fix for the race
@@ -395,56 +396,47 @@ v2_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
  * was ever killed with cgroup.kill (proc_killed_at_birth), so each later
  * start would pay for a clone thrown away and then join by cgroup.procs,
  * under the global lock. A frozen process cannot fork, a fatal signal ends
- * it frozen or not, and the loop reads the cgroup again until it is empty. A
+ * it frozen or not, and the next pass reads the cgroup again. A
  * destroy (removing true) writes cgroup.kill: the directory goes right
  * after. An agent killed between the freeze and the thaw leaves the cgroup
  * frozen: the spawner thaws it before the next start's clone (spawnd.c). */
-static int
-v2_kill_as(cgroup_mgr_t *m, const char *id, bool removing)
+static void
+v2_kill_pass(cgroup_mgr_t *m, struct cgroup_kill_one *k)
 {
-    _cleanup_free_ char *dir = v2_dir(m, id);
-    if (access(dir, F_OK) < 0)
-        return 0;
-    bool has_kill = removing && cgroup_file_exists(dir, "cgroup.kill");
-    bool has_freeze = cgroup_file_exists(dir, "cgroup.freeze");
-    uint64_t deadline = time_mono_ms() + CGROUP_KILL_TIMEOUT_MS;
-    unsigned nap = 1;
-    for (;;) {
-        _cleanup_free_ pid_t *pids = NULL;
-        size_t n = 0;
-        int r = v2_read_pids(dir, &pids, &n);
-        if (r == -ENOENT)
-            return 0;
-        if (r < 0)
-            return r;
-        if (n == 0)
-            return 0;
-        if (time_mono_ms() > deadline) {
-            log_debug("cgroup: guest=%s still has %zu processes after kill", id, n);
-            return -EBUSY;
-        }
-        if (has_kill) {
-            /* The kernel kills the whole subtree, forks in flight included. */
-            if ((r = cgroup_write(m, dir, "cgroup.kill", "1")) < 0)
-                return r;
-        } else {
-            if (has_freeze)
-                (void)cgroup_write(m, dir, "cgroup.freeze", "1");
-            for (size_t i = 0; i < n; i++)
-                (void)kill(pids[i], SIGKILL);
-            if (has_freeze)
-                (void)cgroup_write(m, dir, "cgroup.freeze", "0");
-        }
-        cgroup_sleep_ms(nap);
-        if (nap < 64)
-            nap *= 2;
+    _cleanup_free_ char *dir = v2_dir(m, k->id);
+    _cleanup_free_ pid_t *pids = NULL;
+    size_t n = 0;
+    int r = v2_read_pids(dir, &pids, &n);
+    if (r < 0 || n == 0) {
+        k->result = r == -ENOENT ? 0 : r;
+        return;
     }
+    if (!k->probed) {
+        k->has_kill = k->removing && cgroup_file_exists(dir, "cgroup.kill");
+        k->has_freeze = cgroup_file_exists(dir, "cgroup.freeze");
+        k->probed = true;
+    }
+    k->killed = true;
+    if (k->has_kill) {
+        /* The kernel kills the whole subtree, forks in flight included. */
+        if ((r = cgroup_write(m, dir, "cgroup.kill", "1")) < 0)
+            k->result = r;
+        return;
+    }
+    if (k->has_freeze)
+        (void)cgroup_write(m, dir, "cgroup.freeze", "1");
+    for (size_t i = 0; i < n; i++)
+        (void)kill(pids[i], SIGKILL);
+    if (k->has_freeze)
+        (void)cgroup_write(m, dir, "cgroup.freeze", "0");
 }
 
 static int
-v2_kill(cgroup_mgr_t *m, const char *id)
+v2_kill_as(cgroup_mgr_t *m, const char *id, bool removing)
 {
-    return v2_kill_as(m, id, false);
+    struct cgroup_kill_one k = {.id = id, .removing = removing};
+    cgroup_kill_wait(m, &k, 1);
+    return k.result;
 }
 
 static int
@@ -502,7 +494,7 @@ const struct cgroup_ops cgroup_v2_ops = {
     .set_limits = v2_set_limits,
     .usage = v2_usage,
     .pids = v2_pids,
-    .kill = v2_kill,
+    .kill_pass = v2_kill_pass,
     .destroy = v2_destroy,
     .oom_watch = v2_oom_watch,
     .oom_read = v2_oom_read,

@@ -107,7 +107,10 @@ fake_written(const char *path, const char *value, void *userdata)
         _cleanup_free_ char *dir = xstrndup(path, pl - 12);
         put(dir, "cgroup.procs", "");
     }
-    if (pl > 14 && strcmp(path + pl - 14, "/cgroup.freeze") == 0 && strcmp(value, "0") == 0) {
+    /* A guest named "stuck..." keeps its processes whatever is done to
+     * them (in the kernel: processes in uninterruptible sleep). */
+    if (pl > 14 && strcmp(path + pl - 14, "/cgroup.freeze") == 0 && strcmp(value, "0") == 0 &&
+        !strstr(path, "/stuck")) {
         _cleanup_free_ char *dir = xstrndup(path, pl - 14);
         put(dir, "cgroup.procs", "");
     }
@@ -328,6 +331,47 @@ test_usage_parsing(void **state)
     assert_int_equal(cgroup_usage(f->mgr, "nosuch", &u2), -ENOENT);
 }
 
+/* Guests whose processes will not die are killed with one deadline for
+ * all: every pass signals each guest that has processes before the wait, so
+ * the kill ends after one timeout however many there are (the agent's
+ * start-up killed its unrecorded guests one by one, CGROUP_KILL_TIMEOUT_MS
+ * each). Each guest's answer says whether processes were killed, none ran,
+ * or some remain. */
+static void
+test_kill_many_one_deadline(void **state)
+{
+    struct fake *f = *state;
+    char *ids[] = {"stuck1", "empty", "stuck2", "dies", "../x", "stuck3", "absent"};
+    int res[ARRAY_SIZE(ids)];
+
+    for (size_t i = 0; i < 4; i++) {
+        const char *id = i == 0 ? "stuck1" : i == 1 ? "stuck2" : i == 2 ? "stuck3" : "dies";
+        assert_int_equal(cgroup_create(f->mgr, id), 0);
+        _cleanup_free_ char *dir = xasprintf("%s/vfleet/%s", f->root, id);
+        put(dir, "cgroup.procs", "4242\n");
+    }
+    assert_int_equal(cgroup_create(f->mgr, "empty"), 0);
+    f->trace[0] = '\0';
+    assert_int_equal(cgroup_kill_many(f->mgr, ids, ARRAY_SIZE(ids), res), 0);
+    assert_int_equal(res[0], -EBUSY);
+    assert_int_equal(res[1], 0);
+    assert_int_equal(res[2], -EBUSY);
+    assert_int_equal(res[3], 1);
+    assert_int_equal(res[4], -EINVAL);
+    assert_int_equal(res[5], -EBUSY);
+    assert_int_equal(res[6], 0);
+    /* The first pass signalled each before the second began: no guest was
+     * waited for alone. */
+    static const char first[] = "vfleet/stuck1/cgroup.freeze\t1\nvfleet/stuck1/cgroup.freeze\t0\n"
+                                "vfleet/stuck2/cgroup.freeze\t1\nvfleet/stuck2/cgroup.freeze\t0\n"
+                                "vfleet/dies/cgroup.freeze\t1\nvfleet/dies/cgroup.freeze\t0\n"
+                                "vfleet/stuck3/cgroup.freeze\t1\nvfleet/stuck3/cgroup.freeze\t0\n"
+                                "vfleet/stuck1/cgroup.freeze\t1\n";
+    if (strncmp(f->trace, first, strlen(first)) != 0)
+        fail_msg("writes:\n%.600s\nwant first:\n%s", f->trace, first);
+    f->trace[0] = '\0';
+}
+
 static void
 test_attach_kill_destroy(void **state)
 {
@@ -432,6 +476,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_io_weight_both_schedulers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach_kill_destroy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_many_one_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

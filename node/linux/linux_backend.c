@@ -487,6 +487,12 @@ lx_kill(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt
 }
 
 static int
+lx_kill_many(backend_t *b, char *const *ids, size_t n, int *res)
+{
+    return cgroup_kill_many(lb(b)->cgroups, ids, n, res);
+}
+
+static int
 lx_list(backend_t *b, char ***ids)
 {
     struct linux_backend *l = lb(b);
@@ -841,6 +847,7 @@ static const struct backend_ops linux_ops = {
     .stop = lx_stop,
     .kill = lx_kill,
     .list = lx_list,
+    .kill_many = lx_kill_many,
     .destroy = lx_destroy,
     .set_limits = lx_set_limits,
     .apply_network = lx_apply_network,

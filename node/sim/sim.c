@@ -375,6 +375,27 @@ sim_kill(backend_t *b, const struct guest_spec *spec, const struct guest_runtime
 }
 
 static int
+sim_kill_many(backend_t *b, char *const *ids, size_t n, int *res)
+{
+    struct sim *s = to_sim(b);
+    uint64_t now = now_ns(s);
+    LOCKED(s);
+
+    for (size_t i = 0; i < n; i++) {
+        struct sim_guest *g = get(s, ids[i]);
+        res[i] = 0;
+        if (!g)
+            continue;
+        settle(g, now);
+        if (g->state == GUEST_RUNNING) {
+            halt_now(g);
+            res[i] = 1;
+        }
+    }
+    return 0;
+}
+
+static int
 sim_list(backend_t *b, char ***ids)
 {
     struct sim *s = to_sim(b);
@@ -637,6 +658,7 @@ static const struct backend_ops sim_ops = {
     .stop = sim_stop,
     .kill = sim_kill,
     .list = sim_list,
+    .kill_many = sim_kill_many,
     .destroy = sim_destroy,
     .set_limits = sim_set_limits,
     .apply_network = sim_apply_network,

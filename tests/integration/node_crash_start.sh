@@ -8,7 +8,10 @@
 # must not make a second init of the same guest when the start comes again
 # (the master sends it again: the start was never acked), and the guest runs
 # once, on its own disk, with its files. The create's init, which no record
-# names, is killed by the restarted agent before its hello (its disk kept).
+# names, is killed by the restarted agent before its hello (its disk kept):
+# listed by `vfleet-node leftovers`, said once in the log with why it has no
+# record, removable by the operator only with the agent stopped, and never
+# a guest the store has a record of.
 . "$(dirname "$0")/lib.sh"
 
 command -v gdb >/dev/null || { echo "SKIP: no gdb"; exit 77; }
@@ -59,6 +62,16 @@ n=$(guest_inits "$H")
 [ -e "$T/h1/data/$H" ] || fail "the data of $H with no record is gone after the restart"
 [ -e "$(cg_path "$H" cgroup.procs)" ] || fail "the cgroup of $H with no record is gone after the restart"
 ok "killed in a create with its start: the restarted agent killed its init, kept its data"
+leftovers() {
+    "$VFLEET_BIN/vfleet-node" leftovers --state-dir "$T/h1" ${AGENT_CONFIG:+--config "$AGENT_CONFIG"} "$@"
+}
+leftovers | grep -qE "^$H +none written" || fail "$H is not listed as a leftover: $(leftovers 2>&1)"
+n=$(grep -c "guest=$H has no record (none was written" "$T/h1/agent.log")
+grep -q "warning: .*guest=$H has no record (none was written: a create that did not finish): killed what ran of it" \
+    "$T/h1/agent.log" && [ "$n" = 1 ] || fail "not one warning that $H was killed: $(grep "guest=$H" "$T/h1/agent.log")"
+leftovers remove "$H" --yes >/dev/null 2>&1 && fail "the leftovers of $H were removed while the agent runs"
+[ -e "$T/h1/data/$H" ] || fail "the data of $H went while the agent runs"
+ok "the leftover is listed, logged once as killed, not removed while the agent runs"
 nodectl h1 apply-start "$HS" >/dev/null || fail "the create sent again"
 sleep 1
 n=$(guest_inits "$H")
@@ -67,3 +80,27 @@ nodectl h1 exec "$H" -- true >/dev/null || fail "exec in $H"
 nodectl h1 destroy "$H" >/dev/null || fail "destroy $H"
 [ "$(guest_inits "$H")" = 0 ] || fail "an init of $H is left after its destroy"
 ok "killed in a create with its start: the create sent again runs one init"
+
+# ---- the leftovers of a create killed half-way, removed by the operator ----
+K=$(uuid)
+nodectl h1 apply "$(spec kept "$K" '{"disk":"32M"}')" >/dev/null || fail "apply $K"
+J=$(uuid)
+killed_at h1 apply_done apply-start "$(spec crash3 "$J" '{"disk":"32M"}')"
+[ "$(guest_inits "$J")" = 1 ] || fail "no init of $J running after the killed create"
+leftovers | grep -qE "^$J +none written" || fail "$J is not listed as a leftover: $(leftovers 2>&1)"
+leftovers | grep -q "$K" && fail "$K, which has a record, is listed as a leftover"
+leftovers remove "$K" --yes >/dev/null 2>&1 && fail "$K, which has a record, was removed"
+[ -e "$T/h1/data/$K" ] || fail "the data of $K (recorded) went"
+leftovers remove "$J" >/dev/null 2>&1 && fail "removed without --yes"
+[ -e "$T/h1/data/$J" ] || fail "the data of $J went without --yes"
+leftovers remove "$J" --yes >/dev/null || fail "the leftovers of $J were not removed"
+[ -e "$T/h1/data/$J" ] && fail "the data of $J is left after its removal"
+[ -z "$(cg_left "$J")" ] || fail "cgroups of $J are left after its removal: $(cg_left "$J")"
+[ "$(guest_inits "$J")" = 0 ] || fail "an init of $J runs after its removal"
+leftovers | grep -q "$J" && fail "$J is still listed after its removal"
+ok "the operator removed the leftovers of the killed create, not the recorded guest's"
+start_agent h1
+nodectl h1 wait-hello >/dev/null || fail "no hello after the restart"
+nodectl h1 destroy "$K" >/dev/null || fail "destroy $K"
+[ -e "$T/h1/data/$K" ] && fail "the data of $K is left after its destroy"
+ok "the recorded guest is the agent's still: its destroy removes it"

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The agent's start-up with N unrecorded guests (a cgroup under its prefix and
+# a directory in its state directory, no record: what an agent killed
+# mid-create leaves), which it kills before its hello (node/agent.c
+# kill_unrecorded): seconds from exec to its "agent running" line, for each
+# vfleet-node binary given, in that order (alternate an old and a new build).
+# Needs root and a cgroup v1 pids and freezer hierarchy (hybrid hosts), and
+# the host lock beside other benchmarks:
+#
+#   sudo flock -o /tmp/vfleet-host.lock bench/unrecorded_start.sh [-n N] [-f] BIN...
+#
+# Each guest holds one process (a sleep), spawned again before each run.
+# With -f they will not die: each is also put in a v1 freezer cgroup outside
+# the guest's, frozen, so a SIGKILL stays pending (what a process in
+# uninterruptible sleep does) and the agent's kill waits its whole deadline.
+# Not a test: it prints figures. Removes everything it made.
+set -euo pipefail
+n=20 frozen=0
+while getopts n:f o; do
+    case $o in
+    n) n=$OPTARG ;;
+    f) frozen=1 ;;
+    *) exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+[ $# -ge 1 ] || { echo "usage: $0 [-n N] [-f] BIN..." >&2; exit 2; }
+work=$(mktemp -d /tmp/vf-unrec-XXXXXX)
+pfx=vfunrecbench hold=/sys/fs/cgroup/freezer/vfunrecbench-hold st=$work/state
+pids=()
+ids() { for i in $(seq 1 "$n"); do printf 'aaaaaaaa-0000-4000-8000-%012d\n' "$i"; done; }
+cleanup() {
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    [ -d $hold ] && echo THAWED >$hold/freezer.state
+    wait 2>/dev/null || true
+    for id in $(ids); do rmdir /sys/fs/cgroup/pids/$pfx/$id 2>/dev/null || true; done
+    rmdir /sys/fs/cgroup/pids/$pfx $hold 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+printf '[node]\ncgroup_prefix = %s\n' $pfx >$work/node.conf
+[ $frozen = 1 ] && mkdir -p $hold
+for id in $(ids); do mkdir -p /sys/fs/cgroup/pids/$pfx/$id $st/data/$id; done
+for bin in "$@"; do
+    pids=()
+    for id in $(ids); do
+        join="echo \$\$ >/sys/fs/cgroup/pids/$pfx/$id/cgroup.procs"
+        [ $frozen = 1 ] && join="$join; echo \$\$ >$hold/cgroup.procs"
+        sh -c "$join; exec sleep 3600" &
+        pids+=($!)
+    done
+    sleep 0.5
+    [ $frozen = 1 ] && { echo FROZEN >$hold/freezer.state; sleep 0.5; }
+    t0=$(date +%s.%N)
+    "$bin" run -c $work/node.conf --state-dir $st --master ipc://$work/master --vservers none \
+        -n unrecbench >$work/agent.log 2>&1 &
+    agent=$!
+    until grep -q "agent running" $work/agent.log; do
+        kill -0 $agent 2>/dev/null || { cat $work/agent.log; exit 1; }
+        sleep 0.01
+    done
+    t1=$(date +%s.%N)
+    printf '%s: %.3f s to "agent running", %d lines on unrecorded guests, load %s\n' "$bin" \
+        "$(echo "$t1 - $t0" | bc)" "$(grep -c 'has no record' $work/agent.log)" \
+        "$(cut -d' ' -f1 /proc/loadavg)"
+    kill $agent
+    wait $agent || true
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    [ $frozen = 1 ] && echo THAWED >$hold/freezer.state
+    wait "${pids[@]}" 2>/dev/null || true
+done

@@ -1,0 +1,215 @@
+/* Tests for node/leftovers: what `vfleet-node leftovers` lists and removes,
+ * with the sim backend and a store on disk. Above all: a guest the store has
+ * a record of is never removed, nor one whose record was set aside. */
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/mem.h"
+#include "node/leftovers.h"
+#include "node/sim/sim.h"
+#include "node/store.h"
+
+#define ID1 "11111111-1111-4111-8111-111111111111" /* recorded */
+#define ID2 "22222222-2222-4222-8222-222222222222" /* no record written */
+#define ID3 "33333333-3333-4333-8333-333333333333" /* record set aside */
+#define ID4 "44444444-4444-4444-8444-444444444444" /* nothing here */
+
+struct fixture {
+    char dir[64]; /* the state directory */
+    backend_t *b; /* sim, holding ID1..ID3 */
+};
+
+static void
+spec_of(struct guest_spec *s, const char *id)
+{
+    memset(s, 0, sizeof(*s));
+    strcpy(s->id, id);
+    strcpy(s->name, "g");
+    s->generation = 1;
+    strcpy(s->template_name, "busybox");
+    s->limits.memory = 256ULL << 20;
+    s->limits.cpu_max = 500;
+    s->limits.disk = 1ULL << 30;
+    s->limits.inodes = 100000;
+    s->limits.procs = 64;
+}
+
+/* Makes dir/data/sub (sub "": dir/data). */
+static void
+mkdir_in(const char *dir, const char *sub)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/data/%s", dir, sub);
+    assert_int_equal(mkdir(path, 0700), 0);
+}
+
+static bool
+exists(backend_t *b, const char *id)
+{
+    struct guest_spec s;
+    enum guest_state st = GUEST_ABSENT;
+    spec_of(&s, id);
+    (void)b->ops->state(b, &s, &(struct guest_runtime){0}, &st);
+    return st != GUEST_ABSENT;
+}
+
+static int
+setup(void **state)
+{
+    struct fixture *f = xcalloc(1, sizeof(*f));
+    struct sim_config sc = {
+        .cpus = 8000, .memory = 16ULL << 30, .disk = 100ULL << 30, .max_guests = 8, .seed = 7};
+    _cleanup_free_ struct store_record *rec = xcalloc(1, sizeof(*rec));
+    store_t *s = NULL;
+    struct guest_spec spec;
+    struct guest_ids ids = {0};
+    struct guest_runtime rt = {0};
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vf-leftovers-%d-XXXXXX", (int)getpid());
+    assert_non_null(mkdtemp(f->dir));
+    f->b = sim_backend_new(&sc);
+    const char *all[] = {ID1, ID2, ID3};
+    mkdir_in(f->dir, "");
+    for (size_t i = 0; i < 3; i++) {
+        spec_of(&spec, all[i]);
+        assert_int_equal(f->b->ops->create(f->b, &spec, &ids), 0);
+        assert_int_equal(f->b->ops->start(f->b, &spec, &ids, &rt), 0);
+        mkdir_in(f->dir, all[i]);
+    }
+    /* Not a guest id: never a leftover. */
+    mkdir_in(f->dir, "lost+found");
+    assert_true(store_open(f->dir, &s) >= 0);
+    spec_of(&rec->spec, ID1);
+    assert_int_equal(store_put(s, rec), 0);
+    store_close(&s);
+    /* ID3's record is unreadable: the next open sets it aside. */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/guests/%s.json", f->dir, ID3);
+    FILE *fp = fopen(path, "we");
+    assert_non_null(fp);
+    fputs("{\"version\":1,", fp);
+    fclose(fp);
+    *state = f;
+    return 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+    f->b->ops->free(f->b);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void
+test_list(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_(store_close) store_t *s = NULL;
+    _cleanup_free_ struct leftover *v = NULL;
+    size_t n = 99;
+
+    assert_true(store_open_readonly(f->dir, &s) >= 0);
+    assert_int_equal(leftovers_list(f->dir, s, &v, &n), 0);
+    /* A reader does not set the unreadable record aside: the agent does. */
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].id, ID2);
+    assert_string_equal(v[0].set_aside, "");
+    assert_string_equal(v[1].id, ID3);
+    assert_string_equal(v[1].set_aside, "");
+    free(v);
+    v = NULL;
+    store_close(&s);
+
+    assert_int_equal(store_open(f->dir, &s), 1); /* ID3's record set aside */
+    assert_int_equal(leftovers_list(f->dir, s, &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].id, ID2);
+    assert_string_equal(v[0].set_aside, "");
+    assert_string_equal(v[1].id, ID3);
+    assert_true(strncmp(v[1].set_aside, ID3 ".json.corrupt-", strlen(ID3) + 14) == 0);
+}
+
+/* A guest the store has a record of is never removed, nor one whose record
+ * was set aside as unreadable: both are refused and nothing of them changes.
+ * A leftover with no record is killed and destroyed. */
+static void
+test_remove(void **state)
+{
+    struct fixture *f = *state;
+    _cleanup_(store_close) store_t *s = NULL;
+    char path[256];
+    struct stat st;
+
+    assert_int_equal(leftovers_claim(f->dir, ID1, &s), -EEXIST);
+    assert_null(s);
+    assert_int_equal(leftovers_claim(f->dir, ID3, &s), -EUCLEAN);
+    assert_int_equal(leftovers_claim(f->dir, ID4, &s), -ENOENT);
+    assert_int_equal(leftovers_claim(f->dir, "../data", &s), -EINVAL);
+    assert_null(s);
+
+    assert_int_equal(leftovers_claim(f->dir, ID2, &s), 0);
+    assert_non_null(s);
+    /* Even handed a recorded one, remove refuses it. */
+    assert_int_equal(leftovers_remove(s, f->b, ID1), -EEXIST);
+    assert_int_equal(leftovers_remove(s, f->b, ID3), -EEXIST);
+    assert_true(exists(f->b, ID1));
+    assert_true(exists(f->b, ID3));
+    snprintf(path, sizeof(path), "%s/data/%s", f->dir, ID1);
+    assert_int_equal(stat(path, &st), 0);
+
+    assert_true(exists(f->b, ID2));
+    assert_int_equal(leftovers_remove(s, f->b, ID2), 0);
+    assert_false(exists(f->b, ID2));
+    assert_true(exists(f->b, ID1));
+    assert_true(exists(f->b, ID3));
+}
+
+/* While an agent has the store open, nothing is claimed; while a claim
+ * holds it, no agent opens it. */
+static void
+test_claim_exclusive(void **state)
+{
+    struct fixture *f = *state;
+    store_t *agent = NULL, *claim = NULL;
+
+    assert_true(store_open(f->dir, &agent) >= 0);
+    assert_int_equal(leftovers_claim(f->dir, ID2, &claim), -EALREADY);
+    assert_null(claim);
+    store_close(&agent);
+    assert_int_equal(leftovers_claim(f->dir, ID2, &claim), 0);
+    assert_int_equal(store_open(f->dir, &agent), -EBUSY);
+    store_close(&claim);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_exclusive, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
