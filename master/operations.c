@@ -497,17 +497,29 @@ operations_json(master_t *m, const char *id)
     return j;
 }
 
+/* Acts on o's stored cancel: the kind winds o down, unless its step has
+ * gone past what cancellable allows (the operation then runs on to its end,
+ * the cancel still recorded as asked for). */
+static void
+cancel_now(master_t *m, struct op *o)
+{
+    const struct op_kind_ops *k = kinds[o->kind];
+    char why[256];
+
+    if (!k->cancellable || k->cancellable(o, why, sizeof(why)) == 0)
+        (void)k->cancel(m, o, why, sizeof(why));
+}
+
 /* After the cancel's transaction: the kind acts, or the request is undone. */
 static void
 cancel_after(master_t *m, void *ctx, int err)
 {
     struct op *o = operations_find(m, ctx);
-    char why[256];
 
     if (o && err < 0)
         o->cancel = false;
     else if (o)
-        (void)kinds[o->kind]->cancel(m, o, why, sizeof(why));
+        cancel_now(m, o);
     free(ctx);
 }
 
@@ -649,9 +661,8 @@ operations_new(master_t *m)
                    o->guest[0] ? o->guest : o->node, o->step);
         kinds[o->kind]->resume(m, o, NULL);
         /* A cancel stored just before the master stopped, not yet acted on. */
-        char why[256];
         if (o->cancel && o->state == OP_RUNNING && !o->gone)
-            (void)kinds[o->kind]->cancel(m, o, why, sizeof(why));
+            cancel_now(m, o);
     }
 }
 
