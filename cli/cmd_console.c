@@ -27,13 +27,7 @@ cmd_guest_shell(struct cli_ctx *ctx, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int dash = -1, c, tty = -1;
-
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--")) {
-            dash = i;
-            break;
-        }
+    int dash = args_dash(argc, argv), c, tty = -1;
     optind = 0;
     opterr = 0;
     int nopt = dash < 0 ? argc : dash;

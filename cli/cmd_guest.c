@@ -546,13 +546,7 @@ guest_exec(struct cli_ctx *ctx, int argc, char **argv)
     _cleanup_(http_result_clear) struct http_result res = {0};
     _cleanup_free_ char *path = NULL, *what = NULL;
     long timeout = 0;
-    int dash = -1, c;
-
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--")) {
-            dash = i;
-            break;
-        }
+    int dash = args_dash(argc, argv), c;
     optind = 0;
     opterr = 0;
     int nopt = dash < 0 ? argc : dash;
