@@ -242,6 +242,26 @@ curl_slist_freep(struct curl_slist **l)
     curl_slist_free_all(*l);
 }
 
+/* How h reaches the master and what it trusts there (a request's handle and
+ * http_connect_raw's alike): its unix socket, its CA file, its pinned key. */
+static void
+http_set_peer(http_client_t *c, CURL *h)
+{
+    if (c->unix_path)
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    if (c->pin) {
+        curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pin);
+        if (!c->ca_file) {
+            /* The pin is the trust: a self-signed certificate has no CA, and
+             * its names may not include the one used to reach it. */
+            curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+    }
+}
+
 /* One attempt. Returns the libcurl code; fills sink and *status, and *sent
  * says whether request bytes went out. */
 static CURLcode
@@ -281,19 +301,7 @@ http_attempt(http_client_t *c, const struct http_request *req, const char *url, 
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_sink_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
-    if (c->unix_path)
-        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
-    if (c->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-    if (c->pin) {
-        curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pin);
-        if (!c->ca_file) {
-            /* The pin is the trust: a self-signed certificate has no CA, and
-             * its names may not include the one used to reach it. */
-            curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-            curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-        }
-    }
+    http_set_peer(c, h);
 
     if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
@@ -478,17 +486,7 @@ http_connect_raw(http_client_t *c, void **out, char *host, size_t host_n, char *
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)HTTP_CONNECT_TIMEOUT);
     curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    if (c->unix_path)
-        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
-    if (c->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-    if (c->pin) {
-        curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pin);
-        if (!c->ca_file) {
-            curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-            curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-        }
-    }
+    http_set_peer(c, h);
     rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
         snprintf(err, errn, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
