@@ -6,11 +6,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/uuid.h"
+
+_Static_assert(HTTP_UUID_LEN == UUID_TEXT_LEN, "the Idempotency-Keys the CLI makes are UUIDs");
 
 #define HTTP_CONNECT_TIMEOUT 5 /* seconds to establish a connection */
 #define HTTP_USER_AGENT      "vfleet-cli/0.1"
@@ -124,29 +126,6 @@ http_result_clear(struct http_result *out)
     json_decref(out->body);
     free(out->raw);
     memset(out, 0, sizeof(*out));
-}
-
-int
-http_uuid(char buf[static HTTP_UUID_LEN + 1])
-{
-    uint8_t b[16];
-    size_t got = 0;
-    while (got < sizeof(b)) {
-        ssize_t r = getrandom(b + got, sizeof(b) - got, 0);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        got += (size_t)r;
-    }
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(buf, HTTP_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-    return 0;
 }
 
 char *
@@ -357,7 +336,7 @@ http_request_send(http_client_t *c, const struct http_request *req, struct http_
                 return -EINVAL;
             }
         } else {
-            int r = http_uuid(out->key);
+            int r = uuid_v4(out->key);
             if (r < 0) {
                 snprintf(out->error, sizeof(out->error), "no randomness for an idempotency key");
                 return r;
