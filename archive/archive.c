@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,10 +16,9 @@
 #include <zstd.h>
 
 #include "common/mem.h"
+#include "common/subproc.h"
 
 #define ZSTD_LEVEL 3 /* zstd's default: fast, and most of the ratio */
-
-static char *const clean_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
 
 static int fail(char *err, size_t n, int r, const char *fmt, ...) _printf_(4, 5);
 
@@ -48,40 +46,13 @@ struct child {
 static int
 tar_start(const char *const argv[], int in, int out, struct child *c)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, all;
-    int r;
-
     c->errfd = memfd_create("tar-stderr", MFD_CLOEXEC);
     if (c->errfd < 0)
         return -errno;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    r = in >= 0 ? posix_spawn_file_actions_adddup2(&fa, in, 0)
-                : posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (r == 0)
-        r = out >= 0 ? posix_spawn_file_actions_adddup2(&fa, out, 1)
-                     : posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    if (r == 0)
-        r = posix_spawn_file_actions_adddup2(&fa, c->errfd, 2);
-    if (r == 0)
-        r = posix_spawnattr_setsigmask(&attr, &none);
-    if (r == 0)
-        r = posix_spawnattr_setsigdefault(&attr, &all);
-    if (r == 0)
-        r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    if (r == 0)
-        r = posix_spawnp(&c->pid, "tar", &fa, &attr, (char *const *)argv, clean_env);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (r != 0) {
+    int r = subproc_start("tar", argv, in, out, c->errfd, &c->pid);
+    if (r < 0)
         close(c->errfd);
-        return -r;
-    }
-    return 0;
+    return r;
 }
 
 /* Waits for tar; 0 when it exited 0, else -EIO with the end of what it said. */

@@ -145,6 +145,15 @@ args_timeout(const char *s, long *out)
 }
 
 int
+args_dash(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--"))
+            return i;
+    return -1;
+}
+
+int
 args_idempotency_key(const char *s)
 {
     /* The master stores keys; bound them and keep them printable so one can

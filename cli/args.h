@@ -73,3 +73,8 @@ int args_cpu(const char *s, double *cores);
 int args_idempotency_key(const char *s);
 /* A --timeout in seconds, 1..ARGS_MAX_TIMEOUT. */
 int args_timeout(const char *s, long *out);
+/* The index of the first "--" in argv after argv[0], or -1. The commands
+ * that run a command in a guest (exec, shell) find it before getopt runs,
+ * which then reads only the arguments before it: GNU getopt would otherwise
+ * mix NAME into the command. */
+int args_dash(int argc, char **argv);

@@ -263,6 +263,21 @@ test_scalar_parsers(void **state)
     assert_int_equal(args_size("0.0000001K", &v), -ERANGE);
 }
 
+/* The first "--" after the command's own name, argv[0], splits exec's and
+ * shell's arguments: a later one belongs to the guest's command. */
+static void
+test_dash(void **state)
+{
+    char *none[] = {"exec", "g1"}, *one[] = {"exec", "g1", "--", "ls", "--", "-l"};
+    char *first[] = {"--", "g1"};
+
+    (void)state;
+    assert_int_equal(args_dash(2, none), -1);
+    assert_int_equal(args_dash(6, one), 2);
+    assert_int_equal(args_dash(2, first), -1);
+    assert_int_equal(args_dash(0, none), -1);
+}
+
 /* The smallest values that are not zero still reach the master. */
 static void
 test_smallest_limits(void **state)
@@ -311,7 +326,7 @@ main(void)
         cmocka_unit_test(test_create_help),      cmocka_unit_test(test_set_body),
         cmocka_unit_test(test_set_errors),       cmocka_unit_test(test_kv_put),
         cmocka_unit_test(test_scalar_parsers),   cmocka_unit_test(test_smallest_limits),
-        cmocka_unit_test(test_limits_help),
+        cmocka_unit_test(test_limits_help),      cmocka_unit_test(test_dash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

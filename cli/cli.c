@@ -35,6 +35,18 @@ cli_usage_error(struct cli_ctx *ctx, const char *fmt, ...)
 }
 
 int
+cli_option_error(struct cli_ctx *ctx, int c, const char *opt, const char *cmd_fmt, ...)
+{
+    va_list ap;
+    fputs("vfleet: ", ctx->err);
+    va_start(ap, cmd_fmt);
+    vfprintf(ctx->err, cmd_fmt, ap);
+    va_end(ap);
+    fprintf(ctx->err, ": %s \"%s\"\n", c == ':' ? "option needs a value" : "unknown option", opt);
+    return CLI_EXIT_USAGE;
+}
+
+int
 cli_exit_for_status(long status)
 {
     if (status >= 200 && status < 300)

@@ -51,6 +51,13 @@ struct cli_ctx {
 /* Prints "vfleet: <message>" to ctx->err and returns CLI_EXIT_USAGE. */
 int cli_usage_error(struct cli_ctx *ctx, const char *fmt, ...) _printf_(2, 3);
 
+/* The usage error for what getopt_long returned as c on an option it did not
+ * take (':' an option without its value, anything else an unknown one), opt
+ * being argv[optind - 1]: prints "vfleet: <cmd>: unknown option \"<opt>\""
+ * (cmd from cmd_fmt) and returns CLI_EXIT_USAGE. */
+int cli_option_error(struct cli_ctx *ctx, int c, const char *opt, const char *cmd_fmt, ...)
+    _printf_(4, 5);
+
 /* Sends a request, and on anything but a 2xx reply reports the failure on
  * ctx->err (the API's error code, message and field; the placement
  * explanation of a 422; the Idempotency-Key to reuse when a POST may not have

@@ -27,13 +27,7 @@ cmd_guest_shell(struct cli_ctx *ctx, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int dash = -1, c, tty = -1;
-
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--")) {
-            dash = i;
-            break;
-        }
+    int dash = args_dash(argc, argv), c, tty = -1;
     optind = 0;
     opterr = 0;
     int nopt = dash < 0 ? argc : dash;
@@ -49,9 +43,7 @@ cmd_guest_shell(struct cli_ctx *ctx, int argc, char **argv)
             tty = 0;
             break;
         default:
-            return cli_usage_error(ctx, "shell: %s \"%s\"",
-                                   c == ':' ? "option needs a value" : "unknown option",
-                                   argv[optind - 1]);
+            return cli_option_error(ctx, c, argv[optind - 1], "shell");
         }
     }
     if (optind + 1 != nopt || !name_is_valid(argv[optind]))
@@ -197,9 +189,7 @@ cmd_guest_rebuild(struct cli_ctx *ctx, int argc, char **argv)
             return CLI_EXIT_OK;
         }
         if (c != 'T')
-            return cli_usage_error(ctx, "rebuild: %s \"%s\"",
-                                   c == ':' ? "option needs a value" : "unknown option",
-                                   argv[optind - 1]);
+            return cli_option_error(ctx, c, argv[optind - 1], "rebuild");
         if (!name_is_valid(optarg))
             return cli_usage_error(ctx, "rebuild: --template \"%s\": not a name", optarg);
         tmpl = optarg;
@@ -284,9 +274,7 @@ cmd_guest_console(struct cli_ctx *ctx, int argc, char **argv)
                 return cli_usage_error(ctx, "console: --bytes \"%s\": 1 to 1048576", optarg);
             break;
         default:
-            return cli_usage_error(ctx, "console: %s \"%s\"",
-                                   c == ':' ? "option needs a value" : "unknown option",
-                                   argv[optind - 1]);
+            return cli_option_error(ctx, c, argv[optind - 1], "console");
         }
     }
     if (optind + 1 != argc || !name_is_valid(argv[optind]))

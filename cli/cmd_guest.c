@@ -256,9 +256,7 @@ guest_ls(struct cli_ctx *ctx, int argc, char **argv)
         default:
             fclose(q);
             free(query);
-            return cli_usage_error(ctx, "ls: %s \"%s\"",
-                                   c == ':' ? "option needs a value" : "unknown option",
-                                   argv[optind - 1]);
+            return cli_option_error(ctx, c, argv[optind - 1], "ls");
         }
         sep = '&';
     }
@@ -424,9 +422,7 @@ guest_lifecycle(struct cli_ctx *ctx, int argc, char **argv, const char *verb)
                                        ARGS_MAX_TIMEOUT);
             break;
         default:
-            return cli_usage_error(ctx, "%s: %s \"%s\"", verb,
-                                   c == ':' ? "option needs a value" : "unknown option",
-                                   argv[optind - 1]);
+            return cli_option_error(ctx, c, argv[optind - 1], "%s", verb);
         }
     }
     if (optind + 1 != argc || !name_is_valid(argv[optind]))
@@ -550,13 +546,7 @@ guest_exec(struct cli_ctx *ctx, int argc, char **argv)
     _cleanup_(http_result_clear) struct http_result res = {0};
     _cleanup_free_ char *path = NULL, *what = NULL;
     long timeout = 0;
-    int dash = -1, c;
-
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--")) {
-            dash = i;
-            break;
-        }
+    int dash = args_dash(argc, argv), c;
     optind = 0;
     opterr = 0;
     int nopt = dash < 0 ? argc : dash;
@@ -571,9 +561,7 @@ guest_exec(struct cli_ctx *ctx, int argc, char **argv)
                                        ARGS_MAX_TIMEOUT);
             break;
         default:
-            return cli_usage_error(ctx, "exec: %s \"%s\"",
-                                   c == ':' ? "option needs a value" : "unknown option",
-                                   argv[optind - 1]);
+            return cli_option_error(ctx, c, argv[optind - 1], "exec");
         }
     }
     if (dash < 0 || dash + 1 >= argc)

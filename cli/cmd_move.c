@@ -87,8 +87,7 @@ cmd_move_guest(struct cli_ctx *ctx, int argc, char **argv)
             wait = false;
             break;
         default:
-            cli_usage_error(ctx, "move: %s \"%s\"",
-                            c == ':' ? "option needs a value" : "unknown option", argv[optind - 1]);
+            cli_option_error(ctx, c, argv[optind - 1], "move");
             goto out;
         }
     }
@@ -142,9 +141,7 @@ cmd_move_drain(struct cli_ctx *ctx, int argc, char **argv)
             wait = false;
             break;
         default:
-            return cli_usage_error(ctx, "drain: %s \"%s\"",
-                                   c == ':' ? "option needs a value" : "unknown option",
-                                   argv[optind - 1]);
+            return cli_option_error(ctx, c, argv[optind - 1], "drain");
         }
     }
     if (optind + 1 != argc || !name_is_valid(argv[optind]))

@@ -79,9 +79,7 @@ pool_create(struct cli_ctx *ctx, int argc, char **argv)
         }
         default:
             json_decref(body);
-            return cli_usage_error(ctx, "pool create: %s \"%s\"",
-                                   c == ':' ? "option needs a value" : "unknown option",
-                                   argv[optind - 1]);
+            return cli_option_error(ctx, c, argv[optind - 1], "pool create");
         }
     }
     if (optind + 1 != argc || !name_is_valid(argv[optind])) {

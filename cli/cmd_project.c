@@ -87,8 +87,7 @@ parse(struct cli_ctx *ctx, int argc, char **argv, const char *verb, const char *
             return ARGS_HELP;
         }
         if (c == ':' || c == '?') {
-            cli_usage_error(ctx, "project %s: %s \"%s\"", verb,
-                            c == ':' ? "option needs a value" : "unknown option", argv[optind - 1]);
+            cli_option_error(ctx, c, argv[optind - 1], "project %s", verb);
             return -EINVAL;
         }
         const char *key = NULL;

@@ -54,9 +54,7 @@ token_create(struct cli_ctx *ctx, int argc, char **argv)
         }
         if (!key) {
             json_decref(body);
-            return cli_usage_error(ctx, "token create: %s \"%s\"",
-                                   c == ':' ? "option needs a value" : "unknown option",
-                                   argv[optind - 1]);
+            return cli_option_error(ctx, c, argv[optind - 1], "token create");
         }
         json_object_set_new(body, key, json_string(optarg));
     }

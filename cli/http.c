@@ -6,11 +6,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/uuid.h"
+
+_Static_assert(HTTP_UUID_LEN == UUID_TEXT_LEN, "the Idempotency-Keys the CLI makes are UUIDs");
 
 #define HTTP_CONNECT_TIMEOUT 5 /* seconds to establish a connection */
 #define HTTP_USER_AGENT      "vfleet-cli/0.1"
@@ -126,29 +128,6 @@ http_result_clear(struct http_result *out)
     memset(out, 0, sizeof(*out));
 }
 
-int
-http_uuid(char buf[static HTTP_UUID_LEN + 1])
-{
-    uint8_t b[16];
-    size_t got = 0;
-    while (got < sizeof(b)) {
-        ssize_t r = getrandom(b + got, sizeof(b) - got, 0);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        got += (size_t)r;
-    }
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(buf, HTTP_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-    return 0;
-}
-
 char *
 http_escape(const char *s)
 {
@@ -242,6 +221,26 @@ curl_slist_freep(struct curl_slist **l)
     curl_slist_free_all(*l);
 }
 
+/* How h reaches the master and what it trusts there (a request's handle and
+ * http_connect_raw's alike): its unix socket, its CA file, its pinned key. */
+static void
+http_set_peer(http_client_t *c, CURL *h)
+{
+    if (c->unix_path)
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    if (c->pin) {
+        curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pin);
+        if (!c->ca_file) {
+            /* The pin is the trust: a self-signed certificate has no CA, and
+             * its names may not include the one used to reach it. */
+            curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+    }
+}
+
 /* One attempt. Returns the libcurl code; fills sink and *status, and *sent
  * says whether request bytes went out. */
 static CURLcode
@@ -281,19 +280,7 @@ http_attempt(http_client_t *c, const struct http_request *req, const char *url, 
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_sink_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
-    if (c->unix_path)
-        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
-    if (c->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-    if (c->pin) {
-        curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pin);
-        if (!c->ca_file) {
-            /* The pin is the trust: a self-signed certificate has no CA, and
-             * its names may not include the one used to reach it. */
-            curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-            curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-        }
-    }
+    http_set_peer(c, h);
 
     if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
@@ -349,7 +336,7 @@ http_request_send(http_client_t *c, const struct http_request *req, struct http_
                 return -EINVAL;
             }
         } else {
-            int r = http_uuid(out->key);
+            int r = uuid_v4(out->key);
             if (r < 0) {
                 snprintf(out->error, sizeof(out->error), "no randomness for an idempotency key");
                 return r;
@@ -478,17 +465,7 @@ http_connect_raw(http_client_t *c, void **out, char *host, size_t host_n, char *
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)HTTP_CONNECT_TIMEOUT);
     curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    if (c->unix_path)
-        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
-    if (c->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-    if (c->pin) {
-        curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pin);
-        if (!c->ca_file) {
-            curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-            curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-        }
-    }
+    http_set_peer(c, h);
     rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
         snprintf(err, errn, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));

@@ -99,10 +99,6 @@ int http_request_lines(http_client_t *c, const char *path, const char *accept, l
 /* Releases what out holds and zeroes it. */
 void http_result_clear(struct http_result *out);
 
-/* Writes a random (version 4) UUID into buf. Returns 0 or -errno when the
- * kernel has no randomness to give. */
-int http_uuid(char buf[static HTTP_UUID_LEN + 1]);
-
 /* Percent-encodes s for use in a path segment or query value. Returns a
  * malloc'd string the caller frees. */
 char *http_escape(const char *s);

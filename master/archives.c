@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <libgen.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "common/uuid.h"
 #include "master/operations.h"
 #include "master/trust.h"
 #include "proto/link.h"
@@ -174,17 +174,9 @@ archives_upload_new(master_t *m, uint64_t size, const char *sha256, char id[SPEC
 {
     struct archives_info in = {.size = size};
     char path[PATH_MAX_ARCHIVE];
-    uint8_t b[16];
 
-    if (sodium_init() < 0)
-        abort();
-    randombytes_buf(b, sizeof(b));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    char hex[33];
-    xfer_hex_encode(b, sizeof(b), hex);
-    snprintf(id, SPEC_ID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
-             hex + 20);
+    if (uuid_v4(id) < 0)
+        abort(); /* no randomness at all: nothing sensible to do */
     strscpy(in.sha256, sha256, sizeof(in.sha256));
     strscpy(in.kind, "upload", sizeof(in.kind));
     int r = file_of(m, id, "vfx", path, sizeof(path));

@@ -2,11 +2,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "common/uuid.h"
 #include "master/api.h"
 #include "master/charges.h"
 #include "master/events.h"
@@ -19,33 +19,7 @@
 #include "master/jtext.h"
 #include "proto/spec_json.h"
 
-static void
-uuid_v4(char out[SPEC_ID_LEN + 1])
-{
-    uint8_t b[16];
-    size_t got = 0;
-
-    while (got < sizeof(b)) {
-        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-        else if (errno != EINTR)
-            abort(); /* no randomness at all: nothing sensible to do */
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    /* 8-4-4-4-12 lower-case hex digits, written by hand: snprintf's
-     * sixteen %02x were a visible part of a batch create (issue 16). */
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < sizeof(b); i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 0x0f];
-    }
-    out[o] = 0;
-}
+_Static_assert(SPEC_ID_LEN == UUID_TEXT_LEN, "guests, operations and archives have UUIDs as ids");
 
 /* Places the guest (the charge follows the caller's transaction). */
 static int
@@ -272,7 +246,8 @@ guests_create(master_t *m, const struct caller *c, const struct guest_create_req
     r = admit(m, c, rq, out, e);
     if (r < 0)
         return r;
-    uuid_v4(out->spec.id);
+    if (uuid_v4(out->spec.id) < 0)
+        abort(); /* no randomness at all: nothing sensible to do */
     out->spec.generation = 1;
     if (db_guest_get_by_name(m->db, out->spec.name, &old) == 0) {
         db_guest_clear(&old);

@@ -306,11 +306,7 @@ import_cancellable(const struct op *o, char *why, size_t n)
 static int
 import_cancel(master_t *m, struct op *o, char *why, size_t n)
 {
-    int r = import_cancellable(o, why, n);
-
-    if (r < 0)
-        return r;
-    o->cancel = true;
+    (void)why, (void)n; /* operations.c asked import_cancellable already */
     begin_abort(m, o, true, "cancelled");
     return 0;
 }

@@ -513,11 +513,7 @@ move_cancellable(const struct op *o, char *why, size_t n)
 static int
 move_cancel(master_t *m, struct op *o, char *why, size_t n)
 {
-    int r = move_cancellable(o, why, n);
-
-    if (r < 0)
-        return r;
-    o->cancel = true;
+    (void)why, (void)n; /* operations.c asked move_cancellable already */
     begin_abort(m, o, true, "cancelled");
     return 0;
 }

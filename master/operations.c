@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sodium.h>
 
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/mtime.h"
+#include "common/uuid.h"
 #include "master/api.h"
 #include "master/db_operations.h"
 #include "master/events.h"
@@ -71,23 +71,6 @@ state_from_name(const char *s)
     return -EINVAL;
 }
 
-/* A version 4 UUID for an operation. */
-static void
-op_uuid(char out[SPEC_ID_LEN + 1])
-{
-    uint8_t b[16];
-
-    if (sodium_init() < 0)
-        abort();
-    randombytes_buf(b, sizeof(b));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(out, SPEC_ID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-}
-
 /* ---- the list ---- */
 
 static struct operations *
@@ -131,7 +114,8 @@ operations_add(master_t *m, enum op_kind kind, const char *parent)
     struct operations *ops = ops_of(m);
     struct op *o = xcalloc(1, sizeof(*o));
 
-    op_uuid(o->id);
+    if (uuid_v4(o->id) < 0)
+        abort(); /* no randomness at all: nothing sensible to do */
     o->kind = kind;
     strscpy(o->parent, parent ? parent : "", sizeof(o->parent));
     o->state = OP_RUNNING;
@@ -497,17 +481,29 @@ operations_json(master_t *m, const char *id)
     return j;
 }
 
+/* Acts on o's stored cancel: the kind winds o down, unless its step has
+ * gone past what cancellable allows (the operation then runs on to its end,
+ * the cancel still recorded as asked for). */
+static void
+cancel_now(master_t *m, struct op *o)
+{
+    const struct op_kind_ops *k = kinds[o->kind];
+    char why[256];
+
+    if (!k->cancellable || k->cancellable(o, why, sizeof(why)) == 0)
+        (void)k->cancel(m, o, why, sizeof(why));
+}
+
 /* After the cancel's transaction: the kind acts, or the request is undone. */
 static void
 cancel_after(master_t *m, void *ctx, int err)
 {
     struct op *o = operations_find(m, ctx);
-    char why[256];
 
     if (o && err < 0)
         o->cancel = false;
     else if (o)
-        (void)kinds[o->kind]->cancel(m, o, why, sizeof(why));
+        cancel_now(m, o);
     free(ctx);
 }
 
@@ -649,9 +645,8 @@ operations_new(master_t *m)
                    o->guest[0] ? o->guest : o->node, o->step);
         kinds[o->kind]->resume(m, o, NULL);
         /* A cancel stored just before the master stopped, not yet acted on. */
-        char why[256];
         if (o->cancel && o->state == OP_RUNNING && !o->gone)
-            (void)kinds[o->kind]->cancel(m, o, why, sizeof(why));
+            cancel_now(m, o);
     }
 }
 

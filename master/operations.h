@@ -68,8 +68,10 @@ struct op_kind_ops {
     /* Whether a cancel may go ahead now: 0, or -EBUSY with why (NULL:
      * always). Changes nothing. */
     int (*cancellable)(const struct op *o, char *why, size_t n);
-    /* A cancel, once it is stored (o->cancel): the kind winds the operation
-     * down. 0, or -EBUSY with why when it cannot any more. */
+    /* A cancel, once it is stored (o->cancel) and only while cancellable
+     * still allows it (asked again here: the step may have moved on since
+     * the request, or since a master restart): the kind winds the
+     * operation down. 0, or -EBUSY with why when it cannot any more. */
     int (*cancel)(master_t *m, struct op *o, char *why, size_t n);
     /* After a master restart (charges to take again, commands to re-send),
      * and when a node the operation involves says hello (node). */

@@ -1,4 +1,5 @@
-/* What the link tests share (link_test.c, link_stash_test.c, zwatch_test.c):
+/* What the link tests share (link_test.c, link_stash_test.c, zwatch_test.c,
+ * master_link_test.c):
  * a router and a dealer "n1" on an ipc:// endpoint in a private temporary
  * directory, raw ZeroMQ peers and senders, and bounded waits (LINK_TEST_TRIES
  * polls of 50 ms) that only guard against a hang; nothing asserts how long
@@ -148,4 +149,46 @@ raw_socket(int type, const char *identity, const char *endpoint, bool bind)
     else
         assert_int_equal(zmq_connect(s, endpoint), 0);
     return s;
+}
+
+/* A PAIR socket connected to a monitor of s, at the inproc:// endpoint ep,
+ * that reports ZMQ_EVENT_DISCONNECTED only. */
+FX_UNUSED static void *
+monitor_disconnect(void *s, const char *ep)
+{
+    void *mon = link_socket(ZMQ_PAIR);
+
+    assert_non_null(mon);
+    assert_int_equal(zmq_socket_monitor(s, ep, ZMQ_EVENT_DISCONNECTED), 0);
+    assert_int_equal(zmq_connect(mon, ep), 0);
+    return mon;
+}
+
+/* Reads one event from monitor mon without waiting: whether it is a
+ * ZMQ_EVENT_DISCONNECTED. */
+FX_UNUSED static bool
+mon_disconnected(void *mon)
+{
+    uint8_t ev[6];
+    char ep[256];
+    uint16_t event;
+
+    if (zmq_recv(mon, ev, sizeof(ev), ZMQ_DONTWAIT) != (int)sizeof(ev))
+        return false;
+    (void)zmq_recv(mon, ep, sizeof(ep), ZMQ_DONTWAIT);
+    memcpy(&event, ev, sizeof(event));
+    return event == ZMQ_EVENT_DISCONNECTED;
+}
+
+/* Waits (the guard time at most) for a ZMQ_EVENT_DISCONNECTED on monitor
+ * mon: whether one came. */
+FX_UNUSED static bool
+await_disconnect(void *mon)
+{
+    for (int i = 0; i < LINK_TEST_TRIES; i++) {
+        wait_for(mon, ZMQ_POLLIN);
+        if (mon_disconnected(mon))
+            return true;
+    }
+    return false;
 }

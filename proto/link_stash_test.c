@@ -342,26 +342,6 @@ test_stash_bounded(void **state)
     link_socket_close(&junk);
 }
 
-/* Waits (the guard time at most) for a ZMQ_EVENT_DISCONNECTED on monitor
- * mon: whether one came. */
-static bool
-await_disconnect(void *mon)
-{
-    for (int i = 0; i < LINK_TEST_TRIES; i++) {
-        uint8_t ev[6];
-        wait_for(mon, ZMQ_POLLIN);
-        if (zmq_recv(mon, ev, sizeof(ev), ZMQ_DONTWAIT) == (int)sizeof(ev)) {
-            char ep[256];
-            uint16_t event;
-            (void)zmq_recv(mon, ep, sizeof(ep), ZMQ_DONTWAIT);
-            memcpy(&event, ev, sizeof(event));
-            if (event == ZMQ_EVENT_DISCONNECTED)
-                return true;
-        }
-    }
-    return false;
-}
-
 /* The next message link_recv delivers (dropped ones skipped, and "lost",
  * which was sent on a connection shut by then but may have been sent on
  * the next one: libzmq keeps what it had not written yet) must be want
@@ -406,10 +386,7 @@ test_violations_cut(void **state)
     size_t len = 0;
 
     void *bad = raw_socket(ZMQ_DEALER, "n5/bb", f->ep, false);
-    void *mon = link_socket(ZMQ_PAIR);
-    assert_non_null(mon);
-    assert_int_equal(zmq_socket_monitor(bad, "inproc://stash-viol-mon", ZMQ_EVENT_DISCONNECTED), 0);
-    assert_int_equal(zmq_connect(mon, "inproc://stash-viol-mon"), 0);
+    void *mon = monitor_disconnect(bad, "inproc://stash-viol-mon");
     link_get_stats(f->router, &st0);
     /* Half two-frame messages, half frames the application refuses. */
     for (int i = 0; i < LINK_VIOLATIONS / 2; i++)
@@ -580,11 +557,7 @@ test_junk_identity_shut(void **state)
     int r = -EAGAIN;
 
     void *junk = raw_socket(ZMQ_DEALER, NULL, f->ep, false);
-    void *mon = link_socket(ZMQ_PAIR);
-    assert_non_null(mon);
-    assert_int_equal(zmq_socket_monitor(junk, "inproc://stash-junk-mon", ZMQ_EVENT_DISCONNECTED),
-                     0);
-    assert_int_equal(zmq_connect(mon, "inproc://stash-junk-mon"), 0);
+    void *mon = monitor_disconnect(junk, "inproc://stash-junk-mon");
     link_get_stats(f->router, &st0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(zmq_send(junk, "j", 1, 0), 1);
@@ -598,19 +571,7 @@ test_junk_identity_shut(void **state)
     link_get_stats(f->router, &st);
     assert_int_equal(st.kicked_junk, st0.kicked_junk + 1);
     /* The peer sees its connection end. */
-    bool gone = false;
-    for (int i = 0; i < LINK_TEST_TRIES && !gone; i++) {
-        uint8_t ev[6];
-        wait_for(mon, ZMQ_POLLIN);
-        if (zmq_recv(mon, ev, sizeof(ev), ZMQ_DONTWAIT) == (int)sizeof(ev)) {
-            char ep[256];
-            (void)zmq_recv(mon, ep, sizeof(ep), ZMQ_DONTWAIT);
-            uint16_t event;
-            memcpy(&event, ev, sizeof(event));
-            gone = event == ZMQ_EVENT_DISCONNECTED;
-        }
-    }
-    assert_true(gone);
+    assert_true(await_disconnect(mon));
     (void)zmq_socket_monitor(junk, NULL, 0);
     link_socket_close(&mon);
     link_socket_close(&junk);

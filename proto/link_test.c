@@ -364,10 +364,7 @@ test_oversize_to_dealer(void **state)
     assert_non_null(d);
     assert_int_equal(link_reconnect(f->router), -EINVAL);
     snprintf(mon_ep, sizeof(mon_ep), "inproc://link-test-mon-%d", (int)getpid());
-    assert_int_equal(zmq_socket_monitor(link_zsocket(d), mon_ep, ZMQ_EVENT_DISCONNECTED), 0);
-    mon = link_socket(ZMQ_PAIR);
-    assert_non_null(mon);
-    assert_int_equal(zmq_connect(mon, mon_ep), 0);
+    mon = monitor_disconnect(link_zsocket(d), mon_ep);
 
     /* The raw router knows n2's routing id once n2 has said something. */
     char id[LINK_PEER_SIZE];

@@ -4,7 +4,6 @@
  * Every message is one header frame of XFER_HDR bytes (little-endian fixed
  * fields, below), a DATA message adds the chunk's bytes as a second frame and
  * DENY/FAIL a sentence. The ROUTER side sees the routing id before them. */
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <nettle/sha2.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "common/le.h"
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "proto/link.h"
@@ -27,51 +27,33 @@
 void
 xfer_hdr_pack(const struct xfer_hdr *h, uint8_t out[XFER_HDR])
 {
-    uint64_t v;
-    uint32_t w;
-
     memset(out, 0, XFER_HDR);
     memcpy(out, XFER_MAGIC, 4);
     out[4] = h->type;
     out[5] = h->final ? 1 : 0;
-    v = htole64(h->session);
-    memcpy(out + 8, &v, 8);
-    v = htole64(h->seq);
-    memcpy(out + 16, &v, 8);
-    w = htole32(h->pass);
-    memcpy(out + 24, &w, 4);
-    w = htole32(h->chunk);
-    memcpy(out + 28, &w, 4);
-    v = htole64(h->offset);
-    memcpy(out + 32, &v, 8);
-    v = htole64(h->len);
-    memcpy(out + 40, &v, 8);
+    le64_put(out, 8, h->session);
+    le64_put(out, 16, h->seq);
+    le32_put(out, 24, h->pass);
+    le32_put(out, 28, h->chunk);
+    le64_put(out, 32, h->offset);
+    le64_put(out, 40, h->len);
     memcpy(out + 48, h->hash, XFER_HASH_LEN);
 }
 
 int
 xfer_hdr_unpack(const uint8_t *in, size_t n, struct xfer_hdr *h)
 {
-    uint64_t v;
-    uint32_t w;
-
     if (n != XFER_HDR || memcmp(in, XFER_MAGIC, 4) != 0 || in[4] < XFER_HELLO ||
         in[4] > XFER_FAIL || in[5] > 1 || in[6] || in[7])
         return -EBADMSG;
     h->type = in[4];
     h->final = in[5] == 1;
-    memcpy(&v, in + 8, 8);
-    h->session = le64toh(v);
-    memcpy(&v, in + 16, 8);
-    h->seq = le64toh(v);
-    memcpy(&w, in + 24, 4);
-    h->pass = le32toh(w);
-    memcpy(&w, in + 28, 4);
-    h->chunk = le32toh(w);
-    memcpy(&v, in + 32, 8);
-    h->offset = le64toh(v);
-    memcpy(&v, in + 40, 8);
-    h->len = le64toh(v);
+    h->session = le64_at(in, 8);
+    h->seq = le64_at(in, 16);
+    h->pass = le32_at(in, 24);
+    h->chunk = le32_at(in, 28);
+    h->offset = le64_at(in, 32);
+    h->len = le64_at(in, 40);
     memcpy(h->hash, in + 48, XFER_HASH_LEN);
     return 0;
 }

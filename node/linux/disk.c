@@ -10,7 +10,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/capability.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/subproc.h"
 #include "node/linux/disk.h"
 #include "node/linux/disk_ext4.h"
 #include "node/linux/disk_pristine.h"
@@ -36,10 +36,6 @@
 #define DISK_PRISTINE_SIZE (64ULL << 30)     /* larger images are made by their own mkfs */
 #define DISK_CLAIM_TRIES   200               /* claim looks while held by no loop device */
 #define DISK_CLAIM_WAIT_NS (5 * 1000 * 1000) /* between them: 1 s in all */
-
-/* The environment helper programs run with: nothing of the agent's leaks in
- * (MKE2FS_CONFIG, E2FSPROGS_* and locale would change their behaviour). */
-static char *const disk_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
 
 /* Finds a helper program in the sbin/bin directories; returns its path in buf. */
 static int
@@ -63,20 +59,6 @@ closedirp(DIR **d)
         closedir(*d);
 }
 
-static void
-posix_spawn_file_actions_destroyp(posix_spawn_file_actions_t **fa)
-{
-    if (*fa)
-        posix_spawn_file_actions_destroy(*fa);
-}
-
-static void
-posix_spawnattr_destroyp(posix_spawnattr_t **a)
-{
-    if (*a)
-        posix_spawnattr_destroy(*a);
-}
-
 /* Runs argv (argv[0] a program name) with stdin from /dev/null and stdout +
  * stderr captured, and waits for it. posix_spawn, never fork: the agent has
  * threads. The child gets default signal dispositions and an empty mask.
@@ -97,32 +79,10 @@ disk_spawn(const char *const argv[], int *status, char *out, size_t out_size)
     _cleanup_close_ int rd = p[0];
     _cleanup_close_ int wr = p[1];
 
-    posix_spawn_file_actions_t fa_store;
-    posix_spawnattr_t attr_store;
-    _cleanup_(posix_spawn_file_actions_destroyp) posix_spawn_file_actions_t *fa = NULL;
-    _cleanup_(posix_spawnattr_destroyp) posix_spawnattr_t *attr = NULL;
-    if ((r = posix_spawn_file_actions_init(&fa_store)) != 0)
-        return -r;
-    fa = &fa_store;
-    if ((r = posix_spawnattr_init(&attr_store)) != 0)
-        return -r;
-    attr = &attr_store;
-
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    if ((r = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
-        (r = posix_spawn_file_actions_adddup2(fa, wr, 1)) != 0 ||
-        (r = posix_spawn_file_actions_adddup2(fa, wr, 2)) != 0 ||
-        (r = posix_spawnattr_setsigmask(attr, &none)) != 0 ||
-        (r = posix_spawnattr_setsigdefault(attr, &all)) != 0 ||
-        (r = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) != 0)
-        return -r;
-
     pid_t pid;
-    r = posix_spawn(&pid, path, fa, attr, (char *const *)argv, disk_env);
-    if (r != 0)
-        return -r;
+    r = subproc_start(path, argv, -1, wr, wr, &pid);
+    if (r < 0)
+        return r;
     closep(&wr);
     wr = -EBADF;
 

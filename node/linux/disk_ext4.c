@@ -1,14 +1,13 @@
 /* What the node reads of ext4's on-disk format itself; see disk_ext4.h. */
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "common/le.h"
 #include "node/linux/disk_ext4.h"
 
 #define EXT4_COMPAT_JOURNAL  0x4
@@ -26,35 +25,21 @@ disk_ext4_info(int fd, struct disk_info *out)
     if (k != (ssize_t)sizeof(sb))
         return -EINVAL;
 
-    uint16_t magic;
-    uint32_t inodes, blocks_lo, blocks_hi, free_lo, free_hi, free_inodes, log_bs, bpg, ipg,
-        incompat;
-    memcpy(&inodes, sb + 0x00, 4);
-    memcpy(&blocks_lo, sb + 0x04, 4);
-    memcpy(&free_lo, sb + 0x0C, 4);
-    memcpy(&free_inodes, sb + 0x10, 4);
-    memcpy(&log_bs, sb + 0x18, 4);
-    memcpy(&bpg, sb + 0x20, 4);
-    memcpy(&ipg, sb + 0x28, 4);
-    memcpy(&magic, sb + 0x38, 2);
-    memcpy(&incompat, sb + 0x60, 4);
-    memcpy(&blocks_hi, sb + 0x150, 4);
-    memcpy(&free_hi, sb + 0x158, 4);
-    if (le16toh(magic) != EXT4_MAGIC || le32toh(log_bs) > 6 || le32toh(bpg) == 0 ||
-        le32toh(ipg) == 0)
+    uint32_t log_bs = le32_at(sb, 0x18), bpg = le32_at(sb, 0x20), ipg = le32_at(sb, 0x28);
+    if (le16_at(sb, 0x38) != EXT4_MAGIC || log_bs > 6 || bpg == 0 || ipg == 0)
         return -EINVAL;
 
-    out->block_size = 1024u << le32toh(log_bs);
-    out->blocks = le32toh(blocks_lo);
-    out->free_blocks = le32toh(free_lo);
-    if (le32toh(incompat) & EXT4_INCOMPAT_64BIT) {
-        out->blocks |= (uint64_t)le32toh(blocks_hi) << 32;
-        out->free_blocks |= (uint64_t)le32toh(free_hi) << 32;
+    out->block_size = 1024u << log_bs;
+    out->blocks = le32_at(sb, 0x04);
+    out->free_blocks = le32_at(sb, 0x0C);
+    if (le32_at(sb, 0x60) & EXT4_INCOMPAT_64BIT) {
+        out->blocks |= (uint64_t)le32_at(sb, 0x150) << 32;
+        out->free_blocks |= (uint64_t)le32_at(sb, 0x158) << 32;
     }
-    out->free_inodes = le32toh(free_inodes);
-    out->inodes = le32toh(inodes);
-    out->blocks_per_group = le32toh(bpg);
-    out->inodes_per_group = le32toh(ipg);
+    out->free_inodes = le32_at(sb, 0x10);
+    out->inodes = le32_at(sb, 0x00);
+    out->blocks_per_group = bpg;
+    out->inodes_per_group = ipg;
     return 0;
 }
 
@@ -66,56 +51,34 @@ disk_ext4_prefetch(int lfd)
     if (ioctl(lfd, BLKBSZSET, &bsz) < 0 || readahead(lfd, 0, 4096) < 0 ||
         pread(lfd, sb, sizeof(sb), 1024) != (ssize_t)sizeof(sb))
         return;
-    uint16_t magic, desc_size, inode_size;
-    uint32_t log_bs, compat, incompat, jnl[3];
-    memcpy(&magic, sb + 0x38, 2);
-    memcpy(&log_bs, sb + 0x18, 4);
-    memcpy(&inode_size, sb + 0x58, 2);
-    memcpy(&compat, sb + 0x5C, 4);
-    memcpy(&incompat, sb + 0x60, 4);
-    memcpy(&desc_size, sb + 0xFE, 2);
-    memcpy(jnl, sb + 0x10C, sizeof(jnl)); /* s_jnl_blocks: the journal inode's i_block */
-    if (le16toh(magic) != EXT4_MAGIC || le32toh(log_bs) != 0)
+    uint16_t desc_size = le16_at(sb, 0xFE);
+    if (le16_at(sb, 0x38) != EXT4_MAGIC || le32_at(sb, 0x18) != 0)
         return; /* not ext4, or not 1 KiB blocks: the mount changes the size again */
     /* The descriptors start at block 2 (1 KiB blocks), in the page read above. */
     if (pread(lfd, gd, sizeof(gd), 2048) != (ssize_t)sizeof(gd))
         return;
-    bool wide = (le32toh(incompat) & EXT4_INCOMPAT_64BIT) && le16toh(desc_size) >= 64;
-    uint32_t itable_lo, itable_hi = 0, blocks_lo, blocks_hi = 0, bpg;
-    memcpy(&itable_lo, gd + 0x08, 4);
-    memcpy(&blocks_lo, sb + 0x04, 4);
-    memcpy(&bpg, sb + 0x20, 4);
-    if (wide) {
-        memcpy(&itable_hi, gd + 0x28, 4);
-        memcpy(&blocks_hi, sb + 0x150, 4);
-    }
-    uint64_t itable = le32toh(itable_lo) | (uint64_t)le32toh(itable_hi) << 32;
+    bool wide = (le32_at(sb, 0x60) & EXT4_INCOMPAT_64BIT) && desc_size >= 64;
+    uint64_t itable = le32_at(gd, 0x08) | (wide ? (uint64_t)le32_at(gd, 0x28) << 32 : 0);
     /* The descriptors past that page (more than 32 groups), which the mount
      * reads too; at most DISK_PREFETCH_GDT bytes of them. */
-    uint64_t blocks = le32toh(blocks_lo) | (uint64_t)le32toh(blocks_hi) << 32;
-    if (le32toh(bpg) > 0 && blocks > 1) {
-        uint64_t groups = (blocks - 1 + le32toh(bpg) - 1) / le32toh(bpg);
-        uint64_t gdt = groups * (wide ? le16toh(desc_size) : 32u);
+    uint64_t blocks = le32_at(sb, 0x04) | (wide ? (uint64_t)le32_at(sb, 0x150) << 32 : 0);
+    uint32_t bpg = le32_at(sb, 0x20);
+    if (bpg > 0 && blocks > 1) {
+        uint64_t groups = (blocks - 1 + bpg - 1) / bpg;
+        uint64_t gdt = groups * (wide ? desc_size : 32u);
         if (gdt > 2048)
             (void)readahead(lfd, 4096,
                             gdt - 2048 < DISK_PREFETCH_GDT ? gdt - 2048 : DISK_PREFETCH_GDT);
     }
-    (void)readahead(lfd, (off_t)(itable * 1024),
-                    (size_t)le16toh(inode_size) * DISK_PREFETCH_INODES);
-    /* The journal's first block: its superblock. s_jnl_blocks holds an
-     * extent header and, at depth 0, the first extent (start at 6 and 8). */
-    uint16_t eh_magic, eh_entries, eh_depth, start_hi;
-    uint32_t start_lo;
-    memcpy(&eh_magic, (uint8_t *)jnl, 2);
-    memcpy(&eh_entries, (uint8_t *)jnl + 2, 2);
-    memcpy(&eh_depth, (uint8_t *)jnl + 6, 2);
-    if (!(le32toh(compat) & EXT4_COMPAT_JOURNAL) || le16toh(eh_magic) != EXT4_EXTENT_MAGIC ||
-        le16toh(eh_entries) == 0 || le16toh(eh_depth) != 0)
+    (void)readahead(lfd, (off_t)(itable * 1024), (size_t)le16_at(sb, 0x58) * DISK_PREFETCH_INODES);
+    /* The journal's first block: its superblock. s_jnl_blocks (at 0x10C, the
+     * journal inode's i_block) holds an extent header (magic, entries, depth
+     * at 0, 2 and 6) and, at depth 0, the first extent after it (start at 6
+     * and 8 of the extent's 12 bytes). */
+    const uint8_t *jnl = sb + 0x10C, *ext = jnl + 12;
+    if (!(le32_at(sb, 0x5C) & EXT4_COMPAT_JOURNAL) || le16_at(jnl, 0) != EXT4_EXTENT_MAGIC ||
+        le16_at(jnl, 2) == 0 || le16_at(jnl, 6) != 0)
         return;
-    uint8_t ext[12];
-    memcpy(ext, sb + 0x10C + 12, sizeof(ext));
-    memcpy(&start_hi, ext + 6, 2);
-    memcpy(&start_lo, ext + 8, 4);
-    uint64_t jstart = le32toh(start_lo) | (uint64_t)le16toh(start_hi) << 32;
+    uint64_t jstart = le32_at(ext, 8) | (uint64_t)le16_at(ext, 6) << 32;
     (void)readahead(lfd, (off_t)(jstart * 1024), 1024);
 }

@@ -1,9 +1,9 @@
 /* Pristine filesystem images (disk_pristine.h). */
 #define _FILE_OFFSET_BITS 64
 #include "node/linux/disk_pristine.h"
+#include "common/le.h"
 #include "node/linux/disk_ext4.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -92,20 +92,10 @@ read_sb(int fd, uint8_t sb[SB_SIZE])
     return n == SB_SIZE ? 0 : -EINVAL;
 }
 
-static uint32_t
-le32_at(const uint8_t *sb, size_t off)
-{
-    uint32_t v;
-    memcpy(&v, sb + off, sizeof(v));
-    return le32toh(v);
-}
-
 static bool
 sb_renewable(const uint8_t *sb)
 {
-    uint16_t magic;
-    memcpy(&magic, sb + SB_MAGIC, sizeof(magic));
-    return le16toh(magic) == EXT4_MAGIC &&
+    return le16_at(sb, SB_MAGIC) == EXT4_MAGIC &&
            (le32_at(sb, SB_FEATURE_RO_COMPAT) & RO_COMPAT_METADATA_CSUM) &&
            (le32_at(sb, SB_FEATURE_INCOMPAT) & INCOMPAT_CSUM_SEED) && sb[SB_CHECKSUM_TYPE] == 1;
 }
@@ -140,8 +130,7 @@ disk_pristine_renew(int src, int dst, bool valid)
     /* The htree seed: each disk's own, as mke2fs would have drawn it (no
      * directory of a pristine image is indexed yet, so none depends on it). */
     memcpy(sb + SB_HASH_SEED, rnd + 16, 16);
-    uint32_t sum = htole32(disk_pristine_crc32c(~0u, sb, SB_CHECKSUM));
-    memcpy(sb + SB_CHECKSUM, &sum, sizeof(sum));
+    le32_put(sb, SB_CHECKSUM, disk_pristine_crc32c(~0u, sb, SB_CHECKSUM));
     ssize_t n = pwrite(dst, sb, SB_SIZE, SB_OFFSET);
     if (n < 0)
         return -errno;

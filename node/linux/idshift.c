@@ -13,6 +13,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/le.h"
 #include "node/linux/fdwalk.h"
 
 #define ACL_EA_VERSION   2    /* the posix_acl_xattr header's version */
@@ -54,13 +55,12 @@ shift_acl(const char *path, const char *name)
     uint8_t buf[ACL_MAX_BYTES];
     ssize_t n = lgetxattr(path, name, buf, sizeof(buf));
 
-    if (n < 4 || le32toh(*(uint32_t *)buf) != ACL_EA_VERSION || (n - 4) % 8)
+    if (n < 4 || le32_at(buf, 0) != ACL_EA_VERSION || (n - 4) % 8)
         return;
     for (ssize_t off = 4; off + 8 <= n; off += 8) {
-        uint16_t tag = le16toh(*(uint16_t *)(buf + off));
-        uint32_t *id = (uint32_t *)(buf + off + 4);
+        uint16_t tag = le16_at(buf, (size_t)off);
         if (tag == ACL_TAG_USER || tag == ACL_TAG_GROUP)
-            *id = htole32(shifted(le32toh(*id)));
+            le32_put(buf, (size_t)off + 4, shifted(le32_at(buf, (size_t)off + 4)));
     }
     (void)lsetxattr(path, name, buf, (size_t)n, XATTR_REPLACE);
 }

@@ -3,16 +3,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/mem.h"
-
-static char *const clean_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+#include "common/subproc.h"
 
 static int
 which(const char *name, char *out, size_t n)
@@ -40,46 +37,6 @@ trimmed(char *text, char *err, size_t errlen)
     snprintf(err, errlen, "%s", text);
 }
 
-static int
-spawn(const char *path, const char *const argv[], const struct runprog_io *io, int errfd,
-      pid_t *pid)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, all;
-    int r;
-
-    sigemptyset(&none);
-    sigfillset(&all);
-    if ((r = posix_spawn_file_actions_init(&fa)) != 0)
-        return -r;
-    if ((r = posix_spawnattr_init(&attr)) != 0) {
-        posix_spawn_file_actions_destroy(&fa);
-        return -r;
-    }
-    if (io && io->in >= 0)
-        r = posix_spawn_file_actions_adddup2(&fa, io->in, 0);
-    else
-        r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (r == 0 && io && io->out >= 0)
-        r = posix_spawn_file_actions_adddup2(&fa, io->out, 1);
-    else if (r == 0)
-        r = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    if (r == 0)
-        r = posix_spawn_file_actions_adddup2(&fa, errfd, 2);
-    if (r == 0)
-        r = posix_spawnattr_setsigmask(&attr, &none);
-    if (r == 0)
-        r = posix_spawnattr_setsigdefault(&attr, &all);
-    if (r == 0)
-        r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    if (r == 0)
-        r = posix_spawn(pid, path, &fa, &attr, (char *const *)argv, clean_env);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    return -r;
-}
-
 int
 runprog(const char *const argv[], const struct runprog_io *io, char *err, size_t errlen)
 {
@@ -96,7 +53,7 @@ runprog(const char *const argv[], const struct runprog_io *io, char *err, size_t
     }
     if (pipe2(p, O_CLOEXEC) < 0)
         return -errno;
-    r = spawn(path, argv, io, p[1], &pid);
+    r = subproc_start(path, argv, io ? io->in : -1, io ? io->out : -1, p[1], &pid);
     close(p[1]);
     if (r < 0) {
         close(p[0]);

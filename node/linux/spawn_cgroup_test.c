@@ -353,6 +353,46 @@ thaw_on_alarm(int sig)
     thawed_by_alarm = 1;
 }
 
+/* The frozen tests' start: their cgroup vf-spawn-testN-PID in v2 (removed by
+ * frozen_end, or by the group's teardown when the test fails), its
+ * cgroup.procs in procs, its cgroup.freeze in frozen_file and thaw_on_alarm
+ * on SIGALRM (the action before it in *old). Skips the test without a
+ * writable unified hierarchy or, before 5.2, without cgroup.freeze. */
+static void
+frozen_begin(int n, char v2[128], char procs[160], struct sigaction *old)
+{
+    if (access("/sys/fs/cgroup/unified/cgroup.procs", W_OK) != 0)
+        skip();
+    snprintf(v2, 128, "/sys/fs/cgroup/unified/vf-spawn-test%d-%d", n, (int)getpid());
+    snprintf(frozen_file, sizeof(frozen_file), "%s/cgroup.freeze", v2);
+    snprintf(procs, 160, "%s/cgroup.procs", v2);
+    assert_int_equal(mkdir(v2, 0755), 0);
+    strcpy(cg_dirs[1], v2);
+    if (access(frozen_file, W_OK) != 0)
+        skip(); /* before 5.2: no cgroup.freeze */
+    struct sigaction sa = {.sa_handler = thaw_on_alarm};
+    assert_int_equal(sigaction(SIGALRM, &sa, old), 0);
+}
+
+/* Freezes ("1") or thaws ("0") the frozen test's cgroup. */
+static void
+frozen_set(const char *value)
+{
+    int fd = open(frozen_file, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, value, 1), 1);
+    close(fd);
+}
+
+/* The frozen tests' end: SIGALRM's action back and the cgroup removed. */
+static void
+frozen_end(const char *v2, const struct sigaction *old)
+{
+    assert_int_equal(sigaction(SIGALRM, old, NULL), 0);
+    rmdir_retry(v2);
+    cg_dirs[1][0] = '\0';
+}
+
 /* A cgroup left frozen: a stop's kill freezes the guest's cgroup, kills
  * each process and thaws it (cgroup_v2.c), and an agent killed between the
  * freeze and the thaw leaves it frozen, its processes dead (a fatal signal
@@ -365,26 +405,13 @@ thaw_on_alarm(int sig)
 static void
 test_cgroup2_frozen(void **state)
 {
-    if (access("/sys/fs/cgroup/unified/cgroup.procs", W_OK) != 0)
-        skip();
-    char v2[128], name[64], procs[160];
-    snprintf(name, sizeof(name), "vf-spawn-test4-%d", (int)getpid());
-    snprintf(v2, sizeof(v2), "/sys/fs/cgroup/unified/%s", name);
-    snprintf(frozen_file, sizeof(frozen_file), "%s/cgroup.freeze", v2);
-    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v2);
-    assert_int_equal(mkdir(v2, 0755), 0);
-    strcpy(cg_dirs[1], v2);
-    if (access(frozen_file, W_OK) != 0)
-        skip(); /* before 5.2: no cgroup.freeze */
-    struct sigaction sa = {.sa_handler = thaw_on_alarm}, old;
-    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    char v2[128], procs[160];
+    struct sigaction old;
+    frozen_begin(4, v2, procs, &old);
     char ring[128];
     snprintf(ring, sizeof(ring), "%s.cg4.ring", rootfs);
     for (int round = 0; round < 2; round++) {
-        int fd = open(frozen_file, O_WRONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, "1", 1), 1);
-        close(fd);
+        frozen_set("1");
         struct guest g;
         make_cfg(&g.cfg, "vf-cg4", spec_default_caps());
         g.cfg.uid_base = round ? 0xF2800000u : 0;
@@ -405,10 +432,8 @@ test_cgroup2_frozen(void **state)
         exec_result_clear(&r);
         stop_guest(&g);
     }
-    assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
     unlink(ring);
-    rmdir_retry(v2);
-    cg_dirs[1][0] = '\0';
+    frozen_end(v2, &old);
 }
 
 /* Lines in the cgroup.procs at path. */
@@ -446,29 +471,16 @@ frozen_exec_run(void *arg)
 static void
 test_cgroup2_frozen_exec(void **state)
 {
-    if (access("/sys/fs/cgroup/unified/cgroup.procs", W_OK) != 0)
-        skip();
-    char v2[128], name[64], procs[160];
-    snprintf(name, sizeof(name), "vf-spawn-test5-%d", (int)getpid());
-    snprintf(v2, sizeof(v2), "/sys/fs/cgroup/unified/%s", name);
-    snprintf(frozen_file, sizeof(frozen_file), "%s/cgroup.freeze", v2);
-    snprintf(procs, sizeof(procs), "%s/cgroup.procs", v2);
-    assert_int_equal(mkdir(v2, 0755), 0);
-    strcpy(cg_dirs[1], v2);
-    if (access(frozen_file, W_OK) != 0)
-        skip(); /* before 5.2: no cgroup.freeze */
-    struct sigaction sa = {.sa_handler = thaw_on_alarm}, old;
-    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    char v2[128], procs[160];
+    struct sigaction old;
+    frozen_begin(5, v2, procs, &old);
 
     struct guest a, b;
     make_cfg(&a.cfg, "vf-cg5", spec_default_caps());
     strcpy(a.cfg.cgroup2, v2);
     start_guest(&a);
     int before = procs_count(procs);
-    int fd = open(frozen_file, O_WRONLY | O_CLOEXEC);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "1", 1), 1);
-    close(fd);
+    frozen_set("1");
 
     struct frozen_exec e = {.g = &a};
     pthread_t t;
@@ -486,19 +498,14 @@ test_cgroup2_frozen_exec(void **state)
     assert_false(thawed_by_alarm);
     stop_guest(&b);
 
-    fd = open(frozen_file, O_WRONLY | O_CLOEXEC);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "0", 1), 1);
-    close(fd);
+    frozen_set("0");
     pthread_join(t, NULL);
     assert_int_equal(e.result, 0);
     assert_int_equal(e.r.exit_code, 0);
     assert_non_null(strstr(e.r.out, "0::/\n")); /* it ran in the guest's cgroup */
     exec_result_clear(&e.r);
     stop_guest(&a);
-    assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
-    rmdir_retry(v2);
-    cg_dirs[1][0] = '\0';
+    frozen_end(v2, &old);
 }
 
 int
