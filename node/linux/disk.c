@@ -610,6 +610,17 @@ disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
     return 0;
 }
 
+void
+disk_prefetch_dirs(const char *loopdev, const int *dirfds, size_t n)
+{
+    _cleanup_close_ int lfd = open(loopdev, O_RDONLY | O_CLOEXEC);
+    if (lfd < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (dirfds[i] >= 0)
+            disk_ext4_prefetch_dir(lfd, dirfds[i]);
+}
+
 int
 disk_mount_new(const char *image, const char *mountpoint)
 {

@@ -151,6 +151,15 @@ int disk_info(const char *image, struct disk_info *out);
  * setuid through the overlay, and not through this mount). */
 int disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n);
 
+/* Reads ahead, on loopdev (the loop device of a disk mounted by
+ * disk_mount), what a change in each of the n directories open as dirfds
+ * would read from it one block after the other (disk_ext4.h
+ * disk_ext4_prefetch_dir), all at once, without waiting. A cold start calls
+ * it for the overlay's upper and work directories before the overlay's mount
+ * (which re-makes work/work), so that the mount finds them in the device's
+ * page cache. Reads only; best effort. */
+void disk_prefetch_dirs(const char *loopdev, const int *dirfds, size_t n);
+
 /* disk_mount for an image disk_create has just made or made again. The
  * same as disk_mount since the claim (above) made its check O(1). */
 int disk_mount_new(const char *image, const char *mountpoint);

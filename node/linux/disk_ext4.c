@@ -1,10 +1,12 @@
 /* What the node reads of ext4's on-disk format itself; see disk_ext4.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/le.h"
@@ -12,6 +14,8 @@
 
 #define EXT4_COMPAT_JOURNAL  0x4
 #define EXT4_EXTENT_MAGIC    0xF30A
+#define EXT4_BG_INODE_UNINIT 0x1
+#define EXT4_BG_BLOCK_UNINIT 0x2
 #define DISK_PREFETCH_INODES 16           /* group 0's first inodes read ahead */
 #define DISK_PREFETCH_GDT    (256 * 1024) /* group descriptor bytes read ahead at most */
 
@@ -81,4 +85,71 @@ disk_ext4_prefetch(int lfd)
         return;
     uint64_t jstart = le32_at(ext, 8) | (uint64_t)le16_at(ext, 6) << 32;
     (void)readahead(lfd, (off_t)(jstart * 1024), 1024);
+}
+
+void
+disk_ext4_prefetch_dir(int lfd, int dirfd)
+{
+    uint8_t sb[1024], gd[64];
+    struct stat st;
+    if (pread(lfd, sb, sizeof(sb), 1024) != (ssize_t)sizeof(sb) || fstat(dirfd, &st) < 0 ||
+        !S_ISDIR(st.st_mode) || st.st_ino == 0)
+        return;
+    uint16_t magic, desc_size;
+    uint32_t log_bs, first, bpg, ipg, incompat;
+    memcpy(&first, sb + 0x14, 4);
+    memcpy(&log_bs, sb + 0x18, 4);
+    memcpy(&bpg, sb + 0x20, 4);
+    memcpy(&ipg, sb + 0x28, 4);
+    memcpy(&magic, sb + 0x38, 2);
+    memcpy(&incompat, sb + 0x60, 4);
+    memcpy(&desc_size, sb + 0xFE, 2);
+    if (le16toh(magic) != EXT4_MAGIC || le32toh(log_bs) > 6 || le32toh(bpg) == 0 ||
+        le32toh(ipg) == 0)
+        return;
+    uint64_t bs = 1024u << le32toh(log_bs), fdb = le32toh(first);
+    bool wide = (le32toh(incompat) & EXT4_INCOMPAT_64BIT) && le16toh(desc_size) >= 64;
+    size_t dsz = wide ? 64 : 32;
+    /* The group of its inode (the inode bitmap an rmdir or a mkdir beside it
+     * changes), and of its first block (the block bitmap a free of it
+     * changes; FIEMAP maps a directory's blocks as a file's). */
+    uint64_t groups[2] = {((uint64_t)st.st_ino - 1) / le32toh(ipg), UINT64_MAX};
+    union {
+        struct fiemap fm;
+        uint8_t bytes[sizeof(struct fiemap) + sizeof(struct fiemap_extent)];
+    } map = {.fm = {.fm_length = FIEMAP_MAX_OFFSET, .fm_extent_count = 1}};
+    if (ioctl(dirfd, FS_IOC_FIEMAP, &map) == 0 && map.fm.fm_mapped_extents == 1) {
+        const struct fiemap_extent *fe = &map.fm.fm_extents[0];
+        if (!(fe->fe_flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC |
+                              FIEMAP_EXTENT_ENCODED | FIEMAP_EXTENT_DATA_INLINE))) {
+            (void)readahead(lfd, (off_t)fe->fe_physical, bs);
+            uint64_t blk = fe->fe_physical / bs;
+            if (blk >= fdb)
+                groups[1] = (blk - fdb) / le32toh(bpg);
+        }
+    }
+    for (size_t i = 0; i < 2; i++) {
+        if (groups[i] == UINT64_MAX || (i == 1 && groups[1] == groups[0]))
+            continue;
+        /* The descriptors start at the block after the superblock's. */
+        off_t at = (off_t)((fdb + 1) * bs + groups[i] * dsz);
+        if (pread(lfd, gd, dsz, at) != (ssize_t)dsz)
+            continue;
+        uint16_t flags;
+        uint32_t bb_lo, ib_lo, bb_hi = 0, ib_hi = 0;
+        memcpy(&bb_lo, gd + 0x00, 4);
+        memcpy(&ib_lo, gd + 0x04, 4);
+        memcpy(&flags, gd + 0x12, 2);
+        if (wide) {
+            memcpy(&bb_hi, gd + 0x20, 4);
+            memcpy(&ib_hi, gd + 0x24, 4);
+        }
+        /* An uninitialised bitmap is made in memory, not read. */
+        if (!(le16toh(flags) & EXT4_BG_BLOCK_UNINIT))
+            (void)readahead(lfd, (off_t)((le32toh(bb_lo) | (uint64_t)le32toh(bb_hi) << 32) * bs),
+                            bs);
+        if (!(le16toh(flags) & EXT4_BG_INODE_UNINIT))
+            (void)readahead(lfd, (off_t)((le32toh(ib_lo) | (uint64_t)le32toh(ib_hi) << 32) * bs),
+                            bs);
+    }
 }

@@ -27,3 +27,14 @@ int disk_ext4_info(int fd, struct disk_info *out);
  * more is read ahead for it. Best effort: any failure leaves the reads to
  * the mount. */
 void disk_ext4_prefetch(int lfd);
+
+/* Reads ahead, on the loop device lfd of a mounted ext4, what a change in
+ * the directory open as dirfd would read there one block after the other:
+ * its first block (FIEMAP), and the inode and block bitmaps of the groups
+ * of its inode and of that block (an rmdir of it, or a mkdir or create in
+ * it, frees or takes an inode and a block there), all requested at once
+ * without waiting. Reads only: the page cache it fills is the one ext4's
+ * own metadata reads look in, and a bitmap ext4 makes in memory (an
+ * uninitialised group) is not read. Best effort: a failure leaves the reads
+ * to the file system. */
+void disk_ext4_prefetch_dir(int lfd, int dirfd);

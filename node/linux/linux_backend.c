@@ -245,21 +245,39 @@ struct start_cold {
     char disk_text[256];         /* its errtext (a thread's own) */
 };
 
-/* What the child's first look-ups in its root read of a disk just mounted
- * (upper's directory block: a read through the loop device), read
- * here beside the spawner's clone rather than after the root. An error only
- * leaves the read to the child. */
+/* What the child's first look-ups in its root and the overlay's mount read
+ * of a disk just mounted, read here on the disk's thread beside the
+ * spawner's clone rather than one block after the other later, behind the
+ * mounts: upper's directory block (the child's first look-up), and what the
+ * overlay's mount reads to re-make work/work (the directory blocks of work
+ * and work/work, and the inode and block bitmaps their rmdir and mkdir
+ * change), requested at once on the loop device (disk_prefetch_dirs), then
+ * waited for by reading the directories. An error only leaves the reads to
+ * the child or to the mount. */
 static void
-start_cold_warm(const struct guest_paths *p)
+start_cold_warm(const struct guest_paths *p, const char *loopdev)
 {
     _cleanup_close_ int disk = open(p->disk, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (disk < 0)
         return;
     _cleanup_close_ int upper = openat(disk, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (upper < 0)
-        return;
+    _cleanup_close_ int work = openat(disk, "work", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dirs[2] = {upper, work};
+    if (loopdev[0])
+        disk_prefetch_dirs(loopdev, dirs, 2);
     char buf[4096];
-    while (syscall(SYS_getdents64, upper, buf, sizeof(buf)) > 0)
+    for (size_t i = 0; i < 2; i++)
+        while (dirs[i] >= 0 && syscall(SYS_getdents64, dirs[i], buf, sizeof(buf)) > 0)
+            ;
+    if (work < 0)
+        return;
+    /* work/work's inode is in work's block, just read; its block next. */
+    _cleanup_close_ int ww = openat(work, "work", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ww < 0)
+        return;
+    if (loopdev[0])
+        disk_prefetch_dirs(loopdev, &ww, 1);
+    while (syscall(SYS_getdents64, ww, buf, sizeof(buf)) > 0)
         ;
 }
 
@@ -272,15 +290,16 @@ start_cold_disk(void *arg)
 {
     struct start_cold *sc = arg;
     struct stat st;
+    char loopdev[64] = "";
     sc->disk_err = -EINVAL;
     if (lstat(sc->p->image, &st) == 0 && S_ISREG(st.st_mode))
-        sc->disk_err = disk_mount(sc->p->image, sc->p->disk, NULL, 0);
+        sc->disk_err = disk_mount(sc->p->image, sc->p->disk, loopdev, sizeof(loopdev));
     if (sc->disk_err == -EINVAL)
         sc->disk_err = lx_guest_disk(sc->l, sc->s, sc->p);
     if (sc->disk_err < 0)
         strscpy(sc->disk_text, errtext_get(), sizeof(sc->disk_text));
     else
-        start_cold_warm(sc->p);
+        start_cold_warm(sc->p, loopdev);
     return NULL;
 }
 
