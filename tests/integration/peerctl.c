@@ -32,8 +32,10 @@
  *                          each reopened PAUSE_MS (default 0) after the
  *                          master closes it, for -t seconds or until
  *                          SIGTERM: {"opened", "closed_by_master",
- *                          "all_closed_ms"} (ms after the start when every
- *                          connection had been closed once; 0 = never)
+ *                          "failed", "all_closed_ms"} (failed: refused or
+ *                          reset before its garbage went; all_closed_ms:
+ *                          when every connection had been closed by the
+ *                          master once, after the start; 0 = never)
  *   garbage N              N frames that are not messages (random bytes,
  *                          truncated heartbeats, two-part frames) over the
  *                          key's session: {"sent", "nacks", "other"}
@@ -532,7 +534,9 @@ cmd_junk(unsigned n, unsigned pause_ms)
     struct pollfd *p = xcalloc(n, sizeof(*p));
     uint64_t *reopen = xcalloc(n, sizeof(*reopen)); /* when a closed one comes back */
     bool *was_closed = xcalloc(n, sizeof(*was_closed));
-    uint64_t opened = 0, closed = 0, start = time_mono_ms(), end = start + seconds * 1000ULL;
+    bool *sent = xcalloc(n, sizeof(*sent)); /* the connection took its garbage */
+    uint64_t opened = 0, closed = 0, failed = 0, start = time_mono_ms(),
+             end = start + seconds * 1000ULL;
     uint64_t all_closed_ms = 0;
     unsigned n_closed = 0; /* connections closed by the master at least once */
     uint8_t buf[512];
@@ -563,13 +567,17 @@ cmd_junk(unsigned n, unsigned pause_ms)
             if (!p[i].revents || p[i].fd < 0)
                 continue;
             if (p[i].revents & POLLOUT) {
-                (void)!write(p[i].fd, buf, garbage(i, buf, sizeof(buf)));
+                /* A refused connect fails the write: not the master's close. */
+                sent[i] = write(p[i].fd, buf, garbage(i, buf, sizeof(buf))) > 0;
                 p[i].events = POLLIN;
             } else if (read(p[i].fd, buf, sizeof(buf)) <= 0) {
                 /* The master closed it: a new one takes its place. */
                 close(p[i].fd);
-                closed++;
-                if (!was_closed[i]) {
+                if (!sent[i])
+                    failed++;
+                else
+                    closed++;
+                if (sent[i] && !was_closed[i]) {
                     was_closed[i] = true;
                     if (++n_closed == n) {
                         all_closed_ms = time_mono_ms() - start;
@@ -590,9 +598,10 @@ cmd_junk(unsigned n, unsigned pause_ms)
     for (unsigned i = 0; i < n; i++)
         if (p[i].fd >= 0)
             close(p[i].fd);
-    printf("{\"opened\": %" PRIu64 ", \"closed_by_master\": %" PRIu64
+    printf("{\"opened\": %" PRIu64 ", \"closed_by_master\": %" PRIu64 ", \"failed\": %" PRIu64
            ", \"all_closed_ms\": %" PRIu64 "}\n",
-           opened, closed, all_closed_ms);
+           opened, closed, failed, all_closed_ms);
+    free(sent);
     free(was_closed);
     free(reopen);
     free(p);
