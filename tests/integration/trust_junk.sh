@@ -4,11 +4,11 @@
 # then while 1,000 raw connections send garbage handshakes to the same
 # endpoint, each reopened 100 ms after the master closes it (about 2,500 new
 # connections a second), from when each of them has been closed once. The
-# median under junk must stay under twice the baseline. Then, for the record only, the same with every connection
-# reopened at once (a storm of about 6,000 a second, whose kernel work on
-# loopback is both ends' on this machine). The master's warnings stay
-# bounded. The junk generator runs at nice 19: a stranger's CPU is not the
-# master's.
+# median under junk must stay under twice the baseline. Then, for the record
+# only, the same with every connection reopened at once (a storm of about
+# 6,000 a second, whose kernel work on loopback is both ends' on this
+# machine). The master's warnings stay bounded. The junk generator runs at
+# nice 19: a stranger's CPU is not the master's.
 . "$(dirname "$0")/lib.sh"
 
 start_cluster 0 0
