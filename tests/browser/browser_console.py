@@ -19,6 +19,7 @@ import sys
 import time
 
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -150,12 +151,19 @@ def run(d):
     # The terminal: hostname, read from xterm.js's buffer.
     d.find_element(By.ID, "terminal-open").click()
     wait(d, 30).until(lambda x: x.find_element(By.ID, "terminal").get_attribute("data-state") == "open")
-    time.sleep(1.0)
-    d.find_element(By.CSS_SELECTOR, "#terminal .xterm-helper-textarea").send_keys("hostname\n")
     screen = lambda x: x.execute_script(
         "const b = window.vfTerminal.buffer.active; let s = [];"
         "for (let i = 0; i < b.length; i++) { const l = b.getLine(i); if (l) s.push(l.translateToString(true)); }"
         "return s.join('\\n');")
+    # Typed once root's login shell prompts (the template's PS1 '\h:\w\$ ':
+    # "webui1:/# "), so the line goes to the shell, whatever the start took.
+    prompted = lambda x: any(line.startswith(NAME + ":") and line.rstrip().endswith("#")
+                             for line in screen(x).split("\n"))
+    try:
+        wait(d, 30).until(prompted)
+    except TimeoutException:
+        raise AssertionError("no prompt in the terminal in 30 s; it shows %r" % screen(d)[-400:])
+    d.find_element(By.CSS_SELECTOR, "#terminal .xterm-helper-textarea").send_keys("hostname\n")
     wait(d, 30).until(lambda x: any(line.strip() == NAME for line in screen(x).split("\n")))
     log("hostname in the terminal printed %r" % NAME)
     shot(d, "guest")

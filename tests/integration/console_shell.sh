@@ -33,31 +33,42 @@ ok "pipes: hostname, exit 7, stdin, stderr, 3 MB through the window"
 # terminal: 100x30, types into root's login shell, reads the screen.
 ptyrun() {
     python3 - "$@" <<'PY'
-import fcntl, os, pty, select, struct, sys, termios, time
+import fcntl, os, pty, re, select, struct, sys, termios, time
 pid, fd = pty.fork()
 if pid == 0:
     fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     os.execv(sys.argv[1], sys.argv[1:])
 out = b""
-def read_for(secs):
+def read_until(done, secs):
+    """Reads until done() holds, or with done None until the session ends."""
     global out
     end = time.time() + secs
-    while time.time() < end:
+    while not (done and done()) and time.time() < end:
         r, _, _ = select.select([fd], [], [], 0.2)
         if r:
             try:
                 d = os.read(fd, 4096)
             except OSError:
-                return False
+                d = b""
             if not d:
-                return False
+                return done is None
             out += d
-    return True
-read_for(1.5)
-for line in [b"tty; stty size; hostname\r", b"exit 5\r"]:
-    os.write(fd, line)
-    if not read_for(1.5):
-        break
+    return bool(done and done())
+def give_up(why):
+    os.kill(pid, 9)
+    sys.stdout.write(out.decode("utf-8", "replace").replace("\r", ""))
+    sys.exit("%s in 30 s" % why)
+# Root's prompt (PS1 '\h:\w\$ ') says the shell reads its input: each line
+# is typed at a prompt, and the session is read to its end.
+prompts = lambda n: lambda: len(re.findall(rb"c1:\S*# ", out)) >= n
+if not read_until(prompts(1), 30):
+    give_up("no prompt")
+os.write(fd, b"tty; stty size; hostname\r")
+if not read_until(prompts(2), 30):
+    give_up("no prompt after the command")
+os.write(fd, b"exit 5\r")
+if not read_until(None, 30):
+    give_up("the session did not end")
 _, st = os.waitpid(pid, 0)
 sys.stdout.write(out.decode("utf-8", "replace").replace("\r", ""))
 sys.exit(os.WEXITSTATUS(st))
@@ -210,7 +221,7 @@ ok "console off a terminal: a 600 KB burst whole and in order, SIGTERM detached 
 # master's memory stays bounded (the node is held by the window), it keeps
 # answering, and the command is hung up when the client goes.
 python3 - "$CL/api.sock" "$(cl_master_pid)" <<'PY' || fail "hostile WebSocket clients"
-import json, os, socket, struct, sys, time, urllib.parse
+import fcntl, json, os, socket, struct, sys, termios, time, urllib.parse
 sock, mpid = sys.argv[1], int(sys.argv[2])
 def rss():
     for l in open("/proc/%d/status" % mpid):
@@ -279,11 +290,44 @@ for what, data, want in [
     if got != want:
         sys.exit("%s frame: close %d, want %d" % (what, got, want))
     print("%s frame: close %d" % (what, got))
+# The window below is as long as the master would take, at the rate output
+# flows here, to buffer twice the 16 MiB bound for a client that does not
+# read; the rate is measured first, on a client that reads. Here 68-143 MB/s
+# (0.2-0.5 s): the window's 3 s floor holds; 30 s at most on a slow machine.
+# A master that acked output before writing it grew 256 MiB in the 3 s.
+c = ws_open(["cat", "/dev/zero"])
+c.settimeout(30)
+got, t0 = 0, None
+while got < 8 << 20:
+    d = c.recv(1 << 16)
+    if not d:
+        sys.exit("cat /dev/zero ended after %d bytes" % got)
+    if t0 is None:
+        t0, got = time.time(), 0
+    got += len(d)
+    if t0 and time.time() - t0 > 2:
+        break
+rate = got / max(time.time() - t0, 0.001)
+c.close()
+window = min(max(2 * (16 << 20) / rate, 3), 30)
+print("cat /dev/zero read at %d KiB/s: the unread window is %.1f s" % (rate // 1024, window))
 before = rss()
 c = ws_open(["cat", "/dev/zero"])
-time.sleep(6)
-grew = rss() - before
-print("never read 6 s of cat /dev/zero: master RSS %+d KiB" % (grew // 1024))
+# Output flowed to this client: its socket holds the first 64 KiB unread
+# (the master sends until the socket is full, then holds the node back).
+def queued():
+    return struct.unpack("i", fcntl.ioctl(c.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+end = time.time() + 30
+while queued() < 64 << 10:
+    if time.time() > end:
+        sys.exit("cat /dev/zero's output did not reach the client in 30 s: %d bytes" % queued())
+    time.sleep(0.05)
+q0, grew, end = queued(), 0, time.time() + window
+while time.time() < end:
+    grew = max(grew, rss() - before)
+    time.sleep(0.1)
+print("never read %.1f s of cat /dev/zero (%d KiB queued at the client, then %d): master RSS %+d KiB at most"
+      % (window, q0 // 1024, queued() // 1024, grew // 1024))
 if grew > 16 << 20:
     sys.exit("the master buffers for a client that does not read: +%d bytes" % grew)
 c.close()

@@ -41,9 +41,24 @@ grep -qx "$ip1 vf[0-9a-f]\{10\} $ctx1" "$T/routes" && grep -qx "$ip2 vf[0-9a-f]\
 cmp -s "$T/routes" "$T/routes.cli" || fail "the command and the mount differ"
 ok "setup: 2 contexts, 2 active; routes_ipv4 lists both addresses with their contexts"
 
+# trafstat's counters are the master's, from the agent's usage samples (one
+# a second here): after traffic, a scenario waits until the master holds a
+# sample of v1 that the agent took once the traffic was over (the ping had
+# every reply back, so both directions are counted in it). Read through the
+# API's traffic view, which does not reset; a read of trafstat would.
+sampled_ms() {
+    vf --json guest traffic v1 | jv '.sampled | (.[0:19] + "Z" | fromdateiso8601) * 1000 + (.[20:23] | tonumber)'
+}
+sampled_since() { [ "$(sampled_ms)" -ge "$1" ]; }
+sample_after() {
+    local t
+    t=$(date +%s%3N)
+    wait_for 30 "a usage sample of v1 taken after $1 (at $t ms or later) in the master" sampled_since "$t"
+}
+
 # trafstat: traffic between the guests, then read twice: the read resets.
 vf guest exec v1 -- ping -c 20 -i 0.05 -s 1000 "$ip2" >/dev/null || fail "ping v1 -> v2"
-sleep 2.5 # a usage sample or two (every second here)
+sample_after "the ping"
 cat "$V/trafstat" >"$T/traf1"
 head -1 "$T/traf1" | grep -qx 'CONTXT_NUMBER INCOMING OUTGOING' || fail "trafstat header: $(cat "$T/traf1")"
 in1=$(awk -v c="$ctx1" '$1 == c {print $2}' "$T/traf1")
@@ -74,7 +89,10 @@ ok "each guest reads its own /dev/vservers/self (contexts $ctx1, $ctx2; v1's uid
 # A guest asking for the node's files by name gets nothing, and its try
 # does not reset the node's trafstat.
 vf guest exec v1 -- ping -c 20 -i 0.05 -s 1000 "$ip2" >/dev/null || fail "ping v1 -> v2 (2)"
-sleep 2.5
+# The traffic is in the master before the guest's tries: a try that reset it
+# would leave trafstat near 0 below (with the sample still to come, a reset
+# would go unseen).
+sample_after "the second ping"
 for f in trafstat setup routes_ipv4 ../trafstat; do
     if vf guest exec v1 -- cat "/dev/vservers/$f" >"$T/peek" 2>/dev/null; then
         fail "v1 reads /dev/vservers/$f: $(cat "$T/peek")"

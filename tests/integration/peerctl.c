@@ -8,7 +8,8 @@
  * overrides the key file's), or -p for plaintext (NULL mechanism). -r sets
  * the routing id (default NAME/random, as a node's), -H turns on ZMTP
  * heartbeats with that interval (timeout 3x). -W makes hello create FILE
- * when it is first welcomed, for a scenario to wait on while it runs.
+ * when it is first welcomed, and junk when each of its connections has been
+ * closed by the master once, for a scenario to wait on while it runs.
  *
  * Commands (each prints one JSON object on stdout):
  *   hello NAME             says hello as NAME every 500 ms and heartbeats,
@@ -29,8 +30,12 @@
  *   junk N [PAUSE_MS]      N raw TCP connections sending garbage (bogus
  *                          greetings, random bytes, truncated CURVE hellos),
  *                          each reopened PAUSE_MS (default 0) after the
- *                          master closes it, for -t seconds:
- *                          {"opened", "closed_by_master"}
+ *                          master closes it, for -t seconds or until
+ *                          SIGTERM: {"opened", "closed_by_master",
+ *                          "failed", "all_closed_ms"} (failed: refused or
+ *                          reset before its garbage went; all_closed_ms:
+ *                          when every connection had been closed by the
+ *                          master once, after the start; 0 = never)
  *   garbage N              N frames that are not messages (random bytes,
  *                          truncated heartbeats, two-part frames) over the
  *                          key's session: {"sent", "nacks", "other"}
@@ -53,6 +58,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,11 +81,26 @@ static const char *routing_id;
 static const char *master_key;
 static int hb_ms;
 static unsigned seconds = 3;
-static const char *welcomed_file; /* -W: created at hello's first welcome */
+static const char *welcomed_file; /* -W: hello's first welcome, junk's ramp */
 static uint64_t next_id = 1;
 static int sndhwm = 1000; /* forged batches are queued whole: 0 */
 
 static void *ctx;
+
+/* Creates -W's file (if any): what a scenario waits on. */
+static void
+mark_file(void)
+{
+    int fd;
+
+    if (!welcomed_file)
+        return;
+    fd = open(welcomed_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        fprintf(stderr, "peerctl: %s: %s\n", welcomed_file, strerror(errno));
+    else
+        close(fd);
+}
 
 /* A DEALER as the options say: curve with the keys, or plaintext. */
 static void *
@@ -236,13 +257,7 @@ cmd_hello(const char *name)
             welcomed = true;
             if (!welcomed_ms) {
                 welcomed_ms = time_real_ms();
-                int fd = welcomed_file
-                             ? open(welcomed_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
-                             : -1;
-                if (welcomed_file && fd < 0)
-                    fprintf(stderr, "peerctl: %s: %s\n", welcomed_file, strerror(errno));
-                if (fd >= 0)
-                    close(fd);
+                mark_file();
             }
         } else if (m.type == MSG_NACK) {
             nacks++;
@@ -501,6 +516,15 @@ tcp_open(const struct sockaddr_in *sa)
     return fd;
 }
 
+static volatile sig_atomic_t junk_stop;
+
+static void
+on_term(int sig)
+{
+    (void)sig;
+    junk_stop = 1;
+}
+
 static int
 cmd_junk(unsigned n, unsigned pause_ms)
 {
@@ -509,19 +533,26 @@ cmd_junk(unsigned n, unsigned pause_ms)
     unsigned port;
     struct pollfd *p = xcalloc(n, sizeof(*p));
     uint64_t *reopen = xcalloc(n, sizeof(*reopen)); /* when a closed one comes back */
-    uint64_t opened = 0, closed = 0, end = time_mono_ms() + seconds * 1000ULL;
+    bool *was_closed = xcalloc(n, sizeof(*was_closed));
+    bool *sent = xcalloc(n, sizeof(*sent)); /* the connection took its garbage */
+    uint64_t opened = 0, closed = 0, failed = 0, start = time_mono_ms(),
+             end = start + seconds * 1000ULL;
+    uint64_t all_closed_ms = 0;
+    unsigned n_closed = 0; /* connections closed by the master at least once */
     uint8_t buf[512];
+    struct sigaction sa_term = {.sa_handler = on_term};
 
     if (sscanf(endpoint, "tcp://%63[^:]:%u", host, &port) != 2 ||
         inet_pton(AF_INET, host, &sa.sin_addr) != 1)
         return 2;
     sa.sin_port = htons((uint16_t)port);
+    sigaction(SIGTERM, &sa_term, NULL);
     for (unsigned i = 0; i < n; i++) {
         p[i].fd = tcp_open(&sa);
         p[i].events = POLLOUT;
         opened += p[i].fd >= 0;
     }
-    while (time_mono_ms() < end) {
+    while (!junk_stop && time_mono_ms() < end) {
         uint64_t now = time_mono_ms();
         for (unsigned i = 0; i < n; i++)
             if (p[i].fd < 0 && reopen[i] && now >= reopen[i]) {
@@ -536,12 +567,23 @@ cmd_junk(unsigned n, unsigned pause_ms)
             if (!p[i].revents || p[i].fd < 0)
                 continue;
             if (p[i].revents & POLLOUT) {
-                (void)!write(p[i].fd, buf, garbage(i, buf, sizeof(buf)));
+                /* A refused connect fails the write: not the master's close. */
+                sent[i] = write(p[i].fd, buf, garbage(i, buf, sizeof(buf))) > 0;
                 p[i].events = POLLIN;
             } else if (read(p[i].fd, buf, sizeof(buf)) <= 0) {
                 /* The master closed it: a new one takes its place. */
                 close(p[i].fd);
-                closed++;
+                if (!sent[i])
+                    failed++;
+                else
+                    closed++;
+                if (sent[i] && !was_closed[i]) {
+                    was_closed[i] = true;
+                    if (++n_closed == n) {
+                        all_closed_ms = time_mono_ms() - start;
+                        mark_file();
+                    }
+                }
                 p[i].fd = -1;
                 reopen[i] = time_mono_ms() + pause_ms;
                 if (!pause_ms) {
@@ -556,7 +598,11 @@ cmd_junk(unsigned n, unsigned pause_ms)
     for (unsigned i = 0; i < n; i++)
         if (p[i].fd >= 0)
             close(p[i].fd);
-    printf("{\"opened\": %" PRIu64 ", \"closed_by_master\": %" PRIu64 "}\n", opened, closed);
+    printf("{\"opened\": %" PRIu64 ", \"closed_by_master\": %" PRIu64 ", \"failed\": %" PRIu64
+           ", \"all_closed_ms\": %" PRIu64 "}\n",
+           opened, closed, failed, all_closed_ms);
+    free(sent);
+    free(was_closed);
     free(reopen);
     free(p);
     return 0;
