@@ -274,7 +274,7 @@ start_cold_disk(void *arg)
     struct stat st;
     sc->disk_err = -EINVAL;
     if (lstat(sc->p->image, &st) == 0 && S_ISREG(st.st_mode))
-        sc->disk_err = disk_mount(sc->p->image, sc->p->disk, NULL, 0);
+        sc->disk_err = lx_mount_disk(sc->p, false);
     if (sc->disk_err == -EINVAL)
         sc->disk_err = lx_guest_disk(sc->l, sc->s, sc->p);
     if (sc->disk_err < 0)
@@ -327,7 +327,7 @@ start_cold_mounts(void *arg, pid_t child)
     if (r == 0)
         r = k;
     if (r == 0)
-        r = rootfs_mount(lower, sc->p->disk, sc->p->root);
+        r = lx_mount_overlay(lower, sc->p);
     if (r == 0 && (r = rootfs_conduit_fill(sc->p->stage, sc->p->root)) < 0)
         errtext_fail(r, "cannot bind the guest's root into \"%s\"", sc->p->stage);
     sc->err = r;
