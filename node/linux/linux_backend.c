@@ -293,7 +293,7 @@ start_cold_disk(void *arg)
     char loopdev[64] = "";
     sc->disk_err = -EINVAL;
     if (lstat(sc->p->image, &st) == 0 && S_ISREG(st.st_mode))
-        sc->disk_err = disk_mount(sc->p->image, sc->p->disk, loopdev, sizeof(loopdev));
+        sc->disk_err = lx_mount_disk(sc->p, false, loopdev, sizeof(loopdev));
     if (sc->disk_err == -EINVAL)
         sc->disk_err = lx_guest_disk(sc->l, sc->s, sc->p);
     if (sc->disk_err < 0)
@@ -346,7 +346,7 @@ start_cold_mounts(void *arg, pid_t child)
     if (r == 0)
         r = k;
     if (r == 0)
-        r = rootfs_mount(lower, sc->p->disk, sc->p->root);
+        r = lx_mount_overlay(lower, sc->p);
     if (r == 0 && (r = rootfs_conduit_fill(sc->p->stage, sc->p->root)) < 0)
         errtext_fail(r, "cannot bind the guest's root into \"%s\"", sc->p->stage);
     sc->err = r;

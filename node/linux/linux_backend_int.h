@@ -77,6 +77,13 @@ int lx_guest_disk(struct linux_backend *l, const struct guest_spec *s, const str
  * user namespace to the idmap (a cold start's clone). */
 int lx_mount_lower(struct linux_backend *l, const struct guest_ids *ids,
                    const struct guest_paths *p, pid_t child, const char **lower);
+/* The guest's disk image mounted at its place (disk_mount_new when made;
+ * else its loop device's path in loopdev when not NULL), with its error's
+ * text. */
+int lx_mount_disk(const struct guest_paths *p, bool made, char *loopdev, size_t n);
+/* The overlay of the guest's root on lower and its disk, with its error's
+ * text. */
+int lx_mount_overlay(const char *lower, const struct guest_paths *p);
 /* The guest's root: lower layer, then the overlay on its disk. */
 int lx_mount_root(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p,
                   pid_t child);

@@ -147,7 +147,33 @@ lx_mount_root(struct linux_backend *l, const struct guest_ids *ids, const struct
 {
     const char *lower;
     int r = lx_mount_lower(l, ids, p, child, &lower);
-    return r < 0 ? r : rootfs_mount(lower, p->disk, p->root);
+    return r < 0 ? r : lx_mount_overlay(lower, p);
+}
+
+/* The overlay of the guest's root, with its error's text. */
+int
+lx_mount_overlay(const char *lower, const struct guest_paths *p)
+{
+    int r = rootfs_mount(lower, p->disk, p->root);
+    if (r == -EBUSY)
+        return errtext_fail(r,
+                            "cannot mount the guest's root at \"%s\": something else is mounted "
+                            "there",
+                            p->root);
+    return r < 0 ? errtext_fail(r, "cannot mount the guest's root at \"%s\"", p->root) : 0;
+}
+
+/* The guest's disk image mounted at its place, with its error's text. */
+int
+lx_mount_disk(const struct guest_paths *p, bool made, char *loopdev, size_t n)
+{
+    int r = made ? disk_mount_new(p->image, p->disk) : disk_mount(p->image, p->disk, loopdev, n);
+    if (r == -EBUSY)
+        return errtext_fail(r,
+                            "cannot mount the guest's disk \"%s\": it is attached to a loop "
+                            "device not mounted at \"%s\", or in use",
+                            p->image, p->disk);
+    return r < 0 ? errtext_fail(r, "cannot mount the guest's disk \"%s\"", p->image) : 0;
 }
 
 /* The guest's directory, after checking its template is here. */
@@ -190,7 +216,7 @@ lx_guest_disk(struct linux_backend *l, const struct guest_spec *s, const struct 
                                    "inodes at most one per KiB");
         made = true;
     }
-    return made ? disk_mount_new(p->image, p->disk) : disk_mount(p->image, p->disk, NULL, 0);
+    return lx_mount_disk(p, made, NULL, 0);
 }
 
 /* The guest's files in its block: the upper directory's owner (its root,

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The agent killed (-9, by gdb at a breakpoint) at the worst moments of a
 # cold start (start_cold, the first start after a reboot): in the disk's
-# thread before its mount (start_cold_disk), with the child cloned and
-# waiting for its root (start_cold_mounts), and with the child running on its
-# root, the conduit not yet taken down and the start not recorded
-# (rootfs_conduit_close). Restarted, the start sent again runs one init of
-# the guest on its own disk with its files, no conduit stays mounted, and
-# the destroy leaves no mount and no loop device.
+# thread before its mount (start_cold_disk); in start_cold_prepare, the
+# cgroup made and the disk's thread anywhere in its attach and mount
+# (rootfs_conduit_open); with the child cloned and waiting for its root
+# (start_cold_mounts); and with the child running on its root, the conduit
+# not yet taken down and the start not recorded (rootfs_conduit_close called
+# from start_cold_spawn: its first call, from rootfs_conduit_open, is the
+# prepare's). Restarted, the start sent again runs one init of the guest on
+# its own disk with its files, no conduit stays mounted, and the destroy
+# leaves no mount and no loop device.
 . "$(dirname "$0")/lib.sh"
 
 command -v gdb >/dev/null || { echo "SKIP: no gdb"; exit 77; }
@@ -27,13 +30,22 @@ reboot_mounts() {
     return 0
 }
 
-for fn in start_cold_disk start_cold_mounts rootfs_conduit_close; do
+# The agent's errors and warnings since its restart (the scenario's failure
+# output keeps only the log's tail).
+agent_trouble() {
+    grep -E ' (error|warning|critical):' "$T/h1/agent.log" | tail -n 20
+}
+
+for at in start_cold_disk rootfs_conduit_open start_cold_mounts \
+    'rootfs_conduit_close if $_caller_is("start_cold_spawn")'; do
+    fn=${at%% *}
     nodectl h1 stop "$G" 1 2 >/dev/null || fail "stop before the kill at $fn"
     reboot_mounts
-    killed_at h1 "$fn" start "$G"
+    killed_at h1 "$at" start "$G"
     start_agent h1
     nodectl h1 wait-hello >/dev/null || fail "no hello after the kill at $fn"
-    nodectl h1 start "$G" >/dev/null || fail "the start sent again after the kill at $fn"
+    out=$(nodectl h1 start "$G" 2>&1) ||
+        fail "the start sent again after the kill at $fn: $out; the agent said: $(agent_trouble)"
     sleep 1
     n=$(guest_inits "$G")
     [ "$n" = 1 ] || fail "guest $G runs $n inits after the kill at $fn and the start sent again"
