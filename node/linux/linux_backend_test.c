@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "common/errtext.h"
+#include "common/fsutil.h"
 #include "common/mem.h"
 #include "node/backend.h"
 #include "node/linux/disk.h"
@@ -762,6 +763,33 @@ test_create_again_after_reboot(void **state)
     create_again(*state, true);
 }
 
+/* An agent killed in a create between the image's making and its size (the
+ * file made, empty) left an empty disk.img: the create sent again makes the
+ * disk and the guest runs on it. It failed with "size must be 16M..256T"
+ * (disk_create took the empty file for an image of another size). */
+static void
+test_create_again_empty_image(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    char dir[PATH_MAX];
+
+    snprintf(dir, sizeof(dir), "%s/state/data/%s", fx->dir, fx->spec.id);
+    assert_int_equal(fs_mkdir_p(dir, 0700), 0);
+    int fd = open(fx->image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    errtext_clear();
+    int r = b->ops->create(b, &fx->spec, &fx->ids);
+    if (r < 0)
+        fail_msg("the create sent again: %s (%s)", strerror(-r), errtext_get());
+    struct stat st;
+    assert_int_equal(stat(fx->image, &st), 0);
+    assert_int_equal(st.st_size, fx->spec.limits.disk);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+}
+
 static size_t
 strv_len_free(char **v)
 {
@@ -823,6 +851,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stale_conduit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_again_other_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_again_after_reboot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_again_empty_image, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
