@@ -357,6 +357,13 @@ cgroup_kill(cgroup_mgr_t *mgr, const char *id)
 }
 
 int
+cgroup_thaw(cgroup_mgr_t *mgr, const char *id)
+{
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->thaw(mgr, id);
+}
+
+int
 cgroup_destroy(cgroup_mgr_t *mgr, const char *id)
 {
     int r = cgroup_check_name(id);

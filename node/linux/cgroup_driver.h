@@ -31,6 +31,7 @@ struct cgroup_ops {
     int (*usage)(cgroup_mgr_t *m, const char *id, struct guest_usage *u);
     int (*pids)(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n);
     int (*kill)(cgroup_mgr_t *m, const char *id);
+    int (*thaw)(cgroup_mgr_t *m, const char *id);
     int (*destroy)(cgroup_mgr_t *m, const char *id);
     int (*oom_watch)(cgroup_mgr_t *m, const char *id, bool *prio);
     int (*oom_read)(cgroup_mgr_t *m, const char *id, int fd, uint64_t *count);

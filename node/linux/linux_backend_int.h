@@ -97,6 +97,7 @@ int lx_migrate_paths(backend_t *b, const struct guest_spec *s, char *image, char
 int lx_migrate_freeze(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
                       bool freeze);
 int lx_migrate_frozen(backend_t *b, const struct guest_spec *s);
+int lx_thaw_stray(backend_t *b, const struct guest_spec *s);
 int lx_migrate_criu(backend_t *b, char *why, size_t n);
 int lx_migrate_pack(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
                     const char *manifest, int out_fd);

@@ -790,6 +790,116 @@ test_create_again_empty_image(void **state)
     assert_true(fx->rt.pid > 0);
 }
 
+/* The file of the guest's cgroup that freezes it (v1 freezer.state, v2
+ * cgroup.freeze) into out, and the value that freezes it. */
+static const char *
+freeze_file(struct fx *fx, char *out, size_t n)
+{
+    bool v2 = cgroup_mgr_mode(lb(fx->b)->cgroups) == CGROUP_V2;
+    if (v2)
+        snprintf(out, n, "/sys/fs/cgroup/vftest-lx%d/%s/cgroup.freeze", (int)getpid(), fx->spec.id);
+    else
+        snprintf(out, n, "/sys/fs/cgroup/freezer/vftest-lx%d/%s/freezer.state", (int)getpid(),
+                 fx->spec.id);
+    return v2 ? "1" : "FROZEN";
+}
+
+/* What an agent killed in a kill between its freeze and its thaw leaves:
+ * the guest's cgroup frozen (written as the kill writes it). */
+static void
+freeze_as_kill(struct fx *fx)
+{
+    char path[PATH_MAX];
+    const char *value = freeze_file(fx, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, value, strlen(value)), (ssize_t)strlen(value));
+    close(fd);
+}
+
+static char stalled_path[PATH_MAX]; /* the freezer file the alarm thaws */
+static volatile sig_atomic_t stalled;
+
+/* The start hung: the test thaws the guest itself, so that the start
+ * returns and the test fails with the teardown run. */
+static void
+on_stall(int sig)
+{
+    (void)sig;
+    stalled = 1;
+    int fd = open(stalled_path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)!write(fd, "THAWED", 6);
+        close(fd);
+    }
+}
+
+/* A start into a v1 guest a kill cut short left frozen thaws its cgroup
+ * first. Its init joins its cgroups itself, froze there, and the start
+ * waited for it for good (here: until the test's alarm thawed it after 20
+ * s). On v2 the spawner thaws it (spawn_cgroup_test test_cgroup2_frozen). */
+static void
+test_start_frozen(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+
+    if (cgroup_mgr_mode(lb(b)->cgroups) == CGROUP_V2)
+        skip();
+    assert_int_equal(b->ops->create(b, &fx->spec, &fx->ids), 0);
+    freeze_as_kill(fx);
+    (void)freeze_file(fx, stalled_path, sizeof(stalled_path));
+    stalled = 0;
+    struct sigaction sa = {.sa_handler = on_stall}, old;
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    alarm(20);
+    int r = b->ops->start(b, &fx->spec, &fx->ids, &fx->rt);
+    alarm(0);
+    sigaction(SIGALRM, &old, NULL);
+    assert_false(stalled);
+    assert_int_equal(r, 0);
+    assert_true(fx->rt.pid > 0);
+    assert_int_equal(lx_migrate_frozen(b, &fx->spec), 0);
+}
+
+/* What the restarted agent does with a frozen guest (thaw_stray): one a
+ * kill cut short left frozen is thawed; one a move froze is kept frozen
+ * (the move goes on from there) until the move's own thaw, which takes its
+ * mark away; a mark left on a guest that is not frozen goes. */
+static void
+test_thaw_stray(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    char mark[PATH_MAX + 16];
+
+    snprintf(mark, sizeof(mark), "%s/state/data/%s/frozen.move", fx->dir, fx->spec.id);
+    assert_int_equal(b->ops->create(b, &fx->spec, &fx->ids), 0);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_int_equal(b->ops->thaw_stray(b, &fx->spec), 0);
+
+    freeze_as_kill(fx);
+    for (int i = 0; i < 1000 && lx_migrate_frozen(b, &fx->spec) != 1; i++)
+        usleep(2000);
+    assert_int_equal(lx_migrate_frozen(b, &fx->spec), 1);
+    assert_int_equal(b->ops->thaw_stray(b, &fx->spec), 1);
+    assert_int_equal(lx_migrate_frozen(b, &fx->spec), 0);
+
+    assert_int_equal(b->ops->migrate_freeze(b, &fx->spec, &fx->rt, true), 0);
+    assert_int_equal(access(mark, F_OK), 0);
+    assert_int_equal(b->ops->thaw_stray(b, &fx->spec), 0);
+    assert_int_equal(lx_migrate_frozen(b, &fx->spec), 1);
+    assert_int_equal(b->ops->migrate_freeze(b, &fx->spec, &fx->rt, false), 0);
+    assert_int_equal(lx_migrate_frozen(b, &fx->spec), 0);
+    assert_int_equal(access(mark, F_OK), -1);
+
+    int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(b->ops->thaw_stray(b, &fx->spec), 0);
+    assert_int_equal(access(mark, F_OK), -1);
+}
+
 static size_t
 strv_len_free(char **v)
 {
@@ -853,6 +963,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_create_again_after_reboot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_again_empty_image, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_frozen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thaw_stray, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
