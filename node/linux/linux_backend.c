@@ -327,6 +327,8 @@ start_cold_mounts(void *arg, pid_t child)
     if (r == 0)
         r = k;
     if (r == 0)
+        r = lx_upper_fit_cold(sc->s, sc->ids, sc->p);
+    if (r == 0)
         r = rootfs_mount(lower, sc->p->disk, sc->p->root);
     if (r == 0 && (r = rootfs_conduit_fill(sc->p->stage, sc->p->root)) < 0)
         errtext_fail(r, "cannot bind the guest's root into \"%s\"", sc->p->stage);

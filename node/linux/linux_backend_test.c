@@ -763,6 +763,37 @@ test_create_again_after_reboot(void **state)
     create_again(*state, true);
 }
 
+/* A cold start given another block than the one the guest's files are in
+ * (the agent never does: it starts a guest with the block of the create
+ * that made or shifted its files, and records a block only after that
+ * create) gives them its block, as a create does, rather than running the
+ * template in the new block and the guest's own files as "nobody": it
+ * checked the idmapped template's owner and not the upper layer's. */
+static void
+test_cold_start_other_block(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    struct guest_ids old = fx->ids, new = {fx->ids.uid_base + BACKEND_UID_BLOCK, BACKEND_UID_BLOCK};
+    char path[PATH_MAX + 32];
+
+    assert_int_equal(b->ops->create(b, &fx->spec, &old), 0);
+    snprintf(path, sizeof(path), "%s/root/mine", fx->root);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(fchown(fd, old.uid_base, old.uid_base), 0);
+    close(fd);
+    reboot_mounts(fx);
+    fx->ids = new;
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+    assert_int_equal(owner_of(fx->lower), new.uid_base);
+    snprintf(path, sizeof(path), "%s/upper", fx->disk);
+    assert_int_equal(owner_of(path), new.uid_base);
+    snprintf(path, sizeof(path), "%s/upper/root/mine", fx->disk);
+    assert_int_equal(owner_of(path), new.uid_base);
+}
+
 /* An agent killed in a create between the image's making and its size (the
  * file made, empty) left an empty disk.img: the create sent again makes the
  * disk and the guest runs on it. It failed with "size must be 16M..256T"
@@ -962,6 +993,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_create_again_other_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_again_after_reboot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_again_empty_image, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cold_start_other_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_frozen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thaw_stray, setup, teardown),
