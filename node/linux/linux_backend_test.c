@@ -827,11 +827,8 @@ static const char *
 freeze_file(struct fx *fx, char *out, size_t n)
 {
     bool v2 = cgroup_mgr_mode(lb(fx->b)->cgroups) == CGROUP_V2;
-    if (v2)
-        snprintf(out, n, "/sys/fs/cgroup/vftest-lx%d/%s/cgroup.freeze", (int)getpid(), fx->spec.id);
-    else
-        snprintf(out, n, "/sys/fs/cgroup/freezer/vftest-lx%d/%s/freezer.state", (int)getpid(),
-                 fx->spec.id);
+    snprintf(out, n, "/sys/fs/cgroup/%svftest-lx%d/%s/%s", v2 ? "" : "freezer/", (int)getpid(),
+             fx->spec.id, v2 ? "cgroup.freeze" : "freezer.state");
     return v2 ? "1" : "FROZEN";
 }
 
