@@ -353,6 +353,26 @@ kill_unrecorded(agent_t *a)
     }
 }
 
+/* Thaws a guest an agent killed in its kill left frozen (backend.h,
+ * thaw_stray): re-adopted frozen, it hung until the master's stop came
+ * again, and an exec into it waited on a frozen helper. A move's freeze is
+ * kept: no command of a move is lost with an agent (the master sends its
+ * step again), and after the move's commit the guest runs on the target,
+ * so this copy must not run again. */
+static void
+thaw_stray(agent_t *a, const struct guest_spec *spec)
+{
+    const struct backend_ops *ops = a->backend->ops;
+    int r = ops->thaw_stray ? ops->thaw_stray(a->backend, spec) : 0;
+
+    if (r < 0)
+        log_warning("node=%s guest=%s cannot thaw its cgroup left frozen: %s, ignoring",
+                    a->cfg.name, spec->name, strerror(-r));
+    else if (r > 0)
+        log_warning("node=%s guest=%s was left frozen by a kill cut short: thawed", a->cfg.name,
+                    spec->name);
+}
+
 /* Re-adopts every guest of the store: a running one is checked by pid plus
  * start time and watched again; nothing is started twice. A guest that was
  * meant to run but is gone (the host rebooted) is started again only when its
@@ -369,6 +389,7 @@ adopt_all(agent_t *a)
         struct agent_guest *g = agent_guest_add(a, store_at(a->store, i));
         enum guest_state st = GUEST_ABSENT;
         agent_guest_spec(g, spec);
+        thaw_stray(a, spec);
         int r = a->backend->ops->state(a->backend, spec, &g->rec.rt, &st);
 
         if (r < 0)

@@ -294,6 +294,63 @@ test_unrecorded_logged(void **state)
     msg_clear(&hello);
 }
 
+static char thawed_ids[4][SPEC_ID_LEN + 1]; /* the guests thaw_stray was asked about */
+static size_t n_thawed;
+
+/* The sim's ops with a thaw_stray that notes each guest and says it thawed
+ * ID1 (what the linux backend says of a guest a kill cut short left frozen). */
+static int
+note_thaw(backend_t *b, const struct guest_spec *spec)
+{
+    (void)b;
+    if (n_thawed < ARRAY_SIZE(thawed_ids))
+        strscpy(thawed_ids[n_thawed++], spec->id, sizeof(thawed_ids[0]));
+    return strcmp(spec->id, ID1) == 0;
+}
+
+/* An agent killed in a kill between its freeze and its thaw leaves the
+ * guest frozen. The agent started from its records asks the backend to
+ * thaw every recorded guest a freeze nothing holds left frozen
+ * (thaw_stray), before its hello, and re-adopts the running one. */
+static void
+test_thaw_stray_at_start(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    static struct backend_ops ops;
+    struct store_record r1 = {0}, r2 = {0};
+    store_t *s = NULL;
+    struct msg hello;
+
+    ops = *b->ops;
+    ops.thaw_stray = note_thaw;
+    b->ops = &ops;
+    n_thawed = 0;
+    fill_spec(&r1.spec, ID1, "web1", 1);
+    r1.applied_generation = 1;
+    r1.desired = STORE_DESIRED_STOPPED; /* the stop that came to the kill */
+    assert_int_equal(b->ops->create(b, &r1.spec, &r1.ids), 0);
+    assert_int_equal(b->ops->start(b, &r1.spec, &r1.ids, &r1.rt), 0);
+    fill_spec(&r2.spec, ID2, "web2", 1);
+    r2.applied_generation = 1;
+    assert_int_equal(b->ops->create(b, &r2.spec, &r2.ids), 0);
+    assert_true(store_open(f->state, &s) >= 0);
+    assert_int_equal(store_put(s, &r1), 0);
+    assert_int_equal(store_put(s, &r2), 0);
+    store_close(&s);
+
+    start_agent(f, b);
+    assert_int_equal(n_thawed, 2);
+    assert_true(strcmp(thawed_ids[0], ID1) == 0 || strcmp(thawed_ids[1], ID1) == 0);
+    assert_true(strcmp(thawed_ids[0], ID2) == 0 || strcmp(thawed_ids[1], ID2) == 0);
+    handshake(f, &hello);
+    assert_int_equal(hello.u.hello.n_inventory, 2);
+    for (uint32_t i = 0; i < 2; i++)
+        assert_int_equal(hello.u.hello.inventory[i].running,
+                         strcmp(hello.u.hello.inventory[i].id, ID1) == 0);
+    msg_clear(&hello);
+}
+
 /* A stop is recorded (desired stopped) before the signal, and an agent
  * started from a record that says so, its init gone, takes the exit for the
  * stop's, not the guest's own: an agent killed between the exit and the
@@ -376,6 +433,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unrecorded_create_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrecorded_killed_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrecorded_logged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thaw_stray_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_recorded_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_exited_away, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_unrecorded, setup, teardown),

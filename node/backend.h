@@ -150,6 +150,17 @@ struct backend_ops {
     int (*stop)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
     /* Kills every process of the guest (SIGKILL to its cgroup) and waits for them. */
     int (*kill)(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt);
+    /* Thaws the guest when a freeze nothing holds any more left it frozen:
+     * an agent killed inside a kill (linux: freeze, SIGKILL each process,
+     * thaw) between its freeze and its thaw leaves the guest's processes
+     * frozen, and the agent restarted from its record re-adopts them so
+     * (the guest hangs until the next stop). A move's freeze (migrate_freeze)
+     * is kept: it is the move's, which goes on from it after the agent's
+     * restart (the send sent again resumes with the last pass, an abort
+     * thaws, the finish destroys a guest that runs on its target now).
+     * The agent's start-up calls it for every recorded guest. 1 when it
+     * thawed, 0 when not, or -errno. NULL: nothing of the backend freezes. */
+    int (*thaw_stray)(backend_t *b, const struct guest_spec *spec);
     /* The ids of the guests something of which may run here (linux: those
      * with a cgroup and a directory in this node's state directory): a
      * NULL-terminated array of malloc'd ids in *ids, each

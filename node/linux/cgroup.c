@@ -383,6 +383,13 @@ cgroup_kill_many(cgroup_mgr_t *mgr, char *const *ids, size_t n, int *res)
 }
 
 int
+cgroup_thaw(cgroup_mgr_t *mgr, const char *id)
+{
+    int r = cgroup_check_name(id);
+    return r < 0 ? r : mgr->ops->thaw(mgr, id);
+}
+
+int
 cgroup_destroy(cgroup_mgr_t *mgr, const char *id)
 {
     int r = cgroup_check_name(id);

@@ -204,6 +204,15 @@ int cgroup_kill(cgroup_mgr_t *mgr, const char *id);
  * remain, -EINVAL: not a guest id). Returns 0. */
 int cgroup_kill_many(cgroup_mgr_t *mgr, char *const *ids, size_t n, int *res);
 
+/* Thaws the guest's cgroup when it is frozen (v1: freezer.state is not
+ * THAWED; v2: cgroup.freeze holds 1). A kill freezes, kills and thaws
+ * (above): an agent killed between its freeze and its thaw leaves the
+ * guest's processes frozen (or, killed already, dying only at the thaw),
+ * and a process that joins the cgroup is frozen at once. One read when
+ * nothing is frozen. Returns 1 when it thawed, 0 when there was nothing to
+ * thaw (no freezer, no cgroup), or -errno. */
+int cgroup_thaw(cgroup_mgr_t *mgr, const char *id);
+
 /* Kills the guest's processes (v2: with cgroup.kill when the kernel has it)
  * and removes its cgroup from every hierarchy.
  * Idempotent: a guest with no cgroup is 0. The prefix directory stays. */

@@ -48,6 +48,7 @@ struct cgroup_ops {
      * sets k->killed and leaves k->result 1; -errno in k->result when the
      * list cannot be read. Never waits. */
     void (*kill_pass)(cgroup_mgr_t *m, struct cgroup_kill_one *k);
+    int (*thaw)(cgroup_mgr_t *m, const char *id);
     int (*destroy)(cgroup_mgr_t *m, const char *id);
     int (*oom_watch)(cgroup_mgr_t *m, const char *id, bool *prio);
     int (*oom_read)(cgroup_mgr_t *m, const char *id, int fd, uint64_t *count);

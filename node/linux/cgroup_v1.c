@@ -724,6 +724,18 @@ v1_kill(cgroup_mgr_t *m, const char *id)
 }
 
 static int
+v1_thaw(cgroup_mgr_t *m, const char *id)
+{
+    _cleanup_free_ char *dir = v1_dir(m, V1_FREEZER, id);
+    if (!dir || cgroup_holds(dir, "freezer.state", "THAWED"))
+        return 0;
+    int r = cgroup_write(m, dir, "freezer.state", "THAWED");
+    if (r == -ENOENT)
+        return 0;
+    return r < 0 ? r : 1;
+}
+
+static int
 v1_destroy(cgroup_mgr_t *m, const char *id)
 {
     struct v1_state *s = v1(m);
@@ -814,6 +826,7 @@ const struct cgroup_ops cgroup_v1_ops = {
     .usage = v1_usage,
     .pids = v1_pids,
     .kill_pass = v1_kill_pass,
+    .thaw = v1_thaw,
     .destroy = v1_destroy,
     .oom_watch = v1_oom_watch,
     .oom_read = v1_oom_read,

@@ -323,6 +323,51 @@ test_kill_many(void **state)
         assert_int_equal(cgroup_destroy(mgr, ids[i]), 0);
 }
 
+/* What a kill cut short between its freeze and its thaw (an agent killed
+ * there) leaves: the guest frozen, its process killed but alive until the
+ * thaw. cgroup_thaw thaws it (and the process dies), then has nothing to
+ * do, nor for a guest without a cgroup. */
+static void
+test_thaw(void **state)
+{
+    _cleanup_free_ char *id = make_id("thaw");
+    _cleanup_free_ char *gone = make_id("nothaw");
+    _cleanup_free_ char *dir = xasprintf("%s/freezer/%s/%s", ROOT, prefix, id);
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t kid = spawn_in(id, child_wait_pipe, &p[0]);
+    char line[32];
+    snprintf(line, sizeof(line), "%d", (int)kid);
+    for (int tries = 0;; tries++) {
+        _cleanup_free_ char *in = file_text("freezer", id, "cgroup.procs");
+        if (has_line(in, line))
+            break;
+        if (tries >= 1000)
+            fail_msg("the child did not join the freezer cgroup in 2 s");
+        usleep(2000);
+    }
+    assert_int_equal(cgroup_thaw(mgr, id), 0); /* not frozen */
+    _cleanup_free_ char *state_file = xasprintf("%s/freezer.state", dir);
+    FILE *f = fopen(state_file, "we");
+    assert_non_null(f);
+    assert_true(fputs("FROZEN", f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    _cleanup_free_ char *was = file_text("freezer", id, "freezer.state");
+    assert_int_not_equal(strncmp(was, "THAWED", 6), 0);
+    assert_int_equal(kill(kid, SIGKILL), 0);
+    assert_int_equal(cgroup_thaw(mgr, id), 1);
+    expect_file("freezer", id, "freezer.state", "THAWED\n");
+    int st = wait_status(kid);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_int_equal(cgroup_thaw(mgr, id), 0);
+    assert_int_equal(cgroup_thaw(mgr, gone), 0);
+    assert_int_equal(cgroup_thaw(mgr, "../x"), -EINVAL);
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+}
+
 /* A process in the guest's memory cgroup alone (not in its pids cgroup,
  * whose list the kill waits on) is killed all the same: the kill reads every
  * hierarchy before it says the guest is empty. */
@@ -703,7 +748,7 @@ static int
 teardown(void **state)
 {
     static const char *const what[] = {"lim",   "att", "pids", "oom", "dev", "cost",
-                                       "cost0", "chg", "one",  "ls1", "ls2"};
+                                       "cost0", "chg", "one",  "ls1", "ls2", "thaw"};
     for (size_t i = 0; i < ARRAY_SIZE(what); i++) {
         _cleanup_free_ char *id = make_id(what[i]);
         (void)cgroup_destroy(mgr, id);
@@ -735,6 +780,7 @@ main(void)
         cmocka_unit_test(test_set_limits_changed),
         cmocka_unit_test(test_kill_one_hierarchy),
         cmocka_unit_test(test_kill_many),
+        cmocka_unit_test(test_thaw),
         cmocka_unit_test(test_destroy_kills),
         cmocka_unit_test(test_complete),
         cmocka_unit_test(test_list),

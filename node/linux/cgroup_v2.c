@@ -432,6 +432,18 @@ v2_kill_pass(cgroup_mgr_t *m, struct cgroup_kill_one *k)
 }
 
 static int
+v2_thaw(cgroup_mgr_t *m, const char *id)
+{
+    _cleanup_free_ char *dir = v2_dir(m, id);
+    if (cgroup_holds(dir, "cgroup.freeze", "0"))
+        return 0;
+    int r = cgroup_write(m, dir, "cgroup.freeze", "0");
+    if (r == -ENOENT)
+        return 0; /* no cgroup, or a kernel without the freezer (before 5.2) */
+    return r < 0 ? r : 1;
+}
+
+static int
 v2_kill_as(cgroup_mgr_t *m, const char *id, bool removing)
 {
     struct cgroup_kill_one k = {.id = id, .removing = removing};
@@ -495,6 +507,7 @@ const struct cgroup_ops cgroup_v2_ops = {
     .usage = v2_usage,
     .pids = v2_pids,
     .kill_pass = v2_kill_pass,
+    .thaw = v2_thaw,
     .destroy = v2_destroy,
     .oom_watch = v2_oom_watch,
     .oom_read = v2_oom_read,

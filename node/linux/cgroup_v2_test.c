@@ -425,6 +425,28 @@ test_attach_kill_destroy(void **state)
     assert_int_equal(cgroup_open_v2_fd(f->mgr, "g1"), -ENOENT);
 }
 
+/* A cgroup a kill cut short left frozen (cgroup.freeze 1) is thawed, with
+ * one write; one that is not frozen is only read, and one without a
+ * freezer file (a kernel before 5.2) is not frozen. */
+static void
+test_thaw(void **state)
+{
+    struct fake *f = *state;
+    assert_int_equal(cgroup_create(f->mgr, "g1"), 0);
+    _cleanup_free_ char *dir = xasprintf("%s/vfleet/g1", f->root);
+    put(dir, "cgroup.freeze", "1\n");
+    f->trace[0] = '\0';
+    assert_int_equal(cgroup_thaw(f->mgr, "g1"), 1);
+    expect_trace(f, "vfleet/g1/cgroup.freeze\t0\n");
+    put(dir, "cgroup.freeze", "0\n");
+    assert_int_equal(cgroup_thaw(f->mgr, "g1"), 0);
+    expect_trace(f, "");
+    _cleanup_free_ char *freeze = xasprintf("%s/cgroup.freeze", dir);
+    assert_int_equal(unlink(freeze), 0);
+    assert_int_equal(cgroup_thaw(f->mgr, "g1"), 0);
+    assert_int_equal(cgroup_destroy(f->mgr, "g1"), 0);
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -478,6 +500,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_attach_kill_destroy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_many_one_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thaw, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -464,14 +464,17 @@ disk_create(const char *image, uint64_t size, uint64_t inodes, const char *prist
         struct stat st;
         if (fstat(fd, &st) < 0)
             return -errno;
-        if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+        /* An empty file is an image never made: a create killed between
+         * the open that made it (or a remake's truncation to 0) and its
+         * ftruncate to the size left it, with no byte of a guest's in it. */
+        if (!S_ISREG(st.st_mode) || (st.st_size != 0 && (uint64_t)st.st_size != size))
             return -EEXIST;
         struct disk_info info;
         if (disk_ext4_info(fd, &info) == 0)
             return info.inodes >= inodes ? 0 : -EEXIST;
-        /* Same size, no filesystem: a create that died before mkfs finished.
-         * Make it sparse and zero again, unless something uses it; the claim
-         * is held until fd closes, so nothing attaches it meanwhile. */
+        /* Same size or empty, no filesystem: a create that died before mkfs
+         * finished. Make it sparse and zero again, unless something uses it;
+         * the claim is held until fd closes, so nothing attaches it meanwhile. */
         int r = disk_claim(fd, image);
         if (r < 0)
             return r;

@@ -122,7 +122,10 @@ struct disk_usage {
  * an image over 64 GiB, or when that fails, mkfs.ext4 makes it.
  * Idempotent: an existing image of the same size holding ext4 with at least
  * `inodes` inodes is left alone and 0 returned; one of the same size without a
- * valid superblock (a create interrupted before mkfs finished) is made again.
+ * valid superblock (a create interrupted before mkfs finished) is made again,
+ * and so is an empty one (a create killed between making the file and giving
+ * it its size: the image is made in place, and an empty file never held a
+ * guest's byte; an image of another size is never replaced).
  * Returns -EINVAL for a size outside [DISK_MIN_SIZE, DISK_MAX_SIZE] or an
  * inode count outside [DISK_MIN_INODES, size / DISK_MIN_BYTES_PER_INODE],
  * -EEXIST for an existing image of another size or with fewer inodes, -EBUSY

@@ -128,6 +128,34 @@ test_create_args(void **state)
     assert_int_equal(disk_destroy(fx->image), 0);
     assert_int_equal(disk_destroy(fx->image), 0);
     assert_int_equal(access(fx->image, F_OK), -1);
+
+    /* An empty file (a create killed between its open and its ftruncate to
+     * the size, or a remake killed between its two ftruncates) is made
+     * again, with mkfs or from a pristine copy, and a guest's complete image
+     * beside it is never replaced: it holds a file after a create of
+     * another size, and after one of its own. */
+    char pristine[PATH_MAX + 16], mark[PATH_MAX + 16];
+    snprintf(pristine, sizeof(pristine), "%s/pristine", fx->dir);
+    for (int with_pristine = 0; with_pristine < 2; with_pristine++) {
+        fd = open(fx->image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(disk_create(fx->image, 32 * MiB, 0, with_pristine ? pristine : NULL), 0);
+        assert_int_equal(disk_info(fx->image, &info), 0);
+        assert_int_equal(info.blocks * info.block_size, 32 * MiB);
+        assert_int_equal(disk_mount(fx->image, fx->mnt, NULL, 0), 0);
+        snprintf(mark, sizeof(mark), "%s/mark", fx->mnt);
+        fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(disk_umount(fx->mnt), 0);
+        assert_int_equal(disk_create(fx->image, 48 * MiB, 0, NULL), -EEXIST);
+        assert_int_equal(disk_create(fx->image, 32 * MiB, 0, NULL), 0);
+        assert_int_equal(disk_mount(fx->image, fx->mnt, NULL, 0), 0);
+        assert_int_equal(access(mark, F_OK), 0);
+        assert_int_equal(disk_umount(fx->mnt), 0);
+        assert_int_equal(disk_destroy(fx->image), 0);
+    }
 }
 
 static void

@@ -11,9 +11,9 @@ int
 guest_dir_remove(const char *path)
 {
     /* Only the few files the backend itself makes live here. */
-    static const char *const files[] = {"console.log",      "console.ring",        "disk.img",
-                                        "provision.stamp",  "provision.stamp.new", "rebuild.stamp",
-                                        "rebuild.stamp.new"};
+    static const char *const files[] = {"console.log",   "console.ring",     "disk.img",
+                                        "frozen.move",   "provision.stamp",  "provision.stamp.new",
+                                        "rebuild.stamp", "rebuild.stamp.new"};
     static const char *const dirs[] = {"root", "lower", "disk", "stage/root", "stage"};
     char buf[700];
 

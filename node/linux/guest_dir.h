@@ -1,6 +1,6 @@
 /* A guest's directory on its node (<state>/data/<id>: disk.img, the disk,
  * lower and root mount points, the console ring and log, the provision and
- * rebuild stamps) and its removal once the guest is destroyed.
+ * rebuild stamps, a move's freeze mark) and its removal once the guest is destroyed.
  *
  * Threads: no shared state. */
 #pragma once

@@ -346,6 +346,8 @@ start_cold_mounts(void *arg, pid_t child)
     if (r == 0)
         r = k;
     if (r == 0)
+        r = lx_upper_fit_cold(sc->s, sc->ids, sc->p);
+    if (r == 0)
         r = lx_mount_overlay(lower, sc->p);
     if (r == 0 && (r = rootfs_conduit_fill(sc->p->stage, sc->p->root)) < 0)
         errtext_fail(r, "cannot bind the guest's root into \"%s\"", sc->p->stage);
@@ -410,6 +412,25 @@ linux_backend_remade(backend_t *b)
     return __atomic_load_n(&lb(b)->remade, __ATOMIC_RELAXED);
 }
 
+/* A v1 guest's freezer cgroup thawed before its start: a kill cut short
+ * between its freeze and its thaw (an agent killed there) leaves it frozen,
+ * and the init, which joins its cgroups itself, froze there and the start
+ * with it, for good. A guest starts only when its init is not running,
+ * and a move's freeze holds off its starts. On v2 the spawner does it
+ * (thaw_cgroup2, spawnd.c), through the directory it opens anyway. One
+ * read of freezer.state when nothing is frozen. 0 or -errno. */
+static int
+start_thaw(struct linux_backend *l, const struct guest_spec *s)
+{
+    if (cgroup_mgr_mode(l->cgroups) == CGROUP_V2)
+        return 0;
+    int r = cgroup_thaw(l->cgroups, s->id);
+    if (r > 0)
+        log_info("guest=%s its cgroup was left frozen (a kill cut short): thawed before its start",
+                 s->name);
+    return r < 0 ? errtext_fail(r, "cannot thaw the guest's cgroup: %s", strerror(-r)) : 0;
+}
+
 /* The FreeVPS views go into a guest only when the agent serves them (a
  * FUSE mount there), never as a plain host directory. */
 static int
@@ -444,7 +465,9 @@ lx_start(backend_t *b, const struct guest_spec *s, const struct guest_ids *ids,
     /* The setup runs without a ceiling below a core (cgroup_setup_limits). */
     struct spec_limits setup;
     bool lift = cgroup_setup_limits(&s->limits, &setup);
-    r = cgroup_set_limits_changed(l->cgroups, s->id, &setup);
+    r = start_thaw(l, s);
+    if (r == 0)
+        r = cgroup_set_limits_changed(l->cgroups, s->id, &setup);
     if (r == 0)
         r = lx_spawn_config_of(l, s, ids, &p, &c);
     if (r < 0) {
@@ -881,6 +904,7 @@ static const struct backend_ops linux_ops = {
     .migrate_paths = lx_migrate_paths,
     .migrate_freeze = lx_migrate_freeze,
     .migrate_frozen = lx_migrate_frozen,
+    .thaw_stray = lx_thaw_stray,
     .migrate_criu = lx_migrate_criu,
     .migrate_pack = lx_migrate_pack,
     .migrate_unpack = lx_migrate_unpack,

@@ -87,6 +87,15 @@ int lx_mount_overlay(const char *lower, const struct guest_paths *p);
 /* The guest's root: lower layer, then the overlay on its disk. */
 int lx_mount_root(struct linux_backend *l, const struct guest_ids *ids, const struct guest_paths *p,
                   pid_t child);
+/* A cold start's check of the guest's files (its disk mounted, its root
+ * not, the start's conduit open): the upper directory's owner in ids'
+ * block, or its files shifted into it, as a create does (upper_fit). The
+ * agent starts a guest with the block the create that made it (or the one
+ * sent again after it, which shifted them) gave its files, so one stat
+ * finds them so; a start given another block would otherwise run its
+ * template in that block and its own files as "nobody". */
+int lx_upper_fit_cold(const struct guest_spec *s, const struct guest_ids *ids,
+                      const struct guest_paths *p);
 /* The guest's disk and root, mounted unless they are, its files and its
  * idmapped template in its block. */
 int lx_guest_mounts(struct linux_backend *l, const struct guest_spec *s,
@@ -104,6 +113,7 @@ int lx_migrate_paths(backend_t *b, const struct guest_spec *s, char *image, char
 int lx_migrate_freeze(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
                       bool freeze);
 int lx_migrate_frozen(backend_t *b, const struct guest_spec *s);
+int lx_thaw_stray(backend_t *b, const struct guest_spec *s);
 int lx_migrate_criu(backend_t *b, char *why, size_t n);
 int lx_migrate_pack(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
                     const char *manifest, int out_fd);

@@ -2,9 +2,11 @@
  * image's paths, freezing, packing and unpacking the overlay's upper
  * directory, and shifting its files into the target's uid block. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include "common/errtext.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "node/linux/cgroup.h"
 #include "node/linux/disk.h"
 #include "node/linux/idmap.h"
 #include "node/linux/idshift.h"
@@ -40,6 +43,15 @@ migrate_cgroups_of(struct linux_backend *l, struct migrate_cgroups *cg)
     cg->v2 = cgroup_mgr_mode(l->cgroups) == CGROUP_V2;
 }
 
+/* data/<id>/frozen.move: the guest's cgroup is (being) frozen by a move,
+ * not by a kill. The file outlives an agent killed meanwhile, so that the
+ * restarted agent keeps the move's freeze (lx_thaw_stray). */
+static char *
+move_mark(const struct guest_paths *p)
+{
+    return xasprintf("%s/frozen.move", p->dir);
+}
+
 int
 lx_migrate_freeze(backend_t *b, const struct guest_spec *s, const struct guest_runtime *rt,
                   bool freeze)
@@ -51,7 +63,20 @@ lx_migrate_freeze(backend_t *b, const struct guest_spec *s, const struct guest_r
     migrate_cgroups_of(l, &cg);
     paths_of(l, s, &p);
     bool running = rt->pid && proc_is_same(rt->pid, rt->start_time) > 0;
-    return migrate_freeze(&cg, s->id, p.disk, running, freeze);
+    _cleanup_free_ char *mark = move_mark(&p);
+    /* The mark before the freeze, gone after the thaw: a freeze is never
+     * without it. No fsync: a reboot thaws everything. */
+    if (freeze && running) {
+        int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return errtext_fail(-errno, "cannot mark the guest frozen for its move: %s",
+                                strerror(errno));
+        close(fd);
+    }
+    int r = migrate_freeze(&cg, s->id, p.disk, running, freeze);
+    if ((freeze && running && r < 0) || (!freeze && r >= 0))
+        (void)unlink(mark);
+    return r;
 }
 
 int
@@ -61,6 +86,28 @@ lx_migrate_frozen(backend_t *b, const struct guest_spec *s)
 
     migrate_cgroups_of(lb(b), &cg);
     return migrate_frozen(&cg, s->id);
+}
+
+/* backend.h: a guest frozen with the move's mark is the move's; a mark on a
+ * guest not frozen (an agent killed between a move's thaw and the mark's
+ * removal, or before its freeze took) goes, and any other freeze is a
+ * kill's that did not end. */
+int
+lx_thaw_stray(backend_t *b, const struct guest_spec *s)
+{
+    struct linux_backend *l = lb(b);
+    struct migrate_cgroups cg;
+    struct guest_paths p;
+
+    migrate_cgroups_of(l, &cg);
+    paths_of(l, s, &p);
+    _cleanup_free_ char *mark = move_mark(&p);
+    if (access(mark, F_OK) == 0) {
+        if (migrate_frozen(&cg, s->id) == 1)
+            return 0;
+        (void)unlink(mark);
+    }
+    return cgroup_thaw(l->cgroups, s->id);
 }
 
 int

@@ -229,7 +229,8 @@ lx_guest_disk(struct linux_backend *l, const struct guest_spec *s, const struct 
  * owner names the block its files came with; a privileged guest's could be
  * anything, and its files are host ids whatever happens: not looked at. */
 static int
-upper_fit(const struct guest_spec *s, const struct guest_ids *ids, const struct guest_paths *p)
+upper_fit_as(const struct guest_spec *s, const struct guest_ids *ids, const struct guest_paths *p,
+             bool cold)
 {
     char upper[sizeof(p->disk) + 8];
     struct stat st;
@@ -241,10 +242,10 @@ upper_fit(const struct guest_spec *s, const struct guest_ids *ids, const struct 
         return errno == ENOENT ? 0 : -errno;
     if ((uint32_t)st.st_uid - ids->uid_base < IDMAP_BLOCK)
         return 0;
-    int r = lx_conduit_sweep(p);
+    int r = cold ? 0 : lx_conduit_sweep(p);
     if (r < 0)
         return r;
-    r = rootfs_umount(p->root);
+    r = cold ? 0 : rootfs_umount(p->root);
     if (r < 0)
         return errtext_fail(r, "cannot unmount the guest's root to give its files its ids");
     r = idshift_tree(upper, ids->uid_base, IDMAP_BLOCK);
@@ -254,6 +255,20 @@ upper_fit(const struct guest_spec *s, const struct guest_ids *ids, const struct 
     log_info("guest=%s files made for host uid %u as root shifted to host ids %u..%u", s->name,
              (unsigned)st.st_uid, ids->uid_base, ids->uid_base + IDMAP_BLOCK - 1);
     return 0;
+}
+
+static int
+upper_fit(const struct guest_spec *s, const struct guest_ids *ids, const struct guest_paths *p)
+{
+    return upper_fit_as(s, ids, p, false);
+}
+
+/* linux_backend_int.h */
+int
+lx_upper_fit_cold(const struct guest_spec *s, const struct guest_ids *ids,
+                  const struct guest_paths *p)
+{
+    return upper_fit_as(s, ids, p, true);
 }
 
 /* The guest's disk and root, mounted unless they are, its files and its

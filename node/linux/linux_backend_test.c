@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "common/errtext.h"
+#include "common/fsutil.h"
 #include "common/mem.h"
 #include "node/backend.h"
 #include "node/linux/disk.h"
@@ -762,6 +763,171 @@ test_create_again_after_reboot(void **state)
     create_again(*state, true);
 }
 
+/* A cold start given another block than the one the guest's files are in
+ * (the agent never does: it starts a guest with the block of the create
+ * that made or shifted its files, and records a block only after that
+ * create) gives them its block, as a create does, rather than running the
+ * template in the new block and the guest's own files as "nobody": it
+ * checked the idmapped template's owner and not the upper layer's. */
+static void
+test_cold_start_other_block(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    struct guest_ids old = fx->ids, new = {fx->ids.uid_base + BACKEND_UID_BLOCK, BACKEND_UID_BLOCK};
+    char path[PATH_MAX + 32];
+
+    assert_int_equal(b->ops->create(b, &fx->spec, &old), 0);
+    snprintf(path, sizeof(path), "%s/root/mine", fx->root);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(fchown(fd, old.uid_base, old.uid_base), 0);
+    close(fd);
+    reboot_mounts(fx);
+    fx->ids = new;
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+    assert_int_equal(owner_of(fx->lower), new.uid_base);
+    snprintf(path, sizeof(path), "%s/upper", fx->disk);
+    assert_int_equal(owner_of(path), new.uid_base);
+    snprintf(path, sizeof(path), "%s/upper/root/mine", fx->disk);
+    assert_int_equal(owner_of(path), new.uid_base);
+}
+
+/* An agent killed in a create between the image's making and its size (the
+ * file made, empty) left an empty disk.img: the create sent again makes the
+ * disk and the guest runs on it. It failed with "size must be 16M..256T"
+ * (disk_create took the empty file for an image of another size). */
+static void
+test_create_again_empty_image(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    char dir[PATH_MAX];
+
+    snprintf(dir, sizeof(dir), "%s/state/data/%s", fx->dir, fx->spec.id);
+    assert_int_equal(fs_mkdir_p(dir, 0700), 0);
+    int fd = open(fx->image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    errtext_clear();
+    int r = b->ops->create(b, &fx->spec, &fx->ids);
+    if (r < 0)
+        fail_msg("the create sent again: %s (%s)", strerror(-r), errtext_get());
+    struct stat st;
+    assert_int_equal(stat(fx->image, &st), 0);
+    assert_int_equal(st.st_size, fx->spec.limits.disk);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+}
+
+/* The file of the guest's cgroup that freezes it (v1 freezer.state, v2
+ * cgroup.freeze) into out, and the value that freezes it. */
+static const char *
+freeze_file(struct fx *fx, char *out, size_t n)
+{
+    bool v2 = cgroup_mgr_mode(lb(fx->b)->cgroups) == CGROUP_V2;
+    snprintf(out, n, "/sys/fs/cgroup/%svftest-lx%d/%s/%s", v2 ? "" : "freezer/", (int)getpid(),
+             fx->spec.id, v2 ? "cgroup.freeze" : "freezer.state");
+    return v2 ? "1" : "FROZEN";
+}
+
+/* What an agent killed in a kill between its freeze and its thaw leaves:
+ * the guest's cgroup frozen (written as the kill writes it). */
+static void
+freeze_as_kill(struct fx *fx)
+{
+    char path[PATH_MAX];
+    const char *value = freeze_file(fx, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, value, strlen(value)), (ssize_t)strlen(value));
+    close(fd);
+}
+
+static char stalled_path[PATH_MAX]; /* the freezer file the alarm thaws */
+static volatile sig_atomic_t stalled;
+
+/* The start hung: the test thaws the guest itself, so that the start
+ * returns and the test fails with the teardown run. */
+static void
+on_stall(int sig)
+{
+    (void)sig;
+    stalled = 1;
+    int fd = open(stalled_path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)!write(fd, "THAWED", 6);
+        close(fd);
+    }
+}
+
+/* A start into a v1 guest a kill cut short left frozen thaws its cgroup
+ * first. Its init joins its cgroups itself, froze there, and the start
+ * waited for it for good (here: until the test's alarm thawed it after 20
+ * s). On v2 the spawner thaws it (spawn_cgroup_test test_cgroup2_frozen). */
+static void
+test_start_frozen(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+
+    if (cgroup_mgr_mode(lb(b)->cgroups) == CGROUP_V2)
+        skip();
+    assert_int_equal(b->ops->create(b, &fx->spec, &fx->ids), 0);
+    freeze_as_kill(fx);
+    (void)freeze_file(fx, stalled_path, sizeof(stalled_path));
+    stalled = 0;
+    struct sigaction sa = {.sa_handler = on_stall}, old;
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    alarm(20);
+    int r = b->ops->start(b, &fx->spec, &fx->ids, &fx->rt);
+    alarm(0);
+    sigaction(SIGALRM, &old, NULL);
+    assert_false(stalled);
+    assert_int_equal(r, 0);
+    assert_true(fx->rt.pid > 0);
+    assert_int_equal(lx_migrate_frozen(b, &fx->spec), 0);
+}
+
+/* What the restarted agent does with a frozen guest (thaw_stray): one a
+ * kill cut short left frozen is thawed; one a move froze is kept frozen
+ * (the move goes on from there) until the move's own thaw, which takes its
+ * mark away; a mark left on a guest that is not frozen goes. */
+static void
+test_thaw_stray(void **state)
+{
+    struct fx *fx = *state;
+    backend_t *b = fx->b;
+    char mark[PATH_MAX + 16];
+
+    snprintf(mark, sizeof(mark), "%s/state/data/%s/frozen.move", fx->dir, fx->spec.id);
+    assert_int_equal(b->ops->create(b, &fx->spec, &fx->ids), 0);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_int_equal(b->ops->thaw_stray(b, &fx->spec), 0);
+
+    freeze_as_kill(fx);
+    for (int i = 0; i < 1000 && lx_migrate_frozen(b, &fx->spec) != 1; i++)
+        usleep(2000);
+    assert_int_equal(lx_migrate_frozen(b, &fx->spec), 1);
+    assert_int_equal(b->ops->thaw_stray(b, &fx->spec), 1);
+    assert_int_equal(lx_migrate_frozen(b, &fx->spec), 0);
+
+    assert_int_equal(b->ops->migrate_freeze(b, &fx->spec, &fx->rt, true), 0);
+    assert_int_equal(access(mark, F_OK), 0);
+    assert_int_equal(b->ops->thaw_stray(b, &fx->spec), 0);
+    assert_int_equal(lx_migrate_frozen(b, &fx->spec), 1);
+    assert_int_equal(b->ops->migrate_freeze(b, &fx->spec, &fx->rt, false), 0);
+    assert_int_equal(lx_migrate_frozen(b, &fx->spec), 0);
+    assert_int_equal(access(mark, F_OK), -1);
+
+    int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(b->ops->thaw_stray(b, &fx->spec), 0);
+    assert_int_equal(access(mark, F_OK), -1);
+}
+
 static size_t
 strv_len_free(char **v)
 {
@@ -823,7 +989,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stale_conduit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_again_other_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_again_after_reboot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_again_empty_image, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cold_start_other_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_frozen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thaw_stray, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
