@@ -10,7 +10,7 @@
 # conduit stays mounted, and the destroy leaves no mount and no loop device.
 # Not here: the kill in start_cold_prepare with the disk's thread anywhere
 # in its attach and mount (rootfs_conduit_open), after which the start sent
-# again failed with EBUSY in about 1 of 40 tries, cause not yet found
+# again failed with EBUSY in about 1 of 50 tries, cause not yet found
 # (docs/status.md).
 . "$(dirname "$0")/lib.sh"
 
