@@ -16,6 +16,7 @@
 #include "master/events_stream.h"
 #include "master/guests.h"
 #include "master/http_handlers.h"
+#include "master/trust.h"
 #include "master/usage.h"
 #include "proto/link.h"
 
@@ -204,20 +205,9 @@ node_link_out(struct textbuf *o, master_t *m)
 static void
 link_out(struct textbuf *o, master_t *m)
 {
-    struct link_stats sum = {0};
+    struct link_stats sum;
 
-    for (unsigned i = 0; i < m->n_links; i++) {
-        struct link_stats st;
-        link_get_stats(m->links[i].link, &st);
-        sum.dropped += st.dropped;
-        sum.kicked_flood += st.kicked_flood;
-        sum.kicked_denied += st.kicked_denied;
-        sum.kicked_idle += st.kicked_idle;
-        sum.kicked_junk += st.kicked_junk;
-        sum.kicked_asked += st.kicked_asked;
-        sum.violations += st.violations;
-        sum.kicked_violation += st.kicked_violation;
-    }
+    trust_link_stats(m, &sum);
     const struct {
         const char *reason; /* the label's value */
         uint64_t n;         /* connections cut for it */

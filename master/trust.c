@@ -545,26 +545,37 @@ trust_revoke(master_t *m, const char *name)
 
 /* ---- housekeeping ----------------------------------------------------- */
 
-static void
-log_link_trouble(master_t *m, uint64_t now)
+/* trust.h */
+void
+trust_link_stats(master_t *m, struct link_stats *sum)
 {
-    struct link_stats sum = {0}, *seen = &m->trust->seen;
-
+    *sum = (struct link_stats){0};
     for (unsigned i = 0; i < m->n_links; i++) {
         struct link_stats st;
         link_get_stats(m->links[i].link, &st);
-        sum.dropped += st.dropped;
-        sum.kicked_flood += st.kicked_flood;
-        sum.kicked_idle += st.kicked_idle;
-        sum.kicked_denied += st.kicked_denied;
-        sum.kicked_junk += st.kicked_junk;
-        sum.violations += st.violations;
-        sum.kicked_violation += st.kicked_violation;
+        sum->dropped += st.dropped;
+        sum->kicked_flood += st.kicked_flood;
+        sum->kicked_denied += st.kicked_denied;
+        sum->kicked_idle += st.kicked_idle;
+        sum->kicked_junk += st.kicked_junk;
+        sum->kicked_asked += st.kicked_asked;
+        sum->violations += st.violations;
+        sum->kicked_violation += st.kicked_violation;
+        sum->stashed += st.stashed;
+        sum->shrunk_bytes += st.shrunk_bytes;
         if (st.violation) {
-            memcpy(sum.violator, st.violator, sizeof(sum.violator));
-            sum.violation = st.violation;
+            memcpy(sum->violator, st.violator, sizeof(sum->violator));
+            sum->violation = st.violation;
         }
     }
+}
+
+static void
+log_link_trouble(master_t *m, uint64_t now)
+{
+    struct link_stats sum, *seen = &m->trust->seen;
+
+    trust_link_stats(m, &sum);
     if (sum.kicked_flood == seen->kicked_flood && sum.kicked_idle == seen->kicked_idle &&
         sum.kicked_junk == seen->kicked_junk && sum.dropped == seen->dropped &&
         sum.violations == seen->violations)

@@ -52,6 +52,10 @@ int trust_open(master_t *m, char *err, size_t errlen);
 /* Stops the ZAP handler; after the links are closed. NULL-safe. */
 void trust_close(master_t *m);
 
+/* The counts of the master's node links (link_get_stats) summed into sum;
+ * its violator and violation are the last link's that has one. */
+void trust_link_stats(master_t *m, struct link_stats *sum);
+
 /* Whether endpoint is served with CurveZMQ: tcp://, unless insecure. */
 bool trust_endpoint_curve(const master_t *m, const char *endpoint);
 /* The keys a curve endpoint binds with (NULL when no endpoint is curve). */
