@@ -69,6 +69,23 @@ closedirp(DIR **d)
         closedir(*d);
 }
 
+/* A stream of the guests directory's entries, its own descriptor (the
+ * store keeps guests_fd); 0, or -errno. */
+static int
+guests_dir_open(const store_t *s, DIR **out)
+{
+    int fd = openat(s->guests_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    *out = fdopendir(fd);
+    if (!*out) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    return 0;
+}
+
 const char *
 store_desired_name(enum store_desired d)
 {
@@ -427,24 +444,16 @@ load_all(store_t *s, uint64_t *spares)
 {
     _cleanup_(closedirp) DIR *d = NULL;
     struct dirent *de;
-    int fd;
+    int r = guests_dir_open(s, &d);
 
-    fd = openat(s->guests_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    d = fdopendir(fd);
-    if (!d) {
-        int r = -errno;
-        close(fd);
+    if (r < 0)
         return r;
-    }
     _cleanup_free_ struct store_record *rec = xmalloc(sizeof(*rec)); /* one file's, unpacked */
 
     while ((errno = 0, de = readdir(d))) {
         const char *name = de->d_name;
         struct store_entry *e = NULL;
         char detail[96] = "";
-        int r;
 
         if (name[0] == '.') {
             int k = spare_slot(name);
@@ -615,21 +624,14 @@ store_set_aside(const store_t *s, const char *id, char *name, size_t n)
     _cleanup_(closedirp) DIR *d = NULL;
     char prefix[SPEC_ID_LEN + sizeof(JSON_SUFFIX ".corrupt-")];
     struct dirent *de;
-    int fd, found = 0;
+    int r, found = 0;
 
     if (s->guests_fd < 0)
         return 0;
     if (snprintf(prefix, sizeof(prefix), "%s" JSON_SUFFIX ".corrupt-", id) >= (int)sizeof(prefix))
         return 0;
-    fd = openat(s->guests_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    d = fdopendir(fd);
-    if (!d) {
-        int r = -errno;
-        close(fd);
+    if ((r = guests_dir_open(s, &d)) < 0)
         return r;
-    }
     while ((de = readdir(d))) {
         /* The newest, when there are several: the names end in unix ms. */
         if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
