@@ -28,6 +28,12 @@
 #   cpu_ms        CPU time of the whole cluster per create (master, agents,
 #                 spawners, relay, and the guests' setup until init runs)
 #   /peer         creates/s over the peer's at the same client count
+#   bound         (8 clients) the most x1 can be on this machine's CPUs:
+#                 NCPU x L / c, with L one client's wall time per create
+#                 (1000 / its creates/s: one client makes one at a time) and
+#                 c the 8 clients' cpu_ms; more clients cannot make creates
+#                 faster than the CPUs do their work (docs/performance.md,
+#                 "The bound on 8 clients >= 4x one")
 #
 # Environment: VFLEET_BIN (default <repo>/build/bin: vfleet-master,
 # vfleet-node, vfleet, bench_api_client), OLD_BIN (another build's bin
@@ -181,8 +187,8 @@ ours() {
 
 echo "machine: kernel $(uname -r), $(nproc) cpus, load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "${LOAD_NOTE:-}"
-printf '%-5s %-5s %7s %9s %7s %7s %5s %7s | %8s %7s %7s %5s | %6s\n' round build clients \
-    creates/s p50_ms p99_ms x1 cpu_ms peer/s p50_ms p99_ms x1 /peer
+printf '%-5s %-5s %7s %9s %7s %7s %5s %7s | %8s %7s %7s %5s | %6s %5s\n' round build clients \
+    creates/s p50_ms p99_ms x1 cpu_ms peer/s p50_ms p99_ms x1 /peer bound
 for r in $(seq "$ROUNDS"); do
     builds=()
     [ -n "${OLD_BIN:-}" ] && builds+=("old:$OLD_BIN")
@@ -198,14 +204,16 @@ for r in $(seq "$ROUNDS"); do
         rmdir "$CPUACCT" 2>/dev/null || true
         p1=$(peer 1 "$K" "a$r$name")
         p8=$(peer 8 "$K8" "b$r$name")
-        python3 - "$r" "$name" "$o1" "$o8" "$p1" "$p8" "$(cut -d' ' -f1 /proc/loadavg)" <<'EOF'
-import sys
-r, name, o1, o8, p1, p8, load = sys.argv[1:]
+        python3 - "$r" "$name" "$o1" "$o8" "$p1" "$p8" "$(cut -d' ' -f1 /proc/loadavg)" "$(nproc)" <<'EOF'
+import math, sys
+r, name, o1, o8, p1, p8, load, ncpu = sys.argv[1:]
 o1, o8, p1, p8 = ([float(x) for x in s.split()] for s in (o1, o8, p1, p8))
+# NCPU x L / c: L = 1000 / one client's creates/s, c = the 8 clients' cpu_ms.
+bound = int(ncpu) * 1000 / o1[0] / o8[4] if o8[4] > 0 else math.nan
 for c, o, p in ((1, o1, p1), (8, o8, p8)):
-    print("%-5s %-5s %7d %9.1f %7.1f %7.1f %5.2f %7.1f | %8.1f %7.1f %7.1f %5.2f | %6.2f" % (
+    print("%-5s %-5s %7d %9.1f %7.1f %7.1f %5.2f %7.1f | %8.1f %7.1f %7.1f %5.2f | %6.2f %5s" % (
         r, name, c, o[0], o[1], o[2], o[0] / o1[0], o[4], p[0], p[1], p[2], p[0] / p1[0],
-        o[0] / p[0]))
+        o[0] / p[0], "%.2f" % bound if c == 8 else ""))
 print("      load average (1 min) after this build's round: %s" % load)
 EOF
     done
