@@ -86,6 +86,14 @@ main_health(struct cli_ctx *ctx, int argc, char **argv)
     _cleanup_(http_result_clear) struct http_result res = {0};
     struct http_request req = {.method = "GET", .path = "/healthz"};
 
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(
+            "Usage: vfleet health\n\n"
+            "Asks the master whether it answers (GET /healthz, no token needed): prints\n"
+            "\"master URL: ok\" and exits 0, else exits as vfleet --help says (5: unreachable).\n",
+            ctx->out);
+        return CLI_EXIT_OK;
+    }
     if (argc > 1)
         return cli_usage_error(ctx, "health: unexpected argument \"%s\"", argv[1]);
     int code = cli_call(ctx, &req, "master", &res);
