@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -651,6 +652,125 @@ fv_line(struct import_plan *p, char *k, char *v)
     return 0;
 }
 
+/* The labels of `self` as a FreeVPS view prints it (docs/freevps-views.md):
+ * "Label: value", labels of several words, sizes in "N kB". A label with no
+ * limit is a counter or a fact of the old host, listed as unmapped. */
+static const struct fv_label {
+    const char *label; /* lower case */
+    const char *limit; /* the vfleet limit, NULL = unmapped */
+    uint64_t unit;     /* bytes per unit ("N kB": 1024) */
+} fv_labels[] = {
+    {"process limit", "procs", 1},
+    {"memory limit", "memory", 1024},
+    {"context rss limit", "rss", 1024},
+    {"disk limit", "disk", 1024},
+    {"files limit", "inodes", 1},
+    {"tcp sockets limit", "tcp_sockets", 1},
+    {"vserver id", NULL, 0},
+    {"flags", NULL, 0},
+    {"init pid", NULL, 0},
+    {"capbset", NULL, 0},
+    {"process count", NULL, 0},
+    {"tasks", NULL, 0},
+    {"used memory", NULL, 0},
+    {"max total memory", NULL, 0},
+    {"context rss", NULL, 0},
+    {"max rss memory", NULL, 0},
+    {"used disk memory", NULL, 0},
+    {"used files", NULL, 0},
+    {"established sockets", NULL, 0},
+    {"incoming traffic", NULL, 0},
+    {"outgoing traffic", NULL, 0},
+};
+
+/* A number with an optional " kB" after it. */
+static int
+number_kb(char *v, uint64_t *out)
+{
+    size_t n = strlen(v);
+
+    if (n > 2 && strcasecmp(v + n - 2, "kb") == 0)
+        v[n - 2] = '\0';
+    return number(v, out);
+}
+
+/* The view's device line, "vdev(hdev): speed: IP1/mask1;IP2/mask2;": the
+ * rate (kbit/s, or "unlimited") caps both directions, the addresses are
+ * the guest's. */
+static int
+fv_device(struct import_plan *p, char *v)
+{
+    char *addrs = strchr(v, ':');
+    uint64_t n;
+
+    if (!addrs)
+        return plan_fail(p, -EINVAL, "device line \"%s\": no addresses after the rate", v);
+    *addrs++ = '\0';
+    char *unit = strstr(v, "kbit/s");
+    if (unit)
+        *unit = '\0';
+    if (number(v, &n) < 0)
+        return plan_fail(p, -EINVAL, "device line: rate \"%s\" is not a number", v);
+    if (n != UNLIMITED) {
+        limit(p, "net_in", n * 1000);
+        limit(p, "net_out", n * 1000);
+    }
+    char *save = NULL;
+    for (char *t = strtok_r(addrs, "; \t", &save); t; t = strtok_r(NULL, "; \t", &save)) {
+        t[strcspn(t, "/")] = '\0';
+        if (*t)
+            json_array_append_new(json_object_get(p->spec, "ips"), json_string(t));
+    }
+    return 0;
+}
+
+/* A line of the view's form; returns 1 when it is not one (the caller reads
+ * it as "key: value", "key = value" or "key value"), else 0 or -errno. */
+static int
+fv_view_line(struct import_plan *p, char *k, char *colon)
+{
+    char label[64], *v = colon + 1;
+    size_t n = (size_t)(colon - k);
+    uint64_t num;
+
+    while (n && isspace((unsigned char)k[n - 1]))
+        n--;
+    if (!n || n >= sizeof(label))
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        label[i] = (char)tolower((unsigned char)k[i]);
+    label[n] = '\0';
+    v += strspn(v, " \t");
+    for (size_t e = strlen(v); e && isspace((unsigned char)v[e - 1]); e--)
+        v[e - 1] = '\0';
+    if (!strcmp(label, "nodename")) {
+        ovz_host(p, v);
+        return 0;
+    }
+    if (!strcmp(label, "domainname")) {
+        if (*v && strcmp(v, "(none)") != 0)
+            json_object_set_new(p->spec, "domainname", json_string(v));
+        return 0;
+    }
+    const char *open = strchr(label, '(');
+    if (open && open != label && label[n - 1] == ')' && !strpbrk(label, " \t"))
+        return fv_device(p, v);
+    for (size_t i = 0; i < ARRAY_SIZE(fv_labels); i++) {
+        if (strcmp(label, fv_labels[i].label) != 0)
+            continue;
+        k[n] = '\0';
+        if (!fv_labels[i].limit) {
+            unmapped(p, k, v, "a counter or a fact of the old host, not a setting");
+            return 0;
+        }
+        if (number_kb(v, &num) < 0)
+            return plan_fail(p, -EINVAL, "%s \"%s\" is not a number", k, v);
+        limit(p, fv_labels[i].limit, num == UNLIMITED ? num : num * fv_labels[i].unit);
+        return 0;
+    }
+    return 1;
+}
+
 int
 import_freevps(const char *self, const char *root, struct import_plan *p)
 {
@@ -666,6 +786,15 @@ import_freevps(const char *self, const char *root, struct import_plan *p)
         buf[strcspn(buf, "\r\n#")] = '\0';
         /* "key: value", "key = value" or "key value". */
         char *k = buf + strspn(buf, " \t");
+        char *colon = strchr(k, ':');
+        if (colon) {
+            int r = fv_view_line(p, k, colon);
+            if (r <= 0) {
+                if (r < 0)
+                    return r;
+                continue;
+            }
+        }
         size_t kl = strcspn(k, ":= \t");
         if (!*k || !kl)
             continue;

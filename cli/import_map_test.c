@@ -186,6 +186,68 @@ test_freevps(void **state)
     import_plan_clear(&p);
 }
 
+/* The `self` text as a FreeVPS view prints it (docs/freevps-views.md, the
+ * example there): "Label: value" lines with labels of several words, sizes
+ * in "N kB", "unlimited", and the device line with the rate and addresses.
+ * The importer read "Memory Limit: 262144 kB" as the key "memory" with the
+ * value "Limit: 262144 kB" and refused the whole file. */
+static void
+test_freevps_view(void **state)
+{
+    struct import_plan p;
+    char self[256], root[256];
+
+    put("fw/self", "vserver id: 3\n"
+                   "nodename: web1\n"
+                   "domainname: (none)\n"
+                   "flags: private\n"
+                   "init pid: 48213\n"
+                   "CapBset: 00000000a80425fb\n"
+                   "Process Limit: 128\n"
+                   "Process Count: 7\n"
+                   "tasks: 9\n"
+                   "Memory Limit: 262144 kB\n"
+                   "Used memory: 18432 kB\n"
+                   "Max total memory: 40960 kB\n"
+                   "Context RSS limit: unlimited\n"
+                   "Context RSS: 9216 kB\n"
+                   "Max RSS memory: 12288 kB\n"
+                   "Disk Limit: 1048576 kB\n"
+                   "Used disk memory: 21504 kB\n"
+                   "Files limit: 65536\n"
+                   "Used files: 1204\n"
+                   "TCP sockets limit: 50\n"
+                   "Established sockets: 2\n"
+                   "eth0(vf0e09ecc81e): 100000 kbit/s: 10.88.1.2/32;10.88.1.3/32;fd00::2/128;\n"
+                   "Incoming traffic: 1048576\n"
+                   "Outgoing traffic: 52428\n");
+    put("fw/root/etc/motd", "hi\n");
+    snprintf(self, sizeof(self), "%s/fw/self", dir);
+    snprintf(root, sizeof(root), "%s/fw/root", dir);
+    import_plan_init(&p, "busybox");
+    assert_int_equal(import_freevps(self, root, &p), 0);
+    assert_int_equal(import_finish(&p, NULL), 0);
+    assert_string_equal(json_string_value(json_object_get(p.spec, "name")), "web1");
+    assert_null(json_object_get(p.spec, "domainname"));
+    json_t *ips = json_object_get(p.spec, "ips");
+    assert_int_equal(json_array_size(ips), 3);
+    assert_string_equal(json_string_value(json_array_get(ips, 0)), "10.88.1.2");
+    assert_string_equal(json_string_value(json_array_get(ips, 2)), "fd00::2");
+    assert_int_equal(lim(&p, "procs"), 128);
+    assert_int_equal(lim(&p, "memory"), 262144LL * 1024);
+    assert_int_equal(lim(&p, "rss"), 0); /* unlimited: not set */
+    assert_int_equal(lim(&p, "disk"), 1048576LL * 1024);
+    assert_int_equal(lim(&p, "inodes"), 65536);
+    assert_int_equal(lim(&p, "tcp_sockets"), 50);
+    assert_int_equal(lim(&p, "net_in"), 100000LL * 1000);
+    assert_int_equal(lim(&p, "net_out"), 100000LL * 1000);
+    assert_true(has_unmapped(&p, "vserver id"));
+    assert_true(has_unmapped(&p, "Used memory"));
+    assert_true(has_unmapped(&p, "Incoming traffic"));
+    assert_true(has_unmapped(&p, "CapBset"));
+    import_plan_clear(&p);
+}
+
 static void
 test_device_nodes(void **state)
 {
@@ -233,9 +295,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vserver),
-        cmocka_unit_test(test_openvz),
-        cmocka_unit_test(test_freevps),
+        cmocka_unit_test(test_vserver),      cmocka_unit_test(test_openvz),
+        cmocka_unit_test(test_freevps),      cmocka_unit_test(test_freevps_view),
         cmocka_unit_test(test_device_nodes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -29,7 +29,8 @@ main_help(FILE *f)
           "  guest    create | ls | show | start | stop | restart | rm | set | exec | shell |\n"
           "           console | rebuild | usage | traffic | ip add | ip rm | move | export |\n"
           "           import | adopt | destroy-orphan\n"
-          "  op       ls | show ID | wait ID | cancel ID: long operations (moves, drains)\n"
+          "  op       ls | show ID | wait ID | cancel ID: long operations (moves, drains,\n"
+          "           exports, imports, template sends)\n"
           "  import   vserver DIR | openvz CTID.conf | freevps SELF --root DIR [--dry-run]\n"
           "  template ls | push NAME [PATH] [--to NODE] | rm NAME: templates, the library\n"
           "  pool     create | ls | rm\n"
@@ -67,7 +68,8 @@ main_help(FILE *f)
           "Exit codes:\n"
           "  0  success\n"
           "  1  other failure: a 5xx reply, a malformed reply, a local error, or a\n"
-          "     --wait that ended with the guest not running\n"
+          "     --wait that ended with the guest not running, or a guest rm whose node\n"
+          "     had not confirmed the destroy (202: the delete stays queued)\n"
           "  2  usage error: bad arguments, found here or refused by the master (400)\n"
           "  3  not found: no such node, guest or pool (404)\n"
           "  4  conflict: refused by the cluster's state (409), or no node can take\n"
@@ -86,6 +88,14 @@ main_health(struct cli_ctx *ctx, int argc, char **argv)
     _cleanup_(http_result_clear) struct http_result res = {0};
     struct http_request req = {.method = "GET", .path = "/healthz"};
 
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(
+            "Usage: vfleet health\n\n"
+            "Asks the master whether it answers (GET /healthz, no token needed): prints\n"
+            "\"master URL: ok\" and exits 0, else exits as vfleet --help says (5: unreachable).\n",
+            ctx->out);
+        return CLI_EXIT_OK;
+    }
     if (argc > 1)
         return cli_usage_error(ctx, "health: unexpected argument \"%s\"", argv[1]);
     int code = cli_call(ctx, &req, "master", &res);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/errtext.h"
 #include "common/log.h"
 #include "node/linux/guest_init.h"
 #include "node/linux/nsexec.h"
@@ -284,6 +285,8 @@ capture_read(int fd, struct capture *c)
     return 1;
 }
 
+/* A command the request cannot hold is the caller's error (-EINVAL, a 400
+ * at the API, with the limit said), not the node's. */
 static int
 pack_args(struct spawn_request *req, char *const *argv)
 {
@@ -292,11 +295,16 @@ pack_args(struct spawn_request *req, char *const *argv)
     if (!argv || !argv[0] || !argv[0][0])
         return -EINVAL;
     for (; argv[argc]; argc++) {
-        if (argc >= SPAWN_EXEC_MAX_ARGS)
-            return -E2BIG;
+        if (argc >= SPAWN_EXEC_MAX_ARGS) {
+            errtext_set("a node runs commands of at most %d arguments", SPAWN_EXEC_MAX_ARGS);
+            return -EINVAL;
+        }
         size_t len = strlen(argv[argc]) + 1;
-        if (len > sizeof(req->args) - off)
-            return -E2BIG;
+        if (len > sizeof(req->args) - off) {
+            errtext_set("a node runs commands of at most %d bytes of arguments",
+                        SPAWN_EXEC_ARGS_SIZE);
+            return -EINVAL;
+        }
         memcpy(req->args + off, argv[argc], len);
         off += len;
     }

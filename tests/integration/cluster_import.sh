@@ -30,7 +30,10 @@ mkroot() {
     chmod 0604 "$r/var/www/blob"
     ln "$r/var/www/blob" "$r/var/www/blob.link"
     touch -d '2005-06-07 08:09:10' "$r/etc/motd"
-    setfattr -n user.origin -v "$2" "$r/etc/motd" 2>/dev/null || true
+    # python3, not setfattr: deploy/install-deps does not install attr, and
+    # a failed setfattr here left the xattr check below with nothing to see.
+    python3 -c 'import os, sys; os.setxattr(sys.argv[1], "user.origin", sys.argv[2].encode())' \
+        "$r/etc/motd" "$2"
     mknod "$r/dev/null" c 1 3
     mknod "$r/dev/sda" b 8 0
 }
@@ -90,6 +93,12 @@ check() { # NAME IP SOURCE
     [ "$meta" = "33:33 604 2" ] || fail "$1: owner, mode or hard link lost: $meta"
     [ "$(vf guest exec "$1" -- stat -c %Y /etc/motd)" = "$(date -d '2005-06-07 08:09:10' +%s)" ] ||
         fail "$1: time lost"
+    # The xattr, on the guest's disk (its overlay's upper layer, on the node).
+    local up
+    up=$(node_dir "$(guest_field "$1" node)")/data/$(guest_field "$1" id)/disk/upper/etc/motd
+    xa=$(python3 -c 'import os, sys; print(os.getxattr(sys.argv[1], "user.origin").decode())' \
+        "$up" 2>&1) || fail "$1: no user.origin on $up: $xa"
+    [ "$xa" = "$3" ] || fail "$1: user.origin is \"$xa\", not \"$3\""
     a=$(md5sum <"$4/var/www/blob" | awk '{print $1}')
     b=$(vf guest exec "$1" -- md5sum /var/www/blob | awk '{print $1}')
     [ "$a" = "$b" ] || fail "$1: content differs"

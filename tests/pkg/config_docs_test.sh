@@ -65,7 +65,23 @@ $(cat "$tmp/diff")"
     [ $rc -eq 2 ] || fail "$prog: a typo exits $rc, not 2"
     [ "$out" = "vfleet-$prog: $tmp/typo.conf:$line: [$prog] log_levle: unknown key" ] ||
         fail "$prog: typo message: $out"
-    echo "vfleet-$prog: $(wc -l <"$tmp/accepted") keys accepted, documented and shown"
+    # Every key that has a flag of its own name ("--key-name") is named in
+    # the program's --help and in its man page. A flag the program does not
+    # know is refused by getopt before --help is reached.
+    "$bin/vfleet-$prog" --help >"$tmp/help"
+    flags=0
+    while read -r sec key; do
+        [ "$key" = "*" ] && continue
+        flag=--${key//_/-}
+        out=$("$bin/vfleet-$prog" "$flag" x --help 2>&1 </dev/null) || : # "x" may be a bad value
+        [[ "$out" == *"unrecognized option"* ]] && continue
+        flags=$((flags + 1))
+        grep -qE -- "$flag([^a-z-]|\$)" "$tmp/help" || fail "vfleet-$prog --help does not name $flag"
+        grep -qE -- "$flag([^a-z-]|\$)" "$src/man/vfleet-$prog.8.scd" ||
+            fail "man/vfleet-$prog.8.scd does not name $flag"
+    done <"$tmp/accepted"
+    [ $flags -gt 5 ] || fail "vfleet-$prog: only $flags flags found"
+    echo "vfleet-$prog: $(wc -l <"$tmp/accepted") keys accepted, documented and shown; $flags flags in --help and the man page"
 done
 
 # A bad value names its line and the reason; a flag names itself.

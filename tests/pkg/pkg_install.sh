@@ -386,11 +386,13 @@ done
 ok "guest removed, its cgroups too"
 
 # ---- 7. the units under a real systemd ----
+# What came before passed; without systemd-nspawn this part cannot run, and
+# the scenario says so as a skip (77), not as a pass of checks it never made.
 if ! command -v systemd-nspawn >/dev/null; then
-    log "systemd-nspawn missing (deploy/install-deps installs systemd-container): units not run under systemd"
     log "total $(($(date +%s) - t0)) s"
-    echo "1 passed, 0 failed"
-    exit 0
+    echo "SKIP: systemd-nspawn missing (deploy/install-deps installs systemd-container):" \
+        "the units were not run under systemd (everything before passed)"
+    exit 77
 fi
 S=$T/systemd-host
 mkdir -p "$S" "$S.upper" "$S.work"
