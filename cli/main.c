@@ -13,6 +13,7 @@
 #include "cli/cmd_archive.h"
 #include "cli/cmd_op.h"
 #include "common/log.h"
+#include "common/version.h"
 
 static void
 main_help(FILE *f)
@@ -181,7 +182,7 @@ main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (!strcmp(group, "--version")) {
-        puts("vfleet 0.1.0");
+        puts("vfleet " VFLEET_VERSION);
         return CLI_EXIT_OK;
     }
     if (!master || !*master)

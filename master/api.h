@@ -19,8 +19,6 @@
 #include "master/sched.h"
 #include "proto/msg.h"
 
-#define API_VERSION "0.1.0"
-
 enum api_route {
     API_NONE,
     API_HEALTH,              /* GET /healthz */

@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/version.h"
 #include "master/api.h"
 #include "master/guests.h"
 #include "master/http_edge.h"
@@ -24,7 +25,7 @@ h_health(master_t *m, struct http_req *req, const struct api_match *am)
         return;
     }
     httpd_respond(req, 200,
-                  json_pack("{s:s, s:s, s:I}", "status", "ok", "version", API_VERSION, "nodes",
+                  json_pack("{s:s, s:s, s:I}", "status", "ok", "version", VFLEET_VERSION, "nodes",
                             (json_int_t)registry_count(m->reg)));
 }
 

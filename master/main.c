@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/netaddr.h"
+#include "common/version.h"
 #include "master/jalloc.h"
 #include "master/master.h"
 #include "master/tls.h"
@@ -67,6 +68,7 @@ usage(FILE *f)
         "      --access-log yes|no  one log line per HTTP request (default yes)\n"
         "      --help-config        every configuration key, its type and range\n"
         "      --check-config       read and check the configuration, then exit\n"
+        "      --version            print the version and exit\n"
         "  -h, --help\n",
         f);
 }
@@ -235,13 +237,12 @@ static const struct config_key master_keys[] = {
 static int
 parse_args(int argc, char **argv, config_t *flags, const char **config_path, bool *check_only)
 {
-    struct option longopts[ARRAY_SIZE(master_keys) + 5] = {
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"help-config", no_argument, NULL, 'K'},
-        {"check-config", no_argument, NULL, 'C'},
+    struct option longopts[ARRAY_SIZE(master_keys) + 6] = {
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+        {"help-config", no_argument, NULL, 'K'},  {"check-config", no_argument, NULL, 'C'},
+        {"version", no_argument, NULL, 'V'},
     };
-    size_t n = 4;
+    size_t n = 5;
     int c;
 
     for (size_t i = 0; i < ARRAY_SIZE(master_keys); i++)
@@ -257,6 +258,9 @@ parse_args(int argc, char **argv, config_t *flags, const char **config_path, boo
             return 1;
         } else if (c == 'C') {
             *check_only = true;
+        } else if (c == 'V') {
+            puts("vfleet-master " VFLEET_VERSION);
+            return 1;
         } else if (c == 'K') {
             config_print_schema(stdout, master_keys, ARRAY_SIZE(master_keys));
             return 1;

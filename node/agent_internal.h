@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/version.h"
 #include "node/agent.h"
 #include "node/backend.h"
 #include "node/lane.h"
@@ -30,8 +31,6 @@
 #include "proto/msg.h"
 #include "proto/ratelimit.h"
 #include "proto/zwatch.h"
-
-#define VFLEET_VERSION "0.1.0" /* the agent's version (hello, the FreeVPS setup view) */
 
 typedef struct vservers_fs vservers_fs_t;
 

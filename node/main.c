@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/units.h"
+#include "common/version.h"
 #include "node/agent.h"
 #include "node/join.h"
 #include "node/leftovers_cli.h"
@@ -99,6 +100,7 @@ usage(FILE *f)
                "      --check-config     read and check the configuration, then exit\n"
                "      --log              console: print what the guest's console holds\n"
                "      --yes              leftovers remove: yes, delete that guest's disk\n"
+               "      --version          print the version and exit\n"
                "  -h, --help             this text\n");
 }
 
@@ -152,6 +154,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"help", no_argument, NULL, 'h'},
         {"help-config", no_argument, NULL, 'K'},
         {"check-config", no_argument, NULL, 'Q'},
+        {"version", no_argument, NULL, 'R'},
         {0},
     };
     const char *config_path = NULL;
@@ -259,6 +262,10 @@ parse_options(int argc, char **argv, struct options *o)
             case 'Q':
                 o->check_only = true;
                 break;
+            case 'R':
+                puts("vfleet-node " VFLEET_VERSION);
+                config_destroy(&flags);
+                exit(0);
             default:
                 usage(stderr);
                 config_destroy(&flags);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/mem.h"
+#include "common/version.h"
 #include "node/store.h"
 #include "node/vservers.h"
 #include "node/vservers_cli.h"
@@ -50,7 +51,7 @@ from_store(const char *state_dir, const char *file)
     if (!strcmp(file, "setup")) {
         struct vs_setup st = {.contexts = (uint32_t)store_count(s)};
         strscpy(st.version, VS_VERSION, sizeof(st.version));
-        snprintf(st.build, sizeof(st.build), "vfleet %s (agent not running)", VFLEET_CLI_VERSION);
+        snprintf(st.build, sizeof(st.build), "vfleet %s (agent not running)", VFLEET_VERSION);
         for (size_t i = 0; i < store_count(s); i++)
             st.active += store_at(s, i)->rt.pid != 0;
         _cleanup_free_ char *t = vs_render_setup(&st, &len);

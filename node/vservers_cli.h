@@ -4,8 +4,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define VFLEET_CLI_VERSION "0.1.0"
-
 /* Where the FreeVPS views go, into out: value ([node] vservers / --vservers;
  * NULL = not set: STATE_DIR/vservers when by_default, else nowhere); "none"
  * and nowhere are "". */

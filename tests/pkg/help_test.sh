@@ -20,3 +20,16 @@ for g in $groups; do
     done
 done
 echo "vfleet: $n groups answer --help and -h"
+
+# --version: every program prints its name and the one version
+# (common/version.h, which CMakeLists.txt reads for the packages), exit 0.
+src=${VFLEET_SOURCE_DIR:?}
+version=$(sed -n 's/^#define VFLEET_VERSION "\(.*\)"$/\1/p' "$src/common/version.h")
+[ -n "$version" ] || fail "no VFLEET_VERSION in common/version.h"
+for prog in vfleet vfleet-master vfleet-node; do
+    rc=0
+    out=$("$bin/$prog" --version 2>&1 </dev/null) || rc=$?
+    [ $rc -eq 0 ] || fail "$prog --version exits $rc: $out"
+    [ "$out" = "$prog $version" ] || fail "$prog --version prints \"$out\", not \"$prog $version\""
+done
+echo "vfleet, vfleet-master, vfleet-node: --version prints $version"
