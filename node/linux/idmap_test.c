@@ -271,6 +271,8 @@ test_idmapped_mount_private(void **state)
     assert_int_equal(idmap_mount(tpl, fd, lower), 0);
     int t = idmap_tree(tpl);
     assert_true(t >= 0 || t == -EOPNOTSUPP);
+    if (t == -EOPNOTSUPP) /* a kernel before 6.15; deploy/test lists the line */
+        print_message("[  SKIPPED ] test_idmapped_mount_private: its held-tree half\n");
     if (t >= 0)
         assert_int_equal(mkdir(lower3, 0700), 0);
     if (t >= 0)
