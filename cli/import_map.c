@@ -618,6 +618,28 @@ static const struct fv_key fv_keys[] = {
     {{"net_out", "bandwidth_out", NULL}, "net_out", 1000},
 };
 
+/* The guest's flags, "private", "lock", both (comma or space between) or
+ * "none": private (no exec or enter from the host) is the tenant's and goes
+ * with the guest; lock (no start, no exec) was the old host's hold on it,
+ * which an import that is to run the guest does not carry. */
+static int
+fv_flags(struct import_plan *p, const char *k, char *v)
+{
+    char *save = NULL;
+
+    for (char *t = strtok_r(v, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
+        if (!strcasecmp(t, "private"))
+            json_object_set_new(p->spec, "flags", json_pack("[s]", "private"));
+        else if (!strcasecmp(t, "lock"))
+            unmapped(p, k, t,
+                     "the old host's lock is not carried: set it after the import (vfleet "
+                     "guest set NAME --flags lock) if the guest is to stay stopped");
+        else if (strcasecmp(t, "none") != 0)
+            return plan_fail(p, -EINVAL, "%s \"%s\" is not private, lock or none", k, t);
+    }
+    return 0;
+}
+
 static int
 fv_line(struct import_plan *p, char *k, char *v)
 {
@@ -636,6 +658,8 @@ fv_line(struct import_plan *p, char *k, char *v)
         }
     if (!strcmp(k, "hostname") || !strcmp(k, "name")) {
         ovz_host(p, v);
+    } else if (!strcmp(k, "flags")) {
+        return fv_flags(p, k, v);
     } else if (!strcmp(k, "ip") || !strcmp(k, "ips") || !strcmp(k, "ip_addresses")) {
         char *save = NULL;
         for (char *t = strtok_r(v, " ,", &save); t; t = strtok_r(NULL, " ,", &save))
@@ -667,7 +691,6 @@ static const struct fv_label {
     {"files limit", "inodes", 1},
     {"tcp sockets limit", "tcp_sockets", 1},
     {"vserver id", NULL, 0},
-    {"flags", NULL, 0},
     {"init pid", NULL, 0},
     {"capbset", NULL, 0},
     {"process count", NULL, 0},
@@ -751,6 +774,10 @@ fv_view_line(struct import_plan *p, char *k, char *colon)
         if (*v && strcmp(v, "(none)") != 0)
             json_object_set_new(p->spec, "domainname", json_string(v));
         return 0;
+    }
+    if (!strcmp(label, "flags")) {
+        k[n] = '\0';
+        return fv_flags(p, k, v);
     }
     const char *open = strchr(label, '(');
     if (open && open != label && label[n - 1] == ')' && !strpbrk(label, " \t"))

@@ -245,7 +245,30 @@ test_freevps_view(void **state)
     assert_true(has_unmapped(&p, "Used memory"));
     assert_true(has_unmapped(&p, "Incoming traffic"));
     assert_true(has_unmapped(&p, "CapBset"));
+    json_t *flags = json_object_get(p.spec, "flags"); /* private goes with the guest */
+    assert_int_equal(json_array_size(flags), 1);
+    assert_string_equal(json_string_value(json_array_get(flags, 0)), "private");
     import_plan_clear(&p);
+
+    /* lock was the old host's: unmapped; none sets nothing; a word that is
+     * no flag fails the import. */
+    const char *lines[] = {"flags: private,lock\n", "flags: none\n", "flags: lock\n",
+                           "Flags: secret\n", "flags = private lock\n"};
+    const int ok[] = {0, 0, 0, -EINVAL, 0};
+    const size_t privates[] = {1, 0, 0, 0, 1};
+    const bool locks[] = {true, false, true, false, true};
+    for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
+        char text[128];
+        snprintf(text, sizeof(text), "nodename: web1\n%s", lines[i]);
+        put("fw/self", text);
+        import_plan_init(&p, "busybox");
+        assert_int_equal(import_freevps(self, root, &p), ok[i]);
+        if (ok[i] == 0) {
+            assert_int_equal(json_array_size(json_object_get(p.spec, "flags")), privates[i]);
+            assert_int_equal(has_unmapped(&p, "flags") || has_unmapped(&p, "Flags"), locks[i]);
+        }
+        import_plan_clear(&p);
+    }
 }
 
 static void
