@@ -421,38 +421,17 @@ run_agents(uv_loop_t *loop, struct agents *all)
     return 0;
 }
 
-/* The simulated node's capacity and seed from the --sim-* flags or the file. */
+/* The simulated node's capacity and seed from the --sim-* flags or the file
+ * (a bad one printed). */
 static int
-sim_config_from(const struct options *o, struct sim_config *sc)
+sim_config_of(const struct options *o, struct sim_config *sc)
 {
-    uint64_t v;
-    int r;
+    char why[128];
+    int r = sim_config_read(o->cfg, sc, why, sizeof(why));
 
-    *sc = (struct sim_config){
-        .cpus = 16000, .memory = 64ULL << 30, .disk = 1ULL << 40, .max_guests = 1000, .seed = 1};
-    if ((r = config_get_u64(o->cfg, "node", "sim_cpus", &v)) == 0 && v >= 1 && v <= UINT32_MAX)
-        sc->cpus = (uint32_t)v;
-    else if (r != -ENOENT)
-        return fprintf(stderr, "vfleet-node: --sim-cpus wants millicores 1..2^32-1\n"), -EINVAL;
-    if ((r = config_get_size(o->cfg, "node", "sim_memory", &v)) == 0 && v > 0)
-        sc->memory = v;
-    else if (r != -ENOENT)
-        return fprintf(stderr, "vfleet-node: --sim-memory wants a size such as 64G\n"), -EINVAL;
-    if ((r = config_get_size(o->cfg, "node", "sim_disk", &v)) == 0 && v > 0)
-        sc->disk = v;
-    else if (r != -ENOENT)
-        return fprintf(stderr, "vfleet-node: --sim-disk wants a size such as 1T\n"), -EINVAL;
-    r = config_get_u64(o->cfg, "node", "sim_max_guests", &v);
-    if (r == 0 && v >= 1 && v <= STORE_MAX_GUESTS)
-        sc->max_guests = (uint32_t)v;
-    else if (r != -ENOENT)
-        return fprintf(stderr, "vfleet-node: --sim-max-guests wants 1..%d\n", STORE_MAX_GUESTS),
-               -EINVAL;
-    if ((r = config_get_u64(o->cfg, "node", "sim_seed", &v)) == 0)
-        sc->seed = v;
-    else if (r != -ENOENT)
-        return fprintf(stderr, "vfleet-node: --sim-seed wants a number\n"), -EINVAL;
-    return 0;
+    if (r < 0)
+        fprintf(stderr, "vfleet-node: %s\n", why);
+    return r;
 }
 
 /* vfleet-node run --backend sim --sim-nodes N: N agents on one loop, each its
@@ -466,7 +445,7 @@ run_sim_nodes(const struct options *o, const struct agent_config *base, uint64_t
     uv_loop_t loop;
     int err = 0;
 
-    if (sim_config_from(o, &sc) < 0)
+    if (sim_config_of(o, &sc) < 0)
         return EXIT_USAGE;
     /* Each node holds a ZeroMQ socket (its mailbox fd) and a connection to the
      * master: raise the soft descriptor limit as far as the hard one allows. */
@@ -668,7 +647,7 @@ cmd_run(struct options *o)
         b = linux_backend_new(&lc, &err);
     } else if (strcmp(backend_name, "sim") == 0) {
         struct sim_config sc;
-        if (sim_config_from(o, &sc) < 0)
+        if (sim_config_of(o, &sc) < 0)
             return EXIT_USAGE;
         ac.fake_pids = true;
         vservers_mount_path(opt_str(o, "vservers", NULL), state_dir, false, ac.vservers,

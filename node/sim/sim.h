@@ -40,6 +40,7 @@
 
 #include <stdint.h>
 
+#include "common/config.h"
 #include "node/backend.h"
 
 struct sim_config {
@@ -55,6 +56,11 @@ struct sim_config {
     uint64_t (*clock_ns)(void *userdata);
     void *clock_userdata; /* passed to clock_ns */
 };
+
+/* The [node] sim_* keys of cfg (the --sim-* flags) into *sc, over the
+ * defaults (16 cores, 64 GiB, 1 TiB, 1,000 guests, seed 1). 0, or -EINVAL
+ * with why (n bytes) naming the flag and what it wants. */
+int sim_config_read(const config_t *cfg, struct sim_config *sc, char *why, size_t n);
 
 /* A new sim backend; never NULL (allocation failure aborts). Free it with
  * b->ops->free(b). The config is copied. */

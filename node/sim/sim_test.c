@@ -385,6 +385,35 @@ test_stop_delay_and_crash(void **state)
     assert_int_equal(state_of(b, &s, &rt), GUEST_STOPPED);
 }
 
+/* The --sim-* flags: defaults when unset, the values given, and a value out
+ * of range refused with the flag's name. */
+static void
+test_config_read(void **state)
+{
+    (void)state;
+    config_t *c = config_new();
+    struct sim_config sc;
+    char why[128] = "";
+
+    assert_int_equal(sim_config_read(c, &sc, why, sizeof(why)), 0);
+    assert_int_equal(sc.cpus, 16000);
+    assert_int_equal(sc.max_guests, 1000);
+    assert_int_equal(sc.seed, 1);
+    config_set(c, "node", "sim_memory", "2G");
+    config_set(c, "node", "sim_max_guests", "65536");
+    assert_int_equal(sim_config_read(c, &sc, why, sizeof(why)), 0);
+    assert_int_equal(sc.memory, 2ULL << 30);
+    assert_int_equal(sc.max_guests, 65536);
+    config_set(c, "node", "sim_max_guests", "65537");
+    assert_int_equal(sim_config_read(c, &sc, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "--sim-max-guests wants 1..65536");
+    config_set(c, "node", "sim_max_guests", "2");
+    config_set(c, "node", "sim_cpus", "0");
+    assert_int_equal(sim_config_read(c, &sc, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "--sim-cpus"));
+    config_destroy(&c);
+}
+
 int
 main(void)
 {
@@ -397,6 +426,7 @@ main(void)
         cmocka_unit_test(test_usage_grows),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_stop_delay_and_crash),
+        cmocka_unit_test(test_config_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
