@@ -60,8 +60,11 @@ leftovers_cli_ls(const char *dir, bool json)
 }
 
 /* The agent's lock, STATE_DIR/vfleet-node.pid (node/main.c take_pidfile),
- * held so that no agent starts while leftovers are removed: its fd, or -1
- * after saying why (the agent runs, or the file cannot be used). */
+ * held so that no agent starts while leftovers are removed, with this
+ * process's pid in it as the agent writes its own: whoever finds it locked
+ * (a second remove, an agent's start, `vfleet-node status`) is told who
+ * holds it, not an agent that ran there once. Its fd, or -1 after saying
+ * why (the agent or another remove runs, or the file cannot be used). */
 static int
 agent_lock(const char *dir)
 {
@@ -73,13 +76,19 @@ agent_lock(const char *dir)
         fprintf(stderr, "vfleet-node: cannot open \"%s\": %s\n", path, strerror(errno));
         return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-        return fd;
-    if (errno != EWOULDBLOCK)
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+        if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) == n)
+            return fd;
+        fprintf(stderr, "vfleet-node: cannot write \"%s\": %s\n", path, strerror(errno));
+    } else if (errno != EWOULDBLOCK) {
         fprintf(stderr, "vfleet-node: cannot lock \"%s\": %s\n", path, strerror(errno));
-    else if (pread(fd, buf, sizeof(buf) - 1, 0) >= 0)
-        fprintf(stderr, "vfleet-node: the agent runs on \"%s\" (pid %d): stop it first\n", dir,
-                atoi(buf));
+    } else if (pread(fd, buf, sizeof(buf) - 1, 0) >= 0) {
+        fprintf(stderr,
+                "vfleet-node: \"%s\" is in use by pid %d (the agent, or another leftovers "
+                "remove): stop the agent first\n",
+                dir, atoi(buf));
+    }
     close(fd);
     return -1;
 }
