@@ -42,15 +42,21 @@ leftovers_cli_ls(const char *dir, bool json)
         printf("[");
     for (size_t i = 0; i < n; i++) {
         const char *aside = v[i].set_aside;
+        const char *record = aside[0] ? "set aside" : v[i].unreadable ? "unreadable" : "none";
         if (json)
             printf("%s{\"id\":\"%s\",\"dir\":\"%s/data/%s\",\"record\":\"%s\"", i ? "," : "",
-                   v[i].id, dir, v[i].id, aside[0] ? "set aside" : "none");
+                   v[i].id, dir, v[i].id, record);
         else if (aside[0])
             printf("%-36s set aside as unreadable: %s/guests/%s\n", v[i].id, dir, aside);
+        else if (v[i].unreadable)
+            printf("%-36s unreadable: %s/guests/%s.json (the agent sets it aside at its start)\n",
+                   v[i].id, dir, v[i].id);
         else
             printf("%-36s none written\n", v[i].id);
         if (json && aside[0])
             printf(",\"set_aside\":\"%s/guests/%s\"", dir, aside);
+        else if (json && v[i].unreadable)
+            printf(",\"file\":\"%s/guests/%s.json\"", dir, v[i].id);
         if (json)
             printf("}");
     }

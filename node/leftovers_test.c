@@ -135,12 +135,15 @@ test_list(void **state)
 
     assert_true(store_open_readonly(f->dir, &s) >= 0);
     assert_int_equal(leftovers_list(f->dir, s, &v, &n), 0);
-    /* A reader does not set the unreadable record aside: the agent does. */
+    /* A reader does not set the unreadable record aside: the agent does.
+     * It is listed as unreadable, not as never written. */
     assert_int_equal(n, 2);
     assert_string_equal(v[0].id, ID2);
     assert_string_equal(v[0].set_aside, "");
+    assert_false(v[0].unreadable);
     assert_string_equal(v[1].id, ID3);
     assert_string_equal(v[1].set_aside, "");
+    assert_true(v[1].unreadable);
     free(v);
     v = NULL;
     store_close(&s);
@@ -152,6 +155,7 @@ test_list(void **state)
     assert_string_equal(v[0].set_aside, "");
     assert_string_equal(v[1].id, ID3);
     assert_true(strncmp(v[1].set_aside, ID3 ".json.corrupt-", strlen(ID3) + 14) == 0);
+    assert_false(v[1].unreadable);
 }
 
 /* A guest the store has a record of is never removed, nor one whose record
