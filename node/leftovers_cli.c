@@ -16,6 +16,27 @@
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOT_FOUND = 3 }; /* as node/main.c */
 
+/* Prints the path a/b/c as a JSON string: the state directory is the
+ * operator's, and may hold a quote, a backslash or a control character. */
+static void
+json_path(const char *a, const char *b, const char *c)
+{
+    const char *parts[] = {a, "/", b, "/", c};
+
+    putchar('"');
+    for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                printf("\\%c", *p);
+            else if (*p < 0x20 || *p == 0x7f)
+                printf("\\u%04x", *p);
+            else
+                putchar(*p);
+        }
+    }
+    putchar('"');
+}
+
 int
 leftovers_cli_ls(const char *dir, bool json)
 {
@@ -43,20 +64,25 @@ leftovers_cli_ls(const char *dir, bool json)
     for (size_t i = 0; i < n; i++) {
         const char *aside = v[i].set_aside;
         const char *record = aside[0] ? "set aside" : v[i].unreadable ? "unreadable" : "none";
-        if (json)
-            printf("%s{\"id\":\"%s\",\"dir\":\"%s/data/%s\",\"record\":\"%s\"", i ? "," : "",
-                   v[i].id, dir, v[i].id, record);
-        else if (aside[0])
+        if (json) {
+            printf("%s{\"id\":\"%s\",\"record\":\"%s\",\"dir\":", i ? "," : "", v[i].id, record);
+            json_path(dir, "data", v[i].id);
+        } else if (aside[0])
             printf("%-36s set aside as unreadable: %s/guests/%s\n", v[i].id, dir, aside);
         else if (v[i].unreadable)
             printf("%-36s unreadable: %s/guests/%s.json (the agent sets it aside at its start)\n",
                    v[i].id, dir, v[i].id);
         else
             printf("%-36s none written\n", v[i].id);
-        if (json && aside[0])
-            printf(",\"set_aside\":\"%s/guests/%s\"", dir, aside);
-        else if (json && v[i].unreadable)
-            printf(",\"file\":\"%s/guests/%s.json\"", dir, v[i].id);
+        if (json && aside[0]) {
+            printf(",\"set_aside\":");
+            json_path(dir, "guests", aside);
+        } else if (json && v[i].unreadable) {
+            char file[SPEC_ID_LEN + 8];
+            snprintf(file, sizeof(file), "%s.json", v[i].id);
+            printf(",\"file\":");
+            json_path(dir, "guests", file);
+        }
         if (json)
             printf("}");
     }

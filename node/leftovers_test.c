@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "common/mem.h"
 #include "node/leftovers.h"
@@ -270,6 +271,49 @@ test_cli_lock_pid(void **state)
     assert_int_equal(lock_pid(f->dir), 4242);
 }
 
+/* `leftovers --json` is JSON whatever the state directory's path holds (a
+ * quote, a backslash, a newline): it printed the path as it was, so a
+ * reader got no JSON at all. */
+static void
+test_cli_json_path(void **state)
+{
+    (void)state;
+    char dir[128], path[256];
+    snprintf(dir, sizeof(dir), "/tmp/vf-leftovers-%d-a\"b\\c\nd", (int)getpid());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/data", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/data/%s", dir, ID2);
+    assert_int_equal(mkdir(path, 0700), 0);
+
+    char out[] = "/tmp/vf-leftovers-out-XXXXXX";
+    int ofd = mkstemp(out), saved = dup(1);
+    assert_true(ofd >= 0 && saved >= 0);
+    fflush(stdout);
+    assert_int_equal(dup2(ofd, 1), 1);
+    int r = leftovers_cli_ls(dir, true);
+    fflush(stdout);
+    assert_int_equal(dup2(saved, 1), 1);
+    close(saved);
+    close(ofd);
+    assert_int_equal(r, 0);
+    json_error_t err;
+    json_t *j = json_load_file(out, 0, &err);
+    unlink(out);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(j), 1);
+    json_t *e = json_array_get(j, 0);
+    assert_string_equal(json_string_value(json_object_get(e, "id")), ID2);
+    assert_string_equal(json_string_value(json_object_get(e, "record")), "none");
+    snprintf(path, sizeof(path), "%s/data/%s", dir, ID2);
+    assert_string_equal(json_string_value(json_object_get(e, "dir")), path);
+    json_decref(j);
+    assert_int_equal(rmdir(path), 0);
+    snprintf(path, sizeof(path), "%s/data", dir);
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -278,6 +322,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_exclusive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_lock_pid, setup, teardown),
+        cmocka_unit_test(test_cli_json_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
