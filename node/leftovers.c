@@ -24,6 +24,21 @@ cmp_leftover(const void *a, const void *b)
     return strcmp(((const struct leftover *)a)->id, ((const struct leftover *)b)->id);
 }
 
+/* Whether s (a reader) found id's record unreadable and left it where it
+ * is: a record the agent holds, or set aside at its next start, is no
+ * record "never written". */
+static bool
+unreadable_in_place(const store_t *s, const char *id)
+{
+    for (size_t i = 0; i < store_problem_count(s); i++) {
+        const struct store_problem *p = store_problem_at(s, i);
+        if (!p->quarantined[0] && strncmp(p->file, id, SPEC_ID_LEN) == 0 &&
+            strcmp(p->file + SPEC_ID_LEN, ".json") == 0)
+            return true;
+    }
+    return false;
+}
+
 int
 leftovers_list(const char *state_dir, const store_t *s, struct leftover **out, size_t *n)
 {
@@ -51,6 +66,7 @@ leftovers_list(const char *state_dir, const store_t *s, struct leftover **out, s
             free(v);
             return r;
         }
+        v[count].unreadable = r == 0 && unreadable_in_place(s, de->d_name);
         count++;
     }
     if (errno) {

@@ -10,6 +10,7 @@
  * of (docs/operations.md). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "node/backend.h"
@@ -20,10 +21,13 @@
 struct leftover {
     char id[SPEC_ID_LEN + 1]; /* the guest's id (its directory's name under data/) */
     char set_aside[128];      /* its record set aside as unreadable in guests/, "" = none written */
+    bool unreadable;          /* its record is in guests/ but unreadable, not set aside yet */
 };
 
 /* The leftovers in state_dir: each data/<id> directory (id a guest id) that
- * s, the store of state_dir, has no record of, in id order, as a malloc'd
+ * s, the store of state_dir, has no record of (unreadable is set when s,
+ * opened read-only, found its record unreadable and left it in place: the
+ * agent sets it aside at its next start), in id order, as a malloc'd
  * array in *out (the caller frees) of *n entries. No data directory: none.
  * Returns 0 or -errno. */
 int leftovers_list(const char *state_dir, const store_t *s, struct leftover **out, size_t *n);

@@ -16,6 +16,27 @@
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOT_FOUND = 3 }; /* as node/main.c */
 
+/* Prints the path a/b/c as a JSON string: the state directory is the
+ * operator's, and may hold a quote, a backslash or a control character. */
+static void
+json_path(const char *a, const char *b, const char *c)
+{
+    const char *parts[] = {a, "/", b, "/", c};
+
+    putchar('"');
+    for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                printf("\\%c", *p);
+            else if (*p < 0x20 || *p == 0x7f)
+                printf("\\u%04x", *p);
+            else
+                putchar(*p);
+        }
+    }
+    putchar('"');
+}
+
 int
 leftovers_cli_ls(const char *dir, bool json)
 {
@@ -42,15 +63,26 @@ leftovers_cli_ls(const char *dir, bool json)
         printf("[");
     for (size_t i = 0; i < n; i++) {
         const char *aside = v[i].set_aside;
-        if (json)
-            printf("%s{\"id\":\"%s\",\"dir\":\"%s/data/%s\",\"record\":\"%s\"", i ? "," : "",
-                   v[i].id, dir, v[i].id, aside[0] ? "set aside" : "none");
-        else if (aside[0])
+        const char *record = aside[0] ? "set aside" : v[i].unreadable ? "unreadable" : "none";
+        if (json) {
+            printf("%s{\"id\":\"%s\",\"record\":\"%s\",\"dir\":", i ? "," : "", v[i].id, record);
+            json_path(dir, "data", v[i].id);
+        } else if (aside[0])
             printf("%-36s set aside as unreadable: %s/guests/%s\n", v[i].id, dir, aside);
+        else if (v[i].unreadable)
+            printf("%-36s unreadable: %s/guests/%s.json (the agent sets it aside at its start)\n",
+                   v[i].id, dir, v[i].id);
         else
             printf("%-36s none written\n", v[i].id);
-        if (json && aside[0])
-            printf(",\"set_aside\":\"%s/guests/%s\"", dir, aside);
+        if (json && aside[0]) {
+            printf(",\"set_aside\":");
+            json_path(dir, "guests", aside);
+        } else if (json && v[i].unreadable) {
+            char file[SPEC_ID_LEN + 8];
+            snprintf(file, sizeof(file), "%s.json", v[i].id);
+            printf(",\"file\":");
+            json_path(dir, "guests", file);
+        }
         if (json)
             printf("}");
     }
@@ -60,8 +92,11 @@ leftovers_cli_ls(const char *dir, bool json)
 }
 
 /* The agent's lock, STATE_DIR/vfleet-node.pid (node/main.c take_pidfile),
- * held so that no agent starts while leftovers are removed: its fd, or -1
- * after saying why (the agent runs, or the file cannot be used). */
+ * held so that no agent starts while leftovers are removed, with this
+ * process's pid in it as the agent writes its own: whoever finds it locked
+ * (a second remove, an agent's start, `vfleet-node status`) is told who
+ * holds it, not an agent that ran there once. Its fd, or -1 after saying
+ * why (the agent or another remove runs, or the file cannot be used). */
 static int
 agent_lock(const char *dir)
 {
@@ -73,13 +108,19 @@ agent_lock(const char *dir)
         fprintf(stderr, "vfleet-node: cannot open \"%s\": %s\n", path, strerror(errno));
         return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-        return fd;
-    if (errno != EWOULDBLOCK)
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+        if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) == n)
+            return fd;
+        fprintf(stderr, "vfleet-node: cannot write \"%s\": %s\n", path, strerror(errno));
+    } else if (errno != EWOULDBLOCK) {
         fprintf(stderr, "vfleet-node: cannot lock \"%s\": %s\n", path, strerror(errno));
-    else if (pread(fd, buf, sizeof(buf) - 1, 0) >= 0)
-        fprintf(stderr, "vfleet-node: the agent runs on \"%s\" (pid %d): stop it first\n", dir,
-                atoi(buf));
+    } else if (pread(fd, buf, sizeof(buf) - 1, 0) >= 0) {
+        fprintf(stderr,
+                "vfleet-node: \"%s\" is in use by pid %d (the agent, or another leftovers "
+                "remove): stop the agent first\n",
+                dir, atoi(buf));
+    }
     close(fd);
     return -1;
 }

@@ -2,6 +2,7 @@
  * with the sim backend and a store on disk. Above all: a guest the store has
  * a record of is never removed, nor one whose record was set aside. */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,12 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "common/mem.h"
 #include "node/leftovers.h"
+#include "node/leftovers_cli.h"
 #include "node/sim/sim.h"
 #include "node/store.h"
 
@@ -132,12 +136,15 @@ test_list(void **state)
 
     assert_true(store_open_readonly(f->dir, &s) >= 0);
     assert_int_equal(leftovers_list(f->dir, s, &v, &n), 0);
-    /* A reader does not set the unreadable record aside: the agent does. */
+    /* A reader does not set the unreadable record aside: the agent does.
+     * It is listed as unreadable, not as never written. */
     assert_int_equal(n, 2);
     assert_string_equal(v[0].id, ID2);
     assert_string_equal(v[0].set_aside, "");
+    assert_false(v[0].unreadable);
     assert_string_equal(v[1].id, ID3);
     assert_string_equal(v[1].set_aside, "");
+    assert_true(v[1].unreadable);
     free(v);
     v = NULL;
     store_close(&s);
@@ -149,6 +156,7 @@ test_list(void **state)
     assert_string_equal(v[0].set_aside, "");
     assert_string_equal(v[1].id, ID3);
     assert_true(strncmp(v[1].set_aside, ID3 ".json.corrupt-", strlen(ID3) + 14) == 0);
+    assert_false(v[1].unreadable);
 }
 
 /* A guest the store has a record of is never removed, nor one whose record
@@ -203,6 +211,109 @@ test_claim_exclusive(void **state)
     store_close(&claim);
 }
 
+/* The pid in dir's lock file. */
+static int
+lock_pid(const char *dir)
+{
+    char path[256], buf[32] = "";
+    snprintf(path, sizeof(path), "%s/vfleet-node.pid", dir);
+    FILE *fp = fopen(path, "re");
+    assert_non_null(fp);
+    assert_non_null(fgets(buf, sizeof(buf), fp));
+    fclose(fp);
+    return atoi(buf);
+}
+
+/* `leftovers remove` holds the agent's lock with its own pid in it, as the
+ * agent does: whoever finds it locked (a second remove, an agent's start,
+ * `vfleet-node status`) is told the pid that holds it. It left the pid of
+ * the agent that last ran there, which a second remove then named as "the
+ * agent runs ... (pid N): stop it first": a process long gone, or another
+ * one by now. */
+static void
+test_cli_lock_pid(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], *args[] = {"remove", ID4};
+    struct linux_config lc = {0};
+
+    snprintf(path, sizeof(path), "%s/vfleet-node.pid", f->dir);
+    FILE *fp = fopen(path, "we");
+    assert_non_null(fp);
+    fputs("999999\n", fp); /* an agent that ran here once */
+    fclose(fp);
+    /* Nothing of ID4 here: refused after the lock, before any backend. */
+    assert_int_equal(leftovers_cli_remove(f->dir, args, 2, true, &lc), 3);
+    assert_int_equal(lock_pid(f->dir), (int)getpid());
+
+    /* Held (by another remove, or an agent): the message names its pid. */
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    assert_int_equal(pwrite(fd, "4242\n", 5, 0), 5);
+    assert_int_equal(ftruncate(fd, 5), 0);
+    char out[] = "/tmp/vf-leftovers-err-XXXXXX";
+    int efd = mkstemp(out), saved = dup(2);
+    assert_true(efd >= 0 && saved >= 0);
+    fflush(stderr);
+    assert_int_equal(dup2(efd, 2), 2);
+    int r = leftovers_cli_remove(f->dir, args, 2, true, &lc);
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    char msg[512] = "";
+    assert_true(pread(efd, msg, sizeof(msg) - 1, 0) > 0);
+    close(efd);
+    unlink(out);
+    close(fd);
+    assert_int_equal(r, 1);
+    assert_non_null(strstr(msg, "pid 4242"));
+    assert_int_equal(lock_pid(f->dir), 4242);
+}
+
+/* `leftovers --json` is JSON whatever the state directory's path holds (a
+ * quote, a backslash, a newline): it printed the path as it was, so a
+ * reader got no JSON at all. */
+static void
+test_cli_json_path(void **state)
+{
+    (void)state;
+    char dir[128], path[256];
+    snprintf(dir, sizeof(dir), "/tmp/vf-leftovers-%d-a\"b\\c\nd", (int)getpid());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/data", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/data/%s", dir, ID2);
+    assert_int_equal(mkdir(path, 0700), 0);
+
+    char out[] = "/tmp/vf-leftovers-out-XXXXXX";
+    int ofd = mkstemp(out), saved = dup(1);
+    assert_true(ofd >= 0 && saved >= 0);
+    fflush(stdout);
+    assert_int_equal(dup2(ofd, 1), 1);
+    int r = leftovers_cli_ls(dir, true);
+    fflush(stdout);
+    assert_int_equal(dup2(saved, 1), 1);
+    close(saved);
+    close(ofd);
+    assert_int_equal(r, 0);
+    json_error_t err;
+    json_t *j = json_load_file(out, 0, &err);
+    unlink(out);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(j), 1);
+    json_t *e = json_array_get(j, 0);
+    assert_string_equal(json_string_value(json_object_get(e, "id")), ID2);
+    assert_string_equal(json_string_value(json_object_get(e, "record")), "none");
+    snprintf(path, sizeof(path), "%s/data/%s", dir, ID2);
+    assert_string_equal(json_string_value(json_object_get(e, "dir")), path);
+    json_decref(j);
+    assert_int_equal(rmdir(path), 0);
+    snprintf(path, sizeof(path), "%s/data", dir);
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -210,6 +321,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_exclusive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_lock_pid, setup, teardown),
+        cmocka_unit_test(test_cli_json_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -553,7 +553,9 @@ open_state_dir(const char *state_dir)
     int fd = take_pidfile(state_dir);
     if (fd < 0) {
         fprintf(stderr, "vfleet-node: %s\n",
-                fd == -EALREADY ? "another agent runs on this state directory" : strerror(-fd));
+                fd == -EALREADY
+                    ? "another agent (or vfleet-node leftovers remove) runs on this state directory"
+                    : strerror(-fd));
         return -1;
     }
     return fd;

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,16 @@ struct level {
     long pos;   /* telldir when it was closed */
     char *name; /* its name in the parent level (NULL for the root) */
 };
+
+/* Whether err, from looking at or opening an entry a readdir returned,
+ * says only that the entry went or changed since (not handed over); any
+ * other error (out of descriptors or memory) ends the walk: a walk that
+ * skipped what it could not open would say the whole tree was done. */
+static bool
+entry_gone(int err)
+{
+    return err == ENOENT || err == ENOTDIR || err == ELOOP;
+}
 
 /* Opens the closed level lv again from its child's descriptor, at the
  * entry after the one it was left at: 0 or -errno. */
@@ -69,16 +80,27 @@ fdwalk(int root, fdwalk_fn fn, void *userdata)
             lv[depth].d = NULL;
             depth--;
             int at = dirfd(lv[depth].d);
-            if (fstatat(at, lv[depth + 1].name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                (r = fn(at, lv[depth + 1].name, &st, userdata)) != 0)
+            if (fstatat(at, lv[depth + 1].name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (!entry_gone(errno)) {
+                    r = -errno;
+                    break;
+                }
+            } else if ((r = fn(at, lv[depth + 1].name, &st, userdata)) != 0) {
                 break;
+            }
             free(lv[depth + 1].name);
             lv[depth + 1].name = NULL;
             continue;
         }
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != dev)
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (entry_gone(errno))
+                continue;
+            r = -errno;
+            break;
+        }
+        if (st.st_dev != dev)
             continue;
         if (!S_ISDIR(st.st_mode)) {
             if ((r = fn(dirfd(d), e->d_name, &st, userdata)) != 0)
@@ -88,9 +110,13 @@ fdwalk(int root, fdwalk_fn fn, void *userdata)
         int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         DIR *sub = fd < 0 ? NULL : fdopendir(fd);
         if (!sub) {
+            int err = errno;
             if (fd >= 0)
                 close(fd);
-            continue;
+            if (entry_gone(err))
+                continue;
+            r = -err;
+            break;
         }
         if (depth + 1 == cap) {
             cap *= 2;

@@ -18,9 +18,11 @@ typedef int (*fdwalk_fn)(int dirfd, const char *name, const struct stat *st, voi
 /* Walks every entry under the directory open at root (taken, closed
  * before returning; root itself is not handed to fn). Symlinks are never
  * followed, nothing on another filesystem than root's is handed over or
- * entered, an entry that cannot be stat'ed and a directory that cannot be
- * opened are not handed over (as nftw's FTW_PHYS, FTW_MOUNT, FTW_NS and
- * FTW_DNR). At most FDWALK_OPEN directory streams are open: a deeper
+ * entered (as nftw's FTW_PHYS and FTW_MOUNT), an entry that went or
+ * changed between its readdir and its stat or open is not handed over;
+ * any other failure to stat an entry or open a directory (EMFILE, ENOMEM,
+ * EACCES) ends the walk with its error, rather than leave out part of the
+ * tree unsaid. At most FDWALK_OPEN directory streams are open: a deeper
  * ancestor's is closed and opened again through "..". Returns 0, what fn
  * returned, or -errno. */
 int fdwalk(int root, fdwalk_fn fn, void *userdata);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -262,6 +263,44 @@ test_deep(void **state)
     assert_int_equal(st.st_uid, 0);
 }
 
+/* Out of descriptors half-way (EMFILE: the agent at its RLIMIT_NOFILE):
+ * the shift fails, it does not skip the directories it cannot open and
+ * say the tree was shifted (the guest's files below them stayed in the
+ * old block; the create went on with them). */
+static void
+test_no_fds(void **state)
+{
+    (void)state;
+    char sub[sizeof(dir) + 8], path[sizeof(sub) + 64];
+    struct rlimit old, low;
+
+    snprintf(sub, sizeof(sub), "%s/nofd", dir);
+    snprintf(path, sizeof(path), "%s/a/b/c/d/e/f", sub);
+    for (char *s = path + strlen(sub); s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        assert_int_equal(mkdir(path, 0755), 0);
+        assert_int_equal(chown(path, OLD, OLD), 0);
+        *s = '/';
+    }
+    assert_int_equal(mkdir(path, 0755), 0);
+    assert_int_equal(chown(path, OLD + 5, OLD + 5), 0);
+    /* Room for the root and two levels below it, no more. */
+    int probe = open("/", O_RDONLY | O_CLOEXEC);
+    assert_true(probe >= 0);
+    close(probe);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)probe + 3;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int r = idshift_tree(sub, NEW, BLOCK);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(r, -EMFILE);
+    /* Run again with descriptors to spare, it finishes. */
+    assert_int_equal(idshift_tree(sub, NEW, BLOCK), 1);
+    owner_is("nofd/a/b/c/d/e/f", NEW + 5, NEW + 5);
+    owner_is("nofd", NEW, NEW);
+}
+
 static void
 test_bad(void **state)
 {
@@ -275,10 +314,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shift),
-        cmocka_unit_test(test_base_of),
-        cmocka_unit_test(test_deep),
-        cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_shift),  cmocka_unit_test(test_base_of), cmocka_unit_test(test_deep),
+        cmocka_unit_test(test_no_fds), cmocka_unit_test(test_bad),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
