@@ -17,6 +17,7 @@
 #include "common/mtime.h"
 #include "node/agent_internal.h"
 #include "node/agent_template.h"
+#include "node/leftovers.h"
 #include "node/memtidy.h"
 #include "node/vservers_fs.h"
 
@@ -490,6 +491,32 @@ adopt_all(agent_t *a)
     }
 }
 
+/* Counts the guests' leftovers in the state directory (data/<id> with no
+ * record, as `vfleet-node leftovers` lists them) for the hello, so the
+ * master shows that the node holds stray state. Counted once, here: they
+ * are removed with the agent stopped (`vfleet-node leftovers remove`), so
+ * the next start-up's count says so; while the agent runs, a create in
+ * progress has its directory before its record and would be counted. A
+ * create that fails later with its clean-up failing too shows at the next
+ * start. */
+static void
+count_leftovers(agent_t *a)
+{
+    _cleanup_free_ struct leftover *l = NULL;
+    size_t n = 0;
+    int r;
+
+    if (a->cfg.memory_store)
+        return;
+    r = leftovers_list(a->cfg.state_dir, a->store, &l, &n);
+    if (r < 0) {
+        log_warning("node=%s cannot count the guests' leftovers: %s, ignoring", a->cfg.name,
+                    strerror(-r));
+        return;
+    }
+    a->leftovers = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 /* The kernel's id of this boot ("" when it cannot be read). */
@@ -570,6 +597,7 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     a->handles_ready = true;
 
     adopt_all(a);
+    count_leftovers(a);
     if (a->cfg.vservers[0] && !(a->vfs = vservers_fs_start(a, a->cfg.vservers, &r)))
         log_warning("node=%s cannot mount the FreeVPS views at \"%s\": %s, ignoring", cfg->name,
                     a->cfg.vservers, strerror(-r));

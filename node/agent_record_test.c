@@ -423,6 +423,39 @@ test_not_running_killed_at_once(void **state)
     msg_clear(&hello);
 }
 
+/* The hello says how many guests' leftovers the state directory holds at
+ * the agent's start (data/<id> with no record, as `vfleet-node leftovers`
+ * lists them): the master shows that the node holds stray state. A
+ * recorded guest's directory and a name that is no guest id are not. */
+static void
+test_hello_leftovers(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    struct store_record r1 = {0};
+    store_t *s = NULL;
+    struct msg hello;
+    char path[512];
+
+    fill_spec(&r1.spec, ID1, "web1", 1);
+    r1.applied_generation = 1;
+    assert_int_equal(b->ops->create(b, &r1.spec, &r1.ids), 0);
+    assert_true(store_open(f->state, &s) >= 0);
+    assert_int_equal(store_put(s, &r1), 0);
+    store_close(&s);
+    const char *dirs[] = {"", "/" ID1, "/" ID2, "/" ID3, "/lost+found"};
+    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+        snprintf(path, sizeof(path), "%s/data%s", f->state, dirs[i]);
+        assert_int_equal(mkdir(path, 0700), 0);
+    }
+
+    start_agent(f, b);
+    handshake(f, &hello);
+    assert_true(hello.u.hello.has_leftovers);
+    assert_int_equal(hello.u.hello.leftovers, 2);
+    msg_clear(&hello);
+}
+
 static char thawed_ids[4][SPEC_ID_LEN + 1]; /* the guests thaw_stray was asked about */
 static size_t n_thawed;
 
@@ -563,6 +596,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unrecorded_killed_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrecorded_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_running_killed_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hello_leftovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thaw_stray_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_recorded_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_exited_away, setup, teardown),
