@@ -506,12 +506,14 @@ count_leftovers(agent_t *a)
     size_t n = 0;
     int r;
 
+    a->leftovers_known = true;
     if (a->cfg.memory_store)
-        return;
+        return; /* no state directory: none */
     r = leftovers_list(a->cfg.state_dir, a->store, &l, &n);
     if (r < 0) {
         log_warning("node=%s cannot count the guests' leftovers: %s, ignoring", a->cfg.name,
                     strerror(-r));
+        a->leftovers_known = false;
         return;
     }
     a->leftovers = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;

@@ -16,7 +16,8 @@
  *
  * Encoding runs the same codec_check_msg() first, so we never send what the
  * peer would refuse, then writes the table's fields in table order: the map
- * header's count is the table's length, so it cannot drift from the fields. */
+ * header's count is the table's length (less the fields with a seen flag
+ * that is false: fields_sent), so it cannot drift from the fields. */
 #include <errno.h>
 #include <msgpack.h>
 #include <stdarg.h>
@@ -63,7 +64,7 @@ struct wire_field {
     bool owned;                   /* W_LIST: the array is allocated, not inline */
     const struct wire_table *sub; /* W_MAP, W_LIST: the nested fields */
     const char *const *names;     /* W_NAME: the names by value */
-    size_t seen;                  /* 1 + offset of a bool set when the key is there, 0 = none */
+    size_t seen; /* 1 + offset of a bool: true when the key is there (decode), sends it (encode) */
 };
 
 /* The fields of one map, in wire order. */
@@ -839,6 +840,24 @@ pk_names(msgpack_packer *pk, enum wire_kind kind, uint64_t mask)
 
 static void pk_fields(msgpack_packer *pk, const struct wire_table *t, const void *base);
 
+/* Whether field f of base goes out: not when its seen flag is false (the
+ * sender does not know the value, as an older peer would not send it). */
+static bool
+sent(const struct wire_field *f, const void *base)
+{
+    return !f->seen || *(const bool *)((const char *)base + f->seen - 1);
+}
+
+/* The fields of t that go out: the count of its map's header. */
+static uint32_t
+fields_sent(const struct wire_table *t, const void *base)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < t->n; i++)
+        n += sent(&t->fields[i], base);
+    return n;
+}
+
 /* The containers: their entries follow the header. */
 static void
 pk_container(msgpack_packer *pk, const struct wire_field *f, const void *base)
@@ -868,14 +887,14 @@ pk_container(msgpack_packer *pk, const struct wire_field *f, const void *base)
             pk_str(pk, (*(char *const *const *)p)[i]);
         break;
     case W_MAP:
-        msgpack_pack_map(pk, f->sub->n);
+        msgpack_pack_map(pk, fields_sent(f->sub, p));
         pk_fields(pk, f->sub, p);
         break;
     case W_LIST: {
         const char *elems = f->owned ? *(const char *const *)p : p;
         msgpack_pack_array(pk, n);
         for (uint32_t i = 0; i < n; i++) {
-            msgpack_pack_map(pk, f->sub->n);
+            msgpack_pack_map(pk, fields_sent(f->sub, elems + i * f->elem));
             pk_fields(pk, f->sub, elems + i * f->elem);
         }
         break;
@@ -939,7 +958,8 @@ static void
 pk_fields(msgpack_packer *pk, const struct wire_table *t, const void *base)
 {
     for (size_t i = 0; i < t->n; i++)
-        pk_field(pk, &t->fields[i], base);
+        if (sent(&t->fields[i], base))
+            pk_field(pk, &t->fields[i], base);
 }
 
 int
@@ -959,7 +979,7 @@ msg_encode(const struct msg *m, char **buf, size_t *len)
         return r;
 
     msgpack_packer_init(&pk, &out, outbuf_write);
-    msgpack_pack_map(&pk, 3 + msg_tables[m->type].n);
+    msgpack_pack_map(&pk, 3 + fields_sent(&msg_tables[m->type], &m->u));
     /* "id" first, so a receiver can nack even a frame cut short. */
     pk_str(&pk, "id");
     msgpack_pack_uint64(&pk, m->id);

@@ -176,6 +176,20 @@ test_hello_leftovers(void **state)
         msg_clear(&m);
         frame_done(&f);
     }
+    /* A sender that does not know them does not send them (not 0). */
+    struct msg in, out;
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    fill(&in, MSG_HELLO);
+    in.u.hello.leftovers = 5;
+    in.u.hello.has_leftovers = false;
+    assert_int_equal(msg_encode(&in, &buf, &len), 0);
+    assert_null(memmem(buf, len, "leftovers", 9));
+    assert_int_equal(msg_decode(buf, len, &out, NULL, 0), 0);
+    assert_false(out.u.hello.has_leftovers);
+    assert_int_equal(out.u.hello.leftovers, 0);
+    msg_clear(&in);
+    msg_clear(&out);
 }
 
 /* The largest inventory and usage batch the caps allow still fit one frame
