@@ -521,6 +521,44 @@ test_node_ls_table(void **state)
                         "host-two  down,cordoned       0    0/4      0/8G      0/0  -\n");
 }
 
+/* A node's leftovers (guests' state with no record on it): in ls's state
+ * when there are some, and in show always, "unknown" from an older agent. */
+static void
+test_node_leftovers(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 200,
+          "{\"nodes\":[{\"name\":\"h1\",\"state\":\"ready\",\"cordoned\":true,"
+          "\"labels\":{},\"guests\":0,\"leftovers\":2,"
+          "\"capacity\":{\"cpus\":4,\"memory\":0,\"disk\":0},\"allocated\":{}},"
+          "{\"name\":\"h2\",\"state\":\"ready\",\"cordoned\":false,\"labels\":{},"
+          "\"guests\":0,\"leftovers\":0,"
+          "\"capacity\":{\"cpus\":4,\"memory\":0,\"disk\":0},\"allocated\":{}},"
+          "{\"name\":\"h3\",\"state\":\"ready\",\"cordoned\":false,\"labels\":{},"
+          "\"guests\":0,\"leftovers\":null,"
+          "\"capacity\":{\"cpus\":4,\"memory\":0,\"disk\":0},\"allocated\":{}}]}");
+    assert_int_equal(RUN(cmd_node_run, "ls"), CLI_EXIT_OK);
+    flush(fx);
+    assert_non_null(strstr(fx->out, "h1    ready,cordoned,leftovers:2 "));
+    assert_non_null(strstr(fx->out, "h2    ready "));
+    assert_non_null(strstr(fx->out, "h3    ready "));
+    assert_null(strstr(fx->out, "leftovers:0"));
+
+    reply(fx, 200,
+          "{\"name\":\"h1\",\"state\":\"ready\",\"cordoned\":false,\"labels\":{},"
+          "\"guests\":0,\"leftovers\":2,\"capacity\":{\"cpus\":4},\"allocated\":{}}");
+    assert_int_equal(RUN(cmd_node_run, "show", "h1"), CLI_EXIT_OK);
+    flush(fx);
+    assert_non_null(
+        strstr(fx->out, "leftovers:  2 (vfleet-node leftovers on the node lists them)\n"));
+    reply(fx, 200,
+          "{\"name\":\"h3\",\"state\":\"ready\",\"cordoned\":false,\"labels\":{},"
+          "\"guests\":0,\"leftovers\":null,\"capacity\":{\"cpus\":4},\"allocated\":{}}");
+    assert_int_equal(RUN(cmd_node_run, "show", "h3"), CLI_EXIT_OK);
+    flush(fx);
+    assert_non_null(strstr(fx->out, "leftovers:  unknown\n"));
+}
+
 /* The CPU column counts against what placement uses: capacity times the
  * overcommit (7.5 cores placed on 2 overcommitted 4 times is 7.5/8). CSV
  * carries the same table. */
@@ -990,6 +1028,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_json_prints_server_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_show_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_ls_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_leftovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_overcommit_and_csv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_yaml_and_templates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_ls_filters_and_pages, setup, teardown),

@@ -68,11 +68,18 @@ node_add_usage(table_t *t, const json_t *node, const char *key, bool size)
     table_addf(t, "%s/%s%s", a, u, over);
 }
 
+/* The node's state, ",cordoned" when it is, and ",leftovers:N" when it
+ * holds guests' leftovers (`vfleet-node leftovers` lists them there). */
 static const char *
 node_state(const json_t *node, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s%s", cli_str(node, "state"),
-             json_is_true(json_object_get(node, "cordoned")) ? ",cordoned" : "");
+    const json_t *lo = json_object_get(node, "leftovers");
+    char left[40] = "";
+
+    if (json_is_integer(lo) && json_integer_value(lo) > 0)
+        snprintf(left, sizeof(left), ",leftovers:%lld", (long long)json_integer_value(lo));
+    snprintf(buf, n, "%s%s%s", cli_str(node, "state"),
+             json_is_true(json_object_get(node, "cordoned")) ? ",cordoned" : "", left);
     return buf;
 }
 
@@ -152,6 +159,15 @@ node_show_print(struct cli_ctx *ctx, const char *name, const json_t *n)
     table_add(t, cli_str(n, "cgroup"));
     table_add(t, "backend:");
     table_add(t, cli_str(n, "backend"));
+    /* null: an agent that does not count them (older). */
+    const json_t *lo = json_object_get(n, "leftovers");
+    table_add(t, "leftovers:");
+    if (json_is_integer(lo))
+        table_addf(t, "%lld%s", (long long)json_integer_value(lo),
+                   json_integer_value(lo) > 0 ? " (vfleet-node leftovers on the node lists them)"
+                                              : "");
+    else
+        table_add(t, "unknown");
     table_add(t, "last seen:");
     table_add(t, cli_str(n, "last_seen"));
     cli_print_table(ctx, t);

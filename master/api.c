@@ -725,6 +725,9 @@ api_node_json(const struct registry_node *n, const struct sched_node_info *info,
             json_array_append_new(templates, json_string(t));
     }
     json_object_set_new(o, "templates", templates);
+    /* null: not known (an older node, or none has said hello). */
+    json_object_set_new(o, "leftovers",
+                        n->has_leftovers ? json_integer(n->leftovers) : json_null());
     if (with_orphans)
         json_object_set_new(o, "orphans", n->orphans ? json_copy(n->orphans) : json_array());
     else

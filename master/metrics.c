@@ -275,6 +275,15 @@ nodes_out(struct textbuf *o, master_t *m)
             textbuf_printf(o, "%s{node=\"%s\"} %.17g\n", fam[k].name, rn->name, v[k]);
         }
     }
+    /* No sample for a node whose count is not known (an older agent). */
+    family(o, "vfleet_node_leftovers", "gauge",
+           "Guests' leftovers the node holds: data directories with no record, counted at its "
+           "agent's start ('vfleet-node leftovers' lists them).");
+    for (size_t i = 0; i < n; i++) {
+        struct registry_node *rn = registry_at(m->reg, i);
+        if (rn->has_leftovers)
+            textbuf_printf(o, "vfleet_node_leftovers{node=\"%s\"} %u\n", rn->name, rn->leftovers);
+    }
     node_link_out(o, m);
 }
 

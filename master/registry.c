@@ -123,6 +123,12 @@ load_one(void *userdata, const struct db_node *dn)
             strscpy(n->backend, s, sizeof(n->backend));
         if ((s = json_string_value(json_object_get(kernel, "agent_version"))))
             strscpy(n->agent_version, s, sizeof(n->agent_version));
+        json_t *lo = json_object_get(kernel, "leftovers");
+        if (json_is_integer(lo) && json_integer_value(lo) >= 0 &&
+            json_integer_value(lo) <= UINT32_MAX) {
+            n->leftovers = (uint32_t)json_integer_value(lo);
+            n->has_leftovers = true;
+        }
     }
     json_decref(labels);
     json_decref(kernel);
@@ -233,6 +239,8 @@ registry_hello(registry_t *r, const struct msg_hello *h, struct registry_node **
     strscpy(tmp.cgroup, h->cgroup, sizeof(tmp.cgroup));
     strscpy(tmp.backend, h->backend, sizeof(tmp.backend));
     strscpy(tmp.agent_version, h->agent_version, sizeof(tmp.agent_version));
+    tmp.leftovers = h->has_leftovers ? h->leftovers : 0;
+    tmp.has_leftovers = h->has_leftovers;
     tmp.cap = (struct sched_capacity){
         .cpu = h->cpus, .memory = h->memory, .disk = h->disk, .max_guests = h->max_guests};
     tmp.n_labels = h->n_labels;
@@ -243,6 +251,8 @@ registry_hello(registry_t *r, const struct msg_hello *h, struct registry_node **
         json_object_set_new(labels, h->labels[i].key, json_string(h->labels[i].value));
     json_t *kernel = json_pack("{s:s, s:s, s:s, s:s}", "kernel", tmp.kernel, "cgroup", tmp.cgroup,
                                "backend", tmp.backend, "agent_version", tmp.agent_version);
+    if (tmp.has_leftovers)
+        json_object_set_new(kernel, "leftovers", json_integer(tmp.leftovers));
     _cleanup_free_ char *labels_text = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
     _cleanup_free_ char *kernel_text = json_dumps(kernel, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(labels);
@@ -269,6 +279,8 @@ registry_hello(registry_t *r, const struct msg_hello *h, struct registry_node **
     memcpy(n->cgroup, tmp.cgroup, sizeof(n->cgroup));
     memcpy(n->backend, tmp.backend, sizeof(n->backend));
     memcpy(n->agent_version, tmp.agent_version, sizeof(n->agent_version));
+    n->leftovers = tmp.leftovers;
+    n->has_leftovers = tmp.has_leftovers;
     n->cap = tmp.cap;
     free(n->templates);
     n->templates = templates_join(h);

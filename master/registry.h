@@ -63,6 +63,8 @@ struct registry_node {
     struct msg_template *template_info;         /* the same with size and checksum, owned */
     uint32_t n_template_info;                   /* entries in template_info */
     uint64_t last_msg_id; /* master: highest request id heard from it (a lower hello is stale) */
+    uint32_t leftovers;   /* guests' leftovers in its state directory, from its last hello */
+    bool has_leftovers;   /* leftovers is known (an older node does not send it) */
 };
 
 /* Called by registry_tick after a node changed state (old -> new). */

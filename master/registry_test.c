@@ -252,11 +252,48 @@ test_cordon_and_reload(void **state)
     sched_destroy(&s2);
 }
 
+/* A node's leftovers from its hello: kept, and stored with its facts so a
+ * master restarted shows the last count it heard; a hello without them
+ * (an older agent) makes them not known again, not 0. */
+static void
+test_leftovers(void **state)
+{
+    struct fx *f = *state;
+    struct msg_hello h = {.cpus = 1000, .memory = 1ULL << 30, .disk = 1ULL << 30};
+    registry_t *again = NULL;
+    sched_t *s2 = sched_new(NULL);
+
+    snprintf(h.node, sizeof(h.node), "h1");
+    h.leftovers = 3;
+    h.has_leftovers = true;
+    assert_int_equal(registry_hello(f->reg, &h, NULL), 0);
+    struct registry_node *n = registry_get(f->reg, "h1");
+    assert_true(n->has_leftovers);
+    assert_int_equal(n->leftovers, 3);
+
+    assert_int_equal(registry_new(f->db, s2, NULL, &again), 0);
+    n = registry_get(again, "h1");
+    assert_true(n->has_leftovers);
+    assert_int_equal(n->leftovers, 3);
+    registry_destroy(&again);
+
+    h.leftovers = 0;
+    h.has_leftovers = false;
+    assert_int_equal(registry_hello(f->reg, &h, NULL), 0);
+    n = registry_get(f->reg, "h1");
+    assert_false(n->has_leftovers);
+    assert_int_equal(registry_new(f->db, s2, NULL, &again), 0);
+    assert_false(registry_get(again, "h1")->has_leftovers);
+    registry_destroy(&again);
+    sched_destroy(&s2);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hello_persists_and_mirrors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leftovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_liveness_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_liveness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_marks_guests_unknown, setup, teardown),

@@ -17,6 +17,7 @@
 #include "common/mtime.h"
 #include "node/agent_internal.h"
 #include "node/agent_template.h"
+#include "node/leftovers.h"
 #include "node/memtidy.h"
 #include "node/vservers_fs.h"
 
@@ -281,35 +282,30 @@ unrecorded_why(agent_t *a, const char *id, char *out, size_t n)
     return r > 0;
 }
 
-/* Kills what runs of the guests the backend has traces of (linux: a cgroup)
- * and the store has no record of: an agent killed in a create with its
- * start (guest.apply.start) after the init's spawn and before the create's
- * first record write left an init that no record names, in a uid block no
- * record holds, which store_uid_block_pick would hand to another guest, and
- * whose destroy would be acked as gone. Their disks, mounts and cgroups
- * stay: nothing of a guest is deleted because a message was lost (the
- * create sent again reuses them, a destroy removes them, and so does
- * `vfleet-node leftovers remove`). All are killed at once, with one deadline
- * (kill_many): one by one, each guest whose processes would not die held
- * the hello for the backend's whole timeout. Each leftover gets one line: a
- * warning when something of it ran, else info (a leftover is seen at every
- * start until it is removed). */
-static void
-kill_unrecorded(agent_t *a)
+/* The ids of the guests the backend has traces of (linux: a cgroup and a
+ * directory) and the store has no record of, malloc'd, at the start of *ids
+ * (NULL-terminated, sized for the backend's whole list): an agent killed in
+ * a create with its start (guest.apply.start) after the init's spawn and
+ * before the create's first record write left an init that no record
+ * names, in a uid block no record holds, which store_uid_block_pick would
+ * hand to another guest, and whose destroy would be acked as gone. Returns
+ * how many. */
+static size_t
+unrecorded_ids(agent_t *a, char ***out)
 {
     const struct backend_ops *ops = a->backend->ops;
-    _cleanup_free_ char **ids = NULL;
-    _cleanup_free_ int *res = NULL;
+    char **ids = NULL;
     size_t n = 0;
     int r;
 
-    if (!ops->list || !ops->kill_many)
-        return;
+    *out = NULL;
+    if (!ops->list)
+        return 0;
     r = ops->list(a->backend, &ids);
     if (r < 0) {
         log_warning("node=%s cannot list the backend's guests: %s, ignoring", a->cfg.name,
                     strerror(-r));
-        return;
+        return 0;
     }
     /* The unrecorded ones, in place. */
     for (char **id = ids; *id; id++) {
@@ -324,33 +320,39 @@ kill_unrecorded(agent_t *a)
         }
     }
     ids[n] = NULL;
-    if (!n)
-        return;
-    res = xcalloc(n, sizeof(*res));
-    r = ops->kill_many(a->backend, ids, n, res);
-    for (size_t i = 0; i < n; i++) {
-        char why[512];
-        bool aside = unrecorded_why(a, ids[i], why, sizeof(why));
-        int k = r < 0 ? r : res[i];
-        if (k < 0 && k != -ENOENT)
-            log_warning("node=%s guest=%s has no record (%s) and cannot kill what runs of it: "
-                        "%s, ignoring",
-                        a->cfg.name, ids[i], why, strerror(-k));
-        else if (k > 0)
-            log_warning("node=%s guest=%s has no record (%s): killed what ran of it; its disk, "
-                        "mounts and cgroup are kept ('vfleet-node leftovers' lists them)",
-                        a->cfg.name, ids[i], why);
-        else if (aside)
-            log_info("node=%s guest=%s has no record (%s), nothing of it runs: its disk, mounts "
-                     "and cgroup are kept for the record's repair",
-                     a->cfg.name, ids[i], why);
-        else
-            log_info("node=%s guest=%s has no record (%s), nothing of it runs: its disk, mounts "
-                     "and cgroup are kept; 'vfleet-node leftovers remove %s --yes' removes them "
-                     "once the master has no such guest",
-                     a->cfg.name, ids[i], why, ids[i]);
-        free(ids[i]);
-    }
+    *out = ids;
+    return n;
+}
+
+/* Says what the start-up's kill did to unrecorded guest id (k: 1 killed,
+ * 0 nothing ran, or -errno), in one line: a warning when something of it
+ * ran, else info (a leftover is seen at every start until it is removed).
+ * Its disk, mounts and cgroup stay: nothing of a guest is deleted because a
+ * message was lost (the create sent again reuses them, a destroy removes
+ * them, and so does `vfleet-node leftovers remove`). */
+static void
+unrecorded_log(agent_t *a, const char *id, int k)
+{
+    char why[512];
+    bool aside = unrecorded_why(a, id, why, sizeof(why));
+
+    if (k < 0 && k != -ENOENT)
+        log_warning("node=%s guest=%s has no record (%s) and cannot kill what runs of it: "
+                    "%s, ignoring",
+                    a->cfg.name, id, why, strerror(-k));
+    else if (k > 0)
+        log_warning("node=%s guest=%s has no record (%s): killed what ran of it; its disk, "
+                    "mounts and cgroup are kept ('vfleet-node leftovers' lists them)",
+                    a->cfg.name, id, why);
+    else if (aside)
+        log_info("node=%s guest=%s has no record (%s), nothing of it runs: its disk, mounts "
+                 "and cgroup are kept for the record's repair",
+                 a->cfg.name, id, why);
+    else
+        log_info("node=%s guest=%s has no record (%s), nothing of it runs: its disk, mounts "
+                 "and cgroup are kept; 'vfleet-node leftovers remove %s --yes' removes them "
+                 "once the master has no such guest",
+                 a->cfg.name, id, why, id);
 }
 
 /* Thaws a guest an agent killed in its kill left frozen (backend.h,
@@ -373,28 +375,88 @@ thaw_stray(agent_t *a, const struct guest_spec *spec)
                     spec->name);
 }
 
+/* One recorded guest between its state check and its adoption (adopt_all). */
+struct adopt_one {
+    struct agent_guest *g; /* the guest, in the agent's table */
+    enum guest_state st;   /* what the backend's state said */
+    int kill;              /* its kill's result (1 killed, 0 nothing ran, -errno), or 0 */
+};
+
 /* Re-adopts every guest of the store: a running one is checked by pid plus
  * start time and watched again; nothing is started twice. A guest that was
  * meant to run but is gone (the host rebooted) is started again only when its
  * spec says autostart, and only after a reboot of the host: on the same boot,
- * a gone init exited by itself and the restart policy decides. */
+ * a gone init exited by itself and the restart policy decides.
+ *
+ * Before the hello, nothing may run of a guest whose record says it is not
+ * running, nor of one with no record (unrecorded_ids). All of them are
+ * killed at once, with one deadline (kill_many): one by one, each guest
+ * whose processes would not die (uninterruptible sleep: a hung fuse mount,
+ * a frozen cgroup) held the hello for the backend's whole timeout (linux:
+ * CGROUP_KILL_TIMEOUT_MS), N such guests N times it. A guest whose kill
+ * failed is logged and adopted as stopped all the same. */
 static void
 adopt_all(agent_t *a)
 {
+    const struct backend_ops *ops = a->backend->ops;
     _cleanup_free_ struct guest_spec *spec = xmalloc(sizeof(*spec)); /* g's, unpacked */
-    size_t n = store_count(a->store);
+    size_t n = store_count(a->store), n_un, n_kill;
+    _cleanup_free_ struct adopt_one *ad = xcalloc(n ? n : 1, sizeof(*ad));
+    _cleanup_free_ char **ids = NULL; /* the unrecorded, then the recorded not running */
+    _cleanup_free_ int *res = NULL;
+    char **un = NULL;
 
-    kill_unrecorded(a);
     for (size_t i = 0; i < n; i++) {
         struct agent_guest *g = agent_guest_add(a, store_at(a->store, i));
-        enum guest_state st = GUEST_ABSENT;
+        ad[i] = (struct adopt_one){.g = g, .st = GUEST_ABSENT};
         agent_guest_spec(g, spec);
         thaw_stray(a, spec);
-        int r = a->backend->ops->state(a->backend, spec, &g->rec.rt, &st);
-
+        int r = ops->state(a->backend, spec, &g->rec.rt, &ad[i].st);
         if (r < 0)
             log_warning("node=%s guest=%s state check failed: %s, ignoring", a->cfg.name,
                         g->rec.spec.name, strerror(-r));
+    }
+
+    /* The record says not running, so nothing of the guest may run: an
+     * agent killed between a start's spawn and its record write left an
+     * init no record names, which the start sent again (it was never
+     * acked) doubled, and a stop took for not running. */
+    n_un = ops->kill_many ? unrecorded_ids(a, &un) : 0;
+    ids = xcalloc(n_un + n + 1, sizeof(*ids));
+    if (n_un)
+        memcpy(ids, un, n_un * sizeof(*ids));
+    free(un);
+    n_kill = n_un;
+    for (size_t i = 0; i < n; i++)
+        if (ad[i].st != GUEST_ABSENT && !ad[i].g->rec.rt.pid)
+            ids[n_kill++] = ad[i].g->rec.spec.id;
+    res = xcalloc(n_kill ? n_kill : 1, sizeof(*res));
+    if (ops->kill_many) {
+        int r = n_kill ? ops->kill_many(a->backend, ids, n_kill, res) : 0;
+        for (size_t i = 0; r < 0 && i < n_kill; i++)
+            res[i] = r;
+    } else {
+        /* A backend without kill_many (none here): one by one, and of
+         * the recorded ones only, as list is used with kill_many. */
+        for (size_t i = 0, j = n_un; i < n; i++) {
+            if (ad[i].st == GUEST_ABSENT || ad[i].g->rec.rt.pid)
+                continue;
+            agent_guest_spec(ad[i].g, spec);
+            res[j++] = ops->kill(a->backend, spec, &ad[i].g->rec.rt);
+        }
+    }
+    for (size_t i = 0; i < n_un; i++) {
+        unrecorded_log(a, ids[i], res[i]);
+        free(ids[i]);
+    }
+    for (size_t i = 0, j = n_un; i < n; i++)
+        if (ad[i].st != GUEST_ABSENT && !ad[i].g->rec.rt.pid)
+            ad[i].kill = res[j++];
+
+    for (size_t i = 0; i < n; i++) {
+        struct agent_guest *g = ad[i].g;
+        enum guest_state st = ad[i].st;
+
         if (st == GUEST_RUNNING && g->rec.rt.pid) {
             if (agent_guest_watch(a, g) < 0)
                 log_warning("node=%s guest=%s cannot watch init, ignoring", a->cfg.name,
@@ -409,14 +471,13 @@ adopt_all(agent_t *a)
             agent_guest_exited_away(a, g);
             continue;
         }
-        /* The record says not running, so nothing of the guest may run: an
-         * agent killed between a start's spawn and its record write left an
-         * init no record names, which the start sent again (it was never
-         * acked) doubled, and a stop took for not running. */
-        if (st != GUEST_ABSENT && !g->rec.rt.pid &&
-            (r = a->backend->ops->kill(a->backend, spec, &g->rec.rt)) < 0 && r != -ENOENT)
+        if (ad[i].kill < 0 && ad[i].kill != -ENOENT)
             log_warning("node=%s guest=%s cannot kill what runs of it unrecorded: %s, ignoring",
-                        a->cfg.name, g->rec.spec.name, strerror(-r));
+                        a->cfg.name, g->rec.spec.name, strerror(-ad[i].kill));
+        else if (ad[i].kill > 0)
+            log_warning("node=%s guest=%s ran with a record that says it does not: killed what "
+                        "ran of it",
+                        a->cfg.name, g->rec.spec.name);
         if (g->rec.rt.pid) {
             g->rec.rt = (struct guest_runtime){0};
             agent_guest_save(a, g);
@@ -428,6 +489,34 @@ adopt_all(agent_t *a)
                  !(g->rec.spec.flags & SPEC_FLAG_LOCK))
             agent_job_start(a, g, 0);
     }
+}
+
+/* Counts the guests' leftovers in the state directory (data/<id> with no
+ * record, as `vfleet-node leftovers` lists them) for the hello, so the
+ * master shows that the node holds stray state. Counted once, here: they
+ * are removed with the agent stopped (`vfleet-node leftovers remove`), so
+ * the next start-up's count says so; while the agent runs, a create in
+ * progress has its directory before its record and would be counted. A
+ * create that fails later with its clean-up failing too shows at the next
+ * start. */
+static void
+count_leftovers(agent_t *a)
+{
+    _cleanup_free_ struct leftover *l = NULL;
+    size_t n = 0;
+    int r;
+
+    a->leftovers_known = true;
+    if (a->cfg.memory_store)
+        return; /* no state directory: none */
+    r = leftovers_list(a->cfg.state_dir, a->store, &l, &n);
+    if (r < 0) {
+        log_warning("node=%s cannot count the guests' leftovers: %s, ignoring", a->cfg.name,
+                    strerror(-r));
+        a->leftovers_known = false;
+        return;
+    }
+    a->leftovers = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -510,6 +599,7 @@ agent_new(uv_loop_t *loop, const struct agent_config *cfg, backend_t *backend, i
     a->handles_ready = true;
 
     adopt_all(a);
+    count_leftovers(a);
     if (a->cfg.vservers[0] && !(a->vfs = vservers_fs_start(a, a->cfg.vservers, &r)))
         log_warning("node=%s cannot mount the FreeVPS views at \"%s\": %s, ignoring", cfg->name,
                     a->cfg.vservers, strerror(-r));

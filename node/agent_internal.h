@@ -118,6 +118,8 @@ struct agent {
     size_t cap_guests;           /* entries allocated */
     struct node_facts facts;     /* from the backend's probe */
     char boot_id[40];            /* the host's boot id, "" = unknown */
+    uint32_t leftovers;          /* guests' leftovers in the state directory at start-up */
+    bool leftovers_known;        /* they could be counted (the hello says not known if not) */
     uint64_t next_id;       /* our request ids (seeded from the clock: unique across restarts) */
     outbox_t *outbox;       /* events, exec results and hello until the master acks them */
     uint64_t heartbeat_seq; /* heartbeats sent */

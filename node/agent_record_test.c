@@ -206,6 +206,29 @@ test_unrecorded_killed_at_start(void **state)
     msg_clear(&hello);
 }
 
+/* Starts the agent on b with its log (info and up) in text. */
+static void
+start_agent_logged(struct fixture *f, backend_t *b, char *text, size_t size)
+{
+    char tmpl[] = "/tmp/vf-agent-log-XXXXXX";
+    int fd = mkstemp(tmpl);
+    assert_true(fd >= 0);
+    unlink(tmpl);
+    int saved = dup(STDERR_FILENO), level = log_max_level;
+    log_max_level = LOG_INFO;
+    dup2(fd, STDERR_FILENO);
+    start_agent(f, b);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    log_max_level = level;
+    ssize_t n = pread(fd, text, size - 1, 0);
+    close(fd);
+    assert_true(n >= 0);
+    text[n] = '\0';
+    fputs(text, stderr);
+}
+
 /* The lines of text that hold every one of the words. */
 static int
 lines_with(const char *text, const char *w1, const char *w2)
@@ -236,7 +259,7 @@ test_unrecorded_logged(void **state)
     struct guest_ids ids = {0};
     struct guest_runtime rt = {0};
     struct msg hello;
-    char path[256], tmpl[] = "/tmp/vf-unrec-log-XXXXXX";
+    char path[256], text[16384];
 
     fill_spec(&s1, ID1, "ran", 1);
     assert_int_equal(b->ops->create(b, &s1, &ids), 0);
@@ -256,23 +279,8 @@ test_unrecorded_logged(void **state)
     fputs("{not json", rf);
     fclose(rf);
 
-    int fd = mkstemp(tmpl);
-    assert_true(fd >= 0);
-    unlink(tmpl);
-    int saved = dup(STDERR_FILENO), level = log_max_level;
-    log_max_level = LOG_INFO;
-    dup2(fd, STDERR_FILENO);
-    start_agent(f, b);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    log_max_level = level;
-    char text[16384] = "";
-    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
-    close(fd);
-    assert_true(n > 0);
-    text[n] = '\0';
-    fputs(text, stderr);
+    start_agent_logged(f, b, text, sizeof(text));
+    assert_true(text[0]);
 
     /* One line each, at its level, saying why. */
     assert_int_equal(lines_with(text, ID1, NULL), 1);
@@ -291,6 +299,160 @@ test_unrecorded_logged(void **state)
 
     handshake(f, &hello);
     assert_int_equal(hello.u.hello.n_inventory, 0);
+    msg_clear(&hello);
+}
+
+#define ID4 "44444444-4444-4444-8444-444444444444"
+#define ID5 "55555555-5555-4555-8555-555555555555"
+
+static const struct backend_ops *sim_ops; /* the sim's own, under the counting ones */
+static int n_kill, n_kill_many;           /* calls of each */
+static char many_ids[8][SPEC_ID_LEN + 1]; /* the ids kill_many was given */
+static size_t n_many_ids;
+
+static int
+count_kill(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt)
+{
+    n_kill++;
+    return sim_ops->kill(b, spec, rt);
+}
+
+/* The sim's kill_many, noting the ids; ID2's processes would not die
+ * (-EBUSY, what the linux backend says at its deadline). */
+static int
+count_kill_many(backend_t *b, char *const *ids, size_t n, int *res)
+{
+    int r = sim_ops->kill_many(b, ids, n, res);
+
+    n_kill_many++;
+    for (size_t i = 0; i < n; i++) {
+        if (n_many_ids < ARRAY_SIZE(many_ids))
+            strscpy(many_ids[n_many_ids++], ids[i], sizeof(many_ids[0]));
+        if (strcmp(ids[i], ID2) == 0)
+            res[i] = -EBUSY;
+    }
+    return r;
+}
+
+static bool
+many_has(const char *id)
+{
+    for (size_t i = 0; i < n_many_ids; i++)
+        if (strcmp(many_ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* The start-up kills what runs of the recorded guests whose record says not
+ * running together with the unrecorded ones: one kill_many, one deadline
+ * for all. It killed each recorded one on its own (kill), and with N whose
+ * processes would not die the hello waited N times the backend's timeout. A
+ * guest whose kill failed is logged and adopted as stopped; one recorded
+ * running is re-adopted, not killed. */
+static void
+test_not_running_killed_at_once(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    static struct backend_ops ops;
+    struct store_record r[4] = {0};
+    const char *rid[4] = {ID1, ID2, ID3, ID5};
+    struct guest_spec s4;
+    struct guest_ids ids = {0};
+    struct guest_runtime rt = {0};
+    enum guest_state st;
+    store_t *s = NULL;
+    struct msg hello;
+    char text[16384];
+
+    sim_ops = b->ops;
+    ops = *b->ops;
+    ops.kill = count_kill;
+    ops.kill_many = count_kill_many;
+    b->ops = &ops;
+    n_kill = n_kill_many = 0;
+    n_many_ids = 0;
+    /* ID1 runs as recorded; ID2 and ID3 run with records that say they do
+     * not (a start's spawn before its record write); ID5 is created only;
+     * ID4 runs with no record at all. */
+    for (size_t i = 0; i < ARRAY_SIZE(r); i++) {
+        fill_spec(&r[i].spec, rid[i],
+                  i == 0   ? "up"
+                  : i == 1 ? "stuck"
+                  : i == 2 ? "ran"
+                           : "idle",
+                  1);
+        r[i].applied_generation = 1;
+        r[i].desired = i == 0 ? STORE_DESIRED_RUNNING : STORE_DESIRED_STOPPED;
+        assert_int_equal(b->ops->create(b, &r[i].spec, &r[i].ids), 0);
+        rt = (struct guest_runtime){0};
+        if (i < 3)
+            assert_int_equal(b->ops->start(b, &r[i].spec, &r[i].ids, &rt), 0);
+        if (i == 0)
+            r[i].rt = rt;
+    }
+    fill_spec(&s4, ID4, "norec", 1);
+    assert_int_equal(b->ops->create(b, &s4, &ids), 0);
+    assert_int_equal(b->ops->start(b, &s4, &ids, &rt), 0);
+    assert_true(store_open(f->state, &s) >= 0);
+    for (size_t i = 0; i < ARRAY_SIZE(r); i++)
+        assert_int_equal(store_put(s, &r[i]), 0);
+    store_close(&s);
+
+    start_agent_logged(f, b, text, sizeof(text));
+    assert_int_equal(n_kill, 0);
+    assert_int_equal(n_kill_many, 1);
+    assert_int_equal(n_many_ids, 4);
+    assert_false(many_has(ID1));
+    assert_true(many_has(ID2) && many_has(ID3) && many_has(ID4) && many_has(ID5));
+    /* Nothing of a guest that is not running by its record runs. */
+    assert_int_equal(b->ops->state(b, &r[2].spec, &(struct guest_runtime){0}, &st), 0);
+    assert_int_equal(st, GUEST_STOPPED);
+    assert_int_equal(b->ops->state(b, &s4, &(struct guest_runtime){0}, &st), 0);
+    assert_int_equal(st, GUEST_STOPPED);
+    assert_int_equal(lines_with(text, "guest=stuck", "cannot kill what runs of it"), 1);
+    assert_int_equal(lines_with(text, "guest=ran", "killed what ran of it"), 1);
+    assert_int_equal(lines_with(text, "guest=idle", NULL), 0);
+    assert_int_equal(lines_with(text, "guest=up", "re-adopted"), 1);
+
+    handshake(f, &hello);
+    assert_int_equal(hello.u.hello.n_inventory, 4);
+    for (uint32_t i = 0; i < hello.u.hello.n_inventory; i++)
+        assert_int_equal(hello.u.hello.inventory[i].running,
+                         strcmp(hello.u.hello.inventory[i].id, ID1) == 0);
+    msg_clear(&hello);
+}
+
+/* The hello says how many guests' leftovers the state directory holds at
+ * the agent's start (data/<id> with no record, as `vfleet-node leftovers`
+ * lists them): the master shows that the node holds stray state. A
+ * recorded guest's directory and a name that is no guest id are not. */
+static void
+test_hello_leftovers(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    struct store_record r1 = {0};
+    store_t *s = NULL;
+    struct msg hello;
+    char path[512];
+
+    fill_spec(&r1.spec, ID1, "web1", 1);
+    r1.applied_generation = 1;
+    assert_int_equal(b->ops->create(b, &r1.spec, &r1.ids), 0);
+    assert_true(store_open(f->state, &s) >= 0);
+    assert_int_equal(store_put(s, &r1), 0);
+    store_close(&s);
+    const char *dirs[] = {"", "/" ID1, "/" ID2, "/" ID3, "/lost+found"};
+    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+        snprintf(path, sizeof(path), "%s/data%s", f->state, dirs[i]);
+        assert_int_equal(mkdir(path, 0700), 0);
+    }
+
+    start_agent(f, b);
+    handshake(f, &hello);
+    assert_true(hello.u.hello.has_leftovers);
+    assert_int_equal(hello.u.hello.leftovers, 2);
     msg_clear(&hello);
 }
 
@@ -433,6 +595,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unrecorded_create_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrecorded_killed_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrecorded_logged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_running_killed_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hello_leftovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thaw_stray_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_recorded_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_exited_away, setup, teardown),

@@ -192,6 +192,8 @@ agent_send_hello(agent_t *a)
     h->memory = a->facts.memory;
     h->disk = a->facts.disk;
     h->max_guests = a->facts.max_guests;
+    h->leftovers = a->leftovers;
+    h->has_leftovers = a->leftovers_known;
     h->n_templates = a->facts.n_templates;
     for (uint32_t i = 0; i < h->n_templates; i++) {
         strscpy(h->templates[i].name, a->facts.templates[i], sizeof(h->templates[i].name));

@@ -171,10 +171,11 @@ struct backend_ops {
     /* Kills what runs of each of the n guests in ids, as kill does, with one
      * deadline for all: every guest is signalled before any is waited for,
      * so guests whose processes will not die hold the caller for one
-     * timeout, not one each (the agent's start-up kills the unrecorded
-     * guests of list so). res[i]: 1 when processes of ids[i] were killed, 0
+     * timeout, not one each (the agent's start-up kills so, in one call,
+     * the unrecorded guests of list and the recorded ones whose record
+     * says not running). res[i]: 1 when processes of ids[i] were killed, 0
      * when none ran, or -errno (-EBUSY: some remain). NULL: the agent calls
-     * kill for each. */
+     * kill for each recorded one and kills none of list. */
     int (*kill_many)(backend_t *b, char *const *ids, size_t n, int *res);
     /* Removes everything of a stopped guest: cgroups, mounts, disk image, netns. */
     int (*destroy)(backend_t *b, const struct guest_spec *spec);

@@ -4,7 +4,7 @@
  * finish leaves them (stopped before its first record write, or failed with
  * its clean-up failing too), and so does a record the store set aside as
  * unreadable. The agent kills what runs of them at every start and keeps the
- * rest (node/agent.c kill_unrecorded): nothing of a guest is deleted because
+ * rest (node/agent.c adopt_all): nothing of a guest is deleted because
  * a message was lost. `vfleet-node leftovers` lists them, `vfleet-node
  * leftovers remove ID --yes` removes one, never one the store has a record
  * of (docs/operations.md). */

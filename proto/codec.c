@@ -16,7 +16,8 @@
  *
  * Encoding runs the same codec_check_msg() first, so we never send what the
  * peer would refuse, then writes the table's fields in table order: the map
- * header's count is the table's length, so it cannot drift from the fields. */
+ * header's count is the table's length (less the fields with a seen flag
+ * that is false: fields_sent), so it cannot drift from the fields. */
 #include <errno.h>
 #include <msgpack.h>
 #include <stdarg.h>
@@ -63,6 +64,7 @@ struct wire_field {
     bool owned;                   /* W_LIST: the array is allocated, not inline */
     const struct wire_table *sub; /* W_MAP, W_LIST: the nested fields */
     const char *const *names;     /* W_NAME: the names by value */
+    size_t seen; /* 1 + offset of a bool: true when the key is there (decode), sends it (encode) */
 };
 
 /* The fields of one map, in wire order. */
@@ -187,6 +189,8 @@ static const struct wire_field hello_fields[] = {
     W("inventory", W_LIST, true, struct msg_hello, inventory,
       .count = offsetof(struct msg_hello, n_inventory), .max = PROTO_MAX_INVENTORY,
       .elem = sizeof(struct msg_inventory_item), .owned = true, .sub = &inventory_table),
+    W("leftovers", W_U32, false, struct msg_hello, leftovers,
+      .seen = 1 + offsetof(struct msg_hello, has_leftovers)),
 };
 
 /* inventory: the same list, and one spec when asked for. */
@@ -737,38 +741,14 @@ static int
 decode_fields(struct codec_ctx *c, const msgpack_object *map, const struct wire_table *t,
               void *base)
 {
-    for (size_t i = 0; i < t->n; i++)
-        TRY(decode_field(c, map, &t->fields[i], base));
-    return 0;
-}
-
-/* Reads the envelope: "id", "v" and "type". */
-static int
-decode_envelope(struct codec_ctx *c, const msgpack_object *top, struct msg *m)
-{
-    const msgpack_object *o;
-    char type[64];
-
-    if (top->type != MSGPACK_OBJECT_MAP)
-        return codec_fail(c, -EBADMSG, "not a map");
-    if (codec_find(c, top, "id", &o) <= 0 || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return codec_fail(c, -EBADMSG, "field 'id': missing or not an unsigned integer");
-    m->id = o->via.u64;
-    if (codec_find(c, top, "v", &o) <= 0 || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        o->via.u64 == 0)
-        return codec_fail(c, -EBADMSG, "field 'v': missing or not a positive integer");
-    if (o->via.u64 > PROTO_VERSION)
-        return codec_fail(c, -EPROTONOSUPPORT, "protocol version %llu, this side speaks %d",
-                          (unsigned long long)o->via.u64, PROTO_VERSION);
-    if (codec_find(c, top, "type", &o) <= 0 || o->type != MSGPACK_OBJECT_STR)
-        return codec_fail(c, -EBADMSG, "field 'type': missing or not a string");
-    if (o->via.str.size >= sizeof(type) || memchr(o->via.str.ptr, '\0', o->via.str.size))
-        return codec_fail(c, -ENOMSG, "unknown message type");
-    memcpy(type, o->via.str.ptr, o->via.str.size);
-    type[o->via.str.size] = '\0';
-    m->type = msg_type_from_name(type);
-    if (m->type == MSG_INVALID)
-        return codec_fail(c, -ENOMSG, "unknown message type '%s'", type);
+    for (size_t i = 0; i < t->n; i++) {
+        const struct wire_field *f = &t->fields[i];
+        int r = decode_field(c, map, f, base);
+        if (r < 0)
+            return r;
+        if (r > 0 && f->seen)
+            *(bool *)((char *)base + f->seen - 1) = true;
+    }
     return 0;
 }
 
@@ -795,7 +775,7 @@ msg_decode(const char *buf, size_t len, struct msg *m, char *errbuf, size_t errl
         (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len))
         r = codec_fail(&c, -EBADMSG, "msgpack refused the frame");
     if (r >= 0)
-        r = decode_envelope(&c, &up.data, m);
+        r = codec_read_envelope(&c, &up.data, m);
     if (r >= 0) {
         memset(&m->u, 0, msg_member_size(m->type));
         r = decode_fields(&c, &up.data, &msg_tables[m->type], &m->u);
@@ -860,6 +840,24 @@ pk_names(msgpack_packer *pk, enum wire_kind kind, uint64_t mask)
 
 static void pk_fields(msgpack_packer *pk, const struct wire_table *t, const void *base);
 
+/* Whether field f of base goes out: not when its seen flag is false (the
+ * sender does not know the value, as an older peer would not send it). */
+static bool
+sent(const struct wire_field *f, const void *base)
+{
+    return !f->seen || *(const bool *)((const char *)base + f->seen - 1);
+}
+
+/* The fields of t that go out: the count of its map's header. */
+static uint32_t
+fields_sent(const struct wire_table *t, const void *base)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < t->n; i++)
+        n += sent(&t->fields[i], base);
+    return n;
+}
+
 /* The containers: their entries follow the header. */
 static void
 pk_container(msgpack_packer *pk, const struct wire_field *f, const void *base)
@@ -889,14 +887,14 @@ pk_container(msgpack_packer *pk, const struct wire_field *f, const void *base)
             pk_str(pk, (*(char *const *const *)p)[i]);
         break;
     case W_MAP:
-        msgpack_pack_map(pk, f->sub->n);
+        msgpack_pack_map(pk, fields_sent(f->sub, p));
         pk_fields(pk, f->sub, p);
         break;
     case W_LIST: {
         const char *elems = f->owned ? *(const char *const *)p : p;
         msgpack_pack_array(pk, n);
         for (uint32_t i = 0; i < n; i++) {
-            msgpack_pack_map(pk, f->sub->n);
+            msgpack_pack_map(pk, fields_sent(f->sub, elems + i * f->elem));
             pk_fields(pk, f->sub, elems + i * f->elem);
         }
         break;
@@ -960,7 +958,8 @@ static void
 pk_fields(msgpack_packer *pk, const struct wire_table *t, const void *base)
 {
     for (size_t i = 0; i < t->n; i++)
-        pk_field(pk, &t->fields[i], base);
+        if (sent(&t->fields[i], base))
+            pk_field(pk, &t->fields[i], base);
 }
 
 int
@@ -980,7 +979,7 @@ msg_encode(const struct msg *m, char **buf, size_t *len)
         return r;
 
     msgpack_packer_init(&pk, &out, outbuf_write);
-    msgpack_pack_map(&pk, 3 + msg_tables[m->type].n);
+    msgpack_pack_map(&pk, 3 + fields_sent(&msg_tables[m->type], &m->u));
     /* "id" first, so a receiver can nack even a frame cut short. */
     pk_str(&pk, "id");
     msgpack_pack_uint64(&pk, m->id);

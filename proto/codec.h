@@ -64,6 +64,12 @@ int codec_get_container(struct codec_ctx *c, const msgpack_object *map, const ch
 int codec_get_bin(struct codec_ctx *c, const msgpack_object *map, const char *key, bool required,
                   uint32_t max, const char **p, uint32_t *n);
 
+/* Reads the envelope of top (codec_read.c): "id" (into m->id as soon as it
+ * is read, so even a refused frame can be nacked), "v" (-EPROTONOSUPPORT
+ * above PROTO_VERSION) and "type" (m->type; -ENOMSG when unknown). Returns 0,
+ * or <0 with the complaint in c. */
+int codec_read_envelope(struct codec_ctx *c, const msgpack_object *top, struct msg *m);
+
 /* The range and form checks of a typed message, shared by msg_encode and
  * msg_decode. Returns 0 or -EINVAL (the complaint in c). */
 int codec_check_msg(struct codec_ctx *c, const struct msg *m);

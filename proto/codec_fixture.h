@@ -181,6 +181,8 @@ fill(struct msg *m, enum msg_type t)
         strcpy(h->inventory[1].name, "db1");
         h->inventory[1].generation = UINT64_MAX;
         strcpy(h->inventory[1].desired, "stopped");
+        h->leftovers = 3;
+        h->has_leftovers = true;
         break;
     }
     case MSG_INVENTORY: {
@@ -462,6 +464,8 @@ cmp_msg(const struct msg *x, const struct msg *y)
             EQ_U(inventory[i].running);
             EQ_S(inventory[i].desired);
         }
+        EQ_U(leftovers);
+        EQ_U(has_leftovers);
         break;
     }
     case MSG_INVENTORY: {

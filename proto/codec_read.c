@@ -161,3 +161,32 @@ codec_get_bin(struct codec_ctx *c, const msgpack_object *map, const char *key, b
     *n = o->via.bin.size;
     return 1;
 }
+
+int
+codec_read_envelope(struct codec_ctx *c, const msgpack_object *top, struct msg *m)
+{
+    const msgpack_object *o;
+    char type[64];
+
+    if (top->type != MSGPACK_OBJECT_MAP)
+        return codec_fail(c, -EBADMSG, "not a map");
+    if (codec_find(c, top, "id", &o) <= 0 || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return codec_fail(c, -EBADMSG, "field 'id': missing or not an unsigned integer");
+    m->id = o->via.u64;
+    if (codec_find(c, top, "v", &o) <= 0 || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        o->via.u64 == 0)
+        return codec_fail(c, -EBADMSG, "field 'v': missing or not a positive integer");
+    if (o->via.u64 > PROTO_VERSION)
+        return codec_fail(c, -EPROTONOSUPPORT, "protocol version %llu, this side speaks %d",
+                          (unsigned long long)o->via.u64, PROTO_VERSION);
+    if (codec_find(c, top, "type", &o) <= 0 || o->type != MSGPACK_OBJECT_STR)
+        return codec_fail(c, -EBADMSG, "field 'type': missing or not a string");
+    if (o->via.str.size >= sizeof(type) || memchr(o->via.str.ptr, '\0', o->via.str.size))
+        return codec_fail(c, -ENOMSG, "unknown message type");
+    memcpy(type, o->via.str.ptr, o->via.str.size);
+    type[o->via.str.size] = '\0';
+    m->type = msg_type_from_name(type);
+    if (m->type == MSG_INVALID)
+        return codec_fail(c, -ENOMSG, "unknown message type '%s'", type);
+    return 0;
+}

@@ -125,6 +125,73 @@ test_roundtrip_minimal(void **state)
     msg_clear(&out);
 }
 
+/* A hello of the required fields, with leftovers: n when n >= 0. */
+static void
+hello_frame(struct frame *f, int64_t leftovers)
+{
+    frame_init(f);
+    p_envelope(f, 10 + (leftovers >= 0), 1, "hello", 5);
+    p_str(f, "node");
+    p_str(f, "h1");
+    p_str(f, "agent_version");
+    p_str(f, "0.1.0");
+    p_str(f, "kernel");
+    p_str(f, "6.1.0");
+    p_str(f, "cgroup");
+    p_str(f, "v2");
+    p_str(f, "backend");
+    p_str(f, "linux");
+    const char *caps[] = {"cpus", "memory", "disk", "max_guests"};
+    for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
+        p_str(f, caps[i]);
+        msgpack_pack_uint64(&f->pk, 1000);
+    }
+    p_str(f, "inventory");
+    msgpack_pack_array(&f->pk, 0);
+    if (leftovers >= 0) {
+        p_str(f, "leftovers");
+        msgpack_pack_uint64(&f->pk, (uint64_t)leftovers);
+    }
+}
+
+/* A hello's leftovers: an older node sends none, which reads as not known
+ * (has_leftovers false), not as none; 0 sent is known to be none. */
+static void
+test_hello_leftovers(void **state)
+{
+    const int64_t cases[] = {-1, 0, 7};
+
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct frame f;
+        struct msg m;
+        char err[256] = "";
+        hello_frame(&f, cases[i]);
+        memset(&m, 0xa5, sizeof(m));
+        int r = decode_frame(&f, &m, err, sizeof(err));
+        if (r != 0)
+            print_error("%s\n", err);
+        assert_int_equal(r, 0);
+        assert_int_equal(m.u.hello.has_leftovers, cases[i] >= 0);
+        assert_int_equal(m.u.hello.leftovers, cases[i] >= 0 ? cases[i] : 0);
+        msg_clear(&m);
+        frame_done(&f);
+    }
+    /* A sender that does not know them does not send them (not 0). */
+    struct msg in, out;
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    fill(&in, MSG_HELLO);
+    in.u.hello.leftovers = 5;
+    in.u.hello.has_leftovers = false;
+    assert_int_equal(msg_encode(&in, &buf, &len), 0);
+    assert_null(memmem(buf, len, "leftovers", 9));
+    assert_int_equal(msg_decode(buf, len, &out, NULL, 0), 0);
+    assert_false(out.u.hello.has_leftovers);
+    assert_int_equal(out.u.hello.leftovers, 0);
+    msg_clear(&in);
+    msg_clear(&out);
+}
+
 /* The largest inventory and usage batch the caps allow still fit one frame
  * and the object bound, so the caps do not contradict each other. */
 static void
@@ -310,6 +377,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_every_type),
         cmocka_unit_test(test_roundtrip_minimal),
+        cmocka_unit_test(test_hello_leftovers),
         cmocka_unit_test(test_decode_writes_its_member_only),
         cmocka_unit_test(test_init_is_a_zeroed_message),
         cmocka_unit_test(test_roundtrip_at_caps),

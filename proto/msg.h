@@ -144,6 +144,8 @@ struct msg_hello {
     struct msg_template templates[PROTO_MAX_TEMPLATES]; /* templates it can create guests from */
     uint32_t n_inventory;                               /* entries in inventory */
     struct msg_inventory_item *inventory;               /* every guest on the node (owned) */
+    uint32_t leftovers; /* guests' leftovers in its state directory at the agent's start */
+    bool has_leftovers; /* leftovers was sent (decoded: an older node sends none) */
 };
 
 struct msg_heartbeat {

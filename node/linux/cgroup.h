@@ -197,11 +197,12 @@ int cgroup_kill(cgroup_mgr_t *mgr, const char *id);
 /* Kills the processes of the n guests in ids as cgroup_kill does, with one
  * deadline for all: every guest is signalled before any is waited for, and
  * the wait ends CGROUP_KILL_TIMEOUT_MS from the call however many guests
- * keep processes (the agent's start-up kills its unrecorded guests so: one
- * by one, N guests whose processes will not die held its hello for N times
- * the timeout). res[i]: 1 when processes of ids[i] were signalled and are
- * gone, 0 when it had none (or no cgroup), or -errno (-EBUSY: processes
- * remain, -EINVAL: not a guest id). Returns 0. */
+ * keep processes (the agent's start-up kills its unrecorded guests and the
+ * recorded ones not running so: one by one, N guests whose processes will
+ * not die held its hello for N times the timeout). res[i]: 1 when
+ * processes of ids[i] were signalled and are gone, 0 when it had none (or
+ * no cgroup), or -errno (-EBUSY: processes remain, -EINVAL: not a guest
+ * id). Returns 0. */
 int cgroup_kill_many(cgroup_mgr_t *mgr, char *const *ids, size_t n, int *res);
 
 /* Thaws the guest's cgroup when it is frozen (v1: freezer.state is not

@@ -9,9 +9,11 @@
 # (the master sends it again: the start was never acked), and the guest runs
 # once, on its own disk, with its files. The create's init, which no record
 # names, is killed by the restarted agent before its hello (its disk kept):
-# listed by `vfleet-node leftovers`, said once in the log with why it has no
-# record, removable by the operator only with the agent stopped, and never
-# a guest the store has a record of.
+# listed by `vfleet-node leftovers`, counted in the agent's hello (what the
+# master shows of the node), said once in the log with why it has no
+# record, removable by the operator only with the agent stopped (the next
+# start's hello counts it no more), and never a guest the store has a
+# record of.
 . "$(dirname "$0")/lib.sh"
 
 command -v gdb >/dev/null || { echo "SKIP: no gdb"; exit 77; }
@@ -54,7 +56,9 @@ HS=$(spec crash2 "$H" '{"disk":"32M"}')
 killed_at h1 apply_done apply-start "$HS"
 [ "$(guest_inits "$H")" = 1 ] || fail "no init of $H running after the killed create: $(guest_inits "$H")"
 start_agent h1
-nodectl h1 wait-hello >/dev/null || fail "no hello after the restart"
+hello=$(nodectl h1 wait-hello) || fail "no hello after the restart"
+[ "$(printf '%s' "$hello" | jv '.leftovers')" = 1 ] ||
+    fail "the hello does not count the leftover of $H: $hello"
 # Killed at start-up, before the hello: it ran in a uid block no record
 # holds. Its disk and cgroup stay for the create sent again.
 n=$(guest_inits "$H")
@@ -100,7 +104,10 @@ leftovers remove "$J" --yes >/dev/null || fail "the leftovers of $J were not rem
 leftovers | grep -q "$J" && fail "$J is still listed after its removal"
 ok "the operator removed the leftovers of the killed create, not the recorded guest's"
 start_agent h1
-nodectl h1 wait-hello >/dev/null || fail "no hello after the restart"
+hello=$(nodectl h1 wait-hello) || fail "no hello after the restart"
+[ "$(printf '%s' "$hello" | jv '.leftovers')" = 0 ] ||
+    fail "the hello after the removal still counts leftovers: $hello"
+ok "the hellos count the leftovers: 1 after the killed create, 0 after the removal"
 nodectl h1 destroy "$K" >/dev/null || fail "destroy $K"
 [ -e "$T/h1/data/$K" ] && fail "the data of $K is left after its destroy"
 ok "the recorded guest is the agent's still: its destroy removes it"

@@ -475,10 +475,13 @@ cmd_wait_hello(void)
                                                 it->name, "generation", (json_int_t)it->generation,
                                                 "running", it->running));
             }
-            print_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "node", m.u.hello.node,
-                                 "cgroup", m.u.hello.cgroup, "backend", m.u.hello.backend, "memory",
-                                 (json_int_t)m.u.hello.memory, "disk", (json_int_t)m.u.hello.disk,
-                                 "max_guests", (json_int_t)m.u.hello.max_guests, "inventory", inv));
+            /* leftovers: null when the hello has none (an older node). */
+            print_json(json_pack(
+                "{s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "node", m.u.hello.node, "cgroup",
+                m.u.hello.cgroup, "backend", m.u.hello.backend, "memory",
+                (json_int_t)m.u.hello.memory, "disk", (json_int_t)m.u.hello.disk, "max_guests",
+                (json_int_t)m.u.hello.max_guests, "inventory", inv, "leftovers",
+                m.u.hello.has_leftovers ? json_integer(m.u.hello.leftovers) : json_null()));
             msg_clear(&m);
             return 0;
         }
