@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -567,23 +568,38 @@ do_stream(int sock, const struct spawn_request *req, char **argv, int ns[NSEXEC_
     return 0;
 }
 
-/* args_fd: the memfd of a long command (req->args_size), else -1. */
+static void
+unmap_args(char **p)
+{
+    if (*p && *p != MAP_FAILED)
+        (void)munmap(*p, SPAWN_EXEC_ARGS_SIZE);
+}
+
+/* *args_fd: the memfd of a long command (req->args_size), else -1; closed
+ * once copied, so no helper forked here holds it while its command runs. */
 static int
-do_exec(int sock, const struct spawn_request *req, int args_fd, struct spawn_response *resp,
+do_exec(int sock, const struct spawn_request *req, int *args_fd, struct spawn_response *resp,
         int out_fds[3])
 {
-    /* Off the stack; the spawner is single-threaded and the helper forked
-     * below has its own copy. */
-    static char long_args[SPAWN_EXEC_ARGS_SIZE];
+    /* A long command's copy: mapped for this request only (the helper
+     * forked below keeps its own copy), so the spawner does not keep it
+     * and its later forks do not copy it. */
+    _cleanup_(unmap_args) char *long_args = NULL;
     char *argv[SPAWN_EXEC_MAX_ARGS + 1] = {NULL};
     int r = 0;
-    if ((req->args_size != 0) != (args_fd >= 0))
+    bool in_memfd = *args_fd >= 0;
+    if ((req->args_size != 0) != in_memfd)
         r = -EINVAL;
-    else if (args_fd >= 0)
-        r = read_args(args_fd, req->args_size, long_args);
-    if (r == 0 && !(req->op == SPAWN_OP_STREAM && req->argc == 0 && args_fd < 0))
-        r = args_fd >= 0 ? unpack_args(long_args, req->args_size, req->argc, true, argv)
-                         : unpack_args(req->args, sizeof(req->args), req->argc, false, argv);
+    else if (in_memfd) {
+        long_args = mmap(NULL, SPAWN_EXEC_ARGS_SIZE, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        r = long_args == MAP_FAILED ? -errno : read_args(*args_fd, req->args_size, long_args);
+    }
+    if (*args_fd >= 0)
+        close(move_fd(*args_fd));
+    if (r == 0 && !(req->op == SPAWN_OP_STREAM && req->argc == 0 && !in_memfd))
+        r = in_memfd ? unpack_args(long_args, req->args_size, req->argc, true, argv)
+                     : unpack_args(req->args, sizeof(req->args), req->argc, false, argv);
     if (r < 0)
         return spawnd_set_error(resp, -r, "bad command");
     if (proc_is_same(req->pid, req->start_time) != 1)
@@ -711,7 +727,7 @@ spawnd_main(int sock)
             if (r > 0)
                 resp.n_fds = (uint32_t)r;
         } else if (req.op == SPAWN_OP_EXEC || req.op == SPAWN_OP_STREAM) {
-            if (do_exec(sock, &req, args_fd, &resp, fds) == 0)
+            if (do_exec(sock, &req, &args_fd, &resp, fds) == 0)
                 resp.n_fds = req.op == SPAWN_OP_EXEC ? 3 : 1;
         } else if (req.op == SPAWN_OP_USERNS && req.cfg.uid_base) {
             fds[0] = idmap_userns_fd(req.cfg.uid_base, req.cfg.uid_count);

@@ -12,6 +12,7 @@
 #include <elf.h>
 #include <string.h>
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -144,6 +145,20 @@ test_spawner_binds_now(void **state)
 
 /* ---- a long command's arguments on the wire (spawnd.h) ---- */
 
+/* Entries in a directory but . and .., or -errno. */
+static int
+count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -errno;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 /* A memfd holding len bytes of buf, sealed against writes and size changes
  * when seal. */
 static int
@@ -217,6 +232,10 @@ test_spawner_long_args_checked(void **state)
     fd = args_memfd(buf, len, true);
     assert_int_equal(ask_raw(sock, req, &fd, 1, why, sizeof(why)), -ESRCH);
     close(fd);
+    char fd_dir[64];
+    snprintf(fd_dir, sizeof(fd_dir), "/proc/%d/fd", (int)pid);
+    int fds_before = count_entries(fd_dir);
+    assert_true(fds_before > 0);
 
     /* No memfd, though args_size says there is one. */
     assert_int_equal(ask_raw(sock, req, NULL, 0, why, sizeof(why)), -EINVAL);
@@ -306,6 +325,8 @@ test_spawner_long_args_checked(void **state)
     memcpy(req->args, "true", 5);
     req->argc = 1;
     assert_int_equal(ask_raw(sock, req, NULL, 0, why, sizeof(why)), -ESRCH);
+    /* And it has kept none of the descriptors that came with them. */
+    assert_int_equal(count_entries(fd_dir), fds_before);
 
     free(req);
     free(buf);
