@@ -585,7 +585,8 @@ do_exec(int sock, const struct spawn_request *req, int *args_fd, struct spawn_re
      * forked below keeps its own copy), so the spawner does not keep it
      * and its later forks do not copy it. */
     _cleanup_(unmap_args) char *long_args = NULL;
-    char *argv[SPAWN_EXEC_MAX_ARGS + 1] = {NULL};
+    char *argv[SPAWN_EXEC_MAX_ARGS + 1];
+    argv[0] = NULL; /* a login shell's (unpack_args sets the rest) */
     int r = 0;
     bool in_memfd = *args_fd >= 0;
     if ((req->args_size != 0) != in_memfd)
