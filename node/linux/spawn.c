@@ -363,7 +363,6 @@ spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t 
     rq->pid = pid;
     rq->start_time = start_time;
     rq->timeout_ms = req->timeout_ms ? req->timeout_ms : EXEC_DEFAULT_TIMEOUT_MS;
-
     struct spawn_response resp;
     int fds[SPAWN_MAX_FDS];
     size_t n_fds = 0;
