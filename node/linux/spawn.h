@@ -161,7 +161,8 @@ int spawner_userns(spawner_t *sp, uint32_t base, uint32_t count);
  * A command that cannot be exec'd exits 127 (126 when not executable) with a
  * message on stderr. Returns 0 with res filled (the caller frees it with
  * exec_result_clear), -ESRCH when pid is not that guest's init any more,
- * -EINVAL for a bad request, -errno otherwise. Blocks the calling thread for
+ * -EINVAL for a bad request (a command over the limits below: with
+ * errtext_get() saying which), -errno otherwise. Blocks the calling thread for
  * the command's run time, but not the spawner. */
 int spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t start_time,
                  const struct exec_request *req, struct exec_result *res);
