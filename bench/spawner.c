@@ -6,7 +6,17 @@
  * wall time per request; run it under `perf stat -e task-clock` for the CPU
  * of the whole tree (this process, the spawner, the helpers).
  *
- * Usage: bench_spawner [N [THREADS]]   (default 2000 and 1; needs root)
+ * Usage: bench_spawner [N [THREADS [MODE]]]   (default 2000, 1, userns; needs root)
+ *
+ * MODE exec asks for N execs instead (spawner_exec, `/bin/true -e
+ * <48 bytes>`, the size of an ordinary command): "exec-esrch" at a pid that
+ * is no guest's (this process with a wrong start time: the request's round
+ * trip and its checks, the spawner forks nothing), "exec" at this process
+ * itself as the "guest" (its start time right: the helper is forked, joins
+ * this process's namespaces, which are the host's, and runs /bin/true there
+ * with the guest's bounding set and syscall filter: a real exec, without a
+ * guest). "exec-long" is "exec" with a command as long as the protocol
+ * allows: /bin/true and 255 arguments of 4096 bytes (main refuses it).
  *
  * With THREADS > 1, that many threads share the spawner, each asking N /
  * THREADS in turn, as the agent's worker threads do: the rate then shows
@@ -25,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "node/linux/proc.h"
 #include "node/linux/spawn.h"
 
 #define BASE 0x70000000u /* host ids far from any node's uid blocks */
@@ -49,11 +60,43 @@ struct share {
     int failed;    /* the first error, 0 = none */
 };
 
+/* MODE: 0 userns, 1 exec-esrch, 2 exec, 3 exec-long. */
+static int mode;
+static uint64_t self_start;
+static char *long_argv[258]; /* exec-long: /bin/true and 255 arguments of 4096 bytes */
+
+static int
+exec_one(spawner_t *sp)
+{
+    struct spawn_config cfg = {0};
+    char *argv[] = {"/bin/true", "-e", "0123456789012345678901234567890123456789012345", NULL};
+    struct exec_request req = {.argv = mode == 3 ? long_argv : argv};
+    struct exec_result res;
+    int r = spawner_exec(sp, &cfg, getpid(), mode == 1 ? self_start + 1 : self_start, &req, &res);
+    if (mode == 1)
+        return r == -ESRCH ? 0 : r < 0 ? r : -EPROTO;
+    if (r < 0)
+        return r;
+    r = res.exit_code == 0 ? 0 : -EPROTO;
+    if (r < 0)
+        fprintf(stderr, "bench_spawner: exit %d: %s\n", res.exit_code, res.err);
+    exec_result_clear(&res);
+    return r;
+}
+
 static void *
 ask(void *arg)
 {
     struct share *s = arg;
     for (int i = 0; i < s->n; i++) {
+        if (mode) {
+            int r = exec_one(s->sp);
+            if (r < 0) {
+                s->failed = r;
+                break;
+            }
+            continue;
+        }
         int fd = spawner_userns(s->sp, BASE, 65536);
         if (fd < 0) {
             s->failed = fd;
@@ -69,22 +112,42 @@ main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 2000, err;
     int threads = argc > 2 ? atoi(argv[2]) : 1;
-    if (n <= 0 || threads <= 0 || threads > 64) {
-        fprintf(stderr, "usage: bench_spawner [N [THREADS]]\n");
+    const char *what = argc > 3 ? argv[3] : "userns";
+    mode = !strcmp(what, "exec-esrch")  ? 1
+           : !strcmp(what, "exec")      ? 2
+           : !strcmp(what, "exec-long") ? 3
+                                        : 0;
+    if (n <= 0 || threads <= 0 || threads > 64 || (!mode && strcmp(what, "userns"))) {
+        fprintf(stderr, "usage: bench_spawner [N [THREADS [userns|exec-esrch|exec|exec-long]]]\n");
         return 2;
+    }
+    long_argv[0] = "/bin/true";
+    for (int i = 1; i < 256; i++) {
+        long_argv[i] = malloc(4097);
+        if (!long_argv[i])
+            return 1;
+        memset(long_argv[i], 'a' + i % 26, 4096);
+        long_argv[i][4096] = '\0';
+    }
+    if (mode && proc_start_time(getpid(), &self_start) < 0) {
+        fprintf(stderr, "bench_spawner: no start time\n");
+        return 1;
     }
     spawner_t *sp = spawner_new(&err);
     if (!sp) {
         fprintf(stderr, "bench_spawner: spawner_new: %s\n", strerror(-err));
         return 1;
     }
-    /* One answer first: the spawner is serving (its program runs). */
-    int fd = spawner_userns(sp, BASE, 65536);
+    /* One answer first: the spawner is serving (its program runs). An
+     * exec mode's is an exec (under valgrind, which has no clone3, the
+     * user namespace would fail). */
+    int fd = mode ? exec_one(sp) : spawner_userns(sp, BASE, 65536);
     if (fd < 0) {
-        fprintf(stderr, "bench_spawner: spawner_userns: %s\n", strerror(-fd));
+        fprintf(stderr, "bench_spawner: %s: %s\n", what, strerror(-fd));
         return 1;
     }
-    close(fd);
+    if (!mode)
+        close(fd);
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/maps", (int)spawner_pid(sp));
     int maps = count_lines(path);
@@ -102,13 +165,13 @@ main(int argc, char **argv)
     for (int t = 0; t < threads; t++) {
         pthread_join(tid[t], NULL);
         if (shares[t].failed) {
-            fprintf(stderr, "bench_spawner: spawner_userns: %s\n", strerror(-shares[t].failed));
+            fprintf(stderr, "bench_spawner: %s: %s\n", what, strerror(-shares[t].failed));
             return 1;
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
     double us = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 1e3 / n;
-    printf("spawner mappings=%d userns=%d threads=%d wall_us_each=%.1f\n", maps, n, threads, us);
+    printf("spawner mappings=%d %s=%d threads=%d wall_us_each=%.1f\n", maps, what, n, threads, us);
     spawner_destroy(&sp);
     return 0;
 }

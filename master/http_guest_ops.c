@@ -125,7 +125,8 @@ parse_exec(struct http_req *req, char ***argv, uint32_t *argc, json_int_t *secs)
     {
         if (!json_is_string(v) || json_string_length(v) > PROTO_MAX_STRING) {
             free(*argv);
-            httpd_error(req, 400, "bad_request", "argv", "argv[%zu] must be a string", i);
+            httpd_error(req, 400, "bad_request", "argv",
+                        "argv[%zu] must be a string of at most %d bytes", i, PROTO_MAX_STRING);
             return -1;
         }
         (*argv)[i] = (char *)json_string_value(v);

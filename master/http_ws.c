@@ -746,7 +746,8 @@ parse_shell(struct http_req *req, struct msg_shell_open *o, const char **why)
         {
             if (!json_is_string(e) || json_string_length(e) > PROTO_MAX_STRING) {
                 json_decref(a);
-                return *why = "command must be a JSON array of strings", -EINVAL;
+                return *why = "command must be a JSON array of strings of at most 4096 bytes",
+                       -EINVAL;
             }
             o->argv[i] = xstrdup(json_string_value(e));
             o->argc = (uint32_t)i + 1;

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -122,11 +123,11 @@ spawner_pid(const spawner_t *sp)
 
 /* One exchange under the lock. */
 static int
-call(spawner_t *sp, const struct spawn_request *req, struct spawn_response *resp, int *fds,
-     size_t max_fds, size_t *n_fds)
+call(spawner_t *sp, const struct spawn_request *req, int send_fd, struct spawn_response *resp,
+     int *fds, size_t max_fds, size_t *n_fds)
 {
     pthread_mutex_lock(&sp->lock);
-    int r = spawnd_send(sp->sock, req, sizeof(*req), NULL, 0);
+    int r = spawnd_send(sp->sock, req, sizeof(*req), &send_fd, send_fd >= 0 ? 1 : 0);
     if (r == 0)
         r = spawnd_recv(sp->sock, resp, sizeof(*resp), fds, max_fds, n_fds);
     pthread_mutex_unlock(&sp->lock);
@@ -187,7 +188,7 @@ spawner_start_with(spawner_t *sp, const struct spawn_config *cfg, spawn_root_fn 
     struct spawn_response resp;
     int fds[SPAWN_MAX_FDS];
     size_t n_fds = 0, want = root ? 3 : 2;
-    r = call(sp, req, &resp, fds, want, &n_fds);
+    r = call(sp, req, -1, &resp, fds, want, &n_fds);
     /* A child the kernel killed at birth (spawnd.h): ours to reap. */
     if (r == 0 && resp.dead_pid > 0)
         while (waitpid(resp.dead_pid, NULL, 0) < 0 && errno == EINTR)
@@ -237,7 +238,7 @@ spawner_userns(spawner_t *sp, uint32_t base, uint32_t count)
     struct spawn_response resp;
     int fds[SPAWN_MAX_FDS];
     size_t n_fds = 0;
-    int r = call(sp, req, &resp, fds, 1, &n_fds);
+    int r = call(sp, req, -1, &resp, fds, 1, &n_fds);
     if (r < 0)
         return r;
     if (resp.result < 0)
@@ -285,30 +286,63 @@ capture_read(int fd, struct capture *c)
     return 1;
 }
 
-/* A command the request cannot hold is the caller's error (-EINVAL, a 400
- * at the API, with the limit said), not the node's. */
+/* Packs argv into req: in req->args when it fits, else into a sealed memfd
+ * whose descriptor goes into *fd (req->args_size its length; the caller
+ * sends it with the request and closes it). A command over the protocol's
+ * limits is the caller's error (-EINVAL, a 400 at the API, with the limit
+ * said), not the node's. */
 static int
-pack_args(struct spawn_request *req, char *const *argv)
+pack_args(struct spawn_request *req, char *const *argv, int *fd)
 {
-    size_t off = 0;
+    size_t total = 0;
     uint32_t argc = 0;
+    *fd = -1;
     if (!argv || !argv[0] || !argv[0][0])
         return -EINVAL;
     for (; argv[argc]; argc++) {
         if (argc >= SPAWN_EXEC_MAX_ARGS) {
-            errtext_set("a node runs commands of at most %d arguments", SPAWN_EXEC_MAX_ARGS);
+            errtext_set("a command has at most %d arguments", SPAWN_EXEC_MAX_ARGS);
             return -EINVAL;
         }
-        size_t len = strlen(argv[argc]) + 1;
-        if (len > sizeof(req->args) - off) {
-            errtext_set("a node runs commands of at most %d bytes of arguments",
-                        SPAWN_EXEC_ARGS_SIZE);
+        size_t len = strnlen(argv[argc], SPAWN_EXEC_ARG_MAX + 1);
+        if (len > SPAWN_EXEC_ARG_MAX) {
+            errtext_set("argument %u is longer than %d bytes", argc, SPAWN_EXEC_ARG_MAX);
             return -EINVAL;
         }
-        memcpy(req->args + off, argv[argc], len);
-        off += len;
+        total += len + 1;
     }
     req->argc = argc;
+    if (total <= sizeof(req->args)) {
+        size_t off = 0;
+        for (uint32_t i = 0; i < argc; i++) {
+            size_t len = strlen(argv[i]) + 1;
+            memcpy(req->args + off, argv[i], len);
+            off += len;
+        }
+        return 0;
+    }
+    _cleanup_free_ char *buf = xmalloc(total);
+    size_t off = 0;
+    for (uint32_t i = 0; i < argc; i++) {
+        size_t len = strlen(argv[i]) + 1;
+        memcpy(buf + off, argv[i], len);
+        off += len;
+    }
+    _cleanup_close_ int m = memfd_create("vfleet-exec-args", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (m < 0)
+        return -errno;
+    for (off = 0; off < total;) {
+        ssize_t n = write(m, buf + off, total - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        off += (size_t)n;
+    }
+    if (fcntl(m, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+        return -errno;
+    req->args_size = (uint32_t)total;
+    *fd = move_fd(m);
     return 0;
 }
 
@@ -320,7 +354,8 @@ spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t 
     if (spawnd_config_check(cfg) < 0 || pid <= 0)
         return -EINVAL;
     _cleanup_free_ struct spawn_request *rq = xcalloc(1, sizeof(*rq));
-    int r = pack_args(rq, req->argv);
+    _cleanup_close_ int args_fd = -1;
+    int r = pack_args(rq, req->argv, &args_fd);
     if (r < 0)
         return r;
     rq->op = SPAWN_OP_EXEC;
@@ -328,11 +363,10 @@ spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t 
     rq->pid = pid;
     rq->start_time = start_time;
     rq->timeout_ms = req->timeout_ms ? req->timeout_ms : EXEC_DEFAULT_TIMEOUT_MS;
-
     struct spawn_response resp;
     int fds[SPAWN_MAX_FDS];
     size_t n_fds = 0;
-    r = call(sp, rq, &resp, fds, 3, &n_fds);
+    r = call(sp, rq, args_fd, &resp, fds, 3, &n_fds);
     if (r < 0)
         return r;
     if (resp.result < 0) {
@@ -422,7 +456,8 @@ spawner_stream(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_
     if (spawnd_config_check(cfg) < 0 || pid <= 0)
         return -EINVAL;
     _cleanup_free_ struct spawn_request *rq = xcalloc(1, sizeof(*rq));
-    int r = req->argv && req->argv[0] ? pack_args(rq, req->argv) : 0;
+    _cleanup_close_ int args_fd = -1;
+    int r = req->argv && req->argv[0] ? pack_args(rq, req->argv, &args_fd) : 0;
     if (r < 0)
         return r;
     rq->op = SPAWN_OP_STREAM;
@@ -436,7 +471,7 @@ spawner_stream(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_
     struct spawn_response resp;
     int fds[SPAWN_MAX_FDS];
     size_t n_fds = 0;
-    r = call(sp, rq, &resp, fds, 1, &n_fds);
+    r = call(sp, rq, args_fd, &resp, fds, 1, &n_fds);
     if (r < 0)
         return r;
     if (resp.result < 0) {

@@ -43,6 +43,7 @@
 #include <sys/types.h>
 
 #include "node/backend.h"
+#include "proto/msg.h"
 
 #define SPAWN_PATH_MAX    256 /* bytes, with the NUL, of every path in spawn_config */
 #define SPAWN_ARG_MAX     256 /* bytes, with the NUL, of an init argument or env entry */
@@ -160,7 +161,8 @@ int spawner_userns(spawner_t *sp, uint32_t base, uint32_t count);
  * A command that cannot be exec'd exits 127 (126 when not executable) with a
  * message on stderr. Returns 0 with res filled (the caller frees it with
  * exec_result_clear), -ESRCH when pid is not that guest's init any more,
- * -EINVAL for a bad request, -errno otherwise. Blocks the calling thread for
+ * -EINVAL for a bad request (a command over the limits below: with
+ * errtext_get() saying which), -errno otherwise. Blocks the calling thread for
  * the command's run time, but not the spawner. */
 int spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t start_time,
                  const struct exec_request *req, struct exec_result *res);
@@ -175,6 +177,11 @@ int spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint6
 int spawner_stream(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t start_time,
                    const struct shell_request *req, int *sock);
 
-/* Limits on an exec request. */
-#define SPAWN_EXEC_MAX_ARGS  64   /* arguments, argv[0] included */
-#define SPAWN_EXEC_ARGS_SIZE 4096 /* bytes of all arguments with their NULs */
+/* Limits on an exec request: the protocol's (PROTO_MAX_ARGV strings of
+ * PROTO_MAX_STRING bytes). A command whose arguments fit in
+ * SPAWN_EXEC_INLINE bytes travels inside the request; a longer one in a
+ * sealed memfd attached to it (spawnd.h). */
+#define SPAWN_EXEC_MAX_ARGS  PROTO_MAX_ARGV   /* arguments, argv[0] included */
+#define SPAWN_EXEC_ARG_MAX   PROTO_MAX_STRING /* bytes of one argument without its NUL */
+#define SPAWN_EXEC_ARGS_SIZE (SPAWN_EXEC_MAX_ARGS * (SPAWN_EXEC_ARG_MAX + 1)) /* all, with NULs */
+#define SPAWN_EXEC_INLINE    4096 /* bytes of arguments carried in the request itself */

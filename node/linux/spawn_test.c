@@ -5,7 +5,6 @@
 
 #include <sys/mount.h>
 
-#include "common/errtext.h"
 #include "node/linux/rootfs.h"
 
 static uint64_t
@@ -465,45 +464,6 @@ test_exec_wrong_guest(void **state)
                      -EINVAL);
 }
 
-/* A command longer than the spawner's request holds (SPAWN_EXEC_MAX_ARGS
- * strings, SPAWN_EXEC_ARGS_SIZE bytes) is the caller's error, -EINVAL with
- * the limit in the error text (a 400 at the API), not -E2BIG (which became
- * a 503 "unavailable" a client would retry); one that fits runs. */
-static void
-test_exec_too_long(void **state)
-{
-    struct exec_result r;
-    char *argv[SPAWN_EXEC_MAX_ARGS + 2] = {"sh", "-c", "echo $#"};
-    struct exec_request req = {.argv = argv};
-
-    for (int i = 3; i < SPAWN_EXEC_MAX_ARGS; i++)
-        argv[i] = "x";
-    assert_int_equal(spawner_exec(spawner, &exec_guest.cfg, exec_guest.res.pid,
-                                  exec_guest.res.start_time, &req, &r),
-                     0);
-    assert_int_equal(r.exit_code, 0);
-    assert_string_equal(r.out, "60\n"); /* the first after the script is $0 */
-    exec_result_clear(&r);
-
-    argv[SPAWN_EXEC_MAX_ARGS] = "x";
-    errtext_clear();
-    assert_int_equal(spawner_exec(spawner, &exec_guest.cfg, exec_guest.res.pid,
-                                  exec_guest.res.start_time, &req, &r),
-                     -EINVAL);
-    assert_non_null(strstr(errtext_get(), "at most 64 arguments"));
-
-    _cleanup_free_ char *big = xmalloc(SPAWN_EXEC_ARGS_SIZE);
-    memset(big, 'y', SPAWN_EXEC_ARGS_SIZE - 1);
-    big[SPAWN_EXEC_ARGS_SIZE - 1] = '\0';
-    char *two[] = {"sh", big, NULL};
-    req.argv = two;
-    errtext_clear();
-    assert_int_equal(spawner_exec(spawner, &exec_guest.cfg, exec_guest.res.pid,
-                                  exec_guest.res.start_time, &req, &r),
-                     -EINVAL);
-    assert_non_null(strstr(errtext_get(), "4096 bytes"));
-}
-
 /* ---- failures ---- */
 
 static void
@@ -887,7 +847,6 @@ main(void)
         cmocka_unit_test_setup_teardown(test_exec_timeout_kills_group, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_exec_not_found, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_exec_wrong_guest, exec_setup, exec_teardown),
-        cmocka_unit_test_setup_teardown(test_exec_too_long, exec_setup, exec_teardown),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_console_ring),
         cmocka_unit_test(test_user_namespace),

@@ -8,9 +8,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -457,25 +459,56 @@ do_start(int sock, struct standby *sb, struct seedns *seed, const struct spawn_c
     return 3;
 }
 
-/* Splits the packed arguments into argv (argc + 1 slots). */
+/* Splits argc NUL-terminated strings packed in buf (size bytes) into argv
+ * (argc + 1 slots), each at most SPAWN_EXEC_ARG_MAX bytes; with exact, they
+ * must fill buf to its end (the memfd), else zeros may follow (the request's
+ * own array). */
 static int
-unpack_args(const struct spawn_request *req, char **argv)
+unpack_args(const char *buf, size_t size, uint32_t argc, bool exact, char **argv)
 {
-    if (req->argc == 0 || req->argc > SPAWN_EXEC_MAX_ARGS)
+    if (argc == 0 || argc > SPAWN_EXEC_MAX_ARGS)
         return -EINVAL;
     size_t off = 0;
-    for (uint32_t i = 0; i < req->argc; i++) {
-        if (off >= sizeof(req->args))
+    for (uint32_t i = 0; i < argc; i++) {
+        if (off >= size)
             return -EINVAL;
-        const char *s = req->args + off;
-        const char *end = memchr(s, '\0', sizeof(req->args) - off);
-        if (!end)
+        const char *s = buf + off;
+        const char *end = memchr(s, '\0', size - off);
+        if (!end || (size_t)(end - s) > SPAWN_EXEC_ARG_MAX)
             return -EINVAL;
         argv[i] = (char *)s;
         off += (size_t)(end - s) + 1;
     }
-    argv[req->argc] = NULL;
+    if (exact && off != size)
+        return -EINVAL;
+    argv[argc] = NULL;
     return argv[0][0] ? 0 : -EINVAL;
+}
+
+/* Copies the arguments of a long command out of the memfd fd (spawnd.h)
+ * into buf (SPAWN_EXEC_ARGS_SIZE bytes): it must be sealed so that its
+ * size cannot change, and hold exactly size bytes. The copy, not the memfd,
+ * is what the caller checks and uses. Returns 0 or -errno. */
+static int
+read_args(int fd, size_t size, char *buf)
+{
+    const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+    struct stat st;
+    if (size <= SPAWN_EXEC_INLINE || size > SPAWN_EXEC_ARGS_SIZE)
+        return -EINVAL;
+    int got = fcntl(fd, F_GET_SEALS);
+    if (got < 0 || (got & seals) != seals || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size != size)
+        return -EINVAL;
+    for (size_t off = 0; off < size;) {
+        ssize_t n = pread(fd, buf + off, size - off, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EINVAL;
+        off += (size_t)n;
+    }
+    return 0;
 }
 
 /* Forks an exec helper; with cfg->cgroup2 (a pure v2 host) it is cloned
@@ -535,11 +568,39 @@ do_stream(int sock, const struct spawn_request *req, char **argv, int ns[NSEXEC_
     return 0;
 }
 
-static int
-do_exec(int sock, const struct spawn_request *req, struct spawn_response *resp, int out_fds[3])
+static void
+unmap_args(char **p)
 {
-    char *argv[SPAWN_EXEC_MAX_ARGS + 1] = {NULL};
-    int r = req->op == SPAWN_OP_STREAM && req->argc == 0 ? 0 : unpack_args(req, argv);
+    if (*p && *p != MAP_FAILED)
+        (void)munmap(*p, SPAWN_EXEC_ARGS_SIZE);
+}
+
+/* *args_fd: the memfd of a long command (req->args_size), else -1; closed
+ * once copied, so no helper forked here holds it while its command runs. */
+static int
+do_exec(int sock, const struct spawn_request *req, int *args_fd, struct spawn_response *resp,
+        int out_fds[3])
+{
+    /* A long command's copy: mapped for this request only (the helper
+     * forked below keeps its own copy), so the spawner does not keep it
+     * and its later forks do not copy it. */
+    _cleanup_(unmap_args) char *long_args = NULL;
+    char *argv[SPAWN_EXEC_MAX_ARGS + 1];
+    argv[0] = NULL; /* a login shell's (unpack_args sets the rest) */
+    int r = 0;
+    bool in_memfd = *args_fd >= 0;
+    if ((req->args_size != 0) != in_memfd)
+        r = -EINVAL;
+    else if (in_memfd) {
+        long_args = mmap(NULL, SPAWN_EXEC_ARGS_SIZE, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        r = long_args == MAP_FAILED ? -errno : read_args(*args_fd, req->args_size, long_args);
+    }
+    if (*args_fd >= 0)
+        close(move_fd(*args_fd));
+    if (r == 0 && !(req->op == SPAWN_OP_STREAM && req->argc == 0 && !in_memfd))
+        r = in_memfd ? unpack_args(long_args, req->args_size, req->argc, true, argv)
+                     : unpack_args(req->args, sizeof(req->args), req->argc, false, argv);
     if (r < 0)
         return spawnd_set_error(resp, -r, "bad command");
     if (proc_is_same(req->pid, req->start_time) != 1)
@@ -650,12 +711,15 @@ spawnd_main(int sock)
         int fds[SPAWN_MAX_FDS] = {-1, -1, -1};
         size_t n_fds;
         struct spawn_response resp = {0};
-        r = spawnd_recv(sock, &req, sizeof(req), fds, 0, &n_fds);
+        /* At most one descriptor comes with a request: a long command's
+         * arguments (spawnd.h). */
+        r = spawnd_recv(sock, &req, sizeof(req), fds, 1, &n_fds);
         if (r == -EPIPE)
             _exit(0);
         if (r < 0 && r != -EPROTO)
             _exit(1);
-        if (r == -EPROTO)
+        _cleanup_close_ int args_fd = n_fds == 1 ? move_fd(fds[0]) : -1;
+        if (r == -EPROTO || (args_fd >= 0 && req.op != SPAWN_OP_EXEC && req.op != SPAWN_OP_STREAM))
             spawnd_set_error(&resp, EPROTO, "bad request");
         else if (spawnd_config_check(&req.cfg) < 0)
             spawnd_set_error(&resp, EINVAL, "bad config");
@@ -664,7 +728,7 @@ spawnd_main(int sock)
             if (r > 0)
                 resp.n_fds = (uint32_t)r;
         } else if (req.op == SPAWN_OP_EXEC || req.op == SPAWN_OP_STREAM) {
-            if (do_exec(sock, &req, &resp, fds) == 0)
+            if (do_exec(sock, &req, &args_fd, &resp, fds) == 0)
                 resp.n_fds = req.op == SPAWN_OP_EXEC ? 3 : 1;
         } else if (req.op == SPAWN_OP_USERNS && req.cfg.uid_base) {
             fds[0] = idmap_userns_fd(req.cfg.uid_base, req.cfg.uid_count);

@@ -1,7 +1,10 @@
 /* The spawner process (spawn.h) and the wire between it and its client.
  *
  * Wire: one request struct per SOCK_SEQPACKET message, one response struct
- * back, with up to SPAWN_MAX_FDS descriptors attached (SCM_RIGHTS). The
+ * back, with up to SPAWN_MAX_FDS descriptors attached (SCM_RIGHTS). A request
+ * carries one descriptor only for an exec or stream whose arguments do not
+ * fit in it: a memfd sealed against writes, growth and shrinking, which the
+ * spawner copies and checks (sizes, NULs) before any use. The
  * spawner runs a program of its own (vfleet-spawner, spawnd/main.c) built
  * from these same sources in the same build and carried inside the agent
  * (spawnd_image.c), or, when that program cannot be run, the agent's own
@@ -28,14 +31,17 @@ enum spawn_op {
 };
 
 struct spawn_request {
-    uint32_t op;                     /* enum spawn_op */
-    struct spawn_config cfg;         /* the guest */
-    int32_t pid;                     /* exec: the guest's init */
-    uint64_t start_time;             /* exec: its start time */
-    uint32_t timeout_ms;             /* exec: kill the command after this */
-    uint32_t argc;                   /* exec: arguments packed in args */
-    char args[SPAWN_EXEC_ARGS_SIZE]; /* exec: argc NUL-terminated strings back to back */
-    struct nsexec_stream stream;     /* stream: terminal or pipes (argc 0 = login shell) */
+    uint32_t op;                  /* enum spawn_op */
+    struct spawn_config cfg;      /* the guest */
+    int32_t pid;                  /* exec: the guest's init */
+    uint64_t start_time;          /* exec: its start time */
+    uint32_t timeout_ms;          /* exec: kill the command after this */
+    uint32_t argc;                /* exec: arguments packed in args or in the memfd */
+    uint32_t args_size;           /* exec: 0 = the arguments are in args; else they are the
+                                     args_size bytes of a sealed memfd attached to the request
+                                     (SPAWN_EXEC_INLINE < args_size <= SPAWN_EXEC_ARGS_SIZE) */
+    char args[SPAWN_EXEC_INLINE]; /* exec: argc NUL-terminated strings back to back */
+    struct nsexec_stream stream;  /* stream: terminal or pipes (argc 0 = login shell) */
 };
 
 struct spawn_response {

@@ -84,6 +84,29 @@ echo "$out" | grep -qx '30 100' || fail "the terminal's size did not arrive: $ou
 echo "$out" | grep -qx c1 || fail "hostname on a terminal: $out"
 ok "terminal: root's login shell on $(echo "$out" | grep '^/dev/pts' | head -1), 30x100, exit 5"
 
+# Commands as long as the protocol allows: 256 arguments of up to 4096
+# bytes (a linux node's spawner request holds 4096 bytes; a longer command
+# goes beside it in a sealed memfd). The guest counts what arrived.
+pad=$(head -c 4096 /dev/zero | tr '\0' a)
+args=()
+for i in $(seq 252); do args+=("$pad"); done
+script='echo $#; for a; do printf %s "$a"; done | wc -c'
+out=$(vf guest exec c1 -- sh -c "$script" x "${args[@]}" | tr -d ' ') ||
+    fail "exec of 256 arguments, 1 MiB: $?"
+[ "$out" = "$(printf '252\n%d' $((252 * 4096)))" ] || fail "exec of 256 arguments got: $out"
+if out=$(vf guest exec c1 -- sh -c "$script" x "${args[@]}" y 2>&1); then
+    fail "exec of 257 arguments ran: $out"
+fi
+echo "$out" | grep -q 256 || fail "exec of 257 arguments: no limit said: $out"
+if out=$(vf guest exec c1 -- echo "${pad}a" 2>&1); then
+    fail "exec of a 4097-byte argument ran: $out"
+fi
+echo "$out" | grep -q 4096 || fail "exec of a 4097-byte argument: no limit said: $out"
+out=$(vf guest shell c1 -T -- sh -c "$script" x "$pad" "$pad" | tr -d ' ') ||
+    fail "shell of an 8 KiB command: $?"
+[ "$out" = "$(printf '2\n8192')" ] || fail "shell of an 8 KiB command got: $out"
+ok "long commands: exec of 256 arguments (1 MiB) arrives whole, 257 or 4097 bytes refused with the limit; a shell's 8 KiB command runs"
+
 # Provisioning, seen from inside.
 shadow=$(vf guest exec c1 -- cat /etc/shadow)
 echo "$shadow" | grep -q '^root:\$y\$' || fail "root's hash is not yescrypt: $shadow"
