@@ -5,9 +5,10 @@
 # send meanwhile gets a prompt answer. Before, an exec waited out its whole
 # timeout (the exec lane, every guest's execs, behind it), answered "timed
 # out", and ran its command at the thaw anyway; a shell waited 10 s on a
-# pool thread. Now both are refused at once (busy, "frozen for a move") and
-# the guest stays frozen; usage is still reported; the move's abort thaws it
-# and the exec runs. The agent is killed by hand after the freeze was made
+# pool thread; vfleet-node enter hung until the thaw. Now they are refused
+# at once ("frozen for a move"; the agent's answers busy) and the guest
+# stays frozen; usage is still reported; the move's abort thaws it and the
+# exec runs. The agent is killed by hand after the freeze was made
 # as the move's (the mark data/<id>/frozen.move, then the cgroup freezer).
 . "$(dirname "$0")/lib.sh"
 
@@ -48,9 +49,12 @@ log "shell in the frozen guest answered in $(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$(json_get "$out" code)" = busy ] || fail "shell not refused busy: $out"
 json_get "$out" message | grep -q "frozen for a move" || fail "the shell's refusal does not say why: $out"
 [ "$(cat "$freeze")" = "$frozen" ] || fail "the refusals thawed the guest"
+out=$(timeout 20 "$VFLEET_BIN/vfleet-node" enter --state-dir "$T/h1" mvfrozen -- echo ran 2>&1) &&
+    fail "vfleet-node enter ran in a frozen guest: $out"
+grep -q "frozen for a move" <<<"$out" || fail "vfleet-node enter does not say why (or hung): $out"
 grep -q "guest=mvfrozen stays frozen for its move" "$T/h1/agent.log" ||
     fail "the restarted agent did not say it keeps the move's freeze"
-ok "exec and shell refused at once in the guest a move froze; it stays frozen"
+ok "exec, shell and vfleet-node enter refused at once in the guest a move froze; it stays frozen"
 
 nodectl h1 usage "$G" >/dev/null || fail "no usage of the frozen guest"
 ok "usage of the frozen guest is reported"
