@@ -12,6 +12,14 @@
 # as the move's (the mark data/<id>/frozen.move, then the cgroup freezer).
 . "$(dirname "$0")/lib.sh"
 
+# A failure thaws the guest first: on v1 the teardown's kill cannot end
+# frozen processes, and a frozen guest would be left behind.
+eval "lib_$(declare -f fail)"
+fail() {
+    [ -n "${freeze:-}" ] && echo "$thawed" >"$freeze" 2>/dev/null
+    lib_fail "$@"
+}
+
 build_template
 start_agent h1
 nodectl h1 wait-hello >/dev/null || fail "no hello"
@@ -49,8 +57,11 @@ log "shell in the frozen guest answered in $(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$(json_get "$out" code)" = busy ] || fail "shell not refused busy: $out"
 json_get "$out" message | grep -q "frozen for a move" || fail "the shell's refusal does not say why: $out"
 [ "$(cat "$freeze")" = "$frozen" ] || fail "the refusals thawed the guest"
-out=$(timeout 20 "$VFLEET_BIN/vfleet-node" enter --state-dir "$T/h1" mvfrozen -- echo ran 2>&1) &&
-    fail "vfleet-node enter ran in a frozen guest: $out"
+# Into a file, not a pipe: a child frozen as it joined would hold a pipe
+# open past the timeout.
+timeout 20 "$VFLEET_BIN/vfleet-node" enter --state-dir "$T/h1" mvfrozen -- echo ran >"$T/enter.out" 2>&1 &&
+    fail "vfleet-node enter ran in a frozen guest: $(cat "$T/enter.out")"
+out=$(cat "$T/enter.out")
 grep -q "frozen for a move" <<<"$out" || fail "vfleet-node enter does not say why (or hung): $out"
 grep -q "guest=mvfrozen stays frozen for its move" "$T/h1/agent.log" ||
     fail "the restarted agent did not say it keeps the move's freeze"
