@@ -233,6 +233,45 @@ test_shell(void **state)
     delete_all_guests();
 }
 
+static bool
+op_ended(const json_t *o, const void *arg)
+{
+    (void)arg;
+    return strcmp(str(o, "state"), "running") != 0;
+}
+
+/* A shell in a guest that moves is refused at once (409, naming the
+ * operation), as an exec is: the move's last pass freezes it, and before,
+ * the shell went to the node, whose helper froze as it joined (the
+ * console, a read of its ring, is not refused). The master stops reading
+ * its node link meanwhile, so the move cannot end before the shell asks. */
+static void
+test_shell_moving(void **state)
+{
+    char status[128];
+    json_t *o = NULL;
+    int fd;
+
+    assert_int_equal(http("POST", "/v1/guests?wait=running&timeout=20",
+                          "{\"name\":\"sh2\",\"template\":\"busybox\",\"node\":\"n1\"}", NULL, &o),
+                     201);
+    json_decref(o);
+    on_loop(pause_reading);
+    assert_int_equal(http("POST", "/v1/guests/sh2/move", "{\"to\":\"n2\"}", NULL, &o), 202);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/operations/%s", str(o, "id"));
+    json_decref(o);
+    fd = ws_connect("/v1/guests/sh2/shell?tty=false&command=%5B%22hostname%22%5D", status,
+                    sizeof(status));
+    on_loop(resume_reading);
+    assert_non_null(strstr(status, " 409 "));
+    close(fd);
+    o = poll_until(path, op_ended, NULL);
+    assert_string_equal(str(o, "state"), "done");
+    json_decref(o);
+    delete_all_guests();
+}
+
 /* The console: the ring's history, then the client detaches (a close frame)
  * and the master goes on serving; a private guest's console is refused. */
 static void
@@ -339,8 +378,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_provision), cmocka_unit_test(test_patch_spec_fields),
-        cmocka_unit_test(test_shell),     cmocka_unit_test(test_console),
-        cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_shell),     cmocka_unit_test(test_shell_moving),
+        cmocka_unit_test(test_console),   cmocka_unit_test(test_templates),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

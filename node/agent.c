@@ -362,14 +362,19 @@ unrecorded_log(agent_t *a, const char *id, int k)
  * step again), and after the move's commit the guest runs on the target,
  * so this copy must not run again. */
 static void
-thaw_stray(agent_t *a, const struct guest_spec *spec)
+thaw_stray(agent_t *a, struct agent_guest *g, const struct guest_spec *spec)
 {
     const struct backend_ops *ops = a->backend->ops;
     int r = ops->thaw_stray ? ops->thaw_stray(a->backend, spec) : 0;
 
+    /* Kept frozen for its move: exec and shells are refused until the
+     * move's thaw (or its end). */
+    g->move_frozen = r == BACKEND_MOVE_FROZEN;
     if (r < 0)
         log_warning("node=%s guest=%s cannot thaw its cgroup left frozen: %s, ignoring",
                     a->cfg.name, spec->name, strerror(-r));
+    else if (r == BACKEND_MOVE_FROZEN)
+        log_info("node=%s guest=%s stays frozen for its move", a->cfg.name, spec->name);
     else if (r > 0)
         log_warning("node=%s guest=%s was left frozen by a kill cut short: thawed", a->cfg.name,
                     spec->name);
@@ -410,7 +415,7 @@ adopt_all(agent_t *a)
         struct agent_guest *g = agent_guest_add(a, store_at(a->store, i));
         ad[i] = (struct adopt_one){.g = g, .st = GUEST_ABSENT};
         agent_guest_spec(g, spec);
-        thaw_stray(a, spec);
+        thaw_stray(a, g, spec);
         int r = ops->state(a->backend, spec, &g->rec.rt, &ad[i].st);
         if (r < 0)
             log_warning("node=%s guest=%s state check failed: %s, ignoring", a->cfg.name,

@@ -230,6 +230,10 @@ cmd_exec(agent_t *a, const struct msg *m)
         agent_send_nack(a, m->id, e->id, MSG_ERR_CONFLICT, "guest is not running");
         return;
     }
+    if (g->move_frozen) {
+        agent_send_nack(a, m->id, e->id, MSG_ERR_BUSY, AGENT_MOVE_FROZEN);
+        return;
+    }
     agent_job_exec(a, g, m->id, e);
 }
 

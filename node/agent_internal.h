@@ -32,6 +32,14 @@
 #include "proto/ratelimit.h"
 #include "proto/zwatch.h"
 
+/* The refusal (busy) of an exec or a shell in a guest a move or an export
+ * froze: its helper would freeze as it joined, and the exec waited out its
+ * whole timeout (holding every guest's exec behind it), then ran the
+ * command at the thaw anyway. */
+#define AGENT_MOVE_FROZEN                                                                          \
+    "guest is frozen for a move or an export: ask again once the operation has ended (a moved "    \
+    "guest then runs on its target), or cancel it"
+
 typedef struct vservers_fs vservers_fs_t;
 
 /* A pidfd watch on a guest's init. Allocated per start and freed by its
@@ -96,6 +104,7 @@ struct agent_guest {
     uint64_t stop_ref;         /* request id of a pending guest.stop, 0 = none */
     bool stopping;             /* a stop was asked and init has not exited */
     bool destroying;           /* a destroy is queued: refuse new work */
+    bool move_frozen;          /* a move's or export's freeze is queued or holds it: no exec */
     bool dirty;                /* its record could not be written: written again each heartbeat */
     int handles_open;          /* handles still to close before free */
     bool orphaned;             /* out of the agent's table: the last close callback frees it */

@@ -759,6 +759,11 @@ mjob_done(void *arg)
     agent_t *a = j->agent;
     struct agent_guest *g = agent_guest_find(a, j->id);
 
+    /* A failed freeze thaws what it froze; a pack thaws after it; a thaw
+     * that found no guest has nothing left frozen. */
+    if (g && ((j->kind == MJ_FREEZE && j->result < 0) || j->kind == MJ_PACK ||
+              (j->kind == MJ_THAW && (j->result >= 0 || j->result == -ENOENT))))
+        g->move_frozen = false;
     switch (j->kind) {
     case MJ_PACK: {
         struct migration *m = mig_find(a, j->op);
@@ -813,6 +818,11 @@ mig_job_file(agent_t *a, const char *id, enum mig_job_kind kind, uint64_t ref, c
     j->ref = ref;
     j->flag = flag;
     j->fake_pids = a->cfg.fake_pids;
+    /* From the queueing on: an exec or shell that came after this freeze is
+     * refused rather than frozen as it joined (AGENT_MOVE_FROZEN). */
+    struct agent_guest *g = kind == MJ_FREEZE || kind == MJ_PACK ? agent_guest_find(a, id) : NULL;
+    if (g)
+        g->move_frozen = true;
     lane_push(a->ops, &mjob_fns, j);
 }
 

@@ -513,6 +513,90 @@ test_thaw_stray_at_start(void **state)
     msg_clear(&hello);
 }
 
+/* The sim's ops with a thaw_stray that says the move's freeze of ID1 is
+ * kept (what the linux backend says of a guest with its frozen.move mark). */
+static int
+keep_move_freeze(backend_t *b, const struct guest_spec *spec)
+{
+    (void)b;
+    return strcmp(spec->id, ID1) == 0 ? BACKEND_MOVE_FROZEN : 0;
+}
+
+/* The nack of ref: busy, saying the guest is frozen for a move. */
+static void
+expect_move_frozen(struct fixture *f, uint64_t ref)
+{
+    struct msg m;
+
+    recv_msg(f, &m, "the refusal of an exec or shell in a frozen guest");
+    if (m.type != MSG_NACK)
+        fail_msg("awaiting a nack, got %s", msg_type_name(m.type));
+    assert_int_equal(m.u.nack.ref, ref);
+    assert_string_equal(msg_error_name(m.u.nack.code), msg_error_name(MSG_ERR_BUSY));
+    assert_non_null(strstr(m.u.nack.message, "frozen for a move"));
+    msg_clear(&m);
+}
+
+/* An agent restarted while a move held its guest frozen keeps the freeze
+ * (test_thaw_stray_at_start) and refuses an exec or a shell in that guest
+ * at once, busy, saying why: its helper would freeze as it joined, the
+ * exec waited out its whole timeout (and every exec of the node behind
+ * it), answered "timed out", and ran the command at the thaw anyway. The
+ * other guest's exec runs. */
+static void
+test_move_frozen_refused(void **state)
+{
+    struct fixture *f = *state;
+    backend_t *b = new_backend();
+    static struct backend_ops ops;
+    struct store_record r1 = {0}, r2 = {0};
+    store_t *s = NULL;
+    struct msg hello, m;
+
+    ops = *b->ops;
+    ops.thaw_stray = keep_move_freeze;
+    b->ops = &ops;
+    fill_spec(&r1.spec, ID1, "web1", 1);
+    r1.applied_generation = 1;
+    r1.desired = STORE_DESIRED_STOPPED; /* the move's freeze records it so */
+    assert_int_equal(b->ops->create(b, &r1.spec, &r1.ids), 0);
+    assert_int_equal(b->ops->start(b, &r1.spec, &r1.ids, &r1.rt), 0);
+    fill_spec(&r2.spec, ID2, "web2", 1);
+    r2.applied_generation = 1;
+    r2.desired = STORE_DESIRED_RUNNING;
+    assert_int_equal(b->ops->create(b, &r2.spec, &r2.ids), 0);
+    assert_int_equal(b->ops->start(b, &r2.spec, &r2.ids, &r2.rt), 0);
+    assert_true(store_open(f->state, &s) >= 0);
+    assert_int_equal(store_put(s, &r1), 0);
+    assert_int_equal(store_put(s, &r2), 0);
+    store_close(&s);
+
+    start_agent(f, b);
+    handshake(f, &hello);
+    msg_clear(&hello);
+
+    char *argv[] = {"echo", "hello", NULL};
+    struct msg x = {.type = MSG_GUEST_EXEC};
+    strcpy(x.u.exec.id, ID1);
+    x.u.exec.argc = 2;
+    x.u.exec.argv = argv;
+    expect_move_frozen(f, send_cmd(f, &x));
+
+    struct msg sh = {.type = MSG_SHELL_OPEN};
+    strcpy(sh.u.shell.id, ID1);
+    sh.u.shell.session = 1;
+    expect_move_frozen(f, send_cmd(f, &sh));
+
+    /* The other guest's exec runs. */
+    x.u.exec.argv = argv;
+    strcpy(x.u.exec.id, ID2);
+    uint64_t ref = send_cmd(f, &x);
+    recv_msg(f, &m, "exec result");
+    assert_int_equal(m.type, MSG_EXEC_RESULT);
+    assert_int_equal(m.u.exec_result.ref, ref);
+    msg_clear(&m);
+}
+
 /* A stop is recorded (desired stopped) before the signal, and an agent
  * started from a record that says so, its init gone, takes the exit for the
  * stop's, not the guest's own: an agent killed between the exit and the
@@ -598,6 +682,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_not_running_killed_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_leftovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thaw_stray_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_move_frozen_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_recorded_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_exited_away, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_unrecorded, setup, teardown),

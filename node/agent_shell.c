@@ -505,6 +505,8 @@ agent_shell_open(agent_t *a, const struct msg *m)
         why = "guest is locked", code = MSG_ERR_LOCKED;
     else if (g->destroying || (!o->console && !g->rec.rt.pid))
         why = "guest is not running";
+    else if (!o->console && g->move_frozen)
+        why = AGENT_MOVE_FROZEN, code = MSG_ERR_BUSY;
     else if (find(a, o->session))
         why = "session number in use";
     else if (count(a) >= MAX_SESSIONS)

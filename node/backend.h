@@ -71,7 +71,8 @@ struct guest_ids {
     uint32_t uid_count; /* ids in the block (BACKEND_UID_BLOCK), 0 without one */
 };
 
-#define BACKEND_UID_BLOCK 65536u /* host ids per guest: 0..65535 inside */
+#define BACKEND_UID_BLOCK   65536u /* host ids per guest: 0..65535 inside */
+#define BACKEND_MOVE_FROZEN 2      /* thaw_stray: a move's freeze, kept */
 
 /* The tail of a guest's console: what its init and its processes wrote to
  * stdout/stderr (and /dev/console), kept by the node in a ring of bounded size. */
@@ -159,7 +160,8 @@ struct backend_ops {
      * restart (the send sent again resumes with the last pass, an abort
      * thaws, the finish destroys a guest that runs on its target now).
      * The agent's start-up calls it for every recorded guest. 1 when it
-     * thawed, 0 when not, or -errno. NULL: nothing of the backend freezes. */
+     * thawed, BACKEND_MOVE_FROZEN when it kept a move's freeze, 0 when
+     * nothing was frozen, or -errno. NULL: nothing of the backend freezes. */
     int (*thaw_stray)(backend_t *b, const struct guest_spec *spec);
     /* The ids of the guests something of which may run here (linux: those
      * with a cgroup and a directory in this node's state directory): a

@@ -852,6 +852,13 @@ cmd_enter(struct options *o)
         argv = shell;
     int r = linux_enter(opt_str(o, "state_dir", DEFAULT_STATE_DIR),
                         config_get(o->cfg, "node", "cgroup_prefix"), &rec->spec, &rec->rt, argv);
+    if (r == -EBUSY) {
+        fprintf(stderr,
+                "vfleet-node: cannot enter \"%s\": it is frozen for a move or an export: enter "
+                "it once that has ended (a moved guest then runs on its target)\n",
+                rec->spec.name);
+        return EXIT_FAIL;
+    }
     if (r < 0) {
         fprintf(stderr, "vfleet-node: cannot enter \"%s\": %s\n", rec->spec.name, strerror(-r));
         return EXIT_FAIL;

@@ -61,6 +61,7 @@ int linux_console_read(const char *state_dir, const struct guest_spec *spec, siz
 /* Runs argv inside a running guest with the caller's terminal as stdin,
  * stdout and stderr (vfleet-node enter), joining every namespace and cgroup of
  * the guest with its bounding set. For a single-threaded process only (it
- * forks). Returns the command's exit status, or -errno. */
+ * forks). Returns the command's exit status, or -errno: -EBUSY for a guest
+ * a move or an export froze (the command would freeze as it joined). */
 int linux_enter(const char *state_dir, const char *cgroup_prefix, const struct guest_spec *spec,
                 const struct guest_runtime *rt, char **argv);

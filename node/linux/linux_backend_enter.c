@@ -40,12 +40,17 @@ linux_enter(const char *state_dir, const char *cgroup_prefix, const struct guest
     if (!rt->pid || proc_is_same(rt->pid, rt->start_time) <= 0)
         return -ESRCH;
     strscpy(l.cfg.state_dir, state_dir, sizeof(l.cfg.state_dir));
-    r = cgroup_mgr_new("/sys/fs/cgroup", cgroup_prefix && *cgroup_prefix ? cgroup_prefix : "vfleet",
-                       &l.cgroups);
+    strscpy(l.cfg.cgroup_prefix, cgroup_prefix && *cgroup_prefix ? cgroup_prefix : "vfleet",
+            sizeof(l.cfg.cgroup_prefix));
+    r = cgroup_mgr_new("/sys/fs/cgroup", l.cfg.cgroup_prefix, &l.cgroups);
     if (r < 0)
         return r;
     paths_of(&l, spec, &p);
-    r = lx_spawn_config_of(&l, spec, NULL, &p, &c);
+    /* A guest a move or an export froze: the child would freeze as it
+     * joined its cgroups, and the session with it until the thaw. */
+    r = lx_migrate_frozen(&l.base, spec) == 1 ? -EBUSY : 0;
+    if (r >= 0)
+        r = lx_spawn_config_of(&l, spec, NULL, &p, &c);
     cgroup_mgr_destroy(&l.cgroups);
     if (r < 0)
         return r;

@@ -104,7 +104,7 @@ lx_thaw_stray(backend_t *b, const struct guest_spec *s)
     _cleanup_free_ char *mark = move_mark(&p);
     if (access(mark, F_OK) == 0) {
         if (migrate_frozen(&cg, s->id) == 1)
-            return 0;
+            return BACKEND_MOVE_FROZEN;
         (void)unlink(mark);
     }
     return cgroup_thaw(l->cgroups, s->id);

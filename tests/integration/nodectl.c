@@ -11,6 +11,9 @@
  *   nodectl ... cycle N SPEC.json        (N rounds of apply, start, exec true, destroy)
  *   nodectl ... usage ID                 (waits for a usage batch naming ID)
  *   nodectl ... raw FILE                 (sends FILE's bytes as one frame, prints the answer)
+ *   nodectl ... shell ID -- ARGV...      (guest.shell, no terminal: prints the ack or nack)
+ *   nodectl ... abort ID                 (guest.migrate.abort as the source, not started again:
+ *                                         thaws a move's freeze; prints the status)
  *
  * Exit status: 0 ack, 1 nack, 2 usage error, 3 timeout, or the exec's code. */
 #include <errno.h>
@@ -217,6 +220,12 @@ await_answer(uint64_t id)
             if (e->truncated)
                 fprintf(stderr, "nodectl: exec output truncated\n");
             rc = e->signal ? 128 + e->signal : e->exit_code;
+        } else if (m.type == MSG_MIGRATE_STATUS && m.u.migrate_status.ref == id &&
+                   strcmp(m.u.migrate_status.state, "progress") != 0) {
+            const struct msg_migrate_status *st = &m.u.migrate_status;
+            print_json(json_pack("{s:s, s:s, s:s}", "phase", st->phase, "state", st->state,
+                                 "message", st->message));
+            rc = strcmp(st->state, "done") == 0 ? EXIT_ACK : EXIT_NACK;
         }
         msg_clear(&m);
         if (rc >= 0)
@@ -289,6 +298,39 @@ cmd_guest(enum msg_type t, int argc, char **argv)
     m.u.guest.generation = argc > 1 ? strtoull(argv[1], NULL, 10) : 1;
     if (argc > 2)
         m.u.guest.timeout = (uint32_t)strtoul(argv[2], NULL, 10);
+    if (send_msg(&m) < 0)
+        return EXIT_TIMEOUT;
+    return await_answer(m.id);
+}
+
+/* shell ID -- ARGV: a session's start, not a session (nothing is read). */
+static int
+cmd_shell(int argc, char **argv)
+{
+    struct msg m = {.type = MSG_SHELL_OPEN, .id = (uint64_t)time_real_ms()};
+    int i = argc > 1 && strcmp(argv[1], "--") == 0 ? 2 : 1;
+
+    if (argc < 1 || i >= argc || strscpy(m.u.shell.id, argv[0], sizeof(m.u.shell.id)) < 0)
+        return EXIT_USAGE;
+    m.u.shell.session = 1;
+    m.u.shell.argc = (uint32_t)(argc - i);
+    m.u.shell.argv = argv + i;
+    if (send_msg(&m) < 0)
+        return EXIT_TIMEOUT;
+    return await_answer(m.id);
+}
+
+/* abort ID: the source's part of a move's abort, under an operation id of
+ * its own (an agent restarted keeps no move: it thaws what is frozen). */
+static int
+cmd_abort(const char *id)
+{
+    struct msg m = {.type = MSG_MIGRATE_ABORT, .id = (uint64_t)time_real_ms()};
+
+    if (strscpy(m.u.migrate.id, id, sizeof(m.u.migrate.id)) < 0)
+        return EXIT_USAGE;
+    strscpy(m.u.migrate.op, "00000000-0000-4000-8000-00000000ab07", sizeof(m.u.migrate.op));
+    strscpy(m.u.migrate.role, "source", sizeof(m.u.migrate.role));
     if (send_msg(&m) < 0)
         return EXIT_TIMEOUT;
     return await_answer(m.id);
@@ -573,6 +615,10 @@ main(int argc, char **argv)
         rc = cmd_usage(args[0]);
     else if (strcmp(verb, "raw") == 0 && n == 1)
         rc = cmd_raw(args[0]);
+    else if (strcmp(verb, "shell") == 0)
+        rc = cmd_shell(n, args);
+    else if (strcmp(verb, "abort") == 0 && n == 1)
+        rc = cmd_abort(args[0]);
     else {
         fprintf(stderr, "nodectl: unknown command \"%s\"\n", verb);
         rc = EXIT_USAGE;
