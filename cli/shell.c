@@ -311,8 +311,11 @@ upgrade(struct sess *s, const char *host, const char *path, const char *name)
     }
     json_t *j = json_loadb(s->in, s->in_len < body_len ? s->in_len : body_len, 0, NULL);
     json_t *e = json_object_get(j, "error");
-    fprintf(s->ctx->err, "vfleet: guest \"%s\": %s\n", name,
-            e ? cli_str(e, "message") : "the master refused the session");
+    if (e)
+        fprintf(s->ctx->err, "vfleet: guest \"%s\": %s\n", name, cli_str(e, "message"));
+    else /* its HTTP server's own refusal (a URL over its limit: 414): the status line */
+        fprintf(s->ctx->err, "vfleet: guest \"%s\": the master refused the session: %.*s\n", name,
+                (int)strcspn(head, "\r\n"), head);
     json_decref(j);
     return cli_exit_for_status(status ? status : 500);
 }

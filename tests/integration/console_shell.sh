@@ -105,7 +105,13 @@ echo "$out" | grep -q 4096 || fail "exec of a 4097-byte argument: no limit said:
 out=$(vf guest shell c1 -T -- sh -c "$script" x "$pad" "$pad" | tr -d ' ') ||
     fail "shell of an 8 KiB command: $?"
 [ "$out" = "$(printf '2\n8192')" ] || fail "shell of an 8 KiB command got: $out"
-ok "long commands: exec of 256 arguments (1 MiB) arrives whole, 257 or 4097 bytes refused with the limit; a shell's 8 KiB command runs"
+# A shell's command travels in the URL: one over the master's HTTP limit is
+# refused by its server, and the CLI says with what status.
+if out=$(vf guest shell c1 -T -- sh -c "$script" x "${args[@]:0:12}" 2>&1); then
+    fail "shell of a 48 KiB command ran: $out"
+fi
+echo "$out" | grep -q '414 URI Too Long' || fail "shell of a 48 KiB command: no status said: $out"
+ok "long commands: exec of 256 arguments (1 MiB) arrives whole, 257 or 4097 bytes refused with the limit; a shell's 8 KiB command runs, a 48 KiB one is refused (414)"
 
 # Provisioning, seen from inside.
 shadow=$(vf guest exec c1 -- cat /etc/shadow)
