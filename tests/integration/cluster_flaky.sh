@@ -40,6 +40,9 @@ EOF
 fi
 ok "30 % loss both ways on $h1's link ($how)"
 
+# The node's state sampled once a second for 60 s, a fixed window with a
+# sleep between samples: what is checked is that it is never down in all
+# that time (no condition to wait for).
 states=""
 end=$((SECONDS + 60))
 stopped=0

@@ -22,6 +22,7 @@ client() {
             --memory 64M --disk 1G --cpu 0.1 --ip auto 2>/dev/null)
         rc=$?
         set -e
+        [ $rc -eq 5 ] && touch "$T/unreachable"
         [ $rc -eq 5 ] || [ $rc -eq 1 ] || break
         sleep 0.2
     done
@@ -38,10 +39,12 @@ clients=$!
 
 # Crash the master once some creates went through and more are in flight.
 wait_for 60 "40 answered creates" eval '[ "$(wc -l <"$T/results")" -ge 40 ]'
+rm -f "$T/unreachable"
 kill9_wait "$(cl_master_pid)"
 crashed_at=$(wc -l <"$T/results")
 ok "master killed with $crashed_at of 200 creates answered"
-sleep 1
+# Down until a client has found it gone (exit 5), so the retries are tried.
+wait_for 30 "a client to find the master unreachable" test -e "$T/unreachable"
 local_cluster up >>"$T/cluster.log" 2>&1 || fail "master restart"
 ok "master restarted"
 wait "$clients" || fail "clients"

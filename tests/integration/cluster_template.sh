@@ -23,6 +23,7 @@ pid=$(cl_agent_pid "$n2")
 mapfile -d '' args <"/proc/$pid/cmdline"
 kill "$pid"
 for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+! alive "$pid" || fail "$n2's agent did not exit in 10 s after SIGTERM"
 own=$CL/$n2/templates
 mkdir -p "$own"
 for i in "${!args[@]}"; do

@@ -218,6 +218,22 @@ kill9_wait() {
     done
     fail "process $1 survived kill -9"
 }
+# await_gone SECONDS PID...: returns once none of the PIDs runs (a zombie
+# counts as gone), or after SECONDS; it never fails, for the clean-up, which
+# must go on whatever is left (teardown_guests kills what still runs).
+await_gone() {
+    local end=$((SECONDS + $1)) p
+    shift
+    while [ $SECONDS -lt $end ]; do
+        for p in "$@"; do
+            alive "$p" && {
+                sleep 0.05
+                continue 2
+            }
+        done
+        return 0
+    done
+}
 
 # vf ARGS...: the CLI against this scenario's master.
 vf() { "$VFLEET_BIN/vfleet" "$@"; }
@@ -273,12 +289,15 @@ heal_node() { ip netns exec "vf-$(node "$1")" nft delete table inet vftestcut; }
 cluster_teardown() {
     [ "$CL_STARTED" = 1 ] || return 0
     local f ns c
+    local -a pids=()
     for f in "$CL"/*/agent.pid "$CL"/master.pid; do
-        [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+        [ -s "$f" ] && pids+=("$(cat "$f")") && kill -9 "${pids[-1]}" 2>/dev/null
     done
     # The fabric link's relay (the leader of its own process group).
-    [ -s "$CL/link.pid" ] && kill -9 -- "-$(cat "$CL/link.pid")" 2>/dev/null
-    sleep 0.2
+    [ -s "$CL/link.pid" ] && pids+=("$(cat "$CL/link.pid")") && kill -9 -- "-${pids[-1]}" 2>/dev/null
+    # The daemons gone before their guests, mounts and cgroups are torn down
+    # (an agent still running would make more of them).
+    await_gone 10 "${pids[@]}"
     teardown_guests "$CL"
     # A guest's cgroups left in a node's directory: teardown_guests goes by
     # the guests' records, and a scenario may remove one behind its agent
@@ -319,7 +338,9 @@ cleanup() {
     trap '' HUP INT PIPE TERM
     cluster_teardown $rc
     for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    sleep 0.2
+    # The agents gone (they exit at SIGTERM) before what they made is torn
+    # down.
+    await_gone 10 "${AGENT_PIDS[@]}"
     # Every guest this scenario started (the stores name them), then what is
     # mounted under the scratch dir.
     teardown_guests "$T"

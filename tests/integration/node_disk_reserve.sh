@@ -13,16 +13,18 @@ mount -t tmpfs -o size=1g,mode=0700 vfreserve "$T/h1"
 # lib.sh's cleanup unmounts everything under $T before it removes the
 # guests' cgroups by the records in $T/*/guests, which live on that tmpfs:
 # remove them first (after killing the agent and the guests), and never fail.
+# Each wait is for the processes killed to be gone (up to 10 s, then on).
 reserve_cleanup() {
     set +e
     local rec id pid c
+    local -a inits=()
     kill "$(agent_pid h1)" 2>/dev/null
     for rec in "$T"/h1/guests/*.json; do
         [ -f "$rec" ] || continue
         pid=$(jq -r '.runtime.pid' "$rec" 2>/dev/null)
-        [ -n "$pid" ] && [ "$pid" != 0 ] && kill -9 "$pid" 2>/dev/null
+        [ -n "$pid" ] && [ "$pid" != 0 ] && kill -9 "$pid" 2>/dev/null && inits+=("$pid")
     done
-    sleep 0.5
+    await_gone 10 "${inits[@]}"
     for rec in "$T"/h1/guests/*.json; do
         [ -f "$rec" ] || continue
         id=$(basename "$rec" .json)
@@ -30,7 +32,10 @@ reserve_cleanup() {
             [ -d "$c" ] || continue
             xargs -r kill -9 <"$c/cgroup.procs" 2>/dev/null
         done
-        sleep 0.2
+        for _ in $(seq 200); do
+            cat /sys/fs/cgroup/*/vfleet/"$id"/cgroup.procs 2>/dev/null | grep -q . || break
+            sleep 0.05
+        done
         for c in /sys/fs/cgroup/*/vfleet/"$id"; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
     done
     return 0
@@ -49,6 +54,7 @@ restart_agent() {
     pid=$(agent_pid h1)
     kill "$pid"
     for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+    ! alive "$pid" || fail "the agent did not exit in 5 s after SIGTERM"
     AGENT_CONFIG=$1 start_agent h1
 }
 near() {

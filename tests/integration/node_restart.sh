@@ -24,8 +24,10 @@ nworkers=$(pgrep -fxc "$WORKER")
 [ "$nworkers" -ge 3 ] || fail "workers not started"
 ok "three guests running with workers; init pids: $(echo $before)"
 
-kill -9 "$(agent_pid h1)"
-sleep 1
+# The agent gone, not only signalled, then the inits looked at at once, and
+# again after the restarted agent's hello (its start-up later): an init
+# that died some time after its agent shows there.
+kill9_wait "$(agent_pid h1)"
 for p in $before; do alive "$p" || fail "guest init $p died with the agent"; done
 [ "$(pgrep -fxc "$WORKER")" -eq "$nworkers" ] || fail "guest workers died with the agent"
 ok "kill -9 of the agent: every guest process survives"
@@ -43,6 +45,7 @@ for id in "${ids[@]}"; do
 done
 after=$(for n in r1 r2 r3; do "$VFLEET_BIN/vfleet-node" ls --state-dir "$T/h1" | awk -v n=$n '$1==n {print $5}'; done)
 [ "$before" = "$after" ] || fail "init pids changed: $before -> $after"
+for p in $before; do alive "$p" || fail "guest init $p died after the agent's kill"; done
 [ "$(pgrep -fxc "$WORKER")" -eq "$nworkers" ] || fail "workers changed after re-adoption"
 # Start of a running guest is a no-op, not a second start.
 nodectl h1 start "${ids[0]}" >/dev/null || fail "start of a running guest"
