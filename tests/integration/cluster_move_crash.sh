@@ -87,15 +87,25 @@ ok "master killed while $src copies to $dst"
 local_cluster up >>"$T/cluster.log" 2>&1 || fail "restart the master"
 check_one "$op"
 
-# 4. The target's agent dies at the commit: the guest may have started
-# there or not; either way it ends in one place.
+# 4. The target's agent dies at the commit: its commit job has installed
+# the guest there (store record, files) and the master has not heard: the
+# guest may have started there or not; either way it ends in one place.
+# gdb stops the agent where the job's end is handled (done_commit, on its
+# loop thread) and kills it there: the commit step is too short to catch by
+# polling the operation.
 src=$(guest_field cr node)
 dst=$n2
+apid=$(cl_agent_pid "$dst")
+gdb -p "$apid" -batch -ex 'set pagination off' -ex 'break done_commit' -ex continue -ex kill \
+    >"$T/gdb4.log" 2>&1 &
+gpid=$!
+wait_for 30 "gdb attached to $dst's agent" grep -qE '^TracerPid:[[:space:]]*[1-9]' "/proc/$apid/status"
 op=$(vf --json guest move cr --to "$dst" --no-wait | pyj 'd["id"]')
-at_commit() { [ "$(op_field "$op" '["step"]')" = commit ] || ended "$op"; }
-wait_for 240 "op $op at commit" at_commit
-kill9_wait "$(cl_agent_pid "$dst")"
-ok "target agent on $dst killed at step $(op_field "$op" '["step"]')"
+wait_for 240 "$dst's agent killed at done_commit" sh -c "! kill -0 $apid 2>/dev/null"
+wait "$gpid" || true
+grep -qE '^(Thread .* hit )?Breakpoint 1, .*done_commit' "$T/gdb4.log" ||
+    fail "$dst's agent did not stop at done_commit: $(cat "$T/gdb4.log")"
+ok "target agent on $dst killed at its commit's end (done_commit; op step $(op_field "$op" '["step"]'))"
 local_cluster up >>"$T/cluster.log" 2>&1 || fail "restart $dst"
 check_one "$op"
 vf guest rm cr >/dev/null
