@@ -384,6 +384,7 @@ thaw_stray(agent_t *a, struct agent_guest *g, const struct guest_spec *spec)
 struct adopt_one {
     struct agent_guest *g; /* the guest, in the agent's table */
     enum guest_state st;   /* what the backend's state said */
+    bool to_kill;          /* its record says not running, yet something of it exists */
     int kill;              /* its kill's result (1 killed, 0 nothing ran, -errno), or 0 */
 };
 
@@ -420,6 +421,7 @@ adopt_all(agent_t *a)
         if (r < 0)
             log_warning("node=%s guest=%s state check failed: %s, ignoring", a->cfg.name,
                         g->rec.spec.name, strerror(-r));
+        ad[i].to_kill = ad[i].st != GUEST_ABSENT && !g->rec.rt.pid;
     }
 
     /* The record says not running, so nothing of the guest may run: an
@@ -433,7 +435,7 @@ adopt_all(agent_t *a)
     free(un);
     n_kill = n_un;
     for (size_t i = 0; i < n; i++)
-        if (ad[i].st != GUEST_ABSENT && !ad[i].g->rec.rt.pid)
+        if (ad[i].to_kill)
             ids[n_kill++] = ad[i].g->rec.spec.id;
     res = xcalloc(n_kill ? n_kill : 1, sizeof(*res));
     if (ops->kill_many) {
@@ -444,7 +446,7 @@ adopt_all(agent_t *a)
         /* A backend without kill_many (none here): one by one, and of
          * the recorded ones only, as list is used with kill_many. */
         for (size_t i = 0, j = n_un; i < n; i++) {
-            if (ad[i].st == GUEST_ABSENT || ad[i].g->rec.rt.pid)
+            if (!ad[i].to_kill)
                 continue;
             agent_guest_spec(ad[i].g, spec);
             res[j++] = ops->kill(a->backend, spec, &ad[i].g->rec.rt);
@@ -455,7 +457,7 @@ adopt_all(agent_t *a)
         free(ids[i]);
     }
     for (size_t i = 0, j = n_un; i < n; i++)
-        if (ad[i].st != GUEST_ABSENT && !ad[i].g->rec.rt.pid)
+        if (ad[i].to_kill)
             ad[i].kill = res[j++];
 
     for (size_t i = 0; i < n; i++) {
