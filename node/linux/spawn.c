@@ -312,22 +312,16 @@ pack_args(struct spawn_request *req, char *const *argv, int *fd)
         total += len + 1;
     }
     req->argc = argc;
-    if (total <= sizeof(req->args)) {
-        size_t off = 0;
-        for (uint32_t i = 0; i < argc; i++) {
-            size_t len = strlen(argv[i]) + 1;
-            memcpy(req->args + off, argv[i], len);
-            off += len;
-        }
-        return 0;
-    }
-    _cleanup_free_ char *buf = xmalloc(total);
+    /* Into the request when they fit, else into a buffer for the memfd. */
+    _cleanup_free_ char *buf = total <= sizeof(req->args) ? NULL : xmalloc(total);
     size_t off = 0;
     for (uint32_t i = 0; i < argc; i++) {
         size_t len = strlen(argv[i]) + 1;
-        memcpy(buf + off, argv[i], len);
+        memcpy((buf ? buf : req->args) + off, argv[i], len);
         off += len;
     }
+    if (!buf)
+        return 0;
     _cleanup_close_ int m = memfd_create("vfleet-exec-args", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (m < 0)
         return -errno;
