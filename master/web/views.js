@@ -526,6 +526,19 @@ function usageCell(alloc, usable, capacity, ratio, fmt) {
     el("div.bar", {}, el("span", { class: pct >= 100 ? "full" : "", style: "width:" + pct.toFixed(0) + "%" })));
 }
 
+// The guests' leftovers a node holds (data/<id> directories with no record,
+// counted at its agent's start), as `vfleet node ls|show` says them:
+// "unknown" from an agent older than the count (null), 0, or N to act on,
+// with the command that lists them on the node.
+function leftoversCell(n) {
+  const lo = n.leftovers;
+  if (typeof lo !== "number")
+    return el("td.muted", { "data-leftovers": "unknown", title: "the node's agent does not count them (older than the count)", text: "unknown" });
+  if (lo === 0) return el("td", { "data-leftovers": "0", text: "0" });
+  return el("td.wrap", { "data-leftovers": String(lo), title: "data directories of guests with no record, counted at the agent's start; the master never removes them" },
+    el("span.over", { text: String(lo) }), el("span.muted", {}, " (", el("code", { text: "vfleet-node leftovers" }), " on the node lists them)"));
+}
+
 VF.views.nodes = async (root) => {
   const tbody = el("tbody#nodes");
   const ops = el("div#node-ops");
@@ -538,9 +551,11 @@ VF.views.nodes = async (root) => {
     if (end.state === "failed") setStatus("drain of " + end.node + " failed: " + (end.error || ""), true);
   };
   root.append(el("h2", { text: "Nodes" }), ops,
-    el("p.muted", { text: "CPU, memory and disk: allocated / usable, usable being the capacity times the overcommit ratio (what placement counts against)." }),
+    el("p.muted", {}, "CPU, memory and disk: allocated / usable, usable being the capacity times the overcommit ratio (what placement counts against). " +
+      "Leftovers: guests' data directories with no record on the node, counted at its agent's start; ", el("code", { text: "vfleet-node leftovers" }),
+      " on the node lists them, and removes them with the agent stopped."),
     el("div.card.scroll", {}, el("table", {}, el("thead", {}, el("tr", {},
-      ["name", "state", "guests", "cpu", "memory", "disk", "templates", "labels", "last seen", ""].map((h) => el("th", { text: h })))), tbody)));
+      ["name", "state", "guests", "cpu", "memory", "disk", "leftovers", "templates", "labels", "last seen", ""].map((h) => el("th", { text: h })))), tbody)));
   const load = async () => {
     const nodes = await apiList("/v1/nodes", "nodes");
     tbody.replaceChildren(...nodes.map((n) => {
@@ -557,6 +572,7 @@ VF.views.nodes = async (root) => {
         usageCell(al.cpus || 0, us.cpus || 0, cap.cpus || 0, oc.cpus || 1, (x) => String(Math.round(x * 100) / 100)),
         usageCell(al.memory || 0, us.memory || 0, cap.memory || 0, oc.memory || 1, humanSize),
         usageCell(al.disk || 0, us.disk || 0, cap.disk || 0, oc.disk || 1, humanSize),
+        leftoversCell(n),
         el("td.wrap", { text: (n.templates || []).join(", ") || "-" }),
         el("td.wrap", { text: labelText(n.labels) }),
         el("td.hide-narrow", { text: n.last_seen ? new Date(n.last_seen).toLocaleTimeString() : "-" }),

@@ -9,7 +9,9 @@ before the page opened, the same first point as the API answers), its event
 feed shows the stop and the start clicked in the test as they happen, a
 move from the UI to the other node ends with the API placing it there, and
 the cluster's feed (#/events) shows the move, and draining that node from
-the nodes page brings it back to the first one. Screenshots of the main pages at 1400 and 800
+the nodes page brings it back to the first one. The nodes page shows the
+guests' leftovers each node holds (one made on the second node before its
+agent started). Screenshots of the main pages at 1400 and 800
 pixels go to VFLEET_SCREENSHOTS. The browser never downloads anything: a
 fresh profile, no background networking, no component updates."""
 import json
@@ -116,9 +118,10 @@ def run(d):
     shot(d, "guests")
     shot(d, "guests", 800)
 
-    # Nodes: allocated / usable.
+    # Nodes: allocated / usable, and the guests' leftovers each holds.
     d.get(URL + "/#/nodes")
     wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#nodes tr[data-node]")))
+    leftovers(d)
     shot(d, "nodes")
 
     # Create through the form.
@@ -193,6 +196,33 @@ def run(d):
     shot(d, "templates")
 
     live_other(d)
+
+
+def leftovers(d):
+    """The nodes page says each node's leftovers as the API counts them: 1
+    on the node made with one (red, with the command that lists them on the
+    node), 0 on the other; a node whose agent does not count them (null,
+    from an agent older than the count) is "unknown", not 0."""
+    lo_node = os.environ["VFLEET_LEFTOVER_NODE"]
+    cell = lambda x, n: x.find_element(By.CSS_SELECTOR, "#nodes tr[data-node='%s'] td[data-leftovers]" % n)
+    for n in api_get("/v1/nodes")["nodes"]:
+        want = 1 if n["name"] == lo_node else 0
+        assert n["leftovers"] == want, "the API counts %r leftovers on %s, not %d" % (n["leftovers"], n["name"], want)
+        wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#nodes tr[data-node='%s']" % n["name"])))
+        c = cell(d, n["name"])
+        assert c.get_attribute("data-leftovers") == str(want), \
+            "the nodes page says %r leftovers on %s, the API %d" % (c.get_attribute("data-leftovers"), n["name"], want)
+        if want:
+            assert "vfleet-node leftovers" in c.text, "the leftovers of %s do not name the command: %r" % (n["name"], c.text)
+            assert c.find_elements(By.CSS_SELECTOR, ".over"), "the leftovers of %s are not marked to act on" % n["name"]
+        else:
+            assert c.text == "0", "no leftovers on %s shows %r" % (n["name"], c.text)
+    # No agent here is older than the count: the page's own cell, as it
+    # draws a node whose leftovers the API gives as null.
+    unknown = d.execute_script("const c = leftoversCell({leftovers: null});"
+                               "return [c.getAttribute('data-leftovers'), c.textContent];")
+    assert unknown == ["unknown", "unknown"], "a node with leftovers null shows %r" % unknown
+    log("the nodes page shows 1 leftover on %s (naming vfleet-node leftovers), 0 on the other; null is unknown" % lo_node)
 
 
 def live_other(d):
