@@ -8,6 +8,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "common/errtext.h"
 #include "common/fsutil.h"
 #include "common/mem.h"
@@ -16,25 +18,46 @@
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOT_FOUND = 3 }; /* as node/main.c */
 
-/* Prints the path a/b/c as a JSON string: the state directory is the
- * operator's, and may hold a quote, a backslash or a control character. */
-static void
-json_path(const char *a, const char *b, const char *c)
+/* What the store has of leftover l's record, as `leftovers` says it. */
+static const char *
+record_word(const struct leftover *l)
 {
-    const char *parts[] = {a, "/", b, "/", c};
+    return l->set_aside[0] ? "set aside" : l->unreadable ? "unreadable" : "none";
+}
 
-    putchar('"');
-    for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
-        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                printf("\\%c", *p);
-            else if (*p < 0x20 || *p == 0x7f)
-                printf("\\u%04x", *p);
-            else
-                putchar(*p);
+/* Prints the n leftovers v of state directory dir as one line of JSON: an
+ * array of {id, record, dir}, and set_aside or file naming the record. */
+static int
+print_json(const char *dir, const struct leftover *v, size_t n)
+{
+    json_auto_t *a = json_array();
+
+    for (size_t i = 0; i < n; i++) {
+        const struct leftover *l = &v[i];
+        json_t *e = json_pack("{s:s, s:s}", "id", l->id, "record", record_word(l));
+        /* The paths are the operator's: json_sprintf gives NULL, and the
+         * set -1, for one that is no UTF-8, which JSON cannot carry. */
+        int r = json_array_append_new(a, e);
+        if (r == 0)
+            r = json_object_set_new(e, "dir", json_sprintf("%s/data/%s", dir, l->id));
+        if (r == 0 && l->set_aside[0])
+            r = json_object_set_new(e, "set_aside",
+                                    json_sprintf("%s/guests/%s", dir, l->set_aside));
+        else if (r == 0 && l->unreadable)
+            r = json_object_set_new(e, "file", json_sprintf("%s/guests/%s.json", dir, l->id));
+        if (r < 0) {
+            fprintf(stderr, "vfleet-node: the paths in \"%s\" are no UTF-8: use the text output\n",
+                    dir);
+            return EXIT_FAIL;
         }
     }
-    putchar('"');
+    _cleanup_free_ char *text = json_dumps(a, JSON_COMPACT);
+    if (!text) {
+        fprintf(stderr, "vfleet-node: out of memory\n");
+        return EXIT_FAIL;
+    }
+    puts(text);
+    return 0;
 }
 
 int
@@ -57,37 +80,19 @@ leftovers_cli_ls(const char *dir, bool json)
         fprintf(stderr, "vfleet-node: cannot list \"%s/data\": %s\n", dir, strerror(-r));
         return EXIT_FAIL;
     }
-    if (!json)
-        printf("%-36s %s\n", "ID", "RECORD");
-    else
-        printf("[");
+    if (json)
+        return print_json(dir, v, n);
+    printf("%-36s %s\n", "ID", "RECORD");
     for (size_t i = 0; i < n; i++) {
         const char *aside = v[i].set_aside;
-        const char *record = aside[0] ? "set aside" : v[i].unreadable ? "unreadable" : "none";
-        if (json) {
-            printf("%s{\"id\":\"%s\",\"record\":\"%s\",\"dir\":", i ? "," : "", v[i].id, record);
-            json_path(dir, "data", v[i].id);
-        } else if (aside[0])
+        if (aside[0])
             printf("%-36s set aside as unreadable: %s/guests/%s\n", v[i].id, dir, aside);
         else if (v[i].unreadable)
             printf("%-36s unreadable: %s/guests/%s.json (the agent sets it aside at its start)\n",
                    v[i].id, dir, v[i].id);
         else
             printf("%-36s none written\n", v[i].id);
-        if (json && aside[0]) {
-            printf(",\"set_aside\":");
-            json_path(dir, "guests", aside);
-        } else if (json && v[i].unreadable) {
-            char file[SPEC_ID_LEN + 8];
-            snprintf(file, sizeof(file), "%s.json", v[i].id);
-            printf(",\"file\":");
-            json_path(dir, "guests", file);
-        }
-        if (json)
-            printf("}");
     }
-    if (json)
-        printf("]\n");
     return 0;
 }
 

@@ -271,6 +271,98 @@ test_cli_lock_pid(void **state)
     assert_int_equal(lock_pid(f->dir), 4242);
 }
 
+/* Runs `leftovers --json` on dir: its exit code in *code, what it printed
+ * in out (n bytes), and that parsed (NULL when it is no JSON). */
+static json_t *
+ls_json(const char *dir, int *code, char *out, size_t n)
+{
+    char path[] = "/tmp/vf-leftovers-out-XXXXXX";
+    int ofd = mkstemp(path), saved = dup(1);
+    assert_true(ofd >= 0 && saved >= 0);
+    fflush(stdout);
+    assert_int_equal(dup2(ofd, 1), 1);
+    *code = leftovers_cli_ls(dir, true);
+    fflush(stdout);
+    assert_int_equal(dup2(saved, 1), 1);
+    close(saved);
+    ssize_t got = pread(ofd, out, n - 1, 0);
+    assert_true(got >= 0);
+    out[got] = '\0';
+    close(ofd);
+    unlink(path);
+    return json_loads(out, 0, NULL);
+}
+
+/* Entry i of `leftovers --json`'s array j, asserted to be id's with its
+ * record said as record. */
+static json_t *
+entry(json_t *j, size_t i, const char *id, const char *record)
+{
+    json_t *e = json_array_get(j, i);
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "id")), id);
+    assert_string_equal(json_string_value(json_object_get(e, "record")), record);
+    return e;
+}
+
+/* `leftovers --json` names the record of each: the path of the one set
+ * aside, or of the one unreadable in place, beside the data directory. */
+static void
+test_cli_json(void **state)
+{
+    struct fixture *f = *state;
+    char out[4096], path[256];
+    int code;
+
+    json_t *j = ls_json(f->dir, &code, out, sizeof(out));
+    assert_int_equal(code, 0);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(j), 2);
+    json_t *e = entry(j, 1, ID3, "unreadable");
+    snprintf(path, sizeof(path), "%s/guests/%s.json", f->dir, ID3);
+    assert_string_equal(json_string_value(json_object_get(e, "file")), path);
+    assert_null(json_object_get(e, "set_aside"));
+    json_decref(j);
+
+    store_t *s = NULL;
+    assert_int_equal(store_open(f->dir, &s), 1); /* ID3's record set aside */
+    store_close(&s);
+    j = ls_json(f->dir, &code, out, sizeof(out));
+    assert_int_equal(code, 0);
+    assert_non_null(j);
+    e = entry(j, 0, ID2, "none");
+    assert_int_equal(json_object_size(e), 3);
+    e = entry(j, 1, ID3, "set aside");
+    snprintf(path, sizeof(path), "%s/guests/%s.json.corrupt-", f->dir, ID3);
+    const char *aside = json_string_value(json_object_get(e, "set_aside"));
+    assert_non_null(aside);
+    assert_true(strncmp(aside, path, strlen(path)) == 0);
+    snprintf(path, sizeof(path), "%s/data/%s", f->dir, ID3);
+    assert_string_equal(json_string_value(json_object_get(e, "dir")), path);
+    json_decref(j);
+}
+
+/* `leftovers --json` on a state directory named /tmp/vf-leftovers-PID-<tail>
+ * (its name in dir, n bytes) with ID2's leftovers in it, as ls_json; the
+ * directory is gone again on return. */
+static json_t *
+ls_json_named(const char *tail, char *dir, size_t n, int *code, char *out, size_t out_n)
+{
+    char path[256];
+
+    snprintf(dir, n, "/tmp/vf-leftovers-%d-%s", (int)getpid(), tail);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    mkdir_in(dir, "");
+    mkdir_in(dir, ID2);
+    json_t *j = ls_json(dir, code, out, out_n);
+    snprintf(path, sizeof(path), "%s/data/%s", dir, ID2);
+    assert_int_equal(rmdir(path), 0);
+    snprintf(path, sizeof(path), "%s/data", dir);
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+    return j;
+}
+
 /* `leftovers --json` is JSON whatever the state directory's path holds (a
  * quote, a backslash, a newline): it printed the path as it was, so a
  * reader got no JSON at all. */
@@ -278,40 +370,33 @@ static void
 test_cli_json_path(void **state)
 {
     (void)state;
-    char dir[128], path[256];
-    snprintf(dir, sizeof(dir), "/tmp/vf-leftovers-%d-a\"b\\c\nd", (int)getpid());
-    assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(path, sizeof(path), "%s/data", dir);
-    assert_int_equal(mkdir(path, 0700), 0);
-    snprintf(path, sizeof(path), "%s/data/%s", dir, ID2);
-    assert_int_equal(mkdir(path, 0700), 0);
+    char dir[128], path[256], out[4096];
+    int code;
 
-    char out[] = "/tmp/vf-leftovers-out-XXXXXX";
-    int ofd = mkstemp(out), saved = dup(1);
-    assert_true(ofd >= 0 && saved >= 0);
-    fflush(stdout);
-    assert_int_equal(dup2(ofd, 1), 1);
-    int r = leftovers_cli_ls(dir, true);
-    fflush(stdout);
-    assert_int_equal(dup2(saved, 1), 1);
-    close(saved);
-    close(ofd);
-    assert_int_equal(r, 0);
-    json_error_t err;
-    json_t *j = json_load_file(out, 0, &err);
-    unlink(out);
+    json_t *j = ls_json_named("a\"b\\c\nd", dir, sizeof(dir), &code, out, sizeof(out));
+    assert_int_equal(code, 0);
     assert_non_null(j);
     assert_int_equal(json_array_size(j), 1);
-    json_t *e = json_array_get(j, 0);
-    assert_string_equal(json_string_value(json_object_get(e, "id")), ID2);
-    assert_string_equal(json_string_value(json_object_get(e, "record")), "none");
+    json_t *e = entry(j, 0, ID2, "none");
     snprintf(path, sizeof(path), "%s/data/%s", dir, ID2);
     assert_string_equal(json_string_value(json_object_get(e, "dir")), path);
     json_decref(j);
-    assert_int_equal(rmdir(path), 0);
-    snprintf(path, sizeof(path), "%s/data", dir);
-    assert_int_equal(rmdir(path), 0);
-    assert_int_equal(rmdir(dir), 0);
+}
+
+/* A state directory whose path is no UTF-8 cannot be said in JSON: an
+ * error and nothing on stdout (the text output names it). It printed the
+ * bytes as they were, which no JSON reader takes, and exited 0. */
+static void
+test_cli_json_not_utf8(void **state)
+{
+    (void)state;
+    char dir[128], out[4096];
+    int code;
+
+    json_t *j = ls_json_named("\xff", dir, sizeof(dir), &code, out, sizeof(out));
+    assert_int_equal(code, 1);
+    assert_null(j);
+    assert_string_equal(out, "");
 }
 
 int
@@ -322,7 +407,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_exclusive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_lock_pid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_json, setup, teardown),
         cmocka_unit_test(test_cli_json_path),
+        cmocka_unit_test(test_cli_json_not_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
