@@ -435,11 +435,8 @@ guests_change(master_t *m, const struct caller *c, struct db_guest *g, const str
         return guest_fail(e, -ENOENT, NULL, "no such guest");
     if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
-    if (guests_moving(m, g->id))
-        return guest_fail(e, -EBUSY, NULL,
-                          "guest \"%s\" is busy with operation %s (a move, or its template's "
-                          "fetch); change it afterwards",
-                          g->name, operations_for_guest(m, g->id)->id);
+    if (guests_busy(m, g->id, g->name, "change it afterwards", e) < 0)
+        return -EBUSY;
     int r = tenant_change(c, cur, next, e);
     if (r < 0)
         return r;
@@ -525,11 +522,8 @@ guests_lifecycle(master_t *m, const struct caller *c, const char *name, enum gue
                           g->node ? db_observed_to_string(g->observed) : "on no node");
     if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
-    if (guests_moving(m, g->id))
-        return guest_fail(e, -EBUSY, NULL,
-                          "guest \"%s\" is busy with operation %s (a move, or its template's "
-                          "fetch); start or stop it once it ends",
-                          g->name, operations_for_guest(m, g->id)->id);
+    if (guests_busy(m, g->id, g->name, "start or stop it once it ends", e) < 0)
+        return -EBUSY;
     if (op != GUEST_STOP && (spec->flags & SPEC_FLAG_LOCK))
         return guest_fail(e, -ENOLCK, "flags", "guest \"%s\" is locked: clear the lock flag first",
                           g->name);
@@ -624,13 +618,9 @@ guests_delete(master_t *m, const struct caller *c, const char *name, bool force,
         return guest_fail(e, r, NULL, r == -ENOENT ? "no such guest" : "cannot read the guest");
     strscpy(id, g.id, SPEC_ID_LEN + 1);
     strscpy(node, g.node ? g.node : "", NAME_MAX_LEN + 1);
-    if (guests_moving(m, g.id)) {
-        r = guest_fail(e, -EBUSY, NULL,
-                       "guest \"%s\" is busy with operation %s (a move, or its template's fetch); "
-                       "cancel it or delete the guest afterwards",
-                       g.name, operations_for_guest(m, g.id)->id);
+    if (guests_busy(m, g.id, g.name, "cancel it or delete the guest afterwards", e) < 0) {
         db_guest_clear(&g);
-        return r;
+        return -EBUSY;
     }
     /* Force means "without the node" only when the node cannot be told: a
      * connected node destroys the guest, and waits for nothing else. */
@@ -692,13 +682,9 @@ send_once(master_t *m, const struct caller *c, const char *name, struct msg *cmd
         db_guest_clear(&g);
         return r;
     }
-    if (guests_moving(m, g.id)) {
-        r = guest_fail(e, -EBUSY, NULL,
-                       "guest \"%s\" is busy with operation %s (a move, or its template's fetch); "
-                       "ask again afterwards",
-                       g.name, operations_for_guest(m, g.id)->id);
+    if (guests_busy(m, g.id, g.name, "ask again afterwards", e) < 0) {
         db_guest_clear(&g);
-        return r;
+        return -EBUSY;
     }
     strscpy(cmd_id, g.id, SPEC_ID_LEN + 1);
     int64_t q = dispatch_queue(m->disp, g.node, cmd);

@@ -24,14 +24,28 @@ guests_moving(master_t *m, const char *id)
 }
 
 int
+guests_busy(master_t *m, const char *id, const char *name, const char *then, struct guest_err *e)
+{
+    const struct op *o = operations_for_guest(m, id);
+
+    if (!o)
+        return 0;
+    if (!then)
+        return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is busy with operation %s", name, o->id);
+    return guest_fail(
+        e, -EBUSY, NULL,
+        "guest \"%s\" is busy with operation %s (a move, or its template's fetch); %s", name, o->id,
+        then);
+}
+
+int
 guests_move_check(master_t *m, const struct db_guest *g, const struct guest_spec *spec,
                   struct guest_err *e)
 {
     if (!g->node)
         return guest_fail(e, -ESTALE, NULL, "guest \"%s\" is on no node", g->name);
-    if (guests_moving(m, g->id))
-        return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is busy with operation %s", g->name,
-                          operations_for_guest(m, g->id)->id);
+    if (guests_busy(m, g->id, g->name, NULL, e) < 0)
+        return -EBUSY;
     if (guests_deleting(m, g))
         return guest_fail(e, -EBUSY, NULL, "guest \"%s\" is being deleted", g->name);
     if (!master_node_connected(m, g->node))

@@ -12,6 +12,13 @@
  * changes and deletes refuse it with -EBUSY. */
 bool guests_moving(master_t *m, const char *id);
 
+/* The refusal of a change to guest id (named name) while an operation
+ * runs on it: -EBUSY with 'guest "NAME" is busy with operation OP (a move,
+ * or its template's fetch); THEN' in e (then NULL: only 'guest "NAME" is
+ * busy with operation OP'), or 0 when none runs. */
+int guests_busy(master_t *m, const char *id, const char *name, const char *then,
+                struct guest_err *e);
+
 /* Whether g may start moving now: placed, not busy, not being deleted,
  * running or stopped, its node connected, not a locked running guest. */
 int guests_move_check(master_t *m, const struct db_guest *g, const struct guest_spec *spec,

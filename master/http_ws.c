@@ -32,9 +32,9 @@
 #include "common/mem.h"
 #include "common/mtime.h"
 #include "master/guests.h"
+#include "master/guests_move.h"
 #include "master/http_edge.h"
 #include "master/http_handlers.h"
-#include "master/operations.h"
 #include "master/session.h"
 #include "master/shell.h"
 
@@ -769,8 +769,8 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
     struct msg msg = {.type = MSG_SHELL_OPEN};
     struct db_guest g = {0};
     struct guest_spec spec;
-    struct op *o;
-    char accept[32], busy[200];
+    struct guest_err busy;
+    char accept[32];
     int r;
 
     if (!up || !header_has(up, "websocket") || !key || strlen(key) != 24 || !ver ||
@@ -789,15 +789,11 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
         why = spec.flags & SPEC_FLAG_PRIVATE ? "guest is private: no shell" : "guest is locked";
     else if (g.observed != DB_OBS_RUNNING && !is_console)
         r = -EBUSY, why = "guest is not running";
-    else if (!is_console && (o = operations_for_guest(m, g.id)) != NULL) {
-        /* As an exec (guests.c, send_once): a move's or an export's last
-         * pass freezes the guest, and the node refuses a shell then. */
-        snprintf(busy, sizeof(busy),
-                 "guest \"%s\" is busy with operation %s (a move, or its template's fetch); "
-                 "open a shell once it ends",
-                 g.name, o->id);
-        r = -EBUSY, why = busy;
-    } else if (!g.node || !master_node_connected(m, g.node))
+    /* As an exec (guests.c, send_once): a move's or an export's last pass
+     * freezes the guest, and the node refuses a shell then. */
+    else if (!is_console && guests_busy(m, g.id, g.name, "open a shell once it ends", &busy) < 0)
+        r = -EBUSY, why = busy.message;
+    else if (!g.node || !master_node_connected(m, g.node))
         r = -EHOSTUNREACH, why = "the guest's node is not connected";
     else if (shells_of(m, true) == NULL)
         r = -ESHUTDOWN, why = "the master is shutting down";
@@ -811,7 +807,7 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
             r = -EAGAIN, why = "too many shell sessions on this master";
     }
     if (r < 0) {
-        http_reply_errno(req, r, r == -EBUSY && why != busy ? "flags" : NULL, "%s", why);
+        http_reply_errno(req, r, r == -EBUSY && why != busy.message ? "flags" : NULL, "%s", why);
         msg_clear(&msg);
         db_guest_clear(&g);
         return;

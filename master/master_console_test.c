@@ -245,10 +245,46 @@ op_ended(const json_t *o, const void *arg)
  * the shell went to the node, whose helper froze as it joined (the
  * console, a read of its ring, is not refused). The master stops reading
  * its node link meanwhile, so the move cannot end before the shell asks. */
+/* A request refused 409 because guest sh2 is busy with operation op, its
+ * message what the refusal says, ending in then (NULL: none). */
+static void
+assert_busy(const char *method, const char *path, const char *body, const char *op,
+            const char *then)
+{
+    char want[256];
+    json_t *o = NULL;
+
+    snprintf(want, sizeof(want), "guest \"sh2\" is busy with operation %s%s%s", op,
+             then ? " (a move, or its template's fetch); " : "", then ? then : "");
+    assert_int_equal(http(method, path, body, NULL, &o), 409);
+    assert_string_equal(str(json_object_get(o, "error"), "message"), want);
+    json_decref(o);
+}
+
+/* The rest of a refused upgrade's answer, once its message is there. */
+static void
+read_refusal(int fd, char *out, size_t n)
+{
+    size_t got = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    out[0] = '\0';
+    while (got < n - 1 && !strstr(out, "}") && poll(&p, 1, 5000) == 1) {
+        ssize_t k = read(fd, out + got, n - 1 - got);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        out[got] = '\0';
+    }
+}
+
+/* While a move runs, the guest's shell is refused 409, and so are a change,
+ * a stop, an exec, a delete and a second move: each message names the
+ * operation and, but the move's, when to ask again. */
 static void
 test_shell_moving(void **state)
 {
-    char status[128];
+    char status[128], body[1024], want[256];
     json_t *o = NULL;
     int fd;
 
@@ -263,9 +299,22 @@ test_shell_moving(void **state)
     json_decref(o);
     fd = ws_connect("/v1/guests/sh2/shell?tty=false&command=%5B%22hostname%22%5D", status,
                     sizeof(status));
-    on_loop(resume_reading);
     assert_non_null(strstr(status, " 409 "));
+    read_refusal(fd, body, sizeof(body));
     close(fd);
+    /* Every change the operation refuses says which, and when to ask. */
+    const char *op = path + strlen("/v1/operations/");
+    snprintf(want, sizeof(want),
+             "guest \\\"sh2\\\" is busy with operation %s (a move, or its template's fetch); "
+             "open a shell once it ends",
+             op);
+    assert_non_null(strstr(body, want));
+    assert_busy("PATCH", "/v1/guests/sh2", "{\"flags\":[]}", op, "change it afterwards");
+    assert_busy("POST", "/v1/guests/sh2/stop", NULL, op, "start or stop it once it ends");
+    assert_busy("POST", "/v1/guests/sh2/exec", "{\"argv\":[\"true\"]}", op, "ask again afterwards");
+    assert_busy("DELETE", "/v1/guests/sh2", NULL, op, "cancel it or delete the guest afterwards");
+    assert_busy("POST", "/v1/guests/sh2/move", "{}", op, NULL);
+    on_loop(resume_reading);
     o = poll_until(path, op_ended, NULL);
     assert_string_equal(str(o, "state"), "done");
     json_decref(o);
