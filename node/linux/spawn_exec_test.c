@@ -7,23 +7,6 @@
 #include "common/errtext.h"
 #include "node/linux/spawnd.h"
 
-static struct guest exec_guest;
-
-static int
-exec_setup(void **state)
-{
-    make_cfg(&exec_guest.cfg, "vf-exec", spec_default_caps());
-    start_guest(&exec_guest);
-    return 0;
-}
-
-static int
-exec_teardown(void **state)
-{
-    stop_guest(&exec_guest);
-    return 0;
-}
-
 /* A command as long as the protocol allows (PROTO_MAX_ARGV strings of
  * PROTO_MAX_STRING bytes each, ~1 MiB in all: far more than the spawner's
  * request holds itself) runs, and arrives byte for byte: the script prints

@@ -1,7 +1,8 @@
-/* The fixture of the spawner's tests (spawn_test.c, spawn_cgroup_test.c):
- * real guests (root, a busybox rootfs in a temp directory), a spawner made
- * before any thread, and the helpers that start, run in and stop them. Each
- * test program includes it once. */
+/* The fixture of the spawner's tests (spawn_test.c, spawn_cgroup_test.c,
+ * spawn_exec_test.c): real guests (root, a busybox rootfs in a temp
+ * directory), a spawner made before any thread, the guest the exec tests
+ * run in, and the helpers that start, run in and stop them. Each test
+ * program includes it once. */
 #pragma once
 #include <dirent.h>
 #include <errno.h>
@@ -167,6 +168,24 @@ run_in(spawner_t *sp, struct guest *g, uint32_t timeout_ms, uint32_t max_output,
 
 #define RUN(g, res, ...)                                                                           \
     assert_int_equal(run_in(spawner, (g), 10000, 65536, (res), __VA_ARGS__, NULL), 0)
+
+/* The guest the exec tests run in, one per test (exec_setup, exec_teardown). */
+static __attribute__((unused)) struct guest exec_guest;
+
+static __attribute__((unused)) int
+exec_setup(void **state)
+{
+    make_cfg(&exec_guest.cfg, "vf-exec", spec_default_caps());
+    start_guest(&exec_guest);
+    return 0;
+}
+
+static __attribute__((unused)) int
+exec_teardown(void **state)
+{
+    stop_guest(&exec_guest);
+    return 0;
+}
 
 /* ---- group fixtures ---- */
 

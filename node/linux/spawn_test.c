@@ -363,23 +363,6 @@ test_masked_and_readonly(void **state)
 
 /* ---- exec ---- */
 
-static struct guest exec_guest;
-
-static int
-exec_setup(void **state)
-{
-    make_cfg(&exec_guest.cfg, "vf-exec", spec_default_caps());
-    start_guest(&exec_guest);
-    return 0;
-}
-
-static int
-exec_teardown(void **state)
-{
-    stop_guest(&exec_guest);
-    return 0;
-}
-
 static void
 test_exec_exit_code_and_streams(void **state)
 {
