@@ -17,6 +17,10 @@
 # With -f they will not die: each is also put in a v1 freezer cgroup outside
 # the guest's, frozen, so a SIGKILL stays pending (what a process in
 # uninterruptible sleep does) and the agent's kill waits its whole deadline.
+# With CALLGRIND=DIR each agent runs under valgrind's callgrind instead
+# (DIR/callgrind.<run>.out; its memtidy re-exec is skipped, which valgrind
+# cannot follow): callgrind_annotate --inclusive=yes gives the start-up's
+# instructions by function (agent_new, lx_list, leftovers_list).
 # Not a test: it prints figures. Removes everything it made.
 set -euo pipefail
 n=20 frozen=0 recorded=0
@@ -68,8 +72,12 @@ for bin in "$@"; do
     # running") when it ran before the new agent's redirection truncated it.
     rm -f $work/agent.log
     t0=$(date +%s.%N)
-    "$bin" run -c $work/node.conf --state-dir $st --master ipc://$work/master --vservers none \
-        -n unrecbench >$work/agent.log 2>&1 &
+    run=$((${run:-0} + 1))
+    wrap=()
+    [ -n "${CALLGRIND:-}" ] && wrap=(env VFLEET_NODE_TUNABLES=x valgrind --tool=callgrind
+        "--callgrind-out-file=$CALLGRIND/callgrind.$run.out")
+    "${wrap[@]}" "$bin" run -c $work/node.conf --state-dir $st --master ipc://$work/master \
+        --vservers none -n unrecbench >$work/agent.log 2>&1 &
     agent=$!
     until grep -qs "agent running" $work/agent.log; do
         kill -0 $agent 2>/dev/null || { cat $work/agent.log; exit 1; }

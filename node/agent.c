@@ -505,7 +505,13 @@ adopt_all(agent_t *a)
  * the next start-up's count says so; while the agent runs, a create in
  * progress has its directory before its record and would be counted. A
  * create that fails later with its clean-up failing too shows at the next
- * start. */
+ * start. It walks data/ apart from unrecorded_ids, which goes by the
+ * backend's list (linux: its cgroups that have a data/<id>; the sim: its
+ * memory): a leftover need not have a cgroup (none survives a reboot) and
+ * the sim has no data/, so neither list gives the other. This walk is
+ * cheap: 0.66 M of agent_new's 12.9 M instructions with 200 unrecorded
+ * guests, lx_list 1.31 M (docs/performance.md), half of it store_set_aside
+ * naming each record for `vfleet-node leftovers`. */
 static void
 count_leftovers(agent_t *a)
 {
