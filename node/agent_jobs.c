@@ -80,6 +80,7 @@ struct job {
         struct {
             struct msg_guest_exec req; /* the request (argv owned) */
             struct exec_result res;    /* the result (buffers owned) */
+            bool frozen; /* a move's freeze came while it waited in the lane: refused */
         } exec;
         struct {
             uint32_t max;           /* bytes asked for */
@@ -171,6 +172,12 @@ job_start(void *arg)
     enum job_fresh fresh = job_ops[j->kind].fresh;
     const struct agent_guest *g;
 
+    /* An exec accepted before a move's or export's freeze was queued, taken
+     * up after it: refused as one that came after (cmd_exec), not run into
+     * the frozen guest (its helper froze as it joined, the lane waited out
+     * its timeout, and the command ran at the thaw). */
+    if (j->kind == JOB_EXEC && (g = agent_guest_find(j->agent, j->id)) && g->move_frozen)
+        j->u.exec.frozen = true;
     if (fresh == FRESH_NONE || !(g = agent_guest_find(j->agent, j->id)))
         return;
     /* A start of the node's own (restart policy, autostart, a move's abort)
@@ -646,7 +653,10 @@ exec_run(struct job *j, backend_t *b, struct guest_spec *s)
         .max_output = j->u.exec.req.max_output,
     };
 
-    j->result = b->ops->exec(b, s, &j->rt, &req, &j->u.exec.res);
+    if (j->u.exec.frozen)
+        j->result = -EBUSY;
+    else
+        j->result = b->ops->exec(b, s, &j->rt, &req, &j->u.exec.res);
 }
 
 static void
@@ -658,6 +668,10 @@ exec_done(agent_t *a, struct job *j, struct agent_guest *g)
 
     /* The answer does not depend on the guest still being in the table. */
     (void)g;
+    if (j->u.exec.frozen) {
+        agent_send_nack(a, j->ref, j->id, MSG_ERR_BUSY, AGENT_MOVE_FROZEN);
+        return;
+    }
     if (j->result < 0) {
         agent_send_nack_errno(a, j->ref, j->id, j->result, "exec", j->errtext);
         return;
