@@ -821,8 +821,11 @@ mig_job_file(agent_t *a, const char *id, enum mig_job_kind kind, uint64_t ref, c
     /* From the queueing on: an exec or shell that came after this freeze is
      * refused rather than frozen as it joined (AGENT_MOVE_FROZEN). */
     struct agent_guest *g = kind == MJ_FREEZE || kind == MJ_PACK ? agent_guest_find(a, id) : NULL;
-    if (g)
+    if (g) {
         g->move_frozen = true;
+        /* And one running: it would freeze with the guest, holding the exec lane. */
+        agent_job_exec_cancel(a, id);
+    }
     lane_push(a->ops, &mjob_fns, j);
 }
 

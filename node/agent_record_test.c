@@ -639,9 +639,17 @@ gated_exec(backend_t *b, const struct guest_spec *spec, const struct guest_runti
            const struct exec_request *req, struct exec_result *res)
 {
     if (strcmp(spec->id, gate_id) == 0) {
+        /* Waits for its gate or, as the linux backend's does, its cancel. */
+        struct pollfd p[2] = {{.fd = exec_gate[0], .events = POLLIN},
+                              {.fd = req->cancellable ? req->cancel_fd : -1, .events = POLLIN}};
+        char c;
+
         (void)!write(exec_entered[1], "x", 1);
-        if (!gate_wait(exec_gate[0]))
+        if (poll(p, 2, AGENT_TEST_WAIT_MS) < 1)
             return -ETIMEDOUT;
+        if (p[1].revents)
+            return -ECANCELED;
+        (void)!read(exec_gate[0], &c, 1);
     }
     return sim_exec_op(b, spec, rt, req, res);
 }
@@ -808,6 +816,40 @@ test_move_frozen_queued_exec(void **state)
     msg_clear(&m);
 }
 
+/* An exec running when a move's (here an export's) freeze is queued is
+ * answered at once, busy, saying its command was killed, and the exec lane
+ * goes on with the other guests' execs: it froze with the guest and held
+ * the lane until its timeout (up to an hour), and the command ran on at the
+ * thaw. The guest's processes end on this node at a move's finish anyway
+ * (the guest starts again on the target). */
+static void
+test_move_frozen_running_exec(void **state)
+{
+    struct fixture *f = *state;
+    struct msg m;
+
+    start_gated(f);
+    strcpy(gate_id, ID1);
+    uint64_t ref1 = send_exec(f, ID1);
+    await_exec_entered(f);
+    (void)send_export(f, ID1);
+    recv_msg(f, &m, "the answer to the running exec");
+    if (m.type != MSG_NACK)
+        fail_msg("awaiting a nack, got %s", msg_type_name(m.type));
+    assert_int_equal(m.u.nack.ref, ref1);
+    assert_string_equal(msg_error_name(m.u.nack.code), msg_error_name(MSG_ERR_BUSY));
+    assert_non_null(strstr(m.u.nack.message, "frozen for a move"));
+    assert_non_null(strstr(m.u.nack.message, "command was killed"));
+    msg_clear(&m);
+    /* The lane is free while the export holds the guest. */
+    uint64_t ref2 = send_exec(f, ID2);
+    recv_msg(f, &m, "the exec result of the other guest");
+    assert_int_equal(m.type, MSG_EXEC_RESULT);
+    assert_int_equal(m.u.exec_result.ref, ref2);
+    msg_clear(&m);
+    end_export(f);
+}
+
 /* A stop is recorded (desired stopped) before the signal, and an agent
  * started from a record that says so, its init gone, takes the exit for the
  * stop's, not the guest's own: an agent killed between the exit and the
@@ -895,6 +937,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_thaw_stray_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_frozen_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_frozen_queued_exec, setup, teardown_gates),
+        cmocka_unit_test_setup_teardown(test_move_frozen_running_exec, setup, teardown_gates),
         cmocka_unit_test_setup_teardown(test_stop_recorded_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_exited_away, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_unrecorded, setup, teardown),
