@@ -83,6 +83,7 @@ gated_exec(backend_t *b, const struct guest_spec *spec, const struct guest_runti
 /* Whether the gated backend's guest (any) is frozen, as migrate_frozen
  * says; and whether the pack's thaw fails, leaving it so. */
 static atomic_bool gated_frozen, pack_thaw_fails;
+static atomic_bool freeze_fails; /* a freeze fails, leaving the guest as it was */
 
 /* An export's pack that freezes the guest, waits for its gate, thaws it
  * (unless pack_thaw_fails) and fails (no data plane in this test: the
@@ -104,6 +105,8 @@ gated_freeze(backend_t *b, const struct guest_spec *spec, const struct guest_run
              bool freeze)
 {
     (void)b, (void)spec, (void)rt;
+    if (freeze && atomic_load(&freeze_fails))
+        return -EIO;
     atomic_store(&gated_frozen, freeze);
     return 0;
 }
@@ -147,6 +150,7 @@ start_gated(struct fixture *f)
     gate_open();
     atomic_store(&gated_frozen, false);
     atomic_store(&pack_thaw_fails, false);
+    atomic_store(&freeze_fails, false);
     ops = *b->ops;
     sim_exec_op = ops.exec;
     ops.exec = gated_exec;
@@ -342,6 +346,55 @@ test_pack_thaw_failed(void **state)
     msg_clear(&m);
 }
 
+/* A move's freeze that fails with the guest frozen (an agent restarted
+ * while a move held it, whose last pass the master sends again, or a
+ * freeze whose undo failed) leaves it refused until the abort's thaw: a
+ * failed freeze cleared the flag whatever it left. */
+static void
+test_freeze_failed_frozen(void **state)
+{
+    struct fixture *f = *state;
+    struct msg x = {.type = MSG_MIGRATE_SEND}, m;
+
+    start_gated(f);
+    atomic_store(&gated_frozen, true); /* as the agent's start-up found it */
+    atomic_store(&freeze_fails, true);
+    strcpy(x.u.migrate.op, ID3);
+    strcpy(x.u.migrate.id, ID1);
+    strcpy(x.u.migrate.peer, "n2");
+    memset(x.u.migrate.secret, 'a', MIGRATE_SECRET_LEN);
+    strcpy(x.u.migrate.endpoint, "tcp://127.0.0.1:9");
+    x.u.migrate.live = true;
+    uint64_t ref = send_cmd(f, &x);
+    bool failed = false;
+    while (!failed) {
+        recv_msg(f, &m, "the send's failure");
+        assert_int_equal(m.type, MSG_MIGRATE_STATUS);
+        assert_int_equal(m.u.migrate_status.ref, ref);
+        failed = strcmp(m.u.migrate_status.state, "failed") == 0;
+        if (failed)
+            assert_non_null(strstr(m.u.migrate_status.message, "left frozen"));
+        msg_clear(&m);
+    }
+    expect_move_frozen(f, send_exec(f, ID1));
+
+    struct msg ab = {.type = MSG_MIGRATE_ABORT};
+    strcpy(ab.u.migrate.op, ID3);
+    strcpy(ab.u.migrate.id, ID1);
+    strcpy(ab.u.migrate.role, "source");
+    ref = send_cmd(f, &ab);
+    recv_msg(f, &m, "the abort's answer");
+    assert_int_equal(m.type, MSG_MIGRATE_STATUS);
+    assert_int_equal(m.u.migrate_status.ref, ref);
+    assert_string_equal(m.u.migrate_status.state, "done");
+    msg_clear(&m);
+    ref = send_exec(f, ID1);
+    recv_msg(f, &m, "the exec result after the abort");
+    assert_int_equal(m.type, MSG_EXEC_RESULT);
+    assert_int_equal(m.u.exec_result.ref, ref);
+    msg_clear(&m);
+}
+
 int
 main(void)
 {
@@ -349,6 +402,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_move_frozen_queued_exec, setup, teardown_gates),
         cmocka_unit_test_setup_teardown(test_move_frozen_running_exec, setup, teardown_gates),
         cmocka_unit_test_setup_teardown(test_pack_thaw_failed, setup, teardown_gates),
+        cmocka_unit_test_setup_teardown(test_freeze_failed_frozen, setup, teardown_gates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
