@@ -80,6 +80,18 @@ gated_exec(backend_t *b, const struct guest_spec *spec, const struct guest_runti
     return sim_exec_op(b, spec, rt, req, res);
 }
 
+/* A shell whose helper froze as it joined: the linux backend's handshake
+ * gives up after 10 s. This one waits for the exec gate. */
+static int
+gated_shell(backend_t *b, const struct guest_spec *spec, const struct guest_runtime *rt,
+            const struct shell_request *req, struct shell_proc *out)
+{
+    (void)b, (void)spec, (void)rt, (void)req, (void)out;
+    (void)!write(exec_entered[1], "x", 1);
+    (void)gate_wait(exec_gate[0]);
+    return -ETIMEDOUT;
+}
+
 /* Whether the gated backend's guest (any) is frozen, as migrate_frozen
  * says; and whether the pack's thaw fails, leaving it so. */
 static atomic_bool gated_frozen, pack_thaw_fails;
@@ -157,6 +169,7 @@ start_gated(struct fixture *f)
     ops.migrate_pack = gated_pack;
     ops.migrate_freeze = gated_freeze;
     ops.migrate_frozen = gated_is_frozen;
+    ops.shell = gated_shell;
     b->ops = &ops;
     fill_spec(&r1.spec, ID1, "web1", 1);
     r1.applied_generation = 1;
@@ -395,6 +408,26 @@ test_freeze_failed_frozen(void **state)
     msg_clear(&m);
 }
 
+/* A shell accepted before a move's (here an export's) freeze was queued,
+ * whose helper then froze as it joined, is answered as one that came
+ * after: busy, frozen for a move, not "timed out". */
+static void
+test_move_frozen_shell_started(void **state)
+{
+    struct fixture *f = *state;
+    struct msg sh = {.type = MSG_SHELL_OPEN};
+
+    start_gated(f);
+    strcpy(sh.u.shell.id, ID1);
+    sh.u.shell.session = 1;
+    uint64_t ref = send_cmd(f, &sh);
+    await_exec_entered(f);
+    (void)send_export(f, ID1);
+    gate_release(exec_gate);
+    expect_move_frozen(f, ref);
+    assert_false(end_export(f));
+}
+
 int
 main(void)
 {
@@ -403,6 +436,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_move_frozen_running_exec, setup, teardown_gates),
         cmocka_unit_test_setup_teardown(test_pack_thaw_failed, setup, teardown_gates),
         cmocka_unit_test_setup_teardown(test_freeze_failed_frozen, setup, teardown_gates),
+        cmocka_unit_test_setup_teardown(test_move_frozen_shell_started, setup, teardown_gates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
