@@ -40,6 +40,12 @@
     "guest is frozen for a move or an export: ask again once the operation has ended (a moved "    \
     "guest then runs on its target), or cancel it"
 
+/* The answer to an exec that was running when a move's or export's freeze
+ * was queued (agent_job_exec_cancel). */
+#define AGENT_MOVE_KILLED                                                                          \
+    "guest is frozen for a move or an export: the running command was killed; ask again once "     \
+    "the operation has ended (a moved guest then runs on its target)"
+
 typedef struct vservers_fs vservers_fs_t;
 
 /* A pidfd watch on a guest's init. Allocated per start and freed by its
@@ -121,6 +127,7 @@ struct agent {
     uv_timer_t usage;            /* usage sampling */
     lane_t *ops;                 /* lifecycle lane (apply .. usage), owned */
     lane_t *execs;               /* exec lane, owned */
+    struct job *exec_job;        /* the exec lane's running exec, NULL when none */
     lane_t *fetches;             /* template unpack lane, owned: a long one holds up no guest */
     struct agent_guest **guests; /* the guest table, owned */
     size_t n_guests;             /* entries used */
@@ -236,6 +243,11 @@ void agent_job_destroy(agent_t *a, const struct agent_guest *g, uint64_t ref);
 void agent_job_console(agent_t *a, const struct agent_guest *g, uint64_t ref, uint32_t max);
 void agent_job_exec(agent_t *a, const struct agent_guest *g, uint64_t ref,
                     const struct msg_guest_exec *e);
+/* A move's or export's freeze of guest id is queued: its exec running on
+ * the exec lane, if any, is answered busy (AGENT_MOVE_KILLED) at once and
+ * its command killed, rather than holding the lane (every guest's execs)
+ * frozen until its timeout. */
+void agent_job_exec_cancel(agent_t *a, const char *id);
 /* Sample every running guest that is not being destroyed (at most
  * PROTO_MAX_SAMPLES) and send one usage batch. Returns the number of guests
  * sampled; 0 queues nothing. Sets a->usage_pending until the batch is sent. */

@@ -16,7 +16,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/errtext.h"
 #include "common/log.h"
@@ -80,6 +82,9 @@ struct job {
         struct {
             struct msg_guest_exec req; /* the request (argv owned) */
             struct exec_result res;    /* the result (buffers owned) */
+            bool frozen;    /* a move's freeze came while it waited in the lane: refused */
+            bool cancelled; /* a move's freeze came while it ran: cancel_fd written */
+            int cancel_fd;  /* an eventfd the backend's wait polls, -1 = none */
         } exec;
         struct {
             uint32_t max;           /* bytes asked for */
@@ -171,6 +176,14 @@ job_start(void *arg)
     enum job_fresh fresh = job_ops[j->kind].fresh;
     const struct agent_guest *g;
 
+    /* An exec accepted before a move's or export's freeze was queued, taken
+     * up after it: refused as one that came after (cmd_exec), not run into
+     * the frozen guest (its helper froze as it joined, the lane waited out
+     * its timeout, and the command ran at the thaw). */
+    if (j->kind == JOB_EXEC && (g = agent_guest_find(j->agent, j->id)) && g->move_frozen)
+        j->u.exec.frozen = true;
+    else if (j->kind == JOB_EXEC)
+        j->agent->exec_job = j; /* a freeze queued from now on cancels it */
     if (fresh == FRESH_NONE || !(g = agent_guest_find(j->agent, j->id)))
         return;
     /* A start of the node's own (restart policy, autostart, a move's abort)
@@ -213,6 +226,8 @@ job_done(void *arg)
     const struct job_ops *ops = &job_ops[j->kind];
 
     log_debug("node=%s guest=%s job %s done: %d", a->cfg.name, j->name, ops->name, j->result);
+    if (a->exec_job == j)
+        a->exec_job = NULL;
     ops->done(a, j, j->id[0] ? agent_guest_find(a, j->id) : NULL);
     if (ops->clear)
         ops->clear(j);
@@ -644,9 +659,14 @@ exec_run(struct job *j, backend_t *b, struct guest_spec *s)
         .argv = j->u.exec.req.argv,
         .timeout_ms = j->u.exec.req.timeout_ms,
         .max_output = j->u.exec.req.max_output,
+        .cancellable = j->u.exec.cancel_fd >= 0,
+        .cancel_fd = j->u.exec.cancel_fd,
     };
 
-    j->result = b->ops->exec(b, s, &j->rt, &req, &j->u.exec.res);
+    if (j->u.exec.frozen)
+        j->result = -EBUSY;
+    else
+        j->result = b->ops->exec(b, s, &j->rt, &req, &j->u.exec.res);
 }
 
 static void
@@ -658,6 +678,14 @@ exec_done(agent_t *a, struct job *j, struct agent_guest *g)
 
     /* The answer does not depend on the guest still being in the table. */
     (void)g;
+    if (j->u.exec.frozen) {
+        agent_send_nack(a, j->ref, j->id, MSG_ERR_BUSY, AGENT_MOVE_FROZEN);
+        return;
+    }
+    if (j->u.exec.cancelled && j->result == -ECANCELED) {
+        agent_send_nack(a, j->ref, j->id, MSG_ERR_BUSY, AGENT_MOVE_KILLED);
+        return;
+    }
     if (j->result < 0) {
         agent_send_nack_errno(a, j->ref, j->id, j->result, "exec", j->errtext);
         return;
@@ -684,6 +712,8 @@ exec_clear(struct job *j)
         free(j->u.exec.req.argv);
     }
     exec_result_clear(&j->u.exec.res);
+    if (j->u.exec.cancel_fd >= 0)
+        close(j->u.exec.cancel_fd);
 }
 
 void
@@ -696,7 +726,22 @@ agent_job_exec(agent_t *a, const struct agent_guest *g, uint64_t ref,
     j->u.exec.req.argv = xcalloc(e->argc + 1, sizeof(char *));
     for (uint32_t i = 0; i < e->argc; i++)
         j->u.exec.req.argv[i] = xstrdup(e->argv[i]);
+    /* Without one (out of descriptors) the exec runs as before, not cancellable. */
+    j->u.exec.cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     job_push(a, j);
+}
+
+void
+agent_job_exec_cancel(agent_t *a, const char *id)
+{
+    struct job *j = a->exec_job;
+
+    if (!j || strcmp(j->id, id) != 0 || j->u.exec.cancelled || j->u.exec.cancel_fd < 0)
+        return;
+    j->u.exec.cancelled = true;
+    (void)eventfd_write(j->u.exec.cancel_fd, 1);
+    log_info("node=%s guest=%s its running exec is cancelled: a move or an export freezes it",
+             a->cfg.name, j->name);
 }
 
 /* ---- console ---------------------------------------------------------- */

@@ -498,6 +498,7 @@ struct mjob {
     char errtext[ERRTEXT_MAX];   /* its detail */
     struct guest_usage run;      /* freeze: the current run's counters */
     bool have_run;               /* run was read */
+    bool left_frozen;            /* freeze, pack: it failed and left the guest frozen */
     char path[512];              /* commit: the archive to unpack, "" = none; pack: the output */
     char node[NAME_MAX_LEN + 1]; /* pack: this node, for the manifest */
 };
@@ -631,6 +632,10 @@ mjob_run(void *arg)
         j->result = ops->migrate_freeze ? ops->migrate_freeze(b, s, &j->rt, true) : 0;
         if (j->result >= 0 && j->rt.pid && ops->net_per_run)
             j->have_run = ops->usage(b, s, &j->rt, &j->run) >= 0;
+        /* A failed freeze undoes itself, but may not have (its undo
+         * failed), or found the guest frozen (an agent restarted after it). */
+        if (j->result < 0 && ops->migrate_frozen)
+            j->left_frozen = ops->migrate_frozen(b, s) == 1;
         break;
     case MJ_THAW:
         j->result = ops->migrate_freeze ? ops->migrate_freeze(b, s, &j->rt, false) : 0;
@@ -651,6 +656,10 @@ mjob_run(void *arg)
         break;
     case MJ_PACK:
         j->result = run_pack(b, j, s);
+        /* Its thaw may have failed too: the guest stays refused until an
+         * abort (the master's, on the export's failure) thaws it. */
+        if (j->result < 0 && ops->migrate_frozen)
+            j->left_frozen = ops->migrate_frozen(b, s) == 1;
         break;
     }
     if (j->result < 0)
@@ -734,6 +743,11 @@ done_thaw(agent_t *a, struct mjob *j, struct agent_guest *g)
     struct migration *m = mig_find(a, j->op);
 
     if (j->result < 0 && j->result != -ENOENT) {
+        /* Still frozen, flagged and marked: execs stay refused. Said here
+         * too: a move's master logs it and leaves the operation at its
+         * abort for an operator; an export's has ended its operation. */
+        log_error("node=%s guest=%s op=%s cannot thaw it: %s", a->cfg.name, j->name, j->op,
+                  j->errtext);
         mig_status_ref(a, j->ref, j->op, j->id, "abort", "failed", j->result, j->errtext);
         return;
     }
@@ -759,11 +773,22 @@ mjob_done(void *arg)
     agent_t *a = j->agent;
     struct agent_guest *g = agent_guest_find(a, j->id);
 
-    /* A failed freeze thaws what it froze; a pack thaws after it; a thaw
-     * that found no guest has nothing left frozen. */
-    if (g && ((j->kind == MJ_FREEZE && j->result < 0) || j->kind == MJ_PACK ||
+    /* A failed freeze thaws what it froze and a pack thaws after it, unless
+     * the guest is still frozen after them; a thaw that found no guest has
+     * nothing left frozen. A failed thaw leaves the flag (and the backend
+     * its mark). */
+    if (g && ((j->kind == MJ_FREEZE && j->result < 0 && !j->left_frozen) ||
+              (j->kind == MJ_PACK && !j->left_frozen) ||
               (j->kind == MJ_THAW && (j->result >= 0 || j->result == -ENOENT))))
         g->move_frozen = false;
+    if (j->left_frozen) {
+        log_error("node=%s guest=%s op=%s its %s failed and left it frozen: %s", a->cfg.name,
+                  j->name, j->op, j->kind == MJ_PACK ? "export's pack" : "move's freeze",
+                  j->errtext);
+        size_t n = strlen(j->errtext);
+        snprintf(j->errtext + n, sizeof(j->errtext) - n,
+                 "; the guest is left frozen: an abort thaws it");
+    }
     switch (j->kind) {
     case MJ_PACK: {
         struct migration *m = mig_find(a, j->op);
@@ -821,8 +846,11 @@ mig_job_file(agent_t *a, const char *id, enum mig_job_kind kind, uint64_t ref, c
     /* From the queueing on: an exec or shell that came after this freeze is
      * refused rather than frozen as it joined (AGENT_MOVE_FROZEN). */
     struct agent_guest *g = kind == MJ_FREEZE || kind == MJ_PACK ? agent_guest_find(a, id) : NULL;
-    if (g)
+    if (g) {
         g->move_frozen = true;
+        /* And one running: it would freeze with the guest, holding the exec lane. */
+        agent_job_exec_cancel(a, id);
+    }
     lane_push(a->ops, &mjob_fns, j);
 }
 

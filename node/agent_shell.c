@@ -459,7 +459,12 @@ work_done(uv_work_t *w, int status)
             free(*p);
     free(sw->argv);
     if (sw->result < 0) {
-        if (!s->closing)
+        /* Accepted before a move's or export's freeze was queued, its helper
+         * froze as it joined: answered as one that came after. */
+        const struct agent_guest *g = agent_guest_find(s->a, s->guest);
+        if (!s->closing && g && g->move_frozen)
+            agent_send_nack(s->a, s->ref, s->guest, MSG_ERR_BUSY, AGENT_MOVE_FROZEN);
+        else if (!s->closing)
             agent_send_nack_errno(s->a, s->ref, s->guest, sw->result, "shell", sw->errtext);
         teardown(s);
     } else if (s->closing) {

@@ -87,6 +87,12 @@ struct exec_request {
     char *const *argv;   /* NULL-terminated, argv[0] is looked up in the guest's PATH */
     uint32_t timeout_ms; /* killed after this long, 0 = 30 s */
     uint32_t max_output; /* bytes kept per stream, the rest is counted and dropped */
+    /* With cancellable: cancel_fd readable (an eventfd the caller writes)
+     * ends the wait at once, -ECANCELED, and the command is killed as soon
+     * as the guest lets it (linux: by its helper, at once, or at the thaw of
+     * a frozen guest). */
+    bool cancellable;
+    int cancel_fd; /* the caller's; only read when cancellable */
 };
 
 struct exec_result {

@@ -198,8 +198,16 @@ nsexec_run(const struct nsexec_params *p)
             st.timed_out = 1;
             break;
         }
-        struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-        int n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
+        /* The status pipe's reader gone (POLLERR: the agent gave up
+         * waiting, cancelled it, or died): nobody will read the result, and
+         * a cancelled command must not run on (a move's thaw). */
+        struct pollfd pfd[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = p->status, .events = 0}};
+        int n = poll(pfd, 2, (int)(left > 60000 ? 60000 : left));
+        if (n > 0 && pfd[1].revents && !pfd[0].revents) {
+            (void)kill(-child, SIGKILL);
+            (void)kill(child, SIGKILL);
+            break;
+        }
         if (n > 0)
             break;
         if (n < 0 && errno != EINTR)

@@ -340,6 +340,64 @@ pack_args(struct spawn_request *req, char *const *argv, int *fd)
     return 0;
 }
 
+/* Reads the exec's output (fds[0], fds[1]) and its helper's status (fds[2])
+ * until all three end, the deadline (monotonic ms) passes, or req's cancel
+ * fd is readable (-ECANCELED). */
+static int
+exec_wait(const int fds[3], const struct exec_request *req, int64_t deadline, struct capture *out,
+          struct capture *err, struct nsexec_status *st)
+{
+    size_t st_len = 0;
+    bool st_open = true, out_open = true, err_open = true;
+    int r = 0;
+    while ((out_open || err_open || st_open) && r == 0) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd[4] = {
+            {.fd = out_open ? fds[0] : -1, .events = POLLIN},
+            {.fd = err_open ? fds[1] : -1, .events = POLLIN},
+            {.fd = st_open ? fds[2] : -1, .events = POLLIN},
+            {.fd = req->cancellable ? req->cancel_fd : -1, .events = POLLIN},
+        };
+        int n = poll(pfd, 4, (int)(left > 60000 ? 60000 : left));
+        if (n < 0) {
+            if (errno != EINTR)
+                r = -errno;
+            continue;
+        }
+        if (pfd[3].revents) {
+            /* Our ends close as we return: the helper, seeing its status
+             * pipe's reader gone, kills the command (nsexec_run). */
+            errtext_set("the exec was cancelled");
+            r = -ECANCELED;
+            break;
+        }
+        if (out_open && pfd[0].revents) {
+            int k = capture_read(fds[0], out);
+            out_open = k > 0;
+            r = k < 0 ? k : 0;
+        }
+        if (err_open && pfd[1].revents && r == 0) {
+            int k = capture_read(fds[1], err);
+            err_open = k > 0;
+            r = k < 0 ? k : 0;
+        }
+        if (st_open && pfd[2].revents && r == 0) {
+            ssize_t k = read(fds[2], (char *)st + st_len, sizeof(*st) - st_len);
+            if (k > 0)
+                st_len += (size_t)k;
+            else if (k == 0)
+                st_open = false;
+            else if (errno != EINTR)
+                r = -errno;
+        }
+    }
+    if (r == 0 && st_len != sizeof(*st))
+        r = st_open ? -ETIMEDOUT : -EIO;
+    return r;
+}
+
 int
 spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t start_time,
              const struct exec_request *req, struct exec_result *res)
@@ -374,47 +432,7 @@ spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t 
         limit = EXEC_MAX_OUTPUT;
     struct capture out = {.limit = limit}, err = {.limit = limit};
     struct nsexec_status st = {0};
-    size_t st_len = 0;
-    bool st_open = true, out_open = true, err_open = true;
-    int64_t deadline = now_ms() + rq->timeout_ms + EXEC_GRACE_MS;
-    r = 0;
-    while ((out_open || err_open || st_open) && r == 0) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            break;
-        struct pollfd pfd[3] = {
-            {.fd = out_open ? out_fd : -1, .events = POLLIN},
-            {.fd = err_open ? err_fd : -1, .events = POLLIN},
-            {.fd = st_open ? status_fd : -1, .events = POLLIN},
-        };
-        int n = poll(pfd, 3, (int)(left > 60000 ? 60000 : left));
-        if (n < 0) {
-            if (errno != EINTR)
-                r = -errno;
-            continue;
-        }
-        if (out_open && pfd[0].revents) {
-            int k = capture_read(out_fd, &out);
-            out_open = k > 0;
-            r = k < 0 ? k : 0;
-        }
-        if (err_open && pfd[1].revents && r == 0) {
-            int k = capture_read(err_fd, &err);
-            err_open = k > 0;
-            r = k < 0 ? k : 0;
-        }
-        if (st_open && pfd[2].revents && r == 0) {
-            ssize_t k = read(status_fd, (char *)&st + st_len, sizeof(st) - st_len);
-            if (k > 0)
-                st_len += (size_t)k;
-            else if (k == 0)
-                st_open = false;
-            else if (errno != EINTR)
-                r = -errno;
-        }
-    }
-    if (r == 0 && st_len != sizeof(st))
-        r = st_open ? -ETIMEDOUT : -EIO;
+    r = exec_wait(fds, req, now_ms() + rq->timeout_ms + EXEC_GRACE_MS, &out, &err, &st);
     if (r == 0 && st.err != 0) {
         st.what[sizeof(st.what) - 1] = '\0';
         log_debug("spawner: exec in guest pid=%d failed: %s: %s", (int)pid, st.what,

@@ -4,6 +4,8 @@
  * (77) without root or /bin/busybox. */
 #include "node/linux/spawn_fixture.h"
 
+#include <sys/eventfd.h>
+
 #include "common/errtext.h"
 #include "node/linux/spawnd.h"
 
@@ -166,12 +168,48 @@ test_stream_long(void **state)
     long_cmd_clear(&c);
 }
 
+/* A cancelled exec (the agent's, when a move freezes its guest) returns at
+ * once, -ECANCELED, and its command is killed: the helper sees the status
+ * pipe's reader gone. The command would have written a mark a second later;
+ * the wait returned only at its end, and the command ran on. */
+static void
+test_exec_cancelled(void **state)
+{
+    (void)state;
+    char mark[128];
+    snprintf(mark, sizeof(mark), "%s/tmp/vf-cancelled", rootfs);
+    struct exec_result res;
+    /* The mark the command writes is seen here. */
+    RUN(&exec_guest, &res, "/bin/sh", "-c", "echo x >/tmp/vf-cancelled");
+    assert_int_equal(res.exit_code, 0);
+    exec_result_clear(&res);
+    assert_int_equal(access(mark, F_OK), 0);
+    assert_int_equal(unlink(mark), 0);
+    int efd = eventfd(0, EFD_CLOEXEC);
+    assert_true(efd >= 0);
+    assert_int_equal(eventfd_write(efd, 1), 0);
+    char *argv[] = {"/bin/sh", "-c", "sleep 1; echo x >/tmp/vf-cancelled", NULL};
+    struct exec_request req = {
+        .argv = argv, .timeout_ms = 10000, .cancellable = true, .cancel_fd = efd};
+    assert_int_equal(spawner_exec(spawner, &exec_guest.cfg, exec_guest.res.pid,
+                                  exec_guest.res.start_time, &req, &res),
+                     -ECANCELED);
+    close(efd);
+    sleep(2);
+    assert_int_equal(access(mark, F_OK), -1);
+    /* The guest runs execs as before. */
+    RUN(&exec_guest, &res, "/bin/sh", "-c", "exit 0");
+    assert_int_equal(res.exit_code, 0);
+    exec_result_clear(&res);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exec_long, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_stream_long, exec_setup, exec_teardown),
+        cmocka_unit_test_setup_teardown(test_exec_cancelled, exec_setup, exec_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,6 +10,9 @@
 # stays frozen; usage is still reported; the move's abort thaws it and the
 # exec runs. The agent is killed by hand after the freeze was made
 # as the move's (the mark data/<id>/frozen.move, then the cgroup freezer).
+# Then an exec running when an export's pack freezes the guest is answered
+# busy at once and its command killed (it held the exec lane frozen until
+# its timeout and ran on at the thaw).
 . "$(dirname "$0")/lib.sh"
 
 # A failure thaws the guest first: on v1 the teardown's kill cannot end
@@ -76,6 +79,24 @@ out=$(nodectl h1 abort "$G") || fail "the move's abort: $out"
 [ "$(nodectl h1 exec "$G" -- echo up)" = up ] || fail "no exec after the abort's thaw"
 [ -e "$T/h1/data/$G/root/tmp/after-thaw" ] && fail "the refused exec ran at the thaw"
 ok "the move's abort thaws it: exec runs, and the refused one never did"
+
+# An exec running when an export's pack freezes the guest: answered busy at
+# once and its command killed, rather than frozen with the guest, holding
+# every guest's execs until its timeout, and running on at the thaw. The
+# export waits on an endpoint that takes nothing; the abort ends it.
+t0=$(date +%s%N)
+out=$(nodectl h1 exec-export "$G" -- sh -c 'sleep 3; echo ran >/tmp/after-export; echo ran') &&
+    fail "the exec ran on through the export's freeze: $out"
+log "exec running at the export's freeze answered in $(( ($(date +%s%N) - t0) / 1000000 )) ms: $out"
+[ "$(json_get "$out" code)" = busy ] || fail "the running exec not answered busy: $out"
+json_get "$out" message | grep -q "command was killed" || fail "the running exec's answer does not say it was killed: $out"
+out=$(nodectl h1 abort "$G") || fail "the export's abort: $out"
+[ "$(cat "$freeze")" = "$thawed" ] || fail "the export's abort left the guest frozen"
+[ -e "$T/h1/data/$G/frozen.move" ] && fail "the export left the move's mark"
+[ "$(nodectl h1 exec "$G" -- echo up)" = up ] || fail "no exec after the export's abort"
+sleep 4 # past the killed command's own end
+[ -e "$T/h1/data/$G/root/tmp/after-export" ] && fail "the killed exec's command ran on"
+ok "an exec running when an export freezes the guest is answered busy and its command killed"
 
 nodectl h1 destroy "$G" >/dev/null || fail "destroy"
 ok "destroyed"

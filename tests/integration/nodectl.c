@@ -14,6 +14,8 @@
  *   nodectl ... shell ID -- ARGV...      (guest.shell, no terminal: prints the ack or nack)
  *   nodectl ... abort ID                 (guest.migrate.abort as the source, not started again:
  *                                         thaws a move's freeze; prints the status)
+ *   nodectl ... exec-export ID -- ARGV...  (an exec, and a second later an export that abort
+ *                                         ends; prints the exec's answer)
  *
  * Exit status: 0 ack, 1 nack, 2 usage error, 3 timeout, or the exec's code. */
 #include <errno.h>
@@ -321,7 +323,10 @@ cmd_shell(int argc, char **argv)
 }
 
 /* abort ID: the source's part of a move's abort, under an operation id of
- * its own (an agent restarted keeps no move: it thaws what is frozen). */
+ * its own (an agent restarted keeps no move: it thaws what is frozen), or
+ * of exec-export's export. */
+#define ABORT_OP "00000000-0000-4000-8000-00000000ab07"
+
 static int
 cmd_abort(const char *id)
 {
@@ -329,7 +334,7 @@ cmd_abort(const char *id)
 
     if (strscpy(m.u.migrate.id, id, sizeof(m.u.migrate.id)) < 0)
         return EXIT_USAGE;
-    strscpy(m.u.migrate.op, "00000000-0000-4000-8000-00000000ab07", sizeof(m.u.migrate.op));
+    strscpy(m.u.migrate.op, ABORT_OP, sizeof(m.u.migrate.op));
     strscpy(m.u.migrate.role, "source", sizeof(m.u.migrate.role));
     if (send_msg(&m) < 0)
         return EXIT_TIMEOUT;
@@ -355,6 +360,36 @@ cmd_exec(int argc, char **argv)
     if (send_msg(&m) < 0)
         return EXIT_TIMEOUT;
     return await_answer(m.id);
+}
+
+/* exec-export ID -- ARGV: an exec, then, a second later (the command runs),
+ * an export of the same guest under the operation id abort uses (its pack
+ * freezes the guest; its endpoint takes nothing, so the export waits there
+ * until abort ends it); prints the exec's answer. */
+static int
+cmd_exec_export(int argc, char **argv)
+{
+    struct msg x = {.type = MSG_GUEST_EXEC, .id = (uint64_t)time_real_ms()};
+    int i = argc > 1 && strcmp(argv[1], "--") == 0 ? 2 : 1;
+
+    if (argc < 1 || i >= argc || strscpy(x.u.exec.id, argv[0], sizeof(x.u.exec.id)) < 0)
+        return EXIT_USAGE;
+    x.u.exec.argc = (uint32_t)(argc - i);
+    x.u.exec.argv = argv + i; /* borrowed: not msg_clear'd */
+    x.u.exec.timeout_ms = exec_timeout_ms();
+    if (send_msg(&x) < 0)
+        return EXIT_TIMEOUT;
+    usleep(1000 * 1000);
+    struct msg e = {.type = MSG_MIGRATE_SEND, .id = x.id + 1};
+    strscpy(e.u.migrate.id, argv[0], sizeof(e.u.migrate.id));
+    strscpy(e.u.migrate.op, ABORT_OP, sizeof(e.u.migrate.op));
+    strscpy(e.u.migrate.peer, "master", sizeof(e.u.migrate.peer));
+    memset(e.u.migrate.secret, 'a', MIGRATE_SECRET_LEN);
+    strscpy(e.u.migrate.endpoint, "tcp://127.0.0.1:9", sizeof(e.u.migrate.endpoint));
+    e.u.migrate.archive = true;
+    if (send_msg(&e) < 0)
+        return EXIT_TIMEOUT;
+    return await_answer(x.id);
 }
 
 /* Request ids unique within one nodectl run, several per millisecond. */
@@ -617,6 +652,8 @@ main(int argc, char **argv)
         rc = cmd_raw(args[0]);
     else if (strcmp(verb, "shell") == 0)
         rc = cmd_shell(n, args);
+    else if (strcmp(verb, "exec-export") == 0)
+        rc = cmd_exec_export(n, args);
     else if (strcmp(verb, "abort") == 0 && n == 1)
         rc = cmd_abort(args[0]);
     else {
