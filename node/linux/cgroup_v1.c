@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@
 #include "common/mtime.h"
 #include "node/linux/cgroup_driver.h"
 #include "node/linux/cgroup_files.h"
+#include "node/linux/fdwalk.h"
 #include "node/linux/fdhigh.h"
 
 enum v1_ctrl {
@@ -677,6 +679,33 @@ v1_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
     return v1_pids_of(m, id, true, ret, n);
 }
 
+static int
+v1_thaw_one(int dirfd, const char *name, const struct stat *st, void *userdata)
+{
+    if (!S_ISDIR(st->st_mode))
+        return 0;
+    _cleanup_close_ int dfd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int fd =
+        dfd < 0 ? -1 : openat(dfd, "freezer.state", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* Best effort, as the guest's own thaw: a cgroup gone since is fine. */
+    if (fd >= 0)
+        (void)!write(fd, "THAWED", 6);
+    return 0;
+}
+
+/* Thaws the freezer cgroups below the guest's: the v1 freezer keeps one
+ * that froze itself (freezer.self_freezing) frozen through its parent's
+ * thaw, and a killed process there does not die until it thaws. */
+static void
+v1_thaw_below(const char *freezer)
+{
+    if (!cgroup_has_children(freezer))
+        return;
+    int fd = open(freezer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0)
+        (void)fdwalk(fd, v1_thaw_one, NULL);
+}
+
 /* One pass of a kill (cgroup_kill_wait repeats it until none is left).
  * While the killed die, one hierarchy's list says whether to wait on (every
  * process of the guest is in all of them: the spawner and exec join each);
@@ -709,6 +738,9 @@ v1_kill_pass(cgroup_mgr_t *m, struct cgroup_kill_one *k)
         k->result = 0;
         return;
     }
+    /* What an all-hierarchy read found, or what outlived a pass, may be
+     * below the guest's cgroup, in a freezer cgroup frozen on its own. */
+    bool below = k->all || k->killed;
     k->all = false;
     k->killed = true;
     _cleanup_free_ char *freezer = v1_dir(m, V1_FREEZER, k->id);
@@ -722,8 +754,11 @@ v1_kill_pass(cgroup_mgr_t *m, struct cgroup_kill_one *k)
         (void)cgroup_write(m, freezer, "freezer.state", "FROZEN");
     for (size_t i = 0; i < n; i++)
         (void)kill(pids[i], SIGKILL);
-    if (freezer)
+    if (freezer) {
         (void)cgroup_write(m, freezer, "freezer.state", "THAWED");
+        if (below)
+            v1_thaw_below(freezer);
+    }
 }
 
 static int

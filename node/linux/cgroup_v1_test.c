@@ -554,6 +554,65 @@ test_kill_subtree(void **state)
     }
 }
 
+/* A process below the guest's cgroup in a freezer cgroup that froze
+ * itself (a guest may freeze its own cgroups) dies at the kill: the v1
+ * freezer keeps such a cgroup frozen through the thaw of the guest's, and
+ * a killed process there lived on, the kill ending in -EBUSY after
+ * CGROUP_KILL_TIMEOUT_MS. */
+static void
+test_kill_frozen_below(void **state)
+{
+    _cleanup_free_ char *id = make_id("frz");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        int r = cgroup_attach(mgr, id, getpid()) < 0 ? 100 : move_below(id, "f");
+        (void)!write(p[1], &r, sizeof(r));
+        if (r)
+            _exit(r);
+        pause();
+        _exit(0);
+    }
+    int r = -1;
+    assert_int_equal(read(p[0], &r, sizeof(r)), sizeof(r));
+    close(p[0]);
+    close(p[1]);
+    _cleanup_free_ char *state_file =
+        xasprintf("%s/freezer/%s/%s/f/freezer.state", ROOT, prefix, id);
+    FILE *f = r == 0 ? fopen(state_file, "we") : NULL;
+    bool frozen = f && fputs("FROZEN", f) >= 0;
+    if (f)
+        frozen &= fclose(f) == 0;
+    if (!frozen) {
+        kill(kid, SIGKILL);
+        (void)wait_status(kid);
+        fail_msg("could not move the child below and freeze it (%s)", strerror(r ? r : errno));
+    }
+    int kr = cgroup_kill(mgr, id);
+    int st = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 200 && got == 0; i++)
+        if ((got = waitpid(kid, &st, WNOHANG)) == 0)
+            usleep(10000);
+    if (got == 0) {
+        f = fopen(state_file, "we");
+        if (f) {
+            fputs("THAWED", f);
+            fclose(f);
+        }
+        kill(kid, SIGKILL);
+        (void)wait_status(kid);
+        fail_msg("the process in a frozen cgroup below the guest's outlived the kill (%d)", kr);
+    }
+    assert_int_equal(kr, 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+    assert_false(cgroup_exists(mgr, id));
+}
+
 /* Forks (holding each child) until a fork fails; exits 0 when forks failed
  * with EAGAIN after at least one success, 1..3 otherwise. */
 static int
@@ -846,7 +905,7 @@ static int
 teardown(void **state)
 {
     static const char *const what[] = {"lim", "att", "pids", "oom", "dev",  "cost", "cost0",
-                                       "chg", "one", "ls1",  "ls2", "thaw", "sub"};
+                                       "chg", "one", "ls1",  "ls2", "thaw", "sub",  "frz"};
     for (size_t i = 0; i < ARRAY_SIZE(what); i++) {
         _cleanup_free_ char *id = make_id(what[i]);
         (void)cgroup_destroy(mgr, id);
@@ -881,6 +940,7 @@ main(void)
         cmocka_unit_test(test_thaw),
         cmocka_unit_test(test_destroy_kills),
         cmocka_unit_test(test_kill_subtree),
+        cmocka_unit_test(test_kill_frozen_below),
         cmocka_unit_test(test_complete),
         cmocka_unit_test(test_list),
     };
