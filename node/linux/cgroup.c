@@ -714,7 +714,7 @@ cgroup_tree_pids(const char *dir, bool top, pid_t **pids, size_t *n)
     if (fd < 0)
         return -errno;
     struct tree_pids t = {.pids = pids, .n = n};
-    return fdwalk(fd, tree_pids_one, &t);
+    return fdwalk_dirs(fd, tree_pids_one, &t);
 }
 
 /* rmdir of name in dirfd, retrying -EBUSY briefly (cgroup_rmdir). */
@@ -751,7 +751,7 @@ cgroup_tree_rmdir(cgroup_mgr_t *m, const char *dir)
             return errno == ENOENT ? 0 : -errno;
         /* The walk hands a directory over after its entries: the deepest
          * cgroups go first, as the kernel refuses to remove a parent. */
-        int r = fdwalk(fd, tree_rmdir_one, m);
+        int r = fdwalk_dirs(fd, tree_rmdir_one, m);
         if (r < 0)
             return r;
     }

@@ -128,9 +128,10 @@ bool cgroup_has_children(const char *dir);
  * cgroup in one hierarchy), and with top those in dir's own cgroup.procs
  * first: a privileged guest that mounts cgroupfs, or anything on the host,
  * may move a process of the guest into a cgroup of its own below the
- * guest's. The walk is fdwalk's (by descriptor, no symlink followed, one
- * file system, bounded open directories), entered only when
- * cgroup_has_children says so; a cgroup removed during it counts as empty.
+ * guest's. The walk is fdwalk_dirs' (by descriptor, no symlink followed,
+ * one file system, bounded open directories, no stat of a control file),
+ * entered only when cgroup_has_children says so; a cgroup removed during
+ * it counts as empty.
  * Returns 0 or -errno (-ENOENT when top and dir is missing). */
 int cgroup_tree_pids(const char *dir, bool top, pid_t **pids, size_t *n);
 

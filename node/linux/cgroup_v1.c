@@ -703,7 +703,7 @@ v1_thaw_below(const char *freezer)
         return;
     int fd = open(freezer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0)
-        (void)fdwalk(fd, v1_thaw_one, NULL);
+        (void)fdwalk_dirs(fd, v1_thaw_one, NULL);
 }
 
 /* One pass of a kill (cgroup_kill_wait repeats it until none is left).
