@@ -16,6 +16,7 @@
 #include "common/mtime.h"
 #include "node/linux/cgroup.h"
 #include "node/linux/cgroup_driver.h"
+#include "node/linux/fdwalk.h"
 
 /* A guest id becomes a directory name in every hierarchy, so it must be one
  * plain path component: no "/", no "." or "..", nothing a shell or the
@@ -496,13 +497,10 @@ cgroup_write_changed(cgroup_mgr_t *m, const char *dir, const char *file, const c
     return r < 0 ? r : 1;
 }
 
-int
-cgroup_read(const char *dir, const char *file, char **ret)
+/* Reads the file open at fd whole, as cgroup_read does. */
+static int
+cgroup_read_fd(int fd, char **ret)
 {
-    _cleanup_free_ char *path = xasprintf("%s/%s", dir, file);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
     size_t cap = 4096, len = 0;
     _cleanup_free_ char *buf = xmalloc(cap + 1);
     for (;;) {
@@ -525,6 +523,16 @@ cgroup_read(const char *dir, const char *file, char **ret)
     buf[len] = '\0';
     *ret = move_ptr(buf);
     return 0;
+}
+
+int
+cgroup_read(const char *dir, const char *file, char **ret)
+{
+    _cleanup_free_ char *path = xasprintf("%s/%s", dir, file);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    return cgroup_read_fd(fd, ret);
 }
 
 static int
@@ -650,6 +658,104 @@ cgroup_rmdir(cgroup_mgr_t *m, const char *path)
             return -errno;
         cgroup_sleep_ms(10);
     }
+}
+
+/* ---- A guest's cgroup with the cgroups below it ---- */
+
+bool
+cgroup_has_children(const char *dir)
+{
+    struct stat st;
+    /* kernfs, like tmpfs and ext4, counts a directory's subdirectories in
+     * its link count ("." and the parent's entry make 2); a file system
+     * that does not (btrfs says 1) reads as "maybe", and is walked. */
+    return stat(dir, &st) == 0 && st.st_nlink != 2;
+}
+
+/* What a walk of the cgroups below a guest's collects. */
+struct tree_pids {
+    pid_t **pids; /* the caller's array, appended to */
+    size_t *n;    /* its length */
+};
+
+static int
+tree_pids_one(int dirfd, const char *name, const struct stat *st, void *userdata)
+{
+    struct tree_pids *t = userdata;
+    _cleanup_free_ char *text = NULL;
+    if (!S_ISDIR(st->st_mode))
+        return 0;
+    _cleanup_close_ int dfd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return errno == ENOENT ? 0 : -errno; /* removed since the readdir */
+    _cleanup_close_ int fd = openat(dfd, "cgroup.procs", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    int r = cgroup_read_fd(fd, &text);
+    if (r < 0)
+        return r == -ENODEV ? 0 : r; /* a cgroup removed while it was read */
+    return cgroup_parse_pids(text, t->pids, t->n);
+}
+
+int
+cgroup_tree_pids(const char *dir, bool top, pid_t **pids, size_t *n)
+{
+    if (top) {
+        _cleanup_free_ char *text = NULL;
+        int r = cgroup_read(dir, "cgroup.procs", &text);
+        if (r < 0)
+            return r;
+        if ((r = cgroup_parse_pids(text, pids, n)) < 0)
+            return r;
+    }
+    if (!cgroup_has_children(dir))
+        return 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct tree_pids t = {.pids = pids, .n = n};
+    return fdwalk_dirs(fd, tree_pids_one, &t);
+}
+
+/* rmdir of name in dirfd, retrying -EBUSY briefly (cgroup_rmdir). */
+static int
+cgroup_rmdir_at(cgroup_mgr_t *m, int dirfd, const char *name)
+{
+    if (m->hooks.unpopulate) {
+        _cleanup_free_ char *path = xasprintf("/proc/self/fd/%d/%s", dirfd, name);
+        int r = m->hooks.unpopulate(path, m->hooks.userdata);
+        if (r < 0)
+            return r;
+    }
+    for (unsigned i = 0;; i++) {
+        if (unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+            return 0;
+        if (errno != EBUSY || i >= 50)
+            return -errno;
+        cgroup_sleep_ms(10);
+    }
+}
+
+static int
+tree_rmdir_one(int dirfd, const char *name, const struct stat *st, void *userdata)
+{
+    return S_ISDIR(st->st_mode) ? cgroup_rmdir_at(userdata, dirfd, name) : 0;
+}
+
+int
+cgroup_tree_rmdir(cgroup_mgr_t *m, const char *dir)
+{
+    if (cgroup_has_children(dir)) {
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return errno == ENOENT ? 0 : -errno;
+        /* The walk hands a directory over after its entries: the deepest
+         * cgroups go first, as the kernel refuses to remove a parent. */
+        int r = fdwalk_dirs(fd, tree_rmdir_one, m);
+        if (r < 0)
+            return r;
+    }
+    return cgroup_rmdir(m, dir);
 }
 
 void

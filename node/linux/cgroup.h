@@ -180,11 +180,13 @@ int cgroup_oom_watch(cgroup_mgr_t *mgr, const char *id, bool *prio);
  * memory.events "oom_kill"). -ENOENT when the cgroup is gone. */
 int cgroup_oom_read(cgroup_mgr_t *mgr, const char *id, int fd, uint64_t *count);
 
-/* The pids in the guest's cgroup (processes, not threads): a malloc'd array
+/* The pids in the guest's cgroup and in the cgroups below it (processes,
+ * not threads; v1: of the pids hierarchy, else memory): a malloc'd array
  * in *ret (the caller frees), its length in *n. */
 int cgroup_pids(cgroup_mgr_t *mgr, const char *id, pid_t **ret, size_t *n);
 
-/* Sends SIGKILL to every process of the guest and waits, up to
+/* Sends SIGKILL to every process of the guest, in its cgroup and in any
+ * cgroup below it (a guest that mounts cgroupfs makes them), and waits, up to
  * CGROUP_KILL_TIMEOUT_MS, until no process is left (zombies of a parent
  * outside the cgroup do not count: the kernel drops them from the cgroup when
  * they exit). v1 freezes the freezer cgroup, kills, thaws, and repeats, so a
@@ -215,6 +217,6 @@ int cgroup_kill_many(cgroup_mgr_t *mgr, char *const *ids, size_t n, int *res);
 int cgroup_thaw(cgroup_mgr_t *mgr, const char *id);
 
 /* Kills the guest's processes (v2: with cgroup.kill when the kernel has it)
- * and removes its cgroup from every hierarchy.
+ * and removes its cgroup, the cgroups below it first, from every hierarchy.
  * Idempotent: a guest with no cgroup is 0. The prefix directory stays. */
 int cgroup_destroy(cgroup_mgr_t *mgr, const char *id);

@@ -119,6 +119,28 @@ int cgroup_mkdir(cgroup_mgr_t *m, const char *path);
  * as the kernel may still be letting the last task go. */
 int cgroup_rmdir(cgroup_mgr_t *m, const char *path);
 
+/* True when the cgroup directory dir may have child cgroups (its link
+ * count is not 2): one stat, so the common case, no children, costs no
+ * directory read. False when dir is missing. */
+bool cgroup_has_children(const char *dir);
+
+/* Appends to *pids the processes of the cgroups below dir (the guest's
+ * cgroup in one hierarchy), and with top those in dir's own cgroup.procs
+ * first: a privileged guest that mounts cgroupfs, or anything on the host,
+ * may move a process of the guest into a cgroup of its own below the
+ * guest's. The walk is fdwalk_dirs' (by descriptor, no symlink followed,
+ * one file system, bounded open directories, no stat of a control file),
+ * entered only when cgroup_has_children says so; a cgroup removed during
+ * it counts as empty.
+ * Returns 0 or -errno (-ENOENT when top and dir is missing). */
+int cgroup_tree_pids(const char *dir, bool top, pid_t **pids, size_t *n);
+
+/* Removes the cgroups below dir, deepest first (the kernel refuses to
+ * remove a cgroup with children), then dir as cgroup_rmdir does. The
+ * processes must be gone (a kill first). A missing dir is fine. Returns 0
+ * or -errno. */
+int cgroup_tree_rmdir(cgroup_mgr_t *m, const char *dir);
+
 /* Kills the processes of the n guests in k (id and removing set, the rest
  * zero) with one deadline, CGROUP_KILL_TIMEOUT_MS from now, for all: each
  * pass signals every guest that still has processes before the loop sleeps,

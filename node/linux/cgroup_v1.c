@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@
 #include "common/mtime.h"
 #include "node/linux/cgroup_driver.h"
 #include "node/linux/cgroup_files.h"
+#include "node/linux/fdwalk.h"
 #include "node/linux/fdhigh.h"
 
 enum v1_ctrl {
@@ -626,7 +628,9 @@ v1_usage(cgroup_mgr_t *m, const char *id, struct guest_usage *u)
 }
 
 /* The union of cgroup.procs over every hierarchy (a process half attached
- * still belongs to the guest). Missing directories count as empty. */
+ * still belongs to the guest), each with the cgroups below the guest's
+ * (cgroup_tree_pids: a process moved into one of them in any hierarchy is
+ * still the guest's). Missing directories count as empty. */
 static int
 v1_all_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
 {
@@ -635,20 +639,19 @@ v1_all_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
         if (!s->hier[c] || !s->first[c])
             continue;
         _cleanup_free_ char *dir = v1_dir(m, c, id);
-        _cleanup_free_ char *text = NULL;
-        int r = cgroup_read(dir, "cgroup.procs", &text);
+        int r = cgroup_tree_pids(dir, true, ret, n);
         if (r == -ENOENT)
             continue;
         if (r < 0)
-            return r;
-        if ((r = cgroup_parse_pids(text, ret, n)) < 0)
             return r;
     }
     return 0;
 }
 
+/* The processes in the guest's cgroup of one hierarchy (pids, else
+ * memory), and with tree those of the cgroups below it. */
 static int
-v1_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
+v1_pids_of(cgroup_mgr_t *m, const char *id, bool tree, pid_t **ret, size_t *n)
 {
     _cleanup_free_ char *dir = v1_dir(m, V1_PIDS, id);
     if (!dir)
@@ -663,23 +666,60 @@ v1_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
     size_t count = 0;
     if ((r = cgroup_parse_pids(text, &pids, &count)) < 0)
         return r;
+    if (tree && (r = cgroup_tree_pids(dir, false, &pids, &count)) < 0 && r != -ENOENT)
+        return r;
     *ret = move_ptr(pids);
     *n = count;
     return 0;
 }
 
+static int
+v1_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
+{
+    return v1_pids_of(m, id, true, ret, n);
+}
+
+static int
+v1_thaw_one(int dirfd, const char *name, const struct stat *st, void *userdata)
+{
+    if (!S_ISDIR(st->st_mode))
+        return 0;
+    _cleanup_close_ int dfd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int fd =
+        dfd < 0 ? -1 : openat(dfd, "freezer.state", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* Best effort, as the guest's own thaw: a cgroup gone since is fine. */
+    if (fd >= 0)
+        (void)!write(fd, "THAWED", 6);
+    return 0;
+}
+
+/* Thaws the freezer cgroups below the guest's: the v1 freezer keeps one
+ * that froze itself (freezer.self_freezing) frozen through its parent's
+ * thaw, and a killed process there does not die until it thaws. */
+static void
+v1_thaw_below(const char *freezer)
+{
+    if (!cgroup_has_children(freezer))
+        return;
+    int fd = open(freezer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0)
+        (void)fdwalk_dirs(fd, v1_thaw_one, NULL);
+}
+
 /* One pass of a kill (cgroup_kill_wait repeats it until none is left).
  * While the killed die, one hierarchy's list says whether to wait on (every
  * process of the guest is in all of them: the spawner and exec join each);
- * each list read builds a sorted pid array in the kernel. Every hierarchy is
- * read before the answer "empty". */
+ * each list read builds a sorted pid array in the kernel. Every hierarchy,
+ * with the cgroups below the guest's in it, is read before the answer
+ * "empty" (v1_all_pids); the freezer is hierarchical, so the freeze holds
+ * the processes of those cgroups too. */
 static void
 v1_kill_pass(cgroup_mgr_t *m, struct cgroup_kill_one *k)
 {
     _cleanup_free_ pid_t *pids = NULL;
     size_t n = 0;
     for (;;) {
-        int r = k->all ? v1_all_pids(m, k->id, &pids, &n) : v1_pids(m, k->id, &pids, &n);
+        int r = k->all ? v1_all_pids(m, k->id, &pids, &n) : v1_pids_of(m, k->id, false, &pids, &n);
         if ((r == -ENOENT || r == -EOPNOTSUPP) && !k->all) {
             k->all = true;
             continue;
@@ -698,6 +738,9 @@ v1_kill_pass(cgroup_mgr_t *m, struct cgroup_kill_one *k)
         k->result = 0;
         return;
     }
+    /* What an all-hierarchy read found, or what outlived a pass, may be
+     * below the guest's cgroup, in a freezer cgroup frozen on its own. */
+    bool below = k->all || k->killed;
     k->all = false;
     k->killed = true;
     _cleanup_free_ char *freezer = v1_dir(m, V1_FREEZER, k->id);
@@ -711,8 +754,11 @@ v1_kill_pass(cgroup_mgr_t *m, struct cgroup_kill_one *k)
         (void)cgroup_write(m, freezer, "freezer.state", "FROZEN");
     for (size_t i = 0; i < n; i++)
         (void)kill(pids[i], SIGKILL);
-    if (freezer)
+    if (freezer) {
         (void)cgroup_write(m, freezer, "freezer.state", "THAWED");
+        if (below)
+            v1_thaw_below(freezer);
+    }
 }
 
 static int
@@ -740,8 +786,9 @@ v1_destroy(cgroup_mgr_t *m, const char *id)
 {
     struct v1_state *s = v1(m);
     /* A destroy comes after the kill: the guest is empty and the kernel
-     * removes an empty cgroup (an rmdir of one with processes fails with
-     * EBUSY, which changes nothing). Reading every process list again to
+     * removes an empty cgroup (an rmdir of one with processes or with
+     * cgroups below it fails with EBUSY, which changes nothing; then the
+     * kill and cgroup_tree_rmdir). Reading every process list again to
      * learn what the rmdir says cost six reads per destroy. */
     bool empty = !m->hooks.unpopulate;
     for (int c = 0; c < V1_N && empty; c++) {
@@ -763,7 +810,7 @@ v1_destroy(cgroup_mgr_t *m, const char *id)
         if (!s->hier[c] || !s->first[c])
             continue;
         _cleanup_free_ char *dir = v1_dir(m, c, id);
-        r = cgroup_rmdir(m, dir);
+        r = cgroup_tree_rmdir(m, dir);
         if (r < 0 && ret == 0)
             ret = r;
     }

@@ -439,8 +439,13 @@ test_destroy_kills(void **state)
     close(p[1]);
 
     int r = cgroup_destroy(mgr, id);
+    /* A process leaves its cgroups as it exits, a moment before it is a
+     * zombie to reap. */
     int st = 0;
-    pid_t got = waitpid(kid, &st, WNOHANG);
+    pid_t got = 0;
+    for (int i = 0; i < 200 && got == 0; i++)
+        if ((got = waitpid(kid, &st, WNOHANG)) == 0)
+            usleep(10000);
     if (got == 0) {
         kill(kid, SIGKILL);
         (void)wait_status(kid);
@@ -454,6 +459,158 @@ test_destroy_kills(void **state)
         if (access(dir, F_OK) == 0)
             fail_msg("%s left behind", dir);
     }
+}
+
+/* Moves the calling process into <guest>/<sub> of every hierarchy (made
+ * here): 0, or the errno of the first step that failed. */
+static int
+move_below(const char *id, const char *sub)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
+        _cleanup_free_ char *dir = xasprintf("%s/%s/%s/%s/%s", ROOT, ctrls[i], prefix, id, sub);
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            return errno;
+        if (strcmp(ctrls[i], "cpuset") == 0) {
+            static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+            for (size_t j = 0; j < ARRAY_SIZE(files); j++) {
+                _cleanup_free_ char *v = file_text("cpuset", id, files[j]);
+                _cleanup_free_ char *path = xasprintf("%s/%s", dir, files[j]);
+                FILE *f = fopen(path, "we");
+                if (!f || fputs(v, f) < 0 || fclose(f) != 0)
+                    return errno ? errno : EIO;
+            }
+        }
+        _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", dir);
+        FILE *f = fopen(procs, "we");
+        if (!f || fprintf(f, "%d", (int)getpid()) < 0 || fclose(f) != 0)
+            return errno ? errno : EIO;
+    }
+    return 0;
+}
+
+/* A process of the guest moved into a cgroup below the guest's in every
+ * hierarchy (a privileged guest that mounts cgroupfs and makes one, two
+ * levels deep here) is the guest's: it is listed, the kill is not done
+ * while it lives (the kill read the guest's own cgroup.procs only, found
+ * them empty and said "stopped"), and the destroy removes every directory,
+ * the ones below first (its rmdir failed with EBUSY on them). */
+static void
+test_kill_subtree(void **state)
+{
+    _cleanup_free_ char *id = make_id("sub");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        int r = cgroup_attach(mgr, id, getpid()) < 0 ? 100 : move_below(id, "a");
+        if (r == 0)
+            r = move_below(id, "a/b");
+        (void)!write(p[1], &r, sizeof(r));
+        if (r)
+            _exit(r);
+        pause();
+        _exit(0);
+    }
+    int r = -1;
+    assert_int_equal(read(p[0], &r, sizeof(r)), sizeof(r));
+    close(p[0]);
+    close(p[1]);
+    if (r != 0) {
+        (void)wait_status(kid);
+        fail_msg("the child could not move below the guest's cgroup: %s", strerror(r));
+    }
+    _cleanup_free_ char *own = file_text("pids", id, "cgroup.procs");
+    assert_string_equal(own, "");
+    _cleanup_free_ pid_t *pids = NULL;
+    size_t n = 0;
+    int lr = cgroup_pids(mgr, id, &pids, &n);
+    int kr = cgroup_kill(mgr, id);
+    /* A process leaves its cgroups as it exits, a moment before it is a
+     * zombie to reap. */
+    int st = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 200 && got == 0; i++)
+        if ((got = waitpid(kid, &st, WNOHANG)) == 0)
+            usleep(10000);
+    if (got == 0) {
+        kill(kid, SIGKILL);
+        (void)wait_status(kid);
+        fail_msg("the process below the guest's cgroup outlived the kill (%d)", kr);
+    }
+    assert_int_equal(lr, 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(pids[0], kid);
+    assert_int_equal(kr, 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+    assert_false(cgroup_exists(mgr, id));
+    for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
+        _cleanup_free_ char *dir = xasprintf("%s/%s/%s/%s", ROOT, ctrls[i], prefix, id);
+        if (access(dir, F_OK) == 0)
+            fail_msg("%s left behind", dir);
+    }
+}
+
+/* A process below the guest's cgroup in a freezer cgroup that froze
+ * itself (a guest may freeze its own cgroups) dies at the kill: the v1
+ * freezer keeps such a cgroup frozen through the thaw of the guest's, and
+ * a killed process there lived on, the kill ending in -EBUSY after
+ * CGROUP_KILL_TIMEOUT_MS. */
+static void
+test_kill_frozen_below(void **state)
+{
+    _cleanup_free_ char *id = make_id("frz");
+    assert_int_equal(cgroup_create(mgr, id), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        int r = cgroup_attach(mgr, id, getpid()) < 0 ? 100 : move_below(id, "f");
+        (void)!write(p[1], &r, sizeof(r));
+        if (r)
+            _exit(r);
+        pause();
+        _exit(0);
+    }
+    int r = -1;
+    assert_int_equal(read(p[0], &r, sizeof(r)), sizeof(r));
+    close(p[0]);
+    close(p[1]);
+    _cleanup_free_ char *state_file =
+        xasprintf("%s/freezer/%s/%s/f/freezer.state", ROOT, prefix, id);
+    FILE *f = r == 0 ? fopen(state_file, "we") : NULL;
+    bool frozen = f && fputs("FROZEN", f) >= 0;
+    if (f)
+        frozen &= fclose(f) == 0;
+    if (!frozen) {
+        kill(kid, SIGKILL);
+        (void)wait_status(kid);
+        fail_msg("could not move the child below and freeze it (%s)", strerror(r ? r : errno));
+    }
+    int kr = cgroup_kill(mgr, id);
+    int st = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 200 && got == 0; i++)
+        if ((got = waitpid(kid, &st, WNOHANG)) == 0)
+            usleep(10000);
+    if (got == 0) {
+        f = fopen(state_file, "we");
+        if (f) {
+            fputs("THAWED", f);
+            fclose(f);
+        }
+        kill(kid, SIGKILL);
+        (void)wait_status(kid);
+        fail_msg("the process in a frozen cgroup below the guest's outlived the kill (%d)", kr);
+    }
+    assert_int_equal(kr, 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_int_equal(cgroup_destroy(mgr, id), 0);
+    assert_false(cgroup_exists(mgr, id));
 }
 
 /* Forks (holding each child) until a fork fails; exits 0 when forks failed
@@ -747,8 +904,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    static const char *const what[] = {"lim",   "att", "pids", "oom", "dev", "cost",
-                                       "cost0", "chg", "one",  "ls1", "ls2", "thaw"};
+    static const char *const what[] = {"lim", "att", "pids", "oom", "dev",  "cost", "cost0",
+                                       "chg", "one", "ls1",  "ls2", "thaw", "sub",  "frz"};
     for (size_t i = 0; i < ARRAY_SIZE(what); i++) {
         _cleanup_free_ char *id = make_id(what[i]);
         (void)cgroup_destroy(mgr, id);
@@ -782,6 +939,8 @@ main(void)
         cmocka_unit_test(test_kill_many),
         cmocka_unit_test(test_thaw),
         cmocka_unit_test(test_destroy_kills),
+        cmocka_unit_test(test_kill_subtree),
+        cmocka_unit_test(test_kill_frozen_below),
         cmocka_unit_test(test_complete),
         cmocka_unit_test(test_list),
     };

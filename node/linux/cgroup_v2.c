@@ -378,7 +378,7 @@ v2_pids(cgroup_mgr_t *m, const char *id, pid_t **ret, size_t *n)
     _cleanup_free_ char *dir = v2_dir(m, id);
     _cleanup_free_ pid_t *pids = NULL;
     size_t count = 0;
-    int r = v2_read_pids(dir, &pids, &count);
+    int r = cgroup_tree_pids(dir, true, &pids, &count);
     if (r < 0)
         return r;
     *ret = move_ptr(pids);
@@ -407,6 +407,12 @@ v2_kill_pass(cgroup_mgr_t *m, struct cgroup_kill_one *k)
     _cleanup_free_ pid_t *pids = NULL;
     size_t n = 0;
     int r = v2_read_pids(dir, &pids, &n);
+    /* The cgroups below the guest's (cgroup_tree_pids) are read once its
+     * own is empty: the freeze, the kill and cgroup.kill reach the whole
+     * subtree, and the guest is not "stopped" while a process lives in
+     * any of it. Without children that costs one stat. */
+    if (r == 0 && n == 0)
+        r = cgroup_tree_pids(dir, false, &pids, &n);
     if (r < 0 || n == 0) {
         k->result = r == -ENOENT ? 0 : r;
         return;
@@ -458,7 +464,7 @@ v2_destroy(cgroup_mgr_t *m, const char *id)
     if (r < 0)
         return r;
     _cleanup_free_ char *dir = v2_dir(m, id);
-    return cgroup_rmdir(m, dir);
+    return cgroup_tree_rmdir(m, dir);
 }
 
 /* ---- OOM notification (a change of memory.events raises POLLPRI) ---- */

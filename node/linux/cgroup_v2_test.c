@@ -91,6 +91,23 @@ fake_unpopulate(const char *dir, void *userdata)
     return 0;
 }
 
+/* Empties cgroup.procs of dir and of every cgroup below it: the freeze
+ * and cgroup.kill of the kernel reach the whole subtree. */
+static void
+empty_tree(const char *dir)
+{
+    put(dir, "cgroup.procs", "");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_type == DT_DIR && e->d_name[0] != '.') {
+            _cleanup_free_ char *sub = xasprintf("%s/%s", dir, e->d_name);
+            empty_tree(sub);
+        }
+    closedir(d);
+}
+
 static void
 fake_written(const char *path, const char *value, void *userdata)
 {
@@ -105,14 +122,14 @@ fake_written(const char *path, const char *value, void *userdata)
     size_t pl = strlen(path);
     if (pl > 12 && strcmp(path + pl - 12, "/cgroup.kill") == 0) {
         _cleanup_free_ char *dir = xstrndup(path, pl - 12);
-        put(dir, "cgroup.procs", "");
+        empty_tree(dir);
     }
     /* A guest named "stuck..." keeps its processes whatever is done to
      * them (in the kernel: processes in uninterruptible sleep). */
     if (pl > 14 && strcmp(path + pl - 14, "/cgroup.freeze") == 0 && strcmp(value, "0") == 0 &&
         !strstr(path, "/stuck")) {
         _cleanup_free_ char *dir = xstrndup(path, pl - 14);
-        put(dir, "cgroup.procs", "");
+        empty_tree(dir);
     }
 }
 
@@ -425,6 +442,65 @@ test_attach_kill_destroy(void **state)
     assert_int_equal(cgroup_open_v2_fd(f->mgr, "g1"), -ENOENT);
 }
 
+/* A process of the guest moved into a cgroup below the guest's (a
+ * privileged guest that mounts cgroupfs and makes one) is the guest's: it
+ * is listed, a stop's kill is not done while it lives (the kill read the
+ * guest's own cgroup.procs only, found it empty and said "stopped"), and a
+ * destroy removes the cgroups below before the guest's own (its rmdir
+ * failed on the directory below). Without them the kill writes nothing
+ * more than before. */
+static void
+test_kill_destroy_subtree(void **state)
+{
+    struct fake *f = *state;
+    assert_int_equal(cgroup_create(f->mgr, "g1"), 0);
+    _cleanup_free_ char *dir = xasprintf("%s/vfleet/g1", f->root);
+    _cleanup_free_ char *sub = xasprintf("%s/init.scope", dir);
+    _cleanup_free_ char *deep = xasprintf("%s/user/a", dir);
+    _cleanup_free_ char *user = xasprintf("%s/user", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(fake_populate(sub, f), 0);
+    assert_int_equal(mkdir(user, 0755), 0);
+    assert_int_equal(fake_populate(user, f), 0);
+    assert_int_equal(mkdir(deep, 0755), 0);
+    assert_int_equal(fake_populate(deep, f), 0);
+    put(sub, "cgroup.procs", "4242\n");
+    put(deep, "cgroup.procs", "4243\n4244\n");
+
+    pid_t *pids = NULL;
+    size_t n = 0;
+    assert_int_equal(cgroup_pids(f->mgr, "g1", &pids, &n), 0);
+    assert_int_equal(n, 3);
+    free(pids);
+
+    f->trace[0] = '\0';
+    assert_int_equal(cgroup_kill(f->mgr, "g1"), 0);
+    expect_trace(f, "vfleet/g1/cgroup.freeze\t1\nvfleet/g1/cgroup.freeze\t0\n");
+    _cleanup_free_ char *left = get(deep, "cgroup.procs");
+    assert_string_equal(left, "");
+
+    /* The process the fake kernel never lets go (a "stuck" guest) below
+     * keeps the kill from saying the guest is empty. */
+    assert_int_equal(cgroup_create(f->mgr, "stuck1"), 0);
+    _cleanup_free_ char *ssub = xasprintf("%s/vfleet/stuck1/x", f->root);
+    assert_int_equal(mkdir(ssub, 0755), 0);
+    assert_int_equal(fake_populate(ssub, f), 0);
+    put(ssub, "cgroup.procs", "4245\n");
+    assert_int_equal(cgroup_kill(f->mgr, "stuck1"), -EBUSY);
+    put(ssub, "cgroup.procs", "");
+
+    /* A destroy: cgroup.kill on the guest's cgroup reaches the subtree,
+     * then the directories go, the deepest first. */
+    put(deep, "cgroup.procs", "4246\n");
+    f->trace[0] = '\0';
+    assert_int_equal(cgroup_destroy(f->mgr, "g1"), 0);
+    expect_trace(f, "vfleet/g1/cgroup.kill\t1\n");
+    assert_int_equal(access(dir, F_OK), -1);
+    assert_false(cgroup_exists(f->mgr, "g1"));
+    assert_int_equal(cgroup_destroy(f->mgr, "stuck1"), 0);
+    assert_false(cgroup_exists(f->mgr, "stuck1"));
+}
+
 /* A cgroup a kill cut short left frozen (cgroup.freeze 1) is thawed, with
  * one write; one that is not frozen is only read, and one without a
  * freezer file (a kernel before 5.2) is not frozen. */
@@ -501,6 +577,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_kill_many_one_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thaw, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_destroy_subtree, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,8 +46,8 @@ level_reopen(struct level *lv, int child)
     return 0;
 }
 
-int
-fdwalk(int root, fdwalk_fn fn, void *userdata)
+static int
+walk(int root, fdwalk_fn fn, void *userdata, bool dirs)
 {
     struct level *lv = xcalloc(1, sizeof(*lv));
     size_t depth = 0, cap = 1, lo = 0; /* levels lo..depth are open */
@@ -94,6 +94,9 @@ fdwalk(int root, fdwalk_fn fn, void *userdata)
         }
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
+        /* Directories only: what readdir's type says is none needs no stat. */
+        if (dirs && e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
+            continue;
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (entry_gone(errno))
                 continue;
@@ -103,7 +106,7 @@ fdwalk(int root, fdwalk_fn fn, void *userdata)
         if (st.st_dev != dev)
             continue;
         if (!S_ISDIR(st.st_mode)) {
-            if ((r = fn(dirfd(d), e->d_name, &st, userdata)) != 0)
+            if (!dirs && (r = fn(dirfd(d), e->d_name, &st, userdata)) != 0)
                 break;
             continue;
         }
@@ -137,4 +140,16 @@ fdwalk(int root, fdwalk_fn fn, void *userdata)
     }
     free(lv);
     return r;
+}
+
+int
+fdwalk(int root, fdwalk_fn fn, void *userdata)
+{
+    return walk(root, fn, userdata, false);
+}
+
+int
+fdwalk_dirs(int root, fdwalk_fn fn, void *userdata)
+{
+    return walk(root, fn, userdata, true);
 }

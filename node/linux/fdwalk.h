@@ -27,4 +27,10 @@ typedef int (*fdwalk_fn)(int dirfd, const char *name, const struct stat *st, voi
  * returned, or -errno. */
 int fdwalk(int root, fdwalk_fn fn, void *userdata);
 
+/* fdwalk handing over directories only: an entry whose readdir type says
+ * it is no directory is skipped without a stat (a cgroup directory holds
+ * tens of control files, and a walk of the cgroups below a guest's,
+ * cgroup.c, stat'ed each of them). */
+int fdwalk_dirs(int root, fdwalk_fn fn, void *userdata);
+
 #define FDWALK_OPEN 32

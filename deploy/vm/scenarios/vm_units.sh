@@ -15,6 +15,9 @@
 #                       kept) and test_list (the cgroups the start-up's kill
 #                       of unrecorded guests reads); the whole program takes
 #                       about four minutes under emulation
+#   linux_backend_stop_test  a guest whose init moved into a cgroup below
+#                       the guest's (init.scope) is killed, stopped, and its
+#                       destroy leaves no cgroup directory
 #
 # A test program that skips itself (77) fails here, where each has what it
 # needs; cmocka's own report lists a skipped test.
@@ -47,3 +50,4 @@ n=$(echo "$out" | grep -c '^\[  SKIPPED \] test_cgroup2') || true
 [ "$n" = 0 ] || fail "spawn_cgroup_test skipped $n of its cgroup2 tests on the v2 host"
 unit linux_backend_test test_thaw_stray
 unit linux_backend_test test_list
+unit linux_backend_stop_test
