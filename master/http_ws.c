@@ -58,6 +58,7 @@ struct shell_sess {
     uint64_t ref;                /* the guest.shell request id */
     char node[NAME_MAX_LEN + 1]; /* the guest's node */
     char guest[SPEC_ID_LEN + 1]; /* the guest */
+    struct caller caller;        /* who opened it: its token's deletion or expiry ends it */
     enum sess_state state;       /* where it is */
     struct http_req *req;        /* held while opening */
     bool offered_protocol;       /* the client offered "vfleet.v1" */
@@ -638,15 +639,48 @@ shell_on_stream(master_t *m, const char *node, const struct msg *msg)
         update_poll(s);
 }
 
+/* Ends a session whose caller's token was deleted or has expired: the
+ * request held while opening is answered 401, an open one gets a close
+ * frame (1008) if its socket takes it now, and the command is hung up
+ * either way; a client that does not read holds nothing open. */
+static void
+sess_revoke(struct shell_sess *s, const char *why)
+{
+    log_notice("guest=%s shell session %llu of %s ended: %s", s->guest, (unsigned long long)s->id,
+               s->caller.who, why);
+    if (s->state == S_OPENING) {
+        http_reply_errno(s->req, -EKEYREJECTED, NULL, "%s", why);
+    } else if (s->state == S_OPEN) {
+        close_frame(s, 1008, why);
+        if (flush(s) < 0)
+            return;
+    }
+    sess_drop(s);
+}
+
+void
+shell_revoke(master_t *m, const char *token)
+{
+    struct shells *sh = shells_of(m, false);
+
+    for (struct shell_sess *s = sh ? sh->list : NULL, *n; s; s = n) {
+        n = s->next;
+        if (auth_caller_over(&s->caller, token, 0))
+            sess_revoke(s, "the token was deleted");
+    }
+}
+
 void
 shell_tick(master_t *m)
 {
     struct shells *sh = shells_of(m, false);
-    uint64_t now = time_mono_ms();
+    uint64_t now = time_mono_ms(), real = time_real_ms();
 
     for (struct shell_sess *s = sh ? sh->list : NULL, *n; s; s = n) {
         n = s->next;
-        if (s->state == S_OPENING && now >= s->deadline) {
+        if (auth_caller_over(&s->caller, NULL, real)) {
+            sess_revoke(s, "the token expired");
+        } else if (s->state == S_OPENING && now >= s->deadline) {
             http_reply_errno(s->req, -ETIMEDOUT, NULL, "node %s did not start the command",
                              s->node);
             sess_drop(s);
@@ -828,6 +862,7 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
     strscpy(s->accept, accept, sizeof(s->accept));
     strscpy(s->node, g.node, sizeof(s->node));
     strscpy(s->guest, g.id, sizeof(s->guest));
+    s->caller = am->caller;
     s->next = sh->list;
     sh->list = s;
     strscpy(msg.u.shell.id, g.id, sizeof(msg.u.shell.id));
