@@ -15,7 +15,12 @@
  * Flow control: a client frame is taken only while the node has window for
  * it (else the socket is not read, and TCP pushes back on the client);
  * output is acknowledged to the node once written to the socket, so at most
- * one window of output waits here per session. */
+ * one window of output waits here per session. Control frames carry no
+ * bytes the window counts, and each becomes a message to the node: a
+ * session's are taken CTL_PER_TICK a tick (else the socket is not read), so
+ * one client's flood of them cannot fill the node link's queue (LINK_HWM),
+ * where every other message to that node, other sessions' input and acks
+ * among them, would be dropped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
@@ -45,6 +50,7 @@
 #define WBUF_PAUSE       (64u << 10) /* queued for a client that does not read: stop reading it */
 #define WS_GUID          "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define MAX_SESSIONS     256 /* per master */
+#define CTL_PER_TICK     8   /* client control frames taken per session and tick */
 
 enum sess_state {
     S_OPENING,   /* guest.shell sent, the request held */
@@ -75,6 +81,7 @@ struct shell_sess {
     size_t wcap;                 /* its size */
     uint32_t credit;             /* input bytes the node still has room for */
     uint32_t unacked;            /* output written, not yet acknowledged to the node */
+    unsigned ctl_left;           /* control frames still taken this tick */
     bool ended;                  /* the close frame is queued: flush, then close */
     bool node_gone;              /* the node's side is over (exit came, or hung up) */
     struct shell_sess *next;     /* in the master's list */
@@ -383,12 +390,14 @@ frames_in(struct shell_sess *s)
         bool data = op == 0x2 || op == 0x0;
         if (data && len > 1 && s->credit < len - 1)
             break; /* the node has no room: wait for its ack */
+        if (op == 0x1 && !s->ctl_left)
+            break; /* this tick's control frames are taken: wait for the next */
         for (size_t i = 0; i < len; i++)
             pl[i] ^= mask[i & 3];
         off += hl + 4 + len;
         if (data && len > 1 && (op == 0x0 || pl[0] == 0))
             input_to_node(s, pl + 1, len - 1);
-        else if (op == 0x1)
+        else if (op == 0x1 && s->ctl_left-- > 0)
             control_in(s, (const char *)pl, len);
         else if (op == 0x9)
             frame_out(s, 0xA, -1, pl, len);
@@ -434,7 +443,7 @@ update_poll(struct shell_sess *s)
     if (!s->polling)
         return;
     /* Pings answered to a client that reads nothing would pile up. */
-    if (!s->ended && s->rlen < RBUF_MAX && s->credit > 0 && s->wlen < WBUF_PAUSE)
+    if (!s->ended && s->rlen < RBUF_MAX && s->credit > 0 && s->ctl_left > 0 && s->wlen < WBUF_PAUSE)
         ev |= UV_READABLE;
     if (s->wlen)
         ev |= UV_WRITABLE;
@@ -692,6 +701,12 @@ shell_tick(master_t *m)
             node_exit(s, &e);
             if (flush(s) == 0)
                 update_poll(s);
+        } else if (s->state == S_OPEN && s->ctl_left < CTL_PER_TICK) {
+            s->ctl_left = CTL_PER_TICK;
+            if (s->rlen)
+                frames_in(s);
+            if (flush(s) == 0)
+                update_poll(s);
         }
     }
 }
@@ -857,6 +872,7 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
     s->fd = -1;
     s->req = req;
     s->credit = PROTO_STREAM_WINDOW;
+    s->ctl_left = CTL_PER_TICK;
     s->offered_protocol = proto && header_has(proto, "vfleet.v1");
     s->deadline = time_mono_ms() + OPEN_TIMEOUT_MS;
     strscpy(s->accept, accept, sizeof(s->accept));
