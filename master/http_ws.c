@@ -50,6 +50,8 @@
 #define WBUF_PAUSE       (64u << 10) /* queued for a client that does not read: stop reading it */
 #define WS_GUID          "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define MAX_SESSIONS     256 /* per master */
+#define MAX_PER_CALLER   32  /* per caller (a token, or root on the socket) */
+#define MAX_CALLER_NODE  16  /* per caller on one node (which takes 64 in all) */
 #define CTL_PER_TICK     8   /* client control frames taken per session and tick */
 
 enum sess_state {
@@ -853,11 +855,25 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
     else
         r = parse_shell(req, &msg.u.shell, &why);
     if (r >= 0) {
-        size_t n = 0;
-        for (struct shell_sess *x = shells_of(m, false)->list; x; x = x->next)
+        /* As event streams are (events_stream.h): one token cannot take
+         * every session of the master, or of a node (its agent runs 64),
+         * from the others. */
+        size_t n = 0, mine = 0, here = 0;
+        for (struct shell_sess *x = shells_of(m, false)->list; x; x = x->next) {
+            bool own = !strcmp(x->caller.who, am->caller.who);
             n++;
-        if (n >= MAX_SESSIONS)
+            mine += own;
+            here += own && !strcmp(x->node, g.node);
+        }
+        if (n >= MAX_SESSIONS) {
             r = -EAGAIN, why = "too many shell sessions on this master";
+        } else if (mine >= MAX_PER_CALLER || here >= MAX_CALLER_NODE) {
+            snprintf(busy, sizeof(busy),
+                     "this caller has %d shell sessions open%s: close one first",
+                     here >= MAX_CALLER_NODE ? MAX_CALLER_NODE : MAX_PER_CALLER,
+                     here >= MAX_CALLER_NODE ? " on the guest's node" : "");
+            r = -EAGAIN, why = busy;
+        }
     }
     if (r < 0) {
         http_reply_errno(req, r, r == -EBUSY && why != busy ? "flags" : NULL, "%s", why);
