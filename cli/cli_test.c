@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "cli/cmd.h"
@@ -32,6 +34,7 @@ struct fake_req {
     char url[256];   /* path without the query */
     char query[256]; /* decoded "k=v&k=v" in arrival order */
     char key[64];    /* Idempotency-Key header, "" when absent */
+    char auth[128];  /* Authorization header, "" when absent */
     char body[2048]; /* request body as received */
 };
 
@@ -99,7 +102,9 @@ fake_handler(void *cls, struct MHD_Connection *conn, const char *url, const char
         const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
         snprintf(r->method, sizeof(r->method), "%s", method);
         snprintf(r->url, sizeof(r->url), "%s", url);
+        const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
         snprintf(r->key, sizeof(r->key), "%s", key ? key : "");
+        snprintf(r->auth, sizeof(r->auth), "%s", auth ? auth : "");
         memcpy(r->body, up->buf, up->len + 1);
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, fake_arg, r);
     }
@@ -154,6 +159,38 @@ setup(void **state)
     return 0;
 }
 
+/* The fake master on a Unix socket (MHD takes the listening socket), the
+ * client pointed at it as "unix:PATH". */
+static int
+setup_unix(void **state)
+{
+    struct fixture *fx = xcalloc(1, sizeof(*fx));
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/cli_test.%d.sock", (int)getpid());
+    unlink(sa.sun_path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    pthread_mutex_init(&fx->fake.lock, NULL);
+    fx->fake.status = 200;
+    fx->fake.reply = "{}";
+    fx->fake.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, fake_handler,
+                                  &fx->fake, MHD_OPTION_NOTIFY_COMPLETED, fake_completed, NULL,
+                                  MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_END);
+    assert_non_null(fx->fake.d);
+    _cleanup_free_ char *url = xasprintf("unix:%s", sa.sun_path);
+    fx->http = http_client_new(url);
+    assert_non_null(fx->http);
+    http_client_set_retries(fx->http, 3, 1);
+    fx->ctx.http = fx->http;
+    fx->ctx.out = open_memstream(&fx->out, &fx->out_len);
+    fx->ctx.err = open_memstream(&fx->err, &fx->err_len);
+    *state = fx;
+    return 0;
+}
+
 static int
 teardown(void **state)
 {
@@ -167,6 +204,16 @@ teardown(void **state)
     pthread_mutex_destroy(&fx->fake.lock);
     free(fx);
     return 0;
+}
+
+static int
+teardown_unix(void **state)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/tmp/cli_test.%d.sock", (int)getpid());
+    unlink(path);
+    return teardown(state);
 }
 
 /* Flushes the captured streams so out/err hold everything written. */
@@ -220,6 +267,45 @@ test_create_sends_body_and_key(void **state)
                      268435456);
     json_decref(body);
     assert_string_equal(fx->out, "guest web1 created on h1: running, ips 10.88.0.2\n");
+}
+
+/* `events --follow` asks with the client's token, as every other request
+ * does: its stream's request built its own libcurl handle without the
+ * Authorization header or the master's trust (socket path, CA, pin), so
+ * against a real master it never got an answer and gave up after 30 tries
+ * ("the master is unreachable"). A 401 ends it with CLI_EXIT_DENIED. */
+static void
+test_events_follow_sends_token(void **state)
+{
+    struct fixture *fx = *state;
+    http_client_set_token(fx->http, "tk0123456789.secret");
+    reply(fx, 401, "{\"error\":{\"code\":\"unauthorized\",\"message\":\"token expired\"}}");
+
+    int rc = RUN(cmd_events_run, "events", "--follow");
+    flush(fx);
+    assert_int_equal(fx->fake.n, 1);
+    assert_string_equal(fx->fake.reqs[0].url, "/v1/events");
+    assert_string_equal(fx->fake.reqs[0].query, "follow=true");
+    assert_string_equal(fx->fake.reqs[0].auth, "Bearer tk0123456789.secret");
+    assert_int_equal(rc, CLI_EXIT_DENIED);
+}
+
+/* The same over the master's Unix socket: the stream's URL was the
+ * "unix:PATH" base with the path appended, which libcurl cannot open, so
+ * `vfleet events --follow` as root on the master's host never reached it
+ * (30 failed tries, "the master is unreachable"). */
+static void
+test_events_follow_unix_socket(void **state)
+{
+    struct fixture *fx = *state;
+    reply(fx, 404, "{\"error\":{\"code\":\"not_found\",\"message\":\"no\"}}");
+
+    int rc = RUN(cmd_events_run, "events", "--follow", "--after", "7");
+    flush(fx);
+    assert_int_equal(fx->fake.n, 1);
+    assert_string_equal(fx->fake.reqs[0].url, "/v1/events");
+    assert_string_equal(fx->fake.reqs[0].query, "follow=true&after=7");
+    assert_int_equal(rc, CLI_EXIT_NOT_FOUND);
 }
 
 static void
@@ -1012,6 +1098,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_sends_body_and_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_given_key_is_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_follow_sends_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_follow_unix_socket, setup_unix, teardown_unix),
         cmocka_unit_test_setup_teardown(test_ip_add_rm_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_routes_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_retry_keeps_key, setup, teardown),

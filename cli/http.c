@@ -419,7 +419,7 @@ http_request_lines(http_client_t *c, const char *path, const char *accept, long 
                    int (*line)(void *userdata, const char *text, size_t len), void *userdata)
 {
     _cleanup_(curl_slist_freep) struct curl_slist *hdrs = NULL;
-    _cleanup_free_ char *url = xasprintf("%s%s", c->base, path);
+    _cleanup_free_ char *url = xasprintf("%s%s", c->prefix, path);
     _cleanup_free_ char *acc = xasprintf("Accept: %s", accept);
     struct http_lines *l = xcalloc(1, sizeof(*l));
     CURL *h = c->curl;
@@ -429,6 +429,8 @@ http_request_lines(http_client_t *c, const char *path, const char *accept, long 
     l->h = h;
     curl_easy_reset(h);
     hdrs = curl_slist_append(hdrs, acc);
+    if (c->auth)
+        hdrs = curl_slist_append(hdrs, c->auth);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -438,6 +440,7 @@ http_request_lines(http_client_t *c, const char *path, const char *accept, long 
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_lines_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, l);
+    http_set_peer(c, h);
     /* A stream that stays silent longer than its keepalives is dead. */
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);

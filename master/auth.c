@@ -40,6 +40,15 @@ auth_sees_project(const struct caller *c, const char *project)
     return !c || c->role != AUTH_TENANT || strcmp(c->project, project ? project : "") == 0;
 }
 
+bool
+auth_caller_over(const struct caller *c, const char *revoked, uint64_t now_ms)
+{
+    if (!c->token[0])
+        return false;
+    return (revoked && strcmp(c->token, revoked) == 0) ||
+           (c->expires_ms && c->expires_ms <= now_ms);
+}
+
 static void
 hex(const unsigned char *b, size_t n, char *out)
 {
@@ -102,6 +111,8 @@ auth_token_check(master_t *m, const char *authorization, struct caller *out)
         *out = (struct caller){.role = (enum auth_role)role};
         strscpy(out->project, t.project ? t.project : "", sizeof(out->project));
         snprintf(out->who, sizeof(out->who), "token %s", t.id);
+        strscpy(out->token, t.id, sizeof(out->token));
+        out->expires_ms = t.expires_ms;
     }
     db_token_clear(&t);
     return r;

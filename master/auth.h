@@ -48,6 +48,8 @@ struct caller {
     enum auth_role role;            /* what it may do */
     char project[NAME_MAX_LEN + 1]; /* a tenant's project, "" for the other roles */
     char who[NAME_MAX_LEN + 16];    /* for logs: "token tk0123456789", "root (unix socket)" */
+    char token[AUTH_ID_LEN + 1];    /* the token's id, "" for root on the socket */
+    uint64_t expires_ms;            /* the token's expiry (real-time ms), 0 = never */
 };
 
 const char *auth_role_name(enum auth_role r);
@@ -57,6 +59,12 @@ int auth_role_from_string(const char *s);
 /* Whether c may see an object of project (admin and operator see all). A
  * NULL caller is the master itself. */
 bool auth_sees_project(const struct caller *c, const char *project);
+
+/* Whether what c holds open (a shell, an event stream) must end: its
+ * token is revoked (the id a deletion names; NULL for none) or has expired
+ * by now_ms (real time). A request is checked once; what stays open is
+ * checked again on each token deletion and on the tick. */
+bool auth_caller_over(const struct caller *c, const char *revoked, uint64_t now_ms);
 
 /* The caller of an Authorization header value ("Bearer TOKEN"). 0 with out
  * filled; -ENOKEY when the header is not a bearer token, -EKEYREJECTED for

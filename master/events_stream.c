@@ -15,17 +15,17 @@
 
 /* One open GET /v1/events. */
 struct event_stream {
-    master_t *m;                 /* the master */
-    http_stream_t *hs;           /* the response body */
-    struct event_filter f;       /* what the client wants */
-    uint64_t cursor;             /* the last seq written or passed over */
-    bool sse;                    /* Server-Sent Events, else JSON lines */
-    bool follow;                 /* stays open for new events */
-    char who[NAME_MAX_LEN + 16]; /* the caller's name (per-caller bound) */
-    bool behind;                 /* the buffer was full: waits for a ROOM note */
-    bool ended;                  /* the body was ended (no follow) */
-    uint64_t last_write;         /* monotonic ms of the last write */
-    struct event_stream *next;   /* in the master's list */
+    master_t *m;               /* the master */
+    http_stream_t *hs;         /* the response body */
+    struct event_filter f;     /* what the client wants */
+    uint64_t cursor;           /* the last seq written or passed over */
+    bool sse;                  /* Server-Sent Events, else JSON lines */
+    bool follow;               /* stays open for new events */
+    struct caller caller;      /* who opened it (per-caller bound; its token's end ends it) */
+    bool behind;               /* the buffer was full: waits for a ROOM note */
+    bool ended;                /* the body was ended (no follow) */
+    uint64_t last_write;       /* monotonic ms of the last write */
+    struct event_stream *next; /* in the master's list */
 };
 
 struct event_streams {
@@ -296,7 +296,7 @@ event_stream_open(master_t *m, struct http_req *req, const struct event_stream_r
         return -EAGAIN;
     unsigned mine = 0;
     for (struct event_stream *o = ss->list; o; o = o->next)
-        mine += !strcmp(o->who, rq->who);
+        mine += !strcmp(o->caller.who, rq->caller.who);
     if (mine >= EVENT_STREAMS_PER_CALLER)
         return -EMFILE;
     if (!ss->subscribed) {
@@ -309,7 +309,7 @@ event_stream_open(master_t *m, struct http_req *req, const struct event_stream_r
     s->m = m;
     s->f = rq->filter;
     s->cursor = rq->after;
-    memcpy(s->who, rq->who, sizeof(s->who));
+    s->caller = rq->caller;
     s->sse = rq->sse;
     s->follow = rq->sse || rq->follow;
     s->last_write = time_mono_ms();
@@ -326,11 +326,33 @@ event_stream_open(master_t *m, struct http_req *req, const struct event_stream_r
     return 0;
 }
 
+/* Ends the streams of a token deleted (revoked) or expired by real: the
+ * body ends, and the client's next request with the token is refused. */
+static void
+streams_over(master_t *m, const char *revoked, uint64_t real)
+{
+    for (struct event_stream *s = m->streams ? m->streams->list : NULL, *n; s; s = n) {
+        n = s->next;
+        if (auth_caller_over(&s->caller, revoked, real)) {
+            log_notice("event stream of %s ended: the token %s", s->caller.who,
+                       revoked ? "was deleted" : "expired");
+            stream_remove(s);
+        }
+    }
+}
+
+void
+event_streams_revoke(master_t *m, const char *token)
+{
+    streams_over(m, token, 0);
+}
+
 void
 event_streams_tick(master_t *m)
 {
     uint64_t now = time_mono_ms();
 
+    streams_over(m, NULL, time_real_ms());
     if (!m->streams)
         return;
     for (struct event_stream *s = m->streams->list; s; s = s->next)

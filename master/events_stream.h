@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 
+#include "master/auth.h"
 #include "master/core.h"
 
 #define EVENT_STREAMS_MAX         64          /* open streams */
@@ -48,18 +49,21 @@ json_t *event_json(const struct db_event *e);
 
 /* GET /v1/events (http_events.c parses the request). */
 struct event_stream_req {
-    struct event_filter filter;  /* what to send */
-    uint64_t after;              /* send events with seq > after */
-    bool sse;                    /* Server-Sent Events, else JSON lines */
-    bool follow;                 /* stay open for new events (SSE always does) */
-    char who[NAME_MAX_LEN + 16]; /* the caller (struct caller's who): its streams are counted */
+    struct event_filter filter; /* what to send */
+    uint64_t after;             /* send events with seq > after */
+    bool sse;                   /* Server-Sent Events, else JSON lines */
+    bool follow;                /* stay open for new events (SSE always does) */
+    struct caller caller;       /* who asks: its streams are counted, its token's end ends them */
 };
 /* Answers req with the stream. -EAGAIN when EVENT_STREAMS_MAX are open,
  * -EMFILE when the caller has EVENT_STREAMS_PER_CALLER open, so that one
  * token cannot take every stream (nothing answered then). */
 int event_stream_open(master_t *m, struct http_req *req, const struct event_stream_req *rq);
 
-/* Keepalives; called by the tick. */
+/* Ends every stream opened with the token of this id (it was deleted). */
+void event_streams_revoke(master_t *m, const char *token);
+/* Keepalives, and the end of streams whose token expired; called by the
+ * tick. */
 void event_streams_tick(master_t *m);
 /* Ends every stream (master shutdown). */
 void event_streams_shutdown(master_t *m);

@@ -48,7 +48,7 @@ parse_request(master_t *m, struct http_req *req, const struct caller *who,
     const char *follow = httpd_query(req, "follow"), *last = httpd_header(req, "Last-Event-ID");
 
     *rq = (struct event_stream_req){0};
-    strscpy(rq->who, who->who, sizeof(rq->who));
+    rq->caller = *who;
     if (type && event_filter_types(&rq->filter, type) < 0)
         return httpd_error(req, 400, "bad_request", "type",
                            "type must be a comma-separated list of at most %d event types",

@@ -8,10 +8,12 @@
 #include "common/units.h"
 #include "master/api.h"
 #include "master/auth.h"
+#include "master/events_stream.h"
 #include "master/guests.h"
 #include "master/http_edge.h"
 #include "master/http_handlers.h"
 #include "master/idem.h"
+#include "master/shell.h"
 
 static int
 list_token(void *userdata, const struct db_token *t)
@@ -122,5 +124,8 @@ h_token_delete(master_t *m, struct http_req *req, const struct api_match *am)
         return;
     }
     log_notice("token=%s deleted by %s", am->name, am->caller.who);
+    /* What the token holds open ends with it, not only its next request. */
+    shell_revoke(m, am->name);
+    event_streams_revoke(m, am->name);
     httpd_respond(req, 204, NULL);
 }

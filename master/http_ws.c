@@ -15,7 +15,12 @@
  * Flow control: a client frame is taken only while the node has window for
  * it (else the socket is not read, and TCP pushes back on the client);
  * output is acknowledged to the node once written to the socket, so at most
- * one window of output waits here per session. */
+ * one window of output waits here per session. Control frames carry no
+ * bytes the window counts, and each becomes a message to the node: a
+ * session's are taken CTL_PER_TICK a tick (else the socket is not read), so
+ * one client's flood of them cannot fill the node link's queue (LINK_HWM),
+ * where every other message to that node, other sessions' input and acks
+ * among them, would be dropped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
@@ -45,6 +50,9 @@
 #define WBUF_PAUSE       (64u << 10) /* queued for a client that does not read: stop reading it */
 #define WS_GUID          "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define MAX_SESSIONS     256 /* per master */
+#define MAX_PER_CALLER   32  /* per caller (a token, or root on the socket) */
+#define MAX_CALLER_NODE  16  /* per caller on one node (which takes 64 in all) */
+#define CTL_PER_TICK     8   /* client control frames taken per session and tick */
 
 enum sess_state {
     S_OPENING,   /* guest.shell sent, the request held */
@@ -58,6 +66,7 @@ struct shell_sess {
     uint64_t ref;                /* the guest.shell request id */
     char node[NAME_MAX_LEN + 1]; /* the guest's node */
     char guest[SPEC_ID_LEN + 1]; /* the guest */
+    struct caller caller;        /* who opened it: its token's deletion or expiry ends it */
     enum sess_state state;       /* where it is */
     struct http_req *req;        /* held while opening */
     bool offered_protocol;       /* the client offered "vfleet.v1" */
@@ -74,6 +83,7 @@ struct shell_sess {
     size_t wcap;                 /* its size */
     uint32_t credit;             /* input bytes the node still has room for */
     uint32_t unacked;            /* output written, not yet acknowledged to the node */
+    unsigned ctl_left;           /* control frames still taken this tick */
     bool ended;                  /* the close frame is queued: flush, then close */
     bool node_gone;              /* the node's side is over (exit came, or hung up) */
     struct shell_sess *next;     /* in the master's list */
@@ -382,12 +392,14 @@ frames_in(struct shell_sess *s)
         bool data = op == 0x2 || op == 0x0;
         if (data && len > 1 && s->credit < len - 1)
             break; /* the node has no room: wait for its ack */
+        if (op == 0x1 && !s->ctl_left)
+            break; /* this tick's control frames are taken: wait for the next */
         for (size_t i = 0; i < len; i++)
             pl[i] ^= mask[i & 3];
         off += hl + 4 + len;
         if (data && len > 1 && (op == 0x0 || pl[0] == 0))
             input_to_node(s, pl + 1, len - 1);
-        else if (op == 0x1)
+        else if (op == 0x1 && s->ctl_left-- > 0)
             control_in(s, (const char *)pl, len);
         else if (op == 0x9)
             frame_out(s, 0xA, -1, pl, len);
@@ -433,7 +445,7 @@ update_poll(struct shell_sess *s)
     if (!s->polling)
         return;
     /* Pings answered to a client that reads nothing would pile up. */
-    if (!s->ended && s->rlen < RBUF_MAX && s->credit > 0 && s->wlen < WBUF_PAUSE)
+    if (!s->ended && s->rlen < RBUF_MAX && s->credit > 0 && s->ctl_left > 0 && s->wlen < WBUF_PAUSE)
         ev |= UV_READABLE;
     if (s->wlen)
         ev |= UV_WRITABLE;
@@ -638,15 +650,48 @@ shell_on_stream(master_t *m, const char *node, const struct msg *msg)
         update_poll(s);
 }
 
+/* Ends a session whose caller's token was deleted or has expired: the
+ * request held while opening is answered 401, an open one gets a close
+ * frame (1008) if its socket takes it now, and the command is hung up
+ * either way; a client that does not read holds nothing open. */
+static void
+sess_revoke(struct shell_sess *s, const char *why)
+{
+    log_notice("guest=%s shell session %llu of %s ended: %s", s->guest, (unsigned long long)s->id,
+               s->caller.who, why);
+    if (s->state == S_OPENING) {
+        http_reply_errno(s->req, -EKEYREJECTED, NULL, "%s", why);
+    } else if (s->state == S_OPEN) {
+        close_frame(s, 1008, why);
+        if (flush(s) < 0)
+            return;
+    }
+    sess_drop(s);
+}
+
+void
+shell_revoke(master_t *m, const char *token)
+{
+    struct shells *sh = shells_of(m, false);
+
+    for (struct shell_sess *s = sh ? sh->list : NULL, *n; s; s = n) {
+        n = s->next;
+        if (auth_caller_over(&s->caller, token, 0))
+            sess_revoke(s, "the token was deleted");
+    }
+}
+
 void
 shell_tick(master_t *m)
 {
     struct shells *sh = shells_of(m, false);
-    uint64_t now = time_mono_ms();
+    uint64_t now = time_mono_ms(), real = time_real_ms();
 
     for (struct shell_sess *s = sh ? sh->list : NULL, *n; s; s = n) {
         n = s->next;
-        if (s->state == S_OPENING && now >= s->deadline) {
+        if (auth_caller_over(&s->caller, NULL, real)) {
+            sess_revoke(s, "the token expired");
+        } else if (s->state == S_OPENING && now >= s->deadline) {
             http_reply_errno(s->req, -ETIMEDOUT, NULL, "node %s did not start the command",
                              s->node);
             sess_drop(s);
@@ -656,6 +701,12 @@ shell_tick(master_t *m)
             struct msg_stream_exit e = {.session = s->id, .exit_code = -1};
             snprintf(e.message, sizeof(e.message), "node %s is not connected", s->node);
             node_exit(s, &e);
+            if (flush(s) == 0)
+                update_poll(s);
+        } else if (s->state == S_OPEN && s->ctl_left < CTL_PER_TICK) {
+            s->ctl_left = CTL_PER_TICK;
+            if (s->rlen)
+                frames_in(s);
             if (flush(s) == 0)
                 update_poll(s);
         }
@@ -800,11 +851,25 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
     else
         r = parse_shell(req, &msg.u.shell, &why);
     if (r >= 0) {
-        size_t n = 0;
-        for (struct shell_sess *x = shells_of(m, false)->list; x; x = x->next)
+        /* As event streams are (events_stream.h): one token cannot take
+         * every session of the master, or of a node (its agent runs 64),
+         * from the others. */
+        size_t n = 0, mine = 0, here = 0;
+        for (struct shell_sess *x = shells_of(m, false)->list; x; x = x->next) {
+            bool own = !strcmp(x->caller.who, am->caller.who);
             n++;
-        if (n >= MAX_SESSIONS)
+            mine += own;
+            here += own && !strcmp(x->node, g.node);
+        }
+        if (n >= MAX_SESSIONS) {
             r = -EAGAIN, why = "too many shell sessions on this master";
+        } else if (mine >= MAX_PER_CALLER || here >= MAX_CALLER_NODE) {
+            snprintf(busy, sizeof(busy),
+                     "this caller has %d shell sessions open%s: close one first",
+                     here >= MAX_CALLER_NODE ? MAX_CALLER_NODE : MAX_PER_CALLER,
+                     here >= MAX_CALLER_NODE ? " on the guest's node" : "");
+            r = -EAGAIN, why = busy;
+        }
     }
     if (r < 0) {
         http_reply_errno(req, r, r == -EBUSY && why != busy.message ? "flags" : NULL, "%s", why);
@@ -819,11 +884,13 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
     s->fd = -1;
     s->req = req;
     s->credit = PROTO_STREAM_WINDOW;
+    s->ctl_left = CTL_PER_TICK;
     s->offered_protocol = proto && header_has(proto, "vfleet.v1");
     s->deadline = time_mono_ms() + OPEN_TIMEOUT_MS;
     strscpy(s->accept, accept, sizeof(s->accept));
     strscpy(s->node, g.node, sizeof(s->node));
     strscpy(s->guest, g.id, sizeof(s->guest));
+    s->caller = am->caller;
     s->next = sh->list;
     sh->list = s;
     strscpy(msg.u.shell.id, g.id, sizeof(msg.u.shell.id));

@@ -102,8 +102,9 @@ test_patch_spec_fields(void **state)
 
 /* ---- a WebSocket client over the master's Unix socket (root: admin) ---- */
 
+/* extra: more header lines ("Name: value\r\n"), or "". */
 static int
-ws_connect(const char *path_query, char *status_line, size_t n)
+ws_connect_h(const char *path_query, const char *extra, char *status_line, size_t n)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     char req[1024], resp[4096];
@@ -115,8 +116,8 @@ ws_connect(const char *path_query, char *status_line, size_t n)
     int len = snprintf(req, sizeof(req),
                        "GET %s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
                        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: vfleet.v1\r\n\r\n",
-                       path_query);
+                       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: vfleet.v1\r\n%s\r\n",
+                       path_query, extra);
     assert_int_equal(write(fd, req, (size_t)len), len);
     /* The answer's head, byte by byte so no frame byte is taken with it. */
     while (got < sizeof(resp) - 1) {
@@ -130,6 +131,12 @@ ws_connect(const char *path_query, char *status_line, size_t n)
     if (strstr(resp, " 101 "))
         assert_non_null(strstr(resp, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     return fd;
+}
+
+static int
+ws_connect(const char *path_query, char *status_line, size_t n)
+{
+    return ws_connect_h(path_query, "", status_line, n);
 }
 
 static void
@@ -321,6 +328,38 @@ test_shell_moving(void **state)
     delete_all_guests();
 }
 
+/* One caller cannot take every shell session of a node: its 17th there is
+ * refused (503, the bound said), another caller's still opens. On main a
+ * caller could open all of them (the node runs 64, the master 256), and no
+ * one else any. */
+static void
+test_shell_per_caller(void **state)
+{
+    char status[128], hdr[160];
+    int fds[17], fd;
+    json_t *o = NULL;
+
+    assert_int_equal(http("POST", "/v1/guests?wait=running&timeout=20",
+                          "{\"name\":\"sh4\",\"template\":\"busybox\"}", NULL, &o),
+                     201);
+    json_decref(o);
+    for (int i = 0; i < 16; i++) {
+        fds[i] = ws_connect("/v1/guests/sh4/shell?tty=false", status, sizeof(status));
+        assert_non_null(strstr(status, " 101 "));
+    }
+    fds[16] = ws_connect("/v1/guests/sh4/shell?tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 503 "));
+    assert_int_equal(http("POST", "/v1/tokens", "{\"role\":\"operator\"}", NULL, &o), 201);
+    snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", str(o, "token"));
+    json_decref(o);
+    fd = ws_connect_h("/v1/guests/sh4/shell?tty=false", hdr, status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    close(fd);
+    for (int i = 0; i < 17; i++)
+        close(fds[i]);
+    delete_all_guests();
+}
+
 /* The console: the ring's history, then the client detaches (a close frame)
  * and the master goes on serving; a private guest's console is refused. */
 static void
@@ -426,9 +465,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_provision), cmocka_unit_test(test_patch_spec_fields),
-        cmocka_unit_test(test_shell),     cmocka_unit_test(test_shell_moving),
-        cmocka_unit_test(test_console),   cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_provision),
+        cmocka_unit_test(test_patch_spec_fields),
+        cmocka_unit_test(test_shell),
+        cmocka_unit_test(test_shell_moving),
+        cmocka_unit_test(test_shell_per_caller),
+        cmocka_unit_test(test_console),
+        cmocka_unit_test(test_templates),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

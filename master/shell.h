@@ -19,8 +19,10 @@
 bool shell_on_answer(master_t *m, const char *node, const struct msg *msg);
 /* stream.data, stream.ack, stream.exit from a node. */
 void shell_on_stream(master_t *m, const char *node, const struct msg *msg);
-/* Once a tick: sessions whose node went away or whose client never came
- * are ended. */
+/* Ends every session opened with the token of this id (it was deleted). */
+void shell_revoke(master_t *m, const char *token);
+/* Once a tick: sessions whose node went away, whose client never came or
+ * whose token expired are ended. */
 void shell_tick(master_t *m);
 /* Ends every session (the master stops): clients get a close frame. */
 void shell_close_all(master_t *m);

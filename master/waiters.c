@@ -176,10 +176,25 @@ waiters_guest_state(master_t *m, const char *guest_id, enum db_observed obs)
         waiters_take(m, WAIT_STOPPED, guest_id, 0, answer_guest, NULL);
 }
 
+/* A create, start, stop or PATCH whose guest was deleted before what it
+ * waits for came: its change was stored, and the guest is gone. */
+static void
+answer_deleted(master_t *m, struct waiter *w, const void *ctx)
+{
+    reply_committed(m, w->req, 404,
+                    api_error_json("not_found", NULL, "the guest was deleted meanwhile"));
+}
+
 void
 waiters_guest_deleted(master_t *m, const char *guest_id)
 {
     waiters_take(m, WAIT_DELETE, guest_id, 0, answer_204, NULL);
+    /* Nothing else will come for them: the node applies, starts or stops
+     * a deleted guest no more, and they held on until their deadline (a
+     * PATCH 30 s, a create's ?wait=running up to 590 s). */
+    waiters_take(m, WAIT_APPLY, guest_id, 0, answer_deleted, NULL);
+    waiters_take(m, WAIT_RUNNING, guest_id, 0, answer_deleted, NULL);
+    waiters_take(m, WAIT_STOPPED, guest_id, 0, answer_deleted, NULL);
 }
 
 void

@@ -51,7 +51,8 @@ struct waiter *waiter_add(master_t *m, struct http_req *req, enum wait_kind kind
  * (running or error) or to stop (stopped or error) with the guest. */
 void waiters_guest_state(master_t *m, const char *guest_id, enum db_observed obs);
 /* The guest is gone (its destroy was acked, or a forced delete): 204 to
- * every DELETE waiting for it. */
+ * every DELETE waiting for it, 404 to a create, start, stop or PATCH
+ * waiting for it to run, stop or apply. */
 void waiters_guest_deleted(master_t *m, const char *guest_id);
 /* The node refused the command of request id ref (exec) or the destroy of
  * guest_id: the waiters get the nack as an error. */

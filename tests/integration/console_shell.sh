@@ -373,11 +373,47 @@ print("%d KiB of pings never read: master RSS %+d KiB" % (sent // 1024, grew // 
 if grew > 16 << 20:
     sys.exit("the master's pongs pile up: +%d bytes" % grew)
 c.close()
+# A flood of control frames on one session ({"signal":28}: SIGWINCH, which
+# sleep ignores) while another session echoes lines through cat. Each
+# control frame is a message to the node; a master that took them as fast
+# as they came filled the node link's queue, the other session's input was
+# dropped there and it hung (on main at the 3rd to 10th line).
+import threading
+flood, echo = ws_open(["sleep", "30"]), ws_open(["cat"])
+echo.settimeout(10)
+def flooder():
+    blob = frame(0x1, b'{"signal":28}') * 4000
+    try:
+        while True:
+            flood.sendall(blob)
+    except OSError:
+        pass
+th = threading.Thread(target=flooder, daemon=True)
+th.start()
+t0 = time.time()
+for i in range(20):
+    line = b"line%02d\n" % i
+    echo.sendall(frame(0x2, b"\0" + line))
+    got = b""
+    try:
+        while line not in got:
+            d = echo.recv(4096)
+            if not d:
+                sys.exit("the echo session closed at line %d" % i)
+            got += d
+    except socket.timeout:
+        sys.exit("the echo session hung at line %d while another flooded control frames" % i)
+    time.sleep(0.1)
+print("20 lines echoed in %.1f s beside a flood of control frames" % (time.time() - t0))
+flood.shutdown(socket.SHUT_RDWR)
+th.join(5)
+flood.close()
+echo.close()
 PY
 vf node ls >/dev/null || fail "the master stopped answering"
 no_cat() { ! vf guest exec c1 -- ps | grep -q 'cat /dev/zero'; }
 wait_for 15 "the unread command hung up" no_cat
-ok "hostile clients: 1002, 1009 twice, an unread endless output and a ping flood kept bounded; hung up"
+ok "hostile clients: 1002, 1009 twice, an unread endless output and a ping flood kept bounded, a control-frame flood starves no other session; hung up"
 
 # Another project's tenant: the guest (and its console) does not exist.
 vf project create pother >/dev/null || fail "project create"
