@@ -821,7 +821,7 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
     struct db_guest g = {0};
     struct guest_spec spec;
     struct guest_err busy;
-    char accept[32];
+    char accept[32], limit[128];
     int r;
 
     if (!up || !header_has(up, "websocket") || !key || strlen(key) != 24 || !ver ||
@@ -864,11 +864,11 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
         if (n >= MAX_SESSIONS) {
             r = -EAGAIN, why = "too many shell sessions on this master";
         } else if (mine >= MAX_PER_CALLER || here >= MAX_CALLER_NODE) {
-            snprintf(busy, sizeof(busy),
+            snprintf(limit, sizeof(limit),
                      "this caller has %d shell sessions open%s: close one first",
                      here >= MAX_CALLER_NODE ? MAX_CALLER_NODE : MAX_PER_CALLER,
                      here >= MAX_CALLER_NODE ? " on the guest's node" : "");
-            r = -EAGAIN, why = busy;
+            r = -EAGAIN, why = limit;
         }
     }
     if (r < 0) {
