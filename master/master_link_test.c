@@ -65,6 +65,7 @@ struct junk {
     const char *id;   /* its routing id, NULL: libzmq's own (not a valid name) */
     bool two;         /* two-frame messages (no node sends one) */
     pthread_t thread; /* sends until stop */
+    bool running;     /* thread was started and not joined yet */
     bool stop;        /* set by the test thread */
     uint64_t sent;    /* messages it sent */
 };
@@ -92,6 +93,42 @@ junk_main(void *arg)
     return NULL;
 }
 
+/* The junk streams of the test that runs (junk_start, junk_stop). */
+static struct junk junks[2];
+
+static void
+junk_start(struct junk *j)
+{
+    assert_int_equal(pthread_create(&j->thread, NULL, junk_main, j), 0);
+    j->running = true;
+}
+
+static void
+junk_stop(struct junk *j)
+{
+    if (!j->running)
+        return;
+    __atomic_store_n(&j->stop, true, __ATOMIC_SEQ_CST);
+    assert_int_equal(pthread_join(j->thread, NULL), 0);
+    j->running = false;
+}
+
+/* After a test with junk streams, failed or not: the streams stopped and n3
+ * running. A failed assertion used to leave both as they were, and the
+ * next test failed on them (test_violations_cut counted the junk stream's
+ * cuts as its own, or found n3 down) after every failure of
+ * test_junk_keeps_liveness. */
+static int
+junk_teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(junks); i++)
+        junk_stop(&junks[i]);
+    if (!F.agents[2])
+        on_loop(start_n3);
+    return 0;
+}
+
 /* Streams of junk, one without a valid name and one under a name no node
  * has, for as long as a node is down: the master still finds it down, and
  * the other nodes stay ready. Before, the streams kept the link from ever
@@ -101,14 +138,16 @@ junk_main(void *arg)
 static void
 test_junk_keeps_liveness(void **state)
 {
-    struct junk junk[2] = {{.id = NULL}, {.id = "junk/1"}};
+    struct junk *junk = junks;
     json_t *o = NULL, *n;
     size_t k;
 
     (void)state;
+    junk[0] = (struct junk){.id = NULL};
+    junk[1] = (struct junk){.id = "junk/1"};
     on_loop(reset_behind_max);
     for (int i = 0; i < 2; i++)
-        assert_int_equal(pthread_create(&junk[i].thread, NULL, junk_main, &junk[i]), 0);
+        junk_start(&junk[i]);
     usleep(1000000);
     on_loop(stop_n3);
     on_loop(free_n3);
@@ -126,8 +165,7 @@ test_junk_keeps_liveness(void **state)
                   (unsigned long long)junk[1].sent);
     assert_true(behind_max < 1000);
     for (int i = 0; i < 2; i++) {
-        __atomic_store_n(&junk[i].stop, true, __ATOMIC_SEQ_CST);
-        assert_int_equal(pthread_join(junk[i].thread, NULL), 0);
+        junk_stop(&junk[i]);
         assert_true(junk[i].sent > 0);
     }
     on_loop(read_link_stats);
@@ -200,18 +238,18 @@ test_violations_cut(void **state)
     link_socket_close(&mon);
     link_socket_close(&s);
 
-    struct junk j = {.id = "n3/bad", .two = true};
-    assert_int_equal(pthread_create(&j.thread, NULL, junk_main, &j), 0);
+    struct junk *j = &junks[0];
+    *j = (struct junk){.id = "n3/bad", .two = true};
+    junk_start(j);
     bool cut = false;
     for (int i = 0; i < 100 && !cut; i++) {
         usleep(100000);
         on_loop(read_link_stats);
         cut = fx_link_stats.kicked_violation >= st0.kicked_violation + 3;
     }
-    __atomic_store_n(&j.stop, true, __ATOMIC_SEQ_CST);
-    assert_int_equal(pthread_join(j.thread, NULL), 0);
+    junk_stop(j);
     print_message("two-frame messages sent %llu; violations %llu, connections cut %llu\n",
-                  (unsigned long long)j.sent,
+                  (unsigned long long)j->sent,
                   (unsigned long long)(fx_link_stats.violations - st0.violations),
                   (unsigned long long)(fx_link_stats.kicked_violation - st0.kicked_violation));
     assert_true(cut);
@@ -227,8 +265,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flood_cut_while_behind),
-        cmocka_unit_test(test_junk_keeps_liveness),
-        cmocka_unit_test(test_violations_cut),
+        cmocka_unit_test_teardown(test_junk_keeps_liveness, junk_teardown),
+        cmocka_unit_test_teardown(test_violations_cut, junk_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
