@@ -149,8 +149,7 @@ test_junk_keeps_liveness(void **state)
     for (int i = 0; i < 2; i++)
         junk_start(&junk[i]);
     usleep(1000000);
-    on_loop(stop_n3);
-    on_loop(free_n3);
+    fx_stop_n3();
     json_decref(poll_until("/v1/nodes/n3", node_state_is, "down"));
     assert_int_equal(http("GET", "/v1/nodes", NULL, NULL, &o), 200);
     json_array_foreach(json_object_get(o, "nodes"), k, n) if (strcmp(str(n, "name"), "n3") != 0)
