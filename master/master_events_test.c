@@ -309,8 +309,7 @@ test_oom_and_limits(void **state)
                      201);
     strscpy(U.id, str(g, "id"), sizeof(U.id));
     json_decref(g);
-    on_loop(stop_n3);
-    on_loop(free_n3);
+    fx_stop_n3();
 
     sample(0, 0);
     sample(1, 0); /* a kill seen in a sample */

@@ -153,8 +153,7 @@ setup_guest(void **state)
     strscpy(S.id, str(g, "id"), sizeof(S.id));
     assert_true(num(g, "context") >= 3);
     json_decref(g);
-    on_loop(stop_n3);
-    on_loop(free_n3);
+    fx_stop_n3();
     /* A baseline sample just before the series: its counters are 0 (below
      * what the stopped node last sent: no increase), so every sample of the
      * series adds exactly its step. */

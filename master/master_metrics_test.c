@@ -450,8 +450,7 @@ test_node_leftovers(void **state)
     assert_true(sample(t, "vfleet_node_leftovers{node=\"n3\"}") == 0);
     free(t);
 
-    on_loop(stop_n3);
-    on_loop(free_n3);
+    fx_stop_n3();
     on_loop(mkdir_leftover);
     assert_int_equal(F.err, 0);
     on_loop(start_n3);
@@ -462,8 +461,7 @@ test_node_leftovers(void **state)
     assert_true(sample(t, "vfleet_node_leftovers{node=\"n1\"}") == 0);
     free(t);
 
-    on_loop(stop_n3);
-    on_loop(free_n3);
+    fx_stop_n3();
     on_loop(rmdir_leftover);
     assert_int_equal(F.err, 0);
     on_loop(start_n3);

@@ -339,8 +339,7 @@ test_failed_fetch_retried(void **state)
     json_decref(poll_until("/v1/guests/tf", guest_state, "error"));
     /* n3 comes back without tk: its reconcile finds tk lost (the sign it
      * ran), and tf missing too. */
-    on_loop(stop_n3);
-    on_loop(free_n3);
+    fx_stop_n3();
     assert_int_equal(unlink(tk), 0);
     on_loop(start_n3);
     json_decref(poll_until("/v1/guests/tk", guest_state, "lost"));

@@ -563,8 +563,7 @@ test_node_down_and_back(void **state)
             snprintf(d1_id, sizeof(d1_id), "%s", str(o, "id"));
         json_decref(o);
     }
-    on_loop(stop_n3);
-    on_loop(free_n3);
+    fx_stop_n3();
     json_decref(poll_until("/v1/nodes/n3", node_state_is, "down"));
     /* A guest only n3 could take (its anti-affinity group is on n1 and n2)
      * waits for it: 503 (retry), not 422, and nothing is charged. */
