@@ -425,14 +425,14 @@ spawner_exec(spawner_t *sp, const struct spawn_config *cfg, pid_t pid, uint64_t 
         log_debug("spawner: exec in guest pid=%d failed: %s", (int)pid, resp.error);
         return resp.result;
     }
-    _cleanup_close_ int out_fd = fds[0], err_fd = fds[1], status_fd = fds[2];
-
     size_t limit = req->max_output ? req->max_output : EXEC_DEFAULT_OUTPUT;
     if (limit > EXEC_MAX_OUTPUT)
         limit = EXEC_MAX_OUTPUT;
     struct capture out = {.limit = limit}, err = {.limit = limit};
     struct nsexec_status st = {0};
     r = exec_wait(fds, req, now_ms() + rq->timeout_ms + EXEC_GRACE_MS, &out, &err, &st);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]); /* a cancelled command's helper sees its reader gone */
     if (r == 0 && st.err != 0) {
         st.what[sizeof(st.what) - 1] = '\0';
         log_debug("spawner: exec in guest pid=%d failed: %s: %s", (int)pid, st.what,
