@@ -171,7 +171,8 @@ lx_mount_disk(const struct guest_paths *p, bool made, char *loopdev, size_t n)
 {
     static const char *const overlay_dirs[] = {"upper", "work", "work/work"};
     int r = made      ? disk_mount_new(p->image, p->disk)
-            : loopdev ? disk_mount_ahead(p->image, p->disk, loopdev, n, overlay_dirs, 3)
+            : loopdev ? disk_mount_ahead(p->image, p->disk, loopdev, n, overlay_dirs,
+                                         ARRAY_SIZE(overlay_dirs))
                       : disk_mount(p->image, p->disk, NULL, 0);
     if (r == -EBUSY)
         return errtext_fail(r,
