@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <linux/loop.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/capability.h>
 #include <stdbool.h>
@@ -577,8 +578,30 @@ disk_attach(int imgfd, const char *image, char *loopdev, size_t n)
     return -EBUSY;
 }
 
+/* The walk beside a mount (disk_mount_ahead). */
+struct disk_walk {
+    int lfd;                 /* the loop device */
+    const char *const *dirs; /* the directories */
+    size_t n;                /* how many */
+};
+
+static void *
+disk_walk_run(void *arg)
+{
+    const struct disk_walk *w = arg;
+    disk_ext4_walk(w->lfd, w->dirs, w->n);
+    return NULL;
+}
+
 int
 disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
+{
+    return disk_mount_ahead(image, mountpoint, loopdev, n, NULL, 0);
+}
+
+int
+disk_mount_ahead(const char *image, const char *mountpoint, char *loopdev, size_t n,
+                 const char *const *dirs, size_t ndirs)
 {
     char dev[64];
     struct stat st;
@@ -605,8 +628,15 @@ disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n)
         if (lfd < 0)
             return lfd;
         disk_ext4_prefetch(lfd);
-        if (mount(dev, mountpoint, "ext4", MS_NOSUID | MS_NODEV, "errors=remount-ro") < 0)
-            return -errno; /* closing lfd detaches the device (autoclear) */
+        struct disk_walk w = {.lfd = lfd, .dirs = dirs, .n = ndirs};
+        pthread_t walk;
+        bool walking = ndirs > 0 && pthread_create(&walk, NULL, disk_walk_run, &w) == 0;
+        r = mount(dev, mountpoint, "ext4", MS_NOSUID | MS_NODEV, "errors=remount-ro") < 0 ? -errno
+                                                                                          : 0;
+        if (walking)
+            pthread_join(walk, NULL); /* it reads through lfd */
+        if (r < 0)
+            return r; /* closing lfd detaches the device (autoclear) */
     }
     if (loopdev && (r = strscpy(loopdev, dev, n)) < 0)
         return r;

@@ -154,6 +154,17 @@ int disk_info(const char *image, struct disk_info *out);
  * setuid through the overlay, and not through this mount). */
 int disk_mount(const char *image, const char *mountpoint, char *loopdev, size_t n);
 
+/* disk_mount, and beside the ext4 mount, on a thread of its own joined
+ * before it returns, a read-ahead of the ndirs directories at dirs (paths
+ * from the disk's root) and of what a change in them reads
+ * (disk_ext4_walk), so that the mount's own flush and the walk's reads
+ * overlap instead of the look-ups waiting for each block after the mount.
+ * A cold start asks for the overlay's upper, work and work/work. Reads
+ * only; a walk that cannot start or finds the image changed leaves the
+ * reads to the file system. */
+int disk_mount_ahead(const char *image, const char *mountpoint, char *loopdev, size_t n,
+                     const char *const *dirs, size_t ndirs);
+
 /* Reads ahead, on loopdev (the loop device of a disk mounted by
  * disk_mount), what a change in each of the n directories open as dirfds
  * would read from it one block after the other (disk_ext4.h

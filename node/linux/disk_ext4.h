@@ -38,3 +38,17 @@ void disk_ext4_prefetch(int lfd);
  * uninitialised group) is not read. Best effort: a failure leaves the reads
  * to the file system. */
 void disk_ext4_prefetch_dir(int lfd, int dirfd);
+
+/* Reads ahead, on the loop device lfd of an ext4 being mounted (after
+ * disk_ext4_prefetch, beside the mount), what a look-up of each of the n
+ * directories at dirs (paths from the root, "a/b") and a change in it will
+ * read there one block after the other: from the root's inode down, each
+ * directory's inode (its table block) and first block, read and waited for
+ * as they say where the next is, and for the last of each path its first
+ * block and the bitmaps of its groups (disk_ext4_prefetch_dir), without
+ * waiting. The walk reads the image as it is: a directory moved, grown
+ * into an index or an extent tree, or gone, ends its walk, and a block
+ * read for nothing costs only the read. Reads only, through the page cache
+ * ext4's own metadata reads look in; 1 KiB-block images only (a 4 KiB
+ * one's mount drops that cache). */
+void disk_ext4_walk(int lfd, const char *const *dirs, size_t n);

@@ -551,6 +551,107 @@ test_prefetch_dirs(void **state)
     assert_int_equal(own[1], 0);
 }
 
+/* A cold start's look-ups after the ext4 mount (upper, work, work/work) and
+ * its overlay's re-making of work/work find what they read in the loop
+ * device's page cache when disk_mount_ahead walked those directories beside
+ * the mount: no read of ext4's own on the device from the look-ups to the
+ * mkdir. After a plain disk_mount the same steps issue some (the root's
+ * directory block, the inode table block of upper and work, their blocks:
+ * the control that the trace sees them). The guest's changes are the
+ * image's: the second round has upper grown into an index over several
+ * blocks (a hundred entries; only its look-up is traced then, its other
+ * blocks are not read ahead) and work/work made again at another place, so
+ * the walk follows the image as it is, not as it was made, and the files
+ * are all there. */
+static void
+test_mount_walks_ahead(void **state)
+{
+    struct fx *fx = *state;
+    char inst[128], ev[256], filter[300], enable[300], on[160], trace[160], pid[32];
+    snprintf(inst, sizeof(inst), "/sys/kernel/tracing/instances/vf-disk-test-%d", (int)getpid());
+    if (mkdir(inst, 0700) < 0) {
+        fprintf(stderr, "test_mount_walks_ahead: no tracefs instance (%s): skipped\n",
+                strerror(errno));
+        skip();
+    }
+    snprintf(ev, sizeof(ev), "%s/events/block/block_rq_issue", inst);
+    snprintf(pid, sizeof(pid), "common_pid == %d", (int)getpid());
+    snprintf(filter, sizeof(filter), "%s/filter", ev);
+    snprintf(enable, sizeof(enable), "%s/enable", ev);
+    snprintf(on, sizeof(on), "%s/tracing_on", inst);
+    snprintf(trace, sizeof(trace), "%s/trace", inst);
+    bool traced = put(filter, pid) && put(enable, "1") && put(on, "0");
+
+    char work[PATH_MAX + 8], ww[PATH_MAX + 16], upper[PATH_MAX + 8], loopdev[64];
+    snprintf(upper, sizeof(upper), "%s/upper", fx->mnt);
+    snprintf(work, sizeof(work), "%s/work", fx->mnt);
+    snprintf(ww, sizeof(ww), "%s/work/work", fx->mnt);
+    assert_int_equal(disk_create(fx->image, 256 * MiB, 0, NULL), 0);
+    assert_int_equal(disk_mount(fx->image, fx->mnt, NULL, 0), 0);
+    assert_int_equal(mkdir(upper, 0755), 0);
+    assert_int_equal(mkdir(work, 0755), 0);
+    assert_int_equal(mkdir(ww, 0755), 0);
+    assert_int_equal(disk_umount(fx->mnt), 0);
+
+    static const char *const dirs[] = {"upper", "work", "work/work"};
+    int own[2][2] = {{0, 0}, {0, 0}};
+    for (int round = 0; round < 2; round++) {
+        for (int with = 0; with < 2; with++) {
+            int r = with ? disk_mount_ahead(fx->image, fx->mnt, loopdev, sizeof(loopdev), dirs, 3)
+                         : disk_mount(fx->image, fx->mnt, loopdev, sizeof(loopdev));
+            assert_int_equal(r, 0);
+            struct mountinfo_entry e = {0};
+            assert_int_equal(mountinfo_find(fx->mnt, &e), 0);
+            int t = open(trace, O_WRONLY | O_TRUNC | O_CLOEXEC); /* empties it */
+            assert_true(t >= 0);
+            close(t);
+            assert_true(traced && put(on, "1"));
+            int u = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            int w = open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            int x = w >= 0 ? openat(w, "work", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+            if (u >= 0 && w >= 0 && x >= 0) {
+                if (round == 0) /* one block; the grown upper's others are not read ahead */
+                    read_dir(u);
+                read_dir(w);
+                read_dir(x);
+            }
+            r = x >= 0 && rmdir(ww) == 0 && mkdir(ww, 0755) == 0 ? 0 : -errno;
+            (void)put(on, "0");
+            assert_true(u >= 0 && w >= 0 && x >= 0);
+            assert_int_equal(r, 0);
+            close(x);
+            close(w);
+            if (round == 1) { /* the guest's files are all there */
+                int d = dup(u), k = 0;
+                DIR *dir = d >= 0 ? fdopendir(d) : NULL;
+                assert_non_null(dir);
+                for (struct dirent *de; (de = readdir(dir));)
+                    k += strncmp(de->d_name, "file-with-a-long-name-", 22) == 0;
+                closedir(dir);
+                assert_int_equal(k, 100);
+            }
+            close(u);
+            int reads;
+            reads_issued(inst, e.major, e.minor, &reads, &own[round][with]);
+            mountinfo_entry_clear(&e);
+            if (round == 0 && with == 1)
+                for (int i = 0; i < 100; i++) { /* the guest's files: upper grows */
+                    char f[PATH_MAX + 64];
+                    snprintf(f, sizeof(f), "%s/file-with-a-long-name-%03d", upper, i);
+                    int fd = open(f, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                    assert_true(fd >= 0);
+                    close(fd);
+                }
+            assert_int_equal(disk_umount(fx->mnt), 0);
+        }
+    }
+    (void)put(enable, "0");
+    (void)rmdir(inst);
+    assert_true(own[0][0] > 0 && own[1][0] > 0);
+    assert_int_equal(own[0][1], 0);
+    assert_int_equal(own[1][1], 0);
+}
+
 /* Whether the image's claim (disk.h) is held, as a new open file description
  * sees it. */
 static bool
@@ -742,6 +843,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mount_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mount_reads_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefetch_dirs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mount_walks_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_from_pristine, setup, teardown),
     };

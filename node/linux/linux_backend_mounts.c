@@ -163,11 +163,17 @@ lx_mount_overlay(const char *lower, const struct guest_paths *p)
     return r < 0 ? errtext_fail(r, "cannot mount the guest's root at \"%s\"", p->root) : 0;
 }
 
-/* The guest's disk image mounted at its place, with its error's text. */
+/* The guest's disk image mounted at its place, with its error's text. A
+ * caller that asks for the loop device (the cold start, which mounts the
+ * overlay next) has the overlay's directories read ahead beside the mount. */
 int
 lx_mount_disk(const struct guest_paths *p, bool made, char *loopdev, size_t n)
 {
-    int r = made ? disk_mount_new(p->image, p->disk) : disk_mount(p->image, p->disk, loopdev, n);
+    static const char *const overlay_dirs[] = {"upper", "work", "work/work"};
+    int r = made      ? disk_mount_new(p->image, p->disk)
+            : loopdev ? disk_mount_ahead(p->image, p->disk, loopdev, n, overlay_dirs,
+                                         ARRAY_SIZE(overlay_dirs))
+                      : disk_mount(p->image, p->disk, NULL, 0);
     if (r == -EBUSY)
         return errtext_fail(r,
                             "cannot mount the guest's disk \"%s\": it is attached to a loop "
