@@ -20,16 +20,22 @@
  * session's are taken CTL_PER_TICK a tick (else the socket is not read), so
  * one client's flood of them cannot fill the node link's queue (LINK_HWM),
  * where every other message to that node, other sessions' input and acks
- * among them, would be dropped. */
+ * among them, would be dropped.
+ *
+ * A message to the node that is not sent (its link's queue is full, or the
+ * node is gone) ends its session: a lost input or ack would leave the
+ * session's window short for good, client and node both waiting. The send
+ * only marks the session (lost); the end comes in flush, which every path
+ * that sends calls last: a close frame 1011 saying so, what the socket
+ * takes now, and the node told to hang up. A session whose guest.shell was
+ * not sent is answered 503 at once. */
 #include <errno.h>
 #include <fcntl.h>
-#include <gnutls/crypto.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +46,7 @@
 #include "master/guests_move.h"
 #include "master/http_edge.h"
 #include "master/http_handlers.h"
+#include "master/http_ws_req.h"
 #include "master/session.h"
 #include "master/shell.h"
 
@@ -48,11 +55,12 @@
 #define RBUF_MAX         (64u << 10) /* bytes of one client frame, header included */
 #define ACK_EVERY        (16u << 10) /* output written before the node is told */
 #define WBUF_PAUSE       (64u << 10) /* queued for a client that does not read: stop reading it */
-#define WS_GUID          "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define MAX_SESSIONS     256 /* per master */
-#define MAX_PER_CALLER   32  /* per caller (a token, or root on the socket) */
-#define MAX_CALLER_NODE  16  /* per caller on one node (which takes 64 in all) */
-#define CTL_PER_TICK     8   /* client control frames taken per session and tick */
+#define MAX_SESSIONS     256         /* per master */
+#define MAX_PER_CALLER   32          /* per caller (a token, or root on the socket) */
+#define MAX_CALLER_NODE  16          /* per caller on one node (which takes 64 in all) */
+#define CTL_PER_TICK     8           /* client control frames taken per session and tick */
+#define HANGUP_RETRY_MS  60000 /* a hang-up the node's full link did not take is retried so long */
+#define HANGUPS_MAX      1024  /* such hang-ups kept */
 
 enum sess_state {
     S_OPENING,   /* guest.shell sent, the request held */
@@ -86,6 +94,7 @@ struct shell_sess {
     unsigned ctl_left;           /* control frames still taken this tick */
     bool ended;                  /* the close frame is queued: flush, then close */
     bool node_gone;              /* the node's side is over (exit came, or hung up) */
+    int lost;                    /* a message to the node was not sent (its error), else 0 */
     struct shell_sess *next;     /* in the master's list */
 };
 
@@ -99,8 +108,19 @@ struct handoff {
     struct handoff *next; /* in the inbox */
 };
 
+/* A session's hang-up its node's link did not take (full): retried each
+ * tick, so the node's session and its command do not outlive it. */
+struct hangup {
+    char node[NAME_MAX_LEN + 1]; /* the node */
+    uint64_t session;            /* its session */
+    uint64_t until;              /* monotonic ms: given up then */
+    struct hangup *next;         /* in the master's list */
+};
+
 /* The master's sessions (m->shells). */
 struct shells {
+    struct hangup *hangups;  /* hang-ups not sent yet */
+    size_t n_hangups;        /* their count */
     struct shell_sess *list; /* every session */
     uint64_t next_id;        /* session numbers */
     uv_async_t async;        /* wakes the loop for handoffs */
@@ -139,27 +159,95 @@ find_by(master_t *m, uint64_t id, uint64_t ref)
 
 /* ---- to the node -------------------------------------------------------- */
 
-static void
-to_node(struct shell_sess *s, struct msg *msg)
+static int
+send_msg(master_t *m, const char *node, struct msg *msg)
 {
     _cleanup_free_ char *buf = NULL;
     size_t len = 0;
+    int r;
 
     if (!msg->id)
-        msg->id = SHELL_REF_BIT | ++shells_of(s->m, false)->next_id;
-    if (msg_encode(msg, &buf, &len) < 0 || session_send_raw(s->m, s->node, buf, len) < 0)
-        log_debug("node=%s shell session %llu: %s not sent", s->node, (unsigned long long)s->id,
-                  msg_type_name(msg->type));
+        msg->id = SHELL_REF_BIT | ++shells_of(m, false)->next_id;
+    r = msg_encode(msg, &buf, &len);
+    return r < 0 ? r : session_send_raw(m, node, buf, len);
 }
 
-static void
+/* Sends msg to the session's node. One that is not sent marks the session
+ * lost (logged once); after that only the hang-up is sent, as the stream's
+ * order is broken. Returns 0, or the error (-EAGAIN: the link is full). */
+static int
+to_node(struct shell_sess *s, struct msg *msg)
+{
+    int r;
+
+    if (s->lost && !(msg->type == MSG_STREAM_CTL && msg->u.stream_ctl.close))
+        return s->lost;
+    r = send_msg(s->m, s->node, msg);
+    if (r >= 0)
+        return 0;
+    if (!s->lost)
+        log_warning("guest=%s node=%s shell session %llu: %s not sent (%s): the session ends",
+                    s->guest, s->node, (unsigned long long)s->id, msg_type_name(msg->type),
+                    strerror(-r));
+    s->lost = r;
+    return r;
+}
+
+static int
 node_ctl(struct shell_sess *s, uint32_t cols, uint32_t rows, uint32_t sig, bool close)
 {
     struct msg msg = {.type = MSG_STREAM_CTL};
 
     msg.u.stream_ctl = (struct msg_stream_ctl){
         .session = s->id, .cols = cols, .rows = rows, .signal = sig, .close = close};
-    to_node(s, &msg);
+    return to_node(s, &msg);
+}
+
+/* A hang-up not sent: the node's link is full, it is tried again each
+ * tick. A node not reachable needs none: it hangs every session up when
+ * it reconnects (its welcome). */
+static void
+hangup_later(struct shell_sess *s)
+{
+    struct shells *sh = shells_of(s->m, false);
+
+    if (sh->n_hangups >= HANGUPS_MAX) {
+        log_warning("node=%s shell session %llu: its hang-up is not sent (%zu are pending); the "
+                    "node ends it with its command, or when its link is reset",
+                    s->node, (unsigned long long)s->id, sh->n_hangups);
+        return;
+    }
+    struct hangup *h = xcalloc(1, sizeof(*h));
+    strscpy(h->node, s->node, sizeof(h->node));
+    h->session = s->id;
+    h->until = time_mono_ms() + HANGUP_RETRY_MS;
+    h->next = sh->hangups;
+    sh->hangups = h;
+    sh->n_hangups++;
+}
+
+/* Each tick: the hang-ups still owed, sent if the link takes them now. */
+static void
+hangups_retry(master_t *m, uint64_t now)
+{
+    struct shells *sh = shells_of(m, false);
+
+    for (struct hangup **pp = sh ? &sh->hangups : NULL, *h; pp && (h = *pp);) {
+        struct msg msg = {.type = MSG_STREAM_CTL};
+        msg.u.stream_ctl = (struct msg_stream_ctl){.session = h->session, .close = true};
+        int r = master_node_connected(m, h->node) ? send_msg(m, h->node, &msg) : -EHOSTUNREACH;
+        if (r == -EAGAIN && now < h->until) {
+            pp = &h->next;
+            continue;
+        }
+        if (r == -EAGAIN)
+            log_warning("node=%s shell session %llu: its hang-up was not sent in %d s; the node "
+                        "ends it with its command, or when its link is reset",
+                        h->node, (unsigned long long)h->session, HANGUP_RETRY_MS / 1000);
+        *pp = h->next;
+        sh->n_hangups--;
+        free(h);
+    }
 }
 
 static void
@@ -167,7 +255,7 @@ node_ack(struct shell_sess *s)
 {
     struct msg msg = {.type = MSG_STREAM_ACK};
 
-    if (!s->unacked || s->node_gone)
+    if (!s->unacked || s->node_gone || s->lost)
         return;
     msg.u.stream_ack = (struct msg_stream_ack){.session = s->id, .bytes = s->unacked};
     s->unacked = 0;
@@ -208,8 +296,8 @@ static void
 sess_drop(struct shell_sess *s)
 {
     sess_unlink(s);
-    if (!s->node_gone)
-        node_ctl(s, 0, 0, 0, true);
+    if (!s->node_gone && node_ctl(s, 0, 0, 0, true) == -EAGAIN)
+        hangup_later(s);
     if (s->polling) {
         /* Stopped first: libmicrohttpd closes the socket in its thread. */
         uv_poll_stop(&s->poll);
@@ -282,12 +370,21 @@ close_frame(struct shell_sess *s, unsigned code, const char *why)
 
 static void update_poll(struct shell_sess *s);
 
-/* Writes what can be written; the session may be dropped. Returns -1 then. */
+/* Writes what can be written; the session may be dropped. Returns -1 then.
+ * A session a message to the node was lost from ends here: its close frame
+ * is written as far as the socket takes it now, then it is dropped. */
 static int
 flush(struct shell_sess *s)
 {
     if (s->fd < 0)
         return 0; /* not here yet: it waits in wbuf */
+again:
+    if (s->lost && !s->ended) {
+        char why[123];
+        snprintf(why, sizeof(why), "a message to node %s was lost (%s)", s->node,
+                 s->lost == -EAGAIN ? "the node link is full" : "the node is not reachable");
+        close_frame(s, 1011, why);
+    }
     while (s->wlen) {
         /* A socket (TCP, Unix, or the TLS pair): a gone client is EPIPE. */
         ssize_t n = send(s->fd, s->wbuf, s->wlen, MSG_NOSIGNAL);
@@ -304,7 +401,9 @@ flush(struct shell_sess *s)
      * read holds the node back, so wbuf stays within the window. */
     if (s->wlen == 0 || (s->unacked >= ACK_EVERY && s->wlen <= ACK_EVERY))
         node_ack(s);
-    if (s->wlen == 0 && s->ended) {
+    if (s->lost && !s->ended)
+        goto again; /* the ack was lost */
+    if (s->lost || (s->wlen == 0 && s->ended)) {
         sess_drop(s);
         return -1;
     }
@@ -362,7 +461,7 @@ frames_in(struct shell_sess *s)
 {
     size_t off = 0;
 
-    while (!s->ended) {
+    while (!s->ended && !s->lost) {
         unsigned char *f = (unsigned char *)s->rbuf + off;
         size_t avail = s->rlen - off, hl = 2, len;
         if (avail < 2)
@@ -544,30 +643,6 @@ on_async(uv_async_t *a)
 
 /* ---- the node's side ------------------------------------------------------ */
 
-/* Sec-WebSocket-Accept: base64 of SHA-1 of the key and the GUID. */
-static int
-accept_of(const char *key, char out[32])
-{
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    unsigned char d[20];
-    char buf[128];
-    size_t o = 0;
-
-    snprintf(buf, sizeof(buf), "%s%s", key, WS_GUID);
-    if (gnutls_hash_fast(GNUTLS_DIG_SHA1, buf, strlen(buf), d) < 0)
-        return -EIO;
-    for (size_t i = 0; i < 20; i += 3) {
-        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < 20 ? (uint32_t)d[i + 1] << 8 : 0) |
-                     (i + 2 < 20 ? d[i + 2] : 0);
-        out[o++] = b64[v >> 18 & 63];
-        out[o++] = b64[v >> 12 & 63];
-        out[o++] = i + 1 < 20 ? b64[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < 20 ? b64[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return 0;
-}
-
 static void
 answered(struct shell_sess *s, const struct msg *msg)
 {
@@ -687,6 +762,7 @@ shell_tick(master_t *m)
     struct shells *sh = shells_of(m, false);
     uint64_t now = time_mono_ms(), real = time_real_ms();
 
+    hangups_retry(m, now);
     for (struct shell_sess *s = sh ? sh->list : NULL, *n; s; s = n) {
         n = s->next;
         if (auth_caller_over(&s->caller, NULL, real)) {
@@ -702,6 +778,9 @@ shell_tick(master_t *m)
             snprintf(e.message, sizeof(e.message), "node %s is not connected", s->node);
             node_exit(s, &e);
             if (flush(s) == 0)
+                update_poll(s);
+        } else if (s->state == S_OPEN && s->lost) {
+            if (flush(s) == 0) /* ends it: flush runs after every send, this is a backstop */
                 update_poll(s);
         } else if (s->state == S_OPEN && s->ctl_left < CTL_PER_TICK) {
             s->ctl_left = CTL_PER_TICK;
@@ -737,6 +816,12 @@ shell_close_all(master_t *m)
             httpd_error(s->req, 503, "unavailable", NULL, "the master is shutting down");
         sess_drop(s);
     }
+    while (sh->hangups) { /* the node hangs up what it has when it is welcomed again */
+        struct hangup *h = sh->hangups;
+        sh->hangups = h->next;
+        free(h);
+    }
+    sh->n_hangups = 0;
     pthread_mutex_lock(&sh->lock);
     sh->closed = true;
     struct handoff *list = sh->inbox;
@@ -753,60 +838,28 @@ shell_close_all(master_t *m)
 
 /* ---- the request ------------------------------------------------------------ */
 
-/* Whether a comma-separated header value holds token (case-insensitive). */
-static bool
-header_has(const char *v, const char *token)
+/* As event streams are (events_stream.h): one token cannot take every
+ * session of the master, or of a node (its agent runs 64), from the
+ * others. The bound caller is over (written in buf), or NULL. */
+static const char *
+over_limit(master_t *m, const struct caller *caller, const char *node, char *buf, size_t len)
 {
-    size_t n = strlen(token);
+    size_t n = 0, mine = 0, here = 0;
 
-    for (const char *p = v; p && *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (strncasecmp(p, token, n) == 0 && (p[n] == ',' || p[n] == ' ' || !p[n]))
-            return true;
-        p = strchr(p, ',');
+    for (struct shell_sess *x = shells_of(m, false)->list; x; x = x->next) {
+        bool own = !strcmp(x->caller.who, caller->who);
+        n++;
+        mine += own;
+        here += own && !strcmp(x->node, node);
     }
-    return false;
-}
-
-/* The session's request: ?command=JSON array, tty, cols, rows, term,
- * console; all but command checked by the edge (api.c's table). */
-static int
-parse_shell(struct http_req *req, struct msg_shell_open *o, const char **why)
-{
-    const char *cmd = httpd_query(req, "command"), *tty = httpd_query(req, "tty");
-    const char *cols = httpd_query(req, "cols"), *rows = httpd_query(req, "rows");
-    const char *term = httpd_query(req, "term"), *console = httpd_query(req, "console");
-
-    o->tty = !tty || !strcmp(tty, "1") || !strcmp(tty, "true");
-    o->cols = cols ? (uint32_t)strtoul(cols, NULL, 10) : 80;
-    o->rows = rows ? (uint32_t)strtoul(rows, NULL, 10) : 24;
-    if (term)
-        strscpy(o->term, term, sizeof(o->term));
-    o->console = console && !strcmp(console, "true");
-    if (o->console && cmd)
-        return *why = "console takes no command", -EINVAL;
-    if (cmd) {
-        json_t *a = json_loads(cmd, 0, NULL), *e;
-        size_t i;
-        if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > PROTO_MAX_ARGV) {
-            json_decref(a);
-            return *why = "command must be a JSON array of 1 to 256 strings", -EINVAL;
-        }
-        o->argv = xcalloc(json_array_size(a) + 1, sizeof(char *));
-        json_array_foreach(a, i, e)
-        {
-            if (!json_is_string(e) || json_string_length(e) > PROTO_MAX_STRING) {
-                json_decref(a);
-                return *why = "command must be a JSON array of strings of at most 4096 bytes",
-                       -EINVAL;
-            }
-            o->argv[i] = xstrdup(json_string_value(e));
-            o->argc = (uint32_t)i + 1;
-        }
-        json_decref(a);
-    }
-    return 0;
+    if (n >= MAX_SESSIONS)
+        return "too many shell sessions on this master";
+    if (mine < MAX_PER_CALLER && here < MAX_CALLER_NODE)
+        return NULL;
+    snprintf(buf, len, "this caller has %d shell sessions open%s: close one first",
+             here >= MAX_CALLER_NODE ? MAX_CALLER_NODE : MAX_PER_CALLER,
+             here >= MAX_CALLER_NODE ? " on the guest's node" : "");
+    return buf;
 }
 
 void
@@ -850,27 +903,8 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
         r = -ESHUTDOWN, why = "the master is shutting down";
     else
         r = parse_shell(req, &msg.u.shell, &why);
-    if (r >= 0) {
-        /* As event streams are (events_stream.h): one token cannot take
-         * every session of the master, or of a node (its agent runs 64),
-         * from the others. */
-        size_t n = 0, mine = 0, here = 0;
-        for (struct shell_sess *x = shells_of(m, false)->list; x; x = x->next) {
-            bool own = !strcmp(x->caller.who, am->caller.who);
-            n++;
-            mine += own;
-            here += own && !strcmp(x->node, g.node);
-        }
-        if (n >= MAX_SESSIONS) {
-            r = -EAGAIN, why = "too many shell sessions on this master";
-        } else if (mine >= MAX_PER_CALLER || here >= MAX_CALLER_NODE) {
-            snprintf(limit, sizeof(limit),
-                     "this caller has %d shell sessions open%s: close one first",
-                     here >= MAX_CALLER_NODE ? MAX_CALLER_NODE : MAX_PER_CALLER,
-                     here >= MAX_CALLER_NODE ? " on the guest's node" : "");
-            r = -EAGAIN, why = limit;
-        }
-    }
+    if (r >= 0 && (why = over_limit(m, &am->caller, g.node, limit, sizeof(limit))))
+        r = -EAGAIN;
     if (r < 0) {
         http_reply_errno(req, r, r == -EBUSY && why != busy.message ? "flags" : NULL, "%s", why);
         msg_clear(&msg);
@@ -895,31 +929,20 @@ h_guest_shell(master_t *m, struct http_req *req, const struct api_match *am)
     sh->list = s;
     strscpy(msg.u.shell.id, g.id, sizeof(msg.u.shell.id));
     msg.u.shell.session = s->id;
-    to_node(s, &msg);
+    if (to_node(s, &msg) < 0) {
+        /* Not sent: nothing to wait for, and nothing for the node to end. */
+        http_reply_errno(req, s->lost, NULL, "the session could not be sent to node %s: %s", g.node,
+                         s->lost == -EAGAIN ? "its link is full" : strerror(-s->lost));
+        s->node_gone = true;
+        sess_unlink(s);
+        sess_free(s);
+        msg_clear(&msg);
+        db_guest_clear(&g);
+        return;
+    }
     s->ref = msg.id;
     log_info("guest=%s shell session %llu for %s on node=%s", g.name, (unsigned long long)s->id,
              am->caller.who, g.node);
     msg_clear(&msg);
     db_guest_clear(&g);
-}
-
-const char *
-http_ws_bearer(struct http_req *req, char *buf, size_t n)
-{
-    const char *proto = httpd_header(req, "Sec-WebSocket-Protocol");
-    const char *up = httpd_header(req, "Upgrade");
-
-    if (!proto || !up || !header_has(up, "websocket"))
-        return NULL;
-    for (const char *p = proto; *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        size_t len = strcspn(p, ", ");
-        if (len > 7 && strncmp(p, "bearer.", 7) == 0 && len - 7 < n - 8) {
-            snprintf(buf, n, "Bearer %.*s", (int)(len - 7), p + 7);
-            return buf;
-        }
-        p += len;
-    }
-    return NULL;
 }

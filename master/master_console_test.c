@@ -149,6 +149,10 @@ ws_send(int fd, unsigned op, const void *data, size_t n)
     assert_int_equal(write(fd, f, 6 + n), (ssize_t)(6 + n));
 }
 
+/* The last close frame ws_read_all read: its code and reason. */
+static int ws_close_code;
+static char ws_close_why[128];
+
 /* Reads frames until the close frame: output into out, the exit text into
  * ex. Returns the number of frames. */
 static int
@@ -184,6 +188,9 @@ ws_read_all(int fd, char *out, size_t outn, char *ex, size_t exn)
             } else if (op == 0x1) {
                 snprintf(ex, exn, "%.*s", (int)pl, buf + hl);
             } else if (op == 0x8) {
+                ws_close_code = pl >= 2 ? buf[hl] << 8 | buf[hl + 1] : 0;
+                snprintf(ws_close_why, sizeof(ws_close_why), "%.*s", pl >= 2 ? (int)pl - 2 : 0,
+                         buf + hl + 2);
                 return frames;
             }
             memmove(buf, buf + hl + pl, len - hl - pl);
@@ -360,6 +367,99 @@ test_shell_per_caller(void **state)
     delete_all_guests();
 }
 
+/* The master's node link refuses to send to n1 (as to a peer gone), or
+ * lets it again; the node's messages are dropped meanwhile. */
+static void
+deny_n1(struct fx *f)
+{
+    assert_int_equal(link_deny(f->master->links[0].link, "n1", true), 0);
+}
+
+static void
+allow_n1(struct fx *f)
+{
+    assert_int_equal(link_deny(f->master->links[0].link, "n1", false), 0);
+}
+
+/* n1 is let again even when test_shell_lost failed, for the tests after. */
+static int
+shell_lost_teardown(void **state)
+{
+    on_loop(allow_n1);
+    return 0;
+}
+
+static bool fx_n1_settled;
+
+/* Whether n1 is welcomed again and holds no shell session. */
+static void
+read_n1_settled(struct fx *f)
+{
+    fx_n1_settled = f->agents[0]->welcomed && !f->agents[0]->shells;
+}
+
+/* A message to the node that is not sent ends its session at once: a lost
+ * input (or ack) would leave its window short for good, client and node
+ * waiting. The client gets a close frame 1011 saying so; a session whose
+ * guest.shell is not sent is refused 503 at once. The master's link to n1
+ * refuses to send (link_deny), as when the node is gone or its queue full,
+ * while the registry still has n1 connected (it would be down after 6 s).
+ * On main the input was dropped silently: the session waited until the
+ * node was down (1000 "the command ended"), and an open for 15 s (504). */
+static void
+test_shell_lost(void **state)
+{
+    char status[128], out[8192] = "", ex[512] = "", body[1024];
+    json_t *o = NULL;
+    int fd;
+
+    assert_int_equal(http("POST", "/v1/guests?wait=running&timeout=20",
+                          "{\"name\":\"sl1\",\"template\":\"busybox\",\"node\":\"n1\"}", NULL, &o),
+                     201);
+    json_decref(o);
+    fd = ws_connect("/v1/guests/sl1/shell?tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    on_loop(deny_n1);
+    uint64_t t0 = time_mono_ms();
+    ws_send(fd, 0x2, "\0hostname\n", 10);
+    ws_close_code = 0;
+    ws_read_all(fd, out, sizeof(out), ex, sizeof(ex));
+    close(fd);
+    assert_int_equal(ws_close_code, 1011);
+    assert_string_equal(ws_close_why, "a message to node n1 was lost (the node is not reachable)");
+    assert_true(time_mono_ms() - t0 < 2000);
+
+    /* Opening: refused at once, not after the open's timeout. */
+    t0 = time_mono_ms();
+    fd = ws_connect("/v1/guests/sl1/shell?tty=false", status, sizeof(status));
+    assert_non_null(strstr(status, " 503 "));
+    read_refusal(fd, body, sizeof(body));
+    close(fd);
+    assert_non_null(strstr(body, "the session could not be sent to node n1"));
+    assert_true(time_mono_ms() - t0 < 2000);
+
+    /* The node's side: its session's hang-up was lost too; n1, whose master
+     * went silent, reconnects, and the welcome hangs its sessions up. */
+    usleep(1000 * 1000);
+    on_loop(allow_n1);
+    for (int i = 0; i < 200 && !fx_n1_settled; i++) {
+        usleep(50 * 1000);
+        on_loop(read_n1_settled);
+    }
+    assert_true(fx_n1_settled);
+
+    /* And a shell works again. */
+    fd = ws_connect("/v1/guests/sl1/shell?tty=false&command=%5B%22hostname%22%5D", status,
+                    sizeof(status));
+    assert_non_null(strstr(status, " 101 "));
+    out[0] = '\0';
+    ws_read_all(fd, out, sizeof(out), ex, sizeof(ex));
+    assert_string_equal(out, "sl1\n");
+    assert_int_equal(ws_close_code, 1000);
+    close(fd);
+    delete_all_guests();
+}
+
 /* The console: the ring's history, then the client detaches (a close frame)
  * and the master goes on serving; a private guest's console is refused. */
 static void
@@ -470,6 +570,7 @@ main(void)
         cmocka_unit_test(test_shell),
         cmocka_unit_test(test_shell_moving),
         cmocka_unit_test(test_shell_per_caller),
+        cmocka_unit_test_teardown(test_shell_lost, shell_lost_teardown),
         cmocka_unit_test(test_console),
         cmocka_unit_test(test_templates),
     };
