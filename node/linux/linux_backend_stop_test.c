@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -146,6 +147,57 @@ move_below(struct fx *fx, pid_t pid)
     cgroup_strv_free(&paths);
 }
 
+/* Freezes <guest's cgroup>/init.scope (move_below's) in the hierarchies
+ * that freeze (v2's cgroup.freeze, v1's freezer.state), as a guest may
+ * freeze its own cgroups, and waits until the kernel says it is frozen;
+ * with on false thaws it instead. */
+static void
+freeze_below(struct fx *fx, bool on)
+{
+    char **paths = NULL;
+    int frozen = 0;
+    assert_int_equal(cgroup_procs_paths(lb(fx->b)->cgroups, fx->spec.id, &paths), 0);
+    for (char **q = paths; *q; q++) {
+        _cleanup_free_ char *dir = xstrndup(*q, strlen(*q) - strlen("/cgroup.procs"));
+        _cleanup_free_ char *v2 = xasprintf("%s/init.scope/cgroup.freeze", dir);
+        _cleanup_free_ char *v1 = xasprintf("%s/init.scope/freezer.state", dir);
+        const char *file = access(v2, F_OK) == 0 ? v2 : access(v1, F_OK) == 0 ? v1 : NULL;
+        if (!file)
+            continue;
+        const char *word = file == v2 ? (on ? "1" : "0") : (on ? "FROZEN" : "THAWED");
+        int fd = open(file, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, word, strlen(word)) != (ssize_t)strlen(word)) {
+            if (on)
+                fail_msg("could not write %s to %s: %s", word, file, strerror(errno));
+        }
+        if (fd >= 0)
+            close(fd);
+        if (!on)
+            continue;
+        /* The freeze is done once the kernel says so. */
+        _cleanup_free_ char *events = xasprintf("%s/init.scope/cgroup.events", dir);
+        const char *want = file == v2 ? "frozen 1" : "FROZEN";
+        const char *from = file == v2 ? events : v1;
+        bool done = false;
+        for (int i = 0; i < 200 && !done; i++) {
+            char buf[256] = "";
+            fd = open(from, O_RDONLY | O_CLOEXEC);
+            ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+            if (fd >= 0)
+                close(fd);
+            done = n > 0 && strstr(buf, want) != NULL;
+            if (!done)
+                usleep(10000);
+        }
+        if (!done)
+            fail_msg("%s did not say %s", from, want);
+        frozen++;
+    }
+    cgroup_strv_free(&paths);
+    if (on && frozen == 0)
+        fail_msg("no hierarchy of the guest's freezes");
+}
+
 /* A guest whose init moved itself into a cgroup below the guest's (systemd
  * with cgroupfs does, to init.scope) is stopped all the same: the kill
  * ends that init, the guest is stopped, and the destroy leaves no cgroup
@@ -202,6 +254,78 @@ test_kill_below(void **state)
     assert_int_equal(dr, 0);
 }
 
+/* A guest's process in a cgroup below the guest's that the guest froze
+ * (cgroup.freeze 1 on v2, freezer.state FROZEN on v1) dies all the same,
+ * at a stop's kill (destroy false) or at a destroy of the running guest,
+ * which leaves no cgroup directory: on v2 a fatal signal ends a frozen
+ * process (the kill's SIGKILL to each, the destroy's cgroup.kill), and the
+ * guest's own thaw does not thaw a cgroup frozen by itself; v1's freezer
+ * keeps such a cgroup frozen through the thaw of the guest's, so the v1
+ * kill thaws the ones below first. */
+static void
+kill_frozen_below(struct fx *fx, bool destroy)
+{
+    backend_t *b = fx->b;
+
+    assert_int_equal(b->ops->create(b, &fx->spec, &fx->ids), 0);
+    assert_int_equal(b->ops->start(b, &fx->spec, &fx->ids, &fx->rt), 0);
+    assert_true(fx->rt.pid > 0);
+    pid_t init = fx->rt.pid;
+    move_below(fx, init);
+    freeze_below(fx, true);
+    char **paths = NULL;
+    assert_int_equal(cgroup_procs_paths(lb(b)->cgroups, fx->spec.id, &paths), 0);
+    int kr = destroy ? b->ops->destroy(b, &fx->spec) : b->ops->kill(b, &fx->spec, &fx->rt);
+    int st = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 200 && got == 0; i++)
+        if ((got = waitpid(init, &st, WNOHANG)) == 0)
+            usleep(10000);
+    if (got == 0) {
+        freeze_below(fx, false);
+        kill(init, SIGKILL);
+        while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
+            ;
+        fx->rt = (struct guest_runtime){0};
+        move_below(fx, 0);
+        cgroup_strv_free(&paths);
+        fail_msg("the guest's init in a frozen cgroup below its own outlived the %s (%d)",
+                 destroy ? "destroy" : "kill", kr);
+    }
+    fx->rt = (struct guest_runtime){0};
+    assert_int_equal(kr, 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    if (!destroy) {
+        enum guest_state gs = GUEST_RUNNING;
+        assert_int_equal(b->ops->state(b, &fx->spec, &fx->rt, &gs), 0);
+        assert_int_equal(gs, GUEST_STOPPED);
+        assert_int_equal(b->ops->destroy(b, &fx->spec), 0);
+    }
+    for (char **q = paths; *q; q++) {
+        _cleanup_free_ char *dir = xstrndup(*q, strlen(*q) - strlen("/cgroup.procs"));
+        if (access(dir, F_OK) == 0) {
+            _cleanup_free_ char *sub = xasprintf("%s/init.scope", dir);
+            (void)rmdir(sub);
+            (void)rmdir(dir);
+            cgroup_strv_free(&paths);
+            fail_msg("%s left behind", dir);
+        }
+    }
+    cgroup_strv_free(&paths);
+}
+
+static void
+test_kill_frozen_below(void **state)
+{
+    kill_frozen_below(*state, false);
+}
+
+static void
+test_destroy_frozen_below(void **state)
+{
+    kill_frozen_below(*state, true);
+}
+
 int
 main(void)
 {
@@ -213,6 +337,8 @@ main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_kill_below, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_frozen_below, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_frozen_below, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,10 @@
 #                       about four minutes under emulation
 #   linux_backend_stop_test  a guest whose init moved into a cgroup below
 #                       the guest's (init.scope) is killed, stopped, and its
-#                       destroy leaves no cgroup directory
+#                       destroy leaves no cgroup directory; also with that
+#                       cgroup frozen by itself (cgroup.freeze 1), at a
+#                       stop's kill and at a destroy (cgroup.kill): a fatal
+#                       signal ends a frozen process on v2
 #
 # A test program that skips itself (77) fails here, where each has what it
 # needs; cmocka's own report lists a skipped test.
